@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * moat_abi.h - the contract between the fast paths and their loaders.
+ *
+ * This header is included by the XDP program (clang -target bpf), by the
+ * userspace loader in dataplane/xdp/, by the verdict-table compiler in lib/,
+ * by the DPDK backend and by tests and fuzzers.  It holds only fixed-size
+ * types, constants and pure inline helpers: no libc, no libbpf, no kernel
+ * headers beyond <linux/types.h>.
+ *
+ * COMPILED VERDICT TABLE LAYOUT
+ *
+ * IPv4: two dependent reads at most.
+ *
+ *   tbl24[addr >> 8]   2^24 entries of __u32 (64 MiB), indexed by the top 24
+ *                      bits of the source address (host byte order).
+ *       bit 31 clear:  the whole /24 has one action, in bits 0..1
+ *                      (MOAT_ACT_*).  Zero = PASS, so an empty table passes.
+ *       bit 31 set:    bits 0..30 are the index of a group in groups[].
+ *   groups[i]          struct moat_group: 64 bytes, 2 bits of action per
+ *                      address of the /24; address byte h (the low octet)
+ *                      lives in bits[h >> 2] >> ((h & 3) * 2) & 3.
+ *
+ * IPv6: exact-match hash tables per prefix length present, longest first.
+ *
+ *   v6_plens           struct moat_v6_plens: the distinct prefix lengths
+ *                      present, longest first, count in .n (<= MOAT_V6_MAX_PLENS).
+ *   v6_rules           hash: struct moat_v6_key (prefix length + address
+ *                      masked to it) -> __u32 action.  The first (longest)
+ *                      prefix length with an entry decides; an entry may say
+ *                      PASS to carve an exclusion out of a shorter listing.
+ *                      No entry at any length = PASS.
+ *
+ * PUBLISHING ORDER (no fail-open window)
+ *
+ *   A reader that sees any prefix of an update sequence never sees an address
+ *   that is listed in both the old and the new table as unlisted:
+ *     1. group contents are written before the tbl24 entry that points at them;
+ *     2. a freed group is not reused before a grace period has passed;
+ *     3. IPv6 puts are applied longest prefix first, then deletes shortest
+ *        prefix first; plens grows before the puts and shrinks after deletes.
+ *   struct moat_update below is the unit of such a sequence; the fast-path
+ *   interface (lib/fastpath.h) applies a sequence in order.
+ */
+#ifndef MOAT_ABI_H
+#define MOAT_ABI_H
+
+#include <linux/types.h>
+
+/* Actions: 2 bits.  The numeric values are part of the ABI. */
+enum moat_action {
+	MOAT_ACT_PASS = 0,   /* no listing, or score below every threshold */
+	MOAT_ACT_TARPIT = 1, /* zero-window SYN-ACK, then silence */
+	MOAT_ACT_DROP = 2,   /* XDP_DROP / freed mbuf */
+	MOAT_ACT_ALLOW = 3,  /* operator exemption: passes, counted apart */
+	MOAT_ACT__MAX = 4,
+};
+
+#define MOAT_TBL24_ENTRIES (1u << 24)
+#define MOAT_TBL24_GROUP_BIT 0x80000000u
+#define MOAT_TBL24_ACT_MASK 0x3u
+#define MOAT_GROUP_BYTES 64
+#define MOAT_GROUP_MAX 0x7fffffffu
+
+struct moat_group {
+	__u8 bits[MOAT_GROUP_BYTES];
+};
+
+#define MOAT_V6_MAX_PLENS 32 /* distinct IPv6 prefix lengths in one table */
+
+struct moat_v6_key {
+	__u32 plen;      /* 0..128 */
+	__u8 addr[16];   /* network byte order, bits past plen are zero */
+};
+
+struct moat_v6_plens {
+	__u32 n;                      /* number of valid entries in len[] */
+	__u8 len[MOAT_V6_MAX_PLENS];  /* longest first, distinct */
+};
+
+/* One step of a publish sequence (see PUBLISHING ORDER above). */
+enum moat_update_kind {
+	MOAT_UPD_GROUP = 1,     /* groups[index] = group */
+	MOAT_UPD_TBL24 = 2,     /* tbl24[index] = value */
+	MOAT_UPD_V6_PLENS = 3,  /* v6_plens = plens */
+	MOAT_UPD_V6_PUT = 4,    /* v6_rules[key] = action */
+	MOAT_UPD_V6_DEL = 5,    /* delete v6_rules[key] */
+};
+
+struct moat_update {
+	__u32 kind;   /* enum moat_update_kind */
+	__u32 index;  /* GROUP: group index; TBL24: /24 index */
+	__u32 value;  /* TBL24: entry; V6_PUT: action */
+	__u32 pad;
+	union {
+		struct moat_group group;
+		struct moat_v6_key key;
+		struct moat_v6_plens plens;
+	} u;
+};
+
+/* Pure helpers, shared by every reader of the layout. */
+static inline __u32 moat_tbl24_index(__u32 addr_host)
+{
+	return addr_host >> 8;
+}
+
+static inline int moat_tbl24_is_group(__u32 e)
+{
+	return (e & MOAT_TBL24_GROUP_BIT) != 0;
+}
+
+static inline __u32 moat_tbl24_group(__u32 e)
+{
+	return e & ~MOAT_TBL24_GROUP_BIT;
+}
+
+static inline __u32 moat_tbl24_action(__u32 e)
+{
+	return e & MOAT_TBL24_ACT_MASK;
+}
+
+static inline __u32 moat_tbl24_make_group(__u32 idx)
+{
+	return idx | MOAT_TBL24_GROUP_BIT;
+}
+
+static inline __u32 moat_group_get(const struct moat_group *g, __u8 host)
+{
+	return (g->bits[host >> 2] >> ((host & 3) * 2)) & 3;
+}
+
+static inline void moat_group_set(struct moat_group *g, __u8 host, __u32 act)
+{
+	__u8 sh = (host & 3) * 2;
+
+	g->bits[host >> 2] = (__u8)((g->bits[host >> 2] & ~(3u << sh)) |
+				    ((act & 3u) << sh));
+}
+
+/* Stats indices of the per-CPU counter array (map "stats"). */
+enum moat_stat {
+	MOAT_STAT_PASS = 0,      /* SMTP SYN passed, unlisted */
+	MOAT_STAT_TARPIT,        /* SYN answered with a tarpit SYN-ACK */
+	MOAT_STAT_DROP,          /* SYN dropped by verdict */
+	MOAT_STAT_ALLOW,         /* SYN passed by an ALLOW entry */
+	MOAT_STAT_TARPIT_LIMITED,/* tarpit over rate limit, dropped instead */
+	MOAT_STAT_TARPIT_SILENCE,/* non-SYN segment from a tarpitted source, dropped */
+	MOAT_STAT_NOT_SMTP,      /* parsed, not TCP to an SMTP port: passed */
+	MOAT_STAT_NON_SYN,       /* TCP to an SMTP port, not a SYN: passed */
+	MOAT_STAT_ERR_ETH,       /* truncated Ethernet / VLAN header */
+	MOAT_STAT_ERR_VLAN_DEPTH,/* more VLAN tags than supported */
+	MOAT_STAT_ERR_IP4,       /* truncated IPv4, bad IHL, bad total length */
+	MOAT_STAT_ERR_IP6,       /* truncated IPv6 or extension header */
+	MOAT_STAT_ERR_IP6_EXT,   /* too many IPv6 extension headers */
+	MOAT_STAT_ERR_TCP,       /* truncated TCP, bad data offset */
+	MOAT_STAT_FRAGMENT,      /* IP fragment (not first, or first w/o TCP): passed */
+	MOAT_STAT__MAX,
+};
+
+#define MOAT_STAT_NAMES { \
+	"pass", "tarpit", "drop", "allow", "tarpit_limited", "tarpit_silence", \
+	"not_smtp", "non_syn", "err_eth", "err_vlan_depth", "err_ip4", \
+	"err_ip6", "err_ip6_ext", "err_tcp", "fragment" }
+
+#endif /* MOAT_ABI_H */

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * log.c - levelled logging to stderr or syslog, and escaping of untrusted
+ * text so one log line stays one line whatever a client sends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char *log_prog = "moat";
+static int log_syslog;
+static enum log_level log_level = LOG_LVL_INFO;
+
+static const char *const level_names[] = { "error", "warning", "info", "debug" };
+
+/* log_init - set the program name and the sink */
+void log_init(const char *progname, int use_syslog)
+{
+	const char *slash = strrchr(progname, '/');
+
+	log_prog = slash ? slash + 1 : progname;
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void log_set_level(enum log_level lvl)
+{
+	log_level = lvl;
+}
+
+enum log_level log_get_level(void)
+{
+	return log_level;
+}
+
+/* log_parse_level - "error|warning|info|debug" to a level; -1 if unknown */
+int log_parse_level(const char *s, enum log_level *out)
+{
+	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcasecmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char buf[2048];
+
+	if (lvl > log_level)
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (log_syslog) {
+		syslog(prio[lvl], "%s", buf);
+		return;
+	}
+	struct timespec ts;
+	struct tm tm;
+	char tbuf[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ %s[%d]: %s: %s\n", tbuf, ts.tv_nsec / 1000000,
+		log_prog, (int)getpid(), level_names[lvl], buf);
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(lvl, fmt, ap);
+	va_end(ap);
+}
+
+void log_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LVL_ERR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+char *log_escape(char *dst, size_t dstsz, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (dstsz == 0)
+		return dst;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+		int plain = c >= 0x20 && c < 0x7f && c != '\\' && c != '"';
+		size_t need = plain ? 1 : 4;
+
+		if (o + need + 4 > dstsz) { /* room for "..." and NUL */
+			if (o + 4 <= dstsz) {
+				memcpy(dst + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (plain) {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}

@@ -1,0 +1,233 @@
+#!/bin/bash
+# lab.sh - the namespace lab of DESIGN.md, for tests, demo and benchmarks.
+#
+# Source it, then:
+#   lab_init              pick a unique id, arm teardown on EXIT/INT/TERM
+#   lab_up                namespaces inet, app (the appliance), dns, mx + links
+#   lab_knot DIR          start Knot DNS in dns from DIR/*.zone (name = file stem)
+#   lab_knot_reload       re-read zone files (Knot computes the IXFR diff)
+#   lab_sink [ARGS]       start Postfix smtp-sink in mx on 198.18.3.2:25,
+#                         dumping each message under $LAB_DIR/sink/
+#   lab_sender ADDR       add a sender address (192.0.2.x, 2001:db8:100::x) in inet
+#   lab_inet/app/dns/mx CMD...   run a command in that namespace
+#   lab_bg NS LOGNAME CMD...     start CMD in NS in the background; killed on teardown
+#   lab_down              kill what the lab started, delete namespaces (idempotent)
+#
+# Addresses (RFC 2544 198.18.0.0/15 for links, documentation ranges for senders):
+#   inet 198.18.1.2  2001:db8:1::2  <->  app 198.18.1.1  2001:db8:1::1
+#   dns  198.18.2.2  2001:db8:2::2  <->  app 198.18.2.1  2001:db8:2::1
+#   mx   198.18.3.2  2001:db8:3::2  <->  app 198.18.3.1  2001:db8:3::1
+#   senders in inet: 192.0.2.0/24 198.51.100.0/24 203.0.113.0/24 2001:db8:100::/48
+# Every name carries the run's id: moat-<id>-<role>.  Default routes point
+# at the appliance namespace, which has no uplink: nothing leaves the lab.
+
+LAB_ID=""
+LAB_DIR=""
+LAB_PIDS=()
+
+lab_log() { echo "lab[$LAB_ID]: $*" >&2; }
+
+lab_init() {
+	LAB_ID=$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	NS_INET="moat-$LAB_ID-inet"
+	NS_APP="moat-$LAB_ID-app"
+	NS_DNS="moat-$LAB_ID-dns"
+	NS_MX="moat-$LAB_ID-mx"
+	LAB_DIR=$(mktemp -d "/tmp/moat-lab-$LAB_ID.XXXX")
+	chmod 755 "$LAB_DIR"
+	trap 'lab_down' EXIT
+	trap 'lab_down; exit 130' INT
+	trap 'lab_down; exit 143' TERM
+	export NS_INET NS_APP NS_DNS NS_MX LAB_DIR LAB_ID
+}
+
+lab_inet() { ip netns exec "$NS_INET" "$@"; }
+lab_app() { ip netns exec "$NS_APP" "$@"; }
+lab_dns() { ip netns exec "$NS_DNS" "$@"; }
+lab_mx() { ip netns exec "$NS_MX" "$@"; }
+
+# lab_link NS_A IF_A NS_B IF_B - a veth pair between two namespaces
+lab_link() {
+	local tmpa="m$LAB_ID${5:-x}a" tmpb="m$LAB_ID${5:-x}b"
+	ip link add "$tmpa" type veth peer name "$tmpb" || return 1
+	ip link set "$tmpa" netns "$1" || return 1
+	ip link set "$tmpb" netns "$3" || return 1
+	ip -n "$1" link set "$tmpa" name "$2" || return 1
+	ip -n "$3" link set "$tmpb" name "$4" || return 1
+	ip -n "$1" link set "$2" up && ip -n "$3" link set "$4" up
+}
+
+lab_up() {
+	local ns
+	for ns in "$NS_INET" "$NS_APP" "$NS_DNS" "$NS_MX"; do
+		ip netns add "$ns" || return 1
+		ip -n "$ns" link set lo up
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+			net.ipv6.conf.default.accept_dad=0 >/dev/null
+	done
+	lab_link "$NS_INET" app0 "$NS_APP" inet0 i || return 1
+	lab_link "$NS_DNS" app0 "$NS_APP" dns0 d || return 1
+	lab_link "$NS_MX" app0 "$NS_APP" mx0 m || return 1
+
+	ip -n "$NS_APP" addr add 198.18.1.1/24 dev inet0
+	ip -n "$NS_APP" addr add 2001:db8:1::1/64 dev inet0 nodad
+	ip -n "$NS_APP" addr add 198.18.2.1/24 dev dns0
+	ip -n "$NS_APP" addr add 2001:db8:2::1/64 dev dns0 nodad
+	ip -n "$NS_APP" addr add 198.18.3.1/24 dev mx0
+	ip -n "$NS_APP" addr add 2001:db8:3::1/64 dev mx0 nodad
+	ip netns exec "$NS_APP" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	local r
+	for r in 192.0.2.0/24 198.51.100.0/24 203.0.113.0/24; do
+		ip -n "$NS_APP" route add "$r" via 198.18.1.2
+	done
+	ip -n "$NS_APP" -6 route add 2001:db8:100::/48 via 2001:db8:1::2
+
+	ip -n "$NS_INET" addr add 198.18.1.2/24 dev app0
+	ip -n "$NS_INET" addr add 2001:db8:1::2/64 dev app0 nodad
+	ip -n "$NS_INET" route add default via 198.18.1.1
+	ip -n "$NS_INET" -6 route add default via 2001:db8:1::1
+
+	ip -n "$NS_DNS" addr add 198.18.2.2/24 dev app0
+	ip -n "$NS_DNS" addr add 2001:db8:2::2/64 dev app0 nodad
+	ip -n "$NS_DNS" route add default via 198.18.2.1
+	ip -n "$NS_DNS" -6 route add default via 2001:db8:2::1
+
+	ip -n "$NS_MX" addr add 198.18.3.2/24 dev app0
+	ip -n "$NS_MX" addr add 2001:db8:3::2/64 dev app0 nodad
+	ip -n "$NS_MX" route add default via 198.18.3.1
+	ip -n "$NS_MX" -6 route add default via 2001:db8:3::1
+	lab_log "up: $NS_INET $NS_APP $NS_DNS $NS_MX (dir $LAB_DIR)"
+}
+
+# lab_sender ADDR - an extra source address for clients in inet
+lab_sender() {
+	case "$1" in
+	*:*) ip -n "$NS_INET" addr add "$1/128" dev lo nodad ;;
+	*) ip -n "$NS_INET" addr add "$1/32" dev lo ;;
+	esac
+}
+
+# lab_bg NS NAME CMD... - start CMD in NS, log to $LAB_DIR/NAME.log
+lab_bg() {
+	local ns=$1 name=$2
+	shift 2
+	ip netns exec "$ns" "$@" >"$LAB_DIR/$name.log" 2>&1 &
+	LAB_PIDS+=($!)
+	echo $! >"$LAB_DIR/$name.pid"
+}
+
+# lab_wait SECONDS CMD... - retry CMD every 0.1 s until it succeeds
+lab_wait() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.1
+	done
+}
+
+# lab_knot DIR [ACL_EXTRA] - Knot DNS primary in dns, one zone per DIR/NAME.zone
+lab_knot() {
+	local src=$1 k="$LAB_DIR/knot" z name
+	mkdir -p "$k/zones" "$k/run" "$k/db"
+	cp "$src"/*.zone "$k/zones/"
+	cat >"$k/knot.conf" <<CONF
+server:
+    listen: [ 198.18.2.2@53, 2001:db8:2::2@53 ]
+    rundir: "$k/run"
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "$k/db"
+acl:
+  - id: lab
+    address: [ 198.18.0.0/15, 2001:db8::/32, 127.0.0.0/8 ]
+    action: [ transfer, notify ]
+${KNOT_EXTRA_CONF:-}
+template:
+  - id: default
+    storage: "$k/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: difference
+    journal-content: changes
+    semantic-checks: off
+    acl: lab
+${KNOT_TEMPLATE_EXTRA:-}
+zone:
+CONF
+	for z in "$k"/zones/*.zone; do
+		name=$(basename "$z" .zone)
+		echo "  - domain: $name" >>"$k/knot.conf"
+		KNOT_ZONES+=("$name")
+	done
+	lab_bg "$NS_DNS" knotd knotd -c "$k/knot.conf"
+	KNOT_CONF="$k/knot.conf"
+	export KNOT_CONF
+	for name in "${KNOT_ZONES[@]}"; do
+		if ! lab_wait 15 lab_dns kdig +time=1 +retry=0 @198.18.2.2 "$name" SOA +short; then
+			lab_log "knotd did not serve $name; log:"
+			cat "$LAB_DIR/knotd.log" >&2
+			return 1
+		fi
+	done
+	lab_log "knot serving ${KNOT_ZONES[*]} on 198.18.2.2"
+}
+
+# lab_knot_reload - Knot re-reads its zone files (serial bump => IXFR diff)
+lab_knot_reload() {
+	cp "$1"/*.zone "$LAB_DIR/knot/zones/" 2>/dev/null || true
+	lab_dns knotc -c "$KNOT_CONF" zone-reload >/dev/null
+}
+
+# lab_sink [EXTRA ARGS] - smtp-sink in mx, messages dumped to $LAB_DIR/sink/
+lab_sink() {
+	mkdir -p "$LAB_DIR/sink"
+	chown postfix "$LAB_DIR/sink"
+	lab_bg "$NS_MX" smtp-sink smtp-sink -u postfix -R "$LAB_DIR/sink" \
+		-d "msg-%H%M%S." "$@" 198.18.3.2:25 256
+	if ! lab_wait 10 lab_mx bash -c 'exec 3<>/dev/tcp/198.18.3.2/25'; then
+		lab_log "smtp-sink did not listen; log:"
+		cat "$LAB_DIR/smtp-sink.log" >&2
+		return 1
+	fi
+}
+
+lab_down() {
+	local ns pid
+	[ -n "$LAB_ID" ] || return 0
+	for pid in "${LAB_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for ns in "$NS_INET" "$NS_APP" "$NS_DNS" "$NS_MX"; do
+		[ -e "/run/netns/$ns" ] || continue
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -9 "$pid" 2>/dev/null
+		done
+	done
+	for pid in "${LAB_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	for ns in "$NS_INET" "$NS_APP" "$NS_DNS" "$NS_MX"; do
+		[ -e "/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "$LAB_DIR" ] && [ -z "${LAB_KEEP:-}" ]; then
+		rm -rf "$LAB_DIR"
+	fi
+	LAB_PIDS=()
+	LAB_ID=""
+}
+
+# TAP helpers for shell tests
+TAP_N=0
+TAP_FAIL=0
+tap_plan() { echo "TAP version 13"; echo "1..$1"; }
+tap_ok() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
+tap_not_ok() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); echo "not ok $TAP_N - $*"; }
+# tap_check DESC CMD... - one case: passes when CMD exits 0
+tap_check() {
+	local desc=$1
+	shift
+	if "$@" >&2; then tap_ok "$desc"; else tap_not_ok "$desc"; fi
+}
