@@ -502,8 +502,8 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 		while ((tok = next_token(&save))) {
 			struct cfg_code cc;
 
-			if (z->nerrcode >= CFG_MAX_CODES)
-				return perr(p, p->line, "error_codes: at most %d entries", CFG_MAX_CODES);
+			if (z->nerrcode >= CFG_MAX_ERRCODES)
+				return perr(p, p->line, "error_codes: at most %d entries", CFG_MAX_ERRCODES);
 			if (strchr(tok, '=') || strchr(tok, '-') || parse_code(tok, &cc, 0) < 0)
 				return perr(p, p->line, "error_codes: '%s' is not CODE or CODE/LEN in 127/8", tok);
 			z->errcode[z->nerrcode].addr = cc.first;

@@ -20,7 +20,8 @@
 #define CFG_MAX_ZONES 64
 #define CFG_MAX_PRIMARIES 8
 #define CFG_MAX_IFACES 16
-#define CFG_MAX_CODES 32
+#define CFG_MAX_CODES 16  /* VT_MAX_RULES */
+#define CFG_MAX_ERRCODES 8 /* VT_MAX_ERRCODES */
 #define CFG_ERRLEN 512
 
 enum cfg_src_type {
@@ -60,7 +61,7 @@ struct cfg_zone {
 	int weight;                /* weight of a listing with no specific code */
 	struct cfg_code code[CFG_MAX_CODES];
 	int ncode;
-	struct cfg_cidr errcode[CFG_MAX_CODES];
+	struct cfg_cidr errcode[CFG_MAX_ERRCODES];
 	int nerrcode;
 	enum cfg_on_expire on_expire;
 	uint32_t stale_max;        /* seconds kept after expire (on_expire=keep) */
