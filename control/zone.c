@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * zone.c - a DNSBL zone as a tree of owner names, and the listings that
+ * reproduce its DNS answers (rules in zone.h).
+ *
+ * Nodes live in one array and are found through an open-addressing hash on
+ * (parent, label code); they are never freed while the zone lives (an
+ * AXFR builds a fresh zone), so indexes stay valid for the undo log and the
+ * affected-node list of an IXFR batch.  Names below a non-address label, or
+ * deeper than 32 labels, collapse into one MOAT_LBL_OTHER child: nothing
+ * below it can ever be an address name, only its existence matters.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libknot/libknot.h>
+
+#include "log.h"
+#include "owner.h"
+#include "zone.h"
+
+struct znode {
+	uint32_t parent, first_child, next_sibling;
+	uint32_t nrr;   /* records of any type at this node (SOA excluded) */
+	uint32_t nkids; /* children that exist */
+	uint32_t a;     /* first A record (index into ar), 0 = none */
+	uint16_t label; /* label code (owner.h) */
+	uint8_t depth;
+	uint8_t mark;   /* in the current batch's affected list */
+};
+
+struct arec {
+	uint32_t code, ttl, next;
+};
+
+struct undo {
+	uint32_t node, code, ttl;
+	uint8_t op, is_a;
+};
+
+struct moat_zone {
+	uint8_t apex[KNOT_DNAME_MAXLEN];
+	size_t apex_labels;
+	uint16_t source;
+	struct znode *nodes;
+	size_t nnodes, capnodes;
+	uint32_t *ht;
+	size_t htcap;
+	struct arec *ar;
+	size_t nar, capar;
+	uint32_t arfree;
+	struct moat_zone_stats st;
+	bool batch;
+	struct undo *ul;
+	size_t nul, capul;
+	uint32_t *aff;
+	size_t naff, capaff;
+	struct moat_lvec old;
+};
+
+#define ROOT 1u
+#define MAX_PATH (MOAT_OWNER_V6_DEPTH + 1)
+
+/* grow - make room for one more element in a dynamic array */
+static int grow(void **v, size_t *cap, size_t n, size_t esz)
+{
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : 1024;
+	void *nv = realloc(*v, nc * esz);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
+/* hash - slot of (parent, label) */
+static size_t hash(uint32_t parent, uint16_t label)
+{
+	uint64_t h = ((uint64_t)parent << 16 | label) * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h >> 32);
+}
+
+/* ht_rehash - double the hash table */
+static int ht_rehash(struct moat_zone *z)
+{
+	size_t nc = z->htcap ? z->htcap * 2 : 4096;
+	uint32_t *nh = calloc(nc, sizeof(*nh));
+	if (!nh)
+		return -ENOMEM;
+	for (size_t i = 0; i < z->htcap; i++) {
+		uint32_t idx = z->ht[i];
+		if (!idx)
+			continue;
+		size_t s = hash(z->nodes[idx].parent, z->nodes[idx].label) & (nc - 1);
+		while (nh[s])
+			s = (s + 1) & (nc - 1);
+		nh[s] = idx;
+	}
+	free(z->ht);
+	z->ht = nh;
+	z->htcap = nc;
+	return 0;
+}
+
+/* child - find (or with create, add) the child of parent with label */
+static uint32_t child(struct moat_zone *z, uint32_t parent, uint16_t label, bool create)
+{
+	size_t s = hash(parent, label) & (z->htcap - 1);
+	uint32_t idx;
+
+	while ((idx = z->ht[s]) != 0) {
+		if (z->nodes[idx].parent == parent && z->nodes[idx].label == label)
+			return idx;
+		s = (s + 1) & (z->htcap - 1);
+	}
+	if (!create)
+		return 0;
+	if ((z->nnodes + 1) * 2 > z->htcap) {
+		if (ht_rehash(z))
+			return 0;
+		return child(z, parent, label, create);
+	}
+	if (grow((void **)&z->nodes, &z->capnodes, z->nnodes, sizeof(*z->nodes)))
+		return 0;
+	idx = (uint32_t)z->nnodes++;
+	struct znode *n = &z->nodes[idx];
+	memset(n, 0, sizeof(*n));
+	n->parent = parent;
+	n->label = label;
+	n->depth = (uint8_t)(z->nodes[parent].depth + 1);
+	n->next_sibling = z->nodes[parent].first_child;
+	z->nodes[parent].first_child = idx;
+	z->ht[s] = idx;
+	return idx;
+}
+
+/* moat_zone_new - empty zone */
+struct moat_zone *moat_zone_new(const char *apex, uint16_t source)
+{
+	struct moat_zone *z = calloc(1, sizeof(*z));
+
+	if (!z)
+		return NULL;
+	if (!knot_dname_from_str(z->apex, apex, sizeof(z->apex)))
+		goto fail;
+	knot_dname_to_lower(z->apex);
+	z->apex_labels = knot_dname_labels(z->apex, NULL);
+	z->source = source;
+	z->nnodes = 2; /* 0 = none, 1 = apex */
+	z->capnodes = 1024;
+	z->nodes = calloc(z->capnodes, sizeof(*z->nodes));
+	if (!z->nodes || ht_rehash(z))
+		goto fail;
+	z->nar = 1;
+	return z;
+fail:
+	moat_zone_free(z);
+	return NULL;
+}
+
+/* moat_zone_free - release everything */
+void moat_zone_free(struct moat_zone *z)
+{
+	if (!z)
+		return;
+	free(z->nodes);
+	free(z->ht);
+	free(z->ar);
+	free(z->ul);
+	free(z->aff);
+	moat_lvec_free(&z->old);
+	free(z);
+}
+
+const uint8_t *moat_zone_apex(const struct moat_zone *z)
+{
+	return z->apex;
+}
+
+void moat_zone_get_stats(const struct moat_zone *z, struct moat_zone_stats *st)
+{
+	*st = z->st;
+	st->nodes = z->nnodes - 1;
+}
+
+/* owner_path - label codes of owner below the apex, apex first */
+static int owner_path(const struct moat_zone *z, const uint8_t *owner,
+		      uint16_t *codes, size_t *n)
+{
+	const uint8_t *lab[KNOT_DNAME_MAXLABELS];
+	size_t nl = 0;
+	const uint8_t *p = owner;
+
+	while (*p) {
+		if (nl == KNOT_DNAME_MAXLABELS || *p > 63)
+			return -EINVAL;
+		lab[nl++] = p;
+		p += *p + 1;
+	}
+	if (nl < z->apex_labels)
+		return -EINVAL;
+	size_t k = nl - z->apex_labels;
+	/* the rest must equal the apex, ignoring ASCII case */
+	const uint8_t *q = k < nl ? lab[k] : p, *a = z->apex;
+	while (*a) {
+		if (*q != *a)
+			return -EINVAL;
+		for (unsigned i = 1; i <= *a; i++) {
+			uint8_t c = q[i];
+			if (c >= 'A' && c <= 'Z')
+				c = (uint8_t)(c + 32);
+			if (c != a[i])
+				return -EINVAL;
+		}
+		q += *q + 1;
+		a += *a + 1;
+	}
+	*n = 0;
+	for (size_t i = 0; i < k; i++) {
+		const uint8_t *l = lab[k - 1 - i];
+		uint16_t c = moat_owner_label(l + 1, *l);
+		if (c == MOAT_LBL_OTHER || i >= MOAT_OWNER_V6_DEPTH) {
+			codes[(*n)++] = MOAT_LBL_OTHER;
+			break;
+		}
+		codes[(*n)++] = c;
+	}
+	return 0;
+}
+
+/* exists - a node exists when it has records or existing children */
+static bool exists(const struct znode *n)
+{
+	return n->nrr > 0 || n->nkids > 0;
+}
+
+/* adjust - change a node's record count and propagate existence upward */
+static void adjust(struct moat_zone *z, uint32_t idx, int delta)
+{
+	struct znode *n = &z->nodes[idx];
+	bool was = exists(n);
+
+	n->nrr = (uint32_t)((int64_t)n->nrr + delta);
+	bool now = exists(n);
+	while (was != now && idx != ROOT) {
+		idx = n->parent;
+		n = &z->nodes[idx];
+		was = exists(n);
+		n->nkids = now ? n->nkids + 1 : n->nkids - 1;
+		now = exists(n);
+	}
+}
+
+/* node_path - label codes from the apex down to idx */
+static size_t node_path(const struct moat_zone *z, uint32_t idx, uint16_t *codes)
+{
+	size_t d = z->nodes[idx].depth;
+
+	for (size_t i = d; i > 0; i--) {
+		codes[i - 1] = z->nodes[idx].label;
+		idx = z->nodes[idx].parent;
+	}
+	return d;
+}
+
+/* lists_own - does node idx list its own prefix in family fam? */
+static bool lists_own(const struct moat_zone *z, uint32_t idx, uint8_t fam)
+{
+	const struct znode *n = &z->nodes[idx];
+	unsigned max = fam == MOAT_AF_INET ? MOAT_OWNER_V4_DEPTH : MOAT_OWNER_V6_DEPTH;
+
+	if (n->depth == max)
+		return n->a != 0;
+	if (n->depth > max)
+		return false;
+	uint32_t s = child((struct moat_zone *)z, idx, MOAT_LBL_STAR, false);
+	return s && z->nodes[s].a != 0;
+}
+
+/* push_a - one listing per A record in chain a */
+static int push_a(const struct moat_zone *z, uint32_t a, const struct moat_prefix *p,
+		  struct moat_lvec *out)
+{
+	for (; a; a = z->ar[a].next) {
+		struct moat_listing l = { .pfx = *p, .code = z->ar[a].code,
+					  .ttl = z->ar[a].ttl, .source = z->source };
+		if (moat_lvec_push(out, &l))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* emit_fam - the listings node idx owns in family fam (see zone.h) */
+static int emit_fam(const struct moat_zone *z, uint32_t idx, const uint16_t *codes,
+		    size_t d, uint8_t fam, struct moat_lvec *out)
+{
+	const struct znode *n = &z->nodes[idx];
+	unsigned max = fam == MOAT_AF_INET ? MOAT_OWNER_V4_DEPTH : MOAT_OWNER_V6_DEPTH;
+	struct moat_prefix p;
+
+	if (d > max || moat_owner_prefix(codes, d, fam, &p))
+		return 0;
+	if (d == max)
+		return push_a(z, n->a, &p, out);
+	uint32_t s = child((struct moat_zone *)z, idx, MOAT_LBL_STAR, false);
+	if (!s || !z->nodes[s].a)
+		return 0;
+	if (push_a(z, z->nodes[s].a, &p, out))
+		return -ENOMEM;
+	uint16_t cc[MAX_PATH + 1];
+	memcpy(cc, codes, d * sizeof(*cc));
+	for (uint32_t c = n->first_child; c; c = z->nodes[c].next_sibling) {
+		const struct znode *cn = &z->nodes[c];
+		struct moat_prefix cp;
+		if (!exists(cn))
+			continue;
+		cc[d] = cn->label;
+		if (moat_owner_prefix(cc, d + 1, fam, &cp))
+			continue; /* not reachable by an address query */
+		if (lists_own(z, c, fam))
+			continue;
+		struct moat_listing l = { .pfx = cp, .source = z->source, .exclude = 1 };
+		if (moat_lvec_push(out, &l))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* emit - listings owned by node idx, both families */
+static int emit(const struct moat_zone *z, uint32_t idx, struct moat_lvec *out)
+{
+	uint16_t codes[MAX_PATH];
+	size_t d;
+
+	if (z->nodes[idx].label == MOAT_LBL_OTHER)
+		return 0;
+	d = node_path(z, idx, codes);
+	if (emit_fam(z, idx, codes, d, MOAT_AF_INET, out))
+		return -ENOMEM;
+	return emit_fam(z, idx, codes, d, MOAT_AF_INET6, out);
+}
+
+/* moat_zone_listings - every listing of the zone */
+int moat_zone_listings(struct moat_zone *z, struct moat_lvec *out)
+{
+	size_t start = out->n;
+
+	for (uint32_t i = ROOT; i < z->nnodes; i++)
+		if (emit(z, i, out))
+			return -ENOMEM;
+	if (out->n - start > 1)
+		qsort(out->v + start, out->n - start, sizeof(out->v[0]), moat_listing_cmp);
+	return 0;
+}
+
+/* touch - in a batch, record the listings of idx and its ancestors before
+ * they change (each node once per batch) */
+static int touch(struct moat_zone *z, uint32_t idx)
+{
+	if (!z->batch)
+		return 0;
+	for (; idx && !z->nodes[idx].mark; idx = z->nodes[idx].parent) {
+		if (grow((void **)&z->aff, &z->capaff, z->naff, sizeof(*z->aff)))
+			return -ENOMEM;
+		if (emit(z, idx, &z->old))
+			return -ENOMEM;
+		z->nodes[idx].mark = 1;
+		z->aff[z->naff++] = idx;
+		if (idx == ROOT)
+			break;
+	}
+	return 0;
+}
+
+/* a_add - add code/ttl to node; 1 if it was already there */
+static int a_add(struct moat_zone *z, uint32_t idx, uint32_t code, uint32_t ttl)
+{
+	for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next)
+		if (z->ar[a].code == code) {
+			z->ar[a].ttl = ttl;
+			return 1;
+		}
+	uint32_t a = z->arfree;
+	if (a) {
+		z->arfree = z->ar[a].next;
+	} else {
+		if (grow((void **)&z->ar, &z->capar, z->nar, sizeof(*z->ar)))
+			return -ENOMEM;
+		a = (uint32_t)z->nar++;
+	}
+	z->ar[a].code = code;
+	z->ar[a].ttl = ttl;
+	z->ar[a].next = z->nodes[idx].a;
+	z->nodes[idx].a = a;
+	return 0;
+}
+
+/* a_del - remove code from node; -ENOENT if absent, *ttl gets its TTL */
+static int a_del(struct moat_zone *z, uint32_t idx, uint32_t code, uint32_t *ttl)
+{
+	for (uint32_t *pp = &z->nodes[idx].a; *pp; pp = &z->ar[*pp].next) {
+		uint32_t a = *pp;
+		if (z->ar[a].code != code)
+			continue;
+		*ttl = z->ar[a].ttl;
+		*pp = z->ar[a].next;
+		z->ar[a].next = z->arfree;
+		z->arfree = a;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* is_addr_name - is a node an address name of some family (so its A
+ * records are listings, not undecodable)? */
+static bool is_addr_name(const uint16_t *codes, size_t n)
+{
+	struct moat_prefix p;
+
+	if (n == 0)
+		return false;
+	if (codes[n - 1] == MOAT_LBL_STAR) {
+		n--;
+		return (n < MOAT_OWNER_V4_DEPTH && !moat_owner_prefix(codes, n, MOAT_AF_INET, &p)) ||
+		       (n < MOAT_OWNER_V6_DEPTH && !moat_owner_prefix(codes, n, MOAT_AF_INET6, &p));
+	}
+	return (n == MOAT_OWNER_V4_DEPTH && !moat_owner_prefix(codes, n, MOAT_AF_INET, &p)) ||
+	       (n == MOAT_OWNER_V6_DEPTH && !moat_owner_prefix(codes, n, MOAT_AF_INET6, &p));
+}
+
+/* apply - the change itself, after validation; no undo logging */
+static int apply(struct moat_zone *z, uint32_t idx, int op, bool is_a, uint32_t code,
+		 uint32_t ttl, bool addr, uint32_t *oldttl)
+{
+	int r;
+
+	if (op == MOAT_ZONE_ADD) {
+		if (is_a) {
+			r = a_add(z, idx, code, ttl);
+			if (r < 0)
+				return r;
+			if (r == 1)
+				return 1; /* same record again: TTL refreshed only */
+			if (addr)
+				z->st.a_records++;
+			else
+				z->st.undecodable++;
+		} else {
+			z->st.other_records++;
+		}
+		adjust(z, idx, +1);
+		return 0;
+	}
+	if (is_a) {
+		if (a_del(z, idx, code, oldttl))
+			return -ENOENT;
+		if (addr)
+			z->st.a_records--;
+		else
+			z->st.undecodable--;
+	} else {
+		if (z->nodes[idx].nrr == 0 || z->st.other_records == 0)
+			return -ENOENT;
+		/* other types are only counted: a node's count covers them all */
+		uint32_t na = 0;
+		for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next)
+			na++;
+		if (z->nodes[idx].nrr <= na)
+			return -ENOENT;
+		z->st.other_records--;
+	}
+	adjust(z, idx, -1);
+	return 0;
+}
+
+/* moat_zone_rr - add or delete one record */
+int moat_zone_rr(struct moat_zone *z, enum moat_zone_op op, const uint8_t *owner,
+		 uint16_t type, uint32_t ttl, const uint8_t *rdata, uint16_t rdlen)
+{
+	uint16_t codes[MAX_PATH];
+	size_t n;
+	uint32_t idx = ROOT, code = 0, oldttl = ttl;
+	bool is_a = type == KNOT_RRTYPE_A;
+	int r;
+
+	if (type == KNOT_RRTYPE_SOA)
+		return 0;
+	if (owner_path(z, owner, codes, &n))
+		return -EINVAL;
+	if (is_a) {
+		if (rdlen != 4)
+			return -EINVAL;
+		code = (uint32_t)rdata[0] << 24 | (uint32_t)rdata[1] << 16 |
+		       (uint32_t)rdata[2] << 8 | rdata[3];
+	}
+	for (size_t i = 0; i < n; i++) {
+		idx = child(z, idx, codes[i], op == MOAT_ZONE_ADD);
+		if (!idx)
+			return op == MOAT_ZONE_ADD ? -ENOMEM : -ENOENT;
+	}
+	bool addr = is_addr_name(codes, n);
+	if (is_a && !addr) {
+		char buf[KNOT_DNAME_TXT_MAXLEN + 1];
+		if (log_get_level() >= LOG_LVL_DEBUG && knot_dname_to_str(buf, owner, sizeof(buf))) {
+			char esc[600];
+			log_debug("zone: A record at %s is not an address name, ignored",
+				  log_escape(esc, sizeof(esc), buf, strlen(buf)));
+		}
+	}
+	if ((r = touch(z, idx)) != 0)
+		return r;
+	r = apply(z, idx, op, is_a, code, ttl, addr, &oldttl);
+	if (r < 0)
+		return r;
+	if (z->batch && r == 0) {
+		if (grow((void **)&z->ul, &z->capul, z->nul, sizeof(*z->ul))) {
+			/* undo this one change now: the log cannot hold it */
+			apply(z, idx, op == MOAT_ZONE_ADD ? MOAT_ZONE_DEL : MOAT_ZONE_ADD,
+			      is_a, code, oldttl, addr, &oldttl);
+			return -ENOMEM;
+		}
+		z->ul[z->nul++] = (struct undo){ .node = idx, .code = code,
+						 .ttl = oldttl, .op = (uint8_t)op,
+						 .is_a = is_a };
+	}
+	return 0;
+}
+
+/* moat_zone_begin - start a batch */
+int moat_zone_begin(struct moat_zone *z)
+{
+	if (z->batch)
+		return -EBUSY;
+	z->batch = true;
+	z->nul = z->naff = 0;
+	z->old.n = 0;
+	return 0;
+}
+
+/* end_batch - clear marks and logs */
+static void end_batch(struct moat_zone *z)
+{
+	for (size_t i = 0; i < z->naff; i++)
+		z->nodes[z->aff[i]].mark = 0;
+	z->naff = z->nul = 0;
+	z->old.n = 0;
+	z->batch = false;
+}
+
+/* is_addr_node - recompute is_addr_name for an existing node */
+static bool is_addr_node(const struct moat_zone *z, uint32_t idx)
+{
+	uint16_t codes[MAX_PATH];
+	size_t d = node_path(z, idx, codes);
+	return is_addr_name(codes, d);
+}
+
+/* moat_zone_rollback - undo the batch in reverse order */
+void moat_zone_rollback(struct moat_zone *z)
+{
+	uint32_t t;
+
+	for (size_t i = z->nul; i > 0; i--) {
+		const struct undo *u = &z->ul[i - 1];
+		apply(z, u->node, u->op == MOAT_ZONE_ADD ? MOAT_ZONE_DEL : MOAT_ZONE_ADD,
+		      u->is_a, u->code, u->ttl, is_addr_node(z, u->node), &t);
+	}
+	end_batch(z);
+}
+
+/* moat_zone_commit - diff old and new listings of the affected nodes */
+int moat_zone_commit(struct moat_zone *z, struct moat_lvec *add, struct moat_lvec *del)
+{
+	struct moat_lvec now = { 0 };
+	size_t i = 0, j = 0;
+
+	for (size_t k = 0; k < z->naff; k++)
+		if (emit(z, z->aff[k], &now))
+			goto nomem;
+	moat_lvec_sort(&now);
+	moat_lvec_sort(&z->old);
+	while (i < z->old.n || j < now.n) {
+		int c = i == z->old.n ? 1 : j == now.n ? -1
+			: moat_listing_cmp(&z->old.v[i], &now.v[j]);
+		if (c < 0) {
+			if (moat_lvec_push(del, &z->old.v[i++]))
+				goto nomem;
+		} else if (c > 0) {
+			if (moat_lvec_push(add, &now.v[j++]))
+				goto nomem;
+		} else {
+			i++;
+			j++;
+		}
+	}
+	moat_lvec_free(&now);
+	end_batch(z);
+	return 0;
+nomem:
+	moat_lvec_free(&now);
+	moat_zone_rollback(z);
+	return -ENOMEM;
+}

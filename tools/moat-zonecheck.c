@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * moat-zonecheck - transfer a DNSBL zone with libmoatsrc and print its
+ * listings; optionally stay up, refresh on NOTIFY (UDP and TCP) or SIGUSR1,
+ * and answer address lookups from the listings.  It drives the same
+ * non-blocking API moat-controld uses (epoll over moat_xfr_fd/events), so
+ * the netns tests exercise that path; it is also an operator's check tool.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "lvec.h"
+#include "owner.h"
+#include "sanity.h"
+#include "xfr.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: moat-zonecheck --server ADDR[@PORT] --zone NAME [options]\n"
+"Transfer a DNSBL zone (AXFR, then IXFR) and print its listings.\n"
+"  -s, --server ADDR[@PORT]  primary (repeatable), default port 53\n"
+"  -z, --zone NAME           zone apex\n"
+"  -k, --tsig ALG:NAME:B64   TSIG key (e.g. hmac-sha256:xfr:...)\n"
+"  -n, --count N             exit after N transfer attempts (default 1)\n"
+"  -N, --notify ADDR@PORT    listen for NOTIFY on UDP and TCP\n"
+"  -A, --notify-allow ADDR   accept NOTIFY from ADDR too\n"
+"  -o, --out FILE            write the listings after each success to FILE\n"
+"                            (default stdout); one line: PREFIX CODE TTL [exclude]\n"
+"  -l, --lookup FILE         after the last transfer, print for each address\n"
+"                            in FILE (one a line) its verdict: ADDR CODES or ADDR -\n"
+"  -t, --timeout MS          idle timeout per transfer (default 30000)\n"
+"  -x, --axfr                never IXFR\n"
+"  -q, --quiet               no listings output (summary lines only)\n"
+"  -v, --verbose             debug logging\n"
+"  -h, --help, -V, --version\n"
+"Each attempt prints one line to stderr: 'result kind=full|ixfr|uptodate\n"
+"serial=S add=A del=D records=R' or 'failed: REASON'.  SIGUSR1 refreshes now.\n"
+"Exit: 0 when the last attempt succeeded, 1 when it failed, 2 usage.\n");
+}
+
+/* parse_addr - "ADDR[@PORT]" into ss */
+static int parse_addr(const char *s, struct sockaddr_storage *ss, uint16_t defport)
+{
+	char buf[128];
+	const char *at = strchr(s, '@');
+	size_t n = at ? (size_t)(at - s) : strlen(s);
+	unsigned long port = defport;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (at) {
+		char *e;
+		port = strtoul(at + 1, &e, 10);
+		if (*e || port == 0 || port > 65535)
+			return -1;
+	}
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, buf, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, buf, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* print_listings - one line per listing */
+static void print_listings(FILE *f, const struct moat_lvec *lv)
+{
+	char p[80];
+
+	for (size_t i = 0; i < lv->n; i++) {
+		const struct moat_listing *l = &lv->v[i];
+		moat_prefix_str(&l->pfx, p, sizeof(p));
+		if (l->exclude)
+			fprintf(f, "%s - %u exclude\n", p, l->ttl);
+		else
+			fprintf(f, "%s %u.%u.%u.%u %u\n", p, l->code >> 24, (l->code >> 16) & 255,
+				(l->code >> 8) & 255, l->code & 255, l->ttl);
+	}
+}
+
+/* lookup_file - verdict of each address in path under listings lv */
+static int lookup_file(const char *path, const struct moat_lvec *lv)
+{
+	FILE *f = fopen(path, "r");
+	char line[256];
+
+	if (!f) {
+		perror(path);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct moat_prefix a;
+		line[strcspn(line, " \t\r\n")] = 0;
+		if (!*line || moat_prefix_parse(line, &a)) {
+			if (*line)
+				printf("%s bad\n", line);
+			continue;
+		}
+		uint32_t codes[64];
+		size_t nc = 0;
+		int best = -1;
+		bool excl = false;
+		for (size_t i = 0; i < lv->n; i++) {
+			const struct moat_listing *l = &lv->v[i];
+			if (!moat_prefix_contains(&l->pfx, &a) || l->pfx.plen < best)
+				continue;
+			if (l->pfx.plen > best) {
+				best = l->pfx.plen;
+				nc = 0;
+				excl = false;
+			}
+			if (l->exclude)
+				excl = true;
+			else if (nc < 64)
+				codes[nc++] = l->code;
+		}
+		printf("%s", line);
+		if (best < 0 || excl || nc == 0) {
+			printf(" -\n");
+			continue;
+		}
+		/* sorted, like the kdig side of the differential test */
+		for (size_t i = 1; i < nc; i++)
+			for (size_t j = i; j > 0 && codes[j - 1] > codes[j]; j--) {
+				uint32_t t = codes[j];
+				codes[j] = codes[j - 1];
+				codes[j - 1] = t;
+			}
+		for (size_t i = 0; i < nc; i++)
+			printf("%c%u.%u.%u.%u", i ? ',' : ' ', codes[i] >> 24,
+			       (codes[i] >> 16) & 255, (codes[i] >> 8) & 255, codes[i] & 255);
+		printf("\n");
+	}
+	fclose(f);
+	return 0;
+}
+
+/* notify_tcp - read one length-prefixed NOTIFY from an accepted socket
+ * (blocking with a short timeout: a test tool) and answer it */
+static int notify_msg(struct moat_xfr_zone *z, const uint8_t *m, size_t len,
+		      const struct sockaddr *from, uint8_t *rep, size_t *rlen)
+{
+	size_t idx;
+	struct moat_xfr_zone *zs[1] = { z };
+	enum moat_notify_res r = moat_notify_handle(zs, 1, m, len, from, rep, 65535, rlen, &idx);
+
+	fprintf(stderr, "notify %s\n", r == MOAT_NOTIFY_ACCEPT ? "accepted" :
+			r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped");
+	if (r == MOAT_NOTIFY_ACCEPT)
+		moat_xfr_notify(z, now_ms());
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "server", 1, 0, 's' }, { "zone", 1, 0, 'z' }, { "tsig", 1, 0, 'k' },
+		{ "count", 1, 0, 'n' }, { "notify", 1, 0, 'N' }, { "notify-allow", 1, 0, 'A' },
+		{ "out", 1, 0, 'o' }, { "lookup", 1, 0, 'l' }, { "timeout", 1, 0, 't' },
+		{ "axfr", 0, 0, 'x' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
+		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
+	struct moat_xfr_cfg cfg = { .source = 1 };
+	const char *notify = NULL, *out = NULL, *lookup = NULL;
+	long count = 1;
+	bool quiet = false;
+	int c;
+
+	log_init("moat-zonecheck", 0);
+	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xqvhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (cfg.nprimary == MOAT_XFR_MAX_PRIMARIES ||
+			    parse_addr(optarg, &cfg.primary[cfg.nprimary++], 53)) {
+				fprintf(stderr, "moat-zonecheck: bad --server %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'A':
+			if (cfg.nnotify_allow == MOAT_XFR_MAX_PRIMARIES ||
+			    parse_addr(optarg, &cfg.notify_allow[cfg.nnotify_allow++], 53)) {
+				fprintf(stderr, "moat-zonecheck: bad --notify-allow %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'z': cfg.zone = optarg; break;
+		case 'k': cfg.tsig = optarg; break;
+		case 'n': count = atol(optarg); break;
+		case 'N': notify = optarg; break;
+		case 'o': out = optarg; break;
+		case 'l': lookup = optarg; break;
+		case 't': cfg.timeout_ms = (uint32_t)atol(optarg); break;
+		case 'x': cfg.no_ixfr = true; break;
+		case 'q': quiet = true; break;
+		case 'v': log_set_level(LOG_LVL_DEBUG); break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("moat-zonecheck %s\n", MOAT_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!cfg.zone || cfg.nprimary == 0 || count < 1) {
+		usage(stderr);
+		return 2;
+	}
+	char err[200];
+	struct moat_xfr_zone *z = moat_xfr_zone_new(&cfg, err, sizeof(err));
+	if (!z) {
+		fprintf(stderr, "moat-zonecheck: %s\n", err);
+		return 2;
+	}
+
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 };
+	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	int nudp = -1, ntcp = -1;
+	if (notify) {
+		struct sockaddr_storage na;
+		int one = 1;
+		if (parse_addr(notify, &na, 53)) {
+			fprintf(stderr, "moat-zonecheck: bad --notify %s\n", notify);
+			return 2;
+		}
+		socklen_t nl = na.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+						       : sizeof(struct sockaddr_in6);
+		nudp = socket(na.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		ntcp = socket(na.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		setsockopt(ntcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(nudp, (struct sockaddr *)&na, nl) || bind(ntcp, (struct sockaddr *)&na, nl) ||
+		    listen(ntcp, 8)) {
+			perror("moat-zonecheck: notify listener");
+			return 2;
+		}
+		ev.data.u32 = 2;
+		epoll_ctl(ep, EPOLL_CTL_ADD, nudp, &ev);
+		ev.data.u32 = 3;
+		epoll_ctl(ep, EPOLL_CTL_ADD, ntcp, &ev);
+		fprintf(stderr, "listening for NOTIFY on %s\n", notify);
+	}
+
+	long attempts = 0;
+	int last_ok = 0, cur_fd = -1;
+	bool refresh_now = true;
+	static uint8_t mbuf[65538], rep[65538];
+	while (attempts < count) {
+		int64_t now = now_ms();
+		if (moat_xfr_fd(z) < 0 && (refresh_now || moat_xfr_next_ms(z, now) <= now)) {
+			refresh_now = false;
+			if (moat_xfr_start(z, now) < 0) {
+				struct moat_xfr_state st;
+				moat_xfr_get_state(z, now, &st);
+				fprintf(stderr, "failed: %s\n", st.last_error);
+				attempts++;
+				last_ok = 0;
+				continue;
+			}
+		}
+		int fd = moat_xfr_fd(z);
+		if (fd != cur_fd) {
+			if (cur_fd >= 0)
+				epoll_ctl(ep, EPOLL_CTL_DEL, cur_fd, NULL);
+			cur_fd = fd;
+			if (fd >= 0) {
+				ev.events = moat_xfr_events(z);
+				ev.data.u32 = 4;
+				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+			}
+		} else if (fd >= 0) {
+			ev.events = moat_xfr_events(z);
+			ev.data.u32 = 4;
+			epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+		}
+		int64_t wake = fd >= 0 ? moat_xfr_deadline_ms(z) : moat_xfr_next_ms(z, now);
+		int64_t wait = wake - now;
+		if (wait < 0)
+			wait = 0;
+		if (wait > 1000)
+			wait = 1000;
+		struct epoll_event evs[8];
+		int n = epoll_wait(ep, evs, 8, (int)wait);
+		uint32_t xev = 0;
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u32 == 1) {
+				struct signalfd_siginfo si;
+				while (read(sfd, &si, sizeof(si)) == sizeof(si))
+					refresh_now = true;
+			} else if (evs[i].data.u32 == 2) {
+				struct sockaddr_storage from;
+				socklen_t fl = sizeof(from);
+				ssize_t m = recvfrom(nudp, mbuf, sizeof(mbuf), 0,
+						     (struct sockaddr *)&from, &fl);
+				size_t rl;
+				if (m > 0 && notify_msg(z, mbuf, (size_t)m, (struct sockaddr *)&from,
+							rep, &rl) != MOAT_NOTIFY_DROP)
+					sendto(nudp, rep, rl, 0, (struct sockaddr *)&from, fl);
+			} else if (evs[i].data.u32 == 3) {
+				struct sockaddr_storage from;
+				socklen_t fl = sizeof(from);
+				int cfd = accept(ntcp, (struct sockaddr *)&from, &fl);
+				struct timeval tv = { .tv_sec = 2 };
+				uint8_t lb[2];
+				if (cfd < 0)
+					continue;
+				setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+				/* a test tool: the NOTIFY is read with a 2 s timeout */
+				while (recv(cfd, lb, 2, MSG_WAITALL) == 2) {
+					size_t ml = (size_t)lb[0] << 8 | lb[1], rl;
+					if (recv(cfd, mbuf, ml, MSG_WAITALL) != (ssize_t)ml)
+						break;
+					if (notify_msg(z, mbuf, ml, (struct sockaddr *)&from, rep + 2,
+						       &rl) == MOAT_NOTIFY_DROP)
+						break;
+					rep[0] = (uint8_t)(rl >> 8);
+					rep[1] = (uint8_t)rl;
+					if (send(cfd, rep, rl + 2, MSG_NOSIGNAL) < 0)
+						break;
+				}
+				close(cfd);
+			} else {
+				xev = evs[i].events;
+			}
+		}
+		if (moat_xfr_fd(z) < 0)
+			continue;
+		if (!xev && now_ms() < moat_xfr_deadline_ms(z))
+			continue;
+		enum moat_xfr_status st = moat_xfr_io(z, xev, now_ms());
+		if (st == MOAT_XFR_AGAIN)
+			continue;
+		if (cur_fd >= 0) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, cur_fd, NULL); /* closed already: harmless */
+			cur_fd = -1;
+		}
+		attempts++;
+		if (st == MOAT_XFR_FAILED) {
+			struct moat_xfr_state s;
+			moat_xfr_get_state(z, now_ms(), &s);
+			fprintf(stderr, "failed: %s\n", s.last_error);
+			last_ok = 0;
+			continue;
+		}
+		struct moat_xfr_result res;
+		moat_xfr_take_result(z, &res);
+		fprintf(stderr, "result kind=%s serial=%u add=%zu del=%zu records=%llu\n",
+			res.kind == MOAT_XFR_FULL ? "full" : res.kind == MOAT_XFR_DELTA ? "ixfr"
+											: "uptodate",
+			res.serial, res.add.n, res.del.n, (unsigned long long)res.records);
+		if (res.kind == MOAT_XFR_DELTA && !quiet) {
+			FILE *f = stderr;
+			for (size_t i = 0; i < res.del.n; i++) {
+				char p[80];
+				fprintf(f, "delta -%s%s\n", moat_prefix_str(&res.del.v[i].pfx, p, sizeof(p)),
+					res.del.v[i].exclude ? " exclude" : "");
+			}
+			for (size_t i = 0; i < res.add.n; i++) {
+				char p[80];
+				fprintf(f, "delta +%s%s\n", moat_prefix_str(&res.add.v[i].pfx, p, sizeof(p)),
+					res.add.v[i].exclude ? " exclude" : "");
+			}
+		}
+		moat_lvec_free(&res.add);
+		moat_lvec_free(&res.del);
+		last_ok = 1;
+		if (!quiet) {
+			struct moat_lvec all = { 0 };
+			moat_xfr_listings(z, &all);
+			FILE *f = out ? fopen(out, "w") : stdout;
+			if (f) {
+				print_listings(f, &all);
+				if (out)
+					fclose(f);
+				else
+					fflush(f);
+			}
+			struct moat_sanity_cfg sc = { 0 };
+			struct moat_sanity_result sr;
+			moat_sanity_check(&sc, all.v, all.n, &sr);
+			fprintf(stderr, "sanity %s%s%s\n", sr.quarantine ? "quarantine" : "ok",
+				sr.quarantine ? ": " : "", sr.reason);
+			moat_lvec_free(&all);
+		}
+	}
+	if (lookup) {
+		struct moat_lvec all = { 0 };
+		moat_xfr_listings(z, &all);
+		lookup_file(lookup, &all);
+		moat_lvec_free(&all);
+	}
+	moat_xfr_zone_free(z);
+	close(ep);
+	close(sfd);
+	return last_ok ? 0 : 1;
+}
