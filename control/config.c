@@ -153,7 +153,7 @@ static void zone_defaults(struct cfg_zone *z)
 	z->max_entries = 50000000;
 	z->sanity = 1;
 	z->max_prefix_v4 = 8;
-	z->max_prefix_v6 = 19;
+	z->max_prefix_v6 = 16;
 }
 
 /* cfg_defaults - every documented default */

@@ -105,6 +105,7 @@ struct cd {
 	struct cd_entry *entries;
 	size_t nentries, capentries;
 	int entries_dirty;
+	int restoring;            /* persist_load_entries: no publish per entry */
 	/* rates */
 	struct cd_stats_sample prev, cur;
 	/* loop */
@@ -132,6 +133,7 @@ int zm_refresh(struct cd *d, const char *name);
 void zm_notify(struct cd *d, const char *zone, const char *from);
 int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t n,
 		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel);
+void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial);
 void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *zm_state_name(enum cd_zone_state s);
@@ -155,6 +157,7 @@ void ctlsrv_close(struct ctlsrv *s);
 void ctlsrv_io(struct ctlsrv *s, void *tag, uint32_t events);
 void ctlsrv_sample(struct ctlsrv *s, struct json_object *ev); /* watch stream */
 int ctlsrv_watchers(struct ctlsrv *s);
+void ctlsrv_tick(struct ctlsrv *s);
 
 /* metrics.c */
 struct metrics *metrics_start(const struct cfg_addr *a, char *err, size_t errsz);

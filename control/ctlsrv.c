@@ -726,7 +726,11 @@ void ctlsrv_io(struct ctlsrv *s, void *tagp, uint32_t events)
 		conn_write(s, c);
 	if (c->closing)
 		conn_free(s, c);
-	/* relays whose moat-smtpd did not answer */
+}
+
+/* ctlsrv_tick - fail relays whose moat-smtpd did not answer in time */
+void ctlsrv_tick(struct ctlsrv *s)
+{
 	time_t now = time(NULL);
 
 	for (struct relay **rp = &s->relays; *rp;) {

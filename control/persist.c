@@ -275,6 +275,8 @@ int persist_load_entries(struct cd *d)
 	}
 	const struct pe_record *rec = (const struct pe_record *)((char *)data + sizeof(h));
 
+	d->restoring = 1; /* one publish at the end, not one per entry */
+
 	for (size_t i = 0; i < h.n; i++) {
 		struct cd_entry e = {
 			.pfx = rec[i].pfx, .action = rec[i].action, .source = rec[i].source,
@@ -290,6 +292,7 @@ int persist_load_entries(struct cd *d)
 		else
 			log_warn("event=restore entry %zu refused: %s", i, err);
 	}
+	d->restoring = 0;
 	free(data);
 	log_info("event=restore entries=%zu (operator and moat-smtpd, from %s)", ok, path);
 	return 0;

@@ -730,14 +730,40 @@ void zm_tick(struct cd *d, time_t now)
 					z->n, z->cfg.stale_max);
 			}
 		}
-		if (!z->busy && now >= z->next_refresh) {
+		if (src_due(d, z, now)) {
 			int forced = z->refresh_now;
 
 			z->refresh_now = 0;
-			if (src_start(d, z, forced) < 0 && !z->busy)
-				; /* src_start reported through zm_zone_failed */
+			src_start(d, z, forced); /* failures reported by zm_zone_failed */
 		}
 	}
+	src_tick(d, now);
+}
+
+/* zm_zone_uptodate - the primary has the serial we serve: a success */
+void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial)
+{
+	time_t now = time(NULL);
+
+	(void)d;
+	z->busy = 0;
+	z->last_attempt = now;
+	if (!z->have_data || z->serial != serial) {
+		/* we serve other data than the primary's (restored from
+		 * disk, or dropped): cannot happen with the library's own
+		 * serial tracking, but never call it fresh */
+		zm_zone_failed(d, z, "up to date at serial %u but serving serial %u", serial, z->serial);
+		src_reset(d, z);
+		return;
+	}
+	if (z->state != ZS_OK)
+		log_info("zone=%s event=recovered serial=%u state=ok (was %s)", z->cfg.name, serial,
+			 zm_state_name(z->state));
+	z->state = ZS_OK;
+	z->last_success = now;
+	z->last_error[0] = 0;
+	z->expires_at = z->soa_expire ? now + z->soa_expire : 0;
+	log_debug("zone=%s event=refresh serial=%u result=uptodate", z->cfg.name, serial);
 }
 
 /* zm_entry_find - index of (prefix, source) in d->entries, or -1 */
@@ -780,6 +806,8 @@ int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz
 		old = (ssize_t)d->nentries++;
 	}
 	d->entries[old] = *e;
+	if (d->restoring)
+		return 0;
 	zm_publish(d, e->source == CD_SRC_SMTP ? "smtp-report" : "operator");
 	persist_save_entries(d);
 	return 0;
