@@ -232,6 +232,8 @@ static __always_inline int moat_parse(const void *data_, const void *end_,
 
 	p->nvlan = 0;
 	p->family = 0;
+	p->l3_off = 0;
+	p->l4_off = 0;
 	if (data + MOAT_ETH_HLEN > end)
 		return MOAT_PARSE_ERR_ETH;
 	proto = moat_rd16(data + 12);

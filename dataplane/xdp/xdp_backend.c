@@ -25,7 +25,7 @@
 
 #include "log.h"
 #include "moat_xdp.h"
-#include "moat_xdp.skel.h"
+#include "moat_xdp_bpf.skel.h"
 #include "xdp_backend.h"
 
 #define MOAT_XDP_MAX_IFS 16
