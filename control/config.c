@@ -111,14 +111,14 @@ static int perr(struct pstate *p, int line, const char *fmt, ...)
 static int perr(struct pstate *p, int line, const char *fmt, ...)
 {
 	va_list ap;
-	char msg[CFG_ERRLEN];
+	char msg[CFG_ERRLEN - 128];
 
 	if (p->failed)
 		return 0;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(p->err, CFG_ERRLEN, "%s:%d: %s", p->file, line, msg);
+	snprintf(p->err, CFG_ERRLEN, "%.100s:%d: %s", p->file, line, msg);
 	p->failed = 1;
 	return 0;
 }
@@ -441,7 +441,7 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 	if (strcmp(k->name, "mode") == 0) {
 		if (strcmp(value, "native") && strcmp(value, "skb") && strcmp(value, "auto"))
 			return perr(p, p->line, "mode: '%s' is not native, skb or auto", value);
-		snprintf(c->xdp_mode, sizeof(c->xdp_mode), "%s", value);
+		snprintf(c->xdp_mode, sizeof(c->xdp_mode), "%.15s", value);
 		return 1;
 	}
 	if (strcmp(k->name, "listen") == 0) {
@@ -478,7 +478,7 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 		if (!valid_tsig(value))
 			return perr(p, p->line, "tsig: want ALGORITHM:KEYNAME:BASE64SECRET "
 				    "with ALGORITHM hmac-md5|sha1|sha224|sha256|sha384|sha512");
-		snprintf(z->tsig, sizeof(z->tsig), "%s", value);
+		snprintf(z->tsig, sizeof(z->tsig), "%.511s", value);
 		return 1;
 	}
 	if (strcmp(k->name, "codes") == 0) {

@@ -274,7 +274,7 @@ int fp_detach(struct cd *d, char *err, size_t errsz)
 	char p[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", d->cfg.pin_dir, maps[i]);
+		snprintf(p, sizeof(p), "%.4000s/%s", d->cfg.pin_dir, maps[i]);
 		unlink(p);
 	}
 	rmdir(d->cfg.pin_dir);

@@ -65,7 +65,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 /* zone_path - file name of a zone's state; the name is a checked DNS name */
 static void zone_path(const struct cd *d, const char *name, char *buf, size_t sz)
 {
-	snprintf(buf, sz, "%s/zone-%s.state", d->cfg.state_dir, name);
+	snprintf(buf, sz, "%.3800s/zone-%.256s.state", d->cfg.state_dir, name);
 }
 
 /* write_all - write every byte */
@@ -243,7 +243,7 @@ int persist_save_entries(const struct cd *d)
 		r[i].expires = d->entries[i].expires;
 		memcpy(r[i].reason, d->entries[i].reason, sizeof(r[i].reason));
 	}
-	snprintf(path, sizeof(path), "%s/entries.state", d->cfg.state_dir);
+	snprintf(path, sizeof(path), "%.4000s/entries.state", d->cfg.state_dir);
 	int e = atomic_write(path, &h, sizeof(h), r, d->nentries * sizeof(*r));
 
 	free(r);
@@ -261,7 +261,7 @@ int persist_load_entries(struct cd *d)
 	time_t now = time(NULL);
 	struct { uint64_t magic; uint64_t n; } h;
 
-	snprintf(path, sizeof(path), "%s/entries.state", d->cfg.state_dir);
+	snprintf(path, sizeof(path), "%.4000s/entries.state", d->cfg.state_dir);
 	int r = read_file(path, &data, &len);
 
 	if (r < 0)

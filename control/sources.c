@@ -56,7 +56,6 @@ static struct zsrc *zsrc_get(struct cd *d, struct cd_zone *z)
 	struct moat_xfr_cfg c;
 	char err[200];
 
-	(void)d;
 	if (s && s->x)
 		return s;
 	if (!s) {
@@ -136,6 +135,7 @@ void src_cancel(struct cd *d, struct cd_zone *z)
 /* src_due - is a load due now? */
 int src_due(struct cd *d, struct cd_zone *z, time_t now)
 {
+	(void)d;
 	if (z->busy)
 		return 0;
 	if (z->refresh_now || z->next_refresh == 0)

@@ -549,7 +549,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t
 		z->state = ZS_QUARANTINED;
 		z->quarantines++;
 		z->failures++;
-		snprintf(z->last_error, sizeof(z->last_error), "quarantined: %s", why);
+		snprintf(z->last_error, sizeof(z->last_error), "quarantined: %.200s", why);
 		z->next_refresh = now + (z->soa_refresh ? z->soa_refresh : z->cfg.refresh_min);
 		log_err("ALARM zone=%s event=quarantine serial=%u entries=%zu reason=\"%s\" "
 			"(not published; previous data keeps serving)", z->cfg.name, serial, n, why);

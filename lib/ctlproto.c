@@ -173,7 +173,7 @@ int ctl_buf_next(struct ctl_buf *b, struct json_object **out)
 char *ctl_format(struct json_object *obj, size_t *len)
 {
 	size_t n;
-	const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &n);
+	const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 
 	if (!s)
 		return NULL;
