@@ -208,6 +208,9 @@ static void loop(struct cd *d)
 			case TAG_NOTIFY:
 				src_notify_io(d, t->fd);
 				break;
+			case TAG_NOTIFY_TCP:
+				src_notify_tcp_io(d, t);
+				break;
 			case TAG_SIGNAL:
 				handle_signals(d);
 				break;
@@ -223,6 +226,7 @@ static void loop(struct cd *d)
 		if (now != last_tick) {
 			last_tick = now;
 			zm_tick(d, now);
+			src_notify_tick(now);
 			sample_stats(d);
 			ctlsrv_tick(d->ctl);
 			if (d->metrics)

@@ -38,7 +38,18 @@ struct zsrc {
 	int watched;
 };
 
-static struct cd_tag notify_tags[4];
+static struct cd_tag notify_tags[4];     /* UDP */
+static struct cd_tag notify_ltags[4];    /* TCP listeners */
+
+/* A NOTIFY over TCP (Knot sends them that way): 2-byte length + message. */
+struct ntcp {
+	struct cd_tag tag;
+	uint8_t buf[2 + 65535];
+	size_t len;
+	time_t started;
+	struct ntcp *next;
+};
+static struct ntcp *ntcps;
 
 /* mono_ms - CLOCK_MONOTONIC milliseconds (libmoatsrc's clock) */
 static int64_t mono_ms(void)
@@ -299,6 +310,118 @@ int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
 	return 0;
 }
 
+/* notify_answer - check one NOTIFY and start the zone's refresh; builds
+ * the reply into reply/rl */
+static void notify_answer(struct cd *d, const uint8_t *msg, size_t n, const struct sockaddr *from,
+			  uint8_t *reply, size_t replycap, size_t *rl)
+{
+	struct moat_xfr_zone *xz[CFG_MAX_ZONES];
+	struct cd_zone *map[CFG_MAX_ZONES];
+	size_t nx = 0, idx = 0;
+
+	*rl = 0;
+	for (int i = 0; i < d->nzones; i++) {
+		struct cd_zone *z = d->zones[i];
+
+		if (z->cfg.type != CFG_SRC_AXFR)
+			continue;
+		struct zsrc *s = zsrc_get(d, z);
+
+		if (s && s->x) {
+			xz[nx] = s->x;
+			map[nx++] = z;
+		}
+	}
+	enum moat_notify_res r = moat_notify_handle(xz, nx, msg, n, from, reply, replycap, rl, &idx);
+
+	if (r == MOAT_NOTIFY_DROP)
+		*rl = 0;
+	d->notifies++;
+	if (r != MOAT_NOTIFY_ACCEPT || idx >= nx) {
+		log_info("event=notify result=%s", r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped");
+		return;
+	}
+	struct cd_zone *z = map[idx];
+
+	log_info("zone=%s event=notify result=accepted", z->cfg.name);
+	moat_xfr_notify(xz[idx], mono_ms());
+	if (!z->busy)
+		src_start(d, z, 1);
+	else
+		z->refresh_now = 1;
+}
+
+/* ntcp_free - close a TCP NOTIFY connection */
+static void ntcp_free(struct ntcp *c)
+{
+	for (struct ntcp **pp = &ntcps; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	cd_unwatch(&c->tag);
+	close(c->tag.fd);
+	free(c);
+}
+
+/* src_notify_tcp_io - accept on a listener, or read from a connection */
+void src_notify_tcp_io(struct cd *d, struct cd_tag *t)
+{
+	if (t->ptr == NULL) { /* a listener */
+		int fd = accept4(t->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct ntcp *c;
+
+		if (fd < 0)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			return;
+		}
+		c->tag = (struct cd_tag){ TAG_NOTIFY_TCP, c, fd };
+		c->started = time(NULL);
+		if (cd_watch(&c->tag, EPOLLIN) < 0) {
+			close(fd);
+			free(c);
+			return;
+		}
+		c->next = ntcps;
+		ntcps = c;
+		return;
+	}
+	struct ntcp *c = t->ptr;
+	ssize_t n = read(c->tag.fd, c->buf + c->len, sizeof(c->buf) - c->len);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		ntcp_free(c);
+		return;
+	}
+	c->len += (size_t)n;
+	if (c->len < 2)
+		return;
+	size_t ml = (size_t)c->buf[0] << 8 | c->buf[1];
+
+	if (c->len < 2 + ml)
+		return;
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	uint8_t reply[2 + 4096];
+	size_t rl = 0;
+
+	if (getpeername(c->tag.fd, (struct sockaddr *)&from, &fl) == 0)
+		notify_answer(d, c->buf + 2, ml, (struct sockaddr *)&from, reply + 2,
+			      sizeof(reply) - 2, &rl);
+	if (rl) {
+		reply[0] = (uint8_t)(rl >> 8);
+		reply[1] = (uint8_t)rl;
+		(void)!send(c->tag.fd, reply, rl + 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	ntcp_free(c);
+}
+
 /* src_notify_open - bind the NOTIFY listeners */
 int src_notify_open(struct cd *d, char *err, size_t errsz)
 {
@@ -324,57 +447,47 @@ int src_notify_open(struct cd *d, char *err, size_t errsz)
 			snprintf(err, errsz, "epoll: %s", strerror(errno));
 			return -1;
 		}
+		/* and TCP on the same address: Knot sends NOTIFY over TCP */
+		fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 16) < 0) {
+			snprintf(err, errsz, "notify_listen %s (tcp): %s", a->text, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		notify_ltags[i] = (struct cd_tag){ TAG_NOTIFY_TCP, NULL, fd };
+		cd_watch(&notify_ltags[i], EPOLLIN);
 	}
 	return 0;
 }
 
-/* src_notify_io - answer NOTIFY messages waiting on fd */
+/* src_notify_tick - drop TCP NOTIFY connections that stalled */
+void src_notify_tick(time_t now)
+{
+	for (struct ntcp *c = ntcps, *next; c; c = next) {
+		next = c->next;
+		if (now - c->started > 5)
+			ntcp_free(c);
+	}
+}
+
+/* src_notify_io - answer NOTIFY messages waiting on a UDP socket */
 void src_notify_io(struct cd *d, int fd)
 {
-	struct moat_xfr_zone *xz[CFG_MAX_ZONES];
-	struct cd_zone *map[CFG_MAX_ZONES];
-	size_t nx = 0;
-
-	for (int i = 0; i < d->nzones; i++) {
-		struct cd_zone *z = d->zones[i];
-
-		if (z->cfg.type != CFG_SRC_AXFR)
-			continue;
-		struct zsrc *s = zsrc_get(d, z);
-
-		if (s && s->x) {
-			xz[nx] = s->x;
-			map[nx++] = z;
-		}
-	}
 	for (int k = 0; k < 64; k++) {
-		uint8_t msg[65535], reply[65535];
+		uint8_t msg[65535], reply[4096];
 		struct sockaddr_storage from;
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(fd, msg, sizeof(msg), 0, (struct sockaddr *)&from, &fl);
-		size_t rl = 0, idx = 0;
+		size_t rl = 0;
 
 		if (n < 0)
 			return;
-		enum moat_notify_res r = moat_notify_handle(xz, nx, msg, (size_t)n,
-							    (struct sockaddr *)&from, reply,
-							    sizeof(reply), &rl, &idx);
-
-		if (r != MOAT_NOTIFY_DROP && rl)
+		notify_answer(d, msg, (size_t)n, (struct sockaddr *)&from, reply, sizeof(reply), &rl);
+		if (rl)
 			sendto(fd, reply, rl, 0, (struct sockaddr *)&from, fl);
-		d->notifies++;
-		if (r != MOAT_NOTIFY_ACCEPT || idx >= nx) {
-			log_info("event=notify result=%s", r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped");
-			continue;
-		}
-		struct cd_zone *z = map[idx];
-
-		log_info("zone=%s event=notify result=accepted", z->cfg.name);
-		moat_xfr_notify(xz[idx], mono_ms());
-		if (!z->busy)
-			src_start(d, z, 1);
-		else
-			z->refresh_now = 1;
 	}
 }
 
@@ -384,6 +497,12 @@ void src_notify_close(struct cd *d)
 	for (int i = 0; i < d->nnotify; i++) {
 		cd_unwatch(&notify_tags[i]);
 		close(d->notify_fd[i]);
+		if (notify_ltags[i].kind) {
+			cd_unwatch(&notify_ltags[i]);
+			close(notify_ltags[i].fd);
+		}
 	}
+	while (ntcps)
+		ntcp_free(ntcps);
 	d->nnotify = 0;
 }

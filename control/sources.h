@@ -37,5 +37,10 @@ int src_notify_open(struct cd *d, char *err, size_t errsz);
 /* src_notify_io - a NOTIFY socket is readable */
 void src_notify_io(struct cd *d, int fd);
 void src_notify_close(struct cd *d);
+struct cd_tag;
+/* src_notify_tcp_io - a TCP NOTIFY listener or connection is ready */
+void src_notify_tcp_io(struct cd *d, struct cd_tag *t);
+/* src_notify_tick - close stalled TCP NOTIFY connections */
+void src_notify_tick(time_t now);
 
 #endif /* MOAT_CONTROLD_SOURCES_H */
