@@ -318,6 +318,7 @@ else
 fi
 
 # --- metrics -------------------------------------------------------------
+sleep 1.2 # the exposition is rendered once a second
 m=$(in_app $PY -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "http://127.0.0.1:$METRICS_PORT/metrics")
 if printf '%s\n' "$m" | grep -q '^moat_zone_serial{zone="bl.moat.test"} 2026112702' &&
 	printf '%s\n' "$m" | grep -q '^moat_zone_quarantined{zone="world.moat.test"} 1' &&
