@@ -592,7 +592,8 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 		r[k].ttl = m->ttl;
 		k++;
 	}
-	qsort(r, k, sizeof(*r), rec_cmp);
+	if (k > 1)
+		qsort(r, k, sizeof(*r), rec_cmp);
 	for (size_t i = 1; i < k; i++) {
 		struct moat_prefix p = { .family = r[i].fam, .plen = r[i].plen };
 
@@ -668,7 +669,7 @@ static int store_has_kind(const struct vt_db *db, uint16_t src,
 			    !!(b[i].pf & PF_EXCL) != excl)
 				continue;
 			t.code = b[i].code;
-			if (!bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp))
+			if (!(ndel && bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp)))
 				return 1;
 		}
 		return 0;
@@ -681,7 +682,7 @@ static int store_has_kind(const struct vt_db *db, uint16_t src,
 		if (ps->e[i].source != src || ps->e[i].excl != excl)
 			continue;
 		t.code = ps->e[i].code;
-		if (!bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp))
+		if (!(ndel && bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp)))
 			return 1;
 	}
 	return 0;
@@ -766,8 +767,10 @@ static int ps_commit(struct vt_db *db, struct pstore *ps, int v4,
 {
 	int rc;
 
-	qsort(dels, ndel, sizeof(*dels), pe_qcmp);
-	qsort(adds, nadd, sizeof(*adds), pe_qcmp);
+	if (ndel > 1)
+		qsort(dels, ndel, sizeof(*dels), pe_qcmp);
+	if (nadd > 1)
+		qsort(adds, nadd, sizeof(*adds), pe_qcmp);
 	for (size_t i = 0; i < ndel; i++) {
 		long k = ps_find(ps, &dels[i]);
 
@@ -881,7 +884,7 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 
 		memcpy(p.addr, ra[i].addr, 16);
 		if (store_present(db, source, &ra[i]) &&
-		    !bsearch(&ra[i], rd, nd, sizeof(*rd), rec_cmp)) {
+		    !(nd && bsearch(&ra[i], rd, nd, sizeof(*rd), rec_cmp))) {
 			VT_ERR(err, errsz, "add: %s code 0x%08x%s is already listed "
 			       "by %s", fmt_prefix(pb, sizeof(pb), &p), ra[i].code,
 			       ra[i].excl ? " (exclude)" : "", s->name);
@@ -979,7 +982,8 @@ static int ps_replace_source(struct vt_db *db, struct pstore *ps, int v4,
 	size_t nd = 0, na = 0;
 	int rc = -ENOMEM;
 
-	qsort(nw, nnew, sizeof(*nw), pe_qcmp);
+	if (nnew > 1)
+		qsort(nw, nnew, sizeof(*nw), pe_qcmp);
 	dels = malloc((ps->n ? ps->n : 1) * sizeof(*dels));
 	adds = malloc((nnew ? nnew : 1) * sizeof(*adds));
 	if (!dels || !adds)
@@ -987,7 +991,7 @@ static int ps_replace_source(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < ps->n; i++) {
 		if (ps->e[i].source != src)
 			continue;
-		if (!bsearch(&ps->e[i], nw, nnew, sizeof(*nw), pe_qcmp))
+		if (!(nnew && bsearch(&ps->e[i], nw, nnew, sizeof(*nw), pe_qcmp)))
 			dels[nd++] = ps->e[i];
 	}
 	for (size_t i = 0; i < nnew; i++) {

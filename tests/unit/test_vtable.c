@@ -549,49 +549,53 @@ static int ref_ignored(const struct vt_source *s, const struct moat_listing *l)
 /* contains - prefix of l contains address a (16 bytes; v4 in a[0..3]). */
 static int contains(const struct moat_listing *l, int fam, const uint8_t *a)
 {
-	if (l->pfx.family != fam)
+	unsigned full = l->pfx.plen / 8, rest = l->pfx.plen % 8;
+
+	if (l->pfx.family != fam || memcmp(a, l->pfx.addr, full) != 0)
 		return 0;
-	for (unsigned b = 0; b < l->pfx.plen; b++)
-		if (((a[b / 8] ^ l->pfx.addr[b / 8]) >> (7 - b % 8)) & 1)
-			return 0;
-	return 1;
+	return rest == 0 ||
+	       ((a[full] ^ l->pfx.addr[full]) & (0xff << (8 - rest)) & 0xff) == 0;
 }
 
-/* ref_eval - linear scan over all listings. */
+/* ref_eval - linear scan over all listings (two passes: the longest
+ * prefix per source, then the codes at it). */
 static uint32_t ref_eval(const struct vt_policy *p, const struct model *m,
 			 int fam, const uint8_t *a)
 {
 	int64_t score = 0;
 	int al = 0, dr = 0, ta = 0;
+	int best[NSRC], excl[NSRC] = { 0 };
+	uint32_t codes[NSRC][64];
+	size_t nc[NSRC] = { 0 };
+	const struct vt_source *srcs[NSRC];
 
-	for (uint32_t si = 0; si < p->nsources; si++) {
-		const struct vt_source *s = &p->sources[si];
-		int best = -1, excl = 0;
-		uint32_t codes[64];
-		size_t nc = 0;
-
-		for (size_t i = 0; i < m->n; i++) {
-			const struct moat_listing *l = &m->l[i];
-
-			if (l->source == s->id && !ref_ignored(s, l) &&
-			    contains(l, fam, a) && l->pfx.plen > best)
-				best = l->pfx.plen;
-		}
-		if (best < 0)
-			continue;
-		for (size_t i = 0; i < m->n; i++) {
-			const struct moat_listing *l = &m->l[i];
-
-			if (l->source != s->id || ref_ignored(s, l) ||
-			    !contains(l, fam, a) || l->pfx.plen != best)
-				continue;
-			excl |= l->exclude;
-			if (nc < 64)
-				codes[nc++] = l->code;
-		}
-		if (!excl)
-			ref_contrib(s, codes, nc, &score, &al, &dr, &ta);
+	assert_int_equal(p->nsources, NSRC);
+	for (int s = 0; s < NSRC; s++) {
+		best[s] = -1;
+		srcs[s] = &p->sources[s];
 	}
+	for (size_t i = 0; i < m->n; i++) {
+		const struct moat_listing *l = &m->l[i];
+		int s = l->source - 1; /* ids are 1..NSRC in policy order */
+
+		if (l->pfx.plen > best[s] && contains(l, fam, a) &&
+		    !ref_ignored(srcs[s], l))
+			best[s] = l->pfx.plen;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		const struct moat_listing *l = &m->l[i];
+		int s = l->source - 1;
+
+		if (l->pfx.plen != best[s] || !contains(l, fam, a) ||
+		    ref_ignored(srcs[s], l))
+			continue;
+		excl[s] |= l->exclude;
+		if (nc[s] < 64)
+			codes[s][nc[s]++] = l->code;
+	}
+	for (int s = 0; s < NSRC; s++)
+		if (best[s] >= 0 && !excl[s])
+			ref_contrib(srcs[s], codes[s], nc[s], &score, &al, &dr, &ta);
 	if (al)
 		return MOAT_ACT_ALLOW;
 	if (dr || score >= p->drop_at)
