@@ -59,6 +59,7 @@ struct pstore {
 
 /* A validated, normalized input listing. */
 struct rec {
+	uint64_t k0, k1;  /* addr as two big-endian integers: fast sorting */
 	uint8_t fam, plen, excl, keep;
 	uint8_t addr[16];
 	uint32_t code;
@@ -481,18 +482,28 @@ static int ps_apply(struct pstore *ps, const struct pe *dels, size_t ndel,
 static int rec_cmp(const void *x, const void *y)
 {
 	const struct rec *a = x, *b = y;
-	int c;
 
 	if (a->fam != b->fam)
 		return a->fam < b->fam ? -1 : 1;
-	c = memcmp(a->addr, b->addr, 16);
-	if (c)
-		return c;
+	if (a->k0 != b->k0)
+		return a->k0 < b->k0 ? -1 : 1;
+	if (a->k1 != b->k1)
+		return a->k1 < b->k1 ? -1 : 1;
 	if (a->plen != b->plen)
 		return a->plen < b->plen ? -1 : 1;
 	if (a->excl != b->excl)
 		return a->excl < b->excl ? -1 : 1;
 	return a->code < b->code ? -1 : a->code > b->code;
+}
+
+/* rec_keys - fill the integer sort keys from addr. */
+static void rec_keys(struct rec *r)
+{
+	r->k0 = r->k1 = 0;
+	for (int i = 0; i < 8; i++) {
+		r->k0 = r->k0 << 8 | r->addr[i];
+		r->k1 = r->k1 << 8 | r->addr[8 + i];
+	}
 }
 
 /* rec_same_prefix - same family, address and plen. */
@@ -521,6 +532,89 @@ static const char *fmt_prefix(char *buf, size_t sz, const struct moat_prefix *p)
 	return buf;
 }
 
+/* A sort key for records: 64 bits that order them, ties broken by
+ * rec_cmp (codes, and IPv6 low bits). */
+struct sortkey {
+	uint64_t k;
+	uint64_t i;
+};
+
+/* rec_pk - the primary key: IPv4 by address, plen, exclude; IPv6 after
+ * all IPv4, by the top 63 address bits. */
+static uint64_t rec_pk(const struct rec *r)
+{
+	if (r->fam == MOAT_AF_INET)
+		return (r->k0 >> 32) << 24 | (uint64_t)r->plen << 16 |
+		       (uint64_t)r->excl << 8;
+	return 1ull << 63 | r->k0 >> 1;
+}
+
+/* sort_recs - LSD radix sort on the primary key (bytes that vary only),
+ * then rec_cmp within equal keys; returns the sorted array (r itself, or a
+ * new one with r freed); falls back to qsort in place without memory. */
+static struct rec *sort_recs(struct rec *r, size_t n)
+{
+	struct sortkey *a, *b;
+	struct rec *out;
+	size_t cnt[256];
+
+	if (n < 4096) {
+		if (n > 1)
+			qsort(r, n, sizeof(*r), rec_cmp);
+		return r;
+	}
+	a = malloc(n * sizeof(*a));
+	b = malloc(n * sizeof(*b));
+	out = malloc(n * sizeof(*out));
+	if (!a || !b || !out) {
+		free(a);
+		free(b);
+		free(out);
+		qsort(r, n, sizeof(*r), rec_cmp);
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		a[i].k = rec_pk(&r[i]);
+		a[i].i = i;
+	}
+	for (unsigned sh = 0; sh < 64; sh += 8) {
+		size_t pos = 0;
+		struct sortkey *t;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (size_t i = 0; i < n; i++)
+			cnt[(a[i].k >> sh) & 0xff]++;
+		if (cnt[(a[0].k >> sh) & 0xff] == n)
+			continue; /* this byte is the same everywhere */
+		for (int d = 0; d < 256; d++) {
+			size_t c = cnt[d];
+
+			cnt[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			b[cnt[(a[i].k >> sh) & 0xff]++] = a[i];
+		t = a;
+		a = b;
+		b = t;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = r[a[i].i];
+	free(r);
+	free(b);
+	for (size_t i = 0; i < n; ) {
+		size_t j = i + 1;
+
+		while (j < n && a[j].k == a[i].k)
+			j++;
+		if (j - i > 1)
+			qsort(out + i, j - i, sizeof(*out), rec_cmp);
+		i = j;
+	}
+	free(a);
+	return out;
+}
+
 struct counts {
 	uint64_t outside, errcode;
 };
@@ -540,7 +634,7 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 	*out = NULL;
 	*nout = 0;
 	if (n) {
-		r = calloc(n, sizeof(*r));
+		r = malloc(n * sizeof(*r));
 		if (!r) {
 			VT_ERR(err, errsz, "out of memory for %zu listings", n);
 			return -ENOMEM;
@@ -585,15 +679,16 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 			}
 		}
 		r[k].fam = m->pfx.family;
+		r[k].keep = 0;
 		r[k].plen = m->pfx.plen;
 		r[k].excl = m->exclude;
 		memcpy(r[k].addr, m->pfx.addr, 16);
 		r[k].code = m->exclude ? 0 : m->code;
 		r[k].ttl = m->ttl;
+		rec_keys(&r[k]);
 		k++;
 	}
-	if (k > 1)
-		qsort(r, k, sizeof(*r), rec_cmp);
+	r = sort_recs(r, k);
 	for (size_t i = 1; i < k; i++) {
 		struct moat_prefix p = { .family = r[i].fam, .plen = r[i].plen };
 
@@ -658,7 +753,7 @@ static int store_has_kind(const struct vt_db *db, uint16_t src,
 {
 	struct rec t = *r;
 
-	t.excl = (uint8_t)excl;
+	t.excl = (uint8_t)excl; /* keys are copied with *r */
 	if (is_long(r)) {
 		uint32_t n;
 		const struct v4e *b = bucket(db, v4_addr(r->addr) >> 8, &n);
@@ -810,8 +905,18 @@ static int split_pe(const struct vt_db *db, const struct vt_source *s,
 		    const struct rec *recs, size_t n, struct pe **p4,
 		    size_t *n4, struct pe **p6, size_t *n6)
 {
-	*p4 = calloc(n ? n : 1, sizeof(**p4));
-	*p6 = calloc(n ? n : 1, sizeof(**p6));
+	size_t c4 = 1, c6 = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (is_long(&recs[i]) || recs[i].keep)
+			continue;
+		if (recs[i].fam == MOAT_AF_INET)
+			c4++;
+		else
+			c6++;
+	}
+	*p4 = malloc(c4 * sizeof(**p4));
+	*p6 = malloc(c6 * sizeof(**p6));
 	*n4 = *n6 = 0;
 	if (!*p4 || !*p6) {
 		free(*p4);
@@ -956,6 +1061,7 @@ static int long_find_rec(const struct rec *r, size_t n, const struct v4e *e,
 	memset(&k, 0, sizeof(k));
 	k.fam = MOAT_AF_INET;
 	v4_bytes(k.addr, idx << 8 | e->host);
+	rec_keys(&k);
 	k.plen = PF_PLEN(e->pf);
 	k.excl = !!(e->pf & PF_EXCL);
 	k.code = e->code;
@@ -1558,6 +1664,10 @@ int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
 	int rc = 0;
 
 	release_groups(db, t, 0);
+	cap = db->dirty_all ? 4096 : 2 * db->dirty.n + 64;
+	out = malloc(cap * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
 	if (db->dirty_all) {
 		for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && rc == 0; i++)
 			rc = publish_one(db, i, &out, &cnt, &cap, &next_new,
