@@ -288,6 +288,18 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
 	return off;
 }
 
+/* pool_reserve - room for n one-entry chunks in one step, so a big load
+ * does not copy the pool at every doubling (best effort). */
+static void pool_reserve(struct vt_db *db, size_t n)
+{
+	size_t want = (size_t)db->pool_n + 2 * n, cap = db->pool_cap;
+
+	if (want >= 0x7fffffffu || want <= cap)
+		return;
+	if (grow((void **)&db->pool, &cap, want, sizeof(*db->pool)) == 0)
+		db->pool_cap = (uint32_t)(cap > 0x7fffffffu ? 0x7fffffffu : cap);
+}
+
 /* chunk_free - return a chunk to its class free list. */
 static void chunk_free(struct vt_db *db, uint32_t off)
 {
@@ -1176,6 +1188,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 		rc = ps_replace_source(db, &db->s4, 1, source, p4, n4);
 	if (rc == 0)
 		rc = ps_replace_source(db, &db->s6, 0, source, p6, n6);
+	if (rc == 0)
+		pool_reserve(db, nr);
 	for (size_t i = 0; rc == 0 && i < nr; i++)
 		if (is_long(&r[i]) && !r[i].keep)
 			rc = commit_long_add(db, s, &r[i]);
@@ -1811,16 +1825,19 @@ int vt_db_set_policy(struct vt_db *db, const struct vt_policy *p,
 		     char *err, size_t errsz)
 {
 	struct vt_source_counters old[VT_MAX_SOURCES];
-	struct vt_policy prev = db->pol;
+	uint16_t prev_ids[VT_MAX_SOURCES];
+	uint32_t nprev = db->pol.nsources;
 	int rc = vt_policy_validate(p, err, errsz);
 
 	if (rc < 0)
 		return rc;
+	for (uint32_t j = 0; j < nprev; j++)
+		prev_ids[j] = db->pol.sources[j].id;
 	memcpy(old, db->cnt, sizeof(old));
 	memset(db->cnt, 0, sizeof(db->cnt));
 	for (uint32_t i = 0; i < p->nsources; i++)
-		for (uint32_t j = 0; j < prev.nsources; j++)
-			if (prev.sources[j].id == p->sources[i].id)
+		for (uint32_t j = 0; j < nprev; j++)
+			if (prev_ids[j] == p->sources[i].id)
 				db->cnt[i] = old[j];
 	db->pol = *p;
 	index_policy(db);

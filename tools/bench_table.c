@@ -95,6 +95,21 @@ static double rss_mb(void)
 	return kb / 1024;
 }
 
+/* touch_floor - seconds to malloc and first-touch bytes (page faults
+ * are a large part of building a big table on a fresh heap). */
+static double touch_floor(double bytes)
+{
+	size_t n = bytes > 0 ? (size_t)bytes : 0;
+	double t0 = now_s();
+	volatile char *p = n ? malloc(n) : NULL;
+
+	for (size_t i = 0; p && i < n; i += 4096)
+		p[i] = 1;
+	t0 = now_s() - t0;
+	free((void *)p);
+	return t0;
+}
+
 /* l4 - an IPv4 listing. */
 static void l4(struct moat_listing *l, uint16_t src, uint32_t a, unsigned plen,
 	       uint32_t code)
@@ -140,7 +155,7 @@ static uint32_t *uniq_addrs(size_t n)
 }
 
 struct result {
-	double build_s, extras_s, replace_s, publish_s, compiled_mb, bpe, lookup_ns,
+	double build_s, fault_floor_s, extras_s, replace_s, publish_s, compiled_mb, bpe, lookup_ns,
 	       floor_ns, ratio, rss_mb, store_mb, apply_ms, v6_lookup_ns;
 	size_t updates;
 };
@@ -210,7 +225,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	char err[256];
 	struct vt_image_stats st;
 	struct vt_db_stats ds;
-	double t0;
+	double t0, rss0;
 
 	memset(r, 0, sizeof(*r));
 	vt_policy_init(p);
@@ -238,6 +253,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 		return -ENOMEM;
 	for (size_t i = 0; i < n32; i++)
 		l4(&l[i], 1, addrs[i], 32, (i & 1) ? 0x7f000002u : 0x7f000004u);
+	rss0 = rss_mb();
 	t0 = now_s();
 	if (vt_db_source_replace(db, 1, l, n32, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench: %s\n", err);
@@ -250,6 +266,8 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	r->publish_s = now_s() - t0;
 	r->build_s = r->replace_s + r->publish_s;
 	r->updates = nu;
+	/* page-fault floor: first touch of as much memory as the build took */
+	r->fault_floor_s = touch_floor((rss_mb() - rss0) * (1 << 20));
 	free(u);
 	vt_db_grace_done(db);
 	/* 50k prefixes /20../31 and 100k IPv6: a second publish */
@@ -378,14 +396,15 @@ int main(int argc, char **argv)
 	if (nsz > 3)
 		nsz = 3;
 	printf("build = replace + publish of the /32s; extras = 50k prefixes + 100k IPv6 added after\n");
-	printf("%-5s %9s %9s %9s %10s %8s %9s %9s %6s %9s %8s %10s\n", "size",
-	       "replace_s", "publish_s", "build_s", "compiled", "B/entry",
+	printf("%-5s %9s %9s %9s %8s %10s %8s %9s %9s %6s %9s %8s %10s\n", "size",
+	       "replace_s", "publish_s", "build_s", "fault_s", "compiled", "B/entry",
 	       "lookup_ns", "floor_ns", "ratio", "v6_ns", "rss_MB", "apply1k_ms");
 	for (size_t i = 0; i < nsz; i++) {
 		if (run(sizes[i], i == 2 ? 3500 : 0, &r[i], &sink) < 0)
 			return 1;
-		printf("%-5s %9.3f %9.3f %9.3f %8.1fMB %8.1f %9.2f %9.2f %6.2f %9.1f %8.0f %10.2f\n",
+		printf("%-5s %9.3f %9.3f %9.3f %8.3f %8.1fMB %8.1f %9.2f %9.2f %6.2f %9.1f %8.0f %10.2f\n",
 		       names[i], r[i].replace_s, r[i].publish_s, r[i].build_s,
+		       r[i].fault_floor_s,
 		       r[i].compiled_mb, r[i].bpe, r[i].lookup_ns, r[i].floor_ns,
 		       r[i].ratio, r[i].v6_lookup_ns, r[i].rss_mb, r[i].apply_ms);
 		fflush(stdout);
@@ -400,6 +419,7 @@ int main(int argc, char **argv)
 		fprintf(f, "  \"replace_s_%s\": %.4f,\n", names[i], r[i].replace_s);
 		fprintf(f, "  \"publish_s_%s\": %.4f,\n", names[i], r[i].publish_s);
 		fprintf(f, "  \"extras_build_s_%s\": %.4f,\n", names[i], r[i].extras_s);
+		fprintf(f, "  \"build_fault_floor_s_%s\": %.4f,\n", names[i], r[i].fault_floor_s);
 		fprintf(f, "  \"compiled_mb_%s\": %.2f,\n", names[i], r[i].compiled_mb);
 		fprintf(f, "  \"bytes_per_entry_%s\": %.2f,\n", names[i], r[i].bpe);
 		fprintf(f, "  \"store_mb_%s\": %.2f,\n", names[i], r[i].store_mb);
