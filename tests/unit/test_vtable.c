@@ -1077,6 +1077,122 @@ static void test_grace(void **state)
 	free(p);
 }
 
+/* test_set_policy - sources leave, thresholds move, counters stay. */
+static void test_set_policy(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *db;
+	struct vt_source_counters sc;
+	struct moat_listing z = L4(S_ZEN, NET + 1, 32, C(2), 0);
+	struct moat_listing b = L4(S_BAR, NET + 1, 32, C(2), 0);
+	struct moat_listing b6 = L6(S_BAR, (const uint8_t[16]){ 0x20, 1, 0xd, 0xb8 },
+				    32, C(2), 0);
+	uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+
+	(void)state;
+	test_policy(p);
+	p->tarpit_at = 4;
+	db = vt_db_new(p, err, sizeof(err));
+	assert_int_equal(vt_db_source_apply(db, S_ZEN, &z, 1, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_source_apply(db, S_BAR, &b, 1, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_source_apply(db, S_BAR, &b6, 1, NULL, 0, err, sizeof(err)), 0);
+	publish(db);
+	assert_int_equal(vt_lookup_v4(db, NET + 1), MOAT_ACT_TARPIT); /* 3+1 */
+	/* drop BAR (the last source) and lower the tarpit threshold */
+	p->nsources--;
+	p->sources[1] = p->sources[2];
+	p->sources[2] = p->sources[3];
+	p->tarpit_at = 3;
+	p->drop_at = 3;
+	assert_int_equal(vt_db_set_policy(db, p, err, sizeof(err)), 0);
+	publish(db);
+	assert_int_equal(vt_lookup_v4(db, NET + 1), MOAT_ACT_DROP);
+	assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_PASS);
+	assert_int_equal(vt_db_source_counters(db, S_ZEN, &sc), 0);
+	assert_int_equal(sc.entries_v4, 1);
+	assert_int_equal(vt_db_source_counters(db, S_BAR, &sc), -ENOENT);
+	assert_int_equal(vt_db_source_apply(db, S_BAR, &b, 1, NULL, 0, err, sizeof(err)),
+			 -ENOENT);
+	/* an invalid policy leaves everything as it was */
+	p->drop_at = 1;
+	assert_int_equal(vt_db_set_policy(db, p, err, sizeof(err)), -EINVAL);
+	publish(db);
+	assert_int_equal(vt_lookup_v4(db, NET + 1), MOAT_ACT_DROP);
+	vt_db_free(db);
+	free(p);
+}
+
+/* test_adopt - a restarted control plane rebuilds the image of the pinned
+ * maps, adopts it, and publishes only the difference, safely ordered. */
+static void test_adopt(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *db1, *db2;
+	struct moat_update *u = NULL;
+	size_t n = 0;
+	struct vt_image *pinned = vt_image_new();
+	struct model m = { NULL, 0, 0 };
+	struct moat_listing l[64];
+	uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8, 0, 7 };
+	size_t k = 0;
+
+	(void)state;
+	test_policy(p);
+	db1 = vt_db_new(p, err, sizeof(err));
+	db2 = vt_db_new(p, err, sizeof(err));
+	for (uint32_t i = 0; i < 40; i++)
+		l[k++] = L4(S_ZEN, A4(198, 51, i, 7 * i), 32, C(4), 0);
+	l[k++] = L6(S_ZEN, a6, 48, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db1, S_ZEN, l, k, err, sizeof(err)), 0);
+	publish(db1);
+	/* the pinned maps, as a loader would rebuild them */
+	assert_int_equal(vt_db_full_image(db1, &u, &n), 0);
+	assert_int_equal(vt_image_apply(pinned, u, n), 0);
+	free(u);
+	/* the new process: same data but one entry gone, one added */
+	l[0] = L4(S_ZEN, A4(198, 51, 200, 1), 32, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db2, S_ZEN, l, k, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_adopt(db2, pinned), 0);
+	assert_int_equal(vt_db_publish(db2, &u, &n), 0);
+	/* /24 198.51.0 goes back to PASS (1 update), 198.51.200 gets a group
+	 * (2 updates) */
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < k; i++)
+		model_add(&m, &l[i]);
+	check_order(pinned, vt_db_image(db2), u, n, &m);
+	free(u);
+	free(m.l);
+	vt_image_free(pinned);
+	vt_db_free(db1);
+	vt_db_free(db2);
+	free(p);
+}
+
+/* test_image_apply_bad - a fast-path model refuses malformed updates. */
+static void test_image_apply_bad(void **state)
+{
+	struct vt_image *img = vt_image_new();
+	struct moat_update u;
+
+	(void)state;
+	memset(&u, 0, sizeof(u));
+	u.kind = 99;
+	assert_int_equal(vt_image_apply(img, &u, 1), -EINVAL);
+	u.kind = MOAT_UPD_TBL24;
+	u.index = MOAT_TBL24_ENTRIES;
+	assert_int_equal(vt_image_apply(img, &u, 1), -EINVAL);
+	u.kind = MOAT_UPD_V6_PLENS;
+	u.u.plens.n = MOAT_V6_MAX_PLENS + 1;
+	assert_int_equal(vt_image_apply(img, &u, 1), -EINVAL);
+	u.kind = MOAT_UPD_V6_PUT;
+	memset(&u.u, 0, sizeof(u.u));
+	u.u.key.plen = 129;
+	assert_int_equal(vt_image_apply(img, &u, 1), -EINVAL);
+	vt_image_free(img);
+}
+
 int main(void)
 {
 	const char *e = getenv("VT_SEED");
@@ -1089,6 +1205,9 @@ int main(void)
 		cmocka_unit_test(test_v6_basics),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_set_policy),
+		cmocka_unit_test(test_adopt),
+		cmocka_unit_test(test_image_apply_bad),
 	};
 
 	seed = e ? strtoull(e, NULL, 0) : (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull;
