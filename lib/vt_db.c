@@ -1936,6 +1936,23 @@ static void add_hit(struct hit *h, size_t *n, size_t max, uint16_t src,
 
 #define EXPLAIN_HITS 4096
 
+/* ps_hits - entries of a sorted store whose prefix (length <= maxlen)
+ * contains address a. */
+static void ps_hits(const struct pstore *ps, const uint8_t *a, unsigned maxlen,
+		    struct hit *h, size_t *nh)
+{
+	for (unsigned p = 0; p <= maxlen; p++) {
+		size_t lo, hi;
+
+		if (!ps->cnt[p])
+			continue;
+		ps_prefix_range(ps, a, p, &lo, &hi);
+		for (size_t i = lo; i < hi; i++)
+			add_hit(h, nh, EXPLAIN_HITS, ps->e[i].source, p,
+				ps->e[i].excl, ps->e[i].addr, ps->e[i].code);
+	}
+}
+
 /* vt_db_explain - action and the listings that made it. */
 int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 		  struct vt_explain *out)
@@ -1966,30 +1983,10 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 			add_hit(h, &nh, EXPLAIN_HITS, b[i].source, pl,
 				!!(b[i].pf & PF_EXCL), pa, b[i].code);
 		}
-		for (unsigned p = 0; p < 24; p++) {
-			size_t lo, hi;
-
-			if (!db->s4.cnt[p])
-				continue;
-			ps_prefix_range(&db->s4, a, p, &lo, &hi);
-			for (size_t i = lo; i < hi; i++)
-				add_hit(h, &nh, EXPLAIN_HITS, db->s4.e[i].source,
-					p, db->s4.e[i].excl, db->s4.e[i].addr,
-					db->s4.e[i].code);
-		}
+		ps_hits(&db->s4, a, 23, h, &nh);
 		out->live_action = vt_lookup_v4(db, v);
 	} else {
-		for (unsigned p = 0; p <= 128; p++) {
-			size_t lo, hi;
-
-			if (!db->s6.cnt[p])
-				continue;
-			ps_prefix_range(&db->s6, a, p, &lo, &hi);
-			for (size_t i = lo; i < hi; i++)
-				add_hit(h, &nh, EXPLAIN_HITS, db->s6.e[i].source,
-					p, db->s6.e[i].excl, db->s6.e[i].addr,
-					db->s6.e[i].code);
-		}
+		ps_hits(&db->s6, a, 128, h, &nh);
 		out->live_action = vt_lookup_v6(db, a);
 	}
 	/* per source: the longest prefix decides */
