@@ -59,6 +59,7 @@ struct pstore {
 
 /* A validated, normalized input listing. */
 struct rec {
+	uint64_t k0, k1;  /* addr as two big-endian integers: fast sorting */
 	uint8_t fam, plen, excl, keep;
 	uint8_t addr[16];
 	uint32_t code;
@@ -287,6 +288,18 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
 	return off;
 }
 
+/* pool_reserve - room for n one-entry chunks in one step, so a big load
+ * does not copy the pool at every doubling (best effort). */
+static void pool_reserve(struct vt_db *db, size_t n)
+{
+	size_t want = (size_t)db->pool_n + 2 * n, cap = db->pool_cap;
+
+	if (want >= 0x7fffffffu || want <= cap)
+		return;
+	if (grow((void **)&db->pool, &cap, want, sizeof(*db->pool)) == 0)
+		db->pool_cap = (uint32_t)(cap > 0x7fffffffu ? 0x7fffffffu : cap);
+}
+
 /* chunk_free - return a chunk to its class free list. */
 static void chunk_free(struct vt_db *db, uint32_t off)
 {
@@ -481,18 +494,28 @@ static int ps_apply(struct pstore *ps, const struct pe *dels, size_t ndel,
 static int rec_cmp(const void *x, const void *y)
 {
 	const struct rec *a = x, *b = y;
-	int c;
 
 	if (a->fam != b->fam)
 		return a->fam < b->fam ? -1 : 1;
-	c = memcmp(a->addr, b->addr, 16);
-	if (c)
-		return c;
+	if (a->k0 != b->k0)
+		return a->k0 < b->k0 ? -1 : 1;
+	if (a->k1 != b->k1)
+		return a->k1 < b->k1 ? -1 : 1;
 	if (a->plen != b->plen)
 		return a->plen < b->plen ? -1 : 1;
 	if (a->excl != b->excl)
 		return a->excl < b->excl ? -1 : 1;
 	return a->code < b->code ? -1 : a->code > b->code;
+}
+
+/* rec_keys - fill the integer sort keys from addr. */
+static void rec_keys(struct rec *r)
+{
+	r->k0 = r->k1 = 0;
+	for (int i = 0; i < 8; i++) {
+		r->k0 = r->k0 << 8 | r->addr[i];
+		r->k1 = r->k1 << 8 | r->addr[8 + i];
+	}
 }
 
 /* rec_same_prefix - same family, address and plen. */
@@ -521,6 +544,89 @@ static const char *fmt_prefix(char *buf, size_t sz, const struct moat_prefix *p)
 	return buf;
 }
 
+/* A sort key for records: 64 bits that order them, ties broken by
+ * rec_cmp (codes, and IPv6 low bits). */
+struct sortkey {
+	uint64_t k;
+	uint64_t i;
+};
+
+/* rec_pk - the primary key: IPv4 by address, plen, exclude; IPv6 after
+ * all IPv4, by the top 63 address bits. */
+static uint64_t rec_pk(const struct rec *r)
+{
+	if (r->fam == MOAT_AF_INET)
+		return (r->k0 >> 32) << 24 | (uint64_t)r->plen << 16 |
+		       (uint64_t)r->excl << 8;
+	return 1ull << 63 | r->k0 >> 1;
+}
+
+/* sort_recs - LSD radix sort on the primary key (bytes that vary only),
+ * then rec_cmp within equal keys; returns the sorted array (r itself, or a
+ * new one with r freed); falls back to qsort in place without memory. */
+static struct rec *sort_recs(struct rec *r, size_t n)
+{
+	struct sortkey *a, *b;
+	struct rec *out;
+	size_t cnt[256];
+
+	if (n < 4096) {
+		if (n > 1)
+			qsort(r, n, sizeof(*r), rec_cmp);
+		return r;
+	}
+	a = malloc(n * sizeof(*a));
+	b = malloc(n * sizeof(*b));
+	out = malloc(n * sizeof(*out));
+	if (!a || !b || !out) {
+		free(a);
+		free(b);
+		free(out);
+		qsort(r, n, sizeof(*r), rec_cmp);
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		a[i].k = rec_pk(&r[i]);
+		a[i].i = i;
+	}
+	for (unsigned sh = 0; sh < 64; sh += 8) {
+		size_t pos = 0;
+		struct sortkey *t;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (size_t i = 0; i < n; i++)
+			cnt[(a[i].k >> sh) & 0xff]++;
+		if (cnt[(a[0].k >> sh) & 0xff] == n)
+			continue; /* this byte is the same everywhere */
+		for (int d = 0; d < 256; d++) {
+			size_t c = cnt[d];
+
+			cnt[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			b[cnt[(a[i].k >> sh) & 0xff]++] = a[i];
+		t = a;
+		a = b;
+		b = t;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = r[a[i].i];
+	free(r);
+	free(b);
+	for (size_t i = 0; i < n; ) {
+		size_t j = i + 1;
+
+		while (j < n && a[j].k == a[i].k)
+			j++;
+		if (j - i > 1)
+			qsort(out + i, j - i, sizeof(*out), rec_cmp);
+		i = j;
+	}
+	free(a);
+	return out;
+}
+
 struct counts {
 	uint64_t outside, errcode;
 };
@@ -540,7 +646,7 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 	*out = NULL;
 	*nout = 0;
 	if (n) {
-		r = calloc(n, sizeof(*r));
+		r = malloc(n * sizeof(*r));
 		if (!r) {
 			VT_ERR(err, errsz, "out of memory for %zu listings", n);
 			return -ENOMEM;
@@ -585,14 +691,16 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 			}
 		}
 		r[k].fam = m->pfx.family;
+		r[k].keep = 0;
 		r[k].plen = m->pfx.plen;
 		r[k].excl = m->exclude;
 		memcpy(r[k].addr, m->pfx.addr, 16);
 		r[k].code = m->exclude ? 0 : m->code;
 		r[k].ttl = m->ttl;
+		rec_keys(&r[k]);
 		k++;
 	}
-	qsort(r, k, sizeof(*r), rec_cmp);
+	r = sort_recs(r, k);
 	for (size_t i = 1; i < k; i++) {
 		struct moat_prefix p = { .family = r[i].fam, .plen = r[i].plen };
 
@@ -657,7 +765,7 @@ static int store_has_kind(const struct vt_db *db, uint16_t src,
 {
 	struct rec t = *r;
 
-	t.excl = (uint8_t)excl;
+	t.excl = (uint8_t)excl; /* keys are copied with *r */
 	if (is_long(r)) {
 		uint32_t n;
 		const struct v4e *b = bucket(db, v4_addr(r->addr) >> 8, &n);
@@ -668,7 +776,7 @@ static int store_has_kind(const struct vt_db *db, uint16_t src,
 			    !!(b[i].pf & PF_EXCL) != excl)
 				continue;
 			t.code = b[i].code;
-			if (!bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp))
+			if (!(ndel && bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp)))
 				return 1;
 		}
 		return 0;
@@ -681,7 +789,7 @@ static int store_has_kind(const struct vt_db *db, uint16_t src,
 		if (ps->e[i].source != src || ps->e[i].excl != excl)
 			continue;
 		t.code = ps->e[i].code;
-		if (!bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp))
+		if (!(ndel && bsearch(&t, dels, ndel, sizeof(*dels), rec_cmp)))
 			return 1;
 	}
 	return 0;
@@ -766,8 +874,10 @@ static int ps_commit(struct vt_db *db, struct pstore *ps, int v4,
 {
 	int rc;
 
-	qsort(dels, ndel, sizeof(*dels), pe_qcmp);
-	qsort(adds, nadd, sizeof(*adds), pe_qcmp);
+	if (ndel > 1)
+		qsort(dels, ndel, sizeof(*dels), pe_qcmp);
+	if (nadd > 1)
+		qsort(adds, nadd, sizeof(*adds), pe_qcmp);
 	for (size_t i = 0; i < ndel; i++) {
 		long k = ps_find(ps, &dels[i]);
 
@@ -807,8 +917,18 @@ static int split_pe(const struct vt_db *db, const struct vt_source *s,
 		    const struct rec *recs, size_t n, struct pe **p4,
 		    size_t *n4, struct pe **p6, size_t *n6)
 {
-	*p4 = calloc(n ? n : 1, sizeof(**p4));
-	*p6 = calloc(n ? n : 1, sizeof(**p6));
+	size_t c4 = 1, c6 = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (is_long(&recs[i]) || recs[i].keep)
+			continue;
+		if (recs[i].fam == MOAT_AF_INET)
+			c4++;
+		else
+			c6++;
+	}
+	*p4 = malloc(c4 * sizeof(**p4));
+	*p6 = malloc(c6 * sizeof(**p6));
 	*n4 = *n6 = 0;
 	if (!*p4 || !*p6) {
 		free(*p4);
@@ -881,7 +1001,7 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 
 		memcpy(p.addr, ra[i].addr, 16);
 		if (store_present(db, source, &ra[i]) &&
-		    !bsearch(&ra[i], rd, nd, sizeof(*rd), rec_cmp)) {
+		    !(nd && bsearch(&ra[i], rd, nd, sizeof(*rd), rec_cmp))) {
 			VT_ERR(err, errsz, "add: %s code 0x%08x%s is already listed "
 			       "by %s", fmt_prefix(pb, sizeof(pb), &p), ra[i].code,
 			       ra[i].excl ? " (exclude)" : "", s->name);
@@ -953,6 +1073,7 @@ static int long_find_rec(const struct rec *r, size_t n, const struct v4e *e,
 	memset(&k, 0, sizeof(k));
 	k.fam = MOAT_AF_INET;
 	v4_bytes(k.addr, idx << 8 | e->host);
+	rec_keys(&k);
 	k.plen = PF_PLEN(e->pf);
 	k.excl = !!(e->pf & PF_EXCL);
 	k.code = e->code;
@@ -979,7 +1100,8 @@ static int ps_replace_source(struct vt_db *db, struct pstore *ps, int v4,
 	size_t nd = 0, na = 0;
 	int rc = -ENOMEM;
 
-	qsort(nw, nnew, sizeof(*nw), pe_qcmp);
+	if (nnew > 1)
+		qsort(nw, nnew, sizeof(*nw), pe_qcmp);
 	dels = malloc((ps->n ? ps->n : 1) * sizeof(*dels));
 	adds = malloc((nnew ? nnew : 1) * sizeof(*adds));
 	if (!dels || !adds)
@@ -987,7 +1109,7 @@ static int ps_replace_source(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < ps->n; i++) {
 		if (ps->e[i].source != src)
 			continue;
-		if (!bsearch(&ps->e[i], nw, nnew, sizeof(*nw), pe_qcmp))
+		if (!(nnew && bsearch(&ps->e[i], nw, nnew, sizeof(*nw), pe_qcmp)))
 			dels[nd++] = ps->e[i];
 	}
 	for (size_t i = 0; i < nnew; i++) {
@@ -1066,6 +1188,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 		rc = ps_replace_source(db, &db->s4, 1, source, p4, n4);
 	if (rc == 0)
 		rc = ps_replace_source(db, &db->s6, 0, source, p6, n6);
+	if (rc == 0)
+		pool_reserve(db, nr);
 	for (size_t i = 0; rc == 0 && i < nr; i++)
 		if (is_long(&r[i]) && !r[i].keep)
 			rc = commit_long_add(db, s, &r[i]);
@@ -1554,6 +1678,10 @@ int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
 	int rc = 0;
 
 	release_groups(db, t, 0);
+	cap = db->dirty_all ? 4096 : 2 * db->dirty.n + 64;
+	out = malloc(cap * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
 	if (db->dirty_all) {
 		for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && rc == 0; i++)
 			rc = publish_one(db, i, &out, &cnt, &cap, &next_new,
@@ -1697,16 +1825,19 @@ int vt_db_set_policy(struct vt_db *db, const struct vt_policy *p,
 		     char *err, size_t errsz)
 {
 	struct vt_source_counters old[VT_MAX_SOURCES];
-	struct vt_policy prev = db->pol;
+	uint16_t prev_ids[VT_MAX_SOURCES];
+	uint32_t nprev = db->pol.nsources;
 	int rc = vt_policy_validate(p, err, errsz);
 
 	if (rc < 0)
 		return rc;
+	for (uint32_t j = 0; j < nprev; j++)
+		prev_ids[j] = db->pol.sources[j].id;
 	memcpy(old, db->cnt, sizeof(old));
 	memset(db->cnt, 0, sizeof(db->cnt));
 	for (uint32_t i = 0; i < p->nsources; i++)
-		for (uint32_t j = 0; j < prev.nsources; j++)
-			if (prev.sources[j].id == p->sources[i].id)
+		for (uint32_t j = 0; j < nprev; j++)
+			if (prev_ids[j] == p->sources[i].id)
 				db->cnt[i] = old[j];
 	db->pol = *p;
 	index_policy(db);
@@ -1805,6 +1936,23 @@ static void add_hit(struct hit *h, size_t *n, size_t max, uint16_t src,
 
 #define EXPLAIN_HITS 4096
 
+/* ps_hits - entries of a sorted store whose prefix (length <= maxlen)
+ * contains address a. */
+static void ps_hits(const struct pstore *ps, const uint8_t *a, unsigned maxlen,
+		    struct hit *h, size_t *nh)
+{
+	for (unsigned p = 0; p <= maxlen; p++) {
+		size_t lo, hi;
+
+		if (!ps->cnt[p])
+			continue;
+		ps_prefix_range(ps, a, p, &lo, &hi);
+		for (size_t i = lo; i < hi; i++)
+			add_hit(h, nh, EXPLAIN_HITS, ps->e[i].source, p,
+				ps->e[i].excl, ps->e[i].addr, ps->e[i].code);
+	}
+}
+
 /* vt_db_explain - action and the listings that made it. */
 int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 		  struct vt_explain *out)
@@ -1835,30 +1983,10 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 			add_hit(h, &nh, EXPLAIN_HITS, b[i].source, pl,
 				!!(b[i].pf & PF_EXCL), pa, b[i].code);
 		}
-		for (unsigned p = 0; p < 24; p++) {
-			size_t lo, hi;
-
-			if (!db->s4.cnt[p])
-				continue;
-			ps_prefix_range(&db->s4, a, p, &lo, &hi);
-			for (size_t i = lo; i < hi; i++)
-				add_hit(h, &nh, EXPLAIN_HITS, db->s4.e[i].source,
-					p, db->s4.e[i].excl, db->s4.e[i].addr,
-					db->s4.e[i].code);
-		}
+		ps_hits(&db->s4, a, 23, h, &nh);
 		out->live_action = vt_lookup_v4(db, v);
 	} else {
-		for (unsigned p = 0; p <= 128; p++) {
-			size_t lo, hi;
-
-			if (!db->s6.cnt[p])
-				continue;
-			ps_prefix_range(&db->s6, a, p, &lo, &hi);
-			for (size_t i = lo; i < hi; i++)
-				add_hit(h, &nh, EXPLAIN_HITS, db->s6.e[i].source,
-					p, db->s6.e[i].excl, db->s6.e[i].addr,
-					db->s6.e[i].code);
-		}
+		ps_hits(&db->s6, a, 128, h, &nh);
 		out->live_action = vt_lookup_v6(db, a);
 	}
 	/* per source: the longest prefix decides */

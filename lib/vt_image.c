@@ -369,7 +369,8 @@ int vt_v6_diff(const struct vt_v6rule *old, size_t nold,
 			i++;
 		j++;
 	}
-	qsort(*ups + put0, *n - put0, sizeof(**ups), cmp_upd_plen_desc);
+	if (*n - put0 > 1)
+		qsort(*ups + put0, *n - put0, sizeof(**ups), cmp_upd_plen_desc);
 	del0 = *n;
 	for (i = 0, j = 0; i < nold; ) {
 		int c = j < nnew ? vt_v6key_cmp(&old[i].key, &nw[j].key) : -1;
@@ -388,7 +389,8 @@ int vt_v6_diff(const struct vt_v6rule *old, size_t nold,
 		}
 		i++;
 	}
-	qsort(*ups + del0, *n - del0, sizeof(**ups), cmp_upd_plen_asc);
+	if (*n - del0 > 1)
+		qsort(*ups + del0, *n - del0, sizeof(**ups), cmp_upd_plen_asc);
 	if (!plens_eq(&uni, newpl)) {
 		if (!(u = vt_ups_push(ups, n, cap)))
 			return -ENOMEM;
