@@ -43,7 +43,7 @@ static __u32 u_groups_max;
 #define MOAT_TBL24_GET(i) (&u_tbl24[(i)])
 #define MOAT_GROUP_GET(i) ((i) < u_groups_max ? &u_groups[(i)] : NULL)
 #define MOAT_V6_PLENS_GET() ((const struct moat_v6_plens *)NULL)
-#define MOAT_V6_RULE_GET(kp) ((const __u32 *)NULL)
+#define MOAT_V6_RULE_GET(kp) ((void)(kp), (const __u32 *)NULL)
 #include "moat_lookup_local.h"
 
 #define N_LOOKUP (1u << 20)
