@@ -87,16 +87,23 @@ struct moat_pkt {
 #define moat_be64(x) (x)
 #endif
 
-/* moat_rd16 - big-endian 16-bit field at p (unaligned-safe) */
+/* moat_rd16 - big-endian 16-bit field at p: one (unaligned-safe) load and
+ * a byte swap, which is what both the BPF JIT and gcc make of it */
 static __always_inline __u16 moat_rd16(const __u8 *p)
 {
-	return (__u16)((__u16)p[0] << 8 | p[1]);
+	__u16 v;
+
+	__builtin_memcpy(&v, p, 2);
+	return moat_be16(v);
 }
 
-/* moat_rd32 - big-endian 32-bit field at p (unaligned-safe) */
+/* moat_rd32 - big-endian 32-bit field at p */
 static __always_inline __u32 moat_rd32(const __u8 *p)
 {
-	return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+	__u32 v;
+
+	__builtin_memcpy(&v, p, 4);
+	return moat_be32(v);
 }
 
 /* moat_parse_res_stat - the counter a non-TCP parse outcome goes to */

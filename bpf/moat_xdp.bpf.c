@@ -19,52 +19,17 @@
 #include "moat_parse.h"
 #include "moat_xdp.h"
 
-/* --- maps: the verdict table (moat_abi.h) ------------------------------ */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, MOAT_TBL24_ENTRIES);
-	__type(key, __u32);
-	__type(value, __u32);
-} tbl24 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, MOAT_XDP_DEF_GROUPS_MAX); /* loader resizes */
-	__type(key, __u32);
-	__type(value, struct moat_group);
-} groups SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct moat_v6_plens);
-} v6_plens SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, MOAT_XDP_DEF_V6_MAX);    /* loader resizes */
-	__type(key, struct moat_v6_key);
-	__type(value, __u32);
-} v6_rules SEC(".maps");
+#include "moat_maps.bpf.h"
 
 /* --- maps: counters, limiter state, events ------------------------------ */
+/* counters: row 0 for what has no SMTP port, row 1 + slot per port (see
+ * MOAT_XDP_STAT_ROWS); one per-CPU increment per packet */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MOAT_STAT__MAX);
+	__uint(max_entries, MOAT_XDP_STAT_ROWS * MOAT_STAT__MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MOAT_PORTS_MAX * MOAT_STAT__MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} port_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -85,59 +50,24 @@ struct {
 	__uint(max_entries, MOAT_XDP_EVENTS_BYTES);
 } events SEC(".maps");
 
+/* Filled by the loader (moat_xdp_open); these are only what a bare load
+ * (bpftool) gets: port 25, no tarpit replies, no events. */
 const volatile struct moat_xdp_config moat_cfg = {
 	.ports = { MOAT_XDP_DEF_PORT },
 	.n_ports = 1,
-	.tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS,
-	.tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST,
-	.tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS,
-	.tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST,
-	.event_sample = MOAT_XDP_DEF_EVENT_SAMPLE,
-	.event_max_pps = MOAT_XDP_DEF_EVENT_PPS,
 };
 
-/* --- table lookup -------------------------------------------------------
- * Accessor macros through which the shared lookup reads the maps.  The
- * lookup itself is moat_lookup_local.h until bpf/moat_lookup.h (branch
- * `table`) replaces it; both read the same macros.
- */
-static __always_inline const __u32 *moat_map_tbl24(__u32 i)
+/* stat_inc - bump counter idx in the row of port slot (-1: no port);
+ * returns its new per-CPU value (0 if unavailable) */
+static __always_inline __u64 stat_inc(__u32 idx, int slot)
 {
-	return bpf_map_lookup_elem(&tbl24, &i);
-}
+	__u32 k = (__u32)(slot + 1) * MOAT_STAT__MAX + idx;
+	__u64 *v = bpf_map_lookup_elem(&stats, &k);
 
-static __always_inline const struct moat_group *moat_map_group(__u32 i)
-{
-	return bpf_map_lookup_elem(&groups, &i);
-}
-
-static __always_inline const struct moat_v6_plens *moat_map_plens(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&v6_plens, &zero);
-}
-
-#define MOAT_TBL24_GET(i) moat_map_tbl24(i)
-#define MOAT_GROUP_GET(i) moat_map_group(i)
-#define MOAT_V6_PLENS_GET() moat_map_plens()
-#define MOAT_V6_RULE_GET(kp) ((const __u32 *)bpf_map_lookup_elem(&v6_rules, (kp)))
-#include "moat_lookup_local.h"
-
-/* stat_inc - bump a global counter and, for slot >= 0, the port's one */
-static __always_inline void stat_inc(__u32 idx, int slot)
-{
-	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
-
-	if (v)
-		*v += 1;
-	if (slot >= 0 && slot < MOAT_PORTS_MAX) {
-		__u32 k = (__u32)slot * MOAT_STAT__MAX + idx;
-
-		v = bpf_map_lookup_elem(&port_stats, &k);
-		if (v)
-			*v += 1;
-	}
+	if (!v)
+		return 0;
+	*v += 1;
+	return *v;
 }
 
 /*
@@ -145,15 +75,13 @@ static __always_inline void stat_inc(__u32 idx, int slot)
  * earliest time the next event conforms).  Racy across CPUs on purpose: a
  * lost update admits at most one extra event per CPU.
  */
-static __always_inline int gcra_allow(__u64 *tat, __u64 now, __u32 pps,
-				      __u32 burst)
+static __always_inline int gcra_allow(__u64 *tat, __u64 now, __u64 interval,
+				      __u64 tau)
 {
-	__u64 interval, tau, t = *tat;
+	__u64 t = *tat;
 
-	if (pps == 0)
+	if (interval == 0)
 		return 0;
-	interval = 1000000000ull / pps;
-	tau = interval * (burst > 1 ? burst - 1 : 0);
 	if (t < now)
 		t = now;
 	if (t - now > tau)
@@ -163,18 +91,20 @@ static __always_inline int gcra_allow(__u64 *tat, __u64 now, __u32 pps,
 }
 
 /* limit_global - one GCRA budget from the limits array */
-static __always_inline int limit_global(__u32 which, __u64 now, __u32 pps,
-					__u32 burst)
+static __always_inline int limit_global(__u32 which, __u64 now, __u64 interval,
+					__u64 tau)
 {
 	__u64 *tat = bpf_map_lookup_elem(&limits, &which);
 
-	return tat && gcra_allow(tat, now, pps, burst);
+	return tat && gcra_allow(tat, now, interval, tau);
 }
 
 /* tarpit_allowed - may this SYN get a reply: source, then global budget */
 static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 {
-	__u64 now = bpf_ktime_get_ns();
+	/* coarse clock (jiffies resolution): ample for budgets of a few
+	 * replies per second, and a fraction of bpf_ktime_get_ns()'s cost */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u64 key = moat_xdp_src_key(p->family, p->saddr4, p->saddr6);
 	__u64 *tat = bpf_map_lookup_elem(&rl_src, &key);
 
@@ -186,29 +116,32 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 		if (!tat)
 			return 0;
 	}
-	if (!gcra_allow(tat, now, moat_cfg.tarpit_src_pps,
-			moat_cfg.tarpit_src_burst))
+	if (!gcra_allow(tat, now, moat_cfg.tarpit_src.interval_ns,
+			moat_cfg.tarpit_src.tau_ns))
 		return 0;
-	return limit_global(MOAT_LIMIT_TARPIT, now, moat_cfg.tarpit_global_pps,
-			    moat_cfg.tarpit_global_burst);
+	return limit_global(MOAT_LIMIT_TARPIT, now,
+			    moat_cfg.tarpit_global.interval_ns,
+			    moat_cfg.tarpit_global.tau_ns);
 }
 
-/* report - sample one refused SYN into the event ring buffer */
+/*
+ * report - sample one refused SYN into the event ring buffer.  seen is the
+ * verdict's per-CPU count: one in event_mask + 1 (a power of two, so no
+ * division and no random number) is reported, then the global event budget
+ * applies.
+ */
 static __always_inline void report(struct xdp_md *ctx,
 				   const struct moat_pkt *p, __u32 act,
-				   __u32 stat)
+				   __u32 stat, __u64 seen)
 {
 	struct moat_event *e;
 	__u64 now;
 
-	if (moat_cfg.event_sample == 0)
+	if (!moat_cfg.events_on || (seen & moat_cfg.event_mask))
 		return;
-	if (moat_cfg.event_sample > 1 &&
-	    bpf_get_prandom_u32() % moat_cfg.event_sample != 0)
-		return;
-	now = bpf_ktime_get_ns();
-	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.event_max_pps,
-			  moat_cfg.event_max_pps)) {
+	now = bpf_ktime_get_coarse_ns();
+	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
+			  moat_cfg.events.tau_ns)) {
 		stat_inc(MOAT_STAT_EVENT_LOST, -1);
 		return;
 	}
@@ -260,8 +193,8 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 	int len;
 
 	if (!tarpit_allowed(p)) {
-		stat_inc(MOAT_STAT_TARPIT_LIMITED, slot);
-		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED);
+		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED,
+		       stat_inc(MOAT_STAT_TARPIT_LIMITED, slot));
 		return XDP_DROP;
 	}
 	len = moat_tarpit_build(data, data_end, p, moat_tarpit_isn(key, p));
@@ -270,8 +203,8 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 		stat_inc(MOAT_STAT_TARPIT_FAIL, slot);
 		return XDP_DROP;
 	}
-	stat_inc(MOAT_STAT_TARPIT, slot);
-	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT);
+	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT,
+	       stat_inc(MOAT_STAT_TARPIT, slot));
 	return XDP_TX;
 }
 
@@ -307,14 +240,12 @@ int moat_xdp(struct xdp_md *ctx)
 	}
 	switch (act) {
 	case MOAT_ACT_DROP:
-		stat_inc(MOAT_STAT_DROP, slot);
-		report(ctx, &p, act, MOAT_STAT_DROP);
+		report(ctx, &p, act, MOAT_STAT_DROP, stat_inc(MOAT_STAT_DROP, slot));
 		return XDP_DROP;
 	case MOAT_ACT_TARPIT:
 		return tarpit(ctx, &p, slot);
 	case MOAT_ACT_ALLOW:
-		stat_inc(MOAT_STAT_ALLOW, slot);
-		report(ctx, &p, act, MOAT_STAT_ALLOW);
+		report(ctx, &p, act, MOAT_STAT_ALLOW, stat_inc(MOAT_STAT_ALLOW, slot));
 		return XDP_PASS;
 	default:
 		stat_inc(MOAT_STAT_PASS, slot);

@@ -20,9 +20,17 @@
 #define MOAT_XDP_DEF_SRC_BURST 20
 #define MOAT_XDP_DEF_GLOBAL_PPS 10000        /* tarpit replies in total */
 #define MOAT_XDP_DEF_GLOBAL_BURST 20000
-#define MOAT_XDP_DEF_EVENT_SAMPLE 1          /* 1 in N refused SYNs reported */
+#define MOAT_XDP_DEF_EVENT_SAMPLE 16         /* 1 in N refused SYNs (per CPU) reported */
 #define MOAT_XDP_DEF_EVENT_PPS 1000          /* events per second at most */
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
+
+/*
+ * Map "stats" (per-CPU u64): MOAT_XDP_STAT_ROWS rows of MOAT_STAT__MAX
+ * counters.  Row 0 counts what belongs to no SMTP port (parse failures,
+ * other traffic, lost events), row 1 + s the verdicts for port slot s.  A
+ * counter's total is the sum over rows and CPUs.
+ */
+#define MOAT_XDP_STAT_ROWS (1 + MOAT_PORTS_MAX)
 
 /* Slots of the "limits" array map: GCRA state (next allowed time, ns). */
 enum moat_xdp_limit {
@@ -31,23 +39,43 @@ enum moat_xdp_limit {
 	MOAT_LIMIT__MAX,
 };
 
+/* A GCRA budget: one event per interval_ns, bursts of tau_ns / interval_ns
+ * + 1; interval_ns 0 = nothing conforms.  Derived by the loader from a rate
+ * and a burst (moat_xdp_budget()) so the program never divides. */
+struct moat_xdp_budget {
+	__u64 interval_ns;
+	__u64 tau_ns;
+};
+
 /*
- * Read-only configuration (the program's .rodata, fixed at load).  A rate
- * of 0 disables: tarpit rate 0 answers no SYN (tarpit sources are dropped),
- * event_sample 0 reports nothing.
+ * Read-only configuration (the program's .rodata, fixed at load).
  */
 struct moat_xdp_config {
 	__u16 ports[MOAT_PORTS_MAX];  /* SMTP ports filtered, host order */
 	__u32 n_ports;                /* valid entries in ports[] */
-	__u32 tarpit_src_pps;         /* per source /24 (IPv4) or /48 (IPv6) */
-	__u32 tarpit_src_burst;
-	__u32 tarpit_global_pps;
-	__u32 tarpit_global_burst;
-	__u32 event_sample;           /* report 1 in N refused SYNs */
-	__u32 event_max_pps;
+	__u32 event_mask;             /* report when count & mask == 0 */
+	__u32 events_on;              /* 0: no events at all */
 	__u32 pad;
+	struct moat_xdp_budget tarpit_src;     /* per source /24 or /48 */
+	struct moat_xdp_budget tarpit_global;
+	struct moat_xdp_budget events;
 	__u64 isn_key[2];             /* SipHash key of the tarpit ISN */
 };
+
+/* moat_xdp_budget - GCRA parameters for pps events per second, bursts of
+ * burst (pps 0: nothing allowed) */
+static inline struct moat_xdp_budget moat_xdp_budget(__u32 pps, __u32 burst)
+{
+	struct moat_xdp_budget b = { 0, 0 };
+
+	if (pps == 0)
+		return b;
+	b.interval_ns = 1000000000ull / pps;
+	if (b.interval_ns == 0)
+		b.interval_ns = 1;
+	b.tau_ns = b.interval_ns * (burst > 1 ? burst - 1 : 0);
+	return b;
+}
 
 /* moat_xdp_src_key - the rate limiter's key: source /24 or /48 */
 static inline __u64 moat_xdp_src_key(__u8 family, __u32 saddr4,

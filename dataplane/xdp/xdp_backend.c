@@ -112,6 +112,10 @@ static int check_opts(const struct moat_xdp_opts *o)
 			o->groups_max, o->v6_max, o->rl_src_max);
 		return -EINVAL;
 	}
+	if (o->event_sample & (o->event_sample - 1)) {
+		log_err("xdp: event_sample %u is not a power of two", o->event_sample);
+		return -EINVAL;
+	}
 	if (o->pin_dir && strlen(o->pin_dir) + IF_NAMESIZE + 16 >= PATH_MAX)
 		return -ENAMETOOLONG;
 	return 0;
@@ -192,12 +196,12 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	memset(cfg, 0, sizeof(*cfg));
 	memcpy(cfg->ports, o->ports, sizeof(cfg->ports));
 	cfg->n_ports = o->n_ports;
-	cfg->tarpit_src_pps = o->tarpit_src_pps;
-	cfg->tarpit_src_burst = o->tarpit_src_burst;
-	cfg->tarpit_global_pps = o->tarpit_global_pps;
-	cfg->tarpit_global_burst = o->tarpit_global_burst;
-	cfg->event_sample = o->event_sample;
-	cfg->event_max_pps = o->event_max_pps;
+	cfg->tarpit_src = moat_xdp_budget(o->tarpit_src_pps, o->tarpit_src_burst);
+	cfg->tarpit_global = moat_xdp_budget(o->tarpit_global_pps,
+					     o->tarpit_global_burst);
+	cfg->events = moat_xdp_budget(o->event_max_pps, o->event_max_pps);
+	cfg->events_on = o->event_sample != 0;
+	cfg->event_mask = o->event_sample ? o->event_sample - 1 : 0;
 	cfg->isn_key[0] = o->isn_key[0];
 	cfg->isn_key[1] = o->isn_key[1];
 	if (!cfg->isn_key[0] && !cfg->isn_key[1] &&
@@ -522,32 +526,38 @@ static int sum_percpu(int fd, int ncpus, __u32 key, uint64_t *out)
 	return 0;
 }
 
-/* read_counters - n consecutive counters from base in a per-CPU array */
-static int read_counters(int fd, int ncpus, __u32 base, uint64_t *out)
+/* read_rows - counters summed over rows [r0, r1) of the stats map */
+static int read_rows(int fd, int ncpus, __u32 r0, __u32 r1, uint64_t *out)
 {
-	for (__u32 s = 0; s < MOAT_STAT__MAX; s++) {
-		int err = sum_percpu(fd, ncpus, base + s, &out[s]);
+	memset(out, 0, MOAT_STAT__MAX * sizeof(*out));
+	for (__u32 r = r0; r < r1; r++) {
+		for (__u32 s = 0; s < MOAT_STAT__MAX; s++) {
+			uint64_t v;
+			int err = sum_percpu(fd, ncpus, r * MOAT_STAT__MAX + s, &v);
 
-		if (err)
-			return err;
+			if (err)
+				return err;
+			out[s] += v;
+		}
 	}
 	return 0;
 }
 
-/* moat_xdp_read_stats - global counters */
+/* moat_xdp_read_stats - global counters (all rows) */
 int moat_xdp_read_stats(struct moat_xdp *x, uint64_t out[MOAT_STAT__MAX])
 {
-	return read_counters(bpf_map__fd(x->skel->maps.stats), x->ncpus, 0, out);
+	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, 0,
+			 MOAT_XDP_STAT_ROWS, out);
 }
 
-/* moat_xdp_read_port_stats - one port slot's counters */
+/* moat_xdp_read_port_stats - one port slot's counters (its row) */
 int moat_xdp_read_port_stats(struct moat_xdp *x, unsigned slot,
 			     uint64_t out[MOAT_STAT__MAX])
 {
 	if (slot >= x->o.n_ports)
 		return -EINVAL;
-	return read_counters(bpf_map__fd(x->skel->maps.port_stats), x->ncpus,
-			     slot * MOAT_STAT__MAX, out);
+	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, slot + 1,
+			 slot + 2, out);
 }
 
 /* moat_xdp_read_pinned_stats - global counters straight from the pin */
@@ -562,7 +572,7 @@ int moat_xdp_read_pinned_stats(const char *pin_dir, uint64_t out[MOAT_STAT__MAX]
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	err = read_counters(fd, ncpus, 0, out);
+	err = read_rows(fd, ncpus, 0, MOAT_XDP_STAT_ROWS, out);
 	close(fd);
 	return err;
 }

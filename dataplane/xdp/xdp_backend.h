@@ -17,7 +17,7 @@
  *   moat_xdp_close(x);                  // userspace only: filtering goes on
  *
  * Pins (under opts.pin_dir, default /sys/fs/bpf/moat):
- *   maps  tbl24 groups v6_plens v6_rules stats port_stats rl_src limits events
+ *   maps  tbl24 groups v6_plens v6_rules stats rl_src limits events
  *   links link_<ifname>
  * A pinned link keeps the program attached after the loader dies; the maps
  * keep the table and counters.  A new loader opening the same pin_dir reuses
@@ -52,8 +52,9 @@ struct moat_xdp_opts {
 	 * 10000/20000); a rate of 0 answers nothing (tarpit = drop). */
 	uint32_t tarpit_src_pps, tarpit_src_burst;
 	uint32_t tarpit_global_pps, tarpit_global_burst;
-	/* Events: report 1 in event_sample refused SYNs (0 = none), at most
-	 * event_max_pps per second (defaults 1 and 1000). */
+	/* Events: report every event_sample-th refused SYN of a verdict on
+	 * each CPU (a power of two; 0 = none), at most event_max_pps per
+	 * second (defaults 16 and 1000). */
 	uint32_t event_sample, event_max_pps;
 	/* SipHash key of the tarpit ISN; all zero = a random key. */
 	uint64_t isn_key[2];

@@ -297,7 +297,8 @@ static void test_events(void **state)
 
 	(void)state;
 	default_opts(&o);
-	o.event_max_pps = 3;  /* burst 3, then limited */
+	o.event_sample = 1;   /* every refused SYN ... */
+	o.event_max_pps = 3;  /* ... burst 3, then limited */
 	x = open_x(&o);
 	assert_true(moat_xdp_events_fd(x) >= 0);
 	/* an unlisted SYN is not reported */

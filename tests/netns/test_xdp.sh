@@ -19,7 +19,7 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3   # seconds a probe waits
 
-tap_plan 13
+tap_plan 14
 for f in "$LOADER" "$PASS_OBJ"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -172,5 +172,15 @@ if "$LOADER" --pin "$PIN" detach inet0 && [ -z "$(xdp_prog_id)" ] && [ ! -e "$PI
 	fi
 else
 	tap_not_ok "detach left prog '$(xdp_prog_id)' or pin"
+fi
+
+# --- generic mode on request ---------------------------------------------
+if in_app "$LOADER" --pin "$PIN" --generic "${RULES[@]}" once inet0 >&2 &&
+	ip -n "$NS_APP" link show inet0 | grep -q xdpgeneric &&
+	[ "$(probe 192.0.2.10 198.18.1.1)" = timeout ] &&
+	"$LOADER" --pin "$PIN" detach inet0; then
+	tap_ok "--generic attaches in skb mode and drops; detach again"
+else
+	tap_not_ok "generic mode attach"
 fi
 exit $((TAP_FAIL > 0))
