@@ -42,6 +42,7 @@ static void usage(FILE *f)
 "                            in FILE (one a line) its verdict: ADDR CODES or ADDR -\n"
 "  -t, --timeout MS          idle timeout per transfer (default 30000)\n"
 "  -x, --axfr                never IXFR\n"
+"  -r, --repeat-now          start the next attempt at once (not at SOA refresh)\n"
 "  -q, --quiet               no listings output (summary lines only)\n"
 "  -v, --verbose             debug logging\n"
 "  -h, --help, -V, --version\n"
@@ -186,16 +187,16 @@ int main(int argc, char **argv)
 		{ "server", 1, 0, 's' }, { "zone", 1, 0, 'z' }, { "tsig", 1, 0, 'k' },
 		{ "count", 1, 0, 'n' }, { "notify", 1, 0, 'N' }, { "notify-allow", 1, 0, 'A' },
 		{ "out", 1, 0, 'o' }, { "lookup", 1, 0, 'l' }, { "timeout", 1, 0, 't' },
-		{ "axfr", 0, 0, 'x' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
+		{ "axfr", 0, 0, 'x' }, { "repeat-now", 0, 0, 'r' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
 		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
 	struct moat_xfr_cfg cfg = { .source = 1 };
 	const char *notify = NULL, *out = NULL, *lookup = NULL;
 	long count = 1;
-	bool quiet = false;
+	bool quiet = false, repeat = false;
 	int c;
 
 	log_init("moat-zonecheck", 0);
-	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xqvhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xrqvhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (cfg.nprimary == MOAT_XFR_MAX_PRIMARIES ||
@@ -219,6 +220,7 @@ int main(int argc, char **argv)
 		case 'l': lookup = optarg; break;
 		case 't': cfg.timeout_ms = (uint32_t)atol(optarg); break;
 		case 'x': cfg.no_ixfr = true; break;
+		case 'r': repeat = true; break;
 		case 'q': quiet = true; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
 		case 'h': usage(stdout); return 0;
@@ -272,6 +274,7 @@ int main(int argc, char **argv)
 
 	long attempts = 0;
 	int last_ok = 0, cur_fd = -1;
+	uint32_t cur_gen = 0;
 	bool refresh_now = true;
 	static uint8_t mbuf[65538], rep[65538];
 	while (attempts < count) {
@@ -283,20 +286,19 @@ int main(int argc, char **argv)
 				moat_xfr_get_state(z, now, &st);
 				fprintf(stderr, "failed: %s\n", st.last_error);
 				attempts++;
+				refresh_now = repeat;
 				last_ok = 0;
 				continue;
 			}
 		}
 		int fd = moat_xfr_fd(z);
-		if (fd != cur_fd) {
-			if (cur_fd >= 0)
-				epoll_ctl(ep, EPOLL_CTL_DEL, cur_fd, NULL);
+		if (fd >= 0 && (fd != cur_fd || moat_xfr_conn_gen(z) != cur_gen)) {
+			/* a new socket (maybe with the old number): register it */
+			ev.events = moat_xfr_events(z);
+			ev.data.u32 = 4;
+			epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 			cur_fd = fd;
-			if (fd >= 0) {
-				ev.events = moat_xfr_events(z);
-				ev.data.u32 = 4;
-				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-			}
+			cur_gen = moat_xfr_conn_gen(z);
 		} else if (fd >= 0) {
 			ev.events = moat_xfr_events(z);
 			ev.data.u32 = 4;
@@ -359,11 +361,9 @@ int main(int argc, char **argv)
 		enum moat_xfr_status st = moat_xfr_io(z, xev, now_ms());
 		if (st == MOAT_XFR_AGAIN)
 			continue;
-		if (cur_fd >= 0) {
-			epoll_ctl(ep, EPOLL_CTL_DEL, cur_fd, NULL); /* closed already: harmless */
-			cur_fd = -1;
-		}
+		cur_fd = -1; /* the library closed it: epoll dropped it */
 		attempts++;
+		refresh_now = repeat;
 		if (st == MOAT_XFR_FAILED) {
 			struct moat_xfr_state s;
 			moat_xfr_get_state(z, now_ms(), &s);
