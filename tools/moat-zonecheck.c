@@ -531,6 +531,7 @@ int main(int argc, char **argv)
 		if (!quiet) {
 			struct moat_lvec all = { 0 };
 			moat_xfr_listings(z, &all);
+			moat_lvec_sort(&all);
 			FILE *f = out ? fopen(out, "w") : stdout;
 			if (f) {
 				print_listings(f, &all);
