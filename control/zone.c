@@ -471,46 +471,46 @@ static bool is_addr_name(const uint16_t *codes, size_t n)
 	       (n == MOAT_OWNER_V6_DEPTH && !moat_owner_prefix(codes, n, MOAT_AF_INET6, &p));
 }
 
-/* apply - the change itself, after validation; no undo logging */
+/* apply - the change itself, after validation; no undo logging.  A
+ * records are kept (code, TTL) only at address names, where they are
+ * listings; anywhere else a record of any type only makes its node exist
+ * (names below a non-address label share one node, so they are counted). */
 static int apply(struct moat_zone *z, uint32_t idx, int op, bool is_a, uint32_t code,
 		 uint32_t ttl, bool addr, uint32_t *oldttl)
 {
+	bool keep = is_a && addr;
 	int r;
 
 	if (op == MOAT_ZONE_ADD) {
-		if (is_a) {
+		if (keep) {
 			r = a_add(z, idx, code, ttl);
 			if (r < 0)
 				return r;
 			if (r == 1)
 				return 1; /* same record again: TTL refreshed only */
-			if (addr)
-				z->st.a_records++;
-			else
-				z->st.undecodable++;
+			z->st.a_records++;
+		} else if (is_a) {
+			z->st.undecodable++;
 		} else {
 			z->st.other_records++;
 		}
 		adjust(z, idx, +1);
 		return 0;
 	}
-	if (is_a) {
+	if (keep) {
 		if (a_del(z, idx, code, oldttl))
 			return -ENOENT;
-		if (addr)
-			z->st.a_records--;
-		else
-			z->st.undecodable--;
+		z->st.a_records--;
 	} else {
-		if (z->nodes[idx].nrr == 0 || z->st.other_records == 0)
-			return -ENOENT;
-		/* other types are only counted: a node's count covers them all */
 		uint32_t na = 0;
 		for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next)
 			na++;
 		if (z->nodes[idx].nrr <= na)
 			return -ENOENT;
-		z->st.other_records--;
+		if (is_a && z->st.undecodable)
+			z->st.undecodable--;
+		else if (!is_a && z->st.other_records)
+			z->st.other_records--;
 	}
 	adjust(z, idx, -1);
 	return 0;
