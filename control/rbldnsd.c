@@ -260,6 +260,22 @@ static int line6(struct pctx *c, const char *p, const char *e, bool excl)
 	return moat_lvec_push(c->out, &l);
 }
 
+/* looks_v6 - does the line start with an IPv6 address ("::1", "::/0")
+ * rather than a default value (":127.0.0.2:text")? */
+static bool looks_v6(const char *p, const char *e)
+{
+	char buf[64];
+	struct in6_addr a;
+	size_t n = 0;
+
+	while (p + n < e && p[n] != ' ' && p[n] != '\t' && p[n] != '/' && n < sizeof(buf) - 1) {
+		buf[n] = p[n];
+		n++;
+	}
+	buf[n] = 0;
+	return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
 /* moat_rbl_parse - whole buffer */
 int moat_rbl_parse(enum moat_rbl_type type, const char *buf, size_t len,
 		   uint16_t source, uint32_t default_ttl, struct moat_lvec *out,
@@ -306,7 +322,7 @@ int moat_rbl_parse(enum moat_rbl_type type, const char *buf, size_t len,
 			p = next; /* $SOA, $NS, $n substitutions: not listings */
 			continue;
 		}
-		if (*p == ':') {
+		if (*p == ':' && !(type == MOAT_RBL_IP6TRIE && looks_v6(p, e))) {
 			uint32_t code;
 			if (value(&c, p, e, &code))
 				bad(&c, "bad default A value");

@@ -6,6 +6,8 @@
  * Syntax (rbldnsd(8) "DATASET FORMATS"):
  *   # or ; comment            $TTL n         (other $ lines ignored)
  *   :A:TXT                    default value for the entries that follow
+ *                             (ip6trie: a line whose first word is an IPv6
+ *                             address, e.g. "::ffff:7f00:2", is an entry)
  *   [!]ENTRY [VALUE]          ! = exclusion (carves out of a shorter listing)
  *   VALUE = :A:TXT | :A | TXT (TXT alone keeps the default A); A is a
  *           dotted address or a bare number N meaning 127.0.0.N
