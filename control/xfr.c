@@ -901,7 +901,7 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 			}
 		}
 	}
-	resp = knot_pkt_new(reply, (uint16_t)(replycap > 65535 ? 65535 : replycap), NULL);
+	resp = knot_pkt_new(NULL, KNOT_WIRE_MAX_PKTSIZE, NULL);
 	if (!resp || knot_pkt_init_response(resp, q) != KNOT_EOK)
 		goto out;
 	if (sign)
@@ -918,6 +918,9 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 			goto out;
 	}
 	(void)tsig_err;
+	if (resp->size > replycap)
+		goto out;
+	memcpy(reply, resp->wire, resp->size);
 	*replylen = resp->size;
 	res = rcode == KNOT_RCODE_NOERROR ? MOAT_NOTIFY_ACCEPT : MOAT_NOTIFY_REFUSE;
 	if (z && res == MOAT_NOTIFY_REFUSE) {
