@@ -60,6 +60,7 @@ struct moat_xfr_zone {
 	/* the running transfer */
 	enum conn_state cs;
 	int fd;
+	uint32_t conn_gen;        /* bumped for every new socket */
 	int64_t deadline_ms, now_ms;
 	bool ixfr;                /* the query we sent */
 	uint16_t id;
@@ -206,6 +207,11 @@ int moat_xfr_fd(const struct moat_xfr_zone *z)
 	return z->fd;
 }
 
+uint32_t moat_xfr_conn_gen(const struct moat_xfr_zone *z)
+{
+	return z->conn_gen;
+}
+
 uint32_t moat_xfr_events(const struct moat_xfr_zone *z)
 {
 	switch (z->cs) {
@@ -293,6 +299,7 @@ static int xfr_open(struct moat_xfr_zone *z)
 	z->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (z->fd < 0)
 		return -errno;
+	z->conn_gen++;
 	setsockopt(z->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(z->fd, (const struct sockaddr *)ss, sl) < 0 && errno != EINPROGRESS)
 		return -errno;
@@ -339,10 +346,13 @@ static enum moat_xfr_status fail(struct moat_xfr_zone *z, const char *fmt, ...)
 static enum moat_xfr_status fail(struct moat_xfr_zone *z, const char *fmt, ...)
 {
 	va_list ap;
+	char buf[sizeof(z->last_error)];
 
+	/* via buf: callers pass z->last_error itself as an argument */
 	va_start(ap, fmt);
-	vsnprintf(z->last_error, sizeof(z->last_error), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(z->last_error, buf, sizeof(buf));
 	log_warn("xfr: zone=%s %s failed: %s (previous data kept)", z->name,
 		 z->ixfr ? "IXFR" : "AXFR", z->last_error);
 	if (z->batch) {
@@ -891,7 +901,7 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 			}
 		}
 	}
-	resp = knot_pkt_new(reply, (uint16_t)(replycap > 65535 ? 65535 : replycap), NULL);
+	resp = knot_pkt_new(NULL, KNOT_WIRE_MAX_PKTSIZE, NULL);
 	if (!resp || knot_pkt_init_response(resp, q) != KNOT_EOK)
 		goto out;
 	if (sign)
@@ -908,6 +918,9 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 			goto out;
 	}
 	(void)tsig_err;
+	if (resp->size > replycap)
+		goto out;
+	memcpy(reply, resp->wire, resp->size);
 	*replylen = resp->size;
 	res = rcode == KNOT_RCODE_NOERROR ? MOAT_NOTIFY_ACCEPT : MOAT_NOTIFY_REFUSE;
 	if (z && res == MOAT_NOTIFY_REFUSE) {

@@ -15,8 +15,10 @@
  *     epoll: moat_xfr_fd(z) with moat_xfr_events(z) (EPOLLIN / EPOLLOUT);
  *            also wake at moat_xfr_deadline_ms(z)
  *     on readiness or deadline: st = moat_xfr_io(z, events, now)
- *       MOAT_XFR_AGAIN:  re-read fd and events (the fd changes when IXFR
- *                        falls back to AXFR on a new connection)
+ *       MOAT_XFR_AGAIN:  re-read events (EPOLL_CTL_MOD); when
+ *                        moat_xfr_conn_gen(z) changed, the library opened a
+ *                        new socket (IXFR fell back to AXFR): EPOLL_CTL_ADD
+ *                        moat_xfr_fd(z) - the number may equal the old one
  *       MOAT_XFR_DONE:   moat_xfr_take_result(z, &res) -> publish
  *       MOAT_XFR_FAILED: nothing to publish; keep the previous data
  *     (the socket is closed by the library before DONE / FAILED return:
@@ -114,6 +116,8 @@ void moat_xfr_notify(struct moat_xfr_zone *z, int64_t now_ms);
 int moat_xfr_start(struct moat_xfr_zone *z, int64_t now_ms);
 /* moat_xfr_fd - the transfer's socket, -1 when none. */
 int moat_xfr_fd(const struct moat_xfr_zone *z);
+/* moat_xfr_conn_gen - bumped each time the library opens a new socket. */
+uint32_t moat_xfr_conn_gen(const struct moat_xfr_zone *z);
 /* moat_xfr_events - EPOLLIN and/or EPOLLOUT the state machine waits for. */
 uint32_t moat_xfr_events(const struct moat_xfr_zone *z);
 /* moat_xfr_deadline_ms - when the running transfer times out. */

@@ -26,9 +26,20 @@ struct znode {
 	uint32_t nrr;   /* records of any type at this node (SOA excluded) */
 	uint32_t nkids; /* children that exist */
 	uint32_t a;     /* first A record (index into ar), 0 = none */
+	uint32_t star;  /* the "*" child, 0 = none */
+	uint32_t v4;    /* IPv4 octets of the path so far (when NF_V4) */
 	uint16_t label; /* label code (owner.h) */
 	uint8_t depth;
 	uint8_t mark;   /* in the current batch's affected list */
+	uint8_t flags;  /* NF_V4 / NF_V6: the path is an address prefix */
+};
+
+#define NF_V4 1 /* every label an octet, depth <= 4 */
+#define NF_V6 2 /* every label a nibble, depth <= 32 */
+
+/* hash slot: the key lives in the slot, so probing never touches nodes */
+struct slot {
+	uint32_t parent, idx, label;
 };
 
 struct arec {
@@ -46,8 +57,9 @@ struct moat_zone {
 	uint16_t source;
 	struct znode *nodes;
 	size_t nnodes, capnodes;
-	uint32_t *ht;
+	struct slot *ht;
 	size_t htcap;
+	unsigned htbits;
 	struct arec *ar;
 	size_t nar, capar;
 	uint32_t arfree;
@@ -77,64 +89,79 @@ static int grow(void **v, size_t *cap, size_t n, size_t esz)
 	return 0;
 }
 
-/* hash - slot of (parent, label) */
-static size_t hash(uint32_t parent, uint16_t label)
+/* hash - slot of (parent, label): a 64-bit finalizer, top bits */
+static size_t hash(const struct moat_zone *z, uint32_t parent, uint32_t label)
 {
-	uint64_t h = ((uint64_t)parent << 16 | label) * 0x9e3779b97f4a7c15ull;
-	return (size_t)(h >> 32);
+	uint64_t h = (uint64_t)parent << 16 ^ label;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return (size_t)(h >> (64 - z->htbits));
 }
 
 /* ht_rehash - double the hash table */
 static int ht_rehash(struct moat_zone *z)
 {
-	size_t nc = z->htcap ? z->htcap * 2 : 4096;
-	uint32_t *nh = calloc(nc, sizeof(*nh));
+	unsigned nb = z->htbits ? z->htbits + 1 : 12;
+	size_t nc = (size_t)1 << nb;
+	struct slot *nh = calloc(nc, sizeof(*nh));
+	struct slot *old = z->ht;
+	size_t oc = z->htcap;
+
 	if (!nh)
 		return -ENOMEM;
-	for (size_t i = 0; i < z->htcap; i++) {
-		uint32_t idx = z->ht[i];
-		if (!idx)
-			continue;
-		size_t s = hash(z->nodes[idx].parent, z->nodes[idx].label) & (nc - 1);
-		while (nh[s])
-			s = (s + 1) & (nc - 1);
-		nh[s] = idx;
-	}
-	free(z->ht);
 	z->ht = nh;
 	z->htcap = nc;
+	z->htbits = nb;
+	for (size_t i = 0; i < oc; i++) {
+		if (!old[i].idx)
+			continue;
+		size_t s = hash(z, old[i].parent, old[i].label);
+		while (nh[s].idx)
+			s = (s + 1) & (nc - 1);
+		nh[s] = old[i];
+	}
+	free(old);
 	return 0;
 }
 
 /* child - find (or with create, add) the child of parent with label */
 static uint32_t child(struct moat_zone *z, uint32_t parent, uint16_t label, bool create)
 {
-	size_t s = hash(parent, label) & (z->htcap - 1);
-	uint32_t idx;
+	size_t s;
 
-	while ((idx = z->ht[s]) != 0) {
-		if (z->nodes[idx].parent == parent && z->nodes[idx].label == label)
-			return idx;
+	if (create && (z->nnodes + 1) * 2 > z->htcap && ht_rehash(z))
+		return 0;
+	s = hash(z, parent, label);
+	while (z->ht[s].idx) {
+		if (z->ht[s].parent == parent && z->ht[s].label == label)
+			return z->ht[s].idx;
 		s = (s + 1) & (z->htcap - 1);
 	}
 	if (!create)
 		return 0;
-	if ((z->nnodes + 1) * 2 > z->htcap) {
-		if (ht_rehash(z))
-			return 0;
-		return child(z, parent, label, create);
-	}
 	if (grow((void **)&z->nodes, &z->capnodes, z->nnodes, sizeof(*z->nodes)))
 		return 0;
-	idx = (uint32_t)z->nnodes++;
-	struct znode *n = &z->nodes[idx];
+	uint32_t idx = (uint32_t)z->nnodes++;
+	struct znode *n = &z->nodes[idx], *p = &z->nodes[parent];
 	memset(n, 0, sizeof(*n));
 	n->parent = parent;
 	n->label = label;
-	n->depth = (uint8_t)(z->nodes[parent].depth + 1);
-	n->next_sibling = z->nodes[parent].first_child;
-	z->nodes[parent].first_child = idx;
-	z->ht[s] = idx;
+	n->depth = (uint8_t)(p->depth + 1);
+	n->next_sibling = p->first_child;
+	p->first_child = idx;
+	if (label == MOAT_LBL_STAR)
+		p->star = idx;
+	if ((p->flags & NF_V4) && n->depth <= MOAT_OWNER_V4_DEPTH && moat_lbl_octet(label) >= 0) {
+		n->flags |= NF_V4;
+		n->v4 = p->v4 | (uint32_t)label << (32 - 8 * n->depth);
+	}
+	if ((p->flags & NF_V6) && n->depth <= MOAT_OWNER_V6_DEPTH && moat_lbl_nibble(label) >= 0)
+		n->flags |= NF_V6;
+	z->ht[s] = (struct slot){ .parent = parent, .idx = idx, .label = label };
 	return idx;
 }
 
@@ -155,6 +182,7 @@ struct moat_zone *moat_zone_new(const char *apex, uint16_t source)
 	z->nodes = calloc(z->capnodes, sizeof(*z->nodes));
 	if (!z->nodes || ht_rehash(z))
 		goto fail;
+	z->nodes[ROOT].flags = NF_V4 | NF_V6;
 	z->nar = 1;
 	return z;
 fail:
@@ -277,8 +305,7 @@ static bool lists_own(const struct moat_zone *z, uint32_t idx, uint8_t fam)
 		return n->a != 0;
 	if (n->depth > max)
 		return false;
-	uint32_t s = child((struct moat_zone *)z, idx, MOAT_LBL_STAR, false);
-	return s && z->nodes[s].a != 0;
+	return n->star && z->nodes[n->star].a != 0;
 }
 
 /* push_a - one listing per A record in chain a */
@@ -294,35 +321,57 @@ static int push_a(const struct moat_zone *z, uint32_t a, const struct moat_prefi
 	return 0;
 }
 
+/* node_prefix - the prefix of node idx in family fam (its flag is set) */
+static void node_prefix(const struct moat_zone *z, uint32_t idx, uint8_t fam,
+			struct moat_prefix *p)
+{
+	const struct znode *n = &z->nodes[idx];
+
+	memset(p, 0, sizeof(*p));
+	p->family = fam;
+	if (fam == MOAT_AF_INET) {
+		p->plen = (uint8_t)(8 * n->depth);
+		p->addr[0] = (uint8_t)(n->v4 >> 24);
+		p->addr[1] = (uint8_t)(n->v4 >> 16);
+		p->addr[2] = (uint8_t)(n->v4 >> 8);
+		p->addr[3] = (uint8_t)n->v4;
+		return;
+	}
+	uint16_t codes[MAX_PATH];
+	size_t d = node_path(z, idx, codes);
+	moat_owner_prefix(codes, d, fam, p);
+}
+
 /* emit_fam - the listings node idx owns in family fam (see zone.h) */
-static int emit_fam(const struct moat_zone *z, uint32_t idx, const uint16_t *codes,
-		    size_t d, uint8_t fam, struct moat_lvec *out)
+static int emit_fam(const struct moat_zone *z, uint32_t idx, uint8_t fam,
+		    struct moat_lvec *out)
 {
 	const struct znode *n = &z->nodes[idx];
 	unsigned max = fam == MOAT_AF_INET ? MOAT_OWNER_V4_DEPTH : MOAT_OWNER_V6_DEPTH;
+	uint8_t flag = fam == MOAT_AF_INET ? NF_V4 : NF_V6;
 	struct moat_prefix p;
 
-	if (d > max || moat_owner_prefix(codes, d, fam, &p))
+	if (!(n->flags & flag))
 		return 0;
-	if (d == max)
+	if (n->depth == max) {
+		if (!n->a)
+			return 0;
+		node_prefix(z, idx, fam, &p);
 		return push_a(z, n->a, &p, out);
-	uint32_t s = child((struct moat_zone *)z, idx, MOAT_LBL_STAR, false);
-	if (!s || !z->nodes[s].a)
+	}
+	if (!n->star || !z->nodes[n->star].a)
 		return 0;
-	if (push_a(z, z->nodes[s].a, &p, out))
+	node_prefix(z, idx, fam, &p);
+	if (push_a(z, z->nodes[n->star].a, &p, out))
 		return -ENOMEM;
-	uint16_t cc[MAX_PATH + 1];
-	memcpy(cc, codes, d * sizeof(*cc));
 	for (uint32_t c = n->first_child; c; c = z->nodes[c].next_sibling) {
 		const struct znode *cn = &z->nodes[c];
 		struct moat_prefix cp;
-		if (!exists(cn))
-			continue;
-		cc[d] = cn->label;
-		if (moat_owner_prefix(cc, d + 1, fam, &cp))
-			continue; /* not reachable by an address query */
+		if (!exists(cn) || !(cn->flags & flag))
+			continue; /* absent, or not reachable by an address query */
 		if (lists_own(z, c, fam))
 			continue;
+		node_prefix(z, c, fam, &cp);
 		struct moat_listing l = { .pfx = cp, .source = z->source, .exclude = 1 };
 		if (moat_lvec_push(out, &l))
 			return -ENOMEM;
@@ -333,27 +382,17 @@ static int emit_fam(const struct moat_zone *z, uint32_t idx, const uint16_t *cod
 /* emit - listings owned by node idx, both families */
 static int emit(const struct moat_zone *z, uint32_t idx, struct moat_lvec *out)
 {
-	uint16_t codes[MAX_PATH];
-	size_t d;
-
-	if (z->nodes[idx].label == MOAT_LBL_OTHER)
-		return 0;
-	d = node_path(z, idx, codes);
-	if (emit_fam(z, idx, codes, d, MOAT_AF_INET, out))
+	if (emit_fam(z, idx, MOAT_AF_INET, out))
 		return -ENOMEM;
-	return emit_fam(z, idx, codes, d, MOAT_AF_INET6, out);
+	return emit_fam(z, idx, MOAT_AF_INET6, out);
 }
 
-/* moat_zone_listings - every listing of the zone */
+/* moat_zone_listings - every listing of the zone, in node order */
 int moat_zone_listings(struct moat_zone *z, struct moat_lvec *out)
 {
-	size_t start = out->n;
-
 	for (uint32_t i = ROOT; i < z->nnodes; i++)
 		if (emit(z, i, out))
 			return -ENOMEM;
-	if (out->n - start > 1)
-		qsort(out->v + start, out->n - start, sizeof(out->v[0]), moat_listing_cmp);
 	return 0;
 }
 
@@ -432,46 +471,46 @@ static bool is_addr_name(const uint16_t *codes, size_t n)
 	       (n == MOAT_OWNER_V6_DEPTH && !moat_owner_prefix(codes, n, MOAT_AF_INET6, &p));
 }
 
-/* apply - the change itself, after validation; no undo logging */
+/* apply - the change itself, after validation; no undo logging.  A
+ * records are kept (code, TTL) only at address names, where they are
+ * listings; anywhere else a record of any type only makes its node exist
+ * (names below a non-address label share one node, so they are counted). */
 static int apply(struct moat_zone *z, uint32_t idx, int op, bool is_a, uint32_t code,
 		 uint32_t ttl, bool addr, uint32_t *oldttl)
 {
+	bool keep = is_a && addr;
 	int r;
 
 	if (op == MOAT_ZONE_ADD) {
-		if (is_a) {
+		if (keep) {
 			r = a_add(z, idx, code, ttl);
 			if (r < 0)
 				return r;
 			if (r == 1)
 				return 1; /* same record again: TTL refreshed only */
-			if (addr)
-				z->st.a_records++;
-			else
-				z->st.undecodable++;
+			z->st.a_records++;
+		} else if (is_a) {
+			z->st.undecodable++;
 		} else {
 			z->st.other_records++;
 		}
 		adjust(z, idx, +1);
 		return 0;
 	}
-	if (is_a) {
+	if (keep) {
 		if (a_del(z, idx, code, oldttl))
 			return -ENOENT;
-		if (addr)
-			z->st.a_records--;
-		else
-			z->st.undecodable--;
+		z->st.a_records--;
 	} else {
-		if (z->nodes[idx].nrr == 0 || z->st.other_records == 0)
-			return -ENOENT;
-		/* other types are only counted: a node's count covers them all */
 		uint32_t na = 0;
 		for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next)
 			na++;
 		if (z->nodes[idx].nrr <= na)
 			return -ENOENT;
-		z->st.other_records--;
+		if (is_a && z->st.undecodable)
+			z->st.undecodable--;
+		else if (!is_a && z->st.other_records)
+			z->st.other_records--;
 	}
 	adjust(z, idx, -1);
 	return 0;

@@ -66,8 +66,8 @@ const uint8_t *moat_zone_apex(const struct moat_zone *z);
 int moat_zone_rr(struct moat_zone *z, enum moat_zone_op op, const uint8_t *owner,
 		 uint16_t type, uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
 
-/* moat_zone_listings - append every listing of the zone to out (sorted by
- * moat_listing_cmp).  0 or -ENOMEM. */
+/* moat_zone_listings - append every listing of the zone to out (unsorted:
+ * moat_lvec_sort() when an order is needed).  0 or -ENOMEM. */
 int moat_zone_listings(struct moat_zone *z, struct moat_lvec *out);
 
 /* moat_zone_begin - start a change batch (undo log + affected nodes). */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "live.h"
 #include "log.h"
 #include "lvec.h"
 #include "owner.h"
@@ -42,7 +43,11 @@ static void usage(FILE *f)
 "                            in FILE (one a line) its verdict: ADDR CODES or ADDR -\n"
 "  -t, --timeout MS          idle timeout per transfer (default 30000)\n"
 "  -x, --axfr                never IXFR\n"
+"  -r, --repeat-now          start the next attempt at once (not at SOA refresh)\n"
 "  -q, --quiet               no listings output (summary lines only)\n"
+"  -R, --resolver ADDR[@PORT] live mode: no transfer; look up each address of\n"
+"                            --lookup FILE in every --zone (repeatable) with\n"
+"                            c-ares through this resolver; same output format\n"
 "  -v, --verbose             debug logging\n"
 "  -h, --help, -V, --version\n"
 "Each attempt prints one line to stderr: 'result kind=full|ixfr|uptodate\n"
@@ -180,22 +185,146 @@ static int notify_msg(struct moat_xfr_zone *z, const uint8_t *m, size_t len,
 	return r;
 }
 
+struct live_ctx {
+	int ep;
+	size_t done;
+	char (*res)[160];
+};
+
+/* live_sock - c-ares socket state into our epoll */
+static void live_sock(void *arg, int fd, bool r, bool w)
+{
+	struct live_ctx *c = arg;
+	struct epoll_event ev = { .events = (r ? EPOLLIN : 0) | (w ? EPOLLOUT : 0), .data.fd = fd };
+
+	if (!r && !w) {
+		epoll_ctl(c->ep, EPOLL_CTL_DEL, fd, NULL);
+		return;
+	}
+	if (epoll_ctl(c->ep, EPOLL_CTL_MOD, fd, &ev) < 0)
+		epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+struct live_one {
+	struct live_ctx *c;
+	size_t idx;
+	char addr[64];
+};
+
+/* live_done - format one lookup's result like lookup_file does */
+static void live_done(void *arg, const struct moat_prefix *a, const struct moat_lvec *l,
+		      unsigned nfailed)
+{
+	struct live_one *o = arg;
+	uint32_t codes[64];
+	size_t nc = 0;
+	char *p = o->c->res[o->idx];
+
+	(void)a;
+	for (size_t i = 0; i < l->n && nc < 64; i++)
+		codes[nc++] = l->v[i].code;
+	for (size_t i = 1; i < nc; i++)
+		for (size_t j = i; j > 0 && codes[j - 1] > codes[j]; j--) {
+			uint32_t t = codes[j];
+			codes[j] = codes[j - 1];
+			codes[j - 1] = t;
+		}
+	int n = snprintf(p, 160, "%s", o->addr);
+	if (nfailed)
+		snprintf(p + n, 160 - (size_t)n, " failed");
+	else if (!nc)
+		snprintf(p + n, 160 - (size_t)n, " -");
+	for (size_t i = 0; i < nc && !nfailed && n < 140; i++)
+		n += snprintf(p + n, 160 - (size_t)n, "%c%u.%u.%u.%u", i ? ',' : ' ',
+			      codes[i] >> 24, (codes[i] >> 16) & 255, (codes[i] >> 8) & 255,
+			      codes[i] & 255);
+	o->c->done++;
+	free(o);
+}
+
+/* run_live - live mode: every address of path in every zone via c-ares */
+static int run_live(const char *resolver, const char **zones, size_t nz,
+		    const char *path, uint32_t timeout_ms)
+{
+	struct moat_live_cfg lc = { .resolver = resolver, .timeout_ms = timeout_ms ? timeout_ms : 1000,
+				    .nzones = nz };
+	struct live_ctx c = { .ep = epoll_create1(EPOLL_CLOEXEC) };
+	char err[200], line[256];
+	size_t n = 0, cap = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		perror(path);
+		return 2;
+	}
+	for (size_t i = 0; i < nz; i++) {
+		lc.zones[i].zone = zones[i];
+		lc.zones[i].source = (uint16_t)(i + 1);
+	}
+	struct moat_live *lv = moat_live_new(&lc, live_sock, &c, err, sizeof(err));
+	if (!lv) {
+		fprintf(stderr, "moat-zonecheck: %s\n", err);
+		return 2;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct moat_prefix a;
+		line[strcspn(line, " \t\r\n")] = 0;
+		if (!*line || moat_prefix_parse(line, &a))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			c.res = realloc(c.res, cap * sizeof(*c.res));
+		}
+		struct live_one *o = calloc(1, sizeof(*o));
+		o->c = &c;
+		o->idx = n++;
+		snprintf(o->addr, sizeof(o->addr), "%.63s", line);
+		moat_live_lookup(lv, &a, live_done, o);
+		/* keep a bounded number in flight */
+		while (moat_live_pending(lv) >= 64) {
+			struct epoll_event evs[16];
+			int k = epoll_wait(c.ep, evs, 16, moat_live_timeout_ms(lv));
+			if (k == 0)
+				moat_live_process(lv, -1, 0);
+			for (int i = 0; i < k; i++)
+				moat_live_process(lv, evs[i].data.fd, evs[i].events);
+		}
+	}
+	fclose(f);
+	while (moat_live_pending(lv)) {
+		struct epoll_event evs[16];
+		int k = epoll_wait(c.ep, evs, 16, moat_live_timeout_ms(lv));
+		if (k == 0)
+			moat_live_process(lv, -1, 0);
+		for (int i = 0; i < k; i++)
+			moat_live_process(lv, evs[i].data.fd, evs[i].events);
+	}
+	for (size_t i = 0; i < n; i++)
+		printf("%s\n", c.res[i]);
+	moat_live_free(lv);
+	free(c.res);
+	close(c.ep);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "server", 1, 0, 's' }, { "zone", 1, 0, 'z' }, { "tsig", 1, 0, 'k' },
 		{ "count", 1, 0, 'n' }, { "notify", 1, 0, 'N' }, { "notify-allow", 1, 0, 'A' },
 		{ "out", 1, 0, 'o' }, { "lookup", 1, 0, 'l' }, { "timeout", 1, 0, 't' },
-		{ "axfr", 0, 0, 'x' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
-		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
+		{ "axfr", 0, 0, 'x' }, { "repeat-now", 0, 0, 'r' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
+		{ "resolver", 1, 0, 'R' }, { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
 	struct moat_xfr_cfg cfg = { .source = 1 };
 	const char *notify = NULL, *out = NULL, *lookup = NULL;
 	long count = 1;
-	bool quiet = false;
+	bool quiet = false, repeat = false;
+	const char *resolver = NULL, *lz[MOAT_LIVE_MAX_ZONES];
+	size_t nlz = 0;
 	int c;
 
 	log_init("moat-zonecheck", 0);
-	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xqvhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xrR:qvhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (cfg.nprimary == MOAT_XFR_MAX_PRIMARIES ||
@@ -211,7 +340,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'z': cfg.zone = optarg; break;
+		case 'z':
+			cfg.zone = optarg;
+			if (nlz < MOAT_LIVE_MAX_ZONES)
+				lz[nlz++] = optarg;
+			break;
+		case 'R': resolver = optarg; break;
 		case 'k': cfg.tsig = optarg; break;
 		case 'n': count = atol(optarg); break;
 		case 'N': notify = optarg; break;
@@ -219,6 +353,7 @@ int main(int argc, char **argv)
 		case 'l': lookup = optarg; break;
 		case 't': cfg.timeout_ms = (uint32_t)atol(optarg); break;
 		case 'x': cfg.no_ixfr = true; break;
+		case 'r': repeat = true; break;
 		case 'q': quiet = true; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
 		case 'h': usage(stdout); return 0;
@@ -226,6 +361,8 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
+	if (resolver && lookup && nlz)
+		return run_live(resolver, lz, nlz, lookup, cfg.timeout_ms);
 	if (!cfg.zone || cfg.nprimary == 0 || count < 1) {
 		usage(stderr);
 		return 2;
@@ -272,6 +409,7 @@ int main(int argc, char **argv)
 
 	long attempts = 0;
 	int last_ok = 0, cur_fd = -1;
+	uint32_t cur_gen = 0;
 	bool refresh_now = true;
 	static uint8_t mbuf[65538], rep[65538];
 	while (attempts < count) {
@@ -283,20 +421,19 @@ int main(int argc, char **argv)
 				moat_xfr_get_state(z, now, &st);
 				fprintf(stderr, "failed: %s\n", st.last_error);
 				attempts++;
+				refresh_now = repeat;
 				last_ok = 0;
 				continue;
 			}
 		}
 		int fd = moat_xfr_fd(z);
-		if (fd != cur_fd) {
-			if (cur_fd >= 0)
-				epoll_ctl(ep, EPOLL_CTL_DEL, cur_fd, NULL);
+		if (fd >= 0 && (fd != cur_fd || moat_xfr_conn_gen(z) != cur_gen)) {
+			/* a new socket (maybe with the old number): register it */
+			ev.events = moat_xfr_events(z);
+			ev.data.u32 = 4;
+			epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 			cur_fd = fd;
-			if (fd >= 0) {
-				ev.events = moat_xfr_events(z);
-				ev.data.u32 = 4;
-				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-			}
+			cur_gen = moat_xfr_conn_gen(z);
 		} else if (fd >= 0) {
 			ev.events = moat_xfr_events(z);
 			ev.data.u32 = 4;
@@ -359,11 +496,9 @@ int main(int argc, char **argv)
 		enum moat_xfr_status st = moat_xfr_io(z, xev, now_ms());
 		if (st == MOAT_XFR_AGAIN)
 			continue;
-		if (cur_fd >= 0) {
-			epoll_ctl(ep, EPOLL_CTL_DEL, cur_fd, NULL); /* closed already: harmless */
-			cur_fd = -1;
-		}
+		cur_fd = -1; /* the library closed it: epoll dropped it */
 		attempts++;
+		refresh_now = repeat;
 		if (st == MOAT_XFR_FAILED) {
 			struct moat_xfr_state s;
 			moat_xfr_get_state(z, now_ms(), &s);
@@ -396,6 +531,7 @@ int main(int argc, char **argv)
 		if (!quiet) {
 			struct moat_lvec all = { 0 };
 			moat_xfr_listings(z, &all);
+			moat_lvec_sort(&all);
 			FILE *f = out ? fopen(out, "w") : stdout;
 			if (f) {
 				print_listings(f, &all);

@@ -1,0 +1,242 @@
+#!/bin/bash
+# test_xfr.sh - zone transfers against a real Knot primary in the lab, with
+# moat-zonecheck (libmoatsrc's non-blocking client): AXFR listings, IXFR
+# after adds and deletes, NOTIFY-triggered refresh, TSIG good and bad key
+# on a multi-message zone, the differential test (kdig vs our listings on
+# RFC 4592 edge cases), faults from a scripted primary (fakeprimary.py),
+# and the primary killed in the middle of a big transfer.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${MOAT_BUILD_DIR:-$root/build}
+zc="$build/tools/moat-zonecheck"
+. "$root/tests/lab/lab.sh"
+
+tap_plan 20
+lab_init
+if ! lab_up >/dev/null 2>&1; then
+	tap_not_ok "lab up"; exit 1
+fi
+K=$LAB_DIR/zsrc
+mkdir -p "$K"
+cp "$root/tools/sample/bl.moat.test.zone" "$K/"
+cp "$here/zones/diff.moat.test.zone" "$K/"
+"$root/tools/zonegen" -n 20000 --seed 3 tsig.moat.test -o "$K/tsig.moat.test.zone"
+"$root/tools/zonegen" -n 300000 --seed 4 big.moat.test -o "$K/big.moat.test.zone"
+echo "    acl: tsig" >"$K/tsig.moat.test.zone.conf"
+echo "    notify: app" >"$K/bl.moat.test.zone.conf"
+SECRET=$(head -c 32 /dev/urandom | base64)
+KEY="hmac-sha256:xfrkey:$SECRET"
+BADKEY="hmac-sha256:xfrkey:$(head -c 32 /dev/urandom | base64)"
+export KNOT_PRE_CONF="key:
+  - id: xfrkey
+    algorithm: hmac-sha256
+    secret: $SECRET
+remote:
+  - id: app
+    address: 198.18.2.1@5353"
+export KNOT_EXTRA_CONF="  - id: tsig
+    address: [ 198.18.0.0/15 ]
+    key: xfrkey
+    action: [ transfer ]"
+if ! lab_knot "$K" >/dev/null 2>&1; then
+	tap_not_ok "Knot serves the test zones"
+	cat "$LAB_DIR/knotd.log" | sed 's/^/# /'
+	exit 1
+fi
+
+# 1. AXFR of the sample zone: v4, v6, wildcard + override, error code, test points
+out=$LAB_DIR/axfr.out
+lab_app "$zc" -s 198.18.2.2 -z bl.moat.test -o "$out" 2>"$LAB_DIR/axfr.err"
+want="127.0.0.2/32 127.0.0.2 300
+192.0.2.10/32 127.0.0.2 300
+192.0.2.11/32 127.0.0.4 300
+192.0.2.12/32 127.255.255.254 300
+198.51.100.20/32 127.0.0.3 300
+203.0.113.0/24 127.0.0.2 300
+203.0.113.99/32 127.0.0.10 300
+::ffff:127.0.0.2/128 127.0.0.2 300
+2001:db8:100::10/128 127.0.0.2 300"
+if [ "$(cat "$out")" = "$want" ] && grep -q "sanity ok" "$LAB_DIR/axfr.err"; then
+	tap_ok "AXFR: 9 listings (v4, v6, /24 wildcard with override, error code, test points), sanity ok"
+else
+	tap_not_ok "AXFR listings"
+	diff <(echo "$want") "$out" | sed 's/^/# /'
+	sed 's/^/# /' "$LAB_DIR/axfr.err"
+fi
+
+# 2-4. IXFR after adds and deletes, triggered by NOTIFY from Knot
+serial_bump() { # FILE NEWSERIAL
+	sed -i "s/^@ *SOA \(.*\) [0-9]\+ 60 30 604800 60$/@ SOA \1 $2 60 30 604800 60/" "$1"
+}
+lab_bg "$NS_APP" zc-notify "$zc" -s 198.18.2.2 -z bl.moat.test -N 198.18.2.1@5353 -n 2 \
+	-o "$LAB_DIR/ixfr.out"
+lab_wait 10 grep -q "result kind=full" "$LAB_DIR/zc-notify.log"
+f="$K/bl.moat.test.zone"
+serial_bump "$f" 2026112702
+sed -i '/^11.2.0.192 /d' "$f"
+printf '13.2.0.192 A 127.0.0.2\n7.113.0.203 TXT "explicit, no A"\n' >>"$f"
+lab_knot_reload "$K"
+if lab_wait 15 grep -q "result kind=ixfr" "$LAB_DIR/zc-notify.log"; then
+	tap_ok "NOTIFY from Knot triggered a refresh ($(grep -c 'notify accepted' "$LAB_DIR/zc-notify.log") accepted)"
+else
+	tap_not_ok "NOTIFY-triggered refresh"
+	sed 's/^/# /' "$LAB_DIR/zc-notify.log"
+fi
+lab_wait 5 grep -q "sanity" <(grep -A100 "kind=ixfr" "$LAB_DIR/zc-notify.log")
+if grep -q "result kind=ixfr serial=2026112702 add=2 del=1" "$LAB_DIR/zc-notify.log" &&
+	grep -q "delta -192.0.2.11/32" "$LAB_DIR/zc-notify.log" &&
+	grep -q "delta +192.0.2.13/32" "$LAB_DIR/zc-notify.log" &&
+	grep -q "delta +203.0.113.7/32 exclude" "$LAB_DIR/zc-notify.log"; then
+	tap_ok "IXFR delta: -192.0.2.11, +192.0.2.13, +exclude 203.0.113.7 (TXT-only name below the wildcard)"
+else
+	tap_not_ok "IXFR delta"
+	sed 's/^/# /' "$LAB_DIR/zc-notify.log"
+fi
+if grep -q "^192.0.2.13/32 " "$LAB_DIR/ixfr.out" && ! grep -q "^192.0.2.11/32 " "$LAB_DIR/ixfr.out" &&
+	[ "$(wc -l <"$LAB_DIR/ixfr.out")" -eq 10 ]; then
+	tap_ok "listings after IXFR equal the new zone"
+else
+	tap_not_ok "listings after IXFR"
+	sed 's/^/# /' "$LAB_DIR/ixfr.out"
+fi
+# the same state by AXFR from scratch must equal the IXFR-maintained one
+lab_app "$zc" -s 198.18.2.2 -z bl.moat.test -x -o "$LAB_DIR/axfr2.out" 2>/dev/null
+if cmp -s "$LAB_DIR/axfr2.out" "$LAB_DIR/ixfr.out"; then
+	tap_ok "IXFR-maintained listings equal a fresh AXFR"
+else
+	tap_not_ok "IXFR vs AXFR listings differ"
+	diff "$LAB_DIR/axfr2.out" "$LAB_DIR/ixfr.out" | sed 's/^/# /'
+fi
+
+# 5-7. TSIG on a multi-message zone: good key, wrong key, no key
+if lab_app "$zc" -s 198.18.2.2 -z tsig.moat.test -k "$KEY" -q 2>"$LAB_DIR/tsig.err" &&
+	grep -q "kind=full .*records=2000[0-9]" "$LAB_DIR/tsig.err"; then
+	tap_ok "TSIG: signed AXFR of 20000 records verified on every message"
+else
+	tap_not_ok "TSIG good key"
+	sed 's/^/# /' "$LAB_DIR/tsig.err"
+fi
+if ! lab_app "$zc" -s 198.18.2.2 -z tsig.moat.test -k "$BADKEY" -q 2>"$LAB_DIR/tsigbad.err" &&
+	grep -q "failed: .*TSIG\|failed: rcode 9" "$LAB_DIR/tsigbad.err"; then
+	tap_ok "TSIG: wrong key refused ($(grep '^failed:' "$LAB_DIR/tsigbad.err"))"
+else
+	tap_not_ok "TSIG wrong key"
+	sed 's/^/# /' "$LAB_DIR/tsigbad.err"
+fi
+if ! lab_app "$zc" -s 198.18.2.2 -z tsig.moat.test -q 2>"$LAB_DIR/tsignone.err"; then
+	tap_ok "TSIG: unsigned request refused by the primary"
+else
+	tap_not_ok "TSIG: unsigned request was served"
+fi
+
+# 8. differential: kdig against Knot vs moat's listings, RFC 4592 edge cases
+addrs="$here/zones/diff.addrs"
+lab_app "$zc" -s 198.18.2.2 -z diff.moat.test -l "$addrs" -o /dev/null 2>"$LAB_DIR/diff.err" \
+	| sort >"$LAB_DIR/diff.moat"
+names=()
+while read -r a; do
+	names+=("$(python3 -c "import ipaddress,sys; print(ipaddress.ip_address(sys.argv[1]).reverse_pointer.rsplit('.',2)[0])" "$a").diff.moat.test" A)
+done <"$addrs"
+lab_app kdig +tcp +noall +answer @198.18.2.2 "${names[@]}" >"$LAB_DIR/diff.kdig" 2>&1
+python3 - "$addrs" "$LAB_DIR/diff.kdig" <<'PY' | sort >"$LAB_DIR/diff.dns"
+import ipaddress, sys
+ans = {}
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) >= 5 and f[3] == "A":
+        ans.setdefault(f[0].lower(), []).append(f[4])
+for a in open(sys.argv[1]):
+    a = a.strip()
+    if not a:
+        continue
+    n = ipaddress.ip_address(a).reverse_pointer.rsplit(".", 2)[0] + ".diff.moat.test."
+    codes = sorted(ans.get(n.lower(), []), key=lambda c: ipaddress.ip_address(c))
+    print(a, ",".join(codes) if codes else "-")
+PY
+n=$(wc -l <"$LAB_DIR/diff.dns")
+if [ "$n" -gt 100 ] && cmp -s "$LAB_DIR/diff.dns" "$LAB_DIR/diff.moat"; then
+	tap_ok "differential: $n addresses, moat's verdict equals Knot's answer for each"
+else
+	tap_not_ok "differential kdig vs moat ($n addresses)"
+	diff "$LAB_DIR/diff.dns" "$LAB_DIR/diff.moat" | head -40 | sed 's/^/# /'
+fi
+# live lookups (c-ares) of the same addresses through Knot as the resolver
+lab_app "$zc" -R 198.18.2.2 -z diff.moat.test -l "$addrs" 2>"$LAB_DIR/live.err" \
+	| sort >"$LAB_DIR/diff.live"
+if [ "$n" -gt 100 ] && cmp -s "$LAB_DIR/diff.dns" "$LAB_DIR/diff.live"; then
+	tap_ok "live lookups (c-ares, non-blocking): $n addresses answer as kdig does"
+else
+	tap_not_ok "live lookups vs kdig"
+	diff "$LAB_DIR/diff.dns" "$LAB_DIR/diff.live" | head -20 | sed 's/^/# /'
+	sed 's/^/# /' "$LAB_DIR/live.err" | head
+fi
+
+# 9-15. faults from the scripted primary: each second transfer must fail
+# (or, for REFUSED, fall back to AXFR) and keep the first transfer's data
+fault() { # SCENARIO EXPECT(fail|ok) PATTERN [TSIG]
+	local sc=$1 expect=$2 pat=$3 k=${4:-} port=$((5300 + RANDOM % 500))
+	local targs=() zargs=()
+	[ -n "$k" ] && targs=(--tsig "xfrkey:$SECRET") && zargs=(-k "$KEY")
+	lab_bg "$NS_DNS" "fake-$sc" /usr/bin/python3 "$here/fakeprimary.py" --port $port \
+		--scenario "$sc" "${targs[@]}"
+	lab_wait 10 grep -q listening "$LAB_DIR/fake-$sc.log"
+	lab_app "$zc" -s "198.18.2.2@$port" -z fake.moat.test -n 2 -r "${zargs[@]}" -t 3000 \
+		-o "$LAB_DIR/fake-$sc.out" 2>"$LAB_DIR/fake-$sc.err"
+	local rc=$? first second
+	first=$(grep -m1 "^result\|^failed" "$LAB_DIR/fake-$sc.err")
+	second=$(grep "^result\|^failed" "$LAB_DIR/fake-$sc.err" | sed -n 2p)
+	local kept=0
+	[ "$(wc -l <"$LAB_DIR/fake-$sc.out")" -eq 3 ] && kept=1
+	if [[ "$first" == "result kind=full serial=10"* ]] &&
+		{ { [ $expect = fail ] && [ $rc -ne 0 ] && [[ "$second" == failed:*$pat* ]] && [ $kept = 1 ]; } ||
+		  { [ $expect = ok ] && [ $rc -eq 0 ] && [[ "$second" == *$pat* ]]; }; }; then
+		tap_ok "fault $sc: ${second}"
+	else
+		tap_not_ok "fault $sc (rc=$rc first='$first' second='$second' kept=$kept)"
+		sed 's/^/# /' "$LAB_DIR/fake-$sc.err" "$LAB_DIR/fake-$sc.log"
+	fi
+}
+fault gap fail "serial chain"
+fault malformed fail "malformed"
+fault outofzone fail "bad record"
+fault midclose fail "closed"
+fault refused ok "result kind=full serial=10"
+fault badmac fail "TSIG" tsig
+fault unsigned fail "not TSIG-signed" tsig
+
+# 16-18. the primary killed in the middle of a big transfer: error, data kept
+lab_bg "$NS_APP" zc-kill "$zc" -s 198.18.2.2 -z bl.moat.test -n 2 -N 198.18.2.1@5354 \
+	-o "$LAB_DIR/kill.out"
+lab_wait 10 grep -q "result kind=full" "$LAB_DIR/zc-kill.log"
+cp "$LAB_DIR/axfr2.out" "$LAB_DIR/kill.before"
+# big.moat.test has 300k records; start a transfer of it and kill knotd
+lab_app timeout 60 "$zc" -s 198.18.2.2 -z big.moat.test -x -q -t 5000 \
+	>/dev/null 2>"$LAB_DIR/big.err" &
+bigpid=$!
+lab_wait 20 grep -q . /proc/$bigpid/net/tcp >/dev/null 2>&1
+sleep 0.3
+kill -9 "$(cat "$LAB_DIR/knotd.pid")"
+wait $bigpid
+rc=$?
+if [ $rc -ne 0 ] && grep -q "^failed: \(connection closed\|recv\|timeout\)" "$LAB_DIR/big.err"; then
+	tap_ok "primary killed mid-transfer: $(grep '^failed' "$LAB_DIR/big.err")"
+else
+	tap_not_ok "primary killed mid-transfer (rc=$rc)"
+	sed 's/^/# /' "$LAB_DIR/big.err"
+fi
+# the long-running client: its next refresh fails too, listings stay
+kill -USR1 "$(cat "$LAB_DIR/zc-kill.pid")"
+lab_wait 15 grep -q "^failed" "$LAB_DIR/zc-kill.log"
+if grep -q "^failed" "$LAB_DIR/zc-kill.log"; then
+	tap_ok "refresh with the primary down fails: $(grep '^failed' "$LAB_DIR/zc-kill.log")"
+else
+	tap_not_ok "refresh with the primary down"
+	sed 's/^/# /' "$LAB_DIR/zc-kill.log"
+fi
+if [ -s "$LAB_DIR/kill.out" ] && cmp -s "$LAB_DIR/kill.out" "$LAB_DIR/kill.before"; then
+	tap_ok "previous listings kept after the failed refresh"
+else
+	tap_not_ok "previous listings kept"
+fi
+exit $((TAP_FAIL > 0))
