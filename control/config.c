@@ -62,6 +62,9 @@ static const struct key keys[] = {
 	{ "xdp", "interfaces", K_SPECIAL, 0, 0, 0, 0, 1 },
 	{ "xdp", "pin_dir", K_PATH, C(pin_dir), 0, 0, 0 },
 	{ "xdp", "mode", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "xdp", "ports", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "xdp", "event_sample", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "xdp", "groups_max", K_U32, C(groups_max), 1024, 1u << 27, 0 },
 	{ "metrics", "listen", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "policy", "tarpit_threshold", K_INT, C(tarpit_threshold), 0, 1000, 0 },
 	{ "policy", "drop_threshold", K_INT, C(drop_threshold), 0, 1000, 0 },
@@ -72,6 +75,7 @@ static const struct key keys[] = {
 	{ "zone", "primary", K_SPECIAL, 0, 0, 0, 0, 1 },
 	{ "zone", "tsig", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "zone", "file", K_PATH, Z(file), 0, 0, 0 },
+	{ "zone", "format", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "zone", "ixfr", K_BOOL, Z(ixfr), 0, 1, 0 },
 	{ "zone", "weight", K_INT, Z(weight), -1000, 1000, 0 },
 	{ "zone", "codes", K_SPECIAL, 0, 0, 0, 0, 1 },
@@ -138,6 +142,7 @@ static void zone_defaults(struct cfg_zone *z)
 {
 	memset(z, 0, sizeof(*z));
 	z->type = CFG_SRC_AXFR;
+	snprintf(z->format, sizeof(z->format), "ip4trie");
 	z->ixfr = 1;
 	z->weight = 1;
 	/* error codes never listings: 127.255.255.0/24 and 127.0.0.1 */
@@ -166,6 +171,10 @@ void cfg_defaults(struct moat_config *c)
 	snprintf(c->log_level, sizeof(c->log_level), "info");
 	snprintf(c->pin_dir, sizeof(c->pin_dir), "/sys/fs/bpf/moat");
 	snprintf(c->xdp_mode, sizeof(c->xdp_mode), "auto");
+	c->ports[0] = 25;
+	c->nports = 1;
+	c->event_sample = 16;
+	c->groups_max = 1u << 20;
 	cfg_parse_addr("127.0.0.1:9464", 9464, &c->metrics);
 	c->tarpit_threshold = 0;
 	c->drop_threshold = 1;
@@ -444,6 +453,30 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 		snprintf(c->xdp_mode, sizeof(c->xdp_mode), "%.15s", value);
 		return 1;
 	}
+	if (strcmp(k->name, "ports") == 0) {
+		c->nports = 0;
+		while ((tok = next_token(&save))) {
+			int64_t v;
+
+			if (c->nports >= 8)
+				return perr(p, p->line, "ports: at most 8");
+			if (parse_int(tok, &v) < 0 || v < 1 || v > 65535)
+				return perr(p, p->line, "ports: '%s' is not a port number", tok);
+			c->ports[c->nports++] = (uint16_t)v;
+		}
+		if (!c->nports)
+			return perr(p, p->line, "ports: at least one port");
+		return 1;
+	}
+	if (strcmp(k->name, "event_sample") == 0) {
+		int64_t v;
+
+		if (parse_int(value, &v) < 0 || v < 0 || v > 65536 || (v & (v - 1)))
+			return perr(p, p->line, "event_sample: '%s' is not 0 or a power of two up to 65536",
+				    value);
+		c->event_sample = (uint32_t)v;
+		return 1;
+	}
 	if (strcmp(k->name, "listen") == 0) {
 		if (!*value || strcmp(value, "off") == 0) {
 			memset(&c->metrics, 0, sizeof(c->metrics));
@@ -510,6 +543,12 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 			z->errcode[z->nerrcode].mask = ~(cc.last - cc.first);
 			z->nerrcode++;
 		}
+		return 1;
+	}
+	if (strcmp(k->name, "format") == 0) {
+		if (strcmp(value, "ip4set") && strcmp(value, "ip4trie") && strcmp(value, "ip6trie"))
+			return perr(p, p->line, "format: '%s' is not ip4set, ip4trie or ip6trie", value);
+		snprintf(z->format, sizeof(z->format), "%.15s", value);
 		return 1;
 	}
 	if (strcmp(k->name, "on_expire") == 0) {

@@ -57,6 +57,7 @@ struct cfg_zone {
 	int nprimary;
 	char tsig[512];            /* "ALG:NAME:BASE64SECRET" or "" */
 	char file[PATH_MAX];       /* rbldnsd */
+	char format[16];           /* rbldnsd dataset: ip4set | ip4trie | ip6trie */
 	int ixfr;                  /* ask for IXFR when we have a serial */
 	int weight;                /* weight of a listing with no specific code */
 	struct cfg_code code[CFG_MAX_CODES];
@@ -92,6 +93,10 @@ struct moat_config {
 	int nifaces;
 	char pin_dir[PATH_MAX];
 	char xdp_mode[16];         /* native | skb | auto */
+	uint16_t ports[8];         /* SMTP ports filtered */
+	int nports;
+	uint32_t event_sample;     /* 1 in N refused SYNs to `moatctl watch` (2^k, 0 = none) */
+	uint32_t groups_max;       /* size of the groups map (fixed at creation) */
 	/* [metrics] */
 	struct cfg_addr metrics;   /* len 0 = off */
 	/* [policy] */

@@ -178,6 +178,11 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 	moat_xdp_opts_default(&o);
 	o.pin_dir = d->cfg.pin_dir;
 	o.generic = strcmp(d->cfg.xdp_mode, "skb") == 0;
+	for (int i = 0; i < d->cfg.nports; i++)
+		o.ports[i] = d->cfg.ports[i];
+	o.n_ports = (unsigned)d->cfg.nports;
+	o.event_sample = d->cfg.event_sample;
+	o.groups_max = d->cfg.groups_max;
 	r = moat_xdp_open(&o, &x);
 	if (r < 0) {
 		snprintf(err, errsz, "XDP: load with pins in %s: %s", d->cfg.pin_dir, strerror(-r));

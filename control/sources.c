@@ -28,6 +28,7 @@
 
 #include "controld.h"
 #include "log.h"
+#include "rbldnsd.h"
 #include "sanity.h"
 #include "sources.h"
 #include "xfr.h"
@@ -35,6 +36,7 @@
 struct zsrc {
 	struct cd_tag tag;
 	struct moat_xfr_zone *x;
+	struct moat_rbl_file *rbl;
 	int watched;
 };
 
@@ -139,6 +141,8 @@ void src_reset(struct cd *d, struct cd_zone *z)
 void src_cancel(struct cd *d, struct cd_zone *z)
 {
 	src_reset(d, z);
+	if (z->xfr)
+		moat_rbl_file_free(((struct zsrc *)z->xfr)->rbl);
 	free(z->xfr);
 	z->xfr = NULL;
 }
@@ -158,7 +162,15 @@ int src_due(struct cd *d, struct cd_zone *z, time_t now)
 			return now >= z->next_refresh;
 		return moat_xfr_next_ms(s->x, mono_ms()) <= mono_ms();
 	}
-	return now >= z->next_refresh;
+	if (z->cfg.type == CFG_SRC_RBLDNSD) {
+		struct zsrc *s = z->xfr;
+
+		/* a stat() a second: cheap, and catches rsync's rename */
+		if (now < z->next_refresh)
+			return 0;
+		return !s || !s->rbl || moat_rbl_file_changed(s->rbl);
+	}
+	return 0; /* live: answers per address, nothing to load */
 }
 
 /* finish - a transfer ended (DONE or FAILED) */
@@ -202,10 +214,66 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 		src_reset(d, z); /* the library moved on to data we refused */
 }
 
+/* rbl_load - read an rbldnsd file and hand the listings over */
+static int rbl_load(struct cd *d, struct cd_zone *z)
+{
+	struct zsrc *s = z->xfr;
+	struct moat_rbl_stats st;
+	struct moat_lvec lv = { 0 };
+	int r;
+
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		s->tag = (struct cd_tag){ TAG_ZONE, z, -1 };
+		z->xfr = s;
+	}
+	if (!s->rbl) {
+		struct moat_rbl_cfg c = {
+			.type = moat_rbl_type_parse(z->cfg.format), .path = z->cfg.file,
+			.source = z->id,
+		};
+
+		s->rbl = moat_rbl_file_new(&c);
+		if (!s->rbl) {
+			zm_zone_failed(d, z, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	memset(&st, 0, sizeof(st));
+	z->last_attempt = time(NULL);
+	r = moat_rbl_file_load(s->rbl, &lv, &st);
+	if (r == -EAGAIN) {
+		z->next_refresh = time(NULL) + 1; /* being written: next second */
+		moat_lvec_free(&lv);
+		return 0;
+	}
+	if (r < 0) {
+		zm_zone_failed(d, z, "%s: %s", z->cfg.file, strerror(-r));
+		z->next_refresh = time(NULL) + 5;
+		moat_lvec_free(&lv);
+		return r;
+	}
+	for (size_t i = 0; i < st.errors && i < MOAT_RBL_MAX_ERRS; i++)
+		log_warn("zone=%s file=%s line=%u error=\"%s\" (line skipped)", z->cfg.name,
+			 z->cfg.file, st.err[i].line, st.err[i].msg);
+	/* the file's mtime stands in for a serial */
+	struct stat sb;
+	uint32_t serial = stat(z->cfg.file, &sb) == 0 ? (uint32_t)sb.st_mtime : 0;
+
+	zm_zone_load(d, z, lv.v, lv.n, serial, 1, NULL, 0);
+	z->next_refresh = time(NULL) + 1;
+	moat_lvec_free(&lv);
+	return 0;
+}
+
 /* src_start - begin a load of z */
 int src_start(struct cd *d, struct cd_zone *z, int forced)
 {
 	(void)forced;
+	if (z->cfg.type == CFG_SRC_RBLDNSD)
+		return rbl_load(d, z);
 	if (z->cfg.type != CFG_SRC_AXFR) {
 		z->next_refresh = time(NULL) + 3600;
 		zm_zone_failed(d, z, "source type %s is not supported by this build",
@@ -297,6 +365,9 @@ int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
 		}
 		return 0;
 	}
+	/* rbldnsd files rarely carry the RFC 5782 test points: only the
+	 * "lists the world" checks apply to them */
+	c.skip_testpoints = z->cfg.type == CFG_SRC_RBLDNSD;
 	c.min_v4_plen = z->cfg.max_prefix_v4 ? z->cfg.max_prefix_v4 : 1;
 	c.min_v6_plen = z->cfg.max_prefix_v6 ? z->cfg.max_prefix_v6 : 1;
 	if (moat_sanity_check(&c, l, n, &r) < 0) {

@@ -64,6 +64,7 @@ log_level = debug
 [xdp]
 interfaces = inet0
 pin_dir = $PIN
+event_sample = 1
 
 [metrics]
 listen = 127.0.0.1:$METRICS_PORT
@@ -74,6 +75,11 @@ drop_threshold = 1
 [zone bl.moat.test]
 primary = 198.18.2.2@53
 refresh_min = 2
+
+[zone local.rbl]
+type = rbldnsd
+file = $LAB_DIR/local.rbl
+format = ip4set
 EOF
 }
 
@@ -136,6 +142,8 @@ if ! lab_knot "$LAB_DIR/zsrc"; then
 fi
 KNOT_PID=$(cat "$LAB_DIR/knotd.pid")
 
+printf ':127.0.0.2:local\n198.51.100.0/28\n!198.51.100.1\n' >"$LAB_DIR/local.rbl"
+touch -d '-10 seconds' "$LAB_DIR/local.rbl"
 write_conf "$LAB_DIR/moat.conf"
 if "$CTLD" --check -c "$LAB_DIR/moat.conf" >/dev/null 2>&1 && start_ctld ctld1; then
 	tap_ok "moat-controld started, attached to inet0"
@@ -247,6 +255,20 @@ else
 	tap_not_ok "bad add: rc $rc1/$rc2"
 fi
 
+# --- rbldnsd file, reloaded when replaced --------------------------------
+a=$(lk 198.51.100.2) b=$(lk 198.51.100.1) c=$(lk 198.51.100.40)
+printf ':127.0.0.2:local\n198.51.100.40\n' >"$LAB_DIR/local.rbl.new"
+touch -d '-10 seconds' "$LAB_DIR/local.rbl.new"
+mv "$LAB_DIR/local.rbl.new" "$LAB_DIR/local.rbl"
+if [ "$a/$b/$c" = "drop/pass/pass" ] &&
+	lab_wait 5 bash -c "$MOATCTL lookup 198.51.100.2 | grep -q ': pass'" &&
+	[ "$(lk 198.51.100.40)" = drop ]; then
+	tap_ok "rbldnsd file: range and exclusion listed; replaced file reloaded"
+else
+	tap_not_ok "rbldnsd: before $a/$b/$c after $(lk 198.51.100.2)"
+	mctl zones >&2
+fi
+
 # --- NOTIFY + IXFR -------------------------------------------------------
 sed -e 's/2026112701/2026112702/' "$root/tools/sample/bl.moat.test.zone" >"$LAB_DIR/zsrc/bl.moat.test.zone"
 echo '30.2.0.192 A 127.0.0.2' >>"$LAB_DIR/zsrc/bl.moat.test.zone"
@@ -272,7 +294,7 @@ out=$(mctl reload 2>&1)
 rc=$?
 if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q 'moat.conf:[0-9]*: weight' &&
 	[ "$(lk 192.0.2.10)" = drop ] && [ "$(probe 192.0.2.10)" = timeout ] &&
-	[ "$(jget "$(mctl status --json)" "d['zones']")" = 1 ]; then
+	[ "$(jget "$(mctl status --json)" "d['zones']")" = 2 ]; then
 	tap_ok "bad reload refused with FILE:LINE, old config and filtering kept"
 else
 	tap_not_ok "bad reload: rc=$rc $out"
