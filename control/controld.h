@@ -62,6 +62,8 @@ struct cd_zone {
 	int busy;                 /* a transfer is running */
 	void *xfr;                /* transfer state (zonemgr.c) */
 	int dirty_persist;
+	double load_started_ms;   /* CLOCK_MONOTONIC ms the current load began */
+	double notify_ms;         /* when the NOTIFY that started it arrived (0: none) */
 	/* rbldnsd: file identity at the last load */
 	uint64_t file_ino, file_size;
 	int64_t file_mtime_ns;

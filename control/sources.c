@@ -243,6 +243,7 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 	}
 	memset(&st, 0, sizeof(st));
 	z->last_attempt = time(NULL);
+	z->load_started_ms = (double)mono_ms();
 	r = moat_rbl_file_load(s->rbl, &lv, &st);
 	if (r == -EAGAIN) {
 		z->next_refresh = time(NULL) + 1; /* being written: next second */
@@ -300,6 +301,7 @@ int src_start(struct cd *d, struct cd_zone *z, int forced)
 		return r;
 	}
 	z->busy = 1;
+	z->load_started_ms = (double)now;
 	log_debug("zone=%s event=transfer-start", z->cfg.name);
 	rewatch(s);
 	return 0;
@@ -415,6 +417,8 @@ static void notify_answer(struct cd *d, const uint8_t *msg, size_t n, const stru
 	struct cd_zone *z = map[idx];
 
 	log_info("zone=%s event=notify result=accepted", z->cfg.name);
+	if (!z->notify_ms)
+		z->notify_ms = (double)mono_ms();
 	moat_xfr_notify(xz[idx], mono_ms());
 	if (!z->busy)
 		src_start(d, z, 1);
