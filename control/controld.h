@@ -100,6 +100,7 @@ struct cd {
 	int detached;
 	uint64_t publishes, publish_updates, publish_errors;
 	double last_publish_ms;
+	double last_compile_ms, last_fp_ms; /* vt_db_publish, fast path write */
 	/* sources */
 	struct cd_zone *zones[CFG_MAX_ZONES];
 	int nzones;

@@ -471,6 +471,9 @@ int zm_publish(struct cd *d, const char *why)
 		log_err("event=publish why=%s result=error error=\"%s\"", why, strerror(-r));
 		return r;
 	}
+	double t1 = monotonic_ms();
+
+	d->last_compile_ms = t1 - t0;
 	if (n && d->fp.publish && !d->detached) {
 		r = d->fp.publish(d->fp.ctx, u, n);
 		if (r < 0) {
@@ -483,6 +486,7 @@ int zm_publish(struct cd *d, const char *why)
 	d->publishes++;
 	d->publish_updates += n;
 	d->last_publish_ms = monotonic_ms() - t0;
+	d->last_fp_ms = monotonic_ms() - t1;
 	log_debug("event=publish why=%s updates=%zu ms=%.1f", why, n, d->last_publish_ms);
 	return r;
 }
@@ -557,6 +561,8 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t
 			"(not published; previous data keeps serving)", z->cfg.name, serial, n, why);
 		return -1;
 	}
+	double ts = monotonic_ms();
+
 	if (is_full)
 		r = vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err));
 	else
@@ -565,6 +571,8 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t
 		zm_zone_failed(d, z, "rejected by the table: %s", err);
 		return -1;
 	}
+	double replace_ms = monotonic_ms() - ts;
+
 	zm_publish(d, z->cfg.name);
 	double live_at = monotonic_ms();
 	double live_ms = live_at - t0;
@@ -634,11 +642,12 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t
 		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
-		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f", z->cfg.name,
+		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
+		 "table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f", z->cfg.name,
 		 z->cfg.type == CFG_SRC_RBLDNSD ? "file" : (is_full ? "axfr" : "ixfr"),
 		 serial, z->n, (unsigned long long)z->last_added,
 		 (unsigned long long)z->last_removed, z->last_duration, live_ms, src_to_live,
-		 notify_to_live);
+		 notify_to_live, replace_ms, d->last_compile_ms, d->last_fp_ms);
 	return 0;
 }
 
