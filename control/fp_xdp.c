@@ -33,6 +33,11 @@
 
 static struct cd_tag ring_tag;
 
+/* BPF array maps round element sizes up to 8 bytes: a 4-byte tbl24 entry
+ * occupies 8 bytes of the mapping (round_up(value_size, 8) in the kernel's
+ * array_map_alloc); groups are 64 bytes, already a multiple of 8 */
+#define TBL_STRIDE 2
+
 /*
  * Publishing through mmap.  tbl24 and groups are BPF_F_MMAPABLE arrays:
  * writing them through a shared mapping costs a store instead of a syscall
@@ -84,7 +89,7 @@ static int fpx_publish(void *ctx, const struct moat_update *u, size_t n)
 			if (x->index >= MOAT_TBL24_ENTRIES ||
 			    (moat_tbl24_is_group(x->value) && moat_tbl24_group(x->value) >= f->gmax))
 				return -ERANGE;
-			__atomic_store_n(&f->tbl[x->index], x->value, __ATOMIC_RELEASE);
+			__atomic_store_n(&f->tbl[(size_t)x->index * TBL_STRIDE], x->value, __ATOMIC_RELEASE);
 		}
 		i++;
 	}
@@ -128,11 +133,19 @@ static void fpx_setup(struct moat_xdp *x, struct moat_fastpath *fp)
 	memset(&fpx, 0, sizeof(fpx));
 	moat_xdp_fastpath(x, &fpx.orig);
 	*fp = fpx.orig;
-	if (tfd < 0 || gfd < 0 || bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0)
+	struct bpf_map_info ti = { 0 };
+	__u32 til = sizeof(ti);
+
+	if (tfd < 0 || gfd < 0 || bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 ||
+	    bpf_obj_get_info_by_fd(tfd, &ti, &til) < 0)
 		return;
+	if (ti.value_size != 4 || gi.value_size != sizeof(struct moat_group) ||
+	    ti.max_entries != MOAT_TBL24_ENTRIES || !(ti.map_flags & BPF_F_MMAPABLE) ||
+	    !(gi.map_flags & BPF_F_MMAPABLE))
+		return; /* not the layout this writer knows: use the backend */
 	fpx.x = x;
 	fpx.gmax = gi.max_entries;
-	fpx.tlen = (size_t)MOAT_TBL24_ENTRIES * sizeof(__u32);
+	fpx.tlen = (size_t)MOAT_TBL24_ENTRIES * TBL_STRIDE * sizeof(__u32);
 	fpx.glen = (size_t)gi.max_entries * sizeof(struct moat_group);
 	fpx.tbl = mmap(NULL, fpx.tlen, PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
 	fpx.grp = mmap(NULL, fpx.glen, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);
@@ -182,9 +195,16 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 
 	if (tfd < 0 || gfd < 0 || pfd < 0 || vfd < 0)
 		return -ENOENT;
-	if (bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0)
+	struct bpf_map_info ti = { 0 };
+	__u32 til = sizeof(ti);
+
+	if (bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 || bpf_obj_get_info_by_fd(tfd, &ti, &til) < 0)
 		return -errno;
-	size_t tlen = (size_t)MOAT_TBL24_ENTRIES * 4;
+	if (ti.value_size != 4 || ti.max_entries != MOAT_TBL24_ENTRIES ||
+	    gi.value_size != sizeof(struct moat_group))
+		return -EPROTO;
+	/* array map elements are 8-byte aligned: tbl24[i] is at 8 * i */
+	size_t tlen = (size_t)MOAT_TBL24_ENTRIES * TBL_STRIDE * sizeof(__u32);
 	size_t glen = (size_t)gi.max_entries * sizeof(struct moat_group);
 	const __u32 *tbl = mmap(NULL, tlen, PROT_READ, MAP_SHARED, tfd, 0);
 	const struct moat_group *grp = mmap(NULL, glen, PROT_READ, MAP_SHARED, gfd, 0);
@@ -194,7 +214,7 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 		goto out;
 	}
 	for (__u32 i = 0; i < MOAT_TBL24_ENTRIES; i++) {
-		__u32 e = tbl[i];
+		__u32 e = tbl[(size_t)i * TBL_STRIDE];
 
 		if (!e)
 			continue;

@@ -383,8 +383,9 @@ lab_bg "$NS_INET" gen timeout 20 hping3 -q -S -p 25 -i u1000 -a 192.0.2.10 198.1
 sleep 1
 kill -9 "$(cat "$LAB_DIR/ctld.pid")"
 sleep 0.5
-if start_ctld ctld3 && grep -q 'adopt' "$LAB_DIR/ctld3.log"; then
-	tap_ok "restarted moat-controld adopted the pinned link and maps"
+if start_ctld ctld3 && grep -q 'adopted=1' "$LAB_DIR/ctld3.log" &&
+	grep -q 'event=publish why=restore updates=0 ' "$LAB_DIR/ctld3.log"; then
+	tap_ok "restarted moat-controld adopted link and maps; the table read back equals the state on disk (0 updates)"
 else
 	tap_not_ok "restart 3"
 	tail -5 "$LAB_DIR/ctld3.log" >&2
