@@ -352,6 +352,7 @@ int main(int argc, char **argv)
 	}
 	if (drop_privileges(cd, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
+	mem_note("-", "ready");
 	log_info("event=ready socket=%s fastpath=%s", cd->cfg.socket_path,
 		 cd->fp.name ? cd->fp.name : "none");
 	/* 5. transfers start from the first tick */

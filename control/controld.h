@@ -134,7 +134,7 @@ void zm_tick(struct cd *d, time_t now);
 struct cd_zone *zm_zone(struct cd *d, const char *name);
 int zm_refresh(struct cd *d, const char *name);
 void zm_notify(struct cd *d, const char *zone, const char *from);
-int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t n,
+int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size_t n,
 		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel);
 void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial);
 void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
@@ -147,6 +147,9 @@ const char *zm_source_name(struct cd *d, uint16_t id);
 struct json_object *zm_zone_json(struct cd *d, const struct cd_zone *z, time_t now);
 /* zm_loop_fds - transfer sockets: called by the loop for epoll events */
 void zm_io(struct cd *d, void *tag, uint32_t events);
+
+/* mem_note - VmRSS/VmHWM to the debug log (zonemgr.c) */
+void mem_note(const char *zone, const char *stage);
 
 /* persist.c */
 int persist_save_zone(const struct cd *d, const struct cd_zone *z);

@@ -198,10 +198,11 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 
 	switch (res.kind) {
 	case MOAT_XFR_FULL:
-		r = zm_zone_load(d, z, res.add.v, res.add.n, res.serial, 1, NULL, 0);
+		r = zm_zone_load(d, z, &res.add.v, res.add.n, res.serial, 1, NULL, 0);
+		res.add.n = res.add.cap = 0; /* the array is the zone's now */
 		break;
 	case MOAT_XFR_DELTA:
-		r = zm_zone_load(d, z, res.add.v, res.add.n, res.serial, 0, res.del.v, res.del.n);
+		r = zm_zone_load(d, z, &res.add.v, res.add.n, res.serial, 0, res.del.v, res.del.n);
 		break;
 	case MOAT_XFR_UPTODATE:
 		zm_zone_uptodate(d, z, res.serial);
@@ -244,7 +245,9 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 	memset(&st, 0, sizeof(st));
 	z->last_attempt = time(NULL);
 	z->load_started_ms = (double)mono_ms();
+	mem_note(z->cfg.name, "before-read");
 	r = moat_rbl_file_load(s->rbl, &lv, &st);
+	mem_note(z->cfg.name, "parsed");
 	if (r == -EAGAIN) {
 		z->next_refresh = time(NULL) + 1; /* being written: next second */
 		moat_lvec_free(&lv);
@@ -263,7 +266,8 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 	struct stat sb;
 	uint32_t serial = stat(z->cfg.file, &sb) == 0 ? (uint32_t)sb.st_mtime : 0;
 
-	zm_zone_load(d, z, lv.v, lv.n, serial, 1, NULL, 0);
+	zm_zone_load(d, z, &lv.v, lv.n, serial, 1, NULL, 0);
+	lv.n = lv.cap = 0;
 	z->next_refresh = time(NULL) + 1;
 	moat_lvec_free(&lv);
 	return 0;

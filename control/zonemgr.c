@@ -154,7 +154,25 @@ const char *zm_source_name(struct cd *d, uint16_t id)
 	return "?";
 }
 
-/* listing_cmp - total order on listings (persisted files are sorted) */
+/* mem_note - log VmRSS/VmHWM at debug level (memory budget of big loads) */
+void mem_note(const char *zone, const char *stage)
+{
+	char line[128];
+	long rss = -1, hwm = -1;
+	FILE *f;
+
+	if (log_get_level() < LOG_LVL_DEBUG || !(f = fopen("/proc/self/status", "r")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "VmRSS: %ld", &rss);
+		sscanf(line, "VmHWM: %ld", &hwm);
+	}
+	fclose(f);
+	log_debug("zone=%s mem stage=%s rss_mb=%ld hwm_mb=%ld", zone, stage, rss / 1024, hwm / 1024);
+}
+
+/* listing_cmp - order of listings (the refinement of lvec.h's moat_listing_cmp
+ * without ttl/source, so sorted transfers need no sort); persisted files are sorted */
 static int listing_cmp(const void *a, const void *b)
 {
 	const struct moat_listing *x = a, *y = b;
@@ -167,11 +185,11 @@ static int listing_cmp(const void *a, const void *b)
 		return c;
 	if (x->pfx.plen != y->pfx.plen)
 		return x->pfx.plen < y->pfx.plen ? -1 : 1;
-	if (x->code != y->code)
-		return x->code < y->code ? -1 : 1;
 	if (x->exclude != y->exclude)
 		return x->exclude < y->exclude ? -1 : 1;
-	return 0;
+	if (x->code != y->code)
+		return x->code < y->code ? -1 : 1;
+	return 0; /* ttl and source are not part of an entry's identity */
 }
 
 /* diff_count - entries in b not in a (added) and in a not in b (removed);
@@ -328,6 +346,20 @@ static void zone_free(struct cd *d, struct cd_zone *z)
 	free(z);
 }
 
+#define LOAD_CHUNK ((size_t)1 << 20) /* listings per table call in big loads */
+
+/* is_sorted - already in listing_cmp order (transfers hand sorted sets) */
+static int is_sorted(const struct moat_listing *l, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (listing_cmp(&l[i - 1], &l[i]) > 0)
+			return 0;
+	return 1;
+}
+
+static int table_full_chunked(struct cd *d, struct cd_zone *z, const struct moat_listing *l,
+			      size_t n, uint64_t *added, uint64_t *removed, char *err, size_t errsz);
+
 /* zone_restore - put the persisted data of z into the db (start, new zone) */
 static void zone_restore(struct cd *d, struct cd_zone *z)
 {
@@ -350,7 +382,12 @@ static void zone_restore(struct cd *d, struct cd_zone *z)
 	}
 	for (size_t i = 0; i < n; i++)
 		l[i].source = z->id;
-	if (vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err)) < 0) {
+	uint64_t a, rm;
+
+	if (!is_sorted(l, n))
+		qsort(l, n, sizeof(*l), listing_cmp);
+	if ((n > 2 * LOAD_CHUNK ? table_full_chunked(d, z, l, n, &a, &rm, err, sizeof(err)) :
+	     vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err))) < 0) {
 		log_warn("zone=%s event=restore result=rejected error=\"%s\"", z->cfg.name, err);
 		free(l);
 		return;
@@ -535,21 +572,93 @@ void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 		 z->cfg.name, z->serial, z->n, z->last_error, retry);
 }
 
-/* zm_zone_load - a source delivers data: a full set (is_full) or a delta
- * (add l[0..n), delete del[0..ndel)).  Takes ownership of nothing; returns
- * 0 when published, -1 when refused (the zone's state says why). */
-int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t n,
+/* table_full_chunked - make the source's listings in the table equal the
+ * sorted set l[0..n), given that it holds the sorted set old[0..nold):
+ * the difference goes in as deltas of at most LOAD_CHUNK entries, so the
+ * table's working memory stays O(chunk) instead of O(zone) (a 10M-entry
+ * replace in one call needs several times the zone in temporaries).
+ * Counts added/removed.  On error the old set is put back. */
+static int table_full_chunked(struct cd *d, struct cd_zone *z, const struct moat_listing *l,
+			      size_t n, uint64_t *added, uint64_t *removed, char *err, size_t errsz)
+{
+	struct moat_listing *ab = malloc(LOAD_CHUNK * sizeof(*ab));
+	struct moat_listing *db = malloc(LOAD_CHUNK * sizeof(*db));
+	const struct moat_listing *old = z->l;
+	size_t nold = z->n, i = 0, j = 0, na = 0, nd = 0;
+	int r = 0;
+
+	*added = *removed = 0;
+	if (!ab || !db) {
+		free(ab);
+		free(db);
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	while (r == 0 && (i < nold || j < n)) {
+		int c = i >= nold ? 1 : j >= n ? -1 : listing_cmp(&old[i], &l[j]);
+
+		if (c == 0) {
+			i++;
+			j++;
+		} else if (c < 0) {
+			db[nd] = old[i++];
+			db[nd++].source = z->id;
+		} else {
+			ab[na++] = l[j++];
+		}
+		if (na == LOAD_CHUNK || nd == LOAD_CHUNK || (i >= nold && j >= n)) {
+			if (na || nd)
+				r = vt_db_source_apply(d->db, z->id, ab, na, db, nd, err, errsz);
+			*added += na;
+			*removed += nd;
+			na = nd = 0;
+		}
+	}
+	free(ab);
+	free(db);
+	if (r < 0) {
+		char e2[128];
+
+		/* back to exactly what was there: the old set is in z->l */
+		if (vt_db_source_replace(d->db, z->id, z->l, z->n, e2, sizeof(e2)) < 0)
+			log_err("zone=%s event=rollback error=\"%s\"", z->cfg.name, e2);
+	}
+	return r;
+}
+
+/* zm_zone_load - a source delivers data: a full set (is_full: *lp with n
+ * entries, ownership taken, *lp set to NULL) or a delta (add (*lp)[0..n),
+ * delete del[0..ndel), not taken).  Returns 0 when published, -1 when
+ * refused (the zone's state says why). */
+int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size_t n,
 		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel)
 {
 	double t0 = monotonic_ms();
 	char err[256], why[256];
 	time_t now = time(NULL);
+	struct moat_listing *l = *lp;
+	uint64_t added = 0, removed = 0;
 	int r;
 
 	z->busy = 0;
 	z->last_attempt = now;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		l[i].source = z->id;
+		if (is_full)
+			l[i].ttl = 0; /* zone TTLs are informational: the refresh replaces data */
+	}
+	if (is_full) {
+		/* we keep this array as the zone's copy (persistence, diffs):
+		 * sorted in place and trimmed, never duplicated */
+		*lp = NULL;
+		if (!is_sorted(l, n))
+			qsort(l, n, sizeof(*l), listing_cmp);
+		struct moat_listing *t = realloc(l, (n ? n : 1) * sizeof(*l));
+
+		if (t)
+			l = t;
+	}
+	mem_note(z->cfg.name, "received");
 	/* sanity: test points, "lists the world", size */
 	if (src_sanity(z, l, n, is_full, why, sizeof(why)) < 0) {
 		z->state = ZS_QUARANTINED;
@@ -559,50 +668,53 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t
 		z->next_refresh = now + (z->soa_refresh ? z->soa_refresh : z->cfg.refresh_min);
 		log_err("ALARM zone=%s event=quarantine serial=%u entries=%zu reason=\"%s\" "
 			"(not published; previous data keeps serving)", z->cfg.name, serial, n, why);
+		if (is_full)
+			free(l);
 		return -1;
 	}
+	mem_note(z->cfg.name, "sanity");
 	double ts = monotonic_ms();
 
-	if (is_full)
+	if (is_full && n + z->n > 2 * LOAD_CHUNK)
+		r = table_full_chunked(d, z, l, n, &added, &removed, err, sizeof(err));
+	else if (is_full)
 		r = vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err));
 	else
 		r = vt_db_source_apply(d->db, z->id, l, n, del, ndel, err, sizeof(err));
 	if (r < 0) {
 		zm_zone_failed(d, z, "rejected by the table: %s", err);
+		if (is_full)
+			free(l);
 		return -1;
 	}
 	double replace_ms = monotonic_ms() - ts;
 
+	mem_note(z->cfg.name, "table");
 	zm_publish(d, z->cfg.name);
+	mem_note(z->cfg.name, "published");
 	double live_at = monotonic_ms();
 	double live_ms = live_at - t0;
 	/* start of the transfer (or file read) to live in the fast path, and
 	 * NOTIFY to live: what tools/bench control measures */
 	double src_to_live = z->load_started_ms ? live_at - z->load_started_ms : -1;
 	double notify_to_live = z->notify_ms ? live_at - z->notify_ms : -1;
-
 	double started = z->load_started_ms ? z->load_started_ms : t0;
 
 	z->load_started_ms = 0;
 	z->notify_ms = 0;
 	/* live now: bookkeeping, persistence, the log line */
-	struct moat_listing *nl;
-	size_t nn;
+	struct moat_listing *nl = NULL;
+	size_t nn = 0;
 
 	if (is_full) {
-		nl = malloc((n ? n : 1) * sizeof(*nl));
-		if (nl) {
-			memcpy(nl, l, n * sizeof(*nl));
-			qsort(nl, n, sizeof(*nl), listing_cmp);
-			for (size_t i = 0; i < n; i++)
-				nl[i].ttl = 0;
-		}
+		nl = l;
 		nn = n;
+		if (!added && !removed)
+			diff_count(z->l, z->n, nl, nn, &added, &removed);
 	} else {
 		struct moat_listing *a = malloc((n ? n : 1) * sizeof(*a));
 		struct moat_listing *dl = malloc((ndel ? ndel : 1) * sizeof(*dl));
 
-		nl = NULL;
 		if (a && dl) {
 			memcpy(a, l, n * sizeof(*a));
 			memcpy(dl, del, ndel * sizeof(*dl));
@@ -612,11 +724,14 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t
 		}
 		free(a);
 		free(dl);
+		if (nl)
+			diff_count(z->l, z->n, nl, nn, &added, &removed);
 	}
 	if (!nl) {
 		log_err("zone=%s out of memory keeping a copy; state not persisted", z->cfg.name);
 	} else {
-		diff_count(z->l, z->n, nl, nn, &z->last_added, &z->last_removed);
+		z->last_added = added;
+		z->last_removed = removed;
 		free(z->l);
 		z->l = nl;
 		z->n = nn;
@@ -640,6 +755,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing *l, size_t
 	z->next_refresh = now + refresh;
 	if (nl && persist_save_zone(d, z) < 0)
 		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
+	mem_note(z->cfg.name, "persisted");
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
