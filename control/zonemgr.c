@@ -346,7 +346,21 @@ static void zone_free(struct cd *d, struct cd_zone *z)
 	free(z);
 }
 
-#define LOAD_CHUNK ((size_t)1 << 20) /* listings per table call in big loads */
+/* load_chunk - listings per table call in big loads (1M); the e2e suite
+ * sets MOAT_TEST_LOAD_CHUNK to a tiny value so small zones take the
+ * chunked path too */
+static size_t load_chunk(void)
+{
+	static size_t c;
+
+	if (!c) {
+		const char *e = getenv("MOAT_TEST_LOAD_CHUNK");
+
+		c = e && atol(e) > 0 ? (size_t)atol(e) : (size_t)1 << 20;
+	}
+	return c;
+}
+#define LOAD_CHUNK load_chunk()
 
 /* is_sorted - already in listing_cmp order (transfers hand sorted sets) */
 static int is_sorted(const struct moat_listing *l, size_t n)

@@ -85,7 +85,8 @@ EOF
 
 start_ctld() { # start_ctld LOGNAME
 	# nsenter execs the daemon: $! is moat-controld itself
-	nsenter --net="/run/netns/$NS_APP" "$CTLD" -c "$LAB_DIR/moat.conf" >"$LAB_DIR/$1.log" 2>&1 &
+	# tiny load chunks: every zone load goes through the chunked table path
+	MOAT_TEST_LOAD_CHUNK=1 nsenter --net="/run/netns/$NS_APP" "$CTLD" -c "$LAB_DIR/moat.conf" >"$LAB_DIR/$1.log" 2>&1 &
 	LAB_PIDS+=($!)
 	echo $! >"$LAB_DIR/ctld.pid"
 	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/$1.log"
