@@ -71,6 +71,18 @@ struct u32vec {
 	size_t n, cap;
 };
 
+struct v6dirty {
+	uint8_t addr[16];
+	uint8_t plen;
+};
+
+struct v6dvec {
+	struct v6dirty *v;
+	size_t n, cap;
+};
+
+#define V6_DIRTY_MAX 65536 /* beyond this many changed prefixes: recompile */
+
 struct pending_group {
 	uint32_t g;
 	uint64_t t_ms;
@@ -95,6 +107,8 @@ struct vt_db {
 	uint64_t *dirtybits;
 	struct u32vec dirty;
 	int dirty_all, v6_dirty;
+	struct v6dvec v6d;         /* changed IPv6 prefixes since publish */
+	int v6d_overflow;
 	/* compiled */
 	struct vt_image *live;
 	struct u32vec ready;
@@ -861,10 +875,22 @@ static void commit_long_del_at(struct vt_db *db, uint32_t idx, uint32_t i)
 /* mark_pe - dirty what a sorted-store entry touches. */
 static void mark_pe(struct vt_db *db, const struct pe *p, int v4)
 {
-	if (v4)
+	if (v4) {
 		mark_v4_prefix(db, v4_addr(p->addr), p->plen);
-	else
-		db->v6_dirty = 1;
+		return;
+	}
+	db->v6_dirty = 1;
+	if (db->v6d_overflow)
+		return;
+	if (db->v6d.n >= V6_DIRTY_MAX ||
+	    grow((void **)&db->v6d.v, &db->v6d.cap, db->v6d.n + 1,
+		 sizeof(*db->v6d.v)) < 0) {
+		db->v6d_overflow = 1;
+		return;
+	}
+	memcpy(db->v6d.v[db->v6d.n].addr, p->addr, 16);
+	db->v6d.v[db->v6d.n].plen = p->plen;
+	db->v6d.n++;
 }
 
 /* ps_commit - apply batches to one sorted store with dirty marking and
@@ -1535,21 +1561,82 @@ static int contrib_range(struct vt_db *db, const struct pe *es, size_t b,
 	return 0;
 }
 
-/* compile_v6 - all IPv6 rules from the store: a rule for each distinct
- * prefix whose action differs from that of its nearest enclosing prefix
- * (or from PASS at the top). */
-static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
+/* v6_frame - evaluate the distinct prefix es[i, j) under the stack, push
+ * it, and append its rule to r when emit and its action differs from its
+ * parent's.  0 or -ENOMEM. */
+static int v6_frame(struct vt_db *db, struct v6frame *st, int *depth,
+		    size_t i, size_t j, int emit, struct vt_v6rule **r,
+		    size_t *nr, size_t *cap)
+{
+	const struct pe *es = db->s6.e;
+	struct vt_acc acc = { 0, 0, 0, 0 };
+	uint32_t a, parent;
+
+	db->seen_stamp++;
+	if (contrib_range(db, es, i, j, &acc) < 0)
+		return -ENOMEM;
+	for (int d = *depth - 1; d >= 0; d--)
+		if (contrib_range(db, es, st[d].b, st[d].e, &acc) < 0)
+			return -ENOMEM;
+	a = vt_decide(&db->pol, &acc);
+	parent = *depth ? st[*depth - 1].act : MOAT_ACT_PASS;
+	if (emit && a != parent) {
+		if (grow((void **)r, cap, *nr + 1, sizeof(**r)) < 0)
+			return -ENOMEM;
+		memset(&(*r)[*nr], 0, sizeof(**r));
+		(*r)[*nr].key.plen = es[i].plen;
+		memcpy((*r)[*nr].key.addr, es[i].addr, 16);
+		(*r)[*nr].act = a;
+		(*nr)++;
+	}
+	if (*depth < 129) {
+		st[*depth].b = i;
+		st[*depth].e = j;
+		memcpy(st[*depth].addr, es[i].addr, 16);
+		st[*depth].plen = es[i].plen;
+		st[*depth].act = a;
+		(*depth)++;
+	}
+	return 0;
+}
+
+/* in_prefix - addr lies inside qa/qp. */
+static int in_prefix(const uint8_t *addr, const uint8_t *qa, unsigned qp)
+{
+	uint8_t m[16];
+
+	mask_bytes(m, addr, qp);
+	return memcmp(m, qa, 16) == 0;
+}
+
+/* compile_v6_range - append to r the IPv6 rules of the distinct stored
+ * prefixes inside qa/qp (qp = 0: all): a rule for each prefix whose action
+ * differs from that of its nearest enclosing stored prefix (or from PASS
+ * at the top).  The enclosing prefixes of qa/qp seed the stack. */
+static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
+			    struct vt_v6rule **r, size_t *nr, size_t *cap)
 {
 	struct v6frame st[130];
 	int depth = 0;
-	struct vt_v6rule *r = NULL;
-	size_t nr = 0, cap = 0;
 	const struct pe *es = db->s6.e;
+	struct pe key;
+	size_t i;
 
-	for (size_t i = 0; i < db->s6.n; ) {
+	for (unsigned p = 0; p < qp; p++) {
+		size_t b, e;
+
+		if (!db->s6.cnt[p])
+			continue;
+		ps_prefix_range(&db->s6, qa, p, &b, &e);
+		if (b < e && v6_frame(db, st, &depth, b, e, 0, r, nr, cap) < 0)
+			return -ENOMEM;
+	}
+	memset(&key, 0, sizeof(key));
+	memcpy(key.addr, qa, 16);
+	key.plen = (uint8_t)qp;
+	i = ps_lower(&db->s6, &key);
+	while (i < db->s6.n && in_prefix(es[i].addr, qa, qp)) {
 		size_t j = i;
-		struct vt_acc acc = { 0, 0, 0, 0 };
-		uint32_t a, parent;
 
 		while (j < db->s6.n && es[j].plen == es[i].plen &&
 		       memcmp(es[j].addr, es[i].addr, 16) == 0)
@@ -1557,33 +1644,76 @@ static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
 		while (depth > 0 &&
 		       !frame_contains(&st[depth - 1], es[i].addr, es[i].plen))
 			depth--;
-		db->seen_stamp++;
-		if (contrib_range(db, es, i, j, &acc) < 0)
-			goto nomem;
-		for (int d = depth - 1; d >= 0; d--)
-			if (contrib_range(db, es, st[d].b, st[d].e, &acc) < 0)
-				goto nomem;
-		a = vt_decide(&db->pol, &acc);
-		parent = depth ? st[depth - 1].act : MOAT_ACT_PASS;
-		if (a != parent) {
-			if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
-				goto nomem;
-			memset(&r[nr], 0, sizeof(r[nr]));
-			r[nr].key.plen = es[i].plen;
-			memcpy(r[nr].key.addr, es[i].addr, 16);
-			r[nr].act = a;
-			nr++;
-		}
-		if (depth < 129) {
-			st[depth].b = i;
-			st[depth].e = j;
-			memcpy(st[depth].addr, es[i].addr, 16);
-			st[depth].plen = es[i].plen;
-			st[depth].act = a;
-			depth++;
-		}
+		if (v6_frame(db, st, &depth, i, j, 1, r, nr, cap) < 0)
+			return -ENOMEM;
 		i = j;
 	}
+	return 0;
+}
+
+/* v6d_cmp - dirty IPv6 prefixes by address, then length. */
+static int v6d_cmp(const void *x, const void *y)
+{
+	const struct v6dirty *a = x, *b = y;
+	int c = memcmp(a->addr, b->addr, 16);
+
+	return c ? c : (a->plen > b->plen) - (a->plen < b->plen);
+}
+
+/* rule_in - rule key inside qa/qp (not an enclosing prefix of it). */
+static int rule_in(const struct vt_v6rule *r, const uint8_t *qa, unsigned qp)
+{
+	return r->key.plen >= qp && in_prefix(r->key.addr, qa, qp);
+}
+
+/* compile_v6 - the new IPv6 rule set: everything again when the whole
+ * table is dirty, else the live rules with the dirty prefixes' ranges
+ * recompiled.  *out sorted by vt_v6key_cmp. */
+static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
+{
+	struct vt_v6rule *r = NULL;
+	size_t nr = 0, cap = 0, o = 0, nd = 0;
+	const struct vt_v6rule *old = db->live->v6;
+	size_t nold = db->live->nv6;
+	static const uint8_t zero[16];
+	struct v6dirty *d = db->v6d.v;
+
+	if (db->dirty_all || db->v6d_overflow) {
+		if (compile_v6_range(db, zero, 0, &r, &nr, &cap) < 0)
+			goto nomem;
+		goto done;
+	}
+	if (grow((void **)&r, &cap, nold + 64, sizeof(*r)) < 0)
+		goto nomem;
+	/* disjoint ranges: drop dirty prefixes inside an earlier one */
+	if (db->v6d.n > 1)
+		qsort(d, db->v6d.n, sizeof(*d), v6d_cmp);
+	for (size_t i = 0; i < db->v6d.n; i++) {
+		if (nd && in_prefix(d[i].addr, d[nd - 1].addr, d[nd - 1].plen) &&
+		    d[i].plen >= d[nd - 1].plen)
+			continue;
+		d[nd++] = d[i];
+	}
+	for (size_t k = 0; k < nd; k++) {
+		/* old rules before this range stay */
+		while (o < nold && !rule_in(&old[o], d[k].addr, d[k].plen) &&
+		       memcmp(old[o].key.addr, d[k].addr, 16) <= 0) {
+			if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
+				goto nomem;
+			r[nr++] = old[o++];
+		}
+		/* old rules inside it go, recompiled ones come */
+		while (o < nold && rule_in(&old[o], d[k].addr, d[k].plen))
+			o++;
+		if (compile_v6_range(db, d[k].addr, d[k].plen, &r, &nr, &cap) < 0)
+			goto nomem;
+	}
+	while (o < nold) {
+		if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
+			goto nomem;
+		r[nr++] = old[o++];
+	}
+done:
 	*out = r;
 	*nout = nr;
 	return 0;
@@ -1741,6 +1871,8 @@ int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
 	db->dirty.n = 0;
 	db->dirty_all = 0;
 	db->v6_dirty = 0;
+	db->v6d.n = 0;
+	db->v6d_overflow = 0;
 	db->publishes++;
 	free(freed.v);
 	*ups = out;
@@ -1804,6 +1936,7 @@ void vt_db_free(struct vt_db *db)
 	free(db->s6.e);
 	free(db->dirtybits);
 	free(db->dirty.v);
+	free(db->v6d.v);
 	vt_image_free(db->live);
 	free(db->ready.v);
 	free(db->pend);

@@ -155,7 +155,7 @@ static uint32_t *uniq_addrs(size_t n)
 }
 
 struct result {
-	double build_s, fault_floor_s, extras_s, replace_s, publish_s, compiled_mb, bpe, lookup_ns,
+	double apply6_ms, build_s, fault_floor_s, extras_s, replace_s, publish_s, compiled_mb, bpe, lookup_ns,
 	       floor_ns, ratio, rss_mb, store_mb, apply_ms, v6_lookup_ns;
 	size_t updates;
 };
@@ -315,6 +315,36 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 		free(u);
 		vt_db_grace_done(db);
 		r->extras_s = now_s() - t0;
+		/* 1,000 IPv6 changes (500 deleted, 500 new) on the 100k */
+		{
+			double tv[5];
+
+			for (int rep = 0; rep < 5; rep++) {
+				struct moat_listing add6[500];
+
+				for (int i = 0; i < 500; i++) {
+					size_t kk = n6 + (size_t)rep * 500 + (size_t)i;
+
+					add6[i] = l[i];
+					add6[i].pfx.addr[2] = (uint8_t)(kk >> 16);
+					add6[i].pfx.addr[3] = (uint8_t)(kk >> 8);
+					add6[i].pfx.addr[4] = (uint8_t)kk;
+				}
+				t0 = now_s();
+				if (vt_db_source_apply(db, 3, add6, 500,
+						       l + rep * 500, 500, err,
+						       sizeof(err)) < 0) {
+					fprintf(stderr, "bench: v6 apply: %s\n", err);
+					return -1;
+				}
+				if (vt_db_publish(db, &u, &nu) < 0)
+					return -1;
+				tv[rep] = (now_s() - t0) * 1e3;
+				free(u);
+				vt_db_grace_done(db);
+			}
+			r->apply6_ms = median(tv, 5);
+		}
 	}
 	vt_image_stats(vt_db_image(db), &st);
 	vt_db_stats(db, &ds);
@@ -400,6 +430,9 @@ int main(int argc, char **argv)
 	       "replace_s", "publish_s", "build_s", "fault_s", "compiled", "B/entry",
 	       "lookup_ns", "floor_ns", "ratio", "v6_ns", "rss_MB", "apply1k_ms");
 	for (size_t i = 0; i < nsz; i++) {
+		if (i == 1)
+			printf("IPv6: 1,000 changes on 100k entries + publish: %.2f ms\n",
+			       r[0].apply6_ms);
 		if (run(sizes[i], i == 2 ? 3500 : 0, &r[i], &sink) < 0)
 			return 1;
 		printf("%-5s %9.3f %9.3f %9.3f %8.3f %8.1fMB %8.1f %9.2f %9.2f %6.2f %9.1f %8.0f %10.2f\n",
@@ -432,6 +465,7 @@ int main(int argc, char **argv)
 	}
 	if (nsz == 3)
 		fprintf(f, "  \"ms_apply_1k_changes_10m\": %.3f,\n", r[2].apply_ms);
+	fprintf(f, "  \"ms_apply_1k_v6_changes_100k\": %.3f,\n", r[0].apply6_ms);
 	fprintf(f, "  \"sink\": %u\n}\n", sink & 1);
 	fclose(f);
 	return 0;
