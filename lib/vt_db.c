@@ -535,8 +535,8 @@ static void rec_keys(struct rec *r)
 /* rec_same_prefix - same family, address and plen. */
 static int rec_same_prefix(const struct rec *a, const struct rec *b)
 {
-	return a->fam == b->fam && a->plen == b->plen &&
-	       memcmp(a->addr, b->addr, 16) == 0;
+	return a->fam == b->fam && a->plen == b->plen && a->k0 == b->k0 &&
+	       a->k1 == b->k1;
 }
 
 /* fmt_prefix - text form of a prefix for messages. */
@@ -718,6 +718,8 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 	for (size_t i = 1; i < k; i++) {
 		struct moat_prefix p = { .family = r[i].fam, .plen = r[i].plen };
 
+		if (!rec_same_prefix(&r[i - 1], &r[i]))
+			continue;
 		memcpy(p.addr, r[i].addr, 16);
 		if (rec_cmp(&r[i - 1], &r[i]) == 0) {
 			VT_ERR(err, errsz, "%s: duplicate entry %s code 0x%08x%s",

@@ -352,6 +352,13 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	r->bpe = (double)st.bytes / (double)n32;
 	r->store_mb = (double)ds.store_bytes / (1 << 20);
 	r->rss_mb = rss_mb();
+	if (getenv("BENCH_BUILD_ONLY")) {
+		vt_db_free(db);
+		free(addrs);
+		free(l);
+		free(p);
+		return 0;
+	}
 	r->lookup_ns = bench_lookup(vt_db_image(db), addrs, n32, sink);
 	r->floor_ns = bench_floor((size_t)st.bytes, sink);
 	r->ratio = r->lookup_ns / r->floor_ns;
@@ -435,6 +442,20 @@ int main(int argc, char **argv)
 			       r[0].apply6_ms);
 		if (run(sizes[i], i == 2 ? 3500 : 0, &r[i], &sink) < 0)
 			return 1;
+		if (i < 2) {
+			/* builds are noisy on a shared machine: median of 3 */
+			double b[3] = { r[i].build_s, 0, 0 };
+			struct result x;
+
+			setenv("BENCH_BUILD_ONLY", "1", 1);
+			for (int k = 1; k < 3; k++) {
+				if (run(sizes[i], 0, &x, &sink) < 0)
+					return 1;
+				b[k] = x.build_s;
+			}
+			unsetenv("BENCH_BUILD_ONLY");
+			r[i].build_s = median(b, 3);
+		}
 		printf("%-5s %9.3f %9.3f %9.3f %8.3f %8.1fMB %8.1f %9.2f %9.2f %6.2f %9.1f %8.0f %10.2f\n",
 		       names[i], r[i].replace_s, r[i].publish_s, r[i].build_s,
 		       r[i].fault_floor_s,
