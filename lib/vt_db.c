@@ -103,6 +103,9 @@ struct vt_db {
 	struct pstore s4, s6;
 	/* expiry */
 	uint64_t nexpiring;
+	uint32_t next_expiry;      /* no expiry before this (a lower bound) */
+	struct u32vec exp24;       /* /24s that may hold expiring entries */
+	int exp24_lost;            /* exp24 incomplete: walk everything */
 	/* dirty state */
 	uint64_t *dirtybits;
 	struct u32vec dirty;
@@ -848,6 +851,17 @@ static unsigned v6_plens_after(const struct vt_db *db, uint16_t src,
 
 /* ------------------------------------------------------------- commit */
 
+/* note_expiry - one more expiring entry (in /24 idx, or in a sorted store
+ * when idx is UINT32_MAX). */
+static void note_expiry(struct vt_db *db, uint32_t idx, uint32_t expiry)
+{
+	if (!db->nexpiring || expiry < db->next_expiry)
+		db->next_expiry = expiry;
+	db->nexpiring++;
+	if (idx != UINT32_MAX && vec_push(&db->exp24, idx) < 0)
+		db->exp24_lost = 1;
+}
+
 /* commit_long_add - store r in its bucket, mark dirty. */
 static int commit_long_add(struct vt_db *db, const struct vt_source *s,
 			   const struct rec *r)
@@ -864,7 +878,8 @@ static int commit_long_add(struct vt_db *db, const struct vt_source *s,
 	rc = bucket_add(db, a >> 8, &e);
 	if (rc < 0)
 		return rc;
-	db->nexpiring += e.expiry != 0;
+	if (e.expiry)
+		note_expiry(db, a >> 8, e.expiry);
 	cnt_of(db, s->id)->entries_v4++;
 	mark24(db, a >> 8);
 	return 0;
@@ -936,7 +951,8 @@ static int ps_commit(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < nadd; i++) {
 		struct vt_source_counters *c = cnt_of(db, adds[i].source);
 
-		db->nexpiring += adds[i].expiry != 0;
+		if (adds[i].expiry)
+			note_expiry(db, UINT32_MAX, adds[i].expiry);
 		if (v4) {
 			c->entries_v4++;
 			set_short_bits(db, v4_addr(adds[i].addr), adds[i].plen);
@@ -1151,9 +1167,12 @@ static int ps_replace_source(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < nnew; i++) {
 		long k = ps_find(ps, &nw[i]);
 
-		if (k >= 0)
-			ps->e[k].expiry = nw[i].expiry; /* refreshed, same verdict */
-		else
+		if (k >= 0) { /* refreshed, same verdict */
+			db->nexpiring -= ps->e[k].expiry != 0;
+			ps->e[k].expiry = nw[i].expiry;
+			if (nw[i].expiry)
+				note_expiry(db, UINT32_MAX, nw[i].expiry);
+		} else
 			adds[na++] = nw[i];
 	}
 	rc = ps_commit(db, ps, v4, dels, nd, adds, na);
@@ -1208,7 +1227,9 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 				if (k >= 0) {
 					uint32_t ex = expiry_of(db, s, r[k].ttl);
 
-					db->nexpiring += (ex != 0) - (b[i].expiry != 0);
+					db->nexpiring -= b[i].expiry != 0;
+					if (ex)
+						note_expiry(db, idx, ex);
 					b[i].expiry = ex;
 					r[k].keep = 1;
 					i++;
@@ -1245,11 +1266,14 @@ out:
 /* drop_where - remove stored entries matching pred (expiry, unknown
  * source); returns how many. */
 static size_t drop_where(struct vt_db *db,
-			 int (*pred)(const struct vt_db *, uint16_t, uint32_t))
+			 int (*pred)(const struct vt_db *, uint16_t, uint32_t),
+			 const uint32_t *only, size_t nonly)
 {
 	size_t dropped = 0;
+	size_t nvisit = only ? nonly : MOAT_TBL24_ENTRIES;
 
-	for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+	for (size_t v = 0; v < nvisit; v++) {
+		uint32_t idx = only ? only[v] : (uint32_t)v;
 		uint32_t bn;
 		struct v4e *b;
 
@@ -1305,13 +1329,77 @@ static int pred_expired(const struct vt_db *db, uint16_t src, uint32_t ex)
 	return ex != 0 && ex <= db->now;
 }
 
-/* vt_db_expire - drop listings whose time has come. */
+/* cmp_u32 - qsort order. */
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* vt_db_expire - drop listings whose time has come: only the /24s that
+ * got expiring entries are visited, and nothing before the earliest
+ * expiry. */
 size_t vt_db_expire(struct vt_db *db, uint64_t now)
 {
+	struct u32vec *x = &db->exp24;
+	size_t dropped, k = 0;
+	uint32_t next = UINT32_MAX;
+
 	db->now = now;
-	if (!db->nexpiring)
+	if (!db->nexpiring || now < db->next_expiry)
 		return 0;
-	return drop_where(db, pred_expired);
+	if (db->exp24_lost) {
+		/* rebuild the list while walking everything once */
+		x->n = 0;
+		dropped = drop_where(db, pred_expired, NULL, 0);
+		db->exp24_lost = 0;
+		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+			uint32_t bn;
+			const struct v4e *b = bucket(db, idx, &bn);
+
+			for (uint32_t j = 0; j < bn; j++)
+				if (b[j].expiry) {
+					if (vec_push(x, idx) < 0)
+						db->exp24_lost = 1;
+					break;
+				}
+		}
+	} else {
+		if (x->n > 1)
+			qsort(x->v, x->n, sizeof(*x->v), cmp_u32);
+		for (size_t i = 0; i < x->n; i++)
+			if (i == 0 || x->v[i] != x->v[i - 1])
+				x->v[k++] = x->v[i];
+		x->n = k;
+		dropped = drop_where(db, pred_expired, x->v, x->n);
+	}
+	/* keep the /24s that still hold expiring entries; new lower bound */
+	k = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		uint32_t bn, keep = 0;
+		const struct v4e *b = bucket(db, x->v[i], &bn);
+
+		for (uint32_t j = 0; j < bn; j++) {
+			if (b[j].expiry) {
+				keep = 1;
+				if (b[j].expiry < next)
+					next = b[j].expiry;
+			}
+		}
+		if (keep)
+			x->v[k++] = x->v[i];
+	}
+	x->n = k;
+	for (int v4 = 0; v4 < 2; v4++) {
+		const struct pstore *ps = v4 ? &db->s4 : &db->s6;
+
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->e[i].expiry && ps->e[i].expiry < next)
+				next = ps->e[i].expiry;
+	}
+	db->next_expiry = next;
+	return dropped;
 }
 
 /* vt_db_set_time - the clock for new expiring listings. */
@@ -1947,6 +2035,7 @@ void vt_db_free(struct vt_db *db)
 	free(db->dirtybits);
 	free(db->dirty.v);
 	free(db->v6d.v);
+	free(db->exp24.v);
 	vt_image_free(db->live);
 	free(db->ready.v);
 	free(db->pend);
@@ -1984,7 +2073,7 @@ int vt_db_set_policy(struct vt_db *db, const struct vt_policy *p,
 				db->cnt[i] = old[j];
 	db->pol = *p;
 	index_policy(db);
-	drop_where(db, pred_unknown);
+	drop_where(db, pred_unknown, NULL, 0);
 	db->dirty_all = 1;
 	db->v6_dirty = 1;
 	return 0;
