@@ -493,6 +493,36 @@ static void test_expiry(void **state)
 	assert_int_equal(vt_db_source_apply(db, S_OP, &l, 1, &l, 1, err, sizeof(err)), 0);
 	assert_int_equal(vt_db_expire(db, 1105), 0);
 	assert_int_equal(vt_db_expire(db, 1110), 1);
+	/* short IPv4 prefixes and IPv6 expire too; a replace refreshes */
+	{
+		uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8 };
+		struct moat_listing s[2] = {
+			L4(S_OP, A4(198, 18, 0, 0), 15, MOAT_ACT_DROP, 0),
+			L6(S_OP, a6, 32, MOAT_ACT_DROP, 0),
+		};
+		struct vt_source_counters sc;
+
+		s[0].ttl = 100;
+		s[1].ttl = 200;
+		assert_int_equal(vt_db_source_replace(db, S_OP, s, 2, err, sizeof(err)), 0);
+		publish(db);
+		assert_int_equal(vt_lookup_v4(db, A4(198, 19, 4, 4)), MOAT_ACT_DROP);
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_DROP);
+		vt_db_set_time(db, 1150);
+		s[0].ttl = 100; /* now expires at 1250 */
+		assert_int_equal(vt_db_source_replace(db, S_OP, s, 2, err, sizeof(err)), 0);
+		assert_int_equal(vt_db_expire(db, 1210), 0);
+		assert_int_equal(vt_db_expire(db, 1250), 1);
+		publish(db);
+		assert_int_equal(vt_lookup_v4(db, A4(198, 19, 4, 4)), MOAT_ACT_PASS);
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_DROP);
+		assert_int_equal(vt_db_expire(db, 1350), 1);
+		publish(db);
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_PASS);
+		assert_int_equal(vt_db_source_counters(db, S_OP, &sc), 0);
+		assert_int_equal(sc.entries_v4 + sc.entries_v6, 0);
+		assert_int_equal(sc.expired, 4);
+	}
 	vt_db_free(db);
 	free(p);
 }
