@@ -2268,6 +2268,84 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 	return 0;
 }
 
+/* ------------------------------------------------------------- dump */
+
+/* dump_one - append one stored listing to the dump. */
+static int dump_one(const struct vt_db *db, struct moat_listing **out,
+		    size_t *n, size_t *cap, int fam, const uint8_t *addr,
+		    unsigned plen, uint32_t code, uint32_t expiry, uint16_t src,
+		    int excl)
+{
+	struct moat_listing *l;
+
+	if (grow((void **)out, cap, *n + 1, sizeof(**out)) < 0)
+		return -ENOMEM;
+	l = &(*out)[(*n)++];
+	memset(l, 0, sizeof(*l));
+	l->pfx.family = (uint8_t)fam;
+	l->pfx.plen = (uint8_t)plen;
+	memcpy(l->pfx.addr, addr, fam == MOAT_AF_INET ? 4 : 16);
+	l->code = code;
+	l->ttl = expiry == 0 ? 0 : expiry > db->now ?
+		 (uint32_t)(expiry - db->now) : 1;
+	l->source = src;
+	l->exclude = (uint8_t)excl;
+	return 0;
+}
+
+/* vt_db_source_dump - every stored listing of a source. */
+int vt_db_source_dump(const struct vt_db *db, uint16_t source,
+		      struct moat_listing **out, size_t *n)
+{
+	struct moat_listing *o = NULL;
+	size_t k = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!db->sidx[source])
+		return -ENOENT;
+	if (db->cnt[db->sidx[source] - 1].entries_v4) {
+		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+			uint32_t bn;
+			const struct v4e *b = bucket(db, idx, &bn);
+
+			for (uint32_t i = 0; i < bn; i++) {
+				uint8_t a[16] = { 0 };
+
+				if (b[i].source != source)
+					continue;
+				v4_bytes(a, idx << 8 | b[i].host);
+				if (dump_one(db, &o, &k, &cap, MOAT_AF_INET, a,
+					     PF_PLEN(b[i].pf), b[i].code,
+					     b[i].expiry, source,
+					     !!(b[i].pf & PF_EXCL)) < 0)
+					goto nomem;
+			}
+		}
+	}
+	for (int v4 = 1; v4 >= 0; v4--) {
+		const struct pstore *ps = v4 ? &db->s4 : &db->s6;
+
+		for (size_t i = 0; i < ps->n; i++) {
+			const struct pe *p = &ps->e[i];
+
+			if (p->source != source)
+				continue;
+			if (dump_one(db, &o, &k, &cap,
+				     v4 ? MOAT_AF_INET : MOAT_AF_INET6, p->addr,
+				     p->plen, p->code, p->expiry, source,
+				     p->excl) < 0)
+				goto nomem;
+		}
+	}
+	*out = o;
+	*n = k;
+	return 0;
+nomem:
+	free(o);
+	return -ENOMEM;
+}
+
 /* ----------------------------------------------------------- counters */
 
 /* vt_db_source_counters - one source's counters. */

@@ -1001,6 +1001,26 @@ static void test_random(void **state)
 		if (!vt_image_equal_verdicts(vt_db_image(db), vt_db_image(fresh)))
 			fail_msg("seed %llu: incremental != full",
 				 (unsigned long long)seed0);
+		/* a dump reloads into the same table */
+		{
+			struct vt_db *again = vt_db_new(p, err, sizeof(err));
+
+			for (int s = 0; s < NSRC; s++) {
+				struct moat_listing *d = NULL;
+				size_t dn = 0;
+
+				assert_int_equal(vt_db_source_dump(db, src_ids[s],
+								   &d, &dn), 0);
+				assert_int_equal(vt_db_source_replace(again,
+								      src_ids[s], d, dn, err,
+								      sizeof(err)), 0);
+				free(d);
+			}
+			publish(again);
+			assert_true(vt_image_equal_verdicts(vt_db_image(again),
+							    vt_db_image(db)));
+			vt_db_free(again);
+		}
 		/* the full image, applied to an empty fast path, is the same */
 		assert_int_equal(vt_db_full_image(db, &u, &n), 0);
 		assert_int_equal(vt_image_apply(img, u, n), 0);
