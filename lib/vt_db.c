@@ -652,6 +652,81 @@ static struct rec *sort_recs(struct rec *r, size_t n)
 	return out;
 }
 
+/* A compact IPv4 /24../32 record of a big replace: 16 bytes instead of
+ * a struct rec, sorted in place by radix (the transient memory of a 10M
+ * load matters as much as its speed). */
+struct lrec {
+	uint64_t key;   /* addr << 32 | plen << 8 | exclude */
+	uint32_t code;
+	uint32_t idx;   /* index in the input; LREC_KEEP once matched */
+};
+
+#define LREC_KEEP 0x80000000u
+#define LREC_ADDR(k) ((uint32_t)((k) >> 32))
+#define LREC_PLEN(k) ((unsigned)(((k) >> 8) & 0xff))
+#define LREC_EXCL(k) ((int)((k) & 1))
+
+/* lrec_cmp - key, then code. */
+static int lrec_cmp(const void *x, const void *y)
+{
+	const struct lrec *a = x, *b = y;
+
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return a->code < b->code ? -1 : a->code > b->code;
+}
+
+/* sort_lrecs - LSD radix on the bytes of key that vary, then codes within
+ * equal keys; qsort when there is no memory for the second buffer. */
+static void sort_lrecs(struct lrec *a, size_t n)
+{
+	static const unsigned bytes[] = { 0, 1, 4, 5, 6, 7 };
+	struct lrec *b, *src, *dst;
+	size_t cnt[256];
+
+	if (n < 4096 || !(b = malloc(n * sizeof(*b)))) {
+		if (n > 1)
+			qsort(a, n, sizeof(*a), lrec_cmp);
+		return;
+	}
+	src = a;
+	dst = b;
+	for (unsigned t = 0; t < sizeof(bytes) / sizeof(bytes[0]); t++) {
+		unsigned sh = bytes[t] * 8;
+		size_t pos = 0;
+		struct lrec *tmp;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (size_t i = 0; i < n; i++)
+			cnt[(src[i].key >> sh) & 0xff]++;
+		if (cnt[(src[0].key >> sh) & 0xff] == n)
+			continue;
+		for (int d = 0; d < 256; d++) {
+			size_t c = cnt[d];
+
+			cnt[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[cnt[(src[i].key >> sh) & 0xff]++] = src[i];
+		tmp = src;
+		src = dst;
+		dst = tmp;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+	free(b);
+	for (size_t i = 0; i < n; ) {
+		size_t j = i + 1;
+
+		while (j < n && a[j].key == a[i].key)
+			j++;
+		if (j - i > 1)
+			qsort(a + i, j - i, sizeof(*a), lrec_cmp);
+		i = j;
+	}
+}
+
 struct counts {
 	uint64_t outside, errcode;
 };
@@ -660,19 +735,32 @@ struct counts {
  * return sorted records without duplicates.  what = "add"/"del"/"entry". */
 static int normalize(const struct vt_db *db, const struct vt_source *s,
 		     const struct moat_listing *l, size_t n, const char *what,
-		     struct rec **out, size_t *nout, struct counts *ign,
-		     char *err, size_t errsz)
+		     struct rec **out, size_t *nout, struct lrec **lout,
+		     size_t *nlout, struct counts *ign, char *err, size_t errsz)
 {
 	struct rec *r = NULL;
-	size_t k = 0;
+	struct lrec *lr = NULL;
+	size_t k = 0, nl = 0, nlong = 0;
 	char pb[64], e2[160];
 
 	(void)db;
 	*out = NULL;
 	*nout = 0;
-	if (n) {
-		r = malloc(n * sizeof(*r));
+	if (lout) {
+		*lout = NULL;
+		*nlout = 0;
+		for (size_t i = 0; i < n; i++)
+			nlong += l[i].pfx.family == MOAT_AF_INET &&
+				 l[i].pfx.plen >= 24;
+		if (nlong && !(lr = malloc(nlong * sizeof(*lr)))) {
+			VT_ERR(err, errsz, "out of memory for %zu listings", n);
+			return -ENOMEM;
+		}
+	}
+	if (n - nlong) {
+		r = malloc((n - nlong) * sizeof(*r));
 		if (!r) {
+			free(lr);
 			VT_ERR(err, errsz, "out of memory for %zu listings", n);
 			return -ENOMEM;
 		}
@@ -715,6 +803,14 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 				continue;
 			}
 		}
+		if (lr && m->pfx.family == MOAT_AF_INET && m->pfx.plen >= 24) {
+			lr[nl].key = (uint64_t)v4_addr(m->pfx.addr) << 32 |
+				     (uint64_t)m->pfx.plen << 8 | m->exclude;
+			lr[nl].code = m->exclude ? 0 : m->code;
+			lr[nl].idx = (uint32_t)i;
+			nl++;
+			continue;
+		}
 		r[k].fam = m->pfx.family;
 		r[k].keep = 0;
 		r[k].plen = m->pfx.plen;
@@ -745,11 +841,32 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 			goto bad;
 		}
 	}
+	sort_lrecs(lr, nl);
+	for (size_t i = 1; i < nl; i++) {
+		if ((lr[i].key >> 8) != (lr[i - 1].key >> 8))
+			continue;
+		if (lrec_cmp(&lr[i - 1], &lr[i]) == 0) {
+			VT_ERR(err, errsz, "%s: duplicate entry %s code 0x%08x%s",
+			       what, fmt_prefix(pb, sizeof(pb), &l[lr[i].idx].pfx),
+			       lr[i].code, LREC_EXCL(lr[i].key) ? " (exclude)" : "");
+			goto bad;
+		}
+		if (lr[i].key != lr[i - 1].key) {
+			VT_ERR(err, errsz, "%s: %s both listed and excluded", what,
+			       fmt_prefix(pb, sizeof(pb), &l[lr[i].idx].pfx));
+			goto bad;
+		}
+	}
 	*out = r;
 	*nout = k;
+	if (lout) {
+		*lout = lr;
+		*nlout = nl;
+	}
 	return 0;
 bad:
 	free(r);
+	free(lr);
 	return -EINVAL;
 }
 
@@ -862,19 +979,19 @@ static void note_expiry(struct vt_db *db, uint32_t idx, uint32_t expiry)
 		db->exp24_lost = 1;
 }
 
-/* commit_long_add - store r in its bucket, mark dirty. */
-static int commit_long_add(struct vt_db *db, const struct vt_source *s,
-			   const struct rec *r)
+/* commit_long_raw - store one /24../32 entry in its bucket, mark dirty. */
+static int commit_long_raw(struct vt_db *db, const struct vt_source *s,
+			   uint32_t a, unsigned plen, int excl, uint32_t code,
+			   uint32_t ttl)
 {
 	struct v4e e;
-	uint32_t a = v4_addr(r->addr);
 	int rc;
 
-	e.code = r->code;
-	e.expiry = expiry_of(db, s, r->ttl);
+	e.code = code;
+	e.expiry = expiry_of(db, s, ttl);
 	e.source = s->id;
 	e.host = (uint8_t)a;
-	e.pf = (uint8_t)(r->plen | (r->excl ? PF_EXCL : 0));
+	e.pf = (uint8_t)(plen | (excl ? PF_EXCL : 0));
 	rc = bucket_add(db, a >> 8, &e);
 	if (rc < 0)
 		return rc;
@@ -883,6 +1000,14 @@ static int commit_long_add(struct vt_db *db, const struct vt_source *s,
 	cnt_of(db, s->id)->entries_v4++;
 	mark24(db, a >> 8);
 	return 0;
+}
+
+/* commit_long_add - a record into its bucket. */
+static int commit_long_add(struct vt_db *db, const struct vt_source *s,
+			   const struct rec *r)
+{
+	return commit_long_raw(db, s, v4_addr(r->addr), r->plen, r->excl,
+			       r->code, r->ttl);
 }
 
 /* commit_long_del_at - remove entry i of bucket idx, mark dirty. */
@@ -1029,10 +1154,12 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 
 	if (!s)
 		return -ENOENT;
-	rc = normalize(db, s, add, nadd, "add", &ra, &na, &ign, err, errsz);
+	rc = normalize(db, s, add, nadd, "add", &ra, &na, NULL, NULL, &ign, err,
+		       errsz);
 	if (rc < 0)
 		return rc;
-	rc = normalize(db, s, del, ndel, "del", &rd, &nd, &igd, err, errsz);
+	rc = normalize(db, s, del, ndel, "del", &rd, &nd, NULL, NULL, &igd, err,
+		       errsz);
 	if (rc < 0)
 		goto out;
 	rc = -EINVAL;
@@ -1115,26 +1242,22 @@ out:
 	return rc;
 }
 
-/* long_rec_cmp - a stored /24../32 entry against a record (same source). */
-static int long_find_rec(const struct rec *r, size_t n, const struct v4e *e,
-			 uint32_t idx)
+/* long_find - the new record equal to a stored /24../32 entry, or -1. */
+static long long_find(const struct lrec *r, size_t n, const struct v4e *e,
+		      uint32_t idx)
 {
-	struct rec k;
+	struct lrec k;
 	size_t lo = 0, hi = n;
 
-	memset(&k, 0, sizeof(k));
-	k.fam = MOAT_AF_INET;
-	v4_bytes(k.addr, idx << 8 | e->host);
-	rec_keys(&k);
-	k.plen = PF_PLEN(e->pf);
-	k.excl = !!(e->pf & PF_EXCL);
+	k.key = (uint64_t)(idx << 8 | e->host) << 32 |
+		(uint64_t)PF_PLEN(e->pf) << 8 | !!(e->pf & PF_EXCL);
 	k.code = e->code;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = rec_cmp(&r[mid], &k);
+		int c = lrec_cmp(&r[mid], &k);
 
 		if (c == 0)
-			return (int)mid;
+			return (long)mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -1189,7 +1312,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 {
 	const struct vt_source *s = lookup_source(db, source, err, errsz);
 	struct rec *r = NULL;
-	size_t nr = 0, n4 = 0, n6 = 0;
+	struct lrec *lr = NULL;
+	size_t nr = 0, nl = 0, n4 = 0, n6 = 0;
 	struct pe *p4 = NULL, *p6 = NULL;
 	struct counts ign = { 0, 0 };
 	struct vt_source_counters *c;
@@ -1198,7 +1322,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	if (!s)
 		return -ENOENT;
 	c = &db->cnt[db->sidx[source] - 1];
-	rc = normalize(db, s, l, n, "entry", &r, &nr, &ign, err, errsz);
+	rc = normalize(db, s, l, n, "entry", &r, &nr, &lr, &nl, &ign, err,
+		       errsz);
 	if (rc < 0)
 		return rc;
 	if (v6_plens_after(db, source, 1, NULL, 0, r, nr) > MOAT_V6_MAX_PLENS) {
@@ -1217,21 +1342,22 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 				continue;
 			b = bucket(db, idx, &bn);
 			for (uint32_t i = 0; i < bn; ) {
-				int k;
+				long k;
 
 				if (b[i].source != source) {
 					i++;
 					continue;
 				}
-				k = long_find_rec(r, nr, &b[i], idx);
+				k = long_find(lr, nl, &b[i], idx);
 				if (k >= 0) {
-					uint32_t ex = expiry_of(db, s, r[k].ttl);
+					uint32_t ex = expiry_of(db, s,
+						l[lr[k].idx & ~LREC_KEEP].ttl);
 
 					db->nexpiring -= b[i].expiry != 0;
 					if (ex)
 						note_expiry(db, idx, ex);
 					b[i].expiry = ex;
-					r[k].keep = 1;
+					lr[k].idx |= LREC_KEEP;
 					i++;
 					continue;
 				}
@@ -1246,10 +1372,13 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	if (rc == 0)
 		rc = ps_replace_source(db, &db->s6, 0, source, p6, n6);
 	if (rc == 0)
-		pool_reserve(db, nr);
-	for (size_t i = 0; rc == 0 && i < nr; i++)
-		if (is_long(&r[i]) && !r[i].keep)
-			rc = commit_long_add(db, s, &r[i]);
+		pool_reserve(db, nl);
+	for (size_t i = 0; rc == 0 && i < nl; i++)
+		if (!(lr[i].idx & LREC_KEEP))
+			rc = commit_long_raw(db, s, LREC_ADDR(lr[i].key),
+					     LREC_PLEN(lr[i].key),
+					     LREC_EXCL(lr[i].key), lr[i].code,
+					     l[lr[i].idx].ttl);
 	if (rc < 0) {
 		VT_ERR(err, errsz, "out of memory replacing source %s", s->name);
 		goto out;
@@ -1258,6 +1387,7 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	c->ignored_errcode += ign.errcode;
 out:
 	free(r);
+	free(lr);
 	free(p4);
 	free(p6);
 	return rc;

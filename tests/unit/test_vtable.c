@@ -1127,6 +1127,62 @@ static void test_grace(void **state)
 	free(p);
 }
 
+/* test_big_replace - the radix path of a big load: duplicates and
+ * listed+excluded pairs are found, a reload keeps unchanged entries quiet. */
+static void test_big_replace(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *db;
+	size_t n = 20000;
+	struct moat_listing *l = calloc(n, sizeof(*l));
+	struct moat_update *u;
+	size_t nu;
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	for (size_t i = 0; i < n; i++)
+		l[i] = L4(S_ZEN, A4(100, 64, 0, 0) + (uint32_t)(i * 7919 % 1000000),
+			  32, i % 3 ? C(2) : C(4), 0);
+	l[n - 1] = l[17]; /* duplicate */
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "duplicate"));
+	l[n - 1] = l[17];
+	l[n - 1].exclude = 1;
+	l[n - 1].code = 0;
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "listed and excluded"));
+	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
+	free(u);
+	assert_int_equal(nu, 0);
+	l[n - 1] = L4(S_ZEN, A4(100, 64, 0, 0) + 1000001, 32, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)), 0);
+	publish(db);
+	for (size_t i = 0; i < n; i += 97) {
+		uint32_t a = A4(l[i].pfx.addr[0], l[i].pfx.addr[1],
+				l[i].pfx.addr[2], l[i].pfx.addr[3]);
+
+		/* weight 3 or 5: tarpit either way */
+		assert_int_equal(vt_lookup_v4(db, a), MOAT_ACT_TARPIT);
+	}
+	/* the same load again: nothing to publish */
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
+	free(u);
+	assert_int_equal(nu, 0);
+	/* one entry less: one /24 changes */
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n - 1, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
+	free(u);
+	assert_true(nu >= 1 && nu <= 2);
+	vt_db_free(db);
+	free(l);
+	free(p);
+}
+
 /* test_set_policy - sources leave, thresholds move, counters stay. */
 static void test_set_policy(void **state)
 {
@@ -1255,6 +1311,7 @@ int main(void)
 		cmocka_unit_test(test_v6_basics),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_big_replace),
 		cmocka_unit_test(test_set_policy),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_image_apply_bad),
