@@ -89,8 +89,8 @@ static double median(double *v, size_t n)
 	return v[n / 2];
 }
 
-/* status_mb - a VmXXX line of /proc/self/status in MB. */
-static double status_mb(const char *fmt)
+/* status_mb - the "key: N kB" line of /proc/self/status in MB. */
+static double status_mb(const char *key)
 {
 	FILE *f = fopen("/proc/self/status", "r");
 	char line[256];
@@ -99,7 +99,8 @@ static double status_mb(const char *fmt)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, fmt, &kb) == 1)
+		if (!strncmp(line, key, strlen(key)) &&
+		    sscanf(line + strlen(key), "%lf", &kb) == 1)
 			break;
 	fclose(f);
 	return kb / 1024;
@@ -108,7 +109,7 @@ static double status_mb(const char *fmt)
 /* rss_mb - resident set size now. */
 static double rss_mb(void)
 {
-	return status_mb("VmRSS: %lf");
+	return status_mb("VmRSS:");
 }
 
 /* touch_floor - seconds to malloc and first-touch bytes (page faults
@@ -509,7 +510,7 @@ int main(int argc, char **argv)
 	if (nsz == 3)
 		fprintf(f, "  \"ms_apply_1k_changes_10m\": %.3f,\n", r[2].apply_ms);
 	fprintf(f, "  \"ms_apply_1k_v6_changes_100k\": %.3f,\n", r[0].apply6_ms);
-	fprintf(f, "  \"peak_rss_mb\": %.1f,\n", status_mb("VmHWM: %lf"));
+	fprintf(f, "  \"peak_rss_mb\": %.1f,\n", status_mb("VmHWM:"));
 	fprintf(f, "  \"sink\": %u\n}\n", sink & 1);
 	fclose(f);
 	return 0;
