@@ -71,6 +71,18 @@ struct u32vec {
 	size_t n, cap;
 };
 
+struct v6dirty {
+	uint8_t addr[16];
+	uint8_t plen;
+};
+
+struct v6dvec {
+	struct v6dirty *v;
+	size_t n, cap;
+};
+
+#define V6_DIRTY_MAX 65536 /* beyond this many changed prefixes: recompile */
+
 struct pending_group {
 	uint32_t g;
 	uint64_t t_ms;
@@ -91,10 +103,15 @@ struct vt_db {
 	struct pstore s4, s6;
 	/* expiry */
 	uint64_t nexpiring;
+	uint32_t next_expiry;      /* no expiry before this (a lower bound) */
+	struct u32vec exp24;       /* /24s that may hold expiring entries */
+	int exp24_lost;            /* exp24 incomplete: walk everything */
 	/* dirty state */
 	uint64_t *dirtybits;
 	struct u32vec dirty;
 	int dirty_all, v6_dirty;
+	struct v6dvec v6d;         /* changed IPv6 prefixes since publish */
+	int v6d_overflow;
 	/* compiled */
 	struct vt_image *live;
 	struct u32vec ready;
@@ -272,13 +289,17 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
 		if ((uint64_t)db->pool_n + sz >= 0x7fffffffu)
 			return 0;
 		if (db->pool_n + sz > db->pool_cap) {
-			size_t cap = db->pool_cap;
+			/* grow by half: the pool is the bulk of the store */
+			size_t cap = (size_t)db->pool_cap + db->pool_cap / 2 + sz;
+			struct v4e *p;
 
-			if (grow((void **)&db->pool, &cap,
-				 (size_t)db->pool_n + sz, sizeof(*db->pool)) < 0)
+			if (cap > 0x7fffffffu)
+				cap = 0x7fffffffu;
+			p = realloc(db->pool, cap * sizeof(*p));
+			if (!p)
 				return 0;
-			db->pool_cap = (uint32_t)(cap > 0x7fffffffu ?
-						  0x7fffffffu : cap);
+			db->pool = p;
+			db->pool_cap = (uint32_t)cap;
 		}
 		off = db->pool_n;
 		db->pool_n += sz;
@@ -292,12 +313,16 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
  * does not copy the pool at every doubling (best effort). */
 static void pool_reserve(struct vt_db *db, size_t n)
 {
-	size_t want = (size_t)db->pool_n + 2 * n, cap = db->pool_cap;
+	size_t want = (size_t)db->pool_n + 2 * n + n / 4;
+	struct v4e *p;
 
-	if (want >= 0x7fffffffu || want <= cap)
+	if (want >= 0x7fffffffu || want <= db->pool_cap)
 		return;
-	if (grow((void **)&db->pool, &cap, want, sizeof(*db->pool)) == 0)
-		db->pool_cap = (uint32_t)(cap > 0x7fffffffu ? 0x7fffffffu : cap);
+	p = realloc(db->pool, want * sizeof(*p));
+	if (p) {
+		db->pool = p;
+		db->pool_cap = (uint32_t)want;
+	}
 }
 
 /* chunk_free - return a chunk to its class free list. */
@@ -521,8 +546,8 @@ static void rec_keys(struct rec *r)
 /* rec_same_prefix - same family, address and plen. */
 static int rec_same_prefix(const struct rec *a, const struct rec *b)
 {
-	return a->fam == b->fam && a->plen == b->plen &&
-	       memcmp(a->addr, b->addr, 16) == 0;
+	return a->fam == b->fam && a->plen == b->plen && a->k0 == b->k0 &&
+	       a->k1 == b->k1;
 }
 
 /* fmt_prefix - text form of a prefix for messages. */
@@ -627,6 +652,81 @@ static struct rec *sort_recs(struct rec *r, size_t n)
 	return out;
 }
 
+/* A compact IPv4 /24../32 record of a big replace: 16 bytes instead of
+ * a struct rec, sorted in place by radix (the transient memory of a 10M
+ * load matters as much as its speed). */
+struct lrec {
+	uint64_t key;   /* addr << 32 | plen << 8 | exclude */
+	uint32_t code;
+	uint32_t idx;   /* index in the input; LREC_KEEP once matched */
+};
+
+#define LREC_KEEP 0x80000000u
+#define LREC_ADDR(k) ((uint32_t)((k) >> 32))
+#define LREC_PLEN(k) ((unsigned)(((k) >> 8) & 0xff))
+#define LREC_EXCL(k) ((int)((k) & 1))
+
+/* lrec_cmp - key, then code. */
+static int lrec_cmp(const void *x, const void *y)
+{
+	const struct lrec *a = x, *b = y;
+
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return a->code < b->code ? -1 : a->code > b->code;
+}
+
+/* sort_lrecs - LSD radix on the bytes of key that vary, then codes within
+ * equal keys; qsort when there is no memory for the second buffer. */
+static void sort_lrecs(struct lrec *a, size_t n)
+{
+	static const unsigned bytes[] = { 0, 1, 4, 5, 6, 7 };
+	struct lrec *b, *src, *dst;
+	size_t cnt[256];
+
+	if (n < 4096 || !(b = malloc(n * sizeof(*b)))) {
+		if (n > 1)
+			qsort(a, n, sizeof(*a), lrec_cmp);
+		return;
+	}
+	src = a;
+	dst = b;
+	for (unsigned t = 0; t < sizeof(bytes) / sizeof(bytes[0]); t++) {
+		unsigned sh = bytes[t] * 8;
+		size_t pos = 0;
+		struct lrec *tmp;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (size_t i = 0; i < n; i++)
+			cnt[(src[i].key >> sh) & 0xff]++;
+		if (cnt[(src[0].key >> sh) & 0xff] == n)
+			continue;
+		for (int d = 0; d < 256; d++) {
+			size_t c = cnt[d];
+
+			cnt[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[cnt[(src[i].key >> sh) & 0xff]++] = src[i];
+		tmp = src;
+		src = dst;
+		dst = tmp;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+	free(b);
+	for (size_t i = 0; i < n; ) {
+		size_t j = i + 1;
+
+		while (j < n && a[j].key == a[i].key)
+			j++;
+		if (j - i > 1)
+			qsort(a + i, j - i, sizeof(*a), lrec_cmp);
+		i = j;
+	}
+}
+
 struct counts {
 	uint64_t outside, errcode;
 };
@@ -635,19 +735,32 @@ struct counts {
  * return sorted records without duplicates.  what = "add"/"del"/"entry". */
 static int normalize(const struct vt_db *db, const struct vt_source *s,
 		     const struct moat_listing *l, size_t n, const char *what,
-		     struct rec **out, size_t *nout, struct counts *ign,
-		     char *err, size_t errsz)
+		     struct rec **out, size_t *nout, struct lrec **lout,
+		     size_t *nlout, struct counts *ign, char *err, size_t errsz)
 {
 	struct rec *r = NULL;
-	size_t k = 0;
+	struct lrec *lr = NULL;
+	size_t k = 0, nl = 0, nlong = 0;
 	char pb[64], e2[160];
 
 	(void)db;
 	*out = NULL;
 	*nout = 0;
-	if (n) {
-		r = malloc(n * sizeof(*r));
+	if (lout) {
+		*lout = NULL;
+		*nlout = 0;
+		for (size_t i = 0; i < n; i++)
+			nlong += l[i].pfx.family == MOAT_AF_INET &&
+				 l[i].pfx.plen >= 24;
+		if (nlong && !(lr = malloc(nlong * sizeof(*lr)))) {
+			VT_ERR(err, errsz, "out of memory for %zu listings", n);
+			return -ENOMEM;
+		}
+	}
+	if (n - nlong) {
+		r = malloc((n - nlong) * sizeof(*r));
 		if (!r) {
+			free(lr);
 			VT_ERR(err, errsz, "out of memory for %zu listings", n);
 			return -ENOMEM;
 		}
@@ -690,6 +803,14 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 				continue;
 			}
 		}
+		if (lr && m->pfx.family == MOAT_AF_INET && m->pfx.plen >= 24) {
+			lr[nl].key = (uint64_t)v4_addr(m->pfx.addr) << 32 |
+				     (uint64_t)m->pfx.plen << 8 | m->exclude;
+			lr[nl].code = m->exclude ? 0 : m->code;
+			lr[nl].idx = (uint32_t)i;
+			nl++;
+			continue;
+		}
 		r[k].fam = m->pfx.family;
 		r[k].keep = 0;
 		r[k].plen = m->pfx.plen;
@@ -704,6 +825,8 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 	for (size_t i = 1; i < k; i++) {
 		struct moat_prefix p = { .family = r[i].fam, .plen = r[i].plen };
 
+		if (!rec_same_prefix(&r[i - 1], &r[i]))
+			continue;
 		memcpy(p.addr, r[i].addr, 16);
 		if (rec_cmp(&r[i - 1], &r[i]) == 0) {
 			VT_ERR(err, errsz, "%s: duplicate entry %s code 0x%08x%s",
@@ -718,11 +841,32 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 			goto bad;
 		}
 	}
+	sort_lrecs(lr, nl);
+	for (size_t i = 1; i < nl; i++) {
+		if ((lr[i].key >> 8) != (lr[i - 1].key >> 8))
+			continue;
+		if (lrec_cmp(&lr[i - 1], &lr[i]) == 0) {
+			VT_ERR(err, errsz, "%s: duplicate entry %s code 0x%08x%s",
+			       what, fmt_prefix(pb, sizeof(pb), &l[lr[i].idx].pfx),
+			       lr[i].code, LREC_EXCL(lr[i].key) ? " (exclude)" : "");
+			goto bad;
+		}
+		if (lr[i].key != lr[i - 1].key) {
+			VT_ERR(err, errsz, "%s: %s both listed and excluded", what,
+			       fmt_prefix(pb, sizeof(pb), &l[lr[i].idx].pfx));
+			goto bad;
+		}
+	}
 	*out = r;
 	*nout = k;
+	if (lout) {
+		*lout = lr;
+		*nlout = nl;
+	}
 	return 0;
 bad:
 	free(r);
+	free(lr);
 	return -EINVAL;
 }
 
@@ -824,26 +968,46 @@ static unsigned v6_plens_after(const struct vt_db *db, uint16_t src,
 
 /* ------------------------------------------------------------- commit */
 
-/* commit_long_add - store r in its bucket, mark dirty. */
-static int commit_long_add(struct vt_db *db, const struct vt_source *s,
-			   const struct rec *r)
+/* note_expiry - one more expiring entry (in /24 idx, or in a sorted store
+ * when idx is UINT32_MAX). */
+static void note_expiry(struct vt_db *db, uint32_t idx, uint32_t expiry)
+{
+	if (!db->nexpiring || expiry < db->next_expiry)
+		db->next_expiry = expiry;
+	db->nexpiring++;
+	if (idx != UINT32_MAX && vec_push(&db->exp24, idx) < 0)
+		db->exp24_lost = 1;
+}
+
+/* commit_long_raw - store one /24../32 entry in its bucket, mark dirty. */
+static int commit_long_raw(struct vt_db *db, const struct vt_source *s,
+			   uint32_t a, unsigned plen, int excl, uint32_t code,
+			   uint32_t ttl)
 {
 	struct v4e e;
-	uint32_t a = v4_addr(r->addr);
 	int rc;
 
-	e.code = r->code;
-	e.expiry = expiry_of(db, s, r->ttl);
+	e.code = code;
+	e.expiry = expiry_of(db, s, ttl);
 	e.source = s->id;
 	e.host = (uint8_t)a;
-	e.pf = (uint8_t)(r->plen | (r->excl ? PF_EXCL : 0));
+	e.pf = (uint8_t)(plen | (excl ? PF_EXCL : 0));
 	rc = bucket_add(db, a >> 8, &e);
 	if (rc < 0)
 		return rc;
-	db->nexpiring += e.expiry != 0;
+	if (e.expiry)
+		note_expiry(db, a >> 8, e.expiry);
 	cnt_of(db, s->id)->entries_v4++;
 	mark24(db, a >> 8);
 	return 0;
+}
+
+/* commit_long_add - a record into its bucket. */
+static int commit_long_add(struct vt_db *db, const struct vt_source *s,
+			   const struct rec *r)
+{
+	return commit_long_raw(db, s, v4_addr(r->addr), r->plen, r->excl,
+			       r->code, r->ttl);
 }
 
 /* commit_long_del_at - remove entry i of bucket idx, mark dirty. */
@@ -861,10 +1025,22 @@ static void commit_long_del_at(struct vt_db *db, uint32_t idx, uint32_t i)
 /* mark_pe - dirty what a sorted-store entry touches. */
 static void mark_pe(struct vt_db *db, const struct pe *p, int v4)
 {
-	if (v4)
+	if (v4) {
 		mark_v4_prefix(db, v4_addr(p->addr), p->plen);
-	else
-		db->v6_dirty = 1;
+		return;
+	}
+	db->v6_dirty = 1;
+	if (db->v6d_overflow)
+		return;
+	if (db->v6d.n >= V6_DIRTY_MAX ||
+	    grow((void **)&db->v6d.v, &db->v6d.cap, db->v6d.n + 1,
+		 sizeof(*db->v6d.v)) < 0) {
+		db->v6d_overflow = 1;
+		return;
+	}
+	memcpy(db->v6d.v[db->v6d.n].addr, p->addr, 16);
+	db->v6d.v[db->v6d.n].plen = p->plen;
+	db->v6d.n++;
 }
 
 /* ps_commit - apply batches to one sorted store with dirty marking and
@@ -900,7 +1076,8 @@ static int ps_commit(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < nadd; i++) {
 		struct vt_source_counters *c = cnt_of(db, adds[i].source);
 
-		db->nexpiring += adds[i].expiry != 0;
+		if (adds[i].expiry)
+			note_expiry(db, UINT32_MAX, adds[i].expiry);
 		if (v4) {
 			c->entries_v4++;
 			set_short_bits(db, v4_addr(adds[i].addr), adds[i].plen);
@@ -977,10 +1154,12 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 
 	if (!s)
 		return -ENOENT;
-	rc = normalize(db, s, add, nadd, "add", &ra, &na, &ign, err, errsz);
+	rc = normalize(db, s, add, nadd, "add", &ra, &na, NULL, NULL, &ign, err,
+		       errsz);
 	if (rc < 0)
 		return rc;
-	rc = normalize(db, s, del, ndel, "del", &rd, &nd, &igd, err, errsz);
+	rc = normalize(db, s, del, ndel, "del", &rd, &nd, NULL, NULL, &igd, err,
+		       errsz);
 	if (rc < 0)
 		goto out;
 	rc = -EINVAL;
@@ -1063,26 +1242,22 @@ out:
 	return rc;
 }
 
-/* long_rec_cmp - a stored /24../32 entry against a record (same source). */
-static int long_find_rec(const struct rec *r, size_t n, const struct v4e *e,
-			 uint32_t idx)
+/* long_find - the new record equal to a stored /24../32 entry, or -1. */
+static long long_find(const struct lrec *r, size_t n, const struct v4e *e,
+		      uint32_t idx)
 {
-	struct rec k;
+	struct lrec k;
 	size_t lo = 0, hi = n;
 
-	memset(&k, 0, sizeof(k));
-	k.fam = MOAT_AF_INET;
-	v4_bytes(k.addr, idx << 8 | e->host);
-	rec_keys(&k);
-	k.plen = PF_PLEN(e->pf);
-	k.excl = !!(e->pf & PF_EXCL);
+	k.key = (uint64_t)(idx << 8 | e->host) << 32 |
+		(uint64_t)PF_PLEN(e->pf) << 8 | !!(e->pf & PF_EXCL);
 	k.code = e->code;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = rec_cmp(&r[mid], &k);
+		int c = lrec_cmp(&r[mid], &k);
 
 		if (c == 0)
-			return (int)mid;
+			return (long)mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -1115,9 +1290,12 @@ static int ps_replace_source(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < nnew; i++) {
 		long k = ps_find(ps, &nw[i]);
 
-		if (k >= 0)
-			ps->e[k].expiry = nw[i].expiry; /* refreshed, same verdict */
-		else
+		if (k >= 0) { /* refreshed, same verdict */
+			db->nexpiring -= ps->e[k].expiry != 0;
+			ps->e[k].expiry = nw[i].expiry;
+			if (nw[i].expiry)
+				note_expiry(db, UINT32_MAX, nw[i].expiry);
+		} else
 			adds[na++] = nw[i];
 	}
 	rc = ps_commit(db, ps, v4, dels, nd, adds, na);
@@ -1134,7 +1312,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 {
 	const struct vt_source *s = lookup_source(db, source, err, errsz);
 	struct rec *r = NULL;
-	size_t nr = 0, n4 = 0, n6 = 0;
+	struct lrec *lr = NULL;
+	size_t nr = 0, nl = 0, n4 = 0, n6 = 0;
 	struct pe *p4 = NULL, *p6 = NULL;
 	struct counts ign = { 0, 0 };
 	struct vt_source_counters *c;
@@ -1143,7 +1322,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	if (!s)
 		return -ENOENT;
 	c = &db->cnt[db->sidx[source] - 1];
-	rc = normalize(db, s, l, n, "entry", &r, &nr, &ign, err, errsz);
+	rc = normalize(db, s, l, n, "entry", &r, &nr, &lr, &nl, &ign, err,
+		       errsz);
 	if (rc < 0)
 		return rc;
 	if (v6_plens_after(db, source, 1, NULL, 0, r, nr) > MOAT_V6_MAX_PLENS) {
@@ -1162,19 +1342,22 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 				continue;
 			b = bucket(db, idx, &bn);
 			for (uint32_t i = 0; i < bn; ) {
-				int k;
+				long k;
 
 				if (b[i].source != source) {
 					i++;
 					continue;
 				}
-				k = long_find_rec(r, nr, &b[i], idx);
+				k = long_find(lr, nl, &b[i], idx);
 				if (k >= 0) {
-					uint32_t ex = expiry_of(db, s, r[k].ttl);
+					uint32_t ex = expiry_of(db, s,
+						l[lr[k].idx & ~LREC_KEEP].ttl);
 
-					db->nexpiring += (ex != 0) - (b[i].expiry != 0);
+					db->nexpiring -= b[i].expiry != 0;
+					if (ex)
+						note_expiry(db, idx, ex);
 					b[i].expiry = ex;
-					r[k].keep = 1;
+					lr[k].idx |= LREC_KEEP;
 					i++;
 					continue;
 				}
@@ -1189,10 +1372,13 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	if (rc == 0)
 		rc = ps_replace_source(db, &db->s6, 0, source, p6, n6);
 	if (rc == 0)
-		pool_reserve(db, nr);
-	for (size_t i = 0; rc == 0 && i < nr; i++)
-		if (is_long(&r[i]) && !r[i].keep)
-			rc = commit_long_add(db, s, &r[i]);
+		pool_reserve(db, nl);
+	for (size_t i = 0; rc == 0 && i < nl; i++)
+		if (!(lr[i].idx & LREC_KEEP))
+			rc = commit_long_raw(db, s, LREC_ADDR(lr[i].key),
+					     LREC_PLEN(lr[i].key),
+					     LREC_EXCL(lr[i].key), lr[i].code,
+					     l[lr[i].idx].ttl);
 	if (rc < 0) {
 		VT_ERR(err, errsz, "out of memory replacing source %s", s->name);
 		goto out;
@@ -1201,6 +1387,7 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	c->ignored_errcode += ign.errcode;
 out:
 	free(r);
+	free(lr);
 	free(p4);
 	free(p6);
 	return rc;
@@ -1209,11 +1396,14 @@ out:
 /* drop_where - remove stored entries matching pred (expiry, unknown
  * source); returns how many. */
 static size_t drop_where(struct vt_db *db,
-			 int (*pred)(const struct vt_db *, uint16_t, uint32_t))
+			 int (*pred)(const struct vt_db *, uint16_t, uint32_t),
+			 const uint32_t *only, size_t nonly)
 {
 	size_t dropped = 0;
+	size_t nvisit = only ? nonly : MOAT_TBL24_ENTRIES;
 
-	for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+	for (size_t v = 0; v < nvisit; v++) {
+		uint32_t idx = only ? only[v] : (uint32_t)v;
 		uint32_t bn;
 		struct v4e *b;
 
@@ -1269,13 +1459,77 @@ static int pred_expired(const struct vt_db *db, uint16_t src, uint32_t ex)
 	return ex != 0 && ex <= db->now;
 }
 
-/* vt_db_expire - drop listings whose time has come. */
+/* cmp_u32 - qsort order. */
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* vt_db_expire - drop listings whose time has come: only the /24s that
+ * got expiring entries are visited, and nothing before the earliest
+ * expiry. */
 size_t vt_db_expire(struct vt_db *db, uint64_t now)
 {
+	struct u32vec *x = &db->exp24;
+	size_t dropped, k = 0;
+	uint32_t next = UINT32_MAX;
+
 	db->now = now;
-	if (!db->nexpiring)
+	if (!db->nexpiring || now < db->next_expiry)
 		return 0;
-	return drop_where(db, pred_expired);
+	if (db->exp24_lost) {
+		/* rebuild the list while walking everything once */
+		x->n = 0;
+		dropped = drop_where(db, pred_expired, NULL, 0);
+		db->exp24_lost = 0;
+		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+			uint32_t bn;
+			const struct v4e *b = bucket(db, idx, &bn);
+
+			for (uint32_t j = 0; j < bn; j++)
+				if (b[j].expiry) {
+					if (vec_push(x, idx) < 0)
+						db->exp24_lost = 1;
+					break;
+				}
+		}
+	} else {
+		if (x->n > 1)
+			qsort(x->v, x->n, sizeof(*x->v), cmp_u32);
+		for (size_t i = 0; i < x->n; i++)
+			if (i == 0 || x->v[i] != x->v[i - 1])
+				x->v[k++] = x->v[i];
+		x->n = k;
+		dropped = drop_where(db, pred_expired, x->v, x->n);
+	}
+	/* keep the /24s that still hold expiring entries; new lower bound */
+	k = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		uint32_t bn, keep = 0;
+		const struct v4e *b = bucket(db, x->v[i], &bn);
+
+		for (uint32_t j = 0; j < bn; j++) {
+			if (b[j].expiry) {
+				keep = 1;
+				if (b[j].expiry < next)
+					next = b[j].expiry;
+			}
+		}
+		if (keep)
+			x->v[k++] = x->v[i];
+	}
+	x->n = k;
+	for (int v4 = 0; v4 < 2; v4++) {
+		const struct pstore *ps = v4 ? &db->s4 : &db->s6;
+
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->e[i].expiry && ps->e[i].expiry < next)
+				next = ps->e[i].expiry;
+	}
+	db->next_expiry = next;
+	return dropped;
 }
 
 /* vt_db_set_time - the clock for new expiring listings. */
@@ -1535,21 +1789,82 @@ static int contrib_range(struct vt_db *db, const struct pe *es, size_t b,
 	return 0;
 }
 
-/* compile_v6 - all IPv6 rules from the store: a rule for each distinct
- * prefix whose action differs from that of its nearest enclosing prefix
- * (or from PASS at the top). */
-static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
+/* v6_frame - evaluate the distinct prefix es[i, j) under the stack, push
+ * it, and append its rule to r when emit and its action differs from its
+ * parent's.  0 or -ENOMEM. */
+static int v6_frame(struct vt_db *db, struct v6frame *st, int *depth,
+		    size_t i, size_t j, int emit, struct vt_v6rule **r,
+		    size_t *nr, size_t *cap)
+{
+	const struct pe *es = db->s6.e;
+	struct vt_acc acc = { 0, 0, 0, 0 };
+	uint32_t a, parent;
+
+	db->seen_stamp++;
+	if (contrib_range(db, es, i, j, &acc) < 0)
+		return -ENOMEM;
+	for (int d = *depth - 1; d >= 0; d--)
+		if (contrib_range(db, es, st[d].b, st[d].e, &acc) < 0)
+			return -ENOMEM;
+	a = vt_decide(&db->pol, &acc);
+	parent = *depth ? st[*depth - 1].act : MOAT_ACT_PASS;
+	if (emit && a != parent) {
+		if (grow((void **)r, cap, *nr + 1, sizeof(**r)) < 0)
+			return -ENOMEM;
+		memset(&(*r)[*nr], 0, sizeof(**r));
+		(*r)[*nr].key.plen = es[i].plen;
+		memcpy((*r)[*nr].key.addr, es[i].addr, 16);
+		(*r)[*nr].act = a;
+		(*nr)++;
+	}
+	if (*depth < 129) {
+		st[*depth].b = i;
+		st[*depth].e = j;
+		memcpy(st[*depth].addr, es[i].addr, 16);
+		st[*depth].plen = es[i].plen;
+		st[*depth].act = a;
+		(*depth)++;
+	}
+	return 0;
+}
+
+/* in_prefix - addr lies inside qa/qp. */
+static int in_prefix(const uint8_t *addr, const uint8_t *qa, unsigned qp)
+{
+	uint8_t m[16];
+
+	mask_bytes(m, addr, qp);
+	return memcmp(m, qa, 16) == 0;
+}
+
+/* compile_v6_range - append to r the IPv6 rules of the distinct stored
+ * prefixes inside qa/qp (qp = 0: all): a rule for each prefix whose action
+ * differs from that of its nearest enclosing stored prefix (or from PASS
+ * at the top).  The enclosing prefixes of qa/qp seed the stack. */
+static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
+			    struct vt_v6rule **r, size_t *nr, size_t *cap)
 {
 	struct v6frame st[130];
 	int depth = 0;
-	struct vt_v6rule *r = NULL;
-	size_t nr = 0, cap = 0;
 	const struct pe *es = db->s6.e;
+	struct pe key;
+	size_t i;
 
-	for (size_t i = 0; i < db->s6.n; ) {
+	for (unsigned p = 0; p < qp; p++) {
+		size_t b, e;
+
+		if (!db->s6.cnt[p])
+			continue;
+		ps_prefix_range(&db->s6, qa, p, &b, &e);
+		if (b < e && v6_frame(db, st, &depth, b, e, 0, r, nr, cap) < 0)
+			return -ENOMEM;
+	}
+	memset(&key, 0, sizeof(key));
+	memcpy(key.addr, qa, 16);
+	key.plen = (uint8_t)qp;
+	i = ps_lower(&db->s6, &key);
+	while (i < db->s6.n && in_prefix(es[i].addr, qa, qp)) {
 		size_t j = i;
-		struct vt_acc acc = { 0, 0, 0, 0 };
-		uint32_t a, parent;
 
 		while (j < db->s6.n && es[j].plen == es[i].plen &&
 		       memcmp(es[j].addr, es[i].addr, 16) == 0)
@@ -1557,33 +1872,76 @@ static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
 		while (depth > 0 &&
 		       !frame_contains(&st[depth - 1], es[i].addr, es[i].plen))
 			depth--;
-		db->seen_stamp++;
-		if (contrib_range(db, es, i, j, &acc) < 0)
-			goto nomem;
-		for (int d = depth - 1; d >= 0; d--)
-			if (contrib_range(db, es, st[d].b, st[d].e, &acc) < 0)
-				goto nomem;
-		a = vt_decide(&db->pol, &acc);
-		parent = depth ? st[depth - 1].act : MOAT_ACT_PASS;
-		if (a != parent) {
-			if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
-				goto nomem;
-			memset(&r[nr], 0, sizeof(r[nr]));
-			r[nr].key.plen = es[i].plen;
-			memcpy(r[nr].key.addr, es[i].addr, 16);
-			r[nr].act = a;
-			nr++;
-		}
-		if (depth < 129) {
-			st[depth].b = i;
-			st[depth].e = j;
-			memcpy(st[depth].addr, es[i].addr, 16);
-			st[depth].plen = es[i].plen;
-			st[depth].act = a;
-			depth++;
-		}
+		if (v6_frame(db, st, &depth, i, j, 1, r, nr, cap) < 0)
+			return -ENOMEM;
 		i = j;
 	}
+	return 0;
+}
+
+/* v6d_cmp - dirty IPv6 prefixes by address, then length. */
+static int v6d_cmp(const void *x, const void *y)
+{
+	const struct v6dirty *a = x, *b = y;
+	int c = memcmp(a->addr, b->addr, 16);
+
+	return c ? c : (a->plen > b->plen) - (a->plen < b->plen);
+}
+
+/* rule_in - rule key inside qa/qp (not an enclosing prefix of it). */
+static int rule_in(const struct vt_v6rule *r, const uint8_t *qa, unsigned qp)
+{
+	return r->key.plen >= qp && in_prefix(r->key.addr, qa, qp);
+}
+
+/* compile_v6 - the new IPv6 rule set: everything again when the whole
+ * table is dirty, else the live rules with the dirty prefixes' ranges
+ * recompiled.  *out sorted by vt_v6key_cmp. */
+static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
+{
+	struct vt_v6rule *r = NULL;
+	size_t nr = 0, cap = 0, o = 0, nd = 0;
+	const struct vt_v6rule *old = db->live->v6;
+	size_t nold = db->live->nv6;
+	static const uint8_t zero[16];
+	struct v6dirty *d = db->v6d.v;
+
+	if (db->dirty_all || db->v6d_overflow) {
+		if (compile_v6_range(db, zero, 0, &r, &nr, &cap) < 0)
+			goto nomem;
+		goto done;
+	}
+	if (grow((void **)&r, &cap, nold + 64, sizeof(*r)) < 0)
+		goto nomem;
+	/* disjoint ranges: drop dirty prefixes inside an earlier one */
+	if (db->v6d.n > 1)
+		qsort(d, db->v6d.n, sizeof(*d), v6d_cmp);
+	for (size_t i = 0; i < db->v6d.n; i++) {
+		if (nd && in_prefix(d[i].addr, d[nd - 1].addr, d[nd - 1].plen) &&
+		    d[i].plen >= d[nd - 1].plen)
+			continue;
+		d[nd++] = d[i];
+	}
+	for (size_t k = 0; k < nd; k++) {
+		/* old rules before this range stay */
+		while (o < nold && !rule_in(&old[o], d[k].addr, d[k].plen) &&
+		       memcmp(old[o].key.addr, d[k].addr, 16) <= 0) {
+			if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
+				goto nomem;
+			r[nr++] = old[o++];
+		}
+		/* old rules inside it go, recompiled ones come */
+		while (o < nold && rule_in(&old[o], d[k].addr, d[k].plen))
+			o++;
+		if (compile_v6_range(db, d[k].addr, d[k].plen, &r, &nr, &cap) < 0)
+			goto nomem;
+	}
+	while (o < nold) {
+		if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
+			goto nomem;
+		r[nr++] = old[o++];
+	}
+done:
 	*out = r;
 	*nout = nr;
 	return 0;
@@ -1741,6 +2099,8 @@ int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
 	db->dirty.n = 0;
 	db->dirty_all = 0;
 	db->v6_dirty = 0;
+	db->v6d.n = 0;
+	db->v6d_overflow = 0;
 	db->publishes++;
 	free(freed.v);
 	*ups = out;
@@ -1804,6 +2164,8 @@ void vt_db_free(struct vt_db *db)
 	free(db->s6.e);
 	free(db->dirtybits);
 	free(db->dirty.v);
+	free(db->v6d.v);
+	free(db->exp24.v);
 	vt_image_free(db->live);
 	free(db->ready.v);
 	free(db->pend);
@@ -1841,7 +2203,7 @@ int vt_db_set_policy(struct vt_db *db, const struct vt_policy *p,
 				db->cnt[i] = old[j];
 	db->pol = *p;
 	index_policy(db);
-	drop_where(db, pred_unknown);
+	drop_where(db, pred_unknown, NULL, 0);
 	db->dirty_all = 1;
 	db->v6_dirty = 1;
 	return 0;
@@ -2034,6 +2396,84 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 	out->action = vt_decide(&db->pol, &acc);
 	free(h);
 	return 0;
+}
+
+/* ------------------------------------------------------------- dump */
+
+/* dump_one - append one stored listing to the dump. */
+static int dump_one(const struct vt_db *db, struct moat_listing **out,
+		    size_t *n, size_t *cap, int fam, const uint8_t *addr,
+		    unsigned plen, uint32_t code, uint32_t expiry, uint16_t src,
+		    int excl)
+{
+	struct moat_listing *l;
+
+	if (grow((void **)out, cap, *n + 1, sizeof(**out)) < 0)
+		return -ENOMEM;
+	l = &(*out)[(*n)++];
+	memset(l, 0, sizeof(*l));
+	l->pfx.family = (uint8_t)fam;
+	l->pfx.plen = (uint8_t)plen;
+	memcpy(l->pfx.addr, addr, fam == MOAT_AF_INET ? 4 : 16);
+	l->code = code;
+	l->ttl = expiry == 0 ? 0 : expiry > db->now ?
+		 (uint32_t)(expiry - db->now) : 1;
+	l->source = src;
+	l->exclude = (uint8_t)excl;
+	return 0;
+}
+
+/* vt_db_source_dump - every stored listing of a source. */
+int vt_db_source_dump(const struct vt_db *db, uint16_t source,
+		      struct moat_listing **out, size_t *n)
+{
+	struct moat_listing *o = NULL;
+	size_t k = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!db->sidx[source])
+		return -ENOENT;
+	if (db->cnt[db->sidx[source] - 1].entries_v4) {
+		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+			uint32_t bn;
+			const struct v4e *b = bucket(db, idx, &bn);
+
+			for (uint32_t i = 0; i < bn; i++) {
+				uint8_t a[16] = { 0 };
+
+				if (b[i].source != source)
+					continue;
+				v4_bytes(a, idx << 8 | b[i].host);
+				if (dump_one(db, &o, &k, &cap, MOAT_AF_INET, a,
+					     PF_PLEN(b[i].pf), b[i].code,
+					     b[i].expiry, source,
+					     !!(b[i].pf & PF_EXCL)) < 0)
+					goto nomem;
+			}
+		}
+	}
+	for (int v4 = 1; v4 >= 0; v4--) {
+		const struct pstore *ps = v4 ? &db->s4 : &db->s6;
+
+		for (size_t i = 0; i < ps->n; i++) {
+			const struct pe *p = &ps->e[i];
+
+			if (p->source != source)
+				continue;
+			if (dump_one(db, &o, &k, &cap,
+				     v4 ? MOAT_AF_INET : MOAT_AF_INET6, p->addr,
+				     p->plen, p->code, p->expiry, source,
+				     p->excl) < 0)
+				goto nomem;
+		}
+	}
+	*out = o;
+	*n = k;
+	return 0;
+nomem:
+	free(o);
+	return -ENOMEM;
 }
 
 /* ----------------------------------------------------------- counters */

@@ -223,6 +223,13 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 		       const struct moat_listing *del, size_t ndel,
 		       char *err, size_t errsz);
 
+/* vt_db_source_dump - the stored listings of a source (ignored answers are
+ * not stored), IPv4 then IPv6, in no particular order within a family;
+ * .ttl is the time left for expiring entries, else 0.  *out malloc'd
+ * (free() it).  0, -ENOENT or -ENOMEM.  Walks the whole store. */
+int vt_db_source_dump(const struct vt_db *db, uint16_t source,
+		      struct moat_listing **out, size_t *n);
+
 /* vt_db_expire - set the clock to now and drop listings whose expiry has
  * passed (expiry <= now).  Returns how many were dropped. */
 size_t vt_db_expire(struct vt_db *db, uint64_t now);
