@@ -19,9 +19,9 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, MOAT_TBL24_ENTRIES);
+	__uint(max_entries, MOAT_TBL24_ENTRIES / MOAT_TBL24_CHUNK);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct moat_tbl24_chunk);   /* see moat_xdp.h */
 } tbl24 SEC(".maps");
 
 struct {
@@ -54,7 +54,10 @@ struct {
  */
 static __always_inline const __u32 *moat_map_tbl24(__u32 i)
 {
-	return bpf_map_lookup_elem(&tbl24, &i);
+	__u32 k = i / MOAT_TBL24_CHUNK;
+	const struct moat_tbl24_chunk *c = bpf_map_lookup_elem(&tbl24, &k);
+
+	return c ? &c->e[i % MOAT_TBL24_CHUNK] : 0;
 }
 
 static __always_inline const struct moat_group *moat_map_group(__u32 i)

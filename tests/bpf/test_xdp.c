@@ -23,6 +23,7 @@
 #include <linux/bpf.h>
 
 #include "log.h"
+#include "moat_xdp.h"
 #include "xdp_backend.h"
 #include "xdp_frames.h"
 
@@ -365,9 +366,13 @@ static void test_publish(void **state)
 	fd_g = moat_xdp_map_fd(x, "groups");
 	fd_v6 = moat_xdp_map_fd(x, "v6_rules");
 	assert_true(fd_t >= 0 && fd_g >= 0 && fd_v6 >= 0);
-	v = 0x0a0000 + 4321;
-	assert_int_equal(bpf_map_lookup_elem(fd_t, &v, &v), 0);
-	assert_int_equal(v, moat_tbl24_make_group(321));
+	/* tbl24 through the map (16 entries a value) and through the mapping */
+	struct moat_tbl24_chunk ch;
+	v = (0x0a0000 + 4321) / MOAT_TBL24_CHUNK;
+	assert_int_equal(bpf_map_lookup_elem(fd_t, &v, &ch), 0);
+	assert_int_equal(ch.e[(0x0a0000 + 4321) % MOAT_TBL24_CHUNK],
+			 moat_tbl24_make_group(321));
+	assert_int_equal(moat_xdp_tbl24(x)[0x0a0000 + 4321], moat_tbl24_make_group(321));
 	v = 321;
 	assert_int_equal(bpf_map_lookup_elem(fd_g, &v, &g), 0);
 	/* the last write to group 321 (i = 9321) wins, earlier ones are gone */
@@ -403,6 +408,12 @@ static void test_publish(void **state)
 	assert_int_equal(run(x, in, syn_from(in, "11.0.0.1", 25), NULL, NULL), X_DROP);
 	u[0].kind = 99;
 	assert_int_equal(moat_xdp_publish(x, u, 1), -EINVAL);
+	u[0].kind = MOAT_UPD_TBL24;
+	u[0].index = MOAT_TBL24_ENTRIES;
+	assert_int_equal(moat_xdp_publish(x, u, 1), -ERANGE);
+	u[0].index = 5;
+	u[0].value = moat_tbl24_make_group(1024);   /* past groups_max */
+	assert_int_equal(moat_xdp_publish(x, u, 1), -ERANGE);
 
 	/* through the control plane's interface */
 	struct moat_fastpath fp;
