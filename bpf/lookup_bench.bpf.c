@@ -29,7 +29,7 @@ static long one_lookup(__u32 i, void *ctx)
 	if (!a)
 		return 1;
 	if (mode == 0)
-		*sum += moat_lookup_v4(*a);
+		*sum += moat_lookup_v4(NULL, *a);
 	else
 		*sum += *a & 3;
 	return 0;

@@ -227,8 +227,8 @@ int moat_xdp(struct xdp_md *ctx)
 		stat_inc(MOAT_STAT_NOT_SMTP, -1);
 		return XDP_PASS;
 	}
-	act = p.family == 4 ? moat_lookup_v4(p.saddr4)
-			    : moat_lookup_v6(p.saddr6);
+	act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
+			    : moat_lookup_v6(NULL, p.saddr6);
 	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN) {
 		/* after a tarpit SYN-ACK: silence, never a RST */
 		if (act == MOAT_ACT_TARPIT) {

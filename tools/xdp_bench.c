@@ -41,11 +41,11 @@
 static const __u32 *u_tbl24;
 static const struct moat_group *u_groups;
 static __u32 u_groups_max;
-#define MOAT_TBL24_GET(i) (&u_tbl24[(i)])
-#define MOAT_GROUP_GET(i) ((i) < u_groups_max ? &u_groups[(i)] : NULL)
-#define MOAT_V6_PLENS_GET() ((const struct moat_v6_plens *)NULL)
-#define MOAT_V6_RULE_GET(kp) ((void)(kp), (const __u32 *)NULL)
-#include "moat_lookup_local.h"
+#define MOAT_TBL24_GET(ctx, i) (u_tbl24[(i)])
+#define MOAT_GROUP_GET(ctx, i) ((i) < u_groups_max ? &u_groups[(i)] : NULL)
+#define MOAT_V6_PLENS_GET(ctx) ((const struct moat_v6_plens *)NULL)
+#define MOAT_V6_GET(ctx, kp) ((void)(kp), (const __u32 *)NULL)
+#include "moat_lookup.h"
 
 #define N_LOOKUP (1u << 20)
 #define RUNS 11
@@ -233,7 +233,7 @@ static __u32 unlisted_near(__u32 a)
 	for (__u32 h = 0; h < 256; h++) {
 		__u32 b = (a & ~0xffu) | h;
 
-		if (moat_lookup_v4(b) == MOAT_ACT_PASS)
+		if (moat_lookup_v4(NULL, b) == MOAT_ACT_PASS)
 			return b;
 	}
 	return a ^ 0x80000000u;
@@ -294,7 +294,7 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		uint64_t t0 = now_ns();
 		__u64 sum = 0;
 		for (__u32 i = 0; i < N_LOOKUP; i++)
-			sum += moat_lookup_v4(addrs[i]);
+			sum += moat_lookup_v4(NULL, addrs[i]);
 		uv[r] = (double)(now_ns() - t0) / N_LOOKUP;
 		sink += sum;
 		/* the same lookup from userspace over the kernel's own pages */
@@ -304,7 +304,7 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 			t0 = now_ns();
 			sum = 0;
 			for (__u32 i = 0; i < N_LOOKUP; i++)
-				sum += moat_lookup_v4(addrs[i]);
+				sum += moat_lookup_v4(NULL, addrs[i]);
 			mv[r] = (double)(now_ns() - t0) / N_LOOKUP;
 			if (sum * RUNS != sink / (__u64)(r + 1) * RUNS)
 				fprintf(stderr, "xdp_bench: lookups over kernel pages disagree\n");
