@@ -99,15 +99,27 @@ static __always_inline int limit_global(__u32 which, __u64 now, __u64 interval,
 	return tat && gcra_allow(tat, now, interval, tau);
 }
 
-/* tarpit_allowed - may this SYN get a reply: source, then global budget */
+/*
+ * tarpit_allowed - may this SYN get a reply: the global budget must have
+ * room (checked first, without spending it: under a flood that is the
+ * cheap test), then the source's budget is spent, then the global one.
+ */
 static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 {
-	/* coarse clock (jiffies resolution): ample for budgets of a few
-	 * replies per second, and a fraction of bpf_ktime_get_ns()'s cost */
+	/* coarse clock (jiffies resolution): ample for these budgets, and a
+	 * fraction of bpf_ktime_get_ns()'s cost */
 	__u64 now = bpf_ktime_get_coarse_ns();
-	__u64 key = moat_xdp_src_key(p->family, p->saddr4, p->saddr6);
-	__u64 *tat = bpf_map_lookup_elem(&rl_src, &key);
+	__u32 which = MOAT_LIMIT_TARPIT;
+	__u64 *gtat = bpf_map_lookup_elem(&limits, &which);
+	__u64 key, *tat, t;
 
+	if (!gtat || moat_cfg.tarpit_global.interval_ns == 0)
+		return 0;
+	t = *gtat > now ? *gtat : now;
+	if (t - now > moat_cfg.tarpit_global.tau_ns)
+		return 0;
+	key = moat_xdp_src_key(p->family, p->saddr4, p->saddr6);
+	tat = bpf_map_lookup_elem(&rl_src, &key);
 	if (!tat) {
 		__u64 init = 0;
 
@@ -119,9 +131,8 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 	if (!gcra_allow(tat, now, moat_cfg.tarpit_src.interval_ns,
 			moat_cfg.tarpit_src.tau_ns))
 		return 0;
-	return limit_global(MOAT_LIMIT_TARPIT, now,
-			    moat_cfg.tarpit_global.interval_ns,
-			    moat_cfg.tarpit_global.tau_ns);
+	return gcra_allow(gtat, now, moat_cfg.tarpit_global.interval_ns,
+			  moat_cfg.tarpit_global.tau_ns);
 }
 
 /*
