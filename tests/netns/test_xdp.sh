@@ -6,7 +6,8 @@
 #   TARPIT sources complete the handshake but are never accepted and get
 #   no byte back; kill -9 of the loader and a restart while a SYN generator
 #   runs let no listed packet through (checked with tcpdump after XDP) and
-#   swap the program in the same link; detach removes it and the pin.
+#   swap the program in the same link; detach removes it and the pin; a
+#   foreign XDP program is refused, not replaced; --generic uses skb mode.
 # The pin directory is unique per run and removed on exit, even on failure.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +20,7 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3   # seconds a probe waits
 
-tap_plan 14
+tap_plan 15
 for f in "$LOADER" "$PASS_OBJ"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -173,6 +174,17 @@ if "$LOADER" --pin "$PIN" detach inet0 && [ -z "$(xdp_prog_id)" ] && [ ! -e "$PI
 else
 	tap_not_ok "detach left prog '$(xdp_prog_id)' or pin"
 fi
+
+# --- someone else's XDP program is not replaced ---------------------------
+ip -n "$NS_APP" link set dev inet0 xdpdrv obj "$PASS_OBJ" sec xdp
+other=$(xdp_prog_id)
+if ! in_app "$LOADER" --pin "$PIN" "${RULES[@]}" once inet0 2>/dev/null &&
+	[ -n "$other" ] && [ "$(xdp_prog_id)" = "$other" ] && [ ! -e "$PIN/link_inet0" ]; then
+	tap_ok "attach refuses an interface with another XDP program, leaves it"
+else
+	tap_not_ok "attach over a foreign XDP program: prog $other -> $(xdp_prog_id)"
+fi
+ip -n "$NS_APP" link set dev inet0 xdpdrv off
 
 # --- generic mode on request ---------------------------------------------
 if in_app "$LOADER" --pin "$PIN" --generic "${RULES[@]}" once inet0 >&2 &&
