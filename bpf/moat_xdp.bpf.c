@@ -137,9 +137,9 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 
 /*
  * report - sample one refused SYN into the event ring buffer.  seen is the
- * verdict's per-CPU count: one in event_mask + 1 (a power of two, so no
- * division and no random number) is reported, then the global event budget
- * applies.
+ * verdict's per-CPU count: the 1st, then one in event_mask + 1 (a power of
+ * two, so no division and no random number) is reported, then the global
+ * event budget applies.
  */
 static __always_inline void report(struct xdp_md *ctx,
 				   const struct moat_pkt *p, __u32 act,
@@ -148,7 +148,7 @@ static __always_inline void report(struct xdp_md *ctx,
 	struct moat_event *e;
 	__u64 now;
 
-	if (!moat_cfg.events_on || (seen & moat_cfg.event_mask))
+	if (!moat_cfg.events_on || seen == 0 || ((seen - 1) & moat_cfg.event_mask))
 		return;
 	now = bpf_ktime_get_coarse_ns();
 	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,

@@ -20,7 +20,7 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3   # seconds a probe waits
 
-tap_plan 15
+tap_plan 16
 for f in "$LOADER" "$PASS_OBJ"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -54,9 +54,9 @@ RULES=(--drop 192.0.2.10 --tarpit 192.0.2.11 --drop 2001:db8:100::10
 # remounts /sys, which would hide bpffs (/sys/fs/bpf) from the loader
 in_app() { nsenter --net="/run/netns/$NS_APP" "$@"; }
 
-# start_loader NAME - run the loader in app, wait for "ready"
+# start_loader NAME - run the loader in app (printing events), wait for "ready"
 start_loader() {
-	in_app "$LOADER" --pin "$PIN" "${RULES[@]}" run inet0 >"$LAB_DIR/$1.log" 2>&1 &
+	in_app "$LOADER" --pin "$PIN" "${RULES[@]}" --events --event-sample 1 run inet0 >"$LAB_DIR/$1.log" 2>&1 &
 	LAB_PIDS+=($!)
 	echo $! >"$LAB_DIR/$1.pid"
 	lab_wait 10 grep -q '^ready' "$LAB_DIR/$1.log"
@@ -115,6 +115,13 @@ if accepted 192.0.2.13 && accepted 2001:db8:100::13 && ! accepted 192.0.2.10 &&
 else
 	tap_not_ok "listener accepts:"
 	sed 's/^/# /' "$LAB_DIR/accept.log"
+fi
+if grep -q "^event drop src=192.0.2.10 sport=[0-9]* dport=25" "$LAB_DIR/loader1.log" &&
+	grep -q "^event tarpit src=2001:db8:100::11 " "$LAB_DIR/loader1.log"; then
+	tap_ok "sampled events name the refused sources"
+else
+	tap_not_ok "events seen by the loader:"
+	grep '^event' "$LAB_DIR/loader1.log" | sed 's/^/# /'
 fi
 tp=$(stat tarpit) sil=$(stat tarpit_silence) dr=$(stat drop)
 if [ "${tp:-0}" -ge 2 ] && [ "${sil:-0}" -ge 2 ] && [ "${dr:-0}" -ge 2 ]; then
