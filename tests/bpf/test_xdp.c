@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,26 @@ static void test_events(void **state)
 	assert_int_equal(moat_xdp_read_stats(x, st), 0);
 	assert_int_equal(st[MOAT_STAT_EVENT_LOST], 2);
 	moat_xdp_close(x);
+
+	/* sample 4: the 1st, 5th and 9th of nine drops; counts are per CPU,
+	 * so the runs stay on one */
+	cpu_set_t one, all;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	default_opts(&o);
+	o.event_sample = 4;
+	x = open_x(&o);
+	acc.n = 0;
+	for (int i = 0; i < 9; i++)
+		run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL);
+	assert_true(moat_xdp_poll_events(x, 100, on_ev, &acc) >= 0);
+	assert_int_equal(acc.n, 3);
+	moat_xdp_close(x);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	o.event_sample = 3;   /* not a power of two */
+	assert_int_equal(moat_xdp_open(&o, &x), -EINVAL);
 
 	/* sample 0: nothing reported */
 	default_opts(&o);
