@@ -52,9 +52,9 @@ struct moat_xdp_opts {
 	 * 10000/20000); a rate of 0 answers nothing (tarpit = drop). */
 	uint32_t tarpit_src_pps, tarpit_src_burst;
 	uint32_t tarpit_global_pps, tarpit_global_burst;
-	/* Events: report every event_sample-th refused SYN of a verdict on
-	 * each CPU (a power of two; 0 = none), at most event_max_pps per
-	 * second (defaults 16 and 1000). */
+	/* Events: report the first and then every event_sample-th refused
+	 * SYN of a verdict on each CPU (a power of two; 0 = none), at most
+	 * event_max_pps per second (defaults 16 and 1000). */
 	uint32_t event_sample, event_max_pps;
 	/* SipHash key of the tarpit ISN; all zero = a random key. */
 	uint64_t isn_key[2];
