@@ -547,7 +547,7 @@ static int read_rows(int fd, int ncpus, __u32 r0, __u32 r1, uint64_t *out)
 	memset(out, 0, MOAT_STAT__MAX * sizeof(*out));
 	for (__u32 r = r0; r < r1; r++) {
 		for (__u32 s = 0; s < MOAT_STAT__MAX; s++) {
-			uint64_t v;
+			uint64_t v = 0;
 			int err = sum_percpu(fd, ncpus, r * MOAT_STAT__MAX + s, &v);
 
 			if (err)
