@@ -286,13 +286,17 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
 		if ((uint64_t)db->pool_n + sz >= 0x7fffffffu)
 			return 0;
 		if (db->pool_n + sz > db->pool_cap) {
-			size_t cap = db->pool_cap;
+			/* grow by half: the pool is the bulk of the store */
+			size_t cap = (size_t)db->pool_cap + db->pool_cap / 2 + sz;
+			struct v4e *p;
 
-			if (grow((void **)&db->pool, &cap,
-				 (size_t)db->pool_n + sz, sizeof(*db->pool)) < 0)
+			if (cap > 0x7fffffffu)
+				cap = 0x7fffffffu;
+			p = realloc(db->pool, cap * sizeof(*p));
+			if (!p)
 				return 0;
-			db->pool_cap = (uint32_t)(cap > 0x7fffffffu ?
-						  0x7fffffffu : cap);
+			db->pool = p;
+			db->pool_cap = (uint32_t)cap;
 		}
 		off = db->pool_n;
 		db->pool_n += sz;
@@ -306,12 +310,16 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
  * does not copy the pool at every doubling (best effort). */
 static void pool_reserve(struct vt_db *db, size_t n)
 {
-	size_t want = (size_t)db->pool_n + 2 * n, cap = db->pool_cap;
+	size_t want = (size_t)db->pool_n + 2 * n + n / 4;
+	struct v4e *p;
 
-	if (want >= 0x7fffffffu || want <= cap)
+	if (want >= 0x7fffffffu || want <= db->pool_cap)
 		return;
-	if (grow((void **)&db->pool, &cap, want, sizeof(*db->pool)) == 0)
-		db->pool_cap = (uint32_t)(cap > 0x7fffffffu ? 0x7fffffffu : cap);
+	p = realloc(db->pool, want * sizeof(*p));
+	if (p) {
+		db->pool = p;
+		db->pool_cap = (uint32_t)want;
+	}
 }
 
 /* chunk_free - return a chunk to its class free list. */
