@@ -48,6 +48,7 @@ static __u32 u_groups_max;
 #include "moat_lookup.h"
 
 #define N_LOOKUP (1u << 20)
+#define LB_CHUNK 1024   /* addresses per map value (lookup_bench.bpf.c) */
 #define RUNS 11
 
 static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
@@ -254,8 +255,8 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 
 	if (!s)
 		return -ENOMEM;
-	s->rodata->n_addrs = N_LOOKUP;
-	if ((err = bpf_map__set_max_entries(s->maps.addrs, N_LOOKUP)) ||
+	s->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
+	if ((err = bpf_map__set_max_entries(s->maps.addrs, N_LOOKUP / LB_CHUNK)) ||
 	    (err = bpf_map__reuse_fd(s->maps.tbl24, moat_xdp_map_fd(t->x, "tbl24"))) ||
 	    (err = bpf_map__reuse_fd(s->maps.groups, moat_xdp_map_fd(t->x, "groups"))))
 		goto out;
@@ -265,14 +266,17 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		err = -errno;
 		goto out;
 	}
-	s1->rodata->n_addrs = N_LOOKUP;
+	s1->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
 	s1->rodata->mode = 1;
-	bpf_map__set_max_entries(s1->maps.addrs, N_LOOKUP);
+	bpf_map__set_max_entries(s1->maps.addrs, N_LOOKUP / LB_CHUNK);
 	if ((err = moat_lookup_bench__load(s)) || (err = moat_lookup_bench__load(s1)))
 		goto out1;
-	for (__u32 i = 0; i < N_LOOKUP; i++) {
-		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs), &i, &addrs[i], 0) ||
-		    bpf_map_update_elem(bpf_map__fd(s1->maps.addrs), &i, &addrs[i], 0)) {
+	/* the addresses, LB_CHUNK to a map value */
+	for (__u32 i = 0; i < N_LOOKUP / LB_CHUNK; i++) {
+		const __u32 *chunk = &addrs[(size_t)i * LB_CHUNK];
+
+		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs), &i, chunk, 0) ||
+		    bpf_map_update_elem(bpf_map__fd(s1->maps.addrs), &i, chunk, 0)) {
 			err = -errno;
 			goto out1;
 		}
