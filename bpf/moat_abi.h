@@ -176,7 +176,7 @@ enum moat_stat {
  * rate-limited, so an operator can see what is refused.
  */
 struct moat_event {
-	__u64 ts_ns;     /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 ts_ns;     /* CLOCK_MONOTONIC, coarse (XDP: jiffies resolution) */
 	__u32 stat;      /* enum moat_stat: tarpit, drop, allow, tarpit_limited */
 	__u32 ifindex;   /* interface the frame arrived on */
 	__u8 family;     /* 4 or 6 */
