@@ -20,14 +20,17 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3   # seconds a probe waits
 
-tap_plan 16
+tap_plan 17
 for f in "$LOADER" "$PASS_OBJ"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
 lab_init
 PIN=/sys/fs/bpf/moat-test-$LAB_ID
 cleanup() {
-	[ -e "$PIN/link_inet0" ] && "$LOADER" --pin "$PIN" detach inet0 2>/dev/null
+	local l
+	for l in "$PIN"/link_*; do
+		[ -e "$l" ] && "$LOADER" --pin "$PIN" detach "${l##*/link_}" 2>/dev/null
+	done
 	rm -rf "$PIN"
 	lab_down
 }
@@ -192,6 +195,20 @@ else
 	tap_not_ok "attach over a foreign XDP program: prog $other -> $(xdp_prog_id)"
 fi
 ip -n "$NS_APP" link set dev inet0 xdpdrv off
+
+# --- more than one interface ----------------------------------------------
+if in_app "$LOADER" --pin "$PIN" "${RULES[@]}" once inet0 dns0 >&2; then
+	a=$(xdp_prog_id)
+	b=$(ip -n "$NS_APP" -d link show dns0 | grep -o 'prog/xdp id [0-9]*' | awk '{print $3}')
+	if [ -n "$a" ] && [ "$a" = "$b" ] && [ -e "$PIN/link_dns0" ] &&
+		"$LOADER" --pin "$PIN" detach inet0 dns0; then
+		tap_ok "one program on two interfaces (prog $a), both detached"
+	else
+		tap_not_ok "two interfaces: inet0 prog '$a', dns0 prog '$b'"
+	fi
+else
+	tap_not_ok "attach to inet0 and dns0"
+fi
 
 # --- generic mode on request ---------------------------------------------
 if in_app "$LOADER" --pin "$PIN" --generic "${RULES[@]}" once inet0 >&2 &&
