@@ -138,7 +138,8 @@ static inline void moat_group_set(struct moat_group *g, __u8 host, __u32 act)
 				    ((act & 3u) << sh));
 }
 
-/* Stats indices of the per-CPU counter array (map "stats"). */
+/* Stats indices of the per-CPU counter array (map "stats"; the XDP program
+ * keeps one row of them per SMTP port, see moat_xdp.h). */
 enum moat_stat {
 	MOAT_STAT_PASS = 0,      /* SMTP SYN passed, unlisted */
 	MOAT_STAT_TARPIT,        /* SYN answered with a tarpit SYN-ACK */
@@ -175,7 +176,7 @@ enum moat_stat {
  * rate-limited, so an operator can see what is refused.
  */
 struct moat_event {
-	__u64 ts_ns;     /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 ts_ns;     /* CLOCK_MONOTONIC, coarse (XDP: jiffies resolution) */
 	__u32 stat;      /* enum moat_stat: tarpit, drop, allow, tarpit_limited */
 	__u32 ifindex;   /* interface the frame arrived on */
 	__u8 family;     /* 4 or 6 */

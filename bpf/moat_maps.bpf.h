@@ -19,9 +19,9 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, MOAT_TBL24_ENTRIES);
+	__uint(max_entries, MOAT_TBL24_ENTRIES / MOAT_TBL24_CHUNK);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct moat_tbl24_chunk);   /* see moat_xdp.h */
 } tbl24 SEC(".maps");
 
 struct {
@@ -48,13 +48,15 @@ struct {
 } v6_rules SEC(".maps");
 
 /* --- table lookup -------------------------------------------------------
- * Accessor macros through which the shared lookup reads the maps.  The
- * lookup itself is moat_lookup_local.h until bpf/moat_lookup.h (branch
- * `table`) replaces it; both read the same macros.
+ * The shared lookup (bpf/moat_lookup.h) reads the maps through these
+ * accessor macros; ctx is unused here (the maps are globals).
  */
-static __always_inline const __u32 *moat_map_tbl24(__u32 i)
+static __always_inline __u32 moat_map_tbl24(__u32 i)
 {
-	return bpf_map_lookup_elem(&tbl24, &i);
+	__u32 k = i / MOAT_TBL24_CHUNK;
+	const struct moat_tbl24_chunk *c = bpf_map_lookup_elem(&tbl24, &k);
+
+	return c ? c->e[i % MOAT_TBL24_CHUNK] : 0;
 }
 
 static __always_inline const struct moat_group *moat_map_group(__u32 i)
@@ -69,11 +71,10 @@ static __always_inline const struct moat_v6_plens *moat_map_plens(void)
 	return bpf_map_lookup_elem(&v6_plens, &zero);
 }
 
-#define MOAT_TBL24_GET(i) moat_map_tbl24(i)
-#define MOAT_GROUP_GET(i) moat_map_group(i)
-#define MOAT_V6_PLENS_GET() moat_map_plens()
-#define MOAT_V6_RULE_GET(kp) ((const __u32 *)bpf_map_lookup_elem(&v6_rules, (kp)))
-#include "moat_lookup_local.h"
-
+#define MOAT_TBL24_GET(ctx, i) moat_map_tbl24(i)
+#define MOAT_GROUP_GET(ctx, i) moat_map_group(i)
+#define MOAT_V6_PLENS_GET(ctx) moat_map_plens()
+#define MOAT_V6_GET(ctx, kp) ((const __u32 *)bpf_map_lookup_elem(&v6_rules, (kp)))
+#include "moat_lookup.h"
 
 #endif /* MOAT_MAPS_BPF_H */

@@ -71,8 +71,8 @@ struct moat_pkt {
 	__u32 seq;
 	__u32 saddr4;    /* host order (IPv4) */
 	__u32 daddr4;
-	__u8 saddr6[16]; /* network order (IPv6) */
-	__u8 daddr6[16];
+	__u8 saddr6[16] __attribute__((aligned(4))); /* network order (IPv6) */
+	__u8 daddr6[16] __attribute__((aligned(4)));
 };
 
 /* Byte order without libc: the fast paths run on little-endian hosts, the
@@ -87,13 +87,21 @@ struct moat_pkt {
 #define moat_be64(x) (x)
 #endif
 
-/* moat_rd16 - big-endian 16-bit field at p: one (unaligned-safe) load and
- * a byte swap, which is what both the BPF JIT and gcc make of it */
+/*
+ * moat_rd16 - big-endian 16-bit field at p: one load and a byte swap.  In
+ * BPF a plain load (the verifier allows unaligned packet reads on hosts
+ * with efficient unaligned access; clang would split a memcpy into byte
+ * loads); elsewhere memcpy, which compilers turn into one load.
+ */
 static __always_inline __u16 moat_rd16(const __u8 *p)
 {
 	__u16 v;
 
+#ifdef __BPF__
+	v = *(const __u16 *)p;
+#else
 	__builtin_memcpy(&v, p, 2);
+#endif
 	return moat_be16(v);
 }
 
@@ -102,8 +110,29 @@ static __always_inline __u32 moat_rd32(const __u8 *p)
 {
 	__u32 v;
 
+#ifdef __BPF__
+	v = *(const __u32 *)p;
+#else
 	__builtin_memcpy(&v, p, 4);
+#endif
 	return moat_be32(v);
+}
+
+/* moat_copy16 - copy an IPv6 address out of the frame (4-byte aligned dst);
+ * in BPF as four word loads, not sixteen byte loads */
+static __always_inline void moat_copy16(__u8 *dst, const __u8 *src)
+{
+#ifdef __BPF__
+	__u32 *d = (__u32 *)dst;
+	const __u32 *q = (const __u32 *)src;
+
+	d[0] = q[0];
+	d[1] = q[1];
+	d[2] = q[2];
+	d[3] = q[3];
+#else
+	__builtin_memcpy(dst, src, 16);
+#endif
 }
 
 /* moat_parse_res_stat - the counter a non-TCP parse outcome goes to */
@@ -188,8 +217,8 @@ static __always_inline int moat_parse_ip6(const __u8 *data, const __u8 *end,
 	if (h + 40 + moat_rd16(h + 4) > end)
 		return MOAT_PARSE_ERR_IP6;
 	p->family = 6;
-	__builtin_memcpy(p->saddr6, h + 8, 16);
-	__builtin_memcpy(p->daddr6, h + 24, 16);
+	moat_copy16(p->saddr6, h + 8);
+	moat_copy16(p->daddr6, h + 24);
 	nh = h[6];
 	off += 40;
 	for (i = 0; i < MOAT_IP6_MAX_EXT + 1; i++) {

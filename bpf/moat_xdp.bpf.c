@@ -99,15 +99,27 @@ static __always_inline int limit_global(__u32 which, __u64 now, __u64 interval,
 	return tat && gcra_allow(tat, now, interval, tau);
 }
 
-/* tarpit_allowed - may this SYN get a reply: source, then global budget */
+/*
+ * tarpit_allowed - may this SYN get a reply: the global budget must have
+ * room (checked first, without spending it: under a flood that is the
+ * cheap test), then the source's budget is spent, then the global one.
+ */
 static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 {
-	/* coarse clock (jiffies resolution): ample for budgets of a few
-	 * replies per second, and a fraction of bpf_ktime_get_ns()'s cost */
+	/* coarse clock (jiffies resolution): ample for these budgets, and a
+	 * fraction of bpf_ktime_get_ns()'s cost */
 	__u64 now = bpf_ktime_get_coarse_ns();
-	__u64 key = moat_xdp_src_key(p->family, p->saddr4, p->saddr6);
-	__u64 *tat = bpf_map_lookup_elem(&rl_src, &key);
+	__u32 which = MOAT_LIMIT_TARPIT;
+	__u64 *gtat = bpf_map_lookup_elem(&limits, &which);
+	__u64 key, *tat, t;
 
+	if (!gtat || moat_cfg.tarpit_global.interval_ns == 0)
+		return 0;
+	t = *gtat > now ? *gtat : now;
+	if (t - now > moat_cfg.tarpit_global.tau_ns)
+		return 0;
+	key = moat_xdp_src_key(p->family, p->saddr4, p->saddr6);
+	tat = bpf_map_lookup_elem(&rl_src, &key);
 	if (!tat) {
 		__u64 init = 0;
 
@@ -119,16 +131,15 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 	if (!gcra_allow(tat, now, moat_cfg.tarpit_src.interval_ns,
 			moat_cfg.tarpit_src.tau_ns))
 		return 0;
-	return limit_global(MOAT_LIMIT_TARPIT, now,
-			    moat_cfg.tarpit_global.interval_ns,
-			    moat_cfg.tarpit_global.tau_ns);
+	return gcra_allow(gtat, now, moat_cfg.tarpit_global.interval_ns,
+			  moat_cfg.tarpit_global.tau_ns);
 }
 
 /*
  * report - sample one refused SYN into the event ring buffer.  seen is the
- * verdict's per-CPU count: one in event_mask + 1 (a power of two, so no
- * division and no random number) is reported, then the global event budget
- * applies.
+ * verdict's per-CPU count: the 1st, then one in event_mask + 1 (a power of
+ * two, so no division and no random number) is reported, then the global
+ * event budget applies.
  */
 static __always_inline void report(struct xdp_md *ctx,
 				   const struct moat_pkt *p, __u32 act,
@@ -137,7 +148,7 @@ static __always_inline void report(struct xdp_md *ctx,
 	struct moat_event *e;
 	__u64 now;
 
-	if (!moat_cfg.events_on || (seen & moat_cfg.event_mask))
+	if (!moat_cfg.events_on || seen == 0 || ((seen - 1) & moat_cfg.event_mask))
 		return;
 	now = bpf_ktime_get_coarse_ns();
 	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
@@ -227,8 +238,8 @@ int moat_xdp(struct xdp_md *ctx)
 		stat_inc(MOAT_STAT_NOT_SMTP, -1);
 		return XDP_PASS;
 	}
-	act = p.family == 4 ? moat_lookup_v4(p.saddr4)
-			    : moat_lookup_v6(p.saddr6);
+	act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
+			    : moat_lookup_v6(NULL, p.saddr6);
 	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN) {
 		/* after a tarpit SYN-ACK: silence, never a RST */
 		if (act == MOAT_ACT_TARPIT) {

@@ -32,6 +32,19 @@
  */
 #define MOAT_XDP_STAT_ROWS (1 + MOAT_PORTS_MAX)
 
+/*
+ * Map "tbl24" holds the 2^24 u32 entries of moat_abi.h packed 16 to a
+ * 64-byte value: a BPF array stores every value at an 8-byte stride, so a
+ * plain u32 array would take 128 MiB and half the cache hits.  The map is
+ * mmap-able and, mapped, is exactly the dense u32[2^24] of moat_abi.h; the
+ * loader publishes an entry with one aligned 32-bit store, which readers see
+ * whole (never a torn group index).
+ */
+#define MOAT_TBL24_CHUNK 16
+struct moat_tbl24_chunk {
+	__u32 e[MOAT_TBL24_CHUNK];
+};
+
 /* Slots of the "limits" array map: GCRA state (next allowed time, ns). */
 enum moat_xdp_limit {
 	MOAT_LIMIT_TARPIT = 0,   /* global tarpit reply budget */

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,13 +41,14 @@
 static const __u32 *u_tbl24;
 static const struct moat_group *u_groups;
 static __u32 u_groups_max;
-#define MOAT_TBL24_GET(i) (&u_tbl24[(i)])
-#define MOAT_GROUP_GET(i) ((i) < u_groups_max ? &u_groups[(i)] : NULL)
-#define MOAT_V6_PLENS_GET() ((const struct moat_v6_plens *)NULL)
-#define MOAT_V6_RULE_GET(kp) ((void)(kp), (const __u32 *)NULL)
-#include "moat_lookup_local.h"
+#define MOAT_TBL24_GET(ctx, i) ((void)(ctx), u_tbl24[(i)])
+#define MOAT_GROUP_GET(ctx, i) ((i) < u_groups_max ? &u_groups[(i)] : NULL)
+#define MOAT_V6_PLENS_GET(ctx) ((void)(ctx), (const struct moat_v6_plens *)NULL)
+#define MOAT_V6_GET(ctx, kp) ((void)(kp), (const __u32 *)NULL)
+#include "moat_lookup.h"
 
 #define N_LOOKUP (1u << 20)
+#define LB_CHUNK 1024   /* addresses per map value (lookup_bench.bpf.c) */
 #define RUNS 11
 
 static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
@@ -112,13 +114,13 @@ static int push(int fd, const __u32 *keys, const void *vals, size_t vsz, size_t 
 
 /*
  * table_open - a moat_xdp handle with n random /32s listed as DROP.  The
- * table is built in userspace (dense tbl24, groups) and pushed with batched
- * updates, groups before the tbl24 entries that point at them.
+ * table is built in userspace (dense tbl24, groups): groups pushed with
+ * batched updates, then tbl24 copied into the mapped map.
  */
 static int table_open(struct table *t, const char *pin, __u32 n, __u32 keep)
 {
 	struct moat_xdp_opts o;
-	__u32 *keys = NULL, nk = 0;
+	__u32 *keys = NULL;
 	int err;
 
 	memset(t, 0, sizeof(*t));
@@ -138,7 +140,7 @@ static int table_open(struct table *t, const char *pin, __u32 n, __u32 keep)
 		memset(t->tbl24, 0, MOAT_TBL24_ENTRIES * sizeof(__u32));
 	t->groups = malloc((size_t)t->groups_max * sizeof(struct moat_group));
 	t->listed = calloc(keep ? keep : 1, sizeof(__u32));
-	keys = malloc(MOAT_TBL24_ENTRIES * sizeof(__u32));
+	keys = malloc((size_t)t->groups_max * sizeof(__u32));
 	if (!t->tbl24 || !t->groups || !t->listed || !keys) {
 		free(keys);
 		return -ENOMEM;
@@ -160,18 +162,9 @@ static int table_open(struct table *t, const char *pin, __u32 n, __u32 keep)
 		keys[g] = g;
 	err = push(moat_xdp_map_fd(t->x, "groups"), keys, t->groups,
 		   sizeof(struct moat_group), t->ngroups);
-	if (!err) {
-		__u32 *vals = t->groups ? (__u32 *)malloc((size_t)t->ngroups * 4 + 4) : NULL;
-
-		for (__u32 i = 0; vals && i < MOAT_TBL24_ENTRIES; i++)
-			if (t->tbl24[i]) {
-				keys[nk] = i;
-				vals[nk++] = t->tbl24[i];
-			}
-		err = vals ? push(moat_xdp_map_fd(t->x, "tbl24"), keys, vals, 4, nk)
-			   : -ENOMEM;
-		free(vals);
-	}
+	/* then tbl24, straight into the mapped map (groups are in place) */
+	if (!err)
+		memcpy(moat_xdp_tbl24(t->x), t->tbl24, MOAT_TBL24_ENTRIES * sizeof(__u32));
 	free(keys);
 	u_tbl24 = t->tbl24;
 	u_groups = t->groups;
@@ -241,7 +234,7 @@ static __u32 unlisted_near(__u32 a)
 	for (__u32 h = 0; h < 256; h++) {
 		__u32 b = (a & ~0xffu) | h;
 
-		if (moat_lookup_v4(b) == MOAT_ACT_PASS)
+		if (moat_lookup_v4(NULL, b) == MOAT_ACT_PASS)
 			return b;
 	}
 	return a ^ 0x80000000u;
@@ -251,14 +244,19 @@ static __u32 unlisted_near(__u32 a)
 static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 {
 	struct moat_lookup_bench *s = moat_lookup_bench__open();
-	double kv[RUNS], lv[RUNS], uv[RUNS];
+	double kv[RUNS], lv[RUNS], uv[RUNS], mv[RUNS];
+	size_t gbytes = (size_t)t->groups_max * sizeof(struct moat_group);
+	const struct moat_group *kg = mmap(NULL, gbytes, PROT_READ, MAP_SHARED,
+					   moat_xdp_map_fd(t->x, "groups"), 0);
+	if (kg == MAP_FAILED)
+		perror("xdp_bench: mmap groups");
 	volatile __u64 sink = 0;
 	int err;
 
 	if (!s)
 		return -ENOMEM;
-	s->rodata->n_addrs = N_LOOKUP;
-	if ((err = bpf_map__set_max_entries(s->maps.addrs, N_LOOKUP)) ||
+	s->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
+	if ((err = bpf_map__set_max_entries(s->maps.addrs, N_LOOKUP / LB_CHUNK)) ||
 	    (err = bpf_map__reuse_fd(s->maps.tbl24, moat_xdp_map_fd(t->x, "tbl24"))) ||
 	    (err = bpf_map__reuse_fd(s->maps.groups, moat_xdp_map_fd(t->x, "groups"))))
 		goto out;
@@ -268,14 +266,17 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		err = -errno;
 		goto out;
 	}
-	s1->rodata->n_addrs = N_LOOKUP;
+	s1->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
 	s1->rodata->mode = 1;
-	bpf_map__set_max_entries(s1->maps.addrs, N_LOOKUP);
+	bpf_map__set_max_entries(s1->maps.addrs, N_LOOKUP / LB_CHUNK);
 	if ((err = moat_lookup_bench__load(s)) || (err = moat_lookup_bench__load(s1)))
 		goto out1;
-	for (__u32 i = 0; i < N_LOOKUP; i++) {
-		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs), &i, &addrs[i], 0) ||
-		    bpf_map_update_elem(bpf_map__fd(s1->maps.addrs), &i, &addrs[i], 0)) {
+	/* the addresses, LB_CHUNK to a map value */
+	for (__u32 i = 0; i < N_LOOKUP / LB_CHUNK; i++) {
+		const __u32 *chunk = &addrs[(size_t)i * LB_CHUNK];
+
+		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs), &i, chunk, 0) ||
+		    bpf_map_update_elem(bpf_map__fd(s1->maps.addrs), &i, chunk, 0)) {
 			err = -errno;
 			goto out1;
 		}
@@ -297,19 +298,42 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		uint64_t t0 = now_ns();
 		__u64 sum = 0;
 		for (__u32 i = 0; i < N_LOOKUP; i++)
-			sum += moat_lookup_v4(addrs[i]);
+			sum += moat_lookup_v4(NULL, addrs[i]);
 		uv[r] = (double)(now_ns() - t0) / N_LOOKUP;
 		sink += sum;
+		/* the same lookup from userspace over the kernel's own pages */
+		if (kg != MAP_FAILED) {
+			u_tbl24 = moat_xdp_tbl24(t->x);
+			u_groups = kg;
+			t0 = now_ns();
+			sum = 0;
+			for (__u32 i = 0; i < N_LOOKUP; i++)
+				sum += moat_lookup_v4(NULL, addrs[i]);
+			mv[r] = (double)(now_ns() - t0) / N_LOOKUP;
+			if (sum * RUNS != sink / (__u64)(r + 1) * RUNS)
+				fprintf(stderr, "xdp_bench: lookups over kernel pages disagree\n");
+			u_tbl24 = t->tbl24;
+			u_groups = t->groups;
+		} else {
+			mv[r] = 0;
+		}
 	}
 	if (s->bss->result != sink / RUNS)
 		fprintf(stderr, "xdp_bench: kernel and userspace lookups disagree "
 			"(%llu vs %llu)\n", (unsigned long long)s->bss->result,
 			(unsigned long long)(sink / RUNS));
+	double q[RUNS];
+	for (int r = 0; r < RUNS; r++)
+		q[r] = kv[r] / (uv[r] > 0 ? uv[r] : 1);
+	printf("ratio_lookup_bpf_over_user_%s %.3f\n", tag, median(q, RUNS));
 	printf("ns_lookup_bpf_%s %.2f\n", tag, median(kv, RUNS));
 	printf("ns_lookup_bpf_loop_%s %.2f\n", tag, median(lv, RUNS));
 	printf("ns_lookup_user_%s %.2f\n", tag, median(uv, RUNS));
+	printf("ns_lookup_user_kmem_%s %.2f\n", tag, median(mv, RUNS));
 	fflush(stdout);
 out1:
+	if (kg != MAP_FAILED)
+		munmap((void *)kg, gbytes);
 	moat_lookup_bench__destroy(s1);
 out:
 	moat_lookup_bench__destroy(s);
@@ -349,8 +373,15 @@ static int one_size(int bare, __u32 n, const char *tag, __u32 repeat,
 	for (int r = 0; r < RUNS; r++)
 		for (int k = 0; k < 4; k++)
 			v[k][r] = ns_one(k ? prog : bare, f[k], len[k], repeat, want[k]);
-	for (int k = 0; k < 4; k++)
+	/* ratios per round first: a round's packets saw the same load */
+	double q[RUNS];
+	for (int r = 0; r < RUNS; r++)
+		q[r] = v[1][r] / (v[0][r] > 0 ? v[0][r] : 1);
+	printf("ratio_listed_syn_%s_over_bare %.3f\n", tag, median(q, RUNS));
+	for (int k = 0; k < 4; k++) {
 		printf("ns_%s_%s %.2f\n", names[k], tag, median(v[k], RUNS));
+		printf("ns_%s_%s_min %.2f\n", names[k], tag, v[k][0]);
+	}
 	fflush(stdout);
 	err = lookup_costs(&t, addrs, tag);
 	table_close(&t);

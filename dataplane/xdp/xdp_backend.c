@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 
 #define MOAT_XDP_MAX_IFS 16
 #define PUBLISH_CHUNK 4096 /* updates per batch syscall */
+#define TBL24_BYTES ((size_t)MOAT_TBL24_ENTRIES * sizeof(__u32))
 
 struct moat_xdp_link {
 	char ifname[IF_NAMESIZE];
@@ -40,6 +42,7 @@ struct moat_xdp {
 	struct moat_xdp_opts o;
 	char pin_dir[PATH_MAX];
 	struct moat_xdp_bpf *skel;
+	__u32 *tbl24;              /* the mmap'd tbl24 map: dense u32[2^24] */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
 	struct ring_buffer *rb;
@@ -229,6 +232,14 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		log_err("xdp: load failed: %s (pinned maps in %s from another "
 			"version or size?)", strerror(-err),
 			o->pin_dir ? o->pin_dir : "-");
+		goto fail;
+	}
+	x->tbl24 = mmap(NULL, TBL24_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+			bpf_map__fd(x->skel->maps.tbl24), 0);
+	if (x->tbl24 == MAP_FAILED) {
+		err = -errno;
+		x->tbl24 = NULL;
+		log_err("xdp: mmap tbl24: %s", strerror(-err));
 		goto fail;
 	}
 	*out = x;
@@ -427,10 +438,14 @@ static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
 	return 0;
 }
 
-/* moat_xdp_publish - apply updates in order, one batch per same-kind run */
+/*
+ * moat_xdp_publish - apply updates in order: groups, IPv6 puts and deletes
+ * one batch syscall per same-kind run, tbl24 entries as single stores into
+ * the mapped table (a syscall per 4-byte entry would be the slow part of a
+ * large publish, and a batch copy could tear an entry).
+ */
 int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 {
-	int fd_tbl = bpf_map__fd(x->skel->maps.tbl24);
 	int fd_grp = bpf_map__fd(x->skel->maps.groups);
 	int fd_v6 = bpf_map__fd(x->skel->maps.v6_rules);
 	int fd_pl = bpf_map__fd(x->skel->maps.v6_plens);
@@ -462,8 +477,11 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -ERANGE;
 					goto out;
 				}
-				b->keys[k] = u[i].index;
-				b->vals.u32[k] = u[i].value;
+				/* one aligned 32-bit store: readers see the old
+				 * entry or the new one, and the groups it may
+				 * point at were written by earlier syscalls */
+				__atomic_store_n(&x->tbl24[u[i].index], u[i].value,
+						 __ATOMIC_RELEASE);
 				break;
 			case MOAT_UPD_V6_PUT:
 			case MOAT_UPD_V6_DEL:
@@ -493,9 +511,6 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 		switch (kind) {
 		case MOAT_UPD_GROUP:
 			err = flush_batch(fd_grp, b->keys, b->vals.groups, k);
-			break;
-		case MOAT_UPD_TBL24:
-			err = flush_batch(fd_tbl, b->keys, b->vals.u32, k);
 			break;
 		case MOAT_UPD_V6_PUT:
 			err = flush_batch(fd_v6, b->v6keys, b->vals.u32, k);
@@ -532,7 +547,7 @@ static int read_rows(int fd, int ncpus, __u32 r0, __u32 r1, uint64_t *out)
 	memset(out, 0, MOAT_STAT__MAX * sizeof(*out));
 	for (__u32 r = r0; r < r1; r++) {
 		for (__u32 s = 0; s < MOAT_STAT__MAX; s++) {
-			uint64_t v;
+			uint64_t v = 0;
 			int err = sum_percpu(fd, ncpus, r * MOAT_STAT__MAX + s, &v);
 
 			if (err)
@@ -624,6 +639,12 @@ int moat_xdp_prog_fd(const struct moat_xdp *x)
 	return bpf_program__fd(x->skel->progs.moat_xdp);
 }
 
+/* moat_xdp_tbl24 - the mapped tbl24 (bulk loading, tests) */
+__u32 *moat_xdp_tbl24(struct moat_xdp *x)
+{
+	return x->tbl24;
+}
+
 /* moat_xdp_map_fd - a map's fd by name */
 int moat_xdp_map_fd(const struct moat_xdp *x, const char *name)
 {
@@ -664,6 +685,8 @@ void moat_xdp_close(struct moat_xdp *x)
 	if (!x)
 		return;
 	ring_buffer__free(x->rb);
+	if (x->tbl24)
+		munmap(x->tbl24, TBL24_BYTES);
 	for (unsigned i = 0; i < x->nlinks; i++)
 		close(x->links[i].fd);
 	moat_xdp_bpf__destroy(x->skel);

@@ -52,9 +52,9 @@ struct moat_xdp_opts {
 	 * 10000/20000); a rate of 0 answers nothing (tarpit = drop). */
 	uint32_t tarpit_src_pps, tarpit_src_burst;
 	uint32_t tarpit_global_pps, tarpit_global_burst;
-	/* Events: report every event_sample-th refused SYN of a verdict on
-	 * each CPU (a power of two; 0 = none), at most event_max_pps per
-	 * second (defaults 16 and 1000). */
+	/* Events: report the first and then every event_sample-th refused
+	 * SYN of a verdict on each CPU (a power of two; 0 = none), at most
+	 * event_max_pps per second (defaults 16 and 1000). */
 	uint32_t event_sample, event_max_pps;
 	/* SipHash key of the tarpit ISN; all zero = a random key. */
 	uint64_t isn_key[2];
@@ -92,9 +92,11 @@ int moat_xdp_detach(struct moat_xdp *x, const char *ifname);
  * detach): pin_dir NULL = the default. */
 int moat_xdp_detach_pinned(const char *pin_dir, const char *ifname);
 
-/* moat_xdp_publish - apply n updates in order, consecutive updates of one
- * kind batched (bpf_map_update_batch).  On error the applied prefix stays
- * (every prefix of a well-ordered sequence is safe, moat_abi.h). */
+/* moat_xdp_publish - apply n updates in order, consecutive group and IPv6
+ * updates of one kind batched (bpf_map_update_batch), tbl24 entries stored
+ * into the mmap'd tbl24.  On error the applied prefix stays (every prefix
+ * of a well-ordered sequence is safe, moat_abi.h): -ERANGE for an index
+ * past a map, -EINVAL for an unknown kind or a bad prefix length. */
 int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u,
 		     size_t n);
 
@@ -123,6 +125,12 @@ int moat_xdp_events_fd(struct moat_xdp *x);
 
 /* moat_xdp_prog_fd - the loaded program (BPF_PROG_TEST_RUN in tests) */
 int moat_xdp_prog_fd(const struct moat_xdp *x);
+
+/* moat_xdp_tbl24 - the tbl24 map mapped into memory: the dense
+ * u32[MOAT_TBL24_ENTRIES] of moat_abi.h.  For bulk loading a fresh table
+ * (benchmarks) and reading it back; write entries with single aligned
+ * stores, and only after the groups they point at. */
+__u32 *moat_xdp_tbl24(struct moat_xdp *x);
 
 /* moat_xdp_map_fd - fd of a map by name ("tbl24", "groups", ...) or -ENOENT */
 int moat_xdp_map_fd(const struct moat_xdp *x, const char *name);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <linux/bpf.h>
 
 #include "log.h"
+#include "moat_xdp.h"
 #include "xdp_backend.h"
 #include "xdp_frames.h"
 
@@ -92,14 +94,29 @@ static int stat_delta_ok(const uint64_t *a, const uint64_t *b, int want,
 	return ok;
 }
 
+/* run_counted - run() one frame; *ok says whether exactly counter want
+ * moved (else msg says which did) */
+static int run_counted(struct moat_xdp *x, const uint8_t *in, size_t len,
+		       uint8_t *out, size_t *outlen, int want, char *msg,
+		       size_t msgsz, int *ok)
+{
+	uint64_t a[MOAT_STAT__MAX], b[MOAT_STAT__MAX];
+	int got;
+
+	assert_int_equal(moat_xdp_read_stats(x, a), 0);
+	got = run(x, in, len, out, outlen);
+	assert_int_equal(moat_xdp_read_stats(x, b), 0);
+	*ok = stat_delta_ok(a, b, want, msg, msgsz);
+	return got;
+}
+
 static void test_case_table(void **state)
 {
 	struct moat_xdp_opts o;
 	struct moat_xdp *x;
 	uint8_t in[TF_MAX], out[TF_MAX];
-	uint64_t before[MOAT_STAT__MAX], after[MOAT_STAT__MAX];
 	char msg[160];
-	int failed = 0, tarpits = 0;
+	int failed = 0, tarpits = 0, ok;
 
 	(void)state;
 	default_opts(&o);
@@ -109,15 +126,14 @@ static void test_case_table(void **state)
 		size_t len = tf_build(&c->f, in), outlen = 0;
 		int got;
 
-		assert_int_equal(moat_xdp_read_stats(x, before), 0);
-		got = run(x, in, len, out, &outlen);
-		assert_int_equal(moat_xdp_read_stats(x, after), 0);
+		got = run_counted(x, in, len, out, &outlen, c->want_stat, msg,
+				  sizeof(msg), &ok);
 		if (got != c->want_xdp) {
 			print_error("case '%s': XDP action got %d, want %d\n",
 				    c->name, got, c->want_xdp);
 			failed++;
 		}
-		if (!stat_delta_ok(before, after, c->want_stat, msg, sizeof(msg))) {
+		if (!ok) {
 			print_error("case '%s': %s\n", c->name, msg);
 			failed++;
 		}
@@ -151,9 +167,8 @@ static void test_truncation(void **state)
 	struct moat_xdp_opts o;
 	struct moat_xdp *x;
 	uint8_t in[TF_MAX];
-	uint64_t before[MOAT_STAT__MAX], after[MOAT_STAT__MAX];
 	char msg[160];
-	int failed = 0, n = 0;
+	int failed = 0, n = 0, ok;
 
 	(void)state;
 	default_opts(&o);
@@ -164,13 +179,10 @@ static void test_truncation(void **state)
 		for (size_t len = MOAT_ETH_HLEN; len < full; len++, n++) {
 			int want = (int)moat_parse_res_stat(
 				tcut_want(&tcut_frames[f], tf_l3off(&tcut_frames[f]), len));
-			int got;
+			int got = run_counted(x, in, len, NULL, NULL, want, msg,
+					      sizeof(msg), &ok);
 
-			assert_int_equal(moat_xdp_read_stats(x, before), 0);
-			got = run(x, in, len, NULL, NULL);
-			assert_int_equal(moat_xdp_read_stats(x, after), 0);
-			if (got != X_PASS ||
-			    !stat_delta_ok(before, after, want, msg, sizeof(msg))) {
+			if (got != X_PASS || !ok) {
 				print_error("frame %zu cut to %zu: action %d, %s\n", f,
 					    len, got, got == X_PASS ? msg : "want PASS");
 				failed++;
@@ -318,6 +330,26 @@ static void test_events(void **state)
 	assert_int_equal(st[MOAT_STAT_EVENT_LOST], 2);
 	moat_xdp_close(x);
 
+	/* sample 4: the 1st, 5th and 9th of nine drops; counts are per CPU,
+	 * so the runs stay on one */
+	cpu_set_t one, all;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	default_opts(&o);
+	o.event_sample = 4;
+	x = open_x(&o);
+	acc.n = 0;
+	for (int i = 0; i < 9; i++)
+		run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL);
+	assert_true(moat_xdp_poll_events(x, 100, on_ev, &acc) >= 0);
+	assert_int_equal(acc.n, 3);
+	moat_xdp_close(x);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	o.event_sample = 3;   /* not a power of two */
+	assert_int_equal(moat_xdp_open(&o, &x), -EINVAL);
+
 	/* sample 0: nothing reported */
 	default_opts(&o);
 	o.event_sample = 0;
@@ -365,9 +397,13 @@ static void test_publish(void **state)
 	fd_g = moat_xdp_map_fd(x, "groups");
 	fd_v6 = moat_xdp_map_fd(x, "v6_rules");
 	assert_true(fd_t >= 0 && fd_g >= 0 && fd_v6 >= 0);
-	v = 0x0a0000 + 4321;
-	assert_int_equal(bpf_map_lookup_elem(fd_t, &v, &v), 0);
-	assert_int_equal(v, moat_tbl24_make_group(321));
+	/* tbl24 through the map (16 entries a value) and through the mapping */
+	struct moat_tbl24_chunk ch;
+	v = (0x0a0000 + 4321) / MOAT_TBL24_CHUNK;
+	assert_int_equal(bpf_map_lookup_elem(fd_t, &v, &ch), 0);
+	assert_int_equal(ch.e[(0x0a0000 + 4321) % MOAT_TBL24_CHUNK],
+			 moat_tbl24_make_group(321));
+	assert_int_equal(moat_xdp_tbl24(x)[0x0a0000 + 4321], moat_tbl24_make_group(321));
 	v = 321;
 	assert_int_equal(bpf_map_lookup_elem(fd_g, &v, &g), 0);
 	/* the last write to group 321 (i = 9321) wins, earlier ones are gone */
@@ -403,6 +439,12 @@ static void test_publish(void **state)
 	assert_int_equal(run(x, in, syn_from(in, "11.0.0.1", 25), NULL, NULL), X_DROP);
 	u[0].kind = 99;
 	assert_int_equal(moat_xdp_publish(x, u, 1), -EINVAL);
+	u[0].kind = MOAT_UPD_TBL24;
+	u[0].index = MOAT_TBL24_ENTRIES;
+	assert_int_equal(moat_xdp_publish(x, u, 1), -ERANGE);
+	u[0].index = 5;
+	u[0].value = moat_tbl24_make_group(1024);   /* past groups_max */
+	assert_int_equal(moat_xdp_publish(x, u, 1), -ERANGE);
 
 	/* through the control plane's interface */
 	struct moat_fastpath fp;

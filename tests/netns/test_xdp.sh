@@ -6,7 +6,8 @@
 #   TARPIT sources complete the handshake but are never accepted and get
 #   no byte back; kill -9 of the loader and a restart while a SYN generator
 #   runs let no listed packet through (checked with tcpdump after XDP) and
-#   swap the program in the same link; detach removes it and the pin.
+#   swap the program in the same link; detach removes it and the pin; a
+#   foreign XDP program is refused, not replaced; --generic uses skb mode.
 # The pin directory is unique per run and removed on exit, even on failure.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,14 +20,17 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3   # seconds a probe waits
 
-tap_plan 14
+tap_plan 17
 for f in "$LOADER" "$PASS_OBJ"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
 lab_init
 PIN=/sys/fs/bpf/moat-test-$LAB_ID
 cleanup() {
-	[ -e "$PIN/link_inet0" ] && "$LOADER" --pin "$PIN" detach inet0 2>/dev/null
+	local l
+	for l in "$PIN"/link_*; do
+		[ -e "$l" ] && "$LOADER" --pin "$PIN" detach "${l##*/link_}" 2>/dev/null
+	done
 	rm -rf "$PIN"
 	lab_down
 }
@@ -53,9 +57,9 @@ RULES=(--drop 192.0.2.10 --tarpit 192.0.2.11 --drop 2001:db8:100::10
 # remounts /sys, which would hide bpffs (/sys/fs/bpf) from the loader
 in_app() { nsenter --net="/run/netns/$NS_APP" "$@"; }
 
-# start_loader NAME - run the loader in app, wait for "ready"
+# start_loader NAME - run the loader in app (printing events), wait for "ready"
 start_loader() {
-	in_app "$LOADER" --pin "$PIN" "${RULES[@]}" run inet0 >"$LAB_DIR/$1.log" 2>&1 &
+	in_app "$LOADER" --pin "$PIN" "${RULES[@]}" --events --event-sample 1 run inet0 >"$LAB_DIR/$1.log" 2>&1 &
 	LAB_PIDS+=($!)
 	echo $! >"$LAB_DIR/$1.pid"
 	lab_wait 10 grep -q '^ready' "$LAB_DIR/$1.log"
@@ -115,6 +119,13 @@ else
 	tap_not_ok "listener accepts:"
 	sed 's/^/# /' "$LAB_DIR/accept.log"
 fi
+if grep -q "^event drop src=192.0.2.10 sport=[0-9]* dport=25" "$LAB_DIR/loader1.log" &&
+	grep -q "^event tarpit src=2001:db8:100::11 " "$LAB_DIR/loader1.log"; then
+	tap_ok "sampled events name the refused sources"
+else
+	tap_not_ok "events seen by the loader:"
+	grep '^event' "$LAB_DIR/loader1.log" | sed 's/^/# /'
+fi
 tp=$(stat tarpit) sil=$(stat tarpit_silence) dr=$(stat drop)
 if [ "${tp:-0}" -ge 2 ] && [ "${sil:-0}" -ge 2 ] && [ "${dr:-0}" -ge 2 ]; then
 	tap_ok "counters: tarpit=$tp tarpit_silence=$sil drop=$dr"
@@ -172,6 +183,31 @@ if "$LOADER" --pin "$PIN" detach inet0 && [ -z "$(xdp_prog_id)" ] && [ ! -e "$PI
 	fi
 else
 	tap_not_ok "detach left prog '$(xdp_prog_id)' or pin"
+fi
+
+# --- someone else's XDP program is not replaced ---------------------------
+ip -n "$NS_APP" link set dev inet0 xdpdrv obj "$PASS_OBJ" sec xdp
+other=$(xdp_prog_id)
+if ! in_app "$LOADER" --pin "$PIN" "${RULES[@]}" once inet0 2>/dev/null &&
+	[ -n "$other" ] && [ "$(xdp_prog_id)" = "$other" ] && [ ! -e "$PIN/link_inet0" ]; then
+	tap_ok "attach refuses an interface with another XDP program, leaves it"
+else
+	tap_not_ok "attach over a foreign XDP program: prog $other -> $(xdp_prog_id)"
+fi
+ip -n "$NS_APP" link set dev inet0 xdpdrv off
+
+# --- more than one interface ----------------------------------------------
+if in_app "$LOADER" --pin "$PIN" "${RULES[@]}" once inet0 dns0 >&2; then
+	a=$(xdp_prog_id)
+	b=$(ip -n "$NS_APP" -d link show dns0 | grep -o 'prog/xdp id [0-9]*' | awk '{print $3}')
+	if [ -n "$a" ] && [ "$a" = "$b" ] && [ -e "$PIN/link_dns0" ] &&
+		"$LOADER" --pin "$PIN" detach inet0 dns0; then
+		tap_ok "one program on two interfaces (prog $a), both detached"
+	else
+		tap_not_ok "two interfaces: inet0 prog '$a', dns0 prog '$b'"
+	fi
+else
+	tap_not_ok "attach to inet0 and dns0"
 fi
 
 # --- generic mode on request ---------------------------------------------

@@ -52,6 +52,7 @@ static void usage(FILE *f)
 		"                     tarpit reply limits\n"
 		"  --groups N         groups map size (default 2^20)\n"
 		"  --events           print sampled events while running\n"
+		"  --event-sample N   report 1 in N refused SYNs (power of two; default 16)\n"
 		"  --help, --version\n", MOAT_XDP_PIN_DIR);
 }
 
@@ -232,7 +233,7 @@ int main(int argc, char **argv)
 {
 	enum { O_PIN = 256, O_GENERIC, O_PORT, O_DROP, O_TARPIT, O_ALLOW, O_PASS,
 	       O_SPPS, O_SBURST, O_GPPS, O_GBURST, O_GROUPS, O_EVENTS, O_HELP,
-	       O_VERSION };
+	       O_VERSION, O_SAMPLE };
 	static const struct option lo[] = {
 		{ "pin", required_argument, 0, O_PIN },
 		{ "generic", no_argument, 0, O_GENERIC },
@@ -247,6 +248,7 @@ int main(int argc, char **argv)
 		{ "global-burst", required_argument, 0, O_GBURST },
 		{ "groups", required_argument, 0, O_GROUPS },
 		{ "events", no_argument, 0, O_EVENTS },
+		{ "event-sample", required_argument, 0, O_SAMPLE },
 		{ "help", no_argument, 0, O_HELP },
 		{ "version", no_argument, 0, O_VERSION },
 		{ 0, 0, 0, 0 },
@@ -285,6 +287,7 @@ int main(int argc, char **argv)
 		case O_GBURST: o.tarpit_global_burst = (uint32_t)atoi(optarg); break;
 		case O_GROUPS: o.groups_max = (uint32_t)atoi(optarg); break;
 		case O_EVENTS: events = 1; break;
+		case O_SAMPLE: o.event_sample = (uint32_t)atoi(optarg); break;
 		case O_HELP: usage(stdout); return 0;
 		case O_VERSION: printf("xdp_loader %s\n", MOAT_VERSION); return 0;
 		default: usage(stderr); return 2;
