@@ -197,8 +197,13 @@ static void srv_msg(struct srv *s, const char *const *rrs, int first, enum sign 
 	if (sg != S_NONE)
 		knot_pkt_reserve(r, (uint16_t)knot_tsig_wire_size(&s->key));
 	knot_pkt_begin(r, KNOT_ANSWER);
-	for (size_t i = 0; rrs && rrs[i]; i++)
-		assert_int_equal(knot_pkt_put(r, 0, make_rr(rrs[i]), KNOT_PF_FREE), KNOT_EOK);
+	knot_rrset_t *made[16];
+	size_t nm = 0;
+	for (size_t i = 0; rrs && rrs[i] && nm < 16; i++) {
+		made[nm] = make_rr(rrs[i]);
+		assert_int_equal(knot_pkt_put(r, 0, made[nm], 0), KNOT_EOK);
+		nm++;
+	}
 	if (sg != S_NONE) {
 		const knot_tsig_key_t *k = sg == S_GOOD ? &s->key : &s->bad;
 		size_t dl = sizeof(s->digest);
@@ -216,6 +221,8 @@ static void srv_msg(struct srv *s, const char *const *rrs, int first, enum sign 
 	assert_int_equal(send(s->cfd, lb, 2, 0), 2);
 	assert_int_equal(send(s->cfd, r->wire, r->size, 0), (ssize_t)r->size);
 	knot_pkt_free(r);
+	for (size_t i = 0; i < nm; i++)
+		knot_rrset_free(made[i], NULL);
 }
 
 /* run - drive the client until it finishes */
