@@ -147,6 +147,7 @@ fail:
 	return NULL;
 }
 
+/* moat_xfr_zone_name - the apex, presentation form */
 const char *moat_xfr_zone_name(const struct moat_xfr_zone *z)
 {
 	return z->name;
@@ -196,22 +197,26 @@ int64_t moat_xfr_next_ms(const struct moat_xfr_zone *z, int64_t now_ms)
 	return z->last_attempt_ms + (int64_t)z->retry * 1000;
 }
 
+/* moat_xfr_notify - refresh at the next moat_xfr_next_ms() */
 void moat_xfr_notify(struct moat_xfr_zone *z, int64_t now_ms)
 {
 	(void)now_ms;
 	z->notify_pending = true;
 }
 
+/* moat_xfr_fd - the running transfer's socket or -1 */
 int moat_xfr_fd(const struct moat_xfr_zone *z)
 {
 	return z->fd;
 }
 
+/* moat_xfr_conn_gen - sockets opened so far (a change means re-register) */
 uint32_t moat_xfr_conn_gen(const struct moat_xfr_zone *z)
 {
 	return z->conn_gen;
 }
 
+/* moat_xfr_events - what the state machine waits for */
 uint32_t moat_xfr_events(const struct moat_xfr_zone *z)
 {
 	switch (z->cs) {
@@ -225,6 +230,7 @@ uint32_t moat_xfr_events(const struct moat_xfr_zone *z)
 	}
 }
 
+/* moat_xfr_deadline_ms - when the running transfer times out */
 int64_t moat_xfr_deadline_ms(const struct moat_xfr_zone *z)
 {
 	return z->cs == C_IDLE ? INT64_MAX : z->deadline_ms;
@@ -234,6 +240,7 @@ int64_t moat_xfr_deadline_ms(const struct moat_xfr_zone *z)
 static int build_query(struct moat_xfr_zone *z)
 {
 	knot_pkt_t *pkt = knot_pkt_new(NULL, 1024, NULL);
+	knot_rrset_t *soa = NULL;
 	int ret = -ENOMEM;
 
 	if (!pkt)
@@ -248,18 +255,13 @@ static int build_query(struct moat_xfr_zone *z)
 	if (z->ixfr) {
 		/* authority: our SOA (only the serial matters, RFC 1995 §3) */
 		uint8_t rd[22] = { 0 };
-		knot_rrset_t *soa = knot_rrset_new(z->apex, KNOT_RRTYPE_SOA, KNOT_CLASS_IN,
-						   0, NULL);
+		soa = knot_rrset_new(z->apex, KNOT_RRTYPE_SOA, KNOT_CLASS_IN, 0, NULL);
 		if (!soa)
 			goto out;
 		knot_wire_write_u32(rd + 2, z->serial);
 		if (knot_rrset_add_rdata(soa, rd, sizeof(rd), NULL) ||
-		    knot_pkt_begin(pkt, KNOT_AUTHORITY) ||
-		    knot_pkt_put(pkt, 0, soa, KNOT_PF_FREE)) {
-			knot_rrset_free(soa, NULL);
+		    knot_pkt_begin(pkt, KNOT_AUTHORITY) || knot_pkt_put(pkt, 0, soa, 0))
 			goto out;
-		}
-		/* KNOT_PF_FREE: the packet frees soa */
 	}
 	if (z->has_key) {
 		z->digestlen = sizeof(z->digest);
@@ -278,6 +280,7 @@ static int build_query(struct moat_xfr_zone *z)
 	ret = 0;
 out:
 	knot_pkt_free(pkt);
+	knot_rrset_free(soa, NULL); /* put() copied it to the wire */
 	return ret;
 }
 
@@ -522,9 +525,6 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 		break;
 	case P_IXFR_DEL:
 		if (soa) {
-			if (moat_serial_cmp(s, z->serial) <= 0 && z->cur_to != 0 && 0) {
-				return 1;
-			}
 			z->cur_to = s;
 			z->ps = P_IXFR_ADD;
 			return 0;
@@ -653,7 +653,8 @@ static enum moat_xfr_status message(struct moat_xfr_zone *z, size_t len)
 	return st;
 }
 
-/* moat_xfr_io - drive the connection */
+/* moat_xfr_io - drive the connection; events is a hint only: every step
+ * tries its syscall and treats EAGAIN as "wait" */
 enum moat_xfr_status moat_xfr_io(struct moat_xfr_zone *z, uint32_t events,
 				 int64_t now_ms)
 {
@@ -853,7 +854,6 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 	enum moat_notify_res res = MOAT_NOTIFY_DROP;
 	uint8_t rcode = KNOT_RCODE_NOERROR;
 	struct moat_xfr_zone *z = NULL;
-	uint16_t tsig_err = 0;
 	bool sign = false;
 
 	*replylen = 0;
@@ -890,14 +890,13 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 				rcode = KNOT_RCODE_REFUSED;
 			} else {
 				int r = knot_tsig_server_check(q->tsig_rr, q->wire, q->size, &z->key);
-				if (r == KNOT_EOK) {
+				/* a bad TSIG gets NOTAUTH, unsigned (RFC 8945
+				 * §5.2 would add a TSIG error RR; the primary
+				 * only needs to know it was not accepted) */
+				if (r == KNOT_EOK)
 					sign = true;
-				} else {
+				else
 					rcode = KNOT_RCODE_NOTAUTH;
-					tsig_err = r == KNOT_TSIG_EBADTIME ? KNOT_RCODE_BADTIME
-						 : r == KNOT_TSIG_EBADKEY ? KNOT_RCODE_BADKEY
-									  : KNOT_RCODE_BADSIG;
-				}
 			}
 		}
 	}
@@ -917,7 +916,6 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 				   0, 0) != KNOT_EOK)
 			goto out;
 	}
-	(void)tsig_err;
 	if (resp->size > replycap)
 		goto out;
 	memcpy(reply, resp->wire, resp->size);

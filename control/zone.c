@@ -204,11 +204,13 @@ void moat_zone_free(struct moat_zone *z)
 	free(z);
 }
 
+/* moat_zone_apex - the apex, wire form, lower case */
 const uint8_t *moat_zone_apex(const struct moat_zone *z)
 {
 	return z->apex;
 }
 
+/* moat_zone_get_stats - record counters */
 void moat_zone_get_stats(const struct moat_zone *z, struct moat_zone_stats *st)
 {
 	*st = z->st;
