@@ -37,8 +37,9 @@ static void usage(FILE *f)
 "  -n, --count N             exit after N transfer attempts (default 1)\n"
 "  -N, --notify ADDR@PORT    listen for NOTIFY on UDP and TCP\n"
 "  -A, --notify-allow ADDR   accept NOTIFY from ADDR too\n"
-"  -o, --out FILE            write the listings after each success to FILE\n"
-"                            (default stdout); one line: PREFIX CODE TTL [exclude]\n"
+"  -o, --out FILE            write the listings after each attempt to FILE\n"
+"                            (default stdout, after successes only); one line:\n"
+"                            PREFIX CODE TTL, or PREFIX - TTL exclude\n"
 "  -l, --lookup FILE         after the last transfer, print for each address\n"
 "                            in FILE (one a line) its verdict: ADDR CODES or ADDR -\n"
 "  -t, --timeout MS          idle timeout per transfer (default 30000)\n"
@@ -167,6 +168,32 @@ static int lookup_file(const char *path, const struct moat_lvec *lv)
 	}
 	fclose(f);
 	return 0;
+}
+
+/* dump - the zone's current listings, sorted, to path (NULL: stdout) */
+static void dump(struct moat_xfr_zone *z, const char *path)
+{
+	struct moat_lvec all = { 0 };
+	char tmp[4096];
+	FILE *f = stdout;
+
+	if (path) {
+		/* write a temporary file and rename it: readers see old or new */
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		f = fopen(tmp, "w");
+		if (!f)
+			return;
+	}
+	moat_xfr_listings(z, &all);
+	moat_lvec_sort(&all);
+	print_listings(f, &all);
+	if (path) {
+		fclose(f);
+		rename(tmp, path);
+	} else {
+		fflush(f);
+	}
+	moat_lvec_free(&all);
 }
 
 /* notify_tcp - read one length-prefixed NOTIFY from an accepted socket
@@ -502,12 +529,18 @@ int main(int argc, char **argv)
 		if (st == MOAT_XFR_FAILED) {
 			struct moat_xfr_state s;
 			moat_xfr_get_state(z, now_ms(), &s);
+			/* what the library holds now (must be the previous data),
+			 * written before the line that tells the tests to look */
+			if (out && s.have_data)
+				dump(z, out);
 			fprintf(stderr, "failed: %s\n", s.last_error);
 			last_ok = 0;
 			continue;
 		}
 		struct moat_xfr_result res;
 		moat_xfr_take_result(z, &res);
+		if (!quiet && out)
+			dump(z, out);
 		fprintf(stderr, "result kind=%s serial=%u add=%zu del=%zu records=%llu\n",
 			res.kind == MOAT_XFR_FULL ? "full" : res.kind == MOAT_XFR_DELTA ? "ixfr"
 											: "uptodate",
@@ -530,16 +563,9 @@ int main(int argc, char **argv)
 		last_ok = 1;
 		if (!quiet) {
 			struct moat_lvec all = { 0 };
+			if (!out)
+				dump(z, NULL);
 			moat_xfr_listings(z, &all);
-			moat_lvec_sort(&all);
-			FILE *f = out ? fopen(out, "w") : stdout;
-			if (f) {
-				print_listings(f, &all);
-				if (out)
-					fclose(f);
-				else
-					fflush(f);
-			}
 			struct moat_sanity_cfg sc = { 0 };
 			struct moat_sanity_result sr;
 			moat_sanity_check(&sc, all.v, all.n, &sr);
