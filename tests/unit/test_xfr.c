@@ -442,6 +442,67 @@ static void test_ixfr_refused_falls_back(void **state)
 	srv_close(&s);
 }
 
+static void test_ixfr_answered_with_full_zone(void **state)
+{
+	struct srv s;
+	struct moat_xfr_result res;
+	(void)state;
+	srv_init(&s);
+	struct moat_xfr_zone *z = zone_for(&s, NULL);
+	axfr(&s, z, S_NONE);
+	static const char *const full[] = { "@ SOA 8", "2.0.0.127 A 127.0.0.2", "1.1.1.1 A 127.0.0.3",
+					     "@ SOA 8", NULL };
+	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	srv_query(&s, z);
+	assert_int_equal(s.qtype, KNOT_RRTYPE_IXFR);
+	srv_msg(&s, full, 1, S_NONE, 0, 0);
+	assert_int_equal(run(z), MOAT_XFR_DONE);
+	assert_int_equal(moat_xfr_take_result(z, &res), 0);
+	assert_int_equal(res.kind, MOAT_XFR_FULL); /* replaces everything */
+	assert_int_equal(res.serial, 8);
+	assert_int_equal(res.add.n, 2);
+	moat_lvec_free(&res.add);
+	moat_xfr_zone_free(z);
+	srv_close(&s);
+}
+
+static void test_primary_rotation(void **state)
+{
+	struct srv s;
+	struct moat_xfr_cfg cfg = { .zone = ZONE, .nprimary = 2, .timeout_ms = 2000, .source = 4 };
+	struct sockaddr_in *a0 = (struct sockaddr_in *)&cfg.primary[0];
+	struct sockaddr_in *a1 = (struct sockaddr_in *)&cfg.primary[1];
+	char err[100];
+	(void)state;
+	srv_init(&s);
+	/* the first primary: a port nobody listens on (bound, not listening) */
+	int dead = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in d = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t dl = sizeof(d);
+	bind(dead, (struct sockaddr *)&d, sizeof(d));
+	getsockname(dead, (struct sockaddr *)&d, &dl);
+	*a0 = d;
+	a1->sin_family = AF_INET;
+	a1->sin_port = htons(s.port);
+	a1->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct moat_xfr_zone *z = moat_xfr_zone_new(&cfg, err, sizeof(err));
+	assert_non_null(z);
+	int r = moat_xfr_start(z, now_ms());
+	if (r == 0) {
+		struct pollfd p = { .fd = moat_xfr_fd(z), .events = POLLOUT };
+		poll(&p, 1, 1000);
+		assert_int_equal(moat_xfr_io(z, EPOLLOUT, now_ms()), MOAT_XFR_FAILED);
+	}
+	struct moat_xfr_state st;
+	moat_xfr_get_state(z, now_ms(), &st);
+	assert_non_null(strstr(st.last_error, "refused"));
+	/* the next attempt goes to the second primary */
+	axfr(&s, z, S_NONE);
+	close(dead);
+	moat_xfr_zone_free(z);
+	srv_close(&s);
+}
+
 static void test_malformed_answers(void **state)
 {
 	static const struct {
@@ -649,6 +710,8 @@ int main(void)
 		cmocka_unit_test(test_ixfr),
 		cmocka_unit_test(test_ixfr_bad_delete_rolls_back),
 		cmocka_unit_test(test_ixfr_refused_falls_back),
+		cmocka_unit_test(test_ixfr_answered_with_full_zone),
+		cmocka_unit_test(test_primary_rotation),
 		cmocka_unit_test(test_malformed_answers),
 		cmocka_unit_test(test_timeout_and_timers),
 		cmocka_unit_test(test_notify),
