@@ -451,6 +451,19 @@ static int zone_rr(struct moat_zone *zn, enum moat_zone_op op, const knot_rrset_
 	return 0;
 }
 
+/* rec_err - set last_error for record(); returns 1 (fail) */
+static int rec_err(struct moat_xfr_zone *z, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int rec_err(struct moat_xfr_zone *z, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(z->last_error, sizeof(z->last_error), fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
 /* record - advance the record-level parse state with one RR; 0, or 1 to
  * fail with z->last_error set */
 static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
@@ -458,23 +471,16 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 	uint32_t s;
 	int r = 0;
 	bool soa = is_apex_soa(z, rr, &s);
-	char msg[80] = "";
+	const char *what = "add";
 
-	if (++z->nrec > z->cfg.max_records) {
-		snprintf(z->last_error, sizeof(z->last_error), "more than %llu records",
-			 (unsigned long long)z->cfg.max_records);
-		return 1;
-	}
-	if (rr->type == KNOT_RRTYPE_SOA && !soa) {
-		snprintf(z->last_error, sizeof(z->last_error), "SOA record not at the apex");
-		return 1;
-	}
+	if (++z->nrec > z->cfg.max_records)
+		return rec_err(z, "more than %llu records", (unsigned long long)z->cfg.max_records);
+	if (rr->type == KNOT_RRTYPE_SOA && !soa)
+		return rec_err(z, "SOA record not at the apex");
 	switch (z->ps) {
 	case P_FIRST:
-		if (!soa) {
-			snprintf(z->last_error, sizeof(z->last_error), "answer does not start with the SOA");
-			return 1;
-		}
+		if (!soa)
+			return rec_err(z, "answer does not start with the SOA");
 		z->final_serial = s;
 		z->new_refresh = knot_soa_refresh(rr->rrs.rdata);
 		z->new_retry = knot_soa_retry(rr->rrs.rdata);
@@ -483,45 +489,35 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 		return 0;
 	case P_SECOND:
 		if (soa && s == z->final_serial) {
+			/* AXFR of a zone that is only its SOA */
 			z->newzone = moat_zone_new(z->name, z->cfg.source);
 			z->ps = P_END;
-			return z->newzone ? 0 : (snprintf(z->last_error, sizeof(z->last_error), "out of memory"), 1);
+			return z->newzone ? 0 : rec_err(z, "out of memory");
 		}
 		if (soa) {
-			if (!z->ixfr || s != z->serial) {
-				snprintf(z->last_error, sizeof(z->last_error),
-					 "IXFR starts at serial %u, we have %u", s, z->serial);
-				return 1;
-			}
-			if (moat_zone_begin(z->zone)) {
-				snprintf(z->last_error, sizeof(z->last_error), "zone busy");
-				return 1;
-			}
+			if (!z->ixfr || s != z->serial)
+				return rec_err(z, "IXFR starts at serial %u, we have %u", s, z->serial);
+			if (moat_zone_begin(z->zone))
+				return rec_err(z, "zone busy");
 			z->batch = true;
 			z->ps = P_IXFR_DEL;
 			return 0;
 		}
 		z->newzone = moat_zone_new(z->name, z->cfg.source);
-		if (!z->newzone) {
-			snprintf(z->last_error, sizeof(z->last_error), "out of memory");
-			return 1;
-		}
+		if (!z->newzone)
+			return rec_err(z, "out of memory");
 		z->ps = P_AXFR;
-		/* fall through: this record is the first of the zone */
+		/* this record is the first of a full zone */
 		/* FALLTHROUGH */
 	case P_AXFR:
 		if (soa) {
-			if (s != z->final_serial) {
-				snprintf(z->last_error, sizeof(z->last_error),
-					 "AXFR closing SOA serial %u, opened with %u", s,
-					 z->final_serial);
-				return 1;
-			}
+			if (s != z->final_serial)
+				return rec_err(z, "AXFR closing SOA serial %u, opened with %u", s,
+					       z->final_serial);
 			z->ps = P_END;
 			return 0;
 		}
 		r = zone_rr(z->newzone, MOAT_ZONE_ADD, rr);
-		snprintf(msg, sizeof(msg), "add");
 		break;
 	case P_IXFR_DEL:
 		if (soa) {
@@ -530,7 +526,7 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 			return 0;
 		}
 		r = zone_rr(z->zone, MOAT_ZONE_DEL, rr);
-		snprintf(msg, sizeof(msg), "delete");
+		what = "delete";
 		break;
 	case P_IXFR_ADD:
 		if (soa) {
@@ -538,30 +534,24 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 				z->ps = P_END;
 				return 0;
 			}
-			if (s != z->cur_to) {
-				snprintf(z->last_error, sizeof(z->last_error),
-					 "IXFR serial chain broken: diff from %u after diff to %u",
-					 s, z->cur_to);
-				return 1;
-			}
+			if (s != z->cur_to)
+				return rec_err(z, "IXFR serial chain broken: diff from %u after diff to %u",
+					       s, z->cur_to);
 			z->ps = P_IXFR_DEL;
 			return 0;
 		}
 		r = zone_rr(z->zone, MOAT_ZONE_ADD, rr);
-		snprintf(msg, sizeof(msg), "add");
 		break;
 	case P_END:
-		snprintf(z->last_error, sizeof(z->last_error), "records after the closing SOA");
-		return 1;
+		return rec_err(z, "records after the closing SOA");
 	}
 	if (r) {
 		char own[KNOT_DNAME_TXT_MAXLEN + 1] = "?", esc[400];
 		knot_dname_to_str(own, rr->owner, sizeof(own));
-		snprintf(z->last_error, sizeof(z->last_error), "bad record (%s %s type %u): %s",
-			 msg, log_escape(esc, 100, own, strlen(own)), rr->type,
-			 r == -ENOENT ? "not in our copy" : r == -ENOMEM ? "out of memory"
-							   : "malformed");
-		return 1;
+		return rec_err(z, "bad record (%s %s type %u): %s", what,
+			       log_escape(esc, 100, own, strlen(own)), rr->type,
+			       r == -ENOENT ? "not in our copy"
+			       : r == -ENOMEM ? "out of memory" : "malformed");
 	}
 	return 0;
 }

@@ -89,6 +89,18 @@ static int parse_addr(const char *s, struct sockaddr_storage *ss, uint16_t defpo
 	return 0;
 }
 
+/* add_addr - append one ADDR[@PORT] option value to an address list */
+static int add_addr(struct sockaddr_storage *list, size_t *n, const char *arg, const char *opt)
+{
+	if (*n == MOAT_XFR_MAX_PRIMARIES || parse_addr(arg, &list[*n], 53)) {
+		fprintf(stderr, "moat-zonecheck: bad %s %s\n", opt, arg);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* now_ms - CLOCK_MONOTONIC in ms */
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -269,6 +281,19 @@ static void live_done(void *arg, const struct moat_prefix *a, const struct moat_
 	free(o);
 }
 
+/* live_wait - run the c-ares event loop until at most max lookups are left */
+static void live_wait(struct moat_live *lv, int ep, unsigned max)
+{
+	while (moat_live_pending(lv) > max) {
+		struct epoll_event evs[16];
+		int k = epoll_wait(ep, evs, 16, moat_live_timeout_ms(lv));
+		if (k == 0)
+			moat_live_process(lv, -1, 0);
+		for (int i = 0; i < k; i++)
+			moat_live_process(lv, evs[i].data.fd, evs[i].events);
+	}
+}
+
 /* run_live - live mode: every address of path in every zone via c-ares */
 static int run_live(const char *resolver, const char **zones, size_t nz,
 		    const char *path, uint32_t timeout_ms)
@@ -307,25 +332,10 @@ static int run_live(const char *resolver, const char **zones, size_t nz,
 		o->idx = n++;
 		snprintf(o->addr, sizeof(o->addr), "%.63s", line);
 		moat_live_lookup(lv, &a, live_done, o);
-		/* keep a bounded number in flight */
-		while (moat_live_pending(lv) >= 64) {
-			struct epoll_event evs[16];
-			int k = epoll_wait(c.ep, evs, 16, moat_live_timeout_ms(lv));
-			if (k == 0)
-				moat_live_process(lv, -1, 0);
-			for (int i = 0; i < k; i++)
-				moat_live_process(lv, evs[i].data.fd, evs[i].events);
-		}
+		live_wait(lv, c.ep, 63); /* keep a bounded number in flight */
 	}
 	fclose(f);
-	while (moat_live_pending(lv)) {
-		struct epoll_event evs[16];
-		int k = epoll_wait(c.ep, evs, 16, moat_live_timeout_ms(lv));
-		if (k == 0)
-			moat_live_process(lv, -1, 0);
-		for (int i = 0; i < k; i++)
-			moat_live_process(lv, evs[i].data.fd, evs[i].events);
-	}
+	live_wait(lv, c.ep, 0);
 	for (size_t i = 0; i < n; i++)
 		printf("%s\n", c.res[i]);
 	moat_live_free(lv);
@@ -354,18 +364,12 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xrR:qvhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (cfg.nprimary == MOAT_XFR_MAX_PRIMARIES ||
-			    parse_addr(optarg, &cfg.primary[cfg.nprimary++], 53)) {
-				fprintf(stderr, "moat-zonecheck: bad --server %s\n", optarg);
+			if (add_addr(cfg.primary, &cfg.nprimary, optarg, "--server"))
 				return 2;
-			}
 			break;
 		case 'A':
-			if (cfg.nnotify_allow == MOAT_XFR_MAX_PRIMARIES ||
-			    parse_addr(optarg, &cfg.notify_allow[cfg.nnotify_allow++], 53)) {
-				fprintf(stderr, "moat-zonecheck: bad --notify-allow %s\n", optarg);
+			if (add_addr(cfg.notify_allow, &cfg.nnotify_allow, optarg, "--notify-allow"))
 				return 2;
-			}
 			break;
 		case 'z':
 			cfg.zone = optarg;

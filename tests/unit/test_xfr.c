@@ -263,6 +263,15 @@ static void axfr(struct srv *s, struct moat_xfr_zone *z, enum sign sg)
 	moat_lvec_free(&res.del);
 }
 
+/* loaded - a server and a zone that has done one AXFR of the base zone */
+static struct moat_xfr_zone *loaded(struct srv *s, const char *key)
+{
+	srv_init(s);
+	struct moat_xfr_zone *z = zone_for(s, key);
+	axfr(s, z, key ? S_GOOD : S_NONE);
+	return z;
+}
+
 static void expect_fail(struct moat_xfr_zone *z, const char *what)
 {
 	struct moat_xfr_state st;
@@ -273,28 +282,18 @@ static void expect_fail(struct moat_xfr_zone *z, const char *what)
 		fail_msg("want FAILED with '%s', got status %d error '%s'", what, r, st.last_error);
 }
 
-static void test_axfr_plain(void **state)
+static void test_axfr_plain_and_signed(void **state)
 {
-	struct srv s;
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	axfr(&s, z, S_NONE);
-	assert_false(s.signed_q);
-	moat_xfr_zone_free(z);
-	srv_close(&s);
-}
-
-static void test_axfr_tsig(void **state)
-{
-	struct srv s;
-	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
-	axfr(&s, z, S_GOOD);
-	assert_true(s.signed_q);
-	moat_xfr_zone_free(z);
-	srv_close(&s);
+	for (int keyed = 0; keyed < 2; keyed++) {
+		struct srv s;
+		srv_init(&s);
+		struct moat_xfr_zone *z = zone_for(&s, keyed ? KEYSTR : NULL);
+		axfr(&s, z, keyed ? S_GOOD : S_NONE);
+		assert_int_equal(s.signed_q, keyed);
+		moat_xfr_zone_free(z);
+		srv_close(&s);
+	}
 }
 
 /* tsig_fault - first message as sg1, second as sg2: must fail with what */
@@ -330,9 +329,7 @@ static void test_ixfr(void **state)
 	struct moat_xfr_result res;
 	struct moat_lvec lv = { 0 };
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
-	axfr(&s, z, S_GOOD);
+	struct moat_xfr_zone *z = loaded(&s, KEYSTR);
 
 	/* two diffs: 5 -> 6 (-10.2.0.192 +11.2.0.192), 6 -> 7 (+TXT-only 7.113.0.203) */
 	static const char *const m1[] = { "@ SOA 7", "@ SOA 5", "10.2.0.192 A 127.0.0.2",
@@ -391,9 +388,7 @@ static void test_ixfr_bad_delete_rolls_back(void **state)
 	struct srv s;
 	struct moat_lvec a = { 0 }, b = { 0 };
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	axfr(&s, z, S_NONE);
+	struct moat_xfr_zone *z = loaded(&s, NULL);
 	moat_xfr_listings(z, &a);
 	/* adds one record, then deletes one we never had */
 	static const char *const m[] = { "@ SOA 7", "@ SOA 5", "2.0.0.127 A 127.0.0.2", "@ SOA 6",
@@ -420,9 +415,7 @@ static void test_ixfr_refused_falls_back(void **state)
 	struct srv s;
 	struct moat_xfr_result res;
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	axfr(&s, z, S_NONE);
+	struct moat_xfr_zone *z = loaded(&s, NULL);
 	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
 	srv_query(&s, z);
 	assert_int_equal(s.qtype, KNOT_RRTYPE_IXFR);
@@ -447,9 +440,7 @@ static void test_ixfr_answered_with_full_zone(void **state)
 	struct srv s;
 	struct moat_xfr_result res;
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	axfr(&s, z, S_NONE);
+	struct moat_xfr_zone *z = loaded(&s, NULL);
 	static const char *const full[] = { "@ SOA 8", "2.0.0.127 A 127.0.0.2", "1.1.1.1 A 127.0.0.3",
 					     "@ SOA 8", NULL };
 	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
@@ -704,8 +695,7 @@ static void test_config_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_axfr_plain),
-		cmocka_unit_test(test_axfr_tsig),
+		cmocka_unit_test(test_axfr_plain_and_signed),
 		cmocka_unit_test(test_tsig_faults),
 		cmocka_unit_test(test_ixfr),
 		cmocka_unit_test(test_ixfr_bad_delete_rolls_back),
