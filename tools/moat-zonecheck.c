@@ -19,12 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dnstcp.h"
 #include "live.h"
 #include "log.h"
 #include "lvec.h"
 #include "owner.h"
 #include "sanity.h"
 #include "xfr.h"
+
+#define MAX_TCP 8 /* NOTIFY connections at once */
 
 static void usage(FILE *f)
 {
@@ -208,17 +211,17 @@ static void dump(struct moat_xfr_zone *z, const char *path)
 	moat_lvec_free(&all);
 }
 
-/* notify_tcp - read one length-prefixed NOTIFY from an accepted socket
- * (blocking with a short timeout: a test tool) and answer it */
+/* notify_msg - check one NOTIFY (UDP or TCP), build the reply, and
+ * schedule the refresh when it is accepted */
 static int notify_msg(struct moat_xfr_zone *z, const uint8_t *m, size_t len,
-		      const struct sockaddr *from, uint8_t *rep, size_t *rlen)
+		      const struct sockaddr *from, uint8_t *rep, size_t *rlen, const char *via)
 {
 	size_t idx;
 	struct moat_xfr_zone *zs[1] = { z };
 	enum moat_notify_res r = moat_notify_handle(zs, 1, m, len, from, rep, 65535, rlen, &idx);
 
-	fprintf(stderr, "notify %s\n", r == MOAT_NOTIFY_ACCEPT ? "accepted" :
-			r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped");
+	fprintf(stderr, "notify %s via %s\n", r == MOAT_NOTIFY_ACCEPT ? "accepted" :
+			r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped", via);
 	if (r == MOAT_NOTIFY_ACCEPT)
 		moat_xfr_notify(z, now_ms());
 	return r;
@@ -443,6 +446,7 @@ int main(int argc, char **argv)
 	uint32_t cur_gen = 0;
 	bool refresh_now = true;
 	static uint8_t mbuf[65538], rep[65538];
+	struct moat_dnstcp *tcp[MAX_TCP] = { 0 };
 	while (attempts < count) {
 		int64_t now = now_ms();
 		if (moat_xfr_fd(z) < 0 && (refresh_now || moat_xfr_next_ms(z, now) <= now)) {
@@ -491,31 +495,42 @@ int main(int argc, char **argv)
 						     (struct sockaddr *)&from, &fl);
 				size_t rl;
 				if (m > 0 && notify_msg(z, mbuf, (size_t)m, (struct sockaddr *)&from,
-							rep, &rl) != MOAT_NOTIFY_DROP)
+							rep, &rl, "udp") != MOAT_NOTIFY_DROP)
 					sendto(nudp, rep, rl, 0, (struct sockaddr *)&from, fl);
 			} else if (evs[i].data.u32 == 3) {
-				struct sockaddr_storage from;
-				socklen_t fl = sizeof(from);
-				int cfd = accept(ntcp, (struct sockaddr *)&from, &fl);
-				struct timeval tv = { .tv_sec = 2 };
-				uint8_t lb[2];
+				/* a NOTIFY connection: read it from the event loop */
+				int cfd = accept4(ntcp, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				size_t k = 0;
 				if (cfd < 0)
 					continue;
-				setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-				/* a test tool: the NOTIFY is read with a 2 s timeout */
-				while (recv(cfd, lb, 2, MSG_WAITALL) == 2) {
-					size_t ml = (size_t)lb[0] << 8 | lb[1], rl;
-					if (recv(cfd, mbuf, ml, MSG_WAITALL) != (ssize_t)ml)
-						break;
-					if (notify_msg(z, mbuf, ml, (struct sockaddr *)&from, rep + 2,
-						       &rl) == MOAT_NOTIFY_DROP)
-						break;
-					rep[0] = (uint8_t)(rl >> 8);
-					rep[1] = (uint8_t)rl;
-					if (send(cfd, rep, rl + 2, MSG_NOSIGNAL) < 0)
-						break;
+				while (k < MAX_TCP && tcp[k])
+					k++;
+				if (k == MAX_TCP || !(tcp[k] = moat_dnstcp_new(cfd))) {
+					close(cfd);
+					continue;
 				}
-				close(cfd);
+				struct epoll_event cev = { .events = EPOLLIN, .data.u32 = 100 + (uint32_t)k };
+				epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &cev);
+			} else if (evs[i].data.u32 >= 100) {
+				struct moat_dnstcp *tc = tcp[evs[i].data.u32 - 100];
+				struct sockaddr_storage from;
+				socklen_t fl = sizeof(from);
+				const uint8_t *m;
+				size_t ml, rl;
+				int r;
+				getpeername(moat_dnstcp_fd(tc), (struct sockaddr *)&from, &fl);
+				while ((r = moat_dnstcp_read(tc, &m, &ml)) == 1) {
+					if (notify_msg(z, m, ml, (struct sockaddr *)&from, rep, &rl, "tcp") ==
+						    MOAT_NOTIFY_DROP ||
+					    moat_dnstcp_reply(tc, rep, rl) < 0) {
+						r = -1;
+						break;
+					}
+				}
+				if (r < 0) {
+					moat_dnstcp_free(tc); /* closing drops it from epoll */
+					tcp[evs[i].data.u32 - 100] = NULL;
+				}
 			} else {
 				xev = evs[i].events;
 			}
@@ -584,6 +599,8 @@ int main(int argc, char **argv)
 		lookup_file(lookup, &all);
 		moat_lvec_free(&all);
 	}
+	for (size_t k = 0; k < MAX_TCP; k++)
+		moat_dnstcp_free(tcp[k]);
 	moat_xfr_zone_free(z);
 	close(ep);
 	close(sfd);
