@@ -451,6 +451,16 @@ static int zone_rr(struct moat_zone *zn, enum moat_zone_op op, const knot_rrset_
 	return 0;
 }
 
+/* new_zone - an empty zone for an AXFR, with this zone's settings */
+static struct moat_zone *new_zone(const struct moat_xfr_zone *z)
+{
+	struct moat_zone *zn = moat_zone_new(z->name, z->cfg.source);
+
+	if (zn)
+		moat_zone_keep_txt(zn, z->cfg.keep_txt);
+	return zn;
+}
+
 /* rec_err - set last_error for record(); returns 1 (fail) */
 static int rec_err(struct moat_xfr_zone *z, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -490,7 +500,7 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 	case P_SECOND:
 		if (soa && s == z->final_serial) {
 			/* AXFR of a zone that is only its SOA */
-			z->newzone = moat_zone_new(z->name, z->cfg.source);
+			z->newzone = new_zone(z);
 			z->ps = P_END;
 			return z->newzone ? 0 : rec_err(z, "out of memory");
 		}
@@ -503,7 +513,7 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 			z->ps = P_IXFR_DEL;
 			return 0;
 		}
-		z->newzone = moat_zone_new(z->name, z->cfg.source);
+		z->newzone = new_zone(z);
 		if (!z->newzone)
 			return rec_err(z, "out of memory");
 		z->ps = P_AXFR;
@@ -773,6 +783,15 @@ void moat_xfr_get_state(const struct moat_xfr_zone *z, int64_t now_ms,
 		st->undecodable = zs.undecodable;
 	}
 	snprintf(st->last_error, sizeof(st->last_error), "%s", z->last_error);
+}
+
+/* moat_xfr_lookup - one address against the current data */
+int moat_xfr_lookup(const struct moat_xfr_zone *z, const struct moat_prefix *addr,
+		    struct moat_zone_answer *ans)
+{
+	if (!z->zone)
+		return -ENOENT;
+	return moat_zone_lookup(z->zone, addr, ans);
 }
 
 /* mono_ms - CLOCK_MONOTONIC in ms */

@@ -26,6 +26,7 @@
 #include "owner.h"
 #include "sanity.h"
 #include "xfr.h"
+#include "zone.h"
 
 #define MAX_TCP 8 /* NOTIFY connections at once */
 
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 "                            in FILE (one a line) its verdict: ADDR CODES or ADDR -\n"
 "  -t, --timeout MS          idle timeout per transfer (default 30000)\n"
 "  -x, --axfr                never IXFR\n"
+"  -T, --txt                 keep TXT records; --lookup adds each address's\n"
+"                            answer as DNS gives it: CODES [wildcard] \"TXT\"\n"
 "  -r, --repeat-now          start the next attempt at once (not at SOA refresh)\n"
 "  -q, --quiet               no listings output (summary lines only)\n"
 "  -R, --resolver ADDR[@PORT] live mode: no transfer; look up each address of\n"
@@ -129,7 +132,8 @@ static void print_listings(FILE *f, const struct moat_lvec *lv)
 }
 
 /* lookup_file - verdict of each address in path under listings lv */
-static int lookup_file(const char *path, const struct moat_lvec *lv)
+static int lookup_file(const char *path, const struct moat_lvec *lv,
+		       const struct moat_xfr_zone *z)
 {
 	FILE *f = fopen(path, "r");
 	char line[256];
@@ -165,6 +169,16 @@ static int lookup_file(const char *path, const struct moat_lvec *lv)
 				codes[nc++] = l->code;
 		}
 		printf("%s", line);
+		if (z) {
+			/* the zone tree's own answer, with its reason */
+			struct moat_zone_answer ans;
+			char esc[600];
+			if (moat_xfr_lookup(z, &a, &ans) == 0)
+				printf(" [%s%s \"%s\"]", ans.status == MOAT_ZONE_LISTED ? "listed"
+						      : ans.status == MOAT_ZONE_NODATA ? "nodata" : "nxdomain",
+				       ans.wildcard ? " wildcard" : "",
+				       log_escape(esc, sizeof(esc), ans.txt, strlen(ans.txt)));
+		}
 		if (best < 0 || excl || nc == 0) {
 			printf(" -\n");
 			continue;
@@ -353,7 +367,7 @@ int main(int argc, char **argv)
 		{ "server", 1, 0, 's' }, { "zone", 1, 0, 'z' }, { "tsig", 1, 0, 'k' },
 		{ "count", 1, 0, 'n' }, { "notify", 1, 0, 'N' }, { "notify-allow", 1, 0, 'A' },
 		{ "out", 1, 0, 'o' }, { "lookup", 1, 0, 'l' }, { "timeout", 1, 0, 't' },
-		{ "axfr", 0, 0, 'x' }, { "repeat-now", 0, 0, 'r' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
+		{ "axfr", 0, 0, 'x' }, { "txt", 0, 0, 'T' }, { "repeat-now", 0, 0, 'r' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
 		{ "resolver", 1, 0, 'R' }, { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
 	struct moat_xfr_cfg cfg = { .source = 1 };
 	const char *notify = NULL, *out = NULL, *lookup = NULL;
@@ -364,7 +378,7 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("moat-zonecheck", 0);
-	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xrR:qvhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xTrR:qvhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (add_addr(cfg.primary, &cfg.nprimary, optarg, "--server"))
@@ -387,6 +401,7 @@ int main(int argc, char **argv)
 		case 'l': lookup = optarg; break;
 		case 't': cfg.timeout_ms = (uint32_t)atol(optarg); break;
 		case 'x': cfg.no_ixfr = true; break;
+		case 'T': cfg.keep_txt = true; break;
 		case 'r': repeat = true; break;
 		case 'q': quiet = true; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
@@ -596,7 +611,7 @@ int main(int argc, char **argv)
 	if (lookup) {
 		struct moat_lvec all = { 0 };
 		moat_xfr_listings(z, &all);
-		lookup_file(lookup, &all);
+		lookup_file(lookup, &all, cfg.keep_txt ? z : NULL);
 		moat_lvec_free(&all);
 	}
 	for (size_t k = 0; k < MAX_TCP; k++)

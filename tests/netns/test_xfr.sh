@@ -12,7 +12,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 zc="$build/tools/moat-zonecheck"
 . "$root/tests/lab/lab.sh"
 
-tap_plan 21
+tap_plan 22
 lab_init
 if ! lab_up >/dev/null 2>&1; then
 	tap_not_ok "lab up"; exit 1
@@ -63,6 +63,21 @@ else
 	tap_not_ok "AXFR listings"
 	diff <(echo "$want") "$out" | sed 's/^/# /'
 	sed 's/^/# /' "$LAB_DIR/axfr.err"
+fi
+
+# the zone tree's own answers with TXT reasons (moat-zonecheck --txt)
+printf '192.0.2.10\n127.0.0.2\n203.0.113.5\n203.0.113.99\n192.0.2.99\n' >"$LAB_DIR/txt.addrs"
+lab_app "$zc" -s 198.18.2.2 -z bl.moat.test -T -q -l "$LAB_DIR/txt.addrs" >"$LAB_DIR/txt.out" 2>/dev/null
+wtxt='192.0.2.10 [listed "spam source 192.0.2.10"] 127.0.0.2
+127.0.0.2 [listed "RFC 5782 test point"] 127.0.0.2
+203.0.113.5 [listed wildcard ""] 127.0.0.2
+203.0.113.99 [listed ""] 127.0.0.10
+192.0.2.99 [nxdomain ""] -'
+if [ "$(cat "$LAB_DIR/txt.out")" = "$wtxt" ]; then
+	tap_ok "lookups with TXT reasons: explicit, wildcard, override, NXDOMAIN"
+else
+	tap_not_ok "lookups with TXT reasons"
+	diff <(echo "$wtxt") "$LAB_DIR/txt.out" | sed 's/^/# /'
 fi
 
 # 2-4. IXFR after adds and deletes, triggered by NOTIFY from Knot

@@ -302,8 +302,24 @@ static unsigned l_answer(const struct moat_lvec *lv, const struct moat_prefix *a
 	return excl ? 0 : mask;
 }
 
-/* check_model - every address over the labels 1..4 answers as the model */
-static void check_model(const struct model *m, const struct moat_lvec *lv, int round)
+/* z_answer - the codes moat_zone_lookup gives (bitmask of last octet) */
+static unsigned z_answer(const struct moat_zone *z, const struct moat_prefix *a)
+{
+	struct moat_zone_answer ans;
+	unsigned mask = 0;
+
+	assert_int_equal(moat_zone_lookup(z, a, &ans), 0);
+	for (size_t i = 0; i < ans.ncodes; i++)
+		mask |= 1u << (ans.codes[i] & 0xff);
+	if ((ans.status == MOAT_ZONE_LISTED) != (mask != 0))
+		fail_msg("lookup status %d with codes %#x", ans.status, mask);
+	return mask;
+}
+
+/* check_model - every address over the labels 1..4 answers as the model,
+ * both from the listings and from moat_zone_lookup */
+static void check_model(const struct model *m, const struct moat_zone *z,
+			const struct moat_lvec *lv, int round)
 {
 	char q[33][4];
 	/* IPv4: all of {1,2,3,4}^4 */
@@ -315,7 +331,7 @@ static void check_model(const struct model *m, const struct moat_lvec *lv, int r
 			a.addr[i] = (uint8_t)o;
 		}
 		unsigned want = m_answer(m, q, 4), got = l_answer(lv, &a);
-		if (want != got) {
+		if (want != got || want != z_answer(z, &a)) {
 			char p[80];
 			fail_msg("round %d: %s: model %#x listings %#x", round,
 				 moat_prefix_str(&a, p, sizeof(p)), want, got);
@@ -330,7 +346,7 @@ static void check_model(const struct model *m, const struct moat_lvec *lv, int r
 			a.addr[i / 2] |= (uint8_t)(i % 2 ? x : x << 4);
 		}
 		unsigned want = m_answer(m, q, 32), got = l_answer(lv, &a);
-		if (want != got) {
+		if (want != got || want != z_answer(z, &a)) {
 			char p[80];
 			fail_msg("round %d: %s: model %#x listings %#x", round,
 				 moat_prefix_str(&a, p, sizeof(p)), want, got);
@@ -365,7 +381,7 @@ static void test_model_random_zones(void **state)
 		while (m.n < nrec)
 			model_add_random(&m, z);
 		assert_int_equal(moat_zone_listings(z, &lv), 0);
-		check_model(&m, &lv, round);
+		check_model(&m, z, &lv, round);
 		moat_lvec_free(&lv);
 		moat_zone_free(z);
 	}
@@ -378,6 +394,8 @@ static void test_incremental_batches(void **state)
 		struct model m = { .n = 0 };
 		struct moat_zone *z = moat_zone_new(APEX, 3);
 		struct moat_lvec cur = { 0 };
+		/* every other run keeps TXT: deletes then match their data */
+		assert_int_equal(moat_zone_keep_txt(z, run % 2), 0);
 		for (int batch = 0; batch < 25; batch++) {
 			struct moat_lvec add = { 0 }, del = { 0 }, fresh = { 0 }, before = { 0 };
 			int rollback = rnd(6) == 0;
@@ -412,7 +430,7 @@ static void test_incremental_batches(void **state)
 					fail_msg("run %d batch %d: deltas (%zu+, %zu-) do not add up", run,
 						 batch, add.n, del.n);
 			}
-			check_model(&m, &fresh, run * 100 + batch);
+			check_model(&m, z, &fresh, run * 100 + batch);
 			moat_lvec_free(&add);
 			moat_lvec_free(&del);
 			moat_lvec_free(&fresh);
@@ -434,6 +452,53 @@ static void test_incremental_batches(void **state)
 		moat_lvec_free(&cur);
 		moat_zone_free(z);
 	}
+}
+
+static void test_lookup_txt(void **state)
+{
+	static const char *const rrs[] = {
+		"*.113.0.203 A 127.0.0.2", "*.113.0.203 TXT wildcard-reason",
+		"99.113.0.203 A 127.0.0.10", "99.113.0.203 TXT explicit", "7.113.0.203 TXT noA",
+	};
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_zone_answer ans;
+	struct moat_prefix a;
+
+	(void)state;
+	assert_int_equal(moat_zone_keep_txt(z, true), 0);
+	for (size_t i = 0; i < sizeof(rrs) / sizeof(rrs[0]); i++)
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, rrs[i]), 0);
+	assert_int_equal(moat_zone_keep_txt(z, false), -EBUSY);
+	moat_prefix_parse("203.0.113.5", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), 0);
+	assert_int_equal(ans.status, MOAT_ZONE_LISTED);
+	assert_true(ans.wildcard);
+	assert_int_equal(ans.codes[0], 0x7f000002);
+	assert_string_equal(ans.txt, "wildcard-reason");
+	moat_prefix_parse("203.0.113.99", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_false(ans.wildcard);
+	assert_string_equal(ans.txt, "explicit");
+	moat_prefix_parse("203.0.113.7", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_int_equal(ans.status, MOAT_ZONE_NODATA);
+	assert_string_equal(ans.txt, "noA");
+	moat_prefix_parse("203.0.114.1", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_int_equal(ans.status, MOAT_ZONE_NXDOMAIN);
+	moat_prefix_parse("203.0.113.0/24", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), -EINVAL);
+	/* a TXT delete needs the exact text; rollback restores it */
+	assert_int_equal(moat_zone_begin(z), 0);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "99.113.0.203 TXT other"), -ENOENT);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "99.113.0.203 TXT explicit"), 0);
+	moat_prefix_parse("203.0.113.99", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_string_equal(ans.txt, "");
+	moat_zone_rollback(z);
+	moat_zone_lookup(z, &a, &ans);
+	assert_string_equal(ans.txt, "explicit");
+	moat_zone_free(z);
 }
 
 static void test_lvec_apply(void **state)
@@ -473,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_model_random_zones),
 		cmocka_unit_test(test_incremental_batches),
 		cmocka_unit_test(test_lvec_apply),
+		cmocka_unit_test(test_lookup_txt),
 	};
 	return cmocka_run_group_tests_name("zone", tests, NULL, NULL);
 }
