@@ -12,7 +12,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 zc="$build/tools/moat-zonecheck"
 . "$root/tests/lab/lab.sh"
 
-tap_plan 22
+tap_plan 24
 lab_init
 if ! lab_up >/dev/null 2>&1; then
 	tap_not_ok "lab up"; exit 1
@@ -69,6 +69,14 @@ else
 	tap_not_ok "AXFR listings"
 	diff <(echo "$want") "$out" | sed 's/^/# /'
 	sed 's/^/# /' "$LAB_DIR/axfr.err"
+fi
+
+# the same over IPv6 transport
+if lab_app "$zc" -s 2001:db8:2::2 -z bl.moat.test -o "$LAB_DIR/axfr6.out" 2>/dev/null &&
+	cmp -s "$out" "$LAB_DIR/axfr6.out"; then
+	tap_ok "AXFR from the IPv6 primary address gives the same listings"
+else
+	tap_not_ok "AXFR over IPv6"
 fi
 
 # the zone tree's own answers with TXT reasons (moat-zonecheck --txt)
@@ -211,6 +219,16 @@ else
 	tap_not_ok "live lookups vs kdig"
 	diff "$LAB_DIR/diff.dns" "$LAB_DIR/diff.live" | head -20 | sed 's/^/# /'
 	sed 's/^/# /' "$LAB_DIR/live.err" | head
+fi
+
+# live lookups through a resolver that does not answer: reported as failed
+printf '192.0.2.10\n2001:db8:100::10\n' >"$LAB_DIR/live2.addrs"
+lout=$(lab_app "$zc" -R 198.18.2.2@5999 -z bl.moat.test -t 300 -l "$LAB_DIR/live2.addrs" 2>&1)
+if [ "$lout" = "192.0.2.10 failed
+2001:db8:100::10 failed" ]; then
+	tap_ok "live lookups without an answering resolver: failed, not 'not listed'"
+else
+	tap_not_ok "live lookups, dead resolver: $lout"
 fi
 
 # 9-15. faults from the scripted primary: each second transfer must fail
