@@ -246,6 +246,7 @@ int moat_live_timeout_ms(struct moat_live *lv)
 	return (int)(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
 }
 
+/* moat_live_pending - lookups in flight */
 unsigned moat_live_pending(const struct moat_live *lv)
 {
 	return lv->pending;

@@ -58,3 +58,49 @@ void moat_lvec_sort(struct moat_lvec *lv)
 	if (lv->n > 1)
 		qsort(lv->v, lv->n, sizeof(lv->v[0]), moat_listing_cmp);
 }
+
+/* moat_lvec_equal - sort both, compare element by element */
+bool moat_lvec_equal(struct moat_lvec *a, struct moat_lvec *b)
+{
+	if (a->n != b->n)
+		return false;
+	moat_lvec_sort(a);
+	moat_lvec_sort(b);
+	for (size_t i = 0; i < a->n; i++)
+		if (moat_listing_cmp(&a->v[i], &b->v[i]))
+			return false;
+	return true;
+}
+
+/* moat_lvec_apply - merge-remove del from sorted cur, then append add */
+int moat_lvec_apply(struct moat_lvec *cur, const struct moat_lvec *add,
+		    struct moat_lvec *del)
+{
+	size_t i = 0, j = 0, k = 0;
+
+	moat_lvec_sort(cur);
+	moat_lvec_sort(del);
+	/* first check every delete has a match, so a failure changes nothing */
+	while (j < del->n) {
+		if (i == cur->n)
+			return -ENOENT;
+		int c = moat_listing_cmp(&cur->v[i], &del->v[j]);
+		if (c > 0)
+			return -ENOENT;
+		i++;
+		if (c == 0)
+			j++;
+	}
+	for (i = 0, j = 0; i < cur->n; i++) {
+		if (j < del->n && !moat_listing_cmp(&cur->v[i], &del->v[j])) {
+			j++;
+			continue;
+		}
+		cur->v[k++] = cur->v[i];
+	}
+	cur->n = k;
+	for (i = 0; i < add->n; i++)
+		if (moat_lvec_push(cur, &add->v[i]))
+			return -ENOMEM;
+	return 0;
+}

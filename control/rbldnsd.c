@@ -21,6 +21,7 @@
 #include "log.h"
 #include "rbldnsd.h"
 
+/* moat_rbl_type_parse - dataset type by name */
 enum moat_rbl_type moat_rbl_type_parse(const char *s)
 {
 	if (!strcmp(s, "ip4set"))
@@ -352,6 +353,7 @@ struct moat_rbl_file {
 	struct timespec mtime;
 };
 
+/* moat_rbl_file_new - watch state with defaults applied */
 struct moat_rbl_file *moat_rbl_file_new(const struct moat_rbl_cfg *cfg)
 {
 	struct moat_rbl_file *f = calloc(1, sizeof(*f));
@@ -372,6 +374,7 @@ struct moat_rbl_file *moat_rbl_file_new(const struct moat_rbl_cfg *cfg)
 	return f;
 }
 
+/* moat_rbl_file_free - release */
 void moat_rbl_file_free(struct moat_rbl_file *f)
 {
 	if (!f)

@@ -143,24 +143,18 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 	for (size_t i = 0; i < n; i++) {
 		if (l[i].exclude)
 			continue;
-		if (l[i].pfx.family == MOAT_AF_INET) {
+		bool v4 = l[i].pfx.family == MOAT_AF_INET;
+		unsigned min = v4 ? cfg.min_v4_plen : cfg.min_v6_plen;
+		if (v4)
 			res->v4++;
-			if (l[i].pfx.plen < cfg.min_v4_plen && !res->quarantine) {
-				char p[80];
-				res->quarantine = true;
-				snprintf(res->reason, sizeof(res->reason),
-					 "lists the world: %s is shorter than /%u",
-					 moat_prefix_str(&l[i].pfx, p, sizeof(p)), cfg.min_v4_plen);
-			}
-		} else {
+		else
 			res->v6++;
-			if (l[i].pfx.plen < cfg.min_v6_plen && !res->quarantine) {
-				char p[80];
-				res->quarantine = true;
-				snprintf(res->reason, sizeof(res->reason),
-					 "lists the world: %s is shorter than /%u",
-					 moat_prefix_str(&l[i].pfx, p, sizeof(p)), cfg.min_v6_plen);
-			}
+		if (l[i].pfx.plen < min && !res->quarantine) {
+			char p[80];
+			res->quarantine = true;
+			snprintf(res->reason, sizeof(res->reason),
+				 "lists the world: %s is shorter than /%u",
+				 moat_prefix_str(&l[i].pfx, p, sizeof(p)), min);
 		}
 	}
 	if (share(l, n, MOAT_AF_INET, 32, &res->v4_share) ||
@@ -168,19 +162,16 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 		return -ENOMEM;
 	if (res->quarantine)
 		return 0;
-	if (res->v4_share > cfg.max_v4_share) {
-		res->quarantine = true;
-		snprintf(res->reason, sizeof(res->reason),
-			 "lists the world: %.3g%% of the IPv4 space (limit %.3g%%)",
-			 res->v4_share * 100, cfg.max_v4_share * 100);
-		return 0;
-	}
-	if (res->v6_share > cfg.max_v6_share) {
-		res->quarantine = true;
-		snprintf(res->reason, sizeof(res->reason),
-			 "lists the world: %.3g%% of the IPv6 space (limit %.3g%%)",
-			 res->v6_share * 100, cfg.max_v6_share * 100);
-		return 0;
+	for (int v6 = 0; v6 < 2; v6++) {
+		double share = v6 ? res->v6_share : res->v4_share;
+		double max = v6 ? cfg.max_v6_share : cfg.max_v4_share;
+		if (share > max) {
+			res->quarantine = true;
+			snprintf(res->reason, sizeof(res->reason),
+				 "lists the world: %.3g%% of the IPv%d space (limit %.3g%%)",
+				 share * 100, v6 ? 6 : 4, max * 100);
+			return 0;
+		}
 	}
 	if (cfg.skip_testpoints)
 		return 0;

@@ -147,6 +147,7 @@ fail:
 	return NULL;
 }
 
+/* moat_xfr_zone_name - the apex, presentation form */
 const char *moat_xfr_zone_name(const struct moat_xfr_zone *z)
 {
 	return z->name;
@@ -196,22 +197,26 @@ int64_t moat_xfr_next_ms(const struct moat_xfr_zone *z, int64_t now_ms)
 	return z->last_attempt_ms + (int64_t)z->retry * 1000;
 }
 
+/* moat_xfr_notify - refresh at the next moat_xfr_next_ms() */
 void moat_xfr_notify(struct moat_xfr_zone *z, int64_t now_ms)
 {
 	(void)now_ms;
 	z->notify_pending = true;
 }
 
+/* moat_xfr_fd - the running transfer's socket or -1 */
 int moat_xfr_fd(const struct moat_xfr_zone *z)
 {
 	return z->fd;
 }
 
+/* moat_xfr_conn_gen - sockets opened so far (a change means re-register) */
 uint32_t moat_xfr_conn_gen(const struct moat_xfr_zone *z)
 {
 	return z->conn_gen;
 }
 
+/* moat_xfr_events - what the state machine waits for */
 uint32_t moat_xfr_events(const struct moat_xfr_zone *z)
 {
 	switch (z->cs) {
@@ -225,6 +230,7 @@ uint32_t moat_xfr_events(const struct moat_xfr_zone *z)
 	}
 }
 
+/* moat_xfr_deadline_ms - when the running transfer times out */
 int64_t moat_xfr_deadline_ms(const struct moat_xfr_zone *z)
 {
 	return z->cs == C_IDLE ? INT64_MAX : z->deadline_ms;
@@ -234,6 +240,7 @@ int64_t moat_xfr_deadline_ms(const struct moat_xfr_zone *z)
 static int build_query(struct moat_xfr_zone *z)
 {
 	knot_pkt_t *pkt = knot_pkt_new(NULL, 1024, NULL);
+	knot_rrset_t *soa = NULL;
 	int ret = -ENOMEM;
 
 	if (!pkt)
@@ -248,18 +255,13 @@ static int build_query(struct moat_xfr_zone *z)
 	if (z->ixfr) {
 		/* authority: our SOA (only the serial matters, RFC 1995 §3) */
 		uint8_t rd[22] = { 0 };
-		knot_rrset_t *soa = knot_rrset_new(z->apex, KNOT_RRTYPE_SOA, KNOT_CLASS_IN,
-						   0, NULL);
+		soa = knot_rrset_new(z->apex, KNOT_RRTYPE_SOA, KNOT_CLASS_IN, 0, NULL);
 		if (!soa)
 			goto out;
 		knot_wire_write_u32(rd + 2, z->serial);
 		if (knot_rrset_add_rdata(soa, rd, sizeof(rd), NULL) ||
-		    knot_pkt_begin(pkt, KNOT_AUTHORITY) ||
-		    knot_pkt_put(pkt, 0, soa, KNOT_PF_FREE)) {
-			knot_rrset_free(soa, NULL);
+		    knot_pkt_begin(pkt, KNOT_AUTHORITY) || knot_pkt_put(pkt, 0, soa, 0))
 			goto out;
-		}
-		/* KNOT_PF_FREE: the packet frees soa */
 	}
 	if (z->has_key) {
 		z->digestlen = sizeof(z->digest);
@@ -278,6 +280,7 @@ static int build_query(struct moat_xfr_zone *z)
 	ret = 0;
 out:
 	knot_pkt_free(pkt);
+	knot_rrset_free(soa, NULL); /* put() copied it to the wire */
 	return ret;
 }
 
@@ -448,6 +451,29 @@ static int zone_rr(struct moat_zone *zn, enum moat_zone_op op, const knot_rrset_
 	return 0;
 }
 
+/* new_zone - an empty zone for an AXFR, with this zone's settings */
+static struct moat_zone *new_zone(const struct moat_xfr_zone *z)
+{
+	struct moat_zone *zn = moat_zone_new(z->name, z->cfg.source);
+
+	if (zn)
+		moat_zone_keep_txt(zn, z->cfg.keep_txt);
+	return zn;
+}
+
+/* rec_err - set last_error for record(); returns 1 (fail) */
+static int rec_err(struct moat_xfr_zone *z, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int rec_err(struct moat_xfr_zone *z, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(z->last_error, sizeof(z->last_error), fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
 /* record - advance the record-level parse state with one RR; 0, or 1 to
  * fail with z->last_error set */
 static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
@@ -455,23 +481,16 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 	uint32_t s;
 	int r = 0;
 	bool soa = is_apex_soa(z, rr, &s);
-	char msg[80] = "";
+	const char *what = "add";
 
-	if (++z->nrec > z->cfg.max_records) {
-		snprintf(z->last_error, sizeof(z->last_error), "more than %llu records",
-			 (unsigned long long)z->cfg.max_records);
-		return 1;
-	}
-	if (rr->type == KNOT_RRTYPE_SOA && !soa) {
-		snprintf(z->last_error, sizeof(z->last_error), "SOA record not at the apex");
-		return 1;
-	}
+	if (++z->nrec > z->cfg.max_records)
+		return rec_err(z, "more than %llu records", (unsigned long long)z->cfg.max_records);
+	if (rr->type == KNOT_RRTYPE_SOA && !soa)
+		return rec_err(z, "SOA record not at the apex");
 	switch (z->ps) {
 	case P_FIRST:
-		if (!soa) {
-			snprintf(z->last_error, sizeof(z->last_error), "answer does not start with the SOA");
-			return 1;
-		}
+		if (!soa)
+			return rec_err(z, "answer does not start with the SOA");
 		z->final_serial = s;
 		z->new_refresh = knot_soa_refresh(rr->rrs.rdata);
 		z->new_retry = knot_soa_retry(rr->rrs.rdata);
@@ -480,57 +499,44 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 		return 0;
 	case P_SECOND:
 		if (soa && s == z->final_serial) {
-			z->newzone = moat_zone_new(z->name, z->cfg.source);
+			/* AXFR of a zone that is only its SOA */
+			z->newzone = new_zone(z);
 			z->ps = P_END;
-			return z->newzone ? 0 : (snprintf(z->last_error, sizeof(z->last_error), "out of memory"), 1);
+			return z->newzone ? 0 : rec_err(z, "out of memory");
 		}
 		if (soa) {
-			if (!z->ixfr || s != z->serial) {
-				snprintf(z->last_error, sizeof(z->last_error),
-					 "IXFR starts at serial %u, we have %u", s, z->serial);
-				return 1;
-			}
-			if (moat_zone_begin(z->zone)) {
-				snprintf(z->last_error, sizeof(z->last_error), "zone busy");
-				return 1;
-			}
+			if (!z->ixfr || s != z->serial)
+				return rec_err(z, "IXFR starts at serial %u, we have %u", s, z->serial);
+			if (moat_zone_begin(z->zone))
+				return rec_err(z, "zone busy");
 			z->batch = true;
 			z->ps = P_IXFR_DEL;
 			return 0;
 		}
-		z->newzone = moat_zone_new(z->name, z->cfg.source);
-		if (!z->newzone) {
-			snprintf(z->last_error, sizeof(z->last_error), "out of memory");
-			return 1;
-		}
+		z->newzone = new_zone(z);
+		if (!z->newzone)
+			return rec_err(z, "out of memory");
 		z->ps = P_AXFR;
-		/* fall through: this record is the first of the zone */
+		/* this record is the first of a full zone */
 		/* FALLTHROUGH */
 	case P_AXFR:
 		if (soa) {
-			if (s != z->final_serial) {
-				snprintf(z->last_error, sizeof(z->last_error),
-					 "AXFR closing SOA serial %u, opened with %u", s,
-					 z->final_serial);
-				return 1;
-			}
+			if (s != z->final_serial)
+				return rec_err(z, "AXFR closing SOA serial %u, opened with %u", s,
+					       z->final_serial);
 			z->ps = P_END;
 			return 0;
 		}
 		r = zone_rr(z->newzone, MOAT_ZONE_ADD, rr);
-		snprintf(msg, sizeof(msg), "add");
 		break;
 	case P_IXFR_DEL:
 		if (soa) {
-			if (moat_serial_cmp(s, z->serial) <= 0 && z->cur_to != 0 && 0) {
-				return 1;
-			}
 			z->cur_to = s;
 			z->ps = P_IXFR_ADD;
 			return 0;
 		}
 		r = zone_rr(z->zone, MOAT_ZONE_DEL, rr);
-		snprintf(msg, sizeof(msg), "delete");
+		what = "delete";
 		break;
 	case P_IXFR_ADD:
 		if (soa) {
@@ -538,30 +544,24 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 				z->ps = P_END;
 				return 0;
 			}
-			if (s != z->cur_to) {
-				snprintf(z->last_error, sizeof(z->last_error),
-					 "IXFR serial chain broken: diff from %u after diff to %u",
-					 s, z->cur_to);
-				return 1;
-			}
+			if (s != z->cur_to)
+				return rec_err(z, "IXFR serial chain broken: diff from %u after diff to %u",
+					       s, z->cur_to);
 			z->ps = P_IXFR_DEL;
 			return 0;
 		}
 		r = zone_rr(z->zone, MOAT_ZONE_ADD, rr);
-		snprintf(msg, sizeof(msg), "add");
 		break;
 	case P_END:
-		snprintf(z->last_error, sizeof(z->last_error), "records after the closing SOA");
-		return 1;
+		return rec_err(z, "records after the closing SOA");
 	}
 	if (r) {
 		char own[KNOT_DNAME_TXT_MAXLEN + 1] = "?", esc[400];
 		knot_dname_to_str(own, rr->owner, sizeof(own));
-		snprintf(z->last_error, sizeof(z->last_error), "bad record (%s %s type %u): %s",
-			 msg, log_escape(esc, 100, own, strlen(own)), rr->type,
-			 r == -ENOENT ? "not in our copy" : r == -ENOMEM ? "out of memory"
-							   : "malformed");
-		return 1;
+		return rec_err(z, "bad record (%s %s type %u): %s", what,
+			       log_escape(esc, 100, own, strlen(own)), rr->type,
+			       r == -ENOENT ? "not in our copy"
+			       : r == -ENOMEM ? "out of memory" : "malformed");
 	}
 	return 0;
 }
@@ -653,7 +653,8 @@ static enum moat_xfr_status message(struct moat_xfr_zone *z, size_t len)
 	return st;
 }
 
-/* moat_xfr_io - drive the connection */
+/* moat_xfr_io - drive the connection; events is a hint only: every step
+ * tries its syscall and treats EAGAIN as "wait" */
 enum moat_xfr_status moat_xfr_io(struct moat_xfr_zone *z, uint32_t events,
 				 int64_t now_ms)
 {
@@ -784,6 +785,15 @@ void moat_xfr_get_state(const struct moat_xfr_zone *z, int64_t now_ms,
 	snprintf(st->last_error, sizeof(st->last_error), "%s", z->last_error);
 }
 
+/* moat_xfr_lookup - one address against the current data */
+int moat_xfr_lookup(const struct moat_xfr_zone *z, const struct moat_prefix *addr,
+		    struct moat_zone_answer *ans)
+{
+	if (!z->zone)
+		return -ENOENT;
+	return moat_zone_lookup(z->zone, addr, ans);
+}
+
 /* mono_ms - CLOCK_MONOTONIC in ms */
 static int64_t mono_ms(void)
 {
@@ -853,7 +863,6 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 	enum moat_notify_res res = MOAT_NOTIFY_DROP;
 	uint8_t rcode = KNOT_RCODE_NOERROR;
 	struct moat_xfr_zone *z = NULL;
-	uint16_t tsig_err = 0;
 	bool sign = false;
 
 	*replylen = 0;
@@ -890,14 +899,13 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 				rcode = KNOT_RCODE_REFUSED;
 			} else {
 				int r = knot_tsig_server_check(q->tsig_rr, q->wire, q->size, &z->key);
-				if (r == KNOT_EOK) {
+				/* a bad TSIG gets NOTAUTH, unsigned (RFC 8945
+				 * §5.2 would add a TSIG error RR; the primary
+				 * only needs to know it was not accepted) */
+				if (r == KNOT_EOK)
 					sign = true;
-				} else {
+				else
 					rcode = KNOT_RCODE_NOTAUTH;
-					tsig_err = r == KNOT_TSIG_EBADTIME ? KNOT_RCODE_BADTIME
-						 : r == KNOT_TSIG_EBADKEY ? KNOT_RCODE_BADKEY
-									  : KNOT_RCODE_BADSIG;
-				}
 			}
 		}
 	}
@@ -917,7 +925,6 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 				   0, 0) != KNOT_EOK)
 			goto out;
 	}
-	(void)tsig_err;
 	if (resp->size > replycap)
 		goto out;
 	memcpy(reply, resp->wire, resp->size);

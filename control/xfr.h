@@ -53,6 +53,7 @@ struct moat_xfr_cfg {
 	const char *tsig;      /* "hmac-sha256:name:base64secret" or NULL */
 	uint16_t source;       /* listing .source */
 	bool no_ixfr;          /* always AXFR (default: IXFR when we have data) */
+	bool keep_txt;         /* keep TXT texts for moat_xfr_lookup (memory) */
 	uint32_t timeout_ms;   /* idle limit per connect/read, default 30000 */
 	uint32_t refresh_min, refresh_max; /* clamp SOA refresh, default 30 / 86400 s */
 	uint32_t retry_min, retry_max;     /* clamp SOA retry, default 10 / 3600 s */
@@ -136,6 +137,13 @@ int moat_xfr_listings(struct moat_xfr_zone *z, struct moat_lvec *out);
 
 void moat_xfr_get_state(const struct moat_xfr_zone *z, int64_t now_ms,
 			struct moat_xfr_state *st);
+
+struct moat_zone_answer;
+/* moat_xfr_lookup - what the zone answers for one address (codes, TXT when
+ * keep_txt): moat_zone_lookup on the current data.  -ENOENT before the
+ * first success, -EINVAL for a non-address prefix. */
+int moat_xfr_lookup(const struct moat_xfr_zone *z, const struct moat_prefix *addr,
+		    struct moat_zone_answer *ans);
 
 /* moat_xfr_run_blocking - start and drive one transfer with poll() until
  * it ends (tools and tests).  Returns DONE or FAILED. */

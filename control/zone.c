@@ -27,6 +27,7 @@ struct znode {
 	uint32_t nkids; /* children that exist */
 	uint32_t a;     /* first A record (index into ar), 0 = none */
 	uint32_t star;  /* the "*" child, 0 = none */
+	struct txtrec *txt; /* kept TXT records (moat_zone_keep_txt) */
 	uint32_t v4;    /* IPv4 octets of the path so far (when NF_V4) */
 	uint16_t label; /* label code (owner.h) */
 	uint8_t depth;
@@ -46,9 +47,24 @@ struct arec {
 	uint32_t code, ttl, next;
 };
 
+struct txtrec {
+	struct txtrec *next;
+	uint16_t len;
+	uint8_t data[]; /* TXT rdata: <len><text>... */
+};
+
+/* what a record is to the zone */
+enum kind {
+	K_A,     /* A at an address name: a listing */
+	K_TXT,   /* TXT at an address name, kept for reasons */
+	K_OTHER, /* anything else: only makes its node exist */
+};
+
 struct undo {
 	uint32_t node, code, ttl;
-	uint8_t op, is_a;
+	uint8_t op, kind, undecodable_a;
+	uint16_t rdlen;
+	uint8_t *rd; /* K_TXT: a copy of the rdata */
 };
 
 struct moat_zone {
@@ -64,7 +80,7 @@ struct moat_zone {
 	size_t nar, capar;
 	uint32_t arfree;
 	struct moat_zone_stats st;
-	bool batch;
+	bool batch, keep_txt;
 	struct undo *ul;
 	size_t nul, capul;
 	uint32_t *aff;
@@ -195,6 +211,13 @@ void moat_zone_free(struct moat_zone *z)
 {
 	if (!z)
 		return;
+	for (size_t i = 0; z->nodes && i < z->nnodes; i++)
+		for (struct txtrec *t = z->nodes[i].txt, *nx; t; t = nx) {
+			nx = t->next;
+			free(t);
+		}
+	for (size_t i = 0; i < z->nul; i++)
+		free(z->ul[i].rd);
 	free(z->nodes);
 	free(z->ht);
 	free(z->ar);
@@ -204,11 +227,13 @@ void moat_zone_free(struct moat_zone *z)
 	free(z);
 }
 
+/* moat_zone_apex - the apex, wire form, lower case */
 const uint8_t *moat_zone_apex(const struct moat_zone *z)
 {
 	return z->apex;
 }
 
+/* moat_zone_get_stats - record counters */
 void moat_zone_get_stats(const struct moat_zone *z, struct moat_zone_stats *st)
 {
 	*st = z->st;
@@ -471,24 +496,58 @@ static bool is_addr_name(const uint16_t *codes, size_t n)
 	       (n == MOAT_OWNER_V6_DEPTH && !moat_owner_prefix(codes, n, MOAT_AF_INET6, &p));
 }
 
+/* txt_find - the kept TXT record at idx with this rdata */
+static struct txtrec **txt_find(struct moat_zone *z, uint32_t idx, const uint8_t *rd,
+				uint16_t len)
+{
+	for (struct txtrec **pp = &z->nodes[idx].txt; *pp; pp = &(*pp)->next)
+		if ((*pp)->len == len && !memcmp((*pp)->data, rd, len))
+			return pp;
+	return NULL;
+}
+
+/* kept - A and TXT records held at a node */
+static uint32_t kept(const struct moat_zone *z, uint32_t idx)
+{
+	uint32_t n = 0;
+
+	for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next)
+		n++;
+	for (const struct txtrec *t = z->nodes[idx].txt; t; t = t->next)
+		n++;
+	return n;
+}
+
 /* apply - the change itself, after validation; no undo logging.  A
  * records are kept (code, TTL) only at address names, where they are
- * listings; anywhere else a record of any type only makes its node exist
- * (names below a non-address label share one node, so they are counted). */
-static int apply(struct moat_zone *z, uint32_t idx, int op, bool is_a, uint32_t code,
-		 uint32_t ttl, bool addr, uint32_t *oldttl)
+ * listings, and TXT records there when keep_txt is set; anywhere else a
+ * record only makes its node exist (names below a non-address label share
+ * one node, so they are counted).  Returns 0, 1 (an add of a record
+ * already there: nothing changed) or -errno. */
+static int apply(struct moat_zone *z, uint32_t idx, int op, enum kind kind, uint32_t code,
+		 uint32_t ttl, const uint8_t *rd, uint16_t rdlen, bool is_a, uint32_t *oldttl)
 {
-	bool keep = is_a && addr;
 	int r;
 
 	if (op == MOAT_ZONE_ADD) {
-		if (keep) {
+		if (kind == K_A) {
 			r = a_add(z, idx, code, ttl);
 			if (r < 0)
 				return r;
 			if (r == 1)
 				return 1; /* same record again: TTL refreshed only */
 			z->st.a_records++;
+		} else if (kind == K_TXT) {
+			if (txt_find(z, idx, rd, rdlen))
+				return 1;
+			struct txtrec *t = malloc(sizeof(*t) + rdlen);
+			if (!t)
+				return -ENOMEM;
+			t->len = rdlen;
+			memcpy(t->data, rd, rdlen);
+			t->next = z->nodes[idx].txt;
+			z->nodes[idx].txt = t;
+			z->st.other_records++;
 		} else if (is_a) {
 			z->st.undecodable++;
 		} else {
@@ -497,15 +556,20 @@ static int apply(struct moat_zone *z, uint32_t idx, int op, bool is_a, uint32_t 
 		adjust(z, idx, +1);
 		return 0;
 	}
-	if (keep) {
+	if (kind == K_A) {
 		if (a_del(z, idx, code, oldttl))
 			return -ENOENT;
 		z->st.a_records--;
+	} else if (kind == K_TXT) {
+		struct txtrec **pp = txt_find(z, idx, rd, rdlen), *t;
+		if (!pp)
+			return -ENOENT;
+		t = *pp;
+		*pp = t->next;
+		free(t);
+		z->st.other_records--;
 	} else {
-		uint32_t na = 0;
-		for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next)
-			na++;
-		if (z->nodes[idx].nrr <= na)
+		if (z->nodes[idx].nrr <= kept(z, idx))
 			return -ENOENT;
 		if (is_a && z->st.undecodable)
 			z->st.undecodable--;
@@ -542,6 +606,8 @@ int moat_zone_rr(struct moat_zone *z, enum moat_zone_op op, const uint8_t *owner
 			return op == MOAT_ZONE_ADD ? -ENOMEM : -ENOENT;
 	}
 	bool addr = is_addr_name(codes, n);
+	enum kind kind = is_a && addr ? K_A
+			 : type == KNOT_RRTYPE_TXT && addr && z->keep_txt ? K_TXT : K_OTHER;
 	if (is_a && !addr) {
 		char buf[KNOT_DNAME_TXT_MAXLEN + 1];
 		if (log_get_level() >= LOG_LVL_DEBUG && knot_dname_to_str(buf, owner, sizeof(buf))) {
@@ -552,19 +618,25 @@ int moat_zone_rr(struct moat_zone *z, enum moat_zone_op op, const uint8_t *owner
 	}
 	if ((r = touch(z, idx)) != 0)
 		return r;
-	r = apply(z, idx, op, is_a, code, ttl, addr, &oldttl);
+	r = apply(z, idx, op, kind, code, ttl, rdata, rdlen, is_a, &oldttl);
 	if (r < 0)
 		return r;
 	if (z->batch && r == 0) {
-		if (grow((void **)&z->ul, &z->capul, z->nul, sizeof(*z->ul))) {
+		uint8_t *copy = NULL;
+		if (kind == K_TXT && (copy = malloc(rdlen ? rdlen : 1)) != NULL)
+			memcpy(copy, rdata, rdlen);
+		if ((kind == K_TXT && !copy) ||
+		    grow((void **)&z->ul, &z->capul, z->nul, sizeof(*z->ul))) {
 			/* undo this one change now: the log cannot hold it */
-			apply(z, idx, op == MOAT_ZONE_ADD ? MOAT_ZONE_DEL : MOAT_ZONE_ADD,
-			      is_a, code, oldttl, addr, &oldttl);
+			apply(z, idx, op == MOAT_ZONE_ADD ? MOAT_ZONE_DEL : MOAT_ZONE_ADD, kind,
+			      code, oldttl, rdata, rdlen, is_a, &oldttl);
+			free(copy);
 			return -ENOMEM;
 		}
-		z->ul[z->nul++] = (struct undo){ .node = idx, .code = code,
-						 .ttl = oldttl, .op = (uint8_t)op,
-						 .is_a = is_a };
+		z->ul[z->nul++] = (struct undo){ .node = idx, .code = code, .ttl = oldttl,
+						 .op = (uint8_t)op, .kind = (uint8_t)kind,
+						 .undecodable_a = is_a, .rd = copy,
+						 .rdlen = rdlen };
 	}
 	return 0;
 }
@@ -583,19 +655,13 @@ int moat_zone_begin(struct moat_zone *z)
 /* end_batch - clear marks and logs */
 static void end_batch(struct moat_zone *z)
 {
+	for (size_t i = 0; i < z->nul; i++)
+		free(z->ul[i].rd);
 	for (size_t i = 0; i < z->naff; i++)
 		z->nodes[z->aff[i]].mark = 0;
 	z->naff = z->nul = 0;
 	z->old.n = 0;
 	z->batch = false;
-}
-
-/* is_addr_node - recompute is_addr_name for an existing node */
-static bool is_addr_node(const struct moat_zone *z, uint32_t idx)
-{
-	uint16_t codes[MAX_PATH];
-	size_t d = node_path(z, idx, codes);
-	return is_addr_name(codes, d);
 }
 
 /* moat_zone_rollback - undo the batch in reverse order */
@@ -606,7 +672,7 @@ void moat_zone_rollback(struct moat_zone *z)
 	for (size_t i = z->nul; i > 0; i--) {
 		const struct undo *u = &z->ul[i - 1];
 		apply(z, u->node, u->op == MOAT_ZONE_ADD ? MOAT_ZONE_DEL : MOAT_ZONE_ADD,
-		      u->is_a, u->code, u->ttl, is_addr_node(z, u->node), &t);
+		      (enum kind)u->kind, u->code, u->ttl, u->rd, u->rdlen, u->undecodable_a, &t);
 	}
 	end_batch(z);
 }
@@ -643,4 +709,83 @@ nomem:
 	moat_lvec_free(&now);
 	moat_zone_rollback(z);
 	return -ENOMEM;
+}
+
+/* moat_zone_keep_txt - keep TXT records of address names from now on */
+int moat_zone_keep_txt(struct moat_zone *z, bool on)
+{
+	if (z->nnodes > 2)
+		return -EBUSY; /* records added already: they were not kept */
+	z->keep_txt = on;
+	return 0;
+}
+
+/* answer_from - fill an answer from the records at node idx */
+static void answer_from(const struct moat_zone *z, uint32_t idx, struct moat_zone_answer *ans)
+{
+	size_t n = 0;
+
+	for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next) {
+		if (ans->ncodes < MOAT_ZONE_MAX_CODES)
+			ans->codes[ans->ncodes++] = z->ar[a].code;
+		ans->ttl = z->ar[a].ttl;
+	}
+	ans->status = ans->ncodes ? MOAT_ZONE_LISTED : MOAT_ZONE_NODATA;
+	/* TXT character-strings, joined by a space */
+	for (const struct txtrec *t = z->nodes[idx].txt; t; t = t->next) {
+		for (size_t i = 0; i < t->len; i += 1 + (size_t)t->data[i]) {
+			size_t l = t->data[i];
+			if (i + 1 + l > t->len)
+				break;
+			if (n && n + 1 < sizeof(ans->txt))
+				ans->txt[n++] = ' ';
+			for (size_t j = 0; j < l && n + 1 < sizeof(ans->txt); j++)
+				ans->txt[n++] = (char)t->data[i + 1 + j];
+		}
+	}
+	ans->txt[n] = 0;
+}
+
+/* moat_zone_lookup - the DNS answer for an address, straight from the tree:
+ * exact name, else the wildcard at the closest encloser (RFC 4592) */
+int moat_zone_lookup(const struct moat_zone *z, const struct moat_prefix *addr,
+		     struct moat_zone_answer *ans)
+{
+	struct moat_zone *zz = (struct moat_zone *)z; /* child() without create */
+	uint16_t codes[MOAT_OWNER_V6_DEPTH];
+	size_t n;
+
+	memset(ans, 0, sizeof(*ans));
+	if (addr->family == MOAT_AF_INET && addr->plen == 32) {
+		n = MOAT_OWNER_V4_DEPTH;
+		for (size_t i = 0; i < n; i++)
+			codes[i] = addr->addr[i];
+	} else if (addr->family == MOAT_AF_INET6 && addr->plen == 128) {
+		n = MOAT_OWNER_V6_DEPTH;
+		for (size_t i = 0; i < n; i++) {
+			unsigned x = i % 2 ? addr->addr[i / 2] & 15 : addr->addr[i / 2] >> 4;
+			codes[i] = (uint16_t)(x < 10 ? x : MOAT_LBL_HEX + x);
+		}
+	} else {
+		return -EINVAL;
+	}
+	uint32_t ce = ROOT;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t c = child(zz, ce, codes[i], false);
+		if (!c || !exists(&z->nodes[c]))
+			break;
+		ce = c;
+		if (i == n - 1) {
+			answer_from(z, c, ans);
+			return 0;
+		}
+	}
+	uint32_t w = z->nodes[ce].star;
+	if (w && exists(&z->nodes[w])) {
+		answer_from(z, w, ans);
+		ans->wildcard = true;
+		return 0;
+	}
+	ans->status = MOAT_ZONE_NXDOMAIN;
+	return 0;
 }

@@ -33,6 +33,7 @@
 #ifndef MOAT_ZONE_H
 #define MOAT_ZONE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,5 +82,29 @@ int moat_zone_commit(struct moat_zone *z, struct moat_lvec *add,
 void moat_zone_rollback(struct moat_zone *z);
 
 void moat_zone_get_stats(const struct moat_zone *z, struct moat_zone_stats *st);
+
+/* moat_zone_keep_txt - keep the TXT records of address names (for
+ * reasons shown by moat_zone_lookup); call before adding records, else
+ * -EBUSY.  Costs memory: off by default. */
+int moat_zone_keep_txt(struct moat_zone *z, bool on);
+
+#define MOAT_ZONE_MAX_CODES 16
+
+enum moat_zone_status { MOAT_ZONE_NXDOMAIN = 0, MOAT_ZONE_NODATA = 1, MOAT_ZONE_LISTED = 2 };
+
+struct moat_zone_answer {
+	enum moat_zone_status status;
+	bool wildcard;                       /* synthesized from a wildcard */
+	size_t ncodes;
+	uint32_t codes[MOAT_ZONE_MAX_CODES]; /* the A records */
+	uint32_t ttl;
+	char txt[512];                       /* the TXT strings, when kept */
+};
+
+/* moat_zone_lookup - the answer DNS gives for addr (a full-length
+ * prefix), computed from the zone tree independently of the listings:
+ * for "why is this listed" and as a cross-check.  0 or -EINVAL. */
+int moat_zone_lookup(const struct moat_zone *z, const struct moat_prefix *addr,
+		     struct moat_zone_answer *ans);
 
 #endif /* MOAT_ZONE_H */

@@ -19,12 +19,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dnstcp.h"
 #include "live.h"
 #include "log.h"
 #include "lvec.h"
 #include "owner.h"
 #include "sanity.h"
 #include "xfr.h"
+#include "zone.h"
+
+#define MAX_TCP 8 /* NOTIFY connections at once */
 
 static void usage(FILE *f)
 {
@@ -37,12 +41,15 @@ static void usage(FILE *f)
 "  -n, --count N             exit after N transfer attempts (default 1)\n"
 "  -N, --notify ADDR@PORT    listen for NOTIFY on UDP and TCP\n"
 "  -A, --notify-allow ADDR   accept NOTIFY from ADDR too\n"
-"  -o, --out FILE            write the listings after each success to FILE\n"
-"                            (default stdout); one line: PREFIX CODE TTL [exclude]\n"
+"  -o, --out FILE            write the listings after each attempt to FILE\n"
+"                            (default stdout, after successes only); one line:\n"
+"                            PREFIX CODE TTL, or PREFIX - TTL exclude\n"
 "  -l, --lookup FILE         after the last transfer, print for each address\n"
 "                            in FILE (one a line) its verdict: ADDR CODES or ADDR -\n"
 "  -t, --timeout MS          idle timeout per transfer (default 30000)\n"
 "  -x, --axfr                never IXFR\n"
+"  -T, --txt                 keep TXT records; --lookup adds each address's\n"
+"                            answer as DNS gives it: CODES [wildcard] \"TXT\"\n"
 "  -r, --repeat-now          start the next attempt at once (not at SOA refresh)\n"
 "  -q, --quiet               no listings output (summary lines only)\n"
 "  -R, --resolver ADDR[@PORT] live mode: no transfer; look up each address of\n"
@@ -88,6 +95,18 @@ static int parse_addr(const char *s, struct sockaddr_storage *ss, uint16_t defpo
 	return 0;
 }
 
+/* add_addr - append one ADDR[@PORT] option value to an address list */
+static int add_addr(struct sockaddr_storage *list, size_t *n, const char *arg, const char *opt)
+{
+	if (*n == MOAT_XFR_MAX_PRIMARIES || parse_addr(arg, &list[*n], 53)) {
+		fprintf(stderr, "moat-zonecheck: bad %s %s\n", opt, arg);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* now_ms - CLOCK_MONOTONIC in ms */
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -113,7 +132,8 @@ static void print_listings(FILE *f, const struct moat_lvec *lv)
 }
 
 /* lookup_file - verdict of each address in path under listings lv */
-static int lookup_file(const char *path, const struct moat_lvec *lv)
+static int lookup_file(const char *path, const struct moat_lvec *lv,
+		       const struct moat_xfr_zone *z)
 {
 	FILE *f = fopen(path, "r");
 	char line[256];
@@ -149,6 +169,16 @@ static int lookup_file(const char *path, const struct moat_lvec *lv)
 				codes[nc++] = l->code;
 		}
 		printf("%s", line);
+		if (z) {
+			/* the zone tree's own answer, with its reason */
+			struct moat_zone_answer ans;
+			char esc[600];
+			if (moat_xfr_lookup(z, &a, &ans) == 0)
+				printf(" [%s%s \"%s\"]", ans.status == MOAT_ZONE_LISTED ? "listed"
+						      : ans.status == MOAT_ZONE_NODATA ? "nodata" : "nxdomain",
+				       ans.wildcard ? " wildcard" : "",
+				       log_escape(esc, sizeof(esc), ans.txt, strlen(ans.txt)));
+		}
 		if (best < 0 || excl || nc == 0) {
 			printf(" -\n");
 			continue;
@@ -169,17 +199,43 @@ static int lookup_file(const char *path, const struct moat_lvec *lv)
 	return 0;
 }
 
-/* notify_tcp - read one length-prefixed NOTIFY from an accepted socket
- * (blocking with a short timeout: a test tool) and answer it */
+/* dump - the zone's current listings, sorted, to path (NULL: stdout) */
+static void dump(struct moat_xfr_zone *z, const char *path)
+{
+	struct moat_lvec all = { 0 };
+	char tmp[4096];
+	FILE *f = stdout;
+
+	if (path) {
+		/* write a temporary file and rename it: readers see old or new */
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		f = fopen(tmp, "w");
+		if (!f)
+			return;
+	}
+	moat_xfr_listings(z, &all);
+	moat_lvec_sort(&all);
+	print_listings(f, &all);
+	if (path) {
+		fclose(f);
+		rename(tmp, path);
+	} else {
+		fflush(f);
+	}
+	moat_lvec_free(&all);
+}
+
+/* notify_msg - check one NOTIFY (UDP or TCP), build the reply, and
+ * schedule the refresh when it is accepted */
 static int notify_msg(struct moat_xfr_zone *z, const uint8_t *m, size_t len,
-		      const struct sockaddr *from, uint8_t *rep, size_t *rlen)
+		      const struct sockaddr *from, uint8_t *rep, size_t *rlen, const char *via)
 {
 	size_t idx;
 	struct moat_xfr_zone *zs[1] = { z };
 	enum moat_notify_res r = moat_notify_handle(zs, 1, m, len, from, rep, 65535, rlen, &idx);
 
-	fprintf(stderr, "notify %s\n", r == MOAT_NOTIFY_ACCEPT ? "accepted" :
-			r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped");
+	fprintf(stderr, "notify %s via %s\n", r == MOAT_NOTIFY_ACCEPT ? "accepted" :
+			r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped", via);
 	if (r == MOAT_NOTIFY_ACCEPT)
 		moat_xfr_notify(z, now_ms());
 	return r;
@@ -242,6 +298,19 @@ static void live_done(void *arg, const struct moat_prefix *a, const struct moat_
 	free(o);
 }
 
+/* live_wait - run the c-ares event loop until at most max lookups are left */
+static void live_wait(struct moat_live *lv, int ep, unsigned max)
+{
+	while (moat_live_pending(lv) > max) {
+		struct epoll_event evs[16];
+		int k = epoll_wait(ep, evs, 16, moat_live_timeout_ms(lv));
+		if (k == 0)
+			moat_live_process(lv, -1, 0);
+		for (int i = 0; i < k; i++)
+			moat_live_process(lv, evs[i].data.fd, evs[i].events);
+	}
+}
+
 /* run_live - live mode: every address of path in every zone via c-ares */
 static int run_live(const char *resolver, const char **zones, size_t nz,
 		    const char *path, uint32_t timeout_ms)
@@ -280,25 +349,10 @@ static int run_live(const char *resolver, const char **zones, size_t nz,
 		o->idx = n++;
 		snprintf(o->addr, sizeof(o->addr), "%.63s", line);
 		moat_live_lookup(lv, &a, live_done, o);
-		/* keep a bounded number in flight */
-		while (moat_live_pending(lv) >= 64) {
-			struct epoll_event evs[16];
-			int k = epoll_wait(c.ep, evs, 16, moat_live_timeout_ms(lv));
-			if (k == 0)
-				moat_live_process(lv, -1, 0);
-			for (int i = 0; i < k; i++)
-				moat_live_process(lv, evs[i].data.fd, evs[i].events);
-		}
+		live_wait(lv, c.ep, 63); /* keep a bounded number in flight */
 	}
 	fclose(f);
-	while (moat_live_pending(lv)) {
-		struct epoll_event evs[16];
-		int k = epoll_wait(c.ep, evs, 16, moat_live_timeout_ms(lv));
-		if (k == 0)
-			moat_live_process(lv, -1, 0);
-		for (int i = 0; i < k; i++)
-			moat_live_process(lv, evs[i].data.fd, evs[i].events);
-	}
+	live_wait(lv, c.ep, 0);
 	for (size_t i = 0; i < n; i++)
 		printf("%s\n", c.res[i]);
 	moat_live_free(lv);
@@ -313,7 +367,7 @@ int main(int argc, char **argv)
 		{ "server", 1, 0, 's' }, { "zone", 1, 0, 'z' }, { "tsig", 1, 0, 'k' },
 		{ "count", 1, 0, 'n' }, { "notify", 1, 0, 'N' }, { "notify-allow", 1, 0, 'A' },
 		{ "out", 1, 0, 'o' }, { "lookup", 1, 0, 'l' }, { "timeout", 1, 0, 't' },
-		{ "axfr", 0, 0, 'x' }, { "repeat-now", 0, 0, 'r' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
+		{ "axfr", 0, 0, 'x' }, { "txt", 0, 0, 'T' }, { "repeat-now", 0, 0, 'r' }, { "quiet", 0, 0, 'q' }, { "verbose", 0, 0, 'v' },
 		{ "resolver", 1, 0, 'R' }, { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
 	struct moat_xfr_cfg cfg = { .source = 1 };
 	const char *notify = NULL, *out = NULL, *lookup = NULL;
@@ -324,21 +378,15 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("moat-zonecheck", 0);
-	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xrR:qvhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:z:k:n:N:A:o:l:t:xTrR:qvhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (cfg.nprimary == MOAT_XFR_MAX_PRIMARIES ||
-			    parse_addr(optarg, &cfg.primary[cfg.nprimary++], 53)) {
-				fprintf(stderr, "moat-zonecheck: bad --server %s\n", optarg);
+			if (add_addr(cfg.primary, &cfg.nprimary, optarg, "--server"))
 				return 2;
-			}
 			break;
 		case 'A':
-			if (cfg.nnotify_allow == MOAT_XFR_MAX_PRIMARIES ||
-			    parse_addr(optarg, &cfg.notify_allow[cfg.nnotify_allow++], 53)) {
-				fprintf(stderr, "moat-zonecheck: bad --notify-allow %s\n", optarg);
+			if (add_addr(cfg.notify_allow, &cfg.nnotify_allow, optarg, "--notify-allow"))
 				return 2;
-			}
 			break;
 		case 'z':
 			cfg.zone = optarg;
@@ -353,6 +401,7 @@ int main(int argc, char **argv)
 		case 'l': lookup = optarg; break;
 		case 't': cfg.timeout_ms = (uint32_t)atol(optarg); break;
 		case 'x': cfg.no_ixfr = true; break;
+		case 'T': cfg.keep_txt = true; break;
 		case 'r': repeat = true; break;
 		case 'q': quiet = true; break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
@@ -412,6 +461,7 @@ int main(int argc, char **argv)
 	uint32_t cur_gen = 0;
 	bool refresh_now = true;
 	static uint8_t mbuf[65538], rep[65538];
+	struct moat_dnstcp *tcp[MAX_TCP] = { 0 };
 	while (attempts < count) {
 		int64_t now = now_ms();
 		if (moat_xfr_fd(z) < 0 && (refresh_now || moat_xfr_next_ms(z, now) <= now)) {
@@ -460,31 +510,42 @@ int main(int argc, char **argv)
 						     (struct sockaddr *)&from, &fl);
 				size_t rl;
 				if (m > 0 && notify_msg(z, mbuf, (size_t)m, (struct sockaddr *)&from,
-							rep, &rl) != MOAT_NOTIFY_DROP)
+							rep, &rl, "udp") != MOAT_NOTIFY_DROP)
 					sendto(nudp, rep, rl, 0, (struct sockaddr *)&from, fl);
 			} else if (evs[i].data.u32 == 3) {
-				struct sockaddr_storage from;
-				socklen_t fl = sizeof(from);
-				int cfd = accept(ntcp, (struct sockaddr *)&from, &fl);
-				struct timeval tv = { .tv_sec = 2 };
-				uint8_t lb[2];
+				/* a NOTIFY connection: read it from the event loop */
+				int cfd = accept4(ntcp, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				size_t k = 0;
 				if (cfd < 0)
 					continue;
-				setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-				/* a test tool: the NOTIFY is read with a 2 s timeout */
-				while (recv(cfd, lb, 2, MSG_WAITALL) == 2) {
-					size_t ml = (size_t)lb[0] << 8 | lb[1], rl;
-					if (recv(cfd, mbuf, ml, MSG_WAITALL) != (ssize_t)ml)
-						break;
-					if (notify_msg(z, mbuf, ml, (struct sockaddr *)&from, rep + 2,
-						       &rl) == MOAT_NOTIFY_DROP)
-						break;
-					rep[0] = (uint8_t)(rl >> 8);
-					rep[1] = (uint8_t)rl;
-					if (send(cfd, rep, rl + 2, MSG_NOSIGNAL) < 0)
-						break;
+				while (k < MAX_TCP && tcp[k])
+					k++;
+				if (k == MAX_TCP || !(tcp[k] = moat_dnstcp_new(cfd))) {
+					close(cfd);
+					continue;
 				}
-				close(cfd);
+				struct epoll_event cev = { .events = EPOLLIN, .data.u32 = 100 + (uint32_t)k };
+				epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &cev);
+			} else if (evs[i].data.u32 >= 100) {
+				struct moat_dnstcp *tc = tcp[evs[i].data.u32 - 100];
+				struct sockaddr_storage from;
+				socklen_t fl = sizeof(from);
+				const uint8_t *m;
+				size_t ml, rl;
+				int r;
+				getpeername(moat_dnstcp_fd(tc), (struct sockaddr *)&from, &fl);
+				while ((r = moat_dnstcp_read(tc, &m, &ml)) == 1) {
+					if (notify_msg(z, m, ml, (struct sockaddr *)&from, rep, &rl, "tcp") ==
+						    MOAT_NOTIFY_DROP ||
+					    moat_dnstcp_reply(tc, rep, rl) < 0) {
+						r = -1;
+						break;
+					}
+				}
+				if (r < 0) {
+					moat_dnstcp_free(tc); /* closing drops it from epoll */
+					tcp[evs[i].data.u32 - 100] = NULL;
+				}
 			} else {
 				xev = evs[i].events;
 			}
@@ -502,12 +563,18 @@ int main(int argc, char **argv)
 		if (st == MOAT_XFR_FAILED) {
 			struct moat_xfr_state s;
 			moat_xfr_get_state(z, now_ms(), &s);
+			/* what the library holds now (must be the previous data),
+			 * written before the line that tells the tests to look */
+			if (out && s.have_data)
+				dump(z, out);
 			fprintf(stderr, "failed: %s\n", s.last_error);
 			last_ok = 0;
 			continue;
 		}
 		struct moat_xfr_result res;
 		moat_xfr_take_result(z, &res);
+		if (!quiet && out)
+			dump(z, out);
 		fprintf(stderr, "result kind=%s serial=%u add=%zu del=%zu records=%llu\n",
 			res.kind == MOAT_XFR_FULL ? "full" : res.kind == MOAT_XFR_DELTA ? "ixfr"
 											: "uptodate",
@@ -530,16 +597,9 @@ int main(int argc, char **argv)
 		last_ok = 1;
 		if (!quiet) {
 			struct moat_lvec all = { 0 };
+			if (!out)
+				dump(z, NULL);
 			moat_xfr_listings(z, &all);
-			moat_lvec_sort(&all);
-			FILE *f = out ? fopen(out, "w") : stdout;
-			if (f) {
-				print_listings(f, &all);
-				if (out)
-					fclose(f);
-				else
-					fflush(f);
-			}
 			struct moat_sanity_cfg sc = { 0 };
 			struct moat_sanity_result sr;
 			moat_sanity_check(&sc, all.v, all.n, &sr);
@@ -551,9 +611,11 @@ int main(int argc, char **argv)
 	if (lookup) {
 		struct moat_lvec all = { 0 };
 		moat_xfr_listings(z, &all);
-		lookup_file(lookup, &all);
+		lookup_file(lookup, &all, cfg.keep_txt ? z : NULL);
 		moat_lvec_free(&all);
 	}
+	for (size_t k = 0; k < MAX_TCP; k++)
+		moat_dnstcp_free(tcp[k]);
 	moat_xfr_zone_free(z);
 	close(ep);
 	close(sfd);

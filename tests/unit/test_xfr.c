@@ -197,8 +197,13 @@ static void srv_msg(struct srv *s, const char *const *rrs, int first, enum sign 
 	if (sg != S_NONE)
 		knot_pkt_reserve(r, (uint16_t)knot_tsig_wire_size(&s->key));
 	knot_pkt_begin(r, KNOT_ANSWER);
-	for (size_t i = 0; rrs && rrs[i]; i++)
-		assert_int_equal(knot_pkt_put(r, 0, make_rr(rrs[i]), KNOT_PF_FREE), KNOT_EOK);
+	knot_rrset_t *made[16];
+	size_t nm = 0;
+	for (size_t i = 0; rrs && rrs[i] && nm < 16; i++) {
+		made[nm] = make_rr(rrs[i]);
+		assert_int_equal(knot_pkt_put(r, 0, made[nm], 0), KNOT_EOK);
+		nm++;
+	}
 	if (sg != S_NONE) {
 		const knot_tsig_key_t *k = sg == S_GOOD ? &s->key : &s->bad;
 		size_t dl = sizeof(s->digest);
@@ -216,6 +221,8 @@ static void srv_msg(struct srv *s, const char *const *rrs, int first, enum sign 
 	assert_int_equal(send(s->cfd, lb, 2, 0), 2);
 	assert_int_equal(send(s->cfd, r->wire, r->size, 0), (ssize_t)r->size);
 	knot_pkt_free(r);
+	for (size_t i = 0; i < nm; i++)
+		knot_rrset_free(made[i], NULL);
 }
 
 /* run - drive the client until it finishes */
@@ -256,6 +263,15 @@ static void axfr(struct srv *s, struct moat_xfr_zone *z, enum sign sg)
 	moat_lvec_free(&res.del);
 }
 
+/* loaded - a server and a zone that has done one AXFR of the base zone */
+static struct moat_xfr_zone *loaded(struct srv *s, const char *key)
+{
+	srv_init(s);
+	struct moat_xfr_zone *z = zone_for(s, key);
+	axfr(s, z, key ? S_GOOD : S_NONE);
+	return z;
+}
+
 static void expect_fail(struct moat_xfr_zone *z, const char *what)
 {
 	struct moat_xfr_state st;
@@ -266,28 +282,18 @@ static void expect_fail(struct moat_xfr_zone *z, const char *what)
 		fail_msg("want FAILED with '%s', got status %d error '%s'", what, r, st.last_error);
 }
 
-static void test_axfr_plain(void **state)
+static void test_axfr_plain_and_signed(void **state)
 {
-	struct srv s;
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	axfr(&s, z, S_NONE);
-	assert_false(s.signed_q);
-	moat_xfr_zone_free(z);
-	srv_close(&s);
-}
-
-static void test_axfr_tsig(void **state)
-{
-	struct srv s;
-	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
-	axfr(&s, z, S_GOOD);
-	assert_true(s.signed_q);
-	moat_xfr_zone_free(z);
-	srv_close(&s);
+	for (int keyed = 0; keyed < 2; keyed++) {
+		struct srv s;
+		srv_init(&s);
+		struct moat_xfr_zone *z = zone_for(&s, keyed ? KEYSTR : NULL);
+		axfr(&s, z, keyed ? S_GOOD : S_NONE);
+		assert_int_equal(s.signed_q, keyed);
+		moat_xfr_zone_free(z);
+		srv_close(&s);
+	}
 }
 
 /* tsig_fault - first message as sg1, second as sg2: must fail with what */
@@ -323,9 +329,7 @@ static void test_ixfr(void **state)
 	struct moat_xfr_result res;
 	struct moat_lvec lv = { 0 };
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
-	axfr(&s, z, S_GOOD);
+	struct moat_xfr_zone *z = loaded(&s, KEYSTR);
 
 	/* two diffs: 5 -> 6 (-10.2.0.192 +11.2.0.192), 6 -> 7 (+TXT-only 7.113.0.203) */
 	static const char *const m1[] = { "@ SOA 7", "@ SOA 5", "10.2.0.192 A 127.0.0.2",
@@ -384,9 +388,7 @@ static void test_ixfr_bad_delete_rolls_back(void **state)
 	struct srv s;
 	struct moat_lvec a = { 0 }, b = { 0 };
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	axfr(&s, z, S_NONE);
+	struct moat_xfr_zone *z = loaded(&s, NULL);
 	moat_xfr_listings(z, &a);
 	/* adds one record, then deletes one we never had */
 	static const char *const m[] = { "@ SOA 7", "@ SOA 5", "2.0.0.127 A 127.0.0.2", "@ SOA 6",
@@ -413,9 +415,7 @@ static void test_ixfr_refused_falls_back(void **state)
 	struct srv s;
 	struct moat_xfr_result res;
 	(void)state;
-	srv_init(&s);
-	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	axfr(&s, z, S_NONE);
+	struct moat_xfr_zone *z = loaded(&s, NULL);
 	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
 	srv_query(&s, z);
 	assert_int_equal(s.qtype, KNOT_RRTYPE_IXFR);
@@ -431,6 +431,65 @@ static void test_ixfr_refused_falls_back(void **state)
 	assert_int_equal(moat_xfr_take_result(z, &res), 0);
 	assert_int_equal(res.kind, MOAT_XFR_FULL);
 	moat_lvec_free(&res.add);
+	moat_xfr_zone_free(z);
+	srv_close(&s);
+}
+
+static void test_ixfr_answered_with_full_zone(void **state)
+{
+	struct srv s;
+	struct moat_xfr_result res;
+	(void)state;
+	struct moat_xfr_zone *z = loaded(&s, NULL);
+	static const char *const full[] = { "@ SOA 8", "2.0.0.127 A 127.0.0.2", "1.1.1.1 A 127.0.0.3",
+					     "@ SOA 8", NULL };
+	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	srv_query(&s, z);
+	assert_int_equal(s.qtype, KNOT_RRTYPE_IXFR);
+	srv_msg(&s, full, 1, S_NONE, 0, 0);
+	assert_int_equal(run(z), MOAT_XFR_DONE);
+	assert_int_equal(moat_xfr_take_result(z, &res), 0);
+	assert_int_equal(res.kind, MOAT_XFR_FULL); /* replaces everything */
+	assert_int_equal(res.serial, 8);
+	assert_int_equal(res.add.n, 2);
+	moat_lvec_free(&res.add);
+	moat_xfr_zone_free(z);
+	srv_close(&s);
+}
+
+static void test_primary_rotation(void **state)
+{
+	struct srv s;
+	struct moat_xfr_cfg cfg = { .zone = ZONE, .nprimary = 2, .timeout_ms = 2000, .source = 4 };
+	struct sockaddr_in *a0 = (struct sockaddr_in *)&cfg.primary[0];
+	struct sockaddr_in *a1 = (struct sockaddr_in *)&cfg.primary[1];
+	char err[100];
+	(void)state;
+	srv_init(&s);
+	/* the first primary: a port nobody listens on (bound, not listening) */
+	int dead = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in d = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t dl = sizeof(d);
+	bind(dead, (struct sockaddr *)&d, sizeof(d));
+	getsockname(dead, (struct sockaddr *)&d, &dl);
+	*a0 = d;
+	a1->sin_family = AF_INET;
+	a1->sin_port = htons(s.port);
+	a1->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct moat_xfr_zone *z = moat_xfr_zone_new(&cfg, err, sizeof(err));
+	assert_non_null(z);
+	int r = moat_xfr_start(z, now_ms());
+	if (r == 0) {
+		struct pollfd p = { .fd = moat_xfr_fd(z), .events = POLLOUT };
+		poll(&p, 1, 1000);
+		assert_int_equal(moat_xfr_io(z, EPOLLOUT, now_ms()), MOAT_XFR_FAILED);
+	}
+	struct moat_xfr_state st;
+	moat_xfr_get_state(z, now_ms(), &st);
+	assert_non_null(strstr(st.last_error, "refused"));
+	/* the next attempt goes to the second primary */
+	axfr(&s, z, S_NONE);
+	close(dead);
 	moat_xfr_zone_free(z);
 	srv_close(&s);
 }
@@ -636,12 +695,13 @@ static void test_config_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_axfr_plain),
-		cmocka_unit_test(test_axfr_tsig),
+		cmocka_unit_test(test_axfr_plain_and_signed),
 		cmocka_unit_test(test_tsig_faults),
 		cmocka_unit_test(test_ixfr),
 		cmocka_unit_test(test_ixfr_bad_delete_rolls_back),
 		cmocka_unit_test(test_ixfr_refused_falls_back),
+		cmocka_unit_test(test_ixfr_answered_with_full_zone),
+		cmocka_unit_test(test_primary_rotation),
 		cmocka_unit_test(test_malformed_answers),
 		cmocka_unit_test(test_timeout_and_timers),
 		cmocka_unit_test(test_notify),

@@ -302,8 +302,24 @@ static unsigned l_answer(const struct moat_lvec *lv, const struct moat_prefix *a
 	return excl ? 0 : mask;
 }
 
-/* check_model - every address over the labels 1..4 answers as the model */
-static void check_model(const struct model *m, const struct moat_lvec *lv, int round)
+/* z_answer - the codes moat_zone_lookup gives (bitmask of last octet) */
+static unsigned z_answer(const struct moat_zone *z, const struct moat_prefix *a)
+{
+	struct moat_zone_answer ans;
+	unsigned mask = 0;
+
+	assert_int_equal(moat_zone_lookup(z, a, &ans), 0);
+	for (size_t i = 0; i < ans.ncodes; i++)
+		mask |= 1u << (ans.codes[i] & 0xff);
+	if ((ans.status == MOAT_ZONE_LISTED) != (mask != 0))
+		fail_msg("lookup status %d with codes %#x", ans.status, mask);
+	return mask;
+}
+
+/* check_model - every address over the labels 1..4 answers as the model,
+ * both from the listings and from moat_zone_lookup */
+static void check_model(const struct model *m, const struct moat_zone *z,
+			const struct moat_lvec *lv, int round)
 {
 	char q[33][4];
 	/* IPv4: all of {1,2,3,4}^4 */
@@ -315,7 +331,7 @@ static void check_model(const struct model *m, const struct moat_lvec *lv, int r
 			a.addr[i] = (uint8_t)o;
 		}
 		unsigned want = m_answer(m, q, 4), got = l_answer(lv, &a);
-		if (want != got) {
+		if (want != got || want != z_answer(z, &a)) {
 			char p[80];
 			fail_msg("round %d: %s: model %#x listings %#x", round,
 				 moat_prefix_str(&a, p, sizeof(p)), want, got);
@@ -330,12 +346,28 @@ static void check_model(const struct model *m, const struct moat_lvec *lv, int r
 			a.addr[i / 2] |= (uint8_t)(i % 2 ? x : x << 4);
 		}
 		unsigned want = m_answer(m, q, 32), got = l_answer(lv, &a);
-		if (want != got) {
+		if (want != got || want != z_answer(z, &a)) {
 			char p[80];
 			fail_msg("round %d: %s: model %#x listings %#x", round,
 				 moat_prefix_str(&a, p, sizeof(p)), want, got);
 		}
 	}
+}
+
+/* model_add_random - add a random record not already in the model to
+ * both the model and the zone (nothing when it draws a duplicate) */
+static void model_add_random(struct model *m, struct moat_zone *z)
+{
+	struct rec r;
+	char line[100];
+
+	rand_rec(&r);
+	for (int i = 0; i < m->n; i++)
+		if (same_rec(&r, &m->r[i]))
+			return;
+	m->r[m->n++] = r;
+	rec_line(&r, line, sizeof(line));
+	assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
 }
 
 static void test_model_random_zones(void **state)
@@ -346,51 +378,13 @@ static void test_model_random_zones(void **state)
 		struct moat_zone *z = moat_zone_new(APEX, 1);
 		struct moat_lvec lv = { 0 };
 		int nrec = 1 + (int)rnd(14);
-		while (m.n < nrec) {
-			struct rec r;
-			char line[100];
-			int dup = 0;
-			rand_rec(&r);
-			for (int i = 0; i < m.n; i++)
-				dup |= same_rec(&r, &m.r[i]);
-			if (dup)
-				continue;
-			m.r[m.n++] = r;
-			rec_line(&r, line, sizeof(line));
-			assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
-		}
+		while (m.n < nrec)
+			model_add_random(&m, z);
 		assert_int_equal(moat_zone_listings(z, &lv), 0);
-		check_model(&m, &lv, round);
+		check_model(&m, z, &lv, round);
 		moat_lvec_free(&lv);
 		moat_zone_free(z);
 	}
-}
-
-/* apply - keep a listing multiset up to date with a commit's delta */
-static void apply_delta(struct moat_lvec *cur, struct moat_lvec *add, struct moat_lvec *del)
-{
-	for (size_t i = 0; i < del->n; i++) {
-		size_t j = 0;
-		while (j < cur->n && moat_listing_cmp(&cur->v[j], &del->v[i]))
-			j++;
-		if (j == cur->n)
-			fail_msg("delta deletes a listing we do not have");
-		cur->v[j] = cur->v[--cur->n];
-	}
-	for (size_t i = 0; i < add->n; i++)
-		moat_lvec_push(cur, &add->v[i]);
-}
-
-static int lvec_equal(struct moat_lvec *a, struct moat_lvec *b)
-{
-	moat_lvec_sort(a);
-	moat_lvec_sort(b);
-	if (a->n != b->n)
-		return 0;
-	for (size_t i = 0; i < a->n; i++)
-		if (moat_listing_cmp(&a->v[i], &b->v[i]))
-			return 0;
-	return 1;
 }
 
 static void test_incremental_batches(void **state)
@@ -400,6 +394,8 @@ static void test_incremental_batches(void **state)
 		struct model m = { .n = 0 };
 		struct moat_zone *z = moat_zone_new(APEX, 3);
 		struct moat_lvec cur = { 0 };
+		/* every other run keeps TXT: deletes then match their data */
+		assert_int_equal(moat_zone_keep_txt(z, run % 2), 0);
 		for (int batch = 0; batch < 25; batch++) {
 			struct moat_lvec add = { 0 }, del = { 0 }, fresh = { 0 }, before = { 0 };
 			int rollback = rnd(6) == 0;
@@ -415,33 +411,26 @@ static void test_incremental_batches(void **state)
 					assert_int_equal(zone_line(z, MOAT_ZONE_DEL, line), 0);
 					m.r[i] = m.r[--m.n];
 				} else {
-					struct rec r;
-					int dup = 0;
-					rand_rec(&r);
-					for (int i = 0; i < m.n; i++)
-						dup |= same_rec(&r, &m.r[i]);
-					if (dup)
-						continue;
-					rec_line(&r, line, sizeof(line));
-					assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
-					m.r[m.n++] = r;
+					model_add_random(&m, z);
 				}
 			}
 			if (rollback) {
 				moat_zone_rollback(z);
 				m = saved;
 				assert_int_equal(moat_zone_listings(z, &fresh), 0);
-				if (!lvec_equal(&fresh, &before))
+				if (!moat_lvec_equal(&fresh, &before))
 					fail_msg("run %d batch %d: rollback changed the listings", run, batch);
 			} else {
 				assert_int_equal(moat_zone_commit(z, &add, &del), 0);
-				apply_delta(&cur, &add, &del);
+				if (moat_lvec_apply(&cur, &add, &del))
+					fail_msg("run %d batch %d: delta deletes a listing we do not have",
+						 run, batch);
 				assert_int_equal(moat_zone_listings(z, &fresh), 0);
-				if (!lvec_equal(&fresh, &cur))
+				if (!moat_lvec_equal(&fresh, &cur))
 					fail_msg("run %d batch %d: deltas (%zu+, %zu-) do not add up", run,
 						 batch, add.n, del.n);
 			}
-			check_model(&m, &fresh, run * 100 + batch);
+			check_model(&m, z, &fresh, run * 100 + batch);
 			moat_lvec_free(&add);
 			moat_lvec_free(&del);
 			moat_lvec_free(&fresh);
@@ -456,13 +445,89 @@ static void test_incremental_batches(void **state)
 			assert_int_equal(zone_line(z2, MOAT_ZONE_ADD, line), 0);
 		}
 		assert_int_equal(moat_zone_listings(z2, &l2), 0);
-		if (!lvec_equal(&l2, &cur))
+		if (!moat_lvec_equal(&l2, &cur))
 			fail_msg("run %d: IXFR-maintained listings differ from a fresh build", run);
 		moat_lvec_free(&l2);
 		moat_zone_free(z2);
 		moat_lvec_free(&cur);
 		moat_zone_free(z);
 	}
+}
+
+static void test_lookup_txt(void **state)
+{
+	static const char *const rrs[] = {
+		"*.113.0.203 A 127.0.0.2", "*.113.0.203 TXT wildcard-reason",
+		"99.113.0.203 A 127.0.0.10", "99.113.0.203 TXT explicit", "7.113.0.203 TXT noA",
+	};
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_zone_answer ans;
+	struct moat_prefix a;
+
+	(void)state;
+	assert_int_equal(moat_zone_keep_txt(z, true), 0);
+	for (size_t i = 0; i < sizeof(rrs) / sizeof(rrs[0]); i++)
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, rrs[i]), 0);
+	assert_int_equal(moat_zone_keep_txt(z, false), -EBUSY);
+	moat_prefix_parse("203.0.113.5", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), 0);
+	assert_int_equal(ans.status, MOAT_ZONE_LISTED);
+	assert_true(ans.wildcard);
+	assert_int_equal(ans.codes[0], 0x7f000002);
+	assert_string_equal(ans.txt, "wildcard-reason");
+	moat_prefix_parse("203.0.113.99", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_false(ans.wildcard);
+	assert_string_equal(ans.txt, "explicit");
+	moat_prefix_parse("203.0.113.7", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_int_equal(ans.status, MOAT_ZONE_NODATA);
+	assert_string_equal(ans.txt, "noA");
+	moat_prefix_parse("203.0.114.1", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_int_equal(ans.status, MOAT_ZONE_NXDOMAIN);
+	moat_prefix_parse("203.0.113.0/24", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), -EINVAL);
+	/* a TXT delete needs the exact text; rollback restores it */
+	assert_int_equal(moat_zone_begin(z), 0);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "99.113.0.203 TXT other"), -ENOENT);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "99.113.0.203 TXT explicit"), 0);
+	moat_prefix_parse("203.0.113.99", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_string_equal(ans.txt, "");
+	moat_zone_rollback(z);
+	moat_zone_lookup(z, &a, &ans);
+	assert_string_equal(ans.txt, "explicit");
+	moat_zone_free(z);
+}
+
+static void test_lvec_apply(void **state)
+{
+	struct moat_lvec cur = { 0 }, add = { 0 }, del = { 0 };
+	struct moat_listing l = { .pfx = { .family = MOAT_AF_INET, .plen = 32 }, .code = 2 };
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		l.pfx.addr[3] = (uint8_t)i;
+		moat_lvec_push(&cur, &l);
+	}
+	l.pfx.addr[3] = 9; /* not in cur */
+	moat_lvec_push(&del, &l);
+	assert_int_equal(moat_lvec_apply(&cur, &add, &del), -ENOENT);
+	assert_int_equal(cur.n, 4);
+	del.n = 0;
+	l.pfx.addr[3] = 2;
+	moat_lvec_push(&del, &l);
+	l.pfx.addr[3] = 7;
+	moat_lvec_push(&add, &l);
+	assert_int_equal(moat_lvec_apply(&cur, &add, &del), 0);
+	assert_int_equal(cur.n, 4);
+	for (size_t i = 0; i < cur.n; i++)
+		assert_int_not_equal(cur.v[i].pfx.addr[3], 2);
+	assert_int_equal(cur.v[3].pfx.addr[3], 7);
+	moat_lvec_free(&cur);
+	moat_lvec_free(&add);
+	moat_lvec_free(&del);
 }
 
 int main(void)
@@ -472,6 +537,8 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_model_random_zones),
 		cmocka_unit_test(test_incremental_batches),
+		cmocka_unit_test(test_lvec_apply),
+		cmocka_unit_test(test_lookup_txt),
 	};
 	return cmocka_run_group_tests_name("zone", tests, NULL, NULL);
 }
