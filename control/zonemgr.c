@@ -730,8 +730,10 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		struct moat_listing *dl = malloc((ndel ? ndel : 1) * sizeof(*dl));
 
 		if (a && dl) {
-			memcpy(a, l, n * sizeof(*a));
-			memcpy(dl, del, ndel * sizeof(*dl));
+			if (n)
+				memcpy(a, l, n * sizeof(*a));
+			if (ndel)
+				memcpy(dl, del, ndel * sizeof(*dl));
 			for (size_t i = 0; i < ndel; i++)
 				dl[i].source = z->id;
 			nl = merge_delta(z->l, z->n, a, n, dl, ndel, &nn);
