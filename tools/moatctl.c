@@ -295,14 +295,26 @@ static int do_add(int argc, char **argv)
 
 static int do_del(int argc, char **argv)
 {
-	struct json_object *req;
+	static const struct option o[] = { { "source", required_argument, NULL, 's' }, { 0 } };
+	const char *source = NULL;
+	int c, nargc = argc + 1;
+	char **nargv = argv - 1;
 
-	if (argc != 1) {
-		fprintf(stderr, "usage: moatctl del PREFIX\n");
+	optind = 0;
+	while ((c = getopt_long(nargc, nargv, "s:", o, NULL)) != -1) {
+		if (c != 's')
+			return EXIT_USAGE;
+		source = optarg;
+	}
+	if (nargc - optind != 1 || (source && strcmp(source, "operator") && strcmp(source, "smtp"))) {
+		fprintf(stderr, "usage: moatctl del PREFIX [--source operator|smtp]\n");
 		return EXIT_USAGE;
 	}
-	req = ctl_request_new(1, "del");
-	json_object_object_add(req, "prefix", json_object_new_string(argv[0]));
+	struct json_object *req = ctl_request_new(1, "del");
+
+	json_object_object_add(req, "prefix", json_object_new_string(nargv[optind]));
+	if (source)
+		json_object_object_add(req, "source", json_object_new_string(source));
 	return run(req, print_kv);
 }
 
@@ -469,7 +481,7 @@ static const struct cmd cmds[] = {
 	{ "zone refresh", "NAME", "refresh a zone now (transfer / file re-read)", do_zone_refresh },
 	{ "lookup", "ADDR", "action and score of an address, every source and code that contributed", do_lookup },
 	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add },
-	{ "del", "PREFIX", "remove an operator entry", do_del },
+	{ "del", "PREFIX [--source operator|smtp]", "remove an operator (or moat-smtpd) entry", do_del },
 	{ "list", "", "operator and moat-smtpd entries", do_list },
 	{ "stats", "", "fast-path counters per action, and rates", do_stats },
 	{ "watch", "[--count N]", "stream of sampled verdicts from the fast path", do_watch },
