@@ -203,18 +203,38 @@ static int human_lookup(struct json_object *res)
 	if (strcmp(ctl_get_str(res, "action"), ctl_get_str(res, "live_action")))
 		printf(", fast path still says %s: publish pending", ctl_get_str(res, "live_action"));
 	printf(")\n");
-	if (!json_object_object_get_ex(res, "sources", &a))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		struct json_object *s = json_object_array_get_idx(a, i);
-		int64_t w = 0;
-		int ex = 0;
+	if (json_object_object_get_ex(res, "sources", &a)) {
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			struct json_object *s = json_object_array_get_idx(a, i);
+			int64_t w = 0;
+			int ex = 0;
 
-		ctl_get_int(s, "weight", &w);
-		ctl_get_bool(s, "exclude", &ex);
-		printf("  %-24s %-22s %-16s weight %lld%s\n", ctl_get_str(s, "source"),
-		       ctl_get_str(s, "prefix"), ctl_get_str(s, "code"), (long long)w,
-		       ex ? " (excluded)" : "");
+			ctl_get_int(s, "weight", &w);
+			ctl_get_bool(s, "exclude", &ex);
+			printf("  %-24s %-22s %-16s weight %lld%s\n", ctl_get_str(s, "source"),
+			       ctl_get_str(s, "prefix"), ctl_get_str(s, "code"), (long long)w,
+			       ex ? " (excluded)" : "");
+		}
+	}
+	if (json_object_object_get_ex(res, "live", &a)) {
+		int64_t sc = 0, failed = 0;
+
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			struct json_object *s = json_object_array_get_idx(a, i);
+			int64_t w = 0, ttl = 0;
+			int ign = 0;
+
+			ctl_get_int(s, "weight", &w);
+			ctl_get_int(s, "ttl", &ttl);
+			ctl_get_bool(s, "ignored", &ign);
+			printf("  %-24s %-22s %-16s weight %lld ttl %llds%s\n", ctl_get_str(s, "zone"),
+			       "(live DNS)", ctl_get_str(s, "code"), (long long)w, (long long)ttl,
+			       ign ? " (ignored code)" : "");
+		}
+		ctl_get_int(res, "score_with_live", &sc);
+		ctl_get_int(res, "live_failed", &failed);
+		printf("with live lookups: %s (score %lld)%s\n", ctl_get_str(res, "action_with_live"),
+		       (long long)sc, failed ? ", some live zones did not answer" : "");
 	}
 	return 0;
 }
