@@ -428,6 +428,7 @@ static int pe_cmp(const struct pe *a, const struct pe *b)
 	return a->code < b->code ? -1 : a->code > b->code;
 }
 
+/* pe_qcmp - pe_cmp for qsort/bsearch. */
 static int pe_qcmp(const void *a, const void *b)
 {
 	return pe_cmp(a, b);
@@ -1565,6 +1566,7 @@ static void acc_add(struct vt_acc *a, const struct vt_acc *b)
 	a->ntarpit += b->ntarpit;
 }
 
+/* acc_sub - take one source's contribution back out. */
 static void acc_sub(struct vt_acc *a, const struct vt_acc *b)
 {
 	a->score -= b->score;
@@ -1579,12 +1581,15 @@ static int ensure_codes(struct vt_db *db, size_t n)
 	return grow((void **)&db->codes, &db->codescap, n, sizeof(uint32_t));
 }
 
-/* short_cover - per source, what the prefixes shorter than /24 covering
- * /24 idx say; fills srcs[]/ctb[] (nsrc), returns 0 or -ENOMEM. */
+/* What one source says about a whole /24 through shorter prefixes. */
 struct short_src {
 	uint16_t source;
 	struct vt_acc c;
 };
+
+/* short_cover - per source, what the prefixes shorter than /24 covering
+ * /24 idx say (the longest of each source decides): out[0..*nout);
+ * *found when any covers.  0 or -ENOMEM. */
 
 static int short_cover(struct vt_db *db, uint32_t idx, struct short_src *out,
 		       uint32_t *nout, int *found)

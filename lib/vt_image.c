@@ -323,6 +323,7 @@ static int cmp_upd_plen_desc(const void *x, const void *y)
 	return memcmp(a->u.key.addr, b->u.key.addr, 16);
 }
 
+/* cmp_upd_plen_asc - deletes: shortest prefix first. */
 static int cmp_upd_plen_asc(const void *x, const void *y)
 {
 	return -cmp_upd_plen_desc(x, y);

@@ -68,6 +68,7 @@ static int cmp_dbl(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* cmp_u32 / cmp_u64 - ascending. */
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -441,6 +442,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	return 0;
 }
 
+/* main - run the sizes, print the table, write the JSON. */
 int main(int argc, char **argv)
 {
 	static const size_t sizes[] = { 1000, 1000000, 10000000 };
