@@ -570,12 +570,63 @@ static const char *fmt_prefix(char *buf, size_t sz, const struct moat_prefix *p)
 	return buf;
 }
 
+/* key16 - the uint64_t at the start of 16-byte item i. */
+static uint64_t key16(const unsigned char *base, size_t i)
+{
+	uint64_t k;
+
+	memcpy(&k, base + i * 16, sizeof(k));
+	return k;
+}
+
+/* radix16 - stable LSD radix sort of n 16-byte items by the uint64_t they
+ * start with, passing only over the bytes that vary.  0, or -ENOMEM with
+ * the items untouched. */
+static int radix16(void *base, size_t n)
+{
+	unsigned char *src = base, *dst = malloc(n * 16), *tmp;
+	size_t cnt[256];
+
+	if (!dst)
+		return -ENOMEM;
+	tmp = dst;
+	for (unsigned sh = 0; sh < 64; sh += 8) {
+		size_t pos = 0;
+		unsigned char *t;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (size_t i = 0; i < n; i++)
+			cnt[(key16(src, i) >> sh) & 0xff]++;
+		if (cnt[(key16(src, 0) >> sh) & 0xff] == n)
+			continue; /* this byte is the same everywhere */
+		for (int d = 0; d < 256; d++) {
+			size_t c = cnt[d];
+
+			cnt[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			memcpy(dst + 16 * cnt[(key16(src, i) >> sh) & 0xff]++,
+			       src + 16 * i, 16);
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != base)
+		memcpy(base, src, n * 16);
+	free(tmp);
+	return 0;
+}
+
 /* A sort key for records: 64 bits that order them, ties broken by
  * rec_cmp (codes, and IPv6 low bits). */
 struct sortkey {
 	uint64_t k;
 	uint64_t i;
 };
+
+_Static_assert(sizeof(struct sortkey) == 16 && offsetof(struct sortkey, k) == 0,
+	       "radix16 sorts 16-byte items by a leading uint64_t");
 
 /* rec_pk - the primary key: IPv4 by address, plen, exclude; IPv6 after
  * all IPv4, by the top 63 address bits. */
@@ -592,9 +643,8 @@ static uint64_t rec_pk(const struct rec *r)
  * new one with r freed); falls back to qsort in place without memory. */
 static struct rec *sort_recs(struct rec *r, size_t n)
 {
-	struct sortkey *a, *b;
+	struct sortkey *a;
 	struct rec *out;
-	size_t cnt[256];
 
 	if (n < 4096) {
 		if (n > 1)
@@ -602,44 +652,21 @@ static struct rec *sort_recs(struct rec *r, size_t n)
 		return r;
 	}
 	a = malloc(n * sizeof(*a));
-	b = malloc(n * sizeof(*b));
 	out = malloc(n * sizeof(*out));
-	if (!a || !b || !out) {
+	if (a)
+		for (size_t i = 0; i < n; i++) {
+			a[i].k = rec_pk(&r[i]);
+			a[i].i = i;
+		}
+	if (!a || !out || radix16(a, n) < 0) {
 		free(a);
-		free(b);
 		free(out);
 		qsort(r, n, sizeof(*r), rec_cmp);
 		return r;
 	}
-	for (size_t i = 0; i < n; i++) {
-		a[i].k = rec_pk(&r[i]);
-		a[i].i = i;
-	}
-	for (unsigned sh = 0; sh < 64; sh += 8) {
-		size_t pos = 0;
-		struct sortkey *t;
-
-		memset(cnt, 0, sizeof(cnt));
-		for (size_t i = 0; i < n; i++)
-			cnt[(a[i].k >> sh) & 0xff]++;
-		if (cnt[(a[0].k >> sh) & 0xff] == n)
-			continue; /* this byte is the same everywhere */
-		for (int d = 0; d < 256; d++) {
-			size_t c = cnt[d];
-
-			cnt[d] = pos;
-			pos += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			b[cnt[(a[i].k >> sh) & 0xff]++] = a[i];
-		t = a;
-		a = b;
-		b = t;
-	}
 	for (size_t i = 0; i < n; i++)
 		out[i] = r[a[i].i];
 	free(r);
-	free(b);
 	for (size_t i = 0; i < n; ) {
 		size_t j = i + 1;
 
@@ -662,6 +689,9 @@ struct lrec {
 	uint32_t idx;   /* index in the input; LREC_KEEP once matched */
 };
 
+_Static_assert(sizeof(struct lrec) == 16 && offsetof(struct lrec, key) == 0,
+	       "radix16 sorts 16-byte items by a leading uint64_t");
+
 #define LREC_KEEP 0x80000000u
 #define LREC_ADDR(k) ((uint32_t)((k) >> 32))
 #define LREC_PLEN(k) ((unsigned)(((k) >> 8) & 0xff))
@@ -677,46 +707,15 @@ static int lrec_cmp(const void *x, const void *y)
 	return a->code < b->code ? -1 : a->code > b->code;
 }
 
-/* sort_lrecs - LSD radix on the bytes of key that vary, then codes within
- * equal keys; qsort when there is no memory for the second buffer. */
+/* sort_lrecs - radix on key, then codes within equal keys; qsort when
+ * there is no memory for the second buffer. */
 static void sort_lrecs(struct lrec *a, size_t n)
 {
-	static const unsigned bytes[] = { 0, 1, 4, 5, 6, 7 };
-	struct lrec *b, *src, *dst;
-	size_t cnt[256];
-
-	if (n < 4096 || !(b = malloc(n * sizeof(*b)))) {
+	if (n < 4096 || radix16(a, n) < 0) {
 		if (n > 1)
 			qsort(a, n, sizeof(*a), lrec_cmp);
 		return;
 	}
-	src = a;
-	dst = b;
-	for (unsigned t = 0; t < sizeof(bytes) / sizeof(bytes[0]); t++) {
-		unsigned sh = bytes[t] * 8;
-		size_t pos = 0;
-		struct lrec *tmp;
-
-		memset(cnt, 0, sizeof(cnt));
-		for (size_t i = 0; i < n; i++)
-			cnt[(src[i].key >> sh) & 0xff]++;
-		if (cnt[(src[0].key >> sh) & 0xff] == n)
-			continue;
-		for (int d = 0; d < 256; d++) {
-			size_t c = cnt[d];
-
-			cnt[d] = pos;
-			pos += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			dst[cnt[(src[i].key >> sh) & 0xff]++] = src[i];
-		tmp = src;
-		src = dst;
-		dst = tmp;
-	}
-	if (src != a)
-		memcpy(a, src, n * sizeof(*a));
-	free(b);
 	for (size_t i = 0; i < n; ) {
 		size_t j = i + 1;
 

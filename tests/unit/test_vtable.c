@@ -1173,6 +1173,29 @@ static void test_big_replace(void **state)
 	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
 	free(u);
 	assert_int_equal(nu, 0);
+	/* a big IPv6 batch goes through the radix sort of struct rec */
+	{
+		size_t m = 6000;
+		struct moat_listing *v = calloc(m, sizeof(*v));
+		uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8 };
+
+		for (size_t i = 0; i < m; i++) {
+			a6[6] = (uint8_t)(i >> 8);
+			a6[7] = (uint8_t)i;
+			v[i] = L6(S_BAR, a6, 64, C(2), 0);
+		}
+		v[m - 1] = v[5];
+		assert_int_equal(vt_db_source_apply(db, S_BAR, v, m, NULL, 0, err,
+						    sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "duplicate"));
+		a6[6] = 0xff;
+		v[m - 1] = L6(S_BAR, a6, 64, C(2), 0);
+		assert_int_equal(vt_db_source_apply(db, S_BAR, v, m, NULL, 0, err,
+						    sizeof(err)), 0);
+		assert_int_equal(vt_db_source_replace(db, S_BAR, v, m, err,
+						      sizeof(err)), 0);
+		free(v);
+	}
 	/* one entry less: one /24 changes */
 	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n - 1, err, sizeof(err)), 0);
 	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
