@@ -239,8 +239,9 @@ size_t vt_db_expire(struct vt_db *db, uint64_t now);
  * updates that take a fast path from the previous live image to the new
  * one, in publishing order (*ups malloc'd, free() it; *n may be 0).
  * Groups freed by this publish are not reused before the grace period.
- * 0 or -ENOMEM; on -ENOMEM *ups holds the updates that were made live (a
- * safe prefix: hand them to the fast path too), the rest stays dirty. */
+ * 0, -ENOMEM or -ENOSPC (2^31 groups); on error *ups (free() it too)
+ * holds the updates that were made live (a safe prefix: hand them to the
+ * fast path as well), the rest stays dirty. */
 int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n);
 
 /*
