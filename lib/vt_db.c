@@ -2144,13 +2144,17 @@ static int publish_v6(struct pub *pb)
 int vt_db_publish_cb(struct vt_db *db, vt_emit_fn emit, void *ctx,
 		     size_t *count)
 {
-	struct pub *pb = calloc(1, sizeof(*pb));
+	struct pub *pb = malloc(sizeof(*pb)); /* buf needs no zeroing */
 	int rc = 0;
 
 	if (count)
 		*count = 0;
 	if (!pb)
 		return -ENOMEM;
+	memset(&pb->freed, 0, sizeof(pb->freed));
+	memset(&pb->taken, 0, sizeof(pb->taken));
+	pb->n = 0;
+	pb->emitted = 0;
 	pb->db = db;
 	pb->emit = emit;
 	pb->ctx = ctx;
@@ -2435,7 +2439,7 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 	memset(out, 0, sizeof(*out));
 	if (addr->family != MOAT_AF_INET && addr->family != MOAT_AF_INET6)
 		return -EINVAL;
-	h = calloc(EXPLAIN_HITS, sizeof(*h));
+	h = malloc(EXPLAIN_HITS * sizeof(*h)); /* only written ones are read */
 	if (!h)
 		return -ENOMEM;
 	memcpy(a, addr->addr, addr->family == MOAT_AF_INET ? 4 : 16);
