@@ -848,8 +848,8 @@ static void handle_command(struct session *s, char *line, size_t len)
 				log_info("%s result=discard stage=tls reason=starttls_injection client=%s bytes=%zu",
 					 s->sid, s->ip, s->ilen - s->iconsumed);
 				stats_inc("tls", "starttls_injection");
-				s->ilen = 0;
 			}
+			s->ilen = 0; /* the STARTTLS line itself and anything after it */
 			tx_reset(s);
 			s->helo_seen = 0;
 			s->helo[0] = '\0';

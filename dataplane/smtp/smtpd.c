@@ -212,6 +212,15 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* every thread inherits this mask: signals are read from a signalfd
+	 * in the main thread only */
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGUSR1);
+	sigaddset(&ss, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 
 	/* bind as root, then drop */
 	workers = calloc((size_t)cfg.workers, sizeof(*workers));
@@ -233,13 +242,6 @@ int main(int argc, char **argv)
 		log_fatal("cannot start the SPF pool");
 	report_init(&cfg);
 
-	sigset_t ss;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGINT);
-	sigaddset(&ss, SIGUSR1);
-	sigaddset(&ss, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
 
 	for (int i = 0; i < cfg.workers; i++)
