@@ -77,6 +77,30 @@ enum line_res line_sm_feed(struct line_sm *sm, const char *in, size_t len, size_
 	return LINE_NEED_MORE;
 }
 
+/* smtp_data_line - end of data or content, and the unstuffing skip */
+enum data_line_kind smtp_data_line(const char *line, size_t len, size_t *skip)
+{
+	*skip = 0;
+	if (len == 1 && line[0] == '.')
+		return DATA_END;
+	if (len && line[0] == '.')
+		*skip = 1;
+	return DATA_CONTENT;
+}
+
+/* smtp_stuff_line - moat's own dot-stuffing of a content line */
+size_t smtp_stuff_line(const char *content, size_t len, char *out)
+{
+	size_t o = 0;
+	if (len && content[0] == '.')
+		out[o++] = '.';
+	memcpy(out + o, content, len);
+	o += len;
+	out[o++] = '\r';
+	out[o++] = '\n';
+	return o;
+}
+
 static const struct {
 	const char *name;
 	enum smtp_cmd cmd;

@@ -38,6 +38,20 @@ void line_sm_reset(struct line_sm *sm);
  * caller reads sm->buf/len/too_long and calls line_sm_reset(). */
 enum line_res line_sm_feed(struct line_sm *sm, const char *in, size_t len, size_t *used);
 
+/* DATA lines */
+enum data_line_kind {
+	DATA_CONTENT = 0,   /* a message line; content starts after *skip bytes */
+	DATA_END,           /* the line "." : end of data */
+};
+
+/* smtp_data_line - classify a complete DATA line (without CRLF) and say
+ * how many leading bytes dot-unstuffing removes (RFC 5321 4.5.2) */
+enum data_line_kind smtp_data_line(const char *line, size_t len, size_t *skip);
+
+/* smtp_stuff_line - the rebuilt, dot-stuffed wire form of one content line:
+ * writes it plus CRLF to out (room for len + 3); returns bytes written */
+size_t smtp_stuff_line(const char *content, size_t len, char *out);
+
 /* Commands */
 enum smtp_cmd {
 	CMD_UNKNOWN = 0, CMD_HELO, CMD_EHLO, CMD_MAIL, CMD_RCPT, CMD_DATA,

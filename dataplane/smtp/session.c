@@ -1110,14 +1110,12 @@ static void process(struct session *s)
 		line_sm_reset(&s->lsm);
 		if (s->state == S_DATA) {
 			s->deadline = s->w->now_ms + (int64_t)g_cfg->timeout_data * 1000;
-			if (len == 1 && line[0] == '.' && !too_long) {
+			size_t skip;
+			if (smtp_data_line(line, len, &skip) == DATA_END && !too_long) {
 				data_end(s);
 				continue;
 			}
-			if (len && line[0] == '.')
-				data_line(s, line + 1, len - 1, too_long);
-			else
-				data_line(s, line, len, too_long);
+			data_line(s, line + skip, len - skip, too_long);
 			continue;
 		}
 		s->deadline = s->w->now_ms + (int64_t)g_cfg->timeout_command * 1000;
