@@ -101,7 +101,7 @@ static void log_tx(struct session *s, const char *result, const char *stage,
 	}
 	log_info("%s result=%s stage=%s reason=%s code=%d client=%s helo=\"%s\" from=\"%s\" to=\"%s\"%s%s",
 		 s->sid, result, stage, reason, code, s->ip, esc(h, sizeof(h), s->helo),
-		 s->has_from || s->wait == W_RELAY_MAIL || s->wait == W_SPF ? esc(f, sizeof(f), s->from.addr) : "",
+		 s->has_from || !strcmp(stage, "mail") ? esc(f, sizeof(f), s->from.addr) : "",
 		 esc(t, sizeof(t), to), s->spf_result[0] ? " spf=" : "", s->spf_result);
 	stats_inc(stage, reason);
 }
@@ -497,7 +497,7 @@ void session_on_event(struct session *s, uint32_t events)
 				break;
 			/* EOF or error: the client is gone */
 			if (s->state == S_DATA || s->has_from)
-				log_tx(s, "reject", s->state == S_DATA ? "data" : "envelope", "client_lost", 0, NULL);
+				log_tx(s, "abandon", s->state == S_DATA ? "data" : "envelope", "client_lost", 0, NULL);
 			session_close(s);
 			return;
 		}

@@ -68,9 +68,10 @@ static void blocking_query(ares_channel ch, const char *name, int type, struct q
 		int bm = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM), n = 0;
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short ev = 0;
-			if (ARES_GETSOCK_READABLE(bm, i))
+			/* ARES_GETSOCK_WRITABLE shifts a signed 1 into bit 31 (UB) */
+			if ((unsigned)bm & (1u << i))
 				ev |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bm, i))
+			if ((unsigned)bm & (1u << (i + ARES_GETSOCK_MAXNUM)))
 				ev |= POLLOUT;
 			if (!ev)
 				continue;
