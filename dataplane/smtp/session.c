@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -99,10 +100,11 @@ static void log_tx(struct session *s, const char *result, const char *stage,
 			o = sizeof(tos) - 1;
 		to = tos;
 	}
-	log_info("%s result=%s stage=%s reason=%s code=%d client=%s helo=\"%s\" from=\"%s\" to=\"%s\"%s%s",
+	log_info("%s result=%s stage=%s reason=%s code=%d client=%s helo=\"%s\" from=\"%s\" to=\"%s\"%s%s%s%s",
 		 s->sid, result, stage, reason, code, s->ip, esc(h, sizeof(h), s->helo),
 		 s->has_from || !strcmp(stage, "mail") ? esc(f, sizeof(f), s->from.addr) : "",
-		 esc(t, sizeof(t), to), s->spf_result[0] ? " spf=" : "", s->spf_result);
+		 esc(t, sizeof(t), to), s->spf_result[0] ? " spf=" : "", s->spf_result,
+		 s->dnsbl_zone[0] ? " dnsbl=" : "", s->dnsbl_zone);
 	stats_inc(stage, reason);
 }
 
@@ -264,6 +266,9 @@ void session_accept(struct worker *w, int lfd)
 			close(fd);
 			continue;
 		}
+		/* replies are small writes: no Nagle delay behind a delayed ACK */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		s->w = w;
 		s->ev.kind = EV_CLIENT;
 		s->ev.fd = fd;
@@ -551,7 +556,11 @@ static int is_local_domain(const char *d)
 /* smtp_ehlo - EHLO/HELO */
 static void smtp_ehlo(struct session *s, const struct smtp_command *c)
 {
-	if (!c->arglen || c->arglen >= sizeof(s->helo) || memchr(c->arg, ' ', c->arglen)) {
+	int printable = 1;
+	for (size_t i = 0; i < c->arglen; i++)
+		if ((unsigned char)c->arg[i] <= ' ' || (unsigned char)c->arg[i] >= 127)
+			printable = 0; /* it goes into our Received: header */
+	if (!c->arglen || c->arglen >= sizeof(s->helo) || !printable) {
 		reply(s, "501 5.5.4 Syntax: %s hostname", c->cmd == CMD_EHLO ? "EHLO" : "HELO");
 		count_error(s);
 		return;

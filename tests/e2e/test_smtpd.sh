@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 43
+tap_plan 44
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -94,7 +94,7 @@ with open(sys.argv[2], "ab", buffering=0) as f:
 ' "$LAB_DIR/run/controld.sock" "$LAB_DIR/controld.txt"
 conf m1 25 25 "controld_socket = $LAB_DIR/run/controld.sock" "controld_report_ttl = 600"
 conf m2 2525 2525 "max_conn_rate_per_ip = 3"
-conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2"
+conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2" "spill_threshold = 4096"
 for m in m1 m2 m3; do
 	lab_bg "$NS_APP" "$m" "$smtpd" -c "$LAB_DIR/$m.conf"
 done
@@ -252,6 +252,18 @@ if printf '%s\n' "$out" | grep -q '^250 ' && grep -rqs "replay-$LAB_ID" "$LAB_DI
 else
 	tap_not_ok "replay after downstream loss"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
 fi
+python3 -c "
+import sys
+sys.stdout.write('Subject: spill-$LAB_ID\r\n\r\n' + ''.join('line %05d ' % i + 'z' * 60 + '\r\n' for i in range(1500)) + '.\r\n')" >"$LAB_DIR/spill.txt"
+out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R "F:$LAB_DIR/spill.txt" R)
+sleep 1.3 # stats_file is rewritten every second
+d=$(grep -rl "spill-$LAB_ID" "$LAB_DIR/sink3" | head -1)
+if printf '%s\n' "$out" | grep -q '^250 ' && [ -n "$d" ] && [ "$(grep -c '^line [0-9]* z' "$d")" -eq 1500 ] &&
+   grep -q '^data.spilled 1$' "$LAB_DIR/run/m3.stats"; then
+	tap_ok "message past spill_threshold held in a private file, relayed whole (1500 lines)"
+else
+	tap_not_ok "spill: $(printf '%s' "$out" | tail -1) dump=$d lines=$(grep -c '^line [0-9]* z' "$d") $(grep spill "$LAB_DIR/run/m3.stats")"
+fi
 before=$(grep -s '^data.rfc1047_window ' "$LAB_DIR/run/m2.stats" | awk '{print $2}')
 t0=$SECONDS
 out=$(PORT=2525 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
@@ -318,6 +330,7 @@ sleep 1.2
 grep -q '^rcpt.relay_denied 1$' "$LAB_DIR/run/m1.stats" && grep -q '^connect.dnsbl 1$' "$LAB_DIR/run/m1.stats" &&
 	grep -q 'counters {' "$LAB_DIR/m1.log" &&
 	tap_ok "counters per stage/reason in stats_file and on SIGUSR1" || { tap_not_ok "counters"; sed 's/^/#   /' "$LAB_DIR/run/m1.stats" >&2; }
+grep -Eq 'info: [0-9a-f]{16} result=reject stage=connect reason=dnsbl code=554 client=192.0.2.10 .* dnsbl=bl.moat.test' "$LAB_DIR/m1.log" &&
 grep -Eq 'info: [0-9a-f]{16} result=reject stage=rcpt reason=relay_denied code=554 client=192.0.2.55 helo="client.example" from="a@pass.spf.test" to="victim@elsewhere.example"' "$LAB_DIR/m1.log" &&
 	tap_ok "refusal log line: 16-hex id and key=value fields" || tap_not_ok "log line format"
 
