@@ -48,6 +48,7 @@ static void session_close(struct session *s);
 static void process(struct session *s);
 static void update_interest(struct session *s);
 static int flush(struct session *s);
+static void settle(struct session *s);
 
 /* reply - queue one reply line (fmt without CRLF) */
 static void __attribute__((format(printf, 2, 3))) reply(struct session *s, const char *fmt, ...)
@@ -331,10 +332,7 @@ void session_accept(struct worker *w, int lfd)
 			connect_check(s);
 		}
 		/* the session counter goes down in session_free */
-		if (flush(s) != 0 || (s->state == S_CLOSING && !s->olen))
-			session_close(s);
-		else
-			update_interest(s);
+		settle(s);
 	}
 }
 
@@ -465,12 +463,48 @@ static void tls_step(struct session *s)
 	s->ssl = NULL;
 }
 
+/* settle - after handling input or an answer: flush replies, close, or
+ * start TLS once the "220 Ready" is out; then the epoll interest */
+static void settle(struct session *s)
+{
+	if (s->dead)
+		return;
+	if (flush(s) != 0 || (s->state == S_CLOSING && !s->olen)) {
+		session_close(s);
+		return;
+	}
+	if (s->state == S_TLS && !s->olen && !s->ssl) {
+		start_tls(s);
+		if (s->state == S_TLS)
+			tls_step(s); /* the ClientHello may be here already */
+		if (s->state == S_CLOSING) {
+			session_close(s);
+			return;
+		}
+		if (s->state == S_CMD) {
+			/* handshake done: TLS may hold application data already */
+			session_on_event(s, EPOLLIN);
+			return;
+		}
+	}
+	if (s->ibuf && !s->ilen) {
+		free(s->ibuf);
+		s->ibuf = NULL;
+		s->icap = 0;
+	}
+	update_interest(s);
+}
+
 /* session_on_event - readiness on the client socket */
 void session_on_event(struct session *s, uint32_t events)
 {
 	if (s->dead)
 		return;
 	if (s->state == S_TLS) {
+		if (!s->ssl) { /* the 220 to STARTTLS is still going out */
+			settle(s);
+			return;
+		}
 		tls_step(s);
 		if (s->state == S_TLS) {
 			update_interest(s);
@@ -480,6 +514,7 @@ void session_on_event(struct session *s, uint32_t events)
 			session_close(s);
 			return;
 		}
+		events |= EPOLLIN; /* handshake done: read what TLS holds */
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		for (;;) {
@@ -514,32 +549,7 @@ void session_on_event(struct session *s, uint32_t events)
 		}
 		process(s);
 	}
-	if (s->dead)
-		return;
-	if (flush(s) != 0) {
-		session_close(s);
-		return;
-	}
-	if (s->state == S_CLOSING && !s->olen) {
-		session_close(s);
-		return;
-	}
-	if (s->state == S_TLS && !s->olen && !s->ssl)
-		start_tls(s);
-	if (s->state == S_TLS && s->ssl && !s->olen) {
-		tls_step(s);
-		if (s->state == S_CMD && s->ilen == 0) {
-			/* TLS may hold application data already */
-			session_on_event(s, EPOLLIN);
-			return;
-		}
-	}
-	if (s->ibuf && !s->ilen && s->state != S_DATA) {
-		free(s->ibuf);
-		s->ibuf = NULL;
-		s->icap = 0;
-	}
-	update_interest(s);
+	settle(s);
 }
 
 /* ---- check / proceed: commands ---- */
@@ -674,16 +684,7 @@ void session_spf_done(struct session *s, struct spf_job *j)
 		mail_proceed(s);
 	if (s->wait == W_NONE)
 		process(s);
-	if (!s->dead) {
-		if (flush(s) != 0) {
-			session_close(s);
-			return;
-		}
-		if (s->state == S_CLOSING && !s->olen)
-			session_close(s);
-		else
-			update_interest(s);
-	}
+	settle(s);
 }
 
 /* smtp_mail - MAIL FROM */
@@ -1079,17 +1080,7 @@ void session_relay_reply(struct session *s, int code, const char *text)
 		break;
 	}
 	process(s);
-	if (s->dead)
-		return;
-	if (flush(s) != 0) {
-		session_close(s);
-		return;
-	}
-	if (s->state == S_CLOSING && !s->olen) {
-		session_close(s);
-		return;
-	}
-	update_interest(s);
+	settle(s);
 }
 
 /* process - consume buffered input while nothing asynchronous is pending */
@@ -1237,17 +1228,6 @@ void session_sweep(struct worker *w)
 			refuse(s, s->state == S_DATA ? "data" : "session", "timeout", 1,
 			       s->state == S_DATA ? NULL : "", 421, "4.4.2 %s Error: timeout exceeded", g_cfg->hostname);
 		}
-		if (s->dead)
-			continue;
-		if (s->olen) {
-			if (flush(s) != 0) {
-				session_close(s);
-				continue;
-			}
-		}
-		if (s->state == S_CLOSING && !s->olen)
-			session_close(s);
-		else
-			update_interest(s);
+		settle(s);
 	}
 }

@@ -164,6 +164,7 @@ void relay_check_timeout(struct relay *r, int64_t now);
 int relay_busy(const struct relay *r);
 
 /* dnsbl.c */
+int dns_set_server(ares_channel ch);       /* ask dns_server only */
 int dnsbl_worker_init(struct worker *w);
 void dnsbl_worker_fini(struct worker *w);
 int dnsbl_start(struct session *s);       /* 0: queries sent; 1: nothing to do */
