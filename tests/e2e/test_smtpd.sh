@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 44
+tap_plan 47
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -46,7 +46,7 @@ lab_bg "$NS_MX" sink2 smtp-sink -u postfix -R "$LAB_DIR/sink2" -d "msg-%H%M%S." 
 # a third: drops an idle client after 2 s (the envelope must be replayed)
 mkdir -p "$LAB_DIR/sink3" && chown postfix "$LAB_DIR/sink3"
 lab_bg "$NS_MX" sink3 smtp-sink -u postfix -R "$LAB_DIR/sink3" -d "msg-%H%M%S." -t 2 198.18.3.2:2526 256
-for a in 192.0.2.55 192.0.2.10 192.0.2.12 203.0.113.50 198.51.100.7; do lab_sender $a; done
+for a in 192.0.2.55 192.0.2.10 192.0.2.12 203.0.113.50 198.51.100.7 2001:db8:100::10 2001:db8:100::55; do lab_sender $a; done
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx.moat.test \
 	-keyout "$LAB_DIR/key.pem" -out "$LAB_DIR/cert.pem" >/dev/null 2>&1
@@ -92,7 +92,7 @@ with open(sys.argv[2], "ab", buffering=0) as f:
             break
         f.write(d)
 ' "$LAB_DIR/run/controld.sock" "$LAB_DIR/controld.txt"
-conf m1 25 25 "controld_socket = $LAB_DIR/run/controld.sock" "controld_report_ttl = 600"
+conf m1 25 25 "listen = 198.18.1.1:25, [2001:db8:1::1]:25" "controld_socket = $LAB_DIR/run/controld.sock" "controld_report_ttl = 600" "controld_report_interval = 1"
 conf m2 2525 2525 "max_conn_rate_per_ip = 3"
 conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2" "spill_threshold = 4096"
 for m in m1 m2 m3; do
@@ -181,8 +181,14 @@ expect "pregreet: 554 5.5.1" '^554 5\.5\.1' "$out"
 out=$(cli --src 192.0.2.10 198.18.1.1 25 R)
 expect "DNSBL-listed client: 554 5.7.1 naming the list" '^554 5\.7\.1 .*bl\.moat\.test' "$out"
 sleep 1.2
+grep -q '^{"type":"hello","program":"moat-smtpd"' "$LAB_DIR/controld.txt" &&
+grep -q '^{"type":"counters","program":"moat-smtpd","counters":{.*"connect.accepted":' "$LAB_DIR/controld.txt" &&
 grep -q '"type":"listed","addr":"192.0.2.10","zone":"bl.moat.test","code":"127.0.0.2","ttl":600' "$LAB_DIR/controld.txt" &&
-	tap_ok "listed client reported to moat-controld (with TTL)" || { tap_not_ok "controld report"; sed 's/^/#   /' "$LAB_DIR/controld.txt" >&2; }
+	tap_ok "moat-controld channel: hello, counters, listed client with TTL" || { tap_not_ok "controld report"; sed 's/^/#   /' "$LAB_DIR/controld.txt" >&2; }
+out=$(cli --src 2001:db8:100::10 2001:db8:1::1 25 R)
+expect "IPv6 DNSBL-listed client (nibble query): 554 5.7.1" '^554 5\.7\.1 .*bl\.moat\.test' "$out"
+out=$(cli --src 2001:db8:100::55 2001:db8:1::1 25 R 'S:EHLO v6.example\r\n' R)
+expect "IPv6 client not listed: greeted" '^250 ENHANCEDSTATUSCODES' "$out"
 out=$(cli --src 192.0.2.12 198.18.1.1 25 R)
 expect "DNSBL error code 127.255.255.254 is not a listing: 220" '^220 ' "$out"
 
@@ -242,6 +248,9 @@ for v in 'LF.LF:\n.\n' 'LF.CRLF:\n.\r\n' 'CR.CR:\r.\r'; do
 	fi
 done
 
+out=$(sess 192.0.2.55 'S:NOOP\n' R)
+expect "bare <LF> in a command: 521 5.5.2" '^521 5\.5\.2' "$out"
+
 # --- downstream trouble ---
 n3=$(ndump "$LAB_DIR/sink3")
 out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
@@ -293,10 +302,10 @@ lab_sink >/dev/null
 
 # --- smtp-source load and 1,000 concurrent sessions ---
 n0=$(ndump)
-out=$(lab_inet smtp-source -c -s 20 -m 100 -l 2000 -f a@pass.spf.test -t rcpt@moat.test 198.18.1.1:25 2>&1)
+out=$(lab_inet smtp-source -d -c -s 20 -m 100 -l 2000 -f a@pass.spf.test -t rcpt@moat.test 198.18.1.1:25 2>&1)
 sleep 1
 n1=$(ndump)
-[ $((n1 - n0)) -eq 100 ] && tap_ok "smtp-source: 100 messages over 20 sessions, all 100 at the downstream" ||
+[ $((n1 - n0)) -eq 100 ] && tap_ok "smtp-source: 100 messages over 20 persistent sessions (downstream session reused), all 100 delivered" ||
 	tap_not_ok "smtp-source: $((n1 - n0)) of 100 delivered ($out)"
 out=$(lab_inet python3 - <<'PY'
 import asyncio
@@ -327,7 +336,7 @@ PY
 # --- counters, SIGUSR1, one log line per transaction ---
 kill -USR1 "$(cat "$LAB_DIR/m1.pid")"
 sleep 1.2
-grep -q '^rcpt.relay_denied 1$' "$LAB_DIR/run/m1.stats" && grep -q '^connect.dnsbl 1$' "$LAB_DIR/run/m1.stats" &&
+grep -q '^rcpt.relay_denied 1$' "$LAB_DIR/run/m1.stats" && grep -q '^connect.dnsbl 2$' "$LAB_DIR/run/m1.stats" &&
 	grep -q 'counters {' "$LAB_DIR/m1.log" &&
 	tap_ok "counters per stage/reason in stats_file and on SIGUSR1" || { tap_not_ok "counters"; sed 's/^/#   /' "$LAB_DIR/run/m1.stats" >&2; }
 grep -Eq 'info: [0-9a-f]{16} result=reject stage=connect reason=dnsbl code=554 client=192.0.2.10 .* dnsbl=bl.moat.test' "$LAB_DIR/m1.log" &&
