@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 47
+tap_plan 49
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -95,9 +95,11 @@ with open(sys.argv[2], "ab", buffering=0) as f:
 conf m1 25 25 "listen = 198.18.1.1:25, [2001:db8:1::1]:25" "controld_socket = $LAB_DIR/run/controld.sock" "controld_report_ttl = 600" "controld_report_interval = 1"
 conf m2 2525 2525 "max_conn_rate_per_ip = 3"
 conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2" "spill_threshold = 4096"
-for m in m1 m2 m3; do
-	lab_bg "$NS_APP" "$m" "$smtpd" -c "$LAB_DIR/$m.conf"
-done
+echo "filters = test" >>"$LAB_DIR/m3.conf"
+lab_bg "$NS_APP" m1 "$smtpd" -c "$LAB_DIR/m1.conf"
+lab_bg "$NS_APP" m2 "$smtpd" -c "$LAB_DIR/m2.conf"
+# m3 is moat-smtpd with the e2e test content filter linked in
+lab_bg "$NS_APP" m3 "$build/tests/e2e/moat-smtpd-testfilter" -c "$LAB_DIR/m3.conf"
 for p in 25 2525 2526; do
 	lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/$p" || { tap_not_ok "moat-smtpd :$p listens"; cat "$LAB_DIR"/m*.log >&2; exit 1; }
 done
@@ -272,6 +274,25 @@ if printf '%s\n' "$out" | grep -q '^250 ' && [ -n "$d" ] && [ "$(grep -c '^line 
 	tap_ok "message past spill_threshold held in a private file, relayed whole (1500 lines)"
 else
 	tap_not_ok "spill: $(printf '%s' "$out" | tail -1) dump=$d lines=$(grep -c '^line [0-9]* z' "$d") $(grep spill "$LAB_DIR/run/m3.stats")"
+fi
+# --- content filter interface (filter.h) ---
+n3=$(ndump "$LAB_DIR/sink3")
+out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: rej-$LAB_ID\r\n\r\nfine\r\nREJECTME\r\n.\r\n" R)
+sleep 0.3
+if printf '%s\n' "$out" | grep -q '^550 5\.7\.1 Message refused by the test filter' && [ "$(ndump "$LAB_DIR/sink3")" = "$n3" ]; then
+	tap_ok "filter verdict reject: 550 5.7.1 with the filter's text, nothing relayed"
+else
+	tap_not_ok "filter reject"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
+fi
+out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: f-$LAB_ID\r\n\r\n..dot\r\nplain\r\n.\r\n" R)
+sleep 0.3
+d=$(grep -rl "f-$LAB_ID" "$LAB_DIR/sink3" | head -1)
+if [ -n "$d" ] && grep -q '^X-Moat-Test: lines=4 bytes=34 framing=crlf$' "$d"; then
+	tap_ok "filter fed unstuffed CRLF lines as they arrived (4 lines, 34 bytes); its header added"
+else
+	tap_not_ok "filter accept header"; [ -n "$d" ] && sed 's/^/#   /' "$d" >&2
 fi
 before=$(grep -s '^data.rfc1047_window ' "$LAB_DIR/run/m2.stats" | awk '{print $2}')
 t0=$SECONDS
