@@ -1231,3 +1231,18 @@ void session_sweep(struct worker *w)
 		settle(s);
 	}
 }
+
+/* session_shutdown_all - the process stops: 421 to every session, then close */
+void session_shutdown_all(struct worker *w)
+{
+	while (w->sessions) {
+		struct session *s = w->sessions;
+		if (s->state != S_CLOSING && !s->tls)
+			reply(s, "421 4.3.2 %s Service shutting down", g_cfg->hostname);
+		if (s->state == S_DATA || s->has_from)
+			log_tx(s, "abandon", s->state == S_DATA ? "data" : "envelope", "shutdown", 421, NULL);
+		(void)flush(s);
+		session_close(s);
+	}
+	session_free_zombies(w);
+}

@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 49
+tap_plan 50
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -363,5 +363,13 @@ grep -q '^rcpt.relay_denied 1$' "$LAB_DIR/run/m1.stats" && grep -q '^connect.dns
 grep -Eq 'info: [0-9a-f]{16} result=reject stage=connect reason=dnsbl code=554 client=192.0.2.10 .* dnsbl=bl.moat.test' "$LAB_DIR/m1.log" &&
 grep -Eq 'info: [0-9a-f]{16} result=reject stage=rcpt reason=relay_denied code=554 client=192.0.2.55 helo="client.example" from="a@pass.spf.test" to="victim@elsewhere.example"' "$LAB_DIR/m1.log" &&
 	tap_ok "refusal log line: 16-hex id and key=value fields" || tap_not_ok "log line format"
+
+# --- clean stop: open sessions are told 421 ---
+m2pid=$(cat "$LAB_DIR/m2.pid")
+(sleep 1; kill -TERM "$m2pid") &
+killer=$!
+out=$(cli --src 192.0.2.55 198.18.1.1 2525 R 'S:EHLO stop.example\r\n' R R)
+wait "$killer"
+expect "SIGTERM: open sessions get 421 4.3.2 before the close" '^421 4\.3\.2' "$out"
 
 exit $((TAP_FAIL > 0))
