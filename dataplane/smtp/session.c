@@ -1079,6 +1079,8 @@ void session_relay_reply(struct session *s, int code, const char *text)
 	default:
 		break;
 	}
+	if (s->in_process)
+		return; /* answered synchronously from inside process(): it goes on */
 	process(s);
 	settle(s);
 }
@@ -1088,6 +1090,7 @@ static void process(struct session *s)
 {
 	size_t off = 0;
 
+	s->in_process = 1;
 	while (!s->dead && s->wait == W_NONE && off < s->ilen &&
 	       (s->state == S_CMD || s->state == S_DATA)) {
 		size_t used = 0;
@@ -1135,6 +1138,7 @@ static void process(struct session *s)
 		memmove(s->ibuf, s->ibuf + off, s->ilen - off);
 		s->ilen -= off;
 	}
+	s->in_process = 0;
 }
 
 /* session_free - release everything (refs == 0) */

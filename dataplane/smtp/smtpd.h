@@ -88,6 +88,7 @@ struct session {
 	enum sess_wait wait;
 	int dead;               /* closed; freed when no async work holds it */
 	int refs;               /* async work (DNSBL queries, SPF job) in flight */
+	int in_process;         /* inside process(): answers must not re-enter it */
 
 	SSL *ssl;
 	int tls;                /* TLS active */

@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 50
+tap_plan 51
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -96,14 +96,17 @@ conf m1 25 25 "listen = 198.18.1.1:25, [2001:db8:1::1]:25" "controld_socket = $L
 conf m2 2525 2525 "max_conn_rate_per_ip = 3"
 conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2" "spill_threshold = 4096"
 echo "filters = test" >>"$LAB_DIR/m3.conf"
+# m4: a downstream with no route: connect(2) fails at once (synchronous path)
+conf m4 2527 25 "relay = 198.18.99.1:25" "spf = no" "dnsbl_zones ="
+lab_bg "$NS_APP" m4 "$smtpd" -c "$LAB_DIR/m4.conf"
 lab_bg "$NS_APP" m1 "$smtpd" -c "$LAB_DIR/m1.conf"
 lab_bg "$NS_APP" m2 "$smtpd" -c "$LAB_DIR/m2.conf"
 # m3 is moat-smtpd with the e2e test content filter linked in
 lab_bg "$NS_APP" m3 "$build/tests/e2e/moat-smtpd-testfilter" -c "$LAB_DIR/m3.conf"
-for p in 25 2525 2526; do
+for p in 25 2525 2526 2527; do
 	lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/$p" || { tap_not_ok "moat-smtpd :$p listens"; cat "$LAB_DIR"/m*.log >&2; exit 1; }
 done
-tap_ok "three moat-smtpd instances listen in app"
+tap_ok "four moat-smtpd instances listen in app"
 
 ndump() { ls "${1:-$LAB_DIR/sink}" 2>/dev/null | wc -l; }
 cli() { lab_inet $C "$@" 2>&1; }
@@ -254,6 +257,9 @@ out=$(sess 192.0.2.55 'S:NOOP\n' R)
 expect "bare <LF> in a command: 521 5.5.2" '^521 5\.5\.2' "$out"
 
 # --- downstream trouble ---
+out=$(cli --src 192.0.2.55 198.18.1.1 2527 R 'S:EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<rcpt@moat.test>\r\nNOOP\r\n' R R R R)
+expect "downstream unroutable (connect fails at once), pipelined: 451 4.4.1, 503, 250 in order" \
+	"$(printf '250 ENHANCEDSTATUSCODES\n451 4.4.1 .*\n503 5.5.1 .*\n250 2.0.0 Ok')" "$out"
 n3=$(ndump "$LAB_DIR/sink3")
 out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
 	"S:Subject: replay-$LAB_ID\r\n\r\nslow client\r\n" W:3.5 'S:.\r\n' R)
