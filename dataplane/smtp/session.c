@@ -1012,10 +1012,21 @@ refused:
 	tx_reset(s);
 }
 
+/* with_enh - the downstream's text, given an enhanced status code
+ * (class.0.0) when the downstream did not send one (RFC 2034) */
+static const char *with_enh(char *buf, size_t sz, int code, const char *text)
+{
+	if (text[0] >= '2' && text[0] <= '5' && text[1] == '.')
+		return text;
+	snprintf(buf, sz, "%d.0.0 %s", code / 100, text);
+	return buf;
+}
+
 /* session_relay_reply - the downstream answered what the session waits for */
 void session_relay_reply(struct session *s, int code, const char *text)
 {
 	enum sess_wait w = s->wait;
+	char eb[600];
 
 	s->wait = W_NONE;
 	if (s->dead)
@@ -1030,7 +1041,7 @@ void session_relay_reply(struct session *s, int code, const char *text)
 			refuse(s, "mail", code < 0 ? "downstream_timeout" : "downstream_unavailable", 0, "", 451,
 			       "4.4.1 Downstream server unavailable, try again later");
 		} else {
-			refuse(s, "mail", "downstream", 0, "", code, "%s", text);
+			refuse(s, "mail", "downstream", 0, "", code, "%s", with_enh(eb, sizeof(eb), code, text));
 		}
 		break;
 	case W_RELAY_RCPT:
@@ -1046,20 +1057,20 @@ void session_relay_reply(struct session *s, int code, const char *text)
 			}
 			s->rcpts = nr;
 			s->rcpts[s->nrcpt++] = r;
-			reply(s, "%d %s", code, text);
+			reply(s, "%d %s", code, with_enh(eb, sizeof(eb), code, text));
 		} else if (code <= 0) {
 			refuse(s, "rcpt", code < 0 ? "downstream_timeout" : "downstream_unavailable", 0,
 			       s->pending_rcpt, 451, "4.4.1 Downstream server unavailable, try again later");
 		} else {
 			refuse(s, "rcpt", code >= 500 ? "unknown_user" : "downstream_tempfail", 0, s->pending_rcpt,
-			       code, "%s", text);
+			       code, "%s", with_enh(eb, sizeof(eb), code, text));
 			if (code >= 500)
 				count_error(s);
 		}
 		break;
 	case W_RELAY_EOD:
 		if (code >= 200 && code < 300) {
-			reply(s, "%d %s", code, text);
+			reply(s, "%d %s", code, with_enh(eb, sizeof(eb), code, text));
 			log_tx(s, "accept", "data", "relayed", code, NULL);
 		} else if (code == -1) {
 			refuse(s, "data", "downstream_timeout", 0, NULL, 451,
@@ -1072,7 +1083,7 @@ void session_relay_reply(struct session *s, int code, const char *text)
 			refuse(s, "data", "recipient_now_refused", 0, NULL, 451,
 			       "4.4.1 Downstream refused a recipient on reconnect, try again later");
 		} else {
-			refuse(s, "data", "downstream", 0, NULL, code, "%s", text);
+			refuse(s, "data", "downstream", 0, NULL, code, "%s", with_enh(eb, sizeof(eb), code, text));
 		}
 		tx_reset(s);
 		break;
