@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 51
+tap_plan 52
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -99,14 +99,18 @@ echo "filters = test" >>"$LAB_DIR/m3.conf"
 # m4: a downstream with no route: connect(2) fails at once (synchronous path)
 conf m4 2527 25 "relay = 198.18.99.1:25" "spf = no" "dnsbl_zones ="
 lab_bg "$NS_APP" m4 "$smtpd" -c "$LAB_DIR/m4.conf"
+# m5: relays to a scripted downstream that drops, then refuses the recipient
+lab_bg "$NS_MX" flaky python3 "$here/flaky_mx.py" 198.18.3.2 2528
+conf m5 2528 2528 "spf = no" "dnsbl_zones ="
+lab_bg "$NS_APP" m5 "$smtpd" -c "$LAB_DIR/m5.conf"
 lab_bg "$NS_APP" m1 "$smtpd" -c "$LAB_DIR/m1.conf"
 lab_bg "$NS_APP" m2 "$smtpd" -c "$LAB_DIR/m2.conf"
 # m3 is moat-smtpd with the e2e test content filter linked in
 lab_bg "$NS_APP" m3 "$build/tests/e2e/moat-smtpd-testfilter" -c "$LAB_DIR/m3.conf"
-for p in 25 2525 2526 2527; do
+for p in 25 2525 2526 2527 2528; do
 	lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/$p" || { tap_not_ok "moat-smtpd :$p listens"; cat "$LAB_DIR"/m*.log >&2; exit 1; }
 done
-tap_ok "four moat-smtpd instances listen in app"
+tap_ok "five moat-smtpd instances listen in app"
 
 ndump() { ls "${1:-$LAB_DIR/sink}" 2>/dev/null | wc -l; }
 cli() { lab_inet $C "$@" 2>&1; }
@@ -300,6 +304,9 @@ if [ -n "$d" ] && grep -q '^X-Moat-Test: lines=4 bytes=34 framing=crlf$' "$d"; t
 else
 	tap_not_ok "filter accept header"; [ -n "$d" ] && sed 's/^/#   /' "$d" >&2
 fi
+out=$(PORT=2528 sess 192.0.2.55 'S:MAIL FROM:<a@b.example>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: flaky\r\n\r\nx\r\n" W:2 'S:.\r\n' R)
+expect "downstream lost during DATA, recipient refused on replay: 451 4.4.1 (tempfail)" '^451 4\.4\.1 .*refused a recipient' "$out"
 before=$(grep -s '^data.rfc1047_window ' "$LAB_DIR/run/m2.stats" | awk '{print $2}')
 t0=$SECONDS
 out=$(PORT=2525 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
