@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 52
+tap_plan 53
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -29,6 +29,8 @@ out=$("$smtpd" -t -c "$tmpc" 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q 'local_domains is required' &&
 	tap_ok "no local_domains: refuses to start (no open relay)" || tap_not_ok "no local_domains: '$out'"
 rm -f "$tmpc"
+"$smtpd" -t -c "$root/dataplane/smtp/smtpd.conf.sample" >/dev/null 2>&1 &&
+	tap_ok "the shipped smtpd.conf.sample passes -t" || tap_not_ok "smtpd.conf.sample fails -t"
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
