@@ -17,6 +17,7 @@
 
 #include <libknot/libknot.h>
 
+#include "codes.h"
 #include "log.h"
 #include "owner.h"
 #include "zone.h"
@@ -80,7 +81,8 @@ struct moat_zone {
 	size_t nar, capar;
 	uint32_t arfree;
 	struct moat_zone_stats st;
-	bool batch, keep_txt;
+	bool batch, keep_txt, filter;
+	struct moat_codes codes; /* with filter: answers that are never listings */
 	struct undo *ul;
 	size_t nul, capul;
 	uint32_t *aff;
@@ -333,11 +335,24 @@ static bool lists_own(const struct moat_zone *z, uint32_t idx, uint8_t fam)
 	return n->star && z->nodes[n->star].a != 0;
 }
 
-/* push_a - one listing per A record in chain a */
+/* push_a - one listing per A record in chain a; with error codes set,
+ * only the codes that are listings, and an exclude when there is none */
 static int push_a(const struct moat_zone *z, uint32_t a, const struct moat_prefix *p,
 		  struct moat_lvec *out)
 {
+	if (z->filter) {
+		bool any = false;
+		for (uint32_t i = a; i && !any; i = z->ar[i].next)
+			any = !moat_code_is_error(&z->codes, z->ar[i].code);
+		if (!any) {
+			struct moat_listing l = { .pfx = *p, .ttl = z->ar[a].ttl,
+						  .source = z->source, .exclude = 1 };
+			return moat_lvec_push(out, &l);
+		}
+	}
 	for (; a; a = z->ar[a].next) {
+		if (z->filter && moat_code_is_error(&z->codes, z->ar[a].code))
+			continue;
 		struct moat_listing l = { .pfx = *p, .code = z->ar[a].code,
 					  .ttl = z->ar[a].ttl, .source = z->source };
 		if (moat_lvec_push(out, &l))
@@ -709,6 +724,17 @@ nomem:
 	moat_lvec_free(&now);
 	moat_zone_rollback(z);
 	return -ENOMEM;
+}
+
+/* moat_zone_error_codes - answers that are never listings (NULL: none) */
+int moat_zone_error_codes(struct moat_zone *z, const struct moat_codes *c)
+{
+	if (z->nnodes > 2)
+		return -EBUSY; /* listings were computed with the old set */
+	z->filter = c != NULL;
+	if (c)
+		z->codes = *c;
+	return 0;
 }
 
 /* moat_zone_keep_txt - keep TXT records of address names from now on */
