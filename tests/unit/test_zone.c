@@ -547,6 +547,36 @@ static void test_error_codes(void **state)
 	}
 }
 
+/* regression (fuzz_zone): an A record added again with another TTL inside
+ * a batch that is rolled back kept the new TTL */
+static void test_regress_ttl_rollback(void **state)
+{
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_lvec lv = { 0 }, add = { 0 }, del = { 0 };
+	uint8_t w[KNOT_DNAME_MAXLEN], rd[4] = { 127, 0, 0, 2 };
+
+	(void)state;
+	knot_dname_from_str(w, "4.3.2.1." APEX, sizeof(w));
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 300, rd, 4), 0);
+	assert_int_equal(moat_zone_begin(z), 0);
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 60, rd, 4), 0);
+	moat_zone_rollback(z);
+	assert_int_equal(moat_zone_listings(z, &lv), 0);
+	assert_int_equal(lv.n, 1);
+	assert_int_equal(lv.v[0].ttl, 300);
+	/* committed, the TTL change is a delta */
+	assert_int_equal(moat_zone_begin(z), 0);
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 60, rd, 4), 0);
+	assert_int_equal(moat_zone_commit(z, &add, &del), 0);
+	assert_int_equal(add.n, 1);
+	assert_int_equal(del.n, 1);
+	assert_int_equal(add.v[0].ttl, 60);
+	moat_lvec_free(&lv);
+	moat_lvec_free(&add);
+	moat_lvec_free(&del);
+	moat_zone_free(z);
+}
+
 static void test_lvec_apply(void **state)
 {
 	struct moat_lvec cur = { 0 }, add = { 0 }, del = { 0 };
@@ -586,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_lvec_apply),
 		cmocka_unit_test(test_lookup_txt),
 		cmocka_unit_test(test_error_codes),
+		cmocka_unit_test(test_regress_ttl_rollback),
 	};
 	return cmocka_run_group_tests_name("zone", tests, NULL, NULL);
 }
