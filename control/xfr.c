@@ -213,6 +213,13 @@ void moat_xfr_notify(struct moat_xfr_zone *z, int64_t now_ms)
 	z->notify_pending = true;
 }
 
+/* moat_xfr_force_axfr - full transfer at the next opportunity */
+void moat_xfr_force_axfr(struct moat_xfr_zone *z)
+{
+	z->force_axfr = true;
+	z->notify_pending = true;
+}
+
 /* moat_xfr_fd - the running transfer's socket or -1 */
 int moat_xfr_fd(const struct moat_xfr_zone *z)
 {

@@ -114,6 +114,10 @@ const char *moat_xfr_zone_name(const struct moat_xfr_zone *z);
 int64_t moat_xfr_next_ms(const struct moat_xfr_zone *z, int64_t now_ms);
 /* moat_xfr_notify - a valid NOTIFY arrived: refresh as soon as possible. */
 void moat_xfr_notify(struct moat_xfr_zone *z, int64_t now_ms);
+/* moat_xfr_force_axfr - the next transfer is a full AXFR, as soon as
+ * possible (operator "refresh --full", e.g. after the primary's serial
+ * went backwards, which IXFR answers as up to date). */
+void moat_xfr_force_axfr(struct moat_xfr_zone *z);
 
 /* moat_xfr_start - open the connection and queue the query.  0, -EALREADY
  * when a transfer runs, or -errno (counted as a failed attempt). */
