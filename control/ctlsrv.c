@@ -243,16 +243,19 @@ static struct json_object *cmd_zone_refresh(struct ctlsrv *s, struct conn *c, in
 					    struct json_object *req)
 {
 	const char *name = ctl_get_str(req, "zone");
+	int full = 0;
 
 	(void)c;
+	ctl_get_bool(req, "full", &full);
 	if (!name)
 		return ctl_reply_err(id, CTL_E_ARG, "zone refresh: missing \"zone\"");
-	if (zm_refresh(s->d, name) < 0)
+	if (zm_refresh(s->d, name, full) < 0)
 		return ctl_reply_err(id, CTL_E_NOTFOUND, "no zone %.200s", name);
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "zone", json_object_new_string(name));
 	json_object_object_add(o, "scheduled", json_object_new_boolean(1));
+	json_object_object_add(o, "full", json_object_new_boolean(full));
 	return ctl_reply_ok(id, o);
 }
 

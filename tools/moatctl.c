@@ -180,15 +180,18 @@ static int human_zones(struct json_object *res)
 
 static int do_zone_refresh(const struct cmd *cmd, int argc, char **argv)
 {
-	(void)cmd;
-	struct json_object *req;
+	int full = argc == 2 && strcmp(argv[1], "--full") == 0;
 
-	if (argc != 1) {
-		fprintf(stderr, "usage: moatctl zone refresh NAME\n");
+	(void)cmd;
+	if (argc != 1 && !full) {
+		fprintf(stderr, "usage: moatctl zone refresh NAME [--full]\n");
 		return EXIT_USAGE;
 	}
-	req = ctl_request_new(1, "zone.refresh");
+	struct json_object *req = ctl_request_new(1, "zone.refresh");
+
 	json_object_object_add(req, "zone", json_object_new_string(argv[0]));
+	if (full)
+		json_object_object_add(req, "full", json_object_new_boolean(1));
 	return run(req, print_kv);
 }
 
@@ -426,7 +429,7 @@ static int do_watch(const struct cmd *cmd, int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "status", "", "daemon overview: version, fast path, zones, entries", do_simple, "status", print_kv },
 	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_simple, "zones", human_zones },
-	{ "zone refresh", "NAME", "refresh a zone now (transfer / file re-read)", do_zone_refresh, NULL, NULL },
+	{ "zone refresh", "NAME [--full]", "refresh a zone now (--full: AXFR / re-read the file)", do_zone_refresh, NULL, NULL },
 	{ "lookup", "ADDR", "action and score of an address, every source and code that contributed", do_lookup, NULL, NULL },
 	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add, NULL, NULL },
 	{ "del", "PREFIX [--source operator|smtp]", "remove an operator (or moat-smtpd) entry", do_del, NULL, NULL },
