@@ -128,6 +128,7 @@ static int perr(struct pstate *p, int line, const char *fmt, ...)
 	return 0;
 }
 
+/* cfg_src_type_name - "axfr", "rbldnsd" or "live" */
 const char *cfg_src_type_name(enum cfg_src_type t)
 {
 	switch (t) {

@@ -283,6 +283,7 @@ static void loop(struct cd *d)
 	}
 }
 
+/* usage - the --help text */
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -301,6 +302,7 @@ static void usage(FILE *f)
 		"moat.conf(5) and moatctl(8).\n");
 }
 
+/* main - start-up in the order above, then the loop */
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
