@@ -97,6 +97,9 @@ int cd_reload(struct cd *d, char *err, size_t errsz)
 	if (strcmp(c->socket_path, d->cfg.socket_path) || strcmp(c->pin_dir, d->cfg.pin_dir) ||
 	    strcmp(c->state_dir, d->cfg.state_dir) || c->nifaces != d->cfg.nifaces ||
 	    memcmp(c->ifaces, d->cfg.ifaces, sizeof(c->ifaces)) ||
+	    c->nports != d->cfg.nports || memcmp(c->ports, d->cfg.ports, sizeof(c->ports)) ||
+	    c->event_sample != d->cfg.event_sample || c->groups_max != d->cfg.groups_max ||
+	    strcmp(c->xdp_mode, d->cfg.xdp_mode) ||
 	    memcmp(&c->metrics, &d->cfg.metrics, sizeof(c->metrics)) ||
 	    memcmp(c->notify_listen, d->cfg.notify_listen, sizeof(c->notify_listen)) ||
 	    strcmp(c->user, d->cfg.user)) {
