@@ -879,6 +879,15 @@ int cfg_load_string(struct moat_config *c, const char *name, const char *text, c
 	return r;
 }
 
+/* cfg_key - the i-th row of keys[] */
+const char *cfg_key(size_t i, const char **section)
+{
+	if (i >= sizeof(keys) / sizeof(keys[0]))
+		return NULL;
+	*section = keys[i].section;
+	return keys[i].name;
+}
+
 /* cfg_zone_find - zone by name (case-insensitive, trailing dot ignored) */
 const struct cfg_zone *cfg_zone_find(const struct moat_config *c, const char *name)
 {
