@@ -103,6 +103,9 @@ struct vt_db {
 	struct pstore s4, s6;
 	/* expiry */
 	uint64_t nexpiring;
+	uint32_t next_expiry;      /* no expiry before this (a lower bound) */
+	struct u32vec exp24;       /* /24s that may hold expiring entries */
+	int exp24_lost;            /* exp24 incomplete: walk everything */
 	/* dirty state */
 	uint64_t *dirtybits;
 	struct u32vec dirty;
@@ -425,6 +428,7 @@ static int pe_cmp(const struct pe *a, const struct pe *b)
 	return a->code < b->code ? -1 : a->code > b->code;
 }
 
+/* pe_qcmp - pe_cmp for qsort/bsearch. */
 static int pe_qcmp(const void *a, const void *b)
 {
 	return pe_cmp(a, b);
@@ -566,12 +570,63 @@ static const char *fmt_prefix(char *buf, size_t sz, const struct moat_prefix *p)
 	return buf;
 }
 
+/* key16 - the uint64_t at the start of 16-byte item i. */
+static uint64_t key16(const unsigned char *base, size_t i)
+{
+	uint64_t k;
+
+	memcpy(&k, base + i * 16, sizeof(k));
+	return k;
+}
+
+/* radix16 - stable LSD radix sort of n 16-byte items by the uint64_t they
+ * start with, passing only over the bytes that vary.  0, or -ENOMEM with
+ * the items untouched. */
+static int radix16(void *base, size_t n)
+{
+	unsigned char *src = base, *dst = malloc(n * 16), *tmp;
+	size_t cnt[256];
+
+	if (!dst)
+		return -ENOMEM;
+	tmp = dst;
+	for (unsigned sh = 0; sh < 64; sh += 8) {
+		size_t pos = 0;
+		unsigned char *t;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (size_t i = 0; i < n; i++)
+			cnt[(key16(src, i) >> sh) & 0xff]++;
+		if (cnt[(key16(src, 0) >> sh) & 0xff] == n)
+			continue; /* this byte is the same everywhere */
+		for (int d = 0; d < 256; d++) {
+			size_t c = cnt[d];
+
+			cnt[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			memcpy(dst + 16 * cnt[(key16(src, i) >> sh) & 0xff]++,
+			       src + 16 * i, 16);
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != base)
+		memcpy(base, src, n * 16);
+	free(tmp);
+	return 0;
+}
+
 /* A sort key for records: 64 bits that order them, ties broken by
  * rec_cmp (codes, and IPv6 low bits). */
 struct sortkey {
 	uint64_t k;
 	uint64_t i;
 };
+
+_Static_assert(sizeof(struct sortkey) == 16 && offsetof(struct sortkey, k) == 0,
+	       "radix16 sorts 16-byte items by a leading uint64_t");
 
 /* rec_pk - the primary key: IPv4 by address, plen, exclude; IPv6 after
  * all IPv4, by the top 63 address bits. */
@@ -588,9 +643,8 @@ static uint64_t rec_pk(const struct rec *r)
  * new one with r freed); falls back to qsort in place without memory. */
 static struct rec *sort_recs(struct rec *r, size_t n)
 {
-	struct sortkey *a, *b;
+	struct sortkey *a;
 	struct rec *out;
-	size_t cnt[256];
 
 	if (n < 4096) {
 		if (n > 1)
@@ -598,44 +652,21 @@ static struct rec *sort_recs(struct rec *r, size_t n)
 		return r;
 	}
 	a = malloc(n * sizeof(*a));
-	b = malloc(n * sizeof(*b));
 	out = malloc(n * sizeof(*out));
-	if (!a || !b || !out) {
+	if (a)
+		for (size_t i = 0; i < n; i++) {
+			a[i].k = rec_pk(&r[i]);
+			a[i].i = i;
+		}
+	if (!a || !out || radix16(a, n) < 0) {
 		free(a);
-		free(b);
 		free(out);
 		qsort(r, n, sizeof(*r), rec_cmp);
 		return r;
 	}
-	for (size_t i = 0; i < n; i++) {
-		a[i].k = rec_pk(&r[i]);
-		a[i].i = i;
-	}
-	for (unsigned sh = 0; sh < 64; sh += 8) {
-		size_t pos = 0;
-		struct sortkey *t;
-
-		memset(cnt, 0, sizeof(cnt));
-		for (size_t i = 0; i < n; i++)
-			cnt[(a[i].k >> sh) & 0xff]++;
-		if (cnt[(a[0].k >> sh) & 0xff] == n)
-			continue; /* this byte is the same everywhere */
-		for (int d = 0; d < 256; d++) {
-			size_t c = cnt[d];
-
-			cnt[d] = pos;
-			pos += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			b[cnt[(a[i].k >> sh) & 0xff]++] = a[i];
-		t = a;
-		a = b;
-		b = t;
-	}
 	for (size_t i = 0; i < n; i++)
 		out[i] = r[a[i].i];
 	free(r);
-	free(b);
 	for (size_t i = 0; i < n; ) {
 		size_t j = i + 1;
 
@@ -649,6 +680,53 @@ static struct rec *sort_recs(struct rec *r, size_t n)
 	return out;
 }
 
+/* A compact IPv4 /24../32 record of a big replace: 16 bytes instead of
+ * a struct rec, sorted in place by radix (the transient memory of a 10M
+ * load matters as much as its speed). */
+struct lrec {
+	uint64_t key;   /* addr << 32 | plen << 8 | exclude */
+	uint32_t code;
+	uint32_t idx;   /* index in the input; LREC_KEEP once matched */
+};
+
+_Static_assert(sizeof(struct lrec) == 16 && offsetof(struct lrec, key) == 0,
+	       "radix16 sorts 16-byte items by a leading uint64_t");
+
+#define LREC_KEEP 0x80000000u
+#define LREC_ADDR(k) ((uint32_t)((k) >> 32))
+#define LREC_PLEN(k) ((unsigned)(((k) >> 8) & 0xff))
+#define LREC_EXCL(k) ((int)((k) & 1))
+
+/* lrec_cmp - key, then code. */
+static int lrec_cmp(const void *x, const void *y)
+{
+	const struct lrec *a = x, *b = y;
+
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return a->code < b->code ? -1 : a->code > b->code;
+}
+
+/* sort_lrecs - radix on key, then codes within equal keys; qsort when
+ * there is no memory for the second buffer. */
+static void sort_lrecs(struct lrec *a, size_t n)
+{
+	if (n < 4096 || radix16(a, n) < 0) {
+		if (n > 1)
+			qsort(a, n, sizeof(*a), lrec_cmp);
+		return;
+	}
+	for (size_t i = 0; i < n; ) {
+		size_t j = i + 1;
+
+		while (j < n && a[j].key == a[i].key)
+			j++;
+		if (j - i > 1)
+			qsort(a + i, j - i, sizeof(*a), lrec_cmp);
+		i = j;
+	}
+}
+
 struct counts {
 	uint64_t outside, errcode;
 };
@@ -657,19 +735,32 @@ struct counts {
  * return sorted records without duplicates.  what = "add"/"del"/"entry". */
 static int normalize(const struct vt_db *db, const struct vt_source *s,
 		     const struct moat_listing *l, size_t n, const char *what,
-		     struct rec **out, size_t *nout, struct counts *ign,
-		     char *err, size_t errsz)
+		     struct rec **out, size_t *nout, struct lrec **lout,
+		     size_t *nlout, struct counts *ign, char *err, size_t errsz)
 {
 	struct rec *r = NULL;
-	size_t k = 0;
+	struct lrec *lr = NULL;
+	size_t k = 0, nl = 0, nlong = 0;
 	char pb[64], e2[160];
 
 	(void)db;
 	*out = NULL;
 	*nout = 0;
-	if (n) {
-		r = malloc(n * sizeof(*r));
+	if (lout) {
+		*lout = NULL;
+		*nlout = 0;
+		for (size_t i = 0; i < n; i++)
+			nlong += l[i].pfx.family == MOAT_AF_INET &&
+				 l[i].pfx.plen >= 24;
+		if (nlong && !(lr = malloc(nlong * sizeof(*lr)))) {
+			VT_ERR(err, errsz, "out of memory for %zu listings", n);
+			return -ENOMEM;
+		}
+	}
+	if (n - nlong) {
+		r = malloc((n - nlong) * sizeof(*r));
 		if (!r) {
+			free(lr);
 			VT_ERR(err, errsz, "out of memory for %zu listings", n);
 			return -ENOMEM;
 		}
@@ -712,6 +803,14 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 				continue;
 			}
 		}
+		if (lr && m->pfx.family == MOAT_AF_INET && m->pfx.plen >= 24) {
+			lr[nl].key = (uint64_t)v4_addr(m->pfx.addr) << 32 |
+				     (uint64_t)m->pfx.plen << 8 | m->exclude;
+			lr[nl].code = m->exclude ? 0 : m->code;
+			lr[nl].idx = (uint32_t)i;
+			nl++;
+			continue;
+		}
 		r[k].fam = m->pfx.family;
 		r[k].keep = 0;
 		r[k].plen = m->pfx.plen;
@@ -742,11 +841,32 @@ static int normalize(const struct vt_db *db, const struct vt_source *s,
 			goto bad;
 		}
 	}
+	sort_lrecs(lr, nl);
+	for (size_t i = 1; i < nl; i++) {
+		if ((lr[i].key >> 8) != (lr[i - 1].key >> 8))
+			continue;
+		if (lrec_cmp(&lr[i - 1], &lr[i]) == 0) {
+			VT_ERR(err, errsz, "%s: duplicate entry %s code 0x%08x%s",
+			       what, fmt_prefix(pb, sizeof(pb), &l[lr[i].idx].pfx),
+			       lr[i].code, LREC_EXCL(lr[i].key) ? " (exclude)" : "");
+			goto bad;
+		}
+		if (lr[i].key != lr[i - 1].key) {
+			VT_ERR(err, errsz, "%s: %s both listed and excluded", what,
+			       fmt_prefix(pb, sizeof(pb), &l[lr[i].idx].pfx));
+			goto bad;
+		}
+	}
 	*out = r;
 	*nout = k;
+	if (lout) {
+		*lout = lr;
+		*nlout = nl;
+	}
 	return 0;
 bad:
 	free(r);
+	free(lr);
 	return -EINVAL;
 }
 
@@ -848,26 +968,46 @@ static unsigned v6_plens_after(const struct vt_db *db, uint16_t src,
 
 /* ------------------------------------------------------------- commit */
 
-/* commit_long_add - store r in its bucket, mark dirty. */
-static int commit_long_add(struct vt_db *db, const struct vt_source *s,
-			   const struct rec *r)
+/* note_expiry - one more expiring entry (in /24 idx, or in a sorted store
+ * when idx is UINT32_MAX). */
+static void note_expiry(struct vt_db *db, uint32_t idx, uint32_t expiry)
+{
+	if (!db->nexpiring || expiry < db->next_expiry)
+		db->next_expiry = expiry;
+	db->nexpiring++;
+	if (idx != UINT32_MAX && vec_push(&db->exp24, idx) < 0)
+		db->exp24_lost = 1;
+}
+
+/* commit_long_raw - store one /24../32 entry in its bucket, mark dirty. */
+static int commit_long_raw(struct vt_db *db, const struct vt_source *s,
+			   uint32_t a, unsigned plen, int excl, uint32_t code,
+			   uint32_t ttl)
 {
 	struct v4e e;
-	uint32_t a = v4_addr(r->addr);
 	int rc;
 
-	e.code = r->code;
-	e.expiry = expiry_of(db, s, r->ttl);
+	e.code = code;
+	e.expiry = expiry_of(db, s, ttl);
 	e.source = s->id;
 	e.host = (uint8_t)a;
-	e.pf = (uint8_t)(r->plen | (r->excl ? PF_EXCL : 0));
+	e.pf = (uint8_t)(plen | (excl ? PF_EXCL : 0));
 	rc = bucket_add(db, a >> 8, &e);
 	if (rc < 0)
 		return rc;
-	db->nexpiring += e.expiry != 0;
+	if (e.expiry)
+		note_expiry(db, a >> 8, e.expiry);
 	cnt_of(db, s->id)->entries_v4++;
 	mark24(db, a >> 8);
 	return 0;
+}
+
+/* commit_long_add - a record into its bucket. */
+static int commit_long_add(struct vt_db *db, const struct vt_source *s,
+			   const struct rec *r)
+{
+	return commit_long_raw(db, s, v4_addr(r->addr), r->plen, r->excl,
+			       r->code, r->ttl);
 }
 
 /* commit_long_del_at - remove entry i of bucket idx, mark dirty. */
@@ -936,7 +1076,8 @@ static int ps_commit(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < nadd; i++) {
 		struct vt_source_counters *c = cnt_of(db, adds[i].source);
 
-		db->nexpiring += adds[i].expiry != 0;
+		if (adds[i].expiry)
+			note_expiry(db, UINT32_MAX, adds[i].expiry);
 		if (v4) {
 			c->entries_v4++;
 			set_short_bits(db, v4_addr(adds[i].addr), adds[i].plen);
@@ -1013,10 +1154,12 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 
 	if (!s)
 		return -ENOENT;
-	rc = normalize(db, s, add, nadd, "add", &ra, &na, &ign, err, errsz);
+	rc = normalize(db, s, add, nadd, "add", &ra, &na, NULL, NULL, &ign, err,
+		       errsz);
 	if (rc < 0)
 		return rc;
-	rc = normalize(db, s, del, ndel, "del", &rd, &nd, &igd, err, errsz);
+	rc = normalize(db, s, del, ndel, "del", &rd, &nd, NULL, NULL, &igd, err,
+		       errsz);
 	if (rc < 0)
 		goto out;
 	rc = -EINVAL;
@@ -1099,26 +1242,22 @@ out:
 	return rc;
 }
 
-/* long_rec_cmp - a stored /24../32 entry against a record (same source). */
-static int long_find_rec(const struct rec *r, size_t n, const struct v4e *e,
-			 uint32_t idx)
+/* long_find - the new record equal to a stored /24../32 entry, or -1. */
+static long long_find(const struct lrec *r, size_t n, const struct v4e *e,
+		      uint32_t idx)
 {
-	struct rec k;
+	struct lrec k;
 	size_t lo = 0, hi = n;
 
-	memset(&k, 0, sizeof(k));
-	k.fam = MOAT_AF_INET;
-	v4_bytes(k.addr, idx << 8 | e->host);
-	rec_keys(&k);
-	k.plen = PF_PLEN(e->pf);
-	k.excl = !!(e->pf & PF_EXCL);
+	k.key = (uint64_t)(idx << 8 | e->host) << 32 |
+		(uint64_t)PF_PLEN(e->pf) << 8 | !!(e->pf & PF_EXCL);
 	k.code = e->code;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = rec_cmp(&r[mid], &k);
+		int c = lrec_cmp(&r[mid], &k);
 
 		if (c == 0)
-			return (int)mid;
+			return (long)mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -1151,9 +1290,12 @@ static int ps_replace_source(struct vt_db *db, struct pstore *ps, int v4,
 	for (size_t i = 0; i < nnew; i++) {
 		long k = ps_find(ps, &nw[i]);
 
-		if (k >= 0)
-			ps->e[k].expiry = nw[i].expiry; /* refreshed, same verdict */
-		else
+		if (k >= 0) { /* refreshed, same verdict */
+			db->nexpiring -= ps->e[k].expiry != 0;
+			ps->e[k].expiry = nw[i].expiry;
+			if (nw[i].expiry)
+				note_expiry(db, UINT32_MAX, nw[i].expiry);
+		} else
 			adds[na++] = nw[i];
 	}
 	rc = ps_commit(db, ps, v4, dels, nd, adds, na);
@@ -1170,7 +1312,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 {
 	const struct vt_source *s = lookup_source(db, source, err, errsz);
 	struct rec *r = NULL;
-	size_t nr = 0, n4 = 0, n6 = 0;
+	struct lrec *lr = NULL;
+	size_t nr = 0, nl = 0, n4 = 0, n6 = 0;
 	struct pe *p4 = NULL, *p6 = NULL;
 	struct counts ign = { 0, 0 };
 	struct vt_source_counters *c;
@@ -1179,7 +1322,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	if (!s)
 		return -ENOENT;
 	c = &db->cnt[db->sidx[source] - 1];
-	rc = normalize(db, s, l, n, "entry", &r, &nr, &ign, err, errsz);
+	rc = normalize(db, s, l, n, "entry", &r, &nr, &lr, &nl, &ign, err,
+		       errsz);
 	if (rc < 0)
 		return rc;
 	if (v6_plens_after(db, source, 1, NULL, 0, r, nr) > MOAT_V6_MAX_PLENS) {
@@ -1198,19 +1342,22 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 				continue;
 			b = bucket(db, idx, &bn);
 			for (uint32_t i = 0; i < bn; ) {
-				int k;
+				long k;
 
 				if (b[i].source != source) {
 					i++;
 					continue;
 				}
-				k = long_find_rec(r, nr, &b[i], idx);
+				k = long_find(lr, nl, &b[i], idx);
 				if (k >= 0) {
-					uint32_t ex = expiry_of(db, s, r[k].ttl);
+					uint32_t ex = expiry_of(db, s,
+						l[lr[k].idx & ~LREC_KEEP].ttl);
 
-					db->nexpiring += (ex != 0) - (b[i].expiry != 0);
+					db->nexpiring -= b[i].expiry != 0;
+					if (ex)
+						note_expiry(db, idx, ex);
 					b[i].expiry = ex;
-					r[k].keep = 1;
+					lr[k].idx |= LREC_KEEP;
 					i++;
 					continue;
 				}
@@ -1225,10 +1372,13 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	if (rc == 0)
 		rc = ps_replace_source(db, &db->s6, 0, source, p6, n6);
 	if (rc == 0)
-		pool_reserve(db, nr);
-	for (size_t i = 0; rc == 0 && i < nr; i++)
-		if (is_long(&r[i]) && !r[i].keep)
-			rc = commit_long_add(db, s, &r[i]);
+		pool_reserve(db, nl);
+	for (size_t i = 0; rc == 0 && i < nl; i++)
+		if (!(lr[i].idx & LREC_KEEP))
+			rc = commit_long_raw(db, s, LREC_ADDR(lr[i].key),
+					     LREC_PLEN(lr[i].key),
+					     LREC_EXCL(lr[i].key), lr[i].code,
+					     l[lr[i].idx].ttl);
 	if (rc < 0) {
 		VT_ERR(err, errsz, "out of memory replacing source %s", s->name);
 		goto out;
@@ -1237,6 +1387,7 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 	c->ignored_errcode += ign.errcode;
 out:
 	free(r);
+	free(lr);
 	free(p4);
 	free(p6);
 	return rc;
@@ -1245,11 +1396,14 @@ out:
 /* drop_where - remove stored entries matching pred (expiry, unknown
  * source); returns how many. */
 static size_t drop_where(struct vt_db *db,
-			 int (*pred)(const struct vt_db *, uint16_t, uint32_t))
+			 int (*pred)(const struct vt_db *, uint16_t, uint32_t),
+			 const uint32_t *only, size_t nonly)
 {
 	size_t dropped = 0;
+	size_t nvisit = only ? nonly : MOAT_TBL24_ENTRIES;
 
-	for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+	for (size_t v = 0; v < nvisit; v++) {
+		uint32_t idx = only ? only[v] : (uint32_t)v;
 		uint32_t bn;
 		struct v4e *b;
 
@@ -1305,13 +1459,77 @@ static int pred_expired(const struct vt_db *db, uint16_t src, uint32_t ex)
 	return ex != 0 && ex <= db->now;
 }
 
-/* vt_db_expire - drop listings whose time has come. */
+/* cmp_u32 - qsort order. */
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* vt_db_expire - drop listings whose time has come: only the /24s that
+ * got expiring entries are visited, and nothing before the earliest
+ * expiry. */
 size_t vt_db_expire(struct vt_db *db, uint64_t now)
 {
+	struct u32vec *x = &db->exp24;
+	size_t dropped, k = 0;
+	uint32_t next = UINT32_MAX;
+
 	db->now = now;
-	if (!db->nexpiring)
+	if (!db->nexpiring || now < db->next_expiry)
 		return 0;
-	return drop_where(db, pred_expired);
+	if (db->exp24_lost) {
+		/* rebuild the list while walking everything once */
+		x->n = 0;
+		dropped = drop_where(db, pred_expired, NULL, 0);
+		db->exp24_lost = 0;
+		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+			uint32_t bn;
+			const struct v4e *b = bucket(db, idx, &bn);
+
+			for (uint32_t j = 0; j < bn; j++)
+				if (b[j].expiry) {
+					if (vec_push(x, idx) < 0)
+						db->exp24_lost = 1;
+					break;
+				}
+		}
+	} else {
+		if (x->n > 1)
+			qsort(x->v, x->n, sizeof(*x->v), cmp_u32);
+		for (size_t i = 0; i < x->n; i++)
+			if (i == 0 || x->v[i] != x->v[i - 1])
+				x->v[k++] = x->v[i];
+		x->n = k;
+		dropped = drop_where(db, pred_expired, x->v, x->n);
+	}
+	/* keep the /24s that still hold expiring entries; new lower bound */
+	k = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		uint32_t bn, keep = 0;
+		const struct v4e *b = bucket(db, x->v[i], &bn);
+
+		for (uint32_t j = 0; j < bn; j++) {
+			if (b[j].expiry) {
+				keep = 1;
+				if (b[j].expiry < next)
+					next = b[j].expiry;
+			}
+		}
+		if (keep)
+			x->v[k++] = x->v[i];
+	}
+	x->n = k;
+	for (int v4 = 0; v4 < 2; v4++) {
+		const struct pstore *ps = v4 ? &db->s4 : &db->s6;
+
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->e[i].expiry && ps->e[i].expiry < next)
+				next = ps->e[i].expiry;
+	}
+	db->next_expiry = next;
+	return dropped;
 }
 
 /* vt_db_set_time - the clock for new expiring listings. */
@@ -1347,6 +1565,7 @@ static void acc_add(struct vt_acc *a, const struct vt_acc *b)
 	a->ntarpit += b->ntarpit;
 }
 
+/* acc_sub - take one source's contribution back out. */
 static void acc_sub(struct vt_acc *a, const struct vt_acc *b)
 {
 	a->score -= b->score;
@@ -1361,12 +1580,15 @@ static int ensure_codes(struct vt_db *db, size_t n)
 	return grow((void **)&db->codes, &db->codescap, n, sizeof(uint32_t));
 }
 
-/* short_cover - per source, what the prefixes shorter than /24 covering
- * /24 idx say; fills srcs[]/ctb[] (nsrc), returns 0 or -ENOMEM. */
+/* What one source says about a whole /24 through shorter prefixes. */
 struct short_src {
 	uint16_t source;
 	struct vt_acc c;
 };
+
+/* short_cover - per source, what the prefixes shorter than /24 covering
+ * /24 idx say (the longest of each source decides): out[0..*nout);
+ * *found when any covers.  0 or -ENOMEM. */
 
 static int short_cover(struct vt_db *db, uint32_t idx, struct short_src *out,
 		       uint32_t *nout, int *found)
@@ -1756,17 +1978,85 @@ void vt_db_grace_done(struct vt_db *db)
 	release_groups(db, 0, 1);
 }
 
-/* publish_one - compare /24 idx with the live image and append updates;
- * new groups come from the ready list or above the high-water mark. */
-static int publish_one(struct vt_db *db, uint32_t idx, struct moat_update **ups,
-		       size_t *n, size_t *cap, uint32_t *next_new,
-		       size_t *ready_used, struct u32vec *freed)
+/* A publish in progress: updates go out in chunks through emit; each
+ * chunk the fast path took is made live at once, so the live image is
+ * always exactly what the fast path holds. */
+struct pub {
+	struct vt_db *db;
+	vt_emit_fn emit;
+	void *ctx;
+	struct moat_update buf[VT_EMIT_CHUNK];
+	size_t n;
+	struct u32vec freed;     /* groups unlinked by buf */
+	struct u32vec taken;     /* ready groups used by buf */
+	uint32_t next_new;       /* next never-used group index */
+	uint64_t t;
+	size_t emitted;
+};
+
+/* pub_flush - hand buf to the fast path, then make it live: groups and
+ * tbl24 entries, unlinked groups wait for the grace period. */
+static int pub_flush(struct pub *pb)
 {
+	struct vt_db *db = pb->db;
+	struct vt_image *live = db->live;
+	int rc;
+
+	if (!pb->n)
+		return 0;
+	if (pb->next_new > live->ghi &&
+	    (rc = vt_image_grow_groups(live, pb->next_new)) < 0)
+		return rc;
+	rc = pb->emit(pb->ctx, pb->buf, pb->n);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < pb->n; i++) {
+		const struct moat_update *u = &pb->buf[i];
+
+		if (u->kind == MOAT_UPD_GROUP) {
+			live->groups[u->index] = u->u.group;
+			if (u->index >= live->ghi)
+				live->ghi = u->index + 1;
+		} else if (u->kind == MOAT_UPD_TBL24) {
+			live->tbl24[u->index] = u->value;
+		}
+	}
+	for (size_t i = 0; i < pb->freed.n; i++) {
+		if (grow((void **)&db->pend, &db->pendcap, db->npend + 1,
+			 sizeof(*db->pend)) < 0)
+			break; /* leaks the index: never reused early */
+		db->pend[db->npend].g = pb->freed.v[i];
+		db->pend[db->npend].t_ms = pb->t;
+		db->npend++;
+	}
+	pb->emitted += pb->n;
+	pb->n = 0;
+	pb->freed.n = 0;
+	pb->taken.n = 0;
+	return 0;
+}
+
+/* pub_unwind - a failed publish gives back the groups of the unsent chunk. */
+static void pub_unwind(struct pub *pb)
+{
+	for (size_t i = pb->taken.n; i > 0; i--)
+		(void)vec_push(&pb->db->ready, pb->taken.v[i - 1]);
+	pb->taken.n = 0;
+}
+
+/* publish_one - compare /24 idx with the live image and queue updates;
+ * new groups come from the ready list or above the high-water mark. */
+static int publish_one(struct pub *pb, uint32_t idx)
+{
+	struct vt_db *db = pb->db;
 	struct moat_group g;
 	uint32_t act = 0, old = db->live->tbl24[idx], nv;
 	struct moat_update *u;
-	int rc = compile24(db, idx, &g, &act);
+	int rc;
 
+	if (pb->n + 2 > VT_EMIT_CHUNK && (rc = pub_flush(pb)) < 0)
+		return rc;
+	rc = compile24(db, idx, &g, &act);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -1781,97 +2071,111 @@ static int publish_one(struct vt_db *db, uint32_t idx, struct moat_update **ups,
 		    memcmp(&db->live->groups[moat_tbl24_group(old)], &g,
 			   sizeof(g)) == 0)
 			return 0;
-		if (*ready_used < db->ready.n)
-			gi = db->ready.v[db->ready.n - 1 - (*ready_used)++];
-		else if (*next_new <= MOAT_GROUP_MAX)
-			gi = (*next_new)++;
-		else
+		if (db->ready.n) {
+			gi = db->ready.v[--db->ready.n];
+			if (vec_push(&pb->taken, gi) < 0) {
+				db->ready.n++;
+				return -ENOMEM;
+			}
+		} else if (pb->next_new <= MOAT_GROUP_MAX) {
+			gi = pb->next_new++;
+		} else {
 			return -ENOSPC;
-		if (!(u = vt_ups_push(ups, n, cap)))
-			return -ENOMEM;
+		}
+		u = &pb->buf[pb->n++];
+		memset(u, 0, sizeof(*u));
 		u->kind = MOAT_UPD_GROUP;
 		u->index = gi;
 		u->u.group = g;
 		nv = moat_tbl24_make_group(gi);
 	}
-	if (!(u = vt_ups_push(ups, n, cap)))
+	if (moat_tbl24_is_group(old) && vec_push(&pb->freed, moat_tbl24_group(old)) < 0)
 		return -ENOMEM;
+	u = &pb->buf[pb->n++];
+	memset(u, 0, sizeof(*u));
 	u->kind = MOAT_UPD_TBL24;
 	u->index = idx;
 	u->value = nv;
-	if (moat_tbl24_is_group(old) && vec_push(freed, moat_tbl24_group(old)) < 0)
-		return -ENOMEM;
 	return 0;
 }
 
-/* vt_db_publish - recompile what changed and return the safe sequence. */
-int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
+/* publish_v6 - the IPv6 part: compute, emit in chunks, swap in. */
+static int publish_v6(struct pub *pb)
 {
-	struct moat_update *out = NULL;
-	size_t cnt = 0, cap = 0, ready_used = 0, nv4;
-	uint32_t next_new = db->live->ghi;
-	struct u32vec freed = { NULL, 0, 0 };
+	struct vt_db *db = pb->db;
 	struct vt_v6rule *v6 = NULL;
-	size_t nv6 = 0;
+	struct moat_update *ups = NULL;
+	size_t nv6 = 0, nu = 0, cap = 0, sent = 0;
 	struct moat_v6_plens pl;
-	uint64_t t = now_ms();
-	int rc = 0;
+	int rc;
 
-	release_groups(db, t, 0);
-	cap = db->dirty_all ? 4096 : 2 * db->dirty.n + 64;
-	out = malloc(cap * sizeof(*out));
-	if (!out)
-		return -ENOMEM;
-	if (db->dirty_all) {
-		for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && rc == 0; i++)
-			rc = publish_one(db, i, &out, &cnt, &cap, &next_new,
-					 &ready_used, &freed);
-	} else {
-		for (size_t i = 0; i < db->dirty.n && rc == 0; i++)
-			rc = publish_one(db, db->dirty.v[i], &out, &cnt, &cap,
-					 &next_new, &ready_used, &freed);
-	}
+	rc = compile_v6(db, &v6, &nv6);
 	if (rc < 0)
-		goto fail;
-	nv4 = cnt;
-	if (db->v6_dirty || db->dirty_all) {
-		rc = compile_v6(db, &v6, &nv6);
-		if (rc < 0)
-			goto fail;
-		vt_plens_from_rules(v6, nv6, &pl);
-		rc = vt_v6_diff(db->live->v6, db->live->nv6, &db->live->plens,
-				v6, nv6, &pl, &out, &cnt, &cap);
-		if (rc < 0)
-			goto fail;
-	}
-	/* make it live: the v4 part through the updates, v6 by swapping */
-	if (next_new > db->live->ghi &&
-	    (rc = vt_image_grow_groups(db->live, next_new)) < 0)
-		goto fail;
-	for (size_t i = 0; i < nv4; i++) {
-		if (out[i].kind == MOAT_UPD_GROUP) {
-			db->live->groups[out[i].index] = out[i].u.group;
-			if (out[i].index >= db->live->ghi)
-				db->live->ghi = out[i].index + 1;
-		} else {
-			db->live->tbl24[out[i].index] = out[i].value;
+		return rc;
+	vt_plens_from_rules(v6, nv6, &pl);
+	rc = vt_v6_diff(db->live->v6, db->live->nv6, &db->live->plens, v6, nv6,
+			&pl, &ups, &nu, &cap);
+	while (rc == 0 && sent < nu) {
+		size_t k = nu - sent < VT_EMIT_CHUNK ? nu - sent : VT_EMIT_CHUNK;
+
+		rc = pb->emit(pb->ctx, ups + sent, k);
+		if (rc == 0) {
+			sent += k;
+			pb->emitted += k;
 		}
 	}
-	db->ready.n -= ready_used;
-	for (size_t i = 0; i < freed.n; i++) {
-		if (grow((void **)&db->pend, &db->pendcap, db->npend + 1,
-			 sizeof(*db->pend)) < 0)
-			break; /* leaks the group index, never reuses it early */
-		db->pend[db->npend].g = freed.v[i];
-		db->pend[db->npend].t_ms = t;
-		db->npend++;
-	}
-	if (db->v6_dirty || db->dirty_all) {
+	if (rc == 0) {
 		free(db->live->v6);
 		db->live->v6 = v6;
 		db->live->nv6 = db->live->v6cap = nv6;
 		db->live->plens = pl;
 		v6 = NULL;
+	} else if (sent) {
+		/* the fast path holds a prefix: so does the live image */
+		(void)vt_image_apply(db->live, ups, sent);
+	}
+	free(ups);
+	free(v6);
+	return rc;
+}
+
+/* vt_db_publish_cb - recompile what changed, hand the updates over in
+ * chunks, keep the live image equal to what was handed over. */
+int vt_db_publish_cb(struct vt_db *db, vt_emit_fn emit, void *ctx,
+		     size_t *count)
+{
+	struct pub *pb = malloc(sizeof(*pb)); /* buf needs no zeroing */
+	int rc = 0;
+
+	if (count)
+		*count = 0;
+	if (!pb)
+		return -ENOMEM;
+	memset(&pb->freed, 0, sizeof(pb->freed));
+	memset(&pb->taken, 0, sizeof(pb->taken));
+	pb->n = 0;
+	pb->emitted = 0;
+	pb->db = db;
+	pb->emit = emit;
+	pb->ctx = ctx;
+	pb->t = now_ms();
+	pb->next_new = db->live->ghi;
+	release_groups(db, pb->t, 0);
+	if (db->dirty_all) {
+		for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && rc == 0; i++)
+			rc = publish_one(pb, i);
+	} else {
+		for (size_t i = 0; i < db->dirty.n && rc == 0; i++)
+			rc = publish_one(pb, db->dirty.v[i]);
+	}
+	if (rc == 0)
+		rc = pub_flush(pb);
+	if (rc == 0 && (db->v6_dirty || db->dirty_all))
+		rc = publish_v6(pb);
+	if (rc < 0) {
+		/* what went out is live; everything stays dirty */
+		pub_unwind(pb);
+		goto out;
 	}
 	if (db->dirty_all)
 		memset(db->dirtybits, 0, (MOAT_TBL24_ENTRIES / 64) * 8);
@@ -1884,14 +2188,40 @@ int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
 	db->v6d.n = 0;
 	db->v6d_overflow = 0;
 	db->publishes++;
-	free(freed.v);
-	*ups = out;
-	*n = cnt;
+out:
+	if (count)
+		*count = pb->emitted;
+	free(pb->freed.v);
+	free(pb->taken.v);
+	free(pb);
+	return rc;
+}
+
+struct collect {
+	struct moat_update *u;
+	size_t n, cap;
+};
+
+/* collect_emit - the array form of publish: append a chunk. */
+static int collect_emit(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct collect *c = ctx;
+
+	if (grow((void **)&c->u, &c->cap, c->n + n, sizeof(*u)) < 0)
+		return -ENOMEM;
+	memcpy(c->u + c->n, u, n * sizeof(*u));
+	c->n += n;
 	return 0;
-fail:
-	free(out);
-	free(freed.v);
-	free(v6);
+}
+
+/* vt_db_publish - the same, as one malloc'd array. */
+int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
+{
+	struct collect c = { NULL, 0, 0 };
+	int rc = vt_db_publish_cb(db, collect_emit, &c, NULL);
+
+	*ups = c.u;
+	*n = c.n;
 	return rc;
 }
 
@@ -1947,6 +2277,7 @@ void vt_db_free(struct vt_db *db)
 	free(db->dirtybits);
 	free(db->dirty.v);
 	free(db->v6d.v);
+	free(db->exp24.v);
 	vt_image_free(db->live);
 	free(db->ready.v);
 	free(db->pend);
@@ -1984,7 +2315,7 @@ int vt_db_set_policy(struct vt_db *db, const struct vt_policy *p,
 				db->cnt[i] = old[j];
 	db->pol = *p;
 	index_policy(db);
-	drop_where(db, pred_unknown);
+	drop_where(db, pred_unknown, NULL, 0);
 	db->dirty_all = 1;
 	db->v6_dirty = 1;
 	return 0;
@@ -2108,7 +2439,7 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 	memset(out, 0, sizeof(*out));
 	if (addr->family != MOAT_AF_INET && addr->family != MOAT_AF_INET6)
 		return -EINVAL;
-	h = calloc(EXPLAIN_HITS, sizeof(*h));
+	h = malloc(EXPLAIN_HITS * sizeof(*h)); /* only written ones are read */
 	if (!h)
 		return -ENOMEM;
 	memcpy(a, addr->addr, addr->family == MOAT_AF_INET ? 4 : 16);
@@ -2177,6 +2508,84 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 	out->action = vt_decide(&db->pol, &acc);
 	free(h);
 	return 0;
+}
+
+/* ------------------------------------------------------------- dump */
+
+/* dump_one - append one stored listing to the dump. */
+static int dump_one(const struct vt_db *db, struct moat_listing **out,
+		    size_t *n, size_t *cap, int fam, const uint8_t *addr,
+		    unsigned plen, uint32_t code, uint32_t expiry, uint16_t src,
+		    int excl)
+{
+	struct moat_listing *l;
+
+	if (grow((void **)out, cap, *n + 1, sizeof(**out)) < 0)
+		return -ENOMEM;
+	l = &(*out)[(*n)++];
+	memset(l, 0, sizeof(*l));
+	l->pfx.family = (uint8_t)fam;
+	l->pfx.plen = (uint8_t)plen;
+	memcpy(l->pfx.addr, addr, fam == MOAT_AF_INET ? 4 : 16);
+	l->code = code;
+	l->ttl = expiry == 0 ? 0 : expiry > db->now ?
+		 (uint32_t)(expiry - db->now) : 1;
+	l->source = src;
+	l->exclude = (uint8_t)excl;
+	return 0;
+}
+
+/* vt_db_source_dump - every stored listing of a source. */
+int vt_db_source_dump(const struct vt_db *db, uint16_t source,
+		      struct moat_listing **out, size_t *n)
+{
+	struct moat_listing *o = NULL;
+	size_t k = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!db->sidx[source])
+		return -ENOENT;
+	if (db->cnt[db->sidx[source] - 1].entries_v4) {
+		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
+			uint32_t bn;
+			const struct v4e *b = bucket(db, idx, &bn);
+
+			for (uint32_t i = 0; i < bn; i++) {
+				uint8_t a[16] = { 0 };
+
+				if (b[i].source != source)
+					continue;
+				v4_bytes(a, idx << 8 | b[i].host);
+				if (dump_one(db, &o, &k, &cap, MOAT_AF_INET, a,
+					     PF_PLEN(b[i].pf), b[i].code,
+					     b[i].expiry, source,
+					     !!(b[i].pf & PF_EXCL)) < 0)
+					goto nomem;
+			}
+		}
+	}
+	for (int v4 = 1; v4 >= 0; v4--) {
+		const struct pstore *ps = v4 ? &db->s4 : &db->s6;
+
+		for (size_t i = 0; i < ps->n; i++) {
+			const struct pe *p = &ps->e[i];
+
+			if (p->source != source)
+				continue;
+			if (dump_one(db, &o, &k, &cap,
+				     v4 ? MOAT_AF_INET : MOAT_AF_INET6, p->addr,
+				     p->plen, p->code, p->expiry, source,
+				     p->excl) < 0)
+				goto nomem;
+		}
+	}
+	*out = o;
+	*n = k;
+	return 0;
+nomem:
+	free(o);
+	return -ENOMEM;
 }
 
 /* ----------------------------------------------------------- counters */

@@ -493,6 +493,36 @@ static void test_expiry(void **state)
 	assert_int_equal(vt_db_source_apply(db, S_OP, &l, 1, &l, 1, err, sizeof(err)), 0);
 	assert_int_equal(vt_db_expire(db, 1105), 0);
 	assert_int_equal(vt_db_expire(db, 1110), 1);
+	/* short IPv4 prefixes and IPv6 expire too; a replace refreshes */
+	{
+		uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8 };
+		struct moat_listing s[2] = {
+			L4(S_OP, A4(198, 18, 0, 0), 15, MOAT_ACT_DROP, 0),
+			L6(S_OP, a6, 32, MOAT_ACT_DROP, 0),
+		};
+		struct vt_source_counters sc;
+
+		s[0].ttl = 100;
+		s[1].ttl = 200;
+		assert_int_equal(vt_db_source_replace(db, S_OP, s, 2, err, sizeof(err)), 0);
+		publish(db);
+		assert_int_equal(vt_lookup_v4(db, A4(198, 19, 4, 4)), MOAT_ACT_DROP);
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_DROP);
+		vt_db_set_time(db, 1150);
+		s[0].ttl = 100; /* now expires at 1250 */
+		assert_int_equal(vt_db_source_replace(db, S_OP, s, 2, err, sizeof(err)), 0);
+		assert_int_equal(vt_db_expire(db, 1210), 0);
+		assert_int_equal(vt_db_expire(db, 1250), 1);
+		publish(db);
+		assert_int_equal(vt_lookup_v4(db, A4(198, 19, 4, 4)), MOAT_ACT_PASS);
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_DROP);
+		assert_int_equal(vt_db_expire(db, 1350), 1);
+		publish(db);
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_PASS);
+		assert_int_equal(vt_db_source_counters(db, S_OP, &sc), 0);
+		assert_int_equal(sc.entries_v4 + sc.entries_v6, 0);
+		assert_int_equal(sc.expired, 4);
+	}
 	vt_db_free(db);
 	free(p);
 }
@@ -971,6 +1001,26 @@ static void test_random(void **state)
 		if (!vt_image_equal_verdicts(vt_db_image(db), vt_db_image(fresh)))
 			fail_msg("seed %llu: incremental != full",
 				 (unsigned long long)seed0);
+		/* a dump reloads into the same table */
+		{
+			struct vt_db *again = vt_db_new(p, err, sizeof(err));
+
+			for (int s = 0; s < NSRC; s++) {
+				struct moat_listing *d = NULL;
+				size_t dn = 0;
+
+				assert_int_equal(vt_db_source_dump(db, src_ids[s],
+								   &d, &dn), 0);
+				assert_int_equal(vt_db_source_replace(again,
+								      src_ids[s], d, dn, err,
+								      sizeof(err)), 0);
+				free(d);
+			}
+			publish(again);
+			assert_true(vt_image_equal_verdicts(vt_db_image(again),
+							    vt_db_image(db)));
+			vt_db_free(again);
+		}
 		/* the full image, applied to an empty fast path, is the same */
 		assert_int_equal(vt_db_full_image(db, &u, &n), 0);
 		assert_int_equal(vt_image_apply(img, u, n), 0);
@@ -1074,6 +1124,161 @@ static void test_grace(void **state)
 	assert_true(u[0].index == g1 || u[0].index == g2);
 	free(u);
 	vt_db_free(db);
+	free(p);
+}
+
+/* test_big_replace - the radix path of a big load: duplicates and
+ * listed+excluded pairs are found, a reload keeps unchanged entries quiet. */
+static void test_big_replace(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *db;
+	size_t n = 20000;
+	struct moat_listing *l = calloc(n, sizeof(*l));
+	struct moat_update *u;
+	size_t nu;
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	for (size_t i = 0; i < n; i++)
+		l[i] = L4(S_ZEN, A4(100, 64, 0, 0) + (uint32_t)(i * 7919 % 1000000),
+			  32, i % 3 ? C(2) : C(4), 0);
+	l[n - 1] = l[17]; /* duplicate */
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "duplicate"));
+	l[n - 1] = l[17];
+	l[n - 1].exclude = 1;
+	l[n - 1].code = 0;
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "listed and excluded"));
+	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
+	free(u);
+	assert_int_equal(nu, 0);
+	l[n - 1] = L4(S_ZEN, A4(100, 64, 0, 0) + 1000001, 32, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)), 0);
+	publish(db);
+	for (size_t i = 0; i < n; i += 97) {
+		uint32_t a = A4(l[i].pfx.addr[0], l[i].pfx.addr[1],
+				l[i].pfx.addr[2], l[i].pfx.addr[3]);
+
+		/* weight 3 or 5: tarpit either way */
+		assert_int_equal(vt_lookup_v4(db, a), MOAT_ACT_TARPIT);
+	}
+	/* the same load again: nothing to publish */
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
+	free(u);
+	assert_int_equal(nu, 0);
+	/* a big IPv6 batch goes through the radix sort of struct rec */
+	{
+		size_t m = 6000;
+		struct moat_listing *v = calloc(m, sizeof(*v));
+		uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8 };
+
+		for (size_t i = 0; i < m; i++) {
+			a6[6] = (uint8_t)(i >> 8);
+			a6[7] = (uint8_t)i;
+			v[i] = L6(S_BAR, a6, 64, C(2), 0);
+		}
+		v[m - 1] = v[5];
+		assert_int_equal(vt_db_source_apply(db, S_BAR, v, m, NULL, 0, err,
+						    sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "duplicate"));
+		a6[6] = 0xff;
+		v[m - 1] = L6(S_BAR, a6, 64, C(2), 0);
+		assert_int_equal(vt_db_source_apply(db, S_BAR, v, m, NULL, 0, err,
+						    sizeof(err)), 0);
+		assert_int_equal(vt_db_source_replace(db, S_BAR, v, m, err,
+						      sizeof(err)), 0);
+		free(v);
+	}
+	/* one entry less: one /24 changes */
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n - 1, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
+	free(u);
+	assert_true(nu >= 1 && nu <= 2);
+	vt_db_free(db);
+	free(l);
+	free(p);
+}
+
+struct shadow {
+	struct vt_image *img;
+	int calls, fail_at;
+	size_t n;
+};
+
+/* shadow_emit - a fast path that takes chunks until told to fail. */
+static int shadow_emit(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct shadow *sh = ctx;
+
+	if (++sh->calls == sh->fail_at)
+		return -EIO;
+	assert_true(n > 0 && n <= VT_EMIT_CHUNK);
+	assert_int_equal(vt_image_apply(sh->img, u, n), 0);
+	sh->n += n;
+	return 0;
+}
+
+/* test_publish_stream - chunked publish; a fast path failing half way
+ * leaves the live image equal to what it took, the next publish ends it. */
+static void test_publish_stream(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *db;
+	size_t n = 10000, cnt = 0;
+	struct moat_listing *l = calloc(n + 1, sizeof(*l));
+	struct shadow sh = { vt_image_new(), 0, 3, 0 };
+	uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8 };
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	for (size_t i = 0; i < n; i++)
+		l[i] = L4(S_ZEN, A4(20, 0, 0, 5) + (uint32_t)(i << 8), 32, C(4), 0);
+	l[n] = L6(S_ZEN, a6, 32, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n + 1, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), -EIO);
+	assert_int_equal(cnt, 2 * (VT_EMIT_CHUNK / 2) * 2);
+	assert_int_equal(cnt, sh.n);
+	assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+	assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_PASS);
+	/* the rest goes out next time */
+	sh.fail_at = -1;
+	assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), 0);
+	assert_int_equal(sh.n, 2 * n + 2); /* + plens + the IPv6 put */
+	assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+	for (size_t i = 0; i < n; i += 101)
+		assert_int_equal(vt_lookup_v4(db, A4(20, 0, 0, 5) + (uint32_t)(i << 8)),
+				 MOAT_ACT_TARPIT);
+	assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_TARPIT);
+	/* a failure inside the IPv6 part keeps the emitted prefix live */
+	{
+		struct moat_listing d[2] = { L6(S_ZEN, a6, 32, C(4), 0),
+					     L6(S_ZEN, a6, 48, C(4), 0) };
+
+		a6[5] = 1;
+		d[1] = L6(S_ZEN, a6, 48, C(2), 0);
+		assert_int_equal(vt_db_source_apply(db, S_ZEN, d + 1, 1, d, 1, err,
+						    sizeof(err)), 0);
+		sh.calls = 0;
+		sh.fail_at = 1; /* plens, put, del, plens in one chunk: all or nothing */
+		assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), -EIO);
+		assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+		sh.fail_at = -1;
+		assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), 0);
+		assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_TARPIT);
+	}
+	vt_image_free(sh.img);
+	vt_db_free(db);
+	free(l);
 	free(p);
 }
 
@@ -1205,6 +1410,8 @@ int main(void)
 		cmocka_unit_test(test_v6_basics),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_big_replace),
+		cmocka_unit_test(test_publish_stream),
 		cmocka_unit_test(test_set_policy),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_image_apply_bad),
