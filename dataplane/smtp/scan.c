@@ -25,6 +25,11 @@
 
 enum { ST_RAW = 0, ST_HDR, ST_BODY, ST_N };
 
+/* The engine feeds a line at a time; small pieces are gathered (bounded)
+ * so Hyperscan is called per few kilobytes, not per line.  Each byte is
+ * still scanned exactly once. */
+#define SCAN_RAW_BUF 8192
+
 struct filter_msg {
 	struct scan_db *db;
 	hs_stream_t *st[ST_N];
@@ -33,6 +38,8 @@ struct filter_msg {
 	int err;               /* a scan failed: -errno for feed/finish */
 	long reject;           /* first reject rule matched, -1 none */
 	char hname[MIME_NAME_MAX];
+	size_t raw_len;        /* bytes waiting in raw[] */
+	char raw[SCAN_RAW_BUF];
 	uint64_t *hits;        /* one bit per rule */
 	struct mime_walker w;
 };
@@ -356,6 +363,13 @@ fail:
 	return NULL;
 }
 
+/* raw_flush - scan the gathered raw bytes */
+static void raw_flush(struct filter_msg *m)
+{
+	scan_piece(m, ST_RAW, m->raw, m->raw_len);
+	m->raw_len = 0;
+}
+
 /* scan_feed - the next bytes: raw stream, then the MIME walk */
 static int scan_feed(struct filter_msg *m, const char *data, size_t len)
 {
@@ -363,15 +377,25 @@ static int scan_feed(struct filter_msg *m, const char *data, size_t len)
 		return m->err;
 	if (m->done)
 		return 0;
-	/* Hyperscan takes 32-bit lengths */
-	for (size_t off = 0; off < len;) {
-		size_t n = len - off > (1u << 30) ? (1u << 30) : len - off;
-
-		scan_piece(m, ST_RAW, data + off, n);
-		if (m->walk && !m->done)
-			mime_feed(&m->w, data + off, n);
-		off += n;
+	if (m->st[ST_RAW]) {
+		if (len <= SCAN_RAW_BUF - m->raw_len) {
+			memcpy(m->raw + m->raw_len, data, len);
+			m->raw_len += len;
+		} else {
+			raw_flush(m);
+			if (len < SCAN_RAW_BUF) {
+				memcpy(m->raw, data, len);
+				m->raw_len = len;
+			} else {
+				/* Hyperscan takes 32-bit lengths */
+				for (size_t off = 0; off < len; off += 1u << 30)
+					scan_piece(m, ST_RAW, data + off,
+						   len - off > (1u << 30) ? (1u << 30) : len - off);
+			}
+		}
 	}
+	if (m->walk && !m->done)
+		mime_feed(&m->w, data, len);
 	return m->err;
 }
 
@@ -433,6 +457,7 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 	memset(v, 0, sizeof(*v));
 	if (m->walk && !m->done)
 		mime_finish(&m->w);
+	raw_flush(m);
 	if (m->st[ST_RAW] && !m->err) {
 		hs_error_t e = hs_close_stream(m->st[ST_RAW], m->done ? NULL : scratch_for(d),
 					       m->done ? NULL : on_match, m);

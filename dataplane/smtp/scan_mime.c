@@ -193,6 +193,19 @@ static void part_close(struct mime_walker *w, int keep_eol)
 	w->pending_eol = 0;
 }
 
+/* is_text - a part whose body is text for the body scope: text/...,
+ * message/..., a multipart read as text (nesting cap), or no Content-Type
+ * (RFC 2045 default text/plain).  Attachments (application/..., image/...)
+ * stay in the raw scope only, like SpamAssassin's body rules. */
+static int is_text(const char *ct, size_t n)
+{
+	size_t i = skip_ws(ct, 0, n);
+
+	return i == n || (n - i >= 5 && strncasecmp(ct + i, "text/", 5) == 0) ||
+	       (n - i >= 8 && strncasecmp(ct + i, "message/", 8) == 0) ||
+	       (n - i >= 10 && strncasecmp(ct + i, "multipart/", 10) == 0);
+}
+
 /* headers_end - the entity's header section is over: multipart or leaf? */
 static void headers_end(struct mime_walker *w)
 {
@@ -226,6 +239,10 @@ static void headers_end(struct mime_walker *w)
 		w->decode = w->st.parts <= w->lim.max_parts;
 		if (!w->decode)
 			w->st.parts_capped++;
+		else if (!is_text(w->ctype, w->ctype_len)) {
+			w->st.parts_binary++;
+			w->decode = 0;
+		}
 		w->b64_acc = 0;
 		w->b64_n = 0;
 			w->pending_eol = 0;
@@ -508,9 +525,35 @@ static int process_line(struct mime_walker *w, const char *s, size_t n, int comp
 	return LM_IGNORE;
 }
 
+/* skipping - nothing of the current content is reported: only a boundary
+ * line can change that */
+static inline int skipping(const struct mime_walker *w)
+{
+	return w->state == ST_PREAMBLE || w->state == ST_EPILOGUE ||
+	       (w->state == ST_LEAF && !w->part_open);
+}
+
 void mime_feed(struct mime_walker *w, const char *p, size_t len)
 {
 	while (len > 0) {
+		if (w->line_len == 0 && !w->long_line && skipping(w)) {
+			/* attachments, preambles: jump from line start to the
+			 * next line that starts with '-', without visiting each */
+			const char *q;
+
+			if (!w->depth)
+				return; /* no boundary can come: nothing to do */
+			if (p[0] != '-') {
+				q = memmem(p, len, "\n-", 2);
+				if (!q)
+					q = memrchr(p, '\n', len);
+				if (q) {
+					len -= (size_t)(q + 1 - p);
+					p = q + 1;
+					continue;
+				}
+			}
+		}
 		if (w->long_line) {
 			const char *nl = memchr(p, '\n', len);
 			size_t n = nl ? (size_t)(nl - p) + 1 : len;
@@ -566,7 +609,9 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 		w->line_len = 0;
 		w->long_line = 1 | process_line(w, w->line, MIME_LINE_MAX, 0) << LM_SHIFT;
 	}
-	out_flush(w);
+	/* decoded bytes wait in the buffer (bounded, MIME_OUT_MAX) until it
+	 * fills or the part ends: the engine feeds line by line, and one
+	 * Hyperscan call per 8 KiB costs far less than one per line */
 }
 
 void mime_finish(struct mime_walker *w)

@@ -6,8 +6,9 @@
  * engine feeds it: unstuffed, CRLF lines, headers first) and reports, with
  * O(1) memory whatever the message size:
  *   - each top-level header, unfolded, as name + value pieces;
- *   - the decoded body of every leaf MIME part (base64 and quoted-printable
- *     decoded, CRLF line ends turned into LF), as pieces.
+ *   - the decoded body of every leaf text part (base64 and quoted-printable
+ *     decoded, CRLF line ends turned into LF), as pieces; attachments that
+ *     are not text are not decoded (raw scope only).
  * Nothing is buffered beyond one line prefix (MIME_LINE_MAX) and the decode
  * buffer; limits bound nesting, part count and boundary length so hostile
  * structure costs no more than plain text.
@@ -59,6 +60,7 @@ struct mime_stats {
 	unsigned max_depth;    /* deepest multipart level reached */
 	unsigned depth_capped; /* multiparts not followed (too deep) */
 	unsigned parts_capped; /* parts not decoded (too many) */
+	unsigned parts_binary; /* non-text parts, left to the raw scope */
 	unsigned bad_boundary; /* boundary parameters refused */
 };
 

@@ -357,6 +357,11 @@ static const struct walk_case walk_cases[] = {
 	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n--qq\r\n--q--\r\n",
 	  "--qq|", NULL },
 	{ "bare LF line ends", "A: 1\n\nx\ny\n", "x\ny\n|", "[A]1" },
+	{ "attachments stay raw",
+	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\ntext\r\n--q\r\n"
+	  "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	  "aGVsbG8=\r\n--q\r\nContent-Type: TEXT/html\r\n\r\nhtml\r\n--q--\r\n",
+	  "text|html|", NULL },
 };
 
 /* walk - run the walker over msg in pieces of step bytes */
