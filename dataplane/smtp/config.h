@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * config.h - moat-smtpd configuration: every key, its default, and the
+ * validated values (docs/smtpd.md lists the same keys).
+ */
+#ifndef MOAT_SMTP_CONFIG_H
+#define MOAT_SMTP_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CFG_MAX_LISTEN 4
+#define CFG_MAX_DOMAINS 64
+#define CFG_MAX_ZONES 16
+#define CFG_MAX_IGNORE 16
+#define CFG_MAX_FILTERS 8
+
+enum spf_action { SPF_ACT_ACCEPT = 0, SPF_ACT_REJECT, SPF_ACT_TEMPFAIL };
+
+struct cfg_net {            /* an IPv4/IPv6 prefix */
+	int family;
+	uint8_t addr[16];
+	int plen;
+};
+
+struct cfg_zone {
+	char name[256];
+	double weight;
+	int have_filter;
+	struct cfg_net filter;  /* only answers inside count (e.g. 127.0.0.2/32) */
+};
+
+struct smtpd_config {
+	const char *path;
+	struct sockaddr_storage listen[CFG_MAX_LISTEN];
+	socklen_t listen_len[CFG_MAX_LISTEN];
+	int n_listen;
+	int workers;
+	char hostname[256];
+	char authserv_id[256];
+	char user[64];
+	char log_level[16];
+	int use_syslog;
+
+	struct sockaddr_storage relay;
+	socklen_t relay_len;
+	char relay_helo[256];
+	int relay_connect_timeout;  /* s */
+	int relay_command_timeout;  /* s */
+	int relay_data_timeout;     /* s, final reply after "." */
+
+	char local_domains[CFG_MAX_DOMAINS][256];
+	int n_local_domains;
+	char recipient_map[4096];
+
+	int max_line_length;
+	int max_data_line;
+	uint64_t max_message_size;
+	int max_recipients;
+	int max_errors;
+	int max_conn_per_ip;
+	int max_conn_rate_per_ip;  /* new connections per minute per IP, 0 = off */
+	int max_sessions;
+	int timeout_command;       /* s */
+	int timeout_data;          /* s */
+	int greet_delay_ms;
+	size_t spill_threshold;
+	char spool_dir[4096];
+
+	struct sockaddr_storage dns_server;
+	socklen_t dns_server_len;
+	struct cfg_zone zones[CFG_MAX_ZONES];
+	int n_zones;
+	double dnsbl_threshold;
+	int dnsbl_timeout_ms;
+	struct cfg_net dnsbl_ignore[CFG_MAX_IGNORE];
+	int n_dnsbl_ignore;
+
+	int spf;
+	enum spf_action spf_softfail, spf_neutral, spf_none;
+	int spf_workers;
+	int spf_timeout_ms;
+
+	char tls_cert[4096];
+	char tls_key[4096];
+
+	char filters[CFG_MAX_FILTERS][64];
+	int n_filters;
+
+	/* the "scan" content filter (docs/content-gate.md) */
+	char scan_rules[4096];      /* native rules file, required with scan */
+	char scan_sa_dir[4096];     /* SpamAssassin .cf directory, "" = none */
+	char scan_cache_dir[4096];  /* compiled database cache, "" = none */
+	double scan_threshold;
+	int scan_max_depth;
+	int scan_max_parts;
+
+	char controld_socket[108];
+	int controld_report_ttl;
+	int controld_report_interval; /* s between counter reports */
+
+	char stats_file[4096];
+};
+
+/* config_defaults - fill every key's default */
+void config_defaults(struct smtpd_config *c);
+/* config_load - parse path over the defaults and validate; 0, or -1 with
+ * "file:line: reason" in err */
+int config_load(struct smtpd_config *c, const char *path, char *err, size_t errsz);
+/* config_set - one key (used by the loader and tests); 0 or -1 with reason */
+int config_set(struct smtpd_config *c, const char *key, const char *val, char *err, size_t errsz);
+/* net_parse - "a.b.c.d[/n]" or "x::y[/n]"; 0 or -1 */
+int net_parse(const char *s, struct cfg_net *n);
+/* net_contains - does n contain addr (family 4 or 6 bytes)? */
+int net_contains(const struct cfg_net *n, int family, const uint8_t *addr);
+/* sockaddr_parse - "host:port", "[v6]:port", or host alone with defport */
+int sockaddr_parse(const char *s, int defport, struct sockaddr_storage *ss, socklen_t *len);
+
+#endif /* MOAT_SMTP_CONFIG_H */

@@ -1,0 +1,324 @@
+#!/bin/bash
+# test_smtpd.sh - moat-smtpd end to end in the lab: real clients (swaks,
+# smtp-source, a raw python client) in inet, moat-smtpd in app, Knot (DNSBL
+# and SPF records) in dns, smtp-sink in mx.  Each case asserts what the
+# client was told and what the downstream received.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${MOAT_BUILD_DIR:-$root/build}
+smtpd=$build/dataplane/smtp/moat-smtpd
+. "$root/tests/lab/lab.sh"
+C="python3 $here/smtpc.py"
+
+tap_plan 43
+
+# --- command line, config validation (no lab needed) ---
+"$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
+	tap_ok "--help and --version" || tap_not_ok "--help and --version"
+tmpc=$(mktemp)
+printf 'local_domains = moat.test\nmax_recipients = 0\n' >"$tmpc"
+out=$("$smtpd" -t -c "$tmpc" 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "$tmpc:2: max_recipients must be"; then
+	tap_ok "bad value refused with file:line and reason"
+else
+	tap_not_ok "bad value: got '$out'"
+fi
+printf 'relay = 198.18.3.2:25\n' >"$tmpc"
+out=$("$smtpd" -t -c "$tmpc" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'local_domains is required' &&
+	tap_ok "no local_domains: refuses to start (no open relay)" || tap_not_ok "no local_domains: '$out'"
+rm -f "$tmpc"
+
+lab_init
+lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
+mkdir -p "$LAB_DIR/zones"
+cp "$root/tools/sample/bl.moat.test.zone" "$here/zones/spf.test.zone" "$LAB_DIR/zones/"
+lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
+# dead.test: configured in Knot but never loaded -> SERVFAIL (SPF temperror)
+printf '  - domain: dead.test\n    file: "%s/none.zone"\n' "$LAB_DIR" >>"$KNOT_CONF"
+lab_dns knotc -c "$KNOT_CONF" reload >/dev/null 2>&1
+sleep 0.5
+lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
+# a second downstream: answers "." only after 6 s (slow after end of data)
+mkdir -p "$LAB_DIR/sink2" && chown postfix "$LAB_DIR/sink2"
+lab_bg "$NS_MX" sink2 smtp-sink -u postfix -R "$LAB_DIR/sink2" -d "msg-%H%M%S." -W .:6 198.18.3.2:2525 256
+# a third: drops an idle client after 2 s (the envelope must be replayed)
+mkdir -p "$LAB_DIR/sink3" && chown postfix "$LAB_DIR/sink3"
+lab_bg "$NS_MX" sink3 smtp-sink -u postfix -R "$LAB_DIR/sink3" -d "msg-%H%M%S." -t 2 198.18.3.2:2526 256
+for a in 192.0.2.55 192.0.2.10 192.0.2.12 203.0.113.50 198.51.100.7; do lab_sender $a; done
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx.moat.test \
+	-keyout "$LAB_DIR/key.pem" -out "$LAB_DIR/cert.pem" >/dev/null 2>&1
+printf 'rcpt@moat.test\npostmaster@moat.test\n@all.moat.test\n' >"$LAB_DIR/rcpt.map"
+
+conf() { # conf NAME PORT RELAYPORT EXTRA...
+	local f=$LAB_DIR/$1.conf
+	cat >"$f" <<CONF
+# moat-smtpd e2e instance $1
+listen = 198.18.1.1:$2
+workers = 2
+hostname = mx.moat.test
+relay = 198.18.3.2:$3
+local_domains = moat.test, all.moat.test
+recipient_map = $LAB_DIR/rcpt.map
+dns_server = 198.18.2.2
+dnsbl_zones = bl.moat.test*1
+greet_delay_ms = 300
+max_message_size = 200000
+max_conn_per_ip = 2000
+tls_cert = $LAB_DIR/cert.pem
+tls_key = $LAB_DIR/key.pem
+relay_command_timeout = 3
+relay_data_timeout = 3
+stats_file = $LAB_DIR/run/$1.stats
+log_level = info
+CONF
+	shift 3
+	for kv in "$@"; do echo "$kv" >>"$f"; done
+}
+mkdir -p "$LAB_DIR/run" && chown moat "$LAB_DIR/run"
+# a stand-in for moat-controld's socket: records what moat-smtpd reports
+lab_bg "$NS_APP" controld python3 -c '
+import os, socket, sys
+p = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(p); os.chmod(p, 0o666); s.listen(4)
+c, _ = s.accept()
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        f.write(d)
+' "$LAB_DIR/run/controld.sock" "$LAB_DIR/controld.txt"
+conf m1 25 25 "controld_socket = $LAB_DIR/run/controld.sock" "controld_report_ttl = 600"
+conf m2 2525 2525 "max_conn_rate_per_ip = 3"
+conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2"
+for m in m1 m2 m3; do
+	lab_bg "$NS_APP" "$m" "$smtpd" -c "$LAB_DIR/$m.conf"
+done
+for p in 25 2525 2526; do
+	lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/$p" || { tap_not_ok "moat-smtpd :$p listens"; cat "$LAB_DIR"/m*.log >&2; exit 1; }
+done
+tap_ok "three moat-smtpd instances listen in app"
+
+ndump() { ls "${1:-$LAB_DIR/sink}" 2>/dev/null | wc -l; }
+cli() { lab_inet $C "$@" 2>&1; }
+# sess SRC STEPS... : greeting + EHLO are implied
+sess() { local src=$1; shift; cli --src "$src" 198.18.1.1 "${PORT:-25}" R 'S:EHLO client.example\r\n' R "$@"; }
+expect() { # expect DESC WANT_REGEX OUTPUT
+	if printf '%s\n' "$3" | grep -Eq -- "$2"; then tap_ok "$1"; else
+		tap_not_ok "$1: want /$2/"; printf '%s\n' "$3" | sed 's/^/#   /' >&2; fi
+}
+
+# --- privileges ---
+pid=$(cat "$LAB_DIR/m1.pid")
+spid=$(pgrep -P "$pid" -x moat-smtpd || echo "$pid")
+st=$(cat /proc/$spid/status)
+uid=$(awk '/^Uid:/{print $2" "$3" "$4" "$5}' <<<"$st")
+cap=$(awk '/^CapEff:/{print $2}' <<<"$st")
+muid=$(id -u moat)
+if [ "$uid" = "$muid $muid $muid $muid" ] && [ "$cap" = "0000000000000000" ]; then
+	tap_ok "runs as moat (uid $muid) with CapEff 0 after binding port 25"
+else
+	tap_not_ok "privileges: Uid '$uid' CapEff '$cap'"
+fi
+
+# --- clean delivery, byte-exact + added headers, SPF pass ---
+msg=$LAB_DIR/msg.eml
+printf 'From: a@pass.spf.test\r\nTo: rcpt@moat.test\r\nSubject: clean-%s\r\nAuthentication-Results: mx.moat.test; spf=pass (forged)\r\n\tsmtp.mailfrom=x\r\nAuthentication-Results: other.example; dkim=pass\r\n\r\nline one\r\n.leading dot\r\n..two dots\r\n\r\nlast line\r\n' "$LAB_ID" >"$msg"
+out=$(lab_inet swaks --server 198.18.1.1 --local-interface 192.0.2.55 --helo client.example \
+	--from a@pass.spf.test --to rcpt@moat.test --data "$msg" 2>&1)
+expect "clean message: 250 from downstream" '^<-  250 ' "$out"
+sleep 0.5
+d=$(grep -rl "clean-$LAB_ID" "$LAB_DIR/sink" | head -1)
+if [ -n "$d" ]; then
+	# body as smtp-sink stored it, from our first added header on
+	got=$(sed -n '/^Received: from client.example/,$p' "$d")
+	want_tail=$(printf 'From: a@pass.spf.test\nTo: rcpt@moat.test\nSubject: clean-%s\nAuthentication-Results: other.example; dkim=pass\n\nline one\n.leading dot\n..two dots\n\nlast line' "$LAB_ID")
+	if [ "$(printf '%s\n' "$got" | tail -n 10)" = "$want_tail" ] &&
+	   printf '%s\n' "$got" | grep -q '^Authentication-Results: mx.moat.test;$' &&
+	   printf '%s\n' "$got" | grep -q 'spf=pass smtp.mailfrom=a@pass.spf.test' &&
+	   ! printf '%s\n' "$got" | grep -q 'forged'; then
+		tap_ok "downstream got the message byte-exact + Received + Authentication-Results (forged A-R removed)"
+	else
+		tap_not_ok "dump differs"; sed 's/^/#   /' "$d" >&2
+	fi
+else
+	tap_not_ok "no dump for the clean message"
+fi
+
+# --- SPF ---
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@fail.spf.test>\r\n' R)
+expect "SPF fail: 550 5.7.23" '^550 5\.7\.23' "$out"
+out=$(lab_inet swaks --server 198.18.1.1 --local-interface 192.0.2.55 --from a@soft.spf.test \
+	--to rcpt@moat.test --header "Subject: soft-$LAB_ID" 2>&1)
+sleep 0.3
+d=$(grep -rl "soft-$LAB_ID" "$LAB_DIR/sink" | head -1)
+[ -n "$d" ] && grep -q 'spf=softfail' "$d" && tap_ok "SPF softfail: accepted by default policy, spf=softfail recorded" ||
+	{ tap_not_ok "SPF softfail"; printf '%s\n' "$out" | sed 's/^/#   /' >&2; }
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@temp.spf.test>\r\n' R)
+expect "SPF temperror (SERVFAIL zone): 451 4.7.24" '^451 4\.7\.24' "$out"
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@perm.spf.test>\r\n' R)
+expect "SPF permerror: 550 5.7.24" '^550 5\.7\.24' "$out"
+out=$(cli --src 192.0.2.55 198.18.1.1 25 R 'S:HELO helo.spf.test\r\n' R 'S:MAIL FROM:<>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:QUIT\r\n' R)
+expect "null sender: SPF on the HELO identity (pass), 250" '^250 2\.1\.0' "$out"
+
+# --- RCPT policy ---
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<nobody@moat.test>\r\n' R)
+expect "unknown local recipient: 550 5.1.1" '^550 5\.1\.1' "$out"
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<victim@elsewhere.example>\r\n' R)
+expect "relay attempt: 554 5.7.1 relay denied" '^554 5\.7\.1 .*Relay access denied' "$out"
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<anyone@all.moat.test>\r\n' R)
+expect "@domain map entry accepts, downstream answers 250" '^250 ' "$out"
+out=$(sess 192.0.2.55 'S:VRFY rcpt\r\n' R 'S:HELP\r\n' R 'S:NOOP\r\n' R)
+expect "VRFY 252, HELP 214, NOOP 250" '^252 2\.5\.0' "$out"
+
+# --- connect stage: pregreet, DNSBL ---
+out=$(cli --src 192.0.2.55 198.18.1.1 25 'S:EHLO early\r\n' R)
+expect "pregreet: 554 5.5.1" '^554 5\.5\.1' "$out"
+out=$(cli --src 192.0.2.10 198.18.1.1 25 R)
+expect "DNSBL-listed client: 554 5.7.1 naming the list" '^554 5\.7\.1 .*bl\.moat\.test' "$out"
+sleep 1.2
+grep -q '"type":"listed","addr":"192.0.2.10","zone":"bl.moat.test","code":"127.0.0.2","ttl":600' "$LAB_DIR/controld.txt" &&
+	tap_ok "listed client reported to moat-controld (with TTL)" || { tap_not_ok "controld report"; sed 's/^/#   /' "$LAB_DIR/controld.txt" >&2; }
+out=$(cli --src 192.0.2.12 198.18.1.1 25 R)
+expect "DNSBL error code 127.255.255.254 is not a listing: 220" '^220 ' "$out"
+
+# --- pipelining ---
+out=$(cli --src 198.51.100.7 198.18.1.1 25 R \
+	"S:EHLO p.example\r\nMAIL FROM:<b@pass.spf.test>\r\nRCPT TO:<rcpt@moat.test>\r\nRCPT TO:<nobody@moat.test>\r\nRCPT TO:<postmaster@moat.test>\r\nDATA\r\n" \
+	R R R R R R "S:Subject: pipe-$LAB_ID\r\n\r\nbody\r\n.\r\nQUIT\r\n" R R)
+expect "PIPELINING: replies in order (250,250,250,550,250,354,250,221)" \
+	"$(printf '250 ENHANCEDSTATUSCODES\n250 2.1.0 Ok\n250 .*\n550 5.1.1 .*\n250 .*\n354 .*\n250 .*\n221 .*')" "$(printf '%s\n' "$out" | tail -n 8 | tr '\n' '\001' | sed 's/\x01/\n/g')"
+
+# --- limits ---
+long=$(printf 'x%.0s' $(seq 600))
+out=$(sess 192.0.2.55 "S:NOOP $long\r\n" R 'S:NOOP\r\n' R)
+expect "command line over 512: 500 5.5.2, session goes on" '^500 5\.5\.2' "$out"
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test> SIZE=999999999\r\n' R)
+expect "SIZE over max_message_size: 552 5.3.4" '^552 5\.3\.4' "$out"
+n0=$(ndump)
+python3 -c "
+import sys
+sys.stdout.write('Subject: big\r\n\r\n' + ('y' * 998 + '\r\n') * 250 + '.\r\n')" >"$LAB_DIR/big.txt"
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R "F:$LAB_DIR/big.txt" R)
+sleep 0.3
+expect "message over max_message_size: 552 5.3.4 at end of data" '^552 5\.3\.4' "$out"
+[ "$(ndump)" = "$n0" ] && tap_ok "oversized message not delivered" || tap_not_ok "oversized message delivered"
+out=$(cli --src 192.0.2.55 198.18.1.1 25 R $(for i in $(seq 10); do printf 'S:BOGUS\\r\\n R '; done) R)
+expect "errors per session: 421 4.7.0 and close" '^421 4\.7\.0' "$out"
+out=$(PORT=2526 ; cli --src 192.0.2.55 198.18.1.1 2526 R W:3 & cli --src 192.0.2.55 198.18.1.1 2526 R W:3 & sleep 0.5; cli --src 192.0.2.55 198.18.1.1 2526 R; wait)
+expect "per-IP concurrency (max_conn_per_ip=2): third gets 421 4.7.0" '^421 4\.7\.0' "$out"
+
+out=$(for i in 1 2 3 4; do cli --src 198.51.100.7 198.18.1.1 2525 R 'S:QUIT\r\n' R; done)
+expect "per-IP rate (max_conn_rate_per_ip=3): fourth gets 421 4.7.0" '^421 4\.7\.0 .*slow down' "$out"
+out=$(cli --src 198.51.100.7 198.18.1.1 2526 R W:2.6 R)
+expect "timeout_command: 421 4.4.2 after silence" '^421 4\.4\.2' "$out"
+
+# --- STARTTLS ---
+out=$(lab_inet swaks --server 198.18.1.1 --local-interface 192.0.2.55 --tls --from a@pass.spf.test \
+	--to rcpt@moat.test --header "Subject: tls-$LAB_ID" 2>&1)
+sleep 0.3
+d=$(grep -rl "tls-$LAB_ID" "$LAB_DIR/sink" | head -1)
+[ -n "$d" ] && grep -q 'with ESMTPS' "$d" && tap_ok "STARTTLS: delivered, Received says ESMTPS" ||
+	{ tap_not_ok "STARTTLS delivery"; printf '%s\n' "$out" | tail -20 | sed 's/^/#   /' >&2; }
+out=$(sess 192.0.2.55 'S:STARTTLS\r\nNOOP\r\n' R TLS 'S:EHLO again\r\n' R 'S:QUIT\r\n' R)
+expect "STARTTLS injection: pipelined NOOP discarded (next reply is the EHLO's)" \
+	"$(printf '220 2.0.0 Ready to start TLS\n250 ENHANCEDSTATUSCODES\n221 ')" "$out"
+
+# --- smuggling ---
+for v in 'LF.LF:\n.\n' 'LF.CRLF:\n.\r\n' 'CR.CR:\r.\r'; do
+	name=${v%%:*}; seq=${v#*:}
+	n0=$(ndump)
+	out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+		"S:Subject: smuggle\r\n\r\nfirst${seq}MAIL FROM:<x@pass.spf.test>\r\nRCPT TO:<rcpt@moat.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n" R R)
+	sleep 0.3
+	if printf '%s\n' "$out" | grep -q '^521 5\.5\.2' && [ "$(ndump)" = "$n0" ]; then
+		tap_ok "smuggling <$name>: 521 5.5.2, nothing delivered"
+	else
+		tap_not_ok "smuggling <$name>"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
+	fi
+done
+
+# --- downstream trouble ---
+n3=$(ndump "$LAB_DIR/sink3")
+out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: replay-$LAB_ID\r\n\r\nslow client\r\n" W:3.5 'S:.\r\n' R)
+sleep 0.3
+if printf '%s\n' "$out" | grep -q '^250 ' && grep -rqs "replay-$LAB_ID" "$LAB_DIR/sink3"; then
+	tap_ok "downstream dropped the idle session during DATA: envelope replayed, delivered"
+else
+	tap_not_ok "replay after downstream loss"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
+fi
+before=$(grep -s '^data.rfc1047_window ' "$LAB_DIR/run/m2.stats" | awk '{print $2}')
+t0=$SECONDS
+out=$(PORT=2525 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: slow-$LAB_ID\r\n\r\nx\r\n.\r\n" R)
+dt=$((SECONDS - t0))
+sleep 1.2
+after=$(grep -s '^data.rfc1047_window ' "$LAB_DIR/run/m2.stats" | awk '{print $2}')
+if printf '%s\n' "$out" | grep -q '^451 4\.4\.2' && [ "$dt" -ge 2 ] && [ "${after:-0}" -eq $(( ${before:-0} + 1 )) ]; then
+	tap_ok "downstream slow after end of data: waited relay_data_timeout, 451 4.4.2, counted (rfc1047_window=$after)"
+else
+	tap_not_ok "slow final reply: dt=$dt before=$before after=$after"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
+fi
+spid=$(cat "$LAB_DIR/smtp-sink.pid")
+n0=$(ndump)
+(sleep 1.2; kill -STOP "$spid") &
+stopper=$!
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: stall-$LAB_ID\r\n\r\nx\r\n" W:2 'S:.\r\n' R)
+wait "$stopper"
+kill -CONT "$spid"
+expect "downstream stalled before end of data: 451 4.4.1 at the dot" '^451 4\.4\.1' "$out"
+kill "$spid"; wait "$spid" 2>/dev/null
+out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R)
+expect "downstream down: 451 4.4.1" '^451 4\.4\.1' "$out"
+[ "$(ndump)" = "$n0" ] && tap_ok "nothing delivered while downstream stalled or down" || tap_not_ok "delivered while down"
+lab_sink >/dev/null
+
+# --- smtp-source load and 1,000 concurrent sessions ---
+n0=$(ndump)
+out=$(lab_inet smtp-source -c -s 20 -m 100 -l 2000 -f a@pass.spf.test -t rcpt@moat.test 198.18.1.1:25 2>&1)
+sleep 1
+n1=$(ndump)
+[ $((n1 - n0)) -eq 100 ] && tap_ok "smtp-source: 100 messages over 20 sessions, all 100 at the downstream" ||
+	tap_not_ok "smtp-source: $((n1 - n0)) of 100 delivered ($out)"
+out=$(lab_inet python3 - <<'PY'
+import asyncio
+async def one(i):
+    r, w = await asyncio.open_connection("198.18.1.1", 25)
+    g = await r.readline()
+    w.write(b"EHLO c%d\r\n" % i)
+    await w.drain()
+    while True:
+        l = await r.readline()
+        if l[3:4] != b"-":
+            break
+    await asyncio.sleep(1)
+    w.write(b"QUIT\r\n")
+    await w.drain()
+    q = await r.readline()
+    w.close()
+    return g.startswith(b"220") and l.startswith(b"250") and q.startswith(b"221")
+async def main():
+    res = await asyncio.gather(*[one(i) for i in range(1000)], return_exceptions=True)
+    print(sum(1 for x in res if x is True))
+asyncio.run(main())
+PY
+)
+[ "$out" = "1000" ] && tap_ok "1,000 concurrent sessions: all greeted, EHLO 250, QUIT 221" ||
+	tap_not_ok "1,000 concurrent sessions: $out ok"
+
+# --- counters, SIGUSR1, one log line per transaction ---
+kill -USR1 "$(cat "$LAB_DIR/m1.pid")"
+sleep 1.2
+grep -q '^rcpt.relay_denied 1$' "$LAB_DIR/run/m1.stats" && grep -q '^connect.dnsbl 1$' "$LAB_DIR/run/m1.stats" &&
+	grep -q 'counters {' "$LAB_DIR/m1.log" &&
+	tap_ok "counters per stage/reason in stats_file and on SIGUSR1" || { tap_not_ok "counters"; sed 's/^/#   /' "$LAB_DIR/run/m1.stats" >&2; }
+grep -Eq 'info: [0-9a-f]{16} result=reject stage=rcpt reason=relay_denied code=554 client=192.0.2.55 helo="client.example" from="a@pass.spf.test" to="victim@elsewhere.example"' "$LAB_DIR/m1.log" &&
+	tap_ok "refusal log line: 16-hex id and key=value fields" || tap_not_ok "log line format"
+
+exit $((TAP_FAIL > 0))
