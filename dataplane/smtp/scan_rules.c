@@ -1356,11 +1356,12 @@ out:
 }
 
 /* exists_cmp - order EXISTS rules by header name, case-insensitively */
-static const struct scan_db *exists_db;
-static int exists_cmp(const void *a, const void *b)
+static int exists_cmp(const void *a, const void *b, void *arg)
 {
-	return strcasecmp(exists_db->rules[*(const unsigned *)a].hname,
-			  exists_db->rules[*(const unsigned *)b].hname);
+	const struct scan_db *d = arg;
+
+	return strcasecmp(d->rules[*(const unsigned *)a].hname,
+			  d->rules[*(const unsigned *)b].hname);
 }
 
 /* build_exists - the sorted index of header-exists rules */
@@ -1377,9 +1378,7 @@ static int build_exists(struct scan_db *d)
 	for (size_t i = 0; i < d->nrules; i++)
 		if (d->rules[i].scope == SCOPE_EXISTS)
 			d->exists[d->nexists++] = (unsigned)i;
-	exists_db = d; /* load is single-threaded (loads are serialised) */
-	qsort(d->exists, d->nexists, sizeof(unsigned), exists_cmp);
-	exists_db = NULL;
+	qsort_r(d->exists, d->nexists, sizeof(unsigned), exists_cmp, d);
 	return 0;
 }
 
