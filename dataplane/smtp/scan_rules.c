@@ -71,18 +71,29 @@ static char *srcloc(const char *file, unsigned line)
 	return s;
 }
 
+/* grow - make room for one more element in the array *pv of n elements
+ * (capacity *cap, doubling); 0 or -ENOMEM */
+static int grow(void *pv, size_t n, size_t *cap, size_t size)
+{
+	void **v = pv;
+
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : 64;
+	void *nv = realloc(*v, nc * size);
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
 /* rule_add - append a zeroed rule; NULL on ENOMEM */
 static struct scan_rule *rule_add(struct scan_db *d)
 {
-	if (d->nrules == d->cap) {
-		size_t nc = d->cap ? d->cap * 2 : 64;
-		struct scan_rule *n = realloc(d->rules, nc * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		d->rules = n;
-		d->cap = nc;
-	}
+	if (grow(&d->rules, d->nrules, &d->cap, sizeof(d->rules[0])) < 0)
+		return NULL;
 	memset(&d->rules[d->nrules], 0, sizeof(d->rules[0]));
 	return &d->rules[d->nrules++];
 }
@@ -97,15 +108,8 @@ static int skip_add(struct scan_db *d, const char *id, const char *src,
 	va_list ap;
 	struct scan_skip *s;
 
-	if (d->nskips == d->skipcap) {
-		size_t nc = d->skipcap ? d->skipcap * 2 : 64;
-		struct scan_skip *n = realloc(d->skips, nc * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		d->skips = n;
-		d->skipcap = nc;
-	}
+	if (grow(&d->skips, d->nskips, &d->skipcap, sizeof(d->skips[0])) < 0)
+		return -ENOMEM;
 	s = &d->skips[d->nskips];
 	memset(s, 0, sizeof(*s));
 	va_start(ap, fmt);
@@ -424,15 +428,8 @@ static struct sa_def *sa_get(struct sa_set *s, const char *name)
 
 	if (e)
 		return e;
-	if (s->n == s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 1024;
-		struct sa_def *nv = realloc(s->v, nc * sizeof(*nv));
-
-		if (!nv)
-			return NULL;
-		s->v = nv;
-		s->cap = nc;
-	}
+	if (grow(&s->v, s->n, &s->cap, sizeof(s->v[0])) < 0)
+		return NULL;
 	e = &s->v[s->n];
 	memset(e, 0, sizeof(*e));
 	e->name = strdup(name);
@@ -526,18 +523,8 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 			continue;
 		if (strcmp(kw, "replace_rules") == 0) {
 			while ((name = next_word(&p))) {
-				if (s->nreplace == s->replcap) {
-					size_t nc = s->replcap ? s->replcap * 2 : 64;
-					char **nv = realloc(s->replace, nc * sizeof(*nv));
-
-					if (!nv) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					s->replace = nv;
-					s->replcap = nc;
-				}
-				if (!(s->replace[s->nreplace] = strdup(name))) {
+				if (grow(&s->replace, s->nreplace, &s->replcap, sizeof(char *)) < 0 ||
+				    !(s->replace[s->nreplace] = strdup(name))) {
 					rc = -ENOMEM;
 					goto out;
 				}
@@ -954,16 +941,8 @@ static int load_sa(struct scan_db *d, const char *dir, char *err, size_t errsz)
 
 		if (l < 4 || strcmp(de->d_name + l - 3, ".cf") != 0)
 			continue;
-		if (nn == nc) {
-			nc = nc ? nc * 2 : 64;
-			char **nv = realloc(names, nc * sizeof(*nv));
-			if (!nv) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			names = nv;
-		}
-		if (asprintf(&names[nn], "%s/%s", dir, de->d_name) < 0) {
+		if (grow(&names, nn, &nc, sizeof(char *)) < 0 ||
+		    asprintf(&names[nn], "%s/%s", dir, de->d_name) < 0) {
 			rc = -ENOMEM;
 			goto out;
 		}
