@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -648,6 +650,64 @@ static void test_reload_in_flight(void **state)
 	scan_fini();
 }
 
+/* worker threads scan while the main thread reloads: every message ends
+ * with the verdict of the rules it was opened with */
+static atomic_int stress_stop;
+static atomic_int stress_bad, stress_msgs;
+
+static void *stress_worker(void *arg)
+{
+	const char *msg = "Subject: x\r\n\r\nsome text\r\nwith the needle\r\n";
+
+	(void)arg;
+	if (scan_filter_ops.thread_init() != 0)
+		atomic_fetch_add(&stress_bad, 1);
+	while (!atomic_load(&stress_stop)) {
+		struct filter_msg *m = scan_filter_ops.open();
+		struct filter_verdict v;
+
+		if (!m) {
+			atomic_fetch_add(&stress_bad, 1);
+			continue;
+		}
+		const char *want = scan_msg_db(m)->rules[0].id;
+		for (const char *p = msg; *p; p += 7)
+			scan_filter_ops.feed(m, p, strnlen(p, 7));
+		if (scan_filter_ops.finish(m, &v) != 0 || !v.reject || strcmp(v.rule, want) != 0)
+			atomic_fetch_add(&stress_bad, 1);
+		scan_filter_ops.close(m);
+		atomic_fetch_add(&stress_msgs, 1);
+	}
+	return NULL;
+}
+
+static void test_reload_threads(void **state)
+{
+	pthread_t t[3];
+	char err[512];
+
+	(void)state;
+	use_rules("R0 body reject \"r0\" /needle/\n");
+	atomic_store(&stress_stop, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, stress_worker, NULL), 0);
+	for (int gen = 1; gen <= 20; gen++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "R%d body reject \"r\" /needle/\nX%d raw score 1 /x%d/\n",
+			 gen, gen, gen);
+		assert_int_equal(scan_reload(write_file("stress.rules", text), err, sizeof(err)), 0);
+		usleep(2000);
+	}
+	atomic_store(&stress_stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	print_message("%d messages across 21 rule sets\n", atomic_load(&stress_msgs));
+	assert_int_equal(atomic_load(&stress_bad), 0);
+	assert_true(atomic_load(&stress_msgs) > 0);
+	scan_fini();
+}
+
 static void test_cache(void **state)
 {
 	char cdir[300], err[512] = "";
@@ -872,6 +932,7 @@ int main(void)
 		cmocka_unit_test(test_default_gtube),
 		cmocka_unit_test(test_invalid_rules),
 		cmocka_unit_test(test_reload_in_flight),
+		cmocka_unit_test(test_reload_threads),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_sa_import_small),
 		cmocka_unit_test(test_sa_import_debian),
