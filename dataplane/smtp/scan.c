@@ -39,9 +39,10 @@ struct filter_msg {
 	long reject;           /* first reject rule matched, -1 none */
 	char hname[MIME_NAME_MAX];
 	size_t raw_len;        /* bytes waiting in raw[] */
-	char raw[SCAN_RAW_BUF];
 	uint64_t *hits;        /* one bit per rule */
+	/* not zeroed at open: the walker initialises itself, raw[] is a buffer */
 	struct mime_walker w;
+	char raw[SCAN_RAW_BUF];
 };
 
 /* ------------------------------------------------------------ live db */
@@ -339,11 +340,12 @@ static void scan_close(struct filter_msg *m)
 /* scan_open - a new message on the rules live now */
 static struct filter_msg *scan_open(void)
 {
-	struct filter_msg *m = calloc(1, sizeof(*m));
+	struct filter_msg *m = malloc(sizeof(*m));
 	static const int map[ST_N] = { SDB_RAW, SDB_HEADER, SDB_BODY };
 
 	if (!m)
 		return NULL;
+	memset(m, 0, offsetof(struct filter_msg, w));
 	m->reject = -1;
 	m->db = scan_db_current();
 	if (!m->db)
