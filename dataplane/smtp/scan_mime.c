@@ -543,14 +543,17 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 		if (w->line_len == 0 && !w->long_line && skipping(w)) {
 			/* attachments, preambles: jump from line start to the
 			 * next line that starts with '-', without visiting each */
-			const char *q;
+			const char *q = NULL, *s = p, *e = p + len;
 
 			if (!w->depth)
 				return; /* no boundary can come: nothing to do */
 			if (p[0] != '-') {
-				q = memmem(p, len, "\n-", 2);
-				if (!q)
-					q = memrchr(p, '\n', len);
+				/* the first "\n-", else the last '\n' */
+				while ((s = memchr(s, '\n', (size_t)(e - s)))) {
+					q = s++;
+					if (s < e && *s == '-')
+						break;
+				}
 				if (q) {
 					len -= (size_t)(q + 1 - p);
 					p = q + 1;
