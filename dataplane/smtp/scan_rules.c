@@ -706,6 +706,7 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	char *expr = NULL, msg[256];
 	const char *a = e->arg, *rest;
 	unsigned flags = 0;
+	int neg = 0;
 
 	if (strncmp(a, "eval:", 5) == 0)
 		return sa_why(e, "eval: Perl code test");
@@ -736,9 +737,8 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 		h[hl] = 0;
 		while (*a == ' ' || *a == '\t')
 			a++;
-		if (strncmp(a, "!~", 2) == 0)
-			return sa_why(e, "negated header test (!~)");
-		if (strncmp(a, "=~", 2) != 0)
+		neg = strncmp(a, "!~", 2) == 0;
+		if (!neg && strncmp(a, "=~", 2) != 0)
 			return sa_why(e, "unrecognised header test");
 		a += 2;
 		while (*a == ' ' || *a == '\t')
@@ -778,10 +778,18 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	r.pattern = expr;
 	r.flags = flags;
 add:
-	r.id = strdup(e->name);
+	/* "NAME Header !~ /re/": a quiet positive rule NAME:pos and NAME as
+	 * the meta "!NAME:pos" (true also when the header is absent, as in
+	 * SpamAssassin, where an absent header reads as "") */
+	if (neg && asprintf(&r.id, "%s:pos", e->name) < 0)
+		r.id = NULL;
+	else if (!neg)
+		r.id = strdup(e->name);
 	r.src = strdup(e->src);
-	sa_scored(e, &r.score);
+	if (!neg)
+		sa_scored(e, &r.score);
 	r.action = ACT_SCORE;
+	r.in_meta = neg;
 	struct scan_rule *nr = r.id && r.src && r.pattern ? rule_add(d) : NULL;
 	if (!nr) {
 		rule_free(&r);
@@ -789,6 +797,21 @@ add:
 	}
 	*nr = r;
 	e->rule = (long)(nr - d->rules);
+	if (neg) {
+		long pos = e->rule;
+
+		if (!(nr = rule_add(d)))
+			return -ENOMEM;
+		nr->scope = SCOPE_META;
+		nr->id = strdup(e->name);
+		nr->src = strdup(e->src);
+		if (asprintf(&nr->pattern, "!T%ld", pos) < 0)
+			nr->pattern = NULL;
+		sa_scored(e, &nr->score);
+		if (!nr->id || !nr->src || !nr->pattern)
+			return -ENOMEM;
+		e->rule = (long)(nr - d->rules);
+	}
 	return 2;
 }
 
@@ -841,16 +864,16 @@ static int sa_meta_expand(struct scan_db *d, struct sa_set *s, struct sa_def *e,
 					tl = (size_t)snprintf(buf, sizeof(buf), "T%ld", o->rule);
 					t = buf;
 				} else {
-					/* nested meta: inline its expression */
-					if (*olen + 1 >= cap)
+					/* nested meta: inline its (already expanded)
+					 * expression */
+					const char *ox = d->rules[o->rule].pattern;
+					size_t xl = strlen(ox);
+
+					if (*olen + xl + 2 >= cap)
 						goto toolong;
 					out[(*olen)++] = '(';
-					int rc = sa_meta_expand(d, s, e, o->arg, out, olen, cap,
-								depth + 1);
-					if (rc)
-						return rc;
-					if (*olen + 1 >= cap)
-						goto toolong;
+					memcpy(out + *olen, ox, xl);
+					*olen += xl;
 					out[(*olen)++] = ')';
 					continue;
 				}

@@ -774,6 +774,9 @@ static const char *sa_cf =
 	"meta     M_LOOK    __SUB_A && __LOOK\n"
 	"meta     M_ARITH   (__SUB_A + __SUB_B) > 1\n"
 	"meta     M_UNDEF   __SUB_A || __NOT_DEFINED_ANYWHERE\n"
+	"header   __NEG     Subject !~ /^hello/i\n"
+	"meta     M_NEG     __NEG && __SUB_A\n"
+	"score M_NEG 0.2\n"
 	"ifplugin Mail::SpamAssassin::Plugin::Foo\n"
 	"body     PLAIN     /plain words/\n"
 	"endif\n"
@@ -812,9 +815,9 @@ static void test_sa_import_small(void **state)
 	o.sa_dir = sadir;
 	o.threshold = 100;
 	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
-	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF EVALR PLAIN */
-	assert_int_equal(d->sa_scored_total, 8);
-	assert_int_equal(d->sa_scored_imported, 5);
+	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF M_NEG EVALR PLAIN */
+	assert_int_equal(d->sa_scored_total, 9);
+	assert_int_equal(d->sa_scored_imported, 6);
 	assert_non_null(strstr(skip_reason(d, "EVALR"), "eval"));
 	assert_non_null(strstr(skip_reason(d, "M_ARITH"), "arithmetic"));
 	assert_non_null(strstr(skip_reason(d, "__LOOK"), "Zero-width"));
@@ -829,6 +832,9 @@ static void test_sa_import_small(void **state)
 		{ "Subject: hi\r\nX-Mailer: x\r\n\r\nalpha bravo\r\n", "M_NEST M_AND", "" },
 		{ "Subject: Urgent\r\n\r\nalpha bravo\r\n", "M_AND", "M_NEST" },
 		{ "Subject: hi\r\n\r\nplain words\r\n", "PLAIN", "M_UNDEF" },
+		{ "Subject: hello you\r\n\r\nalpha\r\n", "M_UNDEF", "M_NEG" },
+		{ "Subject: hi hello\r\n\r\nalpha\r\n", "M_NEG", "" },
+		{ "X-No-Subject: 1\r\n\r\nalpha\r\n", "M_NEG", "" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char name[32];
