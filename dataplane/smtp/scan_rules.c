@@ -10,6 +10,7 @@
  * flags, ids, Hyperscan version, platform), so a restart skips compilation
  * and a stale file can never be used (its key does not match).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -593,18 +594,18 @@ static int sa_regex(const char *a, char **expr, unsigned *flags, const char **re
 	char open, close;
 	const char *p = a, *q;
 
-	if (*p == 'm' && p[1] && strchr("{(<[!#|'@,~%\"/", p[1]))
+	/* Perl: "/re/", or "m" and any punctuation as the delimiter */
+	if (*p == 'm' && ispunct((unsigned char)p[1]))
 		p++;
+	else if (*p != '/')
+		return -1;
 	open = *p;
 	switch (open) {
 	case '{': close = '}'; break;
 	case '(': close = ')'; break;
 	case '<': close = '>'; break;
 	case '[': close = ']'; break;
-	default:
-		if (!open || !strchr("/!#|'@,~%\"", open))
-			return -1;
-		close = open;
+	default: close = open;
 	}
 	/* the closing delimiter is the last one on the line followed only by
 	 * flag letters (patterns contain escaped delimiters) */
