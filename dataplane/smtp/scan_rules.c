@@ -659,7 +659,7 @@ static int sa_regex(const char *a, char **expr, unsigned *flags, const char **re
 static int sa_is_pseudo(const char *h)
 {
 	static const char *const names[] = {
-		"ToCc", "EnvelopeFrom", "MESSAGEID", "ALL-TRUSTED", "ALL-UNTRUSTED",
+		"ToCc", "EnvelopeFrom", "ALL-TRUSTED", "ALL-UNTRUSTED",
 		"ALL-INTERNAL", "ALL-EXTERNAL", "X-Spam-Relays-", "X-Spam-DCC",
 		"X-Spam-Status", "X-Spam-Level", "X-Spam-Checker-Version",
 		"X-Spam-Flag", "X-Spam-Report", "X-Spam-Score", "X-Spam-",
@@ -752,6 +752,10 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 			}
 			*colon = 0;
 		}
+		/* SpamAssassin's MESSAGEID is Message-Id and its resent/X-
+		 * variants: the header itself is the part moat can see */
+		if (strcmp(h, "MESSAGEID") == 0)
+			snprintf(h, sizeof(h), "Message-Id");
 		if (sa_is_pseudo(h))
 			return sa_why(e, "SpamAssassin pseudo-header");
 		r.scope = SCOPE_HEADER;
