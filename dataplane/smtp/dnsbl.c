@@ -55,6 +55,25 @@ static void sock_cb(void *data, ares_socket_t fd, int readable, int writable)
 	}
 }
 
+/* dns_set_server - make a channel ask dns_server only; 0 or -1 */
+int dns_set_server(ares_channel ch)
+{
+	struct ares_addr_port_node srv;
+	memset(&srv, 0, sizeof(srv));
+	if (g_cfg->dns_server.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&g_cfg->dns_server;
+		srv.family = AF_INET;
+		memcpy(&srv.addr.addr4, &a->sin_addr, 4);
+		srv.udp_port = srv.tcp_port = ntohs(a->sin_port);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&g_cfg->dns_server;
+		srv.family = AF_INET6;
+		memcpy(&srv.addr.addr6, &a->sin6_addr, 16);
+		srv.udp_port = srv.tcp_port = ntohs(a->sin6_port);
+	}
+	return ares_set_servers_ports(ch, &srv) == ARES_SUCCESS ? 0 : -1;
+}
+
 /* dnsbl_worker_init - the worker's resolver, asking dns_server only */
 int dnsbl_worker_init(struct worker *w)
 {
@@ -69,22 +88,7 @@ int dnsbl_worker_init(struct worker *w)
 				  ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
 	if (r != ARES_SUCCESS)
 		return -1;
-	struct ares_addr_port_node srv;
-	memset(&srv, 0, sizeof(srv));
-	if (g_cfg->dns_server.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&g_cfg->dns_server;
-		srv.family = AF_INET;
-		memcpy(&srv.addr.addr4, &a->sin_addr, 4);
-		srv.udp_port = srv.tcp_port = ntohs(a->sin_port);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&g_cfg->dns_server;
-		srv.family = AF_INET6;
-		memcpy(&srv.addr.addr6, &a->sin6_addr, 16);
-		srv.udp_port = srv.tcp_port = ntohs(a->sin6_port);
-	}
-	if (ares_set_servers_ports(w->ares, &srv) != ARES_SUCCESS)
-		return -1;
-	return 0;
+	return dns_set_server(w->ares);
 }
 
 /* dnsbl_worker_fini - cancel queries, free the channel */

@@ -36,6 +36,7 @@ const struct filter_ops none_filter_ops = {
 };
 
 extern const struct filter_ops scan_filter_ops __attribute__((weak));
+extern const struct filter_ops test_filter_ops __attribute__((weak)); /* tests/e2e only */
 extern int scan_init(const struct scan_config *cfg, char *err, size_t errsz) __attribute__((weak));
 extern int scan_reload(const char *path, char *err, size_t errsz) __attribute__((weak));
 
@@ -85,10 +86,11 @@ static const struct filter_ops *registry_get(size_t i)
 	switch (i) {
 	case 0: return &none_filter_ops;
 	case 1: return &scan_filter_ops; /* NULL when the scan module is not linked */
+	case 2: return &test_filter_ops;
 	default: return NULL;
 	}
 }
-#define REGISTRY_N 2
+#define REGISTRY_N 3
 
 const struct filter_ops *g_filters[CFG_MAX_FILTERS];
 int g_n_filters;

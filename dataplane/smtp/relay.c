@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -198,6 +200,9 @@ static void relay_connect(struct relay *r)
 		return;
 	}
 	r->ev.fd = fd;
+	/* commands and the final dot are small writes: no Nagle delay */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&g_cfg->relay, g_cfg->relay_len) != 0 && errno != EINPROGRESS) {
 		relay_fail(r, 0);
 		return;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -47,6 +48,7 @@ static void session_close(struct session *s);
 static void process(struct session *s);
 static void update_interest(struct session *s);
 static int flush(struct session *s);
+static void settle(struct session *s);
 
 /* reply - queue one reply line (fmt without CRLF) */
 static void __attribute__((format(printf, 2, 3))) reply(struct session *s, const char *fmt, ...)
@@ -99,10 +101,11 @@ static void log_tx(struct session *s, const char *result, const char *stage,
 			o = sizeof(tos) - 1;
 		to = tos;
 	}
-	log_info("%s result=%s stage=%s reason=%s code=%d client=%s helo=\"%s\" from=\"%s\" to=\"%s\"%s%s",
+	log_info("%s result=%s stage=%s reason=%s code=%d client=%s helo=\"%s\" from=\"%s\" to=\"%s\"%s%s%s%s",
 		 s->sid, result, stage, reason, code, s->ip, esc(h, sizeof(h), s->helo),
 		 s->has_from || !strcmp(stage, "mail") ? esc(f, sizeof(f), s->from.addr) : "",
-		 esc(t, sizeof(t), to), s->spf_result[0] ? " spf=" : "", s->spf_result);
+		 esc(t, sizeof(t), to), s->spf_result[0] ? " spf=" : "", s->spf_result,
+		 s->dnsbl_zone[0] ? " dnsbl=" : "", s->dnsbl_zone);
 	stats_inc(stage, reason);
 }
 
@@ -264,6 +267,9 @@ void session_accept(struct worker *w, int lfd)
 			close(fd);
 			continue;
 		}
+		/* replies are small writes: no Nagle delay behind a delayed ACK */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		s->w = w;
 		s->ev.kind = EV_CLIENT;
 		s->ev.fd = fd;
@@ -326,10 +332,7 @@ void session_accept(struct worker *w, int lfd)
 			connect_check(s);
 		}
 		/* the session counter goes down in session_free */
-		if (flush(s) != 0 || (s->state == S_CLOSING && !s->olen))
-			session_close(s);
-		else
-			update_interest(s);
+		settle(s);
 	}
 }
 
@@ -460,12 +463,48 @@ static void tls_step(struct session *s)
 	s->ssl = NULL;
 }
 
+/* settle - after handling input or an answer: flush replies, close, or
+ * start TLS once the "220 Ready" is out; then the epoll interest */
+static void settle(struct session *s)
+{
+	if (s->dead)
+		return;
+	if (flush(s) != 0 || (s->state == S_CLOSING && !s->olen)) {
+		session_close(s);
+		return;
+	}
+	if (s->state == S_TLS && !s->olen && !s->ssl) {
+		start_tls(s);
+		if (s->state == S_TLS)
+			tls_step(s); /* the ClientHello may be here already */
+		if (s->state == S_CLOSING) {
+			session_close(s);
+			return;
+		}
+		if (s->state == S_CMD) {
+			/* handshake done: TLS may hold application data already */
+			session_on_event(s, EPOLLIN);
+			return;
+		}
+	}
+	if (s->ibuf && !s->ilen) {
+		free(s->ibuf);
+		s->ibuf = NULL;
+		s->icap = 0;
+	}
+	update_interest(s);
+}
+
 /* session_on_event - readiness on the client socket */
 void session_on_event(struct session *s, uint32_t events)
 {
 	if (s->dead)
 		return;
 	if (s->state == S_TLS) {
+		if (!s->ssl) { /* the 220 to STARTTLS is still going out */
+			settle(s);
+			return;
+		}
 		tls_step(s);
 		if (s->state == S_TLS) {
 			update_interest(s);
@@ -475,6 +514,7 @@ void session_on_event(struct session *s, uint32_t events)
 			session_close(s);
 			return;
 		}
+		events |= EPOLLIN; /* handshake done: read what TLS holds */
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		for (;;) {
@@ -509,32 +549,7 @@ void session_on_event(struct session *s, uint32_t events)
 		}
 		process(s);
 	}
-	if (s->dead)
-		return;
-	if (flush(s) != 0) {
-		session_close(s);
-		return;
-	}
-	if (s->state == S_CLOSING && !s->olen) {
-		session_close(s);
-		return;
-	}
-	if (s->state == S_TLS && !s->olen && !s->ssl)
-		start_tls(s);
-	if (s->state == S_TLS && s->ssl && !s->olen) {
-		tls_step(s);
-		if (s->state == S_CMD && s->ilen == 0) {
-			/* TLS may hold application data already */
-			session_on_event(s, EPOLLIN);
-			return;
-		}
-	}
-	if (s->ibuf && !s->ilen && s->state != S_DATA) {
-		free(s->ibuf);
-		s->ibuf = NULL;
-		s->icap = 0;
-	}
-	update_interest(s);
+	settle(s);
 }
 
 /* ---- check / proceed: commands ---- */
@@ -551,7 +566,11 @@ static int is_local_domain(const char *d)
 /* smtp_ehlo - EHLO/HELO */
 static void smtp_ehlo(struct session *s, const struct smtp_command *c)
 {
-	if (!c->arglen || c->arglen >= sizeof(s->helo) || memchr(c->arg, ' ', c->arglen)) {
+	int printable = 1;
+	for (size_t i = 0; i < c->arglen; i++)
+		if ((unsigned char)c->arg[i] <= ' ' || (unsigned char)c->arg[i] >= 127)
+			printable = 0; /* it goes into our Received: header */
+	if (!c->arglen || c->arglen >= sizeof(s->helo) || !printable) {
 		reply(s, "501 5.5.4 Syntax: %s hostname", c->cmd == CMD_EHLO ? "EHLO" : "HELO");
 		count_error(s);
 		return;
@@ -665,16 +684,7 @@ void session_spf_done(struct session *s, struct spf_job *j)
 		mail_proceed(s);
 	if (s->wait == W_NONE)
 		process(s);
-	if (!s->dead) {
-		if (flush(s) != 0) {
-			session_close(s);
-			return;
-		}
-		if (s->state == S_CLOSING && !s->olen)
-			session_close(s);
-		else
-			update_interest(s);
-	}
+	settle(s);
 }
 
 /* smtp_mail - MAIL FROM */
@@ -1002,10 +1012,21 @@ refused:
 	tx_reset(s);
 }
 
+/* with_enh - the downstream's text, given an enhanced status code
+ * (class.0.0) when the downstream did not send one (RFC 2034) */
+static const char *with_enh(char *buf, size_t sz, int code, const char *text)
+{
+	if (text[0] >= '2' && text[0] <= '5' && text[1] == '.')
+		return text;
+	snprintf(buf, sz, "%d.0.0 %s", code / 100, text);
+	return buf;
+}
+
 /* session_relay_reply - the downstream answered what the session waits for */
 void session_relay_reply(struct session *s, int code, const char *text)
 {
 	enum sess_wait w = s->wait;
+	char eb[600];
 
 	s->wait = W_NONE;
 	if (s->dead)
@@ -1020,7 +1041,7 @@ void session_relay_reply(struct session *s, int code, const char *text)
 			refuse(s, "mail", code < 0 ? "downstream_timeout" : "downstream_unavailable", 0, "", 451,
 			       "4.4.1 Downstream server unavailable, try again later");
 		} else {
-			refuse(s, "mail", "downstream", 0, "", code, "%s", text);
+			refuse(s, "mail", "downstream", 0, "", code, "%s", with_enh(eb, sizeof(eb), code, text));
 		}
 		break;
 	case W_RELAY_RCPT:
@@ -1036,20 +1057,20 @@ void session_relay_reply(struct session *s, int code, const char *text)
 			}
 			s->rcpts = nr;
 			s->rcpts[s->nrcpt++] = r;
-			reply(s, "%d %s", code, text);
+			reply(s, "%d %s", code, with_enh(eb, sizeof(eb), code, text));
 		} else if (code <= 0) {
 			refuse(s, "rcpt", code < 0 ? "downstream_timeout" : "downstream_unavailable", 0,
 			       s->pending_rcpt, 451, "4.4.1 Downstream server unavailable, try again later");
 		} else {
 			refuse(s, "rcpt", code >= 500 ? "unknown_user" : "downstream_tempfail", 0, s->pending_rcpt,
-			       code, "%s", text);
+			       code, "%s", with_enh(eb, sizeof(eb), code, text));
 			if (code >= 500)
 				count_error(s);
 		}
 		break;
 	case W_RELAY_EOD:
 		if (code >= 200 && code < 300) {
-			reply(s, "%d %s", code, text);
+			reply(s, "%d %s", code, with_enh(eb, sizeof(eb), code, text));
 			log_tx(s, "accept", "data", "relayed", code, NULL);
 		} else if (code == -1) {
 			refuse(s, "data", "downstream_timeout", 0, NULL, 451,
@@ -1062,25 +1083,17 @@ void session_relay_reply(struct session *s, int code, const char *text)
 			refuse(s, "data", "recipient_now_refused", 0, NULL, 451,
 			       "4.4.1 Downstream refused a recipient on reconnect, try again later");
 		} else {
-			refuse(s, "data", "downstream", 0, NULL, code, "%s", text);
+			refuse(s, "data", "downstream", 0, NULL, code, "%s", with_enh(eb, sizeof(eb), code, text));
 		}
 		tx_reset(s);
 		break;
 	default:
 		break;
 	}
+	if (s->in_process)
+		return; /* answered synchronously from inside process(): it goes on */
 	process(s);
-	if (s->dead)
-		return;
-	if (flush(s) != 0) {
-		session_close(s);
-		return;
-	}
-	if (s->state == S_CLOSING && !s->olen) {
-		session_close(s);
-		return;
-	}
-	update_interest(s);
+	settle(s);
 }
 
 /* process - consume buffered input while nothing asynchronous is pending */
@@ -1088,6 +1101,7 @@ static void process(struct session *s)
 {
 	size_t off = 0;
 
+	s->in_process = 1;
 	while (!s->dead && s->wait == W_NONE && off < s->ilen &&
 	       (s->state == S_CMD || s->state == S_DATA)) {
 		size_t used = 0;
@@ -1135,6 +1149,7 @@ static void process(struct session *s)
 		memmove(s->ibuf, s->ibuf + off, s->ilen - off);
 		s->ilen -= off;
 	}
+	s->in_process = 0;
 }
 
 /* session_free - release everything (refs == 0) */
@@ -1228,17 +1243,21 @@ void session_sweep(struct worker *w)
 			refuse(s, s->state == S_DATA ? "data" : "session", "timeout", 1,
 			       s->state == S_DATA ? NULL : "", 421, "4.4.2 %s Error: timeout exceeded", g_cfg->hostname);
 		}
-		if (s->dead)
-			continue;
-		if (s->olen) {
-			if (flush(s) != 0) {
-				session_close(s);
-				continue;
-			}
-		}
-		if (s->state == S_CLOSING && !s->olen)
-			session_close(s);
-		else
-			update_interest(s);
+		settle(s);
 	}
+}
+
+/* session_shutdown_all - the process stops: 421 to every session, then close */
+void session_shutdown_all(struct worker *w)
+{
+	while (w->sessions) {
+		struct session *s = w->sessions;
+		if (s->state != S_CLOSING && !s->tls)
+			reply(s, "421 4.3.2 %s Service shutting down", g_cfg->hostname);
+		if (s->state == S_DATA || s->has_from)
+			log_tx(s, "abandon", s->state == S_DATA ? "data" : "envelope", "shutdown", 421, NULL);
+		(void)flush(s);
+		session_close(s);
+	}
+	session_free_zombies(w);
 }

@@ -130,6 +130,7 @@ static void *worker_main(void *arg)
 		}
 		session_free_zombies(w);
 	}
+	session_shutdown_all(w);
 	return NULL;
 }
 

@@ -88,6 +88,7 @@ struct session {
 	enum sess_wait wait;
 	int dead;               /* closed; freed when no async work holds it */
 	int refs;               /* async work (DNSBL queries, SPF job) in flight */
+	int in_process;         /* inside process(): answers must not re-enter it */
 
 	SSL *ssl;
 	int tls;                /* TLS active */
@@ -142,6 +143,7 @@ void session_on_event(struct session *s, uint32_t events);
 void session_sweep(struct worker *w);
 void session_release(struct session *s);
 void session_free_zombies(struct worker *w);
+void session_shutdown_all(struct worker *w);
 /* session_relay_reply - the relay finished what the session waited for:
  * code is the downstream reply (0: unavailable, -1: timed out after the
  * whole message was sent), text its first line without the code */
@@ -164,6 +166,7 @@ void relay_check_timeout(struct relay *r, int64_t now);
 int relay_busy(const struct relay *r);
 
 /* dnsbl.c */
+int dns_set_server(ares_channel ch);       /* ask dns_server only */
 int dnsbl_worker_init(struct worker *w);
 void dnsbl_worker_fini(struct worker *w);
 int dnsbl_start(struct session *s);       /* 0: queries sent; 1: nothing to do */

@@ -222,20 +222,10 @@ static ares_channel new_channel(void)
 	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
 	if (ares_init_options(&ch, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS) != ARES_SUCCESS)
 		return NULL;
-	struct ares_addr_port_node srv;
-	memset(&srv, 0, sizeof(srv));
-	if (g_cfg->dns_server.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&g_cfg->dns_server;
-		srv.family = AF_INET;
-		memcpy(&srv.addr.addr4, &a->sin_addr, 4);
-		srv.udp_port = srv.tcp_port = ntohs(a->sin_port);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&g_cfg->dns_server;
-		srv.family = AF_INET6;
-		memcpy(&srv.addr.addr6, &a->sin6_addr, 16);
-		srv.udp_port = srv.tcp_port = ntohs(a->sin6_port);
+	if (dns_set_server(ch) != 0) {
+		ares_destroy(ch);
+		return NULL;
 	}
-	ares_set_servers_ports(ch, &srv);
 	return ch;
 }
 

@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 43
+tap_plan 53
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -29,6 +29,8 @@ out=$("$smtpd" -t -c "$tmpc" 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q 'local_domains is required' &&
 	tap_ok "no local_domains: refuses to start (no open relay)" || tap_not_ok "no local_domains: '$out'"
 rm -f "$tmpc"
+"$smtpd" -t -c "$root/dataplane/smtp/smtpd.conf.sample" >/dev/null 2>&1 &&
+	tap_ok "the shipped smtpd.conf.sample passes -t" || tap_not_ok "smtpd.conf.sample fails -t"
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -46,7 +48,7 @@ lab_bg "$NS_MX" sink2 smtp-sink -u postfix -R "$LAB_DIR/sink2" -d "msg-%H%M%S." 
 # a third: drops an idle client after 2 s (the envelope must be replayed)
 mkdir -p "$LAB_DIR/sink3" && chown postfix "$LAB_DIR/sink3"
 lab_bg "$NS_MX" sink3 smtp-sink -u postfix -R "$LAB_DIR/sink3" -d "msg-%H%M%S." -t 2 198.18.3.2:2526 256
-for a in 192.0.2.55 192.0.2.10 192.0.2.12 203.0.113.50 198.51.100.7; do lab_sender $a; done
+for a in 192.0.2.55 192.0.2.10 192.0.2.12 203.0.113.50 198.51.100.7 2001:db8:100::10 2001:db8:100::55; do lab_sender $a; done
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx.moat.test \
 	-keyout "$LAB_DIR/key.pem" -out "$LAB_DIR/cert.pem" >/dev/null 2>&1
@@ -92,16 +94,25 @@ with open(sys.argv[2], "ab", buffering=0) as f:
             break
         f.write(d)
 ' "$LAB_DIR/run/controld.sock" "$LAB_DIR/controld.txt"
-conf m1 25 25 "controld_socket = $LAB_DIR/run/controld.sock" "controld_report_ttl = 600"
+conf m1 25 25 "listen = 198.18.1.1:25, [2001:db8:1::1]:25" "controld_socket = $LAB_DIR/run/controld.sock" "controld_report_ttl = 600" "controld_report_interval = 1"
 conf m2 2525 2525 "max_conn_rate_per_ip = 3"
-conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2"
-for m in m1 m2 m3; do
-	lab_bg "$NS_APP" "$m" "$smtpd" -c "$LAB_DIR/$m.conf"
-done
-for p in 25 2525 2526; do
+conf m3 2526 2526 "max_conn_per_ip = 2" "timeout_command = 2" "spill_threshold = 4096"
+echo "filters = test" >>"$LAB_DIR/m3.conf"
+# m4: a downstream with no route: connect(2) fails at once (synchronous path)
+conf m4 2527 25 "relay = 198.18.99.1:25" "spf = no" "dnsbl_zones ="
+lab_bg "$NS_APP" m4 "$smtpd" -c "$LAB_DIR/m4.conf"
+# m5: relays to a scripted downstream that drops, then refuses the recipient
+lab_bg "$NS_MX" flaky python3 "$here/flaky_mx.py" 198.18.3.2 2528
+conf m5 2528 2528 "spf = no" "dnsbl_zones ="
+lab_bg "$NS_APP" m5 "$smtpd" -c "$LAB_DIR/m5.conf"
+lab_bg "$NS_APP" m1 "$smtpd" -c "$LAB_DIR/m1.conf"
+lab_bg "$NS_APP" m2 "$smtpd" -c "$LAB_DIR/m2.conf"
+# m3 is moat-smtpd with the e2e test content filter linked in
+lab_bg "$NS_APP" m3 "$build/tests/e2e/moat-smtpd-testfilter" -c "$LAB_DIR/m3.conf"
+for p in 25 2525 2526 2527 2528; do
 	lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/$p" || { tap_not_ok "moat-smtpd :$p listens"; cat "$LAB_DIR"/m*.log >&2; exit 1; }
 done
-tap_ok "three moat-smtpd instances listen in app"
+tap_ok "five moat-smtpd instances listen in app"
 
 ndump() { ls "${1:-$LAB_DIR/sink}" 2>/dev/null | wc -l; }
 cli() { lab_inet $C "$@" 2>&1; }
@@ -181,8 +192,14 @@ expect "pregreet: 554 5.5.1" '^554 5\.5\.1' "$out"
 out=$(cli --src 192.0.2.10 198.18.1.1 25 R)
 expect "DNSBL-listed client: 554 5.7.1 naming the list" '^554 5\.7\.1 .*bl\.moat\.test' "$out"
 sleep 1.2
+grep -q '^{"type":"hello","program":"moat-smtpd"' "$LAB_DIR/controld.txt" &&
+grep -q '^{"type":"counters","program":"moat-smtpd","counters":{.*"connect.accepted":' "$LAB_DIR/controld.txt" &&
 grep -q '"type":"listed","addr":"192.0.2.10","zone":"bl.moat.test","code":"127.0.0.2","ttl":600' "$LAB_DIR/controld.txt" &&
-	tap_ok "listed client reported to moat-controld (with TTL)" || { tap_not_ok "controld report"; sed 's/^/#   /' "$LAB_DIR/controld.txt" >&2; }
+	tap_ok "moat-controld channel: hello, counters, listed client with TTL" || { tap_not_ok "controld report"; sed 's/^/#   /' "$LAB_DIR/controld.txt" >&2; }
+out=$(cli --src 2001:db8:100::10 2001:db8:1::1 25 R)
+expect "IPv6 DNSBL-listed client (nibble query): 554 5.7.1" '^554 5\.7\.1 .*bl\.moat\.test' "$out"
+out=$(cli --src 2001:db8:100::55 2001:db8:1::1 25 R 'S:EHLO v6.example\r\n' R)
+expect "IPv6 client not listed: greeted" '^250 ENHANCEDSTATUSCODES' "$out"
 out=$(cli --src 192.0.2.12 198.18.1.1 25 R)
 expect "DNSBL error code 127.255.255.254 is not a listing: 220" '^220 ' "$out"
 
@@ -242,7 +259,13 @@ for v in 'LF.LF:\n.\n' 'LF.CRLF:\n.\r\n' 'CR.CR:\r.\r'; do
 	fi
 done
 
+out=$(sess 192.0.2.55 'S:NOOP\n' R)
+expect "bare <LF> in a command: 521 5.5.2" '^521 5\.5\.2' "$out"
+
 # --- downstream trouble ---
+out=$(cli --src 192.0.2.55 198.18.1.1 2527 R 'S:EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<rcpt@moat.test>\r\nNOOP\r\n' R R R R)
+expect "downstream unroutable (connect fails at once), pipelined: 451 4.4.1, 503, 250 in order" \
+	"$(printf '250 ENHANCEDSTATUSCODES\n451 4.4.1 .*\n503 5.5.1 .*\n250 2.0.0 Ok')" "$out"
 n3=$(ndump "$LAB_DIR/sink3")
 out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
 	"S:Subject: replay-$LAB_ID\r\n\r\nslow client\r\n" W:3.5 'S:.\r\n' R)
@@ -252,6 +275,40 @@ if printf '%s\n' "$out" | grep -q '^250 ' && grep -rqs "replay-$LAB_ID" "$LAB_DI
 else
 	tap_not_ok "replay after downstream loss"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
 fi
+python3 -c "
+import sys
+sys.stdout.write('Subject: spill-$LAB_ID\r\n\r\n' + ''.join('line %05d ' % i + 'z' * 60 + '\r\n' for i in range(1500)) + '.\r\n')" >"$LAB_DIR/spill.txt"
+out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R "F:$LAB_DIR/spill.txt" R)
+sleep 1.3 # stats_file is rewritten every second
+d=$(grep -rl "spill-$LAB_ID" "$LAB_DIR/sink3" | head -1)
+if printf '%s\n' "$out" | grep -q '^250 ' && [ -n "$d" ] && [ "$(grep -c '^line [0-9]* z' "$d")" -eq 1500 ] &&
+   grep -q '^data.spilled 1$' "$LAB_DIR/run/m3.stats"; then
+	tap_ok "message past spill_threshold held in a private file, relayed whole (1500 lines)"
+else
+	tap_not_ok "spill: $(printf '%s' "$out" | tail -1) dump=$d lines=$(grep -c '^line [0-9]* z' "$d") $(grep spill "$LAB_DIR/run/m3.stats")"
+fi
+# --- content filter interface (filter.h) ---
+n3=$(ndump "$LAB_DIR/sink3")
+out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: rej-$LAB_ID\r\n\r\nfine\r\nREJECTME\r\n.\r\n" R)
+sleep 0.3
+if printf '%s\n' "$out" | grep -q '^550 5\.7\.1 Message refused by the test filter' && [ "$(ndump "$LAB_DIR/sink3")" = "$n3" ]; then
+	tap_ok "filter verdict reject: 550 5.7.1 with the filter's text, nothing relayed"
+else
+	tap_not_ok "filter reject"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
+fi
+out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: f-$LAB_ID\r\n\r\n..dot\r\nplain\r\n.\r\n" R)
+sleep 0.3
+d=$(grep -rl "f-$LAB_ID" "$LAB_DIR/sink3" | head -1)
+if [ -n "$d" ] && grep -q '^X-Moat-Test: lines=4 bytes=34 framing=crlf$' "$d"; then
+	tap_ok "filter fed unstuffed CRLF lines as they arrived (4 lines, 34 bytes); its header added"
+else
+	tap_not_ok "filter accept header"; [ -n "$d" ] && sed 's/^/#   /' "$d" >&2
+fi
+out=$(PORT=2528 sess 192.0.2.55 'S:MAIL FROM:<a@b.example>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
+	"S:Subject: flaky\r\n\r\nx\r\n" W:2 'S:.\r\n' R)
+expect "downstream lost during DATA, recipient refused on replay: 451 4.4.1 (tempfail)" '^451 4\.4\.1 .*refused a recipient' "$out"
 before=$(grep -s '^data.rfc1047_window ' "$LAB_DIR/run/m2.stats" | awk '{print $2}')
 t0=$SECONDS
 out=$(PORT=2525 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
@@ -281,10 +338,10 @@ lab_sink >/dev/null
 
 # --- smtp-source load and 1,000 concurrent sessions ---
 n0=$(ndump)
-out=$(lab_inet smtp-source -c -s 20 -m 100 -l 2000 -f a@pass.spf.test -t rcpt@moat.test 198.18.1.1:25 2>&1)
+out=$(lab_inet smtp-source -d -c -s 20 -m 100 -l 2000 -f a@pass.spf.test -t rcpt@moat.test 198.18.1.1:25 2>&1)
 sleep 1
 n1=$(ndump)
-[ $((n1 - n0)) -eq 100 ] && tap_ok "smtp-source: 100 messages over 20 sessions, all 100 at the downstream" ||
+[ $((n1 - n0)) -eq 100 ] && tap_ok "smtp-source: 100 messages over 20 persistent sessions (downstream session reused), all 100 delivered" ||
 	tap_not_ok "smtp-source: $((n1 - n0)) of 100 delivered ($out)"
 out=$(lab_inet python3 - <<'PY'
 import asyncio
@@ -315,10 +372,19 @@ PY
 # --- counters, SIGUSR1, one log line per transaction ---
 kill -USR1 "$(cat "$LAB_DIR/m1.pid")"
 sleep 1.2
-grep -q '^rcpt.relay_denied 1$' "$LAB_DIR/run/m1.stats" && grep -q '^connect.dnsbl 1$' "$LAB_DIR/run/m1.stats" &&
+grep -q '^rcpt.relay_denied 1$' "$LAB_DIR/run/m1.stats" && grep -q '^connect.dnsbl 2$' "$LAB_DIR/run/m1.stats" &&
 	grep -q 'counters {' "$LAB_DIR/m1.log" &&
 	tap_ok "counters per stage/reason in stats_file and on SIGUSR1" || { tap_not_ok "counters"; sed 's/^/#   /' "$LAB_DIR/run/m1.stats" >&2; }
+grep -Eq 'info: [0-9a-f]{16} result=reject stage=connect reason=dnsbl code=554 client=192.0.2.10 .* dnsbl=bl.moat.test' "$LAB_DIR/m1.log" &&
 grep -Eq 'info: [0-9a-f]{16} result=reject stage=rcpt reason=relay_denied code=554 client=192.0.2.55 helo="client.example" from="a@pass.spf.test" to="victim@elsewhere.example"' "$LAB_DIR/m1.log" &&
 	tap_ok "refusal log line: 16-hex id and key=value fields" || tap_not_ok "log line format"
+
+# --- clean stop: open sessions are told 421 ---
+m2pid=$(cat "$LAB_DIR/m2.pid")
+(sleep 1; kill -TERM "$m2pid") &
+killer=$!
+out=$(cli --src 192.0.2.55 198.18.1.1 2525 R 'S:EHLO stop.example\r\n' R R)
+wait "$killer"
+expect "SIGTERM: open sessions get 421 4.3.2 before the close" '^421 4\.3\.2' "$out"
 
 exit $((TAP_FAIL > 0))
