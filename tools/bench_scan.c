@@ -352,6 +352,7 @@ static double cpu_now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* dcmp - qsort doubles */
 static int dcmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -389,6 +390,7 @@ static double run_memcpy(void *arg)
 	return cpu_now() - t0;
 }
 
+/* count_cb - block-mode match callback: count */
 static int count_cb(unsigned id, unsigned long long from, unsigned long long to,
 		    unsigned flags, void *ctx)
 {
@@ -514,6 +516,7 @@ static int measure(const char *label, const char *rules_text, int sa, double *bl
 	return 0;
 }
 
+/* usage - the --help text */
 static void usage(FILE *o)
 {
 	fprintf(o, "usage: bench_scan [--messages N] [--runs N] [--cache DIR] [--sa-dir DIR]\n"
@@ -522,6 +525,7 @@ static void usage(FILE *o)
 		   "Measures the content gate's throughput on one core and prints JSON.\n");
 }
 
+/* main - build the corpus and rule sets, measure, print JSON */
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {

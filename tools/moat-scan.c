@@ -83,6 +83,7 @@ static int scan_file(const char *path)
 	return v.reject ? 1 : 0;
 }
 
+/* main - parse options, load the rules, run the command */
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {

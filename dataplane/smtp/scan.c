@@ -53,6 +53,7 @@ static struct scan_db *live;
 static struct scan_config conf;
 static char *conf_rules, *conf_sa, *conf_cache;
 
+/* scan_db_current - a reference to the live rules (scan.h) */
 struct scan_db *scan_db_current(void)
 {
 	struct scan_db *d;
@@ -63,6 +64,7 @@ struct scan_db *scan_db_current(void)
 	return d;
 }
 
+/* scan_db_install - swap the live rules; the old set lives on in its messages */
 void scan_db_install(struct scan_db *d)
 {
 	struct scan_db *old;
@@ -96,6 +98,7 @@ static int load_and_install(const char *rules, char *err, size_t errsz)
 	return 0;
 }
 
+/* scan_init - remember the configuration and load the first rules */
 int scan_init(const struct scan_config *cfg, char *err, size_t errsz)
 {
 	int rc;
@@ -122,6 +125,7 @@ int scan_init(const struct scan_config *cfg, char *err, size_t errsz)
 	return rc;
 }
 
+/* scan_reload - load again; only a complete new set replaces the old */
 int scan_reload(const char *path, char *err, size_t errsz)
 {
 	int rc;
@@ -145,6 +149,7 @@ int scan_reload(const char *path, char *err, size_t errsz)
 	return rc;
 }
 
+/* scan_fini - drop the live rules and the configuration */
 void scan_fini(void)
 {
 	pthread_mutex_lock(&load_mu);
@@ -282,6 +287,7 @@ static void exists_hits(struct filter_msg *m, const char *name)
 		hit(m, d->exists[lo]);
 }
 
+/* on_header_begin - a top-level header starts: name for scoping, exists rules */
 static void on_header_begin(void *ctx, const char *name)
 {
 	struct filter_msg *m = ctx;
@@ -291,11 +297,13 @@ static void on_header_begin(void *ctx, const char *name)
 		exists_hits(m, name);
 }
 
+/* on_header_data - unfolded header value bytes to the header stream */
 static void on_header_data(void *ctx, const char *p, size_t n)
 {
 	scan_piece(ctx, ST_HDR, p, n);
 }
 
+/* on_header_end - end-anchored header matches, then a fresh stream */
 static void on_header_end(void *ctx)
 {
 	struct filter_msg *m = ctx;
@@ -304,11 +312,13 @@ static void on_header_end(void *ctx)
 	m->hname[0] = 0;
 }
 
+/* on_body_data - decoded body bytes to the body stream */
 static void on_body_data(void *ctx, const char *p, size_t n)
 {
 	scan_piece(ctx, ST_BODY, p, n);
 }
 
+/* on_part_end - end-anchored body matches, then a fresh stream */
 static void on_part_end(void *ctx)
 {
 	restart(ctx, ST_BODY);
@@ -517,6 +527,7 @@ static size_t scan_state_size(void)
 	return n;
 }
 
+/* scan_msg_db - the rules a message was opened with (tests) */
 struct scan_db *scan_msg_db(struct filter_msg *m)
 {
 	return m->db;

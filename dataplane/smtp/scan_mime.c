@@ -87,6 +87,7 @@ static inline void out_byte(struct mime_walker *w, char c)
 	w->out[w->out_len++] = c;
 }
 
+/* mime_init - start a message in the top-level header section */
 void mime_init(struct mime_walker *w, const struct mime_limits *lim,
 	       const struct mime_sink *sink, void *ctx)
 {
@@ -119,6 +120,7 @@ static size_t skip_ws(const char *s, size_t i, size_t n)
 	return i;
 }
 
+/* mime_parse_boundary - the boundary parameter of a multipart Content-Type */
 int mime_parse_boundary(const char *ct, size_t n, char *out)
 {
 	size_t i = skip_ws(ct, 0, n);
@@ -537,6 +539,7 @@ static inline int skipping(const struct mime_walker *w)
 	       (w->state == ST_LEAF && !w->part_open);
 }
 
+/* mime_feed - split pieces into lines (bounded) and classify each */
 void mime_feed(struct mime_walker *w, const char *p, size_t len)
 {
 	while (len > 0) {
@@ -621,6 +624,7 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 	 * Hyperscan call per 8 KiB costs far less than one per line */
 }
 
+/* mime_finish - the last partial line, then close what is open */
 void mime_finish(struct mime_walker *w)
 {
 	if (w->line_len) { /* last line without a line end */

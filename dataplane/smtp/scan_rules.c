@@ -1403,6 +1403,7 @@ static size_t stream_size(const struct scan_db *d)
 	return total;
 }
 
+/* scan_db_load - native rules, then SpamAssassin, then compile or cache */
 int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		 char *err, size_t errsz)
 {
@@ -1431,6 +1432,7 @@ fail:
 	return rc;
 }
 
+/* scan_db_ref - one more user of d */
 struct scan_db *scan_db_ref(struct scan_db *d)
 {
 	if (d)
@@ -1438,6 +1440,7 @@ struct scan_db *scan_db_ref(struct scan_db *d)
 	return d;
 }
 
+/* scan_db_unref - one user less; the last frees */
 void scan_db_unref(struct scan_db *d)
 {
 	if (d && atomic_fetch_sub(&d->refs, 1) == 1)
