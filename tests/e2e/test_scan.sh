@@ -11,7 +11,21 @@ build=${MOAT_BUILD_DIR:-$root/build}
 smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 
-tap_plan 16
+tap_plan 18
+
+# --- start-up validation (no lab needed): moat-smtpd -t loads the rules ---
+tmpd=$(mktemp -d)
+printf 'OK body score 1 /fine/\nLB body score 1 /(?<=a)b/\n' >"$tmpd/bad.rules"
+printf 'local_domains = moat.test\nfilters = scan\nscan_rules = %s/bad.rules\n' "$tmpd" >"$tmpd/c.conf"
+out=$("$smtpd" -t -c "$tmpd/c.conf" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q "$tmpd/bad.rules:2: rule LB: Zero-width" &&
+	tap_ok "bad rules file: moat-smtpd refuses to start, file:line and rule" ||
+	tap_not_ok "bad rules at start: '$out'"
+printf 'local_domains = moat.test\nfilters = scan\n' >"$tmpd/c.conf"
+out=$("$smtpd" -t -c "$tmpd/c.conf" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'scan needs scan_rules' &&
+	tap_ok "filters = scan without scan_rules: refused" || tap_not_ok "no scan_rules: '$out'"
+rm -rf "$tmpd"
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
