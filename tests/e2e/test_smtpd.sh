@@ -301,8 +301,10 @@ out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO
 	"S:Subject: f-$LAB_ID\r\n\r\n..dot\r\nplain\r\n.\r\n" R)
 sleep 0.3
 d=$(grep -rl "f-$LAB_ID" "$LAB_DIR/sink3" | head -1)
-if [ -n "$d" ] && grep -q '^X-Moat-Test: lines=4 bytes=34 framing=crlf$' "$d"; then
-	tap_ok "filter fed unstuffed CRLF lines as they arrived (4 lines, 34 bytes); its header added"
+# "Subject: f-ID" CRLF, CRLF, ".dot" CRLF, "plain" CRLF: 28 bytes + the lab id
+fbytes=$((28 + ${#LAB_ID}))
+if [ -n "$d" ] && grep -q "^X-Moat-Test: lines=4 bytes=$fbytes framing=crlf\$" "$d"; then
+	tap_ok "filter fed unstuffed CRLF lines as they arrived (4 lines, $fbytes bytes); its header added"
 else
 	tap_not_ok "filter accept header"; [ -n "$d" ] && sed 's/^/#   /' "$d" >&2
 fi
