@@ -138,7 +138,8 @@ static inline void moat_group_set(struct moat_group *g, __u8 host, __u32 act)
 				    ((act & 3u) << sh));
 }
 
-/* Stats indices of the per-CPU counter array (map "stats"). */
+/* Stats indices of the per-CPU counter array (map "stats"; the XDP program
+ * keeps one row of them per SMTP port, see moat_xdp.h). */
 enum moat_stat {
 	MOAT_STAT_PASS = 0,      /* SMTP SYN passed, unlisted */
 	MOAT_STAT_TARPIT,        /* SYN answered with a tarpit SYN-ACK */
@@ -155,12 +156,35 @@ enum moat_stat {
 	MOAT_STAT_ERR_IP6_EXT,   /* too many IPv6 extension headers */
 	MOAT_STAT_ERR_TCP,       /* truncated TCP, bad data offset */
 	MOAT_STAT_FRAGMENT,      /* IP fragment (not first, or first w/o TCP): passed */
+	MOAT_STAT_TARPIT_FAIL,   /* tarpit reply could not be built, dropped */
+	MOAT_STAT_EVENT_LOST,    /* sampled event not emitted: ring full or over limit */
 	MOAT_STAT__MAX,
 };
 
 #define MOAT_STAT_NAMES { \
 	"pass", "tarpit", "drop", "allow", "tarpit_limited", "tarpit_silence", \
 	"not_smtp", "non_syn", "err_eth", "err_vlan_depth", "err_ip4", \
-	"err_ip6", "err_ip6_ext", "err_tcp", "fragment" }
+	"err_ip6", "err_ip6_ext", "err_tcp", "fragment", "tarpit_fail", \
+	"event_lost" }
+
+/* SMTP ports a fast path filters on: at most this many (slots 0..n-1). */
+#define MOAT_PORTS_MAX 8
+
+/*
+ * One sampled verdict, as a fast path reports it (XDP: ring buffer map
+ * "events").  Emitted for SYN verdicts other than PASS, sampled and
+ * rate-limited, so an operator can see what is refused.
+ */
+struct moat_event {
+	__u64 ts_ns;     /* CLOCK_MONOTONIC, coarse (XDP: jiffies resolution) */
+	__u32 stat;      /* enum moat_stat: tarpit, drop, allow, tarpit_limited */
+	__u32 ifindex;   /* interface the frame arrived on */
+	__u8 family;     /* 4 or 6 */
+	__u8 action;     /* enum moat_action from the table */
+	__u16 sport;     /* host byte order */
+	__u16 dport;     /* host byte order */
+	__u16 pad;
+	__u8 saddr[16];  /* network byte order; IPv4 in the first 4 bytes */
+};
 
 #endif /* MOAT_ABI_H */

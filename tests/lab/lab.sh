@@ -6,6 +6,10 @@
 #   lab_up                namespaces inet, app (the appliance), dns, mx + links
 #   lab_knot DIR          start Knot DNS in dns from DIR/*.zone (name = file stem)
 #   lab_knot_reload       re-read zone files (Knot computes the IXFR diff)
+#   (knot.conf extras: KNOT_PRE_CONF before the acl section (key:, remote:),
+#   KNOT_EXTRA_CONF more acl entries, KNOT_TEMPLATE_EXTRA template lines,
+#   KNOT_ACL the template acl (default "lab", no TSIG), DIR/NAME.zone.conf
+#   lines for that zone's entry, e.g. "    acl: tsig" or "    notify: app")
 #   lab_sink [ARGS]       start Postfix smtp-sink in mx on 198.18.3.2:25,
 #                         dumping each message under $LAB_DIR/sink/
 #   lab_sender ADDR       add a sender address (192.0.2.x, 2001:db8:100::x) in inet
@@ -140,6 +144,7 @@ log:
     any: info
 database:
     storage: "$k/db"
+${KNOT_PRE_CONF:-}
 acl:
   - id: lab
     address: [ 198.18.0.0/15, 2001:db8::/32, 127.0.0.0/8 ]
@@ -153,13 +158,15 @@ template:
     zonefile-load: difference
     journal-content: changes
     semantic-checks: off
-    acl: lab
+    acl: ${KNOT_ACL:-lab}
 ${KNOT_TEMPLATE_EXTRA:-}
 zone:
 CONF
 	for z in "$k"/zones/*.zone; do
 		name=$(basename "$z" .zone)
 		echo "  - domain: $name" >>"$k/knot.conf"
+		# per-zone settings (acl, notify...) from DIR/NAME.zone.conf
+		[ -f "$src/$name.zone.conf" ] && cat "$src/$name.zone.conf" >>"$k/knot.conf"
 		KNOT_ZONES+=("$name")
 	done
 	lab_bg "$NS_DNS" knotd knotd -c "$k/knot.conf"

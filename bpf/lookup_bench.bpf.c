@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * lookup_bench.bpf.c - the memory cost of the verdict-table lookup inside
+ * the kernel: one BPF_PROG_TEST_RUN runs the shared IPv4 lookup
+ * (moat_maps.bpf.h, the code moat_xdp runs) over n_chunks * LB_CHUNK
+ * addresses from the "addrs" array: bpf_loop over the chunks, a plain
+ * bounded loop over a chunk's addresses (so independent lookups overlap
+ * their cache misses, as a userspace loop's do; one callback per address
+ * costs 50 % more on the test machine).  mode 1 only reads the addresses,
+ * so the loop's own cost can be subtracted.  The loader makes tbl24 and
+ * groups share moat_xdp's maps (bpf_map__reuse_fd) so both see one table.
+ */
+#include "moat_maps.bpf.h"
+
+#define LB_CHUNK 1024
+
+struct lb_chunk {
+	__u32 a[LB_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);     /* loader resizes */
+	__type(key, __u32);
+	__type(value, struct lb_chunk);
+} addrs SEC(".maps");
+
+const volatile __u32 n_chunks = 0;
+const volatile __u32 mode = 0;      /* 0 lookup, 1 read addresses only */
+__u64 result = 0;                   /* sum of actions: keeps the work alive */
+
+/* one_chunk - bpf_loop callback: look up the addresses of chunk i */
+static long one_chunk(__u32 i, void *ctx)
+{
+	struct lb_chunk *c = bpf_map_lookup_elem(&addrs, &i);
+	__u64 *sum = ctx, s = 0;
+	int j;
+
+	if (!c)
+		return 1;
+	for (j = 0; j < LB_CHUNK; j++) {
+		if (mode == 0)
+			s += moat_lookup_v4(NULL, c->a[j]);
+		else
+			s += c->a[j] & 3;
+	}
+	*sum += s;
+	return 0;
+}
+
+SEC("xdp")
+int moat_lookup_bench(struct xdp_md *ctx)
+{
+	__u64 sum = 0;
+
+	bpf_loop(n_chunks, one_chunk, &sum, 0);
+	result = sum;
+	return XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * moat_xdp.bpf.c - gate 1 of moat: refuse SYNs from listed sources at the
+ * NIC.  Parses the frame (moat_parse.h), looks the source up in the
+ * compiled verdict table (layout in moat_abi.h) and, for TCP to one of the
+ * configured SMTP ports:
+ *   DROP    SYN -> XDP_DROP
+ *   TARPIT  SYN -> zero-window SYN-ACK via XDP_TX (rate-limited per source
+ *           /24 or /48 and globally; over the limit -> XDP_DROP); every
+ *           other segment from the source -> XDP_DROP.  No state, no RST.
+ *   PASS, ALLOW -> XDP_PASS
+ * Everything else passes untouched.  Per-CPU counters per verdict, per port
+ * and per parse failure; refused SYNs are sampled into a ring buffer.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "moat_abi.h"
+#include "moat_parse.h"
+#include "moat_xdp.h"
+
+#include "moat_maps.bpf.h"
+
+/* --- maps: counters, limiter state, events ------------------------------ */
+/* counters: row 0 for what has no SMTP port, row 1 + slot per port (see
+ * MOAT_XDP_STAT_ROWS); one per-CPU increment per packet */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MOAT_XDP_STAT_ROWS * MOAT_STAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MOAT_XDP_DEF_RL_SRC_MAX);
+	__type(key, __u64);
+	__type(value, __u64);
+} rl_src SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MOAT_LIMIT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, MOAT_XDP_EVENTS_BYTES);
+} events SEC(".maps");
+
+/* Filled by the loader (moat_xdp_open); these are only what a bare load
+ * (bpftool) gets: port 25, no tarpit replies, no events. */
+const volatile struct moat_xdp_config moat_cfg = {
+	.ports = { MOAT_XDP_DEF_PORT },
+	.n_ports = 1,
+};
+
+/* stat_inc - bump counter idx in the row of port slot (-1: no port);
+ * returns its new per-CPU value (0 if unavailable) */
+static __always_inline __u64 stat_inc(__u32 idx, int slot)
+{
+	__u32 k = (__u32)(slot + 1) * MOAT_STAT__MAX + idx;
+	__u64 *v = bpf_map_lookup_elem(&stats, &k);
+
+	if (!v)
+		return 0;
+	*v += 1;
+	return *v;
+}
+
+/*
+ * gcra_allow - generic cell rate algorithm on one 64-bit state word (the
+ * earliest time the next event conforms).  Racy across CPUs on purpose: a
+ * lost update admits at most one extra event per CPU.
+ */
+static __always_inline int gcra_allow(__u64 *tat, __u64 now, __u64 interval,
+				      __u64 tau)
+{
+	__u64 t = *tat;
+
+	if (interval == 0)
+		return 0;
+	if (t < now)
+		t = now;
+	if (t - now > tau)
+		return 0;
+	*tat = t + interval;
+	return 1;
+}
+
+/* limit_global - one GCRA budget from the limits array */
+static __always_inline int limit_global(__u32 which, __u64 now, __u64 interval,
+					__u64 tau)
+{
+	__u64 *tat = bpf_map_lookup_elem(&limits, &which);
+
+	return tat && gcra_allow(tat, now, interval, tau);
+}
+
+/*
+ * tarpit_allowed - may this SYN get a reply: the global budget must have
+ * room (checked first, without spending it: under a flood that is the
+ * cheap test), then the source's budget is spent, then the global one.
+ */
+static __always_inline int tarpit_allowed(const struct moat_pkt *p)
+{
+	/* coarse clock (jiffies resolution): ample for these budgets, and a
+	 * fraction of bpf_ktime_get_ns()'s cost */
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__u32 which = MOAT_LIMIT_TARPIT;
+	__u64 *gtat = bpf_map_lookup_elem(&limits, &which);
+	__u64 key, *tat, t;
+
+	if (!gtat || moat_cfg.tarpit_global.interval_ns == 0)
+		return 0;
+	t = *gtat > now ? *gtat : now;
+	if (t - now > moat_cfg.tarpit_global.tau_ns)
+		return 0;
+	key = moat_xdp_src_key(p->family, p->saddr4, p->saddr6);
+	tat = bpf_map_lookup_elem(&rl_src, &key);
+	if (!tat) {
+		__u64 init = 0;
+
+		bpf_map_update_elem(&rl_src, &key, &init, BPF_NOEXIST);
+		tat = bpf_map_lookup_elem(&rl_src, &key);
+		if (!tat)
+			return 0;
+	}
+	if (!gcra_allow(tat, now, moat_cfg.tarpit_src.interval_ns,
+			moat_cfg.tarpit_src.tau_ns))
+		return 0;
+	return gcra_allow(gtat, now, moat_cfg.tarpit_global.interval_ns,
+			  moat_cfg.tarpit_global.tau_ns);
+}
+
+/*
+ * report - sample one refused SYN into the event ring buffer.  seen is the
+ * verdict's per-CPU count: the 1st, then one in event_mask + 1 (a power of
+ * two, so no division and no random number) is reported, then the global
+ * event budget applies.
+ */
+static __always_inline void report(struct xdp_md *ctx,
+				   const struct moat_pkt *p, __u32 act,
+				   __u32 stat, __u64 seen)
+{
+	struct moat_event *e;
+	__u64 now;
+
+	if (!moat_cfg.events_on || seen == 0 || ((seen - 1) & moat_cfg.event_mask))
+		return;
+	now = bpf_ktime_get_coarse_ns();
+	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
+			  moat_cfg.events.tau_ns)) {
+		stat_inc(MOAT_STAT_EVENT_LOST, -1);
+		return;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(MOAT_STAT_EVENT_LOST, -1);
+		return;
+	}
+	e->ts_ns = now;
+	e->stat = stat;
+	e->ifindex = ctx->ingress_ifindex;
+	e->family = p->family;
+	e->action = (__u8)act;
+	e->sport = p->sport;
+	e->dport = p->dport;
+	e->pad = 0;
+	if (p->family == 4) {
+		__u32 a = moat_be32(p->saddr4);
+
+		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+		__builtin_memcpy(e->saddr, &a, 4);
+	} else {
+		__builtin_memcpy(e->saddr, p->saddr6, 16);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* port_slot - index of dport in the configured port set, or -1 */
+static __always_inline int port_slot(__u16 dport)
+{
+	int i;
+
+	for (i = 0; i < MOAT_PORTS_MAX; i++) {
+		if ((__u32)i >= moat_cfg.n_ports)
+			break;
+		if (moat_cfg.ports[i] == dport)
+			return i;
+	}
+	return -1;
+}
+
+/* tarpit - answer the SYN in place and send it back out (XDP_TX) */
+static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
+				  int slot)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 key[2] = { moat_cfg.isn_key[0], moat_cfg.isn_key[1] };
+	int len;
+
+	if (!tarpit_allowed(p)) {
+		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED,
+		       stat_inc(MOAT_STAT_TARPIT_LIMITED, slot));
+		return XDP_DROP;
+	}
+	len = moat_tarpit_build(data, data_end, p, moat_tarpit_isn(key, p));
+	if (len < 0 ||
+	    bpf_xdp_adjust_tail(ctx, len - (int)bpf_xdp_get_buff_len(ctx))) {
+		stat_inc(MOAT_STAT_TARPIT_FAIL, slot);
+		return XDP_DROP;
+	}
+	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT,
+	       stat_inc(MOAT_STAT_TARPIT, slot));
+	return XDP_TX;
+}
+
+SEC("xdp")
+int moat_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct moat_pkt p;
+	__u32 act;
+	int res, slot;
+
+	res = moat_parse(data, data_end, &p);
+	if (res != MOAT_PARSE_TCP) {
+		stat_inc(moat_parse_res_stat(res), -1);
+		return XDP_PASS;
+	}
+	slot = port_slot(p.dport);
+	if (slot < 0) {
+		stat_inc(MOAT_STAT_NOT_SMTP, -1);
+		return XDP_PASS;
+	}
+	act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
+			    : moat_lookup_v6(NULL, p.saddr6);
+	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN) {
+		/* after a tarpit SYN-ACK: silence, never a RST */
+		if (act == MOAT_ACT_TARPIT) {
+			stat_inc(MOAT_STAT_TARPIT_SILENCE, slot);
+			return XDP_DROP;
+		}
+		stat_inc(MOAT_STAT_NON_SYN, slot);
+		return XDP_PASS;
+	}
+	switch (act) {
+	case MOAT_ACT_DROP:
+		report(ctx, &p, act, MOAT_STAT_DROP, stat_inc(MOAT_STAT_DROP, slot));
+		return XDP_DROP;
+	case MOAT_ACT_TARPIT:
+		return tarpit(ctx, &p, slot);
+	case MOAT_ACT_ALLOW:
+		report(ctx, &p, act, MOAT_STAT_ALLOW, stat_inc(MOAT_STAT_ALLOW, slot));
+		return XDP_PASS;
+	default:
+		stat_inc(MOAT_STAT_PASS, slot);
+		return XDP_PASS;
+	}
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * moat_xdp.h - what the XDP program (moat_xdp.bpf.c) and its loader
+ * (dataplane/xdp/) share beyond moat_abi.h: the read-only configuration the
+ * loader sets before load, its defaults, and map sizing.
+ */
+#ifndef MOAT_XDP_H
+#define MOAT_XDP_H
+
+#include <linux/types.h>
+
+#include "moat_abi.h"
+
+/* Defaults; every one can be changed by the loader before load. */
+#define MOAT_XDP_DEF_PORT 25
+#define MOAT_XDP_DEF_GROUPS_MAX (1u << 20)   /* 64 MiB of groups */
+#define MOAT_XDP_DEF_V6_MAX (1u << 16)
+#define MOAT_XDP_DEF_RL_SRC_MAX (1u << 16)   /* sources tracked by the limiter */
+#define MOAT_XDP_DEF_SRC_PPS 10              /* tarpit replies per /24 or /48 */
+#define MOAT_XDP_DEF_SRC_BURST 20
+#define MOAT_XDP_DEF_GLOBAL_PPS 10000        /* tarpit replies in total */
+#define MOAT_XDP_DEF_GLOBAL_BURST 20000
+#define MOAT_XDP_DEF_EVENT_SAMPLE 16         /* 1 in N refused SYNs (per CPU) reported */
+#define MOAT_XDP_DEF_EVENT_PPS 1000          /* events per second at most */
+#define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
+
+/*
+ * Map "stats" (per-CPU u64): MOAT_XDP_STAT_ROWS rows of MOAT_STAT__MAX
+ * counters.  Row 0 counts what belongs to no SMTP port (parse failures,
+ * other traffic, lost events), row 1 + s the verdicts for port slot s.  A
+ * counter's total is the sum over rows and CPUs.
+ */
+#define MOAT_XDP_STAT_ROWS (1 + MOAT_PORTS_MAX)
+
+/*
+ * Map "tbl24" holds the 2^24 u32 entries of moat_abi.h packed 16 to a
+ * 64-byte value: a BPF array stores every value at an 8-byte stride, so a
+ * plain u32 array would take 128 MiB and half the cache hits.  The map is
+ * mmap-able and, mapped, is exactly the dense u32[2^24] of moat_abi.h; the
+ * loader publishes an entry with one aligned 32-bit store, which readers see
+ * whole (never a torn group index).
+ */
+#define MOAT_TBL24_CHUNK 16
+struct moat_tbl24_chunk {
+	__u32 e[MOAT_TBL24_CHUNK];
+};
+
+/* Slots of the "limits" array map: GCRA state (next allowed time, ns). */
+enum moat_xdp_limit {
+	MOAT_LIMIT_TARPIT = 0,   /* global tarpit reply budget */
+	MOAT_LIMIT_EVENTS = 1,   /* event stream budget */
+	MOAT_LIMIT__MAX,
+};
+
+/* A GCRA budget: one event per interval_ns, bursts of tau_ns / interval_ns
+ * + 1; interval_ns 0 = nothing conforms.  Derived by the loader from a rate
+ * and a burst (moat_xdp_budget()) so the program never divides. */
+struct moat_xdp_budget {
+	__u64 interval_ns;
+	__u64 tau_ns;
+};
+
+/*
+ * Read-only configuration (the program's .rodata, fixed at load).
+ */
+struct moat_xdp_config {
+	__u16 ports[MOAT_PORTS_MAX];  /* SMTP ports filtered, host order */
+	__u32 n_ports;                /* valid entries in ports[] */
+	__u32 event_mask;             /* report when count & mask == 0 */
+	__u32 events_on;              /* 0: no events at all */
+	__u32 pad;
+	struct moat_xdp_budget tarpit_src;     /* per source /24 or /48 */
+	struct moat_xdp_budget tarpit_global;
+	struct moat_xdp_budget events;
+	__u64 isn_key[2];             /* SipHash key of the tarpit ISN */
+};
+
+/* moat_xdp_budget - GCRA parameters for pps events per second, bursts of
+ * burst (pps 0: nothing allowed) */
+static inline struct moat_xdp_budget moat_xdp_budget(__u32 pps, __u32 burst)
+{
+	struct moat_xdp_budget b = { 0, 0 };
+
+	if (pps == 0)
+		return b;
+	b.interval_ns = 1000000000ull / pps;
+	if (b.interval_ns == 0)
+		b.interval_ns = 1;
+	b.tau_ns = b.interval_ns * (burst > 1 ? burst - 1 : 0);
+	return b;
+}
+
+/* moat_xdp_src_key - the rate limiter's key: source /24 or /48 */
+static inline __u64 moat_xdp_src_key(__u8 family, __u32 saddr4,
+				     const __u8 *saddr6)
+{
+	if (family == 4)
+		return (4ull << 56) | (saddr4 >> 8);
+	return (6ull << 56) | (__u64)saddr6[0] << 40 | (__u64)saddr6[1] << 32 |
+	       (__u64)saddr6[2] << 24 | (__u64)saddr6[3] << 16 |
+	       (__u64)saddr6[4] << 8 | saddr6[5];
+}
+
+#endif /* MOAT_XDP_H */

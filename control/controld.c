@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * controld.c - moat-controld: start-up, the event loop, signals, reload and
+ * the privilege drop.
+ *
+ * Start-up order is what makes a cold start filter at once:
+ *   1. read and validate the configuration (a bad value stops here with
+ *      FILE:LINE);
+ *   2. build the table, attach XDP (adopting pinned links and maps, so a
+ *      restart never leaves the interface without a program), read back the
+ *      image the pinned maps hold;
+ *   3. load every source's last good state from disk and operator entries,
+ *      publish (now the maps hold the persisted state);
+ *   4. bind the control socket, NOTIFY and metrics listeners, then drop
+ *      privileges ([daemon] user) - map fds opened before keep working;
+ *   5. only then start transfers.
+ * SIGHUP and `moatctl reload` re-read the configuration; a bad one is
+ * reported and the old one stays.  SIGTERM/SIGINT exit and leave the XDP
+ * program and its maps pinned (filtering goes on); `moatctl detach` is the
+ * only way to stop filtering.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controld.h"
+#include "fp_xdp.h"
+#include "log.h"
+#include "sources.h"
+
+struct cd *cd;
+static struct cd_tag sig_tag;
+
+/* cd_watch - add an fd to the loop; the tag comes back in events */
+int cd_watch(struct cd_tag *t, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = t };
+
+	return epoll_ctl(cd->epfd, EPOLL_CTL_ADD, t->fd, &ev) < 0 ? -errno : 0;
+}
+
+/* cd_watch_mod - change the events of a watched fd */
+int cd_watch_mod(struct cd_tag *t, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = t };
+
+	return epoll_ctl(cd->epfd, EPOLL_CTL_MOD, t->fd, &ev) < 0 ? -errno : 0;
+}
+
+/* cd_unwatch - remove an fd (closed fds are gone already: errors ignored) */
+void cd_unwatch(struct cd_tag *t)
+{
+	if (t->fd >= 0)
+		epoll_ctl(cd->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+}
+
+/* cd_read_stats - fast-path counters; -ENODEV without one */
+int cd_read_stats(struct cd *d, uint64_t out[MOAT_STAT__MAX])
+{
+	if (!d->fp.read_stats)
+		return -ENODEV;
+	return d->fp.read_stats(d->fp.ctx, out);
+}
+
+/* cd_reload - re-read the configuration; the old one stays on any error */
+int cd_reload(struct cd *d, char *err, size_t errsz)
+{
+	struct moat_config *c = malloc(sizeof(*c));
+	char cerr[CFG_ERRLEN];
+
+	d->reloads++;
+	if (!c) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if (cfg_load(c, d->cfg_path, cerr) < 0) {
+		snprintf(err, errsz, "%s", cerr);
+		goto fail;
+	}
+	/* what needs a restart is refused, not half applied */
+	if (strcmp(c->socket_path, d->cfg.socket_path) || strcmp(c->pin_dir, d->cfg.pin_dir) ||
+	    strcmp(c->state_dir, d->cfg.state_dir) || c->nifaces != d->cfg.nifaces ||
+	    memcmp(c->ifaces, d->cfg.ifaces, sizeof(c->ifaces)) ||
+	    memcmp(&c->metrics, &d->cfg.metrics, sizeof(c->metrics)) ||
+	    memcmp(c->notify_listen, d->cfg.notify_listen, sizeof(c->notify_listen)) ||
+	    strcmp(c->user, d->cfg.user)) {
+		snprintf(err, errsz, "%s: socket, state_dir, user, notify_listen, [xdp] and [metrics] "
+			 "changes need a restart", d->cfg_path);
+		goto fail;
+	}
+	if (zm_apply_config(d, c, err, errsz) < 0)
+		goto fail;
+	d->cfg = *c;
+	free(c);
+	enum log_level l;
+
+	if (log_parse_level(d->cfg.log_level, &l) == 0)
+		log_set_level(l);
+	d->last_reload_error[0] = 0;
+	zm_publish(d, "reload");
+	log_info("event=reload result=ok zones=%d", d->nzones);
+	return 0;
+fail:
+	free(c);
+	d->reload_errors++;
+	snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err);
+	log_err("event=reload result=error error=\"%s\" (old configuration kept)", err);
+	return -1;
+}
+
+/* cd_detach - moatctl detach: stop filtering, then exit */
+int cd_detach(struct cd *d, char *err, size_t errsz)
+{
+	if (fp_detach(d, err, errsz) < 0)
+		return -1;
+	d->detached = 1;
+	d->quit = 1;
+	return 0;
+}
+
+/* drop_privileges - become [daemon] user; fds opened so far keep working */
+static int drop_privileges(struct cd *d, char *err, size_t errsz)
+{
+	struct passwd *pw;
+
+	if (!d->cfg.user[0])
+		return 0;
+	pw = getpwnam(d->cfg.user);
+	if (!pw) {
+		snprintf(err, errsz, "user: no user '%s'", d->cfg.user);
+		return -1;
+	}
+	/* the state directory and the pins must stay writable after the drop */
+	if (chown(d->cfg.state_dir, pw->pw_uid, pw->pw_gid) < 0)
+		log_warn("chown %s: %s", d->cfg.state_dir, strerror(errno));
+	if (d->cfg.nifaces && chown(d->cfg.pin_dir, pw->pw_uid, pw->pw_gid) < 0)
+		log_warn("chown %s: %s", d->cfg.pin_dir, strerror(errno));
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		snprintf(err, errsz, "dropping privileges to %s: %s", d->cfg.user, strerror(errno));
+		return -1;
+	}
+	log_info("event=privileges user=%s uid=%u (map fds opened before keep working; "
+		 "no capabilities kept)", d->cfg.user, (unsigned)pw->pw_uid);
+	return 0;
+}
+
+/* sample_stats - counters once a second, for rates */
+static void sample_stats(struct cd *d)
+{
+	uint64_t c[MOAT_STAT__MAX];
+
+	if (cd_read_stats(d, c) < 0)
+		return;
+	d->prev = d->cur;
+	memcpy(d->cur.c, c, sizeof(c));
+	clock_gettime(CLOCK_MONOTONIC, &d->cur.at);
+	d->cur.valid = 1;
+}
+
+/* handle_signals - SIGHUP reload, SIGTERM/SIGINT exit */
+static void handle_signals(struct cd *d)
+{
+	struct signalfd_siginfo si;
+	char err[CFG_ERRLEN];
+
+	while (read(sig_tag.fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			cd_reload(d, err, sizeof(err));
+		else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			d->quit = 1;
+	}
+}
+
+/* loop - the event loop: one thread, epoll, a 1-second tick */
+static void loop(struct cd *d)
+{
+	time_t last_tick = 0;
+
+	while (!d->quit) {
+		struct epoll_event ev[64];
+		int n = epoll_wait(d->epfd, ev, 64, 250);
+
+		if (n < 0 && errno != EINTR) {
+			log_err("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n && !d->quit; i++) {
+			struct cd_tag *t = ev[i].data.ptr;
+
+			switch (t->kind) {
+			case TAG_CTL:
+				ctlsrv_io(d->ctl, t, ev[i].events);
+				break;
+			case TAG_ZONE:
+				src_io(d, t->ptr, ev[i].events);
+				break;
+			case TAG_NOTIFY:
+				src_notify_io(d, t->fd);
+				break;
+			case TAG_NOTIFY_TCP:
+				src_notify_tcp_io(d, t);
+				break;
+			case TAG_SIGNAL:
+				handle_signals(d);
+				break;
+			case TAG_RING:
+				fp_ring_io(d);
+				break;
+			case TAG_TIMER:
+				break;
+			}
+		}
+		time_t now = time(NULL);
+
+		if (now != last_tick) {
+			last_tick = now;
+			zm_tick(d, now);
+			src_notify_tick(now);
+			sample_stats(d);
+			ctlsrv_tick(d->ctl);
+			if (d->metrics)
+				metrics_update(d->metrics, d);
+		}
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: moat-controld [-c FILE] [--check] [-d]\n"
+		"\n"
+		"moat's control plane: keeps DNSBL zones (AXFR/IXFR/NOTIFY), rbldnsd files\n"
+		"and operator entries merged into the XDP fast path's verdict table.\n"
+		"\n"
+		"  -c, --config FILE   configuration (default /etc/moat/moat.conf)\n"
+		"      --check         validate the configuration and exit (0 = good)\n"
+		"  -d, --debug         log at debug level\n"
+		"  -h, --help          this text\n"
+		"  -V, --version       print the version\n"
+		"\n"
+		"Runs in the foreground (systemd Type=simple).  See moat-controld(8),\n"
+		"moat.conf(5) and moatctl(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *path = "/etc/moat/moat.conf";
+	int check = 0, debug = 0, c;
+	char err[CFG_ERRLEN];
+	sigset_t ss;
+
+	log_init(argv[0], 0);
+	while ((c = getopt_long(argc, argv, "c:dhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'C': check = 1; break;
+		case 'd': debug = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("moat-controld %s\n", MOAT_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	cd = calloc(1, sizeof(*cd));
+	if (!cd)
+		log_fatal("out of memory");
+	cd->cfg_path = path;
+	cd->started = time(NULL);
+	cd->epfd = -1;
+	if (cfg_load(&cd->cfg, path, err) < 0) {
+		fprintf(stderr, "moat-controld: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok (%d zones)\n", path, cd->cfg.nzones);
+		return 0;
+	}
+	if (cd->cfg.use_syslog)
+		log_init(argv[0], 1);
+	enum log_level lvl;
+
+	if (log_parse_level(cd->cfg.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (debug)
+		log_set_level(LOG_LVL_DEBUG);
+	log_info("event=start version=%s config=%s zones=%d", MOAT_VERSION, path, cd->cfg.nzones);
+
+	cd->epfd = epoll_create1(EPOLL_CLOEXEC);
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sig_tag = (struct cd_tag){ TAG_SIGNAL, NULL, signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC) };
+	if (cd->epfd < 0 || sig_tag.fd < 0 || cd_watch(&sig_tag, EPOLLIN) < 0)
+		log_fatal("epoll/signalfd: %s", strerror(errno));
+	if (mkdir(cd->cfg.state_dir, 0750) < 0 && errno != EEXIST)
+		log_fatal("state_dir %s: %s", cd->cfg.state_dir, strerror(errno));
+
+	/* 2. table and fast path */
+	if (zm_init(cd, err, sizeof(err)) < 0)
+		log_fatal("%s: policy: %s", path, err);
+	if (fp_open(cd, err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	/* 3. last good state, before any transfer */
+	struct moat_config *boot = malloc(sizeof(*boot));
+
+	if (!boot)
+		log_fatal("out of memory");
+	*boot = cd->cfg;
+	if (zm_apply_config(cd, boot, err, sizeof(err)) < 0)
+		log_fatal("%s: %s", path, err);
+	free(boot);
+	persist_load_entries(cd);
+	if (zm_publish(cd, "restore") < 0)
+		log_err("event=start the restored table could not be published");
+	log_info("event=restored zones=%d entries=%zu (live in the fast path before any transfer)",
+		 cd->nzones, cd->nentries);
+	/* 4. listeners, then the privilege drop */
+	cd->ctl = ctlsrv_open(cd, err, sizeof(err));
+	if (!cd->ctl)
+		log_fatal("control socket: %s", err);
+	if (src_notify_open(cd, err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	if (cd->cfg.metrics.len) {
+		cd->metrics = metrics_start(&cd->cfg.metrics, err, sizeof(err));
+		if (!cd->metrics)
+			log_fatal("metrics: %s", err);
+	}
+	if (drop_privileges(cd, err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	mem_note("-", "ready");
+	log_info("event=ready socket=%s fastpath=%s", cd->cfg.socket_path,
+		 cd->fp.name ? cd->fp.name : "none");
+	/* 5. transfers start from the first tick */
+	loop(cd);
+
+	log_info("event=stop %s", cd->detached ? "(detached: filtering stopped)" :
+		 "(XDP program and maps stay pinned: filtering goes on)");
+	ctlsrv_close(cd->ctl);
+	src_notify_close(cd);
+	metrics_stop(cd->metrics);
+	fp_close(cd);
+	zm_free(cd);
+	close(sig_tag.fd);
+	close(cd->epfd);
+	free(cd);
+	return 0;
+}

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * controld.h - moat-controld's internal state, shared by its modules:
+ *   controld.c  start-up, event loop, signals, reload, privilege drop
+ *   ctlsrv.c    control socket (lib/ctlproto.h) and its commands
+ *   zonemgr.c   sources (zones, files, operator entries): policy, data,
+ *               refresh/expire timers, quarantine, publishing
+ *   persist.c   last good state of every source on disk
+ *   metrics.c   Prometheus text over HTTP (libmicrohttpd)
+ * One thread owns all of it (the event loop); metrics.c serves a text
+ * snapshot the loop refreshes, under a mutex.
+ */
+#ifndef MOAT_CONTROLD_H
+#define MOAT_CONTROLD_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "fastpath.h"
+#include "listing.h"
+#include "vtable.h"
+
+struct json_object;
+
+/* Reserved source ids; zones get ids from CD_SRC_ZONE_BASE on. */
+#define CD_SRC_OPERATOR 1   /* moatctl add/del */
+#define CD_SRC_SMTP 2       /* moat-smtpd reports */
+#define CD_SRC_ZONE_BASE 16
+
+enum cd_zone_state {
+	ZS_NEW = 0,      /* no data yet (nothing on disk, no transfer) */
+	ZS_OK,           /* serving data from a successful load */
+	ZS_FAILED,       /* the last attempt failed; previous data serving */
+	ZS_STALE,        /* expired, entries kept (on_expire=keep) */
+	ZS_DROPPED,      /* expired and dropped (stale_max or on_expire=drop) */
+	ZS_QUARANTINED,  /* last data failed sanity: not published */
+};
+
+struct cd_zone {
+	struct cfg_zone cfg;
+	uint16_t id;
+	enum cd_zone_state state;
+	int have_data;            /* data is in the db (from disk or a load) */
+	int from_disk;            /* current data came from the state file */
+	uint32_t serial;
+	uint32_t soa_refresh, soa_retry, soa_expire;
+	time_t last_success;      /* last load that was published */
+	time_t last_attempt;
+	time_t next_refresh;
+	time_t expires_at;        /* last_success + SOA expire (0 = never) */
+	uint64_t failures;        /* attempts that failed, total */
+	uint64_t loads;           /* successful loads */
+	uint64_t quarantines;
+	char last_error[256];
+	/* current listings, sorted (zonemgr.c: listing_cmp) */
+	struct moat_listing *l;
+	size_t n;
+	uint64_t last_added, last_removed;
+	double last_duration;     /* seconds of the last successful load */
+	int refresh_now;          /* a refresh was asked (NOTIFY, moatctl) */
+	int busy;                 /* a transfer is running */
+	void *xfr;                /* transfer state (zonemgr.c) */
+	int dirty_persist;
+	double load_started_ms;   /* CLOCK_MONOTONIC ms the current load began */
+	double notify_ms;         /* when the NOTIFY that started it arrived (0: none) */
+	/* rbldnsd: file identity at the last load */
+	uint64_t file_ino, file_size;
+	int64_t file_mtime_ns;
+};
+
+/* An operator or moat-smtpd entry (list, persistence, expiry). */
+struct cd_entry {
+	struct moat_prefix pfx;
+	uint32_t action;          /* enum moat_action */
+	uint16_t source;          /* CD_SRC_OPERATOR or CD_SRC_SMTP */
+	time_t added;
+	time_t expires;           /* 0 = never */
+	char reason[128];
+};
+
+struct cd_stats_sample {
+	struct timespec at;
+	uint64_t c[MOAT_STAT__MAX];
+	int valid;
+};
+
+struct ctlsrv;
+struct metrics;
+
+struct cd {
+	struct moat_config cfg;
+	const char *cfg_path;
+	time_t started;
+	int check_only;
+	/* table and fast path */
+	struct vt_db *db;
+	struct moat_fastpath fp;  /* name NULL = none configured */
+	void *xdp;                /* the XDP backend, when attached */
+	int detached;
+	uint64_t publishes, publish_updates, publish_errors;
+	double last_publish_ms;
+	double last_compile_ms, last_fp_ms; /* vt_db_publish, fast path write */
+	/* sources */
+	struct cd_zone *zones[CFG_MAX_ZONES];
+	int nzones;
+	uint16_t next_id;
+	struct cd_entry *entries;
+	size_t nentries, capentries;
+	int entries_dirty;
+	int restoring;            /* persist_load_entries: no publish per entry */
+	/* rates */
+	struct cd_stats_sample prev, cur;
+	/* loop */
+	int epfd;
+	int quit;
+	struct ctlsrv *ctl;
+	struct metrics *metrics;
+	int notify_fd[4];
+	int nnotify;
+	uint64_t reloads, reload_errors;
+	char last_reload_error[CFG_ERRLEN];
+	uint64_t notifies;
+};
+
+extern struct cd *cd;
+
+/* zonemgr.c */
+int zm_init(struct cd *d, char *err, size_t errsz);
+int zm_apply_config(struct cd *d, const struct moat_config *c, char *err, size_t errsz);
+int zm_publish(struct cd *d, const char *why);
+int zm_publish_full(struct cd *d);
+void zm_tick(struct cd *d, time_t now);
+struct cd_zone *zm_zone(struct cd *d, const char *name);
+int zm_refresh(struct cd *d, const char *name);
+void zm_notify(struct cd *d, const char *zone, const char *from);
+int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size_t n,
+		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel);
+void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial);
+void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+const char *zm_state_name(enum cd_zone_state s);
+int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz);
+int zm_entry_del(struct cd *d, const struct moat_prefix *p, uint16_t source, char *err, size_t errsz);
+void zm_free(struct cd *d);
+const char *zm_source_name(struct cd *d, uint16_t id);
+struct json_object *zm_zone_json(struct cd *d, const struct cd_zone *z, time_t now);
+/* zm_loop_fds - transfer sockets: called by the loop for epoll events */
+void zm_io(struct cd *d, void *tag, uint32_t events);
+
+/* mem_note - VmRSS/VmHWM to the debug log (zonemgr.c) */
+void mem_note(const char *zone, const char *stage);
+
+/* persist.c */
+int persist_save_zone(const struct cd *d, const struct cd_zone *z);
+int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
+int persist_save_entries(const struct cd *d);
+int persist_load_entries(struct cd *d);
+
+/* ctlsrv.c */
+struct ctlsrv *ctlsrv_open(struct cd *d, char *err, size_t errsz);
+void ctlsrv_close(struct ctlsrv *s);
+void ctlsrv_io(struct ctlsrv *s, void *tag, uint32_t events);
+void ctlsrv_sample(struct ctlsrv *s, struct json_object *ev); /* watch stream */
+int ctlsrv_watchers(struct ctlsrv *s);
+void ctlsrv_tick(struct ctlsrv *s);
+
+/* metrics.c */
+struct metrics *metrics_start(const struct cfg_addr *a, char *err, size_t errsz);
+void metrics_update(struct metrics *m, struct cd *d);
+void metrics_stop(struct metrics *m);
+
+/* controld.c: the event loop registers fds with a tag handler */
+enum cd_tag_kind { TAG_CTL = 1, TAG_ZONE, TAG_NOTIFY, TAG_NOTIFY_TCP, TAG_SIGNAL, TAG_TIMER, TAG_RING };
+struct cd_tag {
+	enum cd_tag_kind kind;
+	void *ptr;
+	int fd;
+};
+int cd_watch(struct cd_tag *t, uint32_t events);
+int cd_watch_mod(struct cd_tag *t, uint32_t events);
+void cd_unwatch(struct cd_tag *t);
+int cd_reload(struct cd *d, char *err, size_t errsz);
+int cd_detach(struct cd *d, char *err, size_t errsz);
+int cd_read_stats(struct cd *d, uint64_t out[MOAT_STAT__MAX]);
+
+/* prefix text helpers (zonemgr.c) */
+int cd_parse_prefix(const char *s, struct moat_prefix *p);
+char *cd_format_prefix(const struct moat_prefix *p, char *buf, size_t sz);
+const char *cd_action_name(uint32_t a);
+int cd_parse_action(const char *s, uint32_t *a);
+
+#endif /* MOAT_CONTROLD_H */

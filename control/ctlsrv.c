@@ -1,0 +1,904 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * ctlsrv.c - moat-controld's control socket: moatctl, moat-smtpd and tests
+ * talk to it with lib/ctlproto.h (newline-delimited JSON).
+ *
+ * The socket is a Unix stream socket (mode and owner from the config).
+ * Every connection is non-blocking with its own input buffer and output
+ * queue; a client that sends garbage gets an error reply and a counter,
+ * never a crash (STYLE.md trap 7).  Commands are rows of cmds[] (name,
+ * handler); a handler returns its reply, or NULL when the reply comes
+ * later (requests relayed to moat-smtpd).  A moat-smtpd connection says
+ * smtp.hello once; from then on controld may send it requests
+ * (rules.reload, smtp.stats) and match the replies by id.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controld.h"
+#include "ctlproto.h"
+#include "log.h"
+
+#define OUT_MAX_WATCH (4u << 20)   /* a slow watcher loses samples past this */
+#define RELAY_TIMEOUT 5            /* seconds moat-smtpd has to answer */
+#define MAX_CONNS 256
+
+struct conn {
+	struct cd_tag tag;
+	struct ctl_buf in;
+	char *out;
+	size_t outlen, outcap, outoff;
+	int watching;
+	int smtp;              /* said smtp.hello */
+	char smtp_name[64];
+	struct json_object *smtp_hello;
+	uint64_t samples_dropped;
+	int closing;
+	struct conn *next;
+};
+
+struct relay {
+	int64_t id;            /* id we sent to moat-smtpd */
+	int64_t client_id;     /* id the client used */
+	struct conn *client;
+	time_t deadline;
+	struct relay *next;
+};
+
+struct ctlsrv {
+	struct cd *d;
+	struct cd_tag ltag;
+	struct conn *conns;
+	int nconns;
+	struct relay *relays;
+	int64_t next_id;
+	uint64_t requests, errors, proto_errors;
+};
+
+/* conn_queue - append a message to a connection's output */
+static void conn_queue(struct ctlsrv *s, struct conn *c, struct json_object *msg)
+{
+	size_t n;
+	char *line = ctl_format(msg, &n);
+
+	(void)s;
+	if (!line)
+		return;
+	if (c->outlen + n > c->outcap) {
+		size_t cap = c->outcap ? c->outcap : 4096;
+
+		while (cap < c->outlen + n)
+			cap *= 2;
+		char *o = realloc(c->out, cap);
+
+		if (!o) {
+			free(line);
+			c->closing = 1;
+			return;
+		}
+		c->out = o;
+		c->outcap = cap;
+	}
+	memcpy(c->out + c->outlen, line, n);
+	c->outlen += n;
+	free(line);
+	cd_watch_mod(&c->tag, EPOLLIN | EPOLLOUT);
+}
+
+/* conn_free - close and unlink a connection, failing its relays */
+static void conn_free(struct ctlsrv *s, struct conn *c)
+{
+	struct conn **pp;
+	struct relay **rp;
+
+	for (rp = &s->relays; *rp;) {
+		struct relay *r = *rp;
+
+		if (r->client == c) {
+			*rp = r->next;
+			free(r);
+			continue;
+		}
+		rp = &r->next;
+	}
+	if (c->smtp)
+		log_info("event=smtp-disconnect name=%s", c->smtp_name);
+	for (pp = &s->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	cd_unwatch(&c->tag);
+	close(c->tag.fd);
+	ctl_buf_free(&c->in);
+	json_object_put(c->smtp_hello);
+	free(c->out);
+	free(c);
+	s->nconns--;
+}
+
+/* smtp_peer - the connected moat-smtpd, or NULL */
+static struct conn *smtp_peer(struct ctlsrv *s)
+{
+	for (struct conn *c = s->conns; c; c = c->next)
+		if (c->smtp && !c->closing)
+			return c;
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+typedef struct json_object *(*cmd_fn)(struct ctlsrv *s, struct conn *c, int64_t id,
+				       struct json_object *req);
+
+/* cmd_status - daemon overview */
+static struct json_object *cmd_status(struct ctlsrv *s, struct conn *c, int64_t id,
+				      struct json_object *req)
+{
+	struct cd *d = s->d;
+	struct json_object *o = json_object_new_object();
+	struct json_object *ifs = json_object_new_array();
+	time_t now = time(NULL);
+	uint64_t total = 0;
+	int bad = 0;
+	struct vt_image_stats ist;
+
+	(void)c;
+	(void)req;
+	for (int i = 0; i < d->cfg.nifaces; i++)
+		json_object_array_add(ifs, json_object_new_string(d->cfg.ifaces[i]));
+	for (int i = 0; i < d->nzones; i++) {
+		total += d->zones[i]->n;
+		if (d->zones[i]->state != ZS_OK)
+			bad++;
+	}
+	vt_image_stats(vt_db_image(d->db), &ist);
+	json_object_object_add(o, "version", json_object_new_string(MOAT_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "uptime", json_object_new_int64(now - d->started));
+	json_object_object_add(o, "config", json_object_new_string(d->cfg.path));
+	json_object_object_add(o, "fastpath",
+			       json_object_new_string(d->detached ? "detached" :
+						      (d->fp.name ? d->fp.name : "none")));
+	json_object_object_add(o, "interfaces", ifs);
+	json_object_object_add(o, "pin_dir", json_object_new_string(d->cfg.pin_dir));
+	json_object_object_add(o, "zones", json_object_new_int(d->nzones));
+	json_object_object_add(o, "zones_not_ok", json_object_new_int(bad));
+	json_object_object_add(o, "zone_entries", json_object_new_int64((int64_t)total));
+	json_object_object_add(o, "operator_entries", json_object_new_int64((int64_t)d->nentries));
+	json_object_object_add(o, "table_bytes", json_object_new_int64((int64_t)ist.bytes));
+	json_object_object_add(o, "table_groups", json_object_new_int64(ist.groups_used));
+	json_object_object_add(o, "table_v6_rules", json_object_new_int64(ist.v6_rules));
+	json_object_object_add(o, "publishes", json_object_new_int64((int64_t)d->publishes));
+	json_object_object_add(o, "publish_errors", json_object_new_int64((int64_t)d->publish_errors));
+	json_object_object_add(o, "last_publish_ms", json_object_new_double(d->last_publish_ms));
+	json_object_object_add(o, "reloads", json_object_new_int64((int64_t)d->reloads));
+	json_object_object_add(o, "reload_errors", json_object_new_int64((int64_t)d->reload_errors));
+	json_object_object_add(o, "last_reload_error", json_object_new_string(d->last_reload_error));
+	json_object_object_add(o, "smtp_connected", json_object_new_boolean(smtp_peer(s) != NULL));
+	json_object_object_add(o, "control_clients", json_object_new_int(s->nconns));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_zones - every zone's state */
+static struct json_object *cmd_zones(struct ctlsrv *s, struct conn *c, int64_t id,
+				     struct json_object *req)
+{
+	struct json_object *a = json_object_new_array();
+	time_t now = time(NULL);
+
+	(void)c;
+	(void)req;
+	for (int i = 0; i < s->d->nzones; i++)
+		json_object_array_add(a, zm_zone_json(s->d, s->d->zones[i], now));
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "zones", a);
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_zone_refresh - start a refresh of one zone now */
+static struct json_object *cmd_zone_refresh(struct ctlsrv *s, struct conn *c, int64_t id,
+					    struct json_object *req)
+{
+	const char *name = ctl_get_str(req, "zone");
+
+	(void)c;
+	if (!name)
+		return ctl_reply_err(id, CTL_E_ARG, "zone refresh: missing \"zone\"");
+	if (zm_refresh(s->d, name) < 0)
+		return ctl_reply_err(id, CTL_E_NOTFOUND, "no zone %.200s", name);
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "zone", json_object_new_string(name));
+	json_object_object_add(o, "scheduled", json_object_new_boolean(1));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_lookup - action and score of an address, every contributing source */
+static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t id,
+				      struct json_object *req)
+{
+	const char *a = ctl_get_str(req, "addr");
+	struct moat_prefix p;
+	struct vt_explain *ex;
+	char pb[64], code[INET_ADDRSTRLEN];
+
+	(void)c;
+	if (!a || cd_parse_prefix(a, &p) != 0 ||
+	    p.plen != (p.family == MOAT_AF_INET ? 32 : 128))
+		return ctl_reply_err(id, CTL_E_ARG, "lookup: \"addr\" must be one IPv4 or IPv6 address");
+	ex = calloc(1, sizeof(*ex));
+	if (!ex || vt_db_explain(s->d->db, &p, ex) < 0) {
+		free(ex);
+		return ctl_reply_err(id, CTL_E_FAILED, "lookup failed");
+	}
+	struct json_object *o = json_object_new_object();
+	struct json_object *items = json_object_new_array();
+
+	json_object_object_add(o, "addr", json_object_new_string(a));
+	json_object_object_add(o, "action", json_object_new_string(cd_action_name(ex->action)));
+	json_object_object_add(o, "live_action", json_object_new_string(cd_action_name(ex->live_action)));
+	json_object_object_add(o, "score", json_object_new_int64(ex->score));
+	for (uint32_t i = 0; i < ex->n; i++) {
+		struct vt_explain_item *it = &ex->items[i];
+		struct json_object *j = json_object_new_object();
+		uint32_t cn = htonl(it->code);
+		int is_static = it->source == CD_SRC_OPERATOR || it->source == CD_SRC_SMTP;
+
+		inet_ntop(AF_INET, &cn, code, sizeof(code));
+		json_object_object_add(j, "source", json_object_new_string(zm_source_name(s->d, it->source)));
+		json_object_object_add(j, "prefix", json_object_new_string(cd_format_prefix(&it->pfx, pb, sizeof(pb))));
+		json_object_object_add(j, "code", json_object_new_string(is_static ? cd_action_name(it->code) : code));
+		json_object_object_add(j, "weight", json_object_new_int(it->weight));
+		json_object_object_add(j, "exclude", json_object_new_boolean(it->exclude));
+		json_object_array_add(items, j);
+	}
+	json_object_object_add(o, "sources", items);
+	json_object_object_add(o, "truncated", json_object_new_boolean(ex->truncated));
+	free(ex);
+	return ctl_reply_ok(id, o);
+}
+
+/* add_entry - shared by add and smtp.report */
+static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_object *req,
+				     uint16_t source)
+{
+	const char *ps = ctl_get_str(req, "prefix");
+	const char *as = ctl_get_str(req, "action");
+	const char *why = ctl_get_str(req, "reason");
+	struct cd_entry e = { .source = source };
+	int64_t ttl = source == CD_SRC_SMTP ? s->d->cfg.report_ttl : 0;
+	char err[256], pb[64];
+	int r;
+
+	if (!ps || (r = cd_parse_prefix(ps, &e.pfx)) != 0)
+		return ctl_reply_err(id, CTL_E_ARG, "\"prefix\" must be ADDR or ADDR/LEN%s",
+				     ps && r == -2 ? " with no host bits set" : "");
+	if (cd_parse_action(as, &e.action) < 0)
+		return ctl_reply_err(id, CTL_E_ARG, "\"action\" must be drop, tarpit or allow");
+	r = ctl_get_int(req, "ttl", &ttl);
+	if (r == -EINVAL || ttl < 0 || ttl > 10LL * 365 * 86400)
+		return ctl_reply_err(id, CTL_E_ARG, "\"ttl\" must be seconds, 0..315360000");
+	if (s->d->cfg.operator_max_ttl && (ttl == 0 || ttl > s->d->cfg.operator_max_ttl))
+		ttl = s->d->cfg.operator_max_ttl;
+	e.added = time(NULL);
+	e.expires = ttl ? e.added + ttl : 0;
+	if (why)
+		snprintf(e.reason, sizeof(e.reason), "%s", why);
+	if (zm_entry_add(s->d, &e, err, sizeof(err)) < 0)
+		return ctl_reply_err(id, CTL_E_FAILED, "%s", err);
+	char esc[160];
+
+	log_escape(esc, sizeof(esc), e.reason, strlen(e.reason));
+	log_info("event=entry-add source=%s prefix=%s action=%s ttl=%lld reason=\"%s\"",
+		 zm_source_name(s->d, source), cd_format_prefix(&e.pfx, pb, sizeof(pb)),
+		 cd_action_name(e.action), (long long)ttl, esc);
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "prefix", json_object_new_string(pb));
+	json_object_object_add(o, "action", json_object_new_string(cd_action_name(e.action)));
+	json_object_object_add(o, "ttl", json_object_new_int64(ttl));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_add - moatctl add PREFIX --action A [--ttl S] */
+static struct json_object *cmd_add(struct ctlsrv *s, struct conn *c, int64_t id,
+				   struct json_object *req)
+{
+	(void)c;
+	return add_entry(s, id, req, CD_SRC_OPERATOR);
+}
+
+/* cmd_del - moatctl del PREFIX */
+static struct json_object *cmd_del(struct ctlsrv *s, struct conn *c, int64_t id,
+				   struct json_object *req)
+{
+	const char *ps = ctl_get_str(req, "prefix");
+	struct moat_prefix p;
+	char err[256], pb[64];
+	const char *src = ctl_get_str(req, "source");
+	uint16_t source = src && strcmp(src, "smtp") == 0 ? CD_SRC_SMTP : CD_SRC_OPERATOR;
+
+	(void)c;
+	if (!ps || cd_parse_prefix(ps, &p) != 0)
+		return ctl_reply_err(id, CTL_E_ARG, "\"prefix\" must be ADDR or ADDR/LEN");
+	int r = zm_entry_del(s->d, &p, source, err, sizeof(err));
+
+	if (r == -ENOENT)
+		return ctl_reply_err(id, CTL_E_NOTFOUND, "no %s entry for %s", zm_source_name(s->d, source),
+				     cd_format_prefix(&p, pb, sizeof(pb)));
+	if (r < 0)
+		return ctl_reply_err(id, CTL_E_FAILED, "%s", err);
+	log_info("event=entry-del source=%s prefix=%s", zm_source_name(s->d, source),
+		 cd_format_prefix(&p, pb, sizeof(pb)));
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "prefix", json_object_new_string(pb));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_list - operator and moat-smtpd entries */
+static struct json_object *cmd_list(struct ctlsrv *s, struct conn *c, int64_t id,
+				    struct json_object *req)
+{
+	struct json_object *a = json_object_new_array();
+	time_t now = time(NULL);
+	char pb[64];
+
+	(void)c;
+	(void)req;
+	for (size_t i = 0; i < s->d->nentries; i++) {
+		const struct cd_entry *e = &s->d->entries[i];
+		struct json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "prefix", json_object_new_string(cd_format_prefix(&e->pfx, pb, sizeof(pb))));
+		json_object_object_add(j, "action", json_object_new_string(cd_action_name(e->action)));
+		json_object_object_add(j, "source", json_object_new_string(zm_source_name(s->d, e->source)));
+		json_object_object_add(j, "added", json_object_new_int64(e->added));
+		json_object_object_add(j, "ttl_left", json_object_new_int64(e->expires ? e->expires - now : 0));
+		json_object_object_add(j, "reason", json_object_new_string(e->reason));
+		json_object_array_add(a, j);
+	}
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "entries", a);
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_stats - fast-path counters and per-second rates */
+static struct json_object *cmd_stats(struct ctlsrv *s, struct conn *c, int64_t id,
+				     struct json_object *req)
+{
+	static const char *const names[] = MOAT_STAT_NAMES;
+	struct cd *d = s->d;
+	uint64_t now_c[MOAT_STAT__MAX];
+	struct json_object *o, *cnt, *rate;
+
+	(void)c;
+	(void)req;
+	if (cd_read_stats(d, now_c) < 0)
+		return ctl_reply_err(id, CTL_E_UNAVAIL, "no fast path to read counters from");
+	o = json_object_new_object();
+	cnt = json_object_new_object();
+	rate = json_object_new_object();
+	double dt = 0;
+
+	if (d->prev.valid && d->cur.valid)
+		dt = (double)(d->cur.at.tv_sec - d->prev.at.tv_sec) +
+		     (double)(d->cur.at.tv_nsec - d->prev.at.tv_nsec) / 1e9;
+	for (int i = 0; i < MOAT_STAT__MAX; i++) {
+		json_object_object_add(cnt, names[i], json_object_new_int64((int64_t)now_c[i]));
+		double r = dt > 0 ? (double)(d->cur.c[i] - d->prev.c[i]) / dt : 0;
+
+		json_object_object_add(rate, names[i], json_object_new_double(r));
+	}
+	json_object_object_add(o, "fastpath", json_object_new_string(d->fp.name ? d->fp.name : "none"));
+	json_object_object_add(o, "counters", cnt);
+	json_object_object_add(o, "rates", rate);
+	json_object_object_add(o, "rate_interval", json_object_new_double(dt));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_watch - subscribe this connection to the sampled verdict stream */
+static struct json_object *cmd_watch(struct ctlsrv *s, struct conn *c, int64_t id,
+				     struct json_object *req)
+{
+	(void)req;
+	c->watching = 1;
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "watching", json_object_new_boolean(1));
+	json_object_object_add(o, "stream", json_object_new_boolean(s->d->xdp != NULL));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_reload - re-read the configuration (keeps the old one on error) */
+static struct json_object *cmd_reload(struct ctlsrv *s, struct conn *c, int64_t id,
+				      struct json_object *req)
+{
+	char err[CFG_ERRLEN];
+
+	(void)c;
+	(void)req;
+	if (cd_reload(s->d, err, sizeof(err)) < 0)
+		return ctl_reply_err(id, CTL_E_FAILED, "%s (old configuration kept)", err);
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "reloaded", json_object_new_boolean(1));
+	json_object_object_add(o, "zones", json_object_new_int(s->d->nzones));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_detach - stop filtering: remove the XDP program and pins; exit */
+static struct json_object *cmd_detach(struct ctlsrv *s, struct conn *c, int64_t id,
+				      struct json_object *req)
+{
+	char err[256];
+
+	(void)c;
+	(void)req;
+	if (cd_detach(s->d, err, sizeof(err)) < 0)
+		return ctl_reply_err(id, CTL_E_FAILED, "%s", err);
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "detached", json_object_new_boolean(1));
+	json_object_object_add(o, "exiting", json_object_new_boolean(1));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_smtp_hello - a moat-smtpd registers this connection */
+static struct json_object *cmd_smtp_hello(struct ctlsrv *s, struct conn *c, int64_t id,
+					  struct json_object *req)
+{
+	const char *name = ctl_get_str(req, "name");
+	char esc[64];
+
+	c->smtp = 1;
+	snprintf(c->smtp_name, sizeof(c->smtp_name), "%s",
+		 log_escape(esc, sizeof(esc), name ? name : "moat-smtpd", strlen(name ? name : "moat-smtpd")));
+	json_object_put(c->smtp_hello);
+	c->smtp_hello = json_object_get(req);
+	log_info("event=smtp-hello name=%s", c->smtp_name);
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "version", json_object_new_string(MOAT_VERSION));
+	json_object_object_add(o, "proto", json_object_new_int(CTL_PROTO_VERSION));
+	json_object_object_add(o, "accept_reports", json_object_new_boolean(s->d->cfg.accept_reports));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_smtp_report - moat-smtpd refused a client: list it */
+static struct json_object *cmd_smtp_report(struct ctlsrv *s, struct conn *c, int64_t id,
+					   struct json_object *req)
+{
+	(void)c;
+	if (!s->d->cfg.accept_reports)
+		return ctl_reply_err(id, CTL_E_UNAVAIL, "reports are disabled ([operator] accept_reports = no)");
+	return add_entry(s, id, req, CD_SRC_SMTP);
+}
+
+/* relay_to_smtp - send req to moat-smtpd, answer the client later */
+static struct json_object *relay_to_smtp(struct ctlsrv *s, struct conn *c, int64_t id,
+					 const char *cmd, struct json_object *req)
+{
+	struct conn *p = smtp_peer(s);
+
+	if (!p)
+		return ctl_reply_err(id, CTL_E_UNAVAIL, "moat-smtpd is not connected");
+	struct relay *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return ctl_reply_err(id, CTL_E_FAILED, "out of memory");
+	r->id = ++s->next_id;
+	r->client_id = id;
+	r->client = c;
+	r->deadline = time(NULL) + RELAY_TIMEOUT;
+	r->next = s->relays;
+	s->relays = r;
+	struct json_object *fwd = ctl_request_new(r->id, cmd);
+	struct json_object *args;
+
+	if (json_object_object_get_ex(req, "args", &args))
+		json_object_object_add(fwd, "args", json_object_get(args));
+	conn_queue(s, p, fwd);
+	json_object_put(fwd);
+	return NULL;
+}
+
+/* cmd_rules_reload - moatctl rules reload, relayed to moat-smtpd */
+static struct json_object *cmd_rules_reload(struct ctlsrv *s, struct conn *c, int64_t id,
+					    struct json_object *req)
+{
+	return relay_to_smtp(s, c, id, "rules.reload", req);
+}
+
+/* cmd_smtp_stats - moatctl smtp stats, relayed to moat-smtpd */
+static struct json_object *cmd_smtp_stats(struct ctlsrv *s, struct conn *c, int64_t id,
+					  struct json_object *req)
+{
+	return relay_to_smtp(s, c, id, "smtp.stats", req);
+}
+
+/* cmd_ping - liveness */
+static struct json_object *cmd_ping(struct ctlsrv *s, struct conn *c, int64_t id,
+				    struct json_object *req)
+{
+	(void)s;
+	(void)c;
+	(void)req;
+	return ctl_reply_ok(id, NULL);
+}
+
+static const struct {
+	const char *name;
+	cmd_fn fn;
+} cmds[] = {
+	{ "status", cmd_status },
+	{ "zones", cmd_zones },
+	{ "zone.refresh", cmd_zone_refresh },
+	{ "lookup", cmd_lookup },
+	{ "add", cmd_add },
+	{ "del", cmd_del },
+	{ "list", cmd_list },
+	{ "stats", cmd_stats },
+	{ "watch", cmd_watch },
+	{ "reload", cmd_reload },
+	{ "detach", cmd_detach },
+	{ "ping", cmd_ping },
+	{ "smtp.hello", cmd_smtp_hello },
+	{ "smtp.report", cmd_smtp_report },
+	{ "smtp.stats", cmd_smtp_stats },
+	{ "rules.reload", cmd_rules_reload },
+};
+
+/* handle_reply - a reply from moat-smtpd to a relayed request */
+static void handle_reply(struct ctlsrv *s, struct conn *c, struct json_object *msg)
+{
+	int64_t id = ctl_msg_id(msg);
+	struct relay **rp;
+
+	(void)c;
+	for (rp = &s->relays; *rp; rp = &(*rp)->next) {
+		struct relay *r = *rp;
+
+		if (r->id != id)
+			continue;
+		*rp = r->next;
+		json_object_object_add(msg, "id", json_object_new_int64(r->client_id));
+		conn_queue(s, r->client, msg);
+		free(r);
+		return;
+	}
+}
+
+/* handle_msg - one parsed message from a connection */
+static void handle_msg(struct ctlsrv *s, struct conn *c, struct json_object *msg)
+{
+	if (ctl_msg_is_reply(msg)) {
+		handle_reply(s, c, msg);
+		return;
+	}
+	int64_t id = ctl_msg_id(msg);
+	const char *cmd = ctl_get_str(msg, "cmd");
+	struct json_object *reply = NULL;
+
+	s->requests++;
+	if (!cmd) {
+		reply = ctl_reply_err(id, CTL_E_PROTO, "missing \"cmd\"");
+	} else {
+		size_t i;
+
+		for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			if (strcmp(cmds[i].name, cmd) == 0)
+				break;
+		if (i == sizeof(cmds) / sizeof(cmds[0])) {
+			char esc[80];
+
+			reply = ctl_reply_err(id, CTL_E_UNKNOWN, "unknown command \"%s\"",
+					      log_escape(esc, sizeof(esc), cmd, strlen(cmd)));
+		} else {
+			reply = cmds[i].fn(s, c, id, msg);
+		}
+	}
+	if (reply) {
+		struct json_object *ok;
+
+		if (json_object_object_get_ex(reply, "ok", &ok) && !json_object_get_boolean(ok))
+			s->errors++;
+		conn_queue(s, c, reply);
+		json_object_put(reply);
+	}
+}
+
+/* conn_read - input ready */
+static void conn_read(struct ctlsrv *s, struct conn *c)
+{
+	ssize_t n = ctl_buf_fill(&c->in, c->tag.fd);
+
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		c->closing = 1;
+		return;
+	}
+	for (;;) {
+		struct json_object *msg;
+		int r = ctl_buf_next(&c->in, &msg);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			struct json_object *e = ctl_reply_err(-1, CTL_E_PROTO, "%s",
+				r == -EMSGSIZE ? "message too long" : "not a JSON object on one line");
+
+			s->proto_errors++;
+			conn_queue(s, c, e);
+			json_object_put(e);
+			continue;
+		}
+		handle_msg(s, c, msg);
+		json_object_put(msg);
+		if (s->d->quit)
+			break;
+	}
+}
+
+/* conn_write - flush queued output */
+static void conn_write(struct ctlsrv *s, struct conn *c)
+{
+	(void)s;
+	while (c->outoff < c->outlen) {
+		ssize_t w = send(c->tag.fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return;
+		if (w < 0) {
+			c->closing = 1;
+			return;
+		}
+		c->outoff += (size_t)w;
+	}
+	c->outoff = c->outlen = 0;
+	cd_watch_mod(&c->tag, EPOLLIN);
+}
+
+/* accept_conn - a new client */
+static void accept_conn(struct ctlsrv *s)
+{
+	int fd = accept4(s->ltag.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (s->nconns >= MAX_CONNS) {
+		close(fd);
+		log_warn("event=control-refused reason=\"more than %d connections\"", MAX_CONNS);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->tag = (struct cd_tag){ TAG_CTL, s, fd };
+	ctl_buf_init(&c->in, CTL_MAX_LINE);
+	if (cd_watch(&c->tag, EPOLLIN) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = s->conns;
+	s->conns = c;
+	s->nconns++;
+}
+
+/* ctlsrv_io - epoll event for the listener or a connection */
+void ctlsrv_io(struct ctlsrv *s, void *tagp, uint32_t events)
+{
+	struct cd_tag *tag = tagp;
+
+	if (tag == &s->ltag) {
+		accept_conn(s);
+		return;
+	}
+	struct conn *c = (struct conn *)tag; /* tag is the first member */
+
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		conn_read(s, c);
+	if (!c->closing && (events & EPOLLOUT))
+		conn_write(s, c);
+	if (!c->closing && c->outlen)
+		conn_write(s, c);
+	if (c->closing)
+		conn_free(s, c);
+}
+
+/* ctlsrv_tick - fail relays whose moat-smtpd did not answer in time */
+void ctlsrv_tick(struct ctlsrv *s)
+{
+	time_t now = time(NULL);
+
+	for (struct relay **rp = &s->relays; *rp;) {
+		struct relay *r = *rp;
+
+		if (r->deadline > now) {
+			rp = &r->next;
+			continue;
+		}
+		*rp = r->next;
+		struct json_object *e = ctl_reply_err(r->client_id, CTL_E_UNAVAIL,
+						      "moat-smtpd did not answer in %d s", RELAY_TIMEOUT);
+
+		conn_queue(s, r->client, e);
+		json_object_put(e);
+		free(r);
+	}
+}
+
+/* ctlsrv_sample - one verdict sample to every watcher */
+void ctlsrv_sample(struct ctlsrv *s, struct json_object *ev)
+{
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (!c->watching)
+			continue;
+		if (c->outlen > OUT_MAX_WATCH) {
+			c->samples_dropped++;
+			continue;
+		}
+		conn_queue(s, c, ev);
+	}
+}
+
+/* ctlsrv_watchers - how many connections watch */
+int ctlsrv_watchers(struct ctlsrv *s)
+{
+	int n = 0;
+
+	for (struct conn *c = s->conns; c; c = c->next)
+		n += c->watching;
+	return n;
+}
+
+/* set_owner - chown the socket to "user[:group]" */
+static int set_owner(const char *path, const char *spec, char *err, size_t errsz)
+{
+	char u[64], *g;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	snprintf(u, sizeof(u), "%s", spec);
+	g = strchr(u, ':');
+	if (g)
+		*g++ = 0;
+	if (*u) {
+		struct passwd *pw = getpwnam(u);
+
+		if (!pw) {
+			snprintf(err, errsz, "socket_owner: no user '%s'", u);
+			return -1;
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (g && *g) {
+		struct group *gr = getgrnam(g);
+
+		if (!gr) {
+			snprintf(err, errsz, "socket_owner: no group '%s'", g);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (chown(path, uid, gid) < 0) {
+		snprintf(err, errsz, "chown %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ctlsrv_open - bind and listen on the configured socket */
+struct ctlsrv *ctlsrv_open(struct cd *d, char *err, size_t errsz)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->cfg.socket_path;
+	struct ctlsrv *s = calloc(1, sizeof(*s));
+	int fd = -1;
+
+	if (!s) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	s->d = d;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errsz, "socket path too long: %s", path);
+		goto fail;
+	}
+	strcpy(sa.sun_path, path);
+	/* a socket nobody answers on is a leftover of a killed daemon */
+	int probe = ctl_connect(path);
+
+	if (probe >= 0) {
+		close(probe);
+		snprintf(err, errsz, "%s: another moat-controld is running", path);
+		goto fail;
+	}
+	unlink(path);
+	char dir[sizeof(sa.sun_path)];
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+
+	if (slash && slash != dir) {
+		*slash = 0;
+		mkdir(dir, 0755);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (chmod(path, d->cfg.socket_mode) < 0) {
+		snprintf(err, errsz, "chmod %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (d->cfg.socket_owner[0] && set_owner(path, d->cfg.socket_owner, err, errsz) < 0)
+		goto fail;
+	s->ltag = (struct cd_tag){ TAG_CTL, s, fd };
+	if (cd_watch(&s->ltag, EPOLLIN) < 0) {
+		snprintf(err, errsz, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+	return s;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(s);
+	return NULL;
+}
+
+/* ctlsrv_close - close every connection and the socket */
+void ctlsrv_close(struct ctlsrv *s)
+{
+	if (!s)
+		return;
+	/* flush what is queued (detach's reply) before closing */
+	for (struct conn *c = s->conns; c; c = c->next) {
+		int fl = 0;
+
+		(void)fl;
+		while (c->outoff < c->outlen) {
+			ssize_t w = send(c->tag.fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				break;
+			c->outoff += (size_t)w;
+		}
+	}
+	while (s->conns)
+		conn_free(s, s->conns);
+	while (s->relays) {
+		struct relay *r = s->relays;
+
+		s->relays = r->next;
+		free(r);
+	}
+	cd_unwatch(&s->ltag);
+	close(s->ltag.fd);
+	unlink(s->d->cfg.socket_path);
+	free(s);
+}

@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * fp_xdp.c - moat-controld's use of the XDP backend (dataplane/xdp/):
+ * open (reusing pinned maps), attach to the configured interfaces (an
+ * existing pinned link gets the new program atomically: no gap), rebuild
+ * the verdict image the pinned maps hold so the first publish is a safe
+ * diff against what the fast path really has, and feed sampled events to
+ * `moatctl watch`.
+ *
+ * Why rebuild instead of pushing a full image: the table's diff assumes the
+ * fast path holds the db's live image.  Pushing a full image over maps a
+ * previous daemon filled would rewrite groups that live tbl24 entries still
+ * point at (a reader could see another /24's bits).  Reading the maps back
+ * (tbl24 and groups are mmapable arrays) and adopting them keeps the
+ * PUBLISHING ORDER guarantees of moat_abi.h across restarts.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <json-c/json.h>
+
+#include "controld.h"
+#include "fp_xdp.h"
+#include "log.h"
+#include "xdp_backend.h"
+
+static struct cd_tag ring_tag;
+
+/* BPF array maps round element sizes up to 8 bytes: a 4-byte tbl24 entry
+ * occupies 8 bytes of the mapping (round_up(value_size, 8) in the kernel's
+ * array_map_alloc); groups are 64 bytes, already a multiple of 8 */
+#define TBL_STRIDE 2
+
+/*
+ * Publishing through mmap.  tbl24 and groups are BPF_F_MMAPABLE arrays:
+ * writing them through a shared mapping costs a store instead of a syscall
+ * per element (1M groups: ~2.5 s through bpf_map_update_batch, well under
+ * 0.1 s this way), which is most of the AXFR-to-live budget.  The order of
+ * the sequence is kept: a group's 64 bytes are written before the tbl24
+ * entry that points at it, and that entry is a release store, so a reader
+ * that sees the pointer sees the whole group (x86 TSO; on weaker CPUs the
+ * reader's dependent load through the pointer orders it).  IPv6 updates
+ * and anything the mapping cannot take go through moat_xdp_publish().
+ */
+struct fpx {
+	struct moat_fastpath orig;  /* the backend's own interface */
+	struct moat_xdp *x;
+	__u32 *tbl;
+	struct moat_group *grp;
+	size_t tlen, glen;
+	__u32 gmax;
+};
+static struct fpx fpx;
+
+/* fpx_publish - apply updates in order, tbl24/groups through the mapping */
+static int fpx_publish(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct fpx *f = ctx;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j = i;
+
+		/* a run the backend applies (IPv6) */
+		while (j < n && u[j].kind != MOAT_UPD_GROUP && u[j].kind != MOAT_UPD_TBL24)
+			j++;
+		if (j > i) {
+			int r = f->orig.publish(f->orig.ctx, u + i, j - i);
+
+			if (r < 0)
+				return r;
+			i = j;
+			continue;
+		}
+		const struct moat_update *x = &u[i];
+
+		if (x->kind == MOAT_UPD_GROUP) {
+			if (x->index >= f->gmax)
+				return -ERANGE;
+			memcpy(&f->grp[x->index], &x->u.group, sizeof(struct moat_group));
+		} else {
+			if (x->index >= MOAT_TBL24_ENTRIES ||
+			    (moat_tbl24_is_group(x->value) && moat_tbl24_group(x->value) >= f->gmax))
+				return -ERANGE;
+			__atomic_store_n(&f->tbl[(size_t)x->index * TBL_STRIDE], x->value, __ATOMIC_RELEASE);
+		}
+		i++;
+	}
+	return 0;
+}
+
+static int fpx_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
+{
+	struct fpx *f = ctx;
+
+	return f->orig.read_stats(f->orig.ctx, out);
+}
+
+/* fpx_unmap - drop the mappings */
+static void fpx_unmap(struct fpx *f)
+{
+	if (f->tbl)
+		munmap(f->tbl, f->tlen);
+	if (f->grp)
+		munmap(f->grp, f->glen);
+	f->tbl = NULL;
+	f->grp = NULL;
+}
+
+static void fpx_close(void *ctx)
+{
+	struct fpx *f = ctx;
+
+	fpx_unmap(f);
+	f->orig.close(f->orig.ctx);
+}
+
+/* fpx_setup - wrap the backend's fast path with the mmap writer; on any
+ * problem the backend's own publish is used as is */
+static void fpx_setup(struct moat_xdp *x, struct moat_fastpath *fp)
+{
+	int tfd = moat_xdp_map_fd(x, "tbl24"), gfd = moat_xdp_map_fd(x, "groups");
+	struct bpf_map_info gi = { 0 };
+	__u32 gil = sizeof(gi);
+
+	memset(&fpx, 0, sizeof(fpx));
+	moat_xdp_fastpath(x, &fpx.orig);
+	*fp = fpx.orig;
+	struct bpf_map_info ti = { 0 };
+	__u32 til = sizeof(ti);
+
+	if (tfd < 0 || gfd < 0 || bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 ||
+	    bpf_obj_get_info_by_fd(tfd, &ti, &til) < 0)
+		return;
+	if (ti.value_size != 4 || gi.value_size != sizeof(struct moat_group) ||
+	    ti.max_entries != MOAT_TBL24_ENTRIES || !(ti.map_flags & BPF_F_MMAPABLE) ||
+	    !(gi.map_flags & BPF_F_MMAPABLE))
+		return; /* not the layout this writer knows: use the backend */
+	fpx.x = x;
+	fpx.gmax = gi.max_entries;
+	fpx.tlen = (size_t)MOAT_TBL24_ENTRIES * TBL_STRIDE * sizeof(__u32);
+	fpx.glen = (size_t)gi.max_entries * sizeof(struct moat_group);
+	fpx.tbl = mmap(NULL, fpx.tlen, PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
+	fpx.grp = mmap(NULL, fpx.glen, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);
+	if (fpx.tbl == MAP_FAILED || fpx.grp == MAP_FAILED) {
+		if (fpx.tbl == MAP_FAILED)
+			fpx.tbl = NULL;
+		if (fpx.grp == MAP_FAILED)
+			fpx.grp = NULL;
+		fpx_unmap(&fpx);
+		log_warn("event=fastpath mmap of tbl24/groups failed (%s): publishing by syscalls",
+			 strerror(errno));
+		return;
+	}
+	fp->name = "xdp";
+	fp->ctx = &fpx;
+	fp->publish = fpx_publish;
+	fp->read_stats = fpx_read_stats;
+	fp->close = fpx_close;
+}
+
+/* push - append an update to a growing array */
+static int push(struct moat_update **u, size_t *n, size_t *cap, const struct moat_update *x)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 4096;
+		struct moat_update *nu = realloc(*u, c * sizeof(*nu));
+
+		if (!nu)
+			return -ENOMEM;
+		*u = nu;
+		*cap = c;
+	}
+	(*u)[(*n)++] = *x;
+	return 0;
+}
+
+/* fp_read_image - the image held by the maps, as an update sequence */
+static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *nups)
+{
+	int tfd = moat_xdp_map_fd(x, "tbl24"), gfd = moat_xdp_map_fd(x, "groups");
+	int pfd = moat_xdp_map_fd(x, "v6_plens"), vfd = moat_xdp_map_fd(x, "v6_rules");
+	struct bpf_map_info gi = { 0 };
+	__u32 gil = sizeof(gi);
+	struct moat_update *u = NULL, t;
+	size_t n = 0, cap = 0;
+	int r = -EINVAL;
+
+	if (tfd < 0 || gfd < 0 || pfd < 0 || vfd < 0)
+		return -ENOENT;
+	struct bpf_map_info ti = { 0 };
+	__u32 til = sizeof(ti);
+
+	if (bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 || bpf_obj_get_info_by_fd(tfd, &ti, &til) < 0)
+		return -errno;
+	if (ti.value_size != 4 || ti.max_entries != MOAT_TBL24_ENTRIES ||
+	    gi.value_size != sizeof(struct moat_group))
+		return -EPROTO;
+	/* array map elements are 8-byte aligned: tbl24[i] is at 8 * i */
+	size_t tlen = (size_t)MOAT_TBL24_ENTRIES * TBL_STRIDE * sizeof(__u32);
+	size_t glen = (size_t)gi.max_entries * sizeof(struct moat_group);
+	const __u32 *tbl = mmap(NULL, tlen, PROT_READ, MAP_SHARED, tfd, 0);
+	const struct moat_group *grp = mmap(NULL, glen, PROT_READ, MAP_SHARED, gfd, 0);
+
+	if (tbl == MAP_FAILED || grp == MAP_FAILED) {
+		r = -errno;
+		goto out;
+	}
+	for (__u32 i = 0; i < MOAT_TBL24_ENTRIES; i++) {
+		__u32 e = tbl[(size_t)i * TBL_STRIDE];
+
+		if (!e)
+			continue;
+		if (moat_tbl24_is_group(e)) {
+			__u32 g = moat_tbl24_group(e);
+
+			if (g >= gi.max_entries)
+				continue; /* a reader passes it: so does our image */
+			memset(&t, 0, sizeof(t));
+			t.kind = MOAT_UPD_GROUP;
+			t.index = g;
+			t.u.group = grp[g];
+			if ((r = push(&u, &n, &cap, &t)) < 0)
+				goto out;
+		}
+		memset(&t, 0, sizeof(t));
+		t.kind = MOAT_UPD_TBL24;
+		t.index = i;
+		t.value = e;
+		if ((r = push(&u, &n, &cap, &t)) < 0)
+			goto out;
+	}
+	__u32 zero = 0;
+	struct moat_v6_plens pl;
+
+	memset(&pl, 0, sizeof(pl));
+	if (bpf_map_lookup_elem(pfd, &zero, &pl) == 0 && pl.n) {
+		memset(&t, 0, sizeof(t));
+		t.kind = MOAT_UPD_V6_PLENS;
+		t.u.plens = pl;
+		if ((r = push(&u, &n, &cap, &t)) < 0)
+			goto out;
+	}
+	struct moat_v6_key k, nk;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(vfd, prev, &nk) == 0) {
+		__u32 act;
+
+		if (bpf_map_lookup_elem(vfd, &nk, &act) == 0) {
+			memset(&t, 0, sizeof(t));
+			t.kind = MOAT_UPD_V6_PUT;
+			t.value = act;
+			t.u.key = nk;
+			if ((r = push(&u, &n, &cap, &t)) < 0)
+				goto out;
+		}
+		k = nk;
+		prev = &k;
+	}
+	*ups = u;
+	*nups = n;
+	u = NULL;
+	r = 0;
+out:
+	if (tbl != MAP_FAILED && tbl)
+		munmap((void *)tbl, tlen);
+	if (grp != MAP_FAILED && grp)
+		munmap((void *)grp, glen);
+	free(u);
+	return r;
+}
+
+/* fp_adopt - make the db's live image what the maps hold */
+static int fp_adopt(struct cd *d, struct moat_xdp *x)
+{
+	struct moat_update *u = NULL;
+	size_t n = 0;
+	int r = fp_read_image(x, &u, &n);
+
+	if (r < 0)
+		return r;
+	struct vt_image *img = vt_image_new();
+
+	if (!img) {
+		free(u);
+		return -ENOMEM;
+	}
+	r = vt_image_apply(img, u, n);
+	if (r == 0)
+		r = vt_db_adopt(d->db, img);
+	vt_image_free(img);
+	free(u);
+	if (r == 0 && n)
+		log_info("event=adopt updates=%zu (pinned maps held a table: publishing diffs against it)", n);
+	return r;
+}
+
+/* fp_open - open the backend, attach every interface, adopt pinned state */
+int fp_open(struct cd *d, char *err, size_t errsz)
+{
+	struct moat_xdp_opts o;
+	struct moat_xdp *x = NULL;
+	int r;
+
+	if (d->cfg.nifaces == 0) {
+		log_warn("event=fastpath name=none (no [xdp] interfaces: the table is kept and "
+			 "answers lookups, nothing is filtered)");
+		return 0;
+	}
+	moat_xdp_opts_default(&o);
+	o.pin_dir = d->cfg.pin_dir;
+	o.generic = strcmp(d->cfg.xdp_mode, "skb") == 0;
+	for (int i = 0; i < d->cfg.nports; i++)
+		o.ports[i] = d->cfg.ports[i];
+	o.n_ports = (unsigned)d->cfg.nports;
+	o.event_sample = d->cfg.event_sample;
+	o.groups_max = d->cfg.groups_max;
+	r = moat_xdp_open(&o, &x);
+	if (r < 0) {
+		snprintf(err, errsz, "XDP: load with pins in %s: %s", d->cfg.pin_dir, strerror(-r));
+		return -1;
+	}
+	r = fp_adopt(d, x);
+	if (r < 0) {
+		snprintf(err, errsz, "XDP: reading the pinned table: %s", strerror(-r));
+		moat_xdp_close(x);
+		return -1;
+	}
+	for (int i = 0; i < d->cfg.nifaces; i++) {
+		r = moat_xdp_attach(x, d->cfg.ifaces[i]);
+		if (r < 0 && strcmp(d->cfg.xdp_mode, "auto") == 0 && r != -EBUSY && !o.generic) {
+			/* native mode unsupported by the driver: generic */
+			moat_xdp_close(x);
+			o.generic = true;
+			if ((r = moat_xdp_open(&o, &x)) < 0 || (r = fp_adopt(d, x)) < 0)
+				break;
+			r = moat_xdp_attach(x, d->cfg.ifaces[i]);
+		}
+		if (r < 0) {
+			snprintf(err, errsz, "XDP: attach to %s: %s", d->cfg.ifaces[i], strerror(-r));
+			moat_xdp_close(x);
+			return -1;
+		}
+		log_info("event=attach ifname=%s mode=%s adopted=%u", d->cfg.ifaces[i],
+			 o.generic ? "skb" : "native", moat_xdp_adopted(x));
+	}
+	d->xdp = x;
+	fpx_setup(x, &d->fp);
+	int efd = moat_xdp_events_fd(x);
+
+	if (efd >= 0) {
+		ring_tag = (struct cd_tag){ TAG_RING, x, efd };
+		cd_watch(&ring_tag, EPOLLIN);
+	}
+	return 0;
+}
+
+/* on_event - one sampled verdict to `moatctl watch` clients */
+static void on_event(void *ud, const struct moat_event *e)
+{
+	struct cd *d = ud;
+	char a[INET6_ADDRSTRLEN];
+	struct json_object *o = json_object_new_object();
+
+	inet_ntop(e->family == 4 ? AF_INET : AF_INET6, e->saddr, a, sizeof(a));
+	json_object_object_add(o, "event", json_object_new_string("verdict"));
+	json_object_object_add(o, "ts_ns", json_object_new_int64((int64_t)e->ts_ns));
+	json_object_object_add(o, "src", json_object_new_string(a));
+	json_object_object_add(o, "sport", json_object_new_int(e->sport));
+	json_object_object_add(o, "dport", json_object_new_int(e->dport));
+	json_object_object_add(o, "action", json_object_new_string(cd_action_name(e->action)));
+	json_object_object_add(o, "stat", json_object_new_string(moat_xdp_stat_name(e->stat)));
+	json_object_object_add(o, "ifindex", json_object_new_int((int)e->ifindex));
+	ctlsrv_sample(d->ctl, o);
+	json_object_put(o);
+}
+
+/* fp_ring_io - the event ring is readable */
+void fp_ring_io(struct cd *d)
+{
+	if (d->xdp)
+		moat_xdp_poll_events(d->xdp, 0, on_event, d);
+}
+
+/* fp_detach - remove the program from every interface, and the pins */
+int fp_detach(struct cd *d, char *err, size_t errsz)
+{
+	int bad = 0;
+
+	for (int i = 0; i < d->cfg.nifaces; i++) {
+		int r = d->xdp ? moat_xdp_detach(d->xdp, d->cfg.ifaces[i]) :
+				 moat_xdp_detach_pinned(d->cfg.pin_dir, d->cfg.ifaces[i]);
+
+		if (r < 0 && r != -ENOENT) {
+			snprintf(err, errsz, "detach %s: %s", d->cfg.ifaces[i], strerror(-r));
+			bad = 1;
+		} else {
+			log_warn("event=detach ifname=%s (filtering stopped by moatctl detach)",
+				 d->cfg.ifaces[i]);
+		}
+	}
+	if (d->xdp) {
+		cd_unwatch(&ring_tag);
+		fpx_unmap(&fpx);
+		moat_xdp_close(d->xdp);
+		d->xdp = NULL;
+	}
+	/* the maps' pins: a later start begins with an empty table + disk state */
+	static const char *const maps[] = { "tbl24", "groups", "v6_plens", "v6_rules", "stats",
+					    "port_stats", "rl_src", "limits", "events" };
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(p, sizeof(p), "%.4000s/%s", d->cfg.pin_dir, maps[i]);
+		unlink(p);
+	}
+	rmdir(d->cfg.pin_dir);
+	memset(&d->fp, 0, sizeof(d->fp));
+	return bad ? -1 : 0;
+}
+
+/* fp_close - userspace only; pinned state stays in force */
+void fp_close(struct cd *d)
+{
+	if (d->xdp) {
+		cd_unwatch(&ring_tag);
+		fpx_unmap(&fpx);
+		moat_xdp_close(d->xdp);
+		d->xdp = NULL;
+	}
+	memset(&d->fp, 0, sizeof(d->fp));
+}

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * metrics.c - Prometheus text exposition over HTTP (libmicrohttpd).
+ *
+ * libmicrohttpd answers from its own thread; the daemon's state belongs to
+ * the event loop.  So the loop renders the whole text once a second
+ * (metrics_update) and the HTTP thread only copies that snapshot under a
+ * mutex: no request ever touches live state.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "controld.h"
+#include "log.h"
+
+struct metrics {
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t lock;
+	char *text;
+	size_t len;
+};
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+/* sb_printf - append formatted text */
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (b->p && (size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 8192;
+
+		while (cap < b->len + (size_t)n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+
+		if (!np)
+			return;
+		b->p = np;
+		b->cap = cap;
+	}
+}
+
+/* answer - every GET gets the snapshot (the path is not checked) */
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	struct metrics *m = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	(void)url;
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return MHD_NO;
+	pthread_mutex_lock(&m->lock);
+	r = MHD_create_response_from_buffer(m->len, m->text ? m->text : (char *)"",
+					    MHD_RESPMEM_MUST_COPY);
+	pthread_mutex_unlock(&m->lock);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* metrics_start - listen on a */
+struct metrics *metrics_start(const struct cfg_addr *a, char *err, size_t errsz)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	if (a->ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, m,
+				  MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->ss,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				  MHD_OPTION_END);
+	if (!m->mhd) {
+		snprintf(err, errsz, "cannot listen on %s: %s", a->text, strerror(errno));
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		return NULL;
+	}
+	log_info("event=metrics listen=%s", a->text);
+	return m;
+}
+
+/* metrics_update - render the snapshot (event loop, once a second) */
+void metrics_update(struct metrics *m, struct cd *d)
+{
+	static const char *const names[] = MOAT_STAT_NAMES;
+	struct sbuf b = { 0 };
+	time_t now = time(NULL);
+	uint64_t c[MOAT_STAT__MAX];
+
+	sb_printf(&b, "# HELP moat_zone_serial SOA serial of the data a zone serves.\n"
+		      "# TYPE moat_zone_serial gauge\n");
+	for (int i = 0; i < d->nzones; i++)
+		sb_printf(&b, "moat_zone_serial{zone=\"%s\"} %u\n", d->zones[i]->cfg.name, d->zones[i]->serial);
+	sb_printf(&b, "# HELP moat_zone_entries Listings a zone contributes to the table.\n"
+		      "# TYPE moat_zone_entries gauge\n");
+	for (int i = 0; i < d->nzones; i++)
+		sb_printf(&b, "moat_zone_entries{zone=\"%s\"} %zu\n", d->zones[i]->cfg.name, d->zones[i]->n);
+	sb_printf(&b, "# HELP moat_zone_last_success_seconds Unix time of the last successful load.\n"
+		      "# TYPE moat_zone_last_success_seconds gauge\n");
+	for (int i = 0; i < d->nzones; i++)
+		sb_printf(&b, "moat_zone_last_success_seconds{zone=\"%s\"} %lld\n", d->zones[i]->cfg.name,
+			  (long long)d->zones[i]->last_success);
+	sb_printf(&b, "# HELP moat_zone_failures_total Failed loads (transfer, table, sanity).\n"
+		      "# TYPE moat_zone_failures_total counter\n");
+	for (int i = 0; i < d->nzones; i++)
+		sb_printf(&b, "moat_zone_failures_total{zone=\"%s\"} %llu\n", d->zones[i]->cfg.name,
+			  (unsigned long long)d->zones[i]->failures);
+	sb_printf(&b, "# HELP moat_zone_stale 1 while a zone serves expired data (on_expire=keep).\n"
+		      "# TYPE moat_zone_stale gauge\n");
+	for (int i = 0; i < d->nzones; i++)
+		sb_printf(&b, "moat_zone_stale{zone=\"%s\"} %d\n", d->zones[i]->cfg.name,
+			  d->zones[i]->state == ZS_STALE);
+	sb_printf(&b, "# HELP moat_zone_quarantined 1 while a zone's last load is quarantined.\n"
+		      "# TYPE moat_zone_quarantined gauge\n");
+	for (int i = 0; i < d->nzones; i++)
+		sb_printf(&b, "moat_zone_quarantined{zone=\"%s\"} %d\n", d->zones[i]->cfg.name,
+			  d->zones[i]->state == ZS_QUARANTINED);
+	sb_printf(&b, "# HELP moat_zone_ok 1 when a zone's last load succeeded.\n"
+		      "# TYPE moat_zone_ok gauge\n");
+	for (int i = 0; i < d->nzones; i++)
+		sb_printf(&b, "moat_zone_ok{zone=\"%s\"} %d\n", d->zones[i]->cfg.name,
+			  d->zones[i]->state == ZS_OK);
+	sb_printf(&b, "# HELP moat_operator_entries Operator and moat-smtpd entries.\n"
+		      "# TYPE moat_operator_entries gauge\nmoat_operator_entries %zu\n", d->nentries);
+	sb_printf(&b, "# HELP moat_publishes_total Table publishes to the fast path.\n"
+		      "# TYPE moat_publishes_total counter\nmoat_publishes_total %llu\n",
+		  (unsigned long long)d->publishes);
+	sb_printf(&b, "# HELP moat_publish_errors_total Publishes that failed.\n"
+		      "# TYPE moat_publish_errors_total counter\nmoat_publish_errors_total %llu\n",
+		  (unsigned long long)d->publish_errors);
+	sb_printf(&b, "# HELP moat_reload_errors_total Configuration reloads refused.\n"
+		      "# TYPE moat_reload_errors_total counter\nmoat_reload_errors_total %llu\n",
+		  (unsigned long long)d->reload_errors);
+	if (cd_read_stats(d, c) == 0) {
+		sb_printf(&b, "# HELP moat_fastpath_packets_total Fast-path counters by verdict/reason.\n"
+			      "# TYPE moat_fastpath_packets_total counter\n");
+		for (int i = 0; i < MOAT_STAT__MAX; i++)
+			sb_printf(&b, "moat_fastpath_packets_total{counter=\"%s\"} %llu\n", names[i],
+				  (unsigned long long)c[i]);
+	}
+	sb_printf(&b, "# HELP moat_controld_start_time_seconds Unix time moat-controld started.\n"
+		      "# TYPE moat_controld_start_time_seconds gauge\nmoat_controld_start_time_seconds %lld\n",
+		  (long long)d->started);
+	(void)now;
+	pthread_mutex_lock(&m->lock);
+	free(m->text);
+	m->text = b.p;
+	m->len = b.len;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* metrics_stop - stop the HTTP thread */
+void metrics_stop(struct metrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->mhd);
+	pthread_mutex_destroy(&m->lock);
+	free(m->text);
+	free(m);
+}

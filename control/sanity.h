@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * sanity.h - checks run on a source's listings after every load, before the
+ * daemon publishes them: RFC 5782 §5 test points and "lists the world"
+ * detection.  A failed check quarantines the load (the daemon keeps the
+ * previous data and reports the reason).
+ */
+#ifndef MOAT_SANITY_H
+#define MOAT_SANITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "listing.h"
+
+struct moat_sanity_cfg {
+	bool skip_testpoints;  /* default false: 127.0.0.2 must be listed,
+				* 127.0.0.1 not; for IPv6 (when the source
+				* lists any IPv6) ::ffff:7f00:2 / ::ffff:7f00:1 */
+	double max_v4_share;   /* share of the IPv4 space listed, default 0.25 */
+	double max_v6_share;   /* share of the IPv6 space listed, default 0.001 */
+	unsigned min_v4_plen;  /* a listing shorter than this, default 8 */
+	unsigned min_v6_plen;  /* same for IPv6, default 16 */
+};
+
+struct moat_sanity_result {
+	bool quarantine;
+	char reason[200];      /* why, "" when fine */
+	double v4_share, v6_share; /* exact share of each space listed */
+	size_t v4, v6;         /* listings (excludes not counted) */
+};
+
+/* moat_sanity_verdict - the answer the listings give for an address (full
+ * length prefix): the most specific containing prefix decides, an exclude
+ * there wins; returns true when listed and the first code in *code. */
+bool moat_sanity_verdict(const struct moat_listing *l, size_t n,
+			 const struct moat_prefix *addr, uint32_t *code);
+
+/* moat_sanity_check - run every check; cfg fields left 0 take defaults.
+ * Returns 0, or -ENOMEM. */
+int moat_sanity_check(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
+		      size_t n, struct moat_sanity_result *res);
+
+#endif /* MOAT_SANITY_H */

@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * sources.c - drive libmoatsrc from moat-controld's event loop.
+ *
+ * AXFR/IXFR zones: one struct moat_xfr_zone per configured zone, created
+ * lazily with the zone's primaries and TSIG key.  Its socket goes into the
+ * daemon's epoll set while a transfer runs; a finished transfer hands its
+ * listings (a full set or a delta) to zonemgr.c, a failed one reports its
+ * error and publishes nothing.  When a load is refused after the transfer
+ * (quarantine, table error) the transfer state is reset so the next attempt
+ * is a full AXFR instead of an IXFR against data we never published.
+ *
+ * NOTIFY: UDP sockets on [daemon] notify_listen; moat_notify_handle() checks
+ * and answers them, and an accepted one starts the zone's refresh at once
+ * (that is the IXFR-to-live path the benchmark measures).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controld.h"
+#include "log.h"
+#include "rbldnsd.h"
+#include "sanity.h"
+#include "sources.h"
+#include "xfr.h"
+
+struct zsrc {
+	struct cd_tag tag;
+	struct moat_xfr_zone *x;
+	struct moat_rbl_file *rbl;
+	int watched;
+};
+
+static struct cd_tag notify_tags[4];     /* UDP */
+static struct cd_tag notify_ltags[4];    /* TCP listeners */
+
+/* A NOTIFY over TCP (Knot sends them that way): 2-byte length + message. */
+struct ntcp {
+	struct cd_tag tag;
+	uint8_t buf[2 + 65535];
+	size_t len;
+	time_t started;
+	struct ntcp *next;
+};
+static struct ntcp *ntcps;
+
+/* mono_ms - CLOCK_MONOTONIC milliseconds (libmoatsrc's clock) */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* zsrc_get - the zone's transfer state, created on first use */
+static struct zsrc *zsrc_get(struct cd *d, struct cd_zone *z)
+{
+	struct zsrc *s = z->xfr;
+	struct moat_xfr_cfg c;
+	char err[200];
+
+	if (s && s->x)
+		return s;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		s->tag = (struct cd_tag){ TAG_ZONE, z, -1 };
+		z->xfr = s;
+	}
+	memset(&c, 0, sizeof(c));
+	c.zone = z->cfg.name;
+	for (int i = 0; i < z->cfg.nprimary && i < MOAT_XFR_MAX_PRIMARIES; i++)
+		memcpy(&c.primary[i], &z->cfg.primary[i].ss, sizeof(c.primary[i]));
+	c.nprimary = (size_t)z->cfg.nprimary;
+	c.tsig = z->cfg.tsig[0] ? z->cfg.tsig : NULL;
+	c.source = z->id;
+	c.no_ixfr = !z->cfg.ixfr;
+	c.timeout_ms = z->cfg.timeout * 1000;
+	c.refresh_min = z->cfg.refresh_min;
+	c.refresh_max = z->cfg.refresh_max;
+	if (z->cfg.retry) {
+		c.retry_min = z->cfg.retry;
+		c.retry_max = z->cfg.retry;
+	}
+	c.max_records = z->cfg.max_entries;
+	s->x = moat_xfr_zone_new(&c, err, sizeof(err));
+	if (!s->x) {
+		zm_zone_failed(d, z, "transfer set-up: %s", err);
+		return NULL;
+	}
+	return s;
+}
+
+/* unwatch - take the transfer socket out of epoll (it may be closed) */
+static void unwatch(struct zsrc *s)
+{
+	if (s->watched) {
+		cd_unwatch(&s->tag);
+		s->watched = 0;
+	}
+}
+
+/* rewatch - put the current transfer socket into epoll */
+static void rewatch(struct zsrc *s)
+{
+	int fd = moat_xfr_fd(s->x);
+
+	unwatch(s);
+	if (fd < 0)
+		return;
+	s->tag.fd = fd;
+	if (cd_watch(&s->tag, moat_xfr_events(s->x)) == 0)
+		s->watched = 1;
+}
+
+/* src_reset - forget the transfer state: the next load is an AXFR */
+void src_reset(struct cd *d, struct cd_zone *z)
+{
+	struct zsrc *s = z->xfr;
+
+	(void)d;
+	if (!s)
+		return;
+	unwatch(s);
+	moat_xfr_zone_free(s->x);
+	s->x = NULL;
+}
+
+/* src_cancel - free everything of the zone's transfer */
+void src_cancel(struct cd *d, struct cd_zone *z)
+{
+	src_reset(d, z);
+	if (z->xfr)
+		moat_rbl_file_free(((struct zsrc *)z->xfr)->rbl);
+	free(z->xfr);
+	z->xfr = NULL;
+}
+
+/* src_due - is a load due now? */
+int src_due(struct cd *d, struct cd_zone *z, time_t now)
+{
+	(void)d;
+	if (z->busy)
+		return 0;
+	if (z->refresh_now || z->next_refresh == 0)
+		return 1;
+	if (z->cfg.type == CFG_SRC_AXFR) {
+		struct zsrc *s = z->xfr;
+
+		if (!s || !s->x)
+			return now >= z->next_refresh;
+		return moat_xfr_next_ms(s->x, mono_ms()) <= mono_ms();
+	}
+	if (z->cfg.type == CFG_SRC_RBLDNSD) {
+		struct zsrc *s = z->xfr;
+
+		/* a stat() a second: cheap, and catches rsync's rename */
+		if (now < z->next_refresh)
+			return 0;
+		return !s || !s->rbl || moat_rbl_file_changed(s->rbl);
+	}
+	return 0; /* live: answers per address, nothing to load */
+}
+
+/* finish - a transfer ended (DONE or FAILED) */
+static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xfr_status st)
+{
+	struct moat_xfr_state xs;
+	struct moat_xfr_result res;
+
+	unwatch(s);
+	moat_xfr_get_state(s->x, mono_ms(), &xs);
+	z->soa_refresh = xs.refresh;
+	z->soa_retry = xs.retry;
+	z->soa_expire = xs.expire;
+	if (st == MOAT_XFR_FAILED) {
+		zm_zone_failed(d, z, "%s", xs.last_error[0] ? xs.last_error : "transfer failed");
+		z->next_refresh = time(NULL) + xs.retry;
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	if (moat_xfr_take_result(s->x, &res) < 0) {
+		zm_zone_failed(d, z, "transfer finished without a result");
+		return;
+	}
+	int r = 0;
+
+	switch (res.kind) {
+	case MOAT_XFR_FULL:
+		r = zm_zone_load(d, z, &res.add.v, res.add.n, res.serial, 1, NULL, 0);
+		res.add.n = res.add.cap = 0; /* the array is the zone's now */
+		break;
+	case MOAT_XFR_DELTA:
+		r = zm_zone_load(d, z, &res.add.v, res.add.n, res.serial, 0, res.del.v, res.del.n);
+		break;
+	case MOAT_XFR_UPTODATE:
+		zm_zone_uptodate(d, z, res.serial);
+		break;
+	}
+	z->next_refresh = time(NULL) + xs.refresh;
+	moat_lvec_free(&res.add);
+	moat_lvec_free(&res.del);
+	if (r < 0)
+		src_reset(d, z); /* the library moved on to data we refused */
+}
+
+/* rbl_load - read an rbldnsd file and hand the listings over */
+static int rbl_load(struct cd *d, struct cd_zone *z)
+{
+	struct zsrc *s = z->xfr;
+	struct moat_rbl_stats st;
+	struct moat_lvec lv = { 0 };
+	int r;
+
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		s->tag = (struct cd_tag){ TAG_ZONE, z, -1 };
+		z->xfr = s;
+	}
+	if (!s->rbl) {
+		struct moat_rbl_cfg c = {
+			.type = moat_rbl_type_parse(z->cfg.format), .path = z->cfg.file,
+			.source = z->id,
+		};
+
+		s->rbl = moat_rbl_file_new(&c);
+		if (!s->rbl) {
+			zm_zone_failed(d, z, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	memset(&st, 0, sizeof(st));
+	z->last_attempt = time(NULL);
+	z->load_started_ms = (double)mono_ms();
+	mem_note(z->cfg.name, "before-read");
+	r = moat_rbl_file_load(s->rbl, &lv, &st);
+	mem_note(z->cfg.name, "parsed");
+	if (r == -EAGAIN) {
+		z->next_refresh = time(NULL) + 1; /* being written: next second */
+		moat_lvec_free(&lv);
+		return 0;
+	}
+	if (r < 0) {
+		zm_zone_failed(d, z, "%s: %s", z->cfg.file, strerror(-r));
+		z->next_refresh = time(NULL) + 5;
+		moat_lvec_free(&lv);
+		return r;
+	}
+	for (size_t i = 0; i < st.errors && i < MOAT_RBL_MAX_ERRS; i++)
+		log_warn("zone=%s file=%s line=%u error=\"%s\" (line skipped)", z->cfg.name,
+			 z->cfg.file, st.err[i].line, st.err[i].msg);
+	/* the file's mtime stands in for a serial */
+	struct stat sb;
+	uint32_t serial = stat(z->cfg.file, &sb) == 0 ? (uint32_t)sb.st_mtime : 0;
+
+	zm_zone_load(d, z, &lv.v, lv.n, serial, 1, NULL, 0);
+	lv.n = lv.cap = 0;
+	z->next_refresh = time(NULL) + 1;
+	moat_lvec_free(&lv);
+	return 0;
+}
+
+/* src_start - begin a load of z */
+int src_start(struct cd *d, struct cd_zone *z, int forced)
+{
+	(void)forced;
+	if (z->cfg.type == CFG_SRC_RBLDNSD)
+		return rbl_load(d, z);
+	if (z->cfg.type != CFG_SRC_AXFR) {
+		z->next_refresh = time(NULL) + 3600;
+		zm_zone_failed(d, z, "source type %s is not supported by this build",
+			       cfg_src_type_name(z->cfg.type));
+		return -ENOTSUP;
+	}
+	struct zsrc *s = zsrc_get(d, z);
+
+	if (!s) {
+		z->next_refresh = time(NULL) + 60;
+		return -EINVAL;
+	}
+	int64_t now = mono_ms();
+
+	if (forced)
+		moat_xfr_notify(s->x, now);
+	int r = moat_xfr_start(s->x, now);
+
+	z->last_attempt = time(NULL);
+	if (r == -EALREADY)
+		return 0;
+	if (r < 0) {
+		finish(d, z, s, MOAT_XFR_FAILED);
+		return r;
+	}
+	z->busy = 1;
+	z->load_started_ms = (double)now;
+	log_debug("zone=%s event=transfer-start", z->cfg.name);
+	rewatch(s);
+	return 0;
+}
+
+/* src_io - advance a running transfer */
+void src_io(struct cd *d, struct cd_zone *z, uint32_t events)
+{
+	struct zsrc *s = z->xfr;
+
+	if (!s || !s->x || !z->busy)
+		return;
+	unwatch(s); /* the library may close the socket in moat_xfr_io */
+	enum moat_xfr_status st = moat_xfr_io(s->x, events, mono_ms());
+
+	if (st == MOAT_XFR_AGAIN) {
+		rewatch(s);
+		return;
+	}
+	z->busy = 0;
+	finish(d, z, s, st);
+}
+
+/* src_tick - time out transfers whose peer went silent */
+void src_tick(struct cd *d, time_t now)
+{
+	(void)now;
+	for (int i = 0; i < d->nzones; i++) {
+		struct cd_zone *z = d->zones[i];
+		struct zsrc *s = z->xfr;
+
+		if (z->busy && s && s->x && moat_xfr_deadline_ms(s->x) <= mono_ms())
+			src_io(d, z, 0);
+	}
+}
+
+/* src_sanity - quarantine checks before a load is published */
+int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
+	       int is_full, char *why, size_t whysz)
+{
+	struct moat_sanity_cfg c = { 0 };
+	struct moat_sanity_result r;
+
+	if (is_full && n > z->cfg.max_entries) {
+		snprintf(why, whysz, "%zu entries, more than max_entries %llu", n,
+			 (unsigned long long)z->cfg.max_entries);
+		return -1;
+	}
+	if (!z->cfg.sanity)
+		return 0;
+	if (!is_full) {
+		/* a delta: only what it adds can list the world; the
+		 * full-set checks ran on the last full load */
+		for (size_t i = 0; i < n; i++) {
+			unsigned min = l[i].pfx.family == MOAT_AF_INET ? z->cfg.max_prefix_v4 :
+									 z->cfg.max_prefix_v6;
+
+			if (!l[i].exclude && l[i].pfx.plen < min) {
+				snprintf(why, whysz, "adds a /%u listing (shorter than /%u)",
+					 l[i].pfx.plen, min);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	/* rbldnsd files rarely carry the RFC 5782 test points: only the
+	 * "lists the world" checks apply to them */
+	c.skip_testpoints = z->cfg.type == CFG_SRC_RBLDNSD;
+	c.min_v4_plen = z->cfg.max_prefix_v4 ? z->cfg.max_prefix_v4 : 1;
+	c.min_v6_plen = z->cfg.max_prefix_v6 ? z->cfg.max_prefix_v6 : 1;
+	if (moat_sanity_check(&c, l, n, &r) < 0) {
+		snprintf(why, whysz, "sanity check out of memory");
+		return -1;
+	}
+	if (r.quarantine) {
+		snprintf(why, whysz, "%s", r.reason);
+		return -1;
+	}
+	return 0;
+}
+
+/* notify_answer - check one NOTIFY and start the zone's refresh; builds
+ * the reply into reply/rl */
+static void notify_answer(struct cd *d, const uint8_t *msg, size_t n, const struct sockaddr *from,
+			  uint8_t *reply, size_t replycap, size_t *rl)
+{
+	struct moat_xfr_zone *xz[CFG_MAX_ZONES];
+	struct cd_zone *map[CFG_MAX_ZONES];
+	size_t nx = 0, idx = 0;
+
+	*rl = 0;
+	for (int i = 0; i < d->nzones; i++) {
+		struct cd_zone *z = d->zones[i];
+
+		if (z->cfg.type != CFG_SRC_AXFR)
+			continue;
+		struct zsrc *s = zsrc_get(d, z);
+
+		if (s && s->x) {
+			xz[nx] = s->x;
+			map[nx++] = z;
+		}
+	}
+	enum moat_notify_res r = moat_notify_handle(xz, nx, msg, n, from, reply, replycap, rl, &idx);
+
+	if (r == MOAT_NOTIFY_DROP)
+		*rl = 0;
+	d->notifies++;
+	if (r != MOAT_NOTIFY_ACCEPT || idx >= nx) {
+		log_info("event=notify result=%s", r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped");
+		return;
+	}
+	struct cd_zone *z = map[idx];
+
+	log_info("zone=%s event=notify result=accepted", z->cfg.name);
+	if (!z->notify_ms)
+		z->notify_ms = (double)mono_ms();
+	moat_xfr_notify(xz[idx], mono_ms());
+	if (!z->busy)
+		src_start(d, z, 1);
+	else
+		z->refresh_now = 1;
+}
+
+/* ntcp_free - close a TCP NOTIFY connection */
+static void ntcp_free(struct ntcp *c)
+{
+	for (struct ntcp **pp = &ntcps; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	cd_unwatch(&c->tag);
+	close(c->tag.fd);
+	free(c);
+}
+
+/* src_notify_tcp_io - accept on a listener, or read from a connection */
+void src_notify_tcp_io(struct cd *d, struct cd_tag *t)
+{
+	if (t->ptr == NULL) { /* a listener */
+		int fd = accept4(t->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct ntcp *c;
+
+		if (fd < 0)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			return;
+		}
+		c->tag = (struct cd_tag){ TAG_NOTIFY_TCP, c, fd };
+		c->started = time(NULL);
+		if (cd_watch(&c->tag, EPOLLIN) < 0) {
+			close(fd);
+			free(c);
+			return;
+		}
+		c->next = ntcps;
+		ntcps = c;
+		return;
+	}
+	struct ntcp *c = t->ptr;
+	ssize_t n = read(c->tag.fd, c->buf + c->len, sizeof(c->buf) - c->len);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		ntcp_free(c);
+		return;
+	}
+	c->len += (size_t)n;
+	if (c->len < 2)
+		return;
+	size_t ml = (size_t)c->buf[0] << 8 | c->buf[1];
+
+	if (c->len < 2 + ml)
+		return;
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	uint8_t reply[2 + 4096];
+	size_t rl = 0;
+
+	if (getpeername(c->tag.fd, (struct sockaddr *)&from, &fl) == 0)
+		notify_answer(d, c->buf + 2, ml, (struct sockaddr *)&from, reply + 2,
+			      sizeof(reply) - 2, &rl);
+	if (rl) {
+		reply[0] = (uint8_t)(rl >> 8);
+		reply[1] = (uint8_t)rl;
+		(void)!send(c->tag.fd, reply, rl + 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	ntcp_free(c);
+}
+
+/* src_notify_open - bind the NOTIFY listeners */
+int src_notify_open(struct cd *d, char *err, size_t errsz)
+{
+	for (int i = 0; i < d->cfg.nnotify; i++) {
+		const struct cfg_addr *a = &d->cfg.notify_listen[i];
+		int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int one = 1;
+
+		if (fd < 0) {
+			snprintf(err, errsz, "notify_listen %s: %s", a->text, strerror(errno));
+			return -1;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+			snprintf(err, errsz, "notify_listen %s: %s", a->text, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		notify_tags[i] = (struct cd_tag){ TAG_NOTIFY, NULL, fd };
+		d->notify_fd[i] = fd;
+		d->nnotify = i + 1;
+		if (cd_watch(&notify_tags[i], EPOLLIN) < 0) {
+			snprintf(err, errsz, "epoll: %s", strerror(errno));
+			return -1;
+		}
+		/* and TCP on the same address: Knot sends NOTIFY over TCP */
+		fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 16) < 0) {
+			snprintf(err, errsz, "notify_listen %s (tcp): %s", a->text, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		notify_ltags[i] = (struct cd_tag){ TAG_NOTIFY_TCP, NULL, fd };
+		cd_watch(&notify_ltags[i], EPOLLIN);
+	}
+	return 0;
+}
+
+/* src_notify_tick - drop TCP NOTIFY connections that stalled */
+void src_notify_tick(time_t now)
+{
+	for (struct ntcp *c = ntcps, *next; c; c = next) {
+		next = c->next;
+		if (now - c->started > 5)
+			ntcp_free(c);
+	}
+}
+
+/* src_notify_io - answer NOTIFY messages waiting on a UDP socket */
+void src_notify_io(struct cd *d, int fd)
+{
+	for (int k = 0; k < 64; k++) {
+		uint8_t msg[65535], reply[4096];
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, msg, sizeof(msg), 0, (struct sockaddr *)&from, &fl);
+		size_t rl = 0;
+
+		if (n < 0)
+			return;
+		notify_answer(d, msg, (size_t)n, (struct sockaddr *)&from, reply, sizeof(reply), &rl);
+		if (rl)
+			sendto(fd, reply, rl, 0, (struct sockaddr *)&from, fl);
+	}
+}
+
+/* src_notify_close - close the NOTIFY listeners */
+void src_notify_close(struct cd *d)
+{
+	for (int i = 0; i < d->nnotify; i++) {
+		cd_unwatch(&notify_tags[i]);
+		close(d->notify_fd[i]);
+		if (notify_ltags[i].kind) {
+			cd_unwatch(&notify_ltags[i]);
+			close(notify_ltags[i].fd);
+		}
+	}
+	while (ntcps)
+		ntcp_free(ntcps);
+	d->nnotify = 0;
+}

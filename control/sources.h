@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * sources.h - moat-controld's glue to the source library (libmoatsrc:
+ * control/xfr.h, zone.h, sanity.h): start and drive transfers from the
+ * event loop, answer NOTIFY, run sanity checks.  zonemgr.c decides what a
+ * finished load means for the table.
+ */
+#ifndef MOAT_CONTROLD_SOURCES_H
+#define MOAT_CONTROLD_SOURCES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct cd;
+struct cd_zone;
+struct moat_listing;
+
+/* src_due - 1 when zone z should start a load now */
+int src_due(struct cd *d, struct cd_zone *z, time_t now);
+/* src_start - begin a load; completion calls zm_zone_load/zm_zone_failed.
+ * 0 or -errno (already reported through zm_zone_failed). */
+int src_start(struct cd *d, struct cd_zone *z, int forced);
+/* src_cancel - abort and free the zone's transfer state */
+void src_cancel(struct cd *d, struct cd_zone *z);
+/* src_io - the zone's transfer socket is ready (events 0: deadline check) */
+void src_io(struct cd *d, struct cd_zone *z, uint32_t events);
+/* src_tick - deadlines of running transfers */
+void src_tick(struct cd *d, time_t now);
+/* src_reset - forget transfer state (next load is a full AXFR) */
+void src_reset(struct cd *d, struct cd_zone *z);
+/* src_sanity - 0 when the load may be published, -1 with a reason */
+int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
+	       int is_full, char *why, size_t whysz);
+/* src_notify_open - UDP listeners for NOTIFY (before the privilege drop) */
+int src_notify_open(struct cd *d, char *err, size_t errsz);
+/* src_notify_io - a NOTIFY socket is readable */
+void src_notify_io(struct cd *d, int fd);
+void src_notify_close(struct cd *d);
+struct cd_tag;
+/* src_notify_tcp_io - a TCP NOTIFY listener or connection is ready */
+void src_notify_tcp_io(struct cd *d, struct cd_tag *t);
+/* src_notify_tick - close stalled TCP NOTIFY connections */
+void src_notify_tick(time_t now);
+
+#endif /* MOAT_CONTROLD_SOURCES_H */

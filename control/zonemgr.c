@@ -1,0 +1,1035 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * zonemgr.c - moat-controld's sources and what happens to their data.
+ *
+ * Every source (a DNSBL zone by AXFR/IXFR, an rbldnsd file, operator and
+ * moat-smtpd entries) feeds the verdict table (lib/vtable.h) under one
+ * policy built from the configuration.  A load is all or nothing: a source
+ * hands over a complete, checked listing set (or an IXFR delta) and only
+ * then does the table change; a failed, partial or insane load leaves the
+ * previous data serving and says so (state, last_error, logs, metrics).
+ * After each change the table publishes a safe diff to the fast path, and
+ * the source's new data is persisted (persist.c) so a cold start filters
+ * before the first transfer.
+ *
+ * Timers run off zm_tick() (once a second): refresh by the SOA (clamped by
+ * refresh_min/max), retry after failures, expire -> stale (kept up to
+ * stale_max, loudly) or dropped, and operator entry expiry.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "controld.h"
+#include "log.h"
+#include "sources.h"
+
+/* id registry: a zone keeps its source id across reloads */
+static struct {
+	char name[256];
+	uint16_t id;
+} ids[CFG_MAX_ZONES * 4];
+static int nids;
+
+/* zone_id - stable id for a zone name */
+static uint16_t zone_id(struct cd *d, const char *name)
+{
+	for (int i = 0; i < nids; i++)
+		if (strcasecmp(ids[i].name, name) == 0)
+			return ids[i].id;
+	if (nids >= (int)(sizeof(ids) / sizeof(ids[0])))
+		return 0;
+	snprintf(ids[nids].name, sizeof(ids[nids].name), "%s", name);
+	ids[nids].id = d->next_id++;
+	return ids[nids++].id;
+}
+
+/* cd_action_name - lower-case action name */
+const char *cd_action_name(uint32_t a)
+{
+	static const char *const n[] = { "pass", "tarpit", "drop", "allow" };
+
+	return a < 4 ? n[a] : "?";
+}
+
+/* cd_parse_action - "drop|tarpit|allow" (pass is not an entry) */
+int cd_parse_action(const char *s, uint32_t *a)
+{
+	if (!s)
+		return -1;
+	if (strcasecmp(s, "drop") == 0)
+		*a = MOAT_ACT_DROP;
+	else if (strcasecmp(s, "tarpit") == 0)
+		*a = MOAT_ACT_TARPIT;
+	else if (strcasecmp(s, "allow") == 0)
+		*a = MOAT_ACT_ALLOW;
+	else
+		return -1;
+	return 0;
+}
+
+/* cd_parse_prefix - "ADDR" or "ADDR/LEN"; host bits must be zero */
+int cd_parse_prefix(const char *s, struct moat_prefix *p)
+{
+	char buf[64];
+	const char *slash;
+	long len = -1;
+
+	if (!s || strlen(s) >= sizeof(buf))
+		return -1;
+	memset(p, 0, sizeof(*p));
+	slash = strchr(s, '/');
+	snprintf(buf, sizeof(buf), "%.*s", slash ? (int)(slash - s) : (int)strlen(s), s);
+	if (slash) {
+		char *end;
+
+		if (!slash[1])
+			return -1;
+		len = strtol(slash + 1, &end, 10);
+		if (*end || len < 0)
+			return -1;
+	}
+	if (inet_pton(AF_INET, buf, p->addr) == 1) {
+		p->family = MOAT_AF_INET;
+		if (len > 32)
+			return -1;
+		p->plen = (uint8_t)(len < 0 ? 32 : len);
+	} else if (inet_pton(AF_INET6, buf, p->addr) == 1) {
+		p->family = MOAT_AF_INET6;
+		if (len > 128)
+			return -1;
+		p->plen = (uint8_t)(len < 0 ? 128 : len);
+	} else {
+		return -1;
+	}
+	int bytes = p->family == MOAT_AF_INET ? 4 : 16;
+
+	for (int b = p->plen; b < bytes * 8; b++)
+		if (p->addr[b / 8] & (0x80 >> (b % 8)))
+			return -2; /* host bits set */
+	return 0;
+}
+
+/* cd_format_prefix - "a.b.c.d/len" or "x::/len" */
+char *cd_format_prefix(const struct moat_prefix *p, char *buf, size_t sz)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(p->family == MOAT_AF_INET ? AF_INET : AF_INET6, p->addr, a, sizeof(a));
+	snprintf(buf, sz, "%s/%u", a, p->plen);
+	return buf;
+}
+
+/* zm_state_name - state as shown by moatctl zones and metrics */
+const char *zm_state_name(enum cd_zone_state s)
+{
+	switch (s) {
+	case ZS_NEW: return "new";
+	case ZS_OK: return "ok";
+	case ZS_FAILED: return "failed";
+	case ZS_STALE: return "stale";
+	case ZS_DROPPED: return "dropped";
+	case ZS_QUARANTINED: return "quarantined";
+	}
+	return "?";
+}
+
+/* zm_source_name - name of a source id, for lookup output */
+const char *zm_source_name(struct cd *d, uint16_t id)
+{
+	if (id == CD_SRC_OPERATOR)
+		return "operator";
+	if (id == CD_SRC_SMTP)
+		return "smtp";
+	for (int i = 0; i < d->nzones; i++)
+		if (d->zones[i]->id == id)
+			return d->zones[i]->cfg.name;
+	return "?";
+}
+
+/* mem_note - log VmRSS/VmHWM at debug level (memory budget of big loads) */
+void mem_note(const char *zone, const char *stage)
+{
+	char line[128];
+	long rss = -1, hwm = -1;
+	FILE *f;
+
+	if (log_get_level() < LOG_LVL_DEBUG || !(f = fopen("/proc/self/status", "r")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "VmRSS: %ld", &rss);
+		sscanf(line, "VmHWM: %ld", &hwm);
+	}
+	fclose(f);
+	log_debug("zone=%s mem stage=%s rss_mb=%ld hwm_mb=%ld", zone, stage, rss / 1024, hwm / 1024);
+}
+
+/* listing_cmp - order of listings (the refinement of lvec.h's moat_listing_cmp
+ * without ttl/source, so sorted transfers need no sort); persisted files are sorted */
+static int listing_cmp(const void *a, const void *b)
+{
+	const struct moat_listing *x = a, *y = b;
+	int c;
+
+	if (x->pfx.family != y->pfx.family)
+		return x->pfx.family < y->pfx.family ? -1 : 1;
+	c = memcmp(x->pfx.addr, y->pfx.addr, 16);
+	if (c)
+		return c;
+	if (x->pfx.plen != y->pfx.plen)
+		return x->pfx.plen < y->pfx.plen ? -1 : 1;
+	if (x->exclude != y->exclude)
+		return x->exclude < y->exclude ? -1 : 1;
+	if (x->code != y->code)
+		return x->code < y->code ? -1 : 1;
+	return 0; /* ttl and source are not part of an entry's identity */
+}
+
+/* diff_count - entries in b not in a (added) and in a not in b (removed);
+ * both sorted */
+static void diff_count(const struct moat_listing *a, size_t na,
+		       const struct moat_listing *b, size_t nb,
+		       uint64_t *added, uint64_t *removed)
+{
+	size_t i = 0, j = 0;
+
+	*added = *removed = 0;
+	while (i < na && j < nb) {
+		int c = listing_cmp(&a[i], &b[j]);
+
+		if (c == 0) {
+			i++;
+			j++;
+		} else if (c < 0) {
+			(*removed)++;
+			i++;
+		} else {
+			(*added)++;
+			j++;
+		}
+	}
+	*removed += na - i;
+	*added += nb - j;
+}
+
+/* merge_delta - a sorted copy of cur minus del plus add (IXFR) */
+static struct moat_listing *merge_delta(const struct moat_listing *cur, size_t ncur,
+					struct moat_listing *add, size_t nadd,
+					struct moat_listing *del, size_t ndel, size_t *nout)
+{
+	struct moat_listing *out = malloc((ncur + nadd + 1) * sizeof(*out));
+	size_t i = 0, j = 0, k = 0, o = 0;
+
+	if (!out)
+		return NULL;
+	qsort(add, nadd, sizeof(*add), listing_cmp);
+	qsort(del, ndel, sizeof(*del), listing_cmp);
+	while (i < ncur || j < nadd) {
+		const struct moat_listing *next;
+
+		if (j >= nadd || (i < ncur && listing_cmp(&cur[i], &add[j]) <= 0))
+			next = &cur[i++];
+		else
+			next = &add[j++];
+		while (k < ndel && listing_cmp(&del[k], next) < 0)
+			k++;
+		if (k < ndel && listing_cmp(&del[k], next) == 0) {
+			k++;
+			continue;
+		}
+		out[o] = *next;
+		out[o].ttl = 0;
+		o++;
+	}
+	*nout = o;
+	return out;
+}
+
+/* build_policy - the vtable policy of a configuration */
+static int build_policy(struct cd *d, const struct moat_config *c, struct vt_policy *p,
+			uint16_t *zids, char *err, size_t errsz)
+{
+	struct vt_source s;
+
+	vt_policy_init(p);
+	/* tarpit_threshold 0 = no tarpit level: both levels at drop */
+	p->drop_at = c->drop_threshold ? c->drop_threshold : (1 << 30);
+	p->tarpit_at = c->tarpit_threshold ? c->tarpit_threshold : p->drop_at;
+	vt_source_init(&s, CD_SRC_OPERATOR, "operator", VT_SRC_STATIC);
+	s.expire_ttl = 0; /* zonemgr expires entries itself: one clock */
+	if (vt_policy_add_source(p, &s, err, errsz) < 0)
+		return -1;
+	vt_source_init(&s, CD_SRC_SMTP, "smtp", VT_SRC_STATIC);
+	s.expire_ttl = 0;
+	if (vt_policy_add_source(p, &s, err, errsz) < 0)
+		return -1;
+	for (int i = 0; i < c->nzones; i++) {
+		const struct cfg_zone *z = &c->zone[i];
+		int allow = 1;
+
+		zids[i] = zone_id(d, z->name);
+		if (z->type == CFG_SRC_LIVE)
+			continue; /* answers per address for moat-smtpd, not table data */
+		if (z->ncode == 0)
+			allow = z->weight <= 0;
+		for (int k = 0; k < z->ncode; k++)
+			if (z->code[k].weight > 0)
+				allow = 0;
+		vt_source_init(&s, zids[i], z->name, allow ? VT_SRC_ALLOWLIST : VT_SRC_DNSBL);
+		if (z->ncode == 0) {
+			s.nrules = 1;
+			s.rules[0] = (struct vt_weight_rule){ 0x7f000000u, 0x7fffffffu, z->weight };
+		} else {
+			s.nrules = (uint32_t)z->ncode;
+			for (int k = 0; k < z->ncode; k++)
+				s.rules[k] = (struct vt_weight_rule){ z->code[k].first, z->code[k].last,
+								     z->code[k].weight };
+		}
+		s.errcodes_set = 1;
+		s.nerr = (uint32_t)z->nerrcode;
+		for (int k = 0; k < z->nerrcode; k++)
+			s.err[k] = (struct vt_code_range){ z->errcode[k].addr,
+							   z->errcode[k].addr | ~z->errcode[k].mask };
+		if (vt_policy_add_source(p, &s, err, errsz) < 0)
+			return -1;
+	}
+	return vt_policy_validate(p, err, errsz) < 0 ? -1 : 0;
+}
+
+/* zm_init - an empty table with the configured policy */
+int zm_init(struct cd *d, char *err, size_t errsz)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	uint16_t zids[CFG_MAX_ZONES];
+
+	if (!p) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	d->next_id = CD_SRC_ZONE_BASE;
+	if (build_policy(d, &d->cfg, p, zids, err, errsz) < 0) {
+		free(p);
+		return -1;
+	}
+	d->db = vt_db_new(p, err, errsz);
+	free(p);
+	return d->db ? 0 : -1;
+}
+
+/* zone_new - state for a configured zone; loads its last good state */
+static struct cd_zone *zone_new(struct cd *d, const struct cfg_zone *cz, uint16_t id)
+{
+	struct cd_zone *z = calloc(1, sizeof(*z));
+
+	if (!z)
+		return NULL;
+	z->cfg = *cz;
+	z->id = id;
+	z->state = ZS_NEW;
+	z->next_refresh = 0; /* at once */
+	(void)d;
+	return z;
+}
+
+/* zone_free - release a zone's state */
+static void zone_free(struct cd *d, struct cd_zone *z)
+{
+	src_cancel(d, z);
+	free(z->l);
+	free(z);
+}
+
+/* load_chunk - listings per table call in big loads (1M); the e2e suite
+ * sets MOAT_TEST_LOAD_CHUNK to a tiny value so small zones take the
+ * chunked path too */
+static size_t load_chunk(void)
+{
+	static size_t c;
+
+	if (!c) {
+		const char *e = getenv("MOAT_TEST_LOAD_CHUNK");
+
+		c = e && atol(e) > 0 ? (size_t)atol(e) : (size_t)1 << 20;
+	}
+	return c;
+}
+#define LOAD_CHUNK load_chunk()
+
+/* is_sorted - already in listing_cmp order (transfers hand sorted sets) */
+static int is_sorted(const struct moat_listing *l, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (listing_cmp(&l[i - 1], &l[i]) > 0)
+			return 0;
+	return 1;
+}
+
+static int table_full_chunked(struct cd *d, struct cd_zone *z, const struct moat_listing *l,
+			      size_t n, uint64_t *added, uint64_t *removed, char *err, size_t errsz);
+
+/* zone_restore - put the persisted data of z into the db (start, new zone) */
+static void zone_restore(struct cd *d, struct cd_zone *z)
+{
+	struct moat_listing *l = NULL;
+	size_t n = 0;
+	char err[256];
+	int r;
+
+	if (z->cfg.type == CFG_SRC_LIVE)
+		return;
+	r = persist_load_zone(d, z, &l, &n);
+	if (r == -ENOENT) {
+		log_info("zone=%s event=restore result=none (no state file; waiting for the first load)",
+			 z->cfg.name);
+		return;
+	}
+	if (r < 0) {
+		log_warn("zone=%s event=restore result=error error=\"%s\"", z->cfg.name, strerror(-r));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		l[i].source = z->id;
+	uint64_t a, rm;
+
+	if (!is_sorted(l, n))
+		qsort(l, n, sizeof(*l), listing_cmp);
+	if ((n > 2 * LOAD_CHUNK ? table_full_chunked(d, z, l, n, &a, &rm, err, sizeof(err)) :
+	     vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err))) < 0) {
+		log_warn("zone=%s event=restore result=rejected error=\"%s\"", z->cfg.name, err);
+		free(l);
+		return;
+	}
+	z->l = l;
+	z->n = n;
+	z->have_data = 1;
+	z->from_disk = 1;
+	z->state = ZS_OK;
+	if (z->expires_at && time(NULL) >= z->expires_at)
+		z->state = ZS_STALE; /* zm_tick decides keep or drop */
+	log_info("zone=%s event=restore serial=%u entries=%zu result=ok (from %s)",
+		 z->cfg.name, z->serial, n, d->cfg.state_dir);
+}
+
+/* zm_apply_config - (re)build the zone list and policy from c.  On error
+ * nothing changes. */
+int zm_apply_config(struct cd *d, const struct moat_config *c, char *err, size_t errsz)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	uint16_t zids[CFG_MAX_ZONES];
+	struct cd_zone *nz[CFG_MAX_ZONES] = { 0 };
+	int fresh[CFG_MAX_ZONES] = { 0 };
+
+	if (!p) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	if (build_policy(d, c, p, zids, err, errsz) < 0)
+		goto fail;
+	for (int i = 0; i < c->nzones; i++) {
+		struct cd_zone *old = zm_zone(d, c->zone[i].name);
+
+		if (old) {
+			nz[i] = old;
+			continue;
+		}
+		nz[i] = zone_new(d, &c->zone[i], zids[i]);
+		if (!nz[i]) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		fresh[i] = 1;
+	}
+	if (vt_db_set_policy(d->db, p, err, errsz) < 0)
+		goto fail;
+	/* committed: retire zones no longer configured */
+	for (int i = 0; i < d->nzones; i++) {
+		int kept = 0;
+
+		for (int k = 0; k < c->nzones; k++)
+			if (nz[k] == d->zones[i])
+				kept = 1;
+		if (!kept) {
+			log_info("zone=%s event=removed (no longer in the configuration)",
+				 d->zones[i]->cfg.name);
+			zone_free(d, d->zones[i]);
+		}
+	}
+	for (int i = 0; i < c->nzones; i++) {
+		struct cd_zone *z = nz[i];
+		int changed = !fresh[i] && memcmp(&z->cfg, &c->zone[i], sizeof(z->cfg)) != 0;
+
+		z->cfg = c->zone[i];
+		d->zones[i] = z;
+		if (fresh[i]) {
+			zone_restore(d, z);
+		} else if (changed) {
+			z->next_refresh = 0; /* new primaries or file: load again */
+			/* the policy change dropped nothing of a kept source,
+			 * but a source that went live->table needs its data */
+		}
+	}
+	d->nzones = c->nzones;
+	free(p);
+	return 0;
+fail:
+	for (int i = 0; i < c->nzones; i++)
+		if (fresh[i] && nz[i])
+			free(nz[i]);
+	free(p);
+	return -1;
+}
+
+/* zm_zone - zone by name */
+struct cd_zone *zm_zone(struct cd *d, const char *name)
+{
+	size_t l = strlen(name);
+
+	if (l > 1 && name[l - 1] == '.')
+		l--;
+	for (int i = 0; i < d->nzones; i++)
+		if (strlen(d->zones[i]->cfg.name) == l &&
+		    strncasecmp(d->zones[i]->cfg.name, name, l) == 0)
+			return d->zones[i];
+	return NULL;
+}
+
+/* monotonic_ms - for durations */
+static double monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* zm_publish - diff the table into the fast path */
+int zm_publish(struct cd *d, const char *why)
+{
+	struct moat_update *u = NULL;
+	size_t n = 0;
+	double t0 = monotonic_ms();
+	int r = vt_db_publish(d->db, &u, &n);
+
+	if (r < 0) {
+		d->publish_errors++;
+		log_err("event=publish why=%s result=error error=\"%s\"", why, strerror(-r));
+		return r;
+	}
+	double t1 = monotonic_ms();
+
+	d->last_compile_ms = t1 - t0;
+	if (n && d->fp.publish && !d->detached) {
+		r = d->fp.publish(d->fp.ctx, u, n);
+		if (r < 0) {
+			d->publish_errors++;
+			log_err("event=publish why=%s updates=%zu fastpath=%s result=error error=\"%s\"",
+				why, n, d->fp.name, strerror(-r));
+		}
+	}
+	free(u);
+	d->publishes++;
+	d->publish_updates += n;
+	d->last_publish_ms = monotonic_ms() - t0;
+	d->last_fp_ms = monotonic_ms() - t1;
+	log_debug("event=publish why=%s updates=%zu ms=%.1f", why, n, d->last_publish_ms);
+	return r;
+}
+
+/* zm_publish_full - push the whole live image (a fresh, empty fast path) */
+int zm_publish_full(struct cd *d)
+{
+	struct moat_update *u = NULL;
+	size_t n = 0;
+	int r = vt_db_full_image(d->db, &u, &n);
+
+	if (r < 0)
+		return r;
+	if (n && d->fp.publish)
+		r = d->fp.publish(d->fp.ctx, u, n);
+	free(u);
+	return r;
+}
+
+/* zm_zone_failed - a load failed: previous data keeps serving */
+void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
+{
+	va_list ap;
+	time_t now = time(NULL);
+	uint32_t retry = z->cfg.retry ? z->cfg.retry : (z->soa_retry ? z->soa_retry : 60);
+
+	(void)d;
+	va_start(ap, fmt);
+	vsnprintf(z->last_error, sizeof(z->last_error), fmt, ap);
+	va_end(ap);
+	z->failures++;
+	z->busy = 0;
+	z->load_started_ms = 0;
+	z->notify_ms = 0;
+	if (z->state == ZS_OK || z->state == ZS_NEW)
+		z->state = z->have_data || z->state == ZS_OK ? ZS_FAILED : ZS_NEW;
+	if (z->state == ZS_NEW)
+		z->state = ZS_FAILED;
+	if (retry < z->cfg.refresh_min)
+		retry = z->cfg.refresh_min;
+	if (retry > z->cfg.refresh_max)
+		retry = z->cfg.refresh_max;
+	z->next_refresh = now + retry;
+	log_warn("zone=%s event=load result=failed serial=%u entries=%zu error=\"%s\" "
+		 "retry_in=%us (previous data keeps serving)",
+		 z->cfg.name, z->serial, z->n, z->last_error, retry);
+}
+
+/* table_full_chunked - make the source's listings in the table equal the
+ * sorted set l[0..n), given that it holds the sorted set old[0..nold):
+ * the difference goes in as deltas of at most LOAD_CHUNK entries, so the
+ * table's working memory stays O(chunk) instead of O(zone) (a 10M-entry
+ * replace in one call needs several times the zone in temporaries).
+ * Counts added/removed.  On error the old set is put back. */
+static int table_full_chunked(struct cd *d, struct cd_zone *z, const struct moat_listing *l,
+			      size_t n, uint64_t *added, uint64_t *removed, char *err, size_t errsz)
+{
+	struct moat_listing *ab = malloc(LOAD_CHUNK * sizeof(*ab));
+	struct moat_listing *db = malloc(LOAD_CHUNK * sizeof(*db));
+	const struct moat_listing *old = z->l;
+	size_t nold = z->n, i = 0, j = 0, na = 0, nd = 0;
+	int r = 0;
+
+	*added = *removed = 0;
+	if (!ab || !db) {
+		free(ab);
+		free(db);
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	while (r == 0 && (i < nold || j < n)) {
+		int c = i >= nold ? 1 : j >= n ? -1 : listing_cmp(&old[i], &l[j]);
+
+		if (c == 0) {
+			i++;
+			j++;
+		} else if (c < 0) {
+			db[nd] = old[i++];
+			db[nd++].source = z->id;
+		} else {
+			ab[na++] = l[j++];
+		}
+		if (na == LOAD_CHUNK || nd == LOAD_CHUNK || (i >= nold && j >= n)) {
+			if (na || nd)
+				r = vt_db_source_apply(d->db, z->id, ab, na, db, nd, err, errsz);
+			*added += na;
+			*removed += nd;
+			na = nd = 0;
+		}
+	}
+	free(ab);
+	free(db);
+	if (r < 0) {
+		char e2[128];
+
+		/* back to exactly what was there: the old set is in z->l */
+		if (vt_db_source_replace(d->db, z->id, z->l, z->n, e2, sizeof(e2)) < 0)
+			log_err("zone=%s event=rollback error=\"%s\"", z->cfg.name, e2);
+	}
+	return r;
+}
+
+/* zm_zone_load - a source delivers data: a full set (is_full: *lp with n
+ * entries, ownership taken, *lp set to NULL) or a delta (add (*lp)[0..n),
+ * delete del[0..ndel), not taken).  Returns 0 when published, -1 when
+ * refused (the zone's state says why). */
+int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size_t n,
+		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel)
+{
+	double t0 = monotonic_ms();
+	char err[256], why[256];
+	time_t now = time(NULL);
+	struct moat_listing *l = *lp;
+	uint64_t added = 0, removed = 0;
+	int r;
+
+	z->busy = 0;
+	z->last_attempt = now;
+	for (size_t i = 0; i < n; i++) {
+		l[i].source = z->id;
+		if (is_full)
+			l[i].ttl = 0; /* zone TTLs are informational: the refresh replaces data */
+	}
+	if (is_full) {
+		/* we keep this array as the zone's copy (persistence, diffs):
+		 * sorted in place and trimmed, never duplicated */
+		*lp = NULL;
+		if (!is_sorted(l, n))
+			qsort(l, n, sizeof(*l), listing_cmp);
+		struct moat_listing *t = realloc(l, (n ? n : 1) * sizeof(*l));
+
+		if (t)
+			l = t;
+	}
+	mem_note(z->cfg.name, "received");
+	/* sanity: test points, "lists the world", size */
+	if (src_sanity(z, l, n, is_full, why, sizeof(why)) < 0) {
+		z->state = ZS_QUARANTINED;
+		z->quarantines++;
+		z->failures++;
+		snprintf(z->last_error, sizeof(z->last_error), "quarantined: %.200s", why);
+		z->next_refresh = now + (z->soa_refresh ? z->soa_refresh : z->cfg.refresh_min);
+		log_err("ALARM zone=%s event=quarantine serial=%u entries=%zu reason=\"%s\" "
+			"(not published; previous data keeps serving)", z->cfg.name, serial, n, why);
+		if (is_full)
+			free(l);
+		return -1;
+	}
+	mem_note(z->cfg.name, "sanity");
+	double ts = monotonic_ms();
+
+	if (is_full && n + z->n > 2 * LOAD_CHUNK)
+		r = table_full_chunked(d, z, l, n, &added, &removed, err, sizeof(err));
+	else if (is_full)
+		r = vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err));
+	else
+		r = vt_db_source_apply(d->db, z->id, l, n, del, ndel, err, sizeof(err));
+	if (r < 0) {
+		zm_zone_failed(d, z, "rejected by the table: %s", err);
+		if (is_full)
+			free(l);
+		return -1;
+	}
+	double replace_ms = monotonic_ms() - ts;
+
+	mem_note(z->cfg.name, "table");
+	zm_publish(d, z->cfg.name);
+	mem_note(z->cfg.name, "published");
+	double live_at = monotonic_ms();
+	double live_ms = live_at - t0;
+	/* start of the transfer (or file read) to live in the fast path, and
+	 * NOTIFY to live: what tools/bench control measures */
+	double src_to_live = z->load_started_ms ? live_at - z->load_started_ms : -1;
+	double notify_to_live = z->notify_ms ? live_at - z->notify_ms : -1;
+	double started = z->load_started_ms ? z->load_started_ms : t0;
+
+	z->load_started_ms = 0;
+	z->notify_ms = 0;
+	/* live now: bookkeeping, persistence, the log line */
+	struct moat_listing *nl = NULL;
+	size_t nn = 0;
+
+	if (is_full) {
+		nl = l;
+		nn = n;
+		if (!added && !removed)
+			diff_count(z->l, z->n, nl, nn, &added, &removed);
+	} else {
+		struct moat_listing *a = malloc((n ? n : 1) * sizeof(*a));
+		struct moat_listing *dl = malloc((ndel ? ndel : 1) * sizeof(*dl));
+
+		if (a && dl) {
+			memcpy(a, l, n * sizeof(*a));
+			memcpy(dl, del, ndel * sizeof(*dl));
+			for (size_t i = 0; i < ndel; i++)
+				dl[i].source = z->id;
+			nl = merge_delta(z->l, z->n, a, n, dl, ndel, &nn);
+		}
+		free(a);
+		free(dl);
+		if (nl)
+			diff_count(z->l, z->n, nl, nn, &added, &removed);
+	}
+	if (!nl) {
+		log_err("zone=%s out of memory keeping a copy; state not persisted", z->cfg.name);
+	} else {
+		z->last_added = added;
+		z->last_removed = removed;
+		free(z->l);
+		z->l = nl;
+		z->n = nn;
+	}
+	z->serial = serial;
+	z->have_data = 1;
+	z->from_disk = 0;
+	z->state = ZS_OK;
+	z->last_success = now;
+	z->last_error[0] = 0;
+	z->loads++;
+	z->expires_at = z->soa_expire ? now + z->soa_expire : 0;
+	uint32_t refresh = z->soa_refresh ? z->soa_refresh : z->cfg.refresh_min;
+
+	if (refresh < z->cfg.refresh_min)
+		refresh = z->cfg.refresh_min;
+	if (refresh > z->cfg.refresh_max)
+		refresh = z->cfg.refresh_max;
+	if (z->cfg.type == CFG_SRC_RBLDNSD)
+		refresh = 1; /* files are checked every tick */
+	z->next_refresh = now + refresh;
+	if (nl && persist_save_zone(d, z) < 0)
+		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
+	mem_note(z->cfg.name, "persisted");
+	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
+	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
+		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
+		 "table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f", z->cfg.name,
+		 z->cfg.type == CFG_SRC_RBLDNSD ? "file" : (is_full ? "axfr" : "ixfr"),
+		 serial, z->n, (unsigned long long)z->last_added,
+		 (unsigned long long)z->last_removed, z->last_duration, live_ms, src_to_live,
+		 notify_to_live, replace_ms, d->last_compile_ms, d->last_fp_ms);
+	return 0;
+}
+
+/* zm_refresh - moatctl zone refresh NAME */
+int zm_refresh(struct cd *d, const char *name)
+{
+	struct cd_zone *z = zm_zone(d, name);
+
+	if (!z)
+		return -ENOENT;
+	z->refresh_now = 1;
+	z->next_refresh = 0;
+	return 0;
+}
+
+/* zm_notify - a NOTIFY for zone arrived */
+void zm_notify(struct cd *d, const char *zone, const char *from)
+{
+	struct cd_zone *z = zm_zone(d, zone);
+
+	d->notifies++;
+	if (!z || z->cfg.type != CFG_SRC_AXFR) {
+		log_info("event=notify zone=%s from=%s result=ignored (not a configured axfr zone)",
+			 zone, from);
+		return;
+	}
+	log_info("zone=%s event=notify from=%s", z->cfg.name, from);
+	z->refresh_now = 1;
+	z->next_refresh = 0;
+}
+
+/* drop_zone_data - stale_max passed / on_expire=drop: stop serving it */
+static void drop_zone_data(struct cd *d, struct cd_zone *z, const char *why)
+{
+	char err[256];
+
+	if (vt_db_source_replace(d->db, z->id, NULL, 0, err, sizeof(err)) < 0) {
+		log_err("zone=%s event=drop result=error error=\"%s\"", z->cfg.name, err);
+		return;
+	}
+	zm_publish(d, z->cfg.name);
+	log_err("zone=%s event=dropped serial=%u entries_removed=%zu reason=\"%s\"",
+		z->cfg.name, z->serial, z->n, why);
+	free(z->l);
+	z->l = NULL;
+	z->n = 0;
+	z->have_data = 0;
+	z->state = ZS_DROPPED;
+	persist_save_zone(d, z);
+}
+
+/* entries_expire - operator and smtp entries whose time has come */
+static void entries_expire(struct cd *d, time_t now)
+{
+	int changed = 0;
+	char err[256], pb[64];
+
+	for (size_t i = 0; i < d->nentries;) {
+		struct cd_entry *e = &d->entries[i];
+
+		if (!e->expires || e->expires > now) {
+			i++;
+			continue;
+		}
+		struct moat_listing l = { .pfx = e->pfx, .code = e->action, .source = e->source };
+
+		if (vt_db_source_apply(d->db, e->source, NULL, 0, &l, 1, err, sizeof(err)) < 0)
+			log_err("event=expire prefix=%s error=\"%s\"",
+				cd_format_prefix(&e->pfx, pb, sizeof(pb)), err);
+		log_info("event=entry-expired source=%s prefix=%s action=%s",
+			 zm_source_name(d, e->source), cd_format_prefix(&e->pfx, pb, sizeof(pb)),
+			 cd_action_name(e->action));
+		d->entries[i] = d->entries[--d->nentries];
+		changed = 1;
+	}
+	if (changed) {
+		zm_publish(d, "expiry");
+		persist_save_entries(d);
+	}
+}
+
+/* zm_tick - timers, once a second */
+void zm_tick(struct cd *d, time_t now)
+{
+	entries_expire(d, now);
+	for (int i = 0; i < d->nzones; i++) {
+		struct cd_zone *z = d->zones[i];
+
+		if (z->cfg.type == CFG_SRC_LIVE)
+			continue;
+		/* expiry: no successful refresh for SOA expire */
+		if (z->have_data && z->expires_at && now >= z->expires_at) {
+			if (z->cfg.on_expire == CFG_EXPIRE_DROP) {
+				drop_zone_data(d, z, "expired (on_expire=drop)");
+			} else if (now >= z->expires_at + (time_t)z->cfg.stale_max) {
+				drop_zone_data(d, z, "stale longer than stale_max");
+			} else if (z->state != ZS_STALE) {
+				z->state = ZS_STALE;
+				log_err("ALARM zone=%s event=expired serial=%u entries=%zu "
+					"(no successful refresh for the SOA expire time; entries KEPT "
+					"stale for up to %us, on_expire=keep)", z->cfg.name, z->serial,
+					z->n, z->cfg.stale_max);
+			}
+		}
+		if (src_due(d, z, now)) {
+			int forced = z->refresh_now;
+
+			z->refresh_now = 0;
+			src_start(d, z, forced); /* failures reported by zm_zone_failed */
+		}
+	}
+	src_tick(d, now);
+}
+
+/* zm_zone_uptodate - the primary has the serial we serve: a success */
+void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial)
+{
+	time_t now = time(NULL);
+
+	(void)d;
+	z->busy = 0;
+	z->last_attempt = now;
+	if (!z->have_data || z->serial != serial) {
+		/* we serve other data than the primary's (restored from
+		 * disk, or dropped): cannot happen with the library's own
+		 * serial tracking, but never call it fresh */
+		zm_zone_failed(d, z, "up to date at serial %u but serving serial %u", serial, z->serial);
+		src_reset(d, z);
+		return;
+	}
+	if (z->state != ZS_OK)
+		log_info("zone=%s event=recovered serial=%u state=ok (was %s)", z->cfg.name, serial,
+			 zm_state_name(z->state));
+	z->state = ZS_OK;
+	z->last_success = now;
+	z->last_error[0] = 0;
+	z->expires_at = z->soa_expire ? now + z->soa_expire : 0;
+	log_debug("zone=%s event=refresh serial=%u result=uptodate", z->cfg.name, serial);
+}
+
+/* zm_entry_find - index of (prefix, source) in d->entries, or -1 */
+static ssize_t zm_entry_find(struct cd *d, const struct moat_prefix *p, uint16_t source)
+{
+	for (size_t i = 0; i < d->nentries; i++)
+		if (d->entries[i].source == source &&
+		    memcmp(&d->entries[i].pfx, p, sizeof(*p)) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* zm_entry_add - add or replace an operator / smtp entry */
+int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz)
+{
+	ssize_t old = zm_entry_find(d, &e->pfx, e->source);
+	struct moat_listing add = { .pfx = e->pfx, .code = e->action, .source = e->source };
+	struct moat_listing del = add;
+	int r;
+
+	if (old >= 0)
+		del.code = d->entries[old].action;
+	r = vt_db_source_apply(d->db, e->source, &add, 1, old >= 0 ? &del : NULL,
+			       old >= 0 ? 1 : 0, err, errsz);
+	if (r < 0)
+		return r;
+	if (old < 0) {
+		if (d->nentries == d->capentries) {
+			size_t cap = d->capentries ? d->capentries * 2 : 64;
+			struct cd_entry *ne = realloc(d->entries, cap * sizeof(*ne));
+
+			if (!ne) {
+				vt_db_source_apply(d->db, e->source, NULL, 0, &add, 1, err, errsz);
+				snprintf(err, errsz, "out of memory");
+				return -ENOMEM;
+			}
+			d->entries = ne;
+			d->capentries = cap;
+		}
+		old = (ssize_t)d->nentries++;
+	}
+	d->entries[old] = *e;
+	if (d->restoring)
+		return 0;
+	zm_publish(d, e->source == CD_SRC_SMTP ? "smtp-report" : "operator");
+	persist_save_entries(d);
+	return 0;
+}
+
+/* zm_entry_del - remove an entry; -ENOENT when absent */
+int zm_entry_del(struct cd *d, const struct moat_prefix *p, uint16_t source, char *err, size_t errsz)
+{
+	ssize_t i = zm_entry_find(d, p, source);
+
+	if (i < 0) {
+		snprintf(err, errsz, "no such entry");
+		return -ENOENT;
+	}
+	struct moat_listing del = { .pfx = *p, .code = d->entries[i].action, .source = source };
+	int r = vt_db_source_apply(d->db, source, NULL, 0, &del, 1, err, errsz);
+
+	if (r < 0)
+		return r;
+	d->entries[i] = d->entries[--d->nentries];
+	zm_publish(d, "operator");
+	persist_save_entries(d);
+	return 0;
+}
+
+/* zm_zone_json - one zone for moatctl zones / status */
+struct json_object *zm_zone_json(struct cd *d, const struct cd_zone *z, time_t now)
+{
+	struct json_object *o = json_object_new_object();
+	struct vt_source_counters sc = { 0 };
+
+	vt_db_source_counters(d->db, z->id, &sc);
+	json_object_object_add(o, "name", json_object_new_string(z->cfg.name));
+	json_object_object_add(o, "type", json_object_new_string(cfg_src_type_name(z->cfg.type)));
+	json_object_object_add(o, "state", json_object_new_string(zm_state_name(z->state)));
+	json_object_object_add(o, "serial", json_object_new_int64(z->serial));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)z->n));
+	json_object_object_add(o, "entries_v4", json_object_new_int64((int64_t)sc.entries_v4));
+	json_object_object_add(o, "entries_v6", json_object_new_int64((int64_t)sc.entries_v6));
+	json_object_object_add(o, "ignored_codes",
+			       json_object_new_int64((int64_t)(sc.ignored_outside + sc.ignored_errcode)));
+	json_object_object_add(o, "stale", json_object_new_boolean(z->state == ZS_STALE));
+	json_object_object_add(o, "quarantined", json_object_new_boolean(z->state == ZS_QUARANTINED));
+	json_object_object_add(o, "from_disk", json_object_new_boolean(z->from_disk));
+	json_object_object_add(o, "last_success", json_object_new_int64(z->last_success));
+	json_object_object_add(o, "last_attempt", json_object_new_int64(z->last_attempt));
+	json_object_object_add(o, "next_refresh_in",
+			       json_object_new_int64(z->busy ? 0 : (int64_t)(z->next_refresh > now ?
+									    z->next_refresh - now : 0)));
+	json_object_object_add(o, "expires_in",
+			       json_object_new_int64(z->expires_at ? (int64_t)(z->expires_at - now) : -1));
+	json_object_object_add(o, "failures", json_object_new_int64((int64_t)z->failures));
+	json_object_object_add(o, "loads", json_object_new_int64((int64_t)z->loads));
+	json_object_object_add(o, "last_added", json_object_new_int64((int64_t)z->last_added));
+	json_object_object_add(o, "last_removed", json_object_new_int64((int64_t)z->last_removed));
+	json_object_object_add(o, "last_duration", json_object_new_double(z->last_duration));
+	json_object_object_add(o, "busy", json_object_new_boolean(z->busy));
+	json_object_object_add(o, "last_error", json_object_new_string(z->last_error));
+	return o;
+}
+
+/* zm_free - release every zone and the table */
+void zm_free(struct cd *d)
+{
+	for (int i = 0; i < d->nzones; i++)
+		zone_free(d, d->zones[i]);
+	d->nzones = 0;
+	free(d->entries);
+	d->entries = NULL;
+	d->nentries = d->capentries = 0;
+	vt_db_free(d->db);
+	d->db = NULL;
+}

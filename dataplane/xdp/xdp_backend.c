@@ -1,0 +1,694 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * xdp_backend.c - user side of the XDP fast path (see xdp_backend.h).
+ *
+ * Loads moat_xdp.bpf.o through its skeleton with the knobs in .rodata,
+ * pins every map under the pin directory (or reuses the pinned ones, which
+ * is how a restarted loader keeps table and counters), attaches through
+ * bpf_links pinned next to the maps, and applies verdict-table update
+ * sequences with batched map writes that keep the sequence's order.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
+#include "log.h"
+#include "moat_xdp.h"
+#include "moat_xdp_bpf.skel.h"
+#include "xdp_backend.h"
+
+#define MOAT_XDP_MAX_IFS 16
+#define PUBLISH_CHUNK 4096 /* updates per batch syscall */
+#define TBL24_BYTES ((size_t)MOAT_TBL24_ENTRIES * sizeof(__u32))
+
+struct moat_xdp_link {
+	char ifname[IF_NAMESIZE];
+	int fd;
+};
+
+struct moat_xdp {
+	struct moat_xdp_opts o;
+	char pin_dir[PATH_MAX];
+	struct moat_xdp_bpf *skel;
+	__u32 *tbl24;              /* the mmap'd tbl24 map: dense u32[2^24] */
+	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
+	unsigned nlinks, adopted;
+	struct ring_buffer *rb;
+	moat_xdp_event_cb cb;
+	void *cb_ud;
+	int ncpus;
+};
+
+static const char *const stat_names[] = MOAT_STAT_NAMES;
+_Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) == MOAT_STAT__MAX,
+	       "MOAT_STAT_NAMES out of sync with enum moat_stat");
+
+/* moat_xdp_stat_name - counter name for an enum moat_stat */
+const char *moat_xdp_stat_name(unsigned stat)
+{
+	return stat < MOAT_STAT__MAX ? stat_names[stat] : "?";
+}
+
+/* libbpf_log - route libbpf's messages through lib/log.h */
+static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	if (lvl == LIBBPF_DEBUG && log_get_level() < LOG_LVL_DEBUG)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	log_msg(lvl == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG,
+		"libbpf: %s", buf);
+	return 0;
+}
+
+/* moat_xdp_opts_default - the documented defaults */
+void moat_xdp_opts_default(struct moat_xdp_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->pin_dir = MOAT_XDP_PIN_DIR;
+	o->ports[0] = MOAT_XDP_DEF_PORT;
+	o->n_ports = 1;
+	o->tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS;
+	o->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST;
+	o->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS;
+	o->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST;
+	o->event_sample = MOAT_XDP_DEF_EVENT_SAMPLE;
+	o->event_max_pps = MOAT_XDP_DEF_EVENT_PPS;
+	o->groups_max = MOAT_XDP_DEF_GROUPS_MAX;
+	o->v6_max = MOAT_XDP_DEF_V6_MAX;
+	o->rl_src_max = MOAT_XDP_DEF_RL_SRC_MAX;
+}
+
+/* check_opts - refuse knobs the program cannot honour, at start-up */
+static int check_opts(const struct moat_xdp_opts *o)
+{
+	if (o->n_ports == 0 || o->n_ports > MOAT_PORTS_MAX) {
+		log_err("xdp: %u SMTP ports, want 1..%d", o->n_ports, MOAT_PORTS_MAX);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < o->n_ports; i++) {
+		if (o->ports[i] == 0) {
+			log_err("xdp: port 0 in the SMTP port set");
+			return -EINVAL;
+		}
+	}
+	if (o->groups_max == 0 || o->groups_max > MOAT_GROUP_MAX ||
+	    o->v6_max == 0 || o->rl_src_max == 0) {
+		log_err("xdp: map sizes groups=%u v6=%u rl_src=%u: each must be > 0",
+			o->groups_max, o->v6_max, o->rl_src_max);
+		return -EINVAL;
+	}
+	if (o->event_sample & (o->event_sample - 1)) {
+		log_err("xdp: event_sample %u is not a power of two", o->event_sample);
+		return -EINVAL;
+	}
+	if (o->pin_dir && strlen(o->pin_dir) + IF_NAMESIZE + 16 >= PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* mkdir_p - create dir and its parents (bpffs allows plain directories) */
+static int mkdir_p(const char *dir)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, dir, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* set_pins - give every non-internal map a pin path under dir */
+static int set_pins(struct bpf_object *obj, const char *dir)
+{
+	char path[PATH_MAX];
+	struct bpf_map *m;
+	int err;
+
+	bpf_object__for_each_map(m, obj) {
+		if (bpf_map__is_internal(m))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(m));
+		err = bpf_map__set_pin_path(m, path);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* moat_xdp_open - open, configure and load the program */
+int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
+{
+	struct moat_xdp *x;
+	struct moat_xdp_config *cfg;
+	int err;
+
+	*out = NULL;
+	err = check_opts(o);
+	if (err)
+		return err;
+	libbpf_set_print(libbpf_log);
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->o = *o;
+	if (o->pin_dir) {
+		snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", o->pin_dir);
+		x->o.pin_dir = x->pin_dir;
+	}
+	x->ncpus = libbpf_num_possible_cpus();
+	if (x->ncpus <= 0) {
+		err = x->ncpus ? x->ncpus : -EINVAL;
+		goto fail;
+	}
+	x->skel = moat_xdp_bpf__open();
+	if (!x->skel) {
+		err = -errno;
+		log_err("xdp: cannot open the BPF object: %s", strerror(-err));
+		goto fail;
+	}
+	cfg = (struct moat_xdp_config *)&x->skel->rodata->moat_cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	memcpy(cfg->ports, o->ports, sizeof(cfg->ports));
+	cfg->n_ports = o->n_ports;
+	cfg->tarpit_src = moat_xdp_budget(o->tarpit_src_pps, o->tarpit_src_burst);
+	cfg->tarpit_global = moat_xdp_budget(o->tarpit_global_pps,
+					     o->tarpit_global_burst);
+	cfg->events = moat_xdp_budget(o->event_max_pps, o->event_max_pps);
+	cfg->events_on = o->event_sample != 0;
+	cfg->event_mask = o->event_sample ? o->event_sample - 1 : 0;
+	cfg->isn_key[0] = o->isn_key[0];
+	cfg->isn_key[1] = o->isn_key[1];
+	if (!cfg->isn_key[0] && !cfg->isn_key[1] &&
+	    getrandom(cfg->isn_key, sizeof(cfg->isn_key), 0) !=
+		    sizeof(cfg->isn_key)) {
+		err = -EIO;
+		goto fail;
+	}
+	if ((err = bpf_map__set_max_entries(x->skel->maps.groups, o->groups_max)) ||
+	    (err = bpf_map__set_max_entries(x->skel->maps.v6_rules, o->v6_max)) ||
+	    (err = bpf_map__set_max_entries(x->skel->maps.rl_src, o->rl_src_max)))
+		goto fail;
+	if (o->pin_dir) {
+		err = mkdir_p(o->pin_dir);
+		if (err) {
+			log_err("xdp: pin dir %s: %s", o->pin_dir, strerror(-err));
+			goto fail;
+		}
+		err = set_pins(x->skel->obj, o->pin_dir);
+		if (err)
+			goto fail;
+	}
+	err = moat_xdp_bpf__load(x->skel);
+	if (err) {
+		log_err("xdp: load failed: %s (pinned maps in %s from another "
+			"version or size?)", strerror(-err),
+			o->pin_dir ? o->pin_dir : "-");
+		goto fail;
+	}
+	x->tbl24 = mmap(NULL, TBL24_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+			bpf_map__fd(x->skel->maps.tbl24), 0);
+	if (x->tbl24 == MAP_FAILED) {
+		err = -errno;
+		x->tbl24 = NULL;
+		log_err("xdp: mmap tbl24: %s", strerror(-err));
+		goto fail;
+	}
+	*out = x;
+	return 0;
+fail:
+	moat_xdp_close(x);
+	return err;
+}
+
+/* link_path - the pin of ifname's link */
+static void link_path(char *buf, size_t n, const char *dir, const char *ifname)
+{
+	snprintf(buf, n, "%s/link_%s", dir, ifname);
+}
+
+/* link_ifindex - the interface an XDP link is attached to (0: gone) */
+static int link_ifindex(int fd)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_LINK_TYPE_XDP)
+		return -EINVAL;
+	return (int)info.xdp.ifindex;
+}
+
+/* adopt_link - put our program into the pinned link at path (atomic) */
+static int adopt_link(struct moat_xdp *x, const char *path, int ifindex,
+		      int *fdp)
+{
+	int fd = bpf_obj_get(path), idx, err;
+
+	if (fd < 0)
+		return -errno;
+	idx = link_ifindex(fd);
+	if (idx != ifindex) {
+		/* stale pin: the interface went away (or was recreated) */
+		log_warn("xdp: pinned link %s is on ifindex %d, not %d: replacing",
+			 path, idx, ifindex);
+		close(fd);
+		unlink(path);
+		return -ENOENT;
+	}
+	if (bpf_link_update(fd, bpf_program__fd(x->skel->progs.moat_xdp), NULL)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/* moat_xdp_attach - adopt ifname's pinned link or create and pin one */
+int moat_xdp_attach(struct moat_xdp *x, const char *ifname)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, lo);
+	char path[PATH_MAX];
+	int ifindex, fd = -1, err;
+
+	if (strlen(ifname) >= IF_NAMESIZE)
+		return -EINVAL;
+	for (unsigned i = 0; i < x->nlinks; i++)
+		if (!strcmp(x->links[i].ifname, ifname))
+			return 0;
+	if (x->nlinks == MOAT_XDP_MAX_IFS)
+		return -ENOSPC;
+	ifindex = (int)if_nametoindex(ifname);
+	if (ifindex == 0)
+		return -ENODEV;
+	if (x->o.pin_dir) {
+		link_path(path, sizeof(path), x->o.pin_dir, ifname);
+		if (access(path, F_OK) == 0) {
+			err = adopt_link(x, path, ifindex, &fd);
+			if (err == 0) {
+				x->adopted++;
+				log_info("xdp: adopted pinned link on %s", ifname);
+				goto done;
+			}
+			if (err != -ENOENT) {
+				log_err("xdp: cannot update pinned link %s: %s",
+					path, strerror(-err));
+				return err;
+			}
+		}
+	}
+	lo.flags = x->o.generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+	fd = bpf_link_create(bpf_program__fd(x->skel->progs.moat_xdp), ifindex,
+			     BPF_XDP, &lo);
+	if (fd < 0) {
+		err = -errno;
+		log_err("xdp: attach to %s (%s mode): %s", ifname,
+			x->o.generic ? "generic" : "native", strerror(-err));
+		return err;
+	}
+	if (x->o.pin_dir && bpf_obj_pin(fd, path)) {
+		err = -errno;
+		log_err("xdp: pin %s: %s", path, strerror(-err));
+		close(fd);	/* unpinned link: closing detaches */
+		return err;
+	}
+	log_info("xdp: attached to %s (%s mode)", ifname,
+		 x->o.generic ? "generic" : "native");
+done:
+	snprintf(x->links[x->nlinks].ifname, IF_NAMESIZE, "%s", ifname);
+	x->links[x->nlinks++].fd = fd;
+	return 0;
+}
+
+/* moat_xdp_adopted - attach calls that replaced a live link's program */
+unsigned moat_xdp_adopted(const struct moat_xdp *x)
+{
+	return x->adopted;
+}
+
+/* moat_xdp_detach_pinned - detach the pinned link of ifname, remove the pin */
+int moat_xdp_detach_pinned(const char *pin_dir, const char *ifname)
+{
+	char path[PATH_MAX];
+	int fd, err = 0;
+
+	link_path(path, sizeof(path), pin_dir ? pin_dir : MOAT_XDP_PIN_DIR, ifname);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_link_detach(fd))
+		err = -errno;
+	close(fd);
+	if (unlink(path) && !err)
+		err = -errno;
+	return err;
+}
+
+/* moat_xdp_detach - detach from one interface */
+int moat_xdp_detach(struct moat_xdp *x, const char *ifname)
+{
+	for (unsigned i = 0; i < x->nlinks; i++) {
+		if (strcmp(x->links[i].ifname, ifname))
+			continue;
+		int err = bpf_link_detach(x->links[i].fd) ? -errno : 0;
+
+		close(x->links[i].fd);
+		x->links[i] = x->links[--x->nlinks];
+		if (x->o.pin_dir) {
+			char path[PATH_MAX];
+
+			link_path(path, sizeof(path), x->o.pin_dir, ifname);
+			unlink(path);
+		}
+		return err;
+	}
+	if (x->o.pin_dir)
+		return moat_xdp_detach_pinned(x->o.pin_dir, ifname);
+	return -ENOENT;
+}
+
+/* publish buffers: keys and values of one run of same-kind updates */
+struct pub_buf {
+	__u32 keys[PUBLISH_CHUNK];
+	struct moat_v6_key v6keys[PUBLISH_CHUNK];
+	union {
+		__u32 u32[PUBLISH_CHUNK];
+		struct moat_group groups[PUBLISH_CHUNK];
+	} vals;
+};
+
+/* flush_array - batch-write n key/value pairs to an array map */
+static int flush_batch(int fd, void *keys, void *vals, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	__u32 count = n;
+
+	if (n == 0)
+		return 0;
+	if (bpf_map_update_batch(fd, keys, vals, &count, &bo))
+		return -errno;
+	return count == n ? 0 : -EIO;
+}
+
+/* flush_v6_del - delete n IPv6 keys; a key already absent is not an error */
+static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	__u32 count = n;
+
+	if (n == 0)
+		return 0;
+	if (bpf_map_delete_batch(fd, keys, &count, &bo) == 0 && count == n)
+		return 0;
+	/* the batch stops at a missing key: finish one by one, in order */
+	for (__u32 i = count; i < n; i++)
+		if (bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT)
+			return -errno;
+	return 0;
+}
+
+/*
+ * moat_xdp_publish - apply updates in order: groups, IPv6 puts and deletes
+ * one batch syscall per same-kind run, tbl24 entries as single stores into
+ * the mapped table (a syscall per 4-byte entry would be the slow part of a
+ * large publish, and a batch copy could tear an entry).
+ */
+int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
+{
+	int fd_grp = bpf_map__fd(x->skel->maps.groups);
+	int fd_v6 = bpf_map__fd(x->skel->maps.v6_rules);
+	int fd_pl = bpf_map__fd(x->skel->maps.v6_plens);
+	struct pub_buf *b;
+	size_t i = 0;
+	int err = 0;
+
+	b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	while (i < n && !err) {
+		__u32 kind = u[i].kind, k = 0, zero = 0;
+
+		/* one run: consecutive updates of this kind, up to a chunk */
+		for (; i < n && u[i].kind == kind && k < PUBLISH_CHUNK; i++, k++) {
+			switch (kind) {
+			case MOAT_UPD_GROUP:
+				if (u[i].index >= x->o.groups_max) {
+					err = -ERANGE;
+					goto out;
+				}
+				b->keys[k] = u[i].index;
+				b->vals.groups[k] = u[i].u.group;
+				break;
+			case MOAT_UPD_TBL24:
+				if (u[i].index >= MOAT_TBL24_ENTRIES ||
+				    (moat_tbl24_is_group(u[i].value) &&
+				     moat_tbl24_group(u[i].value) >= x->o.groups_max)) {
+					err = -ERANGE;
+					goto out;
+				}
+				/* one aligned 32-bit store: readers see the old
+				 * entry or the new one, and the groups it may
+				 * point at were written by earlier syscalls */
+				__atomic_store_n(&x->tbl24[u[i].index], u[i].value,
+						 __ATOMIC_RELEASE);
+				break;
+			case MOAT_UPD_V6_PUT:
+			case MOAT_UPD_V6_DEL:
+				if (u[i].u.key.plen > 128) {
+					err = -EINVAL;
+					goto out;
+				}
+				b->v6keys[k] = u[i].u.key;
+				b->vals.u32[k] = u[i].value;
+				break;
+			case MOAT_UPD_V6_PLENS:
+				if (u[i].u.plens.n > MOAT_V6_MAX_PLENS) {
+					err = -EINVAL;
+					goto out;
+				}
+				/* only the last of a run matters */
+				if (bpf_map_update_elem(fd_pl, &zero, &u[i].u.plens, 0)) {
+					err = -errno;
+					goto out;
+				}
+				break;
+			default:
+				err = -EINVAL;
+				goto out;
+			}
+		}
+		switch (kind) {
+		case MOAT_UPD_GROUP:
+			err = flush_batch(fd_grp, b->keys, b->vals.groups, k);
+			break;
+		case MOAT_UPD_V6_PUT:
+			err = flush_batch(fd_v6, b->v6keys, b->vals.u32, k);
+			break;
+		case MOAT_UPD_V6_DEL:
+			err = flush_v6_del(fd_v6, b->v6keys, k);
+			break;
+		}
+	}
+out:
+	free(b);
+	if (err)
+		log_err("xdp: publish stopped at update %zu of %zu: %s", i, n,
+			strerror(-err));
+	return err;
+}
+
+/* sum_percpu - read key of a per-CPU u64 array map, summed over CPUs */
+static int sum_percpu(int fd, int ncpus, __u32 key, uint64_t *out)
+{
+	uint64_t v[ncpus];
+
+	if (bpf_map_lookup_elem(fd, &key, v))
+		return -errno;
+	*out = 0;
+	for (int c = 0; c < ncpus; c++)
+		*out += v[c];
+	return 0;
+}
+
+/* read_rows - counters summed over rows [r0, r1) of the stats map */
+static int read_rows(int fd, int ncpus, __u32 r0, __u32 r1, uint64_t *out)
+{
+	memset(out, 0, MOAT_STAT__MAX * sizeof(*out));
+	for (__u32 r = r0; r < r1; r++) {
+		for (__u32 s = 0; s < MOAT_STAT__MAX; s++) {
+			uint64_t v = 0;
+			int err = sum_percpu(fd, ncpus, r * MOAT_STAT__MAX + s, &v);
+
+			if (err)
+				return err;
+			out[s] += v;
+		}
+	}
+	return 0;
+}
+
+/* moat_xdp_read_stats - global counters (all rows) */
+int moat_xdp_read_stats(struct moat_xdp *x, uint64_t out[MOAT_STAT__MAX])
+{
+	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, 0,
+			 MOAT_XDP_STAT_ROWS, out);
+}
+
+/* moat_xdp_read_port_stats - one port slot's counters (its row) */
+int moat_xdp_read_port_stats(struct moat_xdp *x, unsigned slot,
+			     uint64_t out[MOAT_STAT__MAX])
+{
+	if (slot >= x->o.n_ports)
+		return -EINVAL;
+	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, slot + 1,
+			 slot + 2, out);
+}
+
+/* moat_xdp_read_pinned_stats - global counters straight from the pin */
+int moat_xdp_read_pinned_stats(const char *pin_dir, uint64_t out[MOAT_STAT__MAX])
+{
+	char path[PATH_MAX];
+	int fd, err, ncpus = libbpf_num_possible_cpus();
+
+	if (ncpus <= 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/stats", pin_dir ? pin_dir : MOAT_XDP_PIN_DIR);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	err = read_rows(fd, ncpus, 0, MOAT_XDP_STAT_ROWS, out);
+	close(fd);
+	return err;
+}
+
+/* on_event - ring buffer callback: hand one event to the caller */
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct moat_xdp *x = ctx;
+
+	if (size >= sizeof(struct moat_event) && x->cb)
+		x->cb(x->cb_ud, data);
+	return 0;
+}
+
+/* events_open - create the ring buffer reader on first use */
+static int events_open(struct moat_xdp *x)
+{
+	if (x->rb)
+		return 0;
+	x->rb = ring_buffer__new(bpf_map__fd(x->skel->maps.events), on_event, x,
+				 NULL);
+	return x->rb ? 0 : -errno;
+}
+
+/* moat_xdp_poll_events - deliver sampled events to cb */
+int moat_xdp_poll_events(struct moat_xdp *x, int timeout_ms,
+			 moat_xdp_event_cb cb, void *ud)
+{
+	int err = events_open(x);
+
+	if (err)
+		return err;
+	x->cb = cb;
+	x->cb_ud = ud;
+	return ring_buffer__poll(x->rb, timeout_ms);
+}
+
+/* moat_xdp_events_fd - epoll fd of the event ring */
+int moat_xdp_events_fd(struct moat_xdp *x)
+{
+	int err = events_open(x);
+
+	return err ? err : ring_buffer__epoll_fd(x->rb);
+}
+
+/* moat_xdp_prog_fd - the program's fd */
+int moat_xdp_prog_fd(const struct moat_xdp *x)
+{
+	return bpf_program__fd(x->skel->progs.moat_xdp);
+}
+
+/* moat_xdp_tbl24 - the mapped tbl24 (bulk loading, tests) */
+__u32 *moat_xdp_tbl24(struct moat_xdp *x)
+{
+	return x->tbl24;
+}
+
+/* moat_xdp_map_fd - a map's fd by name */
+int moat_xdp_map_fd(const struct moat_xdp *x, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(x->skel->obj, name);
+
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+/* fp_publish, fp_read_stats, fp_close - struct moat_fastpath glue */
+static int fp_publish(void *ctx, const struct moat_update *u, size_t n)
+{
+	return moat_xdp_publish(ctx, u, n);
+}
+
+static int fp_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
+{
+	return moat_xdp_read_stats(ctx, out);
+}
+
+static void fp_close(void *ctx)
+{
+	moat_xdp_close(ctx);
+}
+
+/* moat_xdp_fastpath - expose the handle as a struct moat_fastpath */
+void moat_xdp_fastpath(struct moat_xdp *x, struct moat_fastpath *fp)
+{
+	fp->name = "xdp";
+	fp->ctx = x;
+	fp->publish = fp_publish;
+	fp->read_stats = fp_read_stats;
+	fp->close = fp_close;
+}
+
+/* moat_xdp_close - free userspace state; pinned links and maps remain */
+void moat_xdp_close(struct moat_xdp *x)
+{
+	if (!x)
+		return;
+	ring_buffer__free(x->rb);
+	if (x->tbl24)
+		munmap(x->tbl24, TBL24_BYTES);
+	for (unsigned i = 0; i < x->nlinks; i++)
+		close(x->links[i].fd);
+	moat_xdp_bpf__destroy(x->skel);
+	free(x);
+}

@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * vt_image.c - compiled verdict images (bpf/moat_abi.h layout) in userspace:
+ * the live copy moat-controld diffs against, lookups through the very
+ * inline code of bpf/moat_lookup.h, applying update sequences as a fast path
+ * would, and the safely ordered diff between two images.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vt_internal.h"
+
+/* vt_v6key_cmp - address bytes, then plen. */
+int vt_v6key_cmp(const struct moat_v6_key *a, const struct moat_v6_key *b)
+{
+	int c = memcmp(a->addr, b->addr, 16);
+
+	if (c)
+		return c;
+	return a->plen < b->plen ? -1 : a->plen > b->plen;
+}
+
+/* v6_find - the rule with exactly this key, or NULL (binary search). */
+static const struct vt_v6rule *v6_find(const struct vt_image *img,
+				       const struct moat_v6_key *k)
+{
+	size_t lo = 0, hi = img->nv6;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = vt_v6key_cmp(&img->v6[mid].key, k);
+
+		if (c == 0)
+			return &img->v6[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The shared lookup, expanded over this file's arrays. */
+#define MOAT_TBL24_GET(ctx, idx) (((const struct vt_image *)(ctx))->tbl24[(idx)])
+#define MOAT_GROUP_GET(ctx, idx)                                         \
+	((idx) < ((const struct vt_image *)(ctx))->ghi ?                 \
+	 &((const struct vt_image *)(ctx))->groups[(idx)] : NULL)
+#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plens)
+#define MOAT_V6_GET(ctx, keyp)                                             \
+	({                                                                 \
+		const struct vt_v6rule *r_ =                               \
+			v6_find((const struct vt_image *)(ctx), (keyp));   \
+		r_ ? &r_->act : NULL;                                      \
+	})
+#include "moat_lookup.h"
+
+/* vt_image_lookup_v4 - one IPv4 address through moat_lookup_v4(). */
+uint32_t vt_image_lookup_v4(const struct vt_image *img, uint32_t addr_host)
+{
+	return moat_lookup_v4((void *)img, addr_host);
+}
+
+/* vt_image_lookup_v6 - one IPv6 address through moat_lookup_v6(). */
+uint32_t vt_image_lookup_v6(const struct vt_image *img, const uint8_t addr[16])
+{
+	return moat_lookup_v6((void *)img, addr);
+}
+
+/* vt_image_new - all-PASS image; tbl24 by calloc (lazily zeroed pages). */
+struct vt_image *vt_image_new(void)
+{
+	struct vt_image *img = calloc(1, sizeof(*img));
+
+	if (!img)
+		return NULL;
+	img->tbl24 = calloc(MOAT_TBL24_ENTRIES, sizeof(uint32_t));
+	if (!img->tbl24) {
+		free(img);
+		return NULL;
+	}
+	return img;
+}
+
+/* vt_image_free - release everything. */
+void vt_image_free(struct vt_image *img)
+{
+	if (!img)
+		return;
+	free(img->tbl24);
+	free(img->groups);
+	free(img->v6);
+	free(img);
+}
+
+/* vt_image_clone - deep copy. */
+struct vt_image *vt_image_clone(const struct vt_image *img)
+{
+	struct vt_image *c = vt_image_new();
+
+	if (!c)
+		return NULL;
+	memcpy(c->tbl24, img->tbl24, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
+	if (img->ghi && vt_image_grow_groups(c, img->ghi) < 0)
+		goto fail;
+	if (img->ghi)
+		memcpy(c->groups, img->groups, img->ghi * sizeof(*c->groups));
+	c->ghi = img->ghi;
+	if (img->nv6) {
+		c->v6 = malloc(img->nv6 * sizeof(*c->v6));
+		if (!c->v6)
+			goto fail;
+		memcpy(c->v6, img->v6, img->nv6 * sizeof(*c->v6));
+		c->nv6 = c->v6cap = img->nv6;
+	}
+	c->plens = img->plens;
+	return c;
+fail:
+	vt_image_free(c);
+	return NULL;
+}
+
+/* vt_image_grow_groups - capacity for indices < want (doubling). */
+int vt_image_grow_groups(struct vt_image *img, uint32_t want)
+{
+	uint32_t cap = img->gcap ? img->gcap : 1024;
+	struct moat_group *g;
+
+	if (want <= img->gcap)
+		return 0;
+	if (want > MOAT_GROUP_MAX)
+		return -ENOSPC;
+	while (cap < want)
+		cap = cap > MOAT_GROUP_MAX / 2 ? MOAT_GROUP_MAX : cap * 2;
+	g = realloc(img->groups, (size_t)cap * sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	memset(g + img->gcap, 0, (size_t)(cap - img->gcap) * sizeof(*g));
+	img->groups = g;
+	img->gcap = cap;
+	return 0;
+}
+
+/* v6_put - insert or overwrite one rule (sorted insert). */
+static int v6_put(struct vt_image *img, const struct moat_v6_key *k,
+		  uint32_t act)
+{
+	size_t lo = 0, hi = img->nv6;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = vt_v6key_cmp(&img->v6[mid].key, k);
+
+		if (c == 0) {
+			img->v6[mid].act = act;
+			return 0;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (img->nv6 == img->v6cap) {
+		size_t cap = img->v6cap ? img->v6cap * 2 : 64;
+		struct vt_v6rule *r = realloc(img->v6, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		img->v6 = r;
+		img->v6cap = cap;
+	}
+	memmove(&img->v6[lo + 1], &img->v6[lo],
+		(img->nv6 - lo) * sizeof(*img->v6));
+	img->v6[lo].key = *k;
+	img->v6[lo].act = act;
+	img->nv6++;
+	return 0;
+}
+
+/* v6_del - remove one rule if present. */
+static void v6_del(struct vt_image *img, const struct moat_v6_key *k)
+{
+	const struct vt_v6rule *r = v6_find(img, k);
+	size_t i;
+
+	if (!r)
+		return;
+	i = (size_t)(r - img->v6);
+	memmove(&img->v6[i], &img->v6[i + 1],
+		(img->nv6 - i - 1) * sizeof(*img->v6));
+	img->nv6--;
+}
+
+/* vt_image_apply - apply updates in order, as a fast path would. */
+int vt_image_apply(struct vt_image *img, const struct moat_update *u,
+		   size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+
+		switch (u[i].kind) {
+		case MOAT_UPD_GROUP:
+			if (u[i].index > MOAT_GROUP_MAX)
+				return -EINVAL;
+			rc = vt_image_grow_groups(img, u[i].index + 1);
+			if (rc < 0)
+				return rc;
+			img->groups[u[i].index] = u[i].u.group;
+			if (u[i].index >= img->ghi)
+				img->ghi = u[i].index + 1;
+			break;
+		case MOAT_UPD_TBL24:
+			if (u[i].index >= MOAT_TBL24_ENTRIES)
+				return -EINVAL;
+			img->tbl24[u[i].index] = u[i].value;
+			break;
+		case MOAT_UPD_V6_PLENS:
+			if (u[i].u.plens.n > MOAT_V6_MAX_PLENS)
+				return -EINVAL;
+			img->plens = u[i].u.plens;
+			break;
+		case MOAT_UPD_V6_PUT:
+			if (u[i].u.key.plen > 128)
+				return -EINVAL;
+			rc = v6_put(img, &u[i].u.key, u[i].value);
+			if (rc < 0)
+				return rc;
+			break;
+		case MOAT_UPD_V6_DEL:
+			v6_del(img, &u[i].u.key);
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* vt_image_stats - sizes for metrics and for sizing fast-path maps. */
+void vt_image_stats(const struct vt_image *img, struct vt_image_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++) {
+		uint32_t e = img->tbl24[i];
+
+		if (!e)
+			continue;
+		st->tbl24_nonzero++;
+		st->groups_used += moat_tbl24_is_group(e);
+	}
+	st->groups_hiwater = img->ghi;
+	st->v6_rules = (uint32_t)img->nv6;
+	st->v6_plens = img->plens.n;
+	st->bytes = (uint64_t)MOAT_TBL24_ENTRIES * 4 +
+		    (uint64_t)st->groups_used * MOAT_GROUP_BYTES +
+		    (uint64_t)img->nv6 * (sizeof(struct moat_v6_key) + 4);
+}
+
+/* vt_ups_push - append one zeroed update slot. */
+struct moat_update *vt_ups_push(struct moat_update **ups, size_t *n,
+				size_t *cap)
+{
+	struct moat_update *u;
+
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 256;
+		struct moat_update *p = realloc(*ups, c * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		*ups = p;
+		*cap = c;
+	}
+	u = &(*ups)[(*n)++];
+	memset(u, 0, sizeof(*u));
+	return u;
+}
+
+/* vt_plens_from_rules - distinct plens present, longest first. */
+void vt_plens_from_rules(const struct vt_v6rule *r, size_t n,
+			 struct moat_v6_plens *out)
+{
+	uint8_t seen[129] = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		seen[r[i].key.plen] = 1;
+	for (int l = 128; l >= 0; l--)
+		if (seen[l] && out->n < MOAT_V6_MAX_PLENS)
+			out->len[out->n++] = (uint8_t)l;
+}
+
+/* plens_union - distinct lengths of a and b, longest first (capped). */
+static void plens_union(const struct moat_v6_plens *a,
+			const struct moat_v6_plens *b, struct moat_v6_plens *out)
+{
+	uint8_t seen[129] = { 0 };
+
+	for (uint32_t i = 0; i < a->n && i < MOAT_V6_MAX_PLENS; i++)
+		seen[a->len[i]] = 1;
+	for (uint32_t i = 0; i < b->n && i < MOAT_V6_MAX_PLENS; i++)
+		seen[b->len[i]] = 1;
+	memset(out, 0, sizeof(*out));
+	for (int l = 128; l >= 0; l--)
+		if (seen[l] && out->n < MOAT_V6_MAX_PLENS)
+			out->len[out->n++] = (uint8_t)l;
+}
+
+/* plens_eq - same lengths in the same order. */
+static int plens_eq(const struct moat_v6_plens *a, const struct moat_v6_plens *b)
+{
+	return a->n == b->n && memcmp(a->len, b->len, a->n) == 0;
+}
+
+/* cmp_upd_plen_desc / _asc - order puts longest first, deletes shortest
+ * first; ties by position so the order is deterministic. */
+static int cmp_upd_plen_desc(const void *x, const void *y)
+{
+	const struct moat_update *a = x, *b = y;
+
+	if (a->u.key.plen != b->u.key.plen)
+		return a->u.key.plen > b->u.key.plen ? -1 : 1;
+	return memcmp(a->u.key.addr, b->u.key.addr, 16);
+}
+
+static int cmp_upd_plen_asc(const void *x, const void *y)
+{
+	return -cmp_upd_plen_desc(x, y);
+}
+
+/* vt_v6_diff - puts (longest first) then deletes (shortest first), with
+ * plens widened before and narrowed after. */
+int vt_v6_diff(const struct vt_v6rule *old, size_t nold,
+	       const struct moat_v6_plens *oldpl,
+	       const struct vt_v6rule *nw, size_t nnew,
+	       const struct moat_v6_plens *newpl,
+	       struct moat_update **ups, size_t *n, size_t *cap)
+{
+	struct moat_v6_plens uni;
+	struct moat_update *u;
+	size_t i = 0, j = 0, put0, del0;
+
+	plens_union(oldpl, newpl, &uni);
+	if (!plens_eq(&uni, oldpl)) {
+		if (!(u = vt_ups_push(ups, n, cap)))
+			return -ENOMEM;
+		u->kind = MOAT_UPD_V6_PLENS;
+		u->u.plens = uni;
+	}
+	put0 = *n;
+	while (j < nnew) {
+		int c = i < nold ? vt_v6key_cmp(&old[i].key, &nw[j].key) : 1;
+
+		if (c < 0) {
+			i++;
+			continue;
+		}
+		if (c == 0 && old[i].act == nw[j].act) {
+			i++;
+			j++;
+			continue;
+		}
+		if (!(u = vt_ups_push(ups, n, cap)))
+			return -ENOMEM;
+		u->kind = MOAT_UPD_V6_PUT;
+		u->value = nw[j].act;
+		u->u.key = nw[j].key;
+		if (c == 0)
+			i++;
+		j++;
+	}
+	if (*n - put0 > 1)
+		qsort(*ups + put0, *n - put0, sizeof(**ups), cmp_upd_plen_desc);
+	del0 = *n;
+	for (i = 0, j = 0; i < nold; ) {
+		int c = j < nnew ? vt_v6key_cmp(&old[i].key, &nw[j].key) : -1;
+
+		if (c > 0) {
+			j++;
+			continue;
+		}
+		if (c < 0) {
+			if (!(u = vt_ups_push(ups, n, cap)))
+				return -ENOMEM;
+			u->kind = MOAT_UPD_V6_DEL;
+			u->u.key = old[i].key;
+		} else {
+			j++;
+		}
+		i++;
+	}
+	if (*n - del0 > 1)
+		qsort(*ups + del0, *n - del0, sizeof(**ups), cmp_upd_plen_asc);
+	if (!plens_eq(&uni, newpl)) {
+		if (!(u = vt_ups_push(ups, n, cap)))
+			return -ENOMEM;
+		u->kind = MOAT_UPD_V6_PLENS;
+		u->u.plens = *newpl;
+	}
+	return 0;
+}
+
+/* entry_group - the group an entry points at in img, or NULL. */
+static const struct moat_group *entry_group(const struct vt_image *img,
+					    uint32_t e)
+{
+	uint32_t g = moat_tbl24_group(e);
+
+	return g < img->ghi ? &img->groups[g] : NULL;
+}
+
+/* same_verdicts - two tbl24 entries (of two images) give every address of
+ * the /24 the same action. */
+static int same_verdicts(const struct vt_image *a, uint32_t ea,
+			 const struct vt_image *b, uint32_t eb)
+{
+	const struct moat_group *ga, *gb;
+	struct moat_group ta, tb;
+
+	if (!moat_tbl24_is_group(ea) && !moat_tbl24_is_group(eb))
+		return ea == eb;
+	ga = moat_tbl24_is_group(ea) ? entry_group(a, ea) : NULL;
+	gb = moat_tbl24_is_group(eb) ? entry_group(b, eb) : NULL;
+	if (!ga) {
+		memset(&ta, moat_tbl24_is_group(ea) ? 0 :
+		       (int)(moat_tbl24_action(ea) * 0x55u), sizeof(ta));
+		ga = &ta;
+	}
+	if (!gb) {
+		memset(&tb, moat_tbl24_is_group(eb) ? 0 :
+		       (int)(moat_tbl24_action(eb) * 0x55u), sizeof(tb));
+		gb = &tb;
+	}
+	return memcmp(ga, gb, sizeof(*ga)) == 0;
+}
+
+/* vt_image_diff - updates taking old to new_img; new groups go to indices
+ * at or above old's high-water mark, never over a group old may use. */
+int vt_image_diff(const struct vt_image *old, const struct vt_image *new_img,
+		  struct moat_update **ups, size_t *n)
+{
+	size_t cnt = 0, cap = 0;
+	struct moat_update *out = NULL, *u;
+	uint32_t next = old->ghi;
+
+	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++) {
+		uint32_t eo = old->tbl24[i], en = new_img->tbl24[i];
+
+		if (eo == 0 && en == 0)
+			continue;
+		if (same_verdicts(old, eo, new_img, en))
+			continue;
+		if (moat_tbl24_is_group(en)) {
+			const struct moat_group *g = entry_group(new_img, en);
+
+			if (next > MOAT_GROUP_MAX)
+				goto nomem;
+			if (!(u = vt_ups_push(&out, &cnt, &cap)))
+				goto nomem;
+			u->kind = MOAT_UPD_GROUP;
+			u->index = next;
+			if (g)
+				u->u.group = *g;
+			en = moat_tbl24_make_group(next++);
+		}
+		if (!(u = vt_ups_push(&out, &cnt, &cap)))
+			goto nomem;
+		u->kind = MOAT_UPD_TBL24;
+		u->index = i;
+		u->value = en;
+	}
+	if (vt_v6_diff(old->v6, old->nv6, &old->plens, new_img->v6,
+		       new_img->nv6, &new_img->plens, &out, &cnt, &cap) < 0)
+		goto nomem;
+	*ups = out;
+	*n = cnt;
+	return 0;
+nomem:
+	free(out);
+	return -ENOMEM;
+}
+
+/* vt_image_full - the image as updates for an empty fast path. */
+int vt_image_full(const struct vt_image *img, struct moat_update **ups,
+		  size_t *n)
+{
+	struct vt_image *empty = calloc(1, sizeof(*empty));
+	size_t cnt = 0, cap = 0;
+	struct moat_update *out = NULL, *u;
+	int rc = -ENOMEM;
+
+	if (!empty)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++) {
+		uint32_t e = img->tbl24[i];
+
+		if (!e)
+			continue;
+		if (moat_tbl24_is_group(e)) {
+			const struct moat_group *g = entry_group(img, e);
+
+			if (!(u = vt_ups_push(&out, &cnt, &cap)))
+				goto out;
+			u->kind = MOAT_UPD_GROUP;
+			u->index = moat_tbl24_group(e);
+			if (g)
+				u->u.group = *g;
+		}
+		if (!(u = vt_ups_push(&out, &cnt, &cap)))
+			goto out;
+		u->kind = MOAT_UPD_TBL24;
+		u->index = i;
+		u->value = e;
+	}
+	if (vt_v6_diff(NULL, 0, &empty->plens, img->v6, img->nv6, &img->plens,
+		       &out, &cnt, &cap) < 0)
+		goto out;
+	*ups = out;
+	*n = cnt;
+	out = NULL;
+	rc = 0;
+out:
+	free(out);
+	free(empty);
+	return rc;
+}
+
+/* vt_image_equal_verdicts - same action everywhere (group indices aside). */
+int vt_image_equal_verdicts(const struct vt_image *a, const struct vt_image *b)
+{
+	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++)
+		if (!same_verdicts(a, a->tbl24[i], b, b->tbl24[i]))
+			return 0;
+	if (a->nv6 != b->nv6 || !plens_eq(&a->plens, &b->plens))
+		return 0;
+	for (size_t i = 0; i < a->nv6; i++)
+		if (vt_v6key_cmp(&a->v6[i].key, &b->v6[i].key) ||
+		    a->v6[i].act != b->v6[i].act)
+			return 0;
+	return 1;
+}

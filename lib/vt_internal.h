@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * vt_internal.h - what the verdict-table modules (vt_policy.c, vt_image.c,
+ * vt_db.c) share and nobody else sees.
+ */
+#ifndef MOAT_VT_INTERNAL_H
+#define MOAT_VT_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "vtable.h"
+
+/* One IPv6 rule of a compiled image. */
+struct vt_v6rule {
+	struct moat_v6_key key;
+	uint32_t act;
+};
+
+struct vt_image {
+	uint32_t *tbl24;            /* MOAT_TBL24_ENTRIES */
+	struct moat_group *groups;  /* gcap entries */
+	uint32_t gcap;
+	uint32_t ghi;               /* high-water mark: indices < ghi exist */
+	struct vt_v6rule *v6;       /* sorted by vt_v6key_cmp */
+	size_t nv6, v6cap;
+	struct moat_v6_plens plens;
+};
+
+/* Accumulated verdict inputs for one address; counts so they subtract. */
+struct vt_acc {
+	int64_t score;
+	int32_t nallow, ndrop, ntarpit;
+};
+
+/* vt_v6key_cmp - order of image rules: address bytes, then plen. */
+int vt_v6key_cmp(const struct moat_v6_key *a, const struct moat_v6_key *b);
+
+/* vt_image_grow_groups - make indices < want valid; 0 or -ENOMEM. */
+int vt_image_grow_groups(struct vt_image *img, uint32_t want);
+
+/* vt_plens_from_rules - distinct plens of rules[], longest first. */
+void vt_plens_from_rules(const struct vt_v6rule *r, size_t n,
+			 struct moat_v6_plens *out);
+
+/* vt_v6_diff - append to *ups (capacity *cap, count *n) the updates taking
+ * rules old[] to new[] in publishing order.  0 or -ENOMEM. */
+int vt_v6_diff(const struct vt_v6rule *old, size_t nold,
+	       const struct moat_v6_plens *oldpl,
+	       const struct vt_v6rule *nw, size_t nnew,
+	       const struct moat_v6_plens *newpl,
+	       struct moat_update **ups, size_t *n, size_t *cap);
+
+/* vt_ups_push - room for one more update; NULL on ENOMEM. */
+struct moat_update *vt_ups_push(struct moat_update **ups, size_t *n,
+				size_t *cap);
+
+/* Policy evaluation (vt_policy.c). */
+
+/* vt_source_contrib - add to acc what source s says given the codes at its
+ * deciding prefix (ncodes >= 1; callers skip excluded prefixes). */
+void vt_source_contrib(const struct vt_source *s, const uint32_t *codes,
+		       size_t ncodes, struct vt_acc *acc);
+
+/* vt_code_weight - the weight one code adds through rules not already
+ * matched by codes[0..nprev) (for explain). */
+int32_t vt_code_weight(const struct vt_source *s, uint32_t code,
+		       const uint32_t *prev, size_t nprev);
+
+/* vt_decide - the action from accumulated inputs and thresholds. */
+uint32_t vt_decide(const struct vt_policy *p, const struct vt_acc *acc);
+
+/* Why a DNSBL answer is not a listing. */
+enum vt_code_class {
+	VT_CODE_LISTING = 0,
+	VT_CODE_OUTSIDE = 1,  /* not in 127.0.0.0/8 */
+	VT_CODE_ERROR = 2,    /* in an error range */
+};
+enum vt_code_class vt_code_classify(const struct vt_source *s, uint32_t code);
+
+#define VT_ERR(err, errsz, ...)                                     \
+	do {                                                        \
+		if ((err) && (errsz))                               \
+			snprintf((err), (errsz), __VA_ARGS__);      \
+	} while (0)
+
+#endif /* MOAT_VT_INTERNAL_H */

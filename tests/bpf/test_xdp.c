@@ -1,0 +1,530 @@
+/*
+ * test_xdp.c - the moat_xdp program in the running kernel through
+ * libmoatxdp: every frame of the shared case table (tests/xdp_frames.h)
+ * through BPF_PROG_TEST_RUN with its XDP verdict and the one counter it
+ * must bump; every truncation from 14 bytes up; tarpit replies read back
+ * from data_out and checked (checksums, swap, VLAN tags, ISN = keyed hash);
+ * rate limits per source prefix and global; the port set; the event ring;
+ * publish ordering and batching; pinned maps surviving a reopen.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include "log.h"
+#include "moat_xdp.h"
+#include "xdp_backend.h"
+#include "xdp_frames.h"
+
+static const __u64 test_key[2] = { 0x1111222233334444ull, 0x5555666677778888ull };
+
+/* open_x - a handle without pins, small maps, the test table published */
+static struct moat_xdp *open_x(struct moat_xdp_opts *o)
+{
+	struct moat_update u[16];
+	struct moat_xdp *x = NULL;
+	size_t n = tests_table_updates(u);
+
+	o->pin_dir = NULL;
+	o->groups_max = 1024;
+	o->v6_max = 64;
+	o->rl_src_max = 64;
+	o->isn_key[0] = test_key[0];
+	o->isn_key[1] = test_key[1];
+	assert_int_equal(moat_xdp_open(o, &x), 0);
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	return x;
+}
+
+/* default_opts - defaults with tarpit limits high enough for the cases */
+static void default_opts(struct moat_xdp_opts *o)
+{
+	moat_xdp_opts_default(o);
+	o->tarpit_src_burst = 1000;
+}
+
+/* run - one frame through BPF_PROG_TEST_RUN; returns the XDP action */
+static int run(struct moat_xdp *x, const uint8_t *in, size_t len,
+	       uint8_t *out, size_t *outlen)
+{
+	static uint8_t sink[TF_MAX];
+	LIBBPF_OPTS(bpf_test_run_opts, o,
+		.data_in = in,
+		.data_size_in = (__u32)len,
+		.data_out = out ? out : sink,
+		.data_size_out = TF_MAX,
+		.repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(moat_xdp_prog_fd(x), &o), 0);
+	if (outlen)
+		*outlen = o.data_size_out;
+	return (int)o.retval;
+}
+
+/* stat_delta_ok - exactly `want` went up by one (events aside) */
+static int stat_delta_ok(const uint64_t *a, const uint64_t *b, int want,
+			 char *msg, size_t msgsz)
+{
+	int ok = 1;
+
+	for (int s = 0; s < MOAT_STAT__MAX; s++) {
+		uint64_t d = b[s] - a[s], w = s == want;
+
+		if (s == MOAT_STAT_EVENT_LOST)
+			continue;
+		if (d != w) {
+			snprintf(msg, msgsz, "counter %s moved by %llu, want %llu",
+				 moat_xdp_stat_name((unsigned)s),
+				 (unsigned long long)d, (unsigned long long)w);
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
+/* run_counted - run() one frame; *ok says whether exactly counter want
+ * moved (else msg says which did) */
+static int run_counted(struct moat_xdp *x, const uint8_t *in, size_t len,
+		       uint8_t *out, size_t *outlen, int want, char *msg,
+		       size_t msgsz, int *ok)
+{
+	uint64_t a[MOAT_STAT__MAX], b[MOAT_STAT__MAX];
+	int got;
+
+	assert_int_equal(moat_xdp_read_stats(x, a), 0);
+	got = run(x, in, len, out, outlen);
+	assert_int_equal(moat_xdp_read_stats(x, b), 0);
+	*ok = stat_delta_ok(a, b, want, msg, msgsz);
+	return got;
+}
+
+static void test_case_table(void **state)
+{
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX], out[TF_MAX];
+	char msg[160];
+	int failed = 0, tarpits = 0, ok;
+
+	(void)state;
+	default_opts(&o);
+	x = open_x(&o);
+	for (size_t i = 0; i < N_TCASES; i++) {
+		const struct tcase *c = &tcases[i];
+		size_t len = tf_build(&c->f, in), outlen = 0;
+		int got;
+
+		got = run_counted(x, in, len, out, &outlen, c->want_stat, msg,
+				  sizeof(msg), &ok);
+		if (got != c->want_xdp) {
+			print_error("case '%s': XDP action got %d, want %d\n",
+				    c->name, got, c->want_xdp);
+			failed++;
+		}
+		if (!ok) {
+			print_error("case '%s': %s\n", c->name, msg);
+			failed++;
+		}
+		if (got == X_TX) {
+			struct moat_pkt p;
+			uint32_t isn = 0;
+			const char *err = tf_check_tarpit(in, len, out, outlen, &isn);
+
+			moat_parse(in, in + len, &p);
+			if (err) {
+				print_error("case '%s': tarpit reply: %s\n", c->name, err);
+				failed++;
+			} else if (isn != moat_tarpit_isn(test_key, &p)) {
+				print_error("case '%s': ISN %u is not the keyed hash\n",
+					    c->name, isn);
+				failed++;
+			}
+			tarpits++;
+		} else if (got == X_PASS && (outlen != len || memcmp(in, out, len))) {
+			print_error("case '%s': passed frame was modified\n", c->name);
+			failed++;
+		}
+	}
+	moat_xdp_close(x);
+	assert_true(tarpits >= 5);
+	assert_int_equal(failed, 0);
+}
+
+static void test_truncation(void **state)
+{
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX];
+	char msg[160];
+	int failed = 0, n = 0, ok;
+
+	(void)state;
+	default_opts(&o);
+	x = open_x(&o);
+	for (size_t f = 0; f < N_TCUT; f++) {
+		size_t full = tf_build(&tcut_frames[f], in);
+
+		for (size_t len = MOAT_ETH_HLEN; len < full; len++, n++) {
+			int want = (int)moat_parse_res_stat(
+				tcut_want(&tcut_frames[f], tf_l3off(&tcut_frames[f]), len));
+			int got = run_counted(x, in, len, NULL, NULL, want, msg,
+					      sizeof(msg), &ok);
+
+			if (got != X_PASS || !ok) {
+				print_error("frame %zu cut to %zu: action %d, %s\n", f,
+					    len, got, got == X_PASS ? msg : "want PASS");
+				failed++;
+			}
+		}
+	}
+	moat_xdp_close(x);
+	assert_true(n > 100);
+	assert_int_equal(failed, 0);
+}
+
+/* syn_from - build a SYN to port 25 from src into buf */
+static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport)
+{
+	struct tframe f = { .family = strchr(src, ':') ? 6 : 4, .src = src,
+			    .sport = 40000, .dport = dport, .flags = TF_SYN,
+			    .seq = 7 };
+
+	f.dst = f.family == 4 ? "198.18.1.1" : "2001:db8:1::1";
+	return tf_build(&f, buf);
+}
+
+static void test_rate_limits(void **state)
+{
+	static const struct { const char *src; int want; } steps[] = {
+		{ "198.51.100.1", X_TX },        /* /24 budget: burst 2 */
+		{ "198.51.100.1", X_TX },
+		{ "198.51.100.1", X_DROP },      /* over the /24 limit */
+		{ "198.51.100.200", X_DROP },    /* same /24 */
+		{ "192.0.2.11", X_TX },          /* other /24: 3rd of global 4 */
+		{ "2001:db8:100:2::1", X_TX },   /* 4th of global burst */
+		{ "2001:db8:100:3::1", X_DROP }, /* global budget spent */
+	};
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX];
+	uint64_t st[MOAT_STAT__MAX];
+
+	(void)state;
+	moat_xdp_opts_default(&o);
+	o.tarpit_src_pps = 1;
+	o.tarpit_src_burst = 2;
+	o.tarpit_global_pps = 1;
+	o.tarpit_global_burst = 4;
+	x = open_x(&o);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		size_t len = syn_from(in, steps[i].src, 25);
+		int got = run(x, in, len, NULL, NULL);
+
+		if (got != steps[i].want)
+			fail_msg("step %zu (%s): got %d, want %d", i, steps[i].src,
+				 got, steps[i].want);
+	}
+	assert_int_equal(moat_xdp_read_stats(x, st), 0);
+	assert_int_equal(st[MOAT_STAT_TARPIT], 4);
+	assert_int_equal(st[MOAT_STAT_TARPIT_LIMITED], 3);
+	moat_xdp_close(x);
+
+	/* rate 0: a tarpit source is only ever dropped */
+	moat_xdp_opts_default(&o);
+	o.tarpit_src_pps = 0;
+	x = open_x(&o);
+	assert_int_equal(run(x, in, syn_from(in, "198.51.100.1", 25), NULL, NULL), X_DROP);
+	moat_xdp_close(x);
+}
+
+static void test_port_set(void **state)
+{
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX];
+	uint64_t st[MOAT_STAT__MAX];
+
+	(void)state;
+	default_opts(&o);
+	o.ports[0] = 25;
+	o.ports[1] = 587;
+	o.n_ports = 2;
+	x = open_x(&o);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 587), NULL, NULL), X_DROP);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 465), NULL, NULL), X_PASS);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), X_DROP);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), X_DROP);
+	assert_int_equal(moat_xdp_read_port_stats(x, 1, st), 0);
+	assert_int_equal(st[MOAT_STAT_DROP], 1);
+	assert_int_equal(moat_xdp_read_port_stats(x, 0, st), 0);
+	assert_int_equal(st[MOAT_STAT_DROP], 2);
+	assert_int_equal(moat_xdp_read_stats(x, st), 0);
+	assert_int_equal(st[MOAT_STAT_DROP], 3);
+	assert_int_equal(st[MOAT_STAT_NOT_SMTP], 1);
+	assert_int_equal(moat_xdp_read_port_stats(x, 2, st), -EINVAL);
+	moat_xdp_close(x);
+
+	/* bad knobs are refused at start-up */
+	default_opts(&o);
+	o.n_ports = 0;
+	assert_int_equal(moat_xdp_open(&o, &x), -EINVAL);
+	default_opts(&o);
+	o.ports[0] = 0;
+	assert_int_equal(moat_xdp_open(&o, &x), -EINVAL);
+}
+
+struct ev_acc {
+	int n;
+	struct moat_event last;
+};
+
+static void on_ev(void *ud, const struct moat_event *e)
+{
+	struct ev_acc *a = ud;
+
+	a->n++;
+	a->last = *e;
+}
+
+static void test_events(void **state)
+{
+	static const uint8_t want4[4] = { 192, 0, 2, 10 };
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	struct ev_acc acc = { 0 };
+	uint8_t in[TF_MAX];
+	uint64_t st[MOAT_STAT__MAX];
+
+	(void)state;
+	default_opts(&o);
+	o.event_sample = 1;   /* every refused SYN ... */
+	o.event_max_pps = 3;  /* ... burst 3, then limited */
+	x = open_x(&o);
+	assert_true(moat_xdp_events_fd(x) >= 0);
+	/* an unlisted SYN is not reported */
+	run(x, in, syn_from(in, "192.0.2.13", 25), NULL, NULL);
+	assert_int_equal(moat_xdp_poll_events(x, 0, on_ev, &acc), 0);
+	assert_int_equal(acc.n, 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), X_DROP);
+	assert_true(moat_xdp_poll_events(x, 100, on_ev, &acc) >= 0);
+	assert_int_equal(acc.n, 3);
+	assert_int_equal(acc.last.family, 4);
+	assert_int_equal(acc.last.stat, MOAT_STAT_DROP);
+	assert_int_equal(acc.last.action, MOAT_ACT_DROP);
+	assert_int_equal(acc.last.dport, 25);
+	assert_memory_equal(acc.last.saddr, want4, 4);
+	assert_int_equal(moat_xdp_read_stats(x, st), 0);
+	assert_int_equal(st[MOAT_STAT_EVENT_LOST], 2);
+	moat_xdp_close(x);
+
+	/* sample 4: the 1st, 5th and 9th of nine drops; counts are per CPU,
+	 * so the runs stay on one */
+	cpu_set_t one, all;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	default_opts(&o);
+	o.event_sample = 4;
+	x = open_x(&o);
+	acc.n = 0;
+	for (int i = 0; i < 9; i++)
+		run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL);
+	assert_true(moat_xdp_poll_events(x, 100, on_ev, &acc) >= 0);
+	assert_int_equal(acc.n, 3);
+	moat_xdp_close(x);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	o.event_sample = 3;   /* not a power of two */
+	assert_int_equal(moat_xdp_open(&o, &x), -EINVAL);
+
+	/* sample 0: nothing reported */
+	default_opts(&o);
+	o.event_sample = 0;
+	x = open_x(&o);
+	acc.n = 0;
+	run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL);
+	assert_int_equal(moat_xdp_poll_events(x, 0, on_ev, &acc), 0);
+	assert_int_equal(acc.n, 0);
+	moat_xdp_close(x);
+}
+
+static void test_publish(void **state)
+{
+	enum { N = 10000 };
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	struct moat_update *u = calloc(2 * N + 4, sizeof(*u));
+	int fd_t, fd_g, fd_v6;
+	size_t n = 0;
+	__u32 v;
+	struct moat_group g;
+	uint8_t in[TF_MAX];
+
+	(void)state;
+	assert_non_null(u);
+	default_opts(&o);
+	x = open_x(&o);
+	o.groups_max = 1024;
+	/* more than one batch chunk of groups, then the tbl24 entries */
+	for (__u32 i = 0; i < N; i++) {
+		u[n].kind = MOAT_UPD_GROUP;
+		u[n].index = i % 1000;
+		memset(&u[n].u.group, 0, sizeof(u[n].u.group));
+		moat_group_set(&u[n].u.group, (__u8)i, MOAT_ACT_DROP);
+		n++;
+	}
+	for (__u32 i = 0; i < N; i++) {
+		u[n].kind = MOAT_UPD_TBL24;
+		u[n].index = 0x0a0000 + i;
+		u[n].value = moat_tbl24_make_group(i % 1000);
+		n++;
+	}
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	fd_t = moat_xdp_map_fd(x, "tbl24");
+	fd_g = moat_xdp_map_fd(x, "groups");
+	fd_v6 = moat_xdp_map_fd(x, "v6_rules");
+	assert_true(fd_t >= 0 && fd_g >= 0 && fd_v6 >= 0);
+	/* tbl24 through the map (16 entries a value) and through the mapping */
+	struct moat_tbl24_chunk ch;
+	v = (0x0a0000 + 4321) / MOAT_TBL24_CHUNK;
+	assert_int_equal(bpf_map_lookup_elem(fd_t, &v, &ch), 0);
+	assert_int_equal(ch.e[(0x0a0000 + 4321) % MOAT_TBL24_CHUNK],
+			 moat_tbl24_make_group(321));
+	assert_int_equal(moat_xdp_tbl24(x)[0x0a0000 + 4321], moat_tbl24_make_group(321));
+	v = 321;
+	assert_int_equal(bpf_map_lookup_elem(fd_g, &v, &g), 0);
+	/* the last write to group 321 (i = 9321) wins, earlier ones are gone */
+	assert_int_equal(moat_group_get(&g, (__u8)9321), MOAT_ACT_DROP);
+	assert_int_equal(moat_group_get(&g, (__u8)321), MOAT_ACT_PASS);
+	/* and the program sees it: 10.16.225.(9321 & 255) */
+	assert_int_equal(run(x, in, syn_from(in, "10.16.225.105", 25), NULL, NULL), X_DROP);
+	assert_int_equal(run(x, in, syn_from(in, "10.16.225.106", 25), NULL, NULL), X_PASS);
+
+	/* IPv6 deletes, one of them of an absent key */
+	n = 0;
+	u[n].kind = MOAT_UPD_V6_DEL;
+	u[n].u.key.plen = 64;
+	inet_pton(AF_INET6, "2001:db8:100:1::", u[n].u.key.addr);
+	n++;
+	u[n].kind = MOAT_UPD_V6_DEL;
+	u[n].u.key.plen = 96;
+	inet_pton(AF_INET6, "2001:db8:999::", u[n].u.key.addr);
+	n++;
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL), X_TX);
+
+	/* out of range updates are refused, the prefix stays applied */
+	n = 0;
+	u[n].kind = MOAT_UPD_TBL24;
+	u[n].index = 0x0b0000;
+	u[n].value = MOAT_ACT_DROP;
+	n++;
+	u[n].kind = MOAT_UPD_GROUP;
+	u[n].index = 5000;
+	n++;
+	assert_int_equal(moat_xdp_publish(x, u, n), -ERANGE);
+	assert_int_equal(run(x, in, syn_from(in, "11.0.0.1", 25), NULL, NULL), X_DROP);
+	u[0].kind = 99;
+	assert_int_equal(moat_xdp_publish(x, u, 1), -EINVAL);
+	u[0].kind = MOAT_UPD_TBL24;
+	u[0].index = MOAT_TBL24_ENTRIES;
+	assert_int_equal(moat_xdp_publish(x, u, 1), -ERANGE);
+	u[0].index = 5;
+	u[0].value = moat_tbl24_make_group(1024);   /* past groups_max */
+	assert_int_equal(moat_xdp_publish(x, u, 1), -ERANGE);
+
+	/* through the control plane's interface */
+	struct moat_fastpath fp;
+	uint64_t st[MOAT_STAT__MAX];
+
+	moat_xdp_fastpath(x, &fp);
+	assert_string_equal(fp.name, "xdp");
+	assert_int_equal(fp.read_stats(fp.ctx, st), 0);
+	assert_true(st[MOAT_STAT_DROP] >= 2);
+	fp.close(fp.ctx);
+	free(u);
+}
+
+static char pin_base[64], pin_dir[80];
+
+/* rm_pins - remove the test's pin directory, whatever is in it */
+static void rm_pins(void)
+{
+	char cmd[128];
+
+	if (!pin_base[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pin_base);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", pin_base);
+}
+
+static void test_pinned_reopen(void **state)
+{
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	struct moat_update u[16];
+	size_t n = tests_table_updates(u);
+	uint8_t in[TF_MAX];
+	uint64_t st[MOAT_STAT__MAX];
+
+	(void)state;
+	snprintf(pin_base, sizeof(pin_base), "/sys/fs/bpf/moat-test-%d", (int)getpid());
+	snprintf(pin_dir, sizeof(pin_dir), "%s/pins", pin_base);
+	atexit(rm_pins);
+	default_opts(&o);
+	o.pin_dir = pin_dir;
+	o.groups_max = 1024;
+	o.v6_max = 64;
+	assert_int_equal(moat_xdp_open(&o, &x), 0);
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), X_DROP);
+	moat_xdp_close(x);
+
+	/* a new loader finds table and counters in the pinned maps */
+	assert_int_equal(moat_xdp_read_pinned_stats(pin_dir, st), 0);
+	assert_int_equal(st[MOAT_STAT_DROP], 1);
+	assert_int_equal(moat_xdp_open(&o, &x), 0);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), X_DROP);
+	assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL), X_DROP);
+	assert_int_equal(moat_xdp_read_stats(x, st), 0);
+	assert_int_equal(st[MOAT_STAT_DROP], 3);
+	assert_int_equal(moat_xdp_detach(x, "lo"), -ENOENT);
+	moat_xdp_close(x);
+
+	/* other map sizes cannot reuse the pins: refused, not silently reset */
+	o.groups_max = 2048;
+	assert_true(moat_xdp_open(&o, &x) < 0);
+	rm_pins();
+	assert_true(access(pin_base, F_OK) != 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_case_table),
+		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_rate_limits),
+		cmocka_unit_test(test_port_set),
+		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_publish),
+		cmocka_unit_test(test_pinned_reopen),
+	};
+
+	log_init("test_xdp", 0);
+	log_set_level(LOG_LVL_ERR);
+	return cmocka_run_group_tests_name("xdp", tests, NULL, NULL);
+}

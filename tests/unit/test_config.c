@@ -1,0 +1,240 @@
+/* test_config.c - moat-controld configuration: every bad line is refused
+ * with FILE:LINE and a reason, good files give the documented defaults. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#define ZONE_OK "[zone bl.example]\nprimary = 192.0.2.1\n"
+
+struct bad_case {
+	const char *name;
+	const char *text;
+	const char *want; /* substring of the error, starting with "t.conf:LINE:" */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "unknown section", "[daemon]\nuser = moat\n[frobnicate]\nx = 1\n",
+	  "t.conf:4: unknown section [frobnicate]" },
+	{ "unknown key", "[daemon]\nsocket_mod = 0660\n", "t.conf:2: unknown key 'socket_mod' in [daemon]" },
+	{ "bad mode", "[daemon]\nsocket_mode = 0998\n", "t.conf:2: socket_mode: '0998' is not an octal" },
+	{ "relative state_dir", "[daemon]\nstate_dir = var/lib\n", "t.conf:2: state_dir: 'var/lib' is not an absolute path" },
+	{ "bad log level", "\n\n[daemon]\nlog_level = loud\n", "t.conf:4: log_level: 'loud'" },
+	{ "bad bool", "[daemon]\nsyslog = maybe\n", "t.conf:2: syslog: 'maybe' is not yes or no" },
+	{ "dup scalar", "[daemon]\nuser = a\nuser = b\n", "t.conf:3: user: set twice in [daemon]" },
+	{ "syntax", "[daemon]\nthis is not a key\n", "t.conf:2: syntax error" },
+	{ "bad xdp mode", "[xdp]\nmode = turbo\n", "t.conf:2: mode: 'turbo' is not native, skb or auto" },
+	{ "iface twice", "[xdp]\ninterfaces = eth0 eth0\n", "t.conf:2: interfaces: 'eth0' listed twice" },
+	{ "iface too long", "[xdp]\ninterfaces = abcdefghijklmnopq\n", "t.conf:2: interfaces: 'abcdefghijklmnopq' is longer than IFNAMSIZ" },
+	{ "metrics addr", "[metrics]\nlisten = localhost:80\n", "t.conf:2: listen: 'localhost:80' is not IP[:PORT]" },
+	{ "metrics port", "[metrics]\nlisten = 127.0.0.1:70000\n", "t.conf:2: listen:" },
+	{ "threshold range", "[policy]\ndrop_threshold = 5000\n", "t.conf:2: drop_threshold: 5000 is outside 0..1000" },
+	{ "threshold order", "[policy]\ntarpit_threshold = 3\ndrop_threshold = 2\n", "tarpit_threshold (3) must be below drop_threshold (2)" },
+	{ "thresholds off", "[policy]\ndrop_threshold = 0\n", "nothing would ever be filtered" },
+	{ "bad zone name", "[zone bad..name]\nprimary = 192.0.2.1\n", "t.conf:2: [zone bad..name]: 'bad..name' is not a valid DNS name" },
+	{ "zone twice", ZONE_OK "[zone BL.example]\nprimary = 192.0.2.2\n", "t.conf:4: [zone BL.example]: zone defined twice (first at line 1)" },
+	{ "axfr no primary", "[daemon]\nuser = x\n\n[zone bl.example]\nweight = 2\n", "t.conf:4: [zone bl.example]: type axfr needs at least one primary" },
+	{ "bad primary", "[zone bl.example]\nprimary = ns.example\n", "t.conf:2: primary: 'ns.example' is not IP[@PORT]" },
+	{ "bad primary port", "[zone bl.example]\nprimary = 192.0.2.1@0\n", "t.conf:2: primary: '192.0.2.1@0'" },
+	{ "bad type", "[zone bl.example]\ntype = ldap\n", "t.conf:2: type: 'ldap' is not axfr, rbldnsd or live" },
+	{ "rbldnsd no file", "[zone bl.example]\ntype = rbldnsd\n", "t.conf:1: [zone bl.example]: type rbldnsd needs file" },
+	{ "file on axfr", ZONE_OK "file = /tmp/x\n", "t.conf:1: [zone bl.example]: file is only for type rbldnsd" },
+	{ "bad tsig alg", ZONE_OK "tsig = hmac-foo:key:c2VjcmV0\n", "t.conf:3: tsig: want ALGORITHM:KEYNAME:BASE64SECRET" },
+	{ "bad tsig secret", ZONE_OK "tsig = hmac-sha256:key:not base64!\n", "t.conf:3: tsig:" },
+	{ "code outside 127", ZONE_OK "codes = 10.0.0.2\n", "t.conf:3: codes: '10.0.0.2' is outside 127.0.0.0/8" },
+	{ "code range backwards", ZONE_OK "codes = 127.0.0.9-127.0.0.2\n", "t.conf:3: codes: '127.0.0.9-127.0.0.2' is not CODE" },
+	{ "code bad weight", ZONE_OK "codes = 127.0.0.2=x\n", "t.conf:3: codes: '127.0.0.2=x'" },
+	{ "code host bits", ZONE_OK "codes = 127.0.0.1/24\n", "t.conf:3: codes: '127.0.0.1/24'" },
+	{ "error code weight", ZONE_OK "error_codes = 127.0.0.1=3\n", "t.conf:3: error_codes: '127.0.0.1=3'" },
+	{ "on_expire", ZONE_OK "on_expire = sometimes\n", "t.conf:3: on_expire: 'sometimes' is not keep or drop" },
+	{ "bad duration", ZONE_OK "stale_max = 7days\n", "t.conf:3: stale_max: '7days' is not a duration" },
+	{ "duration range", ZONE_OK "stale_max = 400d\n", "t.conf:3: stale_max: 34560000 s is outside" },
+	{ "refresh order", ZONE_OK "refresh_min = 2h\nrefresh_max = 1h\n", "t.conf:1: [zone bl.example]: refresh_min (7200) > refresh_max (3600)" },
+	{ "timeout zero", ZONE_OK "timeout = 0\n", "t.conf:3: timeout: 0 s is outside 1..3600 s" },
+	{ "prefix v4 range", ZONE_OK "max_prefix_v4 = 33\n", "t.conf:3: max_prefix_v4: 33 is outside 0..32" },
+	{ "empty section", "[daemon]\n[xdp]\ninterfaces = eth0\n", "t.conf:1: section has no keys" },
+	{ "empty last section", ZONE_OK "[zone other.example]\n", "t.conf:3: section has no keys" },
+	{ "weight not int", ZONE_OK "weight = 1.5\n", "t.conf:3: weight: '1.5' is not an integer" },
+	{ "notify addr", "[daemon]\nnotify_listen = 198.18.2.1@53 nowhere\n", "t.conf:2: notify_listen: 'nowhere'" },
+	{ "first error wins", "[daemon]\nuser = a\nbogus = 1\nlog_level = x\n", "t.conf:3: unknown key 'bogus'" },
+	{ "bad port", "[xdp]\nports = 25 0\n", "t.conf:2: ports: '0' is not a port number" },
+	{ "event_sample not 2^k", "[xdp]\nevent_sample = 3\n", "t.conf:2: event_sample: '3' is not 0 or a power of two" },
+	{ "groups_max small", "[xdp]\ngroups_max = 10\n", "t.conf:2: groups_max: 10 is outside 1024..134217728" },
+	{ "bad rbldnsd format", "[zone l.rbl]\ntype = rbldnsd\nfile = /x\nformat = csv\n", "t.conf:4: format: 'csv' is not ip4set, ip4trie or ip6trie" },
+	{ "primary on rbldnsd", "[zone bl.example]\ntype = rbldnsd\nfile = /x\nprimary = 192.0.2.1\n", "t.conf:1: [zone bl.example]: primary/tsig are only for type axfr" },
+};
+
+/* test_bad_line - one row of bad_cases (each row is its own TAP case) */
+static void test_bad_line(void **state)
+{
+	{
+		const struct bad_case *bc = *state;
+		struct moat_config *c = calloc(1, sizeof(*c));
+		char err[CFG_ERRLEN] = "";
+		int r = cfg_load_string(c, "t.conf", bc->text, err);
+
+		if (r == 0)
+			fail_msg("case '%s': got success, want error '%s'", bc->name, bc->want);
+		if (!strstr(err, bc->want))
+			fail_msg("case '%s': got '%s', want it to contain '%s'", bc->name, err, bc->want);
+		free(c);
+	}
+}
+
+static void test_long_line(void **state)
+{
+	char text[600];
+	struct moat_config *c = calloc(1, sizeof(*c));
+	char err[CFG_ERRLEN];
+
+	(void)state;
+	snprintf(text, sizeof(text), "[daemon]\nuser = %0400d\n", 7);
+	assert_int_equal(cfg_load_string(c, "t.conf", text, err), -1);
+	if (!strstr(err, "t.conf:2: line longer than"))
+		fail_msg("got '%s'", err);
+	free(c);
+}
+
+static void test_defaults(void **state)
+{
+	struct moat_config *c = calloc(1, sizeof(*c));
+	char err[CFG_ERRLEN];
+
+	(void)state;
+	assert_int_equal(cfg_load_string(c, "t.conf", "; nothing but a comment\n", err), 0);
+	assert_string_equal(c->socket_path, "/run/moat/control.sock");
+	assert_int_equal(c->socket_mode, 0660);
+	assert_string_equal(c->state_dir, "/var/lib/moat");
+	assert_string_equal(c->pin_dir, "/sys/fs/bpf/moat");
+	assert_string_equal(c->metrics.text, "127.0.0.1:9464");
+	assert_int_equal(c->drop_threshold, 1);
+	assert_int_equal(c->tarpit_threshold, 0);
+	assert_int_equal(c->nzones, 0);
+	free(c);
+}
+
+static void test_full(void **state)
+{
+	static const char text[] =
+		"[daemon]\n"
+		"socket = /run/x.sock\n"
+		"socket_mode = 0600\n"
+		"notify_listen = 198.18.2.1@5353, [2001:db8::1]:53\n"
+		"[xdp]\n"
+		"interfaces = eth0, eth1\n"
+		"interfaces = eth2\n"
+		"mode = skb\n"
+		"[metrics]\n"
+		"listen = off\n"
+		"[policy]\n"
+		"tarpit_threshold = 1\n"
+		"drop_threshold = 3\n"
+		"[zone bl.example.]\n"
+		"primary = 192.0.2.1 192.0.2.2@5300\n"
+		"tsig = hmac-sha256:xfr-key:c2VjcmV0c2VjcmV0\n"
+		"codes = 127.0.0.2=3 127.0.0.3-127.0.0.9=1 127.0.1.0/24=-2\n"
+		"on_expire = drop\n"
+		"stale_max = 2d\n"
+		"[zone local.example]\n"
+		"type = rbldnsd\n"
+		"file = /etc/moat/local.rbl\n"
+		"error_codes = 127.0.0.0/30\n";
+	struct moat_config *c = calloc(1, sizeof(*c));
+	char err[CFG_ERRLEN] = "";
+	int w;
+
+	(void)state;
+	if (cfg_load_string(c, "t.conf", text, err) != 0)
+		fail_msg("got error '%s'", err);
+	assert_string_equal(c->socket_path, "/run/x.sock");
+	assert_int_equal(c->socket_mode, 0600);
+	assert_int_equal(c->nnotify, 2);
+	assert_int_equal(c->nifaces, 3);
+	assert_string_equal(c->ifaces[2], "eth2");
+	assert_string_equal(c->xdp_mode, "skb");
+	assert_int_equal(c->metrics.len, 0);
+	assert_int_equal(c->nzones, 2);
+	const struct cfg_zone *z = cfg_zone_find(c, "BL.example.");
+
+	assert_non_null(z);
+	assert_string_equal(z->name, "bl.example");
+	assert_int_equal(z->line, 14);
+	assert_int_equal(z->nprimary, 2);
+	assert_int_equal(z->on_expire, CFG_EXPIRE_DROP);
+	assert_int_equal(z->stale_max, 2 * 86400);
+	assert_int_equal(cfg_code_weight(z, 0x7f000002, &w), 0);
+	assert_int_equal(w, 3);
+	assert_int_equal(cfg_code_weight(z, 0x7f000005, &w), 0);
+	assert_int_equal(w, 1);
+	assert_int_equal(cfg_code_weight(z, 0x7f0001fe, &w), 0);
+	assert_int_equal(w, -2);
+	assert_int_equal(cfg_code_weight(z, 0x7f00000a, &w), -1);   /* not among codes */
+	assert_int_equal(cfg_code_weight(z, 0x7fffff01, &w), -1);   /* error code */
+	z = cfg_zone_find(c, "local.example");
+	assert_non_null(z);
+	assert_int_equal(z->type, CFG_SRC_RBLDNSD);
+	assert_int_equal(cfg_code_weight(z, 0x7f000002, &w), -1);   /* in 127.0.0.0/30 */
+	assert_int_equal(cfg_code_weight(z, 0x7f000004, &w), 0);
+	assert_int_equal(cfg_code_weight(z, 0x0a000004, &w), -1);   /* outside 127/8 */
+	assert_int_equal(cfg_code_weight(z, 0x7ffffffe, &w), 0);    /* default replaced */
+	free(c);
+}
+
+struct dur_case {
+	const char *in;
+	int ok;
+	uint32_t want;
+};
+
+static void test_durations(void **state)
+{
+	static const struct dur_case cases[] = {
+		{ "90", 1, 90 }, { "90s", 1, 90 }, { "15m", 1, 900 }, { "2h", 1, 7200 },
+		{ "7d", 1, 604800 }, { "1w", 1, 604800 }, { "", 0, 0 }, { "-1", 0, 0 },
+		{ "5x", 0, 0 }, { "5mm", 0, 0 }, { "99999999999", 0, 0 }, { "50000d", 0, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint32_t v = 0;
+		int r = cfg_parse_duration(cases[i].in, &v);
+
+		if ((r == 0) != cases[i].ok || (r == 0 && v != cases[i].want))
+			fail_msg("duration '%s': got r=%d v=%u, want ok=%d v=%u", cases[i].in, r, v,
+				 cases[i].ok, cases[i].want);
+	}
+}
+
+static void test_file_missing(void **state)
+{
+	struct moat_config *c = calloc(1, sizeof(*c));
+	char err[CFG_ERRLEN];
+
+	(void)state;
+	assert_int_equal(cfg_load(c, "/nonexistent/moat.conf", err), -1);
+	assert_non_null(strstr(err, "/nonexistent/moat.conf: No such file"));
+	free(c);
+}
+
+#define NBAD (sizeof(bad_cases) / sizeof(bad_cases[0]))
+
+int main(void)
+{
+	struct CMUnitTest tests[NBAD + 5] = {
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_file_missing),
+	};
+	for (size_t i = 0; i < NBAD; i++)
+		tests[5 + i] = (struct CMUnitTest){ bad_cases[i].name, test_bad_line, NULL, NULL,
+						     (void *)&bad_cases[i] };
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,544 @@
+/* test_zone.c - a zone's listings give every address the answer DNS gives
+ * (RFC 4592 wildcards, empty non-terminals), checked three ways: a case
+ * table, an independent RFC 4592 resolver model over random zones, and
+ * IXFR-style batches whose deltas must add up to the listings of a zone
+ * built from scratch (and roll back exactly). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <cmocka.h>
+#include <errno.h>
+
+#include <libknot/libknot.h>
+
+#include "owner.h"
+#include "sanity.h"
+#include "zone.h"
+
+#define APEX "bl.test."
+
+/* add_rr - "owner TYPE value" with a relative owner ("@" = apex) */
+static int zone_line(struct moat_zone *z, enum moat_zone_op op, const char *line)
+{
+	char owner[300], type[16], val[100], full[400];
+	uint8_t wire[KNOT_DNAME_MAXLEN], rd[64];
+	uint16_t rdlen = 0, t;
+
+	if (sscanf(line, "%299s %15s %99s", owner, type, val) != 3)
+		return -100;
+	snprintf(full, sizeof(full), "%s%s%s", strcmp(owner, "@") ? owner : "",
+		 strcmp(owner, "@") ? "." : "", APEX);
+	if (!knot_dname_from_str(wire, full, sizeof(wire)))
+		return -101;
+	if (!strcmp(type, "A")) {
+		unsigned a, b, c, d;
+		t = KNOT_RRTYPE_A;
+		if (sscanf(val, "%u.%u.%u.%u", &a, &b, &c, &d) != 4)
+			return -102;
+		rd[0] = (uint8_t)a, rd[1] = (uint8_t)b, rd[2] = (uint8_t)c, rd[3] = (uint8_t)d;
+		rdlen = 4;
+	} else if (!strcmp(type, "TXT")) {
+		t = KNOT_RRTYPE_TXT;
+		rd[0] = (uint8_t)strlen(val);
+		memcpy(rd + 1, val, strlen(val));
+		rdlen = (uint16_t)(1 + strlen(val));
+	} else if (!strcmp(type, "BADA")) {
+		t = KNOT_RRTYPE_A;
+		rdlen = 3;
+		memset(rd, 127, 3);
+	} else {
+		return -103;
+	}
+	return moat_zone_rr(z, op, wire, t, 300, rd, rdlen);
+}
+
+/* fmt - listings as sorted "prefix code|exclude" lines joined by ';' */
+static void fmt(struct moat_lvec *lv, char *buf, size_t bufsz)
+{
+	size_t n = 0;
+
+	moat_lvec_sort(lv);
+	buf[0] = 0;
+	for (size_t i = 0; i < lv->n; i++) {
+		char p[80];
+		const struct moat_listing *l = &lv->v[i];
+		moat_prefix_str(&l->pfx, p, sizeof(p));
+		if (l->exclude)
+			n += (size_t)snprintf(buf + n, bufsz - n, "%s%s !", n ? ";" : "", p);
+		else
+			n += (size_t)snprintf(buf + n, bufsz - n, "%s%s %u", n ? ";" : "", p,
+					      l->code & 0xff);
+		if (n >= bufsz)
+			break;
+	}
+}
+
+struct sem_case {
+	const char *name;
+	const char *rrs[8];
+	const char *want; /* ';'-joined; code = last octet of the A value */
+};
+
+static const struct sem_case sem_cases[] = {
+	{ "single /32", { "2.0.0.127 A 127.0.0.2" }, "127.0.0.2/32 2" },
+	{ "two codes", { "5.2.0.192 A 127.0.0.2", "5.2.0.192 A 127.0.0.4" },
+	  "192.0.2.5/32 2;192.0.2.5/32 4" },
+	{ "wildcard /24", { "*.113.0.203 A 127.0.0.2" }, "203.0.113.0/24 2" },
+	{ "explicit below wildcard keeps its answer",
+	  { "*.113.0.203 A 127.0.0.2", "99.113.0.203 A 127.0.0.10" },
+	  "203.0.113.0/24 2;203.0.113.99/32 10" },
+	{ "TXT-only name below wildcard is not listed",
+	  { "*.113.0.203 A 127.0.0.2", "7.113.0.203 TXT x" },
+	  "203.0.113.0/24 2;203.0.113.7/32 !" },
+	{ "ENT below a /16 wildcard blocks its /24",
+	  { "*.51.198 A 127.0.0.3", "20.100.51.198 A 127.0.0.4" },
+	  "198.51.0.0/16 3;198.51.100.0/24 !;198.51.100.20/32 4" },
+	{ "wildcard below wildcard",
+	  { "*.10 A 127.0.0.5", "*.3.1.10 A 127.0.0.6" },
+	  "10.0.0.0/8 5;10.1.0.0/16 !;10.1.3.0/24 6" }, /* "10": no nibble */
+	{ "wildcard without A answers NODATA",
+	  { "*.77.100 TXT x", "1.1.77.100 A 127.0.0.2" }, "100.77.1.1/32 2" },
+	{ "name deeper than an address makes the /32 an ENT",
+	  { "x.4.4.4.4 A 127.0.0.2", "*.4.4.4 A 127.0.0.8" },
+	  "4.4.4.0/24 8;4.4.4.4/32 !;4440::/12 8;4444::/16 !" },
+	{ "literal * mid-name: ENT wildcard, nothing listed", { "5.*.9 A 127.0.0.2" }, "" },
+	{ "apex wildcard lists the world, minus existing children",
+	  { "* A 127.0.0.2", "2.0.0.127 A 127.0.0.2", "ns A 198.18.2.2" },
+	  "0.0.0.0/0 2;127.0.0.0/8 !;127.0.0.2/32 2;::/0 2" },
+	{ "error codes are passed on", { "12.2.0.192 A 127.255.255.254" }, "192.0.2.12/32 254" },
+	{ "undecodable A records are not listings",
+	  { "01.2.0.192 A 127.0.0.2", "ns A 198.18.2.2", "2.0.192 A 127.0.0.2" }, "" },
+	{ "v6 /128 and a /48 nibble wildcard with override",
+	  { "*.0.0.1.0.8.b.d.0.1.0.0.2 A 127.0.0.2",
+	    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2 A 127.0.0.9" },
+	  "2001:db8:100::/48 2;2001:db8:100::/52 !;2001:db8:100::1/128 9" },
+	{ "uppercase nibbles and apex case",
+	  { "F.F.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.8.B.D.0.1.0.0.2 A 127.0.0.3" },
+	  "2001:db8:200::ff/128 3" },
+};
+
+static void test_semantics_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(sem_cases) / sizeof(sem_cases[0]); i++) {
+		const struct sem_case *c = &sem_cases[i];
+		struct moat_zone *z = moat_zone_new(APEX, 7);
+		struct moat_lvec lv = { 0 };
+		char got[2048];
+
+		assert_non_null(z);
+		for (size_t j = 0; j < 8 && c->rrs[j]; j++) {
+			int r = zone_line(z, MOAT_ZONE_ADD, c->rrs[j]);
+			if (r)
+				fail_msg("case %s: add '%s' = %d", c->name, c->rrs[j], r);
+		}
+		assert_int_equal(moat_zone_listings(z, &lv), 0);
+		for (size_t j = 0; j < lv.n; j++)
+			assert_int_equal(lv.v[j].source, 7);
+		fmt(&lv, got, sizeof(got));
+		if (strcmp(got, c->want))
+			fail_msg("case %s:\n got  %s\n want %s", c->name, got, c->want);
+		moat_lvec_free(&lv);
+		moat_zone_free(z);
+	}
+}
+
+static void test_errors(void **state)
+{
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	uint8_t w[KNOT_DNAME_MAXLEN];
+	uint8_t a[4] = { 127, 0, 0, 2 };
+	struct moat_zone_stats st;
+
+	(void)state;
+	knot_dname_from_str(w, "1.2.3.4.other.test.", sizeof(w));
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 1, a, 4), -EINVAL);
+	knot_dname_from_str(w, "test.", sizeof(w));
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 1, a, 4), -EINVAL);
+	assert_int_equal(zone_line(z, MOAT_ZONE_ADD, "1.2.3.4 BADA x"), -EINVAL);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "1.2.3.4 A 127.0.0.2"), -ENOENT);
+	assert_int_equal(zone_line(z, MOAT_ZONE_ADD, "1.2.3.4 A 127.0.0.2"), 0);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "1.2.3.4 A 127.0.0.3"), -ENOENT);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "1.2.3.4 TXT x"), -ENOENT);
+	/* the apex is found whatever its case */
+	knot_dname_from_str(w, "1.2.3.4.BL.Test.", sizeof(w));
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_DEL, w, KNOT_RRTYPE_A, 1, a, 4), 0);
+	assert_int_equal(zone_line(z, MOAT_ZONE_ADD, "ns A 198.18.2.2"), 0);
+	moat_zone_get_stats(z, &st);
+	assert_int_equal(st.a_records, 0);
+	assert_int_equal(st.undecodable, 1);
+	assert_null(moat_zone_new("bad..name", 1));
+	moat_zone_free(z);
+}
+
+/* --- an independent model: RFC 4592 lookup over a record list --- */
+
+#define MAXREC 64
+struct rec {
+	char lab[6][4]; /* apex first */
+	int n;
+	int txt;        /* TXT instead of A */
+	unsigned code;  /* last octet; TXT: distinguishes records */
+};
+
+struct model {
+	struct rec r[MAXREC];
+	int n;
+};
+
+static uint64_t rs = 88172645463325252ull;
+static unsigned rnd(unsigned n)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return (unsigned)(rs % n);
+}
+
+static void rand_rec(struct rec *r)
+{
+	static const char *labs[] = { "1", "2", "3", "*", "x", "1", "2" };
+	memset(r, 0, sizeof(*r));
+	r->n = 1 + (int)rnd(5);
+	for (int i = 0; i < r->n; i++)
+		strcpy(r->lab[i], labs[rnd(7)]);
+	r->txt = rnd(5) == 0;
+	r->code = 2 + rnd(3);
+}
+
+static void rec_line(const struct rec *r, char *buf, size_t sz)
+{
+	size_t n = 0;
+	for (int i = r->n - 1; i >= 0; i--)
+		n += (size_t)snprintf(buf + n, sz - n, "%s%s", r->lab[i], i ? "." : "");
+	if (r->txt)
+		snprintf(buf + n, sz - n, " TXT t%u", r->code);
+	else
+		snprintf(buf + n, sz - n, " A 127.0.0.%u", r->code);
+}
+
+static int same_rec(const struct rec *a, const struct rec *b)
+{
+	if (a->n != b->n || a->txt != b->txt || a->code != b->code)
+		return 0;
+	for (int i = 0; i < a->n; i++)
+		if (strcmp(a->lab[i], b->lab[i]))
+			return 0;
+	return 1;
+}
+
+/* m_exists - a name (apex-first labels q[0..n-1]) exists in the model */
+static int m_exists(const struct model *m, char q[][4], int n)
+{
+	for (int i = 0; i < m->n; i++) {
+		if (m->r[i].n < n)
+			continue;
+		int k = 0;
+		while (k < n && !strcasecmp(m->r[i].lab[k], q[k]))
+			k++;
+		if (k == n)
+			return 1;
+	}
+	return 0;
+}
+
+/* m_codes - A codes of records owned exactly by q (bitmask of last octet) */
+static unsigned m_codes(const struct model *m, char q[][4], int n)
+{
+	unsigned mask = 0;
+	for (int i = 0; i < m->n; i++) {
+		if (m->r[i].n != n || m->r[i].txt)
+			continue;
+		int k = 0;
+		while (k < n && !strcasecmp(m->r[i].lab[k], q[k]))
+			k++;
+		if (k == n)
+			mask |= 1u << m->r[i].code;
+	}
+	return mask;
+}
+
+/* m_answer - the A codes DNS answers for query name q (32 labels max) */
+static unsigned m_answer(const struct model *m, char q[][4], int n)
+{
+	if (m_exists(m, q, n))
+		return m_codes(m, q, n);
+	int ce = n - 1;
+	while (ce > 0 && !m_exists(m, q, ce))
+		ce--;
+	char w[33][4];
+	memcpy(w, q, sizeof(w[0]) * (size_t)ce);
+	strcpy(w[ce], "*");
+	if (ce + 1 <= 5 && m_exists(m, w, ce + 1))
+		return m_codes(m, w, ce + 1);
+	return 0;
+}
+
+/* l_answer - the codes the listings give an address (most specific wins) */
+static unsigned l_answer(const struct moat_lvec *lv, const struct moat_prefix *a)
+{
+	int best = -1;
+	unsigned mask = 0;
+	int excl = 0;
+	for (size_t i = 0; i < lv->n; i++) {
+		const struct moat_listing *l = &lv->v[i];
+		if (!moat_prefix_contains(&l->pfx, a) || l->pfx.plen < best)
+			continue;
+		if (l->pfx.plen > best) {
+			best = l->pfx.plen;
+			mask = 0;
+			excl = 0;
+		}
+		if (l->exclude)
+			excl = 1;
+		else
+			mask |= 1u << (l->code & 0xff);
+	}
+	return excl ? 0 : mask;
+}
+
+/* z_answer - the codes moat_zone_lookup gives (bitmask of last octet) */
+static unsigned z_answer(const struct moat_zone *z, const struct moat_prefix *a)
+{
+	struct moat_zone_answer ans;
+	unsigned mask = 0;
+
+	assert_int_equal(moat_zone_lookup(z, a, &ans), 0);
+	for (size_t i = 0; i < ans.ncodes; i++)
+		mask |= 1u << (ans.codes[i] & 0xff);
+	if ((ans.status == MOAT_ZONE_LISTED) != (mask != 0))
+		fail_msg("lookup status %d with codes %#x", ans.status, mask);
+	return mask;
+}
+
+/* check_model - every address over the labels 1..4 answers as the model,
+ * both from the listings and from moat_zone_lookup */
+static void check_model(const struct model *m, const struct moat_zone *z,
+			const struct moat_lvec *lv, int round)
+{
+	char q[33][4];
+	/* IPv4: all of {1,2,3,4}^4 */
+	for (unsigned v = 0; v < 256; v++) {
+		struct moat_prefix a = { .family = MOAT_AF_INET, .plen = 32 };
+		for (int i = 0; i < 4; i++) {
+			unsigned o = 1 + ((v >> (2 * i)) & 3);
+			snprintf(q[i], 4, "%u", o);
+			a.addr[i] = (uint8_t)o;
+		}
+		unsigned want = m_answer(m, q, 4), got = l_answer(lv, &a);
+		if (want != got || want != z_answer(z, &a)) {
+			char p[80];
+			fail_msg("round %d: %s: model %#x listings %#x", round,
+				 moat_prefix_str(&a, p, sizeof(p)), want, got);
+		}
+	}
+	/* IPv6: first 6 nibbles from {1,2,3,4}, the rest 0 */
+	for (unsigned v = 0; v < 4096; v += 7) {
+		struct moat_prefix a = { .family = MOAT_AF_INET6, .plen = 128 };
+		for (int i = 0; i < 32; i++) {
+			unsigned x = i < 6 ? 1 + ((v >> (2 * i)) & 3) : 0;
+			snprintf(q[i], 4, "%x", x);
+			a.addr[i / 2] |= (uint8_t)(i % 2 ? x : x << 4);
+		}
+		unsigned want = m_answer(m, q, 32), got = l_answer(lv, &a);
+		if (want != got || want != z_answer(z, &a)) {
+			char p[80];
+			fail_msg("round %d: %s: model %#x listings %#x", round,
+				 moat_prefix_str(&a, p, sizeof(p)), want, got);
+		}
+	}
+}
+
+/* model_add_random - add a random record not already in the model to
+ * both the model and the zone (nothing when it draws a duplicate) */
+static void model_add_random(struct model *m, struct moat_zone *z)
+{
+	struct rec r;
+	char line[100];
+
+	rand_rec(&r);
+	for (int i = 0; i < m->n; i++)
+		if (same_rec(&r, &m->r[i]))
+			return;
+	m->r[m->n++] = r;
+	rec_line(&r, line, sizeof(line));
+	assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
+}
+
+static void test_model_random_zones(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 300; round++) {
+		struct model m = { .n = 0 };
+		struct moat_zone *z = moat_zone_new(APEX, 1);
+		struct moat_lvec lv = { 0 };
+		int nrec = 1 + (int)rnd(14);
+		while (m.n < nrec)
+			model_add_random(&m, z);
+		assert_int_equal(moat_zone_listings(z, &lv), 0);
+		check_model(&m, z, &lv, round);
+		moat_lvec_free(&lv);
+		moat_zone_free(z);
+	}
+}
+
+static void test_incremental_batches(void **state)
+{
+	(void)state;
+	for (int run = 0; run < 40; run++) {
+		struct model m = { .n = 0 };
+		struct moat_zone *z = moat_zone_new(APEX, 3);
+		struct moat_lvec cur = { 0 };
+		/* every other run keeps TXT: deletes then match their data */
+		assert_int_equal(moat_zone_keep_txt(z, run % 2), 0);
+		for (int batch = 0; batch < 25; batch++) {
+			struct moat_lvec add = { 0 }, del = { 0 }, fresh = { 0 }, before = { 0 };
+			int rollback = rnd(6) == 0;
+			struct model saved = m;
+			assert_int_equal(moat_zone_listings(z, &before), 0);
+			assert_int_equal(moat_zone_begin(z), 0);
+			int ops = 1 + (int)rnd(6);
+			for (int k = 0; k < ops; k++) {
+				char line[100];
+				if (m.n > 0 && (rnd(2) || m.n == MAXREC)) {
+					int i = (int)rnd((unsigned)m.n);
+					rec_line(&m.r[i], line, sizeof(line));
+					assert_int_equal(zone_line(z, MOAT_ZONE_DEL, line), 0);
+					m.r[i] = m.r[--m.n];
+				} else {
+					model_add_random(&m, z);
+				}
+			}
+			if (rollback) {
+				moat_zone_rollback(z);
+				m = saved;
+				assert_int_equal(moat_zone_listings(z, &fresh), 0);
+				if (!moat_lvec_equal(&fresh, &before))
+					fail_msg("run %d batch %d: rollback changed the listings", run, batch);
+			} else {
+				assert_int_equal(moat_zone_commit(z, &add, &del), 0);
+				if (moat_lvec_apply(&cur, &add, &del))
+					fail_msg("run %d batch %d: delta deletes a listing we do not have",
+						 run, batch);
+				assert_int_equal(moat_zone_listings(z, &fresh), 0);
+				if (!moat_lvec_equal(&fresh, &cur))
+					fail_msg("run %d batch %d: deltas (%zu+, %zu-) do not add up", run,
+						 batch, add.n, del.n);
+			}
+			check_model(&m, z, &fresh, run * 100 + batch);
+			moat_lvec_free(&add);
+			moat_lvec_free(&del);
+			moat_lvec_free(&fresh);
+			moat_lvec_free(&before);
+		}
+		/* a zone built from scratch from the model has the same listings */
+		struct moat_zone *z2 = moat_zone_new(APEX, 3);
+		struct moat_lvec l2 = { 0 };
+		for (int i = 0; i < m.n; i++) {
+			char line[100];
+			rec_line(&m.r[i], line, sizeof(line));
+			assert_int_equal(zone_line(z2, MOAT_ZONE_ADD, line), 0);
+		}
+		assert_int_equal(moat_zone_listings(z2, &l2), 0);
+		if (!moat_lvec_equal(&l2, &cur))
+			fail_msg("run %d: IXFR-maintained listings differ from a fresh build", run);
+		moat_lvec_free(&l2);
+		moat_zone_free(z2);
+		moat_lvec_free(&cur);
+		moat_zone_free(z);
+	}
+}
+
+static void test_lookup_txt(void **state)
+{
+	static const char *const rrs[] = {
+		"*.113.0.203 A 127.0.0.2", "*.113.0.203 TXT wildcard-reason",
+		"99.113.0.203 A 127.0.0.10", "99.113.0.203 TXT explicit", "7.113.0.203 TXT noA",
+	};
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_zone_answer ans;
+	struct moat_prefix a;
+
+	(void)state;
+	assert_int_equal(moat_zone_keep_txt(z, true), 0);
+	for (size_t i = 0; i < sizeof(rrs) / sizeof(rrs[0]); i++)
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, rrs[i]), 0);
+	assert_int_equal(moat_zone_keep_txt(z, false), -EBUSY);
+	moat_prefix_parse("203.0.113.5", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), 0);
+	assert_int_equal(ans.status, MOAT_ZONE_LISTED);
+	assert_true(ans.wildcard);
+	assert_int_equal(ans.codes[0], 0x7f000002);
+	assert_string_equal(ans.txt, "wildcard-reason");
+	moat_prefix_parse("203.0.113.99", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_false(ans.wildcard);
+	assert_string_equal(ans.txt, "explicit");
+	moat_prefix_parse("203.0.113.7", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_int_equal(ans.status, MOAT_ZONE_NODATA);
+	assert_string_equal(ans.txt, "noA");
+	moat_prefix_parse("203.0.114.1", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_int_equal(ans.status, MOAT_ZONE_NXDOMAIN);
+	moat_prefix_parse("203.0.113.0/24", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), -EINVAL);
+	/* a TXT delete needs the exact text; rollback restores it */
+	assert_int_equal(moat_zone_begin(z), 0);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "99.113.0.203 TXT other"), -ENOENT);
+	assert_int_equal(zone_line(z, MOAT_ZONE_DEL, "99.113.0.203 TXT explicit"), 0);
+	moat_prefix_parse("203.0.113.99", &a);
+	moat_zone_lookup(z, &a, &ans);
+	assert_string_equal(ans.txt, "");
+	moat_zone_rollback(z);
+	moat_zone_lookup(z, &a, &ans);
+	assert_string_equal(ans.txt, "explicit");
+	moat_zone_free(z);
+}
+
+static void test_lvec_apply(void **state)
+{
+	struct moat_lvec cur = { 0 }, add = { 0 }, del = { 0 };
+	struct moat_listing l = { .pfx = { .family = MOAT_AF_INET, .plen = 32 }, .code = 2 };
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		l.pfx.addr[3] = (uint8_t)i;
+		moat_lvec_push(&cur, &l);
+	}
+	l.pfx.addr[3] = 9; /* not in cur */
+	moat_lvec_push(&del, &l);
+	assert_int_equal(moat_lvec_apply(&cur, &add, &del), -ENOENT);
+	assert_int_equal(cur.n, 4);
+	del.n = 0;
+	l.pfx.addr[3] = 2;
+	moat_lvec_push(&del, &l);
+	l.pfx.addr[3] = 7;
+	moat_lvec_push(&add, &l);
+	assert_int_equal(moat_lvec_apply(&cur, &add, &del), 0);
+	assert_int_equal(cur.n, 4);
+	for (size_t i = 0; i < cur.n; i++)
+		assert_int_not_equal(cur.v[i].pfx.addr[3], 2);
+	assert_int_equal(cur.v[3].pfx.addr[3], 7);
+	moat_lvec_free(&cur);
+	moat_lvec_free(&add);
+	moat_lvec_free(&del);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_semantics_table),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_model_random_zones),
+		cmocka_unit_test(test_incremental_batches),
+		cmocka_unit_test(test_lvec_apply),
+		cmocka_unit_test(test_lookup_txt),
+	};
+	return cmocka_run_group_tests_name("zone", tests, NULL, NULL);
+}

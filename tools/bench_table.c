@@ -1,0 +1,517 @@
+/*
+ * bench_table.c - benchmark of the verdict table (tools/bench table).
+ *
+ * For 1k, 1M and 10M random IPv4 /32s (plus 50k random /20../31 prefixes
+ * and 100k IPv6 entries in the same table): build (replace + full publish)
+ * time, compiled memory, bytes per entry, lookup time through the inline
+ * lookup of bpf/moat_lookup.h, and in the same run the memory floor:
+ * independent random 4-byte reads from a buffer as large as the compiled
+ * table, same loop shape.  At 10M also the time to apply and publish 1,000
+ * changes.  Prints a table and writes flat JSON to argv[1].
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vtable.h"
+#include "vt_internal.h"
+
+/* The fast path's lookup over the userspace image, as in vt_image.c. */
+#define MOAT_TBL24_GET(ctx, idx) (((const struct vt_image *)(ctx))->tbl24[(idx)])
+#define MOAT_GROUP_GET(ctx, idx)                                         \
+	((idx) < ((const struct vt_image *)(ctx))->ghi ?                 \
+	 &((const struct vt_image *)(ctx))->groups[(idx)] : NULL)
+#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plens)
+#define MOAT_V6_GET(ctx, keyp) ((const __u32 *)NULL)
+#include "moat_lookup.h"
+
+#define BATCH (1u << 20)
+#define NBATCH 11
+
+static uint64_t rs = 0x853c49e6748fea9bull;
+
+/* rnd - xorshift64*. */
+static uint64_t rnd(void)
+{
+	rs ^= rs >> 12;
+	rs ^= rs << 25;
+	rs ^= rs >> 27;
+	return rs * 2685821657736338717ull;
+}
+
+/* now_s - monotonic seconds. */
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* cpu_s - CPU seconds of this process (less noisy than wall time on a
+ * shared machine). */
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* cmp_dbl / cmp_u32 - qsort helpers. */
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* median - of n doubles (sorts them). */
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_dbl);
+	return v[n / 2];
+}
+
+/* status_mb - the "key: N kB" line of /proc/self/status in MB. */
+static double status_mb(const char *key)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	double kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)) &&
+		    sscanf(line + strlen(key), "%lf", &kb) == 1)
+			break;
+	fclose(f);
+	return kb / 1024;
+}
+
+/* rss_mb - resident set size now. */
+static double rss_mb(void)
+{
+	return status_mb("VmRSS:");
+}
+
+/* touch_floor - seconds to malloc and first-touch bytes (page faults
+ * are a large part of building a big table on a fresh heap). */
+static double touch_floor(double bytes)
+{
+	size_t n = bytes > 0 ? (size_t)bytes : 0;
+	double t0 = now_s();
+	volatile char *p = n ? malloc(n) : NULL;
+
+	for (size_t i = 0; p && i < n; i += 4096)
+		p[i] = 1;
+	t0 = now_s() - t0;
+	free((void *)p);
+	return t0;
+}
+
+/* l4 - an IPv4 listing. */
+static void l4(struct moat_listing *l, uint16_t src, uint32_t a, unsigned plen,
+	       uint32_t code)
+{
+	memset(l, 0, sizeof(*l));
+	l->pfx.family = MOAT_AF_INET;
+	l->pfx.plen = (uint8_t)plen;
+	l->pfx.addr[0] = (uint8_t)(a >> 24);
+	l->pfx.addr[1] = (uint8_t)(a >> 16);
+	l->pfx.addr[2] = (uint8_t)(a >> 8);
+	l->pfx.addr[3] = (uint8_t)a;
+	l->code = code;
+	l->source = src;
+}
+
+/* uniq_addrs - n distinct random IPv4 addresses, sorted then shuffled. */
+static uint32_t *uniq_addrs(size_t n)
+{
+	uint32_t *a = malloc((n + n / 8 + 16) * sizeof(*a));
+	size_t k = 0, m = n + n / 8 + 16;
+
+	if (!a)
+		return NULL;
+	for (;;) {
+		for (size_t i = k; i < m; i++)
+			a[i] = (uint32_t)rnd();
+		qsort(a, m, sizeof(*a), cmp_u32);
+		k = 0;
+		for (size_t i = 0; i < m; i++)
+			if (i == 0 || a[i] != a[k - 1])
+				a[k++] = a[i];
+		if (k >= n)
+			break;
+	}
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = rnd() % (i + 1);
+		uint32_t t = a[i];
+
+		a[i] = a[j];
+		a[j] = t;
+	}
+	return a;
+}
+
+struct result {
+	double apply6_ms, build_cpu_s, build_s, fault_floor_s, extras_s, replace_s, publish_s, compiled_mb, bpe, lookup_ns,
+	       floor_ns, ratio, rss_mb, store_mb, apply_ms, v6_lookup_ns;
+	size_t updates;
+};
+
+/* bench_lookup - median over batches of the mean ns per lookup; half the
+ * addresses listed. */
+static double bench_lookup(const struct vt_image *img, const uint32_t *listed,
+			   size_t nlisted, uint32_t *sink)
+{
+	uint32_t *q = malloc(BATCH * sizeof(*q));
+	double t[NBATCH];
+	uint32_t acc = 0;
+
+	for (int b = 0; b < NBATCH; b++) {
+		double t0;
+
+		for (size_t i = 0; i < BATCH; i++)
+			q[i] = (i & 1) ? listed[rnd() % nlisted] : (uint32_t)rnd();
+		t0 = now_s();
+		for (size_t i = 0; i < BATCH; i++)
+			acc += moat_lookup_v4((void *)img, q[i]);
+		t[b] = (now_s() - t0) * 1e9 / BATCH;
+	}
+	*sink += acc;
+	free(q);
+	return median(t, NBATCH);
+}
+
+/* bench_floor - same loop shape over a buffer of bytes size: independent
+ * random 4-byte reads. */
+static double bench_floor(size_t bytes, uint32_t *sink)
+{
+	size_t n = bytes / 4;
+	uint32_t *buf = malloc(n * sizeof(*buf));
+	uint32_t *q = malloc(BATCH * sizeof(*q));
+	double t[NBATCH];
+	uint32_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint32_t)i;
+	for (int b = 0; b < NBATCH; b++) {
+		double t0;
+
+		for (size_t i = 0; i < BATCH; i++)
+			q[i] = (uint32_t)(rnd() % n);
+		t0 = now_s();
+		for (size_t i = 0; i < BATCH; i++)
+			acc += buf[q[i]];
+		t[b] = (now_s() - t0) * 1e9 / BATCH;
+	}
+	*sink += acc;
+	free(buf);
+	free(q);
+	return median(t, NBATCH);
+}
+
+/* run - one table size. */
+static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	struct vt_source s;
+	struct vt_db *db;
+	struct moat_listing *l;
+	struct moat_update *u = NULL;
+	size_t nu = 0, npfx = 50000, n6 = 100000;
+	uint32_t *addrs;
+	char err[256];
+	struct vt_image_stats st;
+	struct vt_db_stats ds;
+	double t0, c0, rss0;
+
+	memset(r, 0, sizeof(*r));
+	vt_policy_init(p);
+	p->tarpit_at = 3;
+	p->drop_at = 5;
+	vt_source_init(&s, 1, "bl32", VT_SRC_DNSBL);
+	s.nrules = 2;
+	s.rules[0] = (struct vt_weight_rule){ 0x7f000002u, 0x7f000003u, 3 };
+	s.rules[1] = (struct vt_weight_rule){ 0x7f000004u, 0x7f000007u, 5 };
+	vt_policy_add_source(p, &s, err, sizeof(err));
+	s.id = 2;
+	snprintf(s.name, sizeof(s.name), "nets");
+	vt_policy_add_source(p, &s, err, sizeof(err));
+	s.id = 3;
+	snprintf(s.name, sizeof(s.name), "v6");
+	vt_policy_add_source(p, &s, err, sizeof(err));
+	db = vt_db_new(p, err, sizeof(err));
+	if (!db) {
+		fprintf(stderr, "bench: %s\n", err);
+		return -1;
+	}
+	addrs = uniq_addrs(n32 + changes);
+	l = malloc((n32 > n6 ? n32 : n6) * sizeof(*l));
+	if (!addrs || !l)
+		return -ENOMEM;
+	for (size_t i = 0; i < n32; i++)
+		l4(&l[i], 1, addrs[i], 32, (i & 1) ? 0x7f000002u : 0x7f000004u);
+	rss0 = rss_mb();
+	c0 = cpu_s();
+	t0 = now_s();
+	if (vt_db_source_replace(db, 1, l, n32, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench: %s\n", err);
+		return -1;
+	}
+	r->replace_s = now_s() - t0;
+	t0 = now_s();
+	if (vt_db_publish(db, &u, &nu) < 0)
+		return -1;
+	r->publish_s = now_s() - t0;
+	r->build_s = r->replace_s + r->publish_s;
+	r->build_cpu_s = cpu_s() - c0;
+	r->updates = nu;
+	/* page-fault floor: first touch of as much memory as the build took */
+	r->fault_floor_s = touch_floor((rss_mb() - rss0) * (1 << 20));
+	free(u);
+	vt_db_grace_done(db);
+	/* 50k prefixes /20../31 and 100k IPv6: a second publish */
+	t0 = now_s();
+	{
+		uint64_t *key = malloc(npfx * sizeof(*key));
+		size_t k = 0;
+
+		for (size_t i = 0; i < npfx; i++) {
+			unsigned plen = 20 + (unsigned)(rnd() % 12);
+			uint32_t a = (uint32_t)rnd() & (~0u << (32 - plen));
+
+			key[i] = (uint64_t)a << 8 | plen;
+		}
+		qsort(key, npfx, sizeof(*key), cmp_u64);
+		for (size_t i = 0; i < npfx; i++)
+			if (i == 0 || key[i] != key[i - 1])
+				l4(&l[k++], 2, (uint32_t)(key[i] >> 8),
+				   (unsigned)(key[i] & 0xff), 0x7f000004u);
+		free(key);
+		if (vt_db_source_replace(db, 2, l, k, err, sizeof(err)) < 0)
+			fprintf(stderr, "bench: nets: %s\n", err);
+		for (size_t i = 0; i < n6; i++) {
+			static const uint8_t pl[] = { 40, 48, 56, 64, 128 };
+			unsigned plen = pl[i % 5];
+
+			memset(&l[i], 0, sizeof(l[i]));
+			l[i].pfx.family = MOAT_AF_INET6;
+			l[i].pfx.plen = (uint8_t)plen;
+			l[i].pfx.addr[0] = 0x20;
+			l[i].pfx.addr[1] = 0x01;
+			for (unsigned b = 2; b < plen / 8; b++)
+				l[i].pfx.addr[b] = (uint8_t)rnd();
+			/* the index in bytes 2..4 keeps entries distinct */
+			l[i].pfx.addr[2] = (uint8_t)(i >> 16);
+			l[i].pfx.addr[3] = (uint8_t)(i >> 8);
+			l[i].pfx.addr[4] = (uint8_t)i;
+			l[i].code = 0x7f000004u;
+			l[i].source = 3;
+		}
+		if (vt_db_source_replace(db, 3, l, n6, err, sizeof(err)) < 0)
+			fprintf(stderr, "bench: v6: %s\n", err);
+		if (vt_db_publish(db, &u, &nu) < 0)
+			return -1;
+		free(u);
+		vt_db_grace_done(db);
+		r->extras_s = now_s() - t0;
+		/* 1,000 IPv6 changes (500 deleted, 500 new) on the 100k */
+		{
+			double tv[5];
+
+			for (int rep = 0; rep < 5; rep++) {
+				struct moat_listing add6[500];
+
+				for (int i = 0; i < 500; i++) {
+					size_t kk = n6 + (size_t)rep * 500 + (size_t)i;
+
+					add6[i] = l[i];
+					add6[i].pfx.addr[2] = (uint8_t)(kk >> 16);
+					add6[i].pfx.addr[3] = (uint8_t)(kk >> 8);
+					add6[i].pfx.addr[4] = (uint8_t)kk;
+				}
+				t0 = now_s();
+				if (vt_db_source_apply(db, 3, add6, 500,
+						       l + rep * 500, 500, err,
+						       sizeof(err)) < 0) {
+					fprintf(stderr, "bench: v6 apply: %s\n", err);
+					return -1;
+				}
+				if (vt_db_publish(db, &u, &nu) < 0)
+					return -1;
+				tv[rep] = (now_s() - t0) * 1e3;
+				free(u);
+				vt_db_grace_done(db);
+			}
+			r->apply6_ms = median(tv, 5);
+		}
+	}
+	vt_image_stats(vt_db_image(db), &st);
+	vt_db_stats(db, &ds);
+	r->compiled_mb = (double)st.bytes / (1 << 20);
+	r->bpe = (double)st.bytes / (double)n32;
+	r->store_mb = (double)ds.store_bytes / (1 << 20);
+	r->rss_mb = rss_mb();
+	if (getenv("BENCH_BUILD_ONLY")) {
+		vt_db_free(db);
+		free(addrs);
+		free(l);
+		free(p);
+		return 0;
+	}
+	r->lookup_ns = bench_lookup(vt_db_image(db), addrs, n32, sink);
+	r->floor_ns = bench_floor((size_t)st.bytes, sink);
+	r->ratio = r->lookup_ns / r->floor_ns;
+	{
+		uint8_t a6[16] = { 0x20, 0x01 };
+		double t1 = now_s();
+
+		for (int i = 0; i < 200000; i++) {
+			a6[2] = (uint8_t)rnd();
+			a6[3] = (uint8_t)rnd();
+			a6[9] = (uint8_t)rnd();
+			*sink += vt_image_lookup_v6(vt_db_image(db), a6);
+		}
+		r->v6_lookup_ns = (now_s() - t1) * 1e9 / 200000;
+	}
+	if (changes) {
+		double t[7];
+
+		for (int rep = 0; rep < 7; rep++) {
+			struct moat_listing add[500], del[500];
+
+			/* delete 500 listed, add 500 new, publish */
+			for (int i = 0; i < 500; i++) {
+				size_t k = (size_t)rep * 500 + (size_t)i;
+
+				l4(&del[i], 1, addrs[k], 32,
+				   (k & 1) ? 0x7f000002u : 0x7f000004u);
+				l4(&add[i], 1, addrs[n32 + k % (size_t)changes], 32,
+				   0x7f000004u);
+			}
+			t0 = now_s();
+			if (vt_db_source_apply(db, 1, add, 500, del, 500, err,
+					       sizeof(err)) < 0) {
+				fprintf(stderr, "bench: apply: %s\n", err);
+				return -1;
+			}
+			if (vt_db_publish(db, &u, &nu) < 0)
+				return -1;
+			t[rep] = (now_s() - t0) * 1e3;
+			free(u);
+		}
+		r->apply_ms = median(t, 7);
+	}
+	vt_db_free(db);
+	free(addrs);
+	free(l);
+	free(p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const size_t sizes[] = { 1000, 1000000, 10000000 };
+	static const char *const names[] = { "1k", "1m", "10m" };
+	struct result r[3];
+	uint32_t sink = 0;
+	size_t nsz = 3;
+	FILE *f;
+
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: bench_table OUT.json [max-size]\n"
+		       "Builds, compiles and looks up verdict tables of 1k, 1M and "
+		       "10M /32s; writes flat JSON.\n");
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "--version")) {
+		printf("bench_table %s\n", MOAT_VERSION);
+		return 0;
+	}
+	if (argc > 2)
+		nsz = (size_t)atoi(argv[2]);
+	if (nsz > 3)
+		nsz = 3;
+	printf("build = replace + publish of the /32s; extras = 50k prefixes + 100k IPv6 added after\n");
+	printf("%-5s %9s %9s %9s %8s %8s %10s %8s %9s %9s %6s %9s %8s %10s\n", "size",
+	       "replace_s", "publish_s", "build_s", "cpu_s", "fault_s", "compiled", "B/entry",
+	       "lookup_ns", "floor_ns", "ratio", "v6_ns", "rss_MB", "apply1k_ms");
+	for (size_t i = 0; i < nsz; i++) {
+		if (i == 1)
+			printf("IPv6: 1,000 changes on 100k entries + publish: %.2f ms\n",
+			       r[0].apply6_ms);
+		if (run(sizes[i], i == 2 ? 3500 : 0, &r[i], &sink) < 0)
+			return 1;
+		if (i < 2) {
+			/* builds are noisy on a shared machine: median of 3 */
+			double b[3] = { r[i].build_s, 0, 0 };
+			double c[3] = { r[i].build_cpu_s, 0, 0 };
+			struct result x;
+
+			setenv("BENCH_BUILD_ONLY", "1", 1);
+			for (int k = 1; k < 3; k++) {
+				if (run(sizes[i], 0, &x, &sink) < 0)
+					return 1;
+				b[k] = x.build_s;
+				c[k] = x.build_cpu_s;
+			}
+			r[i].build_cpu_s = median(c, 3);
+			unsetenv("BENCH_BUILD_ONLY");
+			r[i].build_s = median(b, 3);
+		}
+		printf("%-5s %9.3f %9.3f %9.3f %8.3f %8.3f %8.1fMB %8.1f %9.2f %9.2f %6.2f %9.1f %8.0f %10.2f\n",
+		       names[i], r[i].replace_s, r[i].publish_s, r[i].build_s,
+		       r[i].build_cpu_s, r[i].fault_floor_s,
+		       r[i].compiled_mb, r[i].bpe, r[i].lookup_ns, r[i].floor_ns,
+		       r[i].ratio, r[i].v6_lookup_ns, r[i].rss_mb, r[i].apply_ms);
+		fflush(stdout);
+	}
+	f = fopen(argc > 1 ? argv[1] : "table.json", "w");
+	if (!f)
+		return 1;
+	fprintf(f, "{\n");
+	for (size_t i = 0; i < nsz; i++) {
+		fprintf(f, "  \"build_s_%s\": %.4f,\n", names[i], r[i].build_s);
+		fprintf(f, "  \"compile_s_%s\": %.4f,\n", names[i], r[i].build_s);
+		fprintf(f, "  \"compile_cpu_s_%s\": %.4f,\n", names[i], r[i].build_cpu_s);
+		fprintf(f, "  \"replace_s_%s\": %.4f,\n", names[i], r[i].replace_s);
+		fprintf(f, "  \"publish_s_%s\": %.4f,\n", names[i], r[i].publish_s);
+		fprintf(f, "  \"extras_build_s_%s\": %.4f,\n", names[i], r[i].extras_s);
+		fprintf(f, "  \"build_fault_floor_s_%s\": %.4f,\n", names[i], r[i].fault_floor_s);
+		fprintf(f, "  \"compiled_mb_%s\": %.2f,\n", names[i], r[i].compiled_mb);
+		fprintf(f, "  \"bytes_per_entry_%s\": %.2f,\n", names[i], r[i].bpe);
+		fprintf(f, "  \"store_mb_%s\": %.2f,\n", names[i], r[i].store_mb);
+		fprintf(f, "  \"rss_mb_%s\": %.1f,\n", names[i], r[i].rss_mb);
+		fprintf(f, "  \"lookup_ns_%s\": %.3f,\n", names[i], r[i].lookup_ns);
+		fprintf(f, "  \"mem_floor_ns_%s\": %.3f,\n", names[i], r[i].floor_ns);
+		fprintf(f, "  \"lookup_over_floor_%s\": %.3f,\n", names[i], r[i].ratio);
+		fprintf(f, "  \"v6_lookup_ns_%s\": %.1f,\n", names[i], r[i].v6_lookup_ns);
+		fprintf(f, "  \"full_publish_updates_%s\": %zu,\n", names[i], r[i].updates);
+	}
+	if (nsz == 3)
+		fprintf(f, "  \"ms_apply_1k_changes_10m\": %.3f,\n", r[2].apply_ms);
+	fprintf(f, "  \"ms_apply_1k_v6_changes_100k\": %.3f,\n", r[0].apply6_ms);
+	fprintf(f, "  \"peak_rss_mb\": %.1f,\n", status_mb("VmHWM:"));
+	fprintf(f, "  \"sink\": %u\n}\n", sink & 1);
+	fclose(f);
+	return 0;
+}

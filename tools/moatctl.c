@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * moatctl - the operator's command line for moat.  It talks only to
+ * moat-controld's control socket (lib/ctlproto.h); SMTP subcommands are
+ * relayed by moat-controld to moat-smtpd.  Each subcommand is a row of
+ * cmds[] (name, usage, help, handler), as in xdp-filter.
+ *
+ * Exit codes (moatctl(8)):
+ *   0 success, 1 moat-controld answered with an error, 2 usage error,
+ *   3 moat-controld unreachable (no socket, timeout), 4 no such zone/entry.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "ctlproto.h"
+
+#define EXIT_REPLY 1
+#define EXIT_USAGE 2
+#define EXIT_CONN 3
+#define EXIT_NOTFOUND 4
+
+static const char *sock_path = "/run/moat/control.sock";
+static int opt_json;
+static int opt_timeout_ms = 10000;
+
+struct cmd {
+	const char *name;     /* "zone refresh" style: words matched in order */
+	const char *args;
+	const char *help;
+	int (*fn)(int argc, char **argv);
+};
+
+/* call - one request to moat-controld; prints errors; returns exit code
+ * and the result object (a new reference) in *res on success */
+static int call(struct json_object *req, struct json_object **res)
+{
+	struct ctl_buf b;
+	struct json_object *reply = NULL;
+	int fd = ctl_connect(sock_path);
+
+	*res = NULL;
+	if (fd < 0) {
+		fprintf(stderr, "moatctl: cannot connect to moat-controld at %s: %s\n", sock_path,
+			strerror(-fd));
+		json_object_put(req);
+		return EXIT_CONN;
+	}
+	ctl_buf_init(&b, CTL_MAX_REPLY);
+	int r = ctl_call(fd, &b, req, &reply, opt_timeout_ms);
+
+	close(fd);
+	ctl_buf_free(&b);
+	json_object_put(req);
+	if (r < 0) {
+		fprintf(stderr, "moatctl: %s: %s\n", sock_path,
+			r == -ETIMEDOUT ? "no answer (timeout)" : strerror(-r));
+		return EXIT_CONN;
+	}
+	int ok = 0;
+
+	ctl_get_bool(reply, "ok", &ok);
+	if (!ok) {
+		int64_t code = CTL_E_FAILED;
+		const char *e = ctl_get_str(reply, "error");
+
+		ctl_get_int(reply, "code", &code);
+		if (opt_json)
+			printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		fprintf(stderr, "moatctl: %s\n", e ? e : "error");
+		json_object_put(reply);
+		return code == CTL_E_NOTFOUND ? EXIT_NOTFOUND :
+		       code == CTL_E_ARG || code == CTL_E_UNKNOWN ? EXIT_USAGE : EXIT_REPLY;
+	}
+	struct json_object *result;
+
+	if (json_object_object_get_ex(reply, "result", &result))
+		*res = json_object_get(result);
+	else
+		*res = json_object_new_object();
+	json_object_put(reply);
+	return 0;
+}
+
+/* simple - send cmd with no arguments; print the result as JSON or as
+ * key: value lines */
+static int print_kv(struct json_object *o)
+{
+	json_object_object_foreach(o, k, v) {
+		if (json_object_is_type(v, json_type_array) || json_object_is_type(v, json_type_object))
+			printf("%-18s %s\n", k, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		else
+			printf("%-18s %s\n", k, json_object_get_string(v));
+	}
+	return 0;
+}
+
+/* finish - print res (JSON or via human()), release it */
+static int finish(int rc, struct json_object *res, int (*human)(struct json_object *))
+{
+	if (rc == 0) {
+		if (opt_json)
+			printf("%s\n", json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		else
+			human(res);
+	}
+	json_object_put(res);
+	return rc;
+}
+
+/* run - call, then print the result with human() or as JSON */
+static int run(struct json_object *req, int (*human)(struct json_object *))
+{
+	struct json_object *res;
+
+	int rc = call(req, &res);
+
+	return finish(rc, res, human);
+}
+
+/* no_args - subcommands that take nothing */
+static int no_args(int argc, const char *name)
+{
+	if (argc > 0) {
+		fprintf(stderr, "moatctl: %s takes no arguments\n", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int do_status(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "status"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "status"), print_kv);
+}
+
+/* fmt_age - "12s ago" style */
+static const char *fmt_age(int64_t t, char *buf, size_t sz)
+{
+	if (t <= 0)
+		return "never";
+	int64_t a = (int64_t)time(NULL) - t;
+
+	if (a < 120)
+		snprintf(buf, sz, "%llds ago", (long long)a);
+	else if (a < 7200)
+		snprintf(buf, sz, "%lldm ago", (long long)(a / 60));
+	else
+		snprintf(buf, sz, "%lldh ago", (long long)(a / 3600));
+	return buf;
+}
+
+static int human_zones(struct json_object *res)
+{
+	struct json_object *a;
+	char age[32];
+
+	if (!json_object_object_get_ex(res, "zones", &a))
+		return 0;
+	printf("%-28s %-8s %-12s %-11s %10s %11s %8s  %s\n", "ZONE", "TYPE", "STATE", "SERIAL",
+	       "ENTRIES", "SUCCESS", "FAILURES", "LAST ERROR");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *z = json_object_array_get_idx(a, i);
+		int64_t serial = 0, n = 0, f = 0, ls = 0;
+
+		ctl_get_int(z, "serial", &serial);
+		ctl_get_int(z, "entries", &n);
+		ctl_get_int(z, "failures", &f);
+		ctl_get_int(z, "last_success", &ls);
+		printf("%-28s %-8s %-12s %-11lld %10lld %11s %8lld  %s\n", ctl_get_str(z, "name"),
+		       ctl_get_str(z, "type"), ctl_get_str(z, "state"), (long long)serial, (long long)n,
+		       fmt_age(ls, age, sizeof(age)), (long long)f, ctl_get_str(z, "last_error"));
+	}
+	return 0;
+}
+
+static int do_zones(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "zones"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "zones"), human_zones);
+}
+
+static int do_zone_refresh(int argc, char **argv)
+{
+	struct json_object *req;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: moatctl zone refresh NAME\n");
+		return EXIT_USAGE;
+	}
+	req = ctl_request_new(1, "zone.refresh");
+	json_object_object_add(req, "zone", json_object_new_string(argv[0]));
+	return run(req, print_kv);
+}
+
+static int human_lookup(struct json_object *res)
+{
+	struct json_object *a;
+	int64_t score = 0;
+
+	ctl_get_int(res, "score", &score);
+	printf("%s: %s (score %lld", ctl_get_str(res, "addr"), ctl_get_str(res, "action"),
+	       (long long)score);
+	if (strcmp(ctl_get_str(res, "action"), ctl_get_str(res, "live_action")))
+		printf(", fast path still says %s: publish pending", ctl_get_str(res, "live_action"));
+	printf(")\n");
+	if (!json_object_object_get_ex(res, "sources", &a))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *s = json_object_array_get_idx(a, i);
+		int64_t w = 0;
+		int ex = 0;
+
+		ctl_get_int(s, "weight", &w);
+		ctl_get_bool(s, "exclude", &ex);
+		printf("  %-24s %-22s %-16s weight %lld%s\n", ctl_get_str(s, "source"),
+		       ctl_get_str(s, "prefix"), ctl_get_str(s, "code"), (long long)w,
+		       ex ? " (excluded)" : "");
+	}
+	return 0;
+}
+
+static int do_lookup(int argc, char **argv)
+{
+	struct json_object *req;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: moatctl lookup ADDR\n");
+		return EXIT_USAGE;
+	}
+	req = ctl_request_new(1, "lookup");
+	json_object_object_add(req, "addr", json_object_new_string(argv[0]));
+	return run(req, human_lookup);
+}
+
+static int do_add(int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "action", required_argument, NULL, 'a' },
+		{ "ttl", required_argument, NULL, 't' },
+		{ "reason", required_argument, NULL, 'r' },
+		{ 0 },
+	};
+	const char *action = NULL, *reason = NULL;
+	long long ttl = 0;
+	int c;
+	char *end;
+
+	int nargc = argc + 1;
+	char **nargv = argv - 1; /* the command word is argv[0] for getopt */
+
+	optind = 0;
+	while ((c = getopt_long(nargc, nargv, "a:t:r:", o, NULL)) != -1) {
+		switch (c) {
+		case 'a': action = optarg; break;
+		case 'r': reason = optarg; break;
+		case 't':
+			ttl = strtoll(optarg, &end, 10);
+			if (*end || ttl < 0) {
+				fprintf(stderr, "moatctl: --ttl wants seconds\n");
+				return EXIT_USAGE;
+			}
+			break;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (nargc - optind != 1 || !action) {
+		fprintf(stderr, "usage: moatctl add PREFIX --action drop|tarpit|allow [--ttl S] [--reason TEXT]\n");
+		return EXIT_USAGE;
+	}
+	struct json_object *req = ctl_request_new(1, "add");
+
+	json_object_object_add(req, "prefix", json_object_new_string(nargv[optind]));
+	json_object_object_add(req, "action", json_object_new_string(action));
+	json_object_object_add(req, "ttl", json_object_new_int64(ttl));
+	if (reason)
+		json_object_object_add(req, "reason", json_object_new_string(reason));
+	return run(req, print_kv);
+}
+
+static int do_del(int argc, char **argv)
+{
+	struct json_object *req;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: moatctl del PREFIX\n");
+		return EXIT_USAGE;
+	}
+	req = ctl_request_new(1, "del");
+	json_object_object_add(req, "prefix", json_object_new_string(argv[0]));
+	return run(req, print_kv);
+}
+
+static int human_list(struct json_object *res)
+{
+	struct json_object *a;
+
+	if (!json_object_object_get_ex(res, "entries", &a))
+		return 0;
+	printf("%-24s %-7s %-9s %10s  %s\n", "PREFIX", "ACTION", "SOURCE", "TTL LEFT", "REASON");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *e = json_object_array_get_idx(a, i);
+		int64_t t = 0;
+		char tb[24];
+
+		ctl_get_int(e, "ttl_left", &t);
+		snprintf(tb, sizeof(tb), t ? "%llds" : "-", (long long)t);
+		printf("%-24s %-7s %-9s %10s  %s\n", ctl_get_str(e, "prefix"), ctl_get_str(e, "action"),
+		       ctl_get_str(e, "source"), tb, ctl_get_str(e, "reason"));
+	}
+	return 0;
+}
+
+static int do_list(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "list"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "list"), human_list);
+}
+
+static int human_stats(struct json_object *res)
+{
+	struct json_object *cnt, *rate;
+
+	if (!json_object_object_get_ex(res, "counters", &cnt) ||
+	    !json_object_object_get_ex(res, "rates", &rate))
+		return 0;
+	printf("%-16s %16s %12s\n", "COUNTER", "TOTAL", "PER SECOND");
+	json_object_object_foreach(cnt, k, v) {
+		struct json_object *r;
+		double rv = 0;
+
+		if (json_object_object_get_ex(rate, k, &r))
+			rv = json_object_get_double(r);
+		printf("%-16s %16lld %12.1f\n", k, (long long)json_object_get_int64(v), rv);
+	}
+	return 0;
+}
+
+static int do_stats(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "stats"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "stats"), human_stats);
+}
+
+/* do_watch - print sampled verdicts until interrupted (or --count N) */
+static int do_watch(int argc, char **argv)
+{
+	static const struct option o[] = { { "count", required_argument, NULL, 'n' }, { 0 } };
+	long count = -1;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc + 1, argv - 1, "n:", o, NULL)) != -1) {
+		if (c != 'n')
+			return EXIT_USAGE;
+		count = strtol(optarg, NULL, 10);
+	}
+	if (optind != argc + 1) {
+		fprintf(stderr, "usage: moatctl watch [--count N]\n");
+		return EXIT_USAGE;
+	}
+	int fd = ctl_connect(sock_path);
+
+	if (fd < 0) {
+		fprintf(stderr, "moatctl: cannot connect to moat-controld at %s: %s\n", sock_path,
+			strerror(-fd));
+		return EXIT_CONN;
+	}
+	struct ctl_buf b;
+	struct json_object *req = ctl_request_new(1, "watch"), *reply, *m;
+
+	ctl_buf_init(&b, CTL_MAX_REPLY);
+	int r = ctl_call(fd, &b, req, &reply, opt_timeout_ms);
+
+	json_object_put(req);
+	if (r < 0) {
+		fprintf(stderr, "moatctl: watch: %s\n", strerror(-r));
+		close(fd);
+		return EXIT_CONN;
+	}
+	json_object_put(reply);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (count != 0 && (r = ctl_recv(fd, &b, &m, -1)) == 1) {
+		if (opt_json) {
+			printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		} else {
+			int64_t sp = 0, dp = 0;
+
+			ctl_get_int(m, "sport", &sp);
+			ctl_get_int(m, "dport", &dp);
+			printf("%-7s %s:%lld -> :%lld (%s)\n", ctl_get_str(m, "action"), ctl_get_str(m, "src"),
+			       (long long)sp, (long long)dp, ctl_get_str(m, "stat"));
+		}
+		json_object_put(m);
+		if (count > 0)
+			count--;
+	}
+	ctl_buf_free(&b);
+	close(fd);
+	return 0;
+}
+
+static int do_reload(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "reload"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "reload"), print_kv);
+}
+
+static int do_detach(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "detach"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "detach"), print_kv);
+}
+
+static int do_rules_reload(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "rules reload"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "rules.reload"), print_kv);
+}
+
+static int do_smtp_stats(int argc, char **argv)
+{
+
+
+	(void)argv;
+	if (no_args(argc, "smtp stats"))
+		return EXIT_USAGE;
+	return run(ctl_request_new(1, "smtp.stats"), print_kv);
+}
+
+static const struct cmd cmds[] = {
+	{ "status", "", "daemon overview: version, fast path, zones, entries", do_status },
+	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_zones },
+	{ "zone refresh", "NAME", "refresh a zone now (transfer / file re-read)", do_zone_refresh },
+	{ "lookup", "ADDR", "action and score of an address, every source and code that contributed", do_lookup },
+	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add },
+	{ "del", "PREFIX", "remove an operator entry", do_del },
+	{ "list", "", "operator and moat-smtpd entries", do_list },
+	{ "stats", "", "fast-path counters per action, and rates", do_stats },
+	{ "watch", "[--count N]", "stream of sampled verdicts from the fast path", do_watch },
+	{ "reload", "", "re-read the configuration (a bad one is refused, the old one stays)", do_reload },
+	{ "detach", "", "remove the XDP program: filtering STOPS; moat-controld exits", do_detach },
+	{ "rules reload", "", "moat-smtpd: reload content rules (relayed)", do_rules_reload },
+	{ "smtp stats", "", "moat-smtpd counters (relayed)", do_smtp_stats },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: moatctl [--socket PATH] [--json] [--timeout S] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char head[96];
+
+		snprintf(head, sizeof(head), "%s %s", cmds[i].name, cmds[i].args);
+		fprintf(f, "  %-44s %s\n", head, cmds[i].help);
+	}
+	fprintf(f, "\n--json (anywhere on the line) prints moat-controld's answer as JSON.\n"
+		   "Socket: --socket, else $MOAT_SOCKET, else /run/moat/control.sock.\n"
+		   "Exit: 0 ok, 1 error reply, 2 usage, 3 moat-controld unreachable, 4 not found.\n"
+		   "See moatctl(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+	char **args = calloc((size_t)argc + 1, sizeof(*args));
+	int n = 0;
+
+	if (!args)
+		return 1;
+	if (getenv("MOAT_SOCKET"))
+		sock_path = getenv("MOAT_SOCKET");
+	/* global options may stand anywhere: take them out first */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
+			opt_json = 1;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+			printf("moatctl %s\n", MOAT_VERSION);
+			return 0;
+		} else if ((strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "-s") == 0) && i + 1 < argc) {
+			sock_path = argv[++i];
+		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
+			sock_path = argv[i] + 9;
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			opt_timeout_ms = atoi(argv[++i]) * 1000;
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	if (n == 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* longest match of the command words */
+	const struct cmd *best = NULL;
+	int best_words = 0;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char name[64], *save, *w;
+		int k = 0, ok = 1;
+
+		snprintf(name, sizeof(name), "%s", cmds[i].name);
+		for (w = strtok_r(name, " ", &save); w; w = strtok_r(NULL, " ", &save), k++)
+			if (k >= n || strcmp(args[k], w) != 0)
+				ok = 0;
+		if (ok && k > best_words) {
+			best = &cmds[i];
+			best_words = k;
+		}
+	}
+	if (!best) {
+		fprintf(stderr, "moatctl: unknown command '%s' (moatctl --help lists them)\n", args[0]);
+		return EXIT_USAGE;
+	}
+	int rc = best->fn(n - best_words, args + best_words);
+
+	free(args);
+	return rc;
+}

@@ -1,0 +1,511 @@
+/*
+ * xdp_bench.c - measurements behind `tools/bench xdp` (tools/bench.d/xdp).
+ *
+ *   xdp_bench testrun [--repeat N] [--big N]
+ *       per-packet cost with BPF_PROG_TEST_RUN of moat_xdp on a listed SYN,
+ *       an unlisted SYN and a non-SMTP packet with 1k and N (default 10M)
+ *       random /32s listed, against moat_bare_drop; then the lookup's
+ *       memory cost in-kernel (lookup_bench.bpf.c, bpf_loop over 1M random
+ *       addresses) and in userspace over the same table.  Prints
+ *       "key value" lines.
+ *   xdp_bench attach --pin DIR --entries N --sources K --out PREFIX
+ *                    --dmac MAC IFACE
+ *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
+ *       to IFACE, write the first K listed addresses to PREFIX.sources and
+ *       a trafgen config of SYNs from them to PREFIX.trafgen.
+ *
+ * The table is generated per moat_abi.h in userspace and pushed with
+ * batched map updates - the publish path is not what is measured here.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "moat_bare_drop.skel.h"
+#include "moat_lookup_bench.skel.h"
+#include "moat_parse.h"
+#include "xdp_backend.h"
+
+/* userspace accessors for the shared lookup, over the dense copy of the
+ * table the benchmark builds before pushing it into the maps */
+static const __u32 *u_tbl24;
+static const struct moat_group *u_groups;
+static __u32 u_groups_max;
+#define MOAT_TBL24_GET(ctx, i) ((void)(ctx), u_tbl24[(i)])
+#define MOAT_GROUP_GET(ctx, i) ((i) < u_groups_max ? &u_groups[(i)] : NULL)
+#define MOAT_V6_PLENS_GET(ctx) ((void)(ctx), (const struct moat_v6_plens *)NULL)
+#define MOAT_V6_GET(ctx, kp) ((void)(kp), (const __u32 *)NULL)
+#include "moat_lookup.h"
+
+#define N_LOOKUP (1u << 20)
+#define LB_CHUNK 1024   /* addresses per map value (lookup_bench.bpf.c) */
+#define RUNS 11
+
+static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
+static long event_sample = -1;  /* -1: the default */
+
+/* rnd - splitmix64 */
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* now_ns - CLOCK_MONOTONIC in ns */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* cmp_d - qsort doubles */
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* median - of n doubles (sorts them) */
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return v[n / 2];
+}
+
+struct table {
+	struct moat_xdp *x;
+	__u32 *tbl24;
+	struct moat_group *groups;
+	__u32 groups_max, ngroups;
+	__u32 *listed;      /* the first nlisted addresses put in the table */
+	__u32 nlisted;
+};
+
+/* push - batch-write keys[0..n) / vals to a map, in chunks */
+static int push(int fd, const __u32 *keys, const void *vals, size_t vsz, size_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+
+	for (size_t i = 0; i < n; i += 65536) {
+		__u32 c = (__u32)(n - i < 65536 ? n - i : 65536);
+
+		if (bpf_map_update_batch(fd, keys + i, (const char *)vals + i * vsz,
+					 &c, &bo))
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * table_open - a moat_xdp handle with n random /32s listed as DROP.  The
+ * table is built in userspace (dense tbl24, groups): groups pushed with
+ * batched updates, then tbl24 copied into the mapped map.
+ */
+static int table_open(struct table *t, const char *pin, __u32 n, __u32 keep)
+{
+	struct moat_xdp_opts o;
+	__u32 *keys = NULL;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	moat_xdp_opts_default(&o);
+	o.pin_dir = pin;
+	if (event_sample >= 0)
+		o.event_sample = (uint32_t)event_sample;
+	/* distinct /24s among n random /32s: 2^24 (1 - e^(-n/2^24)) */
+	o.groups_max = n > (1u << 20) ? (1u << 23) : (1u << 20);
+	t->groups_max = o.groups_max;
+	err = moat_xdp_open(&o, &t->x);
+	if (err)
+		return err;
+	/* malloc + memset: every page really backed, like a filled table */
+	t->tbl24 = malloc(MOAT_TBL24_ENTRIES * sizeof(__u32));
+	if (t->tbl24)
+		memset(t->tbl24, 0, MOAT_TBL24_ENTRIES * sizeof(__u32));
+	t->groups = malloc((size_t)t->groups_max * sizeof(struct moat_group));
+	t->listed = calloc(keep ? keep : 1, sizeof(__u32));
+	keys = malloc((size_t)t->groups_max * sizeof(__u32));
+	if (!t->tbl24 || !t->groups || !t->listed || !keys) {
+		free(keys);
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		__u32 a = (__u32)rnd(), *e = &t->tbl24[a >> 8];
+
+		if (!moat_tbl24_is_group(*e)) {
+			if (t->ngroups == t->groups_max)
+				break;
+			memset(&t->groups[t->ngroups], 0, sizeof(struct moat_group));
+			*e = moat_tbl24_make_group(t->ngroups++);
+		}
+		moat_group_set(&t->groups[moat_tbl24_group(*e)], (__u8)a, MOAT_ACT_DROP);
+		if (t->nlisted < keep)
+			t->listed[t->nlisted++] = a;
+	}
+	for (__u32 g = 0; g < t->ngroups; g++)
+		keys[g] = g;
+	err = push(moat_xdp_map_fd(t->x, "groups"), keys, t->groups,
+		   sizeof(struct moat_group), t->ngroups);
+	/* then tbl24, straight into the mapped map (groups are in place) */
+	if (!err)
+		memcpy(moat_xdp_tbl24(t->x), t->tbl24, MOAT_TBL24_ENTRIES * sizeof(__u32));
+	free(keys);
+	u_tbl24 = t->tbl24;
+	u_groups = t->groups;
+	u_groups_max = t->groups_max;
+	return err;
+}
+
+/* table_close - free and close (pinned state, if any, stays) */
+static void table_close(struct table *t)
+{
+	free(t->tbl24);
+	free(t->groups);
+	moat_xdp_close(t->x);
+	free(t->listed);
+	memset(t, 0, sizeof(*t));
+}
+
+/* syn_frame - Ethernet/IPv4/TCP SYN from src to 198.18.1.1:dport */
+static size_t syn_frame(uint8_t *f, const uint8_t dmac[6], __u32 src,
+			uint16_t sport, uint16_t dport)
+{
+	uint8_t *ip = f + 14, *tcp = f + 34;
+	__u32 s;
+
+	memset(f, 0, 54);
+	memcpy(f, dmac, 6);
+	f[6] = 0x02;
+	f[11] = 0x02;
+	f[12] = 0x08;
+	ip[0] = 0x45;
+	moat_wr16(ip + 2, 40);
+	moat_wr16(ip + 6, 0x4000);
+	ip[8] = 64;
+	ip[9] = 6;
+	moat_wr32(ip + 12, src);
+	moat_wr32(ip + 16, 0xc6120101);
+	moat_wr16(ip + 10, moat_csum_fold(moat_csum_words(ip, 10)));
+	moat_wr16(tcp, sport);
+	moat_wr16(tcp + 2, dport);
+	moat_wr32(tcp + 4, 0x01020304);
+	tcp[12] = 0x50;
+	tcp[13] = MOAT_TCP_SYN;
+	moat_wr16(tcp + 14, 65535);
+	s = moat_csum_words(ip + 12, 4) + 6 + 20 + moat_csum_words(tcp, 10);
+	moat_wr16(tcp + 16, moat_csum_fold(s));
+	return 54;
+}
+
+/* ns_one - ns per BPF_PROG_TEST_RUN repeat of prog on one frame */
+static double ns_one(int prog, const uint8_t *f, size_t len, __u32 repeat,
+		     __u32 want)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f,
+		    .data_size_in = (__u32)len, .repeat = repeat);
+
+	if (bpf_prog_test_run_opts(prog, &o) || o.retval != want) {
+		fprintf(stderr, "xdp_bench: test run failed (ret %u, want %u)\n",
+			o.retval, want);
+		exit(1);
+	}
+	return o.duration;
+}
+
+/* unlisted_near - an unlisted address whose /24 has a group (2 reads) */
+static __u32 unlisted_near(__u32 a)
+{
+	for (__u32 h = 0; h < 256; h++) {
+		__u32 b = (a & ~0xffu) | h;
+
+		if (moat_lookup_v4(NULL, b) == MOAT_ACT_PASS)
+			return b;
+	}
+	return a ^ 0x80000000u;
+}
+
+/* lookup_costs - in-kernel and userspace ns per lookup over addrs */
+static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
+{
+	struct moat_lookup_bench *s = moat_lookup_bench__open();
+	double kv[RUNS], lv[RUNS], uv[RUNS], mv[RUNS];
+	size_t gbytes = (size_t)t->groups_max * sizeof(struct moat_group);
+	const struct moat_group *kg = mmap(NULL, gbytes, PROT_READ, MAP_SHARED,
+					   moat_xdp_map_fd(t->x, "groups"), 0);
+	if (kg == MAP_FAILED)
+		perror("xdp_bench: mmap groups");
+	volatile __u64 sink = 0;
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
+	if ((err = bpf_map__set_max_entries(s->maps.addrs, N_LOOKUP / LB_CHUNK)) ||
+	    (err = bpf_map__reuse_fd(s->maps.tbl24, moat_xdp_map_fd(t->x, "tbl24"))) ||
+	    (err = bpf_map__reuse_fd(s->maps.groups, moat_xdp_map_fd(t->x, "groups"))))
+		goto out;
+	/* mode 1 (addresses only) is a second object: rodata is per load */
+	struct moat_lookup_bench *s1 = moat_lookup_bench__open();
+	if (!s1) {
+		err = -errno;
+		goto out;
+	}
+	s1->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
+	s1->rodata->mode = 1;
+	bpf_map__set_max_entries(s1->maps.addrs, N_LOOKUP / LB_CHUNK);
+	if ((err = moat_lookup_bench__load(s)) || (err = moat_lookup_bench__load(s1)))
+		goto out1;
+	/* the addresses, LB_CHUNK to a map value */
+	for (__u32 i = 0; i < N_LOOKUP / LB_CHUNK; i++) {
+		const __u32 *chunk = &addrs[(size_t)i * LB_CHUNK];
+
+		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs), &i, chunk, 0) ||
+		    bpf_map_update_elem(bpf_map__fd(s1->maps.addrs), &i, chunk, 0)) {
+			err = -errno;
+			goto out1;
+		}
+	}
+	uint8_t f[64] = { 0 };
+	for (int r = 0; r < RUNS; r++) {
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f, .data_size_in = 64,
+			    .repeat = 1);
+		LIBBPF_OPTS(bpf_test_run_opts, o1, .data_in = f, .data_size_in = 64,
+			    .repeat = 1);
+
+		if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.moat_lookup_bench), &o) ||
+		    bpf_prog_test_run_opts(bpf_program__fd(s1->progs.moat_lookup_bench), &o1)) {
+			err = -errno;
+			goto out1;
+		}
+		kv[r] = (double)o.duration / N_LOOKUP;
+		lv[r] = (double)o1.duration / N_LOOKUP;
+		uint64_t t0 = now_ns();
+		__u64 sum = 0;
+		for (__u32 i = 0; i < N_LOOKUP; i++)
+			sum += moat_lookup_v4(NULL, addrs[i]);
+		uv[r] = (double)(now_ns() - t0) / N_LOOKUP;
+		sink += sum;
+		/* the same lookup from userspace over the kernel's own pages */
+		if (kg != MAP_FAILED) {
+			u_tbl24 = moat_xdp_tbl24(t->x);
+			u_groups = kg;
+			t0 = now_ns();
+			sum = 0;
+			for (__u32 i = 0; i < N_LOOKUP; i++)
+				sum += moat_lookup_v4(NULL, addrs[i]);
+			mv[r] = (double)(now_ns() - t0) / N_LOOKUP;
+			if (sum * RUNS != sink / (__u64)(r + 1) * RUNS)
+				fprintf(stderr, "xdp_bench: lookups over kernel pages disagree\n");
+			u_tbl24 = t->tbl24;
+			u_groups = t->groups;
+		} else {
+			mv[r] = 0;
+		}
+	}
+	if (s->bss->result != sink / RUNS)
+		fprintf(stderr, "xdp_bench: kernel and userspace lookups disagree "
+			"(%llu vs %llu)\n", (unsigned long long)s->bss->result,
+			(unsigned long long)(sink / RUNS));
+	double q[RUNS];
+	for (int r = 0; r < RUNS; r++)
+		q[r] = kv[r] / (uv[r] > 0 ? uv[r] : 1);
+	printf("ratio_lookup_bpf_over_user_%s %.3f\n", tag, median(q, RUNS));
+	printf("ns_lookup_bpf_%s %.2f\n", tag, median(kv, RUNS));
+	printf("ns_lookup_bpf_loop_%s %.2f\n", tag, median(lv, RUNS));
+	printf("ns_lookup_user_%s %.2f\n", tag, median(uv, RUNS));
+	printf("ns_lookup_user_kmem_%s %.2f\n", tag, median(mv, RUNS));
+	fflush(stdout);
+out1:
+	if (kg != MAP_FAILED)
+		munmap((void *)kg, gbytes);
+	moat_lookup_bench__destroy(s1);
+out:
+	moat_lookup_bench__destroy(s);
+	return err;
+}
+
+/*
+ * one_size - every measurement at one table size.  The packet costs are
+ * taken round-robin (bare, listed, unlisted, non-SMTP, bare, ...) so load
+ * from elsewhere on the machine hits them alike; medians are printed.
+ */
+static int one_size(int bare, __u32 n, const char *tag, __u32 repeat,
+		    const __u32 *addrs)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 1 };
+	static const char *const names[4] = { "bare", "listed_syn", "unlisted_syn",
+					      "non_smtp" };
+	uint8_t f[4][64];
+	size_t len[4];
+	__u32 want[4] = { XDP_DROP, XDP_DROP, XDP_PASS, XDP_PASS };
+	double v[4][RUNS];
+	struct table t;
+	int err, prog;
+
+	err = table_open(&t, NULL, n, 1);
+	if (err) {
+		fprintf(stderr, "xdp_bench: table of %u: %s\n", n, strerror(-err));
+		table_close(&t);
+		return err;
+	}
+	printf("groups_%s %u\n", tag, t.ngroups);
+	prog = moat_xdp_prog_fd(t.x);
+	len[0] = syn_frame(f[0], dmac, t.listed[0], 1000, 25);
+	len[1] = syn_frame(f[1], dmac, t.listed[0], 1000, 25);
+	len[2] = syn_frame(f[2], dmac, unlisted_near(t.listed[0]), 1000, 25);
+	len[3] = syn_frame(f[3], dmac, t.listed[0], 1000, 80);
+	for (int r = 0; r < RUNS; r++)
+		for (int k = 0; k < 4; k++)
+			v[k][r] = ns_one(k ? prog : bare, f[k], len[k], repeat, want[k]);
+	/* ratios per round first: a round's packets saw the same load */
+	double q[RUNS];
+	for (int r = 0; r < RUNS; r++)
+		q[r] = v[1][r] / (v[0][r] > 0 ? v[0][r] : 1);
+	printf("ratio_listed_syn_%s_over_bare %.3f\n", tag, median(q, RUNS));
+	for (int k = 0; k < 4; k++) {
+		printf("ns_%s_%s %.2f\n", names[k], tag, median(v[k], RUNS));
+		printf("ns_%s_%s_min %.2f\n", names[k], tag, v[k][0]);
+	}
+	fflush(stdout);
+	err = lookup_costs(&t, addrs, tag);
+	table_close(&t);
+	return err;
+}
+
+/* cmd_testrun - the BPF_PROG_TEST_RUN part of the benchmark */
+static int cmd_testrun(__u32 repeat, __u32 big)
+{
+	struct moat_bare_drop *bare = moat_bare_drop__open_and_load();
+	__u32 *addrs = malloc(N_LOOKUP * sizeof(*addrs));
+	int err;
+
+	if (!bare || !addrs)
+		return 1;
+	printf("repeat %u\n", repeat);
+	for (__u32 i = 0; i < N_LOOKUP; i++)
+		addrs[i] = (__u32)rnd();
+	printf("lookup_addrs %u\n", N_LOOKUP);
+	err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), 1000, "1k",
+		       repeat, addrs);
+	if (!err)
+		err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), big,
+			       "10m", repeat, addrs);
+	moat_bare_drop__destroy(bare);
+	free(addrs);
+	return err ? 1 : 0;
+}
+
+/* cmd_attach - pinned table + attach for the veth throughput runs */
+static int cmd_attach(const char *pin, __u32 n, __u32 k, const char *out,
+		      const char *dmac_s, const char *ifname)
+{
+	struct table t;
+	uint8_t dmac[6], f[64];
+	char path[4096];
+	FILE *fs, *ft;
+	int err;
+
+	if (sscanf(dmac_s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &dmac[0], &dmac[1],
+		   &dmac[2], &dmac[3], &dmac[4], &dmac[5]) != 6)
+		return 2;
+	err = table_open(&t, pin, n, k);
+	if (err || (err = moat_xdp_attach(t.x, ifname))) {
+		fprintf(stderr, "xdp_bench: attach: %s\n", strerror(-err));
+		table_close(&t);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s.sources", out);
+	fs = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s.trafgen", out);
+	ft = fopen(path, "w");
+	if (!fs || !ft)
+		return 1;
+	for (__u32 i = 0; i < t.nlisted; i++) {
+		size_t len = syn_frame(f, dmac, t.listed[i], (uint16_t)(1024 + i), 25);
+
+		fprintf(fs, "%u.%u.%u.%u\n", t.listed[i] >> 24, (t.listed[i] >> 16) & 255,
+			(t.listed[i] >> 8) & 255, t.listed[i] & 255);
+		fputc('{', ft);
+		for (size_t j = 0; j < len; j++)
+			fprintf(ft, "%s0x%02x", j ? "," : " ", f[j]);
+		fputs(" }\n", ft);
+	}
+	fclose(fs);
+	fclose(ft);
+	printf("attached %s entries=%u groups=%u sources=%u\n", ifname, n,
+	       t.ngroups, t.nlisted);
+	table_close(&t);
+	return 0;
+}
+
+/* usage - the --help text */
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xdp_bench testrun [--repeat N] [--big N] [--event-sample N]\n"
+		   "       xdp_bench attach --pin DIR --entries N --sources K "
+		   "--out PREFIX --dmac MAC IFACE\n"
+		   "       xdp_bench --help | --version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "repeat", required_argument, 0, 'r' },
+		{ "big", required_argument, 0, 'b' },
+		{ "event-sample", required_argument, 0, 'e' },
+		{ "pin", required_argument, 0, 'p' },
+		{ "entries", required_argument, 0, 'n' },
+		{ "sources", required_argument, 0, 'k' },
+		{ "out", required_argument, 0, 'o' },
+		{ "dmac", required_argument, 0, 'm' },
+		{ "help", no_argument, 0, 'h' },
+		{ "version", no_argument, 0, 'V' },
+		{ 0, 0, 0, 0 },
+	};
+	__u32 repeat = 1000000, big = 10000000, n = 1000, k = 1000;
+	const char *pin = NULL, *out = NULL, *dmac = NULL;
+	int c;
+
+	log_init("xdp_bench", 0);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r': repeat = (__u32)strtoul(optarg, NULL, 0); break;
+		case 'b': big = (__u32)strtoul(optarg, NULL, 0); break;
+		case 'e': event_sample = strtol(optarg, NULL, 0); break;
+		case 'p': pin = optarg; break;
+		case 'n': n = (__u32)strtoul(optarg, NULL, 0); break;
+		case 'k': k = (__u32)strtoul(optarg, NULL, 0); break;
+		case 'o': out = optarg; break;
+		case 'm': dmac = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("xdp_bench %s\n", MOAT_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "testrun"))
+		return cmd_testrun(repeat, big);
+	if (optind + 1 < argc && !strcmp(argv[optind], "attach") && pin && out && dmac)
+		return cmd_attach(pin, n, k, out, dmac, argv[optind + 1]);
+	usage(stderr);
+	return 2;
+}
