@@ -64,8 +64,8 @@ void config_defaults(struct smtpd_config *c)
 	c->spf_timeout_ms = 5000;
 	strcpy(c->filters[0], "none");
 	c->n_filters = 1;
-	c->controld_report_ttl = 3600;
-	c->controld_report_interval = 10;
+	c->report_ttl = 3600;
+	strcpy(c->report_action, "drop");
 }
 
 /* net_parse - "addr[/plen]" into a prefix */
@@ -449,8 +449,15 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 		return 0;
 	}
 	if (!strcmp(key, "controld_socket")) SETSTR(controld_socket);
-	if (!strcmp(key, "controld_report_ttl")) SETINT(controld_report_ttl, 0, 30 * 86400);
-	if (!strcmp(key, "controld_report_interval")) SETINT(controld_report_interval, 1, 3600);
+	/* controld_report_ttl: the key's name before report_action existed */
+	if (!strcmp(key, "report_ttl") || !strcmp(key, "controld_report_ttl")) SETINT(report_ttl, 0, 30 * 86400);
+	if (!strcmp(key, "report_action")) {
+		if (strcmp(val, "drop") && strcmp(val, "tarpit")) {
+			snprintf(err, errsz, "report_action must be drop or tarpit");
+			return -1;
+		}
+		SETSTR(report_action);
+	}
 	if (!strcmp(key, "stats_file")) SETSTR(stats_file);
 	snprintf(err, errsz, "unknown key '%s'", key);
 	return -1;

@@ -89,8 +89,8 @@ struct smtpd_config {
 	int n_filters;
 
 	char controld_socket[108];
-	int controld_report_ttl;
-	int controld_report_interval; /* s between counter reports */
+	int report_ttl;               /* s sent with smtp.report, 0 = controld's default */
+	char report_action[8];        /* drop | tarpit */
 
 	char stats_file[4096];
 };

@@ -92,3 +92,33 @@ int filters_thread_init(void)
 	}
 	return 0;
 }
+
+/* filters_reload_rules - "rules reload": every configured filter with a
+ * reload hook re-reads its rules.  Counts in *reloaded and *no_hook; on the
+ * first failure returns -1 with "filter NAME: reason" in err (the filters
+ * after it are still reloaded: each keeps its old rules on its own error). */
+int filters_reload_rules(int *reloaded, int *no_hook, char *err, size_t errsz)
+{
+	int failed = 0;
+
+	*reloaded = *no_hook = 0;
+	for (int i = 0; i < g_n_filters; i++) {
+		const struct filter_ops *o = g_filters[i];
+		char e[256] = "";
+
+		if (!o->reload) {
+			(*no_hook)++;
+			continue;
+		}
+		if (o->reload(e, sizeof(e)) == 0) {
+			(*reloaded)++;
+			log_info("filter %s: rules reloaded", o->name);
+			continue;
+		}
+		log_err("filter %s: reload failed, old rules stay: %s", o->name, e);
+		if (!failed)
+			snprintf(err, errsz, "filter %s: %s (old rules kept)", o->name, e[0] ? e : "reload failed");
+		failed = 1;
+	}
+	return failed ? -1 : 0;
+}

@@ -238,7 +238,7 @@ static void connect_check(struct session *s)
 	if (g_cfg->n_zones && s->dnsbl_score >= g_cfg->dnsbl_threshold) {
 		refuse(s, "connect", "dnsbl", 1, "", 554,
 		       "5.7.1 Service unavailable; client [%s] blocked using %s", s->ip, s->dnsbl_zone);
-		report_listed(s->ip, s->dnsbl_zone, s->dnsbl_code, g_cfg->controld_report_ttl);
+		report_listed(s->ip, s->dnsbl_zone, s->dnsbl_code);
 	} else {
 		banner(s);
 	}

@@ -3,7 +3,7 @@
  * smtpd.c - moat-smtpd: start-up (config, TLS, listeners bound as root,
  * privilege drop), the worker threads (one epoll loop each over its own
  * SO_REUSEPORT listener, c-ares channel and sessions), and the main thread
- * (signals, stats file, the optional moat-controld report channel).
+ * (signals, stats file, the optional moat-controld connection, report.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -254,14 +254,13 @@ int main(int argc, char **argv)
 
 	int64_t last_sweep = now_ms(), last_stats = 0;
 	for (;;) {
-		struct pollfd_like { int fd; } p = { sfd };
-		fd_set rf;
-		FD_ZERO(&rf);
-		FD_SET(p.fd, &rf);
-		struct timeval tv = { 1, 0 };
-		int r = select(p.fd + 1, &rf, NULL, NULL, &tv);
+		/* poll, not select: the controld socket may be opened late,
+		 * with an fd number above FD_SETSIZE */
+		struct pollfd pf[3] = { { .fd = sfd, .events = POLLIN } };
+		int npf = 1 + report_pollfds(pf + 1);
+		int r = poll(pf, (nfds_t)npf, 1000);
 		int64_t now = now_ms();
-		if (r > 0) {
+		if (r > 0 && (pf[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)

@@ -9,6 +9,7 @@
 #ifndef MOAT_SMTPD_H
 #define MOAT_SMTPD_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -206,12 +207,15 @@ int filters_resolve(const struct smtpd_config *c, char *err, size_t errsz);
 int filters_thread_init(void);
 extern const struct filter_ops *g_filters[CFG_MAX_FILTERS];
 extern int g_n_filters;
+/* filters_reload_rules - "moatctl rules reload": call each filter's reload hook */
+int filters_reload_rules(int *reloaded, int *no_hook, char *err, size_t errsz);
 
 /* stats.c */
 void stats_inc(const char *stage, const char *reason);
 void stats_add(const char *name, uint64_t n);
 int stats_format(char *buf, size_t sz, int json);
 int stats_write_file(const char *path);
+void stats_foreach(void (*fn)(const char *name, uint64_t v, void *arg), void *arg);
 /* ip limits */
 int iplimit_acquire(int family, const uint8_t *addr, int64_t now);  /* 0, -1 concurrency, -2 rate */
 void iplimit_release(int family, const uint8_t *addr);
@@ -220,9 +224,12 @@ void iplimit_sweep(int64_t now);
 int rcptmap_load(const char *path, char *err, size_t errsz);
 int rcptmap_lookup(const char *addr);   /* 1 known, 0 unknown, -1 no map */
 
-/* report.c: optional, non-blocking client of moat-controld */
+/* report.c: optional, non-blocking client of moat-controld
+ * (docs/control-protocol.md): reports, relayed rules.reload / smtp.stats */
 void report_init(const struct smtpd_config *c);
-void report_listed(const char *ip, const char *zone, const char *code, int ttl);
+void report_listed(const char *ip, const char *zone, const char *code);
+/* report_pollfds - fill up to 2 pollfds the main loop waits on; count */
+int report_pollfds(struct pollfd *p);
 void report_tick(void);
 void report_fini(void);
 

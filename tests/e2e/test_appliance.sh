@@ -1,0 +1,198 @@
+#!/bin/bash
+# test_appliance.sh - moat-smtpd and moat-controld as one appliance in the lab:
+# Knot serves a DNSBL zone (q.moat.test) that only moat-smtpd queries live;
+# moat-controld (XDP on the app's inet0) knows nothing of it.  A sender
+# listed there gets 554 5.7.1 from moat-smtpd, is reported over the control
+# socket (smtp.report), shows in `moatctl lookup` with source smtp, and its
+# next SYN is dropped by XDP, while an unlisted sender still delivers to
+# smtp-sink.  moatctl's relayed SMTP subcommands (smtp stats, rules reload,
+# also a failing reload) answer; with moat-controld killed moat-smtpd still
+# delivers, and reconnects when moat-controld returns.
+# moat-smtpd here is moat-smtpd-testfilter (the engine plus the e2e test
+# filter, whose reload hook shows up as gen=N in the header it adds).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/tests/lab/lab.sh"
+build=${MOAT_BUILD_DIR:-$root/build}
+CTLD=$build/control/moat-controld
+MOATCTL=$build/tools/moatctl
+SMTPD=$build/tests/e2e/moat-smtpd-testfilter
+PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
+PROBE=$root/tests/netns/tcp_probe.py
+PY=/usr/bin/python3
+C="$PY $here/smtpc.py"
+
+tap_plan 13
+for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
+	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
+done
+lab_init
+PIN=/sys/fs/bpf/moat-app-$LAB_ID
+SOCK=$LAB_DIR/control.sock
+export MOAT_SOCKET=$SOCK
+cleanup() {
+	[ -n "${LAB_DIR:-}" ] && [ -f "$LAB_DIR/ctld.pid" ] && kill "$(cat "$LAB_DIR/ctld.pid")" 2>/dev/null
+	rm -rf "$PIN"
+	lab_down
+}
+trap 'cleanup' EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+mctl() { "$MOATCTL" "$@"; }
+# jget JSON EXPR - a python expression on the parsed JSON (d)
+jget() { $PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
+probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 2; }
+expect() { # expect DESC WANT_REGEX OUTPUT
+	if printf '%s\n' "$3" | grep -Eq -- "$2"; then tap_ok "$1"; else
+		tap_not_ok "$1: want /$2/"; printf '%s\n' "$3" | sed 's/^/#   /' >&2; fi
+}
+# deliver SRC TAG - a message from SRC through moat-smtpd; 0 when the sink has it
+deliver() {
+	lab_inet swaks --server 198.18.1.1 --local-interface "$1" --helo client.example \
+		--from a@example.org --to rcpt@moat.test --header "Subject: $2-$LAB_ID" >"$LAB_DIR/swaks-$2.log" 2>&1
+	lab_wait 5 grep -rlq "$2-$LAB_ID" "$LAB_DIR/sink"
+}
+start_ctld() { # start_ctld LOGNAME - in app's network namespace (bpffs stays visible)
+	nsenter --net="/run/netns/$NS_APP" "$CTLD" -c "$LAB_DIR/moat.conf" >"$LAB_DIR/$1.log" 2>&1 &
+	LAB_PIDS+=($!)
+	echo $! >"$LAB_DIR/ctld.pid"
+	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/$1.log"
+}
+smtp_connected() { [ "$(jget "$(mctl status --json)" "d['smtp_connected']")" = True ]; }
+
+lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
+for a in 192.0.2.55 192.0.2.77; do lab_sender $a; done
+# the veth peer needs an XDP program for native XDP on inet0 to see traffic
+ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
+
+# q.moat.test lists 192.0.2.77; moat-controld is never told about it
+mkdir -p "$LAB_DIR/zones"
+cat >"$LAB_DIR/zones/q.moat.test.zone" <<'EOF'
+$ORIGIN q.moat.test.
+$TTL 300
+@   SOA ns.q.moat.test. hostmaster.q.moat.test. 1 60 30 604800 60
+@   NS  ns
+ns  A   198.18.2.2
+2.0.0.127   A 127.0.0.2
+77.2.0.192  A 127.0.0.2
+EOF
+lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
+lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
+
+: >"$LAB_DIR/local.rbl"
+cat >"$LAB_DIR/moat.conf" <<EOF
+[daemon]
+socket = $SOCK
+socket_mode = 0666
+state_dir = $LAB_DIR/state
+
+[xdp]
+interfaces = inet0
+pin_dir = $PIN
+
+[policy]
+drop_threshold = 1
+
+[zone empty.local]
+type = rbldnsd
+file = $LAB_DIR/local.rbl
+format = ip4set
+EOF
+if start_ctld ctld1; then
+	tap_ok "moat-controld started, XDP on inet0, no zone lists 192.0.2.77"
+else
+	tap_not_ok "moat-controld start"; sed 's/^/#   /' "$LAB_DIR/ctld1.log" >&2; exit 1
+fi
+
+cat >"$LAB_DIR/smtpd.conf" <<EOF
+listen = 198.18.1.1:25
+workers = 2
+hostname = mx.moat.test
+relay = 198.18.3.2:25
+local_domains = moat.test
+dns_server = 198.18.2.2
+dnsbl_zones = q.moat.test*1
+spf = no
+greet_delay_ms = 200
+filters = test
+controld_socket = $SOCK
+report_action = drop
+report_ttl = 600
+EOF
+MOAT_TEST_RELOAD_FAIL=$LAB_DIR/failreload lab_bg "$NS_APP" smtpd "$SMTPD" -c "$LAB_DIR/smtpd.conf"
+if lab_wait 10 lab_inet bash -c 'exec 3<>/dev/tcp/198.18.1.1/25' && lab_wait 10 smtp_connected; then
+	tap_ok "moat-smtpd listens in app and said smtp.hello (status smtp_connected)"
+else
+	tap_not_ok "moat-smtpd start"; sed 's/^/#   /' "$LAB_DIR/smtpd.log" >&2; exit 1
+fi
+
+# --- listed only in the query zone: refused, reported, then dropped by XDP
+out=$(lab_inet $C --src 192.0.2.77 198.18.1.1 25 R 2>&1)
+expect "listed sender: 554 5.7.1 from moat-smtpd naming q.moat.test" '^554 5\.7\.1 .*q\.moat\.test' "$out"
+if lab_wait 5 bash -c "[ \"\$($MOATCTL lookup 192.0.2.77 --json | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d[\"action\"], [s[\"source\"] for s in d[\"sources\"]])')\" = \"drop ['smtp']\" ]"; then
+	tap_ok "reported: moatctl lookup 192.0.2.77 shows source smtp, action drop"
+else
+	tap_not_ok "lookup after report: $(mctl lookup 192.0.2.77 --json)"
+fi
+j=$(mctl list --json)
+if [ "$(jget "$j" "[(e['source'],e['ttl_left']>500,e['reason']) for e in d['entries'] if e['prefix'].startswith('192.0.2.77')]")" = \
+	"[('smtp', True, 'moat-smtpd: dnsbl q.moat.test 127.0.0.2')]" ]; then
+	tap_ok "moatctl list: the smtp entry carries report_ttl and the reason"
+else
+	tap_not_ok "list: $j"
+fi
+g1=$(probe 192.0.2.77) g2=$(probe 192.0.2.55)
+if [ "$g1/$g2" = "timeout/connected-reply" ]; then
+	tap_ok "next TCP connect of the reported sender times out (XDP drop); unlisted connects"
+else
+	tap_not_ok "probes: 192.0.2.77=$g1 192.0.2.55=$g2"
+fi
+deliver 192.0.2.55 clean1 && tap_ok "an unlisted sender still delivers to smtp-sink" ||
+	{ tap_not_ok "unlisted delivery"; sed 's/^/#   /' "$LAB_DIR/swaks-clean1.log" >&2; }
+
+# --- relayed SMTP subcommands ----------------------------------------------
+j=$(mctl smtp stats --json)
+if [ "$(jget "$j" "d['connect.dnsbl']>=1 and d['data.relayed']>=1 and d['controld.reported']>=1 and all(isinstance(v,int) for v in d.values())")" = True ]; then
+	tap_ok "moatctl smtp stats --json: flat numbers from moat-smtpd (connect.dnsbl, data.relayed, controld.reported)"
+else
+	tap_not_ok "smtp stats: $j"
+fi
+j=$(mctl rules reload --json)
+rc=$?
+if [ $rc -eq 0 ] && [ "$(jget "$j" "(d['filters'],d['reloaded'])")" = "(1, 1)" ] && deliver 192.0.2.55 gen1 &&
+	grep -q '^X-Moat-Test: .* gen=1$' "$(grep -rl "gen1-$LAB_ID" "$LAB_DIR/sink" | head -1)"; then
+	tap_ok "moatctl rules reload: the filter's reload hook ran (next message has gen=1)"
+else
+	tap_not_ok "rules reload: rc=$rc $j"
+fi
+touch "$LAB_DIR/failreload"
+out=$(mctl rules reload 2>&1)
+rc=$?
+rm -f "$LAB_DIR/failreload"
+if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q 'filter test: .*failreload exists (old rules kept)'; then
+	tap_ok "a failing reload: moatctl exits 1 with moat-smtpd's reason"
+else
+	tap_not_ok "failing reload: rc=$rc $out"
+fi
+
+# --- moat-controld down: moat-smtpd serves on, then reconnects --------------
+kill "$(cat "$LAB_DIR/ctld.pid")"
+lab_wait 5 bash -c "! kill -0 $(cat "$LAB_DIR/ctld.pid") 2>/dev/null"
+rm -f "$LAB_DIR/ctld.pid"
+if deliver 192.0.2.55 down1 && grep -q 'controld: connection to .* lost' "$LAB_DIR/smtpd.log"; then
+	tap_ok "moat-controld killed: moat-smtpd notices and still delivers for an unlisted sender"
+else
+	tap_not_ok "delivery with controld down"; sed 's/^/#   /' "$LAB_DIR/smtpd.log" >&2
+fi
+out=$(mctl smtp stats 2>&1)
+rc=$?
+[ $rc -eq 3 ] && tap_ok "moatctl smtp stats with moat-controld down: exit 3 (unreachable)" ||
+	tap_not_ok "stats with controld down: rc=$rc $out"
+if start_ctld ctld2 && lab_wait 40 smtp_connected; then
+	tap_ok "moat-controld back: moat-smtpd reconnects (backoff) and says smtp.hello again"
+else
+	tap_not_ok "no reconnect"; sed 's/^/#   /' "$LAB_DIR/smtpd.log" >&2
+fi
+exit $((TAP_FAIL > 0))
