@@ -33,10 +33,8 @@
 
 static struct cd_tag ring_tag;
 
-/* BPF array maps round element sizes up to 8 bytes: a 4-byte tbl24 entry
- * occupies 8 bytes of the mapping (round_up(value_size, 8) in the kernel's
- * array_map_alloc); groups are 64 bytes, already a multiple of 8 */
-#define TBL_STRIDE 2
+/* tbl24 is mapped by the backend as a dense u32[2^24] (moat_xdp_tbl24);
+ * groups (64-byte values, so no padding between elements) are mapped here */
 
 /*
  * Publishing through mmap.  tbl24 and groups are BPF_F_MMAPABLE arrays:
@@ -54,7 +52,7 @@ struct fpx {
 	struct moat_xdp *x;
 	__u32 *tbl;
 	struct moat_group *grp;
-	size_t tlen, glen;
+	size_t glen;
 	__u32 gmax;
 };
 static struct fpx fpx;
@@ -89,7 +87,7 @@ static int fpx_publish(void *ctx, const struct moat_update *u, size_t n)
 			if (x->index >= MOAT_TBL24_ENTRIES ||
 			    (moat_tbl24_is_group(x->value) && moat_tbl24_group(x->value) >= f->gmax))
 				return -ERANGE;
-			__atomic_store_n(&f->tbl[(size_t)x->index * TBL_STRIDE], x->value, __ATOMIC_RELEASE);
+			__atomic_store_n(&f->tbl[x->index], x->value, __ATOMIC_RELEASE);
 		}
 		i++;
 	}
@@ -103,11 +101,9 @@ static int fpx_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
 	return f->orig.read_stats(f->orig.ctx, out);
 }
 
-/* fpx_unmap - drop the mappings */
+/* fpx_unmap - drop the groups mapping (tbl24's belongs to the backend) */
 static void fpx_unmap(struct fpx *f)
 {
-	if (f->tbl)
-		munmap(f->tbl, f->tlen);
 	if (f->grp)
 		munmap(f->grp, f->glen);
 	f->tbl = NULL;
@@ -126,36 +122,24 @@ static void fpx_close(void *ctx)
  * problem the backend's own publish is used as is */
 static void fpx_setup(struct moat_xdp *x, struct moat_fastpath *fp)
 {
-	int tfd = moat_xdp_map_fd(x, "tbl24"), gfd = moat_xdp_map_fd(x, "groups");
+	int gfd = moat_xdp_map_fd(x, "groups");
 	struct bpf_map_info gi = { 0 };
 	__u32 gil = sizeof(gi);
 
 	memset(&fpx, 0, sizeof(fpx));
 	moat_xdp_fastpath(x, &fpx.orig);
 	*fp = fpx.orig;
-	struct bpf_map_info ti = { 0 };
-	__u32 til = sizeof(ti);
-
-	if (tfd < 0 || gfd < 0 || bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 ||
-	    bpf_obj_get_info_by_fd(tfd, &ti, &til) < 0)
-		return;
-	if (ti.value_size != 4 || gi.value_size != sizeof(struct moat_group) ||
-	    ti.max_entries != MOAT_TBL24_ENTRIES || !(ti.map_flags & BPF_F_MMAPABLE) ||
-	    !(gi.map_flags & BPF_F_MMAPABLE))
+	fpx.tbl = moat_xdp_tbl24(x);
+	if (!fpx.tbl || gfd < 0 || bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 ||
+	    gi.value_size != sizeof(struct moat_group) || !(gi.map_flags & BPF_F_MMAPABLE))
 		return; /* not the layout this writer knows: use the backend */
 	fpx.x = x;
 	fpx.gmax = gi.max_entries;
-	fpx.tlen = (size_t)MOAT_TBL24_ENTRIES * TBL_STRIDE * sizeof(__u32);
 	fpx.glen = (size_t)gi.max_entries * sizeof(struct moat_group);
-	fpx.tbl = mmap(NULL, fpx.tlen, PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
 	fpx.grp = mmap(NULL, fpx.glen, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);
-	if (fpx.tbl == MAP_FAILED || fpx.grp == MAP_FAILED) {
-		if (fpx.tbl == MAP_FAILED)
-			fpx.tbl = NULL;
-		if (fpx.grp == MAP_FAILED)
-			fpx.grp = NULL;
-		fpx_unmap(&fpx);
-		log_warn("event=fastpath mmap of tbl24/groups failed (%s): publishing by syscalls",
+	if (fpx.grp == MAP_FAILED) {
+		fpx.grp = NULL;
+		log_warn("event=fastpath mmap of groups failed (%s): publishing groups by syscalls",
 			 strerror(errno));
 		return;
 	}
@@ -185,7 +169,7 @@ static int push(struct moat_update **u, size_t *n, size_t *cap, const struct moa
 /* fp_read_image - the image held by the maps, as an update sequence */
 static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *nups)
 {
-	int tfd = moat_xdp_map_fd(x, "tbl24"), gfd = moat_xdp_map_fd(x, "groups");
+	int gfd = moat_xdp_map_fd(x, "groups");
 	int pfd = moat_xdp_map_fd(x, "v6_plens"), vfd = moat_xdp_map_fd(x, "v6_rules");
 	struct bpf_map_info gi = { 0 };
 	__u32 gil = sizeof(gi);
@@ -193,28 +177,23 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 	size_t n = 0, cap = 0;
 	int r = -EINVAL;
 
-	if (tfd < 0 || gfd < 0 || pfd < 0 || vfd < 0)
-		return -ENOENT;
-	struct bpf_map_info ti = { 0 };
-	__u32 til = sizeof(ti);
+	const __u32 *tbl = moat_xdp_tbl24(x);
 
-	if (bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 || bpf_obj_get_info_by_fd(tfd, &ti, &til) < 0)
+	if (!tbl || gfd < 0 || pfd < 0 || vfd < 0)
+		return -ENOENT;
+	if (bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0)
 		return -errno;
-	if (ti.value_size != 4 || ti.max_entries != MOAT_TBL24_ENTRIES ||
-	    gi.value_size != sizeof(struct moat_group))
+	if (gi.value_size != sizeof(struct moat_group))
 		return -EPROTO;
-	/* array map elements are 8-byte aligned: tbl24[i] is at 8 * i */
-	size_t tlen = (size_t)MOAT_TBL24_ENTRIES * TBL_STRIDE * sizeof(__u32);
 	size_t glen = (size_t)gi.max_entries * sizeof(struct moat_group);
-	const __u32 *tbl = mmap(NULL, tlen, PROT_READ, MAP_SHARED, tfd, 0);
 	const struct moat_group *grp = mmap(NULL, glen, PROT_READ, MAP_SHARED, gfd, 0);
 
-	if (tbl == MAP_FAILED || grp == MAP_FAILED) {
+	if (grp == MAP_FAILED) {
 		r = -errno;
 		goto out;
 	}
 	for (__u32 i = 0; i < MOAT_TBL24_ENTRIES; i++) {
-		__u32 e = tbl[(size_t)i * TBL_STRIDE];
+		__u32 e = tbl[i];
 
 		if (!e)
 			continue;
@@ -270,8 +249,6 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 	u = NULL;
 	r = 0;
 out:
-	if (tbl != MAP_FAILED && tbl)
-		munmap((void *)tbl, tlen);
 	if (grp != MAP_FAILED && grp)
 		munmap((void *)grp, glen);
 	free(u);

@@ -323,7 +323,19 @@ ns A 198.18.2.2
 *.192 A 127.0.0.2
 *.203 A 127.0.0.2
 EOF
-# the world zone needs Knot to know it: restart Knot with both zones
+# two zones with a 4-second SOA expire, for the expiry cases below
+for z in keep drop; do
+	cat >"$LAB_DIR/zsrc/exp-$z.moat.test.zone" <<EOF
+\$ORIGIN exp-$z.moat.test.
+\$TTL 60
+@ SOA ns hostmaster 1 1 1 4 60
+@ NS ns
+ns A 198.18.2.2
+2.0.0.127 A 127.0.0.2
+$([ $z = keep ] && echo 77 || echo 78).100.51.198 A 127.0.0.2
+EOF
+done
+# the new zones need Knot to know them: restart Knot with every zone
 kill "$KNOT_PID"
 sleep 0.5
 KNOT_ZONES=()
@@ -331,9 +343,11 @@ lab_knot "$LAB_DIR/zsrc" >/dev/null 2>&1
 KNOT_PID=$(cat "$LAB_DIR/knotd.pid")
 cp "$LAB_DIR/moat.conf.good" "$LAB_DIR/moat.conf"
 printf '\n[zone world.moat.test]\nprimary = 198.18.2.2\nmax_prefix_v4 = 16\n' >>"$LAB_DIR/moat.conf"
+printf '\n[zone exp-keep.moat.test]\nprimary = 198.18.2.2\nrefresh_min = 1\nstale_max = 4\n' >>"$LAB_DIR/moat.conf"
+printf '\n[zone exp-drop.moat.test]\nprimary = 198.18.2.2\nrefresh_min = 1\non_expire = drop\n' >>"$LAB_DIR/moat.conf"
 mctl reload >/dev/null
 if lab_wait 10 bash -c "$MOATCTL zones | grep -q '^world.moat.test.*quarantined'" &&
-	[ "$(lk 198.51.100.77)" = pass ] && grep -q 'ALARM zone=world.moat.test event=quarantine' "$LAB_DIR/ctld1.log"; then
+	[ "$(lk 198.51.100.99)" = pass ] && grep -q 'ALARM zone=world.moat.test event=quarantine' "$LAB_DIR/ctld1.log"; then
 	tap_ok "a zone listing the world is quarantined (alarm logged), nothing of it published"
 else
 	tap_not_ok "quarantine"
@@ -350,6 +364,35 @@ if printf '%s\n' "$m" | grep -q '^moat_zone_serial{zone="bl.moat.test"} 20261127
 else
 	tap_not_ok "metrics"
 	printf '%s\n' "$m" | head -40 >&2
+fi
+
+# --- expiry: stale beats empty (kept, loudly), on_expire = drop, stale_max --
+if lab_wait 10 bash -c "[ \$($MOATCTL zones | grep -c '^exp-.* ok ') = 2 ]" &&
+	[ "$(lk 198.51.100.77)/$(lk 198.51.100.78)" = drop/drop ]; then
+	kill "$KNOT_PID"
+	sleep 5.5
+	s1=$(zone_field exp-keep.moat.test state) s2=$(zone_field exp-drop.moat.test state)
+	a1=$(lk 198.51.100.77) a2=$(lk 198.51.100.78)
+	if [ "$s1/$a1/$s2/$a2" = "stale/drop/dropped/pass" ] &&
+		grep -q 'ALARM zone=exp-keep.moat.test event=expired' "$LAB_DIR/ctld1.log"; then
+		tap_ok "expired: keep zone stale and still listing (ALARM), drop zone dropped"
+	else
+		tap_not_ok "expiry: keep=$s1/$a1 drop=$s2/$a2"
+	fi
+	sleep 0.2
+	m=$(in_app $PY -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "http://127.0.0.1:$METRICS_PORT/metrics")
+	printf '%s\n' "$m" | grep -q '^moat_zone_stale{zone="exp-keep.moat.test"} 1' &&
+		tap_ok "metrics: moat_zone_stale 1 for the stale zone" || tap_not_ok "stale metric"
+	if lab_wait 6 bash -c "$MOATCTL zones | grep -q '^exp-keep.* dropped '" && [ "$(lk 198.51.100.77)" = pass ]; then
+		tap_ok "stale_max passed: the kept zone is dropped too"
+	else
+		tap_not_ok "stale_max: $(zone_field exp-keep.moat.test state)"
+	fi
+else
+	tap_not_ok "expiry zones did not load"
+	tap_not_ok "stale metric (no zones)"
+	tap_not_ok "stale_max (no zones)"
+	mctl zones >&2
 fi
 
 # --- restart with every primary down: state from disk, live at once -------
