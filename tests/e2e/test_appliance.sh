@@ -7,7 +7,8 @@
 # next SYN is dropped by XDP, while an unlisted sender still delivers to
 # smtp-sink.  moatctl's relayed SMTP subcommands (smtp stats, rules reload,
 # also a failing reload) answer; with moat-controld killed moat-smtpd still
-# delivers, and reconnects when moat-controld returns.
+# delivers and refuses, and reconnects when moat-controld returns (reports
+# queued meanwhile are sent then).
 # moat-smtpd here is moat-smtpd-testfilter (the engine plus the e2e test
 # filter, whose reload hook shows up as gen=N in the header it adds).
 set -u
@@ -23,7 +24,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 C="$PY $here/smtpc.py"
 
-tap_plan 13
+tap_plan 15
 for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -63,7 +64,7 @@ start_ctld() { # start_ctld LOGNAME - in app's network namespace (bpffs stays vi
 smtp_connected() { [ "$(jget "$(mctl status --json)" "d['smtp_connected']")" = True ]; }
 
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
-for a in 192.0.2.55 192.0.2.77; do lab_sender $a; done
+for a in 192.0.2.55 192.0.2.77 192.0.2.78; do lab_sender $a; done
 # the veth peer needs an XDP program for native XDP on inet0 to see traffic
 ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
 
@@ -77,6 +78,7 @@ $TTL 300
 ns  A   198.18.2.2
 2.0.0.127   A 127.0.0.2
 77.2.0.192  A 127.0.0.2
+78.2.0.192  A 127.0.0.2
 EOF
 lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
 lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
@@ -186,6 +188,8 @@ if deliver 192.0.2.55 down1 && grep -q 'controld: connection to .* lost' "$LAB_D
 else
 	tap_not_ok "delivery with controld down"; sed 's/^/#   /' "$LAB_DIR/smtpd.log" >&2
 fi
+out=$(lab_inet $C --src 192.0.2.78 198.18.1.1 25 R 2>&1)
+expect "controld down: a listed sender is still refused (554 5.7.1), its report queued" '^554 5\.7\.1 .*q\.moat\.test' "$out"
 out=$(mctl smtp stats 2>&1)
 rc=$?
 [ $rc -eq 3 ] && tap_ok "moatctl smtp stats with moat-controld down: exit 3 (unreachable)" ||
@@ -194,5 +198,11 @@ if start_ctld ctld2 && lab_wait 40 smtp_connected; then
 	tap_ok "moat-controld back: moat-smtpd reconnects (backoff) and says smtp.hello again"
 else
 	tap_not_ok "no reconnect"; sed 's/^/#   /' "$LAB_DIR/smtpd.log" >&2
+fi
+if lab_wait 5 bash -c "$MOATCTL lookup 192.0.2.78 --json | grep -q '\"source\":\"smtp\"'" &&
+	[ "$(probe 192.0.2.78)" = timeout ]; then
+	tap_ok "the report queued while moat-controld was down arrives after the reconnect; XDP drops that sender"
+else
+	tap_not_ok "queued report: $(mctl lookup 192.0.2.78 --json)"
 fi
 exit $((TAP_FAIL > 0))
