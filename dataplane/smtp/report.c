@@ -408,7 +408,17 @@ void report_tick(void)
 		ob_off = ob_len = 0;
 }
 
-/* report_fini - close the connection */
+/* report_stop - moat-smtpd stops: close the connection at once, so that
+ * moat-controld fails relays now instead of timing out while workers wind
+ * down (workers may still queue reports: the queue stays until fini) */
+void report_stop(void)
+{
+	if (c_fd >= 0)
+		close(c_fd);
+	c_fd = -1;
+}
+
+/* report_fini - close the connection, free everything (workers stopped) */
 void report_fini(void)
 {
 	if (c_fd >= 0)

@@ -285,6 +285,7 @@ int main(int argc, char **argv)
 		}
 	}
 	log_info("stopping");
+	report_stop();
 	for (int i = 0; i < cfg.workers; i++)
 		workers[i].stop = 1;
 	for (int i = 0; i < cfg.workers; i++)

@@ -231,6 +231,7 @@ void report_listed(const char *ip, const char *zone, const char *code);
 /* report_pollfds - fill up to 2 pollfds the main loop waits on; count */
 int report_pollfds(struct pollfd *p);
 void report_tick(void);
+void report_stop(void);
 void report_fini(void);
 
 #endif /* MOAT_SMTPD_H */

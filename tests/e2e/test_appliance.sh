@@ -24,7 +24,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 C="$PY $here/smtpc.py"
 
-tap_plan 15
+tap_plan 17
 for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -64,7 +64,7 @@ start_ctld() { # start_ctld LOGNAME - in app's network namespace (bpffs stays vi
 smtp_connected() { [ "$(jget "$(mctl status --json)" "d['smtp_connected']")" = True ]; }
 
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
-for a in 192.0.2.55 192.0.2.77 192.0.2.78; do lab_sender $a; done
+for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79; do lab_sender $a; done
 # the veth peer needs an XDP program for native XDP on inet0 to see traffic
 ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
 
@@ -79,6 +79,7 @@ ns  A   198.18.2.2
 2.0.0.127   A 127.0.0.2
 77.2.0.192  A 127.0.0.2
 78.2.0.192  A 127.0.0.2
+79.2.0.192  A 127.0.0.2
 EOF
 lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
 lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
@@ -204,5 +205,27 @@ if lab_wait 5 bash -c "$MOATCTL lookup 192.0.2.78 --json | grep -q '\"source\":\
 	tap_ok "the report queued while moat-controld was down arrives after the reconnect; XDP drops that sender"
 else
 	tap_not_ok "queued report: $(mctl lookup 192.0.2.78 --json)"
+fi
+
+# --- moat-smtpd gone: relays answer code 6; report_action = tarpit -----------
+kill "$(cat "$LAB_DIR/smtpd.pid")"
+for _ in $(seq 50); do smtp_connected || break; sleep 0.1; done
+out=$(mctl smtp stats 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q 'moat-smtpd is not connected'; then
+	tap_ok "no moat-smtpd: moatctl smtp stats exits 1 with 'not connected' (code 6)"
+else
+	tap_not_ok "stats without smtpd: rc=$rc $out"
+fi
+sed -i 's/^report_action = drop$/report_action = tarpit/' "$LAB_DIR/smtpd.conf"
+lab_bg "$NS_APP" smtpd2 "$SMTPD" -c "$LAB_DIR/smtpd.conf"
+lab_wait 10 smtp_connected
+out=$(lab_inet $C --src 192.0.2.79 198.18.1.1 25 R 2>&1)
+if printf '%s' "$out" | grep -q '^554 5\.7\.1' &&
+	lab_wait 5 bash -c "$MOATCTL lookup 192.0.2.79 --json | grep -q '\"action\":\"tarpit\"'" &&
+	[ "$(probe 192.0.2.79)" = connected-silent ]; then
+	tap_ok "report_action = tarpit: the reported sender's next connect is tarpitted (handshake, then silence)"
+else
+	tap_not_ok "tarpit: $out $(mctl lookup 192.0.2.79 --json) probe=$(probe 192.0.2.79)"
 fi
 exit $((TAP_FAIL > 0))
