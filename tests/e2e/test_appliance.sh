@@ -88,7 +88,7 @@ lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
 cat >"$LAB_DIR/moat.conf" <<EOF
 [daemon]
 socket = $SOCK
-socket_mode = 0666
+socket_owner = root:moat
 state_dir = $LAB_DIR/state
 
 [xdp]
