@@ -66,6 +66,8 @@ void config_defaults(struct smtpd_config *c)
 	c->n_filters = 1;
 	c->report_ttl = 3600;
 	strcpy(c->report_action, "drop");
+	c->controld_lookup = 1;
+	c->controld_lookup_timeout_ms = 250;
 }
 
 /* net_parse - "addr[/plen]" into a prefix */
@@ -451,6 +453,8 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 	if (!strcmp(key, "controld_socket")) SETSTR(controld_socket);
 	/* controld_report_ttl: the key's name before report_action existed */
 	if (!strcmp(key, "report_ttl") || !strcmp(key, "controld_report_ttl")) SETINT(report_ttl, 0, 30 * 86400);
+	if (!strcmp(key, "controld_lookup")) SETBOOL(controld_lookup);
+	if (!strcmp(key, "controld_lookup_timeout_ms")) SETINT(controld_lookup_timeout_ms, 10, 5000);
 	if (!strcmp(key, "report_action")) {
 		if (strcmp(val, "drop") && strcmp(val, "tarpit")) {
 			snprintf(err, errsz, "report_action must be drop or tarpit");

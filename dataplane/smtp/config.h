@@ -91,6 +91,8 @@ struct smtpd_config {
 	char controld_socket[108];
 	int report_ttl;               /* s sent with smtp.report, 0 = controld's default */
 	char report_action[8];        /* drop | tarpit */
+	int controld_lookup;          /* ask moat-controld's verdict at connect */
+	int controld_lookup_timeout_ms;
 
 	char stats_file[4096];
 };

@@ -5,8 +5,11 @@
  *
  * Off unless controld_socket is set.  The main thread owns the connection:
  * it says smtp.hello on every connect, sends smtp.report for refused
- * clients, and answers the requests moat-controld relays from moatctl
- * (rules.reload, smtp.stats, ping).  Worker threads only append a report
+ * clients, asks `lookup` for each new client (so an operator's allow entry
+ * or a table listing the fast path missed counts at the SMTP gate too), and
+ * answers the requests moat-controld relays from moatctl (rules.reload,
+ * smtp.stats, ping).  A lookup is answered to its worker exactly once:
+ * with moat-controld's action, or "" on timeout or a lost connection.  Worker threads only append a report
  * line to a bounded queue and poke an eventfd: they never wait for
  * moat-controld, and a full queue drops the report (controld.report_dropped).
  * Everything is non-blocking; a lost connection is retried with a backoff
@@ -33,12 +36,26 @@
 #define OUT_MAX (1024 * 1024)     /* bytes queued for moat-controld */
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
+#define LOOKUPS_MAX 4096          /* lookups in flight at moat-controld */
+
+/* a lookup: worker -> main thread -> moat-controld -> worker */
+struct ctl_lookup {
+	struct ctl_lookup *next;
+	struct session *s;           /* holds a reference (s->refs) */
+	struct worker *w;
+	int64_t id;
+	int64_t deadline;            /* ms */
+	char addr[64];
+	char action[8];              /* the answer; "" = none */
+};
 
 /* worker -> main thread: whole lines, bounded */
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static char rq[REPORT_QMAX];
 static size_t rq_len;
 static atomic_llong next_id = 1;
+static struct ctl_lookup *lq_head, *lq_tail;  /* asked, not sent (q_lock) */
+static atomic_int ctl_up;          /* registered: lookups are worth asking */
 
 /* main thread only */
 static const struct smtpd_config *r_cfg;
@@ -54,6 +71,8 @@ static int64_t next_try_ms;
 static int backoff_ms = BACKOFF_MIN_MS;
 static int was_up;                 /* log the first failure after a loss only */
 static time_t started;
+static struct ctl_lookup *pending; /* sent, waiting for the answer */
+static int n_pending;
 
 /* report_init - remember the configuration; nothing happens when off */
 void report_init(const struct smtpd_config *c)
@@ -111,6 +130,164 @@ void report_listed(const char *ip, const char *zone, const char *code)
 	if (write(wake_fd, &one, sizeof(one)) < 0) {
 		/* the counter is saturated or the fd is gone: the next tick sends */
 	}
+}
+
+static int out_push(struct json_object *obj);
+
+/* report_lookup - worker: queue a lookup of the session's client */
+int report_lookup(struct session *s)
+{
+	if (!r_on || !r_cfg->controld_lookup || !atomic_load(&ctl_up))
+		return 0;
+	struct ctl_lookup *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return 0;
+	l->s = s;
+	l->w = s->w;
+	snprintf(l->addr, sizeof(l->addr), "%s", s->ip);
+	s->refs++;
+	s->ctl_pending = 1;
+	pthread_mutex_lock(&q_lock);
+	if (lq_tail)
+		lq_tail->next = l;
+	else
+		lq_head = l;
+	lq_tail = l;
+	pthread_mutex_unlock(&q_lock);
+	uint64_t one = 1;
+
+	if (write(wake_fd, &one, sizeof(one)) < 0) {
+		/* saturated: the main thread is awake anyway */
+	}
+	return 1;
+}
+
+/* lookup_done - main thread: hand the answer to the session's worker */
+static void lookup_done(struct ctl_lookup *l, const char *action, const char *counter)
+{
+	struct worker *w = l->w;
+	uint64_t one = 1;
+
+	snprintf(l->action, sizeof(l->action), "%s", action ? action : "");
+	stats_inc("controld", counter);
+	pthread_mutex_lock(&w->cq_lock);
+	l->next = w->lk_head;
+	w->lk_head = l;
+	pthread_mutex_unlock(&w->cq_lock);
+	if (write(w->wake_ev.fd, &one, sizeof(one)) < 0) {
+		/* saturated: the worker wakes anyway */
+	}
+}
+
+/* report_worker_drain - worker: deliver answered lookups to their sessions */
+void report_worker_drain(struct worker *w)
+{
+	pthread_mutex_lock(&w->cq_lock);
+	struct ctl_lookup *l = w->lk_head;
+
+	w->lk_head = NULL;
+	pthread_mutex_unlock(&w->cq_lock);
+	while (l) {
+		struct ctl_lookup *n = l->next;
+		struct session *s = l->s;
+
+		s->refs--;
+		if (!s->dead)
+			session_ctl_done(s, l->action);
+		else
+			s->ctl_pending = 0;
+		session_release(s);
+		free(l);
+		l = n;
+	}
+}
+
+/* lookups_fail_all - no answer will come: release every lookup */
+static void lookups_fail_all(void)
+{
+	pthread_mutex_lock(&q_lock);
+	struct ctl_lookup *q = lq_head;
+
+	lq_head = lq_tail = NULL;
+	pthread_mutex_unlock(&q_lock);
+	while (pending) {
+		struct ctl_lookup *n = pending->next;
+
+		lookup_done(pending, "", "lookup_unanswered");
+		pending = n;
+	}
+	n_pending = 0;
+	while (q) {
+		struct ctl_lookup *n = q->next;
+
+		lookup_done(q, "", "lookup_unanswered");
+		q = n;
+	}
+}
+
+/* lookups_send - main thread: send queued lookups, expire old ones */
+static void lookups_send(int64_t now)
+{
+	pthread_mutex_lock(&q_lock);
+	struct ctl_lookup *q = lq_head;
+
+	lq_head = lq_tail = NULL;
+	pthread_mutex_unlock(&q_lock);
+	while (q) {
+		struct ctl_lookup *n = q->next;
+
+		q->next = NULL;
+		if (!c_registered || n_pending >= LOOKUPS_MAX) {
+			lookup_done(q, "", "lookup_unanswered");
+		} else {
+			struct json_object *m;
+
+			q->id = atomic_fetch_add(&next_id, 1);
+			m = ctl_request_new(q->id, "lookup");
+			json_object_object_add(m, "addr", json_object_new_string(q->addr));
+			if (out_push(m) != 0) {
+				lookup_done(q, "", "lookup_unanswered");
+			} else {
+				q->deadline = now + r_cfg->controld_lookup_timeout_ms;
+				q->next = pending;
+				pending = q;
+				n_pending++;
+			}
+		}
+		q = n;
+	}
+	for (struct ctl_lookup **pp = &pending; *pp;) {
+		struct ctl_lookup *l = *pp;
+
+		if (now < l->deadline) {
+			pp = &l->next;
+			continue;
+		}
+		*pp = l->next;
+		n_pending--;
+		lookup_done(l, "", "lookup_timeout");
+	}
+}
+
+/* lookup_answer - a reply that answers a pending lookup; 1 if it was one */
+static int lookup_answer(struct json_object *m, int64_t id)
+{
+	for (struct ctl_lookup **pp = &pending; *pp; pp = &(*pp)->next) {
+		struct ctl_lookup *l = *pp;
+		struct json_object *res = NULL;
+		int ok = 0;
+
+		if (l->id != id)
+			continue;
+		*pp = l->next;
+		n_pending--;
+		ctl_get_bool(m, "ok", &ok);
+		json_object_object_get_ex(m, "result", &res);
+		lookup_done(l, ok ? ctl_get_str(res, "action") : "", ok ? "lookup_answered" : "lookup_failed");
+		return 1;
+	}
+	return 0;
 }
 
 /* out_push - queue one message for moat-controld (main thread); takes obj */
@@ -216,6 +393,9 @@ static void handle_msg(struct json_object *m)
 	if (ctl_msg_is_reply(m)) {
 		int ok = 0;
 
+		if (lookup_answer(m, id))
+			return;
+
 		ctl_get_bool(m, "ok", &ok);
 		if (id == c_hello_id) {
 			int acc = 1;
@@ -228,6 +408,7 @@ static void handle_msg(struct json_object *m)
 			json_object_object_get_ex(m, "result", &res);
 			ctl_get_bool(res, "accept_reports", &acc);
 			c_registered = 1;
+			atomic_store(&ctl_up, 1);
 			backoff_ms = BACKOFF_MIN_MS;
 			log_info("controld: registered with moat-controld %s%s",
 				 ctl_get_str(res, "version") ?: "?",
@@ -268,6 +449,8 @@ static void conn_close(int64_t now)
 	}
 	c_fd = -1;
 	c_registered = 0;
+	atomic_store(&ctl_up, 0);
+	lookups_fail_all();
 	ctl_buf_free(&c_in);
 	ctl_buf_init(&c_in, CTL_MAX_LINE);
 	/* a half-sent line would corrupt the next connection: skip its rest */
@@ -349,6 +532,18 @@ int report_pollfds(struct pollfd *p)
 	return n;
 }
 
+/* report_wait_ms - how long the main loop may sleep: up to max, less when a
+ * lookup expires sooner */
+int report_wait_ms(int max)
+{
+	int64_t now = now_ms();
+
+	for (struct ctl_lookup *l = pending; l; l = l->next)
+		if (l->deadline - now < max)
+			max = l->deadline > now ? (int)(l->deadline - now) : 0;
+	return max;
+}
+
 /* report_tick - main thread, after every poll: connect, read, answer, send */
 void report_tick(void)
 {
@@ -361,6 +556,7 @@ void report_tick(void)
 		/* EAGAIN: nothing queued since the last tick */
 	}
 	if (c_fd < 0) {
+		lookups_send(now); /* not registered: answers "" at once */
 		if (now < next_try_ms)
 			return;
 		try_connect(now);
@@ -391,6 +587,7 @@ void report_tick(void)
 		}
 	}
 	drain_reports();
+	lookups_send(now);
 	while (ob_off < ob_len) {
 		ssize_t w = send(c_fd, ob + ob_off, ob_len - ob_off, MSG_DONTWAIT | MSG_NOSIGNAL);
 
@@ -416,6 +613,9 @@ void report_stop(void)
 	if (c_fd >= 0)
 		close(c_fd);
 	c_fd = -1;
+	c_registered = 0;
+	atomic_store(&ctl_up, 0);
+	lookups_fail_all();
 }
 
 /* report_fini - close the connection, free everything (workers stopped) */

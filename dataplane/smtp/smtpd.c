@@ -117,6 +117,7 @@ static void *worker_main(void *arg)
 				break;
 			case EV_WAKE:
 				spf_worker_drain(w);
+				report_worker_drain(w);
 				break;
 			case EV_ARES:
 				dnsbl_on_event(w, e, evs[i].events);
@@ -258,7 +259,7 @@ int main(int argc, char **argv)
 		 * with an fd number above FD_SETSIZE */
 		struct pollfd pf[3] = { { .fd = sfd, .events = POLLIN } };
 		int npf = 1 + report_pollfds(pf + 1);
-		int r = poll(pf, (nfds_t)npf, 1000);
+		int r = poll(pf, (nfds_t)npf, report_wait_ms(1000));
 		int64_t now = now_ms();
 		if (r > 0 && (pf[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;

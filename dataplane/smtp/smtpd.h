@@ -33,6 +33,7 @@ struct ev {             /* what epoll's data.ptr points at */
 };
 
 struct spf_job;
+struct ctl_lookup;
 
 struct worker {
 	int id;
@@ -43,6 +44,7 @@ struct worker {
 	pthread_t thr;
 	pthread_mutex_t cq_lock;
 	struct spf_job *cq_head;    /* completed SPF jobs for this worker */
+	struct ctl_lookup *lk_head; /* answered moat-controld lookups (report.c) */
 	struct session *sessions;   /* all live sessions (timeout sweep) */
 	struct session *zombies;    /* closed, freed after the event batch */
 	ares_channel ares;
@@ -119,6 +121,8 @@ struct session {
 	char dnsbl_zone[256];
 	char dnsbl_code[20];
 	int dnsbl_done;
+	int ctl_pending;        /* a lookup at moat-controld is out */
+	int ctl_verdict;        /* its answer: 0 none/pass, 1 allow, 2 drop/tarpit */
 
 	/* transaction */
 	int has_from;
@@ -150,6 +154,7 @@ void session_shutdown_all(struct worker *w);
  * whole message was sent), text its first line without the code */
 void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
+void session_ctl_done(struct session *s, const char *action);
 void session_spf_done(struct session *s, struct spf_job *j);
 int64_t now_ms(void);
 
@@ -228,8 +233,13 @@ int rcptmap_lookup(const char *addr);   /* 1 known, 0 unknown, -1 no map */
  * (docs/control-protocol.md): reports, relayed rules.reload / smtp.stats */
 void report_init(const struct smtpd_config *c);
 void report_listed(const char *ip, const char *zone, const char *code);
+/* report_lookup - worker: ask moat-controld's verdict on the session's
+ * client; 1 when asked (session_ctl_done follows, exactly once), 0 when not */
+int report_lookup(struct session *s);
+void report_worker_drain(struct worker *w);
 /* report_pollfds - fill up to 2 pollfds the main loop waits on; count */
 int report_pollfds(struct pollfd *p);
+int report_wait_ms(int max);
 void report_tick(void);
 void report_stop(void);
 void report_fini(void);

@@ -6,7 +6,8 @@
 # socket (smtp.report), shows in `moatctl lookup` with source smtp, and its
 # next SYN is dropped by XDP, while an unlisted sender still delivers to
 # smtp-sink.  moatctl's relayed SMTP subcommands (smtp stats, rules reload,
-# also a failing reload) answer; with moat-controld killed moat-smtpd still
+# also a failing reload) answer; an operator allow entry beats moat-smtpd's
+# DNSBL through its live lookup; with moat-controld killed moat-smtpd still
 # delivers and refuses, and reconnects when moat-controld returns (reports
 # queued meanwhile are sent then).
 # moat-smtpd here is moat-smtpd-testfilter (the engine plus the e2e test
@@ -24,7 +25,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 C="$PY $here/smtpc.py"
 
-tap_plan 17
+tap_plan 18
 for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -64,7 +65,7 @@ start_ctld() { # start_ctld LOGNAME - in app's network namespace (bpffs stays vi
 smtp_connected() { [ "$(jget "$(mctl status --json)" "d['smtp_connected']")" = True ]; }
 
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
-for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79; do lab_sender $a; done
+for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79 192.0.2.80; do lab_sender $a; done
 # the veth peer needs an XDP program for native XDP on inet0 to see traffic
 ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
 
@@ -80,6 +81,7 @@ ns  A   198.18.2.2
 77.2.0.192  A 127.0.0.2
 78.2.0.192  A 127.0.0.2
 79.2.0.192  A 127.0.0.2
+80.2.0.192  A 127.0.0.2
 EOF
 lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
 lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
@@ -178,6 +180,14 @@ if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q 'filter test: .*failreload exis
 	tap_ok "a failing reload: moatctl exits 1 with moat-smtpd's reason"
 else
 	tap_not_ok "failing reload: rc=$rc $out"
+fi
+
+# --- an operator allow entry beats moat-smtpd's own DNSBL (live lookup) -----
+mctl add 192.0.2.80 --action allow --reason customer >/dev/null
+if deliver 192.0.2.80 allow1 && [ "$(jget "$(mctl smtp stats --json)" "d['connect.controld_allow']")" = 1 ]; then
+	tap_ok "moatctl add --action allow: a sender listed in q.moat.test delivers (lookup at connect)"
+else
+	tap_not_ok "allow entry"; sed 's/^/#   /' "$LAB_DIR/swaks-allow1.log" >&2
 fi
 
 # --- moat-controld down: moat-smtpd serves on, then reconnects --------------

@@ -3,7 +3,8 @@
  * test_smtp_report.c - moat-smtpd's moat-controld client (report.c) against
  * a real Unix socket played by the test: smtp.hello goes first, reports
  * carry action/ttl/reason, relayed requests (smtp.stats, rules.reload,
- * unknown, garbage) are answered, a lost connection is retried with the
+ * unknown, garbage) are answered, lookups reach their session exactly once
+ * (answer or timeout), a lost connection is retried with the
  * report queued meanwhile, and the report queue is bounded and never
  * blocks a worker while moat-controld is away.  The cases share report.c's
  * state and run in order.
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -40,6 +42,20 @@ int64_t now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* stand-ins for session.c: record what a session was told */
+static char ctl_got[16];
+static int ctl_calls;
+void session_ctl_done(struct session *s, const char *action)
+{
+	s->ctl_pending = 0;
+	snprintf(ctl_got, sizeof(ctl_got), "%s", action);
+	ctl_calls++;
+}
+void session_release(struct session *s) { (void)s; }
+
+static struct worker fw;
+static struct session fs;
 
 /* counter - current value of one moat-smtpd counter */
 struct cget { const char *name; uint64_t v; };
@@ -124,7 +140,12 @@ static int setup(void **st)
 	snprintf(cfg.controld_socket, sizeof(cfg.controld_socket), "%s", path);
 	cfg.report_ttl = 600;
 	snprintf(cfg.report_action, sizeof(cfg.report_action), "tarpit");
+	cfg.controld_lookup_timeout_ms = 200;
 	g_cfg = &cfg;
+	pthread_mutex_init(&fw.cq_lock, NULL);
+	fw.wake_ev.fd = eventfd(0, EFD_NONBLOCK);
+	fs.w = &fw;
+	snprintf(fs.ip, sizeof(fs.ip), "192.0.2.44");
 	ctl_buf_init(&sb, CTL_MAX_REPLY);
 	report_init(&cfg);
 	return 0;
@@ -141,6 +162,7 @@ static int teardown(void **st)
 		close(lfd);
 	unlink(path);
 	rmdir(dir);
+	close(fw.wake_ev.fd);
 	return 0;
 }
 
@@ -211,6 +233,46 @@ static void test_relayed_requests(void **st)
 	assert_int_equal(counter("controld.bad_message"), 1);
 }
 
+/* lookups: the answer reaches the session once; no answer is a timeout */
+static void test_lookup(void **st)
+{
+	static const struct {
+		const char *answer;  /* what "moat-controld" replies, NULL = nothing */
+		const char *want;    /* what the session is told */
+		const char *counter;
+	} cases[] = {
+		{ "\"ok\":true,\"result\":{\"addr\":\"192.0.2.44\",\"action\":\"allow\"}", "allow", "controld.lookup_answered" },
+		{ "\"ok\":false,\"code\":2,\"error\":\"bad\"", "", "controld.lookup_failed" },
+		{ NULL, "", "controld.lookup_timeout" },
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t before = counter(cases[i].counter);
+
+		ctl_calls = 0;
+		assert_int_equal(report_lookup(&fs), 1);
+		assert_int_equal(fs.refs, 1);
+		struct json_object *m = peer_recv();
+
+		if (strcmp(ctl_get_str(m, "cmd"), "lookup") || strcmp(ctl_get_str(m, "addr"), "192.0.2.44"))
+			fail_msg("case %zu: sent %s", i, json_object_to_json_string(m));
+		if (cases[i].answer) {
+			char line[256];
+
+			snprintf(line, sizeof(line), "{\"id\":%lld,%s}\n", (long long)ctl_msg_id(m), cases[i].answer);
+			peer_send(line);
+		}
+		json_object_put(m);
+		pump(cases[i].answer ? 50 : 400, 0);
+		report_worker_drain(&fw);
+		if (ctl_calls != 1 || strcmp(ctl_got, cases[i].want) || fs.refs != 0 ||
+		    counter(cases[i].counter) != before + 1)
+			fail_msg("case %zu: calls %d got '%s' want '%s' refs %d", i, ctl_calls, ctl_got,
+				 cases[i].want, fs.refs);
+	}
+}
+
 /* moat-controld goes away: reports queue, the client retries, hello first again */
 static void test_reconnect(void **st)
 {
@@ -219,6 +281,7 @@ static void test_reconnect(void **st)
 	sfd = -1;
 	pump(100, 0);
 	assert_int_equal(counter("controld.disconnects"), 1);
+	assert_int_equal(report_lookup(&fs), 0); /* not asked while away */
 	report_listed("2001:db8::9", "q.test", "127.0.0.3");
 	pump(300, 1);
 	assert_true(sfd < 0); /* backoff: not before 1 s */
@@ -260,6 +323,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello_first_then_report),
 		cmocka_unit_test(test_relayed_requests),
+		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_bounded_queue),
 	};
