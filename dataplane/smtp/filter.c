@@ -93,6 +93,21 @@ int filters_thread_init(void)
 	return 0;
 }
 
+/* the content gate's reload (scan.c, weak: absent without the scan module).
+ * scan_filter_ops has no reload hook: "rules reload" calls this for it,
+ * with the configured rules file, as SIGHUP does. */
+extern int scan_reload(const char *path, char *err, size_t errsz) __attribute__((weak));
+
+/* filter_reload - one filter's rules: 1 reloaded, 0 no rules, -1 failed */
+static int filter_reload(const struct filter_ops *o, char *e, size_t esz)
+{
+	if (o->reload)
+		return o->reload(e, esz) == 0 ? 1 : -1;
+	if (o == &scan_filter_ops && scan_reload)
+		return scan_reload(NULL, e, esz) == 0 ? 1 : -1;
+	return 0;
+}
+
 /* filters_reload_rules - "rules reload": every configured filter with a
  * reload hook re-reads its rules.  Counts in *reloaded and *no_hook; on the
  * first failure returns -1 with "filter NAME: reason" in err (the filters
@@ -106,11 +121,13 @@ int filters_reload_rules(int *reloaded, int *no_hook, char *err, size_t errsz)
 		const struct filter_ops *o = g_filters[i];
 		char e[256] = "";
 
-		if (!o->reload) {
+		int r = filter_reload(o, e, sizeof(e));
+
+		if (r == 0) {
 			(*no_hook)++;
 			continue;
 		}
-		if (o->reload(e, sizeof(e)) == 0) {
+		if (r == 1) {
 			(*reloaded)++;
 			log_info("filter %s: rules reloaded", o->name);
 			continue;
