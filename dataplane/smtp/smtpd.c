@@ -243,6 +243,7 @@ int main(int argc, char **argv)
 	if (cfg.spf && spf_pool_start(cfg.spf_workers) != 0)
 		log_fatal("cannot start the SPF pool");
 	report_init(&cfg);
+	report_tick(); /* connect now, not after the first poll timeout */
 
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
 
