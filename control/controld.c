@@ -19,6 +19,7 @@
  * program and its maps pinned (filtering goes on); `moatctl detach` is the
  * only way to stop filtering.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -27,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -129,7 +133,27 @@ int cd_detach(struct cd *d, char *err, size_t errsz)
 	return 0;
 }
 
-/* drop_privileges - become [daemon] user; fds opened so far keep working */
+/* keep_caps - after setuid: permitted = effective = CAP_BPF + CAP_NET_ADMIN
+ * and nothing else.  Why not none: with kernel.unprivileged_bpf_disabled
+ * (Debian's default is 2) every bpf() syscall fails without CAP_BPF, even
+ * on a map fd opened before - so publishing IPv6 rules, reading counters
+ * and detaching need CAP_BPF; the link detach and XDP queries need
+ * CAP_NET_ADMIN.  (tbl24 and groups are written through mmap and would
+ * work without.) */
+static int keep_caps(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct c[2];
+
+	memset(c, 0, sizeof(c));
+	c[CAP_TO_INDEX(CAP_BPF)].permitted |= CAP_TO_MASK(CAP_BPF);
+	c[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted |= CAP_TO_MASK(CAP_NET_ADMIN);
+	c[0].effective = c[0].permitted;
+	c[1].effective = c[1].permitted;
+	return (int)syscall(SYS_capset, &h, c);
+}
+
+/* drop_privileges - become [daemon] user, keeping CAP_BPF and CAP_NET_ADMIN */
 static int drop_privileges(struct cd *d, char *err, size_t errsz)
 {
 	struct passwd *pw;
@@ -144,14 +168,31 @@ static int drop_privileges(struct cd *d, char *err, size_t errsz)
 	/* the state directory and the pins must stay writable after the drop */
 	if (chown(d->cfg.state_dir, pw->pw_uid, pw->pw_gid) < 0)
 		log_warn("chown %s: %s", d->cfg.state_dir, strerror(errno));
-	if (d->cfg.nifaces && chown(d->cfg.pin_dir, pw->pw_uid, pw->pw_gid) < 0)
-		log_warn("chown %s: %s", d->cfg.pin_dir, strerror(errno));
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+	if (d->cfg.nifaces) {
+		DIR *dir = opendir(d->cfg.pin_dir);
+		struct dirent *de;
+		char p[PATH_MAX];
+
+		if (chown(d->cfg.pin_dir, pw->pw_uid, pw->pw_gid) < 0)
+			log_warn("chown %s: %s", d->cfg.pin_dir, strerror(errno));
+		while (dir && (de = readdir(dir))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(p, sizeof(p), "%.3800s/%s", d->cfg.pin_dir, de->d_name);
+			if (chown(p, pw->pw_uid, pw->pw_gid) < 0)
+				log_warn("chown %s: %s", p, strerror(errno));
+		}
+		if (dir)
+			closedir(dir);
+	}
+	if (prctl(PR_SET_KEEPCAPS, 1) < 0 || setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0 || keep_caps() < 0) {
 		snprintf(err, errsz, "dropping privileges to %s: %s", d->cfg.user, strerror(errno));
 		return -1;
 	}
-	log_info("event=privileges user=%s uid=%u (map fds opened before keep working; "
-		 "no capabilities kept)", d->cfg.user, (unsigned)pw->pw_uid);
+	prctl(PR_SET_KEEPCAPS, 0);
+	log_info("event=privileges user=%s uid=%u caps=bpf,net_admin (everything else dropped)",
+		 d->cfg.user, (unsigned)pw->pw_uid);
 	return 0;
 }
 

@@ -31,6 +31,7 @@
 #include "log.h"
 
 #define OUT_MAX_WATCH (4u << 20)   /* a slow watcher loses samples past this */
+#define OUT_MAX_CONN (512u << 20)  /* any client: closed past this much unread output */
 #define RELAY_TIMEOUT 5            /* seconds moat-smtpd has to answer */
 #define MAX_CONNS 256
 
@@ -41,7 +42,9 @@ struct conn {
 	size_t outlen, outcap, outoff;
 	int watching;
 	int smtp;              /* said smtp.hello */
+	int notify_only;       /* speaks the one-way "type" dialect: never answered */
 	char smtp_name[64];
+	struct json_object *smtp_counters; /* last {"type":"counters"} push */
 	struct json_object *smtp_hello;
 	uint64_t samples_dropped;
 	int closing;
@@ -75,6 +78,17 @@ static void conn_queue(struct ctlsrv *s, struct conn *c, struct json_object *msg
 	(void)s;
 	if (!line)
 		return;
+	if (c->notify_only) {
+		free(line); /* a one-way client never reads: queue nothing */
+		return;
+	}
+	if (c->outlen + n > OUT_MAX_CONN) {
+		/* a client that does not read its replies: drop it rather
+		 * than hold its output forever */
+		free(line);
+		c->closing = 1;
+		return;
+	}
 	if (c->outlen + n > c->outcap) {
 		size_t cap = c->outcap ? c->outcap : 4096;
 
@@ -124,6 +138,7 @@ static void conn_free(struct ctlsrv *s, struct conn *c)
 	close(c->tag.fd);
 	ctl_buf_free(&c->in);
 	json_object_put(c->smtp_hello);
+	json_object_put(c->smtp_counters);
 	free(c->out);
 	free(c);
 	s->nconns--;
@@ -498,6 +513,9 @@ static struct json_object *relay_to_smtp(struct ctlsrv *s, struct conn *c, int64
 
 	if (!p)
 		return ctl_reply_err(id, CTL_E_UNAVAIL, "moat-smtpd is not connected");
+	if (p->notify_only)
+		return ctl_reply_err(id, CTL_E_UNAVAIL, "the connected moat-smtpd only reports "
+				     "(one-way); %s needs a moat-smtpd that answers requests", cmd);
 	struct relay *r = calloc(1, sizeof(*r));
 
 	if (!r)
@@ -525,10 +543,18 @@ static struct json_object *cmd_rules_reload(struct ctlsrv *s, struct conn *c, in
 	return relay_to_smtp(s, c, id, "rules.reload", req);
 }
 
-/* cmd_smtp_stats - moatctl smtp stats, relayed to moat-smtpd */
+/* cmd_smtp_stats - moatctl smtp stats, relayed to moat-smtpd (or, for a
+ * moat-smtpd that pushes {"type":"counters"}, its last push) */
 static struct json_object *cmd_smtp_stats(struct ctlsrv *s, struct conn *c, int64_t id,
 					  struct json_object *req)
 {
+	struct conn *p = smtp_peer(s);
+
+	if (p && p->notify_only) {
+		if (!p->smtp_counters)
+			return ctl_reply_err(id, CTL_E_UNAVAIL, "moat-smtpd has not sent counters yet");
+		return ctl_reply_ok(id, json_object_get(p->smtp_counters));
+	}
 	return relay_to_smtp(s, c, id, "smtp.stats", req);
 }
 
@@ -584,9 +610,71 @@ static void handle_reply(struct ctlsrv *s, struct conn *c, struct json_object *m
 	}
 }
 
+/* handle_typed - the one-way dialect moat-smtpd's reporter speaks:
+ *   {"type":"hello","program":P,"version":V,"pid":N}
+ *   {"type":"listed","addr":IP,"zone":Z,"code":C,"ttl":S,...}
+ *   {"type":"counters","program":P,"counters":{...}}
+ * processed like smtp.hello / smtp.report / a pushed smtp.stats, never
+ * answered (the reporter does not read). */
+static void handle_typed(struct ctlsrv *s, struct conn *c, struct json_object *msg, const char *type)
+{
+	c->notify_only = 1;
+	if (strcmp(type, "hello") == 0) {
+		const char *prog = ctl_get_str(msg, "program");
+		char esc[64];
+
+		c->smtp = 1;
+		snprintf(c->smtp_name, sizeof(c->smtp_name), "%s",
+			 log_escape(esc, sizeof(esc), prog ? prog : "moat-smtpd",
+				    strlen(prog ? prog : "moat-smtpd")));
+		log_info("event=smtp-hello name=%s dialect=one-way", c->smtp_name);
+		return;
+	}
+	if (strcmp(type, "counters") == 0) {
+		struct json_object *cnt;
+
+		if (json_object_object_get_ex(msg, "counters", &cnt) &&
+		    json_object_is_type(cnt, json_type_object)) {
+			json_object_put(c->smtp_counters);
+			c->smtp_counters = json_object_get(cnt);
+		}
+		return;
+	}
+	if (strcmp(type, "listed") == 0) {
+		const char *addr = ctl_get_str(msg, "addr"), *zone = ctl_get_str(msg, "zone");
+		const char *code = ctl_get_str(msg, "code");
+		struct json_object *req = json_object_new_object(), *r;
+		int64_t ttl = 0;
+		char why[160];
+
+		if (!s->d->cfg.accept_reports || !addr) {
+			json_object_put(req);
+			return;
+		}
+		snprintf(why, sizeof(why), "listed in %.80s (%.20s) at moat-smtpd",
+			 zone ? zone : "?", code ? code : "?");
+		json_object_object_add(req, "prefix", json_object_new_string(addr));
+		json_object_object_add(req, "action", json_object_new_string("drop"));
+		if (ctl_get_int(msg, "ttl", &ttl) == 0 && ttl > 0)
+			json_object_object_add(req, "ttl", json_object_new_int64(ttl));
+		json_object_object_add(req, "reason", json_object_new_string(why));
+		r = add_entry(s, -1, req, CD_SRC_SMTP);
+		json_object_put(r);
+		json_object_put(req);
+		return;
+	}
+	s->proto_errors++;
+}
+
 /* handle_msg - one parsed message from a connection */
 static void handle_msg(struct ctlsrv *s, struct conn *c, struct json_object *msg)
 {
+	const char *type = ctl_get_str(msg, "type");
+
+	if (type && !ctl_get_str(msg, "cmd")) {
+		handle_typed(s, c, msg, type);
+		return;
+	}
 	if (ctl_msg_is_reply(msg)) {
 		handle_reply(s, c, msg);
 		return;

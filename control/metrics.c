@@ -121,6 +121,29 @@ struct metrics *metrics_start(const struct cfg_addr *a, char *err, size_t errsz)
 	return m;
 }
 
+/* Per-zone series: one row each (name, help, counter or gauge, value). */
+static long long zm_serial(const struct cd_zone *z) { return z->serial; }
+static long long zm_entries(const struct cd_zone *z) { return (long long)z->n; }
+static long long zm_success(const struct cd_zone *z) { return (long long)z->last_success; }
+static long long zm_failures(const struct cd_zone *z) { return (long long)z->failures; }
+static long long zm_stale(const struct cd_zone *z) { return z->state == ZS_STALE; }
+static long long zm_quar(const struct cd_zone *z) { return z->state == ZS_QUARANTINED; }
+static long long zm_ok(const struct cd_zone *z) { return z->state == ZS_OK; }
+
+static const struct zone_metric {
+	const char *name, *help;
+	int counter;
+	long long (*get)(const struct cd_zone *z);
+} zone_metrics[] = {
+	{ "moat_zone_serial", "SOA serial of the data a zone serves.", 0, zm_serial },
+	{ "moat_zone_entries", "Listings a zone contributes to the table.", 0, zm_entries },
+	{ "moat_zone_last_success_seconds", "Unix time of the last successful load.", 0, zm_success },
+	{ "moat_zone_failures_total", "Failed loads (transfer, table, sanity).", 1, zm_failures },
+	{ "moat_zone_stale", "1 while a zone serves expired data (on_expire=keep).", 0, zm_stale },
+	{ "moat_zone_quarantined", "1 while a zone's last load is quarantined.", 0, zm_quar },
+	{ "moat_zone_ok", "1 when a zone's last load succeeded.", 0, zm_ok },
+};
+
 /* metrics_update - render the snapshot (event loop, once a second) */
 void metrics_update(struct metrics *m, struct cd *d)
 {
@@ -129,39 +152,15 @@ void metrics_update(struct metrics *m, struct cd *d)
 	time_t now = time(NULL);
 	uint64_t c[MOAT_STAT__MAX];
 
-	sb_printf(&b, "# HELP moat_zone_serial SOA serial of the data a zone serves.\n"
-		      "# TYPE moat_zone_serial gauge\n");
-	for (int i = 0; i < d->nzones; i++)
-		sb_printf(&b, "moat_zone_serial{zone=\"%s\"} %u\n", d->zones[i]->cfg.name, d->zones[i]->serial);
-	sb_printf(&b, "# HELP moat_zone_entries Listings a zone contributes to the table.\n"
-		      "# TYPE moat_zone_entries gauge\n");
-	for (int i = 0; i < d->nzones; i++)
-		sb_printf(&b, "moat_zone_entries{zone=\"%s\"} %zu\n", d->zones[i]->cfg.name, d->zones[i]->n);
-	sb_printf(&b, "# HELP moat_zone_last_success_seconds Unix time of the last successful load.\n"
-		      "# TYPE moat_zone_last_success_seconds gauge\n");
-	for (int i = 0; i < d->nzones; i++)
-		sb_printf(&b, "moat_zone_last_success_seconds{zone=\"%s\"} %lld\n", d->zones[i]->cfg.name,
-			  (long long)d->zones[i]->last_success);
-	sb_printf(&b, "# HELP moat_zone_failures_total Failed loads (transfer, table, sanity).\n"
-		      "# TYPE moat_zone_failures_total counter\n");
-	for (int i = 0; i < d->nzones; i++)
-		sb_printf(&b, "moat_zone_failures_total{zone=\"%s\"} %llu\n", d->zones[i]->cfg.name,
-			  (unsigned long long)d->zones[i]->failures);
-	sb_printf(&b, "# HELP moat_zone_stale 1 while a zone serves expired data (on_expire=keep).\n"
-		      "# TYPE moat_zone_stale gauge\n");
-	for (int i = 0; i < d->nzones; i++)
-		sb_printf(&b, "moat_zone_stale{zone=\"%s\"} %d\n", d->zones[i]->cfg.name,
-			  d->zones[i]->state == ZS_STALE);
-	sb_printf(&b, "# HELP moat_zone_quarantined 1 while a zone's last load is quarantined.\n"
-		      "# TYPE moat_zone_quarantined gauge\n");
-	for (int i = 0; i < d->nzones; i++)
-		sb_printf(&b, "moat_zone_quarantined{zone=\"%s\"} %d\n", d->zones[i]->cfg.name,
-			  d->zones[i]->state == ZS_QUARANTINED);
-	sb_printf(&b, "# HELP moat_zone_ok 1 when a zone's last load succeeded.\n"
-		      "# TYPE moat_zone_ok gauge\n");
-	for (int i = 0; i < d->nzones; i++)
-		sb_printf(&b, "moat_zone_ok{zone=\"%s\"} %d\n", d->zones[i]->cfg.name,
-			  d->zones[i]->state == ZS_OK);
+	for (size_t k = 0; k < sizeof(zone_metrics) / sizeof(zone_metrics[0]); k++) {
+		const struct zone_metric *zm = &zone_metrics[k];
+
+		sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", zm->name, zm->help, zm->name,
+			  zm->counter ? "counter" : "gauge");
+		for (int i = 0; i < d->nzones; i++)
+			sb_printf(&b, "%s{zone=\"%s\"} %lld\n", zm->name, d->zones[i]->cfg.name,
+				  zm->get(d->zones[i]));
+	}
 	sb_printf(&b, "# HELP moat_operator_entries Operator and moat-smtpd entries.\n"
 		      "# TYPE moat_operator_entries gauge\nmoat_operator_entries %zu\n", d->nentries);
 	sb_printf(&b, "# HELP moat_publishes_total Table publishes to the fast path.\n"

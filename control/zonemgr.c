@@ -29,6 +29,7 @@
 
 #include "controld.h"
 #include "log.h"
+#include "lvec.h"
 #include "sources.h"
 
 /* id registry: a zone keeps its source id across reloads */
@@ -171,26 +172,11 @@ void mem_note(const char *zone, const char *stage)
 	log_debug("zone=%s mem stage=%s rss_mb=%ld hwm_mb=%ld", zone, stage, rss / 1024, hwm / 1024);
 }
 
-/* listing_cmp - order of listings (the refinement of lvec.h's moat_listing_cmp
- * without ttl/source, so sorted transfers need no sort); persisted files are sorted */
-static int listing_cmp(const void *a, const void *b)
-{
-	const struct moat_listing *x = a, *y = b;
-	int c;
-
-	if (x->pfx.family != y->pfx.family)
-		return x->pfx.family < y->pfx.family ? -1 : 1;
-	c = memcmp(x->pfx.addr, y->pfx.addr, 16);
-	if (c)
-		return c;
-	if (x->pfx.plen != y->pfx.plen)
-		return x->pfx.plen < y->pfx.plen ? -1 : 1;
-	if (x->exclude != y->exclude)
-		return x->exclude < y->exclude ? -1 : 1;
-	if (x->code != y->code)
-		return x->code < y->code ? -1 : 1;
-	return 0; /* ttl and source are not part of an entry's identity */
-}
+/* listing_cmp - lvec.h's total order.  Every listing zonemgr keeps or
+ * compares is normalised first (ttl 0, source = the zone's id), so equal
+ * entries compare equal and the sorted sets transfers hand over need no
+ * sorting. */
+#define listing_cmp moat_listing_cmp
 
 /* diff_count - entries in b not in a (added) and in a not in b (removed);
  * both sorted */
@@ -394,8 +380,10 @@ static void zone_restore(struct cd *d, struct cd_zone *z)
 		log_warn("zone=%s event=restore result=error error=\"%s\"", z->cfg.name, strerror(-r));
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		l[i].source = z->id;
+		l[i].ttl = 0;
+	}
 	uint64_t a, rm;
 
 	if (!is_sorted(l, n))
@@ -730,10 +718,16 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		struct moat_listing *dl = malloc((ndel ? ndel : 1) * sizeof(*dl));
 
 		if (a && dl) {
-			memcpy(a, l, n * sizeof(*a));
-			memcpy(dl, del, ndel * sizeof(*dl));
-			for (size_t i = 0; i < ndel; i++)
+			if (n)
+				memcpy(a, l, n * sizeof(*a));
+			if (ndel)
+				memcpy(dl, del, ndel * sizeof(*dl));
+			for (size_t i = 0; i < n; i++)
+				a[i].ttl = 0;
+			for (size_t i = 0; i < ndel; i++) {
 				dl[i].source = z->id;
+				dl[i].ttl = 0;
+			}
 			nl = merge_delta(z->l, z->n, a, n, dl, ndel, &nn);
 		}
 		free(a);

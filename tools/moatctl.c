@@ -35,7 +35,9 @@ struct cmd {
 	const char *name;     /* "zone refresh" style: words matched in order */
 	const char *args;
 	const char *help;
-	int (*fn)(int argc, char **argv);
+	int (*fn)(const struct cmd *c, int argc, char **argv);
+	const char *req;      /* do_simple: the request's "cmd" */
+	int (*human)(struct json_object *res); /* do_simple: table output */
 };
 
 /* call - one request to moat-controld; prints errors; returns exit code
@@ -125,24 +127,15 @@ static int run(struct json_object *req, int (*human)(struct json_object *))
 	return finish(rc, res, human);
 }
 
-/* no_args - subcommands that take nothing */
-static int no_args(int argc, const char *name)
+/* do_simple - a subcommand with no arguments: one request, one answer */
+static int do_simple(const struct cmd *c, int argc, char **argv)
 {
-	if (argc > 0) {
-		fprintf(stderr, "moatctl: %s takes no arguments\n", name);
-		return -1;
-	}
-	return 0;
-}
-
-static int do_status(int argc, char **argv)
-{
-
-
 	(void)argv;
-	if (no_args(argc, "status"))
+	if (argc > 0) {
+		fprintf(stderr, "moatctl: %s takes no arguments\n", c->name);
 		return EXIT_USAGE;
-	return run(ctl_request_new(1, "status"), print_kv);
+	}
+	return run(ctl_request_new(1, c->req), c->human);
 }
 
 /* fmt_age - "12s ago" style */
@@ -185,18 +178,9 @@ static int human_zones(struct json_object *res)
 	return 0;
 }
 
-static int do_zones(int argc, char **argv)
+static int do_zone_refresh(const struct cmd *cmd, int argc, char **argv)
 {
-
-
-	(void)argv;
-	if (no_args(argc, "zones"))
-		return EXIT_USAGE;
-	return run(ctl_request_new(1, "zones"), human_zones);
-}
-
-static int do_zone_refresh(int argc, char **argv)
-{
+	(void)cmd;
 	struct json_object *req;
 
 	if (argc != 1) {
@@ -235,8 +219,9 @@ static int human_lookup(struct json_object *res)
 	return 0;
 }
 
-static int do_lookup(int argc, char **argv)
+static int do_lookup(const struct cmd *cmd, int argc, char **argv)
 {
+	(void)cmd;
 	struct json_object *req;
 
 	if (argc != 1) {
@@ -248,8 +233,9 @@ static int do_lookup(int argc, char **argv)
 	return run(req, human_lookup);
 }
 
-static int do_add(int argc, char **argv)
+static int do_add(const struct cmd *cmd, int argc, char **argv)
 {
+	(void)cmd;
 	static const struct option o[] = {
 		{ "action", required_argument, NULL, 'a' },
 		{ "ttl", required_argument, NULL, 't' },
@@ -293,16 +279,29 @@ static int do_add(int argc, char **argv)
 	return run(req, print_kv);
 }
 
-static int do_del(int argc, char **argv)
+static int do_del(const struct cmd *cmd, int argc, char **argv)
 {
-	struct json_object *req;
+	(void)cmd;
+	static const struct option o[] = { { "source", required_argument, NULL, 's' }, { 0 } };
+	const char *source = NULL;
+	int c, nargc = argc + 1;
+	char **nargv = argv - 1;
 
-	if (argc != 1) {
-		fprintf(stderr, "usage: moatctl del PREFIX\n");
+	optind = 0;
+	while ((c = getopt_long(nargc, nargv, "s:", o, NULL)) != -1) {
+		if (c != 's')
+			return EXIT_USAGE;
+		source = optarg;
+	}
+	if (nargc - optind != 1 || (source && strcmp(source, "operator") && strcmp(source, "smtp"))) {
+		fprintf(stderr, "usage: moatctl del PREFIX [--source operator|smtp]\n");
 		return EXIT_USAGE;
 	}
-	req = ctl_request_new(1, "del");
-	json_object_object_add(req, "prefix", json_object_new_string(argv[0]));
+	struct json_object *req = ctl_request_new(1, "del");
+
+	json_object_object_add(req, "prefix", json_object_new_string(nargv[optind]));
+	if (source)
+		json_object_object_add(req, "source", json_object_new_string(source));
 	return run(req, print_kv);
 }
 
@@ -326,16 +325,6 @@ static int human_list(struct json_object *res)
 	return 0;
 }
 
-static int do_list(int argc, char **argv)
-{
-
-
-	(void)argv;
-	if (no_args(argc, "list"))
-		return EXIT_USAGE;
-	return run(ctl_request_new(1, "list"), human_list);
-}
-
 static int human_stats(struct json_object *res)
 {
 	struct json_object *cnt, *rate;
@@ -355,19 +344,10 @@ static int human_stats(struct json_object *res)
 	return 0;
 }
 
-static int do_stats(int argc, char **argv)
-{
-
-
-	(void)argv;
-	if (no_args(argc, "stats"))
-		return EXIT_USAGE;
-	return run(ctl_request_new(1, "stats"), human_stats);
-}
-
 /* do_watch - print sampled verdicts until interrupted (or --count N) */
-static int do_watch(int argc, char **argv)
+static int do_watch(const struct cmd *cmd, int argc, char **argv)
 {
+	(void)cmd;
 	static const struct option o[] = { { "count", required_argument, NULL, 'n' }, { 0 } };
 	long count = -1;
 	int c;
@@ -423,60 +403,20 @@ static int do_watch(int argc, char **argv)
 	return 0;
 }
 
-static int do_reload(int argc, char **argv)
-{
-
-
-	(void)argv;
-	if (no_args(argc, "reload"))
-		return EXIT_USAGE;
-	return run(ctl_request_new(1, "reload"), print_kv);
-}
-
-static int do_detach(int argc, char **argv)
-{
-
-
-	(void)argv;
-	if (no_args(argc, "detach"))
-		return EXIT_USAGE;
-	return run(ctl_request_new(1, "detach"), print_kv);
-}
-
-static int do_rules_reload(int argc, char **argv)
-{
-
-
-	(void)argv;
-	if (no_args(argc, "rules reload"))
-		return EXIT_USAGE;
-	return run(ctl_request_new(1, "rules.reload"), print_kv);
-}
-
-static int do_smtp_stats(int argc, char **argv)
-{
-
-
-	(void)argv;
-	if (no_args(argc, "smtp stats"))
-		return EXIT_USAGE;
-	return run(ctl_request_new(1, "smtp.stats"), print_kv);
-}
-
 static const struct cmd cmds[] = {
-	{ "status", "", "daemon overview: version, fast path, zones, entries", do_status },
-	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_zones },
-	{ "zone refresh", "NAME", "refresh a zone now (transfer / file re-read)", do_zone_refresh },
-	{ "lookup", "ADDR", "action and score of an address, every source and code that contributed", do_lookup },
-	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add },
-	{ "del", "PREFIX", "remove an operator entry", do_del },
-	{ "list", "", "operator and moat-smtpd entries", do_list },
-	{ "stats", "", "fast-path counters per action, and rates", do_stats },
-	{ "watch", "[--count N]", "stream of sampled verdicts from the fast path", do_watch },
-	{ "reload", "", "re-read the configuration (a bad one is refused, the old one stays)", do_reload },
-	{ "detach", "", "remove the XDP program: filtering STOPS; moat-controld exits", do_detach },
-	{ "rules reload", "", "moat-smtpd: reload content rules (relayed)", do_rules_reload },
-	{ "smtp stats", "", "moat-smtpd counters (relayed)", do_smtp_stats },
+	{ "status", "", "daemon overview: version, fast path, zones, entries", do_simple, "status", print_kv },
+	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_simple, "zones", human_zones },
+	{ "zone refresh", "NAME", "refresh a zone now (transfer / file re-read)", do_zone_refresh, NULL, NULL },
+	{ "lookup", "ADDR", "action and score of an address, every source and code that contributed", do_lookup, NULL, NULL },
+	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add, NULL, NULL },
+	{ "del", "PREFIX [--source operator|smtp]", "remove an operator (or moat-smtpd) entry", do_del, NULL, NULL },
+	{ "list", "", "operator and moat-smtpd entries", do_simple, "list", human_list },
+	{ "stats", "", "fast-path counters per action, and rates", do_simple, "stats", human_stats },
+	{ "watch", "[--count N]", "stream of sampled verdicts from the fast path", do_watch, NULL, NULL },
+	{ "reload", "", "re-read the configuration (a bad one is refused, the old one stays)", do_simple, "reload", print_kv },
+	{ "detach", "", "remove the XDP program: filtering STOPS; moat-controld exits", do_simple, "detach", print_kv },
+	{ "rules reload", "", "moat-smtpd: reload content rules (relayed)", do_simple, "rules.reload", print_kv },
+	{ "smtp stats", "", "moat-smtpd counters (relayed)", do_simple, "smtp.stats", print_kv },
 };
 
 static void usage(FILE *f)
@@ -548,7 +488,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moatctl: unknown command '%s' (moatctl --help lists them)\n", args[0]);
 		return EXIT_USAGE;
 	}
-	int rc = best->fn(n - best_words, args + best_words);
+	int rc = best->fn(best, n - best_words, args + best_words);
 
 	free(args);
 	return rc;

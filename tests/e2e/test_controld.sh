@@ -22,7 +22,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 T=2
 
-tap_plan 40
+tap_plan 43
 for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -217,13 +217,13 @@ else
 fi
 
 # --- operator entries: add, ttl expiry, del ------------------------------
-mctl add 192.0.2.55 --action drop --ttl 3 --reason e2e --json >/dev/null
-g1=$(probe 192.0.2.55)
+mctl add 192.0.2.55 --action drop --ttl 4 --reason e2e --json >/dev/null
 j=$(mctl list --json)
-sleep 4
+g1=$(probe 192.0.2.55)
+sleep 3
 g2=$(probe 192.0.2.55)
 if [ "$g1/$g2" = "timeout/connected-reply" ] && [ "$(jget "$j" "d['entries'][0]['reason']")" = e2e ]; then
-	tap_ok "operator add with --ttl 3 blocks, then expires"
+	tap_ok "operator add with --ttl 4 blocks, then expires"
 else
 	tap_not_ok "add/ttl: $g1/$g2 list=$j"
 fi
@@ -254,6 +254,76 @@ if [ "$rc1/$rc2" = "2/2" ]; then
 	tap_ok "host bits / unknown action refused with exit 2"
 else
 	tap_not_ok "bad add: rc $rc1/$rc2"
+fi
+
+# --- moat-smtpd side of the socket: both dialects ------------------------
+# the request/reply dialect: smtp.hello, smtp.report, then answer the
+# rules.reload and smtp.stats that moat-controld relays from moatctl
+cat >"$LAB_DIR/smtpc.py" <<'PY'
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+def send(o): f.write(json.dumps(o) + "\n"); f.flush()
+def recv(): return json.loads(f.readline())
+send({"id": 1, "cmd": "smtp.hello", "name": "e2e-smtpd"}); assert recv()["ok"]
+send({"id": 2, "cmd": "smtp.report", "prefix": "192.0.2.57", "action": "tarpit",
+      "ttl": 60, "reason": "pregreet"}); assert recv()["ok"]
+print("ready", flush=True)
+deadline = time.time() + 20
+while time.time() < deadline:
+    m = recv()
+    if m.get("cmd") == "rules.reload":
+        send({"id": m["id"], "ok": True, "result": {"rules": 7}})
+    elif m.get("cmd") == "smtp.stats":
+        send({"id": m["id"], "ok": True, "result": {"connections": 42}})
+        break
+PY
+$PY "$LAB_DIR/smtpc.py" "$SOCK" >"$LAB_DIR/smtpc.out" 2>&1 &
+smtpc=$!
+lab_wait 5 grep -q ready "$LAB_DIR/smtpc.out"
+r1=$(mctl rules reload --json) r2=$(mctl smtp stats --json)
+wait "$smtpc"
+j=$(mctl list --json)
+if [ "$(jget "$r1" "d['rules']")/$(jget "$r2" "d['connections']")" = "7/42" ] &&
+	[ "$(jget "$j" "[e['action']+' '+e['source'] for e in d['entries'] if e['prefix']=='192.0.2.57/32'][0]")" = "tarpit smtp" ]; then
+	tap_ok "moat-smtpd dialect: hello, report listed as source smtp; rules reload and smtp stats relayed"
+else
+	tap_not_ok "smtp relay: r1=$r1 r2=$r2 list=$j"
+	cat "$LAB_DIR/smtpc.out" >&2
+fi
+mctl rules reload >/dev/null 2>&1
+rc=$?
+[ $rc -eq 1 ] && tap_ok "rules reload with no moat-smtpd connected: exit 1" || tap_not_ok "rules reload rc=$rc"
+# the one-way dialect of moat-smtpd's reporter (report.c): never answered
+cat >"$LAB_DIR/oneway.py" <<'PY'
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+for m in ({"type": "hello", "program": "moat-smtpd", "version": "0.1.0", "pid": 1},
+          {"type": "listed", "addr": "192.0.2.56", "zone": "live.example", "code": "127.0.0.2",
+           "ttl": 30, "source": "moat-smtpd"},
+          {"type": "counters", "program": "moat-smtpd", "counters": {"envelope.dnsbl": 3}}):
+    s.sendall((json.dumps(m) + "\n").encode())
+print("sent", flush=True)
+time.sleep(3)
+s.setblocking(False)
+try:
+    got = s.recv(100)
+except BlockingIOError:
+    got = b""
+print("silent" if not got else "answered %r" % got, flush=True)
+PY
+$PY "$LAB_DIR/oneway.py" "$SOCK" >"$LAB_DIR/oneway.out" 2>&1 &
+ow=$!
+lab_wait 5 grep -q sent "$LAB_DIR/oneway.out"
+sleep 0.3
+g=$(probe 192.0.2.56)
+st=$(mctl smtp stats --json)
+wait "$ow"
+mctl del 192.0.2.56 --source smtp >/dev/null 2>&1
+mctl del 192.0.2.57 --source smtp >/dev/null 2>&1
+if [ "$g" = timeout ] && [ "$(jget "$st" "d['envelope.dnsbl']")" = 3 ] && grep -q '^silent' "$LAB_DIR/oneway.out"; then
+	tap_ok "one-way reporter dialect: listed report blocks, pushed counters answer smtp stats, nothing sent back"
+else
+	tap_not_ok "one-way: probe=$g stats=$st $(cat "$LAB_DIR/oneway.out")"
 fi
 
 # --- rbldnsd file, reloaded when replaced --------------------------------
