@@ -203,29 +203,6 @@ void report_worker_drain(struct worker *w)
 	}
 }
 
-/* lookups_fail_all - no answer will come: release every lookup */
-static void lookups_fail_all(void)
-{
-	pthread_mutex_lock(&q_lock);
-	struct ctl_lookup *q = lq_head;
-
-	lq_head = lq_tail = NULL;
-	pthread_mutex_unlock(&q_lock);
-	while (pending) {
-		struct ctl_lookup *n = pending->next;
-
-		lookup_done(pending, "", "lookup_unanswered");
-		pending = n;
-	}
-	n_pending = 0;
-	while (q) {
-		struct ctl_lookup *n = q->next;
-
-		lookup_done(q, "", "lookup_unanswered");
-		q = n;
-	}
-}
-
 /* lookups_send - main thread: send queued lookups, expire old ones */
 static void lookups_send(int64_t now)
 {
@@ -268,6 +245,20 @@ static void lookups_send(int64_t now)
 		n_pending--;
 		lookup_done(l, "", "lookup_timeout");
 	}
+}
+
+/* lookups_fail_all - no answer will come (connection lost, stopping):
+ * every lookup, sent or queued, is answered "" */
+static void lookups_fail_all(void)
+{
+	while (pending) {
+		struct ctl_lookup *n = pending->next;
+
+		lookup_done(pending, "", "lookup_unanswered");
+		pending = n;
+	}
+	n_pending = 0;
+	lookups_send(now_ms()); /* not registered: fails what is queued */
 }
 
 /* lookup_answer - a reply that answers a pending lookup; 1 if it was one */

@@ -277,10 +277,16 @@ static void test_lookup(void **st)
 static void test_reconnect(void **st)
 {
 	(void)st;
+	ctl_calls = 0;
+	assert_int_equal(report_lookup(&fs), 1); /* in flight when the peer goes */
+	pump(30, 0);
 	close(sfd);
 	sfd = -1;
 	pump(100, 0);
 	assert_int_equal(counter("controld.disconnects"), 1);
+	report_worker_drain(&fw);
+	if (ctl_calls != 1 || ctl_got[0] || fs.refs != 0 || counter("controld.lookup_unanswered") != 1)
+		fail_msg("lookup across a lost connection: calls %d got '%s' refs %d", ctl_calls, ctl_got, fs.refs);
 	assert_int_equal(report_lookup(&fs), 0); /* not asked while away */
 	report_listed("2001:db8::9", "q.test", "127.0.0.3");
 	pump(300, 1);
