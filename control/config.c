@@ -59,6 +59,7 @@ static const struct key keys[] = {
 	{ "daemon", "log_level", K_LEVEL, C(log_level), 0, 0, 0 },
 	{ "daemon", "syslog", K_BOOL, C(use_syslog), 0, 1, 0 },
 	{ "daemon", "notify_listen", K_SPECIAL, 0, 0, 0, 0, 1 },
+	{ "daemon", "resolver", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "xdp", "interfaces", K_SPECIAL, 0, 0, 0, 0, 1 },
 	{ "xdp", "pin_dir", K_PATH, C(pin_dir), 0, 0, 0 },
 	{ "xdp", "mode", K_SPECIAL, 0, 0, 0, 0, 0 },
@@ -431,6 +432,23 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 			if (cfg_parse_addr(tok, 53, &c->notify_listen[c->nnotify]) < 0)
 				return perr(p, p->line, "notify_listen: '%s' is not IP[@PORT]", tok);
 			c->nnotify++;
+		}
+		return 1;
+	}
+	if (strcmp(k->name, "resolver") == 0) {
+		size_t o = 0;
+
+		while ((tok = next_token(&save))) {
+			struct cfg_addr a;
+
+			if (cfg_parse_addr(tok, 53, &a) < 0)
+				return perr(p, p->line, "resolver: '%s' is not IP[@PORT]", tok);
+			/* kept as live.h wants it: ADDR[@PORT] comma-separated */
+			int n = snprintf(c->resolver + o, sizeof(c->resolver) - o, "%s%s", o ? "," : "", tok);
+
+			if (n < 0 || (size_t)n >= sizeof(c->resolver) - o)
+				return perr(p, p->line, "resolver: too many servers");
+			o += (size_t)n;
 		}
 		return 1;
 	}

@@ -88,6 +88,7 @@ struct moat_config {
 	int use_syslog;
 	struct cfg_addr notify_listen[4]; /* where NOTIFY is accepted (UDP) */
 	int nnotify;
+	char resolver[256];        /* live lookups: "IP[@PORT],..." ("" = /etc/resolv.conf) */
 	/* [xdp] */
 	char ifaces[CFG_MAX_IFACES][32];
 	int nifaces;

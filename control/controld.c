@@ -40,6 +40,7 @@
 
 #include "controld.h"
 #include "fp_xdp.h"
+#include "livelk.h"
 #include "log.h"
 #include "sources.h"
 
@@ -107,6 +108,8 @@ int cd_reload(struct cd *d, char *err, size_t errsz)
 		goto fail;
 	d->cfg = *c;
 	free(c);
+	if (livelk_open(d, err, errsz) < 0)
+		log_err("event=reload live lookups unavailable: %s", err);
 	enum log_level l;
 
 	if (log_parse_level(d->cfg.log_level, &l) == 0)
@@ -258,12 +261,16 @@ static void loop(struct cd *d)
 			case TAG_RING:
 				fp_ring_io(d);
 				break;
+			case TAG_LIVE:
+				livelk_io(t, ev[i].events);
+				break;
 			case TAG_TIMER:
 				break;
 			}
 		}
 		time_t now = time(NULL);
 
+		livelk_tick();
 		if (now != last_tick) {
 			last_tick = now;
 			zm_tick(d, now);
@@ -386,6 +393,8 @@ int main(int argc, char **argv)
 		log_fatal("control socket: %s", err);
 	if (src_notify_open(cd, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
+	if (livelk_open(cd, err, sizeof(err)) < 0)
+		log_fatal("%s: live lookups: %s", path, err);
 	if (cd->cfg.metrics.len) {
 		cd->metrics = metrics_start(&cd->cfg.metrics, err, sizeof(err));
 		if (!cd->metrics)
@@ -401,6 +410,7 @@ int main(int argc, char **argv)
 
 	log_info("event=stop %s", cd->detached ? "(detached: filtering stopped)" :
 		 "(XDP program and maps stay pinned: filtering goes on)");
+	livelk_close(); /* before ctlsrv: cancelled lookups still answer */
 	ctlsrv_close(cd->ctl);
 	src_notify_close(cd);
 	metrics_stop(cd->metrics);

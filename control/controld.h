@@ -59,6 +59,7 @@ struct cd_zone {
 	uint64_t last_added, last_removed;
 	double last_duration;     /* seconds of the last successful load */
 	int refresh_now;          /* a refresh was asked (NOTIFY, moatctl) */
+	int refresh_full;         /* moatctl zone refresh --full: AXFR / re-read */
 	int busy;                 /* a transfer is running */
 	void *xfr;                /* transfer state (zonemgr.c) */
 	int dirty_persist;
@@ -132,7 +133,7 @@ int zm_publish(struct cd *d, const char *why);
 int zm_publish_full(struct cd *d);
 void zm_tick(struct cd *d, time_t now);
 struct cd_zone *zm_zone(struct cd *d, const char *name);
-int zm_refresh(struct cd *d, const char *name);
+int zm_refresh(struct cd *d, const char *name, int full);
 void zm_notify(struct cd *d, const char *zone, const char *from);
 int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size_t n,
 		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel);
@@ -171,7 +172,8 @@ void metrics_update(struct metrics *m, struct cd *d);
 void metrics_stop(struct metrics *m);
 
 /* controld.c: the event loop registers fds with a tag handler */
-enum cd_tag_kind { TAG_CTL = 1, TAG_ZONE, TAG_NOTIFY, TAG_NOTIFY_TCP, TAG_SIGNAL, TAG_TIMER, TAG_RING };
+enum cd_tag_kind { TAG_CTL = 1, TAG_ZONE, TAG_NOTIFY, TAG_NOTIFY_TCP, TAG_SIGNAL, TAG_TIMER, TAG_RING,
+		   TAG_LIVE };
 struct cd_tag {
 	enum cd_tag_kind kind;
 	void *ptr;

@@ -28,6 +28,7 @@
 
 #include "controld.h"
 #include "ctlproto.h"
+#include "livelk.h"
 #include "log.h"
 
 #define OUT_MAX_WATCH (4u << 20)   /* a slow watcher loses samples past this */
@@ -59,7 +60,17 @@ struct relay {
 	struct relay *next;
 };
 
+/* A lookup waiting for live DNSBL answers. */
+struct lpend {
+	struct ctlsrv *s;
+	struct conn *client;   /* NULL once the client went away */
+	int64_t id;
+	struct json_object *res;
+	struct lpend *next;
+};
+
 struct ctlsrv {
+	struct lpend *lpends;
 	struct cd *d;
 	struct cd_tag ltag;
 	struct conn *conns;
@@ -126,6 +137,9 @@ static void conn_free(struct ctlsrv *s, struct conn *c)
 		}
 		rp = &r->next;
 	}
+	for (struct lpend *p = s->lpends; p; p = p->next)
+		if (p->client == c)
+			p->client = NULL;
 	if (c->smtp)
 		log_info("event=smtp-disconnect name=%s", c->smtp_name);
 	for (pp = &s->conns; *pp; pp = &(*pp)->next) {
@@ -229,17 +243,96 @@ static struct json_object *cmd_zone_refresh(struct ctlsrv *s, struct conn *c, in
 					    struct json_object *req)
 {
 	const char *name = ctl_get_str(req, "zone");
+	int full = 0;
 
 	(void)c;
+	ctl_get_bool(req, "full", &full);
 	if (!name)
 		return ctl_reply_err(id, CTL_E_ARG, "zone refresh: missing \"zone\"");
-	if (zm_refresh(s->d, name) < 0)
+	if (zm_refresh(s->d, name, full) < 0)
 		return ctl_reply_err(id, CTL_E_NOTFOUND, "no zone %.200s", name);
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "zone", json_object_new_string(name));
 	json_object_object_add(o, "scheduled", json_object_new_boolean(1));
+	json_object_object_add(o, "full", json_object_new_boolean(full));
 	return ctl_reply_ok(id, o);
+}
+
+/* live_done - the live zones answered (or timed out): complete the reply */
+static void live_done(void *arg, const struct moat_prefix *addr, const struct moat_lvec *l,
+		      unsigned nfailed)
+{
+	struct lpend *p = arg;
+	struct ctlsrv *s = p->s;
+	struct json_object *a = json_object_new_array();
+	int64_t score = 0;
+	char code[INET_ADDRSTRLEN];
+
+	(void)addr;
+	ctl_get_int(p->res, "score", &score);
+	/* each live zone adds the largest weight its answers carry */
+	for (int i = 0; i < s->d->nzones; i++) {
+		const struct cd_zone *z = s->d->zones[i];
+		int best = 0, any = 0;
+
+		if (z->cfg.type != CFG_SRC_LIVE)
+			continue;
+		for (size_t k = 0; k < l->n; k++) {
+			int w;
+			uint32_t cn = htonl(l->v[k].code);
+
+			if (l->v[k].source != z->id)
+				continue;
+			int listed = cfg_code_weight(&z->cfg, l->v[k].code, &w) == 0;
+			struct json_object *j = json_object_new_object();
+
+			inet_ntop(AF_INET, &cn, code, sizeof(code));
+			json_object_object_add(j, "zone", json_object_new_string(z->cfg.name));
+			json_object_object_add(j, "code", json_object_new_string(code));
+			json_object_object_add(j, "ttl", json_object_new_int64(l->v[k].ttl));
+			json_object_object_add(j, "weight", json_object_new_int(listed ? w : 0));
+			json_object_object_add(j, "ignored", json_object_new_boolean(!listed));
+			json_object_array_add(a, j);
+			if (listed && (!any || w > best))
+				best = w;
+			any |= listed;
+		}
+		score += best;
+	}
+	json_object_object_add(p->res, "live", a);
+	json_object_object_add(p->res, "live_failed", json_object_new_int((int)nfailed));
+	json_object_object_add(p->res, "score_with_live", json_object_new_int64(score));
+	const char *act = ctl_get_str(p->res, "action");
+
+	if (act && strcmp(act, "allow") != 0) {
+		const struct moat_config *c = &s->d->cfg;
+		uint32_t w = MOAT_ACT_PASS;
+
+		if (c->drop_threshold && score >= c->drop_threshold)
+			w = MOAT_ACT_DROP;
+		else if (c->tarpit_threshold && score >= c->tarpit_threshold)
+			w = MOAT_ACT_TARPIT;
+		if (strcmp(act, "drop") == 0 || (strcmp(act, "tarpit") == 0 && w == MOAT_ACT_PASS))
+			w = strcmp(act, "drop") == 0 ? MOAT_ACT_DROP : MOAT_ACT_TARPIT;
+		act = cd_action_name(w);
+	}
+	json_object_object_add(p->res, "action_with_live", json_object_new_string(act ? act : "pass"));
+	for (struct lpend **pp = &s->lpends; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	if (p->client) {
+		struct json_object *r = ctl_reply_ok(p->id, p->res);
+
+		conn_queue(s, p->client, r);
+		json_object_put(r);
+	} else {
+		json_object_put(p->res);
+	}
+	free(p);
 }
 
 /* cmd_lookup - action and score of an address, every contributing source */
@@ -251,7 +344,6 @@ static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t 
 	struct vt_explain *ex;
 	char pb[64], code[INET_ADDRSTRLEN];
 
-	(void)c;
 	if (!a || cd_parse_prefix(a, &p) != 0 ||
 	    p.plen != (p.family == MOAT_AF_INET ? 32 : 128))
 		return ctl_reply_err(id, CTL_E_ARG, "lookup: \"addr\" must be one IPv4 or IPv6 address");
@@ -284,6 +376,21 @@ static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t 
 	json_object_object_add(o, "sources", items);
 	json_object_object_add(o, "truncated", json_object_new_boolean(ex->truncated));
 	free(ex);
+	int want_live = 1;
+
+	ctl_get_bool(req, "live", &want_live);
+	if (livelk_active() && want_live) {
+		struct lpend *lp = calloc(1, sizeof(*lp));
+
+		if (lp) {
+			*lp = (struct lpend){ s, c, id, o, s->lpends };
+			s->lpends = lp;
+			if (livelk_lookup(&p, live_done, lp) == 0)
+				return NULL; /* answered by live_done */
+			s->lpends = lp->next;
+			free(lp);
+		}
+	}
 	return ctl_reply_ok(id, o);
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "codes.h"
 #include "live.h"
 #include "log.h"
 #include "owner.h"
@@ -23,6 +24,7 @@ struct moat_live {
 	unsigned pending;
 	moat_live_sock_cb scb;
 	void *sarg;
+	struct moat_codes codes;
 };
 
 struct req {
@@ -61,6 +63,11 @@ struct moat_live *moat_live_new(const struct moat_live_cfg *cfg, moat_live_sock_
 		return NULL;
 	}
 	lv->cfg = *cfg;
+	if (cfg->codes)
+		lv->codes = *cfg->codes;
+	else
+		moat_codes_default(&lv->codes);
+	lv->cfg.codes = NULL;
 	lv->scb = scb;
 	lv->sarg = sarg;
 	if (cfg->nzones == 0 || cfg->nzones > MOAT_LIVE_MAX_ZONES) {
@@ -157,13 +164,19 @@ static void answered(void *arg, int status, int timeouts, unsigned char *abuf, i
 		struct ares_addrttl at[32];
 		int n = 32;
 		if (ares_parse_a_reply(abuf, alen, NULL, at, &n) == ARES_SUCCESS) {
+			bool err = false;
 			for (int i = 0; i < n; i++) {
 				struct moat_listing l = { .pfx = r->addr,
 							  .code = ntohl(at[i].ipaddr.s_addr),
 							  .ttl = (uint32_t)(at[i].ttl > 0 ? at[i].ttl : 0),
 							  .source = q->source };
-				moat_lvec_push(&r->out, &l);
+				if (moat_code_is_error(&r->lv->codes, l.code))
+					err = true; /* the list says it did not answer */
+				else
+					moat_lvec_push(&r->out, &l);
 			}
+			if (err)
+				r->failed++;
 		} else {
 			r->failed++;
 		}

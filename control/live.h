@@ -15,7 +15,9 @@
  *   done_cb(arg, &addr, &listings, nfailed) once per lookup, when every
  *   zone answered or timed out (nfailed: zones without an answer; the daemon
  *   must not treat those as "not listed" for long).
- * Answers outside 127.0.0.0/8 are passed on; policy ignores them.
+ * An answer that is an error code (outside 127/8, or in cfg.codes: e.g.
+ * 127.255.255.254 "use a registered resolver") gives no listing and counts
+ * that zone in nfailed.
  */
 #ifndef MOAT_LIVE_H
 #define MOAT_LIVE_H
@@ -32,6 +34,8 @@ struct moat_live_cfg {
 				 * NULL = /etc/resolv.conf */
 	uint32_t timeout_ms;    /* per try, default 1000 */
 	unsigned tries;         /* default 2 */
+	const struct moat_codes *codes; /* answers that are errors, not
+					 * listings (codes.h); NULL = default */
 	size_t nzones;
 	struct {
 		const char *zone;   /* e.g. "zen.example" */
@@ -39,6 +43,7 @@ struct moat_live_cfg {
 	} zones[MOAT_LIVE_MAX_ZONES];
 };
 
+struct moat_codes;
 typedef void (*moat_live_sock_cb)(void *arg, int fd, bool readable, bool writable);
 typedef void (*moat_live_done_cb)(void *arg, const struct moat_prefix *addr,
 				  const struct moat_lvec *listings, unsigned nfailed);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codes.h"
 #include "log.h"
 #include "rbldnsd.h"
 
@@ -38,6 +39,7 @@ struct pctx {
 	uint16_t source;
 	uint32_t ttl, def_a;
 	unsigned line;
+	const struct moat_codes *codes;
 	struct moat_lvec *out;
 	struct moat_rbl_stats *st;
 };
@@ -206,6 +208,8 @@ static int line4(struct pctx *c, const char *p, const char *e, bool excl)
 		bad(c, "bad A value");
 		return 0;
 	}
+	if (c->codes && moat_code_is_error(c->codes, code))
+		excl = true; /* an error answer is "not listed" */
 	if (range)
 		return range4(c, lo, hi, excl, code);
 	return push4(c, lo, plen, excl, code);
@@ -253,6 +257,9 @@ static int line6(struct pctx *c, const char *p, const char *e, bool excl)
 		bad(c, "bad A value");
 		return 0;
 	}
+	if (c->codes && moat_code_is_error(c->codes, code))
+		excl = true; /* an error answer is "not listed" */
+	l.exclude = excl;
 	l.code = excl ? 0 : code;
 	if (excl)
 		c->st->excludes++;
@@ -279,11 +286,11 @@ static bool looks_v6(const char *p, const char *e)
 
 /* moat_rbl_parse - whole buffer */
 int moat_rbl_parse(enum moat_rbl_type type, const char *buf, size_t len,
-		   uint16_t source, uint32_t default_ttl, struct moat_lvec *out,
-		   struct moat_rbl_stats *st)
+		   uint16_t source, uint32_t default_ttl, const struct moat_codes *codes,
+		   struct moat_lvec *out, struct moat_rbl_stats *st)
 {
 	struct pctx c = { .type = type, .source = source, .ttl = default_ttl,
-			  .def_a = 0x7f000002u, .out = out, .st = st };
+			  .def_a = 0x7f000002u, .out = out, .st = st, .codes = codes };
 	const char *p = buf, *end = buf + len;
 
 	memset(st, 0, sizeof(*st));
@@ -345,6 +352,7 @@ int moat_rbl_parse(enum moat_rbl_type type, const char *buf, size_t len,
 
 struct moat_rbl_file {
 	struct moat_rbl_cfg cfg;
+	struct moat_codes codes;
 	char *path;
 	bool loaded;
 	dev_t dev;
@@ -367,6 +375,11 @@ struct moat_rbl_file *moat_rbl_file_new(const struct moat_rbl_cfg *cfg)
 		return NULL;
 	}
 	f->cfg.path = f->path;
+	if (cfg->codes)
+		f->codes = *cfg->codes;
+	else
+		moat_codes_default(&f->codes);
+	f->cfg.codes = &f->codes;
 	if (!f->cfg.settle_ms)
 		f->cfg.settle_ms = 2000;
 	if (!f->cfg.max_bytes)
@@ -457,7 +470,8 @@ int moat_rbl_file_load(struct moat_rbl_file *f, struct moat_lvec *out,
 		goto out;
 	}
 	size_t before = out->n;
-	ret = moat_rbl_parse(f->cfg.type, buf, got, f->cfg.source, f->cfg.ttl, out, st);
+	ret = moat_rbl_parse(f->cfg.type, buf, got, f->cfg.source, f->cfg.ttl, &f->codes,
+			     out, st);
 	if (ret) {
 		out->n = before;
 		goto out;

@@ -45,13 +45,15 @@ struct moat_rbl_stats {
 /* moat_rbl_type_parse - "ip4set" / "ip4trie" / "ip6trie"; 0 if unknown. */
 enum moat_rbl_type moat_rbl_type_parse(const char *s);
 
+struct moat_codes;
 /* moat_rbl_parse - parse a whole data file held in buf[len] (need not be
  * NUL-terminated), appending listings with .source = source and .ttl from
- * $TTL (else default_ttl).  Returns 0 or -ENOMEM; bad lines are counted in
- * st (never fatal). */
+ * $TTL (else default_ttl).  An entry whose A value is in codes (codes.h;
+ * NULL: none) becomes an exclusion.  Returns 0 or -ENOMEM; bad lines are
+ * counted in st (never fatal). */
 int moat_rbl_parse(enum moat_rbl_type type, const char *buf, size_t len,
-		   uint16_t source, uint32_t default_ttl, struct moat_lvec *out,
-		   struct moat_rbl_stats *st);
+		   uint16_t source, uint32_t default_ttl, const struct moat_codes *codes,
+		   struct moat_lvec *out, struct moat_rbl_stats *st);
 
 struct moat_rbl_cfg {
 	enum moat_rbl_type type;
@@ -61,6 +63,8 @@ struct moat_rbl_cfg {
 	uint32_t settle_ms;    /* a file modified less than this ago is not read
 				* yet (being written in place), default 2000 */
 	size_t max_bytes;      /* refuse bigger files, default 1 GiB */
+	const struct moat_codes *codes; /* never listings; NULL = the default
+					 * set (moat_codes_default), copied */
 };
 
 struct moat_rbl_file;

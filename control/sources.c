@@ -168,6 +168,14 @@ int src_due(struct cd *d, struct cd_zone *z, time_t now)
 		/* a stat() a second: cheap, and catches rsync's rename */
 		if (now < z->next_refresh)
 			return 0;
+		if (z->refresh_full) {
+			z->refresh_full = 0;
+			if (s && s->rbl) { /* forget the file's identity: read it again */
+				moat_rbl_file_free(s->rbl);
+				s->rbl = NULL;
+			}
+			return 1;
+		}
 		return !s || !s->rbl || moat_rbl_file_changed(s->rbl);
 	}
 	return 0; /* live: answers per address, nothing to load */
@@ -293,6 +301,10 @@ int src_start(struct cd *d, struct cd_zone *z, int forced)
 	}
 	int64_t now = mono_ms();
 
+	if (z->refresh_full) {
+		moat_xfr_force_axfr(s->x); /* serial went backwards, or to be sure */
+		z->refresh_full = 0;
+	}
 	if (forced)
 		moat_xfr_notify(s->x, now);
 	int r = moat_xfr_start(s->x, now);

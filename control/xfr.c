@@ -33,6 +33,7 @@
 
 #include <libknot/libknot.h>
 
+#include "codes.h"
 #include "log.h"
 #include "xfr.h"
 #include "zone.h"
@@ -47,6 +48,7 @@ struct moat_xfr_zone {
 	knot_tsig_key_t key;
 	bool has_key;
 	struct moat_zone *zone;   /* current data, NULL before the first success */
+	struct moat_codes codes;  /* answers that are never listings */
 	size_t next_primary;
 
 	/* timers and state */
@@ -130,6 +132,13 @@ struct moat_xfr_zone *moat_xfr_zone_new(const struct moat_xfr_cfg *cfg,
 		z->has_key = true;
 	}
 	z->cfg.tsig = NULL; /* not kept: the key is */
+	if (!cfg->error_codes)
+		moat_codes_default(&z->codes);
+	else if (moat_codes_parse(&z->codes, cfg->error_codes)) {
+		snprintf(err, errlen, "zone %s: bad error_codes %s", z->name, cfg->error_codes);
+		goto fail;
+	}
+	z->cfg.error_codes = NULL;
 #define DEF(f, v) if (!z->cfg.f) z->cfg.f = (v)
 	DEF(timeout_ms, 30000);
 	DEF(refresh_min, 30);
@@ -201,6 +210,13 @@ int64_t moat_xfr_next_ms(const struct moat_xfr_zone *z, int64_t now_ms)
 void moat_xfr_notify(struct moat_xfr_zone *z, int64_t now_ms)
 {
 	(void)now_ms;
+	z->notify_pending = true;
+}
+
+/* moat_xfr_force_axfr - full transfer at the next opportunity */
+void moat_xfr_force_axfr(struct moat_xfr_zone *z)
+{
+	z->force_axfr = true;
 	z->notify_pending = true;
 }
 
@@ -456,8 +472,10 @@ static struct moat_zone *new_zone(const struct moat_xfr_zone *z)
 {
 	struct moat_zone *zn = moat_zone_new(z->name, z->cfg.source);
 
-	if (zn)
+	if (zn) {
 		moat_zone_keep_txt(zn, z->cfg.keep_txt);
+		moat_zone_error_codes(zn, &z->codes);
+	}
 	return zn;
 }
 

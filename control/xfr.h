@@ -54,6 +54,9 @@ struct moat_xfr_cfg {
 	uint16_t source;       /* listing .source */
 	bool no_ixfr;          /* always AXFR (default: IXFR when we have data) */
 	bool keep_txt;         /* keep TXT texts for moat_xfr_lookup (memory) */
+	const char *error_codes; /* never listings, see codes.h; NULL = the
+				  * default "127.255.255.0/24,127.0.0.1",
+				  * "" = only answers outside 127/8 */
 	uint32_t timeout_ms;   /* idle limit per connect/read, default 30000 */
 	uint32_t refresh_min, refresh_max; /* clamp SOA refresh, default 30 / 86400 s */
 	uint32_t retry_min, retry_max;     /* clamp SOA retry, default 10 / 3600 s */
@@ -111,6 +114,10 @@ const char *moat_xfr_zone_name(const struct moat_xfr_zone *z);
 int64_t moat_xfr_next_ms(const struct moat_xfr_zone *z, int64_t now_ms);
 /* moat_xfr_notify - a valid NOTIFY arrived: refresh as soon as possible. */
 void moat_xfr_notify(struct moat_xfr_zone *z, int64_t now_ms);
+/* moat_xfr_force_axfr - the next transfer is a full AXFR, as soon as
+ * possible (operator "refresh --full", e.g. after the primary's serial
+ * went backwards, which IXFR answers as up to date). */
+void moat_xfr_force_axfr(struct moat_xfr_zone *z);
 
 /* moat_xfr_start - open the connection and queue the query.  0, -EALREADY
  * when a transfer runs, or -errno (counted as a failed attempt). */

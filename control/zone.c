@@ -17,6 +17,7 @@
 
 #include <libknot/libknot.h>
 
+#include "codes.h"
 #include "log.h"
 #include "owner.h"
 #include "zone.h"
@@ -60,6 +61,8 @@ enum kind {
 	K_OTHER, /* anything else: only makes its node exist */
 };
 
+#define UNDO_TTL 3 /* undo op: set an A record's TTL back */
+
 struct undo {
 	uint32_t node, code, ttl;
 	uint8_t op, kind, undecodable_a;
@@ -80,7 +83,8 @@ struct moat_zone {
 	size_t nar, capar;
 	uint32_t arfree;
 	struct moat_zone_stats st;
-	bool batch, keep_txt;
+	bool batch, keep_txt, filter;
+	struct moat_codes codes; /* with filter: answers that are never listings */
 	struct undo *ul;
 	size_t nul, capul;
 	uint32_t *aff;
@@ -333,11 +337,28 @@ static bool lists_own(const struct moat_zone *z, uint32_t idx, uint8_t fam)
 	return n->star && z->nodes[n->star].a != 0;
 }
 
-/* push_a - one listing per A record in chain a */
+/* push_a - one listing per A record in chain a; with error codes set,
+ * only the codes that are listings, and an exclude when there is none */
 static int push_a(const struct moat_zone *z, uint32_t a, const struct moat_prefix *p,
 		  struct moat_lvec *out)
 {
+	if (z->filter) {
+		bool any = false;
+		uint32_t ttl = UINT32_MAX;
+		for (uint32_t i = a; i; i = z->ar[i].next) {
+			any |= !moat_code_is_error(&z->codes, z->ar[i].code);
+			if (z->ar[i].ttl < ttl)
+				ttl = z->ar[i].ttl; /* not the first: order may change */
+		}
+		if (!any) {
+			struct moat_listing l = { .pfx = *p, .ttl = ttl, .source = z->source,
+						  .exclude = 1 };
+			return moat_lvec_push(out, &l);
+		}
+	}
 	for (; a; a = z->ar[a].next) {
+		if (z->filter && moat_code_is_error(&z->codes, z->ar[a].code))
+			continue;
 		struct moat_listing l = { .pfx = *p, .code = z->ar[a].code,
 					  .ttl = z->ar[a].ttl, .source = z->source };
 		if (moat_lvec_push(out, &l))
@@ -440,11 +461,14 @@ static int touch(struct moat_zone *z, uint32_t idx)
 	return 0;
 }
 
-/* a_add - add code/ttl to node; 1 if it was already there */
-static int a_add(struct moat_zone *z, uint32_t idx, uint32_t code, uint32_t ttl)
+/* a_add - add code/ttl to node; 1 if it was already there (then only its
+ * TTL is set, the old one in *oldttl) */
+static int a_add(struct moat_zone *z, uint32_t idx, uint32_t code, uint32_t ttl,
+		 uint32_t *oldttl)
 {
 	for (uint32_t a = z->nodes[idx].a; a; a = z->ar[a].next)
 		if (z->ar[a].code == code) {
+			*oldttl = z->ar[a].ttl;
 			z->ar[a].ttl = ttl;
 			return 1;
 		}
@@ -531,7 +555,7 @@ static int apply(struct moat_zone *z, uint32_t idx, int op, enum kind kind, uint
 
 	if (op == MOAT_ZONE_ADD) {
 		if (kind == K_A) {
-			r = a_add(z, idx, code, ttl);
+			r = a_add(z, idx, code, ttl, oldttl);
 			if (r < 0)
 				return r;
 			if (r == 1)
@@ -621,6 +645,16 @@ int moat_zone_rr(struct moat_zone *z, enum moat_zone_op op, const uint8_t *owner
 	r = apply(z, idx, op, kind, code, ttl, rdata, rdlen, is_a, &oldttl);
 	if (r < 0)
 		return r;
+	if (z->batch && r == 1 && kind == K_A && oldttl != ttl) {
+		/* an A added again with another TTL: rollback must restore it */
+		if (grow((void **)&z->ul, &z->capul, z->nul, sizeof(*z->ul))) {
+			a_add(z, idx, code, oldttl, &oldttl);
+			return -ENOMEM;
+		}
+		z->ul[z->nul++] = (struct undo){ .node = idx, .code = code, .ttl = oldttl,
+						 .op = UNDO_TTL, .kind = K_A };
+		return 0;
+	}
 	if (z->batch && r == 0) {
 		uint8_t *copy = NULL;
 		if (kind == K_TXT && (copy = malloc(rdlen ? rdlen : 1)) != NULL)
@@ -671,6 +705,10 @@ void moat_zone_rollback(struct moat_zone *z)
 
 	for (size_t i = z->nul; i > 0; i--) {
 		const struct undo *u = &z->ul[i - 1];
+		if (u->op == UNDO_TTL) {
+			a_add(z, u->node, u->code, u->ttl, &t);
+			continue;
+		}
 		apply(z, u->node, u->op == MOAT_ZONE_ADD ? MOAT_ZONE_DEL : MOAT_ZONE_ADD,
 		      (enum kind)u->kind, u->code, u->ttl, u->rd, u->rdlen, u->undecodable_a, &t);
 	}
@@ -709,6 +747,17 @@ nomem:
 	moat_lvec_free(&now);
 	moat_zone_rollback(z);
 	return -ENOMEM;
+}
+
+/* moat_zone_error_codes - answers that are never listings (NULL: none) */
+int moat_zone_error_codes(struct moat_zone *z, const struct moat_codes *c)
+{
+	if (z->nnodes > 2)
+		return -EBUSY; /* listings were computed with the old set */
+	z->filter = c != NULL;
+	if (c)
+		z->codes = *c;
+	return 0;
 }
 
 /* moat_zone_keep_txt - keep TXT records of address names from now on */

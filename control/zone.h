@@ -83,6 +83,14 @@ void moat_zone_rollback(struct moat_zone *z);
 
 void moat_zone_get_stats(const struct moat_zone *z, struct moat_zone_stats *st);
 
+struct moat_codes;
+/* moat_zone_error_codes - answers that are never listings (codes.h):
+ * their A records give no listing, and a name whose every A record is one
+ * gives an .exclude (DNS answers it, so a wildcard above does not list
+ * it).  NULL (the default) passes every code on.  Call before adding
+ * records, else -EBUSY. */
+int moat_zone_error_codes(struct moat_zone *z, const struct moat_codes *c);
+
 /* moat_zone_keep_txt - keep the TXT records of address names (for
  * reasons shown by moat_zone_lookup); call before adding records, else
  * -EBUSY.  Costs memory: off by default. */

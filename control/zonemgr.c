@@ -776,13 +776,14 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 }
 
 /* zm_refresh - moatctl zone refresh NAME */
-int zm_refresh(struct cd *d, const char *name)
+int zm_refresh(struct cd *d, const char *name, int full)
 {
 	struct cd_zone *z = zm_zone(d, name);
 
 	if (!z)
 		return -ENOENT;
 	z->refresh_now = 1;
+	z->refresh_full |= full;
 	z->next_refresh = 0;
 	return 0;
 }

@@ -428,6 +428,7 @@ static int pe_cmp(const struct pe *a, const struct pe *b)
 	return a->code < b->code ? -1 : a->code > b->code;
 }
 
+/* pe_qcmp - pe_cmp for qsort/bsearch. */
 static int pe_qcmp(const void *a, const void *b)
 {
 	return pe_cmp(a, b);
@@ -569,12 +570,63 @@ static const char *fmt_prefix(char *buf, size_t sz, const struct moat_prefix *p)
 	return buf;
 }
 
+/* key16 - the uint64_t at the start of 16-byte item i. */
+static uint64_t key16(const unsigned char *base, size_t i)
+{
+	uint64_t k;
+
+	memcpy(&k, base + i * 16, sizeof(k));
+	return k;
+}
+
+/* radix16 - stable LSD radix sort of n 16-byte items by the uint64_t they
+ * start with, passing only over the bytes that vary.  0, or -ENOMEM with
+ * the items untouched. */
+static int radix16(void *base, size_t n)
+{
+	unsigned char *src = base, *dst = malloc(n * 16), *tmp;
+	size_t cnt[256];
+
+	if (!dst)
+		return -ENOMEM;
+	tmp = dst;
+	for (unsigned sh = 0; sh < 64; sh += 8) {
+		size_t pos = 0;
+		unsigned char *t;
+
+		memset(cnt, 0, sizeof(cnt));
+		for (size_t i = 0; i < n; i++)
+			cnt[(key16(src, i) >> sh) & 0xff]++;
+		if (cnt[(key16(src, 0) >> sh) & 0xff] == n)
+			continue; /* this byte is the same everywhere */
+		for (int d = 0; d < 256; d++) {
+			size_t c = cnt[d];
+
+			cnt[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			memcpy(dst + 16 * cnt[(key16(src, i) >> sh) & 0xff]++,
+			       src + 16 * i, 16);
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != base)
+		memcpy(base, src, n * 16);
+	free(tmp);
+	return 0;
+}
+
 /* A sort key for records: 64 bits that order them, ties broken by
  * rec_cmp (codes, and IPv6 low bits). */
 struct sortkey {
 	uint64_t k;
 	uint64_t i;
 };
+
+_Static_assert(sizeof(struct sortkey) == 16 && offsetof(struct sortkey, k) == 0,
+	       "radix16 sorts 16-byte items by a leading uint64_t");
 
 /* rec_pk - the primary key: IPv4 by address, plen, exclude; IPv6 after
  * all IPv4, by the top 63 address bits. */
@@ -591,9 +643,8 @@ static uint64_t rec_pk(const struct rec *r)
  * new one with r freed); falls back to qsort in place without memory. */
 static struct rec *sort_recs(struct rec *r, size_t n)
 {
-	struct sortkey *a, *b;
+	struct sortkey *a;
 	struct rec *out;
-	size_t cnt[256];
 
 	if (n < 4096) {
 		if (n > 1)
@@ -601,44 +652,21 @@ static struct rec *sort_recs(struct rec *r, size_t n)
 		return r;
 	}
 	a = malloc(n * sizeof(*a));
-	b = malloc(n * sizeof(*b));
 	out = malloc(n * sizeof(*out));
-	if (!a || !b || !out) {
+	if (a)
+		for (size_t i = 0; i < n; i++) {
+			a[i].k = rec_pk(&r[i]);
+			a[i].i = i;
+		}
+	if (!a || !out || radix16(a, n) < 0) {
 		free(a);
-		free(b);
 		free(out);
 		qsort(r, n, sizeof(*r), rec_cmp);
 		return r;
 	}
-	for (size_t i = 0; i < n; i++) {
-		a[i].k = rec_pk(&r[i]);
-		a[i].i = i;
-	}
-	for (unsigned sh = 0; sh < 64; sh += 8) {
-		size_t pos = 0;
-		struct sortkey *t;
-
-		memset(cnt, 0, sizeof(cnt));
-		for (size_t i = 0; i < n; i++)
-			cnt[(a[i].k >> sh) & 0xff]++;
-		if (cnt[(a[0].k >> sh) & 0xff] == n)
-			continue; /* this byte is the same everywhere */
-		for (int d = 0; d < 256; d++) {
-			size_t c = cnt[d];
-
-			cnt[d] = pos;
-			pos += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			b[cnt[(a[i].k >> sh) & 0xff]++] = a[i];
-		t = a;
-		a = b;
-		b = t;
-	}
 	for (size_t i = 0; i < n; i++)
 		out[i] = r[a[i].i];
 	free(r);
-	free(b);
 	for (size_t i = 0; i < n; ) {
 		size_t j = i + 1;
 
@@ -661,6 +689,9 @@ struct lrec {
 	uint32_t idx;   /* index in the input; LREC_KEEP once matched */
 };
 
+_Static_assert(sizeof(struct lrec) == 16 && offsetof(struct lrec, key) == 0,
+	       "radix16 sorts 16-byte items by a leading uint64_t");
+
 #define LREC_KEEP 0x80000000u
 #define LREC_ADDR(k) ((uint32_t)((k) >> 32))
 #define LREC_PLEN(k) ((unsigned)(((k) >> 8) & 0xff))
@@ -676,46 +707,15 @@ static int lrec_cmp(const void *x, const void *y)
 	return a->code < b->code ? -1 : a->code > b->code;
 }
 
-/* sort_lrecs - LSD radix on the bytes of key that vary, then codes within
- * equal keys; qsort when there is no memory for the second buffer. */
+/* sort_lrecs - radix on key, then codes within equal keys; qsort when
+ * there is no memory for the second buffer. */
 static void sort_lrecs(struct lrec *a, size_t n)
 {
-	static const unsigned bytes[] = { 0, 1, 4, 5, 6, 7 };
-	struct lrec *b, *src, *dst;
-	size_t cnt[256];
-
-	if (n < 4096 || !(b = malloc(n * sizeof(*b)))) {
+	if (n < 4096 || radix16(a, n) < 0) {
 		if (n > 1)
 			qsort(a, n, sizeof(*a), lrec_cmp);
 		return;
 	}
-	src = a;
-	dst = b;
-	for (unsigned t = 0; t < sizeof(bytes) / sizeof(bytes[0]); t++) {
-		unsigned sh = bytes[t] * 8;
-		size_t pos = 0;
-		struct lrec *tmp;
-
-		memset(cnt, 0, sizeof(cnt));
-		for (size_t i = 0; i < n; i++)
-			cnt[(src[i].key >> sh) & 0xff]++;
-		if (cnt[(src[0].key >> sh) & 0xff] == n)
-			continue;
-		for (int d = 0; d < 256; d++) {
-			size_t c = cnt[d];
-
-			cnt[d] = pos;
-			pos += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			dst[cnt[(src[i].key >> sh) & 0xff]++] = src[i];
-		tmp = src;
-		src = dst;
-		dst = tmp;
-	}
-	if (src != a)
-		memcpy(a, src, n * sizeof(*a));
-	free(b);
 	for (size_t i = 0; i < n; ) {
 		size_t j = i + 1;
 
@@ -1565,6 +1565,7 @@ static void acc_add(struct vt_acc *a, const struct vt_acc *b)
 	a->ntarpit += b->ntarpit;
 }
 
+/* acc_sub - take one source's contribution back out. */
 static void acc_sub(struct vt_acc *a, const struct vt_acc *b)
 {
 	a->score -= b->score;
@@ -1579,12 +1580,15 @@ static int ensure_codes(struct vt_db *db, size_t n)
 	return grow((void **)&db->codes, &db->codescap, n, sizeof(uint32_t));
 }
 
-/* short_cover - per source, what the prefixes shorter than /24 covering
- * /24 idx say; fills srcs[]/ctb[] (nsrc), returns 0 or -ENOMEM. */
+/* What one source says about a whole /24 through shorter prefixes. */
 struct short_src {
 	uint16_t source;
 	struct vt_acc c;
 };
+
+/* short_cover - per source, what the prefixes shorter than /24 covering
+ * /24 idx say (the longest of each source decides): out[0..*nout);
+ * *found when any covers.  0 or -ENOMEM. */
 
 static int short_cover(struct vt_db *db, uint32_t idx, struct short_src *out,
 		       uint32_t *nout, int *found)
@@ -1974,17 +1978,85 @@ void vt_db_grace_done(struct vt_db *db)
 	release_groups(db, 0, 1);
 }
 
-/* publish_one - compare /24 idx with the live image and append updates;
- * new groups come from the ready list or above the high-water mark. */
-static int publish_one(struct vt_db *db, uint32_t idx, struct moat_update **ups,
-		       size_t *n, size_t *cap, uint32_t *next_new,
-		       size_t *ready_used, struct u32vec *freed)
+/* A publish in progress: updates go out in chunks through emit; each
+ * chunk the fast path took is made live at once, so the live image is
+ * always exactly what the fast path holds. */
+struct pub {
+	struct vt_db *db;
+	vt_emit_fn emit;
+	void *ctx;
+	struct moat_update buf[VT_EMIT_CHUNK];
+	size_t n;
+	struct u32vec freed;     /* groups unlinked by buf */
+	struct u32vec taken;     /* ready groups used by buf */
+	uint32_t next_new;       /* next never-used group index */
+	uint64_t t;
+	size_t emitted;
+};
+
+/* pub_flush - hand buf to the fast path, then make it live: groups and
+ * tbl24 entries, unlinked groups wait for the grace period. */
+static int pub_flush(struct pub *pb)
 {
+	struct vt_db *db = pb->db;
+	struct vt_image *live = db->live;
+	int rc;
+
+	if (!pb->n)
+		return 0;
+	if (pb->next_new > live->ghi &&
+	    (rc = vt_image_grow_groups(live, pb->next_new)) < 0)
+		return rc;
+	rc = pb->emit(pb->ctx, pb->buf, pb->n);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < pb->n; i++) {
+		const struct moat_update *u = &pb->buf[i];
+
+		if (u->kind == MOAT_UPD_GROUP) {
+			live->groups[u->index] = u->u.group;
+			if (u->index >= live->ghi)
+				live->ghi = u->index + 1;
+		} else if (u->kind == MOAT_UPD_TBL24) {
+			live->tbl24[u->index] = u->value;
+		}
+	}
+	for (size_t i = 0; i < pb->freed.n; i++) {
+		if (grow((void **)&db->pend, &db->pendcap, db->npend + 1,
+			 sizeof(*db->pend)) < 0)
+			break; /* leaks the index: never reused early */
+		db->pend[db->npend].g = pb->freed.v[i];
+		db->pend[db->npend].t_ms = pb->t;
+		db->npend++;
+	}
+	pb->emitted += pb->n;
+	pb->n = 0;
+	pb->freed.n = 0;
+	pb->taken.n = 0;
+	return 0;
+}
+
+/* pub_unwind - a failed publish gives back the groups of the unsent chunk. */
+static void pub_unwind(struct pub *pb)
+{
+	for (size_t i = pb->taken.n; i > 0; i--)
+		(void)vec_push(&pb->db->ready, pb->taken.v[i - 1]);
+	pb->taken.n = 0;
+}
+
+/* publish_one - compare /24 idx with the live image and queue updates;
+ * new groups come from the ready list or above the high-water mark. */
+static int publish_one(struct pub *pb, uint32_t idx)
+{
+	struct vt_db *db = pb->db;
 	struct moat_group g;
 	uint32_t act = 0, old = db->live->tbl24[idx], nv;
 	struct moat_update *u;
-	int rc = compile24(db, idx, &g, &act);
+	int rc;
 
+	if (pb->n + 2 > VT_EMIT_CHUNK && (rc = pub_flush(pb)) < 0)
+		return rc;
+	rc = compile24(db, idx, &g, &act);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -1999,97 +2071,111 @@ static int publish_one(struct vt_db *db, uint32_t idx, struct moat_update **ups,
 		    memcmp(&db->live->groups[moat_tbl24_group(old)], &g,
 			   sizeof(g)) == 0)
 			return 0;
-		if (*ready_used < db->ready.n)
-			gi = db->ready.v[db->ready.n - 1 - (*ready_used)++];
-		else if (*next_new <= MOAT_GROUP_MAX)
-			gi = (*next_new)++;
-		else
+		if (db->ready.n) {
+			gi = db->ready.v[--db->ready.n];
+			if (vec_push(&pb->taken, gi) < 0) {
+				db->ready.n++;
+				return -ENOMEM;
+			}
+		} else if (pb->next_new <= MOAT_GROUP_MAX) {
+			gi = pb->next_new++;
+		} else {
 			return -ENOSPC;
-		if (!(u = vt_ups_push(ups, n, cap)))
-			return -ENOMEM;
+		}
+		u = &pb->buf[pb->n++];
+		memset(u, 0, sizeof(*u));
 		u->kind = MOAT_UPD_GROUP;
 		u->index = gi;
 		u->u.group = g;
 		nv = moat_tbl24_make_group(gi);
 	}
-	if (!(u = vt_ups_push(ups, n, cap)))
+	if (moat_tbl24_is_group(old) && vec_push(&pb->freed, moat_tbl24_group(old)) < 0)
 		return -ENOMEM;
+	u = &pb->buf[pb->n++];
+	memset(u, 0, sizeof(*u));
 	u->kind = MOAT_UPD_TBL24;
 	u->index = idx;
 	u->value = nv;
-	if (moat_tbl24_is_group(old) && vec_push(freed, moat_tbl24_group(old)) < 0)
-		return -ENOMEM;
 	return 0;
 }
 
-/* vt_db_publish - recompile what changed and return the safe sequence. */
-int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
+/* publish_v6 - the IPv6 part: compute, emit in chunks, swap in. */
+static int publish_v6(struct pub *pb)
 {
-	struct moat_update *out = NULL;
-	size_t cnt = 0, cap = 0, ready_used = 0, nv4;
-	uint32_t next_new = db->live->ghi;
-	struct u32vec freed = { NULL, 0, 0 };
+	struct vt_db *db = pb->db;
 	struct vt_v6rule *v6 = NULL;
-	size_t nv6 = 0;
+	struct moat_update *ups = NULL;
+	size_t nv6 = 0, nu = 0, cap = 0, sent = 0;
 	struct moat_v6_plens pl;
-	uint64_t t = now_ms();
-	int rc = 0;
+	int rc;
 
-	release_groups(db, t, 0);
-	cap = db->dirty_all ? 4096 : 2 * db->dirty.n + 64;
-	out = malloc(cap * sizeof(*out));
-	if (!out)
-		return -ENOMEM;
-	if (db->dirty_all) {
-		for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && rc == 0; i++)
-			rc = publish_one(db, i, &out, &cnt, &cap, &next_new,
-					 &ready_used, &freed);
-	} else {
-		for (size_t i = 0; i < db->dirty.n && rc == 0; i++)
-			rc = publish_one(db, db->dirty.v[i], &out, &cnt, &cap,
-					 &next_new, &ready_used, &freed);
-	}
+	rc = compile_v6(db, &v6, &nv6);
 	if (rc < 0)
-		goto fail;
-	nv4 = cnt;
-	if (db->v6_dirty || db->dirty_all) {
-		rc = compile_v6(db, &v6, &nv6);
-		if (rc < 0)
-			goto fail;
-		vt_plens_from_rules(v6, nv6, &pl);
-		rc = vt_v6_diff(db->live->v6, db->live->nv6, &db->live->plens,
-				v6, nv6, &pl, &out, &cnt, &cap);
-		if (rc < 0)
-			goto fail;
-	}
-	/* make it live: the v4 part through the updates, v6 by swapping */
-	if (next_new > db->live->ghi &&
-	    (rc = vt_image_grow_groups(db->live, next_new)) < 0)
-		goto fail;
-	for (size_t i = 0; i < nv4; i++) {
-		if (out[i].kind == MOAT_UPD_GROUP) {
-			db->live->groups[out[i].index] = out[i].u.group;
-			if (out[i].index >= db->live->ghi)
-				db->live->ghi = out[i].index + 1;
-		} else {
-			db->live->tbl24[out[i].index] = out[i].value;
+		return rc;
+	vt_plens_from_rules(v6, nv6, &pl);
+	rc = vt_v6_diff(db->live->v6, db->live->nv6, &db->live->plens, v6, nv6,
+			&pl, &ups, &nu, &cap);
+	while (rc == 0 && sent < nu) {
+		size_t k = nu - sent < VT_EMIT_CHUNK ? nu - sent : VT_EMIT_CHUNK;
+
+		rc = pb->emit(pb->ctx, ups + sent, k);
+		if (rc == 0) {
+			sent += k;
+			pb->emitted += k;
 		}
 	}
-	db->ready.n -= ready_used;
-	for (size_t i = 0; i < freed.n; i++) {
-		if (grow((void **)&db->pend, &db->pendcap, db->npend + 1,
-			 sizeof(*db->pend)) < 0)
-			break; /* leaks the group index, never reuses it early */
-		db->pend[db->npend].g = freed.v[i];
-		db->pend[db->npend].t_ms = t;
-		db->npend++;
-	}
-	if (db->v6_dirty || db->dirty_all) {
+	if (rc == 0) {
 		free(db->live->v6);
 		db->live->v6 = v6;
 		db->live->nv6 = db->live->v6cap = nv6;
 		db->live->plens = pl;
 		v6 = NULL;
+	} else if (sent) {
+		/* the fast path holds a prefix: so does the live image */
+		(void)vt_image_apply(db->live, ups, sent);
+	}
+	free(ups);
+	free(v6);
+	return rc;
+}
+
+/* vt_db_publish_cb - recompile what changed, hand the updates over in
+ * chunks, keep the live image equal to what was handed over. */
+int vt_db_publish_cb(struct vt_db *db, vt_emit_fn emit, void *ctx,
+		     size_t *count)
+{
+	struct pub *pb = malloc(sizeof(*pb)); /* buf needs no zeroing */
+	int rc = 0;
+
+	if (count)
+		*count = 0;
+	if (!pb)
+		return -ENOMEM;
+	memset(&pb->freed, 0, sizeof(pb->freed));
+	memset(&pb->taken, 0, sizeof(pb->taken));
+	pb->n = 0;
+	pb->emitted = 0;
+	pb->db = db;
+	pb->emit = emit;
+	pb->ctx = ctx;
+	pb->t = now_ms();
+	pb->next_new = db->live->ghi;
+	release_groups(db, pb->t, 0);
+	if (db->dirty_all) {
+		for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && rc == 0; i++)
+			rc = publish_one(pb, i);
+	} else {
+		for (size_t i = 0; i < db->dirty.n && rc == 0; i++)
+			rc = publish_one(pb, db->dirty.v[i]);
+	}
+	if (rc == 0)
+		rc = pub_flush(pb);
+	if (rc == 0 && (db->v6_dirty || db->dirty_all))
+		rc = publish_v6(pb);
+	if (rc < 0) {
+		/* what went out is live; everything stays dirty */
+		pub_unwind(pb);
+		goto out;
 	}
 	if (db->dirty_all)
 		memset(db->dirtybits, 0, (MOAT_TBL24_ENTRIES / 64) * 8);
@@ -2102,14 +2188,40 @@ int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
 	db->v6d.n = 0;
 	db->v6d_overflow = 0;
 	db->publishes++;
-	free(freed.v);
-	*ups = out;
-	*n = cnt;
+out:
+	if (count)
+		*count = pb->emitted;
+	free(pb->freed.v);
+	free(pb->taken.v);
+	free(pb);
+	return rc;
+}
+
+struct collect {
+	struct moat_update *u;
+	size_t n, cap;
+};
+
+/* collect_emit - the array form of publish: append a chunk. */
+static int collect_emit(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct collect *c = ctx;
+
+	if (grow((void **)&c->u, &c->cap, c->n + n, sizeof(*u)) < 0)
+		return -ENOMEM;
+	memcpy(c->u + c->n, u, n * sizeof(*u));
+	c->n += n;
 	return 0;
-fail:
-	free(out);
-	free(freed.v);
-	free(v6);
+}
+
+/* vt_db_publish - the same, as one malloc'd array. */
+int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
+{
+	struct collect c = { NULL, 0, 0 };
+	int rc = vt_db_publish_cb(db, collect_emit, &c, NULL);
+
+	*ups = c.u;
+	*n = c.n;
 	return rc;
 }
 
@@ -2327,7 +2439,7 @@ int vt_db_explain(const struct vt_db *db, const struct moat_prefix *addr,
 	memset(out, 0, sizeof(*out));
 	if (addr->family != MOAT_AF_INET && addr->family != MOAT_AF_INET6)
 		return -EINVAL;
-	h = calloc(EXPLAIN_HITS, sizeof(*h));
+	h = malloc(EXPLAIN_HITS * sizeof(*h)); /* only written ones are read */
 	if (!h)
 		return -ENOMEM;
 	memcpy(a, addr->addr, addr->family == MOAT_AF_INET ? 4 : 16);

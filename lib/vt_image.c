@@ -313,7 +313,7 @@ static int plens_eq(const struct moat_v6_plens *a, const struct moat_v6_plens *b
 }
 
 /* cmp_upd_plen_desc / _asc - order puts longest first, deletes shortest
- * first; ties by position so the order is deterministic. */
+ * first; ties by address so the order is deterministic. */
 static int cmp_upd_plen_desc(const void *x, const void *y)
 {
 	const struct moat_update *a = x, *b = y;
@@ -323,6 +323,7 @@ static int cmp_upd_plen_desc(const void *x, const void *y)
 	return memcmp(a->u.key.addr, b->u.key.addr, 16);
 }
 
+/* cmp_upd_plen_asc - deletes: shortest prefix first. */
 static int cmp_upd_plen_asc(const void *x, const void *y)
 {
 	return -cmp_upd_plen_desc(x, y);

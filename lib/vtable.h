@@ -239,8 +239,26 @@ size_t vt_db_expire(struct vt_db *db, uint64_t now);
  * updates that take a fast path from the previous live image to the new
  * one, in publishing order (*ups malloc'd, free() it; *n may be 0).
  * Groups freed by this publish are not reused before the grace period.
- * 0 or -ENOMEM (db and live image unchanged). */
+ * 0, -ENOMEM or -ENOSPC (2^31 groups); on error *ups (free() it too)
+ * holds the updates that were made live (a safe prefix: hand them to the
+ * fast path as well), the rest stays dirty. */
 int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n);
+
+/*
+ * vt_db_publish_cb - the same, streamed: the updates go to emit(ctx, u, n)
+ * in order, in chunks of at most VT_EMIT_CHUNK, so a full 10M publish
+ * (~15M updates, 1.2 GB as one array) needs no big buffer.  emit returns 0
+ * or -errno.  After each chunk emit accepted, the live image includes it;
+ * if emit (or memory) fails, the publish stops there and returns the
+ * error: what was emitted stays live (every prefix of the sequence is
+ * safe), the rest stays dirty for the next publish.  *count (may be NULL)
+ * gets the number of updates emitted.  vt_db_publish() is this with an
+ * emit that collects into one array.
+ */
+#define VT_EMIT_CHUNK 4096
+typedef int (*vt_emit_fn)(void *ctx, const struct moat_update *u, size_t n);
+int vt_db_publish_cb(struct vt_db *db, vt_emit_fn emit, void *ctx,
+		     size_t *count);
 
 /* vt_db_grace_done - every reader has moved past all publishes so far
  * (e.g. the fast path confirmed): freed groups become reusable now.

@@ -180,15 +180,18 @@ static int human_zones(struct json_object *res)
 
 static int do_zone_refresh(const struct cmd *cmd, int argc, char **argv)
 {
-	(void)cmd;
-	struct json_object *req;
+	int full = argc == 2 && strcmp(argv[1], "--full") == 0;
 
-	if (argc != 1) {
-		fprintf(stderr, "usage: moatctl zone refresh NAME\n");
+	(void)cmd;
+	if (argc != 1 && !full) {
+		fprintf(stderr, "usage: moatctl zone refresh NAME [--full]\n");
 		return EXIT_USAGE;
 	}
-	req = ctl_request_new(1, "zone.refresh");
+	struct json_object *req = ctl_request_new(1, "zone.refresh");
+
 	json_object_object_add(req, "zone", json_object_new_string(argv[0]));
+	if (full)
+		json_object_object_add(req, "full", json_object_new_boolean(1));
 	return run(req, print_kv);
 }
 
@@ -203,18 +206,38 @@ static int human_lookup(struct json_object *res)
 	if (strcmp(ctl_get_str(res, "action"), ctl_get_str(res, "live_action")))
 		printf(", fast path still says %s: publish pending", ctl_get_str(res, "live_action"));
 	printf(")\n");
-	if (!json_object_object_get_ex(res, "sources", &a))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		struct json_object *s = json_object_array_get_idx(a, i);
-		int64_t w = 0;
-		int ex = 0;
+	if (json_object_object_get_ex(res, "sources", &a)) {
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			struct json_object *s = json_object_array_get_idx(a, i);
+			int64_t w = 0;
+			int ex = 0;
 
-		ctl_get_int(s, "weight", &w);
-		ctl_get_bool(s, "exclude", &ex);
-		printf("  %-24s %-22s %-16s weight %lld%s\n", ctl_get_str(s, "source"),
-		       ctl_get_str(s, "prefix"), ctl_get_str(s, "code"), (long long)w,
-		       ex ? " (excluded)" : "");
+			ctl_get_int(s, "weight", &w);
+			ctl_get_bool(s, "exclude", &ex);
+			printf("  %-24s %-22s %-16s weight %lld%s\n", ctl_get_str(s, "source"),
+			       ctl_get_str(s, "prefix"), ctl_get_str(s, "code"), (long long)w,
+			       ex ? " (excluded)" : "");
+		}
+	}
+	if (json_object_object_get_ex(res, "live", &a)) {
+		int64_t sc = 0, failed = 0;
+
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			struct json_object *s = json_object_array_get_idx(a, i);
+			int64_t w = 0, ttl = 0;
+			int ign = 0;
+
+			ctl_get_int(s, "weight", &w);
+			ctl_get_int(s, "ttl", &ttl);
+			ctl_get_bool(s, "ignored", &ign);
+			printf("  %-24s %-22s %-16s weight %lld ttl %llds%s\n", ctl_get_str(s, "zone"),
+			       "(live DNS)", ctl_get_str(s, "code"), (long long)w, (long long)ttl,
+			       ign ? " (ignored code)" : "");
+		}
+		ctl_get_int(res, "score_with_live", &sc);
+		ctl_get_int(res, "live_failed", &failed);
+		printf("with live lookups: %s (score %lld)%s\n", ctl_get_str(res, "action_with_live"),
+		       (long long)sc, failed ? ", some live zones did not answer" : "");
 	}
 	return 0;
 }
@@ -406,7 +429,7 @@ static int do_watch(const struct cmd *cmd, int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "status", "", "daemon overview: version, fast path, zones, entries", do_simple, "status", print_kv },
 	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_simple, "zones", human_zones },
-	{ "zone refresh", "NAME", "refresh a zone now (transfer / file re-read)", do_zone_refresh, NULL, NULL },
+	{ "zone refresh", "NAME [--full]", "refresh a zone now (--full: AXFR / re-read the file)", do_zone_refresh, NULL, NULL },
 	{ "lookup", "ADDR", "action and score of an address, every source and code that contributed", do_lookup, NULL, NULL },
 	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add, NULL, NULL },
 	{ "del", "PREFIX [--source operator|smtp]", "remove an operator (or moat-smtpd) entry", do_del, NULL, NULL },

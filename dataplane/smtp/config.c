@@ -67,7 +67,7 @@ void config_defaults(struct smtpd_config *c)
 	c->report_ttl = 3600;
 	strcpy(c->report_action, "drop");
 	c->controld_lookup = 1;
-	c->controld_lookup_timeout_ms = 250;
+	c->controld_lookup_timeout_ms = 2000;
 }
 
 /* net_parse - "addr[/plen]" into a prefix */

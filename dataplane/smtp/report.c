@@ -275,7 +275,12 @@ static int lookup_answer(struct json_object *m, int64_t id)
 		n_pending--;
 		ctl_get_bool(m, "ok", &ok);
 		json_object_object_get_ex(m, "result", &res);
-		lookup_done(l, ok ? ctl_get_str(res, "action") : "", ok ? "lookup_answered" : "lookup_failed");
+		/* with type = live zones at moat-controld, their answers count too */
+		const char *a = ctl_get_str(res, "action_with_live");
+
+		if (!a)
+			a = ctl_get_str(res, "action");
+		lookup_done(l, ok ? a : "", ok ? "lookup_answered" : "lookup_failed");
 		return 1;
 	}
 	return 0;

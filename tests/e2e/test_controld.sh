@@ -22,7 +22,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 T=2
 
-tap_plan 43
+tap_plan 46
 for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -59,6 +59,7 @@ write_conf() { # write_conf FILE
 socket = $SOCK
 state_dir = $LAB_DIR/state
 notify_listen = 198.18.2.1@53
+resolver = 198.18.2.2@53
 log_level = debug
 
 [xdp]
@@ -75,6 +76,9 @@ drop_threshold = 1
 [zone bl.moat.test]
 primary = 198.18.2.2@53
 refresh_min = 2
+
+[zone live.moat.test]
+type = live
 
 [zone local.rbl]
 type = rbldnsd
@@ -132,6 +136,9 @@ fi
 # --- Knot with the sample zone, NOTIFY to the appliance ------------------
 mkdir -p "$LAB_DIR/zsrc"
 cp "$root/tools/sample/bl.moat.test.zone" "$LAB_DIR/zsrc/"
+# the same data as a zone moat-controld only queries live (type = live)
+sed 's/bl\.moat\.test/live.moat.test/g' "$root/tools/sample/bl.moat.test.zone" \
+	>"$LAB_DIR/zsrc/live.moat.test.zone"
 KNOT_EXTRA_CONF='remote:
   - id: moat
     address: 198.18.2.1@53'
@@ -166,7 +173,8 @@ else
 fi
 
 # --- every moatctl subcommand answers JSON -------------------------------
-for c in status zones list stats reload "lookup 192.0.2.10" "zone refresh bl.moat.test"; do
+for c in status zones list stats reload "lookup 192.0.2.10" "zone refresh bl.moat.test" \
+	"zone refresh bl.moat.test --full"; do
 	# shellcheck disable=SC2086
 	j=$(mctl $c --json)
 	rc=$?
@@ -176,6 +184,12 @@ for c in status zones list stats reload "lookup 192.0.2.10" "zone refresh bl.moa
 		tap_not_ok "moatctl $c --json: rc=$rc $j"
 	fi
 done
+
+if lab_wait 10 bash -c "[ \$(grep -c 'zone=bl.moat.test event=load kind=axfr serial=2026112701 .*added=0 removed=0' '$LAB_DIR/ctld1.log') -ge 1 ]"; then
+	tap_ok "zone refresh --full: a second AXFR, nothing added or removed"
+else
+	tap_not_ok "no second AXFR after zone refresh --full"
+fi
 
 lk() { jget "$(mctl lookup "$1" --json)" "d['action']"; }
 a=$(lk 192.0.2.10) b=$(lk 203.0.113.7) c=$(lk 203.0.113.99) e=$(lk 192.0.2.12) f=$(lk 192.0.2.55)
@@ -189,6 +203,16 @@ if [ "$(jget "$j" "d['sources'][0]['source']+' '+d['sources'][0]['code']+' '+str
 	tap_ok "lookup names the source, its return code and the score"
 else
 	tap_not_ok "lookup explain: $j"
+fi
+
+j1=$(mctl lookup 192.0.2.11 --json) j2=$(mctl lookup 192.0.2.12 --json)
+l1=$(jget "$j1" "[x['code'] for x in d['live'] if x['zone']=='live.moat.test'][0]+' '+d['action_with_live']+' '+str(d['score_with_live'])")
+# an error-code answer (127.255.255.254) means the list did not answer
+l2=$(jget "$j2" "str(len(d['live']))+' '+str(d['live_failed'])+' '+d['action_with_live']")
+if [ "$l1" = "127.0.0.4 drop 2" ] && [ "$l2" = "0 1 pass" ]; then
+	tap_ok "lookup asks the live zone by DNS: code, score and action with live answers; an error code counts as no answer"
+else
+	tap_not_ok "live lookup: '$l1' '$l2' ($j1) ($j2)"
 fi
 
 # --- end to end: listed sender blocked, unlisted through -----------------
@@ -365,7 +389,7 @@ out=$(mctl reload 2>&1)
 rc=$?
 if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q 'moat.conf:[0-9]*: weight' &&
 	[ "$(lk 192.0.2.10)" = drop ] && [ "$(probe 192.0.2.10)" = timeout ] &&
-	[ "$(jget "$(mctl status --json)" "d['zones']")" = 2 ]; then
+	[ "$(jget "$(mctl status --json)" "d['zones']")" = 3 ]; then
 	tap_ok "bad reload refused with FILE:LINE, old config and filtering kept"
 else
 	tap_not_ok "bad reload: rc=$rc $out"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codes.h"
 #include "rbldnsd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,10 +35,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int t = MOAT_RBL_IP4SET; t <= MOAT_RBL_IP6TRIE; t++) {
 		struct moat_lvec lv = { 0 };
 		struct moat_rbl_stats st;
-		if (moat_rbl_parse(t, (const char *)data, size, 1, 0, &lv, &st))
+		struct moat_codes codes;
+		moat_codes_default(&codes);
+		if (moat_rbl_parse(t, (const char *)data, size, 1, 0, NULL, &lv, &st))
 			abort();
 		moat_lvec_free(&lv);
-		if (moat_rbl_parse(t, buf, n, 1, 0, &lv, &st))
+		if (moat_rbl_parse(t, buf, n, 1, 0, &codes, &lv, &st))
 			abort();
 		if (st.errors > st.lines || lv.n < st.excludes)
 			abort();

@@ -32,7 +32,9 @@ LAB_PIDS=()
 lab_log() { echo "lab[$LAB_ID]: $*" >&2; }
 
 lab_init() {
-	LAB_ID=$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	# MOAT_LAB_PREFIX (set by tools/test, <= 4 chars) tags every lab of one
+	# test run, so the run can check it left none behind, whatever else runs.
+	LAB_ID=${MOAT_LAB_PREFIX:-}$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 	NS_INET="moat-$LAB_ID-inet"
 	NS_APP="moat-$LAB_ID-app"
 	NS_DNS="moat-$LAB_ID-dns"

@@ -63,12 +63,13 @@ else
 fi
 
 ns_saved="$NS_INET $NS_APP $NS_DNS $NS_MX"
+id_saved=$LAB_ID
 lab_down
 left=""
 for ns in $ns_saved; do
 	[ -e "/run/netns/$ns" ] && left="$left $ns"
 done
-if [ -z "$left" ] && ! pgrep -f "moat-lab-" >/dev/null; then
+if [ -z "$left" ] && ! pgrep -f "moat-lab-$id_saved" >/dev/null; then
 	tap_ok "teardown removed namespaces and processes"
 else
 	tap_not_ok "teardown left:$left"

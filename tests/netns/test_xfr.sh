@@ -12,7 +12,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 zc="$build/tools/moat-zonecheck"
 . "$root/tests/lab/lab.sh"
 
-tap_plan 24
+tap_plan 25
 lab_init
 if ! lab_up >/dev/null 2>&1; then
 	tap_not_ok "lab up"; exit 1
@@ -57,14 +57,14 @@ lab_app "$zc" -s 198.18.2.2 -z bl.moat.test -o "$out" 2>"$LAB_DIR/axfr.err"
 want="127.0.0.2/32 127.0.0.2 300
 192.0.2.10/32 127.0.0.2 300
 192.0.2.11/32 127.0.0.4 300
-192.0.2.12/32 127.255.255.254 300
+192.0.2.12/32 - 300 exclude
 198.51.100.20/32 127.0.0.3 300
 203.0.113.0/24 127.0.0.2 300
 203.0.113.99/32 127.0.0.10 300
 ::ffff:127.0.0.2/128 127.0.0.2 300
 2001:db8:100::10/128 127.0.0.2 300"
 if [ "$(cat "$out")" = "$want" ] && grep -q "sanity ok" "$LAB_DIR/axfr.err"; then
-	tap_ok "AXFR: 9 listings (v4, v6, /24 wildcard with override, error code, test points), sanity ok"
+	tap_ok "AXFR: 9 listings (v4, v6, /24 wildcard with override, error code as exclude, test points), sanity ok"
 else
 	tap_not_ok "AXFR listings"
 	diff <(echo "$want") "$out" | sed 's/^/# /'
@@ -221,6 +221,15 @@ else
 	sed 's/^/# /' "$LAB_DIR/live.err" | head
 fi
 
+# live lookups of an error-code answer: failed, not a listing
+printf '192.0.2.12\n192.0.2.10\n' >"$LAB_DIR/live3.addrs"
+lout=$(lab_app "$zc" -R 198.18.2.2 -z bl.moat.test -l "$LAB_DIR/live3.addrs" 2>&1)
+if [ "$lout" = "192.0.2.12 failed
+192.0.2.10 127.0.0.2" ]; then
+	tap_ok "live lookups: an error-code answer (127.255.255.254) counts as failed"
+else
+	tap_not_ok "live lookups, error code: $lout"
+fi
 # live lookups through a resolver that does not answer: reported as failed
 printf '192.0.2.10\n2001:db8:100::10\n' >"$LAB_DIR/live2.addrs"
 lout=$(lab_app "$zc" -R 198.18.2.2@5999 -z bl.moat.test -t 300 -l "$LAB_DIR/live2.addrs" 2>&1)

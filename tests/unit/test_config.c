@@ -63,6 +63,7 @@ static const struct bad_case bad_cases[] = {
 	{ "weight not int", ZONE_OK "weight = 1.5\n", "t.conf:3: weight: '1.5' is not an integer" },
 	{ "notify addr", "[daemon]\nnotify_listen = 198.18.2.1@53 nowhere\n", "t.conf:2: notify_listen: 'nowhere'" },
 	{ "first error wins", "[daemon]\nuser = a\nbogus = 1\nlog_level = x\n", "t.conf:3: unknown key 'bogus'" },
+	{ "bad resolver", "[daemon]\nresolver = 192.0.2.53 dns.example\n", "t.conf:2: resolver: 'dns.example' is not IP[@PORT]" },
 	{ "bad port", "[xdp]\nports = 25 0\n", "t.conf:2: ports: '0' is not a port number" },
 	{ "event_sample not 2^k", "[xdp]\nevent_sample = 3\n", "t.conf:2: event_sample: '3' is not 0 or a power of two" },
 	{ "groups_max small", "[xdp]\ngroups_max = 10\n", "t.conf:2: groups_max: 10 is outside 1024..134217728" },

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codes.h"
 #include "owner.h"
 #include "rbldnsd.h"
 
@@ -72,7 +73,8 @@ static void test_parse_table(void **state)
 		char got[2048] = "", gerr[1024] = "";
 		size_t n = 0, m = 0;
 
-		assert_int_equal(moat_rbl_parse(c->type, c->text, strlen(c->text), 5, 0, &lv, &st), 0);
+		assert_int_equal(moat_rbl_parse(c->type, c->text, strlen(c->text), 5, 0, NULL, &lv, &st),
+				 0);
 		moat_lvec_sort(&lv);
 		for (size_t j = 0; j < lv.n; j++) {
 			char p[80];
@@ -106,6 +108,30 @@ static void test_parse_table(void **state)
 			fail_msg("case %s: %zu errors (%s), want %zu", c->name, st.errors, gerr, nwant);
 		moat_lvec_free(&lv);
 	}
+}
+
+static void test_error_codes(void **state)
+{
+	static const char text[] = "10.0.0.0/8\n10.1.2.3 :127.255.255.254:err\n10.1.2.4 :2\n"
+				   "2001:db8::1 :127.0.0.1\n";
+	struct moat_codes c;
+	struct moat_lvec lv = { 0 };
+	struct moat_rbl_stats st;
+
+	(void)state;
+	moat_codes_default(&c);
+	assert_int_equal(moat_rbl_parse(MOAT_RBL_IP4SET, text, strlen(text) - 23, 1, 0, &c, &lv, &st), 0);
+	moat_lvec_sort(&lv);
+	assert_int_equal(lv.n, 3);
+	assert_int_equal(lv.v[1].exclude, 1); /* 10.1.2.3: an error answer */
+	assert_int_equal(lv.v[2].exclude, 0);
+	assert_int_equal(st.excludes, 1);
+	moat_lvec_free(&lv);
+	assert_int_equal(moat_rbl_parse(MOAT_RBL_IP6TRIE, text + strlen(text) - 23, 23, 1, 0, &c,
+					&lv, &st), 0);
+	assert_int_equal(lv.n, 1);
+	assert_int_equal(lv.v[0].exclude, 1);
+	moat_lvec_free(&lv);
 }
 
 static void test_type_names(void **state)
@@ -187,6 +213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_table),
 		cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_error_codes),
 		cmocka_unit_test(test_reload),
 	};
 	return cmocka_run_group_tests_name("rbldnsd", tests, NULL, NULL);

@@ -1173,11 +1173,110 @@ static void test_big_replace(void **state)
 	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
 	free(u);
 	assert_int_equal(nu, 0);
+	/* a big IPv6 batch goes through the radix sort of struct rec */
+	{
+		size_t m = 6000;
+		struct moat_listing *v = calloc(m, sizeof(*v));
+		uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8 };
+
+		for (size_t i = 0; i < m; i++) {
+			a6[6] = (uint8_t)(i >> 8);
+			a6[7] = (uint8_t)i;
+			v[i] = L6(S_BAR, a6, 64, C(2), 0);
+		}
+		v[m - 1] = v[5];
+		assert_int_equal(vt_db_source_apply(db, S_BAR, v, m, NULL, 0, err,
+						    sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "duplicate"));
+		a6[6] = 0xff;
+		v[m - 1] = L6(S_BAR, a6, 64, C(2), 0);
+		assert_int_equal(vt_db_source_apply(db, S_BAR, v, m, NULL, 0, err,
+						    sizeof(err)), 0);
+		assert_int_equal(vt_db_source_replace(db, S_BAR, v, m, err,
+						      sizeof(err)), 0);
+		free(v);
+	}
 	/* one entry less: one /24 changes */
 	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n - 1, err, sizeof(err)), 0);
 	assert_int_equal(vt_db_publish(db, &u, &nu), 0);
 	free(u);
 	assert_true(nu >= 1 && nu <= 2);
+	vt_db_free(db);
+	free(l);
+	free(p);
+}
+
+struct shadow {
+	struct vt_image *img;
+	int calls, fail_at;
+	size_t n;
+};
+
+/* shadow_emit - a fast path that takes chunks until told to fail. */
+static int shadow_emit(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct shadow *sh = ctx;
+
+	if (++sh->calls == sh->fail_at)
+		return -EIO;
+	assert_true(n > 0 && n <= VT_EMIT_CHUNK);
+	assert_int_equal(vt_image_apply(sh->img, u, n), 0);
+	sh->n += n;
+	return 0;
+}
+
+/* test_publish_stream - chunked publish; a fast path failing half way
+ * leaves the live image equal to what it took, the next publish ends it. */
+static void test_publish_stream(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *db;
+	size_t n = 10000, cnt = 0;
+	struct moat_listing *l = calloc(n + 1, sizeof(*l));
+	struct shadow sh = { vt_image_new(), 0, 3, 0 };
+	uint8_t a6[16] = { 0x20, 1, 0xd, 0xb8 };
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	for (size_t i = 0; i < n; i++)
+		l[i] = L4(S_ZEN, A4(20, 0, 0, 5) + (uint32_t)(i << 8), 32, C(4), 0);
+	l[n] = L6(S_ZEN, a6, 32, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n + 1, err, sizeof(err)), 0);
+	assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), -EIO);
+	assert_int_equal(cnt, 2 * (VT_EMIT_CHUNK / 2) * 2);
+	assert_int_equal(cnt, sh.n);
+	assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+	assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_PASS);
+	/* the rest goes out next time */
+	sh.fail_at = -1;
+	assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), 0);
+	assert_int_equal(sh.n, 2 * n + 2); /* + plens + the IPv6 put */
+	assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+	for (size_t i = 0; i < n; i += 101)
+		assert_int_equal(vt_lookup_v4(db, A4(20, 0, 0, 5) + (uint32_t)(i << 8)),
+				 MOAT_ACT_TARPIT);
+	assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_TARPIT);
+	/* a failure inside the IPv6 part keeps the emitted prefix live */
+	{
+		struct moat_listing d[2] = { L6(S_ZEN, a6, 32, C(4), 0),
+					     L6(S_ZEN, a6, 48, C(4), 0) };
+
+		a6[5] = 1;
+		d[1] = L6(S_ZEN, a6, 48, C(2), 0);
+		assert_int_equal(vt_db_source_apply(db, S_ZEN, d + 1, 1, d, 1, err,
+						    sizeof(err)), 0);
+		sh.calls = 0;
+		sh.fail_at = 1; /* plens, put, del, plens in one chunk: all or nothing */
+		assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), -EIO);
+		assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+		sh.fail_at = -1;
+		assert_int_equal(vt_db_publish_cb(db, shadow_emit, &sh, &cnt), 0);
+		assert_true(vt_image_equal_verdicts(sh.img, vt_db_image(db)));
+		assert_int_equal(vt_lookup_v6(db, a6), MOAT_ACT_TARPIT);
+	}
+	vt_image_free(sh.img);
 	vt_db_free(db);
 	free(l);
 	free(p);
@@ -1312,6 +1411,7 @@ int main(void)
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_big_replace),
+		cmocka_unit_test(test_publish_stream),
 		cmocka_unit_test(test_set_policy),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_image_apply_bad),

@@ -554,6 +554,12 @@ static void test_timeout_and_timers(void **state)
 	assert_int_equal(moat_xfr_next_ms(z, ok), ok + 60000);
 	moat_xfr_notify(z, ok);
 	assert_int_equal(moat_xfr_next_ms(z, ok + 5), ok + 5);
+	/* forced: the next query is an AXFR although we have data */
+	moat_xfr_force_axfr(z);
+	assert_int_equal(moat_xfr_start(z, ok + 10), 0);
+	srv_query(&s, z);
+	assert_int_equal(s.qtype, KNOT_RRTYPE_AXFR);
+	moat_xfr_abort(z, ok + 20);
 	/* a transfer that gets no answer times out at its deadline */
 	int64_t t1 = ok + 1000;
 	assert_int_equal(moat_xfr_start(z, t1), 0);

@@ -16,6 +16,7 @@
 
 #include <libknot/libknot.h>
 
+#include "codes.h"
 #include "owner.h"
 #include "sanity.h"
 #include "zone.h"
@@ -501,6 +502,81 @@ static void test_lookup_txt(void **state)
 	moat_zone_free(z);
 }
 
+static void test_error_codes(void **state)
+{
+	static const char *const rrs[] = {
+		"*.2.0.192 A 127.0.0.2", "12.2.0.192 A 127.255.255.254",
+		"5.2.0.192 A 127.0.0.4", "5.2.0.192 A 127.255.255.254", "6.2.0.192 A 10.0.0.1",
+		"*.1.1 A 127.0.0.1",
+	};
+	struct moat_codes c;
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_lvec lv = { 0 };
+	char got[1024];
+
+	(void)state;
+	moat_codes_default(&c);
+	assert_int_equal(moat_zone_error_codes(z, &c), 0);
+	for (size_t i = 0; i < sizeof(rrs) / sizeof(rrs[0]); i++)
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, rrs[i]), 0);
+	assert_int_equal(moat_zone_error_codes(z, NULL), -EBUSY);
+	assert_int_equal(moat_zone_listings(z, &lv), 0);
+	fmt(&lv, got, sizeof(got));
+	/* the error answers are "not listed" below the wildcard, a mixed name
+	 * keeps its real code, a wildcard of errors lists nothing */
+	assert_string_equal(got, "1.1.0.0/16 !;192.0.2.0/24 2;192.0.2.5/32 4;192.0.2.6/32 !;"
+				 "192.0.2.12/32 !;1100::/8 !");
+	moat_lvec_free(&lv);
+	moat_zone_free(z);
+
+	static const struct { const char *list; int ok; uint32_t code; int err; } cases[] = {
+		{ "127.255.255.0/24,127.0.0.1", 1, 0x7fffff05, 1 },
+		{ "127.255.255.0/24,127.0.0.1", 1, 0x7f000002, 0 },
+		{ "127.0.X.255", 1, 0x7f0005ff, 1 },
+		{ "127.0.X.255", 1, 0x7f0005fe, 0 },
+		{ "", 1, 0x0a000001, 1 },   /* outside 127/8: always */
+		{ "", 1, 0x7fffffff, 0 },
+		{ "127.0.0.256", 0, 0, 0 }, { "127.0.0", 0, 0, 0 }, { "1.2.3.4/33", 0, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = moat_codes_parse(&c, cases[i].list);
+		if ((r == 0) != cases[i].ok)
+			fail_msg("codes '%s': parse %d", cases[i].list, r);
+		if (r == 0 && moat_code_is_error(&c, cases[i].code) != cases[i].err)
+			fail_msg("codes '%s': %#x error=%d", cases[i].list, cases[i].code, !cases[i].err);
+	}
+}
+
+/* regression (fuzz_zone): an A record added again with another TTL inside
+ * a batch that is rolled back kept the new TTL */
+static void test_regress_ttl_rollback(void **state)
+{
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_lvec lv = { 0 }, add = { 0 }, del = { 0 };
+	uint8_t w[KNOT_DNAME_MAXLEN], rd[4] = { 127, 0, 0, 2 };
+
+	(void)state;
+	knot_dname_from_str(w, "4.3.2.1." APEX, sizeof(w));
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 300, rd, 4), 0);
+	assert_int_equal(moat_zone_begin(z), 0);
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 60, rd, 4), 0);
+	moat_zone_rollback(z);
+	assert_int_equal(moat_zone_listings(z, &lv), 0);
+	assert_int_equal(lv.n, 1);
+	assert_int_equal(lv.v[0].ttl, 300);
+	/* committed, the TTL change is a delta */
+	assert_int_equal(moat_zone_begin(z), 0);
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 60, rd, 4), 0);
+	assert_int_equal(moat_zone_commit(z, &add, &del), 0);
+	assert_int_equal(add.n, 1);
+	assert_int_equal(del.n, 1);
+	assert_int_equal(add.v[0].ttl, 60);
+	moat_lvec_free(&lv);
+	moat_lvec_free(&add);
+	moat_lvec_free(&del);
+	moat_zone_free(z);
+}
+
 static void test_lvec_apply(void **state)
 {
 	struct moat_lvec cur = { 0 }, add = { 0 }, del = { 0 };
@@ -539,6 +615,8 @@ int main(void)
 		cmocka_unit_test(test_incremental_batches),
 		cmocka_unit_test(test_lvec_apply),
 		cmocka_unit_test(test_lookup_txt),
+		cmocka_unit_test(test_error_codes),
+		cmocka_unit_test(test_regress_ttl_rollback),
 	};
 	return cmocka_run_group_tests_name("zone", tests, NULL, NULL);
 }
