@@ -47,6 +47,7 @@ struct ctl_lookup {
 	int64_t deadline;            /* ms */
 	char addr[64];
 	char action[8];              /* the answer; "" = none */
+	int live_only;               /* listed only by moat-controld's live zones */
 };
 
 /* worker -> main thread: whole lines, bounded */
@@ -194,7 +195,7 @@ void report_worker_drain(struct worker *w)
 
 		s->refs--;
 		if (!s->dead)
-			session_ctl_done(s, l->action);
+			session_ctl_done(s, l->action, l->live_only);
 		else
 			s->ctl_pending = 0;
 		session_release(s);
@@ -275,12 +276,13 @@ static int lookup_answer(struct json_object *m, int64_t id)
 		n_pending--;
 		ctl_get_bool(m, "ok", &ok);
 		json_object_object_get_ex(m, "result", &res);
-		/* with type = live zones at moat-controld, their answers count too */
-		const char *a = ctl_get_str(res, "action_with_live");
+		/* with type = live zones at moat-controld, their answers count
+		 * too; a listing only they know is not in the fast path's table */
+		const char *t = ctl_get_str(res, "action"), *a = ctl_get_str(res, "action_with_live");
 
-		if (!a)
-			a = ctl_get_str(res, "action");
-		lookup_done(l, ok ? a : "", ok ? "lookup_answered" : "lookup_failed");
+		if (ok && a && t && strcmp(a, t) && (!strcmp(a, "drop") || !strcmp(a, "tarpit")))
+			l->live_only = 1;
+		lookup_done(l, ok ? (a ? a : t) : "", ok ? "lookup_answered" : "lookup_failed");
 		return 1;
 	}
 	return 0;

@@ -240,6 +240,10 @@ static void connect_check(struct session *s)
 		 * earlier report) but the fast path let the SYN through */
 		refuse(s, "connect", "controld", 1, "", 554,
 		       "5.7.1 Service unavailable; client [%s] blocked by moat-controld", s->ip);
+		/* a live-zone listing is not in the fast path's table: report
+		 * it like our own DNSBL refusals so the next SYN stops there */
+		if (s->ctl_live)
+			report_listed(s->ip, "(moat-controld live zones)", "listed");
 	} else if (s->ctl_verdict == 1 && g_cfg->n_zones && s->dnsbl_score >= g_cfg->dnsbl_threshold) {
 		/* an ALLOW entry beats every listing (DESIGN.md "Verdicts") */
 		stats_inc("connect", "controld_allow");
@@ -257,9 +261,10 @@ static void connect_check(struct session *s)
 }
 
 /* session_ctl_done - moat-controld answered the lookup ("" = no answer) */
-void session_ctl_done(struct session *s, const char *action)
+void session_ctl_done(struct session *s, const char *action, int live_only)
 {
 	s->ctl_pending = 0;
+	s->ctl_live = live_only;
 	s->ctl_verdict = !strcmp(action, "allow") ? 1 :
 			 !strcmp(action, "drop") || !strcmp(action, "tarpit") ? 2 : 0;
 	connect_check(s);

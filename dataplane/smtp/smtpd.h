@@ -123,6 +123,7 @@ struct session {
 	int dnsbl_done;
 	int ctl_pending;        /* a lookup at moat-controld is out */
 	int ctl_verdict;        /* its answer: 0 none/pass, 1 allow, 2 drop/tarpit */
+	int ctl_live;           /* 2 came from moat-controld's live zones only */
 
 	/* transaction */
 	int has_from;
@@ -154,7 +155,7 @@ void session_shutdown_all(struct worker *w);
  * whole message was sent), text its first line without the code */
 void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
-void session_ctl_done(struct session *s, const char *action);
+void session_ctl_done(struct session *s, const char *action, int live_only);
 void session_spf_done(struct session *s, struct spf_job *j);
 int64_t now_ms(void);
 

@@ -7,7 +7,9 @@
 # next SYN is dropped by XDP, while an unlisted sender still delivers to
 # smtp-sink.  moatctl's relayed SMTP subcommands (smtp stats, rules reload,
 # also a failing reload) answer; an operator allow entry beats moat-smtpd's
-# DNSBL through its live lookup; with moat-controld killed moat-smtpd still
+# DNSBL through its lookup at connect, and a sender listed only in a
+# moat-controld live zone (lv.moat.test) is refused through that lookup and
+# reported; with moat-controld killed moat-smtpd still
 # delivers and refuses, and reconnects when moat-controld returns (reports
 # queued meanwhile are sent then).
 # moat-smtpd here is moat-smtpd-testfilter (the engine plus the e2e test
@@ -25,7 +27,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 C="$PY $here/smtpc.py"
 
-tap_plan 18
+tap_plan 19
 for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -65,7 +67,7 @@ start_ctld() { # start_ctld LOGNAME - in app's network namespace (bpffs stays vi
 smtp_connected() { [ "$(jget "$(mctl status --json)" "d['smtp_connected']")" = True ]; }
 
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
-for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79 192.0.2.80; do lab_sender $a; done
+for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79 192.0.2.80 192.0.2.81; do lab_sender $a; done
 # the veth peer needs an XDP program for native XDP on inet0 to see traffic
 ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
 
@@ -83,6 +85,16 @@ ns  A   198.18.2.2
 79.2.0.192  A 127.0.0.2
 80.2.0.192  A 127.0.0.2
 EOF
+# lv.moat.test: only moat-controld knows it (type = live), moat-smtpd not
+cat >"$LAB_DIR/zones/lv.moat.test.zone" <<'EOF'
+$ORIGIN lv.moat.test.
+$TTL 300
+@   SOA ns.lv.moat.test. hostmaster.lv.moat.test. 1 60 30 604800 60
+@   NS  ns
+ns  A   198.18.2.2
+2.0.0.127   A 127.0.0.2
+81.2.0.192  A 127.0.0.2
+EOF
 lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
 lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
 
@@ -92,6 +104,7 @@ cat >"$LAB_DIR/moat.conf" <<EOF
 socket = $SOCK
 socket_owner = root:moat
 state_dir = $LAB_DIR/state
+resolver = 198.18.2.2@53
 
 [xdp]
 interfaces = inet0
@@ -99,6 +112,9 @@ pin_dir = $PIN
 
 [policy]
 drop_threshold = 1
+
+[zone lv.moat.test]
+type = live
 
 [zone empty.local]
 type = rbldnsd
@@ -188,6 +204,16 @@ if deliver 192.0.2.80 allow1 && [ "$(jget "$(mctl smtp stats --json)" "d['connec
 	tap_ok "moatctl add --action allow: a sender listed in q.moat.test delivers (lookup at connect)"
 else
 	tap_not_ok "allow entry"; sed 's/^/#   /' "$LAB_DIR/swaks-allow1.log" >&2
+fi
+
+# --- a live zone only moat-controld queries: refused through the lookup ----
+out=$(lab_inet $C --src 192.0.2.81 198.18.1.1 25 R 2>&1)
+if printf '%s' "$out" | grep -q '^554 5\.7\.1 .*blocked by moat-controld' &&
+	lab_wait 5 bash -c "$MOATCTL list --json | grep -q '\"prefix\":\"192.0.2.81/32\",\"action\":\"drop\",\"source\":\"smtp\"'" &&
+	[ "$(probe 192.0.2.81)" = timeout ]; then
+	tap_ok "listed only in moat-controld's live zone: 554 via the lookup, reported, then dropped by XDP"
+else
+	tap_not_ok "live zone via lookup: $out $(mctl list --json)"
 fi
 
 # --- moat-controld down: moat-smtpd serves on, then reconnects --------------

@@ -45,9 +45,10 @@ int64_t now_ms(void)
 
 /* stand-ins for session.c: record what a session was told */
 static char ctl_got[16];
-static int ctl_calls;
-void session_ctl_done(struct session *s, const char *action)
+static int ctl_calls, ctl_live;
+void session_ctl_done(struct session *s, const char *action, int live_only)
 {
+	ctl_live = live_only;
 	s->ctl_pending = 0;
 	snprintf(ctl_got, sizeof(ctl_got), "%s", action);
 	ctl_calls++;
@@ -239,11 +240,14 @@ static void test_lookup(void **st)
 	static const struct {
 		const char *answer;  /* what "moat-controld" replies, NULL = nothing */
 		const char *want;    /* what the session is told */
+		int live;            /* ... and whether only live zones list it */
 		const char *counter;
 	} cases[] = {
-		{ "\"ok\":true,\"result\":{\"addr\":\"192.0.2.44\",\"action\":\"allow\"}", "allow", "controld.lookup_answered" },
-		{ "\"ok\":false,\"code\":2,\"error\":\"bad\"", "", "controld.lookup_failed" },
-		{ NULL, "", "controld.lookup_timeout" },
+		{ "\"ok\":true,\"result\":{\"addr\":\"192.0.2.44\",\"action\":\"allow\"}", "allow", 0, "controld.lookup_answered" },
+		{ "\"ok\":true,\"result\":{\"action\":\"pass\",\"action_with_live\":\"drop\"}", "drop", 1, "controld.lookup_answered" },
+		{ "\"ok\":true,\"result\":{\"action\":\"tarpit\",\"action_with_live\":\"tarpit\"}", "tarpit", 0, "controld.lookup_answered" },
+		{ "\"ok\":false,\"code\":2,\"error\":\"bad\"", "", 0, "controld.lookup_failed" },
+		{ NULL, "", 0, "controld.lookup_timeout" },
 	};
 
 	(void)st;
@@ -266,7 +270,7 @@ static void test_lookup(void **st)
 		json_object_put(m);
 		pump(cases[i].answer ? 50 : 400, 0);
 		report_worker_drain(&fw);
-		if (ctl_calls != 1 || strcmp(ctl_got, cases[i].want) || fs.refs != 0 ||
+		if (ctl_calls != 1 || strcmp(ctl_got, cases[i].want) || ctl_live != cases[i].live || fs.refs != 0 ||
 		    counter(cases[i].counter) != before + 1)
 			fail_msg("case %zu: calls %d got '%s' want '%s' refs %d", i, ctl_calls, ctl_got,
 				 cases[i].want, fs.refs);
