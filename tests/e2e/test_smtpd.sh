@@ -299,7 +299,7 @@ else
 fi
 out=$(PORT=2526 sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
 	"S:Subject: f-$LAB_ID\r\n\r\n..dot\r\nplain\r\n.\r\n" R)
-sleep 0.3
+lab_wait 5 grep -rlq "f-$LAB_ID" "$LAB_DIR/sink3" # smtp-sink writes the dump after its reply
 d=$(grep -rl "f-$LAB_ID" "$LAB_DIR/sink3" | head -1)
 if [ -n "$d" ] && grep -q '^X-Moat-Test: lines=4 bytes=34 framing=crlf$' "$d"; then
 	tap_ok "filter fed unstuffed CRLF lines as they arrived (4 lines, 34 bytes); its header added"
