@@ -128,6 +128,7 @@ static int perr(struct pstate *p, int line, const char *fmt, ...)
 	return 0;
 }
 
+/* cfg_src_type_name - "axfr", "rbldnsd" or "live" */
 const char *cfg_src_type_name(enum cfg_src_type t)
 {
 	switch (t) {
@@ -876,6 +877,15 @@ int cfg_load_string(struct moat_config *c, const char *name, const char *text, c
 
 	free(p);
 	return r;
+}
+
+/* cfg_key - the i-th row of keys[] */
+const char *cfg_key(size_t i, const char **section)
+{
+	if (i >= sizeof(keys) / sizeof(keys[0]))
+		return NULL;
+	*section = keys[i].section;
+	return keys[i].name;
 }
 
 /* cfg_zone_find - zone by name (case-insensitive, trailing dot ignored) */

@@ -130,5 +130,8 @@ const struct cfg_zone *cfg_zone_find(const struct moat_config *c, const char *na
  * returns 0 and *w, or -1 if the code is an error code / outside 127/8 */
 int cfg_code_weight(const struct cfg_zone *z, uint32_t code, int *w);
 const char *cfg_src_type_name(enum cfg_src_type t);
+/* cfg_key - the i-th key the parser knows (section "zone" = [zone NAME]);
+ * NULL past the last (tests check every key is documented) */
+const char *cfg_key(size_t i, const char **section);
 
 #endif /* MOAT_CONTROLD_CONFIG_H */

@@ -97,6 +97,9 @@ int cd_reload(struct cd *d, char *err, size_t errsz)
 	if (strcmp(c->socket_path, d->cfg.socket_path) || strcmp(c->pin_dir, d->cfg.pin_dir) ||
 	    strcmp(c->state_dir, d->cfg.state_dir) || c->nifaces != d->cfg.nifaces ||
 	    memcmp(c->ifaces, d->cfg.ifaces, sizeof(c->ifaces)) ||
+	    c->nports != d->cfg.nports || memcmp(c->ports, d->cfg.ports, sizeof(c->ports)) ||
+	    c->event_sample != d->cfg.event_sample || c->groups_max != d->cfg.groups_max ||
+	    strcmp(c->xdp_mode, d->cfg.xdp_mode) ||
 	    memcmp(&c->metrics, &d->cfg.metrics, sizeof(c->metrics)) ||
 	    memcmp(c->notify_listen, d->cfg.notify_listen, sizeof(c->notify_listen)) ||
 	    strcmp(c->user, d->cfg.user)) {
@@ -283,6 +286,7 @@ static void loop(struct cd *d)
 	}
 }
 
+/* usage - the --help text */
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -301,6 +305,7 @@ static void usage(FILE *f)
 		"moat.conf(5) and moatctl(8).\n");
 }
 
+/* main - start-up in the order above, then the loop */
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {

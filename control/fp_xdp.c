@@ -94,6 +94,7 @@ static int fpx_publish(void *ctx, const struct moat_update *u, size_t n)
 	return 0;
 }
 
+/* fpx_read_stats - counters from the backend */
 static int fpx_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
 {
 	struct fpx *f = ctx;
@@ -110,6 +111,7 @@ static void fpx_unmap(struct fpx *f)
 	f->grp = NULL;
 }
 
+/* fpx_close - unmap, then close the backend */
 static void fpx_close(void *ctx)
 {
 	struct fpx *f = ctx;

@@ -458,9 +458,12 @@ int zm_apply_config(struct cd *d, const struct moat_config *c, char *err, size_t
 		if (fresh[i]) {
 			zone_restore(d, z);
 		} else if (changed) {
-			z->next_refresh = 0; /* new primaries or file: load again */
-			/* the policy change dropped nothing of a kept source,
-			 * but a source that went live->table needs its data */
+			/* new primaries, TSIG key, file...: the transfer state
+			 * was made from the old settings; start over (the data
+			 * in the table keeps serving until the next load) */
+			src_cancel(d, z);
+			z->busy = 0;
+			z->next_refresh = 0;
 		}
 	}
 	d->nzones = c->nzones;

@@ -154,6 +154,7 @@ static const char *fmt_age(int64_t t, char *buf, size_t sz)
 	return buf;
 }
 
+/* human_zones - zones as a table */
 static int human_zones(struct json_object *res)
 {
 	struct json_object *a;
@@ -178,6 +179,7 @@ static int human_zones(struct json_object *res)
 	return 0;
 }
 
+/* do_zone_refresh - zone refresh NAME [--full] */
 static int do_zone_refresh(const struct cmd *cmd, int argc, char **argv)
 {
 	int full = argc == 2 && strcmp(argv[1], "--full") == 0;
@@ -195,6 +197,7 @@ static int do_zone_refresh(const struct cmd *cmd, int argc, char **argv)
 	return run(req, print_kv);
 }
 
+/* human_lookup - verdict, then one line per contributing source */
 static int human_lookup(struct json_object *res)
 {
 	struct json_object *a;
@@ -242,6 +245,7 @@ static int human_lookup(struct json_object *res)
 	return 0;
 }
 
+/* do_lookup - lookup ADDR */
 static int do_lookup(const struct cmd *cmd, int argc, char **argv)
 {
 	(void)cmd;
@@ -256,6 +260,7 @@ static int do_lookup(const struct cmd *cmd, int argc, char **argv)
 	return run(req, human_lookup);
 }
 
+/* do_add - add PREFIX --action A [--ttl S] [--reason T] */
 static int do_add(const struct cmd *cmd, int argc, char **argv)
 {
 	(void)cmd;
@@ -302,6 +307,7 @@ static int do_add(const struct cmd *cmd, int argc, char **argv)
 	return run(req, print_kv);
 }
 
+/* do_del - del PREFIX [--source operator|smtp] */
 static int do_del(const struct cmd *cmd, int argc, char **argv)
 {
 	(void)cmd;
@@ -328,6 +334,7 @@ static int do_del(const struct cmd *cmd, int argc, char **argv)
 	return run(req, print_kv);
 }
 
+/* human_list - entries as a table */
 static int human_list(struct json_object *res)
 {
 	struct json_object *a;
@@ -348,6 +355,7 @@ static int human_list(struct json_object *res)
 	return 0;
 }
 
+/* human_stats - counters and rates as a table */
 static int human_stats(struct json_object *res)
 {
 	struct json_object *cnt, *rate;
@@ -442,6 +450,7 @@ static const struct cmd cmds[] = {
 	{ "smtp stats", "", "moat-smtpd counters (relayed)", do_simple, "smtp.stats", print_kv },
 };
 
+/* usage - the --help text, from cmds[] */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: moatctl [--socket PATH] [--json] [--timeout S] COMMAND [ARGS]\n\ncommands:\n");
@@ -457,6 +466,7 @@ static void usage(FILE *f)
 		   "See moatctl(8).\n");
 }
 
+/* main - global options anywhere, longest command match, dispatch */
 int main(int argc, char **argv)
 {
 	char **args = calloc((size_t)argc + 1, sizeof(*args));

@@ -64,6 +64,9 @@ void config_defaults(struct smtpd_config *c)
 	c->spf_timeout_ms = 5000;
 	strcpy(c->filters[0], "none");
 	c->n_filters = 1;
+	c->scan_threshold = 5.0;
+	c->scan_max_depth = 8;
+	c->scan_max_parts = 256;
 	c->report_ttl = 3600;
 	strcpy(c->report_action, "drop");
 	c->controld_lookup = 1;
@@ -450,6 +453,20 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 		}
 		return 0;
 	}
+	if (!strcmp(key, "scan_rules")) SETSTR(scan_rules);
+	if (!strcmp(key, "scan_sa_dir")) SETSTR(scan_sa_dir);
+	if (!strcmp(key, "scan_cache_dir")) SETSTR(scan_cache_dir);
+	if (!strcmp(key, "scan_threshold")) {
+		char *end;
+		c->scan_threshold = strtod(val, &end);
+		if (*end || end == val || !(c->scan_threshold > 0)) {
+			snprintf(err, errsz, "scan_threshold: want a positive number");
+			return -1;
+		}
+		return 0;
+	}
+	if (!strcmp(key, "scan_max_depth")) SETINT(scan_max_depth, 1, 16);
+	if (!strcmp(key, "scan_max_parts")) SETINT(scan_max_parts, 1, 100000);
 	if (!strcmp(key, "controld_socket")) SETSTR(controld_socket);
 	/* controld_report_ttl: the key's name before report_action existed */
 	if (!strcmp(key, "report_ttl") || !strcmp(key, "controld_report_ttl")) SETINT(report_ttl, 0, 30 * 86400);

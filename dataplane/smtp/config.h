@@ -88,6 +88,14 @@ struct smtpd_config {
 	char filters[CFG_MAX_FILTERS][64];
 	int n_filters;
 
+	/* the "scan" content filter (docs/content-gate.md) */
+	char scan_rules[4096];      /* native rules file, required with scan */
+	char scan_sa_dir[4096];     /* SpamAssassin .cf directory, "" = none */
+	char scan_cache_dir[4096];  /* compiled database cache, "" = none */
+	double scan_threshold;
+	int scan_max_depth;
+	int scan_max_parts;
+
 	char controld_socket[108];
 	int report_ttl;               /* s sent with smtp.report, 0 = controld's default */
 	char report_action[8];        /* drop | tarpit */

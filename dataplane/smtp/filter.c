@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "scan.h"
 #include "smtpd.h"
 
 static char none_state;
@@ -36,6 +37,46 @@ const struct filter_ops none_filter_ops = {
 
 extern const struct filter_ops scan_filter_ops __attribute__((weak));
 extern const struct filter_ops test_filter_ops __attribute__((weak)); /* tests/e2e only */
+extern int scan_init(const struct scan_config *cfg, char *err, size_t errsz) __attribute__((weak));
+extern int scan_reload(const char *path, char *err, size_t errsz) __attribute__((weak));
+
+static int scan_active;
+
+/* scan_start - load the content gate's rules from the scan_* keys */
+static int scan_start(const struct smtpd_config *c, char *err, size_t errsz)
+{
+	struct scan_config sc = {
+		.rules_path = c->scan_rules,
+		.sa_dir = c->scan_sa_dir[0] ? c->scan_sa_dir : NULL,
+		.cache_dir = c->scan_cache_dir[0] ? c->scan_cache_dir : NULL,
+		.threshold = c->scan_threshold,
+		.limits = { .max_depth = (unsigned)c->scan_max_depth,
+			    .max_parts = (unsigned)c->scan_max_parts },
+	};
+	char e[400] = "";
+
+	if (!c->scan_rules[0]) {
+		snprintf(err, errsz, "filters: scan needs scan_rules (a rules file)");
+		return -1;
+	}
+	if (!scan_init || scan_init(&sc, e, sizeof(e)) != 0) {
+		snprintf(err, errsz, "scan: %s", e[0] ? e : "module not linked");
+		return -1;
+	}
+	scan_active = 1;
+	return 0;
+}
+
+/* filters_reload - SIGHUP: new rules for new messages; messages in flight
+ * finish on the rules they started with; a bad file keeps the old rules.
+ * The same path as "moatctl rules reload" (filters_reload_rules logs). */
+void filters_reload(void)
+{
+	char e[400] = "";
+	int reloaded, no_hook;
+
+	filters_reload_rules(&reloaded, &no_hook, e, sizeof(e));
+}
 
 static const struct filter_ops *registry_get(size_t i)
 {
@@ -75,6 +116,8 @@ int filters_resolve(const struct smtpd_config *c, char *err, size_t errsz)
 		}
 		if (o == &none_filter_ops)
 			continue;
+		if (o == &scan_filter_ops && !scan_active && scan_start(c, err, errsz) != 0)
+			return -1;
 		g_filters[g_n_filters++] = o;
 	}
 	return 0;
@@ -93,12 +136,9 @@ int filters_thread_init(void)
 	return 0;
 }
 
-/* the content gate's reload (scan.c, weak: absent without the scan module).
- * scan_filter_ops has no reload hook: "rules reload" calls this for it,
- * with the configured rules file, as SIGHUP does. */
-extern int scan_reload(const char *path, char *err, size_t errsz) __attribute__((weak));
-
-/* filter_reload - one filter's rules: 1 reloaded, 0 no rules, -1 failed */
+/* filter_reload - one filter's rules: 1 reloaded, 0 no rules, -1 failed.
+ * scan_filter_ops has no reload hook: the content gate reloads through
+ * scan_reload (weak) with its configured rules file. */
 static int filter_reload(const struct filter_ops *o, char *e, size_t esz)
 {
 	if (o->reload)

@@ -267,6 +267,8 @@ int main(int argc, char **argv)
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 					break;
+				if (si.ssi_signo == SIGHUP)
+					filters_reload();
 				if (si.ssi_signo == SIGUSR1) {
 					char buf[16384];
 					stats_format(buf, sizeof(buf), 1);

@@ -211,6 +211,8 @@ SSL_CTX *tls_ctx(void);
 const struct filter_ops *filter_find(const char *name);
 int filters_resolve(const struct smtpd_config *c, char *err, size_t errsz);
 int filters_thread_init(void);
+/* filters_reload - SIGHUP / "rules reload": filters re-read their rules */
+void filters_reload(void);
 extern const struct filter_ops *g_filters[CFG_MAX_FILTERS];
 extern int g_n_filters;
 /* filters_reload_rules - "moatctl rules reload": call each filter's reload hook */

@@ -22,7 +22,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 T=2
 
-tap_plan 46
+tap_plan 47
 for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -400,6 +400,23 @@ if grep -q 'event=reload result=error' "$LAB_DIR/ctld1.log"; then
 	tap_ok "SIGHUP with the bad file: error logged, daemon alive"
 else
 	tap_not_ok "SIGHUP"
+fi
+
+# --- reload with a changed primary: the transfer state starts over --------
+sed 's/^primary = 198.18.2.2@53$/primary = 198.18.2.2@5353/' "$LAB_DIR/moat.conf.good" >"$LAB_DIR/moat.conf"
+mctl reload >/dev/null && mctl zone refresh bl.moat.test >/dev/null
+if lab_wait 10 bash -c "$MOATCTL zones | grep -q '^bl.moat.test .* failed '" && [ "$(lk 192.0.2.10)" = drop ]; then
+	cp "$LAB_DIR/moat.conf.good" "$LAB_DIR/moat.conf"
+	mctl reload >/dev/null && mctl zone refresh bl.moat.test >/dev/null
+	if lab_wait 10 bash -c "$MOATCTL zones | grep -q '^bl.moat.test .* ok '"; then
+		tap_ok "reload to a dead primary: failed, data keeps serving; back to the good one: ok"
+	else
+		tap_not_ok "zone did not recover after the primary came back"
+	fi
+else
+	tap_not_ok "changed primary not used: $(mctl zones | grep bl.moat)"
+	cp "$LAB_DIR/moat.conf.good" "$LAB_DIR/moat.conf"
+	mctl reload >/dev/null
 fi
 
 # --- a zone that lists the world is quarantined --------------------------

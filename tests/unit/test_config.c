@@ -212,6 +212,42 @@ static void test_durations(void **state)
 	}
 }
 
+/* test_keys_documented - every key the parser takes is in the reference,
+ * in its section's table, with a default column */
+static void test_keys_documented(void **state)
+{
+	const char *src = getenv("MOAT_SOURCE_ROOT");
+	char path[4096], *doc = NULL;
+	size_t cap = 0;
+	const char *sec, *k;
+
+	(void)state;
+	if (!src)
+		src = "..";
+	snprintf(path, sizeof(path), "%s/docs/configuration.md", src);
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		fail_msg("cannot read %s (set MOAT_SOURCE_ROOT)", path);
+	ssize_t n = getdelim(&doc, &cap, '\0', f);
+
+	fclose(f);
+	assert_true(n > 0);
+	for (size_t i = 0; (k = cfg_key(i, &sec)); i++) {
+		char head[64], row[96];
+
+		snprintf(head, sizeof(head), "## [%s", sec);
+		snprintf(row, sizeof(row), "| `%s` | ", k);
+		const char *h = strstr(doc, head);
+		const char *next = h ? strstr(h + 4, "\n## ") : NULL;
+		const char *r = h ? strstr(h, row) : NULL;
+
+		if (!h || !r || (next && r > next))
+			fail_msg("key %s in [%s] is not in docs/configuration.md's [%s] table", k, sec, sec);
+	}
+	free(doc);
+}
+
 static void test_file_missing(void **state)
 {
 	struct moat_config *c = calloc(1, sizeof(*c));
@@ -227,15 +263,16 @@ static void test_file_missing(void **state)
 
 int main(void)
 {
-	struct CMUnitTest tests[NBAD + 5] = {
+	struct CMUnitTest tests[NBAD + 6] = {
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_file_missing),
+		cmocka_unit_test(test_keys_documented),
 	};
 	for (size_t i = 0; i < NBAD; i++)
-		tests[5 + i] = (struct CMUnitTest){ bad_cases[i].name, test_bad_line, NULL, NULL,
+		tests[6 + i] = (struct CMUnitTest){ bad_cases[i].name, test_bad_line, NULL, NULL,
 						     (void *)&bad_cases[i] };
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,0 +1,1448 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * scan_rules.c - the content gate's rules: native file, SpamAssassin import,
+ * Hyperscan compilation, on-disk cache and the refcounted live database.
+ *
+ * A load builds a complete scan_db off to the side; only a db whose every
+ * native rule validated and whose databases compiled is ever installed, so
+ * a bad rules file leaves the old rules live.  Compiled databases are cached
+ * under a SHA-256 of everything that decides the compiled bytes (expressions,
+ * flags, ids, Hyperscan version, platform), so a restart skips compilation
+ * and a stale file can never be used (its key does not match).
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "scan.h"
+
+#define CACHE_MAGIC "MOATHSDB1\n"
+#define SA_LINE_MAX 8192
+#define META_EXPAND_MAX 65536
+#define META_DEPTH_MAX 16
+
+static atomic_uint_fast64_t load_gen;
+
+/* ---------------------------------------------------------------- utils */
+
+/* errf - format an error message into err */
+static void errf(char *err, size_t errsz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errsz)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+}
+
+/* xstrndup - strndup that the caller checks */
+static char *xstrndup(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = 0;
+	}
+	return p;
+}
+
+/* srcloc - "file:line" */
+static char *srcloc(const char *file, unsigned line)
+{
+	char *s = NULL;
+
+	if (asprintf(&s, "%s:%u", file, line) < 0)
+		return NULL;
+	return s;
+}
+
+/* grow - make room for one more element in the array *pv of n elements
+ * (capacity *cap, doubling); 0 or -ENOMEM */
+static int grow(void *pv, size_t n, size_t *cap, size_t size)
+{
+	void **v = pv;
+
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : 64;
+	void *nv = realloc(*v, nc * size);
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
+/* rule_add - append a zeroed rule; NULL on ENOMEM */
+static struct scan_rule *rule_add(struct scan_db *d)
+{
+	if (grow(&d->rules, d->nrules, &d->cap, sizeof(d->rules[0])) < 0)
+		return NULL;
+	memset(&d->rules[d->nrules], 0, sizeof(d->rules[0]));
+	return &d->rules[d->nrules++];
+}
+
+/* skip_add - record a rule not imported */
+static int skip_add(struct scan_db *d, const char *id, const char *src,
+		    int scored, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int skip_add(struct scan_db *d, const char *id, const char *src,
+		    int scored, const char *fmt, ...)
+{
+	va_list ap;
+	struct scan_skip *s;
+
+	if (grow(&d->skips, d->nskips, &d->skipcap, sizeof(d->skips[0])) < 0)
+		return -ENOMEM;
+	s = &d->skips[d->nskips];
+	memset(s, 0, sizeof(*s));
+	va_start(ap, fmt);
+	if (vasprintf(&s->reason, fmt, ap) < 0)
+		s->reason = NULL;
+	va_end(ap);
+	s->id = strdup(id);
+	s->src = strdup(src ? src : "");
+	s->scored = scored;
+	if (!s->reason || !s->id || !s->src) {
+		free(s->reason);
+		free(s->id);
+		free(s->src);
+		return -ENOMEM;
+	}
+	d->nskips++;
+	return 0;
+}
+
+/* rule_free - release one rule's strings */
+static void rule_free(struct scan_rule *r)
+{
+	free(r->id);
+	free(r->pattern);
+	free(r->hname);
+	free(r->reply);
+	free(r->src);
+}
+
+/* db_free - release everything of a db */
+static void db_free(struct scan_db *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->nrules; i++)
+		rule_free(&d->rules[i]);
+	for (size_t i = 0; i < d->nskips; i++) {
+		free(d->skips[i].id);
+		free(d->skips[i].src);
+		free(d->skips[i].reason);
+	}
+	for (int i = 0; i < SDB_N; i++)
+		if (d->db[i])
+			hs_free_database(d->db[i]);
+	free(d->rules);
+	free(d->skips);
+	free(d->exists);
+	free(d);
+}
+
+/* find_rule - index of rule id, -1 if none (linear: load time only) */
+static long find_rule(const struct scan_db *d, const char *id)
+{
+	for (size_t i = 0; i < d->nrules; i++)
+		if (strcmp(d->rules[i].id, id) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* validate - ask Hyperscan whether it can compile an expression; on
+ * failure msg gets its message */
+static int validate(const char *expr, unsigned flags, char *msg, size_t msgsz)
+{
+	hs_expr_info_t *info = NULL;
+	hs_compile_error_t *ce = NULL;
+
+	if (hs_expression_info(expr, flags, &info, &ce) != HS_SUCCESS) {
+		snprintf(msg, msgsz, "%s", ce && ce->message ? ce->message : "invalid");
+		hs_free_compile_error(ce);
+		return -1;
+	}
+	free(info);
+	return 0;
+}
+
+/* --------------------------------------------------------- native rules */
+
+/* parse_scope - "raw", "body", "header", "header:Name" */
+static int parse_scope(const char *s, enum scan_scope *scope, char **hname)
+{
+	*hname = NULL;
+	if (strcmp(s, "raw") == 0)
+		*scope = SCOPE_RAW;
+	else if (strcmp(s, "body") == 0)
+		*scope = SCOPE_BODY;
+	else if (strcmp(s, "header") == 0)
+		*scope = SCOPE_HEADER;
+	else if (strncmp(s, "header:", 7) == 0 && s[7]) {
+		*scope = SCOPE_HEADER;
+		*hname = strdup(s + 7);
+		if (!*hname)
+			return -ENOMEM;
+		if (strlen(*hname) >= MIME_NAME_MAX) {
+			free(*hname);
+			*hname = NULL;
+			return -EINVAL;
+		}
+	} else
+		return -EINVAL;
+	return 0;
+}
+
+/* next_word - split off the next blank-separated word of *pp */
+static char *next_word(char **pp)
+{
+	char *p = *pp, *w;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
+		return NULL;
+	w = p;
+	while (*p && *p != ' ' && *p != '\t')
+		p++;
+	if (*p)
+		*p++ = 0;
+	*pp = p;
+	return w;
+}
+
+/* native_line - parse one rules-file line into d; errors name file:line */
+static int native_line(struct scan_db *d, char *line, const char *file,
+		       unsigned ln, char *err, size_t errsz)
+{
+	char *p = line, *id, *scope_s, *act, *slash, *last, msg[256];
+	struct scan_rule r = { 0 };
+	unsigned flags = 0;
+	int rc = -EINVAL;
+
+	id = next_word(&p);
+	if (!id || id[0] == '#')
+		return 0;
+	if (strcmp(id, "threshold") == 0) {
+		char *v = next_word(&p), *end;
+
+		d->threshold = v ? strtod(v, &end) : 0;
+		if (!v || *end || d->threshold <= 0) {
+			errf(err, errsz, "%s:%u: threshold: want a positive number", file, ln);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	for (const char *c = id; *c; c++)
+		if (!(*c == '_' || *c == '-' || *c == '.' || (*c >= '0' && *c <= '9') ||
+		      ((*c | 0x20) >= 'a' && (*c | 0x20) <= 'z'))) {
+			errf(err, errsz, "%s:%u: rule %s: bad character in rule id", file, ln, id);
+			return -EINVAL;
+		}
+	if (strlen(id) >= sizeof(((struct filter_verdict *)0)->rule)) {
+		errf(err, errsz, "%s:%u: rule %s: id longer than 63 bytes", file, ln, id);
+		return -EINVAL;
+	}
+	if (find_rule(d, id) >= 0) {
+		errf(err, errsz, "%s:%u: rule %s: duplicate rule id", file, ln, id);
+		return -EINVAL;
+	}
+	scope_s = next_word(&p);
+	if (!scope_s || parse_scope(scope_s, &r.scope, &r.hname) < 0) {
+		errf(err, errsz, "%s:%u: rule %s: scope must be raw, body, header or header:NAME",
+		     file, ln, id);
+		goto out;
+	}
+	act = next_word(&p);
+	if (act && strcmp(act, "score") == 0) {
+		char *v = next_word(&p), *end;
+
+		r.action = ACT_SCORE;
+		r.score = v ? strtod(v, &end) : 0;
+		if (!v || *end) {
+			errf(err, errsz, "%s:%u: rule %s: score needs a number", file, ln, id);
+			goto out;
+		}
+	} else if (act && strcmp(act, "reject") == 0) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '"') {
+			errf(err, errsz, "%s:%u: rule %s: reject needs a \"reply text\"", file, ln, id);
+			goto out;
+		}
+		char *q = ++p, *o = p;
+		for (; *q && *q != '"'; q++) {
+			if (*q == '\\' && q[1])
+				q++;
+			*o++ = *q;
+		}
+		if (*q != '"') {
+			errf(err, errsz, "%s:%u: rule %s: unterminated reply text", file, ln, id);
+			goto out;
+		}
+		*o = 0;
+		for (char *c = p; *c; c++)
+			if ((unsigned char)*c < 32 || *c == 127) {
+				errf(err, errsz, "%s:%u: rule %s: control byte in reply text",
+				     file, ln, id);
+				goto out;
+			}
+		r.action = ACT_REJECT;
+		r.reply = strdup(p);
+		if (!r.reply) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		p = q + 1;
+	} else {
+		errf(err, errsz, "%s:%u: rule %s: action must be score N or reject \"text\"",
+		     file, ln, id);
+		goto out;
+	}
+	slash = strchr(p, '/');
+	last = strrchr(p, '/');
+	if (!slash || last == slash) {
+		errf(err, errsz, "%s:%u: rule %s: pattern must be /regex/flags", file, ln, id);
+		goto out;
+	}
+	for (char *f = last + 1; *f && *f != '\n' && *f != '\r'; f++) {
+		switch (*f) {
+		case 'i': flags |= HS_FLAG_CASELESS; break;
+		case 's': flags |= HS_FLAG_DOTALL; break;
+		case 'm': flags |= HS_FLAG_MULTILINE; break;
+		case '1': flags |= HS_FLAG_SINGLEMATCH; break;
+		case ' ': case '\t': break;
+		default:
+			errf(err, errsz, "%s:%u: rule %s: unknown flag '%c' (i s m 1)",
+			     file, ln, id, *f);
+			goto out;
+		}
+	}
+	r.pattern = xstrndup(slash + 1, (size_t)(last - slash - 1));
+	r.id = strdup(id);
+	r.src = srcloc(file, ln);
+	r.flags = flags;
+	if (!r.pattern || !r.id || !r.src) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (validate(r.pattern, r.flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0) {
+		errf(err, errsz, "%s:%u: rule %s: %s", file, ln, id, msg);
+		goto out;
+	}
+	struct scan_rule *nr = rule_add(d);
+	if (!nr) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	*nr = r;
+	return 0;
+out:
+	rule_free(&r);
+	return rc;
+}
+
+/* load_native - read the native rules file into d (all or nothing) */
+static int load_native(struct scan_db *d, const char *path, char *err, size_t errsz)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned ln = 0;
+	int rc = 0;
+
+	if (!f) {
+		rc = -errno;
+		errf(err, errsz, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		size_t n = strlen(line);
+
+		ln++;
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = 0;
+		rc = native_line(d, line, path, ln, err, errsz);
+		if (rc < 0)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* ------------------------------------------------- SpamAssassin import */
+
+/* One SA rule definition as read (last definition wins, as in SA). */
+struct sa_def {
+	char *name;
+	char *kind;      /* body rawbody full header uri meta */
+	char *arg;       /* everything after the name */
+	char *src;
+	double score;
+	int has_score;
+	int state;       /* 0 unresolved, 1 resolving, 2 imported, 3 skipped */
+	long rule;       /* index in db when imported */
+	char *why;       /* skip reason */
+};
+
+struct sa_set {
+	struct sa_def *v;
+	size_t n, cap;
+	char **replace;  /* names listed in replace_rules */
+	size_t nreplace, replcap;
+};
+
+/* sa_find - definition by name */
+static struct sa_def *sa_find(struct sa_set *s, const char *name, size_t len)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strlen(s->v[i].name) == len && memcmp(s->v[i].name, name, len) == 0)
+			return &s->v[i];
+	return NULL;
+}
+
+/* sa_get - definition by name, created when absent */
+static struct sa_def *sa_get(struct sa_set *s, const char *name)
+{
+	struct sa_def *e = sa_find(s, name, strlen(name));
+
+	if (e)
+		return e;
+	if (grow(&s->v, s->n, &s->cap, sizeof(s->v[0])) < 0)
+		return NULL;
+	e = &s->v[s->n];
+	memset(e, 0, sizeof(*e));
+	e->name = strdup(name);
+	if (!e->name)
+		return NULL;
+	s->n++;
+	return e;
+}
+
+/* sa_free - release the parse state */
+static void sa_free(struct sa_set *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].name);
+		free(s->v[i].kind);
+		free(s->v[i].arg);
+		free(s->v[i].src);
+		free(s->v[i].why);
+	}
+	for (size_t i = 0; i < s->nreplace; i++)
+		free(s->replace[i]);
+	free(s->v);
+	free(s->replace);
+}
+
+/* sa_strip_comment - cut at the first unescaped '#' */
+static void sa_strip_comment(char *line)
+{
+	for (char *p = line; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			continue;
+		}
+		if (*p == '#') {
+			*p = 0;
+			break;
+		}
+	}
+}
+
+/* sa_cond_true - our reading of an "if"/"ifplugin" condition: plugins
+ * are assumed loaded, negated conditions false */
+static int sa_cond_true(const char *kw, const char *rest)
+{
+	if (strcmp(kw, "ifplugin") == 0)
+		return 1;
+	while (*rest == ' ' || *rest == '\t' || *rest == '(')
+		rest++;
+	return *rest != '!';
+}
+
+/* sa_parse_file - read one .cf file's rule, score and conditional lines */
+static int sa_parse_file(struct sa_set *s, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned ln = 0;
+	int cond[64], ncond = 0, active = 1, rc = 0;
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) >= 0) {
+		char *p = line, *kw, *name;
+
+		ln++;
+		sa_strip_comment(line);
+		for (size_t n = strlen(line); n && (line[n - 1] == '\n' ||
+			line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t');)
+			line[--n] = 0;
+		kw = next_word(&p);
+		if (!kw)
+			continue;
+		if (strcmp(kw, "if") == 0 || strcmp(kw, "ifplugin") == 0) {
+			if (ncond < 64)
+				cond[ncond++] = sa_cond_true(kw, p);
+			goto recompute;
+		}
+		if (strcmp(kw, "else") == 0) {
+			if (ncond)
+				cond[ncond - 1] = !cond[ncond - 1];
+			goto recompute;
+		}
+		if (strcmp(kw, "endif") == 0) {
+			if (ncond)
+				ncond--;
+			goto recompute;
+		}
+		if (!active)
+			continue;
+		if (strcmp(kw, "replace_rules") == 0) {
+			while ((name = next_word(&p))) {
+				if (grow(&s->replace, s->nreplace, &s->replcap, sizeof(char *)) < 0 ||
+				    !(s->replace[s->nreplace] = strdup(name))) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				s->nreplace++;
+			}
+			continue;
+		}
+		if (strcmp(kw, "score") == 0) {
+			char *v, *end;
+			struct sa_def *e;
+
+			name = next_word(&p);
+			v = name ? next_word(&p) : NULL;
+			if (!v)
+				continue;
+			double sc = strtod(v, &end);
+			if (*end)
+				continue;
+			if (!(e = sa_get(s, name))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			e->score = sc; /* score set 0: no Bayes, no network tests */
+			e->has_score = 1;
+			continue;
+		}
+		if (strcmp(kw, "body") && strcmp(kw, "rawbody") && strcmp(kw, "full") &&
+		    strcmp(kw, "header") && strcmp(kw, "uri") && strcmp(kw, "meta"))
+			continue;
+		name = next_word(&p);
+		if (!name)
+			continue;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		struct sa_def *e = sa_get(s, name);
+		if (!e) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		free(e->kind);
+		free(e->arg);
+		free(e->src);
+		e->kind = strdup(kw);
+		e->arg = strdup(p);
+		e->src = srcloc(base, ln);
+		if (!e->kind || !e->arg || !e->src) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		continue;
+recompute:
+		active = 1;
+		for (int i = 0; i < ncond; i++)
+			active &= cond[i];
+	}
+out:
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* sa_regex - split a Perl match "/re/flags" or "m{re}flags" into a
+ * Hyperscan expression and flags; -1 if it is not one */
+static int sa_regex(const char *a, char **expr, unsigned *flags, const char **rest)
+{
+	char open, close;
+	const char *p = a, *q;
+
+	/* Perl: "/re/", or "m" and any punctuation as the delimiter */
+	if (*p == 'm' && ispunct((unsigned char)p[1]))
+		p++;
+	else if (*p != '/')
+		return -1;
+	open = *p;
+	switch (open) {
+	case '{': close = '}'; break;
+	case '(': close = ')'; break;
+	case '<': close = '>'; break;
+	case '[': close = ']'; break;
+	default: close = open;
+	}
+	/* the closing delimiter is the last one on the line followed only by
+	 * flag letters (patterns contain escaped delimiters) */
+	q = NULL;
+	for (const char *c = p + 1; *c; c++) {
+		if (*c == '\\' && c[1]) {
+			c++;
+			continue;
+		}
+		if (*c == close) {
+			const char *f = c + 1;
+
+			while (*f && strchr("imsxgo", *f))
+				f++;
+			if (!*f || *f == ' ' || *f == '\t') {
+				q = c;
+				break;
+			}
+		}
+	}
+	if (!q)
+		return -1;
+	*expr = xstrndup(p + 1, (size_t)(q - p - 1));
+	if (!*expr)
+		return -1;
+	*flags = 0;
+	for (q++; *q && strchr("imsxgo", *q); q++) {
+		if (*q == 'i')
+			*flags |= HS_FLAG_CASELESS;
+		else if (*q == 's')
+			*flags |= HS_FLAG_DOTALL;
+		else if (*q == 'm')
+			*flags |= HS_FLAG_MULTILINE;
+		else if (*q == 'x') { /* Hyperscan reads the inline form */
+			char *x = NULL;
+
+			if (asprintf(&x, "(?x)%s", *expr) < 0) {
+				free(*expr);
+				return -1;
+			}
+			free(*expr);
+			*expr = x;
+		}
+	}
+	*rest = q;
+	return 0;
+}
+
+/* sa_is_pseudo - header names SpamAssassin synthesizes, which a message
+ * on the wire does not carry */
+static int sa_is_pseudo(const char *h)
+{
+	static const char *const names[] = {
+		"ToCc", "EnvelopeFrom", "ALL-TRUSTED", "ALL-UNTRUSTED",
+		"ALL-INTERNAL", "ALL-EXTERNAL", "X-Spam-Relays-", "X-Spam-DCC",
+		"X-Spam-Status", "X-Spam-Level", "X-Spam-Checker-Version",
+		"X-Spam-Flag", "X-Spam-Report", "X-Spam-Score", "X-Spam-",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strncasecmp(h, names[i], strlen(names[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* sa_scored - SA's effective score set 0 is non-zero (rules without a score
+ * line score 1, T_ test rules 0.01; __ rules never score) */
+static int sa_scored(const struct sa_def *e, double *score)
+{
+	double s;
+
+	if (strncmp(e->name, "__", 2) == 0)
+		return *score = 0, 0;
+	s = e->has_score ? e->score : strncmp(e->name, "T_", 2) == 0 ? 0.01 : 1.0;
+	*score = s;
+	return s != 0;
+}
+
+static int sa_resolve(struct scan_db *d, struct sa_set *s, struct sa_def *e, int depth);
+
+/* sa_why - set the skip reason of e (replacing an earlier one); returns 3 */
+static int sa_why(struct sa_def *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int sa_why(struct sa_def *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(e->why);
+	va_start(ap, fmt);
+	if (vasprintf(&e->why, fmt, ap) < 0)
+		e->why = NULL;
+	va_end(ap);
+	return 3;
+}
+
+/* sa_import_leaf - turn a non-meta definition into a rule or a skip reason */
+static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
+{
+	struct scan_rule r = { 0 };
+	char *expr = NULL, msg[256];
+	const char *a = e->arg, *rest;
+	unsigned flags = 0;
+	int neg = 0;
+
+	if (strncmp(a, "eval:", 5) == 0)
+		return sa_why(e, "eval: Perl code test");
+	for (size_t i = 0; i < s->nreplace; i++)
+		if (strcmp(s->replace[i], e->name) == 0)
+			return sa_why(e, "replace_tags template rule");
+	if (strcmp(e->kind, "header") == 0) {
+		char h[MIME_NAME_MAX + 16];
+		size_t hl = 0;
+
+		if (strncmp(a, "exists:", 7) == 0) {
+			a += 7;
+			while (*a && *a != ' ' && *a != '\t' && hl < MIME_NAME_MAX - 1)
+				h[hl++] = *a++;
+			h[hl] = 0;
+			if (!hl || sa_is_pseudo(h))
+				return sa_why(e, "exists: on a SpamAssassin pseudo-header");
+			r.scope = SCOPE_EXISTS;
+			r.hname = strdup(h);
+			r.pattern = strdup("");
+			goto add;
+		}
+		while (*a && *a != ' ' && *a != '\t' && *a != '=' && *a != '!') {
+			if (hl >= MIME_NAME_MAX - 1)
+				return sa_why(e, "header name too long");
+			h[hl++] = *a++;
+		}
+		h[hl] = 0;
+		while (*a == ' ' || *a == '\t')
+			a++;
+		neg = strncmp(a, "!~", 2) == 0;
+		if (!neg && strncmp(a, "=~", 2) != 0)
+			return sa_why(e, "unrecognised header test");
+		a += 2;
+		while (*a == ' ' || *a == '\t')
+			a++;
+		char *colon = strchr(h, ':');
+		if (colon) {
+			if (strcmp(colon, ":raw") != 0) {
+				return sa_why(e, "header modifier %s needs address/name parsing",
+					      colon);
+			}
+			*colon = 0;
+		}
+		/* SpamAssassin's MESSAGEID is Message-Id and its resent/X-
+		 * variants: the header itself is the part moat can see */
+		if (strcmp(h, "MESSAGEID") == 0)
+			snprintf(h, sizeof(h), "Message-Id");
+		if (sa_is_pseudo(h))
+			return sa_why(e, "SpamAssassin pseudo-header");
+		r.scope = SCOPE_HEADER;
+		if (strcmp(h, "ALL") != 0 && !(r.hname = strdup(h)))
+			return -ENOMEM;
+	} else if (strcmp(e->kind, "full") == 0) {
+		r.scope = SCOPE_RAW;
+	} else {
+		r.scope = SCOPE_BODY; /* body and rawbody: the decoded text */
+	}
+	if (sa_regex(a, &expr, &flags, &rest) < 0) {
+		free(r.hname);
+		return sa_why(e, "not a /regex/");
+	}
+	/* uri rules run on the decoded body, where the URIs are written: an
+	 * anchor at the URI's start becomes "anywhere" (an approximation,
+	 * docs/content-gate.md) */
+	if (strcmp(e->kind, "uri") == 0 && expr[0] == '^')
+		memmove(expr, expr + 1, strlen(expr));
+	if (validate(expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0) {
+		free(expr);
+		free(r.hname);
+		return sa_why(e, "hyperscan: %s", msg);
+	}
+	r.pattern = expr;
+	r.flags = flags;
+add:
+	/* "NAME Header !~ /re/": a quiet positive rule NAME:pos and NAME as
+	 * the meta "!NAME:pos" (true also when the header is absent, as in
+	 * SpamAssassin, where an absent header reads as "") */
+	if (neg && asprintf(&r.id, "%s:pos", e->name) < 0)
+		r.id = NULL;
+	else if (!neg)
+		r.id = strdup(e->name);
+	r.src = strdup(e->src);
+	if (!neg)
+		sa_scored(e, &r.score);
+	r.action = ACT_SCORE;
+	r.in_meta = neg;
+	struct scan_rule *nr = r.id && r.src && r.pattern ? rule_add(d) : NULL;
+	if (!nr) {
+		rule_free(&r);
+		return -ENOMEM;
+	}
+	*nr = r;
+	e->rule = (long)(nr - d->rules);
+	if (neg) {
+		long pos = e->rule;
+
+		if (!(nr = rule_add(d)))
+			return -ENOMEM;
+		nr->scope = SCOPE_META;
+		nr->id = strdup(e->name);
+		nr->src = strdup(e->src);
+		if (asprintf(&nr->pattern, "!T%ld", pos) < 0)
+			nr->pattern = NULL;
+		sa_scored(e, &nr->score);
+		if (!nr->id || !nr->src || !nr->pattern)
+			return -ENOMEM;
+		e->rule = (long)(nr - d->rules);
+	}
+	return 2;
+}
+
+/* sa_meta_expand - rewrite a meta expression over SA names into one over
+ * Hyperscan token ids (leaf rules) into out; 0, or 3 with e->why set */
+static int sa_meta_expand(struct scan_db *d, struct sa_set *s, struct sa_def *e,
+			  const char *x, char *out, size_t *olen, size_t cap, int depth)
+{
+	char buf[64];
+
+	if (depth > META_DEPTH_MAX)
+		return sa_why(e, "meta nesting too deep");
+	for (const char *p = x; *p;) {
+		const char *t = NULL;
+		size_t tl = 0;
+
+		if (*p == ' ' || *p == '\t') {
+			p++;
+			continue;
+		}
+		if ((p[0] == '&' && p[1] == '&') || (p[0] == '|' && p[1] == '|')) {
+			t = p[0] == '&' ? " & " : " | ";
+			tl = 3;
+			p += 2;
+		} else if (*p == '!' && p[1] != '=') {
+			t = "!", tl = 1, p++;
+		} else if (*p == '(' || *p == ')') {
+			t = p, tl = 1, p++;
+		} else if (*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')) {
+			const char *n = p;
+			struct sa_def *o;
+
+			while (*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			       (*p >= '0' && *p <= '9'))
+				p++;
+			o = sa_find(s, n, (size_t)(p - n));
+			if (!o || !o->kind) { /* undefined: false, as in SA */
+				t = "F", tl = 1;
+			} else {
+				int st = sa_resolve(d, s, o, depth + 1);
+
+				if (st < 0)
+					return st;
+				if (st == 3)
+					return sa_why(e, "uses %s (%s)", o->name,
+						      o->why ? o->why : "not imported");
+				if (o->rule >= 0 && d->rules[o->rule].scope != SCOPE_META) {
+					d->rules[o->rule].in_meta = 1;
+					/* "T<rule>": a token id, fixed up by meta_expr */
+					tl = (size_t)snprintf(buf, sizeof(buf), "T%ld", o->rule);
+					t = buf;
+				} else {
+					/* nested meta: inline its (already expanded)
+					 * expression */
+					const char *ox = d->rules[o->rule].pattern;
+					size_t xl = strlen(ox);
+
+					if (*olen + xl + 2 >= cap)
+						goto toolong;
+					out[(*olen)++] = '(';
+					memcpy(out + *olen, ox, xl);
+					*olen += xl;
+					out[(*olen)++] = ')';
+					continue;
+				}
+			}
+		} else {
+			return sa_why(e, "arithmetic meta (counts or comparisons)");
+		}
+		if (*olen + tl >= cap)
+			goto toolong;
+		memcpy(out + *olen, t, tl);
+		*olen += tl;
+	}
+	out[*olen] = 0;
+	return 0;
+toolong:
+	return sa_why(e, "meta expression too long");
+}
+
+/* sa_resolve - import a definition (recursively for metas); returns 2
+ * imported, 3 skipped, -errno */
+static int sa_resolve(struct scan_db *d, struct sa_set *s, struct sa_def *e, int depth)
+{
+	if (e->state >= 2)
+		return e->state;
+	if (e->state == 1)
+		return e->state = sa_why(e, "meta loop");
+	e->state = 1;
+	e->rule = -1;
+	if (find_rule(d, e->name) >= 0) {
+		return e->state = sa_why(e, "shadowed by a native rule");
+	}
+	if (strcmp(e->kind, "meta") != 0) {
+		int rc = sa_import_leaf(d, s, e);
+
+		if (rc < 0)
+			return rc;
+		return e->state = rc;
+	}
+	char *out = malloc(META_EXPAND_MAX);
+	size_t olen = 0;
+
+	if (!out)
+		return -ENOMEM;
+	int rc = sa_meta_expand(d, s, e, e->arg, out, &olen, META_EXPAND_MAX, depth);
+	if (rc) {
+		free(out);
+		return rc < 0 ? rc : (e->state = 3);
+	}
+	struct scan_rule *r = rule_add(d);
+	if (!r) {
+		free(out);
+		return -ENOMEM;
+	}
+	r->id = strdup(e->name);
+	r->src = strdup(e->src);
+	r->pattern = out;
+	r->scope = SCOPE_META;
+	sa_scored(e, &r->score);
+	if (!r->id || !r->src)
+		return -ENOMEM;
+	e->rule = (long)(r - d->rules);
+	return e->state = 2;
+}
+
+/* cf_cmp - qsort strings */
+static int cf_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* load_sa - import every *.cf of dir, in name order as SpamAssassin does */
+static int load_sa(struct scan_db *d, const char *dir, char *err, size_t errsz)
+{
+	struct sa_set s = { 0 };
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t nn = 0, nc = 0;
+	int rc = 0;
+
+	if (!dh) {
+		rc = -errno;
+		errf(err, errsz, "%s: %s", dir, strerror(errno));
+		return rc;
+	}
+	while ((de = readdir(dh))) {
+		size_t l = strlen(de->d_name);
+
+		if (l < 4 || strcmp(de->d_name + l - 3, ".cf") != 0)
+			continue;
+		if (grow(&names, nn, &nc, sizeof(char *)) < 0 ||
+		    asprintf(&names[nn], "%s/%s", dir, de->d_name) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		nn++;
+	}
+	qsort(names, nn, sizeof(*names), cf_cmp);
+	for (size_t i = 0; i < nn; i++) {
+		rc = sa_parse_file(&s, names[i]);
+		if (rc < 0) {
+			errf(err, errsz, "%s: %s", names[i], strerror(-rc));
+			goto out;
+		}
+	}
+	d->sa_files = (unsigned)nn;
+	for (size_t i = 0; i < s.n; i++) {
+		struct sa_def *e = &s.v[i];
+		double sc;
+
+		if (!e->kind)
+			continue; /* a score for a rule defined nowhere here */
+		int scored = sa_scored(e, &sc);
+		rc = sa_resolve(d, &s, e, 0);
+		if (rc < 0)
+			goto out;
+		rc = 0;
+		d->sa_scored_total += (unsigned)scored;
+		if (e->state == 2) {
+			d->sa_imported++;
+			d->sa_scored_imported += (unsigned)scored;
+		} else if ((rc = skip_add(d, e->name, e->src, scored, "%s",
+					  e->why ? e->why : "not imported")) < 0)
+			goto out;
+	}
+out:
+	if (rc == -ENOMEM)
+		errf(err, errsz, "%s: out of memory", dir);
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	closedir(dh);
+	sa_free(&s);
+	return rc;
+}
+
+/* ------------------------------------------------------------ compiling */
+
+/* The meta database: one quiet literal token per rule a meta reads, and the
+ * metas as Hyperscan logical combinations over those tokens.  At the end of
+ * a message the tokens of the rules that matched are scanned in one block,
+ * so Hyperscan evaluates every meta across scopes.  Hyperscan evaluates a
+ * combination at the offset of each sub-expression match, with the matches
+ * seen so far: so that "!x" means "x never matched", every token pattern
+ * matches only at the end of the buffer (".*\z"), and an "end" token that is
+ * always written makes purely negative metas evaluate too. */
+#define TOKEN_FMT "\\x1d%08x\\x1e.*\\z"
+
+struct expr_set {
+	char **expr;
+	unsigned *flags;
+	unsigned *ids;
+	size_t n;
+};
+
+/* expr_set_free - release an expression list */
+static void expr_set_free(struct expr_set *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->expr[i]);
+	free(e->expr);
+	free(e->flags);
+	free(e->ids);
+	memset(e, 0, sizeof(*e));
+}
+
+/* meta_expr - replace "T<rule>" tokens by Hyperscan ids */
+static char *meta_expr(const struct scan_db *d, const char *x, unsigned false_id)
+{
+	size_t cap = strlen(x) * 2 + 32, o = 0;
+	char *out = malloc(cap);
+
+	if (!out)
+		return NULL;
+	for (const char *p = x; *p;) {
+		char num[32];
+		int k;
+
+		if (*p == 'T') {
+			long r = strtol(p + 1, (char **)&p, 10);
+			k = snprintf(num, sizeof(num), "%zu", d->nrules + (size_t)r);
+		} else if (*p == 'F') {
+			p++;
+			k = snprintf(num, sizeof(num), "%u", false_id);
+		} else {
+			num[0] = *p++;
+			k = 1;
+		}
+		if (o + (size_t)k + 1 > cap) {
+			cap *= 2;
+			char *n = realloc(out, cap);
+			if (!n) {
+				free(out);
+				return NULL;
+			}
+			out = n;
+		}
+		memcpy(out + o, num, (size_t)k);
+		o += (size_t)k;
+	}
+	out[o] = 0;
+	return out;
+}
+
+/* build_exprs - the expression list of one database */
+static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr_set *e)
+{
+	size_t cap = d->nrules * 2 + 2;
+
+	e->expr = calloc(cap, sizeof(char *));
+	e->flags = calloc(cap, sizeof(unsigned));
+	e->ids = calloc(cap, sizeof(unsigned));
+	e->n = 0;
+	if (!e->expr || !e->flags || !e->ids)
+		return -ENOMEM;
+	int nmeta = 0;
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+
+		if (which == SDB_META) {
+			if (r->scope == SCOPE_META)
+				nmeta++;
+			continue;
+		}
+		if ((which == SDB_RAW && r->scope != SCOPE_RAW) ||
+		    (which == SDB_HEADER && r->scope != SCOPE_HEADER) ||
+		    (which == SDB_BODY && r->scope != SCOPE_BODY))
+			continue;
+		if (!(e->expr[e->n] = strdup(r->pattern)))
+			return -ENOMEM;
+		/* every rule counts once per message (per header for named
+		 * header rules, whose stream restarts per header) */
+		e->flags[e->n] = r->flags | HS_FLAG_SINGLEMATCH;
+		e->ids[e->n] = (unsigned)i;
+		e->n++;
+	}
+	if (which != SDB_META || !nmeta)
+		return 0;
+	unsigned false_id = (unsigned)(2 * d->nrules);
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+
+		if (r->scope == SCOPE_META) {
+			/* "(x) | false": Hyperscan wants an operator even
+			 * when a meta is a single operand */
+			char *x = NULL, *m = meta_expr(d, r->pattern, false_id);
+
+			if (!m || asprintf(&x, "(%s) | %u", m, false_id) < 0) {
+				free(m);
+				return -ENOMEM;
+			}
+			free(m);
+			e->expr[e->n] = x;
+			e->flags[e->n] = HS_FLAG_COMBINATION | HS_FLAG_SINGLEMATCH;
+			e->ids[e->n++] = (unsigned)i;
+		} else if (r->in_meta) {
+			if (asprintf(&e->expr[e->n], TOKEN_FMT, (unsigned)i) < 0)
+				return e->expr[e->n] = NULL, -ENOMEM;
+			e->flags[e->n] = HS_FLAG_QUIET | HS_FLAG_SINGLEMATCH;
+			e->ids[e->n++] = (unsigned)(d->nrules + i);
+		}
+	}
+	e->expr[e->n] = strdup("\\x1dEND\\x1e.*\\z");
+	if (!e->expr[e->n])
+		return -ENOMEM;
+	e->flags[e->n] = HS_FLAG_QUIET | HS_FLAG_SINGLEMATCH;
+	e->ids[e->n++] = false_id + 1;
+	/* a token never written: SA's undefined operand, always false */
+	if (asprintf(&e->expr[e->n], "\\x1dFALSE\\x1e") < 0)
+		return e->expr[e->n] = NULL, -ENOMEM;
+	e->flags[e->n] = HS_FLAG_QUIET | HS_FLAG_SINGLEMATCH;
+	e->ids[e->n++] = false_id;
+	return 0;
+}
+
+/* cache_key - SHA-256 over everything that determines the compiled bytes */
+static int cache_key(struct expr_set *es, unsigned char key[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	hs_platform_info_t plat;
+	const char *v = hs_version();
+	unsigned kl = 0;
+	int ok;
+
+	if (!c)
+		return -ENOMEM;
+	memset(&plat, 0, sizeof(plat));
+	hs_populate_platform(&plat);
+	ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+	     EVP_DigestUpdate(c, CACHE_MAGIC, sizeof(CACHE_MAGIC)) &&
+	     EVP_DigestUpdate(c, v, strlen(v) + 1) &&
+	     EVP_DigestUpdate(c, &plat, sizeof(plat));
+	for (int w = 0; ok && w < SDB_N; w++) {
+		uint64_t n = es[w].n;
+
+		ok = EVP_DigestUpdate(c, &n, sizeof(n));
+		for (size_t i = 0; ok && i < es[w].n; i++)
+			ok = EVP_DigestUpdate(c, es[w].expr[i], strlen(es[w].expr[i]) + 1) &&
+			     EVP_DigestUpdate(c, &es[w].flags[i], sizeof(unsigned)) &&
+			     EVP_DigestUpdate(c, &es[w].ids[i], sizeof(unsigned));
+	}
+	ok = ok && EVP_DigestFinal_ex(c, key, &kl);
+	EVP_MD_CTX_free(c);
+	return ok && kl == 32 ? 0 : -EIO;
+}
+
+/* cache_path - "<dir>/scan-<hex key>.hsdb" */
+static char *cache_path(const char *dir, const unsigned char key[32])
+{
+	char hex[65], *p = NULL;
+
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	if (asprintf(&p, "%s/scan-%s.hsdb", dir, hex) < 0)
+		return NULL;
+	return p;
+}
+
+/* read_full - read exactly n bytes */
+static int read_full(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* cache_load - the cached databases for key; CACHE_HIT, CACHE_MISS (no
+ * file) or CACHE_STALE (a file that does not verify, ignored) */
+static enum scan_cache cache_load(const char *path, const unsigned char key[32],
+				  hs_database_t *db[SDB_N])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char magic[sizeof(CACHE_MAGIC) - 1];
+	unsigned char fkey[32];
+	enum scan_cache res = CACHE_STALE;
+
+	if (fd < 0)
+		return CACHE_MISS;
+	if (read_full(fd, magic, sizeof(magic)) < 0 ||
+	    memcmp(magic, CACHE_MAGIC, sizeof(magic)) != 0 ||
+	    read_full(fd, fkey, 32) < 0 || memcmp(fkey, key, 32) != 0)
+		goto out;
+	for (int i = 0; i < SDB_N; i++) {
+		uint64_t len;
+		char *buf;
+
+		if (read_full(fd, &len, sizeof(len)) < 0 || len > (1ull << 31))
+			goto out;
+		if (!len)
+			continue;
+		if (!(buf = malloc(len)))
+			goto out;
+		if (read_full(fd, buf, len) < 0 ||
+		    hs_deserialize_database(buf, len, &db[i]) != HS_SUCCESS) {
+			db[i] = NULL;
+			free(buf);
+			goto out;
+		}
+		free(buf);
+	}
+	char extra;
+	if (read(fd, &extra, 1) == 0)
+		res = CACHE_HIT;
+out:
+	close(fd);
+	if (res != CACHE_HIT)
+		for (int i = 0; i < SDB_N; i++)
+			if (db[i]) {
+				hs_free_database(db[i]);
+				db[i] = NULL;
+			}
+	return res;
+}
+
+/* cache_store - write the databases atomically (temp file + rename) */
+static int cache_store(const char *path, const unsigned char key[32],
+		       hs_database_t *db[SDB_N])
+{
+	char *tmp = NULL;
+	FILE *f;
+	int rc = -EIO;
+
+	if (asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) < 0)
+		return -ENOMEM;
+	f = fopen(tmp, "w");
+	if (!f) {
+		rc = -errno;
+		free(tmp);
+		return rc;
+	}
+	if (fwrite(CACHE_MAGIC, 1, sizeof(CACHE_MAGIC) - 1, f) != sizeof(CACHE_MAGIC) - 1 ||
+	    fwrite(key, 1, 32, f) != 32)
+		goto out;
+	for (int i = 0; i < SDB_N; i++) {
+		char *bytes = NULL;
+		size_t len = 0;
+		uint64_t l64;
+
+		if (db[i] && hs_serialize_database(db[i], &bytes, &len) != HS_SUCCESS)
+			goto out;
+		l64 = len;
+		int ok = fwrite(&l64, sizeof(l64), 1, f) == 1 &&
+			 (!len || fwrite(bytes, 1, len, f) == len);
+		free(bytes);
+		if (!ok)
+			goto out;
+	}
+	if (fflush(f) == 0 && fsync(fileno(f)) == 0)
+		rc = 0;
+out:
+	if (fclose(f) != 0)
+		rc = -EIO;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc != 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+/* compile_all - compile (or load from cache) the per-scope databases */
+static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size_t errsz)
+{
+	struct expr_set es[SDB_N] = { 0 };
+	unsigned char key[32];
+	char *path = NULL;
+	int rc = 0;
+
+	for (int w = 0; w < SDB_N; w++)
+		if ((rc = build_exprs(d, (enum scan_dbi)w, &es[w])) < 0)
+			goto out;
+	d->cache = CACHE_OFF;
+	if (cache_dir) {
+		if ((rc = cache_key(es, key)) < 0)
+			goto out;
+		if (!(path = cache_path(cache_dir, key))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		d->cache = cache_load(path, key, d->db);
+		if (d->cache == CACHE_HIT)
+			goto out;
+	}
+	for (int w = 0; w < SDB_N; w++) {
+		hs_compile_error_t *ce = NULL;
+
+		if (!es[w].n)
+			continue;
+		if (hs_compile_multi((const char *const *)es[w].expr, es[w].flags, es[w].ids,
+				     (unsigned)es[w].n,
+				     w == SDB_META ? HS_MODE_BLOCK : HS_MODE_STREAM,
+				     NULL, &d->db[w], &ce) != HS_SUCCESS) {
+			int x = ce ? ce->expression : -1;
+			unsigned id = x >= 0 && (size_t)x < es[w].n ? es[w].ids[x] : 0;
+			const struct scan_rule *r = id < d->nrules ? &d->rules[id] : NULL;
+
+			errf(err, errsz, "%s: rule %s: %s", r ? r->src : "?", r ? r->id : "?",
+			     ce && ce->message ? ce->message : "compile failed");
+			hs_free_compile_error(ce);
+			d->db[w] = NULL;
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	if (path) {
+		int src = cache_store(path, key, d->db);
+		if (src < 0)
+			log_warn("scan: cache write %s: %s", path, strerror(-src));
+	}
+out:
+	free(path);
+	for (int w = 0; w < SDB_N; w++)
+		expr_set_free(&es[w]);
+	return rc;
+}
+
+/* exists_cmp - order EXISTS rules by header name, case-insensitively */
+static int exists_cmp(const void *a, const void *b, void *arg)
+{
+	const struct scan_db *d = arg;
+
+	return strcasecmp(d->rules[*(const unsigned *)a].hname,
+			  d->rules[*(const unsigned *)b].hname);
+}
+
+/* build_exists - the sorted index of header-exists rules */
+static int build_exists(struct scan_db *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nrules; i++)
+		n += d->rules[i].scope == SCOPE_EXISTS;
+	if (!n)
+		return 0;
+	if (!(d->exists = malloc(n * sizeof(unsigned))))
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nrules; i++)
+		if (d->rules[i].scope == SCOPE_EXISTS)
+			d->exists[d->nexists++] = (unsigned)i;
+	qsort_r(d->exists, d->nexists, sizeof(unsigned), exists_cmp, d);
+	return 0;
+}
+
+/* stream_size - bytes of stream state a message needs */
+static size_t stream_size(const struct scan_db *d)
+{
+	size_t total = 0;
+
+	for (int w = 0; w < SDB_META; w++) {
+		size_t s = 0;
+
+		if (d->db[w] && hs_stream_size(d->db[w], &s) == HS_SUCCESS)
+			total += s;
+	}
+	return total;
+}
+
+/* scan_db_load - native rules, then SpamAssassin, then compile or cache */
+int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
+		 char *err, size_t errsz)
+{
+	struct scan_db *d = calloc(1, sizeof(*d));
+	int rc;
+
+	*out = NULL;
+	if (!d)
+		return -ENOMEM;
+	atomic_init(&d->refs, 1);
+	d->threshold = o->threshold > 0 ? o->threshold : 5.0;
+	if (o->rules_path && (rc = load_native(d, o->rules_path, err, errsz)) < 0)
+		goto fail;
+	if (o->sa_dir && (rc = load_sa(d, o->sa_dir, err, errsz)) < 0)
+		goto fail;
+	if ((rc = build_exists(d)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
+		goto fail;
+	d->stream_size = stream_size(d);
+	d->gen = atomic_fetch_add(&load_gen, 1) + 1;
+	*out = d;
+	return 0;
+fail:
+	if (rc == -ENOMEM && err && !err[0])
+		errf(err, errsz, "out of memory");
+	db_free(d);
+	return rc;
+}
+
+/* scan_db_ref - one more user of d */
+struct scan_db *scan_db_ref(struct scan_db *d)
+{
+	if (d)
+		atomic_fetch_add(&d->refs, 1);
+	return d;
+}
+
+/* scan_db_unref - one user less; the last frees */
+void scan_db_unref(struct scan_db *d)
+{
+	if (d && atomic_fetch_sub(&d->refs, 1) == 1)
+		db_free(d);
+}

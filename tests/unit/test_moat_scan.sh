@@ -1,0 +1,36 @@
+#!/bin/bash
+# test_moat_scan.sh - moat-scan: --help/--version, check, skipped, scan
+# verdicts and exit codes, a bad rules file reported with file:line.
+set -u
+bin=$1
+rules=$2
+. "$(dirname "$0")/../lab/lab.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+tap_plan 7
+"$bin" --help | grep -q '^usage: moat-scan' && "$bin" --version | grep -q '^moat-scan [0-9]' &&
+	tap_ok "--help and --version" || tap_not_ok "--help and --version"
+out=$("$bin" -r "$rules" check)
+echo "$out" | grep -q '^rules [1-9]' && tap_ok "check counts the rules" || tap_not_ok "check: $out"
+printf 'Subject: hi\n\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\n' >"$tmp/spam"
+printf 'Subject: hi\n\nlunch at noon\n' >"$tmp/ham"
+out=$("$bin" -r "$rules" scan "$tmp/spam")
+[ $? -eq 1 ] && echo "$out" | grep -q 'reject 550 5.7.1 .*(rule GTUBE)$' &&
+	tap_ok "scan: GTUBE refused, exit 1" || tap_not_ok "scan spam: $out"
+out=$("$bin" -r "$rules" scan "$tmp/ham")
+[ $? -eq 0 ] && echo "$out" | grep -q 'accept X-Moat-Scan: score=0.0' &&
+	tap_ok "scan: ham accepted with the header, exit 0" || tap_not_ok "scan ham: $out"
+printf 'OK body score 1 /a/\nBAD body score 1 /(a)\\1/\n' >"$tmp/bad.rules"
+out=$("$bin" -r "$tmp/bad.rules" check 2>&1)
+[ $? -eq 2 ] && echo "$out" | grep -q "$tmp/bad.rules:2: rule BAD: Back-references" &&
+	tap_ok "bad rules: exit 2 with file:line, rule and Hyperscan's message" || tap_not_ok "bad: $out"
+mkdir "$tmp/sa"
+printf 'body __A /alpha/\nbody EV eval:foo()\nmeta M __A && EV\nscore M 2\nscore EV 1\n' >"$tmp/sa/50_x.cf"
+out=$("$bin" -s "$tmp/sa" skipped)
+echo "$out" | grep -q $'^50_x.cf:2\tEV\t\\[scored\\] eval' && echo "$out" | grep -q $'^50_x.cf:3\tM\t\\[scored\\] uses EV' &&
+	tap_ok "skipped: file:line, name and reason" || tap_not_ok "skipped: $out"
+out=$("$bin" -s "$tmp/sa" check)
+echo "$out" | grep -q '^sa_scored_imported 0 of 2' && tap_ok "check: SpamAssassin coverage" ||
+	tap_not_ok "coverage: $out"
+exit $((TAP_FAIL > 0))

@@ -1,0 +1,947 @@
+/* test_scan.c - the content gate: streaming matches, scopes, MIME decoding,
+ * rule loading, cache, reload and SpamAssassin import. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "scan.h"
+
+static char tmpdir[] = "/tmp/moat-test-scan-XXXXXX";
+
+/* write_file - create tmpdir/name with text; returns the path (static) */
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[4][256];
+	static int k;
+	char *p = path[k++ % 4];
+	FILE *f;
+
+	snprintf(p, 256, "%s/%s", tmpdir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+/* use_rules - make text the live rules */
+static void use_rules(const char *text)
+{
+	struct scan_config c = { .rules_path = write_file("t.rules", text) };
+	char err[512] = "";
+
+	if (scan_init(&c, err, sizeof(err)) != 0)
+		fail_msg("scan_init: %s", err);
+}
+
+/* run_pieces - scan msg fed in pieces of the given sizes (0-terminated,
+ * repeated); fills v */
+static void run_pieces(const char *msg, size_t len, const size_t *sizes,
+		       struct filter_verdict *v)
+{
+	struct filter_msg *m = scan_filter_ops.open();
+	size_t off = 0, k = 0;
+
+	assert_non_null(m);
+	while (off < len) {
+		size_t n = sizes ? sizes[k] : len;
+
+		if (sizes && !sizes[++k])
+			k = 0;
+		if (n > len - off)
+			n = len - off;
+		assert_int_equal(scan_filter_ops.feed(m, msg + off, n), 0);
+		off += n;
+	}
+	assert_int_equal(scan_filter_ops.finish(m, v), 0);
+	scan_filter_ops.close(m);
+}
+
+/* matched - did the verdict name rule id (in the header, reply or rule) */
+static int matched(const struct filter_verdict *v, const char *id)
+{
+	const char *s[3] = { v->header, v->reply, v->rule };
+
+	for (int i = 0; i < 3; i++) {
+		const char *p = s[i];
+		size_t l = strlen(id);
+
+		while ((p = strstr(p, id))) {
+			char b = p == s[i] ? ',' : p[-1], a = p[l];
+
+			if ((b == ',' || b == '=' || b == ' ') &&
+			    (a == 0 || a == ',' || a == ')'))
+				return 1;
+			p += l;
+		}
+	}
+	return 0;
+}
+
+static const char *scope_rules =
+	"threshold 100\n"
+	"HDR_SUBJ   header:Subject score 1 /needle/\n"
+	"HDR_ANY    header         score 1 /haystack-h/\n"
+	"HDR_ANCH   header:Subject score 1 /^Exactly this$/\n"
+	"BODY_N     body           score 1 /needle/\n"
+	"RAW_N      raw            score 1 /rawmark/\n"
+	"SPLIT      body           score 1 /a pattern split across chunks/i\n"
+	"FOLDED     header:Subject score 1 /folded subject line/\n";
+
+static int setup_scope(void **state)
+{
+	(void)state;
+	use_rules(scope_rules);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	scan_fini();
+	return 0;
+}
+
+struct scope_case {
+	const char *name;
+	const char *msg;
+	const char *want;    /* space-separated rules that must match */
+	const char *notwant; /* and must not */
+};
+
+static const struct scope_case scope_cases[] = {
+	{ "subject needle", "Subject: a needle here\r\nFrom: a@b\r\n\r\nnothing\r\n",
+	  "HDR_SUBJ", "BODY_N" },
+	{ "needle in other header", "X-Other: needle\r\nSubject: hi\r\n\r\nbody\r\n",
+	  "", "HDR_SUBJ BODY_N" },
+	{ "needle in body only", "Subject: hi\r\n\r\nthe needle\r\n", "BODY_N", "HDR_SUBJ" },
+	{ "any header", "X-Foo: haystack-h\r\n\r\nx\r\n", "HDR_ANY", "BODY_N" },
+	{ "anchors mean one header", "Subject: Exactly this\r\nX: y\r\n\r\nb\r\n",
+	  "HDR_ANCH", "" },
+	{ "anchor not met", "Subject: Not Exactly this\r\n\r\nb\r\n", "", "HDR_ANCH" },
+	{ "raw scope", "Subject: x\r\n\r\nrawmark\r\n", "RAW_N", "BODY_N" },
+	{ "raw sees part headers",
+	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nX-Part: rawmark\r\n\r\n"
+	  "x\r\n--q--\r\n", "RAW_N", "" },
+	{ "folded header unfolded",
+	  "Subject: a folded\r\n subject line\r\n\r\nb\r\n", "FOLDED", "" },
+	{ "folded with tab", "Subject: a folded\r\n\tsubject line\r\n\r\nb\r\n", "", "FOLDED" },
+	{ "body not in headers", "X-N: needle\r\n\r\nclean\r\n", "", "BODY_N HDR_SUBJ" },
+};
+
+/* check_words - every word of list is (want=1) / is not matched */
+static void check_words(const char *cname, const struct filter_verdict *v,
+			const char *list, int want)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		if (matched(v, w) != want)
+			fail_msg("case %s: rule %s: got %s want %s (header \"%s\")", cname, w,
+				 want ? "no match" : "match", want ? "match" : "no match",
+				 v->header);
+}
+
+static void test_scopes(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(scope_cases) / sizeof(scope_cases[0]); i++) {
+		const struct scope_case *c = &scope_cases[i];
+		struct filter_verdict v;
+
+		run_pieces(c->msg, strlen(c->msg), NULL, &v);
+		assert_int_equal(v.reject, 0);
+		check_words(c->name, &v, c->want, 1);
+		check_words(c->name, &v, c->notwant, 0);
+	}
+}
+
+/* every split point of the message, and byte by byte */
+static void test_split_everywhere(void **state)
+{
+	const char *msg = "Subject: a needle in a folded\r\n subject line\r\n"
+			  "\r\nline one\r\nhere is A PATTERN SPLIT ACROSS CHUNKS ok\r\n"
+			  "rawmark and needle\r\n";
+	size_t len = strlen(msg);
+	const char *want = "HDR_SUBJ FOLDED SPLIT RAW_N BODY_N";
+
+	(void)state;
+	for (size_t cut = 0; cut <= len; cut++) {
+		size_t sizes[3] = { cut ? cut : len, len, 0 };
+		struct filter_verdict v;
+		char name[32];
+
+		run_pieces(msg, len, sizes, &v);
+		snprintf(name, sizeof(name), "cut at %zu", cut);
+		check_words(name, &v, want, 1);
+	}
+	for (size_t step = 1; step <= 7; step++) {
+		size_t sizes[2] = { step, 0 };
+		struct filter_verdict v;
+		char name[32];
+
+		run_pieces(msg, len, sizes, &v);
+		snprintf(name, sizeof(name), "pieces of %zu", step);
+		check_words(name, &v, want, 1);
+	}
+}
+
+/* a pattern split over every boundary of a base64 body, too */
+static void test_split_base64(void **state)
+{
+	/* "needle in base64" */
+	const char *msg = "Subject: b\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+			  "bm\r\nVlZGxlIGluIGJhc2U2NA==\r\n";
+	size_t len = strlen(msg);
+
+	(void)state;
+	for (size_t cut = 1; cut < len; cut++) {
+		size_t sizes[3] = { cut, len, 0 };
+		struct filter_verdict v;
+
+		run_pieces(msg, len, sizes, &v);
+		if (!matched(&v, "BODY_N"))
+			fail_msg("cut at %zu: got no match want BODY_N", cut);
+	}
+}
+
+static const char *mime_rules =
+	"threshold 100\n"
+	"B64   body score 1 /secret base64 words/\n"
+	"QP    body score 1 /caf\xc3\xa9 = soft-broken line/\n"
+	"DEEP  body score 1 /deep inside/\n"
+	"PRE   body score 1 /preamble text/\n"
+	"BND   body score 1 /--outer/\n"
+	"TAIL  body score 1 /end of part$/m\n";
+
+static int setup_mime(void **state)
+{
+	(void)state;
+	use_rules(mime_rules);
+	return 0;
+}
+
+static const struct scope_case mime_cases[] = {
+	{ "base64 part",
+	  "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+	  "preamble text\r\n--outer\r\nContent-Type: text/plain\r\n"
+	  "Content-Transfer-Encoding: base64\r\n\r\n"
+	  "c2VjcmV0IGJh\r\nc2U2NCB3b3Jkcw==\r\n--outer--\r\n",
+	  "B64", "PRE BND" },
+	{ "base64 not decoded outside its part",
+	  "Subject: x\r\n\r\nc2VjcmV0IGJhc2U2NCB3b3Jkcw==\r\n", "", "B64" },
+	{ "quoted-printable with soft break",
+	  "Content-Type: multipart/alternative; boundary=\"b 1\"\r\n\r\n--b 1\r\n"
+	  "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	  "caf=C3=A9 =3D soft-=\r\nbroken line\r\n--b 1--\r\n",
+	  "QP", "" },
+	{ "nested multiparts",
+	  "Content-Type: multipart/mixed; boundary=\"A\"\r\n\r\n--A\r\n"
+	  "Content-Type: multipart/alternative;\r\n boundary=\"B\"\r\n\r\n--B\r\n"
+	  "Content-Type: multipart/related; boundary=C\r\n\r\n--C\r\n"
+	  "Content-Transfer-Encoding: base64\r\n\r\nZGVlcCBpbnNpZGU=\r\n--C--\r\n"
+	  "--B--\r\n--A--\r\n",
+	  "DEEP", "" },
+	{ "delimiter line end belongs to the boundary",
+	  "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\r\n"
+	  "end of part\r\n--z--\r\n",
+	  "TAIL", "BND" },
+	{ "inner boundary closed by outer",
+	  "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+	  "Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\r\nx\r\n"
+	  "--o\r\nContent-Transfer-Encoding: base64\r\n\r\nZGVlcCBpbnNpZGU=\r\n--o--\r\n",
+	  "DEEP", "" },
+};
+
+static void test_mime(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(mime_cases) / sizeof(mime_cases[0]); i++) {
+		const struct scope_case *c = &mime_cases[i];
+		size_t len = strlen(c->msg);
+
+		for (size_t step = 1; step <= len; step = step < 8 ? step + 1 : step * 3) {
+			size_t sizes[2] = { step, 0 };
+			struct filter_verdict v;
+			char name[128];
+
+			run_pieces(c->msg, len, sizes, &v);
+			snprintf(name, sizeof(name), "%s (pieces of %zu)", c->name, step);
+			check_words(name, &v, c->want, 1);
+			check_words(name, &v, c->notwant, 0);
+		}
+	}
+}
+
+/* ---- the MIME walker alone ---- */
+
+struct collect {
+	char body[8192];
+	size_t blen;
+	int parts;
+	char hdrs[1024];
+	size_t hlen;
+};
+
+static void c_body(void *ctx, const char *p, size_t n)
+{
+	struct collect *c = ctx;
+
+	assert_true(c->blen + n < sizeof(c->body));
+	memcpy(c->body + c->blen, p, n);
+	c->blen += n;
+}
+
+static void c_part_end(void *ctx)
+{
+	struct collect *c = ctx;
+
+	c->parts++;
+	c_body(ctx, "|", 1);
+}
+
+static void c_hbegin(void *ctx, const char *name)
+{
+	struct collect *c = ctx;
+
+	c->hlen += (size_t)snprintf(c->hdrs + c->hlen, sizeof(c->hdrs) - c->hlen, "[%s]", name);
+}
+
+static void c_hdata(void *ctx, const char *p, size_t n)
+{
+	struct collect *c = ctx;
+
+	assert_true(c->hlen + n < sizeof(c->hdrs));
+	memcpy(c->hdrs + c->hlen, p, n);
+	c->hlen += n;
+	c->hdrs[c->hlen] = 0;
+}
+
+static const struct mime_sink collect_sink = {
+	.header_begin = c_hbegin, .header_data = c_hdata,
+	.body_data = c_body, .part_end = c_part_end,
+};
+
+struct walk_case {
+	const char *name;
+	const char *msg;
+	const char *body;    /* decoded bodies, parts ended by '|' */
+	const char *headers; /* "[Name]value" per top-level header */
+};
+
+static const struct walk_case walk_cases[] = {
+	{ "plain", "A: 1\r\nB:  two\r\n\r\nl1\r\nl2\r\n", "l1\nl2\n|", "[A]1[B]two" },
+	{ "fold", "S: a\r\n  b\r\n\tc\r\n\r\n", "|", "[S]a  b\tc" },
+	{ "no body", "S: x\r\n", "", "[S]x" },
+	{ "non-header line starts body", "S: x\r\nnot a header\r\nmore\r\n",
+	  "not a header\nmore\n|", "[S]x" },
+	{ "base64 with junk", "Content-Transfer-Encoding: BASE64\r\n\r\naGVs\r\n*bG8=\r\n",
+	  "hello|", "[Content-Transfer-Encoding]BASE64" },
+	{ "base64 padding then more", "Content-Transfer-Encoding: base64\r\n\r\nYQ==Yg==\r\n",
+	  "ab|", NULL },
+	{ "qp", "Content-Transfer-Encoding: quoted-printable\r\n\r\na=3Db=\r\nc =XY=4\r\n",
+	  "a=bc =XY=4\n|", NULL },
+	{ "multipart drops preamble, epilogue and delimiter line ends",
+	  "Content-Type: multipart/mixed; boundary=\"q\"\r\n\r\npre\r\n--q\r\n\r\none\r\n"
+	  "--q \r\nContent-Type: text/html\r\n\r\ntwo\r\n\r\n--q--\r\nepilogue\r\n",
+	  "one|two\n|", NULL },
+	{ "boundary prefix is not a boundary",
+	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n--qq\r\n--q--\r\n",
+	  "--qq|", NULL },
+	{ "bare LF line ends", "A: 1\n\nx\ny\n", "x\ny\n|", "[A]1" },
+	{ "attachments stay raw",
+	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\ntext\r\n--q\r\n"
+	  "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	  "aGVsbG8=\r\n--q\r\nContent-Type: TEXT/html\r\n\r\nhtml\r\n--q--\r\n",
+	  "text|html|", NULL },
+};
+
+/* walk - run the walker over msg in pieces of step bytes */
+static void walk(const char *msg, size_t step, const struct mime_limits *lim,
+		 struct collect *c, struct mime_stats *st)
+{
+	static struct mime_walker w; /* large: keep it off the stack */
+	size_t len = strlen(msg);
+
+	memset(c, 0, sizeof(*c));
+	mime_init(&w, lim, &collect_sink, c);
+	for (size_t off = 0; off < len; off += step)
+		mime_feed(&w, msg + off, len - off < step ? len - off : step);
+	mime_finish(&w);
+	c->body[c->blen] = 0;
+	if (st)
+		*st = w.st;
+}
+
+static void test_walker(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(walk_cases) / sizeof(walk_cases[0]); i++) {
+		const struct walk_case *wc = &walk_cases[i];
+
+		for (size_t step = 1; step <= strlen(wc->msg); step++) {
+			struct collect c;
+
+			walk(wc->msg, step, NULL, &c, NULL);
+			if (strcmp(c.body, wc->body) != 0)
+				fail_msg("case %s step %zu: body got \"%s\" want \"%s\"",
+					 wc->name, step, c.body, wc->body);
+			if (wc->headers && strcmp(c.hdrs, wc->headers) != 0)
+				fail_msg("case %s step %zu: headers got \"%s\" want \"%s\"",
+					 wc->name, step, c.hdrs, wc->headers);
+		}
+	}
+}
+
+/* hostile structure is bounded: deep nesting, absurd boundaries, many
+ * parts, lines longer than the line buffer */
+static void test_walker_bounds(void **state)
+{
+	static char msg[64 * 1024];
+	size_t o = 0;
+	struct collect c;
+	struct mime_stats st;
+	struct mime_limits lim = { .max_depth = 4, .max_parts = 3 };
+
+	(void)state;
+	for (int d = 0; d < 30; d++)
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o,
+				      "Content-Type: multipart/mixed; boundary=L%d\r\n\r\n--L%d\r\n",
+				      d, d);
+	o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\r\ndeepest\r\n");
+	walk(msg, 97, &lim, &c, &st);
+	assert_int_equal(st.max_depth, 4);
+	assert_true(st.depth_capped >= 1);
+	/* the capped multipart is read as text, so its content is still seen */
+	assert_non_null(strstr(c.body, "deepest"));
+
+	char b[400];
+	memset(b, 'x', sizeof(b) - 1);
+	b[sizeof(b) - 1] = 0;
+	snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n"
+		 "--%s\r\n\r\nbody\r\n", b, b);
+	walk(msg, 13, &lim, &c, &st);
+	assert_int_equal(st.bad_boundary, 1);
+	assert_non_null(strstr(c.body, "body"));
+
+	o = (size_t)snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=p\r\n\r\n");
+	for (int i = 0; i < 10; i++)
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, "--p\r\n\r\npart%d\r\n", i);
+	walk(msg, 1000, &lim, &c, &st);
+	assert_int_equal(st.parts, 10);
+	assert_int_equal(st.parts_capped, 7);
+	assert_int_equal(c.parts, 3);
+	assert_null(strstr(c.body, "part3"));
+
+	/* a 5000-byte line, then a boundary: still found */
+	o = (size_t)snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=p\r\n\r\n--p\r\n\r\n");
+	memset(msg + o, '-', 5000);
+	o += 5000;
+	o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\r\n--p\r\n\r\nafter\r\n--p--\r\n");
+	walk(msg, 700, NULL, &c, &st);
+	assert_int_equal(c.parts, 2);
+	assert_int_equal(c.blen, 5000 + 1 + 5 + 1); /* line ends before delimiters dropped */
+}
+
+/* the engine delivers unstuffed lines, often one write per line or per
+ * network read; ".." at a line start arrives as "." */
+static void test_engine_pieces(void **state)
+{
+	const char *lines[] = {
+		"Subject: x\r\n", "\r\n", ".leading dot stays\r\n",
+		"needle on a line\r\n", ".\r\n", "last\r\n",
+	};
+	struct filter_msg *m;
+	struct filter_verdict v;
+
+	(void)state;
+	m = scan_filter_ops.open();
+	assert_non_null(m);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		assert_int_equal(scan_filter_ops.feed(m, lines[i], strlen(lines[i])), 0);
+	assert_int_equal(scan_filter_ops.finish(m, &v), 0);
+	scan_filter_ops.close(m);
+	assert_true(matched(&v, "BODY_N"));
+	assert_string_equal(v.header_name, "X-Moat-Scan");
+	assert_non_null(strstr(v.header, "score=1.0"));
+}
+
+/* close at any point: before feeding, mid-header, mid-part */
+static void test_close_anywhere(void **state)
+{
+	const char *msg = "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
+			  "Content-Transfer-Encoding: base64\r\n\r\nbmVlZGxl\r\n";
+
+	(void)state;
+	for (size_t cut = 0; cut <= strlen(msg); cut++) {
+		struct filter_msg *m = scan_filter_ops.open();
+
+		assert_non_null(m);
+		assert_int_equal(scan_filter_ops.feed(m, msg, cut), 0);
+		scan_filter_ops.close(m);
+	}
+	assert_true(scan_filter_ops.state_size() > sizeof(struct mime_walker));
+}
+
+/* ---- verdicts ---- */
+
+static void test_verdicts(void **state)
+{
+	const char *rules =
+		"threshold 3\n"
+		"GTUBE body reject \"Test spam refused\" /XJS\\*C4JDBQADN1/\n"
+		"S1 body score 2 /alpha/\n"
+		"S2 body score 1.5 /beta/\n"
+		"NEG body score -1 /gamma/\n";
+	struct filter_verdict v;
+	const char *m1 = "S: x\r\n\r\nXJS*C4JDBQADN1 alpha\r\n";
+	const char *m2 = "S: x\r\n\r\nalpha beta\r\n";
+	const char *m3 = "S: x\r\n\r\nalpha beta gamma\r\n";
+
+	(void)state;
+	use_rules(rules);
+	run_pieces(m1, strlen(m1), NULL, &v);
+	assert_int_equal(v.reject, 1);
+	assert_string_equal(v.rule, "GTUBE");
+	assert_string_equal(v.reply, "Test spam refused (rule GTUBE)");
+
+	run_pieces(m2, strlen(m2), NULL, &v);
+	assert_int_equal(v.reject, 1);
+	assert_string_equal(v.rule, "S1");
+	assert_non_null(strstr(v.reply, "score 3.5"));
+	assert_non_null(strstr(v.reply, "S1,S2"));
+
+	run_pieces(m3, strlen(m3), NULL, &v);
+	assert_int_equal(v.reject, 0);
+	assert_string_equal(v.header, "score=2.5 threshold=3.0 rules=S1,S2,NEG");
+	scan_fini();
+}
+
+/* the shipped default rules refuse GTUBE, also when base64-encoded */
+static void test_default_gtube(void **state)
+{
+	struct scan_config c = { .rules_path = SCAN_RULES_DIR "/default.rules" };
+	char err[512] = "";
+	struct filter_verdict v;
+	const char *plain =
+		"From: a@example.org\r\nSubject: test\r\n\r\n"
+		"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
+	const char *b64 =
+		"From: a@example.org\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		"WEpTKkM0SkRCUUFETjEuTlNCTjMqMklETkVOKkdUVUJFLVNUQU5EQVJELUFOVEktVUJFLVRFU1Qt\r\n"
+		"RU1BSUwqQy4zNFg=\r\n";
+	const char *ham = "From: a@example.org\r\nSubject: lunch\r\n\r\nSee you at noon.\r\n";
+
+	(void)state;
+	if (scan_init(&c, err, sizeof(err)) != 0)
+		fail_msg("default rules: %s", err);
+	run_pieces(plain, strlen(plain), NULL, &v);
+	assert_int_equal(v.reject, 1);
+	assert_string_equal(v.rule, "GTUBE");
+	run_pieces(b64, strlen(b64), NULL, &v);
+	assert_int_equal(v.reject, 1);
+	assert_string_equal(v.rule, "GTUBE");
+	run_pieces(ham, strlen(ham), NULL, &v);
+	assert_int_equal(v.reject, 0);
+	assert_string_equal(v.header, "score=0.0 threshold=5.0 rules=none");
+	scan_fini();
+}
+
+/* ---- loading, reload, cache ---- */
+
+struct bad_case {
+	const char *name;
+	const char *text;
+	const char *want; /* substring of the error after the path */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "lookbehind", "OK body score 1 /fine/\nLB body score 1 /(?<=a)b/\n",
+	  ":2: rule LB: " },
+	{ "backreference", "BR body score 1 /(a)\\1/\n", ":1: rule BR: " },
+	{ "bad scope", "\n\nX nowhere score 1 /a/\n", ":3: rule X: scope" },
+	{ "bad action", "X body punish /a/\n", ":1: rule X: action" },
+	{ "no pattern", "X body score 1 a\n", ":1: rule X: pattern" },
+	{ "unknown flag", "X body score 1 /a/q\n", ":1: rule X: unknown flag" },
+	{ "duplicate", "X body score 1 /a/\nX body score 1 /b/\n", ":2: rule X: duplicate" },
+	{ "bad threshold", "threshold -1\n", ":1: threshold" },
+};
+
+static void test_invalid_rules(void **state)
+{
+	(void)state;
+	use_rules("GOOD body score 1 /needle/\n");
+	struct scan_db *before = scan_db_current();
+
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		const char *p = write_file("bad.rules", c->text);
+		char err[512] = "", want[512];
+
+		assert_int_not_equal(scan_reload(p, err, sizeof(err)), 0);
+		snprintf(want, sizeof(want), "%s%s", p, c->want);
+		if (strncmp(err, want, strlen(want)) != 0)
+			fail_msg("case %s: got \"%s\" want prefix \"%s\"", c->name, err, want);
+		struct scan_db *now = scan_db_current();
+		assert_ptr_equal(now, before); /* the old db stays live */
+		scan_db_unref(now);
+	}
+	/* and Hyperscan's own message comes through */
+	char err[512] = "";
+	assert_int_not_equal(scan_reload(write_file("bad.rules", "LB body score 1 /(?<=a)b/\n"),
+					 err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "Zero-width assertions are not supported"));
+
+	struct filter_verdict v;
+	run_pieces("S: x\r\n\r\nneedle\r\n", 17, NULL, &v);
+	assert_true(matched(&v, "GOOD"));
+	scan_db_unref(before);
+	scan_fini();
+}
+
+static void test_reload_in_flight(void **state)
+{
+	const char *old_rules = "OLD body score 1 /needle/\n";
+	const char *new_rules = "NEW body score 1 /needle/\n";
+	const char *head = "Subject: x\r\n\r\nfirst ";
+	const char *tail = "needle\r\n";
+	struct filter_verdict v;
+	char err[512] = "";
+
+	(void)state;
+	use_rules(old_rules);
+	struct filter_msg *m1 = scan_filter_ops.open();
+	assert_non_null(m1);
+	assert_int_equal(scan_filter_ops.feed(m1, head, strlen(head)), 0);
+	uint64_t g1 = scan_msg_db(m1)->gen;
+
+	assert_int_equal(scan_reload(write_file("new.rules", new_rules), err, sizeof(err)), 0);
+	struct filter_msg *m2 = scan_filter_ops.open();
+	assert_non_null(m2);
+	assert_true(scan_msg_db(m2)->gen > g1);
+	assert_int_equal(scan_filter_ops.feed(m2, head, strlen(head)), 0);
+
+	/* old message finishes on the old rules, new one on the new */
+	assert_int_equal(scan_filter_ops.feed(m1, tail, strlen(tail)), 0);
+	assert_int_equal(scan_filter_ops.finish(m1, &v), 0);
+	assert_true(matched(&v, "OLD"));
+	assert_false(matched(&v, "NEW"));
+	scan_filter_ops.close(m1);
+	assert_int_equal(scan_filter_ops.feed(m2, tail, strlen(tail)), 0);
+	assert_int_equal(scan_filter_ops.finish(m2, &v), 0);
+	assert_true(matched(&v, "NEW"));
+	assert_false(matched(&v, "OLD"));
+	scan_filter_ops.close(m2);
+
+	/* reload with no path re-reads the configured (now the new) file */
+	assert_int_equal(scan_reload(NULL, err, sizeof(err)), 0);
+	run_pieces("S: x\r\n\r\nneedle\r\n", 17, NULL, &v);
+	assert_true(matched(&v, "NEW"));
+	scan_fini();
+}
+
+/* worker threads scan while the main thread reloads: every message ends
+ * with the verdict of the rules it was opened with */
+static atomic_int stress_stop;
+static atomic_int stress_bad, stress_msgs;
+
+static void *stress_worker(void *arg)
+{
+	const char *msg = "Subject: x\r\n\r\nsome text\r\nwith the needle\r\n";
+
+	(void)arg;
+	if (scan_filter_ops.thread_init() != 0)
+		atomic_fetch_add(&stress_bad, 1);
+	while (!atomic_load(&stress_stop)) {
+		struct filter_msg *m = scan_filter_ops.open();
+		struct filter_verdict v;
+
+		if (!m) {
+			atomic_fetch_add(&stress_bad, 1);
+			continue;
+		}
+		const char *want = scan_msg_db(m)->rules[0].id;
+		for (const char *p = msg; *p; p += 7)
+			scan_filter_ops.feed(m, p, strnlen(p, 7));
+		if (scan_filter_ops.finish(m, &v) != 0 || !v.reject || strcmp(v.rule, want) != 0)
+			atomic_fetch_add(&stress_bad, 1);
+		scan_filter_ops.close(m);
+		atomic_fetch_add(&stress_msgs, 1);
+	}
+	return NULL;
+}
+
+static void test_reload_threads(void **state)
+{
+	pthread_t t[3];
+	char err[512];
+
+	(void)state;
+	use_rules("R0 body reject \"r0\" /needle/\n");
+	atomic_store(&stress_stop, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, stress_worker, NULL), 0);
+	for (int gen = 1; gen <= 20; gen++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "R%d body reject \"r\" /needle/\nX%d raw score 1 /x%d/\n",
+			 gen, gen, gen);
+		assert_int_equal(scan_reload(write_file("stress.rules", text), err, sizeof(err)), 0);
+		usleep(2000);
+	}
+	atomic_store(&stress_stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	print_message("%d messages across 21 rule sets\n", atomic_load(&stress_msgs));
+	assert_int_equal(atomic_load(&stress_bad), 0);
+	assert_true(atomic_load(&stress_msgs) > 0);
+	scan_fini();
+}
+
+static void test_cache(void **state)
+{
+	char cdir[300], err[512] = "";
+	struct scan_load_opts o = { 0 };
+	struct scan_db *d;
+
+	(void)state;
+	snprintf(cdir, sizeof(cdir), "%s/cache", tmpdir);
+	assert_int_equal(mkdir(cdir, 0700), 0);
+	o.cache_dir = cdir;
+	o.rules_path = write_file("c.rules", "A body score 1 /alpha/\nB header score 2 /beta/i\n");
+
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->cache, CACHE_MISS);
+	scan_db_unref(d);
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->cache, CACHE_HIT);
+	assert_non_null(d->db[SDB_BODY]);
+	assert_non_null(d->db[SDB_HEADER]);
+	assert_null(d->db[SDB_RAW]);
+	scan_db_unref(d);
+
+	/* changed rules: a different key, so a miss, never the old file */
+	o.rules_path = write_file("c.rules", "A body score 1 /alpha2/\nB header score 2 /beta/i\n");
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->cache, CACHE_MISS);
+	scan_db_unref(d);
+
+	/* a damaged file under the right name is stale: recompiled, rewritten */
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "for f in %s/scan-*.hsdb; do "
+		 "dd if=/dev/urandom of=$f bs=1 count=64 seek=60 conv=notrunc 2>/dev/null; done",
+		 cdir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->cache, CACHE_STALE);
+	scan_db_unref(d);
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->cache, CACHE_HIT);
+
+	/* and the cached db matches */
+	scan_db_install(d);
+	struct filter_verdict v;
+	run_pieces("X: BETA\r\n\r\nalpha2\r\n", 20, NULL, &v);
+	assert_true(matched(&v, "A"));
+	assert_true(matched(&v, "B"));
+	scan_db_install(NULL);
+}
+
+/* ---- SpamAssassin import ---- */
+
+static const char *sa_cf =
+	"# test rules\n"
+	"body     __SUB_A   /alpha\\b/i\n"
+	"body     __SUB_B   /bravo/\n"
+	"header   __SUB_H   Subject =~ /^urgent/i\n"
+	"header   __HAS_XM  exists:X-Mailer\n"
+	"rawbody  __SUB_C   /charlie/\n"
+	"body     __LOOK    /foo(?=bar)/\n"
+	"body     EVALR     eval:check_something()\n"
+	"meta     M_AND     __SUB_A && __SUB_B\n"
+	"meta     M_NOT     __SUB_A && !__SUB_C\n"
+	"meta     M_NEST    (M_AND || __SUB_H) && __HAS_XM\n"
+	"meta     M_LOOK    __SUB_A && __LOOK\n"
+	"meta     M_ARITH   (__SUB_A + __SUB_B) > 1\n"
+	"meta     M_UNDEF   __SUB_A || __NOT_DEFINED_ANYWHERE\n"
+	"header   __NEG     Subject !~ /^hello/i\n"
+	"meta     M_NEG     __NEG && __SUB_A\n"
+	"score M_NEG 0.2\n"
+	"ifplugin Mail::SpamAssassin::Plugin::Foo\n"
+	"body     PLAIN     /plain words/\n"
+	"endif\n"
+	"if !plugin(Mail::SpamAssassin::Plugin::Foo)\n"
+	"body     OFF       /never imported/\n"
+	"endif\n"
+	"score M_AND 2.0 2.0 2.0 2.0\n"
+	"score M_NOT 1.0\n"
+	"score M_NEST 1.5\n"
+	"score M_LOOK 1.0\n"
+	"score M_ARITH 1.0\n"
+	"score M_UNDEF 0.5\n"
+	"score EVALR 3\n"
+	"score PLAIN 0.1\n";
+
+/* skip_reason - reason an SA rule was skipped, or NULL */
+static const char *skip_reason(const struct scan_db *d, const char *id)
+{
+	for (size_t i = 0; i < d->nskips; i++)
+		if (strcmp(d->skips[i].id, id) == 0)
+			return d->skips[i].reason;
+	return NULL;
+}
+
+static void test_sa_import_small(void **state)
+{
+	char sadir[300], err[512] = "";
+	struct scan_load_opts o = { 0 };
+	struct scan_db *d;
+	struct filter_verdict v;
+
+	(void)state;
+	snprintf(sadir, sizeof(sadir), "%s/sa", tmpdir);
+	assert_int_equal(mkdir(sadir, 0700), 0);
+	write_file("sa/50_test.cf", sa_cf);
+	o.sa_dir = sadir;
+	o.threshold = 100;
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF M_NEG EVALR PLAIN */
+	assert_int_equal(d->sa_scored_total, 9);
+	assert_int_equal(d->sa_scored_imported, 6);
+	assert_non_null(strstr(skip_reason(d, "EVALR"), "eval"));
+	assert_non_null(strstr(skip_reason(d, "M_ARITH"), "arithmetic"));
+	assert_non_null(strstr(skip_reason(d, "__LOOK"), "Zero-width"));
+	assert_non_null(strstr(skip_reason(d, "M_LOOK"), "uses __LOOK"));
+	assert_null(skip_reason(d, "OFF"));
+	scan_db_install(d);
+
+	struct { const char *msg, *want, *notwant; } cases[] = {
+		{ "Subject: hi\r\n\r\nalpha bravo\r\n", "M_AND M_NOT M_UNDEF", "M_NEST" },
+		{ "Subject: hi\r\n\r\nalpha charlie\r\n", "M_UNDEF", "M_AND M_NOT" },
+		{ "Subject: Urgent!\r\nX-Mailer: x\r\n\r\nnothing\r\n", "M_NEST", "M_AND M_UNDEF" },
+		{ "Subject: hi\r\nX-Mailer: x\r\n\r\nalpha bravo\r\n", "M_NEST M_AND", "" },
+		{ "Subject: Urgent\r\n\r\nalpha bravo\r\n", "M_AND", "M_NEST" },
+		{ "Subject: hi\r\n\r\nplain words\r\n", "PLAIN", "M_UNDEF" },
+		{ "Subject: hello you\r\n\r\nalpha\r\n", "M_UNDEF", "M_NEG" },
+		{ "Subject: hi hello\r\n\r\nalpha\r\n", "M_NEG", "" },
+		{ "X-No-Subject: 1\r\n\r\nalpha\r\n", "M_NEG", "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "sa case %zu", i);
+		run_pieces(cases[i].msg, strlen(cases[i].msg), NULL, &v);
+		check_words(name, &v, cases[i].want, 1);
+		check_words(name, &v, cases[i].notwant, 0);
+	}
+	scan_db_install(NULL);
+}
+
+/* the real Debian files: a large imported set, skips with reasons, and
+ * the sample spam scores above the sample ham */
+static void test_sa_import_debian(void **state)
+{
+	struct scan_load_opts o = { .sa_dir = "/usr/share/spamassassin" };
+	char err[512] = "";
+	struct scan_db *d;
+	size_t with_reason = 0;
+
+	(void)state;
+	if (access("/usr/share/spamassassin/72_active.cf", R_OK) != 0)
+		fail_msg("spamassassin is not installed (tools/setup installs it)");
+	if (scan_db_load(&o, &d, err, sizeof(err)) != 0)
+		fail_msg("SA import: %s", err);
+	print_message("SA: %u files, scored %u/%u imported, %u rules imported, %zu skipped\n",
+		      d->sa_files, d->sa_scored_imported, d->sa_scored_total, d->sa_imported,
+		      d->nskips);
+	assert_true(d->sa_files > 40);
+	assert_true(d->sa_scored_total > 500);
+	assert_true(d->sa_scored_imported > 100);
+	assert_true(d->sa_imported > 500);
+	assert_true(d->nskips > 100);
+	for (size_t i = 0; i < d->nskips; i++)
+		with_reason += d->skips[i].reason && d->skips[i].reason[0] &&
+			       strchr(d->skips[i].src, ':');
+	assert_int_equal(with_reason, d->nskips);
+	assert_non_null(skip_reason(d, "__DOS_RCVD_IP_TWICE_C") ?
+			skip_reason(d, "__DOS_RCVD_IP_TWICE_C") : skip_reason(d, "DOS_RCVD_IP_TWICE_C"));
+	assert_non_null(d->db[SDB_META]);
+	scan_db_install(d);
+
+	double score[2];
+	const char *files[2] = { "/usr/share/doc/spamassassin/examples/sample-spam.txt",
+				 "/usr/share/doc/spamassassin/examples/sample-nonspam.txt" };
+	for (int k = 0; k < 2; k++) {
+		FILE *f = fopen(files[k], "r");
+		static char buf[65536];
+		static char crlf[2 * 65536];
+		size_t n, o2 = 0;
+		struct filter_verdict v;
+
+		assert_non_null(f);
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		for (size_t i = 0; i < n; i++) { /* as on the wire: CRLF */
+			if (buf[i] == '\n')
+				crlf[o2++] = '\r';
+			crlf[o2++] = buf[i];
+		}
+		size_t sizes[4] = { 1, 77, 4096, 0 };
+		run_pieces(crlf, o2, sizes, &v);
+		score[k] = v.score;
+		print_message("%s: score %.2f reject %d rule %s header %s\n", files[k], v.score,
+			      v.reject, v.rule, v.header);
+	}
+	/* sample-spam.txt carries GTUBE: SpamAssassin's own GTUBE rule, 1000 */
+	assert_true(score[0] >= 999);
+	assert_true(score[1] < 5.0);
+	scan_db_install(NULL);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_scopes, setup_scope, teardown),
+		cmocka_unit_test_setup_teardown(test_split_everywhere, setup_scope, teardown),
+		cmocka_unit_test_setup_teardown(test_split_base64, setup_scope, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_pieces, setup_scope, teardown),
+		cmocka_unit_test_setup_teardown(test_close_anywhere, setup_scope, teardown),
+		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
+		cmocka_unit_test(test_walker),
+		cmocka_unit_test(test_walker_bounds),
+		cmocka_unit_test(test_verdicts),
+		cmocka_unit_test(test_default_gtube),
+		cmocka_unit_test(test_invalid_rules),
+		cmocka_unit_test(test_reload_in_flight),
+		cmocka_unit_test(test_reload_threads),
+		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_sa_import_small),
+		cmocka_unit_test(test_sa_import_debian),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * bench_scan.c - throughput of the content gate on one core (tools/bench scan).
+ *
+ * Generates a corpus of realistic messages (plain text, HTML alternatives
+ * with quoted-printable, base64 attachments, and SpamAssassin's sample spam
+ * and ham), then measures, over the same raw bytes:
+ *   memcpy                      the cost of touching the bytes at all
+ *   Hyperscan block mode        each message scanned in one call (the floor)
+ *   the filter, streaming       scan_filter_ops open/feed (8 KiB pieces, and
+ *                               78-byte lines as moat-smtpd feeds)/finish/
+ *                               close: MIME walk, decoding, streams
+ * for 10, 1,000 and 10,000 generated literal-heavy rules and for the
+ * imported SpamAssassin set.  Throughput counts raw message bytes; time is
+ * the thread's CPU time (the machine is shared), median of --runs.
+ * Prints flat JSON on stdout.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "scan.h"
+
+struct msg {
+	char *p;
+	size_t len;
+};
+
+static struct msg *corpus;
+static size_t ncorpus, corpus_bytes;
+static uint64_t rs = 0x9e3779b97f4a7c15ull;
+static char words[4096][12];
+static const size_t nwords = 4096;
+static int runs = 5;
+static const char *cache_dir = "build/bench/scan-cache";
+static const char *sa_dir = "/usr/share/spamassassin";
+static const char *examples = "/usr/share/doc/spamassassin/examples";
+
+/* rnd - xorshift64* */
+static uint64_t rnd(void)
+{
+	rs ^= rs >> 12;
+	rs ^= rs << 25;
+	rs ^= rs >> 27;
+	return rs * 0x2545f4914f6cdd1dull;
+}
+
+/* zipf_word - a word, frequent ones more often */
+static const char *zipf_word(void)
+{
+	uint64_t r = rnd();
+	size_t i = (size_t)((r % nwords) * ((r >> 32) % nwords) / nwords);
+
+	return words[i];
+}
+
+/* uni_word - any word, uniformly: rule phrases are not the commonest text */
+static const char *uni_word(void)
+{
+	return words[rnd() % nwords];
+}
+
+/* long_word - a word of 5+ letters: a regex's literal part */
+static const char *long_word(void)
+{
+	const char *w;
+
+	do
+		w = uni_word();
+	while (strlen(w) < 5);
+	return w;
+}
+
+/* make_words - a pseudo-English vocabulary */
+static void make_words(void)
+{
+	static const char *cons = "bcdfghjklmnprstvwz", *vow = "aeiou";
+
+	for (size_t i = 0; i < nwords; i++) {
+		int syl = 1 + (int)(rnd() % 3), o = 0;
+
+		for (int s = 0; s < syl; s++) {
+			words[i][o++] = cons[rnd() % 18];
+			words[i][o++] = vow[rnd() % 5];
+			if (rnd() % 3 == 0)
+				words[i][o++] = cons[rnd() % 18];
+		}
+		words[i][o] = 0;
+	}
+}
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+/* put - append to a growing buffer */
+static void put(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			log_fatal("bench: out of memory");
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* putf - formatted append */
+static void putf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct buf *b, const char *fmt, ...)
+{
+	char tmp[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* text - n bytes of wrapped prose, CRLF lines */
+static void text(struct buf *b, size_t n, int html)
+{
+	size_t start = b->len, col = 0;
+
+	while (b->len - start < n) {
+		const char *w = zipf_word();
+		size_t l = strlen(w);
+
+		if (col + l > 72) {
+			put(b, html && rnd() % 4 == 0 ? "<br>\r\n" : "\r\n", html ? 6 : 2);
+			col = 0;
+		}
+		if (html && rnd() % 40 == 0) {
+			putf(b, "<a href=\"http://%s.example/%s\">%s</a> ", zipf_word(), w, w);
+			col += 40;
+			continue;
+		}
+		put(b, w, l);
+		put(b, rnd() % 12 == 0 ? ". " : " ", rnd() % 12 == 0 ? 2 : 1);
+		col += l + 1;
+	}
+	put(b, "\r\n", 2);
+}
+
+/* headers - a plausible header block */
+static void headers(struct buf *b, const char *ctype)
+{
+	for (int i = 0; i < 3; i++)
+		putf(b, "Received: from %s.example (%s.example [198.51.100.%d])\r\n"
+			"\tby mx.example.org (moat) with ESMTPS id %08llx\r\n"
+			"\tfor <user@example.org>; Fri, 27 Nov 2026 18:00:%02d +0000\r\n",
+		     zipf_word(), zipf_word(), (int)(rnd() % 250), (unsigned long long)rnd(), i);
+	putf(b, "From: %s <%s@%s.example>\r\nTo: user@example.org\r\n"
+		"Subject: %s %s %s\r\nDate: Fri, 27 Nov 2026 18:00:00 +0000\r\n"
+		"Message-ID: <%016llx@%s.example>\r\nMIME-Version: 1.0\r\n%s\r\n",
+	     zipf_word(), zipf_word(), zipf_word(), zipf_word(), zipf_word(), zipf_word(),
+	     (unsigned long long)rnd(), zipf_word(), ctype);
+}
+
+/* b64 - n random bytes base64-encoded, 76-column lines */
+static void b64(struct buf *b, size_t n)
+{
+	static const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char line[80];
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint64_t r = rnd();
+
+		for (int k = 0; k < 4; k++)
+			line[o++] = al[(r >> (6 * k)) & 63];
+		if (o == 76) {
+			put(b, line, o);
+			put(b, "\r\n", 2);
+			o = 0;
+		}
+	}
+	if (o) {
+		put(b, line, o);
+		put(b, "\r\n", 2);
+	}
+}
+
+/* qp_html - an HTML body, quoted-printable (soft breaks, =3D for '=') */
+static void qp_html(struct buf *b, size_t n)
+{
+	struct buf h = { 0 };
+	size_t col = 0;
+
+	put(&h, "<html><body><p>", 15);
+	text(&h, n, 1);
+	put(&h, "</p></body></html>\r\n", 20);
+	for (size_t i = 0; i < h.len; i++) {
+		char c = h.p[i];
+
+		if (c == '\r' || c == '\n') {
+			put(b, &c, 1);
+			col = 0;
+			continue;
+		}
+		if (col >= 73) {
+			put(b, "=\r\n", 3);
+			col = 0;
+		}
+		if (c == '=') {
+			put(b, "=3D", 3);
+			col += 3;
+		} else {
+			put(b, &c, 1);
+			col++;
+		}
+	}
+	free(h.p);
+}
+
+/* add_msg - keep a finished message */
+static void add_msg(struct buf *b)
+{
+	corpus = realloc(corpus, (ncorpus + 1) * sizeof(*corpus));
+	if (!corpus)
+		log_fatal("bench: out of memory");
+	corpus[ncorpus].p = b->p;
+	corpus[ncorpus].len = b->len;
+	corpus_bytes += b->len;
+	ncorpus++;
+}
+
+/* add_file - a sample message from disk, LF turned into CRLF */
+static int add_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	struct buf b = { 0 };
+	int c;
+
+	if (!f)
+		return -errno;
+	while ((c = getc(f)) != EOF) {
+		if (c == '\n')
+			put(&b, "\r", 1);
+		char ch = (char)c;
+		put(&b, &ch, 1);
+	}
+	fclose(f);
+	add_msg(&b);
+	return 0;
+}
+
+/* make_corpus - plain, HTML/QP, base64 attachments, SA samples */
+static void make_corpus(size_t n)
+{
+	char path[512];
+
+	for (size_t i = 0; i < n; i++) {
+		struct buf b = { 0 };
+		unsigned kind = (unsigned)(rnd() % 20);
+
+		if (kind < 8) {
+			headers(&b, "Content-Type: text/plain; charset=utf-8\r\n");
+			text(&b, 1000 + rnd() % 8000, 0);
+		} else if (kind < 14) {
+			headers(&b, "Content-Type: multipart/alternative; boundary=\"=_alt\"\r\n");
+			put(&b, "--=_alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", 52);
+			text(&b, 2000 + rnd() % 6000, 0);
+			put(&b, "--=_alt\r\nContent-Type: text/html; charset=utf-8\r\n"
+				"Content-Transfer-Encoding: quoted-printable\r\n\r\n", 96);
+			qp_html(&b, 4000 + rnd() % 12000);
+			put(&b, "--=_alt--\r\n", 11);
+		} else {
+			headers(&b, "Content-Type: multipart/mixed; boundary=\"=_mix\"\r\n");
+			put(&b, "--=_mix\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", 52);
+			text(&b, 500 + rnd() % 3000, 0);
+			put(&b, "--=_mix\r\nContent-Type: application/pdf; name=\"doc.pdf\"\r\n"
+				"Content-Transfer-Encoding: base64\r\n\r\n", 93);
+			b64(&b, 20000 + rnd() % 150000);
+			put(&b, "--=_mix--\r\n", 11);
+		}
+		add_msg(&b);
+		if (i % 50 == 0) {
+			snprintf(path, sizeof(path), "%s/%s", examples,
+				 i % 100 ? "sample-spam.txt" : "sample-nonspam.txt");
+			if (add_file(path) < 0)
+				log_fatal("bench: %s missing (apt-get install spamassassin)", path);
+		}
+	}
+}
+
+/* gen_rules - n rules: 70% caseless literal phrases of 8-30 bytes, 30%
+ * simple regexes (classes, alternations, bounded repeats <= 10) */
+static char *gen_rules(size_t n, const char *scope)
+{
+	struct buf b = { 0 };
+
+	putf(&b, "threshold 1000000000\n");
+	for (size_t i = 0; i < n; i++) {
+		char ph[64];
+		size_t o = 0;
+
+		if (rnd() % 10 < 7) {
+			size_t want = 8 + rnd() % 23;
+
+			while (o < want) {
+				const char *w = uni_word();
+				int k = snprintf(ph + o, sizeof(ph) - o, "%s%s", o ? " " : "", w);
+				o += (size_t)k;
+			}
+			if (o > 30)
+				o = 30;
+			ph[o] = 0;
+			/* a literal: escape nothing (words are letters and spaces) */
+			putf(&b, "G%zu %s score 0.01 /%s/i\n", i, scope, ph);
+			continue;
+		}
+		switch (rnd() % 4) {
+		case 0:
+			putf(&b, "G%zu %s score 0.01 /\\b%s[\\s\\-]{1,3}%s\\b/i\n", i, scope,
+			     long_word(), long_word());
+			break;
+		case 1:
+			putf(&b, "G%zu %s score 0.01 /(?:%s|%s|%s)\\s+%s/\n", i, scope, long_word(),
+			     long_word(), long_word(), long_word());
+			break;
+		case 2:
+			putf(&b, "G%zu %s score 0.01 /%s[0-9]{2,6}/\n", i, scope, long_word());
+			break;
+		default:
+			putf(&b, "G%zu %s score 0.01 /%s [a-z]{1,10} %s/i\n", i, scope, long_word(),
+			     long_word());
+			break;
+		}
+	}
+	put(&b, "", 0);
+	b.p[b.len] = 0;
+	return b.p;
+}
+
+/* cpu_now - this thread's CPU seconds */
+static double cpu_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* dcmp - qsort doubles */
+static int dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* median_gbit - run f over the corpus runs times; median Gbit/s */
+static double median_gbit(double (*f)(void *), void *arg)
+{
+	double g[32];
+	int n = runs < 32 ? runs : 32;
+
+	for (int r = 0; r < n; r++) {
+		double s = f(arg);
+		g[r] = (double)corpus_bytes * 8 / s / 1e9;
+	}
+	qsort(g, (size_t)n, sizeof(double), dcmp);
+	return g[n / 2];
+}
+
+static char *sink_buf;
+static volatile unsigned long long sink_sum;
+
+/* run_memcpy - copy every message once */
+static double run_memcpy(void *arg)
+{
+	double t0 = cpu_now();
+
+	(void)arg;
+	for (size_t i = 0; i < ncorpus; i++) {
+		memcpy(sink_buf, corpus[i].p, corpus[i].len);
+		sink_sum += (unsigned char)sink_buf[corpus[i].len / 2];
+	}
+	return cpu_now() - t0;
+}
+
+/* count_cb - block-mode match callback: count */
+static int count_cb(unsigned id, unsigned long long from, unsigned long long to,
+		    unsigned flags, void *ctx)
+{
+	(void)id, (void)from, (void)to, (void)flags;
+	++*(unsigned long long *)ctx;
+	return 0;
+}
+
+struct block_arg {
+	hs_database_t *db;
+	hs_scratch_t *scratch;
+};
+
+/* run_block - Hyperscan block mode, one call per message */
+static double run_block(void *arg)
+{
+	struct block_arg *a = arg;
+	unsigned long long hits = 0;
+	double t0 = cpu_now();
+
+	for (size_t i = 0; i < ncorpus; i++)
+		hs_scan(a->db, corpus[i].p, (unsigned)corpus[i].len, 0, a->scratch, count_cb, &hits);
+	sink_sum += hits;
+	return cpu_now() - t0;
+}
+
+static size_t piece = 8192;
+static size_t last_state;
+
+/* run_stream - the filter as the engine drives it */
+static double run_stream(void *arg)
+{
+	double t0 = cpu_now();
+
+	(void)arg;
+	for (size_t i = 0; i < ncorpus; i++) {
+		struct filter_msg *m = scan_filter_ops.open();
+		struct filter_verdict v;
+
+		if (!m)
+			log_fatal("bench: open failed");
+		for (size_t o = 0; o < corpus[i].len; o += piece)
+			scan_filter_ops.feed(m, corpus[i].p + o,
+					     corpus[i].len - o < piece ? corpus[i].len - o : piece);
+		scan_filter_ops.finish(m, &v);
+		sink_sum += (unsigned long long)v.score;
+		scan_filter_ops.close(m);
+	}
+	return cpu_now() - t0;
+}
+
+/* block_db - the same scoped patterns compiled for block mode */
+static int block_db(const struct scan_db *d, struct block_arg *a)
+{
+	const char **ex = calloc(d->nrules + 1, sizeof(char *));
+	unsigned *fl = calloc(d->nrules + 1, sizeof(unsigned));
+	unsigned *ids = calloc(d->nrules + 1, sizeof(unsigned));
+	unsigned n = 0;
+	hs_compile_error_t *ce = NULL;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+
+		if (r->scope != SCOPE_RAW && r->scope != SCOPE_HEADER && r->scope != SCOPE_BODY)
+			continue;
+		ex[n] = r->pattern;
+		fl[n] = r->flags | HS_FLAG_SINGLEMATCH;
+		ids[n++] = (unsigned)i;
+	}
+	if (hs_compile_multi(ex, fl, ids, n, HS_MODE_BLOCK, NULL, &a->db, &ce) != HS_SUCCESS) {
+		fprintf(stderr, "bench: block compile: %s\n", ce ? ce->message : "?");
+		hs_free_compile_error(ce);
+		return -1;
+	}
+	free(ex);
+	free(fl);
+	free(ids);
+	a->scratch = NULL;
+	return hs_alloc_scratch(a->db, &a->scratch) == HS_SUCCESS ? 0 : -1;
+}
+
+/* measure - load rules (text or SA), time block and stream */
+static int measure(const char *label, const char *rules_text, int sa, double *block,
+		   double *stream, struct scan_db **keep)
+{
+	char path[512], err[512] = "";
+	struct scan_load_opts o = { .cache_dir = cache_dir, .threshold = 1e9 };
+	struct scan_db *d;
+	struct block_arg a;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.rules", cache_dir, label);
+	if (rules_text) {
+		if (!(f = fopen(path, "w")))
+			return -errno;
+		fputs(rules_text, f);
+		fclose(f);
+		o.rules_path = path;
+	}
+	if (sa)
+		o.sa_dir = sa_dir;
+	if (scan_db_load(&o, &d, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench: %s: %s\n", label, err);
+		return -1;
+	}
+	fprintf(stderr, "bench: %s: %zu rules, cache %s\n", label, d->nrules,
+		d->cache == CACHE_HIT ? "hit" : "miss");
+	if (block) {
+		if (block_db(d, &a) < 0)
+			return -1;
+		*block = median_gbit(run_block, &a);
+		hs_free_scratch(a.scratch);
+		hs_free_database(a.db);
+	}
+	scan_db_install(scan_db_ref(d));
+	last_state = scan_filter_ops.state_size();
+	*stream = median_gbit(run_stream, NULL);
+	if (keep)
+		*keep = d;
+	else
+		scan_db_unref(d);
+	scan_db_install(NULL);
+	return 0;
+}
+
+/* usage - the --help text */
+static void usage(FILE *o)
+{
+	fprintf(o, "usage: bench_scan [--messages N] [--runs N] [--cache DIR] [--sa-dir DIR]\n"
+		   "                  [--piece BYTES]\n"
+		   "       bench_scan --write-rules N    print N generated rules and exit\n"
+		   "Measures the content gate's throughput on one core and prints JSON.\n");
+}
+
+/* main - build the corpus and rule sets, measure, print JSON */
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "messages", required_argument, NULL, 'n' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "cache", required_argument, NULL, 'c' },
+		{ "sa-dir", required_argument, NULL, 's' },
+		{ "piece", required_argument, NULL, 'p' },
+		{ "write-rules", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	size_t nmsg = 400;
+	int c;
+	size_t piece_big;
+	double s1kraw, s1klines, mc, b10, s10, b1k, s1k, b10k, s10k, bsa, ssa, s0;
+	struct scan_db *sadb = NULL;
+	size_t state1k = 0;
+
+	log_init("bench_scan", 0);
+	log_set_level(LOG_LVL_WARN);
+	long write_n = -1;
+
+	while ((c = getopt_long(argc, argv, "n:r:c:s:p:w:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': nmsg = strtoul(optarg, NULL, 10); break;
+		case 'r': runs = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+		case 'c': cache_dir = optarg; break;
+		case 's': sa_dir = optarg; break;
+		case 'p': piece = strtoul(optarg, NULL, 10) ? strtoul(optarg, NULL, 10) : 8192; break;
+		case 'w': write_n = atol(optarg); break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("bench_scan %s\n", MOAT_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	make_words();
+	if (write_n >= 0) { /* the generated rules, for the SMTP benchmark */
+		rs = 0x5eed5eed5eed5eedull;
+		(void)gen_rules(10, "body");
+		fputs(gen_rules((size_t)write_n, "body"), stdout);
+		return 0;
+	}
+	mkdir(cache_dir, 0755);
+	make_corpus(nmsg);
+	sink_buf = malloc(1 << 24);
+	fprintf(stderr, "bench: corpus %zu messages, %zu bytes\n", ncorpus, corpus_bytes);
+
+	mc = median_gbit(run_memcpy, NULL);
+	/* rules do not depend on the corpus size: a fixed seed */
+	uint64_t seed = rs = 0x5eed5eed5eed5eedull;
+	char *r10 = gen_rules(10, "body"), *r1k = gen_rules(1000, "body"),
+	     *r10k = gen_rules(10000, "body");
+	rs = seed; /* the same 1,000 rules again, on the raw bytes */
+	(void)gen_rules(10, "raw");
+	char *r1kraw = gen_rules(1000, "raw");
+	if (measure("none", "", 0, NULL, &s0, NULL) < 0 ||
+	    measure("gen10", r10, 0, &b10, &s10, NULL) < 0 ||
+	    measure("gen1k", r1k, 0, &b1k, &s1k, NULL) < 0 ||
+	    !(state1k = last_state) ||
+	    measure("gen1kraw", r1kraw, 0, NULL, &s1kraw, NULL) < 0 ||
+	    (piece_big = piece, piece = 78, 0) ||
+	    measure("gen1k", r1k, 0, NULL, &s1klines, NULL) < 0 ||
+	    (piece = piece_big, 0) ||
+	    measure("gen10k", r10k, 0, &b10k, &s10k, NULL) < 0 ||
+	    measure("sa", NULL, 1, &bsa, &ssa, &sadb) < 0)
+		return 1;
+	printf("{\n"
+	       "  \"messages\": %zu,\n  \"corpus_bytes\": %zu,\n  \"piece_bytes\": %zu,\n"
+	       "  \"gbit_s_memcpy\": %.3f,\n  \"gbit_s_stream_0\": %.3f,\n"
+	       "  \"gbit_s_block_10\": %.3f,\n  \"gbit_s_stream_10\": %.3f,\n"
+	       "  \"gbit_s_block_1k\": %.3f,\n  \"gbit_s_stream_1k\": %.3f,\n"
+	       "  \"gbit_s_stream_raw_1k\": %.3f,\n  \"ratio_stream_raw_block_1k\": %.3f,\n"
+	       "  \"gbit_s_stream_1k_lines\": %.3f,\n"
+	       "  \"gbit_s_block_10k\": %.3f,\n  \"gbit_s_stream_10k\": %.3f,\n"
+	       "  \"gbit_s_block_sa\": %.3f,\n  \"gbit_s_stream_sa\": %.3f,\n"
+	       "  \"ratio_stream_block_1k\": %.3f,\n  \"ratio_stream_block_10k\": %.3f,\n"
+	       "  \"ratio_stream_block_sa\": %.3f,\n"
+	       "  \"sa_scored_imported\": %u,\n  \"sa_scored_total\": %u,\n"
+	       "  \"sa_rules_imported\": %u,\n  \"msg_state_bytes_1k\": %zu,\n"
+	       "  \"msg_state_bytes_sa\": %zu",
+	       ncorpus, corpus_bytes, piece, mc, s0, b10, s10, b1k, s1k, s1kraw, s1kraw / b1k, s1klines, b10k, s10k, bsa, ssa,
+	       s1k / b1k, s10k / b10k, ssa / bsa, sadb->sa_scored_imported,
+	       sadb->sa_scored_total, sadb->sa_imported, state1k, last_state);
+	printf("\n}\n");
+	scan_db_unref(sadb);
+	(void)sink_sum;
+	return 0;
+}
