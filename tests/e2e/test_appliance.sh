@@ -12,8 +12,9 @@
 # reported; with moat-controld killed moat-smtpd still
 # delivers and refuses, and reconnects when moat-controld returns (reports
 # queued meanwhile are sent then).
-# moat-smtpd here is moat-smtpd-testfilter (the engine plus the e2e test
-# filter, whose reload hook shows up as gen=N in the header it adds).
+# moat-smtpd here is first moat-smtpd-testfilter (the engine plus the e2e
+# test filter, whose reload hook shows up as gen=N in the header it adds),
+# then the real moat-smtpd with the Hyperscan content gate (filters = scan).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -27,7 +28,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 C="$PY $here/smtpc.py"
 
-tap_plan 19
+tap_plan 20
 for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -253,8 +254,11 @@ if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q 'moat-smtpd is not connected'; 
 else
 	tap_not_ok "stats without smtpd: rc=$rc $out"
 fi
-sed -i 's/^report_action = drop$/report_action = tarpit/' "$LAB_DIR/smtpd.conf"
-lab_bg "$NS_APP" smtpd2 "$SMTPD" -c "$LAB_DIR/smtpd.conf"
+# the real moat-smtpd now, with the Hyperscan content gate
+cp "$root/dataplane/smtp/rules/default.rules" "$LAB_DIR/scan.rules"
+sed -i -e 's/^report_action = drop$/report_action = tarpit/' -e 's/^filters = test$/filters = scan/' "$LAB_DIR/smtpd.conf"
+echo "scan_rules = $LAB_DIR/scan.rules" >>"$LAB_DIR/smtpd.conf"
+lab_bg "$NS_APP" smtpd2 "$build/dataplane/smtp/moat-smtpd" -c "$LAB_DIR/smtpd.conf"
 lab_wait 10 smtp_connected
 out=$(lab_inet $C --src 192.0.2.79 198.18.1.1 25 R 2>&1)
 if printf '%s' "$out" | grep -q '^554 5\.7\.1' &&
@@ -263,5 +267,17 @@ if printf '%s' "$out" | grep -q '^554 5\.7\.1' &&
 	tap_ok "report_action = tarpit: the reported sender's next connect is tarpitted (handshake, then silence)"
 else
 	tap_not_ok "tarpit: $out $(mctl lookup 192.0.2.79 --json) probe=$(probe 192.0.2.79)"
+fi
+j=$(mctl rules reload --json)
+rc=$?
+printf 'BAD body reject "x" /(unclosed/\n' >>"$LAB_DIR/scan.rules"
+out=$(mctl rules reload 2>&1)
+rc2=$?
+if [ $rc -eq 0 ] && [ "$(jget "$j" "(d['filters'],d['reloaded'])")" = "(1, 1)" ] &&
+	[ $rc2 -eq 1 ] && printf '%s' "$out" | grep -q 'filter scan: .*(old rules kept)' &&
+	deliver 192.0.2.55 afterbad; then
+	tap_ok "rules reload reaches the Hyperscan gate; a broken rules file is refused, old rules keep serving"
+else
+	tap_not_ok "scan reload: rc=$rc $j / rc2=$rc2 $out"
 fi
 exit $((TAP_FAIL > 0))
