@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"  -t, --check        check the configuration and exit\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n\n"
-		"Signals: SIGUSR1 logs the counters (and rewrites stats_file); SIGTERM/SIGINT stop.\n"
+		"Signals: SIGUSR1 logs the counters (and rewrites stats_file); SIGHUP reloads\n"
+		"the content filters' rules (as moatctl rules reload); SIGTERM/SIGINT stop.\n"
 		"See moat-smtpd(8) and docs/smtpd.md for every configuration key.\n");
 }
 
