@@ -307,8 +307,10 @@ for _ in 1 2 3 4 5; do
 done
 lab_wait 5 grep -rlq "f-$LAB_ID" "$LAB_DIR/sink3" # smtp-sink writes the dump after its reply
 d=$(grep -rl "f-$LAB_ID" "$LAB_DIR/sink3" | head -1)
-if [ -n "$d" ] && grep -q '^X-Moat-Test: lines=4 bytes=34 framing=crlf$' "$d"; then
-	tap_ok "filter fed unstuffed CRLF lines as they arrived (4 lines, 34 bytes); its header added"
+# "Subject: f-ID" CRLF, CRLF, ".dot" CRLF, "plain" CRLF: 28 bytes + the lab id
+fbytes=$((28 + ${#LAB_ID}))
+if [ -n "$d" ] && grep -q "^X-Moat-Test: lines=4 bytes=$fbytes framing=crlf\$" "$d"; then
+	tap_ok "filter fed unstuffed CRLF lines as they arrived (4 lines, $fbytes bytes); its header added"
 else
 	tap_not_ok "filter accept header"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
 	[ -n "$d" ] && sed 's/^/#   /' "$d" >&2
