@@ -72,30 +72,21 @@ for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79 192.0.2.80 192.0.2.81; do l
 # the veth peer needs an XDP program for native XDP on inet0 to see traffic
 ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
 
-# q.moat.test lists 192.0.2.77; moat-controld is never told about it
+# mkzone NAME N... - a DNSBL zone listing 192.0.2.N (and the RFC 5782 test point)
+mkzone() {
+	local z=$1 n
+	shift
+	{
+		printf '$ORIGIN %s.\n$TTL 300\n@ SOA ns.%s. hostmaster.%s. 1 60 30 604800 60\n' "$z" "$z" "$z"
+		printf '@ NS ns\nns A 198.18.2.2\n2.0.0.127 A 127.0.0.2\n'
+		for n in "$@"; do echo "$n.2.0.192 A 127.0.0.2"; done
+	} >"$LAB_DIR/zones/$z.zone"
+}
 mkdir -p "$LAB_DIR/zones"
-cat >"$LAB_DIR/zones/q.moat.test.zone" <<'EOF'
-$ORIGIN q.moat.test.
-$TTL 300
-@   SOA ns.q.moat.test. hostmaster.q.moat.test. 1 60 30 604800 60
-@   NS  ns
-ns  A   198.18.2.2
-2.0.0.127   A 127.0.0.2
-77.2.0.192  A 127.0.0.2
-78.2.0.192  A 127.0.0.2
-79.2.0.192  A 127.0.0.2
-80.2.0.192  A 127.0.0.2
-EOF
+# q.moat.test: moat-smtpd's DNSBL; moat-controld is never told about it
+mkzone q.moat.test 77 78 79 80
 # lv.moat.test: only moat-controld knows it (type = live), moat-smtpd not
-cat >"$LAB_DIR/zones/lv.moat.test.zone" <<'EOF'
-$ORIGIN lv.moat.test.
-$TTL 300
-@   SOA ns.lv.moat.test. hostmaster.lv.moat.test. 1 60 30 604800 60
-@   NS  ns
-ns  A   198.18.2.2
-2.0.0.127   A 127.0.0.2
-81.2.0.192  A 127.0.0.2
-EOF
+mkzone lv.moat.test 81
 lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
 lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
 
