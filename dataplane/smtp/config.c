@@ -67,8 +67,10 @@ void config_defaults(struct smtpd_config *c)
 	c->scan_threshold = 5.0;
 	c->scan_max_depth = 8;
 	c->scan_max_parts = 256;
-	c->controld_report_ttl = 3600;
-	c->controld_report_interval = 10;
+	c->report_ttl = 3600;
+	strcpy(c->report_action, "drop");
+	c->controld_lookup = 1;
+	c->controld_lookup_timeout_ms = 2000;
 }
 
 /* net_parse - "addr[/plen]" into a prefix */
@@ -466,8 +468,17 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 	if (!strcmp(key, "scan_max_depth")) SETINT(scan_max_depth, 1, 16);
 	if (!strcmp(key, "scan_max_parts")) SETINT(scan_max_parts, 1, 100000);
 	if (!strcmp(key, "controld_socket")) SETSTR(controld_socket);
-	if (!strcmp(key, "controld_report_ttl")) SETINT(controld_report_ttl, 0, 30 * 86400);
-	if (!strcmp(key, "controld_report_interval")) SETINT(controld_report_interval, 1, 3600);
+	/* controld_report_ttl: the key's name before report_action existed */
+	if (!strcmp(key, "report_ttl") || !strcmp(key, "controld_report_ttl")) SETINT(report_ttl, 0, 30 * 86400);
+	if (!strcmp(key, "controld_lookup")) SETBOOL(controld_lookup);
+	if (!strcmp(key, "controld_lookup_timeout_ms")) SETINT(controld_lookup_timeout_ms, 10, 5000);
+	if (!strcmp(key, "report_action")) {
+		if (strcmp(val, "drop") && strcmp(val, "tarpit")) {
+			snprintf(err, errsz, "report_action must be drop or tarpit");
+			return -1;
+		}
+		SETSTR(report_action);
+	}
 	if (!strcmp(key, "stats_file")) SETSTR(stats_file);
 	snprintf(err, errsz, "unknown key '%s'", key);
 	return -1;

@@ -97,8 +97,10 @@ struct smtpd_config {
 	int scan_max_parts;
 
 	char controld_socket[108];
-	int controld_report_ttl;
-	int controld_report_interval; /* s between counter reports */
+	int report_ttl;               /* s sent with smtp.report, 0 = controld's default */
+	char report_action[8];        /* drop | tarpit */
+	int controld_lookup;          /* ask moat-controld's verdict at connect */
+	int controld_lookup_timeout_ms;
 
 	char stats_file[4096];
 };

@@ -68,17 +68,14 @@ static int scan_start(const struct smtpd_config *c, char *err, size_t errsz)
 }
 
 /* filters_reload - SIGHUP: new rules for new messages; messages in flight
- * finish on the rules they started with; a bad file keeps the old rules */
+ * finish on the rules they started with; a bad file keeps the old rules.
+ * The same path as "moatctl rules reload" (filters_reload_rules logs). */
 void filters_reload(void)
 {
 	char e[400] = "";
+	int reloaded, no_hook;
 
-	if (!scan_active || !scan_reload)
-		return;
-	if (scan_reload(NULL, e, sizeof(e)) == 0)
-		log_info("filter scan: rules reloaded");
-	else
-		log_err("filter scan: reload failed, old rules stay: %s", e);
+	filters_reload_rules(&reloaded, &no_hook, e, sizeof(e));
 }
 
 static const struct filter_ops *registry_get(size_t i)
@@ -137,4 +134,48 @@ int filters_thread_init(void)
 		}
 	}
 	return 0;
+}
+
+/* filter_reload - one filter's rules: 1 reloaded, 0 no rules, -1 failed.
+ * scan_filter_ops has no reload hook: the content gate reloads through
+ * scan_reload (weak) with its configured rules file. */
+static int filter_reload(const struct filter_ops *o, char *e, size_t esz)
+{
+	if (o->reload)
+		return o->reload(e, esz) == 0 ? 1 : -1;
+	if (o == &scan_filter_ops && scan_reload)
+		return scan_reload(NULL, e, esz) == 0 ? 1 : -1;
+	return 0;
+}
+
+/* filters_reload_rules - "rules reload": every configured filter with a
+ * reload hook re-reads its rules.  Counts in *reloaded and *no_hook; on the
+ * first failure returns -1 with "filter NAME: reason" in err (the filters
+ * after it are still reloaded: each keeps its old rules on its own error). */
+int filters_reload_rules(int *reloaded, int *no_hook, char *err, size_t errsz)
+{
+	int failed = 0;
+
+	*reloaded = *no_hook = 0;
+	for (int i = 0; i < g_n_filters; i++) {
+		const struct filter_ops *o = g_filters[i];
+		char e[256] = "";
+
+		int r = filter_reload(o, e, sizeof(e));
+
+		if (r == 0) {
+			(*no_hook)++;
+			continue;
+		}
+		if (r == 1) {
+			(*reloaded)++;
+			log_info("filter %s: rules reloaded", o->name);
+			continue;
+		}
+		log_err("filter %s: reload failed, old rules stay: %s", o->name, e);
+		if (!failed)
+			snprintf(err, errsz, "filter %s: %s (old rules kept)", o->name, e[0] ? e : "reload failed");
+		failed = 1;
+	}
+	return failed ? -1 : 0;
 }

@@ -43,6 +43,12 @@ struct filter_ops {
 	void (*close)(struct filter_msg *m);
 	/* size in bytes of the per-message state, for moatctl stats */
 	size_t (*state_size)(void);
+	/* optional ("moatctl rules reload"): re-read the filter's rules.  Called
+	 * from the main thread while workers run: swap the rules atomically,
+	 * messages in flight finish on the rules they started with, and a bad
+	 * file keeps the old rules.  0, or -1 with a reason in err.  NULL when
+	 * the filter has no rules to reload. */
+	int (*reload)(char *err, size_t errsz);
 };
 
 #endif /* MOAT_SMTP_FILTER_H */

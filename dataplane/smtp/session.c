@@ -232,17 +232,43 @@ static void banner(struct session *s)
 /* connect_check - greet delay over and DNSBL known: refuse or greet */
 static void connect_check(struct session *s)
 {
-	if (s->state != S_CONNECT || s->w->now_ms < s->greet_at || !s->dnsbl_done)
+	if (s->state != S_CONNECT || s->w->now_ms < s->greet_at || !s->dnsbl_done || s->ctl_pending)
 		return;
 	s->wait = W_NONE;
-	if (g_cfg->n_zones && s->dnsbl_score >= g_cfg->dnsbl_threshold) {
+	if (s->ctl_verdict == 2) {
+		/* listed in moat-controld's table (its zones, operator or an
+		 * earlier report) but the fast path let the SYN through */
+		refuse(s, "connect", "controld", 1, "", 554,
+		       "5.7.1 Service unavailable; client [%s] blocked by moat-controld", s->ip);
+		/* a live-zone listing is not in the fast path's table: report
+		 * it like our own DNSBL refusals so the next SYN stops there */
+		if (s->ctl_live)
+			report_listed(s->ip, "(moat-controld live zones)", "listed");
+	} else if (s->ctl_verdict == 1 && g_cfg->n_zones && s->dnsbl_score >= g_cfg->dnsbl_threshold) {
+		/* an ALLOW entry beats every listing (DESIGN.md "Verdicts") */
+		stats_inc("connect", "controld_allow");
+		log_info("%s result=allow stage=connect reason=controld_allow client=%s dnsbl=%s", s->sid, s->ip,
+			 s->dnsbl_zone);
+		banner(s);
+	} else if (g_cfg->n_zones && s->dnsbl_score >= g_cfg->dnsbl_threshold) {
 		refuse(s, "connect", "dnsbl", 1, "", 554,
 		       "5.7.1 Service unavailable; client [%s] blocked using %s", s->ip, s->dnsbl_zone);
-		report_listed(s->ip, s->dnsbl_zone, s->dnsbl_code, g_cfg->controld_report_ttl);
+		report_listed(s->ip, s->dnsbl_zone, s->dnsbl_code);
 	} else {
 		banner(s);
 	}
 	update_interest(s);
+}
+
+/* session_ctl_done - moat-controld answered the lookup ("" = no answer) */
+void session_ctl_done(struct session *s, const char *action, int live_only)
+{
+	s->ctl_pending = 0;
+	s->ctl_live = live_only;
+	s->ctl_verdict = !strcmp(action, "allow") ? 1 :
+			 !strcmp(action, "drop") || !strcmp(action, "tarpit") ? 2 : 0;
+	connect_check(s);
+	settle(s);
 }
 
 /* session_dnsbl_done - all DNSBL answers in (or timed out) */
@@ -329,6 +355,7 @@ void session_accept(struct worker *w, int lfd)
 			s->wait = W_DNSBL;
 			if (dnsbl_start(s) != 0)
 				s->dnsbl_done = 1;
+			report_lookup(s);
 			connect_check(s);
 		}
 		/* the session counter goes down in session_free */

@@ -3,7 +3,7 @@
  * smtpd.c - moat-smtpd: start-up (config, TLS, listeners bound as root,
  * privilege drop), the worker threads (one epoll loop each over its own
  * SO_REUSEPORT listener, c-ares channel and sessions), and the main thread
- * (signals, stats file, the optional moat-controld report channel).
+ * (signals, stats file, the optional moat-controld connection, report.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"  -t, --check        check the configuration and exit\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n\n"
-		"Signals: SIGUSR1 logs the counters (and rewrites stats_file); SIGTERM/SIGINT stop.\n"
+		"Signals: SIGUSR1 logs the counters (and rewrites stats_file); SIGHUP reloads\n"
+		"the content filters' rules (as moatctl rules reload); SIGTERM/SIGINT stop.\n"
 		"See moat-smtpd(8) and docs/smtpd.md for every configuration key.\n");
 }
 
@@ -117,6 +118,7 @@ static void *worker_main(void *arg)
 				break;
 			case EV_WAKE:
 				spf_worker_drain(w);
+				report_worker_drain(w);
 				break;
 			case EV_ARES:
 				dnsbl_on_event(w, e, evs[i].events);
@@ -242,6 +244,7 @@ int main(int argc, char **argv)
 	if (cfg.spf && spf_pool_start(cfg.spf_workers) != 0)
 		log_fatal("cannot start the SPF pool");
 	report_init(&cfg);
+	report_tick(); /* connect now, not after the first poll timeout */
 
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
 
@@ -254,14 +257,13 @@ int main(int argc, char **argv)
 
 	int64_t last_sweep = now_ms(), last_stats = 0;
 	for (;;) {
-		struct pollfd_like { int fd; } p = { sfd };
-		fd_set rf;
-		FD_ZERO(&rf);
-		FD_SET(p.fd, &rf);
-		struct timeval tv = { 1, 0 };
-		int r = select(p.fd + 1, &rf, NULL, NULL, &tv);
+		/* poll, not select: the controld socket may be opened late,
+		 * with an fd number above FD_SETSIZE */
+		struct pollfd pf[3] = { { .fd = sfd, .events = POLLIN } };
+		int npf = 1 + report_pollfds(pf + 1);
+		int r = poll(pf, (nfds_t)npf, report_wait_ms(1000));
 		int64_t now = now_ms();
-		if (r > 0) {
+		if (r > 0 && (pf[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
@@ -288,6 +290,7 @@ int main(int argc, char **argv)
 		}
 	}
 	log_info("stopping");
+	report_stop();
 	for (int i = 0; i < cfg.workers; i++)
 		workers[i].stop = 1;
 	for (int i = 0; i < cfg.workers; i++)

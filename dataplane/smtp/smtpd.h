@@ -9,6 +9,7 @@
 #ifndef MOAT_SMTPD_H
 #define MOAT_SMTPD_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@ struct ev {             /* what epoll's data.ptr points at */
 };
 
 struct spf_job;
+struct ctl_lookup;
 
 struct worker {
 	int id;
@@ -42,6 +44,7 @@ struct worker {
 	pthread_t thr;
 	pthread_mutex_t cq_lock;
 	struct spf_job *cq_head;    /* completed SPF jobs for this worker */
+	struct ctl_lookup *lk_head; /* answered moat-controld lookups (report.c) */
 	struct session *sessions;   /* all live sessions (timeout sweep) */
 	struct session *zombies;    /* closed, freed after the event batch */
 	ares_channel ares;
@@ -118,6 +121,9 @@ struct session {
 	char dnsbl_zone[256];
 	char dnsbl_code[20];
 	int dnsbl_done;
+	int ctl_pending;        /* a lookup at moat-controld is out */
+	int ctl_verdict;        /* its answer: 0 none/pass, 1 allow, 2 drop/tarpit */
+	int ctl_live;           /* 2 came from moat-controld's live zones only */
 
 	/* transaction */
 	int has_from;
@@ -149,6 +155,7 @@ void session_shutdown_all(struct worker *w);
  * whole message was sent), text its first line without the code */
 void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
+void session_ctl_done(struct session *s, const char *action, int live_only);
 void session_spf_done(struct session *s, struct spf_job *j);
 int64_t now_ms(void);
 
@@ -208,12 +215,15 @@ int filters_thread_init(void);
 void filters_reload(void);
 extern const struct filter_ops *g_filters[CFG_MAX_FILTERS];
 extern int g_n_filters;
+/* filters_reload_rules - "moatctl rules reload": call each filter's reload hook */
+int filters_reload_rules(int *reloaded, int *no_hook, char *err, size_t errsz);
 
 /* stats.c */
 void stats_inc(const char *stage, const char *reason);
 void stats_add(const char *name, uint64_t n);
 int stats_format(char *buf, size_t sz, int json);
 int stats_write_file(const char *path);
+void stats_foreach(void (*fn)(const char *name, uint64_t v, void *arg), void *arg);
 /* ip limits */
 int iplimit_acquire(int family, const uint8_t *addr, int64_t now);  /* 0, -1 concurrency, -2 rate */
 void iplimit_release(int family, const uint8_t *addr);
@@ -222,10 +232,19 @@ void iplimit_sweep(int64_t now);
 int rcptmap_load(const char *path, char *err, size_t errsz);
 int rcptmap_lookup(const char *addr);   /* 1 known, 0 unknown, -1 no map */
 
-/* report.c: optional, non-blocking client of moat-controld */
+/* report.c: optional, non-blocking client of moat-controld
+ * (docs/control-protocol.md): reports, relayed rules.reload / smtp.stats */
 void report_init(const struct smtpd_config *c);
-void report_listed(const char *ip, const char *zone, const char *code, int ttl);
+void report_listed(const char *ip, const char *zone, const char *code);
+/* report_lookup - worker: ask moat-controld's verdict on the session's
+ * client; 1 when asked (session_ctl_done follows, exactly once), 0 when not */
+int report_lookup(struct session *s);
+void report_worker_drain(struct worker *w);
+/* report_pollfds - fill up to 2 pollfds the main loop waits on; count */
+int report_pollfds(struct pollfd *p);
+int report_wait_ms(int max);
 void report_tick(void);
+void report_stop(void);
 void report_fini(void);
 
 #endif /* MOAT_SMTPD_H */

@@ -66,6 +66,16 @@ int stats_format(char *buf, size_t sz, int json)
 	return o < sz ? (int)o : (int)sz - 1;
 }
 
+/* stats_foreach - call fn for every counter (under the lock: fn must not
+ * count) */
+void stats_foreach(void (*fn)(const char *name, uint64_t v, void *arg), void *arg)
+{
+	pthread_mutex_lock(&st_lock);
+	for (int i = 0; i < n_counters; i++)
+		fn(counters[i].name, counters[i].v, arg);
+	pthread_mutex_unlock(&st_lock);
+}
+
 /* stats_write_file - write the counters to path atomically (rename) */
 int stats_write_file(const char *path)
 {

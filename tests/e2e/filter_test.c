@@ -5,7 +5,12 @@
  * filter_ops contract from the engine's side.  It counts the lines and
  * bytes it is fed, checks every feed ends in CRLF, refuses a message that
  * has a line "REJECTME", and otherwise adds "X-Moat-Test: lines=N bytes=M".
+ * Its reload hook ("moatctl rules reload") bumps a generation shown as
+ * "gen=N" in that header; it fails while the file named by the environment
+ * variable MOAT_TEST_RELOAD_FAIL exists.
  */
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,7 @@ struct filter_msg {
 };
 
 static __thread int inited;
+static atomic_int gen;
 
 static int t_thread_init(void) { inited = 1; return 0; }
 
@@ -49,11 +55,26 @@ static int t_finish(struct filter_msg *m, struct filter_verdict *v)
 	snprintf(v->header_name, sizeof(v->header_name), "X-Moat-Test");
 	snprintf(v->header, sizeof(v->header), "lines=%zu bytes=%zu framing=%s", m->lines, m->bytes,
 		 m->bad_framing ? "bad" : "crlf");
+	if (atomic_load(&gen))
+		snprintf(v->header + strlen(v->header), sizeof(v->header) - strlen(v->header),
+			 " gen=%d", atomic_load(&gen));
 	return 0;
 }
 
 static void t_close(struct filter_msg *m) { free(m); }
 static size_t t_state_size(void) { return sizeof(struct filter_msg); }
+
+static int t_reload(char *err, size_t errsz)
+{
+	const char *f = getenv("MOAT_TEST_RELOAD_FAIL");
+
+	if (f && access(f, F_OK) == 0) {
+		snprintf(err, errsz, "test filter: %s exists", f);
+		return -1;
+	}
+	atomic_fetch_add(&gen, 1);
+	return 0;
+}
 
 const struct filter_ops test_filter_ops = {
 	.name = "test",
@@ -63,4 +84,5 @@ const struct filter_ops test_filter_ops = {
 	.finish = t_finish,
 	.close = t_close,
 	.state_size = t_state_size,
+	.reload = t_reload,
 };
