@@ -33,21 +33,9 @@ for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
 lab_init
-PIN=/sys/fs/bpf/moat-app-$LAB_ID
-SOCK=$LAB_DIR/control.sock
-export MOAT_SOCKET=$SOCK
-cleanup() {
-	[ -n "${LAB_DIR:-}" ] && [ -f "$LAB_DIR/ctld.pid" ] && kill "$(cat "$LAB_DIR/ctld.pid")" 2>/dev/null
-	rm -rf "$PIN"
-	lab_down
-}
-trap 'cleanup' EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+. "$root/tests/lab/controld.sh"
+ctld_lab app
 
-mctl() { "$MOATCTL" "$@"; }
-# jget JSON EXPR - a python expression on the parsed JSON (d)
-jget() { $PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
 probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 2; }
 expect() { # expect DESC WANT_REGEX OUTPUT
 	if printf '%s\n' "$3" | grep -Eq -- "$2"; then tap_ok "$1"; else
@@ -58,12 +46,6 @@ deliver() {
 	lab_inet swaks --server 198.18.1.1 --local-interface "$1" --helo client.example \
 		--from a@example.org --to rcpt@moat.test --header "Subject: $2-$LAB_ID" >"$LAB_DIR/swaks-$2.log" 2>&1
 	lab_wait 5 grep -rlq "$2-$LAB_ID" "$LAB_DIR/sink"
-}
-start_ctld() { # start_ctld LOGNAME - in app's network namespace (bpffs stays visible)
-	nsenter --net="/run/netns/$NS_APP" "$CTLD" -c "$LAB_DIR/moat.conf" >"$LAB_DIR/$1.log" 2>&1 &
-	LAB_PIDS+=($!)
-	echo $! >"$LAB_DIR/ctld.pid"
-	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/$1.log"
 }
 smtp_connected() { [ "$(jget "$(mctl status --json)" "d['smtp_connected']")" = True ]; }
 

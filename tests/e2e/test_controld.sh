@@ -27,28 +27,11 @@ for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
 lab_init
-PIN=/sys/fs/bpf/moat-e2e-$LAB_ID
-SOCK=$LAB_DIR/control.sock
-export MOAT_SOCKET=$SOCK
-cleanup() {
-	if [ -n "${LAB_DIR:-}" ] && [ -f "$LAB_DIR/ctld.pid" ]; then
-		kill "$(cat "$LAB_DIR/ctld.pid")" 2>/dev/null
-	fi
-	for i in $(ls "$PIN" 2>/dev/null | grep '^link_'); do
-		rm -f "$PIN/$i"
-	done
-	rm -rf "$PIN"
-	lab_down
-}
-trap 'cleanup' EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+. "$root/tests/lab/controld.sh"
+ctld_lab e2e
 
 # in_app CMD... - app's network namespace only (keeps /sys/fs/bpf visible)
 in_app() { nsenter --net="/run/netns/$NS_APP" "$@"; }
-mctl() { "$MOATCTL" "$@"; }
-# jget JSON EXPR - evaluate a python expression on parsed JSON (d)
-jget() { $PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 "$T"; }
 accepted() { grep -Eq "^accept (::ffff:)?$1\$" "$LAB_DIR/accept.log" 2>/dev/null; }
 
@@ -87,14 +70,6 @@ format = ip4set
 EOF
 }
 
-start_ctld() { # start_ctld LOGNAME
-	# nsenter execs the daemon: $! is moat-controld itself
-	# tiny load chunks: every zone load goes through the chunked table path
-	MOAT_TEST_LOAD_CHUNK=1 nsenter --net="/run/netns/$NS_APP" "$CTLD" -c "$LAB_DIR/moat.conf" >"$LAB_DIR/$1.log" 2>&1 &
-	LAB_PIDS+=($!)
-	echo $! >"$LAB_DIR/ctld.pid"
-	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/$1.log"
-}
 
 zone_field() { # zone_field NAME FIELD
 	local j
@@ -153,7 +128,7 @@ KNOT_PID=$(cat "$LAB_DIR/knotd.pid")
 printf ':127.0.0.2:local\n198.51.100.0/28\n!198.51.100.1\n' >"$LAB_DIR/local.rbl"
 touch -d '-10 seconds' "$LAB_DIR/local.rbl"
 write_conf "$LAB_DIR/moat.conf"
-if "$CTLD" --check -c "$LAB_DIR/moat.conf" >/dev/null 2>&1 && start_ctld ctld1; then
+if "$CTLD" --check -c "$LAB_DIR/moat.conf" >/dev/null 2>&1 && MOAT_TEST_LOAD_CHUNK=1 start_ctld ctld1; then
 	tap_ok "moat-controld started, attached to inet0"
 else
 	tap_not_ok "moat-controld start"
@@ -514,7 +489,7 @@ mctl detach >/dev/null
 lab_wait 5 bash -c "! kill -0 $(cat "$LAB_DIR/ctld.pid") 2>/dev/null"
 kill "$KNOT_PID"
 sleep 0.3
-if start_ctld ctld2; then
+if MOAT_TEST_LOAD_CHUNK=1 start_ctld ctld2; then
 	f1=$(zone_field bl.moat.test from_disk) s1=$(zone_field bl.moat.test serial)
 	g=$(probe 192.0.2.30)
 	if [ "$f1/$s1/$g" = "True/2026112702/timeout" ] && grep -q 'event=restore serial=2026112702' "$LAB_DIR/ctld2.log"; then
@@ -538,7 +513,7 @@ lab_bg "$NS_INET" gen timeout 20 hping3 -q -S -p 25 -i u1000 -a 192.0.2.10 198.1
 sleep 1
 kill -9 "$(cat "$LAB_DIR/ctld.pid")"
 sleep 0.5
-if start_ctld ctld3 && grep -q 'adopted=1' "$LAB_DIR/ctld3.log" &&
+if MOAT_TEST_LOAD_CHUNK=1 start_ctld ctld3 && grep -q 'adopted=1' "$LAB_DIR/ctld3.log" &&
 	grep -q 'event=publish why=restore updates=0 ' "$LAB_DIR/ctld3.log"; then
 	tap_ok "restarted moat-controld adopted link and maps; the table read back equals the state on disk (0 updates)"
 else
