@@ -169,6 +169,14 @@ void metrics_update(struct metrics *m, struct cd *d)
 	sb_printf(&b, "# HELP moat_publish_errors_total Publishes that failed.\n"
 		      "# TYPE moat_publish_errors_total counter\nmoat_publish_errors_total %llu\n",
 		  (unsigned long long)d->publish_errors);
+	sb_printf(&b, "# HELP moat_fastpath_dirty 1 while the maps may not hold the table (a publish failed; resync pending).\n"
+		      "# TYPE moat_fastpath_dirty gauge\nmoat_fastpath_dirty %d\n", d->fp_dirty);
+	sb_printf(&b, "# HELP moat_fastpath_resyncs_total Resyncs that repaired the fast path after a failed publish.\n"
+		      "# TYPE moat_fastpath_resyncs_total counter\nmoat_fastpath_resyncs_total %llu\n",
+		  (unsigned long long)d->fp_resyncs);
+	sb_printf(&b, "# HELP moat_fastpath_resync_errors_total Resync attempts that failed.\n"
+		      "# TYPE moat_fastpath_resync_errors_total counter\nmoat_fastpath_resync_errors_total %llu\n",
+		  (unsigned long long)d->fp_resync_errors);
 	sb_printf(&b, "# HELP moat_reload_errors_total Configuration reloads refused.\n"
 		      "# TYPE moat_reload_errors_total counter\nmoat_reload_errors_total %llu\n",
 		  (unsigned long long)d->reload_errors);
