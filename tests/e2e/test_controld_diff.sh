@@ -13,6 +13,7 @@
 # moat's policy says; moat's side is the zone's entries in the lookup's
 # explanation (codes at the deciding prefix, or excluded), and the
 # action must follow (drop_threshold = 1: listed -> drop, else pass).
+# Twice: after the AXFR, and after an IXFR that moves wildcard boundaries.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -25,7 +26,7 @@ Z=diff.moat.test
 SEED=${DIFF_SEED:-$RANDOM}
 NRANDOM=${DIFF_RANDOM:-240}
 
-tap_plan 5
+tap_plan 9
 for f in "$CTLD" "$MOATCTL"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -95,7 +96,12 @@ edges = [l.strip() for l in open(sys.argv[1]) if l.strip()]
 edges += ["192.0.2.6", "192.0.2.7", "203.0.113.8", "203.0.113.9", "100.66.1.1",
           "100.66.2.2", "100.66.1.2", "::ffff:127.0.0.2", "::ffff:127.0.0.1",
           "2001:db8:200::1", "2001:db8:200:0:1::", "2001:db8:200:1::1",
-          "2001:db8:300::1", "2001:db8:300::10", "2001:db8:300::f", "2001:db8:300::20"]
+          "2001:db8:300::1", "2001:db8:300::10", "2001:db8:300::f", "2001:db8:300::20",
+          # what the IXFR below touches
+          "203.0.113.6", "203.0.113.5", "198.51.100.50", "198.51.200.1", "198.51.200.255",
+          "198.51.201.1", "100.77.5.5", "100.77.1.1", "10.1.2.3", "10.1.2.4", "192.0.2.5", "192.0.2.8",
+          "2001:db8:200::1:0:0:5", "2001:db8:200::1:0:0:6", "2001:db8:200:0:0:1::",
+          "2001:db8:200::2:0:0:0", "2001:db8:100::1", "2001:db8:100::2"]
 r = random.Random(int(sys.argv[2]))
 def v4(prefix, plen):
     n = ipaddress.ip_network(prefix)
@@ -126,25 +132,27 @@ for a in out:
 PY
 N=$(wc -l <"$LAB_DIR/addrs")
 
-# --- DNS: one kdig process, every name ----------------------------------
-mapfile -t qs < <($PY -c '
+# diff_round TAG TITLE - ask every address both ways, compare: 3 cases
+diff_round() {
+	# --- DNS: one kdig process, every name ----------------------------------
+	mapfile -t qs < <($PY -c '
 import ipaddress, sys
 for a in open(sys.argv[1]):
     print(ipaddress.ip_address(a.strip()).reverse_pointer.rsplit(".", 2)[0] + "." + sys.argv[2])
-' "$LAB_DIR/addrs" "$Z")
-args=()
-for q in "${qs[@]}"; do args+=("$q" A); done
-lab_app kdig +tcp +noall +answer +time=2 +retry=1 @198.18.2.2 "${args[@]}" >"$LAB_DIR/kdig.out" 2>"$LAB_DIR/kdig.err"
+	' "$LAB_DIR/addrs" "$Z")
+	args=()
+	for q in "${qs[@]}"; do args+=("$q" A); done
+	lab_app kdig +tcp +noall +answer +time=2 +retry=1 @198.18.2.2 "${args[@]}" >"$LAB_DIR/kdig-$1.out" 2>"$LAB_DIR/kdig-$1.err"
 
-# --- moat: moatctl lookup --json for each --------------------------------
-while read -r a; do
-	printf '%s\t' "$a"
-	mctl lookup "$a" --json | tr -d '\n'
-	echo
-done <"$LAB_DIR/addrs" >"$LAB_DIR/moat.out"
+	# --- moat: moatctl lookup --json for each --------------------------------
+	while read -r a; do
+		printf '%s\t' "$a"
+		mctl lookup "$a" --json | tr -d '\n'
+		echo
+	done <"$LAB_DIR/addrs" >"$LAB_DIR/moat-$1.out"
 
-# --- compare ---------------------------------------------------------------
-$PY - "$LAB_DIR/addrs" "$LAB_DIR/kdig.out" "$LAB_DIR/moat.out" "$Z" >"$LAB_DIR/cmp.out" <<'PY'
+	# --- compare ---------------------------------------------------------------
+	$PY - "$LAB_DIR/addrs" "$LAB_DIR/kdig-$1.out" "$LAB_DIR/moat-$1.out" "$Z" >"$LAB_DIR/cmp-$1.out" <<'PY'
 import ipaddress, json, sys
 addrs, kdig, moat, zone = sys.argv[1:5]
 def error(code):  # moat's default error codes: never a listing
@@ -183,31 +191,34 @@ print("stats " + " ".join("%s=%d" % kv for kv in stats.items()))
 for b in bad:
     print("mismatch " + b)
 PY
-st=$(grep '^stats' "$LAB_DIR/cmp.out")
-echo "# $st"
-nbad=$(grep -c '^mismatch' "$LAB_DIR/cmp.out")
-n=$(sed 's/.* n=\([0-9]*\).*/\1/' <<<"$st")
-if [ "$n" = "$N" ] && [ "$N" -ge 200 ] &&
-	[ "$(grep -c . "$LAB_DIR/kdig.err")" -eq 0 ]; then
-	tap_ok "$N addresses asked both ways (kdig: one process, no errors)"
-else
-	tap_not_ok "addresses: $N, compared ${n:-0}; kdig stderr:"
-	sed 's/^/# /' "$LAB_DIR/kdig.err" | head
-fi
-if [ "$nbad" -eq 0 ] && [ "$n" = "$N" ]; then
-	tap_ok "differential: Knot's answer and moatctl lookup agree for all $N addresses (listed codes or not listed; action follows)"
-else
-	tap_not_ok "differential: $nbad of $N disagree"
-	grep '^mismatch' "$LAB_DIR/cmp.out" | head -40 | sed 's/^/# /'
-fi
-# the comparison must have covered the interesting classes
-get() { sed "s/.* $1=\([0-9]*\).*/\1/" <<<"$st"; }
-if [ "$(get listed)" -ge 60 ] && [ "$(get unlisted)" -ge 60 ] && [ "$(get wild)" -ge 30 ] &&
-	[ "$(get v6)" -ge 10 ] && [ "$(get multi)" -ge 1 ] && [ "$(get errcode)" -ge 3 ]; then
-	tap_ok "coverage: listed, unlisted, wildcard, IPv6, multi-code and error-code answers all present"
-else
-	tap_not_ok "coverage too thin: $st"
-fi
+	st=$(grep '^stats' "$LAB_DIR/cmp-$1.out")
+	echo "# $st"
+	nbad=$(grep -c '^mismatch' "$LAB_DIR/cmp-$1.out")
+	n=$(sed 's/.* n=\([0-9]*\).*/\1/' <<<"$st")
+	if [ "$n" = "$N" ] && [ "$N" -ge 200 ] &&
+		[ "$(grep -c . "$LAB_DIR/kdig-$1.err")" -eq 0 ]; then
+		tap_ok "$2: $N addresses asked both ways (kdig: one process, no errors)"
+	else
+		tap_not_ok "$2: addresses: $N, compared ${n:-0}; kdig stderr:"
+		sed 's/^/# /' "$LAB_DIR/kdig-$1.err" | head
+	fi
+	if [ "$nbad" -eq 0 ] && [ "$n" = "$N" ]; then
+		tap_ok "$2: differential: Knot's answer and moatctl lookup agree for all $N addresses (listed codes or not listed; action follows)"
+	else
+		tap_not_ok "$2: differential: $nbad of $N disagree"
+		grep '^mismatch' "$LAB_DIR/cmp-$1.out" | head -40 | sed 's/^/# /'
+	fi
+	# the comparison must have covered the interesting classes
+	get() { sed "s/.* $1=\([0-9]*\).*/\1/" <<<"$st"; }
+	if [ "$(get listed)" -ge 60 ] && [ "$(get unlisted)" -ge 60 ] && [ "$(get wild)" -ge 30 ] &&
+		[ "$(get v6)" -ge 10 ] && [ "$(get multi)" -ge 1 ] && [ "$(get errcode)" -ge 3 ]; then
+		tap_ok "$2: coverage: listed, unlisted, wildcard, IPv6, multi-code and error-code answers all present"
+	else
+		tap_not_ok "$2: coverage too thin: $st"
+	fi
+}
+
+diff_round axfr "AXFR"
 # the RFC 4592 cases by name, on moat's side alone (a wrong zone file or
 # Knot version would make the differential agree on the wrong thing)
 lk() { jget "$(mctl lookup "$1" --json)" "d['action']"; }
@@ -217,4 +228,34 @@ if [ "$w" = "drop/drop/pass/pass/drop/drop/pass/drop" ]; then
 else
 	tap_not_ok "RFC 4592 spot checks: $w"
 fi
+
+# --- an IXFR that moves wildcard boundaries, then the same comparison ----
+# removed: an explicit name below the /24 wildcard, a NODATA wildcard, a
+# TXT-only name that blocked the /8 wildcard, one of two codes; added: a
+# name deeper than an address below a wildcard (a new empty non-terminal),
+# an explicit name below the /16 wildcard, a wildcard below a wildcard, an
+# explicit /128 below the /64 IPv6 wildcard (a chain of non-terminals),
+# a name with two codes
+f=$LAB_DIR/zsrc/$Z.zone
+sed -i -e 's/^@       SOA ns hostmaster 1 /@       SOA ns hostmaster 2 /' \
+	-e '/^99\.113\.0\.203 /d' -e '/^\*\.77\.100 /d' -e '/^2\.1\.10 /d' \
+	-e '/^5\.2\.0\.192 .*127\.0\.0\.4/d' "$f"
+cat >>"$f" <<'EOF'
+x.6.113.0.203   TXT "deeper than an address"
+50.100.51.198   A 127.0.0.2
+*.200.51.198    A 127.0.0.9
+8.2.0.192       A 127.0.0.2
+8.2.0.192       A 127.0.0.5
+5.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.0.0.0.0.2.0.8.b.d.0.1.0.0.2 A 127.0.0.6
+EOF
+lab_knot_reload "$LAB_DIR/zsrc"
+lab_wait 10 bash -c "ip netns exec $NS_DNS kdig +short @198.18.2.2 $Z SOA | grep -q ' 2 60 '"
+mctl zone refresh $Z >/dev/null
+if lab_wait 15 grep -q "zone=$Z event=load kind=ixfr serial=2 " "$LAB_DIR/ctld.log"; then
+	tap_ok "IXFR to serial 2: $(grep -o "zone=$Z event=load kind=ixfr serial=2 entries=[0-9]* added=[0-9]* removed=[0-9]*" "$LAB_DIR/ctld.log")"
+else
+	tap_not_ok "no IXFR to serial 2"
+	grep "zone=$Z" "$LAB_DIR/ctld.log" | tail -3 | sed 's/^/# /'
+fi
+diff_round ixfr "after IXFR"
 exit $((TAP_FAIL > 0))
