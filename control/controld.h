@@ -137,7 +137,6 @@ extern struct cd *cd;
 int zm_init(struct cd *d, char *err, size_t errsz);
 int zm_apply_config(struct cd *d, const struct moat_config *c, char *err, size_t errsz);
 int zm_publish(struct cd *d, const char *why);
-int zm_publish_full(struct cd *d);
 void zm_tick(struct cd *d, time_t now);
 struct moat_lvec;
 size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct moat_lvec *l,

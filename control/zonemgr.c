@@ -588,21 +588,6 @@ static void fp_resync_tick(struct cd *d, time_t now)
 	}
 }
 
-/* zm_publish_full - push the whole live image (a fresh, empty fast path) */
-int zm_publish_full(struct cd *d)
-{
-	struct moat_update *u = NULL;
-	size_t n = 0;
-	int r = vt_db_full_image(d->db, &u, &n);
-
-	if (r < 0)
-		return r;
-	if (n && d->fp.publish)
-		r = d->fp.publish(d->fp.ctx, u, n);
-	free(u);
-	return r;
-}
-
 /* zm_zone_failed - a load failed: previous data keeps serving */
 void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 {
