@@ -100,6 +100,13 @@ struct cd {
 	void *xdp;                /* the XDP backend, when attached */
 	int detached;
 	uint64_t publishes, publish_updates, publish_errors;
+	/* a fast-path publish failed midway: the maps hold a safe prefix of
+	 * it, not the table's live image; zm_tick resyncs (fp_resync + a full
+	 * recompute) until one succeeds */
+	int fp_dirty;
+	time_t fp_resync_at;      /* next attempt */
+	unsigned fp_resync_backoff;
+	uint64_t fp_resyncs, fp_resync_errors;
 	double last_publish_ms;
 	double last_compile_ms, last_fp_ms; /* vt_db_publish, fast path write */
 	/* sources */
@@ -130,8 +137,10 @@ extern struct cd *cd;
 int zm_init(struct cd *d, char *err, size_t errsz);
 int zm_apply_config(struct cd *d, const struct moat_config *c, char *err, size_t errsz);
 int zm_publish(struct cd *d, const char *why);
-int zm_publish_full(struct cd *d);
 void zm_tick(struct cd *d, time_t now);
+struct moat_lvec;
+size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct moat_lvec *l,
+		      unsigned nfailed);
 struct cd_zone *zm_zone(struct cd *d, const char *name);
 int zm_refresh(struct cd *d, const char *name, int full);
 void zm_notify(struct cd *d, const char *zone, const char *from);

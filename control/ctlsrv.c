@@ -28,6 +28,7 @@
 
 #include "controld.h"
 #include "ctlproto.h"
+#include "fp_xdp.h"
 #include "livelk.h"
 #include "log.h"
 
@@ -213,6 +214,10 @@ static struct json_object *cmd_status(struct ctlsrv *s, struct conn *c, int64_t 
 	json_object_object_add(o, "publishes", json_object_new_int64((int64_t)d->publishes));
 	json_object_object_add(o, "publish_errors", json_object_new_int64((int64_t)d->publish_errors));
 	json_object_object_add(o, "last_publish_ms", json_object_new_double(d->last_publish_ms));
+	json_object_object_add(o, "fastpath_dirty", json_object_new_boolean(d->fp_dirty));
+	json_object_object_add(o, "fastpath_resyncs", json_object_new_int64((int64_t)d->fp_resyncs));
+	json_object_object_add(o, "fastpath_resync_errors",
+			       json_object_new_int64((int64_t)d->fp_resync_errors));
 	json_object_object_add(o, "reloads", json_object_new_int64((int64_t)d->reloads));
 	json_object_object_add(o, "reload_errors", json_object_new_int64((int64_t)d->reload_errors));
 	json_object_object_add(o, "last_reload_error", json_object_new_string(d->last_reload_error));
@@ -259,22 +264,21 @@ static struct json_object *cmd_zone_refresh(struct ctlsrv *s, struct conn *c, in
 	return ctl_reply_ok(id, o);
 }
 
-/* live_done - the live zones answered (or timed out): complete the reply */
+static int explain_json(struct ctlsrv *s, const struct moat_prefix *p, struct json_object *o);
+
+/* live_done - the live zones answered (or timed out): install the
+ * listed answers with their TTL (zm_live_answer: table and fast path),
+ * then complete the reply with the verdict that now includes them */
 static void live_done(void *arg, const struct moat_prefix *addr, const struct moat_lvec *l,
 		      unsigned nfailed)
 {
 	struct lpend *p = arg;
 	struct ctlsrv *s = p->s;
 	struct json_object *a = json_object_new_array();
-	int64_t score = 0;
 	char code[INET_ADDRSTRLEN];
 
-	(void)addr;
-	ctl_get_int(p->res, "score", &score);
-	/* each live zone adds the largest weight its answers carry */
 	for (int i = 0; i < s->d->nzones; i++) {
 		const struct cd_zone *z = s->d->zones[i];
-		int best = 0, any = 0;
 
 		if (z->cfg.type != CFG_SRC_LIVE)
 			continue;
@@ -294,29 +298,19 @@ static void live_done(void *arg, const struct moat_prefix *addr, const struct mo
 			json_object_object_add(j, "weight", json_object_new_int(listed ? w : 0));
 			json_object_object_add(j, "ignored", json_object_new_boolean(!listed));
 			json_object_array_add(a, j);
-			if (listed && (!any || w > best))
-				best = w;
-			any |= listed;
 		}
-		score += best;
 	}
 	json_object_object_add(p->res, "live", a);
 	json_object_object_add(p->res, "live_failed", json_object_new_int((int)nfailed));
-	json_object_object_add(p->res, "score_with_live", json_object_new_int64(score));
+	zm_live_answer(s->d, addr, l, nfailed);
+	explain_json(s, addr, p->res);
+	/* the table holds the live answers now: "with live" is the verdict
+	 * (kept as fields for moat-smtpd and older clients) */
+	int64_t score = 0;
 	const char *act = ctl_get_str(p->res, "action");
 
-	if (act && strcmp(act, "allow") != 0) {
-		const struct moat_config *c = &s->d->cfg;
-		uint32_t w = MOAT_ACT_PASS;
-
-		if (c->drop_threshold && score >= c->drop_threshold)
-			w = MOAT_ACT_DROP;
-		else if (c->tarpit_threshold && score >= c->tarpit_threshold)
-			w = MOAT_ACT_TARPIT;
-		if (strcmp(act, "drop") == 0 || (strcmp(act, "tarpit") == 0 && w == MOAT_ACT_PASS))
-			w = strcmp(act, "drop") == 0 ? MOAT_ACT_DROP : MOAT_ACT_TARPIT;
-		act = cd_action_name(w);
-	}
+	ctl_get_int(p->res, "score", &score);
+	json_object_object_add(p->res, "score_with_live", json_object_new_int64(score));
 	json_object_object_add(p->res, "action_with_live", json_object_new_string(act ? act : "pass"));
 	for (struct lpend **pp = &s->lpends; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
@@ -335,29 +329,26 @@ static void live_done(void *arg, const struct moat_prefix *addr, const struct mo
 	free(p);
 }
 
-/* cmd_lookup - action and score of an address, every contributing source */
-static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t id,
-				      struct json_object *req)
+/* explain_json - the table's verdict for p into o: action, score, every
+ * contributing source and code, and what the fast path's maps hold.
+ * 0, or -1 when the table cannot explain. */
+static int explain_json(struct ctlsrv *s, const struct moat_prefix *p, struct json_object *o)
 {
-	const char *a = ctl_get_str(req, "addr");
-	struct moat_prefix p;
-	struct vt_explain *ex;
+	struct vt_explain *ex = calloc(1, sizeof(*ex));
 	char pb[64], code[INET_ADDRSTRLEN];
+	uint32_t fa;
 
-	if (!a || cd_parse_prefix(a, &p) != 0 ||
-	    p.plen != (p.family == MOAT_AF_INET ? 32 : 128))
-		return ctl_reply_err(id, CTL_E_ARG, "lookup: \"addr\" must be one IPv4 or IPv6 address");
-	ex = calloc(1, sizeof(*ex));
-	if (!ex || vt_db_explain(s->d->db, &p, ex) < 0) {
+	if (!ex || vt_db_explain(s->d->db, p, ex) < 0) {
 		free(ex);
-		return ctl_reply_err(id, CTL_E_FAILED, "lookup failed");
+		return -1;
 	}
-	struct json_object *o = json_object_new_object();
 	struct json_object *items = json_object_new_array();
 
-	json_object_object_add(o, "addr", json_object_new_string(a));
 	json_object_object_add(o, "action", json_object_new_string(cd_action_name(ex->action)));
 	json_object_object_add(o, "live_action", json_object_new_string(cd_action_name(ex->live_action)));
+	/* read from the maps themselves: what the next packet meets */
+	if (fp_lookup(s->d, p, &fa) == 0)
+		json_object_object_add(o, "fastpath_action", json_object_new_string(cd_action_name(fa)));
 	json_object_object_add(o, "score", json_object_new_int64(ex->score));
 	for (uint32_t i = 0; i < ex->n; i++) {
 		struct vt_explain_item *it = &ex->items[i];
@@ -376,6 +367,27 @@ static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t 
 	json_object_object_add(o, "sources", items);
 	json_object_object_add(o, "truncated", json_object_new_boolean(ex->truncated));
 	free(ex);
+	return 0;
+}
+
+/* cmd_lookup - action and score of an address, every contributing source;
+ * with live zones, answered once they did (live_done) */
+static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t id,
+				      struct json_object *req)
+{
+	const char *a = ctl_get_str(req, "addr");
+	struct moat_prefix p;
+
+	if (!a || cd_parse_prefix(a, &p) != 0 ||
+	    p.plen != (p.family == MOAT_AF_INET ? 32 : 128))
+		return ctl_reply_err(id, CTL_E_ARG, "lookup: \"addr\" must be one IPv4 or IPv6 address");
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "addr", json_object_new_string(a));
+	if (explain_json(s, &p, o) < 0) {
+		json_object_put(o);
+		return ctl_reply_err(id, CTL_E_FAILED, "lookup failed");
+	}
 	int want_live = 1;
 
 	ctl_get_bool(req, "live", &want_live);

@@ -278,8 +278,87 @@ static int fp_adopt(struct cd *d, struct moat_xdp *x)
 	vt_image_free(img);
 	free(u);
 	if (r == 0 && n)
-		log_info("event=adopt updates=%zu (pinned maps held a table: publishing diffs against it)", n);
+		log_info("event=adopt updates=%zu (the maps hold a table: the next publish diffs against it)", n);
 	return r;
+}
+
+/* fp_resync - after a publish failed midway: make the db's live image what
+ * the maps really hold, so the next publish is a diff from there (every
+ * /24 and IPv6 prefix is recomputed: vt_db_adopt marks all dirty) */
+int fp_resync(struct cd *d)
+{
+	if (!d->xdp)
+		return -ENODEV;
+	return fp_adopt(d, d->xdp);
+}
+
+/*
+ * The lookup of bpf/moat_lookup.h over the maps as they are (tbl24 and
+ * groups through the mappings, IPv6 through syscalls): what the next packet
+ * from an address meets, for `moatctl lookup` and the tests.
+ */
+struct fplk {
+	const __u32 *tbl;
+	const struct moat_group *grp;  /* the mapping, or NULL */
+	__u32 gmax;
+	int gfd, pfd, vfd;
+	struct moat_group g;
+	struct moat_v6_plens pl;
+	__u32 act;
+};
+
+/* fplk_group - groups[idx] through the mapping or a syscall; NULL = absent */
+static const struct moat_group *fplk_group(struct fplk *k, __u32 idx)
+{
+	if (k->grp)
+		return idx < k->gmax ? &k->grp[idx] : NULL;
+	return bpf_map_lookup_elem(k->gfd, &idx, &k->g) == 0 ? &k->g : NULL;
+}
+
+/* fplk_plens - the IPv6 prefix lengths in use */
+static const struct moat_v6_plens *fplk_plens(struct fplk *k)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(k->pfd, &zero, &k->pl) == 0 ? &k->pl : NULL;
+}
+
+/* fplk_v6 - one IPv6 rule */
+static const __u32 *fplk_v6(struct fplk *k, const struct moat_v6_key *key)
+{
+	return bpf_map_lookup_elem(k->vfd, key, &k->act) == 0 ? &k->act : NULL;
+}
+
+#define MOAT_TBL24_GET(ctx, idx) (((struct fplk *)(ctx))->tbl[(idx)])
+#define MOAT_GROUP_GET(ctx, idx) fplk_group((struct fplk *)(ctx), (idx))
+#define MOAT_V6_PLENS_GET(ctx) fplk_plens((struct fplk *)(ctx))
+#define MOAT_V6_GET(ctx, keyp) fplk_v6((struct fplk *)(ctx), (keyp))
+#include "moat_lookup.h"
+
+/* fp_lookup - the action the XDP maps give addr (a /32 or /128);
+ * -ENODEV without an attached fast path */
+int fp_lookup(struct cd *d, const struct moat_prefix *addr, uint32_t *action)
+{
+	struct fplk k = { 0 };
+
+	if (!d->xdp || d->detached)
+		return -ENODEV;
+	k.tbl = moat_xdp_tbl24(d->xdp);
+	k.gfd = moat_xdp_map_fd(d->xdp, "groups");
+	k.pfd = moat_xdp_map_fd(d->xdp, "v6_plens");
+	k.vfd = moat_xdp_map_fd(d->xdp, "v6_rules");
+	if (!k.tbl || k.gfd < 0 || k.pfd < 0 || k.vfd < 0)
+		return -ENOENT;
+	if (fpx.grp && fpx.x == d->xdp) {
+		k.grp = fpx.grp;
+		k.gmax = fpx.gmax;
+	}
+	if (addr->family == MOAT_AF_INET)
+		*action = moat_lookup_v4(&k, (uint32_t)addr->addr[0] << 24 | (uint32_t)addr->addr[1] << 16 |
+						    (uint32_t)addr->addr[2] << 8 | addr->addr[3]);
+	else
+		*action = moat_lookup_v6(&k, addr->addr);
+	return 0;
 }
 
 /* fp_open - open the backend, attach every interface, adopt pinned state */

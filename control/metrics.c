@@ -64,6 +64,14 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 	}
 }
 
+/* sb_metric - one unlabelled metric with its HELP and TYPE lines */
+static void sb_metric(struct sbuf *b, const char *name, const char *type, const char *help,
+		      uint64_t v)
+{
+	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+		  (unsigned long long)v);
+}
+
 /* answer - every GET gets the snapshot (the path is not checked) */
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload,
@@ -161,17 +169,21 @@ void metrics_update(struct metrics *m, struct cd *d)
 			sb_printf(&b, "%s{zone=\"%s\"} %lld\n", zm->name, d->zones[i]->cfg.name,
 				  zm->get(d->zones[i]));
 	}
-	sb_printf(&b, "# HELP moat_operator_entries Operator and moat-smtpd entries.\n"
-		      "# TYPE moat_operator_entries gauge\nmoat_operator_entries %zu\n", d->nentries);
-	sb_printf(&b, "# HELP moat_publishes_total Table publishes to the fast path.\n"
-		      "# TYPE moat_publishes_total counter\nmoat_publishes_total %llu\n",
-		  (unsigned long long)d->publishes);
-	sb_printf(&b, "# HELP moat_publish_errors_total Publishes that failed.\n"
-		      "# TYPE moat_publish_errors_total counter\nmoat_publish_errors_total %llu\n",
-		  (unsigned long long)d->publish_errors);
-	sb_printf(&b, "# HELP moat_reload_errors_total Configuration reloads refused.\n"
-		      "# TYPE moat_reload_errors_total counter\nmoat_reload_errors_total %llu\n",
-		  (unsigned long long)d->reload_errors);
+	sb_metric(&b, "moat_operator_entries", "gauge", "Operator and moat-smtpd entries.",
+		  d->nentries);
+	sb_metric(&b, "moat_publishes_total", "counter", "Table publishes to the fast path.",
+		  d->publishes);
+	sb_metric(&b, "moat_publish_errors_total", "counter", "Publishes that failed.",
+		  d->publish_errors);
+	sb_metric(&b, "moat_fastpath_dirty", "gauge",
+		  "1 while the maps may not hold the table (a publish failed; resync pending).",
+		  (uint64_t)d->fp_dirty);
+	sb_metric(&b, "moat_fastpath_resyncs_total", "counter",
+		  "Resyncs that repaired the fast path after a failed publish.", d->fp_resyncs);
+	sb_metric(&b, "moat_fastpath_resync_errors_total", "counter", "Resync attempts that failed.",
+		  d->fp_resync_errors);
+	sb_metric(&b, "moat_reload_errors_total", "counter", "Configuration reloads refused.",
+		  d->reload_errors);
 	if (cd_read_stats(d, c) == 0) {
 		sb_printf(&b, "# HELP moat_fastpath_packets_total Fast-path counters by verdict/reason.\n"
 			      "# TYPE moat_fastpath_packets_total counter\n");

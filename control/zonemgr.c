@@ -30,6 +30,7 @@
 #include "controld.h"
 #include "log.h"
 #include "lvec.h"
+#include "fp_xdp.h"
 #include "sources.h"
 
 /* id registry: a zone keeps its source id across reloads */
@@ -261,14 +262,14 @@ static int build_policy(struct cd *d, const struct moat_config *c, struct vt_pol
 		int allow = 1;
 
 		zids[i] = zone_id(d, z->name);
-		if (z->type == CFG_SRC_LIVE)
-			continue; /* answers per address for moat-smtpd, not table data */
 		if (z->ncode == 0)
 			allow = z->weight <= 0;
 		for (int k = 0; k < z->ncode; k++)
 			if (z->code[k].weight > 0)
 				allow = 0;
 		vt_source_init(&s, zids[i], z->name, allow ? VT_SRC_ALLOWLIST : VT_SRC_DNSBL);
+		/* live answers (zm_live_answer) live as long as their DNS TTL */
+		s.expire_ttl = z->type == CFG_SRC_LIVE;
 		if (z->ncode == 0) {
 			s.nrules = 1;
 			s.rules[0] = (struct vt_weight_rule){ 0x7f000000u, 0x7fffffffu, z->weight };
@@ -500,17 +501,52 @@ static double monotonic_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* zm_publish - diff the table into the fast path */
+/* fp_mark_dirty - the maps no longer hold the table's live image */
+static void fp_mark_dirty(struct cd *d, const char *why, int r)
+{
+	if (!d->fp_dirty || strcmp(why, "resync") != 0) {
+		/* new data (or the first failure): try again on the next tick;
+		 * repeated resync failures back off (fp_resync_tick) */
+		d->fp_resync_backoff = 1;
+		d->fp_resync_at = 0;
+	}
+	d->fp_dirty = 1;
+	log_err("event=publish why=%s fastpath=%s result=error error=\"%s\" "
+		"(fast path marked dirty: resync from the maps on the next tick)",
+		why, d->fp.name ? d->fp.name : "none", strerror(-r));
+}
+
+/* zm_publish - diff the table into the fast path.  After a failed publish
+ * (d->fp_dirty) the db first adopts what the maps really hold, so this
+ * publish recomputes everything and writes the difference from there: a
+ * resync that repairs whatever the failed one left half done. */
 int zm_publish(struct cd *d, const char *why)
 {
 	struct moat_update *u = NULL;
 	size_t n = 0;
 	double t0 = monotonic_ms();
-	int r = vt_db_publish(d->db, &u, &n);
+	int resync = d->fp_dirty && d->fp.publish && !d->detached;
+	int r;
 
+	if (resync && (r = fp_resync(d)) < 0) {
+		d->fp_resync_errors++;
+		log_err("event=resync why=%s result=error error=\"reading the maps: %s\"", why,
+			strerror(-r));
+		return r;
+	}
+	r = vt_db_publish(d->db, &u, &n);
 	if (r < 0) {
+		/* u holds the safe prefix the db made live: the fast path
+		 * must get it too; the rest stays dirty in the db */
+		int fr = n && d->fp.publish && !d->detached ? d->fp.publish(d->fp.ctx, u, n) : 0;
+
+		free(u);
 		d->publish_errors++;
-		log_err("event=publish why=%s result=error error=\"%s\"", why, strerror(-r));
+		log_err("event=publish why=%s result=error error=\"%s\" updates=%zu", why,
+			strerror(-r), n);
+		fp_mark_dirty(d, why, fr < 0 ? fr : r);
+		if (resync)
+			d->fp_resync_errors++;
 		return r;
 	}
 	double t1 = monotonic_ms();
@@ -520,11 +556,19 @@ int zm_publish(struct cd *d, const char *why)
 		r = d->fp.publish(d->fp.ctx, u, n);
 		if (r < 0) {
 			d->publish_errors++;
-			log_err("event=publish why=%s updates=%zu fastpath=%s result=error error=\"%s\"",
-				why, n, d->fp.name, strerror(-r));
+			fp_mark_dirty(d, why, r);
 		}
 	}
 	free(u);
+	if (resync && r < 0) {
+		d->fp_resync_errors++;
+	} else if (resync) {
+		d->fp_resyncs++;
+		log_warn("event=resync why=%s result=ok updates=%zu (the maps hold the table again)",
+			 why, n);
+	}
+	if (r == 0)
+		d->fp_dirty = 0;
 	d->publishes++;
 	d->publish_updates += n;
 	d->last_publish_ms = monotonic_ms() - t0;
@@ -533,19 +577,15 @@ int zm_publish(struct cd *d, const char *why)
 	return r;
 }
 
-/* zm_publish_full - push the whole live image (a fresh, empty fast path) */
-int zm_publish_full(struct cd *d)
+/* fp_resync_tick - retry a dirty fast path, backing off to once a minute */
+static void fp_resync_tick(struct cd *d, time_t now)
 {
-	struct moat_update *u = NULL;
-	size_t n = 0;
-	int r = vt_db_full_image(d->db, &u, &n);
-
-	if (r < 0)
-		return r;
-	if (n && d->fp.publish)
-		r = d->fp.publish(d->fp.ctx, u, n);
-	free(u);
-	return r;
+	if (!d->fp_dirty || now < d->fp_resync_at)
+		return;
+	if (zm_publish(d, "resync") < 0 && d->fp_dirty) {
+		d->fp_resync_backoff = d->fp_resync_backoff < 32 ? d->fp_resync_backoff * 2 : 60;
+		d->fp_resync_at = now + d->fp_resync_backoff;
+	}
 }
 
 /* zm_zone_failed - a load failed: previous data keeps serving */
@@ -857,10 +897,99 @@ static void entries_expire(struct cd *d, time_t now)
 	}
 }
 
+/* live_codes - the codes source src holds for exactly addr (explain) */
+static size_t live_codes(struct cd *d, const struct moat_prefix *addr, uint16_t src,
+			 struct moat_listing *out, size_t max)
+{
+	struct vt_explain *ex = malloc(sizeof(*ex));
+	size_t n = 0;
+
+	if (!ex)
+		return 0;
+	if (vt_db_explain(d->db, addr, ex) == 0)
+		for (uint32_t i = 0; i < ex->n && n < max; i++)
+			if (ex->items[i].source == src && !ex->items[i].exclude &&
+			    ex->items[i].pfx.plen == addr->plen)
+				out[n++] = (struct moat_listing){ .pfx = *addr, .code = ex->items[i].code,
+								  .source = src };
+	free(ex);
+	return n;
+}
+
+/* zm_live_answer - install what the live zones answered for addr, each
+ * listing with its answer's TTL (at least 1 s), so the next SYN from addr
+ * is refused by the fast path; a zone that answered "not listed" (only
+ * known when every zone answered) loses what it held for addr.  Expiry is
+ * the table's (vt_db_expire in zm_tick).  Returns how many listings were
+ * installed. */
+size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct moat_lvec *l,
+		      unsigned nfailed)
+{
+	struct moat_listing add[16], del[16];
+	char err[256], pb[64];
+	size_t total = 0;
+	int changed = 0;
+
+	vt_db_set_time(d->db, (uint64_t)time(NULL));
+	for (int i = 0; i < d->nzones; i++) {
+		const struct cd_zone *z = d->zones[i];
+		size_t na = 0, nd;
+		uint32_t ttl = 0;
+
+		if (z->cfg.type != CFG_SRC_LIVE)
+			continue;
+		for (size_t k = 0; k < l->n && na < 16; k++) {
+			const struct moat_listing *x = &l->v[k];
+			size_t j;
+
+			if (x->source != z->id || x->exclude)
+				continue;
+			for (j = 0; j < na && add[j].code != x->code; j++)
+				;
+			if (j < na)
+				continue; /* the same A twice */
+			add[na] = (struct moat_listing){ .pfx = *addr, .code = x->code, .source = z->id,
+							 .ttl = x->ttl ? x->ttl : 1 };
+			if (!ttl || add[na].ttl < ttl)
+				ttl = add[na].ttl;
+			na++;
+		}
+		if (!na && nfailed)
+			continue; /* maybe this zone did not answer: keep what it had */
+		nd = live_codes(d, addr, z->id, del, 16);
+		if (!na && !nd)
+			continue;
+		/* one TTL per address and zone: the shortest answer's */
+		for (size_t j = 0; j < na; j++)
+			add[j].ttl = ttl;
+		if (vt_db_source_apply(d->db, z->id, add, na, del, nd, err, sizeof(err)) < 0) {
+			log_warn("zone=%s event=live addr=%s result=rejected error=\"%s\"", z->cfg.name,
+				 cd_format_prefix(addr, pb, sizeof(pb)), err);
+			continue;
+		}
+		changed = 1;
+		total += na;
+		log_info("zone=%s event=live addr=%s listed=%zu ttl=%u removed=%zu", z->cfg.name,
+			 cd_format_prefix(addr, pb, sizeof(pb)), na, ttl, nd);
+	}
+	if (changed)
+		zm_publish(d, "live");
+	return total;
+}
+
 /* zm_tick - timers, once a second */
 void zm_tick(struct cd *d, time_t now)
 {
+	size_t gone;
+
+	fp_resync_tick(d, now);
 	entries_expire(d, now);
+	/* live answers whose TTL ran out */
+	gone = vt_db_expire(d->db, (uint64_t)now);
+	if (gone) {
+		log_info("event=live-expired listings=%zu", gone);
+		zm_publish(d, "live-expiry");
+	}
 	for (int i = 0; i < d->nzones; i++) {
 		struct cd_zone *z = d->zones[i];
 

@@ -206,8 +206,12 @@ static int human_lookup(struct json_object *res)
 	ctl_get_int(res, "score", &score);
 	printf("%s: %s (score %lld", ctl_get_str(res, "addr"), ctl_get_str(res, "action"),
 	       (long long)score);
+	const char *fa = ctl_get_str(res, "fastpath_action");
+
 	if (strcmp(ctl_get_str(res, "action"), ctl_get_str(res, "live_action")))
 		printf(", fast path still says %s: publish pending", ctl_get_str(res, "live_action"));
+	else if (fa && strcmp(ctl_get_str(res, "action"), fa))
+		printf(", the XDP maps say %s: resync pending", fa);
 	printf(")\n");
 	if (json_object_object_get_ex(res, "sources", &a)) {
 		for (size_t i = 0; i < json_object_array_length(a); i++) {
@@ -245,18 +249,23 @@ static int human_lookup(struct json_object *res)
 	return 0;
 }
 
-/* do_lookup - lookup ADDR */
+/* do_lookup - lookup ADDR [--no-live] */
 static int do_lookup(const struct cmd *cmd, int argc, char **argv)
 {
 	(void)cmd;
 	struct json_object *req;
+	int nolive = argc == 2 && strcmp(argv[1], "--no-live") == 0;
 
-	if (argc != 1) {
-		fprintf(stderr, "usage: moatctl lookup ADDR\n");
+	if (argc != 1 && !nolive) {
+		fprintf(stderr, "usage: moatctl lookup ADDR [--no-live]\n");
 		return EXIT_USAGE;
 	}
 	req = ctl_request_new(1, "lookup");
 	json_object_object_add(req, "addr", json_object_new_string(argv[0]));
+	/* --no-live: the table and maps only, no live DNS lookup (which
+	 * would install fresh answers) */
+	if (nolive)
+		json_object_object_add(req, "live", json_object_new_boolean(0));
 	return run(req, human_lookup);
 }
 
@@ -438,7 +447,7 @@ static const struct cmd cmds[] = {
 	{ "status", "", "daemon overview: version, fast path, zones, entries", do_simple, "status", print_kv },
 	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_simple, "zones", human_zones },
 	{ "zone refresh", "NAME [--full]", "refresh a zone now (--full: AXFR / re-read the file)", do_zone_refresh, NULL, NULL },
-	{ "lookup", "ADDR", "action and score of an address, every source and code that contributed", do_lookup, NULL, NULL },
+	{ "lookup", "ADDR [--no-live]", "action and score of an address, every source and code that contributed", do_lookup, NULL, NULL },
 	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add, NULL, NULL },
 	{ "del", "PREFIX [--source operator|smtp]", "remove an operator (or moat-smtpd) entry", do_del, NULL, NULL },
 	{ "list", "", "operator and moat-smtpd entries", do_simple, "list", human_list },

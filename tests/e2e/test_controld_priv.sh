@@ -14,15 +14,8 @@ PROBE=$root/tests/netns/tcp_probe.py
 
 tap_plan 5
 lab_init
-PIN=/sys/fs/bpf/moat-priv-$LAB_ID
-cleanup() {
-	[ -f "$LAB_DIR/ctld.pid" ] && kill "$(cat "$LAB_DIR/ctld.pid")" 2>/dev/null
-	rm -rf "$PIN"
-	lab_down
-}
-trap 'cleanup' EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+. "$root/tests/lab/controld.sh"
+ctld_lab priv
 lab_up >/dev/null 2>&1 || { tap_not_ok "lab up"; exit 1; }
 lab_sender 192.0.2.10
 lab_sender 2001:db8:100::10
@@ -31,7 +24,7 @@ lab_bg "$NS_APP" listen6 python3 "$PROBE" listen 2001:db8:1::1 25 "$LAB_DIR/acce
 mkdir -p "$LAB_DIR/state"
 cat >"$LAB_DIR/moat.conf" <<EOC
 [daemon]
-socket = $LAB_DIR/ctl.sock
+socket = $SOCK
 state_dir = $LAB_DIR/state
 user = nobody
 socket_owner = nobody
@@ -41,15 +34,11 @@ pin_dir = $PIN
 [metrics]
 listen = off
 EOC
-export MOAT_SOCKET=$LAB_DIR/ctl.sock
-nsenter --net="/run/netns/$NS_APP" "$CTLD" -c "$LAB_DIR/moat.conf" >"$LAB_DIR/ctld.log" 2>&1 &
-LAB_PIDS+=($!)
-echo $! >"$LAB_DIR/ctld.pid"
-pid=$!
-lab_wait 15 grep -q 'event=ready' "$LAB_DIR/ctld.log"
+start_ctld ctld
+pid=$(cat "$LAB_DIR/ctld.pid")
 uid=$(awk '/^Uid/ {print $2}' "/proc/$pid/status")
 cap=$(awk '/^CapEff/ {print $2}' "/proc/$pid/status")
-owner=$(stat -c %U "$LAB_DIR/ctl.sock" 2>/dev/null)
+owner=$(stat -c %U "$SOCK" 2>/dev/null)
 # CAP_NET_ADMIN (12) and CAP_BPF (39) only
 if [ "$uid" = 65534 ] && [ "$cap" = 0000008000001000 ] && [ "$owner" = nobody ]; then
 	tap_ok "runs as nobody with CapEff=$cap (bpf, net_admin), socket owned by nobody"

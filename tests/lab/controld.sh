@@ -1,13 +1,18 @@
 #!/bin/bash
-# controld.sh - moat-controld in the lab, for e2e scripts (source after
-# lab.sh and lab_init; needs CTLD and MOATCTL set).
+# controld.sh - moat-controld in the lab, for e2e scripts, the demo and the
+# control benchmark (source after lab.sh and lab_init; needs CTLD, and
+# MOATCTL for mctl).
 #   ctld_lab TAG   PIN=/sys/fs/bpf/moat-TAG-<lab id>, SOCK (exported as
 #                  MOAT_SOCKET for moatctl), teardown armed on EXIT/INT/TERM:
-#                  stop the daemon, remove the pins, lab_down
-#   start_ctld LOG start moat-controld -c $LAB_DIR/moat.conf in the app
-#                  namespace via nsenter (ip netns exec would hide bpffs);
-#                  waits for event=ready.  Env assignments before the call
-#                  reach the daemon.
+#                  ctld_on_exit (if the caller defines it), stop the daemon,
+#                  remove the pins, lab_down
+#   ctld_spawn CONF LOG   start moat-controld -c CONF in the app namespace
+#                  via nsenter (ip netns exec would hide bpffs), output to
+#                  LOG, pid in $LAB_DIR/ctld.pid; CTLD_ARGS adds arguments.
+#                  Does not wait (benchmarks time the start themselves).
+#   start_ctld LOG ctld_spawn $LAB_DIR/moat.conf $LAB_DIR/LOG.log, then wait
+#                  for event=ready.  Env assignments before the call reach
+#                  the daemon.
 #   mctl ARGS      moatctl;  jget JSON EXPR  python expression on JSON (d)
 
 ctld_lab() {
@@ -20,6 +25,10 @@ ctld_lab() {
 }
 
 ctld_cleanup() {
+	set +e # errexit (benchmarks) must not cut the teardown short
+	if declare -F ctld_on_exit >/dev/null; then
+		ctld_on_exit
+	fi
 	if [ -n "${LAB_DIR:-}" ] && [ -f "$LAB_DIR/ctld.pid" ]; then
 		kill "$(cat "$LAB_DIR/ctld.pid")" 2>/dev/null
 	fi
@@ -27,11 +36,16 @@ ctld_cleanup() {
 	lab_down
 }
 
-start_ctld() {
+ctld_spawn() {
 	# nsenter execs the daemon: $! is moat-controld itself
-	nsenter --net="/run/netns/$NS_APP" "$CTLD" -c "$LAB_DIR/moat.conf" >"$LAB_DIR/$1.log" 2>&1 &
+	# shellcheck disable=SC2086
+	nsenter --net="/run/netns/$NS_APP" "$CTLD" ${CTLD_ARGS:-} -c "$1" >"$2" 2>&1 &
 	LAB_PIDS+=($!)
 	echo $! >"$LAB_DIR/ctld.pid"
+}
+
+start_ctld() {
+	ctld_spawn "$LAB_DIR/moat.conf" "$LAB_DIR/$1.log"
 	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/$1.log"
 }
 
