@@ -137,11 +137,12 @@ static __always_inline void moat_copy16(__u8 *dst, const __u8 *src)
 }
 
 /*
- * MOAT_PKT_BARRIER - end of a parser's reads into struct moat_pkt.  In BPF,
- * without it clang may sink the same field's load from the fast and the
- * general parser into one load after they join, through a pointer the
- * verifier has no bounds for; an empty asm with a memory clobber pins
- * each load to its own, checked path.  Nothing in userspace.
+ * MOAT_PKT_BARRIER - the end of a parser's stores into struct moat_pkt on
+ * one path of moat_parse().  In BPF, without it clang may sink the same
+ * field's load from the fast and the general parser into one load after
+ * they join, through a pointer the verifier has no bounds for; an empty
+ * asm with a memory clobber keeps each load on its own, checked path.
+ * Nothing in userspace.
  */
 #ifdef __BPF__
 #define MOAT_PKT_BARRIER() __asm__ __volatile__("" ::: "memory")
@@ -349,7 +350,6 @@ static __always_inline int moat_parse_fast4(const __u8 *data, const __u8 *end,
 	p->dport = moat_rd16(t + 2);
 	p->seq = moat_rd32(t + 4);
 	p->tcp_flags = t[13];
-	MOAT_PKT_BARRIER();
 	return 1;
 }
 
@@ -361,8 +361,10 @@ static __always_inline int moat_parse_fast4(const __u8 *data, const __u8 *end,
 static __always_inline int moat_parse(const void *data, const void *end,
 				      struct moat_pkt *p)
 {
-	if (moat_parse_fast4((const __u8 *)data, (const __u8 *)end, p))
+	if (moat_parse_fast4((const __u8 *)data, (const __u8 *)end, p)) {
+		MOAT_PKT_BARRIER();
 		return MOAT_PARSE_TCP;
+	}
 	return moat_parse_general(data, end, p);
 }
 

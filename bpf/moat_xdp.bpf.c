@@ -145,6 +145,12 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 			  moat_cfg.tarpit_global.tau_ns);
 }
 
+/* event_due - is the seen-th refused SYN of a verdict (per CPU) sampled */
+static __always_inline int event_due(__u64 seen)
+{
+	return moat_cfg.events_on && seen != 0 && !((seen - 1) & moat_cfg.event_mask);
+}
+
 /*
  * report - sample one refused SYN into the event ring buffer.  seen is the
  * verdict's per-CPU count: the 1st, then one in event_mask + 1 (a power of
@@ -158,7 +164,7 @@ static __always_inline void report(struct xdp_md *ctx,
 	struct moat_event *e;
 	__u64 now;
 
-	if (!moat_cfg.events_on || seen == 0 || ((seen - 1) & moat_cfg.event_mask))
+	if (!event_due(seen))
 		return;
 	now = bpf_ktime_get_coarse_ns();
 	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
@@ -229,11 +235,85 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 	return XDP_TX;
 }
 
+/* syn_verdict - act on a SYN to SMTP port row's slot: count, report,
+ * drop, tarpit or pass */
+static __always_inline int syn_verdict(struct xdp_md *ctx, struct moat_pkt *p,
+				       __u32 act, struct moat_xdp_stat_row *row)
+{
+	switch (act) {
+	case MOAT_ACT_DROP:
+		report(ctx, p, act, MOAT_STAT_DROP, row_inc(row, MOAT_STAT_DROP));
+		return XDP_DROP;
+	case MOAT_ACT_TARPIT:
+		return tarpit(ctx, p, row);
+	case MOAT_ACT_ALLOW:
+		report(ctx, p, act, MOAT_STAT_ALLOW, row_inc(row, MOAT_STAT_ALLOW));
+		return XDP_PASS;
+	default:
+		row_inc(row, MOAT_STAT_PASS);
+		return XDP_PASS;
+	}
+}
+
+/* non_syn - any other segment to an SMTP port: silence after a tarpit
+ * SYN-ACK (never a RST), else the kernel's */
+static __always_inline int non_syn(__u32 act, struct moat_xdp_stat_row *row)
+{
+	if (act == MOAT_ACT_TARPIT) {
+		row_inc(row, MOAT_STAT_TARPIT_SILENCE);
+		return XDP_DROP;
+	}
+	row_inc(row, MOAT_STAT_NON_SYN);
+	return XDP_PASS;
+}
+
 /*
- * moat_xdp - the program.  The common case (an untagged IPv4 SYN without
- * options to an SMTP port) costs one bounds check (moat_parse_fast4), the
- * port compare, the counter row lookup (started before the table lookup:
- * it depends only on the port), at most two table reads and one increment.
+ * moat_general - every frame the fast case does not decide alone: parse
+ * it in full (moat_parse) and act.  known: the fast case has the verdict
+ * act for port slot already (a SYN to tarpit, to allow, or a drop to
+ * report: they need the whole packet).  A subprogram of its own (a BPF
+ * call, only on these paths) so the fast case's registers are not spent
+ * on keeping this path's state.
+ */
+static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
+						  int slot, __u32 act)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct moat_xdp_stat_row *row;
+	struct moat_pkt p;
+	int res;
+
+	res = moat_parse(data, data_end, &p);
+	if (res != MOAT_PARSE_TCP) {
+		stat_inc(moat_parse_res_stat(res), -1);
+		return XDP_PASS;
+	}
+	if (!known) {
+		slot = port_slot(p.dport);
+		if (slot < 0) {
+			stat_inc(MOAT_STAT_NOT_SMTP, -1);
+			return XDP_PASS;
+		}
+		act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
+				    : moat_lookup_v6(NULL, p.saddr6);
+	}
+	if (slot < 0 || slot >= MOAT_PORTS_MAX)
+		return XDP_PASS;
+	row = stat_row(slot);
+	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
+		return non_syn(act, row);
+	return syn_verdict(ctx, &p, act, row);
+}
+
+/*
+ * moat_xdp - the program.  The common frame (untagged IPv4 without
+ * options, TCP: moat_parse_fast4) is decided from registers: one bounds
+ * check, the port compare, the counter row lookup (started before the
+ * table lookup: it depends only on the port), at most two table reads and
+ * one increment.  The parsed fields stay in registers because nothing
+ * takes the address of f.  What needs the whole packet - a tarpit reply,
+ * a sampled event, an ALLOW - and every other frame go to moat_general.
  */
 SEC("xdp")
 int moat_xdp(struct xdp_md *ctx)
@@ -241,45 +321,30 @@ int moat_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct moat_xdp_stat_row *row;
-	struct moat_pkt p;
+	struct moat_pkt f;
 	__u32 act;
-	int res, slot;
+	int slot;
 
-	res = moat_parse(data, data_end, &p);
-	if (res != MOAT_PARSE_TCP) {
-		stat_inc(moat_parse_res_stat(res), -1);
-		return XDP_PASS;
-	}
-	slot = port_slot(p.dport);
+	if (!moat_parse_fast4(data, data_end, &f))
+		return moat_general(ctx, 0, -1, MOAT_ACT_PASS);
+	slot = port_slot(f.dport);
 	if (slot < 0) {
 		stat_inc(MOAT_STAT_NOT_SMTP, -1);
 		return XDP_PASS;
 	}
 	row = stat_row(slot);
-	act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
-			    : moat_lookup_v6(NULL, p.saddr6);
-	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN) {
-		/* after a tarpit SYN-ACK: silence, never a RST */
-		if (act == MOAT_ACT_TARPIT) {
-			row_inc(row, MOAT_STAT_TARPIT_SILENCE);
-			return XDP_DROP;
-		}
-		row_inc(row, MOAT_STAT_NON_SYN);
-		return XDP_PASS;
-	}
-	switch (act) {
-	case MOAT_ACT_DROP:
-		report(ctx, &p, act, MOAT_STAT_DROP, row_inc(row, MOAT_STAT_DROP));
-		return XDP_DROP;
-	case MOAT_ACT_TARPIT:
-		return tarpit(ctx, &p, row);
-	case MOAT_ACT_ALLOW:
-		report(ctx, &p, act, MOAT_STAT_ALLOW, row_inc(row, MOAT_STAT_ALLOW));
-		return XDP_PASS;
-	default:
+	act = moat_lookup_v4(NULL, f.saddr4);
+	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
+		return non_syn(act, row);
+	if (act == MOAT_ACT_PASS) {
 		row_inc(row, MOAT_STAT_PASS);
 		return XDP_PASS;
 	}
+	if (act == MOAT_ACT_DROP && row && !event_due(row->c[MOAT_STAT_DROP] + 1)) {
+		row->c[MOAT_STAT_DROP]++;
+		return XDP_DROP;
+	}
+	return moat_general(ctx, 1, slot, act);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -41,6 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!f)
 		return 0;
 	memcpy(f, data, size);
+	memset(&p, 0, sizeof(p));
 	r = moat_parse(f, f + size, &p);
 	if (r < MOAT_PARSE_TCP || r > MOAT_PARSE_ERR_TCP)
 		abort();
