@@ -33,8 +33,10 @@ const volatile __u32 n_chunks = 0;
 __u64 result = 0;                   /* sum of actions: keeps the work alive */
 __u64 result_loop = 0;
 
-/* one_chunk - bpf_loop callback: look up the addresses of chunk i */
-static long one_chunk(__u32 i, void *ctx)
+/* chunk - the addresses of chunk i summed into *ctx: their actions
+ * (lookup) or their low bits (the loop alone); lookup is a constant at
+ * each call, so each callback below is one straight loop */
+static __always_inline long chunk(__u32 i, void *ctx, int lookup)
 {
 	struct lb_chunk *c = bpf_map_lookup_elem(&addrs, &i);
 	__u64 *sum = ctx, s = 0;
@@ -43,24 +45,21 @@ static long one_chunk(__u32 i, void *ctx)
 	if (!c)
 		return 1;
 	for (j = 0; j < LB_CHUNK; j++)
-		s += moat_lookup_v4(NULL, c->a[j]);
+		s += lookup ? moat_lookup_v4(NULL, c->a[j]) : (c->a[j] & 3);
 	*sum += s;
 	return 0;
+}
+
+/* one_chunk - bpf_loop callback: look up the addresses of chunk i */
+static long one_chunk(__u32 i, void *ctx)
+{
+	return chunk(i, ctx, 1);
 }
 
 /* read_chunk - bpf_loop callback: the same loop, addresses only */
 static long read_chunk(__u32 i, void *ctx)
 {
-	struct lb_chunk *c = bpf_map_lookup_elem(&addrs, &i);
-	__u64 *sum = ctx, s = 0;
-	int j;
-
-	if (!c)
-		return 1;
-	for (j = 0; j < LB_CHUNK; j++)
-		s += c->a[j] & 3;
-	*sum += s;
-	return 0;
+	return chunk(i, ctx, 0);
 }
 
 SEC("xdp")
