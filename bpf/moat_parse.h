@@ -4,8 +4,9 @@
  * header-only so the same code runs in the XDP program (clang -target bpf),
  * in the DPDK backend, in unit tests and in the fuzzer.
  *
- * moat_parse() walks Ethernet, up to MOAT_VLAN_MAX 802.1Q/802.1ad tags,
- * IPv4 (with options) or IPv6 (with up to MOAT_IP6_MAX_EXT extension
+ * moat_parse() takes the common frame (untagged IPv4 without options,
+ * TCP) with one bounds check (moat_parse_fast4) and otherwise walks
+ * Ethernet, up to MOAT_VLAN_MAX 802.1Q/802.1ad tags, IPv4 (with options) or IPv6 (with up to MOAT_IP6_MAX_EXT extension
  * headers) and TCP, and fills struct moat_pkt.  It never reads a byte past
  * data_end: every read is preceded by a bounds check written the way the
  * BPF verifier needs it (pointer + constant <= data_end after the offset
@@ -135,6 +136,20 @@ static __always_inline void moat_copy16(__u8 *dst, const __u8 *src)
 #endif
 }
 
+/*
+ * MOAT_PKT_BARRIER - the end of a parser's stores into struct moat_pkt on
+ * one path of moat_parse().  In BPF, without it clang may sink the same
+ * field's load from the fast and the general parser into one load after
+ * they join, through a pointer the verifier has no bounds for; an empty
+ * asm with a memory clobber keeps each load on its own, checked path.
+ * Nothing in userspace.
+ */
+#ifdef __BPF__
+#define MOAT_PKT_BARRIER() __asm__ __volatile__("" ::: "memory")
+#else
+#define MOAT_PKT_BARRIER() do { } while (0)
+#endif
+
 /* moat_parse_res_stat - the counter a non-TCP parse outcome goes to */
 static __always_inline __u32 moat_parse_res_stat(int res)
 {
@@ -171,6 +186,7 @@ static __always_inline int moat_parse_tcp(const __u8 *data, const __u8 *end,
 	p->dport = moat_rd16(t + 2);
 	p->seq = moat_rd32(t + 4);
 	p->tcp_flags = t[13];
+	MOAT_PKT_BARRIER();
 	return MOAT_PARSE_TCP;
 }
 
@@ -254,12 +270,15 @@ static __always_inline int moat_parse_ip6(const __u8 *data, const __u8 *end,
 }
 
 /*
- * moat_parse - parse the frame [data, end) into p.  Returns enum
- * moat_parse_res; p's addresses are valid from the IP layer on even when
- * the result is not MOAT_PARSE_TCP (fragments), ports only for TCP.
+ * moat_parse_general - parse the frame [data, end) into p, every case
+ * (VLAN tags, IP options, IPv6 extension headers, fragments, errors).
+ * Returns enum moat_parse_res; p's addresses are valid from the IP layer
+ * on even when the result is not MOAT_PARSE_TCP (fragments), ports only
+ * for TCP.  moat_parse() below is what callers use.
  */
-static __always_inline int moat_parse(const void *data_, const void *end_,
-				      struct moat_pkt *p)
+static __always_inline int moat_parse_general(const void *data_,
+					      const void *end_,
+					      struct moat_pkt *p)
 {
 	const __u8 *data = (const __u8 *)data_;
 	const __u8 *end = (const __u8 *)end_;
@@ -294,6 +313,59 @@ static __always_inline int moat_parse(const void *data_, const void *end_,
 	if (proto == MOAT_ETH_P_IPV6)
 		return moat_parse_ip6(data, end, off, p);
 	return MOAT_PARSE_OTHER;
+}
+
+/*
+ * moat_parse_fast4 - the common frame with one bounds check: untagged
+ * Ethernet, IPv4 without options, neither a fragment nor a first fragment
+ * (MF and offset clear), TCP with a sane data offset, all within the
+ * frame.  Returns 1 with p filled exactly as moat_parse_general() fills it
+ * for such a frame (MOAT_PARSE_TCP), 0 for anything else, which then goes
+ * the general way (so errors and odd frames are decided in one place).
+ * Raw compares against byte-swapped constants: no byte swap per test.
+ */
+static __always_inline int moat_parse_fast4(const __u8 *data, const __u8 *end,
+					    struct moat_pkt *p)
+{
+	const __u8 *h = data + MOAT_ETH_HLEN;
+	const __u8 *t = h + 20;
+	__u32 tot, doff;
+
+	if (data + MOAT_ETH_HLEN + 40 > end)
+		return 0;
+	if (moat_rd16(data + 12) != MOAT_ETH_P_IP || h[0] != 0x45 ||
+	    h[9] != MOAT_IPPROTO_TCP || (moat_rd16(h + 6) & 0x3fff))
+		return 0;
+	tot = moat_rd16(h + 2);
+	doff = (__u32)(t[12] >> 4) * 4;
+	if (tot < 40 || h + tot > end || doff < 20 || 20 + doff > tot)
+		return 0;
+	p->nvlan = 0;
+	p->family = 4;
+	p->l3_off = MOAT_ETH_HLEN;
+	p->l4_off = MOAT_ETH_HLEN + 20;
+	p->saddr4 = moat_rd32(h + 12);
+	p->daddr4 = moat_rd32(h + 16);
+	p->sport = moat_rd16(t);
+	p->dport = moat_rd16(t + 2);
+	p->seq = moat_rd32(t + 4);
+	p->tcp_flags = t[13];
+	return 1;
+}
+
+/*
+ * moat_parse - parse the frame [data, end) into p: the fast case first,
+ * then the general walk.  Same contract as moat_parse_general() (the unit
+ * tests and the fuzzer check that both agree on every frame).
+ */
+static __always_inline int moat_parse(const void *data, const void *end,
+				      struct moat_pkt *p)
+{
+	if (moat_parse_fast4((const __u8 *)data, (const __u8 *)end, p)) {
+		MOAT_PKT_BARRIER();
+		return MOAT_PARSE_TCP;
+	}
+	return moat_parse_general(data, end, p);
 }
 
 /* moat_csum_fold - fold a 32-bit one's-complement sum, complemented */

@@ -23,12 +23,12 @@
 
 /* --- maps: counters, limiter state, events ------------------------------ */
 /* counters: row 0 for what has no SMTP port, row 1 + slot per port (see
- * MOAT_XDP_STAT_ROWS); one per-CPU increment per packet */
+ * MOAT_XDP_STAT_ROWS); one per-CPU row lookup and one increment per packet */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MOAT_XDP_STAT_ROWS * MOAT_STAT__MAX);
+	__uint(max_entries, MOAT_XDP_STAT_ROWS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct moat_xdp_stat_row);
 } stats SEC(".maps");
 
 struct {
@@ -57,17 +57,27 @@ const volatile struct moat_xdp_config moat_cfg = {
 	.n_ports = 1,
 };
 
-/* stat_inc - bump counter idx in the row of port slot (-1: no port);
- * returns its new per-CPU value (0 if unavailable) */
+/* stat_row - this CPU's counter row of port slot (-1: no port) */
+static __always_inline struct moat_xdp_stat_row *stat_row(int slot)
+{
+	__u32 k = (__u32)(slot + 1);
+
+	return bpf_map_lookup_elem(&stats, &k);
+}
+
+/* row_inc - bump counter idx of row r; returns its new per-CPU value (0 if
+ * there is no row) */
+static __always_inline __u64 row_inc(struct moat_xdp_stat_row *r, __u32 idx)
+{
+	if (!r || idx >= MOAT_STAT__MAX)
+		return 0;
+	return ++r->c[idx];
+}
+
+/* stat_inc - bump counter idx in the row of port slot (-1: no port) */
 static __always_inline __u64 stat_inc(__u32 idx, int slot)
 {
-	__u32 k = (__u32)(slot + 1) * MOAT_STAT__MAX + idx;
-	__u64 *v = bpf_map_lookup_elem(&stats, &k);
-
-	if (!v)
-		return 0;
-	*v += 1;
-	return *v;
+	return row_inc(stat_row(slot), idx);
 }
 
 /*
@@ -135,6 +145,12 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 			  moat_cfg.tarpit_global.tau_ns);
 }
 
+/* event_due - is the seen-th refused SYN of a verdict (per CPU) sampled */
+static __always_inline int event_due(__u64 seen)
+{
+	return moat_cfg.events_on && seen != 0 && !((seen - 1) & moat_cfg.event_mask);
+}
+
 /*
  * report - sample one refused SYN into the event ring buffer.  seen is the
  * verdict's per-CPU count: the 1st, then one in event_mask + 1 (a power of
@@ -148,7 +164,7 @@ static __always_inline void report(struct xdp_md *ctx,
 	struct moat_event *e;
 	__u64 now;
 
-	if (!moat_cfg.events_on || seen == 0 || ((seen - 1) & moat_cfg.event_mask))
+	if (!event_due(seen))
 		return;
 	now = bpf_ktime_get_coarse_ns();
 	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
@@ -196,7 +212,7 @@ static __always_inline int port_slot(__u16 dport)
 
 /* tarpit - answer the SYN in place and send it back out (XDP_TX) */
 static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
-				  int slot)
+				  struct moat_xdp_stat_row *row)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -205,63 +221,130 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 
 	if (!tarpit_allowed(p)) {
 		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED,
-		       stat_inc(MOAT_STAT_TARPIT_LIMITED, slot));
+		       row_inc(row, MOAT_STAT_TARPIT_LIMITED));
 		return XDP_DROP;
 	}
 	len = moat_tarpit_build(data, data_end, p, moat_tarpit_isn(key, p));
 	if (len < 0 ||
 	    bpf_xdp_adjust_tail(ctx, len - (int)bpf_xdp_get_buff_len(ctx))) {
-		stat_inc(MOAT_STAT_TARPIT_FAIL, slot);
+		row_inc(row, MOAT_STAT_TARPIT_FAIL);
 		return XDP_DROP;
 	}
 	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT,
-	       stat_inc(MOAT_STAT_TARPIT, slot));
+	       row_inc(row, MOAT_STAT_TARPIT));
 	return XDP_TX;
 }
 
-SEC("xdp")
-int moat_xdp(struct xdp_md *ctx)
+/* syn_verdict - act on a SYN to SMTP port row's slot: count, report,
+ * drop, tarpit or pass */
+static __always_inline int syn_verdict(struct xdp_md *ctx, struct moat_pkt *p,
+				       __u32 act, struct moat_xdp_stat_row *row)
+{
+	switch (act) {
+	case MOAT_ACT_DROP:
+		report(ctx, p, act, MOAT_STAT_DROP, row_inc(row, MOAT_STAT_DROP));
+		return XDP_DROP;
+	case MOAT_ACT_TARPIT:
+		return tarpit(ctx, p, row);
+	case MOAT_ACT_ALLOW:
+		report(ctx, p, act, MOAT_STAT_ALLOW, row_inc(row, MOAT_STAT_ALLOW));
+		return XDP_PASS;
+	default:
+		row_inc(row, MOAT_STAT_PASS);
+		return XDP_PASS;
+	}
+}
+
+/* non_syn - any other segment to an SMTP port: silence after a tarpit
+ * SYN-ACK (never a RST), else the kernel's */
+static __always_inline int non_syn(__u32 act, struct moat_xdp_stat_row *row)
+{
+	if (act == MOAT_ACT_TARPIT) {
+		row_inc(row, MOAT_STAT_TARPIT_SILENCE);
+		return XDP_DROP;
+	}
+	row_inc(row, MOAT_STAT_NON_SYN);
+	return XDP_PASS;
+}
+
+/*
+ * moat_general - every frame the fast case does not decide alone: parse
+ * it in full (moat_parse) and act.  known: the fast case has the verdict
+ * act for port slot already (a SYN to tarpit, to allow, or a drop to
+ * report: they need the whole packet).  A subprogram of its own (a BPF
+ * call, only on these paths) so the fast case's registers are not spent
+ * on keeping this path's state.
+ */
+static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
+						  int slot, __u32 act)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct moat_xdp_stat_row *row;
 	struct moat_pkt p;
-	__u32 act;
-	int res, slot;
+	int res;
 
 	res = moat_parse(data, data_end, &p);
 	if (res != MOAT_PARSE_TCP) {
 		stat_inc(moat_parse_res_stat(res), -1);
 		return XDP_PASS;
 	}
-	slot = port_slot(p.dport);
+	if (!known) {
+		slot = port_slot(p.dport);
+		if (slot < 0) {
+			stat_inc(MOAT_STAT_NOT_SMTP, -1);
+			return XDP_PASS;
+		}
+		act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
+				    : moat_lookup_v6(NULL, p.saddr6);
+	}
+	if (slot < 0 || slot >= MOAT_PORTS_MAX)
+		return XDP_PASS;
+	row = stat_row(slot);
+	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
+		return non_syn(act, row);
+	return syn_verdict(ctx, &p, act, row);
+}
+
+/*
+ * moat_xdp - the program.  The common frame (untagged IPv4 without
+ * options, TCP: moat_parse_fast4) is decided from registers: one bounds
+ * check, the port compare, the counter row lookup (started before the
+ * table lookup: it depends only on the port), at most two table reads and
+ * one increment.  The parsed fields stay in registers because nothing
+ * takes the address of f.  What needs the whole packet - a tarpit reply,
+ * a sampled event, an ALLOW - and every other frame go to moat_general.
+ */
+SEC("xdp")
+int moat_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct moat_xdp_stat_row *row;
+	struct moat_pkt f;
+	__u32 act;
+	int slot;
+
+	if (!moat_parse_fast4(data, data_end, &f))
+		return moat_general(ctx, 0, -1, MOAT_ACT_PASS);
+	slot = port_slot(f.dport);
 	if (slot < 0) {
 		stat_inc(MOAT_STAT_NOT_SMTP, -1);
 		return XDP_PASS;
 	}
-	act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
-			    : moat_lookup_v6(NULL, p.saddr6);
-	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN) {
-		/* after a tarpit SYN-ACK: silence, never a RST */
-		if (act == MOAT_ACT_TARPIT) {
-			stat_inc(MOAT_STAT_TARPIT_SILENCE, slot);
-			return XDP_DROP;
-		}
-		stat_inc(MOAT_STAT_NON_SYN, slot);
+	row = stat_row(slot);
+	act = moat_lookup_v4(NULL, f.saddr4);
+	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
+		return non_syn(act, row);
+	if (act == MOAT_ACT_PASS) {
+		row_inc(row, MOAT_STAT_PASS);
 		return XDP_PASS;
 	}
-	switch (act) {
-	case MOAT_ACT_DROP:
-		report(ctx, &p, act, MOAT_STAT_DROP, stat_inc(MOAT_STAT_DROP, slot));
+	if (act == MOAT_ACT_DROP && row && !event_due(row->c[MOAT_STAT_DROP] + 1)) {
+		row->c[MOAT_STAT_DROP]++;
 		return XDP_DROP;
-	case MOAT_ACT_TARPIT:
-		return tarpit(ctx, &p, slot);
-	case MOAT_ACT_ALLOW:
-		report(ctx, &p, act, MOAT_STAT_ALLOW, stat_inc(MOAT_STAT_ALLOW, slot));
-		return XDP_PASS;
-	default:
-		stat_inc(MOAT_STAT_PASS, slot);
-		return XDP_PASS;
 	}
+	return moat_general(ctx, 1, slot, act);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

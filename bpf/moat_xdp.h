@@ -25,12 +25,19 @@
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
 
 /*
- * Map "stats" (per-CPU u64): MOAT_XDP_STAT_ROWS rows of MOAT_STAT__MAX
- * counters.  Row 0 counts what belongs to no SMTP port (parse failures,
- * other traffic, lost events), row 1 + s the verdicts for port slot s.  A
- * counter's total is the sum over rows and CPUs.
+ * Map "stats" (per-CPU array): MOAT_XDP_STAT_ROWS values, each a row of
+ * MOAT_STAT__MAX u64 counters.  Row 0 counts what belongs to no SMTP port
+ * (parse failures, other traffic, lost events), row 1 + s the verdicts for
+ * port slot s.  A counter's total is the sum over rows and CPUs.  One
+ * value per row, not per counter: the program looks its row up as soon as
+ * it knows the port, in parallel with the table lookup, and only the final
+ * increment waits for the verdict.
  */
 #define MOAT_XDP_STAT_ROWS (1 + MOAT_PORTS_MAX)
+
+struct moat_xdp_stat_row {
+	__u64 c[MOAT_STAT__MAX];
+};
 
 /*
  * Map "tbl24" holds the 2^24 u32 entries of moat_abi.h packed 16 to a

@@ -166,6 +166,7 @@ int persist_save_zone(const struct cd *d, const struct cd_zone *z);
 int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
 int persist_save_entries(const struct cd *d);
 int persist_load_entries(struct cd *d);
+int persist_isn_key(const struct cd *d, uint64_t key[2]);
 
 /* ctlsrv.c */
 struct ctlsrv *ctlsrv_open(struct cd *d, char *err, size_t errsz);

@@ -381,6 +381,10 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 	o.n_ports = (unsigned)d->cfg.nports;
 	o.event_sample = d->cfg.event_sample;
 	o.groups_max = d->cfg.groups_max;
+	/* the tarpit's ISN key survives restarts: same SYN, same answer */
+	r = persist_isn_key(d, o.isn_key);
+	if (r >= 0)
+		log_info("event=isn_key source=%s", r == 0 ? "state" : "new");
 	r = moat_xdp_open(&o, &x);
 	if (r < 0) {
 		snprintf(err, errsz, "XDP: load with pins in %s: %s", d->cfg.pin_dir, strerror(-r));

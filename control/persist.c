@@ -2,8 +2,10 @@
 /*
  * persist.c - the last good state of every source, on disk.
  *
- * One file per zone (STATE_DIR/zone-NAME.state) and one for operator and
- * moat-smtpd entries (STATE_DIR/entries.state).  Written to a temporary
+ * One file per zone (STATE_DIR/zone-NAME.state), one for operator and
+ * moat-smtpd entries (STATE_DIR/entries.state) and the tarpit's ISN key
+ * (STATE_DIR/isn.key, mode 0600), so a restarted moat-controld answers a
+ * SYN with the same sequence number as the one before it.  Written to a temporary
  * file, fsync'd, renamed over the old one: a crash leaves the old or the
  * new file, never half of one.  Read at start before the first transfer,
  * so a cold start filters at once even when every primary is down.
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@
 
 #define PZ_MAGIC 0x31545354414f4dULL /* "MOATST1" */
 #define PE_MAGIC 0x31544e45414f4dULL /* "MOAENT1" */
+#define PK_MAGIC 0x3159454b4e5349ULL /* "ISNKEY1" */
 
 struct pz_header {
 	uint64_t magic;
@@ -88,17 +92,25 @@ static int write_all(int fd, const void *p, size_t n, uint64_t *h)
 	return 0;
 }
 
-/* atomic_write - header + body + checksum to path via tmp + fsync + rename */
-static int atomic_write(const char *path, const void *hdr, size_t hl, const void *body, size_t bl)
+/* atomic_write_mode - header + body + checksum to path via tmp + fsync +
+ * rename, the file created with mode */
+static int atomic_write_mode(const char *path, mode_t mode, const void *hdr, size_t hl,
+			     const void *body, size_t bl)
 {
 	char tmp[PATH_MAX + 16];
 	uint64_t h = FNV_INIT;
 	int fd, r;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
+	if (fchmod(fd, mode) < 0) {    /* a leftover tmp keeps its old mode */
+		r = -errno;
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
 	r = write_all(fd, hdr, hl, &h);
 	if (!r && bl)
 		r = write_all(fd, body, bl, &h);
@@ -112,6 +124,12 @@ static int atomic_write(const char *path, const void *hdr, size_t hl, const void
 	if (r)
 		unlink(tmp);
 	return r;
+}
+
+/* atomic_write - atomic_write_mode for state any local reader may see */
+static int atomic_write(const char *path, const void *hdr, size_t hl, const void *body, size_t bl)
+{
+	return atomic_write_mode(path, 0640, hdr, hl, body, bl);
 }
 
 /* read_file - whole file, checksum verified; body after hl header bytes */
@@ -296,4 +314,67 @@ int persist_load_entries(struct cd *d)
 	free(data);
 	log_info("event=restore entries=%zu (operator and moat-smtpd, from %s)", ok, path);
 	return 0;
+}
+
+struct pk_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t pad;
+};
+
+/*
+ * persist_isn_key - the tarpit's SipHash key (key[2]) from STATE_DIR/isn.key;
+ * when the file is absent or damaged, a new random key saved there (mode
+ * 0600: whoever knows it can predict the tarpit's sequence numbers).  A file
+ * that exists but cannot be read (permissions) is left alone and this run
+ * gets a random key.  Returns 0 for the persisted key, 1 for a new saved
+ * one, -errno when the key is random and not saved.
+ */
+int persist_isn_key(const struct cd *d, uint64_t key[2])
+{
+	struct pk_header h = { .magic = PK_MAGIC, .version = 1 };
+	char path[PATH_MAX];
+	void *data = NULL;
+	size_t len = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%.4000s/isn.key", d->cfg.state_dir);
+	r = read_file(path, &data, &len);
+	if (r == -EINVAL)               /* shorter than a checksum */
+		r = -EBADMSG;
+	if (r == 0) {
+		struct pk_header got;
+
+		if (len == sizeof(got) + 2 * sizeof(uint64_t)) {
+			memcpy(&got, data, sizeof(got));
+			memcpy(key, (char *)data + sizeof(got), 2 * sizeof(uint64_t));
+			if (got.magic == PK_MAGIC && got.version == 1 && (key[0] | key[1])) {
+				free(data);
+				return 0;
+			}
+		}
+		free(data);
+		r = -EBADMSG;
+	}
+	do {
+		if (getrandom(key, 2 * sizeof(uint64_t), 0) != (ssize_t)(2 * sizeof(uint64_t))) {
+			key[0] = key[1] = 0;    /* the loader picks its own */
+			return -EIO;
+		}
+	} while (!(key[0] | key[1]));  /* all zero means "random" to the loader */
+	if (r != -ENOENT && r != -EBADMSG) {
+		log_err("event=isn_key path=%s error=\"%s\" (a random key for this run only)",
+			path, strerror(-r));
+		return r;
+	}
+	if (r == -EBADMSG)
+		log_warn("event=isn_key path=%s damaged: a new key", path);
+	r = atomic_write_mode(path, 0600, &h, sizeof(h), key, 2 * sizeof(uint64_t));
+	if (r < 0) {
+		log_err("event=isn_key path=%s error=\"%s\" (a random key for this run only)",
+			path, strerror(-r));
+		return r;
+	}
+	log_info("event=isn_key path=%s new key saved", path);
+	return 1;
 }

@@ -4,10 +4,12 @@
  *   xdp_bench testrun [--repeat N] [--big N]
  *       per-packet cost with BPF_PROG_TEST_RUN of moat_xdp on a listed SYN,
  *       an unlisted SYN and a non-SMTP packet with 1k and N (default 10M)
- *       random /32s listed, against moat_bare_drop; then the lookup's
- *       memory cost in-kernel (lookup_bench.bpf.c, bpf_loop over 1M random
- *       addresses) and in userspace over the same table.  Prints
- *       "key value" lines.
+ *       random /32s listed, against moat_bare_drop (same frame, same
+ *       repeat count, rounds interleaved, medians); then the lookup's
+ *       memory cost in-kernel (lookup_bench.bpf.c, bpf_loop over 1M
+ *       precomputed addresses, half listed and half random as in
+ *       bench_table.c) and in userspace over the same table and the same
+ *       addresses.  Prints "key value" lines.
  *   xdp_bench attach --pin DIR --entries N --sources K --out PREFIX
  *                    --dmac MAC IFACE
  *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
@@ -49,7 +51,8 @@ static __u32 u_groups_max;
 
 #define N_LOOKUP (1u << 20)
 #define LB_CHUNK 1024   /* addresses per map value (lookup_bench.bpf.c) */
-#define RUNS 11
+#define RUNS 11        /* rounds of the lookup measurement */
+#define PKT_RUNS 21    /* rounds of the per-packet measurement (cheap) */
 
 static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
 static long event_sample = -1;  /* -1: the default */
@@ -240,102 +243,125 @@ static __u32 unlisted_near(__u32 a)
 	return a ^ 0x80000000u;
 }
 
-/* lookup_costs - in-kernel and userspace ns per lookup over addrs */
+/* user_lookups - the userspace baseline: the shared lookup over the
+ * precomputed addresses, read in order (the loop of bench_table.c) */
+static __attribute__((noinline)) __u64 user_lookups(const __u32 *addrs, __u32 n)
+{
+	__u64 sum = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		sum += moat_lookup_v4(NULL, addrs[i]);
+	return sum;
+}
+
+/* user_reads - the same loop, addresses only (its own cost) */
+static __attribute__((noinline)) __u64 user_reads(const volatile __u32 *addrs, __u32 n)
+{
+	__u64 sum = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		sum += addrs[i] & 3;
+	return sum;
+}
+
+/* test_run_ns - one BPF_PROG_TEST_RUN of prog (repeat 1); its duration */
+static int test_run_ns(int prog, double *ns)
+{
+	uint8_t f[64] = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f, .data_size_in = 64,
+		    .repeat = 1);
+
+	if (bpf_prog_test_run_opts(prog, &o))
+		return -errno;
+	*ns = (double)o.duration;
+	return 0;
+}
+
+/*
+ * lookup_costs - in-kernel and userspace ns per lookup over addrs, like
+ * for like: the same table (the kernel's maps; userspace's dense copy of
+ * it, and the kernel's own pages mapped), the same precomputed addresses
+ * read in order on both sides, the same loop shape, rounds interleaved.
+ * Each side's loop with the lookup taken out is measured too, so the
+ * lookup's own cost (net) can be compared as well as the totals.
+ */
 static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 {
 	struct moat_lookup_bench *s = moat_lookup_bench__open();
-	double kv[RUNS], lv[RUNS], uv[RUNS], mv[RUNS];
+	double kv[RUNS], lv[RUNS], uv[RUNS], ulv[RUNS], mv[RUNS], q[RUNS], qn[RUNS];
 	size_t gbytes = (size_t)t->groups_max * sizeof(struct moat_group);
 	const struct moat_group *kg = mmap(NULL, gbytes, PROT_READ, MAP_SHARED,
 					   moat_xdp_map_fd(t->x, "groups"), 0);
-	if (kg == MAP_FAILED)
-		perror("xdp_bench: mmap groups");
-	volatile __u64 sink = 0;
+	__u64 want = 0, sum;
 	int err;
 
-	if (!s)
-		return -ENOMEM;
+	if (kg == MAP_FAILED)
+		perror("xdp_bench: mmap groups");
+	if (!s) {
+		err = -ENOMEM;
+		goto out;
+	}
 	s->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
 	if ((err = bpf_map__set_max_entries(s->maps.addrs, N_LOOKUP / LB_CHUNK)) ||
 	    (err = bpf_map__reuse_fd(s->maps.tbl24, moat_xdp_map_fd(t->x, "tbl24"))) ||
-	    (err = bpf_map__reuse_fd(s->maps.groups, moat_xdp_map_fd(t->x, "groups"))))
+	    (err = bpf_map__reuse_fd(s->maps.groups, moat_xdp_map_fd(t->x, "groups"))) ||
+	    (err = moat_lookup_bench__load(s)))
 		goto out;
-	/* mode 1 (addresses only) is a second object: rodata is per load */
-	struct moat_lookup_bench *s1 = moat_lookup_bench__open();
-	if (!s1) {
-		err = -errno;
-		goto out;
-	}
-	s1->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
-	s1->rodata->mode = 1;
-	bpf_map__set_max_entries(s1->maps.addrs, N_LOOKUP / LB_CHUNK);
-	if ((err = moat_lookup_bench__load(s)) || (err = moat_lookup_bench__load(s1)))
-		goto out1;
 	/* the addresses, LB_CHUNK to a map value */
 	for (__u32 i = 0; i < N_LOOKUP / LB_CHUNK; i++) {
-		const __u32 *chunk = &addrs[(size_t)i * LB_CHUNK];
-
-		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs), &i, chunk, 0) ||
-		    bpf_map_update_elem(bpf_map__fd(s1->maps.addrs), &i, chunk, 0)) {
+		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs), &i,
+					&addrs[(size_t)i * LB_CHUNK], 0)) {
 			err = -errno;
-			goto out1;
+			goto out;
 		}
 	}
-	uint8_t f[64] = { 0 };
 	for (int r = 0; r < RUNS; r++) {
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f, .data_size_in = 64,
-			    .repeat = 1);
-		LIBBPF_OPTS(bpf_test_run_opts, o1, .data_in = f, .data_size_in = 64,
-			    .repeat = 1);
+		uint64_t t0;
 
-		if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.moat_lookup_bench), &o) ||
-		    bpf_prog_test_run_opts(bpf_program__fd(s1->progs.moat_lookup_bench), &o1)) {
-			err = -errno;
-			goto out1;
-		}
-		kv[r] = (double)o.duration / N_LOOKUP;
-		lv[r] = (double)o1.duration / N_LOOKUP;
-		uint64_t t0 = now_ns();
-		__u64 sum = 0;
-		for (__u32 i = 0; i < N_LOOKUP; i++)
-			sum += moat_lookup_v4(NULL, addrs[i]);
+		if ((err = test_run_ns(bpf_program__fd(s->progs.moat_lookup_bench), &kv[r])) ||
+		    (err = test_run_ns(bpf_program__fd(s->progs.moat_lookup_loop), &lv[r])))
+			goto out;
+		kv[r] /= N_LOOKUP;
+		lv[r] /= N_LOOKUP;
+		t0 = now_ns();
+		sum = user_lookups(addrs, N_LOOKUP);
 		uv[r] = (double)(now_ns() - t0) / N_LOOKUP;
-		sink += sum;
+		t0 = now_ns();
+		(void)user_reads(addrs, N_LOOKUP);
+		ulv[r] = (double)(now_ns() - t0) / N_LOOKUP;
+		if (r == 0)
+			want = sum;
 		/* the same lookup from userspace over the kernel's own pages */
+		mv[r] = 0;
 		if (kg != MAP_FAILED) {
 			u_tbl24 = moat_xdp_tbl24(t->x);
 			u_groups = kg;
 			t0 = now_ns();
-			sum = 0;
-			for (__u32 i = 0; i < N_LOOKUP; i++)
-				sum += moat_lookup_v4(NULL, addrs[i]);
+			sum = user_lookups(addrs, N_LOOKUP);
 			mv[r] = (double)(now_ns() - t0) / N_LOOKUP;
-			if (sum * RUNS != sink / (__u64)(r + 1) * RUNS)
+			if (sum != want)
 				fprintf(stderr, "xdp_bench: lookups over kernel pages disagree\n");
 			u_tbl24 = t->tbl24;
 			u_groups = t->groups;
-		} else {
-			mv[r] = 0;
 		}
+		q[r] = kv[r] / (uv[r] > 0 ? uv[r] : 1);
+		qn[r] = (kv[r] - lv[r]) / (uv[r] - ulv[r] > 0 ? uv[r] - ulv[r] : 1);
 	}
-	if (s->bss->result != sink / RUNS)
+	if (s->bss->result != want)
 		fprintf(stderr, "xdp_bench: kernel and userspace lookups disagree "
 			"(%llu vs %llu)\n", (unsigned long long)s->bss->result,
-			(unsigned long long)(sink / RUNS));
-	double q[RUNS];
-	for (int r = 0; r < RUNS; r++)
-		q[r] = kv[r] / (uv[r] > 0 ? uv[r] : 1);
+			(unsigned long long)want);
 	printf("ratio_lookup_bpf_over_user_%s %.3f\n", tag, median(q, RUNS));
+	printf("ratio_lookup_bpf_over_user_net_%s %.3f\n", tag, median(qn, RUNS));
 	printf("ns_lookup_bpf_%s %.2f\n", tag, median(kv, RUNS));
 	printf("ns_lookup_bpf_loop_%s %.2f\n", tag, median(lv, RUNS));
 	printf("ns_lookup_user_%s %.2f\n", tag, median(uv, RUNS));
+	printf("ns_lookup_user_loop_%s %.2f\n", tag, median(ulv, RUNS));
 	printf("ns_lookup_user_kmem_%s %.2f\n", tag, median(mv, RUNS));
 	fflush(stdout);
-out1:
+out:
 	if (kg != MAP_FAILED)
 		munmap((void *)kg, gbytes);
-	moat_lookup_bench__destroy(s1);
-out:
 	moat_lookup_bench__destroy(s);
 	return err;
 }
@@ -345,8 +371,7 @@ out:
  * taken round-robin (bare, listed, unlisted, non-SMTP, bare, ...) so load
  * from elsewhere on the machine hits them alike; medians are printed.
  */
-static int one_size(int bare, __u32 n, const char *tag, __u32 repeat,
-		    const __u32 *addrs)
+static int one_size(int bare, __u32 n, const char *tag, __u32 repeat)
 {
 	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	static const char *const names[4] = { "bare", "listed_syn", "unlisted_syn",
@@ -354,11 +379,11 @@ static int one_size(int bare, __u32 n, const char *tag, __u32 repeat,
 	uint8_t f[4][64];
 	size_t len[4];
 	__u32 want[4] = { XDP_DROP, XDP_DROP, XDP_PASS, XDP_PASS };
-	double v[4][RUNS];
+	double v[4][PKT_RUNS];
 	struct table t;
 	int err, prog;
 
-	err = table_open(&t, NULL, n, 1);
+	err = table_open(&t, NULL, n, N_LOOKUP);
 	if (err) {
 		fprintf(stderr, "xdp_bench: table of %u: %s\n", n, strerror(-err));
 		table_close(&t);
@@ -370,20 +395,31 @@ static int one_size(int bare, __u32 n, const char *tag, __u32 repeat,
 	len[1] = syn_frame(f[1], dmac, t.listed[0], 1000, 25);
 	len[2] = syn_frame(f[2], dmac, unlisted_near(t.listed[0]), 1000, 25);
 	len[3] = syn_frame(f[3], dmac, t.listed[0], 1000, 80);
-	for (int r = 0; r < RUNS; r++)
+	for (int r = 0; r < PKT_RUNS; r++)
 		for (int k = 0; k < 4; k++)
 			v[k][r] = ns_one(k ? prog : bare, f[k], len[k], repeat, want[k]);
 	/* ratios per round first: a round's packets saw the same load */
-	double q[RUNS];
-	for (int r = 0; r < RUNS; r++)
+	double q[PKT_RUNS];
+	for (int r = 0; r < PKT_RUNS; r++)
 		q[r] = v[1][r] / (v[0][r] > 0 ? v[0][r] : 1);
-	printf("ratio_listed_syn_%s_over_bare %.3f\n", tag, median(q, RUNS));
+	printf("ratio_listed_syn_%s_over_bare %.3f\n", tag, median(q, PKT_RUNS));
 	for (int k = 0; k < 4; k++) {
-		printf("ns_%s_%s %.2f\n", names[k], tag, median(v[k], RUNS));
+		printf("ns_%s_%s %.2f\n", names[k], tag, median(v[k], PKT_RUNS));
 		printf("ns_%s_%s_min %.2f\n", names[k], tag, v[k][0]);
 	}
 	fflush(stdout);
+	/* the lookup's address stream, as bench_table.c builds it: half
+	 * listed addresses, half random ones (which mostly miss) */
+	__u32 *addrs = malloc(N_LOOKUP * sizeof(*addrs));
+
+	if (!addrs) {
+		table_close(&t);
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < N_LOOKUP; i++)
+		addrs[i] = (i & 1) ? t.listed[rnd() % t.nlisted] : (__u32)rnd();
 	err = lookup_costs(&t, addrs, tag);
+	free(addrs);
 	table_close(&t);
 	return err;
 }
@@ -392,22 +428,17 @@ static int one_size(int bare, __u32 n, const char *tag, __u32 repeat,
 static int cmd_testrun(__u32 repeat, __u32 big)
 {
 	struct moat_bare_drop *bare = moat_bare_drop__open_and_load();
-	__u32 *addrs = malloc(N_LOOKUP * sizeof(*addrs));
 	int err;
 
-	if (!bare || !addrs)
+	if (!bare)
 		return 1;
 	printf("repeat %u\n", repeat);
-	for (__u32 i = 0; i < N_LOOKUP; i++)
-		addrs[i] = (__u32)rnd();
 	printf("lookup_addrs %u\n", N_LOOKUP);
-	err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), 1000, "1k",
-		       repeat, addrs);
+	err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), 1000, "1k", repeat);
 	if (!err)
-		err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), big,
-			       "10m", repeat, addrs);
+		err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), big, "10m",
+			       repeat);
 	moat_bare_drop__destroy(bare);
-	free(addrs);
 	return err ? 1 : 0;
 }
 

@@ -528,33 +528,27 @@ out:
 	return err;
 }
 
-/* sum_percpu - read key of a per-CPU u64 array map, summed over CPUs */
-static int sum_percpu(int fd, int ncpus, __u32 key, uint64_t *out)
-{
-	uint64_t v[ncpus];
-
-	if (bpf_map_lookup_elem(fd, &key, v))
-		return -errno;
-	*out = 0;
-	for (int c = 0; c < ncpus; c++)
-		*out += v[c];
-	return 0;
-}
-
-/* read_rows - counters summed over rows [r0, r1) of the stats map */
+/* read_rows - counters summed over rows [r0, r1) of the stats map (one
+ * per-CPU value per row, struct moat_xdp_stat_row) */
 static int read_rows(int fd, int ncpus, __u32 r0, __u32 r1, uint64_t *out)
 {
+	struct moat_xdp_stat_row *v = calloc((size_t)ncpus, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
 	memset(out, 0, MOAT_STAT__MAX * sizeof(*out));
 	for (__u32 r = r0; r < r1; r++) {
-		for (__u32 s = 0; s < MOAT_STAT__MAX; s++) {
-			uint64_t v = 0;
-			int err = sum_percpu(fd, ncpus, r * MOAT_STAT__MAX + s, &v);
+		if (bpf_map_lookup_elem(fd, &r, v)) {
+			int err = -errno;
 
-			if (err)
-				return err;
-			out[s] += v;
+			free(v);
+			return err;
 		}
+		for (int c = 0; c < ncpus; c++)
+			for (__u32 s = 0; s < MOAT_STAT__MAX; s++)
+				out[s] += v[c].c[s];
 	}
+	free(v);
 	return 0;
 }
 

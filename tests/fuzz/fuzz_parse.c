@@ -1,7 +1,8 @@
 /*
  * fuzz_parse.c - the fast path's parser (bpf/moat_parse.h) on arbitrary
  * frames: it must never read outside the frame (ASan), and what it reports
- * must lie inside the frame.  A frame it accepts as TCP is also turned into
+ * must lie inside the frame; the fast case (moat_parse_fast4) must decide
+ * every frame as the general walk does.  A frame it accepts as TCP is also turned into
  * a tarpit reply, which must fit the frame and parse back as TCP.
  * Inputs whose first byte is below 0x80 are structured: a frame of the
  * shared case table (tests/xdp_frames.h), cut to a length and XORed with
@@ -40,8 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!f)
 		return 0;
 	memcpy(f, data, size);
+	memset(&p, 0, sizeof(p));
 	r = moat_parse(f, f + size, &p);
 	if (r < MOAT_PARSE_TCP || r > MOAT_PARSE_ERR_TCP)
+		abort();
+	memset(&q, 0, sizeof(q));
+	if (moat_parse_general(f, f + size, &q) != r ||
+	    (r == MOAT_PARSE_TCP &&
+	     (q.l3_off != p.l3_off || q.l4_off != p.l4_off || q.nvlan != p.nvlan ||
+	      q.family != p.family || q.sport != p.sport || q.dport != p.dport ||
+	      q.seq != p.seq || q.tcp_flags != p.tcp_flags ||
+	      (p.family == 4 && (q.saddr4 != p.saddr4 || q.daddr4 != p.daddr4)))))
 		abort();
 	if (r == MOAT_PARSE_TCP) {
 		if (p.l3_off < MOAT_ETH_HLEN || p.l4_off < p.l3_off + 20 ||

@@ -90,6 +90,76 @@ static void test_truncation(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* same_pkt - the fields a TCP parse fills are equal */
+static int same_pkt(const struct moat_pkt *a, const struct moat_pkt *b)
+{
+	return a->l3_off == b->l3_off && a->l4_off == b->l4_off &&
+	       a->family == b->family && a->nvlan == b->nvlan &&
+	       a->tcp_flags == b->tcp_flags && a->sport == b->sport &&
+	       a->dport == b->dport && a->seq == b->seq &&
+	       a->saddr4 == b->saddr4 && a->daddr4 == b->daddr4;
+}
+
+/* fast_agrees - moat_parse (fast case first) and moat_parse_general
+ * decide one frame alike; counts frames the fast case took in *fast */
+static int fast_agrees(const uint8_t *buf, size_t len, int *fast)
+{
+	struct moat_pkt a, b;
+	int ra, rb;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	ra = parse_copy(buf, len, &a);
+	rb = moat_parse_general(buf, buf + len, &b);
+	if (moat_parse_fast4(buf, buf + len, &b))
+		(*fast)++;
+	return ra == rb && (ra != MOAT_PARSE_TCP || same_pkt(&a, &b));
+}
+
+/* Every case-table frame, every truncation of them, and variants of the
+ * plain IPv4 SYN with each header byte the fast case tests changed: the
+ * fast case takes only frames the general walk parses the same way. */
+static void test_fast_matches_general(void **state)
+{
+	static const size_t bytes[] = { 12, 13, 14, 16, 17, 20, 21, 23, 46 };
+	static const uint8_t vals[] = { 0x00, 0x05, 0x06, 0x08, 0x14, 0x20,
+					0x28, 0x3f, 0x40, 0x45, 0x46, 0x50,
+					0x60, 0x81, 0xf0, 0xff };
+	uint8_t buf[TF_MAX], v[TF_MAX];
+	int failed = 0, fast = 0;
+
+	(void)state;
+	for (size_t i = 0; i < N_TCASES; i++) {
+		size_t len = tf_build(&tcases[i].f, buf);
+
+		for (size_t cut = 0; cut <= len; cut++) {
+			if (!fast_agrees(buf, cut, &fast)) {
+				print_error("case '%s' cut to %zu: fast and general "
+					    "parse disagree\n", tcases[i].name, cut);
+				failed++;
+			}
+		}
+		if (tcases[i].f.nvlan || tcases[i].f.family != 4)
+			continue;
+		for (size_t b = 0; b < sizeof(bytes) / sizeof(bytes[0]); b++) {
+			if (bytes[b] >= len)
+				continue;
+			for (size_t k = 0; k < sizeof(vals); k++) {
+				memcpy(v, buf, len);
+				v[bytes[b]] = vals[k];
+				if (!fast_agrees(v, len, &fast)) {
+					print_error("case '%s' byte %zu = %#x: fast and "
+						    "general parse disagree\n",
+						    tcases[i].name, bytes[b], vals[k]);
+					failed++;
+				}
+			}
+		}
+	}
+	assert_int_equal(failed, 0);
+	assert_true(fast > 10);   /* the fast case was really exercised */
+}
+
 static void test_tarpit_replies(void **state)
 {
 	static const __u64 key[2] = { 0x0123456789abcdefull, 0xfedcba9876543210ull };
@@ -157,6 +227,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_case_table),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_fast_matches_general),
 		cmocka_unit_test(test_tarpit_replies),
 		cmocka_unit_test(test_isn_keyed),
 		cmocka_unit_test(test_siphash_vector),
