@@ -2113,7 +2113,7 @@ static int publish_v6(struct pub *pb)
 	if (rc < 0)
 		return rc;
 	vt_plens_from_rules(v6, nv6, &pl);
-	rc = vt_v6_diff(db->live->v6, db->live->nv6, &db->live->plens, v6, nv6,
+	rc = vt_v6_diff(db->live->v6, db->live->nv6, vt_image_plens(db->live), v6, nv6,
 			&pl, &ups, &nu, &cap);
 	while (rc == 0 && sent < nu) {
 		size_t k = nu - sent < VT_EMIT_CHUNK ? nu - sent : VT_EMIT_CHUNK;
@@ -2128,7 +2128,7 @@ static int publish_v6(struct pub *pb)
 		free(db->live->v6);
 		db->live->v6 = v6;
 		db->live->nv6 = db->live->v6cap = nv6;
-		db->live->plens = pl;
+		vt_image_set_plens(db->live, &pl);
 		v6 = NULL;
 	} else if (sent) {
 		/* the fast path holds a prefix: so does the live image */

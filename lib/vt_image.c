@@ -46,7 +46,7 @@ static const struct vt_v6rule *v6_find(const struct vt_image *img,
 #define MOAT_GROUP_GET(ctx, idx)                                         \
 	((idx) < ((const struct vt_image *)(ctx))->ghi ?                 \
 	 &((const struct vt_image *)(ctx))->groups[(idx)] : NULL)
-#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plens)
+#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plb)
 #define MOAT_V6_GET(ctx, keyp)                                             \
 	({                                                                 \
 		const struct vt_v6rule *r_ =                               \
@@ -113,7 +113,7 @@ struct vt_image *vt_image_clone(const struct vt_image *img)
 		memcpy(c->v6, img->v6, img->nv6 * sizeof(*c->v6));
 		c->nv6 = c->v6cap = img->nv6;
 	}
-	c->plens = img->plens;
+	c->plb = img->plb;
 	return c;
 fail:
 	vt_image_free(c);
@@ -217,7 +217,7 @@ int vt_image_apply(struct vt_image *img, const struct moat_update *u,
 		case MOAT_UPD_V6_PLENS:
 			if (u[i].u.plens.n > MOAT_V6_MAX_PLENS)
 				return -EINVAL;
-			img->plens = u[i].u.plens;
+			vt_image_set_plens(img, &u[i].u.plens);
 			break;
 		case MOAT_UPD_V6_PUT:
 			if (u[i].u.key.plen > 128)
@@ -250,7 +250,7 @@ void vt_image_stats(const struct vt_image *img, struct vt_image_stats *st)
 	}
 	st->groups_hiwater = img->ghi;
 	st->v6_rules = (uint32_t)img->nv6;
-	st->v6_plens = img->plens.n;
+	st->v6_plens = vt_image_plens(img)->n;
 	st->bytes = (uint64_t)MOAT_TBL24_ENTRIES * 4 +
 		    (uint64_t)st->groups_used * MOAT_GROUP_BYTES +
 		    (uint64_t)img->nv6 * (sizeof(struct moat_v6_key) + 4);
@@ -470,8 +470,8 @@ int vt_image_diff(const struct vt_image *old, const struct vt_image *new_img,
 		u->index = i;
 		u->value = en;
 	}
-	if (vt_v6_diff(old->v6, old->nv6, &old->plens, new_img->v6,
-		       new_img->nv6, &new_img->plens, &out, &cnt, &cap) < 0)
+	if (vt_v6_diff(old->v6, old->nv6, vt_image_plens(old), new_img->v6,
+		       new_img->nv6, vt_image_plens(new_img), &out, &cnt, &cap) < 0)
 		goto nomem;
 	*ups = out;
 	*n = cnt;
@@ -513,7 +513,8 @@ int vt_image_full(const struct vt_image *img, struct moat_update **ups,
 		u->index = i;
 		u->value = e;
 	}
-	if (vt_v6_diff(NULL, 0, &empty->plens, img->v6, img->nv6, &img->plens,
+	if (vt_v6_diff(NULL, 0, vt_image_plens(empty), img->v6, img->nv6,
+		       vt_image_plens(img),
 		       &out, &cnt, &cap) < 0)
 		goto out;
 	*ups = out;
@@ -532,7 +533,7 @@ int vt_image_equal_verdicts(const struct vt_image *a, const struct vt_image *b)
 	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++)
 		if (!same_verdicts(a, a->tbl24[i], b, b->tbl24[i]))
 			return 0;
-	if (a->nv6 != b->nv6 || !plens_eq(&a->plens, &b->plens))
+	if (a->nv6 != b->nv6 || !plens_eq(vt_image_plens(a), vt_image_plens(b)))
 		return 0;
 	for (size_t i = 0; i < a->nv6; i++)
 		if (vt_v6key_cmp(&a->v6[i].key, &b->v6[i].key) ||

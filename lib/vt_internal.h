@@ -24,8 +24,26 @@ struct vt_image {
 	uint32_t ghi;               /* high-water mark: indices < ghi exist */
 	struct vt_v6rule *v6;       /* sorted by vt_v6key_cmp */
 	size_t nv6, v6cap;
-	struct moat_v6_plens plens;
+	struct moat_v6_plens_buf plb; /* live plens: vt_image_plens() */
 };
+
+/* vt_image_plens - the live slot of the image's plens double buffer. */
+static inline const struct moat_v6_plens *
+vt_image_plens(const struct vt_image *img)
+{
+	return &img->plb.slot[img->plb.sel & 1];
+}
+
+/* vt_image_set_plens - publish a plens set as a fast path does: fill the
+ * inactive slot, then flip the selector. */
+static inline void vt_image_set_plens(struct vt_image *img,
+				      const struct moat_v6_plens *pl)
+{
+	uint32_t next = (img->plb.sel & 1) ^ 1;
+
+	img->plb.slot[next] = *pl;
+	img->plb.sel = next;
+}
 
 /* Accumulated verdict inputs for one address; counts so they subtract. */
 struct vt_acc {

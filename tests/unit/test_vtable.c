@@ -1085,6 +1085,45 @@ static void test_v6_basics(void **state)
 	free(p);
 }
 
+/* test_plens_flip - the image's plens double buffer, read through the
+ * shared lookup: an update fills the inactive slot and flips the selector;
+ * the lookup reads the selected slot only. */
+static void test_plens_flip(void **state)
+{
+	struct vt_image *img = vt_image_new();
+	struct moat_update u[2];
+	uint8_t a[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 7 };
+
+	(void)state;
+	assert_non_null(img);
+	memset(u, 0, sizeof(u));
+	u[0].kind = MOAT_UPD_V6_PLENS;
+	u[0].u.plens.n = 1;
+	u[0].u.plens.len[0] = 64;
+	u[1].kind = MOAT_UPD_V6_PUT;
+	u[1].u.key.plen = 64;
+	memcpy(u[1].u.key.addr, a, 8);
+	u[1].value = MOAT_ACT_DROP;
+	assert_int_equal(img->plb.sel, 0);
+	assert_int_equal(vt_image_apply(img, u, 2), 0);
+	assert_int_equal(img->plb.sel, 1);           /* flipped */
+	assert_int_equal(img->plb.slot[0].n, 0);     /* old slot untouched */
+	assert_int_equal(img->plb.slot[1].n, 1);
+	a[15] = 1;
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_DROP);
+	/* the inactive slot is not read, whatever it holds */
+	memset(&img->plb.slot[0], 0xff, sizeof(img->plb.slot[0]));
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_DROP);
+	img->plb.slot[0].n = 0;
+	img->plb.sel = 2;                            /* selector bit 0 only */
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_PASS);
+	/* the next update fills slot 1 again and flips back */
+	assert_int_equal(vt_image_apply(img, u, 1), 0);
+	assert_int_equal(img->plb.sel, 1);
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_DROP);
+	vt_image_free(img);
+}
+
 /* test_grace - a freed group is not reused before grace_done. */
 static void test_grace(void **state)
 {
@@ -1408,6 +1447,7 @@ int main(void)
 		cmocka_unit_test(test_bad_policy),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_v6_basics),
+		cmocka_unit_test(test_plens_flip),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_big_replace),
