@@ -298,6 +298,7 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
 			p = realloc(db->pool, cap * sizeof(*p));
 			if (!p)
 				return 0;
+			vt_thp(p, cap * sizeof(*p));
 			db->pool = p;
 			db->pool_cap = (uint32_t)cap;
 		}
@@ -320,6 +321,7 @@ static void pool_reserve(struct vt_db *db, size_t n)
 		return;
 	p = realloc(db->pool, want * sizeof(*p));
 	if (p) {
+		vt_thp(p, want * sizeof(*p));
 		db->pool = p;
 		db->pool_cap = (uint32_t)want;
 	}
@@ -580,33 +582,44 @@ static uint64_t key16(const unsigned char *base, size_t i)
 }
 
 /* radix16 - stable LSD radix sort of n 16-byte items by the uint64_t they
- * start with, passing only over the bytes that vary.  0, or -ENOMEM with
- * the items untouched. */
+ * start with: one pass counts all eight bytes, then one scatter pass per
+ * byte that varies.  0, or -ENOMEM with the items untouched. */
 static int radix16(void *base, size_t n)
 {
-	unsigned char *src = base, *dst = malloc(n * 16), *tmp;
-	size_t cnt[256];
+	unsigned char *src = base, *dst, *tmp;
+	size_t (*cnt)[256];
 
-	if (!dst)
+	if (n < 2)
+		return 0;
+	cnt = calloc(8, sizeof(*cnt));
+	dst = malloc(n * 16);
+	if (!cnt || !dst) {
+		free(cnt);
+		free(dst);
 		return -ENOMEM;
+	}
 	tmp = dst;
-	for (unsigned sh = 0; sh < 64; sh += 8) {
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = key16(src, i);
+
+		for (unsigned b = 0; b < 8; b++)
+			cnt[b][(k >> (8 * b)) & 0xff]++;
+	}
+	for (unsigned b = 0; b < 8; b++) {
+		unsigned sh = 8 * b;
 		size_t pos = 0;
 		unsigned char *t;
 
-		memset(cnt, 0, sizeof(cnt));
-		for (size_t i = 0; i < n; i++)
-			cnt[(key16(src, i) >> sh) & 0xff]++;
-		if (cnt[(key16(src, 0) >> sh) & 0xff] == n)
+		if (cnt[b][(key16(src, 0) >> sh) & 0xff] == n)
 			continue; /* this byte is the same everywhere */
 		for (int d = 0; d < 256; d++) {
-			size_t c = cnt[d];
+			size_t c = cnt[b][d];
 
-			cnt[d] = pos;
+			cnt[b][d] = pos;
 			pos += c;
 		}
 		for (size_t i = 0; i < n; i++)
-			memcpy(dst + 16 * cnt[(key16(src, i) >> sh) & 0xff]++,
+			memcpy(dst + 16 * cnt[b][(key16(src, i) >> sh) & 0xff]++,
 			       src + 16 * i, 16);
 		t = src;
 		src = dst;
@@ -615,6 +628,7 @@ static int radix16(void *base, size_t n)
 	if (src != base)
 		memcpy(base, src, n * 16);
 	free(tmp);
+	free(cnt);
 	return 0;
 }
 
@@ -1350,8 +1364,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 				}
 				k = long_find(lr, nl, &b[i], idx);
 				if (k >= 0) {
-					uint32_t ex = expiry_of(db, s,
-						l[lr[k].idx & ~LREC_KEEP].ttl);
+					uint32_t ex = s->expire_ttl ? expiry_of(db, s,
+						l[lr[k].idx & ~LREC_KEEP].ttl) : 0;
 
 					db->nexpiring -= b[i].expiry != 0;
 					if (ex)
@@ -1378,7 +1392,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 			rc = commit_long_raw(db, s, LREC_ADDR(lr[i].key),
 					     LREC_PLEN(lr[i].key),
 					     LREC_EXCL(lr[i].key), lr[i].code,
-					     l[lr[i].idx].ttl);
+					     /* a random read: only when used */
+					     s->expire_ttl ? l[lr[i].idx].ttl : 0);
 	if (rc < 0) {
 		VT_ERR(err, errsz, "out of memory replacing source %s", s->name);
 		goto out;
@@ -2250,6 +2265,7 @@ struct vt_db *vt_db_new(const struct vt_policy *p, char *err, size_t errsz)
 	db->now = (uint64_t)time(NULL);
 	db->dir = calloc(MOAT_TBL24_ENTRIES, sizeof(uint32_t));
 	db->dirtybits = calloc(MOAT_TBL24_ENTRIES / 64, sizeof(uint64_t));
+	vt_thp(db->dir, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
 	db->live = vt_image_new();
 	db->pool_cap = 1024;
 	db->pool = malloc(db->pool_cap * sizeof(*db->pool));

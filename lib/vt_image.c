@@ -8,8 +8,23 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vt_internal.h"
+
+#define THP_MIN (4u << 20) /* smaller blocks: not worth a syscall */
+
+/* vt_thp - MADV_HUGEPAGE over the 2 MiB-aligned part of [p, p + len). */
+void vt_thp(void *p, size_t len)
+{
+	const uintptr_t huge = 2u << 20;
+	uintptr_t b = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t e = ((uintptr_t)p + len) & ~(huge - 1);
+
+	if (!p || len < THP_MIN || e <= b)
+		return;
+	(void)madvise((void *)b, e - b, MADV_HUGEPAGE);
+}
 
 /* vt_v6key_cmp - address bytes, then plen. */
 int vt_v6key_cmp(const struct moat_v6_key *a, const struct moat_v6_key *b)
@@ -79,6 +94,7 @@ struct vt_image *vt_image_new(void)
 		free(img);
 		return NULL;
 	}
+	vt_thp(img->tbl24, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
 	return img;
 }
 
@@ -135,6 +151,7 @@ int vt_image_grow_groups(struct vt_image *img, uint32_t want)
 	g = realloc(img->groups, (size_t)cap * sizeof(*g));
 	if (!g)
 		return -ENOMEM;
+	vt_thp(g, (size_t)cap * sizeof(*g));
 	memset(g + img->gcap, 0, (size_t)(cap - img->gcap) * sizeof(*g));
 	img->groups = g;
 	img->gcap = cap;
