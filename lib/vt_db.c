@@ -1808,12 +1808,33 @@ static int contrib_range(struct vt_db *db, const struct pe *es, size_t b,
 	return 0;
 }
 
+/* A growing array of IPv6 rules (or of rule keys: act unused). */
+struct rulevec {
+	struct vt_v6rule *v;
+	size_t n, cap;
+};
+
+/* rv_push - append the rule (p's prefix, act). */
+static int rv_push(struct rulevec *rv, const struct pe *p, uint32_t act)
+{
+	struct vt_v6rule *r;
+
+	if (grow((void **)&rv->v, &rv->cap, rv->n + 1, sizeof(*rv->v)) < 0)
+		return -ENOMEM;
+	r = &rv->v[rv->n++];
+	memset(r, 0, sizeof(*r));
+	r->key.plen = p->plen;
+	memcpy(r->key.addr, p->addr, 16);
+	r->act = act;
+	return 0;
+}
+
 /* v6_frame - evaluate the distinct prefix es[i, j) under the stack, push
  * it, and append its rule to r when emit and its action differs from its
  * parent's.  0 or -ENOMEM. */
 static int v6_frame(struct vt_db *db, struct v6frame *st, int *depth,
-		    size_t i, size_t j, int emit, struct vt_v6rule **r,
-		    size_t *nr, size_t *cap)
+		    size_t i, size_t j, int emit, struct rulevec *r,
+		    struct rulevec *vis)
 {
 	const struct pe *es = db->s6.e;
 	struct vt_acc acc = { 0, 0, 0, 0 };
@@ -1827,15 +1848,10 @@ static int v6_frame(struct vt_db *db, struct v6frame *st, int *depth,
 			return -ENOMEM;
 	a = vt_decide(&db->pol, &acc);
 	parent = *depth ? st[*depth - 1].act : MOAT_ACT_PASS;
-	if (emit && a != parent) {
-		if (grow((void **)r, cap, *nr + 1, sizeof(**r)) < 0)
-			return -ENOMEM;
-		memset(&(*r)[*nr], 0, sizeof(**r));
-		(*r)[*nr].key.plen = es[i].plen;
-		memcpy((*r)[*nr].key.addr, es[i].addr, 16);
-		(*r)[*nr].act = a;
-		(*nr)++;
-	}
+	if (emit && a != parent && rv_push(r, &es[i], a) < 0)
+		return -ENOMEM;
+	if (emit && vis && rv_push(vis, &es[i], a) < 0)
+		return -ENOMEM;
 	if (*depth < 129) {
 		st[*depth].b = i;
 		st[*depth].e = j;
@@ -1859,9 +1875,11 @@ static int in_prefix(const uint8_t *addr, const uint8_t *qa, unsigned qp)
 /* compile_v6_range - append to r the IPv6 rules of the distinct stored
  * prefixes inside qa/qp (qp = 0: all): a rule for each prefix whose action
  * differs from that of its nearest enclosing stored prefix (or from PASS
- * at the top).  The enclosing prefixes of qa/qp seed the stack. */
+ * at the top).  The enclosing prefixes of qa/qp seed the stack.  vis (if
+ * not NULL) gets every distinct stored prefix inside qa/qp.  Both come out
+ * sorted by vt_v6key_cmp (the store's order). */
 static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
-			    struct vt_v6rule **r, size_t *nr, size_t *cap)
+			    struct rulevec *r, struct rulevec *vis)
 {
 	struct v6frame st[130];
 	int depth = 0;
@@ -1875,7 +1893,7 @@ static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
 		if (!db->s6.cnt[p])
 			continue;
 		ps_prefix_range(&db->s6, qa, p, &b, &e);
-		if (b < e && v6_frame(db, st, &depth, b, e, 0, r, nr, cap) < 0)
+		if (b < e && v6_frame(db, st, &depth, b, e, 0, r, vis) < 0)
 			return -ENOMEM;
 	}
 	memset(&key, 0, sizeof(key));
@@ -1891,7 +1909,7 @@ static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
 		while (depth > 0 &&
 		       !frame_contains(&st[depth - 1], es[i].addr, es[i].plen))
 			depth--;
-		if (v6_frame(db, st, &depth, i, j, 1, r, nr, cap) < 0)
+		if (v6_frame(db, st, &depth, i, j, 1, r, vis) < 0)
 			return -ENOMEM;
 		i = j;
 	}
@@ -1907,65 +1925,95 @@ static int v6d_cmp(const void *x, const void *y)
 	return c ? c : (a->plen > b->plen) - (a->plen < b->plen);
 }
 
-/* rule_in - rule key inside qa/qp (not an enclosing prefix of it). */
-static int rule_in(const struct vt_v6rule *r, const uint8_t *qa, unsigned qp)
+/* rule_qcmp - rules by vt_v6key_cmp. */
+static int rule_qcmp(const void *x, const void *y)
 {
-	return r->key.plen >= qp && in_prefix(r->key.addr, qa, qp);
+	return vt_v6key_cmp(&((const struct vt_v6rule *)x)->key,
+			    &((const struct vt_v6rule *)y)->key);
 }
 
-/* compile_v6 - the new IPv6 rule set: everything again when the whole
- * table is dirty, else the live rules with the dirty prefixes' ranges
- * recompiled.  *out sorted by vt_v6key_cmp. */
-static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
+/* A changed part of the IPv6 rules: inside the ranges recompiled, the
+ * live rules (old) and the recompiled ones (nw), both sorted; outside
+ * them nothing changed. */
+struct v6change {
+	struct rulevec old, nw;
+	int64_t cnt[129];        /* rules per length after the change */
+};
+
+/* compile_v6 - the changed IPv6 rules.  Whole table dirty: every rule,
+ * old and new.  Else per disjoint dirty range: the new rules, and as old
+ * the live rules at the range's candidate keys (every distinct stored
+ * prefix inside it, and the changed prefixes themselves, which covers
+ * rules of prefixes deleted since): O(changes + entries inside the
+ * ranges) hash probes, independent of the number of IPv6 rules. */
+static int compile_v6(struct vt_db *db, struct v6change *ch)
 {
-	struct vt_v6rule *r = NULL;
-	size_t nr = 0, cap = 0, o = 0, nd = 0;
-	const struct vt_v6rule *old = db->live->v6;
-	size_t nold = db->live->nv6;
+	const struct vt_image *live = db->live;
 	static const uint8_t zero[16];
 	struct v6dirty *d = db->v6d.v;
+	struct rulevec cand = { NULL, 0, 0 };
+	size_t nraw = db->v6d.n;
 
+	for (int l = 0; l <= 128; l++)
+		ch->cnt[l] = live->v6cnt[l];
 	if (db->dirty_all || db->v6d_overflow) {
-		if (compile_v6_range(db, zero, 0, &r, &nr, &cap) < 0)
+		struct vt_v6rule *o = NULL;
+
+		if (vt_image_v6_sorted(live, &o) < 0)
 			goto nomem;
-		goto done;
+		ch->old.v = o;
+		ch->old.n = ch->old.cap = live->nv6;
+		if (compile_v6_range(db, zero, 0, &ch->nw, NULL) < 0)
+			goto nomem;
+		goto count;
 	}
-	if (grow((void **)&r, &cap, nold + 64, sizeof(*r)) < 0)
-		goto nomem;
-	/* disjoint ranges: drop dirty prefixes inside an earlier one */
-	if (db->v6d.n > 1)
-		qsort(d, db->v6d.n, sizeof(*d), v6d_cmp);
-	for (size_t i = 0; i < db->v6d.n; i++) {
-		if (nd && in_prefix(d[i].addr, d[nd - 1].addr, d[nd - 1].plen) &&
-		    d[i].plen >= d[nd - 1].plen)
-			continue;
-		d[nd++] = d[i];
-	}
-	for (size_t k = 0; k < nd; k++) {
-		/* old rules before this range stay */
-		while (o < nold && !rule_in(&old[o], d[k].addr, d[k].plen) &&
-		       memcmp(old[o].key.addr, d[k].addr, 16) <= 0) {
-			if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
+	if (nraw > 1)
+		qsort(d, nraw, sizeof(*d), v6d_cmp);
+	for (size_t i = 0; i < nraw; ) {
+		/* d[i] starts a disjoint range; d[i + 1 .. j) lie inside it */
+		size_t j = i + 1;
+
+		while (j < nraw && in_prefix(d[j].addr, d[i].addr, d[i].plen) &&
+		       d[j].plen >= d[i].plen)
+			j++;
+		cand.n = 0;
+		if (compile_v6_range(db, d[i].addr, d[i].plen, &ch->nw, &cand) < 0)
+			goto nomem;
+		for (size_t k = i; k < j; k++) {
+			struct pe p;
+
+			memset(&p, 0, sizeof(p));
+			memcpy(p.addr, d[k].addr, 16);
+			p.plen = d[k].plen;
+			if (rv_push(&cand, &p, 0) < 0)
 				goto nomem;
-			r[nr++] = old[o++];
 		}
-		/* old rules inside it go, recompiled ones come */
-		while (o < nold && rule_in(&old[o], d[k].addr, d[k].plen))
-			o++;
-		if (compile_v6_range(db, d[k].addr, d[k].plen, &r, &nr, &cap) < 0)
-			goto nomem;
+		if (cand.n > 1)
+			qsort(cand.v, cand.n, sizeof(*cand.v), rule_qcmp);
+		for (size_t k = 0; k < cand.n; k++) {
+			const struct vt_v6rule *r;
+
+			if (k && !vt_v6key_cmp(&cand.v[k].key, &cand.v[k - 1].key))
+				continue;
+			r = vt_image_v6_find(live, &cand.v[k].key);
+			if (!r)
+				continue;
+			if (grow((void **)&ch->old.v, &ch->old.cap, ch->old.n + 1,
+				 sizeof(*ch->old.v)) < 0)
+				goto nomem;
+			ch->old.v[ch->old.n++] = *r;
+		}
+		i = j;
 	}
-	while (o < nold) {
-		if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
-			goto nomem;
-		r[nr++] = old[o++];
-	}
-done:
-	*out = r;
-	*nout = nr;
+count:
+	for (size_t k = 0; k < ch->old.n; k++)
+		ch->cnt[ch->old.v[k].key.plen]--;
+	for (size_t k = 0; k < ch->nw.n; k++)
+		ch->cnt[ch->nw.v[k].key.plen]++;
+	free(cand.v);
 	return 0;
 nomem:
-	free(r);
+	free(cand.v);
 	return -ENOMEM;
 }
 
@@ -2114,22 +2162,24 @@ static int publish_one(struct pub *pb, uint32_t idx)
 	return 0;
 }
 
-/* publish_v6 - the IPv6 part: compute, emit in chunks, swap in. */
+/* publish_v6 - the IPv6 part: the changed rules, diffed and emitted in
+ * chunks; the live image takes exactly what went out. */
 static int publish_v6(struct pub *pb)
 {
 	struct vt_db *db = pb->db;
-	struct vt_v6rule *v6 = NULL;
+	struct v6change ch;
 	struct moat_update *ups = NULL;
-	size_t nv6 = 0, nu = 0, cap = 0, sent = 0;
+	size_t nu = 0, cap = 0, sent = 0;
 	struct moat_v6_plens pl;
 	int rc;
 
-	rc = compile_v6(db, &v6, &nv6);
-	if (rc < 0)
-		return rc;
-	vt_plens_from_rules(v6, nv6, &pl);
-	rc = vt_v6_diff(db->live->v6, db->live->nv6, vt_image_plens(db->live), v6, nv6,
-			&pl, &ups, &nu, &cap);
+	memset(&ch, 0, sizeof(ch));
+	rc = compile_v6(db, &ch);
+	if (rc == 0) {
+		vt_plens_from_counts(ch.cnt, &pl);
+		rc = vt_v6_diff(ch.old.v, ch.old.n, vt_image_plens(db->live),
+				ch.nw.v, ch.nw.n, &pl, &ups, &nu, &cap);
+	}
 	while (rc == 0 && sent < nu) {
 		size_t k = nu - sent < VT_EMIT_CHUNK ? nu - sent : VT_EMIT_CHUNK;
 
@@ -2139,18 +2189,16 @@ static int publish_v6(struct pub *pb)
 			pb->emitted += k;
 		}
 	}
-	if (rc == 0) {
-		free(db->live->v6);
-		db->live->v6 = v6;
-		db->live->nv6 = db->live->v6cap = nv6;
-		vt_image_set_plens(db->live, &pl);
-		v6 = NULL;
-	} else if (sent) {
-		/* the fast path holds a prefix: so does the live image */
-		(void)vt_image_apply(db->live, ups, sent);
+	/* the fast path holds what was sent: so does the live image */
+	if (sent) {
+		int arc = vt_image_apply(db->live, ups, sent);
+
+		if (rc == 0)
+			rc = arc;
 	}
 	free(ups);
-	free(v6);
+	free(ch.old.v);
+	free(ch.nw.v);
 	return rc;
 }
 

@@ -22,10 +22,14 @@ struct vt_image {
 	struct moat_group *groups;  /* gcap entries */
 	uint32_t gcap;
 	uint32_t ghi;               /* high-water mark: indices < ghi exist */
-	struct vt_v6rule *v6;       /* sorted by vt_v6key_cmp */
+	struct vt_v6rule *v6;       /* hash, v6cap slots (power of 2 or 0),
+				     * linear probing; empty: VT_V6_EMPTY */
 	size_t nv6, v6cap;
+	uint32_t v6cnt[129];        /* rules per prefix length */
 	struct moat_v6_plens_buf plb; /* live plens: vt_image_plens() */
 };
+
+#define VT_V6_EMPTY 0xffffffffu /* key.plen of an empty hash slot */
 
 /* vt_image_plens - the live slot of the image's plens double buffer. */
 static inline const struct moat_v6_plens *
@@ -63,9 +67,24 @@ int vt_v6key_cmp(const struct moat_v6_key *a, const struct moat_v6_key *b);
 /* vt_image_grow_groups - make indices < want valid; 0 or -ENOMEM. */
 int vt_image_grow_groups(struct vt_image *img, uint32_t want);
 
-/* vt_plens_from_rules - distinct plens of rules[], longest first. */
-void vt_plens_from_rules(const struct vt_v6rule *r, size_t n,
-			 struct moat_v6_plens *out);
+/* vt_plens_from_counts - the lengths with a nonzero count, longest first
+ * (at most MOAT_V6_MAX_PLENS). */
+void vt_plens_from_counts(const int64_t cnt[129], struct moat_v6_plens *out);
+
+/* vt_image_v6_find - the image's rule with exactly this key, or NULL. */
+const struct vt_v6rule *vt_image_v6_find(const struct vt_image *img,
+					 const struct moat_v6_key *k);
+
+/* vt_image_v6_put - insert or overwrite one rule: 0 or -ENOMEM. */
+int vt_image_v6_put(struct vt_image *img, const struct moat_v6_key *k,
+		    uint32_t act);
+
+/* vt_image_v6_del - remove one rule if present. */
+void vt_image_v6_del(struct vt_image *img, const struct moat_v6_key *k);
+
+/* vt_image_v6_sorted - the image's rules as a malloc'd array sorted by
+ * vt_v6key_cmp (*out NULL when there are none): 0 or -ENOMEM. */
+int vt_image_v6_sorted(const struct vt_image *img, struct vt_v6rule **out);
 
 /* vt_v6_diff - append to *ups (capacity *cap, count *n) the updates taking
  * rules old[] to new[] in publishing order.  0 or -ENOMEM. */

@@ -1035,6 +1035,120 @@ static void test_random(void **state)
 	free(p);
 }
 
+/* rand_v6_listing - a random IPv6 listing of rand_listing()'s kind. */
+static struct moat_listing rand_v6_listing(void)
+{
+	for (;;) {
+		struct moat_listing l = rand_listing();
+
+		if (l.pfx.family == MOAT_AF_INET6)
+			return l;
+	}
+}
+
+/* full_recompile - a db with m's listings compiled by the whole-table
+ * path (a policy change marks everything dirty). */
+static struct vt_db *full_recompile(const struct vt_policy *p,
+				    const struct model *m,
+				    struct moat_listing *tmp)
+{
+	char err[256];
+	struct vt_db *f = vt_db_new(p, err, sizeof(err));
+
+	assert_non_null(f);
+	for (int s = 0; s < NSRC; s++) {
+		size_t k = by_source(m, src_ids[s], tmp);
+
+		assert_int_equal(vt_db_source_replace(f, src_ids[s], tmp, k, err,
+						      sizeof(err)), 0);
+	}
+	assert_int_equal(vt_db_set_policy(f, p, err, sizeof(err)), 0);
+	publish(f);
+	return f;
+}
+
+/* test_v6_incremental - IPv6 only, many small changes to heavily nested
+ * prefixes: each publish diffs only the changed ranges against the live
+ * rules; every publish is checked against the reference and for the
+ * publishing order, and the live rules equal (exactly: same keys, no
+ * stale ones) a whole-table recompile every few rounds. */
+static void test_v6_incremental(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	struct model m = { NULL, 0, 0 };
+	struct moat_listing *tmp = calloc(4000, sizeof(*tmp));
+	char err[256];
+	struct vt_db *db;
+	const size_t rounds = 24;
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	assert_non_null(db);
+	for (int i = 0; i < 400; i++) {
+		struct moat_listing l = rand_v6_listing();
+
+		if (!conflicts(&m, &l))
+			model_add(&m, &l);
+	}
+	for (int s = 0; s < NSRC; s++) {
+		size_t k = by_source(&m, src_ids[s], tmp);
+
+		assert_int_equal(vt_db_source_replace(db, src_ids[s], tmp, k,
+						      err, sizeof(err)), 0);
+	}
+	publish(db);
+	for (size_t r = 0; r < rounds; r++) {
+		struct vt_image *old = vt_image_clone(vt_db_image(db));
+		struct moat_update *u = NULL;
+		size_t n = 0;
+		uint16_t src = src_ids[rnd() % NSRC];
+		struct moat_listing add[16], del[16];
+		size_t na = 0, nd = 0;
+
+		/* a handful of deletes and adds of one source */
+		for (size_t i = 0; i < m.n && nd < 1 + r % 6; i++) {
+			if (m.l[i].source == src && rnd() % 6 == 0) {
+				del[nd++] = m.l[i];
+				m.l[i--] = m.l[--m.n];
+			}
+		}
+		for (int i = 0; i < 40 && na < 1 + (r * 7) % 9; i++) {
+			struct moat_listing l = rand_v6_listing();
+
+			if (l.source != src || conflicts(&m, &l))
+				continue;
+			add[na++] = l;
+			model_add(&m, &l);
+		}
+		if (vt_db_source_apply(db, src, add, na, del, nd, err, sizeof(err)))
+			fail_msg("seed %llu: apply: %s", (unsigned long long)seed0, err);
+		assert_int_equal(vt_db_publish(db, &u, &n), 0);
+		/* O(k): a few changes never rewrite the whole rule set */
+		if (n > 8 * (na + nd) + 2 && n > vt_db_image(db)->nv6 / 2)
+			fail_msg("seed %llu: %zu updates for %zu changes",
+				 (unsigned long long)seed0, n, na + nd);
+		check_order(old, vt_db_image(db), u, n, &m);
+		free(u);
+		vt_image_free(old);
+		vt_db_grace_done(db);
+		check_against_ref(p, db, &m, 3000);
+		if (r % 8 == 7) {
+			struct vt_db *f = full_recompile(p, &m, tmp);
+
+			if (!vt_image_equal_verdicts(vt_db_image(db), vt_db_image(f)))
+				fail_msg("seed %llu: round %zu: incremental IPv6 "
+					 "rules != full recompile",
+					 (unsigned long long)seed0, r);
+			vt_db_free(f);
+		}
+	}
+	vt_db_free(db);
+	free(tmp);
+	free(m.l);
+	free(p);
+}
+
 /* test_v6_basics - exclusions and plens order in IPv6. */
 static void test_v6_basics(void **state)
 {
@@ -1448,6 +1562,7 @@ int main(void)
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_v6_basics),
 		cmocka_unit_test(test_plens_flip),
+		cmocka_unit_test(test_v6_incremental),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_big_replace),
