@@ -106,6 +106,9 @@ struct vt_db {
 	uint32_t next_expiry;      /* no expiry before this (a lower bound) */
 	struct u32vec exp24;       /* /24s that may hold expiring entries */
 	int exp24_lost;            /* exp24 incomplete: walk everything */
+	/* per source id: the /24s it may hold /24../32 entries in (a
+	 * superset: deletes leave stale indices, duplicates possible) */
+	struct u32vec *src24;
 	/* dirty state */
 	uint64_t *dirtybits;
 	struct u32vec dirty;
@@ -993,6 +996,59 @@ static void note_expiry(struct vt_db *db, uint32_t idx, uint32_t expiry)
 		db->exp24_lost = 1;
 }
 
+/* cmp_u32 - qsort order. */
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* src24_has - /24 idx holds an entry of source src. */
+static int src24_has(const struct vt_db *db, uint16_t src, uint32_t idx)
+{
+	uint32_t n;
+	const struct v4e *b = bucket(db, idx, &n);
+
+	for (uint32_t i = 0; i < n; i++)
+		if (b[i].source == src)
+			return 1;
+	return 0;
+}
+
+/* src24_compact - the source's /24 list sorted, unique, and without the
+ * /24s it no longer holds entries in. */
+static void src24_compact(struct vt_db *db, uint16_t src)
+{
+	struct u32vec *l = &db->src24[src];
+	size_t o = 0;
+
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_u32);
+	for (size_t i = 0; i < l->n; i++)
+		if ((o == 0 || l->v[o - 1] != l->v[i]) &&
+		    src24_has(db, src, l->v[i]))
+			l->v[o++] = l->v[i];
+	l->n = o;
+}
+
+/* src24_note - src is about to store an entry in /24 idx: remember the
+ * /24 (consecutive adds to one /24, the common case of a sorted load,
+ * are noted once; the list is compacted when stale indices dominate). */
+static int src24_note(struct vt_db *db, uint16_t src, uint32_t idx)
+{
+	struct u32vec *l = &db->src24[src];
+
+	if (l->n && l->v[l->n - 1] == idx)
+		return 0;
+	if (l->n >= 1024 && l->n > 2 * cnt_of(db, src)->entries_v4 + 1024) {
+		src24_compact(db, src);
+		if (l->n && l->v[l->n - 1] == idx)
+			return 0;
+	}
+	return vec_push(l, idx);
+}
+
 /* commit_long_raw - store one /24../32 entry in its bucket, mark dirty. */
 static int commit_long_raw(struct vt_db *db, const struct vt_source *s,
 			   uint32_t a, unsigned plen, int excl, uint32_t code,
@@ -1006,7 +1062,9 @@ static int commit_long_raw(struct vt_db *db, const struct vt_source *s,
 	e.source = s->id;
 	e.host = (uint8_t)a;
 	e.pf = (uint8_t)(plen | (excl ? PF_EXCL : 0));
-	rc = bucket_add(db, a >> 8, &e);
+	rc = src24_note(db, s->id, a >> 8);
+	if (rc == 0)
+		rc = bucket_add(db, a >> 8, &e);
 	if (rc < 0)
 		return rc;
 	if (e.expiry)
@@ -1346,14 +1404,13 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 		rc = -E2BIG;
 		goto out;
 	}
-	/* IPv4 /24../32: walk the directory once when the source has any */
+	/* IPv4 /24../32: visit the /24s the source may hold entries in */
 	if (c->entries_v4) {
-		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
-			uint32_t bn;
+		src24_compact(db, source);
+		for (size_t v = 0; v < db->src24[source].n; v++) {
+			uint32_t bn, idx = db->src24[source].v[v];
 			struct v4e *b;
 
-			if (!DIR_OFF(db->dir[idx]))
-				continue;
 			b = bucket(db, idx, &bn);
 			for (uint32_t i = 0; i < bn; ) {
 				long k;
@@ -1474,13 +1531,6 @@ static int pred_expired(const struct vt_db *db, uint16_t src, uint32_t ex)
 	return ex != 0 && ex <= db->now;
 }
 
-/* cmp_u32 - qsort order. */
-static int cmp_u32(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-
-	return (a > b) - (a < b);
-}
 
 /* vt_db_expire - drop listings whose time has come: only the /24s that
  * got expiring entries are visited, and nothing before the earliest
@@ -2313,11 +2363,12 @@ struct vt_db *vt_db_new(const struct vt_policy *p, char *err, size_t errsz)
 	db->now = (uint64_t)time(NULL);
 	db->dir = calloc(MOAT_TBL24_ENTRIES, sizeof(uint32_t));
 	db->dirtybits = calloc(MOAT_TBL24_ENTRIES / 64, sizeof(uint64_t));
+	db->src24 = calloc(65536, sizeof(*db->src24));
 	vt_thp(db->dir, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
 	db->live = vt_image_new();
 	db->pool_cap = 1024;
 	db->pool = malloc(db->pool_cap * sizeof(*db->pool));
-	if (!db->dir || !db->dirtybits || !db->live || !db->pool)
+	if (!db->dir || !db->dirtybits || !db->src24 || !db->live || !db->pool)
 		goto nomem;
 	db->pool_n = 1; /* offset 0 means "no chunk" */
 	return db;
@@ -2339,6 +2390,10 @@ void vt_db_free(struct vt_db *db)
 	free(db->s4.e);
 	free(db->s6.e);
 	free(db->dirtybits);
+	if (db->src24)
+		for (uint32_t i = 0; i < 65536; i++)
+			free(db->src24[i].v);
+	free(db->src24);
 	free(db->dirty.v);
 	free(db->v6d.v);
 	free(db->exp24.v);
@@ -2605,16 +2660,29 @@ int vt_db_source_dump(const struct vt_db *db, uint16_t source,
 {
 	struct moat_listing *o = NULL;
 	size_t k = 0, cap = 0;
+	uint32_t *l24 = NULL;
 
 	*out = NULL;
 	*n = 0;
 	if (!db->sidx[source])
 		return -ENOENT;
 	if (db->cnt[db->sidx[source] - 1].entries_v4) {
-		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
-			uint32_t bn;
-			const struct v4e *b = bucket(db, idx, &bn);
+		const struct u32vec *sl = &db->src24[source];
 
+		l24 = malloc((sl->n ? sl->n : 1) * sizeof(*l24));
+		if (!l24)
+			goto nomem;
+		/* the /24s the source may hold entries in, ascending */
+		memcpy(l24, sl->v, sl->n * sizeof(*l24));
+		if (sl->n > 1)
+			qsort(l24, sl->n, sizeof(*l24), cmp_u32);
+		for (size_t v = 0; v < sl->n; v++) {
+			uint32_t bn, idx = l24[v];
+			const struct v4e *b;
+
+			if (v && l24[v - 1] == idx)
+				continue;
+			b = bucket(db, idx, &bn);
 			for (uint32_t i = 0; i < bn; i++) {
 				uint8_t a[16] = { 0 };
 
@@ -2644,10 +2712,12 @@ int vt_db_source_dump(const struct vt_db *db, uint16_t source,
 				goto nomem;
 		}
 	}
+	free(l24);
 	*out = o;
 	*n = k;
 	return 0;
 nomem:
+	free(l24);
 	free(o);
 	return -ENOMEM;
 }

@@ -1280,6 +1280,68 @@ static void test_grace(void **state)
 	free(p);
 }
 
+/* test_replace_after_churn - a replace and a dump find the source's
+ * /24../32 entries after adds and deletes in many /24s (the per-source
+ * /24 list goes stale and is compacted), and nothing of other sources. */
+static void test_replace_after_churn(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	const size_t n = 1500;
+	struct moat_listing *l = calloc(n, sizeof(*l)), *d = NULL;
+	struct moat_listing keep[3], other;
+	char err[256];
+	struct vt_db *db;
+	size_t dn = 0;
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	other = L4(S_BAR, A4(10, 1, 0, 9), 32, C(2), 0);
+	assert_int_equal(vt_db_source_apply(db, S_BAR, &other, 1, NULL, 0, err,
+					    sizeof(err)), 0);
+	for (int round = 0; round < 3; round++) {
+		/* one /32 in each of n /24s, then all of them deleted */
+		for (size_t i = 0; i < n; i++)
+			l[i] = L4(S_ZEN, A4(10, (uint32_t)round, 0, 0) +
+				  ((uint32_t)i << 8) + 9, 32, C(4), 0);
+		assert_int_equal(vt_db_source_apply(db, S_ZEN, l, n, NULL, 0, err,
+						    sizeof(err)), 0);
+		publish(db);
+		assert_int_equal(vt_lookup_v4(db, A4(10, (uint32_t)round, 5, 9)),
+				 MOAT_ACT_TARPIT);
+		if (round < 2)
+			assert_int_equal(vt_db_source_apply(db, S_ZEN, NULL, 0, l,
+							    n, err, sizeof(err)), 0);
+	}
+	/* round 2's entries are stored: a replace keeps two, drops the rest,
+	 * adds one in a /24 never used */
+	keep[0] = l[3];
+	keep[1] = l[n - 1];
+	keep[2] = L4(S_ZEN, A4(10, 200, 0, 1), 32, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, keep, 3, err,
+					      sizeof(err)), 0);
+	publish(db);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 2, 3, 9)), MOAT_ACT_TARPIT);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 2, 4, 9)), MOAT_ACT_PASS);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 0, 3, 9)), MOAT_ACT_PASS);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 200, 0, 1)), MOAT_ACT_TARPIT);
+	assert_int_equal(vt_db_source_dump(db, S_BAR, &d, &dn), 0);
+	assert_int_equal(dn, 1);  /* the other source's entry stays */
+	free(d);
+	assert_int_equal(vt_db_source_dump(db, S_ZEN, &d, &dn), 0);
+	assert_int_equal(dn, 3);
+	for (size_t i = 0; i < dn; i++)
+		assert_int_equal(d[i].source, S_ZEN);
+	/* ascending, as the /24 order of the store */
+	assert_memory_equal(d[0].pfx.addr, keep[0].pfx.addr, 4);
+	assert_memory_equal(d[1].pfx.addr, keep[1].pfx.addr, 4);
+	assert_memory_equal(d[2].pfx.addr, keep[2].pfx.addr, 4);
+	free(d);
+	vt_db_free(db);
+	free(l);
+	free(p);
+}
+
 /* test_big_replace - the radix path of a big load: duplicates and
  * listed+excluded pairs are found, a reload keeps unchanged entries quiet. */
 static void test_big_replace(void **state)
@@ -1566,6 +1628,7 @@ int main(void)
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_big_replace),
+		cmocka_unit_test(test_replace_after_churn),
 		cmocka_unit_test(test_publish_stream),
 		cmocka_unit_test(test_set_policy),
 		cmocka_unit_test(test_adopt),
