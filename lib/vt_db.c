@@ -481,41 +481,78 @@ static long ps_find(const struct pstore *ps, const struct pe *k)
 	return i < ps->n && pe_cmp(&ps->e[i], k) == 0 ? (long)i : -1;
 }
 
-/* ps_apply - remove the (present, sorted) dels, merge the (absent,
- * sorted) adds; -ENOMEM leaves the store as it was. */
+/* pe_lower - first index in e[lo, hi) not below key. */
+static size_t pe_lower(const struct pe *e, size_t lo, size_t hi,
+		       const struct pe *key)
+{
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (pe_cmp(&e[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ps_apply - delete dels and insert adds (both sorted by pe_cmp) in
+ * place: k binary searches, then the untouched runs are moved with one
+ * memmove each (deletes close gaps front to back, inserts open them back
+ * to front), no per-entry comparison and no new array.  0 or -ENOMEM
+ * with the store unchanged. */
 static int ps_apply(struct pstore *ps, const struct pe *dels, size_t ndel,
 		    const struct pe *adds, size_t nadd)
 {
-	struct pe *ne;
-	size_t cap = ps->n - 0 + nadd, i = 0, j = 0, d = 0, o = 0;
+	size_t w, r, n;
 
 	if (ndel == 0 && nadd == 0)
 		return 0;
-	ne = malloc((cap ? cap : 1) * sizeof(*ne));
-	if (!ne)
-		return -ENOMEM;
-	while (i < ps->n || j < nadd) {
-		if (i < ps->n && d < ndel && pe_cmp(&ps->e[i], &dels[d]) == 0) {
-			ps->cnt[ps->e[i].plen]--;
-			i++;
-			d++;
-			continue;
-		}
-		if (j < nadd && (i >= ps->n || pe_cmp(&adds[j], &ps->e[i]) < 0)) {
-			ps->cnt[adds[j].plen]++;
-			ne[o++] = adds[j++];
-			continue;
-		}
-		while (d < ndel && pe_cmp(&dels[d], &ps->e[i]) < 0)
-			d++; /* cannot happen for validated input */
-		if (d < ndel && pe_cmp(&ps->e[i], &dels[d]) == 0)
-			continue;
-		ne[o++] = ps->e[i++];
+	if (ps->n + nadd > ps->cap) {
+		size_t cap = ps->n + nadd + (ps->n + nadd) / 2;
+		struct pe *ne = realloc(ps->e, cap * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		ps->e = ne;
+		ps->cap = cap;
 	}
-	free(ps->e);
-	ps->e = ne;
-	ps->n = o;
-	ps->cap = cap;
+	/* deletes: close each gap, front to back; e[0, w) is done, e[r, n)
+	 * not touched yet, and the next delete lies in it */
+	w = r = n = ps->n;
+	for (size_t d = 0; d < ndel; d++) {
+		size_t k = pe_lower(ps->e, w == n ? 0 : r, n, &dels[d]);
+
+		if (k == n || pe_cmp(&ps->e[k], &dels[d]))
+			continue; /* cannot happen for validated input */
+		if (w == n) {          /* first one: nothing moves before it */
+			w = r = k;
+		} else {
+			memmove(&ps->e[w], &ps->e[r], (k - r) * sizeof(*ps->e));
+			w += k - r;
+		}
+		ps->cnt[ps->e[k].plen]--;
+		r = k + 1;
+	}
+	if (w != n) {
+		memmove(&ps->e[w], &ps->e[r], (n - r) * sizeof(*ps->e));
+		ps->n = w + (n - r);
+	}
+	/* inserts: open each slot, back to front */
+	n = ps->n;
+	r = n;
+	w = n + nadd;
+	for (size_t j = nadd; j > 0; j--) {
+		const struct pe *a = &adds[j - 1];
+		size_t lo = pe_lower(ps->e, 0, r, a);
+
+		memmove(&ps->e[w - (r - lo)], &ps->e[lo], (r - lo) * sizeof(*ps->e));
+		w -= r - lo;
+		ps->e[--w] = *a;
+		ps->cnt[a->plen]++;
+		r = lo;
+	}
+	ps->n = n + nadd;
 	return 0;
 }
 
