@@ -9,13 +9,18 @@
  *                  power-of-two size classes with free lists.  O(1) to find
  *                  the entries of a /24, which is what compiling a /24 needs.
  *   IPv4 /0../23   and all IPv6: sorted arrays of 28-byte entries (few of
- *                  them), changed in batches by merging.  Covering prefixes
+ *                  them), changed in batches in place: k binary searches
+ *                  and one memmove per untouched run.  Covering prefixes
  *                  of an address are found by one binary search per prefix
  *                  length present.
+ *   per source     the /24s it may hold /24../32 entries in, so a replace
+ *                  or a dump visits those and not all 2^24.
  * Changes mark /24s dirty (a bitmap plus a list); publish recompiles only
  * those, compares each with the live image and emits group-then-tbl24
- * updates.  IPv6 is recompiled as a whole when any IPv6 listing changed
- * (a stack walk over the sorted array) and diffed rule by rule.
+ * updates.  Changed IPv6 prefixes are remembered too: publish recompiles
+ * the ranges under them (a stack walk over the sorted array) and diffs
+ * the result against the live rules at the same keys only, so k IPv6
+ * changes cost O(k log n) plus the entries inside the changed prefixes.
  */
 #include <errno.h>
 #include <stdio.h>

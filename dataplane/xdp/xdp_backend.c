@@ -68,6 +68,23 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* map_rw - map an mmapable BPF map read-write into *out (NULL on error) */
+static int map_rw(const struct bpf_map *m, size_t len, void **out)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(m), 0);
+
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		*out = NULL;
+		log_err("xdp: mmap %s: %s", bpf_map__name(m), strerror(-err));
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
 /* moat_xdp_stat_name - counter name for an enum moat_stat */
 const char *moat_xdp_stat_name(unsigned stat)
 {
@@ -247,22 +264,11 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 			o->pin_dir ? o->pin_dir : "-");
 		goto fail;
 	}
-	x->tbl24 = mmap(NULL, TBL24_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
-			bpf_map__fd(x->skel->maps.tbl24), 0);
-	if (x->tbl24 == MAP_FAILED) {
-		err = -errno;
-		x->tbl24 = NULL;
-		log_err("xdp: mmap tbl24: %s", strerror(-err));
+	err = map_rw(x->skel->maps.tbl24, TBL24_BYTES, (void **)&x->tbl24);
+	if (err == 0)
+		err = map_rw(x->skel->maps.v6_plens, PLB_MAP_BYTES, (void **)&x->plb);
+	if (err)
 		goto fail;
-	}
-	x->plb = mmap(NULL, PLB_MAP_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      bpf_map__fd(x->skel->maps.v6_plens), 0);
-	if (x->plb == MAP_FAILED) {
-		err = -errno;
-		x->plb = NULL;
-		log_err("xdp: mmap v6_plens: %s", strerror(-err));
-		goto fail;
-	}
 	/* a loader that died may have flipped just now: wait as if we had */
 	x->plb_flip_ns = mono_ns();
 	*out = x;

@@ -786,6 +786,21 @@ static size_t by_source(const struct model *m, uint16_t src,
 	return k;
 }
 
+/* load_model - every source of the db replaced by its listings in m. */
+static void load_model(struct vt_db *db, const struct model *m,
+		       struct moat_listing *tmp)
+{
+	char err[256];
+
+	for (int s = 0; s < NSRC; s++) {
+		size_t k = by_source(m, src_ids[s], tmp);
+
+		if (vt_db_source_replace(db, src_ids[s], tmp, k, err, sizeof(err)))
+			fail_msg("seed %llu: replace: %s",
+				 (unsigned long long)seed0, err);
+	}
+}
+
 /* check_order - apply ups one by one to a copy of old: every IPv4 address
  * of a touched /24 shows its old or its new action at each step, no group
  * write hits a group referenced since the sequence began, and IPv6 probes
@@ -897,12 +912,7 @@ static void test_random(void **state)
 		if (!conflicts(&m, &l))
 			model_add(&m, &l);
 	}
-	for (int s = 0; s < NSRC; s++) {
-		size_t k = by_source(&m, src_ids[s], tmp);
-
-		if (vt_db_source_replace(db, src_ids[s], tmp, k, err, sizeof(err)))
-			fail_msg("seed %llu: replace: %s", (unsigned long long)seed0, err);
-	}
+	load_model(db, &m, tmp);
 	publish(db);
 	check_against_ref(p, db, &m, probes_per_round);
 	for (size_t r = 0; r < rounds; r++) {
@@ -990,13 +1000,7 @@ static void test_random(void **state)
 		size_t n = 0;
 		struct vt_image *img = vt_image_new();
 
-		for (int s = 0; s < NSRC; s++) {
-			size_t k = by_source(&m, src_ids[s], tmp);
-
-			assert_int_equal(vt_db_source_replace(fresh, src_ids[s],
-							      tmp, k, err,
-							      sizeof(err)), 0);
-		}
+		load_model(fresh, &m, tmp);
 		publish(fresh);
 		if (!vt_image_equal_verdicts(vt_db_image(db), vt_db_image(fresh)))
 			fail_msg("seed %llu: incremental != full",
@@ -1056,12 +1060,7 @@ static struct vt_db *full_recompile(const struct vt_policy *p,
 	struct vt_db *f = vt_db_new(p, err, sizeof(err));
 
 	assert_non_null(f);
-	for (int s = 0; s < NSRC; s++) {
-		size_t k = by_source(m, src_ids[s], tmp);
-
-		assert_int_equal(vt_db_source_replace(f, src_ids[s], tmp, k, err,
-						      sizeof(err)), 0);
-	}
+	load_model(f, m, tmp);
 	assert_int_equal(vt_db_set_policy(f, p, err, sizeof(err)), 0);
 	publish(f);
 	return f;
@@ -1091,12 +1090,7 @@ static void test_v6_incremental(void **state)
 		if (!conflicts(&m, &l))
 			model_add(&m, &l);
 	}
-	for (int s = 0; s < NSRC; s++) {
-		size_t k = by_source(&m, src_ids[s], tmp);
-
-		assert_int_equal(vt_db_source_replace(db, src_ids[s], tmp, k,
-						      err, sizeof(err)), 0);
-	}
+	load_model(db, &m, tmp);
 	publish(db);
 	for (size_t r = 0; r < rounds; r++) {
 		struct vt_image *old = vt_image_clone(vt_db_image(db));
