@@ -118,6 +118,7 @@ struct vt_db {
 	uint64_t *dirtybits;
 	struct u32vec dirty;
 	int dirty_all, v6_dirty;
+	int thp;                   /* directory and live tbl24 advised THP */
 	struct v6dvec v6d;         /* changed IPv6 prefixes since publish */
 	int v6d_overflow;
 	/* compiled */
@@ -1252,6 +1253,20 @@ static const struct vt_source *lookup_source(const struct vt_db *db,
 	return s;
 }
 
+#define THP_LOAD 65536 /* /24../32 entries: a load worth huge pages */
+
+/* big_load - n /24../32 entries are coming: past THP_LOAD, back the
+ * directory and the live tbl24 with huge pages (a small table keeps 4 KiB
+ * pages: huge ones would make its few random /24s cost 128 MiB). */
+static void big_load(struct vt_db *db, size_t n)
+{
+	if (db->thp || n < THP_LOAD)
+		return;
+	vt_thp(db->dir, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
+	vt_thp(db->live->tbl24, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
+	db->thp = 1;
+}
+
 /* vt_db_source_apply - validated incremental change of one source. */
 int vt_db_source_apply(struct vt_db *db, uint16_t source,
 		       const struct moat_listing *add, size_t nadd,
@@ -1334,6 +1349,7 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 		commit_long_del_at(db, v4_addr(rd[i].addr) >> 8,
 				   (uint32_t)v4_find(db, source, &rd[i]));
 	}
+	big_load(db, na);
 	for (size_t i = 0; i < na; i++) {
 		if (!is_long(&ra[i]))
 			continue;
@@ -1479,6 +1495,7 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 			}
 		}
 	}
+	big_load(db, nl);
 	rc = split_pe(db, s, r, nr, &p4, &n4, &p6, &n6);
 	if (rc == 0)
 		rc = ps_replace_source(db, &db->s4, 1, source, p4, n4);
@@ -2406,7 +2423,6 @@ struct vt_db *vt_db_new(const struct vt_policy *p, char *err, size_t errsz)
 	db->dir = calloc(MOAT_TBL24_ENTRIES, sizeof(uint32_t));
 	db->dirtybits = calloc(MOAT_TBL24_ENTRIES / 64, sizeof(uint64_t));
 	db->src24 = calloc(65536, sizeof(*db->src24));
-	vt_thp(db->dir, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
 	db->live = vt_image_new();
 	db->pool_cap = 1024;
 	db->pool = malloc(db->pool_cap * sizeof(*db->pool));
@@ -2514,6 +2530,7 @@ int vt_db_adopt(struct vt_db *db, const struct vt_image *img)
 			used[moat_tbl24_group(c->tbl24[i])] = 1;
 	vt_image_free(db->live);
 	db->live = c;
+	db->thp = 0;
 	db->ready.n = 0;
 	db->npend = 0;
 	/* unreferenced groups of the adopted image: reusable after grace */

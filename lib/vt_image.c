@@ -214,7 +214,6 @@ struct vt_image *vt_image_new(void)
 		free(img);
 		return NULL;
 	}
-	vt_thp(img->tbl24, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
 	return img;
 }
 

@@ -56,9 +56,9 @@ struct vt_acc {
 };
 
 /* vt_thp - ask for transparent huge pages on the page-aligned inside of
- * a large block that has not been touched yet (best effort): the 64 MiB
- * directory and tbl24 and the group array are first-touched at random
- * places, and 2 MiB pages take 1/512 of the faults. */
+ * a large block (best effort; parts already touched keep their pages): a
+ * big load first-touches the 64 MiB directory and tbl24 and the group
+ * array at random places, and 2 MiB pages take 1/512 of the faults. */
 void vt_thp(void *p, size_t len);
 
 /* vt_v6key_cmp - order of image rules: address bytes, then plen. */
