@@ -3,7 +3,9 @@
  * vt_image.c - compiled verdict images (bpf/moat_abi.h layout) in userspace:
  * the live copy moat-controld diffs against, lookups through the very
  * inline code of bpf/moat_lookup.h, applying update sequences as a fast path
- * would, and the safely ordered diff between two images.
+ * would, and the safely ordered diff between two images.  IPv6 rules live
+ * in an open-addressing hash (as in the XDP map), so applying k updates
+ * costs O(k) whatever the table size.
  */
 #include <errno.h>
 #include <stdlib.h>
