@@ -786,6 +786,17 @@ static size_t by_source(const struct model *m, uint16_t src,
 	return k;
 }
 
+/* model_fill - n draws of gen, each kept unless it conflicts. */
+static void model_fill(struct model *m, int n, struct moat_listing (*gen)(void))
+{
+	for (int i = 0; i < n; i++) {
+		struct moat_listing l = gen();
+
+		if (!conflicts(m, &l))
+			model_add(m, &l);
+	}
+}
+
 /* load_model - every source of the db replaced by its listings in m. */
 static void load_model(struct vt_db *db, const struct model *m,
 		       struct moat_listing *tmp)
@@ -906,12 +917,7 @@ static void test_random(void **state)
 	assert_non_null(db);
 	tmp = calloc(20000, sizeof(*tmp));
 	/* initial: full replace per source */
-	for (int i = 0; i < 700; i++) {
-		struct moat_listing l = rand_listing();
-
-		if (!conflicts(&m, &l))
-			model_add(&m, &l);
-	}
+	model_fill(&m, 700, rand_listing);
 	load_model(db, &m, tmp);
 	publish(db);
 	check_against_ref(p, db, &m, probes_per_round);
@@ -1084,12 +1090,7 @@ static void test_v6_incremental(void **state)
 	test_policy(p);
 	db = vt_db_new(p, err, sizeof(err));
 	assert_non_null(db);
-	for (int i = 0; i < 400; i++) {
-		struct moat_listing l = rand_v6_listing();
-
-		if (!conflicts(&m, &l))
-			model_add(&m, &l);
-	}
+	model_fill(&m, 400, rand_v6_listing);
 	load_model(db, &m, tmp);
 	publish(db);
 	for (size_t r = 0; r < rounds; r++) {
