@@ -23,8 +23,19 @@
  *
  * IPv6: exact-match hash tables per prefix length present, longest first.
  *
- *   v6_plens           struct moat_v6_plens: the distinct prefix lengths
- *                      present, longest first, count in .n (<= MOAT_V6_MAX_PLENS).
+ *   v6_plens           struct moat_v6_plens_buf, one element: the distinct
+ *                      prefix lengths present (struct moat_v6_plens: longest
+ *                      first, count in .n <= MOAT_V6_MAX_PLENS), double
+ *                      buffered: slot[sel & 1] is the live set.  A reader
+ *                      loads sel once, then reads only that slot (the slot's
+ *                      address depends on the loaded value, which orders the
+ *                      reads).  A writer fills the inactive slot, then flips
+ *                      sel with one aligned 4-byte store (release), so a
+ *                      reader sees the old set or the new one, never a mix.
+ *                      A writer does not refill a slot until a reader that
+ *                      loaded sel before the flip that retired it is done
+ *                      (a per-packet read-side section: the XDP backend
+ *                      waits MOAT_V6_PLENS_GRACE_US after that flip).
  *   v6_rules           hash: struct moat_v6_key (prefix length + address
  *                      masked to it) -> __u32 action.  The first (longest)
  *                      prefix length with an entry decides; an entry may say
@@ -38,7 +49,8 @@
  *     1. group contents are written before the tbl24 entry that points at them;
  *     2. a freed group is not reused before a grace period has passed;
  *     3. IPv6 puts are applied longest prefix first, then deletes shortest
- *        prefix first; plens grows before the puts and shrinks after deletes.
+ *        prefix first; plens grows before the puts and shrinks after deletes,
+ *        each change one selector flip of the v6_plens double buffer.
  *   struct moat_update below is the unit of such a sequence; the fast-path
  *   interface (lib/fastpath.h) applies a sequence in order.
  */
@@ -78,11 +90,32 @@ struct moat_v6_plens {
 	__u8 len[MOAT_V6_MAX_PLENS];  /* longest first, distinct */
 };
 
+/* The v6_plens map value: two plens slots and the selector of the live
+ * one (see the layout above).  MOAT_UPD_V6_PLENS carries one plain set; a
+ * fast path publishes it into the inactive slot and flips sel. */
+struct moat_v6_plens_buf {
+	__u32 sel;                        /* slot[sel & 1] is live */
+	struct moat_v6_plens slot[2];
+};
+
+/* A writer waits this long after a flip before refilling the slot the
+ * flip retired: far longer than one packet's lookup. */
+#define MOAT_V6_PLENS_GRACE_US 1000
+
+/* moat_v6_plens_live - the live slot of a plens double buffer. */
+static inline const struct moat_v6_plens *
+moat_v6_plens_live(const struct moat_v6_plens_buf *b)
+{
+	__u32 sel = *(const volatile __u32 *)&b->sel;
+
+	return &b->slot[sel & 1];
+}
+
 /* One step of a publish sequence (see PUBLISHING ORDER above). */
 enum moat_update_kind {
 	MOAT_UPD_GROUP = 1,     /* groups[index] = group */
 	MOAT_UPD_TBL24 = 2,     /* tbl24[index] = value */
-	MOAT_UPD_V6_PLENS = 3,  /* v6_plens = plens */
+	MOAT_UPD_V6_PLENS = 3,  /* live plens := plens (slot + flip) */
 	MOAT_UPD_V6_PUT = 4,    /* v6_rules[key] = action */
 	MOAT_UPD_V6_DEL = 5,    /* delete v6_rules[key] */
 };

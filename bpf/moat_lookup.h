@@ -11,7 +11,10 @@
  *                                 the read fails
  *   MOAT_GROUP_GET(ctx, idx)   -> const struct moat_group *: groups[idx], or
  *                                 NULL when absent (then the address PASSes)
- *   MOAT_V6_PLENS_GET(ctx)     -> const struct moat_v6_plens *, or NULL
+ *   MOAT_V6_PLENS_GET(ctx)     -> const struct moat_v6_plens_buf *: the
+ *                                 plens double buffer, or NULL; the lookup
+ *                                 loads its selector once, then reads only
+ *                                 the slot it selects
  *   MOAT_V6_GET(ctx, keyp)     -> const __u32 *: v6_rules[*keyp] (keyp is a
  *                                 struct moat_v6_key * on the stack), or NULL
  *
@@ -69,12 +72,14 @@ static inline void moat_v6_mask(struct moat_v6_key *key, const __u8 *addr,
  * hit decides (it may be PASS, an exclusion); no hit = PASS. */
 static inline __u32 moat_lookup_v6(void *ctx, const __u8 *addr)
 {
-	const struct moat_v6_plens *pl = MOAT_V6_PLENS_GET(ctx);
+	const struct moat_v6_plens_buf *pb = MOAT_V6_PLENS_GET(ctx);
+	const struct moat_v6_plens *pl;
 	struct moat_v6_key key;
 	__u32 n, i;
 
-	if (!pl)
+	if (!pb)
 		return MOAT_ACT_PASS;
+	pl = moat_v6_plens_live(pb); /* one selector load, then that slot */
 	n = pl->n;
 	if (n > MOAT_V6_MAX_PLENS)
 		n = MOAT_V6_MAX_PLENS;

@@ -34,9 +34,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);  /* the selector flip is one store */
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct moat_v6_plens);
+	__type(value, struct moat_v6_plens_buf);
 } v6_plens SEC(".maps");
 
 struct {
@@ -64,7 +65,7 @@ static __always_inline const struct moat_group *moat_map_group(__u32 i)
 	return bpf_map_lookup_elem(&groups, &i);
 }
 
-static __always_inline const struct moat_v6_plens *moat_map_plens(void)
+static __always_inline const struct moat_v6_plens_buf *moat_map_plens(void)
 {
 	__u32 zero = 0;
 

@@ -219,13 +219,14 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 			goto out;
 	}
 	__u32 zero = 0;
-	struct moat_v6_plens pl;
+	struct moat_v6_plens_buf plb;
 
-	memset(&pl, 0, sizeof(pl));
-	if (bpf_map_lookup_elem(pfd, &zero, &pl) == 0 && pl.n) {
+	memset(&plb, 0, sizeof(plb));
+	if (bpf_map_lookup_elem(pfd, &zero, &plb) == 0 &&
+	    moat_v6_plens_live(&plb)->n) {
 		memset(&t, 0, sizeof(t));
 		t.kind = MOAT_UPD_V6_PLENS;
-		t.u.plens = pl;
+		t.u.plens = *moat_v6_plens_live(&plb);
 		if ((r = push(&u, &n, &cap, &t)) < 0)
 			goto out;
 	}

@@ -9,13 +9,18 @@
  *                  power-of-two size classes with free lists.  O(1) to find
  *                  the entries of a /24, which is what compiling a /24 needs.
  *   IPv4 /0../23   and all IPv6: sorted arrays of 28-byte entries (few of
- *                  them), changed in batches by merging.  Covering prefixes
+ *                  them), changed in batches in place: k binary searches
+ *                  and one memmove per untouched run.  Covering prefixes
  *                  of an address are found by one binary search per prefix
  *                  length present.
+ *   per source     the /24s it may hold /24../32 entries in, so a replace
+ *                  or a dump visits those and not all 2^24.
  * Changes mark /24s dirty (a bitmap plus a list); publish recompiles only
  * those, compares each with the live image and emits group-then-tbl24
- * updates.  IPv6 is recompiled as a whole when any IPv6 listing changed
- * (a stack walk over the sorted array) and diffed rule by rule.
+ * updates.  Changed IPv6 prefixes are remembered too: publish recompiles
+ * the ranges under them (a stack walk over the sorted array) and diffs
+ * the result against the live rules at the same keys only, so k IPv6
+ * changes cost O(k log n) plus the entries inside the changed prefixes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -106,10 +111,14 @@ struct vt_db {
 	uint32_t next_expiry;      /* no expiry before this (a lower bound) */
 	struct u32vec exp24;       /* /24s that may hold expiring entries */
 	int exp24_lost;            /* exp24 incomplete: walk everything */
+	/* per source id: the /24s it may hold /24../32 entries in (a
+	 * superset: deletes leave stale indices, duplicates possible) */
+	struct u32vec *src24;
 	/* dirty state */
 	uint64_t *dirtybits;
 	struct u32vec dirty;
 	int dirty_all, v6_dirty;
+	int thp;                   /* directory and live tbl24 advised THP */
 	struct v6dvec v6d;         /* changed IPv6 prefixes since publish */
 	int v6d_overflow;
 	/* compiled */
@@ -298,6 +307,7 @@ static uint32_t chunk_alloc(struct vt_db *db, unsigned cls)
 			p = realloc(db->pool, cap * sizeof(*p));
 			if (!p)
 				return 0;
+			vt_thp(p, cap * sizeof(*p));
 			db->pool = p;
 			db->pool_cap = (uint32_t)cap;
 		}
@@ -320,6 +330,7 @@ static void pool_reserve(struct vt_db *db, size_t n)
 		return;
 	p = realloc(db->pool, want * sizeof(*p));
 	if (p) {
+		vt_thp(p, want * sizeof(*p));
 		db->pool = p;
 		db->pool_cap = (uint32_t)want;
 	}
@@ -476,41 +487,78 @@ static long ps_find(const struct pstore *ps, const struct pe *k)
 	return i < ps->n && pe_cmp(&ps->e[i], k) == 0 ? (long)i : -1;
 }
 
-/* ps_apply - remove the (present, sorted) dels, merge the (absent,
- * sorted) adds; -ENOMEM leaves the store as it was. */
+/* pe_lower - first index in e[lo, hi) not below key. */
+static size_t pe_lower(const struct pe *e, size_t lo, size_t hi,
+		       const struct pe *key)
+{
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (pe_cmp(&e[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ps_apply - delete dels and insert adds (both sorted by pe_cmp) in
+ * place: k binary searches, then the untouched runs are moved with one
+ * memmove each (deletes close gaps front to back, inserts open them back
+ * to front), no per-entry comparison and no new array.  0 or -ENOMEM
+ * with the store unchanged. */
 static int ps_apply(struct pstore *ps, const struct pe *dels, size_t ndel,
 		    const struct pe *adds, size_t nadd)
 {
-	struct pe *ne;
-	size_t cap = ps->n - 0 + nadd, i = 0, j = 0, d = 0, o = 0;
+	size_t w, r, n;
 
 	if (ndel == 0 && nadd == 0)
 		return 0;
-	ne = malloc((cap ? cap : 1) * sizeof(*ne));
-	if (!ne)
-		return -ENOMEM;
-	while (i < ps->n || j < nadd) {
-		if (i < ps->n && d < ndel && pe_cmp(&ps->e[i], &dels[d]) == 0) {
-			ps->cnt[ps->e[i].plen]--;
-			i++;
-			d++;
-			continue;
-		}
-		if (j < nadd && (i >= ps->n || pe_cmp(&adds[j], &ps->e[i]) < 0)) {
-			ps->cnt[adds[j].plen]++;
-			ne[o++] = adds[j++];
-			continue;
-		}
-		while (d < ndel && pe_cmp(&dels[d], &ps->e[i]) < 0)
-			d++; /* cannot happen for validated input */
-		if (d < ndel && pe_cmp(&ps->e[i], &dels[d]) == 0)
-			continue;
-		ne[o++] = ps->e[i++];
+	if (ps->n + nadd > ps->cap) {
+		size_t cap = ps->n + nadd + (ps->n + nadd) / 2;
+		struct pe *ne = realloc(ps->e, cap * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		ps->e = ne;
+		ps->cap = cap;
 	}
-	free(ps->e);
-	ps->e = ne;
-	ps->n = o;
-	ps->cap = cap;
+	/* deletes: close each gap, front to back; e[0, w) is done, e[r, n)
+	 * not touched yet, and the next delete lies in it */
+	w = r = n = ps->n;
+	for (size_t d = 0; d < ndel; d++) {
+		size_t k = pe_lower(ps->e, w == n ? 0 : r, n, &dels[d]);
+
+		if (k == n || pe_cmp(&ps->e[k], &dels[d]))
+			continue; /* cannot happen for validated input */
+		if (w == n) {          /* first one: nothing moves before it */
+			w = r = k;
+		} else {
+			memmove(&ps->e[w], &ps->e[r], (k - r) * sizeof(*ps->e));
+			w += k - r;
+		}
+		ps->cnt[ps->e[k].plen]--;
+		r = k + 1;
+	}
+	if (w != n) {
+		memmove(&ps->e[w], &ps->e[r], (n - r) * sizeof(*ps->e));
+		ps->n = w + (n - r);
+	}
+	/* inserts: open each slot, back to front */
+	n = ps->n;
+	r = n;
+	w = n + nadd;
+	for (size_t j = nadd; j > 0; j--) {
+		const struct pe *a = &adds[j - 1];
+		size_t lo = pe_lower(ps->e, 0, r, a);
+
+		memmove(&ps->e[w - (r - lo)], &ps->e[lo], (r - lo) * sizeof(*ps->e));
+		w -= r - lo;
+		ps->e[--w] = *a;
+		ps->cnt[a->plen]++;
+		r = lo;
+	}
+	ps->n = n + nadd;
 	return 0;
 }
 
@@ -580,33 +628,44 @@ static uint64_t key16(const unsigned char *base, size_t i)
 }
 
 /* radix16 - stable LSD radix sort of n 16-byte items by the uint64_t they
- * start with, passing only over the bytes that vary.  0, or -ENOMEM with
- * the items untouched. */
+ * start with: one pass counts all eight bytes, then one scatter pass per
+ * byte that varies.  0, or -ENOMEM with the items untouched. */
 static int radix16(void *base, size_t n)
 {
-	unsigned char *src = base, *dst = malloc(n * 16), *tmp;
-	size_t cnt[256];
+	unsigned char *src = base, *dst, *tmp;
+	size_t (*cnt)[256];
 
-	if (!dst)
+	if (n < 2)
+		return 0;
+	cnt = calloc(8, sizeof(*cnt));
+	dst = malloc(n * 16);
+	if (!cnt || !dst) {
+		free(cnt);
+		free(dst);
 		return -ENOMEM;
+	}
 	tmp = dst;
-	for (unsigned sh = 0; sh < 64; sh += 8) {
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = key16(src, i);
+
+		for (unsigned b = 0; b < 8; b++)
+			cnt[b][(k >> (8 * b)) & 0xff]++;
+	}
+	for (unsigned b = 0; b < 8; b++) {
+		unsigned sh = 8 * b;
 		size_t pos = 0;
 		unsigned char *t;
 
-		memset(cnt, 0, sizeof(cnt));
-		for (size_t i = 0; i < n; i++)
-			cnt[(key16(src, i) >> sh) & 0xff]++;
-		if (cnt[(key16(src, 0) >> sh) & 0xff] == n)
+		if (cnt[b][(key16(src, 0) >> sh) & 0xff] == n)
 			continue; /* this byte is the same everywhere */
 		for (int d = 0; d < 256; d++) {
-			size_t c = cnt[d];
+			size_t c = cnt[b][d];
 
-			cnt[d] = pos;
+			cnt[b][d] = pos;
 			pos += c;
 		}
 		for (size_t i = 0; i < n; i++)
-			memcpy(dst + 16 * cnt[(key16(src, i) >> sh) & 0xff]++,
+			memcpy(dst + 16 * cnt[b][(key16(src, i) >> sh) & 0xff]++,
 			       src + 16 * i, 16);
 		t = src;
 		src = dst;
@@ -615,6 +674,7 @@ static int radix16(void *base, size_t n)
 	if (src != base)
 		memcpy(base, src, n * 16);
 	free(tmp);
+	free(cnt);
 	return 0;
 }
 
@@ -979,6 +1039,59 @@ static void note_expiry(struct vt_db *db, uint32_t idx, uint32_t expiry)
 		db->exp24_lost = 1;
 }
 
+/* cmp_u32 - qsort order. */
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* src24_has - /24 idx holds an entry of source src. */
+static int src24_has(const struct vt_db *db, uint16_t src, uint32_t idx)
+{
+	uint32_t n;
+	const struct v4e *b = bucket(db, idx, &n);
+
+	for (uint32_t i = 0; i < n; i++)
+		if (b[i].source == src)
+			return 1;
+	return 0;
+}
+
+/* src24_compact - the source's /24 list sorted, unique, and without the
+ * /24s it no longer holds entries in. */
+static void src24_compact(struct vt_db *db, uint16_t src)
+{
+	struct u32vec *l = &db->src24[src];
+	size_t o = 0;
+
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_u32);
+	for (size_t i = 0; i < l->n; i++)
+		if ((o == 0 || l->v[o - 1] != l->v[i]) &&
+		    src24_has(db, src, l->v[i]))
+			l->v[o++] = l->v[i];
+	l->n = o;
+}
+
+/* src24_note - src is about to store an entry in /24 idx: remember the
+ * /24 (consecutive adds to one /24, the common case of a sorted load,
+ * are noted once; the list is compacted when stale indices dominate). */
+static int src24_note(struct vt_db *db, uint16_t src, uint32_t idx)
+{
+	struct u32vec *l = &db->src24[src];
+
+	if (l->n && l->v[l->n - 1] == idx)
+		return 0;
+	if (l->n >= 1024 && l->n > 2 * cnt_of(db, src)->entries_v4 + 1024) {
+		src24_compact(db, src);
+		if (l->n && l->v[l->n - 1] == idx)
+			return 0;
+	}
+	return vec_push(l, idx);
+}
+
 /* commit_long_raw - store one /24../32 entry in its bucket, mark dirty. */
 static int commit_long_raw(struct vt_db *db, const struct vt_source *s,
 			   uint32_t a, unsigned plen, int excl, uint32_t code,
@@ -992,7 +1105,9 @@ static int commit_long_raw(struct vt_db *db, const struct vt_source *s,
 	e.source = s->id;
 	e.host = (uint8_t)a;
 	e.pf = (uint8_t)(plen | (excl ? PF_EXCL : 0));
-	rc = bucket_add(db, a >> 8, &e);
+	rc = src24_note(db, s->id, a >> 8);
+	if (rc == 0)
+		rc = bucket_add(db, a >> 8, &e);
 	if (rc < 0)
 		return rc;
 	if (e.expiry)
@@ -1138,6 +1253,20 @@ static const struct vt_source *lookup_source(const struct vt_db *db,
 	return s;
 }
 
+#define THP_LOAD 65536 /* /24../32 entries: a load worth huge pages */
+
+/* big_load - n /24../32 entries are coming: past THP_LOAD, back the
+ * directory and the live tbl24 with huge pages (a small table keeps 4 KiB
+ * pages: huge ones would make its few random /24s cost 128 MiB). */
+static void big_load(struct vt_db *db, size_t n)
+{
+	if (db->thp || n < THP_LOAD)
+		return;
+	vt_thp(db->dir, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
+	vt_thp(db->live->tbl24, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
+	db->thp = 1;
+}
+
 /* vt_db_source_apply - validated incremental change of one source. */
 int vt_db_source_apply(struct vt_db *db, uint16_t source,
 		       const struct moat_listing *add, size_t nadd,
@@ -1220,6 +1349,7 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 		commit_long_del_at(db, v4_addr(rd[i].addr) >> 8,
 				   (uint32_t)v4_find(db, source, &rd[i]));
 	}
+	big_load(db, na);
 	for (size_t i = 0; i < na; i++) {
 		if (!is_long(&ra[i]))
 			continue;
@@ -1332,14 +1462,13 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 		rc = -E2BIG;
 		goto out;
 	}
-	/* IPv4 /24../32: walk the directory once when the source has any */
+	/* IPv4 /24../32: visit the /24s the source may hold entries in */
 	if (c->entries_v4) {
-		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
-			uint32_t bn;
+		src24_compact(db, source);
+		for (size_t v = 0; v < db->src24[source].n; v++) {
+			uint32_t bn, idx = db->src24[source].v[v];
 			struct v4e *b;
 
-			if (!DIR_OFF(db->dir[idx]))
-				continue;
 			b = bucket(db, idx, &bn);
 			for (uint32_t i = 0; i < bn; ) {
 				long k;
@@ -1350,8 +1479,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 				}
 				k = long_find(lr, nl, &b[i], idx);
 				if (k >= 0) {
-					uint32_t ex = expiry_of(db, s,
-						l[lr[k].idx & ~LREC_KEEP].ttl);
+					uint32_t ex = s->expire_ttl ? expiry_of(db, s,
+						l[lr[k].idx & ~LREC_KEEP].ttl) : 0;
 
 					db->nexpiring -= b[i].expiry != 0;
 					if (ex)
@@ -1366,6 +1495,7 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 			}
 		}
 	}
+	big_load(db, nl);
 	rc = split_pe(db, s, r, nr, &p4, &n4, &p6, &n6);
 	if (rc == 0)
 		rc = ps_replace_source(db, &db->s4, 1, source, p4, n4);
@@ -1378,7 +1508,8 @@ int vt_db_source_replace(struct vt_db *db, uint16_t source,
 			rc = commit_long_raw(db, s, LREC_ADDR(lr[i].key),
 					     LREC_PLEN(lr[i].key),
 					     LREC_EXCL(lr[i].key), lr[i].code,
-					     l[lr[i].idx].ttl);
+					     /* a random read: only when used */
+					     s->expire_ttl ? l[lr[i].idx].ttl : 0);
 	if (rc < 0) {
 		VT_ERR(err, errsz, "out of memory replacing source %s", s->name);
 		goto out;
@@ -1459,13 +1590,6 @@ static int pred_expired(const struct vt_db *db, uint16_t src, uint32_t ex)
 	return ex != 0 && ex <= db->now;
 }
 
-/* cmp_u32 - qsort order. */
-static int cmp_u32(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-
-	return (a > b) - (a < b);
-}
 
 /* vt_db_expire - drop listings whose time has come: only the /24s that
  * got expiring entries are visited, and nothing before the earliest
@@ -1793,12 +1917,33 @@ static int contrib_range(struct vt_db *db, const struct pe *es, size_t b,
 	return 0;
 }
 
+/* A growing array of IPv6 rules (or of rule keys: act unused). */
+struct rulevec {
+	struct vt_v6rule *v;
+	size_t n, cap;
+};
+
+/* rv_push - append the rule (p's prefix, act). */
+static int rv_push(struct rulevec *rv, const struct pe *p, uint32_t act)
+{
+	struct vt_v6rule *r;
+
+	if (grow((void **)&rv->v, &rv->cap, rv->n + 1, sizeof(*rv->v)) < 0)
+		return -ENOMEM;
+	r = &rv->v[rv->n++];
+	memset(r, 0, sizeof(*r));
+	r->key.plen = p->plen;
+	memcpy(r->key.addr, p->addr, 16);
+	r->act = act;
+	return 0;
+}
+
 /* v6_frame - evaluate the distinct prefix es[i, j) under the stack, push
  * it, and append its rule to r when emit and its action differs from its
  * parent's.  0 or -ENOMEM. */
 static int v6_frame(struct vt_db *db, struct v6frame *st, int *depth,
-		    size_t i, size_t j, int emit, struct vt_v6rule **r,
-		    size_t *nr, size_t *cap)
+		    size_t i, size_t j, int emit, struct rulevec *r,
+		    struct rulevec *vis)
 {
 	const struct pe *es = db->s6.e;
 	struct vt_acc acc = { 0, 0, 0, 0 };
@@ -1812,15 +1957,10 @@ static int v6_frame(struct vt_db *db, struct v6frame *st, int *depth,
 			return -ENOMEM;
 	a = vt_decide(&db->pol, &acc);
 	parent = *depth ? st[*depth - 1].act : MOAT_ACT_PASS;
-	if (emit && a != parent) {
-		if (grow((void **)r, cap, *nr + 1, sizeof(**r)) < 0)
-			return -ENOMEM;
-		memset(&(*r)[*nr], 0, sizeof(**r));
-		(*r)[*nr].key.plen = es[i].plen;
-		memcpy((*r)[*nr].key.addr, es[i].addr, 16);
-		(*r)[*nr].act = a;
-		(*nr)++;
-	}
+	if (emit && a != parent && rv_push(r, &es[i], a) < 0)
+		return -ENOMEM;
+	if (emit && vis && rv_push(vis, &es[i], a) < 0)
+		return -ENOMEM;
 	if (*depth < 129) {
 		st[*depth].b = i;
 		st[*depth].e = j;
@@ -1844,9 +1984,11 @@ static int in_prefix(const uint8_t *addr, const uint8_t *qa, unsigned qp)
 /* compile_v6_range - append to r the IPv6 rules of the distinct stored
  * prefixes inside qa/qp (qp = 0: all): a rule for each prefix whose action
  * differs from that of its nearest enclosing stored prefix (or from PASS
- * at the top).  The enclosing prefixes of qa/qp seed the stack. */
+ * at the top).  The enclosing prefixes of qa/qp seed the stack.  vis (if
+ * not NULL) gets every distinct stored prefix inside qa/qp.  Both come out
+ * sorted by vt_v6key_cmp (the store's order). */
 static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
-			    struct vt_v6rule **r, size_t *nr, size_t *cap)
+			    struct rulevec *r, struct rulevec *vis)
 {
 	struct v6frame st[130];
 	int depth = 0;
@@ -1860,7 +2002,7 @@ static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
 		if (!db->s6.cnt[p])
 			continue;
 		ps_prefix_range(&db->s6, qa, p, &b, &e);
-		if (b < e && v6_frame(db, st, &depth, b, e, 0, r, nr, cap) < 0)
+		if (b < e && v6_frame(db, st, &depth, b, e, 0, r, vis) < 0)
 			return -ENOMEM;
 	}
 	memset(&key, 0, sizeof(key));
@@ -1876,7 +2018,7 @@ static int compile_v6_range(struct vt_db *db, const uint8_t *qa, unsigned qp,
 		while (depth > 0 &&
 		       !frame_contains(&st[depth - 1], es[i].addr, es[i].plen))
 			depth--;
-		if (v6_frame(db, st, &depth, i, j, 1, r, nr, cap) < 0)
+		if (v6_frame(db, st, &depth, i, j, 1, r, vis) < 0)
 			return -ENOMEM;
 		i = j;
 	}
@@ -1892,65 +2034,95 @@ static int v6d_cmp(const void *x, const void *y)
 	return c ? c : (a->plen > b->plen) - (a->plen < b->plen);
 }
 
-/* rule_in - rule key inside qa/qp (not an enclosing prefix of it). */
-static int rule_in(const struct vt_v6rule *r, const uint8_t *qa, unsigned qp)
+/* rule_qcmp - rules by vt_v6key_cmp. */
+static int rule_qcmp(const void *x, const void *y)
 {
-	return r->key.plen >= qp && in_prefix(r->key.addr, qa, qp);
+	return vt_v6key_cmp(&((const struct vt_v6rule *)x)->key,
+			    &((const struct vt_v6rule *)y)->key);
 }
 
-/* compile_v6 - the new IPv6 rule set: everything again when the whole
- * table is dirty, else the live rules with the dirty prefixes' ranges
- * recompiled.  *out sorted by vt_v6key_cmp. */
-static int compile_v6(struct vt_db *db, struct vt_v6rule **out, size_t *nout)
+/* A changed part of the IPv6 rules: inside the ranges recompiled, the
+ * live rules (old) and the recompiled ones (nw), both sorted; outside
+ * them nothing changed. */
+struct v6change {
+	struct rulevec old, nw;
+	int64_t cnt[129];        /* rules per length after the change */
+};
+
+/* compile_v6 - the changed IPv6 rules.  Whole table dirty: every rule,
+ * old and new.  Else per disjoint dirty range: the new rules, and as old
+ * the live rules at the range's candidate keys (every distinct stored
+ * prefix inside it, and the changed prefixes themselves, which covers
+ * rules of prefixes deleted since): O(changes + entries inside the
+ * ranges) hash probes, independent of the number of IPv6 rules. */
+static int compile_v6(struct vt_db *db, struct v6change *ch)
 {
-	struct vt_v6rule *r = NULL;
-	size_t nr = 0, cap = 0, o = 0, nd = 0;
-	const struct vt_v6rule *old = db->live->v6;
-	size_t nold = db->live->nv6;
+	const struct vt_image *live = db->live;
 	static const uint8_t zero[16];
 	struct v6dirty *d = db->v6d.v;
+	struct rulevec cand = { NULL, 0, 0 };
+	size_t nraw = db->v6d.n;
 
+	for (int l = 0; l <= 128; l++)
+		ch->cnt[l] = live->v6cnt[l];
 	if (db->dirty_all || db->v6d_overflow) {
-		if (compile_v6_range(db, zero, 0, &r, &nr, &cap) < 0)
+		struct vt_v6rule *o = NULL;
+
+		if (vt_image_v6_sorted(live, &o) < 0)
 			goto nomem;
-		goto done;
+		ch->old.v = o;
+		ch->old.n = ch->old.cap = live->nv6;
+		if (compile_v6_range(db, zero, 0, &ch->nw, NULL) < 0)
+			goto nomem;
+		goto count;
 	}
-	if (grow((void **)&r, &cap, nold + 64, sizeof(*r)) < 0)
-		goto nomem;
-	/* disjoint ranges: drop dirty prefixes inside an earlier one */
-	if (db->v6d.n > 1)
-		qsort(d, db->v6d.n, sizeof(*d), v6d_cmp);
-	for (size_t i = 0; i < db->v6d.n; i++) {
-		if (nd && in_prefix(d[i].addr, d[nd - 1].addr, d[nd - 1].plen) &&
-		    d[i].plen >= d[nd - 1].plen)
-			continue;
-		d[nd++] = d[i];
-	}
-	for (size_t k = 0; k < nd; k++) {
-		/* old rules before this range stay */
-		while (o < nold && !rule_in(&old[o], d[k].addr, d[k].plen) &&
-		       memcmp(old[o].key.addr, d[k].addr, 16) <= 0) {
-			if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
+	if (nraw > 1)
+		qsort(d, nraw, sizeof(*d), v6d_cmp);
+	for (size_t i = 0; i < nraw; ) {
+		/* d[i] starts a disjoint range; d[i + 1 .. j) lie inside it */
+		size_t j = i + 1;
+
+		while (j < nraw && in_prefix(d[j].addr, d[i].addr, d[i].plen) &&
+		       d[j].plen >= d[i].plen)
+			j++;
+		cand.n = 0;
+		if (compile_v6_range(db, d[i].addr, d[i].plen, &ch->nw, &cand) < 0)
+			goto nomem;
+		for (size_t k = i; k < j; k++) {
+			struct pe p;
+
+			memset(&p, 0, sizeof(p));
+			memcpy(p.addr, d[k].addr, 16);
+			p.plen = d[k].plen;
+			if (rv_push(&cand, &p, 0) < 0)
 				goto nomem;
-			r[nr++] = old[o++];
 		}
-		/* old rules inside it go, recompiled ones come */
-		while (o < nold && rule_in(&old[o], d[k].addr, d[k].plen))
-			o++;
-		if (compile_v6_range(db, d[k].addr, d[k].plen, &r, &nr, &cap) < 0)
-			goto nomem;
+		if (cand.n > 1)
+			qsort(cand.v, cand.n, sizeof(*cand.v), rule_qcmp);
+		for (size_t k = 0; k < cand.n; k++) {
+			const struct vt_v6rule *r;
+
+			if (k && !vt_v6key_cmp(&cand.v[k].key, &cand.v[k - 1].key))
+				continue;
+			r = vt_image_v6_find(live, &cand.v[k].key);
+			if (!r)
+				continue;
+			if (grow((void **)&ch->old.v, &ch->old.cap, ch->old.n + 1,
+				 sizeof(*ch->old.v)) < 0)
+				goto nomem;
+			ch->old.v[ch->old.n++] = *r;
+		}
+		i = j;
 	}
-	while (o < nold) {
-		if (grow((void **)&r, &cap, nr + 1, sizeof(*r)) < 0)
-			goto nomem;
-		r[nr++] = old[o++];
-	}
-done:
-	*out = r;
-	*nout = nr;
+count:
+	for (size_t k = 0; k < ch->old.n; k++)
+		ch->cnt[ch->old.v[k].key.plen]--;
+	for (size_t k = 0; k < ch->nw.n; k++)
+		ch->cnt[ch->nw.v[k].key.plen]++;
+	free(cand.v);
 	return 0;
 nomem:
-	free(r);
+	free(cand.v);
 	return -ENOMEM;
 }
 
@@ -2099,22 +2271,24 @@ static int publish_one(struct pub *pb, uint32_t idx)
 	return 0;
 }
 
-/* publish_v6 - the IPv6 part: compute, emit in chunks, swap in. */
+/* publish_v6 - the IPv6 part: the changed rules, diffed and emitted in
+ * chunks; the live image takes exactly what went out. */
 static int publish_v6(struct pub *pb)
 {
 	struct vt_db *db = pb->db;
-	struct vt_v6rule *v6 = NULL;
+	struct v6change ch;
 	struct moat_update *ups = NULL;
-	size_t nv6 = 0, nu = 0, cap = 0, sent = 0;
+	size_t nu = 0, cap = 0, sent = 0;
 	struct moat_v6_plens pl;
 	int rc;
 
-	rc = compile_v6(db, &v6, &nv6);
-	if (rc < 0)
-		return rc;
-	vt_plens_from_rules(v6, nv6, &pl);
-	rc = vt_v6_diff(db->live->v6, db->live->nv6, &db->live->plens, v6, nv6,
-			&pl, &ups, &nu, &cap);
+	memset(&ch, 0, sizeof(ch));
+	rc = compile_v6(db, &ch);
+	if (rc == 0) {
+		vt_plens_from_counts(ch.cnt, &pl);
+		rc = vt_v6_diff(ch.old.v, ch.old.n, vt_image_plens(db->live),
+				ch.nw.v, ch.nw.n, &pl, &ups, &nu, &cap);
+	}
 	while (rc == 0 && sent < nu) {
 		size_t k = nu - sent < VT_EMIT_CHUNK ? nu - sent : VT_EMIT_CHUNK;
 
@@ -2124,18 +2298,16 @@ static int publish_v6(struct pub *pb)
 			pb->emitted += k;
 		}
 	}
-	if (rc == 0) {
-		free(db->live->v6);
-		db->live->v6 = v6;
-		db->live->nv6 = db->live->v6cap = nv6;
-		db->live->plens = pl;
-		v6 = NULL;
-	} else if (sent) {
-		/* the fast path holds a prefix: so does the live image */
-		(void)vt_image_apply(db->live, ups, sent);
+	/* the fast path holds what was sent: so does the live image */
+	if (sent) {
+		int arc = vt_image_apply(db->live, ups, sent);
+
+		if (rc == 0)
+			rc = arc;
 	}
 	free(ups);
-	free(v6);
+	free(ch.old.v);
+	free(ch.nw.v);
 	return rc;
 }
 
@@ -2250,10 +2422,11 @@ struct vt_db *vt_db_new(const struct vt_policy *p, char *err, size_t errsz)
 	db->now = (uint64_t)time(NULL);
 	db->dir = calloc(MOAT_TBL24_ENTRIES, sizeof(uint32_t));
 	db->dirtybits = calloc(MOAT_TBL24_ENTRIES / 64, sizeof(uint64_t));
+	db->src24 = calloc(65536, sizeof(*db->src24));
 	db->live = vt_image_new();
 	db->pool_cap = 1024;
 	db->pool = malloc(db->pool_cap * sizeof(*db->pool));
-	if (!db->dir || !db->dirtybits || !db->live || !db->pool)
+	if (!db->dir || !db->dirtybits || !db->src24 || !db->live || !db->pool)
 		goto nomem;
 	db->pool_n = 1; /* offset 0 means "no chunk" */
 	return db;
@@ -2275,6 +2448,10 @@ void vt_db_free(struct vt_db *db)
 	free(db->s4.e);
 	free(db->s6.e);
 	free(db->dirtybits);
+	if (db->src24)
+		for (uint32_t i = 0; i < 65536; i++)
+			free(db->src24[i].v);
+	free(db->src24);
 	free(db->dirty.v);
 	free(db->v6d.v);
 	free(db->exp24.v);
@@ -2353,6 +2530,7 @@ int vt_db_adopt(struct vt_db *db, const struct vt_image *img)
 			used[moat_tbl24_group(c->tbl24[i])] = 1;
 	vt_image_free(db->live);
 	db->live = c;
+	db->thp = 0;
 	db->ready.n = 0;
 	db->npend = 0;
 	/* unreferenced groups of the adopted image: reusable after grace */
@@ -2541,16 +2719,29 @@ int vt_db_source_dump(const struct vt_db *db, uint16_t source,
 {
 	struct moat_listing *o = NULL;
 	size_t k = 0, cap = 0;
+	uint32_t *l24 = NULL;
 
 	*out = NULL;
 	*n = 0;
 	if (!db->sidx[source])
 		return -ENOENT;
 	if (db->cnt[db->sidx[source] - 1].entries_v4) {
-		for (uint32_t idx = 0; idx < MOAT_TBL24_ENTRIES; idx++) {
-			uint32_t bn;
-			const struct v4e *b = bucket(db, idx, &bn);
+		const struct u32vec *sl = &db->src24[source];
 
+		l24 = malloc((sl->n ? sl->n : 1) * sizeof(*l24));
+		if (!l24)
+			goto nomem;
+		/* the /24s the source may hold entries in, ascending */
+		memcpy(l24, sl->v, sl->n * sizeof(*l24));
+		if (sl->n > 1)
+			qsort(l24, sl->n, sizeof(*l24), cmp_u32);
+		for (size_t v = 0; v < sl->n; v++) {
+			uint32_t bn, idx = l24[v];
+			const struct v4e *b;
+
+			if (v && l24[v - 1] == idx)
+				continue;
+			b = bucket(db, idx, &bn);
 			for (uint32_t i = 0; i < bn; i++) {
 				uint8_t a[16] = { 0 };
 
@@ -2580,10 +2771,12 @@ int vt_db_source_dump(const struct vt_db *db, uint16_t source,
 				goto nomem;
 		}
 	}
+	free(l24);
 	*out = o;
 	*n = k;
 	return 0;
 nomem:
+	free(l24);
 	free(o);
 	return -ENOMEM;
 }

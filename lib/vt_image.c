@@ -3,13 +3,30 @@
  * vt_image.c - compiled verdict images (bpf/moat_abi.h layout) in userspace:
  * the live copy moat-controld diffs against, lookups through the very
  * inline code of bpf/moat_lookup.h, applying update sequences as a fast path
- * would, and the safely ordered diff between two images.
+ * would, and the safely ordered diff between two images.  IPv6 rules live
+ * in an open-addressing hash (as in the XDP map), so applying k updates
+ * costs O(k) whatever the table size.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vt_internal.h"
+
+#define THP_MIN (4u << 20) /* smaller blocks: not worth a syscall */
+
+/* vt_thp - MADV_HUGEPAGE over the 2 MiB-aligned part of [p, p + len). */
+void vt_thp(void *p, size_t len)
+{
+	const uintptr_t huge = 2u << 20;
+	uintptr_t b = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t e = ((uintptr_t)p + len) & ~(huge - 1);
+
+	if (!p || len < THP_MIN || e <= b)
+		return;
+	(void)madvise((void *)b, e - b, MADV_HUGEPAGE);
+}
 
 /* vt_v6key_cmp - address bytes, then plen. */
 int vt_v6key_cmp(const struct moat_v6_key *a, const struct moat_v6_key *b)
@@ -21,24 +38,144 @@ int vt_v6key_cmp(const struct moat_v6_key *a, const struct moat_v6_key *b)
 	return a->plen < b->plen ? -1 : a->plen > b->plen;
 }
 
-/* v6_find - the rule with exactly this key, or NULL (binary search). */
-static const struct vt_v6rule *v6_find(const struct vt_image *img,
-				       const struct moat_v6_key *k)
+/* v6_hash - slot hash of a rule key (all 20 bytes). */
+static uint64_t v6_hash(const struct moat_v6_key *k)
 {
-	size_t lo = 0, hi = img->nv6;
+	uint64_t a, b;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = vt_v6key_cmp(&img->v6[mid].key, k);
+	memcpy(&a, k->addr, 8);
+	memcpy(&b, k->addr + 8, 8);
+	a = (a ^ (uint64_t)k->plen * 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
+	a ^= a >> 29;
+	a = (a ^ b) * 0xc4ceb9fe1a85ec53ull;
+	return a ^ (a >> 32);
+}
 
-		if (c == 0)
-			return &img->v6[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+/* vt_image_v6_find - probe from the key's slot to its first empty one. */
+const struct vt_v6rule *vt_image_v6_find(const struct vt_image *img,
+					 const struct moat_v6_key *k)
+{
+	size_t mask = img->v6cap - 1, i;
+
+	if (!img->nv6)
+		return NULL;
+	for (i = (size_t)v6_hash(k) & mask; img->v6[i].key.plen != VT_V6_EMPTY;
+	     i = (i + 1) & mask)
+		if (memcmp(&img->v6[i].key, k, sizeof(*k)) == 0)
+			return &img->v6[i];
 	return NULL;
+}
+
+/* v6_slots - a table of cap empty slots. */
+static struct vt_v6rule *v6_slots(size_t cap)
+{
+	struct vt_v6rule *t = malloc(cap * sizeof(*t));
+
+	if (t)
+		for (size_t i = 0; i < cap; i++)
+			t[i].key.plen = VT_V6_EMPTY;
+	return t;
+}
+
+/* v6_insert_new - place a rule known to be absent (room guaranteed). */
+static void v6_insert_new(struct vt_v6rule *t, size_t cap,
+			  const struct vt_v6rule *r)
+{
+	size_t i = (size_t)v6_hash(&r->key) & (cap - 1);
+
+	while (t[i].key.plen != VT_V6_EMPTY)
+		i = (i + 1) & (cap - 1);
+	t[i] = *r;
+}
+
+/* v6_rehash - move the rules into a table of cap slots. */
+static int v6_rehash(struct vt_image *img, size_t cap)
+{
+	struct vt_v6rule *t = v6_slots(cap);
+
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->v6cap; i++)
+		if (img->v6[i].key.plen != VT_V6_EMPTY)
+			v6_insert_new(t, cap, &img->v6[i]);
+	free(img->v6);
+	img->v6 = t;
+	img->v6cap = cap;
+	return 0;
+}
+
+/* vt_image_v6_put - overwrite in place, or insert (load kept <= 1/2). */
+int vt_image_v6_put(struct vt_image *img, const struct moat_v6_key *k,
+		    uint32_t act)
+{
+	struct vt_v6rule r;
+	struct vt_v6rule *f = (struct vt_v6rule *)vt_image_v6_find(img, k);
+
+	if (f) {
+		f->act = act;
+		return 0;
+	}
+	if (2 * (img->nv6 + 1) > img->v6cap &&
+	    v6_rehash(img, img->v6cap ? img->v6cap * 2 : 64) < 0)
+		return -ENOMEM;
+	r.key = *k;
+	r.act = act;
+	v6_insert_new(img->v6, img->v6cap, &r);
+	img->nv6++;
+	img->v6cnt[k->plen]++;
+	return 0;
+}
+
+/* vt_image_v6_del - backward-shift deletion: no tombstones, so probes
+ * stay short however many rules come and go. */
+void vt_image_v6_del(struct vt_image *img, const struct moat_v6_key *k)
+{
+	const struct vt_v6rule *f = vt_image_v6_find(img, k);
+	size_t mask = img->v6cap - 1, i, j;
+
+	if (!f)
+		return;
+	img->v6cnt[k->plen]--;
+	img->nv6--;
+	i = (size_t)(f - img->v6);
+	for (j = (i + 1) & mask; img->v6[j].key.plen != VT_V6_EMPTY;
+	     j = (j + 1) & mask) {
+		size_t h = (size_t)v6_hash(&img->v6[j].key) & mask;
+
+		/* j may move to the hole at i unless its home lies in (i, j] */
+		if (((j - h) & mask) >= ((j - i) & mask)) {
+			img->v6[i] = img->v6[j];
+			i = j;
+		}
+	}
+	img->v6[i].key.plen = VT_V6_EMPTY;
+}
+
+/* rule_qcmp - qsort order of rules: vt_v6key_cmp. */
+static int rule_qcmp(const void *x, const void *y)
+{
+	return vt_v6key_cmp(&((const struct vt_v6rule *)x)->key,
+			    &((const struct vt_v6rule *)y)->key);
+}
+
+/* vt_image_v6_sorted - collect and sort (whole-image operations only). */
+int vt_image_v6_sorted(const struct vt_image *img, struct vt_v6rule **out)
+{
+	struct vt_v6rule *r;
+	size_t n = 0;
+
+	*out = NULL;
+	if (!img->nv6)
+		return 0;
+	r = malloc(img->nv6 * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->v6cap; i++)
+		if (img->v6[i].key.plen != VT_V6_EMPTY)
+			r[n++] = img->v6[i];
+	qsort(r, n, sizeof(*r), rule_qcmp);
+	*out = r;
+	return 0;
 }
 
 /* The shared lookup, expanded over this file's arrays. */
@@ -46,11 +183,11 @@ static const struct vt_v6rule *v6_find(const struct vt_image *img,
 #define MOAT_GROUP_GET(ctx, idx)                                         \
 	((idx) < ((const struct vt_image *)(ctx))->ghi ?                 \
 	 &((const struct vt_image *)(ctx))->groups[(idx)] : NULL)
-#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plens)
+#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plb)
 #define MOAT_V6_GET(ctx, keyp)                                             \
 	({                                                                 \
 		const struct vt_v6rule *r_ =                               \
-			v6_find((const struct vt_image *)(ctx), (keyp));   \
+			vt_image_v6_find((const struct vt_image *)(ctx), (keyp)); \
 		r_ ? &r_->act : NULL;                                      \
 	})
 #include "moat_lookup.h"
@@ -106,14 +243,16 @@ struct vt_image *vt_image_clone(const struct vt_image *img)
 	if (img->ghi)
 		memcpy(c->groups, img->groups, img->ghi * sizeof(*c->groups));
 	c->ghi = img->ghi;
-	if (img->nv6) {
-		c->v6 = malloc(img->nv6 * sizeof(*c->v6));
+	if (img->v6cap) {
+		c->v6 = malloc(img->v6cap * sizeof(*c->v6));
 		if (!c->v6)
 			goto fail;
-		memcpy(c->v6, img->v6, img->nv6 * sizeof(*c->v6));
-		c->nv6 = c->v6cap = img->nv6;
+		memcpy(c->v6, img->v6, img->v6cap * sizeof(*c->v6));
+		c->nv6 = img->nv6;
+		c->v6cap = img->v6cap;
 	}
-	c->plens = img->plens;
+	memcpy(c->v6cnt, img->v6cnt, sizeof(c->v6cnt));
+	c->plb = img->plb;
 	return c;
 fail:
 	vt_image_free(c);
@@ -135,60 +274,11 @@ int vt_image_grow_groups(struct vt_image *img, uint32_t want)
 	g = realloc(img->groups, (size_t)cap * sizeof(*g));
 	if (!g)
 		return -ENOMEM;
+	vt_thp(g, (size_t)cap * sizeof(*g));
 	memset(g + img->gcap, 0, (size_t)(cap - img->gcap) * sizeof(*g));
 	img->groups = g;
 	img->gcap = cap;
 	return 0;
-}
-
-/* v6_put - insert or overwrite one rule (sorted insert). */
-static int v6_put(struct vt_image *img, const struct moat_v6_key *k,
-		  uint32_t act)
-{
-	size_t lo = 0, hi = img->nv6;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = vt_v6key_cmp(&img->v6[mid].key, k);
-
-		if (c == 0) {
-			img->v6[mid].act = act;
-			return 0;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (img->nv6 == img->v6cap) {
-		size_t cap = img->v6cap ? img->v6cap * 2 : 64;
-		struct vt_v6rule *r = realloc(img->v6, cap * sizeof(*r));
-
-		if (!r)
-			return -ENOMEM;
-		img->v6 = r;
-		img->v6cap = cap;
-	}
-	memmove(&img->v6[lo + 1], &img->v6[lo],
-		(img->nv6 - lo) * sizeof(*img->v6));
-	img->v6[lo].key = *k;
-	img->v6[lo].act = act;
-	img->nv6++;
-	return 0;
-}
-
-/* v6_del - remove one rule if present. */
-static void v6_del(struct vt_image *img, const struct moat_v6_key *k)
-{
-	const struct vt_v6rule *r = v6_find(img, k);
-	size_t i;
-
-	if (!r)
-		return;
-	i = (size_t)(r - img->v6);
-	memmove(&img->v6[i], &img->v6[i + 1],
-		(img->nv6 - i - 1) * sizeof(*img->v6));
-	img->nv6--;
 }
 
 /* vt_image_apply - apply updates in order, as a fast path would. */
@@ -217,17 +307,19 @@ int vt_image_apply(struct vt_image *img, const struct moat_update *u,
 		case MOAT_UPD_V6_PLENS:
 			if (u[i].u.plens.n > MOAT_V6_MAX_PLENS)
 				return -EINVAL;
-			img->plens = u[i].u.plens;
+			vt_image_set_plens(img, &u[i].u.plens);
 			break;
 		case MOAT_UPD_V6_PUT:
 			if (u[i].u.key.plen > 128)
 				return -EINVAL;
-			rc = v6_put(img, &u[i].u.key, u[i].value);
+			rc = vt_image_v6_put(img, &u[i].u.key, u[i].value);
 			if (rc < 0)
 				return rc;
 			break;
 		case MOAT_UPD_V6_DEL:
-			v6_del(img, &u[i].u.key);
+			if (u[i].u.key.plen > 128)
+				return -EINVAL;
+			vt_image_v6_del(img, &u[i].u.key);
 			break;
 		default:
 			return -EINVAL;
@@ -250,7 +342,7 @@ void vt_image_stats(const struct vt_image *img, struct vt_image_stats *st)
 	}
 	st->groups_hiwater = img->ghi;
 	st->v6_rules = (uint32_t)img->nv6;
-	st->v6_plens = img->plens.n;
+	st->v6_plens = vt_image_plens(img)->n;
 	st->bytes = (uint64_t)MOAT_TBL24_ENTRIES * 4 +
 		    (uint64_t)st->groups_used * MOAT_GROUP_BYTES +
 		    (uint64_t)img->nv6 * (sizeof(struct moat_v6_key) + 4);
@@ -276,17 +368,12 @@ struct moat_update *vt_ups_push(struct moat_update **ups, size_t *n,
 	return u;
 }
 
-/* vt_plens_from_rules - distinct plens present, longest first. */
-void vt_plens_from_rules(const struct vt_v6rule *r, size_t n,
-			 struct moat_v6_plens *out)
+/* vt_plens_from_counts - lengths with a positive count, longest first. */
+void vt_plens_from_counts(const int64_t cnt[129], struct moat_v6_plens *out)
 {
-	uint8_t seen[129] = { 0 };
-
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < n; i++)
-		seen[r[i].key.plen] = 1;
 	for (int l = 128; l >= 0; l--)
-		if (seen[l] && out->n < MOAT_V6_MAX_PLENS)
+		if (cnt[l] > 0 && out->n < MOAT_V6_MAX_PLENS)
 			out->len[out->n++] = (uint8_t)l;
 }
 
@@ -442,6 +529,7 @@ int vt_image_diff(const struct vt_image *old, const struct vt_image *new_img,
 {
 	size_t cnt = 0, cap = 0;
 	struct moat_update *out = NULL, *u;
+	struct vt_v6rule *ro = NULL, *rn = NULL;
 	uint32_t next = old->ghi;
 
 	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++) {
@@ -470,13 +558,19 @@ int vt_image_diff(const struct vt_image *old, const struct vt_image *new_img,
 		u->index = i;
 		u->value = en;
 	}
-	if (vt_v6_diff(old->v6, old->nv6, &old->plens, new_img->v6,
-		       new_img->nv6, &new_img->plens, &out, &cnt, &cap) < 0)
+	if (vt_image_v6_sorted(old, &ro) < 0 ||
+	    vt_image_v6_sorted(new_img, &rn) < 0 ||
+	    vt_v6_diff(ro, old->nv6, vt_image_plens(old), rn, new_img->nv6,
+		       vt_image_plens(new_img), &out, &cnt, &cap) < 0)
 		goto nomem;
+	free(ro);
+	free(rn);
 	*ups = out;
 	*n = cnt;
 	return 0;
 nomem:
+	free(ro);
+	free(rn);
 	free(out);
 	return -ENOMEM;
 }
@@ -488,6 +582,7 @@ int vt_image_full(const struct vt_image *img, struct moat_update **ups,
 	struct vt_image *empty = calloc(1, sizeof(*empty));
 	size_t cnt = 0, cap = 0;
 	struct moat_update *out = NULL, *u;
+	struct vt_v6rule *r = NULL;
 	int rc = -ENOMEM;
 
 	if (!empty)
@@ -513,8 +608,9 @@ int vt_image_full(const struct vt_image *img, struct moat_update **ups,
 		u->index = i;
 		u->value = e;
 	}
-	if (vt_v6_diff(NULL, 0, &empty->plens, img->v6, img->nv6, &img->plens,
-		       &out, &cnt, &cap) < 0)
+	if (vt_image_v6_sorted(img, &r) < 0 ||
+	    vt_v6_diff(NULL, 0, vt_image_plens(empty), r, img->nv6,
+		       vt_image_plens(img), &out, &cnt, &cap) < 0)
 		goto out;
 	*ups = out;
 	*n = cnt;
@@ -522,6 +618,7 @@ int vt_image_full(const struct vt_image *img, struct moat_update **ups,
 	rc = 0;
 out:
 	free(out);
+	free(r);
 	free(empty);
 	return rc;
 }
@@ -532,11 +629,16 @@ int vt_image_equal_verdicts(const struct vt_image *a, const struct vt_image *b)
 	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++)
 		if (!same_verdicts(a, a->tbl24[i], b, b->tbl24[i]))
 			return 0;
-	if (a->nv6 != b->nv6 || !plens_eq(&a->plens, &b->plens))
+	if (a->nv6 != b->nv6 || !plens_eq(vt_image_plens(a), vt_image_plens(b)))
 		return 0;
-	for (size_t i = 0; i < a->nv6; i++)
-		if (vt_v6key_cmp(&a->v6[i].key, &b->v6[i].key) ||
-		    a->v6[i].act != b->v6[i].act)
+	for (size_t i = 0; i < a->v6cap; i++) {
+		const struct vt_v6rule *r;
+
+		if (a->v6[i].key.plen == VT_V6_EMPTY)
+			continue;
+		r = vt_image_v6_find(b, &a->v6[i].key);
+		if (!r || r->act != a->v6[i].act)
 			return 0;
+	}
 	return 1;
 }

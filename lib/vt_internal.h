@@ -22,10 +22,32 @@ struct vt_image {
 	struct moat_group *groups;  /* gcap entries */
 	uint32_t gcap;
 	uint32_t ghi;               /* high-water mark: indices < ghi exist */
-	struct vt_v6rule *v6;       /* sorted by vt_v6key_cmp */
+	struct vt_v6rule *v6;       /* hash, v6cap slots (power of 2 or 0),
+				     * linear probing; empty: VT_V6_EMPTY */
 	size_t nv6, v6cap;
-	struct moat_v6_plens plens;
+	uint32_t v6cnt[129];        /* rules per prefix length */
+	struct moat_v6_plens_buf plb; /* live plens: vt_image_plens() */
 };
+
+#define VT_V6_EMPTY 0xffffffffu /* key.plen of an empty hash slot */
+
+/* vt_image_plens - the live slot of the image's plens double buffer. */
+static inline const struct moat_v6_plens *
+vt_image_plens(const struct vt_image *img)
+{
+	return &img->plb.slot[img->plb.sel & 1];
+}
+
+/* vt_image_set_plens - publish a plens set as a fast path does: fill the
+ * inactive slot, then flip the selector. */
+static inline void vt_image_set_plens(struct vt_image *img,
+				      const struct moat_v6_plens *pl)
+{
+	uint32_t next = (img->plb.sel & 1) ^ 1;
+
+	img->plb.slot[next] = *pl;
+	img->plb.sel = next;
+}
 
 /* Accumulated verdict inputs for one address; counts so they subtract. */
 struct vt_acc {
@@ -33,15 +55,36 @@ struct vt_acc {
 	int32_t nallow, ndrop, ntarpit;
 };
 
+/* vt_thp - ask for transparent huge pages on the page-aligned inside of
+ * a large block (best effort; parts already touched keep their pages): a
+ * big load first-touches the 64 MiB directory and tbl24 and the group
+ * array at random places, and 2 MiB pages take 1/512 of the faults. */
+void vt_thp(void *p, size_t len);
+
 /* vt_v6key_cmp - order of image rules: address bytes, then plen. */
 int vt_v6key_cmp(const struct moat_v6_key *a, const struct moat_v6_key *b);
 
 /* vt_image_grow_groups - make indices < want valid; 0 or -ENOMEM. */
 int vt_image_grow_groups(struct vt_image *img, uint32_t want);
 
-/* vt_plens_from_rules - distinct plens of rules[], longest first. */
-void vt_plens_from_rules(const struct vt_v6rule *r, size_t n,
-			 struct moat_v6_plens *out);
+/* vt_plens_from_counts - the lengths with a nonzero count, longest first
+ * (at most MOAT_V6_MAX_PLENS). */
+void vt_plens_from_counts(const int64_t cnt[129], struct moat_v6_plens *out);
+
+/* vt_image_v6_find - the image's rule with exactly this key, or NULL. */
+const struct vt_v6rule *vt_image_v6_find(const struct vt_image *img,
+					 const struct moat_v6_key *k);
+
+/* vt_image_v6_put - insert or overwrite one rule: 0 or -ENOMEM. */
+int vt_image_v6_put(struct vt_image *img, const struct moat_v6_key *k,
+		    uint32_t act);
+
+/* vt_image_v6_del - remove one rule if present. */
+void vt_image_v6_del(struct vt_image *img, const struct moat_v6_key *k);
+
+/* vt_image_v6_sorted - the image's rules as a malloc'd array sorted by
+ * vt_v6key_cmp (*out NULL when there are none): 0 or -ENOMEM. */
+int vt_image_v6_sorted(const struct vt_image *img, struct vt_v6rule **out);
 
 /* vt_v6_diff - append to *ups (capacity *cap, count *n) the updates taking
  * rules old[] to new[] in publishing order.  0 or -ENOMEM. */

@@ -6,6 +6,7 @@
  * that turn one address's listings into an action.  The compiler, explain
  * and the tests' reference model all decide through vt_decide().
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -256,6 +257,23 @@ uint32_t vt_decide(const struct vt_policy *p, const struct vt_acc *acc)
 	return a;
 }
 
+/* host_bits_clear - no bit set past plen in the 16 address bytes (for
+ * IPv4, plen <= 32, this also covers the bytes past addr[3]): two 64-bit
+ * masks instead of a loop, as a 10M load checks every prefix. */
+static int host_bits_clear(const struct moat_prefix *p)
+{
+	uint64_t hi, lo, mhi, mlo;
+	unsigned plen = p->plen;
+
+	memcpy(&hi, p->addr, 8);
+	memcpy(&lo, p->addr + 8, 8);
+	hi = be64toh(hi);
+	lo = be64toh(lo);
+	mhi = plen >= 64 ? ~0ull : plen ? ~0ull << (64 - plen) : 0;
+	mlo = plen >= 128 ? ~0ull : plen > 64 ? ~0ull << (128 - plen) : 0;
+	return ((hi & ~mhi) | (lo & ~mlo)) == 0;
+}
+
 /* vt_prefix_check - family, plen range, host bits, padding. */
 int vt_prefix_check(const struct moat_prefix *p, char *err, size_t errsz)
 {
@@ -280,6 +298,8 @@ int vt_prefix_check(const struct moat_prefix *p, char *err, size_t errsz)
 		VT_ERR(err, errsz, "prefix padding not zero");
 		return -EINVAL;
 	}
+	if (host_bits_clear(p))
+		return 0; /* the common case; else find what to report */
 	for (unsigned i = 0; i < 16; i++) {
 		int bits = (int)p->plen - (int)i * 8;
 		uint8_t keep;

@@ -23,7 +23,7 @@
 #define MOAT_GROUP_GET(ctx, idx)                                         \
 	((idx) < ((const struct vt_image *)(ctx))->ghi ?                 \
 	 &((const struct vt_image *)(ctx))->groups[(idx)] : NULL)
-#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plens)
+#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plb)
 #define MOAT_V6_GET(ctx, keyp) ((const __u32 *)NULL)
 #include "moat_lookup.h"
 

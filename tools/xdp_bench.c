@@ -45,7 +45,7 @@ static const struct moat_group *u_groups;
 static __u32 u_groups_max;
 #define MOAT_TBL24_GET(ctx, i) ((void)(ctx), u_tbl24[(i)])
 #define MOAT_GROUP_GET(ctx, i) ((i) < u_groups_max ? &u_groups[(i)] : NULL)
-#define MOAT_V6_PLENS_GET(ctx) ((void)(ctx), (const struct moat_v6_plens *)NULL)
+#define MOAT_V6_PLENS_GET(ctx) ((void)(ctx), (const struct moat_v6_plens_buf *)NULL)
 #define MOAT_V6_GET(ctx, kp) ((void)(kp), (const __u32 *)NULL)
 #include "moat_lookup.h"
 

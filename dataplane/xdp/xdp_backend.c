@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -32,6 +33,7 @@
 #define MOAT_XDP_MAX_IFS 16
 #define PUBLISH_CHUNK 4096 /* updates per batch syscall */
 #define TBL24_BYTES ((size_t)MOAT_TBL24_ENTRIES * sizeof(__u32))
+#define PLB_MAP_BYTES 4096 /* one page holds the one v6_plens element */
 
 struct moat_xdp_link {
 	char ifname[IF_NAMESIZE];
@@ -43,6 +45,8 @@ struct moat_xdp {
 	char pin_dir[PATH_MAX];
 	struct moat_xdp_bpf *skel;
 	__u32 *tbl24;              /* the mmap'd tbl24 map: dense u32[2^24] */
+	struct moat_v6_plens_buf *plb; /* the mmap'd v6_plens map */
+	uint64_t plb_flip_ns;      /* CLOCK_MONOTONIC of the last selector flip */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
 	struct ring_buffer *rb;
@@ -54,6 +58,32 @@ struct moat_xdp {
 static const char *const stat_names[] = MOAT_STAT_NAMES;
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) == MOAT_STAT__MAX,
 	       "MOAT_STAT_NAMES out of sync with enum moat_stat");
+
+/* mono_ns - CLOCK_MONOTONIC in nanoseconds */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* map_rw - map an mmapable BPF map read-write into *out (NULL on error) */
+static int map_rw(const struct bpf_map *m, size_t len, void **out)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(m), 0);
+
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		*out = NULL;
+		log_err("xdp: mmap %s: %s", bpf_map__name(m), strerror(-err));
+		return err;
+	}
+	*out = p;
+	return 0;
+}
 
 /* moat_xdp_stat_name - counter name for an enum moat_stat */
 const char *moat_xdp_stat_name(unsigned stat)
@@ -234,14 +264,13 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 			o->pin_dir ? o->pin_dir : "-");
 		goto fail;
 	}
-	x->tbl24 = mmap(NULL, TBL24_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
-			bpf_map__fd(x->skel->maps.tbl24), 0);
-	if (x->tbl24 == MAP_FAILED) {
-		err = -errno;
-		x->tbl24 = NULL;
-		log_err("xdp: mmap tbl24: %s", strerror(-err));
+	err = map_rw(x->skel->maps.tbl24, TBL24_BYTES, (void **)&x->tbl24);
+	if (err == 0)
+		err = map_rw(x->skel->maps.v6_plens, PLB_MAP_BYTES, (void **)&x->plb);
+	if (err)
 		goto fail;
-	}
+	/* a loader that died may have flipped just now: wait as if we had */
+	x->plb_flip_ns = mono_ns();
 	*out = x;
 	return 0;
 fail:
@@ -408,6 +437,29 @@ struct pub_buf {
 	} vals;
 };
 
+/* publish_plens - make pl the live IPv6 prefix-length set: fill the
+ * inactive slot of the v6_plens double buffer, then flip the selector with
+ * one aligned store (moat_abi.h).  The inactive slot was retired by the
+ * previous flip; a reader that loaded the selector before that flip may
+ * still be reading it, so refilling waits MOAT_V6_PLENS_GRACE_US past it
+ * (at most once per publish that both adds and removes lengths). */
+static void publish_plens(struct moat_xdp *x, const struct moat_v6_plens *pl)
+{
+	const uint64_t grace = (uint64_t)MOAT_V6_PLENS_GRACE_US * 1000u;
+	uint64_t dt = mono_ns() - x->plb_flip_ns;
+	__u32 next = (__atomic_load_n(&x->plb->sel, __ATOMIC_RELAXED) & 1) ^ 1;
+
+	if (dt < grace) {
+		struct timespec ts = { 0, (long)(grace - dt) };
+
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
+	memcpy(&x->plb->slot[next], pl, sizeof(*pl));
+	__atomic_store_n(&x->plb->sel, next, __ATOMIC_RELEASE);
+	x->plb_flip_ns = mono_ns();
+}
+
 /* flush_array - batch-write n key/value pairs to an array map */
 static int flush_batch(int fd, void *keys, void *vals, __u32 n)
 {
@@ -448,7 +500,6 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 {
 	int fd_grp = bpf_map__fd(x->skel->maps.groups);
 	int fd_v6 = bpf_map__fd(x->skel->maps.v6_rules);
-	int fd_pl = bpf_map__fd(x->skel->maps.v6_plens);
 	struct pub_buf *b;
 	size_t i = 0;
 	int err = 0;
@@ -457,7 +508,7 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 	if (!b)
 		return -ENOMEM;
 	while (i < n && !err) {
-		__u32 kind = u[i].kind, k = 0, zero = 0;
+		__u32 kind = u[i].kind, k = 0;
 
 		/* one run: consecutive updates of this kind, up to a chunk */
 		for (; i < n && u[i].kind == kind && k < PUBLISH_CHUNK; i++, k++) {
@@ -497,11 +548,7 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -EINVAL;
 					goto out;
 				}
-				/* only the last of a run matters */
-				if (bpf_map_update_elem(fd_pl, &zero, &u[i].u.plens, 0)) {
-					err = -errno;
-					goto out;
-				}
+				publish_plens(x, &u[i].u.plens);
 				break;
 			default:
 				err = -EINVAL;
@@ -681,6 +728,8 @@ void moat_xdp_close(struct moat_xdp *x)
 	ring_buffer__free(x->rb);
 	if (x->tbl24)
 		munmap(x->tbl24, TBL24_BYTES);
+	if (x->plb)
+		munmap(x->plb, PLB_MAP_BYTES);
 	for (unsigned i = 0; i < x->nlinks; i++)
 		close(x->links[i].fd);
 	moat_xdp_bpf__destroy(x->skel);

@@ -5,7 +5,8 @@
  * must bump; every truncation from 14 bytes up; tarpit replies read back
  * from data_out and checked (checksums, swap, VLAN tags, ISN = keyed hash);
  * rate limits per source prefix and global; the port set; the event ring;
- * publish ordering and batching; pinned maps surviving a reopen.
+ * publish ordering and batching; the v6_plens double buffer (read only
+ * through its selector, flipped by publish); pinned maps surviving a reopen.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -458,6 +460,88 @@ static void test_publish(void **state)
 	free(u);
 }
 
+/* plens_write - store b as the v6_plens map's one element */
+static void plens_write(int fd, const struct moat_v6_plens_buf *b)
+{
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_update_elem(fd, &zero, b, 0), 0);
+}
+
+/* test_plens_flip - the program reads the v6_plens slot the selector names
+ * and no other: a new set in the inactive slot changes nothing until the
+ * flip; moat_xdp_publish fills the inactive slot, flips, and waits out the
+ * grace period before refilling the slot a flip retired. */
+static void test_plens_flip(void **state)
+{
+	static const struct moat_v6_plens all = { 3, { 128, 64, 48 } };
+	static const struct moat_v6_plens only48 = { 1, { 48 } };
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	struct moat_v6_plens_buf b, b2;
+	struct moat_update u[2];
+	struct timespec t0, t1;
+	uint8_t in[TF_MAX];
+	size_t len;
+	__u32 zero = 0, sel;
+	int fd;
+
+	(void)state;
+	default_opts(&o);
+	x = open_x(&o);
+	fd = moat_xdp_map_fd(x, "v6_plens");
+	assert_true(fd >= 0);
+	/* 2001:db8:100:1::9: the /64 says DROP, the /48 under it TARPIT */
+	len = syn_from(in, "2001:db8:100:1::9", 25);
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &b), 0);
+	sel = b.sel & 1;
+	assert_memory_equal(&b.slot[sel], &all, sizeof(all));
+	assert_int_equal(run(x, in, len, NULL, NULL), X_DROP);
+
+	/* a new set in the inactive slot: not read before the flip */
+	b.slot[sel ^ 1] = only48;
+	plens_write(fd, &b);
+	assert_int_equal(run(x, in, len, NULL, NULL), X_DROP);
+	/* the flip: /64 no longer probed, the /48 decides */
+	b.sel = sel ^ 1;
+	plens_write(fd, &b);
+	assert_int_equal(run(x, in, len, NULL, NULL), X_TX);
+	/* garbage in the retired slot is never read */
+	memset(&b.slot[sel], 0xff, sizeof(b.slot[sel]));
+	plens_write(fd, &b);
+	assert_int_equal(run(x, in, len, NULL, NULL), X_TX);
+	/* flip back onto a valid set */
+	b.slot[sel] = all;
+	b.sel = sel;
+	plens_write(fd, &b);
+	assert_int_equal(run(x, in, len, NULL, NULL), X_DROP);
+
+	/* moat_xdp_publish: two plens changes = two flips, the second one
+	 * refills the slot the first retired, so it waits the grace period */
+	memset(u, 0, sizeof(u));
+	u[0].kind = MOAT_UPD_V6_PLENS;
+	u[0].u.plens = only48;
+	u[1].kind = MOAT_UPD_V6_PLENS;
+	u[1].u.plens = all;
+	u[1].u.plens.n = 2; /* { 128, 64 }: the /64 decides again */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(moat_xdp_publish(x, u, 1), 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &b2), 0);
+	assert_int_equal(b2.sel & 1, sel ^ 1);
+	assert_memory_equal(&b2.slot[sel ^ 1], &only48, sizeof(only48));
+	assert_memory_equal(&b2.slot[sel], &all, sizeof(all)); /* untouched */
+	assert_int_equal(run(x, in, len, NULL, NULL), X_TX);
+	assert_int_equal(moat_xdp_publish(x, u + 1, 1), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &b2), 0);
+	assert_int_equal(b2.sel & 1, sel);
+	assert_int_equal(b2.slot[sel].n, 2);
+	assert_int_equal(run(x, in, len, NULL, NULL), X_DROP);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+		    (t1.tv_nsec - t0.tv_nsec) >= MOAT_V6_PLENS_GRACE_US * 1000LL);
+	moat_xdp_close(x);
+}
+
 static char pin_base[64], pin_dir[80];
 
 /* rm_pins - remove the test's pin directory, whatever is in it */
@@ -521,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_port_set),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_publish),
+		cmocka_unit_test(test_plens_flip),
 		cmocka_unit_test(test_pinned_reopen),
 	};
 

@@ -786,6 +786,32 @@ static size_t by_source(const struct model *m, uint16_t src,
 	return k;
 }
 
+/* model_fill - n draws of gen, each kept unless it conflicts. */
+static void model_fill(struct model *m, int n, struct moat_listing (*gen)(void))
+{
+	for (int i = 0; i < n; i++) {
+		struct moat_listing l = gen();
+
+		if (!conflicts(m, &l))
+			model_add(m, &l);
+	}
+}
+
+/* load_model - every source of the db replaced by its listings in m. */
+static void load_model(struct vt_db *db, const struct model *m,
+		       struct moat_listing *tmp)
+{
+	char err[256];
+
+	for (int s = 0; s < NSRC; s++) {
+		size_t k = by_source(m, src_ids[s], tmp);
+
+		if (vt_db_source_replace(db, src_ids[s], tmp, k, err, sizeof(err)))
+			fail_msg("seed %llu: replace: %s",
+				 (unsigned long long)seed0, err);
+	}
+}
+
 /* check_order - apply ups one by one to a copy of old: every IPv4 address
  * of a touched /24 shows its old or its new action at each step, no group
  * write hits a group referenced since the sequence began, and IPv6 probes
@@ -891,18 +917,8 @@ static void test_random(void **state)
 	assert_non_null(db);
 	tmp = calloc(20000, sizeof(*tmp));
 	/* initial: full replace per source */
-	for (int i = 0; i < 700; i++) {
-		struct moat_listing l = rand_listing();
-
-		if (!conflicts(&m, &l))
-			model_add(&m, &l);
-	}
-	for (int s = 0; s < NSRC; s++) {
-		size_t k = by_source(&m, src_ids[s], tmp);
-
-		if (vt_db_source_replace(db, src_ids[s], tmp, k, err, sizeof(err)))
-			fail_msg("seed %llu: replace: %s", (unsigned long long)seed0, err);
-	}
+	model_fill(&m, 700, rand_listing);
+	load_model(db, &m, tmp);
 	publish(db);
 	check_against_ref(p, db, &m, probes_per_round);
 	for (size_t r = 0; r < rounds; r++) {
@@ -990,13 +1006,7 @@ static void test_random(void **state)
 		size_t n = 0;
 		struct vt_image *img = vt_image_new();
 
-		for (int s = 0; s < NSRC; s++) {
-			size_t k = by_source(&m, src_ids[s], tmp);
-
-			assert_int_equal(vt_db_source_replace(fresh, src_ids[s],
-							      tmp, k, err,
-							      sizeof(err)), 0);
-		}
+		load_model(fresh, &m, tmp);
 		publish(fresh);
 		if (!vt_image_equal_verdicts(vt_db_image(db), vt_db_image(fresh)))
 			fail_msg("seed %llu: incremental != full",
@@ -1028,6 +1038,105 @@ static void test_random(void **state)
 		free(u);
 		vt_image_free(img);
 		vt_db_free(fresh);
+	}
+	vt_db_free(db);
+	free(tmp);
+	free(m.l);
+	free(p);
+}
+
+/* rand_v6_listing - a random IPv6 listing of rand_listing()'s kind. */
+static struct moat_listing rand_v6_listing(void)
+{
+	for (;;) {
+		struct moat_listing l = rand_listing();
+
+		if (l.pfx.family == MOAT_AF_INET6)
+			return l;
+	}
+}
+
+/* full_recompile - a db with m's listings compiled by the whole-table
+ * path (a policy change marks everything dirty). */
+static struct vt_db *full_recompile(const struct vt_policy *p,
+				    const struct model *m,
+				    struct moat_listing *tmp)
+{
+	char err[256];
+	struct vt_db *f = vt_db_new(p, err, sizeof(err));
+
+	assert_non_null(f);
+	load_model(f, m, tmp);
+	assert_int_equal(vt_db_set_policy(f, p, err, sizeof(err)), 0);
+	publish(f);
+	return f;
+}
+
+/* test_v6_incremental - IPv6 only, many small changes to heavily nested
+ * prefixes: each publish diffs only the changed ranges against the live
+ * rules; every publish is checked against the reference and for the
+ * publishing order, and the live rules equal (exactly: same keys, no
+ * stale ones) a whole-table recompile every few rounds. */
+static void test_v6_incremental(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	struct model m = { NULL, 0, 0 };
+	struct moat_listing *tmp = calloc(4000, sizeof(*tmp));
+	char err[256];
+	struct vt_db *db;
+	const size_t rounds = 24;
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	assert_non_null(db);
+	model_fill(&m, 400, rand_v6_listing);
+	load_model(db, &m, tmp);
+	publish(db);
+	for (size_t r = 0; r < rounds; r++) {
+		struct vt_image *old = vt_image_clone(vt_db_image(db));
+		struct moat_update *u = NULL;
+		size_t n = 0;
+		uint16_t src = src_ids[rnd() % NSRC];
+		struct moat_listing add[16], del[16];
+		size_t na = 0, nd = 0;
+
+		/* a handful of deletes and adds of one source */
+		for (size_t i = 0; i < m.n && nd < 1 + r % 6; i++) {
+			if (m.l[i].source == src && rnd() % 6 == 0) {
+				del[nd++] = m.l[i];
+				m.l[i--] = m.l[--m.n];
+			}
+		}
+		for (int i = 0; i < 40 && na < 1 + (r * 7) % 9; i++) {
+			struct moat_listing l = rand_v6_listing();
+
+			if (l.source != src || conflicts(&m, &l))
+				continue;
+			add[na++] = l;
+			model_add(&m, &l);
+		}
+		if (vt_db_source_apply(db, src, add, na, del, nd, err, sizeof(err)))
+			fail_msg("seed %llu: apply: %s", (unsigned long long)seed0, err);
+		assert_int_equal(vt_db_publish(db, &u, &n), 0);
+		/* O(k): a few changes never rewrite the whole rule set */
+		if (n > 8 * (na + nd) + 2 && n > vt_db_image(db)->nv6 / 2)
+			fail_msg("seed %llu: %zu updates for %zu changes",
+				 (unsigned long long)seed0, n, na + nd);
+		check_order(old, vt_db_image(db), u, n, &m);
+		free(u);
+		vt_image_free(old);
+		vt_db_grace_done(db);
+		check_against_ref(p, db, &m, 3000);
+		if (r % 8 == 7) {
+			struct vt_db *f = full_recompile(p, &m, tmp);
+
+			if (!vt_image_equal_verdicts(vt_db_image(db), vt_db_image(f)))
+				fail_msg("seed %llu: round %zu: incremental IPv6 "
+					 "rules != full recompile",
+					 (unsigned long long)seed0, r);
+			vt_db_free(f);
+		}
 	}
 	vt_db_free(db);
 	free(tmp);
@@ -1085,6 +1194,45 @@ static void test_v6_basics(void **state)
 	free(p);
 }
 
+/* test_plens_flip - the image's plens double buffer, read through the
+ * shared lookup: an update fills the inactive slot and flips the selector;
+ * the lookup reads the selected slot only. */
+static void test_plens_flip(void **state)
+{
+	struct vt_image *img = vt_image_new();
+	struct moat_update u[2];
+	uint8_t a[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 7 };
+
+	(void)state;
+	assert_non_null(img);
+	memset(u, 0, sizeof(u));
+	u[0].kind = MOAT_UPD_V6_PLENS;
+	u[0].u.plens.n = 1;
+	u[0].u.plens.len[0] = 64;
+	u[1].kind = MOAT_UPD_V6_PUT;
+	u[1].u.key.plen = 64;
+	memcpy(u[1].u.key.addr, a, 8);
+	u[1].value = MOAT_ACT_DROP;
+	assert_int_equal(img->plb.sel, 0);
+	assert_int_equal(vt_image_apply(img, u, 2), 0);
+	assert_int_equal(img->plb.sel, 1);           /* flipped */
+	assert_int_equal(img->plb.slot[0].n, 0);     /* old slot untouched */
+	assert_int_equal(img->plb.slot[1].n, 1);
+	a[15] = 1;
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_DROP);
+	/* the inactive slot is not read, whatever it holds */
+	memset(&img->plb.slot[0], 0xff, sizeof(img->plb.slot[0]));
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_DROP);
+	img->plb.slot[0].n = 0;
+	img->plb.sel = 2;                            /* selector bit 0 only */
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_PASS);
+	/* the next update fills slot 1 again and flips back */
+	assert_int_equal(vt_image_apply(img, u, 1), 0);
+	assert_int_equal(img->plb.sel, 1);
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_DROP);
+	vt_image_free(img);
+}
+
 /* test_grace - a freed group is not reused before grace_done. */
 static void test_grace(void **state)
 {
@@ -1124,6 +1272,68 @@ static void test_grace(void **state)
 	assert_true(u[0].index == g1 || u[0].index == g2);
 	free(u);
 	vt_db_free(db);
+	free(p);
+}
+
+/* test_replace_after_churn - a replace and a dump find the source's
+ * /24../32 entries after adds and deletes in many /24s (the per-source
+ * /24 list goes stale and is compacted), and nothing of other sources. */
+static void test_replace_after_churn(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	const size_t n = 1500;
+	struct moat_listing *l = calloc(n, sizeof(*l)), *d = NULL;
+	struct moat_listing keep[3], other;
+	char err[256];
+	struct vt_db *db;
+	size_t dn = 0;
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	other = L4(S_BAR, A4(10, 1, 0, 9), 32, C(2), 0);
+	assert_int_equal(vt_db_source_apply(db, S_BAR, &other, 1, NULL, 0, err,
+					    sizeof(err)), 0);
+	for (int round = 0; round < 3; round++) {
+		/* one /32 in each of n /24s, then all of them deleted */
+		for (size_t i = 0; i < n; i++)
+			l[i] = L4(S_ZEN, A4(10, (uint32_t)round, 0, 0) +
+				  ((uint32_t)i << 8) + 9, 32, C(4), 0);
+		assert_int_equal(vt_db_source_apply(db, S_ZEN, l, n, NULL, 0, err,
+						    sizeof(err)), 0);
+		publish(db);
+		assert_int_equal(vt_lookup_v4(db, A4(10, (uint32_t)round, 5, 9)),
+				 MOAT_ACT_TARPIT);
+		if (round < 2)
+			assert_int_equal(vt_db_source_apply(db, S_ZEN, NULL, 0, l,
+							    n, err, sizeof(err)), 0);
+	}
+	/* round 2's entries are stored: a replace keeps two, drops the rest,
+	 * adds one in a /24 never used */
+	keep[0] = l[3];
+	keep[1] = l[n - 1];
+	keep[2] = L4(S_ZEN, A4(10, 200, 0, 1), 32, C(4), 0);
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, keep, 3, err,
+					      sizeof(err)), 0);
+	publish(db);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 2, 3, 9)), MOAT_ACT_TARPIT);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 2, 4, 9)), MOAT_ACT_PASS);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 0, 3, 9)), MOAT_ACT_PASS);
+	assert_int_equal(vt_lookup_v4(db, A4(10, 200, 0, 1)), MOAT_ACT_TARPIT);
+	assert_int_equal(vt_db_source_dump(db, S_BAR, &d, &dn), 0);
+	assert_int_equal(dn, 1);  /* the other source's entry stays */
+	free(d);
+	assert_int_equal(vt_db_source_dump(db, S_ZEN, &d, &dn), 0);
+	assert_int_equal(dn, 3);
+	for (size_t i = 0; i < dn; i++)
+		assert_int_equal(d[i].source, S_ZEN);
+	/* ascending, as the /24 order of the store */
+	assert_memory_equal(d[0].pfx.addr, keep[0].pfx.addr, 4);
+	assert_memory_equal(d[1].pfx.addr, keep[1].pfx.addr, 4);
+	assert_memory_equal(d[2].pfx.addr, keep[2].pfx.addr, 4);
+	free(d);
+	vt_db_free(db);
+	free(l);
 	free(p);
 }
 
@@ -1408,9 +1618,12 @@ int main(void)
 		cmocka_unit_test(test_bad_policy),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_v6_basics),
+		cmocka_unit_test(test_plens_flip),
+		cmocka_unit_test(test_v6_incremental),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_big_replace),
+		cmocka_unit_test(test_replace_after_churn),
 		cmocka_unit_test(test_publish_stream),
 		cmocka_unit_test(test_set_policy),
 		cmocka_unit_test(test_adopt),
