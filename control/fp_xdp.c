@@ -304,7 +304,7 @@ struct fplk {
 	__u32 gmax;
 	int gfd, pfd, vfd;
 	struct moat_group g;
-	struct moat_v6_plens pl;
+	struct moat_v6_plens_buf pl;  /* the map's value: selector + two slots */
 	__u32 act;
 };
 
@@ -316,8 +316,8 @@ static const struct moat_group *fplk_group(struct fplk *k, __u32 idx)
 	return bpf_map_lookup_elem(k->gfd, &idx, &k->g) == 0 ? &k->g : NULL;
 }
 
-/* fplk_plens - the IPv6 prefix lengths in use */
-static const struct moat_v6_plens *fplk_plens(struct fplk *k)
+/* fplk_plens - the IPv6 prefix-length double buffer as the map holds it */
+static const struct moat_v6_plens_buf *fplk_plens(struct fplk *k)
 {
 	__u32 zero = 0;
 
