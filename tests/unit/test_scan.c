@@ -476,6 +476,176 @@ static void test_engine_pieces(void **state)
 	assert_non_null(strstr(v.header, "score=1.0"));
 }
 
+/* feed_lines - msg to a new message one CRLF line per call (as
+ * moat-smtpd's data_line() does), or in step-byte pieces (step != 0) */
+static void feed_lines(const char *msg, size_t len, size_t step, struct filter_verdict *v)
+{
+	struct filter_msg *m = scan_filter_ops.open();
+
+	assert_non_null(m);
+	for (size_t o = 0; o < len;) {
+		const char *nl = memchr(msg + o, '\n', len - o);
+		size_t n = step ? (len - o < step ? len - o : step)
+				: nl ? (size_t)(nl - msg) + 1 - o : len - o;
+
+		assert_int_equal(scan_filter_ops.feed(m, msg + o, n), 0);
+		o += n;
+	}
+	assert_int_equal(scan_filter_ops.finish(m, v), 0);
+	scan_filter_ops.close(m);
+}
+
+static const char *chunk_rules =
+	"threshold 100\n"
+	"RAW_X   raw            score 1 /chunk tail\\r\\nchunk head/\n"
+	"BODY_X  body           score 1 /chunk tail\\nchunk head/\n"
+	"B64_X   body           score 1 /decoded tail\\ndecoded head/\n"
+	"HDR_X   header:X-Long  score 1 /longheadermark/\n"
+	"HDR_END header:X-Long  score 1 /lastword$/\n";
+
+/* filler - append CRLF lines of 'x' to msg at *o until it reaches to */
+static void filler(char *msg, size_t *o, size_t to)
+{
+	while (*o + 2 < to) {
+		size_t n = to - *o - 2 < 76 ? to - *o - 2 : 76;
+
+		memset(msg + *o, 'x', n);
+		*o += n;
+		memcpy(msg + *o, "\r\n", 2);
+		*o += 2;
+	}
+}
+
+/* a pattern over a line end, placed around the filter's chunk boundaries
+ * (32 KiB gather) and the walker's decode buffer, fed line by line and in
+ * pieces: every byte is scanned once and streams carry over */
+static void test_chunk_boundary(void **state)
+{
+	static char msg[200 * 1024];
+	const size_t marks[] = { 32768, 65536, 98304 };
+
+	(void)state;
+	use_rules(chunk_rules);
+	for (size_t mi = 0; mi < sizeof(marks) / sizeof(marks[0]); mi++) {
+		for (size_t shift = 0; shift <= 90; shift += 3) {
+			size_t o = 0, at = marks[mi] - 45 + shift;
+			struct filter_verdict v;
+			char name[64];
+
+			o += (size_t)snprintf(msg, sizeof(msg),
+					      "Subject: t\r\nContent-Type: multipart/mixed; boundary=q\r\n"
+					      "\r\n--q\r\n\r\n");
+			filler(msg, &o, at);
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "chunk tail\r\nchunk head\r\n"
+					      "--q\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+			/* the second part's decoded bytes cross the decode buffer
+			 * too: "x" * k then the marker, base64 with 76-char lines */
+			static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			static unsigned char plain[70000];
+			size_t pl = 0, col = 0;
+			size_t k = marks[mi] - 40 + shift;
+
+			if (k > sizeof(plain) - 64)
+				k = sizeof(plain) - 64;
+			memset(plain, 'y', k);
+			pl = k;
+			memcpy(plain + pl, "decoded tail\ndecoded head\n", 26);
+			pl += 26;
+			for (size_t i = 0; i < pl; i += 3) {
+				uint32_t t = (uint32_t)plain[i] << 16 |
+					     (uint32_t)(i + 1 < pl ? plain[i + 1] : 0) << 8 |
+					     (i + 2 < pl ? plain[i + 2] : 0);
+				msg[o++] = al[t >> 18 & 63];
+				msg[o++] = al[t >> 12 & 63];
+				msg[o++] = i + 1 < pl ? al[t >> 6 & 63] : '=';
+				msg[o++] = i + 2 < pl ? al[t & 63] : '=';
+				if ((col += 4) == 76) {
+					memcpy(msg + o, "\r\n", 2);
+					o += 2;
+					col = 0;
+				}
+			}
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\r\n--q--\r\n");
+			assert_true(o < sizeof(msg));
+			for (size_t step = 0; step <= 4099; step += 4099) {
+				feed_lines(msg, o, step, &v);
+				snprintf(name, sizeof(name), "mark %zu shift %zu step %zu", marks[mi],
+					 shift, step);
+				check_words(name, &v, "RAW_X BODY_X B64_X", 1);
+			}
+		}
+	}
+
+	/* a header longer than the header gather buffer, folded, with the
+	 * mark across its 2 KiB point and an end anchor on the last word */
+	for (size_t shift = 2000; shift <= 2100; shift += 7) {
+		size_t o = (size_t)snprintf(msg, sizeof(msg), "X-Long: ");
+		struct filter_verdict v;
+		char name[64];
+
+		while (o < shift) {
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "word word word\r\n ");
+		}
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o,
+				      "longheadermark and more\r\n\tthe lastword\r\nSubject: s\r\n\r\nb\r\n");
+		feed_lines(msg, o, 0, &v);
+		snprintf(name, sizeof(name), "long header %zu", shift);
+		check_words(name, &v, "HDR_X HDR_END", 1);
+	}
+	scan_fini();
+}
+
+struct sel_case {
+	const char *name;
+	const char *rules;   /* one scope only: only its stream is opened */
+	const char *msg;
+	const char *want, *notwant;
+};
+
+/* Streams are opened only for scopes that have rules (and the MIME walk
+ * only when headers or bodies are read): each scope alone must still see
+ * everything it covers. */
+static const struct sel_case sel_cases[] = {
+	{ "raw only: attachment bytes", "R raw score 1 /Zm9vYmFy/\n",
+	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
+	  "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	  "Zm9vYmFy\r\n--q--\r\n", "R", "" },
+	{ "raw only: headers and body", "R raw score 1 /subj-mark[^\\n]*\\n.*body-mark/s\n",
+	  "Subject: subj-mark\r\n\r\nbody-mark\r\n", "R", "" },
+	{ "header only", "H header:Subject score 1 /subj-mark/\n",
+	  "From: x\r\nSubject: a\r\n subj-mark\r\n\r\nsubj-mark in body\r\n", "H", "" },
+	{ "header only: not the body", "H header:Subject score 1 /subj-mark/\n",
+	  "Subject: a\r\n\r\nsubj-mark in body\r\n", "", "H" },
+	{ "any header only", "A header score 1 /hdr-mark$/\n",
+	  "X-A: 1\r\nX-B: hdr-mark\r\n\r\nb\r\n", "A", "" },
+	{ "body only: quoted-printable", "B body score 1 /body=mark/\n",
+	  "Content-Transfer-Encoding: quoted-printable\r\n\r\nbody=3Dma=\r\nrk\r\n", "B", "" },
+	{ "body only: not headers", "B body score 1 /body-mark/\n",
+	  "Subject: body-mark\r\n\r\nclean\r\n", "", "B" },
+};
+
+static void test_scope_selection(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(sel_cases) / sizeof(sel_cases[0]); i++) {
+		const struct sel_case *c = &sel_cases[i];
+		char rules[512];
+
+		snprintf(rules, sizeof(rules), "threshold 100\n%s", c->rules);
+		use_rules(rules);
+		for (size_t step = 0; step <= 5; step++) {
+			struct filter_verdict v;
+			char name[96];
+
+			feed_lines(c->msg, strlen(c->msg), step, &v);
+			snprintf(name, sizeof(name), "%s (step %zu)", c->name, step);
+			check_words(name, &v, c->want, 1);
+			check_words(name, &v, c->notwant, 0);
+		}
+		scan_fini();
+	}
+}
+
 /* close at any point: before feeding, mid-header, mid-part */
 static void test_close_anywhere(void **state)
 {
@@ -932,6 +1102,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_pieces, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_close_anywhere, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
+		cmocka_unit_test(test_chunk_boundary),
+		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_walker),
 		cmocka_unit_test(test_walker_bounds),
 		cmocka_unit_test(test_verdicts),
