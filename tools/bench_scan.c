@@ -679,6 +679,7 @@ int main(int argc, char **argv)
 	       "  \"piece_bytes\": %zu,\n  \"gbit_s_memcpy\": %.3f,\n"
 	       "  \"gbit_s_stream_0\": %.3f,\n"
 	       "  \"gbit_s_block_10\": %.3f,\n  \"gbit_s_stream_10\": %.3f,\n"
+	       "  \"gbit_s_stream_10_pieces\": %.3f,\n"
 	       "  \"gbit_s_block_1k\": %.3f,\n  \"gbit_s_stream_1k\": %.3f,\n"
 	       "  \"gbit_s_stream_1k_pieces\": %.3f,\n"
 	       "  \"gbit_s_block_raw_1k\": %.3f,\n  \"gbit_s_stream_raw_1k\": %.3f,\n"
@@ -692,7 +693,9 @@ int main(int argc, char **argv)
 	       "  \"sa_scored_imported\": %u,\n  \"sa_scored_total\": %u,\n"
 	       "  \"sa_rules_imported\": %u,\n  \"msg_state_bytes_1k\": %zu,\n"
 	       "  \"msg_state_bytes_sa\": %zu\n}\n",
-	       ncorpus, corpus_bytes, runs, piece, r1k.copy, r0.lines, r10.block, r10.lines,
+	       ncorpus, corpus_bytes, runs, piece,
+	       r1k.copy ? r1k.copy : r10.copy ? r10.copy : rsa.copy, r0.lines, r10.block, r10.lines,
+	       r10.pieces,
 	       r1k.block, r1k.lines, r1k.pieces, r1kraw.block, r1kraw.lines, r10k.block,
 	       r10k.lines, rsa.block, rsa.lines, r10.ratio_lines, r1k.ratio_lines,
 	       r1k.ratio_pieces, r1kraw.ratio_lines, r10k.ratio_lines, rsa.ratio_lines,

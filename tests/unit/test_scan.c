@@ -960,7 +960,34 @@ static const char *sa_cf =
 	"score M_ARITH 1.0\n"
 	"score M_UNDEF 0.5\n"
 	"score EVALR 3\n"
-	"score PLAIN 0.1\n";
+	"score PLAIN 0.1\n"
+	/* counting metas: exact boolean forms over 0/1 rules */
+	"meta     M_GE2     __SUB_A + __SUB_B + __SUB_C >= 2\n"
+	"meta     M_NONE    (__SUB_A + __SUB_B + __SUB_C) < 1 && __SUB_H\n"
+	"meta     M_ONE     __SUB_A + __SUB_B + __SUB_C == 1\n"
+	"body     __MULT    /alpha/\n"
+	"tflags   __MULT    multiple\n"
+	"meta     M_MULT    __MULT > 1\n"
+	"meta     __SUM     __SUB_A + __SUB_B\n"
+	"meta     M_SUMSUM  __SUM + __SUB_C > 1\n"
+	"meta     M_MINUS   __SUB_A - __SUB_B > 0\n"
+	"meta     __MSUM    __MULT + __SUB_B\n"
+	"meta     M_MSUM    __MSUM > 1\n"
+	"score M_MSUM 0.1\n"
+	"score M_GE2 0.1\nscore M_NONE 0.1\nscore M_ONE 0.1\nscore M_MULT 0.1\n"
+	"score M_SUMSUM 0.1\nscore M_MINUS 0.1\n"
+	/* ReplaceTags, as the plugin expands them */
+	"replace_tag   F     f\n"
+	"replace_tag   O     [o0]\n"
+	"replace_tag   OO    <O><O>\n"
+	"replace_inter W1    \\W?\n"
+	"replace_post  P2    {1,2}\n"
+	"body     RT_FOO    /<inter W1><post P2><F><O><O>/i\n"
+	"body     RT_NEST   /\\bz<OO>m\\b/\n"
+	"body     RT_NONE   /<NOPE>x/\n"
+	"replace_rules RT_FOO RT_NEST\n"
+	"replace_rules RT_NONE\n"
+	"score RT_FOO 0.1\nscore RT_NEST 0.1\nscore RT_NONE 0.1\n";
 
 /* skip_reason - reason an SA rule was skipped, or NULL */
 static const char *skip_reason(const struct scan_db *d, const char *id)
@@ -985,14 +1012,73 @@ static void test_sa_import_small(void **state)
 	o.sa_dir = sadir;
 	o.threshold = 100;
 	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
-	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF M_NEG EVALR PLAIN */
-	assert_int_equal(d->sa_scored_total, 9);
-	assert_int_equal(d->sa_scored_imported, 6);
+	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF M_NEG EVALR PLAIN,
+	 * M_GE2 M_NONE M_ONE M_MULT M_SUMSUM M_MINUS M_MSUM, RT_FOO RT_NEST
+	 * RT_NONE; not imported: M_LOOK EVALR M_MULT M_MINUS M_MSUM */
+	assert_int_equal(d->sa_scored_total, 19);
+	if (d->sa_scored_imported != 14) {
+		for (size_t i = 0; i < d->nskips; i++)
+			fprintf(stderr, "# skipped %s: %s\n", d->skips[i].id, d->skips[i].reason);
+		fail_msg("scored imported: got %u want 14", d->sa_scored_imported);
+	}
 	assert_non_null(strstr(skip_reason(d, "EVALR"), "eval"));
-	assert_non_null(strstr(skip_reason(d, "M_ARITH"), "arithmetic"));
+	assert_null(skip_reason(d, "M_ARITH"));
+	assert_non_null(strstr(skip_reason(d, "M_MULT"), "hit counts"));
+	assert_null(skip_reason(d, "M_SUMSUM")); /* A + B + C > 1 */
+	assert_non_null(strstr(skip_reason(d, "M_MSUM"), "hit counts"));
+	assert_non_null(strstr(skip_reason(d, "M_MINUS"), "operator '-'"));
+	{ /* the plugin's expansion, character for character */
+		const char *want[][2] = {
+			{ "RT_FOO", "\\W?f{1,2}\\W?[o0]{1,2}\\W?[o0]{1,2}" },
+			{ "RT_NEST", "\\bz[o0][o0]m\\b" },
+			{ "RT_NONE", "<NOPE>x" }, /* an undefined tag stays literal */
+		};
+		for (size_t k = 0; k < 3; k++) {
+			size_t i = 0;
+
+			while (i < d->nrules && strcmp(d->rules[i].id, want[k][0]) != 0)
+				i++;
+			if (i == d->nrules)
+				fail_msg("rule %s: not imported (%s)", want[k][0],
+					 skip_reason(d, want[k][0]));
+			if (strcmp(d->rules[i].pattern, want[k][1]) != 0)
+				fail_msg("rule %s: got /%s/ want /%s/", want[k][0],
+					 d->rules[i].pattern, want[k][1]);
+		}
+	}
 	assert_non_null(strstr(skip_reason(d, "__LOOK"), "Zero-width"));
 	assert_non_null(strstr(skip_reason(d, "M_LOOK"), "uses __LOOK"));
 	assert_null(skip_reason(d, "OFF"));
+	/* with a cache dir, the replace_tags compile checks are remembered:
+	 * one line per checked pattern, and a second load agrees */
+	{
+		char vpath[400], line[256];
+		struct scan_db *d2;
+		unsigned lines = 0, ok = 0;
+		FILE *f;
+
+		o.cache_dir = tmpdir;
+		assert_int_equal(scan_db_load(&o, &d2, err, sizeof(err)), 0);
+		scan_db_unref(d2);
+		snprintf(vpath, sizeof(vpath), "%s/scan-verdicts", tmpdir);
+		assert_non_null(f = fopen(vpath, "r"));
+		while (fgets(line, sizeof(line), f)) {
+			lines++;
+			ok += strlen(line) == 67 && line[65] == '1';
+		}
+		fclose(f);
+		assert_int_equal(lines, 3); /* RT_FOO RT_NEST RT_NONE */
+		assert_int_equal(ok, 3);
+		assert_int_equal(scan_db_load(&o, &d2, err, sizeof(err)), 0);
+		assert_int_equal(d2->sa_scored_imported, d->sa_scored_imported);
+		scan_db_unref(d2);
+		assert_non_null(f = fopen(vpath, "r"));
+		for (lines = 0; fgets(line, sizeof(line), f);)
+			lines++;
+		fclose(f);
+		assert_int_equal(lines, 3); /* nothing checked twice */
+		o.cache_dir = NULL;
+	}
 	scan_db_install(d);
 
 	struct { const char *msg, *want, *notwant; } cases[] = {
@@ -1005,6 +1091,13 @@ static void test_sa_import_small(void **state)
 		{ "Subject: hello you\r\n\r\nalpha\r\n", "M_UNDEF", "M_NEG" },
 		{ "Subject: hi hello\r\n\r\nalpha\r\n", "M_NEG", "" },
 		{ "X-No-Subject: 1\r\n\r\nalpha\r\n", "M_NEG", "" },
+		{ "Subject: hi\r\n\r\nalpha bravo\r\n", "M_ARITH M_GE2", "M_ONE M_NONE" },
+		{ "Subject: hi\r\n\r\nalpha charlie\r\n", "M_GE2 M_SUMSUM", "M_ARITH M_ONE" },
+		{ "Subject: hi\r\n\r\nalpha bravo charlie\r\n", "M_GE2 M_ARITH", "M_ONE" },
+		{ "Subject: hi\r\n\r\nonly bravo\r\n", "M_ONE", "M_GE2 M_ARITH M_NONE M_SUMSUM" },
+		{ "Subject: urgent\r\n\r\nnothing\r\n", "M_NONE", "M_ONE M_GE2" },
+		{ "Subject: hi\r\n\r\nff.0o and z0om\r\n", "RT_FOO RT_NEST", "RT_NONE" },
+		{ "Subject: hi\r\n\r\nfxoo zoom <NOPE>x\r\n", "RT_NEST RT_NONE", "RT_FOO" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char name[32];
