@@ -23,7 +23,7 @@
 #define MIME_BOUNDARY_MAX 200 /* RFC 2046 says 70; longer is not trusted */
 #define MIME_HDRVAL_MAX 1024  /* Content-Type / -Transfer-Encoding kept */
 #define MIME_NAME_MAX 64      /* header name kept for scoping */
-#define MIME_OUT_MAX 32768    /* decode buffer, flushed when full */
+#define MIME_OUT_MAX 8192     /* decode buffer, flushed when full */
 #define MIME_DEPTH_HARD 16    /* compile-time ceiling for max_depth */
 
 /* Limits; zero fields take the defaults below. */

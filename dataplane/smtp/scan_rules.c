@@ -997,11 +997,10 @@ static int sa_replace_tags(const struct sa_set *s, const char *pattern, char **o
 					sb_add(&g, x, strlen(x));
 					free(n.p);
 					n = g;
-					size_t vl;
-					const char *vm = strchr(val, '<');
 					/* $doagain if $replacement =~ /<[^>]+>/ */
-					if (vm && vm[1] != '>' && strchr(vm + 1, '>') && rt_lazy(vm, &vl))
-						again = 1;
+					for (const char *vm = strchr(val, '<'); vm; vm = strchr(vm + 1, '<'))
+						if (vm[1] && vm[1] != '>' && strchr(vm + 1, '>'))
+							again = 1;
 				}
 			}
 			if (n.oom) {
