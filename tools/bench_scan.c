@@ -7,12 +7,16 @@
  * and ham), then measures, over the same raw bytes:
  *   memcpy                      the cost of touching the bytes at all
  *   Hyperscan block mode        each message scanned in one call (the floor)
- *   the filter, streaming       scan_filter_ops open/feed (8 KiB pieces, and
- *                               78-byte lines as moat-smtpd feeds)/finish/
- *                               close: MIME walk, decoding, streams
+ *   the filter, streaming       scan_filter_ops open/feed/finish/close, fed
+ *                               one CRLF line per call as moat-smtpd's
+ *                               data_line() does (and 64 KiB slices): MIME
+ *                               walk, decoding, streams
  * for 10, 1,000 and 10,000 generated literal-heavy rules and for the
  * imported SpamAssassin set.  Throughput counts raw message bytes; time is
- * the thread's CPU time (the machine is shared), median of --runs.
+ * the thread's CPU time (the machine is shared), median of --runs; each
+ * repetition runs memcpy, block and stream back to back and the ratios are
+ * medians of the per-repetition ratios, so load from other processes hits
+ * both sides of a ratio alike.
  * Prints flat JSON on stdout.
  */
 #include <errno.h>
@@ -30,6 +34,8 @@
 struct msg {
 	char *p;
 	size_t len;
+	size_t *lines;  /* end offset of each CRLF line (the last may lack it) */
+	size_t nlines;
 };
 
 static struct msg *corpus;
@@ -229,6 +235,7 @@ static void add_msg(struct buf *b)
 	corpus = realloc(corpus, (ncorpus + 1) * sizeof(*corpus));
 	if (!corpus)
 		log_fatal("bench: out of memory");
+	memset(&corpus[ncorpus], 0, sizeof(corpus[0]));
 	corpus[ncorpus].p = b->p;
 	corpus[ncorpus].len = b->len;
 	corpus_bytes += b->len;
@@ -291,6 +298,32 @@ static void make_corpus(size_t n)
 			if (add_file(path) < 0)
 				log_fatal("bench: %s missing (apt-get install spamassassin)", path);
 		}
+	}
+}
+
+/* split_lines - precompute each message's line ends, so the timed loop
+ * feeds lines without spending its time finding them (moat-smtpd's line
+ * reader is not part of the filter) */
+static void split_lines(void)
+{
+	for (size_t i = 0; i < ncorpus; i++) {
+		struct msg *m = &corpus[i];
+		size_t n = 0, cap = 0;
+
+		for (size_t o = 0; o < m->len;) {
+			const char *nl = memchr(m->p + o, '\n', m->len - o);
+			size_t e = nl ? (size_t)(nl - m->p) + 1 : m->len;
+
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				m->lines = realloc(m->lines, cap * sizeof(size_t));
+				if (!m->lines)
+					log_fatal("bench: out of memory");
+			}
+			m->lines[n++] = e;
+			o = e;
+		}
+		m->nlines = n;
 	}
 }
 
@@ -360,29 +393,27 @@ static int dcmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* median_gbit - run f over the corpus runs times; median Gbit/s */
-static double median_gbit(double (*f)(void *), void *arg)
+/* median - of n doubles (sorts them) */
+static double median(double *v, int n)
 {
-	double g[32];
-	int n = runs < 32 ? runs : 32;
+	qsort(v, (size_t)n, sizeof(double), dcmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
-	for (int r = 0; r < n; r++) {
-		double s = f(arg);
-		g[r] = (double)corpus_bytes * 8 / s / 1e9;
-	}
-	qsort(g, (size_t)n, sizeof(double), dcmp);
-	return g[n / 2];
+/* gbit - Gbit/s of one pass over the corpus that took s CPU seconds */
+static double gbit(double s)
+{
+	return (double)corpus_bytes * 8 / s / 1e9;
 }
 
 static char *sink_buf;
 static volatile unsigned long long sink_sum;
 
 /* run_memcpy - copy every message once */
-static double run_memcpy(void *arg)
+static double run_memcpy(void)
 {
 	double t0 = cpu_now();
 
-	(void)arg;
 	for (size_t i = 0; i < ncorpus; i++) {
 		memcpy(sink_buf, corpus[i].p, corpus[i].len);
 		sink_sum += (unsigned char)sink_buf[corpus[i].len / 2];
@@ -405,9 +436,8 @@ struct block_arg {
 };
 
 /* run_block - Hyperscan block mode, one call per message */
-static double run_block(void *arg)
+static double run_block(const struct block_arg *a)
 {
-	struct block_arg *a = arg;
 	unsigned long long hits = 0;
 	double t0 = cpu_now();
 
@@ -417,24 +447,35 @@ static double run_block(void *arg)
 	return cpu_now() - t0;
 }
 
-static size_t piece = 8192;
+static size_t piece = 65536;
 static size_t last_state;
 
-/* run_stream - the filter as the engine drives it */
-static double run_stream(void *arg)
+/* run_stream - the filter as the engine drives it: one feed per CRLF line
+ * (lines: what moat-smtpd's data_line() passes, after unstuffing), or in
+ * piece-byte slices (lines == 0) */
+static double run_stream(int lines)
 {
 	double t0 = cpu_now();
 
-	(void)arg;
 	for (size_t i = 0; i < ncorpus; i++) {
 		struct filter_msg *m = scan_filter_ops.open();
 		struct filter_verdict v;
+		const char *p = corpus[i].p;
+		size_t len = corpus[i].len;
 
 		if (!m)
 			log_fatal("bench: open failed");
-		for (size_t o = 0; o < corpus[i].len; o += piece)
-			scan_filter_ops.feed(m, corpus[i].p + o,
-					     corpus[i].len - o < piece ? corpus[i].len - o : piece);
+		if (lines) {
+			size_t o = 0;
+
+			for (size_t k = 0; k < corpus[i].nlines; k++) {
+				scan_filter_ops.feed(m, p + o, corpus[i].lines[k] - o);
+				o = corpus[i].lines[k];
+			}
+		} else {
+			for (size_t o = 0; o < len; o += piece)
+				scan_filter_ops.feed(m, p + o, len - o < piece ? len - o : piece);
+		}
 		scan_filter_ops.finish(m, &v);
 		sink_sum += (unsigned long long)v.score;
 		scan_filter_ops.close(m);
@@ -442,7 +483,8 @@ static double run_stream(void *arg)
 	return cpu_now() - t0;
 }
 
-/* block_db - the same scoped patterns compiled for block mode */
+/* block_db - the same scoped patterns compiled for block mode (the same
+ * flags as the streaming databases, scan_rules.c build_exprs) */
 static int block_db(const struct scan_db *d, struct block_arg *a)
 {
 	const char **ex = calloc(d->nrules + 1, sizeof(char *));
@@ -450,7 +492,10 @@ static int block_db(const struct scan_db *d, struct block_arg *a)
 	unsigned *ids = calloc(d->nrules + 1, sizeof(unsigned));
 	unsigned n = 0;
 	hs_compile_error_t *ce = NULL;
+	int rc = -1;
 
+	if (!ex || !fl || !ids)
+		goto out;
 	for (size_t i = 0; i < d->nrules; i++) {
 		const struct scan_rule *r = &d->rules[i];
 
@@ -463,25 +508,43 @@ static int block_db(const struct scan_db *d, struct block_arg *a)
 	if (hs_compile_multi(ex, fl, ids, n, HS_MODE_BLOCK, NULL, &a->db, &ce) != HS_SUCCESS) {
 		fprintf(stderr, "bench: block compile: %s\n", ce ? ce->message : "?");
 		hs_free_compile_error(ce);
-		return -1;
+		goto out;
 	}
+	a->scratch = NULL;
+	rc = hs_alloc_scratch(a->db, &a->scratch) == HS_SUCCESS ? 0 : -1;
+out:
 	free(ex);
 	free(fl);
 	free(ids);
-	a->scratch = NULL;
-	return hs_alloc_scratch(a->db, &a->scratch) == HS_SUCCESS ? 0 : -1;
+	return rc;
 }
 
-/* measure - load rules (text or SA), time block and stream */
-static int measure(const char *label, const char *rules_text, int sa, double *block,
-		   double *stream, struct scan_db **keep)
+/* results of one rule set: medians over the repetitions */
+struct result {
+	double copy, block, lines, pieces;
+	double ratio_lines, ratio_pieces; /* median of per-repetition ratios */
+};
+
+static const char *only;
+static int no_block; /* --no-block: the filter alone (for profiling) */
+
+/* measure - load rules (text or SA); each repetition times, back to back,
+ * memcpy, block mode and the filter (lines, then pieces), so the ratios
+ * compare passes made under the same load on the shared machine */
+static int measure(const char *label, const char *rules_text, int sa, int block,
+		   struct result *res, struct scan_db **keep)
 {
 	char path[512], err[512] = "";
 	struct scan_load_opts o = { .cache_dir = cache_dir, .threshold = 1e9 };
 	struct scan_db *d;
-	struct block_arg a;
+	struct block_arg a = { 0 };
+	double c[32], b[32], l[32], pc[32], rl[32], rp[32];
+	int n = runs < 32 ? runs : 32;
 	FILE *f;
 
+	memset(res, 0, sizeof(*res));
+	if (only && strcmp(only, label) != 0)
+		return 0;
 	snprintf(path, sizeof(path), "%s/%s.rules", cache_dir, label);
 	if (rules_text) {
 		if (!(f = fopen(path, "w")))
@@ -498,16 +561,30 @@ static int measure(const char *label, const char *rules_text, int sa, double *bl
 	}
 	fprintf(stderr, "bench: %s: %zu rules, cache %s\n", label, d->nrules,
 		d->cache == CACHE_HIT ? "hit" : "miss");
+	block = block && !no_block;
+	if (block && block_db(d, &a) < 0)
+		return -1;
+	scan_db_install(scan_db_ref(d));
+	last_state = scan_filter_ops.state_size();
+	run_stream(1); /* warm: scratch, caches */
+	for (int r = 0; r < n; r++) {
+		c[r] = gbit(run_memcpy());
+		b[r] = block ? gbit(run_block(&a)) : 0;
+		l[r] = gbit(run_stream(1));
+		pc[r] = gbit(run_stream(0));
+		rl[r] = block ? l[r] / b[r] : 0;
+		rp[r] = block ? pc[r] / b[r] : 0;
+	}
+	res->copy = median(c, n);
+	res->block = median(b, n);
+	res->lines = median(l, n);
+	res->pieces = median(pc, n);
+	res->ratio_lines = median(rl, n);
+	res->ratio_pieces = median(rp, n);
 	if (block) {
-		if (block_db(d, &a) < 0)
-			return -1;
-		*block = median_gbit(run_block, &a);
 		hs_free_scratch(a.scratch);
 		hs_free_database(a.db);
 	}
-	scan_db_install(scan_db_ref(d));
-	last_state = scan_filter_ops.state_size();
-	*stream = median_gbit(run_stream, NULL);
 	if (keep)
 		*keep = d;
 	else
@@ -520,9 +597,12 @@ static int measure(const char *label, const char *rules_text, int sa, double *bl
 static void usage(FILE *o)
 {
 	fprintf(o, "usage: bench_scan [--messages N] [--runs N] [--cache DIR] [--sa-dir DIR]\n"
-		   "                  [--piece BYTES]\n"
+		   "                  [--piece BYTES] [--only none|gen10|gen1k|gen1kraw|gen10k|sa]\n"
+		   "                  [--no-block]\n"
 		   "       bench_scan --write-rules N    print N generated rules and exit\n"
-		   "Measures the content gate's throughput on one core and prints JSON.\n");
+		   "Measures the content gate's throughput on one core and prints JSON.\n"
+		   "The stream numbers feed the filter one CRLF line per call, as moat-smtpd\n"
+		   "does; *_pieces feed --piece byte slices (default 65536).\n");
 }
 
 /* main - build the corpus and rule sets, measure, print JSON */
@@ -534,6 +614,8 @@ int main(int argc, char **argv)
 		{ "cache", required_argument, NULL, 'c' },
 		{ "sa-dir", required_argument, NULL, 's' },
 		{ "piece", required_argument, NULL, 'p' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "no-block", no_argument, NULL, 'B' },
 		{ "write-rules", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -541,8 +623,7 @@ int main(int argc, char **argv)
 	};
 	size_t nmsg = 400;
 	int c;
-	size_t piece_big;
-	double s1kraw, s1klines, mc, b10, s10, b1k, s1k, b10k, s10k, bsa, ssa, s0;
+	struct result r0, r10, r1k, r1kraw, r10k, rsa;
 	struct scan_db *sadb = NULL;
 	size_t state1k = 0;
 
@@ -550,13 +631,15 @@ int main(int argc, char **argv)
 	log_set_level(LOG_LVL_WARN);
 	long write_n = -1;
 
-	while ((c = getopt_long(argc, argv, "n:r:c:s:p:w:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:r:c:s:p:o:Bw:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': nmsg = strtoul(optarg, NULL, 10); break;
 		case 'r': runs = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
 		case 'c': cache_dir = optarg; break;
 		case 's': sa_dir = optarg; break;
-		case 'p': piece = strtoul(optarg, NULL, 10) ? strtoul(optarg, NULL, 10) : 8192; break;
+		case 'p': piece = strtoul(optarg, NULL, 10) ? strtoul(optarg, NULL, 10) : 65536; break;
+		case 'o': only = optarg; break;
+		case 'B': no_block = 1; break;
 		case 'w': write_n = atol(optarg); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("bench_scan %s\n", MOAT_VERSION); return 0;
@@ -572,46 +655,53 @@ int main(int argc, char **argv)
 	}
 	mkdir(cache_dir, 0755);
 	make_corpus(nmsg);
+	split_lines();
 	sink_buf = malloc(1 << 24);
 	fprintf(stderr, "bench: corpus %zu messages, %zu bytes\n", ncorpus, corpus_bytes);
 
-	mc = median_gbit(run_memcpy, NULL);
 	/* rules do not depend on the corpus size: a fixed seed */
 	uint64_t seed = rs = 0x5eed5eed5eed5eedull;
-	char *r10 = gen_rules(10, "body"), *r1k = gen_rules(1000, "body"),
-	     *r10k = gen_rules(10000, "body");
+	char *t10 = gen_rules(10, "body"), *t1k = gen_rules(1000, "body"),
+	     *t10k = gen_rules(10000, "body");
 	rs = seed; /* the same 1,000 rules again, on the raw bytes */
 	(void)gen_rules(10, "raw");
-	char *r1kraw = gen_rules(1000, "raw");
-	if (measure("none", "", 0, NULL, &s0, NULL) < 0 ||
-	    measure("gen10", r10, 0, &b10, &s10, NULL) < 0 ||
-	    measure("gen1k", r1k, 0, &b1k, &s1k, NULL) < 0 ||
-	    !(state1k = last_state) ||
-	    measure("gen1kraw", r1kraw, 0, NULL, &s1kraw, NULL) < 0 ||
-	    (piece_big = piece, piece = 78, 0) ||
-	    measure("gen1k", r1k, 0, NULL, &s1klines, NULL) < 0 ||
-	    (piece = piece_big, 0) ||
-	    measure("gen10k", r10k, 0, &b10k, &s10k, NULL) < 0 ||
-	    measure("sa", NULL, 1, &bsa, &ssa, &sadb) < 0)
+	char *t1kraw = gen_rules(1000, "raw");
+	if (measure("none", "", 0, 0, &r0, NULL) < 0 ||
+	    measure("gen10", t10, 0, 1, &r10, NULL) < 0 ||
+	    measure("gen1k", t1k, 0, 1, &r1k, NULL) < 0 ||
+	    !((state1k = last_state) || only) ||
+	    measure("gen1kraw", t1kraw, 0, 1, &r1kraw, NULL) < 0 ||
+	    measure("gen10k", t10k, 0, 1, &r10k, NULL) < 0 ||
+	    measure("sa", NULL, 1, 1, &rsa, &sadb) < 0)
 		return 1;
 	printf("{\n"
-	       "  \"messages\": %zu,\n  \"corpus_bytes\": %zu,\n  \"piece_bytes\": %zu,\n"
-	       "  \"gbit_s_memcpy\": %.3f,\n  \"gbit_s_stream_0\": %.3f,\n"
+	       "  \"messages\": %zu,\n  \"corpus_bytes\": %zu,\n  \"runs\": %d,\n"
+	       "  \"piece_bytes\": %zu,\n  \"gbit_s_memcpy\": %.3f,\n"
+	       "  \"gbit_s_stream_0\": %.3f,\n"
 	       "  \"gbit_s_block_10\": %.3f,\n  \"gbit_s_stream_10\": %.3f,\n"
+	       "  \"gbit_s_stream_10_pieces\": %.3f,\n"
 	       "  \"gbit_s_block_1k\": %.3f,\n  \"gbit_s_stream_1k\": %.3f,\n"
-	       "  \"gbit_s_stream_raw_1k\": %.3f,\n  \"ratio_stream_raw_block_1k\": %.3f,\n"
-	       "  \"gbit_s_stream_1k_lines\": %.3f,\n"
+	       "  \"gbit_s_stream_1k_pieces\": %.3f,\n"
+	       "  \"gbit_s_block_raw_1k\": %.3f,\n  \"gbit_s_stream_raw_1k\": %.3f,\n"
 	       "  \"gbit_s_block_10k\": %.3f,\n  \"gbit_s_stream_10k\": %.3f,\n"
 	       "  \"gbit_s_block_sa\": %.3f,\n  \"gbit_s_stream_sa\": %.3f,\n"
-	       "  \"ratio_stream_block_1k\": %.3f,\n  \"ratio_stream_block_10k\": %.3f,\n"
-	       "  \"ratio_stream_block_sa\": %.3f,\n"
+	       "  \"ratio_stream_block_10\": %.3f,\n"
+	       "  \"ratio_stream_block_1k\": %.3f,\n  \"ratio_stream_pieces_block_1k\": %.3f,\n"
+	       "  \"ratio_stream_block_raw_1k\": %.3f,\n"
+	       "  \"ratio_stream_block_10k\": %.3f,\n  \"ratio_stream_block_sa\": %.3f,\n"
+	       "  \"ratio_stream_1k_memcpy\": %.4f,\n"
 	       "  \"sa_scored_imported\": %u,\n  \"sa_scored_total\": %u,\n"
 	       "  \"sa_rules_imported\": %u,\n  \"msg_state_bytes_1k\": %zu,\n"
-	       "  \"msg_state_bytes_sa\": %zu",
-	       ncorpus, corpus_bytes, piece, mc, s0, b10, s10, b1k, s1k, s1kraw, s1kraw / b1k, s1klines, b10k, s10k, bsa, ssa,
-	       s1k / b1k, s10k / b10k, ssa / bsa, sadb->sa_scored_imported,
-	       sadb->sa_scored_total, sadb->sa_imported, state1k, last_state);
-	printf("\n}\n");
+	       "  \"msg_state_bytes_sa\": %zu\n}\n",
+	       ncorpus, corpus_bytes, runs, piece,
+	       r1k.copy ? r1k.copy : r10.copy ? r10.copy : rsa.copy, r0.lines, r10.block, r10.lines,
+	       r10.pieces,
+	       r1k.block, r1k.lines, r1k.pieces, r1kraw.block, r1kraw.lines, r10k.block,
+	       r10k.lines, rsa.block, rsa.lines, r10.ratio_lines, r1k.ratio_lines,
+	       r1k.ratio_pieces, r1kraw.ratio_lines, r10k.ratio_lines, rsa.ratio_lines,
+	       r1k.copy ? r1k.lines / r1k.copy : 0,
+	       sadb ? sadb->sa_scored_imported : 0, sadb ? sadb->sa_scored_total : 0,
+	       sadb ? sadb->sa_imported : 0, state1k, sadb ? last_state : 0);
 	scan_db_unref(sadb);
 	(void)sink_sum;
 	return 0;

@@ -4,11 +4,15 @@
  * streaming scans of a message while it arrives, and a verdict at the dot.
  *
  * Each message holds a reference to the rules (scan_db) live when it was
- * opened and three Hyperscan streams: the raw bytes, the current top-level
- * header value (restarted per header, so anchors and header-name scoping
- * mean one header), and the current leaf part's decoded body (restarted per
- * part).  Every byte the engine feeds is scanned once, as it arrives; the
- * MIME walker (scan_mime.c) decodes on the fly.  SpamAssassin metas are
+ * opened and up to three Hyperscan streams: the raw bytes, the current
+ * top-level header value (restarted per header, so anchors and header-name
+ * scoping mean one header), and the current leaf part's decoded body
+ * (restarted per part).  A stream is opened only when some rule has its
+ * scope, and the MIME walk runs only when a header, body or exists rule
+ * needs it.  The engine feeds one line per call; lines are gathered into a
+ * SCAN_CHUNK buffer and each chunk is scanned once on the raw stream and
+ * walked once by the MIME walker (scan_mime.c), which decodes on the fly:
+ * per-line cost is one memcpy, Hyperscan and the walker see large pieces.  SpamAssassin metas are
  * evaluated at the end by one small block scan of the matched rules' tokens
  * against the meta database's logical combinations.  Scratch is per worker
  * thread, grown when a reload brings bigger databases.
@@ -25,10 +29,16 @@
 
 enum { ST_RAW = 0, ST_HDR, ST_BODY, ST_N };
 
-/* The engine feeds a line at a time; small pieces are gathered (bounded)
- * so Hyperscan is called per few kilobytes, not per line.  Each byte is
- * still scanned exactly once. */
-#define SCAN_RAW_BUF 8192
+/* The engine feeds a line at a time; lines are gathered (bounded) so the
+ * raw stream and the MIME walk run per 32 KiB chunk, not per line: the
+ * size of a large TCP read.  Each byte is still scanned exactly once, and
+ * the verdict (at the dot) comes after the last chunk is flushed. */
+#ifndef SCAN_CHUNK
+#define SCAN_CHUNK 32768
+#endif
+/* A header value arrives a folded line at a time; it is gathered so one
+ * Hyperscan call covers a whole header (longer ones in several calls). */
+#define SCAN_HDR_BUF 2048
 
 struct filter_msg {
 	struct scan_db *db;
@@ -38,11 +48,13 @@ struct filter_msg {
 	int err;               /* a scan failed: -errno for feed/finish */
 	long reject;           /* first reject rule matched, -1 none */
 	char hname[MIME_NAME_MAX];
-	size_t raw_len;        /* bytes waiting in raw[] */
+	size_t raw_len;        /* bytes waiting in raw[] (not yet scanned/walked) */
+	size_t hdr_len;        /* header value bytes waiting in hdr[] */
 	uint64_t *hits;        /* one bit per rule */
 	/* not zeroed at open: the walker initialises itself, raw[] is a buffer */
 	struct mime_walker w;
-	char raw[SCAN_RAW_BUF];
+	char hdr[SCAN_HDR_BUF];
+	char raw[SCAN_CHUNK];
 };
 
 /* ------------------------------------------------------------ live db */
@@ -216,10 +228,20 @@ static inline void hit(struct filter_msg *m, unsigned id)
 	m->hits[id / 64] |= 1ull << (id % 64);
 }
 
-/* is_hit - did rule id match */
-static inline int is_hit(const struct filter_msg *m, size_t id)
+/* next_hit - the first matched rule at or after i, or nrules: the end of
+ * message walks only the matches, not every rule */
+static size_t next_hit(const struct filter_msg *m, size_t i)
 {
-	return (m->hits[id / 64] >> (id % 64)) & 1;
+	size_t n = m->db->nrules;
+
+	while (i < n) {
+		uint64_t w = m->hits[i / 64] >> (i % 64);
+
+		if (w)
+			return i + (size_t)__builtin_ctzll(w) < n ? i + (size_t)__builtin_ctzll(w) : n;
+		i = (i / 64 + 1) * 64;
+	}
+	return n;
 }
 
 /* on_match - Hyperscan callback for every database; non-zero stops the
@@ -297,17 +319,40 @@ static void on_header_begin(void *ctx, const char *name)
 		exists_hits(m, name);
 }
 
-/* on_header_data - unfolded header value bytes to the header stream */
-static void on_header_data(void *ctx, const char *p, size_t n)
+/* hdr_flush - scan the gathered header value bytes */
+static void hdr_flush(struct filter_msg *m)
 {
-	scan_piece(ctx, ST_HDR, p, n);
+	scan_piece(m, ST_HDR, m->hdr, m->hdr_len);
+	m->hdr_len = 0;
 }
 
-/* on_header_end - end-anchored header matches, then a fresh stream */
+/* on_header_data - unfolded header value bytes, gathered for the header
+ * stream */
+static void on_header_data(void *ctx, const char *p, size_t n)
+{
+	struct filter_msg *m = ctx;
+
+	if (!m->st[ST_HDR])
+		return;
+	while (n) {
+		size_t k = SCAN_HDR_BUF - m->hdr_len < n ? SCAN_HDR_BUF - m->hdr_len : n;
+
+		memcpy(m->hdr + m->hdr_len, p, k);
+		m->hdr_len += k;
+		p += k;
+		n -= k;
+		if (m->hdr_len == SCAN_HDR_BUF)
+			hdr_flush(m);
+	}
+}
+
+/* on_header_end - the header's last bytes, its end-anchored matches, then
+ * a fresh stream */
 static void on_header_end(void *ctx)
 {
 	struct filter_msg *m = ctx;
 
+	hdr_flush(m);
 	restart(m, ST_HDR);
 	m->hname[0] = 0;
 }
@@ -375,39 +420,45 @@ fail:
 	return NULL;
 }
 
-/* raw_flush - scan the gathered raw bytes */
+/* process - one piece of the message: the raw stream, then the MIME walk */
+static void process(struct filter_msg *m, const char *p, size_t n)
+{
+	/* Hyperscan takes 32-bit lengths */
+	for (size_t off = 0; off < n && !m->done; off += 1u << 30)
+		scan_piece(m, ST_RAW, p + off, n - off > (1u << 30) ? (1u << 30) : n - off);
+	if (m->walk && !m->done)
+		mime_feed(&m->w, p, n);
+}
+
+/* raw_flush - process the gathered bytes */
 static void raw_flush(struct filter_msg *m)
 {
-	scan_piece(m, ST_RAW, m->raw, m->raw_len);
+	if (m->raw_len)
+		process(m, m->raw, m->raw_len);
 	m->raw_len = 0;
 }
 
-/* scan_feed - the next bytes: raw stream, then the MIME walk */
+/* scan_feed - the next bytes: gathered into chunks, processed per chunk */
 static int scan_feed(struct filter_msg *m, const char *data, size_t len)
 {
 	if (m->err)
 		return m->err;
-	if (m->done)
-		return 0;
-	if (m->st[ST_RAW]) {
-		if (len <= SCAN_RAW_BUF - m->raw_len) {
-			memcpy(m->raw + m->raw_len, data, len);
-			m->raw_len += len;
-		} else {
+	if (m->done || !(m->st[ST_RAW] || m->walk))
+		return 0; /* decided, or no rule reads anything: nothing to do */
+	if (len <= SCAN_CHUNK - m->raw_len) {
+		memcpy(m->raw + m->raw_len, data, len);
+		m->raw_len += len;
+		if (m->raw_len == SCAN_CHUNK)
 			raw_flush(m);
-			if (len < SCAN_RAW_BUF) {
-				memcpy(m->raw, data, len);
-				m->raw_len = len;
-			} else {
-				/* Hyperscan takes 32-bit lengths */
-				for (size_t off = 0; off < len; off += 1u << 30)
-					scan_piece(m, ST_RAW, data + off,
-						   len - off > (1u << 30) ? (1u << 30) : len - off);
-			}
-		}
+		return m->err;
 	}
-	if (m->walk && !m->done)
-		mime_feed(&m->w, data, len);
+	raw_flush(m);
+	if (len < SCAN_CHUNK) {
+		memcpy(m->raw, data, len);
+		m->raw_len = len;
+	} else {
+		process(m, data, len); /* a big piece: no copy */
+	}
 	return m->err;
 }
 
@@ -419,13 +470,13 @@ static int meta_scan(struct filter_msg *m)
 	char *buf;
 	hs_error_t e;
 
-	for (size_t i = 0; i < d->nrules; i++)
-		n += d->rules[i].in_meta && is_hit(m, i);
+	for (size_t i = next_hit(m, 0); i < d->nrules; i = next_hit(m, i + 1))
+		n += d->rules[i].in_meta;
 	buf = malloc(n * 10 + 6);
 	if (!buf)
 		return -ENOMEM;
-	for (size_t i = 0; i < d->nrules; i++)
-		if (d->rules[i].in_meta && is_hit(m, i)) {
+	for (size_t i = next_hit(m, 0); i < d->nrules; i = next_hit(m, i + 1))
+		if (d->rules[i].in_meta) {
 			snprintf(buf + k, 11, "\x1d%08x\x1e", (unsigned)i);
 			k += 10;
 		}
@@ -442,11 +493,11 @@ static void list_rules(const struct filter_msg *m, char *out, size_t cap)
 	size_t o = 0;
 
 	out[0] = 0;
-	for (size_t i = 0; i < m->db->nrules; i++) {
+	for (size_t i = next_hit(m, 0); i < m->db->nrules; i = next_hit(m, i + 1)) {
 		const struct scan_rule *r = &m->db->rules[i];
 		int w;
 
-		if (!is_hit(m, i) || (r->action == ACT_SCORE && r->score == 0))
+		if (r->action == ACT_SCORE && r->score == 0)
 			continue;
 		w = snprintf(out + o, cap - o, "%s%s", o ? "," : "", r->id);
 		if (w < 0 || (size_t)w >= cap - o) {
@@ -467,9 +518,9 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 	char rules[sizeof(v->header) - 64];
 
 	memset(v, 0, sizeof(*v));
+	raw_flush(m); /* the last chunk: raw stream and walk */
 	if (m->walk && !m->done)
 		mime_finish(&m->w);
-	raw_flush(m);
 	if (m->st[ST_RAW] && !m->err) {
 		hs_error_t e = hs_close_stream(m->st[ST_RAW], m->done ? NULL : scratch_for(d),
 					       m->done ? NULL : on_match, m);
@@ -481,10 +532,10 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 		m->err = meta_scan(m);
 	if (m->err)
 		return m->err;
-	for (size_t i = 0; i < d->nrules; i++) {
+	for (size_t i = next_hit(m, 0); i < d->nrules; i = next_hit(m, i + 1)) {
 		const struct scan_rule *r = &d->rules[i];
 
-		if (!is_hit(m, i) || r->action != ACT_SCORE)
+		if (r->action != ACT_SCORE)
 			continue;
 		score += r->score;
 		if (r->score > best) {

@@ -309,10 +309,10 @@ static void qp_decode(struct mime_walker *w, const char *p, size_t n)
 				w->b64_n = 1;
 				continue;
 			}
-			/* copy a run of plain bytes at once */
-			size_t j = i;
-			while (j < n && p[j] != '=')
-				j++;
+			/* copy the run of plain bytes up to the next '=' at once */
+			const char *eq = memchr(p + i, '=', n - i);
+			size_t j = eq ? (size_t)(eq - p) : n;
+
 			out_put(w, p + i, j - i);
 			i = j - 1;
 			continue;
@@ -341,10 +341,42 @@ static void qp_decode(struct mime_walker *w, const char *p, size_t n)
 	}
 }
 
+/* b64_bulk - decode whole quanta of four alphabet characters straight
+ * into the output buffer; stops at the first byte outside the alphabet
+ * (line end, padding) or when the buffer is full.  Returns bytes read. */
+static size_t b64_bulk(struct mime_walker *w, const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	char *o = w->out + w->out_len, *end = w->out + MIME_OUT_MAX - 3;
+
+	while (i + 4 <= n && o <= end) {
+		unsigned a = b64_tab[p[i]], b = b64_tab[p[i + 1]], c = b64_tab[p[i + 2]],
+			 d = b64_tab[p[i + 3]];
+
+		if (!a || !b || !c || !d)
+			break;
+		uint32_t v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
+		o[0] = (char)(v >> 16);
+		o[1] = (char)(v >> 8);
+		o[2] = (char)v;
+		o += 3;
+		i += 4;
+	}
+	w->out_len = (size_t)(o - w->out);
+	return i;
+}
+
 /* b64_decode - decode base64 characters, ignoring everything else */
 static void b64_decode(struct mime_walker *w, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (w->b64_n == 0) { /* on a quantum boundary: the fast path */
+			if (w->out_len > MIME_OUT_MAX - 3)
+				out_flush(w);
+			i += b64_bulk(w, (const unsigned char *)p + i, n - i);
+			if (i >= n)
+				break;
+		}
 		int v = b64_tab[(unsigned char)p[i]] - 1;
 
 		if (v < 0) {
@@ -551,11 +583,17 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 			if (!w->depth)
 				return; /* no boundary can come: nothing to do */
 			if (p[0] != '-') {
-				/* the first "\n-", else the last '\n' */
-				while ((s = memchr(s, '\n', (size_t)(e - s)))) {
-					q = s++;
-					if (s < e && *s == '-')
-						break;
+				/* jump to the first "\n-": search for '-', which
+				 * base64 never contains, instead of visiting every
+				 * line end; else to just after the last '\n' */
+				while ((s = memchr(s, '-', (size_t)(e - s))) && s[-1] != '\n')
+					s++;
+				if (s) {
+					q = s - 1;
+				} else {
+					for (s = e; s > p && s[-1] != '\n'; s--)
+						;
+					q = s > p ? s - 1 : NULL;
 				}
 				if (q) {
 					len -= (size_t)(q + 1 - p);

@@ -476,6 +476,178 @@ static void test_engine_pieces(void **state)
 	assert_non_null(strstr(v.header, "score=1.0"));
 }
 
+/* feed_lines - msg to a new message one CRLF line per call (as
+ * moat-smtpd's data_line() does), or in step-byte pieces (step != 0) */
+static void feed_lines(const char *msg, size_t len, size_t step, struct filter_verdict *v)
+{
+	struct filter_msg *m = scan_filter_ops.open();
+
+	assert_non_null(m);
+	for (size_t o = 0; o < len;) {
+		const char *nl = memchr(msg + o, '\n', len - o);
+		size_t n = step ? (len - o < step ? len - o : step)
+				: nl ? (size_t)(nl - msg) + 1 - o : len - o;
+
+		assert_int_equal(scan_filter_ops.feed(m, msg + o, n), 0);
+		o += n;
+	}
+	assert_int_equal(scan_filter_ops.finish(m, v), 0);
+	scan_filter_ops.close(m);
+}
+
+static const char *chunk_rules =
+	"threshold 100\n"
+	"RAW_X   raw            score 1 /chunk tail\\r\\nchunk head/\n"
+	"BODY_X  body           score 1 /chunk tail\\nchunk head/\n"
+	"B64_X   body           score 1 /decoded tail\\ndecoded head/\n"
+	"HDR_X   header:X-Long  score 1 /longheadermark/\n"
+	"HDR_END header:X-Long  score 1 /lastword$/\n";
+
+/* filler - append CRLF lines of 'x' to msg at *o until it reaches to */
+static void filler(char *msg, size_t *o, size_t to)
+{
+	while (*o + 2 < to) {
+		size_t n = to - *o - 2 < 76 ? to - *o - 2 : 76;
+
+		memset(msg + *o, 'x', n);
+		*o += n;
+		memcpy(msg + *o, "\r\n", 2);
+		*o += 2;
+	}
+}
+
+/* a pattern over a line end, placed around the filter's chunk boundaries
+ * (32 KiB gather) and the walker's decode buffer, fed line by line and in
+ * pieces: every byte is scanned once and streams carry over */
+static void test_chunk_boundary(void **state)
+{
+	static char msg[200 * 1024];
+	const size_t marks[] = { 32768, 65536, 98304 };
+
+	(void)state;
+	use_rules(chunk_rules);
+	for (size_t mi = 0; mi < sizeof(marks) / sizeof(marks[0]); mi++) {
+		static const size_t shifts[] = { 0, 11, 22, 33, 43, 44, 45, 46, 47, 55, 66, 77, 90 };
+
+		for (size_t si = 0; si < sizeof(shifts) / sizeof(shifts[0]); si++) {
+			size_t shift = shifts[si], o = 0, at = marks[mi] - 45 + shift;
+			struct filter_verdict v;
+			char name[64];
+
+			o += (size_t)snprintf(msg, sizeof(msg),
+					      "Subject: t\r\nContent-Type: multipart/mixed; boundary=q\r\n"
+					      "\r\n--q\r\n\r\n");
+			filler(msg, &o, at);
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "chunk tail\r\nchunk head\r\n"
+					      "--q\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+			/* the second part's decoded bytes cross the decode buffer
+			 * too: "x" * k then the marker, base64 with 76-char lines */
+			static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			static unsigned char plain[70000];
+			size_t pl = 0, col = 0;
+			size_t k = marks[mi] - 40 + shift;
+
+			if (k > sizeof(plain) - 64)
+				k = sizeof(plain) - 64;
+			memset(plain, 'y', k);
+			pl = k;
+			memcpy(plain + pl, "decoded tail\ndecoded head\n", 26);
+			pl += 26;
+			for (size_t i = 0; i < pl; i += 3) {
+				uint32_t t = (uint32_t)plain[i] << 16 |
+					     (uint32_t)(i + 1 < pl ? plain[i + 1] : 0) << 8 |
+					     (i + 2 < pl ? plain[i + 2] : 0);
+				msg[o++] = al[t >> 18 & 63];
+				msg[o++] = al[t >> 12 & 63];
+				msg[o++] = i + 1 < pl ? al[t >> 6 & 63] : '=';
+				msg[o++] = i + 2 < pl ? al[t & 63] : '=';
+				if ((col += 4) == 76) {
+					memcpy(msg + o, "\r\n", 2);
+					o += 2;
+					col = 0;
+				}
+			}
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\r\n--q--\r\n");
+			assert_true(o < sizeof(msg));
+			for (size_t step = 0; step <= 4099; step += 4099) {
+				feed_lines(msg, o, step, &v);
+				snprintf(name, sizeof(name), "mark %zu shift %zu step %zu", marks[mi],
+					 shift, step);
+				check_words(name, &v, "RAW_X BODY_X B64_X", 1);
+			}
+		}
+	}
+
+	/* a header longer than the header gather buffer, folded, with the
+	 * mark across its 2 KiB point and an end anchor on the last word */
+	for (size_t shift = 2000; shift <= 2100; shift += 7) {
+		size_t o = (size_t)snprintf(msg, sizeof(msg), "X-Long: ");
+		struct filter_verdict v;
+		char name[64];
+
+		while (o < shift) {
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "word word word\r\n ");
+		}
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o,
+				      "longheadermark and more\r\n\tthe lastword\r\nSubject: s\r\n\r\nb\r\n");
+		feed_lines(msg, o, 0, &v);
+		snprintf(name, sizeof(name), "long header %zu", shift);
+		check_words(name, &v, "HDR_X HDR_END", 1);
+	}
+	scan_fini();
+}
+
+struct sel_case {
+	const char *name;
+	const char *rules;   /* one scope only: only its stream is opened */
+	const char *msg;
+	const char *want, *notwant;
+};
+
+/* Streams are opened only for scopes that have rules (and the MIME walk
+ * only when headers or bodies are read): each scope alone must still see
+ * everything it covers. */
+static const struct sel_case sel_cases[] = {
+	{ "raw only: attachment bytes", "R raw score 1 /Zm9vYmFy/\n",
+	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
+	  "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	  "Zm9vYmFy\r\n--q--\r\n", "R", "" },
+	{ "raw only: headers and body", "R raw score 1 /subj-mark[^\\n]*\\n.*body-mark/s\n",
+	  "Subject: subj-mark\r\n\r\nbody-mark\r\n", "R", "" },
+	{ "header only", "H header:Subject score 1 /subj-mark/\n",
+	  "From: x\r\nSubject: a\r\n subj-mark\r\n\r\nsubj-mark in body\r\n", "H", "" },
+	{ "header only: not the body", "H header:Subject score 1 /subj-mark/\n",
+	  "Subject: a\r\n\r\nsubj-mark in body\r\n", "", "H" },
+	{ "any header only", "A header score 1 /hdr-mark$/\n",
+	  "X-A: 1\r\nX-B: hdr-mark\r\n\r\nb\r\n", "A", "" },
+	{ "body only: quoted-printable", "B body score 1 /body=mark/\n",
+	  "Content-Transfer-Encoding: quoted-printable\r\n\r\nbody=3Dma=\r\nrk\r\n", "B", "" },
+	{ "body only: not headers", "B body score 1 /body-mark/\n",
+	  "Subject: body-mark\r\n\r\nclean\r\n", "", "B" },
+};
+
+static void test_scope_selection(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(sel_cases) / sizeof(sel_cases[0]); i++) {
+		const struct sel_case *c = &sel_cases[i];
+		char rules[512];
+
+		snprintf(rules, sizeof(rules), "threshold 100\n%s", c->rules);
+		use_rules(rules);
+		for (size_t step = 0; step <= 5; step++) {
+			struct filter_verdict v;
+			char name[96];
+
+			feed_lines(c->msg, strlen(c->msg), step, &v);
+			snprintf(name, sizeof(name), "%s (step %zu)", c->name, step);
+			check_words(name, &v, c->want, 1);
+			check_words(name, &v, c->notwant, 0);
+		}
+		scan_fini();
+	}
+}
+
 /* close at any point: before feeding, mid-header, mid-part */
 static void test_close_anywhere(void **state)
 {
@@ -790,7 +962,34 @@ static const char *sa_cf =
 	"score M_ARITH 1.0\n"
 	"score M_UNDEF 0.5\n"
 	"score EVALR 3\n"
-	"score PLAIN 0.1\n";
+	"score PLAIN 0.1\n"
+	/* counting metas: exact boolean forms over 0/1 rules */
+	"meta     M_GE2     __SUB_A + __SUB_B + __SUB_C >= 2\n"
+	"meta     M_NONE    (__SUB_A + __SUB_B + __SUB_C) < 1 && __SUB_H\n"
+	"meta     M_ONE     __SUB_A + __SUB_B + __SUB_C == 1\n"
+	"body     __MULT    /alpha/\n"
+	"tflags   __MULT    multiple\n"
+	"meta     M_MULT    __MULT > 1\n"
+	"meta     __SUM     __SUB_A + __SUB_B\n"
+	"meta     M_SUMSUM  __SUM + __SUB_C > 1\n"
+	"meta     M_MINUS   __SUB_A - __SUB_B > 0\n"
+	"meta     __MSUM    __MULT + __SUB_B\n"
+	"meta     M_MSUM    __MSUM > 1\n"
+	"score M_MSUM 0.1\n"
+	"score M_GE2 0.1\nscore M_NONE 0.1\nscore M_ONE 0.1\nscore M_MULT 0.1\n"
+	"score M_SUMSUM 0.1\nscore M_MINUS 0.1\n"
+	/* ReplaceTags, as the plugin expands them */
+	"replace_tag   F     f\n"
+	"replace_tag   O     [o0]\n"
+	"replace_tag   OO    <O><O>\n"
+	"replace_inter W1    \\W?\n"
+	"replace_post  P2    {1,2}\n"
+	"body     RT_FOO    /<inter W1><post P2><F><O><O>/i\n"
+	"body     RT_NEST   /\\bz<OO>m\\b/\n"
+	"body     RT_NONE   /<NOPE>x/\n"
+	"replace_rules RT_FOO RT_NEST\n"
+	"replace_rules RT_NONE\n"
+	"score RT_FOO 0.1\nscore RT_NEST 0.1\nscore RT_NONE 0.1\n";
 
 /* skip_reason - reason an SA rule was skipped, or NULL */
 static const char *skip_reason(const struct scan_db *d, const char *id)
@@ -815,14 +1014,73 @@ static void test_sa_import_small(void **state)
 	o.sa_dir = sadir;
 	o.threshold = 100;
 	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
-	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF M_NEG EVALR PLAIN */
-	assert_int_equal(d->sa_scored_total, 9);
-	assert_int_equal(d->sa_scored_imported, 6);
+	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF M_NEG EVALR PLAIN,
+	 * M_GE2 M_NONE M_ONE M_MULT M_SUMSUM M_MINUS M_MSUM, RT_FOO RT_NEST
+	 * RT_NONE; not imported: M_LOOK EVALR M_MULT M_MINUS M_MSUM */
+	assert_int_equal(d->sa_scored_total, 19);
+	if (d->sa_scored_imported != 14) {
+		for (size_t i = 0; i < d->nskips; i++)
+			fprintf(stderr, "# skipped %s: %s\n", d->skips[i].id, d->skips[i].reason);
+		fail_msg("scored imported: got %u want 14", d->sa_scored_imported);
+	}
 	assert_non_null(strstr(skip_reason(d, "EVALR"), "eval"));
-	assert_non_null(strstr(skip_reason(d, "M_ARITH"), "arithmetic"));
+	assert_null(skip_reason(d, "M_ARITH"));
+	assert_non_null(strstr(skip_reason(d, "M_MULT"), "hit counts"));
+	assert_null(skip_reason(d, "M_SUMSUM")); /* A + B + C > 1 */
+	assert_non_null(strstr(skip_reason(d, "M_MSUM"), "hit counts"));
+	assert_non_null(strstr(skip_reason(d, "M_MINUS"), "operator '-'"));
+	{ /* the plugin's expansion, character for character */
+		const char *want[][2] = {
+			{ "RT_FOO", "\\W?f{1,2}\\W?[o0]{1,2}\\W?[o0]{1,2}" },
+			{ "RT_NEST", "\\bz[o0][o0]m\\b" },
+			{ "RT_NONE", "<NOPE>x" }, /* an undefined tag stays literal */
+		};
+		for (size_t k = 0; k < 3; k++) {
+			size_t i = 0;
+
+			while (i < d->nrules && strcmp(d->rules[i].id, want[k][0]) != 0)
+				i++;
+			if (i == d->nrules)
+				fail_msg("rule %s: not imported (%s)", want[k][0],
+					 skip_reason(d, want[k][0]));
+			if (strcmp(d->rules[i].pattern, want[k][1]) != 0)
+				fail_msg("rule %s: got /%s/ want /%s/", want[k][0],
+					 d->rules[i].pattern, want[k][1]);
+		}
+	}
 	assert_non_null(strstr(skip_reason(d, "__LOOK"), "Zero-width"));
 	assert_non_null(strstr(skip_reason(d, "M_LOOK"), "uses __LOOK"));
 	assert_null(skip_reason(d, "OFF"));
+	/* with a cache dir, the replace_tags compile checks are remembered:
+	 * one line per checked pattern, and a second load agrees */
+	{
+		char vpath[400], line[256];
+		struct scan_db *d2;
+		unsigned lines = 0, ok = 0;
+		FILE *f;
+
+		o.cache_dir = tmpdir;
+		assert_int_equal(scan_db_load(&o, &d2, err, sizeof(err)), 0);
+		scan_db_unref(d2);
+		snprintf(vpath, sizeof(vpath), "%s/scan-verdicts", tmpdir);
+		assert_non_null(f = fopen(vpath, "r"));
+		while (fgets(line, sizeof(line), f)) {
+			lines++;
+			ok += strlen(line) == 67 && line[65] == '1';
+		}
+		fclose(f);
+		assert_int_equal(lines, 3); /* RT_FOO RT_NEST RT_NONE */
+		assert_int_equal(ok, 3);
+		assert_int_equal(scan_db_load(&o, &d2, err, sizeof(err)), 0);
+		assert_int_equal(d2->sa_scored_imported, d->sa_scored_imported);
+		scan_db_unref(d2);
+		assert_non_null(f = fopen(vpath, "r"));
+		for (lines = 0; fgets(line, sizeof(line), f);)
+			lines++;
+		fclose(f);
+		assert_int_equal(lines, 3); /* nothing checked twice */
+		o.cache_dir = NULL;
+	}
 	scan_db_install(d);
 
 	struct { const char *msg, *want, *notwant; } cases[] = {
@@ -835,6 +1093,13 @@ static void test_sa_import_small(void **state)
 		{ "Subject: hello you\r\n\r\nalpha\r\n", "M_UNDEF", "M_NEG" },
 		{ "Subject: hi hello\r\n\r\nalpha\r\n", "M_NEG", "" },
 		{ "X-No-Subject: 1\r\n\r\nalpha\r\n", "M_NEG", "" },
+		{ "Subject: hi\r\n\r\nalpha bravo\r\n", "M_ARITH M_GE2", "M_ONE M_NONE" },
+		{ "Subject: hi\r\n\r\nalpha charlie\r\n", "M_GE2 M_SUMSUM", "M_ARITH M_ONE" },
+		{ "Subject: hi\r\n\r\nalpha bravo charlie\r\n", "M_GE2 M_ARITH", "M_ONE" },
+		{ "Subject: hi\r\n\r\nonly bravo\r\n", "M_ONE", "M_GE2 M_ARITH M_NONE M_SUMSUM" },
+		{ "Subject: urgent\r\n\r\nnothing\r\n", "M_NONE", "M_ONE M_GE2" },
+		{ "Subject: hi\r\n\r\nff.0o and z0om\r\n", "RT_FOO RT_NEST", "RT_NONE" },
+		{ "Subject: hi\r\n\r\nfxoo zoom <NOPE>x\r\n", "RT_NEST RT_NONE", "RT_FOO" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char name[32];
@@ -932,6 +1197,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_pieces, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_close_anywhere, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
+		cmocka_unit_test(test_chunk_boundary),
+		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_walker),
 		cmocka_unit_test(test_walker_bounds),
 		cmocka_unit_test(test_verdicts),
