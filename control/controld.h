@@ -57,6 +57,9 @@ struct cd_zone {
 	struct moat_listing *l;
 	size_t n;
 	uint64_t last_added, last_removed;
+	/* records whose owner does not decode to an address (zone.h), in the
+	 * data serving / in the load being handed over (sources.c sets it) */
+	size_t undecodable, load_undecodable;
 	double last_duration;     /* seconds of the last successful load */
 	int refresh_now;          /* a refresh was asked (NOTIFY, moatctl) */
 	int refresh_full;         /* moatctl zone refresh --full: AXFR / re-read */
@@ -129,6 +132,8 @@ struct cd {
 	uint64_t reloads, reload_errors;
 	char last_reload_error[CFG_ERRLEN];
 	uint64_t notifies;
+	uint64_t notify_tcp_refused;  /* TCP NOTIFY peers that are no primary */
+	uint64_t notify_tcp_evicted;  /* closed to stay within the cap */
 };
 
 extern struct cd *cd;

@@ -92,7 +92,15 @@ static int share(const struct moat_listing *l, size_t n, uint8_t fam, unsigned b
 		it[m].excl = l[i].exclude;
 		m++;
 	}
-	qsort(it, m, sizeof(*it), item_cmp);
+	/* a zone's set arrives sorted (family, address, plen: the same
+	 * order): after an IXFR this check runs on the whole merged set, so
+	 * skip the O(n log n) sort when it is not needed */
+	size_t k = 1;
+
+	while (k < m && item_cmp(&it[k - 1], &it[k]) <= 0)
+		k++;
+	if (k < m)
+		qsort(it, m, sizeof(*it), item_cmp);
 	/* sizes as fractions of the whole space: 2^-plen */
 	for (size_t i = 0; i <= m; i++) {
 		/* merge duplicates of one prefix: an exclude wins */

@@ -31,7 +31,7 @@ void src_tick(struct cd *d, time_t now);
 void src_reset(struct cd *d, struct cd_zone *z);
 /* src_sanity - 0 when the load may be published, -1 with a reason */
 int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
-	       int is_full, char *why, size_t whysz);
+	       char *why, size_t whysz);
 /* src_notify_open - UDP listeners for NOTIFY (before the privilege drop) */
 int src_notify_open(struct cd *d, char *err, size_t errsz);
 /* src_notify_io - a NOTIFY socket is readable */
@@ -42,5 +42,7 @@ struct cd_tag;
 void src_notify_tcp_io(struct cd *d, struct cd_tag *t);
 /* src_notify_tick - close stalled TCP NOTIFY connections */
 void src_notify_tick(time_t now);
+/* src_notify_tcp_open - TCP NOTIFY connections held now (at most 8) */
+unsigned src_notify_tcp_open(void);
 
 #endif /* MOAT_CONTROLD_SOURCES_H */
