@@ -41,4 +41,18 @@ bool moat_sanity_verdict(const struct moat_listing *l, size_t n,
 int moat_sanity_check(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
 		      size_t n, struct moat_sanity_result *res);
 
+/* moat_sanity_check_delta - the same checks on next = cur changed by an
+ * IXFR delta (add, del), without a pass over the whole set: cur and next
+ * sorted by moat_listing_cmp, cur_v4_share / cur_v6_share the shares of
+ * cur (from its own check); only the regions the delta touches are
+ * recomputed, the test points are found by binary search, and only what
+ * the delta adds is checked against the minimum prefix length.  res (the
+ * shares are next's) as moat_sanity_check.  Returns 0, or -ENOMEM. */
+int moat_sanity_check_delta(const struct moat_sanity_cfg *cfg, const struct moat_listing *cur,
+			    size_t ncur, double cur_v4_share, double cur_v6_share,
+			    const struct moat_listing *next, size_t nnext,
+			    const struct moat_listing *add, size_t nadd,
+			    const struct moat_listing *del, size_t ndel,
+			    struct moat_sanity_result *res);
+
 #endif /* MOAT_SANITY_H */

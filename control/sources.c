@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,12 +368,18 @@ void src_tick(struct cd *d, time_t now)
 }
 
 /* src_sanity - quarantine checks before a load is published; l is the
- * whole set the zone would serve (after an IXFR: the merged set) */
+ * whole set the zone would serve.  After an IXFR (dl: the delta) l is the
+ * merged set and, when the shares of the zone's current set are known,
+ * the checks run incrementally (moat_sanity_check_delta).  share[] gets
+ * the shares of l (NaN when not computed). */
 int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
-	       char *why, size_t whysz)
+	       const struct src_delta *dl, double share[2], char *why, size_t whysz)
 {
 	struct moat_sanity_cfg c = { 0 };
 	struct moat_sanity_result r;
+	int rc;
+
+	share[0] = share[1] = NAN;
 
 	if (n > z->cfg.max_entries) {
 		snprintf(why, whysz, "%zu entries, more than max_entries %llu", n,
@@ -386,10 +393,17 @@ int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
 	c.skip_testpoints = z->cfg.type == CFG_SRC_RBLDNSD;
 	c.min_v4_plen = z->cfg.max_prefix_v4 ? z->cfg.max_prefix_v4 : 1;
 	c.min_v6_plen = z->cfg.max_prefix_v6 ? z->cfg.max_prefix_v6 : 1;
-	if (moat_sanity_check(&c, l, n, &r) < 0) {
+	if (dl && z->share_known)
+		rc = moat_sanity_check_delta(&c, z->l, z->n, z->share_v4, z->share_v6, l, n, dl->add,
+					     dl->nadd, dl->del, dl->ndel, &r);
+	else
+		rc = moat_sanity_check(&c, l, n, &r);
+	if (rc < 0) {
 		snprintf(why, whysz, "sanity check out of memory");
 		return -1;
 	}
+	share[0] = r.v4_share;
+	share[1] = r.v6_share;
 	if (r.quarantine) {
 		snprintf(why, whysz, "%s", r.reason);
 		return -1;

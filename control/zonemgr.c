@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include <json-c/json.h>
+#include <math.h>
 
 #include "controld.h"
 #include "log.h"
@@ -776,7 +777,11 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		return -1;
 	}
 	/* sanity: test points, "lists the world", size */
-	if (src_sanity(z, is_full ? l : nl, is_full ? n : nn, why, sizeof(why)) < 0) {
+	struct src_delta dl = { .add = l, .nadd = n, .del = del, .ndel = ndel };
+	double share[2];
+
+	if (src_sanity(z, is_full ? l : nl, is_full ? n : nn, is_full ? NULL : &dl, share, why,
+		       sizeof(why)) < 0) {
 		z->state = ZS_QUARANTINED;
 		z->quarantines++;
 		z->failures++;
@@ -838,6 +843,9 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 	z->l = nl;
 	z->n = nn;
 	z->undecodable = z->load_undecodable;
+	z->share_known = !isnan(share[0]);
+	z->share_v4 = share[0];
+	z->share_v6 = share[1];
 	z->serial = serial;
 	z->have_data = 1;
 	z->from_disk = 0;
@@ -913,6 +921,7 @@ static void drop_zone_data(struct cd *d, struct cd_zone *z, const char *why)
 	z->l = NULL;
 	z->n = 0;
 	z->have_data = 0;
+	z->share_known = 0;
 	z->state = ZS_DROPPED;
 	persist_save_zone(d, z);
 }
