@@ -135,21 +135,72 @@ static int share(const struct moat_listing *l, size_t n, uint8_t fam, unsigned b
 	return 0;
 }
 
+static bool verdict_sorted(const struct moat_listing *l, size_t n, const struct moat_prefix *addr);
+
+/* cfg_defaults - fields left 0 take their defaults */
+static void cfg_defaults(struct moat_sanity_cfg *cfg)
+{
+	if (cfg->max_v4_share <= 0)
+		cfg->max_v4_share = 0.25;
+	if (cfg->max_v6_share <= 0)
+		cfg->max_v6_share = 0.001;
+	if (!cfg->min_v4_plen)
+		cfg->min_v4_plen = 8;
+	if (!cfg->min_v6_plen)
+		cfg->min_v6_plen = 16;
+}
+
+/* final_checks - after the shortest-prefix check: the shares in res
+ * against their limits, then the RFC 5782 test points (by binary search
+ * when l is sorted) */
+static void final_checks(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
+			 size_t n, bool sorted, struct moat_sanity_result *res)
+{
+	static const struct { const char *a; bool want; bool v6; } tps[] = {
+		{ "127.0.0.2", true, false }, { "127.0.0.1", false, false },
+		{ "::ffff:7f00:2", true, true }, { "::ffff:7f00:1", false, true },
+	};
+	struct moat_prefix tp;
+
+	if (res->quarantine)
+		return;
+	for (int v6 = 0; v6 < 2; v6++) {
+		double share = v6 ? res->v6_share : res->v4_share;
+		double max = v6 ? cfg->max_v6_share : cfg->max_v4_share;
+
+		if (share > max) {
+			res->quarantine = true;
+			snprintf(res->reason, sizeof(res->reason),
+				 "lists the world: %.3g%% of the IPv%d space (limit %.3g%%)",
+				 share * 100, v6 ? 6 : 4, max * 100);
+			return;
+		}
+	}
+	if (cfg->skip_testpoints)
+		return;
+	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
+		if (tps[i].v6 && res->v6 == 0)
+			continue; /* an IPv4-only list has no IPv6 test point */
+		moat_prefix_parse(tps[i].a, &tp);
+		bool got = sorted ? verdict_sorted(l, n, &tp) : moat_sanity_verdict(l, n, &tp, NULL);
+
+		if (got != tps[i].want) {
+			res->quarantine = true;
+			snprintf(res->reason, sizeof(res->reason),
+				 "RFC 5782 test point %s is %s", tps[i].a,
+				 tps[i].want ? "not listed" : "listed");
+			return;
+		}
+	}
+}
+
 /* moat_sanity_check - test points, shortest prefix, listed share */
 int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_listing *l,
 		      size_t n, struct moat_sanity_result *res)
 {
 	struct moat_sanity_cfg cfg = *cfgin;
-	struct moat_prefix tp;
 
-	if (cfg.max_v4_share <= 0)
-		cfg.max_v4_share = 0.25;
-	if (cfg.max_v6_share <= 0)
-		cfg.max_v6_share = 0.001;
-	if (!cfg.min_v4_plen)
-		cfg.min_v4_plen = 8;
-	if (!cfg.min_v6_plen)
-		cfg.min_v6_plen = 16;
+	cfg_defaults(&cfg);
 	memset(res, 0, sizeof(*res));
 	for (size_t i = 0; i < n; i++) {
 		if (l[i].exclude)
@@ -171,37 +222,7 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 	if (share(l, n, MOAT_AF_INET, 32, &res->v4_share) ||
 	    share(l, n, MOAT_AF_INET6, 128, &res->v6_share))
 		return -ENOMEM;
-	if (res->quarantine)
-		return 0;
-	for (int v6 = 0; v6 < 2; v6++) {
-		double share = v6 ? res->v6_share : res->v4_share;
-		double max = v6 ? cfg.max_v6_share : cfg.max_v4_share;
-		if (share > max) {
-			res->quarantine = true;
-			snprintf(res->reason, sizeof(res->reason),
-				 "lists the world: %.3g%% of the IPv%d space (limit %.3g%%)",
-				 share * 100, v6 ? 6 : 4, max * 100);
-			return 0;
-		}
-	}
-	if (cfg.skip_testpoints)
-		return 0;
-	static const struct { const char *a; bool want; bool v6; } tps[] = {
-		{ "127.0.0.2", true, false }, { "127.0.0.1", false, false },
-		{ "::ffff:7f00:2", true, true }, { "::ffff:7f00:1", false, true },
-	};
-	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
-		if (tps[i].v6 && res->v6 == 0)
-			continue; /* an IPv4-only list has no IPv6 test point */
-		moat_prefix_parse(tps[i].a, &tp);
-		if (moat_sanity_verdict(l, n, &tp, NULL) != tps[i].want) {
-			res->quarantine = true;
-			snprintf(res->reason, sizeof(res->reason),
-				 "RFC 5782 test point %s is %s", tps[i].a,
-				 tps[i].want ? "not listed" : "listed");
-			return 0;
-		}
-	}
+	final_checks(&cfg, l, n, false, res);
 	return 0;
 }
 
@@ -321,14 +342,7 @@ int moat_sanity_check_delta(const struct moat_sanity_cfg *cfgin, const struct mo
 
 	if (!roots)
 		return -ENOMEM;
-	if (cfg.max_v4_share <= 0)
-		cfg.max_v4_share = 0.25;
-	if (cfg.max_v6_share <= 0)
-		cfg.max_v6_share = 0.001;
-	if (!cfg.min_v4_plen)
-		cfg.min_v4_plen = 8;
-	if (!cfg.min_v6_plen)
-		cfg.min_v6_plen = 16;
+	cfg_defaults(&cfg);
 	memset(res, 0, sizeof(*res));
 	/* the prefix lengths present per family (cur's are next's plus the
 	 * deleted ones'): the ancestor search below tries only those */
@@ -401,39 +415,6 @@ int moat_sanity_check_delta(const struct moat_sanity_cfg *cfgin, const struct mo
 	/* sums of differences: clamp the rounding */
 	res->v4_share = res->v4_share < 0 ? 0 : res->v4_share > 1 ? 1 : res->v4_share;
 	res->v6_share = res->v6_share < 0 ? 0 : res->v6_share > 1 ? 1 : res->v6_share;
-	if (res->quarantine)
-		return 0;
-	for (int v6 = 0; v6 < 2; v6++) {
-		double sh = v6 ? res->v6_share : res->v4_share;
-		double max = v6 ? cfg.max_v6_share : cfg.max_v4_share;
-
-		if (sh > max) {
-			res->quarantine = true;
-			snprintf(res->reason, sizeof(res->reason),
-				 "lists the world: %.3g%% of the IPv%d space (limit %.3g%%)",
-				 sh * 100, v6 ? 6 : 4, max * 100);
-			return 0;
-		}
-	}
-	if (cfg.skip_testpoints)
-		return 0;
-	static const struct { const char *a; bool want; bool v6; } tps[] = {
-		{ "127.0.0.2", true, false }, { "127.0.0.1", false, false },
-		{ "::ffff:7f00:2", true, true }, { "::ffff:7f00:1", false, true },
-	};
-	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
-		struct moat_prefix tp;
-
-		if (tps[i].v6 && res->v6 == 0)
-			continue;
-		moat_prefix_parse(tps[i].a, &tp);
-		if (verdict_sorted(next, nnext, &tp) != tps[i].want) {
-			res->quarantine = true;
-			snprintf(res->reason, sizeof(res->reason),
-				 "RFC 5782 test point %s is %s", tps[i].a,
-				 tps[i].want ? "not listed" : "listed");
-			return 0;
-		}
-	}
+	final_checks(&cfg, next, nnext, true, res);
 	return 0;
 }

@@ -469,18 +469,6 @@ static void ntcp_free(struct ntcp *c)
 	nntcp--;
 }
 
-/* same_ip - same IP address, ports ignored */
-static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family == AF_INET && b->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6 && b->ss_family == AF_INET6)
-		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-			       &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
-	return 0;
-}
-
 /* notify_peer_ok - is `from` a primary of a configured transfer zone
  * (the only hosts whose NOTIFY can be accepted: moat_notify_handle checks
  * the zone and TSIG per message) */
@@ -492,7 +480,7 @@ static int notify_peer_ok(const struct cd *d, const struct sockaddr_storage *fro
 		if (z->cfg.type != CFG_SRC_AXFR)
 			continue;
 		for (int k = 0; k < z->cfg.nprimary; k++)
-			if (same_ip(from, &z->cfg.primary[k].ss))
+			if (moat_addr_eq((const struct sockaddr *)from, &z->cfg.primary[k].ss))
 				return 1;
 	}
 	return 0;
