@@ -19,6 +19,7 @@
 #include "config.h"
 #include "fastpath.h"
 #include "listing.h"
+#include "sanity.h"
 #include "vtable.h"
 
 struct json_object;
@@ -60,10 +61,10 @@ struct cd_zone {
 	/* records whose owner does not decode to an address (zone.h), in the
 	 * data serving / in the load being handed over (sources.c sets it) */
 	size_t undecodable, load_undecodable;
-	/* listed share of each family's space in l (sanity.h), known after a
-	 * checked load: an IXFR's checks then need only the delta's regions */
-	double share_v4, share_v6;
-	int share_known;
+	/* the sanity result of l (shares, counts, prefix lengths), known after
+	 * a checked load: an IXFR's checks then need only the delta */
+	struct moat_sanity_result san;
+	int san_known;
 	double last_duration;     /* seconds of the last successful load */
 	int refresh_now;          /* a refresh was asked (NOTIFY, moatctl) */
 	int refresh_full;         /* moatctl zone refresh --full: AXFR / re-read */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lvec.h"
 #include "owner.h"
 #include "sanity.h"
 
@@ -135,7 +136,22 @@ static int share(const struct moat_listing *l, size_t n, uint8_t fam, unsigned b
 	return 0;
 }
 
-static bool verdict_sorted(const struct moat_listing *l, size_t n, const struct moat_prefix *addr);
+/* verdict_fn - the verdict of a set for one address (full check: a linear
+ * scan; delta check: binary searches on the parts of the new set) */
+typedef bool (*verdict_fn)(const void *set, const struct moat_prefix *addr);
+
+struct plain {
+	const struct moat_listing *l;
+	size_t n;
+};
+
+/* plain_verdict - verdict_fn of a plain array */
+static bool plain_verdict(const void *set, const struct moat_prefix *addr)
+{
+	const struct plain *p = set;
+
+	return moat_sanity_verdict(p->l, p->n, addr, NULL);
+}
 
 /* cfg_defaults - fields left 0 take their defaults */
 static void cfg_defaults(struct moat_sanity_cfg *cfg)
@@ -151,10 +167,9 @@ static void cfg_defaults(struct moat_sanity_cfg *cfg)
 }
 
 /* final_checks - after the shortest-prefix check: the shares in res
- * against their limits, then the RFC 5782 test points (by binary search
- * when l is sorted) */
-static void final_checks(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
-			 size_t n, bool sorted, struct moat_sanity_result *res)
+ * against their limits, then the RFC 5782 test points */
+static void final_checks(const struct moat_sanity_cfg *cfg, verdict_fn verdict, const void *set,
+			 struct moat_sanity_result *res)
 {
 	static const struct { const char *a; bool want; bool v6; } tps[] = {
 		{ "127.0.0.2", true, false }, { "127.0.0.1", false, false },
@@ -182,9 +197,7 @@ static void final_checks(const struct moat_sanity_cfg *cfg, const struct moat_li
 		if (tps[i].v6 && res->v6 == 0)
 			continue; /* an IPv4-only list has no IPv6 test point */
 		moat_prefix_parse(tps[i].a, &tp);
-		bool got = sorted ? verdict_sorted(l, n, &tp) : moat_sanity_verdict(l, n, &tp, NULL);
-
-		if (got != tps[i].want) {
+		if (verdict(set, &tp) != tps[i].want) {
 			res->quarantine = true;
 			snprintf(res->reason, sizeof(res->reason),
 				 "RFC 5782 test point %s is %s", tps[i].a,
@@ -203,10 +216,12 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 	cfg_defaults(&cfg);
 	memset(res, 0, sizeof(*res));
 	for (size_t i = 0; i < n; i++) {
-		if (l[i].exclude)
-			continue;
 		bool v4 = l[i].pfx.family == MOAT_AF_INET;
 		unsigned min = v4 ? cfg.min_v4_plen : cfg.min_v6_plen;
+
+		res->plens[!v4][l[i].pfx.plen / 64] |= 1ull << (l[i].pfx.plen % 64);
+		if (l[i].exclude)
+			continue;
 		if (v4)
 			res->v4++;
 		else
@@ -222,7 +237,9 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 	if (share(l, n, MOAT_AF_INET, 32, &res->v4_share) ||
 	    share(l, n, MOAT_AF_INET6, 128, &res->v6_share))
 		return -ENOMEM;
-	final_checks(&cfg, l, n, false, res);
+	struct plain set = { l, n };
+
+	final_checks(&cfg, plain_verdict, &set, res);
 	return 0;
 }
 
@@ -273,28 +290,6 @@ static struct moat_prefix masked(const struct moat_prefix *p, unsigned len)
 	return m;
 }
 
-/* verdict_sorted - moat_sanity_verdict on a sorted set by binary search:
- * the most specific prefix present that contains addr decides */
-static bool verdict_sorted(const struct moat_listing *l, size_t n, const struct moat_prefix *addr)
-{
-	for (int len = addr->plen; len >= 0; len--) {
-		struct moat_prefix m = masked(addr, (unsigned)len);
-		size_t i = lower_bound(l, n, &m);
-		bool found = false, listed = false, excl = false;
-
-		for (; i < n && pfx_cmp(&l[i].pfx, &m) == 0; i++) {
-			found = true;
-			if (l[i].exclude)
-				excl = true;
-			else
-				listed = true;
-		}
-		if (found)
-			return listed && !excl;
-	}
-	return false;
-}
-
 /* region_end - end of the run of sorted l, from i, inside prefix r */
 static size_t region_end(const struct moat_listing *l, size_t n, size_t i,
 			 const struct moat_prefix *r)
@@ -312,13 +307,92 @@ static size_t region_end(const struct moat_listing *l, size_t n, size_t i,
 	return lo;
 }
 
-/* region_share - listed share of the space inside root r, from sorted l */
-static int region_share(const struct moat_listing *l, size_t n, const struct moat_prefix *r,
+/* The set an IXFR makes, cur - del + add, without building it (that is
+ * a pass over the whole zone): each part sorted by moat_listing_cmp. */
+struct view {
+	const struct moat_listing *cur, *add, *del;
+	size_t ncur, nadd, ndel;
+};
+
+/* same_entry - the same listing of a zone (ttl and source aside) */
+static bool same_entry(const struct moat_listing *a, const struct moat_listing *b)
+{
+	return pfx_cmp(&a->pfx, &b->pfx) == 0 && a->exclude == b->exclude && a->code == b->code;
+}
+
+/* deleted - does the delta delete cur's entry e */
+static bool deleted(const struct view *v, const struct moat_listing *e)
+{
+	for (size_t k = lower_bound(v->del, v->ndel, &e->pfx);
+	     k < v->ndel && pfx_cmp(&v->del[k].pfx, &e->pfx) == 0; k++)
+		if (same_entry(&v->del[k], e))
+			return true;
+	return false;
+}
+
+/* view_at - the new set's entries with prefix exactly m: any listed, any
+ * excluded; false when there are none */
+static bool view_at(const struct view *v, const struct moat_prefix *m, bool *listed, bool *excl)
+{
+	bool found = false;
+
+	*listed = *excl = false;
+	for (size_t i = lower_bound(v->cur, v->ncur, m);
+	     i < v->ncur && pfx_cmp(&v->cur[i].pfx, m) == 0; i++) {
+		if (deleted(v, &v->cur[i]))
+			continue;
+		found = true;
+		*(v->cur[i].exclude ? excl : listed) = true;
+	}
+	for (size_t i = lower_bound(v->add, v->nadd, m);
+	     i < v->nadd && pfx_cmp(&v->add[i].pfx, m) == 0; i++) {
+		found = true;
+		*(v->add[i].exclude ? excl : listed) = true;
+	}
+	return found;
+}
+
+/* view_verdict - verdict_fn of the new set: the most specific prefix
+ * present that contains addr decides, an exclusion there wins */
+static bool view_verdict(const void *set, const struct moat_prefix *addr)
+{
+	const struct view *v = set;
+	bool listed, excl;
+
+	for (int len = addr->plen; len >= 0; len--) {
+		struct moat_prefix m = masked(addr, (unsigned)len);
+
+		if (view_at(v, &m, &listed, &excl))
+			return listed && !excl;
+	}
+	return false;
+}
+
+/* region_share - listed share of the space inside root r: of cur's
+ * entries there (after = false) or of the new set's (after = true) */
+static int region_share(const struct view *v, const struct moat_prefix *r, bool after,
 			double *out)
 {
-	size_t i = lower_bound(l, n, r);
+	size_t c0 = lower_bound(v->cur, v->ncur, r), c1 = region_end(v->cur, v->ncur, c0, r);
+	size_t a0 = 0, a1 = 0, m = 0;
 
-	return share(l + i, region_end(l, n, i, r) - i, r->family, 0, out);
+	if (!after)
+		return share(v->cur + c0, c1 - c0, r->family, 0, out);
+	a0 = lower_bound(v->add, v->nadd, r);
+	a1 = region_end(v->add, v->nadd, a0, r);
+	struct moat_listing *t = malloc((c1 - c0 + a1 - a0 + 1) * sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = c0; i < c1; i++)
+		if (!deleted(v, &v->cur[i]))
+			t[m++] = v->cur[i];
+	for (size_t i = a0; i < a1; i++)
+		t[m++] = v->add[i];
+	int r2 = share(t, m, r->family, 0, out); /* share() sorts what is not sorted */
+
+	free(t);
+	return r2;
 }
 
 /* root_cmp - qsort order of struct moat_prefix */
@@ -327,45 +401,59 @@ static int root_cmp(const void *a, const void *b)
 	return pfx_cmp(a, b);
 }
 
-/* moat_sanity_check_delta - the checks of moat_sanity_check on next (cur
- * changed by add/del), incrementally */
+/* sorted_copy - a copy of l[0..n) in moat_listing_cmp order (NULL: ENOMEM) */
+static struct moat_listing *sorted_copy(const struct moat_listing *l, size_t n)
+{
+	struct moat_listing *c = malloc((n ? n : 1) * sizeof(*c));
+
+	if (c && n) {
+		memcpy(c, l, n * sizeof(*c));
+		qsort(c, n, sizeof(*c), moat_listing_cmp);
+	}
+	return c;
+}
+
+/* moat_sanity_check_delta - the checks of moat_sanity_check on the set an
+ * IXFR makes of cur, incrementally */
 int moat_sanity_check_delta(const struct moat_sanity_cfg *cfgin, const struct moat_listing *cur,
-			    size_t ncur, double cur_v4_share, double cur_v6_share,
-			    const struct moat_listing *next, size_t nnext,
-			    const struct moat_listing *add, size_t nadd,
-			    const struct moat_listing *del, size_t ndel,
+			    size_t ncur, const struct moat_sanity_result *was,
+			    const struct moat_listing *addin, size_t nadd,
+			    const struct moat_listing *delin, size_t ndel,
 			    struct moat_sanity_result *res)
 {
 	struct moat_sanity_cfg cfg = *cfgin;
-	size_t nchg = nadd + ndel, nroots = 0;
-	struct moat_prefix *roots = malloc((nchg ? nchg : 1) * sizeof(*roots));
+	struct moat_listing *add = sorted_copy(addin, nadd), *del = sorted_copy(delin, ndel);
+	struct moat_prefix *roots = malloc((nadd + ndel + 1) * sizeof(*roots));
+	struct view v = { cur, add, del, ncur, nadd, ndel };
+	size_t nroots = 0;
+	int rc = -ENOMEM;
 
-	if (!roots)
-		return -ENOMEM;
+	if (!add || !del || !roots)
+		goto out;
 	cfg_defaults(&cfg);
 	memset(res, 0, sizeof(*res));
-	/* the prefix lengths present per family (cur's are next's plus the
-	 * deleted ones'): the ancestor search below tries only those */
-	uint64_t lens[2][3] = { { 0 } };
-	for (size_t i = 0; i < nnext + ndel; i++) {
-		const struct moat_listing *l = i < nnext ? &next[i] : &del[i - nnext];
+	memcpy(res->plens, was->plens, sizeof(res->plens));
+	/* counts: cur's, plus what is added, minus what is deleted */
+	long long cnt[2] = { (long long)was->v4, (long long)was->v6 };
+
+	for (size_t i = 0; i < nadd + ndel; i++) {
+		const struct moat_listing *l = i < nadd ? &add[i] : &del[i - nadd];
 		int v6 = l->pfx.family != MOAT_AF_INET;
 
-		lens[v6][l->pfx.plen / 64] |= 1ull << (l->pfx.plen % 64);
-		if (i >= nnext || l->exclude)
-			continue;
-		if (v6)
-			res->v6++;
-		else
-			res->v4++;
+		if (i < nadd)
+			res->plens[v6][l->pfx.plen / 64] |= 1ull << (l->pfx.plen % 64);
+		if (!l->exclude)
+			cnt[v6] += i < nadd ? 1 : -1;
 	}
-	/* what the delta adds is all that can be shorter than the minimum
-	 * (cur passed this check) */
-	for (size_t i = 0; i < nadd; i++) {
+	res->v4 = cnt[0] > 0 ? (size_t)cnt[0] : 0;
+	res->v6 = cnt[1] > 0 ? (size_t)cnt[1] : 0;
+	/* only what the delta adds can be shorter than the minimum (cur
+	 * passed this check) */
+	for (size_t i = 0; i < nadd && !res->quarantine; i++) {
 		bool v4 = add[i].pfx.family == MOAT_AF_INET;
 		unsigned min = v4 ? cfg.min_v4_plen : cfg.min_v6_plen;
 
-		if (!add[i].exclude && add[i].pfx.plen < min && !res->quarantine) {
+		if (!add[i].exclude && add[i].pfx.plen < min) {
 			char p[80];
 
 			res->quarantine = true;
@@ -375,46 +463,47 @@ int moat_sanity_check_delta(const struct moat_sanity_cfg *cfgin, const struct mo
 		}
 	}
 	/* the coverage can change only below the outermost prefix (of cur or
-	 * next) above each changed one: those regions are disjoint, and each
-	 * is recomputed from both sets */
-	for (size_t i = 0; i < nchg; i++) {
+	 * the added) above each changed one: those regions are disjoint, and
+	 * each is recomputed before and after */
+	for (size_t i = 0; i < nadd + ndel; i++) {
 		const struct moat_prefix *p = i < nadd ? &add[i].pfx : &del[i - nadd].pfx;
-
-		const uint64_t *have = lens[p->family != MOAT_AF_INET];
+		const uint64_t *have = res->plens[p->family != MOAT_AF_INET];
 
 		for (unsigned len = 0; len <= p->plen; len++) {
 			if (len < p->plen && !(have[len / 64] & (1ull << (len % 64))))
 				continue;
 			struct moat_prefix m = masked(p, len);
 
-			if (len == p->plen || has_prefix(cur, ncur, &m) || has_prefix(next, nnext, &m)) {
+			if (len == p->plen || has_prefix(cur, ncur, &m) || has_prefix(add, nadd, &m)) {
 				roots[nroots++] = m;
 				break;
 			}
 		}
 	}
 	qsort(roots, nroots, sizeof(*roots), root_cmp);
-	res->v4_share = cur_v4_share;
-	res->v6_share = cur_v6_share;
+	res->v4_share = was->v4_share;
+	res->v6_share = was->v6_share;
 	for (size_t i = 0; i < nroots; i++) {
 		double before, after;
 
 		if (i > 0 && pfx_cmp(&roots[i - 1], &roots[i]) == 0)
 			continue;
-		if (region_share(cur, ncur, &roots[i], &before) ||
-		    region_share(next, nnext, &roots[i], &after)) {
-			free(roots);
-			return -ENOMEM;
-		}
+		if (region_share(&v, &roots[i], false, &before) ||
+		    region_share(&v, &roots[i], true, &after))
+			goto out;
 		if (roots[i].family == MOAT_AF_INET)
 			res->v4_share += after - before;
 		else
 			res->v6_share += after - before;
 	}
-	free(roots);
 	/* sums of differences: clamp the rounding */
 	res->v4_share = res->v4_share < 0 ? 0 : res->v4_share > 1 ? 1 : res->v4_share;
 	res->v6_share = res->v6_share < 0 ? 0 : res->v6_share > 1 ? 1 : res->v6_share;
-	final_checks(&cfg, next, nnext, true, res);
-	return 0;
+	final_checks(&cfg, view_verdict, &v, res);
+	rc = 0;
+out:
+	free(add);
+	free(del);
+	free(roots);
+	return rc;
 }

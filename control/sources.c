@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,22 +366,23 @@ void src_tick(struct cd *d, time_t now)
 	}
 }
 
-/* src_sanity - quarantine checks before a load is published; l is the
- * whole set the zone would serve.  After an IXFR (dl: the delta) l is the
- * merged set and, when the shares of the zone's current set are known,
- * the checks run incrementally (moat_sanity_check_delta).  share[] gets
- * the shares of l (NaN when not computed). */
+/* src_sanity - quarantine checks before a load is published.  A full
+ * load: l is its set.  An IXFR (dl: the delta): with the last check's
+ * result of the zone's set (z->san) the checks run on the delta alone
+ * (moat_sanity_check_delta, l unused); otherwise l is the merged set. */
 int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
-	       const struct src_delta *dl, double share[2], char *why, size_t whysz)
+	       const struct src_delta *dl, struct moat_sanity_result *res, char *why,
+	       size_t whysz)
 {
 	struct moat_sanity_cfg c = { 0 };
-	struct moat_sanity_result r;
+	struct moat_sanity_result *r = res;
 	int rc;
+	size_t total = !dl || !z->san_known ? n :
+		       z->n + dl->nadd >= dl->ndel ? z->n + dl->nadd - dl->ndel : 0;
 
-	share[0] = share[1] = NAN;
-
-	if (n > z->cfg.max_entries) {
-		snprintf(why, whysz, "%zu entries, more than max_entries %llu", n,
+	memset(res, 0, sizeof(*res));
+	if (total > z->cfg.max_entries) {
+		snprintf(why, whysz, "%zu entries, more than max_entries %llu", total,
 			 (unsigned long long)z->cfg.max_entries);
 		return -1;
 	}
@@ -393,22 +393,20 @@ int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
 	c.skip_testpoints = z->cfg.type == CFG_SRC_RBLDNSD;
 	c.min_v4_plen = z->cfg.max_prefix_v4 ? z->cfg.max_prefix_v4 : 1;
 	c.min_v6_plen = z->cfg.max_prefix_v6 ? z->cfg.max_prefix_v6 : 1;
-	if (dl && z->share_known)
-		rc = moat_sanity_check_delta(&c, z->l, z->n, z->share_v4, z->share_v6, l, n, dl->add,
-					     dl->nadd, dl->del, dl->ndel, &r);
+	if (dl && z->san_known)
+		rc = moat_sanity_check_delta(&c, z->l, z->n, &z->san, dl->add, dl->nadd, dl->del,
+					     dl->ndel, r);
 	else
-		rc = moat_sanity_check(&c, l, n, &r);
+		rc = moat_sanity_check(&c, l, n, r);
 	if (rc < 0) {
 		snprintf(why, whysz, "sanity check out of memory");
 		return -1;
 	}
-	share[0] = r.v4_share;
-	share[1] = r.v6_share;
-	if (r.quarantine) {
-		snprintf(why, whysz, "%s", r.reason);
+	if (r->quarantine) {
+		snprintf(why, whysz, "%s", r->reason);
 		return -1;
 	}
-	return 0;
+	return 1;
 }
 
 /* notify_answer - check one NOTIFY and start the zone's refresh; builds

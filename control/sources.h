@@ -29,13 +29,16 @@ void src_io(struct cd *d, struct cd_zone *z, uint32_t events);
 void src_tick(struct cd *d, time_t now);
 /* src_reset - forget transfer state (next load is a full AXFR) */
 void src_reset(struct cd *d, struct cd_zone *z);
-/* src_sanity - 0 when the load may be published, -1 with a reason */
+/* src_sanity - 1 when the checks ran and passed (res: their result), 0
+ * when the load may be published unchecked (sanity = no), -1 with a
+ * reason */
 struct src_delta {
 	const struct moat_listing *add, *del;
 	size_t nadd, ndel;
 };
 int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
-	       const struct src_delta *dl, double share[2], char *why, size_t whysz);
+	       const struct src_delta *dl, struct moat_sanity_result *res, char *why,
+	       size_t whysz);
 /* src_notify_open - UDP listeners for NOTIFY (before the privilege drop) */
 int src_notify_open(struct cd *d, char *err, size_t errsz);
 /* src_notify_io - a NOTIFY socket is readable */

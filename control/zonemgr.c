@@ -26,7 +26,6 @@
 #include <time.h>
 
 #include <json-c/json.h>
-#include <math.h>
 
 #include "controld.h"
 #include "log.h"
@@ -278,15 +277,12 @@ static const char *load_kind(const struct cd_zone *z, int is_full)
 	return is_full ? "axfr" : "ixfr";
 }
 
+static double monotonic_ms(void);
+
 /* load_seconds - seconds since the current load began (t0 if unknown) */
 static double load_seconds(const struct cd_zone *z, double t0)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	double now = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-
-	return (now - (z->load_started_ms ? z->load_started_ms : t0)) / 1e3;
+	return (monotonic_ms() - (z->load_started_ms ? z->load_started_ms : t0)) / 1e3;
 }
 
 /* build_policy - the vtable policy of a configuration */
@@ -765,34 +761,44 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 			l = t;
 	}
 	mem_note(z->cfg.name, "received");
-	/* an IXFR's result is the zone after the delta: build that set now,
-	 * before the table sees anything, so the checks below judge what
-	 * would be served (a delta adding 256 /8s, or deleting 127.0.0.2,
-	 * fails like the same data by AXFR) */
+	/* sanity: test points, "lists the world", size, judged on what the
+	 * zone would serve: for an IXFR the zone after the delta (a delta
+	 * adding 256 /8s, or deleting 127.0.0.2, fails like the same data by
+	 * AXFR).  With the last check's result at hand that runs on the delta
+	 * alone (moat_sanity_check_delta); otherwise (restored from disk, no
+	 * check yet) the merged set is built first and checked whole. */
 	struct moat_listing *nl = NULL;
 	size_t nn = 0;
+	struct src_delta dl = { .add = l, .nadd = n, .del = del, .ndel = ndel };
+	struct moat_sanity_result san;
+	double tsan = monotonic_ms();
 
-	if (!is_full && !(nl = delta_merged(z, l, n, del, ndel, &nn))) {
+	if (!is_full && !z->san_known && !(nl = delta_merged(z, l, n, del, ndel, &nn))) {
 		zm_zone_failed(d, z, "out of memory merging the IXFR delta");
 		return -1;
 	}
-	/* sanity: test points, "lists the world", size */
-	struct src_delta dl = { .add = l, .nadd = n, .del = del, .ndel = ndel };
-	double share[2];
+	int checked = src_sanity(z, is_full ? l : nl, is_full ? n : nn, is_full ? NULL : &dl, &san,
+				 why, sizeof(why));
 
-	if (src_sanity(z, is_full ? l : nl, is_full ? n : nn, is_full ? NULL : &dl, share, why,
-		       sizeof(why)) < 0) {
+	if (checked < 0) {
 		z->state = ZS_QUARANTINED;
 		z->quarantines++;
 		z->failures++;
 		snprintf(z->last_error, sizeof(z->last_error), "quarantined: %.200s", why);
 		z->next_refresh = now + (z->soa_refresh ? z->soa_refresh : z->cfg.refresh_min);
-		/* what the refused load would have changed, and how long it took */
-		diff_count(z->l, z->n, is_full ? l : nl, is_full ? n : nn, &added, &removed);
+		/* what the refused load would have changed (a delta: its own
+		 * counts), and how long it took */
+		if (is_full || nl) {
+			diff_count(z->l, z->n, is_full ? l : nl, is_full ? n : nn, &added, &removed);
+		} else {
+			added = n;
+			removed = ndel;
+		}
 		log_err("ALARM zone=%s event=quarantine kind=%s serial=%u entries=%zu added=%llu "
 			"removed=%llu duration=%.3fs reason=\"%s\" (not published; previous data "
 			"keeps serving)", z->cfg.name, load_kind(z, is_full), serial,
-			is_full ? n : nn, (unsigned long long)added, (unsigned long long)removed,
+			is_full ? n : nl ? nn : z->n + n >= ndel ? z->n + n - ndel : 0,
+			(unsigned long long)added, (unsigned long long)removed,
 			load_seconds(z, t0), why);
 		z->load_started_ms = 0;
 		z->notify_ms = 0;
@@ -800,6 +806,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		return -1;
 	}
 	mem_note(z->cfg.name, "sanity");
+	double sanity_ms = monotonic_ms() - tsan;
 	double ts = monotonic_ms();
 
 	if (is_full && n + z->n > 2 * LOAD_CHUNK)
@@ -828,24 +835,39 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 
 	z->load_started_ms = 0;
 	z->notify_ms = 0;
-	/* live now: bookkeeping, persistence, the log line */
+	/* live now: bookkeeping (the zone's sorted copy: for an IXFR merged
+	 * here, off the NOTIFY-to-live path), persistence, the log line */
+	double tm = monotonic_ms();
+
 	if (is_full) {
 		nl = l;
 		nn = n;
 		if (!added && !removed)
 			diff_count(z->l, z->n, nl, nn, &added, &removed);
 	} else {
-		diff_count(z->l, z->n, nl, nn, &added, &removed);
+		if (!nl)
+			nl = delta_merged(z, l, n, del, ndel, &nn);
+		if (nl)
+			diff_count(z->l, z->n, nl, nn, &added, &removed);
 	}
-	z->last_added = added;
-	z->last_removed = removed;
-	free(z->l);
-	z->l = nl;
-	z->n = nn;
+	double merge_ms = monotonic_ms() - tm;
+
+	if (!nl) {
+		/* the table has the delta but our copy does not: no diffs or
+		 * persistence from it; the next load starts over with an AXFR */
+		log_err("zone=%s out of memory keeping a copy; state not persisted", z->cfg.name);
+		z->san_known = 0;
+		src_reset(d, z);
+	} else {
+		z->last_added = added;
+		z->last_removed = removed;
+		free(z->l);
+		z->l = nl;
+		z->n = nn;
+		z->san = san;
+		z->san_known = checked == 1; /* the next IXFR's checks start from it */
+	}
 	z->undecodable = z->load_undecodable;
-	z->share_known = !isnan(share[0]);
-	z->share_v4 = share[0];
-	z->share_v6 = share[1];
 	z->serial = serial;
 	z->have_data = 1;
 	z->from_disk = 0;
@@ -863,16 +885,18 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 	if (z->cfg.type == CFG_SRC_RBLDNSD)
 		refresh = 1; /* files are checked every tick */
 	z->next_refresh = now + refresh;
-	if (persist_save_zone(d, z) < 0)
+	if (nl && persist_save_zone(d, z) < 0)
 		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
 	mem_note(z->cfg.name, "persisted");
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
-		 "table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f undecodable=%zu", z->cfg.name,
+		 "merge_ms=%.1f sanity_ms=%.1f table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f "
+		 "undecodable=%zu", z->cfg.name,
 		 load_kind(z, is_full), serial, z->n, (unsigned long long)z->last_added,
 		 (unsigned long long)z->last_removed, z->last_duration, live_ms, src_to_live,
-		 notify_to_live, replace_ms, d->last_compile_ms, d->last_fp_ms, z->undecodable);
+		 notify_to_live, merge_ms, sanity_ms, replace_ms, d->last_compile_ms, d->last_fp_ms,
+		 z->undecodable);
 	return 0;
 }
 
@@ -921,7 +945,7 @@ static void drop_zone_data(struct cd *d, struct cd_zone *z, const char *why)
 	z->l = NULL;
 	z->n = 0;
 	z->have_data = 0;
-	z->share_known = 0;
+	z->san_known = 0;
 	z->state = ZS_DROPPED;
 	persist_save_zone(d, z);
 }
