@@ -484,8 +484,9 @@ static int notify_peer_ok(const struct cd *d, const struct sockaddr_storage *fro
 	return 0;
 }
 
-/* ntcp_accept - take one connection from a listener, within the bounds */
-static void ntcp_accept(struct cd *d, int lfd)
+/* ntcp_accept - take one connection from a listener, within the bounds;
+ * -1 when there was none to take */
+static int ntcp_accept(struct cd *d, int lfd)
 {
 	struct sockaddr_storage from;
 	socklen_t fl = sizeof(from);
@@ -493,12 +494,12 @@ static void ntcp_accept(struct cd *d, int lfd)
 	struct ntcp *c;
 
 	if (fd < 0)
-		return;
+		return -1;
 	if (!notify_peer_ok(d, &from)) {
 		d->notify_tcp_refused++;
 		log_debug("event=notify transport=tcp result=refused (not a primary of any zone)");
 		close(fd);
-		return;
+		return 0;
 	}
 	if (nntcp >= NTCP_MAX) {
 		struct ntcp *old = ntcps;
@@ -515,26 +516,28 @@ static void ntcp_accept(struct cd *d, int lfd)
 	if (!c || !(c->c = moat_dnstcp_new(fd))) {
 		free(c);
 		close(fd);
-		return;
+		return 0;
 	}
 	c->tag = (struct cd_tag){ TAG_NOTIFY_TCP, c, fd };
 	c->last = time(NULL);
 	if (cd_watch(&c->tag, EPOLLIN) < 0) {
 		moat_dnstcp_free(c->c);
 		free(c);
-		return;
+		return 0;
 	}
 	c->next = ntcps;
 	ntcps = c;
 	nntcp++;
+	return 0;
 }
 
 /* src_notify_tcp_io - accept on a listener, or read from a connection */
 void src_notify_tcp_io(struct cd *d, struct cd_tag *t)
 {
 	if (t->ptr == NULL) { /* a listener */
-		for (int k = 0; k < 16; k++) /* a burst, not an unbounded loop */
-			ntcp_accept(d, t->fd);
+		/* a burst, not an unbounded loop: the rest on the next event */
+		for (int k = 0; k < 16 && ntcp_accept(d, t->fd) == 0; k++)
+			;
 		return;
 	}
 	struct ntcp *c = t->ptr;
