@@ -141,6 +141,7 @@ lab_knot() {
 server:
     listen: [ 198.18.2.2@53, 2001:db8:2::2@53 ]
     rundir: "$k/run"
+${KNOT_SERVER_EXTRA:-}
 log:
   - target: stderr
     any: info
