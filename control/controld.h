@@ -19,6 +19,7 @@
 #include "config.h"
 #include "fastpath.h"
 #include "listing.h"
+#include "sanity.h"
 #include "vtable.h"
 
 struct json_object;
@@ -57,6 +58,13 @@ struct cd_zone {
 	struct moat_listing *l;
 	size_t n;
 	uint64_t last_added, last_removed;
+	/* records whose owner does not decode to an address (zone.h), in the
+	 * data serving / in the load being handed over (sources.c sets it) */
+	size_t undecodable, load_undecodable;
+	/* the sanity result of l (shares, counts, prefix lengths), known after
+	 * a checked load: an IXFR's checks then need only the delta */
+	struct moat_sanity_result san;
+	int san_known;
 	double last_duration;     /* seconds of the last successful load */
 	int refresh_now;          /* a refresh was asked (NOTIFY, moatctl) */
 	int refresh_full;         /* moatctl zone refresh --full: AXFR / re-read */
@@ -129,6 +137,8 @@ struct cd {
 	uint64_t reloads, reload_errors;
 	char last_reload_error[CFG_ERRLEN];
 	uint64_t notifies;
+	uint64_t notify_tcp_refused;  /* TCP NOTIFY peers that are no primary */
+	uint64_t notify_tcp_evicted;  /* closed to stay within the cap */
 };
 
 extern struct cd *cd;

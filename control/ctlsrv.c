@@ -31,6 +31,7 @@
 #include "fp_xdp.h"
 #include "livelk.h"
 #include "log.h"
+#include "sources.h"
 
 #define OUT_MAX_WATCH (4u << 20)   /* a slow watcher loses samples past this */
 #define OUT_MAX_CONN (512u << 20)  /* any client: closed past this much unread output */
@@ -218,6 +219,12 @@ static struct json_object *cmd_status(struct ctlsrv *s, struct conn *c, int64_t 
 	json_object_object_add(o, "fastpath_resyncs", json_object_new_int64((int64_t)d->fp_resyncs));
 	json_object_object_add(o, "fastpath_resync_errors",
 			       json_object_new_int64((int64_t)d->fp_resync_errors));
+	json_object_object_add(o, "notifies", json_object_new_int64((int64_t)d->notifies));
+	json_object_object_add(o, "notify_tcp_open", json_object_new_int64(src_notify_tcp_open()));
+	json_object_object_add(o, "notify_tcp_refused",
+			       json_object_new_int64((int64_t)d->notify_tcp_refused));
+	json_object_object_add(o, "notify_tcp_evicted",
+			       json_object_new_int64((int64_t)d->notify_tcp_evicted));
 	json_object_object_add(o, "reloads", json_object_new_int64((int64_t)d->reloads));
 	json_object_object_add(o, "reload_errors", json_object_new_int64((int64_t)d->reload_errors));
 	json_object_object_add(o, "last_reload_error", json_object_new_string(d->last_reload_error));
@@ -1055,16 +1062,27 @@ struct ctlsrv *ctlsrv_open(struct cd *d, char *err, size_t errsz)
 		mkdir(dir, 0755);
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	/* bind() creates the socket file with 0777 & ~umask: with umask 0177
+	 * it is born 0600 (owner only), never world-accessible even for the
+	 * instant before the chmod/chown below widen it to socket_mode */
+	mode_t um = umask(0177);
+	int br = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int berr = errno;
+
+	umask(um);
+	errno = berr;
+	if (fd < 0 || br < 0 || listen(fd, 64) < 0) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
+	/* owner first, then the mode: the group bits open only once the
+	 * group is the configured one */
+	if (d->cfg.socket_owner[0] && set_owner(path, d->cfg.socket_owner, err, errsz) < 0)
+		goto fail;
 	if (chmod(path, d->cfg.socket_mode) < 0) {
 		snprintf(err, errsz, "chmod %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (d->cfg.socket_owner[0] && set_owner(path, d->cfg.socket_owner, err, errsz) < 0)
-		goto fail;
 	s->ltag = (struct cd_tag){ TAG_CTL, s, fd };
 	if (cd_watch(&s->ltag, EPOLLIN) < 0) {
 		snprintf(err, errsz, "epoll: %s", strerror(errno));

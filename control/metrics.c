@@ -137,6 +137,7 @@ static long long zm_failures(const struct cd_zone *z) { return (long long)z->fai
 static long long zm_stale(const struct cd_zone *z) { return z->state == ZS_STALE; }
 static long long zm_quar(const struct cd_zone *z) { return z->state == ZS_QUARANTINED; }
 static long long zm_ok(const struct cd_zone *z) { return z->state == ZS_OK; }
+static long long zm_undec(const struct cd_zone *z) { return (long long)z->undecodable; }
 
 static const struct zone_metric {
 	const char *name, *help;
@@ -150,6 +151,9 @@ static const struct zone_metric {
 	{ "moat_zone_stale", "1 while a zone serves expired data (on_expire=keep).", 0, zm_stale },
 	{ "moat_zone_quarantined", "1 while a zone's last load is quarantined.", 0, zm_quar },
 	{ "moat_zone_ok", "1 when a zone's last load succeeded.", 0, zm_ok },
+	{ "moat_zone_undecodable_records",
+	  "Records of the serving data whose owner is not an address name (not listed).", 0,
+	  zm_undec },
 };
 
 /* metrics_update - render the snapshot (event loop, once a second) */

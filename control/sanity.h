@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "listing.h"
 
@@ -28,6 +29,7 @@ struct moat_sanity_result {
 	char reason[200];      /* why, "" when fine */
 	double v4_share, v6_share; /* exact share of each space listed */
 	size_t v4, v6;         /* listings (excludes not counted) */
+	uint64_t plens[2][3];  /* prefix lengths present (bit per length), v4 / v6 */
 };
 
 /* moat_sanity_verdict - the answer the listings give for an address (full
@@ -40,5 +42,19 @@ bool moat_sanity_verdict(const struct moat_listing *l, size_t n,
  * Returns 0, or -ENOMEM. */
 int moat_sanity_check(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
 		      size_t n, struct moat_sanity_result *res);
+
+/* moat_sanity_check_delta - the same checks on the set an IXFR makes of
+ * cur (cur minus del plus add), without building it or passing over it:
+ * cur sorted by moat_listing_cmp, was its own result (shares, counts,
+ * prefix lengths); only the regions the delta touches are recomputed, the
+ * test points are found by binary search, and only what the delta adds is
+ * held against the minimum prefix length.  res as moat_sanity_check's for
+ * the new set (the counts assume every deleted listing was in cur).
+ * Returns 0, or -ENOMEM. */
+int moat_sanity_check_delta(const struct moat_sanity_cfg *cfg, const struct moat_listing *cur,
+			    size_t ncur, const struct moat_sanity_result *was,
+			    const struct moat_listing *add, size_t nadd,
+			    const struct moat_listing *del, size_t ndel,
+			    struct moat_sanity_result *res);
 
 #endif /* MOAT_SANITY_H */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "controld.h"
+#include "dnstcp.h"
 #include "log.h"
 #include "rbldnsd.h"
 #include "sanity.h"
@@ -43,15 +44,23 @@ struct zsrc {
 static struct cd_tag notify_tags[4];     /* UDP */
 static struct cd_tag notify_ltags[4];    /* TCP listeners */
 
-/* A NOTIFY over TCP (Knot sends them that way): 2-byte length + message. */
+/* A NOTIFY over TCP (Knot sends them that way): framing by dnstcp.c.
+ * Each connection holds a 64 KiB reader, so they are bounded: only
+ * primaries of a configured zone get one (anyone else is closed at
+ * accept, before any allocation), at most NTCP_MAX at a time (the oldest
+ * goes when a new one arrives: a real NOTIFY takes milliseconds, so the
+ * newest is the one worth serving), and NTCP_IDLE seconds without a
+ * message closes one. */
+#define NTCP_MAX 8
+#define NTCP_IDLE 5
 struct ntcp {
 	struct cd_tag tag;
-	uint8_t buf[2 + 65535];
-	size_t len;
-	time_t started;
-	struct ntcp *next;
+	struct moat_dnstcp *c;
+	time_t last;              /* accepted, or last message */
+	struct ntcp *next;        /* newest first */
 };
 static struct ntcp *ntcps;
+static unsigned nntcp;
 
 /* mono_ms - CLOCK_MONOTONIC milliseconds (libmoatsrc's clock) */
 static int64_t mono_ms(void)
@@ -197,6 +206,7 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 		z->next_refresh = time(NULL) + xs.retry;
 		return;
 	}
+	z->load_undecodable = xs.undecodable;
 	memset(&res, 0, sizeof(res));
 	if (moat_xfr_take_result(s->x, &res) < 0) {
 		zm_zone_failed(d, z, "transfer finished without a result");
@@ -273,6 +283,8 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 	/* the file's mtime stands in for a serial */
 	struct stat sb;
 	uint32_t serial = stat(z->cfg.file, &sb) == 0 ? (uint32_t)sb.st_mtime : 0;
+
+	z->load_undecodable = st.errors; /* lines that did not parse */
 
 	zm_zone_load(d, z, &lv.v, lv.n, serial, 1, NULL, 0);
 	lv.n = lv.cap = 0;
@@ -354,49 +366,47 @@ void src_tick(struct cd *d, time_t now)
 	}
 }
 
-/* src_sanity - quarantine checks before a load is published */
+/* src_sanity - quarantine checks before a load is published.  A full
+ * load: l is its set.  An IXFR (dl: the delta): with the last check's
+ * result of the zone's set (z->san) the checks run on the delta alone
+ * (moat_sanity_check_delta, l unused); otherwise l is the merged set. */
 int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
-	       int is_full, char *why, size_t whysz)
+	       const struct src_delta *dl, struct moat_sanity_result *res, char *why,
+	       size_t whysz)
 {
 	struct moat_sanity_cfg c = { 0 };
-	struct moat_sanity_result r;
+	struct moat_sanity_result *r = res;
+	int rc;
+	size_t total = !dl || !z->san_known ? n :
+		       z->n + dl->nadd >= dl->ndel ? z->n + dl->nadd - dl->ndel : 0;
 
-	if (is_full && n > z->cfg.max_entries) {
-		snprintf(why, whysz, "%zu entries, more than max_entries %llu", n,
+	memset(res, 0, sizeof(*res));
+	if (total > z->cfg.max_entries) {
+		snprintf(why, whysz, "%zu entries, more than max_entries %llu", total,
 			 (unsigned long long)z->cfg.max_entries);
 		return -1;
 	}
 	if (!z->cfg.sanity)
 		return 0;
-	if (!is_full) {
-		/* a delta: only what it adds can list the world; the
-		 * full-set checks ran on the last full load */
-		for (size_t i = 0; i < n; i++) {
-			unsigned min = l[i].pfx.family == MOAT_AF_INET ? z->cfg.max_prefix_v4 :
-									 z->cfg.max_prefix_v6;
-
-			if (!l[i].exclude && l[i].pfx.plen < min) {
-				snprintf(why, whysz, "adds a /%u listing (shorter than /%u)",
-					 l[i].pfx.plen, min);
-				return -1;
-			}
-		}
-		return 0;
-	}
 	/* rbldnsd files rarely carry the RFC 5782 test points: only the
 	 * "lists the world" checks apply to them */
 	c.skip_testpoints = z->cfg.type == CFG_SRC_RBLDNSD;
 	c.min_v4_plen = z->cfg.max_prefix_v4 ? z->cfg.max_prefix_v4 : 1;
 	c.min_v6_plen = z->cfg.max_prefix_v6 ? z->cfg.max_prefix_v6 : 1;
-	if (moat_sanity_check(&c, l, n, &r) < 0) {
+	if (dl && z->san_known)
+		rc = moat_sanity_check_delta(&c, z->l, z->n, &z->san, dl->add, dl->nadd, dl->del,
+					     dl->ndel, r);
+	else
+		rc = moat_sanity_check(&c, l, n, r);
+	if (rc < 0) {
 		snprintf(why, whysz, "sanity check out of memory");
 		return -1;
 	}
-	if (r.quarantine) {
-		snprintf(why, whysz, "%s", r.reason);
+	if (r->quarantine) {
+		snprintf(why, whysz, "%s", r->reason);
 		return -1;
 	}
-	return 0;
+	return 1;
 }
 
 /* notify_answer - check one NOTIFY and start the zone's refresh; builds
@@ -452,65 +462,114 @@ static void ntcp_free(struct ntcp *c)
 		}
 	}
 	cd_unwatch(&c->tag);
-	close(c->tag.fd);
+	moat_dnstcp_free(c->c); /* closes the fd */
 	free(c);
+	nntcp--;
+}
+
+/* notify_peer_ok - is `from` a primary of a configured transfer zone
+ * (the only hosts whose NOTIFY can be accepted: moat_notify_handle checks
+ * the zone and TSIG per message) */
+static int notify_peer_ok(const struct cd *d, const struct sockaddr_storage *from)
+{
+	for (int i = 0; i < d->nzones; i++) {
+		const struct cd_zone *z = d->zones[i];
+
+		if (z->cfg.type != CFG_SRC_AXFR)
+			continue;
+		for (int k = 0; k < z->cfg.nprimary; k++)
+			if (moat_addr_eq((const struct sockaddr *)from, &z->cfg.primary[k].ss))
+				return 1;
+	}
+	return 0;
+}
+
+/* ntcp_accept - take one connection from a listener, within the bounds;
+ * -1 when there was none to take */
+static int ntcp_accept(struct cd *d, int lfd)
+{
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	int fd = accept4(lfd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct ntcp *c;
+
+	if (fd < 0)
+		return -1;
+	if (!notify_peer_ok(d, &from)) {
+		d->notify_tcp_refused++;
+		log_debug("event=notify transport=tcp result=refused (not a primary of any zone)");
+		close(fd);
+		return 0;
+	}
+	if (nntcp >= NTCP_MAX) {
+		struct ntcp *old = ntcps;
+
+		while (old && old->next)
+			old = old->next; /* the list is newest first */
+		d->notify_tcp_evicted++;
+		log_debug("event=notify transport=tcp connections=%u (at the cap: oldest closed)",
+			  nntcp);
+		if (old)
+			ntcp_free(old);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->c = moat_dnstcp_new(fd))) {
+		free(c);
+		close(fd);
+		return 0;
+	}
+	c->tag = (struct cd_tag){ TAG_NOTIFY_TCP, c, fd };
+	c->last = time(NULL);
+	if (cd_watch(&c->tag, EPOLLIN) < 0) {
+		moat_dnstcp_free(c->c);
+		free(c);
+		return 0;
+	}
+	c->next = ntcps;
+	ntcps = c;
+	nntcp++;
+	return 0;
 }
 
 /* src_notify_tcp_io - accept on a listener, or read from a connection */
 void src_notify_tcp_io(struct cd *d, struct cd_tag *t)
 {
 	if (t->ptr == NULL) { /* a listener */
-		int fd = accept4(t->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ntcp *c;
-
-		if (fd < 0)
-			return;
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			return;
-		}
-		c->tag = (struct cd_tag){ TAG_NOTIFY_TCP, c, fd };
-		c->started = time(NULL);
-		if (cd_watch(&c->tag, EPOLLIN) < 0) {
-			close(fd);
-			free(c);
-			return;
-		}
-		c->next = ntcps;
-		ntcps = c;
+		/* a burst, not an unbounded loop: the rest on the next event */
+		for (int k = 0; k < 16 && ntcp_accept(d, t->fd) == 0; k++)
+			;
 		return;
 	}
 	struct ntcp *c = t->ptr;
-	ssize_t n = read(c->tag.fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	const uint8_t *msg;
+	size_t ml;
+	int r;
 
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n <= 0) {
+	if (getpeername(c->tag.fd, (struct sockaddr *)&from, &fl) < 0) {
 		ntcp_free(c);
 		return;
 	}
-	c->len += (size_t)n;
-	if (c->len < 2)
-		return;
-	size_t ml = (size_t)c->buf[0] << 8 | c->buf[1];
+	while ((r = moat_dnstcp_read(c->c, &msg, &ml)) == 1) {
+		uint8_t reply[4096];
+		size_t rl = 0;
 
-	if (c->len < 2 + ml)
-		return;
-	struct sockaddr_storage from;
-	socklen_t fl = sizeof(from);
-	uint8_t reply[2 + 4096];
-	size_t rl = 0;
-
-	if (getpeername(c->tag.fd, (struct sockaddr *)&from, &fl) == 0)
-		notify_answer(d, c->buf + 2, ml, (struct sockaddr *)&from, reply + 2,
-			      sizeof(reply) - 2, &rl);
-	if (rl) {
-		reply[0] = (uint8_t)(rl >> 8);
-		reply[1] = (uint8_t)rl;
-		(void)!send(c->tag.fd, reply, rl + 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+		c->last = time(NULL);
+		notify_answer(d, msg, ml, (struct sockaddr *)&from, reply, sizeof(reply), &rl);
+		if (rl && moat_dnstcp_reply(c->c, reply, rl) < 0) {
+			r = -EPIPE;
+			break;
+		}
 	}
-	ntcp_free(c);
+	if (r < 0)
+		ntcp_free(c); /* EOF, a runt message, or a peer that does not read */
+}
+
+/* src_notify_tcp_open - TCP NOTIFY connections open now (status) */
+unsigned src_notify_tcp_open(void)
+{
+	return nntcp;
 }
 
 /* src_notify_open - bind the NOTIFY listeners */
@@ -554,12 +613,12 @@ int src_notify_open(struct cd *d, char *err, size_t errsz)
 	return 0;
 }
 
-/* src_notify_tick - drop TCP NOTIFY connections that stalled */
+/* src_notify_tick - close TCP NOTIFY connections idle for NTCP_IDLE s */
 void src_notify_tick(time_t now)
 {
 	for (struct ntcp *c = ntcps, *next; c; c = next) {
 		next = c->next;
-		if (now - c->started > 5)
+		if (now - c->last > NTCP_IDLE)
 			ntcp_free(c);
 	}
 }

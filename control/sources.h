@@ -29,9 +29,16 @@ void src_io(struct cd *d, struct cd_zone *z, uint32_t events);
 void src_tick(struct cd *d, time_t now);
 /* src_reset - forget transfer state (next load is a full AXFR) */
 void src_reset(struct cd *d, struct cd_zone *z);
-/* src_sanity - 0 when the load may be published, -1 with a reason */
+/* src_sanity - 1 when the checks ran and passed (res: their result), 0
+ * when the load may be published unchecked (sanity = no), -1 with a
+ * reason */
+struct src_delta {
+	const struct moat_listing *add, *del;
+	size_t nadd, ndel;
+};
 int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
-	       int is_full, char *why, size_t whysz);
+	       const struct src_delta *dl, struct moat_sanity_result *res, char *why,
+	       size_t whysz);
 /* src_notify_open - UDP listeners for NOTIFY (before the privilege drop) */
 int src_notify_open(struct cd *d, char *err, size_t errsz);
 /* src_notify_io - a NOTIFY socket is readable */
@@ -42,5 +49,7 @@ struct cd_tag;
 void src_notify_tcp_io(struct cd *d, struct cd_tag *t);
 /* src_notify_tick - close stalled TCP NOTIFY connections */
 void src_notify_tick(time_t now);
+/* src_notify_tcp_open - TCP NOTIFY connections held now (at most 8) */
+unsigned src_notify_tcp_open(void);
 
 #endif /* MOAT_CONTROLD_SOURCES_H */

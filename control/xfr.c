@@ -845,8 +845,8 @@ enum moat_xfr_status moat_xfr_run_blocking(struct moat_xfr_zone *z)
 	return st;
 }
 
-/* addr_eq - same IP address (ports ignored) */
-static bool addr_eq(const struct sockaddr *a, const struct sockaddr_storage *b)
+/* moat_addr_eq - same IP address (ports ignored) */
+bool moat_addr_eq(const struct sockaddr *a, const struct sockaddr_storage *b)
 {
 	if (a->sa_family == AF_INET && b->ss_family == AF_INET)
 		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
@@ -861,10 +861,10 @@ static bool addr_eq(const struct sockaddr *a, const struct sockaddr_storage *b)
 static bool notify_allowed(const struct moat_xfr_zone *z, const struct sockaddr *from)
 {
 	for (size_t i = 0; i < z->cfg.nprimary; i++)
-		if (addr_eq(from, &z->cfg.primary[i]))
+		if (moat_addr_eq(from, &z->cfg.primary[i]))
 			return true;
 	for (size_t i = 0; i < z->cfg.nnotify_allow; i++)
-		if (addr_eq(from, &z->cfg.notify_allow[i]))
+		if (moat_addr_eq(from, &z->cfg.notify_allow[i]))
 			return true;
 	return false;
 }

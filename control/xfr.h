@@ -177,6 +177,9 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 					size_t replycap, size_t *replylen,
 					size_t *zone_idx);
 
+/* moat_addr_eq - a and b are the same IP address (ports ignored). */
+bool moat_addr_eq(const struct sockaddr *a, const struct sockaddr_storage *b);
+
 /* moat_serial_cmp - RFC 1982 serial comparison: <0, 0, >0 (2^31 apart: 0). */
 int moat_serial_cmp(uint32_t a, uint32_t b);
 

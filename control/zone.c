@@ -9,6 +9,9 @@
  * affected-node list of an IXFR batch.  Names below a non-address label, or
  * deeper than 32 labels, collapse into one MOAT_LBL_OTHER child: nothing
  * below it can ever be an address name, only its existence matters.
+ * The hash grows incrementally (a few old slots move per insert): a
+ * rehash of millions of slots at once stops the reader long enough for a
+ * primary to drop the transfer (Knot's tcp-io-timeout is 500 ms).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -79,6 +82,10 @@ struct moat_zone {
 	struct slot *ht;
 	size_t htcap;
 	unsigned htbits;
+	/* the previous table while its slots move over (ht_step) */
+	struct slot *oldht;
+	size_t oldcap, oldpos;
+	unsigned oldbits;
 	struct arec *ar;
 	size_t nar, capar;
 	uint32_t arfree;
@@ -109,8 +116,9 @@ static int grow(void **v, size_t *cap, size_t n, size_t esz)
 	return 0;
 }
 
-/* hash - slot of (parent, label): a 64-bit finalizer, top bits */
-static size_t hash(const struct moat_zone *z, uint32_t parent, uint32_t label)
+/* hash - slot of (parent, label) in a table of 2^bits: a 64-bit
+ * finalizer, top bits */
+static size_t hash(unsigned bits, uint32_t parent, uint32_t label)
 {
 	uint64_t h = (uint64_t)parent << 16 ^ label;
 
@@ -119,53 +127,102 @@ static size_t hash(const struct moat_zone *z, uint32_t parent, uint32_t label)
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 33;
-	return (size_t)(h >> (64 - z->htbits));
+	return (size_t)(h >> (64 - bits));
 }
 
-/* ht_rehash - double the hash table */
+/* ht_put - store a slot in the current table (the key is not there) */
+static void ht_put(struct moat_zone *z, const struct slot *e)
+{
+	size_t s = hash(z->htbits, e->parent, e->label);
+
+	while (z->ht[s].idx)
+		s = (s + 1) & (z->htcap - 1);
+	z->ht[s] = *e;
+}
+
+/* HT_STEP - old slots moved per insert while the table grows: the move
+ * ends after oldcap / HT_STEP inserts, long before the new table fills */
+#define HT_STEP 16
+
+/* ht_step - move the next few slots of the previous table over; free it
+ * when all have moved.  Until then lookups look in both. */
+static void ht_step(struct moat_zone *z, size_t nslots)
+{
+	for (; z->oldht && nslots; nslots--) {
+		if (z->oldpos == z->oldcap) {
+			free(z->oldht);
+			z->oldht = NULL;
+			break;
+		}
+		if (z->oldht[z->oldpos].idx)
+			ht_put(z, &z->oldht[z->oldpos]);
+		z->oldpos++;
+	}
+}
+
+/* ht_rehash - double the hash table: a fresh table takes new keys, the
+ * old one's slots move over HT_STEP per insert (ht_step) */
 static int ht_rehash(struct moat_zone *z)
 {
 	unsigned nb = z->htbits ? z->htbits + 1 : 12;
 	size_t nc = (size_t)1 << nb;
-	struct slot *nh = calloc(nc, sizeof(*nh));
-	struct slot *old = z->ht;
-	size_t oc = z->htcap;
+	struct slot *nh;
 
+	ht_step(z, (size_t)-1); /* a previous move still running: finish it */
+	nh = calloc(nc, sizeof(*nh));
 	if (!nh)
 		return -ENOMEM;
+	z->oldht = z->ht;
+	z->oldcap = z->htcap;
+	z->oldbits = z->htbits;
+	z->oldpos = 0;
 	z->ht = nh;
 	z->htcap = nc;
 	z->htbits = nb;
-	for (size_t i = 0; i < oc; i++) {
-		if (!old[i].idx)
-			continue;
-		size_t s = hash(z, old[i].parent, old[i].label);
-		while (nh[s].idx)
-			s = (s + 1) & (nc - 1);
-		nh[s] = old[i];
+	if (!z->oldht)
+		z->oldcap = 0;
+	return 0;
+}
+
+/* ht_find - node index of (parent, label) in a table, 0 if absent; *slot
+ * is where the probe ended */
+static uint32_t ht_find(const struct slot *t, size_t cap, unsigned bits, uint32_t parent,
+			uint32_t label, size_t *slot)
+{
+	size_t s = hash(bits, parent, label);
+
+	while (t[s].idx) {
+		if (t[s].parent == parent && t[s].label == label)
+			return t[s].idx;
+		s = (s + 1) & (cap - 1);
 	}
-	free(old);
+	*slot = s;
 	return 0;
 }
 
 /* child - find (or with create, add) the child of parent with label */
 static uint32_t child(struct moat_zone *z, uint32_t parent, uint16_t label, bool create)
 {
-	size_t s;
+	size_t s, os;
+	uint32_t idx;
 
-	if (create && (z->nnodes + 1) * 2 > z->htcap && ht_rehash(z))
-		return 0;
-	s = hash(z, parent, label);
-	while (z->ht[s].idx) {
-		if (z->ht[s].parent == parent && z->ht[s].label == label)
-			return z->ht[s].idx;
-		s = (s + 1) & (z->htcap - 1);
+	if (create) {
+		ht_step(z, HT_STEP);
+		if ((z->nnodes + 1) * 2 > z->htcap && ht_rehash(z))
+			return 0;
 	}
+	idx = ht_find(z->ht, z->htcap, z->htbits, parent, label, &s);
+	if (idx)
+		return idx;
+	/* not moved yet? (a key is in one table only: new keys go to the
+	 * new one, and only when absent from the old) */
+	if (z->oldht && (idx = ht_find(z->oldht, z->oldcap, z->oldbits, parent, label, &os)))
+		return idx;
 	if (!create)
 		return 0;
 	if (grow((void **)&z->nodes, &z->capnodes, z->nnodes, sizeof(*z->nodes)))
 		return 0;
-	uint32_t idx = (uint32_t)z->nnodes++;
+	idx = (uint32_t)z->nnodes++;
 	struct znode *n = &z->nodes[idx], *p = &z->nodes[parent];
 	memset(n, 0, sizeof(*n));
 	n->parent = parent;
@@ -224,6 +281,7 @@ void moat_zone_free(struct moat_zone *z)
 		free(z->ul[i].rd);
 	free(z->nodes);
 	free(z->ht);
+	free(z->oldht);
 	free(z->ar);
 	free(z->ul);
 	free(z->aff);

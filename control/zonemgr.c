@@ -239,6 +239,52 @@ static struct moat_listing *merge_delta(const struct moat_listing *cur, size_t n
 	return out;
 }
 
+/* delta_merged - the zone's set after an IXFR delta (add l[0..n), delete
+ * del[0..ndel)), normalised like every set zonemgr keeps; NULL: ENOMEM */
+static struct moat_listing *delta_merged(const struct cd_zone *z, const struct moat_listing *l,
+					 size_t n, const struct moat_listing *del, size_t ndel,
+					 size_t *nn)
+{
+	struct moat_listing *a = malloc((n ? n : 1) * sizeof(*a));
+	struct moat_listing *dl = malloc((ndel ? ndel : 1) * sizeof(*dl));
+	struct moat_listing *nl = NULL;
+
+	if (a && dl) {
+		if (n)
+			memcpy(a, l, n * sizeof(*a));
+		if (ndel)
+			memcpy(dl, del, ndel * sizeof(*dl));
+		for (size_t i = 0; i < n; i++) {
+			a[i].source = z->id;
+			a[i].ttl = 0;
+		}
+		for (size_t i = 0; i < ndel; i++) {
+			dl[i].source = z->id;
+			dl[i].ttl = 0;
+		}
+		nl = merge_delta(z->l, z->n, a, n, dl, ndel, nn);
+	}
+	free(a);
+	free(dl);
+	return nl;
+}
+
+/* load_kind - kind= of a zone's load log lines */
+static const char *load_kind(const struct cd_zone *z, int is_full)
+{
+	if (z->cfg.type == CFG_SRC_RBLDNSD)
+		return "file";
+	return is_full ? "axfr" : "ixfr";
+}
+
+static double monotonic_ms(void);
+
+/* load_seconds - seconds since the current load began (t0 if unknown) */
+static double load_seconds(const struct cd_zone *z, double t0)
+{
+	return (monotonic_ms() - (z->load_started_ms ? z->load_started_ms : t0)) / 1e3;
+}
+
 /* build_policy - the vtable policy of a configuration */
 static int build_policy(struct cd *d, const struct moat_config *c, struct vt_policy *p,
 			uint16_t *zids, char *err, size_t errsz)
@@ -400,10 +446,19 @@ static void zone_restore(struct cd *d, struct cd_zone *z)
 	z->have_data = 1;
 	z->from_disk = 1;
 	z->state = ZS_OK;
-	if (z->expires_at && time(NULL) >= z->expires_at)
-		z->state = ZS_STALE; /* zm_tick decides keep or drop */
 	log_info("zone=%s event=restore serial=%u entries=%zu result=ok (from %s)",
 		 z->cfg.name, z->serial, n, d->cfg.state_dir);
+	if (z->expires_at && time(NULL) >= z->expires_at) {
+		/* already past the SOA expire: zm_tick decides keep or drop, but
+		 * it alarms only on the ok -> stale edge, which a restored zone
+		 * never crosses; say it now */
+		z->state = ZS_STALE;
+		log_err("ALARM zone=%s event=expired serial=%u entries=%zu (restored from disk "
+			"already past the SOA expire, %llds ago; entries %s)", z->cfg.name, z->serial,
+			n, (long long)(time(NULL) - z->expires_at),
+			z->cfg.on_expire == CFG_EXPIRE_DROP ? "dropped at once (on_expire=drop)" :
+			"KEPT stale up to stale_max (on_expire=keep)");
+	}
 }
 
 /* zm_apply_config - (re)build the zone list and policy from c.  On error
@@ -594,6 +649,7 @@ void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 	va_list ap;
 	time_t now = time(NULL);
 	uint32_t retry = z->cfg.retry ? z->cfg.retry : (z->soa_retry ? z->soa_retry : 60);
+	double dur = z->load_started_ms ? load_seconds(z, 0) : 0;
 
 	(void)d;
 	va_start(ap, fmt);
@@ -612,9 +668,10 @@ void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 	if (retry > z->cfg.refresh_max)
 		retry = z->cfg.refresh_max;
 	z->next_refresh = now + retry;
-	log_warn("zone=%s event=load result=failed serial=%u entries=%zu error=\"%s\" "
-		 "retry_in=%us (previous data keeps serving)",
-		 z->cfg.name, z->serial, z->n, z->last_error, retry);
+	/* nothing of a failed load reaches the table: added=0 removed=0 */
+	log_warn("zone=%s event=load result=failed serial=%u entries=%zu added=0 removed=0 "
+		 "duration=%.3fs error=\"%s\" retry_in=%us (previous data keeps serving)",
+		 z->cfg.name, z->serial, z->n, dur, z->last_error, retry);
 }
 
 /* table_full_chunked - make the source's listings in the table equal the
@@ -704,20 +761,52 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 			l = t;
 	}
 	mem_note(z->cfg.name, "received");
-	/* sanity: test points, "lists the world", size */
-	if (src_sanity(z, l, n, is_full, why, sizeof(why)) < 0) {
+	/* sanity: test points, "lists the world", size, judged on what the
+	 * zone would serve: for an IXFR the zone after the delta (a delta
+	 * adding 256 /8s, or deleting 127.0.0.2, fails like the same data by
+	 * AXFR).  With the last check's result at hand that runs on the delta
+	 * alone (moat_sanity_check_delta); otherwise (restored from disk, no
+	 * check yet) the merged set is built first and checked whole. */
+	struct moat_listing *nl = NULL;
+	size_t nn = 0;
+	struct src_delta dl = { .add = l, .nadd = n, .del = del, .ndel = ndel };
+	struct moat_sanity_result san;
+	double tsan = monotonic_ms();
+
+	if (!is_full && !z->san_known && !(nl = delta_merged(z, l, n, del, ndel, &nn))) {
+		zm_zone_failed(d, z, "out of memory merging the IXFR delta");
+		return -1;
+	}
+	int checked = src_sanity(z, is_full ? l : nl, is_full ? n : nn, is_full ? NULL : &dl, &san,
+				 why, sizeof(why));
+
+	if (checked < 0) {
 		z->state = ZS_QUARANTINED;
 		z->quarantines++;
 		z->failures++;
 		snprintf(z->last_error, sizeof(z->last_error), "quarantined: %.200s", why);
 		z->next_refresh = now + (z->soa_refresh ? z->soa_refresh : z->cfg.refresh_min);
-		log_err("ALARM zone=%s event=quarantine serial=%u entries=%zu reason=\"%s\" "
-			"(not published; previous data keeps serving)", z->cfg.name, serial, n, why);
-		if (is_full)
-			free(l);
+		/* what the refused load would have changed (a delta: its own
+		 * counts), and how long it took */
+		if (is_full || nl) {
+			diff_count(z->l, z->n, is_full ? l : nl, is_full ? n : nn, &added, &removed);
+		} else {
+			added = n;
+			removed = ndel;
+		}
+		log_err("ALARM zone=%s event=quarantine kind=%s serial=%u entries=%zu added=%llu "
+			"removed=%llu duration=%.3fs reason=\"%s\" (not published; previous data "
+			"keeps serving)", z->cfg.name, load_kind(z, is_full), serial,
+			is_full ? n : nl ? nn : z->n + n >= ndel ? z->n + n - ndel : 0,
+			(unsigned long long)added, (unsigned long long)removed,
+			load_seconds(z, t0), why);
+		z->load_started_ms = 0;
+		z->notify_ms = 0;
+		free(is_full ? l : nl);
 		return -1;
 	}
 	mem_note(z->cfg.name, "sanity");
+	double sanity_ms = monotonic_ms() - tsan;
 	double ts = monotonic_ms();
 
 	if (is_full && n + z->n > 2 * LOAD_CHUNK)
@@ -728,8 +817,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		r = vt_db_source_apply(d->db, z->id, l, n, del, ndel, err, sizeof(err));
 	if (r < 0) {
 		zm_zone_failed(d, z, "rejected by the table: %s", err);
-		if (is_full)
-			free(l);
+		free(is_full ? l : nl);
 		return -1;
 	}
 	double replace_ms = monotonic_ms() - ts;
@@ -747,9 +835,9 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 
 	z->load_started_ms = 0;
 	z->notify_ms = 0;
-	/* live now: bookkeeping, persistence, the log line */
-	struct moat_listing *nl = NULL;
-	size_t nn = 0;
+	/* live now: bookkeeping (the zone's sorted copy: for an IXFR merged
+	 * here, off the NOTIFY-to-live path), persistence, the log line */
+	double tm = monotonic_ms();
 
 	if (is_full) {
 		nl = l;
@@ -757,36 +845,29 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		if (!added && !removed)
 			diff_count(z->l, z->n, nl, nn, &added, &removed);
 	} else {
-		struct moat_listing *a = malloc((n ? n : 1) * sizeof(*a));
-		struct moat_listing *dl = malloc((ndel ? ndel : 1) * sizeof(*dl));
-
-		if (a && dl) {
-			if (n)
-				memcpy(a, l, n * sizeof(*a));
-			if (ndel)
-				memcpy(dl, del, ndel * sizeof(*dl));
-			for (size_t i = 0; i < n; i++)
-				a[i].ttl = 0;
-			for (size_t i = 0; i < ndel; i++) {
-				dl[i].source = z->id;
-				dl[i].ttl = 0;
-			}
-			nl = merge_delta(z->l, z->n, a, n, dl, ndel, &nn);
-		}
-		free(a);
-		free(dl);
+		if (!nl)
+			nl = delta_merged(z, l, n, del, ndel, &nn);
 		if (nl)
 			diff_count(z->l, z->n, nl, nn, &added, &removed);
 	}
+	double merge_ms = monotonic_ms() - tm;
+
 	if (!nl) {
+		/* the table has the delta but our copy does not: no diffs or
+		 * persistence from it; the next load starts over with an AXFR */
 		log_err("zone=%s out of memory keeping a copy; state not persisted", z->cfg.name);
+		z->san_known = 0;
+		src_reset(d, z);
 	} else {
 		z->last_added = added;
 		z->last_removed = removed;
 		free(z->l);
 		z->l = nl;
 		z->n = nn;
+		z->san = san;
+		z->san_known = checked == 1; /* the next IXFR's checks start from it */
 	}
+	z->undecodable = z->load_undecodable;
 	z->serial = serial;
 	z->have_data = 1;
 	z->from_disk = 0;
@@ -810,11 +891,12 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
-		 "table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f", z->cfg.name,
-		 z->cfg.type == CFG_SRC_RBLDNSD ? "file" : (is_full ? "axfr" : "ixfr"),
-		 serial, z->n, (unsigned long long)z->last_added,
+		 "merge_ms=%.1f sanity_ms=%.1f table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f "
+		 "undecodable=%zu", z->cfg.name,
+		 load_kind(z, is_full), serial, z->n, (unsigned long long)z->last_added,
 		 (unsigned long long)z->last_removed, z->last_duration, live_ms, src_to_live,
-		 notify_to_live, replace_ms, d->last_compile_ms, d->last_fp_ms);
+		 notify_to_live, merge_ms, sanity_ms, replace_ms, d->last_compile_ms, d->last_fp_ms,
+		 z->undecodable);
 	return 0;
 }
 
@@ -863,6 +945,7 @@ static void drop_zone_data(struct cd *d, struct cd_zone *z, const char *why)
 	z->l = NULL;
 	z->n = 0;
 	z->have_data = 0;
+	z->san_known = 0;
 	z->state = ZS_DROPPED;
 	persist_save_zone(d, z);
 }
@@ -1126,6 +1209,7 @@ struct json_object *zm_zone_json(struct cd *d, const struct cd_zone *z, time_t n
 	json_object_object_add(o, "entries", json_object_new_int64((int64_t)z->n));
 	json_object_object_add(o, "entries_v4", json_object_new_int64((int64_t)sc.entries_v4));
 	json_object_object_add(o, "entries_v6", json_object_new_int64((int64_t)sc.entries_v6));
+	json_object_object_add(o, "undecodable", json_object_new_int64((int64_t)z->undecodable));
 	json_object_object_add(o, "ignored_codes",
 			       json_object_new_int64((int64_t)(sc.ignored_outside + sc.ignored_errcode)));
 	json_object_object_add(o, "stale", json_object_new_boolean(z->state == ZS_STALE));

@@ -22,7 +22,7 @@ PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 T=2
 
-tap_plan 47
+tap_plan 49
 for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -148,12 +148,19 @@ else
 fi
 
 # --- every moatctl subcommand answers JSON -------------------------------
+# add and del too (192.0.2.99 is listed by nothing else; what they return
+# must say what they did)
 for c in status zones list stats reload "lookup 192.0.2.10" "zone refresh bl.moat.test" \
-	"zone refresh bl.moat.test --full"; do
+	"zone refresh bl.moat.test --full" "add 192.0.2.99 --action tarpit --ttl 60" "del 192.0.2.99"; do
 	# shellcheck disable=SC2086
 	j=$(mctl $c --json)
 	rc=$?
-	if [ $rc -eq 0 ] && printf '%s' "$j" | $PY -c 'import json,sys; json.load(sys.stdin)'; then
+	case $c in
+	add*) want="d['prefix']=='192.0.2.99/32' and d['action']=='tarpit' and d['ttl']==60" ;;
+	del*) want="d['prefix']=='192.0.2.99/32'" ;;
+	*) want=True ;;
+	esac
+	if [ $rc -eq 0 ] && [ "$(jget "$j" "$want" 2>/dev/null)" = True ]; then
 		tap_ok "moatctl $c --json parses"
 	else
 		tap_not_ok "moatctl $c --json: rc=$rc $j"

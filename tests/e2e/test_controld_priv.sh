@@ -12,7 +12,7 @@ CTLD=$build/control/moat-controld
 MOATCTL=$build/tools/moatctl
 PROBE=$root/tests/netns/tcp_probe.py
 
-tap_plan 5
+tap_plan 6
 lab_init
 . "$root/tests/lab/controld.sh"
 ctld_lab priv
@@ -27,7 +27,7 @@ cat >"$LAB_DIR/moat.conf" <<EOC
 socket = $SOCK
 state_dir = $LAB_DIR/state
 user = nobody
-socket_owner = nobody
+socket_owner = nobody:mail
 [xdp]
 interfaces = inet0
 pin_dir = $PIN
@@ -39,6 +39,9 @@ pid=$(cat "$LAB_DIR/ctld.pid")
 uid=$(awk '/^Uid/ {print $2}' "/proc/$pid/status")
 cap=$(awk '/^CapEff/ {print $2}' "/proc/$pid/status")
 owner=$(stat -c %U "$SOCK" 2>/dev/null)
+# mode 0660 (the default socket_mode) and the group of socket_owner (mail
+# is not nobody's primary group: it comes from the configuration)
+perm=$(stat -c '%a %G' "$SOCK" 2>/dev/null)
 # CAP_NET_ADMIN (12) and CAP_BPF (39) only
 if [ "$uid" = 65534 ] && [ "$cap" = 0000008000001000 ] && [ "$owner" = nobody ]; then
 	tap_ok "runs as nobody with CapEff=$cap (bpf, net_admin), socket owned by nobody"
@@ -46,6 +49,8 @@ else
 	tap_not_ok "uid=$uid CapEff=$cap socket owner=$owner"
 	cat "$LAB_DIR/ctld.log" >&2
 fi
+[ "$perm" = "660 mail" ] && tap_ok "control socket mode 660, group mail from socket_owner" ||
+	tap_not_ok "control socket: mode/group '$perm', want '660 mail'"
 "$MOATCTL" add 192.0.2.10 --action drop >/dev/null && "$MOATCTL" add 2001:db8:100::10 --action drop >/dev/null
 g4=$(lab_inet python3 "$PROBE" connect 192.0.2.10 198.18.1.1 25 2)
 g6=$(lab_inet python3 "$PROBE" connect 2001:db8:100::10 2001:db8:1::1 25 2)

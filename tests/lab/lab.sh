@@ -6,7 +6,7 @@
 #   lab_up                namespaces inet, app (the appliance), dns, mx + links
 #   lab_knot DIR          start Knot DNS in dns from DIR/*.zone (name = file stem)
 #   lab_knot_reload       re-read zone files (Knot computes the IXFR diff)
-#   (knot.conf extras: KNOT_PRE_CONF before the acl section (key:, remote:),
+#   (knot.conf extras: KNOT_SERVER_EXTRA server: lines, KNOT_PRE_CONF before the acl section (key:, remote:),
 #   KNOT_EXTRA_CONF more acl entries, KNOT_TEMPLATE_EXTRA template lines,
 #   KNOT_ACL the template acl (default "lab", no TSIG), DIR/NAME.zone.conf
 #   lines for that zone's entry, e.g. "    acl: tsig" or "    notify: app")
@@ -141,6 +141,7 @@ lab_knot() {
 server:
     listen: [ 198.18.2.2@53, 2001:db8:2::2@53 ]
     rundir: "$k/run"
+${KNOT_SERVER_EXTRA:-}
 log:
   - target: stderr
     any: info

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #include <cmocka.h>
@@ -111,12 +112,187 @@ static void test_skip_testpoints(void **state)
 	moat_lvec_free(&lv);
 }
 
+/* apply_delta - sorted copy of cur minus del plus add (zonemgr's merge) */
+static void apply_delta(const struct moat_lvec *cur, const struct moat_lvec *a,
+			const struct moat_lvec *d, struct moat_lvec *out)
+{
+	for (size_t i = 0; i < cur->n; i++) {
+		size_t k;
+
+		for (k = 0; k < d->n && moat_listing_cmp(&d->v[k], &cur->v[i]); k++)
+			;
+		if (k == d->n)
+			moat_lvec_push(out, &cur->v[i]);
+	}
+	for (size_t i = 0; i < a->n; i++)
+		moat_lvec_push(out, &a->v[i]);
+	moat_lvec_sort(out);
+}
+
+struct dcase {
+	const char *name;
+	const char *cur[6], *add[6], *del[6];
+	int quarantine;
+	const char *reason;
+};
+
+/* the IXFRs the daemon must refuse like the same data by AXFR */
+static const struct dcase dcases[] = {
+	{ "add a listing", { "127.0.0.2/32", "192.0.2.10/32" }, { "192.0.2.11/32" }, { NULL }, 0, "" },
+	{ "delete the test point", { "127.0.0.2/32", "192.0.2.10/32" }, { NULL }, { "127.0.0.2/32" },
+	  1, "127.0.0.2 is not listed" },
+	{ "list 127.0.0.1", { "127.0.0.2/32" }, { "127.0.0.0/24" }, { NULL }, 1, "127.0.0.1 is listed" },
+	{ "add 0/0", { "127.0.0.2/32" }, { "0.0.0.0/0" }, { NULL }, 1, "is shorter than /8" },
+	{ "exclude the test point", { "127.0.0.0/8", "!127.0.0.1/32" }, { "!127.0.0.2/32" }, { NULL },
+	  1, "127.0.0.2 is not listed" },
+	{ "v6 test point dropped", { "127.0.0.2/32", "2001:db8::1/128", "::ffff:7f00:2/128" },
+	  { NULL }, { "::ffff:7f00:2/128" }, 1, "::ffff:7f00:2 is not listed" },
+	{ "last v6 gone: no v6 test point", { "127.0.0.2/32", "2001:db8::1/128", "::ffff:7f00:2/128" },
+	  { NULL }, { "::ffff:7f00:2/128", "2001:db8::1/128" }, 0, "" },
+};
+
+static void fill(struct moat_lvec *lv, const char *const *l)
+{
+	for (size_t j = 0; j < 6 && l[j]; j++)
+		add(lv, l[j]);
+}
+
+static void test_delta_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(dcases) / sizeof(dcases[0]); i++) {
+		const struct dcase *c = &dcases[i];
+		struct moat_lvec cur = { 0 }, a = { 0 }, d = { 0 }, next = { 0 };
+		struct moat_sanity_cfg cfg = { 0 };
+		struct moat_sanity_result r0, r;
+
+		fill(&cur, c->cur);
+		fill(&a, c->add);
+		fill(&d, c->del);
+		moat_lvec_sort(&cur);
+		apply_delta(&cur, &a, &d, &next);
+		assert_int_equal(moat_sanity_check(&cfg, cur.v, cur.n, &r0), 0);
+		assert_int_equal(moat_sanity_check_delta(&cfg, cur.v, cur.n, &r0, a.v, a.n, d.v, d.n,
+							 &r), 0);
+		if (r.quarantine != c->quarantine || !strstr(r.reason, c->reason))
+			fail_msg("case %s: got quarantine=%d '%s', want %d '%s'", c->name,
+				 r.quarantine, r.reason, c->quarantine, c->reason);
+		moat_lvec_free(&cur);
+		moat_lvec_free(&a);
+		moat_lvec_free(&d);
+		moat_lvec_free(&next);
+	}
+}
+
+/* rnd_listing - a random prefix in a few /8s (so they nest), /12../32, or
+ * /8../15 when shortish */
+static struct moat_listing rnd_listing(unsigned *seed, int shortish)
+{
+	struct moat_listing l = { .code = 0x7f000002, .source = 1 };
+	unsigned plen = shortish ? 8 + rand_r(seed) % 8 : 12 + rand_r(seed) % 21;
+
+	l.pfx.family = MOAT_AF_INET;
+	l.pfx.addr[0] = (uint8_t)(10 + rand_r(seed) % 4);
+	l.pfx.addr[1] = (uint8_t)(rand_r(seed) % 4 * 64);
+	l.pfx.addr[2] = (uint8_t)(rand_r(seed) % 3);
+	l.pfx.addr[3] = (uint8_t)(rand_r(seed) % 5);
+	l.pfx = (struct moat_prefix){ .family = MOAT_AF_INET, .plen = (uint8_t)plen,
+				      .addr = { l.pfx.addr[0], l.pfx.addr[1], l.pfx.addr[2], l.pfx.addr[3] } };
+	for (unsigned b = plen; b < 32; b++) /* host bits off */
+		l.pfx.addr[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+	l.exclude = rand_r(seed) % 5 == 0;
+	if (l.exclude)
+		l.code = 0;
+	return l;
+}
+
+/* plens_cover - every length in want is in got (the delta keeps lengths
+ * a delete may have emptied: a superset) */
+static int plens_cover(const uint64_t got[2][3], const uint64_t want[2][3])
+{
+	for (int f = 0; f < 2; f++)
+		for (int w = 0; w < 3; w++)
+			if ((got[f][w] & want[f][w]) != want[f][w])
+				return 0;
+	return 1;
+}
+
+/* the incremental check agrees with the full one on the merged set:
+ * random nested sets (excludes, duplicates, /8s) and random deltas */
+static void test_delta_differential(void **state)
+{
+	unsigned seed = 5;
+
+	(void)state;
+	for (int round = 0; round < 400; round++) {
+		struct moat_lvec cur = { 0 }, a = { 0 }, d = { 0 }, next = { 0 };
+		struct moat_sanity_cfg cfg = { .max_v4_share = 0.0012, .min_v4_plen = 10 };
+		struct moat_sanity_result r0, rf, r;
+		int n = 1 + rand_r(&seed) % 40;
+
+		add(&cur, "127.0.0.2/32");
+		for (int i = 0; i < n; i++) {
+			struct moat_listing l = rnd_listing(&seed, 0);
+			moat_lvec_push(&cur, &l);
+		}
+		moat_lvec_sort(&cur);
+		/* dedupe: a zone set holds each listing once */
+		size_t o = 0;
+		for (size_t i = 0; i < cur.n; i++)
+			if (!o || moat_listing_cmp(&cur.v[o - 1], &cur.v[i]))
+				cur.v[o++] = cur.v[i];
+		cur.n = o;
+		for (int i = 0, k = rand_r(&seed) % 8; i < k; i++) {
+			struct moat_listing l = rnd_listing(&seed, rand_r(&seed) % 3 == 0);
+			size_t j;
+			for (j = 0; j < cur.n && moat_listing_cmp(&cur.v[j], &l); j++)
+				;
+			if (j == cur.n)
+				moat_lvec_push(&a, &l);
+		}
+		for (int i = 0, k = rand_r(&seed) % 6; i < k && cur.n; i++) {
+			const struct moat_listing *l = &cur.v[rand_r(&seed) % cur.n];
+			size_t j;
+			for (j = 0; j < d.n && moat_listing_cmp(&d.v[j], l); j++)
+				;
+			if (j == d.n)
+				moat_lvec_push(&d, l);
+		}
+		/* a delta that adds a listing twice is not an IXFR: dedupe adds */
+		moat_lvec_sort(&a);
+		o = 0;
+		for (size_t i = 0; i < a.n; i++)
+			if (!o || moat_listing_cmp(&a.v[o - 1], &a.v[i]))
+				a.v[o++] = a.v[i];
+		a.n = o;
+		apply_delta(&cur, &a, &d, &next);
+		assert_int_equal(moat_sanity_check(&cfg, cur.v, cur.n, &r0), 0);
+		if (!r0.quarantine) {
+			assert_int_equal(moat_sanity_check(&cfg, next.v, next.n, &rf), 0);
+			assert_int_equal(moat_sanity_check_delta(&cfg, cur.v, cur.n, &r0, a.v, a.n,
+								 d.v, d.n, &r), 0);
+			if (fabs(r.v4_share - rf.v4_share) > 1e-12 || r.quarantine != rf.quarantine ||
+			    strcmp(r.reason, rf.reason) != 0 || r.v4 != rf.v4 || r.v6 != rf.v6 ||
+			    !plens_cover(r.plens, rf.plens))
+				fail_msg("round %d: delta share %.15g q=%d '%s', full %.15g q=%d '%s'",
+					 round, r.v4_share, r.quarantine, r.reason, rf.v4_share,
+					 rf.quarantine, rf.reason);
+		}
+		moat_lvec_free(&cur);
+		moat_lvec_free(&a);
+		moat_lvec_free(&d);
+		moat_lvec_free(&next);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_share),
 		cmocka_unit_test(test_skip_testpoints),
+		cmocka_unit_test(test_delta_cases),
+		cmocka_unit_test(test_delta_differential),
 	};
 	return cmocka_run_group_tests_name("sanity", tests, NULL, NULL);
 }

@@ -455,6 +455,54 @@ static void test_incremental_batches(void **state)
 	}
 }
 
+/* many names: the node hash grows several times, incrementally (old and
+ * new table searched while slots move); every name stays findable, and
+ * lookups and listings agree with what was added, also after deletes made
+ * while a move was running */
+static void test_hash_growth(void **state)
+{
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_lvec lv = { 0 };
+	struct moat_prefix a;
+	char line[64];
+	const unsigned n = 70000; /* past 2^16 nodes: rehashes at 2^11 .. 2^16 */
+
+	(void)state;
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(line, sizeof(line), "%u.%u.%u.10 A 127.0.0.2", i & 255, (i >> 8) & 255, i >> 16);
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
+		if (i % 7 == 3) { /* delete an older one: found through either table */
+			unsigned j = i / 2;
+			snprintf(line, sizeof(line), "%u.%u.%u.10 A 127.0.0.2", j & 255, (j >> 8) & 255,
+				 j >> 16);
+			int r = zone_line(z, MOAT_ZONE_DEL, line);
+			if (r == -ENOENT) /* deleted before */
+				continue;
+			assert_int_equal(r, 0);
+		}
+	}
+	/* what is left: every i not deleted (j = i/2 for i % 7 == 3) */
+	static bool gone[70000];
+	size_t want = 0;
+	memset(gone, 0, sizeof(gone));
+	for (unsigned i = 0; i < n; i++)
+		if (i % 7 == 3)
+			gone[i / 2] = true;
+	for (unsigned i = 0; i < n; i++)
+		want += !gone[i];
+	assert_int_equal(moat_zone_listings(z, &lv), 0);
+	if (lv.n != want)
+		fail_msg("listings %zu, want %zu", lv.n, want);
+	for (unsigned i = 0; i < n; i += 97) {
+		snprintf(line, sizeof(line), "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+		moat_prefix_parse(line, &a);
+		if ((z_answer(z, &a) != 0) != !gone[i])
+			fail_msg("%s: listed %d, want %d", line, z_answer(z, &a) != 0, !gone[i]);
+	}
+	moat_lvec_free(&lv);
+	moat_zone_free(z);
+}
+
 static void test_lookup_txt(void **state)
 {
 	static const char *const rrs[] = {
@@ -615,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_incremental_batches),
 		cmocka_unit_test(test_lvec_apply),
 		cmocka_unit_test(test_lookup_txt),
+		cmocka_unit_test(test_hash_growth),
 		cmocka_unit_test(test_error_codes),
 		cmocka_unit_test(test_regress_ttl_rollback),
 	};
