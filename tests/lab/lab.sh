@@ -210,6 +210,17 @@ lab_down() {
 	for pid in "${LAB_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
 	done
+	# a second for them to exit on SIGTERM before the SIGKILL sweep (a
+	# killed job is reported as "Killed" on the caller's terminal)
+	local i alive
+	for i in $(seq 20); do
+		alive=
+		for pid in "${LAB_PIDS[@]}"; do
+			kill -0 "$pid" 2>/dev/null && { alive=1; break; }
+		done
+		[ -n "$alive" ] || break
+		sleep 0.05
+	done
 	for ns in "$NS_INET" "$NS_APP" "$NS_DNS" "$NS_MX"; do
 		[ -e "/run/netns/$ns" ] || continue
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
