@@ -19,22 +19,11 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
+. "$root/tests/lab/controld.sh"
 SMTPD=$build/tests/e2e/moat-smtpd-testfilter
-PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
-PROBE=$root/tests/netns/tcp_probe.py
-PY=/usr/bin/python3
 C="$PY $here/smtpc.py"
 
-tap_plan 20
-for f in "$CTLD" "$MOATCTL" "$SMTPD" "$PASS_OBJ" "$PROBE"; do
-	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
-done
-lab_init
-. "$root/tests/lab/controld.sh"
-ctld_lab app
+ctld_test app 20 "$SMTPD" "$PASS_OBJ" "$PROBE"
 
 probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 2; }
 expect() { # expect DESC WANT_REGEX OUTPUT

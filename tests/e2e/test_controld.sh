@@ -14,21 +14,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
-PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
-PROBE=$root/tests/netns/tcp_probe.py
-PY=/usr/bin/python3
+. "$root/tests/lab/controld.sh"
 T=2
 
-tap_plan 49
-for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
-	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
-done
-lab_init
-. "$root/tests/lab/controld.sh"
-ctld_lab e2e
+ctld_test e2e 49 "$PASS_OBJ" "$PROBE"
 
 # in_app CMD... - app's network namespace only (keeps /sys/fs/bpf visible)
 in_app() { nsenter --net="/run/netns/$NS_APP" "$@"; }

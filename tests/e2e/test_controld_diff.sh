@@ -18,25 +18,13 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
-PY=/usr/bin/python3
+. "$root/tests/lab/controld.sh"
 Z=diff.moat.test
 SEED=${DIFF_SEED:-$RANDOM}
 NRANDOM=${DIFF_RANDOM:-240}
 
-tap_plan 9
-for f in "$CTLD" "$MOATCTL"; do
-	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
-done
-lab_init
-. "$root/tests/lab/controld.sh"
-ctld_lab diff
-if ! lab_up >/dev/null 2>&1; then
-	tap_not_ok "lab up"
-	exit 1
-fi
+ctld_test diff 9
+ctld_lab_up
 
 # --- the zone: diff.moat.test + error codes and the IPv6 test point -------
 mkdir -p "$LAB_DIR/zsrc"

@@ -15,22 +15,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
-PY=/usr/bin/python3
-
-tap_plan 14
-for f in "$CTLD" "$MOATCTL"; do
-	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
-done
-lab_init
 . "$root/tests/lab/controld.sh"
-ctld_lab faults
-if ! lab_up >/dev/null 2>&1; then
-	tap_not_ok "lab up"
-	exit 1
-fi
+
+ctld_test faults 14
+ctld_lab_up
 
 SECRET=$(head -c 32 /dev/urandom | base64)
 WRONG=$(head -c 32 /dev/urandom | base64)

@@ -14,21 +14,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
-PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
-PROBE=$root/tests/netns/tcp_probe.py
-PY=/usr/bin/python3
+. "$root/tests/lab/controld.sh"
 T=2
 
-tap_plan 10
-for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
-	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
-done
-lab_init
-. "$root/tests/lab/controld.sh"
-ctld_lab fp
+ctld_test fp 10 "$PASS_OBJ" "$PROBE"
 probe() { lab_inet $PY "$PROBE" connect "$1" "$2" 25 "$T"; }
 # fq ADDR [--no-live] - "action/fastpath_action" of moatctl lookup
 fq() { local j; j=$(mctl lookup "$@" --json) && jget "$j" "d['action']+'/'+d.get('fastpath_action','none')"; }

@@ -7,16 +7,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
-PROBE=$root/tests/netns/tcp_probe.py
-
-tap_plan 6
-lab_init
 . "$root/tests/lab/controld.sh"
-ctld_lab priv
-lab_up >/dev/null 2>&1 || { tap_not_ok "lab up"; exit 1; }
+
+ctld_test priv 6 "$PROBE"
+ctld_lab_up
 lab_sender 192.0.2.10
 lab_sender 2001:db8:100::10
 lab_bg "$NS_APP" listen4 python3 "$PROBE" listen 198.18.1.1 25 "$LAB_DIR/accept.log"

@@ -10,20 +10,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
-PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
-PY=/usr/bin/python3
+. "$root/tests/lab/controld.sh"
 SRC=192.0.2.77
 
-tap_plan 7
-for f in "$CTLD" "$MOATCTL" "$PASS_OBJ"; do
-	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
-done
-lab_init
-. "$root/tests/lab/controld.sh"
-ctld_lab isn
+ctld_test isn 7 "$PASS_OBJ"
 
 # write_conf STATE_DIR - controld on inet0, no zones (operator entries only)
 write_conf() {

@@ -14,6 +14,35 @@
 #                  for event=ready.  Env assignments before the call reach
 #                  the daemon.
 #   mctl ARGS      moatctl;  jget JSON EXPR  python expression on JSON (d)
+#   ctld_test TAG PLAN [FILE...]  the start of an e2e/netns script: TAP plan,
+#                  the binaries (CTLD, MOATCTL, FILE...) present, lab_init,
+#                  ctld_lab TAG
+#   ctld_lab_up    lab_up quietly, or "not ok - lab up" and exit
+# Defaults set when sourced (a caller's own values are kept): build
+# (MOAT_BUILD_DIR or $root/build), CTLD, MOATCTL, PASS_OBJ (the peer's
+# XDP_PASS program), PROBE (tests/netns/tcp_probe.py), PY.
+
+build=${build:-${MOAT_BUILD_DIR:-$root/build}}
+CTLD=${CTLD:-$build/control/moat-controld}
+MOATCTL=${MOATCTL:-$build/tools/moatctl}
+PASS_OBJ=${PASS_OBJ:-$build/bpf/moat_xdp_pass.bpf.o}
+PROBE=${PROBE:-$root/tests/netns/tcp_probe.py}
+PY=${PY:-/usr/bin/python3}
+
+ctld_test() {
+	local tag=$1 plan=$2 f
+	shift 2
+	tap_plan "$plan"
+	for f in "$CTLD" "$MOATCTL" "$@"; do
+		[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
+	done
+	lab_init
+	ctld_lab "$tag"
+}
+
+ctld_lab_up() {
+	lab_up >/dev/null 2>&1 || { tap_not_ok "lab up"; exit 1; }
+}
 
 ctld_lab() {
 	PIN=/sys/fs/bpf/moat-$1-$LAB_ID

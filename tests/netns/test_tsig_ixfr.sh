@@ -13,23 +13,11 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
-build=${MOAT_BUILD_DIR:-$root/build}
-CTLD=$build/control/moat-controld
-MOATCTL=$build/tools/moatctl
-PY=/usr/bin/python3
+. "$root/tests/lab/controld.sh"
 Z=tsig.moat.test
 
-tap_plan 6
-for f in "$CTLD" "$MOATCTL"; do
-	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
-done
-lab_init
-. "$root/tests/lab/controld.sh"
-ctld_lab tsig
-if ! lab_up >/dev/null 2>&1; then
-	tap_not_ok "lab up"
-	exit 1
-fi
+ctld_test tsig 6
+ctld_lab_up
 SECRET=$(head -c 32 /dev/urandom | base64)
 mkdir -p "$LAB_DIR/zsrc"
 zone() { # SERIAL EXTRA-RECORDS
