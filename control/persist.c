@@ -2,18 +2,22 @@
 /*
  * persist.c - the last good state of every source, on disk.
  *
- * One file per zone (STATE_DIR/zone-NAME.state), one for operator and
- * moat-smtpd entries (STATE_DIR/entries.state) and the tarpit's ISN key
- * (STATE_DIR/isn.key, mode 0600), so a restarted moat-controld answers a
- * SYN with the same sequence number as the one before it.  Written to a temporary
- * file, fsync'd, renamed over the old one: a crash leaves the old or the
- * new file, never half of one.  Read at start before the first transfer,
- * so a cold start filters at once even when every primary is down.
+ * One base file per zone (STATE_DIR/zone-NAME.state) plus its journal of
+ * IXFR deltas (STATE_DIR/zone-NAME.journal, zstate.c: a small IXFR appends
+ * one record instead of rewriting the zone; the base is rewritten after an
+ * AXFR, a file load, a drop, or when the journal outgrows its bound), one
+ * file for operator, moat-smtpd and live-lookup entries
+ * (STATE_DIR/entries.state) and the tarpit's ISN key (STATE_DIR/isn.key,
+ * mode 0600), so a restarted moat-controld answers a SYN with the same
+ * sequence number as the one before it.  Whole files are written to a
+ * temporary file, fsync'd, renamed over the old one: a crash leaves the old
+ * or the new file, never half of one.  Read at start before the first
+ * transfer, so a cold start filters at once even when every primary is down.
  *
- * Format (host byte order; the file never leaves the machine):
- *   struct pz_header, then n struct moat_listing, then a uint64 FNV-1a
- *   checksum of everything before it.  A file that fails any check is
- *   ignored with a log line (the zone then waits for its first transfer).
+ * Format (host byte order; the files never leave the machine): a header,
+ * the records, a uint64 FNV-1a checksum of everything before it
+ * (zstate.c).  A file that fails any check is ignored with a log line (a
+ * zone then waits for its first transfer).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,22 +30,10 @@
 
 #include "controld.h"
 #include "log.h"
+#include "zstate.h"
 
-#define PZ_MAGIC 0x31545354414f4dULL /* "MOATST1" */
 #define PE_MAGIC 0x31544e45414f4dULL /* "MOAENT1" */
 #define PK_MAGIC 0x3159454b4e5349ULL /* "ISNKEY1" */
-
-struct pz_header {
-	uint64_t magic;
-	uint32_t version;
-	uint32_t serial;
-	int64_t last_success;
-	int64_t expires_at;
-	uint32_t soa_refresh, soa_retry, soa_expire;
-	uint32_t state;     /* enum cd_zone_state at save time */
-	uint64_t n;
-	char name[256];
-};
 
 struct pe_record {
 	struct moat_prefix pfx;
@@ -52,196 +44,110 @@ struct pe_record {
 	char reason[128];
 };
 
-/* fnv - FNV-1a over a buffer, continuing h */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
+/* zone_paths - file names of a zone's base and journal; the name is a
+ * checked DNS name */
+static void zone_paths(const struct cd *d, const char *name, char *base, char *journal, size_t sz)
 {
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	snprintf(base, sz, "%.3800s/zone-%.256s.state", d->cfg.state_dir, name);
+	snprintf(journal, sz, "%.3800s/zone-%.256s.journal", d->cfg.state_dir, name);
 }
 
-#define FNV_INIT 0xcbf29ce484222325ULL
-
-/* zone_path - file name of a zone's state; the name is a checked DNS name */
-static void zone_path(const struct cd *d, const char *name, char *buf, size_t sz)
-{
-	snprintf(buf, sz, "%.3800s/zone-%.256s.state", d->cfg.state_dir, name);
-}
-
-/* write_all - write every byte */
-static int write_all(int fd, const void *p, size_t n, uint64_t *h)
-{
-	const char *c = p;
-
-	if (h)
-		*h = fnv(*h, p, n);
-	while (n) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* atomic_write_mode - header + body + checksum to path via tmp + fsync +
- * rename, the file created with mode */
-static int atomic_write_mode(const char *path, mode_t mode, const void *hdr, size_t hl,
-			     const void *body, size_t bl)
-{
-	char tmp[PATH_MAX + 16];
-	uint64_t h = FNV_INIT;
-	int fd, r;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, mode) < 0) {    /* a leftover tmp keeps its old mode */
-		r = -errno;
-		close(fd);
-		unlink(tmp);
-		return r;
-	}
-	r = write_all(fd, hdr, hl, &h);
-	if (!r && bl)
-		r = write_all(fd, body, bl, &h);
-	if (!r)
-		r = write_all(fd, &h, sizeof(h), NULL);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r)
-		unlink(tmp);
-	return r;
-}
-
-/* atomic_write - atomic_write_mode for state any local reader may see */
+/* atomic_write - a whole state file any local reader may see */
 static int atomic_write(const char *path, const void *hdr, size_t hl, const void *body, size_t bl)
 {
-	return atomic_write_mode(path, 0640, hdr, hl, body, bl);
+	return zstate_write_file(path, 0640, hdr, hl, body, bl, NULL);
 }
 
-/* read_file - whole file, checksum verified; body after hl header bytes */
-static int read_file(const char *path, void **data, size_t *len)
+/* zone_meta - what a state file keeps of z besides its listings */
+static struct zstate_meta zone_meta(const struct cd_zone *z)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(uint64_t)) {
-		close(fd);
-		return -EINVAL;
-	}
-	char *buf = malloc((size_t)st.st_size);
-	size_t got = 0;
-
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	uint64_t h;
-
-	if (got != (size_t)st.st_size)
-		goto bad;
-	memcpy(&h, buf + got - sizeof(h), sizeof(h));
-	if (fnv(FNV_INIT, buf, got - sizeof(h)) != h)
-		goto bad;
-	*data = buf;
-	*len = got - sizeof(h);
-	return 0;
-bad:
-	free(buf);
-	return -EBADMSG;
-}
-
-/* persist_save_zone - the zone's current data as its last good state */
-int persist_save_zone(const struct cd *d, const struct cd_zone *z)
-{
-	struct pz_header h = {
-		.magic = PZ_MAGIC, .version = 1, .serial = z->serial,
+	return (struct zstate_meta){
+		.serial = z->serial, .state = (uint32_t)z->state,
 		.last_success = z->last_success, .expires_at = z->expires_at,
 		.soa_refresh = z->soa_refresh, .soa_retry = z->soa_retry,
-		.soa_expire = z->soa_expire, .state = (uint32_t)z->state, .n = z->n,
+		.soa_expire = z->soa_expire,
 	};
-	char path[PATH_MAX];
+}
 
-	snprintf(h.name, sizeof(h.name), "%s", z->cfg.name);
-	zone_path(d, z->cfg.name, path, sizeof(path));
-	int r = atomic_write(path, &h, sizeof(h), z->l, z->n * sizeof(*z->l));
+/* persist_save_zone - the zone's current data as its base state; the
+ * journal emptied */
+int persist_save_zone(const struct cd *d, struct cd_zone *z)
+{
+	struct zstate_meta m = zone_meta(z);
+	char base[PATH_MAX], journal[PATH_MAX];
 
-	if (r < 0)
-		log_err("zone=%s event=persist path=%s error=\"%s\"", z->cfg.name, path, strerror(-r));
+	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
+	int r = zstate_save_base(base, journal, z->cfg.name, &m, z->l, z->n, &z->zs);
+
+	if (r < 0) {
+		z->zs.valid = 0; /* the files no longer end at z->serial */
+		log_err("zone=%s event=persist path=%s error=\"%s\"", z->cfg.name, base, strerror(-r));
+	} else {
+		z->persist_bases++;
+	}
 	return r;
 }
 
-/* persist_load_zone - read a zone's last good state: listings in *l */
-int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n)
+/* persist_save_delta - an IXFR (serial_from -> z->serial, add/del as
+ * applied) appended to the zone's journal; the base rewritten instead when
+ * the journal is due for compaction or the files do not end at serial_from */
+int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_from,
+		       const struct moat_listing *add, size_t nadd,
+		       const struct moat_listing *del, size_t ndel)
 {
-	char path[PATH_MAX];
-	void *data;
-	size_t len;
+	struct zstate_meta m = zone_meta(z);
+	char base[PATH_MAX], journal[PATH_MAX];
 	int r;
 
-	zone_path(d, z->cfg.name, path, sizeof(path));
-	r = read_file(path, &data, &len);
+	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
+	if (zstate_compact_due(&z->zs) || !z->zs.valid || z->zs.serial != serial_from)
+		r = -ESTALE;
+	else
+		r = zstate_append(journal, serial_from, &m, add, nadd, del, ndel, &z->zs);
+	if (r == 0) {
+		z->persist_appends++;
+		return 0;
+	}
+	if (r != -ESTALE)
+		log_err("zone=%s event=journal path=%s error=\"%s\" (writing the base instead)",
+			z->cfg.name, journal, strerror(-r));
+	else
+		log_info("zone=%s event=journal-compact serial=%u journal_bytes=%llu records=%llu "
+			 "base_bytes=%llu", z->cfg.name, z->serial,
+			 (unsigned long long)z->zs.journal_bytes,
+			 (unsigned long long)z->zs.journal_records,
+			 (unsigned long long)z->zs.base_bytes);
+	return persist_save_zone(d, z);
+}
+
+/* persist_load_zone - read a zone's last good state (base + journal):
+ * listings in *l, sorted, with the zone's source id */
+int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n)
+{
+	char base[PATH_MAX], journal[PATH_MAX];
+	struct zstate_meta m;
+	struct zstate_replay rep;
+	int r;
+
+	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
+	r = zstate_load(base, journal, z->cfg.name, z->id, &m, l, n, &z->zs, &rep);
 	if (r < 0)
 		return r;
-	struct pz_header h;
-
-	if (len < sizeof(h))
-		goto bad;
-	memcpy(&h, data, sizeof(h));
-	if (h.magic != PZ_MAGIC || h.version != 1 || strncmp(h.name, z->cfg.name, sizeof(h.name)) ||
-	    h.n != (len - sizeof(h)) / sizeof(struct moat_listing) ||
-	    (len - sizeof(h)) % sizeof(struct moat_listing))
-		goto bad;
-	*l = malloc(h.n ? h.n * sizeof(**l) : 1);
-	if (!*l) {
-		free(data);
-		return -ENOMEM;
-	}
-	memcpy(*l, (char *)data + sizeof(h), h.n * sizeof(**l));
-	*n = h.n;
-	z->serial = h.serial;
-	z->last_success = h.last_success;
-	z->expires_at = h.expires_at;
-	z->soa_refresh = h.soa_refresh;
-	z->soa_retry = h.soa_retry;
-	z->soa_expire = h.soa_expire;
-	free(data);
-	if (h.state == ZS_DROPPED) {
+	z->serial = m.serial;
+	z->last_success = m.last_success;
+	z->expires_at = m.expires_at;
+	z->soa_refresh = m.soa_refresh;
+	z->soa_retry = m.soa_retry;
+	z->soa_expire = m.soa_expire;
+	if (rep.applied)
+		log_info("zone=%s event=restore journal_records=%llu serial=%u entries=%zu",
+			 z->cfg.name, (unsigned long long)rep.applied, m.serial, *n);
+	if (m.state == ZS_DROPPED) {
 		free(*l);
 		*l = NULL;
 		return -ENOENT;
 	}
 	return 0;
-bad:
-	log_warn("zone=%s event=restore path=%s result=ignored (not a valid state file)",
-		 z->cfg.name, path);
-	free(data);
-	return -EBADMSG;
 }
 
 /* persist_save_entries - operator and moat-smtpd entries */
@@ -280,7 +186,7 @@ int persist_load_entries(struct cd *d)
 	struct { uint64_t magic; uint64_t n; } h;
 
 	snprintf(path, sizeof(path), "%.4000s/entries.state", d->cfg.state_dir);
-	int r = read_file(path, &data, &len);
+	int r = zstate_read_file(path, &data, &len, NULL);
 
 	if (r < 0)
 		return r;
@@ -339,7 +245,7 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 	int r;
 
 	snprintf(path, sizeof(path), "%.4000s/isn.key", d->cfg.state_dir);
-	r = read_file(path, &data, &len);
+	r = zstate_read_file(path, &data, &len, NULL);
 	if (r == -EINVAL)               /* shorter than a checksum */
 		r = -EBADMSG;
 	if (r == 0) {
@@ -369,7 +275,7 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 	}
 	if (r == -EBADMSG)
 		log_warn("event=isn_key path=%s damaged: a new key", path);
-	r = atomic_write_mode(path, 0600, &h, sizeof(h), key, 2 * sizeof(uint64_t));
+	r = zstate_write_file(path, 0600, &h, sizeof(h), key, 2 * sizeof(uint64_t), NULL);
 	if (r < 0) {
 		log_err("event=isn_key path=%s error=\"%s\" (a random key for this run only)",
 			path, strerror(-r));

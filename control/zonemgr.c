@@ -868,6 +868,8 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		z->san_known = checked == 1; /* the next IXFR's checks start from it */
 	}
 	z->undecodable = z->load_undecodable;
+	uint32_t serial_from = z->serial; /* the journal record's chain link */
+
 	z->serial = serial;
 	z->have_data = 1;
 	z->from_disk = 0;
@@ -885,7 +887,10 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 	if (z->cfg.type == CFG_SRC_RBLDNSD)
 		refresh = 1; /* files are checked every tick */
 	z->next_refresh = now + refresh;
-	if (nl && persist_save_zone(d, z) < 0)
+	/* an IXFR appends its delta to the journal; a full load rewrites the
+	 * base (persist.c) */
+	if (nl && (is_full ? persist_save_zone(d, z) :
+		   persist_save_delta(d, z, serial_from, l, n, del, ndel)) < 0)
 		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
 	mem_note(z->cfg.name, "persisted");
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
