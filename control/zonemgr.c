@@ -889,18 +889,25 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 	z->next_refresh = now + refresh;
 	/* an IXFR appends its delta to the journal; a full load rewrites the
 	 * base (persist.c) */
+	double tp = monotonic_ms();
+	uint64_t appends = z->persist_appends, jbytes = z->zs.journal_bytes;
+
 	if (nl && (is_full ? persist_save_zone(d, z) :
 		   persist_save_delta(d, z, serial_from, l, n, del, ndel)) < 0)
 		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
+	double persist_ms = monotonic_ms() - tp;
+	int journaled = z->persist_appends != appends;
+	uint64_t persist_bytes = !nl ? 0 : journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
 	mem_note(z->cfg.name, "persisted");
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
 		 "merge_ms=%.1f sanity_ms=%.1f table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f "
-		 "undecodable=%zu", z->cfg.name,
+		 "persist=%s persist_ms=%.1f persist_bytes=%llu undecodable=%zu", z->cfg.name,
 		 load_kind(z, is_full), serial, z->n, (unsigned long long)z->last_added,
 		 (unsigned long long)z->last_removed, z->last_duration, live_ms, src_to_live,
 		 notify_to_live, merge_ms, sanity_ms, replace_ms, d->last_compile_ms, d->last_fp_ms,
+		 journaled ? "journal" : "base", persist_ms, (unsigned long long)persist_bytes,
 		 z->undecodable);
 	return 0;
 }
