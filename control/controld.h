@@ -128,6 +128,7 @@ struct cd {
 	size_t nentries, capentries;
 	int entries_dirty;
 	int restoring;            /* persist_load_entries: no publish per entry */
+	int live_dirty;           /* live answers changed since live.state was saved */
 	/* rates */
 	struct cd_stats_sample prev, cur;
 	/* loop */
@@ -182,6 +183,8 @@ int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_fr
 int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
 int persist_save_entries(const struct cd *d);
 int persist_load_entries(struct cd *d);
+int persist_save_live(struct cd *d);
+int persist_load_live(struct cd *d);
 int persist_isn_key(const struct cd *d, uint64_t key[2]);
 
 /* ctlsrv.c */

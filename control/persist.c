@@ -284,3 +284,134 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 	log_info("event=isn_key path=%s new key saved", path);
 	return 1;
 }
+
+#define PL_MAGIC 0x31564c45414f4dULL /* "MOAELV1" */
+
+/* One live-lookup answer: the listing's zone by name (ids are per run). */
+struct pl_record {
+	struct moat_prefix pfx;
+	uint32_t code;
+	int64_t expires;          /* absolute, seconds since the epoch */
+	char zone[256];
+};
+
+/* persist_save_live - the listed answers of every live zone still in the
+ * table, with their absolute expiry, to STATE_DIR/live.state */
+int persist_save_live(struct cd *d)
+{
+	char path[PATH_MAX];
+	struct pl_record *rec = NULL;
+	size_t n = 0, cap = 0;
+	time_t now = time(NULL);
+	int r = 0;
+
+	for (int i = 0; i < d->nzones && r == 0; i++) {
+		const struct cd_zone *z = d->zones[i];
+		struct moat_listing *l = NULL;
+		size_t nl = 0;
+
+		if (z->cfg.type != CFG_SRC_LIVE)
+			continue;
+		r = vt_db_source_dump(d->db, z->id, &l, &nl);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			break;
+		if (n + nl > cap) {
+			size_t nc = (n + nl) * 2;
+			struct pl_record *t = realloc(rec, nc * sizeof(*t));
+
+			if (!t) {
+				free(l);
+				r = -ENOMEM;
+				break;
+			}
+			rec = t;
+			cap = nc;
+		}
+		for (size_t k = 0; k < nl; k++) {
+			if (l[k].exclude || !l[k].ttl)
+				continue;
+			memset(&rec[n], 0, sizeof(rec[n]));
+			rec[n].pfx = l[k].pfx;
+			rec[n].code = l[k].code;
+			rec[n].expires = now + l[k].ttl;
+			snprintf(rec[n].zone, sizeof(rec[n].zone), "%s", z->cfg.name);
+			n++;
+		}
+		free(l);
+	}
+	snprintf(path, sizeof(path), "%.4000s/live.state", d->cfg.state_dir);
+	if (r == 0) {
+		struct { uint64_t magic; uint64_t n; } h = { PL_MAGIC, n };
+
+		r = atomic_write(path, &h, sizeof(h), rec, n * sizeof(*rec));
+	}
+	free(rec);
+	if (r < 0) {
+		log_err("event=persist path=%s error=\"%s\"", path, strerror(-r));
+		return r;
+	}
+	d->live_dirty = 0;
+	log_debug("event=persist-live path=%s live=%zu", path, n);
+	return 0;
+}
+
+/* persist_load_live - live answers back into the table with the time they
+ * have left; expired ones and those of zones no longer live are dropped */
+int persist_load_live(struct cd *d)
+{
+	char path[PATH_MAX], err[256];
+	void *data;
+	size_t len, ok = 0, expired = 0, other = 0;
+	time_t now = time(NULL);
+	struct { uint64_t magic; uint64_t n; } h;
+
+	snprintf(path, sizeof(path), "%.4000s/live.state", d->cfg.state_dir);
+	int r = zstate_read_file(path, &data, &len, NULL);
+
+	if (r < 0)
+		return r;
+	if (len >= sizeof(h))
+		memcpy(&h, data, sizeof(h));
+	if (len < sizeof(h) || h.magic != PL_MAGIC ||
+	    (len - sizeof(h)) / sizeof(struct pl_record) != h.n ||
+	    (len - sizeof(h)) % sizeof(struct pl_record)) {
+		log_warn("event=restore path=%s result=ignored (not a valid live state file)", path);
+		free(data);
+		return -EBADMSG;
+	}
+	const struct pl_record *rec = (const struct pl_record *)((char *)data + sizeof(h));
+
+	vt_db_set_time(d->db, (uint64_t)now);
+	for (size_t i = 0; i < h.n; i++) {
+		char zone[256];
+
+		memcpy(zone, rec[i].zone, sizeof(zone));
+		zone[sizeof(zone) - 1] = 0;
+		const struct cd_zone *z = zm_zone(d, zone);
+
+		if (!z || z->cfg.type != CFG_SRC_LIVE) {
+			other++;
+			continue;
+		}
+		if (rec[i].expires <= now) {
+			expired++;
+			continue;
+		}
+		int64_t left = rec[i].expires - now;
+		struct moat_listing l = { .pfx = rec[i].pfx, .code = rec[i].code, .source = z->id,
+					  .ttl = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left };
+
+		if (vt_db_source_apply(d->db, z->id, &l, 1, NULL, 0, err, sizeof(err)) == 0)
+			ok++;
+		else
+			log_warn("event=restore live answer %zu refused: %s", i, err);
+	}
+	free(data);
+	log_info("event=restore live=%zu expired=%zu not_live_zone=%zu (listed live answers, "
+		 "from %s)", ok, expired, other, path);
+	return 0;
+}

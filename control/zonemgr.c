@@ -1067,8 +1067,10 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 		log_info("zone=%s event=live addr=%s listed=%zu ttl=%u removed=%zu", z->cfg.name,
 			 cd_format_prefix(addr, pb, sizeof(pb)), na, ttl, nd);
 	}
-	if (changed)
+	if (changed) {
 		zm_publish(d, "live");
+		d->live_dirty = 1; /* saved on the next tick (persist_save_live) */
+	}
 	return total;
 }
 
@@ -1085,6 +1087,10 @@ void zm_tick(struct cd *d, time_t now)
 		log_info("event=live-expired listings=%zu", gone);
 		zm_publish(d, "live-expiry");
 	}
+	/* listed live answers to disk at most once a second, so a restart
+	 * keeps filtering what the lookups found */
+	if (d->live_dirty)
+		persist_save_live(d);
 	for (int i = 0; i < d->nzones; i++) {
 		struct cd_zone *z = d->zones[i];
 
