@@ -176,32 +176,47 @@ int persist_save_entries(const struct cd *d)
 	return e;
 }
 
+/* read_records - a file of fixed-size records after a {magic, n} header
+ * (entries, live answers): *data to free, the records at *rec, *n of them */
+static int read_records(const char *path, uint64_t magic, size_t recsz, const char *what,
+			void **data, const void **rec, size_t *n)
+{
+	struct { uint64_t magic; uint64_t n; } h;
+	size_t len;
+	int r = zstate_read_file(path, data, &len, NULL);
+
+	if (r < 0)
+		return r;
+	if (len >= sizeof(h))
+		memcpy(&h, *data, sizeof(h));
+	if (len < sizeof(h) || h.magic != magic || (len - sizeof(h)) % recsz ||
+	    (len - sizeof(h)) / recsz != h.n) {
+		log_warn("event=restore path=%s result=ignored (not a valid %s file)", path, what);
+		free(*data);
+		return -EBADMSG;
+	}
+	*rec = (const char *)*data + sizeof(h);
+	*n = (size_t)h.n;
+	return 0;
+}
+
 /* persist_load_entries - entries back into the table (expired ones dropped) */
 int persist_load_entries(struct cd *d)
 {
 	char path[PATH_MAX], err[256];
 	void *data;
-	size_t len, ok = 0;
+	const struct pe_record *rec;
+	size_t n, ok = 0;
 	time_t now = time(NULL);
-	struct { uint64_t magic; uint64_t n; } h;
 
 	snprintf(path, sizeof(path), "%.4000s/entries.state", d->cfg.state_dir);
-	int r = zstate_read_file(path, &data, &len, NULL);
+	int r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, &n);
 
 	if (r < 0)
 		return r;
-	memcpy(&h, data, sizeof(h) <= len ? sizeof(h) : 0);
-	if (len < sizeof(h) || h.magic != PE_MAGIC ||
-	    (len - sizeof(h)) != h.n * sizeof(struct pe_record)) {
-		log_warn("event=restore path=%s result=ignored (not a valid entries file)", path);
-		free(data);
-		return -EBADMSG;
-	}
-	const struct pe_record *rec = (const struct pe_record *)((char *)data + sizeof(h));
-
 	d->restoring = 1; /* one publish at the end, not one per entry */
 
-	for (size_t i = 0; i < h.n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct cd_entry e = {
 			.pfx = rec[i].pfx, .action = rec[i].action, .source = rec[i].source,
 			.added = rec[i].added, .expires = rec[i].expires,
@@ -365,28 +380,18 @@ int persist_load_live(struct cd *d)
 {
 	char path[PATH_MAX], err[256];
 	void *data;
-	size_t len, ok = 0, expired = 0, other = 0;
+	const struct pl_record *rec;
+	size_t n, ok = 0, expired = 0, other = 0;
 	time_t now = time(NULL);
-	struct { uint64_t magic; uint64_t n; } h;
 
 	snprintf(path, sizeof(path), "%.4000s/live.state", d->cfg.state_dir);
-	int r = zstate_read_file(path, &data, &len, NULL);
+	int r = read_records(path, PL_MAGIC, sizeof(*rec), "live state", &data,
+			     (const void **)&rec, &n);
 
 	if (r < 0)
 		return r;
-	if (len >= sizeof(h))
-		memcpy(&h, data, sizeof(h));
-	if (len < sizeof(h) || h.magic != PL_MAGIC ||
-	    (len - sizeof(h)) / sizeof(struct pl_record) != h.n ||
-	    (len - sizeof(h)) % sizeof(struct pl_record)) {
-		log_warn("event=restore path=%s result=ignored (not a valid live state file)", path);
-		free(data);
-		return -EBADMSG;
-	}
-	const struct pl_record *rec = (const struct pl_record *)((char *)data + sizeof(h));
-
 	vt_db_set_time(d->db, (uint64_t)now);
-	for (size_t i = 0; i < h.n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		char zone[256];
 
 		memcpy(zone, rec[i].zone, sizeof(zone));

@@ -46,9 +46,8 @@ struct zs_base {
 struct zs_rec {
 	uint64_t magic;
 	uint64_t base_sum;
-	uint32_t serial_from, serial_to;
-	int64_t last_success, expires_at;
-	uint32_t soa_refresh, soa_retry, soa_expire, state;
+	uint32_t serial_from, pad;
+	struct zstate_meta m;     /* the zone after the record (m.serial: to) */
 	uint64_t nadd, ndel;
 };
 
@@ -244,13 +243,7 @@ int zstate_append(const char *journal, uint32_t serial_from, const struct zstate
 		  const struct moat_listing *add, size_t nadd,
 		  const struct moat_listing *del, size_t ndel, struct zstate_info *info)
 {
-	struct zs_rec h = {
-		.magic = ZS_REC_MAGIC, .base_sum = info->base_sum,
-		.serial_from = serial_from, .serial_to = m->serial,
-		.last_success = m->last_success, .expires_at = m->expires_at,
-		.soa_refresh = m->soa_refresh, .soa_retry = m->soa_retry,
-		.soa_expire = m->soa_expire, .state = m->state, .nadd = nadd, .ndel = ndel,
-	};
+	struct zs_rec h;
 	size_t body = (nadd + ndel) * sizeof(struct moat_listing);
 	size_t total = sizeof(h) + body + sizeof(uint64_t);
 	uint64_t sum = FNV_INIT;
@@ -259,6 +252,14 @@ int zstate_append(const char *journal, uint32_t serial_from, const struct zstate
 
 	if (!info->valid || info->serial != serial_from)
 		return -ESTALE;
+	memset(&h, 0, sizeof(h)); /* no stray padding bytes in the file */
+	h.magic = ZS_REC_MAGIC;
+	h.base_sum = info->base_sum;
+	h.serial_from = serial_from;
+	h.m = *m;
+	h.m.pad = 0;
+	h.nadd = nadd;
+	h.ndel = ndel;
 	char *buf = malloc(total);
 
 	if (!buf)
@@ -455,13 +456,7 @@ static int replay(const char *journal, const char *name, uint16_t source, struct
 			o->seq = seq++;
 			o->del = i >= h.nadd;
 		}
-		m->serial = h.serial_to;
-		m->state = h.state;
-		m->last_success = h.last_success;
-		m->expires_at = h.expires_at;
-		m->soa_refresh = h.soa_refresh;
-		m->soa_retry = h.soa_retry;
-		m->soa_expire = h.soa_expire;
+		*m = h.m;
 		off += sizeof(h) + body + sizeof(sum);
 		rep->applied++;
 	}

@@ -37,6 +37,7 @@ struct zstate_meta {
 	uint32_t state;                /* enum cd_zone_state */
 	int64_t last_success, expires_at;
 	uint32_t soa_refresh, soa_retry, soa_expire;
+	uint32_t pad;                  /* zero: the struct is written to disk */
 };
 
 /* What the files hold now: kept by the caller between calls. */
