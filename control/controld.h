@@ -128,7 +128,8 @@ struct cd {
 	size_t nentries, capentries;
 	int entries_dirty;
 	int restoring;            /* persist_load_entries: no publish per entry */
-	int live_dirty;           /* live answers changed since live.state was saved */
+	int live_dirty;           /* live answers changed since they were saved */
+	time_t live_saved_at;     /* persist_save_live: at most every CD_LIVE_SAVE_S */
 	/* rates */
 	struct cd_stats_sample prev, cur;
 	/* loop */
@@ -183,6 +184,7 @@ int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_fr
 int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
 int persist_save_entries(const struct cd *d);
 int persist_load_entries(struct cd *d);
+#define CD_LIVE_SAVE_S 5
 int persist_save_live(struct cd *d);
 int persist_load_live(struct cd *d);
 int persist_isn_key(const struct cd *d, uint64_t key[2]);

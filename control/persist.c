@@ -6,8 +6,9 @@
  * IXFR deltas (STATE_DIR/zone-NAME.journal, zstate.c: a small IXFR appends
  * one record instead of rewriting the zone; the base is rewritten after an
  * AXFR, a file load, a drop, or when the journal outgrows its bound), one
- * file for operator, moat-smtpd and live-lookup entries
- * (STATE_DIR/entries.state) and the tarpit's ISN key (STATE_DIR/isn.key,
+ * file for operator and moat-smtpd entries (STATE_DIR/entries.state), one
+ * per live zone for its listed answers (STATE_DIR/live-ZONE.state, saved
+ * at most every CD_LIVE_SAVE_S) and the tarpit's ISN key (STATE_DIR/isn.key,
  * mode 0600), so a restarted moat-controld answers a SYN with the same
  * sequence number as the one before it.  Whole files are written to a
  * temporary file, fsync'd, renamed over the old one: a crash leaves the old
@@ -300,123 +301,126 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 	return 1;
 }
 
-#define PL_MAGIC 0x31564c45414f4dULL /* "MOAELV1" */
+#define PL_MAGIC 0x32564c45414f4dULL /* "MOAELV2" */
 
-/* One live-lookup answer: the listing's zone by name (ids are per run). */
+/* One listed live-lookup answer (STATE_DIR/live-ZONE.state: one file per
+ * live zone, since source ids are per run). */
 struct pl_record {
 	struct moat_prefix pfx;
 	uint32_t code;
 	int64_t expires;          /* absolute, seconds since the epoch */
-	char zone[256];
 };
 
-/* persist_save_live - the listed answers of every live zone still in the
- * table, with their absolute expiry, to STATE_DIR/live.state */
-int persist_save_live(struct cd *d)
+/* live_path - file name of a live zone's answers */
+static void live_path(const struct cd *d, const char *zone, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "%.3800s/live-%.256s.state", d->cfg.state_dir, zone);
+}
+
+/* save_live_zone - one live zone's listed answers still in the table,
+ * with their absolute expiry */
+static int save_live_zone(struct cd *d, const struct cd_zone *z, time_t now, size_t *saved)
 {
 	char path[PATH_MAX];
-	struct pl_record *rec = NULL;
-	size_t n = 0, cap = 0;
+	struct moat_listing *l = NULL;
+	struct pl_record *rec;
+	size_t nl = 0, n = 0;
+	int r = vt_db_source_dump(d->db, z->id, &l, &nl);
+
+	if (r == -ENOENT)
+		r = 0;
+	if (r < 0)
+		return r;
+	rec = calloc(nl ? nl : 1, sizeof(*rec));
+	if (!rec) {
+		free(l);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < nl; k++) {
+		if (l[k].exclude || !l[k].ttl)
+			continue;
+		rec[n].pfx = l[k].pfx;
+		rec[n].code = l[k].code;
+		rec[n++].expires = now + l[k].ttl;
+	}
+	free(l);
+	struct { uint64_t magic; uint64_t n; } h = { PL_MAGIC, n };
+
+	live_path(d, z->cfg.name, path, sizeof(path));
+	r = atomic_write(path, &h, sizeof(h), rec, n * sizeof(*rec));
+	free(rec);
+	if (r < 0)
+		log_err("zone=%s event=persist path=%s error=\"%s\"", z->cfg.name, path, strerror(-r));
+	*saved += n;
+	return r;
+}
+
+/* persist_save_live - the listed answers of every live zone still in the
+ * table, each zone's to its STATE_DIR/live-ZONE.state */
+int persist_save_live(struct cd *d)
+{
 	time_t now = time(NULL);
+	size_t n = 0;
 	int r = 0;
 
-	for (int i = 0; i < d->nzones && r == 0; i++) {
-		const struct cd_zone *z = d->zones[i];
-		struct moat_listing *l = NULL;
-		size_t nl = 0;
+	for (int i = 0; i < d->nzones; i++)
+		if (d->zones[i]->cfg.type == CFG_SRC_LIVE) {
+			int e = save_live_zone(d, d->zones[i], now, &n);
 
-		if (z->cfg.type != CFG_SRC_LIVE)
-			continue;
-		r = vt_db_source_dump(d->db, z->id, &l, &nl);
-		if (r == -ENOENT) {
-			r = 0;
-			continue;
+			if (e < 0)
+				r = e;
 		}
-		if (r < 0)
-			break;
-		if (n + nl > cap) {
-			size_t nc = (n + nl) * 2;
-			struct pl_record *t = realloc(rec, nc * sizeof(*t));
-
-			if (!t) {
-				free(l);
-				r = -ENOMEM;
-				break;
-			}
-			rec = t;
-			cap = nc;
-		}
-		for (size_t k = 0; k < nl; k++) {
-			if (l[k].exclude || !l[k].ttl)
-				continue;
-			memset(&rec[n], 0, sizeof(rec[n]));
-			rec[n].pfx = l[k].pfx;
-			rec[n].code = l[k].code;
-			rec[n].expires = now + l[k].ttl;
-			snprintf(rec[n].zone, sizeof(rec[n].zone), "%s", z->cfg.name);
-			n++;
-		}
-		free(l);
-	}
-	snprintf(path, sizeof(path), "%.4000s/live.state", d->cfg.state_dir);
-	if (r == 0) {
-		struct { uint64_t magic; uint64_t n; } h = { PL_MAGIC, n };
-
-		r = atomic_write(path, &h, sizeof(h), rec, n * sizeof(*rec));
-	}
-	free(rec);
-	if (r < 0) {
-		log_err("event=persist path=%s error=\"%s\"", path, strerror(-r));
-		return r;
-	}
+	d->live_saved_at = now;
+	if (r < 0)
+		return r; /* still dirty: the next tick tries again */
 	d->live_dirty = 0;
-	log_debug("event=persist-live path=%s live=%zu", path, n);
+	log_debug("event=persist-live live=%zu", n);
 	return 0;
 }
 
 /* persist_load_live - live answers back into the table with the time they
- * have left; expired ones and those of zones no longer live are dropped */
+ * have left; expired ones are dropped */
 int persist_load_live(struct cd *d)
 {
 	char path[PATH_MAX], err[256];
-	void *data;
-	const struct pl_record *rec;
-	size_t n, ok = 0, expired = 0, other = 0;
+	size_t ok = 0, expired = 0;
 	time_t now = time(NULL);
+	int files = 0;
 
-	snprintf(path, sizeof(path), "%.4000s/live.state", d->cfg.state_dir);
-	int r = read_records(path, PL_MAGIC, sizeof(*rec), "live state", &data,
-			     (const void **)&rec, &n);
-
-	if (r < 0)
-		return r;
 	vt_db_set_time(d->db, (uint64_t)now);
-	for (size_t i = 0; i < n; i++) {
-		char zone[256];
+	for (int z = 0; z < d->nzones; z++) {
+		const struct cd_zone *zn = d->zones[z];
+		const struct pl_record *rec;
+		void *data;
+		size_t n;
 
-		memcpy(zone, rec[i].zone, sizeof(zone));
-		zone[sizeof(zone) - 1] = 0;
-		const struct cd_zone *z = zm_zone(d, zone);
-
-		if (!z || z->cfg.type != CFG_SRC_LIVE) {
-			other++;
+		if (zn->cfg.type != CFG_SRC_LIVE)
 			continue;
-		}
-		if (rec[i].expires <= now) {
-			expired++;
+		live_path(d, zn->cfg.name, path, sizeof(path));
+		if (read_records(path, PL_MAGIC, sizeof(*rec), "live state", &data,
+				 (const void **)&rec, &n) < 0)
 			continue;
-		}
-		int64_t left = rec[i].expires - now;
-		struct moat_listing l = { .pfx = rec[i].pfx, .code = rec[i].code, .source = z->id,
-					  .ttl = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left };
+		files++;
+		for (size_t i = 0; i < n; i++) {
+			if (rec[i].expires <= now) {
+				expired++;
+				continue;
+			}
+			int64_t left = rec[i].expires - now;
+			struct moat_listing l = { .pfx = rec[i].pfx, .code = rec[i].code,
+						  .source = zn->id,
+						  .ttl = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left };
 
-		if (vt_db_source_apply(d->db, z->id, &l, 1, NULL, 0, err, sizeof(err)) == 0)
-			ok++;
-		else
-			log_warn("event=restore live answer %zu refused: %s", i, err);
+			if (vt_db_source_apply(d->db, zn->id, &l, 1, NULL, 0, err, sizeof(err)) == 0)
+				ok++;
+			else
+				log_warn("zone=%s event=restore live answer %zu refused: %s",
+					 zn->cfg.name, i, err);
+		}
+		free(data);
 	}
-	free(data);
-	log_info("event=restore live=%zu expired=%zu not_live_zone=%zu (listed live answers, "
-		 "from %s)", ok, expired, other, path);
+	if (files)
+		log_info("event=restore live=%zu expired=%zu (listed live answers, from %s)", ok,
+			 expired, d->cfg.state_dir);
 	return 0;
 }

@@ -1087,9 +1087,10 @@ void zm_tick(struct cd *d, time_t now)
 		log_info("event=live-expired listings=%zu", gone);
 		zm_publish(d, "live-expiry");
 	}
-	/* listed live answers to disk at most once a second, so a restart
-	 * keeps filtering what the lookups found */
-	if (d->live_dirty)
+	/* listed live answers to disk (at most every CD_LIVE_SAVE_S: on a
+	 * busy MX they change all the time), so a restart keeps filtering
+	 * what the lookups found */
+	if (d->live_dirty && now >= d->live_saved_at + CD_LIVE_SAVE_S)
 		persist_save_live(d);
 	for (int i = 0; i < d->nzones; i++) {
 		struct cd_zone *z = d->zones[i];
