@@ -89,6 +89,15 @@ int persist_save_zone(const struct cd *d, struct cd_zone *z)
 	return r;
 }
 
+/* journal_records_max - ZSTATE_JOURNAL_MAX_RECORDS; the e2e test sets
+ * MOAT_TEST_JOURNAL_RECORDS to a tiny value to see a compaction */
+static uint64_t journal_records_max(void)
+{
+	const char *e = getenv("MOAT_TEST_JOURNAL_RECORDS");
+
+	return e && atol(e) > 0 ? (uint64_t)atol(e) : ZSTATE_JOURNAL_MAX_RECORDS;
+}
+
 /* persist_save_delta - an IXFR (serial_from -> z->serial, add/del as
  * applied) appended to the zone's journal; the base rewritten instead when
  * the journal is due for compaction or the files do not end at serial_from */
@@ -101,7 +110,8 @@ int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_fr
 	int r;
 
 	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
-	if (zstate_compact_due(&z->zs) || !z->zs.valid || z->zs.serial != serial_from)
+	if (zstate_compact_due(&z->zs) || z->zs.journal_records >= journal_records_max() ||
+	    !z->zs.valid || z->zs.serial != serial_from)
 		r = -ESTALE;
 	else
 		r = zstate_append(journal, serial_from, &m, add, nadd, del, ndel, &z->zs);

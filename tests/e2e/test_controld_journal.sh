@@ -6,7 +6,9 @@
 # kill -9 and a restart with the primary down serve the state after the
 # last IXFR (an address added by it listed, one it deleted not); a torn
 # record at the journal's end (a crash mid-append) is dropped with a log
-# line and cut off, the state before it serving.
+# line and cut off, the state before it serving; a corrupt last record
+# gives the state before it; past the journal's bound an IXFR rewrites the
+# base instead of appending (compaction).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -15,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 Z=bl.moat.test
 ZF=$root/tools/sample/$Z.zone
 
-ctld_test journal 9
+ctld_test journal 10
 ctld_lab_up
 
 mkdir -p "$LAB_DIR/zsrc"
@@ -182,5 +184,33 @@ if start_ctld ctld4; then
 	fi
 else
 	tap_not_ok "restart after the corrupt record"
+fi
+# compaction: with a 2-record bound (MOAT_TEST_JOURNAL_RECORDS) the third
+# IXFR rewrites the base and empties the journal instead of appending.
+# (After a restart the first transfer is an AXFR: the source library's zone
+# tree is not persisted.)
+crash
+ixfr_lines=$'40.2.0.192 A 127.0.0.2\n41.2.0.192 A 127.0.0.3\n'
+sed -e "s/2026112701/2026112706/" -e '/^11\.2\.0\.192/d' "$ZF" >"$LAB_DIR/zsrc/$Z.zone"
+printf '%s' "$ixfr_lines" >>"$LAB_DIR/zsrc/$Z.zone"
+KNOT_ZONES=()
+ok=0
+if lab_knot "$LAB_DIR/zsrc" >/dev/null 2>&1 && MOAT_TEST_JOURNAL_RECORDS=2 start_ctld ctld5 &&
+	lab_wait 15 serial_is 2026112706; then
+	ok=1
+	ixfr 2026112707 '/^11\.2\.0\.192/d' "$ixfr_lines"$'42.2.0.192 A 127.0.0.2\n' || ok=0
+	ixfr 2026112708 '/^11\.2\.0\.192/d' "$ixfr_lines"$'42.2.0.192 A 127.0.0.2\n43.2.0.192 A 127.0.0.2\n' || ok=0
+	j8=$(fsize "$JOURNAL") b8=$(bstat)
+	ixfr 2026112709 '/^11\.2\.0\.192/d' "$ixfr_lines"$'43.2.0.192 A 127.0.0.2\n' || ok=0
+fi
+r=$(lk 192.0.2.43)/$(lk 192.0.2.42)
+if [ $ok = 1 ] && [ "${j8:-0}" -gt 0 ] && [ "$(fsize "$JOURNAL")" = 0 ] && [ "$(bstat)" != "${b8:-}" ] &&
+	grep -q "zone=$Z event=journal-compact serial=2026112709 .*records=2 " "$LAB_DIR/ctld5.log" &&
+	grep -q "zone=$Z event=load kind=ixfr serial=2026112709 .* persist=base " "$LAB_DIR/ctld5.log" &&
+	[ "$r" = drop/pass ]; then
+	tap_ok "journal at its bound (2 records, $j8 bytes): the third IXFR rewrote the base and emptied the journal (43/42: $r)"
+else
+	tap_not_ok "compaction: ok=$ok journal ${j8:-?} -> $(fsize "$JOURNAL") base '$(bstat)' was '${b8:-}' lookups $r"
+	grep "event=journal\|event=load" "$LAB_DIR/ctld5.log" | tail -4 | sed 's/^/# /'
 fi
 exit $((TAP_FAIL > 0))
