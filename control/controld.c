@@ -388,6 +388,7 @@ int main(int argc, char **argv)
 		log_fatal("%s: %s", path, err);
 	free(boot);
 	persist_load_entries(cd);
+	persist_load_live(cd);
 	if (zm_publish(cd, "restore") < 0)
 		log_err("event=start the restored table could not be published");
 	log_info("event=restored zones=%d entries=%zu (live in the fast path before any transfer)",
@@ -416,6 +417,8 @@ int main(int argc, char **argv)
 	log_info("event=stop %s", cd->detached ? "(detached: filtering stopped)" :
 		 "(XDP program and maps stay pinned: filtering goes on)");
 	livelk_close(); /* before ctlsrv: cancelled lookups still answer */
+	if (cd->live_dirty)
+		persist_save_live(cd);
 	ctlsrv_close(cd->ctl);
 	src_notify_close(cd);
 	metrics_stop(cd->metrics);

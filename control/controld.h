@@ -21,6 +21,7 @@
 #include "listing.h"
 #include "sanity.h"
 #include "vtable.h"
+#include "zstate.h"
 
 struct json_object;
 
@@ -70,7 +71,9 @@ struct cd_zone {
 	int refresh_full;         /* moatctl zone refresh --full: AXFR / re-read */
 	int busy;                 /* a transfer is running */
 	void *xfr;                /* transfer state (zonemgr.c) */
-	int dirty_persist;
+	/* the state files (persist.c, zstate.h): what base + journal hold */
+	struct zstate_info zs;
+	uint64_t persist_bases, persist_appends; /* base rewrites, journal appends */
 	double load_started_ms;   /* CLOCK_MONOTONIC ms the current load began */
 	double notify_ms;         /* when the NOTIFY that started it arrived (0: none) */
 	/* rbldnsd: file identity at the last load */
@@ -125,6 +128,8 @@ struct cd {
 	size_t nentries, capentries;
 	int entries_dirty;
 	int restoring;            /* persist_load_entries: no publish per entry */
+	int live_dirty;           /* live answers changed since they were saved */
+	time_t live_saved_at;     /* persist_save_live: at most every CD_LIVE_SAVE_S */
 	/* rates */
 	struct cd_stats_sample prev, cur;
 	/* loop */
@@ -172,10 +177,16 @@ void zm_io(struct cd *d, void *tag, uint32_t events);
 void mem_note(const char *zone, const char *stage);
 
 /* persist.c */
-int persist_save_zone(const struct cd *d, const struct cd_zone *z);
+int persist_save_zone(const struct cd *d, struct cd_zone *z);
+int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_from,
+		       const struct moat_listing *add, size_t nadd,
+		       const struct moat_listing *del, size_t ndel);
 int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
 int persist_save_entries(const struct cd *d);
 int persist_load_entries(struct cd *d);
+#define CD_LIVE_SAVE_S 5
+int persist_save_live(struct cd *d);
+int persist_load_live(struct cd *d);
 int persist_isn_key(const struct cd *d, uint64_t key[2]);
 
 /* ctlsrv.c */

@@ -2,18 +2,23 @@
 /*
  * persist.c - the last good state of every source, on disk.
  *
- * One file per zone (STATE_DIR/zone-NAME.state), one for operator and
- * moat-smtpd entries (STATE_DIR/entries.state) and the tarpit's ISN key
- * (STATE_DIR/isn.key, mode 0600), so a restarted moat-controld answers a
- * SYN with the same sequence number as the one before it.  Written to a temporary
- * file, fsync'd, renamed over the old one: a crash leaves the old or the
- * new file, never half of one.  Read at start before the first transfer,
- * so a cold start filters at once even when every primary is down.
+ * One base file per zone (STATE_DIR/zone-NAME.state) plus its journal of
+ * IXFR deltas (STATE_DIR/zone-NAME.journal, zstate.c: a small IXFR appends
+ * one record instead of rewriting the zone; the base is rewritten after an
+ * AXFR, a file load, a drop, or when the journal outgrows its bound), one
+ * file for operator and moat-smtpd entries (STATE_DIR/entries.state), one
+ * per live zone for its listed answers (STATE_DIR/live-ZONE.state, saved
+ * at most every CD_LIVE_SAVE_S) and the tarpit's ISN key (STATE_DIR/isn.key,
+ * mode 0600), so a restarted moat-controld answers a SYN with the same
+ * sequence number as the one before it.  Whole files are written to a
+ * temporary file, fsync'd, renamed over the old one: a crash leaves the old
+ * or the new file, never half of one.  Read at start before the first
+ * transfer, so a cold start filters at once even when every primary is down.
  *
- * Format (host byte order; the file never leaves the machine):
- *   struct pz_header, then n struct moat_listing, then a uint64 FNV-1a
- *   checksum of everything before it.  A file that fails any check is
- *   ignored with a log line (the zone then waits for its first transfer).
+ * Format (host byte order; the files never leave the machine): a header,
+ * the records, a uint64 FNV-1a checksum of everything before it
+ * (zstate.c).  A file that fails any check is ignored with a log line (a
+ * zone then waits for its first transfer).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,22 +31,10 @@
 
 #include "controld.h"
 #include "log.h"
+#include "zstate.h"
 
-#define PZ_MAGIC 0x31545354414f4dULL /* "MOATST1" */
 #define PE_MAGIC 0x31544e45414f4dULL /* "MOAENT1" */
 #define PK_MAGIC 0x3159454b4e5349ULL /* "ISNKEY1" */
-
-struct pz_header {
-	uint64_t magic;
-	uint32_t version;
-	uint32_t serial;
-	int64_t last_success;
-	int64_t expires_at;
-	uint32_t soa_refresh, soa_retry, soa_expire;
-	uint32_t state;     /* enum cd_zone_state at save time */
-	uint64_t n;
-	char name[256];
-};
 
 struct pe_record {
 	struct moat_prefix pfx;
@@ -52,196 +45,120 @@ struct pe_record {
 	char reason[128];
 };
 
-/* fnv - FNV-1a over a buffer, continuing h */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
+/* zone_paths - file names of a zone's base and journal; the name is a
+ * checked DNS name */
+static void zone_paths(const struct cd *d, const char *name, char *base, char *journal, size_t sz)
 {
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	snprintf(base, sz, "%.3800s/zone-%.256s.state", d->cfg.state_dir, name);
+	snprintf(journal, sz, "%.3800s/zone-%.256s.journal", d->cfg.state_dir, name);
 }
 
-#define FNV_INIT 0xcbf29ce484222325ULL
-
-/* zone_path - file name of a zone's state; the name is a checked DNS name */
-static void zone_path(const struct cd *d, const char *name, char *buf, size_t sz)
-{
-	snprintf(buf, sz, "%.3800s/zone-%.256s.state", d->cfg.state_dir, name);
-}
-
-/* write_all - write every byte */
-static int write_all(int fd, const void *p, size_t n, uint64_t *h)
-{
-	const char *c = p;
-
-	if (h)
-		*h = fnv(*h, p, n);
-	while (n) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* atomic_write_mode - header + body + checksum to path via tmp + fsync +
- * rename, the file created with mode */
-static int atomic_write_mode(const char *path, mode_t mode, const void *hdr, size_t hl,
-			     const void *body, size_t bl)
-{
-	char tmp[PATH_MAX + 16];
-	uint64_t h = FNV_INIT;
-	int fd, r;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, mode) < 0) {    /* a leftover tmp keeps its old mode */
-		r = -errno;
-		close(fd);
-		unlink(tmp);
-		return r;
-	}
-	r = write_all(fd, hdr, hl, &h);
-	if (!r && bl)
-		r = write_all(fd, body, bl, &h);
-	if (!r)
-		r = write_all(fd, &h, sizeof(h), NULL);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r)
-		unlink(tmp);
-	return r;
-}
-
-/* atomic_write - atomic_write_mode for state any local reader may see */
+/* atomic_write - a whole state file any local reader may see */
 static int atomic_write(const char *path, const void *hdr, size_t hl, const void *body, size_t bl)
 {
-	return atomic_write_mode(path, 0640, hdr, hl, body, bl);
+	return zstate_write_file(path, 0640, hdr, hl, body, bl, NULL);
 }
 
-/* read_file - whole file, checksum verified; body after hl header bytes */
-static int read_file(const char *path, void **data, size_t *len)
+/* zone_meta - what a state file keeps of z besides its listings */
+static struct zstate_meta zone_meta(const struct cd_zone *z)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(uint64_t)) {
-		close(fd);
-		return -EINVAL;
-	}
-	char *buf = malloc((size_t)st.st_size);
-	size_t got = 0;
-
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	uint64_t h;
-
-	if (got != (size_t)st.st_size)
-		goto bad;
-	memcpy(&h, buf + got - sizeof(h), sizeof(h));
-	if (fnv(FNV_INIT, buf, got - sizeof(h)) != h)
-		goto bad;
-	*data = buf;
-	*len = got - sizeof(h);
-	return 0;
-bad:
-	free(buf);
-	return -EBADMSG;
-}
-
-/* persist_save_zone - the zone's current data as its last good state */
-int persist_save_zone(const struct cd *d, const struct cd_zone *z)
-{
-	struct pz_header h = {
-		.magic = PZ_MAGIC, .version = 1, .serial = z->serial,
+	return (struct zstate_meta){
+		.serial = z->serial, .state = (uint32_t)z->state,
 		.last_success = z->last_success, .expires_at = z->expires_at,
 		.soa_refresh = z->soa_refresh, .soa_retry = z->soa_retry,
-		.soa_expire = z->soa_expire, .state = (uint32_t)z->state, .n = z->n,
+		.soa_expire = z->soa_expire,
 	};
-	char path[PATH_MAX];
+}
 
-	snprintf(h.name, sizeof(h.name), "%s", z->cfg.name);
-	zone_path(d, z->cfg.name, path, sizeof(path));
-	int r = atomic_write(path, &h, sizeof(h), z->l, z->n * sizeof(*z->l));
+/* persist_save_zone - the zone's current data as its base state; the
+ * journal emptied */
+int persist_save_zone(const struct cd *d, struct cd_zone *z)
+{
+	struct zstate_meta m = zone_meta(z);
+	char base[PATH_MAX], journal[PATH_MAX];
 
-	if (r < 0)
-		log_err("zone=%s event=persist path=%s error=\"%s\"", z->cfg.name, path, strerror(-r));
+	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
+	int r = zstate_save_base(base, journal, z->cfg.name, &m, z->l, z->n, &z->zs);
+
+	if (r < 0) {
+		z->zs.valid = 0; /* the files no longer end at z->serial */
+		log_err("zone=%s event=persist path=%s error=\"%s\"", z->cfg.name, base, strerror(-r));
+	} else {
+		z->persist_bases++;
+	}
 	return r;
 }
 
-/* persist_load_zone - read a zone's last good state: listings in *l */
-int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n)
+/* journal_records_max - ZSTATE_JOURNAL_MAX_RECORDS; the e2e test sets
+ * MOAT_TEST_JOURNAL_RECORDS to a tiny value to see a compaction */
+static uint64_t journal_records_max(void)
 {
-	char path[PATH_MAX];
-	void *data;
-	size_t len;
+	const char *e = getenv("MOAT_TEST_JOURNAL_RECORDS");
+
+	return e && atol(e) > 0 ? (uint64_t)atol(e) : ZSTATE_JOURNAL_MAX_RECORDS;
+}
+
+/* persist_save_delta - an IXFR (serial_from -> z->serial, add/del as
+ * applied) appended to the zone's journal; the base rewritten instead when
+ * the journal is due for compaction or the files do not end at serial_from */
+int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_from,
+		       const struct moat_listing *add, size_t nadd,
+		       const struct moat_listing *del, size_t ndel)
+{
+	struct zstate_meta m = zone_meta(z);
+	char base[PATH_MAX], journal[PATH_MAX];
 	int r;
 
-	zone_path(d, z->cfg.name, path, sizeof(path));
-	r = read_file(path, &data, &len);
+	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
+	if (zstate_compact_due(&z->zs) || z->zs.journal_records >= journal_records_max() ||
+	    !z->zs.valid || z->zs.serial != serial_from)
+		r = -ESTALE;
+	else
+		r = zstate_append(journal, serial_from, &m, add, nadd, del, ndel, &z->zs);
+	if (r == 0) {
+		z->persist_appends++;
+		return 0;
+	}
+	if (r != -ESTALE)
+		log_err("zone=%s event=journal path=%s error=\"%s\" (writing the base instead)",
+			z->cfg.name, journal, strerror(-r));
+	else
+		log_info("zone=%s event=journal-compact serial=%u journal_bytes=%llu records=%llu "
+			 "base_bytes=%llu", z->cfg.name, z->serial,
+			 (unsigned long long)z->zs.journal_bytes,
+			 (unsigned long long)z->zs.journal_records,
+			 (unsigned long long)z->zs.base_bytes);
+	return persist_save_zone(d, z);
+}
+
+/* persist_load_zone - read a zone's last good state (base + journal):
+ * listings in *l, sorted, with the zone's source id */
+int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n)
+{
+	char base[PATH_MAX], journal[PATH_MAX];
+	struct zstate_meta m;
+	struct zstate_replay rep;
+	int r;
+
+	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
+	r = zstate_load(base, journal, z->cfg.name, z->id, &m, l, n, &z->zs, &rep);
 	if (r < 0)
 		return r;
-	struct pz_header h;
-
-	if (len < sizeof(h))
-		goto bad;
-	memcpy(&h, data, sizeof(h));
-	if (h.magic != PZ_MAGIC || h.version != 1 || strncmp(h.name, z->cfg.name, sizeof(h.name)) ||
-	    h.n != (len - sizeof(h)) / sizeof(struct moat_listing) ||
-	    (len - sizeof(h)) % sizeof(struct moat_listing))
-		goto bad;
-	*l = malloc(h.n ? h.n * sizeof(**l) : 1);
-	if (!*l) {
-		free(data);
-		return -ENOMEM;
-	}
-	memcpy(*l, (char *)data + sizeof(h), h.n * sizeof(**l));
-	*n = h.n;
-	z->serial = h.serial;
-	z->last_success = h.last_success;
-	z->expires_at = h.expires_at;
-	z->soa_refresh = h.soa_refresh;
-	z->soa_retry = h.soa_retry;
-	z->soa_expire = h.soa_expire;
-	free(data);
-	if (h.state == ZS_DROPPED) {
+	z->serial = m.serial;
+	z->last_success = m.last_success;
+	z->expires_at = m.expires_at;
+	z->soa_refresh = m.soa_refresh;
+	z->soa_retry = m.soa_retry;
+	z->soa_expire = m.soa_expire;
+	if (rep.applied)
+		log_info("zone=%s event=restore journal_records=%llu serial=%u entries=%zu",
+			 z->cfg.name, (unsigned long long)rep.applied, m.serial, *n);
+	if (m.state == ZS_DROPPED) {
 		free(*l);
 		*l = NULL;
 		return -ENOENT;
 	}
 	return 0;
-bad:
-	log_warn("zone=%s event=restore path=%s result=ignored (not a valid state file)",
-		 z->cfg.name, path);
-	free(data);
-	return -EBADMSG;
 }
 
 /* persist_save_entries - operator and moat-smtpd entries */
@@ -270,32 +187,47 @@ int persist_save_entries(const struct cd *d)
 	return e;
 }
 
+/* read_records - a file of fixed-size records after a {magic, n} header
+ * (entries, live answers): *data to free, the records at *rec, *n of them */
+static int read_records(const char *path, uint64_t magic, size_t recsz, const char *what,
+			void **data, const void **rec, size_t *n)
+{
+	struct { uint64_t magic; uint64_t n; } h;
+	size_t len;
+	int r = zstate_read_file(path, data, &len, NULL);
+
+	if (r < 0)
+		return r;
+	if (len >= sizeof(h))
+		memcpy(&h, *data, sizeof(h));
+	if (len < sizeof(h) || h.magic != magic || (len - sizeof(h)) % recsz ||
+	    (len - sizeof(h)) / recsz != h.n) {
+		log_warn("event=restore path=%s result=ignored (not a valid %s file)", path, what);
+		free(*data);
+		return -EBADMSG;
+	}
+	*rec = (const char *)*data + sizeof(h);
+	*n = (size_t)h.n;
+	return 0;
+}
+
 /* persist_load_entries - entries back into the table (expired ones dropped) */
 int persist_load_entries(struct cd *d)
 {
 	char path[PATH_MAX], err[256];
 	void *data;
-	size_t len, ok = 0;
+	const struct pe_record *rec;
+	size_t n, ok = 0;
 	time_t now = time(NULL);
-	struct { uint64_t magic; uint64_t n; } h;
 
 	snprintf(path, sizeof(path), "%.4000s/entries.state", d->cfg.state_dir);
-	int r = read_file(path, &data, &len);
+	int r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, &n);
 
 	if (r < 0)
 		return r;
-	memcpy(&h, data, sizeof(h) <= len ? sizeof(h) : 0);
-	if (len < sizeof(h) || h.magic != PE_MAGIC ||
-	    (len - sizeof(h)) != h.n * sizeof(struct pe_record)) {
-		log_warn("event=restore path=%s result=ignored (not a valid entries file)", path);
-		free(data);
-		return -EBADMSG;
-	}
-	const struct pe_record *rec = (const struct pe_record *)((char *)data + sizeof(h));
-
 	d->restoring = 1; /* one publish at the end, not one per entry */
 
-	for (size_t i = 0; i < h.n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct cd_entry e = {
 			.pfx = rec[i].pfx, .action = rec[i].action, .source = rec[i].source,
 			.added = rec[i].added, .expires = rec[i].expires,
@@ -339,7 +271,7 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 	int r;
 
 	snprintf(path, sizeof(path), "%.4000s/isn.key", d->cfg.state_dir);
-	r = read_file(path, &data, &len);
+	r = zstate_read_file(path, &data, &len, NULL);
 	if (r == -EINVAL)               /* shorter than a checksum */
 		r = -EBADMSG;
 	if (r == 0) {
@@ -369,7 +301,7 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 	}
 	if (r == -EBADMSG)
 		log_warn("event=isn_key path=%s damaged: a new key", path);
-	r = atomic_write_mode(path, 0600, &h, sizeof(h), key, 2 * sizeof(uint64_t));
+	r = zstate_write_file(path, 0600, &h, sizeof(h), key, 2 * sizeof(uint64_t), NULL);
 	if (r < 0) {
 		log_err("event=isn_key path=%s error=\"%s\" (a random key for this run only)",
 			path, strerror(-r));
@@ -377,4 +309,128 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 	}
 	log_info("event=isn_key path=%s new key saved", path);
 	return 1;
+}
+
+#define PL_MAGIC 0x32564c45414f4dULL /* "MOAELV2" */
+
+/* One listed live-lookup answer (STATE_DIR/live-ZONE.state: one file per
+ * live zone, since source ids are per run). */
+struct pl_record {
+	struct moat_prefix pfx;
+	uint32_t code;
+	int64_t expires;          /* absolute, seconds since the epoch */
+};
+
+/* live_path - file name of a live zone's answers */
+static void live_path(const struct cd *d, const char *zone, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "%.3800s/live-%.256s.state", d->cfg.state_dir, zone);
+}
+
+/* save_live_zone - one live zone's listed answers still in the table,
+ * with their absolute expiry */
+static int save_live_zone(struct cd *d, const struct cd_zone *z, time_t now, size_t *saved)
+{
+	char path[PATH_MAX];
+	struct moat_listing *l = NULL;
+	struct pl_record *rec;
+	size_t nl = 0, n = 0;
+	int r = vt_db_source_dump(d->db, z->id, &l, &nl);
+
+	if (r == -ENOENT)
+		r = 0;
+	if (r < 0)
+		return r;
+	rec = calloc(nl ? nl : 1, sizeof(*rec));
+	if (!rec) {
+		free(l);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < nl; k++) {
+		if (l[k].exclude || !l[k].ttl)
+			continue;
+		rec[n].pfx = l[k].pfx;
+		rec[n].code = l[k].code;
+		rec[n++].expires = now + l[k].ttl;
+	}
+	free(l);
+	struct { uint64_t magic; uint64_t n; } h = { PL_MAGIC, n };
+
+	live_path(d, z->cfg.name, path, sizeof(path));
+	r = atomic_write(path, &h, sizeof(h), rec, n * sizeof(*rec));
+	free(rec);
+	if (r < 0)
+		log_err("zone=%s event=persist path=%s error=\"%s\"", z->cfg.name, path, strerror(-r));
+	*saved += n;
+	return r;
+}
+
+/* persist_save_live - the listed answers of every live zone still in the
+ * table, each zone's to its STATE_DIR/live-ZONE.state */
+int persist_save_live(struct cd *d)
+{
+	time_t now = time(NULL);
+	size_t n = 0;
+	int r = 0;
+
+	for (int i = 0; i < d->nzones; i++)
+		if (d->zones[i]->cfg.type == CFG_SRC_LIVE) {
+			int e = save_live_zone(d, d->zones[i], now, &n);
+
+			if (e < 0)
+				r = e;
+		}
+	d->live_saved_at = now;
+	if (r < 0)
+		return r; /* still dirty: the next tick tries again */
+	d->live_dirty = 0;
+	log_debug("event=persist-live live=%zu", n);
+	return 0;
+}
+
+/* persist_load_live - live answers back into the table with the time they
+ * have left; expired ones are dropped */
+int persist_load_live(struct cd *d)
+{
+	char path[PATH_MAX], err[256];
+	size_t ok = 0, expired = 0;
+	time_t now = time(NULL);
+	int files = 0;
+
+	vt_db_set_time(d->db, (uint64_t)now);
+	for (int z = 0; z < d->nzones; z++) {
+		const struct cd_zone *zn = d->zones[z];
+		const struct pl_record *rec;
+		void *data;
+		size_t n;
+
+		if (zn->cfg.type != CFG_SRC_LIVE)
+			continue;
+		live_path(d, zn->cfg.name, path, sizeof(path));
+		if (read_records(path, PL_MAGIC, sizeof(*rec), "live state", &data,
+				 (const void **)&rec, &n) < 0)
+			continue;
+		files++;
+		for (size_t i = 0; i < n; i++) {
+			if (rec[i].expires <= now) {
+				expired++;
+				continue;
+			}
+			int64_t left = rec[i].expires - now;
+			struct moat_listing l = { .pfx = rec[i].pfx, .code = rec[i].code,
+						  .source = zn->id,
+						  .ttl = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left };
+
+			if (vt_db_source_apply(d->db, zn->id, &l, 1, NULL, 0, err, sizeof(err)) == 0)
+				ok++;
+			else
+				log_warn("zone=%s event=restore live answer %zu refused: %s",
+					 zn->cfg.name, i, err);
+		}
+		free(data);
+	}
+	if (files)
+		log_info("event=restore live=%zu expired=%zu (listed live answers, from %s)", ok,
+			 expired, d->cfg.state_dir);
+	return 0;
 }

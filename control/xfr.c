@@ -869,6 +869,43 @@ static bool notify_allowed(const struct moat_xfr_zone *z, const struct sockaddr 
 	return false;
 }
 
+/* tsig_error_name - the RFC 8945 name of a TSIG error */
+static const char *tsig_error_name(uint16_t e)
+{
+	switch (e) {
+	case KNOT_RCODE_BADSIG: return "BADSIG";
+	case KNOT_RCODE_BADKEY: return "BADKEY";
+	case KNOT_RCODE_BADTIME: return "BADTIME";
+	default: return "?";
+	}
+}
+
+/* notify_tsig_check - verify a signed NOTIFY (RFC 8945 §5.2): the TSIG
+ * error for the reply (NOERROR, BADKEY, BADSIG, BADTIME) and whether the
+ * reply is signed (a good request and BADTIME: the request's MAC was good).
+ * A zone without a key does not know the request's key: BADKEY. */
+static uint16_t notify_tsig_check(const struct moat_xfr_zone *z, const knot_pkt_t *q, bool *sign)
+{
+	int r;
+
+	*sign = false;
+	if (!z->has_key)
+		return KNOT_RCODE_BADKEY;
+	r = knot_tsig_server_check(q->tsig_rr, q->wire, q->size, &z->key);
+	switch (r) {
+	case KNOT_EOK:
+		*sign = true;
+		return KNOT_RCODE_NOERROR;
+	case KNOT_TSIG_EBADTIME:
+		*sign = true;
+		return KNOT_RCODE_BADTIME;
+	case KNOT_TSIG_EBADKEY:
+		return KNOT_RCODE_BADKEY;
+	default: /* bad MAC, truncated or malformed TSIG */
+		return KNOT_RCODE_BADSIG;
+	}
+}
+
 /* moat_notify_handle - check a NOTIFY and build the reply */
 enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 					size_t nzones, const uint8_t *msg, size_t len,
@@ -882,6 +919,7 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 	uint8_t rcode = KNOT_RCODE_NOERROR;
 	struct moat_xfr_zone *z = NULL;
 	bool sign = false;
+	uint16_t tsig_error = KNOT_RCODE_NOERROR;
 
 	*replylen = 0;
 	if (len < KNOT_WIRE_HEADER_SIZE || len > 65535 || replycap < 512)
@@ -912,19 +950,12 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 			rcode = KNOT_RCODE_NOTAUTH;
 		} else if (!notify_allowed(z, from)) {
 			rcode = KNOT_RCODE_REFUSED;
-		} else if (z->has_key) {
-			if (!q->tsig_rr) {
-				rcode = KNOT_RCODE_REFUSED;
-			} else {
-				int r = knot_tsig_server_check(q->tsig_rr, q->wire, q->size, &z->key);
-				/* a bad TSIG gets NOTAUTH, unsigned (RFC 8945
-				 * §5.2 would add a TSIG error RR; the primary
-				 * only needs to know it was not accepted) */
-				if (r == KNOT_EOK)
-					sign = true;
-				else
-					rcode = KNOT_RCODE_NOTAUTH;
-			}
+		} else if (z->has_key && !q->tsig_rr) {
+			rcode = KNOT_RCODE_REFUSED; /* policy: this zone's NOTIFYs are signed */
+		} else if (q->tsig_rr) {
+			tsig_error = notify_tsig_check(z, q, &sign);
+			if (tsig_error != KNOT_RCODE_NOERROR)
+				rcode = KNOT_RCODE_NOTAUTH;
 		}
 	}
 	resp = knot_pkt_new(NULL, KNOT_WIRE_MAX_PKTSIZE, NULL);
@@ -935,12 +966,22 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 	knot_wire_set_aa(resp->wire);
 	knot_wire_set_rcode(resp->wire, rcode);
 	if (sign) {
+		/* a good request, or BADTIME (its MAC was good): signed with
+		 * the request's MAC; BADTIME carries the request's time and
+		 * ours in Other Data (knot_tsig_sign does both) */
 		uint8_t d[64];
 		size_t dl = sizeof(d);
 		if (knot_tsig_sign(resp->wire, &resp->size, resp->max_size,
 				   knot_tsig_rdata_mac(q->tsig_rr),
 				   knot_tsig_rdata_mac_length(q->tsig_rr), d, &dl, &z->key,
-				   0, 0) != KNOT_EOK)
+				   tsig_error, knot_tsig_rdata_time_signed(q->tsig_rr)) != KNOT_EOK)
+			goto out;
+	} else if (tsig_error != KNOT_RCODE_NOERROR) {
+		/* BADKEY, BADSIG: a TSIG RR with the error, the request's key
+		 * name and algorithm, and no MAC (RFC 8945 §5.3.2: such an
+		 * error MUST NOT be signed) */
+		if (knot_tsig_add(resp->wire, &resp->size, resp->max_size, tsig_error,
+				  q->tsig_rr) != KNOT_EOK)
 			goto out;
 	}
 	if (resp->size > replycap)
@@ -954,7 +995,8 @@ enum moat_notify_res moat_notify_handle(struct moat_xfr_zone *const *zones,
 			inet_ntop(AF_INET, &((const struct sockaddr_in *)from)->sin_addr, a, sizeof(a));
 		else if (from->sa_family == AF_INET6)
 			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)from)->sin6_addr, a, sizeof(a));
-		log_warn("xfr: zone=%s NOTIFY from %s refused (rcode %u)", z->name, a, rcode);
+		log_warn("xfr: zone=%s NOTIFY from %s refused (rcode %u%s%s)", z->name, a, rcode,
+			 tsig_error ? ", TSIG error " : "", tsig_error ? tsig_error_name(tsig_error) : "");
 	}
 out:
 	knot_pkt_free(resp);

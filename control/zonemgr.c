@@ -868,6 +868,8 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		z->san_known = checked == 1; /* the next IXFR's checks start from it */
 	}
 	z->undecodable = z->load_undecodable;
+	uint32_t serial_from = z->serial; /* the journal record's chain link */
+
 	z->serial = serial;
 	z->have_data = 1;
 	z->from_disk = 0;
@@ -885,17 +887,27 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 	if (z->cfg.type == CFG_SRC_RBLDNSD)
 		refresh = 1; /* files are checked every tick */
 	z->next_refresh = now + refresh;
-	if (nl && persist_save_zone(d, z) < 0)
+	/* an IXFR appends its delta to the journal; a full load rewrites the
+	 * base (persist.c) */
+	double tp = monotonic_ms();
+	uint64_t appends = z->persist_appends, jbytes = z->zs.journal_bytes;
+
+	if (nl && (is_full ? persist_save_zone(d, z) :
+		   persist_save_delta(d, z, serial_from, l, n, del, ndel)) < 0)
 		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
+	double persist_ms = monotonic_ms() - tp;
+	int journaled = z->persist_appends != appends;
+	uint64_t persist_bytes = !nl ? 0 : journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
 	mem_note(z->cfg.name, "persisted");
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
 		 "merge_ms=%.1f sanity_ms=%.1f table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f "
-		 "undecodable=%zu", z->cfg.name,
+		 "persist=%s persist_ms=%.1f persist_bytes=%llu undecodable=%zu", z->cfg.name,
 		 load_kind(z, is_full), serial, z->n, (unsigned long long)z->last_added,
 		 (unsigned long long)z->last_removed, z->last_duration, live_ms, src_to_live,
 		 notify_to_live, merge_ms, sanity_ms, replace_ms, d->last_compile_ms, d->last_fp_ms,
+		 journaled ? "journal" : "base", persist_ms, (unsigned long long)persist_bytes,
 		 z->undecodable);
 	return 0;
 }
@@ -1055,8 +1067,10 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 		log_info("zone=%s event=live addr=%s listed=%zu ttl=%u removed=%zu", z->cfg.name,
 			 cd_format_prefix(addr, pb, sizeof(pb)), na, ttl, nd);
 	}
-	if (changed)
+	if (changed) {
 		zm_publish(d, "live");
+		d->live_dirty = 1; /* saved on the next tick (persist_save_live) */
+	}
 	return total;
 }
 
@@ -1073,6 +1087,11 @@ void zm_tick(struct cd *d, time_t now)
 		log_info("event=live-expired listings=%zu", gone);
 		zm_publish(d, "live-expiry");
 	}
+	/* listed live answers to disk (at most every CD_LIVE_SAVE_S: on a
+	 * busy MX they change all the time), so a restart keeps filtering
+	 * what the lookups found */
+	if (d->live_dirty && now >= d->live_saved_at + CD_LIVE_SAVE_S)
+		persist_save_live(d);
 	for (int i = 0; i < d->nzones; i++) {
 		struct cd_zone *z = d->zones[i];
 

@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 T=2
 
-ctld_test fp 10 "$PASS_OBJ" "$PROBE"
+ctld_test fp 12 "$PASS_OBJ" "$PROBE"
 probe() { lab_inet $PY "$PROBE" connect "$1" "$2" 25 "$T"; }
 # fq ADDR [--no-live] - "action/fastpath_action" of moatctl lookup
 fq() { local j; j=$(mctl lookup "$@" --json) && jget "$j" "d['action']+'/'+d.get('fastpath_action','none')"; }
@@ -26,7 +26,7 @@ if ! lab_up >/dev/null 2>&1; then
 	tap_not_ok "lab up"
 	exit 1
 fi
-for a in 192.0.2.10 192.0.2.11 198.51.100.20 2001:db8:100::10; do
+for a in 192.0.2.10 192.0.2.11 192.0.2.30 198.51.100.20 2001:db8:100::10; do
 	lab_sender "$a"
 done
 ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
@@ -43,6 +43,8 @@ $TTL 4
 ns A 198.18.2.2
 2.0.0.127 A 127.0.0.2
 10.2.0.192 A 127.0.0.2
+30.2.0.192 60 A 127.0.0.2
+31.2.0.192 60 A 127.0.0.2
 0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2 A 127.0.0.3
 EOF
 if ! lab_knot "$LAB_DIR/zsrc" >/dev/null 2>&1; then
@@ -193,5 +195,47 @@ if start_ctld ctld2 && grep -q 'event=publish why=restore updates=0 ' "$LAB_DIR/
 else
 	tap_not_ok "restart after resync"
 	grep 'event=publish' "$LAB_DIR/ctld2.log" | sed 's/^/# /'
+fi
+
+# --- listed live answers survive a restart (live-ZONE.state) ------------
+# a clean stop saves them: 192.0.2.30 (TTL 60) is back after the restart,
+# 192.0.2.10 (TTL 4, run out meanwhile) is dropped at load
+l30=$(fq 192.0.2.30) l10=$(fq 192.0.2.10)
+t_lookup=$SECONDS
+kill "$(cat "$LAB_DIR/ctld.pid")"
+lab_wait 5 bash -c "! kill -0 $(cat "$LAB_DIR/ctld.pid") 2>/dev/null"
+saved=$(grep -c 'event=persist-live live=2$' "$LAB_DIR/ctld2.log")
+while [ $((SECONDS - t_lookup)) -lt 6 ]; do sleep 0.5; done
+if start_ctld ctld3; then
+	r30=$(fq 192.0.2.30 --no-live) r10=$(fq 192.0.2.10 --no-live)
+	g=$(probe 192.0.2.30 198.18.1.1)
+	if [ "$l30/$l10/$saved" = drop/drop/drop/drop/1 ] && [ "$r30/$r10/$g" = drop/drop/pass/pass/timeout ] &&
+		grep -q 'event=restore live=1 expired=1 ' "$LAB_DIR/ctld3.log"; then
+		tap_ok "live answers saved at stop: after the restart 192.0.2.30 (TTL 60) is still dropped by XDP, 192.0.2.10 (TTL 4, expired) is not"
+	else
+		tap_not_ok "live persist at stop: before $l30/$l10 saved=$saved, after restart $r30/$r10 probe=$g"
+		grep 'event=persist-live\|event=restore' "$LAB_DIR/ctld2.log" "$LAB_DIR/ctld3.log" | tail -5 | sed 's/^/# /'
+	fi
+else
+	tap_not_ok "restart for the live persist"
+fi
+# the tick saves them too: 192.0.2.31 (TTL 60) survives kill -9
+l31=$(fq 192.0.2.31)
+lab_wait 8 grep -q 'event=persist-live live=2$' "$LAB_DIR/ctld3.log"
+saved=$?
+p=$(cat "$LAB_DIR/ctld.pid")
+kill -9 "$p"
+wait "$p" 2>/dev/null
+if start_ctld ctld4; then
+	r=$(fq 192.0.2.31 --no-live)/$(fq 192.0.2.30 --no-live)
+	if [ "$l31/$saved/$r" = drop/drop/0/drop/drop/drop/drop ] &&
+		grep -q 'event=restore live=2 expired=0 ' "$LAB_DIR/ctld4.log"; then
+		tap_ok "live answers saved on the tick: after kill -9 + restart 192.0.2.31 and .30 still drop"
+	else
+		tap_not_ok "live persist on the tick: lookup $l31 saved=$saved after kill -9 $r"
+		grep 'event=persist-live\|event=restore' "$LAB_DIR/ctld3.log" "$LAB_DIR/ctld4.log" | tail -5 | sed 's/^/# /'
+	fi
+else
+	tap_not_ok "restart after kill -9 for the live persist"
 fi
 exit $((TAP_FAIL > 0))

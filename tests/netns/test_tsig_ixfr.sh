@@ -4,7 +4,9 @@
 # signed (and answered signed), the IXFR it triggers after a change to the
 # zone is signed and verified on every message, and the daemon applies it
 # (adds and deletes visible in `moatctl lookup`).  An unsigned NOTIFY from
-# the primary's own address is refused and refreshes nothing.
+# the primary's own address is refused and refreshes nothing; NOTIFYs
+# whose TSIG fails get NOTAUTH and a TSIG RR with the RFC 8945 error
+# (BADSIG and BADKEY unsigned, BADTIME signed) and refresh nothing.
 #
 # Knot: the zone is changed by rewriting its file and `knotc zone-reload`
 # (zonefile-load: difference, so Knot computes the IXFR itself; see
@@ -16,7 +18,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 Z=tsig.moat.test
 
-ctld_test tsig 6
+ctld_test tsig 7
 ctld_lab_up
 SECRET=$(head -c 32 /dev/urandom | base64)
 mkdir -p "$LAB_DIR/zsrc"
@@ -96,6 +98,47 @@ if [ "$nrc" = REFUSED ] && ! grep -q "zone=$Z event=notify result=accepted" "$LA
 else
 	tap_not_ok "unsigned NOTIFY: rcode '$nrc'"
 	grep "event=notify" "$LAB_DIR/ctld.log" | sed 's/^/# /'
+fi
+
+# NOTIFYs whose TSIG fails (wrong secret, unknown key name, an hour old):
+# rcode, the TSIG error, MAC size, key name and Other Data length of the
+# reply (dnspython's validate is replaced to read the error RR itself)
+cat >"$LAB_DIR/badnotify.py" <<'PY'
+import base64, socket, sys, time
+import dns.message, dns.opcode, dns.rcode, dns.tsig, dns.tsigkeyring
+zone, secret, keyname, skew = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+key = dns.tsig.Key(keyname, secret, "hmac-sha256")
+q = dns.message.make_query(zone + ".", "SOA")
+q.set_opcode(dns.opcode.NOTIFY)
+q.use_tsig(key)
+real = time.time
+time.time = lambda: real() + skew
+wire = q.to_wire()
+time.time = real
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(wire, ("198.18.2.1", 53))
+resp = s.recv(65535)
+got = {}
+def capture(wire, key, owner, rdata, *a, **k):
+    got.update(err=rdata.error, mac=len(rdata.mac), owner=owner.to_text(), other=len(rdata.other))
+dns.tsig.validate = capture
+m = dns.message.from_wire(resp, keyring=lambda msg, name: dns.tsig.Key(name, secret, "hmac-sha256"))
+print(dns.rcode.to_text(m.rcode()), got.get("err"), got.get("mac"), got.get("owner"), got.get("other"))
+PY
+WRONG=$(head -c 32 /dev/urandom | base64)
+b1=$(lab_dns $PY "$LAB_DIR/badnotify.py" $Z "$WRONG" xfrkey 0 2>&1)
+b2=$(lab_dns $PY "$LAB_DIR/badnotify.py" $Z "$SECRET" otherkey 0 2>&1)
+b3=$(lab_dns $PY "$LAB_DIR/badnotify.py" $Z "$SECRET" xfrkey -3600 2>&1)
+sleep 0.5
+if [ "$b1" = "NOTAUTH 16 0 xfrkey. 0" ] && [ "$b2" = "NOTAUTH 17 0 otherkey. 0" ] &&
+	[ "$b3" = "NOTAUTH 18 32 xfrkey. 6" ] &&
+	! grep -q "zone=$Z event=notify result=accepted" "$LAB_DIR/ctld.log" &&
+	[ "$(grep -c "zone=$Z event=load" "$LAB_DIR/ctld.log")" -eq 1 ]; then
+	tap_ok "bad TSIG NOTIFYs: NOTAUTH with TSIG error BADSIG/BADKEY (MAC size 0) and BADTIME (signed, server time in Other Data), no refresh"
+else
+	tap_not_ok "bad TSIG NOTIFYs: wrong secret '$b1', unknown key '$b2', old '$b3'"
+	grep "NOTIFY\|event=notify" "$LAB_DIR/ctld.log" | tail -4 | sed 's/^/# /'
 fi
 
 # the change: one deleted, one changed code, one added; Knot computes the diff

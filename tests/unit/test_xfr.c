@@ -602,6 +602,119 @@ static size_t notify_msg(uint8_t *buf, const char *qname, const knot_tsig_key_t 
 	return sz;
 }
 
+/* notify_msg_at - a NOTIFY for qname signed with key as of `when` (the
+ * TSIG's time signed; knot_tsig_sign takes a time only for a BADTIME
+ * error RR, so the request carries that error field: servers ignore it) */
+static size_t notify_msg_at(uint8_t *buf, const char *qname, const knot_tsig_key_t *key,
+			    uint64_t when)
+{
+	uint8_t mac[64];
+	size_t ml = sizeof(mac);
+
+	memset(buf, 0, 1024);
+	knot_pkt_t *q = knot_pkt_new(buf, 1024, NULL);
+	knot_dname_t *n = knot_dname_from_str_alloc(qname);
+	knot_wire_set_id(q->wire, 0x4343);
+	knot_wire_set_opcode(q->wire, KNOT_OPCODE_NOTIFY);
+	knot_pkt_reserve(q, (uint16_t)knot_tsig_wire_size(key) + 6);
+	assert_int_equal(knot_pkt_put_question(q, n, KNOT_CLASS_IN, KNOT_RRTYPE_SOA), KNOT_EOK);
+	knot_dname_free(n, NULL);
+	assert_int_equal(knot_tsig_sign(q->wire, &q->size, q->max_size, NULL, 0, mac, &ml, key,
+					KNOT_RCODE_BADTIME, when), KNOT_EOK);
+	size_t sz = q->size;
+	knot_pkt_free(q);
+	return sz;
+}
+
+/* a NOTIFY whose TSIG fails gets NOTAUTH and a TSIG RR with the error
+ * (RFC 8945 §5.2, §5.3.2): BADKEY and BADSIG unsigned (MAC size 0, the
+ * request's key name), BADTIME signed with the request's MAC, the
+ * request's time signed and ours in Other Data */
+static void test_notify_tsig_errors(void **state)
+{
+	struct srv s;
+	knot_tsig_key_t other;
+	uint8_t q[1024], rep[1024], mac[64];
+	size_t rl, idx, ml;
+	struct sockaddr_in prim = { .sin_family = AF_INET, .sin_port = htons(53000),
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	enum { BADSIG_K, BADKEY_NAME, BADKEY_KEYLESS, BADTIME_OLD, GOOD };
+	static const struct {
+		const char *name;
+		int kind;
+		uint16_t want_err;      /* TSIG error in the reply's TSIG RR */
+		bool want_mac;          /* the reply is signed */
+	} cases[] = {
+		{ "wrong secret, same key name", BADSIG_K, KNOT_RCODE_BADSIG, false },
+		{ "a key name the zone does not have", BADKEY_NAME, KNOT_RCODE_BADKEY, false },
+		{ "signed NOTIFY for a zone without a key", BADKEY_KEYLESS, KNOT_RCODE_BADKEY, false },
+		{ "good key, signed an hour ago", BADTIME_OLD, KNOT_RCODE_BADTIME, true },
+		{ "good key, now", GOOD, KNOT_RCODE_NOERROR, true },
+	};
+
+	(void)state;
+	srv_init(&s);
+	assert_int_equal(knot_tsig_key_init_str(&other, "hmac-sha256:otherkey:" SECRET), KNOT_EOK);
+	struct moat_xfr_zone *zs[2] = { zone_for(&s, NULL), NULL };
+	struct moat_xfr_cfg cfg = { .zone = "keyed.test", .nprimary = 1, .tsig = KEYSTR };
+	char err[100];
+
+	memcpy(&cfg.primary[0], &prim, sizeof(prim));
+	zs[1] = moat_xfr_zone_new(&cfg, err, sizeof(err));
+	assert_non_null(zs[1]);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const knot_tsig_key_t *k = cases[i].kind == BADSIG_K ? &s.bad :
+					   cases[i].kind == BADKEY_NAME ? &other : &s.key;
+		const char *zone = cases[i].kind == BADKEY_KEYLESS ? ZONE : "keyed.test.";
+		size_t n;
+
+		ml = sizeof(mac);
+		if (cases[i].kind == BADTIME_OLD)
+			n = notify_msg_at(q, zone, k, (uint64_t)time(NULL) - 3600);
+		else
+			n = notify_msg(q, zone, k, mac, &ml);
+		rl = 0;
+		enum moat_notify_res res = moat_notify_handle(zs, 2, q, n, (struct sockaddr *)&prim,
+							      rep, sizeof(rep), &rl, &idx);
+		knot_pkt_t *r = knot_pkt_new(rep, (uint16_t)rl, NULL);
+
+		assert_non_null(r);
+		if (rl < 12 || knot_pkt_parse(r, 0) != KNOT_EOK || !r->tsig_rr)
+			fail_msg("%s: reply of %zu bytes without a TSIG RR", cases[i].name, rl);
+		uint16_t got_err = knot_tsig_rdata_error(r->tsig_rr);
+		size_t got_ml = knot_tsig_rdata_mac_length(r->tsig_rr);
+		uint8_t rc = knot_wire_get_rcode(rep);
+		uint8_t want_rc = cases[i].want_err ? KNOT_RCODE_NOTAUTH : KNOT_RCODE_NOERROR;
+
+		if (got_err != cases[i].want_err || (got_ml > 0) != cases[i].want_mac ||
+		    rc != want_rc ||
+		    res != (cases[i].want_err ? MOAT_NOTIFY_REFUSE : MOAT_NOTIFY_ACCEPT) ||
+		    !knot_dname_is_equal(r->tsig_rr->owner, k->name))
+			fail_msg("%s: got rcode %u TSIG error %u mac %zu bytes res %d, want rcode %u "
+				 "error %u %s", cases[i].name, rc, got_err, got_ml, res, want_rc,
+				 cases[i].want_err, cases[i].want_mac ? "signed" : "unsigned");
+		if (cases[i].kind == BADTIME_OLD) {
+			/* our time in Other Data (6 octets), the request's time kept,
+			 * and a MAC the client verifies (its time check then says
+			 * BADTIME: the MAC is checked first) */
+			int64_t ours = 0;
+			const uint8_t *od = knot_tsig_rdata_other_data(r->tsig_rr);
+
+			assert_int_equal(knot_tsig_rdata_other_data_length(r->tsig_rr), 6);
+			for (int b = 0; b < 6; b++)
+				ours = ours << 8 | od[b];
+			assert_true(llabs(ours - (int64_t)time(NULL)) <= 2);
+			assert_true(llabs((int64_t)knot_tsig_rdata_time_signed(r->tsig_rr) -
+					  ((int64_t)time(NULL) - 3600)) <= 2);
+		}
+		knot_pkt_free(r);
+	}
+	knot_tsig_key_deinit(&other);
+	moat_xfr_zone_free(zs[0]);
+	moat_xfr_zone_free(zs[1]);
+	srv_close(&s);
+}
+
 static void test_notify(void **state)
 {
 	struct srv s;
@@ -711,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_answers),
 		cmocka_unit_test(test_timeout_and_timers),
 		cmocka_unit_test(test_notify),
+		cmocka_unit_test(test_notify_tsig_errors),
 		cmocka_unit_test(test_config_errors),
 	};
 	return cmocka_run_group_tests_name("xfr", tests, NULL, NULL);
