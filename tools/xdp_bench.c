@@ -1,15 +1,18 @@
 /*
  * xdp_bench.c - measurements behind `tools/bench xdp` (tools/bench.d/xdp).
  *
- *   xdp_bench testrun [--repeat N] [--big N]
+ *   xdp_bench testrun [--repeat N] [--big N] [--rounds N] [--event-sample N]
  *       per-packet cost with BPF_PROG_TEST_RUN of moat_xdp on a listed SYN,
  *       an unlisted SYN and a non-SMTP packet with 1k and N (default 10M)
  *       random /32s listed, against moat_bare_drop (same frame, same
- *       repeat count, rounds interleaved, medians); then the lookup's
- *       memory cost in-kernel (lookup_bench.bpf.c, bpf_loop over 1M
- *       precomputed addresses, half listed and half random as in
+ *       repeat count, --rounds (61) rounds interleaved, medians); then the
+ *       lookup's memory cost in-kernel (lookup_bench.bpf.c, bpf_loop over
+ *       1M precomputed addresses, half listed and half random as in
  *       bench_table.c) and in userspace over the same table and the same
- *       addresses.  Prints "key value" lines.
+ *       addresses.  Every round also runs moat_calib (calib.bpf.c), whose
+ *       cost tells the host's speed in that round.  Prints "key value"
+ *       lines, and "round_pkt_TAG r bare listed unlisted non-SMTP calib" /
+ *       "round_lookup_TAG r kernel user calib" lines per round.
  *   xdp_bench attach --pin DIR --entries N --sources K --out PREFIX
  *                    --dmac MAC IFACE
  *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
