@@ -3,10 +3,10 @@
  * calib.bpf.c - the benchmark's yardstick for the host's speed: a program
  * that touches no memory but its context and runs a fixed chain of 64
  * dependent register adds, then drops.  The development VM's vCPUs run at
- * two speeds for seconds at a time (a host neighbour, not anything in the
- * guest); measured next to every round of xdp_bench, its cost says which
- * speed that round ran at, so rounds can be counted per mode.  Never
- * attached anywhere.
+ * two speeds, switching every 0.1 s to several seconds (the host, not
+ * anything in the guest: docs/xdp.md); measured next to every round of
+ * xdp_bench, its cost says which speed that round ran at, so rounds can
+ * be counted per speed.  Never attached anywhere.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

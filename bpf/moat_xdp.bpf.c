@@ -316,8 +316,8 @@ static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
  * options, TCP: moat_parse_fast4) is decided from registers: one bounds
  * check, the port compare, the counter row lookup (started before the
  * table lookup: it depends only on the port), the tbl24 value's lookup (a
- * constant key), at most two table reads and one increment.  The parsed fields stay in registers because nothing
- * takes the address of f.  What needs the whole packet - a tarpit reply,
+ * constant key), at most two table reads and one increment.  The parsed
+ * fields stay in registers because nothing takes the address of f.  What needs the whole packet - a tarpit reply,
  * a sampled event, an ALLOW - and every other frame go to moat_general.
  */
 SEC("xdp")
@@ -339,7 +339,8 @@ int moat_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	row = stat_row(slot);
-	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS : moat_lookup_v4(&tb, f.saddr4);
+	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS
+					: moat_lookup_v4(&tb, f.saddr4);
 	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
 		return non_syn(act, row);
 	if (act == MOAT_ACT_PASS) {

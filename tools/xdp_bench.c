@@ -399,8 +399,9 @@ out:
 
 /*
  * one_size - every measurement at one table size.  The packet costs are
- * taken round-robin (bare, listed, unlisted, non-SMTP, bare, ...) so load
- * from elsewhere on the machine hits them alike; medians are printed.
+ * taken round-robin (bare, listed, calibration, unlisted, non-SMTP, bare,
+ * ...) so load from elsewhere on the machine and the host's speed hit them
+ * alike; every round and the medians are printed.
  */
 static int one_size(int bare, __u32 n_entries, const char *tag, __u32 repeat)
 {
