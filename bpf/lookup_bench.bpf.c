@@ -8,6 +8,10 @@
  * over the chunks, a plain bounded loop over a chunk's addresses (so
  * independent lookups overlap their cache misses, as a userspace loop's
  * do; one callback per address costs 50 % more on the test machine).
+ * Each callback looks the tbl24 value up once (moat_bpf_tables_init, as
+ * moat_xdp does once per packet and as userspace holds its table pointer),
+ * then every address is the shared moat_lookup_v4: one tbl24 load, and a
+ * group lookup when the /24 has a group.
  * moat_lookup_loop runs the same loop and only reads the addresses, so the
  * loop's own cost can be told apart.  Two programs of one object: they
  * share the maps, and neither reads a mode flag per address.  The loader
@@ -39,13 +43,14 @@ __u64 result_loop = 0;
 static __always_inline long chunk(__u32 i, void *ctx, int lookup)
 {
 	struct lb_chunk *c = bpf_map_lookup_elem(&addrs, &i);
+	struct moat_bpf_tables tb;
 	__u64 *sum = ctx, s = 0;
 	int j;
 
-	if (!c)
+	if (!c || moat_bpf_tables_init(&tb))
 		return 1;
 	for (j = 0; j < LB_CHUNK; j++)
-		s += lookup ? moat_lookup_v4(NULL, c->a[j]) : (c->a[j] & 3);
+		s += lookup ? moat_lookup_v4(&tb, c->a[j]) : (c->a[j] & 3);
 	*sum += s;
 	return 0;
 }

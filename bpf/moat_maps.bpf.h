@@ -19,9 +19,9 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, MOAT_TBL24_ENTRIES / MOAT_TBL24_CHUNK);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct moat_tbl24_chunk);   /* see moat_xdp.h */
+	__type(value, struct moat_tbl24);   /* all of it: see moat_xdp.h */
 } tbl24 SEC(".maps");
 
 struct {
@@ -50,21 +50,31 @@ struct {
 
 /* --- table lookup -------------------------------------------------------
  * The shared lookup (bpf/moat_lookup.h) reads the maps through these
- * accessor macros; ctx is unused here (the maps are globals).
+ * accessor macros.  Its ctx is a struct moat_bpf_tables: tbl24 is one map
+ * value, looked up once by the caller (moat_bpf_tables_init), so an entry
+ * is one load; a group is one array lookup of its own.
  */
-static __always_inline __u32 moat_map_tbl24(__u32 i)
-{
-	__u32 k = i / MOAT_TBL24_CHUNK;
-	const struct moat_tbl24_chunk *c = bpf_map_lookup_elem(&tbl24, &k);
+struct moat_bpf_tables {
+	const struct moat_tbl24 *tbl24;   /* never NULL once initialised */
+};
 
-	return c ? c->e[i % MOAT_TBL24_CHUNK] : 0;
+/* moat_bpf_tables_init - look tbl24 up (key 0); 0, or -1 if it is absent
+ * (it never is: an array map's elements always exist) */
+static __always_inline int moat_bpf_tables_init(struct moat_bpf_tables *t)
+{
+	__u32 zero = 0;
+
+	t->tbl24 = bpf_map_lookup_elem(&tbl24, &zero);
+	return t->tbl24 ? 0 : -1;
 }
 
+/* moat_map_group - groups[i], or NULL past the end */
 static __always_inline const struct moat_group *moat_map_group(__u32 i)
 {
 	return bpf_map_lookup_elem(&groups, &i);
 }
 
+/* moat_map_plens - the IPv6 prefix-length double buffer */
 static __always_inline const struct moat_v6_plens_buf *moat_map_plens(void)
 {
 	__u32 zero = 0;
@@ -72,7 +82,8 @@ static __always_inline const struct moat_v6_plens_buf *moat_map_plens(void)
 	return bpf_map_lookup_elem(&v6_plens, &zero);
 }
 
-#define MOAT_TBL24_GET(ctx, i) moat_map_tbl24(i)
+#define MOAT_TBL24_GET(ctx, i) \
+	(((const struct moat_bpf_tables *)(ctx))->tbl24->e[(i) & (MOAT_TBL24_ENTRIES - 1)])
 #define MOAT_GROUP_GET(ctx, i) moat_map_group(i)
 #define MOAT_V6_PLENS_GET(ctx) moat_map_plens()
 #define MOAT_V6_GET(ctx, kp) ((const __u32 *)bpf_map_lookup_elem(&v6_rules, (kp)))

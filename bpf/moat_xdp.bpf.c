@@ -281,6 +281,7 @@ static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct moat_xdp_stat_row *row;
+	struct moat_bpf_tables tb;
 	struct moat_pkt p;
 	int res;
 
@@ -295,8 +296,12 @@ static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
 			stat_inc(MOAT_STAT_NOT_SMTP, -1);
 			return XDP_PASS;
 		}
-		act = p.family == 4 ? moat_lookup_v4(NULL, p.saddr4)
-				    : moat_lookup_v6(NULL, p.saddr6);
+		if (moat_bpf_tables_init(&tb))
+			act = MOAT_ACT_PASS;
+		else if (p.family == 4)
+			act = moat_lookup_v4(&tb, p.saddr4);
+		else
+			act = moat_lookup_v6(&tb, p.saddr6);
 	}
 	if (slot < 0 || slot >= MOAT_PORTS_MAX)
 		return XDP_PASS;
@@ -310,9 +315,9 @@ static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
  * moat_xdp - the program.  The common frame (untagged IPv4 without
  * options, TCP: moat_parse_fast4) is decided from registers: one bounds
  * check, the port compare, the counter row lookup (started before the
- * table lookup: it depends only on the port), at most two table reads and
- * one increment.  The parsed fields stay in registers because nothing
- * takes the address of f.  What needs the whole packet - a tarpit reply,
+ * table lookup: it depends only on the port), the tbl24 value's lookup (a
+ * constant key), at most two table reads and one increment.  The parsed
+ * fields stay in registers because nothing takes the address of f.  What needs the whole packet - a tarpit reply,
  * a sampled event, an ALLOW - and every other frame go to moat_general.
  */
 SEC("xdp")
@@ -321,6 +326,7 @@ int moat_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct moat_xdp_stat_row *row;
+	struct moat_bpf_tables tb;
 	struct moat_pkt f;
 	__u32 act;
 	int slot;
@@ -333,7 +339,8 @@ int moat_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	row = stat_row(slot);
-	act = moat_lookup_v4(NULL, f.saddr4);
+	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS
+					: moat_lookup_v4(&tb, f.saddr4);
 	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
 		return non_syn(act, row);
 	if (act == MOAT_ACT_PASS) {

@@ -40,16 +40,17 @@ struct moat_xdp_stat_row {
 };
 
 /*
- * Map "tbl24" holds the 2^24 u32 entries of moat_abi.h packed 16 to a
- * 64-byte value: a BPF array stores every value at an 8-byte stride, so a
- * plain u32 array would take 128 MiB and half the cache hits.  The map is
- * mmap-able and, mapped, is exactly the dense u32[2^24] of moat_abi.h; the
- * loader publishes an entry with one aligned 32-bit store, which readers see
+ * Map "tbl24" holds the 2^24 u32 entries of moat_abi.h as one 64 MiB
+ * value (an array map of one element): the program looks the value up
+ * once (a constant key) and then reads tbl24[i] with one load, no map
+ * lookup per entry; a BPF array stores values at an 8-byte stride, so
+ * one entry per value would take 128 MiB.  The map is mmap-able and,
+ * mapped, is exactly the dense u32[2^24] of moat_abi.h; the loader
+ * publishes an entry with one aligned 32-bit store, which readers see
  * whole (never a torn group index).
  */
-#define MOAT_TBL24_CHUNK 16
-struct moat_tbl24_chunk {
-	__u32 e[MOAT_TBL24_CHUNK];
+struct moat_tbl24 {
+	__u32 e[MOAT_TBL24_ENTRIES];
 };
 
 /* Slots of the "limits" array map: GCRA state (next allowed time, ns). */

@@ -1,15 +1,18 @@
 /*
  * xdp_bench.c - measurements behind `tools/bench xdp` (tools/bench.d/xdp).
  *
- *   xdp_bench testrun [--repeat N] [--big N]
+ *   xdp_bench testrun [--repeat N] [--big N] [--rounds N] [--event-sample N]
  *       per-packet cost with BPF_PROG_TEST_RUN of moat_xdp on a listed SYN,
  *       an unlisted SYN and a non-SMTP packet with 1k and N (default 10M)
  *       random /32s listed, against moat_bare_drop (same frame, same
- *       repeat count, rounds interleaved, medians); then the lookup's
- *       memory cost in-kernel (lookup_bench.bpf.c, bpf_loop over 1M
- *       precomputed addresses, half listed and half random as in
+ *       repeat count, --rounds (61) rounds interleaved, medians); then the
+ *       lookup's memory cost in-kernel (lookup_bench.bpf.c, bpf_loop over
+ *       1M precomputed addresses, half listed and half random as in
  *       bench_table.c) and in userspace over the same table and the same
- *       addresses.  Prints "key value" lines.
+ *       addresses.  Every round also runs moat_calib (calib.bpf.c), whose
+ *       cost tells the host's speed in that round.  Prints "key value"
+ *       lines, and "round_pkt_TAG r bare listed unlisted non-SMTP calib" /
+ *       "round_lookup_TAG r kernel user calib" lines per round.
  *   xdp_bench attach --pin DIR --entries N --sources K --out PREFIX
  *                    --dmac MAC IFACE
  *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
@@ -34,6 +37,7 @@
 
 #include "log.h"
 #include "moat_bare_drop.skel.h"
+#include "moat_calib.skel.h"
 #include "moat_lookup_bench.skel.h"
 #include "moat_parse.h"
 #include "xdp_backend.h"
@@ -51,11 +55,13 @@ static __u32 u_groups_max;
 
 #define N_LOOKUP (1u << 20)
 #define LB_CHUNK 1024   /* addresses per map value (lookup_bench.bpf.c) */
-#define RUNS 11        /* rounds of the lookup measurement */
-#define PKT_RUNS 21    /* rounds of the per-packet measurement (cheap) */
+#define RUNS 21        /* rounds of the lookup measurement */
+#define PKT_RUNS_MAX 1001
 
 static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
 static long event_sample = -1;  /* -1: the default */
+static int pkt_runs = 61;       /* rounds of the per-packet measurement */
+static int calib_fd = -1;       /* moat_calib (calib.bpf.c): the host's speed */
 
 /* rnd - splitmix64 */
 static uint64_t rnd(void)
@@ -89,6 +95,16 @@ static double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_d);
 	return v[n / 2];
+}
+
+/* min_d - smallest of n doubles */
+static double min_d(const double *v, int n)
+{
+	double m = v[0];
+
+	for (int i = 1; i < n; i++)
+		m = v[i] < m ? v[i] : m;
+	return m;
 }
 
 struct table {
@@ -231,6 +247,15 @@ static double ns_one(int prog, const uint8_t *f, size_t len, __u32 repeat,
 	return o.duration;
 }
 
+/* ns_calib - ns per repeat of the calibration program (1M repeats) */
+static double ns_calib(void)
+{
+	uint8_t f[64] = { 0 };
+
+	f[12] = 0x08;
+	return ns_one(calib_fd, f, sizeof(f), 1000000, XDP_DROP);
+}
+
 /* unlisted_near - an unlisted address whose /24 has a group (2 reads) */
 static __u32 unlisted_near(__u32 a)
 {
@@ -289,6 +314,7 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 {
 	struct moat_lookup_bench *s = moat_lookup_bench__open();
 	double kv[RUNS], lv[RUNS], uv[RUNS], ulv[RUNS], mv[RUNS], q[RUNS], qn[RUNS];
+	double cv[RUNS];
 	size_t gbytes = (size_t)t->groups_max * sizeof(struct moat_group);
 	const struct moat_group *kg = mmap(NULL, gbytes, PROT_READ, MAP_SHARED,
 					   moat_xdp_map_fd(t->x, "groups"), 0);
@@ -323,6 +349,7 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 			goto out;
 		kv[r] /= N_LOOKUP;
 		lv[r] /= N_LOOKUP;
+		cv[r] = ns_calib();   /* the host's speed, between the two sides */
 		t0 = now_ns();
 		sum = user_lookups(addrs, N_LOOKUP);
 		uv[r] = (double)(now_ns() - t0) / N_LOOKUP;
@@ -351,7 +378,11 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		fprintf(stderr, "xdp_bench: kernel and userspace lookups disagree "
 			"(%llu vs %llu)\n", (unsigned long long)s->bss->result,
 			(unsigned long long)want);
+	/* every round too: tools/bench.d/xdp sorts them by host speed */
+	for (int r = 0; r < RUNS; r++)
+		printf("round_lookup_%s %d %.2f %.2f %.2f\n", tag, r, kv[r], uv[r], cv[r]);
 	printf("ratio_lookup_bpf_over_user_%s %.3f\n", tag, median(q, RUNS));
+	printf("ns_lookup_calib_%s %.2f\n", tag, median(cv, RUNS));
 	printf("ratio_lookup_bpf_over_user_net_%s %.3f\n", tag, median(qn, RUNS));
 	printf("ns_lookup_bpf_%s %.2f\n", tag, median(kv, RUNS));
 	printf("ns_lookup_bpf_loop_%s %.2f\n", tag, median(lv, RUNS));
@@ -368,10 +399,11 @@ out:
 
 /*
  * one_size - every measurement at one table size.  The packet costs are
- * taken round-robin (bare, listed, unlisted, non-SMTP, bare, ...) so load
- * from elsewhere on the machine hits them alike; medians are printed.
+ * taken round-robin (bare, listed, calibration, unlisted, non-SMTP, bare,
+ * ...) so load from elsewhere on the machine and the host's speed hit them
+ * alike; every round and the medians are printed.
  */
-static int one_size(int bare, __u32 n, const char *tag, __u32 repeat)
+static int one_size(int bare, __u32 n_entries, const char *tag, __u32 repeat)
 {
 	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	static const char *const names[4] = { "bare", "listed_syn", "unlisted_syn",
@@ -379,13 +411,13 @@ static int one_size(int bare, __u32 n, const char *tag, __u32 repeat)
 	uint8_t f[4][64];
 	size_t len[4];
 	__u32 want[4] = { XDP_DROP, XDP_DROP, XDP_PASS, XDP_PASS };
-	double v[4][PKT_RUNS];
+	static double v[4][PKT_RUNS_MAX], q[PKT_RUNS_MAX], cv[PKT_RUNS_MAX];
 	struct table t;
-	int err, prog;
+	int err, prog, n = pkt_runs;
 
-	err = table_open(&t, NULL, n, N_LOOKUP);
+	err = table_open(&t, NULL, n_entries, N_LOOKUP);
 	if (err) {
-		fprintf(stderr, "xdp_bench: table of %u: %s\n", n, strerror(-err));
+		fprintf(stderr, "xdp_bench: table of %u: %s\n", n_entries, strerror(-err));
 		table_close(&t);
 		return err;
 	}
@@ -395,17 +427,30 @@ static int one_size(int bare, __u32 n, const char *tag, __u32 repeat)
 	len[1] = syn_frame(f[1], dmac, t.listed[0], 1000, 25);
 	len[2] = syn_frame(f[2], dmac, unlisted_near(t.listed[0]), 1000, 25);
 	len[3] = syn_frame(f[3], dmac, t.listed[0], 1000, 80);
-	for (int r = 0; r < PKT_RUNS; r++)
-		for (int k = 0; k < 4; k++)
+	/* round r: bare, listed, the calibration program (which speed the
+	 * host gave this round, next to the pair that makes the ratio),
+	 * unlisted, non-SMTP */
+	for (int r = 0; r < n; r++) {
+		for (int k = 0; k < 4; k++) {
 			v[k][r] = ns_one(k ? prog : bare, f[k], len[k], repeat, want[k]);
-	/* ratios per round first: a round's packets saw the same load */
-	double q[PKT_RUNS];
-	for (int r = 0; r < PKT_RUNS; r++)
+			if (k == 1)
+				cv[r] = ns_calib();
+		}
+	}
+	/* ratios per round first: a round's packets saw the same load and
+	 * the same host speed */
+	for (int r = 0; r < n; r++)
 		q[r] = v[1][r] / (v[0][r] > 0 ? v[0][r] : 1);
-	printf("ratio_listed_syn_%s_over_bare %.3f\n", tag, median(q, PKT_RUNS));
+	/* every round first (tools/bench.d/xdp sorts them by host speed),
+	 * then the medians; v[] is sorted by median() */
+	for (int r = 0; r < n; r++)
+		printf("round_pkt_%s %d %.0f %.0f %.0f %.0f %.0f\n", tag, r, v[0][r],
+		       v[1][r], v[2][r], v[3][r], cv[r]);
+	printf("ratio_listed_syn_%s_over_bare %.3f\n", tag, median(q, n));
+	printf("ns_calib_%s %.2f\n", tag, median(cv, n));
 	for (int k = 0; k < 4; k++) {
-		printf("ns_%s_%s %.2f\n", names[k], tag, median(v[k], PKT_RUNS));
-		printf("ns_%s_%s_min %.2f\n", names[k], tag, v[k][0]);
+		printf("ns_%s_%s_min %.2f\n", names[k], tag, min_d(v[k], n));
+		printf("ns_%s_%s %.2f\n", names[k], tag, median(v[k], n));
 	}
 	fflush(stdout);
 	/* the lookup's address stream, as bench_table.c builds it: half
@@ -428,10 +473,15 @@ static int one_size(int bare, __u32 n, const char *tag, __u32 repeat)
 static int cmd_testrun(__u32 repeat, __u32 big)
 {
 	struct moat_bare_drop *bare = moat_bare_drop__open_and_load();
+	struct moat_calib *calib = moat_calib__open_and_load();
 	int err;
 
-	if (!bare)
+	if (!bare || !calib) {
+		moat_bare_drop__destroy(bare);
+		moat_calib__destroy(calib);
 		return 1;
+	}
+	calib_fd = bpf_program__fd(calib->progs.moat_calib);
 	printf("repeat %u\n", repeat);
 	printf("lookup_addrs %u\n", N_LOOKUP);
 	err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), 1000, "1k", repeat);
@@ -439,6 +489,7 @@ static int cmd_testrun(__u32 repeat, __u32 big)
 		err = one_size(bpf_program__fd(bare->progs.moat_bare_drop), big, "10m",
 			       repeat);
 	moat_bare_drop__destroy(bare);
+	moat_calib__destroy(calib);
 	return err ? 1 : 0;
 }
 
@@ -488,7 +539,8 @@ static int cmd_attach(const char *pin, __u32 n, __u32 k, const char *out,
 /* usage - the --help text */
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xdp_bench testrun [--repeat N] [--big N] [--event-sample N]\n"
+	fprintf(f, "usage: xdp_bench testrun [--repeat N] [--big N] [--rounds N] "
+		   "[--event-sample N]\n"
 		   "       xdp_bench attach --pin DIR --entries N --sources K "
 		   "--out PREFIX --dmac MAC IFACE\n"
 		   "       xdp_bench --help | --version\n");
@@ -500,6 +552,7 @@ int main(int argc, char **argv)
 		{ "repeat", required_argument, 0, 'r' },
 		{ "big", required_argument, 0, 'b' },
 		{ "event-sample", required_argument, 0, 'e' },
+		{ "rounds", required_argument, 0, 'R' },
 		{ "pin", required_argument, 0, 'p' },
 		{ "entries", required_argument, 0, 'n' },
 		{ "sources", required_argument, 0, 'k' },
@@ -523,6 +576,13 @@ int main(int argc, char **argv)
 		case 'r': repeat = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'b': big = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'e': event_sample = strtol(optarg, NULL, 0); break;
+		case 'R':
+			pkt_runs = atoi(optarg);
+			if (pkt_runs < 1 || pkt_runs > PKT_RUNS_MAX) {
+				fprintf(stderr, "xdp_bench: --rounds 1..%d\n", PKT_RUNS_MAX);
+				return 2;
+			}
+			break;
 		case 'p': pin = optarg; break;
 		case 'n': n = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'k': k = (__u32)strtoul(optarg, NULL, 0); break;
