@@ -889,7 +889,8 @@ int moat_zone_listings(struct moat_zone *z, struct moat_lvec *out)
 		if (emit(z, i, tree))
 			goto out;
 	if (!z->nleaves) {
-		qsort(out->v + from, out->n - from, sizeof(*out->v), moat_listing_cmp);
+		if (out->n > from + 1)
+			qsort(out->v + from, out->n - from, sizeof(*out->v), moat_listing_cmp);
 		return 0;
 	}
 	moat_lvec_sort(&tl);
