@@ -5,8 +5,9 @@
  * wildcards, empty non-terminals included).
  *
  * The zone keeps a tree of owner names (label codes from owner.h) with each
- * node's A records and a count of its other records, so incremental changes
- * (IXFR) become listing adds and deletes:
+ * node's A records and a count of its other records (full-depth IPv4 names
+ * with one A record are kept as compact leaves outside it, zone.c), so
+ * incremental changes (IXFR) become listing adds and deletes:
  *
  *   z = moat_zone_new("bl.example.", source);
  *   moat_zone_rr(z, MOAT_ZONE_ADD, owner, type, ttl, rdata, rdlen);  ... (AXFR)
@@ -67,8 +68,8 @@ const uint8_t *moat_zone_apex(const struct moat_zone *z);
 int moat_zone_rr(struct moat_zone *z, enum moat_zone_op op, const uint8_t *owner,
 		 uint16_t type, uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
 
-/* moat_zone_listings - append every listing of the zone to out (unsorted:
- * moat_lvec_sort() when an order is needed).  0 or -ENOMEM. */
+/* moat_zone_listings - append every listing of the zone to out, in
+ * moat_listing_cmp order (so sorted when out was empty).  0 or -ENOMEM. */
 int moat_zone_listings(struct moat_zone *z, struct moat_lvec *out);
 
 /* moat_zone_begin - start a change batch (undo log + affected nodes). */

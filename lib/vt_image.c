@@ -16,14 +16,18 @@
 
 #define THP_MIN (4u << 20) /* smaller blocks: not worth a syscall */
 
-/* vt_thp - MADV_HUGEPAGE over the 2 MiB-aligned part of [p, p + len). */
+/* vt_thp - MADV_HUGEPAGE over the pages of [p, p + len).  The whole
+ * mapping of a big malloc block, not its 2 MiB-aligned middle: advising a
+ * part splits the mapping, mremap() cannot move a split one, and realloc()
+ * then copies (a 10M-entry pool grown by half: a transient copy of ~200
+ * MiB).  The kernel uses huge pages where the range is aligned anyway. */
 void vt_thp(void *p, size_t len)
 {
-	const uintptr_t huge = 2u << 20;
-	uintptr_t b = ((uintptr_t)p + huge - 1) & ~(huge - 1);
-	uintptr_t e = ((uintptr_t)p + len) & ~(huge - 1);
+	const uintptr_t page = 4096;
+	uintptr_t b = (uintptr_t)p & ~(page - 1);
+	uintptr_t e = ((uintptr_t)p + len + page - 1) & ~(page - 1);
 
-	if (!p || len < THP_MIN || e <= b)
+	if (!p || len < THP_MIN)
 		return;
 	(void)madvise((void *)b, e - b, MADV_HUGEPAGE);
 }

@@ -503,6 +503,49 @@ static void test_hash_growth(void **state)
 	moat_zone_free(z);
 }
 
+/* the node hash's incremental growth with names that need nodes (leaves
+ * promoted by a kept TXT): every name findable while slots move */
+static void test_hash_growth_nodes(void **state)
+{
+	struct moat_zone *z = moat_zone_new(APEX, 1);
+	struct moat_zone_stats st;
+	struct moat_lvec lv = { 0 };
+	struct moat_prefix a;
+	char line[64];
+	const unsigned n = 70000;
+
+	(void)state;
+	assert_int_equal(moat_zone_keep_txt(z, true), 0);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(line, sizeof(line), "%u.%u.%u.10 A 127.0.0.2", i & 255, (i >> 8) & 255, i >> 16);
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
+		snprintf(line, sizeof(line), "%u.%u.%u.10 TXT r", i & 255, (i >> 8) & 255, i >> 16);
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
+		if (i % 5 == 4) { /* delete an older one's A: found through either table */
+			unsigned j = i / 2;
+			snprintf(line, sizeof(line), "%u.%u.%u.10 A 127.0.0.2", j & 255, (j >> 8) & 255,
+				 j >> 16);
+			assert_int_equal(zone_line(z, MOAT_ZONE_DEL, line), 0);
+		}
+	}
+	moat_zone_get_stats(z, &st);
+	assert_true(st.nodes > n);
+	assert_int_equal(st.a_records, n - n / 5);
+	assert_int_equal(moat_zone_listings(z, &lv), 0);
+	assert_int_equal(lv.n, n - n / 5);
+	for (size_t j = 1; j < lv.n; j++) /* sorted: no leaves, the tree's */
+		assert_true(moat_listing_cmp(&lv.v[j - 1], &lv.v[j]) <= 0);
+	for (unsigned i = 1; i < n; i += 89) {
+		bool gone = i < n / 2 && (i % 5 == 2 || i % 5 == 4); /* i/2 of 5k+4 */
+		snprintf(line, sizeof(line), "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+		moat_prefix_parse(line, &a);
+		if ((z_answer(z, &a) != 0) == gone)
+			fail_msg("%s: listed %d, want %d", line, z_answer(z, &a) != 0, !gone);
+	}
+	moat_lvec_free(&lv);
+	moat_zone_free(z);
+}
+
 static void test_lookup_txt(void **state)
 {
 	static const char *const rrs[] = {
@@ -654,6 +697,178 @@ static void test_lvec_apply(void **state)
 	moat_lvec_free(&del);
 }
 
+/* compact leaves (zone.c): a full IPv4 name with one A record (and at
+ * most one other record) lives outside the tree, and its /24 exists
+ * without a node; wildcards at every level still see them, and a name
+ * that needs more is promoted to a node with the same answers */
+static const struct sem_case leaf_cases[] = {
+	{ "leaves under a /24 wildcard",
+	  { "*.2.0.192 A 127.0.0.9", "5.2.0.192 A 127.0.0.2", "6.2.0.192 TXT x" },
+	  "192.0.2.0/24 9;192.0.2.5/32 2;192.0.2.6/32 !" },
+	{ "leaves under a /16 wildcard: their /24s are excluded",
+	  { "*.0.192 A 127.0.0.9", "5.2.0.192 A 127.0.0.2", "7.3.0.192 TXT x" },
+	  "192.0.0.0/16 9;192.0.2.0/24 !;192.0.2.5/32 2;192.0.3.0/24 !" },
+	{ "leaves under a /8 wildcard", { "*.192 A 127.0.0.9", "5.2.0.192 A 127.0.0.2" },
+	  "192.0.0.0/8 9;192.0.0.0/16 !;192.0.2.5/32 2" },
+	{ "leaves under the apex wildcard", { "* A 127.0.0.9", "5.2.0.192 A 127.0.0.2" },
+	  "0.0.0.0/0 9;192.0.0.0/8 !;192.0.2.5/32 2;::/0 9" },
+	{ "all-digit leaves are IPv6 names too (/16 wildcard)",
+	  { "*.3.2 A 127.0.0.9", "4.3.3.2 A 127.0.0.5" },
+	  "2.3.0.0/16 9;2.3.3.0/24 !;2.3.3.4/32 5;2300::/8 9;2330::/12 !" },
+	{ "all-digit leaves are IPv6 names too (/24 wildcard)",
+	  { "*.3.3.2 A 127.0.0.9", "4.3.3.2 A 127.0.0.5" },
+	  "2.3.3.0/24 9;2.3.3.4/32 5;2330::/12 9;2334::/16 !" },
+	{ "a second A code promotes the leaf",
+	  { "5.2.0.192 A 127.0.0.2", "5.2.0.192 A 127.0.0.4", "*.2.0.192 A 127.0.0.9" },
+	  "192.0.2.0/24 9;192.0.2.5/32 2;192.0.2.5/32 4" },
+	{ "a second TXT promotes the leaf",
+	  { "5.2.0.192 A 127.0.0.2", "5.2.0.192 TXT a", "5.2.0.192 TXT b", "*.0.192 A 127.0.0.9" },
+	  "192.0.0.0/16 9;192.0.2.0/24 !;192.0.2.5/32 2" },
+	{ "a name below the leaf promotes it",
+	  { "5.2.0.192 A 127.0.0.2", "x.5.2.0.192 TXT a", "*.2.0.192 A 127.0.0.9" },
+	  "192.0.2.0/24 9;192.0.2.5/32 2" },
+};
+
+static void test_leaf_semantics(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(leaf_cases) / sizeof(leaf_cases[0]); i++) {
+		const struct sem_case *c = &leaf_cases[i];
+		for (int keep = 0; keep < 2; keep++) {
+			struct moat_zone *z = moat_zone_new(APEX, 7);
+			struct moat_lvec lv = { 0 };
+			char got[2048];
+
+			assert_int_equal(moat_zone_keep_txt(z, keep), 0);
+			for (size_t j = 0; j < 8 && c->rrs[j]; j++)
+				if (zone_line(z, MOAT_ZONE_ADD, c->rrs[j]))
+					fail_msg("case %s: add '%s' failed", c->name, c->rrs[j]);
+			assert_int_equal(moat_zone_listings(z, &lv), 0);
+			for (size_t j = 1; j < lv.n; j++)
+				if (moat_listing_cmp(&lv.v[j - 1], &lv.v[j]) > 0)
+					fail_msg("case %s: listings not sorted at %zu", c->name, j);
+			fmt(&lv, got, sizeof(got));
+			if (strcmp(got, c->want))
+				fail_msg("case %s (keep_txt %d):\n got  %s\n want %s", c->name, keep,
+					 got, c->want);
+			moat_lvec_free(&lv);
+			moat_zone_free(z);
+		}
+	}
+}
+
+/* batch - apply lines (prefix '-' deletes) as one batch; commit (delta
+ * into add/del as fmt strings) or roll back */
+static void batch(struct moat_zone *z, const char *const *lines, size_t n, bool commit,
+		  char *add, char *del, size_t sz)
+{
+	struct moat_lvec a = { 0 }, d = { 0 };
+
+	assert_int_equal(moat_zone_begin(z), 0);
+	for (size_t i = 0; i < n; i++) {
+		bool rm = lines[i][0] == '-';
+		if (zone_line(z, rm ? MOAT_ZONE_DEL : MOAT_ZONE_ADD, lines[i] + rm))
+			fail_msg("batch: '%s' failed", lines[i]);
+	}
+	if (!commit) {
+		moat_zone_rollback(z);
+		return;
+	}
+	assert_int_equal(moat_zone_commit(z, &a, &d), 0);
+	fmt(&a, add, sz);
+	fmt(&d, del, sz);
+	moat_lvec_free(&a);
+	moat_lvec_free(&d);
+}
+
+/* fresh_equal - the zone's listings equal those of a zone built from rrs */
+static void fresh_equal(struct moat_zone *z, const char *const *rrs, size_t n, bool keep)
+{
+	struct moat_zone *f = moat_zone_new(APEX, 7);
+	struct moat_lvec a = { 0 }, b = { 0 };
+	char ga[2048], gb[2048];
+
+	assert_int_equal(moat_zone_keep_txt(f, keep), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(zone_line(f, MOAT_ZONE_ADD, rrs[i]), 0);
+	assert_int_equal(moat_zone_listings(z, &a), 0);
+	assert_int_equal(moat_zone_listings(f, &b), 0);
+	fmt(&a, ga, sizeof(ga));
+	fmt(&b, gb, sizeof(gb));
+	if (strcmp(ga, gb))
+		fail_msg("zone %s\nfresh %s", ga, gb);
+	moat_lvec_free(&a);
+	moat_lvec_free(&b);
+	moat_zone_free(f);
+}
+
+static void test_leaf_batches(void **state)
+{
+	static const char *const base[] = {
+		"*.0.192 A 127.0.0.9", "5.2.0.192 A 127.0.0.2", "7.3.0.192 A 127.0.0.3",
+	};
+	struct moat_zone *z = moat_zone_new(APEX, 7);
+	struct moat_zone_answer ans;
+	struct moat_prefix a;
+	char add[2048], del[2048];
+
+	(void)state;
+	assert_int_equal(moat_zone_keep_txt(z, true), 0);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(zone_line(z, MOAT_ZONE_ADD, base[i]), 0);
+	/* the last leaf of a /24 goes: so does the wildcard's exclude */
+	static const char *const b1[] = { "-7.3.0.192 A 127.0.0.3" };
+	batch(z, b1, 1, true, add, del, sizeof(add));
+	assert_string_equal(add, "");
+	assert_string_equal(del, "192.0.3.0/24 !;192.0.3.7/32 3");
+	moat_prefix_parse("192.0.3.7", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), 0);
+	assert_true(ans.wildcard);
+	/* and comes back with the first leaf of a /24 */
+	static const char *const b2[] = { "8.3.0.192 A 127.0.0.4" };
+	batch(z, b2, 1, true, add, del, sizeof(add));
+	assert_string_equal(add, "192.0.3.0/24 !;192.0.3.8/32 4");
+	assert_string_equal(del, "");
+	/* rolled back: new leaf, a kept TXT promoting a leaf, its A deleted
+	 * and added back, a leaf deleted, a TTL changed */
+	static const char *const b3[] = {
+		"9.3.0.192 A 127.0.0.5", "5.2.0.192 TXT why", "-5.2.0.192 A 127.0.0.2",
+		"5.2.0.192 A 127.0.0.6", "-8.3.0.192 A 127.0.0.4", "1.1.0.192 A 127.0.0.7",
+		"*.1.0.192 A 127.0.0.8",
+	};
+	uint8_t w[KNOT_DNAME_MAXLEN], rd[4] = { 127, 0, 0, 2 };
+	struct moat_lvec l1 = { 0 }, l2 = { 0 };
+	assert_int_equal(moat_zone_listings(z, &l1), 0);
+	batch(z, b3, 7, false, add, del, sizeof(add));
+	assert_int_equal(moat_zone_begin(z), 0);
+	knot_dname_from_str(w, "5.2.0.192." APEX, sizeof(w));
+	assert_int_equal(moat_zone_rr(z, MOAT_ZONE_ADD, w, KNOT_RRTYPE_A, 60, rd, 4), 0);
+	moat_zone_rollback(z);
+	assert_int_equal(moat_zone_listings(z, &l2), 0);
+	if (!moat_lvec_equal(&l1, &l2))
+		fail_msg("rollback changed the listings");
+	moat_prefix_parse("192.0.2.5", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), 0);
+	assert_int_equal(ans.status, MOAT_ZONE_LISTED);
+	assert_int_equal(ans.ttl, 300);
+	assert_string_equal(ans.txt, "");
+	/* the same batch committed: the delta adds up to a fresh build */
+	batch(z, b3, 7, true, add, del, sizeof(add));
+	assert_string_equal(add, "192.0.1.0/24 8;192.0.1.1/32 7;192.0.2.5/32 6;192.0.3.9/32 5");
+	assert_string_equal(del, "192.0.2.5/32 2;192.0.3.8/32 4");
+	static const char *const all[] = {
+		"*.0.192 A 127.0.0.9", "9.3.0.192 A 127.0.0.5", "5.2.0.192 TXT why",
+		"5.2.0.192 A 127.0.0.6", "1.1.0.192 A 127.0.0.7", "*.1.0.192 A 127.0.0.8",
+	};
+	fresh_equal(z, all, 6, true);
+	moat_prefix_parse("192.0.2.5", &a);
+	assert_int_equal(moat_zone_lookup(z, &a, &ans), 0);
+	assert_string_equal(ans.txt, "why");
+	moat_lvec_free(&l1);
+	moat_lvec_free(&l2);
+	moat_zone_free(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -666,6 +881,9 @@ int main(void)
 		cmocka_unit_test(test_hash_growth),
 		cmocka_unit_test(test_error_codes),
 		cmocka_unit_test(test_regress_ttl_rollback),
+		cmocka_unit_test(test_leaf_semantics),
+		cmocka_unit_test(test_leaf_batches),
+		cmocka_unit_test(test_hash_growth_nodes),
 	};
 	return cmocka_run_group_tests_name("zone", tests, NULL, NULL);
 }
