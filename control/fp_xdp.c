@@ -102,9 +102,15 @@ static int fpx_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
 	return f->orig.read_stats(f->orig.ctx, out);
 }
 
-/* fpx_unmap - drop the groups mapping (tbl24's belongs to the backend) */
-static void fpx_unmap(struct fpx *f)
+/* fpx_unmap - drop the groups mapping (tbl24's belongs to the backend);
+ * the db's live image first takes its groups back from it (if that copy
+ * fails the mapping stays: the image must not point at nothing) */
+static void fpx_unmap(struct cd *d, struct fpx *f)
 {
+	if (f->grp && d->db && vt_db_unshare_groups(d->db) < 0) {
+		log_err("event=fastpath error=\"out of memory copying the groups: mapping kept\"");
+		f->grp = NULL;
+	}
 	if (f->grp)
 		munmap(f->grp, f->glen);
 	f->tbl = NULL;
@@ -116,7 +122,11 @@ static void fpx_close(void *ctx)
 {
 	struct fpx *f = ctx;
 
-	fpx_unmap(f);
+	if (f->grp)
+		munmap(f->grp, f->glen); /* not reached with a shared image:
+					  * fp_close/fp_detach unmap first */
+	f->tbl = NULL;
+	f->grp = NULL;
 	f->orig.close(f->orig.ctx);
 }
 
@@ -417,6 +427,12 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 	}
 	d->xdp = x;
 	fpx_setup(x, &d->fp);
+	/* the db's live image keeps its groups in the mapping itself: a
+	 * second copy of every group would cost as much again (~480 MiB for
+	 * a scattered 10M zone); fpx_publish writes each group there first */
+	if (fpx.grp && (r = vt_db_share_groups(d->db, fpx.grp, fpx.gmax)) < 0)
+		log_warn("event=fastpath groups_shared=no error=\"%s\" (the table keeps its own copy)",
+			 strerror(-r));
 	int efd = moat_xdp_events_fd(x);
 
 	if (efd >= 0) {
@@ -472,7 +488,7 @@ int fp_detach(struct cd *d, char *err, size_t errsz)
 	}
 	if (d->xdp) {
 		cd_unwatch(&ring_tag);
-		fpx_unmap(&fpx);
+		fpx_unmap(d, &fpx);
 		moat_xdp_close(d->xdp);
 		d->xdp = NULL;
 	}
@@ -495,7 +511,7 @@ void fp_close(struct cd *d)
 {
 	if (d->xdp) {
 		cd_unwatch(&ring_tag);
-		fpx_unmap(&fpx);
+		fpx_unmap(d, &fpx);
 		moat_xdp_close(d->xdp);
 		d->xdp = NULL;
 	}

@@ -229,7 +229,8 @@ void vt_image_free(struct vt_image *img)
 	if (!img)
 		return;
 	free(img->tbl24);
-	free(img->groups);
+	if (!img->gext)
+		free(img->groups);
 	free(img->v6);
 	free(img);
 }
@@ -271,6 +272,8 @@ int vt_image_grow_groups(struct vt_image *img, uint32_t want)
 
 	if (want <= img->gcap)
 		return 0;
+	if (img->gext)
+		return -ENOSPC; /* the fast path's map has no more */
 	if (want > MOAT_GROUP_MAX)
 		return -ENOSPC;
 	while (cap < want)
