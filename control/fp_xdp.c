@@ -145,8 +145,8 @@ static int fpx_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
  * fails the mapping stays: the image must not point at nothing) */
 static void fpx_unmap(struct cd *d, struct fpx *f)
 {
-	if (f->grp && d->db && vt_db_unshare_groups(d->db) < 0) {
-		log_err("event=fastpath error=\"out of memory copying the groups: mapping kept\"");
+	if (f->grp && d->db && vt_db_unshare(d->db) < 0) {
+		log_err("event=fastpath error=\"out of memory copying tbl24/groups: mapping kept\"");
 		f->grp = NULL;
 	}
 	if (f->grp)
@@ -487,6 +487,9 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 	 * a scattered 10M zone); fpx_publish writes each group there first */
 	if (fpx.grp && (r = vt_db_share_groups(d->db, fpx.grp, fpx.gmax)) < 0)
 		log_warn("event=fastpath groups_shared=no error=\"%s\" (the table keeps its own copy)",
+			 strerror(-r));
+	if (fpx.grp && (r = vt_db_share_tbl24(d->db, fpx.tbl)) < 0)
+		log_warn("event=fastpath tbl24_shared=no error=\"%s\" (the table keeps its own copy)",
 			 strerror(-r));
 	int efd = moat_xdp_events_fd(x);
 

@@ -2545,21 +2545,51 @@ int vt_db_share_groups(struct vt_db *db, struct moat_group *store,
 	return image_share(db->live, store, cap);
 }
 
-/* vt_db_unshare_groups - back to a private copy (before store goes). */
-int vt_db_unshare_groups(struct vt_db *db)
+/* image_share_tbl24 - img's tbl24 becomes tbl when tbl holds the same
+ * entries (nothing is written to it); -EINVAL when not. */
+static int image_share_tbl24(struct vt_image *img, uint32_t *tbl)
+{
+	if (memcmp(tbl, img->tbl24, MOAT_TBL24_ENTRIES * sizeof(*tbl)) != 0)
+		return -EINVAL;
+	if (!img->text)
+		free(img->tbl24);
+	img->tbl24 = tbl;
+	img->text = 1;
+	return 0;
+}
+
+/* vt_db_share_tbl24 - the same for tbl24 (the fast path's mmap'd one). */
+int vt_db_share_tbl24(struct vt_db *db, uint32_t *tbl)
+{
+	if (db->live->text)
+		return -EALREADY;
+	return image_share_tbl24(db->live, tbl);
+}
+
+/* vt_db_unshare - back to private copies (before the stores go). */
+int vt_db_unshare(struct vt_db *db)
 {
 	struct vt_image *live = db->live;
-	struct moat_group *g;
 
-	if (!live->gext)
-		return 0;
-	g = malloc((live->ghi ? live->ghi : 1) * sizeof(*g));
-	if (!g)
-		return -ENOMEM;
-	memcpy(g, live->groups, (size_t)live->ghi * sizeof(*g));
-	live->groups = g;
-	live->gcap = live->ghi;
-	live->gext = 0;
+	if (live->gext) {
+		struct moat_group *g = malloc((live->ghi ? live->ghi : 1) * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		memcpy(g, live->groups, (size_t)live->ghi * sizeof(*g));
+		live->groups = g;
+		live->gcap = live->ghi;
+		live->gext = 0;
+	}
+	if (live->text) {
+		uint32_t *t = malloc(MOAT_TBL24_ENTRIES * sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		memcpy(t, live->tbl24, MOAT_TBL24_ENTRIES * sizeof(*t));
+		live->tbl24 = t;
+		live->text = 0;
+	}
 	return 0;
 }
 
@@ -2575,6 +2605,8 @@ int vt_db_adopt(struct vt_db *db, const struct vt_image *img)
 	 * (a resync reads img from it); otherwise c keeps its own copy */
 	if (db->live->gext)
 		(void)image_share(c, db->live->groups, db->live->gcap);
+	if (db->live->text)
+		(void)image_share_tbl24(c, db->live->tbl24);
 	used = calloc(c->ghi ? c->ghi : 1, 1);
 	if (!used) {
 		vt_image_free(c);

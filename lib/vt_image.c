@@ -228,7 +228,8 @@ void vt_image_free(struct vt_image *img)
 {
 	if (!img)
 		return;
-	free(img->tbl24);
+	if (!img->text)
+		free(img->tbl24);
 	if (!img->gext)
 		free(img->groups);
 	free(img->v6);

@@ -286,10 +286,13 @@ int vt_db_adopt(struct vt_db *db, const struct vt_image *img);
  * maps hold, or with an empty image) and every publish must reach it
  * (the fast path writes groups there before the db records them).
  * -EINVAL when store differs, -ENOSPC when the image is bigger, -EALREADY.
- * vt_db_unshare_groups - a private copy again: call before store goes. */
+ * vt_db_share_tbl24 - the same for tbl24 (MOAT_TBL24_ENTRIES entries, the
+ * fast path's mmap'd tbl24; saves 64 MiB).
+ * vt_db_unshare - private copies again: call before the stores go. */
 int vt_db_share_groups(struct vt_db *db, struct moat_group *store,
 		       uint32_t cap);
-int vt_db_unshare_groups(struct vt_db *db);
+int vt_db_share_tbl24(struct vt_db *db, uint32_t *tbl);
+int vt_db_unshare(struct vt_db *db);
 
 /* vt_lookup_v4 / _v6 - action of one address in the live image. */
 uint32_t vt_lookup_v4(const struct vt_db *db, uint32_t addr_host);

@@ -1497,6 +1497,7 @@ struct fpshare {
 	struct vt_image *img;     /* what the fast path holds (own groups) */
 	struct moat_group *store; /* its group array: the db's live groups */
 	uint32_t cap;
+	uint32_t *tbl;            /* its tbl24: the db's live tbl24 */
 };
 
 /* fpshare_emit - groups into store (and the model), the rest into the model */
@@ -1510,6 +1511,8 @@ static int fpshare_emit(void *ctx, const struct moat_update *u, size_t n)
 				return -ERANGE;
 			f->store[u[i].index] = u[i].u.group;
 		}
+		if (u[i].kind == MOAT_UPD_TBL24)
+			f->tbl[u[i].index] = u[i].value;
 		assert_int_equal(vt_image_apply(f->img, &u[i], 1), 0);
 	}
 	return 0;
@@ -1523,7 +1526,8 @@ static void test_shared_groups(void **state)
 	struct vt_policy *p = malloc(sizeof(*p));
 	char err[256];
 	struct vt_db *sh, *own;
-	struct fpshare f = { vt_image_new(), calloc(512, sizeof(struct moat_group)), 512 };
+	struct fpshare f = { vt_image_new(), calloc(512, sizeof(struct moat_group)), 512,
+			     calloc(MOAT_TBL24_ENTRIES, sizeof(uint32_t)) };
 	struct moat_listing l[300];
 	struct moat_update *u = NULL;
 	size_t n = 0, cnt;
@@ -1534,6 +1538,8 @@ static void test_shared_groups(void **state)
 	own = vt_db_new(p, err, sizeof(err));
 	assert_int_equal(vt_db_share_groups(sh, f.store, f.cap), 0);
 	assert_int_equal(vt_db_share_groups(sh, f.store, f.cap), -EALREADY);
+	assert_int_equal(vt_db_share_tbl24(sh, f.tbl), 0);
+	assert_int_equal(vt_db_share_tbl24(sh, f.tbl), -EALREADY);
 	for (int round = 0; round < 4; round++) {
 		/* 300 addresses over ~100 /24s; each round moves a third */
 		for (uint32_t i = 0; i < 300; i++)
@@ -1547,6 +1553,7 @@ static void test_shared_groups(void **state)
 		vt_db_grace_done(sh);
 		assert_true(cnt > 0);
 		assert_true(vt_db_image(sh)->groups == f.store);
+		assert_true(vt_db_image(sh)->tbl24 == f.tbl);
 		assert_true(vt_image_equal_verdicts(vt_db_image(sh), vt_db_image(own)));
 		assert_true(vt_image_equal_verdicts(f.img, vt_db_image(own)));
 		for (uint32_t i = 0; i < 300; i++)
@@ -1565,18 +1572,22 @@ static void test_shared_groups(void **state)
 		assert_int_equal(vt_image_apply(maps, u, n), 0);
 		assert_int_equal(vt_db_adopt(sh, maps), 0);
 		assert_true(vt_db_image(sh)->groups == f.store);
+		assert_true(vt_db_image(sh)->tbl24 == f.tbl);
 		vt_image_free(maps);
 	}
 	free(u);
 	assert_int_equal(vt_db_publish_cb(sh, fpshare_emit, &f, &cnt), 0);
 	assert_true(vt_image_equal_verdicts(vt_db_image(sh), vt_db_image(own)));
 	/* back to a private copy: the store may go */
-	assert_int_equal(vt_db_unshare_groups(sh), 0);
+	assert_int_equal(vt_db_unshare(sh), 0);
 	assert_true(vt_db_image(sh)->groups != f.store);
+	assert_true(vt_db_image(sh)->tbl24 != f.tbl);
 	memset(f.store, 0xff, f.cap * sizeof(struct moat_group));
+	memset(f.tbl, 0, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
 	assert_true(vt_image_equal_verdicts(vt_db_image(sh), vt_db_image(own)));
 	/* a store that does not hold the live groups is refused */
 	assert_int_equal(vt_db_share_groups(sh, f.store, f.cap), -EINVAL);
+	assert_int_equal(vt_db_share_tbl24(sh, f.tbl), -EINVAL);
 	/* a store too small for what publish needs: ENOSPC, nothing lost */
 	memset(f.store, 0, f.cap * sizeof(struct moat_group));
 	{
@@ -1589,6 +1600,7 @@ static void test_shared_groups(void **state)
 	}
 	vt_image_free(f.img);
 	free(f.store);
+	free(f.tbl);
 	vt_db_free(sh);
 	vt_db_free(own);
 	free(p);
