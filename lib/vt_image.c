@@ -274,7 +274,7 @@ int vt_image_grow_groups(struct vt_image *img, uint32_t want)
 	if (want <= img->gcap)
 		return 0;
 	if (img->gext)
-		return -ENOSPC; /* the fast path's map has no more */
+		return -ERANGE; /* beyond the fast path's map: what it says too */
 	if (want > MOAT_GROUP_MAX)
 		return -ENOSPC;
 	while (cap < want)

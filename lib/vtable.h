@@ -285,7 +285,8 @@ int vt_db_adopt(struct vt_db *db, const struct vt_image *img);
  * every group the live image references (after vt_db_adopt of what the
  * maps hold, or with an empty image) and every publish must reach it
  * (the fast path writes groups there before the db records them).
- * -EINVAL when store differs, -ENOSPC when the image is bigger, -EALREADY.
+ * -EINVAL when store differs, -ENOSPC when the image is bigger, -EALREADY;
+ * a publish needing a group index >= cap then fails with -ERANGE.
  * vt_db_share_tbl24 - the same for tbl24 (MOAT_TBL24_ENTRIES entries, the
  * fast path's mmap'd tbl24; saves 64 MiB).
  * vt_db_unshare - private copies again: call before the stores go. */
