@@ -51,10 +51,46 @@ struct fpx {
 	struct moat_fastpath orig;  /* the backend's own interface */
 	struct moat_xdp *x;
 	__u32 *tbl;
-	struct moat_group *grp;
-	size_t glen;
-	__u32 gmax;
+	struct moat_group *grp;     /* address range reserved for all gmax */
+	size_t glen;                /* its length */
+	__u32 gmax;                 /* groups in the map */
+	__u32 gmap;                 /* groups [0, gmap) mapped so far */
+	int gfd;
 };
+
+/*
+ * The groups map is mapped a window at a time, as publishing reaches it.
+ * An mmap of a BPF array inserts every page of the range at once, and
+ * those pages count in the daemon's RSS: mapping a 2^23-group map whole
+ * is 512 MiB of RSS from the start, used or not.  The range is reserved
+ * up front (PROT_NONE, nothing resident) so the address, which the table
+ * shares (vt_db_share_groups), never moves.
+ */
+#define FPX_WINDOW (1u << 18) /* groups: 16 MiB */
+
+/* fpx_grow - map the groups [0, want) (in FPX_WINDOW steps) */
+static int fpx_grow(struct fpx *f, __u32 want)
+{
+	size_t off, end;
+	__u32 to;
+
+	if (want <= f->gmap)
+		return 0;
+	if (want > f->gmax)
+		return -ERANGE;
+	uint64_t w = ((uint64_t)want + FPX_WINDOW - 1) / FPX_WINDOW * FPX_WINDOW;
+
+	to = w > f->gmax ? f->gmax : (__u32)w;
+	off = (size_t)f->gmap * sizeof(struct moat_group); /* page aligned */
+	end = ((size_t)to * sizeof(struct moat_group) + 4095) & ~(size_t)4095;
+	if (end > f->glen)
+		end = f->glen;
+	if (mmap((char *)f->grp + off, end - off, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 f->gfd, (off_t)off) == MAP_FAILED)
+		return -errno;
+	f->gmap = to;
+	return 0;
+}
 static struct fpx fpx;
 
 /* fpx_publish - apply updates in order, tbl24/groups through the mapping */
@@ -80,8 +116,10 @@ static int fpx_publish(void *ctx, const struct moat_update *u, size_t n)
 		const struct moat_update *x = &u[i];
 
 		if (x->kind == MOAT_UPD_GROUP) {
-			if (x->index >= f->gmax)
-				return -ERANGE;
+			int r = fpx_grow(f, x->index + 1);
+
+			if (r < 0)
+				return r;
 			memcpy(&f->grp[x->index], &x->u.group, sizeof(struct moat_group));
 		} else {
 			if (x->index >= MOAT_TBL24_ENTRIES ||
@@ -102,9 +140,15 @@ static int fpx_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
 	return f->orig.read_stats(f->orig.ctx, out);
 }
 
-/* fpx_unmap - drop the groups mapping (tbl24's belongs to the backend) */
-static void fpx_unmap(struct fpx *f)
+/* fpx_unmap - drop the groups mapping (tbl24's belongs to the backend);
+ * the db's live image first takes its groups back from it (if that copy
+ * fails the mapping stays: the image must not point at nothing) */
+static void fpx_unmap(struct cd *d, struct fpx *f)
 {
+	if (f->grp && d->db && vt_db_unshare(d->db) < 0) {
+		log_err("event=fastpath error=\"out of memory copying tbl24/groups: mapping kept\"");
+		f->grp = NULL;
+	}
 	if (f->grp)
 		munmap(f->grp, f->glen);
 	f->tbl = NULL;
@@ -116,13 +160,18 @@ static void fpx_close(void *ctx)
 {
 	struct fpx *f = ctx;
 
-	fpx_unmap(f);
+	if (f->grp)
+		munmap(f->grp, f->glen); /* not reached with a shared image:
+					  * fp_close/fp_detach unmap first */
+	f->tbl = NULL;
+	f->grp = NULL;
 	f->orig.close(f->orig.ctx);
 }
 
-/* fpx_setup - wrap the backend's fast path with the mmap writer; on any
- * problem the backend's own publish is used as is */
-static void fpx_setup(struct moat_xdp *x, struct moat_fastpath *fp)
+/* fpx_setup - wrap the backend's fast path with the mmap writer (groups
+ * [0, ghi) mapped at once: the adopted image's); on any problem the
+ * backend's own publish is used as is */
+static void fpx_setup(struct moat_xdp *x, struct moat_fastpath *fp, __u32 ghi)
 {
 	int gfd = moat_xdp_map_fd(x, "groups");
 	struct bpf_map_info gi = { 0 };
@@ -136,13 +185,18 @@ static void fpx_setup(struct moat_xdp *x, struct moat_fastpath *fp)
 	    gi.value_size != sizeof(struct moat_group) || !(gi.map_flags & BPF_F_MMAPABLE))
 		return; /* not the layout this writer knows: use the backend */
 	fpx.x = x;
+	fpx.gfd = gfd;
 	fpx.gmax = gi.max_entries;
-	fpx.glen = (size_t)gi.max_entries * sizeof(struct moat_group);
-	fpx.grp = mmap(NULL, fpx.glen, PROT_READ | PROT_WRITE, MAP_SHARED, gfd, 0);
-	if (fpx.grp == MAP_FAILED) {
+	fpx.glen = ((size_t)gi.max_entries * sizeof(struct moat_group) + 4095) & ~(size_t)4095;
+	fpx.grp = mmap(NULL, fpx.glen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int r = fpx.grp == MAP_FAILED ? -errno : fpx_grow(&fpx, ghi ? ghi : 1);
+
+	if (r < 0) {
+		if (fpx.grp != MAP_FAILED)
+			munmap(fpx.grp, fpx.glen);
 		fpx.grp = NULL;
 		log_warn("event=fastpath mmap of groups failed (%s): publishing groups by syscalls",
-			 strerror(errno));
+			 strerror(-r));
 		return;
 	}
 	fp->name = "xdp";
@@ -187,8 +241,16 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 		return -errno;
 	if (gi.value_size != sizeof(struct moat_group))
 		return -EPROTO;
-	size_t glen = (size_t)gi.max_entries * sizeof(struct moat_group);
-	const struct moat_group *grp = mmap(NULL, glen, PROT_READ, MAP_SHARED, gfd, 0);
+	/* only the groups up to the highest one tbl24 references: mapping a
+	 * BPF array makes every page of the range resident in our RSS */
+	__u32 ghi = 0;
+
+	for (__u32 i = 0; i < MOAT_TBL24_ENTRIES; i++)
+		if (moat_tbl24_is_group(tbl[i]) && moat_tbl24_group(tbl[i]) < gi.max_entries &&
+		    moat_tbl24_group(tbl[i]) >= ghi)
+			ghi = moat_tbl24_group(tbl[i]) + 1;
+	size_t glen = ((size_t)ghi * sizeof(struct moat_group) + 4095) & ~(size_t)4095;
+	const struct moat_group *grp = glen ? mmap(NULL, glen, PROT_READ, MAP_SHARED, gfd, 0) : NULL;
 
 	if (grp == MAP_FAILED) {
 		r = -errno;
@@ -202,7 +264,7 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 		if (moat_tbl24_is_group(e)) {
 			__u32 g = moat_tbl24_group(e);
 
-			if (g >= gi.max_entries)
+			if (g >= ghi)
 				continue; /* a reader passes it: so does our image */
 			memset(&t, 0, sizeof(t));
 			t.kind = MOAT_UPD_GROUP;
@@ -311,8 +373,8 @@ struct fplk {
 /* fplk_group - groups[idx] through the mapping or a syscall; NULL = absent */
 static const struct moat_group *fplk_group(struct fplk *k, __u32 idx)
 {
-	if (k->grp)
-		return idx < k->gmax ? &k->grp[idx] : NULL;
+	if (k->grp && idx < k->gmax)
+		return &k->grp[idx];
 	return bpf_map_lookup_elem(k->gfd, &idx, &k->g) == 0 ? &k->g : NULL;
 }
 
@@ -352,7 +414,7 @@ int fp_lookup(struct cd *d, const struct moat_prefix *addr, uint32_t *action)
 		return -ENOENT;
 	if (fpx.grp && fpx.x == d->xdp) {
 		k.grp = fpx.grp;
-		k.gmax = fpx.gmax;
+		k.gmax = fpx.gmap; /* beyond: by syscall */
 	}
 	if (addr->family == MOAT_AF_INET)
 		*action = moat_lookup_v4(&k, (uint32_t)addr->addr[0] << 24 | (uint32_t)addr->addr[1] << 16 |
@@ -416,7 +478,19 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 			 o.generic ? "skb" : "native", moat_xdp_adopted(x));
 	}
 	d->xdp = x;
-	fpx_setup(x, &d->fp);
+	struct vt_image_stats st;
+
+	vt_image_stats(vt_db_image(d->db), &st);
+	fpx_setup(x, &d->fp, st.groups_hiwater);
+	/* the db's live image keeps its groups in the mapping itself: a
+	 * second copy of every group would cost as much again (~480 MiB for
+	 * a scattered 10M zone); fpx_publish writes each group there first */
+	if (fpx.grp && (r = vt_db_share_groups(d->db, fpx.grp, fpx.gmax)) < 0)
+		log_warn("event=fastpath groups_shared=no error=\"%s\" (the table keeps its own copy)",
+			 strerror(-r));
+	if (fpx.grp && (r = vt_db_share_tbl24(d->db, fpx.tbl)) < 0)
+		log_warn("event=fastpath tbl24_shared=no error=\"%s\" (the table keeps its own copy)",
+			 strerror(-r));
 	int efd = moat_xdp_events_fd(x);
 
 	if (efd >= 0) {
@@ -472,7 +546,7 @@ int fp_detach(struct cd *d, char *err, size_t errsz)
 	}
 	if (d->xdp) {
 		cd_unwatch(&ring_tag);
-		fpx_unmap(&fpx);
+		fpx_unmap(d, &fpx);
 		moat_xdp_close(d->xdp);
 		d->xdp = NULL;
 	}
@@ -495,7 +569,7 @@ void fp_close(struct cd *d)
 {
 	if (d->xdp) {
 		cd_unwatch(&ring_tag);
-		fpx_unmap(&fpx);
+		fpx_unmap(d, &fpx);
 		moat_xdp_close(d->xdp);
 		d->xdp = NULL;
 	}

@@ -571,13 +571,43 @@ static void fp_mark_dirty(struct cd *d, const char *why, int r)
 		why, d->fp.name ? d->fp.name : "none", strerror(-r));
 }
 
+/* A publish streaming into the fast path: vt_db_publish_cb hands over
+ * chunks of VT_EMIT_CHUNK updates (group before the tbl24 entry that
+ * points at it, both in one chunk) and makes each chunk live once the fast
+ * path took it.  A full publish of a scattered 10M zone is ~15M updates:
+ * collected in one array first (80 B each, doubled by realloc) that was a
+ * transient of over 1 GiB. */
+struct zm_emit {
+	struct cd *d;
+	double fp_ms;  /* time spent in the fast path's publish */
+	int fp_err;    /* the fast path refused a chunk */
+};
+
+/* zm_emit_chunk - one chunk to the fast path (nothing to do detached) */
+static int zm_emit_chunk(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct zm_emit *e = ctx;
+	struct cd *d = e->d;
+	double t;
+	int r;
+
+	if (!d->fp.publish || d->detached)
+		return 0;
+	t = monotonic_ms();
+	r = d->fp.publish(d->fp.ctx, u, n);
+	e->fp_ms += monotonic_ms() - t;
+	if (r < 0)
+		e->fp_err = r;
+	return r;
+}
+
 /* zm_publish - diff the table into the fast path.  After a failed publish
  * (d->fp_dirty) the db first adopts what the maps really hold, so this
  * publish recomputes everything and writes the difference from there: a
  * resync that repairs whatever the failed one left half done. */
 int zm_publish(struct cd *d, const char *why)
 {
-	struct moat_update *u = NULL;
+	struct zm_emit e = { d, 0, 0 };
 	size_t n = 0;
 	double t0 = monotonic_ms();
 	int resync = d->fp_dirty && d->fp.publish && !d->detached;
@@ -589,45 +619,30 @@ int zm_publish(struct cd *d, const char *why)
 			strerror(-r));
 		return r;
 	}
-	r = vt_db_publish(d->db, &u, &n);
+	r = vt_db_publish_cb(d->db, zm_emit_chunk, &e, &n);
+	d->last_fp_ms = e.fp_ms;
+	d->last_compile_ms = monotonic_ms() - t0 - e.fp_ms;
 	if (r < 0) {
-		/* u holds the safe prefix the db made live: the fast path
-		 * must get it too; the rest stays dirty in the db */
-		int fr = n && d->fp.publish && !d->detached ? d->fp.publish(d->fp.ctx, u, n) : 0;
-
-		free(u);
+		/* what the fast path took is live in the db; the rest stays
+		 * dirty there.  A refused chunk may be half applied in the
+		 * maps: resync reads them back. */
 		d->publish_errors++;
 		log_err("event=publish why=%s result=error error=\"%s\" updates=%zu", why,
 			strerror(-r), n);
-		fp_mark_dirty(d, why, fr < 0 ? fr : r);
+		fp_mark_dirty(d, why, e.fp_err < 0 ? e.fp_err : r);
 		if (resync)
 			d->fp_resync_errors++;
 		return r;
 	}
-	double t1 = monotonic_ms();
-
-	d->last_compile_ms = t1 - t0;
-	if (n && d->fp.publish && !d->detached) {
-		r = d->fp.publish(d->fp.ctx, u, n);
-		if (r < 0) {
-			d->publish_errors++;
-			fp_mark_dirty(d, why, r);
-		}
-	}
-	free(u);
-	if (resync && r < 0) {
-		d->fp_resync_errors++;
-	} else if (resync) {
+	if (resync) {
 		d->fp_resyncs++;
 		log_warn("event=resync why=%s result=ok updates=%zu (the maps hold the table again)",
 			 why, n);
 	}
-	if (r == 0)
-		d->fp_dirty = 0;
+	d->fp_dirty = 0;
 	d->publishes++;
 	d->publish_updates += n;
 	d->last_publish_ms = monotonic_ms() - t0;
-	d->last_fp_ms = monotonic_ms() - t1;
 	log_debug("event=publish why=%s updates=%zu ms=%.1f", why, n, d->last_publish_ms);
 	return r;
 }

@@ -2511,6 +2511,88 @@ int vt_db_full_image(const struct vt_db *db, struct moat_update **ups,
 	return vt_image_full(db->live, ups, n);
 }
 
+/* image_share - img's groups become store[0..cap) when store already
+ * holds every group img's tbl24 references (nothing is written to store:
+ * a reader may be using it); -EINVAL when it does not. */
+static int image_share(struct vt_image *img, struct moat_group *store,
+		       uint32_t cap)
+{
+	if (img->ghi > cap)
+		return -ENOSPC;
+	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++) {
+		uint32_t e = img->tbl24[i], g = moat_tbl24_group(e);
+
+		if (moat_tbl24_is_group(e) && g < img->ghi &&
+		    memcmp(&store[g], &img->groups[g], sizeof(*store)) != 0)
+			return -EINVAL;
+	}
+	if (!img->gext)
+		free(img->groups);
+	img->groups = store;
+	img->gcap = cap;
+	img->gext = 1;
+	return 0;
+}
+
+/* vt_db_share_groups - keep the live image's groups in the fast path's
+ * own (mapped) group array instead of a copy: publish writes each group
+ * there through the fast path first, and the live image must equal it. */
+int vt_db_share_groups(struct vt_db *db, struct moat_group *store,
+		       uint32_t cap)
+{
+	if (db->live->gext)
+		return -EALREADY;
+	return image_share(db->live, store, cap);
+}
+
+/* image_share_tbl24 - img's tbl24 becomes tbl when tbl holds the same
+ * entries (nothing is written to it); -EINVAL when not. */
+static int image_share_tbl24(struct vt_image *img, uint32_t *tbl)
+{
+	if (memcmp(tbl, img->tbl24, MOAT_TBL24_ENTRIES * sizeof(*tbl)) != 0)
+		return -EINVAL;
+	if (!img->text)
+		free(img->tbl24);
+	img->tbl24 = tbl;
+	img->text = 1;
+	return 0;
+}
+
+/* vt_db_share_tbl24 - the same for tbl24 (the fast path's mmap'd one). */
+int vt_db_share_tbl24(struct vt_db *db, uint32_t *tbl)
+{
+	if (db->live->text)
+		return -EALREADY;
+	return image_share_tbl24(db->live, tbl);
+}
+
+/* vt_db_unshare - back to private copies (before the stores go). */
+int vt_db_unshare(struct vt_db *db)
+{
+	struct vt_image *live = db->live;
+
+	if (live->gext) {
+		struct moat_group *g = malloc((live->ghi ? live->ghi : 1) * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		memcpy(g, live->groups, (size_t)live->ghi * sizeof(*g));
+		live->groups = g;
+		live->gcap = live->ghi;
+		live->gext = 0;
+	}
+	if (live->text) {
+		uint32_t *t = malloc(MOAT_TBL24_ENTRIES * sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		memcpy(t, live->tbl24, MOAT_TBL24_ENTRIES * sizeof(*t));
+		live->tbl24 = t;
+		live->text = 0;
+	}
+	return 0;
+}
+
 /* vt_db_adopt - diff the next publish against img. */
 int vt_db_adopt(struct vt_db *db, const struct vt_image *img)
 {
@@ -2519,6 +2601,12 @@ int vt_db_adopt(struct vt_db *db, const struct vt_image *img)
 
 	if (!c)
 		return -ENOMEM;
+	/* a shared live image stays shared when img is what the store holds
+	 * (a resync reads img from it); otherwise c keeps its own copy */
+	if (db->live->gext)
+		(void)image_share(c, db->live->groups, db->live->gcap);
+	if (db->live->text)
+		(void)image_share_tbl24(c, db->live->tbl24);
 	used = calloc(c->ghi ? c->ghi : 1, 1);
 	if (!used) {
 		vt_image_free(c);

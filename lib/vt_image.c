@@ -228,8 +228,10 @@ void vt_image_free(struct vt_image *img)
 {
 	if (!img)
 		return;
-	free(img->tbl24);
-	free(img->groups);
+	if (!img->text)
+		free(img->tbl24);
+	if (!img->gext)
+		free(img->groups);
 	free(img->v6);
 	free(img);
 }
@@ -271,6 +273,8 @@ int vt_image_grow_groups(struct vt_image *img, uint32_t want)
 
 	if (want <= img->gcap)
 		return 0;
+	if (img->gext)
+		return -ERANGE; /* beyond the fast path's map: what it says too */
 	if (want > MOAT_GROUP_MAX)
 		return -ENOSPC;
 	while (cap < want)

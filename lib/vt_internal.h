@@ -22,6 +22,11 @@ struct vt_image {
 	struct moat_group *groups;  /* gcap entries */
 	uint32_t gcap;
 	uint32_t ghi;               /* high-water mark: indices < ghi exist */
+	uint8_t text;               /* tbl24 is the fast path's storage
+				     * (vt_db_share_tbl24): not ours to free */
+	uint8_t gext;               /* groups is the fast path's storage
+				     * (vt_db_share_groups): not ours to
+				     * free or grow past gcap */
 	struct vt_v6rule *v6;       /* hash, v6cap slots (power of 2 or 0),
 				     * linear probing; empty: VT_V6_EMPTY */
 	size_t nv6, v6cap;

@@ -279,6 +279,22 @@ const struct vt_image *vt_db_image(const struct vt_db *db);
  * the next publish diffs against it.  Copies img; 0 or -ENOMEM. */
 int vt_db_adopt(struct vt_db *db, const struct vt_image *img);
 
+/* vt_db_share_groups - the live image keeps its groups in store[0..cap)
+ * (the fast path's mmap'd group map) instead of its own copy: saves one
+ * copy of every group (a scattered 10M zone: ~480 MiB).  store must hold
+ * every group the live image references (after vt_db_adopt of what the
+ * maps hold, or with an empty image) and every publish must reach it
+ * (the fast path writes groups there before the db records them).
+ * -EINVAL when store differs, -ENOSPC when the image is bigger, -EALREADY;
+ * a publish needing a group index >= cap then fails with -ERANGE.
+ * vt_db_share_tbl24 - the same for tbl24 (MOAT_TBL24_ENTRIES entries, the
+ * fast path's mmap'd tbl24; saves 64 MiB).
+ * vt_db_unshare - private copies again: call before the stores go. */
+int vt_db_share_groups(struct vt_db *db, struct moat_group *store,
+		       uint32_t cap);
+int vt_db_share_tbl24(struct vt_db *db, uint32_t *tbl);
+int vt_db_unshare(struct vt_db *db);
+
 /* vt_lookup_v4 / _v6 - action of one address in the live image. */
 uint32_t vt_lookup_v4(const struct vt_db *db, uint32_t addr_host);
 uint32_t vt_lookup_v6(const struct vt_db *db, const uint8_t addr[16]);

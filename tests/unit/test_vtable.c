@@ -1492,6 +1492,120 @@ static void test_publish_stream(void **state)
 	free(p);
 }
 
+/* A fast path whose group array the db shares (fp_xdp's mapping). */
+struct fpshare {
+	struct vt_image *img;     /* what the fast path holds (own groups) */
+	struct moat_group *store; /* its group array: the db's live groups */
+	uint32_t cap;
+	uint32_t *tbl;            /* its tbl24: the db's live tbl24 */
+};
+
+/* fpshare_emit - groups into store (and the model), the rest into the model */
+static int fpshare_emit(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct fpshare *f = ctx;
+
+	for (size_t i = 0; i < n; i++) {
+		if (u[i].kind == MOAT_UPD_GROUP) {
+			if (u[i].index >= f->cap)
+				return -ERANGE;
+			f->store[u[i].index] = u[i].u.group;
+		}
+		if (u[i].kind == MOAT_UPD_TBL24)
+			f->tbl[u[i].index] = u[i].value;
+		assert_int_equal(vt_image_apply(f->img, &u[i], 1), 0);
+	}
+	return 0;
+}
+
+/* test_shared_groups - a db whose live groups are the fast path's array
+ * gives the same verdicts as one with its own copy, through changes,
+ * adoption of what the maps hold, and back to a private copy. */
+static void test_shared_groups(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *sh, *own;
+	struct fpshare f = { vt_image_new(), calloc(512, sizeof(struct moat_group)), 512,
+			     calloc(MOAT_TBL24_ENTRIES, sizeof(uint32_t)) };
+	struct moat_listing l[300];
+	struct moat_update *u = NULL;
+	size_t n = 0, cnt;
+
+	(void)state;
+	test_policy(p);
+	sh = vt_db_new(p, err, sizeof(err));
+	own = vt_db_new(p, err, sizeof(err));
+	assert_int_equal(vt_db_share_groups(sh, f.store, f.cap), 0);
+	assert_int_equal(vt_db_share_groups(sh, f.store, f.cap), -EALREADY);
+	assert_int_equal(vt_db_share_tbl24(sh, f.tbl), 0);
+	assert_int_equal(vt_db_share_tbl24(sh, f.tbl), -EALREADY);
+	for (int round = 0; round < 4; round++) {
+		/* 300 addresses over ~100 /24s; each round moves a third */
+		for (uint32_t i = 0; i < 300; i++)
+			l[i] = L4(S_ZEN, A4(10, round, (i * 7 + round * (i % 3 == 0)) % 100,
+					    i * 13 % 251),
+				  32, C(2 + (i + round) % 3 * 2), 0);
+		assert_int_equal(vt_db_source_replace(sh, S_ZEN, l, 300, err, sizeof(err)), 0);
+		assert_int_equal(vt_db_source_replace(own, S_ZEN, l, 300, err, sizeof(err)), 0);
+		assert_int_equal(vt_db_publish_cb(sh, fpshare_emit, &f, &cnt), 0);
+		publish(own);
+		vt_db_grace_done(sh);
+		assert_true(cnt > 0);
+		assert_true(vt_db_image(sh)->groups == f.store);
+		assert_true(vt_db_image(sh)->tbl24 == f.tbl);
+		assert_true(vt_image_equal_verdicts(vt_db_image(sh), vt_db_image(own)));
+		assert_true(vt_image_equal_verdicts(f.img, vt_db_image(own)));
+		for (uint32_t i = 0; i < 300; i++)
+			assert_int_equal(vt_lookup_v4(sh, l[i].pfx.addr[0] << 24 |
+							  l[i].pfx.addr[1] << 16 |
+							  l[i].pfx.addr[2] << 8 | l[i].pfx.addr[3]),
+					 vt_lookup_v4(own, l[i].pfx.addr[0] << 24 |
+							   l[i].pfx.addr[1] << 16 |
+							   l[i].pfx.addr[2] << 8 | l[i].pfx.addr[3]));
+	}
+	/* a resync adopts what the maps hold: still shared */
+	assert_int_equal(vt_db_full_image(sh, &u, &n), 0);
+	{
+		struct vt_image *maps = vt_image_new();
+
+		assert_int_equal(vt_image_apply(maps, u, n), 0);
+		assert_int_equal(vt_db_adopt(sh, maps), 0);
+		assert_true(vt_db_image(sh)->groups == f.store);
+		assert_true(vt_db_image(sh)->tbl24 == f.tbl);
+		vt_image_free(maps);
+	}
+	free(u);
+	assert_int_equal(vt_db_publish_cb(sh, fpshare_emit, &f, &cnt), 0);
+	assert_true(vt_image_equal_verdicts(vt_db_image(sh), vt_db_image(own)));
+	/* back to a private copy: the store may go */
+	assert_int_equal(vt_db_unshare(sh), 0);
+	assert_true(vt_db_image(sh)->groups != f.store);
+	assert_true(vt_db_image(sh)->tbl24 != f.tbl);
+	memset(f.store, 0xff, f.cap * sizeof(struct moat_group));
+	memset(f.tbl, 0, MOAT_TBL24_ENTRIES * sizeof(uint32_t));
+	assert_true(vt_image_equal_verdicts(vt_db_image(sh), vt_db_image(own)));
+	/* a store that does not hold the live groups is refused */
+	assert_int_equal(vt_db_share_groups(sh, f.store, f.cap), -EINVAL);
+	assert_int_equal(vt_db_share_tbl24(sh, f.tbl), -EINVAL);
+	/* a store too small for what publish needs: ERANGE (as the fast path) */
+	memset(f.store, 0, f.cap * sizeof(struct moat_group));
+	{
+		struct vt_db *small = vt_db_new(p, err, sizeof(err));
+
+		assert_int_equal(vt_db_share_groups(small, f.store, 4), 0);
+		assert_int_equal(vt_db_source_replace(small, S_ZEN, l, 300, err, sizeof(err)), 0);
+		assert_int_equal(vt_db_publish_cb(small, fpshare_emit, &f, &cnt), -ERANGE);
+		vt_db_free(small);
+	}
+	vt_image_free(f.img);
+	free(f.store);
+	free(f.tbl);
+	vt_db_free(sh);
+	vt_db_free(own);
+	free(p);
+}
+
 /* test_set_policy - sources leave, thresholds move, counters stay. */
 static void test_set_policy(void **state)
 {
@@ -1625,6 +1739,7 @@ int main(void)
 		cmocka_unit_test(test_big_replace),
 		cmocka_unit_test(test_replace_after_churn),
 		cmocka_unit_test(test_publish_stream),
+		cmocka_unit_test(test_shared_groups),
 		cmocka_unit_test(test_set_policy),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_image_apply_bad),
