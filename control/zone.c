@@ -924,6 +924,166 @@ out:
 	return r;
 }
 
+/* A sorted walk of the zone's listings in chunks (zone.h): the tree's
+ * listings are collected and sorted once (a DNSBL zone's are few: most of
+ * it is leaves), the leaves come /16 by /16 in address order, merged in. */
+struct moat_zone_cursor {
+	const struct moat_zone *z;
+	struct moat_lvec tl;  /* the tree's listings, sorted */
+	size_t ti;
+	uint32_t h;           /* next /16 of leaves */
+	uint32_t *buf;        /* leaves16 scratch, 2 x 64K */
+};
+
+/* moat_zone_cursor_new - a walk over z's listings from the first one */
+struct moat_zone_cursor *moat_zone_cursor_new(const struct moat_zone *z)
+{
+	struct moat_zone_cursor *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->z = z;
+	for (uint32_t i = ROOT; i < z->nnodes; i++)
+		if (emit(z, i, &c->tl))
+			goto fail;
+	moat_lvec_sort(&c->tl);
+	if (z->nleaves && !(c->buf = malloc(2 * 65536 * sizeof(*c->buf))))
+		goto fail;
+	return c;
+fail:
+	moat_zone_cursor_free(c);
+	return NULL;
+}
+
+/* moat_zone_cursor_free - release a walk */
+void moat_zone_cursor_free(struct moat_zone_cursor *c)
+{
+	if (!c)
+		return;
+	moat_lvec_free(&c->tl);
+	free(c->buf);
+	free(c);
+}
+
+/* moat_zone_cursor_rewind - back to the first listing */
+void moat_zone_cursor_rewind(struct moat_zone_cursor *c)
+{
+	c->ti = 0;
+	c->h = 0;
+}
+
+/* moat_zone_cursor_next - append the next listings (about max: whole
+ * /16s of leaves) to out, in order; none appended: the end */
+int moat_zone_cursor_next(struct moat_zone_cursor *c, struct moat_lvec *out, size_t max)
+{
+	const struct moat_zone *z = c->z;
+	size_t start = out->n;
+
+	while (out->n - start < max) {
+		if (!z->nleaves || !z->lt || c->h >= 65536) {
+			while (c->ti < c->tl.n && out->n - start < max)
+				if (moat_lvec_push(out, &c->tl.v[c->ti++]))
+					return -ENOMEM;
+			return 0;
+		}
+		const struct ltab *t = z->lt[c->h];
+		uint32_t h = c->h++;
+
+		if (!t || !t->n)
+			continue;
+		const uint32_t *s = leaves16(t, c->buf, c->buf + 65536);
+
+		for (uint32_t i = 0; i < t->n; i++) {
+			struct moat_listing l;
+
+			if (!(s[i] & LV_PAIR))
+				continue;
+			leaf_listing(z, h << 16 | s[i] >> 16, (uint16_t)s[i], &l);
+			while (c->ti < c->tl.n && moat_listing_cmp(&c->tl.v[c->ti], &l) < 0)
+				if (moat_lvec_push(out, &c->tl.v[c->ti++]))
+					return -ENOMEM;
+			if (moat_lvec_push(out, &l))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* pfx_key_cmp - family, address, plen: the leading keys of the order */
+static int pfx_key_cmp(const struct moat_prefix *a, const struct moat_prefix *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	int c = memcmp(a->addr, b->addr, 16);
+
+	if (c)
+		return c;
+	return (int)a->plen - (int)b->plen;
+}
+
+/* moat_zone_cursor_range - append the listings inside prefix r (exact:
+ * only those of prefix r itself) to out, sorted; the walk's position is
+ * not moved */
+int moat_zone_cursor_range(const struct moat_zone_cursor *c, const struct moat_prefix *r,
+			   bool exact, struct moat_lvec *out)
+{
+	const struct moat_zone *z = c->z;
+	size_t start = out->n, lo = 0, hi = c->tl.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (pfx_key_cmp(&c->tl.v[mid].pfx, r) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < c->tl.n && moat_prefix_contains(r, &c->tl.v[i].pfx); i++)
+		if ((!exact || c->tl.v[i].pfx.plen == r->plen) && moat_lvec_push(out, &c->tl.v[i]))
+			return -ENOMEM;
+	if (r->family != MOAT_AF_INET || !z->nleaves || !z->lt || (exact && r->plen != 32))
+		return 0;
+	uint32_t a = (uint32_t)r->addr[0] << 24 | (uint32_t)r->addr[1] << 16 |
+		     (uint32_t)r->addr[2] << 8 | r->addr[3];
+	uint32_t span = r->plen ? (uint32_t)1 << (32 - r->plen) : 0; /* 0: all 2^32 */
+	size_t mid = out->n;
+
+	if (r->plen >= 24) {
+		for (uint32_t k = 0; k < span; k++) {
+			uint16_t v = leaf_get(z, a + k);
+			struct moat_listing l;
+
+			if (!(v & LV_PAIR))
+				continue;
+			leaf_listing(z, a + k, v, &l);
+			if (moat_lvec_push(out, &l))
+				return -ENOMEM;
+		}
+	} else {
+		uint32_t h0 = a >> 16, h1 = r->plen <= 16 ? h0 + ((span - 1) >> 16) : h0;
+
+		for (uint32_t h = h0; h <= h1; h++) {
+			const struct ltab *t = z->lt[h];
+
+			for (uint32_t i = 0; t && i < t->cap; i++) {
+				uint32_t la = h << 16 | t->s[i] >> 16;
+				struct moat_listing l;
+
+				if (!t->s[i] || !((uint16_t)t->s[i] & LV_PAIR))
+					continue;
+				leaf_listing(z, la, (uint16_t)t->s[i], &l);
+				if (moat_prefix_contains(r, &l.pfx) && moat_lvec_push(out, &l))
+					return -ENOMEM;
+			}
+		}
+	}
+	if (out->n > mid && mid > start)
+		qsort(out->v + start, out->n - start, sizeof(*out->v), moat_listing_cmp);
+	else if (out->n > mid + 1 && r->plen < 24)
+		qsort(out->v + mid, out->n - mid, sizeof(*out->v), moat_listing_cmp);
+	return 0;
+}
+
 /* touch - in a batch, record the listings of idx and its ancestors before
  * they change (each node once per batch) */
 static int touch(struct moat_zone *z, uint32_t idx)
