@@ -389,10 +389,17 @@ void src_tick(struct cd *d, time_t now)
 	}
 }
 
-/* tree_next, tree_rewind, tree_range - struct src_set of a zone cursor */
+/* tree_next, tree_rewind, tree_range - struct src_set of a zone cursor;
+ * listings normalised like every set zonemgr compares (ttl 0: zone TTLs
+ * are informational, the refresh replaces data) */
 static int tree_next(void *ctx, struct moat_lvec *out, size_t max)
 {
-	return moat_zone_cursor_next(ctx, out, max);
+	size_t from = out->n;
+	int r = moat_zone_cursor_next(ctx, out, max);
+
+	for (size_t i = from; i < out->n; i++)
+		out->v[i].ttl = 0;
+	return r;
 }
 
 static void tree_rewind(void *ctx)

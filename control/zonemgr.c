@@ -840,10 +840,14 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 
 	z->busy = 0;
 	z->last_attempt = now;
-	for (size_t i = 0; i < nadd; i++)
+	for (size_t i = 0; i < nadd; i++) {
 		add[i].source = z->id;
-	for (size_t i = 0; i < ndel; i++)
+		add[i].ttl = 0;
+	}
+	for (size_t i = 0; i < ndel; i++) {
 		del[i].source = z->id;
+		del[i].ttl = 0;
+	}
 	mem_note(z->cfg.name, "received");
 	/* sanity: test points, "lists the world", size, judged on what the
 	 * zone would serve: for an IXFR the zone after the delta (a delta
