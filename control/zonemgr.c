@@ -622,6 +622,8 @@ static int undo_open(const struct cd *d)
 static int undo_write(int fd, const struct moat_listing *add, size_t na,
 		      const struct moat_listing *del, size_t nd)
 {
+	if (fd < 0)
+		return 0; /* nothing before: undo is clearing */
 	struct undo_rec h = { na, nd };
 	struct iovec v[3] = {
 		{ &h, sizeof(h) }, { (void *)add, na * sizeof(*add) }, { (void *)del, nd * sizeof(*del) },
@@ -657,6 +659,26 @@ static int undo_apply(struct cd *d, struct cd_zone *z, int fd, char *err, size_t
 		if (e < 0 && !r)
 			r = e;
 	}
+	return r;
+}
+
+/* chunk_apply - one chunk into the table, logged first; a chunk the
+ * table refuses changed nothing (vt_db_source_apply is all or nothing):
+ * its record goes from the log again */
+static int chunk_apply(struct cd *d, struct cd_zone *z, int undo, const struct moat_lvec *ab,
+		       const struct moat_lvec *db, char *err, size_t errsz)
+{
+	off_t at = undo >= 0 ? lseek(undo, 0, SEEK_CUR) : 0;
+	int r;
+
+	if (at < 0 || undo_write(undo, ab->v, ab->n, db->v, db->n) < 0) {
+		snprintf(err, errsz, "writing the undo log");
+		return -EIO;
+	}
+	r = vt_db_source_apply(d->db, z->id, ab->v, ab->n, db->v, db->n, err, errsz);
+	if (r < 0 && undo >= 0 && (ftruncate(undo, at) < 0 || lseek(undo, at, SEEK_SET) < 0))
+		log_err("zone=%s event=rollback error=\"cannot cut the undo log: %s\"", z->cfg.name,
+			strerror(errno));
 	return r;
 }
 
@@ -752,12 +774,7 @@ static int table_full_stream(struct cd *d, struct cd_zone *z, const struct src_s
 		next = c == 2 ? NULL : c <= 0 ? o : nw;
 		/* a full chunk goes in at a prefix boundary (or the end) */
 		if (ab.n + db.n >= LOAD_CHUNK && (!next || !have_last || !same_pfx(next, &last))) {
-			if (!dry && undo >= 0 && (r = undo_write(undo, ab.v, ab.n, db.v, db.n)) < 0) {
-				snprintf(err, errsz, "writing the undo log");
-				break;
-			}
-			if (!dry && (r = vt_db_source_apply(d->db, z->id, ab.v, ab.n, db.v, db.n,
-							    err, errsz)) < 0)
+			if (!dry && (r = chunk_apply(d, z, undo, &ab, &db, err, errsz)) < 0)
 				break;
 			applied = 1;
 			ab.n = db.n = 0;
@@ -790,14 +807,8 @@ static int table_full_stream(struct cd *d, struct cd_zone *z, const struct src_s
 		last = *next;
 		have_last = 1;
 	}
-	if (!r && !dry && ab.n + db.n) {
-		/* the last chunk (smaller than LOAD_CHUNK) */
-		if (undo >= 0 && (r = undo_write(undo, ab.v, ab.n, db.v, db.n)) < 0)
-			snprintf(err, errsz, "writing the undo log");
-		else
-			r = vt_db_source_apply(d->db, z->id, ab.v, ab.n, db.v, db.n, err, errsz);
-		applied |= r == 0;
-	}
+	if (!r && !dry && ab.n + db.n) /* the last chunk (smaller than LOAD_CHUNK) */
+		applied |= (r = chunk_apply(d, z, undo, &ab, &db, err, errsz)) == 0;
 	if (r < 0 && !dry && applied) {
 		char e2[160];
 		int u;
