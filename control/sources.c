@@ -305,14 +305,15 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 		lv.v[i].ttl = 0;
 	}
 	moat_lvec_sort(&lv);
-	if (src_set_array(lv.v, lv.n, &set) < 0) {
+	if (src_set_array(lv.v, lv.n, true, &set) < 0) {
 		zm_zone_failed(d, z, "out of memory");
+		moat_lvec_free(&lv);
 	} else {
+		memset(&lv, 0, sizeof(lv)); /* the set's now */
 		zm_zone_load(d, z, 1, &set, serial, NULL, 0, NULL, 0);
 		src_set_close(&set);
 	}
 	z->next_refresh = time(NULL) + 1;
-	moat_lvec_free(&lv);
 	return 0;
 }
 
@@ -430,35 +431,55 @@ int src_set_tree(const struct cd_zone *z, struct src_set *s)
 	return 0;
 }
 
-/* arr_rewind - struct src_set of an array (next: zstate_array_next) */
+/* An array as a set (next: zstate_array_next). */
+struct arrset {
+	struct zstate_array a;    /* first: the zstate_next_fn context */
+	struct moat_listing *own; /* freed by the set */
+};
+
+/* arr_rewind, arr_release - struct src_set of an array */
 static void arr_rewind(void *ctx)
 {
-	((struct zstate_array *)ctx)->pos = 0;
+	((struct arrset *)ctx)->a.pos = 0;
+}
+
+static void arr_release(void *ctx)
+{
+	struct arrset *s = ctx;
+
+	free(s->own);
+	s->own = NULL;
+	s->a.l = NULL;
+	s->a.n = s->a.pos = 0;
 }
 
 /* src_set_array - a walk over l[0..n) */
-int src_set_array(const struct moat_listing *l, size_t n, struct src_set *s)
+int src_set_array(struct moat_listing *l, size_t n, bool owned, struct src_set *s)
 {
-	struct zstate_array *a = calloc(1, sizeof(*a));
+	struct arrset *a = calloc(1, sizeof(*a));
 
 	memset(s, 0, sizeof(*s));
 	if (!a)
 		return -ENOMEM;
-	a->l = l;
-	a->n = n;
+	a->a.l = l;
+	a->a.n = n;
+	a->own = owned ? l : NULL;
 	s->ctx = a;
 	s->next = zstate_array_next;
 	s->rewind = arr_rewind;
+	s->release = owned ? arr_release : NULL;
 	return 0;
 }
 
-/* src_set_close - release the walk (not the data) */
+/* src_set_close - release the walk (and an owned array) */
 void src_set_close(struct src_set *s)
 {
-	if (s->tree)
+	if (s->tree) {
 		moat_zone_cursor_free(s->ctx);
-	else
+	} else if (s->ctx) {
+		arr_release(s->ctx);
 		free(s->ctx);
+	}
 	memset(s, 0, sizeof(*s));
 }
 

@@ -52,13 +52,18 @@ struct src_set {
 	int (*next)(void *ctx, struct moat_lvec *out, size_t max);
 	void (*rewind)(void *ctx);
 	int (*range)(void *ctx, const struct moat_prefix *r, bool exact, struct moat_lvec *out);
+	/* an array the set owns: zonemgr frees it as soon as the table and
+	 * the base file have it (before publishing: the mapped maps grow
+	 * then), see zm_zone_load; NULL otherwise */
+	void (*release)(void *ctx);
 	void *ctx;
 	int tree;
 };
 /* src_set_tree - the transfer's current zone; -ENOENT without one */
 int src_set_tree(const struct cd_zone *z, struct src_set *s);
-/* src_set_array - l[0..n) (sorted, normalised; not copied) */
-int src_set_array(const struct moat_listing *l, size_t n, struct src_set *s);
+/* src_set_array - l[0..n) (sorted, normalised; not copied); owned: the
+ * set frees l (release, or src_set_close) */
+int src_set_array(struct moat_listing *l, size_t n, bool owned, struct src_set *s);
 void src_set_close(struct src_set *s);
 /* src_sanity_full - a full load's checks, streamed over set; *n gets its
  * size.  Returns like src_sanity. */

@@ -334,15 +334,15 @@ static void zone_restore(struct cd *d, struct cd_zone *z)
 		log_warn("zone=%s event=restore result=error error=\"%s\"", z->cfg.name, strerror(-r));
 		return;
 	}
-	/* zstate_load hands it sorted, with the zone's id and ttl 0 */
-	if (src_set_array(l, n, &set) < 0) {
+	/* zstate_load hands it sorted, with the zone's id and ttl 0; freed
+	 * once in the table */
+	if (src_set_array(l, n, true, &set) < 0) {
 		free(l);
 		log_warn("zone=%s event=restore result=error error=\"out of memory\"", z->cfg.name);
 		return;
 	}
 	r = table_full_stream(d, z, &set, 0, &a, &rm, &nn, err, sizeof(err));
 	src_set_close(&set);
-	free(l);
 	if (r < 0) {
 		log_warn("zone=%s event=restore result=rejected error=\"%s\"", z->cfg.name, err);
 		return;
@@ -834,6 +834,30 @@ static int table_full_stream(struct cd *d, struct cd_zone *z, const struct src_s
 	return r;
 }
 
+struct persist_out {
+	double ms;
+	int journaled;
+	uint64_t bytes;
+};
+
+/* zone_persist - save the zone's new state: an IXFR appends its delta to
+ * the journal, a full load rewrites the base from set (persist.c) */
+static void zone_persist(struct cd *d, struct cd_zone *z, int is_full, const struct src_set *set,
+			 uint32_t serial_from, const struct moat_listing *add, size_t nadd,
+			 const struct moat_listing *del, size_t ndel, struct persist_out *po)
+{
+	double tp = monotonic_ms();
+	uint64_t appends = z->persist_appends, jbytes = z->zs.journal_bytes;
+
+	if ((is_full ? persist_save_zone(d, z, set) :
+	     persist_save_delta(d, z, serial_from, add, nadd, del, ndel, set)) < 0)
+		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
+	po->ms = monotonic_ms() - tp;
+	po->journaled = z->persist_appends != appends;
+	po->bytes = po->journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
+	mem_note(z->cfg.name, "persisted");
+}
+
 /* zm_zone_load - a source delivers data: a full set (is_full: walked
  * from set) or an IXFR delta (add[0..nadd), del[0..ndel); set is then the
  * zone after it, for the checks and a base rewrite).  Returns 0 when
@@ -916,21 +940,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 	double replace_ms = monotonic_ms() - ts;
 
 	mem_note(z->cfg.name, "table");
-	zm_publish(d, z->cfg.name);
-	mem_note(z->cfg.name, "published");
-	double live_at = monotonic_ms();
-	double live_ms = live_at - t0;
-	/* start of the transfer (or file read) to live in the fast path, and
-	 * NOTIFY to live: what tools/bench control measures */
-	double src_to_live = z->load_started_ms ? live_at - z->load_started_ms : -1;
-	double notify_to_live = z->notify_ms ? live_at - z->notify_ms : -1;
-	double started = z->load_started_ms ? z->load_started_ms : t0;
-
-	z->load_started_ms = 0;
-	z->notify_ms = 0;
-	/* live now: bookkeeping, persistence, the log line */
-	double merge_ms = 0;
-
+	/* the zone's new state */
 	z->last_added = added;
 	z->last_removed = removed;
 	z->n = nn;
@@ -956,18 +966,37 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 	if (z->cfg.type == CFG_SRC_RBLDNSD)
 		refresh = 1; /* files are checked every tick */
 	z->next_refresh = now + refresh;
-	/* an IXFR appends its delta to the journal; a full load rewrites the
-	 * base (persist.c) */
-	double tp = monotonic_ms();
-	uint64_t appends = z->persist_appends, jbytes = z->zs.journal_bytes;
+	/* a set that owns its array (a file's parse) is saved now and freed
+	 * before publishing, which grows the mapped maps: the array is not
+	 * part of the peak; a zone tree stays anyway, saved after live */
+	struct persist_out po = { 0 };
 
-	if ((is_full ? persist_save_zone(d, z, set) :
-	     persist_save_delta(d, z, serial_from, add, nadd, del, ndel, set)) < 0)
-		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
-	double persist_ms = monotonic_ms() - tp;
-	int journaled = z->persist_appends != appends;
-	uint64_t persist_bytes = journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
-	mem_note(z->cfg.name, "persisted");
+	if (set && set->release) {
+		zone_persist(d, z, is_full, set, serial_from, add, nadd, del, ndel, &po);
+		set->release(set->ctx);
+	}
+	zm_publish(d, z->cfg.name);
+	mem_note(z->cfg.name, "published");
+	double live_at = monotonic_ms();
+	double live_ms = live_at - t0;
+	/* start of the transfer (or file read) to live in the fast path, and
+	 * NOTIFY to live: what tools/bench control measures */
+	double src_to_live = z->load_started_ms ? live_at - z->load_started_ms : -1;
+	double notify_to_live = z->notify_ms ? live_at - z->notify_ms : -1;
+	double started = z->load_started_ms ? z->load_started_ms : t0;
+
+	z->load_started_ms = 0;
+	z->notify_ms = 0;
+	/* live now: persistence, the log line (merge_ms: no copy of the zone
+	 * is merged any more, kept 0 for log readers) */
+	double merge_ms = 0;
+
+	if (!(set && set->release))
+		zone_persist(d, z, is_full, set, serial_from, add, nadd, del, ndel, &po);
+	double persist_ms = po.ms;
+	int journaled = po.journaled;
+	uint64_t persist_bytes = po.bytes;
+
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
