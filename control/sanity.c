@@ -233,6 +233,30 @@ static void final_checks(const struct moat_sanity_cfg *cfg, verdict_fn verdict, 
 	}
 }
 
+/* count_listing - one listing's part of the result: its prefix length,
+ * the counts, and the shortest-prefix check */
+static void count_listing(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
+			  struct moat_sanity_result *res)
+{
+	bool v4 = l->pfx.family == MOAT_AF_INET;
+	unsigned min = v4 ? cfg->min_v4_plen : cfg->min_v6_plen;
+
+	res->plens[!v4][l->pfx.plen / 64] |= 1ull << (l->pfx.plen % 64);
+	if (l->exclude)
+		return;
+	if (v4)
+		res->v4++;
+	else
+		res->v6++;
+	if (l->pfx.plen < min && !res->quarantine) {
+		char p[80];
+
+		res->quarantine = true;
+		snprintf(res->reason, sizeof(res->reason), "lists the world: %s is shorter than /%u",
+			 moat_prefix_str(&l->pfx, p, sizeof(p)), min);
+	}
+}
+
 /* moat_sanity_check - test points, shortest prefix, listed share */
 int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_listing *l,
 		      size_t n, struct moat_sanity_result *res)
@@ -241,25 +265,8 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 
 	cfg_defaults(&cfg);
 	memset(res, 0, sizeof(*res));
-	for (size_t i = 0; i < n; i++) {
-		bool v4 = l[i].pfx.family == MOAT_AF_INET;
-		unsigned min = v4 ? cfg.min_v4_plen : cfg.min_v6_plen;
-
-		res->plens[!v4][l[i].pfx.plen / 64] |= 1ull << (l[i].pfx.plen % 64);
-		if (l[i].exclude)
-			continue;
-		if (v4)
-			res->v4++;
-		else
-			res->v6++;
-		if (l[i].pfx.plen < min && !res->quarantine) {
-			char p[80];
-			res->quarantine = true;
-			snprintf(res->reason, sizeof(res->reason),
-				 "lists the world: %s is shorter than /%u",
-				 moat_prefix_str(&l[i].pfx, p, sizeof(p)), min);
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		count_listing(&cfg, &l[i], res);
 	if (share(l, n, MOAT_AF_INET, 32, &res->v4_share) ||
 	    share(l, n, MOAT_AF_INET6, 128, &res->v6_share))
 		return -ENOMEM;
@@ -312,14 +319,13 @@ int moat_sanity_stream_feed(struct moat_sanity_stream *st, const struct moat_lis
 
 	for (size_t i = 0; i < n; i++) {
 		bool v4 = l[i].pfx.family == MOAT_AF_INET;
-		unsigned min = v4 ? st->cfg.min_v4_plen : st->cfg.min_v6_plen;
 		struct item it;
 
 		if (st->have_last && moat_listing_cmp(&st->last, &l[i]) > 0)
 			return -EINVAL;
 		st->last = l[i];
 		st->have_last = true;
-		res->plens[!v4][l[i].pfx.plen / 64] |= 1ull << (l[i].pfx.plen % 64);
+		count_listing(&st->cfg, &l[i], res);
 		to_item(&l[i], &it);
 		sweep_item(&st->w[!v4], &it);
 		for (int k = 0; k < 4; k++) {
@@ -330,20 +336,6 @@ int moat_sanity_stream_feed(struct moat_sanity_stream *st, const struct moat_lis
 				st->excl[k] = st->listed[k] = false;
 			}
 			*(l[i].exclude ? &st->excl[k] : &st->listed[k]) = true;
-		}
-		if (l[i].exclude)
-			continue;
-		if (v4)
-			res->v4++;
-		else
-			res->v6++;
-		if (l[i].pfx.plen < min && !res->quarantine) {
-			char p[80];
-
-			res->quarantine = true;
-			snprintf(res->reason, sizeof(res->reason),
-				 "lists the world: %s is shorter than /%u",
-				 moat_prefix_str(&l[i].pfx, p, sizeof(p)), min);
 		}
 	}
 	return 0;
@@ -375,17 +367,7 @@ void moat_sanity_stream_free(struct moat_sanity_stream *st)
 	free(st);
 }
 
-/* pfx_cmp - family, address, plen: the leading keys of moat_listing_cmp */
-static int pfx_cmp(const struct moat_prefix *a, const struct moat_prefix *b)
-{
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	int c = memcmp(a->addr, b->addr, 16);
-
-	if (c)
-		return c;
-	return (int)a->plen - (int)b->plen;
-}
+#define pfx_cmp moat_prefix_cmp
 
 /* lower_bound - first index of sorted l whose prefix is >= p */
 static size_t lower_bound(const struct moat_listing *l, size_t n, const struct moat_prefix *p)

@@ -1009,18 +1009,6 @@ int moat_zone_cursor_next(struct moat_zone_cursor *c, struct moat_lvec *out, siz
 	return 0;
 }
 
-/* pfx_key_cmp - family, address, plen: the leading keys of the order */
-static int pfx_key_cmp(const struct moat_prefix *a, const struct moat_prefix *b)
-{
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	int c = memcmp(a->addr, b->addr, 16);
-
-	if (c)
-		return c;
-	return (int)a->plen - (int)b->plen;
-}
-
 /* moat_zone_cursor_range - append the listings inside prefix r (exact:
  * only those of prefix r itself) to out, sorted; the walk's position is
  * not moved */
@@ -1033,7 +1021,7 @@ int moat_zone_cursor_range(const struct moat_zone_cursor *c, const struct moat_p
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (pfx_key_cmp(&c->tl.v[mid].pfx, r) < 0)
+		if (moat_prefix_cmp(&c->tl.v[mid].pfx, r) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
