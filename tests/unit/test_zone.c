@@ -396,11 +396,14 @@ static void check_cursor(const struct moat_zone *z, const struct moat_lvec *lv, 
 		assert_int_equal(moat_zone_cursor_next(c, &w, lv->n + 1), 0);
 		assert_int_equal(w.n, lv->n);
 		for (size_t i = 0; i < lv->n; i++) {
-			for (int exact = 0; exact < 2; exact++) {
+			for (int m = 0; m < 3; m++) {
 				struct moat_prefix r = lv->v[i].pfx;
+				bool exact = m == 0;
 
-				if (!exact && r.plen >= 8) /* a shorter mask around it */
-					r.plen = (uint8_t)(r.plen - 8 + (unsigned)exact);
+				/* the prefix, and masks around it: a label shorter, and
+				 * not a whole number of labels */
+				if (m && r.plen >= 8)
+					r.plen = (uint8_t)(r.plen - (m == 1 ? 8 : 3));
 				for (unsigned b = r.plen; b < 128; b++)
 					r.addr[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
 				w.n = 0;
