@@ -342,6 +342,7 @@ static void zone_restore(struct cd *d, struct cd_zone *z)
 		return;
 	}
 	r = table_full_stream(d, z, &set, 0, &a, &rm, &nn, err, sizeof(err));
+	mem_note(z->cfg.name, "restored");
 	src_set_close(&set);
 	if (r < 0) {
 		log_warn("zone=%s event=restore result=rejected error=\"%s\"", z->cfg.name, err);
