@@ -24,6 +24,7 @@
 #include "zstate.h"
 
 struct json_object;
+struct src_set;
 
 /* Reserved source ids; zones get ids from CD_SRC_ZONE_BASE on. */
 #define CD_SRC_OPERATOR 1   /* moatctl add/del */
@@ -55,8 +56,8 @@ struct cd_zone {
 	uint64_t loads;           /* successful loads */
 	uint64_t quarantines;
 	char last_error[256];
-	/* current listings, sorted (zonemgr.c: listing_cmp) */
-	struct moat_listing *l;
+	/* listings of the data serving (no copy of them is kept: the table
+	 * holds them, and a transfer's zone tree, walked in order) */
 	size_t n;
 	uint64_t last_added, last_removed;
 	/* records whose owner does not decode to an address (zone.h), in the
@@ -159,8 +160,9 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 struct cd_zone *zm_zone(struct cd *d, const char *name);
 int zm_refresh(struct cd *d, const char *name, int full);
 void zm_notify(struct cd *d, const char *zone, const char *from);
-int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size_t n,
-		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel);
+int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_set *set,
+		 uint32_t serial, struct moat_listing *add, size_t nadd,
+		 struct moat_listing *del, size_t ndel);
 void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial);
 void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -176,11 +178,11 @@ void zm_io(struct cd *d, void *tag, uint32_t events);
 /* mem_note - VmRSS/VmHWM to the debug log (zonemgr.c) */
 void mem_note(const char *zone, const char *stage);
 
-/* persist.c */
-int persist_save_zone(const struct cd *d, struct cd_zone *z);
+/* persist.c: a zone's base state from a sorted walk of its set (sources.h) */
+int persist_save_zone(const struct cd *d, struct cd_zone *z, const struct src_set *set);
 int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_from,
 		       const struct moat_listing *add, size_t nadd,
-		       const struct moat_listing *del, size_t ndel);
+		       const struct moat_listing *del, size_t ndel, const struct src_set *set);
 int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
 int persist_save_entries(const struct cd *d);
 int persist_load_entries(struct cd *d);

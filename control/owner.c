@@ -188,6 +188,19 @@ int moat_prefix_parse(const char *s, struct moat_prefix *out)
 	return 0;
 }
 
+/* moat_prefix_cmp - family, address, plen: the leading keys of
+ * moat_listing_cmp */
+int moat_prefix_cmp(const struct moat_prefix *a, const struct moat_prefix *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	int c = memcmp(a->addr, b->addr, 16);
+
+	if (c)
+		return c;
+	return (int)a->plen - (int)b->plen;
+}
+
 /* moat_prefix_contains - a (any plen) within p */
 bool moat_prefix_contains(const struct moat_prefix *p, const struct moat_prefix *a)
 {

@@ -82,6 +82,9 @@ char *moat_prefix_str(const struct moat_prefix *p, char *buf, size_t bufsz);
 /* moat_prefix_parse - "a.b.c.d[/n]" or "x::y[/n]" (no /n: host route). */
 int moat_prefix_parse(const char *s, struct moat_prefix *out);
 
+/* moat_prefix_cmp - order of prefixes: family, address, plen (the
+ * leading keys of moat_listing_cmp); <0, 0, >0. */
+int moat_prefix_cmp(const struct moat_prefix *a, const struct moat_prefix *b);
 /* moat_prefix_contains - is address a (full-length prefix) inside p? */
 bool moat_prefix_contains(const struct moat_prefix *p, const struct moat_prefix *a);
 

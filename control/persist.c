@@ -31,6 +31,7 @@
 
 #include "controld.h"
 #include "log.h"
+#include "sources.h"
 #include "zstate.h"
 
 #define PE_MAGIC 0x31544e45414f4dULL /* "MOAENT1" */
@@ -70,15 +71,22 @@ static struct zstate_meta zone_meta(const struct cd_zone *z)
 	};
 }
 
-/* persist_save_zone - the zone's current data as its base state; the
- * journal emptied */
-int persist_save_zone(const struct cd *d, struct cd_zone *z)
+/* persist_save_zone - the zone's current data (set: its z->n listings,
+ * streamed; NULL: none) as its base state; the journal emptied */
+int persist_save_zone(const struct cd *d, struct cd_zone *z, const struct src_set *set)
 {
 	struct zstate_meta m = zone_meta(z);
 	char base[PATH_MAX], journal[PATH_MAX];
+	int r;
 
 	zone_paths(d, z->cfg.name, base, journal, sizeof(base));
-	int r = zstate_save_base(base, journal, z->cfg.name, &m, z->l, z->n, &z->zs);
+	if (set) {
+		set->rewind(set->ctx);
+		r = zstate_save_base_stream(base, journal, z->cfg.name, &m, z->n, set->next,
+					    set->ctx, &z->zs);
+	} else {
+		r = zstate_save_base(base, journal, z->cfg.name, &m, NULL, 0, &z->zs);
+	}
 
 	if (r < 0) {
 		z->zs.valid = 0; /* the files no longer end at z->serial */
@@ -103,7 +111,7 @@ static uint64_t journal_records_max(void)
  * the journal is due for compaction or the files do not end at serial_from */
 int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_from,
 		       const struct moat_listing *add, size_t nadd,
-		       const struct moat_listing *del, size_t ndel)
+		       const struct moat_listing *del, size_t ndel, const struct src_set *set)
 {
 	struct zstate_meta m = zone_meta(z);
 	char base[PATH_MAX], journal[PATH_MAX];
@@ -128,7 +136,7 @@ int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_fr
 			 (unsigned long long)z->zs.journal_bytes,
 			 (unsigned long long)z->zs.journal_records,
 			 (unsigned long long)z->zs.base_bytes);
-	return persist_save_zone(d, z);
+	return persist_save_zone(d, z, set);
 }
 
 /* persist_load_zone - read a zone's last good state (base + journal):

@@ -76,63 +76,89 @@ struct frame {
 	double childsize, childcov;
 };
 
+/* The exact listed share of one family's space, swept over its prefixes
+ * in item_cmp order (parents first): one item at a time, so a sorted
+ * stream needs no copy of the set. */
+struct sweep {
+	struct frame st[130];
+	size_t sp;
+	double total;
+};
+
+/* sweep_pop - close the innermost open prefix */
+static void sweep_pop(struct sweep *w)
+{
+	struct frame *f = &w->st[--w->sp];
+	double size = ldexp(1.0, -(int)f->it.plen);
+	double cov = (f->it.excl ? 0 : size - f->childsize) + f->childcov;
+
+	if (w->sp > 0) {
+		w->st[w->sp - 1].childsize += size;
+		w->st[w->sp - 1].childcov += cov;
+	} else {
+		w->total += cov;
+	}
+}
+
+/* sweep_item - the next prefix (sizes as fractions of the space: 2^-plen) */
+static void sweep_item(struct sweep *w, const struct item *it)
+{
+	/* merge duplicates of one prefix: an exclude wins */
+	if (w->sp > 0 && w->st[w->sp - 1].it.plen == it->plen &&
+	    !memcmp(w->st[w->sp - 1].it.addr, it->addr, 16)) {
+		w->st[w->sp - 1].it.excl |= it->excl;
+		return;
+	}
+	while (w->sp > 0 && !contains(&w->st[w->sp - 1].it, it))
+		sweep_pop(w);
+	w->st[w->sp].it = *it;
+	w->st[w->sp].childsize = w->st[w->sp].childcov = 0;
+	w->sp++;
+}
+
+/* sweep_end - the share of everything swept */
+static double sweep_end(struct sweep *w)
+{
+	while (w->sp > 0)
+		sweep_pop(w);
+	return w->total;
+}
+
+/* to_item - a listing as a sweep item */
+static void to_item(const struct moat_listing *l, struct item *it)
+{
+	memset(it, 0, sizeof(*it));
+	memcpy(it->addr, l->pfx.addr, 16);
+	it->plen = l->pfx.plen;
+	it->excl = l->exclude;
+}
+
 /* share - exact listed share of one family's space (bits = 32 or 128) */
 static int share(const struct moat_listing *l, size_t n, uint8_t fam, unsigned bits,
 		 double *out)
 {
 	struct item *it = malloc((n ? n : 1) * sizeof(*it));
-	struct frame st[130];
-	size_t m = 0, sp = 0;
-	double total = 0;
+	struct sweep w = { .sp = 0 };
+	size_t m = 0;
 
 	if (!it)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		if (l[i].pfx.family != fam)
-			continue;
-		memset(&it[m], 0, sizeof(it[m]));
-		memcpy(it[m].addr, l[i].pfx.addr, 16);
-		it[m].plen = l[i].pfx.plen;
-		it[m].excl = l[i].exclude;
-		m++;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (l[i].pfx.family == fam)
+			to_item(&l[i], &it[m++]);
 	/* a zone's set arrives sorted (family, address, plen: the same
-	 * order): after an IXFR this check runs on the whole merged set, so
-	 * skip the O(n log n) sort when it is not needed */
+	 * order): skip the O(n log n) sort when it is not needed */
 	size_t k = 1;
 
 	while (k < m && item_cmp(&it[k - 1], &it[k]) <= 0)
 		k++;
 	if (k < m)
 		qsort(it, m, sizeof(*it), item_cmp);
-	/* sizes as fractions of the whole space: 2^-plen */
-	for (size_t i = 0; i <= m; i++) {
-		/* merge duplicates of one prefix: an exclude wins */
-		if (i < m && sp > 0 && st[sp - 1].it.plen == it[i].plen &&
-		    !memcmp(st[sp - 1].it.addr, it[i].addr, 16)) {
-			st[sp - 1].it.excl |= it[i].excl;
-			continue;
-		}
-		while (sp > 0 && (i == m || !contains(&st[sp - 1].it, &it[i]))) {
-			struct frame *f = &st[--sp];
-			double size = ldexp(1.0, -(int)f->it.plen);
-			double cov = (f->it.excl ? 0 : size - f->childsize) + f->childcov;
-			if (sp > 0) {
-				st[sp - 1].childsize += size;
-				st[sp - 1].childcov += cov;
-			} else {
-				total += cov;
-			}
-		}
-		if (i == m)
-			break;
-		st[sp].it = it[i];
-		st[sp].childsize = st[sp].childcov = 0;
-		sp++;
-	}
+	for (size_t i = 0; i < m; i++)
+		sweep_item(&w, &it[i]);
 	(void)bits;
 	free(it);
-	*out = total;
+	*out = sweep_end(&w);
 	return 0;
 }
 
@@ -207,6 +233,30 @@ static void final_checks(const struct moat_sanity_cfg *cfg, verdict_fn verdict, 
 	}
 }
 
+/* count_listing - one listing's part of the result: its prefix length,
+ * the counts, and the shortest-prefix check */
+static void count_listing(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
+			  struct moat_sanity_result *res)
+{
+	bool v4 = l->pfx.family == MOAT_AF_INET;
+	unsigned min = v4 ? cfg->min_v4_plen : cfg->min_v6_plen;
+
+	res->plens[!v4][l->pfx.plen / 64] |= 1ull << (l->pfx.plen % 64);
+	if (l->exclude)
+		return;
+	if (v4)
+		res->v4++;
+	else
+		res->v6++;
+	if (l->pfx.plen < min && !res->quarantine) {
+		char p[80];
+
+		res->quarantine = true;
+		snprintf(res->reason, sizeof(res->reason), "lists the world: %s is shorter than /%u",
+			 moat_prefix_str(&l->pfx, p, sizeof(p)), min);
+	}
+}
+
 /* moat_sanity_check - test points, shortest prefix, listed share */
 int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_listing *l,
 		      size_t n, struct moat_sanity_result *res)
@@ -215,25 +265,8 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 
 	cfg_defaults(&cfg);
 	memset(res, 0, sizeof(*res));
-	for (size_t i = 0; i < n; i++) {
-		bool v4 = l[i].pfx.family == MOAT_AF_INET;
-		unsigned min = v4 ? cfg.min_v4_plen : cfg.min_v6_plen;
-
-		res->plens[!v4][l[i].pfx.plen / 64] |= 1ull << (l[i].pfx.plen % 64);
-		if (l[i].exclude)
-			continue;
-		if (v4)
-			res->v4++;
-		else
-			res->v6++;
-		if (l[i].pfx.plen < min && !res->quarantine) {
-			char p[80];
-			res->quarantine = true;
-			snprintf(res->reason, sizeof(res->reason),
-				 "lists the world: %s is shorter than /%u",
-				 moat_prefix_str(&l[i].pfx, p, sizeof(p)), min);
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		count_listing(&cfg, &l[i], res);
 	if (share(l, n, MOAT_AF_INET, 32, &res->v4_share) ||
 	    share(l, n, MOAT_AF_INET6, 128, &res->v6_share))
 		return -ENOMEM;
@@ -243,17 +276,98 @@ int moat_sanity_check(const struct moat_sanity_cfg *cfgin, const struct moat_lis
 	return 0;
 }
 
-/* pfx_cmp - family, address, plen: the leading keys of moat_listing_cmp */
-static int pfx_cmp(const struct moat_prefix *a, const struct moat_prefix *b)
-{
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	int c = memcmp(a->addr, b->addr, 16);
+/* The full checks over a sorted stream (sanity.h): counts and prefix
+ * lengths per listing, the share swept as it comes, and the test points'
+ * verdicts tracked like moat_sanity_verdict's scan. */
+static const char *const stream_tp[4] = { "127.0.0.2", "127.0.0.1", "::ffff:7f00:2",
+					  "::ffff:7f00:1" };
 
-	if (c)
-		return c;
-	return (int)a->plen - (int)b->plen;
+struct moat_sanity_stream {
+	struct moat_sanity_cfg cfg;
+	struct moat_sanity_result res;
+	struct sweep w[2];               /* IPv4, IPv6 */
+	struct moat_prefix tp[4];
+	int best[4];
+	bool listed[4], excl[4];
+	struct moat_listing last;
+	bool have_last;
+};
+
+/* moat_sanity_stream_new - checks of cfg (0 fields: defaults) over a
+ * stream to come; NULL: ENOMEM */
+struct moat_sanity_stream *moat_sanity_stream_new(const struct moat_sanity_cfg *cfg)
+{
+	struct moat_sanity_stream *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	st->cfg = *cfg;
+	cfg_defaults(&st->cfg);
+	for (int i = 0; i < 4; i++) {
+		moat_prefix_parse(stream_tp[i], &st->tp[i]);
+		st->best[i] = -1;
+	}
+	return st;
 }
+
+/* moat_sanity_stream_feed - the next n listings (moat_listing_cmp order
+ * across calls); -EINVAL when out of order */
+int moat_sanity_stream_feed(struct moat_sanity_stream *st, const struct moat_listing *l,
+			    size_t n)
+{
+	struct moat_sanity_result *res = &st->res;
+
+	for (size_t i = 0; i < n; i++) {
+		bool v4 = l[i].pfx.family == MOAT_AF_INET;
+		struct item it;
+
+		if (st->have_last && moat_listing_cmp(&st->last, &l[i]) > 0)
+			return -EINVAL;
+		st->last = l[i];
+		st->have_last = true;
+		count_listing(&st->cfg, &l[i], res);
+		to_item(&l[i], &it);
+		sweep_item(&st->w[!v4], &it);
+		for (int k = 0; k < 4; k++) {
+			if (!moat_prefix_contains(&l[i].pfx, &st->tp[k]) || l[i].pfx.plen < st->best[k])
+				continue;
+			if (l[i].pfx.plen > st->best[k]) {
+				st->best[k] = l[i].pfx.plen;
+				st->excl[k] = st->listed[k] = false;
+			}
+			*(l[i].exclude ? &st->excl[k] : &st->listed[k]) = true;
+		}
+	}
+	return 0;
+}
+
+/* stream_verdict - verdict_fn of a finished stream (test points only) */
+static bool stream_verdict(const void *set, const struct moat_prefix *addr)
+{
+	const struct moat_sanity_stream *st = set;
+
+	for (int k = 0; k < 4; k++)
+		if (!memcmp(&st->tp[k], addr, sizeof(*addr)))
+			return st->listed[k] && !st->excl[k];
+	return false;
+}
+
+/* moat_sanity_stream_finish - the result of everything fed */
+void moat_sanity_stream_finish(struct moat_sanity_stream *st, struct moat_sanity_result *res)
+{
+	st->res.v4_share = sweep_end(&st->w[0]);
+	st->res.v6_share = sweep_end(&st->w[1]);
+	final_checks(&st->cfg, stream_verdict, st, &st->res);
+	*res = st->res;
+}
+
+/* moat_sanity_stream_free - release */
+void moat_sanity_stream_free(struct moat_sanity_stream *st)
+{
+	free(st);
+}
+
+#define pfx_cmp moat_prefix_cmp
 
 /* lower_bound - first index of sorted l whose prefix is >= p */
 static size_t lower_bound(const struct moat_listing *l, size_t n, const struct moat_prefix *p)
@@ -312,7 +426,30 @@ static size_t region_end(const struct moat_listing *l, size_t n, size_t i,
 struct view {
 	const struct moat_listing *cur, *add, *del;
 	size_t ncur, nadd, ndel;
+	/* instead of cur: the new set itself, as queries (sanity.h) */
+	const struct moat_sanity_set *set;
 };
+
+static bool same_entry(const struct moat_listing *a, const struct moat_listing *b);
+
+/* set_query - the new set's listings inside r (exact: of r itself) into
+ * out (emptied first) */
+static int set_query(const struct view *v, const struct moat_prefix *r, bool exact,
+		     struct moat_lvec *out)
+{
+	out->n = 0;
+	return v->set->range(v->set->ctx, r, exact, out);
+}
+
+/* in_sorted - does sorted a hold entry e (ttl and source aside) */
+static bool in_sorted(const struct moat_listing *a, size_t n, const struct moat_listing *e)
+{
+	for (size_t k = lower_bound(a, n, &e->pfx); k < n && pfx_cmp(&a[k].pfx, &e->pfx) == 0;
+	     k++)
+		if (same_entry(&a[k], e))
+			return true;
+	return false;
+}
 
 /* same_entry - the same listing of a zone (ttl and source aside) */
 static bool same_entry(const struct moat_listing *a, const struct moat_listing *b)
@@ -323,11 +460,7 @@ static bool same_entry(const struct moat_listing *a, const struct moat_listing *
 /* deleted - does the delta delete cur's entry e */
 static bool deleted(const struct view *v, const struct moat_listing *e)
 {
-	for (size_t k = lower_bound(v->del, v->ndel, &e->pfx);
-	     k < v->ndel && pfx_cmp(&v->del[k].pfx, &e->pfx) == 0; k++)
-		if (same_entry(&v->del[k], e))
-			return true;
-	return false;
+	return in_sorted(v->del, v->ndel, e);
 }
 
 /* view_at - the new set's entries with prefix exactly m: any listed, any
@@ -337,6 +470,17 @@ static bool view_at(const struct view *v, const struct moat_prefix *m, bool *lis
 	bool found = false;
 
 	*listed = *excl = false;
+	if (v->set) {
+		struct moat_lvec q = { 0 };
+
+		if (set_query(v, m, true, &q) == 0)
+			for (size_t i = 0; i < q.n; i++) {
+				found = true;
+				*(q.v[i].exclude ? excl : listed) = true;
+			}
+		moat_lvec_free(&q);
+		return found;
+	}
 	for (size_t i = lower_bound(v->cur, v->ncur, m);
 	     i < v->ncur && pfx_cmp(&v->cur[i].pfx, m) == 0; i++) {
 		if (deleted(v, &v->cur[i]))
@@ -368,6 +512,43 @@ static bool view_verdict(const void *set, const struct moat_prefix *addr)
 	return false;
 }
 
+/* set_region_share - region_share when the view holds the new set: the
+ * set's entries inside r are the new ones; the old ones are those not
+ * added, plus what the delta deleted there */
+static int set_region_share(const struct view *v, const struct moat_prefix *r, bool after,
+			    double *out)
+{
+	struct moat_lvec q = { 0 };
+	int rc = set_query(v, r, false, &q);
+
+	if (rc == 0 && !after) {
+		size_t m = 0, d0 = lower_bound(v->del, v->ndel, r);
+		size_t d1 = region_end(v->del, v->ndel, d0, r);
+
+		for (size_t i = 0; i < q.n; i++)
+			if (!in_sorted(v->add, v->nadd, &q.v[i]))
+				q.v[m++] = q.v[i];
+		q.n = m;
+		for (size_t i = d0; rc == 0 && i < d1; i++)
+			rc = moat_lvec_push(&q, &v->del[i]);
+	}
+	if (rc == 0)
+		rc = share(q.v, q.n, r->family, 0, out); /* share() sorts what is not sorted */
+	moat_lvec_free(&q);
+	return rc;
+}
+
+/* view_has - does the old or the new set hold prefix m */
+static bool view_has(const struct view *v, const struct moat_prefix *m)
+{
+	if (v->set) {
+		bool listed, excl;
+
+		return view_at(v, m, &listed, &excl) || has_prefix(v->del, v->ndel, m);
+	}
+	return has_prefix(v->cur, v->ncur, m) || has_prefix(v->add, v->nadd, m);
+}
+
 /* region_share - listed share of the space inside root r: of cur's
  * entries there (after = false) or of the new set's (after = true) */
 static int region_share(const struct view *v, const struct moat_prefix *r, bool after,
@@ -376,6 +557,8 @@ static int region_share(const struct view *v, const struct moat_prefix *r, bool 
 	size_t c0 = lower_bound(v->cur, v->ncur, r), c1 = region_end(v->cur, v->ncur, c0, r);
 	size_t a0 = 0, a1 = 0, m = 0;
 
+	if (v->set)
+		return set_region_share(v, r, after, out);
 	if (!after)
 		return share(v->cur + c0, c1 - c0, r->family, 0, out);
 	a0 = lower_bound(v->add, v->nadd, r);
@@ -413,18 +596,19 @@ static struct moat_listing *sorted_copy(const struct moat_listing *l, size_t n)
 	return c;
 }
 
-/* moat_sanity_check_delta - the checks of moat_sanity_check on the set an
- * IXFR makes of cur, incrementally */
-int moat_sanity_check_delta(const struct moat_sanity_cfg *cfgin, const struct moat_listing *cur,
-			    size_t ncur, const struct moat_sanity_result *was,
-			    const struct moat_listing *addin, size_t nadd,
-			    const struct moat_listing *delin, size_t ndel,
-			    struct moat_sanity_result *res)
+/* check_delta - moat_sanity_check_delta on cur, or with set (the new set)
+ * instead of cur */
+static int check_delta(const struct moat_sanity_cfg *cfgin, const struct moat_listing *cur,
+		       size_t ncur, const struct moat_sanity_set *set,
+		       const struct moat_sanity_result *was,
+		       const struct moat_listing *addin, size_t nadd,
+		       const struct moat_listing *delin, size_t ndel,
+		       struct moat_sanity_result *res)
 {
 	struct moat_sanity_cfg cfg = *cfgin;
 	struct moat_listing *add = sorted_copy(addin, nadd), *del = sorted_copy(delin, ndel);
 	struct moat_prefix *roots = malloc((nadd + ndel + 1) * sizeof(*roots));
-	struct view v = { cur, add, del, ncur, nadd, ndel };
+	struct view v = { cur, add, del, ncur, nadd, ndel, set };
 	size_t nroots = 0;
 	int rc = -ENOMEM;
 
@@ -474,7 +658,7 @@ int moat_sanity_check_delta(const struct moat_sanity_cfg *cfgin, const struct mo
 				continue;
 			struct moat_prefix m = masked(p, len);
 
-			if (len == p->plen || has_prefix(cur, ncur, &m) || has_prefix(add, nadd, &m)) {
+			if (len == p->plen || view_has(&v, &m)) {
 				roots[nroots++] = m;
 				break;
 			}
@@ -506,4 +690,26 @@ out:
 	free(del);
 	free(roots);
 	return rc;
+}
+
+/* moat_sanity_check_delta - the checks of moat_sanity_check on the set an
+ * IXFR makes of cur, incrementally */
+int moat_sanity_check_delta(const struct moat_sanity_cfg *cfg, const struct moat_listing *cur,
+			    size_t ncur, const struct moat_sanity_result *was,
+			    const struct moat_listing *add, size_t nadd,
+			    const struct moat_listing *del, size_t ndel,
+			    struct moat_sanity_result *res)
+{
+	return check_delta(cfg, cur, ncur, NULL, was, add, nadd, del, ndel, res);
+}
+
+/* moat_sanity_check_delta_set - the same, the new set given as queries */
+int moat_sanity_check_delta_set(const struct moat_sanity_cfg *cfg,
+				const struct moat_sanity_set *set,
+				const struct moat_sanity_result *was,
+				const struct moat_listing *add, size_t nadd,
+				const struct moat_listing *del, size_t ndel,
+				struct moat_sanity_result *res)
+{
+	return check_delta(cfg, NULL, 0, set, was, add, nadd, del, ndel, res);
 }

@@ -57,4 +57,33 @@ int moat_sanity_check_delta(const struct moat_sanity_cfg *cfg, const struct moat
 			    const struct moat_listing *del, size_t ndel,
 			    struct moat_sanity_result *res);
 
+/* moat_sanity_check_delta_set - moat_sanity_check_delta when the zone's
+ * set after the delta is at hand as queries rather than the set before it
+ * as an array (the zone tree, zone.h: no copy of the zone is kept):
+ * set->range appends to out the new set's listings inside prefix r, or
+ * with exact those of prefix r itself, sorted; 0 or -ENOMEM.  The old
+ * set is the new one minus add plus del, wherever a check needs it. */
+struct moat_lvec;
+struct moat_sanity_set {
+	int (*range)(void *ctx, const struct moat_prefix *r, bool exact, struct moat_lvec *out);
+	void *ctx;
+};
+int moat_sanity_check_delta_set(const struct moat_sanity_cfg *cfg,
+				const struct moat_sanity_set *set,
+				const struct moat_sanity_result *was,
+				const struct moat_listing *add, size_t nadd,
+				const struct moat_listing *del, size_t ndel,
+				struct moat_sanity_result *res);
+
+/* The checks of moat_sanity_check over a set that comes in chunks, in
+ * moat_listing_cmp order (a zone walked with moat_zone_cursor_next): no
+ * copy of the set, O(1) memory.  The result equals moat_sanity_check's on
+ * the whole set.  feed returns -EINVAL for a listing out of order. */
+struct moat_sanity_stream;
+struct moat_sanity_stream *moat_sanity_stream_new(const struct moat_sanity_cfg *cfg);
+int moat_sanity_stream_feed(struct moat_sanity_stream *st, const struct moat_listing *l,
+			    size_t n);
+void moat_sanity_stream_finish(struct moat_sanity_stream *st, struct moat_sanity_result *res);
+void moat_sanity_stream_free(struct moat_sanity_stream *st);
+
 #endif /* MOAT_SANITY_H */

@@ -33,6 +33,8 @@
 #include "sanity.h"
 #include "sources.h"
 #include "xfr.h"
+#include "zone.h"
+#include "zstate.h"
 
 struct zsrc {
 	struct cd_tag tag;
@@ -103,6 +105,7 @@ static struct zsrc *zsrc_get(struct cd *d, struct cd_zone *z)
 		c.retry_max = z->cfg.retry;
 	}
 	c.max_records = z->cfg.max_entries;
+	c.no_full_listings = true; /* zonemgr walks the tree (src_set_tree) */
 	s->x = moat_xfr_zone_new(&c, err, sizeof(err));
 	if (!s->x) {
 		zm_zone_failed(d, z, "transfer set-up: %s", err);
@@ -214,13 +217,21 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 	}
 	int r = 0;
 
+	struct src_set set;
+
 	switch (res.kind) {
 	case MOAT_XFR_FULL:
-		r = zm_zone_load(d, z, &res.add.v, res.add.n, res.serial, 1, NULL, 0);
-		res.add.n = res.add.cap = 0; /* the array is the zone's now */
-		break;
 	case MOAT_XFR_DELTA:
-		r = zm_zone_load(d, z, &res.add.v, res.add.n, res.serial, 0, res.del.v, res.del.n);
+		/* the zone after the transfer: a full load's data, a delta's
+		 * sanity checks and base rewrites */
+		if (src_set_tree(z, &set) < 0) {
+			zm_zone_failed(d, z, "out of memory walking the zone");
+			r = -1;
+			break;
+		}
+		r = zm_zone_load(d, z, res.kind == MOAT_XFR_FULL, &set, res.serial, res.add.v,
+				 res.add.n, res.del.v, res.del.n);
+		src_set_close(&set);
 		break;
 	case MOAT_XFR_UPTODATE:
 		zm_zone_uptodate(d, z, res.serial);
@@ -285,11 +296,24 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 	uint32_t serial = stat(z->cfg.file, &sb) == 0 ? (uint32_t)sb.st_mtime : 0;
 
 	z->load_undecodable = st.errors; /* lines that did not parse */
+	/* the parsed file is an array anyway: walked as the load's set,
+	 * freed once loaded (the table and the base file hold it then) */
+	struct src_set set;
 
-	zm_zone_load(d, z, &lv.v, lv.n, serial, 1, NULL, 0);
-	lv.n = lv.cap = 0;
+	for (size_t i = 0; i < lv.n; i++) {
+		lv.v[i].source = z->id;
+		lv.v[i].ttl = 0;
+	}
+	moat_lvec_sort(&lv);
+	if (src_set_array(lv.v, lv.n, true, &set) < 0) {
+		zm_zone_failed(d, z, "out of memory");
+		moat_lvec_free(&lv);
+	} else {
+		memset(&lv, 0, sizeof(lv)); /* the set's now */
+		zm_zone_load(d, z, 1, &set, serial, NULL, 0, NULL, 0);
+		src_set_close(&set);
+	}
 	z->next_refresh = time(NULL) + 1;
-	moat_lvec_free(&lv);
 	return 0;
 }
 
@@ -366,44 +390,195 @@ void src_tick(struct cd *d, time_t now)
 	}
 }
 
-/* src_sanity - quarantine checks before a load is published.  A full
- * load: l is its set.  An IXFR (dl: the delta): with the last check's
- * result of the zone's set (z->san) the checks run on the delta alone
- * (moat_sanity_check_delta, l unused); otherwise l is the merged set. */
-int src_sanity(const struct cd_zone *z, const struct moat_listing *l, size_t n,
+/* tree_next, tree_rewind, tree_range - struct src_set of a zone cursor;
+ * listings normalised like every set zonemgr compares (ttl 0: zone TTLs
+ * are informational, the refresh replaces data) */
+static int tree_next(void *ctx, struct moat_lvec *out, size_t max)
+{
+	size_t from = out->n;
+	int r = moat_zone_cursor_next(ctx, out, max);
+
+	for (size_t i = from; i < out->n; i++)
+		out->v[i].ttl = 0;
+	return r;
+}
+
+static void tree_rewind(void *ctx)
+{
+	moat_zone_cursor_rewind(ctx);
+}
+
+static int tree_range(void *ctx, const struct moat_prefix *r, bool exact, struct moat_lvec *out)
+{
+	return moat_zone_cursor_range(ctx, r, exact, out);
+}
+
+/* src_set_tree - a walk over the transfer's current zone */
+int src_set_tree(const struct cd_zone *z, struct src_set *s)
+{
+	const struct zsrc *zs = z->xfr;
+	const struct moat_zone *t = zs && zs->x ? moat_xfr_tree(zs->x) : NULL;
+
+	memset(s, 0, sizeof(*s));
+	if (!t)
+		return -ENOENT;
+	if (!(s->ctx = moat_zone_cursor_new(t)))
+		return -ENOMEM;
+	s->next = tree_next;
+	s->rewind = tree_rewind;
+	s->range = tree_range;
+	s->tree = 1;
+	return 0;
+}
+
+/* An array as a set (next: zstate_array_next). */
+struct arrset {
+	struct zstate_array a;    /* first: the zstate_next_fn context */
+	struct moat_listing *own; /* freed by the set */
+};
+
+/* arr_rewind, arr_release - struct src_set of an array */
+static void arr_rewind(void *ctx)
+{
+	((struct arrset *)ctx)->a.pos = 0;
+}
+
+static void arr_release(void *ctx)
+{
+	struct arrset *s = ctx;
+
+	free(s->own);
+	s->own = NULL;
+	s->a.l = NULL;
+	s->a.n = s->a.pos = 0;
+}
+
+/* src_set_array - a walk over l[0..n) */
+int src_set_array(struct moat_listing *l, size_t n, bool owned, struct src_set *s)
+{
+	struct arrset *a = calloc(1, sizeof(*a));
+
+	memset(s, 0, sizeof(*s));
+	if (!a)
+		return -ENOMEM;
+	a->a.l = l;
+	a->a.n = n;
+	a->own = owned ? l : NULL;
+	s->ctx = a;
+	s->next = zstate_array_next;
+	s->rewind = arr_rewind;
+	s->release = owned ? arr_release : NULL;
+	return 0;
+}
+
+/* src_set_close - release the walk (and an owned array) */
+void src_set_close(struct src_set *s)
+{
+	if (s->tree) {
+		moat_zone_cursor_free(s->ctx);
+	} else if (s->ctx) {
+		arr_release(s->ctx);
+		free(s->ctx);
+	}
+	memset(s, 0, sizeof(*s));
+}
+
+/* sanity_cfg - the zone's check settings; false when sanity = no */
+static bool sanity_cfg(const struct cd_zone *z, struct moat_sanity_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	/* rbldnsd files rarely carry the RFC 5782 test points: only the
+	 * "lists the world" checks apply to them */
+	c->skip_testpoints = z->cfg.type == CFG_SRC_RBLDNSD;
+	c->min_v4_plen = z->cfg.max_prefix_v4 ? z->cfg.max_prefix_v4 : 1;
+	c->min_v6_plen = z->cfg.max_prefix_v6 ? z->cfg.max_prefix_v6 : 1;
+	return z->cfg.sanity;
+}
+
+/* src_sanity_full - stream set through the checks (and count it) */
+int src_sanity_full(const struct cd_zone *z, const struct src_set *set, size_t *n,
+		    struct moat_sanity_result *res, char *why, size_t whysz)
+{
+	struct moat_sanity_cfg c;
+	bool on = sanity_cfg(z, &c);
+	struct moat_sanity_stream *st = on ? moat_sanity_stream_new(&c) : NULL;
+	struct moat_lvec chunk = { 0 };
+	int rc = 0;
+
+	memset(res, 0, sizeof(*res));
+	*n = 0;
+	if (on && !st) {
+		snprintf(why, whysz, "sanity check out of memory");
+		return -1;
+	}
+	set->rewind(set->ctx);
+	for (;;) {
+		chunk.n = 0;
+		if ((rc = set->next(set->ctx, &chunk, 1 << 16)) < 0 || !chunk.n)
+			break;
+		*n += chunk.n;
+		if (st && (rc = moat_sanity_stream_feed(st, chunk.v, chunk.n)) < 0)
+			break;
+	}
+	moat_lvec_free(&chunk);
+	if (st && rc == 0)
+		moat_sanity_stream_finish(st, res);
+	moat_sanity_stream_free(st);
+	if (rc < 0) {
+		snprintf(why, whysz, "sanity check: %s", rc == -EINVAL ? "set out of order" :
+			 "out of memory");
+		return -1;
+	}
+	if (*n > z->cfg.max_entries) {
+		snprintf(why, whysz, "%zu entries, more than max_entries %llu", *n,
+			 (unsigned long long)z->cfg.max_entries);
+		return -1;
+	}
+	if (!on)
+		return 0;
+	if (res->quarantine) {
+		snprintf(why, whysz, "%s", res->reason);
+		return -1;
+	}
+	return 1;
+}
+
+/* src_sanity - quarantine checks of an IXFR delta before it is
+ * published.  With the last check's result of the zone's set (z->san)
+ * the checks run on the delta, querying the zone after it (set: the
+ * tree) where they need more (moat_sanity_check_delta_set); otherwise the
+ * whole set after the delta is streamed through the full checks. */
+int src_sanity(const struct cd_zone *z, const struct src_set *set,
 	       const struct src_delta *dl, struct moat_sanity_result *res, char *why,
 	       size_t whysz)
 {
-	struct moat_sanity_cfg c = { 0 };
-	struct moat_sanity_result *r = res;
+	struct moat_sanity_cfg c;
+	size_t total = z->n + dl->nadd >= dl->ndel ? z->n + dl->nadd - dl->ndel : 0;
 	int rc;
-	size_t total = !dl || !z->san_known ? n :
-		       z->n + dl->nadd >= dl->ndel ? z->n + dl->nadd - dl->ndel : 0;
 
+	if (!z->san_known || !set->range) {
+		size_t n;
+
+		return src_sanity_full(z, set, &n, res, why, whysz);
+	}
 	memset(res, 0, sizeof(*res));
 	if (total > z->cfg.max_entries) {
 		snprintf(why, whysz, "%zu entries, more than max_entries %llu", total,
 			 (unsigned long long)z->cfg.max_entries);
 		return -1;
 	}
-	if (!z->cfg.sanity)
+	if (!sanity_cfg(z, &c))
 		return 0;
-	/* rbldnsd files rarely carry the RFC 5782 test points: only the
-	 * "lists the world" checks apply to them */
-	c.skip_testpoints = z->cfg.type == CFG_SRC_RBLDNSD;
-	c.min_v4_plen = z->cfg.max_prefix_v4 ? z->cfg.max_prefix_v4 : 1;
-	c.min_v6_plen = z->cfg.max_prefix_v6 ? z->cfg.max_prefix_v6 : 1;
-	if (dl && z->san_known)
-		rc = moat_sanity_check_delta(&c, z->l, z->n, &z->san, dl->add, dl->nadd, dl->del,
-					     dl->ndel, r);
-	else
-		rc = moat_sanity_check(&c, l, n, r);
+	struct moat_sanity_set q = { set->range, set->ctx };
+
+	rc = moat_sanity_check_delta_set(&c, &q, &z->san, dl->add, dl->nadd, dl->del, dl->ndel,
+					 res);
 	if (rc < 0) {
 		snprintf(why, whysz, "sanity check out of memory");
 		return -1;
 	}
-	if (r->quarantine) {
-		snprintf(why, whysz, "%s", r->reason);
+	if (res->quarantine) {
+		snprintf(why, whysz, "%s", res->reason);
 		return -1;
 	}
 	return 1;

@@ -401,7 +401,9 @@ static enum moat_xfr_status finish(struct moat_xfr_zone *z, enum moat_xfr_kind k
 	r->records = z->nrec;
 	r->bytes = z->nbytes;
 	if (kind == MOAT_XFR_FULL) {
-		ret = moat_zone_listings(z->newzone, &r->add);
+		/* the caller may walk the zone instead (moat_xfr_tree): no
+		 * array of the whole zone */
+		ret = z->cfg.no_full_listings ? 0 : moat_zone_listings(z->newzone, &r->add);
 		if (ret == 0) {
 			moat_zone_free(z->zone);
 			z->zone = z->newzone;
@@ -763,6 +765,12 @@ int moat_xfr_take_result(struct moat_xfr_zone *z, struct moat_xfr_result *res)
 	memset(&z->res, 0, sizeof(z->res));
 	z->have_result = false;
 	return 0;
+}
+
+/* moat_xfr_tree - the zone's current data */
+const struct moat_zone *moat_xfr_tree(const struct moat_xfr_zone *z)
+{
+	return z->have_data ? z->zone : NULL;
 }
 
 /* moat_xfr_listings - every current listing */

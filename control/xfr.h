@@ -62,6 +62,9 @@ struct moat_xfr_cfg {
 	uint32_t retry_min, retry_max;     /* clamp SOA retry, default 10 / 3600 s */
 	uint32_t expire_override;          /* 0 = SOA expire, else this (s) */
 	uint64_t max_records;  /* records per transfer, default 50000000 */
+	bool no_full_listings; /* a full transfer's result carries no listings
+				* (res.add empty): the caller walks
+				* moat_xfr_tree() instead of one array */
 };
 
 enum moat_xfr_status {
@@ -139,6 +142,11 @@ void moat_xfr_abort(struct moat_xfr_zone *z, int64_t now_ms);
 /* moat_xfr_take_result - move the finished transfer's result out.  0, or
  * -ENOENT when there is none. */
 int moat_xfr_take_result(struct moat_xfr_zone *z, struct moat_xfr_result *res);
+struct moat_zone;
+/* moat_xfr_tree - the zone's current data (zone.h: walk it with a
+ * moat_zone_cursor), NULL before the first success.  Valid until the next
+ * moat_xfr_io / moat_xfr_zone_free. */
+const struct moat_zone *moat_xfr_tree(const struct moat_xfr_zone *z);
 /* moat_xfr_listings - all current listings of the zone (after a success). */
 int moat_xfr_listings(struct moat_xfr_zone *z, struct moat_lvec *out);
 

@@ -924,6 +924,224 @@ out:
 	return r;
 }
 
+/* A sorted walk of the zone's listings in chunks (zone.h): the tree's
+ * listings are collected and sorted once per walk (an IPv4 DNSBL zone's
+ * are few: most of it is leaves), the leaves come /16 by /16 in address
+ * order, merged in.  Range queries (the IXFR checks) navigate the tree
+ * instead: they must not cost a pass over it. */
+struct moat_zone_cursor {
+	const struct moat_zone *z;
+	struct moat_lvec tl;  /* the tree's listings, sorted */
+	size_t ti;
+	uint32_t h;           /* next /16 of leaves */
+	uint32_t *buf;        /* leaves16 scratch, 2 x 64K */
+	bool built;           /* tl and buf made (the first next) */
+};
+
+/* moat_zone_cursor_new - a walk over z's listings from the first one */
+struct moat_zone_cursor *moat_zone_cursor_new(const struct moat_zone *z)
+{
+	struct moat_zone_cursor *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->z = z;
+	return c;
+}
+
+/* cursor_tree - the tree's listings, sorted, for a walk (first use) */
+static int cursor_tree(struct moat_zone_cursor *c)
+{
+	const struct moat_zone *z = c->z;
+
+	if (c->built)
+		return 0;
+	for (uint32_t i = ROOT; i < z->nnodes; i++)
+		if (emit(z, i, &c->tl))
+			return -ENOMEM;
+	moat_lvec_sort(&c->tl);
+	if (z->nleaves && !(c->buf = malloc(2 * 65536 * sizeof(*c->buf))))
+		return -ENOMEM;
+	c->built = true;
+	return 0;
+}
+
+/* moat_zone_cursor_free - release a walk */
+void moat_zone_cursor_free(struct moat_zone_cursor *c)
+{
+	if (!c)
+		return;
+	moat_lvec_free(&c->tl);
+	free(c->buf);
+	free(c);
+}
+
+/* moat_zone_cursor_rewind - back to the first listing */
+void moat_zone_cursor_rewind(struct moat_zone_cursor *c)
+{
+	c->ti = 0;
+	c->h = 0;
+}
+
+/* moat_zone_cursor_next - append the next listings (about max: whole
+ * /16s of leaves) to out, in order; none appended: the end */
+int moat_zone_cursor_next(struct moat_zone_cursor *c, struct moat_lvec *out, size_t max)
+{
+	const struct moat_zone *z = c->z;
+	size_t start = out->n;
+
+	if (cursor_tree(c))
+		return -ENOMEM;
+	while (out->n - start < max) {
+		if (!z->nleaves || !z->lt || c->h >= 65536) {
+			while (c->ti < c->tl.n && out->n - start < max)
+				if (moat_lvec_push(out, &c->tl.v[c->ti++]))
+					return -ENOMEM;
+			return 0;
+		}
+		const struct ltab *t = z->lt[c->h];
+		uint32_t h = c->h++;
+
+		if (!t || !t->n)
+			continue;
+		const uint32_t *s = leaves16(t, c->buf, c->buf + 65536);
+
+		for (uint32_t i = 0; i < t->n; i++) {
+			struct moat_listing l;
+
+			if (!(s[i] & LV_PAIR))
+				continue;
+			leaf_listing(z, h << 16 | s[i] >> 16, (uint16_t)s[i], &l);
+			while (c->ti < c->tl.n && moat_listing_cmp(&c->tl.v[c->ti], &l) < 0)
+				if (moat_lvec_push(out, &c->tl.v[c->ti++]))
+					return -ENOMEM;
+			if (moat_lvec_push(out, &l))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* node_at - the tree node of the first depth labels of r's address
+ * (octets for IPv4, nibbles for IPv6), 0 when there is none */
+static uint32_t node_at(const struct moat_zone *z, const struct moat_prefix *r, unsigned depth)
+{
+	struct moat_zone *zz = (struct moat_zone *)z; /* child() without create */
+	uint32_t idx = ROOT;
+
+	for (unsigned i = 0; i < depth && idx; i++) {
+		unsigned x = r->family == MOAT_AF_INET ? r->addr[i] :
+			     i % 2 ? r->addr[i / 2] & 15 : r->addr[i / 2] >> 4;
+
+		idx = child(zz, idx, (uint16_t)(r->family == MOAT_AF_INET || x < 10 ? x :
+						  MOAT_LBL_HEX + x), false);
+	}
+	return idx;
+}
+
+/* emit_in - node idx's listings inside r (exact: of r itself) to out */
+static int emit_in(const struct moat_zone *z, uint32_t idx, const struct moat_prefix *r,
+		   bool exact, struct moat_lvec *tmp, struct moat_lvec *out)
+{
+	tmp->n = 0;
+	if (emit(z, idx, tmp))
+		return -ENOMEM;
+	for (size_t i = 0; i < tmp->n; i++)
+		if (moat_prefix_contains(r, &tmp->v[i].pfx) &&
+		    (!exact || tmp->v[i].pfx.plen == r->plen) && moat_lvec_push(out, &tmp->v[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+/* moat_zone_cursor_range - append the listings inside prefix r (exact:
+ * only those of prefix r itself) to out, sorted; the walk's position is
+ * not moved.  The node of r (or the one above when r is not a whole
+ * number of labels) and its subtree own what is inside r, but for the
+ * exclusion a wildcard at the parent owes r's node; then the leaves. */
+int moat_zone_cursor_range(const struct moat_zone_cursor *c, const struct moat_prefix *r,
+			   bool exact, struct moat_lvec *out)
+{
+	const struct moat_zone *z = c->z;
+	size_t start = out->n;
+	struct moat_lvec tmp = { 0 };
+	unsigned w = r->family == MOAT_AF_INET ? 8 : 4;
+	unsigned depth = r->plen / w, whole = r->plen % w == 0;
+	uint32_t top = node_at(z, r, depth);
+	int rc = 0;
+
+	if (whole && depth > 0) { /* the parent's exclusion of r */
+		uint32_t p = node_at(z, r, depth - 1);
+
+		if (p)
+			rc = emit_in(z, p, r, true, &tmp, out);
+	}
+	if (top && !rc && exact && whole) {
+		rc = emit_in(z, top, r, true, &tmp, out);
+	} else if (top && !rc && !exact) {
+		/* the subtree, depth first */
+		uint32_t stack[MAX_PATH + 1], sp = 0, idx = top;
+
+		for (;;) {
+			if ((rc = emit_in(z, idx, r, false, &tmp, out)))
+				break;
+			const struct znode *n = &z->nodes[idx];
+
+			if (n->first_child && sp < MAX_PATH) {
+				stack[sp++] = idx;
+				idx = n->first_child;
+				continue;
+			}
+			while (idx != top && !z->nodes[idx].next_sibling && sp)
+				idx = stack[--sp];
+			if (idx == top)
+				break;
+			idx = z->nodes[idx].next_sibling;
+		}
+	}
+	moat_lvec_free(&tmp);
+	if (rc)
+		return rc;
+	if (r->family != MOAT_AF_INET || !z->nleaves || !z->lt || (exact && r->plen != 32))
+		goto sort;
+	uint32_t a = (uint32_t)r->addr[0] << 24 | (uint32_t)r->addr[1] << 16 |
+		     (uint32_t)r->addr[2] << 8 | r->addr[3];
+	uint32_t span = r->plen ? (uint32_t)1 << (32 - r->plen) : 0; /* 0: all 2^32 */
+
+	if (r->plen >= 24) {
+		for (uint32_t k = 0; k < span; k++) {
+			uint16_t v = leaf_get(z, a + k);
+			struct moat_listing l;
+
+			if (!(v & LV_PAIR))
+				continue;
+			leaf_listing(z, a + k, v, &l);
+			if (moat_lvec_push(out, &l))
+				return -ENOMEM;
+		}
+	} else {
+		uint32_t h0 = a >> 16, h1 = r->plen <= 16 ? h0 + ((span - 1) >> 16) : h0;
+
+		for (uint32_t h = h0; h <= h1; h++) {
+			const struct ltab *t = z->lt[h];
+
+			for (uint32_t i = 0; t && i < t->cap; i++) {
+				uint32_t la = h << 16 | t->s[i] >> 16;
+				struct moat_listing l;
+
+				if (!t->s[i] || !((uint16_t)t->s[i] & LV_PAIR))
+					continue;
+				leaf_listing(z, la, (uint16_t)t->s[i], &l);
+				if (moat_prefix_contains(r, &l.pfx) && moat_lvec_push(out, &l))
+					return -ENOMEM;
+			}
+		}
+	}
+sort:
+	if (out->n > start + 1)
+		qsort(out->v + start, out->n - start, sizeof(*out->v), moat_listing_cmp);
+	return 0;
+}
+
 /* touch - in a batch, record the listings of idx and its ancestors before
  * they change (each node once per batch) */
 static int touch(struct moat_zone *z, uint32_t idx)

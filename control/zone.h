@@ -72,6 +72,25 @@ int moat_zone_rr(struct moat_zone *z, enum moat_zone_op op, const uint8_t *owner
  * moat_listing_cmp order (so sorted when out was empty).  0 or -ENOMEM. */
 int moat_zone_listings(struct moat_zone *z, struct moat_lvec *out);
 
+/* A sorted walk over the zone's listings in chunks, so a whole zone never
+ * needs to be one array (a 10M-entry zone is 305 MiB of listings):
+ *   c = moat_zone_cursor_new(z);
+ *   while (moat_zone_cursor_next(c, &chunk, 1 << 16) == 0 && chunk.n) ...
+ * The zone must not change while a cursor is open.  The tree's own
+ * listings (not the compact leaves) are collected once per cursor. */
+struct moat_zone_cursor;
+struct moat_zone_cursor *moat_zone_cursor_new(const struct moat_zone *z);
+void moat_zone_cursor_free(struct moat_zone_cursor *c);
+void moat_zone_cursor_rewind(struct moat_zone_cursor *c);
+/* moat_zone_cursor_next - append about max of the next listings (whole
+ * /16s of leaves) to out; nothing appended at the end.  0 or -ENOMEM. */
+int moat_zone_cursor_next(struct moat_zone_cursor *c, struct moat_lvec *out, size_t max);
+/* moat_zone_cursor_range - append the listings inside prefix r (exact:
+ * of prefix r itself), sorted, to out; the walk does not move.  0 or
+ * -ENOMEM. */
+int moat_zone_cursor_range(const struct moat_zone_cursor *c, const struct moat_prefix *r,
+			   bool exact, struct moat_lvec *out);
+
 /* moat_zone_begin - start a change batch (undo log + affected nodes). */
 int moat_zone_begin(struct moat_zone *z);
 /* moat_zone_commit - end the batch; append the listings that disappeared to

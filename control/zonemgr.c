@@ -18,12 +18,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -179,96 +182,6 @@ void mem_note(const char *zone, const char *stage)
  * sorting. */
 #define listing_cmp moat_listing_cmp
 
-/* diff_count - entries in b not in a (added) and in a not in b (removed);
- * both sorted */
-static void diff_count(const struct moat_listing *a, size_t na,
-		       const struct moat_listing *b, size_t nb,
-		       uint64_t *added, uint64_t *removed)
-{
-	size_t i = 0, j = 0;
-
-	*added = *removed = 0;
-	while (i < na && j < nb) {
-		int c = listing_cmp(&a[i], &b[j]);
-
-		if (c == 0) {
-			i++;
-			j++;
-		} else if (c < 0) {
-			(*removed)++;
-			i++;
-		} else {
-			(*added)++;
-			j++;
-		}
-	}
-	*removed += na - i;
-	*added += nb - j;
-}
-
-/* merge_delta - a sorted copy of cur minus del plus add (IXFR) */
-static struct moat_listing *merge_delta(const struct moat_listing *cur, size_t ncur,
-					struct moat_listing *add, size_t nadd,
-					struct moat_listing *del, size_t ndel, size_t *nout)
-{
-	struct moat_listing *out = malloc((ncur + nadd + 1) * sizeof(*out));
-	size_t i = 0, j = 0, k = 0, o = 0;
-
-	if (!out)
-		return NULL;
-	qsort(add, nadd, sizeof(*add), listing_cmp);
-	qsort(del, ndel, sizeof(*del), listing_cmp);
-	while (i < ncur || j < nadd) {
-		const struct moat_listing *next;
-
-		if (j >= nadd || (i < ncur && listing_cmp(&cur[i], &add[j]) <= 0))
-			next = &cur[i++];
-		else
-			next = &add[j++];
-		while (k < ndel && listing_cmp(&del[k], next) < 0)
-			k++;
-		if (k < ndel && listing_cmp(&del[k], next) == 0) {
-			k++;
-			continue;
-		}
-		out[o] = *next;
-		out[o].ttl = 0;
-		o++;
-	}
-	*nout = o;
-	return out;
-}
-
-/* delta_merged - the zone's set after an IXFR delta (add l[0..n), delete
- * del[0..ndel)), normalised like every set zonemgr keeps; NULL: ENOMEM */
-static struct moat_listing *delta_merged(const struct cd_zone *z, const struct moat_listing *l,
-					 size_t n, const struct moat_listing *del, size_t ndel,
-					 size_t *nn)
-{
-	struct moat_listing *a = malloc((n ? n : 1) * sizeof(*a));
-	struct moat_listing *dl = malloc((ndel ? ndel : 1) * sizeof(*dl));
-	struct moat_listing *nl = NULL;
-
-	if (a && dl) {
-		if (n)
-			memcpy(a, l, n * sizeof(*a));
-		if (ndel)
-			memcpy(dl, del, ndel * sizeof(*dl));
-		for (size_t i = 0; i < n; i++) {
-			a[i].source = z->id;
-			a[i].ttl = 0;
-		}
-		for (size_t i = 0; i < ndel; i++) {
-			dl[i].source = z->id;
-			dl[i].ttl = 0;
-		}
-		nl = merge_delta(z->l, z->n, a, n, dl, ndel, nn);
-	}
-	free(a);
-	free(dl);
-	return nl;
-}
-
 /* load_kind - kind= of a zone's load log lines */
 static const char *load_kind(const struct cd_zone *z, int is_full)
 {
@@ -375,7 +288,6 @@ static struct cd_zone *zone_new(struct cd *d, const struct cfg_zone *cz, uint16_
 static void zone_free(struct cd *d, struct cd_zone *z)
 {
 	src_cancel(d, z);
-	free(z->l);
 	free(z);
 }
 
@@ -395,23 +307,18 @@ static size_t load_chunk(void)
 }
 #define LOAD_CHUNK load_chunk()
 
-/* is_sorted - already in listing_cmp order (transfers hand sorted sets) */
-static int is_sorted(const struct moat_listing *l, size_t n)
-{
-	for (size_t i = 1; i < n; i++)
-		if (listing_cmp(&l[i - 1], &l[i]) > 0)
-			return 0;
-	return 1;
-}
+static int table_full_stream(struct cd *d, struct cd_zone *z, const struct src_set *set,
+			     int dry, uint64_t *added, uint64_t *removed, size_t *n, char *err,
+			     size_t errsz);
 
-static int table_full_chunked(struct cd *d, struct cd_zone *z, const struct moat_listing *l,
-			      size_t n, uint64_t *added, uint64_t *removed, char *err, size_t errsz);
-
-/* zone_restore - put the persisted data of z into the db (start, new zone) */
+/* zone_restore - put the persisted data of z into the db (start, new
+ * zone): the file's array is walked into the table and freed */
 static void zone_restore(struct cd *d, struct cd_zone *z)
 {
 	struct moat_listing *l = NULL;
-	size_t n = 0;
+	struct src_set set;
+	size_t n = 0, nn;
+	uint64_t a, rm;
 	char err[256];
 	int r;
 
@@ -427,21 +334,20 @@ static void zone_restore(struct cd *d, struct cd_zone *z)
 		log_warn("zone=%s event=restore result=error error=\"%s\"", z->cfg.name, strerror(-r));
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		l[i].source = z->id;
-		l[i].ttl = 0;
-	}
-	uint64_t a, rm;
-
-	if (!is_sorted(l, n))
-		qsort(l, n, sizeof(*l), listing_cmp);
-	if ((n > 2 * LOAD_CHUNK ? table_full_chunked(d, z, l, n, &a, &rm, err, sizeof(err)) :
-	     vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err))) < 0) {
-		log_warn("zone=%s event=restore result=rejected error=\"%s\"", z->cfg.name, err);
+	/* zstate_load hands it sorted, with the zone's id and ttl 0; freed
+	 * once in the table */
+	if (src_set_array(l, n, true, &set) < 0) {
 		free(l);
+		log_warn("zone=%s event=restore result=error error=\"out of memory\"", z->cfg.name);
 		return;
 	}
-	z->l = l;
+	r = table_full_stream(d, z, &set, 0, &a, &rm, &nn, err, sizeof(err));
+	mem_note(z->cfg.name, "restored");
+	src_set_close(&set);
+	if (r < 0) {
+		log_warn("zone=%s event=restore result=rejected error=\"%s\"", z->cfg.name, err);
+		return;
+	}
 	z->n = n;
 	z->have_data = 1;
 	z->from_disk = 1;
@@ -689,113 +595,312 @@ void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 		 z->cfg.name, z->serial, z->n, dur, z->last_error, retry);
 }
 
-/* table_full_chunked - make the source's listings in the table equal the
- * sorted set l[0..n), given that it holds the sorted set old[0..nold):
- * the difference goes in as deltas of at most LOAD_CHUNK entries, so the
- * table's working memory stays O(chunk) instead of O(zone) (a 10M-entry
- * replace in one call needs several times the zone in temporaries).
- * Counts added/removed.  On error the old set is put back. */
-static int table_full_chunked(struct cd *d, struct cd_zone *z, const struct moat_listing *l,
-			      size_t n, uint64_t *added, uint64_t *removed, char *err, size_t errsz)
+/* The undo log of a chunked full load (table_full_stream): every chunk
+ * applied, written to an unlinked file in the state directory before it
+ * is applied, so a chunk that fails midway can be undone without a copy
+ * of the old set in memory (the table was the only one).  Only needed
+ * when the source held something before: from empty, undo is clearing. */
+struct undo_rec {
+	uint64_t nadd, ndel;
+};
+
+/* undo_open - an unlinked scratch file (state_dir, else $TMPDIR) */
+static int undo_open(const struct cd *d)
 {
-	struct moat_listing *ab = malloc(LOAD_CHUNK * sizeof(*ab));
-	struct moat_listing *db = malloc(LOAD_CHUNK * sizeof(*db));
-	const struct moat_listing *old = z->l;
-	size_t nold = z->n, i = 0, j = 0, na = 0, nd = 0;
+	int fd = open(d->cfg.state_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		FILE *f = tmpfile();
+
+		fd = f ? dup(fileno(f)) : -1;
+		if (f)
+			fclose(f);
+	}
+	return fd;
+}
+
+/* undo_write - log one chunk before it is applied */
+static int undo_write(int fd, const struct moat_listing *add, size_t na,
+		      const struct moat_listing *del, size_t nd)
+{
+	if (fd < 0)
+		return 0; /* nothing before: undo is clearing */
+	struct undo_rec h = { na, nd };
+	struct iovec v[3] = {
+		{ &h, sizeof(h) }, { (void *)add, na * sizeof(*add) }, { (void *)del, nd * sizeof(*del) },
+	};
+	size_t want = sizeof(h) + (na + nd) * sizeof(*add);
+	ssize_t w = writev(fd, v, 3);
+
+	return w == (ssize_t)want ? 0 : -EIO;
+}
+
+/* undo_apply - apply the inverse of every logged chunk (they touch
+ * disjoint prefixes, so order does not matter); 0 or the first error */
+static int undo_apply(struct cd *d, struct cd_zone *z, int fd, char *err, size_t errsz)
+{
+	struct undo_rec h;
 	int r = 0;
 
-	*added = *removed = 0;
-	if (!ab || !db) {
-		free(ab);
-		free(db);
-		snprintf(err, errsz, "out of memory");
-		return -ENOMEM;
-	}
-	while (r == 0 && (i < nold || j < n)) {
-		int c = i >= nold ? 1 : j >= n ? -1 : listing_cmp(&old[i], &l[j]);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
+	while (read(fd, &h, sizeof(h)) == (ssize_t)sizeof(h)) {
+		size_t bytes = (size_t)(h.nadd + h.ndel) * sizeof(struct moat_listing);
+		struct moat_listing *b = malloc(bytes ? bytes : 1);
+		int e;
 
-		if (c == 0) {
-			i++;
-			j++;
-		} else if (c < 0) {
-			db[nd] = old[i++];
-			db[nd++].source = z->id;
-		} else {
-			ab[na++] = l[j++];
+		if (!b || read(fd, b, bytes) != (ssize_t)bytes) {
+			free(b);
+			snprintf(err, errsz, "reading the undo log");
+			return -EIO;
 		}
-		if (na == LOAD_CHUNK || nd == LOAD_CHUNK || (i >= nold && j >= n)) {
-			if (na || nd)
-				r = vt_db_source_apply(d->db, z->id, ab, na, db, nd, err, errsz);
-			*added += na;
-			*removed += nd;
-			na = nd = 0;
-		}
-	}
-	free(ab);
-	free(db);
-	if (r < 0) {
-		char e2[128];
-
-		/* back to exactly what was there: the old set is in z->l */
-		if (vt_db_source_replace(d->db, z->id, z->l, z->n, e2, sizeof(e2)) < 0)
-			log_err("zone=%s event=rollback error=\"%s\"", z->cfg.name, e2);
+		/* what was added goes, what was removed comes back */
+		e = vt_db_source_apply(d->db, z->id, b + h.nadd, h.ndel, b, h.nadd, err, errsz);
+		free(b);
+		if (e < 0 && !r)
+			r = e;
 	}
 	return r;
 }
 
-/* zm_zone_load - a source delivers data: a full set (is_full: *lp with n
- * entries, ownership taken, *lp set to NULL) or a delta (add (*lp)[0..n),
- * delete del[0..ndel), not taken).  Returns 0 when published, -1 when
- * refused (the zone's state says why). */
-int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size_t n,
-		 uint32_t serial, int is_full, const struct moat_listing *del, size_t ndel)
+/* chunk_apply - one chunk into the table, logged first; a chunk the
+ * table refuses changed nothing (vt_db_source_apply is all or nothing):
+ * its record goes from the log again */
+static int chunk_apply(struct cd *d, struct cd_zone *z, int undo, const struct moat_lvec *ab,
+		       const struct moat_lvec *db, char *err, size_t errsz)
+{
+	off_t at = undo >= 0 ? lseek(undo, 0, SEEK_CUR) : 0;
+	int r;
+
+	if (at < 0 || undo_write(undo, ab->v, ab->n, db->v, db->n) < 0) {
+		snprintf(err, errsz, "writing the undo log");
+		return -EIO;
+	}
+	r = vt_db_source_apply(d->db, z->id, ab->v, ab->n, db->v, db->n, err, errsz);
+	if (r < 0 && undo >= 0 && (ftruncate(undo, at) < 0 || lseek(undo, at, SEEK_SET) < 0))
+		log_err("zone=%s event=rollback error=\"cannot cut the undo log: %s\"", z->cfg.name,
+			strerror(errno));
+	return r;
+}
+
+/* same_pfx - the same prefix (a chunk never splits one: a listing and an
+ * exclusion of one prefix must change together) */
+static int same_pfx(const struct moat_listing *a, const struct moat_listing *b)
+{
+	return a->pfx.family == b->pfx.family && a->pfx.plen == b->pfx.plen &&
+	       !memcmp(a->pfx.addr, b->pfx.addr, 16);
+}
+
+/* A sorted stream of the source's listings in the table, in chunks. */
+struct tstream {
+	struct vt_walk w;
+	struct moat_listing *b;
+	size_t n, i;
+	int end;
+};
+#define TWALK_CAP 65536
+
+/* ts_head - the next listing of the table's set, NULL at the end */
+static const struct moat_listing *ts_head(struct cd *d, struct cd_zone *z, struct tstream *t,
+					  int *rc)
+{
+	while (t->i >= t->n && !t->end) {
+		*rc = vt_db_source_walk(d->db, z->id, &t->w, t->b, TWALK_CAP, &t->n);
+		t->i = 0;
+		if (*rc < 0 || !t->n)
+			t->end = 1;
+	}
+	return t->i < t->n ? &t->b[t->i] : NULL;
+}
+
+/* ns_head - the next listing of the new set, NULL at the end */
+static const struct moat_listing *ns_head(const struct src_set *set, struct moat_lvec *nb,
+					  size_t *ni, int *rc)
+{
+	if (*ni >= nb->n) {
+		nb->n = 0;
+		*ni = 0;
+		*rc = set->next(set->ctx, nb, TWALK_CAP);
+	}
+	return *ni < nb->n ? &nb->v[*ni] : NULL;
+}
+
+/* table_full_stream - make the source's listings in the table equal the
+ * sorted set walked from set, given the table's own (a sorted walk of
+ * it, vt_db_source_walk): the difference goes in as deltas of about
+ * LOAD_CHUNK entries, so neither side is ever one array and the table's
+ * working memory stays O(chunk).  Answers the policy ignores are never in
+ * the table: the new set's are handed over (the table counts them) but
+ * are no additions.  dry: only count.  Counts added/removed and the new
+ * set's size *n.  On error the old set is put back (undo log). */
+static int table_full_stream(struct cd *d, struct cd_zone *z, const struct src_set *set,
+			     int dry, uint64_t *added, uint64_t *removed, size_t *n, char *err,
+			     size_t errsz)
+{
+	struct moat_lvec ab = { 0 }, db = { 0 }, nb = { 0 };
+	struct tstream ts = { .b = malloc(TWALK_CAP * sizeof(struct moat_listing)) };
+	struct vt_source_counters sc = { 0 };
+	struct moat_listing last;
+	size_t ni = 0, ign = 0;
+	int r = 0, wr = 0, have_last = 0, applied = 0, undo = -1;
+
+	*added = *removed = 0;
+	*n = 0;
+	if (!ts.b) {
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	vt_db_source_counters(d->db, z->id, &sc);
+	if (!dry && sc.entries_v4 + sc.entries_v6 && (undo = undo_open(d)) < 0) {
+		free(ts.b);
+		snprintf(err, errsz, "no undo log: %s", strerror(errno));
+		return -EIO;
+	}
+	set->rewind(set->ctx);
+	for (;;) {
+		const struct moat_listing *o = ts_head(d, z, &ts, &wr);
+		const struct moat_listing *nw = ns_head(set, &nb, &ni, &r);
+		const struct moat_listing *next;
+		int c;
+
+		if (wr < 0 || r < 0) {
+			r = wr < 0 ? wr : r;
+			snprintf(err, errsz, "walking the sets: %s", strerror(-r));
+			break;
+		}
+		if (!o && !nw)
+			c = 2;
+		else
+			c = !o ? 1 : !nw ? -1 : listing_cmp(o, nw);
+		next = c == 2 ? NULL : c <= 0 ? o : nw;
+		/* a full chunk goes in at a prefix boundary (or the end) */
+		if (ab.n + db.n >= LOAD_CHUNK && (!next || !have_last || !same_pfx(next, &last))) {
+			if (!dry && (r = chunk_apply(d, z, undo, &ab, &db, err, errsz)) < 0)
+				break;
+			applied = 1;
+			ab.n = db.n = 0;
+		}
+		if (c == 2)
+			break;
+		if (c == 0) {
+			ts.i++;
+			ni++;
+			++*n;
+			continue;
+		}
+		if (c < 0) {
+			r = moat_lvec_push(&db, o);
+			ts.i++;
+			++*removed;
+		} else {
+			r = moat_lvec_push(&ab, nw);
+			ni++;
+			++*n;
+			if (vt_db_source_ignores(d->db, z->id, nw))
+				ign++;
+			else
+				++*added;
+		}
+		if (r < 0) {
+			snprintf(err, errsz, "out of memory");
+			break;
+		}
+		last = *next;
+		have_last = 1;
+	}
+	if (!r && !dry && ab.n + db.n) /* the last chunk (smaller than LOAD_CHUNK) */
+		applied |= (r = chunk_apply(d, z, undo, &ab, &db, err, errsz)) == 0;
+	if (r < 0 && !dry && applied) {
+		char e2[160];
+		int u;
+
+		/* back to exactly what was there */
+		if (undo < 0)
+			u = vt_db_source_replace(d->db, z->id, NULL, 0, e2, sizeof(e2));
+		else
+			u = undo_apply(d, z, undo, e2, sizeof(e2));
+		if (u < 0)
+			log_err("zone=%s event=rollback error=\"%s\"", z->cfg.name, e2);
+		else
+			log_warn("zone=%s event=rollback result=ok (the previous data is back)",
+				 z->cfg.name);
+	}
+	(void)ign;
+	if (undo >= 0)
+		close(undo);
+	free(ts.b);
+	moat_lvec_free(&ab);
+	moat_lvec_free(&db);
+	moat_lvec_free(&nb);
+	return r;
+}
+
+struct persist_out {
+	double ms;
+	int journaled;
+	uint64_t bytes;
+};
+
+/* zone_persist - save the zone's new state: an IXFR appends its delta to
+ * the journal, a full load rewrites the base from set (persist.c) */
+static void zone_persist(struct cd *d, struct cd_zone *z, int is_full, const struct src_set *set,
+			 uint32_t serial_from, const struct moat_listing *add, size_t nadd,
+			 const struct moat_listing *del, size_t ndel, struct persist_out *po)
+{
+	double tp = monotonic_ms();
+	uint64_t appends = z->persist_appends, jbytes = z->zs.journal_bytes;
+
+	if ((is_full ? persist_save_zone(d, z, set) :
+	     persist_save_delta(d, z, serial_from, add, nadd, del, ndel, set)) < 0)
+		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
+	po->ms = monotonic_ms() - tp;
+	po->journaled = z->persist_appends != appends;
+	po->bytes = po->journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
+	mem_note(z->cfg.name, "persisted");
+}
+
+/* zm_zone_load - a source delivers data: a full set (is_full: walked
+ * from set) or an IXFR delta (add[0..nadd), del[0..ndel); set is then the
+ * zone after it, for the checks and a base rewrite).  Returns 0 when
+ * published, -1 when refused (the zone's state says why). */
+int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_set *set,
+		 uint32_t serial, struct moat_listing *add, size_t nadd,
+		 struct moat_listing *del, size_t ndel)
 {
 	double t0 = monotonic_ms();
 	char err[256], why[256];
 	time_t now = time(NULL);
-	struct moat_listing *l = *lp;
 	uint64_t added = 0, removed = 0;
+	size_t nn = 0;
 	int r;
 
 	z->busy = 0;
 	z->last_attempt = now;
-	for (size_t i = 0; i < n; i++) {
-		l[i].source = z->id;
-		if (is_full)
-			l[i].ttl = 0; /* zone TTLs are informational: the refresh replaces data */
+	for (size_t i = 0; i < nadd; i++) {
+		add[i].source = z->id;
+		add[i].ttl = 0;
 	}
-	if (is_full) {
-		/* we keep this array as the zone's copy (persistence, diffs):
-		 * sorted in place and trimmed, never duplicated */
-		*lp = NULL;
-		if (!is_sorted(l, n))
-			qsort(l, n, sizeof(*l), listing_cmp);
-		struct moat_listing *t = realloc(l, (n ? n : 1) * sizeof(*l));
-
-		if (t)
-			l = t;
+	for (size_t i = 0; i < ndel; i++) {
+		del[i].source = z->id;
+		del[i].ttl = 0;
 	}
 	mem_note(z->cfg.name, "received");
 	/* sanity: test points, "lists the world", size, judged on what the
 	 * zone would serve: for an IXFR the zone after the delta (a delta
 	 * adding 256 /8s, or deleting 127.0.0.2, fails like the same data by
-	 * AXFR).  With the last check's result at hand that runs on the delta
-	 * alone (moat_sanity_check_delta); otherwise (restored from disk, no
-	 * check yet) the merged set is built first and checked whole. */
-	struct moat_listing *nl = NULL;
-	size_t nn = 0;
-	struct src_delta dl = { .add = l, .nadd = n, .del = del, .ndel = ndel };
+	 * AXFR).  A full set is streamed through the checks; a delta is
+	 * checked on its own against the last result (src_sanity). */
+	struct src_delta dl = { .add = add, .nadd = nadd, .del = del, .ndel = ndel };
 	struct moat_sanity_result san;
 	double tsan = monotonic_ms();
+	int checked = is_full ? src_sanity_full(z, set, &nn, &san, why, sizeof(why)) :
+			src_sanity(z, set, &dl, &san, why, sizeof(why));
 
-	if (!is_full && !z->san_known && !(nl = delta_merged(z, l, n, del, ndel, &nn))) {
-		zm_zone_failed(d, z, "out of memory merging the IXFR delta");
-		return -1;
-	}
-	int checked = src_sanity(z, is_full ? l : nl, is_full ? n : nn, is_full ? NULL : &dl, &san,
-				 why, sizeof(why));
-
+	if (!is_full)
+		nn = z->n + nadd >= ndel ? z->n + nadd - ndel : 0;
 	if (checked < 0) {
+		size_t cnt;
+
 		z->state = ZS_QUARANTINED;
 		z->quarantines++;
 		z->failures++;
@@ -803,85 +908,45 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 		z->next_refresh = now + (z->soa_refresh ? z->soa_refresh : z->cfg.refresh_min);
 		/* what the refused load would have changed (a delta: its own
 		 * counts), and how long it took */
-		if (is_full || nl) {
-			diff_count(z->l, z->n, is_full ? l : nl, is_full ? n : nn, &added, &removed);
+		if (is_full) {
+			table_full_stream(d, z, set, 1, &added, &removed, &cnt, err, sizeof(err));
 		} else {
-			added = n;
+			added = nadd;
 			removed = ndel;
 		}
 		log_err("ALARM zone=%s event=quarantine kind=%s serial=%u entries=%zu added=%llu "
 			"removed=%llu duration=%.3fs reason=\"%s\" (not published; previous data "
-			"keeps serving)", z->cfg.name, load_kind(z, is_full), serial,
-			is_full ? n : nl ? nn : z->n + n >= ndel ? z->n + n - ndel : 0,
+			"keeps serving)", z->cfg.name, load_kind(z, is_full), serial, nn,
 			(unsigned long long)added, (unsigned long long)removed,
 			load_seconds(z, t0), why);
 		z->load_started_ms = 0;
 		z->notify_ms = 0;
-		free(is_full ? l : nl);
 		return -1;
 	}
 	mem_note(z->cfg.name, "sanity");
 	double sanity_ms = monotonic_ms() - tsan;
 	double ts = monotonic_ms();
 
-	if (is_full && n + z->n > 2 * LOAD_CHUNK)
-		r = table_full_chunked(d, z, l, n, &added, &removed, err, sizeof(err));
-	else if (is_full)
-		r = vt_db_source_replace(d->db, z->id, l, n, err, sizeof(err));
-	else
-		r = vt_db_source_apply(d->db, z->id, l, n, del, ndel, err, sizeof(err));
+	if (is_full) {
+		r = table_full_stream(d, z, set, 0, &added, &removed, &nn, err, sizeof(err));
+	} else {
+		r = vt_db_source_apply(d->db, z->id, add, nadd, del, ndel, err, sizeof(err));
+		added = nadd;
+		removed = ndel;
+	}
 	if (r < 0) {
 		zm_zone_failed(d, z, "rejected by the table: %s", err);
-		free(is_full ? l : nl);
 		return -1;
 	}
 	double replace_ms = monotonic_ms() - ts;
 
 	mem_note(z->cfg.name, "table");
-	zm_publish(d, z->cfg.name);
-	mem_note(z->cfg.name, "published");
-	double live_at = monotonic_ms();
-	double live_ms = live_at - t0;
-	/* start of the transfer (or file read) to live in the fast path, and
-	 * NOTIFY to live: what tools/bench control measures */
-	double src_to_live = z->load_started_ms ? live_at - z->load_started_ms : -1;
-	double notify_to_live = z->notify_ms ? live_at - z->notify_ms : -1;
-	double started = z->load_started_ms ? z->load_started_ms : t0;
-
-	z->load_started_ms = 0;
-	z->notify_ms = 0;
-	/* live now: bookkeeping (the zone's sorted copy: for an IXFR merged
-	 * here, off the NOTIFY-to-live path), persistence, the log line */
-	double tm = monotonic_ms();
-
-	if (is_full) {
-		nl = l;
-		nn = n;
-		if (!added && !removed)
-			diff_count(z->l, z->n, nl, nn, &added, &removed);
-	} else {
-		if (!nl)
-			nl = delta_merged(z, l, n, del, ndel, &nn);
-		if (nl)
-			diff_count(z->l, z->n, nl, nn, &added, &removed);
-	}
-	double merge_ms = monotonic_ms() - tm;
-
-	if (!nl) {
-		/* the table has the delta but our copy does not: no diffs or
-		 * persistence from it; the next load starts over with an AXFR */
-		log_err("zone=%s out of memory keeping a copy; state not persisted", z->cfg.name);
-		z->san_known = 0;
-		src_reset(d, z);
-	} else {
-		z->last_added = added;
-		z->last_removed = removed;
-		free(z->l);
-		z->l = nl;
-		z->n = nn;
-		z->san = san;
-		z->san_known = checked == 1; /* the next IXFR's checks start from it */
-	}
+	/* the zone's new state */
+	z->last_added = added;
+	z->last_removed = removed;
+	z->n = nn;
+	z->san = san;
+	z->san_known = checked == 1; /* the next IXFR's checks start from it */
 	z->undecodable = z->load_undecodable;
 	uint32_t serial_from = z->serial; /* the journal record's chain link */
 
@@ -902,18 +967,37 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, struct moat_listing **lp, size
 	if (z->cfg.type == CFG_SRC_RBLDNSD)
 		refresh = 1; /* files are checked every tick */
 	z->next_refresh = now + refresh;
-	/* an IXFR appends its delta to the journal; a full load rewrites the
-	 * base (persist.c) */
-	double tp = monotonic_ms();
-	uint64_t appends = z->persist_appends, jbytes = z->zs.journal_bytes;
+	/* a set that owns its array (a file's parse) is saved now and freed
+	 * before publishing, which grows the mapped maps: the array is not
+	 * part of the peak; a zone tree stays anyway, saved after live */
+	struct persist_out po = { 0 };
 
-	if (nl && (is_full ? persist_save_zone(d, z) :
-		   persist_save_delta(d, z, serial_from, l, n, del, ndel)) < 0)
-		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
-	double persist_ms = monotonic_ms() - tp;
-	int journaled = z->persist_appends != appends;
-	uint64_t persist_bytes = !nl ? 0 : journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
-	mem_note(z->cfg.name, "persisted");
+	if (set && set->release) {
+		zone_persist(d, z, is_full, set, serial_from, add, nadd, del, ndel, &po);
+		set->release(set->ctx);
+	}
+	zm_publish(d, z->cfg.name);
+	mem_note(z->cfg.name, "published");
+	double live_at = monotonic_ms();
+	double live_ms = live_at - t0;
+	/* start of the transfer (or file read) to live in the fast path, and
+	 * NOTIFY to live: what tools/bench control measures */
+	double src_to_live = z->load_started_ms ? live_at - z->load_started_ms : -1;
+	double notify_to_live = z->notify_ms ? live_at - z->notify_ms : -1;
+	double started = z->load_started_ms ? z->load_started_ms : t0;
+
+	z->load_started_ms = 0;
+	z->notify_ms = 0;
+	/* live now: persistence, the log line (merge_ms: no copy of the zone
+	 * is merged any more, kept 0 for log readers) */
+	double merge_ms = 0;
+
+	if (!(set && set->release))
+		zone_persist(d, z, is_full, set, serial_from, add, nadd, del, ndel, &po);
+	double persist_ms = po.ms;
+	int journaled = po.journaled;
+	uint64_t persist_bytes = po.bytes;
+
 	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
@@ -968,13 +1052,11 @@ static void drop_zone_data(struct cd *d, struct cd_zone *z, const char *why)
 	zm_publish(d, z->cfg.name);
 	log_err("zone=%s event=dropped serial=%u entries_removed=%zu reason=\"%s\"",
 		z->cfg.name, z->serial, z->n, why);
-	free(z->l);
-	z->l = NULL;
 	z->n = 0;
 	z->have_data = 0;
 	z->san_known = 0;
 	z->state = ZS_DROPPED;
-	persist_save_zone(d, z);
+	persist_save_zone(d, z, NULL);
 }
 
 /* entries_expire - operator and smtp entries whose time has come */

@@ -98,9 +98,35 @@ static void sync_dir(const char *path)
 	}
 }
 
-/* zstate_write_file - header + body + checksum via tmp + fsync + rename */
-int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
-		      const void *body, size_t bl, uint64_t *sum)
+/* stream_body - the listings of a sorted source, chunk by chunk: exactly
+ * n of them (-EIO otherwise) */
+static int stream_body(int fd, zstate_next_fn next, void *ctx, size_t n, uint64_t *h)
+{
+	struct moat_lvec c = { 0 };
+	size_t got = 0;
+	int r = 0;
+
+	for (;;) {
+		c.n = 0;
+		if ((r = next(ctx, &c, 1 << 16)) < 0 || !c.n)
+			break;
+		got += c.n;
+		if (got > n) {
+			r = -EIO;
+			break;
+		}
+		if ((r = write_all(fd, c.v, c.n * sizeof(*c.v), h)) < 0)
+			break;
+	}
+	moat_lvec_free(&c);
+	return r < 0 ? r : got != n ? -EIO : 0;
+}
+
+/* write_file - header + body (a buffer, or a stream when next is set) +
+ * checksum via tmp + fsync + rename */
+static int write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
+		      const void *body, size_t bl, zstate_next_fn next, void *ctx, size_t n,
+		      uint64_t *sum)
 {
 	char tmp[PATH_MAX + 16];
 	uint64_t h = FNV_INIT;
@@ -117,7 +143,9 @@ int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
 		return r;
 	}
 	r = write_all(fd, hdr, hl, &h);
-	if (!r && bl)
+	if (!r && next)
+		r = stream_body(fd, next, ctx, n, &h);
+	else if (!r && bl)
 		r = write_all(fd, body, bl, &h);
 	if (!r)
 		r = write_all(fd, &h, sizeof(h), NULL);
@@ -134,6 +162,13 @@ int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
 	if (sum)
 		*sum = h;
 	return 0;
+}
+
+/* zstate_write_file - header + body + checksum via tmp + fsync + rename */
+int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
+		      const void *body, size_t bl, uint64_t *sum)
+{
+	return write_file(path, mode, hdr, hl, body, bl, NULL, NULL, 0, sum);
 }
 
 /* slurp - a whole file into a malloc'd buffer */
@@ -198,10 +233,32 @@ int zstate_read_file(const char *path, void **data, size_t *len, uint64_t *sum)
 	return 0;
 }
 
+/* zstate_array_next - zstate_next_fn of an array (struct zstate_array) */
+int zstate_array_next(void *ctx, struct moat_lvec *out, size_t max)
+{
+	struct zstate_array *a = ctx;
+
+	for (; a->pos < a->n && max; max--)
+		if (moat_lvec_push(out, &a->l[a->pos++]))
+			return -ENOMEM;
+	return 0;
+}
+
 /* zstate_save_base - base rewritten, journal emptied */
 int zstate_save_base(const char *base, const char *journal, const char *name,
 		     const struct zstate_meta *m, const struct moat_listing *l, size_t n,
 		     struct zstate_info *info)
+{
+	struct zstate_array a = { l, n, 0 };
+
+	return zstate_save_base_stream(base, journal, name, m, n, zstate_array_next, &a, info);
+}
+
+/* zstate_save_base_stream - base rewritten from a sorted source, journal
+ * emptied */
+int zstate_save_base_stream(const char *base, const char *journal, const char *name,
+			    const struct zstate_meta *m, size_t n, zstate_next_fn next,
+			    void *ctx, struct zstate_info *info)
 {
 	struct zs_base h = {
 		.magic = ZS_BASE_MAGIC, .version = 1, .serial = m->serial,
@@ -213,11 +270,11 @@ int zstate_save_base(const char *base, const char *journal, const char *name,
 	int r;
 
 	snprintf(h.name, sizeof(h.name), "%s", name);
-	r = zstate_write_file(base, 0640, &h, sizeof(h), l, n * sizeof(*l), &sum);
+	r = write_file(base, 0640, &h, sizeof(h), NULL, 0, next, ctx, n, &sum);
 	if (r < 0)
 		return r;
 	info->base_sum = sum;
-	info->base_bytes = sizeof(h) + n * sizeof(*l) + sizeof(sum);
+	info->base_bytes = sizeof(h) + n * sizeof(struct moat_listing) + sizeof(sum);
 	info->serial = m->serial;
 	info->journal_bytes = 0;
 	info->journal_records = 0;
@@ -509,13 +566,16 @@ int zstate_load(const char *base, const char *journal, const char *name, uint16_
 	    (len - sizeof(h)) % sizeof(struct moat_listing) ||
 	    h.n != (len - sizeof(h)) / sizeof(struct moat_listing))
 		goto bad;
-	*l = malloc(h.n ? h.n * sizeof(**l) : 1);
-	if (!*l) {
-		free(data);
-		return -ENOMEM;
+	/* the listings where the file was read (no second copy: a 10M-entry
+	 * base is 305 MiB) */
+	memmove(data, (char *)data + sizeof(h), h.n * sizeof(**l));
+	*l = data;
+	if (h.n) {
+		void *t = realloc(data, h.n * sizeof(**l));
+
+		if (t)
+			*l = t;
 	}
-	memcpy(*l, (char *)data + sizeof(h), h.n * sizeof(**l));
-	free(data);
 	*n = h.n;
 	for (size_t i = 0; i < *n; i++) {
 		(*l)[i].source = source;

@@ -70,6 +70,22 @@ int zstate_save_base(const char *base, const char *journal, const char *name,
 		     const struct zstate_meta *m, const struct moat_listing *l, size_t n,
 		     struct zstate_info *info);
 
+/* zstate_save_base_stream - zstate_save_base with the listings from a
+ * sorted source in chunks instead of one array (a zone tree's walk):
+ * next(ctx, out, max) appends about max listings to out, none at the end;
+ * exactly n must come (-EIO otherwise: the old files stay). */
+struct moat_lvec;
+typedef int (*zstate_next_fn)(void *ctx, struct moat_lvec *out, size_t max);
+int zstate_save_base_stream(const char *base, const char *journal, const char *name,
+			    const struct zstate_meta *m, size_t n, zstate_next_fn next,
+			    void *ctx, struct zstate_info *info);
+/* An array as a zstate_next_fn source (pos starts 0). */
+struct zstate_array {
+	const struct moat_listing *l;
+	size_t n, pos;
+};
+int zstate_array_next(void *ctx, struct moat_lvec *out, size_t max);
+
 /* zstate_append - one delta record (serial_from -> m->serial, add and del
  * as applied) appended to the journal and fsync'd.  -ESTALE when info says
  * the files do not end at serial_from (the caller saves the base instead);

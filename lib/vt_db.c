@@ -2869,6 +2869,171 @@ nomem:
 	return -ENOMEM;
 }
 
+/* wk_cmp - listing order within one source and family: address, plen,
+ * exclude, code */
+static int wk_cmp(const uint8_t *a, unsigned ap, unsigned ae, uint32_t ac,
+		  const uint8_t *b, unsigned bp, unsigned be, uint32_t bc)
+{
+	int c = memcmp(a, b, 16);
+
+	if (c)
+		return c;
+	if (ap != bp)
+		return ap < bp ? -1 : 1;
+	if (ae != be)
+		return ae < be ? -1 : 1;
+	return ac < bc ? -1 : ac > bc;
+}
+
+/* wk_v4e_cmp - qsort order of one /24's entries (same source) */
+static int wk_v4e_cmp(const void *x, const void *y)
+{
+	const struct v4e *a = x, *b = y;
+
+	if (a->host != b->host)
+		return a->host < b->host ? -1 : 1;
+	if (PF_PLEN(a->pf) != PF_PLEN(b->pf))
+		return PF_PLEN(a->pf) < PF_PLEN(b->pf) ? -1 : 1;
+	if ((a->pf & PF_EXCL) != (b->pf & PF_EXCL))
+		return (a->pf & PF_EXCL) ? 1 : -1;
+	return a->code < b->code ? -1 : a->code > b->code;
+}
+
+/* wk_put - one listing to the walk's output */
+static void wk_put(const struct vt_db *db, struct moat_listing *l, int fam, const uint8_t *addr,
+		   unsigned plen, uint32_t code, uint32_t expiry, uint16_t src, int excl)
+{
+	memset(l, 0, sizeof(*l));
+	l->pfx.family = (uint8_t)fam;
+	l->pfx.plen = (uint8_t)plen;
+	memcpy(l->pfx.addr, addr, fam == MOAT_AF_INET ? 4 : 16);
+	l->code = code;
+	l->ttl = expiry == 0 ? 0 : expiry > db->now ? (uint32_t)(expiry - db->now) : 1;
+	l->source = src;
+	l->exclude = (uint8_t)excl;
+}
+
+/* wk_store - entries of src in a sorted store after the walk's last one
+ * (*have: one was emitted) and, for IPv4, whose address is at most lim:
+ * appended while room; 1 when stopped for room */
+static int wk_store(const struct vt_db *db, const struct pstore *ps, uint16_t src, int fam,
+		    struct vt_walk_key *last, int *have, uint64_t lim,
+		    struct moat_listing *out, size_t cap, size_t *n)
+{
+	struct pe key;
+	size_t i;
+
+	memset(&key, 0, sizeof(key));
+	if (*have) {
+		memcpy(key.addr, last->addr, 16);
+		key.plen = last->plen;
+	}
+	i = ps_lower(ps, &key);
+	for (; i < ps->n; i++) {
+		const struct pe *p = &ps->e[i];
+
+		if (fam == MOAT_AF_INET &&
+		    ((uint64_t)p->addr[0] << 24 | (uint64_t)p->addr[1] << 16 |
+		     (uint64_t)p->addr[2] << 8 | p->addr[3]) > lim)
+			break;
+		if (p->source != src)
+			continue;
+		if (*have && wk_cmp(p->addr, p->plen, p->excl, p->code, last->addr,
+				    last->plen, last->excl, last->code) <= 0)
+			continue;
+		if (*n >= cap)
+			return 1;
+		wk_put(db, &out[(*n)++], fam, p->addr, p->plen, p->code, p->expiry, src, p->excl);
+		memcpy(last->addr, p->addr, 16);
+		last->plen = p->plen;
+		last->excl = p->excl;
+		last->code = p->code;
+		*have = 1;
+	}
+	return 0;
+}
+
+/* vt_db_source_walk - the stored listings of a source in listing order,
+ * a chunk per call (vtable.h) */
+int vt_db_source_walk(const struct vt_db *db, uint16_t source, struct vt_walk *w,
+		      struct moat_listing *out, size_t cap, size_t *n)
+{
+	struct v4e *tmp = NULL;
+	size_t tcap = 0;
+	int rc = 0;
+
+	*n = 0;
+	if (!db->sidx[source])
+		return -ENOENT;
+	while (w->phase == 0) {
+		uint32_t idx = w->next24, bn, k = 0;
+		const struct v4e *b = NULL;
+
+		/* the next /24 holding entries of the source */
+		for (; idx < MOAT_TBL24_ENTRIES; idx++) {
+			if (!DIR_OFF(db->dir[idx]))
+				continue;
+			b = bucket(db, idx, &bn);
+			if (bn > tcap) {
+				free(tmp);
+				tcap = bn < 64 ? 64 : bn;
+				if (!(tmp = malloc(tcap * sizeof(*tmp))))
+					return -ENOMEM;
+			}
+			for (uint32_t i = 0; i < bn; i++)
+				if (b[i].source == source)
+					tmp[k++] = b[i];
+			if (k)
+				break;
+		}
+		/* shorter prefixes first: their addresses are at most idx's */
+		if (wk_store(db, &db->s4, source, MOAT_AF_INET, &w->last4, &w->have4,
+			     idx >= MOAT_TBL24_ENTRIES ? UINT32_MAX : (uint64_t)idx << 8, out,
+			     cap, n))
+			goto out;
+		if (idx >= MOAT_TBL24_ENTRIES) {
+			w->phase = 1;
+			break;
+		}
+		if (*n + k > cap) {
+			rc = *n ? 0 : -ENOSPC;
+			goto out;
+		}
+		if (k > 1)
+			qsort(tmp, k, sizeof(tmp[0]), wk_v4e_cmp);
+		for (uint32_t i = 0; i < k; i++) {
+			uint8_t a[16] = { 0 };
+
+			v4_bytes(a, idx << 8 | tmp[i].host);
+			wk_put(db, &out[(*n)++], MOAT_AF_INET, a, PF_PLEN(tmp[i].pf), tmp[i].code,
+			       tmp[i].expiry, source, !!(tmp[i].pf & PF_EXCL));
+		}
+		w->next24 = idx + 1;
+	}
+	if (w->phase == 1) {
+		if (wk_store(db, &db->s6, source, MOAT_AF_INET6, &w->last6, &w->have6, 0, out, cap,
+			     n))
+			goto out;
+		w->phase = 2;
+	}
+out:
+	free(tmp);
+	return rc;
+}
+
+/* vt_db_source_ignores - is l an answer the source's policy ignores (not
+ * stored by vt_db_source_apply/replace)? */
+int vt_db_source_ignores(const struct vt_db *db, uint16_t source, const struct moat_listing *l)
+{
+	const struct vt_source *s = src_of(db, source);
+	enum vt_code_class c;
+
+	if (!s || l->exclude || s->kind == VT_SRC_STATIC)
+		return 0;
+	c = vt_code_classify(s, l->code);
+	return c == VT_CODE_OUTSIDE || c == VT_CODE_ERROR;
+}
+
 /* ----------------------------------------------------------- counters */
 
 /* vt_db_source_counters - one source's counters. */

@@ -230,6 +230,31 @@ int vt_db_source_apply(struct vt_db *db, uint16_t source,
 int vt_db_source_dump(const struct vt_db *db, uint16_t source,
 		      struct moat_listing **out, size_t *n);
 
+/* vt_db_source_walk - the stored listings of a source in moat_listing_cmp
+ * order (the order a zone's sorted set has), a chunk per call: w starts
+ * zeroed; each call fills out[0..*n) with at most cap listings (whole
+ * /24s; cap >= 512), *n = 0 at the end.  The position is a key, not an
+ * index: changes to the source below the position between calls (a
+ * chunked diff applying as it walks) do not disturb the walk.  .ttl as in
+ * vt_db_source_dump.  0, -ENOENT, -ENOSPC (cap too small for one /24). */
+struct vt_walk_key {
+	uint8_t addr[16];
+	uint8_t plen, excl;
+	uint32_t code;
+};
+struct vt_walk {
+	uint32_t next24;           /* IPv4 /24s below are done */
+	int phase;                 /* 0 IPv4, 1 IPv6, 2 done */
+	int have4, have6;          /* last4 / last6 hold the last emitted */
+	struct vt_walk_key last4, last6;
+};
+int vt_db_source_walk(const struct vt_db *db, uint16_t source, struct vt_walk *w,
+		      struct moat_listing *out, size_t cap, size_t *n);
+
+/* vt_db_source_ignores - 1 when l is an answer source's policy ignores
+ * (outside its rules, or an error code): never stored. */
+int vt_db_source_ignores(const struct vt_db *db, uint16_t source, const struct moat_listing *l);
+
 /* vt_db_expire - set the clock to now and drop listings whose expiry has
  * passed (expiry <= now).  Returns how many were dropped. */
 size_t vt_db_expire(struct vt_db *db, uint64_t now);

@@ -1,5 +1,6 @@
 /* test_sanity.c - RFC 5782 test points and "lists the world" detection on
  * listing sets; the listed share is exact. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -26,6 +27,45 @@ static void add(struct moat_lvec *lv, const char *s)
 	}
 	assert_int_equal(moat_prefix_parse(s, &l.pfx), 0);
 	moat_lvec_push(lv, &l);
+}
+
+/* arr_range - moat_sanity_set over a sorted array (the new set) */
+static int arr_range(void *ctx, const struct moat_prefix *r, bool exact, struct moat_lvec *out)
+{
+	const struct moat_lvec *lv = ctx;
+
+	for (size_t i = 0; i < lv->n; i++)
+		if (moat_prefix_contains(r, &lv->v[i].pfx) && (!exact || lv->v[i].pfx.plen == r->plen))
+			if (moat_lvec_push(out, &lv->v[i]))
+				return -1;
+	return 0;
+}
+
+/* stream_check - moat_sanity_stream over lv in chunks of k */
+static void stream_check(const struct moat_sanity_cfg *cfg, const struct moat_lvec *lv, size_t k,
+			 struct moat_sanity_result *r)
+{
+	struct moat_sanity_stream *st = moat_sanity_stream_new(cfg);
+
+	assert_non_null(st);
+	for (size_t i = 0; i < lv->n; i += k)
+		assert_int_equal(moat_sanity_stream_feed(st, lv->v + i, lv->n - i < k ? lv->n - i : k),
+				 0);
+	moat_sanity_stream_finish(st, r);
+	moat_sanity_stream_free(st);
+}
+
+/* same_result - two results agree (shares to rounding; plens: want's
+ * lengths all in got) */
+static void same_result(const char *what, int round, const struct moat_sanity_result *got,
+			const struct moat_sanity_result *want)
+{
+	if (fabs(got->v4_share - want->v4_share) > 1e-12 ||
+	    fabs(got->v6_share - want->v6_share) > 1e-12 || got->quarantine != want->quarantine ||
+	    strcmp(got->reason, want->reason) != 0 || got->v4 != want->v4 || got->v6 != want->v6)
+		fail_msg("%s round %d: got share %.15g q=%d '%s' v4=%zu, want %.15g q=%d '%s' v4=%zu",
+			 what, round, got->v4_share, got->quarantine, got->reason, got->v4,
+			 want->v4_share, want->quarantine, want->reason, want->v4);
 }
 
 struct scase {
@@ -62,6 +102,12 @@ static void test_cases(void **state)
 		assert_int_equal(moat_sanity_check(&cfg, lv.v, lv.n, &r), 0);
 		if (r.quarantine != c->quarantine || !strstr(r.reason, c->reason))
 			fail_msg("case %s: got quarantine=%d '%s', want %d '%s'", c->name,
+				 r.quarantine, r.reason, c->quarantine, c->reason);
+		/* streamed in order: the same verdict */
+		moat_lvec_sort(&lv);
+		stream_check(&cfg, &lv, 1, &r);
+		if (r.quarantine != c->quarantine || !strstr(r.reason, c->reason))
+			fail_msg("case %s (stream): got quarantine=%d '%s', want %d '%s'", c->name,
 				 r.quarantine, r.reason, c->quarantine, c->reason);
 		moat_lvec_free(&lv);
 	}
@@ -177,6 +223,18 @@ static void test_delta_cases(void **state)
 		if (r.quarantine != c->quarantine || !strstr(r.reason, c->reason))
 			fail_msg("case %s: got quarantine=%d '%s', want %d '%s'", c->name,
 				 r.quarantine, r.reason, c->quarantine, c->reason);
+		struct moat_sanity_set q = { arr_range, &next };
+
+		assert_int_equal(moat_sanity_check_delta_set(&cfg, &q, &r0, a.v, a.n, d.v, d.n, &r),
+				 0);
+		if (r.quarantine != c->quarantine || !strstr(r.reason, c->reason))
+			fail_msg("case %s (set): got quarantine=%d '%s', want %d '%s'", c->name,
+				 r.quarantine, r.reason, c->quarantine, c->reason);
+		/* the streamed full check on the set after the delta agrees */
+		stream_check(&cfg, &next, 2, &r);
+		if (r.quarantine != c->quarantine || !strstr(r.reason, c->reason))
+			fail_msg("case %s (stream): got quarantine=%d '%s', want %d '%s'", c->name,
+				 r.quarantine, r.reason, c->quarantine, c->reason);
 		moat_lvec_free(&cur);
 		moat_lvec_free(&a);
 		moat_lvec_free(&d);
@@ -277,12 +335,42 @@ static void test_delta_differential(void **state)
 				fail_msg("round %d: delta share %.15g q=%d '%s', full %.15g q=%d '%s'",
 					 round, r.v4_share, r.quarantine, r.reason, rf.v4_share,
 					 rf.quarantine, rf.reason);
+			/* the same with the new set as queries (a zone tree) */
+			struct moat_sanity_set q = { arr_range, &next };
+			struct moat_sanity_result rs;
+
+			assert_int_equal(moat_sanity_check_delta_set(&cfg, &q, &r0, a.v, a.n, d.v, d.n,
+								     &rs), 0);
+			same_result("delta_set", round, &rs, &rf);
+			assert_true(plens_cover(rs.plens, rf.plens));
 		}
+		/* the streamed full check equals the whole-array one */
+		struct moat_sanity_result rstr;
+
+		stream_check(&cfg, &next, 1 + (size_t)round % 7, &rstr);
+		assert_int_equal(moat_sanity_check(&cfg, next.v, next.n, &rf), 0);
+		same_result("stream", round, &rstr, &rf);
+		assert_memory_equal(rstr.plens, rf.plens, sizeof(rf.plens));
 		moat_lvec_free(&cur);
 		moat_lvec_free(&a);
 		moat_lvec_free(&d);
 		moat_lvec_free(&next);
 	}
+}
+
+/* a stream out of order is refused, not judged */
+static void test_stream_order(void **state)
+{
+	struct moat_lvec lv = { 0 };
+	struct moat_sanity_cfg cfg = { 0 };
+	struct moat_sanity_stream *st = moat_sanity_stream_new(&cfg);
+
+	(void)state;
+	add(&lv, "192.0.2.10/32");
+	add(&lv, "127.0.0.2/32");
+	assert_int_equal(moat_sanity_stream_feed(st, lv.v, 2), -EINVAL);
+	moat_sanity_stream_free(st);
+	moat_lvec_free(&lv);
 }
 
 int main(void)
@@ -293,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_skip_testpoints),
 		cmocka_unit_test(test_delta_cases),
 		cmocka_unit_test(test_delta_differential),
+		cmocka_unit_test(test_stream_order),
 	};
 	return cmocka_run_group_tests_name("sanity", tests, NULL, NULL);
 }

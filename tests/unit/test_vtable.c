@@ -902,6 +902,8 @@ static void check_order(const struct vt_image *old, const struct vt_image *nw,
 
 /* test_random - random listings and changes, every publish checked against
  * the reference, the order property, and a fresh full compile. */
+static void walk_is_sorted_dump(const struct vt_db *db, uint16_t src, size_t cap);
+
 static void test_random(void **state)
 {
 	struct vt_policy *p = malloc(sizeof(*p));
@@ -1011,6 +1013,9 @@ static void test_random(void **state)
 		if (!vt_image_equal_verdicts(vt_db_image(db), vt_db_image(fresh)))
 			fail_msg("seed %llu: incremental != full",
 				 (unsigned long long)seed0);
+		/* the sorted walk is the dump, sorted */
+		for (int s = 0; s < NSRC; s++)
+			walk_is_sorted_dump(db, src_ids[s], 512);
 		/* a dump reloads into the same table */
 		{
 			struct vt_db *again = vt_db_new(p, err, sizeof(err));
@@ -1339,6 +1344,102 @@ static void test_replace_after_churn(void **state)
 
 /* test_big_replace - the radix path of a big load: duplicates and
  * listed+excluded pairs are found, a reload keeps unchanged entries quiet. */
+/* wcmp - listing order (family, address, plen, exclude, code, ttl) */
+static int wcmp(const void *x, const void *y)
+{
+	const struct moat_listing *a = x, *b = y;
+	int c;
+
+	if (a->pfx.family != b->pfx.family)
+		return a->pfx.family < b->pfx.family ? -1 : 1;
+	if ((c = memcmp(a->pfx.addr, b->pfx.addr, 16)))
+		return c;
+	if (a->pfx.plen != b->pfx.plen)
+		return a->pfx.plen < b->pfx.plen ? -1 : 1;
+	if (a->exclude != b->exclude)
+		return a->exclude < b->exclude ? -1 : 1;
+	if (a->code != b->code)
+		return a->code < b->code ? -1 : 1;
+	return a->ttl < b->ttl ? -1 : a->ttl > b->ttl;
+}
+
+/* walk_is_sorted_dump - vt_db_source_walk in chunks of cap gives the
+ * source's dump in listing order */
+static void walk_is_sorted_dump(const struct vt_db *db, uint16_t src, size_t cap)
+{
+	struct moat_listing *d = NULL, *w = malloc(cap * sizeof(*w));
+	struct vt_walk wk;
+	size_t dn = 0, got = 0, n;
+
+	memset(&wk, 0, sizeof(wk));
+	assert_int_equal(vt_db_source_dump(db, src, &d, &dn), 0);
+	if (dn > 1)
+		qsort(d, dn, sizeof(*d), wcmp);
+	do {
+		assert_int_equal(vt_db_source_walk(db, src, &wk, w, cap, &n), 0);
+		for (size_t i = 0; i < n; i++, got++) {
+			if (got >= dn)
+				fail_msg("source %u: walk gives more than the dump's %zu", src, dn);
+			if (wcmp(&w[i], &d[got]) || w[i].source != src)
+				fail_msg("source %u: walk[%zu] differs from the sorted dump", src, got);
+		}
+	} while (n);
+	if (got != dn)
+		fail_msg("source %u: walk gave %zu, dump %zu", src, got, dn);
+	free(d);
+	free(w);
+}
+
+/* the walk's position is a key: deletes and adds below it between
+ * chunks (a chunked diff applying as it walks) neither repeat nor skip
+ * anything above it; short prefixes interleave with the /24s */
+static void test_walk_under_change(void **state)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	char err[256];
+	struct vt_db *db;
+	size_t n = 5000, nw, got = 0;
+	struct moat_listing *l = calloc(n, sizeof(*l)), *w = malloc(512 * sizeof(*w));
+	struct vt_walk wk;
+
+	(void)state;
+	test_policy(p);
+	db = vt_db_new(p, err, sizeof(err));
+	for (size_t i = 0; i < n; i++)
+		l[i] = i % 50 == 0 ? L4(S_ZEN, A4(20, (uint32_t)(i / 50), 0, 0), 16, C(2), 0) :
+		       L4(S_ZEN, A4(20, (uint32_t)(i % 97), (uint32_t)(i % 211), (uint32_t)(i % 13)), 32,
+			  C(2), 0);
+	qsort(l, n, sizeof(*l), wcmp);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!o || wcmp(&l[o - 1], &l[i]))
+			l[o++] = l[i];
+	n = o;
+	assert_int_equal(vt_db_source_replace(db, S_ZEN, l, n, err, sizeof(err)), 0);
+	walk_is_sorted_dump(db, S_ZEN, 512);
+	memset(&wk, 0, sizeof(wk));
+	do {
+		assert_int_equal(vt_db_source_walk(db, S_ZEN, &wk, w, 512, &nw), 0);
+		for (size_t i = 0; i < nw; i++, got++)
+			if (got >= n || wcmp(&w[i], &l[got]))
+				fail_msg("walk[%zu] under change differs", got);
+		if (nw) {
+			/* delete the chunk's first listing, add one below it */
+			struct moat_listing add = L4(S_ZEN, A4(1, 2, 3, 4) + (uint32_t)got * 256, 32,
+						     C(3), 0);
+
+			assert_int_equal(vt_db_source_apply(db, S_ZEN, &add, 1, &w[0], 1, err,
+							    sizeof(err)), 0);
+		}
+	} while (nw);
+	if (got != n)
+		fail_msg("walk under change gave %zu, want %zu", got, n);
+	vt_db_free(db);
+	free(l);
+	free(w);
+	free(p);
+}
+
 static void test_big_replace(void **state)
 {
 	struct vt_policy *p = malloc(sizeof(*p));
@@ -1736,6 +1837,7 @@ int main(void)
 		cmocka_unit_test(test_v6_incremental),
 		cmocka_unit_test(test_grace),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_walk_under_change),
 		cmocka_unit_test(test_big_replace),
 		cmocka_unit_test(test_replace_after_churn),
 		cmocka_unit_test(test_publish_stream),

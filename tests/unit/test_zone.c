@@ -371,6 +371,64 @@ static void model_add_random(struct model *m, struct moat_zone *z)
 	assert_int_equal(zone_line(z, MOAT_ZONE_ADD, line), 0);
 }
 
+/* check_cursor - a chunked walk gives the zone's listings (all, in
+ * order: lv from moat_zone_listings), and range queries give the part of
+ * them inside each listing's prefix and its shorter masks */
+static void check_cursor(const struct moat_zone *z, const struct moat_lvec *lv, const char *what)
+{
+	for (size_t max = 1; max <= 5; max += 4) {
+		struct moat_zone_cursor *c = moat_zone_cursor_new(z);
+		struct moat_lvec w = { 0 };
+		size_t before;
+
+		assert_non_null(c);
+		do {
+			before = w.n;
+			assert_int_equal(moat_zone_cursor_next(c, &w, max), 0);
+		} while (w.n > before);
+		if (w.n != lv->n)
+			fail_msg("%s: cursor gave %zu listings, want %zu", what, w.n, lv->n);
+		for (size_t i = 0; i < w.n; i++)
+			if (moat_listing_cmp(&w.v[i], &lv->v[i]))
+				fail_msg("%s: cursor listing %zu differs", what, i);
+		moat_zone_cursor_rewind(c);
+		w.n = 0;
+		assert_int_equal(moat_zone_cursor_next(c, &w, lv->n + 1), 0);
+		assert_int_equal(w.n, lv->n);
+		for (size_t i = 0; i < lv->n; i++) {
+			for (int m = 0; m < 3; m++) {
+				struct moat_prefix r = lv->v[i].pfx;
+				bool exact = m == 0;
+
+				/* the prefix, and masks around it: a label shorter, and
+				 * not a whole number of labels */
+				if (m && r.plen >= 8)
+					r.plen = (uint8_t)(r.plen - (m == 1 ? 8 : 3));
+				for (unsigned b = r.plen; b < 128; b++)
+					r.addr[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+				w.n = 0;
+				assert_int_equal(moat_zone_cursor_range(c, &r, exact, &w), 0);
+				size_t k = 0;
+
+				for (size_t j = 0; j < lv->n; j++) {
+					if (!moat_prefix_contains(&r, &lv->v[j].pfx) ||
+					    (exact && lv->v[j].pfx.plen != r.plen))
+						continue;
+					if (k >= w.n || moat_listing_cmp(&w.v[k], &lv->v[j]))
+						fail_msg("%s: range %zu (exact %d) differs at %zu", what,
+							 i, exact, k);
+					k++;
+				}
+				if (k != w.n)
+					fail_msg("%s: range %zu (exact %d) gave %zu, want %zu", what, i,
+						 exact, w.n, k);
+			}
+		}
+		moat_lvec_free(&w);
+		moat_zone_cursor_free(c);
+	}
+}
+
 static void test_model_random_zones(void **state)
 {
 	(void)state;
@@ -383,6 +441,7 @@ static void test_model_random_zones(void **state)
 			model_add_random(&m, z);
 		assert_int_equal(moat_zone_listings(z, &lv), 0);
 		check_model(&m, z, &lv, round);
+		check_cursor(z, &lv, "random zone");
 		moat_lvec_free(&lv);
 		moat_zone_free(z);
 	}
@@ -751,6 +810,7 @@ static void test_leaf_semantics(void **state)
 			if (strcmp(got, c->want))
 				fail_msg("case %s (keep_txt %d):\n got  %s\n want %s", c->name, keep,
 					 got, c->want);
+			check_cursor(z, &lv, c->name);
 			moat_lvec_free(&lv);
 			moat_zone_free(z);
 		}
