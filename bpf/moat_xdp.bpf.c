@@ -145,28 +145,69 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 			  moat_cfg.tarpit_global.tau_ns);
 }
 
-/* event_due - is the seen-th refused SYN of a verdict (per CPU) sampled */
-static __always_inline int event_due(__u64 seen)
+/* event_skip - count one refused SYN against row's event gap: 1 while
+ * it is skipped, 0 when it is to be reported (no row: never) */
+static __always_inline int event_skip(struct moat_xdp_stat_row *row)
 {
-	return moat_cfg.events_on && seen != 0 && !((seen - 1) & moat_cfg.event_mask);
+	__u64 left;
+
+	if (!row)
+		return 1;
+	left = row->ev_left;
+	if (!left)
+		return 0;
+	row->ev_left = left - 1;
+	return 1;
 }
 
 /*
- * report - sample one refused SYN into the event ring buffer.  seen is the
- * verdict's per-CPU count: the 1st, then one in event_mask + 1 (a power of
- * two, so no division and no random number) is reported, then the global
- * event budget applies.
+ * event_regap - a report is due in row: set how many refused SYNs of the
+ * row (per CPU) the next reports skip.  Reports closer together than
+ * MOAT_XDP_EVENT_QUIET_NS double the gap (up to event_gap_max), further
+ * apart halve it: under a flood one in event_gap_max is reported, at a
+ * low rate every one (within the global budget).  The gap tracks rate x
+ * 10 ms, so each CPU and port offers ~100 reports a second at most,
+ * and the fast case goes to moat_general for 1 in event_gap_max SYNs.
+ */
+static __always_inline void event_regap(struct moat_xdp_stat_row *row,
+					__u64 now)
+{
+	__u64 gap = row->ev_gap;
+
+	if (now - row->ev_last_ns < MOAT_XDP_EVENT_QUIET_NS) {
+		gap = gap ? gap * 2 : 1;
+		if (gap > moat_cfg.event_gap_max)
+			gap = moat_cfg.event_gap_max;
+	} else {
+		gap >>= 1;
+	}
+	if (gap == 0)
+		gap = 1;
+	row->ev_gap = gap;
+	row->ev_last_ns = now;
+	row->ev_left = gap - 1;
+}
+
+/*
+ * report - sample one refused SYN (counted in row) into the event ring
+ * buffer: when its row's gap says so (event_skip, event_regap), then
+ * within the global event budget.  No division, no random number.
  */
 static __always_inline void report(struct xdp_md *ctx,
 				   const struct moat_pkt *p, __u32 act,
-				   __u32 stat, __u64 seen)
+				   __u32 stat, struct moat_xdp_stat_row *row)
 {
 	struct moat_event *e;
 	__u64 now;
 
-	if (!event_due(seen))
+	if (event_skip(row))
 		return;
+	if (!moat_cfg.events_on) {
+		row->ev_left = ~0ull;   /* never again on this row */
+		return;
+	}
 	now = bpf_ktime_get_coarse_ns();
+	event_regap(row, now);
 	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
 			  moat_cfg.events.tau_ns)) {
 		stat_inc(MOAT_STAT_EVENT_LOST, -1);
@@ -220,8 +261,8 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 	int len;
 
 	if (!tarpit_allowed(p)) {
-		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED,
-		       row_inc(row, MOAT_STAT_TARPIT_LIMITED));
+		row_inc(row, MOAT_STAT_TARPIT_LIMITED);
+		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED, row);
 		return XDP_DROP;
 	}
 	len = moat_tarpit_build(data, data_end, p, moat_tarpit_isn(key, p));
@@ -230,8 +271,8 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 		row_inc(row, MOAT_STAT_TARPIT_FAIL);
 		return XDP_DROP;
 	}
-	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT,
-	       row_inc(row, MOAT_STAT_TARPIT));
+	row_inc(row, MOAT_STAT_TARPIT);
+	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT, row);
 	return XDP_TX;
 }
 
@@ -242,12 +283,14 @@ static __always_inline int syn_verdict(struct xdp_md *ctx, struct moat_pkt *p,
 {
 	switch (act) {
 	case MOAT_ACT_DROP:
-		report(ctx, p, act, MOAT_STAT_DROP, row_inc(row, MOAT_STAT_DROP));
+		row_inc(row, MOAT_STAT_DROP);
+		report(ctx, p, act, MOAT_STAT_DROP, row);
 		return XDP_DROP;
 	case MOAT_ACT_TARPIT:
 		return tarpit(ctx, p, row);
 	case MOAT_ACT_ALLOW:
-		report(ctx, p, act, MOAT_STAT_ALLOW, row_inc(row, MOAT_STAT_ALLOW));
+		row_inc(row, MOAT_STAT_ALLOW);
+		report(ctx, p, act, MOAT_STAT_ALLOW, row);
 		return XDP_PASS;
 	default:
 		row_inc(row, MOAT_STAT_PASS);
@@ -347,7 +390,8 @@ int moat_xdp(struct xdp_md *ctx)
 		row_inc(row, MOAT_STAT_PASS);
 		return XDP_PASS;
 	}
-	if (act == MOAT_ACT_DROP && row && !event_due(row->c[MOAT_STAT_DROP] + 1)) {
+	if (act == MOAT_ACT_DROP && row && row->ev_left) {
+		row->ev_left--;         /* event_skip() */
 		row->c[MOAT_STAT_DROP]++;
 		return XDP_DROP;
 	}

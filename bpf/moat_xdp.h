@@ -20,7 +20,8 @@
 #define MOAT_XDP_DEF_SRC_BURST 20
 #define MOAT_XDP_DEF_GLOBAL_PPS 10000        /* tarpit replies in total */
 #define MOAT_XDP_DEF_GLOBAL_BURST 20000
-#define MOAT_XDP_DEF_EVENT_SAMPLE 16         /* 1 in N refused SYNs (per CPU) reported */
+#define MOAT_XDP_DEF_EVENT_SAMPLE 4096       /* at least 1 in N refused SYNs reported, per CPU and port */
+#define MOAT_XDP_EVENT_QUIET_NS 10000000ull  /* events of a row further apart: rate low */
 #define MOAT_XDP_DEF_EVENT_PPS 1000          /* events per second at most */
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
 
@@ -37,6 +38,12 @@
 
 struct moat_xdp_stat_row {
 	__u64 c[MOAT_STAT__MAX];
+	/* event sampling state of this row (not counters, not read as
+	 * such): refused SYNs still to skip before the next report, the gap
+	 * between reports, the last report's time (see report()) */
+	__u64 ev_left;
+	__u64 ev_gap;
+	__u64 ev_last_ns;
 };
 
 /*
@@ -74,7 +81,7 @@ struct moat_xdp_budget {
 struct moat_xdp_config {
 	__u16 ports[MOAT_PORTS_MAX];  /* SMTP ports filtered, host order */
 	__u32 n_ports;                /* valid entries in ports[] */
-	__u32 event_mask;             /* report when count & mask == 0 */
+	__u32 event_gap_max;          /* report at least 1 in this many */
 	__u32 events_on;              /* 0: no events at all */
 	__u32 pad;
 	struct moat_xdp_budget tarpit_src;     /* per source /24 or /48 */

@@ -234,7 +234,7 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 					     o->tarpit_global_burst);
 	cfg->events = moat_xdp_budget(o->event_max_pps, o->event_max_pps);
 	cfg->events_on = o->event_sample != 0;
-	cfg->event_mask = o->event_sample ? o->event_sample - 1 : 0;
+	cfg->event_gap_max = o->event_sample;
 	cfg->isn_key[0] = o->isn_key[0];
 	cfg->isn_key[1] = o->isn_key[1];
 	if (!cfg->isn_key[0] && !cfg->isn_key[1] &&
