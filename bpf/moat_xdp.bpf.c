@@ -54,6 +54,7 @@ struct {
  * (bpftool) gets: port 25, no tarpit replies, no events. */
 const volatile struct moat_xdp_config moat_cfg = {
 	.ports = { MOAT_XDP_DEF_PORT },
+	.ports_net = { moat_be16(MOAT_XDP_DEF_PORT) },
 	.n_ports = 1,
 };
 
@@ -162,27 +163,25 @@ static __always_inline int event_skip(struct moat_xdp_stat_row *row)
 
 /*
  * event_regap - a report is due in row: set how many refused SYNs of the
- * row (per CPU) the next reports skip.  Reports closer together than
- * MOAT_XDP_EVENT_QUIET_NS double the gap (up to event_gap_max), further
- * apart halve it: under a flood one in event_gap_max is reported, at a
- * low rate every one (within the global budget).  The gap tracks rate x
- * 10 ms, so each CPU and port offers ~100 reports a second at most,
- * and the fast case goes to moat_general for 1 in event_gap_max SYNs.
+ * row (per CPU) the next reports skip.  A report within
+ * MOAT_XDP_EVENT_QUIET_NS of the row's last one doubles the gap (up to
+ * event_gap_max), a later one resets it to 1: at a low rate every refused
+ * SYN is reported (within the global budget), under a flood one in
+ * event_gap_max, so the fast case goes to moat_general that rarely.  After
+ * a flood the next report comes within event_gap_max SYNs of the row.
  */
 static __always_inline void event_regap(struct moat_xdp_stat_row *row,
 					__u64 now)
 {
-	__u64 gap = row->ev_gap;
+	__u64 gap = 1;
 
 	if (now - row->ev_last_ns < MOAT_XDP_EVENT_QUIET_NS) {
-		gap = gap ? gap * 2 : 1;
+		gap = row->ev_gap * 2;
 		if (gap > moat_cfg.event_gap_max)
 			gap = moat_cfg.event_gap_max;
-	} else {
-		gap >>= 1;
+		if (gap == 0)
+			gap = 1;
 	}
-	if (gap == 0)
-		gap = 1;
 	row->ev_gap = gap;
 	row->ev_last_ns = now;
 	row->ev_left = gap - 1;
@@ -354,14 +353,32 @@ static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
 	return syn_verdict(ctx, &p, act, row);
 }
 
+/* port_slot_net - port_slot() of a port in network order, against the
+ * swapped copy of the set; slot 0 always exists (n_ports >= 1) */
+static __always_inline int port_slot_net(__u16 dport_net)
+{
+	int i;
+
+	if (moat_cfg.ports_net[0] == dport_net)
+		return 0;
+	for (i = 1; i < MOAT_PORTS_MAX; i++) {
+		if ((__u32)i >= moat_cfg.n_ports)
+			break;
+		if (moat_cfg.ports_net[i] == dport_net)
+			return i;
+	}
+	return -1;
+}
+
 /*
  * moat_xdp - the program.  The common frame (untagged IPv4 without
  * options, TCP: moat_parse_fast4) is decided from registers: one bounds
- * check, the port compare, the counter row lookup (started before the
- * table lookup: it depends only on the port), the tbl24 value's lookup (a
- * constant key), at most two table reads and one increment.  The parsed
- * fields stay in registers because nothing takes the address of f.  What needs the whole packet - a tarpit reply,
- * a sampled event, an ALLOW - and every other frame go to moat_general.
+ * check, the port compare (in network order), the counter row lookup
+ * (started before the table lookup: it depends only on the port), the
+ * tbl24 value's lookup (a constant key), at most two table reads and one
+ * increment.  The parsed fields stay in registers because nothing takes
+ * the address of f.  What needs the whole packet - a tarpit reply, a
+ * sampled event, an ALLOW - and every other frame go to moat_general.
  */
 SEC("xdp")
 int moat_xdp(struct xdp_md *ctx)
@@ -376,7 +393,8 @@ int moat_xdp(struct xdp_md *ctx)
 
 	if (!moat_parse_fast4(data, data_end, &f))
 		return moat_general(ctx, 0, -1, MOAT_ACT_PASS);
-	slot = port_slot(f.dport);
+	/* the TCP destination port as it lies in the frame (checked above) */
+	slot = port_slot_net(*(const __u16 *)(data + MOAT_ETH_HLEN + 20 + 2));
 	if (slot < 0) {
 		stat_inc(MOAT_STAT_NOT_SMTP, -1);
 		return XDP_PASS;
@@ -384,16 +402,19 @@ int moat_xdp(struct xdp_md *ctx)
 	row = stat_row(slot);
 	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS
 					: moat_lookup_v4(&tb, f.saddr4);
+	if (!row)   /* never: an array's rows always exist */
+		return moat_general(ctx, 0, -1, MOAT_ACT_PASS);
 	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
 		return non_syn(act, row);
-	if (act == MOAT_ACT_PASS) {
-		row_inc(row, MOAT_STAT_PASS);
+	if (act == MOAT_ACT_DROP) {
+		if (row->ev_left) {
+			row->ev_left--;         /* event_skip() */
+			row->c[MOAT_STAT_DROP]++;
+			return XDP_DROP;
+		}
+	} else if (act == MOAT_ACT_PASS) {
+		row->c[MOAT_STAT_PASS]++;
 		return XDP_PASS;
-	}
-	if (act == MOAT_ACT_DROP && row && row->ev_left) {
-		row->ev_left--;         /* event_skip() */
-		row->c[MOAT_STAT_DROP]++;
-		return XDP_DROP;
 	}
 	return moat_general(ctx, 1, slot, act);
 }

@@ -20,8 +20,8 @@
 #define MOAT_XDP_DEF_SRC_BURST 20
 #define MOAT_XDP_DEF_GLOBAL_PPS 10000        /* tarpit replies in total */
 #define MOAT_XDP_DEF_GLOBAL_BURST 20000
-#define MOAT_XDP_DEF_EVENT_SAMPLE 4096       /* at least 1 in N refused SYNs reported, per CPU and port */
-#define MOAT_XDP_EVENT_QUIET_NS 10000000ull  /* events of a row further apart: rate low */
+#define MOAT_XDP_DEF_EVENT_SAMPLE 1024       /* under a flood 1 in N refused SYNs reported, per CPU and port */
+#define MOAT_XDP_EVENT_QUIET_NS 10000000ull  /* reports of a row further apart: low rate, gap 1 */
 #define MOAT_XDP_DEF_EVENT_PPS 1000          /* events per second at most */
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
 
@@ -80,7 +80,8 @@ struct moat_xdp_budget {
  */
 struct moat_xdp_config {
 	__u16 ports[MOAT_PORTS_MAX];  /* SMTP ports filtered, host order */
-	__u32 n_ports;                /* valid entries in ports[] */
+	__u16 ports_net[MOAT_PORTS_MAX]; /* the same in network order */
+	__u32 n_ports;                /* valid entries in ports[] (>= 1) */
 	__u32 event_gap_max;          /* report at least 1 in this many */
 	__u32 events_on;              /* 0: no events at all */
 	__u32 pad;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -229,6 +230,8 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	memset(cfg, 0, sizeof(*cfg));
 	memcpy(cfg->ports, o->ports, sizeof(cfg->ports));
 	cfg->n_ports = o->n_ports;
+	for (unsigned i = 0; i < MOAT_PORTS_MAX; i++)
+		cfg->ports_net[i] = htons(cfg->ports[i]);
 	cfg->tarpit_src = moat_xdp_budget(o->tarpit_src_pps, o->tarpit_src_burst);
 	cfg->tarpit_global = moat_xdp_budget(o->tarpit_global_pps,
 					     o->tarpit_global_burst);
