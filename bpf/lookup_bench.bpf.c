@@ -67,7 +67,7 @@ static long read_chunk(__u32 i, void *ctx)
 	return chunk(i, ctx, 0);
 }
 
-SEC("xdp")
+SEC(MOAT_XDP_SEC)
 int moat_lookup_bench(struct xdp_md *ctx)
 {
 	__u64 sum = 0;
@@ -77,7 +77,7 @@ int moat_lookup_bench(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
-SEC("xdp")
+SEC(MOAT_XDP_SEC)
 int moat_lookup_loop(struct xdp_md *ctx)
 {
 	__u64 sum = 0;

@@ -380,7 +380,7 @@ static __always_inline int port_slot_net(__u16 dport_net)
  * the address of f.  What needs the whole packet - a tarpit reply, a
  * sampled event, an ALLOW - and every other frame go to moat_general.
  */
-SEC("xdp")
+SEC(MOAT_XDP_SEC)
 int moat_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

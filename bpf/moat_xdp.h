@@ -11,6 +11,11 @@
 
 #include "moat_abi.h"
 
+/* The section of the programs that read tbl24 directly (moat_maps.bpf.h):
+ * a libbpf handler of the loader's (moat_xdp_sec_register()) loads them as
+ * XDP programs with the map reference rewritten. */
+#define MOAT_XDP_SEC "xdp.moat"
+
 /* Defaults; every one can be changed by the loader before load. */
 #define MOAT_XDP_DEF_PORT 25
 #define MOAT_XDP_DEF_GROUPS_MAX (1u << 20)   /* 64 MiB of groups */

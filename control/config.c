@@ -175,7 +175,7 @@ void cfg_defaults(struct moat_config *c)
 	snprintf(c->xdp_mode, sizeof(c->xdp_mode), "auto");
 	c->ports[0] = 25;
 	c->nports = 1;
-	c->event_sample = 16;
+	c->event_sample = 1024;
 	c->groups_max = 1u << 20;
 	cfg_parse_addr("127.0.0.1:9464", 9464, &c->metrics);
 	c->tarpit_threshold = 0;

@@ -312,7 +312,8 @@ static int test_run_ns(int prog, double *ns)
  */
 static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 {
-	struct moat_lookup_bench *s = moat_lookup_bench__open();
+	struct moat_lookup_bench *s = moat_xdp_sec_register() ? NULL
+					: moat_lookup_bench__open();
 	double kv[RUNS], lv[RUNS], uv[RUNS], ulv[RUNS], mv[RUNS], q[RUNS], qn[RUNS];
 	double cv[RUNS];
 	size_t gbytes = (size_t)t->groups_max * sizeof(struct moat_group);

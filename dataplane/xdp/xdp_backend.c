@@ -8,6 +8,7 @@
  * bpf_links pinned next to the maps, and applies verdict-table update
  * sequences with batched map writes that keep the sequence's order.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <net/if.h>
@@ -21,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -195,6 +195,71 @@ static int set_pins(struct bpf_object *obj, const char *dir)
 	return 0;
 }
 
+/* is_direct_map - is fd the map whose one value MOAT_XDP_SEC programs
+ * address directly: "tbl24", an array of one element (moat_maps.bpf.h) */
+static int is_direct_map(int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.type == BPF_MAP_TYPE_ARRAY && info.max_entries == 1 &&
+	       strcmp(info.name, "tbl24") == 0;
+}
+
+/*
+ * direct_maps - libbpf's prog_prepare_load_fn for MOAT_XDP_SEC, called
+ * after relocation: every reference to tbl24 (a 64-bit immediate load of
+ * the map, BPF_PSEUDO_MAP_FD) becomes the address of its value
+ * (BPF_PSEUDO_MAP_VALUE at offset 0), as libbpf does for global data.
+ * The kernel checks it (an array of one element, offset in the value).
+ */
+static int direct_maps(struct bpf_program *prog, struct bpf_prog_load_opts *opts,
+		       long cookie)
+{
+	size_t n = bpf_program__insn_cnt(prog);
+	struct bpf_insn *in;
+	int err;
+
+	(void)opts;
+	(void)cookie;
+	in = malloc(n * sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	memcpy(in, bpf_program__insns(prog), n * sizeof(*in));
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (in[i].code != (BPF_LD | BPF_IMM | BPF_DW))
+			continue;
+		if (in[i].src_reg == BPF_PSEUDO_MAP_FD && is_direct_map(in[i].imm)) {
+			in[i].src_reg = BPF_PSEUDO_MAP_VALUE;
+			in[i + 1].imm = 0;
+		}
+		i++;    /* the second half of the 16-byte instruction */
+	}
+	err = bpf_program__set_insns(prog, in, n);
+	free(in);
+	return err;
+}
+
+/* moat_xdp_sec_register - make libbpf load SEC(MOAT_XDP_SEC) programs as
+ * XDP with direct_maps(); once per process, before opening them */
+int moat_xdp_sec_register(void)
+{
+	static int done;
+	LIBBPF_OPTS(libbpf_prog_handler_opts, ho,
+		    .prog_prepare_load_fn = direct_maps);
+	int id;
+
+	if (done)
+		return done < 0 ? done : 0;
+	id = libbpf_register_prog_handler(MOAT_XDP_SEC, BPF_PROG_TYPE_XDP,
+					  BPF_XDP, &ho);
+	done = id < 0 ? id : 1;
+	return id < 0 ? id : 0;
+}
+
 /* moat_xdp_open - open, configure and load the program */
 int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 {
@@ -218,6 +283,12 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	x->ncpus = libbpf_num_possible_cpus();
 	if (x->ncpus <= 0) {
 		err = x->ncpus ? x->ncpus : -EINVAL;
+		goto fail;
+	}
+	err = moat_xdp_sec_register();
+	if (err) {
+		log_err("xdp: cannot register the %s section: %s", MOAT_XDP_SEC,
+			strerror(-err));
 		goto fail;
 	}
 	x->skel = moat_xdp_bpf__open();
