@@ -311,41 +311,43 @@ static __always_inline int non_syn(__u32 act, struct moat_xdp_stat_row *row)
 
 /*
  * moat_general - every frame the fast case does not decide alone: parse
- * it in full (moat_parse) and act.  known: the fast case has the verdict
- * act for port slot already (a SYN to tarpit, to allow, or a drop to
- * report: they need the whole packet).  A subprogram of its own (a BPF
- * call, only on these paths) so the fast case's registers are not spent
- * on keeping this path's state.
+ * it in full (moat_parse) and act.  known_act >= 0: the fast case has the
+ * verdict already (a SYN to tarpit, to allow, or a drop to report: they
+ * need the whole packet); the port slot is found again here, so the fast
+ * case need not keep it.  A subprogram of its own (a BPF call, only on
+ * these paths) so the fast case's registers are not spent on keeping this
+ * path's state.
  */
-static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
-						  int slot, __u32 act)
+static __attribute__((noinline)) int moat_general(struct xdp_md *ctx,
+						  int known_act)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct moat_xdp_stat_row *row;
 	struct moat_bpf_tables tb;
 	struct moat_pkt p;
-	int res;
+	__u32 act;
+	int res, slot;
 
 	res = moat_parse(data, data_end, &p);
 	if (res != MOAT_PARSE_TCP) {
 		stat_inc(moat_parse_res_stat(res), -1);
 		return XDP_PASS;
 	}
-	if (!known) {
-		slot = port_slot(p.dport);
-		if (slot < 0) {
-			stat_inc(MOAT_STAT_NOT_SMTP, -1);
-			return XDP_PASS;
-		}
-		if (moat_bpf_tables_init(&tb))
-			act = MOAT_ACT_PASS;
-		else if (p.family == 4)
-			act = moat_lookup_v4(&tb, p.saddr4);
-		else
-			act = moat_lookup_v6(&tb, p.saddr6);
+	slot = port_slot(p.dport);
+	if (slot < 0) {
+		stat_inc(MOAT_STAT_NOT_SMTP, -1);
+		return XDP_PASS;
 	}
-	if (slot < 0 || slot >= MOAT_PORTS_MAX)
+	if (known_act >= 0)
+		act = (__u32)known_act;
+	else if (moat_bpf_tables_init(&tb))
+		act = MOAT_ACT_PASS;
+	else if (p.family == 4)
+		act = moat_lookup_v4(&tb, p.saddr4);
+	else
+		act = moat_lookup_v6(&tb, p.saddr6);
+	if (slot >= MOAT_PORTS_MAX)
 		return XDP_PASS;
 	row = stat_row(slot);
 	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
@@ -392,7 +394,7 @@ int moat_xdp(struct xdp_md *ctx)
 	int slot;
 
 	if (!moat_parse_fast4(data, data_end, &f))
-		return moat_general(ctx, 0, -1, MOAT_ACT_PASS);
+		return moat_general(ctx, -1);
 	/* the TCP destination port as it lies in the frame (checked above) */
 	slot = port_slot_net(*(const __u16 *)(data + MOAT_ETH_HLEN + 20 + 2));
 	if (slot < 0) {
@@ -403,7 +405,7 @@ int moat_xdp(struct xdp_md *ctx)
 	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS
 					: moat_lookup_v4(&tb, f.saddr4);
 	if (!row)   /* never: an array's rows always exist */
-		return moat_general(ctx, 0, -1, MOAT_ACT_PASS);
+		return moat_general(ctx, -1);
 	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
 		return non_syn(act, row);
 	if (act == MOAT_ACT_DROP) {
@@ -416,7 +418,7 @@ int moat_xdp(struct xdp_md *ctx)
 		row->c[MOAT_STAT_PASS]++;
 		return XDP_PASS;
 	}
-	return moat_general(ctx, 1, slot, act);
+	return moat_general(ctx, (int)act);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
