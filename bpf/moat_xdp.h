@@ -31,13 +31,15 @@
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
 
 /*
- * Map "stats" (per-CPU array): MOAT_XDP_STAT_ROWS values, each a row of
- * MOAT_STAT__MAX u64 counters.  Row 0 counts what belongs to no SMTP port
- * (parse failures, other traffic, lost events), row 1 + s the verdicts for
- * port slot s.  A counter's total is the sum over rows and CPUs.  One
- * value per row, not per counter: the program looks its row up as soon as
- * it knows the port, in parallel with the table lookup, and only the final
- * increment waits for the verdict.
+ * Map "stats": per-CPU counters in one array value (an array map of one
+ * element, addressed directly by the program like tbl24, so a counter row
+ * costs no map lookup): a struct moat_xdp_stat_cpu per possible CPU, each
+ * on its own cache lines, indexed by the CPU's id (the loader sizes the
+ * value for libbpf_num_possible_cpus()).  In each, MOAT_XDP_STAT_ROWS rows
+ * of MOAT_STAT__MAX u64 counters: row 0 counts what belongs to no SMTP
+ * port (parse failures, other traffic, lost events), row 1 + s the
+ * verdicts for port slot s.  A counter's total is the sum over rows and
+ * CPUs.  A pinned per-CPU array "stats" of older versions is refused.
  */
 #define MOAT_XDP_STAT_ROWS (1 + MOAT_PORTS_MAX)
 
@@ -50,6 +52,10 @@ struct moat_xdp_stat_row {
 	__u64 ev_gap;
 	__u64 ev_last_ns;
 };
+
+struct moat_xdp_stat_cpu {
+	struct moat_xdp_stat_row row[MOAT_XDP_STAT_ROWS];
+} __attribute__((aligned(64)));
 
 /*
  * Map "tbl24" holds the 2^24 u32 entries of moat_abi.h as one 64 MiB
@@ -87,6 +93,7 @@ struct moat_xdp_config {
 	__u16 ports[MOAT_PORTS_MAX];  /* SMTP ports filtered, host order */
 	__u16 ports_net[MOAT_PORTS_MAX]; /* the same in network order */
 	__u32 n_ports;                /* valid entries in ports[] (>= 1) */
+	__u32 ncpus;                  /* CPUs in the stats value */
 	__u32 event_gap_max;          /* report at least 1 in this many */
 	__u32 events_on;              /* 0: no events at all */
 	__u32 pad;

@@ -195,8 +195,9 @@ static int set_pins(struct bpf_object *obj, const char *dir)
 	return 0;
 }
 
-/* is_direct_map - is fd the map whose one value MOAT_XDP_SEC programs
- * address directly: "tbl24", an array of one element (moat_maps.bpf.h) */
+/* is_direct_map - is fd a map whose one value MOAT_XDP_SEC programs
+ * address directly: "tbl24" or "stats", arrays of one element
+ * (moat_maps.bpf.h, moat_xdp.h) */
 static int is_direct_map(int fd)
 {
 	struct bpf_map_info info;
@@ -206,7 +207,7 @@ static int is_direct_map(int fd)
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return 0;
 	return info.type == BPF_MAP_TYPE_ARRAY && info.max_entries == 1 &&
-	       strcmp(info.name, "tbl24") == 0;
+	       (strcmp(info.name, "tbl24") == 0 || strcmp(info.name, "stats") == 0);
 }
 
 /*
@@ -317,7 +318,10 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		err = -EIO;
 		goto fail;
 	}
-	if ((err = bpf_map__set_max_entries(x->skel->maps.groups, o->groups_max)) ||
+	cfg->ncpus = (__u32)x->ncpus;
+	if ((err = bpf_map__set_value_size(x->skel->maps.stats, (__u32)x->ncpus *
+					   sizeof(struct moat_xdp_stat_cpu))) ||
+	    (err = bpf_map__set_max_entries(x->skel->maps.groups, o->groups_max)) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.v6_rules, o->v6_max)) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.rl_src, o->rl_src_max)))
 		goto fail;
@@ -649,35 +653,45 @@ out:
 	return err;
 }
 
-/* read_rows - counters summed over rows [r0, r1) of the stats map (one
- * per-CPU value per row, struct moat_xdp_stat_row) */
-static int read_rows(int fd, int ncpus, __u32 r0, __u32 r1, uint64_t *out)
+/* read_rows - counters summed over rows [r0, r1) of every CPU's part of
+ * the stats value (struct moat_xdp_stat_cpu each; their number is the
+ * value's size) */
+static int read_rows(int fd, __u32 r0, __u32 r1, uint64_t *out)
 {
-	struct moat_xdp_stat_row *v = calloc((size_t)ncpus, sizeof(*v));
+	struct bpf_map_info info;
+	__u32 len = sizeof(info), zero = 0, ncpus;
+	struct moat_xdp_stat_cpu *v;
+	int err = 0;
 
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.max_entries != 1 ||
+	    info.value_size % sizeof(*v) != 0)
+		return -EINVAL;   /* a stats map of another version */
+	ncpus = info.value_size / sizeof(*v);
+	v = calloc(ncpus ? ncpus : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	memset(out, 0, MOAT_STAT__MAX * sizeof(*out));
-	for (__u32 r = r0; r < r1; r++) {
-		if (bpf_map_lookup_elem(fd, &r, v)) {
-			int err = -errno;
-
-			free(v);
-			return err;
-		}
-		for (int c = 0; c < ncpus; c++)
-			for (__u32 s = 0; s < MOAT_STAT__MAX; s++)
-				out[s] += v[c].c[s];
+	if (bpf_map_lookup_elem(fd, &zero, v)) {
+		err = -errno;
+		goto out;
 	}
+	for (__u32 c = 0; c < ncpus; c++)
+		for (__u32 r = r0; r < r1; r++)
+			for (__u32 s = 0; s < MOAT_STAT__MAX; s++)
+				out[s] += v[c].row[r].c[s];
+out:
 	free(v);
-	return 0;
+	return err;
 }
 
 /* moat_xdp_read_stats - global counters (all rows) */
 int moat_xdp_read_stats(struct moat_xdp *x, uint64_t out[MOAT_STAT__MAX])
 {
-	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, 0,
-			 MOAT_XDP_STAT_ROWS, out);
+	return read_rows(bpf_map__fd(x->skel->maps.stats), 0, MOAT_XDP_STAT_ROWS,
+			 out);
 }
 
 /* moat_xdp_read_port_stats - one port slot's counters (its row) */
@@ -686,23 +700,20 @@ int moat_xdp_read_port_stats(struct moat_xdp *x, unsigned slot,
 {
 	if (slot >= x->o.n_ports)
 		return -EINVAL;
-	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, slot + 1,
-			 slot + 2, out);
+	return read_rows(bpf_map__fd(x->skel->maps.stats), slot + 1, slot + 2, out);
 }
 
 /* moat_xdp_read_pinned_stats - global counters straight from the pin */
 int moat_xdp_read_pinned_stats(const char *pin_dir, uint64_t out[MOAT_STAT__MAX])
 {
 	char path[PATH_MAX];
-	int fd, err, ncpus = libbpf_num_possible_cpus();
+	int fd, err;
 
-	if (ncpus <= 0)
-		return -EINVAL;
 	snprintf(path, sizeof(path), "%s/stats", pin_dir ? pin_dir : MOAT_XDP_PIN_DIR);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	err = read_rows(fd, ncpus, 0, MOAT_XDP_STAT_ROWS, out);
+	err = read_rows(fd, 0, MOAT_XDP_STAT_ROWS, out);
 	close(fd);
 	return err;
 }
