@@ -418,7 +418,7 @@ int moat_xdp(struct xdp_md *ctx)
 	struct moat_xdp_stat_row *row;
 	struct moat_bpf_tables tb;
 	struct moat_pkt f;
-	__u32 act;
+	__u32 act, syn;
 	int slot;
 
 	if (cpu >= moat_cfg.ncpus || !moat_parse_fast4(data, data_end, &f))
@@ -435,15 +435,19 @@ int moat_xdp(struct xdp_md *ctx)
 	__asm__ __volatile__("" : "+r"(row));
 	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS
 					: moat_lookup_v4(&tb, f.saddr4);
-	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
-		return non_syn(act, row);
-	if (act == MOAT_ACT_DROP) {
+	/* the refused SYN first, with one compare: SYN without ACK, DROP */
+	syn = f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK);
+	if ((syn | act << 8) == (MOAT_TCP_SYN | MOAT_ACT_DROP << 8)) {
 		if (row->ev_left) {
 			row->ev_left--;         /* event_skip() */
 			row->c[MOAT_STAT_DROP]++;
 			return XDP_DROP;
 		}
-	} else if (act == MOAT_ACT_PASS) {
+		return moat_general(ctx, (int)act);
+	}
+	if (syn != MOAT_TCP_SYN)
+		return non_syn(act, row);
+	if (act == MOAT_ACT_PASS) {
 		row->c[MOAT_STAT_PASS]++;
 		return XDP_PASS;
 	}
