@@ -24,13 +24,19 @@ struct {
 	__type(value, struct moat_tbl24);   /* all of it: see moat_xdp.h */
 } tbl24 SEC(".maps");
 
+/* groups: one value of groups_max struct moat_group, addressed directly
+ * (see moat_xdp.h); the loader sizes the value */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, MOAT_XDP_DEF_GROUPS_MAX); /* loader resizes */
-	__type(key, __u32);
-	__type(value, struct moat_group);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MOAT_XDP_DEF_GROUPS_MAX * sizeof(struct moat_group));
 } groups SEC(".maps");
+
+/* the groups in the groups value: set by the loader (the verifier bounds
+ * every group index by it) */
+const volatile __u32 moat_groups_max = MOAT_XDP_DEF_GROUPS_MAX;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -50,15 +56,17 @@ struct {
 
 /* --- table lookup -------------------------------------------------------
  * The shared lookup (bpf/moat_lookup.h) reads the maps through these
- * accessor macros.  Its ctx is a struct moat_bpf_tables: tbl24 is one map
- * value addressed directly (moat_bpf_tables_init), so an entry is one
- * load; a group is one array lookup of its own.
+ * accessor macros.  Its ctx is a struct moat_bpf_tables: tbl24 and groups
+ * are one map value each, addressed directly (moat_bpf_tables_init,
+ * moat_map_group), so an entry is one load and a group one bounds check
+ * and an address computation.
  *
- * Programs that read tbl24 live in SEC(MOAT_XDP_SEC): the loader
+ * Programs that read the table live in SEC(MOAT_XDP_SEC): the loader
  * (moat_xdp_sec_register() in dataplane/xdp/) rewrites every reference to
- * the map "tbl24" (an array of one element) into the address of its one
- * value (BPF_PSEUDO_MAP_VALUE: what libbpf does for global variables), so
- * no map lookup, no key on the stack and no NULL test is left per packet.
+ * the maps "tbl24", "groups" and "stats" (arrays of one element) into the
+ * address of their one value (BPF_PSEUDO_MAP_VALUE: what libbpf does for
+ * global variables), so no map lookup, no key on the stack and no NULL
+ * test is left per packet.
  * Without that rewrite the verifier refuses the program (a load through
  * a map pointer): it never runs half-converted.
  */
@@ -78,10 +86,31 @@ static __always_inline int moat_bpf_tables_init(struct moat_bpf_tables *t)
 	return 0;
 }
 
-/* moat_map_group - groups[i], or NULL past the end */
+/*
+ * moat_map_group - groups[i], or NULL past the end.  The verifier bounds
+ * a variable offset into a map value below 2^29 (BPF_MAX_VAR_OFF), which
+ * is 2^23 groups; a fixed offset has the same bound and does not count
+ * against it, so the groups from MOAT_GROUPS_HALF on are reached from a
+ * pointer to group MOAT_GROUPS_HALF - 1 (a fixed offset) plus what is
+ * left.  The empty asms keep the compiler from folding the two back into
+ * one variable offset (and hide the map definition's own size from it).
+ */
 static __always_inline const struct moat_group *moat_map_group(__u32 i)
 {
-	return bpf_map_lookup_elem(&groups, &i);
+	const struct moat_group *g = (const void *)&groups;
+
+	__asm__ __volatile__("" : "+r"(g));
+	if (!g)
+		__builtin_unreachable();    /* a map value's address */
+	if (i >= moat_groups_max)
+		return NULL;
+	if (i < MOAT_GROUPS_HALF)
+		return &g[i];
+	g = &g[MOAT_GROUPS_HALF - 1];
+	__asm__ __volatile__("" : "+r"(g));
+	if (!g)
+		__builtin_unreachable();
+	return &g[i - (MOAT_GROUPS_HALF - 1)];
 }
 
 /* moat_map_plens - the IPv6 prefix-length double buffer */

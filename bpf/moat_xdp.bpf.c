@@ -66,6 +66,8 @@ static __always_inline struct moat_xdp_stat_cpu *stats_value(void)
 	struct moat_xdp_stat_cpu *c = (void *)&stats;
 
 	__asm__ __volatile__("" : "+r"(c));
+	if (!c)
+		__builtin_unreachable();    /* a map value's address */
 	return c;
 }
 

@@ -19,6 +19,8 @@
 /* Defaults; every one can be changed by the loader before load. */
 #define MOAT_XDP_DEF_PORT 25
 #define MOAT_XDP_DEF_GROUPS_MAX (1u << 20)   /* 64 MiB of groups */
+#define MOAT_XDP_GROUPS_MAX ((1u << 24) - 1) /* one per /24, less one (moat_map_group) */
+#define MOAT_GROUPS_HALF (1u << 23)          /* groups a variable offset reaches */
 #define MOAT_XDP_DEF_V6_MAX (1u << 16)
 #define MOAT_XDP_DEF_RL_SRC_MAX (1u << 16)   /* sources tracked by the limiter */
 #define MOAT_XDP_DEF_SRC_PPS 10              /* tarpit replies per /24 or /48 */
@@ -70,6 +72,16 @@ struct moat_xdp_stat_cpu {
 struct moat_tbl24 {
 	__u32 e[MOAT_TBL24_ENTRIES];
 };
+
+/*
+ * Map "groups" holds groups_max struct moat_group (64 bytes each) as one
+ * value (an array map of one element, BPF_F_MMAPABLE): mapped, it is the
+ * dense groups[] of moat_abi.h, exactly what an array of groups_max
+ * 64-byte values maps to, and the program addresses a group without a map
+ * lookup (moat_map_group).  groups_max is at most MOAT_XDP_GROUPS_MAX
+ * (the verifier's reach into one value, see moat_map_group); a pinned
+ * "groups" of the older layout (one group per value) is refused.
+ */
 
 /* Slots of the "limits" array map: GCRA state (next allowed time, ns). */
 enum moat_xdp_limit {

@@ -47,6 +47,8 @@ struct moat_xdp {
 	struct moat_xdp_bpf *skel;
 	__u32 *tbl24;              /* the mmap'd tbl24 map: dense u32[2^24] */
 	struct moat_v6_plens_buf *plb; /* the mmap'd v6_plens map */
+	struct moat_group *grp;    /* the mmap'd groups value (on first use) */
+	size_t grp_len;
 	uint64_t plb_flip_ns;      /* CLOCK_MONOTONIC of the last selector flip */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
@@ -140,7 +142,7 @@ static int check_opts(const struct moat_xdp_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (o->groups_max == 0 || o->groups_max > MOAT_GROUP_MAX ||
+	if (o->groups_max == 0 || o->groups_max > MOAT_XDP_GROUPS_MAX ||
 	    o->v6_max == 0 || o->rl_src_max == 0) {
 		log_err("xdp: map sizes groups=%u v6=%u rl_src=%u: each must be > 0",
 			o->groups_max, o->v6_max, o->rl_src_max);
@@ -196,7 +198,7 @@ static int set_pins(struct bpf_object *obj, const char *dir)
 }
 
 /* is_direct_map - is fd a map whose one value MOAT_XDP_SEC programs
- * address directly: "tbl24" or "stats", arrays of one element
+ * address directly: "tbl24", "groups" or "stats", arrays of one element
  * (moat_maps.bpf.h, moat_xdp.h) */
 static int is_direct_map(int fd)
 {
@@ -207,7 +209,8 @@ static int is_direct_map(int fd)
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return 0;
 	return info.type == BPF_MAP_TYPE_ARRAY && info.max_entries == 1 &&
-	       (strcmp(info.name, "tbl24") == 0 || strcmp(info.name, "stats") == 0);
+	       (strcmp(info.name, "tbl24") == 0 || strcmp(info.name, "groups") == 0 ||
+		strcmp(info.name, "stats") == 0);
 }
 
 /*
@@ -319,9 +322,11 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		goto fail;
 	}
 	cfg->ncpus = (__u32)x->ncpus;
+	x->skel->rodata->moat_groups_max = o->groups_max;
 	if ((err = bpf_map__set_value_size(x->skel->maps.stats, (__u32)x->ncpus *
 					   sizeof(struct moat_xdp_stat_cpu))) ||
-	    (err = bpf_map__set_max_entries(x->skel->maps.groups, o->groups_max)) ||
+	    (err = bpf_map__set_value_size(x->skel->maps.groups, o->groups_max *
+					   (__u32)sizeof(struct moat_group))) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.v6_rules, o->v6_max)) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.rl_src, o->rl_src_max)))
 		goto fail;
@@ -507,13 +512,25 @@ int moat_xdp_detach(struct moat_xdp *x, const char *ifname)
 
 /* publish buffers: keys and values of one run of same-kind updates */
 struct pub_buf {
-	__u32 keys[PUBLISH_CHUNK];
 	struct moat_v6_key v6keys[PUBLISH_CHUNK];
 	union {
 		__u32 u32[PUBLISH_CHUNK];
-		struct moat_group groups[PUBLISH_CHUNK];
 	} vals;
 };
+
+/* map_groups - map the groups value read-write for publishing (once:
+ * every page of it becomes resident in this process, which moat-controld
+ * avoids by writing groups through its own windows, control/fp_xdp.c) */
+static int map_groups(struct moat_xdp *x)
+{
+	size_t len = ((size_t)x->o.groups_max * sizeof(struct moat_group) + 4095) &
+		     ~(size_t)4095;
+	int err = map_rw(x->skel->maps.groups, len, (void **)&x->grp);
+
+	if (err == 0)
+		x->grp_len = len;
+	return err;
+}
 
 /* publish_plens - make pl the live IPv6 prefix-length set: fill the
  * inactive slot of the v6_plens double buffer, then flip the selector with
@@ -569,14 +586,13 @@ static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
 }
 
 /*
- * moat_xdp_publish - apply updates in order: groups, IPv6 puts and deletes
- * one batch syscall per same-kind run, tbl24 entries as single stores into
- * the mapped table (a syscall per 4-byte entry would be the slow part of a
+ * moat_xdp_publish - apply updates in order: IPv6 puts and deletes one
+ * batch syscall per same-kind run, groups and tbl24 entries as stores into
+ * the mapped maps (a syscall per 4-byte entry would be the slow part of a
  * large publish, and a batch copy could tear an entry).
  */
 int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 {
-	int fd_grp = bpf_map__fd(x->skel->maps.groups);
 	int fd_v6 = bpf_map__fd(x->skel->maps.v6_rules);
 	struct pub_buf *b;
 	size_t i = 0;
@@ -596,8 +612,12 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -ERANGE;
 					goto out;
 				}
-				b->keys[k] = u[i].index;
-				b->vals.groups[k] = u[i].u.group;
+				if (!x->grp && (err = map_groups(x)) < 0)
+					goto out;
+				/* 64 bytes in place: each address's two bits
+				 * are in one byte, written whole */
+				memcpy(&x->grp[u[i].index], &u[i].u.group,
+				       sizeof(struct moat_group));
 				break;
 			case MOAT_UPD_TBL24:
 				if (u[i].index >= MOAT_TBL24_ENTRIES ||
@@ -606,9 +626,9 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -ERANGE;
 					goto out;
 				}
-				/* one aligned 32-bit store: readers see the old
-				 * entry or the new one, and the groups it may
-				 * point at were written by earlier syscalls */
+				/* one aligned 32-bit store (release): readers
+				 * see the old entry or the new one, and the
+				 * groups it may point at were written before */
 				__atomic_store_n(&x->tbl24[u[i].index], u[i].value,
 						 __ATOMIC_RELEASE);
 				break;
@@ -634,9 +654,6 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 			}
 		}
 		switch (kind) {
-		case MOAT_UPD_GROUP:
-			err = flush_batch(fd_grp, b->keys, b->vals.groups, k);
-			break;
 		case MOAT_UPD_V6_PUT:
 			err = flush_batch(fd_v6, b->v6keys, b->vals.u32, k);
 			break;
@@ -815,6 +832,8 @@ void moat_xdp_close(struct moat_xdp *x)
 		munmap(x->tbl24, TBL24_BYTES);
 	if (x->plb)
 		munmap(x->plb, PLB_MAP_BYTES);
+	if (x->grp)
+		munmap(x->grp, x->grp_len);
 	for (unsigned i = 0; i < x->nlinks; i++)
 		close(x->links[i].fd);
 	moat_xdp_bpf__destroy(x->skel);
