@@ -11,6 +11,8 @@
  *   PASS, ALLOW -> XDP_PASS
  * Everything else passes untouched.  Per-CPU counters per verdict, per port
  * and per parse failure; refused SYNs are sampled into a ring buffer.
+ * tbl24, groups and stats are addressed as map values, never looked up
+ * (SEC(MOAT_XDP_SEC), see moat_maps.bpf.h).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -382,32 +384,37 @@ static __attribute__((noinline)) int moat_general(struct xdp_md *ctx,
 	return syn_verdict(ctx, &p, act, row);
 }
 
-/* port_slot_net - port_slot() of a port in network order, against the
- * swapped copy of the set; slot 0 always exists (n_ports >= 1) */
-static __always_inline int port_slot_net(__u16 dport_net)
+/* port_row_net - for a port in network order, the byte offset of its
+ * counter row (slot + 1) in a struct moat_xdp_stat_cpu, or 0 (row 0: no
+ * SMTP port); against the swapped copy of the port set, slot 0 always
+ * there (n_ports >= 1).  An offset, not a slot: a constant per match, so
+ * no multiplication follows. */
+static __always_inline __u32 port_row_net(__u16 dport_net)
 {
 	int i;
 
 	if (moat_cfg.ports_net[0] == dport_net)
-		return 0;
+		return sizeof(struct moat_xdp_stat_row);
 	for (i = 1; i < MOAT_PORTS_MAX; i++) {
 		if ((__u32)i >= moat_cfg.n_ports)
 			break;
 		if (moat_cfg.ports_net[i] == dport_net)
-			return i;
+			return (__u32)(i + 1) * sizeof(struct moat_xdp_stat_row);
 	}
-	return -1;
+	return 0;
 }
 
 /*
  * moat_xdp - the program.  The common frame (untagged IPv4 without
- * options, TCP: moat_parse_fast4) is decided from registers: one bounds
- * check, the port compare (in network order), the counter row lookup
- * (started before the table lookup: it depends only on the port), the
- * tbl24 value's lookup (a constant key), at most two table reads and one
- * increment.  The parsed fields stay in registers because nothing takes
- * the address of f.  What needs the whole packet - a tarpit reply, a
- * sampled event, an ALLOW - and every other frame go to moat_general.
+ * options, TCP: moat_parse_fast4) is decided from registers and without a
+ * map lookup: the CPU id (inlined), one bounds check, the port compare (in
+ * network order), the counter row's address in the stats value (computed
+ * before the table reads: it depends only on the port), at most two table
+ * reads from the tbl24 and groups values, one compare of flags and
+ * verdict, one increment (and the event countdown).  The parsed fields
+ * stay in registers because nothing takes the address of f.  What needs
+ * the whole packet - a tarpit reply, a sampled event, an ALLOW - and
+ * every other frame go to moat_general.
  */
 SEC(MOAT_XDP_SEC)
 int moat_xdp(struct xdp_md *ctx)
@@ -420,20 +427,19 @@ int moat_xdp(struct xdp_md *ctx)
 	struct moat_xdp_stat_row *row;
 	struct moat_bpf_tables tb;
 	struct moat_pkt f;
-	__u32 act, syn;
-	int slot;
+	__u32 act, syn, off;
 
 	if (cpu >= moat_cfg.ncpus || !moat_parse_fast4(data, data_end, &f))
 		return moat_general(ctx, -1);
 	/* the TCP destination port as it lies in the frame (checked above) */
-	slot = port_slot_net(*(const __u16 *)(data + MOAT_ETH_HLEN + 20 + 2));
-	if (slot < 0) {
+	off = port_row_net(*(const __u16 *)(data + MOAT_ETH_HLEN + 20 + 2));
+	if (!off) {
 		stats_value()[cpu].row[0].c[MOAT_STAT_NOT_SMTP]++;
 		return XDP_PASS;
 	}
-	/* slot < MOAT_PORTS_MAX; the asm keeps the row's address computed
-	 * here, before the table reads, not once per verdict branch */
-	row = &stats_value()[cpu].row[slot + 1];
+	/* the asm keeps the row's address computed here, before the table
+	 * reads, not once per verdict branch */
+	row = (void *)((char *)&stats_value()[cpu] + off);
 	__asm__ __volatile__("" : "+r"(row));
 	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS
 					: moat_lookup_v4(&tb, f.saddr4);
