@@ -95,7 +95,7 @@ static __always_inline int moat_bpf_tables_init(struct moat_bpf_tables *t)
  * left.  The empty asms keep the compiler from folding the two back into
  * one variable offset (and hide the map definition's own size from it).
  */
-static __always_inline const struct moat_group *moat_map_group(__u32 i)
+static __always_inline const struct moat_group *moat_map_group(__u64 i)
 {
 	const struct moat_group *g = (const void *)&groups;
 
@@ -123,7 +123,9 @@ static __always_inline const struct moat_v6_plens_buf *moat_map_plens(void)
 
 #define MOAT_TBL24_GET(ctx, i) \
 	(((const struct moat_bpf_tables *)(ctx))->tbl24->e[(i) & (MOAT_TBL24_ENTRIES - 1)])
-#define MOAT_GROUP_GET(ctx, i) moat_map_group(i)
+/* the index masked to its 31 bits again in 64: the compiler knows the
+ * upper half is zero and adds no zero extension */
+#define MOAT_GROUP_GET(ctx, i) moat_map_group((__u64)(i) & MOAT_GROUP_MAX)
 #define MOAT_V6_PLENS_GET(ctx) moat_map_plens()
 #define MOAT_V6_GET(ctx, kp) ((const __u32 *)bpf_map_lookup_elem(&v6_rules, (kp)))
 #include "moat_lookup.h"

@@ -60,6 +60,12 @@ const volatile struct moat_xdp_config moat_cfg = {
 	.n_ports = 1,
 };
 
+/* moat_cpu_id - bpf_get_smp_processor_id() declared as returning 64
+ * bits: the id is a u32 in a zero-extended register either way, and the
+ * compiler then adds no zero extension (two instructions without 32-bit
+ * ALU ops) */
+static __u64 (*const moat_cpu_id)(void) = (void *)BPF_FUNC_get_smp_processor_id;
+
 /* stats_value - the counters' one value: the map reference is its
  * address (see moat_maps.bpf.h); the empty asm hides the map
  * definition's own size from the compiler */
@@ -77,7 +83,7 @@ static __always_inline struct moat_xdp_stat_cpu *stats_value(void)
  * sized the map for (never) */
 static __always_inline struct moat_xdp_stat_cpu *stat_cpu(void)
 {
-	__u64 cpu = bpf_get_smp_processor_id();
+	__u64 cpu = moat_cpu_id();
 
 	if (cpu >= moat_cfg.ncpus)
 		return NULL;
@@ -421,7 +427,7 @@ int moat_xdp(struct xdp_md *ctx)
 {
 	/* the CPU id first: a call as far as the compiler knows, and
 	 * nothing but ctx is live yet */
-	__u64 cpu = bpf_get_smp_processor_id();
+	__u64 cpu = moat_cpu_id();
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct moat_xdp_stat_row *row;
