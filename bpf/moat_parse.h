@@ -106,8 +106,9 @@ static __always_inline __u16 moat_rd16(const __u8 *p)
 	return moat_be16(v);
 }
 
-/* moat_rd32 - big-endian 32-bit field at p */
-static __always_inline __u32 moat_rd32(const __u8 *p)
+/* moat_ld32 - the 32 bits at p as they lie in memory (no byte swap): for
+ * compares against constants swapped at compile time (moat_be32(K)) */
+static __always_inline __u32 moat_ld32(const __u8 *p)
 {
 	__u32 v;
 
@@ -116,7 +117,13 @@ static __always_inline __u32 moat_rd32(const __u8 *p)
 #else
 	__builtin_memcpy(&v, p, 4);
 #endif
-	return moat_be32(v);
+	return v;
+}
+
+/* moat_rd32 - big-endian 32-bit field at p */
+static __always_inline __u32 moat_rd32(const __u8 *p)
+{
+	return moat_be32(moat_ld32(p));
 }
 
 /* moat_copy16 - copy an IPv6 address out of the frame (4-byte aligned dst);
@@ -313,20 +320,6 @@ static __always_inline int moat_parse_general(const void *data_,
 	if (proto == MOAT_ETH_P_IPV6)
 		return moat_parse_ip6(data, end, off, p);
 	return MOAT_PARSE_OTHER;
-}
-
-/* moat_ld32 - the 32 bits at p as they lie in memory (no byte swap): for
- * compares against constants swapped at compile time (moat_be32(K)) */
-static __always_inline __u32 moat_ld32(const __u8 *p)
-{
-	__u32 v;
-
-#ifdef __BPF__
-	v = *(const __u32 *)p;
-#else
-	__builtin_memcpy(&v, p, 4);
-#endif
-	return v;
 }
 
 /*
