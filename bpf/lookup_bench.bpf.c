@@ -8,10 +8,11 @@
  * over the chunks, a plain bounded loop over a chunk's addresses (so
  * independent lookups overlap their cache misses, as a userspace loop's
  * do; one callback per address costs 50 % more on the test machine).
- * Each callback looks the tbl24 value up once (moat_bpf_tables_init, as
- * moat_xdp does once per packet and as userspace holds its table pointer),
- * then every address is the shared moat_lookup_v4: one tbl24 load, and a
- * group lookup when the /24 has a group.
+ * tbl24 and groups are map values addressed directly, as in moat_xdp
+ * (moat_bpf_tables_init, moat_map_group; SEC(MOAT_XDP_SEC), so the loader
+ * must call moat_xdp_sec_register() and set moat_groups_max), so every
+ * address is the shared moat_lookup_v4: one tbl24 load, and a bounds
+ * check and one load from the group when the /24 has a group.
  * moat_lookup_loop runs the same loop and only reads the addresses, so the
  * loop's own cost can be told apart.  Two programs of one object: they
  * share the maps, and neither reads a mode flag per address.  The loader
@@ -67,7 +68,7 @@ static long read_chunk(__u32 i, void *ctx)
 	return chunk(i, ctx, 0);
 }
 
-SEC("xdp")
+SEC(MOAT_XDP_SEC)
 int moat_lookup_bench(struct xdp_md *ctx)
 {
 	__u64 sum = 0;
@@ -77,7 +78,7 @@ int moat_lookup_bench(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
-SEC("xdp")
+SEC(MOAT_XDP_SEC)
 int moat_lookup_loop(struct xdp_md *ctx)
 {
 	__u64 sum = 0;

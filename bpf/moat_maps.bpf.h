@@ -24,13 +24,19 @@ struct {
 	__type(value, struct moat_tbl24);   /* all of it: see moat_xdp.h */
 } tbl24 SEC(".maps");
 
+/* groups: one value of groups_max struct moat_group, addressed directly
+ * (see moat_xdp.h); the loader sizes the value */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, MOAT_XDP_DEF_GROUPS_MAX); /* loader resizes */
-	__type(key, __u32);
-	__type(value, struct moat_group);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MOAT_XDP_DEF_GROUPS_MAX * sizeof(struct moat_group));
 } groups SEC(".maps");
+
+/* the groups in the groups value: set by the loader (the verifier bounds
+ * every group index by it) */
+const volatile __u32 moat_groups_max = MOAT_XDP_DEF_GROUPS_MAX;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -50,28 +56,61 @@ struct {
 
 /* --- table lookup -------------------------------------------------------
  * The shared lookup (bpf/moat_lookup.h) reads the maps through these
- * accessor macros.  Its ctx is a struct moat_bpf_tables: tbl24 is one map
- * value, looked up once by the caller (moat_bpf_tables_init), so an entry
- * is one load; a group is one array lookup of its own.
+ * accessor macros.  Its ctx is a struct moat_bpf_tables: tbl24 and groups
+ * are one map value each, addressed directly (moat_bpf_tables_init,
+ * moat_map_group), so an entry is one load and a group one bounds check
+ * and an address computation.
+ *
+ * Programs that read the table live in SEC(MOAT_XDP_SEC): the loader
+ * (moat_xdp_sec_register() in dataplane/xdp/) rewrites every reference to
+ * the maps "tbl24", "groups" and "stats" (arrays of one element) into the
+ * address of their one value (BPF_PSEUDO_MAP_VALUE: what libbpf does for
+ * global variables), so no map lookup, no key on the stack and no NULL
+ * test is left per packet.
+ * Without that rewrite the verifier refuses the program (a load through
+ * a map pointer): it never runs half-converted.
  */
 struct moat_bpf_tables {
-	const struct moat_tbl24 *tbl24;   /* never NULL once initialised */
+	const struct moat_tbl24 *tbl24;   /* never NULL */
 };
 
-/* moat_bpf_tables_init - look tbl24 up (key 0); 0, or -1 if it is absent
- * (it never is: an array map's elements always exist) */
+/* moat_bpf_tables_init - tbl24's value (see above); always 0.  The empty
+ * asm hides the map definition's own size from the compiler, which would
+ * otherwise bound the index by it. */
 static __always_inline int moat_bpf_tables_init(struct moat_bpf_tables *t)
 {
-	__u32 zero = 0;
+	const struct moat_tbl24 *p = (const void *)&tbl24;
 
-	t->tbl24 = bpf_map_lookup_elem(&tbl24, &zero);
-	return t->tbl24 ? 0 : -1;
+	__asm__ __volatile__("" : "+r"(p));
+	t->tbl24 = p;
+	return 0;
 }
 
-/* moat_map_group - groups[i], or NULL past the end */
-static __always_inline const struct moat_group *moat_map_group(__u32 i)
+/*
+ * moat_map_group - groups[i], or NULL past the end.  The verifier bounds
+ * a variable offset into a map value below 2^29 (BPF_MAX_VAR_OFF), which
+ * is 2^23 groups; a fixed offset has the same bound and does not count
+ * against it, so the groups from MOAT_GROUPS_HALF on are reached from a
+ * pointer to group MOAT_GROUPS_HALF - 1 (a fixed offset) plus what is
+ * left.  The empty asms keep the compiler from folding the two back into
+ * one variable offset (and hide the map definition's own size from it).
+ */
+static __always_inline const struct moat_group *moat_map_group(__u64 i)
 {
-	return bpf_map_lookup_elem(&groups, &i);
+	const struct moat_group *g = (const void *)&groups;
+
+	__asm__ __volatile__("" : "+r"(g));
+	if (!g)
+		__builtin_unreachable();    /* a map value's address */
+	if (i >= moat_groups_max)
+		return NULL;
+	if (i < MOAT_GROUPS_HALF)
+		return &g[i];
+	g = &g[MOAT_GROUPS_HALF - 1];
+	__asm__ __volatile__("" : "+r"(g));
+	if (!g)
+		__builtin_unreachable();
+	return &g[i - (MOAT_GROUPS_HALF - 1)];
 }
 
 /* moat_map_plens - the IPv6 prefix-length double buffer */
@@ -84,7 +123,9 @@ static __always_inline const struct moat_v6_plens_buf *moat_map_plens(void)
 
 #define MOAT_TBL24_GET(ctx, i) \
 	(((const struct moat_bpf_tables *)(ctx))->tbl24->e[(i) & (MOAT_TBL24_ENTRIES - 1)])
-#define MOAT_GROUP_GET(ctx, i) moat_map_group(i)
+/* the index masked to its 31 bits again in 64: the compiler knows the
+ * upper half is zero and adds no zero extension */
+#define MOAT_GROUP_GET(ctx, i) moat_map_group((__u64)(i) & MOAT_GROUP_MAX)
 #define MOAT_V6_PLENS_GET(ctx) moat_map_plens()
 #define MOAT_V6_GET(ctx, kp) ((const __u32 *)bpf_map_lookup_elem(&v6_rules, (kp)))
 #include "moat_lookup.h"

@@ -106,8 +106,9 @@ static __always_inline __u16 moat_rd16(const __u8 *p)
 	return moat_be16(v);
 }
 
-/* moat_rd32 - big-endian 32-bit field at p */
-static __always_inline __u32 moat_rd32(const __u8 *p)
+/* moat_ld32 - the 32 bits at p as they lie in memory (no byte swap): for
+ * compares against constants swapped at compile time (moat_be32(K)) */
+static __always_inline __u32 moat_ld32(const __u8 *p)
 {
 	__u32 v;
 
@@ -116,7 +117,13 @@ static __always_inline __u32 moat_rd32(const __u8 *p)
 #else
 	__builtin_memcpy(&v, p, 4);
 #endif
-	return moat_be32(v);
+	return v;
+}
+
+/* moat_rd32 - big-endian 32-bit field at p */
+static __always_inline __u32 moat_rd32(const __u8 *p)
+{
+	return moat_be32(moat_ld32(p));
 }
 
 /* moat_copy16 - copy an IPv6 address out of the frame (4-byte aligned dst);
@@ -322,23 +329,32 @@ static __always_inline int moat_parse_general(const void *data_,
  * frame.  Returns 1 with p filled exactly as moat_parse_general() fills it
  * for such a frame (MOAT_PARSE_TCP), 0 for anything else, which then goes
  * the general way (so errors and odd frames are decided in one place).
- * Raw compares against byte-swapped constants: no byte swap per test.
+ * Few, wide loads against byte-swapped constants: bytes 12..15 (EtherType,
+ * version and IHL) and 20..23 (flags, fragment offset, protocol) are one
+ * masked compare each.  20 <= doff and 20 + doff <= tot imply tot >= 40,
+ * so that is not tested apart.
  */
 static __always_inline int moat_parse_fast4(const __u8 *data, const __u8 *end,
 					    struct moat_pkt *p)
 {
 	const __u8 *h = data + MOAT_ETH_HLEN;
 	const __u8 *t = h + 20;
-	__u32 tot, doff;
+	__u32 tot, doff, b;
 
 	if (data + MOAT_ETH_HLEN + 40 > end)
 		return 0;
-	if (moat_rd16(data + 12) != MOAT_ETH_P_IP || h[0] != 0x45 ||
-	    h[9] != MOAT_IPPROTO_TCP || (moat_rd16(h + 6) & 0x3fff))
+	/* 08 00 45 xx: IPv4, version 4, IHL 5 (the TOS byte is free) */
+	if ((moat_ld32(data + 12) & moat_be32(0xffffff00u)) != moat_be32(0x08004500u))
+		return 0;
+	/* fragment flags and offset (DF free), TTL free, protocol TCP */
+	if ((moat_ld32(h + 6) & moat_be32(0x3fff00ffu)) != moat_be32(MOAT_IPPROTO_TCP))
+		return 0;
+	b = t[12];
+	if (b < 0x50)               /* data offset < 5 words */
 		return 0;
 	tot = moat_rd16(h + 2);
-	doff = (__u32)(t[12] >> 4) * 4;
-	if (tot < 40 || h + tot > end || doff < 20 || 20 + doff > tot)
+	doff = (b >> 2) & 0x3c;
+	if (20 + doff > tot || h + tot > end)
 		return 0;
 	p->nvlan = 0;
 	p->family = 4;

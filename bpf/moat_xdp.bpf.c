@@ -11,6 +11,8 @@
  *   PASS, ALLOW -> XDP_PASS
  * Everything else passes untouched.  Per-CPU counters per verdict, per port
  * and per parse failure; refused SYNs are sampled into a ring buffer.
+ * tbl24, groups and stats are addressed as map values, never looked up
+ * (SEC(MOAT_XDP_SEC), see moat_maps.bpf.h).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -22,13 +24,13 @@
 #include "moat_maps.bpf.h"
 
 /* --- maps: counters, limiter state, events ------------------------------ */
-/* counters: row 0 for what has no SMTP port, row 1 + slot per port (see
- * MOAT_XDP_STAT_ROWS); one per-CPU row lookup and one increment per packet */
+/* counters: one value, a struct moat_xdp_stat_cpu per possible CPU (see
+ * moat_xdp.h; the loader sets the size), addressed directly */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MOAT_XDP_STAT_ROWS);
-	__type(key, __u32);
-	__type(value, struct moat_xdp_stat_row);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct moat_xdp_stat_cpu)); /* x CPUs */
 } stats SEC(".maps");
 
 struct {
@@ -54,15 +56,49 @@ struct {
  * (bpftool) gets: port 25, no tarpit replies, no events. */
 const volatile struct moat_xdp_config moat_cfg = {
 	.ports = { MOAT_XDP_DEF_PORT },
+	.ports_net = { moat_be16(MOAT_XDP_DEF_PORT) },
 	.n_ports = 1,
 };
 
-/* stat_row - this CPU's counter row of port slot (-1: no port) */
+/* moat_cpu_id - bpf_get_smp_processor_id() declared as returning 64
+ * bits: the id is a u32 in a zero-extended register either way, and the
+ * compiler then adds no zero extension (two instructions without 32-bit
+ * ALU ops) */
+static __u64 (*const moat_cpu_id)(void) = (void *)BPF_FUNC_get_smp_processor_id;
+
+/* stats_value - the counters' one value: the map reference is its
+ * address (see moat_maps.bpf.h); the empty asm hides the map
+ * definition's own size from the compiler */
+static __always_inline struct moat_xdp_stat_cpu *stats_value(void)
+{
+	struct moat_xdp_stat_cpu *c = (void *)&stats;
+
+	__asm__ __volatile__("" : "+r"(c));
+	if (!c)
+		__builtin_unreachable();    /* a map value's address */
+	return c;
+}
+
+/* stat_cpu - this CPU's counter rows; NULL only past the CPUs the loader
+ * sized the map for (never) */
+static __always_inline struct moat_xdp_stat_cpu *stat_cpu(void)
+{
+	__u64 cpu = moat_cpu_id();
+
+	if (cpu >= moat_cfg.ncpus)
+		return NULL;
+	return &stats_value()[cpu];
+}
+
+/* stat_row - this CPU's counter row of port slot (-1: no port), or NULL */
 static __always_inline struct moat_xdp_stat_row *stat_row(int slot)
 {
+	struct moat_xdp_stat_cpu *c = stat_cpu();
 	__u32 k = (__u32)(slot + 1);
 
-	return bpf_map_lookup_elem(&stats, &k);
+	if (!c || k >= MOAT_XDP_STAT_ROWS)
+		return NULL;
+	return &c->row[k];
 }
 
 /* row_inc - bump counter idx of row r; returns its new per-CPU value (0 if
@@ -145,28 +181,67 @@ static __always_inline int tarpit_allowed(const struct moat_pkt *p)
 			  moat_cfg.tarpit_global.tau_ns);
 }
 
-/* event_due - is the seen-th refused SYN of a verdict (per CPU) sampled */
-static __always_inline int event_due(__u64 seen)
+/* event_skip - count one refused SYN against row's event gap: 1 while
+ * it is skipped, 0 when it is to be reported (no row: never) */
+static __always_inline int event_skip(struct moat_xdp_stat_row *row)
 {
-	return moat_cfg.events_on && seen != 0 && !((seen - 1) & moat_cfg.event_mask);
+	__u64 left;
+
+	if (!row)
+		return 1;
+	left = row->ev_left;
+	if (!left)
+		return 0;
+	row->ev_left = left - 1;
+	return 1;
 }
 
 /*
- * report - sample one refused SYN into the event ring buffer.  seen is the
- * verdict's per-CPU count: the 1st, then one in event_mask + 1 (a power of
- * two, so no division and no random number) is reported, then the global
- * event budget applies.
+ * event_regap - a report is due in row: set how many refused SYNs of the
+ * row (per CPU) the next reports skip.  A report within
+ * MOAT_XDP_EVENT_QUIET_NS of the row's last one doubles the gap (up to
+ * event_gap_max), a later one resets it to 1: at a low rate every refused
+ * SYN is reported (within the global budget), under a flood one in
+ * event_gap_max, so the fast case goes to moat_general that rarely.  After
+ * a flood the next report comes within event_gap_max SYNs of the row.
+ */
+static __always_inline void event_regap(struct moat_xdp_stat_row *row,
+					__u64 now)
+{
+	__u64 gap = 1;
+
+	if (now - row->ev_last_ns < MOAT_XDP_EVENT_QUIET_NS) {
+		gap = row->ev_gap * 2;
+		if (gap > moat_cfg.event_gap_max)
+			gap = moat_cfg.event_gap_max;
+		if (gap == 0)
+			gap = 1;
+	}
+	row->ev_gap = gap;
+	row->ev_last_ns = now;
+	row->ev_left = gap - 1;
+}
+
+/*
+ * report - sample one refused SYN (counted in row) into the event ring
+ * buffer: when its row's gap says so (event_skip, event_regap), then
+ * within the global event budget.  No division, no random number.
  */
 static __always_inline void report(struct xdp_md *ctx,
 				   const struct moat_pkt *p, __u32 act,
-				   __u32 stat, __u64 seen)
+				   __u32 stat, struct moat_xdp_stat_row *row)
 {
 	struct moat_event *e;
 	__u64 now;
 
-	if (!event_due(seen))
+	if (event_skip(row))
 		return;
+	if (!moat_cfg.events_on) {
+		row->ev_left = ~0ull;   /* never again on this row */
+		return;
+	}
 	now = bpf_ktime_get_coarse_ns();
+	event_regap(row, now);
 	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
 			  moat_cfg.events.tau_ns)) {
 		stat_inc(MOAT_STAT_EVENT_LOST, -1);
@@ -220,8 +295,8 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 	int len;
 
 	if (!tarpit_allowed(p)) {
-		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED,
-		       row_inc(row, MOAT_STAT_TARPIT_LIMITED));
+		row_inc(row, MOAT_STAT_TARPIT_LIMITED);
+		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED, row);
 		return XDP_DROP;
 	}
 	len = moat_tarpit_build(data, data_end, p, moat_tarpit_isn(key, p));
@@ -230,8 +305,8 @@ static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
 		row_inc(row, MOAT_STAT_TARPIT_FAIL);
 		return XDP_DROP;
 	}
-	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT,
-	       row_inc(row, MOAT_STAT_TARPIT));
+	row_inc(row, MOAT_STAT_TARPIT);
+	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT, row);
 	return XDP_TX;
 }
 
@@ -242,12 +317,14 @@ static __always_inline int syn_verdict(struct xdp_md *ctx, struct moat_pkt *p,
 {
 	switch (act) {
 	case MOAT_ACT_DROP:
-		report(ctx, p, act, MOAT_STAT_DROP, row_inc(row, MOAT_STAT_DROP));
+		row_inc(row, MOAT_STAT_DROP);
+		report(ctx, p, act, MOAT_STAT_DROP, row);
 		return XDP_DROP;
 	case MOAT_ACT_TARPIT:
 		return tarpit(ctx, p, row);
 	case MOAT_ACT_ALLOW:
-		report(ctx, p, act, MOAT_STAT_ALLOW, row_inc(row, MOAT_STAT_ALLOW));
+		row_inc(row, MOAT_STAT_ALLOW);
+		report(ctx, p, act, MOAT_STAT_ALLOW, row);
 		return XDP_PASS;
 	default:
 		row_inc(row, MOAT_STAT_PASS);
@@ -269,41 +346,43 @@ static __always_inline int non_syn(__u32 act, struct moat_xdp_stat_row *row)
 
 /*
  * moat_general - every frame the fast case does not decide alone: parse
- * it in full (moat_parse) and act.  known: the fast case has the verdict
- * act for port slot already (a SYN to tarpit, to allow, or a drop to
- * report: they need the whole packet).  A subprogram of its own (a BPF
- * call, only on these paths) so the fast case's registers are not spent
- * on keeping this path's state.
+ * it in full (moat_parse) and act.  known_act >= 0: the fast case has the
+ * verdict already (a SYN to tarpit, to allow, or a drop to report: they
+ * need the whole packet); the port slot is found again here, so the fast
+ * case need not keep it.  A subprogram of its own (a BPF call, only on
+ * these paths) so the fast case's registers are not spent on keeping this
+ * path's state.
  */
-static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
-						  int slot, __u32 act)
+static __attribute__((noinline)) int moat_general(struct xdp_md *ctx,
+						  int known_act)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct moat_xdp_stat_row *row;
 	struct moat_bpf_tables tb;
 	struct moat_pkt p;
-	int res;
+	__u32 act;
+	int res, slot;
 
 	res = moat_parse(data, data_end, &p);
 	if (res != MOAT_PARSE_TCP) {
 		stat_inc(moat_parse_res_stat(res), -1);
 		return XDP_PASS;
 	}
-	if (!known) {
-		slot = port_slot(p.dport);
-		if (slot < 0) {
-			stat_inc(MOAT_STAT_NOT_SMTP, -1);
-			return XDP_PASS;
-		}
-		if (moat_bpf_tables_init(&tb))
-			act = MOAT_ACT_PASS;
-		else if (p.family == 4)
-			act = moat_lookup_v4(&tb, p.saddr4);
-		else
-			act = moat_lookup_v6(&tb, p.saddr6);
+	slot = port_slot(p.dport);
+	if (slot < 0) {
+		stat_inc(MOAT_STAT_NOT_SMTP, -1);
+		return XDP_PASS;
 	}
-	if (slot < 0 || slot >= MOAT_PORTS_MAX)
+	if (known_act >= 0)
+		act = (__u32)known_act;
+	else if (moat_bpf_tables_init(&tb))
+		act = MOAT_ACT_PASS;
+	else if (p.family == 4)
+		act = moat_lookup_v4(&tb, p.saddr4);
+	else
+		act = moat_lookup_v6(&tb, p.saddr6);
+	if (slot >= MOAT_PORTS_MAX)
 		return XDP_PASS;
 	row = stat_row(slot);
 	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
@@ -311,47 +390,82 @@ static __attribute__((noinline)) int moat_general(struct xdp_md *ctx, int known,
 	return syn_verdict(ctx, &p, act, row);
 }
 
+/* port_row_net - for a port in network order, the byte offset of its
+ * counter row (slot + 1) in a struct moat_xdp_stat_cpu, or 0 (row 0: no
+ * SMTP port); against the swapped copy of the port set, slot 0 always
+ * there (n_ports >= 1).  An offset, not a slot: a constant per match, so
+ * no multiplication follows. */
+static __always_inline __u32 port_row_net(__u16 dport_net)
+{
+	int i;
+
+	if (moat_cfg.ports_net[0] == dport_net)
+		return sizeof(struct moat_xdp_stat_row);
+	for (i = 1; i < MOAT_PORTS_MAX; i++) {
+		if ((__u32)i >= moat_cfg.n_ports)
+			break;
+		if (moat_cfg.ports_net[i] == dport_net)
+			return (__u32)(i + 1) * sizeof(struct moat_xdp_stat_row);
+	}
+	return 0;
+}
+
 /*
  * moat_xdp - the program.  The common frame (untagged IPv4 without
- * options, TCP: moat_parse_fast4) is decided from registers: one bounds
- * check, the port compare, the counter row lookup (started before the
- * table lookup: it depends only on the port), the tbl24 value's lookup (a
- * constant key), at most two table reads and one increment.  The parsed
- * fields stay in registers because nothing takes the address of f.  What needs the whole packet - a tarpit reply,
- * a sampled event, an ALLOW - and every other frame go to moat_general.
+ * options, TCP: moat_parse_fast4) is decided from registers and without a
+ * map lookup: the CPU id (inlined), one bounds check, the port compare (in
+ * network order), the counter row's address in the stats value (computed
+ * before the table reads: it depends only on the port), at most two table
+ * reads from the tbl24 and groups values, one compare of flags and
+ * verdict, one increment (and the event countdown).  The parsed fields
+ * stay in registers because nothing takes the address of f.  What needs
+ * the whole packet - a tarpit reply, a sampled event, an ALLOW - and
+ * every other frame go to moat_general.
  */
-SEC("xdp")
+SEC(MOAT_XDP_SEC)
 int moat_xdp(struct xdp_md *ctx)
 {
+	/* the CPU id first: a call as far as the compiler knows, and
+	 * nothing but ctx is live yet */
+	__u64 cpu = moat_cpu_id();
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct moat_xdp_stat_row *row;
 	struct moat_bpf_tables tb;
 	struct moat_pkt f;
-	__u32 act;
-	int slot;
+	__u32 act, syn, off;
 
-	if (!moat_parse_fast4(data, data_end, &f))
-		return moat_general(ctx, 0, -1, MOAT_ACT_PASS);
-	slot = port_slot(f.dport);
-	if (slot < 0) {
-		stat_inc(MOAT_STAT_NOT_SMTP, -1);
+	if (cpu >= moat_cfg.ncpus || !moat_parse_fast4(data, data_end, &f))
+		return moat_general(ctx, -1);
+	/* the TCP destination port as it lies in the frame (checked above) */
+	off = port_row_net(*(const __u16 *)(data + MOAT_ETH_HLEN + 20 + 2));
+	if (!off) {
+		stats_value()[cpu].row[0].c[MOAT_STAT_NOT_SMTP]++;
 		return XDP_PASS;
 	}
-	row = stat_row(slot);
+	/* the asm keeps the row's address computed here, before the table
+	 * reads, not once per verdict branch */
+	row = (void *)((char *)&stats_value()[cpu] + off);
+	__asm__ __volatile__("" : "+r"(row));
 	act = moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS
 					: moat_lookup_v4(&tb, f.saddr4);
-	if ((f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
+	/* the refused SYN first, with one compare: SYN without ACK, DROP */
+	syn = f.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK);
+	if ((syn | act << 8) == (MOAT_TCP_SYN | MOAT_ACT_DROP << 8)) {
+		if (row->ev_left) {
+			row->ev_left--;         /* event_skip() */
+			row->c[MOAT_STAT_DROP]++;
+			return XDP_DROP;
+		}
+		return moat_general(ctx, (int)act);
+	}
+	if (syn != MOAT_TCP_SYN)
 		return non_syn(act, row);
 	if (act == MOAT_ACT_PASS) {
-		row_inc(row, MOAT_STAT_PASS);
+		row->c[MOAT_STAT_PASS]++;
 		return XDP_PASS;
 	}
-	if (act == MOAT_ACT_DROP && row && !event_due(row->c[MOAT_STAT_DROP] + 1)) {
-		row->c[MOAT_STAT_DROP]++;
-		return XDP_DROP;
-	}
-	return moat_general(ctx, 1, slot, act);
+	return moat_general(ctx, (int)act);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -11,33 +11,53 @@
 
 #include "moat_abi.h"
 
+/* The section of the programs that read tbl24 directly (moat_maps.bpf.h):
+ * a libbpf handler of the loader's (moat_xdp_sec_register()) loads them as
+ * XDP programs with the map reference rewritten. */
+#define MOAT_XDP_SEC "xdp.moat"
+
 /* Defaults; every one can be changed by the loader before load. */
 #define MOAT_XDP_DEF_PORT 25
 #define MOAT_XDP_DEF_GROUPS_MAX (1u << 20)   /* 64 MiB of groups */
+#define MOAT_XDP_GROUPS_MAX ((1u << 24) - 1) /* one per /24, less one (moat_map_group) */
+#define MOAT_GROUPS_HALF (1u << 23)          /* groups a variable offset reaches */
 #define MOAT_XDP_DEF_V6_MAX (1u << 16)
 #define MOAT_XDP_DEF_RL_SRC_MAX (1u << 16)   /* sources tracked by the limiter */
 #define MOAT_XDP_DEF_SRC_PPS 10              /* tarpit replies per /24 or /48 */
 #define MOAT_XDP_DEF_SRC_BURST 20
 #define MOAT_XDP_DEF_GLOBAL_PPS 10000        /* tarpit replies in total */
 #define MOAT_XDP_DEF_GLOBAL_BURST 20000
-#define MOAT_XDP_DEF_EVENT_SAMPLE 16         /* 1 in N refused SYNs (per CPU) reported */
+#define MOAT_XDP_DEF_EVENT_SAMPLE 1024       /* under a flood 1 in N refused SYNs reported, per CPU and port */
+#define MOAT_XDP_EVENT_QUIET_NS 10000000ull  /* reports of a row further apart: low rate, gap 1 */
 #define MOAT_XDP_DEF_EVENT_PPS 1000          /* events per second at most */
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
 
 /*
- * Map "stats" (per-CPU array): MOAT_XDP_STAT_ROWS values, each a row of
- * MOAT_STAT__MAX u64 counters.  Row 0 counts what belongs to no SMTP port
- * (parse failures, other traffic, lost events), row 1 + s the verdicts for
- * port slot s.  A counter's total is the sum over rows and CPUs.  One
- * value per row, not per counter: the program looks its row up as soon as
- * it knows the port, in parallel with the table lookup, and only the final
- * increment waits for the verdict.
+ * Map "stats": per-CPU counters in one array value (an array map of one
+ * element, addressed directly by the program like tbl24, so a counter row
+ * costs no map lookup): a struct moat_xdp_stat_cpu per possible CPU, each
+ * on its own cache lines, indexed by the CPU's id (the loader sizes the
+ * value for libbpf_num_possible_cpus()).  In each, MOAT_XDP_STAT_ROWS rows
+ * of MOAT_STAT__MAX u64 counters: row 0 counts what belongs to no SMTP
+ * port (parse failures, other traffic, lost events), row 1 + s the
+ * verdicts for port slot s.  A counter's total is the sum over rows and
+ * CPUs.  A pinned per-CPU array "stats" of older versions is refused.
  */
 #define MOAT_XDP_STAT_ROWS (1 + MOAT_PORTS_MAX)
 
 struct moat_xdp_stat_row {
 	__u64 c[MOAT_STAT__MAX];
+	/* event sampling state of this row (not counters, not read as
+	 * such): refused SYNs still to skip before the next report, the gap
+	 * between reports, the last report's time (see report()) */
+	__u64 ev_left;
+	__u64 ev_gap;
+	__u64 ev_last_ns;
 };
+
+struct moat_xdp_stat_cpu {
+	struct moat_xdp_stat_row row[MOAT_XDP_STAT_ROWS];
+} __attribute__((aligned(64)));
 
 /*
  * Map "tbl24" holds the 2^24 u32 entries of moat_abi.h as one 64 MiB
@@ -52,6 +72,16 @@ struct moat_xdp_stat_row {
 struct moat_tbl24 {
 	__u32 e[MOAT_TBL24_ENTRIES];
 };
+
+/*
+ * Map "groups" holds groups_max struct moat_group (64 bytes each) as one
+ * value (an array map of one element, BPF_F_MMAPABLE): mapped, it is the
+ * dense groups[] of moat_abi.h, exactly what an array of groups_max
+ * 64-byte values maps to, and the program addresses a group without a map
+ * lookup (moat_map_group).  groups_max is at most MOAT_XDP_GROUPS_MAX
+ * (the verifier's reach into one value, see moat_map_group); a pinned
+ * "groups" of the older layout (one group per value) is refused.
+ */
 
 /* Slots of the "limits" array map: GCRA state (next allowed time, ns). */
 enum moat_xdp_limit {
@@ -73,8 +103,10 @@ struct moat_xdp_budget {
  */
 struct moat_xdp_config {
 	__u16 ports[MOAT_PORTS_MAX];  /* SMTP ports filtered, host order */
-	__u32 n_ports;                /* valid entries in ports[] */
-	__u32 event_mask;             /* report when count & mask == 0 */
+	__u16 ports_net[MOAT_PORTS_MAX]; /* the same in network order */
+	__u32 n_ports;                /* valid entries in ports[] (>= 1) */
+	__u32 ncpus;                  /* CPUs in the stats value */
+	__u32 event_gap_max;          /* report at least 1 in this many */
 	__u32 events_on;              /* 0: no events at all */
 	__u32 pad;
 	struct moat_xdp_budget tarpit_src;     /* per source /24 or /48 */

@@ -65,7 +65,7 @@ static const struct key keys[] = {
 	{ "xdp", "mode", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "xdp", "ports", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "xdp", "event_sample", K_SPECIAL, 0, 0, 0, 0, 0 },
-	{ "xdp", "groups_max", K_U32, C(groups_max), 1024, 1u << 27, 0 },
+	{ "xdp", "groups_max", K_U32, C(groups_max), 1024, (1u << 24) - 1, 0 }, /* MOAT_XDP_GROUPS_MAX */
 	{ "metrics", "listen", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "policy", "tarpit_threshold", K_INT, C(tarpit_threshold), 0, 1000, 0 },
 	{ "policy", "drop_threshold", K_INT, C(drop_threshold), 0, 1000, 0 },
@@ -175,7 +175,7 @@ void cfg_defaults(struct moat_config *c)
 	snprintf(c->xdp_mode, sizeof(c->xdp_mode), "auto");
 	c->ports[0] = 25;
 	c->nports = 1;
-	c->event_sample = 16;
+	c->event_sample = 1024;
 	c->groups_max = 1u << 20;
 	cfg_parse_addr("127.0.0.1:9464", 9464, &c->metrics);
 	c->tarpit_threshold = 0;

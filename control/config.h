@@ -96,7 +96,7 @@ struct moat_config {
 	char xdp_mode[16];         /* native | skb | auto */
 	uint16_t ports[8];         /* SMTP ports filtered */
 	int nports;
-	uint32_t event_sample;     /* 1 in N refused SYNs to `moatctl watch` (2^k, 0 = none) */
+	uint32_t event_sample;     /* under a flood 1 in N refused SYNs to `moatctl watch` (2^k, 0 = none) */
 	uint32_t groups_max;       /* size of the groups map (fixed at creation) */
 	/* [metrics] */
 	struct cfg_addr metrics;   /* len 0 = off */

@@ -34,7 +34,8 @@
 static struct cd_tag ring_tag;
 
 /* tbl24 is mapped by the backend as a dense u32[2^24] (moat_xdp_tbl24);
- * groups (64-byte values, so no padding between elements) are mapped here */
+ * groups (one value of gmax 64-byte groups, bpf/moat_xdp.h) are mapped
+ * here */
 
 /*
  * Publishing through mmap.  tbl24 and groups are BPF_F_MMAPABLE arrays:
@@ -182,12 +183,13 @@ static void fpx_setup(struct moat_xdp *x, struct moat_fastpath *fp, __u32 ghi)
 	*fp = fpx.orig;
 	fpx.tbl = moat_xdp_tbl24(x);
 	if (!fpx.tbl || gfd < 0 || bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0 ||
-	    gi.value_size != sizeof(struct moat_group) || !(gi.map_flags & BPF_F_MMAPABLE))
+	    gi.max_entries != 1 || gi.value_size % sizeof(struct moat_group) ||
+	    !(gi.map_flags & BPF_F_MMAPABLE))
 		return; /* not the layout this writer knows: use the backend */
 	fpx.x = x;
 	fpx.gfd = gfd;
-	fpx.gmax = gi.max_entries;
-	fpx.glen = ((size_t)gi.max_entries * sizeof(struct moat_group) + 4095) & ~(size_t)4095;
+	fpx.gmax = gi.value_size / sizeof(struct moat_group);
+	fpx.glen = ((size_t)gi.value_size + 4095) & ~(size_t)4095;
 	fpx.grp = mmap(NULL, fpx.glen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	int r = fpx.grp == MAP_FAILED ? -errno : fpx_grow(&fpx, ghi ? ghi : 1);
 
@@ -239,14 +241,15 @@ static int fp_read_image(struct moat_xdp *x, struct moat_update **ups, size_t *n
 		return -ENOENT;
 	if (bpf_obj_get_info_by_fd(gfd, &gi, &gil) < 0)
 		return -errno;
-	if (gi.value_size != sizeof(struct moat_group))
+	if (gi.max_entries != 1 || gi.value_size % sizeof(struct moat_group))
 		return -EPROTO;
+	__u32 gmax = gi.value_size / sizeof(struct moat_group);
 	/* only the groups up to the highest one tbl24 references: mapping a
 	 * BPF array makes every page of the range resident in our RSS */
 	__u32 ghi = 0;
 
 	for (__u32 i = 0; i < MOAT_TBL24_ENTRIES; i++)
-		if (moat_tbl24_is_group(tbl[i]) && moat_tbl24_group(tbl[i]) < gi.max_entries &&
+		if (moat_tbl24_is_group(tbl[i]) && moat_tbl24_group(tbl[i]) < gmax &&
 		    moat_tbl24_group(tbl[i]) >= ghi)
 			ghi = moat_tbl24_group(tbl[i]) + 1;
 	size_t glen = ((size_t)ghi * sizeof(struct moat_group) + 4095) & ~(size_t)4095;
@@ -363,19 +366,32 @@ int fp_resync(struct cd *d)
 struct fplk {
 	const __u32 *tbl;
 	const struct moat_group *grp;  /* the mapping, or NULL */
-	__u32 gmax;
+	__u32 gmax;                    /* groups in the mapping */
+	__u32 gall;                    /* groups in the map */
 	int gfd, pfd, vfd;
 	struct moat_group g;
 	struct moat_v6_plens_buf pl;  /* the map's value: selector + two slots */
 	__u32 act;
 };
 
-/* fplk_group - groups[idx] through the mapping or a syscall; NULL = absent */
+/* fplk_group - groups[idx] through the mapping, or through a mapping of
+ * its one page (groups are one map value: no per-group syscall); NULL =
+ * absent */
 static const struct moat_group *fplk_group(struct fplk *k, __u32 idx)
 {
+	size_t off = (size_t)idx * sizeof(struct moat_group), pg = off & ~(size_t)4095;
+	void *p;
+
 	if (k->grp && idx < k->gmax)
 		return &k->grp[idx];
-	return bpf_map_lookup_elem(k->gfd, &idx, &k->g) == 0 ? &k->g : NULL;
+	if (idx >= k->gall)
+		return NULL;
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, k->gfd, (off_t)pg);
+	if (p == MAP_FAILED)
+		return NULL;
+	memcpy(&k->g, (const char *)p + (off - pg), sizeof(k->g));
+	munmap(p, 4096);
+	return &k->g;
 }
 
 /* fplk_plens - the IPv6 prefix-length double buffer as the map holds it */
@@ -412,6 +428,12 @@ int fp_lookup(struct cd *d, const struct moat_prefix *addr, uint32_t *action)
 	k.vfd = moat_xdp_map_fd(d->xdp, "v6_rules");
 	if (!k.tbl || k.gfd < 0 || k.pfd < 0 || k.vfd < 0)
 		return -ENOENT;
+	struct bpf_map_info gi = { 0 };
+	__u32 gil = sizeof(gi);
+
+	if (bpf_obj_get_info_by_fd(k.gfd, &gi, &gil) < 0)
+		return -errno;
+	k.gall = gi.value_size / sizeof(struct moat_group);
 	if (fpx.grp && fpx.x == d->xdp) {
 		k.grp = fpx.grp;
 		k.gmax = fpx.gmap; /* beyond: by syscall */

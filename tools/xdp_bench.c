@@ -116,30 +116,14 @@ struct table {
 	__u32 nlisted;
 };
 
-/* push - batch-write keys[0..n) / vals to a map, in chunks */
-static int push(int fd, const __u32 *keys, const void *vals, size_t vsz, size_t n)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
-
-	for (size_t i = 0; i < n; i += 65536) {
-		__u32 c = (__u32)(n - i < 65536 ? n - i : 65536);
-
-		if (bpf_map_update_batch(fd, keys + i, (const char *)vals + i * vsz,
-					 &c, &bo))
-			return -errno;
-	}
-	return 0;
-}
-
 /*
  * table_open - a moat_xdp handle with n random /32s listed as DROP.  The
- * table is built in userspace (dense tbl24, groups): groups pushed with
- * batched updates, then tbl24 copied into the mapped map.
+ * table is built in userspace (dense tbl24, groups): groups copied into
+ * the mapped groups value, then tbl24 into the mapped tbl24.
  */
 static int table_open(struct table *t, const char *pin, __u32 n, __u32 keep)
 {
 	struct moat_xdp_opts o;
-	__u32 *keys = NULL;
 	int err;
 
 	memset(t, 0, sizeof(*t));
@@ -159,11 +143,8 @@ static int table_open(struct table *t, const char *pin, __u32 n, __u32 keep)
 		memset(t->tbl24, 0, MOAT_TBL24_ENTRIES * sizeof(__u32));
 	t->groups = malloc((size_t)t->groups_max * sizeof(struct moat_group));
 	t->listed = calloc(keep ? keep : 1, sizeof(__u32));
-	keys = malloc((size_t)t->groups_max * sizeof(__u32));
-	if (!t->tbl24 || !t->groups || !t->listed || !keys) {
-		free(keys);
+	if (!t->tbl24 || !t->groups || !t->listed)
 		return -ENOMEM;
-	}
 	for (__u32 i = 0; i < n; i++) {
 		__u32 a = (__u32)rnd(), *e = &t->tbl24[a >> 8];
 
@@ -177,14 +158,20 @@ static int table_open(struct table *t, const char *pin, __u32 n, __u32 keep)
 		if (t->nlisted < keep)
 			t->listed[t->nlisted++] = a;
 	}
-	for (__u32 g = 0; g < t->ngroups; g++)
-		keys[g] = g;
-	err = push(moat_xdp_map_fd(t->x, "groups"), keys, t->groups,
-		   sizeof(struct moat_group), t->ngroups);
-	/* then tbl24, straight into the mapped map (groups are in place) */
+	/* groups into the mapped groups value (one value: no per-group
+	 * update), then tbl24, straight into the mapped map */
+	size_t glen = (size_t)t->groups_max * sizeof(struct moat_group);
+	void *gm = mmap(NULL, glen, PROT_READ | PROT_WRITE, MAP_SHARED,
+			moat_xdp_map_fd(t->x, "groups"), 0);
+
+	if (gm == MAP_FAILED) {
+		err = -errno;
+	} else {
+		memcpy(gm, t->groups, (size_t)t->ngroups * sizeof(struct moat_group));
+		munmap(gm, glen);
+	}
 	if (!err)
 		memcpy(moat_xdp_tbl24(t->x), t->tbl24, MOAT_TBL24_ENTRIES * sizeof(__u32));
-	free(keys);
 	u_tbl24 = t->tbl24;
 	u_groups = t->groups;
 	u_groups_max = t->groups_max;
@@ -312,7 +299,8 @@ static int test_run_ns(int prog, double *ns)
  */
 static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 {
-	struct moat_lookup_bench *s = moat_lookup_bench__open();
+	struct moat_lookup_bench *s = moat_xdp_sec_register() ? NULL
+					: moat_lookup_bench__open();
 	double kv[RUNS], lv[RUNS], uv[RUNS], ulv[RUNS], mv[RUNS], q[RUNS], qn[RUNS];
 	double cv[RUNS];
 	size_t gbytes = (size_t)t->groups_max * sizeof(struct moat_group);
@@ -328,6 +316,7 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		goto out;
 	}
 	s->rodata->n_chunks = N_LOOKUP / LB_CHUNK;
+	s->rodata->moat_groups_max = t->groups_max;
 	if ((err = bpf_map__set_max_entries(s->maps.addrs, N_LOOKUP / LB_CHUNK)) ||
 	    (err = bpf_map__reuse_fd(s->maps.tbl24, moat_xdp_map_fd(t->x, "tbl24"))) ||
 	    (err = bpf_map__reuse_fd(s->maps.groups, moat_xdp_map_fd(t->x, "groups"))) ||

@@ -8,6 +8,7 @@
  * bpf_links pinned next to the maps, and applies verdict-table update
  * sequences with batched map writes that keep the sequence's order.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <net/if.h>
@@ -46,6 +47,8 @@ struct moat_xdp {
 	struct moat_xdp_bpf *skel;
 	__u32 *tbl24;              /* the mmap'd tbl24 map: dense u32[2^24] */
 	struct moat_v6_plens_buf *plb; /* the mmap'd v6_plens map */
+	struct moat_group *grp;    /* the mmap'd groups value (on first use) */
+	size_t grp_len;
 	uint64_t plb_flip_ns;      /* CLOCK_MONOTONIC of the last selector flip */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
@@ -139,7 +142,7 @@ static int check_opts(const struct moat_xdp_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (o->groups_max == 0 || o->groups_max > MOAT_GROUP_MAX ||
+	if (o->groups_max == 0 || o->groups_max > MOAT_XDP_GROUPS_MAX ||
 	    o->v6_max == 0 || o->rl_src_max == 0) {
 		log_err("xdp: map sizes groups=%u v6=%u rl_src=%u: each must be > 0",
 			o->groups_max, o->v6_max, o->rl_src_max);
@@ -194,6 +197,73 @@ static int set_pins(struct bpf_object *obj, const char *dir)
 	return 0;
 }
 
+/* is_direct_map - is fd a map whose one value MOAT_XDP_SEC programs
+ * address directly: "tbl24", "groups" or "stats", arrays of one element
+ * (moat_maps.bpf.h, moat_xdp.h) */
+static int is_direct_map(int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.type == BPF_MAP_TYPE_ARRAY && info.max_entries == 1 &&
+	       (strcmp(info.name, "tbl24") == 0 || strcmp(info.name, "groups") == 0 ||
+		strcmp(info.name, "stats") == 0);
+}
+
+/*
+ * direct_maps - libbpf's prog_prepare_load_fn for MOAT_XDP_SEC, called
+ * after relocation: every reference to tbl24 (a 64-bit immediate load of
+ * the map, BPF_PSEUDO_MAP_FD) becomes the address of its value
+ * (BPF_PSEUDO_MAP_VALUE at offset 0), as libbpf does for global data.
+ * The kernel checks it (an array of one element, offset in the value).
+ */
+static int direct_maps(struct bpf_program *prog, struct bpf_prog_load_opts *opts,
+		       long cookie)
+{
+	size_t n = bpf_program__insn_cnt(prog);
+	struct bpf_insn *in;
+	int err;
+
+	(void)opts;
+	(void)cookie;
+	in = malloc(n * sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	memcpy(in, bpf_program__insns(prog), n * sizeof(*in));
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (in[i].code != (BPF_LD | BPF_IMM | BPF_DW))
+			continue;
+		if (in[i].src_reg == BPF_PSEUDO_MAP_FD && is_direct_map(in[i].imm)) {
+			in[i].src_reg = BPF_PSEUDO_MAP_VALUE;
+			in[i + 1].imm = 0;
+		}
+		i++;    /* the second half of the 16-byte instruction */
+	}
+	err = bpf_program__set_insns(prog, in, n);
+	free(in);
+	return err;
+}
+
+/* moat_xdp_sec_register - make libbpf load SEC(MOAT_XDP_SEC) programs as
+ * XDP with direct_maps(); once per process, before opening them */
+int moat_xdp_sec_register(void)
+{
+	static int done;
+	LIBBPF_OPTS(libbpf_prog_handler_opts, ho,
+		    .prog_prepare_load_fn = direct_maps);
+	int id;
+
+	if (done)
+		return done < 0 ? done : 0;
+	id = libbpf_register_prog_handler(MOAT_XDP_SEC, BPF_PROG_TYPE_XDP,
+					  BPF_XDP, &ho);
+	done = id < 0 ? id : 1;
+	return id < 0 ? id : 0;
+}
+
 /* moat_xdp_open - open, configure and load the program */
 int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 {
@@ -219,6 +289,12 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		err = x->ncpus ? x->ncpus : -EINVAL;
 		goto fail;
 	}
+	err = moat_xdp_sec_register();
+	if (err) {
+		log_err("xdp: cannot register the %s section: %s", MOAT_XDP_SEC,
+			strerror(-err));
+		goto fail;
+	}
 	x->skel = moat_xdp_bpf__open();
 	if (!x->skel) {
 		err = -errno;
@@ -229,12 +305,14 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	memset(cfg, 0, sizeof(*cfg));
 	memcpy(cfg->ports, o->ports, sizeof(cfg->ports));
 	cfg->n_ports = o->n_ports;
+	for (unsigned i = 0; i < MOAT_PORTS_MAX; i++)
+		cfg->ports_net[i] = htons(cfg->ports[i]);
 	cfg->tarpit_src = moat_xdp_budget(o->tarpit_src_pps, o->tarpit_src_burst);
 	cfg->tarpit_global = moat_xdp_budget(o->tarpit_global_pps,
 					     o->tarpit_global_burst);
 	cfg->events = moat_xdp_budget(o->event_max_pps, o->event_max_pps);
 	cfg->events_on = o->event_sample != 0;
-	cfg->event_mask = o->event_sample ? o->event_sample - 1 : 0;
+	cfg->event_gap_max = o->event_sample;
 	cfg->isn_key[0] = o->isn_key[0];
 	cfg->isn_key[1] = o->isn_key[1];
 	if (!cfg->isn_key[0] && !cfg->isn_key[1] &&
@@ -243,7 +321,12 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		err = -EIO;
 		goto fail;
 	}
-	if ((err = bpf_map__set_max_entries(x->skel->maps.groups, o->groups_max)) ||
+	cfg->ncpus = (__u32)x->ncpus;
+	x->skel->rodata->moat_groups_max = o->groups_max;
+	if ((err = bpf_map__set_value_size(x->skel->maps.stats, (__u32)x->ncpus *
+					   sizeof(struct moat_xdp_stat_cpu))) ||
+	    (err = bpf_map__set_value_size(x->skel->maps.groups, o->groups_max *
+					   (__u32)sizeof(struct moat_group))) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.v6_rules, o->v6_max)) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.rl_src, o->rl_src_max)))
 		goto fail;
@@ -429,13 +512,25 @@ int moat_xdp_detach(struct moat_xdp *x, const char *ifname)
 
 /* publish buffers: keys and values of one run of same-kind updates */
 struct pub_buf {
-	__u32 keys[PUBLISH_CHUNK];
 	struct moat_v6_key v6keys[PUBLISH_CHUNK];
 	union {
 		__u32 u32[PUBLISH_CHUNK];
-		struct moat_group groups[PUBLISH_CHUNK];
 	} vals;
 };
+
+/* map_groups - map the groups value read-write for publishing (once:
+ * every page of it becomes resident in this process, which moat-controld
+ * avoids by writing groups through its own windows, control/fp_xdp.c) */
+static int map_groups(struct moat_xdp *x)
+{
+	size_t len = ((size_t)x->o.groups_max * sizeof(struct moat_group) + 4095) &
+		     ~(size_t)4095;
+	int err = map_rw(x->skel->maps.groups, len, (void **)&x->grp);
+
+	if (err == 0)
+		x->grp_len = len;
+	return err;
+}
 
 /* publish_plens - make pl the live IPv6 prefix-length set: fill the
  * inactive slot of the v6_plens double buffer, then flip the selector with
@@ -491,14 +586,13 @@ static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
 }
 
 /*
- * moat_xdp_publish - apply updates in order: groups, IPv6 puts and deletes
- * one batch syscall per same-kind run, tbl24 entries as single stores into
- * the mapped table (a syscall per 4-byte entry would be the slow part of a
+ * moat_xdp_publish - apply updates in order: IPv6 puts and deletes one
+ * batch syscall per same-kind run, groups and tbl24 entries as stores into
+ * the mapped maps (a syscall per 4-byte entry would be the slow part of a
  * large publish, and a batch copy could tear an entry).
  */
 int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 {
-	int fd_grp = bpf_map__fd(x->skel->maps.groups);
 	int fd_v6 = bpf_map__fd(x->skel->maps.v6_rules);
 	struct pub_buf *b;
 	size_t i = 0;
@@ -518,8 +612,12 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -ERANGE;
 					goto out;
 				}
-				b->keys[k] = u[i].index;
-				b->vals.groups[k] = u[i].u.group;
+				if (!x->grp && (err = map_groups(x)) < 0)
+					goto out;
+				/* 64 bytes in place: each address's two bits
+				 * are in one byte, written whole */
+				memcpy(&x->grp[u[i].index], &u[i].u.group,
+				       sizeof(struct moat_group));
 				break;
 			case MOAT_UPD_TBL24:
 				if (u[i].index >= MOAT_TBL24_ENTRIES ||
@@ -528,9 +626,9 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -ERANGE;
 					goto out;
 				}
-				/* one aligned 32-bit store: readers see the old
-				 * entry or the new one, and the groups it may
-				 * point at were written by earlier syscalls */
+				/* one aligned 32-bit store (release): readers
+				 * see the old entry or the new one, and the
+				 * groups it may point at were written before */
 				__atomic_store_n(&x->tbl24[u[i].index], u[i].value,
 						 __ATOMIC_RELEASE);
 				break;
@@ -556,9 +654,6 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 			}
 		}
 		switch (kind) {
-		case MOAT_UPD_GROUP:
-			err = flush_batch(fd_grp, b->keys, b->vals.groups, k);
-			break;
 		case MOAT_UPD_V6_PUT:
 			err = flush_batch(fd_v6, b->v6keys, b->vals.u32, k);
 			break;
@@ -575,35 +670,45 @@ out:
 	return err;
 }
 
-/* read_rows - counters summed over rows [r0, r1) of the stats map (one
- * per-CPU value per row, struct moat_xdp_stat_row) */
-static int read_rows(int fd, int ncpus, __u32 r0, __u32 r1, uint64_t *out)
+/* read_rows - counters summed over rows [r0, r1) of every CPU's part of
+ * the stats value (struct moat_xdp_stat_cpu each; their number is the
+ * value's size) */
+static int read_rows(int fd, __u32 r0, __u32 r1, uint64_t *out)
 {
-	struct moat_xdp_stat_row *v = calloc((size_t)ncpus, sizeof(*v));
+	struct bpf_map_info info;
+	__u32 len = sizeof(info), zero = 0, ncpus;
+	struct moat_xdp_stat_cpu *v;
+	int err = 0;
 
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.max_entries != 1 ||
+	    info.value_size % sizeof(*v) != 0)
+		return -EINVAL;   /* a stats map of another version */
+	ncpus = info.value_size / sizeof(*v);
+	v = calloc(ncpus ? ncpus : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	memset(out, 0, MOAT_STAT__MAX * sizeof(*out));
-	for (__u32 r = r0; r < r1; r++) {
-		if (bpf_map_lookup_elem(fd, &r, v)) {
-			int err = -errno;
-
-			free(v);
-			return err;
-		}
-		for (int c = 0; c < ncpus; c++)
-			for (__u32 s = 0; s < MOAT_STAT__MAX; s++)
-				out[s] += v[c].c[s];
+	if (bpf_map_lookup_elem(fd, &zero, v)) {
+		err = -errno;
+		goto out;
 	}
+	for (__u32 c = 0; c < ncpus; c++)
+		for (__u32 r = r0; r < r1; r++)
+			for (__u32 s = 0; s < MOAT_STAT__MAX; s++)
+				out[s] += v[c].row[r].c[s];
+out:
 	free(v);
-	return 0;
+	return err;
 }
 
 /* moat_xdp_read_stats - global counters (all rows) */
 int moat_xdp_read_stats(struct moat_xdp *x, uint64_t out[MOAT_STAT__MAX])
 {
-	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, 0,
-			 MOAT_XDP_STAT_ROWS, out);
+	return read_rows(bpf_map__fd(x->skel->maps.stats), 0, MOAT_XDP_STAT_ROWS,
+			 out);
 }
 
 /* moat_xdp_read_port_stats - one port slot's counters (its row) */
@@ -612,23 +717,20 @@ int moat_xdp_read_port_stats(struct moat_xdp *x, unsigned slot,
 {
 	if (slot >= x->o.n_ports)
 		return -EINVAL;
-	return read_rows(bpf_map__fd(x->skel->maps.stats), x->ncpus, slot + 1,
-			 slot + 2, out);
+	return read_rows(bpf_map__fd(x->skel->maps.stats), slot + 1, slot + 2, out);
 }
 
 /* moat_xdp_read_pinned_stats - global counters straight from the pin */
 int moat_xdp_read_pinned_stats(const char *pin_dir, uint64_t out[MOAT_STAT__MAX])
 {
 	char path[PATH_MAX];
-	int fd, err, ncpus = libbpf_num_possible_cpus();
+	int fd, err;
 
-	if (ncpus <= 0)
-		return -EINVAL;
 	snprintf(path, sizeof(path), "%s/stats", pin_dir ? pin_dir : MOAT_XDP_PIN_DIR);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	err = read_rows(fd, ncpus, 0, MOAT_XDP_STAT_ROWS, out);
+	err = read_rows(fd, 0, MOAT_XDP_STAT_ROWS, out);
 	close(fd);
 	return err;
 }
@@ -730,6 +832,8 @@ void moat_xdp_close(struct moat_xdp *x)
 		munmap(x->tbl24, TBL24_BYTES);
 	if (x->plb)
 		munmap(x->plb, PLB_MAP_BYTES);
+	if (x->grp)
+		munmap(x->grp, x->grp_len);
 	for (unsigned i = 0; i < x->nlinks; i++)
 		close(x->links[i].fd);
 	moat_xdp_bpf__destroy(x->skel);

@@ -52,9 +52,12 @@ struct moat_xdp_opts {
 	 * 10000/20000); a rate of 0 answers nothing (tarpit = drop). */
 	uint32_t tarpit_src_pps, tarpit_src_burst;
 	uint32_t tarpit_global_pps, tarpit_global_burst;
-	/* Events: report the first and then every event_sample-th refused
-	 * SYN of a verdict on each CPU (a power of two; 0 = none), at most
-	 * event_max_pps per second (defaults 16 and 1000). */
+	/* Events: refused SYNs are reported per CPU and port with a gap
+	 * that doubles while reports come within 10 ms of each other, up
+	 * to event_sample (a power of two; 0 = none), and is back to 1
+	 * after a quiet 10 ms: every one at a low rate, 1 in event_sample
+	 * under a flood; at most event_max_pps per second in total
+	 * (defaults 1024 and 1000). */
 	uint32_t event_sample, event_max_pps;
 	/* SipHash key of the tarpit ISN; all zero = a random key. */
 	uint64_t isn_key[2];
@@ -66,6 +69,12 @@ struct moat_xdp_opts {
 };
 
 struct moat_xdp;
+
+/* moat_xdp_sec_register - teach libbpf the SEC(MOAT_XDP_SEC) of programs
+ * that read tbl24 directly (bpf/moat_maps.bpf.h); moat_xdp_open() calls
+ * it, another loader of such a program (the lookup benchmark) must call
+ * it before opening.  0 or -errno. */
+int moat_xdp_sec_register(void);
 
 /* moat_xdp_opts_default - fill o with the defaults above */
 void moat_xdp_opts_default(struct moat_xdp_opts *o);

@@ -52,7 +52,7 @@ static void usage(FILE *f)
 		"                     tarpit reply limits\n"
 		"  --groups N         groups map size (default 2^20)\n"
 		"  --events           print sampled events while running\n"
-		"  --event-sample N   report 1 in N refused SYNs (power of two; default 16)\n"
+		"  --event-sample N   under a flood report 1 in N refused SYNs (power of two; default 1024)\n"
 		"  --help, --version\n", MOAT_XDP_PIN_DIR);
 }
 

@@ -66,7 +66,7 @@ static const struct bad_case bad_cases[] = {
 	{ "bad resolver", "[daemon]\nresolver = 192.0.2.53 dns.example\n", "t.conf:2: resolver: 'dns.example' is not IP[@PORT]" },
 	{ "bad port", "[xdp]\nports = 25 0\n", "t.conf:2: ports: '0' is not a port number" },
 	{ "event_sample not 2^k", "[xdp]\nevent_sample = 3\n", "t.conf:2: event_sample: '3' is not 0 or a power of two" },
-	{ "groups_max small", "[xdp]\ngroups_max = 10\n", "t.conf:2: groups_max: 10 is outside 1024..134217728" },
+	{ "groups_max small", "[xdp]\ngroups_max = 10\n", "t.conf:2: groups_max: 10 is outside 1024..16777215" },
 	{ "bad rbldnsd format", "[zone l.rbl]\ntype = rbldnsd\nfile = /x\nformat = csv\n", "t.conf:4: format: 'csv' is not ip4set, ip4trie or ip6trie" },
 	{ "primary on rbldnsd", "[zone bl.example]\ntype = rbldnsd\nfile = /x\nprimary = 192.0.2.1\n", "t.conf:1: [zone bl.example]: primary/tsig are only for type axfr" },
 };
