@@ -234,12 +234,10 @@ static __always_inline void report(struct xdp_md *ctx,
 	struct moat_event *e;
 	__u64 now;
 
-	if (event_skip(row))
+	/* events off: the row's countdown is left alone (a loader with
+	 * events on adopts these counters: parking the row would silence it) */
+	if (!moat_cfg.events_on || event_skip(row))
 		return;
-	if (!moat_cfg.events_on) {
-		row->ev_left = ~0ull;   /* never again on this row */
-		return;
-	}
 	now = bpf_ktime_get_coarse_ns();
 	event_regap(row, now);
 	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
@@ -454,6 +452,12 @@ int moat_xdp(struct xdp_md *ctx)
 	if ((syn | act << 8) == (MOAT_TCP_SYN | MOAT_ACT_DROP << 8)) {
 		if (row->ev_left) {
 			row->ev_left--;         /* event_skip() */
+			row->c[MOAT_STAT_DROP]++;
+			return XDP_DROP;
+		}
+		/* events off: moat_cfg is read-only data, so the verifier
+		 * drops this branch, or the call below, when it loads */
+		if (!moat_cfg.events_on) {
 			row->c[MOAT_STAT_DROP]++;
 			return XDP_DROP;
 		}

@@ -621,6 +621,35 @@ static void test_pinned_reopen(void **state)
 	assert_int_equal(moat_xdp_detach(x, "lo"), -ENOENT);
 	moat_xdp_close(x);
 
+	/* events off, then a loader with events on adopts the counters: the
+	 * rows the first one dropped on still report (fresh pins: no gap
+	 * left from the drops above; one CPU: rows are per CPU) */
+	static char pin_dir2[80];
+	cpu_set_t one, all;
+	struct ev_acc acc = { 0 };
+
+	snprintf(pin_dir2, sizeof(pin_dir2), "%s/pins2", pin_base);
+	o.pin_dir = pin_dir2;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	o.event_sample = 0;
+	assert_int_equal(moat_xdp_open(&o, &x), 0);
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), X_DROP);
+	moat_xdp_close(x);
+	o.event_sample = 1024;
+	assert_int_equal(moat_xdp_open(&o, &x), 0);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), X_DROP);
+	assert_true(moat_xdp_poll_events(x, 100, on_ev, &acc) >= 0);
+	assert_int_equal(acc.n, 1);
+	assert_int_equal(acc.last.stat, MOAT_STAT_DROP);
+	moat_xdp_close(x);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	o.pin_dir = pin_dir;
+
 	/* other map sizes cannot reuse the pins: refused, not silently reset */
 	o.groups_max = 2048;
 	assert_true(moat_xdp_open(&o, &x) < 0);
