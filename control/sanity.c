@@ -4,7 +4,7 @@
  * space is computed exactly from the nested prefixes (most specific wins,
  * like the verdict table) rather than by sampling, so a 0/0 wildcard and a
  * thousand /9s are caught alike.  After an IXFR the same checks run on the
- * zone's merged set incrementally (moat_sanity_check_delta): only the
+ * zone's merged set incrementally (moat_sanity_check_delta_set): only the
  * regions the delta touched are recomputed, so a 1,000-change IXFR on a
  * 1M-entry zone costs milliseconds, not a pass over the zone.
  */
@@ -421,12 +421,13 @@ static size_t region_end(const struct moat_listing *l, size_t n, size_t i,
 	return lo;
 }
 
-/* The set an IXFR makes, cur - del + add, without building it (that is
- * a pass over the whole zone): each part sorted by moat_listing_cmp. */
+/* An IXFR's sets without building either (that is a pass over the
+ * whole zone): the new set as queries (sanity.h), the delta's adds and
+ * deletes sorted by moat_listing_cmp; the old set is the new one minus
+ * add plus del. */
 struct view {
-	const struct moat_listing *cur, *add, *del;
-	size_t ncur, nadd, ndel;
-	/* instead of cur: the new set itself, as queries (sanity.h) */
+	const struct moat_listing *add, *del;
+	size_t nadd, ndel;
 	const struct moat_sanity_set *set;
 };
 
@@ -457,42 +458,20 @@ static bool same_entry(const struct moat_listing *a, const struct moat_listing *
 	return pfx_cmp(&a->pfx, &b->pfx) == 0 && a->exclude == b->exclude && a->code == b->code;
 }
 
-/* deleted - does the delta delete cur's entry e */
-static bool deleted(const struct view *v, const struct moat_listing *e)
-{
-	return in_sorted(v->del, v->ndel, e);
-}
-
 /* view_at - the new set's entries with prefix exactly m: any listed, any
  * excluded; false when there are none */
 static bool view_at(const struct view *v, const struct moat_prefix *m, bool *listed, bool *excl)
 {
+	struct moat_lvec q = { 0 };
 	bool found = false;
 
 	*listed = *excl = false;
-	if (v->set) {
-		struct moat_lvec q = { 0 };
-
-		if (set_query(v, m, true, &q) == 0)
-			for (size_t i = 0; i < q.n; i++) {
-				found = true;
-				*(q.v[i].exclude ? excl : listed) = true;
-			}
-		moat_lvec_free(&q);
-		return found;
-	}
-	for (size_t i = lower_bound(v->cur, v->ncur, m);
-	     i < v->ncur && pfx_cmp(&v->cur[i].pfx, m) == 0; i++) {
-		if (deleted(v, &v->cur[i]))
-			continue;
-		found = true;
-		*(v->cur[i].exclude ? excl : listed) = true;
-	}
-	for (size_t i = lower_bound(v->add, v->nadd, m);
-	     i < v->nadd && pfx_cmp(&v->add[i].pfx, m) == 0; i++) {
-		found = true;
-		*(v->add[i].exclude ? excl : listed) = true;
-	}
+	if (set_query(v, m, true, &q) == 0)
+		for (size_t i = 0; i < q.n; i++) {
+			found = true;
+			*(q.v[i].exclude ? excl : listed) = true;
+		}
+	moat_lvec_free(&q);
 	return found;
 }
 
@@ -512,10 +491,11 @@ static bool view_verdict(const void *set, const struct moat_prefix *addr)
 	return false;
 }
 
-/* set_region_share - region_share when the view holds the new set: the
- * set's entries inside r are the new ones; the old ones are those not
- * added, plus what the delta deleted there */
-static int set_region_share(const struct view *v, const struct moat_prefix *r, bool after,
+/* region_share - listed share of the space inside root r, of the old
+ * set's entries there (after = false) or of the new set's (after =
+ * true): the set's entries inside r are the new ones; the old ones are
+ * those not added, plus what the delta deleted there */
+static int region_share(const struct view *v, const struct moat_prefix *r, bool after,
 			    double *out)
 {
 	struct moat_lvec q = { 0 };
@@ -541,41 +521,9 @@ static int set_region_share(const struct view *v, const struct moat_prefix *r, b
 /* view_has - does the old or the new set hold prefix m */
 static bool view_has(const struct view *v, const struct moat_prefix *m)
 {
-	if (v->set) {
-		bool listed, excl;
+	bool listed, excl;
 
-		return view_at(v, m, &listed, &excl) || has_prefix(v->del, v->ndel, m);
-	}
-	return has_prefix(v->cur, v->ncur, m) || has_prefix(v->add, v->nadd, m);
-}
-
-/* region_share - listed share of the space inside root r: of cur's
- * entries there (after = false) or of the new set's (after = true) */
-static int region_share(const struct view *v, const struct moat_prefix *r, bool after,
-			double *out)
-{
-	size_t c0 = lower_bound(v->cur, v->ncur, r), c1 = region_end(v->cur, v->ncur, c0, r);
-	size_t a0 = 0, a1 = 0, m = 0;
-
-	if (v->set)
-		return set_region_share(v, r, after, out);
-	if (!after)
-		return share(v->cur + c0, c1 - c0, r->family, 0, out);
-	a0 = lower_bound(v->add, v->nadd, r);
-	a1 = region_end(v->add, v->nadd, a0, r);
-	struct moat_listing *t = malloc((c1 - c0 + a1 - a0 + 1) * sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
-	for (size_t i = c0; i < c1; i++)
-		if (!deleted(v, &v->cur[i]))
-			t[m++] = v->cur[i];
-	for (size_t i = a0; i < a1; i++)
-		t[m++] = v->add[i];
-	int r2 = share(t, m, r->family, 0, out); /* share() sorts what is not sorted */
-
-	free(t);
-	return r2;
+	return view_at(v, m, &listed, &excl) || has_prefix(v->del, v->ndel, m);
 }
 
 /* root_cmp - qsort order of struct moat_prefix */
@@ -596,19 +544,19 @@ static struct moat_listing *sorted_copy(const struct moat_listing *l, size_t n)
 	return c;
 }
 
-/* check_delta - moat_sanity_check_delta on cur, or with set (the new set)
- * instead of cur */
-static int check_delta(const struct moat_sanity_cfg *cfgin, const struct moat_listing *cur,
-		       size_t ncur, const struct moat_sanity_set *set,
-		       const struct moat_sanity_result *was,
-		       const struct moat_listing *addin, size_t nadd,
-		       const struct moat_listing *delin, size_t ndel,
-		       struct moat_sanity_result *res)
+/* moat_sanity_check_delta_set - the checks of moat_sanity_check on the
+ * set an IXFR makes, incrementally: only the regions the delta touches */
+int moat_sanity_check_delta_set(const struct moat_sanity_cfg *cfgin,
+				const struct moat_sanity_set *set,
+				const struct moat_sanity_result *was,
+				const struct moat_listing *addin, size_t nadd,
+				const struct moat_listing *delin, size_t ndel,
+				struct moat_sanity_result *res)
 {
 	struct moat_sanity_cfg cfg = *cfgin;
 	struct moat_listing *add = sorted_copy(addin, nadd), *del = sorted_copy(delin, ndel);
 	struct moat_prefix *roots = malloc((nadd + ndel + 1) * sizeof(*roots));
-	struct view v = { cur, add, del, ncur, nadd, ndel, set };
+	struct view v = { add, del, nadd, ndel, set };
 	size_t nroots = 0;
 	int rc = -ENOMEM;
 
@@ -690,26 +638,4 @@ out:
 	free(del);
 	free(roots);
 	return rc;
-}
-
-/* moat_sanity_check_delta - the checks of moat_sanity_check on the set an
- * IXFR makes of cur, incrementally */
-int moat_sanity_check_delta(const struct moat_sanity_cfg *cfg, const struct moat_listing *cur,
-			    size_t ncur, const struct moat_sanity_result *was,
-			    const struct moat_listing *add, size_t nadd,
-			    const struct moat_listing *del, size_t ndel,
-			    struct moat_sanity_result *res)
-{
-	return check_delta(cfg, cur, ncur, NULL, was, add, nadd, del, ndel, res);
-}
-
-/* moat_sanity_check_delta_set - the same, the new set given as queries */
-int moat_sanity_check_delta_set(const struct moat_sanity_cfg *cfg,
-				const struct moat_sanity_set *set,
-				const struct moat_sanity_result *was,
-				const struct moat_listing *add, size_t nadd,
-				const struct moat_listing *del, size_t ndel,
-				struct moat_sanity_result *res)
-{
-	return check_delta(cfg, NULL, 0, set, was, add, nadd, del, ndel, res);
 }

@@ -43,26 +43,16 @@ bool moat_sanity_verdict(const struct moat_listing *l, size_t n,
 int moat_sanity_check(const struct moat_sanity_cfg *cfg, const struct moat_listing *l,
 		      size_t n, struct moat_sanity_result *res);
 
-/* moat_sanity_check_delta - the same checks on the set an IXFR makes of
- * cur (cur minus del plus add), without building it or passing over it:
- * cur sorted by moat_listing_cmp, was its own result (shares, counts,
- * prefix lengths); only the regions the delta touches are recomputed, the
- * test points are found by binary search, and only what the delta adds is
- * held against the minimum prefix length.  res as moat_sanity_check's for
- * the new set (the counts assume every deleted listing was in cur).
- * Returns 0, or -ENOMEM. */
-int moat_sanity_check_delta(const struct moat_sanity_cfg *cfg, const struct moat_listing *cur,
-			    size_t ncur, const struct moat_sanity_result *was,
-			    const struct moat_listing *add, size_t nadd,
-			    const struct moat_listing *del, size_t ndel,
-			    struct moat_sanity_result *res);
-
-/* moat_sanity_check_delta_set - moat_sanity_check_delta when the zone's
- * set after the delta is at hand as queries rather than the set before it
- * as an array (the zone tree, zone.h: no copy of the zone is kept):
- * set->range appends to out the new set's listings inside prefix r, or
- * with exact those of prefix r itself, sorted; 0 or -ENOMEM.  The old
- * set is the new one minus add plus del, wherever a check needs it. */
+/* moat_sanity_check_delta_set - the same checks on the set an IXFR
+ * makes, without building it or passing over it: set->range appends to
+ * out the new set's listings inside prefix r, or with exact those of
+ * prefix r itself, sorted; 0 or -ENOMEM (the zone tree, zone.h: no copy of
+ * the zone is kept).  The old set is the new one minus add plus del,
+ * wherever a check needs it; was is its own result (shares, counts, prefix
+ * lengths).  Only the regions the delta touches are recomputed, and only
+ * what the delta adds is held against the minimum prefix length.  res as
+ * moat_sanity_check's for the new set (the counts assume every deleted
+ * listing was in the old set).  Returns 0, or -ENOMEM. */
 struct moat_lvec;
 struct moat_sanity_set {
 	int (*range)(void *ctx, const struct moat_prefix *r, bool exact, struct moat_lvec *out);

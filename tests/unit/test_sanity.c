@@ -218,11 +218,6 @@ static void test_delta_cases(void **state)
 		moat_lvec_sort(&cur);
 		apply_delta(&cur, &a, &d, &next);
 		assert_int_equal(moat_sanity_check(&cfg, cur.v, cur.n, &r0), 0);
-		assert_int_equal(moat_sanity_check_delta(&cfg, cur.v, cur.n, &r0, a.v, a.n, d.v, d.n,
-							 &r), 0);
-		if (r.quarantine != c->quarantine || !strstr(r.reason, c->reason))
-			fail_msg("case %s: got quarantine=%d '%s', want %d '%s'", c->name,
-				 r.quarantine, r.reason, c->quarantine, c->reason);
 		struct moat_sanity_set q = { arr_range, &next };
 
 		assert_int_equal(moat_sanity_check_delta_set(&cfg, &q, &r0, a.v, a.n, d.v, d.n, &r),
@@ -327,15 +322,7 @@ static void test_delta_differential(void **state)
 		assert_int_equal(moat_sanity_check(&cfg, cur.v, cur.n, &r0), 0);
 		if (!r0.quarantine) {
 			assert_int_equal(moat_sanity_check(&cfg, next.v, next.n, &rf), 0);
-			assert_int_equal(moat_sanity_check_delta(&cfg, cur.v, cur.n, &r0, a.v, a.n,
-								 d.v, d.n, &r), 0);
-			if (fabs(r.v4_share - rf.v4_share) > 1e-12 || r.quarantine != rf.quarantine ||
-			    strcmp(r.reason, rf.reason) != 0 || r.v4 != rf.v4 || r.v6 != rf.v6 ||
-			    !plens_cover(r.plens, rf.plens))
-				fail_msg("round %d: delta share %.15g q=%d '%s', full %.15g q=%d '%s'",
-					 round, r.v4_share, r.quarantine, r.reason, rf.v4_share,
-					 rf.quarantine, rf.reason);
-			/* the same with the new set as queries (a zone tree) */
+			/* the delta check, the new set as queries (a zone tree) */
 			struct moat_sanity_set q = { arr_range, &next };
 			struct moat_sanity_result rs;
 
