@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 
 #include "log.h"
 #include "lvec.h"
+#include "outfile.h"
 #include "zstate.h"
 
 #define ZS_BASE_MAGIC 0x31545354414f4dULL /* "MOATST1" */
@@ -83,21 +83,6 @@ static int write_all(int fd, const void *p, size_t n, uint64_t *h)
 	return 0;
 }
 
-/* sync_dir - fsync the directory holding path (a rename is durable only
- * then; best effort) */
-static void sync_dir(const char *path)
-{
-	char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 /* stream_body - the listings of a sorted source, chunk by chunk: exactly
  * n of them (-EIO otherwise) */
 static int stream_body(int fd, zstate_next_fn next, void *ctx, size_t n, uint64_t *h)
@@ -123,42 +108,33 @@ static int stream_body(int fd, zstate_next_fn next, void *ctx, size_t n, uint64_
 }
 
 /* write_file - header + body (a buffer, or a stream when next is set) +
- * checksum via tmp + fsync + rename */
+ * checksum via a temporary + fsync + rename (moat_outfile: a path that is
+ * not a regular file is refused, never replaced) */
 static int write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
 		      const void *body, size_t bl, zstate_next_fn next, void *ctx, size_t n,
 		      uint64_t *sum)
 {
-	char tmp[PATH_MAX + 16];
+	struct moat_outfile o;
 	uint64_t h = FNV_INIT;
-	int fd, r;
+	int r;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, mode) < 0) {    /* a leftover tmp keeps its old mode */
-		r = -errno;
-		close(fd);
-		unlink(tmp);
+	r = moat_outfile_open(&o, path, mode, 0);
+	if (r)
 		return r;
-	}
-	r = write_all(fd, hdr, hl, &h);
+	r = write_all(o.fd, hdr, hl, &h);
 	if (!r && next)
-		r = stream_body(fd, next, ctx, n, &h);
+		r = stream_body(o.fd, next, ctx, n, &h);
 	else if (!r && bl)
-		r = write_all(fd, body, bl, &h);
+		r = write_all(o.fd, body, bl, &h);
 	if (!r)
-		r = write_all(fd, &h, sizeof(h), NULL);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
+		r = write_all(o.fd, &h, sizeof(h), NULL);
 	if (r) {
-		unlink(tmp);
+		moat_outfile_abort(&o);
 		return r;
 	}
-	sync_dir(path);
+	r = moat_outfile_commit(&o, 1);
+	if (r)
+		return r;
 	if (sum)
 		*sum = h;
 	return 0;

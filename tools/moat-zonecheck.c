@@ -23,6 +23,7 @@
 #include "live.h"
 #include "log.h"
 #include "lvec.h"
+#include "outfile.h"
 #include "owner.h"
 #include "sanity.h"
 #include "xfr.h"
@@ -199,30 +200,41 @@ static int lookup_file(const char *path, const struct moat_lvec *lv,
 	return 0;
 }
 
-/* dump - the zone's current listings, sorted, to path (NULL: stdout) */
-static void dump(struct moat_xfr_zone *z, const char *path)
+/* dump - the zone's current listings, sorted, to path (NULL: stdout).  A
+ * file is replaced atomically (readers see old or new); a device or FIFO
+ * such as /dev/null is written in place, never replaced (moat_outfile). */
+static int dump(struct moat_xfr_zone *z, const char *path)
 {
 	struct moat_lvec all = { 0 };
-	char tmp[4096];
+	struct moat_outfile o;
 	FILE *f = stdout;
+	int r;
 
 	if (path) {
-		/* write a temporary file and rename it: readers see old or new */
-		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-		f = fopen(tmp, "w");
-		if (!f)
-			return;
+		r = moat_outfile_open(&o, path, 0644, MOAT_OUT_STREAM);
+		if (!r && !(f = moat_outfile_fdopen(&o)))
+			r = -errno;
+		if (r) {
+			fprintf(stderr, "moat-zonecheck: %s: %s\n", path, strerror(-r));
+			return r;
+		}
 	}
 	moat_xfr_listings(z, &all);
 	moat_lvec_sort(&all);
 	print_listings(f, &all);
 	if (path) {
-		fclose(f);
-		rename(tmp, path);
+		r = fclose(f) ? -errno : 0;
+		if (r)
+			moat_outfile_abort(&o);
+		else
+			r = moat_outfile_commit(&o, 0);
+		if (r)
+			fprintf(stderr, "moat-zonecheck: %s: %s\n", path, strerror(-r));
 	} else {
-		fflush(f);
+		r = fflush(f) ? -errno : 0;
 	}
 	moat_lvec_free(&all);
+	return r;
 }
 
 /* notify_msg - check one NOTIFY (UDP or TCP), build the reply, and
@@ -371,6 +383,7 @@ int main(int argc, char **argv)
 		{ "resolver", 1, 0, 'R' }, { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
 	struct moat_xfr_cfg cfg = { .source = 1 };
 	const char *notify = NULL, *out = NULL, *lookup = NULL;
+	int write_failed = 0;
 	long count = 1;
 	bool quiet = false, repeat = false;
 	const char *resolver = NULL, *lz[MOAT_LIVE_MAX_ZONES];
@@ -573,8 +586,8 @@ int main(int argc, char **argv)
 		}
 		struct moat_xfr_result res;
 		moat_xfr_take_result(z, &res);
-		if (!quiet && out)
-			dump(z, out);
+		if (!quiet && out && dump(z, out) < 0)
+			write_failed = 1;
 		fprintf(stderr, "result kind=%s serial=%u add=%zu del=%zu records=%llu\n",
 			res.kind == MOAT_XFR_FULL ? "full" : res.kind == MOAT_XFR_DELTA ? "ixfr"
 											: "uptodate",
@@ -619,5 +632,5 @@ int main(int argc, char **argv)
 	moat_xfr_zone_free(z);
 	close(ep);
 	close(sfd);
-	return last_ok ? 0 : 1;
+	return last_ok && !write_failed ? 0 : 1;
 }

@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "outfile.h"
 #include "scan.h"
 
 #define CACHE_MAGIC "MOATHSDB1\n"
@@ -1952,22 +1953,21 @@ out:
 	return res;
 }
 
-/* cache_store - write the databases atomically (temp file + rename) */
+/* cache_store - write the databases atomically (temporary + rename; a
+ * path that is not a regular file is refused, never replaced) */
 static int cache_store(const char *path, const unsigned char key[32],
 		       hs_database_t *db[SDB_N])
 {
-	char *tmp = NULL;
+	struct moat_outfile o;
 	FILE *f;
-	int rc = -EIO;
+	int rc;
 
-	if (asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) < 0)
-		return -ENOMEM;
-	f = fopen(tmp, "w");
-	if (!f) {
-		rc = -errno;
-		free(tmp);
+	rc = moat_outfile_open(&o, path, 0644, MOAT_OUT_PID_TMP);
+	if (rc)
 		return rc;
-	}
+	if (!(f = moat_outfile_fdopen(&o)))
+		return -errno;
+	rc = -EIO;
 	if (fwrite(CACHE_MAGIC, 1, sizeof(CACHE_MAGIC) - 1, f) != sizeof(CACHE_MAGIC) - 1 ||
 	    fwrite(key, 1, 32, f) != 32)
 		goto out;
@@ -1985,16 +1985,14 @@ static int cache_store(const char *path, const unsigned char key[32],
 		if (!ok)
 			goto out;
 	}
-	if (fflush(f) == 0 && fsync(fileno(f)) == 0)
+	if (fflush(f) == 0)
 		rc = 0;
 out:
 	if (fclose(f) != 0)
 		rc = -EIO;
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = -errno;
-	if (rc != 0)
-		unlink(tmp);
-	free(tmp);
+	if (rc == 0)
+		return moat_outfile_commit(&o, 1);
+	moat_outfile_abort(&o);
 	return rc;
 }
 

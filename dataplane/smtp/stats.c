@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "outfile.h"
 #include "smtpd.h"
 
 #define MAX_COUNTERS 256
@@ -76,19 +78,27 @@ void stats_foreach(void (*fn)(const char *name, uint64_t v, void *arg), void *ar
 	pthread_mutex_unlock(&st_lock);
 }
 
-/* stats_write_file - write the counters to path atomically (rename) */
+/* stats_write_file - write the counters to path atomically (rename); a FIFO
+ * or device is written in place, never replaced (moat_outfile) */
 int stats_write_file(const char *path)
 {
-	char tmp[4200], buf[16384];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	stats_format(buf, sizeof(buf), 0);
-	fputs(buf, f);
-	if (fclose(f) != 0 || rename(tmp, path) != 0)
-		return -errno;
-	return 0;
+	struct moat_outfile o;
+	char buf[16384];
+	size_t len;
+	ssize_t w;
+	int r;
+
+	r = moat_outfile_open(&o, path, 0644, MOAT_OUT_STREAM);
+	if (r)
+		return r;
+	len = (size_t)stats_format(buf, sizeof(buf), 0);
+	w = write(o.fd, buf, len);
+	if (w != (ssize_t)len) {
+		r = w < 0 ? -errno : -EIO;
+		moat_outfile_abort(&o);
+		return r;
+	}
+	return moat_outfile_commit(&o, 0);
 }
 
 /* ---- per-IP limits ---- */

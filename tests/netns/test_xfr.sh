@@ -12,7 +12,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 zc="$build/tools/moat-zonecheck"
 . "$root/tests/lab/lab.sh"
 
-tap_plan 25
+tap_plan 27
 lab_init
 if ! lab_up >/dev/null 2>&1; then
 	tap_not_ok "lab up"; exit 1
@@ -209,6 +209,16 @@ if [ "$n" -gt 100 ] && cmp -s "$LAB_DIR/diff.dns" "$LAB_DIR/diff.moat"; then
 else
 	tap_not_ok "differential kdig vs moat ($n addresses)"
 	diff "$LAB_DIR/diff.dns" "$LAB_DIR/diff.moat" | head -40 | sed 's/^/# /'
+fi
+# regression: -o /dev/null once rename()d a regular file over the host's
+# /dev/null; a device is written in place, and a directory is refused
+tap_check "-o /dev/null leaves /dev/null a character device" test -c /dev/null
+mkdir -p "$LAB_DIR/outdir"
+if ! lab_app "$zc" -s 198.18.2.2 -z diff.moat.test -o "$LAB_DIR/outdir" 2>"$LAB_DIR/outdir.err" &&
+	[ -d "$LAB_DIR/outdir" ] && grep -q "Is a directory" "$LAB_DIR/outdir.err"; then
+	tap_ok "-o DIRECTORY refused with a clear error, the directory kept"
+else
+	tap_not_ok "-o DIRECTORY: $(cat "$LAB_DIR/outdir.err")"
 fi
 # live lookups (c-ares) of the same addresses through Knot as the resolver
 lab_app "$zc" -R 198.18.2.2 -z diff.moat.test -l "$addrs" 2>"$LAB_DIR/live.err" \
