@@ -9,10 +9,11 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
 . "$root/tests/lab/controld.sh"
 
-ctld_test priv 6 "$PROBE"
+ctld_test priv 7 "$PROBE"
 ctld_lab_up
 lab_sender 192.0.2.10
 lab_sender 2001:db8:100::10
+lab_sender 192.0.2.13
 lab_bg "$NS_APP" listen4 python3 "$PROBE" listen 198.18.1.1 25 "$LAB_DIR/accept.log"
 lab_bg "$NS_APP" listen6 python3 "$PROBE" listen 2001:db8:1::1 25 "$LAB_DIR/accept.log"
 mkdir -p "$LAB_DIR/state"
@@ -45,11 +46,19 @@ else
 fi
 [ "$perm" = "660 mail" ] && tap_ok "control socket mode 660, group mail from socket_owner" ||
 	tap_not_ok "control socket: mode/group '$perm', want '660 mail'"
+# positive control: the same sources connect before they are listed, so a
+# timeout after the add is the drop, not a broken path
+p4=$(lab_inet python3 "$PROBE" connect 192.0.2.10 198.18.1.1 25 2)
+p6=$(lab_inet python3 "$PROBE" connect 2001:db8:100::10 2001:db8:1::1 25 2)
+[ "$p4/$p6" = connected-reply/connected-reply ] && tap_ok "before any entry: IPv4 and IPv6 sources connect" ||
+	tap_not_ok "before any entry: v4=$p4 v6=$p6"
 "$MOATCTL" add 192.0.2.10 --action drop >/dev/null && "$MOATCTL" add 2001:db8:100::10 --action drop >/dev/null
 g4=$(lab_inet python3 "$PROBE" connect 192.0.2.10 198.18.1.1 25 2)
 g6=$(lab_inet python3 "$PROBE" connect 2001:db8:100::10 2001:db8:1::1 25 2)
-[ "$g4/$g6" = timeout/timeout ] && tap_ok "IPv4 and IPv6 entries published after the drop" ||
-	tap_not_ok "after the drop: v4=$g4 v6=$g6"
+u4=$(lab_inet python3 "$PROBE" connect 192.0.2.13 198.18.1.1 25 2)
+[ "$g4/$g6/$u4" = timeout/timeout/connected-reply ] &&
+	tap_ok "IPv4 and IPv6 entries published after the drop (an unlisted source still connects)" ||
+	tap_not_ok "after the drop: v4=$g4 v6=$g6 unlisted v4=$u4"
 d=$("$MOATCTL" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["drop"])')
 [ "${d:-0}" -ge 2 ] && tap_ok "counters readable after the drop (drop=$d)" || tap_not_ok "stats: $d"
 [ "$(stat -c %U "$LAB_DIR/state/entries.state" 2>/dev/null)" = nobody ] &&
