@@ -93,7 +93,7 @@ struct cd_entry {
 };
 
 struct cd_stats_sample {
-	struct timespec at;
+	uint64_t at_ns;           /* moat_clock_ns() when read */
 	uint64_t c[MOAT_STAT__MAX];
 	int valid;
 };

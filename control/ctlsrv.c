@@ -538,8 +538,7 @@ static struct json_object *cmd_stats(struct ctlsrv *s, struct conn *c, int64_t i
 	double dt = 0;
 
 	if (d->prev.valid && d->cur.valid)
-		dt = (double)(d->cur.at.tv_sec - d->prev.at.tv_sec) +
-		     (double)(d->cur.at.tv_nsec - d->prev.at.tv_nsec) / 1e9;
+		dt = (double)(d->cur.at_ns - d->prev.at_ns) / 1e9;
 	for (int i = 0; i < MOAT_STAT__MAX; i++) {
 		json_object_object_add(cnt, names[i], json_object_new_int64((int64_t)now_c[i]));
 		double r = dt > 0 ? (double)(d->cur.c[i] - d->prev.c[i]) / dt : 0;

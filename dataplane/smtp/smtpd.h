@@ -157,7 +157,6 @@ void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
 void session_ctl_done(struct session *s, const char *action, int live_only);
 void session_spf_done(struct session *s, struct spf_job *j);
-int64_t now_ms(void);
 
 /* relay.c */
 enum relay_goal { RG_NONE = 0, RG_MAIL, RG_RCPT, RG_EOD, RG_RSET };
