@@ -219,10 +219,4 @@ int cd_reload(struct cd *d, char *err, size_t errsz);
 int cd_detach(struct cd *d, char *err, size_t errsz);
 int cd_read_stats(struct cd *d, uint64_t out[MOAT_STAT__MAX]);
 
-/* prefix text helpers (zonemgr.c) */
-int cd_parse_prefix(const char *s, struct moat_prefix *p);
-char *cd_format_prefix(const struct moat_prefix *p, char *buf, size_t sz);
-const char *cd_action_name(uint32_t a);
-int cd_parse_action(const char *s, uint32_t *a);
-
 #endif /* MOAT_CONTROLD_H */

@@ -34,6 +34,7 @@
 #include "controld.h"
 #include "log.h"
 #include "lvec.h"
+#include "prefix.h"
 #include "fp_xdp.h"
 #include "sources.h"
 
@@ -55,82 +56,6 @@ static uint16_t zone_id(struct cd *d, const char *name)
 	snprintf(ids[nids].name, sizeof(ids[nids].name), "%s", name);
 	ids[nids].id = d->next_id++;
 	return ids[nids++].id;
-}
-
-/* cd_action_name - lower-case action name */
-const char *cd_action_name(uint32_t a)
-{
-	static const char *const n[] = { "pass", "tarpit", "drop", "allow" };
-
-	return a < 4 ? n[a] : "?";
-}
-
-/* cd_parse_action - "drop|tarpit|allow" (pass is not an entry) */
-int cd_parse_action(const char *s, uint32_t *a)
-{
-	if (!s)
-		return -1;
-	if (strcasecmp(s, "drop") == 0)
-		*a = MOAT_ACT_DROP;
-	else if (strcasecmp(s, "tarpit") == 0)
-		*a = MOAT_ACT_TARPIT;
-	else if (strcasecmp(s, "allow") == 0)
-		*a = MOAT_ACT_ALLOW;
-	else
-		return -1;
-	return 0;
-}
-
-/* cd_parse_prefix - "ADDR" or "ADDR/LEN"; host bits must be zero */
-int cd_parse_prefix(const char *s, struct moat_prefix *p)
-{
-	char buf[64];
-	const char *slash;
-	long len = -1;
-
-	if (!s || strlen(s) >= sizeof(buf))
-		return -1;
-	memset(p, 0, sizeof(*p));
-	slash = strchr(s, '/');
-	snprintf(buf, sizeof(buf), "%.*s", slash ? (int)(slash - s) : (int)strlen(s), s);
-	if (slash) {
-		char *end;
-
-		if (!slash[1])
-			return -1;
-		len = strtol(slash + 1, &end, 10);
-		if (*end || len < 0)
-			return -1;
-	}
-	if (inet_pton(AF_INET, buf, p->addr) == 1) {
-		p->family = MOAT_AF_INET;
-		if (len > 32)
-			return -1;
-		p->plen = (uint8_t)(len < 0 ? 32 : len);
-	} else if (inet_pton(AF_INET6, buf, p->addr) == 1) {
-		p->family = MOAT_AF_INET6;
-		if (len > 128)
-			return -1;
-		p->plen = (uint8_t)(len < 0 ? 128 : len);
-	} else {
-		return -1;
-	}
-	int bytes = p->family == MOAT_AF_INET ? 4 : 16;
-
-	for (int b = p->plen; b < bytes * 8; b++)
-		if (p->addr[b / 8] & (0x80 >> (b % 8)))
-			return -2; /* host bits set */
-	return 0;
-}
-
-/* cd_format_prefix - "a.b.c.d/len" or "x::/len" */
-char *cd_format_prefix(const struct moat_prefix *p, char *buf, size_t sz)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(p->family == MOAT_AF_INET ? AF_INET : AF_INET6, p->addr, a, sizeof(a));
-	snprintf(buf, sz, "%s/%u", a, p->plen);
-	return buf;
 }
 
 /* zm_state_name - state as shown by moatctl zones and metrics */
@@ -1066,10 +991,10 @@ static void entries_expire(struct cd *d, time_t now)
 
 		if (vt_db_source_apply(d->db, e->source, NULL, 0, &l, 1, err, sizeof(err)) < 0)
 			log_err("event=expire prefix=%s error=\"%s\"",
-				cd_format_prefix(&e->pfx, pb, sizeof(pb)), err);
+				moat_prefix_str(&e->pfx, pb, sizeof(pb)), err);
 		log_info("event=entry-expired source=%s prefix=%s action=%s",
-			 zm_source_name(d, e->source), cd_format_prefix(&e->pfx, pb, sizeof(pb)),
-			 cd_action_name(e->action));
+			 zm_source_name(d, e->source), moat_prefix_str(&e->pfx, pb, sizeof(pb)),
+			 vt_action_name(e->action));
 		d->entries[i] = d->entries[--d->nentries];
 		changed = 1;
 	}
@@ -1146,13 +1071,13 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 			add[j].ttl = ttl;
 		if (vt_db_source_apply(d->db, z->id, add, na, del, nd, err, sizeof(err)) < 0) {
 			log_warn("zone=%s event=live addr=%s result=rejected error=\"%s\"", z->cfg.name,
-				 cd_format_prefix(addr, pb, sizeof(pb)), err);
+				 moat_prefix_str(addr, pb, sizeof(pb)), err);
 			continue;
 		}
 		changed = 1;
 		total += na;
 		log_info("zone=%s event=live addr=%s listed=%zu ttl=%u removed=%zu", z->cfg.name,
-			 cd_format_prefix(addr, pb, sizeof(pb)), na, ttl, nd);
+			 moat_prefix_str(addr, pb, sizeof(pb)), na, ttl, nd);
 	}
 	if (changed) {
 		zm_publish(d, "live");
