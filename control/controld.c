@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "controld.h"
 #include "fp_xdp.h"
 #include "livelk.h"
@@ -211,7 +212,7 @@ static void sample_stats(struct cd *d)
 		return;
 	d->prev = d->cur;
 	memcpy(d->cur.c, c, sizeof(c));
-	clock_gettime(CLOCK_MONOTONIC, &d->cur.at);
+	d->cur.at_ns = moat_clock_ns();
 	d->cur.valid = 1;
 }
 

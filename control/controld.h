@@ -93,7 +93,7 @@ struct cd_entry {
 };
 
 struct cd_stats_sample {
-	struct timespec at;
+	uint64_t at_ns;           /* moat_clock_ns() when read */
 	uint64_t c[MOAT_STAT__MAX];
 	int valid;
 };
@@ -218,11 +218,5 @@ void cd_unwatch(struct cd_tag *t);
 int cd_reload(struct cd *d, char *err, size_t errsz);
 int cd_detach(struct cd *d, char *err, size_t errsz);
 int cd_read_stats(struct cd *d, uint64_t out[MOAT_STAT__MAX]);
-
-/* prefix text helpers (zonemgr.c) */
-int cd_parse_prefix(const char *s, struct moat_prefix *p);
-char *cd_format_prefix(const struct moat_prefix *p, char *buf, size_t sz);
-const char *cd_action_name(uint32_t a);
-int cd_parse_action(const char *s, uint32_t *a);
 
 #endif /* MOAT_CONTROLD_H */

@@ -31,6 +31,7 @@
 #include "fp_xdp.h"
 #include "livelk.h"
 #include "log.h"
+#include "prefix.h"
 #include "sources.h"
 
 #define OUT_MAX_WATCH (4u << 20)   /* a slow watcher loses samples past this */
@@ -351,11 +352,11 @@ static int explain_json(struct ctlsrv *s, const struct moat_prefix *p, struct js
 	}
 	struct json_object *items = json_object_new_array();
 
-	json_object_object_add(o, "action", json_object_new_string(cd_action_name(ex->action)));
-	json_object_object_add(o, "live_action", json_object_new_string(cd_action_name(ex->live_action)));
+	json_object_object_add(o, "action", json_object_new_string(vt_action_name(ex->action)));
+	json_object_object_add(o, "live_action", json_object_new_string(vt_action_name(ex->live_action)));
 	/* read from the maps themselves: what the next packet meets */
 	if (fp_lookup(s->d, p, &fa) == 0)
-		json_object_object_add(o, "fastpath_action", json_object_new_string(cd_action_name(fa)));
+		json_object_object_add(o, "fastpath_action", json_object_new_string(vt_action_name(fa)));
 	json_object_object_add(o, "score", json_object_new_int64(ex->score));
 	for (uint32_t i = 0; i < ex->n; i++) {
 		struct vt_explain_item *it = &ex->items[i];
@@ -365,8 +366,8 @@ static int explain_json(struct ctlsrv *s, const struct moat_prefix *p, struct js
 
 		inet_ntop(AF_INET, &cn, code, sizeof(code));
 		json_object_object_add(j, "source", json_object_new_string(zm_source_name(s->d, it->source)));
-		json_object_object_add(j, "prefix", json_object_new_string(cd_format_prefix(&it->pfx, pb, sizeof(pb))));
-		json_object_object_add(j, "code", json_object_new_string(is_static ? cd_action_name(it->code) : code));
+		json_object_object_add(j, "prefix", json_object_new_string(moat_prefix_str(&it->pfx, pb, sizeof(pb))));
+		json_object_object_add(j, "code", json_object_new_string(is_static ? vt_action_name(it->code) : code));
 		json_object_object_add(j, "weight", json_object_new_int(it->weight));
 		json_object_object_add(j, "exclude", json_object_new_boolean(it->exclude));
 		json_object_array_add(items, j);
@@ -385,7 +386,7 @@ static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t 
 	const char *a = ctl_get_str(req, "addr");
 	struct moat_prefix p;
 
-	if (!a || cd_parse_prefix(a, &p) != 0 ||
+	if (moat_prefix_parse(a, &p) != 0 ||
 	    p.plen != (p.family == MOAT_AF_INET ? 32 : 128))
 		return ctl_reply_err(id, CTL_E_ARG, "lookup: \"addr\" must be one IPv4 or IPv6 address");
 	struct json_object *o = json_object_new_object();
@@ -425,10 +426,10 @@ static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_o
 	char err[256], pb[64];
 	int r;
 
-	if (!ps || (r = cd_parse_prefix(ps, &e.pfx)) != 0)
+	if ((r = moat_prefix_parse(ps, &e.pfx)) != 0)
 		return ctl_reply_err(id, CTL_E_ARG, "\"prefix\" must be ADDR or ADDR/LEN%s",
-				     ps && r == -2 ? " with no host bits set" : "");
-	if (cd_parse_action(as, &e.action) < 0)
+				     r == -EDOM ? " with no host bits set" : "");
+	if (vt_action_parse(as, &e.action) < 0 || e.action == MOAT_ACT_PASS)
 		return ctl_reply_err(id, CTL_E_ARG, "\"action\" must be drop, tarpit or allow");
 	r = ctl_get_int(req, "ttl", &ttl);
 	if (r == -EINVAL || ttl < 0 || ttl > 10LL * 365 * 86400)
@@ -445,12 +446,12 @@ static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_o
 
 	log_escape(esc, sizeof(esc), e.reason, strlen(e.reason));
 	log_info("event=entry-add source=%s prefix=%s action=%s ttl=%lld reason=\"%s\"",
-		 zm_source_name(s->d, source), cd_format_prefix(&e.pfx, pb, sizeof(pb)),
-		 cd_action_name(e.action), (long long)ttl, esc);
+		 zm_source_name(s->d, source), moat_prefix_str(&e.pfx, pb, sizeof(pb)),
+		 vt_action_name(e.action), (long long)ttl, esc);
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "prefix", json_object_new_string(pb));
-	json_object_object_add(o, "action", json_object_new_string(cd_action_name(e.action)));
+	json_object_object_add(o, "action", json_object_new_string(vt_action_name(e.action)));
 	json_object_object_add(o, "ttl", json_object_new_int64(ttl));
 	return ctl_reply_ok(id, o);
 }
@@ -474,17 +475,17 @@ static struct json_object *cmd_del(struct ctlsrv *s, struct conn *c, int64_t id,
 	uint16_t source = src && strcmp(src, "smtp") == 0 ? CD_SRC_SMTP : CD_SRC_OPERATOR;
 
 	(void)c;
-	if (!ps || cd_parse_prefix(ps, &p) != 0)
+	if (moat_prefix_parse(ps, &p) != 0)
 		return ctl_reply_err(id, CTL_E_ARG, "\"prefix\" must be ADDR or ADDR/LEN");
 	int r = zm_entry_del(s->d, &p, source, err, sizeof(err));
 
 	if (r == -ENOENT)
 		return ctl_reply_err(id, CTL_E_NOTFOUND, "no %s entry for %s", zm_source_name(s->d, source),
-				     cd_format_prefix(&p, pb, sizeof(pb)));
+				     moat_prefix_str(&p, pb, sizeof(pb)));
 	if (r < 0)
 		return ctl_reply_err(id, CTL_E_FAILED, "%s", err);
 	log_info("event=entry-del source=%s prefix=%s", zm_source_name(s->d, source),
-		 cd_format_prefix(&p, pb, sizeof(pb)));
+		 moat_prefix_str(&p, pb, sizeof(pb)));
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "prefix", json_object_new_string(pb));
@@ -505,8 +506,8 @@ static struct json_object *cmd_list(struct ctlsrv *s, struct conn *c, int64_t id
 		const struct cd_entry *e = &s->d->entries[i];
 		struct json_object *j = json_object_new_object();
 
-		json_object_object_add(j, "prefix", json_object_new_string(cd_format_prefix(&e->pfx, pb, sizeof(pb))));
-		json_object_object_add(j, "action", json_object_new_string(cd_action_name(e->action)));
+		json_object_object_add(j, "prefix", json_object_new_string(moat_prefix_str(&e->pfx, pb, sizeof(pb))));
+		json_object_object_add(j, "action", json_object_new_string(vt_action_name(e->action)));
 		json_object_object_add(j, "source", json_object_new_string(zm_source_name(s->d, e->source)));
 		json_object_object_add(j, "added", json_object_new_int64(e->added));
 		json_object_object_add(j, "ttl_left", json_object_new_int64(e->expires ? e->expires - now : 0));
@@ -538,8 +539,7 @@ static struct json_object *cmd_stats(struct ctlsrv *s, struct conn *c, int64_t i
 	double dt = 0;
 
 	if (d->prev.valid && d->cur.valid)
-		dt = (double)(d->cur.at.tv_sec - d->prev.at.tv_sec) +
-		     (double)(d->cur.at.tv_nsec - d->prev.at.tv_nsec) / 1e9;
+		dt = (double)(d->cur.at_ns - d->prev.at_ns) / 1e9;
 	for (int i = 0; i < MOAT_STAT__MAX; i++) {
 		json_object_object_add(cnt, names[i], json_object_new_int64((int64_t)now_c[i]));
 		double r = dt > 0 ? (double)(d->cur.c[i] - d->prev.c[i]) / dt : 0;

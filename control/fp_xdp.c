@@ -535,7 +535,7 @@ static void on_event(void *ud, const struct moat_event *e)
 	json_object_object_add(o, "src", json_object_new_string(a));
 	json_object_object_add(o, "sport", json_object_new_int(e->sport));
 	json_object_object_add(o, "dport", json_object_new_int(e->dport));
-	json_object_object_add(o, "action", json_object_new_string(cd_action_name(e->action)));
+	json_object_object_add(o, "action", json_object_new_string(vt_action_name(e->action)));
 	json_object_object_add(o, "stat", json_object_new_string(moat_xdp_stat_name(e->stat)));
 	json_object_object_add(o, "ifindex", json_object_new_int((int)e->ifindex));
 	ctlsrv_sample(d->ctl, o);

@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * owner.c - DNSBL owner-name decoding (RFC 5782 §2.1, §2.4) and the
- * prefix helpers every source shares.  Decoding is strict: a label that is
- * not exactly what a resolver would put in a query ("01", "0x1", "256") is
- * not an address label, because no query for an address would match it.
+ * owner.c - DNSBL owner-name decoding (RFC 5782 §2.1, §2.4).  Decoding is
+ * strict: a label that is not exactly what a resolver would put in a query
+ * ("01", "0x1", "256") is not an address label, because no query for an
+ * address would match it.  The prefix helpers the names decode to are
+ * lib/prefix.c's.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "owner.h"
@@ -138,81 +137,4 @@ int moat_owner_encode(const struct moat_prefix *a, char *buf, size_t bufsz)
 		return -EINVAL;
 	}
 	return n < 0 || (size_t)n >= bufsz ? -ENOSPC : n;
-}
-
-/* moat_prefix_str - printable prefix */
-char *moat_prefix_str(const struct moat_prefix *p, char *buf, size_t bufsz)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(p->family == MOAT_AF_INET ? AF_INET : AF_INET6, p->addr, a,
-		  sizeof(a));
-	snprintf(buf, bufsz, "%s/%u", a, p->plen);
-	return buf;
-}
-
-/* moat_prefix_parse - "addr[/len]" to a prefix; host bits must be zero */
-int moat_prefix_parse(const char *s, struct moat_prefix *out)
-{
-	char tmp[INET6_ADDRSTRLEN + 8];
-	const char *slash = strchr(s, '/');
-	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	unsigned plen, max;
-
-	if (alen >= INET6_ADDRSTRLEN)
-		return -EINVAL;
-	memcpy(tmp, s, alen);
-	tmp[alen] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, tmp, out->addr) == 1) {
-		out->family = MOAT_AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, tmp, out->addr) == 1) {
-		out->family = MOAT_AF_INET6;
-		max = 128;
-	} else {
-		return -EINVAL;
-	}
-	plen = max;
-	if (slash) {
-		char *e;
-		unsigned long v = strtoul(slash + 1, &e, 10);
-		if (*e || e == slash + 1 || v > max)
-			return -EINVAL;
-		plen = (unsigned)v;
-	}
-	out->plen = (uint8_t)plen;
-	for (unsigned b = plen; b < max; b++)
-		if (out->addr[b / 8] & (0x80 >> (b % 8)))
-			return -EINVAL;
-	return 0;
-}
-
-/* moat_prefix_cmp - family, address, plen: the leading keys of
- * moat_listing_cmp */
-int moat_prefix_cmp(const struct moat_prefix *a, const struct moat_prefix *b)
-{
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	int c = memcmp(a->addr, b->addr, 16);
-
-	if (c)
-		return c;
-	return (int)a->plen - (int)b->plen;
-}
-
-/* moat_prefix_contains - a (any plen) within p */
-bool moat_prefix_contains(const struct moat_prefix *p, const struct moat_prefix *a)
-{
-	if (p->family != a->family || a->plen < p->plen)
-		return false;
-	unsigned full = p->plen / 8, rem = p->plen % 8;
-	if (memcmp(p->addr, a->addr, full) != 0)
-		return false;
-	if (rem) {
-		uint8_t m = (uint8_t)(0xff << (8 - rem));
-		if ((p->addr[full] & m) != (a->addr[full] & m))
-			return false;
-	}
-	return true;
 }

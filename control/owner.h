@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "listing.h"
+#include "prefix.h" /* moat_prefix_*: what owner names decode to */
 
 /* Label codes: 0..255 a canonical decimal octet ("0".."255", no leading
  * zero; "0".."9" are also the nibbles 0..9), MOAT_LBL_HEX+10..15 the nibble
@@ -75,17 +76,5 @@ int moat_owner_decode(const char *rel, struct moat_owner *out);
 /* moat_owner_encode - the relative owner name of an address (no wildcard):
  * "d.c.b.a" or 32 nibbles.  Returns the length written, or -ENOSPC. */
 int moat_owner_encode(const struct moat_prefix *addr, char *buf, size_t bufsz);
-
-/* moat_prefix_str - "1.2.3.0/24" / "2001:db8::/32" into buf (>= 64 bytes). */
-char *moat_prefix_str(const struct moat_prefix *p, char *buf, size_t bufsz);
-
-/* moat_prefix_parse - "a.b.c.d[/n]" or "x::y[/n]" (no /n: host route). */
-int moat_prefix_parse(const char *s, struct moat_prefix *out);
-
-/* moat_prefix_cmp - order of prefixes: family, address, plen (the
- * leading keys of moat_listing_cmp); <0, 0, >0. */
-int moat_prefix_cmp(const struct moat_prefix *a, const struct moat_prefix *b);
-/* moat_prefix_contains - is address a (full-length prefix) inside p? */
-bool moat_prefix_contains(const struct moat_prefix *p, const struct moat_prefix *a);
 
 #endif /* MOAT_OWNER_H */

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "controld.h"
 #include "dnstcp.h"
 #include "log.h"
@@ -63,15 +64,6 @@ struct ntcp {
 };
 static struct ntcp *ntcps;
 static unsigned nntcp;
-
-/* mono_ms - CLOCK_MONOTONIC milliseconds (libmoatsrc's clock) */
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* zsrc_get - the zone's transfer state, created on first use */
 static struct zsrc *zsrc_get(struct cd *d, struct cd_zone *z)
@@ -172,7 +164,7 @@ int src_due(struct cd *d, struct cd_zone *z, time_t now)
 
 		if (!s || !s->x)
 			return now >= z->next_refresh;
-		return moat_xfr_next_ms(s->x, mono_ms()) <= mono_ms();
+		return moat_xfr_next_ms(s->x, moat_clock_ms()) <= moat_clock_ms();
 	}
 	if (z->cfg.type == CFG_SRC_RBLDNSD) {
 		struct zsrc *s = z->xfr;
@@ -200,7 +192,7 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 	struct moat_xfr_result res;
 
 	unwatch(s);
-	moat_xfr_get_state(s->x, mono_ms(), &xs);
+	moat_xfr_get_state(s->x, moat_clock_ms(), &xs);
 	z->soa_refresh = xs.refresh;
 	z->soa_retry = xs.retry;
 	z->soa_expire = xs.expire;
@@ -273,7 +265,7 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 	}
 	memset(&st, 0, sizeof(st));
 	z->last_attempt = time(NULL);
-	z->load_started_ms = (double)mono_ms();
+	z->load_started_ms = (double)moat_clock_ms();
 	mem_note(z->cfg.name, "before-read");
 	r = moat_rbl_file_load(s->rbl, &lv, &st);
 	mem_note(z->cfg.name, "parsed");
@@ -335,7 +327,7 @@ int src_start(struct cd *d, struct cd_zone *z, int forced)
 		z->next_refresh = time(NULL) + 60;
 		return -EINVAL;
 	}
-	int64_t now = mono_ms();
+	int64_t now = moat_clock_ms();
 
 	if (z->refresh_full) {
 		moat_xfr_force_axfr(s->x); /* serial went backwards, or to be sure */
@@ -367,7 +359,7 @@ void src_io(struct cd *d, struct cd_zone *z, uint32_t events)
 	if (!s || !s->x || !z->busy)
 		return;
 	unwatch(s); /* the library may close the socket in moat_xfr_io */
-	enum moat_xfr_status st = moat_xfr_io(s->x, events, mono_ms());
+	enum moat_xfr_status st = moat_xfr_io(s->x, events, moat_clock_ms());
 
 	if (st == MOAT_XFR_AGAIN) {
 		rewatch(s);
@@ -385,7 +377,7 @@ void src_tick(struct cd *d, time_t now)
 		struct cd_zone *z = d->zones[i];
 		struct zsrc *s = z->xfr;
 
-		if (z->busy && s && s->x && moat_xfr_deadline_ms(s->x) <= mono_ms())
+		if (z->busy && s && s->x && moat_xfr_deadline_ms(s->x) <= moat_clock_ms())
 			src_io(d, z, 0);
 	}
 }
@@ -619,8 +611,8 @@ static void notify_answer(struct cd *d, const uint8_t *msg, size_t n, const stru
 
 	log_info("zone=%s event=notify result=accepted", z->cfg.name);
 	if (!z->notify_ms)
-		z->notify_ms = (double)mono_ms();
-	moat_xfr_notify(xz[idx], mono_ms());
+		z->notify_ms = (double)moat_clock_ms();
+	moat_xfr_notify(xz[idx], moat_clock_ms());
 	if (!z->busy)
 		src_start(d, z, 1);
 	else

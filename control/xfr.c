@@ -33,6 +33,7 @@
 
 #include <libknot/libknot.h>
 
+#include "clock.h"
 #include "codes.h"
 #include "log.h"
 #include "xfr.h"
@@ -820,35 +821,26 @@ int moat_xfr_lookup(const struct moat_xfr_zone *z, const struct moat_prefix *add
 	return moat_zone_lookup(z->zone, addr, ans);
 }
 
-/* mono_ms - CLOCK_MONOTONIC in ms */
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* moat_xfr_run_blocking - one transfer, poll()-driven */
 enum moat_xfr_status moat_xfr_run_blocking(struct moat_xfr_zone *z)
 {
 	enum moat_xfr_status st;
 
-	if (moat_xfr_start(z, mono_ms()))
+	if (moat_xfr_start(z, moat_clock_ms()))
 		return MOAT_XFR_FAILED;
 	do {
 		struct pollfd pfd = { .fd = moat_xfr_fd(z) };
 		uint32_t ev = moat_xfr_events(z);
-		int64_t wait = moat_xfr_deadline_ms(z) - mono_ms();
+		int64_t wait = moat_xfr_deadline_ms(z) - moat_clock_ms();
 		pfd.events = (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0));
 		if (wait < 0)
 			wait = 0;
 		int n = poll(&pfd, 1, (int)(wait > 60000 ? 60000 : wait));
 		if (n < 0 && errno != EINTR) {
-			moat_xfr_abort(z, mono_ms());
+			moat_xfr_abort(z, moat_clock_ms());
 			return MOAT_XFR_FAILED;
 		}
-		st = moat_xfr_io(z, n > 0 ? ev : 0, mono_ms());
+		st = moat_xfr_io(z, n > 0 ? ev : 0, moat_clock_ms());
 	} while (st == MOAT_XFR_AGAIN);
 	return st;
 }

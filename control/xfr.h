@@ -112,7 +112,7 @@ struct moat_xfr_zone *moat_xfr_zone_new(const struct moat_xfr_cfg *cfg,
 void moat_xfr_zone_free(struct moat_xfr_zone *z);
 const char *moat_xfr_zone_name(const struct moat_xfr_zone *z);
 
-/* moat_xfr_next_ms - when (same clock as now_ms, CLOCK_MONOTONIC ms) the
+/* moat_xfr_next_ms - when (same clock as moat_clock_ms()) the
  * next transfer should start; <= now means now; INT64_MAX while running. */
 int64_t moat_xfr_next_ms(const struct moat_xfr_zone *z, int64_t now_ms);
 /* moat_xfr_notify - a valid NOTIFY arrived: refresh as soon as possible. */

@@ -30,9 +30,11 @@
 
 #include <json-c/json.h>
 
+#include "clock.h"
 #include "controld.h"
 #include "log.h"
 #include "lvec.h"
+#include "prefix.h"
 #include "fp_xdp.h"
 #include "sources.h"
 
@@ -54,82 +56,6 @@ static uint16_t zone_id(struct cd *d, const char *name)
 	snprintf(ids[nids].name, sizeof(ids[nids].name), "%s", name);
 	ids[nids].id = d->next_id++;
 	return ids[nids++].id;
-}
-
-/* cd_action_name - lower-case action name */
-const char *cd_action_name(uint32_t a)
-{
-	static const char *const n[] = { "pass", "tarpit", "drop", "allow" };
-
-	return a < 4 ? n[a] : "?";
-}
-
-/* cd_parse_action - "drop|tarpit|allow" (pass is not an entry) */
-int cd_parse_action(const char *s, uint32_t *a)
-{
-	if (!s)
-		return -1;
-	if (strcasecmp(s, "drop") == 0)
-		*a = MOAT_ACT_DROP;
-	else if (strcasecmp(s, "tarpit") == 0)
-		*a = MOAT_ACT_TARPIT;
-	else if (strcasecmp(s, "allow") == 0)
-		*a = MOAT_ACT_ALLOW;
-	else
-		return -1;
-	return 0;
-}
-
-/* cd_parse_prefix - "ADDR" or "ADDR/LEN"; host bits must be zero */
-int cd_parse_prefix(const char *s, struct moat_prefix *p)
-{
-	char buf[64];
-	const char *slash;
-	long len = -1;
-
-	if (!s || strlen(s) >= sizeof(buf))
-		return -1;
-	memset(p, 0, sizeof(*p));
-	slash = strchr(s, '/');
-	snprintf(buf, sizeof(buf), "%.*s", slash ? (int)(slash - s) : (int)strlen(s), s);
-	if (slash) {
-		char *end;
-
-		if (!slash[1])
-			return -1;
-		len = strtol(slash + 1, &end, 10);
-		if (*end || len < 0)
-			return -1;
-	}
-	if (inet_pton(AF_INET, buf, p->addr) == 1) {
-		p->family = MOAT_AF_INET;
-		if (len > 32)
-			return -1;
-		p->plen = (uint8_t)(len < 0 ? 32 : len);
-	} else if (inet_pton(AF_INET6, buf, p->addr) == 1) {
-		p->family = MOAT_AF_INET6;
-		if (len > 128)
-			return -1;
-		p->plen = (uint8_t)(len < 0 ? 128 : len);
-	} else {
-		return -1;
-	}
-	int bytes = p->family == MOAT_AF_INET ? 4 : 16;
-
-	for (int b = p->plen; b < bytes * 8; b++)
-		if (p->addr[b / 8] & (0x80 >> (b % 8)))
-			return -2; /* host bits set */
-	return 0;
-}
-
-/* cd_format_prefix - "a.b.c.d/len" or "x::/len" */
-char *cd_format_prefix(const struct moat_prefix *p, char *buf, size_t sz)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(p->family == MOAT_AF_INET ? AF_INET : AF_INET6, p->addr, a, sizeof(a));
-	snprintf(buf, sz, "%s/%u", a, p->plen);
-	return buf;
 }
 
 /* zm_state_name - state as shown by moatctl zones and metrics */
@@ -190,12 +116,10 @@ static const char *load_kind(const struct cd_zone *z, int is_full)
 	return is_full ? "axfr" : "ixfr";
 }
 
-static double monotonic_ms(void);
-
 /* load_seconds - seconds since the current load began (t0 if unknown) */
 static double load_seconds(const struct cd_zone *z, double t0)
 {
-	return (monotonic_ms() - (z->load_started_ms ? z->load_started_ms : t0)) / 1e3;
+	return (moat_clock_ms_f() - (z->load_started_ms ? z->load_started_ms : t0)) / 1e3;
 }
 
 /* build_policy - the vtable policy of a configuration */
@@ -453,15 +377,6 @@ struct cd_zone *zm_zone(struct cd *d, const char *name)
 	return NULL;
 }
 
-/* monotonic_ms - for durations */
-static double monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* fp_mark_dirty - the maps no longer hold the table's live image */
 static void fp_mark_dirty(struct cd *d, const char *why, int r)
 {
@@ -499,9 +414,9 @@ static int zm_emit_chunk(void *ctx, const struct moat_update *u, size_t n)
 
 	if (!d->fp.publish || d->detached)
 		return 0;
-	t = monotonic_ms();
+	t = moat_clock_ms_f();
 	r = d->fp.publish(d->fp.ctx, u, n);
-	e->fp_ms += monotonic_ms() - t;
+	e->fp_ms += moat_clock_ms_f() - t;
 	if (r < 0)
 		e->fp_err = r;
 	return r;
@@ -515,7 +430,7 @@ int zm_publish(struct cd *d, const char *why)
 {
 	struct zm_emit e = { d, 0, 0 };
 	size_t n = 0;
-	double t0 = monotonic_ms();
+	double t0 = moat_clock_ms_f();
 	int resync = d->fp_dirty && d->fp.publish && !d->detached;
 	int r;
 
@@ -527,7 +442,7 @@ int zm_publish(struct cd *d, const char *why)
 	}
 	r = vt_db_publish_cb(d->db, zm_emit_chunk, &e, &n);
 	d->last_fp_ms = e.fp_ms;
-	d->last_compile_ms = monotonic_ms() - t0 - e.fp_ms;
+	d->last_compile_ms = moat_clock_ms_f() - t0 - e.fp_ms;
 	if (r < 0) {
 		/* what the fast path took is live in the db; the rest stays
 		 * dirty there.  A refused chunk may be half applied in the
@@ -548,7 +463,7 @@ int zm_publish(struct cd *d, const char *why)
 	d->fp_dirty = 0;
 	d->publishes++;
 	d->publish_updates += n;
-	d->last_publish_ms = monotonic_ms() - t0;
+	d->last_publish_ms = moat_clock_ms_f() - t0;
 	log_debug("event=publish why=%s updates=%zu ms=%.1f", why, n, d->last_publish_ms);
 	return r;
 }
@@ -847,13 +762,13 @@ static void zone_persist(struct cd *d, struct cd_zone *z, int is_full, const str
 			 uint32_t serial_from, const struct moat_listing *add, size_t nadd,
 			 const struct moat_listing *del, size_t ndel, struct persist_out *po)
 {
-	double tp = monotonic_ms();
+	double tp = moat_clock_ms_f();
 	uint64_t appends = z->persist_appends, jbytes = z->zs.journal_bytes;
 
 	if ((is_full ? persist_save_zone(d, z, set) :
 	     persist_save_delta(d, z, serial_from, add, nadd, del, ndel, set)) < 0)
 		log_err("zone=%s event=persist result=error (last good state not saved)", z->cfg.name);
-	po->ms = monotonic_ms() - tp;
+	po->ms = moat_clock_ms_f() - tp;
 	po->journaled = z->persist_appends != appends;
 	po->bytes = po->journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
 	mem_note(z->cfg.name, "persisted");
@@ -867,7 +782,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 		 uint32_t serial, struct moat_listing *add, size_t nadd,
 		 struct moat_listing *del, size_t ndel)
 {
-	double t0 = monotonic_ms();
+	double t0 = moat_clock_ms_f();
 	char err[256], why[256];
 	time_t now = time(NULL);
 	uint64_t added = 0, removed = 0;
@@ -892,7 +807,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 	 * checked on its own against the last result (src_sanity). */
 	struct src_delta dl = { .add = add, .nadd = nadd, .del = del, .ndel = ndel };
 	struct moat_sanity_result san;
-	double tsan = monotonic_ms();
+	double tsan = moat_clock_ms_f();
 	int checked = is_full ? src_sanity_full(z, set, &nn, &san, why, sizeof(why)) :
 			src_sanity(z, set, &dl, &san, why, sizeof(why));
 
@@ -924,8 +839,8 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 		return -1;
 	}
 	mem_note(z->cfg.name, "sanity");
-	double sanity_ms = monotonic_ms() - tsan;
-	double ts = monotonic_ms();
+	double sanity_ms = moat_clock_ms_f() - tsan;
+	double ts = moat_clock_ms_f();
 
 	if (is_full) {
 		r = table_full_stream(d, z, set, 0, &added, &removed, &nn, err, sizeof(err));
@@ -938,7 +853,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 		zm_zone_failed(d, z, "rejected by the table: %s", err);
 		return -1;
 	}
-	double replace_ms = monotonic_ms() - ts;
+	double replace_ms = moat_clock_ms_f() - ts;
 
 	mem_note(z->cfg.name, "table");
 	/* the zone's new state */
@@ -978,7 +893,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 	}
 	zm_publish(d, z->cfg.name);
 	mem_note(z->cfg.name, "published");
-	double live_at = monotonic_ms();
+	double live_at = moat_clock_ms_f();
 	double live_ms = live_at - t0;
 	/* start of the transfer (or file read) to live in the fast path, and
 	 * NOTIFY to live: what tools/bench control measures */
@@ -998,7 +913,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 	int journaled = po.journaled;
 	uint64_t persist_bytes = po.bytes;
 
-	z->last_duration = (monotonic_ms() - started) / 1e3; /* transfer + load + persist */
+	z->last_duration = (moat_clock_ms_f() - started) / 1e3; /* transfer + load + persist */
 	log_info("zone=%s event=load kind=%s serial=%u entries=%zu added=%llu removed=%llu "
 		 "duration=%.3fs live_ms=%.1f source_to_live_ms=%.1f notify_to_live_ms=%.1f "
 		 "merge_ms=%.1f sanity_ms=%.1f table_ms=%.1f compile_ms=%.1f fastpath_ms=%.1f "
@@ -1076,10 +991,10 @@ static void entries_expire(struct cd *d, time_t now)
 
 		if (vt_db_source_apply(d->db, e->source, NULL, 0, &l, 1, err, sizeof(err)) < 0)
 			log_err("event=expire prefix=%s error=\"%s\"",
-				cd_format_prefix(&e->pfx, pb, sizeof(pb)), err);
+				moat_prefix_str(&e->pfx, pb, sizeof(pb)), err);
 		log_info("event=entry-expired source=%s prefix=%s action=%s",
-			 zm_source_name(d, e->source), cd_format_prefix(&e->pfx, pb, sizeof(pb)),
-			 cd_action_name(e->action));
+			 zm_source_name(d, e->source), moat_prefix_str(&e->pfx, pb, sizeof(pb)),
+			 vt_action_name(e->action));
 		d->entries[i] = d->entries[--d->nentries];
 		changed = 1;
 	}
@@ -1156,13 +1071,13 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 			add[j].ttl = ttl;
 		if (vt_db_source_apply(d->db, z->id, add, na, del, nd, err, sizeof(err)) < 0) {
 			log_warn("zone=%s event=live addr=%s result=rejected error=\"%s\"", z->cfg.name,
-				 cd_format_prefix(addr, pb, sizeof(pb)), err);
+				 moat_prefix_str(addr, pb, sizeof(pb)), err);
 			continue;
 		}
 		changed = 1;
 		total += na;
 		log_info("zone=%s event=live addr=%s listed=%zu ttl=%u removed=%zu", z->cfg.name,
-			 cd_format_prefix(addr, pb, sizeof(pb)), na, ttl, nd);
+			 moat_prefix_str(addr, pb, sizeof(pb)), na, ttl, nd);
 	}
 	if (changed) {
 		zm_publish(d, "live");

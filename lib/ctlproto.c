@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctlproto.h"
 
 /* ctl_err_name - short name of an error code */
@@ -339,19 +340,10 @@ int ctl_connect(const char *path)
 	return fd;
 }
 
-/* now_ms - monotonic milliseconds */
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ctl_recv - next message from fd, waiting up to timeout_ms */
 int ctl_recv(int fd, struct ctl_buf *b, struct json_object **msg, int timeout_ms)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : moat_clock_ms() + timeout_ms;
 
 	for (;;) {
 		int r = ctl_buf_next(b, msg);
@@ -362,7 +354,7 @@ int ctl_recv(int fd, struct ctl_buf *b, struct json_object **msg, int timeout_ms
 		int wait = -1;
 
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - moat_clock_ms();
 
 			if (left <= 0)
 				return -ETIMEDOUT;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "vt_internal.h"
 
 #define SHORT_BIT 0x80000000u  /* dir: a prefix shorter than /24 may cover */
@@ -177,15 +178,6 @@ static int grow(void **p, size_t *cap, size_t want, size_t sz)
 	*p = q;
 	*cap = c;
 	return 0;
-}
-
-/* now_ms - monotonic milliseconds for the grace period. */
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* src_of - policy source of an id, or NULL. */
@@ -2330,7 +2322,7 @@ int vt_db_publish_cb(struct vt_db *db, vt_emit_fn emit, void *ctx,
 	pb->db = db;
 	pb->emit = emit;
 	pb->ctx = ctx;
-	pb->t = now_ms();
+	pb->t = (uint64_t)moat_clock_ms();
 	pb->next_new = db->live->ghi;
 	release_groups(db, pb->t, 0);
 	if (db->dirty_all) {
@@ -2629,7 +2621,7 @@ int vt_db_adopt(struct vt_db *db, const struct vt_image *img)
 			 sizeof(*db->pend)) < 0)
 			break;
 		db->pend[db->npend].g = g;
-		db->pend[db->npend].t_ms = now_ms();
+		db->pend[db->npend].t_ms = (uint64_t)moat_clock_ms();
 		db->npend++;
 	}
 	free(used);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "vt_internal.h"
 
@@ -322,10 +323,26 @@ int vt_prefix_check(const struct moat_prefix *p, char *err, size_t errsz)
 	return 0;
 }
 
+static const char *const action_names[] = { "pass", "tarpit", "drop", "allow" };
+_Static_assert(sizeof(action_names) / sizeof(action_names[0]) == MOAT_ACT__MAX,
+	       "action_names out of sync with enum moat_action");
+
 /* vt_action_name - lower-case name of an action. */
 const char *vt_action_name(uint32_t act)
 {
-	static const char *const names[] = { "pass", "tarpit", "drop", "allow" };
+	return act < MOAT_ACT__MAX ? action_names[act] : "?";
+}
 
-	return act < MOAT_ACT__MAX ? names[act] : "?";
+/* vt_action_parse - an action's name, any case, to the action. */
+int vt_action_parse(const char *s, uint32_t *act)
+{
+	if (!s)
+		return -EINVAL;
+	for (uint32_t a = 0; a < MOAT_ACT__MAX; a++) {
+		if (strcasecmp(s, action_names[a]) == 0) {
+			*act = a;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }

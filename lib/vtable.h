@@ -378,5 +378,9 @@ int vt_prefix_check(const struct moat_prefix *p, char *err, size_t errsz);
 
 /* vt_action_name - "pass", "tarpit", "drop", "allow" or "?". */
 const char *vt_action_name(uint32_t act);
+/* vt_action_parse - one of those names, in any case, into *act; 0, or
+ * -EINVAL (NULL or another word; *act untouched).  Callers that take only
+ * some actions (operator entries: no "pass") check the result. */
+int vt_action_parse(const char *s, uint32_t *act);
 
 #endif /* MOAT_VTABLE_H */

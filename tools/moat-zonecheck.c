@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dnstcp.h"
 #include "live.h"
 #include "log.h"
@@ -105,15 +106,6 @@ static int add_addr(struct sockaddr_storage *list, size_t *n, const char *arg, c
 	}
 	(*n)++;
 	return 0;
-}
-
-/* now_ms - CLOCK_MONOTONIC in ms */
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* print_listings - one line per listing */
@@ -249,7 +241,7 @@ static int notify_msg(struct moat_xfr_zone *z, const uint8_t *m, size_t len,
 	fprintf(stderr, "notify %s via %s\n", r == MOAT_NOTIFY_ACCEPT ? "accepted" :
 			r == MOAT_NOTIFY_REFUSE ? "refused" : "dropped", via);
 	if (r == MOAT_NOTIFY_ACCEPT)
-		moat_xfr_notify(z, now_ms());
+		moat_xfr_notify(z, moat_clock_ms());
 	return r;
 }
 
@@ -476,7 +468,7 @@ int main(int argc, char **argv)
 	static uint8_t mbuf[65538], rep[65538];
 	struct moat_dnstcp *tcp[MAX_TCP] = { 0 };
 	while (attempts < count) {
-		int64_t now = now_ms();
+		int64_t now = moat_clock_ms();
 		if (moat_xfr_fd(z) < 0 && (refresh_now || moat_xfr_next_ms(z, now) <= now)) {
 			refresh_now = false;
 			if (moat_xfr_start(z, now) < 0) {
@@ -565,9 +557,9 @@ int main(int argc, char **argv)
 		}
 		if (moat_xfr_fd(z) < 0)
 			continue;
-		if (!xev && now_ms() < moat_xfr_deadline_ms(z))
+		if (!xev && moat_clock_ms() < moat_xfr_deadline_ms(z))
 			continue;
-		enum moat_xfr_status st = moat_xfr_io(z, xev, now_ms());
+		enum moat_xfr_status st = moat_xfr_io(z, xev, moat_clock_ms());
 		if (st == MOAT_XFR_AGAIN)
 			continue;
 		cur_fd = -1; /* the library closed it: epoll dropped it */
@@ -575,7 +567,7 @@ int main(int argc, char **argv)
 		refresh_now = repeat;
 		if (st == MOAT_XFR_FAILED) {
 			struct moat_xfr_state s;
-			moat_xfr_get_state(z, now_ms(), &s);
+			moat_xfr_get_state(z, moat_clock_ms(), &s);
 			/* what the library holds now (must be the previous data),
 			 * written before the line that tells the tests to look */
 			if (out && s.have_data)

@@ -35,6 +35,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "clock.h"
 #include "log.h"
 #include "moat_bare_drop.skel.h"
 #include "moat_calib.skel.h"
@@ -71,15 +72,6 @@ static uint64_t rnd(void)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
-}
-
-/* now_ns - CLOCK_MONOTONIC in ns */
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* cmp_d - qsort doubles */
@@ -339,12 +331,12 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		kv[r] /= N_LOOKUP;
 		lv[r] /= N_LOOKUP;
 		cv[r] = ns_calib();   /* the host's speed, between the two sides */
-		t0 = now_ns();
+		t0 = moat_clock_ns();
 		sum = user_lookups(addrs, N_LOOKUP);
-		uv[r] = (double)(now_ns() - t0) / N_LOOKUP;
-		t0 = now_ns();
+		uv[r] = (double)(moat_clock_ns() - t0) / N_LOOKUP;
+		t0 = moat_clock_ns();
 		(void)user_reads(addrs, N_LOOKUP);
-		ulv[r] = (double)(now_ns() - t0) / N_LOOKUP;
+		ulv[r] = (double)(moat_clock_ns() - t0) / N_LOOKUP;
 		if (r == 0)
 			want = sum;
 		/* the same lookup from userspace over the kernel's own pages */
@@ -352,9 +344,9 @@ static int lookup_costs(struct table *t, const __u32 *addrs, const char *tag)
 		if (kg != MAP_FAILED) {
 			u_tbl24 = moat_xdp_tbl24(t->x);
 			u_groups = kg;
-			t0 = now_ns();
+			t0 = moat_clock_ns();
 			sum = user_lookups(addrs, N_LOOKUP);
-			mv[r] = (double)(now_ns() - t0) / N_LOOKUP;
+			mv[r] = (double)(moat_clock_ns() - t0) / N_LOOKUP;
 			if (sum != want)
 				fprintf(stderr, "xdp_bench: lookups over kernel pages disagree\n");
 			u_tbl24 = t->tbl24;

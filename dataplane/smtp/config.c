@@ -53,8 +53,8 @@ void config_defaults(struct smtpd_config *c)
 	sockaddr_parse("127.0.0.1:53", 53, &c->dns_server, &c->dns_server_len);
 	c->dnsbl_threshold = 1;
 	c->dnsbl_timeout_ms = 2000;
-	net_parse("127.255.255.0/24", &c->dnsbl_ignore[0]);
-	net_parse("127.0.0.1/32", &c->dnsbl_ignore[1]);
+	moat_prefix_parse("127.255.255.0/24", &c->dnsbl_ignore[0]);
+	moat_prefix_parse("127.0.0.1/32", &c->dnsbl_ignore[1]);
 	c->n_dnsbl_ignore = 2;
 	c->spf = 1;
 	c->spf_softfail = SPF_ACT_ACCEPT;
@@ -73,53 +73,14 @@ void config_defaults(struct smtpd_config *c)
 	c->controld_lookup_timeout_ms = 2000;
 }
 
-/* net_parse - "addr[/plen]" into a prefix */
-int net_parse(const char *s, struct cfg_net *n)
+/* parse_net - a prefix as this file has always read one: bits set past the
+ * length name the network they are in ("127.0.0.5/24" is 127.0.0.0/24), so
+ * moat_prefix_parse's -EDOM is no error here; 0 or -1 */
+static int parse_net(const char *s, struct moat_prefix *p)
 {
-	char buf[64];
-	const char *slash = strchr(s, '/');
-	size_t l = slash ? (size_t)(slash - s) : strlen(s);
+	int r = moat_prefix_parse(s, p);
 
-	if (l == 0 || l >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, l);
-	buf[l] = '\0';
-	memset(n, 0, sizeof(*n));
-	if (inet_pton(AF_INET, buf, n->addr) == 1) {
-		n->family = 4;
-		n->plen = 32;
-	} else if (inet_pton(AF_INET6, buf, n->addr) == 1) {
-		n->family = 6;
-		n->plen = 128;
-	} else {
-		return -1;
-	}
-	if (slash) {
-		char *end;
-		long p = strtol(slash + 1, &end, 10);
-		if (*end || end == slash + 1 || p < 0 || p > n->plen)
-			return -1;
-		n->plen = (int)p;
-	}
-	return 0;
-}
-
-/* net_contains - does prefix n hold addr? */
-int net_contains(const struct cfg_net *n, int family, const uint8_t *addr)
-{
-	int bits = n->plen, i = 0;
-
-	if (family != n->family)
-		return 0;
-	for (; bits >= 8; bits -= 8, i++)
-		if (addr[i] != n->addr[i])
-			return 0;
-	if (bits) {
-		uint8_t m = (uint8_t)(0xff << (8 - bits));
-		if ((addr[i] & m) != (n->addr[i] & m))
-			return 0;
-	}
-	return 1;
+	return r == 0 || r == -EDOM ? 0 : -1;
 }
 
 /* sockaddr_parse - "host:port", "[v6]:port", "host" */
@@ -231,7 +192,7 @@ static size_t next_item(const char **s, char *tok, size_t toksz)
 }
 
 /* parse_zone - "zone[=127.0.0.2[/n]][*weight]" (postscreen dnsbl_sites style) */
-static int parse_zone(const char *tok, struct cfg_zone *z)
+static int parse_zone(const char *tok, struct smtpd_dnsbl_zone *z)
 {
 	char buf[320];
 	snprintf(buf, sizeof(buf), "%s", tok);
@@ -248,7 +209,7 @@ static int parse_zone(const char *tok, struct cfg_zone *z)
 	char *eq = strchr(buf, '=');
 	if (eq) {
 		*eq = '\0';
-		if (net_parse(eq + 1, &z->filter) != 0 || z->filter.family != 4)
+		if (parse_net(eq + 1, &z->filter) != 0 || z->filter.family != MOAT_AF_INET)
 			return -1;
 		z->have_filter = 1;
 	}
@@ -413,7 +374,7 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 		c->n_dnsbl_ignore = 0;
 		for (s = val; (l = next_item(&s, tok, sizeof(tok))) != 0;) {
 			if (l == (size_t)-1 || c->n_dnsbl_ignore >= CFG_MAX_IGNORE ||
-			    net_parse(tok, &c->dnsbl_ignore[c->n_dnsbl_ignore])) {
+			    parse_net(tok, &c->dnsbl_ignore[c->n_dnsbl_ignore])) {
 				snprintf(err, errsz, "dnsbl_ignore: bad prefix");
 				return -1;
 			}

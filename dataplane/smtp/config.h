@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "prefix.h"
+
 #define CFG_MAX_LISTEN 4
 #define CFG_MAX_DOMAINS 64
 #define CFG_MAX_ZONES 16
@@ -18,17 +20,13 @@
 
 enum spf_action { SPF_ACT_ACCEPT = 0, SPF_ACT_REJECT, SPF_ACT_TEMPFAIL };
 
-struct cfg_net {            /* an IPv4/IPv6 prefix */
-	int family;
-	uint8_t addr[16];
-	int plen;
-};
-
-struct cfg_zone {
+/* one dnsbl_zones entry: a DNSBL moat-smtpd asks itself at connect
+ * (moat-controld's zones are its own struct cfg_zone, control/config.h) */
+struct smtpd_dnsbl_zone {
 	char name[256];
 	double weight;
 	int have_filter;
-	struct cfg_net filter;  /* only answers inside count (e.g. 127.0.0.2/32) */
+	struct moat_prefix filter;  /* only answers inside count (e.g. 127.0.0.2/32) */
 };
 
 struct smtpd_config {
@@ -70,11 +68,11 @@ struct smtpd_config {
 
 	struct sockaddr_storage dns_server;
 	socklen_t dns_server_len;
-	struct cfg_zone zones[CFG_MAX_ZONES];
+	struct smtpd_dnsbl_zone zones[CFG_MAX_ZONES];
 	int n_zones;
 	double dnsbl_threshold;
 	int dnsbl_timeout_ms;
-	struct cfg_net dnsbl_ignore[CFG_MAX_IGNORE];
+	struct moat_prefix dnsbl_ignore[CFG_MAX_IGNORE];
 	int n_dnsbl_ignore;
 
 	int spf;
@@ -112,10 +110,6 @@ void config_defaults(struct smtpd_config *c);
 int config_load(struct smtpd_config *c, const char *path, char *err, size_t errsz);
 /* config_set - one key (used by the loader and tests); 0 or -1 with reason */
 int config_set(struct smtpd_config *c, const char *key, const char *val, char *err, size_t errsz);
-/* net_parse - "a.b.c.d[/n]" or "x::y[/n]"; 0 or -1 */
-int net_parse(const char *s, struct cfg_net *n);
-/* net_contains - does n contain addr (family 4 or 6 bytes)? */
-int net_contains(const struct cfg_net *n, int family, const uint8_t *addr);
 /* sockaddr_parse - "host:port", "[v6]:port", or host alone with defport */
 int sockaddr_parse(const char *s, int defport, struct sockaddr_storage *ss, socklen_t *len);
 

@@ -119,14 +119,14 @@ int dnsbl_reverse(int family, const uint8_t *a, char *out, size_t outsz)
 }
 
 /* dnsbl_answer_counts - is this A answer a listing for zone z? */
-int dnsbl_answer_counts(const struct smtpd_config *c, const struct cfg_zone *z, const uint8_t a[4])
+int dnsbl_answer_counts(const struct smtpd_config *c, const struct smtpd_dnsbl_zone *z, const uint8_t a[4])
 {
 	if (a[0] != 127)
 		return 0;
 	for (int i = 0; i < c->n_dnsbl_ignore; i++)
-		if (net_contains(&c->dnsbl_ignore[i], 4, a))
+		if (moat_prefix_match(&c->dnsbl_ignore[i], MOAT_AF_INET, a))
 			return 0;
-	if (z->have_filter && !net_contains(&z->filter, 4, a))
+	if (z->have_filter && !moat_prefix_match(&z->filter, MOAT_AF_INET, a))
 		return 0;
 	return 1;
 }
@@ -136,7 +136,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 {
 	struct dq *q = arg;
 	struct session *s = q->s;
-	const struct cfg_zone *z = &g_cfg->zones[q->zone];
+	const struct smtpd_dnsbl_zone *z = &g_cfg->zones[q->zone];
 
 	(void)timeouts;
 	if (status == ARES_SUCCESS && !s->dead) {

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctlproto.h"
 #include "log.h"
 #include "smtpd.h"
@@ -259,7 +260,7 @@ static void lookups_fail_all(void)
 		pending = n;
 	}
 	n_pending = 0;
-	lookups_send(now_ms()); /* not registered: fails what is queued */
+	lookups_send(moat_clock_ms()); /* not registered: fails what is queued */
 }
 
 /* lookup_answer - a reply that answers a pending lookup; 1 if it was one */
@@ -534,7 +535,7 @@ int report_pollfds(struct pollfd *p)
  * lookup expires sooner */
 int report_wait_ms(int max)
 {
-	int64_t now = now_ms();
+	int64_t now = moat_clock_ms();
 
 	for (struct ctl_lookup *l = pending; l; l = l->next)
 		if (l->deadline - now < max)
@@ -545,7 +546,7 @@ int report_wait_ms(int max)
 /* report_tick - main thread, after every poll: connect, read, answer, send */
 void report_tick(void)
 {
-	int64_t now = now_ms();
+	int64_t now = moat_clock_ms();
 	uint64_t v;
 
 	if (!r_on)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * scan_rules.c - the content gate's rules: native file, SpamAssassin import,
- * Hyperscan compilation, on-disk cache and the refcounted live database.
+ * scan_rules.c - the content gate's rules compiler: the native rules file,
+ * Hyperscan compilation, the on-disk cache and the refcounted live
+ * database.  SpamAssassin .cf files are imported by scan_sa.c into the same
+ * scan_db between reading the native file and compiling.
  *
  * A load builds a complete scan_db off to the side; only a db whose every
  * native rule validated and whose databases compiled is ever installed, so
@@ -10,10 +12,7 @@
  * flags, ids, Hyperscan version, platform), so a restart skips compilation
  * and a stale file can never be used (its key does not match).
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,20 +27,16 @@
 #include "log.h"
 #include "outfile.h"
 #include "scan.h"
+#include "scan_rules.h"
 
 #define CACHE_MAGIC "MOATHSDB1\n"
-#define SA_LINE_MAX 8192
-#define META_EXPAND_MAX 65536
-#define META_DEPTH_MAX 16
 
 static atomic_uint_fast64_t load_gen;
 
 /* ---------------------------------------------------------------- utils */
 
-/* errf - format an error message into err */
-static void errf(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errsz, const char *fmt, ...)
+/* scan_errf - format an error message into err */
+void scan_errf(char *err, size_t errsz, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -52,8 +47,8 @@ static void errf(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* xstrndup - strndup that the caller checks */
-static char *xstrndup(const char *s, size_t n)
+/* scan_strndup - strndup that the caller checks */
+char *scan_strndup(const char *s, size_t n)
 {
 	char *p = malloc(n + 1);
 
@@ -64,8 +59,8 @@ static char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
-/* srcloc - "file:line" */
-static char *srcloc(const char *file, unsigned line)
+/* scan_srcloc - "file:line" */
+char *scan_srcloc(const char *file, unsigned line)
 {
 	char *s = NULL;
 
@@ -74,9 +69,9 @@ static char *srcloc(const char *file, unsigned line)
 	return s;
 }
 
-/* grow - make room for one more element in the array *pv of n elements
+/* scan_grow - make room for one more element in the array *pv of n elements
  * (capacity *cap, doubling); 0 or -ENOMEM */
-static int grow(void *pv, size_t n, size_t *cap, size_t size)
+int scan_grow(void *pv, size_t n, size_t *cap, size_t size)
 {
 	void **v = pv;
 
@@ -92,48 +87,17 @@ static int grow(void *pv, size_t n, size_t *cap, size_t size)
 	return 0;
 }
 
-/* rule_add - append a zeroed rule; NULL on ENOMEM */
-static struct scan_rule *rule_add(struct scan_db *d)
+/* scan_rule_add - append a zeroed rule; NULL on ENOMEM */
+struct scan_rule *scan_rule_add(struct scan_db *d)
 {
-	if (grow(&d->rules, d->nrules, &d->cap, sizeof(d->rules[0])) < 0)
+	if (scan_grow(&d->rules, d->nrules, &d->cap, sizeof(d->rules[0])) < 0)
 		return NULL;
 	memset(&d->rules[d->nrules], 0, sizeof(d->rules[0]));
 	return &d->rules[d->nrules++];
 }
 
-/* skip_add - record a rule not imported */
-static int skip_add(struct scan_db *d, const char *id, const char *src,
-		    int scored, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static int skip_add(struct scan_db *d, const char *id, const char *src,
-		    int scored, const char *fmt, ...)
-{
-	va_list ap;
-	struct scan_skip *s;
-
-	if (grow(&d->skips, d->nskips, &d->skipcap, sizeof(d->skips[0])) < 0)
-		return -ENOMEM;
-	s = &d->skips[d->nskips];
-	memset(s, 0, sizeof(*s));
-	va_start(ap, fmt);
-	if (vasprintf(&s->reason, fmt, ap) < 0)
-		s->reason = NULL;
-	va_end(ap);
-	s->id = strdup(id);
-	s->src = strdup(src ? src : "");
-	s->scored = scored;
-	if (!s->reason || !s->id || !s->src) {
-		free(s->reason);
-		free(s->id);
-		free(s->src);
-		return -ENOMEM;
-	}
-	d->nskips++;
-	return 0;
-}
-
-/* rule_free - release one rule's strings */
-static void rule_free(struct scan_rule *r)
+/* scan_rule_free - release one rule's strings */
+void scan_rule_free(struct scan_rule *r)
 {
 	free(r->id);
 	free(r->pattern);
@@ -148,7 +112,7 @@ static void db_free(struct scan_db *d)
 	if (!d)
 		return;
 	for (size_t i = 0; i < d->nrules; i++)
-		rule_free(&d->rules[i]);
+		scan_rule_free(&d->rules[i]);
 	for (size_t i = 0; i < d->nskips; i++) {
 		free(d->skips[i].id);
 		free(d->skips[i].src);
@@ -163,8 +127,8 @@ static void db_free(struct scan_db *d)
 	free(d);
 }
 
-/* find_rule - index of rule id, -1 if none (linear: load time only) */
-static long find_rule(const struct scan_db *d, const char *id)
+/* scan_find_rule - index of rule id, -1 if none (linear: load time only) */
+long scan_find_rule(const struct scan_db *d, const char *id)
 {
 	for (size_t i = 0; i < d->nrules; i++)
 		if (strcmp(d->rules[i].id, id) == 0)
@@ -172,9 +136,9 @@ static long find_rule(const struct scan_db *d, const char *id)
 	return -1;
 }
 
-/* validate - ask Hyperscan whether it can compile an expression; on
+/* scan_validate - ask Hyperscan whether it can compile an expression; on
  * failure msg gets its message */
-static int validate(const char *expr, unsigned flags, char *msg, size_t msgsz)
+int scan_validate(const char *expr, unsigned flags, char *msg, size_t msgsz)
 {
 	hs_expr_info_t *info = NULL;
 	hs_compile_error_t *ce = NULL;
@@ -185,23 +149,6 @@ static int validate(const char *expr, unsigned flags, char *msg, size_t msgsz)
 		return -1;
 	}
 	free(info);
-	return 0;
-}
-
-/* compiles_alone - does expr compile as a streaming database by itself?
- * hs_expression_info does not check resource limits ("Pattern is too
- * large"), which the tag-expanded SpamAssassin patterns can reach */
-static int compiles_alone(const char *expr, unsigned flags, char *msg, size_t msgsz)
-{
-	hs_database_t *db = NULL;
-	hs_compile_error_t *ce = NULL;
-
-	if (hs_compile(expr, flags, HS_MODE_STREAM, NULL, &db, &ce) != HS_SUCCESS) {
-		snprintf(msg, msgsz, "%s", ce && ce->message ? ce->message : "invalid");
-		hs_free_compile_error(ce);
-		return -1;
-	}
-	hs_free_database(db);
 	return 0;
 }
 
@@ -232,8 +179,8 @@ static int parse_scope(const char *s, enum scan_scope *scope, char **hname)
 	return 0;
 }
 
-/* next_word - split off the next blank-separated word of *pp */
-static char *next_word(char **pp)
+/* scan_next_word - split off the next blank-separated word of *pp */
+char *scan_next_word(char **pp)
 {
 	char *p = *pp, *w;
 
@@ -259,15 +206,15 @@ static int native_line(struct scan_db *d, char *line, const char *file,
 	unsigned flags = 0;
 	int rc = -EINVAL;
 
-	id = next_word(&p);
+	id = scan_next_word(&p);
 	if (!id || id[0] == '#')
 		return 0;
 	if (strcmp(id, "threshold") == 0) {
-		char *v = next_word(&p), *end;
+		char *v = scan_next_word(&p), *end;
 
 		d->threshold = v ? strtod(v, &end) : 0;
 		if (!v || *end || d->threshold <= 0) {
-			errf(err, errsz, "%s:%u: threshold: want a positive number", file, ln);
+			scan_errf(err, errsz, "%s:%u: threshold: want a positive number", file, ln);
 			return -EINVAL;
 		}
 		return 0;
@@ -275,38 +222,38 @@ static int native_line(struct scan_db *d, char *line, const char *file,
 	for (const char *c = id; *c; c++)
 		if (!(*c == '_' || *c == '-' || *c == '.' || (*c >= '0' && *c <= '9') ||
 		      ((*c | 0x20) >= 'a' && (*c | 0x20) <= 'z'))) {
-			errf(err, errsz, "%s:%u: rule %s: bad character in rule id", file, ln, id);
+			scan_errf(err, errsz, "%s:%u: rule %s: bad character in rule id", file, ln, id);
 			return -EINVAL;
 		}
 	if (strlen(id) >= sizeof(((struct filter_verdict *)0)->rule)) {
-		errf(err, errsz, "%s:%u: rule %s: id longer than 63 bytes", file, ln, id);
+		scan_errf(err, errsz, "%s:%u: rule %s: id longer than 63 bytes", file, ln, id);
 		return -EINVAL;
 	}
-	if (find_rule(d, id) >= 0) {
-		errf(err, errsz, "%s:%u: rule %s: duplicate rule id", file, ln, id);
+	if (scan_find_rule(d, id) >= 0) {
+		scan_errf(err, errsz, "%s:%u: rule %s: duplicate rule id", file, ln, id);
 		return -EINVAL;
 	}
-	scope_s = next_word(&p);
+	scope_s = scan_next_word(&p);
 	if (!scope_s || parse_scope(scope_s, &r.scope, &r.hname) < 0) {
-		errf(err, errsz, "%s:%u: rule %s: scope must be raw, body, header or header:NAME",
+		scan_errf(err, errsz, "%s:%u: rule %s: scope must be raw, body, header or header:NAME",
 		     file, ln, id);
 		goto out;
 	}
-	act = next_word(&p);
+	act = scan_next_word(&p);
 	if (act && strcmp(act, "score") == 0) {
-		char *v = next_word(&p), *end;
+		char *v = scan_next_word(&p), *end;
 
 		r.action = ACT_SCORE;
 		r.score = v ? strtod(v, &end) : 0;
 		if (!v || *end) {
-			errf(err, errsz, "%s:%u: rule %s: score needs a number", file, ln, id);
+			scan_errf(err, errsz, "%s:%u: rule %s: score needs a number", file, ln, id);
 			goto out;
 		}
 	} else if (act && strcmp(act, "reject") == 0) {
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p != '"') {
-			errf(err, errsz, "%s:%u: rule %s: reject needs a \"reply text\"", file, ln, id);
+			scan_errf(err, errsz, "%s:%u: rule %s: reject needs a \"reply text\"", file, ln, id);
 			goto out;
 		}
 		char *q = ++p, *o = p;
@@ -316,13 +263,13 @@ static int native_line(struct scan_db *d, char *line, const char *file,
 			*o++ = *q;
 		}
 		if (*q != '"') {
-			errf(err, errsz, "%s:%u: rule %s: unterminated reply text", file, ln, id);
+			scan_errf(err, errsz, "%s:%u: rule %s: unterminated reply text", file, ln, id);
 			goto out;
 		}
 		*o = 0;
 		for (char *c = p; *c; c++)
 			if ((unsigned char)*c < 32 || *c == 127) {
-				errf(err, errsz, "%s:%u: rule %s: control byte in reply text",
+				scan_errf(err, errsz, "%s:%u: rule %s: control byte in reply text",
 				     file, ln, id);
 				goto out;
 			}
@@ -334,14 +281,14 @@ static int native_line(struct scan_db *d, char *line, const char *file,
 		}
 		p = q + 1;
 	} else {
-		errf(err, errsz, "%s:%u: rule %s: action must be score N or reject \"text\"",
+		scan_errf(err, errsz, "%s:%u: rule %s: action must be score N or reject \"text\"",
 		     file, ln, id);
 		goto out;
 	}
 	slash = strchr(p, '/');
 	last = strrchr(p, '/');
 	if (!slash || last == slash) {
-		errf(err, errsz, "%s:%u: rule %s: pattern must be /regex/flags", file, ln, id);
+		scan_errf(err, errsz, "%s:%u: rule %s: pattern must be /regex/flags", file, ln, id);
 		goto out;
 	}
 	for (char *f = last + 1; *f && *f != '\n' && *f != '\r'; f++) {
@@ -352,24 +299,24 @@ static int native_line(struct scan_db *d, char *line, const char *file,
 		case '1': flags |= HS_FLAG_SINGLEMATCH; break;
 		case ' ': case '\t': break;
 		default:
-			errf(err, errsz, "%s:%u: rule %s: unknown flag '%c' (i s m 1)",
+			scan_errf(err, errsz, "%s:%u: rule %s: unknown flag '%c' (i s m 1)",
 			     file, ln, id, *f);
 			goto out;
 		}
 	}
-	r.pattern = xstrndup(slash + 1, (size_t)(last - slash - 1));
+	r.pattern = scan_strndup(slash + 1, (size_t)(last - slash - 1));
 	r.id = strdup(id);
-	r.src = srcloc(file, ln);
+	r.src = scan_srcloc(file, ln);
 	r.flags = flags;
 	if (!r.pattern || !r.id || !r.src) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (validate(r.pattern, r.flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0) {
-		errf(err, errsz, "%s:%u: rule %s: %s", file, ln, id, msg);
+	if (scan_validate(r.pattern, r.flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0) {
+		scan_errf(err, errsz, "%s:%u: rule %s: %s", file, ln, id, msg);
 		goto out;
 	}
-	struct scan_rule *nr = rule_add(d);
+	struct scan_rule *nr = scan_rule_add(d);
 	if (!nr) {
 		rc = -ENOMEM;
 		goto out;
@@ -377,7 +324,7 @@ static int native_line(struct scan_db *d, char *line, const char *file,
 	*nr = r;
 	return 0;
 out:
-	rule_free(&r);
+	scan_rule_free(&r);
 	return rc;
 }
 
@@ -392,7 +339,7 @@ static int load_native(struct scan_db *d, const char *path, char *err, size_t er
 
 	if (!f) {
 		rc = -errno;
-		errf(err, errsz, "%s: %s", path, strerror(errno));
+		scan_errf(err, errsz, "%s: %s", path, strerror(errno));
 		return rc;
 	}
 	while (getline(&line, &cap, f) >= 0) {
@@ -407,1304 +354,6 @@ static int load_native(struct scan_db *d, const char *path, char *err, size_t er
 	}
 	free(line);
 	fclose(f);
-	return rc;
-}
-
-/* ------------------------------------------------- SpamAssassin import */
-
-/* One SA rule definition as read (last definition wins, as in SA). */
-struct sa_def {
-	char *name;
-	char *kind;      /* body rawbody full header uri meta */
-	char *arg;       /* everything after the name */
-	char *src;
-	double score;
-	int has_score;
-	int state;       /* 0 unresolved, 1 resolving, 2 imported, 3 skipped */
-	long rule;       /* index in db when imported */
-	char *why;       /* skip reason */
-	int multiple;    /* tflags multiple: its value counts hits */
-	int nonbin;      /* imported meta whose value may exceed 1 (a sum) */
-	char **sum;      /* a meta that is a bare sum of 0/1 terms: the terms */
-	size_t nsum;
-};
-
-/* ReplaceTags settings: replace_tag, replace_pre, replace_post,
- * replace_inter (name -> regex text; the last definition wins) */
-enum { RT_TAG = 0, RT_PRE, RT_POST, RT_INTER, RT_N };
-
-struct sa_kv {
-	char *name;
-	char *val;
-};
-
-struct sa_set {
-	struct sa_def *v;
-	size_t n, cap;
-	char **replace;  /* names listed in replace_rules */
-	size_t nreplace, replcap;
-	struct sa_kv *rt[RT_N];
-	size_t nrt[RT_N], rtcap[RT_N];
-	const char *cache_dir; /* where compile verdicts are remembered */
-	char *verdicts;        /* that file's content, read once */
-	int verdicts_read;
-};
-
-/* sa_find - definition by name */
-static struct sa_def *sa_find(struct sa_set *s, const char *name, size_t len)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (strlen(s->v[i].name) == len && memcmp(s->v[i].name, name, len) == 0)
-			return &s->v[i];
-	return NULL;
-}
-
-/* sa_get - definition by name, created when absent */
-static struct sa_def *sa_get(struct sa_set *s, const char *name)
-{
-	struct sa_def *e = sa_find(s, name, strlen(name));
-
-	if (e)
-		return e;
-	if (grow(&s->v, s->n, &s->cap, sizeof(s->v[0])) < 0)
-		return NULL;
-	e = &s->v[s->n];
-	memset(e, 0, sizeof(*e));
-	e->name = strdup(name);
-	if (!e->name)
-		return NULL;
-	s->n++;
-	return e;
-}
-
-/* sa_free - release the parse state */
-static void sa_free(struct sa_set *s)
-{
-	for (size_t i = 0; i < s->n; i++) {
-		free(s->v[i].name);
-		free(s->v[i].kind);
-		free(s->v[i].arg);
-		free(s->v[i].src);
-		free(s->v[i].why);
-		for (size_t k = 0; k < s->v[i].nsum; k++)
-			free(s->v[i].sum[k]);
-		free(s->v[i].sum);
-	}
-	for (size_t i = 0; i < s->nreplace; i++)
-		free(s->replace[i]);
-	for (int k = 0; k < RT_N; k++) {
-		for (size_t i = 0; i < s->nrt[k]; i++) {
-			free(s->rt[k][i].name);
-			free(s->rt[k][i].val);
-		}
-		free(s->rt[k]);
-	}
-	free(s->v);
-	free(s->replace);
-	free(s->verdicts);
-}
-
-/* sa_rt_get - a ReplaceTags value by name, NULL when undefined */
-static const char *sa_rt_get(const struct sa_set *s, int k, const char *name, size_t len)
-{
-	for (size_t i = 0; i < s->nrt[k]; i++)
-		if (strlen(s->rt[k][i].name) == len && memcmp(s->rt[k][i].name, name, len) == 0)
-			return s->rt[k][i].val;
-	return NULL;
-}
-
-/* sa_rt_set - define (or redefine) a ReplaceTags value; 0 or -ENOMEM */
-static int sa_rt_set(struct sa_set *s, int k, const char *name, const char *val)
-{
-	char *v = strdup(val);
-
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->nrt[k]; i++)
-		if (strcmp(s->rt[k][i].name, name) == 0) {
-			free(s->rt[k][i].val);
-			s->rt[k][i].val = v;
-			return 0;
-		}
-	if (grow(&s->rt[k], s->nrt[k], &s->rtcap[k], sizeof(s->rt[k][0])) < 0 ||
-	    !(s->rt[k][s->nrt[k]].name = strdup(name))) {
-		free(v);
-		return -ENOMEM;
-	}
-	s->rt[k][s->nrt[k]++].val = v;
-	return 0;
-}
-
-/* sa_strip_comment - cut at the first unescaped '#' */
-static void sa_strip_comment(char *line)
-{
-	for (char *p = line; *p; p++) {
-		if (*p == '\\' && p[1]) {
-			p++;
-			continue;
-		}
-		if (*p == '#') {
-			*p = 0;
-			break;
-		}
-	}
-}
-
-/* sa_cond_true - our reading of an "if"/"ifplugin" condition: plugins
- * are assumed loaded, negated conditions false */
-static int sa_cond_true(const char *kw, const char *rest)
-{
-	if (strcmp(kw, "ifplugin") == 0)
-		return 1;
-	while (*rest == ' ' || *rest == '\t' || *rest == '(')
-		rest++;
-	return *rest != '!';
-}
-
-/* sa_parse_file - read one .cf file's rule, score and conditional lines */
-static int sa_parse_file(struct sa_set *s, const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned ln = 0;
-	int cond[64], ncond = 0, active = 1, rc = 0;
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) >= 0) {
-		char *p = line, *kw, *name;
-
-		ln++;
-		sa_strip_comment(line);
-		for (size_t n = strlen(line); n && (line[n - 1] == '\n' ||
-			line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t');)
-			line[--n] = 0;
-		kw = next_word(&p);
-		if (!kw)
-			continue;
-		if (strcmp(kw, "if") == 0 || strcmp(kw, "ifplugin") == 0) {
-			if (ncond < 64)
-				cond[ncond++] = sa_cond_true(kw, p);
-			goto recompute;
-		}
-		if (strcmp(kw, "else") == 0) {
-			if (ncond)
-				cond[ncond - 1] = !cond[ncond - 1];
-			goto recompute;
-		}
-		if (strcmp(kw, "endif") == 0) {
-			if (ncond)
-				ncond--;
-			goto recompute;
-		}
-		if (!active)
-			continue;
-		if (strcmp(kw, "replace_rules") == 0) {
-			while ((name = next_word(&p))) {
-				if (grow(&s->replace, s->nreplace, &s->replcap, sizeof(char *)) < 0 ||
-				    !(s->replace[s->nreplace] = strdup(name))) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				s->nreplace++;
-			}
-			continue;
-		}
-		if (strncmp(kw, "replace_", 8) == 0) {
-			static const char *const rtkw[RT_N] = {
-				"replace_tag", "replace_pre", "replace_post", "replace_inter",
-			};
-			for (int k = 0; k < RT_N; k++) {
-				if (strcmp(kw, rtkw[k]) != 0 || !(name = next_word(&p)))
-					continue;
-				while (*p == ' ' || *p == '\t')
-					p++;
-				if (*p && sa_rt_set(s, k, name, p) < 0) {
-					rc = -ENOMEM;
-					goto out;
-				}
-			}
-			continue;
-		}
-		if (strcmp(kw, "tflags") == 0) {
-			struct sa_def *e;
-			char *w;
-
-			if (!(name = next_word(&p)))
-				continue;
-			if (!(e = sa_get(s, name))) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			e->multiple = 0; /* the last tflags line counts, as in SA */
-			while ((w = next_word(&p)))
-				e->multiple |= strcmp(w, "multiple") == 0;
-			continue;
-		}
-		if (strcmp(kw, "score") == 0) {
-			char *v, *end;
-			struct sa_def *e;
-
-			name = next_word(&p);
-			v = name ? next_word(&p) : NULL;
-			if (!v)
-				continue;
-			double sc = strtod(v, &end);
-			if (*end)
-				continue;
-			if (!(e = sa_get(s, name))) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			e->score = sc; /* score set 0: no Bayes, no network tests */
-			e->has_score = 1;
-			continue;
-		}
-		if (strcmp(kw, "body") && strcmp(kw, "rawbody") && strcmp(kw, "full") &&
-		    strcmp(kw, "header") && strcmp(kw, "uri") && strcmp(kw, "meta"))
-			continue;
-		name = next_word(&p);
-		if (!name)
-			continue;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		struct sa_def *e = sa_get(s, name);
-		if (!e) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		free(e->kind);
-		free(e->arg);
-		free(e->src);
-		e->kind = strdup(kw);
-		e->arg = strdup(p);
-		e->src = srcloc(base, ln);
-		if (!e->kind || !e->arg || !e->src) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		continue;
-recompute:
-		active = 1;
-		for (int i = 0; i < ncond; i++)
-			active &= cond[i];
-	}
-out:
-	free(line);
-	fclose(f);
-	return rc;
-}
-
-/* sa_regex - split a Perl match "/re/flags" or "m{re}flags" into a
- * Hyperscan expression and flags; -1 if it is not one */
-static int sa_regex(const char *a, char **expr, unsigned *flags, const char **rest)
-{
-	char open, close;
-	const char *p = a, *q;
-
-	/* Perl: "/re/", or "m" and any punctuation as the delimiter */
-	if (*p == 'm' && ispunct((unsigned char)p[1]))
-		p++;
-	else if (*p != '/')
-		return -1;
-	open = *p;
-	switch (open) {
-	case '{': close = '}'; break;
-	case '(': close = ')'; break;
-	case '<': close = '>'; break;
-	case '[': close = ']'; break;
-	default: close = open;
-	}
-	/* the closing delimiter is the last one on the line followed only by
-	 * flag letters (patterns contain escaped delimiters) */
-	q = NULL;
-	for (const char *c = p + 1; *c; c++) {
-		if (*c == '\\' && c[1]) {
-			c++;
-			continue;
-		}
-		if (*c == close) {
-			const char *f = c + 1;
-
-			while (*f && strchr("imsxgo", *f))
-				f++;
-			if (!*f || *f == ' ' || *f == '\t') {
-				q = c;
-				break;
-			}
-		}
-	}
-	if (!q)
-		return -1;
-	*expr = xstrndup(p + 1, (size_t)(q - p - 1));
-	if (!*expr)
-		return -1;
-	*flags = 0;
-	for (q++; *q && strchr("imsxgo", *q); q++) {
-		if (*q == 'i')
-			*flags |= HS_FLAG_CASELESS;
-		else if (*q == 's')
-			*flags |= HS_FLAG_DOTALL;
-		else if (*q == 'm')
-			*flags |= HS_FLAG_MULTILINE;
-		else if (*q == 'x') { /* Hyperscan reads the inline form */
-			char *x = NULL;
-
-			if (asprintf(&x, "(?x)%s", *expr) < 0) {
-				free(*expr);
-				return -1;
-			}
-			free(*expr);
-			*expr = x;
-		}
-	}
-	*rest = q;
-	return 0;
-}
-
-/* sa_is_pseudo - header names SpamAssassin synthesizes, which a message
- * on the wire does not carry */
-static int sa_is_pseudo(const char *h)
-{
-	static const char *const names[] = {
-		"ToCc", "EnvelopeFrom", "ALL-TRUSTED", "ALL-UNTRUSTED",
-		"ALL-INTERNAL", "ALL-EXTERNAL", "X-Spam-Relays-", "X-Spam-DCC",
-		"X-Spam-Status", "X-Spam-Level", "X-Spam-Checker-Version",
-		"X-Spam-Flag", "X-Spam-Report", "X-Spam-Score", "X-Spam-",
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strncasecmp(h, names[i], strlen(names[i])) == 0)
-			return 1;
-	return 0;
-}
-
-/* sa_scored - SA's effective score set 0 is non-zero (rules without a score
- * line score 1, T_ test rules 0.01; __ rules never score) */
-static int sa_scored(const struct sa_def *e, double *score)
-{
-	double s;
-
-	if (strncmp(e->name, "__", 2) == 0)
-		return *score = 0, 0;
-	s = e->has_score ? e->score : strncmp(e->name, "T_", 2) == 0 ? 0.01 : 1.0;
-	*score = s;
-	return s != 0;
-}
-
-static int sa_resolve(struct scan_db *d, struct sa_set *s, struct sa_def *e, int depth);
-
-/* sa_why - set the skip reason of e (replacing an earlier one); returns 3 */
-static int sa_why(struct sa_def *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int sa_why(struct sa_def *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	free(e->why);
-	va_start(ap, fmt);
-	if (vasprintf(&e->why, fmt, ap) < 0)
-		e->why = NULL;
-	va_end(ap);
-	return 3;
-}
-
-/* ---- ReplaceTags: the plugin's substitution, step by step as
- * Mail::SpamAssassin::Plugin::ReplaceTags::finish_parsing_end does it
- * (replace_start "<", replace_end ">", SpamAssassin's defaults) */
-
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-/* sb_add - append n bytes (records ENOMEM instead of failing) */
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t nc = (b->len + n + 1) * 2;
-		char *np = realloc(b->p, nc);
-
-		if (!np) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = 0;
-}
-
-/* rt_lazy - Perl's /<(.+?)>/ on s: the first '<' followed by at least one
- * character and then the nearest '>'; start and length, or NULL */
-static const char *rt_lazy(const char *s, size_t *len)
-{
-	for (const char *lt = strchr(s, '<'); lt && lt[1]; lt = strchr(lt + 1, '<')) {
-		const char *gt = strchr(lt + 2, '>');
-
-		if (gt) {
-			*len = (size_t)(gt - lt) + 1;
-			return lt;
-		}
-	}
-	return NULL;
-}
-
-/* rt_modifier - "$re =~ s/<KW (.+?)>//": take out the first "<KW name>",
- * copy name (bounded); 1 when found */
-static int rt_modifier(char *re, const char *kw, char *name, size_t cap)
-{
-	size_t kl = strlen(kw);
-
-	for (char *m = strstr(re, kw); m; m = strstr(m + 1, kw)) {
-		char *gt = m[kl] ? strchr(m + kl + 1, '>') : NULL;
-		size_t nl;
-
-		if (!gt)
-			continue;
-		nl = (size_t)(gt - (m + kl));
-		if (nl >= cap)
-			nl = cap - 1;
-		memcpy(name, m + kl, nl);
-		name[nl] = 0;
-		memmove(m, gt + 1, strlen(gt + 1) + 1);
-		return name[0] && strcmp(name, "0") != 0; /* Perl truth */
-	}
-	return 0;
-}
-
-/* rt_truthy - a Perl-true setting value */
-static const char *rt_truthy(const char *v)
-{
-	return v && *v && strcmp(v, "0") != 0 ? v : NULL;
-}
-
-/* sa_replace_tags - rewrite a replace_rules pattern as the ReplaceTags
- * plugin does; *out is the new pattern, or NULL with why set */
-static int sa_replace_tags(const struct sa_set *s, const char *pattern, char **out,
-			   const char **why)
-{
-	char *re = strdup(pattern);
-	int passes = 0, again, rc = 0;
-
-	*out = NULL;
-	*why = NULL;
-	if (!re)
-		return -ENOMEM;
-	do {
-		char pre_n[128], post_n[128], inter_n[128];
-		int has_pre = rt_modifier(re, "<pre ", pre_n, sizeof(pre_n));
-		int has_post = rt_modifier(re, "<post ", post_n, sizeof(post_n));
-		int has_inter = rt_modifier(re, "<inter ", inter_n, sizeof(inter_n));
-		const char *pre = has_pre ? rt_truthy(sa_rt_get(s, RT_PRE, pre_n, strlen(pre_n))) : NULL;
-		const char *post = has_post ? rt_truthy(sa_rt_get(s, RT_POST, post_n, strlen(post_n))) : NULL;
-		const char *inter = has_inter ?
-			rt_truthy(sa_rt_get(s, RT_INTER, inter_n, strlen(inter_n))) : NULL;
-		struct sbuf el[512];
-		size_t nel = 0;
-		const char *t = re;
-
-		again = 0;
-		memset(el, 0, sizeof(el));
-		/* split(/(<[^<>]+>)/, $re): text, tag, text, ... (a leading
-		 * empty field kept, trailing empty fields dropped) */
-		for (const char *q = re; *q;) {
-			const char *e = q + 1;
-
-			if (*q != '<') {
-				q++;
-				continue;
-			}
-			while (*e && *e != '<' && *e != '>')
-				e++;
-			if (*e != '>' || e == q + 1) {
-				q++;
-				continue;
-			}
-			if (nel + 2 >= sizeof(el) / sizeof(el[0])) {
-				*why = "replace_tags: too many tags";
-				goto done;
-			}
-			sb_add(&el[nel++], t, (size_t)(q - t));
-			sb_add(&el[nel++], q, (size_t)(e + 1 - q));
-			t = q = e + 1;
-		}
-		sb_add(&el[nel++], t, strlen(t));
-		while (nel && el[nel - 1].len == 0) {
-			free(el[nel - 1].p);
-			memset(&el[--nel], 0, sizeof(el[0]));
-		}
-		for (size_t i = 0; i < nel; i++) {
-			struct sbuf n = { 0 };
-			const char *c = el[i].p ? el[i].p : "", *m;
-			size_t ml;
-
-			if (pre && (m = rt_lazy(c, &ml))) { /* s{(<.+?>)}{$pre$1} */
-				sb_add(&n, c, (size_t)(m - c));
-				sb_add(&n, pre, strlen(pre));
-				sb_add(&n, m, strlen(m));
-			} else {
-				sb_add(&n, c, strlen(c));
-			}
-			if (post) { /* s{(<.+?>)}{$1$post}g */
-				struct sbuf g = { 0 };
-				const char *x = n.p;
-
-				while ((m = rt_lazy(x, &ml))) {
-					sb_add(&g, x, (size_t)(m - x) + ml);
-					sb_add(&g, post, strlen(post));
-					x = m + ml;
-				}
-				sb_add(&g, x, strlen(x));
-				free(n.p);
-				n = g;
-			}
-			if (inter && n.len == 0) /* s{^$}{$inter} */
-				sb_add(&n, inter, strlen(inter));
-			if ((m = rt_lazy(n.p, &ml))) { /* the element's tag */
-				const char *val = rt_truthy(sa_rt_get(s, RT_TAG, m + 1, ml - 2));
-
-				if (val) {
-					/* s|<name>|$replacement|g, name read as a regex:
-					 * only plain names are taken literally */
-					for (size_t k = 1; k + 1 < ml; k++)
-						if (strchr("\\^$.|?*+()[]{}", m[k])) {
-							free(n.p);
-							*why = "replace_tags: tag name with regex metacharacters";
-							goto done;
-						}
-					struct sbuf g = { 0 };
-					const char *x = n.p, *hit;
-					char tag[160];
-
-					if (ml >= sizeof(tag)) {
-						free(n.p);
-						*why = "replace_tags: tag name too long";
-						goto done;
-					}
-					memcpy(tag, m, ml);
-					tag[ml] = 0;
-					while ((hit = strstr(x, tag))) {
-						sb_add(&g, x, (size_t)(hit - x));
-						sb_add(&g, val, strlen(val));
-						x = hit + ml;
-					}
-					sb_add(&g, x, strlen(x));
-					free(n.p);
-					n = g;
-					/* $doagain if $replacement =~ /<[^>]+>/ */
-					for (const char *vm = strchr(val, '<'); vm; vm = strchr(vm + 1, '<'))
-						if (vm[1] && vm[1] != '>' && strchr(vm + 1, '>'))
-							again = 1;
-				}
-			}
-			if (n.oom) {
-				free(n.p);
-				rc = -ENOMEM;
-				goto done;
-			}
-			free(el[i].p);
-			el[i] = n;
-		}
-		struct sbuf j = { 0 };
-		for (size_t i = 0; i < nel; i++)
-			sb_add(&j, el[i].p ? el[i].p : "", el[i].len);
-		sb_add(&j, "", 0);
-		if (j.oom) {
-			free(j.p);
-			rc = -ENOMEM;
-			goto done;
-		}
-		free(re);
-		re = j.p;
-		passes++;
-done:
-		for (size_t i = 0; i < nel; i++)
-			free(el[i].p);
-		if (rc < 0 || *why) {
-			free(re);
-			return rc;
-		}
-	} while (again && passes <= 5);
-	*out = re;
-	return 0;
-}
-
-/* sa_compiles - compiles_alone, remembered in <cache_dir>/scan-verdicts
- * under a SHA-256 of the Hyperscan version, platform, flags and pattern:
- * a tag-expanded pattern Hyperscan refuses as too large can take seconds
- * to refuse, and a restart should not pay that again */
-static int sa_compiles(struct sa_set *s, const char *expr, unsigned flags, char *msg,
-		       size_t msgsz)
-{
-	unsigned char key[32];
-	char hex[65], path[4096];
-	EVP_MD_CTX *c;
-	hs_platform_info_t plat;
-	unsigned kl = 0;
-	int ok, rc;
-
-	if (!s->cache_dir || !(c = EVP_MD_CTX_new()))
-		return compiles_alone(expr, flags, msg, msgsz);
-	memset(&plat, 0, sizeof(plat));
-	hs_populate_platform(&plat);
-	ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
-	     EVP_DigestUpdate(c, "MOATVERDICT1", 12) &&
-	     EVP_DigestUpdate(c, hs_version(), strlen(hs_version()) + 1) &&
-	     EVP_DigestUpdate(c, &plat, sizeof(plat)) &&
-	     EVP_DigestUpdate(c, &flags, sizeof(flags)) &&
-	     EVP_DigestUpdate(c, expr, strlen(expr)) && EVP_DigestFinal_ex(c, key, &kl);
-	EVP_MD_CTX_free(c);
-	if (!ok || kl != 32)
-		return compiles_alone(expr, flags, msg, msgsz);
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", key[i]);
-	snprintf(path, sizeof(path), "%s/scan-verdicts", s->cache_dir);
-	if (!s->verdicts_read) {
-		FILE *f = fopen(path, "r");
-		size_t cap = 0;
-
-		s->verdicts_read = 1;
-		if (f) { /* the whole file: a line per pattern ever checked */
-			if (getdelim(&s->verdicts, &cap, 0, f) < 0) {
-				free(s->verdicts);
-				s->verdicts = NULL;
-			}
-			fclose(f);
-		}
-	}
-	for (const char *v = s->verdicts; v && (v = strstr(v, hex)); v += 64) {
-		if (v != s->verdicts && v[-1] != '\n')
-			continue;
-		if (v[64] == ' ' && v[65] == '1')
-			return 0;
-		if (v[64] == ' ' && v[65] == '0' && v[66] == ' ') {
-			const char *e = strchr(v + 67, '\n');
-			size_t n = e ? (size_t)(e - (v + 67)) : strlen(v + 67);
-
-			snprintf(msg, msgsz, "%.*s", (int)n, v + 67);
-			return -1;
-		}
-	}
-	rc = compiles_alone(expr, flags, msg, msgsz);
-	FILE *f = fopen(path, "a");
-	if (f) { /* one short line per write: appends do not interleave */
-		for (char *q = msg; *q; q++)
-			if (*q == '\n' || *q == '\r')
-				*q = ' ';
-		fprintf(f, "%s %d%s%s\n", hex, rc == 0, rc == 0 ? "" : " ", rc == 0 ? "" : msg);
-		fclose(f);
-	}
-	return rc;
-}
-
-/* sa_import_leaf - turn a non-meta definition into a rule or a skip reason */
-static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
-{
-	struct scan_rule r = { 0 };
-	char *expr = NULL, msg[256];
-	const char *a = e->arg, *rest;
-	unsigned flags = 0;
-	int neg = 0;
-
-	if (strncmp(a, "eval:", 5) == 0)
-		return sa_why(e, "eval: Perl code test");
-	int replace = 0;
-	for (size_t i = 0; i < s->nreplace; i++)
-		replace |= strcmp(s->replace[i], e->name) == 0;
-	if (strcmp(e->kind, "header") == 0) {
-		char h[MIME_NAME_MAX + 16];
-		size_t hl = 0;
-
-		if (strncmp(a, "exists:", 7) == 0) {
-			a += 7;
-			while (*a && *a != ' ' && *a != '\t' && hl < MIME_NAME_MAX - 1)
-				h[hl++] = *a++;
-			h[hl] = 0;
-			if (!hl || sa_is_pseudo(h))
-				return sa_why(e, "exists: on a SpamAssassin pseudo-header");
-			r.scope = SCOPE_EXISTS;
-			r.hname = strdup(h);
-			r.pattern = strdup("");
-			goto add;
-		}
-		while (*a && *a != ' ' && *a != '\t' && *a != '=' && *a != '!') {
-			if (hl >= MIME_NAME_MAX - 1)
-				return sa_why(e, "header name too long");
-			h[hl++] = *a++;
-		}
-		h[hl] = 0;
-		while (*a == ' ' || *a == '\t')
-			a++;
-		neg = strncmp(a, "!~", 2) == 0;
-		if (!neg && strncmp(a, "=~", 2) != 0)
-			return sa_why(e, "unrecognised header test");
-		a += 2;
-		while (*a == ' ' || *a == '\t')
-			a++;
-		char *colon = strchr(h, ':');
-		if (colon) {
-			if (strcmp(colon, ":raw") != 0) {
-				return sa_why(e, "header modifier %s needs address/name parsing",
-					      colon);
-			}
-			*colon = 0;
-		}
-		/* SpamAssassin's MESSAGEID is Message-Id and its resent/X-
-		 * variants: the header itself is the part moat can see */
-		if (strcmp(h, "MESSAGEID") == 0)
-			snprintf(h, sizeof(h), "Message-Id");
-		if (sa_is_pseudo(h))
-			return sa_why(e, "SpamAssassin pseudo-header");
-		r.scope = SCOPE_HEADER;
-		if (strcmp(h, "ALL") != 0 && !(r.hname = strdup(h)))
-			return -ENOMEM;
-	} else if (strcmp(e->kind, "full") == 0) {
-		r.scope = SCOPE_RAW;
-	} else {
-		r.scope = SCOPE_BODY; /* body and rawbody: the decoded text */
-	}
-	if (sa_regex(a, &expr, &flags, &rest) < 0) {
-		free(r.hname);
-		return sa_why(e, "not a /regex/");
-	}
-	/* uri rules run on the decoded body, where the URIs are written: an
-	 * anchor at the URI's start becomes "anywhere" (an approximation,
-	 * docs/content-gate.md) */
-	if (strcmp(e->kind, "uri") == 0 && expr[0] == '^')
-		memmove(expr, expr + 1, strlen(expr));
-	if (replace) { /* a replace_rules template: its tags filled in */
-		char *x = NULL;
-		const char *why = NULL;
-		int rc = sa_replace_tags(s, expr, &x, &why);
-
-		free(expr);
-		if (rc < 0 || !x) {
-			free(r.hname);
-			return rc < 0 ? rc : sa_why(e, "%s", why ? why : "replace_tags failed");
-		}
-		expr = x;
-	}
-	if (validate(expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0 ||
-	    (replace && sa_compiles(s, expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0)) {
-		free(expr);
-		free(r.hname);
-		return sa_why(e, "%shyperscan: %s", replace ? "after replace_tags: " : "", msg);
-	}
-	r.pattern = expr;
-	r.flags = flags;
-add:
-	/* "NAME Header !~ /re/": a quiet positive rule NAME:pos and NAME as
-	 * the meta "!NAME:pos" (true also when the header is absent, as in
-	 * SpamAssassin, where an absent header reads as "") */
-	if (neg && asprintf(&r.id, "%s:pos", e->name) < 0)
-		r.id = NULL;
-	else if (!neg)
-		r.id = strdup(e->name);
-	r.src = strdup(e->src);
-	if (!neg)
-		sa_scored(e, &r.score);
-	r.action = ACT_SCORE;
-	r.in_meta = neg;
-	struct scan_rule *nr = r.id && r.src && r.pattern ? rule_add(d) : NULL;
-	if (!nr) {
-		rule_free(&r);
-		return -ENOMEM;
-	}
-	*nr = r;
-	e->rule = (long)(nr - d->rules);
-	if (neg) {
-		long pos = e->rule;
-
-		if (!(nr = rule_add(d)))
-			return -ENOMEM;
-		nr->scope = SCOPE_META;
-		nr->id = strdup(e->name);
-		nr->src = strdup(e->src);
-		if (asprintf(&nr->pattern, "!T%ld", pos) < 0)
-			nr->pattern = NULL;
-		sa_scored(e, &nr->score);
-		if (!nr->id || !nr->src || !nr->pattern)
-			return -ENOMEM;
-		e->rule = (long)(nr - d->rules);
-	}
-	return 2;
-}
-
-/* Meta expressions.  SpamAssassin evaluates a meta as Perl over rule
- * values: 1 per hit (hit counts for tflags multiple), a meta's value is
- * its expression's value.  Boolean operators map onto Hyperscan logical
- * combinations directly; a comparison of a sum of 0/1-valued operands with
- * a constant ("A + B + C > 1") is the boolean "at least k of n", expanded
- * exactly.  Counting over hit counts (tflags multiple, or a meta that is
- * itself a bare sum) has no boolean form and is refused.  Precedence as in
- * Perl: ! over + over comparisons over && over ||.
- *
- * Output: "T<rule>" for a leaf rule token, "F" for false, nested metas
- * inlined in parentheses; meta_expr turns T/F into Hyperscan ids. */
-
-struct mparse {
-	struct scan_db *d;
-	struct sa_set *s;
-	struct sa_def *e;
-	const char *p;
-	int depth;
-};
-
-/* mterm - a parsed sub-expression: its combination text and whether its
- * SpamAssassin value is always 0 or 1; a bare sum of 0/1 terms also keeps
- * the terms, so "(A + B) > 1" or a meta over such a sum still counts */
-struct mterm {
-	struct sbuf x;
-	int bin;
-	struct mterm *sub;
-	size_t nsub;
-};
-
-/* mterm_free - release a parsed sub-expression */
-static void mterm_free(struct mterm *t)
-{
-	for (size_t i = 0; i < t->nsub; i++)
-		mterm_free(&t->sub[i]);
-	free(t->sub);
-	free(t->x.p);
-	memset(t, 0, sizeof(*t));
-}
-
-/* mterm_nosum - it is used as a whole: forget the terms */
-static void mterm_nosum(struct mterm *t)
-{
-	for (size_t i = 0; i < t->nsub; i++)
-		mterm_free(&t->sub[i]);
-	free(t->sub);
-	t->sub = NULL;
-	t->nsub = 0;
-}
-
-static int mp_or(struct mparse *m, struct mterm *out);
-
-/* mp_ws - skip blanks, return the next character */
-static char mp_ws(struct mparse *m)
-{
-	while (*m->p == ' ' || *m->p == '\t')
-		m->p++;
-	return *m->p;
-}
-
-/* mp_unary - "!" unary | "(" or ")" | NAME; 0, 3 (skip, why set), -errno */
-static int mp_unary(struct mparse *m, struct mterm *out)
-{
-	char c = mp_ws(m);
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (c == '!' && m->p[1] != '=') {
-		struct mterm t;
-
-		m->p++;
-		if ((rc = mp_unary(m, &t)))
-			return mterm_free(&t), rc;
-		sb_add(&out->x, "!", 1);
-		sb_add(&out->x, t.x.p, t.x.len);
-		mterm_free(&t);
-		out->bin = 1;
-		return out->x.oom ? -ENOMEM : 0;
-	}
-	if (c == '(') {
-		struct mterm t;
-
-		m->p++;
-		if ((rc = mp_or(m, &t)))
-			return mterm_free(&t), rc;
-		if (mp_ws(m) != ')') {
-			mterm_free(&t);
-			return sa_why(m->e, "meta syntax: missing ')'");
-		}
-		m->p++;
-		sb_add(&out->x, "(", 1);
-		sb_add(&out->x, t.x.p, t.x.len);
-		sb_add(&out->x, ")", 1);
-		out->bin = t.bin;
-		out->sub = t.sub; /* grouping keeps a sum a sum */
-		out->nsub = t.nsub;
-		free(t.x.p);
-		return out->x.oom ? -ENOMEM : 0;
-	}
-	if (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
-		const char *n = m->p;
-		struct sa_def *o;
-		char buf[32];
-
-		while (*m->p == '_' || (*m->p >= 'A' && *m->p <= 'Z') ||
-		       (*m->p >= 'a' && *m->p <= 'z') || (*m->p >= '0' && *m->p <= '9'))
-			m->p++;
-		o = sa_find(m->s, n, (size_t)(m->p - n));
-		out->bin = 1;
-		if (!o || !o->kind) { /* undefined: false (0), as in SA */
-			sb_add(&out->x, "F", 1);
-			return out->x.oom ? -ENOMEM : 0;
-		}
-		rc = sa_resolve(m->d, m->s, o, m->depth + 1);
-		if (rc < 0)
-			return rc;
-		if (rc == 3)
-			return sa_why(m->e, "uses %s (%s)", o->name, o->why ? o->why : "not imported");
-		if (o->rule >= 0 && m->d->rules[o->rule].scope != SCOPE_META) {
-			m->d->rules[o->rule].in_meta = 1;
-			snprintf(buf, sizeof(buf), "T%ld", o->rule);
-			sb_add(&out->x, buf, strlen(buf));
-			out->bin = !o->multiple;
-		} else { /* nested meta: its expanded expression, inlined */
-			const char *ox = m->d->rules[o->rule].pattern;
-
-			sb_add(&out->x, "(", 1);
-			sb_add(&out->x, ox, strlen(ox));
-			sb_add(&out->x, ")", 1);
-			out->bin = !o->nonbin;
-			if (o->nsum && !(out->sub = calloc(o->nsum, sizeof(*out->sub))))
-				return -ENOMEM;
-			for (size_t i = 0; i < o->nsum; i++) {
-				sb_add(&out->sub[i].x, o->sum[i], strlen(o->sum[i]));
-				out->sub[i].bin = 1;
-				out->nsub++;
-			}
-		}
-		return out->x.oom ? -ENOMEM : 0;
-	}
-	if (c >= '0' && c <= '9')
-		return sa_why(m->e, "constant in a meta expression");
-	return sa_why(m->e, "arithmetic meta (operator '%c')", c ? c : ' ');
-}
-
-/* at_least - "at least k of the n terms t[]" as a boolean combination;
- * exact for 0/1-valued terms.  (t1 & AL(k-1, rest)) | AL(k, rest). */
-static void at_least(struct sbuf *o, const struct mterm *t, size_t n, long k)
-{
-	if (k <= 0) {
-		sb_add(o, "!F", 2);
-	} else if ((size_t)k > n) {
-		sb_add(o, "F", 1);
-	} else if (k == 1 || (size_t)k == n) {
-		sb_add(o, "(", 1);
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				sb_add(o, k == 1 ? " | " : " & ", 3);
-			sb_add(o, t[i].x.p, t[i].x.len);
-		}
-		sb_add(o, ")", 1);
-	} else {
-		sb_add(o, "((", 2);
-		sb_add(o, t[0].x.p, t[0].x.len);
-		sb_add(o, " & ", 3);
-		at_least(o, t + 1, n - 1, k - 1);
-		sb_add(o, ") | ", 4);
-		at_least(o, t + 1, n - 1, k);
-		sb_add(o, ")", 1);
-		if (o->len > META_EXPAND_MAX)
-			o->oom = 1; /* reported as too long by the caller */
-	}
-}
-
-/* mp_cmp - unary ("+" unary)* [ (> >= < <= == !=) NUMBER ] */
-static int mp_cmp(struct mparse *m, struct mterm *out)
-{
-	struct mterm t[256];
-	size_t n = 0;
-	int rc = 0;
-
-	memset(out, 0, sizeof(*out));
-	for (;;) {
-		if (n == sizeof(t) / sizeof(t[0])) {
-			rc = sa_why(m->e, "meta sum of more than 256 rules");
-			goto out;
-		}
-		if ((rc = mp_unary(m, &t[n]))) {
-			mterm_free(&t[n]);
-			goto out;
-		}
-		if (t[n].nsub) { /* a grouped or named sum: its terms count */
-			struct mterm g = t[n];
-
-			if (n + g.nsub > sizeof(t) / sizeof(t[0])) {
-				mterm_free(&g);
-				rc = sa_why(m->e, "meta sum of more than 256 rules");
-				goto out;
-			}
-			if (mp_ws(m) != '+' && !(*m->p && strchr("<>=!", *m->p)) && n == 0) {
-				n = 1; /* used whole: keep it as it is */
-			} else {
-				for (size_t i = 0; i < g.nsub; i++)
-					t[n++] = g.sub[i];
-				free(g.sub);
-				free(g.x.p);
-			}
-		} else {
-			n++;
-		}
-		if (mp_ws(m) != '+')
-			break;
-		m->p++;
-	}
-	char c = mp_ws(m);
-	const char *op = NULL;
-
-	if ((c == '>' || c == '<' || c == '=' || c == '!') && m->p[1] == '=')
-		op = c == '>' ? ">=" : c == '<' ? "<=" : c == '=' ? "==" : "!=", m->p += 2;
-	else if (c == '>' || c == '<')
-		op = c == '>' ? ">" : "<", m->p++;
-	if (!op) {
-		if (n == 1) { /* a plain operand */
-			*out = t[0];
-			return 0;
-		}
-		/* a bare sum is true when non-zero: any term; its value
-		 * (used in another sum) is a count, so the terms are kept */
-		at_least(&out->x, t, n, 1);
-		out->bin = 0;
-		int allbin = 1;
-		for (size_t i = 0; i < n; i++)
-			allbin &= t[i].bin && !t[i].nsub;
-		if (allbin && (out->sub = calloc(n, sizeof(*out->sub)))) {
-			memcpy(out->sub, t, n * sizeof(*t));
-			out->nsub = n;
-			n = 0; /* moved */
-		}
-		goto done;
-	}
-	mp_ws(m);
-	char *end;
-	double v = strtod(m->p, &end);
-
-	if (end == m->p) {
-		rc = sa_why(m->e, "arithmetic meta (comparison with a non-constant)");
-		goto out;
-	}
-	m->p = end;
-	for (size_t i = 0; i < n; i++)
-		if (!t[i].bin) {
-			rc = sa_why(m->e, "arithmetic meta over hit counts (tflags multiple or a sum)");
-			goto out;
-		}
-	/* integer sum s: s > v <=> s >= floor(v) + 1; s >= v <=> s >= ceil(v) */
-	long gt = (long)floor(v) + 1, ge = (long)ceil(v);
-	struct sbuf *o = &out->x;
-
-	if (strcmp(op, ">") == 0) {
-		at_least(o, t, n, gt);
-	} else if (strcmp(op, ">=") == 0) {
-		at_least(o, t, n, ge);
-	} else if (strcmp(op, "<") == 0) {
-		sb_add(o, "!", 1);
-		at_least(o, t, n, ge);
-	} else if (strcmp(op, "<=") == 0) {
-		sb_add(o, "!", 1);
-		at_least(o, t, n, gt);
-	} else if (v != floor(v)) { /* an integer sum never equals it */
-		sb_add(o, strcmp(op, "==") == 0 ? "F" : "!F", strcmp(op, "==") == 0 ? 1 : 2);
-	} else { /* == k: at least k and not at least k + 1 */
-		sb_add(o, strcmp(op, "==") == 0 ? "(" : "!(", strcmp(op, "==") == 0 ? 1 : 2);
-		at_least(o, t, n, (long)v);
-		sb_add(o, " & !", 4);
-		at_least(o, t, n, (long)v + 1);
-		sb_add(o, ")", 1);
-	}
-	out->bin = 1;
-	c = mp_ws(m);
-	if ((c == '<' || c == '>') || ((c == '=' || c == '!') && m->p[1] == '=')) {
-		rc = sa_why(m->e, "arithmetic meta (chained comparison)");
-		goto out;
-	}
-done:
-	if (out->x.oom)
-		rc = out->x.len > META_EXPAND_MAX ? sa_why(m->e, "meta expression too long")
-						  : -ENOMEM;
-out:
-	for (size_t i = 0; i < n; i++)
-		mterm_free(&t[i]);
-	return rc;
-}
-
-/* mp_chain - cmp (OP cmp)* for OP "&&" (and=1) or "||" */
-static int mp_chain(struct mparse *m, struct mterm *out, int and)
-{
-	int rc = and ? mp_cmp(m, out) : mp_chain(m, out, 1);
-
-	while (!rc) {
-		struct mterm t;
-		char c = mp_ws(m);
-
-		if (!(c == (and ? '&' : '|') && m->p[1] == c))
-			break;
-		m->p += 2;
-		mterm_nosum(out); /* combined: no longer a plain sum */
-		rc = and ? mp_cmp(m, &t) : mp_chain(m, &t, 1);
-		if (!rc) {
-			sb_add(&out->x, and ? " & " : " | ", 3);
-			sb_add(&out->x, t.x.p, t.x.len);
-			out->bin = out->bin && t.bin;
-			if (out->x.oom)
-				rc = out->x.len > META_EXPAND_MAX ?
-					sa_why(m->e, "meta expression too long") : -ENOMEM;
-		}
-		mterm_free(&t);
-	}
-	return rc;
-}
-
-/* mp_or - the full expression */
-static int mp_or(struct mparse *m, struct mterm *out)
-{
-	if (m->depth > META_DEPTH_MAX)
-		return memset(out, 0, sizeof(*out)), sa_why(m->e, "meta nesting too deep");
-	return mp_chain(m, out, 0);
-}
-
-/* sa_meta_expand - a meta's SpamAssassin expression as a combination over
- * rule tokens; 0 with *out set, 3 (skipped, why set), -errno */
-static int sa_meta_expand(struct scan_db *d, struct sa_set *s, struct sa_def *e, int depth,
-			  char **out)
-{
-	struct mparse m = { .d = d, .s = s, .e = e, .p = e->arg, .depth = depth };
-	struct mterm t;
-	int rc = mp_or(&m, &t);
-
-	*out = NULL;
-	if (!rc && mp_ws(&m) != 0)
-		rc = strchr("-*/%", *m.p) ? sa_why(e, "arithmetic meta (operator '%c')", *m.p)
-					  : sa_why(e, "meta syntax: unexpected '%c'", *m.p);
-	if (!rc && t.x.len > META_EXPAND_MAX)
-		rc = sa_why(e, "meta expression too long");
-	if (rc) {
-		mterm_free(&t);
-		return rc;
-	}
-	e->nonbin = !t.bin;
-	if (t.nsub && (e->sum = calloc(t.nsub, sizeof(char *)))) {
-		for (size_t i = 0; i < t.nsub; i++) /* ownership moves */
-			e->sum[e->nsum++] = t.sub[i].x.p, t.sub[i].x.p = NULL;
-	}
-	mterm_nosum(&t);
-	*out = t.x.p;
-	return 0;
-}
-
-/* sa_resolve - import a definition (recursively for metas); returns 2
- * imported, 3 skipped, -errno */
-static int sa_resolve(struct scan_db *d, struct sa_set *s, struct sa_def *e, int depth)
-{
-	if (e->state >= 2)
-		return e->state;
-	if (e->state == 1)
-		return e->state = sa_why(e, "meta loop");
-	e->state = 1;
-	e->rule = -1;
-	if (find_rule(d, e->name) >= 0) {
-		return e->state = sa_why(e, "shadowed by a native rule");
-	}
-	if (strcmp(e->kind, "meta") != 0) {
-		int rc = sa_import_leaf(d, s, e);
-
-		if (rc < 0)
-			return rc;
-		return e->state = rc;
-	}
-	char *out = NULL;
-	int rc = sa_meta_expand(d, s, e, depth, &out);
-
-	if (rc)
-		return rc < 0 ? rc : (e->state = 3);
-	struct scan_rule *r = rule_add(d);
-	if (!r) {
-		free(out);
-		return -ENOMEM;
-	}
-	r->id = strdup(e->name);
-	r->src = strdup(e->src);
-	r->pattern = out;
-	r->scope = SCOPE_META;
-	sa_scored(e, &r->score);
-	if (!r->id || !r->src)
-		return -ENOMEM;
-	e->rule = (long)(r - d->rules);
-	return e->state = 2;
-}
-
-/* cf_cmp - qsort strings */
-static int cf_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* load_sa - import every *.cf of dir, in name order as SpamAssassin does */
-static int load_sa(struct scan_db *d, const char *dir, const char *cache_dir, char *err,
-		   size_t errsz)
-{
-	struct sa_set s = { .cache_dir = cache_dir };
-	DIR *dh = opendir(dir);
-	struct dirent *de;
-	char **names = NULL;
-	size_t nn = 0, nc = 0;
-	int rc = 0;
-
-	if (!dh) {
-		rc = -errno;
-		errf(err, errsz, "%s: %s", dir, strerror(errno));
-		return rc;
-	}
-	while ((de = readdir(dh))) {
-		size_t l = strlen(de->d_name);
-
-		if (l < 4 || strcmp(de->d_name + l - 3, ".cf") != 0)
-			continue;
-		if (grow(&names, nn, &nc, sizeof(char *)) < 0 ||
-		    asprintf(&names[nn], "%s/%s", dir, de->d_name) < 0) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		nn++;
-	}
-	qsort(names, nn, sizeof(*names), cf_cmp);
-	for (size_t i = 0; i < nn; i++) {
-		rc = sa_parse_file(&s, names[i]);
-		if (rc < 0) {
-			errf(err, errsz, "%s: %s", names[i], strerror(-rc));
-			goto out;
-		}
-	}
-	d->sa_files = (unsigned)nn;
-	for (size_t i = 0; i < s.n; i++) {
-		struct sa_def *e = &s.v[i];
-		double sc;
-
-		if (!e->kind)
-			continue; /* a score for a rule defined nowhere here */
-		int scored = sa_scored(e, &sc);
-		rc = sa_resolve(d, &s, e, 0);
-		if (rc < 0)
-			goto out;
-		rc = 0;
-		d->sa_scored_total += (unsigned)scored;
-		if (e->state == 2) {
-			d->sa_imported++;
-			d->sa_scored_imported += (unsigned)scored;
-		} else if ((rc = skip_add(d, e->name, e->src, scored, "%s",
-					  e->why ? e->why : "not imported")) < 0)
-			goto out;
-	}
-out:
-	if (rc == -ENOMEM)
-		errf(err, errsz, "%s: out of memory", dir);
-	for (size_t i = 0; i < nn; i++)
-		free(names[i]);
-	free(names);
-	closedir(dh);
-	sa_free(&s);
 	return rc;
 }
 
@@ -2032,7 +681,7 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			unsigned id = x >= 0 && (size_t)x < es[w].n ? es[w].ids[x] : 0;
 			const struct scan_rule *r = id < d->nrules ? &d->rules[id] : NULL;
 
-			errf(err, errsz, "%s: rule %s: %s", r ? r->src : "?", r ? r->id : "?",
+			scan_errf(err, errsz, "%s: rule %s: %s", r ? r->src : "?", r ? r->id : "?",
 			     ce && ce->message ? ce->message : "compile failed");
 			hs_free_compile_error(ce);
 			d->db[w] = NULL;
@@ -2107,7 +756,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 	d->threshold = o->threshold > 0 ? o->threshold : 5.0;
 	if (o->rules_path && (rc = load_native(d, o->rules_path, err, errsz)) < 0)
 		goto fail;
-	if (o->sa_dir && (rc = load_sa(d, o->sa_dir, o->cache_dir, err, errsz)) < 0)
+	if (o->sa_dir && (rc = scan_sa_load(d, o->sa_dir, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	if ((rc = build_exists(d)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
@@ -2117,7 +766,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 	return 0;
 fail:
 	if (rc == -ENOMEM && err && !err[0])
-		errf(err, errsz, "out of memory");
+		scan_errf(err, errsz, "out of memory");
 	db_free(d);
 	return rc;
 }

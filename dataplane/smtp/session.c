@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 #include <spf2/spf.h>
 
+#include "clock.h"
 #include "log.h"
 #include "smtpd.h"
 
@@ -35,14 +36,6 @@
 
 static uint64_t sid_counter;
 static int n_sessions;      /* all workers: max_sessions */
-
-/* now_ms - monotonic milliseconds */
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void session_close(struct session *s);
 static void process(struct session *s);
@@ -301,7 +294,7 @@ void session_accept(struct worker *w, int lfd)
 		s->ev.fd = fd;
 		s->ev.ptr = s;
 		s->hold.fd = -1;
-		s->id = ((uint64_t)now_ms() << 20) ^ ((uint64_t)w->id << 56) ^
+		s->id = ((uint64_t)moat_clock_ms() << 20) ^ ((uint64_t)w->id << 56) ^
 			__atomic_add_fetch(&sid_counter, 1, __ATOMIC_RELAXED) ^ ((uint64_t)getpid() << 36);
 		snprintf(s->sid, sizeof(s->sid), "%016llx", (unsigned long long)s->id);
 		if (ss.ss_family == AF_INET6) {

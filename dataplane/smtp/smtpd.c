@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "smtpd.h"
 
@@ -100,10 +101,10 @@ static void *worker_main(void *arg)
 
 	if (filters_thread_init() != 0)
 		log_fatal("worker %d: filter initialisation failed", w->id);
-	w->now_ms = now_ms();
+	w->now_ms = moat_clock_ms();
 	while (!w->stop) {
 		int n = epoll_wait(w->epfd, evs, 256, 100);
-		w->now_ms = now_ms();
+		w->now_ms = moat_clock_ms();
 		for (int i = 0; i < n; i++) {
 			struct ev *e = evs[i].data.ptr;
 			switch (e->kind) {
@@ -255,14 +256,14 @@ int main(int argc, char **argv)
 		 cfg.workers, cfg.n_local_domains, cfg.spf ? "on" : "off", cfg.n_zones, tls_ctx() ? "on" : "off",
 		 g_n_filters, cfg.controld_socket[0] ? cfg.controld_socket : "off");
 
-	int64_t last_sweep = now_ms(), last_stats = 0;
+	int64_t last_sweep = moat_clock_ms(), last_stats = 0;
 	for (;;) {
 		/* poll, not select: the controld socket may be opened late,
 		 * with an fd number above FD_SETSIZE */
 		struct pollfd pf[3] = { { .fd = sfd, .events = POLLIN } };
 		int npf = 1 + report_pollfds(pf + 1);
 		int r = poll(pf, (nfds_t)npf, report_wait_ms(1000));
-		int64_t now = now_ms();
+		int64_t now = moat_clock_ms();
 		if (r > 0 && (pf[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {

@@ -157,7 +157,6 @@ void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
 void session_ctl_done(struct session *s, const char *action, int live_only);
 void session_spf_done(struct session *s, struct spf_job *j);
-int64_t now_ms(void);
 
 /* relay.c */
 enum relay_goal { RG_NONE = 0, RG_MAIL, RG_RCPT, RG_EOD, RG_RSET };
@@ -182,7 +181,7 @@ void dnsbl_tick(struct worker *w);
 /* dnsbl_reverse - "d.c.b.a" / nibbles for an address; 0 or -1 */
 int dnsbl_reverse(int family, const uint8_t *addr, char *out, size_t outsz);
 /* dnsbl_answer_counts - does an A answer count as a listing for zone z? */
-int dnsbl_answer_counts(const struct smtpd_config *c, const struct cfg_zone *z, const uint8_t a[4]);
+int dnsbl_answer_counts(const struct smtpd_config *c, const struct smtpd_dnsbl_zone *z, const uint8_t a[4]);
 
 /* spf.c */
 struct spf_job {

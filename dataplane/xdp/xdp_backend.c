@@ -26,6 +26,7 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 
+#include "clock.h"
 #include "log.h"
 #include "moat_xdp.h"
 #include "moat_xdp_bpf.skel.h"
@@ -61,15 +62,6 @@ struct moat_xdp {
 static const char *const stat_names[] = MOAT_STAT_NAMES;
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) == MOAT_STAT__MAX,
 	       "MOAT_STAT_NAMES out of sync with enum moat_stat");
-
-/* mono_ns - CLOCK_MONOTONIC in nanoseconds */
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* map_rw - map an mmapable BPF map read-write into *out (NULL on error) */
 static int map_rw(const struct bpf_map *m, size_t len, void **out)
@@ -353,7 +345,7 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	if (err)
 		goto fail;
 	/* a loader that died may have flipped just now: wait as if we had */
-	x->plb_flip_ns = mono_ns();
+	x->plb_flip_ns = moat_clock_ns();
 	*out = x;
 	return 0;
 fail:
@@ -541,7 +533,7 @@ static int map_groups(struct moat_xdp *x)
 static void publish_plens(struct moat_xdp *x, const struct moat_v6_plens *pl)
 {
 	const uint64_t grace = (uint64_t)MOAT_V6_PLENS_GRACE_US * 1000u;
-	uint64_t dt = mono_ns() - x->plb_flip_ns;
+	uint64_t dt = moat_clock_ns() - x->plb_flip_ns;
 	__u32 next = (__atomic_load_n(&x->plb->sel, __ATOMIC_RELAXED) & 1) ^ 1;
 
 	if (dt < grace) {
@@ -552,7 +544,7 @@ static void publish_plens(struct moat_xdp *x, const struct moat_v6_plens *pl)
 	}
 	memcpy(&x->plb->slot[next], pl, sizeof(*pl));
 	__atomic_store_n(&x->plb->sel, next, __ATOMIC_RELEASE);
-	x->plb_flip_ns = mono_ns();
+	x->plb_flip_ns = moat_clock_ns();
 }
 
 /* flush_array - batch-write n key/value pairs to an array map */

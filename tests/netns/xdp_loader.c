@@ -18,15 +18,14 @@
 #include <string.h>
 
 #include "log.h"
+#include "prefix.h"
 #include "xdp_backend.h"
 
 #define MAX_RULES 256
 #define MAX_GROUPS 256
 
 struct rule {
-	int family;
-	unsigned plen;
-	uint8_t addr[16];
+	struct moat_prefix pfx;
 	unsigned act;
 };
 
@@ -56,29 +55,19 @@ static void usage(FILE *f)
 		"  --help, --version\n", MOAT_XDP_PIN_DIR);
 }
 
-/* add_rule - parse "ADDR[/PLEN]" into a rule with action act */
+/* add_rule - parse "ADDR[/PLEN]" into a rule with action act (bits past
+ * PLEN are the network's) */
 static int add_rule(const char *s, unsigned act)
 {
-	char buf[64];
-	char *slash;
 	struct rule *r;
+	int err;
 
-	if (nrules == MAX_RULES || strlen(s) >= sizeof(buf))
+	if (nrules == MAX_RULES)
 		return -1;
 	r = &rules[nrules];
 	memset(r, 0, sizeof(*r));
-	snprintf(buf, sizeof(buf), "%s", s);
-	slash = strchr(buf, '/');
-	if (slash)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, buf, r->addr) == 1)
-		r->family = 4;
-	else if (inet_pton(AF_INET6, buf, r->addr) == 1)
-		r->family = 6;
-	else
-		return -1;
-	r->plen = slash ? (unsigned)atoi(slash) : (r->family == 4 ? 32 : 128);
-	if (r->plen > (r->family == 4 ? 32u : 128u))
+	err = moat_prefix_parse(s, &r->pfx);
+	if (err != 0 && err != -EDOM)
 		return -1;
 	r->act = act;
 	nrules++;
@@ -98,13 +87,14 @@ static size_t compile(struct moat_update *u, size_t cap)
 		struct rule *r = &rules[i];
 		uint32_t a, mask, lo, hi;
 
-		if (r->family != 4)
+		if (r->pfx.family != 4)
 			continue;
-		a = (uint32_t)r->addr[0] << 24 | r->addr[1] << 16 | r->addr[2] << 8 | r->addr[3];
-		mask = r->plen ? ~0u << (32 - r->plen) : 0;
+		a = (uint32_t)r->pfx.addr[0] << 24 | r->pfx.addr[1] << 16 |
+		    r->pfx.addr[2] << 8 | r->pfx.addr[3];
+		mask = r->pfx.plen ? ~0u << (32 - r->pfx.plen) : 0;
 		lo = a & mask;
 		hi = lo | ~mask;
-		if (r->plen <= 24) {
+		if (r->pfx.plen <= 24) {
 			for (uint32_t x = lo >> 8; x <= hi >> 8 && nt < MAX_RULES * 4; x++) {
 				t24[nt] = x;
 				t24v[nt++] = r->act;
@@ -157,9 +147,9 @@ static size_t compile(struct moat_update *u, size_t cap)
 	}
 	/* IPv6: prefix lengths longest first, then the puts */
 	for (unsigned i = 0; i < nrules; i++) {
-		unsigned j, p = rules[i].plen;
+		unsigned j, p = rules[i].pfx.plen;
 
-		if (rules[i].family != 6)
+		if (rules[i].pfx.family != 6)
 			continue;
 		for (j = 0; j < pl.n && pl.len[j] != p; j++)
 			;
@@ -178,17 +168,12 @@ static size_t compile(struct moat_update *u, size_t cap)
 	for (unsigned i = 0; i < nrules && n < cap; i++) {
 		struct rule *r = &rules[i];
 
-		if (r->family != 6)
+		if (r->pfx.family != 6)
 			continue;
 		memset(&u[n], 0, sizeof(u[n]));
 		u[n].kind = MOAT_UPD_V6_PUT;
-		u[n].u.key.plen = r->plen;
-		for (unsigned b = 0; b < 16; b++) {
-			int keep = (int)r->plen - (int)b * 8;
-
-			u[n].u.key.addr[b] = keep >= 8 ? r->addr[b] : keep <= 0 ? 0 :
-				(uint8_t)(r->addr[b] & (0xff << (8 - keep)));
-		}
+		u[n].u.key.plen = r->pfx.plen;
+		memcpy(u[n].u.key.addr, r->pfx.addr, 16); /* host bits are clear */
 		u[n].value = r->act;
 		n++;
 	}

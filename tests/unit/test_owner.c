@@ -117,29 +117,12 @@ static void test_encode_roundtrip(void **state)
 	assert_int_equal(moat_owner_encode(&a, small, sizeof(small)), -ENOSPC);
 }
 
-static void test_prefix_parse(void **state)
-{
-	static const struct { const char *s; int ok; } cases[] = {
-		{ "10.0.0.0/8", 1 }, { "10.0.0.1/8", 0 }, { "10.0.0.0/33", 0 }, { "1.2.3.4", 1 },
-		{ "2001:db8::/32", 1 }, { "2001:db8::1/32", 0 }, { "::/0", 1 }, { "x", 0 },
-		{ "1.2.3.4/", 0 }, { "1.2.3.4/a", 0 },
-	};
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct moat_prefix p;
-		int r = moat_prefix_parse(cases[i].s, &p);
-		if ((r == 0) != cases[i].ok)
-			fail_msg("parse '%s': got %d want ok=%d", cases[i].s, r, cases[i].ok);
-	}
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_table),
 		cmocka_unit_test(test_label_codes),
 		cmocka_unit_test(test_encode_roundtrip),
-		cmocka_unit_test(test_prefix_parse),
 	};
 	return cmocka_run_group_tests_name("owner", tests, NULL, NULL);
 }

@@ -220,6 +220,10 @@ static void test_config_values(void **state)
 		{ "dnsbl_zones", "bl.example=notanip", 0 },
 		{ "dnsbl_ignore", "127.255.255.0/24, 127.0.0.1", 1 },
 		{ "dnsbl_ignore", "127.0.0.1/33", 0 },
+		{ "dnsbl_ignore", "127.0.0.5/24", 1 },  /* the network 127.0.0.5 is in */
+		{ "dnsbl_ignore", "127.0.0.1/", 0 },
+		{ "dnsbl_zones", "bl.example=127.0.0.3/31*1", 1 },
+		{ "dnsbl_zones", "bl.example=::1*1", 0 },  /* answers are IPv4 */
 		{ "spf_softfail", "reject", 1 },
 		{ "spf_softfail", "maybe", 0 },
 		{ "spf", "yes", 1 },
@@ -251,6 +255,7 @@ static void test_config_values(void **state)
 	assert_true(c.zones[0].have_filter);
 }
 
+/* test_net - dnsbl_ignore prefixes as smtpd reads them, and what they hold */
 static void test_net(void **state)
 {
 	static const struct {
@@ -266,12 +271,17 @@ static void test_net(void **state)
 		{ "0.0.0.0/0", { 1, 2, 3, 4 }, 1 },
 		{ "127.0.0.0/31", { 127, 0, 0, 1 }, 1 },
 		{ "127.0.0.0/31", { 127, 0, 0, 2 }, 0 },
+		{ "127.0.0.5/24", { 127, 0, 0, 200 }, 1 },
+		{ "127.0.0.5/24", { 127, 0, 1, 5 }, 0 },
 	};
+	struct smtpd_config c;
+	char err[256];
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct cfg_net n;
-		assert_int_equal(net_parse(cases[i].net, &n), 0);
-		if (net_contains(&n, 4, cases[i].a) != cases[i].in)
+		config_defaults(&c);
+		assert_int_equal(config_set(&c, "dnsbl_ignore", cases[i].net, err, sizeof(err)), 0);
+		assert_int_equal(c.n_dnsbl_ignore, 1);
+		if (moat_prefix_match(&c.dnsbl_ignore[0], MOAT_AF_INET, cases[i].a) != cases[i].in)
 			fail_msg("%s contains %u.%u.%u.%u: got %d", cases[i].net, cases[i].a[0], cases[i].a[1],
 				 cases[i].a[2], cases[i].a[3], !cases[i].in);
 	}

@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "ctlproto.h"
 #include "smtpd.h"
 
@@ -33,15 +34,6 @@ static struct smtpd_config cfg;
 static char dir[48], path[96];
 static int lfd = -1, sfd = -1;   /* the test's listener and accepted peer */
 static struct ctl_buf sb;
-
-/* now_ms - monotonic ms (session.c's, which the test does not link) */
-int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* stand-ins for session.c: record what a session was told */
 static char ctl_got[16];
@@ -91,9 +83,9 @@ static void listen_now(void)
 /* pump - run moat-smtpd's main-loop side for ms, accepting when asked */
 static void pump(int ms, int want_accept)
 {
-	int64_t end = now_ms() + ms;
+	int64_t end = moat_clock_ms() + ms;
 
-	while (now_ms() < end) {
+	while (moat_clock_ms() < end) {
 		struct pollfd p[2];
 		int n = report_pollfds(p);
 
@@ -316,11 +308,11 @@ static void test_bounded_queue(void **st)
 	lfd = -1;
 	unlink(path);
 	pump(100, 0);
-	int64_t t0 = now_ms();
+	int64_t t0 = moat_clock_ms();
 
 	for (int i = 0; i < 5000; i++)
 		report_listed("198.51.100.200", "a-rather-long-zone-name.example.net", "127.0.0.2");
-	int64_t dt = now_ms() - t0;
+	int64_t dt = moat_clock_ms() - t0;
 
 	pump(50, 0);
 	if (counter("controld.report_dropped") < 1000 || dt > 2000)

@@ -22,6 +22,7 @@
 
 #include <libknot/libknot.h>
 
+#include "clock.h"
 #include "owner.h"
 #include "xfr.h"
 
@@ -42,13 +43,6 @@ struct srv {
 	uint32_t qserial; /* IXFR: the serial in the query's authority SOA */
 	int signed_q;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void srv_init(struct srv *s)
 {
@@ -112,7 +106,7 @@ static void srv_query(struct srv *s, struct moat_xfr_zone *z)
 	for (int i = 0; i < 100 && moat_xfr_events(z) != EPOLLIN; i++) {
 		struct pollfd p = { .fd = moat_xfr_fd(z), .events = POLLOUT };
 		poll(&p, 1, 100);
-		assert_int_equal(moat_xfr_io(z, EPOLLOUT, now_ms()), MOAT_XFR_AGAIN);
+		assert_int_equal(moat_xfr_io(z, EPOLLOUT, moat_clock_ms()), MOAT_XFR_AGAIN);
 	}
 	assert_int_equal(moat_xfr_events(z), EPOLLIN);
 	if (s->cfd >= 0)
@@ -234,7 +228,7 @@ static enum moat_xfr_status run(struct moat_xfr_zone *z)
 		if (moat_xfr_events(z) != EPOLLIN)
 			return MOAT_XFR_AGAIN; /* reconnecting: caller serves it */
 		poll(&p, 1, 50);
-		st = moat_xfr_io(z, EPOLLIN, now_ms());
+		st = moat_xfr_io(z, EPOLLIN, moat_clock_ms());
 	}
 	return st;
 }
@@ -247,7 +241,7 @@ static void axfr(struct srv *s, struct moat_xfr_zone *z, enum sign sg)
 {
 	struct moat_xfr_result res;
 
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(s, z);
 	assert_int_equal(s->qtype, KNOT_RRTYPE_AXFR);
 	srv_msg(s, base1, 1, sg, 0, 0);
@@ -277,7 +271,7 @@ static void expect_fail(struct moat_xfr_zone *z, const char *what)
 	struct moat_xfr_state st;
 	enum moat_xfr_status r = run(z);
 
-	moat_xfr_get_state(z, now_ms(), &st);
+	moat_xfr_get_state(z, moat_clock_ms(), &st);
 	if (r != MOAT_XFR_FAILED || !strstr(st.last_error, what))
 		fail_msg("want FAILED with '%s', got status %d error '%s'", what, r, st.last_error);
 }
@@ -303,7 +297,7 @@ static void tsig_fault(enum sign sg1, enum sign sg2, const char *what)
 	struct moat_lvec lv = { 0 };
 	srv_init(&s);
 	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	srv_msg(&s, base1, 1, sg1, 0, 0);
 	srv_msg(&s, base2, 0, sg2, 0, 0);
@@ -335,7 +329,7 @@ static void test_ixfr(void **state)
 	static const char *const m1[] = { "@ SOA 7", "@ SOA 5", "10.2.0.192 A 127.0.0.2",
 					   "@ SOA 6", "11.2.0.192 A 127.0.0.4", NULL };
 	static const char *const m2[] = { "@ SOA 6", "@ SOA 7", "7.113.0.203 TXT x", "@ SOA 7", NULL };
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	assert_int_equal(s.qtype, KNOT_RRTYPE_IXFR);
 	assert_int_equal(s.qserial, 5);
@@ -354,7 +348,7 @@ static void test_ixfr(void **state)
 
 	/* up to date: a lone SOA with our serial */
 	static const char *const soa7[] = { "@ SOA 7", NULL };
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	assert_int_equal(s.qserial, 7);
 	srv_msg(&s, soa7, 1, S_GOOD, 0, 0);
@@ -367,17 +361,17 @@ static void test_ixfr(void **state)
 	size_t before = lv.n;
 	static const char *const gap[] = { "@ SOA 9", "@ SOA 7", "@ SOA 8", "12.2.0.192 A 127.0.0.2",
 					    "@ SOA 10", "@ SOA 9", "@ SOA 9", NULL };
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	srv_msg(&s, gap, 1, S_GOOD, 0, 0);
 	expect_fail(z, "serial chain");
 	lv.n = 0;
 	assert_int_equal(moat_xfr_listings(z, &lv), 0);
 	assert_int_equal(lv.n, before);
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	assert_int_equal(s.qtype, KNOT_RRTYPE_AXFR);
-	moat_xfr_abort(z, now_ms());
+	moat_xfr_abort(z, moat_clock_ms());
 	moat_lvec_free(&lv);
 	moat_xfr_zone_free(z);
 	srv_close(&s);
@@ -394,7 +388,7 @@ static void test_ixfr_bad_delete_rolls_back(void **state)
 	static const char *const m[] = { "@ SOA 7", "@ SOA 5", "2.0.0.127 A 127.0.0.2", "@ SOA 6",
 					  "13.2.0.192 A 127.0.0.2", "@ SOA 6",
 					  "99.99.99.99 A 127.0.0.2", NULL };
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	srv_msg(&s, m, 1, S_NONE, 0, 0);
 	expect_fail(z, "not in our copy");
@@ -416,7 +410,7 @@ static void test_ixfr_refused_falls_back(void **state)
 	struct moat_xfr_result res;
 	(void)state;
 	struct moat_xfr_zone *z = loaded(&s, NULL);
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	assert_int_equal(s.qtype, KNOT_RRTYPE_IXFR);
 	uint32_t gen = moat_xfr_conn_gen(z);
@@ -443,7 +437,7 @@ static void test_ixfr_answered_with_full_zone(void **state)
 	struct moat_xfr_zone *z = loaded(&s, NULL);
 	static const char *const full[] = { "@ SOA 8", "2.0.0.127 A 127.0.0.2", "1.1.1.1 A 127.0.0.3",
 					     "@ SOA 8", NULL };
-	assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 	srv_query(&s, z);
 	assert_int_equal(s.qtype, KNOT_RRTYPE_IXFR);
 	srv_msg(&s, full, 1, S_NONE, 0, 0);
@@ -478,14 +472,14 @@ static void test_primary_rotation(void **state)
 	a1->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct moat_xfr_zone *z = moat_xfr_zone_new(&cfg, err, sizeof(err));
 	assert_non_null(z);
-	int r = moat_xfr_start(z, now_ms());
+	int r = moat_xfr_start(z, moat_clock_ms());
 	if (r == 0) {
 		struct pollfd p = { .fd = moat_xfr_fd(z), .events = POLLOUT };
 		poll(&p, 1, 1000);
-		assert_int_equal(moat_xfr_io(z, EPOLLOUT, now_ms()), MOAT_XFR_FAILED);
+		assert_int_equal(moat_xfr_io(z, EPOLLOUT, moat_clock_ms()), MOAT_XFR_FAILED);
 	}
 	struct moat_xfr_state st;
-	moat_xfr_get_state(z, now_ms(), &st);
+	moat_xfr_get_state(z, moat_clock_ms(), &st);
 	assert_non_null(strstr(st.last_error, "refused"));
 	/* the next attempt goes to the second primary */
 	axfr(&s, z, S_NONE);
@@ -518,13 +512,13 @@ static void test_malformed_answers(void **state)
 		struct srv s;
 		srv_init(&s);
 		struct moat_xfr_zone *z = zone_for(&s, NULL);
-		assert_int_equal(moat_xfr_start(z, now_ms()), 0);
+		assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
 		srv_query(&s, z);
 		srv_msg(&s, cases[i].rrs, 1, S_NONE, cases[i].rcode, cases[i].id_delta);
 		shutdown(s.cfd, SHUT_WR);
 		struct moat_xfr_state st;
 		enum moat_xfr_status r = run(z);
-		moat_xfr_get_state(z, now_ms(), &st);
+		moat_xfr_get_state(z, moat_clock_ms(), &st);
 		if (r != MOAT_XFR_FAILED || !strstr(st.last_error, cases[i].err))
 			fail_msg("case %s: got %d '%s', want FAILED '%s'", cases[i].name, r,
 				 st.last_error, cases[i].err);
@@ -542,10 +536,10 @@ static void test_timeout_and_timers(void **state)
 	(void)state;
 	srv_init(&s);
 	struct moat_xfr_zone *z = zone_for(&s, NULL);
-	int64_t t0 = now_ms();
+	int64_t t0 = moat_clock_ms();
 	assert_true(moat_xfr_next_ms(z, t0) <= t0); /* never loaded: now */
 	axfr(&s, z, S_NONE);
-	moat_xfr_get_state(z, now_ms(), &st);
+	moat_xfr_get_state(z, moat_clock_ms(), &st);
 	/* SOA refresh 60, retry 30 (clamped to >= 10), expire 600 */
 	assert_int_equal(st.refresh, 60);
 	assert_int_equal(st.retry, 30);

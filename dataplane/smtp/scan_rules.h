@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * scan_rules.h - inside the content gate (libmoatscan) only: what the rules
+ * compiler (scan_rules.c) lends the SpamAssassin importer (scan_sa.c), and
+ * the importer's one entry.  The engine and the tools use scan.h.
+ */
+#ifndef MOAT_SMTP_SCAN_RULES_H
+#define MOAT_SMTP_SCAN_RULES_H
+
+#include <stddef.h>
+
+#include "scan.h"
+
+/* scan_errf - format an error message into err (NULL or 0 size: none) */
+void scan_errf(char *err, size_t errsz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* scan_strndup - the first n bytes of s, NUL-terminated; NULL on ENOMEM */
+char *scan_strndup(const char *s, size_t n);
+/* scan_srcloc - "file:line", malloc'd; NULL on ENOMEM */
+char *scan_srcloc(const char *file, unsigned line);
+/* scan_grow - room for one more element in the array *pv of n elements
+ * (capacity *cap, doubling); 0 or -ENOMEM */
+int scan_grow(void *pv, size_t n, size_t *cap, size_t size);
+/* scan_rule_add - append a zeroed rule to d; NULL on ENOMEM */
+struct scan_rule *scan_rule_add(struct scan_db *d);
+/* scan_rule_free - release one rule's strings (not the rule) */
+void scan_rule_free(struct scan_rule *r);
+/* scan_find_rule - index of rule id in d, -1 if none (linear: load time) */
+long scan_find_rule(const struct scan_db *d, const char *id);
+/* scan_validate - can Hyperscan compile expr with flags?  0, or -1 with
+ * Hyperscan's message in msg */
+int scan_validate(const char *expr, unsigned flags, char *msg, size_t msgsz);
+/* scan_next_word - split off the next blank-separated word of *pp (NUL
+ * written after it); NULL at the end */
+char *scan_next_word(char **pp);
+
+/* scan_sa_load - import every *.cf of dir into d (scan_sa.c); compile
+ * verdicts are remembered under cache_dir when not NULL.  0 or -errno with
+ * err set; rules it cannot express become d's skips, not errors. */
+int scan_sa_load(struct scan_db *d, const char *dir, const char *cache_dir, char *err,
+		 size_t errsz);
+
+#endif /* MOAT_SMTP_SCAN_RULES_H */
