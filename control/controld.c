@@ -39,7 +39,6 @@
 #include <unistd.h>
 
 #include "controld.h"
-#include "fp_xdp.h"
 #include "livelk.h"
 #include "log.h"
 #include "sources.h"

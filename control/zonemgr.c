@@ -33,7 +33,6 @@
 #include "controld.h"
 #include "log.h"
 #include "lvec.h"
-#include "fp_xdp.h"
 #include "sources.h"
 
 /* id registry: a zone keeps its source id across reloads */
