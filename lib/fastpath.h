@@ -79,7 +79,11 @@ struct moat_fastpath {
 	 * such a sequence is safe); the daemon then reads the image back
 	 * (read_image) and diffs from there.
 	 * Errors: -ERANGE an index past the fast path's tables, -EINVAL an
-	 * unknown kind or a bad prefix length, -ENOMEM, -EIO.
+	 * unknown kind or a bad prefix length, -ENOMEM, -EIO; -ENOTCONN when
+	 * the fast path runs in another process that is gone (DPDK).  After
+	 * any error the daemon marks the fast path dirty and, backing off,
+	 * resyncs: read_image, then a diff from what that returned (so a
+	 * restarted fast path that came back empty gets the whole table).
 	 */
 	int (*publish)(void *ctx, const struct moat_update *u, size_t n);
 
