@@ -68,6 +68,16 @@ enum moat_action {
 	MOAT_ACT__MAX = 4,
 };
 
+/* What gate 1 does with a frame, in every backend (bpf/moat_verdict.h).
+ * The values are XDP's (XDP_DROP, XDP_PASS, XDP_TX) so the XDP program
+ * returns them as they are; the DPDK backend frees the mbuf, hands it to
+ * the kernel, or transmits it on the port it came from. */
+enum moat_verdict {
+	MOAT_VERDICT_DROP = 1,  /* refused: nothing answers */
+	MOAT_VERDICT_PASS = 2,  /* to the kernel's stack, untouched */
+	MOAT_VERDICT_TX = 3,    /* rewritten in place (tarpit reply): sent back */
+};
+
 #define MOAT_TBL24_ENTRIES (1u << 24)
 #define MOAT_TBL24_GROUP_BIT 0x80000000u
 #define MOAT_TBL24_ACT_MASK 0x3u

@@ -11,6 +11,9 @@
  *   PASS, ALLOW -> XDP_PASS
  * Everything else passes untouched.  Per-CPU counters per verdict, per port
  * and per parse failure; refused SYNs are sampled into a ring buffer.
+ * What is done with a parsed frame (verdict, tarpit limits, event
+ * sampling) is moat_verdict.h, shared with userspace backends; this file
+ * gives it maps and helpers, and keeps the fast case of the common frame.
  * tbl24, groups and stats are addressed as map values, never looked up
  * (SEC(MOAT_XDP_SEC), see moat_maps.bpf.h).
  */
@@ -101,291 +104,76 @@ static __always_inline struct moat_xdp_stat_row *stat_row(int slot)
 	return &c->row[k];
 }
 
-/* row_inc - bump counter idx of row r; returns its new per-CPU value (0 if
- * there is no row) */
-static __always_inline __u64 row_inc(struct moat_xdp_stat_row *r, __u32 idx)
+/* rl_src_new - the tarpit limiter's state of source *key, created at 0
+ * (an LRU hash: old sources make room) */
+static __always_inline __u64 *rl_src_new(const __u64 *key)
 {
-	if (!r || idx >= MOAT_STAT__MAX)
-		return 0;
-	return ++r->c[idx];
+	__u64 init = 0;
+
+	bpf_map_update_elem(&rl_src, key, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&rl_src, key);
 }
 
-/* stat_inc - bump counter idx in the row of port slot (-1: no port) */
-static __always_inline __u64 stat_inc(__u32 idx, int slot)
+/* limit_tat - the GCRA state of a global limit (the limits array) */
+static __always_inline __u64 *limit_tat(__u32 which)
 {
-	return row_inc(stat_row(slot), idx);
+	return bpf_map_lookup_elem(&limits, &which);
 }
 
-/*
- * gcra_allow - generic cell rate algorithm on one 64-bit state word (the
- * earliest time the next event conforms).  Racy across CPUs on purpose: a
- * lost update admits at most one extra event per CPU.
- */
-static __always_inline int gcra_allow(__u64 *tat, __u64 now, __u64 interval,
-				      __u64 tau)
+/* table_lookup - the table's action for p's source (moat_maps.bpf.h) */
+static __always_inline __u32 table_lookup(const struct moat_pkt *p)
 {
-	__u64 t = *tat;
+	struct moat_bpf_tables tb;
 
-	if (interval == 0)
-		return 0;
-	if (t < now)
-		t = now;
-	if (t - now > tau)
-		return 0;
-	*tat = t + interval;
-	return 1;
+	if (moat_bpf_tables_init(&tb))
+		return MOAT_ACT_PASS;
+	if (p->family == 4)
+		return moat_lookup_v4(&tb, p->saddr4);
+	return moat_lookup_v6(&tb, p->saddr6);
 }
 
-/* limit_global - one GCRA budget from the limits array */
-static __always_inline int limit_global(__u32 which, __u64 now, __u64 interval,
-					__u64 tau)
-{
-	__u64 *tat = bpf_map_lookup_elem(&limits, &which);
+/* --- the shared verdict logic (moat_verdict.h) over this program's maps,
+ * ring buffer and frame ------------------------------------------------ */
+#define MOAT_V_CTX struct xdp_md
+#define MOAT_V_CFG moat_cfg
+#define MOAT_V_NOW(ctx) bpf_ktime_get_coarse_ns()
+#define MOAT_V_LIMIT(ctx, which) limit_tat(which)
+#define MOAT_V_SRC_LIMIT(ctx, keyp) ((__u64 *)bpf_map_lookup_elem(&rl_src, (keyp)))
+#define MOAT_V_SRC_LIMIT_NEW(ctx, keyp) rl_src_new(keyp)
+#define MOAT_V_STAT_ROW(ctx, slot) stat_row(slot)
+#define MOAT_V_DATA(ctx) ((void *)(long)(ctx)->data)
+#define MOAT_V_DATA_END(ctx) ((void *)(long)(ctx)->data_end)
+#define MOAT_V_SET_LEN(ctx, len) bpf_xdp_adjust_tail((ctx), (len) - (int)bpf_xdp_get_buff_len(ctx))
+#define MOAT_V_IFINDEX(ctx) ((ctx)->ingress_ifindex)
+#define MOAT_V_EVENT_RESERVE(ctx) \
+	((struct moat_event *)bpf_ringbuf_reserve(&events, sizeof(struct moat_event), 0))
+#define MOAT_V_EVENT_SUBMIT(ctx, e) bpf_ringbuf_submit((e), 0)
+#define MOAT_V_LOOKUP(ctx, p) table_lookup(p)
+#include "moat_verdict.h"
 
-	return tat && gcra_allow(tat, now, interval, tau);
-}
-
-/*
- * tarpit_allowed - may this SYN get a reply: the global budget must have
- * room (checked first, without spending it: under a flood that is the
- * cheap test), then the source's budget is spent, then the global one.
- */
-static __always_inline int tarpit_allowed(const struct moat_pkt *p)
-{
-	/* coarse clock (jiffies resolution): ample for these budgets, and a
-	 * fraction of bpf_ktime_get_ns()'s cost */
-	__u64 now = bpf_ktime_get_coarse_ns();
-	__u32 which = MOAT_LIMIT_TARPIT;
-	__u64 *gtat = bpf_map_lookup_elem(&limits, &which);
-	__u64 key, *tat, t;
-
-	if (!gtat || moat_cfg.tarpit_global.interval_ns == 0)
-		return 0;
-	t = *gtat > now ? *gtat : now;
-	if (t - now > moat_cfg.tarpit_global.tau_ns)
-		return 0;
-	key = moat_xdp_src_key(p->family, p->saddr4, p->saddr6);
-	tat = bpf_map_lookup_elem(&rl_src, &key);
-	if (!tat) {
-		__u64 init = 0;
-
-		bpf_map_update_elem(&rl_src, &key, &init, BPF_NOEXIST);
-		tat = bpf_map_lookup_elem(&rl_src, &key);
-		if (!tat)
-			return 0;
-	}
-	if (!gcra_allow(tat, now, moat_cfg.tarpit_src.interval_ns,
-			moat_cfg.tarpit_src.tau_ns))
-		return 0;
-	return gcra_allow(gtat, now, moat_cfg.tarpit_global.interval_ns,
-			  moat_cfg.tarpit_global.tau_ns);
-}
-
-/* event_skip - count one refused SYN against row's event gap: 1 while
- * it is skipped, 0 when it is to be reported (no row: never) */
-static __always_inline int event_skip(struct moat_xdp_stat_row *row)
-{
-	__u64 left;
-
-	if (!row)
-		return 1;
-	left = row->ev_left;
-	if (!left)
-		return 0;
-	row->ev_left = left - 1;
-	return 1;
-}
-
-/*
- * event_regap - a report is due in row: set how many refused SYNs of the
- * row (per CPU) the next reports skip.  A report within
- * MOAT_XDP_EVENT_QUIET_NS of the row's last one doubles the gap (up to
- * event_gap_max), a later one resets it to 1: at a low rate every refused
- * SYN is reported (within the global budget), under a flood one in
- * event_gap_max, so the fast case goes to moat_general that rarely.  After
- * a flood the next report comes within event_gap_max SYNs of the row.
- */
-static __always_inline void event_regap(struct moat_xdp_stat_row *row,
-					__u64 now)
-{
-	__u64 gap = 1;
-
-	if (now - row->ev_last_ns < MOAT_XDP_EVENT_QUIET_NS) {
-		gap = row->ev_gap * 2;
-		if (gap > moat_cfg.event_gap_max)
-			gap = moat_cfg.event_gap_max;
-		if (gap == 0)
-			gap = 1;
-	}
-	row->ev_gap = gap;
-	row->ev_last_ns = now;
-	row->ev_left = gap - 1;
-}
-
-/*
- * report - sample one refused SYN (counted in row) into the event ring
- * buffer: when its row's gap says so (event_skip, event_regap), then
- * within the global event budget.  No division, no random number.
- */
-static __always_inline void report(struct xdp_md *ctx,
-				   const struct moat_pkt *p, __u32 act,
-				   __u32 stat, struct moat_xdp_stat_row *row)
-{
-	struct moat_event *e;
-	__u64 now;
-
-	/* events off: the row's countdown is left alone (a loader with
-	 * events on adopts these counters: parking the row would silence it) */
-	if (!moat_cfg.events_on || event_skip(row))
-		return;
-	now = bpf_ktime_get_coarse_ns();
-	event_regap(row, now);
-	if (!limit_global(MOAT_LIMIT_EVENTS, now, moat_cfg.events.interval_ns,
-			  moat_cfg.events.tau_ns)) {
-		stat_inc(MOAT_STAT_EVENT_LOST, -1);
-		return;
-	}
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		stat_inc(MOAT_STAT_EVENT_LOST, -1);
-		return;
-	}
-	e->ts_ns = now;
-	e->stat = stat;
-	e->ifindex = ctx->ingress_ifindex;
-	e->family = p->family;
-	e->action = (__u8)act;
-	e->sport = p->sport;
-	e->dport = p->dport;
-	e->pad = 0;
-	if (p->family == 4) {
-		__u32 a = moat_be32(p->saddr4);
-
-		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-		__builtin_memcpy(e->saddr, &a, 4);
-	} else {
-		__builtin_memcpy(e->saddr, p->saddr6, 16);
-	}
-	bpf_ringbuf_submit(e, 0);
-}
-
-/* port_slot - index of dport in the configured port set, or -1 */
-static __always_inline int port_slot(__u16 dport)
-{
-	int i;
-
-	for (i = 0; i < MOAT_PORTS_MAX; i++) {
-		if ((__u32)i >= moat_cfg.n_ports)
-			break;
-		if (moat_cfg.ports[i] == dport)
-			return i;
-	}
-	return -1;
-}
-
-/* tarpit - answer the SYN in place and send it back out (XDP_TX) */
-static __always_inline int tarpit(struct xdp_md *ctx, struct moat_pkt *p,
-				  struct moat_xdp_stat_row *row)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u64 key[2] = { moat_cfg.isn_key[0], moat_cfg.isn_key[1] };
-	int len;
-
-	if (!tarpit_allowed(p)) {
-		row_inc(row, MOAT_STAT_TARPIT_LIMITED);
-		report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT_LIMITED, row);
-		return XDP_DROP;
-	}
-	len = moat_tarpit_build(data, data_end, p, moat_tarpit_isn(key, p));
-	if (len < 0 ||
-	    bpf_xdp_adjust_tail(ctx, len - (int)bpf_xdp_get_buff_len(ctx))) {
-		row_inc(row, MOAT_STAT_TARPIT_FAIL);
-		return XDP_DROP;
-	}
-	row_inc(row, MOAT_STAT_TARPIT);
-	report(ctx, p, MOAT_ACT_TARPIT, MOAT_STAT_TARPIT, row);
-	return XDP_TX;
-}
-
-/* syn_verdict - act on a SYN to SMTP port row's slot: count, report,
- * drop, tarpit or pass */
-static __always_inline int syn_verdict(struct xdp_md *ctx, struct moat_pkt *p,
-				       __u32 act, struct moat_xdp_stat_row *row)
-{
-	switch (act) {
-	case MOAT_ACT_DROP:
-		row_inc(row, MOAT_STAT_DROP);
-		report(ctx, p, act, MOAT_STAT_DROP, row);
-		return XDP_DROP;
-	case MOAT_ACT_TARPIT:
-		return tarpit(ctx, p, row);
-	case MOAT_ACT_ALLOW:
-		row_inc(row, MOAT_STAT_ALLOW);
-		report(ctx, p, act, MOAT_STAT_ALLOW, row);
-		return XDP_PASS;
-	default:
-		row_inc(row, MOAT_STAT_PASS);
-		return XDP_PASS;
-	}
-}
-
-/* non_syn - any other segment to an SMTP port: silence after a tarpit
- * SYN-ACK (never a RST), else the kernel's */
-static __always_inline int non_syn(__u32 act, struct moat_xdp_stat_row *row)
-{
-	if (act == MOAT_ACT_TARPIT) {
-		row_inc(row, MOAT_STAT_TARPIT_SILENCE);
-		return XDP_DROP;
-	}
-	row_inc(row, MOAT_STAT_NON_SYN);
-	return XDP_PASS;
-}
+_Static_assert(MOAT_VERDICT_DROP == XDP_DROP && MOAT_VERDICT_PASS == XDP_PASS &&
+		       MOAT_VERDICT_TX == XDP_TX,
+	       "enum moat_verdict is returned as the XDP action");
 
 /*
  * moat_general - every frame the fast case does not decide alone: parse
- * it in full (moat_parse) and act.  known_act >= 0: the fast case has the
- * verdict already (a SYN to tarpit, to allow, or a drop to report: they
- * need the whole packet); the port slot is found again here, so the fast
- * case need not keep it.  A subprogram of its own (a BPF call, only on
- * these paths) so the fast case's registers are not spent on keeping this
- * path's state.
+ * it in full (moat_parse) and act (moat_verdict).  known_act >= 0: the
+ * fast case has the verdict already (a SYN to tarpit, to allow, or a drop
+ * to report: they need the whole packet); the port slot is found again
+ * there, so the fast case need not keep it.  A subprogram of its own (a
+ * BPF call, only on these paths) so the fast case's registers are not
+ * spent on keeping this path's state.
  */
 static __attribute__((noinline)) int moat_general(struct xdp_md *ctx,
 						  int known_act)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct moat_xdp_stat_row *row;
-	struct moat_bpf_tables tb;
 	struct moat_pkt p;
-	__u32 act;
-	int res, slot;
+	int res;
 
 	res = moat_parse(data, data_end, &p);
-	if (res != MOAT_PARSE_TCP) {
-		stat_inc(moat_parse_res_stat(res), -1);
-		return XDP_PASS;
-	}
-	slot = port_slot(p.dport);
-	if (slot < 0) {
-		stat_inc(MOAT_STAT_NOT_SMTP, -1);
-		return XDP_PASS;
-	}
-	if (known_act >= 0)
-		act = (__u32)known_act;
-	else if (moat_bpf_tables_init(&tb))
-		act = MOAT_ACT_PASS;
-	else if (p.family == 4)
-		act = moat_lookup_v4(&tb, p.saddr4);
-	else
-		act = moat_lookup_v6(&tb, p.saddr6);
-	if (slot >= MOAT_PORTS_MAX)
-		return XDP_PASS;
-	row = stat_row(slot);
-	if ((p.tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
-		return non_syn(act, row);
-	return syn_verdict(ctx, &p, act, row);
+	return moat_verdict(ctx, res, &p, known_act);
 }
 
 /* port_row_net - for a port in network order, the byte offset of its
@@ -464,7 +252,7 @@ int moat_xdp(struct xdp_md *ctx)
 		return moat_general(ctx, (int)act);
 	}
 	if (syn != MOAT_TCP_SYN)
-		return non_syn(act, row);
+		return moat_non_syn(act, row);
 	if (act == MOAT_ACT_PASS) {
 		row->c[MOAT_STAT_PASS]++;
 		return XDP_PASS;

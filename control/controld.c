@@ -40,7 +40,6 @@
 
 #include "clock.h"
 #include "controld.h"
-#include "fp_xdp.h"
 #include "livelk.h"
 #include "log.h"
 #include "sources.h"

@@ -108,8 +108,7 @@ struct cd {
 	int check_only;
 	/* table and fast path */
 	struct vt_db *db;
-	struct moat_fastpath fp;  /* name NULL = none configured */
-	void *xdp;                /* the XDP backend, when attached */
+	struct moat_fastpath fp;  /* name NULL = none open (fastpath.c) */
 	int detached;
 	uint64_t publishes, publish_updates, publish_errors;
 	/* a fast-path publish failed midway: the maps hold a safe prefix of
@@ -190,6 +189,15 @@ int persist_load_entries(struct cd *d);
 int persist_save_live(struct cd *d);
 int persist_load_live(struct cd *d);
 int persist_isn_key(const struct cd *d, uint64_t key[2]);
+
+/* fastpath.c: the fast path through lib/fastpath.h */
+int fp_open(struct cd *d, char *err, size_t errsz);   /* 0 or -1 + err */
+int fp_resync(struct cd *d);
+int fp_lookup(struct cd *d, const struct moat_prefix *addr, uint32_t *action);
+void fp_ring_io(struct cd *d);
+int fp_has_events(const struct cd *d);
+int fp_detach(struct cd *d, char *err, size_t errsz); /* 0 or -1 + err */
+void fp_close(struct cd *d);
 
 /* ctlsrv.c */
 struct ctlsrv *ctlsrv_open(struct cd *d, char *err, size_t errsz);

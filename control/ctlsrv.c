@@ -28,7 +28,6 @@
 
 #include "controld.h"
 #include "ctlproto.h"
-#include "fp_xdp.h"
 #include "livelk.h"
 #include "log.h"
 #include "prefix.h"
@@ -562,7 +561,7 @@ static struct json_object *cmd_watch(struct ctlsrv *s, struct conn *c, int64_t i
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "watching", json_object_new_boolean(1));
-	json_object_object_add(o, "stream", json_object_new_boolean(s->d->xdp != NULL));
+	json_object_object_add(o, "stream", json_object_new_boolean(fp_has_events(s->d)));
 	return ctl_reply_ok(id, o);
 }
 

@@ -35,7 +35,6 @@
 #include "log.h"
 #include "lvec.h"
 #include "prefix.h"
-#include "fp_xdp.h"
 #include "sources.h"
 
 /* id registry: a zone keeps its source id across reloads */

@@ -3,8 +3,10 @@
  * xdp_frames.h - test frames for the fast path: a small builder for
  * Ethernet / VLAN / IPv4 (options) / IPv6 (extension headers) / TCP or UDP
  * frames with correct lengths and checksums, the shared case table (unit
- * test of the userspace parser, BPF_PROG_TEST_RUN test of the program,
- * fuzz seeds), and an independent checker for tarpit replies.
+ * tests of the userspace parser and of parse + lookup + verdict built for
+ * userspace, BPF_PROG_TEST_RUN test of the XDP program, fuzz seeds) with
+ * backend-neutral verdicts (enum moat_verdict), and an independent checker
+ * for tarpit replies.
  *
  * The verdict table every test publishes (tests_table_updates()):
  *   192.0.2.10 DROP  192.0.2.11 TARPIT  192.0.2.12 ALLOW  (one group)
@@ -174,15 +176,12 @@ struct tcase {
 	const char *name;
 	struct tframe f;
 	int want_parse;      /* enum moat_parse_res */
-	int want_xdp;        /* XDP_* (2 = PASS, 1 = DROP, 3 = TX) */
+	int want_verdict;    /* enum moat_verdict, the same from every backend */
 	int want_stat;       /* enum moat_stat bumped by one */
 };
 
 #define TF_SYN MOAT_TCP_SYN
 #define TF_ACK MOAT_TCP_ACK
-#define X_DROP 1
-#define X_PASS 2
-#define X_TX 3
 
 static const uint8_t ext_hop_dst[] = { 0, 60, 0xff };
 static const uint8_t ext_routing[] = { 43, 0xff };
@@ -200,59 +199,59 @@ static const uint8_t ext_seven[] = { 0, 60, 43, 60, 51, 60, 60, 0xff };
 
 static const struct tcase tcases[] = {
 	/* verdicts, IPv4 */
-	{ "v4 unlisted SYN", { V4("192.0.2.13", TF_SYN) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_PASS },
-	{ "v4 /32 DROP SYN", { V4("192.0.2.10", TF_SYN) }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v4 /32 TARPIT SYN", { V4("192.0.2.11", TF_SYN) }, MOAT_PARSE_TCP, X_TX, MOAT_STAT_TARPIT },
-	{ "v4 /32 ALLOW SYN", { V4("192.0.2.12", TF_SYN) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_ALLOW },
-	{ "v4 /24 TARPIT SYN", { V4("198.51.100.77", TF_SYN) }, MOAT_PARSE_TCP, X_TX, MOAT_STAT_TARPIT },
-	{ "v4 /24 DROP SYN", { V4("203.0.113.5", TF_SYN) }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v4 unlisted outside every entry", { V4("10.1.2.3", TF_SYN) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_PASS },
-	{ "v4 DROP source, ACK segment passes", { V4("192.0.2.10", TF_ACK) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_NON_SYN },
-	{ "v4 TARPIT source, ACK segment dropped", { V4("192.0.2.11", TF_ACK) }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_TARPIT_SILENCE },
-	{ "v4 TARPIT source, data segment dropped", { V4("198.51.100.9", TF_ACK | 0x08), .payload = 100 }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_TARPIT_SILENCE },
-	{ "v4 TARPIT source, SYN-ACK dropped", { V4("198.51.100.9", TF_SYN | TF_ACK) }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_TARPIT_SILENCE },
-	{ "v4 unlisted ACK", { V4("192.0.2.13", TF_ACK) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_NON_SYN },
-	{ "v4 DROP source to port 80", { V4P("192.0.2.10", TF_SYN, 80) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_NOT_SMTP },
-	{ "v4 DROP source to port 587 (off by default)", { V4P("192.0.2.10", TF_SYN, 587) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_NOT_SMTP },
-	{ "v4 DROP source, UDP to 25", { V4("192.0.2.10", 0), .proto = 17 }, MOAT_PARSE_OTHER, X_PASS, MOAT_STAT_NOT_SMTP },
-	{ "v4 IP options, DROP SYN", { V4("192.0.2.10", TF_SYN), .ip4_opts = 40 }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v4 IP options, TARPIT SYN", { V4("192.0.2.11", TF_SYN), .ip4_opts = 12, .tcp_opts = 20 }, MOAT_PARSE_TCP, X_TX, MOAT_STAT_TARPIT },
-	{ "v4 TCP options, DROP SYN", { V4("192.0.2.10", TF_SYN), .tcp_opts = 40 }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
+	{ "v4 unlisted SYN", { V4("192.0.2.13", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_PASS },
+	{ "v4 /32 DROP SYN", { V4("192.0.2.10", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v4 /32 TARPIT SYN", { V4("192.0.2.11", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	{ "v4 /32 ALLOW SYN", { V4("192.0.2.12", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
+	{ "v4 /24 TARPIT SYN", { V4("198.51.100.77", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	{ "v4 /24 DROP SYN", { V4("203.0.113.5", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v4 unlisted outside every entry", { V4("10.1.2.3", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_PASS },
+	{ "v4 DROP source, ACK segment passes", { V4("192.0.2.10", TF_ACK) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_NON_SYN },
+	{ "v4 TARPIT source, ACK segment dropped", { V4("192.0.2.11", TF_ACK) }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_TARPIT_SILENCE },
+	{ "v4 TARPIT source, data segment dropped", { V4("198.51.100.9", TF_ACK | 0x08), .payload = 100 }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_TARPIT_SILENCE },
+	{ "v4 TARPIT source, SYN-ACK dropped", { V4("198.51.100.9", TF_SYN | TF_ACK) }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_TARPIT_SILENCE },
+	{ "v4 unlisted ACK", { V4("192.0.2.13", TF_ACK) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_NON_SYN },
+	{ "v4 DROP source to port 80", { V4P("192.0.2.10", TF_SYN, 80) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_NOT_SMTP },
+	{ "v4 DROP source to port 587 (off by default)", { V4P("192.0.2.10", TF_SYN, 587) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_NOT_SMTP },
+	{ "v4 DROP source, UDP to 25", { V4("192.0.2.10", 0), .proto = 17 }, MOAT_PARSE_OTHER, MOAT_VERDICT_PASS, MOAT_STAT_NOT_SMTP },
+	{ "v4 IP options, DROP SYN", { V4("192.0.2.10", TF_SYN), .ip4_opts = 40 }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v4 IP options, TARPIT SYN", { V4("192.0.2.11", TF_SYN), .ip4_opts = 12, .tcp_opts = 20 }, MOAT_PARSE_TCP, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	{ "v4 TCP options, DROP SYN", { V4("192.0.2.10", TF_SYN), .tcp_opts = 40 }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
 	/* VLAN */
-	{ "802.1Q DROP SYN", { V4("192.0.2.10", TF_SYN), .nvlan = 1 }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "QinQ DROP SYN", { V4("192.0.2.10", TF_SYN), .nvlan = 2 }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "QinQ TARPIT SYN", { V4("192.0.2.11", TF_SYN), .nvlan = 2 }, MOAT_PARSE_TCP, X_TX, MOAT_STAT_TARPIT },
-	{ "802.1Q v6 TARPIT SYN", { V6("2001:db8:100:7::1", TF_SYN), .nvlan = 1 }, MOAT_PARSE_TCP, X_TX, MOAT_STAT_TARPIT },
-	{ "three VLAN tags", { V4("192.0.2.10", TF_SYN), .nvlan = 3 }, MOAT_PARSE_ERR_VLAN_DEPTH, X_PASS, MOAT_STAT_ERR_VLAN_DEPTH },
+	{ "802.1Q DROP SYN", { V4("192.0.2.10", TF_SYN), .nvlan = 1 }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "QinQ DROP SYN", { V4("192.0.2.10", TF_SYN), .nvlan = 2 }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "QinQ TARPIT SYN", { V4("192.0.2.11", TF_SYN), .nvlan = 2 }, MOAT_PARSE_TCP, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	{ "802.1Q v6 TARPIT SYN", { V6("2001:db8:100:7::1", TF_SYN), .nvlan = 1 }, MOAT_PARSE_TCP, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	{ "three VLAN tags", { V4("192.0.2.10", TF_SYN), .nvlan = 3 }, MOAT_PARSE_ERR_VLAN_DEPTH, MOAT_VERDICT_PASS, MOAT_STAT_ERR_VLAN_DEPTH },
 	/* IPv6 */
-	{ "v6 unlisted SYN", { V6("2001:db8:300::1", TF_SYN) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_PASS },
-	{ "v6 /48 TARPIT SYN", { V6("2001:db8:100:2::9", TF_SYN) }, MOAT_PARSE_TCP, X_TX, MOAT_STAT_TARPIT },
-	{ "v6 /64 DROP beats /48 TARPIT", { V6("2001:db8:100:1::9", TF_SYN) }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v6 /128 PASS carved out of /64 DROP", { V6("2001:db8:100:1::5", TF_SYN) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_PASS },
-	{ "v6 /128 ALLOW", { V6("2001:db8:200::1", TF_SYN) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_ALLOW },
-	{ "v6 TARPIT source, ACK dropped", { V6("2001:db8:100:2::9", TF_ACK) }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_TARPIT_SILENCE },
-	{ "v6 hop-by-hop + dstopts, DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_hop_dst }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v6 routing header, TARPIT SYN", { V6("2001:db8:100:2::9", TF_SYN), .ext = ext_routing }, MOAT_PARSE_TCP, X_TX, MOAT_STAT_TARPIT },
-	{ "v6 AH, DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_ah }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v6 first fragment (offset 0), DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_frag0, .frag = 1 }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v6 six extension headers, DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_six }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v6 seven extension headers", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_seven }, MOAT_PARSE_ERR_IP6_EXT, X_PASS, MOAT_STAT_ERR_IP6_EXT },
-	{ "v6 DROP source to port 465", { V6P("2001:db8:100:1::9", TF_SYN, 465) }, MOAT_PARSE_TCP, X_PASS, MOAT_STAT_NOT_SMTP },
-	{ "v6 UDP", { V6("2001:db8:100:1::9", 0), .proto = 17 }, MOAT_PARSE_OTHER, X_PASS, MOAT_STAT_NOT_SMTP },
+	{ "v6 unlisted SYN", { V6("2001:db8:300::1", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_PASS },
+	{ "v6 /48 TARPIT SYN", { V6("2001:db8:100:2::9", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	{ "v6 /64 DROP beats /48 TARPIT", { V6("2001:db8:100:1::9", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v6 /128 PASS carved out of /64 DROP", { V6("2001:db8:100:1::5", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_PASS },
+	{ "v6 /128 ALLOW", { V6("2001:db8:200::1", TF_SYN) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
+	{ "v6 TARPIT source, ACK dropped", { V6("2001:db8:100:2::9", TF_ACK) }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_TARPIT_SILENCE },
+	{ "v6 hop-by-hop + dstopts, DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_hop_dst }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v6 routing header, TARPIT SYN", { V6("2001:db8:100:2::9", TF_SYN), .ext = ext_routing }, MOAT_PARSE_TCP, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	{ "v6 AH, DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_ah }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v6 first fragment (offset 0), DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_frag0, .frag = 1 }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v6 six extension headers, DROP SYN", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_six }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v6 seven extension headers", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_seven }, MOAT_PARSE_ERR_IP6_EXT, MOAT_VERDICT_PASS, MOAT_STAT_ERR_IP6_EXT },
+	{ "v6 DROP source to port 465", { V6P("2001:db8:100:1::9", TF_SYN, 465) }, MOAT_PARSE_TCP, MOAT_VERDICT_PASS, MOAT_STAT_NOT_SMTP },
+	{ "v6 UDP", { V6("2001:db8:100:1::9", 0), .proto = 17 }, MOAT_PARSE_OTHER, MOAT_VERDICT_PASS, MOAT_STAT_NOT_SMTP },
 	/* fragments */
-	{ "v4 non-first fragment", { V4("192.0.2.10", TF_SYN), .frag = 0x0010 }, MOAT_PARSE_FRAGMENT, X_PASS, MOAT_STAT_FRAGMENT },
-	{ "v4 first fragment with TCP header, DROP SYN", { V4("192.0.2.10", TF_SYN), .frag = 0x2000 }, MOAT_PARSE_TCP, X_DROP, MOAT_STAT_DROP },
-	{ "v4 first fragment shorter than TCP", { V4("192.0.2.10", TF_SYN), .frag = 0x2000, .totlen_delta = -12 }, MOAT_PARSE_FRAGMENT, X_PASS, MOAT_STAT_FRAGMENT },
-	{ "v6 non-first fragment", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_frag0, .frag = 0x0100 }, MOAT_PARSE_FRAGMENT, X_PASS, MOAT_STAT_FRAGMENT },
+	{ "v4 non-first fragment", { V4("192.0.2.10", TF_SYN), .frag = 0x0010 }, MOAT_PARSE_FRAGMENT, MOAT_VERDICT_PASS, MOAT_STAT_FRAGMENT },
+	{ "v4 first fragment with TCP header, DROP SYN", { V4("192.0.2.10", TF_SYN), .frag = 0x2000 }, MOAT_PARSE_TCP, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+	{ "v4 first fragment shorter than TCP", { V4("192.0.2.10", TF_SYN), .frag = 0x2000, .totlen_delta = -12 }, MOAT_PARSE_FRAGMENT, MOAT_VERDICT_PASS, MOAT_STAT_FRAGMENT },
+	{ "v6 non-first fragment", { V6("2001:db8:100:1::9", TF_SYN), .ext = ext_frag0, .frag = 0x0100 }, MOAT_PARSE_FRAGMENT, MOAT_VERDICT_PASS, MOAT_STAT_FRAGMENT },
 	/* malformed */
-	{ "v4 IHL 4", { V4("192.0.2.10", TF_SYN), .ihl_override = 4 }, MOAT_PARSE_ERR_IP4, X_PASS, MOAT_STAT_ERR_IP4 },
-	{ "v4 IHL 15 beyond total length", { V4("192.0.2.10", TF_SYN), .ihl_override = 15 }, MOAT_PARSE_ERR_IP4, X_PASS, MOAT_STAT_ERR_IP4 },
-	{ "v4 total length past the frame", { V4("192.0.2.10", TF_SYN), .totlen_delta = 8 }, MOAT_PARSE_ERR_IP4, X_PASS, MOAT_STAT_ERR_IP4 },
-	{ "v4 total length cuts TCP header", { V4("192.0.2.10", TF_SYN), .totlen_delta = -8 }, MOAT_PARSE_ERR_TCP, X_PASS, MOAT_STAT_ERR_TCP },
-	{ "TCP data offset 4", { V4("192.0.2.10", TF_SYN), .doff_override = 4 }, MOAT_PARSE_ERR_TCP, X_PASS, MOAT_STAT_ERR_TCP },
-	{ "TCP data offset 15 past the segment", { V4("192.0.2.10", TF_SYN), .doff_override = 15 }, MOAT_PARSE_ERR_TCP, X_PASS, MOAT_STAT_ERR_TCP },
-	{ "v6 payload length past the frame", { V6("2001:db8:100:1::9", TF_SYN), .totlen_delta = 4 }, MOAT_PARSE_ERR_IP6, X_PASS, MOAT_STAT_ERR_IP6 },
-	{ "v6 data offset 2", { V6("2001:db8:100:1::9", TF_SYN), .doff_override = 2 }, MOAT_PARSE_ERR_TCP, X_PASS, MOAT_STAT_ERR_TCP },
+	{ "v4 IHL 4", { V4("192.0.2.10", TF_SYN), .ihl_override = 4 }, MOAT_PARSE_ERR_IP4, MOAT_VERDICT_PASS, MOAT_STAT_ERR_IP4 },
+	{ "v4 IHL 15 beyond total length", { V4("192.0.2.10", TF_SYN), .ihl_override = 15 }, MOAT_PARSE_ERR_IP4, MOAT_VERDICT_PASS, MOAT_STAT_ERR_IP4 },
+	{ "v4 total length past the frame", { V4("192.0.2.10", TF_SYN), .totlen_delta = 8 }, MOAT_PARSE_ERR_IP4, MOAT_VERDICT_PASS, MOAT_STAT_ERR_IP4 },
+	{ "v4 total length cuts TCP header", { V4("192.0.2.10", TF_SYN), .totlen_delta = -8 }, MOAT_PARSE_ERR_TCP, MOAT_VERDICT_PASS, MOAT_STAT_ERR_TCP },
+	{ "TCP data offset 4", { V4("192.0.2.10", TF_SYN), .doff_override = 4 }, MOAT_PARSE_ERR_TCP, MOAT_VERDICT_PASS, MOAT_STAT_ERR_TCP },
+	{ "TCP data offset 15 past the segment", { V4("192.0.2.10", TF_SYN), .doff_override = 15 }, MOAT_PARSE_ERR_TCP, MOAT_VERDICT_PASS, MOAT_STAT_ERR_TCP },
+	{ "v6 payload length past the frame", { V6("2001:db8:100:1::9", TF_SYN), .totlen_delta = 4 }, MOAT_PARSE_ERR_IP6, MOAT_VERDICT_PASS, MOAT_STAT_ERR_IP6 },
+	{ "v6 data offset 2", { V6("2001:db8:100:1::9", TF_SYN), .doff_override = 2 }, MOAT_PARSE_ERR_TCP, MOAT_VERDICT_PASS, MOAT_STAT_ERR_TCP },
 };
 
 #define N_TCASES (sizeof(tcases) / sizeof(tcases[0]))
@@ -380,6 +379,39 @@ static inline const char *tf_check_tarpit(const uint8_t *syn, size_t synlen,
 		return "TCP header carries options";
 	if (isn_out)
 		*isn_out = b.seq;
+	return NULL;
+}
+
+/*
+ * tf_check_case_out - what a backend made of case frame in (len bytes) with
+ * verdict v, out (outlen bytes) being the frame afterwards: a TX must be a
+ * correct tarpit reply whose ISN is the keyed hash of key, a PASS must
+ * leave the frame as it was.  NULL or a message (static buffer).
+ */
+static inline const char *tf_check_case_out(int v, const uint8_t *in, size_t len,
+					    const uint8_t *out, size_t outlen,
+					    const __u64 key[2])
+{
+	static char msg[200];
+	struct moat_pkt p;
+	uint32_t isn = 0;
+	const char *err;
+
+	if (v == MOAT_VERDICT_PASS && (outlen != len || memcmp(in, out, len)))
+		return "passed frame was modified";
+	if (v != MOAT_VERDICT_TX)
+		return NULL;
+	err = tf_check_tarpit(in, len, out, outlen, &isn);
+	if (err) {
+		snprintf(msg, sizeof(msg), "tarpit reply: %s", err);
+		return msg;
+	}
+	if (moat_parse(in, in + len, &p) != MOAT_PARSE_TCP)
+		return "SYN does not parse";
+	if (isn != moat_tarpit_isn(key, &p)) {
+		snprintf(msg, sizeof(msg), "ISN %u is not the keyed hash", isn);
+		return msg;
+	}
 	return NULL;
 }
 

@@ -36,6 +36,9 @@
 #define PUBLISH_CHUNK 4096 /* updates per batch syscall */
 #define TBL24_BYTES ((size_t)MOAT_TBL24_ENTRIES * sizeof(__u32))
 #define PLB_MAP_BYTES 4096 /* one page holds the one v6_plens element */
+#define GRP_WINDOW (1u << 18) /* groups mapped at a time: 16 MiB */
+
+struct pub_buf;
 
 struct moat_xdp_link {
 	char ifname[IF_NAMESIZE];
@@ -48,8 +51,10 @@ struct moat_xdp {
 	struct moat_xdp_bpf *skel;
 	__u32 *tbl24;              /* the mmap'd tbl24 map: dense u32[2^24] */
 	struct moat_v6_plens_buf *plb; /* the mmap'd v6_plens map */
-	struct moat_group *grp;    /* the mmap'd groups value (on first use) */
-	size_t grp_len;
+	struct moat_group *grp;    /* the groups value's address range (on first use) */
+	size_t grp_len;            /* its length */
+	__u32 grp_mapped;          /* groups [0, grp_mapped) mapped so far */
+	struct pub_buf *pub;       /* IPv6 batches of publish (on first use) */
 	uint64_t plb_flip_ns;      /* CLOCK_MONOTONIC of the last selector flip */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
@@ -510,18 +515,63 @@ struct pub_buf {
 	} vals;
 };
 
-/* map_groups - map the groups value read-write for publishing (once:
- * every page of it becomes resident in this process, which moat-controld
- * avoids by writing groups through its own windows, control/fp_xdp.c) */
-static int map_groups(struct moat_xdp *x)
+/*
+ * The groups value is mapped a window at a time, as publishing (or a
+ * read-back) reaches it.  An mmap of a BPF array inserts every page of the
+ * range at once, and those pages count in the process's RSS: mapping a
+ * 2^23-group map whole is 512 MiB of RSS from the start, used or not.  The
+ * range is reserved up front (PROT_NONE, nothing resident) so the address,
+ * which moat-controld's table shares (vt_db_share_groups), never moves.
+ */
+
+/* groups_reserve - reserve the address range of the whole groups value */
+static int groups_reserve(struct moat_xdp *x)
 {
 	size_t len = ((size_t)x->o.groups_max * sizeof(struct moat_group) + 4095) &
 		     ~(size_t)4095;
-	int err = map_rw(x->skel->maps.groups, len, (void **)&x->grp);
+	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-	if (err == 0)
-		x->grp_len = len;
-	return err;
+	if (p == MAP_FAILED)
+		return -errno;
+	x->grp = p;
+	x->grp_len = len;
+	x->grp_mapped = 0;
+	return 0;
+}
+
+/* moat_xdp_groups - map groups [0, want) (in GRP_WINDOW steps) */
+int moat_xdp_groups(struct moat_xdp *x, uint32_t want, struct moat_group **grp,
+		    uint32_t *mapped)
+{
+	int fd = bpf_map__fd(x->skel->maps.groups), err;
+	size_t off, end;
+	__u32 to;
+
+	if (want > x->o.groups_max)
+		return -ERANGE;
+	if (!x->grp && (err = groups_reserve(x)) < 0)
+		return err;
+	if (want > x->grp_mapped) {
+		uint64_t w = ((uint64_t)want + GRP_WINDOW - 1) / GRP_WINDOW * GRP_WINDOW;
+
+		to = w > x->o.groups_max ? x->o.groups_max : (__u32)w;
+		off = (size_t)x->grp_mapped * sizeof(struct moat_group); /* page aligned */
+		end = ((size_t)to * sizeof(struct moat_group) + 4095) & ~(size_t)4095;
+		if (end > x->grp_len)
+			end = x->grp_len;
+		if (mmap((char *)x->grp + off, end - off, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, fd, (off_t)off) == MAP_FAILED) {
+			err = -errno;
+			log_err("xdp: mmap groups: %s", strerror(-err));
+			return err;
+		}
+		x->grp_mapped = to;
+	}
+	if (grp)
+		*grp = x->grp;
+	if (mapped)
+		*mapped = x->grp_mapped;
+	return 0;
 }
 
 /* publish_plens - make pl the live IPv6 prefix-length set: fill the
@@ -586,13 +636,10 @@ static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
 int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 {
 	int fd_v6 = bpf_map__fd(x->skel->maps.v6_rules);
-	struct pub_buf *b;
+	struct pub_buf *b = x->pub;
 	size_t i = 0;
 	int err = 0;
 
-	b = malloc(sizeof(*b));
-	if (!b)
-		return -ENOMEM;
 	while (i < n && !err) {
 		__u32 kind = u[i].kind, k = 0;
 
@@ -600,11 +647,8 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 		for (; i < n && u[i].kind == kind && k < PUBLISH_CHUNK; i++, k++) {
 			switch (kind) {
 			case MOAT_UPD_GROUP:
-				if (u[i].index >= x->o.groups_max) {
-					err = -ERANGE;
-					goto out;
-				}
-				if (!x->grp && (err = map_groups(x)) < 0)
+				if (u[i].index >= x->grp_mapped &&
+				    (err = moat_xdp_groups(x, u[i].index + 1, NULL, NULL)) < 0)
 					goto out;
 				/* 64 bytes in place: each address's two bits
 				 * are in one byte, written whole */
@@ -626,6 +670,10 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 				break;
 			case MOAT_UPD_V6_PUT:
 			case MOAT_UPD_V6_DEL:
+				if (!b && !(b = x->pub = malloc(sizeof(*b)))) {
+					err = -ENOMEM;
+					goto out;
+				}
 				if (u[i].u.key.plen > 128) {
 					err = -EINVAL;
 					goto out;
@@ -655,7 +703,6 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 		}
 	}
 out:
-	free(b);
 	if (err)
 		log_err("xdp: publish stopped at update %zu of %zu: %s", i, n,
 			strerror(-err));
@@ -780,38 +827,18 @@ __u32 *moat_xdp_tbl24(struct moat_xdp *x)
 	return x->tbl24;
 }
 
+/* moat_xdp_groups_max - the groups value's size in groups */
+uint32_t moat_xdp_groups_max(const struct moat_xdp *x)
+{
+	return x->o.groups_max;
+}
+
 /* moat_xdp_map_fd - a map's fd by name */
 int moat_xdp_map_fd(const struct moat_xdp *x, const char *name)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(x->skel->obj, name);
 
 	return m ? bpf_map__fd(m) : -ENOENT;
-}
-
-/* fp_publish, fp_read_stats, fp_close - struct moat_fastpath glue */
-static int fp_publish(void *ctx, const struct moat_update *u, size_t n)
-{
-	return moat_xdp_publish(ctx, u, n);
-}
-
-static int fp_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
-{
-	return moat_xdp_read_stats(ctx, out);
-}
-
-static void fp_close(void *ctx)
-{
-	moat_xdp_close(ctx);
-}
-
-/* moat_xdp_fastpath - expose the handle as a struct moat_fastpath */
-void moat_xdp_fastpath(struct moat_xdp *x, struct moat_fastpath *fp)
-{
-	fp->name = "xdp";
-	fp->ctx = x;
-	fp->publish = fp_publish;
-	fp->read_stats = fp_read_stats;
-	fp->close = fp_close;
 }
 
 /* moat_xdp_close - free userspace state; pinned links and maps remain */
@@ -826,6 +853,7 @@ void moat_xdp_close(struct moat_xdp *x)
 		munmap(x->plb, PLB_MAP_BYTES);
 	if (x->grp)
 		munmap(x->grp, x->grp_len);
+	free(x->pub);
 	for (unsigned i = 0; i < x->nlinks; i++)
 		close(x->links[i].fd);
 	moat_xdp_bpf__destroy(x->skel);

@@ -141,12 +141,24 @@ int moat_xdp_prog_fd(const struct moat_xdp *x);
  * stores, and only after the groups they point at. */
 __u32 *moat_xdp_tbl24(struct moat_xdp *x);
 
+/* moat_xdp_groups - the groups value mapped into memory: the dense
+ * groups[groups_max] of moat_abi.h, mapped a window at a time so only
+ * what is used becomes resident; groups [0, want) are mapped on return
+ * (*mapped: how many are, may be more).  The address never moves while
+ * the handle lives.  -ERANGE when want > groups_max. */
+int moat_xdp_groups(struct moat_xdp *x, uint32_t want, struct moat_group **grp,
+		    uint32_t *mapped);
+
+/* moat_xdp_groups_max - groups the groups value holds */
+uint32_t moat_xdp_groups_max(const struct moat_xdp *x);
+
 /* moat_xdp_map_fd - fd of a map by name ("tbl24", "groups", ...) or -ENOENT */
 int moat_xdp_map_fd(const struct moat_xdp *x, const char *name);
 
-/* moat_xdp_fastpath - the handle as the control plane's struct
- * moat_fastpath (lib/fastpath.h); its close calls moat_xdp_close. */
-void moat_xdp_fastpath(struct moat_xdp *x, struct moat_fastpath *fp);
+/* moat_xdp_fastpath - wrap an open handle as the control plane's struct
+ * moat_fastpath (lib/fastpath.h, implemented in fp_xdp.c); its close
+ * calls moat_xdp_close.  0 or -ENOMEM. */
+int moat_xdp_fastpath(struct moat_xdp *x, struct moat_fastpath *fp);
 
 /* moat_xdp_close - free userspace resources; pinned links and maps stay in
  * force (without pins the program is detached).  NULL is fine. */
