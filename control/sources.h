@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sources.h - moat-controld's glue to the source library (libmoatsrc:
- * control/xfr.h, zone.h, sanity.h): start and drive transfers from the
+ * sources/xfr.h, zone.h, sanity.h): start and drive transfers from the
  * event loop, answer NOTIFY, run sanity checks.  zonemgr.c decides what a
  * finished load means for the table.
  */
