@@ -250,13 +250,11 @@ static void loop(struct cd *d)
 				ctlsrv_io(d->ctl, t, ev[i].events);
 				break;
 			case TAG_ZONE:
-				src_io(d, t->ptr, ev[i].events);
+				zm_io(d, t->ptr, ev[i].events);
 				break;
 			case TAG_NOTIFY:
-				src_notify_io(d, t->fd);
-				break;
 			case TAG_NOTIFY_TCP:
-				src_notify_tcp_io(d, t);
+				zm_notify_io(d, t);
 				break;
 			case TAG_SIGNAL:
 				handle_signals(d);
@@ -387,7 +385,7 @@ int main(int argc, char **argv)
 	if (zm_apply_config(cd, boot, err, sizeof(err)) < 0)
 		log_fatal("%s: %s", path, err);
 	free(boot);
-	persist_load_entries(cd);
+	zm_entries_restore(cd);
 	persist_load_live(cd);
 	if (zm_publish(cd, "restore") < 0)
 		log_err("event=start the restored table could not be published");
@@ -408,7 +406,7 @@ int main(int argc, char **argv)
 	}
 	if (drop_privileges(cd, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
-	mem_note("-", "ready");
+	log_mem("-", "ready");
 	log_info("event=ready socket=%s fastpath=%s", cd->cfg.socket_path,
 		 cd->fp.name ? cd->fp.name : "none");
 	/* 5. transfers start from the first tick */

@@ -127,7 +127,7 @@ struct cd {
 	struct cd_entry *entries;
 	size_t nentries, capentries;
 	int entries_dirty;
-	int restoring;            /* persist_load_entries: no publish per entry */
+	int restoring;            /* zm_entries_restore: no publish per entry */
 	int live_dirty;           /* live answers changed since they were saved */
 	time_t live_saved_at;     /* persist_save_live: at most every CD_LIVE_SAVE_S */
 	/* rates */
@@ -159,23 +159,20 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 struct cd_zone *zm_zone(struct cd *d, const char *name);
 int zm_refresh(struct cd *d, const char *name, int full);
 void zm_notify(struct cd *d, const char *zone, const char *from);
-int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_set *set,
-		 uint32_t serial, struct moat_listing *add, size_t nadd,
-		 struct moat_listing *del, size_t ndel);
-void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial);
-void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 const char *zm_state_name(enum cd_zone_state s);
 int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz);
+/* zm_entries_restore - operator and moat-smtpd entries from disk (start) */
+int zm_entries_restore(struct cd *d);
 int zm_entry_del(struct cd *d, const struct moat_prefix *p, uint16_t source, char *err, size_t errsz);
 void zm_free(struct cd *d);
 const char *zm_source_name(struct cd *d, uint16_t id);
 struct json_object *zm_zone_json(struct cd *d, const struct cd_zone *z, time_t now);
-/* zm_loop_fds - transfer sockets: called by the loop for epoll events */
-void zm_io(struct cd *d, void *tag, uint32_t events);
+/* zm_io - a zone's transfer socket is ready (the loop's TAG_ZONE) */
+void zm_io(struct cd *d, struct cd_zone *z, uint32_t events);
+struct cd_tag;
+/* zm_notify_io - a NOTIFY socket is ready (TAG_NOTIFY, TAG_NOTIFY_TCP) */
+void zm_notify_io(struct cd *d, struct cd_tag *t);
 
-/* mem_note - VmRSS/VmHWM to the debug log (zonemgr.c) */
-void mem_note(const char *zone, const char *stage);
 
 /* persist.c: a zone's base state from a sorted walk of its set (sources.h) */
 int persist_save_zone(const struct cd *d, struct cd_zone *z, const struct src_set *set);
@@ -184,7 +181,10 @@ int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_fr
 		       const struct moat_listing *del, size_t ndel, const struct src_set *set);
 int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
 int persist_save_entries(const struct cd *d);
-int persist_load_entries(struct cd *d);
+/* persist_load_entries - every entry of the entries file (*e, *n; the
+ * caller frees *e) and the file's name in path */
+int persist_load_entries(const struct cd *d, struct cd_entry **e, size_t *n, char *path,
+			 size_t pathsz);
 #define CD_LIVE_SAVE_S 5
 int persist_save_live(struct cd *d);
 int persist_load_live(struct cd *d);

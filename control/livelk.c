@@ -4,7 +4,7 @@
  * command: moat-smtpd (and moatctl) ask about an address, moat-controld
  * answers with the table's verdict and what the live zones say right now.
  *
- * libmoatsrc's c-ares wrapper (control/live.h) is non-blocking; its sockets
+ * libmoatsrc's c-ares wrapper (sources/live.h) is non-blocking; its sockets
  * go into the daemon's epoll through sock_cb and its timeouts are driven
  * from the loop.  Live answers are reported, not installed in the table:
  * moat-smtpd acts on them in its session and reports the clients it

@@ -219,40 +219,38 @@ static int read_records(const char *path, uint64_t magic, size_t recsz, const ch
 	return 0;
 }
 
-/* persist_load_entries - entries back into the table (expired ones dropped) */
-int persist_load_entries(struct cd *d)
+/* persist_load_entries - the entries file's records, all of them (the
+ * caller drops the expired ones and adds the rest) */
+int persist_load_entries(const struct cd *d, struct cd_entry **e, size_t *n, char *path,
+			 size_t pathsz)
 {
-	char path[PATH_MAX], err[256];
 	void *data;
 	const struct pe_record *rec;
-	size_t n, ok = 0;
-	time_t now = time(NULL);
+	int r;
 
-	snprintf(path, sizeof(path), "%.4000s/entries.state", d->cfg.state_dir);
-	int r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, &n);
-
+	*e = NULL;
+	*n = 0;
+	snprintf(path, pathsz, "%.4000s/entries.state", d->cfg.state_dir);
+	r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, n);
 	if (r < 0)
 		return r;
-	d->restoring = 1; /* one publish at the end, not one per entry */
+	*e = calloc(*n ? *n : 1, sizeof(**e));
+	if (!*e) {
+		free(data);
+		*n = 0;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		struct cd_entry *x = &(*e)[i];
 
-	for (size_t i = 0; i < n; i++) {
-		struct cd_entry e = {
+		*x = (struct cd_entry){
 			.pfx = rec[i].pfx, .action = rec[i].action, .source = rec[i].source,
 			.added = rec[i].added, .expires = rec[i].expires,
 		};
-
-		memcpy(e.reason, rec[i].reason, sizeof(e.reason));
-		e.reason[sizeof(e.reason) - 1] = 0;
-		if (e.expires && e.expires <= now)
-			continue;
-		if (zm_entry_add(d, &e, err, sizeof(err)) == 0)
-			ok++;
-		else
-			log_warn("event=restore entry %zu refused: %s", i, err);
+		memcpy(x->reason, rec[i].reason, sizeof(x->reason));
+		x->reason[sizeof(x->reason) - 1] = 0;
 	}
-	d->restoring = 0;
 	free(data);
-	log_info("event=restore entries=%zu (operator and moat-smtpd, from %s)", ok, path);
 	return 0;
 }
 

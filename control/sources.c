@@ -2,21 +2,30 @@
 /*
  * sources.c - drive libmoatsrc from moat-controld's event loop.
  *
+ * Each entry point returns what came of it and leaves the decision to its
+ * caller, zonemgr.c: a struct src_result (a load's data, up to date, or a
+ * failure) or a struct src_notice (the zone a NOTIFY asks to refresh).
+ * Nothing here calls into the zone manager.
+ *
  * AXFR/IXFR zones: one struct moat_xfr_zone per configured zone, created
  * lazily with the zone's primaries and TSIG key.  Its socket goes into the
- * daemon's epoll set while a transfer runs; a finished transfer hands its
- * listings (a full set or a delta) to zonemgr.c, a failed one reports its
- * error and publishes nothing.  When a load is refused after the transfer
- * (quarantine, table error) the transfer state is reset so the next attempt
- * is a full AXFR instead of an IXFR against data we never published.
+ * daemon's epoll set while a transfer runs; a finished transfer's result
+ * is its listings (a full set or a delta), a failed one's its error.  When
+ * zonemgr.c refuses a load after the transfer (quarantine, table error) it
+ * resets the transfer state (src_reset) so the next attempt is a full AXFR
+ * instead of an IXFR against data we never published.
  *
- * NOTIFY: UDP sockets on [daemon] notify_listen; moat_notify_handle() checks
- * and answers them, and an accepted one starts the zone's refresh at once
- * (that is the IXFR-to-live path the benchmark measures).
+ * rbldnsd files: read whole when their identity (stat) changes.
+ *
+ * NOTIFY: UDP sockets on [daemon] notify_listen, and TCP on the same
+ * addresses; moat_notify_handle() checks and answers each message, and
+ * zonemgr.c starts an accepted one's refresh at once (that is the
+ * IXFR-to-live path the benchmark measures).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +51,7 @@ struct zsrc {
 	struct moat_xfr_zone *x;
 	struct moat_rbl_file *rbl;
 	int watched;
+	char err[200];            /* why the transfer state could not be set up */
 };
 
 static struct cd_tag notify_tags[4];     /* UDP */
@@ -65,13 +75,14 @@ struct ntcp {
 static struct ntcp *ntcps;
 static unsigned nntcp;
 
-/* zsrc_get - the zone's transfer state, created on first use */
-static struct zsrc *zsrc_get(struct cd *d, struct cd_zone *z)
+/* zsrc_get - the zone's transfer state, created on first use; NULL when
+ * it cannot be, *why then the reason (NULL: out of memory before any) */
+static struct zsrc *zsrc_get(struct cd_zone *z, const char **why)
 {
 	struct zsrc *s = z->xfr;
 	struct moat_xfr_cfg c;
-	char err[200];
 
+	*why = NULL;
 	if (s && s->x)
 		return s;
 	if (!s) {
@@ -98,12 +109,45 @@ static struct zsrc *zsrc_get(struct cd *d, struct cd_zone *z)
 	}
 	c.max_records = z->cfg.max_entries;
 	c.no_full_listings = true; /* zonemgr walks the tree (src_set_tree) */
-	s->x = moat_xfr_zone_new(&c, err, sizeof(err));
+	s->x = moat_xfr_zone_new(&c, s->err, sizeof(s->err));
 	if (!s->x) {
-		zm_zone_failed(d, z, "transfer set-up: %s", err);
+		*why = s->err;
 		return NULL;
 	}
 	return s;
+}
+
+/* res_init - a result with nothing to apply */
+static void res_init(struct src_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->kind = SRC_NONE;
+	r->next_in = -1;
+}
+
+/* res_fail - r becomes a failure: the next attempt next_in seconds after
+ * it is applied (-1: the zone manager's retry) */
+static void res_fail(struct src_result *r, int64_t next_in, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void res_fail(struct src_result *r, int64_t next_in, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->kind = SRC_FAILED;
+	r->next_in = next_in;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+}
+
+/* src_result_free - release what a result holds */
+void src_result_free(struct src_result *r)
+{
+	if (r->set.ctx)
+		src_set_close(&r->set);
+	moat_lvec_free(&r->add);
+	moat_lvec_free(&r->del);
+	r->kind = SRC_NONE;
 }
 
 /* unwatch - take the transfer socket out of epoll (it may be closed) */
@@ -185,11 +229,12 @@ int src_due(struct cd *d, struct cd_zone *z, time_t now)
 	return 0; /* live: answers per address, nothing to load */
 }
 
-/* finish - a transfer ended (DONE or FAILED) */
-static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xfr_status st)
+/* finish - a transfer ended (DONE or FAILED): its result */
+static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xfr_status st,
+		   struct src_result *res)
 {
 	struct moat_xfr_state xs;
-	struct moat_xfr_result res;
+	struct moat_xfr_result xr;
 
 	unwatch(s);
 	moat_xfr_get_state(s->x, moat_clock_ms(), &xs);
@@ -197,47 +242,44 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 	z->soa_retry = xs.retry;
 	z->soa_expire = xs.expire;
 	if (st == MOAT_XFR_FAILED) {
-		zm_zone_failed(d, z, "%s", xs.last_error[0] ? xs.last_error : "transfer failed");
-		z->next_refresh = time(NULL) + xs.retry;
+		res_fail(res, xs.retry, "%s", xs.last_error[0] ? xs.last_error : "transfer failed");
 		return;
 	}
 	z->load_undecodable = xs.undecodable;
-	memset(&res, 0, sizeof(res));
-	if (moat_xfr_take_result(s->x, &res) < 0) {
-		zm_zone_failed(d, z, "transfer finished without a result");
+	memset(&xr, 0, sizeof(xr));
+	if (moat_xfr_take_result(s->x, &xr) < 0) {
+		res_fail(res, -1, "transfer finished without a result");
 		return;
 	}
-	int r = 0;
-
-	struct src_set set;
-
-	switch (res.kind) {
+	switch (xr.kind) {
 	case MOAT_XFR_FULL:
 	case MOAT_XFR_DELTA:
 		/* the zone after the transfer: a full load's data, a delta's
 		 * sanity checks and base rewrites */
-		if (src_set_tree(z, &set) < 0) {
-			zm_zone_failed(d, z, "out of memory walking the zone");
-			r = -1;
-			break;
+		if (src_set_tree(z, &res->set) < 0) {
+			res_fail(res, xs.refresh, "out of memory walking the zone");
+			moat_lvec_free(&xr.add);
+			moat_lvec_free(&xr.del);
+			src_reset(d, z); /* the library moved on to data we refused */
+			return;
 		}
-		r = zm_zone_load(d, z, res.kind == MOAT_XFR_FULL, &set, res.serial, res.add.v,
-				 res.add.n, res.del.v, res.del.n);
-		src_set_close(&set);
+		res->kind = SRC_LOADED;
+		res->full = xr.kind == MOAT_XFR_FULL;
+		res->add = xr.add; /* the result's now */
+		res->del = xr.del;
 		break;
 	case MOAT_XFR_UPTODATE:
-		zm_zone_uptodate(d, z, res.serial);
+		res->kind = SRC_UPTODATE;
+		moat_lvec_free(&xr.add);
+		moat_lvec_free(&xr.del);
 		break;
 	}
-	z->next_refresh = time(NULL) + xs.refresh;
-	moat_lvec_free(&res.add);
-	moat_lvec_free(&res.del);
-	if (r < 0)
-		src_reset(d, z); /* the library moved on to data we refused */
+	res->serial = xr.serial;
+	res->next_in = xs.refresh;
 }
 
-/* rbl_load - read an rbldnsd file and hand the listings over */
-static int rbl_load(struct cd *d, struct cd_zone *z)
+/* rbl_load - read an rbldnsd file: its listings as the result */
+static int rbl_load(struct cd_zone *z, struct src_result *res)
 {
 	struct zsrc *s = z->xfr;
 	struct moat_rbl_stats st;
@@ -259,24 +301,23 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 
 		s->rbl = moat_rbl_file_new(&c);
 		if (!s->rbl) {
-			zm_zone_failed(d, z, "out of memory");
+			res_fail(res, -1, "out of memory");
 			return -ENOMEM;
 		}
 	}
 	memset(&st, 0, sizeof(st));
 	z->last_attempt = time(NULL);
 	z->load_started_ms = (double)moat_clock_ms();
-	mem_note(z->cfg.name, "before-read");
+	log_mem(z->cfg.name, "before-read");
 	r = moat_rbl_file_load(s->rbl, &lv, &st);
-	mem_note(z->cfg.name, "parsed");
+	log_mem(z->cfg.name, "parsed");
 	if (r == -EAGAIN) {
 		z->next_refresh = time(NULL) + 1; /* being written: next second */
 		moat_lvec_free(&lv);
 		return 0;
 	}
 	if (r < 0) {
-		zm_zone_failed(d, z, "%s: %s", z->cfg.file, strerror(-r));
-		z->next_refresh = time(NULL) + 5;
+		res_fail(res, 5, "%s: %s", z->cfg.file, strerror(-r));
 		moat_lvec_free(&lv);
 		return r;
 	}
@@ -290,41 +331,43 @@ static int rbl_load(struct cd *d, struct cd_zone *z)
 	z->load_undecodable = st.errors; /* lines that did not parse */
 	/* the parsed file is an array anyway: walked as the load's set,
 	 * freed once loaded (the table and the base file hold it then) */
-	struct src_set set;
-
 	for (size_t i = 0; i < lv.n; i++) {
 		lv.v[i].source = z->id;
 		lv.v[i].ttl = 0;
 	}
 	moat_lvec_sort(&lv);
-	if (src_set_array(lv.v, lv.n, true, &set) < 0) {
-		zm_zone_failed(d, z, "out of memory");
+	if (src_set_array(lv.v, lv.n, true, &res->set) < 0) {
+		res_fail(res, 1, "out of memory");
 		moat_lvec_free(&lv);
-	} else {
-		memset(&lv, 0, sizeof(lv)); /* the set's now */
-		zm_zone_load(d, z, 1, &set, serial, NULL, 0, NULL, 0);
-		src_set_close(&set);
+		return 0;
 	}
-	z->next_refresh = time(NULL) + 1;
+	res->kind = SRC_LOADED;
+	res->full = 1;
+	res->serial = serial;
+	res->next_in = 1; /* files are polled every second */
 	return 0;
 }
 
 /* src_start - begin a load of z */
-int src_start(struct cd *d, struct cd_zone *z, int forced)
+int src_start(struct cd *d, struct cd_zone *z, int forced, struct src_result *res)
 {
-	(void)forced;
+	const char *why;
+
+	res_init(res);
 	if (z->cfg.type == CFG_SRC_RBLDNSD)
-		return rbl_load(d, z);
+		return rbl_load(z, res);
 	if (z->cfg.type != CFG_SRC_AXFR) {
-		z->next_refresh = time(NULL) + 3600;
-		zm_zone_failed(d, z, "source type %s is not supported by this build",
-			       cfg_src_type_name(z->cfg.type));
+		res_fail(res, -1, "source type %s is not supported by this build",
+			 cfg_src_type_name(z->cfg.type));
 		return -ENOTSUP;
 	}
-	struct zsrc *s = zsrc_get(d, z);
+	struct zsrc *s = zsrc_get(z, &why);
 
 	if (!s) {
-		z->next_refresh = time(NULL) + 60;
+		if (why)
+			res_fail(res, 60, "transfer set-up: %s", why);
+		else
+			res->next_in = 60;
 		return -EINVAL;
 	}
 	int64_t now = moat_clock_ms();
@@ -341,7 +384,7 @@ int src_start(struct cd *d, struct cd_zone *z, int forced)
 	if (r == -EALREADY)
 		return 0;
 	if (r < 0) {
-		finish(d, z, s, MOAT_XFR_FAILED);
+		finish(d, z, s, MOAT_XFR_FAILED, res);
 		return r;
 	}
 	z->busy = 1;
@@ -352,10 +395,11 @@ int src_start(struct cd *d, struct cd_zone *z, int forced)
 }
 
 /* src_io - advance a running transfer */
-void src_io(struct cd *d, struct cd_zone *z, uint32_t events)
+void src_io(struct cd *d, struct cd_zone *z, uint32_t events, struct src_result *res)
 {
 	struct zsrc *s = z->xfr;
 
+	res_init(res);
 	if (!s || !s->x || !z->busy)
 		return;
 	unwatch(s); /* the library may close the socket in moat_xfr_io */
@@ -366,20 +410,15 @@ void src_io(struct cd *d, struct cd_zone *z, uint32_t events)
 		return;
 	}
 	z->busy = 0;
-	finish(d, z, s, st);
+	finish(d, z, s, st, res);
 }
 
-/* src_tick - time out transfers whose peer went silent */
-void src_tick(struct cd *d, time_t now)
+/* src_timed_out - has a running transfer's peer gone silent too long? */
+bool src_timed_out(const struct cd_zone *z)
 {
-	(void)now;
-	for (int i = 0; i < d->nzones; i++) {
-		struct cd_zone *z = d->zones[i];
-		struct zsrc *s = z->xfr;
+	const struct zsrc *s = z->xfr;
 
-		if (z->busy && s && s->x && moat_xfr_deadline_ms(s->x) <= moat_clock_ms())
-			src_io(d, z, 0);
-	}
+	return z->busy && s && s->x && moat_xfr_deadline_ms(s->x) <= moat_clock_ms();
 }
 
 /* tree_next, tree_rewind, tree_range - struct src_set of a zone cursor;
@@ -576,10 +615,10 @@ int src_sanity(const struct cd_zone *z, const struct src_set *set,
 	return 1;
 }
 
-/* notify_answer - check one NOTIFY and start the zone's refresh; builds
- * the reply into reply/rl */
+/* notify_answer - check one NOTIFY, build the reply into reply/rl; nt
+ * gets the zone it asks to refresh (the caller starts that) */
 static void notify_answer(struct cd *d, const uint8_t *msg, size_t n, const struct sockaddr *from,
-			  uint8_t *reply, size_t replycap, size_t *rl)
+			  uint8_t *reply, size_t replycap, size_t *rl, struct src_notice *nt)
 {
 	struct moat_xfr_zone *xz[CFG_MAX_ZONES];
 	struct cd_zone *map[CFG_MAX_ZONES];
@@ -588,14 +627,18 @@ static void notify_answer(struct cd *d, const uint8_t *msg, size_t n, const stru
 	*rl = 0;
 	for (int i = 0; i < d->nzones; i++) {
 		struct cd_zone *z = d->zones[i];
+		const char *why;
 
 		if (z->cfg.type != CFG_SRC_AXFR)
 			continue;
-		struct zsrc *s = zsrc_get(d, z);
+		struct zsrc *s = zsrc_get(z, &why);
 
-		if (s && s->x) {
+		if (s) {
 			xz[nx] = s->x;
 			map[nx++] = z;
+		} else if (why) {
+			nt->failed[nt->nfailed].zone = z;
+			nt->failed[nt->nfailed++].why = why;
 		}
 	}
 	enum moat_notify_res r = moat_notify_handle(xz, nx, msg, n, from, reply, replycap, rl, &idx);
@@ -613,10 +656,7 @@ static void notify_answer(struct cd *d, const uint8_t *msg, size_t n, const stru
 	if (!z->notify_ms)
 		z->notify_ms = (double)moat_clock_ms();
 	moat_xfr_notify(xz[idx], moat_clock_ms());
-	if (!z->busy)
-		src_start(d, z, 1);
-	else
-		z->refresh_now = 1;
+	nt->zone = z;
 }
 
 /* ntcp_free - close a TCP NOTIFY connection */
@@ -698,39 +738,67 @@ static int ntcp_accept(struct cd *d, int lfd)
 	return 0;
 }
 
-/* src_notify_tcp_io - accept on a listener, or read from a connection */
-void src_notify_tcp_io(struct cd *d, struct cd_tag *t)
+/* notify_tcp - the next message on a TCP NOTIFY connection; 1 when more
+ * may wait, 0 when not (the connection may be closed then) */
+static int notify_tcp(struct cd *d, struct ntcp *c, struct src_notice *nt)
 {
-	if (t->ptr == NULL) { /* a listener */
-		/* a burst, not an unbounded loop: the rest on the next event */
-		for (int k = 0; k < 16 && ntcp_accept(d, t->fd) == 0; k++)
-			;
-		return;
-	}
-	struct ntcp *c = t->ptr;
 	struct sockaddr_storage from;
 	socklen_t fl = sizeof(from);
+	uint8_t reply[4096];
+	size_t ml, rl = 0;
 	const uint8_t *msg;
-	size_t ml;
 	int r;
 
 	if (getpeername(c->tag.fd, (struct sockaddr *)&from, &fl) < 0) {
 		ntcp_free(c);
-		return;
+		return 0;
 	}
-	while ((r = moat_dnstcp_read(c->c, &msg, &ml)) == 1) {
-		uint8_t reply[4096];
-		size_t rl = 0;
-
+	r = moat_dnstcp_read(c->c, &msg, &ml);
+	if (r == 1) {
 		c->last = time(NULL);
-		notify_answer(d, msg, ml, (struct sockaddr *)&from, reply, sizeof(reply), &rl);
-		if (rl && moat_dnstcp_reply(c->c, reply, rl) < 0) {
-			r = -EPIPE;
-			break;
-		}
+		notify_answer(d, msg, ml, (struct sockaddr *)&from, reply, sizeof(reply), &rl, nt);
+		if (!rl || moat_dnstcp_reply(c->c, reply, rl) == 0)
+			return 1;
+		r = -EPIPE;
 	}
 	if (r < 0)
 		ntcp_free(c); /* EOF, a runt message, or a peer that does not read */
+	return 0;
+}
+
+/* notify_udp - the next NOTIFY on a UDP socket (at most 64 a wake-up:
+ * nt->nread counts them); 1 when more may wait */
+static int notify_udp(struct cd *d, int fd, struct src_notice *nt)
+{
+	uint8_t msg[65535], reply[4096];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n = recvfrom(fd, msg, sizeof(msg), 0, (struct sockaddr *)&from, &fl);
+	size_t rl = 0;
+
+	if (n < 0)
+		return 0;
+	notify_answer(d, msg, (size_t)n, (struct sockaddr *)&from, reply, sizeof(reply), &rl, nt);
+	if (rl)
+		sendto(fd, reply, rl, 0, (struct sockaddr *)&from, fl);
+	return ++nt->nread < 64;
+}
+
+/* src_notify_next - answer the next NOTIFY on t's socket (a listener
+ * accepts connections instead) */
+int src_notify_next(struct cd *d, struct cd_tag *t, struct src_notice *nt)
+{
+	nt->zone = NULL;
+	nt->nfailed = 0;
+	if (t->kind == TAG_NOTIFY)
+		return notify_udp(d, t->fd, nt);
+	if (t->ptr == NULL) { /* a TCP listener */
+		/* a burst, not an unbounded loop: the rest on the next event */
+		for (int k = 0; k < 16 && ntcp_accept(d, t->fd) == 0; k++)
+			;
+		return 0;
+	}
+	return notify_tcp(d, t->ptr, nt);
 }
 
 /* src_notify_tcp_open - TCP NOTIFY connections open now (status) */
@@ -787,24 +855,6 @@ void src_notify_tick(time_t now)
 		next = c->next;
 		if (now - c->last > NTCP_IDLE)
 			ntcp_free(c);
-	}
-}
-
-/* src_notify_io - answer NOTIFY messages waiting on a UDP socket */
-void src_notify_io(struct cd *d, int fd)
-{
-	for (int k = 0; k < 64; k++) {
-		uint8_t msg[65535], reply[4096];
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(fd, msg, sizeof(msg), 0, (struct sockaddr *)&from, &fl);
-		size_t rl = 0;
-
-		if (n < 0)
-			return;
-		notify_answer(d, msg, (size_t)n, (struct sockaddr *)&from, reply, sizeof(reply), &rl);
-		if (rl)
-			sendto(fd, reply, rl, 0, (struct sockaddr *)&from, fl);
 	}
 }
 

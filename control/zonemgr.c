@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,23 +83,6 @@ const char *zm_source_name(struct cd *d, uint16_t id)
 		if (d->zones[i]->id == id)
 			return d->zones[i]->cfg.name;
 	return "?";
-}
-
-/* mem_note - log VmRSS/VmHWM at debug level (memory budget of big loads) */
-void mem_note(const char *zone, const char *stage)
-{
-	char line[128];
-	long rss = -1, hwm = -1;
-	FILE *f;
-
-	if (log_get_level() < LOG_LVL_DEBUG || !(f = fopen("/proc/self/status", "r")))
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		sscanf(line, "VmRSS: %ld", &rss);
-		sscanf(line, "VmHWM: %ld", &hwm);
-	}
-	fclose(f);
-	log_debug("zone=%s mem stage=%s rss_mb=%ld hwm_mb=%ld", zone, stage, rss / 1024, hwm / 1024);
 }
 
 /* listing_cmp - lvec.h's total order.  Every listing zonemgr keeps or
@@ -265,7 +249,7 @@ static void zone_restore(struct cd *d, struct cd_zone *z)
 		return;
 	}
 	r = table_full_stream(d, z, &set, 0, &a, &rm, &nn, err, sizeof(err));
-	mem_note(z->cfg.name, "restored");
+	log_mem(z->cfg.name, "restored");
 	src_set_close(&set);
 	if (r < 0) {
 		log_warn("zone=%s event=restore result=rejected error=\"%s\"", z->cfg.name, err);
@@ -479,7 +463,9 @@ static void fp_resync_tick(struct cd *d, time_t now)
 }
 
 /* zm_zone_failed - a load failed: previous data keeps serving */
-void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
+static void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void zm_zone_failed(struct cd *d, struct cd_zone *z, const char *fmt, ...)
 {
 	va_list ap;
 	time_t now = time(NULL);
@@ -770,16 +756,16 @@ static void zone_persist(struct cd *d, struct cd_zone *z, int is_full, const str
 	po->ms = moat_clock_ms_f() - tp;
 	po->journaled = z->persist_appends != appends;
 	po->bytes = po->journaled ? z->zs.journal_bytes - jbytes : z->zs.base_bytes;
-	mem_note(z->cfg.name, "persisted");
+	log_mem(z->cfg.name, "persisted");
 }
 
 /* zm_zone_load - a source delivers data: a full set (is_full: walked
  * from set) or an IXFR delta (add[0..nadd), del[0..ndel); set is then the
  * zone after it, for the checks and a base rewrite).  Returns 0 when
  * published, -1 when refused (the zone's state says why). */
-int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_set *set,
-		 uint32_t serial, struct moat_listing *add, size_t nadd,
-		 struct moat_listing *del, size_t ndel)
+static int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_set *set,
+			uint32_t serial, struct moat_listing *add, size_t nadd,
+			struct moat_listing *del, size_t ndel)
 {
 	double t0 = moat_clock_ms_f();
 	char err[256], why[256];
@@ -798,7 +784,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 		del[i].source = z->id;
 		del[i].ttl = 0;
 	}
-	mem_note(z->cfg.name, "received");
+	log_mem(z->cfg.name, "received");
 	/* sanity: test points, "lists the world", size, judged on what the
 	 * zone would serve: for an IXFR the zone after the delta (a delta
 	 * adding 256 /8s, or deleting 127.0.0.2, fails like the same data by
@@ -837,7 +823,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 		z->notify_ms = 0;
 		return -1;
 	}
-	mem_note(z->cfg.name, "sanity");
+	log_mem(z->cfg.name, "sanity");
 	double sanity_ms = moat_clock_ms_f() - tsan;
 	double ts = moat_clock_ms_f();
 
@@ -854,7 +840,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 	}
 	double replace_ms = moat_clock_ms_f() - ts;
 
-	mem_note(z->cfg.name, "table");
+	log_mem(z->cfg.name, "table");
 	/* the zone's new state */
 	z->last_added = added;
 	z->last_removed = removed;
@@ -891,7 +877,7 @@ int zm_zone_load(struct cd *d, struct cd_zone *z, int is_full, const struct src_
 		set->release(set->ctx);
 	}
 	zm_publish(d, z->cfg.name);
-	mem_note(z->cfg.name, "published");
+	log_mem(z->cfg.name, "published");
 	double live_at = moat_clock_ms_f();
 	double live_ms = live_at - t0;
 	/* start of the transfer (or file read) to live in the fast path, and
@@ -1085,6 +1071,73 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 	return total;
 }
 
+static void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial);
+
+/* zone_apply - what a source's step came to (sources.h src_result): the
+ * zone and the table follow it; a load refused after a transfer resets
+ * the transfer (the library moved on to data we never published) */
+static void zone_apply(struct cd *d, struct cd_zone *z, struct src_result *res)
+{
+	int r = 0;
+
+	switch (res->kind) {
+	case SRC_NONE:
+		break;
+	case SRC_LOADED:
+		r = zm_zone_load(d, z, res->full, &res->set, res->serial, res->add.v, res->add.n,
+				 res->del.v, res->del.n);
+		break;
+	case SRC_UPTODATE:
+		zm_zone_uptodate(d, z, res->serial);
+		break;
+	case SRC_FAILED:
+		zm_zone_failed(d, z, "%s", res->error);
+		break;
+	}
+	src_result_free(res);
+	if (res->next_in >= 0)
+		z->next_refresh = time(NULL) + res->next_in;
+	if (r < 0)
+		src_reset(d, z);
+}
+
+/* zone_start - begin a load of z and apply what came of it at once (a
+ * file's data, a failure to start) */
+static void zone_start(struct cd *d, struct cd_zone *z, int forced)
+{
+	struct src_result res;
+
+	src_start(d, z, forced, &res);
+	zone_apply(d, z, &res);
+}
+
+/* zm_io - a zone's transfer socket is ready (events 0: its deadline) */
+void zm_io(struct cd *d, struct cd_zone *z, uint32_t events)
+{
+	struct src_result res;
+
+	src_io(d, z, events, &res);
+	zone_apply(d, z, &res);
+}
+
+/* zm_notify_io - a NOTIFY socket is ready: each message the glue answers
+ * may name a zone to refresh now (busy: once the transfer ends) */
+void zm_notify_io(struct cd *d, struct cd_tag *t)
+{
+	struct src_notice nt = { 0 };
+	int more;
+
+	do {
+		more = src_notify_next(d, t, &nt);
+		for (size_t i = 0; i < nt.nfailed; i++)
+			zm_zone_failed(d, nt.failed[i].zone, "transfer set-up: %s", nt.failed[i].why);
+		if (nt.zone && !nt.zone->busy)
+			zone_start(d, nt.zone, 1);
+		else if (nt.zone)
+			nt.zone->refresh_now = 1;
+	} while (more);
+}
+
 /* zm_tick - timers, once a second */
 void zm_tick(struct cd *d, time_t now)
 {
@@ -1126,14 +1179,17 @@ void zm_tick(struct cd *d, time_t now)
 			int forced = z->refresh_now;
 
 			z->refresh_now = 0;
-			src_start(d, z, forced); /* failures reported by zm_zone_failed */
+			zone_start(d, z, forced);
 		}
 	}
-	src_tick(d, now);
+	/* transfers whose peer went silent */
+	for (int i = 0; i < d->nzones; i++)
+		if (src_timed_out(d->zones[i]))
+			zm_io(d, d->zones[i], 0);
 }
 
 /* zm_zone_uptodate - the primary has the serial we serve: a success */
-void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial)
+static void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial)
 {
 	time_t now = time(NULL);
 
@@ -1202,6 +1258,33 @@ int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz
 		return 0;
 	zm_publish(d, e->source == CD_SRC_SMTP ? "smtp-report" : "operator");
 	persist_save_entries(d);
+	return 0;
+}
+
+/* zm_entries_restore - the entries persist.c read back into the table
+ * (expired ones dropped), published once by the caller */
+int zm_entries_restore(struct cd *d)
+{
+	char path[PATH_MAX], err[256];
+	struct cd_entry *e;
+	size_t n, ok = 0;
+	time_t now = time(NULL);
+	int r = persist_load_entries(d, &e, &n, path, sizeof(path));
+
+	if (r < 0)
+		return r;
+	d->restoring = 1; /* one publish at the end, not one per entry */
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].expires && e[i].expires <= now)
+			continue;
+		if (zm_entry_add(d, &e[i], err, sizeof(err)) == 0)
+			ok++;
+		else
+			log_warn("event=restore entry %zu refused: %s", i, err);
+	}
+	d->restoring = 0;
+	free(e);
+	log_info("event=restore entries=%zu (operator and moat-smtpd, from %s)", ok, path);
 	return 0;
 }
 

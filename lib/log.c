@@ -125,3 +125,21 @@ char *log_escape(char *dst, size_t dstsz, const char *src, size_t len)
 	dst[o] = '\0';
 	return dst;
 }
+
+/* log_mem - VmRSS/VmHWM at a stage of a big load, at debug level (the
+ * memory budget of loading a zone; a no-op unless debugging) */
+void log_mem(const char *zone, const char *stage)
+{
+	char line[128];
+	long rss = -1, hwm = -1;
+	FILE *f;
+
+	if (log_get_level() < LOG_LVL_DEBUG || !(f = fopen("/proc/self/status", "r")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "VmRSS: %ld", &rss);
+		sscanf(line, "VmHWM: %ld", &hwm);
+	}
+	fclose(f);
+	log_debug("zone=%s mem stage=%s rss_mb=%ld hwm_mb=%ld", zone, stage, rss / 1024, hwm / 1024);
+}

@@ -43,4 +43,8 @@ void log_fatal(const char *fmt, ...)
  * \xHH escapes; truncates with "..." when dst is too small.  Returns dst. */
 char *log_escape(char *dst, size_t dstsz, const char *src, size_t len);
 
+/* log_mem - the process's VmRSS and VmHWM at a stage of a load of zone
+ * ("-": none), as a debug line (nothing below debug level) */
+void log_mem(const char *zone, const char *stage);
+
 #endif /* MOAT_LOG_H */

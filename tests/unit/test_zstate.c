@@ -1,4 +1,4 @@
-/* test_zstate.c - a zone's state on disk as base + journal (control/zstate.c):
+/* test_zstate.c - a zone's state on disk as base + journal (sources/zstate.c):
  * IXFR deltas appended and replayed without touching the base; a torn
  * tail, a bad checksum, a serial gap and a journal of another base each
  * stop the replay at the last good record (and are cut off so later
