@@ -16,16 +16,7 @@
 #include <time.h>
 
 #include "vtable.h"
-#include "vt_internal.h"
-
-/* The fast path's lookup over the userspace image, as in vt_image.c. */
-#define MOAT_TBL24_GET(ctx, idx) (((const struct vt_image *)(ctx))->tbl24[(idx)])
-#define MOAT_GROUP_GET(ctx, idx)                                         \
-	((idx) < ((const struct vt_image *)(ctx))->ghi ?                 \
-	 &((const struct vt_image *)(ctx))->groups[(idx)] : NULL)
-#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plb)
-#define MOAT_V6_GET(ctx, keyp) ((const __u32 *)NULL)
-#include "moat_lookup.h"
+#include "vt_view.h" /* the fast path's lookup over the image, inline */
 
 #define BATCH (1u << 20)
 #define NBATCH 11
@@ -196,7 +187,9 @@ static double bench_lookup(const struct vt_image *img, const uint32_t *listed,
 	uint32_t *q = malloc(BATCH * sizeof(*q));
 	double t[NBATCH];
 	uint32_t acc = 0;
+	struct vt_image_view v;
 
+	vt_image_view(img, &v);
 	for (int b = 0; b < NBATCH; b++) {
 		double t0;
 
@@ -204,7 +197,7 @@ static double bench_lookup(const struct vt_image *img, const uint32_t *listed,
 			q[i] = (i & 1) ? listed[rnd() % nlisted] : (uint32_t)rnd();
 		t0 = now_s();
 		for (size_t i = 0; i < BATCH; i++)
-			acc += moat_lookup_v4((void *)img, q[i]);
+			acc += vt_view_lookup_v4(&v, q[i]);
 		t[b] = (now_s() - t0) * 1e9 / BATCH;
 	}
 	*sink += acc;
