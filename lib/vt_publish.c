@@ -158,7 +158,8 @@ static int publish_one(struct pub *pb, uint32_t idx)
 		u->u.group = g;
 		nv = moat_tbl24_make_group(gi);
 	}
-	if (moat_tbl24_is_group(old) && vt_vec_push(&pb->freed, moat_tbl24_group(old)) < 0)
+	if (moat_tbl24_is_group(old) &&
+	    vt_vec_push(&pb->freed, moat_tbl24_group(old)) < 0)
 		return -ENOMEM;
 	u = &pb->buf[pb->n++];
 	memset(u, 0, sizeof(*u));
