@@ -2,8 +2,9 @@
 /*
  * moat_lookup.h - the verdict lookup, written once for every reader of the
  * compiled table (bpf/moat_abi.h layout): the XDP program expands it over
- * BPF maps, lib/vtable.c over plain arrays, the DPDK backend over its own
- * tables.  Header-only, no libc.
+ * BPF maps, lib/vt_image.c and lib/vt_view.h over the plain arrays of a
+ * userspace image, the DPDK backend over its own tables.  Header-only, no
+ * libc.
  *
  * The includer defines, before including this file:
  *

@@ -155,8 +155,8 @@ void vt_image_v6_del(struct vt_image *img, const struct moat_v6_key *k)
 	img->v6[i].key.plen = VT_V6_EMPTY;
 }
 
-/* rule_qcmp - qsort order of rules: vt_v6key_cmp. */
-static int rule_qcmp(const void *x, const void *y)
+/* vt_v6rule_qcmp - qsort order of rules: vt_v6key_cmp. */
+int vt_v6rule_qcmp(const void *x, const void *y)
 {
 	return vt_v6key_cmp(&((const struct vt_v6rule *)x)->key,
 			    &((const struct vt_v6rule *)y)->key);
@@ -177,7 +177,7 @@ int vt_image_v6_sorted(const struct vt_image *img, struct vt_v6rule **out)
 	for (size_t i = 0; i < img->v6cap; i++)
 		if (img->v6[i].key.plen != VT_V6_EMPTY)
 			r[n++] = img->v6[i];
-	qsort(r, n, sizeof(*r), rule_qcmp);
+	qsort(r, n, sizeof(*r), vt_v6rule_qcmp);
 	*out = r;
 	return 0;
 }
@@ -206,6 +206,25 @@ uint32_t vt_image_lookup_v4(const struct vt_image *img, uint32_t addr_host)
 uint32_t vt_image_lookup_v6(const struct vt_image *img, const uint8_t addr[16])
 {
 	return moat_lookup_v6((void *)img, addr);
+}
+
+/* vt_image_v6_get - the action word of the rule with this key, or NULL. */
+const uint32_t *vt_image_v6_get(const struct vt_image *img,
+				const struct moat_v6_key *key)
+{
+	const struct vt_v6rule *r = vt_image_v6_find(img, key);
+
+	return r ? &r->act : NULL;
+}
+
+/* vt_image_view - the image's arrays for the inline lookups of vt_view.h. */
+void vt_image_view(const struct vt_image *img, struct vt_image_view *view)
+{
+	view->tbl24 = img->tbl24;
+	view->groups = img->groups;
+	view->ngroups = img->ghi;
+	view->v6_plens = &img->plb;
+	view->img = img;
 }
 
 /* vt_image_new - all-PASS image; tbl24 by calloc (lazily zeroed pages). */

@@ -145,9 +145,55 @@ int vt_image_apply(struct vt_image *img, const struct moat_update *u,
 		   size_t n);
 
 /* vt_image_lookup_v4 / _v6 - action of one address through the inline
- * lookup of bpf/moat_lookup.h (the code the fast path runs). */
+ * lookup of bpf/moat_lookup.h (the code the fast path runs), one call per
+ * address; vt_view.h has the same inline in the caller. */
 uint32_t vt_image_lookup_v4(const struct vt_image *img, uint32_t addr_host);
 uint32_t vt_image_lookup_v6(const struct vt_image *img, const uint8_t addr[16]);
+
+/*
+ * The arrays of a compiled image (bpf/moat_abi.h layout) as the fast path
+ * reads them, read-only: for the inline lookups of vt_view.h (the lines of
+ * bpf/moat_lookup.h with no call in between, as DPDK's rte_lpm_lookup() is
+ * inline over the public tables of struct rte_lpm).  Pointers into the
+ * image's own storage, or into the fast path's when the db shares it
+ * (vt_db_share_groups, vt_db_share_tbl24).
+ */
+struct vt_image_view {
+	const uint32_t *tbl24;               /* MOAT_TBL24_ENTRIES entries */
+	const struct moat_group *groups;     /* ngroups entries */
+	uint32_t ngroups;                    /* group indices >= ngroups are
+					      * absent: the address PASSes */
+	const struct moat_v6_plens_buf *v6_plens; /* IPv6 prefix lengths in
+						   * use, double-buffered */
+	const struct vt_image *img;          /* IPv6 rules: vt_image_v6_get() */
+};
+
+/**
+ * vt_image_view - the view of a compiled image.
+ *
+ * @img:  a compiled image (vt_db_image(), vt_image_new(), ...); not NULL.
+ * @view: filled in.
+ *
+ * The view reads img's storage in place: it is valid until img changes or
+ * goes (for the live image of a db: vt_db_publish/_cb, vt_db_adopt,
+ * vt_db_share_*, vt_db_unshare, vt_db_free; else vt_image_apply,
+ * vt_image_free).  Take it outside the loop that looks up.  Cannot fail.
+ */
+void vt_image_view(const struct vt_image *img, struct vt_image_view *view);
+
+/**
+ * vt_image_v6_get - the action word of the IPv6 rule with exactly this key
+ * (what the XDP program's v6_rules map holds for it): MOAT_V6_GET of the
+ * view's lookup.
+ *
+ * @img: a compiled image; not NULL.
+ * @key: prefix length and the address masked to it.
+ *
+ * Returns a pointer into img (valid as long as a view of img), or NULL when
+ * img has no rule with this key.
+ */
+const uint32_t *vt_image_v6_get(const struct vt_image *img,
+				const struct moat_v6_key *key);
 
 struct vt_image_stats {
 	uint32_t groups_used;   /* groups referenced from tbl24 */

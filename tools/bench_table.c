@@ -17,16 +17,7 @@
 
 #include "clock.h"
 #include "vtable.h"
-#include "vt_internal.h"
-
-/* The fast path's lookup over the userspace image, as in vt_image.c. */
-#define MOAT_TBL24_GET(ctx, idx) (((const struct vt_image *)(ctx))->tbl24[(idx)])
-#define MOAT_GROUP_GET(ctx, idx)                                         \
-	((idx) < ((const struct vt_image *)(ctx))->ghi ?                 \
-	 &((const struct vt_image *)(ctx))->groups[(idx)] : NULL)
-#define MOAT_V6_PLENS_GET(ctx) (&((const struct vt_image *)(ctx))->plb)
-#define MOAT_V6_GET(ctx, keyp) ((const __u32 *)NULL)
-#include "moat_lookup.h"
+#include "vt_view.h" /* the fast path's lookup over the image, inline */
 
 #define BATCH (1u << 20)
 #define NBATCH 11
@@ -40,6 +31,12 @@ static uint64_t rnd(void)
 	rs ^= rs << 25;
 	rs ^= rs >> 27;
 	return rs * 2685821657736338717ull;
+}
+
+/* now_s - monotonic seconds. */
+static double now_s(void)
+{
+	return (double)moat_clock_ns() * 1e-9;
 }
 
 /* cpu_s - CPU seconds of this process (less noisy than wall time on a
@@ -120,12 +117,12 @@ static int count_emit(void *ctx, const struct moat_update *u, size_t n)
 static double touch_floor(double bytes)
 {
 	size_t n = bytes > 0 ? (size_t)bytes : 0;
-	double t0 = ((double)moat_clock_ns() * 1e-9);
+	double t0 = now_s();
 	volatile char *p = n ? malloc(n) : NULL;
 
 	for (size_t i = 0; p && i < n; i += 4096)
 		p[i] = 1;
-	t0 = ((double)moat_clock_ns() * 1e-9) - t0;
+	t0 = now_s() - t0;
 	free((void *)p);
 	return t0;
 }
@@ -188,16 +185,18 @@ static double bench_lookup(const struct vt_image *img, const uint32_t *listed,
 	uint32_t *q = malloc(BATCH * sizeof(*q));
 	double t[NBATCH];
 	uint32_t acc = 0;
+	struct vt_image_view v;
 
+	vt_image_view(img, &v);
 	for (int b = 0; b < NBATCH; b++) {
 		double t0;
 
 		for (size_t i = 0; i < BATCH; i++)
 			q[i] = (i & 1) ? listed[rnd() % nlisted] : (uint32_t)rnd();
-		t0 = ((double)moat_clock_ns() * 1e-9);
+		t0 = now_s();
 		for (size_t i = 0; i < BATCH; i++)
-			acc += moat_lookup_v4((void *)img, q[i]);
-		t[b] = (((double)moat_clock_ns() * 1e-9) - t0) * 1e9 / BATCH;
+			acc += vt_view_lookup_v4(&v, q[i]);
+		t[b] = (now_s() - t0) * 1e9 / BATCH;
 	}
 	*sink += acc;
 	free(q);
@@ -221,10 +220,10 @@ static double bench_floor(size_t bytes, uint32_t *sink)
 
 		for (size_t i = 0; i < BATCH; i++)
 			q[i] = (uint32_t)(rnd() % n);
-		t0 = ((double)moat_clock_ns() * 1e-9);
+		t0 = now_s();
 		for (size_t i = 0; i < BATCH; i++)
 			acc += buf[q[i]];
-		t[b] = (((double)moat_clock_ns() * 1e-9) - t0) * 1e9 / BATCH;
+		t[b] = (now_s() - t0) * 1e9 / BATCH;
 	}
 	*sink += acc;
 	free(buf);
@@ -277,17 +276,17 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	/* the build publish streams to a fast path (here: one that only
 	 * counts), as moat-controld does with vt_db_publish_cb */
 	c0 = cpu_s();
-	t0 = ((double)moat_clock_ns() * 1e-9);
+	t0 = now_s();
 	if (vt_db_source_replace(db, 1, l, n32, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench: %s\n", err);
 		return -1;
 	}
-	r->replace_s = ((double)moat_clock_ns() * 1e-9) - t0;
-	t0 = ((double)moat_clock_ns() * 1e-9);
+	r->replace_s = now_s() - t0;
+	t0 = now_s();
 	if (vt_db_publish_cb(db, count_emit, NULL, &nu) < 0)
 		return -1;
 	u = NULL;
-	r->publish_s = ((double)moat_clock_ns() * 1e-9) - t0;
+	r->publish_s = now_s() - t0;
 	r->build_s = r->replace_s + r->publish_s;
 	r->build_cpu_s = cpu_s() - c0;
 	r->updates = nu;
@@ -296,7 +295,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	free(u);
 	vt_db_grace_done(db);
 	/* 50k prefixes /20../31 and 100k IPv6: a second publish */
-	t0 = ((double)moat_clock_ns() * 1e-9);
+	t0 = now_s();
 	{
 		uint64_t *key = malloc(npfx * sizeof(*key));
 		size_t k = 0;
@@ -339,7 +338,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 			return -1;
 		free(u);
 		vt_db_grace_done(db);
-		r->extras_s = ((double)moat_clock_ns() * 1e-9) - t0;
+		r->extras_s = now_s() - t0;
 		/* 1,000 IPv6 changes (500 deleted, 500 new) on the 100k */
 		{
 			double tv[5];
@@ -355,7 +354,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 					add6[i].pfx.addr[3] = (uint8_t)(kk >> 8);
 					add6[i].pfx.addr[4] = (uint8_t)kk;
 				}
-				t0 = ((double)moat_clock_ns() * 1e-9);
+				t0 = now_s();
 				if (vt_db_source_apply(db, 3, add6, 500,
 						       l + rep * 500, 500, err,
 						       sizeof(err)) < 0) {
@@ -364,7 +363,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 				}
 				if (vt_db_publish(db, &u, &nu) < 0)
 					return -1;
-				tv[rep] = (((double)moat_clock_ns() * 1e-9) - t0) * 1e3;
+				tv[rep] = (now_s() - t0) * 1e3;
 				free(u);
 				vt_db_grace_done(db);
 			}
@@ -389,7 +388,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	r->ratio = r->lookup_ns / r->floor_ns;
 	{
 		uint8_t a6[16] = { 0x20, 0x01 };
-		double t1 = ((double)moat_clock_ns() * 1e-9);
+		double t1 = now_s();
 
 		for (int i = 0; i < 200000; i++) {
 			a6[2] = (uint8_t)rnd();
@@ -397,7 +396,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 			a6[9] = (uint8_t)rnd();
 			*sink += vt_image_lookup_v6(vt_db_image(db), a6);
 		}
-		r->v6_lookup_ns = (((double)moat_clock_ns() * 1e-9) - t1) * 1e9 / 200000;
+		r->v6_lookup_ns = (now_s() - t1) * 1e9 / 200000;
 	}
 	if (changes) {
 		double t[7];
@@ -414,7 +413,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 				l4(&add[i], 1, addrs[n32 + k % (size_t)changes], 32,
 				   0x7f000004u);
 			}
-			t0 = ((double)moat_clock_ns() * 1e-9);
+			t0 = now_s();
 			if (vt_db_source_apply(db, 1, add, 500, del, 500, err,
 					       sizeof(err)) < 0) {
 				fprintf(stderr, "bench: apply: %s\n", err);
@@ -422,7 +421,7 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 			}
 			if (vt_db_publish(db, &u, &nu) < 0)
 				return -1;
-			t[rep] = (((double)moat_clock_ns() * 1e-9) - t0) * 1e3;
+			t[rep] = (now_s() - t0) * 1e3;
 			free(u);
 		}
 		r->apply_ms = median(t, 7);
