@@ -77,16 +77,38 @@ expect() { # expect DESC WANT_REGEX OUTPUT
 mkmsg() { # mkmsg FILE SUBJECT BODY-LINE
 	printf 'From: a@example.org\r\nTo: rcpt@moat.test\r\nSubject: %s\r\n\r\n%s\r\n' "$2" "$3" >"$1"
 }
+# nlog ERE - lines of moat-smtpd's log that match; logged ERE N - at least N
+# (a refusal is logged before its reply leaves: the session was decided)
+nlog() { lab_count "$1" "$LAB_DIR/smtpd.log"; }
+logged() { lab_count_ge "$2" "$1" "$LAB_DIR/smtpd.log"; }
+# delivered TEXT - a dump holds TEXT (smtp-sink opens the file at MAIL and
+# writes through a buffer: a small message shows when complete)
+delivered() { grep -rqs -- "$1" "$LAB_DIR/sink"; }
+# marker TAG - the positive control of a "nothing relayed" check: a clean
+# message from the same client to the same downstream; true once it is
+# there.  What was refused before it would be there by then.
+marker() {
+	mkmsg "$LAB_DIR/marker.eml" "$1" "lunch at noon"
+	send "$LAB_DIR/marker.eml" >/dev/null
+	lab_wait 10 delivered "$1"
+}
 
 # --- GTUBE refused at the dot, nothing relayed ---
 n0=$(ndump)
 mkmsg "$LAB_DIR/gtube.eml" "gtube-$LAB_ID" \
 	'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
+frej='result=reject stage=data reason=filter code=550 client=192\.0\.2\.55 '
+c0=$(nlog "$frej")
 out=$(send "$LAB_DIR/gtube.eml")
 expect "GTUBE: 550 5.7.1 naming the rule" '^<\*\* 550 5\.7\.1 .*GTUBE' "$out"
-sleep 0.3
-[ "$(ndump)" -eq "$n0" ] && ! grep -rqs "gtube-$LAB_ID" "$LAB_DIR/sink" &&
-	tap_ok "GTUBE message not relayed" || tap_not_ok "GTUBE message reached the downstream"
+# positive events first: the refusal logged, a later clean message relayed
+if lab_wait 5 logged "$frej" $((c0 + 1)) && marker "after-gtube.$LAB_ID"; then
+	[ "$(ndump)" -eq $((n0 + 1)) ] && ! grep -rqs "gtube-$LAB_ID" "$LAB_DIR/sink" &&
+		tap_ok "GTUBE message not relayed (the refusal logged, a later message relayed)" ||
+		tap_not_ok "GTUBE message reached the downstream"
+else
+	tap_not_ok "GTUBE: no refusal logged or the marker message not relayed"
+fi
 
 # --- GTUBE inside a base64 MIME part ---
 b64=$(printf 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n' | base64 -w 60)
@@ -105,7 +127,7 @@ expect "GTUBE in a base64 part: 550 5.7.1" '^<\*\* 550 5\.7\.1 .*GTUBE' "$out"
 mkmsg "$LAB_DIR/clean.eml" "clean-$LAB_ID" "lunch at noon"
 out=$(send "$LAB_DIR/clean.eml")
 expect "clean message: 250 from downstream" '^<-  250 ' "$out"
-sleep 0.3
+lab_wait 5 delivered "clean-$LAB_ID"
 d=$(grep -rl "clean-$LAB_ID" "$LAB_DIR/sink" | head -1)
 if [ -n "$d" ] && grep -q '^X-Moat-Scan: score=0.0 threshold=5.0 rules=none' "$d"; then
 	tap_ok "clean message relayed with X-Moat-Scan header"
@@ -118,9 +140,11 @@ out=$(send "$LAB_DIR/old.eml")
 expect "rule from the rules file: 550 with its reply text" '^<\*\* 550 5\.7\.1 old rule says no \(rule E2E_OLD\)' "$out"
 
 # --- a session that ends before the dot is never relayed ---
+cut='result=abandon stage=data reason=client_lost code=0 client=192\.0\.2\.55 '
+c0=$(nlog "$cut")
 lab_inet python3 - "$LAB_ID" <<'PY'
 import socket, sys, time
-s = socket.create_connection(("198.18.1.1", 25), timeout=10)
+s = socket.create_connection(("198.18.1.1", 25), timeout=10, source_address=("192.0.2.55", 0))
 f = s.makefile("rb")
 def reply():
     while True:
@@ -134,10 +158,13 @@ s.sendall(b"Subject: cut-" + sys.argv[1].encode() + b"\r\n\r\nhalf a message\r\n
 time.sleep(0.3)
 s.close()
 PY
-sleep 0.5
-! grep -rqs "cut-$LAB_ID" "$LAB_DIR/sink" && kill -0 "$spid" 2>/dev/null &&
+# positive events first: moat-smtpd logged the lost client, a later
+# message from the same client relayed
+seen=0
+lab_wait 5 logged "$cut" $((c0 + 1)) && marker "after-cut.$LAB_ID" && seen=1
+[ $seen = 1 ] && ! grep -rqs "cut-$LAB_ID" "$LAB_DIR/sink" && kill -0 "$spid" 2>/dev/null &&
 	tap_ok "session cut before the dot: nothing relayed, moat-smtpd alive" ||
-	tap_not_ok "cut session relayed or moat-smtpd died"
+	tap_not_ok "cut session relayed or moat-smtpd died (abandon logged and marker relayed: $seen)"
 
 # --- reload under load: no session dropped, new sessions on new rules ---
 n0=$(ndump)
@@ -157,7 +184,7 @@ kill -0 "$src" 2>/dev/null && running=1 || running=0
 kill -HUP "$spid"
 wait "$src"
 rc=$?
-sleep 1
+lab_wait 5 bash -c "[ \$(ls '$LAB_DIR/sink' | wc -l) -ge $((n0 + total)) ]"
 n1=$(ndump)
 if [ $rc -eq 0 ] && [ $((n1 - n0)) -eq $total ] && ! grep -qi 'error\|fatal' "$LAB_DIR/source.log"; then
 	tap_ok "SIGHUP during smtp-source (20 sessions): all $total messages delivered"
@@ -167,7 +194,7 @@ else
 fi
 [ $running -eq 1 ] && tap_ok "the reload landed while smtp-source was sending ($((nh - n0)) delivered before it)" ||
 	tap_not_ok "smtp-source had already finished at SIGHUP"
-grep -q 'rules reloaded' "$LAB_DIR/smtpd.log" && tap_ok "moat-smtpd logged the reload" ||
+lab_wait 20 grep -q 'rules reloaded' "$LAB_DIR/smtpd.log" && tap_ok "moat-smtpd logged the reload" ||
 	tap_not_ok "no reload in the log"
 mkmsg "$LAB_DIR/new.eml" "new-$LAB_ID" "e2e-new-marker"
 out=$(send "$LAB_DIR/new.eml")
@@ -178,8 +205,7 @@ expect "after reload: the removed rule no longer refuses" '^<-  250 ' "$out"
 # --- a bad rules file on SIGHUP: refused, old rules stay ---
 echo 'BROKEN body score 1 /(?<=x)y/' >>"$rules"
 kill -HUP "$spid"
-sleep 0.5
-grep -q "reload failed.*$rules:[0-9]*: rule BROKEN: " "$LAB_DIR/smtpd.log" &&
+lab_wait 20 grep -q "reload failed.*$rules:[0-9]*: rule BROKEN: " "$LAB_DIR/smtpd.log" &&
 	tap_ok "bad rules on SIGHUP: refused with file:line and rule id" ||
 	tap_not_ok "bad rules: no refusal with file:line in the log"
 out=$(send "$LAB_DIR/new.eml")

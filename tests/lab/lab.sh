@@ -15,6 +15,8 @@
 #   lab_sender ADDR       add a sender address (192.0.2.x, 2001:db8:100::x) in inet
 #   lab_inet/app/dns/mx CMD...   run a command in that namespace
 #   lab_bg NS LOGNAME CMD...     start CMD in NS in the background; killed on teardown
+#   lab_wait SECONDS CMD...      retry CMD until it succeeds (wait for an event)
+#   lab_count ERE FILE, lab_count_ge N ERE FILE   count matching (log) lines
 #   lab_down              kill what the lab started, delete namespaces (idempotent)
 #
 # Addresses (RFC 2544 198.18.0.0/15 for links, documentation ranges for senders):
@@ -131,6 +133,15 @@ lab_wait() {
 		sleep 0.1
 	done
 }
+
+# lab_count ERE FILE - how many lines of FILE match ERE
+lab_count() { grep -Ec -- "$1" "$2" 2>/dev/null; }
+
+# lab_count_ge N ERE FILE - at least N lines of FILE match ERE: with
+# lab_wait, waits for the next log line of a kind, the event that says a
+# refusal has happened (c=$(lab_count ERE LOG); ...; lab_wait 5
+# lab_count_ge $((c + 1)) ERE LOG) before checking that nothing followed it
+lab_count_ge() { [ "$(lab_count "$2" "$3")" -ge "$1" ] 2>/dev/null; }
 
 # lab_knot DIR [ACL_EXTRA] - Knot DNS primary in dns, one zone per DIR/NAME.zone
 lab_knot() {

@@ -6,7 +6,8 @@
 # (adds and deletes visible in `moatctl lookup`).  An unsigned NOTIFY from
 # the primary's own address is refused and refreshes nothing; NOTIFYs
 # whose TSIG fails get NOTAUTH and a TSIG RR with the RFC 8945 error
-# (BADSIG and BADKEY unsigned, BADTIME signed) and refresh nothing.
+# (BADSIG and BADKEY unsigned, BADTIME signed) and refresh nothing, shown
+# against a NOTIFY signed with the key, which does start a refresh.
 #
 # Knot: the zone is changed by rewriting its file and `knotc zone-reload`
 # (zonefile-load: difference, so Knot computes the IXFR itself; see
@@ -18,7 +19,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 Z=tsig.moat.test
 
-ctld_test tsig 7
+ctld_test tsig 8
 ctld_lab_up
 SECRET=$(head -c 32 /dev/urandom | base64)
 mkdir -p "$LAB_DIR/zsrc"
@@ -85,14 +86,21 @@ else
 	exit 1
 fi
 
+# nrefused - NOTIFYs moat-controld refused so far (logged before the reply
+# leaves); nstarts - transfers (AXFR, IXFR or an SOA check) it started for Z
+nrefused() { lab_count 'event=notify result=refused' "$LAB_DIR/ctld.log"; }
+nstarts() { lab_count "zone=$Z event=transfer-start" "$LAB_DIR/ctld.log"; }
+refused_ge() { lab_count_ge "$1" 'event=notify result=refused' "$LAB_DIR/ctld.log"; }
+s0=$(nstarts)
+
 # an unsigned NOTIFY from the primary's own address: refused, no refresh
+r0=$(nrefused)
 nrc=$(lab_dns $PY -c '
 import dns.message, dns.opcode, dns.query, dns.rcode
 q = dns.message.make_query("'$Z'.", "SOA")
 q.set_opcode(dns.opcode.NOTIFY)
 print(dns.rcode.to_text(dns.query.udp(q, "198.18.2.1", port=53, timeout=3).rcode()))' 2>&1)
-sleep 0.5
-if [ "$nrc" = REFUSED ] && ! grep -q "zone=$Z event=notify result=accepted" "$LAB_DIR/ctld.log" &&
+if [ "$nrc" = REFUSED ] && lab_wait 5 refused_ge $((r0 + 1)) && ! grep -q "zone=$Z event=notify result=accepted" "$LAB_DIR/ctld.log" &&
 	[ "$(grep -c "zone=$Z event=load" "$LAB_DIR/ctld.log")" -eq 1 ]; then
 	tap_ok "unsigned NOTIFY for the TSIG zone from the primary's address: REFUSED, no refresh"
 else
@@ -127,18 +135,33 @@ m = dns.message.from_wire(resp, keyring=lambda msg, name: dns.tsig.Key(name, sec
 print(dns.rcode.to_text(m.rcode()), got.get("err"), got.get("mac"), got.get("owner"), got.get("other"))
 PY
 WRONG=$(head -c 32 /dev/urandom | base64)
+r0=$(nrefused)
 b1=$(lab_dns $PY "$LAB_DIR/badnotify.py" $Z "$WRONG" xfrkey 0 2>&1)
 b2=$(lab_dns $PY "$LAB_DIR/badnotify.py" $Z "$SECRET" otherkey 0 2>&1)
 b3=$(lab_dns $PY "$LAB_DIR/badnotify.py" $Z "$SECRET" xfrkey -3600 2>&1)
-sleep 0.5
 if [ "$b1" = "NOTAUTH 16 0 xfrkey. 0" ] && [ "$b2" = "NOTAUTH 17 0 otherkey. 0" ] &&
-	[ "$b3" = "NOTAUTH 18 32 xfrkey. 6" ] &&
+	[ "$b3" = "NOTAUTH 18 32 xfrkey. 6" ] && lab_wait 5 refused_ge $((r0 + 3)) &&
 	! grep -q "zone=$Z event=notify result=accepted" "$LAB_DIR/ctld.log" &&
 	[ "$(grep -c "zone=$Z event=load" "$LAB_DIR/ctld.log")" -eq 1 ]; then
 	tap_ok "bad TSIG NOTIFYs: NOTAUTH with TSIG error BADSIG/BADKEY (MAC size 0) and BADTIME (signed, server time in Other Data), no refresh"
 else
 	tap_not_ok "bad TSIG NOTIFYs: wrong secret '$b1', unknown key '$b2', old '$b3'"
 	grep "NOTIFY\|event=notify" "$LAB_DIR/ctld.log" | tail -4 | sed 's/^/# /'
+fi
+
+# the positive control of the two "no refresh" cases above: a NOTIFY signed
+# with the right key is accepted, answered signed and starts a refresh
+# (serial 1, up to date); when it is done, the refused ones have had their
+# chance: moat-controld started no transfer but the first AXFR and this one
+g=$(lab_dns $PY "$LAB_DIR/badnotify.py" $Z "$SECRET" xfrkey 0 2>&1)
+if [ "$g" = "NOERROR 0 32 xfrkey. 0" ] &&
+	lab_wait 10 grep -q "zone=$Z event=refresh serial=1 result=uptodate" "$LAB_DIR/ctld.log" &&
+	[ "$(grep -c "zone=$Z event=notify result=accepted" "$LAB_DIR/ctld.log")" -eq 1 ] &&
+	[ "$(nstarts)" -eq $((s0 + 1)) ]; then
+	tap_ok "a NOTIFY signed with the key: accepted, answered signed, one refresh (up to date); none for the refused ones"
+else
+	tap_not_ok "signed NOTIFY: '$g', transfers started $(nstarts) (want $((s0 + 1)))"
+	grep "zone=$Z\|event=notify" "$LAB_DIR/ctld.log" | tail -8 | sed 's/^/# /'
 fi
 
 # the change: one deleted, one changed code, one added; Knot computes the diff
@@ -155,7 +178,7 @@ else
 	grep -E "zone=$Z" "$LAB_DIR/ctld.log" | tail -5 | sed 's/^/# /'
 	tail -20 "$LAB_DIR/knotd.log" | sed 's/^/# /'
 fi
-if grep -q "zone=$Z event=notify result=accepted" "$LAB_DIR/ctld.log" &&
+if [ "$(grep -c "zone=$Z event=notify result=accepted" "$LAB_DIR/ctld.log")" -ge 2 ] &&
 	grep -q "zone=$Z event=load kind=ixfr serial=2 entries=[0-9]* added=2 removed=2" "$LAB_DIR/ctld.log" &&
 	[ "$(lk 192.0.2.10)/$(lk 192.0.2.12)" = pass/drop ] &&
 	[ "$(jget "$(mctl lookup 192.0.2.11 --json)" "d['sources'][0]['code']")" = 127.0.0.4 ]; then

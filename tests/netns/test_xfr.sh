@@ -112,7 +112,10 @@ else
 	tap_not_ok "NOTIFY-triggered refresh"
 	sed 's/^/# /' "$LAB_DIR/zc-notify.log"
 fi
-lab_wait 5 grep -q "sanity" <(grep -A100 "kind=ixfr" "$LAB_DIR/zc-notify.log")
+# the IXFR's delta lines are all out once its sanity line follows them
+# (re-read on every try: a process substitution would be read only once)
+ixfr_done() { grep -A100 "kind=ixfr" "$LAB_DIR/zc-notify.log" | grep -q "sanity"; }
+lab_wait 5 ixfr_done
 if grep -q "result kind=ixfr serial=2026112702 add=2 del=1" "$LAB_DIR/zc-notify.log" &&
 	grep -q "delta -192.0.2.11/32" "$LAB_DIR/zc-notify.log" &&
 	grep -q "delta +192.0.2.13/32" "$LAB_DIR/zc-notify.log" &&
