@@ -212,4 +212,4 @@ out=$(send "$LAB_DIR/new.eml")
 expect "bad rules on SIGHUP: the previous rules stay live" '^<\*\* 550 5\.7\.1 .*E2E_NEW' "$out"
 
 lab_down
-exit 0
+exit $((TAP_FAIL > 0))
