@@ -169,6 +169,25 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 	return 0;
 }
 
+/* rcode_fail - end the transfer on a refusal: libknot's rcode name, the
+ * number ("rcode N": what logs and tests grep), and for the refusals an
+ * operator can fix, what to check (a bare "rcode 9" said nothing) */
+static enum moat_xfr_status rcode_fail(struct moat_xfr_zone *z, unsigned rcode)
+{
+	const knot_lookup_t *l = knot_lookup_by_id(knot_rcode_names, (int)rcode);
+	const char *name = l ? l->name : "unknown", *hint = "";
+
+	if (rcode == KNOT_RCODE_NOTAUTH)
+		hint = z->has_key ? ": the primary refused the request's TSIG key: check the key's "
+				    "name, algorithm and secret, and the primary's ACL"
+				  : ": the primary refused an unsigned request: give the zone the "
+				    "TSIG key the primary expects (tsig), or check its ACL";
+	else if (rcode == KNOT_RCODE_REFUSED)
+		hint = ": the primary does not allow this transfer: check its ACL for this "
+		       "address (and key) and that it serves the zone";
+	return xfr_fail(z, "%s (rcode %u)%s", name, rcode, hint);
+}
+
 /* xfr_message - one complete DNS message in z->buf + 2 */
 enum moat_xfr_status xfr_message(struct moat_xfr_zone *z, size_t len)
 {
@@ -227,7 +246,7 @@ enum moat_xfr_status xfr_message(struct moat_xfr_zone *z, size_t len)
 			r = xfr_open(z);
 			return r ? xfr_fail(z, "reconnect: %s", strerror(-r)) : MOAT_XFR_AGAIN;
 		}
-		return xfr_fail(z, "rcode %u", rcode);
+		return rcode_fail(z, rcode);
 	}
 	z->nmsg++;
 	const knot_pktsection_t *an = knot_pkt_section(pkt, KNOT_ANSWER);
