@@ -326,6 +326,33 @@ static void test_notauth_keyed(void **state)
 	srv_close(&s);
 }
 
+/* test_notauth_badkey - a key the primary does not know: NOTAUTH with an
+ * unsigned TSIG error RR (RFC 8945 §5.3.2), said as such, not as "failed
+ * to verify TSIG" */
+static void test_notauth_badkey(void **state)
+{
+	struct srv s;
+	srv_init(&s);
+	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
+	knot_pkt_t *r = knot_pkt_new(NULL, 65535, NULL);
+
+	(void)state;
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
+	srv_query(&s, z);
+	assert_int_equal(knot_pkt_init_response(r, s.q), KNOT_EOK);
+	knot_wire_set_rcode(r->wire, KNOT_RCODE_NOTAUTH);
+	assert_int_equal(knot_tsig_add(r->wire, &r->size, r->max_size, KNOT_RCODE_BADKEY,
+				       s.q->tsig_rr), KNOT_EOK);
+	uint8_t lb[2] = { (uint8_t)(r->size >> 8), (uint8_t)r->size };
+	assert_int_equal(send(s.cfd, lb, 2, 0), 2);
+	assert_int_equal(send(s.cfd, r->wire, r->size, 0), (ssize_t)r->size);
+	knot_pkt_free(r);
+	expect_fail(z, "NOTAUTH (rcode 9), TSIG error BADKEY: the primary refused the request's "
+		    "TSIG key: check");
+	moat_xfr_zone_free(z);
+	srv_close(&s);
+}
+
 static void test_tsig_faults(void **state)
 {
 	(void)state;
@@ -837,6 +864,7 @@ int main(void)
 		cmocka_unit_test(test_axfr_plain_and_signed),
 		cmocka_unit_test(test_tsig_faults),
 		cmocka_unit_test(test_notauth_keyed),
+		cmocka_unit_test(test_notauth_badkey),
 		cmocka_unit_test(test_ixfr),
 		cmocka_unit_test(test_ixfr_bad_delete_rolls_back),
 		cmocka_unit_test(test_ixfr_refused_falls_back),
