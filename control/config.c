@@ -171,7 +171,7 @@ void cfg_defaults(struct moat_config *c)
 	c->socket_mode = 0660;
 	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/moat");
 	snprintf(c->log_level, sizeof(c->log_level), "info");
-	snprintf(c->pin_dir, sizeof(c->pin_dir), "/sys/fs/bpf/moat");
+	/* pin_dir: set by validate, only where something is pinned */
 	snprintf(c->xdp_mode, sizeof(c->xdp_mode), "auto");
 	c->ports[0] = 25;
 	c->nports = 1;
@@ -790,6 +790,13 @@ static int validate(struct pstate *p)
 {
 	struct moat_config *c = p->c;
 
+	/* pins exist only with interfaces: without, a default pin_dir would
+	 * name the shared /sys/fs/bpf/moat of another instance (that `moatctl
+	 * detach` could unpin); empty = none, whatever the file said */
+	if (!c->nifaces)
+		c->pin_dir[0] = 0;
+	else if (!c->pin_dir[0])
+		snprintf(c->pin_dir, sizeof(c->pin_dir), "%s", CFG_PIN_DIR);
 	if (c->tarpit_threshold && c->drop_threshold && c->tarpit_threshold >= c->drop_threshold)
 		return perr(p, p->line, "[policy]: tarpit_threshold (%d) must be below "
 			    "drop_threshold (%d), or 0", c->tarpit_threshold, c->drop_threshold);

@@ -23,6 +23,7 @@
 #define CFG_MAX_CODES 16  /* VT_MAX_RULES */
 #define CFG_MAX_ERRCODES 8 /* VT_MAX_ERRCODES */
 #define CFG_ERRLEN 512
+#define CFG_PIN_DIR "/sys/fs/bpf/moat" /* pin_dir's default, with interfaces */
 
 enum cfg_src_type {
 	CFG_SRC_AXFR = 0,   /* DNS zone by AXFR/IXFR, NOTIFY */
@@ -92,7 +93,7 @@ struct moat_config {
 	/* [xdp] */
 	char ifaces[CFG_MAX_IFACES][32];
 	int nifaces;
-	char pin_dir[PATH_MAX];
+	char pin_dir[PATH_MAX];    /* "" without interfaces: nothing is pinned */
 	char xdp_mode[16];         /* native | skb | auto */
 	uint16_t ports[8];         /* SMTP ports filtered */
 	int nports;

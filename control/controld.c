@@ -17,7 +17,8 @@
  * SIGHUP and `moatctl reload` re-read the configuration; a bad one is
  * reported and the old one stays.  SIGTERM/SIGINT exit and leave the XDP
  * program and its maps pinned (filtering goes on); `moatctl detach` is the
- * only way to stop filtering.
+ * only way to stop filtering.  Without [xdp] interfaces nothing is attached
+ * or pinned (pin_dir is unused) and nothing filters, running or not.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -303,6 +304,39 @@ static void usage(FILE *f)
 		"moat.conf(5) and moatctl(8).\n");
 }
 
+/* log_restored - what start-up put in the table from disk, counted: zones
+ * and their entries from their state files, operator and moat-smtpd entries
+ * (each its own count: one "entries" read as the zones' read 0 for 35) */
+static void log_restored(const struct cd *d)
+{
+	size_t zones = 0, zone_entries = 0;
+
+	for (int i = 0; i < d->nzones; i++) {
+		if (!d->zones[i]->from_disk)
+			continue;
+		zones++;
+		zone_entries += d->zones[i]->n;
+	}
+	log_info("event=restored zones=%zu zone_entries=%zu operator_entries=%zu "
+		 "(%s before any transfer)", zones, zone_entries, d->nentries,
+		 d->fp.name ? "live in the fast path" : "in the table; no fast path");
+}
+
+/* log_stop - the exit line: whether filtering goes on depends on the case
+ * (a stop line must not claim a filter that never ran) */
+static void log_stop(const struct cd *d)
+{
+	if (!d->cfg.nifaces)
+		log_info("event=stop fastpath=none (no [xdp] interfaces: nothing was filtering)");
+	else if (d->detached)
+		log_info("event=stop fastpath=detached (detached: filtering stopped)");
+	else if (d->fp.name)
+		log_info("event=stop fastpath=%s pin_dir=%s (the program and maps stay pinned: "
+			 "filtering goes on)", d->fp.name, d->cfg.pin_dir);
+	else
+		log_info("event=stop fastpath=none (no fast path open: nothing was filtering)");
+}
+
 /* main - start-up in the order above, then the loop */
 int main(int argc, char **argv)
 {
@@ -389,8 +423,7 @@ int main(int argc, char **argv)
 	persist_load_live(cd);
 	if (zm_publish(cd, "restore") < 0)
 		log_err("event=start the restored table could not be published");
-	log_info("event=restored zones=%d entries=%zu (live in the fast path before any transfer)",
-		 cd->nzones, cd->nentries);
+	log_restored(cd);
 	/* 4. listeners, then the privilege drop */
 	cd->ctl = ctlsrv_open(cd, err, sizeof(err));
 	if (!cd->ctl)
@@ -412,8 +445,7 @@ int main(int argc, char **argv)
 	/* 5. transfers start from the first tick */
 	loop(cd);
 
-	log_info("event=stop %s", cd->detached ? "(detached: filtering stopped)" :
-		 "(XDP program and maps stay pinned: filtering goes on)");
+	log_stop(cd);
 	livelk_close(); /* before ctlsrv: cancelled lookups still answer */
 	if (cd->live_dirty)
 		persist_save_live(cd);

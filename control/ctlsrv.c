@@ -204,7 +204,9 @@ static struct json_object *cmd_status(struct ctlsrv *s, struct conn *c, int64_t 
 			       json_object_new_string(d->detached ? "detached" :
 						      (d->fp.name ? d->fp.name : "none")));
 	json_object_object_add(o, "interfaces", ifs);
-	json_object_object_add(o, "pin_dir", json_object_new_string(d->cfg.pin_dir));
+	/* null without interfaces: nothing is pinned anywhere */
+	json_object_object_add(o, "pin_dir", d->cfg.pin_dir[0] ?
+			       json_object_new_string(d->cfg.pin_dir) : NULL);
 	json_object_object_add(o, "zones", json_object_new_int(d->nzones));
 	json_object_object_add(o, "zones_not_ok", json_object_new_int(bad));
 	json_object_object_add(o, "zone_entries", json_object_new_int64((int64_t)total));

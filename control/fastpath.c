@@ -131,8 +131,8 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 	int r;
 
 	if (d->cfg.nifaces == 0) {
-		log_warn("event=fastpath name=none (no [xdp] interfaces: the table is kept and "
-			 "answers lookups, nothing is filtered)");
+		log_warn("event=fastpath name=none pin_dir=none (no [xdp] interfaces: the table is "
+			 "kept and answers lookups, nothing is filtered or pinned)");
 		return 0;
 	}
 	fp_config(d, &c);
@@ -214,6 +214,11 @@ int fp_detach(struct cd *d, char *err, size_t errsz)
 	struct moat_fastpath_config c;
 	int r;
 
+	if (!d->fp.name && !d->cfg.nifaces) {
+		/* no fast path configured: nothing attached, nothing pinned
+		 * (pin_dir is "": unpinning it would touch bpffs' root) */
+		return 0;
+	}
 	if (d->fp.name) {
 		if (fp_release(d) < 0) {
 			snprintf(err, errsz, "out of memory");

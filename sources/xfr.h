@@ -100,7 +100,7 @@ struct moat_xfr_state {
 	uint32_t failures;     /* consecutive */
 	uint64_t transfers_ok, transfers_failed, axfr, ixfr;
 	size_t a_records, undecodable;
-	char last_error[160];
+	char last_error[256];
 };
 
 struct moat_xfr_zone;

@@ -36,7 +36,7 @@ struct moat_xfr_zone {
 	int64_t last_success_ms, last_attempt_ms;
 	uint32_t failures;
 	uint64_t ok, failed, n_axfr, n_ixfr;
-	char last_error[160];
+	char last_error[256];
 
 	/* the running transfer */
 	enum conn_state cs;

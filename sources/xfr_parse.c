@@ -169,6 +169,34 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 	return 0;
 }
 
+/* rcode_fail - end the transfer on a refusal: libknot's rcode name, the
+ * number ("rcode N": what logs and tests grep), the TSIG error the primary
+ * gave, and for the refusals an operator can fix, what to check (a bare
+ * "rcode 9" said nothing) */
+static enum moat_xfr_status rcode_fail(struct moat_xfr_zone *z, unsigned rcode, unsigned tsig_err)
+{
+	const knot_lookup_t *l = knot_lookup_by_id(knot_rcode_names, (int)rcode);
+	/* knot_tsig_rcode_names holds only where TSIG differs (16 = BADSIG,
+	 * not BADVERS); BADKEY and BADTIME are in knot_rcode_names */
+	const knot_lookup_t *t = knot_lookup_by_id(knot_tsig_rcode_names, (int)tsig_err);
+	const char *name = l ? l->name : "unknown", *hint = "";
+	char te[48] = "";
+
+	if (!t)
+		t = knot_lookup_by_id(knot_rcode_names, (int)tsig_err);
+	if (tsig_err)
+		snprintf(te, sizeof(te), ", TSIG error %s", t ? t->name : "unknown");
+	if (rcode == KNOT_RCODE_NOTAUTH)
+		hint = z->has_key ? ": the primary refused the request's TSIG key: check the key's "
+				    "name, algorithm and secret, and the primary's ACL"
+				  : ": the primary refused an unsigned request: give the zone the "
+				    "TSIG key the primary expects (tsig), or check its ACL";
+	else if (rcode == KNOT_RCODE_REFUSED)
+		hint = ": the primary does not allow this transfer: check its ACL for this "
+		       "address (and key) and that it serves the zone";
+	return xfr_fail(z, "%s (rcode %u)%s%s", name, rcode, te, hint);
+}
+
 /* xfr_message - one complete DNS message in z->buf + 2 */
 enum moat_xfr_status xfr_message(struct moat_xfr_zone *z, size_t len)
 {
@@ -201,6 +229,16 @@ enum moat_xfr_status xfr_message(struct moat_xfr_zone *z, size_t len)
 			r = knot_tsig_client_check_next(pkt->tsig_rr, pkt->wire, pkt->size,
 							z->digest, z->digestlen, &z->key,
 							z->prev_time_signed);
+		uint8_t rc = knot_wire_get_rcode(pkt->wire);
+		uint16_t te = knot_tsig_rdata_error(pkt->tsig_rr);
+
+		if (r != KNOT_EOK && (rc != KNOT_RCODE_NOERROR || te)) {
+			/* the primary's refusal of our key (RFC 8945 §5.3.2:
+			 * unsigned, so unverifiable): what it says is the
+			 * diagnosis, "failed to verify TSIG" would hide it */
+			knot_pkt_free(pkt);
+			return rcode_fail(z, rc, te);
+		}
 		if (r != KNOT_EOK) {
 			knot_pkt_free(pkt);
 			return xfr_fail(z, "message %zu: TSIG check failed: %s", z->nmsg + 1,
@@ -227,7 +265,7 @@ enum moat_xfr_status xfr_message(struct moat_xfr_zone *z, size_t len)
 			r = xfr_open(z);
 			return r ? xfr_fail(z, "reconnect: %s", strerror(-r)) : MOAT_XFR_AGAIN;
 		}
-		return xfr_fail(z, "rcode %u", rcode);
+		return rcode_fail(z, rcode, 0);
 	}
 	z->nmsg++;
 	const knot_pktsection_t *an = knot_pkt_section(pkt, KNOT_ANSWER);

@@ -98,6 +98,8 @@ static int print_kv(struct json_object *o)
 	json_object_object_foreach(o, k, v) {
 		if (json_object_is_type(v, json_type_array) || json_object_is_type(v, json_type_object))
 			printf("%-18s %s\n", k, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		else if (!v) /* a field with no value (pin_dir without a fast path) */
+			printf("%-18s none\n", k);
 		else
 			printf("%-18s %s\n", k, json_object_get_string(v));
 	}

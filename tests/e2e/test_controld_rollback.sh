@@ -6,7 +6,10 @@
 # takes, reached after a delete and an add went in) is undone from the
 # undo log: every address answers as before, the base state file is not
 # touched; a good reload then counts exactly what it added and removed;
-# a restart restores the same set from disk.
+# a restart restores the same set from disk.  Without [xdp] interfaces the
+# log and status say what is so: no pin_dir, a stop line that claims no
+# filtering, and the restored line counts the zone's and the operator's
+# entries apart (it said entries=0 beside a restored zone).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -14,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 Z=v6.rbl
 
-ctld_test rollback 6
+ctld_test rollback 9
 ctld_lab_up
 
 F=$LAB_DIR/$Z
@@ -118,12 +121,33 @@ else
 	tap_not_ok "good reload: $(grep "zone=$Z event=load" "$LAB_DIR/ctld1.log" | tail -1) answers $(answers)"
 fi
 
+# no [xdp] interfaces: nothing pinned, status says so
+st=$(mctl status --json)
+if [ "$(jget "$st" "repr(d['pin_dir'])")" = None ] && [ "$(jget "$st" "d['fastpath']")" = none ] &&
+	mctl status | grep -q '^pin_dir  *none$'; then
+	tap_ok "no interfaces: status pin_dir null (moatctl: none), fastpath none"
+else
+	tap_not_ok "no interfaces: status $st"
+fi
+
 # restart: the set comes back from disk (restored, then the file again)
+mctl add 192.0.2.77 --action drop >/dev/null
 kill "$(cat "$LAB_DIR/ctld.pid")"
 lab_wait 5 bash -c "! kill -0 $(cat "$LAB_DIR/ctld.pid") 2>/dev/null"
+if grep -q 'event=stop fastpath=none (no \[xdp\] interfaces: nothing was filtering)' "$LAB_DIR/ctld1.log" &&
+	! grep -q 'event=stop.*filtering goes on' "$LAB_DIR/ctld1.log"; then
+	tap_ok "stop without a fast path: 'nothing was filtering', not 'filtering goes on'"
+else
+	tap_not_ok "stop line: $(grep 'event=stop' "$LAB_DIR/ctld1.log")"
+fi
 if start_ctld ctld2 && grep -q "zone=$Z event=restore serial=[0-9]* entries=4 result=ok" "$LAB_DIR/ctld2.log" &&
 	[ "$(answers)" = drop/pass/drop/pass/drop/pass/pass/ ]; then
 	tap_ok "restart: 4 entries restored from disk, same answers"
 else
 	tap_not_ok "restart: $(grep "zone=$Z event=restore" "$LAB_DIR/ctld2.log") answers $(answers)"
+fi
+if grep -q 'event=restored zones=1 zone_entries=4 operator_entries=1 ' "$LAB_DIR/ctld2.log"; then
+	tap_ok "restored line counts the zone's 4 entries and the operator's 1"
+else
+	tap_not_ok "restored line: $(grep 'event=restored' "$LAB_DIR/ctld2.log")"
 fi

@@ -112,11 +112,36 @@ static void test_defaults(void **state)
 	assert_string_equal(c->socket_path, "/run/moat/control.sock");
 	assert_int_equal(c->socket_mode, 0660);
 	assert_string_equal(c->state_dir, "/var/lib/moat");
-	assert_string_equal(c->pin_dir, "/sys/fs/bpf/moat");
+	assert_string_equal(c->pin_dir, ""); /* no interfaces: nothing pinned */
 	assert_string_equal(c->metrics.text, "127.0.0.1:9464");
 	assert_int_equal(c->drop_threshold, 1);
 	assert_int_equal(c->tarpit_threshold, 0);
 	assert_int_equal(c->nzones, 0);
+	free(c);
+}
+
+/* pin_dir names a directory only where something is pinned: a default
+ * /sys/fs/bpf/moat without interfaces named another instance's pins */
+static void test_pin_dir(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "[daemon]\nuser = moat\n", "" },
+		{ "[xdp]\npin_dir = /sys/fs/bpf/x\n", "" },
+		{ "[xdp]\ninterfaces = eth0\n", "/sys/fs/bpf/moat" },
+		{ "[xdp]\ninterfaces = eth0\npin_dir = /sys/fs/bpf/x\n", "/sys/fs/bpf/x" },
+	};
+	struct moat_config *c = calloc(1, sizeof(*c));
+	char err[CFG_ERRLEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cfg_load_string(c, "t.conf", cases[i].text, err) < 0)
+			fail_msg("case %zu: refused: %s", i, err);
+		if (strcmp(c->pin_dir, cases[i].want))
+			fail_msg("case %zu: pin_dir '%s', want '%s'", i, c->pin_dir, cases[i].want);
+	}
 	free(c);
 }
 
@@ -266,6 +291,7 @@ int main(void)
 	struct CMUnitTest tests[NBAD + 6] = {
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_pin_dir),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_file_missing),

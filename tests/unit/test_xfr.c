@@ -308,6 +308,51 @@ static void tsig_fault(enum sign sg1, enum sign sg2, const char *what)
 	srv_close(&s);
 }
 
+/* test_notauth_keyed - a signed NOTAUTH to a keyed request: the key is
+ * what the primary refused, and the error says what to check */
+static void test_notauth_keyed(void **state)
+{
+	struct srv s;
+	srv_init(&s);
+	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
+
+	(void)state;
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
+	srv_query(&s, z);
+	srv_msg(&s, NULL, 1, S_GOOD, KNOT_RCODE_NOTAUTH, 0);
+	expect_fail(z, "NOTAUTH (rcode 9): the primary refused the request's TSIG key: check the "
+		    "key's name, algorithm and secret, and the primary's ACL");
+	moat_xfr_zone_free(z);
+	srv_close(&s);
+}
+
+/* test_notauth_badkey - a key the primary does not know: NOTAUTH with an
+ * unsigned TSIG error RR (RFC 8945 §5.3.2), said as such, not as "failed
+ * to verify TSIG" */
+static void test_notauth_badkey(void **state)
+{
+	struct srv s;
+	srv_init(&s);
+	struct moat_xfr_zone *z = zone_for(&s, KEYSTR);
+	knot_pkt_t *r = knot_pkt_new(NULL, 65535, NULL);
+
+	(void)state;
+	assert_int_equal(moat_xfr_start(z, moat_clock_ms()), 0);
+	srv_query(&s, z);
+	assert_int_equal(knot_pkt_init_response(r, s.q), KNOT_EOK);
+	knot_wire_set_rcode(r->wire, KNOT_RCODE_NOTAUTH);
+	assert_int_equal(knot_tsig_add(r->wire, &r->size, r->max_size, KNOT_RCODE_BADKEY,
+				       s.q->tsig_rr), KNOT_EOK);
+	uint8_t lb[2] = { (uint8_t)(r->size >> 8), (uint8_t)r->size };
+	assert_int_equal(send(s.cfd, lb, 2, 0), 2);
+	assert_int_equal(send(s.cfd, r->wire, r->size, 0), (ssize_t)r->size);
+	knot_pkt_free(r);
+	expect_fail(z, "NOTAUTH (rcode 9), TSIG error BADKEY: the primary refused the request's "
+		    "TSIG key: check");
+	moat_xfr_zone_free(z);
+	srv_close(&s);
+}
+
 static void test_tsig_faults(void **state)
 {
 	(void)state;
@@ -504,7 +549,15 @@ static void test_malformed_answers(void **state)
 		{ "no SOA first", { "1.2.3.4 A 127.0.0.2", "@ SOA 5" }, 0, 0, "does not start" },
 		{ "SOA not at apex", { "@ SOA 5", "x SOA 5", "@ SOA 5" }, 0, 0, "not at the apex" },
 		{ "wrong id", { "@ SOA 5", "@ SOA 5" }, 1, 0, "wrong id" },
-		{ "SERVFAIL", { NULL }, 0, KNOT_RCODE_SERVFAIL, "rcode 2" },
+		{ "SERVFAIL", { NULL }, 0, KNOT_RCODE_SERVFAIL, "SERVFAIL (rcode 2)" },
+		/* a primary that wants TSIG refuses an unsigned request: named,
+		 * with what to check, not a bare "rcode 9" */
+		{ "NOTAUTH unsigned", { NULL }, 0, KNOT_RCODE_NOTAUTH,
+		  "NOTAUTH (rcode 9): the primary refused an unsigned request: give the zone "
+		  "the TSIG key" },
+		{ "REFUSED", { NULL }, 0, KNOT_RCODE_REFUSED, "REFUSED (rcode 5): the primary "
+		  "does not allow this transfer: check its ACL" },
+		{ "unnamed rcode", { NULL }, 0, 15, "unknown (rcode 15)" },
 		{ "connection closed midway", { "@ SOA 5", "1.2.3.4 A 127.0.0.2" }, 0, 0, "closed" },
 	};
 	(void)state;
@@ -810,6 +863,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_axfr_plain_and_signed),
 		cmocka_unit_test(test_tsig_faults),
+		cmocka_unit_test(test_notauth_keyed),
+		cmocka_unit_test(test_notauth_badkey),
 		cmocka_unit_test(test_ixfr),
 		cmocka_unit_test(test_ixfr_bad_delete_rolls_back),
 		cmocka_unit_test(test_ixfr_refused_falls_back),
