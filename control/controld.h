@@ -158,7 +158,6 @@ size_t zm_live_answer(struct cd *d, const struct moat_prefix *addr, const struct
 		      unsigned nfailed);
 struct cd_zone *zm_zone(struct cd *d, const char *name);
 int zm_refresh(struct cd *d, const char *name, int full);
-void zm_notify(struct cd *d, const char *zone, const char *from);
 const char *zm_state_name(enum cd_zone_state s);
 int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz);
 /* zm_entries_restore - operator and moat-smtpd entries from disk (start) */

@@ -924,22 +924,6 @@ int zm_refresh(struct cd *d, const char *name, int full)
 	return 0;
 }
 
-/* zm_notify - a NOTIFY for zone arrived */
-void zm_notify(struct cd *d, const char *zone, const char *from)
-{
-	struct cd_zone *z = zm_zone(d, zone);
-
-	d->notifies++;
-	if (!z || z->cfg.type != CFG_SRC_AXFR) {
-		log_info("event=notify zone=%s from=%s result=ignored (not a configured axfr zone)",
-			 zone, from);
-		return;
-	}
-	log_info("zone=%s event=notify from=%s", z->cfg.name, from);
-	z->refresh_now = 1;
-	z->next_refresh = 0;
-}
-
 /* drop_zone_data - stale_max passed / on_expire=drop: stop serving it */
 static void drop_zone_data(struct cd *d, struct cd_zone *z, const char *why)
 {
