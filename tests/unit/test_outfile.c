@@ -39,9 +39,10 @@ static const struct ocase cases[] = {
 	{ "symlink: its target replaced",  K_LINK,   0,               0,       0 },
 	{ "fifo refused without stream",   K_FIFO,   0,               -EINVAL, 0 },
 	{ "fifo written in place",         K_FIFO,   MOAT_OUT_STREAM, 0,       1 },
+	{ "directory refused",             K_DIR,    MOAT_OUT_STREAM, -EISDIR, 0 },
+	/* last: without CAP_MKNOD the rest of the table is reported skipped */
 	{ "char device refused",           K_CHR,    0,               -EINVAL, 0 },
 	{ "char device written in place",  K_CHR,    MOAT_OUT_STREAM, 0,       1 },
-	{ "directory refused",             K_DIR,    MOAT_OUT_STREAM, -EISDIR, 0 },
 };
 
 static mode_t type_of(const char *p)
@@ -92,8 +93,8 @@ static void test_cases(void **state)
 			break;
 		case K_CHR:
 			if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) < 0) {
-				print_message("# skip %s: mknod: %s\n", c->name, strerror(errno));
-				continue;
+				print_message("# %s: mknod: %s\n", c->name, strerror(errno));
+				skip();    /* reported as SKIP, never as a pass */
 			}
 			break;
 		case K_DIR:
