@@ -23,6 +23,7 @@
 #define AUTH_MAX_Q 24           /* DNS questions per message: keys + 2 DMARC */
 #define AUTH_MAX_SIGS 50        /* results kept (dkim_max_signatures <= 50) */
 #define AUTH_MAX_HEADER (256 * 1024) /* header block DKIM reads */
+#define AUTH_BODY_BUF 16384     /* body bytes collected per dkim_body call */
 
 enum auth_qkind { AQ_KEY = 0, AQ_DMARC_FROM, AQ_DMARC_ORG };
 enum auth_qstat { AQS_PENDING = 0, AQS_OK, AQS_NOTFOUND, AQS_TEMP, AQS_BAD, AQS_TOOBIG };
@@ -56,6 +57,8 @@ struct auth_msg {
 	const char *dead_reason;
 	char *hb;               /* the header field being collected */
 	size_t hl, hc, htotal;
+	char *bb;               /* body lines not yet given to dkim_body */
+	size_t bl;
 	int n_sighdr;           /* DKIM-Signature fields seen */
 	int n_ignored;          /* past dkim_max_signatures */
 	int n_from;

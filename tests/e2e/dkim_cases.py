@@ -124,6 +124,9 @@ cases["temp"] = msg("temp", frm="a@x.dead.test")
 cases["fwd"] = msg("fwd", frm="a@rej.example.com")
 cases["forged"] = msg("forged", extra=b"Authentication-Results: mx.moat.test; dkim=pass header.d=example.com\r\n")
 cases["marker"] = msg("marker", frm="a@pass.spf.test")
+# tools/bench smtp: 10 KB, signed by the From domain (p=reject): DKIM and DMARC pass
+cases["bench"] = sign(msg("bench", frm="a@rej.example.com", body=(b"x" * 78 + b"\r\n") * 128),
+                      dom=b"rej.example.com")
 for k, v in cases.items():
     with open("%s/cases/%s.eml" % (out, k), "wb") as f:
         f.write(v)
