@@ -90,6 +90,8 @@ struct auth_verdict {
 int auth_init(const struct smtpd_config *c, char *err, size_t errsz);
 /* auth_thread_init - each worker: its libopendkim handle and key cache; 0 or -1 */
 int auth_thread_init(void);
+/* auth_thread_fini - each worker, when it stops (no session left) */
+void auth_thread_fini(void);
 /* auth_open - a message begins (DATA accepted); NULL on no memory */
 struct auth_msg *auth_open(struct session *s);
 /* auth_feed - one content line, dot-unstuffed, CRLF included */

@@ -317,7 +317,6 @@ int auth_thread_init(void)
 {
 	const struct smtpd_auth_config *a = &g_cfg->auth;
 	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC | DKIM_LIBFLAGS_BADSIGHANDLES | DKIM_LIBFLAGS_FIXCRLF;
-	uint64_t ttl = 0;
 	unsigned int minbits = (unsigned int)a->min_key_bits;
 
 	if (!a->dkim)
@@ -330,11 +329,23 @@ int auth_thread_init(void)
 	    dkim_set_key_lookup(lib, key_lookup) != DKIM_STAT_OK ||
 	    dkim_set_prescreen(lib, prescreen) != DKIM_STAT_OK)
 		return -1;
-	(void)ttl;
 	kc_n = (size_t)a->key_cache;
 	if (kc_n && !(kc = calloc(kc_n, sizeof(*kc))))
 		return -1;
 	return 0;
+}
+
+/* auth_thread_fini - the worker stops: its handle and cache */
+void auth_thread_fini(void)
+{
+	for (size_t i = 0; i < kc_n; i++)
+		free(kc[i].txt);
+	free(kc);
+	kc = NULL;
+	kc_n = 0;
+	if (lib)
+		dkim_close(lib);
+	lib = NULL;
 }
 
 /* auth_init - main thread: what every worker shares */

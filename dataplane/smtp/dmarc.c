@@ -72,6 +72,24 @@ static int forwarder(const struct session *s)
 	return 0;
 }
 
+/* under - is d the domain p or below it? */
+static int under(const char *d, const char *p)
+{
+	size_t dl = strlen(d), pl = strlen(p);
+
+	if (!pl || dl < pl)
+		return 0;
+	return !strcasecmp(d + dl - pl, p) && (dl == pl || d[dl - pl - 1] == '.');
+}
+
+/* may_align - could a signature of d= align with the From domain (relaxed)?
+ * Only such a signature's missing key can change the DMARC result. */
+static int may_align(const struct auth_msg *m, const char *d)
+{
+	return under(d, m->from_domain) || under(m->from_domain, d) ||
+	       (m->org_domain[0] && under(d, m->org_domain));
+}
+
 /* set - the dmarc item of the A-R header */
 static void set(struct auth_msg *m, const char *result, const char *reason)
 {
@@ -161,7 +179,7 @@ void dmarc_eval(struct auth_msg *m, struct auth_verdict *v)
 		int out = !strcmp(r, "pass") ? DMARC_POLICY_DKIM_OUTCOME_PASS :
 			  !strcmp(r, "fail") ? DMARC_POLICY_DKIM_OUTCOME_FAIL :
 			  !strcmp(r, "temperror") ? DMARC_POLICY_DKIM_OUTCOME_TMPFAIL : DMARC_POLICY_DKIM_OUTCOME_NONE;
-		if (out == DMARC_POLICY_DKIM_OUTCOME_TMPFAIL)
+		if (out == DMARC_POLICY_DKIM_OUTCOME_TMPFAIL && may_align(m, m->sig[i].d))
 			dkim_temp = 1;
 		if (m->sig[i].d[0])
 			(void)opendmarc_policy_store_dkim(pc, (u_char *)m->sig[i].d, (u_char *)m->sig[i].s, out, NULL);

@@ -137,6 +137,7 @@ static void *worker_main(void *arg)
 		session_free_zombies(w);
 	}
 	session_shutdown_all(w);
+	auth_thread_fini();
 	return NULL;
 }
 

@@ -99,6 +99,7 @@ cases["len"] = sign(msg("len"), length=True) + b"appended text after l=\r\n"
 cases["nokey"] = sign(msg("nokey"), sel=b"nokey")
 cases["revoked"] = sign(msg("revoked"), sel=b"revoked")
 cases["bigkey"] = sign(msg("bigkey"), sel=b"big")
+cases["keytemp"] = sign(msg("keytemp"), dom=b"x.dead.test")
 cases["badkey"] = sign(msg("badkey"), sel=b"bad")
 cases["malformed"] = (b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; h=from; bh=%%%; b=???\r\n" +
                       msg("malformed"))

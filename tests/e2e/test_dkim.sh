@@ -11,7 +11,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 
-tap_plan 39
+tap_plan 40
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -121,6 +121,7 @@ check "l= with text appended: pass (l= honoured)" len '250 ' 'dkim=pass header.d
 check "key missing: permerror" nokey '250 ' 'dkim=permerror \([^)]*\) header.d=example.com header.s=nokey'
 check "key revoked (empty p=): permerror" revoked '250 ' 'dkim=permerror \([^)]*revoked[^)]*\) header.d=example.com header.s=revoked'
 check "16 kbit key: permerror (key too large), not used" bigkey '250 ' 'dkim=permerror \(key too large\) header.d=example.com header.s=big'
+check "key lookup SERVFAIL, signer not aligned with From: temperror, accepted" keytemp '250 ' 'dkim=temperror \(key not retrieved\) header.d=x.dead.test' 'dmarc=fail \(p=none\)'
 check "bad key record: permerror" badkey '250 ' 'dkim=permerror \([^)]*\) header.d=example.com header.s=bad'
 check "malformed DKIM-Signature (no s=, bad bh=): permerror, message accepted" malformed '250 ' 'dkim=permerror \([^)]*\) header.d=example.com'
 t0=$(date +%s%N)
