@@ -28,17 +28,14 @@ void config_auth_defaults(struct smtpd_auth_config *a)
 		 "/usr/share/publicsuffix/public_suffix_list.dat");
 }
 
-/* parse_action - accept | reject | tempfail; 0 or -1 */
+/* parse_action - accept | reject | tempfail (config.c's words for SPF); 0 or -1 */
 static int parse_action(const char *v, enum auth_action *out)
 {
-	if (!strcasecmp(v, "accept"))
-		*out = AUTH_ACT_ACCEPT;
-	else if (!strcasecmp(v, "reject"))
-		*out = AUTH_ACT_REJECT;
-	else if (!strcasecmp(v, "tempfail"))
-		*out = AUTH_ACT_TEMPFAIL;
-	else
+	enum spf_action a;
+
+	if (config_parse_action(v, &a) != 0)
 		return -1;
+	*out = a == SPF_ACT_REJECT ? AUTH_ACT_REJECT : a == SPF_ACT_TEMPFAIL ? AUTH_ACT_TEMPFAIL : AUTH_ACT_ACCEPT;
 	return 0;
 }
 

@@ -518,9 +518,10 @@ int config_load(struct smtpd_config *c, const char *path, char *err, size_t errs
 	return 0;
 }
 
-/* config_parse_int, config_parse_bool, config_next_item, config_parse_net -
+/* config_parse_int, _bool, _net, _action, config_next_item -
  * the value parsers above, for the keys other modules own (authcfg.c) */
 int config_parse_int(const char *v, long lo, long hi, long *out) { return parse_int(v, lo, hi, out); }
 int config_parse_bool(const char *v, int *out) { return parse_bool(v, out); }
 size_t config_next_item(const char **s, char *tok, size_t toksz) { return next_item(s, tok, toksz); }
 int config_parse_net(const char *s, struct moat_prefix *p) { return parse_net(s, p); }
+int config_parse_action(const char *v, enum spf_action *a) { return parse_spf_action(v, a); }
