@@ -182,17 +182,20 @@ static void on_txt(void *arg, int status, int timeouts, unsigned char *abuf, int
 		st = AQS_NOTFOUND, ttl = 60;
 	else
 		st = AQS_TEMP;
-	if (status != ARES_EDESTRUCTION)
+	if (status == ARES_EDESTRUCTION) {
+		st = AQS_TEMP; /* the worker stops */
+	} else {
 		kc_put(q->name, st, txt, ttl);
-	if (!q->m) { /* the message went away meanwhile */
+		stats_inc(q->kind == AQ_KEY ? "dkim" : "dmarc", st == AQS_OK ? "dns_answer" :
+				  st == AQS_NOTFOUND ? "dns_nxdomain" : st == AQS_TEMP ? "dns_temperror" : "dns_bad");
+	}
+	if (!q->m) { /* the message went away meanwhile (its deadline passed) */
 		free(txt);
 		free(q);
 		return;
 	}
 	q->status = st;
 	q->txt = txt;
-	stats_inc(q->kind == AQ_KEY ? "dkim" : "dmarc", st == AQS_OK ? "dns_answer" :
-			  st == AQS_NOTFOUND ? "dns_nxdomain" : st == AQS_TEMP ? "dns_temperror" : "dns_bad");
 	q_done(q);
 }
 

@@ -11,7 +11,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 
-tap_plan 40
+tap_plan 43
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -50,6 +50,9 @@ conf a1 25
 conf a2 2525 "dmarc_trusted_forwarders = 198.51.100.7/32"
 # a3: DKIM and DMARC off, the same messages (the positive control of "moat added the results")
 conf a3 2526 "dkim = no" "dmarc = no"
+# a4: its DNS server never answers (no such host): the final dot waits
+# dkim_dns_timeout_ms, not c-ares' 3 s, and the late answers find no message
+conf a4 2527 "dns_server = 198.18.2.77" "spf = no" "dkim_dns_timeout_ms = 500" "dnsbl_timeout_ms = 3000"
 
 # config checks: dmarc needs dkim; a bad action word names the key
 printf 'local_domains = moat.test\ndmarc = yes\n' >"$LAB_DIR/bad1.conf"
@@ -61,11 +64,11 @@ out=$("$smtpd" -t -c "$LAB_DIR/bad2.conf" 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q 'bad2.conf:3: dmarc_reject_action must be accept, reject or tempfail' &&
 	tap_ok "bad action refused with file:line" || tap_not_ok "bad action: '$out'"
 
-for n in a1 a2 a3; do lab_bg "$NS_APP" $n "$smtpd" -c "$LAB_DIR/$n.conf"; done
-for p in 25 2525 2526; do
+for n in a1 a2 a3 a4; do lab_bg "$NS_APP" $n "$smtpd" -c "$LAB_DIR/$n.conf"; done
+for p in 25 2525 2526 2527; do
 	lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/$p" || { tap_not_ok "moat-smtpd :$p listens"; cat "$LAB_DIR"/a*.log >&2; exit 1; }
 done
-tap_ok "three moat-smtpd instances listen"
+tap_ok "four moat-smtpd instances listen"
 
 # send CASE [MAILFROM [SRC [PORT]]] - swaks with the case's message; its transcript
 send() {
@@ -169,6 +172,23 @@ out=$(send fwd a@pass.spf.test 192.0.2.55 2525)
 printf '%s\n' "$out" | grep -Eq '^<\*\* +550 5\.7\.1' && tap_ok "same instance, another client: 550" ||
 	tap_not_ok "forwarder list applied to everyone"
 
+# --- DNS silent: bounded wait at the final dot ---
+t0=$(date +%s%N)
+out=$(send rr a@pass.spf.test 192.0.2.55 2527)
+ms=$((($(date +%s%N) - t0) / 1000000))
+printf '%s\n' "$out" | grep -Eq '^<\*\* +451 4\.7\.5 .*example\.com' && [ "$ms" -ge 400 ] && [ "$ms" -lt 2500 ] &&
+	tap_ok "DNS silent: 451 4.7.5 after dkim_dns_timeout_ms ($ms ms)" ||
+	{ tap_not_ok "DNS silent: $ms ms"; printf '%s\n' "$out" | grep '^<' | sed 's/^/#   /' >&2; }
+lab_wait 5 lab_count_ge 1 'result=reject stage=data reason=auth_temperror code=451' "$LAB_DIR/a4.log" &&
+	lab_wait 5 bash -c "grep -q '^data.auth_dns_timeout 1' '$LAB_DIR/run/a4.stats'" &&
+	tap_ok "DNS silent: logged and counted (data.auth_dns_timeout)" || tap_not_ok "DNS silent: no log line/counter"
+# c-ares gives up 3 s later: the answers of a message already refused are dropped
+lab_wait 10 bash -c "grep -Eq '^dmarc.dns_temperror [1-9]' '$LAB_DIR/run/a4.stats'" &&
+	kill -0 "$(cat "$LAB_DIR/a4.pid")" && { out=$(send rr a@pass.spf.test 192.0.2.55 2527); true; } &&
+	printf '%s\n' "$out" | grep -Eq '^<\*\* +451 4\.7\.5' &&
+	tap_ok "late DNS timeouts after the message was refused: dropped, the next message is served" ||
+	tap_not_ok "late DNS answers"
+
 # --- off: the same messages pass untouched by DKIM/DMARC ---
 out=$(send rej a@pass.spf.test 192.0.2.55 2526)
 printf '%s\n' "$out" | grep -Eq '^<- +250 ' && tap_ok "dkim = no: the p=reject message is relayed" || tap_not_ok "dkim = no: refused"
@@ -183,7 +203,7 @@ check "a key from the cache still verifies" rr '250 ' 'dkim=pass'
 lab_wait 5 bash -c "[ \"\$(grep -s '^dkim.cache_hit ' '$LAB_DIR/run/a1.stats' | awk '{print \$2}')\" -gt ${before:-0} ]" &&
 	tap_ok "key cache hit counted (dkim.cache_hit)" || tap_not_ok "no cache hit"
 
-for n in a1 a2 a3; do
+for n in a1 a2 a3 a4; do
 	kill -0 "$(cat "$LAB_DIR/$n.pid")" 2>/dev/null || { tap_not_ok "moat-smtpd $n died"; cat "$LAB_DIR/$n.log" >&2; }
 done
 tap_ok "no instance died"
