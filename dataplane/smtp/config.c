@@ -71,6 +71,7 @@ void config_defaults(struct smtpd_config *c)
 	strcpy(c->report_action, "drop");
 	c->controld_lookup = 1;
 	c->controld_lookup_timeout_ms = 2000;
+	config_auth_defaults(&c->auth);
 }
 
 /* parse_net - a prefix as this file has always read one: bits set past the
@@ -441,6 +442,9 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 		SETSTR(report_action);
 	}
 	if (!strcmp(key, "stats_file")) SETSTR(stats_file);
+	int ar = config_auth_set(&c->auth, key, val, err, errsz); /* dkim_* dmarc_* (authcfg.c) */
+	if (ar <= 0)
+		return ar;
 	snprintf(err, errsz, "unknown key '%s'", key);
 	return -1;
 }
@@ -502,9 +506,22 @@ int config_load(struct smtpd_config *c, const char *path, char *err, size_t errs
 		snprintf(err, errsz, "%s: tls_cert and tls_key go together", path);
 		return -1;
 	}
+	char aerr[300];
+	if (config_auth_check(&c->auth, aerr, sizeof(aerr)) != 0) {
+		snprintf(err, errsz, "%s: %s", path, aerr);
+		return -1;
+	}
 	if (!c->authserv_id[0])
 		snprintf(c->authserv_id, sizeof(c->authserv_id), "%s", c->hostname);
 	if (!c->relay_helo[0])
 		snprintf(c->relay_helo, sizeof(c->relay_helo), "%s", c->hostname);
 	return 0;
 }
+
+/* config_parse_int, _bool, _net, _action, config_next_item -
+ * the value parsers above, for the keys other modules own (authcfg.c) */
+int config_parse_int(const char *v, long lo, long hi, long *out) { return parse_int(v, lo, hi, out); }
+int config_parse_bool(const char *v, int *out) { return parse_bool(v, out); }
+size_t config_next_item(const char **s, char *tok, size_t toksz) { return next_item(s, tok, toksz); }
+int config_parse_net(const char *s, struct moat_prefix *p) { return parse_net(s, p); }
+int config_parse_action(const char *v, enum spf_action *a) { return parse_spf_action(v, a); }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "authcfg.h"
 #include "prefix.h"
 
 #define CFG_MAX_LISTEN 4
@@ -101,6 +102,8 @@ struct smtpd_config {
 	int controld_lookup_timeout_ms;
 
 	char stats_file[4096];
+
+	struct smtpd_auth_config auth; /* dkim_* / dmarc_* (authcfg.h) */
 };
 
 /* config_defaults - fill every key's default */
@@ -112,5 +115,15 @@ int config_load(struct smtpd_config *c, const char *path, char *err, size_t errs
 int config_set(struct smtpd_config *c, const char *key, const char *val, char *err, size_t errsz);
 /* sockaddr_parse - "host:port", "[v6]:port", or host alone with defport */
 int sockaddr_parse(const char *s, int defport, struct sockaddr_storage *ss, socklen_t *len);
+
+/* config_parse_int / _bool / _net / _action, config_next_item - config.c's value
+ * parsers for keys other files own; 0 or -1 (next_item: token length,
+ * 0 at the end, (size_t)-1 when too long) */
+int config_parse_int(const char *v, long lo, long hi, long *out);
+int config_parse_bool(const char *v, int *out);
+size_t config_next_item(const char **s, char *tok, size_t toksz);
+int config_parse_net(const char *s, struct moat_prefix *p);
+/* config_parse_action - accept | reject | tempfail */
+int config_parse_action(const char *v, enum spf_action *a);
 
 #endif /* MOAT_SMTP_CONFIG_H */

@@ -28,6 +28,8 @@
 #include <openssl/err.h>
 #include <spf2/spf.h>
 
+#include "auth.h"
+#include "authres.h"
 #include "clock.h"
 #include "log.h"
 #include "smtpd.h"
@@ -42,6 +44,7 @@ static void process(struct session *s);
 static void update_interest(struct session *s);
 static int flush(struct session *s);
 static void settle(struct session *s);
+static void data_verdict(struct session *s);
 
 /* reply - queue one reply line (fmt without CRLF) */
 static void __attribute__((format(printf, 2, 3))) reply(struct session *s, const char *fmt, ...)
@@ -185,6 +188,10 @@ static void tx_reset(struct session *s)
 		if (s->fm[i])
 			g_filters[i]->close(s->fm[i]);
 	s->n_fm = 0;
+	auth_close(s->auth);
+	s->auth = NULL;
+	free(s->eod_hdr);
+	s->eod_hdr = NULL;
 	s->msg_size = 0;
 	s->size_exceeded = s->line_too_long = s->hold_err = 0;
 	s->in_headers = s->skip_header = 0;
@@ -815,6 +822,11 @@ static void smtp_data(struct session *s, const struct smtp_command *c)
 			return;
 		}
 	}
+	if (g_cfg->auth.dkim && !(s->auth = auth_open(s))) {
+		refuse(s, "data", "no_memory", 0, NULL, 451, "4.3.0 Try again later");
+		line_buf(s, (size_t)g_cfg->max_line_length - 2);
+		return;
+	}
 	s->in_headers = 1;
 	s->state = S_DATA;
 	s->deadline = s->w->now_ms + (int64_t)g_cfg->timeout_data * 1000;
@@ -899,22 +911,6 @@ static void handle_command(struct session *s, char *line, size_t len)
 	}
 }
 
-/* is_our_ar - is this header an Authentication-Results claiming our id? */
-static int is_our_ar(const char *h, size_t len)
-{
-	static const char name[] = "Authentication-Results:";
-	size_t nl = sizeof(name) - 1, i, id = strlen(g_cfg->authserv_id);
-
-	if (len < nl || strncasecmp(h, name, nl) != 0)
-		return 0;
-	for (i = nl; i < len && (h[i] == ' ' || h[i] == '\t'); i++)
-		;
-	if (len - i < id || strncasecmp(h + i, g_cfg->authserv_id, id) != 0)
-		return 0;
-	i += id;
-	return i == len || h[i] == ';' || h[i] == ' ' || h[i] == '\t' || h[i] == '/';
-}
-
 /* data_line - one message line (already unstuffed) */
 static void data_line(struct session *s, char *p, size_t len, int too_long)
 {
@@ -933,7 +929,7 @@ static void data_line(struct session *s, char *p, size_t len, int too_long)
 			if (s->skip_header)
 				return;
 		} else {
-			s->skip_header = is_our_ar(p, len);
+			s->skip_header = authres_is_ours(p, len, g_cfg->authserv_id);
 			if (s->skip_header) {
 				stats_inc("data", "foreign_ar_removed");
 				return;
@@ -948,6 +944,8 @@ static void data_line(struct session *s, char *p, size_t len, int too_long)
 			return;
 		}
 	}
+	if (s->auth)
+		auth_feed(s->auth, p, len + 2);
 	/* rebuilt stream: moat's own dot-stuffing */
 	if (len && p[0] == '.' && hold_append(&s->hold, ".", 1) != 0)
 		s->hold_err = 1;
@@ -964,7 +962,9 @@ static void fmt_date(char *buf, size_t sz)
 	strftime(buf, sz, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
-/* data_end - the final dot: verdict, then relay or refuse */
+/* data_end - the final dot, in order: size and framing, the content
+ * filters (Hyperscan), DKIM/DMARC (data_verdict, maybe after W_AUTH), the
+ * antivirus hook, then relay; the first refusal is the reply */
 static void data_end(struct session *s)
 {
 	struct filter_verdict v[CFG_MAX_FILTERS];
@@ -1002,8 +1002,65 @@ static void data_end(struct session *s)
 			goto refused;
 		}
 	}
+	/* the filters' headers wait with the message for the checks after them */
+	for (int i = 0; i < s->n_fm && hl < sizeof(hdr); i++)
+		if (v[i].header_name[0] && v[i].header[0])
+			hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "%.*s: %.*s\r\n",
+					       (int)strnlen(v[i].header_name, sizeof(v[i].header_name)), v[i].header_name,
+					       (int)strnlen(v[i].header, sizeof(v[i].header)), v[i].header);
+	if (hl >= sizeof(hdr))
+		hl = sizeof(hdr) - 1;
+	if (!(s->eod_hdr = strndup(hdr, hl))) {
+		refuse(s, "data", "no_memory", 0, NULL, 451, "4.3.0 Try again later");
+		goto refused;
+	}
+	/* sender authentication, after the content gate: its DNS answers have
+	 * had the body's transfer time to come in */
+	if (s->auth && !auth_ready(s->auth, s->w->now_ms)) {
+		s->wait = W_AUTH;
+		return;
+	}
+	data_verdict(s);
+	return;
+refused:
+	if (s->relay)
+		relay_rset(s->relay);
+	tx_reset(s);
+}
+
+/* data_verdict - end of data once DKIM/DMARC can be decided: their verdict,
+ * the antivirus hook, then moat's headers and the relay */
+static void data_verdict(struct session *s)
+{
+	struct auth_verdict av;
+	struct authres_item it[AUTH_MAX_SIGS + 3];
+	char hdr[8192], mf[300], date[64];
+	size_t hl = 0;
+	int n = 0;
+
+	if (s->auth) {
+		char fd[300];
+		auth_finish(s->auth, &av);
+		log_escape(fd, sizeof(fd), av.domain, strlen(av.domain));
+		log_info("%s auth from_domain=\"%s\" %s dmarc=%s", s->sid, fd, av.log,
+			 s->auth->dmarc_result[0] ? s->auth->dmarc_result : "off");
+		if (av.action == AUTH_ACT_REJECT) {
+			refuse(s, "data", av.reason, 0, NULL, 550, "5.7.1 Message rejected by the DMARC policy of %s", fd);
+			goto refused;
+		}
+		if (av.action == AUTH_ACT_TEMPFAIL) {
+			if (!strcmp(av.reason, "auth_temperror"))
+				refuse(s, "data", av.reason, 0, NULL, 451,
+				       "4.7.5 Temporary DNS error authenticating %s, try again later", fd);
+			else
+				refuse(s, "data", av.reason, 0, NULL, 451,
+				       "4.7.1 DMARC policy of %s not met, try again later", fd);
+			goto refused;
+		}
+	}
+	/* end-of-data hook: antivirus (issue 18) goes here, after DKIM/DMARC */
+
 	/* moat's added headers, prepended to the rebuilt stream */
-	char date[64];
 	fmt_date(date, sizeof(date));
 	hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl,
 			       "Received: from %s ([%s])\r\n\tby %s (moat-smtpd) with %s id %s%s%s%s;\r\n\t%s\r\n",
@@ -1011,16 +1068,17 @@ static void data_end(struct session *s)
 			       s->tls ? (s->esmtp ? "ESMTPS" : "SMTPS") : (s->esmtp ? "ESMTP" : "SMTP"),
 			       s->sid, s->nrcpt == 1 ? "\r\n\tfor <" : "", s->nrcpt == 1 ? s->rcpts[0] : "",
 			       s->nrcpt == 1 ? ">" : "", date);
-	if (g_cfg->spf && s->spf_result[0] && hl < sizeof(hdr))
-		hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl,
-				       "Authentication-Results: %s;\r\n\tspf=%s %s=%s\r\n", g_cfg->authserv_id,
-				       s->spf_result, s->from.addr[0] ? "smtp.mailfrom" : "smtp.helo",
-				       s->from.addr[0] ? s->from.addr : s->helo);
-	for (int i = 0; i < s->n_fm && hl < sizeof(hdr); i++)
-		if (v[i].header_name[0] && v[i].header[0])
-			hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "%.*s: %.*s\r\n",
-					       (int)strnlen(v[i].header_name, sizeof(v[i].header_name)), v[i].header_name,
-					       (int)strnlen(v[i].header, sizeof(v[i].header)), v[i].header);
+	if (g_cfg->spf && s->spf_result[0]) {
+		snprintf(mf, sizeof(mf), "%s=%s", s->from.addr[0] ? "smtp.mailfrom" : "smtp.helo",
+			 s->from.addr[0] ? s->from.addr : s->helo);
+		it[n++] = (struct authres_item){ "spf", s->spf_result, NULL, mf };
+	}
+	if (s->auth)
+		n += auth_items(s->auth, it + n, AUTH_MAX_SIGS + 3 - n);
+	if (n && hl < sizeof(hdr))
+		hl += authres_build(hdr + hl, sizeof(hdr) - hl, g_cfg->authserv_id, it, n);
+	if (s->eod_hdr && hl < sizeof(hdr))
+		hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "%s", s->eod_hdr);
 	if (hl >= sizeof(hdr))
 		hl = sizeof(hdr) - 1;
 	s->wait = W_RELAY_EOD;
@@ -1030,6 +1088,22 @@ refused:
 	if (s->relay)
 		relay_rset(s->relay);
 	tx_reset(s);
+}
+
+/* session_auth_done - the DKIM keys and DMARC records are in, or their
+ * deadline passed (the sweep): end of data goes on */
+void session_auth_done(struct session *s)
+{
+	if (s->wait != W_AUTH)
+		return;
+	s->wait = W_NONE;
+	if (s->dead)
+		return;
+	data_verdict(s);
+	if (s->in_process)
+		return;
+	process(s);
+	settle(s);
 }
 
 /* with_enh - the downstream's text, given an enhanced status code
@@ -1259,6 +1333,10 @@ void session_sweep(struct worker *w)
 			snprintf(s->spf_result, sizeof(s->spf_result), "temperror");
 			refuse(s, "mail", "spf_timeout", 0, "", 451, "4.7.24 SPF temporary error, try again later");
 			process(s);
+		} else if (s->wait == W_AUTH && now >= auth_deadline(s->auth)) {
+			stats_inc("data", "auth_dns_timeout");
+			s->auth->waiting = 0;
+			session_auth_done(s);
 		} else if (s->wait == W_NONE && s->state != S_CLOSING && now >= s->deadline) {
 			refuse(s, s->state == S_DATA ? "data" : "session", "timeout", 1,
 			       s->state == S_DATA ? NULL : "", 421, "4.4.2 %s Error: timeout exceeded", g_cfg->hostname);

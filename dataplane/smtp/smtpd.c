@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "auth.h"
 #include "smtpd.h"
 
 struct smtpd_config *g_cfg;
@@ -101,6 +102,8 @@ static void *worker_main(void *arg)
 
 	if (filters_thread_init() != 0)
 		log_fatal("worker %d: filter initialisation failed", w->id);
+	if (auth_thread_init() != 0)
+		log_fatal("worker %d: DKIM initialisation failed", w->id);
 	w->now_ms = moat_clock_ms();
 	while (!w->stop) {
 		int n = epoll_wait(w->epfd, evs, 256, 100);
@@ -134,6 +137,7 @@ static void *worker_main(void *arg)
 		session_free_zombies(w);
 	}
 	session_shutdown_all(w);
+	auth_thread_fini();
 	return NULL;
 }
 
@@ -156,7 +160,7 @@ static int worker_setup(struct worker *w, int id, int *lfds)
 		epoll_ctl(w->epfd, EPOLL_CTL_ADD, lfds[i], &ee);
 	}
 	w->n_listen = cfg.n_listen;
-	if (cfg.n_zones && dnsbl_worker_init(w) != 0)
+	if ((cfg.n_zones || cfg.auth.dkim) && dnsbl_worker_init(w) != 0) /* DKIM/DMARC ask on it too */
 		return -1;
 	return 0;
 }
@@ -193,6 +197,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (filters_resolve(&cfg, err, sizeof(err)) != 0 || rcptmap_load(cfg.recipient_map, err, sizeof(err)) != 0) {
+		fprintf(stderr, "moat-smtpd: %s: %s\n", path, err);
+		return 1;
+	}
+	if (auth_init(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "moat-smtpd: %s: %s\n", path, err);
 		return 1;
 	}

@@ -72,9 +72,11 @@ enum sess_state {
 
 enum sess_wait {        /* which asynchronous answer the session waits for */
 	W_NONE = 0, W_DNSBL, W_SPF, W_RELAY_MAIL, W_RELAY_RCPT, W_RELAY_EOD,
+	W_AUTH,             /* DKIM keys / DMARC records at the final dot (auth.h) */
 };
 
 struct relay;
+struct auth_msg;
 
 struct session {
 	struct ev ev;
@@ -138,6 +140,8 @@ struct session {
 	struct hold hold;
 	struct filter_msg *fm[CFG_MAX_FILTERS];
 	int n_fm;
+	struct auth_msg *auth;  /* DKIM/DMARC of the message (auth.h), NULL when off */
+	char *eod_hdr;          /* the filters' added headers while end of data waits */
 	char pending_rcpt[SMTP_ADDR_MAX + 1];
 
 	struct relay *relay;

@@ -202,6 +202,15 @@ lab_knot_reload() {
 	lab_dns knotc -c "$KNOT_CONF" zone-reload >/dev/null
 }
 
+# lab_knot_servfail NAME - a zone Knot is configured for but never loads:
+# every question under NAME gets SERVFAIL (a DNS temporary error); returns
+# once the reload has landed (REFUSED before)
+lab_knot_servfail() {
+	printf '  - domain: %s\n    file: "%s/none.zone"\n' "$1" "$LAB_DIR" >>"$KNOT_CONF"
+	lab_dns knotc -c "$KNOT_CONF" reload >/dev/null 2>&1
+	lab_wait 10 bash -c "ip netns exec $NS_DNS kdig +time=1 +retry=0 @198.18.2.2 $1 SOA | grep -q 'status: SERVFAIL'"
+}
+
 # lab_sink [EXTRA ARGS] - smtp-sink in mx, messages dumped to $LAB_DIR/sink/
 lab_sink() {
 	mkdir -p "$LAB_DIR/sink"
