@@ -2,7 +2,9 @@
 /*
  * moat-pktgen - the packet generator moat is tested under: TCP SYNs (IPv4
  * and IPv6, optionally VLAN-tagged) to the appliance's SMTP port from
- * source sets with shares, through an AF_PACKET TX ring with qdisc bypass;
+ * source sets with shares, through an AF_XDP socket (libxdp, copy mode) or
+ * an AF_PACKET TX ring with qdisc bypass (--tx; docs/pktgen.md says why
+ * AF_XDP is the default);
  * the replies are read on the same interface through an AF_PACKET RX ring,
  * matched to their probe (ack = seq + 1, the probe id is the ISN, the
  * source port and address follow from it) and classified: SYN-ACK (passed
@@ -14,7 +16,7 @@
  * The generator's kernel never handles the replies: a tc ingress program
  * (bpf/pktgen_rx.bpf.c) drops them after the packet socket taps saw them,
  * so no RST goes back to the appliance.  docs/pktgen.md has the model (the
- * tarpit's rate limit, "passed, unanswered") and why AF_PACKET.
+ * tarpit's rate limit, "passed, unanswered") and the TX measurement.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +42,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
+
+#ifdef MOAT_PKTGEN_XSK
+#include <xdp/xsk.h>
+#endif
 
 #include "clock.h"
 #include "ctlproto.h"
@@ -105,6 +111,7 @@ struct opts {
 	uint64_t max_probes;
 	unsigned timeout_ms;
 	bool json, quiet;
+	bool xsk;                /* --tx xsk: AF_XDP (copy mode) instead */
 	uint16_t sport_lo, sport_hi;
 	double tp_src_pps, tp_src_burst, tp_glob_pps, tp_glob_burst;
 };
@@ -132,6 +139,14 @@ struct run {
 	uint64_t wrong;
 	uint64_t kdrops;         /* appliance kernel's drop counters, delta */
 	bool kdrops_known;
+#ifdef MOAT_PKTGEN_XSK
+	struct xsk_umem *umem;
+	struct xsk_socket *xsk;
+	struct xsk_ring_prod xtx, xfq;
+	struct xsk_ring_cons xcq;
+	uint8_t *ubuf;
+	uint64_t xnext, xout;    /* next UMEM frame, frames not completed */
+#endif
 	struct moat_pktgen_rx *skel;
 	bool xdp_ours, tc_hook_ours, tc_ours;
 	struct bpf_tc_hook hook;
@@ -570,6 +585,12 @@ static int setup_progs(struct run *r)
 
 static void teardown_progs(struct run *r)
 {
+#ifdef MOAT_PKTGEN_XSK
+	if (r->xsk)
+		xsk_socket__delete(r->xsk);
+	if (r->umem)
+		xsk_umem__delete(r->umem);
+#endif
 	if (r->tc_ours) {
 		r->tcopts.flags = r->tcopts.prog_fd = r->tcopts.prog_id = 0;
 		bpf_tc_detach(&r->hook, &r->tcopts);
@@ -708,6 +729,79 @@ static void next_probe(struct run *r, struct probe *p)
 	p->dup = 0;
 }
 
+#ifdef MOAT_PKTGEN_XSK
+#define XSK_FRAME 2048
+#define XSK_FRAMES 4096
+#define XSK_KICK 32 /* descriptors the kernel sends per sendto() in copy mode */
+
+/* setup_xsk - AF_XDP TX-only socket on queue 0 in copy mode (no program:
+ * nothing is received through it); 0 or -errno */
+static int setup_xsk(struct run *r)
+{
+	struct xsk_umem_config uc = {
+		.fill_size = XSK_RING_PROD__DEFAULT_NUM_DESCS,
+		.comp_size = XSK_FRAMES,
+		.frame_size = XSK_FRAME,
+	};
+	struct xsk_socket_config sc = {
+		.rx_size = XSK_RING_CONS__DEFAULT_NUM_DESCS,
+		.tx_size = 2048,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+		.bind_flags = XDP_COPY,
+	};
+	int err;
+
+	r->ubuf = mmap(NULL, (size_t)XSK_FRAME * XSK_FRAMES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (r->ubuf == MAP_FAILED)
+		return -errno;
+	err = xsk_umem__create(&r->umem, r->ubuf, (uint64_t)XSK_FRAME * XSK_FRAMES, &r->xfq,
+			       &r->xcq, &uc);
+	if (err)
+		return err;
+	return xsk_socket__create(&r->xsk, r->o->ifname, 0, r->umem, NULL, &r->xtx, &sc);
+}
+
+/* xsk_batch - reclaim completions, put up to max probes on the AF_XDP TX
+ * ring and kick the kernel; returns how many were queued */
+static unsigned xsk_batch(struct run *r, uint64_t max, uint64_t now)
+{
+	uint32_t idx;
+	unsigned n = xsk_ring_cons__peek(&r->xcq, XSK_FRAMES, &idx);
+
+	if (n) {
+		xsk_ring_cons__release(&r->xcq, n);
+		r->xout -= n;
+	}
+	if (max > XSK_FRAMES - r->xout)
+		max = XSK_FRAMES - r->xout;
+	if (max > 256)
+		max = 256;
+	n = max ? xsk_ring_prod__reserve(&r->xtx, (uint32_t)max, &idx) : 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct xdp_desc *d = xsk_ring_prod__tx_desc(&r->xtx, idx + i);
+		struct probe *p = &r->probes[r->nsent];
+
+		d->addr = (r->xnext++ % XSK_FRAMES) * XSK_FRAME;
+		next_probe(r, p);
+		p->sent_us = (uint32_t)((now - r->start_ns) / 1000);
+		d->len = build_syn(r, r->ubuf + d->addr, r->nsent, p);
+		d->options = 0;
+		r->nsent++;
+	}
+	if (n) {
+		xsk_ring_prod__submit(&r->xtx, n);
+		r->xout += n;
+	}
+	/* copy mode sends XSK_KICK descriptors per call */
+	for (uint64_t k = 0; k < (r->xout + XSK_KICK - 1) / XSK_KICK && r->xout; k++)
+		if (sendto(xsk_socket__fd(r->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 &&
+		    errno != EAGAIN && errno != ENOBUFS && errno != EBUSY)
+			r->tx_errors++;
+	return n;
+}
+#endif
+
 static uint64_t read_u64_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -813,7 +907,11 @@ static int send_loop(struct run *r)
 		} else {
 			want = limit;
 		}
-		while (r->nsent < want && queued < 256) {
+#ifdef MOAT_PKTGEN_XSK
+		if (o->xsk)
+			queued = xsk_batch(r, want - r->nsent, now);
+#endif
+		while (!o->xsk && r->nsent < want && queued < 256) {
 			struct tpacket2_hdr *h = (void *)(r->txring + (size_t)r->txslot * TX_FRAME);
 
 			if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE)
@@ -829,7 +927,7 @@ static int send_loop(struct run *r)
 			r->nsent++;
 			queued++;
 		}
-		if (queued && send(r->txfd, NULL, 0, MSG_DONTWAIT) < 0 &&
+		if (queued && !o->xsk && send(r->txfd, NULL, 0, MSG_DONTWAIT) < 0 &&
 		    errno != EAGAIN && errno != ENOBUFS && errno != EINTR)
 			r->tx_errors++;
 		rx_poll(r);
@@ -846,7 +944,14 @@ static int send_loop(struct run *r)
 		}
 	}
 	/* flush what is queued, then replies until the timeout */
-	send(r->txfd, NULL, 0, 0);
+	if (!o->xsk)
+		send(r->txfd, NULL, 0, 0);
+#ifdef MOAT_PKTGEN_XSK
+	for (int i = 0; o->xsk && r->xout && i < 1000; i++) {
+		xsk_batch(r, 0, moat_clock_ns());
+		usleep(100);
+	}
+#endif
 	r->end_tx_ns = moat_clock_ns();
 	uint64_t deadline = r->end_tx_ns + (uint64_t)o->timeout_ms * 1000000ull;
 
@@ -1015,9 +1120,9 @@ static void report_text(struct run *r)
 	double tx_s = (double)(r->end_tx_ns - r->start_ns) / 1e9;
 	double all_s = (double)(r->end_ns - r->start_ns) / 1e9;
 
-	printf("sent %" PRIu64 " SYNs in %.2f s: %.0f pps%s; replies matched %" PRIu64
+	printf("sent %" PRIu64 " SYNs (%s) in %.2f s: %.0f pps%s; replies matched %" PRIu64
 	       " (%.0f pps over %.2f s), stray %" PRIu64 ", duplicate %" PRIu64 "\n",
-	       r->nsent, tx_s, tx_s > 0 ? r->nsent / tx_s : 0.0,
+	       r->nsent, r->o->xsk ? "AF_XDP" : "AF_PACKET", tx_s, tx_s > 0 ? r->nsent / tx_s : 0.0,
 	       r->o->rate > 0 ? "" : " (flat out)", r->nmatched,
 	       all_s > 0 ? r->nmatched / all_s : 0.0, all_s, r->nstray, r->ndups);
 	if (r->tx_dropped_dev)
@@ -1065,6 +1170,7 @@ static void report_json(struct run *r)
 	json_object_object_add(j, "pps_received",
 			       json_object_new_double(all_s > 0 ? r->nmatched / all_s : 0));
 	json_object_object_add(j, "rate", json_object_new_double(r->o->rate));
+	json_object_object_add(j, "tx", json_object_new_string(r->o->xsk ? "xsk" : "packet"));
 	json_object_object_add(j, "tx_dropped_dev", json_object_new_int64((int64_t)r->tx_dropped_dev));
 	for (int e = 0; e < EXP_N; e++) {
 		struct json_object *row = json_object_new_object();
@@ -1113,6 +1219,8 @@ static void usage(FILE *f)
 		"      --max-probes N      probes tracked (%u)\n"
 		"      --json              the result as one JSON object\n"
 		"  -q, --quiet             no progress line\n"
+		"      --tx xsk|packet     TX path: AF_XDP in copy mode (default when built with\n"
+		"                          libxdp) or the AF_PACKET ring with qdisc bypass\n"
 		"Exit: 0 every verdict right, 1 a wrong verdict, 2 usage or set-up error.\n"
 		"See moat-pktgen(1).\n", SETS_MAX, PROBES_DEF);
 }
@@ -1223,16 +1331,19 @@ int main(int argc, char **argv)
 		{ "sports", required_argument, 0, 'P' }, { "tarpit-src", required_argument, 0, 'A' },
 		{ "tarpit-global", required_argument, 0, 'G' },
 		{ "max-probes", required_argument, 0, 'm' }, { "json", no_argument, 0, 'j' },
-		{ "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }, { 0 }
+		{ "quiet", no_argument, 0, 'q' }, { "tx", required_argument, 0, 'X' }, { "help", no_argument, 0, 'h' }, { 0 }
 	};
 	struct opts o = {
 		.port = 25, .vlan = -1, .duration = 1, .timeout_ms = 1000,
 		.max_probes = PROBES_DEF, .sport_lo = 1024, .sport_hi = 32767,
 		.tp_src_pps = 10, .tp_src_burst = 20, .tp_glob_pps = 10000, .tp_glob_burst = 20000,
+#ifdef MOAT_PKTGEN_XSK
+		.xsk = true, /* measured faster than the packet ring (docs/pktgen.md) */
+#endif
 	};
 	struct run *r = calloc(1, sizeof(*r));
 	int c, err, rc = 2;
-	bool dur_set = false;
+	bool dur_set = false, tx_set = false;
 	int64_t k0 = 0, k1;
 	unsigned shown = 0, total = 0;
 
@@ -1288,6 +1399,21 @@ int main(int argc, char **argv)
 		case 'm': o.max_probes = strtoull(optarg, &end, 10); break;
 		case 'j': o.json = true; break;
 		case 'q': o.quiet = true; break;
+		case 'X':
+			tx_set = true;
+			if (!strcmp(optarg, "xsk")) {
+#ifdef MOAT_PKTGEN_XSK
+				o.xsk = true;
+#else
+				fprintf(stderr, "moat-pktgen: built without libxdp: no --tx xsk\n");
+				return 2;
+#endif
+			} else if (!strcmp(optarg, "packet")) {
+				o.xsk = false;
+			} else {
+				goto bad;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1347,8 +1473,17 @@ bad:
 		goto out;
 	}
 	err = setup_rx(r);
-	if (!err)
+	if (!err && !o.xsk)
 		err = setup_tx(r);
+#ifdef MOAT_PKTGEN_XSK
+	if (!err && o.xsk && (err = setup_xsk(r)) && !tx_set) {
+		/* the default path failed here: the packet ring works anywhere */
+		fprintf(stderr, "moat-pktgen: AF_XDP on %s: %s; using the AF_PACKET ring\n",
+			o.ifname, strerror(-err));
+		o.xsk = false;
+		err = setup_tx(r);
+	}
+#endif
 	if (err) {
 		fprintf(stderr, "moat-pktgen: packet rings on %s: %s\n", o.ifname, strerror(-err));
 		goto out;

@@ -77,8 +77,8 @@ rstc0=$(lab_inet nstat -az TcpOutRsts | awk '/TcpOutRsts/ {print $2}')
 pg mixed --socket "$SOCK" --src 198.51.100.0/24:4 --src 192.0.2.0/24:4 \
 	--src 2001:db8:100::/120:2 --rate 3000 -d 1.5 --netns-stats "$NS_APP"
 rc=$?
-if [ $rc -eq 0 ] && all_right mixed; then
-	tap_ok "IPv4+IPv6 (lookup): pass, tarpit, tarpit rate-limited, drop all right ($(cells mixed))"
+if [ $rc -eq 0 ] && all_right mixed && [ "$(jget "$(cat "$LAB_DIR/mixed.json")" "d['tx']")" = xsk ]; then
+	tap_ok "IPv4+IPv6 (lookup, AF_XDP TX): pass, tarpit, tarpit rate-limited, drop all right ($(cells mixed))"
 else
 	tap_not_ok "IPv4+IPv6 run: rc=$rc"
 	show mixed
@@ -178,14 +178,16 @@ else
 	show wrong2
 fi
 
-# 9: text report on a non-tty: the matrix and the summary
+# 9: text report on a non-tty: the matrix and the summary; through the
+# AF_PACKET ring (the other TX path)
 lab_inet "$PKTGEN" -i app0 --to 198.18.1.1 --dst-mac "$dmac" --expect "$LAB_DIR/expect" \
-	--src 192.0.2.0/25 -n 100 --rate 1000 >"$LAB_DIR/text.out" 2>&1
+	--src 192.0.2.0/25 -n 100 --rate 1000 --tx packet >"$LAB_DIR/text.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && grep -q '^expected \\ got' "$LAB_DIR/text.out" &&
+	grep -q '^sent 100 SYNs (AF_PACKET)' "$LAB_DIR/text.out" &&
 	grep -Eq '^drop +0 +0 +0 +100 +100' "$LAB_DIR/text.out" &&
 	grep -q '^wrong verdicts: 0' "$LAB_DIR/text.out"; then
-	tap_ok "text report: matrix row drop 100 x none, wrong verdicts 0"
+	tap_ok "text report (--tx packet): matrix row drop 100 x none, wrong verdicts 0"
 else
 	tap_not_ok "text report: rc=$rc"
 	sed 's/^/# /' "$LAB_DIR/text.out"
