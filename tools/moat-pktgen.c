@@ -1115,6 +1115,14 @@ static int judge(struct run *r, FILE *wrongf, unsigned *shown)
 
 /* ---- report -------------------------------------------------------------- */
 
+/* lossless - the run shows no loss of its own: nothing dropped by the
+ * device, every pass answered, every tarpit probe within its budget
+ * answered; wrong verdicts are only meaningful at such a rate */
+static bool lossless(const struct run *r)
+{
+	return !r->tx_dropped_dev && !r->passed_unanswered && !r->tarpit_unanswered && !r->tx_errors;
+}
+
 static void report_text(struct run *r)
 {
 	double tx_s = (double)(r->end_tx_ns - r->start_ns) / 1e9;
@@ -1154,6 +1162,8 @@ static void report_text(struct run *r)
 	if (r->kdrops_known)
 		printf(" (appliance kernel drops: %" PRIu64 ")", r->kdrops);
 	printf("; passed, RST (no listener): %" PRIu64 "\n", r->pass_rst);
+	printf("lossless at this rate: %s\n", lossless(r) ? "yes" :
+	       "no (judge at a lower --rate)");
 	printf("wrong verdicts: %" PRIu64 "\n", r->wrong);
 }
 
@@ -1188,6 +1198,7 @@ static void report_json(struct run *r)
 	if (r->kdrops_known)
 		json_object_object_add(j, "kernel_drops", json_object_new_int64((int64_t)r->kdrops));
 	json_object_object_add(j, "wrong", json_object_new_int64((int64_t)r->wrong));
+	json_object_object_add(j, "lossless", json_object_new_boolean(lossless(r)));
 	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 	json_object_put(j);
 }
