@@ -30,10 +30,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -76,6 +78,7 @@ struct srcset {
 	uint64_t seq;        /* next host, sequential mode */
 	uint8_t *exp;        /* per host, when 2^hostbits <= EXP_HOSTS_MAX */
 	uint8_t exp_all;     /* the whole set's expectation otherwise */
+	bool smtp;           /* --smtp-src: real connections, not in the flood */
 };
 
 /* one probe; its id is the SYN's sequence number */
@@ -112,6 +115,9 @@ struct opts {
 	unsigned timeout_ms;
 	bool json, quiet;
 	bool xsk;                /* --tx xsk: AF_XDP (copy mode) instead */
+	unsigned smtp_n;         /* SMTP mode: connections */
+	unsigned smtp_timeout_ms;
+	const char *smtp_rcpt;
 	uint16_t sport_lo, sport_hi;
 	double tp_src_pps, tp_src_burst, tp_glob_pps, tp_glob_burst;
 };
@@ -138,6 +144,8 @@ struct run {
 	uint64_t tarpit_limited, tarpit_unanswered, passed_unanswered, pass_rst;
 	uint64_t wrong;
 	uint64_t kdrops;         /* appliance kernel's drop counters, delta */
+	uint64_t smtp_cell[EXP_N][5];   /* SMTP mode: expected x enum smtp_out */
+	uint64_t smtp_wrong;
 	bool kdrops_known;
 #ifdef MOAT_PKTGEN_XSK
 	struct xsk_umem *umem;
@@ -1113,6 +1121,310 @@ static int judge(struct run *r, FILE *wrongf, unsigned *shown)
 	return 0;
 }
 
+
+/* ---- SMTP mode ------------------------------------------------------------ */
+
+/* What a real connection from a --smtp-src address got. */
+enum smtp_out {
+	SO_DELIVERED,   /* 250 after the final dot */
+	SO_REFUSED,     /* a 4xx/5xx reply at some step (the SMTP gate) */
+	SO_SILENT,      /* connected, no greeting within the timeout (tarpit) */
+	SO_NOCONN,      /* no connection within the timeout (dropped at the SYN) */
+	SO_RESET,       /* connection refused or reset */
+	SO_N
+};
+static const char *so_names[SO_N] = { "delivered", "refused", "silent", "no-conn", "reset" };
+
+enum smtp_step { ST_CONNECT, ST_BANNER, ST_EHLO, ST_MAIL, ST_RCPT, ST_DATA, ST_BODY, ST_DONE };
+
+struct smtp_conn {
+	int fd;
+	enum smtp_step step;
+	uint8_t set;
+	uint64_t host;
+	uint64_t deadline;
+	char buf[2048];
+	size_t len;
+};
+
+#define SMTP_PAR 32
+
+/* smtp_say - write a command line (short, to a fresh socket: one write) */
+static int smtp_say(struct smtp_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int smtp_say(struct smtp_conn *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -EINVAL;
+	return write(c->fd, line, (size_t)n) == n ? 0 : -EIO;
+}
+
+/* smtp_reply - the code of the last line of a complete reply in c->buf,
+ * 0 while incomplete; the reply is consumed */
+static int smtp_reply(struct smtp_conn *c)
+{
+	char *line = c->buf, *nl;
+
+	while ((nl = memchr(line, '\n', c->len - (size_t)(line - c->buf)))) {
+		if (nl - line >= 3 && (nl - line == 3 || line[3] == ' ' || line[3] == '\r')) {
+			int code = atoi(line);
+
+			c->len = 0;
+			return code > 0 ? code : 999;
+		}
+		line = nl + 1;
+	}
+	return 0;
+}
+
+/* smtp_advance - act on a reply; returns an outcome when the connection ends,
+ * -1 while it goes on */
+static int smtp_advance(const struct opts *o, struct smtp_conn *c, int code, uint64_t id)
+{
+	if (code >= 400)
+		return SO_REFUSED;
+	switch (c->step) {
+	case ST_BANNER:
+		c->step = ST_EHLO;
+		return smtp_say(c, "EHLO pktgen.moat.test\r\n") ? SO_RESET : -1;
+	case ST_EHLO:
+		c->step = ST_MAIL;
+		return smtp_say(c, "MAIL FROM:<pktgen@example.org>\r\n") ? SO_RESET : -1;
+	case ST_MAIL:
+		c->step = ST_RCPT;
+		return smtp_say(c, "RCPT TO:<%s>\r\n", o->smtp_rcpt) ? SO_RESET : -1;
+	case ST_RCPT:
+		c->step = ST_DATA;
+		return smtp_say(c, "DATA\r\n") ? SO_RESET : -1;
+	case ST_DATA:
+		c->step = ST_BODY;
+		return smtp_say(c, "Subject: moat-pktgen %" PRIu64 "\r\n\r\nmoat-pktgen "
+				"SMTP mode, connection %" PRIu64 "\r\n.\r\n", id, id) ? SO_RESET : -1;
+	case ST_BODY:
+		c->step = ST_DONE;
+		smtp_say(c, "QUIT\r\n");
+		return SO_DELIVERED;
+	default:
+		return SO_RESET;
+	}
+}
+
+/* smtp_open - a non-blocking connection from host h of set si; fd or -errno */
+static int smtp_open(const struct run *r, unsigned si, uint64_t h)
+{
+	const struct srcset *s = &r->sets[si];
+	struct sockaddr_storage src = { 0 }, dst = { 0 };
+	socklen_t sl;
+	int fd, one = 1;
+
+	if (s->pfx.family == MOAT_AF_INET) {
+		struct sockaddr_in *a = (void *)&src, *b = (void *)&dst;
+
+		a->sin_family = b->sin_family = AF_INET;
+		set_addr(s, h, (uint8_t *)&a->sin_addr);
+		memcpy(&b->sin_addr, r->o->dst4, 4);
+		b->sin_port = htons(r->o->port);
+		sl = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&src, *b = (void *)&dst;
+
+		a->sin6_family = b->sin6_family = AF_INET6;
+		set_addr(s, h, a->sin6_addr.s6_addr);
+		memcpy(&b->sin6_addr, r->o->dst6, 16);
+		b->sin6_port = htons(r->o->port);
+		sl = sizeof(*a);
+	}
+	fd = socket(src.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&src, sl) < 0 ||
+	    (connect(fd, (struct sockaddr *)&dst, sl) < 0 && errno != EINPROGRESS)) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* smtp_judge - is outcome right for the fast path's expected verdict:
+ * pass = a session (delivered, or refused by the SMTP gate); tarpit = a
+ * handshake and silence, or no connection (over its rate limit); drop =
+ * no connection */
+static bool smtp_right(uint8_t e, int out)
+{
+	switch (e) {
+	case EXP_PASS:
+		return out == SO_DELIVERED || out == SO_REFUSED;
+	case EXP_TARPIT:
+		return out == SO_SILENT || out == SO_NOCONN;
+	default:
+		return out == SO_NOCONN;
+	}
+}
+
+/* smtp_run - o->smtp_n connections spread over the --smtp-src sets (in
+ * order of hosts, SMTP_PAR at a time), each a minimal transaction; fills
+ * smtp_cell, prints wrong ones to wrongf; 0 or -errno (a source address
+ * that is not configured here is an error) */
+static int smtp_run(struct run *r, FILE *wrongf, unsigned *shown)
+{
+	struct smtp_conn c[SMTP_PAR];
+	struct pollfd pfd[SMTP_PAR];
+	unsigned nsm = 0, sm[SETS_MAX], started = 0, done = 0, active = 0;
+	uint64_t seq[SETS_MAX] = { 0 };
+
+	for (unsigned i = 0; i < r->nsets; i++)
+		if (r->sets[i].smtp)
+			sm[nsm++] = i;
+	for (unsigned k = 0; k < SMTP_PAR; k++)
+		c[k].fd = -1;
+	while (done < r->o->smtp_n && !stop) {
+		uint64_t now = moat_clock_ns();
+
+		for (unsigned k = 0; k < SMTP_PAR && started < r->o->smtp_n; k++) {
+			if (c[k].fd >= 0)
+				continue;
+			unsigned si = sm[started % nsm];
+			struct srcset *s = &r->sets[si];
+			uint64_t mask = s->hostbits >= 64 ? ~0ull : (1ull << s->hostbits) - 1;
+			uint64_t h = seq[started % nsm]++ & mask;
+			int fd = smtp_open(r, si, h);
+
+			if (fd < 0) {
+				uint8_t a[16];
+				char as[INET6_ADDRSTRLEN];
+
+				set_addr(s, h, a);
+				addr_str(s->pfx.family, a, as, sizeof(as));
+				fprintf(stderr, "moat-pktgen: SMTP from %s: %s (is it configured here?)\n",
+					as, strerror(-fd));
+				for (unsigned j = 0; j < SMTP_PAR; j++)
+					if (c[j].fd >= 0)
+						close(c[j].fd);
+				return fd;
+			}
+			c[k] = (struct smtp_conn){ .fd = fd, .step = ST_CONNECT, .set = (uint8_t)si,
+						   .host = h,
+						   .deadline = now + r->o->smtp_timeout_ms * 1000000ull };
+			started++;
+			active++;
+		}
+		for (unsigned k = 0; k < SMTP_PAR; k++) {
+			pfd[k].fd = c[k].fd;
+			pfd[k].events = c[k].step == ST_CONNECT ? POLLOUT : POLLIN;
+			pfd[k].revents = 0;
+		}
+		poll(pfd, SMTP_PAR, 20);
+		now = moat_clock_ns();
+		for (unsigned k = 0; k < SMTP_PAR; k++) {
+			struct smtp_conn *x = &c[k];
+			int out = -1;
+
+			if (x->fd < 0)
+				continue;
+			if (pfd[k].revents && x->step == ST_CONNECT) {
+				int err = 0;
+				socklen_t el = sizeof(err);
+
+				getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+				if (err == ETIMEDOUT)
+					out = SO_NOCONN;
+				else if (err)
+					out = SO_RESET;
+				else
+					x->step = ST_BANNER;
+				x->deadline = now + r->o->smtp_timeout_ms * 1000000ull;
+			} else if (pfd[k].revents) {
+				ssize_t n = read(x->fd, x->buf + x->len, sizeof(x->buf) - 1 - x->len);
+
+				if (n <= 0) {
+					out = x->step == ST_DONE ? SO_DELIVERED : SO_RESET;
+				} else {
+					int code;
+
+					x->len += (size_t)n;
+					if ((code = smtp_reply(x))) {
+						out = smtp_advance(r->o, x, code, done);
+						x->deadline = now + r->o->smtp_timeout_ms * 1000000ull;
+					}
+					else if (x->len >= sizeof(x->buf) - 1)
+						out = SO_RESET;
+				}
+			}
+			if (out < 0 && now >= x->deadline)
+				out = x->step == ST_CONNECT ? SO_NOCONN :
+				      x->step == ST_BANNER ? SO_SILENT : SO_RESET;
+			if (out < 0)
+				continue;
+			struct probe pr = { .set = x->set, .host = x->host };
+			uint8_t e = probe_expect(r, &pr);
+
+			r->smtp_cell[e][out]++;
+			if (!smtp_right(e, out)) {
+				r->smtp_wrong++;
+				if (*shown < WRONG_SHOWN) {
+					uint8_t a[16];
+					char as[INET6_ADDRSTRLEN];
+
+					set_addr(&r->sets[x->set], x->host, a);
+					addr_str(r->sets[x->set].pfx.family, a, as, sizeof(as));
+					fprintf(wrongf, "wrong: SMTP from %s: expected %s, got %s\n", as,
+						exp_names[e], so_names[out]);
+					(*shown)++;
+				}
+			}
+			close(x->fd);
+			x->fd = -1;
+			active--;
+			done++;
+		}
+	}
+	for (unsigned k = 0; k < SMTP_PAR; k++)
+		if (c[k].fd >= 0)
+			close(c[k].fd);
+	return 0;
+}
+
+static void smtp_report_text(const struct run *r)
+{
+	printf("\nSMTP mode: %u connections\n%-16s", r->o->smtp_n, "expected \\ got");
+	for (int k = 0; k < SO_N; k++)
+		printf(" %10s", so_names[k]);
+	printf("\n");
+	for (int e = 0; e < EXP_N; e++) {
+		printf("%-16s", exp_names[e]);
+		for (int k = 0; k < SO_N; k++)
+			printf(" %10" PRIu64, r->smtp_cell[e][k]);
+		printf("\n");
+	}
+	printf("SMTP wrong: %" PRIu64 "\n", r->smtp_wrong);
+}
+
+static void smtp_report_json(const struct run *r, struct json_object *j)
+{
+	struct json_object *m = json_object_new_object();
+
+	for (int e = 0; e < EXP_N; e++) {
+		struct json_object *row = json_object_new_object();
+
+		for (int k = 0; k < SO_N; k++)
+			json_object_object_add(row, so_names[k],
+					       json_object_new_int64((int64_t)r->smtp_cell[e][k]));
+		json_object_object_add(m, exp_names[e], row);
+	}
+	json_object_object_add(j, "smtp_matrix", m);
+	json_object_object_add(j, "smtp_wrong", json_object_new_int64((int64_t)r->smtp_wrong));
+}
+
 /* ---- report -------------------------------------------------------------- */
 
 /* lossless - the run shows no loss of its own: nothing dropped by the
@@ -1199,6 +1511,8 @@ static void report_json(struct run *r)
 		json_object_object_add(j, "kernel_drops", json_object_new_int64((int64_t)r->kdrops));
 	json_object_object_add(j, "wrong", json_object_new_int64((int64_t)r->wrong));
 	json_object_object_add(j, "lossless", json_object_new_boolean(lossless(r)));
+	if (r->o->smtp_n)
+		smtp_report_json(r, j);
 	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 	json_object_put(j);
 }
@@ -1230,6 +1544,10 @@ static void usage(FILE *f)
 		"      --max-probes N      probes tracked (%u)\n"
 		"      --json              the result as one JSON object\n"
 		"  -q, --quiet             no progress line\n"
+		"      --smtp-src CIDR     SMTP mode: real connections from these addresses (they\n"
+		"                          must be configured here), after the flood\n"
+		"      --smtp N            connections (10); --smtp-rcpt ADDR (postmaster@localhost)\n"
+		"      --smtp-timeout MS   per step of a connection (3000)\n"
 		"      --tx xsk|packet     TX path: AF_XDP in copy mode (default when built with\n"
 		"                          libxdp) or the AF_PACKET ring with qdisc bypass\n"
 		"Exit: 0 every verdict right, 1 a wrong verdict, 2 usage or set-up error.\n"
@@ -1342,11 +1660,15 @@ int main(int argc, char **argv)
 		{ "sports", required_argument, 0, 'P' }, { "tarpit-src", required_argument, 0, 'A' },
 		{ "tarpit-global", required_argument, 0, 'G' },
 		{ "max-probes", required_argument, 0, 'm' }, { "json", no_argument, 0, 'j' },
-		{ "quiet", no_argument, 0, 'q' }, { "tx", required_argument, 0, 'X' }, { "help", no_argument, 0, 'h' }, { 0 }
+		{ "quiet", no_argument, 0, 'q' }, { "tx", required_argument, 0, 'X' },
+		{ "smtp-src", required_argument, 0, 'U' }, { "smtp", required_argument, 0, 'C' },
+		{ "smtp-rcpt", required_argument, 0, 'R' },
+		{ "smtp-timeout", required_argument, 0, 'W' }, { "help", no_argument, 0, 'h' }, { 0 }
 	};
 	struct opts o = {
 		.port = 25, .vlan = -1, .duration = 1, .timeout_ms = 1000,
 		.max_probes = PROBES_DEF, .sport_lo = 1024, .sport_hi = 32767,
+		.smtp_timeout_ms = 3000, .smtp_rcpt = "postmaster@localhost",
 		.tp_src_pps = 10, .tp_src_burst = 20, .tp_glob_pps = 10000, .tp_glob_burst = 20000,
 #ifdef MOAT_PKTGEN_XSK
 		.xsk = true, /* measured faster than the packet ring (docs/pktgen.md) */
@@ -1355,6 +1677,7 @@ int main(int argc, char **argv)
 	struct run *r = calloc(1, sizeof(*r));
 	int c, err, rc = 2;
 	bool dur_set = false, tx_set = false;
+	unsigned nsmtp = 0;
 	int64_t k0 = 0, k1;
 	unsigned shown = 0, total = 0;
 
@@ -1381,6 +1704,15 @@ int main(int argc, char **argv)
 				goto bad;
 			break;
 		case 'S': o.sequential = true; break;
+		case 'U':
+			if (parse_src(r, optarg) < 0)
+				goto bad;
+			r->sets[r->nsets - 1].smtp = true;
+			nsmtp++;
+			break;
+		case 'C': o.smtp_n = (unsigned)strtoul(optarg, &end, 10); break;
+		case 'R': o.smtp_rcpt = optarg; break;
+		case 'W': o.smtp_timeout_ms = (unsigned)strtoul(optarg, &end, 10); break;
 		case 'r': o.rate = strtod(optarg, &end); break;
 		case 'd': o.duration = strtod(optarg, &end); dur_set = true; break;
 		case 'n': o.count = strtoull(optarg, &end, 10); break;
@@ -1448,10 +1780,19 @@ bad:
 			fprintf(stderr, "moat-pktgen: set %u: no --to address of its family\n", i);
 			return 2;
 		}
-		total += r->sets[i].share;
+		if (!r->sets[i].smtp)
+			total += r->sets[i].share;
+	}
+	if (nsmtp && !o.smtp_n)
+		o.smtp_n = 10;
+	if (o.smtp_n && !nsmtp) {
+		fprintf(stderr, "moat-pktgen: --smtp needs --smtp-src\n");
+		return 2;
 	}
 	/* the share table: set i takes share_i/total of 1024 slots */
-	for (unsigned i = 0, at = 0, acc = 0; i < r->nsets; i++) {
+	for (unsigned i = 0, at = 0, acc = 0; i < r->nsets && total; i++) {
+		if (r->sets[i].smtp)
+			continue;
 		acc += r->sets[i].share;
 		unsigned to = (unsigned)((uint64_t)acc * 1024 / total);
 
@@ -1507,18 +1848,25 @@ bad:
 			fprintf(stderr, "moat-pktgen: kernel counters of %s: %s\n", o.stats_netns,
 				strerror((int)-k0));
 	}
-	send_loop(r);
+	if (total)
+		send_loop(r);
 	if (o.stats_netns && k0 >= 0 && (k1 = kernel_drops(o.stats_netns)) >= 0) {
 		r->kdrops = (uint64_t)(k1 - k0);
 		r->kdrops_known = true;
 	}
 	if (judge(r, o.json ? stderr : stdout, &shown) < 0)
 		goto out;
-	if (o.json)
+	if (o.smtp_n && smtp_run(r, o.json ? stderr : stdout, &shown) < 0)
+		goto out;
+	if (o.json) {
 		report_json(r);
-	else
-		report_text(r);
-	rc = r->wrong ? 1 : 0;
+	} else {
+		if (total)
+			report_text(r);
+		if (o.smtp_n)
+			smtp_report_text(r);
+	}
+	rc = r->wrong || r->smtp_wrong ? 1 : 0;
 out:
 	teardown_progs(r);
 	return rc;

@@ -15,11 +15,12 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 PKTGEN=$build/tools/moat-pktgen
 
-ctld_test pktgen 12 "$PKTGEN" "$PROBE"
+ctld_test pktgen 14 "$PKTGEN" "$PROBE"
 ctld_lab_up
 # 198.51.100.5 is held by inet's kernel: its SYN-ACKs would be RST there
 lab_sender 198.51.100.5
-lab_bg "$NS_APP" listen4 $PY "$PROBE" listen 198.18.1.1 25 "$LAB_DIR/accept.log"
+# a real SMTP server on the IPv4 side (SMTP mode talks to it)
+lab_bg "$NS_APP" sink smtp-sink -u postfix 198.18.1.1:25 1024
 lab_bg "$NS_APP" listen6 $PY "$PROBE" listen 2001:db8:1::1 25 "$LAB_DIR/accept.log"
 cat >"$LAB_DIR/moat.conf" <<CONF
 [daemon]
@@ -178,7 +179,35 @@ else
 	show wrong2
 fi
 
-# 9: text report on a non-tty: the matrix and the summary; through the
+# SMTP mode: real connections from addresses configured in inet
+# (203.0.113.0/28 on lo): the listed ones never connect, the tarpitted ones
+# connect and hear nothing, the others deliver a message to smtp-sink
+ip -n "$NS_INET" addr add 203.0.113.0/28 dev lo
+mctl add 203.0.113.0/30 --action drop >/dev/null
+mctl add 203.0.113.4/30 --action tarpit >/dev/null
+lab_inet "$PKTGEN" -i app0 --to 198.18.1.1 --socket "$SOCK" --smtp-src 203.0.113.0/28 \
+	--smtp 16 --smtp-timeout 1500 >"$LAB_DIR/smtp.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -Eq '^pass +8 +0 +0 +0 +0$' "$LAB_DIR/smtp.out" &&
+	grep -Eq '^tarpit +0 +0 +4 +0 +0$' "$LAB_DIR/smtp.out" &&
+	grep -Eq '^drop +0 +0 +0 +4 +0$' "$LAB_DIR/smtp.out" && grep -q '^SMTP wrong: 0' "$LAB_DIR/smtp.out"; then
+	tap_ok "SMTP mode: 8 delivered, 4 tarpitted silent, 4 dropped at the SYN, none wrong"
+else
+	tap_not_ok "SMTP mode: rc=$rc"
+	sed 's/^/# /' "$LAB_DIR/smtp.out"
+fi
+# the unconfigured address is a set-up error, not a wrong verdict
+lab_inet "$PKTGEN" -i app0 --to 198.18.1.1 --socket "$SOCK" --smtp-src 203.0.113.64/28 \
+	--smtp 1 >/dev/null 2>"$LAB_DIR/smtp2.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q 'SMTP from 203.0.113.64: .*configured here' "$LAB_DIR/smtp2.err"; then
+	tap_ok "SMTP mode from an address not configured here: exit 2, said so"
+else
+	tap_not_ok "SMTP mode unconfigured source: rc=$rc"
+	sed 's/^/# /' "$LAB_DIR/smtp2.err"
+fi
+
+# text report on a non-tty: the matrix and the summary; through the
 # AF_PACKET ring (the other TX path)
 lab_inet "$PKTGEN" -i app0 --to 198.18.1.1 --dst-mac "$dmac" --expect "$LAB_DIR/expect" \
 	--src 192.0.2.0/25 -n 100 --rate 1000 --tx packet >"$LAB_DIR/text.out" 2>&1
@@ -193,7 +222,7 @@ else
 	sed 's/^/# /' "$LAB_DIR/text.out"
 fi
 
-# 10: nothing left on the interface (pktgen attached XDP and tc itself)
+# nothing left on the interface (pktgen attached XDP and tc itself)
 x=$(lab_inet ip link show app0 | grep -c 'prog/xdp')
 t=$(lab_inet tc filter show dev app0 ingress 2>/dev/null | grep -c bpf)
 if [ "$x" = 0 ] && [ "$t" = 0 ]; then
@@ -202,7 +231,7 @@ else
 	tap_not_ok "left on app0: xdp=$x tc=$t"
 fi
 
-# 11: bad input: usage error, exit 2
+# bad input: usage error, exit 2
 lab_inet "$PKTGEN" -i app0 --to 198.18.1.1 --src 192.0.2.0/33 --expect "$LAB_DIR/expect" \
 	>/dev/null 2>&1
 rc1=$?
