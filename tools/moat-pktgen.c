@@ -115,6 +115,7 @@ struct opts {
 	unsigned timeout_ms;
 	bool json, quiet;
 	bool xsk;                /* --tx xsk: AF_XDP (copy mode) instead */
+	bool find_rate;          /* --find-rate: flat out, then down to lossless */
 	unsigned smtp_n;         /* SMTP mode: connections */
 	unsigned smtp_timeout_ms;
 	const char *smtp_rcpt;
@@ -129,6 +130,7 @@ struct run {
 	uint8_t pick[1024];      /* set index per 1/1024 share */
 	struct probe *probes;
 	uint64_t nsent;
+	uint32_t id_base;        /* wire id of probes[0]: ids go on across phases */
 	uint8_t smac[6];
 	int ifindex;
 	int txfd, rxfd;
@@ -147,6 +149,10 @@ struct run {
 	uint64_t smtp_cell[EXP_N][5];   /* SMTP mode: expected x enum smtp_out */
 	uint64_t smtp_wrong;
 	bool kdrops_known;
+	uint64_t xdp_seen;       /* the fast path's SYN counters, delta (--socket) */
+	bool xdp_known;
+	double flat_pps;         /* --find-rate: the flat-out phase's send rate */
+	double found_rate;
 #ifdef MOAT_PKTGEN_XSK
 	struct xsk_umem *umem;
 	struct xsk_socket *xsk;
@@ -288,9 +294,9 @@ static unsigned build_syn(struct run *r, uint8_t *buf, uint64_t id, const struct
 	}
 	uint8_t *t = buf + l4;
 
-	wr16(t, probe_sport(o, id));
+	wr16(t, probe_sport(o, (uint32_t)(r->id_base + id)));
 	wr16(t + 2, o->port);
-	wr32(t + 4, (uint32_t)id);
+	wr32(t + 4, (uint32_t)(r->id_base + id));
 	wr32(t + 8, 0);
 	t[12] = 6 << 4;        /* 24 bytes: MSS option */
 	t[13] = 0x02;          /* SYN */
@@ -615,6 +621,7 @@ static void teardown_progs(struct run *r)
 /* ---- receive and classify ---------------------------------------------- */
 
 static uint64_t judge_live(struct run *r, const struct probe *p);
+static bool lossless(const struct run *r);
 
 /* rx_frame - match one received frame to its probe */
 static void rx_frame(struct run *r, const uint8_t *d, unsigned len)
@@ -653,9 +660,10 @@ static void rx_frame(struct run *r, const uint8_t *d, unsigned len)
 		return;
 	uint16_t dport = rd16(d + l4 + 2);
 	uint8_t flags = d[l4 + 13];
-	uint64_t id = (uint32_t)(rd32(d + l4 + 8) - 1);
+	uint32_t wid = rd32(d + l4 + 8) - 1;
+	uint64_t id = (uint32_t)(wid - r->id_base);
 
-	if (!(flags & 0x10) || id >= r->nsent || dport != probe_sport(o, id)) {
+	if (!(flags & 0x10) || id >= r->nsent || dport != probe_sport(o, wid)) {
 		r->nstray++;
 		return;
 	}
@@ -1111,7 +1119,8 @@ static int judge(struct run *r, FILE *wrongf, unsigned *shown)
 				set_addr(&r->sets[p->set], p->host, a);
 				addr_str(r->sets[p->set].pfx.family, a, as, sizeof(as));
 				fprintf(wrongf, "wrong: probe %" PRIu64 " from %s port %u at %.3fs: "
-					"expected %s, got %s\n", id, as, probe_sport(o, id),
+					"expected %s, got %s\n", id, as,
+					probe_sport(o, (uint32_t)(r->id_base + id)),
 					p->sent_us / 1e6, exp_names[e], obs_names[p->obs]);
 				(*shown)++;
 			}
@@ -1425,14 +1434,122 @@ static void smtp_report_json(const struct run *r, struct json_object *j)
 	json_object_object_add(j, "smtp_wrong", json_object_new_int64((int64_t)r->smtp_wrong));
 }
 
+/* ---- phases ---------------------------------------------------------------- */
+
+/* xdp_syns - the fast path's SYN counters (pass, allow, drop, tarpit,
+ * tarpit_limited) summed, from moat-controld's "stats"; -errno on failure */
+static int64_t xdp_syns(const char *sock)
+{
+	static const char *keys[] = { "pass", "allow", "drop", "tarpit", "tarpit_limited" };
+	struct json_object *req, *rep = NULL, *res, *cnt, *v;
+	struct ctl_buf b;
+	int64_t sum = 0;
+	int fd = ctl_connect(sock), err, ok = 0;
+
+	if (fd < 0)
+		return fd;
+	ctl_buf_init(&b, CTL_MAX_REPLY);
+	req = ctl_request_new(1, "stats");
+	err = ctl_call(fd, &b, req, &rep, 5000);
+	json_object_put(req);
+	if (!err && (ctl_get_bool(rep, "ok", &ok) || !ok ||
+		     !json_object_object_get_ex(rep, "result", &res) ||
+		     !json_object_object_get_ex(res, "counters", &cnt)))
+		err = -EPROTO;
+	for (size_t i = 0; !err && i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (json_object_object_get_ex(cnt, keys[i], &v))
+			sum += json_object_get_int64(v);
+	json_object_put(rep);
+	ctl_buf_free(&b);
+	close(fd);
+	return err ? err : sum;
+}
+
+/* phase_reset - a fresh matrix; probe ids go on from where they were */
+static void phase_reset(struct run *r)
+{
+	r->id_base += (uint32_t)r->nsent;
+	r->nsent = r->nrecv = r->nmatched = r->nstray = r->ndups = r->tx_errors = 0;
+	r->wrong_live = r->tarpit_limited = r->tarpit_unanswered = 0;
+	r->passed_unanswered = r->pass_rst = r->wrong = r->kdrops = r->xdp_seen = 0;
+	r->kdrops_known = r->xdp_known = false;
+	memset(r->cell, 0, sizeof(r->cell));
+}
+
+/* phase - send at rate (0 = flat out) for the run's duration or count,
+ * then judge; the wrong probes go to wrongf (NULL: not shown).  0 or
+ * -errno */
+static int phase(struct run *r, double rate, FILE *wrongf, unsigned *shown)
+{
+	struct opts *o = r->o;
+	int64_t k0 = -1, k1, x0 = -1, x1;
+	unsigned none = WRONG_SHOWN;
+
+	phase_reset(r);
+	o->rate = rate;
+	if (o->stats_netns && (k0 = kernel_drops(o->stats_netns)) < 0)
+		fprintf(stderr, "moat-pktgen: kernel counters of %s: %s\n", o->stats_netns,
+			strerror((int)-k0));
+	if (o->socket)
+		x0 = xdp_syns(o->socket);
+	send_loop(r);
+	if (k0 >= 0 && (k1 = kernel_drops(o->stats_netns)) >= 0) {
+		r->kdrops = (uint64_t)(k1 - k0);
+		r->kdrops_known = true;
+	}
+	if (x0 >= 0 && (x1 = xdp_syns(o->socket)) >= 0) {
+		r->xdp_seen = (uint64_t)(x1 - x0);
+		r->xdp_known = true;
+	}
+	return judge(r, wrongf ? wrongf : stderr, wrongf ? shown : &none);
+}
+
+/* find_rate - flat out (the throughput), then 90, 70, 50, 30, 15, 5 % of
+ * it until a phase is lossless; the last phase's matrix is the one judged.
+ * 0 or -errno */
+static int find_rate(struct run *r, FILE *wrongf, unsigned *shown)
+{
+	static const int pct[] = { 90, 70, 50, 30, 15, 5 };
+	int err = phase(r, 0, NULL, NULL);
+
+	if (err)
+		return err;
+	r->flat_pps = r->end_tx_ns > r->start_ns ?
+		r->nsent / ((double)(r->end_tx_ns - r->start_ns) / 1e9) : 0;
+	for (size_t i = 0; i < sizeof(pct) / sizeof(pct[0]) && !stop; i++) {
+		double rate = r->flat_pps * pct[i] / 100;
+		bool last = i + 1 == sizeof(pct) / sizeof(pct[0]);
+
+		if (rate < 1)
+			rate = 1;
+		if (!r->o->quiet)
+			fprintf(stderr, "moat-pktgen: trying %.0f pps (%d %% of %.0f flat out)\n",
+				rate, pct[i], r->flat_pps);
+		err = phase(r, rate, NULL, NULL);
+		if (err)
+			return err;
+		if (lossless(r) || last) {
+			r->found_rate = lossless(r) ? rate : 0;
+			/* judge again for the report, now printing the wrong ones */
+			r->wrong = r->tarpit_limited = r->tarpit_unanswered = 0;
+			r->passed_unanswered = r->pass_rst = 0;
+			memset(r->cell, 0, sizeof(r->cell));
+			return judge(r, wrongf, shown);
+		}
+	}
+	return 0;
+}
+
 /* ---- report -------------------------------------------------------------- */
 
 /* lossless - the run shows no loss of its own: nothing dropped by the
- * device, every pass answered, every tarpit probe within its budget
- * answered; wrong verdicts are only meaningful at such a rate */
+ * device, the fast path counted every SYN (with --socket), every pass
+ * answered, every tarpit probe within its budget answered; wrong verdicts
+ * are only meaningful at such a rate */
 static bool lossless(const struct run *r)
 {
-	return !r->tx_dropped_dev && !r->passed_unanswered && !r->tarpit_unanswered && !r->tx_errors;
+	return !r->tx_dropped_dev && !r->passed_unanswered && !r->tarpit_unanswered && !r->tx_errors &&
+	       (!r->xdp_known || r->xdp_seen >= r->nsent);
 }
 
 static void report_text(struct run *r)
@@ -1447,6 +1564,11 @@ static void report_text(struct run *r)
 	       all_s > 0 ? r->nmatched / all_s : 0.0, all_s, r->nstray, r->ndups);
 	if (r->tx_dropped_dev)
 		printf("device tx_dropped during the run: %" PRIu64 "\n", r->tx_dropped_dev);
+	if (r->xdp_known)
+		printf("the fast path counted %" PRIu64 " SYNs meanwhile\n", r->xdp_seen);
+	if (r->o->find_rate)
+		printf("flat out: %.0f pps; judged at %.0f pps%s\n", r->flat_pps, r->o->rate,
+		       r->found_rate > 0 ? " (lossless)" : " (no lossless rate found)");
 	printf("\n%-16s %10s %10s %10s %10s %10s\n", "expected \\ got", obs_names[1], obs_names[2],
 	       obs_names[3], obs_names[0], "total");
 	for (int e = 0; e < EXP_N; e++) {
@@ -1493,6 +1615,12 @@ static void report_json(struct run *r)
 			       json_object_new_double(all_s > 0 ? r->nmatched / all_s : 0));
 	json_object_object_add(j, "rate", json_object_new_double(r->o->rate));
 	json_object_object_add(j, "tx", json_object_new_string(r->o->xsk ? "xsk" : "packet"));
+	if (r->xdp_known)
+		json_object_object_add(j, "xdp_syns", json_object_new_int64((int64_t)r->xdp_seen));
+	if (r->o->find_rate) {
+		json_object_object_add(j, "pps_flat", json_object_new_double(r->flat_pps));
+		json_object_object_add(j, "pps_lossless", json_object_new_double(r->found_rate));
+	}
 	json_object_object_add(j, "tx_dropped_dev", json_object_new_int64((int64_t)r->tx_dropped_dev));
 	for (int e = 0; e < EXP_N; e++) {
 		struct json_object *row = json_object_new_object();
@@ -1530,6 +1658,8 @@ static void usage(FILE *f)
 		"      --src CIDR[:SHARE]  a source set and its share (weight, default 1); up to %d\n"
 		"      --sequential        hosts of a set in order (default random)\n"
 		"  -r, --rate PPS          target rate (default 0 = flat out)\n"
+		"      --find-rate         flat out, then 90..5 %% of that rate until a phase is\n"
+		"                          lossless; that phase's matrix is judged\n"
 		"  -d, --duration S        send for S seconds (default 1)\n"
 		"  -n, --count N           send N probes (stops first of -d/-n)\n"
 		"      --vlan ID           802.1Q tag\n"
@@ -1661,6 +1791,7 @@ int main(int argc, char **argv)
 		{ "tarpit-global", required_argument, 0, 'G' },
 		{ "max-probes", required_argument, 0, 'm' }, { "json", no_argument, 0, 'j' },
 		{ "quiet", no_argument, 0, 'q' }, { "tx", required_argument, 0, 'X' },
+		{ "find-rate", no_argument, 0, 'F' },
 		{ "smtp-src", required_argument, 0, 'U' }, { "smtp", required_argument, 0, 'C' },
 		{ "smtp-rcpt", required_argument, 0, 'R' },
 		{ "smtp-timeout", required_argument, 0, 'W' }, { "help", no_argument, 0, 'h' }, { 0 }
@@ -1678,7 +1809,6 @@ int main(int argc, char **argv)
 	int c, err, rc = 2;
 	bool dur_set = false, tx_set = false;
 	unsigned nsmtp = 0;
-	int64_t k0 = 0, k1;
 	unsigned shown = 0, total = 0;
 
 	if (!r)
@@ -1704,6 +1834,7 @@ int main(int argc, char **argv)
 				goto bad;
 			break;
 		case 'S': o.sequential = true; break;
+		case 'F': o.find_rate = true; break;
 		case 'U':
 			if (parse_src(r, optarg) < 0)
 				goto bad;
@@ -1842,20 +1973,14 @@ bad:
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	if (o.stats_netns) {
-		k0 = kernel_drops(o.stats_netns);
-		if (k0 < 0)
-			fprintf(stderr, "moat-pktgen: kernel counters of %s: %s\n", o.stats_netns,
-				strerror((int)-k0));
-	}
-	if (total)
-		send_loop(r);
-	if (o.stats_netns && k0 >= 0 && (k1 = kernel_drops(o.stats_netns)) >= 0) {
-		r->kdrops = (uint64_t)(k1 - k0);
-		r->kdrops_known = true;
-	}
-	if (judge(r, o.json ? stderr : stdout, &shown) < 0)
+	if (o.find_rate)
+		err = find_rate(r, o.json ? stderr : stdout, &shown);
+	else if (total)
+		err = phase(r, o.rate, o.json ? stderr : stdout, &shown);
+	if (err < 0) {
+		fprintf(stderr, "moat-pktgen: %s\n", strerror(-err));
 		goto out;
+	}
 	if (o.smtp_n && smtp_run(r, o.json ? stderr : stdout, &shown) < 0)
 		goto out;
 	if (o.json) {

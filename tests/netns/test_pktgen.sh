@@ -15,7 +15,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 PKTGEN=$build/tools/moat-pktgen
 
-ctld_test pktgen 14 "$PKTGEN" "$PROBE"
+ctld_test pktgen 15 "$PKTGEN" "$PROBE"
 ctld_lab_up
 # 198.51.100.5 is held by inet's kernel: its SYN-ACKs would be RST there
 lab_sender 198.51.100.5
@@ -92,6 +92,17 @@ if [ "$rstc1" = "$rstc0" ] && [ "$(cells mixed | cut -d' ' -f1)" -gt 0 ]; then
 	tap_ok "no RST from the generator's kernel (TcpOutRsts $rstc0 -> $rstc1)"
 else
 	tap_not_ok "generator kernel sent RSTs: $rstc0 -> $rstc1"
+fi
+
+# --find-rate: flat out, then down to a rate the run shows lossless (the
+# fast path counted every SYN, every pass answered...), judged there
+pg find --socket "$SOCK" --find-rate --src 198.51.100.0/24:9 --src 192.0.2.0/24:1 -d 0.5
+rc=$?
+if [ $rc -eq 0 ] && [ "$(jget "$(cat "$LAB_DIR/find.json")" "str(d['lossless']) + ' ' + str(d['pps_lossless'] > 0 and d['pps_lossless'] < d['pps_flat']) + ' ' + str(d['xdp_syns'] >= d['sent'])")" = "True True True" ]; then
+	tap_ok "--find-rate: judged lossless at $(jget "$(cat "$LAB_DIR/find.json")" "'%d of %d pps flat out' % (d['pps_lossless'], d['pps_flat'])")"
+else
+	tap_not_ok "--find-rate: rc=$rc"
+	show find
 fi
 
 # 3: IPv6 only, from the file
