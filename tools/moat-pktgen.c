@@ -1880,7 +1880,7 @@ int main(int argc, char **argv)
 				o.xsk = true;
 #else
 				fprintf(stderr, "moat-pktgen: built without libxdp: no --tx xsk\n");
-				return 2;
+				goto out;
 #endif
 			} else if (!strcmp(optarg, "packet")) {
 				o.xsk = false;
@@ -1888,13 +1888,13 @@ int main(int argc, char **argv)
 				goto bad;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': usage(stdout); rc = 0; goto out;
+		default: usage(stderr); goto out;
 		}
 		if (end && *end) {
 bad:
 			fprintf(stderr, "moat-pktgen: bad option value: %s\n", optarg);
-			return 2;
+			goto out;
 		}
 	}
 	if (o.count && !dur_set)
@@ -1903,13 +1903,13 @@ bad:
 	    o.max_probes == 0 || o.max_probes > (1ull << 32) || o.rate < 0 ||
 	    (o.vlan < -1 || o.vlan > 4094) || optind != argc) {
 		usage(stderr);
-		return 2;
+		goto out;
 	}
 	for (unsigned i = 0; i < r->nsets; i++) {
 		if ((r->sets[i].pfx.family == MOAT_AF_INET && !o.have4) ||
 		    (r->sets[i].pfx.family == MOAT_AF_INET6 && !o.have6)) {
 			fprintf(stderr, "moat-pktgen: set %u: no --to address of its family\n", i);
-			return 2;
+			goto out;
 		}
 		if (!r->sets[i].smtp)
 			total += r->sets[i].share;
@@ -1918,7 +1918,7 @@ bad:
 		o.smtp_n = 10;
 	if (o.smtp_n && !nsmtp) {
 		fprintf(stderr, "moat-pktgen: --smtp needs --smtp-src\n");
-		return 2;
+		goto out;
 	}
 	/* the share table: set i takes share_i/total of 1024 slots */
 	for (unsigned i = 0, at = 0, acc = 0; i < r->nsets && total; i++) {
@@ -1933,20 +1933,20 @@ bad:
 	r->ifindex = (int)if_nametoindex(o.ifname);
 	if (!r->ifindex) {
 		fprintf(stderr, "moat-pktgen: no interface %s\n", o.ifname);
-		return 2;
+		goto out;
 	}
 	if (getrandom(&r->rng, sizeof(r->rng), 0) != sizeof(r->rng) || !r->rng)
 		r->rng = 0x9E3779B97F4A7C15ULL;
 	if (build_expectations(r) < 0)
-		return 2;
+		goto out;
 	if (read_smac(r) < 0 || (!o.have_dmac && resolve_mac(r) < 0)) {
 		fprintf(stderr, "moat-pktgen: cannot find the MAC addresses (give --dst-mac)\n");
-		return 2;
+		goto out;
 	}
 	r->probes = calloc(o.max_probes, sizeof(*r->probes));
 	if (!r->probes) {
 		fprintf(stderr, "moat-pktgen: no memory for %" PRIu64 " probes\n", o.max_probes);
-		return 2;
+		goto out;
 	}
 	libbpf_set_print(NULL);
 	err = setup_progs(r);
@@ -1994,5 +1994,9 @@ bad:
 	rc = r->wrong || r->smtp_wrong ? 1 : 0;
 out:
 	teardown_progs(r);
+	for (unsigned i = 0; i < r->nsets; i++)
+		free(r->sets[i].exp);
+	free(r->probes);
+	free(r);
 	return rc;
 }

@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
 . "$root/tests/lab/controld.sh"
-PKTGEN=$build/tools/moat-pktgen
+PKTGEN=${PKTGEN:-$build/tools/moat-pktgen}
 
 ctld_test pktgen 15 "$PKTGEN" "$PROBE"
 ctld_lab_up
