@@ -15,7 +15,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 PKTGEN=${PKTGEN:-$build/tools/moat-pktgen}
 
-ctld_test pktgen 15 "$PKTGEN" "$PROBE"
+ctld_test pktgen 16 "$PKTGEN" "$PROBE"
 ctld_lab_up
 # 198.51.100.5 is held by inet's kernel: its SYN-ACKs would be RST there
 lab_sender 198.51.100.5
@@ -216,6 +216,23 @@ if [ $rc -eq 2 ] && grep -q 'SMTP from 203.0.113.64: .*configured here' "$LAB_DI
 else
 	tap_not_ok "SMTP mode unconfigured source: rc=$rc"
 	sed 's/^/# /' "$LAB_DIR/smtp2.err"
+fi
+
+# a tarpit that went silent (the table drops 203.0.113.0/30, the file
+# says tarpit): at first "tarpit, rate-limited" (the budget may be spent),
+# wrong once even an empty budget would have refilled beyond the slack
+# (two cells + 250 ms: ~0.45 s at 10/s)
+printf '203.0.113.0/30 tarpit\n' >"$LAB_DIR/silent.expect"
+pg silent --expect "$LAB_DIR/silent.expect" --dst-mac "$dmac" --src 203.0.113.0/30 \
+	--rate 20 -d 4 --timeout 300
+rc=$?
+set -- $(cells silent)
+if [ $rc -eq 1 ] && [ "$3" -gt 0 ] && [ "$5" -gt 0 ] &&
+	grep -q 'from 203.0.113.[0-3] .*expected tarpit, got none' "$LAB_DIR/silent.err"; then
+	tap_ok "a silent tarpit: $3 probes rate-limited, then $5 wrong, exit 1"
+else
+	tap_not_ok "silent tarpit: rc=$rc cells $*"
+	show silent
 fi
 
 # text report on a non-tty: the matrix and the summary; through the
