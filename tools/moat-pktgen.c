@@ -119,6 +119,7 @@ struct opts {
 	unsigned smtp_n;         /* SMTP mode: connections */
 	unsigned smtp_timeout_ms;
 	const char *smtp_rcpt;
+	const char *smtp_from;
 	uint16_t sport_lo, sport_hi;
 	double tp_src_pps, tp_src_burst, tp_glob_pps, tp_glob_burst;
 };
@@ -1157,6 +1158,7 @@ struct smtp_conn {
 	uint64_t deadline;
 	char buf[2048];
 	size_t len;
+	char last[160];      /* the last reply line (a refusal is shown) */
 };
 
 #define SMTP_PAR 32
@@ -1187,6 +1189,14 @@ static int smtp_reply(struct smtp_conn *c)
 	while ((nl = memchr(line, '\n', c->len - (size_t)(line - c->buf)))) {
 		if (nl - line >= 3 && (nl - line == 3 || line[3] == ' ' || line[3] == '\r')) {
 			int code = atoi(line);
+			size_t n = (size_t)(nl - line);
+
+			if (n && line[n - 1] == '\r')
+				n--;
+			if (n >= sizeof(c->last))
+				n = sizeof(c->last) - 1;
+			memcpy(c->last, line, n);
+			c->last[n] = 0;
 
 			c->len = 0;
 			return code > 0 ? code : 999;
@@ -1208,7 +1218,7 @@ static int smtp_advance(const struct opts *o, struct smtp_conn *c, int code, uin
 		return smtp_say(c, "EHLO pktgen.moat.test\r\n") ? SO_RESET : -1;
 	case ST_EHLO:
 		c->step = ST_MAIL;
-		return smtp_say(c, "MAIL FROM:<pktgen@example.org>\r\n") ? SO_RESET : -1;
+		return smtp_say(c, "MAIL FROM:<%s>\r\n", o->smtp_from) ? SO_RESET : -1;
 	case ST_MAIL:
 		c->step = ST_RCPT;
 		return smtp_say(c, "RCPT TO:<%s>\r\n", o->smtp_rcpt) ? SO_RESET : -1;
@@ -1267,6 +1277,33 @@ static int smtp_open(const struct run *r, unsigned si, uint64_t h)
 	return fd;
 }
 
+/* bound_as_asked - did the connection leave from the address it was bound
+ * to?  (A broadcast address binds, and the kernel then sends from another
+ * one: a /28 on lo has one at .15.)  Says so when not. */
+static bool bound_as_asked(const struct run *r, const struct smtp_conn *x)
+{
+	const struct srcset *s = &r->sets[x->set];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	uint8_t want[16];
+	const void *got;
+	char ws[INET6_ADDRSTRLEN], gs[INET6_ADDRSTRLEN];
+	unsigned alen = s->pfx.family == MOAT_AF_INET ? 4 : 16;
+
+	if (getsockname(x->fd, (struct sockaddr *)&ss, &sl) < 0)
+		return true;
+	got = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr :
+					(const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+	set_addr(s, x->host, want);
+	if (!memcmp(want, got, alen))
+		return true;
+	addr_str(s->pfx.family, want, ws, sizeof(ws));
+	addr_str(s->pfx.family, got, gs, sizeof(gs));
+	fprintf(stderr, "moat-pktgen: SMTP from %s left from %s (a broadcast address? "
+		"configure the set's addresses here)\n", ws, gs);
+	return false;
+}
+
 /* smtp_judge - is outcome right for the fast path's expected verdict:
  * pass = a session (delivered, or refused by the SMTP gate); tarpit = a
  * handshake and silence, or no connection (over its rate limit); drop =
@@ -1291,7 +1328,7 @@ static int smtp_run(struct run *r, FILE *wrongf, unsigned *shown)
 {
 	struct smtp_conn c[SMTP_PAR];
 	struct pollfd pfd[SMTP_PAR];
-	unsigned nsm = 0, sm[SETS_MAX], started = 0, done = 0, active = 0;
+	unsigned nsm = 0, sm[SETS_MAX], started = 0, done = 0, active = 0, refused_shown = 0;
 	uint64_t seq[SETS_MAX] = { 0 };
 
 	for (unsigned i = 0; i < r->nsets; i++)
@@ -1355,6 +1392,12 @@ static int smtp_run(struct run *r, FILE *wrongf, unsigned *shown)
 				else
 					x->step = ST_BANNER;
 				x->deadline = now + r->o->smtp_timeout_ms * 1000000ull;
+				if (!err && !bound_as_asked(r, x)) {
+					for (unsigned j = 0; j < SMTP_PAR; j++)
+						if (c[j].fd >= 0)
+							close(c[j].fd);
+					return -EADDRNOTAVAIL;
+				}
 			} else if (pfd[k].revents) {
 				ssize_t n = read(x->fd, x->buf + x->len, sizeof(x->buf) - 1 - x->len);
 
@@ -1381,6 +1424,15 @@ static int smtp_run(struct run *r, FILE *wrongf, unsigned *shown)
 			uint8_t e = probe_expect(r, &pr);
 
 			r->smtp_cell[e][out]++;
+			if (out == SO_REFUSED && refused_shown < WRONG_SHOWN) {
+				uint8_t a[16];
+				char as[INET6_ADDRSTRLEN];
+
+				set_addr(&r->sets[x->set], x->host, a);
+				addr_str(r->sets[x->set].pfx.family, a, as, sizeof(as));
+				fprintf(wrongf, "refused: SMTP from %s: %s\n", as, x->last);
+				refused_shown++;
+			}
 			if (!smtp_right(e, out)) {
 				r->smtp_wrong++;
 				if (*shown < WRONG_SHOWN) {
@@ -1679,7 +1731,8 @@ static void usage(FILE *f)
 		"  -q, --quiet             no progress line\n"
 		"      --smtp-src CIDR     SMTP mode: real connections from these addresses (they\n"
 		"                          must be configured here), after the flood\n"
-		"      --smtp N            connections (10); --smtp-rcpt ADDR (postmaster@localhost)\n"
+		"      --smtp N            connections (10); --smtp-rcpt ADDR (postmaster@localhost),\n"
+		"                          --smtp-from ADDR (pktgen@example.org)\n"
 		"      --smtp-timeout MS   per step of a connection (3000)\n"
 		"      --tx xsk|packet     TX path: AF_XDP in copy mode (default when built with\n"
 		"                          libxdp) or the AF_PACKET ring with qdisc bypass\n"
@@ -1796,13 +1849,14 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, 0, 'q' }, { "tx", required_argument, 0, 'X' },
 		{ "find-rate", no_argument, 0, 'F' },
 		{ "smtp-src", required_argument, 0, 'U' }, { "smtp", required_argument, 0, 'C' },
-		{ "smtp-rcpt", required_argument, 0, 'R' },
+		{ "smtp-rcpt", required_argument, 0, 'R' }, { "smtp-from", required_argument, 0, 'f' },
 		{ "smtp-timeout", required_argument, 0, 'W' }, { "help", no_argument, 0, 'h' }, { 0 }
 	};
 	struct opts o = {
 		.port = 25, .vlan = -1, .duration = 1, .timeout_ms = 1000,
 		.max_probes = PROBES_DEF, .sport_lo = 1024, .sport_hi = 32767,
 		.smtp_timeout_ms = 3000, .smtp_rcpt = "postmaster@localhost",
+		.smtp_from = "pktgen@example.org",
 		.tp_src_pps = 10, .tp_src_burst = 20, .tp_glob_pps = 10000, .tp_glob_burst = 20000,
 #ifdef MOAT_PKTGEN_XSK
 		.xsk = true, /* measured faster than the packet ring (docs/pktgen.md) */
@@ -1846,6 +1900,7 @@ int main(int argc, char **argv)
 			break;
 		case 'C': o.smtp_n = (unsigned)strtoul(optarg, &end, 10); break;
 		case 'R': o.smtp_rcpt = optarg; break;
+		case 'f': o.smtp_from = optarg; break;
 		case 'W': o.smtp_timeout_ms = (unsigned)strtoul(optarg, &end, 10); break;
 		case 'r': o.rate = strtod(optarg, &end); break;
 		case 'd': o.duration = strtod(optarg, &end); dur_set = true; break;

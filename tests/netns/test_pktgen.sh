@@ -191,9 +191,9 @@ else
 fi
 
 # SMTP mode: real connections from addresses configured in inet
-# (203.0.113.0/28 on lo): the listed ones never connect, the tarpitted ones
+# (203.0.113.0/27 on lo): the listed ones never connect, the tarpitted ones
 # connect and hear nothing, the others deliver a message to smtp-sink
-ip -n "$NS_INET" addr add 203.0.113.0/28 dev lo
+ip -n "$NS_INET" addr add 203.0.113.0/27 dev lo   # /27: no broadcast in the /28
 mctl add 203.0.113.0/30 --action drop >/dev/null
 mctl add 203.0.113.4/30 --action tarpit >/dev/null
 lab_inet "$PKTGEN" -i app0 --to 198.18.1.1 --socket "$SOCK" --smtp-src 203.0.113.0/28 \
