@@ -393,7 +393,8 @@ int dp_table_read_image(struct dp_table *t, struct moat_update **out, size_t *no
 		x->value = (uint32_t)(uintptr_t)data;
 		memcpy(&x->u.key, key, sizeof(x->u.key));
 	}
-	qsort(a.u + v6_from, a.n - v6_from, sizeof(a.u[0]), cmp_v6_put);
+	if (a.n > v6_from)
+		qsort(a.u + v6_from, a.n - v6_from, sizeof(a.u[0]), cmp_v6_put);
 	*out = a.u;
 	*nout = a.n;
 	return 0;

@@ -252,7 +252,8 @@ static int fpd_read_image(void *ctx, struct moat_update **ups, size_t *nups)
 			r = -EPROTO;
 			goto lost;
 		}
-		memcpy(u + n, f->buf + sizeof(*rep), k * sizeof(*u));
+		if (k)
+			memcpy(u + n, f->buf + sizeof(*rep), k * sizeof(*u));
 		n += k;
 		if (rep->flags & DP_F_END)
 			break;

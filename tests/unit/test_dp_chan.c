@@ -30,11 +30,15 @@
 #include <rte_eal.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
+#include <rte_rcu_qsbr.h>
+#include <pthread.h>
 
 #include "dp_chan.h"
 #include "dp_proto.h"
 #include "dp_table.h"
 #include "fastpath.h"
+#include "vtable.h"
+#include "dp_lookup.h"
 
 static char dir[64], sock[128], state[128];
 
@@ -402,10 +406,201 @@ static void test_lost_and_restore(void **st)
 	unlink(state);
 }
 
+/* ------------------------------------------- 1M changes under lookups */
+
+#define BIG_N24 (1u << 20)         /* /24s changed: 1M tbl24 updates */
+#define BIG_BASE (16u << 16)       /* from 16.0.0.0 */
+#define BIG_PROBES 65536
+
+struct probe {
+	struct moat_prefix p;
+	uint8_t a, b;
+};
+
+struct reader {
+	struct dp_table *t;
+	const struct probe *pr;
+	volatile int stop;
+	uint64_t lookups, bad, a_only, b_only;
+};
+
+/* reader_main - a worker's loop: lookups, a quiescent state per pass */
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct rte_rcu_qsbr *q = dp_table_qsbr(r->t);
+
+	rte_rcu_qsbr_thread_register(q, 0);
+	rte_rcu_qsbr_thread_online(q, 0);
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		for (size_t i = 0; i < 1024; i++) {
+			const struct probe *p = &r->pr[(r->lookups + i * 7919) % BIG_PROBES];
+			uint32_t v = dp_table_lookup(r->t, &p->p);
+
+			if (v != p->a && v != p->b)
+				r->bad++;
+			else if (p->a != p->b)
+				*(v == p->a ? &r->a_only : &r->b_only) += 1;
+		}
+		r->lookups += 1024;
+		rte_rcu_qsbr_quiescent(q, 0);
+	}
+	rte_rcu_qsbr_thread_offline(q, 0);
+	rte_rcu_qsbr_thread_unregister(q, 0);
+	return NULL;
+}
+
+/* big_image - 1M /24s: uniform actions and mixed /24s (a group each),
+ * plus IPv6 rules at three lengths; variant picks the actions */
+static struct vt_image *big_image(unsigned variant)
+{
+	struct vt_image *img = vt_image_new();
+	struct moat_update *u = calloc(4096, sizeof(*u));
+	size_t n = 0;
+
+	assert_non_null(img);
+	assert_non_null(u);
+	for (uint32_t i = 0; i < BIG_N24; i++) {
+		uint32_t h = (i * 2654435761u) ^ (variant * 0x9e3779b9u);
+
+		if (n + 2 > 4096) {
+			assert_int_equal(vt_image_apply(img, u, n), 0);
+			n = 0;
+		}
+		memset(&u[n], 0, 2 * sizeof(*u));
+		if ((h >> 7) % 16 == 0) {       /* 1 in 16 /24s mixed */
+			u[n].kind = MOAT_UPD_GROUP;
+			u[n].index = i / 16;
+			for (int k = 0; k < MOAT_GROUP_BYTES; k++)
+				u[n].u.group.bits[k] = (uint8_t)(h >> (k % 24));
+			n++;
+			u[n].kind = MOAT_UPD_TBL24;
+			u[n].index = BIG_BASE + i;
+			u[n++].value = moat_tbl24_make_group(i / 16);
+		} else {
+			u[n].kind = MOAT_UPD_TBL24;
+			u[n].index = BIG_BASE + i;
+			u[n++].value = (h >> 11) & 3;
+		}
+	}
+	assert_int_equal(vt_image_apply(img, u, n), 0);
+	n = 0;
+	memset(u, 0, 4096 * sizeof(*u));
+	u[n].kind = MOAT_UPD_V6_PLENS;
+	u[n].u.plens.n = 3;
+	u[n].u.plens.len[0] = 64;
+	u[n].u.plens.len[1] = 56;
+	u[n++].u.plens.len[2] = 48;
+	for (uint32_t i = 0; i < 3000; i++) {
+		uint8_t a[16] = { 0x20, 0x01, 0x0d, 0xb8, (uint8_t)(i >> 4), 0,
+				  (uint8_t)i, (uint8_t)(i * 3) };
+		uint32_t h = (i * 2654435761u) ^ (variant * 0x9e3779b9u);
+
+		if ((h >> 9) % 3 == 0)
+			continue;
+		u[n].kind = MOAT_UPD_V6_PUT;
+		moat_v6_mask(&u[n].u.key, a, (uint32_t[]){ 64, 56, 48 }[(h >> 13) % 3]);
+		u[n++].value = (h >> 17) & 3;
+	}
+	assert_int_equal(vt_image_apply(img, u, n), 0);
+	free(u);
+	return img;
+}
+
+/* test_publish_1m - a diff of more than 1M updates published through the
+ * channel in controld's chunks while a reader looks up: every verdict is
+ * the old table's or the new one's */
+static void test_publish_1m(void **st)
+{
+	struct dp_table_params tp = { .groups_max = BIG_N24 / 8, .v6_rules_max = 8192,
+				      .n_readers = 1, .socket_id = SOCKET_ID_ANY };
+	struct dp_chan_params cp = { 0 };
+	struct probe *pr = calloc(BIG_PROBES, sizeof(*pr));
+	struct vt_image *a = big_image(1), *b = big_image(2);
+	struct moat_update *u = NULL, *img = NULL;
+	struct moat_fastpath fp;
+	struct reader r = { 0 };
+	struct srv s = { 0 };
+	pthread_t th;
+	size_t n, ni;
+
+	(void)st;
+	assert_non_null(pr);
+	assert_int_equal(dp_table_create(&tp, &s.t), 0);
+	cp.path = sock;
+	cp.table = s.t;
+	assert_int_equal(dp_chan_start(&cp, &s.c), 0);
+	open_fp(&fp);
+	assert_int_equal(fp.read_image(fp.ctx, &img, &ni), 0);
+	/* A, then A -> B under lookups */
+	assert_int_equal(vt_image_full(a, &u, &n), 0);
+	for (size_t i = 0; i < n; i += 4096)
+		assert_int_equal(fp.publish(fp.ctx, u + i, n - i < 4096 ? n - i : 4096), 0);
+	free(u);
+	for (uint32_t i = 0; i < BIG_PROBES; i++) {
+		struct moat_prefix *p = &pr[i].p;
+		uint32_t h = i * 2654435761u;
+
+		memset(p, 0, sizeof(*p));
+		if (i % 8) {
+			uint32_t x = ((BIG_BASE + (h >> 12) % BIG_N24) << 8) | (h & 0xff);
+
+			*p = P4((uint8_t)(x >> 24), (uint8_t)(x >> 16), (uint8_t)(x >> 8), (uint8_t)x);
+			pr[i].a = (uint8_t)vt_image_lookup_v4(a, x);
+			pr[i].b = (uint8_t)vt_image_lookup_v4(b, x);
+		} else {
+			uint32_t k = (h >> 8) % 3000;
+
+			p->family = MOAT_AF_INET6;
+			p->plen = 128;
+			p->addr[0] = 0x20;
+			p->addr[1] = 0x01;
+			p->addr[2] = 0x0d;
+			p->addr[3] = 0xb8;
+			p->addr[4] = (uint8_t)(k >> 4);
+			p->addr[6] = (uint8_t)k;
+			p->addr[7] = (uint8_t)(k * 3);
+			p->addr[15] = (uint8_t)h;
+			pr[i].a = (uint8_t)vt_image_lookup_v6(a, p->addr);
+			pr[i].b = (uint8_t)vt_image_lookup_v6(b, p->addr);
+		}
+	}
+	assert_int_equal(vt_image_diff(a, b, &u, &n), 0);
+	print_message("# diff A->B: %zu updates\n", n);
+	assert_true(n >= 1000000);
+	r.t = s.t;
+	r.pr = pr;
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
+	for (size_t i = 0; i < n; i += 4096)
+		assert_int_equal(fp.publish(fp.ctx, u + i, n - i < 4096 ? n - i : 4096), 0);
+	assert_int_equal(fp.publish_done(fp.ctx), 0);
+	free(u);
+	/* a few passes over B alone, then stop */
+	rte_rcu_qsbr_synchronize(dp_table_qsbr(s.t), RTE_QSBR_THRID_INVALID);
+	rte_rcu_qsbr_synchronize(dp_table_qsbr(s.t), RTE_QSBR_THRID_INVALID);
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	print_message("# reader: %llu lookups, %llu old-only, %llu new-only, %llu neither\n",
+		      (unsigned long long)r.lookups, (unsigned long long)r.a_only,
+		      (unsigned long long)r.b_only, (unsigned long long)r.bad);
+	assert_int_equal(r.bad, 0);
+	assert_true(r.a_only > 0 && r.b_only > 0);
+	/* and the table is B now */
+	for (uint32_t i = 0; i < BIG_PROBES; i++)
+		if (dp_table_lookup(s.t, &pr[i].p) != pr[i].b)
+			fail_msg("probe %u: not B's verdict after the publish", i);
+	fp.close(fp.ctx);
+	dp_chan_stop(s.c);
+	dp_table_free(s.t);
+	vt_image_free(a);
+	vt_image_free(b);
+	free(pr);
+}
+
 static int setup(void **st)
 {
 	char *argv[] = {
-		"test_dp_chan", "-l", "0", "--no-huge", "-m", "256", "--no-pci",
+		"test_dp_chan", "-l", "0", "--no-huge", "-m", "512", "--no-pci",
 		"--no-shconf", "--file-prefix", "moat-unit-dp_chan",
 		"--no-telemetry", "--log-level", "lib.eal:error", NULL,
 	};
@@ -441,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_publish_lookup),
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_lost_and_restore),
+		cmocka_unit_test(test_publish_1m),
 	};
 
 	return cmocka_run_group_tests_name("dp_chan", tests, setup, teardown);
