@@ -473,7 +473,7 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 	if (strcmp(k->name, "backend") == 0) {
 		if (strcmp(value, "xdp") && strcmp(value, "dpdk"))
 			return perr(p, p->line, "backend: '%s' is not xdp or dpdk", value);
-		snprintf(c->fp_backend, sizeof(c->fp_backend), "%s", value);
+		snprintf(c->fp_backend, sizeof(c->fp_backend), "%.15s", value);
 		return 1;
 	}
 	if (strcmp(k->name, "mode") == 0) {

@@ -132,10 +132,16 @@ static int fpd_connect(struct fpd *f)
 
 	if (f->cfd >= 0)
 		return 0;
-	if ((r = connect_role(f, DP_ROLE_COMMAND)) < 0)
+	/* -EBUSY: a previous moat-controld (killed) may not be noticed gone
+	 * yet: moat-dpdk polls every few ms */
+	for (int i = 0; (r = connect_role(f, DP_ROLE_COMMAND)) == -EBUSY && i < 10; i++)
+		usleep(100 * 1000);
+	if (r < 0)
 		return r;
 	f->cfd = r;
-	if ((r = connect_role(f, DP_ROLE_EVENTS)) < 0) {
+	for (int i = 0; (r = connect_role(f, DP_ROLE_EVENTS)) == -EBUSY && i < 10; i++)
+		usleep(100 * 1000);
+	if (r < 0) {
 		close(f->cfd);
 		f->cfd = -1;
 		return r;
