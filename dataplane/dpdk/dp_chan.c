@@ -200,21 +200,6 @@ out:
 	return r;
 }
 
-/* send_msg - one message (header + payload) */
-static int send_msg(int fd, struct dp_msg *m, const void *payload, size_t plen,
-		    int flags)
-{
-	struct iovec iov[2] = { { m, sizeof(*m) }, { (void *)payload, plen } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = plen ? 2 : 1 };
-
-	m->magic = DP_PROTO_MAGIC;
-	m->version = DP_PROTO_VERSION;
-	m->len = (uint32_t)(sizeof(*m) + plen);
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL | flags) < 0)
-		return -errno;
-	return 0;
-}
-
 /* reply - a DP_MSG_REPLY with err and value */
 static int reply(int fd, int err, uint64_t value, const void *payload,
 		 uint32_t count, size_t plen)
@@ -222,7 +207,7 @@ static int reply(int fd, int err, uint64_t value, const void *payload,
 	struct dp_msg m = { .type = DP_MSG_REPLY, .err = err, .value = value,
 			    .count = count };
 
-	return send_msg(fd, &m, payload, plen, 0);
+	return dp_msg_send(fd, &m, payload, plen, 0);
 }
 
 /* set_timeouts - a stuck client cannot wedge the thread */
@@ -282,7 +267,7 @@ static void do_read_image(struct dp_chan *c)
 	if (r < 0) {
 		m.flags = DP_F_END;
 		m.err = r;
-		send_msg(c->cfd, &m, NULL, 0, 0);
+		dp_msg_send(c->cfd, &m, NULL, 0, 0);
 		return;
 	}
 	do {
@@ -291,7 +276,7 @@ static void do_read_image(struct dp_chan *c)
 		m.count = (uint32_t)k;
 		m.flags = off + k == n ? DP_F_END : 0;
 		m.value = n;
-		if (send_msg(c->cfd, &m, u + off, k * sizeof(*u), 0) < 0) {
+		if (dp_msg_send(c->cfd, &m, u + off, k * sizeof(*u), 0) < 0) {
 			log_warn("dpdk-chan: event=read_image result=error error=\"%s\"",
 				 strerror(errno));
 			break;
@@ -426,7 +411,7 @@ static void drain_events(struct dp_chan *c)
 						   DP_PROTO_MAX_EVENTS, NULL)) > 0) {
 		struct dp_msg m = { .type = DP_MSG_EVENTS, .count = n };
 
-		if (c->efd < 0 || send_msg(c->efd, &m, ev, n * sizeof(*ev), MSG_DONTWAIT) < 0)
+		if (c->efd < 0 || dp_msg_send(c->efd, &m, ev, n * sizeof(*ev), MSG_DONTWAIT) < 0)
 			cnt(c, events_dropped, n);
 		else
 			cnt(c, events_sent, n);

@@ -21,7 +21,10 @@
 #ifndef MOAT_DP_PROTO_H
 #define MOAT_DP_PROTO_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "listing.h"
 #include "moat_abi.h"
@@ -81,5 +84,20 @@ struct dp_msg {
 
 _Static_assert(sizeof(struct dp_msg) == 32, "dp_msg is 32 bytes on the wire");
 _Static_assert(sizeof(struct moat_update) == 80, "moat_update layout");
+
+/* dp_msg_send - m (magic, version and len filled in here) and plen bytes
+ * of payload as one datagram; flags for sendmsg (MSG_NOSIGNAL is added).
+ * Returns 0 or -errno. */
+static inline int dp_msg_send(int fd, struct dp_msg *m, const void *payload,
+			      size_t plen, int flags)
+{
+	struct iovec iov[2] = { { m, sizeof(*m) }, { (void *)payload, plen } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = plen ? 2 : 1 };
+
+	m->magic = DP_PROTO_MAGIC;
+	m->version = DP_PROTO_VERSION;
+	m->len = (uint32_t)(sizeof(*m) + plen);
+	return sendmsg(fd, &mh, MSG_NOSIGNAL | flags) < 0 ? -errno : 0;
+}
 
 #endif /* MOAT_DP_PROTO_H */

@@ -59,18 +59,6 @@ static void fpd_lost(struct fpd *f, const char *why)
 	f->lost_pending = true;
 }
 
-/* send_msg - header + payload as one datagram */
-static int send_msg(int fd, struct dp_msg *m, const void *payload, size_t plen)
-{
-	struct iovec iov[2] = { { m, sizeof(*m) }, { (void *)payload, plen } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = plen ? 2 : 1 };
-
-	m->magic = DP_PROTO_MAGIC;
-	m->version = DP_PROTO_VERSION;
-	m->len = (uint32_t)(sizeof(*m) + plen);
-	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
-}
-
 /* recv_msg - one datagram of type want into f->buf, checked; its length
  * or -errno (-EPROTO: not a message of this protocol) */
 static ssize_t recv_msg(struct fpd *f, int fd, int want, int flags)
@@ -110,7 +98,7 @@ static int connect_role(struct fpd *f, enum dp_role role)
 		r = -errno;
 		goto fail;
 	}
-	if ((r = send_msg(fd, &m, NULL, 0)) < 0 ||
+	if ((r = dp_msg_send(fd, &m, NULL, 0, 0)) < 0 ||
 	    (r = (int)recv_msg(f, fd, DP_MSG_REPLY, 0)) < 0)
 		goto fail;
 	if (rep->err) {
@@ -175,7 +163,7 @@ static int request(struct fpd *f, struct dp_msg *m, const void *pl, size_t plen,
 
 	if (f->cfd < 0)
 		return -ENOTCONN;
-	r = send_msg(f->cfd, m, pl, plen);
+	r = dp_msg_send(f->cfd, m, pl, plen, 0);
 	if (r == 0)
 		r = recv_msg(f, f->cfd, want, 0);
 	if (r < 0) {
@@ -229,7 +217,7 @@ static int fpd_read_image(void *ctx, struct moat_update **ups, size_t *nups)
 	*nups = 0;
 	if ((r = fpd_connect(f)) < 0)
 		return not_connected(r);
-	if ((r = send_msg(f->cfd, &m, NULL, 0)) < 0)
+	if ((r = dp_msg_send(f->cfd, &m, NULL, 0, 0)) < 0)
 		goto lost;
 	for (;;) {
 		ssize_t len = recv_msg(f, f->cfd, DP_MSG_IMAGE, 0);

@@ -35,6 +35,7 @@
 
 #include "dp_chan.h"
 #include "dp_proto.h"
+#include "dp_test_eal.h"
 #include "dp_table.h"
 #include "fastpath.h"
 #include "vtable.h"
@@ -599,31 +600,19 @@ static void test_publish_1m(void **st)
 
 static int setup(void **st)
 {
-	char *argv[] = {
-		"test_dp_chan", "-l", "0", "--no-huge", "-m", "512", "--no-pci",
-		"--no-shconf", "--file-prefix", "moat-unit-dp_chan",
-		"--no-telemetry", "--log-level", "lib.eal:error", NULL,
-	};
-
 	(void)st;
 	snprintf(dir, sizeof(dir), "/tmp/test_dp_chan.XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(sock, sizeof(sock), "%s/dpdk.sock", dir);
 	snprintf(state, sizeof(state), "%s/dpdk.image", dir);
-	if (rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])) - 1, argv) < 0)
-		return -1;
-	return 0;
+	return dp_test_eal_up("dp_chan", "512");
 }
 
 static int teardown(void **st)
 {
-	char rt[PATH_MAX];
-
 	(void)st;
-	snprintf(rt, sizeof(rt), "%s", rte_eal_get_runtime_dir());
-	rte_eal_cleanup();
-	rmdir(rt);
+	dp_test_eal_down();
 	unlink(sock);
 	unlink(state);
 	rmdir(dir);

@@ -28,6 +28,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "dp_lookup.h"
+#include "dp_test_eal.h"
 #include "dp_table.h"
 #include "vtable.h"
 
@@ -643,33 +644,16 @@ static void test_concurrent_reader(void **state)
 	dp_table_free(t);
 }
 
-/* eal_setup - a real EAL without hugepages, devices or shared files */
 static int eal_setup(void **state)
 {
-	char *argv[] = {
-		"test_dp_table", "-l", "0", "--no-huge", "-m", "512", "--no-pci",
-		"--no-shconf", "--file-prefix", "moat-unit-dp_table",
-		"--no-telemetry", "--log-level", "lib.eal:error", NULL,
-	};
-
 	(void)state;
-	if (rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])) - 1, argv) < 0) {
-		fprintf(stderr, "# rte_eal_init failed\n");
-		return -1;
-	}
-	return 0;
+	return dp_test_eal_up("dp_table", "512");
 }
 
-/* eal_teardown - release the EAL and its (empty: --no-shconf) runtime
- * directory */
 static int eal_teardown(void **state)
 {
-	char dir[PATH_MAX];
-
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
-	rte_eal_cleanup();
-	rmdir(dir);
+	dp_test_eal_down();
 	return 0;
 }
 
