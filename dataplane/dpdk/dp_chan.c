@@ -51,6 +51,8 @@
 #define SEND_TIMEOUT_MS 2000
 #define POLL_MS 10               /* events ring drain period */
 
+_Static_assert(DP_TABLE_WALK_CHUNK <= DP_PROTO_MAX_UPDATES, "an image chunk fits a message");
+
 struct dp_state_hdr {
 	char magic[8];
 	uint32_t version;
@@ -109,51 +111,111 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* state_save - the table's image to state_path (outfile: temporary +
- * fsync + rename); 0 or -errno */
+/* a state file being written: dp_table_emit_fn context */
+struct saver {
+	int fd;
+	uint64_t count, sum;
+};
+
+/* save_chunk - append updates to the state file */
+static int save_chunk(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct saver *sv = ctx;
+
+	sv->count += n;
+	sv->sum = fnv(sv->sum, u, n * sizeof(*u));
+	return write_all(sv->fd, u, n * sizeof(*u));
+}
+
+/* state_save - the table's image to state_path, streamed (outfile:
+ * temporary + fsync + rename; the header's count is written last); 0 or
+ * -errno */
 static int state_save(struct dp_chan *c)
 {
 	struct dp_state_hdr h = { STATE_MAGIC, STATE_VERSION,
 				  sizeof(struct moat_update), 0 };
-	struct moat_update *u = NULL;
 	struct moat_outfile o;
-	uint64_t sum;
-	size_t n = 0;
+	struct saver sv;
 	int r;
 
-	r = dp_table_read_image(c->p.table, &u, &n);
+	r = moat_outfile_open(&o, c->state_path, 0600, 0);
 	if (r < 0)
 		return r;
-	r = moat_outfile_open(&o, c->state_path, 0600, 0);
-	if (r < 0) {
-		free(u);
-		return r;
-	}
-	h.count = n;
-	sum = fnv(FNV_INIT, u, n * sizeof(*u));
+	sv = (struct saver){ o.fd, 0, FNV_INIT };
 	if ((r = write_all(o.fd, &h, sizeof(h))) < 0 ||
-	    (r = write_all(o.fd, u, n * sizeof(*u))) < 0 ||
-	    (r = write_all(o.fd, &sum, sizeof(sum))) < 0) {
-		moat_outfile_abort(&o);
-		free(u);
-		return r;
+	    (r = dp_table_walk_image(c->p.table, save_chunk, &sv)) < 0 ||
+	    (r = write_all(o.fd, &sv.sum, sizeof(sv.sum))) < 0)
+		goto fail;
+	h.count = sv.count;
+	if (pwrite(o.fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		r = -errno;
+		goto fail;
 	}
-	free(u);
 	r = moat_outfile_commit(&o, 1);
 	if (r == 0)
-		log_info("dpdk-chan: event=state_saved path=%s updates=%zu", c->state_path, n);
+		log_info("dpdk-chan: event=state_saved path=%s updates=%llu", c->state_path,
+			 (unsigned long long)sv.count);
+	return r;
+fail:
+	moat_outfile_abort(&o);
 	return r;
 }
 
-/* state_restore - state_path back into the table; 0 (also: no file),
+/* read_full - n bytes or -EIO */
+static int read_full(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = read(fd, b, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -EIO;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* restore_pass - read the file's updates in chunks: checksum them
+ * (apply false) or apply them (true); 0 or -errno */
+static int restore_pass(struct dp_chan *c, int fd, const struct dp_state_hdr *h,
+			bool apply, uint64_t *sum)
+{
+	struct moat_update *u = malloc(DP_TABLE_WALK_CHUNK * sizeof(*u));
+	uint64_t left = h->count;
+	int r = 0;
+
+	if (!u)
+		return -ENOMEM;
+	*sum = FNV_INIT;
+	if (lseek(fd, sizeof(*h), SEEK_SET) < 0)
+		r = -errno;
+	while (r == 0 && left) {
+		size_t k = left < DP_TABLE_WALK_CHUNK ? (size_t)left : DP_TABLE_WALK_CHUNK;
+
+		if ((r = read_full(fd, u, k * sizeof(*u))) < 0)
+			break;
+		*sum = fnv(*sum, u, k * sizeof(*u));
+		if (apply)
+			r = dp_table_apply(c->p.table, u, k);
+		left -= k;
+	}
+	free(u);
+	return r;
+}
+
+/* state_restore - state_path back into the table: checked whole (size,
+ * layout, checksum) before anything is applied; 0 (also: no file),
  * -EINVAL a file that is not a whole image of this layout, -errno */
 static int state_restore(struct dp_chan *c)
 {
 	struct dp_state_hdr h;
-	struct moat_update *u = NULL;
 	uint64_t sum, want;
 	struct stat st;
-	int fd, r = 0;
+	int fd, r;
 
 	fd = open(c->state_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -165,29 +227,22 @@ static int state_restore(struct dp_chan *c)
 		return -errno;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    read(fd, &h, sizeof(h)) != (ssize_t)sizeof(h) ||
+	    read_full(fd, &h, sizeof(h)) < 0 ||
 	    memcmp(h.magic, STATE_MAGIC, 8) || h.version != STATE_VERSION ||
 	    h.update_size != sizeof(struct moat_update) ||
-	    (uint64_t)st.st_size != sizeof(h) + h.count * sizeof(*u) + sizeof(sum)) {
+	    h.count > ((uint64_t)1 << 40) ||
+	    (uint64_t)st.st_size != sizeof(h) + h.count * sizeof(struct moat_update) + sizeof(sum)) {
 		r = -EINVAL;
 		goto out;
 	}
-	u = malloc(h.count ? h.count * sizeof(*u) : 1);
-	if (!u) {
-		r = -ENOMEM;
+	if ((r = restore_pass(c, fd, &h, false, &sum)) < 0 ||
+	    (r = read_full(fd, &want, sizeof(want))) < 0)
 		goto out;
-	}
-	if (read(fd, u, h.count * sizeof(*u)) != (ssize_t)(h.count * sizeof(*u)) ||
-	    read(fd, &want, sizeof(want)) != (ssize_t)sizeof(want)) {
-		r = -EIO;
-		goto out;
-	}
-	sum = fnv(FNV_INIT, u, h.count * sizeof(*u));
 	if (sum != want) {
 		r = -EINVAL;
 		goto out;
 	}
-	r = dp_table_apply(c->p.table, u, h.count);
+	r = restore_pass(c, fd, &h, true, &sum);
 	if (r == 0) {
 		c->n.restored = h.count;
 		c->loaded = true;
@@ -195,7 +250,6 @@ static int state_restore(struct dp_chan *c)
 			 c->state_path, (unsigned long long)h.count);
 	}
 out:
-	free(u);
 	close(fd);
 	return r;
 }
@@ -256,34 +310,26 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* do_read_image - the image in DP_MSG_IMAGE parts */
+/* image_chunk - one DP_MSG_IMAGE part (not the last) */
+static int image_chunk(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct dp_chan *c = ctx;
+	struct dp_msg m = { .type = DP_MSG_IMAGE, .count = (uint32_t)n };
+
+	return dp_msg_send(c->cfd, &m, u, n * sizeof(*u), 0);
+}
+
+/* do_read_image - the image streamed in DP_MSG_IMAGE parts, then an
+ * empty one with DP_F_END (err set there when the walk failed) */
 static void do_read_image(struct dp_chan *c)
 {
-	struct moat_update *u = NULL;
-	size_t n = 0, off = 0;
-	struct dp_msg m = { .type = DP_MSG_IMAGE };
-	int r = dp_table_read_image(c->p.table, &u, &n);
+	struct dp_msg m = { .type = DP_MSG_IMAGE, .flags = DP_F_END };
+	int r = dp_table_walk_image(c->p.table, image_chunk, c);
 
-	if (r < 0) {
-		m.flags = DP_F_END;
-		m.err = r;
-		dp_msg_send(c->cfd, &m, NULL, 0, 0);
-		return;
-	}
-	do {
-		size_t k = n - off < DP_PROTO_MAX_UPDATES ? n - off : DP_PROTO_MAX_UPDATES;
-
-		m.count = (uint32_t)k;
-		m.flags = off + k == n ? DP_F_END : 0;
-		m.value = n;
-		if (dp_msg_send(c->cfd, &m, u + off, k * sizeof(*u), 0) < 0) {
-			log_warn("dpdk-chan: event=read_image result=error error=\"%s\"",
-				 strerror(errno));
-			break;
-		}
-		off += k;
-	} while (off < n);
-	free(u);
+	m.err = r;
+	if (r < 0)
+		log_warn("dpdk-chan: event=read_image result=error error=\"%s\"", strerror(-r));
+	dp_msg_send(c->cfd, &m, NULL, 0, 0);
 }
 
 /* serve_cmd - one request on the command connection; false: drop it */

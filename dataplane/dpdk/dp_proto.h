@@ -50,7 +50,8 @@ enum dp_msg_type {
 	 * it to disk.  Reply: err */
 	DP_MSG_COMMIT = 3,
 	/* Reply: DP_MSG_IMAGE messages of at most DP_PROTO_MAX_UPDATES
-	 * updates, the last with DP_F_END (err set there on failure) */
+	 * updates (the dp_table_read_image sequence, streamed), then one
+	 * with DP_F_END (and err set when the walk failed) */
 	DP_MSG_READ_IMAGE = 4,
 	DP_MSG_IMAGE = 5,
 	/* one struct moat_prefix (a /32 or /128).  Reply: value = action */

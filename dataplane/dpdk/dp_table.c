@@ -312,26 +312,27 @@ int dp_table_apply(struct dp_table *t, const struct moat_update *u, size_t n)
 	return r;
 }
 
-/* growing update array of read_image */
-struct ups {
-	struct moat_update *u;
-	size_t n, cap;
+/* a chunk of the image being walked */
+struct walk {
+	struct moat_update u[DP_TABLE_WALK_CHUNK];
+	size_t n;
+	dp_table_emit_fn emit;
+	void *ctx;
 };
 
-/* ups_push - a zeroed slot at the end, or NULL (ENOMEM) */
-static struct moat_update *ups_push(struct ups *a)
+/* walk_push - a zeroed slot, emitting the chunk first when it is full */
+static int walk_push(struct walk *w, struct moat_update **x)
 {
-	if (a->n == a->cap) {
-		size_t c = a->cap ? a->cap * 2 : 4096;
-		struct moat_update *p = realloc(a->u, c * sizeof(*p));
+	int r;
 
-		if (!p)
-			return NULL;
-		a->u = p;
-		a->cap = c;
+	if (w->n == DP_TABLE_WALK_CHUNK) {
+		if ((r = w->emit(w->ctx, w->u, w->n)) < 0)
+			return r;
+		w->n = 0;
 	}
-	memset(&a->u[a->n], 0, sizeof(a->u[0]));
-	return &a->u[a->n++];
+	*x = &w->u[w->n++];
+	memset(*x, 0, sizeof(**x));
+	return 0;
 }
 
 /* cmp_v6_put - IPv6 puts longest prefix first (the order a full image
@@ -345,62 +346,106 @@ static int cmp_v6_put(const void *a, const void *b)
 	return memcmp(x->u.key.addr, y->u.key.addr, 16);
 }
 
-/* dp_table_read_image - the table as updates rebuilding it: referenced
- * groups (same indices), nonzero tbl24 entries, the live plens, IPv6
- * rules longest first.  Errors: -ENOMEM. */
-int dp_table_read_image(struct dp_table *t, struct moat_update **out, size_t *nout)
+/* dp_table_walk_image - the image as updates in chunks: referenced groups
+ * (same indices), nonzero tbl24 entries, the live plens, IPv6 rules
+ * longest first.  Errors: -ENOMEM, emit's. */
+int dp_table_walk_image(struct dp_table *t, dp_table_emit_fn emit, void *ctx)
 {
-	struct ups a = { 0 };
-	struct moat_update *x;
-	const void *key;
+	struct walk *w = malloc(sizeof(*w));
+	struct moat_update *x, *v6 = NULL;
+	size_t nv6 = 0;
 	uint32_t iter = 0;
-	size_t v6_from;
+	const void *key;
 	void *data;
+	int r = 0;
 
-	*out = NULL;
-	*nout = 0;
-	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++) {
+	if (!w)
+		return -ENOMEM;
+	w->n = 0;
+	w->emit = emit;
+	w->ctx = ctx;
+	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && r == 0; i++) {
 		uint32_t e = t->tbl24[i];
 
-		if (!moat_tbl24_is_group(e))
+		if (!moat_tbl24_is_group(e) || (r = walk_push(w, &x)) < 0)
 			continue;
-		if (!(x = ups_push(&a)))
-			goto nomem;
 		x->kind = MOAT_UPD_GROUP;
 		x->index = moat_tbl24_group(e);
 		x->u.group = t->groups[x->index];
 	}
-	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES; i++) {
-		if (!t->tbl24[i])
+	for (uint32_t i = 0; i < MOAT_TBL24_ENTRIES && r == 0; i++) {
+		if (!t->tbl24[i] || (r = walk_push(w, &x)) < 0)
 			continue;
-		if (!(x = ups_push(&a)))
-			goto nomem;
 		x->kind = MOAT_UPD_TBL24;
 		x->index = i;
 		x->value = t->tbl24[i];
 	}
-	if (moat_v6_plens_live(t->plb)->n) {
-		if (!(x = ups_push(&a)))
-			goto nomem;
+	if (r == 0 && moat_v6_plens_live(t->plb)->n && (r = walk_push(w, &x)) == 0) {
 		x->kind = MOAT_UPD_V6_PLENS;
 		x->u.plens = *moat_v6_plens_live(t->plb);
 	}
-	v6_from = a.n;
-	while (rte_hash_iterate(t->v6, &key, &data, &iter) >= 0) {
-		if (!(x = ups_push(&a)))
-			goto nomem;
-		x->kind = MOAT_UPD_V6_PUT;
-		x->value = (uint32_t)(uintptr_t)data;
-		memcpy(&x->u.key, key, sizeof(x->u.key));
+	/* the rules are sorted, so collected first (at most v6_rules_max) */
+	if (r == 0 && t->v6_n && !(v6 = calloc(t->v6_n, sizeof(*v6))))
+		r = -ENOMEM;
+	while (r == 0 && nv6 < t->v6_n && rte_hash_iterate(t->v6, &key, &data, &iter) >= 0) {
+		v6[nv6].kind = MOAT_UPD_V6_PUT;
+		v6[nv6].value = (uint32_t)(uintptr_t)data;
+		memcpy(&v6[nv6++].u.key, key, sizeof(struct moat_v6_key));
 	}
-	if (a.n > v6_from)
-		qsort(a.u + v6_from, a.n - v6_from, sizeof(a.u[0]), cmp_v6_put);
+	if (nv6)
+		qsort(v6, nv6, sizeof(*v6), cmp_v6_put);
+	for (size_t i = 0; i < nv6 && r == 0; i++)
+		if ((r = walk_push(w, &x)) == 0)
+			*x = v6[i];
+	if (r == 0 && w->n)
+		r = emit(ctx, w->u, w->n);
+	free(v6);
+	free(w);
+	return r;
+}
+
+/* growing array of dp_table_read_image */
+struct ups {
+	struct moat_update *u;
+	size_t n, cap;
+};
+
+/* collect - dp_table_emit_fn appending to a struct ups */
+static int collect(void *ctx, const struct moat_update *u, size_t n)
+{
+	struct ups *a = ctx;
+
+	if (a->n + n > a->cap) {
+		size_t c = a->cap ? a->cap * 2 : 4096;
+		struct moat_update *p;
+
+		while (c < a->n + n)
+			c *= 2;
+		if (!(p = realloc(a->u, c * sizeof(*p))))
+			return -ENOMEM;
+		a->u = p;
+		a->cap = c;
+	}
+	memcpy(a->u + a->n, u, n * sizeof(*u));
+	a->n += n;
+	return 0;
+}
+
+/* dp_table_read_image - dp_table_walk_image into one malloc'd array.
+ * Errors: -ENOMEM. */
+int dp_table_read_image(struct dp_table *t, struct moat_update **out, size_t *nout)
+{
+	struct ups a = { 0 };
+	int r = dp_table_walk_image(t, collect, &a);
+
+	if (r < 0) {
+		free(a.u);
+		a.u = NULL;
+		a.n = 0;
+	}
 	*out = a.u;
 	*nout = a.n;
-	return 0;
-nomem:
-	free(a.u);
-	return -ENOMEM;
+	return r;
 }
 
 /* dp_table_lookup - the action addr gets now (dp_lookup.h) */

@@ -75,6 +75,15 @@ int dp_table_apply(struct dp_table *t, const struct moat_update *u, size_t n);
  * frees.  Errors: -ENOMEM. */
 int dp_table_read_image(struct dp_table *t, struct moat_update **u, size_t *n);
 
+/* dp_table_walk_image - writer: the sequence dp_table_read_image returns,
+ * in the same order, handed to emit in chunks of at most
+ * DP_TABLE_WALK_CHUNK updates instead of one array (a 10M-entry table is
+ * ~15M updates: 1.2 GB as one array).  emit returns 0 or -errno, which
+ * stops the walk and is returned.  Errors: -ENOMEM, emit's. */
+#define DP_TABLE_WALK_CHUNK 1024
+typedef int (*dp_table_emit_fn)(void *ctx, const struct moat_update *u, size_t n);
+int dp_table_walk_image(struct dp_table *t, dp_table_emit_fn emit, void *ctx);
+
 /* dp_table_lookup - the action (enum moat_action) an address gets now;
  * addr is a /32 or /128. */
 uint32_t dp_table_lookup(const struct dp_table *t, const struct moat_prefix *addr);

@@ -210,7 +210,7 @@ static int fpd_read_image(void *ctx, struct moat_update **ups, size_t *nups)
 	const struct dp_msg *rep = (const struct dp_msg *)f->buf;
 	struct dp_msg m = { .type = DP_MSG_READ_IMAGE };
 	struct moat_update *u = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int r;
 
 	*ups = NULL;
@@ -228,29 +228,31 @@ static int fpd_read_image(void *ctx, struct moat_update **ups, size_t *nups)
 			goto lost;
 		}
 		k = rep->count;
-		if (k > DP_PROTO_MAX_UPDATES ||
-		    (size_t)len != sizeof(*rep) + k * sizeof(*u) || rep->value > (1ull << 40)) {
+		if (k > DP_PROTO_MAX_UPDATES || (size_t)len != sizeof(*rep) + k * sizeof(*u)) {
 			r = -EPROTO;
 			goto lost;
 		}
-		if (rep->err) {
-			free(u);
-			return rep->err;
-		}
-		if (!u && rep->value && !(u = malloc(rep->value * sizeof(*u)))) {
-			/* drain the rest so the connection stays in step */
-			r = -ENOMEM;
-			goto lost;
-		}
-		if (n + k > rep->value) {
-			r = -EPROTO;
-			goto lost;
+		if (n + k > cap) {
+			size_t c = cap ? cap * 2 : 4096;
+			struct moat_update *nu = realloc(u, c * sizeof(*u));
+
+			if (!nu) {
+				r = -ENOMEM;
+				goto lost;
+			}
+			u = nu;
+			cap = c;
 		}
 		if (k)
 			memcpy(u + n, f->buf + sizeof(*rep), k * sizeof(*u));
 		n += k;
-		if (rep->flags & DP_F_END)
-			break;
+		if (!(rep->flags & DP_F_END))
+			continue;
+		if (rep->err) {
+			free(u);
+			return rep->err;
+		}
+		break;
 	}
 	f->need_resync = false;
 	*ups = u;

@@ -530,6 +530,9 @@ static void test_publish_1m(void **st)
 	assert_int_equal(dp_table_create(&tp, &s.t), 0);
 	cp.path = sock;
 	cp.table = s.t;
+	cp.state_path = state;
+	cp.save_ms = 3600 * 1000;   /* saved at stop only */
+	unlink(state);
 	assert_int_equal(dp_chan_start(&cp, &s.c), 0);
 	open_fp(&fp);
 	assert_int_equal(fp.read_image(fp.ctx, &img, &ni), 0);
@@ -590,9 +593,31 @@ static void test_publish_1m(void **st)
 	for (uint32_t i = 0; i < BIG_PROBES; i++)
 		if (dp_table_lookup(s.t, &pr[i].p) != pr[i].b)
 			fail_msg("probe %u: not B's verdict after the publish", i);
+	/* read back over the channel (streamed in parts): B's verdicts */
+	{
+		struct vt_image *back = vt_image_new();
+
+		assert_int_equal(fp.read_image(fp.ctx, &img, &ni), 0);
+		print_message("# read_image: %zu updates\n", ni);
+		assert_int_equal(vt_image_apply(back, img, ni), 0);
+		assert_int_equal(vt_image_equal_verdicts(back, b), 1);
+		vt_image_free(back);
+		free(img);
+	}
 	fp.close(fp.ctx);
+	/* saved at stop (streamed), restored whole by the next instance */
 	dp_chan_stop(s.c);
 	dp_table_free(s.t);
+	assert_int_equal(dp_table_create(&tp, &s.t), 0);
+	cp.table = s.t;
+	assert_int_equal(dp_chan_start(&cp, &s.c), 0);
+	assert_int_equal(dp_chan_wait_loaded(s.c, 0), 0);
+	for (uint32_t i = 0; i < BIG_PROBES; i++)
+		if (dp_table_lookup(s.t, &pr[i].p) != pr[i].b)
+			fail_msg("probe %u: not B's verdict after the restore", i);
+	dp_chan_stop(s.c);
+	dp_table_free(s.t);
+	unlink(state);
 	vt_image_free(a);
 	vt_image_free(b);
 	free(pr);
