@@ -247,6 +247,12 @@ int fp_detach(struct cd *d, char *err, size_t errsz)
 	struct moat_fastpath_config c;
 	int r;
 
+	if (fp_is_dpdk(d)) {
+		/* nothing of moat-dpdk's is ours to take off: the daemon keeps
+		 * publishing, moat-dpdk keeps filtering */
+		snprintf(err, errsz, "moat-dpdk owns its ports: stop moat-dpdk to stop filtering");
+		return -1;
+	}
 	if (!d->fp.name && !d->cfg.nifaces) {
 		/* no fast path configured: nothing attached, nothing pinned
 		 * (pin_dir is "": unpinning it would touch bpffs' root) */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 struct fpd {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int cfd, efd, epfd;
+	int lostfd;            /* eventfd in epfd: a loss to report */
 	bool need_resync;      /* publish refused until a read_image */
 	bool lost_pending;     /* events_drain reports -ENOTCONN once */
 	uint64_t groups_max;
@@ -57,6 +59,10 @@ static void fpd_lost(struct fpd *f, const char *why)
 	f->cfd = f->efd = -1;
 	f->need_resync = true;
 	f->lost_pending = true;
+	/* a loss seen by a command: make events_fd readable so the daemon
+	 * drains and hears of it */
+	if (eventfd_write(f->lostfd, 1) < 0)
+		log_warn("dpdk: lost event: %s", strerror(errno));
 }
 
 /* recv_msg - one datagram of type want into f->buf, checked; its length
@@ -334,7 +340,10 @@ static int fpd_events_drain(void *ctx, moat_fastpath_event_cb cb, void *ud)
 		}
 	}
 	if (f->lost_pending) {
+		eventfd_t v;
+
 		f->lost_pending = false;
+		(void)eventfd_read(f->lostfd, &v);
 		return -ENOTCONN;
 	}
 	return delivered;
@@ -350,6 +359,7 @@ static void fpd_close(void *ctx)
 	if (f->efd >= 0)
 		close(f->efd);
 	close(f->epfd);
+	close(f->lostfd);
 	free(f->buf);
 	free(f);
 }
@@ -400,12 +410,22 @@ static int fpd_open(const struct moat_fastpath_config *c, struct moat_fastpath *
 	f->cfd = f->efd = -1;
 	f->need_resync = true;
 	f->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (f->epfd < 0) {
-		r = -errno;
-		snprintf(err, errsz, "epoll: %s", strerror(-r));
-		free(f->buf);
-		free(f);
-		return r;
+	f->lostfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	{
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = f->lostfd };
+
+		if (f->epfd < 0 || f->lostfd < 0 ||
+		    epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->lostfd, &ev) < 0) {
+			r = -errno;
+			snprintf(err, errsz, "epoll: %s", strerror(-r));
+			if (f->epfd >= 0)
+				close(f->epfd);
+			if (f->lostfd >= 0)
+				close(f->lostfd);
+			free(f->buf);
+			free(f);
+			return r;
+		}
 	}
 	r = fpd_connect(f);
 	if (r < 0)

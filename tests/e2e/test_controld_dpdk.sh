@@ -19,7 +19,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 HOST=${HOST:-$build/tests/e2e/dp_chan_host}
 
-ctld_test dpdk 15 "$HOST"
+ctld_test dpdk 16 "$HOST"
 ctld_on_exit() { rmdir /var/run/dpdk/"moat-$LAB_ID-dp" 2>/dev/null; }
 ctld_lab_up
 DPS=$LAB_DIR/dpdk.sock
@@ -158,6 +158,15 @@ if [ "$(st fastpath_lost)" -eq $((lost0 + 2)) ] && [ "$(st fastpath_dirty)" = Fa
 	tap_ok "fastpath_lost counts both, fast path clean again"
 else
 	tap_not_ok "fastpath_lost=$(st fastpath_lost) dirty=$(st fastpath_dirty)"
+fi
+
+# --- moatctl detach: refused, nothing stops ----------------------------------
+d=$(mctl detach 2>&1)
+if [[ $d == *"moat-dpdk owns its ports"* ]] && kill -0 "$(cat "$LAB_DIR/ctld.pid")" &&
+	fa_is 192.0.2.10 drop; then
+	tap_ok "moatctl detach refused with backend dpdk: moat-controld and the table stay"
+else
+	tap_not_ok "moatctl detach with backend dpdk: '$d'"
 fi
 
 # --- a bad request on moat-dpdk's socket: error reply, counter, service on --

@@ -390,8 +390,14 @@ static void test_lost_and_restore(void **st)
 	assert_int_equal(fp.publish(fp.ctx, u, some_updates(u, MOAT_ACT_TARPIT)), 0);
 	assert_int_equal(fp.lookup(fp.ctx, &p, &act), 0);
 	assert_int_equal(act, MOAT_ACT_TARPIT);
-	fp.close(fp.ctx);
+	/* gone again, seen first by a command: events_fd still says so, once */
 	srv_stop(&s);
+	assert_int_equal(fp.publish(fp.ctx, u, 4), -ENOTCONN);
+	assert_true(wait_readable(efd, 2000));
+	assert_int_equal(fp.events_drain(fp.ctx, count_event, &got), -ENOTCONN);
+	assert_int_equal(fp.events_drain(fp.ctx, count_event, &got), 0);
+	assert_false(wait_readable(efd, 0));
+	fp.close(fp.ctx);
 	/* a corrupt state file: not loaded, table empty, counted */
 	f = fopen(state, "r+");
 	assert_non_null(f);
