@@ -365,6 +365,7 @@ static bool serve_cmd(struct dp_chan *c)
 		return reply(c->cfd, r, r ? 0 : m->count, NULL, 0, 0) == 0;
 	case DP_MSG_COMMIT:
 		cnt(c, commits, 1);
+		dp_table_sync(c->p.table);
 		pthread_mutex_lock(&c->mu);
 		if (!c->loaded)
 			log_info("dpdk-chan: event=loaded source=controld");

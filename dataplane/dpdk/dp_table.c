@@ -22,9 +22,9 @@
  * Grace periods inside a publish (see run_enter): an IPv6 lookup probes
  * one rule per prefix length at different moments, so the writer lets
  * readers drain where the length being changed changes and around a
- * plens flip; and dp_table_apply returns only after every reader has
- * passed a quiescent state, so what the sequence stopped referencing
- * (groups) is no longer read.  Workers that sleep when idle go offline
+ * plens flip; and dp_table_sync (the channel calls it at each commit)
+ * waits until every reader has passed a quiescent state, so what the
+ * publish stopped referencing (groups) is no longer read.  Workers that sleep when idle go offline
  * (rte_rcu_qsbr_thread_offline) so a publish never waits for a sleeper.
  */
 #include <errno.h>
@@ -284,15 +284,13 @@ static void run_enter(struct dp_table *t, int run)
 
 /* dp_table_apply - apply n updates in order; on error the prefix before
  * the failing update stays applied and the failing one changed nothing.
- * Returns after every reader passed a quiescent state past the last
- * update applied (a group the sequence stopped referencing is no longer
- * read: the caller may reuse it).
+ * The run of IPv6 lengths carries over from the previous call: a sequence
+ * sent in chunks is one sequence.
  * Errors: -ERANGE, -EINVAL, -ENOSPC, -ENOMEM (dp_table.h). */
 int dp_table_apply(struct dp_table *t, const struct moat_update *u, size_t n)
 {
 	int r = 0;
 
-	t->run = RUN_NONE;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		switch (u[i].kind) {
 		case MOAT_UPD_V6_PUT:
@@ -307,9 +305,15 @@ int dp_table_apply(struct dp_table *t, const struct moat_update *u, size_t n)
 		}
 		r = apply_one(t, &u[i]);
 	}
-	if (n)
-		rte_rcu_qsbr_synchronize(t->qsbr, RTE_QSBR_THRID_INVALID);
 	return r;
+}
+
+/* dp_table_sync - wait until every reader passed a quiescent state after
+ * everything applied so far: nothing a publish replaced is read any more */
+void dp_table_sync(struct dp_table *t)
+{
+	rte_rcu_qsbr_synchronize(t->qsbr, RTE_QSBR_THRID_INVALID);
+	t->run = RUN_NONE;
 }
 
 /* a chunk of the image being walked */

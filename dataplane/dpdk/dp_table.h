@@ -70,6 +70,12 @@ const uint32_t *dp_table_v6_get(const struct dp_table_view *v,
  * prefix length, -ENOSPC no room for another IPv6 rule, -ENOMEM. */
 int dp_table_apply(struct dp_table *t, const struct moat_update *u, size_t n);
 
+/* dp_table_sync - writer: return once every reader has passed a
+ * quiescent state after everything applied so far (the groups a publish
+ * stopped referencing are no longer read).  moat-dpdk's channel calls it
+ * at each commit; with no reader online it returns at once. */
+void dp_table_sync(struct dp_table *t);
+
 /* dp_table_read_image - writer: the table as an update sequence that
  * rebuilds it (groups, tbl24, v6 plens, v6 rules); *u malloc'd, caller
  * frees.  Errors: -ENOMEM. */

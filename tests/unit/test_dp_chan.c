@@ -33,6 +33,7 @@
 #include <rte_rcu_qsbr.h>
 #include <pthread.h>
 
+#include "clock.h"
 #include "dp_chan.h"
 #include "dp_proto.h"
 #include "dp_test_eal.h"
@@ -581,9 +582,13 @@ static void test_publish_1m(void **st)
 	r.t = s.t;
 	r.pr = pr;
 	assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
+	uint64_t t0 = moat_clock_ns();
+
 	for (size_t i = 0; i < n; i += 4096)
 		assert_int_equal(fp.publish(fp.ctx, u + i, n - i < 4096 ? n - i : 4096), 0);
 	assert_int_equal(fp.publish_done(fp.ctx), 0);
+	print_message("# publish: %zu updates in %.0f ms under lookups\n", n,
+		      (double)(moat_clock_ns() - t0) / 1e6);
 	free(u);
 	/* a few passes over B alone, then stop */
 	rte_rcu_qsbr_synchronize(dp_table_qsbr(s.t), RTE_QSBR_THRID_INVALID);
