@@ -118,22 +118,24 @@ fail:
 	return r;
 }
 
-/* fpd_connect - both connections (no-op when up); 0 or -errno */
-static int fpd_connect(struct fpd *f)
+/* fpd_connect - both connections (no-op when up); with wait_busy a role
+ * still taken is retried for a second (open and read_image: a killed
+ * moat-controld's connections may not be noticed gone yet; never on the
+ * periodic ops, which must not stall the daemon's loop); 0 or -errno */
+static int fpd_connect(struct fpd *f, bool wait_busy)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
+	int tries = wait_busy ? 10 : 0;
 	int r;
 
 	if (f->cfd >= 0)
 		return 0;
-	/* -EBUSY: a previous moat-controld (killed) may not be noticed gone
-	 * yet: moat-dpdk polls every few ms */
-	for (int i = 0; (r = connect_role(f, DP_ROLE_COMMAND)) == -EBUSY && i < 10; i++)
+	for (int i = 0; (r = connect_role(f, DP_ROLE_COMMAND)) == -EBUSY && i < tries; i++)
 		usleep(100 * 1000);
 	if (r < 0)
 		return r;
 	f->cfd = r;
-	for (int i = 0; (r = connect_role(f, DP_ROLE_EVENTS)) == -EBUSY && i < 10; i++)
+	for (int i = 0; (r = connect_role(f, DP_ROLE_EVENTS)) == -EBUSY && i < tries; i++)
 		usleep(100 * 1000);
 	if (r < 0) {
 		close(f->cfd);
@@ -221,7 +223,7 @@ static int fpd_read_image(void *ctx, struct moat_update **ups, size_t *nups)
 
 	*ups = NULL;
 	*nups = 0;
-	if ((r = fpd_connect(f)) < 0)
+	if ((r = fpd_connect(f, true)) < 0)
 		return not_connected(r);
 	if ((r = dp_msg_send(f->cfd, &m, NULL, 0, 0)) < 0)
 		goto lost;
@@ -277,7 +279,7 @@ static int fpd_lookup(void *ctx, const struct moat_prefix *addr, uint32_t *actio
 	struct dp_msg m = { .type = DP_MSG_LOOKUP, .count = 1 };
 	int r;
 
-	if ((r = fpd_connect(f)) < 0)
+	if ((r = fpd_connect(f, false)) < 0)
 		return not_connected(r);
 	r = request(f, &m, addr, sizeof(*addr), DP_MSG_REPLY);
 	if (r == 0)
@@ -293,7 +295,7 @@ static int fpd_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
 	struct dp_msg m = { .type = DP_MSG_READ_STATS };
 	int r;
 
-	if ((r = fpd_connect(f)) < 0)
+	if ((r = fpd_connect(f, false)) < 0)
 		return not_connected(r);
 	r = request(f, &m, NULL, 0, DP_MSG_REPLY);
 	if (r < 0)
@@ -427,7 +429,7 @@ static int fpd_open(const struct moat_fastpath_config *c, struct moat_fastpath *
 			return r;
 		}
 	}
-	r = fpd_connect(f);
+	r = fpd_connect(f, true);
 	if (r < 0)
 		log_warn("dpdk: event=fastpath_wait path=%s error=\"%s\" (moat-dpdk not answering: "
 			 "connecting on resync)", path, strerror(-r));
