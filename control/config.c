@@ -60,6 +60,8 @@ static const struct key keys[] = {
 	{ "daemon", "syslog", K_BOOL, C(use_syslog), 0, 1, 0 },
 	{ "daemon", "notify_listen", K_SPECIAL, 0, 0, 0, 0, 1 },
 	{ "daemon", "resolver", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "fastpath", "backend", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "dpdk", "socket", K_PATH, C(dpdk_socket), 0, 0, 0 },
 	{ "xdp", "interfaces", K_SPECIAL, 0, 0, 0, 0, 1 },
 	{ "xdp", "pin_dir", K_PATH, C(pin_dir), 0, 0, 0 },
 	{ "xdp", "mode", K_SPECIAL, 0, 0, 0, 0, 0 },
@@ -173,6 +175,8 @@ void cfg_defaults(struct moat_config *c)
 	snprintf(c->log_level, sizeof(c->log_level), "info");
 	/* pin_dir: set by validate, only where something is pinned */
 	snprintf(c->xdp_mode, sizeof(c->xdp_mode), "auto");
+	snprintf(c->fp_backend, sizeof(c->fp_backend), "xdp");
+	snprintf(c->dpdk_socket, sizeof(c->dpdk_socket), "/run/moat/dpdk.sock");
 	c->ports[0] = 25;
 	c->nports = 1;
 	c->event_sample = 1024;
@@ -466,6 +470,12 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 		}
 		return 1;
 	}
+	if (strcmp(k->name, "backend") == 0) {
+		if (strcmp(value, "xdp") && strcmp(value, "dpdk"))
+			return perr(p, p->line, "backend: '%s' is not xdp or dpdk", value);
+		snprintf(c->fp_backend, sizeof(c->fp_backend), "%.15s", value);
+		return 1;
+	}
 	if (strcmp(k->name, "mode") == 0) {
 		if (strcmp(value, "native") && strcmp(value, "skb") && strcmp(value, "auto"))
 			return perr(p, p->line, "mode: '%s' is not native, skb or auto", value);
@@ -731,8 +741,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		return r;
 	}
 	if (!sect_known)
-		return perr(p, p->line, "unknown section [%s] (want daemon, xdp, metrics, policy, "
-			    "operator or zone NAME)", section);
+		return perr(p, p->line, "unknown section [%s] (want daemon, fastpath, xdp, dpdk, "
+			    "metrics, policy, operator or zone NAME)", section);
 	return perr(p, p->line, "unknown key '%s' in [%s]", name, section);
 }
 
@@ -797,6 +807,9 @@ static int validate(struct pstate *p)
 		c->pin_dir[0] = 0;
 	else if (!c->pin_dir[0])
 		snprintf(c->pin_dir, sizeof(c->pin_dir), "%s", CFG_PIN_DIR);
+	if (!strcmp(c->fp_backend, "dpdk") && c->nifaces)
+		return perr(p, p->line, "[xdp] interfaces with [fastpath] backend = dpdk: moat-dpdk "
+			    "owns its ports (its own configuration names them)");
 	if (c->tarpit_threshold && c->drop_threshold && c->tarpit_threshold >= c->drop_threshold)
 		return perr(p, p->line, "[policy]: tarpit_threshold (%d) must be below "
 			    "drop_threshold (%d), or 0", c->tarpit_threshold, c->drop_threshold);

@@ -90,6 +90,10 @@ struct moat_config {
 	struct cfg_addr notify_listen[4]; /* where NOTIFY is accepted (UDP) */
 	int nnotify;
 	char resolver[256];        /* live lookups: "IP[@PORT],..." ("" = /etc/resolv.conf) */
+	/* [fastpath] */
+	char fp_backend[16];       /* xdp | dpdk */
+	/* [dpdk] */
+	char dpdk_socket[108];     /* moat-dpdk's publish channel */
 	/* [xdp] */
 	char ifaces[CFG_MAX_IFACES][32];
 	int nifaces;

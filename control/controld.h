@@ -118,6 +118,7 @@ struct cd {
 	time_t fp_resync_at;      /* next attempt */
 	unsigned fp_resync_backoff;
 	uint64_t fp_resyncs, fp_resync_errors;
+	uint64_t fp_lost;         /* the fast path's process went away (DPDK) */
 	double last_publish_ms;
 	double last_compile_ms, last_fp_ms; /* vt_db_publish, fast path write */
 	/* sources */

@@ -221,6 +221,7 @@ static struct json_object *cmd_status(struct ctlsrv *s, struct conn *c, int64_t 
 	json_object_object_add(o, "fastpath_resyncs", json_object_new_int64((int64_t)d->fp_resyncs));
 	json_object_object_add(o, "fastpath_resync_errors",
 			       json_object_new_int64((int64_t)d->fp_resync_errors));
+	json_object_object_add(o, "fastpath_lost", json_object_new_int64((int64_t)d->fp_lost));
 	json_object_object_add(o, "notifies", json_object_new_int64((int64_t)d->notifies));
 	json_object_object_add(o, "notify_tcp_open", json_object_new_int64(src_notify_tcp_open()));
 	json_object_object_add(o, "notify_tcp_refused",

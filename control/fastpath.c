@@ -24,9 +24,16 @@
 /* The backends moat-controld can drive; the configuration picks one. */
 static const struct moat_fastpath_backend *const backends[] = {
 	&moat_fastpath_xdp,
+	&moat_fastpath_dpdk,
 };
 
 static struct cd_tag ring_tag = { TAG_RING, NULL, -1 };
+
+/* fp_is_dpdk - [fastpath] backend = dpdk: moat-dpdk owns the ports */
+static int fp_is_dpdk(const struct cd *d)
+{
+	return strcmp(d->cfg.fp_backend, "dpdk") == 0;
+}
 
 /* fp_config - the backend-neutral configuration from ours */
 static void fp_config(const struct cd *d, struct moat_fastpath_config *c)
@@ -34,7 +41,8 @@ static void fp_config(const struct cd *d, struct moat_fastpath_config *c)
 	memset(c, 0, sizeof(*c));
 	for (int i = 0; i < d->cfg.nifaces && i < MOAT_FASTPATH_IFACES_MAX; i++)
 		c->ifaces[c->n_ifaces++] = d->cfg.ifaces[i];
-	c->pin_dir = d->cfg.pin_dir;
+	/* DPDK: where moat-dpdk's channel is found */
+	c->pin_dir = fp_is_dpdk(d) ? d->cfg.dpdk_socket : d->cfg.pin_dir;
 	c->mode = d->cfg.xdp_mode;
 	for (int i = 0; i < d->cfg.nports && i < MOAT_FASTPATH_PORTS_MAX; i++)
 		c->ports[c->n_ports++] = d->cfg.ports[i];
@@ -42,10 +50,13 @@ static void fp_config(const struct cd *d, struct moat_fastpath_config *c)
 	c->groups_max = d->cfg.groups_max;
 }
 
-/* fp_backend - the configured backend ([xdp] today: the only one) */
+/* fp_backend - the configured backend ([fastpath] backend; config.c
+ * accepts only names in backends[]) */
 static const struct moat_fastpath_backend *fp_backend(const struct cd *d)
 {
-	(void)d;
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->name, d->cfg.fp_backend) == 0)
+			return backends[i];
 	return backends[0];
 }
 
@@ -130,7 +141,7 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 	struct moat_fastpath_config c;
 	int r;
 
-	if (d->cfg.nifaces == 0) {
+	if (d->cfg.nifaces == 0 && !fp_is_dpdk(d)) {
 		log_warn("event=fastpath name=none pin_dir=none (no [xdp] interfaces: the table is "
 			 "kept and answers lookups, nothing is filtered or pinned)");
 		return 0;
@@ -145,6 +156,16 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 		return -1;
 	}
 	r = fp_adopt(d);
+	if (r == -ENOTCONN) {
+		/* moat-dpdk not up yet: it keeps its own table (restored from
+		 * disk); the resync tick adopts it once it answers */
+		log_warn("event=fastpath name=%s result=waiting (not answering yet: adopt on resync)",
+			 d->fp.name);
+		d->fp_dirty = 1;
+		d->fp_resync_backoff = 1;
+		d->fp_resync_at = 0;
+		r = 0;
+	}
 	if (r < 0) {
 		snprintf(err, errsz, "%s: reading the pinned table: %s", d->fp.name, strerror(-r));
 		d->fp.close(d->fp.ctx);
@@ -183,11 +204,23 @@ static void on_event(void *ud, const struct moat_event *e)
 	json_object_put(o);
 }
 
-/* fp_ring_io - sampled verdict events are waiting */
+/* fp_ring_io - sampled verdict events are waiting, or the fast path's
+ * process went away (-ENOTCONN: counted, and the resync tick adopts what
+ * it holds when it is back, then republishes) */
 void fp_ring_io(struct cd *d)
 {
-	if (d->fp.name && d->fp.events_drain)
-		d->fp.events_drain(d->fp.ctx, on_event, d);
+	if (!d->fp.name || !d->fp.events_drain)
+		return;
+	if (d->fp.events_drain(d->fp.ctx, on_event, d) != -ENOTCONN)
+		return;
+	d->fp_lost++;
+	log_err("event=fastpath_lost name=%s lost=%llu (resync when it is back)", d->fp.name,
+		(unsigned long long)d->fp_lost);
+	if (!d->fp_dirty) {
+		d->fp_dirty = 1;
+		d->fp_resync_backoff = 1;
+		d->fp_resync_at = 0;
+	}
 }
 
 /* fp_has_events - an event stream is open (`moatctl watch` streams) */
@@ -214,6 +247,12 @@ int fp_detach(struct cd *d, char *err, size_t errsz)
 	struct moat_fastpath_config c;
 	int r;
 
+	if (fp_is_dpdk(d)) {
+		/* nothing of moat-dpdk's is ours to take off: the daemon keeps
+		 * publishing, moat-dpdk keeps filtering */
+		snprintf(err, errsz, "moat-dpdk owns its ports: stop moat-dpdk to stop filtering");
+		return -1;
+	}
 	if (!d->fp.name && !d->cfg.nifaces) {
 		/* no fast path configured: nothing attached, nothing pinned
 		 * (pin_dir is "": unpinning it would touch bpffs' root) */

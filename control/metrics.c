@@ -186,6 +186,8 @@ void metrics_update(struct metrics *m, struct cd *d)
 		  "Resyncs that repaired the fast path after a failed publish.", d->fp_resyncs);
 	sb_metric(&b, "moat_fastpath_resync_errors_total", "counter", "Resync attempts that failed.",
 		  d->fp_resync_errors);
+	sb_metric(&b, "moat_fastpath_lost_total", "counter",
+		  "Times the fast path's own process (moat-dpdk) went away.", d->fp_lost);
 	sb_metric(&b, "moat_reload_errors_total", "counter", "Configuration reloads refused.",
 		  d->reload_errors);
 	if (cd_read_stats(d, c) == 0) {

@@ -424,6 +424,8 @@ int zm_publish(struct cd *d, const char *why)
 		return r;
 	}
 	r = vt_db_publish_cb(d->db, zm_emit_chunk, &e, &n);
+	if (r == 0 && d->fp.publish_done && !d->detached && (r = d->fp.publish_done(d->fp.ctx)) < 0)
+		e.fp_err = r;
 	d->last_fp_ms = e.fp_ms;
 	d->last_compile_ms = moat_clock_ms_f() - t0 - e.fp_ms;
 	if (r < 0) {

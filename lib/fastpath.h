@@ -159,6 +159,15 @@ struct moat_fastpath {
 	 * tables as they are (a restarted daemon adopts them).  ctx is gone.
 	 */
 	void (*close)(void *ctx);
+
+	/*
+	 * publish_done - optional: the publishes since the last call make
+	 * one whole table version (vt_db_publish_cb returned 0).  A fast
+	 * path in another process (DPDK) starts forwarding only once it holds
+	 * a whole version, and saves that one to disk.
+	 * Errors: as publish.  NULL: nothing to do.
+	 */
+	int (*publish_done)(void *ctx);
 };
 
 /*
@@ -191,5 +200,6 @@ struct moat_fastpath_backend {
 
 /* The backends built into this tree (one folder each under dataplane/). */
 extern const struct moat_fastpath_backend moat_fastpath_xdp;  /* dataplane/xdp/fp_xdp.c */
+extern const struct moat_fastpath_backend moat_fastpath_dpdk; /* dataplane/dpdk/fp_dpdk.c */
 
 #endif /* MOAT_FASTPATH_H */

@@ -70,10 +70,25 @@ const uint32_t *dp_table_v6_get(const struct dp_table_view *v,
  * prefix length, -ENOSPC no room for another IPv6 rule, -ENOMEM. */
 int dp_table_apply(struct dp_table *t, const struct moat_update *u, size_t n);
 
+/* dp_table_sync - writer: return once every reader has passed a
+ * quiescent state after everything applied so far (the groups a publish
+ * stopped referencing are no longer read).  moat-dpdk's channel calls it
+ * at each commit; with no reader online it returns at once. */
+void dp_table_sync(struct dp_table *t);
+
 /* dp_table_read_image - writer: the table as an update sequence that
  * rebuilds it (groups, tbl24, v6 plens, v6 rules); *u malloc'd, caller
  * frees.  Errors: -ENOMEM. */
 int dp_table_read_image(struct dp_table *t, struct moat_update **u, size_t *n);
+
+/* dp_table_walk_image - writer: the sequence dp_table_read_image returns,
+ * in the same order, handed to emit in chunks of at most
+ * DP_TABLE_WALK_CHUNK updates instead of one array (a 10M-entry table is
+ * ~15M updates: 1.2 GB as one array).  emit returns 0 or -errno, which
+ * stops the walk and is returned.  Errors: -ENOMEM, emit's. */
+#define DP_TABLE_WALK_CHUNK 1024
+typedef int (*dp_table_emit_fn)(void *ctx, const struct moat_update *u, size_t n);
+int dp_table_walk_image(struct dp_table *t, dp_table_emit_fn emit, void *ctx);
 
 /* dp_table_lookup - the action (enum moat_action) an address gets now;
  * addr is a /32 or /128. */

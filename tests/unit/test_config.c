@@ -31,6 +31,10 @@ static const struct bad_case bad_cases[] = {
 	{ "syntax", "[daemon]\nthis is not a key\n", "t.conf:2: syntax error" },
 	{ "bad xdp mode", "[xdp]\nmode = turbo\n", "t.conf:2: mode: 'turbo' is not native, skb or auto" },
 	{ "iface twice", "[xdp]\ninterfaces = eth0 eth0\n", "t.conf:2: interfaces: 'eth0' listed twice" },
+	{ "bad backend", "[fastpath]\nbackend = netmap\n", "t.conf:2: backend: 'netmap' is not xdp or dpdk" },
+	{ "dpdk with xdp interfaces", "[fastpath]\nbackend = dpdk\n[xdp]\ninterfaces = eth0\n",
+	  "[xdp] interfaces with [fastpath] backend = dpdk" },
+	{ "relative dpdk socket", "[dpdk]\nsocket = dpdk.sock\n", "t.conf:2: socket: 'dpdk.sock' is not an absolute path" },
 	{ "iface too long", "[xdp]\ninterfaces = abcdefghijklmnopq\n", "t.conf:2: interfaces: 'abcdefghijklmnopq' is longer than IFNAMSIZ" },
 	{ "metrics addr", "[metrics]\nlisten = localhost:80\n", "t.conf:2: listen: 'localhost:80' is not IP[:PORT]" },
 	{ "metrics port", "[metrics]\nlisten = 127.0.0.1:70000\n", "t.conf:2: listen:" },
@@ -117,6 +121,12 @@ static void test_defaults(void **state)
 	assert_int_equal(c->drop_threshold, 1);
 	assert_int_equal(c->tarpit_threshold, 0);
 	assert_int_equal(c->nzones, 0);
+	assert_string_equal(c->fp_backend, "xdp");
+	assert_string_equal(c->dpdk_socket, "/run/moat/dpdk.sock");
+	assert_int_equal(cfg_load_string(c, "t.conf", "[fastpath]\nbackend = dpdk\n"
+					 "[dpdk]\nsocket = /run/x/dpdk.sock\n", err), 0);
+	assert_string_equal(c->fp_backend, "dpdk");
+	assert_string_equal(c->dpdk_socket, "/run/x/dpdk.sock");
 	free(c);
 }
 
