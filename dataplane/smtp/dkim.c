@@ -605,8 +605,10 @@ static void sig_result(struct auth_msg *m, struct auth_dsig *d, struct auth_sig 
 	authres_value(r->a, sizeof(r->a), d->p.a);
 	snprintf(r->result, sizeof(r->result), "%s", res);
 	snprintf(r->reason, sizeof(r->reason), "%s", why ? why : "");
-	snprintf(r->props, sizeof(r->props), "header.d=%s header.s=%s%s%s header.b=%.8s", r->d, r->s,
+	char props[sizeof(r->props)];
+	snprintf(props, sizeof(props), "header.d=%s header.s=%s%s%s header.b=%.8s", r->d, r->s,
 		 r->a[0] ? " header.a=" : "", r->a, r->b);
+	memcpy(r->props, props, sizeof(props));
 }
 
 /* auth_finish - the signatures checked with the keys in hand, then DMARC

@@ -640,11 +640,28 @@ static void body_simple(struct dkv_body *b, const char *p, size_t n)
 /* bytes relaxed body canonicalisation looks at: 1 WSP, 2 CR */
 static const unsigned char rcls[256] = { [' '] = 1, ['\t'] = 1, ['\r'] = 2 };
 
+#define RELAXED_OB 8192
+
+/* relaxed_lead - ordinary bytes follow (need of them go to ob): out go
+ * the pending empty lines, then the pending space */
+static void relaxed_lead(struct dkv_body *b, char *ob, size_t *o, size_t need)
+{
+	if (b->crlf[DKV_RELAXED] || *o + need + 1 > RELAXED_OB) {
+		emit(b, DKV_RELAXED, ob, *o);
+		*o = 0;
+		emit_crlf(b, DKV_RELAXED);
+	}
+	if (b->sp)
+		ob[(*o)++] = ' ';
+	b->sp = 0;
+	b->any[DKV_RELAXED] = 1;
+}
+
 /* body_relaxed - WSP runs to one SP, none at a line's end, empty lines
  * at the end dropped */
 static void body_relaxed(struct dkv_body *b, const char *p, size_t n)
 {
-	char ob[8192];
+	char ob[RELAXED_OB];
 	size_t o = 0, i = 0;
 
 	while (i < n) {
@@ -652,16 +669,8 @@ static void body_relaxed(struct dkv_body *b, const char *p, size_t n)
 		while (i < n && !rcls[(unsigned char)p[i]])
 			i++;
 		if (i > s) { /* a run of ordinary bytes */
-			if (b->crlf[DKV_RELAXED] || o + (i - s) + 1 > sizeof(ob)) {
-				emit(b, DKV_RELAXED, ob, o);
-				o = 0;
-				emit_crlf(b, DKV_RELAXED);
-			}
-			if (b->sp)
-				ob[o++] = ' ';
-			b->sp = 0;
-			b->any[DKV_RELAXED] = 1;
-			if (i - s + 1 > sizeof(ob)) {
+			relaxed_lead(b, ob, &o, i - s);
+			if (o + (i - s) > sizeof(ob)) {
 				emit(b, DKV_RELAXED, ob, o);
 				o = 0;
 				emit(b, DKV_RELAXED, p + s, i - s);
@@ -679,15 +688,7 @@ static void body_relaxed(struct dkv_body *b, const char *p, size_t n)
 			b->crlf[DKV_RELAXED]++;
 			i += 2;
 		} else { /* a CR alone: an ordinary byte */
-			if (b->crlf[DKV_RELAXED] || o + 2 > sizeof(ob)) {
-				emit(b, DKV_RELAXED, ob, o);
-				o = 0;
-				emit_crlf(b, DKV_RELAXED);
-			}
-			if (b->sp)
-				ob[o++] = ' ';
-			b->sp = 0;
-			b->any[DKV_RELAXED] = 1;
+			relaxed_lead(b, ob, &o, 1);
 			ob[o++] = '\r';
 			i++;
 		}

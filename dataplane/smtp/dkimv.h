@@ -22,6 +22,7 @@
 #define DKV_MAX_TAGS 32         /* tags in one tag-list */
 #define DKV_MAX_H 64            /* names in h= */
 #define DKV_MAX_B 2048          /* decoded b= bytes (a 16 kbit RSA key) */
+#define DKV_MAX_BH 50           /* body hashes per message (dkim_max_signatures <= 50) */
 
 enum dkv_alg { DKV_RSA_SHA256 = 0, DKV_ED25519_SHA256 };
 enum dkv_canon { DKV_SIMPLE = 0, DKV_RELAXED };
@@ -92,7 +93,7 @@ struct dkv_bh {
 };
 
 struct dkv_body {
-	struct dkv_bh bh[8];
+	struct dkv_bh bh[DKV_MAX_BH];
 	int n;
 	/* per canonicalisation state: pending CRLFs (empty lines) and, for
 	 * relaxed, a pending whitespace run; any: something was emitted */
