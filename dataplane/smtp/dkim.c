@@ -561,7 +561,9 @@ static void sig_check(struct auth_msg *m, struct auth_dsig *d, const char **res,
 	const struct dkv_key *k = q && q->status == AQS_OK ? key_for(m, q) : NULL;
 	enum auth_qstat qs = q ? q->status : AQS_PENDING;
 	*res = "permerror";
-	if (qs == AQS_TOOBIG)
+	if (!q) /* the name does not fit a question, or AUTH_MAX_Q were asked */
+		*why = "key not asked";
+	else if (qs == AQS_TOOBIG)
 		*why = "key too large";
 	else if (qs == AQS_TEMP || qs == AQS_PENDING)
 		*res = "temperror", *why = "key not retrieved";
