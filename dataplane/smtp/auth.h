@@ -16,14 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <opendkim/dkim.h>
-
 #include "authcfg.h"
+#include "dkimv.h"
 
 #define AUTH_MAX_Q 24           /* DNS questions per message: keys + 2 DMARC */
 #define AUTH_MAX_SIGS 50        /* results kept (dkim_max_signatures <= 50) */
 #define AUTH_MAX_HEADER (256 * 1024) /* header block DKIM reads */
-#define AUTH_BODY_BUF 16384     /* body bytes collected per dkim_body call */
+#define AUTH_MAX_FIELDS 2000    /* header fields DKIM reads */
+#define AUTH_BODY_BUF 16384     /* body bytes collected per canonicaliser call */
 
 enum auth_qkind { AQ_KEY = 0, AQ_DMARC_FROM, AQ_DMARC_ORG };
 enum auth_qstat { AQS_PENDING = 0, AQS_OK, AQS_NOTFOUND, AQS_TEMP, AQS_BAD, AQS_TOOBIG };
@@ -38,6 +38,16 @@ struct auth_q {
 	enum auth_qstat status;
 	char name[320];
 	char *txt;              /* the record (AQS_OK) */
+	int key_done;           /* key holds txt decoded (or why not) */
+	struct dkv_key key;
+};
+
+/* one DKIM-Signature field being evaluated */
+struct auth_dsig {
+	struct dkv_sig p;
+	int bhi;                /* its body hash in auth_msg.body (-1: none) */
+	int hh_ok;
+	unsigned char hh[32];   /* the header hash */
 };
 
 /* one evaluated DKIM signature */
@@ -50,14 +60,20 @@ struct auth_sig {
 
 struct auth_msg {
 	struct session *s;
-	DKIM *dkim;
-	DKIM_STAT eoh;          /* dkim_eoh's answer (-1: not called yet) */
 	int in_body;
 	int dkim_dead;          /* DKIM gave up on the message: reason */
 	const char *dead_reason;
-	char *hb;               /* the header field being collected */
+	char *hb;               /* the header fields so far, back to back */
 	size_t hl, hc, htotal;
-	char *bb;               /* body lines not yet given to dkim_body */
+	size_t fs;              /* where the field being collected starts in hb */
+	size_t *foff, *flen;    /* the complete fields */
+	int nf, fcap;
+	int *sigf;              /* fields that are DKIM-Signatures (the first dkim_max_signatures) */
+	int nsigf;
+	struct auth_dsig *ds;   /* their evaluation, from the end of the header */
+	int nds;
+	struct dkv_body body;
+	char *bb;               /* body lines not yet canonicalised */
 	size_t bl;
 	int n_sighdr;           /* DKIM-Signature fields seen */
 	int n_ignored;          /* past dkim_max_signatures */
@@ -88,7 +104,7 @@ struct auth_verdict {
 /* auth_init - main thread, before workers: the DMARC library and the public
  * suffix list; 0, or -1 with a reason in err */
 int auth_init(const struct smtpd_config *c, char *err, size_t errsz);
-/* auth_thread_init - each worker: its libopendkim handle and key cache; 0 or -1 */
+/* auth_thread_init - each worker: its key cache; 0 or -1 */
 int auth_thread_init(void);
 /* auth_thread_fini - each worker, when it stops (no session left) */
 void auth_thread_fini(void);

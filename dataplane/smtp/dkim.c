@@ -1,22 +1,23 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dkim.c - DKIM verification (RFC 6376, rsa-sha256 and ed25519-sha256) as
- * the message streams in, with Debian's libopendkim.
+ * the message streams in, with moat's own verifier on OpenSSL (dkimv.c).
  *
- * Header fields go to dkim_header as each one completes; at the end of the
- * header block dkim_eoh parses the signatures (DKIM_LIBFLAGS_DELAYSIGPROC:
- * no key work yet), the prescreen callback keeps the first
- * dkim_max_signatures, and every selected key is asked on the worker's own
+ * Header fields are kept as each one completes; at the end of the header
+ * block the first dkim_max_signatures DKIM-Signature fields are parsed,
+ * their header hashes computed and every key asked on the worker's own
  * c-ares channel together with the DMARC records (dmarc.c), so the answers
- * arrive while the body is hashed by dkim_body.  At the final dot dkim_eom
- * runs; its key-lookup callback hands over the answers already here.  A
- * per-worker cache keeps TXT answers for their TTL.
+ * arrive while the body is canonicalised and hashed (one body hash per
+ * distinct canonicalisation and l=).  At the final dot the signatures are
+ * checked with the keys already here.  A per-worker cache keeps TXT answers
+ * for their TTL, and the key decoded from them: a repeat sender costs no
+ * key decoding.
  *
- * Bounded cost on hostile input: at most 2 x dkim_max_signatures
- * DKIM-Signature fields reach the library (each one adds a body hash), the
- * header block read is capped (AUTH_MAX_HEADER), keys above
- * dkim_max_key_bits are not used.  Each such case ends as a permerror or
- * neutral result and a counter, never as a refusal of its own.
+ * Bounded cost on hostile input: at most dkim_max_signatures signatures
+ * are evaluated (the rest are counted), the header block read is capped
+ * (AUTH_MAX_HEADER, AUTH_MAX_FIELDS), keys above dkim_max_key_bits are
+ * refused by their length, never decoded.  Each such case ends as a
+ * permerror or neutral result and a counter, never as a refusal of its own.
  */
 #include <arpa/nameser.h>
 #include <ctype.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <libknot/libknot.h>
 
@@ -34,13 +36,13 @@
 #include "log.h"
 #include "smtpd.h"
 
-static __thread DKIM_LIB *lib;
-
 /* the per-worker TXT cache: direct-mapped, an entry replaced on collision */
 struct kc_ent {
 	char name[320];
 	enum auth_qstat status;
 	char *txt;
+	int key_done;           /* key holds txt decoded */
+	struct dkv_key key;
 	int64_t expires;
 };
 static __thread struct kc_ent *kc;
@@ -81,6 +83,8 @@ static void kc_put(const char *name, enum auth_qstat st, const char *txt, uint32
 	if (txt && !t)
 		return;
 	free(e->txt);
+	dkv_key_clear(&e->key);
+	e->key_done = 0;
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->status = st;
 	e->txt = t;
@@ -222,6 +226,10 @@ static int ask(struct auth_msg *m, enum auth_qkind kind, const char *name)
 		q->txt = e->txt ? strdup(e->txt) : NULL;
 		if (e->txt && !q->txt)
 			q->status = AQS_TEMP;
+		if (e->key_done && q->txt) {
+			dkv_key_copy(&q->key, &e->key);
+			q->key_done = 1;
+		}
 		stats_inc("dkim", "cache_hit");
 		return 0;
 	}
@@ -243,112 +251,61 @@ static int name_ok(const char *n, size_t max)
 	return !strstr(n, "..");
 }
 
-/* key_bits_ok - is the p= of a key record within dkim_max_key_bits?  The
- * key is not decoded: its base64 length bounds its size (an RSA key's DER
- * is its modulus plus under 40 bytes of framing) */
-static int key_bits_ok(const char *rec)
+/* q_free - a question and its key */
+static void q_free(struct auth_q *q)
 {
-	const char *p = rec;
-	size_t b64 = 0;
-
-	while ((p = strstr(p, "p=")) != NULL) {
-		if (p == rec || p[-1] == ';' || p[-1] == ' ' || p[-1] == '\t')
-			break;
-		p += 2;
-	}
-	if (!p)
-		return 1; /* no key: the library says so */
-	for (p += 2; *p && *p != ';'; p++)
-		if (isalnum((unsigned char)*p) || *p == '+' || *p == '/')
-			b64++;
-	return b64 * 6 <= (size_t)g_cfg->auth.max_key_bits + 64 * 8;
+	dkv_key_clear(&q->key);
+	free(q->txt);
+	free(q);
 }
 
-/* key_lookup - libopendkim asks for a key in dkim_eom: the answer that
- * came while the body streamed */
-static DKIM_CBSTAT key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
+/* key_for - the key a question's answer holds, decoded once: here, or
+ * taken from the cache, where it goes when decoded here.  A record whose
+ * p= is longer than a dkim_max_key_bits key (plus its DER framing) is not
+ * decoded: AQS_TOOBIG */
+static const struct dkv_key *key_for(struct auth_msg *m, struct auth_q *q)
 {
-	struct auth_msg *m = dkim_get_user_context(dkim);
-	const char *d = (const char *)dkim_sig_getdomain(sig), *s = (const char *)dkim_sig_getselector(sig);
-	char name[320];
-
-	if (!m || !d || !s)
-		return DKIM_CBSTAT_NOTFOUND;
-	snprintf(name, sizeof(name), "%s._domainkey.%s", s, d);
-	for (int i = 0; i < m->nq; i++) {
-		struct auth_q *q = m->q[i];
-		if (q->kind != AQ_KEY || strcasecmp(q->name, name))
-			continue;
-		switch (q->status) {
-		case AQS_OK:
-			if (!key_bits_ok(q->txt)) {
-				q->status = AQS_TOOBIG;
-				return DKIM_CBSTAT_NOTFOUND;
-			}
-			if (strlen(q->txt) >= buflen)
-				return DKIM_CBSTAT_ERROR;
-			memcpy(buf, q->txt, strlen(q->txt) + 1);
-			return DKIM_CBSTAT_CONTINUE;
-		case AQS_NOTFOUND:
-		case AQS_TOOBIG:
-			return DKIM_CBSTAT_NOTFOUND;
-		case AQS_BAD:
-			return DKIM_CBSTAT_ERROR;
-		default:
-			return DKIM_CBSTAT_TRYAGAIN;
-		}
+	if (q->key_done)
+		return &q->key;
+	if (dkv_key_b64_bits(q->txt) > (size_t)g_cfg->auth.max_key_bits + 64 * 8) {
+		q->status = AQS_TOOBIG;
+		return NULL;
 	}
-	return DKIM_CBSTAT_NOTFOUND;
+	(void)dkv_key_parse(q->txt, &q->key);
+	q->key_done = 1;
+	stats_inc("dkim", "key_decoded");
+	struct kc_ent *e = kc_slot(q->name);
+	if (e && e->name[0] && !e->key_done && !strcmp(e->name, q->name) && e->txt && !strcmp(e->txt, q->txt) &&
+	    m->s->w->now_ms < e->expires) {
+		dkv_key_copy(&e->key, &q->key);
+		e->key_done = 1;
+	}
+	return &q->key;
 }
 
-/* prescreen - dkim_eoh found the signatures: evaluate the first
- * dkim_max_signatures, ignore (and count) the rest */
-static DKIM_CBSTAT prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
-{
-	struct auth_msg *m = dkim_get_user_context(dkim);
-
-	for (int i = g_cfg->auth.max_signatures; i < nsigs; i++) {
-		dkim_sig_ignore(sigs[i]);
-		if (m)
-			m->n_ignored++;
-	}
-	return DKIM_CBSTAT_CONTINUE;
-}
-
-/* auth_thread_init - this worker's libopendkim handle and TXT cache */
+/* auth_thread_init - this worker's TXT and key cache */
 int auth_thread_init(void)
 {
 	const struct smtpd_auth_config *a = &g_cfg->auth;
-	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC | DKIM_LIBFLAGS_BADSIGHANDLES | DKIM_LIBFLAGS_FIXCRLF;
-	unsigned int minbits = (unsigned int)a->min_key_bits;
 
 	if (!a->dkim)
 		return 0;
-	lib = dkim_init(NULL, NULL);
-	if (!lib)
-		return -1;
-	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags)) != DKIM_STAT_OK ||
-	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS, &minbits, sizeof(minbits)) != DKIM_STAT_OK ||
-	    dkim_set_key_lookup(lib, key_lookup) != DKIM_STAT_OK ||
-	    dkim_set_prescreen(lib, prescreen) != DKIM_STAT_OK)
-		return -1;
 	kc_n = (size_t)a->key_cache;
 	if (kc_n && !(kc = calloc(kc_n, sizeof(*kc))))
 		return -1;
 	return 0;
 }
 
-/* auth_thread_fini - the worker stops: its handle and cache */
+/* auth_thread_fini - the worker stops: its cache */
 void auth_thread_fini(void)
 {
-	for (size_t i = 0; i < kc_n; i++)
+	for (size_t i = 0; i < kc_n; i++) {
 		free(kc[i].txt);
+		dkv_key_clear(&kc[i].key);
+	}
 	free(kc);
 	kc = NULL;
 	kc_n = 0;
-	if (lib)
-		dkim_close(lib);
-	lib = NULL;
 }
 
 /* auth_init - main thread: what every worker shares */
@@ -356,34 +313,18 @@ int auth_init(const struct smtpd_config *c, char *err, size_t errsz)
 {
 	if (!c->auth.dkim)
 		return 0;
-	DKIM_LIB *l = dkim_init(NULL, NULL);
-	if (!l) {
-		snprintf(err, errsz, "dkim: libopendkim did not initialise");
-		return -1;
-	}
-	if (!dkim_libfeature(l, DKIM_FEATURE_SHA256) || !dkim_libfeature(l, DKIM_FEATURE_ED25519))
-		log_warn("dkim: this libopendkim lacks %s: those signatures verify as permerror",
-			 dkim_libfeature(l, DKIM_FEATURE_SHA256) ? "ed25519-sha256" : "sha256");
-	dkim_close(l);
 	return c->auth.dmarc ? dmarc_init(c, err, errsz) : 0;
 }
 
 /* auth_open - a new message */
 struct auth_msg *auth_open(struct session *s)
 {
-	DKIM_STAT st;
 	struct auth_msg *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
 	m->s = s;
-	m->eoh = -1;
-	m->dkim = lib ? dkim_verify(lib, (const unsigned char *)s->sid, NULL, &st) : NULL;
-	if (!m->dkim) {
-		free(m);
-		return NULL;
-	}
-	dkim_set_user_context(m->dkim, m);
+	dkv_body_init(&m->body);
 	return m;
 }
 
@@ -420,22 +361,48 @@ static void from_domain(struct auth_msg *m, const char *h, size_t len)
 		*p = (char)tolower((unsigned char)*p);
 }
 
-/* flush_field - one complete header field to libopendkim */
+/* flush_field - the field being collected is complete: index it */
 static void flush_field(struct auth_msg *m)
 {
-	if (!m->hl)
+	size_t n = m->hl - m->fs;
+	const char *f = m->hb ? m->hb + m->fs : NULL;
+
+	if (!n)
 		return;
-	if (m->hl >= 15 && !strncasecmp(m->hb, "DKIM-Signature:", 15) &&
-	    ++m->n_sighdr > 2 * g_cfg->auth.max_signatures) {
-		m->n_ignored++; /* not even parsed: each one would cost a body hash */
-		m->hl = 0;
+	if (n >= 5 && !strncasecmp(f, "From:", 5))
+		from_domain(m, f, n);
+	if (m->dkim_dead) {
+		m->hl = m->fs = 0;
 		return;
 	}
-	if (m->hl >= 5 && !strncasecmp(m->hb, "From:", 5))
-		from_domain(m, m->hb, m->hl);
-	if (!m->dkim_dead)
-		(void)dkim_header(m->dkim, (u_char *)m->hb, m->hl); /* a bad field: its signature fails */
-	m->hl = 0;
+	if (m->nf == m->fcap) {
+		int nc = m->fcap ? m->fcap * 2 : 64;
+		size_t *no = nc <= AUTH_MAX_FIELDS ? realloc(m->foff, (size_t)nc * sizeof(*no)) : NULL;
+		if (no)
+			m->foff = no;
+		size_t *nl = no ? realloc(m->flen, (size_t)nc * sizeof(*nl)) : NULL;
+		if (nl)
+			m->flen = nl;
+		if (!no || !nl) {
+			give_up(m, "header too large");
+			return;
+		}
+		m->fcap = nc;
+	}
+	if (n >= 15 && !strncasecmp(f, "DKIM-Signature:", 15)) {
+		if (m->nsigf >= g_cfg->auth.max_signatures) {
+			m->n_ignored++;
+		} else {
+			if (!m->sigf && !(m->sigf = calloc((size_t)g_cfg->auth.max_signatures, sizeof(*m->sigf)))) {
+				give_up(m, "out of memory");
+				return;
+			}
+			m->sigf[m->nsigf++] = m->nf;
+		}
+	}
+	m->foff[m->nf] = m->fs;
+	m->flen[m->nf++] = n;
+	m->fs = m->hl;
 }
 
 /* hb_add - append to the current field; -1 past the header cap */
@@ -445,7 +412,7 @@ static int hb_add(struct auth_msg *m, const char *p, size_t n)
 	if (m->htotal > AUTH_MAX_HEADER)
 		return -1;
 	if (m->hl + n + 1 > m->hc) {
-		size_t nc = m->hc ? m->hc * 2 : 1024;
+		size_t nc = m->hc ? m->hc * 2 : 4096;
 		while (nc < m->hl + n + 1)
 			nc *= 2;
 		char *nb = realloc(m->hb, nc);
@@ -460,32 +427,47 @@ static int hb_add(struct auth_msg *m, const char *p, size_t n)
 	return 0;
 }
 
-/* end_of_header - dkim_eoh, then ask every key and the DMARC records */
+/* start_sigs - parse the signatures, hash their headers, set up their
+ * body hashes and ask their keys */
+static void start_sigs(struct auth_msg *m)
+{
+	const char **f;
+	char name[400];
+
+	if (!m->nsigf)
+		return;
+	if (!(m->ds = calloc((size_t)m->nsigf, sizeof(*m->ds))) || !(f = malloc((size_t)m->nf * sizeof(*f)))) {
+		give_up(m, "out of memory");
+		return;
+	}
+	for (int i = 0; i < m->nf; i++)
+		f[i] = m->hb + m->foff[i];
+	for (int i = 0; i < m->nsigf; i++) {
+		struct auth_dsig *d = &m->ds[m->nds++];
+		int fi = m->sigf[i];
+		d->bhi = -1;
+		if (dkv_sig_parse(f[fi], m->flen[fi], &d->p) != 0)
+			continue;
+		d->hh_ok = dkv_header_hash(&d->p, f[fi], m->flen[fi], f, m->flen, m->nf, d->hh) == 0;
+		d->bhi = dkv_body_add(&m->body, d->p.bc, d->p.l);
+		snprintf(name, sizeof(name), "%s._domainkey.%s", d->p.s, d->p.d);
+		ask(m, AQ_KEY, name);
+	}
+	free(f);
+}
+
+/* end_of_header - the signatures, then ask every key and the DMARC records */
 static void end_of_header(struct auth_msg *m)
 {
-	DKIM_SIGINFO **sigs;
-	int n = 0;
 	char name[400];
 
 	flush_field(m);
 	m->in_body = 1;
+	if (!m->dkim_dead)
+		start_sigs(m);
 	free(m->hb);
 	m->hb = NULL;
-	m->hc = 0;
-	if (!m->dkim_dead) {
-		m->eoh = dkim_eoh(m->dkim);
-		if (m->eoh == DKIM_STAT_OK && dkim_getsiglist(m->dkim, &sigs, &n) == DKIM_STAT_OK) {
-			for (int i = 0; i < n; i++) {
-				const char *d = (const char *)dkim_sig_getdomain(sigs[i]);
-				const char *s = (const char *)dkim_sig_getselector(sigs[i]);
-				if ((dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE) || !name_ok(d, 253) ||
-				    !name_ok(s, 63))
-					continue;
-				snprintf(name, sizeof(name), "%s._domainkey.%s", s, d);
-				ask(m, AQ_KEY, name);
-			}
-		}
-	}
+	m->hc = m->hl = m->fs = 0;
 	if (m->n_ignored)
 		stats_add("dkim.signatures_ignored", (uint64_t)m->n_ignored);
 	if (g_cfg->auth.dmarc && m->n_from == 1 && m->from_domain[0]) {
@@ -499,12 +481,11 @@ static void end_of_header(struct auth_msg *m)
 	}
 }
 
-/* body_flush - the collected body lines to libopendkim in one call (its
- * per-call cost is about that of 200 body bytes) */
+/* body_flush - the collected body lines to the canonicalisers at once */
 static void body_flush(struct auth_msg *m)
 {
-	if (m->bl && !m->dkim_dead && m->eoh == DKIM_STAT_OK)
-		(void)dkim_body(m->dkim, (u_char *)m->bb, m->bl);
+	if (m->bl && !m->dkim_dead)
+		dkv_body_update(&m->body, m->bb, m->bl);
 	m->bl = 0;
 }
 
@@ -512,16 +493,16 @@ static void body_flush(struct auth_msg *m)
 void auth_feed(struct auth_msg *m, const char *p, size_t len)
 {
 	if (m->in_body) {
-		if (m->dkim_dead || m->eoh != DKIM_STAT_OK)
+		if (m->dkim_dead || !m->body.n)
 			return;
 		if (!m->bb && !(m->bb = malloc(AUTH_BODY_BUF))) {
-			(void)dkim_body(m->dkim, (u_char *)p, len);
+			dkv_body_update(&m->body, p, len);
 			return;
 		}
 		if (m->bl + len > AUTH_BODY_BUF)
 			body_flush(m);
 		if (len > AUTH_BODY_BUF) {
-			(void)dkim_body(m->dkim, (u_char *)p, len);
+			dkv_body_update(&m->body, p, len);
 			return;
 		}
 		memcpy(m->bb + m->bl, p, len);
@@ -534,7 +515,7 @@ void auth_feed(struct auth_msg *m, const char *p, size_t len)
 		return;
 	}
 	if (p[0] == ' ' || p[0] == '\t') {
-		if (m->hl && (hb_add(m, "\r\n", 2) != 0 || hb_add(m, p, len) != 0))
+		if (m->hl > m->fs && (hb_add(m, "\r\n", 2) != 0 || hb_add(m, p, len) != 0))
 			give_up(m, "header too large");
 		return;
 	}
@@ -561,69 +542,87 @@ int64_t auth_deadline(const struct auth_msg *m)
 	return m->deadline;
 }
 
-/* sig_result - one signature after dkim_eom as RFC 8601 names it */
-static void sig_result(struct auth_msg *m, DKIM_SIGINFO *sig, struct auth_sig *r)
+/* sig_check - one signature with its key: result word and reason */
+static void sig_check(struct auth_msg *m, struct auth_dsig *d, const char **res, const char **why)
 {
-	int err = dkim_sig_geterror(sig);
-	unsigned int flags = dkim_sig_getflags(sig);
-	const char *d = (const char *)dkim_sig_getdomain(sig), *s = (const char *)dkim_sig_getselector(sig);
-	const char *b = (const char *)dkim_sig_gettagvalue(sig, 0, (u_char *)"b");
-	const char *a = (const char *)dkim_sig_gettagvalue(sig, 0, (u_char *)"a");
+	const struct dkv_sig *p = &d->p;
 	char name[400];
-	enum auth_qstat qs = AQS_PENDING;
+	struct auth_q *q = NULL;
+	int64_t now = (int64_t)time(NULL);
 
-	authres_value(r->d, sizeof(r->d), d ? d : "");
-	authres_value(r->s, sizeof(r->s), s ? s : "");
-	authres_value(r->b, sizeof(r->b), b ? b : "");
-	authres_value(r->a, sizeof(r->a), a ? a : "");
-	snprintf(name, sizeof(name), "%s._domainkey.%s", s ? s : "", d ? d : "");
-	for (int i = 0; i < m->nq; i++)
-		if (m->q[i]->kind == AQ_KEY && !strcasecmp(m->q[i]->name, name))
-			qs = m->q[i]->status;
-	const char *res, *why = "";
-	if ((flags & DKIM_SIGFLAG_PASSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH) {
-		res = "pass";
-	} else if (qs == AQS_TOOBIG) {
-		res = "permerror", why = "key too large";
-	} else if (qs == AQS_TEMP || (qs == AQS_PENDING && name_ok(d, 253) && name_ok(s, 63))) {
-		res = "temperror", why = "key not retrieved";
-	} else if ((err == DKIM_SIGERROR_OK || err == DKIM_SIGERROR_BADSIG) &&
-		   dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH) {
-		res = "fail", why = "body hash did not verify";
-	} else if (err == DKIM_SIGERROR_BADSIG) {
-		res = "fail", why = "signature did not verify";
-	} else if (err == DKIM_SIGERROR_KEYFAIL) {
-		res = "temperror", why = "key not retrieved";
-	} else if (err == DKIM_SIGERROR_EXPIRED || err == DKIM_SIGERROR_FUTURE) {
-		res = "neutral", why = dkim_sig_geterrorstr(err);
-	} else if (err == DKIM_SIGERROR_KEYTOOSMALL) {
-		res = "policy", why = "key too small";
-	} else {
-		res = "permerror";
-		why = err > 0 ? dkim_sig_geterrorstr(err) : (flags & DKIM_SIGFLAG_PROCESSED) ? "not verified" : "not evaluated";
+	if (p->err) {
+		*res = "permerror", *why = p->err;
+		return;
 	}
-	snprintf(r->result, sizeof(r->result), "%s", res);
-	snprintf(r->reason, sizeof(r->reason), "%s", why ? why : "");
-	snprintf(r->props, sizeof(r->props), "header.d=%s header.s=%s%s%s header.b=%.8s", r->d, r->s,
-		 r->a[0] ? " header.a=" : "", r->a, r->b);
+	snprintf(name, sizeof(name), "%s._domainkey.%s", p->s, p->d);
+	for (int i = 0; i < m->nq && !q; i++)
+		if (m->q[i]->kind == AQ_KEY && !strcasecmp(m->q[i]->name, name))
+			q = m->q[i];
+	const struct dkv_key *k = q && q->status == AQS_OK ? key_for(m, q) : NULL;
+	enum auth_qstat qs = q ? q->status : AQS_PENDING;
+	*res = "permerror";
+	if (!q) /* the name does not fit a question, or AUTH_MAX_Q were asked */
+		*why = "key not asked";
+	else if (qs == AQS_TOOBIG)
+		*why = "key too large";
+	else if (qs == AQS_TEMP || qs == AQS_PENDING)
+		*res = "temperror", *why = "key not retrieved";
+	else if (qs == AQS_NOTFOUND)
+		*why = "no key";
+	else if (qs == AQS_BAD || !k)
+		*why = "bad key record";
+	else if (!k->ok)
+		*why = k->err;
+	else if (k->alg != p->alg)
+		*why = "key type does not match a=";
+	else if (k->strict && p->i_dom[0] && strcasecmp(p->i_dom, p->d))
+		*why = "i= is not d= (key t=s)";
+	else if (p->alg == DKV_RSA_SHA256 && k->bits < g_cfg->auth.min_key_bits)
+		*res = "policy", *why = "key too small";
+	else if (p->x >= 0 && p->x < now)
+		*res = "neutral", *why = "signature expired";
+	else if (p->t >= 0 && p->t > now + 300)
+		*res = "neutral", *why = "signature timestamp in the future";
+	else if (d->bhi < 0 || !d->hh_ok)
+		*res = "temperror", *why = "out of memory";
+	else if (p->l >= 0 && m->body.bh[d->bhi].total < p->l)
+		*why = "l= exceeds the body";
+	else if (memcmp(m->body.bh[d->bhi].out, p->bh, sizeof(p->bh)))
+		*res = "fail", *why = "body hash did not verify";
+	else if (!dkv_verify(p, k, d->hh))
+		*res = "fail", *why = "signature did not verify";
+	else
+		*res = "pass", *why = "";
 }
 
-/* auth_finish - dkim_eom with the keys in hand, then DMARC and the verdict */
+/* sig_result - one signature as RFC 8601 names it */
+static void sig_result(struct auth_msg *m, struct auth_dsig *d, struct auth_sig *r)
+{
+	const char *res, *why;
+
+	sig_check(m, d, &res, &why);
+	authres_value(r->d, sizeof(r->d), d->p.d);
+	authres_value(r->s, sizeof(r->s), d->p.s);
+	authres_value(r->b, sizeof(r->b), d->p.b8);
+	authres_value(r->a, sizeof(r->a), d->p.a);
+	snprintf(r->result, sizeof(r->result), "%s", res);
+	snprintf(r->reason, sizeof(r->reason), "%s", why ? why : "");
+	char props[sizeof(r->props)];
+	snprintf(props, sizeof(props), "header.d=%s header.s=%s%s%s header.b=%.8s", r->d, r->s,
+		 r->a[0] ? " header.a=" : "", r->a, r->b);
+	memcpy(r->props, props, sizeof(props));
+}
+
+/* auth_finish - the signatures checked with the keys in hand, then DMARC
+ * and the verdict */
 void auth_finish(struct auth_msg *m, struct auth_verdict *v)
 {
-	DKIM_SIGINFO **sigs = NULL;
-	int n = 0;
-
 	memset(v, 0, sizeof(*v));
 	m->nsig = 0;
-	if (!m->dkim_dead && m->eoh == DKIM_STAT_OK) {
-		(void)dkim_eom(m->dkim, NULL);
-		if (dkim_getsiglist(m->dkim, &sigs, &n) != DKIM_STAT_OK)
-			n = 0;
-		for (int i = 0; i < n && m->nsig < AUTH_MAX_SIGS; i++) {
-			if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
-				continue;
-			sig_result(m, sigs[i], &m->sig[m->nsig]);
+	if (!m->dkim_dead) {
+		dkv_body_final(&m->body);
+		for (int i = 0; i < m->nds && m->nsig < AUTH_MAX_SIGS; i++) {
+			sig_result(m, &m->ds[i], &m->sig[m->nsig]);
 			stats_inc("dkim", m->sig[m->nsig].result);
 			m->nsig++;
 		}
@@ -632,9 +631,8 @@ void auth_finish(struct auth_msg *m, struct auth_verdict *v)
 		snprintf(m->dkim_none, sizeof(m->dkim_none), "permerror");
 		stats_inc("dkim", "permerror");
 	} else if (!m->nsig) {
-		int none = m->eoh == DKIM_STAT_NOSIG || m->eoh == -1;
-		snprintf(m->dkim_none, sizeof(m->dkim_none), "%s", none ? "none" : "permerror");
-		m->dead_reason = none ? NULL : "malformed signature";
+		snprintf(m->dkim_none, sizeof(m->dkim_none), "none");
+		m->dead_reason = NULL;
 		stats_inc("dkim", m->dkim_none);
 	}
 	size_t o = (size_t)snprintf(v->log, sizeof(v->log), "dkim=");
@@ -675,11 +673,15 @@ void auth_close(struct auth_msg *m)
 			q->m = NULL; /* c-ares still holds it: on_txt frees it */
 			continue;
 		}
-		free(q->txt);
-		free(q);
+		q_free(q);
 	}
-	if (m->dkim)
-		dkim_free(m->dkim);
+	for (int i = 0; i < m->nds; i++)
+		dkv_sig_free(&m->ds[i].p);
+	free(m->ds);
+	dkv_body_free(&m->body);
+	free(m->sigf);
+	free(m->foff);
+	free(m->flen);
 	free(m->hb);
 	free(m->bb);
 	free(m);

@@ -11,7 +11,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 
-tap_plan 43
+tap_plan 46
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -47,7 +47,8 @@ CONF
 	for kv in "$@"; do echo "$kv" >>"$f"; done
 }
 conf a1 25
-conf a2 2525 "dmarc_trusted_forwarders = 198.51.100.7/32"
+# a2 also keeps no cache: the positive control of the decoded-key cache
+conf a2 2525 "dmarc_trusted_forwarders = 198.51.100.7/32" "dkim_key_cache = 0"
 # a3: DKIM and DMARC off, the same messages (the positive control of "moat added the results")
 conf a3 2526 "dkim = no" "dmarc = no"
 # a4: its DNS server never answers (no such host): the final dot waits
@@ -202,6 +203,29 @@ before=$(grep -s '^dkim.cache_hit ' "$LAB_DIR/run/a1.stats" | awk '{print $2}')
 check "a key from the cache still verifies" rr '250 ' 'dkim=pass'
 lab_wait 5 bash -c "[ \"\$(grep -s '^dkim.cache_hit ' '$LAB_DIR/run/a1.stats' | awk '{print \$2}')\" -gt ${before:-0} ]" &&
 	tap_ok "key cache hit counted (dkim.cache_hit)" || tap_not_ok "no cache hit"
+# the decoded key is cached too: six more rr messages, at most one decoding
+# per worker (2) though all six pass (without the cache: six)
+astat() { grep -s "^$1 " "$LAB_DIR/run/a1.stats" | awk '{print $2}'; }
+lab_wait 5 bash -c "[ \"\$(grep -s '^dkim.pass ' '$LAB_DIR/run/a1.stats' | awk '{print \$2}')\" -ge 1 ]"
+pass0=$(astat dkim.pass) dec0=$(astat dkim.key_decoded) nok=0
+for i in 1 2 3 4 5 6; do # the reply to the final dot: the last before QUIT's
+	out=$(send rr)
+	printf '%s\n' "$out" | grep '^<' | tail -2 | head -1 | grep -Eq '^<- +250 ' && nok=$((nok + 1))
+done
+lab_wait 5 bash -c "[ \"\$(grep -s '^dkim.pass ' '$LAB_DIR/run/a1.stats' | awk '{print \$2}')\" -ge $((${pass0:-0} + 6)) ]" &&
+	[ "$nok" = 6 ] && tap_ok "six repeat messages: 250, dkim.pass +6" ||
+	tap_not_ok "six repeat messages: $nok accepted, dkim.pass ${pass0:-?} -> $(astat dkim.pass)"
+dec1=$(astat dkim.key_decoded)
+[ -n "$dec0" ] && [ -n "$dec1" ] && [ $((dec1 - dec0)) -le 2 ] &&
+	tap_ok "decoded keys cached: dkim.key_decoded $dec0 -> $dec1 for six messages" ||
+	tap_not_ok "decoded keys not cached: dkim.key_decoded ${dec0:-none} -> ${dec1:-none}"
+# the control: a2 (dkim_key_cache = 0) decodes the key for every message
+a2stat() { grep -s "^$1 " "$LAB_DIR/run/a2.stats" | awk '{print $2}'; }
+d0=$(a2stat dkim.key_decoded)
+for i in 1 2 3; do send rr a@pass.spf.test 192.0.2.55 2525 >/dev/null; done
+lab_wait 5 bash -c "[ \"\$(grep -s '^dkim.key_decoded ' '$LAB_DIR/run/a2.stats' | awk '{print \$2}')\" -ge $((${d0:-0} + 3)) ]" &&
+	tap_ok "control, no cache (dkim_key_cache = 0): a decoding per message" ||
+	tap_not_ok "control, no cache: dkim.key_decoded ${d0:-none} -> $(a2stat dkim.key_decoded)"
 
 for n in a1 a2 a3 a4; do
 	kill -0 "$(cat "$LAB_DIR/$n.pid")" 2>/dev/null || { tap_not_ok "moat-smtpd $n died"; cat "$LAB_DIR/$n.log" >&2; }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuzz_smtp_dkim.c - moat-smtpd's DKIM and DMARC path (dataplane/smtp/dkim.c,
- * dmarc.c over libopendkim and libopendmarc) driven by arbitrary bytes: the
+ * dmarc.c over moat's verifier dkimv.c and libopendmarc) driven by arbitrary bytes: the
  * input builds a message (DKIM-Signature fields from a tag dictionary with
  * values taken from the input, a From field, header and body lines), the
  * key record and the DMARC record the DNS would have answered; the message
@@ -186,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (hdr[i] == '\n' && hdr[i + 1] != '\t')
 			abort(); /* every line after the first is a continuation */
 	if (getenv("FUZZ_DEBUG")) /* what the inputs reached: sh fuzz | sort | uniq -c */
-		fprintf(stderr, "eoh=%d nsig=%d %s dmarc=%s\n", m->eoh, m->nsig, m->nsig ? m->sig[0].result : m->dkim_none,
+		fprintf(stderr, "sigfields=%d nsig=%d %s dmarc=%s\n", m->nsigf, m->nsig, m->nsig ? m->sig[0].result : m->dkim_none,
 			m->dmarc_result);
 	auth_close(m);
 	return 0;
