@@ -32,7 +32,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}:halt_on_error=1
 art=$6
 mkdir -p "$art"
 tmp=$(mktemp -d "/tmp/moat-fuzz-$name.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "$tmp.log"' EXIT
 dict=()
 [ -f "$src/dict/$name.dict" ] && dict=(-dict="$src/dict/$name.dict")
 echo "1..2"
