@@ -119,6 +119,18 @@ static void fix_sum(const char *base)
 	fclose(f);
 }
 
+static char cur_dir[64], cur_base[64], cur_journal[64];
+
+/* fail - a broken invariant: remove this input's files (the host stays as
+ * it was), then abort for libFuzzer to save the input */
+static void fail(void)
+{
+	unlink(cur_base);
+	unlink(cur_journal);
+	rmdir(cur_dir);
+	abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char dir[] = "/dev/shm/moat-fuzz-zstate-XXXXXX", base[64], journal[64];
@@ -139,6 +151,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	snprintf(base, sizeof(base), "%s/zone-bl.test.state", dir);
 	snprintf(journal, sizeof(journal), "%s/zone-bl.test.journal", dir);
+	snprintf(cur_dir, sizeof(cur_dir), "%s", dir);
+	snprintf(cur_base, sizeof(cur_base), "%s", base);
+	snprintf(cur_journal, sizeof(cur_journal), "%s", journal);
 	for (size_t i = 0; i < nb; i++, off += 5)
 		listing(data + off, &l[i]);
 	/* the base wants sorted listings, as a zone's walk gives them */
@@ -149,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			l[j - 1] = t;
 		}
 	if (zstate_save_base(base, journal, "bl.test", &m, l, nb, &info) != 0)
-		abort();
+		fail();
 	for (size_t k = 0; k < nrec; k++, off += 10) {
 		struct moat_listing add, del;
 		uint32_t from = m.serial;
@@ -158,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		listing(data + off + 5, &del);
 		m.serial++;
 		if (zstate_append(journal, from, &m, &add, 1, &del, 1, &info) != 0)
-			abort();
+			fail();
 	}
 	changed = damage(base, journal, data + off, (size - off) / 3 * 3);
 	if (data[1] & 1)
@@ -170,18 +185,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	r = zstate_load(base, journal, "bl.test", 7, &gm, &got, &got_n, &ginfo, &rep);
 	if ((changed & 1) && !(data[1] & 1) && r != -EBADMSG)
-		abort(); /* damage the checksum sees must be refused */
+		fail(); /* damage the checksum sees must be refused */
 	if (r == 0) {
 		for (size_t i = 1; i < got_n; i++)
 			if (moat_listing_cmp(&got[i - 1], &got[i]) > 0)
-				abort();
+				fail();
 		if (rep.applied > nrec)
-			abort();
+			fail();
 		if (!changed && (rep.applied != nrec || gm.serial != m.serial || rep.stop))
-			abort();
+			fail();
 		free(got);
 	} else if (r != -EBADMSG && r != -ENOMEM) {
-		abort();
+		fail();
 	}
 	unlink(base);
 	unlink(journal);
