@@ -721,6 +721,10 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if (p->zone)
 		sec = "zone";
+	else if (strcmp(section, "zone") == 0)
+		/* the zone keys would land in no zone (a NULL write before
+		 * the fuzzer found it) */
+		return perr(p, p->line, "[zone]: a zone section needs a name ([zone NAME])");
 	int sect_known = 0;
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {

@@ -68,6 +68,8 @@ static int ctl_buf_reserve(struct ctl_buf *b, size_t n)
 /* ctl_buf_append - add bytes */
 int ctl_buf_append(struct ctl_buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* b->data may still be NULL: no pointer arithmetic on it */
 	if (ctl_buf_reserve(b, n) < 0)
 		return -ENOMEM;
 	memcpy(b->data + b->len, p, n);

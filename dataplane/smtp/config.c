@@ -476,22 +476,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	return 1;
 }
 
-/* config_load - parse and validate */
-int config_load(struct smtpd_config *c, const char *path, char *err, size_t errsz)
+/* config_check - what libinih returned (r) plus the checks across keys;
+ * path is the file's name in messages.  0 or -1 with err. */
+static int config_check(struct smtpd_config *c, const char *path, int r,
+			const struct load_ctx *lc, char *err, size_t errsz)
 {
-	struct load_ctx lc = { .c = c };
-	FILE *f = fopen(path, "r");
-
-	c->path = path;
-	if (!f) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	/* ini_parse_file returns the line of the first error */
-	int r = ini_parse_file(f, on_key, &lc);
-	fclose(f);
-	if (lc.errline) {
-		snprintf(err, errsz, "%s:%d: %s", path, r, lc.err);
+	if (lc->errline) {
+		snprintf(err, errsz, "%s:%d: %s", path, r, lc->err);
 		return -1;
 	}
 	if (r != 0) {
@@ -525,3 +516,31 @@ int config_parse_bool(const char *v, int *out) { return parse_bool(v, out); }
 size_t config_next_item(const char **s, char *tok, size_t toksz) { return next_item(s, tok, toksz); }
 int config_parse_net(const char *s, struct moat_prefix *p) { return parse_net(s, p); }
 int config_parse_action(const char *v, enum spf_action *a) { return parse_spf_action(v, a); }
+
+/* config_load - parse and validate */
+int config_load(struct smtpd_config *c, const char *path, char *err, size_t errsz)
+{
+	struct load_ctx lc = { .c = c };
+	FILE *f = fopen(path, "r");
+
+	c->path = path;
+	if (!f) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* ini_parse_file returns the line of the first error */
+	int r = ini_parse_file(f, on_key, &lc);
+	fclose(f);
+	return config_check(c, path, r, &lc, err, errsz);
+}
+
+/* config_load_string - the same from memory (the fuzz target); name is
+ * used as the file's name in messages and c->path */
+int config_load_string(struct smtpd_config *c, const char *name, const char *text,
+		       char *err, size_t errsz)
+{
+	struct load_ctx lc = { .c = c };
+
+	c->path = name;
+	return config_check(c, name, ini_parse_string(text, on_key, &lc), &lc, err, errsz);
+}

@@ -111,6 +111,9 @@ void config_defaults(struct smtpd_config *c);
 /* config_load - parse path over the defaults and validate; 0, or -1 with
  * "file:line: reason" in err */
 int config_load(struct smtpd_config *c, const char *path, char *err, size_t errsz);
+/* config_load_string - config_load from memory; name stands for the file */
+int config_load_string(struct smtpd_config *c, const char *name, const char *text,
+		       char *err, size_t errsz);
 /* config_set - one key (used by the loader and tests); 0 or -1 with reason */
 int config_set(struct smtpd_config *c, const char *key, const char *val, char *err, size_t errsz);
 /* sockaddr_parse - "host:port", "[v6]:port", or host alone with defport */

@@ -363,7 +363,11 @@ static void parse_replies(struct relay *r)
 		start += ll + 1;
 		if (ll && line[ll - 1] == '\r')
 			ll--;
-		if (ll < 3 || line[0] < '2' || line[0] > '5') {
+		/* RFC 5321 4.2: Reply-code = %x32-35 %x30-35 %x30-39, then SP,
+		 * "-" or the end; anything else is no reply (a code like "55f"
+		 * went to the client as "604": found by fuzz_smtpd_session) */
+		if (ll < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '5' ||
+		    line[2] < '0' || line[2] > '9' || (ll > 3 && line[3] != ' ' && line[3] != '-')) {
 			relay_fail(r, 0);
 			return;
 		}

@@ -176,6 +176,9 @@ int main(int argc, char **argv)
 	int check = 0, c;
 	char err[1024];
 
+	/* the SPF worker process spf.c spawns (libspf2 out of the engine) */
+	if (argc == 3 && strcmp(argv[1], "--spf-worker") == 0)
+		return spf_worker_main(argc, argv);
 	log_init(argv[0], 0);
 	while ((c = getopt_long(argc, argv, "c:thV", lo, NULL)) != -1) {
 		switch (c) {

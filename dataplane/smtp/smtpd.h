@@ -200,11 +200,15 @@ struct spf_job {
 	int result;             /* SPF_result_t */
 	char result_str[16];
 	char comment[256];
+	uint64_t id;            /* request id between engine and SPF worker */
+	int64_t sent_ms;        /* when it went to the worker */
 };
 int spf_pool_start(int nthreads);
 void spf_pool_stop(void);
 int spf_submit(struct spf_job *j);
 void spf_worker_drain(struct worker *w);
+/* spf_worker_main - the SPF worker process (moat-smtpd --spf-worker FD) */
+int spf_worker_main(int argc, char **argv);
 
 /* tls.c */
 int tls_init(const struct smtpd_config *c);

@@ -1,13 +1,30 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * spf.c - SPF (RFC 7208) with libspf2, off the event loop.
+ * spf.c - SPF (RFC 7208) with libspf2, in a worker process of its own.
  *
- * libspf2's own resolver reads /etc/resolv.conf and blocks, so each pool
- * thread gives libspf2 a DNS layer of its own (SPF_dns_server_t whose
- * lookup asks the configured dns_server through a private c-ares channel,
- * waiting with poll()).  Blocking is fine there: these threads do nothing
- * else.  A finished job goes back to its worker's completion queue and the
- * worker's eventfd wakes the loop.
+ * libspf2 has open CVEs (CVE-2021-33912/33913, CVE-2023-42118): a crafted
+ * SPF record may crash or corrupt the process evaluating it, so that
+ * process is not the engine.  spf_pool_start() spawns moat-smtpd again as
+ * "moat-smtpd --spf-worker FD" (fork + exec of /proc/self/exe: a fresh
+ * image, not a copy of a threaded one), after the privilege drop, so it runs
+ * as the same unprivileged user with no capabilities.  The two talk over a
+ * SOCK_SEQPACKET socketpair: a boot message (hostname, dns_server, timeout,
+ * threads), then one request per evaluation and one reply per request,
+ * matched by id.
+ *
+ * In the engine, a client thread reads the replies and hands each job to
+ * its worker's completion queue (the worker's eventfd wakes its loop).
+ * When the worker dies (EOF on the socket) every evaluation in flight is
+ * answered temperror (the session says 451 4.7.24) and a new worker is
+ * spawned; one that hangs with work in flight for 2 * spf_timeout_ms + 2 s
+ * is killed and replaced the same way.  Until the new one is up, MAIL gets
+ * the same 451.
+ *
+ * In the worker, each pool thread gives libspf2 a DNS layer of its own
+ * (SPF_dns_server_t whose lookup asks the configured dns_server through a
+ * private c-ares channel, waiting with poll()): libspf2's own resolver
+ * reads /etc/resolv.conf and blocks.  Blocking is fine there: these threads
+ * do nothing else.
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -17,12 +34,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
 
+#include "clock.h"
 #include "log.h"
 #include "smtpd.h"
 
@@ -30,8 +53,6 @@ static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct spf_job *q_head, *q_tail;
 static int q_stop;
-static pthread_t *threads;
-static int n_threads;
 
 struct qres {
 	int done;
@@ -277,7 +298,51 @@ out:
 		SPF_request_free(req);
 }
 
-/* pool_main - a pool thread: own resolver, own libspf2 server */
+/* Messages between the engine and the worker (same binary on both ends:
+ * host layout). */
+struct spf_boot {
+	char hostname[256];
+	struct sockaddr_storage dns_server;
+	int timeout_ms;
+	int threads;
+	int log_level;
+	int use_syslog;
+};
+
+struct spf_req {
+	uint64_t id;
+	int32_t family;
+	uint8_t addr[16];
+	char helo[256];
+	char from[SMTP_ADDR_MAX + 1];
+};
+
+struct spf_rep {
+	uint64_t id;
+	int32_t result;
+	char result_str[16];
+	char comment[256];
+};
+
+/* worker side: the socket to the engine and the lock its replies take */
+static int child_fd = -1;
+static pthread_mutex_t child_send_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* job_reply - worker side: send a finished job's verdict to the engine */
+static void job_reply(struct spf_job *j)
+{
+	struct spf_rep r = { .id = j->id, .result = j->result };
+
+	snprintf(r.result_str, sizeof(r.result_str), "%s", j->result_str);
+	snprintf(r.comment, sizeof(r.comment), "%s", j->comment);
+	pthread_mutex_lock(&child_send_lock);
+	if (send(child_fd, &r, sizeof(r), MSG_NOSIGNAL) != (ssize_t)sizeof(r))
+		_exit(0); /* the engine is gone */
+	pthread_mutex_unlock(&child_send_lock);
+	free(j);
+}
+
+/* pool_main - a pool thread of the worker: own resolver, own libspf2 server */
 static void *pool_main(void *arg)
 {
 	SPF_dns_server_t dns;
@@ -311,13 +376,7 @@ static void *pool_main(void *arg)
 			j->result = SPF_RESULT_TEMPERROR;
 			snprintf(j->result_str, sizeof(j->result_str), "temperror");
 		}
-		struct worker *w = j->w;
-		pthread_mutex_lock(&w->cq_lock);
-		j->next = w->cq_head;
-		w->cq_head = j;
-		pthread_mutex_unlock(&w->cq_lock);
-		uint64_t one = 1;
-		(void)!write(w->wake_ev.fd, &one, sizeof(one));
+		job_reply(j);
 	}
 	if (srv)
 		SPF_server_free(srv);
@@ -326,49 +385,296 @@ static void *pool_main(void *arg)
 	return NULL;
 }
 
-/* spf_pool_start - start nthreads SPF threads */
+/* spf_worker_main - "moat-smtpd --spf-worker FD": the worker process.
+ * Returns the process's exit status (0 when the engine closed the socket). */
+int spf_worker_main(int argc, char **argv)
+{
+	static struct smtpd_config c;
+	struct spf_boot b;
+	struct spf_req rq;
+	pthread_t thr;
+	ssize_t n;
+
+	if (argc != 3)
+		return 2;
+	child_fd = atoi(argv[2]);
+	/* the engine's death ends the worker (also seen as EOF below) */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	prctl(PR_SET_NAME, "moat-spf", 0, 0, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (recv(child_fd, &b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return 1;
+	log_init("moat-smtpd-spf", b.use_syslog);
+	log_set_level((enum log_level)b.log_level);
+	config_defaults(&c);
+	snprintf(c.hostname, sizeof(c.hostname), "%s", b.hostname);
+	c.dns_server = b.dns_server;
+	c.spf_timeout_ms = b.timeout_ms;
+	g_cfg = &c;
+	for (int i = 0; i < (b.threads > 0 ? b.threads : 1); i++)
+		if (pthread_create(&thr, NULL, pool_main, NULL) != 0)
+			return 1;
+	log_info("spf: worker pid=%d ready (%d threads)", (int)getpid(), b.threads);
+	while ((n = recv(child_fd, &rq, sizeof(rq), 0)) == (ssize_t)sizeof(rq)) {
+		struct spf_job *j = calloc(1, sizeof(*j));
+
+		if (!j)
+			return 1;
+		j->id = rq.id;
+		j->family = rq.family;
+		memcpy(j->addr, rq.addr, sizeof(j->addr));
+		rq.helo[sizeof(rq.helo) - 1] = 0;
+		rq.from[sizeof(rq.from) - 1] = 0;
+		snprintf(j->helo, sizeof(j->helo), "%s", rq.helo);
+		snprintf(j->from, sizeof(j->from), "%s", rq.from);
+		j->next = NULL;
+		pthread_mutex_lock(&q_lock);
+		if (q_tail)
+			q_tail->next = j;
+		else
+			q_head = j;
+		q_tail = j;
+		pthread_cond_signal(&q_cond);
+		pthread_mutex_unlock(&q_lock);
+	}
+	return n == 0 ? 0 : 1;
+}
+
+/* engine side: the worker process and the evaluations it holds */
+static int w_fd = -1;              /* under q_lock */
+static pid_t w_pid = -1;
+static int64_t w_started_ms;
+static struct spf_job *inflight;   /* sent, not answered (under q_lock) */
+static uint64_t next_id;
+static int w_threads;
+static pthread_t client_thr;
+static int client_running;
+static volatile int client_stop;
+
+/* job_complete - engine side: hand a finished job to its session's worker */
+static void job_complete(struct spf_job *j)
+{
+	struct worker *w = j->w;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->cq_lock);
+	j->next = w->cq_head;
+	w->cq_head = j;
+	pthread_mutex_unlock(&w->cq_lock);
+	(void)!write(w->wake_ev.fd, &one, sizeof(one));
+}
+
+/* spawn - start a worker process; 0 or -errno */
+static int spawn(void)
+{
+	int sv[2];
+	char fdarg[16];
+	char *argv[] = { "moat-smtpd", "--spf-worker", fdarg, NULL };
+	struct spf_boot b = { .timeout_ms = g_cfg->spf_timeout_ms, .threads = w_threads,
+			      .log_level = (int)log_get_level(), .use_syslog = g_cfg->use_syslog };
+	pid_t pid;
+
+	snprintf(b.hostname, sizeof(b.hostname), "%s", g_cfg->hostname);
+	b.dns_server = g_cfg->dns_server;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	snprintf(fdarg, sizeof(fdarg), "3");
+	pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return e;
+	}
+	if (pid == 0) {
+		/* async-signal-safe calls only until exec: the engine is threaded */
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		syscall(SYS_close_range, 4, ~0U, 0);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (send(sv[0], &b, sizeof(b), MSG_NOSIGNAL) != (ssize_t)sizeof(b)) {
+		int e = -errno;
+		close(sv[0]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return e ? e : -EIO;
+	}
+	pthread_mutex_lock(&q_lock);
+	w_fd = sv[0];
+	w_pid = pid;
+	w_started_ms = moat_clock_ms();
+	pthread_mutex_unlock(&q_lock);
+	log_info("spf: worker pid=%d started", (int)pid);
+	return 0;
+}
+
+/* worker_lost - the worker died or was killed: answer what it held, reap it */
+static void worker_lost(const char *why)
+{
+	struct spf_job *l;
+	int fd, st = 0, n = 0;
+	char how[64];
+
+	pthread_mutex_lock(&q_lock);
+	l = inflight;
+	inflight = NULL;
+	fd = w_fd;
+	w_fd = -1;
+	pthread_mutex_unlock(&q_lock);
+	close(fd);
+	if (waitpid(w_pid, &st, 0) < 0)
+		snprintf(how, sizeof(how), "unknown");
+	else if (WIFSIGNALED(st))
+		snprintf(how, sizeof(how), "signal %d", WTERMSIG(st));
+	else
+		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(st));
+	while (l) {
+		struct spf_job *next = l->next;
+
+		l->result = SPF_RESULT_TEMPERROR;
+		snprintf(l->result_str, sizeof(l->result_str), "temperror");
+		snprintf(l->comment, sizeof(l->comment), "SPF worker died");
+		job_complete(l);
+		n++;
+		l = next;
+	}
+	log_warn("spf: worker pid=%d lost (%s, %s) in_flight=%d: answered temperror; restarting",
+		 (int)w_pid, why, how, n);
+	w_pid = -1;
+}
+
+/* client_main - engine side: replies in, deaths handled, hangs killed */
+static void *client_main(void *arg)
+{
+	(void)arg;
+	while (!client_stop) {
+		if (w_fd < 0) {
+			/* a worker that dies at once is not respawned in a loop */
+			if (moat_clock_ms() - w_started_ms < 1000)
+				usleep(500000);
+			int r = spawn();
+			if (r < 0) {
+				log_err("spf: cannot start a worker: %s", strerror(-r));
+				sleep(1);
+				continue;
+			}
+		}
+		struct pollfd p = { .fd = w_fd, .events = POLLIN };
+		int r = poll(&p, 1, 500);
+
+		if (r == 0) {
+			int64_t oldest = 0, now = moat_clock_ms();
+
+			pthread_mutex_lock(&q_lock);
+			for (struct spf_job *j = inflight; j; j = j->next)
+				if (!oldest || j->sent_ms < oldest)
+					oldest = j->sent_ms;
+			pthread_mutex_unlock(&q_lock);
+			if (oldest && now - oldest > 2 * (int64_t)g_cfg->spf_timeout_ms + 2000) {
+				log_warn("spf: worker pid=%d has not answered for %lld ms: killing it",
+					 (int)w_pid, (long long)(now - oldest));
+				kill(w_pid, SIGKILL);
+			}
+			continue;
+		}
+		if (r < 0)
+			continue;
+		struct spf_rep rep;
+		ssize_t n = recv(w_fd, &rep, sizeof(rep), MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n != (ssize_t)sizeof(rep)) {
+			/* a worker killed with requests unread resets the socket */
+			worker_lost(n == 0 ? "connection closed" : n < 0 ? strerror(errno) : "short reply");
+			continue;
+		}
+		struct spf_job *j, **pp;
+
+		pthread_mutex_lock(&q_lock);
+		for (pp = &inflight; (j = *pp) && j->id != rep.id; pp = &j->next)
+			;
+		if (j)
+			*pp = j->next;
+		pthread_mutex_unlock(&q_lock);
+		if (!j)
+			continue; /* answered already (cannot happen: ids are unique) */
+		j->result = rep.result;
+		rep.result_str[sizeof(rep.result_str) - 1] = 0;
+		rep.comment[sizeof(rep.comment) - 1] = 0;
+		snprintf(j->result_str, sizeof(j->result_str), "%s", rep.result_str);
+		snprintf(j->comment, sizeof(j->comment), "%s", rep.comment);
+		sanitize(j->comment); /* the worker is not trusted either */
+		job_complete(j);
+	}
+	return NULL;
+}
+
+/* spf_pool_start - spawn the SPF worker process (nthreads evaluations at
+ * once) and the thread that talks to it; 0 or -errno */
 int spf_pool_start(int nthreads)
 {
-	threads = calloc((size_t)nthreads, sizeof(*threads));
-	if (!threads)
-		return -ENOMEM;
-	for (int i = 0; i < nthreads; i++) {
-		if (pthread_create(&threads[i], NULL, pool_main, NULL) != 0)
-			return -errno;
-		n_threads++;
-	}
+	int r;
+
+	w_threads = nthreads;
+	r = spawn();
+	if (r < 0)
+		return r;
+	if (pthread_create(&client_thr, NULL, client_main, NULL) != 0)
+		return -errno;
+	client_running = 1;
 	return 0;
 }
 
-/* spf_pool_stop - stop and join the pool (queued jobs are dropped) */
+/* spf_pool_stop - stop the client thread and the worker (evaluations in
+ * flight are dropped, as the engine is stopping) */
 void spf_pool_stop(void)
 {
-	pthread_mutex_lock(&q_lock);
-	q_stop = 1;
-	pthread_cond_broadcast(&q_cond);
-	pthread_mutex_unlock(&q_lock);
-	for (int i = 0; i < n_threads; i++)
-		pthread_join(threads[i], NULL);
-	free(threads);
-	threads = NULL;
-	n_threads = 0;
+	if (client_running) {
+		client_stop = 1;
+		pthread_join(client_thr, NULL);
+		client_running = 0;
+	}
+	if (w_fd >= 0)
+		close(w_fd);
+	w_fd = -1;
+	if (w_pid > 0) {
+		kill(w_pid, SIGTERM);
+		waitpid(w_pid, NULL, 0);
+	}
+	w_pid = -1;
 }
 
-/* spf_submit - queue a job; 0 or -errno */
+/* spf_submit - send a job to the worker; 0, or -EAGAIN when no worker is
+ * up or its socket is full (the session answers 451) */
 int spf_submit(struct spf_job *j)
 {
-	if (!n_threads)
-		return -ENOSYS;
-	j->next = NULL;
+	struct spf_req rq = { .family = j->family };
+	int r = 0;
+
+	memcpy(rq.addr, j->addr, sizeof(rq.addr));
+	snprintf(rq.helo, sizeof(rq.helo), "%s", j->helo);
+	snprintf(rq.from, sizeof(rq.from), "%s", j->from);
 	pthread_mutex_lock(&q_lock);
-	if (q_tail)
-		q_tail->next = j;
-	else
-		q_head = j;
-	q_tail = j;
-	pthread_cond_signal(&q_cond);
+	if (w_fd < 0) {
+		r = -EAGAIN;
+	} else {
+		j->id = rq.id = ++next_id;
+		j->sent_ms = moat_clock_ms();
+		if (send(w_fd, &rq, sizeof(rq), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(rq)) {
+			r = -EAGAIN;
+		} else {
+			j->next = inflight;
+			inflight = j;
+			log_debug("spf: request id=%llu to worker pid=%d", (unsigned long long)j->id,
+				  (int)w_pid);
+		}
+	}
 	pthread_mutex_unlock(&q_lock);
-	return 0;
+	return r;
 }
 
 /* spf_worker_drain - hand finished jobs to their sessions (worker thread) */

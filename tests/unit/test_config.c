@@ -41,6 +41,7 @@ static const struct bad_case bad_cases[] = {
 	{ "threshold range", "[policy]\ndrop_threshold = 5000\n", "t.conf:2: drop_threshold: 5000 is outside 0..1000" },
 	{ "threshold order", "[policy]\ntarpit_threshold = 3\ndrop_threshold = 2\n", "tarpit_threshold (3) must be below drop_threshold (2)" },
 	{ "thresholds off", "[policy]\ndrop_threshold = 0\n", "nothing would ever be filtered" },
+	{ "zone without a name", "[zone]\nprimary = 192.0.2.1\n", "t.conf:2: [zone]: a zone section needs a name ([zone NAME])" },
 	{ "bad zone name", "[zone bad..name]\nprimary = 192.0.2.1\n", "t.conf:2: [zone bad..name]: 'bad..name' is not a valid DNS name" },
 	{ "zone twice", ZONE_OK "[zone BL.example]\nprimary = 192.0.2.2\n", "t.conf:4: [zone BL.example]: zone defined twice (first at line 1)" },
 	{ "axfr no primary", "[daemon]\nuser = x\n\n[zone bl.example]\nweight = 2\n", "t.conf:4: [zone bl.example]: type axfr needs at least one primary" },

@@ -1,0 +1,104 @@
+#!/bin/bash
+# test_spf_worker.sh - SPF evaluation (libspf2, open CVEs) runs in a worker
+# process of its own: moat-smtpd spawns it after dropping privileges, a
+# session whose evaluation is in flight when the worker dies gets 451 4.7.x
+# at once (not at the SPF timeout), the worker is restarted and the next
+# session gets a real verdict.  Real parts: Knot serving spf.test, smtp-sink
+# downstream, the raw client smtpc.py from a lab sender address.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${MOAT_BUILD_DIR:-$root/build}
+smtpd=$build/dataplane/smtp/moat-smtpd
+. "$root/tests/lab/lab.sh"
+C="python3 $here/smtpc.py"
+
+tap_plan 8
+
+lab_init
+lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
+mkdir -p "$LAB_DIR/zones"
+cp "$here/zones/spf.test.zone" "$LAB_DIR/zones/"
+lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
+lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
+lab_sender 192.0.2.55
+cat >"$LAB_DIR/s.conf" <<CONF
+listen = 198.18.1.1:25
+workers = 1
+hostname = mx.moat.test
+relay = 198.18.3.2:25
+local_domains = moat.test
+dns_server = 198.18.2.2
+dnsbl_zones =
+spf = yes
+spf_workers = 2
+spf_timeout_ms = 20000
+log_level = debug
+CONF
+log=$LAB_DIR/smtpd.log
+lab_bg "$NS_APP" smtpd "$smtpd" -c "$LAB_DIR/s.conf"
+lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/25" || { tap_not_ok "moat-smtpd listens"; cat "$log" >&2; exit 1; }
+engine=$(cat "$LAB_DIR/smtpd.pid" 2>/dev/null || pgrep -n -f "moat-smtpd -c $LAB_DIR/s.conf")
+wpid() { grep -o 'spf: worker pid=[0-9]* started' "$log" | tail -1 | grep -o '[0-9]*'; }
+sess() { lab_inet $C --src 192.0.2.55 198.18.1.1 25 R 'S:EHLO client.example\r\n' R "$@" 2>&1; }
+
+# 1: the worker is a separate process: a child of the engine, unprivileged
+w1=$(wpid)
+if [ -n "$w1" ] && [ "$(awk '{print $4}' "/proc/$w1/stat" 2>/dev/null)" = "$engine" ] &&
+	grep -q '^CapEff:[[:space:]]*0*$' "/proc/$w1/status" &&
+	[ "$(awk '/^Uid:/ {print $2}' "/proc/$w1/status")" = "$(id -u moat)" ]; then
+	tap_ok "SPF worker pid=$w1 is a child of moat-smtpd pid=$engine, uid moat, no capabilities"
+else
+	tap_not_ok "SPF worker process: pid='$w1' engine='$engine'"
+	grep 'spf' "$log" | sed 's/^/# /'
+fi
+
+# 2: positive control: a verdict from the worker
+out=$(sess 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:QUIT\r\n' R)
+printf '%s\n' "$out" | grep -q '^250 ' && tap_ok "SPF pass through the worker: MAIL accepted" ||
+	{ tap_not_ok "SPF pass: '$out'"; }
+out=$(sess 'S:MAIL FROM:<a@fail.spf.test>\r\n' R 'S:QUIT\r\n' R)
+printf '%s\n' "$out" | grep -q '^550 5.7.23' && tap_ok "SPF fail through the worker: 550 5.7.23" ||
+	tap_not_ok "SPF fail: '$out'"
+
+# 3: the worker stopped, an evaluation sent to it, then killed
+kill -STOP "$w1"
+n0=$(lab_count 'spf: request id=' "$log")
+t0=$(date +%s%N)
+sess 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:QUIT\r\n' R >"$LAB_DIR/inflight.out" &
+cpid=$!
+if lab_wait 10 lab_count_ge $((n0 + 1)) 'spf: request id=' "$log"; then
+	kill -KILL "$w1"
+	wait $cpid
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	out=$(cat "$LAB_DIR/inflight.out")
+	if printf '%s\n' "$out" | grep -q '^451 4\.7\.' && [ $ms -lt 10000 ]; then
+		tap_ok "evaluation in flight when the worker died: 451 4.7.x after ${ms} ms (SPF timeout 20000 ms)"
+	else
+		tap_not_ok "in flight: '$out' after ${ms} ms"
+	fi
+else
+	kill -KILL "$w1"
+	wait $cpid
+	tap_not_ok "the request never reached the worker"
+fi
+lab_wait 10 grep -Eq "spf: worker pid=$w1 lost \(.*, signal 9\) in_flight=1" "$log" &&
+	tap_ok "engine logged the loss: worker pid=$w1 killed by signal 9 with 1 evaluation in flight" ||
+	{ tap_not_ok "no loss line for pid $w1"; grep spf "$log" | tail -5 | sed 's/^/# /'; }
+
+# 4: restarted, and the engine never went down
+lab_wait 10 bash -c "[ -n \"\$(grep -o 'spf: worker pid=[0-9]* started' '$log' | tail -1 | grep -v 'pid=$w1 ')\" ]"
+w2=$(wpid)
+if [ -n "$w2" ] && [ "$w2" != "$w1" ] && kill -0 "$w2" 2>/dev/null && kill -0 "$engine"; then
+	tap_ok "a new worker pid=$w2 replaced pid=$w1; moat-smtpd pid=$engine still up"
+else
+	tap_not_ok "restart: w1=$w1 w2='$w2'"
+fi
+# the next sessions get verdicts again (fail proves the evaluation ran)
+lab_wait 10 bash -c "grep -q 'spf: worker pid=$w2 ready' '$log'"
+out=$(sess 'S:MAIL FROM:<a@fail.spf.test>\r\n' R 'S:QUIT\r\n' R)
+printf '%s\n' "$out" | grep -q '^550 5.7.23' && tap_ok "next session after the restart: SPF fail verdict 550 5.7.23" ||
+	tap_not_ok "after restart (fail): '$out'"
+out=$(sess 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:QUIT\r\n' R)
+printf '%s\n' "$out" | grep -q '^250 ' && tap_ok "next session after the restart: SPF pass, MAIL accepted" ||
+	tap_not_ok "after restart (pass): '$out'"
