@@ -1,0 +1,341 @@
+#!/bin/bash
+# test_fleet.sh - two appliances share entries through DNS (docs/fleet.md):
+#   a Knot primary (dns ns) takes TSIG-signed RFC 2136 UPDATEs, each
+#   appliance's key only for its own zone; a Knot secondary (inet ns)
+#   follows it by NOTIFY + IXFR; appliance A (app ns) publishes to
+#   a.fleet.test, appliance B (mx ns) transfers a.fleet.test from the
+#   secondary as an ordinary axfr source (fleet = yes).
+# Cases: add --share on A is live on B (time printed); A ignores its own
+#   records; del propagates; an expired record left in the zone is ignored
+#   by B; A and B both listing one address, A deletes: B's stays; the
+#   per-/24 cap; primary down while A adds 100: all arrive once, queue
+#   back to 0; a wrong TSIG key is refused (rcode logged, counted) while A
+#   keeps enforcing; a storm of FLEET_STORM (default 1000) adds converges
+#   on B through IXFR only (no AXFR after the first).
+# Without XDP: B's table is read with moatctl lookup (live_action: the
+# compiled image the fast path would get).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/tests/lab/lab.sh"
+build=${MOAT_BUILD_DIR:-$root/build}
+CTLD=$build/control/moat-controld
+MOATCTL=$build/tools/moatctl
+STORM=${FLEET_STORM:-1000}
+
+tap_plan 22
+for f in "$CTLD" "$MOATCTL"; do
+	[ -x "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
+done
+for f in knotd knotc kdig knsupdate; do
+	command -v $f >/dev/null || { tap_not_ok "missing $f (knot, knot-dnsutils)"; exit 1; }
+done
+lab_init
+ctl_a() { MOAT_SOCKET=$LAB_DIR/a/control.sock "$MOATCTL" "$@"; }
+ctl_b() { MOAT_SOCKET=$LAB_DIR/b/control.sock "$MOATCTL" "$@"; }
+jget() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+# act_b ADDR - B's live action for ADDR
+act_b() { jget "$(ctl_b lookup "$1" --json 2>/dev/null)" "d['live_action']" 2>/dev/null; }
+act_a() { jget "$(ctl_a lookup "$1" --json 2>/dev/null)" "d['live_action']" 2>/dev/null; }
+is_b() { [ "$(act_b "$1")" = "$2" ]; }
+fleet_a() { jget "$(ctl_a fleet --json 2>/dev/null)" "d['$1']" 2>/dev/null; }
+zone_b() { jget "$(ctl_b zones --json 2>/dev/null)" "[z['$2'] for z in d['zones'] if z['name']=='$1'][0]"; }
+# in_zone NAME TYPE - the record at the primary (dig +short)
+at_primary() { lab_dns kdig +time=2 +retry=0 +short @198.18.2.2 "$1" "$2"; }
+ms() { date +%s%3N; }
+
+if ! lab_up >/dev/null 2>&1; then
+	tap_not_ok "lab up"
+	exit 1
+fi
+
+SECRET_A=$(head -c 32 /dev/urandom | base64)
+SECRET_B=$(head -c 32 /dev/urandom | base64)
+WRONG=$(head -c 32 /dev/urandom | base64)
+Z=$LAB_DIR/zones
+mkdir -p "$Z" "$LAB_DIR/a" "$LAB_DIR/b" "$LAB_DIR/sec/zones" "$LAB_DIR/sec/run" "$LAB_DIR/sec/db"
+for n in a b; do
+	cat >"$Z/$n.fleet.test.zone" <<EOF
+\$ORIGIN $n.fleet.test.
+\$TTL 60
+@ SOA ns.fleet.test. hostmaster.fleet.test. 1 2 2 600 60
+@ NS ns.fleet.test.
+; the RFC 5782 test point every DNSBL zone holds (sanity checks want it)
+2.0.0.127 A 127.0.0.2
+2.0.0.127 TXT "RFC 5782 test point"
+EOF
+done
+# the primary: update ACL per key and zone; journal deep enough for a
+# storm (one changeset per UPDATE); NOTIFY to the secondary and to A
+KNOT_PRE_CONF="key:
+  - id: key_a
+    algorithm: hmac-sha256
+    secret: $SECRET_A
+  - id: key_b
+    algorithm: hmac-sha256
+    secret: $SECRET_B
+remote:
+  - id: secondary
+    address: 198.18.1.2@53
+  - id: appa
+    address: 198.18.2.1@53"
+KNOT_EXTRA_CONF="  - id: upd_a
+    key: key_a
+    action: update
+  - id: upd_b
+    key: key_b
+    action: update"
+KNOT_TEMPLATE_EXTRA="    journal-max-depth: 5000
+    journal-max-usage: 200M"
+printf '    acl: [ lab, upd_a ]\n    notify: [ secondary, appa ]\n' >"$Z/a.fleet.test.zone.conf"
+printf '    acl: [ lab, upd_b ]\n    notify: [ secondary ]\n' >"$Z/b.fleet.test.zone.conf"
+if ! lab_knot "$Z" >/dev/null 2>&1; then
+	tap_not_ok "knot primary"
+	cat "$LAB_DIR/knotd.log" >&2
+	exit 1
+fi
+KNOT_PRIMARY_CONF=$KNOT_CONF
+
+# the secondary, in inet (198.18.1.2): IXFR from the primary, NOTIFY to B
+cat >"$LAB_DIR/sec/knot.conf" <<EOF
+server:
+    listen: 198.18.1.2@53
+    rundir: "$LAB_DIR/sec/run"
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "$LAB_DIR/sec/db"
+remote:
+  - id: primary
+    address: 198.18.2.2@53
+  - id: appb
+    address: 198.18.3.2@53
+acl:
+  - id: lab
+    address: [ 198.18.0.0/15 ]
+    action: [ transfer, notify ]
+template:
+  - id: default
+    storage: "$LAB_DIR/sec/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: changes
+    journal-max-depth: 5000
+    journal-max-usage: 200M
+    semantic-checks: off
+    master: primary
+    acl: lab
+    notify: appb
+zone:
+  - domain: a.fleet.test
+  - domain: b.fleet.test
+EOF
+lab_bg "$NS_INET" knotd-sec knotd -c "$LAB_DIR/sec/knot.conf"
+if ! lab_wait 20 lab_inet kdig +time=1 +retry=0 +short @198.18.1.2 a.fleet.test SOA; then
+	tap_not_ok "knot secondary"
+	cat "$LAB_DIR/knotd-sec.log" >&2
+	exit 1
+fi
+
+# write_conf WHO ID ZONE SECRET FLEETSRC SRCPRIMARY NOTIFY
+write_conf() {
+	cat >"$LAB_DIR/$1/moat.conf" <<EOF
+[daemon]
+socket = $LAB_DIR/$1/control.sock
+state_dir = $LAB_DIR/$1/state
+notify_listen = $7@53
+log_level = debug
+
+[policy]
+tarpit_threshold = 1
+drop_threshold = 2
+
+[fleet]
+id = $2
+zone = $3
+primary = 198.18.2.2@53
+tsig = hmac-sha256:key_$2:$4
+per24_max = 100
+batch = 200
+
+[zone $5]
+primary = $6@53
+fleet = yes
+refresh_min = 60
+codes = 127.0.0.2=2, 127.0.0.3-127.0.0.7=1
+EOF
+}
+write_conf a a a.fleet.test "$SECRET_A" a.fleet.test 198.18.2.2 198.18.2.1
+write_conf b b b.fleet.test "$SECRET_B" a.fleet.test 198.18.1.2 198.18.3.2
+start() { # start WHO NS [LOGNAME]
+	lab_bg "$2" "${3:-ctld-$1}" "$CTLD" -c "$LAB_DIR/$1/moat.conf"
+	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/${3:-ctld-$1}.log"
+}
+if ! start a "$NS_APP" || ! start b "$NS_MX"; then
+	tap_not_ok "controld A and B start"
+	tail -20 "$LAB_DIR"/ctld-*.log >&2
+	exit 1
+fi
+LOG_A=$LAB_DIR/ctld-a.log
+LOG_B=$LAB_DIR/ctld-b.log
+# B has the (empty) fleet zone before the first case
+lab_wait 15 grep -q 'zone=a.fleet.test.*serial' "$LOG_B"
+
+# 1. add --share on A: live on B, primary -> secondary -> B
+is_b 192.0.2.10 pass
+pre=$?
+t0=$(ms)
+ctl_a add 192.0.2.10 --action drop --share --reason e2e >/dev/null
+lab_wait 20 is_b 192.0.2.10 drop
+ok=$?
+t1=$(ms)
+[ $pre -eq 0 ] && [ $ok -eq 0 ]; c=$?
+tap_check "add --share on A: B's table drops 192.0.2.10 (was pass before)" [ $c -eq 0 ]
+echo "# propagation add->live on B (primary, secondary, B): $((t1 - t0)) ms"
+tap_check "the record at the primary: A 127.0.0.2 and TXT moat:a exp=" \
+	bash -c "[ \"\$(lab_dns() { ip netns exec $NS_DNS \"\$@\"; }; lab_dns kdig +short @198.18.2.2 10.2.0.192.a.fleet.test A)\" = 127.0.0.2 ] &&
+		ip netns exec $NS_DNS kdig +short @198.18.2.2 10.2.0.192.a.fleet.test TXT | grep -q '\"moat:a exp=[0-9]* reason=operator-drop\"'"
+
+# 2. A ignores its own records (its own zone is one of its sources)
+lab_wait 10 grep -q 'zone=a.fleet.test event=fleet-filter kept=1 expired=0 own=1' "$LOG_A"; c=$?
+tap_check "A reads its own zone and ignores its own record (own=1; kept=1: the test point)" [ $c -eq 0 ]
+
+# 3. del propagates
+t0=$(ms)
+ctl_a del 192.0.2.10 >/dev/null
+lab_wait 20 is_b 192.0.2.10 pass
+ok=$?
+t1=$(ms)
+tap_check "del on A: B passes 192.0.2.10 again" [ $ok -eq 0 ]
+echo "# propagation del->live on B: $((t1 - t0)) ms"
+tap_check "del on A: the name is gone at the primary" [ -z "$(at_primary 10.2.0.192.a.fleet.test A)" ]
+
+# 4. an expired record left in the zone (a dead appliance "c" wrote it
+#    with A's key: nobody removes it) is ignored by B once exp passes
+exp=$(($(date +%s) + 4))
+lab_dns knsupdate -y "hmac-sha256:key_a:$SECRET_A" <<EOF >/dev/null 2>&1
+server 198.18.2.2 53
+zone a.fleet.test.
+add 11.2.0.192.a.fleet.test. 60 A 127.0.0.2
+add 11.2.0.192.a.fleet.test. 60 TXT "moat:c exp=$exp reason=operator-drop"
+send
+EOF
+lab_wait 20 is_b 192.0.2.11 drop
+listed=$?
+lab_wait 20 is_b 192.0.2.11 pass
+gone=$?
+still=$(at_primary 11.2.0.192.a.fleet.test A)
+[ $listed -eq 0 ] && [ $gone -eq 0 ]; c=$?
+tap_check "a record of appliance c: listed on B before exp, ignored after ($(($(date +%s) - exp)) s past exp)" [ $c -eq 0 ]
+tap_check "... while the expired record is still in the zone (positive control: $still)" [ "$still" = 127.0.0.2 ]
+
+# 5. A and B both list one address; A deletes: B's listing stays
+ctl_b add 192.0.2.30 --action drop --reason b-own >/dev/null
+ctl_a add 192.0.2.30 --action drop --share >/dev/null
+lab_wait 20 lab_count_ge 1 'zone=a.fleet.test event=fleet-filter kept=2 expired=1 own=0' "$LOG_B"
+in_b=$?
+n0=$(lab_count 'zone=a.fleet.test event=fleet-filter kept=1 expired=1 own=0' "$LOG_B")
+ctl_a del 192.0.2.30 >/dev/null
+lab_wait 20 lab_count_ge $((n0 + 1)) 'zone=a.fleet.test event=fleet-filter kept=1 expired=1 own=0' "$LOG_B"
+synced=$?
+[ $in_b -eq 0 ] && [ $synced -eq 0 ] && is_b 192.0.2.30 drop; c=$?
+tap_check "A deletes a shared address B also lists: B's copy of A's zone drops it, B still drops it" [ $c -eq 0 ]
+
+# 6. per-/24 cap: 100 allowed in 198.51.100.0/24, the 101st is reported, not shared
+# (the 100 are the primary-down case's)
+kill "$(cat "$LAB_DIR/knotd.pid")"
+lab_wait 10 bash -c "! ip netns exec $NS_DNS kdig +time=1 +retry=0 +short @198.18.2.2 a.fleet.test SOA | grep -q ."
+for i in $(seq 1 100); do
+	ctl_a add 198.51.100.$i --action tarpit --share >/dev/null || echo "add $i failed" >&2
+done
+tap_check "primary down: A enforces its 100 entries at once (198.51.100.77 tarpit)" \
+	[ "$(act_a 198.51.100.77)" = tarpit ]
+lab_wait 10 bash -c "[ \$(jget() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' \"\$@\"; }; jget \"\$(MOAT_SOCKET=$LAB_DIR/a/control.sock $MOATCTL fleet --json)\" failed) -ge 1 ]"
+tap_check "primary down: updates fail, are counted and queued (queued+in flight = $(($(fleet_a queued) + $(fleet_a in_flight))))" \
+	[ $(($(fleet_a queued) + $(fleet_a in_flight))) -ge 1 ]
+ctl_a add 198.51.100.101 --action tarpit --share >/dev/null
+tap_check "the 101st shared entry of 198.51.100.0/24 is capped and reported" \
+	bash -c "[ $(fleet_a capped) -ge 1 ] && grep -q 'event=capped net=198.51.100.0/24' $LOG_A"
+lab_bg "$NS_DNS" knotd2 knotd -c "$KNOT_PRIMARY_CONF"
+t0=$(ms)
+drained() { [ "$(fleet_a queued)" = 0 ] && [ "$(fleet_a in_flight)" = 0 ] && [ "$(fleet_a pending)" = 0 ]; }
+lab_wait 120 drained
+ok=$?
+echo "# primary back: queue drained in $(($(ms) - t0)) ms"
+tap_check "primary back: A's queue returns to 0" [ $ok -eq 0 ]
+axfr=$(lab_dns kdig +time=5 @198.18.2.2 a.fleet.test AXFR)
+n_a=$(echo "$axfr" | grep -c '\.100\.51\.198\.a\.fleet\.test\..*[[:space:]]A[[:space:]]')
+n_names=$(echo "$axfr" | awk '$4=="A" && $1 ~ /100\.51\.198/ {print $1}' | sort -u | wc -l)
+[ "$n_a" = 100 ] && [ "$n_names" = 100 ]; c=$?
+tap_check "all 100 arrived at the primary, none twice (A records $n_a, names $n_names), the capped one not" [ $c -eq 0 ]
+lab_wait 60 is_b 198.51.100.100 tarpit
+tap_check "... and reach B (198.51.100.1 and .100 tarpit, .101 pass)" \
+	bash -c "[ $(act_b 198.51.100.1) = tarpit ] && [ $(act_b 198.51.100.100) = tarpit ] && [ $(act_b 198.51.100.101) = pass ]"
+
+# 7. wrong TSIG key: refused with its rcode, counted, A keeps enforcing
+sed -i "s|^tsig = .*|tsig = hmac-sha256:key_a:$WRONG|" "$LAB_DIR/a/moat.conf"
+ctl_a reload >/dev/null
+r0=$(fleet_a refused)
+ctl_a add 203.0.113.7 --action drop --share >/dev/null
+lab_wait 20 bash -c "grep -q 'event=update result=refused zone=a.fleet.test rcode=\"NOTAUTH' $LOG_A"
+logged=$?
+[ $logged -eq 0 ] && [ "$(fleet_a refused)" -gt "$r0" ]; c=$?
+tap_check "wrong key: refused with NOTAUTH logged and counted (refused $r0 -> $(fleet_a refused))" [ $c -eq 0 ]
+[ "$(act_a 203.0.113.7)" = drop ] && [ -z "$(at_primary 7.113.0.203.a.fleet.test A)" ]; c=$?
+tap_check "wrong key: A still drops 203.0.113.7 itself, the primary has no record" [ $c -eq 0 ]
+n_ref=$(grep -c 'event=update result=refused' "$LOG_A")
+tap_check "wrong key: no tight retry loop ($n_ref refused attempts)" [ "$n_ref" -le 2 ]
+sed -i "s|^tsig = .*|tsig = hmac-sha256:key_a:$SECRET_A|" "$LAB_DIR/a/moat.conf"
+ctl_a reload >/dev/null
+lab_wait 30 is_b 203.0.113.7 drop; c=$?
+tap_check "the key fixed and reloaded: the queued entry reaches B" [ $c -eq 0 ]
+
+# 8. a storm of $STORM adds: B converges through IXFR, no AXFR after the first
+sec_axfr0=$(grep -c 'AXFR, incoming' "$LAB_DIR/knotd-sec.log")
+out_axfr0=$(grep -c 'AXFR, outgoing' "$LAB_DIR/knotd-sec.log")
+u0=$(fleet_a updates_sent)
+b0=$(fleet_a bytes_sent)
+t0=$(ms)
+# 100 addresses per /24 (per24_max = 100)
+for i in $(seq 0 $((STORM - 1))); do
+	x=$((i / 100))
+	echo "100.$((64 + x / 256)).$((x % 256)).$((i % 100 + 1))"
+done >"$LAB_DIR/storm2.txt"
+n_storm=$STORM
+while read -r a; do
+	ctl_a add "$a" --action drop --share >/dev/null
+done <"$LAB_DIR/storm2.txt"
+t_add=$(($(ms) - t0))
+last=$(tail -1 "$LAB_DIR/storm2.txt")
+first=$(head -1 "$LAB_DIR/storm2.txt")
+lab_wait 120 is_b "$last" drop
+ok=$?
+t1=$(ms)
+lab_wait 30 drained
+u1=$(fleet_a updates_sent)
+b1=$(fleet_a bytes_sent)
+echo "# storm: $n_storm adds in $t_add ms; live on B after $((t1 - t0)) ms; $((u1 - u0)) UPDATEs, $(((b1 - b0) / (n_storm > 0 ? n_storm : 1))) bytes per record"
+[ $ok -eq 0 ] && is_b "$first" drop; c=$?
+tap_check "storm of $n_storm adds: B drops the first and the last ($first, $last)" [ $c -eq 0 ]
+sec_axfr1=$(grep -c 'AXFR, incoming' "$LAB_DIR/knotd-sec.log")
+out_axfr1=$(grep -c 'AXFR, outgoing' "$LAB_DIR/knotd-sec.log")
+n_ixfr=$(grep -c 'IXFR, outgoing' "$LAB_DIR/knotd-sec.log")
+[ $((sec_axfr1 - sec_axfr0)) -eq 0 ] && [ $((out_axfr1 - out_axfr0)) -eq 0 ] && [ "$n_ixfr" -gt 0 ]; c=$?
+tap_check "storm: secondary and B kept to IXFR (AXFR in $((sec_axfr1 - sec_axfr0)), out $((out_axfr1 - out_axfr0)); IXFR out $n_ixfr)" [ $c -eq 0 ]
+[ $((u1 - u0)) -lt "$n_storm" ] && [ $((u1 - u0)) -ge 1 ]; c=$?
+tap_check "storm: batched (fewer UPDATEs than adds: $((u1 - u0)) for $n_storm)" [ $c -eq 0 ]
+
+# 9. restart sweep: A stops, an entry is deleted meanwhile (its state
+#    file remembers it), A starts again and removes it from the zone
+kill "$(cat "$LAB_DIR/ctld-a.pid")"
+lab_wait 10 bash -c "! kill -0 $(cat "$LAB_DIR/ctld-a.pid") 2>/dev/null"
+sed -i 's|^198\.51\.100\.5\(/32\)\? [0-9]* [0-9]* |198.51.100.5 3 1 |' "$LAB_DIR/a/state/fleet.state"
+start a "$NS_APP" ctld-a2
+LOG_A=$LAB_DIR/ctld-a2.log
+lab_wait 20 bash -c "[ -z \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 5.100.51.198.a.fleet.test A)\" ]"
+[ $? -eq 0 ] && grep -q 'event=restore kept=[0-9]* sweep=[1-9]' "$LOG_A"; c=$?
+tap_check "restart: the sweep deletes an own record that expired while A was down" [ $c -eq 0 ]
+
+exit $((TAP_FAIL > 0))
+
