@@ -143,7 +143,8 @@ static int put_one(struct moat_upd *u, knot_pkt_t *pkt, const struct moat_upd_rr
 	uint8_t owner[KNOT_DNAME_MAXLEN];
 	int ret;
 
-	if (moat_owner_encode(&r->addr, rel, sizeof(rel)) < 0 ||
+	if (r->addr.plen != (r->addr.family == MOAT_AF_INET ? 32 : 128) ||
+	    moat_owner_encode(&r->addr, rel, sizeof(rel)) < 0 ||
 	    !knot_dname_to_str(apex, u->apex, sizeof(apex)))
 		return -EINVAL;
 	snprintf(full, sizeof(full), "%s.%s", rel, apex);

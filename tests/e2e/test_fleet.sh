@@ -294,6 +294,7 @@ tap_check "the key fixed and reloaded: the queued entry reaches B" [ $c -eq 0 ]
 # 8. a storm of $STORM adds: B converges through IXFR, no AXFR after the first
 sec_axfr0=$(grep -c 'AXFR, incoming' "$LAB_DIR/knotd-sec.log")
 out_axfr0=$(grep -c 'AXFR, outgoing' "$LAB_DIR/knotd-sec.log")
+n_ixfr0=$(grep -c 'IXFR, outgoing.*finished' "$LAB_DIR/knotd-sec.log")
 u0=$(fleet_a updates_sent)
 b0=$(fleet_a bytes_sent)
 t0=$(ms)
@@ -318,6 +319,11 @@ b1=$(fleet_a bytes_sent)
 echo "# storm: $n_storm adds in $t_add ms; live on B after $((t1 - t0)) ms; $((u1 - u0)) UPDATEs, $(((b1 - b0) / (n_storm > 0 ? n_storm : 1))) bytes per record"
 [ $ok -eq 0 ] && is_b "$first" drop; c=$?
 tap_check "storm of $n_storm adds: B drops the first and the last ($first, $last)" [ $c -eq 0 ]
+ix_bytes=$(grep 'IXFR, outgoing.*finished' "$LAB_DIR/knotd-sec.log" | tail -n +$((n_ixfr0 + 1)) |
+	grep -o '[0-9]* bytes' | awk '{s += $1} END {print s + 0}')
+zsize=$(lab_dns kdig +time=10 @198.18.2.2 a.fleet.test AXFR | grep -o 'Received [0-9]* B' | grep -o '[0-9]*')
+nrec=$(lab_dns kdig +time=10 @198.18.2.2 a.fleet.test AXFR +short | wc -l)
+echo "# storm: IXFR secondary->B $ix_bytes bytes for $n_storm adds ($((ix_bytes / (n_storm > 0 ? n_storm : 1))) B/add); zone by AXFR $zsize B for $nrec records; primary journal+db $(du -sb "$LAB_DIR/knot/db" | cut -f1) B"
 sec_axfr1=$(grep -c 'AXFR, incoming' "$LAB_DIR/knotd-sec.log")
 out_axfr1=$(grep -c 'AXFR, outgoing' "$LAB_DIR/knotd-sec.log")
 n_ixfr=$(grep -c 'IXFR, outgoing' "$LAB_DIR/knotd-sec.log")
