@@ -23,7 +23,7 @@ CTLD=$build/control/moat-controld
 MOATCTL=$build/tools/moatctl
 STORM=${FLEET_STORM:-1000}
 
-tap_plan 22
+tap_plan 25
 for f in "$CTLD" "$MOATCTL"; do
 	[ -x "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -158,6 +158,7 @@ primary = 198.18.2.2@53
 tsig = hmac-sha256:key_$2:$4
 per24_max = 100
 batch = 200
+learn_dnsbl = yes
 
 [zone $5]
 primary = $6@53
@@ -241,6 +242,38 @@ lab_wait 20 lab_count_ge $((n0 + 1)) 'zone=a.fleet.test event=fleet-filter kept=
 synced=$?
 [ $in_b -eq 0 ] && [ $synced -eq 0 ] && is_b 192.0.2.30 drop; c=$?
 tap_check "A deletes a shared address B also lists: B's copy of A's zone drops it, B still drops it" [ $c -eq 0 ]
+
+# 5b. a client moat-smtpd refused for a DNSBL listing (smtp.report, as
+#     moat-smtpd sends it) reaches B as a tarpit, living no longer than the
+#     report's ttl; B's own allowlist beats it
+report_a() { # report_a ADDR TTL
+	/usr/bin/python3 - "$LAB_DIR/a/control.sock" "$1" "$2" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall((json.dumps({"cmd": "smtp.hello", "id": 1, "program": "moat-smtpd", "version": "test"}) + "\n" +
+           json.dumps({"cmd": "smtp.report", "id": 2, "prefix": sys.argv[2], "action": "drop",
+                       "ttl": int(sys.argv[3]), "reason": "listed in zen.test (127.0.0.2) at moat-smtpd"}) + "\n").encode())
+buf = b""
+while buf.count(b"\n") < 2:
+    d = s.recv(4096)
+    if not d: break
+    buf += d
+r = [json.loads(l) for l in buf.decode().splitlines() if l.strip()]
+sys.exit(0 if all(x.get("ok") for x in r if x.get("id") == 2) and any(x.get("id") == 2 for x in r) else 1)
+PY
+}
+ctl_b add 203.0.113.51 --action allow --reason b-allowlist >/dev/null
+report_a 203.0.113.50 600 && report_a 203.0.113.51 600
+rep=$?
+lab_wait 20 is_b 203.0.113.50 tarpit; c=$?
+tap_check "a DNSBL refusal reported on A (learn_dnsbl) is a tarpit on B (report ok: $rep)" [ $c -eq 0 ]
+txt=$(at_primary 50.113.0.203.a.fleet.test TXT)
+left=$(( $(echo "$txt" | grep -o 'exp=[0-9]*' | cut -d= -f2) - $(date +%s) ))
+tap_check "the learned record: reason=dnsbl, exp within the report's ttl 600 s ($left s left: $txt)" \
+	bash -c "echo '$txt' | grep -q 'reason=dnsbl' && [ $left -le 600 ] && [ $left -gt 500 ]"
+lab_wait 20 bash -c "[ \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 51.113.0.203.a.fleet.test A)\" = 127.0.0.4 ]"; c=$?
+[ $c -eq 0 ] && lab_wait 10 is_b 203.0.113.50 tarpit && [ "$(act_b 203.0.113.51)" = allow ] && [ "$(act_a 203.0.113.51)" = drop ]; c=$?
+tap_check "B's allowlist beats A's learned record for 203.0.113.51 (A drops it, B allows)" [ $c -eq 0 ]
 
 # 6. per-/24 cap: 100 allowed in 198.51.100.0/24, the 101st is reported, not shared
 # (the 100 are the primary-down case's)
