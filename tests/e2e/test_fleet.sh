@@ -23,7 +23,7 @@ CTLD=$build/control/moat-controld
 MOATCTL=$build/tools/moatctl
 STORM=${FLEET_STORM:-1000}
 
-tap_plan 25
+tap_plan 26
 for f in "$CTLD" "$MOATCTL"; do
 	[ -x "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -197,6 +197,15 @@ echo "# propagation add->live on B (primary, secondary, B): $((t1 - t0)) ms"
 tap_check "the record at the primary: A 127.0.0.2 and TXT moat:a exp=" \
 	bash -c "[ \"\$(lab_dns() { ip netns exec $NS_DNS \"\$@\"; }; lab_dns kdig +short @198.18.2.2 10.2.0.192.a.fleet.test A)\" = 127.0.0.2 ] &&
 		ip netns exec $NS_DNS kdig +short @198.18.2.2 10.2.0.192.a.fleet.test TXT | grep -q '\"moat:a exp=[0-9]* reason=operator-drop\"'"
+
+# 1b. IPv6: 32 nibbles, the same way
+ctl_a add 2001:db8:100::7 --action tarpit --share >/dev/null
+lab_wait 20 is_b 2001:db8:100::7 tarpit; c=$?
+v6=$(at_primary 7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2.a.fleet.test A)
+tap_check "IPv6: add --share 2001:db8:100::7 on A is a tarpit on B (nibble name at the primary: $v6)" \
+	bash -c "[ $c -eq 0 ] && [ '$v6' = 127.0.0.3 ]"
+ctl_a del 2001:db8:100::7 >/dev/null
+lab_wait 20 is_b 2001:db8:100::7 pass
 
 # 2. A ignores its own records (its own zone is one of its sources)
 lab_wait 10 grep -q 'zone=a.fleet.test event=fleet-filter kept=1 expired=0 own=1' "$LOG_A"; c=$?
