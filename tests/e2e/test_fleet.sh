@@ -63,6 +63,7 @@ for n in a b; do
 ; the RFC 5782 test point every DNSBL zone holds (sanity checks want it)
 2.0.0.127 A 127.0.0.2
 2.0.0.127 TXT "RFC 5782 test point"
+2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 A 127.0.0.2
 EOF
 done
 # the primary: update ACL per key and zone; journal deep enough for a
@@ -208,8 +209,8 @@ ctl_a del 2001:db8:100::7 >/dev/null
 lab_wait 20 is_b 2001:db8:100::7 pass
 
 # 2. A ignores its own records (its own zone is one of its sources)
-lab_wait 10 grep -q 'zone=a.fleet.test event=fleet-filter kept=1 expired=0 own=1' "$LOG_A"; c=$?
-tap_check "A reads its own zone and ignores its own record (own=1; kept=1: the test point)" [ $c -eq 0 ]
+lab_wait 10 grep -q 'zone=a.fleet.test event=fleet-filter kept=2 expired=0 own=1' "$LOG_A"; c=$?
+tap_check "A reads its own zone and ignores its own record (own=1; kept=2: the test points)" [ $c -eq 0 ]
 
 # 3. del propagates
 t0=$(ms)
@@ -243,11 +244,11 @@ tap_check "... while the expired record is still in the zone (positive control: 
 # 5. A and B both list one address; A deletes: B's listing stays
 ctl_b add 192.0.2.30 --action drop --reason b-own >/dev/null
 ctl_a add 192.0.2.30 --action drop --share >/dev/null
-lab_wait 20 lab_count_ge 1 'zone=a.fleet.test event=fleet-filter kept=2 expired=1 own=0' "$LOG_B"
+lab_wait 20 lab_count_ge 1 'zone=a.fleet.test event=fleet-filter kept=3 expired=1 own=0' "$LOG_B"
 in_b=$?
-n0=$(lab_count 'zone=a.fleet.test event=fleet-filter kept=1 expired=1 own=0' "$LOG_B")
+n0=$(lab_count 'zone=a.fleet.test event=fleet-filter kept=2 expired=1 own=0' "$LOG_B")
 ctl_a del 192.0.2.30 >/dev/null
-lab_wait 20 lab_count_ge $((n0 + 1)) 'zone=a.fleet.test event=fleet-filter kept=1 expired=1 own=0' "$LOG_B"
+lab_wait 20 lab_count_ge $((n0 + 1)) 'zone=a.fleet.test event=fleet-filter kept=2 expired=1 own=0' "$LOG_B"
 synced=$?
 [ $in_b -eq 0 ] && [ $synced -eq 0 ] && is_b 192.0.2.30 drop; c=$?
 tap_check "A deletes a shared address B also lists: B's copy of A's zone drops it, B still drops it" [ $c -eq 0 ]
