@@ -159,14 +159,9 @@ static void drop(struct rec *r)
 		}
 }
 
-/* enqueue - queue r's address once; a full queue drops its oldest */
-static void enqueue(struct rec *r)
+/* push - r's address to the queue's tail; a full queue drops its oldest */
+static void push(struct rec *r)
 {
-	r->synced = 0;
-	r->gen++;
-	F->dirty = 1;
-	if (r->queued)
-		return;
 	if (F->qn == F->qcap) {
 		struct rec *old = find(&F->q[F->qhead]);
 		char pb[MOAT_PREFIX_STRLEN];
@@ -186,6 +181,17 @@ static void enqueue(struct rec *r)
 	F->q[(F->qhead + F->qn) % F->qcap] = r->addr;
 	F->qn++;
 	r->queued = 1;
+}
+
+/* enqueue - r changed: queue its address once (an address in flight is
+ * queued again when its answer comes, see done) */
+static void enqueue(struct rec *r)
+{
+	r->synced = 0;
+	r->gen++;
+	F->dirty = 1;
+	if (!r->queued)
+		push(r);
 }
 
 /* net_of - the /24 (IPv4) or /64 (IPv6) an address counts against */
@@ -469,9 +475,13 @@ static void done(struct cd *d, enum moat_upd_status st, time_t now)
 		for (size_t i = 0; i < F->nfl; i++) {
 			struct rec *r = find(&F->fl[i].addr);
 
-			if (!r || r->gen != F->fl[i].gen)
-				continue; /* changed meanwhile: queued again */
+			if (!r)
+				continue;
 			r->queued = 0;
+			if (r->gen != F->fl[i].gen) {
+				push(r); /* changed while in flight: send what it is now */
+				continue;
+			}
 			r->synced = 1;
 			if (r->state == R_DEL)
 				drop(r);

@@ -23,7 +23,7 @@ CTLD=$build/control/moat-controld
 MOATCTL=$build/tools/moatctl
 STORM=${FLEET_STORM:-1000}
 
-tap_plan 26
+tap_plan 27
 for f in "$CTLD" "$MOATCTL"; do
 	[ -x "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -221,6 +221,23 @@ t1=$(ms)
 tap_check "del on A: B passes 192.0.2.10 again" [ $ok -eq 0 ]
 echo "# propagation del->live on B: $((t1 - t0)) ms"
 tap_check "del on A: the name is gone at the primary" [ -z "$(at_primary 10.2.0.192.a.fleet.test A)" ]
+
+# 3b. changes that come while an UPDATE flies are sent after it: adds
+#     deleted at once leave nothing at the primary (marker: the last add)
+for i in 1 2 3 4 5; do
+	ctl_a add 192.0.2.2$i --action drop --share >/dev/null
+	ctl_a del 192.0.2.2$i >/dev/null
+done
+ctl_a add 192.0.2.40 --action drop --share >/dev/null
+lab_wait 20 bash -c "[ \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 40.2.0.192.a.fleet.test A)\" = 127.0.0.2 ]"; c=$?
+drained() { [ "$(fleet_a queued)" = 0 ] && [ "$(fleet_a in_flight)" = 0 ] && [ "$(fleet_a pending)" = 0 ]; }
+lab_wait 20 drained
+left=""
+for i in 1 2 3 4 5; do left="$left$(at_primary 2$i.2.0.192.a.fleet.test A)"; done
+tap_check "add then del at once, five times: nothing left at the primary (marker there: $c, left: '$left')" \
+	bash -c "[ $c -eq 0 ] && [ -z '$left' ]"
+ctl_a del 192.0.2.40 >/dev/null
+lab_wait 20 is_b 192.0.2.40 pass
 
 # 4. an expired record left in the zone (a dead appliance "c" wrote it
 #    with A's key: nobody removes it) is ignored by B once exp passes
