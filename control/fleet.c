@@ -288,6 +288,8 @@ static void share(struct cd *d, const struct moat_prefix *addr, uint32_t code, t
 	enqueue(r);
 }
 
+static void send_next(struct cd *d, time_t now);
+
 /* fleet_entry_add - mirror a local add */
 void fleet_entry_add(struct cd *d, const struct cd_entry *e, int want, int kind)
 {
@@ -340,13 +342,16 @@ void fleet_entry_add(struct cd *d, const struct cd_entry *e, int want, int kind)
 	}
 	r = full ? find(&e->pfx) : NULL;
 	if (!want) {
-		if (r && r->source == e->source && r->state != R_DEL)
+		if (r && r->source == e->source && r->state != R_DEL) {
 			withdraw(r);
+			send_next(d, now);
+		}
 		return;
 	}
 	if (r && r->state != R_DEL && r->source != e->source && r->source == CD_SRC_OPERATOR)
 		return; /* the operator's shared entry wins over a learned one */
 	share(d, &e->pfx, code, exp, refresh, e->source);
+	send_next(d, now); /* at once when idle; else it rides the next batch */
 }
 
 /* fleet_entry_del - mirror a local delete */
@@ -354,10 +359,10 @@ void fleet_entry_del(struct cd *d, const struct moat_prefix *p, unsigned source)
 {
 	struct rec *r;
 
-	(void)d;
 	if (!F || !(r = find(p)) || r->source != source || r->state == R_DEL)
 		return;
 	withdraw(r);
+	send_next(d, time(NULL));
 }
 
 /* watch - the UPDATE socket in the loop */

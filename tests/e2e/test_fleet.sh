@@ -23,7 +23,7 @@ CTLD=$build/control/moat-controld
 MOATCTL=$build/tools/moatctl
 STORM=${FLEET_STORM:-1000}
 
-tap_plan 27
+tap_plan 29
 for f in "$CTLD" "$MOATCTL"; do
 	[ -x "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -394,6 +394,30 @@ n_ixfr=$(grep -c 'IXFR, outgoing' "$LAB_DIR/knotd-sec.log")
 tap_check "storm: secondary and B kept to IXFR (AXFR in $((sec_axfr1 - sec_axfr0)), out $((out_axfr1 - out_axfr0)); IXFR out $n_ixfr)" [ $c -eq 0 ]
 [ $((u1 - u0)) -lt "$n_storm" ] && [ $((u1 - u0)) -ge 1 ]; c=$?
 tap_check "storm: batched (fewer UPDATEs than adds: $((u1 - u0)) for $n_storm)" [ $c -eq 0 ]
+
+# 8b. the queue is bounded: primary down, queue_max 16, 20 adds: the oldest
+#     are dropped and counted, all 20 are enforced here; primary back: the
+#     others arrive
+kill "$(cat "$LAB_DIR/knotd2.pid")"
+lab_wait 10 bash -c "! ip netns exec $NS_DNS kdig +time=1 +retry=0 +short @198.18.2.2 a.fleet.test SOA | grep -q ."
+sed -i 's/^batch = 200$/batch = 200\nqueue_max = 16/' "$LAB_DIR/a/moat.conf"
+ctl_a reload >/dev/null
+d0=$(fleet_a dropped)
+for i in $(seq 101 120); do
+	ctl_a add 192.0.2.$i --action drop --share >/dev/null
+done
+nd=$(($(fleet_a dropped) - d0))
+local_ok=1
+for i in $(seq 101 120); do [ "$(act_a 192.0.2.$i)" = drop ] || local_ok=0; done
+tap_check "queue_max 16, primary down, 20 adds: $nd dropped and counted, all 20 enforced here" \
+	bash -c "[ $nd -ge 3 ] && [ $nd -le 4 ] && [ $local_ok = 1 ]"
+lab_bg "$NS_DNS" knotd3 knotd -c "$KNOT_PRIMARY_CONF"
+# (the dropped ones stay pending until their refresh: wait for the queue)
+lab_wait 60 bash -c "[ \"\$(MOAT_SOCKET=$LAB_DIR/a/control.sock $MOATCTL fleet --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"queued\"] + d[\"in_flight\"])')\" = 0 ]"
+n_arr=0
+for i in $(seq 101 120); do [ -n "$(at_primary $i.2.0.192.a.fleet.test A)" ] && n_arr=$((n_arr + 1)); done
+tap_check "primary back: the $((20 - nd)) kept in the queue arrive ($n_arr), the dropped do not (192.0.2.120 there)" \
+	bash -c "[ $n_arr -eq $((20 - nd)) ] && [ -n '$(at_primary 120.2.0.192.a.fleet.test A)' ]"
 
 # 9. restart sweep: A stops, an entry is deleted meanwhile (its state
 #    file remembers it), A starts again and removes it from the zone
