@@ -12,8 +12,9 @@
 #   back to 0; a wrong TSIG key is refused (rcode logged, counted) while A
 #   keeps enforcing; a storm of FLEET_STORM (default 1000) adds converges
 #   on B through IXFR only (no AXFR after the first).
-# Without XDP: B's table is read with moatctl lookup (live_action: the
-# compiled image the fast path would get).
+# B runs XDP on its link (app0 in mx): the first shared address's next SYN
+# is dropped there while a control address connects; the other cases read
+# B's table with moatctl lookup (live_action: the image the fast path gets).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,15 +23,29 @@ build=${MOAT_BUILD_DIR:-$root/build}
 CTLD=$build/control/moat-controld
 MOATCTL=$build/tools/moatctl
 STORM=${FLEET_STORM:-1000}
+PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
+PROBE=$root/tests/netns/tcp_probe.py
+PY=/usr/bin/python3
 
-tap_plan 29
-for f in "$CTLD" "$MOATCTL"; do
-	[ -x "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
+tap_plan 31
+for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
+	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
 for f in knotd knotc kdig knsupdate; do
 	command -v $f >/dev/null || { tap_not_ok "missing $f (knot, knot-dnsutils)"; exit 1; }
 done
 lab_init
+# B filters SYNs with XDP on its link (pins under a name of this run)
+PIN=/sys/fs/bpf/moat-fleet-$LAB_ID
+fleet_cleanup() {
+	[ -f "$LAB_DIR/ctld-b.pid" ] && kill "$(cat "$LAB_DIR/ctld-b.pid")" 2>/dev/null
+	lab_wait 5 bash -c "! kill -0 $(cat "$LAB_DIR/ctld-b.pid" 2>/dev/null || echo 0) 2>/dev/null"
+	rm -rf "$PIN"
+	lab_down
+}
+trap 'fleet_cleanup' EXIT
+trap 'fleet_cleanup; exit 130' INT
+trap 'fleet_cleanup; exit 143' TERM
 ctl_a() { MOAT_SOCKET=$LAB_DIR/a/control.sock "$MOATCTL" "$@"; }
 ctl_b() { MOAT_SOCKET=$LAB_DIR/b/control.sock "$MOATCTL" "$@"; }
 jget() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
@@ -170,8 +185,20 @@ EOF
 }
 write_conf a a a.fleet.test "$SECRET_A" a.fleet.test 198.18.2.2 198.18.2.1
 write_conf b b b.fleet.test "$SECRET_B" a.fleet.test 198.18.1.2 198.18.3.2
-start() { # start WHO NS [LOGNAME]
-	lab_bg "$2" "${3:-ctld-$1}" "$CTLD" -c "$LAB_DIR/$1/moat.conf"
+printf '\n[xdp]\ninterfaces = app0\npin_dir = %s\n' "$PIN" >>"$LAB_DIR/b/moat.conf"
+# native XDP on a veth wants a program on the peer too; a listener on B's
+# address behind it, and two senders: one to be shared, one control
+ip -n "$NS_APP" link set dev mx0 xdpdrv obj "$PASS_OBJ" sec xdp
+lab_bg "$NS_MX" listen $PY "$PROBE" listen 198.18.3.2 25 "$LAB_DIR/accept.log"
+lab_sender 192.0.2.10
+lab_sender 192.0.2.12
+probe_b() { lab_inet $PY "$PROBE" connect "$1" 198.18.3.2 25 2; }
+accepted_b() { grep -Eq "^accept (::ffff:)?$1\$" "$LAB_DIR/accept.log" 2>/dev/null; }
+start() { # start WHO NS [LOGNAME]  (nsenter: keeps /sys/fs/bpf visible)
+	nsenter --net="/run/netns/$2" "$CTLD" -c "$LAB_DIR/$1/moat.conf" \
+		>"$LAB_DIR/${3:-ctld-$1}.log" 2>&1 &
+	LAB_PIDS+=($!)
+	echo $! >"$LAB_DIR/${3:-ctld-$1}.pid"
 	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/${3:-ctld-$1}.log"
 }
 if ! start a "$NS_APP" || ! start b "$NS_MX"; then
@@ -184,6 +211,12 @@ LOG_B=$LAB_DIR/ctld-b.log
 # B has the (empty) fleet zone before the first case
 lab_wait 15 grep -q 'zone=a.fleet.test.*serial' "$LOG_B"
 
+# 0. before anything is shared, both senders reach B's listener
+probe_b 192.0.2.10 >/dev/null; probe_b 192.0.2.12 >/dev/null
+lab_wait 5 accepted_b 192.0.2.10 && lab_wait 5 accepted_b 192.0.2.12; c=$?
+tap_check "B's XDP is attached (fastpath xdp) and passes 192.0.2.10 and .12 before any share" \
+	bash -c "[ $c -eq 0 ] && grep -q 'event=ready.*fastpath=xdp' $LAB_DIR/ctld-b.log"
+
 # 1. add --share on A: live on B, primary -> secondary -> B
 is_b 192.0.2.10 pass
 pre=$?
@@ -195,6 +228,13 @@ t1=$(ms)
 [ $pre -eq 0 ] && [ $ok -eq 0 ]; c=$?
 tap_check "add --share on A: B's table drops 192.0.2.10 (was pass before)" [ $c -eq 0 ]
 echo "# propagation add->live on B (primary, secondary, B): $((t1 - t0)) ms"
+# B's XDP drops the next SYN from it; the control, sent after, still connects
+: >"$LAB_DIR/accept.log"
+r10=$(probe_b 192.0.2.10)
+probe_b 192.0.2.12 >/dev/null
+lab_wait 5 accepted_b 192.0.2.12; c=$?
+tap_check "B's XDP drops 192.0.2.10's SYN ($r10) while 192.0.2.12 connects" \
+	bash -c "[ $c -eq 0 ] && [ '$r10' = timeout ] && ! grep -q '192.0.2.10' $LAB_DIR/accept.log"
 tap_check "the record at the primary: A 127.0.0.2 and TXT moat:a exp=" \
 	bash -c "[ \"\$(lab_dns() { ip netns exec $NS_DNS \"\$@\"; }; lab_dns kdig +short @198.18.2.2 10.2.0.192.a.fleet.test A)\" = 127.0.0.2 ] &&
 		ip netns exec $NS_DNS kdig +short @198.18.2.2 10.2.0.192.a.fleet.test TXT | grep -q '\"moat:a exp=[0-9]* reason=operator-drop\"'"
