@@ -525,11 +525,15 @@ void fleet_io(struct cd *d, struct cd_tag *t, unsigned events)
 	(void)t;
 	if (!F)
 		return;
+	if (F->watched) { /* the library may close the socket */
+		cd_unwatch(&F->tag);
+		F->watched = 0;
+	}
 	enum moat_upd_status st = moat_upd_io(F->u, events, moat_clock_ms());
 	time_t now = time(NULL);
 
 	if (st == MOAT_UPD_AGAIN) {
-		cd_watch_mod(&F->tag, moat_upd_events(F->u));
+		watch();
 		return;
 	}
 	done(d, st, now);
@@ -689,6 +693,10 @@ void fleet_tick(struct cd *d, time_t now)
 	if (!F)
 		return;
 	if (moat_upd_fd(F->u) >= 0 && moat_upd_deadline_ms(F->u) <= moat_clock_ms()) {
+		if (F->watched) {
+			cd_unwatch(&F->tag);
+			F->watched = 0;
+		}
 		done(d, moat_upd_io(F->u, 0, moat_clock_ms()), now);
 	}
 	for (size_t b = 0; b < NBUCKET; b++)
