@@ -74,6 +74,25 @@ static const struct key keys[] = {
 	{ "operator", "max_ttl", K_DUR, C(operator_max_ttl), 0, UINT32_MAX, 0 },
 	{ "operator", "report_ttl", K_DUR, C(report_ttl), 1, 365 * 86400, 0 },
 	{ "operator", "accept_reports", K_BOOL, C(accept_reports), 0, 1, 0 },
+	{ "fleet", "id", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "fleet", "zone", K_STR, C(fleet.zone), 0, 0, 0 },
+	{ "fleet", "primary", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "fleet", "tsig", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "fleet", "share", K_BOOL, C(fleet.share), 0, 1, 0 },
+	{ "fleet", "lifetime", K_DUR, C(fleet.lifetime), 60, 365 * 86400, 0 },
+	{ "fleet", "record_ttl", K_DUR, C(fleet.record_ttl), 0, 86400, 0 },
+	{ "fleet", "learn_dnsbl", K_BOOL, C(fleet.learn[0]), 0, 1, 0 },
+	{ "fleet", "learn_dnsbl_ttl", K_DUR, C(fleet.learn_ttl[0]), 60, 30 * 86400, 0 },
+	{ "fleet", "learn_pregreet", K_BOOL, C(fleet.learn[1]), 0, 1, 0 },
+	{ "fleet", "learn_pregreet_ttl", K_DUR, C(fleet.learn_ttl[1]), 60, 30 * 86400, 0 },
+	{ "fleet", "learn_protocol", K_BOOL, C(fleet.learn[2]), 0, 1, 0 },
+	{ "fleet", "learn_protocol_ttl", K_DUR, C(fleet.learn_ttl[2]), 60, 30 * 86400, 0 },
+	{ "fleet", "learn_content", K_BOOL, C(fleet.learn[3]), 0, 1, 0 },
+	{ "fleet", "learn_content_ttl", K_DUR, C(fleet.learn_ttl[3]), 60, 30 * 86400, 0 },
+	{ "fleet", "per24_max", K_U32, C(fleet.per24_max), 0, 256, 0 },
+	{ "fleet", "queue_max", K_U32, C(fleet.queue_max), 16, 10000000, 0 },
+	{ "fleet", "batch", K_U32, C(fleet.batch), 1, 1000, 0 },
+	{ "fleet", "timeout", K_DUR, C(fleet.timeout), 1, 600, 0 },
 	{ "zone", "type", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "zone", "primary", K_SPECIAL, 0, 0, 0, 0, 1 },
 	{ "zone", "tsig", K_SPECIAL, 0, 0, 0, 0, 0 },
@@ -93,6 +112,7 @@ static const struct key keys[] = {
 	{ "zone", "sanity", K_BOOL, Z(sanity), 0, 1, 0 },
 	{ "zone", "max_prefix_v4", K_U32, Z(max_prefix_v4), 0, 32, 0 },
 	{ "zone", "max_prefix_v6", K_U32, Z(max_prefix_v6), 0, 128, 0 },
+	{ "zone", "fleet", K_BOOL, Z(fleet), 0, 1, 0 },
 };
 
 /* Parse state handed through inih. */
@@ -165,6 +185,19 @@ static void zone_defaults(struct cfg_zone *z)
 	z->max_prefix_v6 = 16;
 }
 
+/* cfg_fleet_defaults - [fleet]'s documented defaults (off: no id) */
+static void cfg_fleet_defaults(struct cfg_fleet *f)
+{
+	f->lifetime = 86400;
+	f->record_ttl = 60;
+	for (int i = 0; i < 4; i++)
+		f->learn_ttl[i] = 3600;
+	f->per24_max = 16;
+	f->queue_max = 100000;
+	f->batch = 200;
+	f->timeout = 10;
+}
+
 /* cfg_defaults - every documented default */
 void cfg_defaults(struct moat_config *c)
 {
@@ -187,6 +220,7 @@ void cfg_defaults(struct moat_config *c)
 	c->operator_max_ttl = 0;
 	c->report_ttl = 3600;
 	c->accept_reports = 1;
+	cfg_fleet_defaults(&c->fleet);
 }
 
 /* cfg_parse_duration - seconds with an optional unit */
@@ -420,6 +454,44 @@ static int valid_tsig(const char *v)
 }
 
 /* key_special - keys with their own syntax */
+/* valid_fleet_id - 1..32 of letters, digits, '-' and '_' (the TXT's
+ * "moat:<id>", sources/fleet.h) */
+static int valid_fleet_id(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 32)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '-' && v[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* fleet_special - [fleet] id, primary, tsig */
+static int fleet_special(struct pstate *p, const struct key *k, const char *value)
+{
+	struct cfg_fleet *f = &p->c->fleet;
+
+	if (strcmp(k->name, "id") == 0) {
+		if (!valid_fleet_id(value))
+			return perr(p, p->line, "id: '%s' is not 1..32 of letters, digits, - and _",
+				    value);
+		snprintf(f->id, sizeof(f->id), "%.32s", value);
+		return 1;
+	}
+	if (strcmp(k->name, "primary") == 0) {
+		if (cfg_parse_addr(value, 53, &f->primary) < 0)
+			return perr(p, p->line, "primary: '%s' is not IP[@PORT]", value);
+		return 1;
+	}
+	if (!valid_tsig(value))
+		return perr(p, p->line, "tsig: want ALGORITHM:KEYNAME:BASE64SECRET "
+			    "with ALGORITHM hmac-md5|sha1|sha224|sha256|sha384|sha512");
+	snprintf(f->tsig, sizeof(f->tsig), "%.511s", value);
+	return 1;
+}
+
 static int key_special(struct pstate *p, const struct key *k, const char *value)
 {
 	struct moat_config *c = p->c;
@@ -430,6 +502,8 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 		return perr(p, p->line, "%s: value too long", k->name);
 	strcpy(buf, value);
 	save = buf;
+	if (strcmp(k->section, "fleet") == 0)
+		return fleet_special(p, k, value);
 	if (strcmp(k->name, "notify_listen") == 0) {
 		while ((tok = next_token(&save))) {
 			if (c->nnotify >= (int)(sizeof(c->notify_listen) / sizeof(c->notify_listen[0])))
@@ -746,7 +820,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if (!sect_known)
 		return perr(p, p->line, "unknown section [%s] (want daemon, fastpath, xdp, dpdk, "
-			    "metrics, policy, operator or zone NAME)", section);
+			    "metrics, policy, operator, fleet or zone NAME)", section);
 	return perr(p, p->line, "unknown key '%s' in [%s]", name, section);
 }
 
@@ -820,9 +894,15 @@ static int validate(struct pstate *p)
 	if (!c->tarpit_threshold && !c->drop_threshold)
 		return perr(p, p->line, "[policy]: tarpit_threshold and drop_threshold are both 0: "
 			    "nothing would ever be filtered");
+	if (c->fleet.id[0] && (!c->fleet.zone[0] || !c->fleet.primary.len))
+		return perr(p, p->line, "[fleet]: id needs zone and primary");
+	if (!c->fleet.id[0] && (c->fleet.zone[0] || c->fleet.primary.len))
+		return perr(p, p->line, "[fleet]: zone and primary need id");
 	for (int i = 0; i < c->nzones; i++) {
 		struct cfg_zone *z = &c->zone[i];
 
+		if (z->fleet && z->type != CFG_SRC_AXFR)
+			return perr(p, z->line, "[zone %s]: fleet is only for type axfr", z->name);
 		if (z->type == CFG_SRC_AXFR && z->nprimary == 0)
 			return perr(p, z->line, "[zone %s]: type axfr needs at least one primary", z->name);
 		if (z->type == CFG_SRC_RBLDNSD && !z->file[0])

@@ -75,6 +75,24 @@ struct cfg_zone {
 	int sanity;                /* run the test-point / world checks */
 	uint32_t max_prefix_v4;    /* sanity: a listing shorter than /N = quarantine */
 	uint32_t max_prefix_v6;
+	int fleet;                 /* a fleet zone: honour exp= TXT, skip own records */
+};
+
+/* [fleet]: this appliance publishes shared entries (docs/fleet.md) */
+struct cfg_fleet {
+	char id[33];               /* "" = not publishing */
+	char zone[256];            /* the zone this appliance's key may update */
+	struct cfg_addr primary;
+	char tsig[512];
+	int share;                 /* operator entries shared unless --no-share */
+	uint32_t lifetime;         /* exp of shared entries without a ttl */
+	uint32_t record_ttl;       /* DNS TTL of the records */
+	int learn[4];              /* dnsbl, pregreet, protocol, content */
+	uint32_t learn_ttl[4];
+	uint32_t per24_max;        /* shared entries per /24 (0 = no cap) */
+	uint32_t queue_max;
+	uint32_t batch;            /* records per UPDATE */
+	uint32_t timeout;          /* seconds */
 };
 
 struct moat_config {
@@ -112,6 +130,8 @@ struct moat_config {
 	uint32_t operator_max_ttl; /* 0 = unlimited */
 	uint32_t report_ttl;       /* default ttl of moat-smtpd reports */
 	int accept_reports;        /* take smtp.report entries */
+	/* [fleet] */
+	struct cfg_fleet fleet;
 	/* [zone NAME] */
 	struct cfg_zone zone[CFG_MAX_ZONES];
 	int nzones;

@@ -41,6 +41,7 @@
 
 #include "clock.h"
 #include "controld.h"
+#include "fleet.h"
 #include "livelk.h"
 #include "log.h"
 #include "sources.h"
@@ -114,6 +115,8 @@ int cd_reload(struct cd *d, char *err, size_t errsz)
 	free(c);
 	if (livelk_open(d, err, errsz) < 0)
 		log_err("event=reload live lookups unavailable: %s", err);
+	if (fleet_reload(d, err, errsz) < 0)
+		log_err("event=reload fleet publishing off: %s", err);
 	enum log_level l;
 
 	if (log_parse_level(d->cfg.log_level, &l) == 0)
@@ -266,6 +269,9 @@ static void loop(struct cd *d)
 			case TAG_LIVE:
 				livelk_io(t, ev[i].events);
 				break;
+			case TAG_FLEET:
+				fleet_io(d, t, ev[i].events);
+				break;
 			case TAG_TIMER:
 				break;
 			}
@@ -276,6 +282,7 @@ static void loop(struct cd *d)
 		if (now != last_tick) {
 			last_tick = now;
 			zm_tick(d, now);
+			fleet_tick(d, now);
 			src_notify_tick(now);
 			sample_stats(d);
 			ctlsrv_tick(d->ctl);
@@ -424,6 +431,8 @@ int main(int argc, char **argv)
 	if (zm_publish(cd, "restore") < 0)
 		log_err("event=start the restored table could not be published");
 	log_restored(cd);
+	if (fleet_open(cd, err, sizeof(err)) < 0)
+		log_fatal("%s: [fleet]: %s", path, err);
 	/* 4. listeners, then the privilege drop */
 	cd->ctl = ctlsrv_open(cd, err, sizeof(err));
 	if (!cd->ctl)
@@ -449,6 +458,7 @@ int main(int argc, char **argv)
 	livelk_close(); /* before ctlsrv: cancelled lookups still answer */
 	if (cd->live_dirty)
 		persist_save_live(cd);
+	fleet_close(cd);
 	ctlsrv_close(cd->ctl);
 	src_notify_close(cd);
 	metrics_stop(cd->metrics);

@@ -214,7 +214,7 @@ void metrics_stop(struct metrics *m);
 
 /* controld.c: the event loop registers fds with a tag handler */
 enum cd_tag_kind { TAG_CTL = 1, TAG_ZONE, TAG_NOTIFY, TAG_NOTIFY_TCP, TAG_SIGNAL, TAG_TIMER, TAG_RING,
-		   TAG_LIVE };
+		   TAG_LIVE, TAG_FLEET };
 struct cd_tag {
 	enum cd_tag_kind kind;
 	void *ptr;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "controld.h"
+#include "fleet.h"
 #include "ctlproto.h"
 #include "livelk.h"
 #include "log.h"
@@ -442,8 +443,14 @@ static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_o
 	e.expires = ttl ? e.added + ttl : 0;
 	if (why)
 		snprintf(e.reason, sizeof(e.reason), "%s", why);
+	int share = -1, kind = fleet_kind_parse(ctl_get_str(req, "kind"));
+
+	if (ctl_get_bool(req, "share", &share) == -EINVAL || kind < 0)
+		return ctl_reply_err(id, CTL_E_ARG, "\"share\" must be a boolean, \"kind\" dnsbl, "
+				     "pregreet, protocol or content");
 	if (zm_entry_add(s->d, &e, err, sizeof(err)) < 0)
 		return ctl_reply_err(id, CTL_E_FAILED, "%s", err);
+	fleet_entry_add(s->d, &e, share, kind);
 	char esc[160];
 
 	log_escape(esc, sizeof(esc), e.reason, strlen(e.reason));
@@ -486,11 +493,26 @@ static struct json_object *cmd_del(struct ctlsrv *s, struct conn *c, int64_t id,
 				     moat_prefix_str(&p, pb, sizeof(pb)));
 	if (r < 0)
 		return ctl_reply_err(id, CTL_E_FAILED, "%s", err);
+	fleet_entry_del(s->d, &p, source);
 	log_info("event=entry-del source=%s prefix=%s", zm_source_name(s->d, source),
 		 moat_prefix_str(&p, pb, sizeof(pb)));
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "prefix", json_object_new_string(pb));
+	return ctl_reply_ok(id, o);
+}
+
+/* cmd_fleet - moatctl fleet: what this appliance publishes */
+static struct json_object *cmd_fleet(struct ctlsrv *s, struct conn *c, int64_t id,
+				     struct json_object *req)
+{
+	int list = 0;
+	struct json_object *o;
+
+	(void)c;
+	ctl_get_bool(req, "entries", &list);
+	if (!(o = fleet_json(s->d, list)))
+		return ctl_reply_err(id, CTL_E_UNAVAIL, "fleet publishing is off ([fleet] id)");
 	return ctl_reply_ok(id, o);
 }
 
@@ -707,6 +729,7 @@ static const struct {
 	{ "add", cmd_add },
 	{ "del", cmd_del },
 	{ "list", cmd_list },
+	{ "fleet", cmd_fleet },
 	{ "stats", cmd_stats },
 	{ "watch", cmd_watch },
 	{ "reload", cmd_reload },

@@ -38,6 +38,7 @@
 #include "clock.h"
 #include "controld.h"
 #include "dnstcp.h"
+#include "fleet_rec.h"
 #include "log.h"
 #include "rbldnsd.h"
 #include "sanity.h"
@@ -52,6 +53,7 @@ struct zsrc {
 	struct moat_rbl_file *rbl;
 	int watched;
 	char err[200];            /* why the transfer state could not be set up */
+	time_t fleet_next;        /* fleet zone: the next record's exp (0: none) */
 };
 
 static struct cd_tag notify_tags[4];     /* UDP */
@@ -109,6 +111,7 @@ static struct zsrc *zsrc_get(struct cd_zone *z, const char **why)
 	}
 	c.max_records = z->cfg.max_entries;
 	c.no_full_listings = true; /* zonemgr walks the tree (src_set_tree) */
+	c.keep_txt = z->cfg.fleet != 0; /* exp= and the publisher's id */
 	s->x = moat_xfr_zone_new(&c, s->err, sizeof(s->err));
 	if (!s->x) {
 		*why = s->err;
@@ -208,6 +211,8 @@ int src_due(struct cd *d, struct cd_zone *z, time_t now)
 
 		if (!s || !s->x)
 			return now >= z->next_refresh;
+		if (z->cfg.fleet && s->fleet_next && now >= s->fleet_next)
+			return 1; /* a record's exp passed: filter again */
 		return moat_xfr_next_ms(s->x, moat_clock_ms()) <= moat_clock_ms();
 	}
 	if (z->cfg.type == CFG_SRC_RBLDNSD) {
@@ -227,6 +232,70 @@ int src_due(struct cd *d, struct cd_zone *z, time_t now)
 		return !s || !s->rbl || moat_rbl_file_changed(s->rbl);
 	}
 	return 0; /* live: answers per address, nothing to load */
+}
+
+/* fleet_filter - a fleet zone's set (docs/fleet.md): its listings less
+ * the records whose exp= has passed and those this appliance published
+ * itself, as a full array; s->fleet_next gets the next exp to come (the
+ * zone is filtered again then, transfer or not).  0 or -ENOMEM. */
+static int fleet_filter(struct cd *d, struct cd_zone *z, struct zsrc *s, struct src_result *res)
+{
+	const struct moat_zone *t = moat_xfr_tree(s->x);
+	struct moat_zone_cursor *c = t ? moat_zone_cursor_new(t) : NULL;
+	struct moat_lvec all = { 0 }, keep = { 0 };
+	size_t expired = 0, own = 0;
+	time_t now = time(NULL);
+	int r = -ENOMEM;
+
+	if (!c)
+		return t ? -ENOMEM : -ENOENT;
+	s->fleet_next = 0;
+	for (;;) {
+		all.n = 0;
+		if (moat_zone_cursor_next(c, &all, 1 << 16) < 0)
+			goto out;
+		if (!all.n)
+			break;
+		for (size_t i = 0; i < all.n; i++) {
+			struct moat_listing l = all.v[i];
+			struct moat_zone_answer ans;
+			time_t exp;
+			int host = l.pfx.plen == (l.pfx.family == MOAT_AF_INET ? 32 : 128);
+
+			l.ttl = 0;
+			if (host && !l.exclude && moat_xfr_lookup(s->x, &l.pfx, &ans) == 0) {
+				enum moat_fleet_verdict v = moat_fleet_judge(ans.txt, d->cfg.fleet.id,
+									    now, &exp);
+
+				if (v == MOAT_FLEET_EXPIRED) {
+					expired++;
+					continue;
+				}
+				if (v == MOAT_FLEET_OWN) {
+					own++;
+					continue;
+				}
+				if (v == MOAT_FLEET_KEEP && (!s->fleet_next || exp < s->fleet_next))
+					s->fleet_next = exp;
+			}
+			if (moat_lvec_push(&keep, &l) < 0)
+				goto out;
+		}
+	}
+	log_debug("zone=%s event=fleet-filter kept=%zu expired=%zu own=%zu next_exp_in=%lld",
+		  z->cfg.name, keep.n, expired, own,
+		  s->fleet_next ? (long long)(s->fleet_next - now) : -1LL);
+	if (src_set_array(keep.v, keep.n, true, &res->set) < 0)
+		goto out;
+	keep.v = NULL;
+	res->kind = SRC_LOADED;
+	res->full = 1;
+	r = 0;
+out:
+	moat_zone_cursor_free(c);
+	moat_lvec_free(&all);
+	moat_lvec_free(&keep);
+	return r;
 }
 
 /* finish - a transfer ended (DONE or FAILED): its result */
@@ -249,6 +318,20 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 	memset(&xr, 0, sizeof(xr));
 	if (moat_xfr_take_result(s->x, &xr) < 0) {
 		res_fail(res, -1, "transfer finished without a result");
+		return;
+	}
+	if (z->cfg.fleet && xr.kind != MOAT_XFR_UPTODATE) {
+		/* a fleet zone: what it serves depends on the clock too, so
+		 * every load hands over the whole filtered set */
+		moat_lvec_free(&xr.add);
+		moat_lvec_free(&xr.del);
+		if (fleet_filter(d, z, s, res) < 0) {
+			res_fail(res, xs.retry, "out of memory filtering the fleet zone");
+			src_reset(d, z);
+			return;
+		}
+		res->serial = xr.serial;
+		res->next_in = xs.refresh;
 		return;
 	}
 	switch (xr.kind) {
@@ -372,6 +455,16 @@ int src_start(struct cd *d, struct cd_zone *z, int forced, struct src_result *re
 	}
 	int64_t now = moat_clock_ms();
 
+	if (z->cfg.fleet && s->fleet_next && time(NULL) >= s->fleet_next && !forced &&
+	    !z->refresh_full && moat_xfr_next_ms(s->x, now) > now && z->have_data) {
+		/* only the clock moved: the data we hold, filtered again */
+		z->last_attempt = time(NULL);
+		if (fleet_filter(d, z, s, res) < 0)
+			res_fail(res, 1, "out of memory filtering the fleet zone");
+		else
+			res->serial = z->serial;
+		return 0;
+	}
 	if (z->refresh_full) {
 		moat_xfr_force_axfr(s->x); /* serial went backwards, or to be sure */
 		z->refresh_full = 0;

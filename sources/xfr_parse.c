@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "update.h"
 #include "xfr_int.h"
 #include "zone.h"
 
@@ -175,17 +176,9 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
  * "rcode 9" said nothing) */
 static enum moat_xfr_status rcode_fail(struct moat_xfr_zone *z, unsigned rcode, unsigned tsig_err)
 {
-	const knot_lookup_t *l = knot_lookup_by_id(knot_rcode_names, (int)rcode);
-	/* knot_tsig_rcode_names holds only where TSIG differs (16 = BADSIG,
-	 * not BADVERS); BADKEY and BADTIME are in knot_rcode_names */
-	const knot_lookup_t *t = knot_lookup_by_id(knot_tsig_rcode_names, (int)tsig_err);
-	const char *name = l ? l->name : "unknown", *hint = "";
-	char te[48] = "";
+	const char *hint = "";
+	char rc[96];
 
-	if (!t)
-		t = knot_lookup_by_id(knot_rcode_names, (int)tsig_err);
-	if (tsig_err)
-		snprintf(te, sizeof(te), ", TSIG error %s", t ? t->name : "unknown");
 	if (rcode == KNOT_RCODE_NOTAUTH)
 		hint = z->has_key ? ": the primary refused the request's TSIG key: check the key's "
 				    "name, algorithm and secret, and the primary's ACL"
@@ -194,7 +187,7 @@ static enum moat_xfr_status rcode_fail(struct moat_xfr_zone *z, unsigned rcode, 
 	else if (rcode == KNOT_RCODE_REFUSED)
 		hint = ": the primary does not allow this transfer: check its ACL for this "
 		       "address (and key) and that it serves the zone";
-	return xfr_fail(z, "%s (rcode %u)%s%s", name, rcode, te, hint);
+	return xfr_fail(z, "%s%s", moat_rcode_describe(rcode, tsig_err, rc, sizeof(rc)), hint);
 }
 
 /* xfr_message - one complete DNS message in z->buf + 2 */

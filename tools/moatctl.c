@@ -279,9 +279,12 @@ static int do_add(const struct cmd *cmd, int argc, char **argv)
 		{ "action", required_argument, NULL, 'a' },
 		{ "ttl", required_argument, NULL, 't' },
 		{ "reason", required_argument, NULL, 'r' },
+		{ "share", no_argument, NULL, 's' },
+		{ "no-share", no_argument, NULL, 'S' },
 		{ 0 },
 	};
 	const char *action = NULL, *reason = NULL;
+	int share = -1;
 	long long ttl = 0;
 	int c;
 	char *end;
@@ -294,6 +297,8 @@ static int do_add(const struct cmd *cmd, int argc, char **argv)
 		switch (c) {
 		case 'a': action = optarg; break;
 		case 'r': reason = optarg; break;
+		case 's': share = 1; break;
+		case 'S': share = 0; break;
 		case 't':
 			ttl = strtoll(optarg, &end, 10);
 			if (*end || ttl < 0) {
@@ -305,7 +310,7 @@ static int do_add(const struct cmd *cmd, int argc, char **argv)
 		}
 	}
 	if (nargc - optind != 1 || !action) {
-		fprintf(stderr, "usage: moatctl add PREFIX --action drop|tarpit|allow [--ttl S] [--reason TEXT]\n");
+		fprintf(stderr, "usage: moatctl add PREFIX --action drop|tarpit|allow [--ttl S] [--reason TEXT] [--share|--no-share]\n");
 		return EXIT_USAGE;
 	}
 	struct json_object *req = ctl_request_new(1, "add");
@@ -315,6 +320,24 @@ static int do_add(const struct cmd *cmd, int argc, char **argv)
 	json_object_object_add(req, "ttl", json_object_new_int64(ttl));
 	if (reason)
 		json_object_object_add(req, "reason", json_object_new_string(reason));
+	if (share >= 0)
+		json_object_object_add(req, "share", json_object_new_boolean(share));
+	return run(req, print_kv);
+}
+
+/* do_fleet - fleet [--entries]: what this appliance publishes to the fleet */
+static int do_fleet(const struct cmd *cmd, int argc, char **argv)
+{
+	struct json_object *req;
+
+	(void)cmd;
+	if (argc > 1 || (argc == 1 && strcmp(argv[0], "--entries") != 0)) {
+		fprintf(stderr, "usage: moatctl fleet [--entries]\n");
+		return EXIT_USAGE;
+	}
+	req = ctl_request_new(1, "fleet");
+	if (argc == 1)
+		json_object_object_add(req, "entries", json_object_new_boolean(1));
 	return run(req, print_kv);
 }
 
@@ -450,9 +473,10 @@ static const struct cmd cmds[] = {
 	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_simple, "zones", human_zones },
 	{ "zone refresh", "NAME [--full]", "refresh a zone now (--full: AXFR / re-read the file)", do_zone_refresh, NULL, NULL },
 	{ "lookup", "ADDR [--no-live]", "action and score of an address, every source and code that contributed", do_lookup, NULL, NULL },
-	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T]", "add an operator entry", do_add, NULL, NULL },
+	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T] [--share|--no-share]", "add an operator entry (--share: publish it to the fleet)", do_add, NULL, NULL },
 	{ "del", "PREFIX [--source operator|smtp]", "remove an operator (or moat-smtpd) entry", do_del, NULL, NULL },
 	{ "list", "", "operator and moat-smtpd entries", do_simple, "list", human_list },
+	{ "fleet", "[--entries]", "fleet sharing: zone, primary, queued/sent/refused updates, entries contributed", do_fleet, NULL, NULL },
 	{ "stats", "", "fast-path counters per action, and rates", do_simple, "stats", human_stats },
 	{ "watch", "[--count N]", "stream of sampled verdicts from the fast path", do_watch, NULL, NULL },
 	{ "reload", "", "re-read the configuration (a bad one is refused, the old one stays)", do_simple, "reload", print_kv },

@@ -1,0 +1,477 @@
+#!/bin/bash
+# test_fleet.sh - two appliances share entries through DNS (docs/fleet.md):
+#   a Knot primary (dns ns) takes TSIG-signed RFC 2136 UPDATEs, each
+#   appliance's key only for its own zone; a Knot secondary (inet ns)
+#   follows it by NOTIFY + IXFR; appliance A (app ns) publishes to
+#   a.fleet.test, appliance B (mx ns) transfers a.fleet.test from the
+#   secondary as an ordinary axfr source (fleet = yes).
+# Cases: add --share on A is live on B (time printed); A ignores its own
+#   records; del propagates; an expired record left in the zone is ignored
+#   by B; A and B both listing one address, A deletes: B's stays; the
+#   per-/24 cap; primary down while A adds 100: all arrive once, queue
+#   back to 0; a wrong TSIG key is refused (rcode logged, counted) while A
+#   keeps enforcing; a storm of FLEET_STORM (default 1000) adds converges
+#   on B through IXFR only (no AXFR after the first).
+# B runs XDP on its link (app0 in mx): the first shared address's next SYN
+# is dropped there while a control address connects; the other cases read
+# B's table with moatctl lookup (live_action: the image the fast path gets).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/tests/lab/lab.sh"
+build=${MOAT_BUILD_DIR:-$root/build}
+CTLD=$build/control/moat-controld
+MOATCTL=$build/tools/moatctl
+STORM=${FLEET_STORM:-1000}
+PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
+PROBE=$root/tests/netns/tcp_probe.py
+PY=/usr/bin/python3
+
+tap_plan 31
+for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
+	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
+done
+for f in knotd knotc kdig knsupdate; do
+	command -v $f >/dev/null || { tap_not_ok "missing $f (knot, knot-dnsutils)"; exit 1; }
+done
+lab_init
+# B filters SYNs with XDP on its link (pins under a name of this run)
+PIN=/sys/fs/bpf/moat-fleet-$LAB_ID
+fleet_cleanup() {
+	[ -f "$LAB_DIR/ctld-b.pid" ] && kill "$(cat "$LAB_DIR/ctld-b.pid")" 2>/dev/null
+	lab_wait 5 bash -c "! kill -0 $(cat "$LAB_DIR/ctld-b.pid" 2>/dev/null || echo 0) 2>/dev/null"
+	rm -rf "$PIN"
+	lab_down
+}
+trap 'fleet_cleanup' EXIT
+trap 'fleet_cleanup; exit 130' INT
+trap 'fleet_cleanup; exit 143' TERM
+ctl_a() { MOAT_SOCKET=$LAB_DIR/a/control.sock "$MOATCTL" "$@"; }
+ctl_b() { MOAT_SOCKET=$LAB_DIR/b/control.sock "$MOATCTL" "$@"; }
+jget() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+# act_b ADDR - B's live action for ADDR
+act_b() { jget "$(ctl_b lookup "$1" --json 2>/dev/null)" "d['live_action']" 2>/dev/null; }
+act_a() { jget "$(ctl_a lookup "$1" --json 2>/dev/null)" "d['live_action']" 2>/dev/null; }
+is_b() { [ "$(act_b "$1")" = "$2" ]; }
+fleet_a() { jget "$(ctl_a fleet --json 2>/dev/null)" "d['$1']" 2>/dev/null; }
+zone_b() { jget "$(ctl_b zones --json 2>/dev/null)" "[z['$2'] for z in d['zones'] if z['name']=='$1'][0]"; }
+# in_zone NAME TYPE - the record at the primary (dig +short)
+at_primary() { lab_dns kdig +time=2 +retry=0 +short @198.18.2.2 "$1" "$2"; }
+ms() { date +%s%3N; }
+
+if ! lab_up >/dev/null 2>&1; then
+	tap_not_ok "lab up"
+	exit 1
+fi
+
+SECRET_A=$(head -c 32 /dev/urandom | base64)
+SECRET_B=$(head -c 32 /dev/urandom | base64)
+WRONG=$(head -c 32 /dev/urandom | base64)
+Z=$LAB_DIR/zones
+mkdir -p "$Z" "$LAB_DIR/a" "$LAB_DIR/b" "$LAB_DIR/sec/zones" "$LAB_DIR/sec/run" "$LAB_DIR/sec/db"
+for n in a b; do
+	cat >"$Z/$n.fleet.test.zone" <<EOF
+\$ORIGIN $n.fleet.test.
+\$TTL 60
+@ SOA ns.fleet.test. hostmaster.fleet.test. 1 2 2 600 60
+@ NS ns.fleet.test.
+; the RFC 5782 test point every DNSBL zone holds (sanity checks want it)
+2.0.0.127 A 127.0.0.2
+2.0.0.127 TXT "RFC 5782 test point"
+2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 A 127.0.0.2
+EOF
+done
+# the primary: update ACL per key and zone; journal deep enough for a
+# storm (one changeset per UPDATE); NOTIFY to the secondary and to A
+KNOT_PRE_CONF="key:
+  - id: key_a
+    algorithm: hmac-sha256
+    secret: $SECRET_A
+  - id: key_b
+    algorithm: hmac-sha256
+    secret: $SECRET_B
+remote:
+  - id: secondary
+    address: 198.18.1.2@53
+  - id: appa
+    address: 198.18.2.1@53"
+KNOT_EXTRA_CONF="  - id: upd_a
+    key: key_a
+    action: update
+  - id: upd_b
+    key: key_b
+    action: update"
+KNOT_TEMPLATE_EXTRA="    journal-max-depth: 5000
+    journal-max-usage: 200M"
+printf '    acl: [ lab, upd_a ]\n    notify: [ secondary, appa ]\n' >"$Z/a.fleet.test.zone.conf"
+printf '    acl: [ lab, upd_b ]\n    notify: [ secondary ]\n' >"$Z/b.fleet.test.zone.conf"
+if ! lab_knot "$Z" >/dev/null 2>&1; then
+	tap_not_ok "knot primary"
+	cat "$LAB_DIR/knotd.log" >&2
+	exit 1
+fi
+KNOT_PRIMARY_CONF=$KNOT_CONF
+
+# the secondary, in inet (198.18.1.2): IXFR from the primary, NOTIFY to B
+cat >"$LAB_DIR/sec/knot.conf" <<EOF
+server:
+    listen: 198.18.1.2@53
+    rundir: "$LAB_DIR/sec/run"
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "$LAB_DIR/sec/db"
+remote:
+  - id: primary
+    address: 198.18.2.2@53
+  - id: appb
+    address: 198.18.3.2@53
+acl:
+  - id: lab
+    address: [ 198.18.0.0/15 ]
+    action: [ transfer, notify ]
+template:
+  - id: default
+    storage: "$LAB_DIR/sec/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: changes
+    journal-max-depth: 5000
+    journal-max-usage: 200M
+    semantic-checks: off
+    master: primary
+    acl: lab
+    notify: appb
+zone:
+  - domain: a.fleet.test
+  - domain: b.fleet.test
+EOF
+lab_bg "$NS_INET" knotd-sec knotd -c "$LAB_DIR/sec/knot.conf"
+if ! lab_wait 20 lab_inet kdig +time=1 +retry=0 +short @198.18.1.2 a.fleet.test SOA; then
+	tap_not_ok "knot secondary"
+	cat "$LAB_DIR/knotd-sec.log" >&2
+	exit 1
+fi
+
+# write_conf WHO ID ZONE SECRET FLEETSRC SRCPRIMARY NOTIFY
+write_conf() {
+	cat >"$LAB_DIR/$1/moat.conf" <<EOF
+[daemon]
+socket = $LAB_DIR/$1/control.sock
+state_dir = $LAB_DIR/$1/state
+notify_listen = $7@53
+log_level = debug
+
+[policy]
+tarpit_threshold = 1
+drop_threshold = 2
+
+[fleet]
+id = $2
+zone = $3
+primary = 198.18.2.2@53
+tsig = hmac-sha256:key_$2:$4
+per24_max = 100
+batch = 200
+learn_dnsbl = yes
+
+[zone $5]
+primary = $6@53
+fleet = yes
+refresh_min = 60
+codes = 127.0.0.2=2, 127.0.0.3-127.0.0.7=1
+EOF
+}
+write_conf a a a.fleet.test "$SECRET_A" a.fleet.test 198.18.2.2 198.18.2.1
+write_conf b b b.fleet.test "$SECRET_B" a.fleet.test 198.18.1.2 198.18.3.2
+printf '\n[xdp]\ninterfaces = app0\npin_dir = %s\n' "$PIN" >>"$LAB_DIR/b/moat.conf"
+# native XDP on a veth wants a program on the peer too; a listener on B's
+# address behind it, and two senders: one to be shared, one control
+ip -n "$NS_APP" link set dev mx0 xdpdrv obj "$PASS_OBJ" sec xdp
+lab_bg "$NS_MX" listen $PY "$PROBE" listen 198.18.3.2 25 "$LAB_DIR/accept.log"
+lab_sender 192.0.2.10
+lab_sender 192.0.2.12
+probe_b() { lab_inet $PY "$PROBE" connect "$1" 198.18.3.2 25 2; }
+accepted_b() { grep -Eq "^accept (::ffff:)?$1\$" "$LAB_DIR/accept.log" 2>/dev/null; }
+start() { # start WHO NS [LOGNAME]  (nsenter: keeps /sys/fs/bpf visible)
+	nsenter --net="/run/netns/$2" "$CTLD" -c "$LAB_DIR/$1/moat.conf" \
+		>"$LAB_DIR/${3:-ctld-$1}.log" 2>&1 &
+	LAB_PIDS+=($!)
+	echo $! >"$LAB_DIR/${3:-ctld-$1}.pid"
+	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/${3:-ctld-$1}.log"
+}
+if ! start a "$NS_APP" || ! start b "$NS_MX"; then
+	tap_not_ok "controld A and B start"
+	tail -20 "$LAB_DIR"/ctld-*.log >&2
+	exit 1
+fi
+LOG_A=$LAB_DIR/ctld-a.log
+LOG_B=$LAB_DIR/ctld-b.log
+# B has the (empty) fleet zone before the first case
+lab_wait 15 grep -q 'zone=a.fleet.test.*serial' "$LOG_B"
+
+# 0. before anything is shared, both senders reach B's listener
+probe_b 192.0.2.10 >/dev/null; probe_b 192.0.2.12 >/dev/null
+lab_wait 5 accepted_b 192.0.2.10 && lab_wait 5 accepted_b 192.0.2.12; c=$?
+tap_check "B's XDP is attached (fastpath xdp) and passes 192.0.2.10 and .12 before any share" \
+	bash -c "[ $c -eq 0 ] && grep -q 'event=ready.*fastpath=xdp' $LAB_DIR/ctld-b.log"
+
+# 1. add --share on A: live on B, primary -> secondary -> B
+is_b 192.0.2.10 pass
+pre=$?
+t0=$(ms)
+ctl_a add 192.0.2.10 --action drop --share --reason e2e >/dev/null
+lab_wait 20 is_b 192.0.2.10 drop
+ok=$?
+t1=$(ms)
+[ $pre -eq 0 ] && [ $ok -eq 0 ]; c=$?
+tap_check "add --share on A: B's table drops 192.0.2.10 (was pass before)" [ $c -eq 0 ]
+echo "# propagation add->live on B (primary, secondary, B): $((t1 - t0)) ms"
+# B's XDP drops the next SYN from it; the control, sent after, still connects
+: >"$LAB_DIR/accept.log"
+r10=$(probe_b 192.0.2.10)
+probe_b 192.0.2.12 >/dev/null
+lab_wait 5 accepted_b 192.0.2.12; c=$?
+tap_check "B's XDP drops 192.0.2.10's SYN ($r10) while 192.0.2.12 connects" \
+	bash -c "[ $c -eq 0 ] && [ '$r10' = timeout ] && ! grep -q '192.0.2.10' $LAB_DIR/accept.log"
+tap_check "the record at the primary: A 127.0.0.2 and TXT moat:a exp=" \
+	bash -c "[ \"\$(lab_dns() { ip netns exec $NS_DNS \"\$@\"; }; lab_dns kdig +short @198.18.2.2 10.2.0.192.a.fleet.test A)\" = 127.0.0.2 ] &&
+		ip netns exec $NS_DNS kdig +short @198.18.2.2 10.2.0.192.a.fleet.test TXT | grep -q '\"moat:a exp=[0-9]* reason=operator-drop\"'"
+
+# 1b. IPv6: 32 nibbles, the same way
+ctl_a add 2001:db8:100::7 --action tarpit --share >/dev/null
+lab_wait 20 is_b 2001:db8:100::7 tarpit; c=$?
+v6=$(at_primary 7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.8.b.d.0.1.0.0.2.a.fleet.test A)
+tap_check "IPv6: add --share 2001:db8:100::7 on A is a tarpit on B (nibble name at the primary: $v6)" \
+	bash -c "[ $c -eq 0 ] && [ '$v6' = 127.0.0.3 ]"
+ctl_a del 2001:db8:100::7 >/dev/null
+lab_wait 20 is_b 2001:db8:100::7 pass
+
+# 2. A ignores its own records (its own zone is one of its sources)
+lab_wait 10 grep -q 'zone=a.fleet.test event=fleet-filter kept=2 expired=0 own=1' "$LOG_A"; c=$?
+tap_check "A reads its own zone and ignores its own record (own=1; kept=2: the test points)" [ $c -eq 0 ]
+
+# 3. del propagates
+t0=$(ms)
+ctl_a del 192.0.2.10 >/dev/null
+lab_wait 20 is_b 192.0.2.10 pass
+ok=$?
+t1=$(ms)
+tap_check "del on A: B passes 192.0.2.10 again" [ $ok -eq 0 ]
+echo "# propagation del->live on B: $((t1 - t0)) ms"
+tap_check "del on A: the name is gone at the primary" [ -z "$(at_primary 10.2.0.192.a.fleet.test A)" ]
+
+# 3b. changes that come while an UPDATE flies are sent after it: adds
+#     deleted at once leave nothing at the primary (marker: the last add)
+for i in 1 2 3 4 5; do
+	ctl_a add 192.0.2.2$i --action drop --share >/dev/null
+	ctl_a del 192.0.2.2$i >/dev/null
+done
+ctl_a add 192.0.2.40 --action drop --share >/dev/null
+lab_wait 20 bash -c "[ \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 40.2.0.192.a.fleet.test A)\" = 127.0.0.2 ]"; c=$?
+drained() { [ "$(fleet_a queued)" = 0 ] && [ "$(fleet_a in_flight)" = 0 ] && [ "$(fleet_a pending)" = 0 ]; }
+lab_wait 20 drained
+left=""
+for i in 1 2 3 4 5; do left="$left$(at_primary 2$i.2.0.192.a.fleet.test A)"; done
+tap_check "add then del at once, five times: nothing left at the primary (marker there: $c, left: '$left')" \
+	bash -c "[ $c -eq 0 ] && [ -z '$left' ]"
+lab_wait 20 is_b 192.0.2.40 drop
+ctl_a del 192.0.2.40 >/dev/null
+lab_wait 20 is_b 192.0.2.40 pass
+
+# 4. an expired record left in the zone (a dead appliance "c" wrote it
+#    with A's key: nobody removes it) is ignored by B once exp passes
+exp=$(($(date +%s) + 4))
+lab_dns knsupdate -y "hmac-sha256:key_a:$SECRET_A" <<EOF >/dev/null 2>&1
+server 198.18.2.2 53
+zone a.fleet.test.
+add 11.2.0.192.a.fleet.test. 60 A 127.0.0.2
+add 11.2.0.192.a.fleet.test. 60 TXT "moat:c exp=$exp reason=operator-drop"
+send
+EOF
+lab_wait 20 is_b 192.0.2.11 drop
+listed=$?
+lab_wait 20 is_b 192.0.2.11 pass
+gone=$?
+still=$(at_primary 11.2.0.192.a.fleet.test A)
+[ $listed -eq 0 ] && [ $gone -eq 0 ]; c=$?
+tap_check "a record of appliance c: listed on B before exp, ignored after ($(($(date +%s) - exp)) s past exp)" [ $c -eq 0 ]
+tap_check "... while the expired record is still in the zone (positive control: $still)" [ "$still" = 127.0.0.2 ]
+
+# 5. A and B both list one address; A deletes: B's listing stays
+ctl_b add 192.0.2.30 --action drop --reason b-own >/dev/null
+ctl_a add 192.0.2.30 --action drop --share >/dev/null
+lab_wait 20 lab_count_ge 1 'zone=a.fleet.test event=fleet-filter kept=3 expired=1 own=0' "$LOG_B"
+in_b=$?
+n0=$(lab_count 'zone=a.fleet.test event=fleet-filter kept=2 expired=1 own=0' "$LOG_B")
+ctl_a del 192.0.2.30 >/dev/null
+lab_wait 20 lab_count_ge $((n0 + 1)) 'zone=a.fleet.test event=fleet-filter kept=2 expired=1 own=0' "$LOG_B"
+synced=$?
+[ $in_b -eq 0 ] && [ $synced -eq 0 ] && is_b 192.0.2.30 drop; c=$?
+tap_check "A deletes a shared address B also lists: B's copy of A's zone drops it, B still drops it" [ $c -eq 0 ]
+
+# 5b. a client moat-smtpd refused for a DNSBL listing (smtp.report, as
+#     moat-smtpd sends it) reaches B as a tarpit, living no longer than the
+#     report's ttl; B's own allowlist beats it
+report_a() { # report_a ADDR TTL
+	/usr/bin/python3 - "$LAB_DIR/a/control.sock" "$1" "$2" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall((json.dumps({"cmd": "smtp.hello", "id": 1, "program": "moat-smtpd", "version": "test"}) + "\n" +
+           json.dumps({"cmd": "smtp.report", "id": 2, "prefix": sys.argv[2], "action": "drop",
+                       "ttl": int(sys.argv[3]), "reason": "listed in zen.test (127.0.0.2) at moat-smtpd"}) + "\n").encode())
+buf = b""
+while buf.count(b"\n") < 2:
+    d = s.recv(4096)
+    if not d: break
+    buf += d
+r = [json.loads(l) for l in buf.decode().splitlines() if l.strip()]
+sys.exit(0 if all(x.get("ok") for x in r if x.get("id") == 2) and any(x.get("id") == 2 for x in r) else 1)
+PY
+}
+ctl_b add 203.0.113.51 --action allow --reason b-allowlist >/dev/null
+report_a 203.0.113.50 600 && report_a 203.0.113.51 600
+rep=$?
+lab_wait 20 is_b 203.0.113.50 tarpit; c=$?
+tap_check "a DNSBL refusal reported on A (learn_dnsbl) is a tarpit on B (report ok: $rep)" [ $c -eq 0 ]
+txt=$(at_primary 50.113.0.203.a.fleet.test TXT)
+left=$(( $(echo "$txt" | grep -o 'exp=[0-9]*' | cut -d= -f2) - $(date +%s) ))
+tap_check "the learned record: reason=dnsbl, exp within the report's ttl 600 s ($left s left: $txt)" \
+	bash -c "echo '$txt' | grep -q 'reason=dnsbl' && [ $left -le 600 ] && [ $left -gt 500 ]"
+lab_wait 20 bash -c "[ \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 51.113.0.203.a.fleet.test A)\" = 127.0.0.4 ]"; c=$?
+[ $c -eq 0 ] && lab_wait 10 is_b 203.0.113.50 tarpit && [ "$(act_b 203.0.113.51)" = allow ] && [ "$(act_a 203.0.113.51)" = drop ]; c=$?
+tap_check "B's allowlist beats A's learned record for 203.0.113.51 (A drops it, B allows)" [ $c -eq 0 ]
+
+# 6. per-/24 cap: 100 allowed in 198.51.100.0/24, the 101st is reported, not shared
+# (the 100 are the primary-down case's)
+kill "$(cat "$LAB_DIR/knotd.pid")"
+lab_wait 10 bash -c "! ip netns exec $NS_DNS kdig +time=1 +retry=0 +short @198.18.2.2 a.fleet.test SOA | grep -q ."
+for i in $(seq 1 100); do
+	ctl_a add 198.51.100.$i --action tarpit --share >/dev/null || echo "add $i failed" >&2
+done
+tap_check "primary down: A enforces its 100 entries at once (198.51.100.77 tarpit)" \
+	[ "$(act_a 198.51.100.77)" = tarpit ]
+lab_wait 10 bash -c "[ \$(jget() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' \"\$@\"; }; jget \"\$(MOAT_SOCKET=$LAB_DIR/a/control.sock $MOATCTL fleet --json)\" failed) -ge 1 ]"
+tap_check "primary down: updates fail, are counted and queued (queued+in flight = $(($(fleet_a queued) + $(fleet_a in_flight))))" \
+	[ $(($(fleet_a queued) + $(fleet_a in_flight))) -ge 1 ]
+ctl_a add 198.51.100.101 --action tarpit --share >/dev/null
+tap_check "the 101st shared entry of 198.51.100.0/24 is capped and reported" \
+	bash -c "[ $(fleet_a capped) -ge 1 ] && grep -q 'event=capped net=198.51.100.0/24' $LOG_A"
+ub=$(fleet_a updates_sent)
+lab_bg "$NS_DNS" knotd2 knotd -c "$KNOT_PRIMARY_CONF"
+t0=$(ms)
+drained() { [ "$(fleet_a queued)" = 0 ] && [ "$(fleet_a in_flight)" = 0 ] && [ "$(fleet_a pending)" = 0 ]; }
+lab_wait 120 drained
+ok=$?
+nb=$(($(fleet_a updates_sent) - ub))
+echo "# primary back: queue drained in $(($(ms) - t0)) ms, $nb UPDATE(s)"
+tap_check "primary back: A's queue returns to 0, the 100 in $nb UPDATE(s) (batched)" \
+	bash -c "[ $ok -eq 0 ] && [ $nb -ge 1 ] && [ $nb -le 3 ]"
+axfr=$(lab_dns kdig +time=5 @198.18.2.2 a.fleet.test AXFR)
+n_a=$(echo "$axfr" | grep -c '\.100\.51\.198\.a\.fleet\.test\..*[[:space:]]A[[:space:]]')
+n_names=$(echo "$axfr" | awk '$4=="A" && $1 ~ /100\.51\.198/ {print $1}' | sort -u | wc -l)
+[ "$n_a" = 100 ] && [ "$n_names" = 100 ]; c=$?
+tap_check "all 100 arrived at the primary, none twice (A records $n_a, names $n_names), the capped one not" [ $c -eq 0 ]
+lab_wait 60 is_b 198.51.100.100 tarpit
+tap_check "... and reach B (198.51.100.1 and .100 tarpit, .101 pass)" \
+	bash -c "[ $(act_b 198.51.100.1) = tarpit ] && [ $(act_b 198.51.100.100) = tarpit ] && [ $(act_b 198.51.100.101) = pass ]"
+
+# 7. wrong TSIG key: refused with its rcode, counted, A keeps enforcing
+sed -i "s|^tsig = .*|tsig = hmac-sha256:key_a:$WRONG|" "$LAB_DIR/a/moat.conf"
+ctl_a reload >/dev/null
+r0=$(fleet_a refused)
+ctl_a add 203.0.113.7 --action drop --share >/dev/null
+lab_wait 20 bash -c "grep -q 'event=update result=refused zone=a.fleet.test rcode=\"NOTAUTH' $LOG_A"
+logged=$?
+[ $logged -eq 0 ] && [ "$(fleet_a refused)" -gt "$r0" ]; c=$?
+tap_check "wrong key: refused with NOTAUTH logged and counted (refused $r0 -> $(fleet_a refused))" [ $c -eq 0 ]
+[ "$(act_a 203.0.113.7)" = drop ] && [ -z "$(at_primary 7.113.0.203.a.fleet.test A)" ]; c=$?
+tap_check "wrong key: A still drops 203.0.113.7 itself, the primary has no record" [ $c -eq 0 ]
+n_ref=$(grep -c 'event=update result=refused' "$LOG_A")
+next=$(fleet_a next_try_in)
+tap_check "wrong key: no tight retry loop ($n_ref refused attempt(s), next try in $next s)" \
+	bash -c "[ $n_ref -le 2 ] && [ $next -ge 20 ]"
+sed -i "s|^tsig = .*|tsig = hmac-sha256:key_a:$SECRET_A|" "$LAB_DIR/a/moat.conf"
+ctl_a reload >/dev/null
+lab_wait 30 is_b 203.0.113.7 drop; c=$?
+tap_check "the key fixed and reloaded: the queued entry reaches B" [ $c -eq 0 ]
+
+# 8. a storm of $STORM adds: B converges through IXFR, no AXFR after the first
+sec_axfr0=$(grep -c 'AXFR, incoming' "$LAB_DIR/knotd-sec.log")
+out_axfr0=$(grep -c 'AXFR, outgoing' "$LAB_DIR/knotd-sec.log")
+n_ixfr0=$(grep -c 'IXFR, outgoing.*finished' "$LAB_DIR/knotd-sec.log")
+u0=$(fleet_a updates_sent)
+b0=$(fleet_a bytes_sent)
+t0=$(ms)
+# 100 addresses per /24 (per24_max = 100)
+for i in $(seq 0 $((STORM - 1))); do
+	x=$((i / 100))
+	echo "100.$((64 + x / 256)).$((x % 256)).$((i % 100 + 1))"
+done >"$LAB_DIR/storm2.txt"
+n_storm=$STORM
+while read -r a; do
+	ctl_a add "$a" --action drop --share >/dev/null
+done <"$LAB_DIR/storm2.txt"
+t_add=$(($(ms) - t0))
+last=$(tail -1 "$LAB_DIR/storm2.txt")
+first=$(head -1 "$LAB_DIR/storm2.txt")
+lab_wait 120 is_b "$last" drop
+ok=$?
+t1=$(ms)
+lab_wait 30 drained
+u1=$(fleet_a updates_sent)
+b1=$(fleet_a bytes_sent)
+echo "# storm: $n_storm adds in $t_add ms; live on B after $((t1 - t0)) ms; $((u1 - u0)) UPDATEs, $(((b1 - b0) / (n_storm > 0 ? n_storm : 1))) bytes per record"
+[ $ok -eq 0 ] && is_b "$first" drop; c=$?
+tap_check "storm of $n_storm adds: B drops the first and the last ($first, $last)" [ $c -eq 0 ]
+ix_bytes=$(grep 'IXFR, outgoing.*finished' "$LAB_DIR/knotd-sec.log" | tail -n +$((n_ixfr0 + 1)) |
+	grep -o '[0-9]* bytes' | awk '{s += $1} END {print s + 0}')
+zsize=$(lab_dns kdig +time=10 @198.18.2.2 a.fleet.test AXFR | grep -o 'Received [0-9]* B' | grep -o '[0-9]*')
+nrec=$(lab_dns kdig +time=10 @198.18.2.2 a.fleet.test AXFR +short | wc -l)
+echo "# storm: IXFR secondary->B $ix_bytes bytes for $n_storm adds ($((ix_bytes / (n_storm > 0 ? n_storm : 1))) B/add); zone by AXFR $zsize B for $nrec records; primary journal+db $(du -sb "$LAB_DIR/knot/db" | cut -f1) B"
+sec_axfr1=$(grep -c 'AXFR, incoming' "$LAB_DIR/knotd-sec.log")
+out_axfr1=$(grep -c 'AXFR, outgoing' "$LAB_DIR/knotd-sec.log")
+n_ixfr=$(grep -c 'IXFR, outgoing' "$LAB_DIR/knotd-sec.log")
+[ $((sec_axfr1 - sec_axfr0)) -eq 0 ] && [ $((out_axfr1 - out_axfr0)) -eq 0 ] && [ "$n_ixfr" -gt 0 ]; c=$?
+tap_check "storm: secondary and B kept to IXFR (AXFR in $((sec_axfr1 - sec_axfr0)), out $((out_axfr1 - out_axfr0)); IXFR out $n_ixfr)" [ $c -eq 0 ]
+[ $((u1 - u0)) -le "$n_storm" ] && [ $((u1 - u0)) -ge 1 ]; c=$?
+tap_check "storm: never more UPDATEs than adds ($((u1 - u0)) for $n_storm: changes that come during one ride the next)" [ $c -eq 0 ]
+
+# 8b. the queue is bounded: primary down, queue_max 16, 20 adds: the oldest
+#     are dropped and counted, all 20 are enforced here; primary back: the
+#     others arrive
+kill "$(cat "$LAB_DIR/knotd2.pid")"
+lab_wait 10 bash -c "! ip netns exec $NS_DNS kdig +time=1 +retry=0 +short @198.18.2.2 a.fleet.test SOA | grep -q ."
+sed -i 's/^batch = 200$/batch = 200\nqueue_max = 16/' "$LAB_DIR/a/moat.conf"
+ctl_a reload >/dev/null
+d0=$(fleet_a dropped)
+for i in $(seq 101 120); do
+	ctl_a add 192.0.2.$i --action drop --share >/dev/null
+done
+nd=$(($(fleet_a dropped) - d0))
+local_ok=1
+for i in $(seq 101 120); do [ "$(act_a 192.0.2.$i)" = drop ] || local_ok=0; done
+tap_check "queue_max 16, primary down, 20 adds: $nd dropped and counted, all 20 enforced here" \
+	bash -c "[ $nd -ge 3 ] && [ $nd -le 4 ] && [ $local_ok = 1 ]"
+lab_bg "$NS_DNS" knotd3 knotd -c "$KNOT_PRIMARY_CONF"
+# (the dropped ones stay pending until their refresh: wait for the queue)
+lab_wait 60 bash -c "[ \"\$(MOAT_SOCKET=$LAB_DIR/a/control.sock $MOATCTL fleet --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"queued\"] + d[\"in_flight\"])')\" = 0 ]"
+n_arr=0
+for i in $(seq 101 120); do [ -n "$(at_primary $i.2.0.192.a.fleet.test A)" ] && n_arr=$((n_arr + 1)); done
+tap_check "primary back: the $((20 - nd)) kept in the queue arrive ($n_arr), the dropped do not (192.0.2.120 there)" \
+	bash -c "[ $n_arr -eq $((20 - nd)) ] && [ -n '$(at_primary 120.2.0.192.a.fleet.test A)' ]"
+
+# 9. restart sweep: A stops, an entry is deleted meanwhile (its state
+#    file remembers it), A starts again and removes it from the zone
+kill "$(cat "$LAB_DIR/ctld-a.pid")"
+lab_wait 10 bash -c "! kill -0 $(cat "$LAB_DIR/ctld-a.pid") 2>/dev/null"
+sed -i 's|^198\.51\.100\.5\(/32\)\? [0-9]* [0-9]* |198.51.100.5 3 1 |' "$LAB_DIR/a/state/fleet.state"
+start a "$NS_APP" ctld-a2
+LOG_A=$LAB_DIR/ctld-a2.log
+lab_wait 20 bash -c "[ -z \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 5.100.51.198.a.fleet.test A)\" ]"
+[ $? -eq 0 ] && grep -q 'event=restore kept=[0-9]* sweep=[1-9]' "$LOG_A"; c=$?
+tap_check "restart: the sweep deletes an own record that expired while A was down" [ $c -eq 0 ]
+
+exit $((TAP_FAIL > 0))
+
