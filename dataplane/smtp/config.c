@@ -71,6 +71,7 @@ void config_defaults(struct smtpd_config *c)
 	strcpy(c->report_action, "drop");
 	c->controld_lookup = 1;
 	c->controld_lookup_timeout_ms = 2000;
+	av_config_defaults(&c->av);
 }
 
 /* parse_net - a prefix as this file has always read one: bits set past the
@@ -441,6 +442,9 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 		SETSTR(report_action);
 	}
 	if (!strcmp(key, "stats_file")) SETSTR(stats_file);
+	int avr = av_config_set(&c->av, key, val, err, errsz);
+	if (avr <= 0)
+		return avr;
 	snprintf(err, errsz, "unknown key '%s'", key);
 	return -1;
 }

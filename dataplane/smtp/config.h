@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "av.h"
 #include "prefix.h"
 
 #define CFG_MAX_LISTEN 4
@@ -101,6 +102,8 @@ struct smtpd_config {
 	int controld_lookup_timeout_ms;
 
 	char stats_file[4096];
+
+	struct smtpd_av_config av;   /* clamd_* keys (av_conf.c) */
 };
 
 /* config_defaults - fill every key's default */

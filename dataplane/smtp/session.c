@@ -1023,6 +1023,8 @@ static void data_end(struct session *s)
 					       (int)strnlen(v[i].header, sizeof(v[i].header)), v[i].header);
 	if (hl >= sizeof(hdr))
 		hl = sizeof(hdr) - 1;
+	if (av_start(s, hdr, hl) == 0)
+		return; /* clamd last: session_av_done relays or refuses */
 	s->wait = W_RELAY_EOD;
 	relay_eod(s->relay, hdr, hl);
 	return;
@@ -1030,6 +1032,44 @@ refused:
 	if (s->relay)
 		relay_rset(s->relay);
 	tx_reset(s);
+}
+
+/* session_av_done - clamd's verdict on the held message (av.c): a virus
+ * is refused naming it; no verdict is a 451 or, with clamd_unavailable =
+ * pass, relayed with a header saying it was not scanned */
+void session_av_done(struct session *s, enum av_result r, const char *virus, const char *hdr, size_t hlen)
+{
+	char h[4096 + 128];
+
+	s->wait = W_NONE;
+	if (s->dead)
+		return;
+	if (r == AV_VIRUS) {
+		refuse(s, "data", "virus", 0, NULL, 550, "5.7.1 Message rejected: virus found: %s", virus);
+		log_info("%s av=virus signature=\"%s\"", s->sid, virus);
+	} else if (r != AV_CLEAN && !g_cfg->av.pass_unavailable) {
+		refuse(s, "data", r == AV_TIMEOUT ? "av_timeout" : r == AV_UNAVAILABLE ? "av_unavailable" : "av_error", 0,
+		       NULL, 451, "4.7.1 Virus scan unavailable, try again later");
+	} else {
+		if (r != AV_CLEAN) {
+			stats_inc("av", "passed_unscanned");
+			int n = snprintf(h, sizeof(h), "%.*sX-Moat-Virus-Scan: unavailable (%s)\r\n", (int)hlen, hdr,
+					 av_result_name(r));
+			hdr = h;
+			hlen = n > 0 && (size_t)n < sizeof(h) ? (size_t)n : 0;
+		}
+		s->wait = W_RELAY_EOD;
+		relay_eod(s->relay, hdr, hlen);
+		goto out;
+	}
+	if (s->relay)
+		relay_rset(s->relay);
+	tx_reset(s);
+out:
+	if (s->in_process)
+		return; /* answered from inside data_end: process() goes on */
+	process(s);
+	settle(s);
 }
 
 /* with_enh - the downstream's text, given an enhanced status code
@@ -1212,6 +1252,7 @@ static void session_close(struct session *s)
 	s->next = s->prev = NULL;
 	if (s->relay)
 		relay_close(s->relay);
+	av_cancel(s);
 	log_debug("%s disconnect client=%s", s->sid, s->ip);
 	session_release(s);
 }
@@ -1250,6 +1291,8 @@ void session_sweep(struct worker *w)
 			continue;
 		if (s->state == S_CONNECT) {
 			connect_check(s);
+		} else if (s->wait == W_AV) {
+			av_check_timeout(s, now);
 		} else if (s->wait == W_SPF && now >= s->spf_deadline) {
 			if (s->spf_job) {
 				s->spf_job->orphan = 1;

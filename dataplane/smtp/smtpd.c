@@ -124,6 +124,9 @@ static void *worker_main(void *arg)
 			case EV_ARES:
 				dnsbl_on_event(w, e, evs[i].events);
 				break;
+			case EV_AV:
+				av_on_event(e->ptr, evs[i].events);
+				break;
 			}
 		}
 		if (w->now_ms - w->last_sweep >= 100) {
@@ -248,6 +251,8 @@ int main(int argc, char **argv)
 	report_tick(); /* connect now, not after the first poll timeout */
 
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
+	if (av_monitor_start(&cfg.av) != 0)
+		log_fatal("cannot start the clamd database monitor");
 
 	for (int i = 0; i < cfg.workers; i++)
 		if (pthread_create(&workers[i].thr, NULL, worker_main, &workers[i]) != 0)
@@ -298,6 +303,7 @@ int main(int argc, char **argv)
 		pthread_join(workers[i].thr, NULL);
 	if (cfg.spf)
 		spf_pool_stop();
+	av_monitor_stop();
 	if (cfg.stats_file[0])
 		stats_write_file(cfg.stats_file);
 	report_fini();

@@ -23,7 +23,7 @@
 
 extern struct smtpd_config *g_cfg;
 
-enum ev_kind { EV_LISTEN = 1, EV_CLIENT, EV_RELAY, EV_WAKE, EV_ARES };
+enum ev_kind { EV_LISTEN = 1, EV_CLIENT, EV_RELAY, EV_WAKE, EV_ARES, EV_AV };
 
 struct ev {             /* what epoll's data.ptr points at */
 	enum ev_kind kind;
@@ -72,6 +72,7 @@ enum sess_state {
 
 enum sess_wait {        /* which asynchronous answer the session waits for */
 	W_NONE = 0, W_DNSBL, W_SPF, W_RELAY_MAIL, W_RELAY_RCPT, W_RELAY_EOD,
+	W_AV,               /* clamd's verdict (av.c) */
 };
 
 struct relay;
@@ -141,6 +142,7 @@ struct session {
 	char pending_rcpt[SMTP_ADDR_MAX + 1];
 
 	struct relay *relay;
+	struct av_scan *av;     /* clamd scan in flight (av.c) */
 };
 
 /* session.c */
