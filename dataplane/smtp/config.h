@@ -104,6 +104,11 @@ struct smtpd_config {
 	char stats_file[4096];
 
 	struct smtpd_av_config av;   /* clamd_* keys (av_conf.c) */
+
+	struct sockaddr_storage metrics;  /* Prometheus listener, len 0 = off */
+	socklen_t metrics_len;
+	char metrics_text[64];
+	int metrics_explicit;             /* set in the file: a bind failure is fatal */
 };
 
 /* config_defaults - fill every key's default */

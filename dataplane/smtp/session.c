@@ -100,6 +100,11 @@ static void log_tx(struct session *s, const char *result, const char *stage,
 		 esc(t, sizeof(t), to), s->spf_result[0] ? " spf=" : "", s->spf_result,
 		 s->dnsbl_zone[0] ? " dnsbl=" : "", s->dnsbl_zone);
 	stats_inc(stage, reason);
+	if (!strcmp(result, "reject")) {
+		char k[64];
+		snprintf(k, sizeof(k), "refused.%s", stage);
+		stats_inc(k, reason); /* metrics: refusals by stage and reason */
+	}
 }
 
 /* refuse - reply, log, count; close after it when fatal */
@@ -188,6 +193,7 @@ static void tx_reset(struct session *s)
 	s->msg_size = 0;
 	s->size_exceeded = s->line_too_long = s->hold_err = 0;
 	s->in_headers = s->skip_header = 0;
+	s->scan_ns = 0;
 }
 
 /* count_error - one more bad command; 421 and close past max_errors */
@@ -699,6 +705,7 @@ void session_spf_done(struct session *s, struct spf_job *j)
 	s->spf_job = NULL;
 	s->wait = W_NONE;
 	snprintf(s->spf_result, sizeof(s->spf_result), "%s", j->result_str);
+	stats_inc("spf", j->result_str[0] ? j->result_str : "unknown");
 	snprintf(s->spf_comment, sizeof(s->spf_comment), "%s", j->comment);
 	if (!spf_verdict(s, j->result))
 		mail_proceed(s);
@@ -942,12 +949,14 @@ static void data_line(struct session *s, char *p, size_t len, int too_long)
 	}
 	p[len] = '\r';
 	p[len + 1] = '\n';
+	uint64_t t0 = moat_clock_ns();
 	for (int i = 0; i < s->n_fm; i++) {
 		if (g_filters[i]->feed(s->fm[i], p, len + 2) != 0) {
 			s->hold_err = 1;
 			return;
 		}
 	}
+	s->scan_ns += moat_clock_ns() - t0;
 	/* rebuilt stream: moat's own dot-stuffing */
 	if (len && p[0] == '.' && hold_append(&s->hold, ".", 1) != 0)
 		s->hold_err = 1;
@@ -987,9 +996,15 @@ static void data_end(struct session *s)
 		refuse(s, "data", "local_error", 0, NULL, 451, "4.3.0 Local error holding the message, try again later");
 		goto refused;
 	}
+	uint64_t t0 = moat_clock_ns();
+	stats_inc("scan", "messages");
+	stats_add("scan.bytes", s->msg_size);
 	for (int i = 0; i < s->n_fm; i++) {
 		memset(&v[i], 0, sizeof(v[i]));
-		if (g_filters[i]->finish(s->fm[i], &v[i]) != 0) {
+		int fr = g_filters[i]->finish(s->fm[i], &v[i]);
+		if (i == s->n_fm - 1 || fr != 0 || v[i].reject)
+			stats_add("scan.ns", s->scan_ns + (moat_clock_ns() - t0));
+		if (fr != 0) {
 			refuse(s, "data", "filter_error", 0, NULL, 451, "4.3.0 Content filter error, try again later");
 			goto refused;
 		}
@@ -1255,6 +1270,12 @@ static void session_close(struct session *s)
 	av_cancel(s);
 	log_debug("%s disconnect client=%s", s->sid, s->ip);
 	session_release(s);
+}
+
+/* session_count - sessions open in the process (all workers) */
+int session_count(void)
+{
+	return __atomic_load_n(&n_sessions, __ATOMIC_RELAXED);
 }
 
 /* session_release - a reference went away: queue the free when it is the last */

@@ -143,6 +143,7 @@ struct session {
 
 	struct relay *relay;
 	struct av_scan *av;     /* clamd scan in flight (av.c) */
+	uint64_t scan_ns;       /* time in the content filters (metrics) */
 };
 
 /* session.c */
@@ -159,6 +160,8 @@ void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
 void session_ctl_done(struct session *s, const char *action, int live_only);
 void session_spf_done(struct session *s, struct spf_job *j);
+/* session_count - sessions open in the process (all workers) */
+int session_count(void);
 
 /* relay.c */
 enum relay_goal { RG_NONE = 0, RG_MAIL, RG_RCPT, RG_EOD, RG_RSET };
@@ -218,6 +221,11 @@ extern const struct filter_ops *g_filters[CFG_MAX_FILTERS];
 extern int g_n_filters;
 /* filters_reload_rules - "moatctl rules reload": call each filter's reload hook */
 int filters_reload_rules(int *reloaded, int *no_hook, char *err, size_t errsz);
+
+/* metrics.c: Prometheus exposition (docs/smtpd.md "Metrics") */
+int smtpd_metrics_start(const struct smtpd_config *c, char *err, size_t errsz);
+void smtpd_metrics_update(void);
+void smtpd_metrics_stop(void);
 
 /* stats.c */
 void stats_inc(const char *stage, const char *reason);
