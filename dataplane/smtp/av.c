@@ -61,19 +61,6 @@ struct av_scan {
 	size_t hlen;
 };
 
-/* av_result_name - the log and counter name of a result */
-const char *av_result_name(enum av_result r)
-{
-	switch (r) {
-	case AV_CLEAN: return "clean";
-	case AV_VIRUS: return "virus";
-	case AV_UNAVAILABLE: return "unavailable";
-	case AV_TIMEOUT: return "timeout";
-	case AV_ERROR: return "error";
-	}
-	return "?";
-}
-
 /* scan_free - close the connection and what the scan owns */
 static void scan_free(struct av_scan *a)
 {
@@ -181,39 +168,13 @@ static int send_fd(struct av_scan *a)
 	return errno == EAGAIN || errno == EINTR ? 1 : -errno;
 }
 
-/* clean_name - a signature name as clamd gave it, printable and short */
-static void clean_name(char *dst, size_t sz, const char *src, size_t len)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len && o + 1 < sz; i++) {
-		unsigned char ch = (unsigned char)src[i];
-		dst[o++] = ch > 32 && ch < 127 && ch != '"' && ch != '\\' ? (char)ch : '_';
-	}
-	dst[o] = '\0';
-}
-
-/* verdict - parse clamd's answer ("stream: OK", "fd[12]: Name FOUND",
- * "... ERROR") and finish */
+/* verdict - clamd's answer, complete in rbuf: finish with it */
 static void verdict(struct av_scan *a)
 {
-	char *p = a->rbuf, name[128], det[200];
-	size_t n = strnlen(a->rbuf, a->rlen);
+	char name[128];
+	enum av_result r = av_parse_reply(a->rbuf, a->rlen, name, sizeof(name));
 
-	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
-		n--;
-	p[n] = '\0';
-	char *colon = strstr(p, ": ");
-	char *v = colon ? colon + 2 : p;
-	size_t vl = strlen(v);
-	if (!strcmp(v, "OK")) {
-		finish(a, AV_CLEAN, NULL, NULL);
-	} else if (vl > 6 && !strcmp(v + vl - 6, " FOUND")) {
-		clean_name(name, sizeof(name), v, vl - 6);
-		finish(a, AV_VIRUS, name, NULL);
-	} else {
-		log_escape(det, sizeof(det), p, strlen(p));
-		finish(a, AV_ERROR, NULL, det);
-	}
+	finish(a, r, r == AV_VIRUS ? name : NULL, r == AV_ERROR ? name : NULL);
 }
 
 /* do_read - take clamd's answer; 1 when the scan finished */
@@ -490,7 +451,6 @@ out:
 static void check_db(void)
 {
 	char v[256], e[256];
-	struct tm tm;
 	int r = ask_version(v, sizeof(v));
 
 	if (r < 0) {
@@ -499,19 +459,14 @@ static void check_db(void)
 		return;
 	}
 	log_escape(e, sizeof(e), v, strlen(v));
-	/* "ClamAV 1.4.6/27000/Thu Dec  3 09:12:00 2026": the date is clamd's
-	 * local time, ctime(3) format */
-	char *slash = strchr(v, '/');
-	char *date = slash ? strchr(slash + 1, '/') : NULL;
-	memset(&tm, 0, sizeof(tm));
-	if (!date || !strptime(date + 1, "%a %b %d %H:%M:%S %Y", &tm)) {
+	time_t built;
+	if (av_parse_version(v, &built) != 0) {
 		stats_inc("av", "db_check_failed");
 		__atomic_store_n(&db_age, -1, __ATOMIC_RELAXED);
 		log_warn("event=av_db_check result=unknown clamd=%s version=\"%s\"", mon_cfg.clamd, e);
 		return;
 	}
-	tm.tm_isdst = -1;
-	int64_t age = (int64_t)(time(NULL) - mktime(&tm));
+	int64_t age = (int64_t)(time(NULL) - built);
 	if (age < 0)
 		age = 0;
 	__atomic_store_n(&db_age, age, __ATOMIC_RELAXED);

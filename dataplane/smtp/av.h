@@ -12,10 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 enum av_mode { AV_MODE_AUTO = 0, AV_MODE_FILDES, AV_MODE_INSTREAM };
 
-/* the antivirus keys of moat-smtpd's configuration (av_conf.c) */
+/* the antivirus keys of moat-smtpd's configuration (av_proto.c) */
 struct smtpd_av_config {
 	char clamd[256];                /* "" off; "/path" unix socket; "host:port" TCP */
 	int is_unix;
@@ -43,6 +44,14 @@ enum av_result {
 	AV_ERROR,           /* clamd answered an error (size limit, I/O, ...) */
 };
 const char *av_result_name(enum av_result r);
+/* av_parse_reply - one clamd scan answer ("stream: OK", "fd[12]: NAME
+ * FOUND", "... ERROR"): AV_CLEAN, AV_VIRUS with the signature's name
+ * (printable, no quotes) in name, or AV_ERROR with the answer in name */
+enum av_result av_parse_reply(const char *reply, size_t len, char *name, size_t namesz);
+/* av_parse_version - the database's build time from clamd's VERSION
+ * answer ("ClamAV 1.4.6/27100/Thu Dec  3 09:12:00 2026"); 0 with *when,
+ * -1 when it has no database date */
+int av_parse_version(const char *v, time_t *when);
 
 struct session;
 struct av_scan;

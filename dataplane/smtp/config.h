@@ -103,7 +103,7 @@ struct smtpd_config {
 
 	char stats_file[4096];
 
-	struct smtpd_av_config av;   /* clamd_* keys (av_conf.c) */
+	struct smtpd_av_config av;   /* clamd_* keys (av_proto.c) */
 
 	struct sockaddr_storage metrics;  /* Prometheus listener, len 0 = off */
 	socklen_t metrics_len;

@@ -14,7 +14,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 
-tap_plan 27
+tap_plan 28
 
 # --- start-up validation (no lab needed) ---
 tmpd=$(mktemp -d)
@@ -83,12 +83,13 @@ CONF
 	for kv in "$@"; do echo "$kv" >>"$f"; done
 }
 # a1: FILDES over the unix socket; messages past 4 KB spill to a file
+MPORT=$((20000 + RANDOM % 20000))
 conf a1 25 "clamd = $LAB_DIR/run/clamd.sock" "clamd_timeout_ms = 1500" "spill_threshold = 4096" \
-	"clamd_db_max_age_h = 168" "clamd_db_check_s = 1"
+	"clamd_db_max_age_h = 168" "clamd_db_check_s = 1" "metrics_listen = 127.0.0.1:$MPORT"
 # a2: INSTREAM over TCP; a database alarm threshold it does not reach
-conf a2 2525 "clamd = 127.0.0.1:3310" "clamd_timeout_ms = 1500" "clamd_db_max_age_h = 1000"
+conf a2 2525 "clamd = 127.0.0.1:3310" "clamd_timeout_ms = 1500" "clamd_db_max_age_h = 1000" "metrics_listen = off"
 # a3: a clamd address nobody listens on, pass mode
-conf a3 2526 "clamd = 127.0.0.1:3" "clamd_unavailable = pass"
+conf a3 2526 "clamd = 127.0.0.1:3" "clamd_unavailable = pass" "metrics_listen = off"
 for n in a1 a2 a3; do lab_bg "$NS_APP" $n "$smtpd" -c "$LAB_DIR/$n.conf"; done
 for p in 25 2525 2526; do
 	if ! lab_wait 20 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/$p"; then
@@ -266,6 +267,19 @@ v2=$(counter a2 av.virus) p3=$(counter a3 av.passed_unscanned)
 	[ "${u1:-0}" -eq 1 ] && [ "${p3:-0}" -ge 1 ] &&
 	tap_ok "counters: av.virus 3+3, av.clean $c1, av.timeout 1, av.unavailable 1, av.passed_unscanned $p3" ||
 	tap_not_ok "counters: a1 virus=$v1 clean=$c1 timeout=$t1 unavailable=$u1, a2 virus=$v2, a3 passed=$p3"
+
+# --- the same outcomes in a1's Prometheus metrics ---
+lab_app python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
+	"$MPORT" >"$LAB_DIR/a1.metrics" 2>&1
+metric() { awk -v s="$1" '$1 == s { print $2 }' "$LAB_DIR/a1.metrics"; }
+age=$(metric moat_smtpd_clamd_db_age_seconds)
+[ "$(metric 'moat_smtpd_av_scans_total{result="virus"}')" = 3 ] && [ "$(metric 'moat_smtpd_av_scans_total{result="timeout"}')" = 1 ] &&
+	[ "$(metric 'moat_smtpd_av_scans_total{result="unavailable"}')" = 1 ] && [ "$(metric moat_smtpd_clamd_db_stale)" = 1 ] &&
+	[ "${age:-0}" -ge $((30 * 86400 - 3600)) ] && [ "${age:-0}" -le $((30 * 86400 + 3600)) ] &&
+	[ "$(metric 'moat_smtpd_refusals_total{stage="data",reason="virus"}')" = 3 ] &&
+	tap_ok "a1 /metrics: av_scans_total virus 3, timeout 1, unavailable 1; refusals data/virus 3; db stale, age ${age} s" ||
+	tap_not_ok "a1 /metrics: $(grep -E 'av_scans|clamd_db|reason="virus"' "$LAB_DIR/a1.metrics" | tr '\n' ' ')"
 
 lab_down
 exit $((TAP_FAIL > 0))

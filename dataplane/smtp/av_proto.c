@@ -1,16 +1,31 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * av_conf.c - the antivirus keys of moat-smtpd's configuration (the clamd_*
- * keys of docs/smtpd.md), read by config.c's loader.  Kept apart from
- * av.c so unit tests and moat-smtpd -t load them without the event loop.
+ * av_proto.c - the pure parts of the antivirus check: its configuration
+ * keys (the clamd_* keys of docs/smtpd.md, read by config.c's loader) and
+ * the parsing of clamd's answers (a scan verdict, VERSION).  No I/O here:
+ * unit tests drive it directly; av.c does the talking.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "config.h"
+
+/* av_result_name - the log and counter name of a result */
+const char *av_result_name(enum av_result r)
+{
+	switch (r) {
+	case AV_CLEAN: return "clean";
+	case AV_VIRUS: return "virus";
+	case AV_UNAVAILABLE: return "unavailable";
+	case AV_TIMEOUT: return "timeout";
+	case AV_ERROR: return "error";
+	}
+	return "?";
+}
 
 /* av_config_defaults - every antivirus key's default (clamd off) */
 void av_config_defaults(struct smtpd_av_config *c)
@@ -102,4 +117,62 @@ int av_config_set(struct smtpd_av_config *c, const char *key, const char *val, c
 	if (!strcmp(key, "clamd_db_check_s"))
 		return av_int(key, val, 1, 86400, &c->db_check_s, err, errsz);
 	return 1;
+}
+
+/* av_parse_reply - one clamd scan answer, NUL or newline terminated
+ * ("stream: OK", "fd[12]: Eicar-Signature FOUND", "... ERROR"): AV_CLEAN,
+ * AV_VIRUS with the signature's name (printable, no quotes) in name, or
+ * AV_ERROR with the answer in name */
+enum av_result av_parse_reply(const char *reply, size_t len, char *name, size_t namesz)
+{
+	size_t n = strnlen(reply, len), o = 0;
+	const char *v = reply;
+
+	while (n && (reply[n - 1] == '\n' || reply[n - 1] == '\r'))
+		n--;
+	const char *colon = memmem(reply, n, ": ", 2);
+	if (colon)
+		v = colon + 2;
+	size_t vl = n - (size_t)(v - reply);
+	enum av_result r = AV_ERROR;
+	if (vl == 2 && !memcmp(v, "OK", 2)) {
+		r = AV_CLEAN;
+		vl = 0;
+	} else if (vl > 6 && !memcmp(v + vl - 6, " FOUND", 6)) {
+		r = AV_VIRUS;
+		vl -= 6;
+	} else {
+		v = reply;
+		vl = n;
+	}
+	for (size_t i = 0; i < vl && o + 1 < namesz; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		name[o++] = ch > 32 && ch < 127 && ch != '"' && ch != '\\' ? (char)ch : '_';
+	}
+	if (namesz)
+		name[o] = '\0';
+	if (r == AV_VIRUS && !o)
+		r = AV_ERROR; /* " FOUND" without a name */
+	return r;
+}
+
+/* av_parse_version - the database's build time from clamd's VERSION
+ * answer ("ClamAV 1.4.6/27100/Thu Dec  3 09:12:00 2026", the date in
+ * clamd's local time, ctime(3) format); 0 with *when, -1 when the answer
+ * has no database date (clamd with local databases only) */
+int av_parse_version(const char *v, time_t *when)
+{
+	struct tm tm;
+	const char *slash = strchr(v, '/');
+	const char *date = slash ? strchr(slash + 1, '/') : NULL;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!date)
+		return -1;
+	const char *end = strptime(date + 1, "%a %b %d %H:%M:%S %Y", &tm);
+	if (!end || (*end && *end != '\n'))
+		return -1;
+	tm.tm_isdst = -1;
+	*when = mktime(&tm);
+	return *when == (time_t)-1 ? -1 : 0;
 }
