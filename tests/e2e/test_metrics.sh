@@ -95,24 +95,18 @@ rc=$?
 	tap_ok "explicit metrics_listen already in use: moat-smtpd refuses to start" ||
 	tap_not_ok "metrics_listen in use: rc=$rc '$out'"
 
-scrape() { # scrape PORT FILE
-	lab_app python3 -c 'import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
-		"$1" >"$2.tmp" && mv "$2.tmp" "$2"
-}
-mval() { awk -v s="$2" '$1 == s { print $2 }' "$1"; } # mval FILE SERIES
 # moved FILE0 SERIES DELTA - a fresh scrape shows SERIES at FILE0's value + DELTA
 moved() {
-	local want=$(( $(mval "$1" "$2" || echo 0) + $3 )) got
-	scrape $SPORT "$LAB_DIR/m.now" || return 1
-	got=$(mval "$LAB_DIR/m.now" "$2")
+	local want=$(( $(lab_metric "$1" "$2" || echo 0) + $3 )) got
+	lab_scrape $SPORT "$LAB_DIR/m.now" || return 1
+	got=$(lab_metric "$LAB_DIR/m.now" "$2")
 	[ "${got:-0}" = "$want" ]
 }
 
 # --- moat-smtpd: counters before and after real sessions ---
-ready() { scrape $SPORT "$LAB_DIR/m0" && grep -q '^moat_smtpd_sessions_total [1-9]' "$LAB_DIR/m0"; }
+ready() { lab_scrape $SPORT "$LAB_DIR/m0" && grep -q '^moat_smtpd_sessions_total [1-9]' "$LAB_DIR/m0"; }
 lab_wait 5 ready &&
-	tap_ok "moat-smtpd /metrics answers (sessions_total $(mval "$LAB_DIR/m0" moat_smtpd_sessions_total))" ||
+	tap_ok "moat-smtpd /metrics answers (sessions_total $(lab_metric "$LAB_DIR/m0" moat_smtpd_sessions_total))" ||
 	tap_not_ok "moat-smtpd /metrics"
 swk() { lab_inet swaks --server 198.18.1.1 --helo client.example "$@" 2>&1; }
 out=$(swk --local-interface 192.0.2.55 --from a@pass.spf.test --to rcpt@moat.test --header "Subject: metrics-$LAB_ID")
@@ -145,16 +139,16 @@ lab_wait 5 grep -rqs "metrics-$LAB_ID" "$LAB_DIR/sink" && tap_ok "the counted me
 	tap_not_ok "the message is not in the sink"
 
 # --- moat-controld: the fast path's counters move with the traffic ---
-scrape $CPORT "$LAB_DIR/c0"
+lab_scrape $CPORT "$LAB_DIR/c0"
 lab_inet $PY "$PROBE" connect 203.0.113.7 198.18.1.1 25 2 >/dev/null 2>&1
-cmoved() { scrape $CPORT "$LAB_DIR/c1" && [ "$(mval "$LAB_DIR/c1" "$1")" -gt "$(mval "$LAB_DIR/c0" "$1" || echo 0)" ]; }
+cmoved() { lab_scrape $CPORT "$LAB_DIR/c1" && [ "$(lab_metric "$LAB_DIR/c1" "$1")" -gt "$(lab_metric "$LAB_DIR/c0" "$1" || echo 0)" ]; }
 lab_wait 5 cmoved 'moat_fastpath_packets_total{counter="drop"}' &&
 	lab_wait 5 grep -q '^moat_fastpath_packets_total{counter="pass"} [1-9]' "$LAB_DIR/c1" &&
 	tap_ok "moat-controld: listed SYN counted as drop, the sessions' SYNs as pass" ||
 	tap_not_ok "fast-path counters did not move"
 
 # --- the dashboard: every metric it queries is in a live /metrics ---
-scrape $SPORT "$LAB_DIR/smtpd.metrics" && scrape $CPORT "$LAB_DIR/controld.metrics"
+lab_scrape $SPORT "$LAB_DIR/smtpd.metrics" && lab_scrape $CPORT "$LAB_DIR/controld.metrics"
 if out=$(python3 "$here/dashboard_check.py" "$dash" controld="$LAB_DIR/controld.metrics" smtpd="$LAB_DIR/smtpd.metrics"); then
 	tap_ok "dashboard: all $(printf '%s\n' "$out" | grep -c '^ok ') queried metrics exist in the live /metrics"
 else

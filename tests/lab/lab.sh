@@ -134,6 +134,18 @@ lab_wait() {
 	done
 }
 
+# lab_scrape PORT FILE - a daemon's Prometheus text from 127.0.0.1:PORT in
+# app (moat-controld's [metrics], moat-smtpd's metrics_listen) into FILE
+lab_scrape() {
+	lab_app python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
+		"$1" >"$2.tmp" && mv "$2.tmp" "$2"
+}
+
+# lab_metric FILE SERIES - the value of one series (name{labels} as
+# exposed) in a scraped FILE, empty when absent
+lab_metric() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
+
 # lab_count ERE FILE - how many lines of FILE match ERE
 lab_count() { grep -Ec -- "$1" "$2" 2>/dev/null; }
 
