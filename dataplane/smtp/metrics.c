@@ -140,6 +140,9 @@ void smtpd_metrics_update(void)
 		       "Time spent in the content filters (feed and verdict); / messages = mean latency.");
 	moat_sbuf_printf(&b, "moat_smtpd_scan_seconds_total %.6f\n", (double)get(sv, "scan.ns") / 1e9);
 	family(&b, sv, "spf", "moat_smtpd_spf_results_total", "counter", "SPF results at MAIL FROM.", "result", 0);
+	/* counted as dkim.RESULT / dmarc.RESULT by the DKIM/DMARC check */
+	family(&b, sv, "dkim", "moat_smtpd_dkim_results_total", "counter", "DKIM signature results.", "result", 0);
+	family(&b, sv, "dmarc", "moat_smtpd_dmarc_results_total", "counter", "DMARC results.", "result", 0);
 	moat_prom_head(&b, "moat_smtpd_av_scans_total", "counter", "clamd verdicts at end of data, by result.");
 	for (size_t i = 0; i < sizeof(av_results) / sizeof(av_results[0]); i++) {
 		snprintf(k, sizeof(k), "av.%s", av_results[i]);
