@@ -505,6 +505,9 @@ int av_monitor_start(const struct smtpd_av_config *c)
 {
 	if (!c->clamd[0])
 		return 0;
+	log_info("event=av clamd=%s mode=%s timeout_ms=%d unavailable=%s db_max_age_h=%d", c->clamd,
+		 c->is_unix && c->mode != AV_MODE_INSTREAM ? "fildes" : "instream", c->timeout_ms,
+		 c->pass_unavailable ? "pass" : "tempfail", c->db_max_age_h);
 	mon_cfg = *c;
 	int r = pthread_create(&mon_thr, NULL, monitor, NULL);
 	if (r)

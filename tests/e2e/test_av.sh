@@ -106,10 +106,6 @@ send() { # send PORT FILE : swaks transcript
 	lab_inet swaks --server 198.18.1.1 --port "$1" --local-interface 192.0.2.55 --helo client.example \
 		--from a@example.org --to rcpt@moat.test --data "$2" 2>&1
 }
-expect() { # expect DESC WANT_REGEX OUTPUT
-	if printf '%s\n' "$3" | grep -Eq -- "$2"; then tap_ok "$1"; else
-		tap_not_ok "$1: want /$2/"; printf '%s\n' "$3" | sed 's/^/#   /' >&2; fi
-}
 delivered() { grep -rqs -- "$1" "$LAB_DIR/sink"; }
 logged() { lab_count_ge "$3" "$2" "$LAB_DIR/$1.log"; } # logged INST ERE N
 nlog() { lab_count "$2" "$LAB_DIR/$1.log"; }
@@ -189,7 +185,7 @@ for inst in a1:25 a2:2525; do
 		c0=$(nlog $n "$vrej")
 		mkmsg $kind "$kind-$n-$LAB_ID" "$LAB_DIR/$kind.eml"
 		out=$(send $port "$LAB_DIR/$kind.eml")
-		expect "$n: EICAR ($kind): 550 5.7.1 naming the signature" \
+		tap_expect "$n: EICAR ($kind): 550 5.7.1 naming the signature" \
 			'^<\*\* +550 5\.7\.1 Message rejected: virus found: Moat\.Test\.EICAR' "$out"
 		if lab_wait 5 logged $n "$vrej" $((c0 + 1)) && marker $port "after-$kind-$n.$LAB_ID"; then
 			! delivered "$kind-$n-$LAB_ID" && tap_ok "$n: EICAR ($kind) not relayed (a later clean message was)" ||
@@ -234,7 +230,7 @@ t0=$(date +%s%N)
 out=$(send 25 "$LAB_DIR/slow.eml")
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 kill -CONT "$cpid"
-expect "clamd stopped: 451 4.7.1 after the deadline (${ms} ms, clamd_timeout_ms 1500)" \
+tap_expect "clamd stopped: 451 4.7.1 after the deadline (${ms} ms, clamd_timeout_ms 1500)" \
 	'^<\*\* +451 4\.7\.1 Virus scan unavailable' "$out"
 if lab_wait 5 logged a1 'reason=av_timeout code=451' $((c0 + 1)) && marker 25 "after-slow.$LAB_ID"; then
 	! delivered "slow-$LAB_ID" && tap_ok "clamd slow: message not relayed; clamd resumed, the next one is" ||

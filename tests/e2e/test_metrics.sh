@@ -6,7 +6,9 @@
 # exactly what the sessions did; then every metric the Grafana dashboard
 # (docs/grafana/moat-dashboard.json) queries must exist in the live
 # /metrics of the daemon that exports it, and the checker must catch a
-# name that does not.
+# name that does not.  A clamd with a 30-day-old lab database stands
+# beside moat-smtpd: its age alarm shows in /metrics and in `moatctl smtp
+# stats` (relayed by moat-controld).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -15,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 smtpd=$build/dataplane/smtp/moat-smtpd
 dash=$root/docs/grafana/moat-dashboard.json
 
-ctld_test metrics 12 "$PASS_OBJ" "$smtpd"
+ctld_test metrics 13 "$PASS_OBJ" "$smtpd"
 
 # --- configuration (no lab needed) ---
 printf 'local_domains = moat.test\nmetrics_listen = nowhere\n' >"$LAB_DIR/bad.conf"
@@ -39,6 +41,7 @@ printf ':127.0.0.2:local\n203.0.113.0/28\n' >"$LAB_DIR/local.rbl"
 cat >"$LAB_DIR/moat.conf" <<EOF
 [daemon]
 socket = $SOCK
+socket_owner = root:moat
 state_dir = $LAB_DIR/state
 
 [xdp]
@@ -64,7 +67,15 @@ else
 	exit 1
 fi
 
-# moat-smtpd: its own DNSBL (Knot's bl.moat.test lists 192.0.2.10), SPF
+# clamd with a database 30 days old (tests/e2e/test_av.sh has the scans)
+python3 "$here/clamdb.py" "$LAB_DIR/clamdb" --age-days 30 || { tap_not_ok "clamdb.py"; exit 1; }
+printf 'Foreground yes\nDatabaseDirectory %s\nLocalSocket %s\nLocalSocketGroup moat\nLocalSocketMode 660\n' \
+	"$LAB_DIR/clamdb" "$LAB_DIR/run/clamd.sock" >"$LAB_DIR/clamd.conf"
+lab_bg "$NS_APP" clamd clamd -c "$LAB_DIR/clamd.conf"
+lab_wait 60 test -S "$LAB_DIR/run/clamd.sock" || { tap_not_ok "clamd did not start"; exit 1; }
+
+# moat-smtpd: its own DNSBL (Knot's bl.moat.test lists 192.0.2.10), SPF,
+# clamd, moat-controld's socket (no lookup: the checks below count sessions)
 cat >"$LAB_DIR/smtpd.conf" <<EOF
 listen = 198.18.1.1:25
 workers = 2
@@ -75,6 +86,10 @@ dns_server = 198.18.2.2
 dnsbl_zones = bl.moat.test
 max_conn_per_ip = 2000
 metrics_listen = 127.0.0.1:$SPORT
+clamd = $LAB_DIR/run/clamd.sock
+clamd_db_max_age_h = 168
+controld_socket = $SOCK
+controld_lookup = no
 log_level = info
 EOF
 lab_bg "$NS_APP" smtpd "$smtpd" -c "$LAB_DIR/smtpd.conf"
@@ -137,6 +152,14 @@ printf '%s\n' "$out" | grep -q '554 5\.7\.1 .*blocked using bl\.moat\.test' && l
 # the delivered message is in the sink (what the counter claims happened)
 lab_wait 5 grep -rqs "metrics-$LAB_ID" "$LAB_DIR/sink" && tap_ok "the counted message reached the downstream" ||
 	tap_not_ok "the message is not in the sink"
+
+# --- the database-age alarm: /metrics and moatctl smtp stats ---
+stale() { lab_scrape $SPORT "$LAB_DIR/m.now" && [ "$(lab_metric "$LAB_DIR/m.now" moat_smtpd_clamd_db_stale)" = 1 ] &&
+	[ "$(lab_metric "$LAB_DIR/m.now" moat_smtpd_clamd_db_age_seconds)" -gt $((29 * 86400)) ]; }
+ctl_stale() { [ "$(jget "$(mctl smtp stats --json)" "d.get('av.db_stale', 0)")" -ge 1 ]; }
+lab_wait 10 stale && lab_wait 10 ctl_stale &&
+	tap_ok "clamd database 30 days old (max 168 h): clamd_db_stale 1 in /metrics, av.db_stale in moatctl smtp stats" ||
+	tap_not_ok "database-age alarm not visible ($(mctl smtp stats 2>&1 | grep -i av | tr '\n' ' '))"
 
 # --- moat-controld: the fast path's counters move with the traffic ---
 lab_scrape $CPORT "$LAB_DIR/c0"

@@ -269,6 +269,12 @@ TAP_FAIL=0
 tap_plan() { echo "TAP version 13"; echo "1..$1"; }
 tap_ok() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
 tap_not_ok() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); echo "not ok $TAP_N - $*"; }
+# tap_expect DESC ERE OUTPUT - one case: passes when a line of OUTPUT (a
+# client's transcript) matches ERE; else the transcript goes to stderr
+tap_expect() {
+	if printf '%s\n' "$3" | grep -Eq -- "$2"; then tap_ok "$1"; else
+		tap_not_ok "$1: want /$2/"; printf '%s\n' "$3" | sed 's/^/#   /' >&2; fi
+}
 # tap_check DESC CMD... - one case: passes when CMD exits 0
 tap_check() {
 	local desc=$1
