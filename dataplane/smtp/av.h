@@ -46,7 +46,8 @@ enum av_result {
 const char *av_result_name(enum av_result r);
 /* av_parse_reply - one clamd scan answer ("stream: OK", "fd[12]: NAME
  * FOUND", "... ERROR"): AV_CLEAN, AV_VIRUS with the signature's name
- * (printable, no quotes) in name, or AV_ERROR with the answer in name */
+ * (printable, no spaces or quotes) in name, or AV_ERROR with the answer
+ * (printable, no quotes) in name */
 enum av_result av_parse_reply(const char *reply, size_t len, char *name, size_t namesz);
 /* av_parse_version - the database's build time from clamd's VERSION
  * answer ("ClamAV 1.4.6/27100/Thu Dec  3 09:12:00 2026"); 0 with *when,

@@ -121,8 +121,8 @@ int av_config_set(struct smtpd_av_config *c, const char *key, const char *val, c
 
 /* av_parse_reply - one clamd scan answer, NUL or newline terminated
  * ("stream: OK", "fd[12]: Eicar-Signature FOUND", "... ERROR"): AV_CLEAN,
- * AV_VIRUS with the signature's name (printable, no quotes) in name, or
- * AV_ERROR with the answer in name */
+ * AV_VIRUS with the signature's name (printable, no spaces or quotes) in
+ * name, or AV_ERROR with the answer (printable, no quotes) in name */
 enum av_result av_parse_reply(const char *reply, size_t len, char *name, size_t namesz)
 {
 	size_t n = strnlen(reply, len), o = 0;
@@ -147,7 +147,9 @@ enum av_result av_parse_reply(const char *reply, size_t len, char *name, size_t 
 	}
 	for (size_t i = 0; i < vl && o + 1 < namesz; i++) {
 		unsigned char ch = (unsigned char)v[i];
-		name[o++] = ch > 32 && ch < 127 && ch != '"' && ch != '\\' ? (char)ch : '_';
+		/* a name has no spaces; an error text keeps them */
+		int ok = (ch > 32 || (ch == 32 && r == AV_ERROR)) && ch < 127 && ch != '"' && ch != '\\';
+		name[o++] = ok ? (char)ch : '_';
 	}
 	if (namesz)
 		name[o] = '\0';

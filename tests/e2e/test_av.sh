@@ -14,7 +14,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 
-tap_plan 28
+tap_plan 30
 
 # --- start-up validation (no lab needed) ---
 tmpd=$(mktemp -d)
@@ -44,8 +44,10 @@ LocalSocketGroup moat
 LocalSocketMode 660
 TCPSocket 3310
 TCPAddr 127.0.0.1
-# at least moat-smtpd's max_message_size (200000 below)
-StreamMaxLength 1M
+# below moat-smtpd's max_message_size (200000) on purpose: a 150 KB message
+# over INSTREAM is the clamd error case (docs: StreamMaxLength must be at
+# least max_message_size); FILDES is not bound by it
+StreamMaxLength 100K
 MaxThreads 4
 LogTime yes
 CONF
@@ -200,6 +202,31 @@ done
 	tap_ok "a spilled message scanned over FILDES (a1) and INSTREAM (a2)" ||
 	tap_not_ok "no message spilled (data.spilled a1 $(counter a1 data.spilled) a2 $(counter a2 data.spilled))"
 
+# --- clamd answers an error (INSTREAM over StreamMaxLength): 451 ---
+bigmsg() { # bigmsg SUBJECT FILE - 150 KB of text
+	python3 -c 'import sys
+body = "".join("line %d of a large and harmless report\r\n" % i for i in range(4000))
+open(sys.argv[2], "w").write("From: a@example.org\r\nTo: rcpt@moat.test\r\nSubject: %s\r\n\r\n%s" % (sys.argv[1], body))' "$@"
+}
+bigmsg "big-a2-$LAB_ID" "$LAB_DIR/big2.eml"
+c0=$(nlog a2 'reason=av_error code=451')
+out=$(send 2525 "$LAB_DIR/big2.eml")
+if printf '%s\n' "$out" | grep -Eq '^<\*\* +451 4\.7\.1 Virus scan unavailable' &&
+	lab_wait 5 logged a2 'reason=av_error code=451' $((c0 + 1)) &&
+	grep -q 'event=av_scan result=error .*detail="INSTREAM size limit exceeded. ERROR"' "$LAB_DIR/a2.log"; then
+	tap_ok "a2: 150 KB over INSTREAM, clamd's StreamMaxLength 100K: clamd's error logged, 451 4.7.1"
+else
+	tap_not_ok "a2: INSTREAM size limit: $(printf '%s' "$out" | grep '^<\*\*' | tail -1)"
+	grep av_scan "$LAB_DIR/a2.log" | sed 's/^/#   /' >&2
+fi
+# positive control: the same size over FILDES (no stream limit) is relayed,
+# and by then the refused one would have been there
+bigmsg "big-a1-$LAB_ID" "$LAB_DIR/big1.eml"
+out=$(send 25 "$LAB_DIR/big1.eml")
+printf '%s\n' "$out" | grep -q '^<-  250 ' && lab_wait 5 delivered "big-a1-$LAB_ID" && ! delivered "big-a2-$LAB_ID" &&
+	tap_ok "a1: 150 KB over FILDES scanned clean and relayed; a2's refused copy is not downstream" ||
+	tap_not_ok "150 KB: FILDES copy not relayed or the refused one was"
+
 # --- clean mail relayed, no scan header ---
 mkmsg clean "clean-$LAB_ID" "$LAB_DIR/clean.eml"
 out=$(send 25 "$LAB_DIR/clean.eml")
@@ -261,7 +288,7 @@ done
 lab_wait 3 bash -c "[ \"\$(awk '\$1 == \"av.unavailable\" {print \$2}' $LAB_DIR/run/a1.stats)\" -ge 1 ]"
 v1=$(counter a1 av.virus) c1=$(counter a1 av.clean) t1=$(counter a1 av.timeout) u1=$(counter a1 av.unavailable)
 v2=$(counter a2 av.virus) p3=$(counter a3 av.passed_unscanned)
-[ "${v1:-0}" -eq 3 ] && [ "${v2:-0}" -eq 3 ] && [ "${c1:-0}" -ge 5 ] && [ "${t1:-0}" -eq 1 ] &&
+[ "${v1:-0}" -eq 3 ] && [ "${v2:-0}" -eq 3 ] && [ "${c1:-0}" -ge 6 ] && [ "${t1:-0}" -eq 1 ] &&
 	[ "${u1:-0}" -eq 1 ] && [ "${p3:-0}" -ge 1 ] &&
 	tap_ok "counters: av.virus 3+3, av.clean $c1, av.timeout 1, av.unavailable 1, av.passed_unscanned $p3" ||
 	tap_not_ok "counters: a1 virus=$v1 clean=$c1 timeout=$t1 unavailable=$u1, a2 virus=$v2, a3 passed=$p3"

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (len >= namesz)
 		abort();
 	for (size_t i = 0; i < len; i++)
-		if (name[i] <= 0x20 || name[i] >= 0x7f || name[i] == '"')
+		if (name[i] < 0x20 || name[i] >= 0x7f || name[i] == '"' || (name[i] == ' ' && r != AV_ERROR))
 			abort();
 	if (r == AV_VIRUS && !len)
 		abort();

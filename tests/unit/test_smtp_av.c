@@ -102,11 +102,12 @@ static void test_replies(void **state)
 		{ "stream: Moat.Test.EICAR.UNOFFICIAL FOUND", 0, AV_VIRUS, "Moat.Test.EICAR.UNOFFICIAL" },
 		{ "fd[10]: Win.Test.EICAR_HDB-1 FOUND", 0, AV_VIRUS, "Win.Test.EICAR_HDB-1" },
 		{ "stream: Evil \"name\"\\x FOUND", 0, AV_VIRUS, "Evil__name__x" },
-		{ "stream:  FOUND", 0, AV_ERROR, "stream:__FOUND" },
-		{ "INSTREAM size limit exceeded. ERROR", 0, AV_ERROR, "INSTREAM_size_limit_exceeded._ERROR" },
+		{ "stream:  FOUND", 0, AV_ERROR, "stream:  FOUND" },
+		{ "INSTREAM size limit exceeded. ERROR", 0, AV_ERROR, "INSTREAM size limit exceeded. ERROR" },
+		{ "fd[3]: \"quoted\"\n ERROR", 0, AV_ERROR, "fd[3]: _quoted__ ERROR" },
 		{ "fd[10]: lstat() failed: No such file or directory. ERROR", 0, AV_ERROR, NULL },
 		{ "", 0, AV_ERROR, "" },
-		{ "stream: OKAY", 0, AV_ERROR, "stream:_OKAY" },
+		{ "stream: OKAY", 0, AV_ERROR, "stream: OKAY" },
 		{ "stream: OK", 6, AV_ERROR, "stream" }, /* cut: only what was read counts */
 	};
 	char name[64];
