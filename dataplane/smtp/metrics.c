@@ -52,9 +52,10 @@ static uint64_t get(const struct snapv *sv, const char *name)
 }
 
 /* family - every counter "PREFIX.REST" as name{label="REST"} (refusals
- * split REST once more into stage and reason) */
+ * split REST once more into stage and reason); with only, just the RESTs
+ * it lists (other counters share the prefix) */
 static void family(struct moat_sbuf *b, const struct snapv *sv, const char *prefix, const char *name,
-		   const char *type, const char *help, const char *label, int two)
+		   const char *type, const char *help, const char *label, int two, const char *const *only)
 {
 	size_t pl = strlen(prefix);
 	char e1[80], e2[80];
@@ -65,6 +66,11 @@ static void family(struct moat_sbuf *b, const struct snapv *sv, const char *pref
 		if (strncmp(n, prefix, pl) || n[pl] != '.')
 			continue;
 		n += pl + 1;
+		int listed = !only;
+		for (int k = 0; only && only[k] && !listed; k++)
+			listed = !strcmp(only[k], n);
+		if (!listed)
+			continue;
 		const char *dot = two ? strchr(n, '.') : NULL;
 		if (two && !dot)
 			continue;
@@ -110,6 +116,13 @@ void smtpd_metrics_update(void)
 		{ "relay.lost_idle", "lost_idle" },
 	};
 	static const char *const av_results[] = { "clean", "virus", "unavailable", "timeout", "error" };
+	/* RFC 8601 result values: the stages also count other things (DKIM's
+	 * DNS answers, cache hits ...) */
+	static const char *const dkim_results[] = { "pass", "fail", "neutral", "policy", "temperror",
+						    "permerror", "none", NULL };
+	static const char *const dmarc_results[] = { "pass", "fail", "none", "temperror", "permerror", NULL };
+	static const char *const spf_results[] = { "pass", "fail", "softfail", "neutral", "none", "temperror",
+						   "permerror", NULL };
 	struct moat_sbuf b = { 0 };
 	struct snapv *sv;
 	char k[64];
@@ -126,7 +139,7 @@ void smtpd_metrics_update(void)
 	moat_prom_metric(&b, "moat_smtpd_sessions_active", "gauge", "SMTP sessions open now.",
 			 (uint64_t)session_count());
 	family(&b, sv, "refused", "moat_smtpd_refusals_total", "counter",
-	       "Transactions or sessions refused, by stage and reason.", NULL, 1);
+	       "Transactions or sessions refused, by stage and reason.", NULL, 1, NULL);
 	moat_prom_head(&b, "moat_smtpd_relay_total", "counter",
 		       "Before-queue relay outcomes at end of data (and envelope replays).");
 	for (size_t i = 0; i < sizeof(relay_outcomes) / sizeof(relay_outcomes[0]); i++)
@@ -139,10 +152,12 @@ void smtpd_metrics_update(void)
 	moat_prom_head(&b, "moat_smtpd_scan_seconds_total", "counter",
 		       "Time spent in the content filters (feed and verdict); / messages = mean latency.");
 	moat_sbuf_printf(&b, "moat_smtpd_scan_seconds_total %.6f\n", (double)get(sv, "scan.ns") / 1e9);
-	family(&b, sv, "spf", "moat_smtpd_spf_results_total", "counter", "SPF results at MAIL FROM.", "result", 0);
+	family(&b, sv, "spf", "moat_smtpd_spf_results_total", "counter", "SPF results at MAIL FROM.", "result", 0,
+	       spf_results);
 	/* counted as dkim.RESULT / dmarc.RESULT by the DKIM/DMARC check */
-	family(&b, sv, "dkim", "moat_smtpd_dkim_results_total", "counter", "DKIM signature results.", "result", 0);
-	family(&b, sv, "dmarc", "moat_smtpd_dmarc_results_total", "counter", "DMARC results.", "result", 0);
+	family(&b, sv, "dkim", "moat_smtpd_dkim_results_total", "counter", "DKIM signature results.", "result", 0,
+	       dkim_results);
+	family(&b, sv, "dmarc", "moat_smtpd_dmarc_results_total", "counter", "DMARC results.", "result", 0, dmarc_results);
 	moat_prom_head(&b, "moat_smtpd_av_scans_total", "counter", "clamd verdicts at end of data, by result.");
 	for (size_t i = 0; i < sizeof(av_results) / sizeof(av_results[0]); i++) {
 		snprintf(k, sizeof(k), "av.%s", av_results[i]);
