@@ -413,7 +413,9 @@ int av_db_stale(void)
  * only); 0 or -errno */
 static int ask_version(char *out, size_t sz)
 {
-	struct timeval tv = { .tv_sec = mon_cfg.timeout_ms / 1000, .tv_usec = (mon_cfg.timeout_ms % 1000) * 1000 };
+	/* at most 5 s: VERSION is cheap, and stopping moat-smtpd waits for it */
+	int ms = mon_cfg.timeout_ms < 5000 ? mon_cfg.timeout_ms : 5000;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 	int fd = socket(mon_cfg.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	size_t len = 0;
 	int r = 0;
