@@ -72,6 +72,9 @@ void config_defaults(struct smtpd_config *c)
 	c->controld_lookup = 1;
 	c->controld_lookup_timeout_ms = 2000;
 	config_auth_defaults(&c->auth);
+	av_config_defaults(&c->av);
+	strcpy(c->metrics_text, "127.0.0.1:9465");
+	sockaddr_parse(c->metrics_text, 9465, &c->metrics, &c->metrics_len);
 }
 
 /* parse_net - a prefix as this file has always read one: bits set past the
@@ -445,6 +448,22 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 	int ar = config_auth_set(&c->auth, key, val, err, errsz); /* dkim_* dmarc_* (authcfg.c) */
 	if (ar <= 0)
 		return ar;
+	if (!strcmp(key, "metrics_listen")) {
+		c->metrics_explicit = 1;
+		c->metrics_len = 0;
+		c->metrics_text[0] = '\0';
+		if (!strcmp(val, "off") || !val[0])
+			return 0;
+		if (strlen(val) >= sizeof(c->metrics_text) || sockaddr_parse(val, 9465, &c->metrics, &c->metrics_len)) {
+			snprintf(err, errsz, "metrics_listen: want ip:port or off");
+			return -1;
+		}
+		strcpy(c->metrics_text, val);
+		return 0;
+	}
+	int avr = av_config_set(&c->av, key, val, err, errsz);
+	if (avr <= 0)
+		return avr;
 	snprintf(err, errsz, "unknown key '%s'", key);
 	return -1;
 }

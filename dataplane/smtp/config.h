@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "authcfg.h"
+#include "av.h"
 #include "prefix.h"
 
 #define CFG_MAX_LISTEN 4
@@ -104,6 +105,12 @@ struct smtpd_config {
 	char stats_file[4096];
 
 	struct smtpd_auth_config auth; /* dkim_* / dmarc_* (authcfg.h) */
+	struct smtpd_av_config av;   /* clamd_* keys (av_proto.c) */
+
+	struct sockaddr_storage metrics;  /* Prometheus listener, len 0 = off */
+	socklen_t metrics_len;
+	char metrics_text[64];
+	int metrics_explicit;             /* set in the file: a bind failure is fatal */
 };
 
 /* config_defaults - fill every key's default */

@@ -103,6 +103,11 @@ static void log_tx(struct session *s, const char *result, const char *stage,
 		 esc(t, sizeof(t), to), s->spf_result[0] ? " spf=" : "", s->spf_result,
 		 s->dnsbl_zone[0] ? " dnsbl=" : "", s->dnsbl_zone);
 	stats_inc(stage, reason);
+	if (!strcmp(result, "reject")) {
+		char k[64];
+		snprintf(k, sizeof(k), "refused.%s", stage);
+		stats_inc(k, reason); /* metrics: refusals by stage and reason */
+	}
 }
 
 /* refuse - reply, log, count; close after it when fatal */
@@ -195,6 +200,7 @@ static void tx_reset(struct session *s)
 	s->msg_size = 0;
 	s->size_exceeded = s->line_too_long = s->hold_err = 0;
 	s->in_headers = s->skip_header = 0;
+	s->scan_ns = 0;
 }
 
 /* count_error - one more bad command; 421 and close past max_errors */
@@ -706,6 +712,7 @@ void session_spf_done(struct session *s, struct spf_job *j)
 	s->spf_job = NULL;
 	s->wait = W_NONE;
 	snprintf(s->spf_result, sizeof(s->spf_result), "%s", j->result_str);
+	stats_inc("spf", j->result_str[0] ? j->result_str : "unknown");
 	snprintf(s->spf_comment, sizeof(s->spf_comment), "%s", j->comment);
 	if (!spf_verdict(s, j->result))
 		mail_proceed(s);
@@ -938,12 +945,14 @@ static void data_line(struct session *s, char *p, size_t len, int too_long)
 	}
 	p[len] = '\r';
 	p[len + 1] = '\n';
+	uint64_t t0 = moat_clock_ns();
 	for (int i = 0; i < s->n_fm; i++) {
 		if (g_filters[i]->feed(s->fm[i], p, len + 2) != 0) {
 			s->hold_err = 1;
 			return;
 		}
 	}
+	s->scan_ns += moat_clock_ns() - t0;
 	if (s->auth)
 		auth_feed(s->auth, p, len + 2);
 	/* rebuilt stream: moat's own dot-stuffing */
@@ -987,9 +996,15 @@ static void data_end(struct session *s)
 		refuse(s, "data", "local_error", 0, NULL, 451, "4.3.0 Local error holding the message, try again later");
 		goto refused;
 	}
+	uint64_t t0 = moat_clock_ns();
+	stats_inc("scan", "messages");
+	stats_add("scan.bytes", s->msg_size);
 	for (int i = 0; i < s->n_fm; i++) {
 		memset(&v[i], 0, sizeof(v[i]));
-		if (g_filters[i]->finish(s->fm[i], &v[i]) != 0) {
+		int fr = g_filters[i]->finish(s->fm[i], &v[i]);
+		if (i == s->n_fm - 1 || fr != 0 || v[i].reject)
+			stats_add("scan.ns", s->scan_ns + (moat_clock_ns() - t0));
+		if (fr != 0) {
 			refuse(s, "data", "filter_error", 0, NULL, 451, "4.3.0 Content filter error, try again later");
 			goto refused;
 		}
@@ -1029,7 +1044,8 @@ refused:
 }
 
 /* data_verdict - end of data once DKIM/DMARC can be decided: their verdict,
- * the antivirus hook, then moat's headers and the relay */
+ * moat's headers, then the antivirus scan (av_start: session_av_done
+ * relays) or the relay */
 static void data_verdict(struct session *s)
 {
 	struct auth_verdict av;
@@ -1058,8 +1074,6 @@ static void data_verdict(struct session *s)
 			goto refused;
 		}
 	}
-	/* end-of-data hook: antivirus (issue 18) goes here, after DKIM/DMARC */
-
 	/* moat's added headers, prepended to the rebuilt stream */
 	fmt_date(date, sizeof(date));
 	hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl,
@@ -1081,6 +1095,8 @@ static void data_verdict(struct session *s)
 		hl += (size_t)snprintf(hdr + hl, sizeof(hdr) - hl, "%s", s->eod_hdr);
 	if (hl >= sizeof(hdr))
 		hl = sizeof(hdr) - 1;
+	if (av_start(s, hdr, hl) == 0)
+		return; /* clamd last: session_av_done relays or refuses */
 	s->wait = W_RELAY_EOD;
 	relay_eod(s->relay, hdr, hl);
 	return;
@@ -1102,6 +1118,44 @@ void session_auth_done(struct session *s)
 	data_verdict(s);
 	if (s->in_process)
 		return;
+	process(s);
+	settle(s);
+}
+
+/* session_av_done - clamd's verdict on the held message (av.c): a virus
+ * is refused naming it; no verdict is a 451 or, with clamd_unavailable =
+ * pass, relayed with a header saying it was not scanned */
+void session_av_done(struct session *s, enum av_result r, const char *virus, const char *hdr, size_t hlen)
+{
+	char h[8192 + 128];
+
+	s->wait = W_NONE;
+	if (s->dead)
+		return;
+	if (r == AV_VIRUS) {
+		refuse(s, "data", "virus", 0, NULL, 550, "5.7.1 Message rejected: virus found: %s", virus);
+		log_info("%s av=virus signature=\"%s\"", s->sid, virus);
+	} else if (r != AV_CLEAN && !g_cfg->av.pass_unavailable) {
+		refuse(s, "data", r == AV_TIMEOUT ? "av_timeout" : r == AV_UNAVAILABLE ? "av_unavailable" : "av_error", 0,
+		       NULL, 451, "4.7.1 Virus scan unavailable, try again later");
+	} else {
+		if (r != AV_CLEAN) {
+			stats_inc("av", "passed_unscanned");
+			int n = snprintf(h, sizeof(h), "%.*sX-Moat-Virus-Scan: unavailable (%s)\r\n", (int)hlen, hdr,
+					 av_result_name(r));
+			hdr = h;
+			hlen = n > 0 && (size_t)n < sizeof(h) ? (size_t)n : 0;
+		}
+		s->wait = W_RELAY_EOD;
+		relay_eod(s->relay, hdr, hlen);
+		goto out;
+	}
+	if (s->relay)
+		relay_rset(s->relay);
+	tx_reset(s);
+out:
+	if (s->in_process)
+		return; /* answered from inside data_end: process() goes on */
 	process(s);
 	settle(s);
 }
@@ -1286,8 +1340,15 @@ static void session_close(struct session *s)
 	s->next = s->prev = NULL;
 	if (s->relay)
 		relay_close(s->relay);
+	av_cancel(s);
 	log_debug("%s disconnect client=%s", s->sid, s->ip);
 	session_release(s);
+}
+
+/* session_count - sessions open in the process (all workers) */
+int session_count(void)
+{
+	return __atomic_load_n(&n_sessions, __ATOMIC_RELAXED);
 }
 
 /* session_release - a reference went away: queue the free when it is the last */
@@ -1324,6 +1385,8 @@ void session_sweep(struct worker *w)
 			continue;
 		if (s->state == S_CONNECT) {
 			connect_check(s);
+		} else if (s->wait == W_AV) {
+			av_check_timeout(s, now);
 		} else if (s->wait == W_SPF && now >= s->spf_deadline) {
 			if (s->spf_job) {
 				s->spf_job->orphan = 1;

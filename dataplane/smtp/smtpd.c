@@ -127,6 +127,9 @@ static void *worker_main(void *arg)
 			case EV_ARES:
 				dnsbl_on_event(w, e, evs[i].events);
 				break;
+			case EV_AV:
+				av_on_event(e->ptr, evs[i].events);
+				break;
 			}
 		}
 		if (w->now_ms - w->last_sweep >= 100) {
@@ -251,6 +254,13 @@ int main(int argc, char **argv)
 		if (worker_setup(&workers[i], i, lfds) != 0)
 			log_fatal("worker %d: set-up failed", i);
 	}
+	if (smtpd_metrics_start(&cfg, err, sizeof(err)) != 0) {
+		/* the default listener is a convenience: mail goes on without it */
+		if (cfg.metrics_explicit)
+			log_fatal("metrics_listen: %s", err);
+		log_err("event=metrics result=off reason=\"%s\" (default metrics_listen; set it or off)", err);
+		stats_inc("metrics", "listen_failed");
+	}
 	if (drop_privileges(cfg.user) != 0)
 		return 1;
 	if (cfg.spf && spf_pool_start(cfg.spf_workers) != 0)
@@ -259,6 +269,8 @@ int main(int argc, char **argv)
 	report_tick(); /* connect now, not after the first poll timeout */
 
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
+	if (av_monitor_start(&cfg.av) != 0)
+		log_fatal("cannot start the clamd database monitor");
 
 	for (int i = 0; i < cfg.workers; i++)
 		if (pthread_create(&workers[i].thr, NULL, worker_main, &workers[i]) != 0)
@@ -292,9 +304,11 @@ int main(int argc, char **argv)
 			}
 		}
 		report_tick();
-		if (cfg.stats_file[0] && now - last_stats >= 1000) {
+		if (now - last_stats >= 1000) {
 			last_stats = now;
-			stats_write_file(cfg.stats_file);
+			if (cfg.stats_file[0])
+				stats_write_file(cfg.stats_file);
+			smtpd_metrics_update();
 		}
 		if (now - last_sweep >= 60000) {
 			last_sweep = now;
@@ -309,6 +323,8 @@ int main(int argc, char **argv)
 		pthread_join(workers[i].thr, NULL);
 	if (cfg.spf)
 		spf_pool_stop();
+	av_monitor_stop();
+	smtpd_metrics_stop();
 	if (cfg.stats_file[0])
 		stats_write_file(cfg.stats_file);
 	report_fini();

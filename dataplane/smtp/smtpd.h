@@ -23,7 +23,7 @@
 
 extern struct smtpd_config *g_cfg;
 
-enum ev_kind { EV_LISTEN = 1, EV_CLIENT, EV_RELAY, EV_WAKE, EV_ARES };
+enum ev_kind { EV_LISTEN = 1, EV_CLIENT, EV_RELAY, EV_WAKE, EV_ARES, EV_AV };
 
 struct ev {             /* what epoll's data.ptr points at */
 	enum ev_kind kind;
@@ -73,6 +73,7 @@ enum sess_state {
 enum sess_wait {        /* which asynchronous answer the session waits for */
 	W_NONE = 0, W_DNSBL, W_SPF, W_RELAY_MAIL, W_RELAY_RCPT, W_RELAY_EOD,
 	W_AUTH,             /* DKIM keys / DMARC records at the final dot (auth.h) */
+	W_AV,               /* clamd's verdict (av.c) */
 };
 
 struct relay;
@@ -145,6 +146,8 @@ struct session {
 	char pending_rcpt[SMTP_ADDR_MAX + 1];
 
 	struct relay *relay;
+	struct av_scan *av;     /* clamd scan in flight (av.c) */
+	uint64_t scan_ns;       /* time in the content filters (metrics) */
 };
 
 /* session.c */
@@ -161,6 +164,8 @@ void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
 void session_ctl_done(struct session *s, const char *action, int live_only);
 void session_spf_done(struct session *s, struct spf_job *j);
+/* session_count - sessions open in the process (all workers) */
+int session_count(void);
 
 /* relay.c */
 enum relay_goal { RG_NONE = 0, RG_MAIL, RG_RCPT, RG_EOD, RG_RSET };
@@ -224,6 +229,11 @@ extern const struct filter_ops *g_filters[CFG_MAX_FILTERS];
 extern int g_n_filters;
 /* filters_reload_rules - "moatctl rules reload": call each filter's reload hook */
 int filters_reload_rules(int *reloaded, int *no_hook, char *err, size_t errsz);
+
+/* metrics.c: Prometheus exposition (docs/smtpd.md "Metrics") */
+int smtpd_metrics_start(const struct smtpd_config *c, char *err, size_t errsz);
+void smtpd_metrics_update(void);
+void smtpd_metrics_stop(void);
 
 /* stats.c */
 void stats_inc(const char *stage, const char *reason);

@@ -134,6 +134,18 @@ lab_wait() {
 	done
 }
 
+# lab_scrape PORT FILE - a daemon's Prometheus text from 127.0.0.1:PORT in
+# app (moat-controld's [metrics], moat-smtpd's metrics_listen) into FILE
+lab_scrape() {
+	lab_app python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
+		"$1" >"$2.tmp" && mv "$2.tmp" "$2"
+}
+
+# lab_metric FILE SERIES - the value of one series (name{labels} as
+# exposed) in a scraped FILE, empty when absent
+lab_metric() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
+
 # lab_count ERE FILE - how many lines of FILE match ERE
 lab_count() { grep -Ec -- "$1" "$2" 2>/dev/null; }
 
@@ -266,6 +278,12 @@ TAP_FAIL=0
 tap_plan() { echo "TAP version 13"; echo "1..$1"; }
 tap_ok() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
 tap_not_ok() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); echo "not ok $TAP_N - $*"; }
+# tap_expect DESC ERE OUTPUT - one case: passes when a line of OUTPUT (a
+# client's transcript) matches ERE; else the transcript goes to stderr
+tap_expect() {
+	if printf '%s\n' "$3" | grep -Eq -- "$2"; then tap_ok "$1"; else
+		tap_not_ok "$1: want /$2/"; printf '%s\n' "$3" | sed 's/^/#   /' >&2; fi
+}
 # tap_check DESC CMD... - one case: passes when CMD exits 0
 tap_check() {
 	local desc=$1
