@@ -72,6 +72,7 @@ static struct {
 	struct rte_rcu_qsbr *qsbr;
 	struct dp_shared sh;
 	struct rte_mempool *pool;
+	struct dp_chan *chan;
 	uint64_t mono0, tsc0, ns_mult; /* clock: mono0 + (tsc - tsc0) * ns_mult >> 32 */
 	volatile int stop;
 } g;
@@ -229,6 +230,33 @@ static int tel_workers(const char *cmd, const char *params, struct rte_tel_data 
 	return 0;
 }
 
+/* tel_channel - /moat/channel: the publish channel's counters */
+static int tel_channel(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct dp_chan_counters n;
+
+	(void)cmd;
+	(void)params;
+	if (!g.chan)
+		return -ENOENT;
+	dp_chan_counters(g.chan, &n);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "clients", n.clients);
+	rte_tel_data_add_dict_u64(d, "busy", n.busy);
+	rte_tel_data_add_dict_u64(d, "requests", n.requests);
+	rte_tel_data_add_dict_u64(d, "bad_requests", n.bad_requests);
+	rte_tel_data_add_dict_u64(d, "publishes", n.publishes);
+	rte_tel_data_add_dict_u64(d, "publish_errors", n.publish_errors);
+	rte_tel_data_add_dict_u64(d, "updates", n.updates);
+	rte_tel_data_add_dict_u64(d, "commits", n.commits);
+	rte_tel_data_add_dict_u64(d, "events_sent", n.events_sent);
+	rte_tel_data_add_dict_u64(d, "events_dropped", n.events_dropped);
+	rte_tel_data_add_dict_u64(d, "saves", n.saves);
+	rte_tel_data_add_dict_u64(d, "save_errors", n.save_errors);
+	rte_tel_data_add_dict_u64(d, "restored", n.restored);
+	return 0;
+}
+
 /* isn_key - the tarpit's SipHash key from STATE_DIR/isn.key, written by
  * moat-controld (control/persist.c: a 16-byte header, the key, a
  * checksum), so XDP and DPDK answer a SYN with the same ISN; absent or
@@ -358,10 +386,9 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *conf_path = NULL;
-	char err[DP_CFG_ERRLEN], why[256];
+	char err[DP_CFG_ERRLEN], why[256], state_path[300];
 	struct dp_table_params tp = { 0 };
 	struct dp_chan_params cp = { 0 };
-	struct dp_chan *chan = NULL;
 	struct dp_src_slot *src;
 	struct timespec ts;
 	enum log_level lvl;
@@ -469,11 +496,16 @@ int main(int argc, char **argv)
 				   "gate 1's counters (moat_abi.h names), summed; ,N: worker N's");
 	rte_telemetry_register_cmd("/moat/workers", tel_workers,
 				   "frames moved by the workers and the exception path");
+	rte_telemetry_register_cmd("/moat/channel", tel_channel,
+				   "the publish channel's counters");
+	/* the last table moat-dpdk had, restored before the port forwards */
+	snprintf(state_path, sizeof(state_path), "%s/dpdk-table.state", g.cfg.state_dir);
 	cp.path = g.cfg.socket;
 	cp.table = g.table;
 	cp.read_stats = stats_sum;
 	cp.events = g.sh.events;
-	r = dp_chan_start(&cp, &chan);
+	cp.state_path = state_path;
+	r = dp_chan_start(&cp, &g.chan);
 	if (r)
 		refuse("publish channel %s: %s", g.cfg.socket, strerror(-r));
 
@@ -483,7 +515,7 @@ int main(int argc, char **argv)
 	g.mono0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	g.ns_mult = (uint64_t)(((unsigned __int128)1000000000ull << 32) / rte_get_tsc_hz());
 	log_info("event=waiting socket=%s load_wait=%u", g.cfg.socket, g.cfg.load_wait);
-	r = dp_chan_wait_loaded(chan, g.cfg.load_wait ? (int)g.cfg.load_wait * 1000 : -1);
+	r = dp_chan_wait_loaded(g.chan, g.cfg.load_wait ? (int)g.cfg.load_wait * 1000 : -1);
 	if (r)
 		log_warn("event=no_table after=%us (forwarding with an empty table: every "
 			 "source passes until moat-controld publishes)", g.cfg.load_wait);
@@ -508,7 +540,8 @@ int main(int argc, char **argv)
 		rte_eth_tx_done_cleanup(g.wire, (uint16_t)i, 0);
 		rte_eth_tx_done_cleanup(g.tap, (uint16_t)i, 0);
 	}
-	dp_chan_stop(chan);
+	dp_chan_stop(g.chan);
+	g.chan = NULL;
 	rte_eth_dev_stop(g.wire);
 	rte_eth_dev_stop(g.tap);
 	rte_eth_dev_close(g.tap);
