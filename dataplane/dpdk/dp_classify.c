@@ -131,9 +131,6 @@ int dp_shared_init(struct dp_shared *sh, const uint16_t *ports, unsigned n_ports
 	return 0;
 }
 
-/* dp_set_tarpit_budget - override the per-source tarpit budget (the unit
- * test's knob, as the bpf suite sets the XDP program's) */
-void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst);
 void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst)
 {
 	dp_cfg.tarpit_src = moat_xdp_budget(src_pps, src_burst);

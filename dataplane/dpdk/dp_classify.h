@@ -63,6 +63,11 @@ int dp_shared_init(struct dp_shared *sh, const uint16_t *ports, unsigned n_ports
 		   uint32_t event_sample, const __u64 isn_key[2],
 		   struct dp_src_slot *src, uint32_t src_slots);
 
+/* dp_set_tarpit_budget - the per-source tarpit budget (pps, burst)
+ * instead of moat_xdp.h's default (the unit test's knob, as the bpf suite
+ * sets the XDP program's); before workers run */
+void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst);
+
 /* dp_classify_burst - the verdict (enum moat_verdict) on each of n <=
  * DP_BURST frames into verdict[]; a MOAT_VERDICT_TX frame has been
  * rewritten into its reply (data_len and pkt_len shortened).  Counters in

@@ -30,6 +30,7 @@ struct dkey {
 static const struct dkey dkeys[] = {
 	{ "port", DK_STR, D(port), 0, 0 },
 	{ "exception", DK_STR, D(exception), 0, 0 },
+	{ "exception_port", DK_STR, D(exception_port), 0, 0 },
 	{ "socket", DK_STR, D(socket), 0, 0 },
 	{ "state_dir", DK_STR, D(state_dir), 0, 0 },
 	{ "ports", DK_PORTS, 0, 0, 0, 0 },
@@ -38,6 +39,7 @@ static const struct dkey dkeys[] = {
 	{ "v6_max", DK_U32, D(v6_max), 16, 1u << 24 },
 	{ "rx_desc", DK_U32, D(rx_desc), 64, 16384 },
 	{ "tx_desc", DK_U32, D(tx_desc), 64, 16384 },
+	{ "mbufs", DK_U32, D(mbufs), 0, 1u << 26 },
 	{ "idle_sleep_us", DK_U32, D(idle_sleep_us), 0, 100000 },
 	{ "load_wait", DK_U32, D(load_wait), 0, 86400 },
 	{ "log_level", DK_STR, D(log_level), 0, 0 },

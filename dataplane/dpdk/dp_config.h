@@ -16,6 +16,7 @@
 struct dp_config {
 	char port[128];            /* the wire port as EAL names it (required) */
 	char exception[16];        /* the exception path's TAP interface */
+	char exception_port[128];  /* or an EAL port as the exception path */
 	char socket[108];          /* the publish channel's socket */
 	char state_dir[256];       /* isn.key */
 	uint16_t ports[MOAT_PORTS_MAX]; /* SMTP ports filtered, host order */
@@ -24,6 +25,7 @@ struct dp_config {
 	uint32_t groups_max;       /* groups the table may hold */
 	uint32_t v6_max;           /* IPv6 rules the table may hold */
 	uint32_t rx_desc, tx_desc; /* descriptors per queue */
+	uint32_t mbufs;            /* mbuf pool size; 0 = from the queues */
 	uint32_t idle_sleep_us;    /* an idle worker's longest sleep */
 	uint32_t load_wait;        /* seconds to wait for a table; 0 = forever */
 	char log_level[16];

@@ -357,6 +357,15 @@ static void tap_create(void)
 	char args[128];
 	int r;
 
+	if (g.cfg.exception_port[0]) {
+		/* an EAL port instead (net_null in benchmarks, a second NIC) */
+		if (rte_eth_dev_get_port_by_name(g.cfg.exception_port, &g.tap))
+			refuse("exception_port %s not found", g.cfg.exception_port);
+		if (g.tap == g.wire)
+			refuse("exception_port %s is the wire port", g.cfg.exception_port);
+		snprintf(g.cfg.exception, sizeof(g.cfg.exception), "%.15s", g.cfg.exception_port);
+		return;
+	}
 	r = rte_eth_macaddr_get(g.wire, &mac);
 	if (r)
 		refuse("port %s has no MAC address: %s", g.cfg.port, strerror(-r));
@@ -453,6 +462,8 @@ int main(int argc, char **argv)
 		refuse("no worker lcore: give EAL at least two (-l 0-1: the main lcore, and one "
 		       "worker per queue pair)");
 	nmbuf = g.nq * (2 * g.cfg.rx_desc + 2 * g.cfg.tx_desc + 4 * DP_BURST) + 1024;
+	if (g.cfg.mbufs)
+		nmbuf = g.cfg.mbufs;
 	g.pool = rte_pktmbuf_pool_create("moat_mbufs", nmbuf, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 					 (int)rte_socket_id());
 	if (!g.pool)

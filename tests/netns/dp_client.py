@@ -10,6 +10,10 @@ netns test and the benchmark.
                                        (ACTION drop, tarpit, allow, pass)
   dp_client.py SOCK gen24 N ACTION     N distinct /24s from 1.0.0.0 up
                                        (a big table), then commit
+  dp_client.py SOCK groups N           N groups (/24 index g * 16 + 1),
+                                       each listing 11 hosts DROP (host
+                                       octets 0, 25, ... 250): 11 N entries
+                                       spread over the whole tbl24
   dp_client.py SOCK stats              the counters, "name value" lines
 """
 import ipaddress
@@ -102,6 +106,15 @@ def main():
     elif cmd == "gen24":
         n, act = int(sys.argv[3]), ACT[sys.argv[4]]
         publish(s, [upd(UPD_TBL24, (1 << 16) + i, act) for i in range(n)])
+    elif cmd == "groups":
+        n = int(sys.argv[3])
+        g = bytearray(64)
+        for h in range(0, 256, 25):
+            g[h >> 2] |= ACT["drop"] << ((h & 3) * 2)
+        g = bytes(g)
+        ups = [upd(UPD_GROUP, i, 0, g) for i in range(n)]
+        ups += [upd(UPD_TBL24, i * 16 + 1, 0x80000000 | i) for i in range(n)]
+        publish(s, ups)
     elif cmd == "stats":
         _, cnt, body = call(s, READ_STATS)
         vals = struct.unpack("<%dQ" % cnt, body[:8 * cnt])

@@ -30,8 +30,6 @@
 #include "dp_classify.h"
 #include "xdp_frames.h"
 
-void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst);
-
 static const __u64 test_key[2] = { 0x1111222233334444ull, 0x5555666677778888ull };
 
 static struct rte_mempool *pool;
