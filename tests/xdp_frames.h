@@ -383,6 +383,28 @@ static inline const char *tf_check_tarpit(const uint8_t *syn, size_t synlen,
 }
 
 /*
+ * tf_check_stats - counters a (before) and b (after one frame): exactly
+ * counter want moved, by one (event_lost aside: its budget is timing).
+ * NULL or a message (static buffer) naming the first counter that did not.
+ */
+static inline const char *tf_check_stats(const uint64_t *a, const uint64_t *b, int want)
+{
+	static const char *const names[] = MOAT_STAT_NAMES;
+	static char msg[120];
+
+	for (int s = 0; s < MOAT_STAT__MAX; s++) {
+		uint64_t d = b[s] - a[s], w = s == want;
+
+		if (s != MOAT_STAT_EVENT_LOST && d != w) {
+			snprintf(msg, sizeof(msg), "counter %s moved by %llu, want %llu", names[s],
+				 (unsigned long long)d, (unsigned long long)w);
+			return msg;
+		}
+	}
+	return NULL;
+}
+
+/*
  * tf_check_case_out - what a backend made of case frame in (len bytes) with
  * verdict v, out (outlen bytes) being the frame afterwards: a TX must be a
  * correct tarpit reply whose ISN is the keyed hash of key, a PASS must
