@@ -25,48 +25,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "xdp_frames.h"
+
 #define GROUPS (1u << 20)
 
-/* csum16 - one's-complement checksum of n bytes */
-static uint16_t csum16(const uint8_t *b, size_t n)
+/* syn - the SYN from src (host order) to 198.18.1.1:25 that the bpf
+ * suite's frame builder (tests/xdp_frames.h) makes; its length */
+static size_t syn(uint8_t *f, uint32_t src, uint16_t sport)
 {
-	uint32_t s = 0;
+	char a[INET_ADDRSTRLEN];
+	uint32_t be = htonl(src);
+	struct tframe t = { .family = 4, .src = a, .dst = "198.18.1.1", .sport = sport,
+			    .dport = 25, .flags = TF_SYN, .seq = 1 };
 
-	for (size_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)(b[i] << 8 | b[i + 1]);
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-/* syn - a 60-byte Ethernet/IPv4/TCP SYN from src (host order) to
- * 198.18.1.1:25 */
-static void syn(uint8_t *f, uint32_t src, uint16_t sport)
-{
-	static const uint8_t eth[14] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0 };
-	uint8_t *ip = f + 14, *tcp = ip + 20;
-	uint32_t s = htonl(src), d = htonl(0xc6120101);
-	uint16_t c;
-
-	memset(f, 0, 60);
-	memcpy(f, eth, 14);
-	ip[0] = 0x45;
-	ip[3] = 40;
-	ip[6] = 0x40;
-	ip[8] = 64;
-	ip[9] = 6;
-	memcpy(ip + 12, &s, 4);
-	memcpy(ip + 16, &d, 4);
-	c = htons(csum16(ip, 20));
-	memcpy(ip + 10, &c, 2);
-	tcp[0] = (uint8_t)(sport >> 8);
-	tcp[1] = (uint8_t)sport;
-	tcp[3] = 25;
-	tcp[7] = 1;
-	tcp[12] = 0x50;
-	tcp[13] = 0x02;
-	tcp[14] = 0xff;
-	tcp[15] = 0xff;
+	inet_ntop(AF_INET, &be, a, sizeof(a));
+	return tf_build(&t, f);
 }
 
 /* write_pcap - n SYNs, source i from src_of(i) */
@@ -74,8 +47,8 @@ static int write_pcap(const char *path, uint32_t n, uint32_t (*src_of)(uint32_t)
 {
 	struct { uint32_t magic; uint16_t maj, min; int32_t tz; uint32_t sig, snap, link; } gh = {
 		0xa1b2c3d4, 2, 4, 0, 0, 65535, 1 };
-	struct { uint32_t sec, usec, incl, orig; } ph = { 0, 0, 60, 60 };
-	uint8_t f[60];
+	struct { uint32_t sec, usec, incl, orig; } ph = { 0, 0, 0, 0 };
+	uint8_t f[TF_MAX];
 	FILE *fp = fopen(path, "wb");
 
 	if (!fp) {
@@ -84,9 +57,9 @@ static int write_pcap(const char *path, uint32_t n, uint32_t (*src_of)(uint32_t)
 	}
 	fwrite(&gh, sizeof(gh), 1, fp);
 	for (uint32_t i = 0; i < n; i++) {
-		syn(f, src_of(i), (uint16_t)(1024 + (i & 0x7fff)));
+		ph.incl = ph.orig = (uint32_t)syn(f, src_of(i), (uint16_t)(1024 + (i & 0x7fff)));
 		fwrite(&ph, sizeof(ph), 1, fp);
-		fwrite(f, sizeof(f), 1, fp);
+		fwrite(f, ph.incl, 1, fp);
 	}
 	if (fclose(fp)) {
 		perror(path);
