@@ -420,8 +420,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	r = rte_eal_init(argc, argv);
 	if (r < 0)
-		refuse("EAL: %s (see the EAL lines above; memory: -m or --socket-mem, "
-		       "--no-huge without hugepages)", rte_strerror(rte_errno));
+		refuse("EAL does not start: %s (see its lines above; memory: -m or "
+		       "--socket-mem, --no-huge without hugepages; --file-prefix: one "
+		       "per running instance)", rte_errno ? rte_strerror(rte_errno) :
+		       "bad arguments or state");
 	argc -= r;
 	argv += r;
 	optind = 1;
