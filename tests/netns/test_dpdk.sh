@@ -10,8 +10,8 @@
 #   DROP source's connect times out; a TARPIT source gets the zero-window
 #   SYN-ACK and nothing else (no RST, no byte, the sink never sees it);
 #   exact counts of scapy SYNs show in the channel's counters and in DPDK
-#   telemetry alike; SIGTERM exits 0; a restarted moat-dpdk filters with
-#   the table it saved, before any publish.
+#   telemetry alike; SIGTERM exits 0; a restarted moat-dpdk (two workers,
+#   two queue pairs) filters with the table it saved, before any publish.
 # EAL runs --no-huge with a file prefix unique to the run; its runtime
 # directory is removed on exit, even on failure.
 set -u
@@ -74,10 +74,15 @@ socket = $SOCK
 load_wait = 0
 EOF
 
-# start_dpdk NAME - moat-dpdk in app (output to NAME.log)
+# start_dpdk NAME [WORKERS] - moat-dpdk in app (output to NAME.log); two
+# workers share the second CPU (lcores 1 and 2 on CPU 1), each with its
+# own queue pair (af_packet's fanout, a multi-queue TAP)
 start_dpdk() {
-	lab_bg "$NS_APP" "$1" "$DPDK" -l 0-1 --no-huge --no-pci -m 256 --file-prefix "$PREFIX" \
-		--log-level '*:warning' --vdev net_af_packet0,iface=inet0 -- --config "$LAB_DIR/moat.conf"
+	local lc=0-1 q=1
+	[ "${2:-1}" = 2 ] && lc='0@0,1@1,2@1' q=2
+	lab_bg "$NS_APP" "$1" "$DPDK" --lcores "$lc" --no-huge --no-pci -m 256 \
+		--file-prefix "$PREFIX" --log-level '*:warning' \
+		--vdev "net_af_packet0,iface=inet0,qpairs=$q" -- --config "$LAB_DIR/moat.conf"
 }
 
 # tap_addrs - the appliance's addresses and routes on the TAP
@@ -229,13 +234,13 @@ else
 	tap_not_ok "SIGTERM: exit $rc"
 	tail -5 "$LAB_DIR/dpdk1.log" | sed 's/^/# /'
 fi
-start_dpdk dpdk2
-if lab_wait 20 grep -q 'event=started' "$LAB_DIR/dpdk2.log" &&
+start_dpdk dpdk2 2
+if lab_wait 20 grep -q 'event=started.*workers=2' "$LAB_DIR/dpdk2.log" &&
 	grep -q 'event=restore.*result=ok' "$LAB_DIR/dpdk2.log" && tap_addrs; then
 	got=$(lab_inet $PY "$PROBE" connect 192.0.2.10 198.18.1.1 25 "$T")
 	ok=$(lab_inet $PY "$PROBE" connect 192.0.2.13 198.18.1.1 25 "$T")
 	if [ "$got" = timeout ] && [ "$ok" = connected-reply ]; then
-		tap_ok "restarted without a publish: the saved table filters (DROP source $got, unlisted $ok)"
+		tap_ok "restarted (2 workers) without a publish: the saved table filters (DROP source $got, unlisted $ok)"
 	else
 		tap_not_ok "after restart: DROP source $got, unlisted $ok"
 	fi
