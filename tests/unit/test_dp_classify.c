@@ -15,10 +15,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include <rte_eal.h>
@@ -28,6 +26,7 @@
 #include <rte_ring_elem.h>
 
 #include "dp_classify.h"
+#include "dp_test_eal.h"
 #include "xdp_frames.h"
 
 static const __u64 test_key[2] = { 0x1111222233334444ull, 0x5555666677778888ull };
@@ -301,18 +300,13 @@ static void test_chained(void **state)
 
 static int setup(void **state)
 {
-	char prefix[64];
-	char *argv[] = { "test_dp_classify", "--no-huge", "--no-pci", "-m", "160",
-			 "--no-shconf", "--no-telemetry", "--file-prefix", prefix, "-l", "0",
-			 "--log-level", "*:error", NULL };
 	struct dp_table_params tp = { .groups_max = 8, .v6_rules_max = 64, .n_readers = 1,
 				      .socket_id = SOCKET_ID_ANY };
 	struct moat_update u[16];
 	size_t n;
 
 	(void)state;
-	snprintf(prefix, sizeof(prefix), "moat-test-%d", (int)getpid());
-	if (rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])) - 1, argv) < 0)
+	if (dp_test_eal_up("dp_classify", "160"))
 		return -1;
 	pool = rte_pktmbuf_pool_create("t_pool", 511, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 				       SOCKET_ID_ANY);
@@ -326,15 +320,11 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char rundir[PATH_MAX];
-
 	(void)state;
-	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
 	dp_table_free(table);
 	rte_ring_free(events);
 	rte_mempool_free(pool);
-	rte_eal_cleanup();
-	rmdir(rundir);   /* EAL leaves its (empty) runtime directory */
+	dp_test_eal_down();
 	return 0;
 }
 
