@@ -437,4 +437,25 @@ static inline const char *tf_check_case_out(int v, const uint8_t *in, size_t len
 	return NULL;
 }
 
+/*
+ * tf_check_case - everything a backend's run of case tc must show: got
+ * is the verdict it gave the frame in (len bytes), a/b its counters
+ * before and after, out (outlen bytes) the frame afterwards.  NULL or the
+ * first thing wrong (static buffer).
+ */
+static inline const char *tf_check_case(const struct tcase *tc, int got, const uint64_t *a,
+					const uint64_t *b, const uint8_t *in, size_t len,
+					const uint8_t *out, size_t outlen, const __u64 key[2])
+{
+	static char msg[80];
+	const char *err;
+
+	if (got != tc->want_verdict) {
+		snprintf(msg, sizeof(msg), "verdict got %d, want %d", got, tc->want_verdict);
+		return msg;
+	}
+	err = tf_check_stats(a, b, tc->want_stat);
+	return err ? err : tf_check_case_out(got, in, len, out, outlen, key);
+}
+
 #endif /* MOAT_TEST_XDP_FRAMES_H */

@@ -111,18 +111,8 @@ static void test_case_table(void **state)
 		sum(lc, a);
 		dp_classify_burst(lc, v, &m, 1, now, &got);
 		sum(lc, b);
-		if (got != tc->want_verdict) {
-			print_error("case '%s': verdict got %d, want %d\n", tc->name, got,
-				    tc->want_verdict);
-			failed++;
-		}
-		err = tf_check_stats(a, b, tc->want_stat);
-		if (err) {
-			print_error("case '%s': %s\n", tc->name, err);
-			failed++;
-		}
-		err = tf_check_case_out(got, in, len, rte_pktmbuf_mtod(m, uint8_t *),
-					rte_pktmbuf_data_len(m), test_key);
+		err = tf_check_case(tc, got, a, b, in, len, rte_pktmbuf_mtod(m, uint8_t *),
+				    rte_pktmbuf_data_len(m), test_key);
 		if (err) {
 			print_error("case '%s': %s\n", tc->name, err);
 			failed++;
