@@ -1,0 +1,154 @@
+#!/bin/bash
+# test_dpdk_controld.sh - moat-controld ([fastpath] backend = dpdk) and
+# moat-dpdk together in the lab: moat-dpdk on net_af_packet over inet0,
+# the TAP exception path in app, its own configuration file naming the
+# socket moat.conf's [dpdk] names.  moat-dpdk forwards only once
+# moat-controld has published; an operator entry added with moatctl drops
+# its source's SYNs while an unlisted client connects; moatctl stats and
+# DPDK telemetry give the same counters; kill -9 of moat-dpdk: restarted,
+# it filters with its saved table and moat-controld connects again.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$root/tests/lab/lab.sh"
+build=${MOAT_BUILD_DIR:-$root/build}
+DPDK=$build/dataplane/dpdk/moat-dpdk
+CTLD=$build/control/moat-controld
+MOATCTL=$build/tools/moatctl
+PROBE=$here/tcp_probe.py
+PY=/usr/bin/python3
+T=3
+
+tap_plan 5
+for f in "$DPDK" "$CTLD" "$MOATCTL" /usr/bin/dpdk-telemetry.py; do
+	[ -e "$f" ] || { tap_not_ok "missing $f"; exit 1; }
+done
+lab_init
+PREFIX=moat-$LAB_ID
+cleanup() {
+	lab_down
+	rm -rf "/var/run/dpdk/$PREFIX"
+}
+trap 'cleanup' EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+lab_up >/dev/null 2>&1 || { tap_not_ok "lab up"; exit 1; }
+lab_sender 192.0.2.10
+lab_sender 192.0.2.13
+# the wire veth is moat-dpdk's alone (see test_dpdk.sh)
+ip -n "$NS_APP" addr flush dev inet0
+lab_app sysctl -qw net.ipv6.conf.inet0.disable_ipv6=1
+lab_app nft -f - <<EOF
+table netdev moat_dpdk_wire {
+	chain in {
+		type filter hook ingress device "inet0" priority 0; policy drop;
+	}
+}
+EOF
+lab_inet ethtool -K app0 tx off >/dev/null
+
+SOCK=$LAB_DIR/dpdk.sock
+export MOAT_SOCKET=$LAB_DIR/control.sock
+mkdir -p "$LAB_DIR/state" "$LAB_DIR/dstate"
+cat >"$LAB_DIR/moat.conf" <<EOF
+[daemon]
+socket = $MOAT_SOCKET
+state_dir = $LAB_DIR/state
+
+[fastpath]
+backend = dpdk
+
+[dpdk]
+socket = $SOCK
+EOF
+cat >"$LAB_DIR/moat-dpdk.conf" <<EOF
+[daemon]
+state_dir = $LAB_DIR/dstate
+
+[dpdk]
+port = net_af_packet0
+exception = dtap0
+socket = $SOCK
+load_wait = 0
+EOF
+
+start_dpdk() {
+	lab_bg "$NS_APP" "$1" "$DPDK" -l 0-1 --no-huge --no-pci -m 256 --file-prefix "$PREFIX" \
+		--log-level '*:warning' --vdev net_af_packet0,iface=inet0 \
+		-- --config "$LAB_DIR/moat-dpdk.conf"
+}
+tap_addrs() {
+	ip -n "$NS_APP" addr add 198.18.1.1/24 dev dtap0 &&
+		ip -n "$NS_APP" link set dtap0 up &&
+		ip -n "$NS_APP" route replace 192.0.2.0/24 via 198.18.1.2 dev dtap0
+}
+probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 "$T"; }
+# tel NAME [CMD] - one counter of /moat/stats (or of CMD)
+tel() {
+	local cmd=${2:-/moat/stats}
+	echo "$cmd" | dpdk-telemetry.py -f "$PREFIX" 2>/dev/null | tail -1 |
+		$PY -c "import json,sys; print(json.load(sys.stdin)['$cmd']['$1'])"
+}
+# committed_after N - moat-dpdk's channel has applied more than N commits
+committed_after() { [ "$(tel commits /moat/channel)" -gt "$1" ]; }
+# mstat NAME - one counter as moatctl stats shows it
+mstat() { "$MOATCTL" stats | awk -v n="$1" '$1 == n {print $2}'; }
+
+start_dpdk dpdk1
+lab_wait 20 grep -q 'event=waiting' "$LAB_DIR/dpdk1.log"
+lab_bg "$NS_APP" ctld "$CTLD" -c "$LAB_DIR/moat.conf"
+if lab_wait 30 grep -q 'event=started' "$LAB_DIR/dpdk1.log" &&
+	grep -q 'event=fastpath_connected' "$LAB_DIR/ctld.log" && tap_addrs; then
+	tap_ok "moat-dpdk forwards once moat-controld has published (backend dpdk)"
+else
+	tap_not_ok "moat-dpdk did not start from moat-controld's table"
+	tail -5 "$LAB_DIR/dpdk1.log" "$LAB_DIR/ctld.log" | sed 's/^/# /'
+	exit 1
+fi
+lab_bg "$NS_APP" listen4 $PY "$PROBE" listen 198.18.1.1 25 "$LAB_DIR/accept.log"
+lab_wait 5 lab_app ss -ltn 'sport = :25' | grep -q LISTEN
+ok0=$(probe 192.0.2.10)
+c0=$(tel commits /moat/channel)
+"$MOATCTL" add 192.0.2.10 --action drop >/dev/null
+# the entry is in moat-dpdk's table once the channel has a new commit
+lab_wait 10 committed_after "$c0"
+got=$(probe 192.0.2.10)
+ok=$(probe 192.0.2.13)
+if [ "$ok0" = connected-reply ] && [ "$got" = timeout ] && [ "$ok" = connected-reply ]; then
+	tap_ok "moatctl add --action drop: the source connected before, times out now; unlisted connects"
+else
+	tap_not_ok "before $ok0, listed $got, unlisted $ok"
+fi
+md=$(mstat drop) mp=$(mstat pass) td=$(tel drop) tp=$(tel pass)
+if [ -n "$md" ] && [ "$md" = "$td" ] && [ "$mp" = "$tp" ] && [ "${md:-0}" -ge 1 ] &&
+	[ "${mp:-0}" -ge 2 ]; then
+	tap_ok "moatctl stats and telemetry agree: drop=$md pass=$mp"
+else
+	tap_not_ok "moatctl stats drop=$md pass=$mp, telemetry drop=$td pass=$tp"
+fi
+
+# --- kill -9 of moat-dpdk ---------------------------------------------------
+kill -9 "$(cat "$LAB_DIR/dpdk1.pid")"
+lab_wait 10 bash -c "! kill -0 $(cat "$LAB_DIR/dpdk1.pid") 2>/dev/null"
+rm -rf "/var/run/dpdk/$PREFIX"
+start_dpdk dpdk2
+if lab_wait 30 grep -q 'event=started' "$LAB_DIR/dpdk2.log" && tap_addrs &&
+	grep -q 'event=restore.*result=ok' "$LAB_DIR/dpdk2.log"; then
+	got=$(probe 192.0.2.10)
+	ok=$(probe 192.0.2.13)
+	if [ "$got" = timeout ] && [ "$ok" = connected-reply ]; then
+		tap_ok "kill -9, restart: the saved table filters (listed $got, unlisted $ok)"
+	else
+		tap_not_ok "after restart: listed $got, unlisted $ok"
+	fi
+else
+	tap_not_ok "moat-dpdk restart:"
+	tail -5 "$LAB_DIR/dpdk2.log" | sed 's/^/# /'
+fi
+if lab_wait 30 lab_count_ge 2 'event=fastpath_connected' "$LAB_DIR/ctld.log"; then
+	tap_ok "moat-controld connected to the restarted moat-dpdk"
+else
+	tap_not_ok "moat-controld did not reconnect:"
+	grep -i dpdk "$LAB_DIR/ctld.log" | tail -5 | sed 's/^/# /'
+fi
+exit $((TAP_FAIL > 0))
