@@ -30,14 +30,10 @@ for f in "$DPDK" /usr/bin/dpdk-telemetry.py /usr/sbin/smtp-sink; do
 	[ -e "$f" ] || { tap_not_ok "missing $f"; exit 1; }
 done
 lab_init
-PREFIX=moat-$LAB_ID
-cleanup() {
-	lab_down
-	rm -rf "/var/run/dpdk/$PREFIX"
-}
-trap 'cleanup' EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+. "$root/tests/lab/dpdk.sh"
+trap 'dpdk_cleanup' EXIT
+trap 'dpdk_cleanup; exit 130' INT
+trap 'dpdk_cleanup; exit 143' TERM
 if ! lab_up >/dev/null 2>&1; then
 	tap_not_ok "lab up"
 	exit 1
@@ -46,20 +42,7 @@ for a in 192.0.2.10 192.0.2.11 192.0.2.13 2001:db8:100::13 2001:db8:100:1::9; do
 	lab_sender "$a"
 done
 
-# The wire veth belongs to moat-dpdk: no addresses, and the kernel's own
-# stack never sees its frames (an nftables ingress chain drops them after
-# AF_PACKET has taken its copy).  The peer fills in its checksums
-# (veth would hand AF_PACKET partial ones, which the TAP's kernel drops).
-ip -n "$NS_APP" addr flush dev inet0
-lab_app sysctl -qw net.ipv6.conf.inet0.disable_ipv6=1
-lab_app nft -f - <<EOF
-table netdev moat_dpdk_wire {
-	chain in {
-		type filter hook ingress device "inet0" priority 0; policy drop;
-	}
-}
-EOF
-lab_inet ethtool -K app0 tx off >/dev/null
+dpdk_wire
 
 SOCK=$LAB_DIR/dpdk.sock
 mkdir -p "$LAB_DIR/state"
@@ -74,36 +57,8 @@ socket = $SOCK
 load_wait = 0
 EOF
 
-# start_dpdk NAME [WORKERS] - moat-dpdk in app (output to NAME.log); two
-# workers share the second CPU (lcores 1 and 2 on CPU 1), each with its
-# own queue pair (af_packet's fanout, a multi-queue TAP)
-start_dpdk() {
-	local lc=0-1 q=1
-	[ "${2:-1}" = 2 ] && lc='0@0,1@1,2@1' q=2
-	lab_bg "$NS_APP" "$1" "$DPDK" --lcores "$lc" --no-huge --no-pci -m 256 \
-		--file-prefix "$PREFIX" --log-level '*:warning' \
-		--vdev "net_af_packet0,iface=inet0,qpairs=$q" -- --config "$LAB_DIR/moat.conf"
-}
-
-# tap_addrs - the appliance's addresses and routes on the TAP
-tap_addrs() {
-	ip -n "$NS_APP" addr add 198.18.1.1/24 dev dtap0 &&
-		ip -n "$NS_APP" addr add 2001:db8:1::1/64 dev dtap0 nodad &&
-		ip -n "$NS_APP" link set dtap0 up &&
-		for r in 192.0.2.0/24 198.51.100.0/24 203.0.113.0/24; do
-			ip -n "$NS_APP" route replace "$r" via 198.18.1.2 dev dtap0 || return 1
-		done &&
-		ip -n "$NS_APP" -6 route replace 2001:db8:100::/48 via 2001:db8:1::2 dev dtap0
-}
-
 # stat NAME - one counter as the channel reads it
 stat() { lab_app $PY "$CLIENT" "$SOCK" stats | awk -v n="$1" '$1 == n {print $2}'; }
-
-# tel NAME - one counter as DPDK telemetry shows it
-tel() {
-	echo /moat/stats | dpdk-telemetry.py -f "$PREFIX" 2>/dev/null | tail -1 |
-		$PY -c "import json,sys; print(json.load(sys.stdin)['/moat/stats']['$1'])"
-}
 
 # syns SRC N DPORT - N SYNs from SRC (distinct source ports); prints the
 # SYN-ACKs that came back as "window flags" lines, and "other" for any
@@ -132,8 +87,8 @@ EOF
 }
 
 # --- start: no forwarding before a table ---------------------------------
-start_dpdk dpdk1
-if lab_wait 20 grep -q 'event=waiting' "$LAB_DIR/dpdk1.log" && tap_addrs &&
+dpdk_start dpdk1 "$LAB_DIR/moat.conf"
+if lab_wait 20 grep -q 'event=waiting' "$LAB_DIR/dpdk1.log" && dpdk_tap_addrs &&
 	! grep -q 'event=started' "$LAB_DIR/dpdk1.log" &&
 	lab_wait 5 test -S "$SOCK"; then
 	tap_ok "moat-dpdk waits for its table; TAP dtap0 carries the appliance's addresses"
@@ -215,7 +170,7 @@ if [ "$(printf '%s\n' "$out_t" | grep -c '^0 SA$')" -eq 3 ] &&
 else
 	tap_not_ok "TARPIT SYNs: answers '$(echo $out_t)', tarpit $t0 -> $t1"
 fi
-td=$(tel drop) tt=$(tel tarpit) cd=$(stat drop) ct=$(stat tarpit) tp=$(tel pass) cp=$(stat pass)
+td=$(dpdk_tel drop) tt=$(dpdk_tel tarpit) cd=$(stat drop) ct=$(stat tarpit) tp=$(dpdk_tel pass) cp=$(stat pass)
 if [ "$td" = "$cd" ] && [ "$tt" = "$ct" ] && [ "$tp" = "$cp" ] && [ "${cp:-0}" -ge 2 ]; then
 	tap_ok "telemetry /moat/stats agrees with the channel: drop=$td tarpit=$tt pass=$tp"
 else
@@ -234,9 +189,9 @@ else
 	tap_not_ok "SIGTERM: exit $rc"
 	tail -5 "$LAB_DIR/dpdk1.log" | sed 's/^/# /'
 fi
-start_dpdk dpdk2 2
+dpdk_start dpdk2 "$LAB_DIR/moat.conf" 2
 if lab_wait 20 grep -q 'event=started.*workers=2' "$LAB_DIR/dpdk2.log" &&
-	grep -q 'event=restore.*result=ok' "$LAB_DIR/dpdk2.log" && tap_addrs; then
+	grep -q 'event=restore.*result=ok' "$LAB_DIR/dpdk2.log" && dpdk_tap_addrs; then
 	got=$(lab_inet $PY "$PROBE" connect 192.0.2.10 198.18.1.1 25 "$T")
 	ok=$(lab_inet $PY "$PROBE" connect 192.0.2.13 198.18.1.1 25 "$T")
 	if [ "$got" = timeout ] && [ "$ok" = connected-reply ]; then

@@ -24,28 +24,14 @@ for f in "$DPDK" "$CTLD" "$MOATCTL" /usr/bin/dpdk-telemetry.py; do
 	[ -e "$f" ] || { tap_not_ok "missing $f"; exit 1; }
 done
 lab_init
-PREFIX=moat-$LAB_ID
-cleanup() {
-	lab_down
-	rm -rf "/var/run/dpdk/$PREFIX"
-}
-trap 'cleanup' EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+. "$root/tests/lab/dpdk.sh"
+trap 'dpdk_cleanup' EXIT
+trap 'dpdk_cleanup; exit 130' INT
+trap 'dpdk_cleanup; exit 143' TERM
 lab_up >/dev/null 2>&1 || { tap_not_ok "lab up"; exit 1; }
 lab_sender 192.0.2.10
 lab_sender 192.0.2.13
-# the wire veth is moat-dpdk's alone (see test_dpdk.sh)
-ip -n "$NS_APP" addr flush dev inet0
-lab_app sysctl -qw net.ipv6.conf.inet0.disable_ipv6=1
-lab_app nft -f - <<EOF
-table netdev moat_dpdk_wire {
-	chain in {
-		type filter hook ingress device "inet0" priority 0; policy drop;
-	}
-}
-EOF
-lab_inet ethtool -K app0 tx off >/dev/null
+dpdk_wire
 
 SOCK=$LAB_DIR/dpdk.sock
 export MOAT_SOCKET=$LAB_DIR/control.sock
@@ -72,33 +58,17 @@ socket = $SOCK
 load_wait = 0
 EOF
 
-start_dpdk() {
-	lab_bg "$NS_APP" "$1" "$DPDK" -l 0-1 --no-huge --no-pci -m 256 --file-prefix "$PREFIX" \
-		--log-level '*:warning' --vdev net_af_packet0,iface=inet0 \
-		-- --config "$LAB_DIR/moat-dpdk.conf"
-}
-tap_addrs() {
-	ip -n "$NS_APP" addr add 198.18.1.1/24 dev dtap0 &&
-		ip -n "$NS_APP" link set dtap0 up &&
-		ip -n "$NS_APP" route replace 192.0.2.0/24 via 198.18.1.2 dev dtap0
-}
 probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 "$T"; }
-# tel NAME [CMD] - one counter of /moat/stats (or of CMD)
-tel() {
-	local cmd=${2:-/moat/stats}
-	echo "$cmd" | dpdk-telemetry.py -f "$PREFIX" 2>/dev/null | tail -1 |
-		$PY -c "import json,sys; print(json.load(sys.stdin)['$cmd']['$1'])"
-}
 # committed_after N - moat-dpdk's channel has applied more than N commits
-committed_after() { [ "$(tel commits /moat/channel)" -gt "$1" ]; }
+committed_after() { [ "$(dpdk_tel commits /moat/channel)" -gt "$1" ]; }
 # mstat NAME - one counter as moatctl stats shows it
 mstat() { "$MOATCTL" stats | awk -v n="$1" '$1 == n {print $2}'; }
 
-start_dpdk dpdk1
+dpdk_start dpdk1 "$LAB_DIR/moat-dpdk.conf"
 lab_wait 20 grep -q 'event=waiting' "$LAB_DIR/dpdk1.log"
 lab_bg "$NS_APP" ctld "$CTLD" -c "$LAB_DIR/moat.conf"
 if lab_wait 30 grep -q 'event=started' "$LAB_DIR/dpdk1.log" &&
-	grep -q 'event=fastpath_connected' "$LAB_DIR/ctld.log" && tap_addrs; then
+	grep -q 'event=fastpath_connected' "$LAB_DIR/ctld.log" && dpdk_tap_addrs; then
 	tap_ok "moat-dpdk forwards once moat-controld has published (backend dpdk)"
 else
 	tap_not_ok "moat-dpdk did not start from moat-controld's table"
@@ -106,9 +76,9 @@ else
 	exit 1
 fi
 lab_bg "$NS_APP" listen4 $PY "$PROBE" listen 198.18.1.1 25 "$LAB_DIR/accept.log"
-lab_wait 5 lab_app ss -ltn 'sport = :25' | grep -q LISTEN
+lab_wait 5 lab_app bash -c 'exec 3<>/dev/tcp/198.18.1.1/25'
 ok0=$(probe 192.0.2.10)
-c0=$(tel commits /moat/channel)
+c0=$(dpdk_tel commits /moat/channel)
 "$MOATCTL" add 192.0.2.10 --action drop >/dev/null
 # the entry is in moat-dpdk's table once the channel has a new commit
 lab_wait 10 committed_after "$c0"
@@ -119,7 +89,7 @@ if [ "$ok0" = connected-reply ] && [ "$got" = timeout ] && [ "$ok" = connected-r
 else
 	tap_not_ok "before $ok0, listed $got, unlisted $ok"
 fi
-md=$(mstat drop) mp=$(mstat pass) td=$(tel drop) tp=$(tel pass)
+md=$(mstat drop) mp=$(mstat pass) td=$(dpdk_tel drop) tp=$(dpdk_tel pass)
 if [ -n "$md" ] && [ "$md" = "$td" ] && [ "$mp" = "$tp" ] && [ "${md:-0}" -ge 1 ] &&
 	[ "${mp:-0}" -ge 2 ]; then
 	tap_ok "moatctl stats and telemetry agree: drop=$md pass=$mp"
@@ -130,9 +100,9 @@ fi
 # --- kill -9 of moat-dpdk ---------------------------------------------------
 kill -9 "$(cat "$LAB_DIR/dpdk1.pid")"
 lab_wait 10 bash -c "! kill -0 $(cat "$LAB_DIR/dpdk1.pid") 2>/dev/null"
-rm -rf "/var/run/dpdk/$PREFIX"
-start_dpdk dpdk2
-if lab_wait 30 grep -q 'event=started' "$LAB_DIR/dpdk2.log" && tap_addrs &&
+rm -rf "/var/run/dpdk/$DPDK_PREFIX"
+dpdk_start dpdk2 "$LAB_DIR/moat-dpdk.conf"
+if lab_wait 30 grep -q 'event=started' "$LAB_DIR/dpdk2.log" && dpdk_tap_addrs &&
 	grep -q 'event=restore.*result=ok' "$LAB_DIR/dpdk2.log"; then
 	got=$(probe 192.0.2.10)
 	ok=$(probe 192.0.2.13)
