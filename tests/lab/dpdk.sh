@@ -11,6 +11,9 @@
 #                  inet0, output to NAME.log; two workers share the second
 #                  CPU (lcores 1 and 2 on CPU 1), each with its own queue
 #                  pair (af_packet's fanout, a multi-queue TAP)
+#   dpdk_conf FILE STATE_DIR SOCKET   moat-dpdk's configuration: the
+#                  wire port net_af_packet0, the TAP dtap0, the channel's
+#                  SOCKET, no limit on the wait for a table
 #   dpdk_tap_addrs the appliance's addresses and routes on the TAP dtap0
 #   dpdk_tel NAME [CMD]   one counter of /moat/stats (or of CMD) through
 #                  DPDK telemetry
@@ -30,6 +33,20 @@ table netdev moat_dpdk_wire {
 }
 EOF
 	lab_inet ethtool -K app0 tx off >/dev/null
+}
+
+dpdk_conf() {
+	mkdir -p "$2"
+	cat >"$1" <<EOF
+[daemon]
+state_dir = $2
+
+[dpdk]
+port = net_af_packet0
+exception = dtap0
+socket = $3
+load_wait = 0
+EOF
 }
 
 dpdk_start() {

@@ -45,17 +45,7 @@ done
 dpdk_wire
 
 SOCK=$LAB_DIR/dpdk.sock
-mkdir -p "$LAB_DIR/state"
-cat >"$LAB_DIR/moat.conf" <<EOF
-[daemon]
-state_dir = $LAB_DIR/state
-
-[dpdk]
-port = net_af_packet0
-exception = dtap0
-socket = $SOCK
-load_wait = 0
-EOF
+dpdk_conf "$LAB_DIR/moat.conf" "$LAB_DIR/state" "$SOCK"
 
 # stat NAME - one counter as the channel reads it
 stat() { lab_app $PY "$CLIENT" "$SOCK" stats | awk -v n="$1" '$1 == n {print $2}'; }

@@ -35,7 +35,7 @@ dpdk_wire
 
 SOCK=$LAB_DIR/dpdk.sock
 export MOAT_SOCKET=$LAB_DIR/control.sock
-mkdir -p "$LAB_DIR/state" "$LAB_DIR/dstate"
+mkdir -p "$LAB_DIR/state"
 cat >"$LAB_DIR/moat.conf" <<EOF
 [daemon]
 socket = $MOAT_SOCKET
@@ -47,16 +47,7 @@ backend = dpdk
 [dpdk]
 socket = $SOCK
 EOF
-cat >"$LAB_DIR/moat-dpdk.conf" <<EOF
-[daemon]
-state_dir = $LAB_DIR/dstate
-
-[dpdk]
-port = net_af_packet0
-exception = dtap0
-socket = $SOCK
-load_wait = 0
-EOF
+dpdk_conf "$LAB_DIR/moat-dpdk.conf" "$LAB_DIR/dstate" "$SOCK"
 
 probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 "$T"; }
 # committed_after N - moat-dpdk's channel has applied more than N commits
