@@ -5,7 +5,8 @@
 # socket moat.conf's [dpdk] names.  moat-dpdk forwards only once
 # moat-controld has published; an operator entry added with moatctl drops
 # its source's SYNs while an unlisted client connects; moatctl stats and
-# DPDK telemetry give the same counters; kill -9 of moat-dpdk: restarted,
+# DPDK telemetry give the same counters; moatctl watch shows a sampled
+# drop; kill -9 of moat-dpdk: restarted,
 # it filters with its saved table and moat-controld connects again.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +20,7 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3
 
-tap_plan 5
+tap_plan 6
 for f in "$DPDK" "$CTLD" "$MOATCTL" /usr/bin/dpdk-telemetry.py; do
 	[ -e "$f" ] || { tap_not_ok "missing $f"; exit 1; }
 done
@@ -79,6 +80,21 @@ if [ "$ok0" = connected-reply ] && [ "$got" = timeout ] && [ "$ok" = connected-r
 	tap_ok "moatctl add --action drop: the source connected before, times out now; unlisted connects"
 else
 	tap_not_ok "before $ok0, listed $got, unlisted $ok"
+fi
+# moatctl watch: a refused SYN sampled by moat-dpdk reaches it through
+# moat-controld (SYNs sent one by one until the watcher has its event)
+timeout 20 "$MOATCTL" watch --count 1 --json >"$LAB_DIR/watch.out" 2>&1 &
+wpid=$!
+for i in $(seq 30); do
+	kill -0 "$wpid" 2>/dev/null || break
+	lab_inet hping3 -q -c 1 -S -p 25 -a 192.0.2.10 198.18.1.1 >/dev/null 2>&1
+	sleep 0.3
+done
+wait "$wpid" 2>/dev/null
+if grep -q '192.0.2.10' "$LAB_DIR/watch.out"; then
+	tap_ok "moatctl watch: moat-dpdk's sampled drop of 192.0.2.10"
+else
+	tap_not_ok "moatctl watch: $(head -c 300 "$LAB_DIR/watch.out")"
 fi
 md=$(mstat drop) mp=$(mstat pass) td=$(dpdk_tel drop) tp=$(dpdk_tel pass)
 if [ -n "$md" ] && [ "$md" = "$td" ] && [ "$mp" = "$tp" ] && [ "${md:-0}" -ge 1 ] &&
