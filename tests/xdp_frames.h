@@ -383,6 +383,28 @@ static inline const char *tf_check_tarpit(const uint8_t *syn, size_t synlen,
 }
 
 /*
+ * tf_check_stats - counters a (before) and b (after one frame): exactly
+ * counter want moved, by one (event_lost aside: its budget is timing).
+ * NULL or a message (static buffer) naming the first counter that did not.
+ */
+static inline const char *tf_check_stats(const uint64_t *a, const uint64_t *b, int want)
+{
+	static const char *const names[] = MOAT_STAT_NAMES;
+	static char msg[120];
+
+	for (int s = 0; s < MOAT_STAT__MAX; s++) {
+		uint64_t d = b[s] - a[s], w = s == want;
+
+		if (s != MOAT_STAT_EVENT_LOST && d != w) {
+			snprintf(msg, sizeof(msg), "counter %s moved by %llu, want %llu", names[s],
+				 (unsigned long long)d, (unsigned long long)w);
+			return msg;
+		}
+	}
+	return NULL;
+}
+
+/*
  * tf_check_case_out - what a backend made of case frame in (len bytes) with
  * verdict v, out (outlen bytes) being the frame afterwards: a TX must be a
  * correct tarpit reply whose ISN is the keyed hash of key, a PASS must
@@ -413,6 +435,27 @@ static inline const char *tf_check_case_out(int v, const uint8_t *in, size_t len
 		return msg;
 	}
 	return NULL;
+}
+
+/*
+ * tf_check_case - everything a backend's run of case tc must show: got
+ * is the verdict it gave the frame in (len bytes), a/b its counters
+ * before and after, out (outlen bytes) the frame afterwards.  NULL or the
+ * first thing wrong (static buffer).
+ */
+static inline const char *tf_check_case(const struct tcase *tc, int got, const uint64_t *a,
+					const uint64_t *b, const uint8_t *in, size_t len,
+					const uint8_t *out, size_t outlen, const __u64 key[2])
+{
+	static char msg[80];
+	const char *err;
+
+	if (got != tc->want_verdict) {
+		snprintf(msg, sizeof(msg), "verdict got %d, want %d", got, tc->want_verdict);
+		return msg;
+	}
+	err = tf_check_stats(a, b, tc->want_stat);
+	return err ? err : tf_check_case_out(got, in, len, out, outlen, key);
 }
 
 #endif /* MOAT_TEST_XDP_FRAMES_H */

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * dp_classify.c - gate 1 on a burst of mbufs: bpf/moat_verdict.h expanded
+ * over moat-dpdk's per-lcore state (dp_classify.h), the lookup of
+ * dp_lookup.h, and three passes over the burst so that the table's lines
+ * are in cache when the verdict needs them (the shape of DPDK's
+ * rte_lpm_lookupx4 and l3fwd's burst loop): parse every frame and
+ * prefetch its tbl24 entry; read the entries and prefetch the groups they
+ * point at; then decide each frame in order.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "dp_classify.h"
+#include "dp_lookup.h"
+#include "moat_parse.h"
+
+/* the configuration: the XDP program's .rodata (moat_verdict.h reads it
+ * without a context) */
+static struct moat_xdp_config dp_cfg;
+
+/* src_slot - the limiter slot of key (Fibonacci hash) */
+static inline struct dp_src_slot *src_slot(struct dp_lcore *lc, uint64_t key)
+{
+	struct dp_shared *sh = lc->sh;
+
+	return &sh->src[(uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & sh->src_mask];
+}
+
+/* src_get - the GCRA state of source key, or NULL when its slot holds
+ * another source */
+static inline __u64 *src_get(struct dp_lcore *lc, const __u64 *key)
+{
+	struct dp_src_slot *s = src_slot(lc, *key);
+
+	return s->key == *key ? &s->tat : NULL;
+}
+
+/* src_new - the slot of key, taken over at 0 (the older source loses its
+ * state: XDP's LRU makes room the same way) */
+static inline __u64 *src_new(struct dp_lcore *lc, const __u64 *key)
+{
+	struct dp_src_slot *s = src_slot(lc, *key);
+
+	s->tat = 0;
+	s->key = *key;
+	return &s->tat;
+}
+
+/* stat_row - lc's counter row of port slot (-1: no port) */
+static inline struct moat_xdp_stat_row *stat_row(struct dp_lcore *lc, int slot)
+{
+	unsigned k = (unsigned)(slot + 1);
+
+	return k < MOAT_XDP_STAT_ROWS ? &lc->stats.row[k] : NULL;
+}
+
+/* set_len - the frame is len bytes now: only shorter, one segment */
+static inline int set_len(struct rte_mbuf *m, int len)
+{
+	if (len < 0 || m->nb_segs != 1 || (uint32_t)len > rte_pktmbuf_data_len(m))
+		return -1;
+	m->data_len = (uint16_t)len;
+	m->pkt_len = (uint32_t)len;
+	m->ol_flags = 0;   /* checksums are complete: no TX offload asked */
+	return 0;
+}
+
+/* event_submit - hand the scratch event to the ring; full: counted lost */
+static inline void event_submit(struct dp_lcore *lc, const struct moat_event *e)
+{
+	if (rte_ring_mp_enqueue_elem(lc->sh->events, (void *)e, sizeof(*e)) != 0)
+		lc->stats.row[0].c[MOAT_STAT_EVENT_LOST]++;
+}
+
+static inline uint32_t lookup(struct dp_lcore *lc, const struct moat_pkt *p)
+{
+	return p->family == 4 ? dp_lookup_v4(lc->view, p->saddr4) :
+				dp_lookup_v6(lc->view, p->saddr6);
+}
+
+#define MOAT_V_CTX struct dp_lcore
+#define MOAT_V_CFG dp_cfg
+#define MOAT_V_NOW(ctx) ((ctx)->now)
+#define MOAT_V_LIMIT(ctx, which) \
+	((which) < MOAT_LIMIT__MAX ? &(ctx)->sh->limits[(which)] : NULL)
+#define MOAT_V_SRC_LIMIT(ctx, keyp) src_get((ctx), (keyp))
+#define MOAT_V_SRC_LIMIT_NEW(ctx, keyp) src_new((ctx), (keyp))
+#define MOAT_V_STAT_ROW(ctx, slot) stat_row((ctx), (slot))
+#define MOAT_V_DATA(ctx) rte_pktmbuf_mtod((ctx)->m, void *)
+#define MOAT_V_DATA_END(ctx) \
+	((void *)(rte_pktmbuf_mtod((ctx)->m, char *) + rte_pktmbuf_data_len((ctx)->m)))
+#define MOAT_V_SET_LEN(ctx, len) set_len((ctx)->m, (len))
+#define MOAT_V_IFINDEX(ctx) ((ctx)->ifindex)
+#define MOAT_V_EVENT_RESERVE(ctx) ((ctx)->sh->events ? &(ctx)->ev : NULL)
+#define MOAT_V_EVENT_SUBMIT(ctx, e) event_submit((ctx), (e))
+#define MOAT_V_LOOKUP(ctx, p) lookup((ctx), (p))
+#include "moat_verdict.h"
+
+int dp_shared_init(struct dp_shared *sh, const uint16_t *ports, unsigned n_ports,
+		   uint32_t event_sample, const __u64 isn_key[2],
+		   struct dp_src_slot *src, uint32_t src_slots)
+{
+	struct moat_xdp_config *c = &dp_cfg;
+
+	if (!n_ports || n_ports > MOAT_PORTS_MAX || !src || !src_slots ||
+	    (src_slots & (src_slots - 1)) || (event_sample & (event_sample - 1)))
+		return -EINVAL;
+	memset(c, 0, sizeof(*c));
+	for (unsigned i = 0; i < n_ports; i++) {
+		c->ports[i] = ports[i];
+		c->ports_net[i] = rte_cpu_to_be_16(ports[i]);
+	}
+	c->n_ports = n_ports;
+	c->ncpus = 1;
+	c->tarpit_src = moat_xdp_budget(MOAT_XDP_DEF_SRC_PPS, MOAT_XDP_DEF_SRC_BURST);
+	c->tarpit_global = moat_xdp_budget(MOAT_XDP_DEF_GLOBAL_PPS, MOAT_XDP_DEF_GLOBAL_BURST);
+	c->events = moat_xdp_budget(MOAT_XDP_DEF_EVENT_PPS, MOAT_XDP_DEF_EVENT_PPS);
+	c->events_on = event_sample != 0;
+	c->event_gap_max = event_sample;
+	c->isn_key[0] = isn_key[0];
+	c->isn_key[1] = isn_key[1];
+	memset(sh->limits, 0, sizeof(sh->limits));
+	sh->src = src;
+	sh->src_mask = src_slots - 1;
+	return 0;
+}
+
+void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst)
+{
+	dp_cfg.tarpit_src = moat_xdp_budget(src_pps, src_burst);
+}
+
+void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
+		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict)
+{
+	struct moat_pkt p[DP_BURST];
+	int8_t res[DP_BURST];
+	uint8_t look[DP_BURST];
+	uint16_t i;
+
+	if (n > DP_BURST)
+		n = DP_BURST;
+	lc->view = v;
+	lc->now = now_ns;
+	for (i = 0; i < n; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(m[i], void *));
+	/* 1: parse; prefetch the tbl24 entry of each SYN-relevant IPv4 source */
+	for (i = 0; i < n; i++) {
+		const char *d = rte_pktmbuf_mtod(m[i], const char *);
+
+		res[i] = (int8_t)moat_parse(d, d + rte_pktmbuf_data_len(m[i]), &p[i]);
+		look[i] = res[i] == MOAT_PARSE_TCP && moat_port_slot(p[i].dport) >= 0;
+		if (look[i] && p[i].family == 4)
+			rte_prefetch0(&v->tbl24[p[i].saddr4 >> 8]);
+	}
+	/* 2: the entries are in cache: prefetch the groups they point at */
+	for (i = 0; i < n; i++) {
+		uint32_t e;
+
+		if (!look[i] || p[i].family != 4)
+			continue;
+		e = v->tbl24[p[i].saddr4 >> 8];
+		if (moat_tbl24_is_group(e) && moat_tbl24_group(e) < v->groups_max)
+			rte_prefetch0(&v->groups[moat_tbl24_group(e)]);
+	}
+	/* 3: decide in order (the limits and counters see the frames as they
+	 * came); the lookup itself is moat_lookup.h's, over warm lines */
+	for (i = 0; i < n; i++) {
+		lc->m = m[i];
+		verdict[i] = (uint8_t)moat_verdict(lc, res[i], &p[i],
+						   look[i] ? (int)lookup(lc, &p[i]) : -1);
+	}
+	lc->m = NULL;
+}
+
+void dp_stats_add(const struct dp_lcore *lc, uint64_t out[MOAT_STAT__MAX])
+{
+	for (int r = 0; r < MOAT_XDP_STAT_ROWS; r++)
+		for (int s = 0; s < MOAT_STAT__MAX; s++)
+			out[s] += lc->stats.row[r].c[s];
+}
