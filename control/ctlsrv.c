@@ -362,18 +362,31 @@ static int explain_json(struct ctlsrv *s, const struct moat_prefix *p, struct js
 	if (fp_lookup(s->d, p, &fa) == 0)
 		json_object_object_add(o, "fastpath_action", json_object_new_string(vt_action_name(fa)));
 	json_object_object_add(o, "score", json_object_new_int64(ex->score));
+	/* one meaning per field (docs/control-protocol.md "lookup"): code is
+	 * a DNSBL answer or null, action an entry's own action or null,
+	 * weight what the item adds to score or null */
 	for (uint32_t i = 0; i < ex->n; i++) {
 		struct vt_explain_item *it = &ex->items[i];
 		struct json_object *j = json_object_new_object();
 		uint32_t cn = htonl(it->code);
-		int is_static = it->source == CD_SRC_OPERATOR || it->source == CD_SRC_SMTP;
+		int is_entry = it->source == CD_SRC_OPERATOR || it->source == CD_SRC_SMTP;
+		ssize_t ei = is_entry ? zm_entries_find(s->d, &it->pfx, it->source) : -1;
+		const struct cd_entry *e = ei >= 0 ? &s->d->entries[ei] : NULL;
 
 		inet_ntop(AF_INET, &cn, code, sizeof(code));
 		json_object_object_add(j, "source", json_object_new_string(zm_source_name(s->d, it->source)));
+		json_object_object_add(j, "kind", json_object_new_string(
+			it->source == CD_SRC_OPERATOR ? "operator" : it->source == CD_SRC_SMTP ? "smtp" : "zone"));
 		json_object_object_add(j, "prefix", json_object_new_string(moat_prefix_str(&it->pfx, pb, sizeof(pb))));
-		json_object_object_add(j, "code", json_object_new_string(is_static ? vt_action_name(it->code) : code));
-		json_object_object_add(j, "weight", json_object_new_int(it->weight));
 		json_object_object_add(j, "exclude", json_object_new_boolean(it->exclude));
+		json_object_object_add(j, "code", is_entry || it->exclude ? NULL : json_object_new_string(code));
+		json_object_object_add(j, "action", is_entry && !it->exclude ?
+				       json_object_new_string(vt_action_name(it->code)) : NULL);
+		json_object_object_add(j, "weight", is_entry || it->exclude ? NULL :
+				       json_object_new_int(it->weight));
+		json_object_object_add(j, "reason", e && e->reason[0] ? json_object_new_string(e->reason) : NULL);
+		json_object_object_add(j, "expires_in", e && e->expires ?
+				       json_object_new_int64((int64_t)(e->expires - time(NULL))) : NULL);
 		json_object_array_add(items, j);
 	}
 	json_object_object_add(o, "sources", items);

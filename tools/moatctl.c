@@ -240,14 +240,26 @@ static int human_lookup(struct json_object *res)
 	if (json_object_object_get_ex(res, "sources", &a)) {
 		for (size_t i = 0; i < json_object_array_length(a); i++) {
 			struct json_object *s = json_object_array_get_idx(a, i);
-			int64_t w = 0;
+			const char *act = ctl_get_str(s, "action"), *why = ctl_get_str(s, "reason");
+			int64_t w = 0, left = 0;
 			int ex = 0;
+			char what[64];
 
 			ctl_get_int(s, "weight", &w);
 			ctl_get_bool(s, "exclude", &ex);
-			printf("  %-24s %-22s %-16s weight %lld%s\n", ctl_get_str(s, "source"),
-			       ctl_get_str(s, "prefix"), ctl_get_str(s, "code"), (long long)w,
-			       ex ? " (excluded)" : "");
+			if (ex)
+				snprintf(what, sizeof(what), "not listed here (a more specific entry)");
+			else if (act)
+				snprintf(what, sizeof(what), "%s", act);
+			else
+				snprintf(what, sizeof(what), "%-16s weight %lld", ctl_get_str(s, "code"),
+					 (long long)w);
+			printf("  %-24s %-22s %s", ctl_get_str(s, "source"), ctl_get_str(s, "prefix"), what);
+			if (ctl_get_int(s, "expires_in", &left) == 0)
+				printf(", expires in %llds", (long long)left);
+			if (why)
+				printf(", reason \"%s\"", why);
+			printf("\n");
 		}
 	}
 	if (json_object_object_get_ex(res, "live", &a)) {

@@ -8,14 +8,18 @@
 # stdin; small batches append to entries.journal instead of rewriting
 # entries.state; a restart restores every entry; a torn last record of the
 # journal (a crash mid-append) is ignored with a log line, the batches
-# before it restored.
+# before it restored.  moatctl lookup --json gives each field one meaning:
+# code a DNSBL answer or null, action an entry's own action or null,
+# weight what the item adds to the score or null, reason and expires_in
+# of an operator entry, exclude for a zone's more specific exclusion
+# (no code "0.0.0.0").
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
 . "$root/tests/lab/controld.sh"
 
-ctld_test batch 19
+ctld_test batch 22
 ctld_lab_up
 
 cat >"$LAB_DIR/moat.conf" <<EOF
@@ -31,7 +35,11 @@ listen = off
 [policy]
 drop_threshold = 1
 tarpit_threshold = 0
+[zone ex.test]
+type = rbldnsd
+file = $LAB_DIR/ex.rbl
 EOF
+printf ':127.0.0.2:listed\n203.0.113.0/24\n!203.0.113.9\n' >"$LAB_DIR/ex.rbl"
 BASE=$LAB_DIR/state/entries.state
 JOURNAL=$LAB_DIR/state/entries.journal
 nentries() { jget "$(mctl status --json)" "d['operator_entries']"; }
@@ -96,6 +104,32 @@ fi
 reason=$(mctl list --json | $PY -c 'import json,sys; d=json.load(sys.stdin)
 print([e["reason"] for e in d["entries"] if e["prefix"] == "64.0.0.8/32"][0])')
 tap_check "a line's reason is kept (\"$reason\")" [ "$reason" = "list import 8" ]
+
+# lookup --json: one meaning per field
+item() { # item ADDR SOURCE -> the source's item as a Python repr of its fields
+	jget "$(mctl lookup "$1" --json)" "[(s['kind'], s['code'], s['action'], s['weight'], s['exclude'], s['reason'], s['expires_in']) for s in d['sources'] if s['source'] == '$2'][0]"
+}
+lab_wait 10 eval '[ "$(lk 203.0.113.5)" = drop ]'
+got=$(item 64.0.0.8 operator)
+tap_check "lookup: an operator entry: kind, code null, its action, weight null, its reason ($got)" \
+	[ "$got" = "('operator', None, 'tarpit', None, False, 'list import 8', None)" ]
+mctl add 198.18.77.1 --action drop --ttl 600 --reason "ttl case" >/dev/null
+got=$(item 198.18.77.1 operator)
+left=$(jget "$(mctl lookup 198.18.77.1 --json)" "d['sources'][0]['expires_in']")
+if [ "${got%, *}" = "('operator', None, 'drop', None, False, 'ttl case'" ] && [ "$left" -gt 590 ] && [ "$left" -le 600 ]; then
+	tap_ok "lookup: an entry with a TTL has expires_in ($left)"
+else
+	tap_not_ok "lookup: an entry with a TTL: $got"
+fi
+mctl del 198.18.77.1 >/dev/null
+z=$(item 203.0.113.5 ex.test)
+x=$(item 203.0.113.9 ex.test)
+if [ "$z" = "('zone', '127.0.0.2', None, 1, False, None, None)" ] &&
+	[ "$x" = "('zone', None, None, None, True, None, None)" ] && [ "$(lk 203.0.113.9)" = pass ]; then
+	tap_ok "lookup: a zone listing has its code and weight; an exclusion has exclude, no code, no weight"
+else
+	tap_not_ok "lookup: zone listing $z, exclusion $x"
+fi
 
 # a bad line: nothing of the batch is sent
 printf '192.0.2.1\n192.0.2.2 drop\n192.0.2.300 drop\n192.0.2.4\n' >"$LAB_DIR/bad.list"
