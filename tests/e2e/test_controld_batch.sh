@@ -45,18 +45,8 @@ JOURNAL=$LAB_DIR/state/entries.journal
 nentries() { jget "$(mctl status --json)" "d['operator_entries']"; }
 lk() { jget "$(mctl lookup "$1" --json)" "d['${2:-action}']"; }
 fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
-crash() {
-	local p
-	p=$(cat "$LAB_DIR/ctld.pid")
-	kill -9 "$p"
-	wait "$p" 2>/dev/null
-}
-stop() {
-	local p
-	p=$(cat "$LAB_DIR/ctld.pid")
-	kill "$p"
-	wait "$p" 2>/dev/null
-}
+crash() { ctld_stop 9; }
+stop() { ctld_stop; }
 
 if ! start_ctld ctld1; then
 	tap_not_ok "moat-controld start"

@@ -54,7 +54,7 @@ for f in "${missing[@]}"; do echo "# missing: $f"; done
 for p in moat-controld moat-smtpd moatctl; do
 	check "$SBINDIR/$p is executable" [ -x "$stage$SBINDIR/$p" ]
 done
-file -b "$stage$LIBDIR/moat/moat_xdp_bpf.bpf.o" 2>/dev/null | grep -q 'eBPF' &&
+readelf -h "$stage$LIBDIR/moat/moat_xdp_bpf.bpf.o" 2>/dev/null | grep -q 'Machine: *Linux BPF' &&
 	ok "moat_xdp_bpf.bpf.o is an eBPF object" || nok "moat_xdp_bpf.bpf.o is an eBPF object"
 
 # the installed default configurations pass the daemons' own checks
