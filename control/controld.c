@@ -296,7 +296,7 @@ static void loop(struct cd *d)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: moat-controld [-c FILE] [--check] [-d]\n"
+		"usage: moat-controld [-c FILE] [--check] [-d] [--log-format text|json]\n"
 		"\n"
 		"moat's control plane: keeps DNSBL zones (AXFR/IXFR/NOTIFY), rbldnsd files\n"
 		"and operator entries merged into the XDP fast path's verdict table.\n"
@@ -304,6 +304,7 @@ static void usage(FILE *f)
 		"  -c, --config FILE   configuration (default /etc/moat/moat.conf)\n"
 		"      --check         validate the configuration and exit (0 = good)\n"
 		"  -d, --debug         log at debug level\n"
+		"      --log-format F  text (default) or json: one JSON object a line\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       print the version\n"
 		"\n"
@@ -351,12 +352,13 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'C' },
 		{ "debug", no_argument, NULL, 'd' },
+		{ "log-format", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	const char *path = "/etc/moat/moat.conf";
-	int check = 0, debug = 0, c;
+	int check = 0, debug = 0, json = 0, c;
 	char err[CFG_ERRLEN];
 	sigset_t ss;
 
@@ -366,6 +368,13 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 'C': check = 1; break;
 		case 'd': debug = 1; break;
+		case 'L':
+			if (log_parse_format(optarg, &json) < 0) {
+				fprintf(stderr, "moat-controld: --log-format: text or json\n");
+				return 2;
+			}
+			log_set_json(json);
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("moat-controld %s\n", MOAT_VERSION); return 0;
 		default: usage(stderr); return 2;

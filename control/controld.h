@@ -5,6 +5,8 @@
  *   ctlsrv.c    control socket (lib/ctlproto.h) and its commands
  *   zonemgr.c   sources (zones, files, operator entries): policy, data,
  *               refresh/expire timers, quarantine, publishing
+ *   entries.c   operator and moat-smtpd entries in bulk: their index,
+ *               batches applied as one
  *   persist.c   last good state of every source on disk
  *   metrics.c   Prometheus text over HTTP (libmicrohttpd)
  * One thread owns all of it (the event loop); metrics.c serves a text
@@ -92,6 +94,20 @@ struct cd_entry {
 	char reason[128];
 };
 
+/* An index of (prefix, source) over an array of entries: open addressing,
+ * slot = array index + 1, 0 = empty (entries.c). */
+struct ent_index {
+	uint32_t *slot;
+	size_t nslot, used;       /* nslot a power of 2, at least 2 * used */
+};
+
+/* An array of entries with its index (a batch, a journal replay). */
+struct ent_set {
+	struct cd_entry *e;
+	size_t n, cap;
+	struct ent_index x;
+};
+
 struct cd_stats_sample {
 	uint64_t at_ns;           /* moat_clock_ns() when read */
 	uint64_t c[MOAT_STAT__MAX];
@@ -127,7 +143,10 @@ struct cd {
 	uint16_t next_id;
 	struct cd_entry *entries;
 	size_t nentries, capentries;
-	int entries_dirty;
+	struct ent_index eidx;    /* (prefix, source) -> index in entries */
+	/* the entries' files (persist.c): base size, journal size */
+	uint64_t entries_base_bytes, entries_journal_bytes;
+	uint64_t entries_journal_appends, entries_compactions;
 	int restoring;            /* zm_entries_restore: no publish per entry */
 	int live_dirty;           /* live answers changed since they were saved */
 	time_t live_saved_at;     /* persist_save_live: at most every CD_LIVE_SAVE_S */
@@ -165,6 +184,39 @@ int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz
 int zm_entries_restore(struct cd *d);
 int zm_entry_del(struct cd *d, const struct moat_prefix *p, uint16_t source, char *err, size_t errsz);
 void zm_free(struct cd *d);
+
+/* entries.c: the index, and batches (moatctl add/del with many entries) */
+ssize_t ent_index_find(const struct ent_index *x, const struct cd_entry *arr,
+		       const struct moat_prefix *p, uint16_t source);
+int ent_index_reserve(struct ent_index *x, const struct cd_entry *arr, size_t n);
+int ent_index_insert(struct ent_index *x, const struct cd_entry *arr, size_t i);
+void ent_index_remove(struct ent_index *x, const struct cd_entry *arr, size_t i);
+void ent_index_moved(struct ent_index *x, const struct cd_entry *arr, size_t from, size_t to);
+void ent_index_free(struct ent_index *x);
+ssize_t ent_set_put(struct ent_set *s, const struct cd_entry *e);
+void ent_set_remove(struct ent_set *s, size_t i);
+void ent_set_free(struct ent_set *s);
+/* d->entries through the index: find (-1 when absent), put (add or
+ * replace: index or -ENOMEM), remove (the last entry moves to i) */
+ssize_t zm_entries_find(struct cd *d, const struct moat_prefix *p, uint16_t source);
+ssize_t zm_entries_put(struct cd *d, const struct cd_entry *e);
+void zm_entries_remove(struct cd *d, size_t i);
+#define CD_BATCH_MAX (1u << 20)   /* entries in one batch */
+#define CD_BATCH_LINE 96          /* "FILE:LINE" a staged entry came from */
+struct cd_batch;
+struct zm_batch_result {
+	size_t staged, added, replaced, removed;
+	double ms;
+};
+struct cd_batch *zm_batch_new(int del, uint16_t source);
+int zm_batch_op(const struct cd_batch *b);         /* 1 = del */
+uint16_t zm_batch_source(const struct cd_batch *b);
+size_t zm_batch_size(const struct cd_batch *b);
+const struct cd_entry *zm_batch_entry(const struct cd_batch *b, size_t i); /* i < size */
+int zm_batch_stage(struct cd_batch *b, const struct cd_entry *e, const char *line);
+int zm_batch_commit(struct cd *d, struct cd_batch *b, struct zm_batch_result *res,
+		    char *err, size_t errsz);
+void zm_batch_free(struct cd_batch *b);
 const char *zm_source_name(struct cd *d, uint16_t id);
 struct json_object *zm_zone_json(struct cd *d, const struct cd_zone *z, time_t now);
 /* zm_io - a zone's transfer socket is ready (the loop's TAG_ZONE) */
@@ -180,10 +232,15 @@ int persist_save_delta(const struct cd *d, struct cd_zone *z, uint32_t serial_fr
 		       const struct moat_listing *add, size_t nadd,
 		       const struct moat_listing *del, size_t ndel, const struct src_set *set);
 int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing **l, size_t *n);
-int persist_save_entries(const struct cd *d);
-/* persist_load_entries - every entry of the entries file (*e, *n; the
- * caller frees *e) and the file's name in path */
-int persist_load_entries(const struct cd *d, struct cd_entry **e, size_t *n, char *path,
+/* persist_save_entries - the entries base rewritten, the journal emptied */
+int persist_save_entries(struct cd *d);
+/* persist_entries_append - one batch (del: e[i] removed, else added or
+ * replaced) appended to the entries journal and fsync'd, or the base
+ * rewritten when the journal is due for compaction */
+int persist_entries_append(struct cd *d, int del, const struct cd_entry *e, size_t n);
+/* persist_load_entries - the entries base with its journal replayed (*e,
+ * *n; the caller frees *e) and the base file's name in path */
+int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *path,
 			 size_t pathsz);
 #define CD_LIVE_SAVE_S 5
 int persist_save_live(struct cd *d);

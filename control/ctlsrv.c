@@ -52,6 +52,7 @@ struct conn {
 	struct json_object *smtp_hello;
 	uint64_t samples_dropped;
 	int closing;
+	struct cd_batch *batch; /* entries staged by "batch", applied at commit */
 	struct conn *next;
 };
 
@@ -143,6 +144,8 @@ static void conn_free(struct ctlsrv *s, struct conn *c)
 	for (struct lpend *p = s->lpends; p; p = p->next)
 		if (p->client == c)
 			p->client = NULL;
+	zm_batch_free(c->batch); /* a batch never committed is never applied */
+	c->batch = NULL;
 	if (c->smtp)
 		log_info("event=smtp-disconnect name=%s", c->smtp_name);
 	for (pp = &s->conns; *pp; pp = &(*pp)->next) {
@@ -361,18 +364,31 @@ static int explain_json(struct ctlsrv *s, const struct moat_prefix *p, struct js
 	if (fp_lookup(s->d, p, &fa) == 0)
 		json_object_object_add(o, "fastpath_action", json_object_new_string(vt_action_name(fa)));
 	json_object_object_add(o, "score", json_object_new_int64(ex->score));
+	/* one meaning per field (docs/control-protocol.md "lookup"): code is
+	 * a DNSBL answer or null, action an entry's own action or null,
+	 * weight what the item adds to score or null */
 	for (uint32_t i = 0; i < ex->n; i++) {
 		struct vt_explain_item *it = &ex->items[i];
 		struct json_object *j = json_object_new_object();
 		uint32_t cn = htonl(it->code);
-		int is_static = it->source == CD_SRC_OPERATOR || it->source == CD_SRC_SMTP;
+		int is_entry = it->source == CD_SRC_OPERATOR || it->source == CD_SRC_SMTP;
+		ssize_t ei = is_entry ? zm_entries_find(s->d, &it->pfx, it->source) : -1;
+		const struct cd_entry *e = ei >= 0 ? &s->d->entries[ei] : NULL;
 
 		inet_ntop(AF_INET, &cn, code, sizeof(code));
 		json_object_object_add(j, "source", json_object_new_string(zm_source_name(s->d, it->source)));
+		json_object_object_add(j, "kind", json_object_new_string(
+			it->source == CD_SRC_OPERATOR ? "operator" : it->source == CD_SRC_SMTP ? "smtp" : "zone"));
 		json_object_object_add(j, "prefix", json_object_new_string(moat_prefix_str(&it->pfx, pb, sizeof(pb))));
-		json_object_object_add(j, "code", json_object_new_string(is_static ? vt_action_name(it->code) : code));
-		json_object_object_add(j, "weight", json_object_new_int(it->weight));
 		json_object_object_add(j, "exclude", json_object_new_boolean(it->exclude));
+		json_object_object_add(j, "code", is_entry || it->exclude ? NULL : json_object_new_string(code));
+		json_object_object_add(j, "action", is_entry && !it->exclude ?
+				       json_object_new_string(vt_action_name(it->code)) : NULL);
+		json_object_object_add(j, "weight", is_entry || it->exclude ? NULL :
+				       json_object_new_int(it->weight));
+		json_object_object_add(j, "reason", e && e->reason[0] ? json_object_new_string(e->reason) : NULL);
+		json_object_object_add(j, "expires_in", e && e->expires ?
+				       json_object_new_int64((int64_t)(e->expires - time(NULL))) : NULL);
 		json_object_array_add(items, j);
 	}
 	json_object_object_add(o, "sources", items);
@@ -417,34 +433,50 @@ static struct json_object *cmd_lookup(struct ctlsrv *s, struct conn *c, int64_t 
 	return ctl_reply_ok(id, o);
 }
 
-/* add_entry - shared by add and smtp.report */
-static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_object *req,
-				     uint16_t source)
+/* parse_entry - prefix, action, ttl, reason of an add request (or one
+ * entry of a batch) into *e; NULL, or the error reply's text in err */
+static const char *parse_entry(struct ctlsrv *s, struct json_object *req, uint16_t source,
+			       struct cd_entry *e, int64_t *ttlp, char *err, size_t errsz)
 {
 	const char *ps = ctl_get_str(req, "prefix");
 	const char *as = ctl_get_str(req, "action");
 	const char *why = ctl_get_str(req, "reason");
-	struct cd_entry e = { .source = source };
 	int64_t ttl = source == CD_SRC_SMTP ? s->d->cfg.report_ttl : 0;
-	char err[256], pb[64];
 	int r;
 
-	if ((r = moat_prefix_parse(ps, &e.pfx)) != 0)
-		return ctl_reply_err(id, CTL_E_ARG, "\"prefix\" must be ADDR or ADDR/LEN%s",
-				     r == -EDOM ? " with no host bits set" : "");
-	if (vt_action_parse(as, &e.action) < 0 || e.action == MOAT_ACT_PASS)
-		return ctl_reply_err(id, CTL_E_ARG, "\"action\" must be drop, tarpit or allow");
+	*e = (struct cd_entry){ .source = source };
+	if ((r = moat_prefix_parse(ps, &e->pfx)) != 0) {
+		snprintf(err, errsz, "\"prefix\" must be ADDR or ADDR/LEN%s",
+			 r == -EDOM ? " with no host bits set" : "");
+		return err;
+	}
+	if (vt_action_parse(as, &e->action) < 0 || e->action == MOAT_ACT_PASS)
+		return "\"action\" must be drop, tarpit or allow";
 	r = ctl_get_int(req, "ttl", &ttl);
 	if (r == -EINVAL || ttl < 0 || ttl > 10LL * 365 * 86400)
-		return ctl_reply_err(id, CTL_E_ARG, "\"ttl\" must be seconds, 0..315360000");
+		return "\"ttl\" must be seconds, 0..315360000";
 	if (s->d->cfg.operator_max_ttl && (ttl == 0 || ttl > s->d->cfg.operator_max_ttl))
 		ttl = s->d->cfg.operator_max_ttl;
-	e.added = time(NULL);
-	e.expires = ttl ? e.added + ttl : 0;
+	e->added = time(NULL);
+	e->expires = ttl ? e->added + ttl : 0;
 	if (why)
-		snprintf(e.reason, sizeof(e.reason), "%s", why);
+		snprintf(e->reason, sizeof(e->reason), "%s", why);
+	*ttlp = ttl;
+	return NULL;
+}
+
+/* add_entry - shared by add and smtp.report */
+static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_object *req,
+				     uint16_t source)
+{
+	struct cd_entry e;
+	int64_t ttl;
+	char err[256], pb[64];
+	const char *bad = parse_entry(s, req, source, &e, &ttl, err, sizeof(err));
 	int share = -1, kind = fleet_kind_parse(ctl_get_str(req, "kind"));
 
+	if (bad)
+		return ctl_reply_err(id, CTL_E_ARG, "%s", bad);
 	if (ctl_get_bool(req, "share", &share) == -EINVAL || kind < 0)
 		return ctl_reply_err(id, CTL_E_ARG, "\"share\" must be a boolean, \"kind\" dnsbl, "
 				     "pregreet, protocol or content");
@@ -462,6 +494,116 @@ static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_o
 	json_object_object_add(o, "prefix", json_object_new_string(pb));
 	json_object_object_add(o, "action", json_object_new_string(vt_action_name(e.action)));
 	json_object_object_add(o, "ttl", json_object_new_int64(ttl));
+	return ctl_reply_ok(id, o);
+}
+
+/*
+ * cmd_batch - moatctl add/del with many entries: {"op":"add"|"del",
+ * "source":"operator"|"smtp" (del only), "entries":[{"prefix", "action",
+ * "ttl", "reason", "line"}...], "commit":true|false}.  Entries are staged
+ * on the connection (one request per chunk: a request line is at most
+ * CTL_MAX_LINE); the one with "commit" applies them all as one, or none
+ * (zm_batch_commit).  A bad entry refuses the whole batch, naming its
+ * "line"; so does closing the connection before the commit.
+ */
+static struct json_object *cmd_batch(struct ctlsrv *s, struct conn *c, int64_t id,
+				     struct json_object *req)
+{
+	const char *op = ctl_get_str(req, "op"), *src = ctl_get_str(req, "source");
+	int del = op && strcmp(op, "del") == 0, commit = 0;
+	uint16_t source = src && strcmp(src, "smtp") == 0 ? CD_SRC_SMTP : CD_SRC_OPERATOR;
+	struct json_object *a = NULL;
+	char err[256], wb[CD_BATCH_LINE + 8];
+
+	if (!op || (strcmp(op, "add") && !del))
+		return ctl_reply_err(id, CTL_E_ARG, "\"op\" must be add or del");
+	if (!del && source != CD_SRC_OPERATOR)
+		return ctl_reply_err(id, CTL_E_ARG, "a batch adds operator entries only");
+	json_object_object_get_ex(req, "entries", &a);
+	if (a && !json_object_is_type(a, json_type_array))
+		return ctl_reply_err(id, CTL_E_ARG, "\"entries\" must be an array");
+	ctl_get_bool(req, "commit", &commit);
+	if (c->batch && (zm_batch_op(c->batch) != del || zm_batch_source(c->batch) != source)) {
+		zm_batch_free(c->batch);
+		c->batch = NULL;
+		return ctl_reply_err(id, CTL_E_ARG, "a batch is either adds or deletes of one source "
+				     "(the batch staged so far is dropped)");
+	}
+	if (!c->batch && !(c->batch = zm_batch_new(del, source)))
+		return ctl_reply_err(id, CTL_E_FAILED, "out of memory");
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		struct json_object *j = json_object_array_get_idx(a, i);
+		const char *line = ctl_get_str(j, "line");
+		const char *bad = NULL;
+		struct cd_entry e = { .source = source };
+		int64_t ttl;
+
+		if (!json_object_is_type(j, json_type_object))
+			bad = "not an object";
+		else if (del && moat_prefix_parse(ctl_get_str(j, "prefix"), &e.pfx) != 0)
+			bad = "\"prefix\" must be ADDR or ADDR/LEN with no host bits set";
+		else if (!del)
+			bad = parse_entry(s, j, source, &e, &ttl, err, sizeof(err));
+		int r = bad ? 0 : zm_batch_stage(c->batch, &e, line);
+
+		if (bad || r < 0) {
+			size_t n = zm_batch_size(c->batch);
+
+			if (line)
+				snprintf(wb, sizeof(wb), "%s", line);
+			else
+				snprintf(wb, sizeof(wb), "entry %zu", n + 1);
+			zm_batch_free(c->batch);
+			c->batch = NULL;
+			if (r == -E2BIG)
+				return ctl_reply_err(id, CTL_E_ARG, "%s: a batch holds at most %u entries "
+						     "(nothing of it applied)", wb, CD_BATCH_MAX);
+			if (r < 0)
+				return ctl_reply_err(id, CTL_E_FAILED, "out of memory");
+			return ctl_reply_err(id, CTL_E_ARG, "%s: %s (nothing of the batch applied)", wb,
+					     bad);
+		}
+	}
+	struct json_object *o = json_object_new_object();
+
+	if (!commit) {
+		json_object_object_add(o, "staged", json_object_new_int64((int64_t)zm_batch_size(c->batch)));
+		return ctl_reply_ok(id, o);
+	}
+	struct zm_batch_result res;
+	int share = -1;
+
+	if (ctl_get_bool(req, "share", &share) == -EINVAL) {
+		json_object_put(o);
+		zm_batch_free(c->batch);
+		c->batch = NULL;
+		return ctl_reply_err(id, CTL_E_ARG, "\"share\" must be a boolean (nothing of the "
+				     "batch applied)");
+	}
+	int r = zm_batch_commit(s->d, c->batch, &res, err, sizeof(err));
+
+	/* what the fleet publishes follows what was applied, entry by entry */
+	for (size_t i = 0; r >= 0 && i < zm_batch_size(c->batch); i++) {
+		const struct cd_entry *e = zm_batch_entry(c->batch, i);
+
+		if (del)
+			fleet_entry_del(s->d, &e->pfx, source);
+		else
+			fleet_entry_add(s->d, e, share, fleet_kind_parse(NULL));
+	}
+	zm_batch_free(c->batch);
+	c->batch = NULL;
+	if (r < 0) {
+		json_object_put(o);
+		return ctl_reply_err(id, r == -ENOENT ? CTL_E_NOTFOUND : r == -EEXIST ? CTL_E_ARG :
+				     CTL_E_FAILED, "%s (nothing of the batch applied)", err);
+	}
+	json_object_object_add(o, "op", json_object_new_string(del ? "del" : "add"));
+	json_object_object_add(o, "entries", json_object_new_int64((int64_t)res.staged));
+	json_object_object_add(o, "added", json_object_new_int64((int64_t)res.added));
+	json_object_object_add(o, "replaced", json_object_new_int64((int64_t)res.replaced));
+	json_object_object_add(o, "removed", json_object_new_int64((int64_t)res.removed));
+	json_object_object_add(o, "ms", json_object_new_double(res.ms));
 	return ctl_reply_ok(id, o);
 }
 
@@ -728,6 +870,7 @@ static const struct {
 	{ "lookup", cmd_lookup },
 	{ "add", cmd_add },
 	{ "del", cmd_del },
+	{ "batch", cmd_batch },
 	{ "list", cmd_list },
 	{ "fleet", cmd_fleet },
 	{ "stats", cmd_stats },

@@ -6,7 +6,9 @@
  * IXFR deltas (STATE_DIR/zone-NAME.journal, zstate.c: a small IXFR appends
  * one record instead of rewriting the zone; the base is rewritten after an
  * AXFR, a file load, a drop, or when the journal outgrows its bound), one
- * file for operator and moat-smtpd entries (STATE_DIR/entries.state), one
+ * base for operator and moat-smtpd entries (STATE_DIR/entries.state) with
+ * its journal of batches (STATE_DIR/entries.journal: a moatctl add of
+ * 65,536 entries, or one moat-smtpd report, is one appended record), one
  * per live zone for its listed answers (STATE_DIR/live-ZONE.state, saved
  * at most every CD_LIVE_SAVE_S) and the tarpit's ISN key (STATE_DIR/isn.key,
  * mode 0600), so a restarted moat-controld answers a SYN with the same
@@ -27,6 +29,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "controld.h"
@@ -169,30 +172,212 @@ int persist_load_zone(const struct cd *d, struct cd_zone *z, struct moat_listing
 	return 0;
 }
 
-/* persist_save_entries - operator and moat-smtpd entries */
-int persist_save_entries(const struct cd *d)
+/* entries_paths - the entries base and journal */
+static void entries_paths(const struct cd *d, char *base, char *journal, size_t sz)
 {
-	char path[PATH_MAX];
+	snprintf(base, sz, "%.4000s/entries.state", d->cfg.state_dir);
+	snprintf(journal, sz, "%.4000s/entries.journal", d->cfg.state_dir);
+}
+
+static void to_record(struct pe_record *r, const struct cd_entry *e)
+{
+	*r = (struct pe_record){
+		.pfx = e->pfx, .action = e->action, .source = e->source,
+		.added = e->added, .expires = e->expires,
+	};
+	memcpy(r->reason, e->reason, sizeof(r->reason));
+}
+
+static void from_record(struct cd_entry *x, const struct pe_record *r)
+{
+	*x = (struct cd_entry){
+		.pfx = r->pfx, .action = r->action, .source = r->source,
+		.added = r->added, .expires = r->expires,
+	};
+	memcpy(x->reason, r->reason, sizeof(x->reason));
+	x->reason[sizeof(x->reason) - 1] = 0;
+}
+
+/* persist_save_entries - operator and moat-smtpd entries: the base
+ * rewritten (tmp, fsync, rename), then the journal emptied (a crash
+ * between the two replays the journal on a base that already holds it:
+ * its records are idempotent) */
+int persist_save_entries(struct cd *d)
+{
+	char path[PATH_MAX], journal[PATH_MAX];
 	struct { uint64_t magic; uint64_t n; } h = { PE_MAGIC, d->nentries };
 	struct pe_record *r = calloc(d->nentries ? d->nentries : 1, sizeof(*r));
 
 	if (!r)
 		return -ENOMEM;
-	for (size_t i = 0; i < d->nentries; i++) {
-		r[i].pfx = d->entries[i].pfx;
-		r[i].action = d->entries[i].action;
-		r[i].source = d->entries[i].source;
-		r[i].added = d->entries[i].added;
-		r[i].expires = d->entries[i].expires;
-		memcpy(r[i].reason, d->entries[i].reason, sizeof(r[i].reason));
-	}
-	snprintf(path, sizeof(path), "%.4000s/entries.state", d->cfg.state_dir);
+	for (size_t i = 0; i < d->nentries; i++)
+		to_record(&r[i], &d->entries[i]);
+	entries_paths(d, path, journal, sizeof(path));
 	int e = atomic_write(path, &h, sizeof(h), r, d->nentries * sizeof(*r));
 
 	free(r);
-	if (e < 0)
+	if (e < 0) {
 		log_err("event=persist path=%s error=\"%s\"", path, strerror(-e));
-	return e;
+		return e;
+	}
+	d->entries_base_bytes = sizeof(h) + d->nentries * sizeof(*r);
+	if (truncate(journal, 0) < 0 && errno != ENOENT) {
+		e = -errno;
+		log_err("event=persist path=%s error=\"emptying the journal: %s\"", journal,
+			strerror(errno));
+		return e;
+	}
+	d->entries_journal_bytes = 0;
+	d->entries_compactions++;
+	return 0;
+}
+
+/*
+ * The entries journal (STATE_DIR/entries.journal): one record per batch,
+ * appended and fsync'd: an ej_head, then n pe_records.  sum is FNV-1a of
+ * the head (sum 0) and the records.  Replayed in order on the base at
+ * start; a record cut short or failing its sum (a crash mid-append) ends
+ * the replay with a log line, and the start's compaction drops it.
+ */
+#define EJ_MAGIC 0x314a4e45u /* "ENJ1" */
+#define EJ_ADD 1u
+#define EJ_DEL 2u
+#define EJ_MIN_BYTES (1u << 20) /* compaction: journal past max(this, base) */
+
+struct ej_head {
+	uint32_t magic;
+	uint32_t op;
+	uint64_t n;
+	uint64_t sum;
+};
+
+static uint64_t ej_sum(const struct ej_head *h, const void *rec, size_t len)
+{
+	struct ej_head z = *h;
+
+	z.sum = 0;
+	return zstate_checksum(zstate_checksum(ZSTATE_CHECKSUM_INIT, &z, sizeof(z)), rec, len);
+}
+
+/* persist_entries_append - see controld.h */
+int persist_entries_append(struct cd *d, int del, const struct cd_entry *e, size_t n)
+{
+	char base[PATH_MAX], journal[PATH_MAX];
+	size_t len = n * sizeof(struct pe_record);
+	uint64_t bound = d->entries_base_bytes > EJ_MIN_BYTES ? d->entries_base_bytes : EJ_MIN_BYTES;
+
+	if (d->entries_journal_bytes + sizeof(struct ej_head) + len > bound)
+		return persist_save_entries(d);
+	struct pe_record *r = calloc(n ? n : 1, sizeof(*r));
+
+	if (!r)
+		return persist_save_entries(d);
+	for (size_t i = 0; i < n; i++)
+		to_record(&r[i], &e[i]);
+	struct ej_head h = { EJ_MAGIC, del ? EJ_DEL : EJ_ADD, n, 0 };
+
+	h.sum = ej_sum(&h, r, len);
+	entries_paths(d, base, journal, sizeof(base));
+	int fd = open(journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640), err = 0;
+
+	if (fd < 0) {
+		err = errno;
+	} else {
+		struct iovec iov[2] = { { &h, sizeof(h) }, { r, len } };
+		ssize_t w = writev(fd, iov, 2);
+
+		if (w != (ssize_t)(sizeof(h) + len) || fdatasync(fd) < 0) {
+			err = w < 0 || errno ? errno : EIO;
+			/* a partial record is cut off so later appends stay readable */
+			if (ftruncate(fd, (off_t)d->entries_journal_bytes) < 0)
+				log_err("event=persist path=%s error=\"cutting back: %s\"", journal,
+					strerror(errno));
+		}
+		close(fd);
+	}
+	free(r);
+	if (err) {
+		log_err("event=persist path=%s error=\"%s\" (writing the base instead)", journal,
+			strerror(err));
+		return persist_save_entries(d);
+	}
+	d->entries_journal_bytes += sizeof(h) + len;
+	d->entries_journal_appends++;
+	return 0;
+}
+
+/* replay_journal - the journal's good records applied to s; *bytes of it
+ * good, *records replayed; logs a torn or damaged tail */
+static int replay_journal(const char *journal, struct ent_set *s, uint64_t *bytes,
+			  uint64_t *records)
+{
+	int fd = open(journal, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *data;
+	size_t off = 0;
+
+	*bytes = *records = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0 || !(data = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ssize_t got = read(fd, data, (size_t)st.st_size);
+
+	close(fd);
+	size_t len = got > 0 ? (size_t)got : 0;
+	const char *stop = NULL;
+
+	while (off < len) {
+		struct ej_head h;
+
+		if (len - off < sizeof(h)) {
+			stop = "a record head cut short";
+			break;
+		}
+		memcpy(&h, data + off, sizeof(h));
+		if (h.magic != EJ_MAGIC || (h.op != EJ_ADD && h.op != EJ_DEL)) {
+			stop = "not a record";
+			break;
+		}
+		if (h.n > (len - off - sizeof(h)) / sizeof(struct pe_record)) {
+			stop = "a record cut short (torn tail)";
+			break;
+		}
+		size_t rl = (size_t)h.n * sizeof(struct pe_record);
+		const char *rec = data + off + sizeof(h);
+
+		if (ej_sum(&h, rec, rl) != h.sum) {
+			stop = "a record failing its checksum";
+			break;
+		}
+		for (size_t i = 0; i < h.n; i++) {
+			struct pe_record pr;
+			struct cd_entry x;
+
+			memcpy(&pr, rec + i * sizeof(pr), sizeof(pr));
+			from_record(&x, &pr);
+			ssize_t at = ent_index_find(&s->x, s->e, &x.pfx, x.source);
+
+			if (h.op == EJ_DEL) {
+				if (at >= 0)
+					ent_set_remove(s, (size_t)at);
+			} else if (ent_set_put(s, &x) < 0) {
+				free(data);
+				return -ENOMEM;
+			}
+		}
+		off += sizeof(h) + rl;
+		(*records)++;
+	}
+	if (stop)
+		log_warn("event=restore path=%s result=tail-ignored bytes=%zu at=%zu reason=\"%s\" "
+			 "restored_records=%llu (a crash mid-append: the records before it are restored)",
+			 journal, len - off, off, stop, (unsigned long long)*records);
+	*bytes = off;
+	free(data);
+	return 0;
 }
 
 /* read_records - a file of fixed-size records after a {magic, n} header
@@ -219,38 +404,53 @@ static int read_records(const char *path, uint64_t magic, size_t recsz, const ch
 	return 0;
 }
 
-/* persist_load_entries - the entries file's records, all of them (the
- * caller drops the expired ones and adds the rest) */
-int persist_load_entries(const struct cd *d, struct cd_entry **e, size_t *n, char *path,
+/* persist_load_entries - the entries base and its journal replayed on it:
+ * every entry (the caller drops the expired ones and adds the rest) */
+int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *path,
 			 size_t pathsz)
 {
-	void *data;
+	char journal[PATH_MAX];
+	struct ent_set s = { 0 };
+	void *data = NULL;
 	const struct pe_record *rec;
+	size_t nrec = 0;
+	uint64_t jbytes, jrec;
 	int r;
 
 	*e = NULL;
 	*n = 0;
-	snprintf(path, pathsz, "%.4000s/entries.state", d->cfg.state_dir);
-	r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, n);
-	if (r < 0)
+	entries_paths(d, path, journal, sizeof(journal));
+	(void)pathsz;
+	r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, &nrec);
+	if (r < 0 && r != -ENOENT)
 		return r;
-	*e = calloc(*n ? *n : 1, sizeof(**e));
-	if (!*e) {
-		free(data);
-		*n = 0;
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < *n; i++) {
-		struct cd_entry *x = &(*e)[i];
+	for (size_t i = 0; i < nrec; i++) {
+		struct cd_entry x;
+		struct pe_record pr;
 
-		*x = (struct cd_entry){
-			.pfx = rec[i].pfx, .action = rec[i].action, .source = rec[i].source,
-			.added = rec[i].added, .expires = rec[i].expires,
-		};
-		memcpy(x->reason, rec[i].reason, sizeof(x->reason));
-		x->reason[sizeof(x->reason) - 1] = 0;
+		memcpy(&pr, &rec[i], sizeof(pr));
+		from_record(&x, &pr);
+		if (ent_set_put(&s, &x) < 0) {
+			free(data);
+			ent_set_free(&s);
+			return -ENOMEM;
+		}
 	}
 	free(data);
+	r = replay_journal(journal, &s, &jbytes, &jrec);
+	if (r < 0)
+		log_err("event=restore path=%s error=\"%s\" (the base alone is restored)", journal,
+			strerror(-r));
+	else if (jrec)
+		log_info("event=restore path=%s journal_records=%llu journal_bytes=%llu", journal,
+			 (unsigned long long)jrec, (unsigned long long)jbytes);
+	if (!nrec && !jrec && access(path, F_OK) < 0) {
+		ent_set_free(&s);
+		return -ENOENT;
+	}
+	ent_index_free(&s.x);
+	*e = s.e;
+	*n = s.n;
 	return 0;
 }
 

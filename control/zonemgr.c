@@ -945,9 +945,12 @@ static void drop_zone_data(struct cd *d, struct cd_zone *z, const char *why)
 	persist_save_zone(d, z, NULL);
 }
 
-/* entries_expire - operator and smtp entries whose time has come */
+/* entries_expire - operator and smtp entries whose time has come: one
+ * publish and one journal record for all of them */
 static void entries_expire(struct cd *d, time_t now)
 {
+	struct cd_entry *gone = NULL;
+	size_t ngone = 0, capgone = 0;
 	int changed = 0;
 	char err[256], pb[64];
 
@@ -966,13 +969,27 @@ static void entries_expire(struct cd *d, time_t now)
 		log_info("event=entry-expired source=%s prefix=%s action=%s",
 			 zm_source_name(d, e->source), moat_prefix_str(&e->pfx, pb, sizeof(pb)),
 			 vt_action_name(e->action));
-		d->entries[i] = d->entries[--d->nentries];
+		if (ngone == capgone) {
+			size_t cap = capgone ? capgone * 2 : 16;
+			struct cd_entry *ng = realloc(gone, cap * sizeof(*ng));
+
+			if (ng) {
+				gone = ng;
+				capgone = cap;
+			}
+		}
+		/* without memory for the record the entry is still gone at the
+		 * next start: a restore drops expired entries */
+		if (ngone < capgone)
+			gone[ngone++] = *e;
+		zm_entries_remove(d, i);
 		changed = 1;
 	}
 	if (changed) {
 		zm_publish(d, "expiry");
-		persist_save_entries(d);
+		persist_entries_append(d, 1, gone, ngone);
 	}
+	free(gone);
 }
 
 /* live_codes - the codes source src holds for exactly addr (explain) */
@@ -1200,20 +1217,10 @@ static void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial)
 	log_debug("zone=%s event=refresh serial=%u result=uptodate", z->cfg.name, serial);
 }
 
-/* zm_entry_find - index of (prefix, source) in d->entries, or -1 */
-static ssize_t zm_entry_find(struct cd *d, const struct moat_prefix *p, uint16_t source)
-{
-	for (size_t i = 0; i < d->nentries; i++)
-		if (d->entries[i].source == source &&
-		    memcmp(&d->entries[i].pfx, p, sizeof(*p)) == 0)
-			return (ssize_t)i;
-	return -1;
-}
-
 /* zm_entry_add - add or replace an operator / smtp entry */
 int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz)
 {
-	ssize_t old = zm_entry_find(d, &e->pfx, e->source);
+	ssize_t old = zm_entries_find(d, &e->pfx, e->source);
 	struct moat_listing add = { .pfx = e->pfx, .code = e->action, .source = e->source };
 	struct moat_listing del = add;
 	int r;
@@ -1224,26 +1231,16 @@ int zm_entry_add(struct cd *d, const struct cd_entry *e, char *err, size_t errsz
 			       old >= 0 ? 1 : 0, err, errsz);
 	if (r < 0)
 		return r;
-	if (old < 0) {
-		if (d->nentries == d->capentries) {
-			size_t cap = d->capentries ? d->capentries * 2 : 64;
-			struct cd_entry *ne = realloc(d->entries, cap * sizeof(*ne));
-
-			if (!ne) {
-				vt_db_source_apply(d->db, e->source, NULL, 0, &add, 1, err, errsz);
-				snprintf(err, errsz, "out of memory");
-				return -ENOMEM;
-			}
-			d->entries = ne;
-			d->capentries = cap;
-		}
-		old = (ssize_t)d->nentries++;
+	if (zm_entries_put(d, e) < 0) {
+		vt_db_source_apply(d->db, e->source, old >= 0 ? &del : NULL, old >= 0 ? 1 : 0,
+				   &add, 1, err, errsz);
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
 	}
-	d->entries[old] = *e;
 	if (d->restoring)
 		return 0;
 	zm_publish(d, e->source == CD_SRC_SMTP ? "smtp-report" : "operator");
-	persist_save_entries(d);
+	persist_entries_append(d, 0, e, 1);
 	return 0;
 }
 
@@ -1270,14 +1267,17 @@ int zm_entries_restore(struct cd *d)
 	}
 	d->restoring = 0;
 	free(e);
-	log_info("event=restore entries=%zu (operator and moat-smtpd, from %s)", ok, path);
+	log_info("event=restore entries=%zu (operator and moat-smtpd, from %s and its journal)", ok,
+		 path);
+	/* compacted at every start: the journal begins empty on the base */
+	persist_save_entries(d);
 	return 0;
 }
 
 /* zm_entry_del - remove an entry; -ENOENT when absent */
 int zm_entry_del(struct cd *d, const struct moat_prefix *p, uint16_t source, char *err, size_t errsz)
 {
-	ssize_t i = zm_entry_find(d, p, source);
+	ssize_t i = zm_entries_find(d, p, source);
 
 	if (i < 0) {
 		snprintf(err, errsz, "no such entry");
@@ -1288,9 +1288,11 @@ int zm_entry_del(struct cd *d, const struct moat_prefix *p, uint16_t source, cha
 
 	if (r < 0)
 		return r;
-	d->entries[i] = d->entries[--d->nentries];
+	struct cd_entry gone = d->entries[i];
+
+	zm_entries_remove(d, (size_t)i);
 	zm_publish(d, "operator");
-	persist_save_entries(d);
+	persist_entries_append(d, 1, &gone, 1);
 	return 0;
 }
 
@@ -1340,6 +1342,7 @@ void zm_free(struct cd *d)
 	free(d->entries);
 	d->entries = NULL;
 	d->nentries = d->capentries = 0;
+	ent_index_free(&d->eidx);
 	vt_db_free(d->db);
 	d->db = NULL;
 }

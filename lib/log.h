@@ -17,6 +17,11 @@ enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 void log_init(const char *progname, int use_syslog);
 void log_set_level(enum log_level lvl);
+/* log_set_json - 1: every line one JSON object (ts prog pid level, the
+ * message's key=value fields as members, other words in "msg"); 0: text.
+ * log_parse_format - "text"/"json" into *json; -1 if neither. */
+void log_set_json(int on);
+int log_parse_format(const char *s, int *json);
 enum log_level log_get_level(void);
 int log_parse_level(const char *s, enum log_level *out);
 

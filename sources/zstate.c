@@ -63,6 +63,12 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+/* zstate_checksum - the files' checksum (FNV-1a) over p[0..n), continuing h */
+uint64_t zstate_checksum(uint64_t h, const void *p, size_t n)
+{
+	return fnv(h, p, n);
+}
+
 /* write_all - write every byte, folding them into *h when h is set */
 static int write_all(int fd, const void *p, size_t n, uint64_t *h)
 {

@@ -114,4 +114,9 @@ int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
  * -EINVAL (shorter than a checksum), -EBADMSG (checksum). */
 int zstate_read_file(const char *path, void **data, size_t *len, uint64_t *sum);
 
+/* zstate_checksum - the checksum these files use (FNV-1a) over p[0..n),
+ * continuing h (ZSTATE_CHECKSUM_INIT to start): for other record files */
+#define ZSTATE_CHECKSUM_INIT 0xcbf29ce484222325ULL
+uint64_t zstate_checksum(uint64_t h, const void *p, size_t n);
+
 #endif /* MOAT_ZSTATE_H */

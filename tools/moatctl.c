@@ -21,6 +21,9 @@
 #include <json-c/json.h>
 
 #include "ctlproto.h"
+#include "listing.h"
+#include "prefix.h"
+#include "vtable.h"
 
 #define EXIT_REPLY 1
 #define EXIT_USAGE 2
@@ -40,26 +43,26 @@ struct cmd {
 	int (*human)(struct json_object *res); /* do_simple: table output */
 };
 
-/* call - one request to moat-controld; prints errors; returns exit code
- * and the result object (a new reference) in *res on success */
-static int call(struct json_object *req, struct json_object **res)
+/* connect_ctl - the control socket, or -1 with the error printed */
+static int connect_ctl(void)
 {
-	struct ctl_buf b;
-	struct json_object *reply = NULL;
 	int fd = ctl_connect(sock_path);
 
-	*res = NULL;
-	if (fd < 0) {
+	if (fd < 0)
 		fprintf(stderr, "moatctl: cannot connect to moat-controld at %s: %s\n", sock_path,
 			strerror(-fd));
-		json_object_put(req);
-		return EXIT_CONN;
-	}
-	ctl_buf_init(&b, CTL_MAX_REPLY);
-	int r = ctl_call(fd, &b, req, &reply, opt_timeout_ms);
+	return fd < 0 ? -1 : fd;
+}
 
-	close(fd);
-	ctl_buf_free(&b);
+/* call_on - one request on an open connection (req consumed); prints
+ * errors; returns exit code and the result object (a new reference) in
+ * *res on success */
+static int call_on(int fd, struct ctl_buf *b, struct json_object *req, struct json_object **res)
+{
+	struct json_object *reply = NULL;
+	int r = ctl_call(fd, b, req, &reply, opt_timeout_ms);
+
+	*res = NULL;
 	json_object_put(req);
 	if (r < 0) {
 		fprintf(stderr, "moatctl: %s: %s\n", sock_path,
@@ -89,6 +92,25 @@ static int call(struct json_object *req, struct json_object **res)
 		*res = json_object_new_object();
 	json_object_put(reply);
 	return 0;
+}
+
+/* call - one request to moat-controld on a connection of its own */
+static int call(struct json_object *req, struct json_object **res)
+{
+	struct ctl_buf b;
+	int fd = connect_ctl();
+
+	*res = NULL;
+	if (fd < 0) {
+		json_object_put(req);
+		return EXIT_CONN;
+	}
+	ctl_buf_init(&b, CTL_MAX_REPLY);
+	int rc = call_on(fd, &b, req, res);
+
+	close(fd);
+	ctl_buf_free(&b);
+	return rc;
 }
 
 /* simple - send cmd with no arguments; print the result as JSON or as
@@ -218,14 +240,26 @@ static int human_lookup(struct json_object *res)
 	if (json_object_object_get_ex(res, "sources", &a)) {
 		for (size_t i = 0; i < json_object_array_length(a); i++) {
 			struct json_object *s = json_object_array_get_idx(a, i);
-			int64_t w = 0;
+			const char *act = ctl_get_str(s, "action"), *why = ctl_get_str(s, "reason");
+			int64_t w = 0, left = 0;
 			int ex = 0;
+			char what[64];
 
 			ctl_get_int(s, "weight", &w);
 			ctl_get_bool(s, "exclude", &ex);
-			printf("  %-24s %-22s %-16s weight %lld%s\n", ctl_get_str(s, "source"),
-			       ctl_get_str(s, "prefix"), ctl_get_str(s, "code"), (long long)w,
-			       ex ? " (excluded)" : "");
+			if (ex)
+				snprintf(what, sizeof(what), "not listed here (a more specific entry)");
+			else if (act)
+				snprintf(what, sizeof(what), "%s", act);
+			else
+				snprintf(what, sizeof(what), "%-16s weight %lld", ctl_get_str(s, "code"),
+					 (long long)w);
+			printf("  %-24s %-22s %s", ctl_get_str(s, "source"), ctl_get_str(s, "prefix"), what);
+			if (ctl_get_int(s, "expires_in", &left) == 0)
+				printf(", expires in %llds", (long long)left);
+			if (why)
+				printf(", reason \"%s\"", why);
+			printf("\n");
 		}
 	}
 	if (json_object_object_get_ex(res, "live", &a)) {
@@ -271,34 +305,238 @@ static int do_lookup(const struct cmd *cmd, int argc, char **argv)
 	return run(req, human_lookup);
 }
 
-/* do_add - add PREFIX --action A [--ttl S] [--reason T] */
-static int do_add(const struct cmd *cmd, int argc, char **argv)
+/* A batch being read: entries as the requests will carry them. */
+struct batch {
+	struct json_object **e;
+	size_t n, cap;
+};
+
+/* batch_push - one entry; 0 or EXIT_REPLY (out of memory) */
+static int batch_push(struct batch *b, struct json_object *o)
 {
-	(void)cmd;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1024;
+		struct json_object **ne = realloc(b->e, cap * sizeof(*ne));
+
+		if (!ne) {
+			json_object_put(o);
+			fprintf(stderr, "moatctl: out of memory\n");
+			return EXIT_REPLY;
+		}
+		b->e = ne;
+		b->cap = cap;
+	}
+	b->e[b->n++] = o;
+	return 0;
+}
+
+/*
+ * batch_entry - one line of a batch (PREFIX [ACTION [TTL [REASON...]]] for
+ * add, PREFIX for del) checked and pushed; where names it in errors
+ * ("FILE:LINE", "argument N").  0, EXIT_USAGE (error printed), EXIT_REPLY.
+ */
+static int batch_entry(struct batch *b, int del, char *text, const char *where,
+		       const char *action, long long ttl, const char *reason)
+{
+	char *save, *pfx = strtok_r(text, " \t\r\n", &save);
+	char *act = pfx ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+	char *ttls = act ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+	char *why = ttls ? strtok_r(NULL, "\r\n", &save) : NULL;
+	struct moat_prefix p;
+	uint32_t a;
+	int r = moat_prefix_parse(pfx, &p);
+
+	if (r != 0) {
+		fprintf(stderr, "moatctl: %s: '%s' is not ADDR or ADDR/LEN%s\n", where, pfx,
+			r == -EDOM ? " with no host bits set" : "");
+		return EXIT_USAGE;
+	}
+	if (del && act) {
+		fprintf(stderr, "moatctl: %s: a delete line is a prefix alone ('%s' follows it)\n",
+			where, act);
+		return EXIT_USAGE;
+	}
+	if (act)
+		action = act;
+	if (!del && !action) {
+		fprintf(stderr, "moatctl: %s: no action (a second field, or --action)\n", where);
+		return EXIT_USAGE;
+	}
+	if (!del && (vt_action_parse(action, &a) < 0 || a == MOAT_ACT_PASS)) {
+		fprintf(stderr, "moatctl: %s: '%s' is not an action (drop, tarpit, allow)\n", where,
+			action);
+		return EXIT_USAGE;
+	}
+	if (ttls) {
+		char *end;
+
+		ttl = strtoll(ttls, &end, 10);
+		if (*end || ttl < 0) {
+			fprintf(stderr, "moatctl: %s: '%s' is not a TTL in seconds\n", where, ttls);
+			return EXIT_USAGE;
+		}
+	}
+	if (why) {
+		while (*why == ' ' || *why == '\t')
+			why++;
+		reason = why;
+	}
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "prefix", json_object_new_string(pfx));
+	if (!del) {
+		json_object_object_add(o, "action", json_object_new_string(action));
+		json_object_object_add(o, "ttl", json_object_new_int64(ttl));
+		if (reason && *reason)
+			json_object_object_add(o, "reason", json_object_new_string(reason));
+	}
+	json_object_object_add(o, "line", json_object_new_string(where));
+	return batch_push(b, o);
+}
+
+/* batch_file - every line of path ("-": stdin); blank and # lines skipped */
+static int batch_file(struct batch *b, int del, const char *path, const char *action,
+		      long long ttl, const char *reason)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char *line = NULL, where[96];
+	size_t cap = 0;
+	unsigned long no = 0;
+	int rc = 0;
+
+	if (!f) {
+		fprintf(stderr, "moatctl: %s: %s\n", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	while (rc == 0 && getline(&line, &cap, f) >= 0) {
+		const char *t = line;
+
+		no++;
+		while (*t == ' ' || *t == '\t')
+			t++;
+		if (!*t || *t == '\n' || *t == '\r' || *t == '#')
+			continue;
+		snprintf(where, sizeof(where), "%.80s:%lu", path, no);
+		rc = batch_entry(b, del, line, where, action, ttl, reason);
+	}
+	if (rc == 0 && ferror(f)) {
+		fprintf(stderr, "moatctl: %s: %s\n", path, strerror(errno));
+		rc = EXIT_USAGE;
+	}
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+/* batch_send - the entries in requests below the line limit on one
+ * connection, the last one committing; prints the result */
+static int batch_send(struct batch *b, int del, const char *source, int share)
+{
+	struct ctl_buf cb;
+	struct json_object *res = NULL;
+	int fd = connect_ctl(), rc = 0;
+	size_t i = 0;
+
+	if (fd < 0)
+		return EXIT_CONN;
+	ctl_buf_init(&cb, CTL_MAX_REPLY);
+	do {
+		struct json_object *req = ctl_request_new(1, "batch");
+		struct json_object *a = json_object_new_array();
+		size_t bytes = 200;
+
+		json_object_object_add(req, "op", json_object_new_string(del ? "del" : "add"));
+		if (source)
+			json_object_object_add(req, "source", json_object_new_string(source));
+		if (share >= 0) /* the committing request's decides */
+			json_object_object_add(req, "share", json_object_new_boolean(share));
+		/* a chunk stays well below CTL_MAX_LINE, however long its reasons */
+		while (i < b->n && bytes < CTL_MAX_LINE / 2) {
+			bytes += strlen(json_object_to_json_string_ext(b->e[i], JSON_C_TO_STRING_PLAIN)) + 1;
+			json_object_array_add(a, b->e[i]);
+			b->e[i++] = NULL;
+		}
+		json_object_object_add(req, "entries", a);
+		json_object_object_add(req, "commit", json_object_new_boolean(i == b->n));
+		json_object_put(res);
+		rc = call_on(fd, &cb, req, &res);
+	} while (rc == 0 && i < b->n);
+	close(fd);
+	ctl_buf_free(&cb);
+	if (rc == 0 && !opt_json) {
+		struct json_object *v;
+		double ms = json_object_object_get_ex(res, "ms", &v) ? json_object_get_double(v) : 0;
+		int64_t n = 0, added = 0, replaced = 0, removed = 0;
+
+		ctl_get_int(res, "entries", &n);
+		ctl_get_int(res, "added", &added);
+		ctl_get_int(res, "replaced", &replaced);
+		ctl_get_int(res, "removed", &removed);
+		if (del)
+			printf("removed %lld entries in %.1f ms\n", (long long)removed, ms);
+		else
+			printf("added %lld entries (%lld new, %lld replaced) in %.1f ms\n",
+			       (long long)n, (long long)added, (long long)replaced, ms);
+	} else if (rc == 0) {
+		printf("%s\n", json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN));
+	}
+	json_object_put(res);
+	return rc;
+}
+
+static void batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		json_object_put(b->e[i]);
+	free(b->e);
+}
+
+/*
+ * add_del - moatctl add / del: one prefix as one request (as before), or
+ * many (several prefixes, -f FILE, -f - for stdin) checked here line by
+ * line, then sent as one batch that moat-controld applies whole or not at
+ * all.
+ */
+static int add_del(int del, int argc, char **argv)
+{
 	static const struct option o[] = {
 		{ "action", required_argument, NULL, 'a' },
 		{ "ttl", required_argument, NULL, 't' },
 		{ "reason", required_argument, NULL, 'r' },
-		{ "share", no_argument, NULL, 's' },
-		{ "no-share", no_argument, NULL, 'S' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "source", required_argument, NULL, 's' },
+		{ "share", no_argument, NULL, 'H' },
+		{ "no-share", no_argument, NULL, 'N' },
 		{ 0 },
 	};
-	const char *action = NULL, *reason = NULL;
-	int share = -1;
+	const char *action = NULL, *reason = NULL, *source = NULL, *files[16];
 	long long ttl = 0;
-	int c;
+	int c, nfiles = 0, rc = 0, share = -1;
 	char *end;
-
 	int nargc = argc + 1;
 	char **nargv = argv - 1; /* the command word is argv[0] for getopt */
+	const char *use = del ?
+		"usage: moatctl del PREFIX... [-f FILE|-] [--source operator|smtp]\n" :
+		"usage: moatctl add PREFIX... [-f FILE|-] --action drop|tarpit|allow [--ttl S] [--reason TEXT]\n"
+		"                   [--share|--no-share]\n"
+		"       FILE lines: PREFIX [ACTION [TTL [REASON...]]], # comments\n";
 
 	optind = 0;
-	while ((c = getopt_long(nargc, nargv, "a:t:r:", o, NULL)) != -1) {
+	while ((c = getopt_long(nargc, nargv, del ? "f:s:" : "a:t:r:f:", o, NULL)) != -1) {
 		switch (c) {
 		case 'a': action = optarg; break;
 		case 'r': reason = optarg; break;
-		case 's': share = 1; break;
-		case 'S': share = 0; break;
+		case 's': source = optarg; break;
+		case 'H': share = 1; break;
+		case 'N': share = 0; break;
+		case 'f':
+			if (nfiles == 16) {
+				fprintf(stderr, "moatctl: at most 16 -f files\n");
+				return EXIT_USAGE;
+			}
+			files[nfiles++] = optarg;
+			break;
 		case 't':
 			ttl = strtoll(optarg, &end, 10);
 			if (*end || ttl < 0) {
@@ -306,23 +544,63 @@ static int do_add(const struct cmd *cmd, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		default: return EXIT_USAGE;
+		default: fputs(use, stderr); return EXIT_USAGE;
 		}
 	}
-	if (nargc - optind != 1 || !action) {
-		fprintf(stderr, "usage: moatctl add PREFIX --action drop|tarpit|allow [--ttl S] [--reason TEXT] [--share|--no-share]\n");
+	if ((nargc == optind && !nfiles) || (!del && !action && !nfiles) ||
+	    (source && strcmp(source, "operator") && strcmp(source, "smtp"))) {
+		fputs(use, stderr);
 		return EXIT_USAGE;
 	}
-	struct json_object *req = ctl_request_new(1, "add");
+	if (nargc - optind == 1 && !nfiles) {
+		struct json_object *req = ctl_request_new(1, del ? "del" : "add");
 
-	json_object_object_add(req, "prefix", json_object_new_string(nargv[optind]));
-	json_object_object_add(req, "action", json_object_new_string(action));
-	json_object_object_add(req, "ttl", json_object_new_int64(ttl));
-	if (reason)
-		json_object_object_add(req, "reason", json_object_new_string(reason));
-	if (share >= 0)
-		json_object_object_add(req, "share", json_object_new_boolean(share));
-	return run(req, print_kv);
+		json_object_object_add(req, "prefix", json_object_new_string(nargv[optind]));
+		if (del && source)
+			json_object_object_add(req, "source", json_object_new_string(source));
+		if (!del) {
+			json_object_object_add(req, "action", json_object_new_string(action));
+			json_object_object_add(req, "ttl", json_object_new_int64(ttl));
+			if (reason)
+				json_object_object_add(req, "reason", json_object_new_string(reason));
+			if (share >= 0)
+				json_object_object_add(req, "share", json_object_new_boolean(share));
+		}
+		return run(req, print_kv);
+	}
+	struct batch b = { 0 };
+	char where[32];
+
+	for (int i = optind; i < nargc && rc == 0; i++) {
+		snprintf(where, sizeof(where), "argument %d", i - optind + 1);
+		rc = batch_entry(&b, del, nargv[i], where, action, ttl, reason);
+	}
+	for (int i = 0; i < nfiles && rc == 0; i++)
+		rc = batch_file(&b, del, files[i], action, ttl, reason);
+	if (rc == 0 && b.n == 0) {
+		fprintf(stderr, "moatctl: no entries (the files hold only comments)\n");
+		rc = EXIT_USAGE;
+	}
+	if (rc == 0)
+		rc = batch_send(&b, del, source, share);
+	else
+		fprintf(stderr, "moatctl: nothing was sent: a batch is applied whole or not at all\n");
+	batch_free(&b);
+	return rc;
+}
+
+/* do_add - add PREFIX... [-f FILE] --action A [--ttl S] [--reason T] */
+static int do_add(const struct cmd *cmd, int argc, char **argv)
+{
+	(void)cmd;
+	return add_del(0, argc, argv);
+}
+
+/* do_del - del PREFIX... [-f FILE] [--source operator|smtp] */
+static int do_del(const struct cmd *cmd, int argc, char **argv)
+{
+	(void)cmd;
+	return add_del(1, argc, argv);
 }
 
 /* do_fleet - fleet [--entries]: what this appliance publishes to the fleet */
@@ -338,33 +616,6 @@ static int do_fleet(const struct cmd *cmd, int argc, char **argv)
 	req = ctl_request_new(1, "fleet");
 	if (argc == 1)
 		json_object_object_add(req, "entries", json_object_new_boolean(1));
-	return run(req, print_kv);
-}
-
-/* do_del - del PREFIX [--source operator|smtp] */
-static int do_del(const struct cmd *cmd, int argc, char **argv)
-{
-	(void)cmd;
-	static const struct option o[] = { { "source", required_argument, NULL, 's' }, { 0 } };
-	const char *source = NULL;
-	int c, nargc = argc + 1;
-	char **nargv = argv - 1;
-
-	optind = 0;
-	while ((c = getopt_long(nargc, nargv, "s:", o, NULL)) != -1) {
-		if (c != 's')
-			return EXIT_USAGE;
-		source = optarg;
-	}
-	if (nargc - optind != 1 || (source && strcmp(source, "operator") && strcmp(source, "smtp"))) {
-		fprintf(stderr, "usage: moatctl del PREFIX [--source operator|smtp]\n");
-		return EXIT_USAGE;
-	}
-	struct json_object *req = ctl_request_new(1, "del");
-
-	json_object_object_add(req, "prefix", json_object_new_string(nargv[optind]));
-	if (source)
-		json_object_object_add(req, "source", json_object_new_string(source));
 	return run(req, print_kv);
 }
 
@@ -473,8 +724,8 @@ static const struct cmd cmds[] = {
 	{ "zones", "", "every zone: state, serial, entries, last success, failures, error", do_simple, "zones", human_zones },
 	{ "zone refresh", "NAME [--full]", "refresh a zone now (--full: AXFR / re-read the file)", do_zone_refresh, NULL, NULL },
 	{ "lookup", "ADDR [--no-live]", "action and score of an address, every source and code that contributed", do_lookup, NULL, NULL },
-	{ "add", "PREFIX --action drop|tarpit|allow [--ttl S] [--reason T] [--share|--no-share]", "add an operator entry (--share: publish it to the fleet)", do_add, NULL, NULL },
-	{ "del", "PREFIX [--source operator|smtp]", "remove an operator (or moat-smtpd) entry", do_del, NULL, NULL },
+	{ "add", "PREFIX...|-f FILE|-f - --action A [--ttl S] [--reason T] [--share|--no-share]", "add operator entries (many: one batch, all or nothing; --share: publish to the fleet)", do_add, NULL, NULL },
+	{ "del", "PREFIX...|-f FILE|-f - [--source operator|smtp]", "remove operator (or moat-smtpd) entries (many: one batch)", do_del, NULL, NULL },
 	{ "list", "", "operator and moat-smtpd entries", do_simple, "list", human_list },
 	{ "fleet", "[--entries]", "fleet sharing: zone, primary, queued/sent/refused updates, entries contributed", do_fleet, NULL, NULL },
 	{ "stats", "", "fast-path counters per action, and rates", do_simple, "stats", human_stats },
@@ -517,9 +768,11 @@ int main(int argc, char **argv)
 			opt_json = 1;
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
+			free(args);
 			return 0;
 		} else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
 			printf("moatctl %s\n", MOAT_VERSION);
+			free(args);
 			return 0;
 		} else if ((strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "-s") == 0) && i + 1 < argc) {
 			sock_path = argv[++i];
@@ -533,6 +786,7 @@ int main(int argc, char **argv)
 	}
 	if (n == 0) {
 		usage(stderr);
+		free(args);
 		return EXIT_USAGE;
 	}
 	/* longest match of the command words */
@@ -554,6 +808,7 @@ int main(int argc, char **argv)
 	}
 	if (!best) {
 		fprintf(stderr, "moatctl: unknown command '%s' (moatctl --help lists them)\n", args[0]);
+		free(args);
 		return EXIT_USAGE;
 	}
 	int rc = best->fn(best, n - best_words, args + best_words);

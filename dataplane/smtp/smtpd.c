@@ -34,11 +34,12 @@ static struct worker *workers;
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: moat-smtpd [-c FILE] [-t] [-h] [-V]\n"
+		"usage: moat-smtpd [-c FILE] [-t] [--log-format text|json] [-h] [-V]\n"
 		"SMTP engine of moat: refuses abuse at connect, MAIL, RCPT and end of DATA\n"
 		"and relays accepted mail before queueing to the downstream MTA.\n\n"
 		"  -c, --config FILE  configuration (default /etc/moat/smtpd.conf)\n"
 		"  -t, --check        check the configuration and exit\n"
+		"  --log-format F     text (default) or json: one JSON object a line\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      print the version\n\n"
 		"Signals: SIGUSR1 logs the counters (and rewrites stats_file); SIGHUP reloads\n"
@@ -173,10 +174,11 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "config", required_argument, NULL, 'c' }, { "check", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+		{ "log-format", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = "/etc/moat/smtpd.conf";
-	int check = 0, c;
+	int check = 0, json = 0, c;
 	char err[1024];
 
 	/* the SPF worker process spf.c spawns (libspf2 out of the engine) */
@@ -187,6 +189,13 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 't': check = 1; break;
+		case 'L':
+			if (log_parse_format(optarg, &json) < 0) {
+				fprintf(stderr, "moat-smtpd: --log-format: text or json\n");
+				return 2;
+			}
+			log_set_json(json);
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("moat-smtpd %s\n", MOAT_VERSION); return 0;
 		default: usage(stderr); return 2;

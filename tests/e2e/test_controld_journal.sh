@@ -57,13 +57,7 @@ serial_is() { [ "$(zone_field serial 2>/dev/null)" = "$1" ]; }
 lk() { jget "$(mctl lookup "$1" --json)" "d['action']"; }
 fsize() { stat -c %s "$1" 2>/dev/null || echo -1; }
 bstat() { stat -c '%i %y' "$BASE" 2>/dev/null; }
-# crash - kill -9 the daemon (no job notice on stderr)
-crash() {
-	local p
-	p=$(cat "$LAB_DIR/ctld.pid")
-	kill -9 "$p"
-	wait "$p" 2>/dev/null
-}
+crash() { ctld_stop 9; }
 
 # ixfr SERIAL SED-EXPR [LINES] - Knot serves the sample zone at SERIAL,
 # edited by SED-EXPR plus LINES; moat-controld gets it by NOTIFY + IXFR

@@ -61,8 +61,10 @@ u4=$(lab_inet python3 "$PROBE" connect 192.0.2.13 198.18.1.1 25 2)
 	tap_not_ok "after the drop: v4=$g4 v6=$g6 unlisted v4=$u4"
 d=$("$MOATCTL" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["drop"])')
 [ "${d:-0}" -ge 2 ] && tap_ok "counters readable after the drop (drop=$d)" || tap_not_ok "stats: $d"
-[ "$(stat -c %U "$LAB_DIR/state/entries.state" 2>/dev/null)" = nobody ] &&
-	tap_ok "state persisted as nobody" || tap_not_ok "no state file written as nobody"
+# the adds are appended to the entries journal (control/persist.c)
+[ "$(stat -c %U "$LAB_DIR/state/entries.journal" 2>/dev/null)" = nobody ] &&
+	[ "$(stat -c %s "$LAB_DIR/state/entries.journal" 2>/dev/null)" -gt 0 ] &&
+	tap_ok "state persisted as nobody (entries.journal)" || tap_not_ok "no state file written as nobody"
 "$MOATCTL" detach >/dev/null
 sleep 0.5
 if [ -z "$(ip -n "$NS_APP" -d link show inet0 | grep -o 'prog/xdp')" ] && [ ! -e "$PIN" ]; then

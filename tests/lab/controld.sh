@@ -13,6 +13,8 @@
 #   start_ctld LOG ctld_spawn $LAB_DIR/moat.conf $LAB_DIR/LOG.log, then wait
 #                  for event=ready.  Env assignments before the call reach
 #                  the daemon.
+#   ctld_stop [SIG] the daemon of $LAB_DIR/ctld.pid signalled (TERM; 9 for a
+#                  crash) and waited for, with no job notice on stderr
 #   mctl ARGS      moatctl;  jget JSON EXPR  python expression on JSON (d)
 #   ctld_test TAG PLAN [FILE...]  the start of an e2e/netns script: TAP plan,
 #                  the binaries (CTLD, MOATCTL, FILE...) present, lab_init,
@@ -76,6 +78,13 @@ ctld_spawn() {
 start_ctld() {
 	ctld_spawn "$LAB_DIR/moat.conf" "$LAB_DIR/$1.log"
 	lab_wait 15 grep -q 'event=ready' "$LAB_DIR/$1.log"
+}
+
+ctld_stop() {
+	local p
+	p=$(cat "$LAB_DIR/ctld.pid")
+	kill -"${1:-TERM}" "$p"
+	wait "$p" 2>/dev/null
 }
 
 mctl() { "$MOATCTL" "$@"; }
