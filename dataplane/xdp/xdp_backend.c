@@ -37,7 +37,6 @@
 #define TBL24_BYTES ((size_t)MOAT_TBL24_ENTRIES * sizeof(__u32))
 #define PLB_MAP_BYTES 4096 /* one page holds the one v6_plens element */
 #define GRP_WINDOW (1u << 18) /* groups mapped at a time: 16 MiB */
-#define RUN_NONE (-1)    /* no IPv6 change since the last grace period */
 #define RUN_PLENS 1000   /* a v6_plens flip */
 
 struct pub_buf;
@@ -58,7 +57,7 @@ struct moat_xdp {
 	__u32 grp_mapped;          /* groups [0, grp_mapped) mapped so far */
 	struct pub_buf *pub;       /* IPv6 batches of publish (on first use) */
 	int flip_unsynced;         /* a flip since the last grace period */
-	int v6_run;                /* IPv6 length last changed, RUN_PLENS, RUN_NONE */
+	int v6_run;                /* IPv6 length last changed, or RUN_PLENS */
 	int gp_outer, gp_inner;    /* grace-period maps (see xdp_grace), or -1 */
 	uint64_t graces;           /* grace periods waited for */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
@@ -307,8 +306,15 @@ static void xdp_grace(struct moat_xdp *x)
 {
 	__u32 zero = 0;
 
-	if (x->gp_outer < 0 ||
+	if (x->gp_outer >= 0 &&
 	    bpf_map_update_elem(x->gp_outer, &zero, &x->gp_inner, BPF_ANY)) {
+		log_warn("xdp: grace-period map update: %s: IPv6 publishes "
+			 "wait %u us per step from now on", strerror(errno),
+			 MOAT_V6_PLENS_GRACE_US);
+		close(x->gp_outer);
+		x->gp_outer = -1;
+	}
+	if (x->gp_outer < 0) {
 		struct timespec ts = { 0, (long)MOAT_V6_PLENS_GRACE_US * 1000 };
 
 		while (nanosleep(&ts, &ts) && errno == EINTR)
@@ -331,7 +337,7 @@ uint64_t moat_xdp_grace_count(const struct moat_xdp *x)
  * next, a sequence sent in chunks being one sequence */
 static void run_enter(struct moat_xdp *x, int run)
 {
-	if (x->v6_run != RUN_NONE && x->v6_run != run)
+	if (x->v6_run != run)
 		xdp_grace(x);
 	x->v6_run = run;
 }
@@ -351,7 +357,9 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	if (!x)
 		return -ENOMEM;
 	x->gp_outer = x->gp_inner = -1;
-	x->v6_run = RUN_NONE;
+	/* a loader that died may have been inside a publish: the first IPv6
+	 * change or flip waits as if one of ours came just before */
+	x->v6_run = RUN_PLENS;
 	x->o = *o;
 	if (o->pin_dir) {
 		snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", o->pin_dir);
@@ -425,8 +433,7 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		err = map_rw(x->skel->maps.v6_plens, PLB_MAP_BYTES, (void **)&x->plb);
 	if (err)
 		goto fail;
-	/* a loader that died may have flipped just now: wait as if we had */
-	x->flip_unsynced = 1;
+	x->flip_unsynced = 1; /* likewise for the slot it retired */
 	grace_maps(x);
 	*out = x;
 	return 0;
