@@ -236,7 +236,7 @@ static void test_v6_race(void **state)
 	assert_int_equal(pthread_create(&th, NULL, reader_main, r), 0);
 	g0 = moat_xdp_grace_count(x);
 	t0 = moat_clock_ms();
-	while (moat_clock_ms() - t0 < budget_ms) {
+	while (moat_clock_ms() - t0 < budget_ms || flips < 20) {
 		uint64_t l0;
 
 		publish(x, d[flips & 1], nd[flips & 1]);
@@ -271,7 +271,6 @@ static void test_v6_race(void **state)
 	/* positive control: the reader saw both tables */
 	assert_true(r->c_drop > 0);
 	assert_true(r->c_pass > 0);
-	assert_true(flips >= 20);
 	/* each publish changed two lengths: one grace period at least */
 	assert_true(moat_xdp_grace_count(x) - g0 >= flips);
 	moat_xdp_close(x);
