@@ -10,8 +10,9 @@
  * moments, so a writer that changed rules at two lengths inside one
  * lookup could hand it a verdict of neither (moat_abi.h PUBLISHING ORDER).
  * Positive control: the reader did see A-only and B-only verdicts.
- * Without the grace periods of moat_xdp_publish this fails with hundreds
- * of wrong lookups in the default 4 s; XDP_RACE_MS=N runs N ms.
+ * Without the grace periods of moat_xdp_publish about one A -> B publish
+ * in 30-60 gives a wrong lookup here (11-13 in 4 s, ~700 publishes); with
+ * them the default 4 s makes 100-300 publishes: XDP_RACE_MS=N runs N ms.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,17 +38,18 @@
 #include "xdp_backend.h"
 #include "xdp_frames.h"
 
-#define NLEN 15        /* filler prefix lengths strictly between 48 and 64 */
+#define NLEN 30        /* filler prefix lengths strictly between 33 and 64 */
 
 /*
- * The two tables.  Both hold one filler listing at every length 48..64
- * (in 3fff::/16, far from the probes), so the prefix-length set never
- * changes and a lookup probes 15 empty lengths between /64 and /48:
- *   A: 2001:db8:1::/48 DROP
- *   B: 2001:db8:1:2::/64 DROP (the /48 gone)
- * The diff A -> B puts the /64, then deletes the /48.  An address in the
- * /64 is DROP in both; a lookup that probed /64 before the put and /48
- * after the delete would PASS it.  The control address, in the /48 but
+ * The two tables.  Both hold one filler listing at every length 33..64
+ * (in 3fff::/16, far from the probes), so the prefix-length set (32
+ * lengths, the most a table may have) never changes and a lookup probes
+ * 30 empty lengths between /64 and /33:
+ *   A: 2001:db8::/33 DROP
+ *   B: 2001:db8:1:2::/64 DROP (the /33 gone)
+ * The diff A -> B puts the /64, then deletes the /33.  An address in the
+ * /64 is DROP in both; a lookup that probed /64 before the put and /33
+ * after the delete would PASS it.  The control address, in the /33 but
  * not in the /64, is DROP in A and PASS in B: the reader sees both.
  */
 #define Q_ADDR "2001:db8:1:2::7"     /* DROP in A and B */
@@ -78,14 +80,14 @@ static struct vt_db *table(const struct vt_policy *pol, int b)
 	struct vt_db *db = vt_db_new(pol, err, sizeof(err));
 
 	assert_non_null(db);
-	for (unsigned len = 48; len <= 64; len++)
+	for (unsigned len = 33; len <= 64; len++)
 		l[n++] = listing("3fff:1:2:3:4::", len, MOAT_ACT_TARPIT);
-	/* the fillers nest (3fff:1:2:3:4::/48 .. /64): a prefix is a rule
+	/* the fillers nest (3fff:1:2:3:4::/33 .. /64): a prefix is a rule
 	 * only where its action differs from its parent's, so alternate */
 	for (size_t i = 0; i < n; i++)
 		l[i].code = i & 1 ? MOAT_ACT_DROP : MOAT_ACT_TARPIT;
 	l[n++] = b ? listing("2001:db8:1:2::", 64, MOAT_ACT_DROP)
-		   : listing("2001:db8:1::", 48, MOAT_ACT_DROP);
+		   : listing("2001:db8::", 33, MOAT_ACT_DROP);
 	assert_int_equal(vt_db_source_apply(db, 1, l, n, NULL, 0, err, sizeof(err)), 0);
 	return db;
 }
@@ -222,13 +224,13 @@ static void test_v6_race(void **state)
 	}
 	nd[0] = diff(img[0], img[1], &d[0]);
 	nd[1] = diff(img[1], img[0], &d[1]);
-	/* the premise: the /64 goes in before the /48 goes out, at one call
+	/* the premise: the /64 goes in before the /33 goes out, at one call
 	 * apart; the prefix-length set does not change */
 	assert_int_equal(nd[0], 2);
 	assert_int_equal(d[0][0].kind, MOAT_UPD_V6_PUT);
 	assert_int_equal(d[0][0].u.key.plen, 64);
 	assert_int_equal(d[0][1].kind, MOAT_UPD_V6_DEL);
-	assert_int_equal(d[0][1].u.key.plen, 48);
+	assert_int_equal(d[0][1].u.key.plen, 33);
 
 	r->prog_fd = moat_xdp_prog_fd(x);
 	r->qlen = frame(Q_ADDR, r->q);
