@@ -34,8 +34,8 @@
  *                      reader sees the old set or the new one, never a mix.
  *                      A writer does not refill a slot until a reader that
  *                      loaded sel before the flip that retired it is done
- *                      (a per-packet read-side section: the XDP backend
- *                      waits MOAT_V6_PLENS_GRACE_US after that flip).
+ *                      (a per-packet read-side section: the writer waits
+ *                      for a grace period, PUBLISHING ORDER 4).
  *   v6_rules           hash: struct moat_v6_key (prefix length + address
  *                      masked to it) -> __u32 action.  The first (longest)
  *                      prefix length with an entry decides; an entry may say
@@ -44,13 +44,41 @@
  *
  * PUBLISHING ORDER (no fail-open window)
  *
- *   A reader that sees any prefix of an update sequence never sees an address
- *   that is listed in both the old and the new table as unlisted:
+ *   A reader that sees any finished prefix of an update sequence gets, for
+ *   every address, the action the old table gives it or the one the new
+ *   table gives it (never a third one, so never a fail-open):
  *     1. group contents are written before the tbl24 entry that points at them;
  *     2. a freed group is not reused before a grace period has passed;
  *     3. IPv6 puts are applied longest prefix first, then deletes shortest
  *        prefix first; plens grows before the puts and shrinks after deletes,
  *        each change one selector flip of the v6_plens double buffer.
+ *        Why a prefix is safe: take an address and R, the longest rule
+ *        covering it that the reader finds, at length L.  While puts go on
+ *        (no delete yet), neither table has a rule longer than L for the
+ *        address: a new one would be in already (longest first), an old
+ *        one still there or overwritten, and either would have been found.
+ *        So if a put wrote R, R decides in the new table, else in the old.
+ *        While deletes go on, every new rule is in, and an old rule longer
+ *        than L would still be there (shortest first) and been found: if R
+ *        is in the new table it decides there, else it decides in the old.
+ *        No rule found: PASS, the old table's (puts phase: every old rule
+ *        is there) or the new one's (deletes phase: every new rule is in).
+ *     4. A lookup is not a moment, though: moat_lookup_v6 probes one rule
+ *        per length, longest first, one after another, so without more it
+ *        could meet the sequence at two points (e.g. old: /48 DROP; new:
+ *        /64 DROP inside it, the /48 gone; a lookup probing /64 before the
+ *        put and /48 after the delete PASSes an address DROP in both).  No
+ *        order of single-rule updates avoids this (in that example either
+ *        order fails).  So a writer waits for a grace period (every lookup
+ *        that began before it has ended) between changes at different
+ *        prefix lengths and around each plens flip.  Changes at one length
+ *        cannot tear a lookup (it probes one key per length, and each key
+ *        changes atomically), so every lookup then sees a state that a
+ *        prefix of the sequence had, and 3 applies.  Cost: at most two grace
+ *        periods per changed IPv6 length and two per plens flip in a
+ *        publish, none for IPv4.  XDP: the kernel's RCU grace period, from
+ *        userspace through a map-of-maps update (dataplane/xdp/
+ *        xdp_backend.c xdp_grace); DPDK: rte_rcu_qsbr_synchronize.
  *   struct moat_update below is the unit of such a sequence; the fast-path
  *   interface (lib/fastpath.h) applies a sequence in order.
  */
@@ -108,8 +136,8 @@ struct moat_v6_plens_buf {
 	struct moat_v6_plens slot[2];
 };
 
-/* A writer waits this long after a flip before refilling the slot the
- * flip retired: far longer than one packet's lookup. */
+/* A writer that cannot wait for a real grace period (PUBLISHING ORDER 4)
+ * sleeps this long instead: far longer than one packet's lookup. */
 #define MOAT_V6_PLENS_GRACE_US 1000
 
 /* moat_v6_plens_live - the live slot of a plens double buffer. */

@@ -16,8 +16,8 @@
  * The v6 prefix-length double buffer (moat_abi.h): the writer fills the
  * inactive slot and flips the selector; before it refills the slot a flip
  * retired it waits until every worker has been quiescent since that flip
- * (rte_rcu_qsbr_check on the flip's token) instead of the fixed
- * MOAT_V6_PLENS_GRACE_US the XDP backend has to use.
+ * (rte_rcu_qsbr_check on the flip's token), as the XDP backend waits for a
+ * kernel RCU grace period.
  *
  * Grace periods inside a publish (see run_enter): an IPv6 lookup probes
  * one rule per prefix length at different moments, so the writer lets

@@ -37,6 +37,7 @@
 #define TBL24_BYTES ((size_t)MOAT_TBL24_ENTRIES * sizeof(__u32))
 #define PLB_MAP_BYTES 4096 /* one page holds the one v6_plens element */
 #define GRP_WINDOW (1u << 18) /* groups mapped at a time: 16 MiB */
+#define RUN_PLENS 1000   /* a v6_plens flip */
 
 struct pub_buf;
 
@@ -55,7 +56,10 @@ struct moat_xdp {
 	size_t grp_len;            /* its length */
 	__u32 grp_mapped;          /* groups [0, grp_mapped) mapped so far */
 	struct pub_buf *pub;       /* IPv6 batches of publish (on first use) */
-	uint64_t plb_flip_ns;      /* CLOCK_MONOTONIC of the last selector flip */
+	int flip_unsynced;         /* a flip since the last grace period */
+	int v6_run;                /* IPv6 length last changed, or RUN_PLENS */
+	int gp_outer, gp_inner;    /* grace-period maps (see xdp_grace), or -1 */
+	uint64_t graces;           /* grace periods waited for */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
 	struct ring_buffer *rb;
@@ -262,6 +266,82 @@ int moat_xdp_sec_register(void)
 }
 
 /* moat_xdp_open - open, configure and load the program */
+/*
+ * Grace periods.  The XDP program runs inside an RCU read-side section
+ * (NAPI with bottom halves off; BPF_PROG_TEST_RUN under rcu_read_lock),
+ * and the kernel's BPF syscall waits for every running non-sleepable
+ * program to finish (synchronize_rcu, kernel/bpf/syscall.c
+ * maybe_wait_bpf_programs) after an update of a map-of-maps element,
+ * "so that userspace, when we return to it, knows that all programs that
+ * could be running use the new map value".  The handle keeps a private
+ * one-slot array of maps for nothing else: storing its inner map in it
+ * is a wait until every program run that began before has ended.
+ */
+
+/* grace_maps - create the grace-period maps; without them (an old kernel,
+ * no permission) grace periods fall back to MOAT_V6_PLENS_GRACE_US sleeps */
+static void grace_maps(struct moat_xdp *x)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, oo);
+
+	x->gp_inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "moat_gp_in", 4, 4, 1, NULL);
+	if (x->gp_inner < 0)
+		goto fail;
+	oo.inner_map_fd = x->gp_inner;
+	x->gp_outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "moat_gp", 4, 4, 1, &oo);
+	if (x->gp_outer >= 0)
+		return;
+fail:
+	log_warn("xdp: no grace-period map (%s): IPv6 publishes wait %u us "
+		 "per step instead of an RCU grace period", strerror(errno),
+		 MOAT_V6_PLENS_GRACE_US);
+	if (x->gp_inner >= 0)
+		close(x->gp_inner);
+	x->gp_inner = -1;
+}
+
+/* xdp_grace - return when no program run that began before the call is
+ * still running (or, without the maps, after MOAT_V6_PLENS_GRACE_US) */
+static void xdp_grace(struct moat_xdp *x)
+{
+	__u32 zero = 0;
+
+	if (x->gp_outer >= 0 &&
+	    bpf_map_update_elem(x->gp_outer, &zero, &x->gp_inner, BPF_ANY)) {
+		log_warn("xdp: grace-period map update: %s: IPv6 publishes "
+			 "wait %u us per step from now on", strerror(errno),
+			 MOAT_V6_PLENS_GRACE_US);
+		close(x->gp_outer);
+		x->gp_outer = -1;
+	}
+	if (x->gp_outer < 0) {
+		struct timespec ts = { 0, (long)MOAT_V6_PLENS_GRACE_US * 1000 };
+
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
+	x->flip_unsynced = 0;
+	x->graces++;
+}
+
+/* moat_xdp_grace_count - grace periods publishes waited for so far */
+uint64_t moat_xdp_grace_count(const struct moat_xdp *x)
+{
+	return x->graces;
+}
+
+/* run_enter - about to change IPv6 rules of length run (or flip v6_plens:
+ * RUN_PLENS): a lookup probes one rule per length, at different moments,
+ * so a grace period separates changes at different lengths (moat_abi.h
+ * PUBLISHING ORDER 4); the run carries over from one publish call to the
+ * next, a sequence sent in chunks being one sequence */
+static void run_enter(struct moat_xdp *x, int run)
+{
+	if (x->v6_run != run)
+		xdp_grace(x);
+	x->v6_run = run;
+}
+
 int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 {
 	struct moat_xdp *x;
@@ -276,6 +356,10 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
+	x->gp_outer = x->gp_inner = -1;
+	/* a loader that died may have been inside a publish: the first IPv6
+	 * change or flip waits as if one of ours came just before */
+	x->v6_run = RUN_PLENS;
 	x->o = *o;
 	if (o->pin_dir) {
 		snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", o->pin_dir);
@@ -349,8 +433,8 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		err = map_rw(x->skel->maps.v6_plens, PLB_MAP_BYTES, (void **)&x->plb);
 	if (err)
 		goto fail;
-	/* a loader that died may have flipped just now: wait as if we had */
-	x->plb_flip_ns = moat_clock_ns();
+	x->flip_unsynced = 1; /* likewise for the slot it retired */
+	grace_maps(x);
 	*out = x;
 	return 0;
 fail:
@@ -578,23 +662,17 @@ int moat_xdp_groups(struct moat_xdp *x, uint32_t want, struct moat_group **grp,
  * inactive slot of the v6_plens double buffer, then flip the selector with
  * one aligned store (moat_abi.h).  The inactive slot was retired by the
  * previous flip; a reader that loaded the selector before that flip may
- * still be reading it, so refilling waits MOAT_V6_PLENS_GRACE_US past it
- * (at most once per publish that both adds and removes lengths). */
+ * still be reading it, so refilling waits for a grace period unless one
+ * passed since (xdp_grace). */
 static void publish_plens(struct moat_xdp *x, const struct moat_v6_plens *pl)
 {
-	const uint64_t grace = (uint64_t)MOAT_V6_PLENS_GRACE_US * 1000u;
-	uint64_t dt = moat_clock_ns() - x->plb_flip_ns;
 	__u32 next = (__atomic_load_n(&x->plb->sel, __ATOMIC_RELAXED) & 1) ^ 1;
 
-	if (dt < grace) {
-		struct timespec ts = { 0, (long)(grace - dt) };
-
-		while (nanosleep(&ts, &ts) && errno == EINTR)
-			;
-	}
+	if (x->flip_unsynced)
+		xdp_grace(x);
 	memcpy(&x->plb->slot[next], pl, sizeof(*pl));
 	__atomic_store_n(&x->plb->sel, next, __ATOMIC_RELEASE);
-	x->plb_flip_ns = moat_clock_ns();
+	x->flip_unsynced = 1;
 }
 
 /* flush_array - batch-write n key/value pairs to an array map */
@@ -629,9 +707,11 @@ static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
 
 /*
  * moat_xdp_publish - apply updates in order: IPv6 puts and deletes one
- * batch syscall per same-kind run, groups and tbl24 entries as stores into
- * the mapped maps (a syscall per 4-byte entry would be the slow part of a
- * large publish, and a batch copy could tear an entry).
+ * batch syscall per run of one kind and one prefix length, with a grace
+ * period where the length changes and around v6_plens flips (run_enter),
+ * groups and tbl24 entries as stores into the mapped maps (a syscall per
+ * 4-byte entry would be the slow part of a large publish, and a batch
+ * copy could tear an entry).
  */
 int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 {
@@ -643,8 +723,12 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 	while (i < n && !err) {
 		__u32 kind = u[i].kind, k = 0;
 
-		/* one run: consecutive updates of this kind, up to a chunk */
-		for (; i < n && u[i].kind == kind && k < PUBLISH_CHUNK; i++, k++) {
+		/* one run: consecutive updates of this kind (IPv6: and of
+		 * this prefix length), up to a chunk */
+		for (; i < n && u[i].kind == kind && k < PUBLISH_CHUNK &&
+		       (k == 0 || (kind != MOAT_UPD_V6_PUT && kind != MOAT_UPD_V6_DEL) ||
+			u[i].u.key.plen == b->v6keys[0].plen);
+		     i++, k++) {
 			switch (kind) {
 			case MOAT_UPD_GROUP:
 				if (u[i].index >= x->grp_mapped &&
@@ -686,6 +770,7 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -EINVAL;
 					goto out;
 				}
+				run_enter(x, RUN_PLENS);
 				publish_plens(x, &u[i].u.plens);
 				break;
 			default:
@@ -695,9 +780,11 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 		}
 		switch (kind) {
 		case MOAT_UPD_V6_PUT:
+			run_enter(x, (int)b->v6keys[0].plen);
 			err = flush_batch(fd_v6, b->v6keys, b->vals.u32, k);
 			break;
 		case MOAT_UPD_V6_DEL:
+			run_enter(x, (int)b->v6keys[0].plen);
 			err = flush_v6_del(fd_v6, b->v6keys, k);
 			break;
 		}
@@ -854,6 +941,10 @@ void moat_xdp_close(struct moat_xdp *x)
 	if (x->grp)
 		munmap(x->grp, x->grp_len);
 	free(x->pub);
+	if (x->gp_outer >= 0)
+		close(x->gp_outer);
+	if (x->gp_inner >= 0)
+		close(x->gp_inner);
 	for (unsigned i = 0; i < x->nlinks; i++)
 		close(x->links[i].fd);
 	moat_xdp_bpf__destroy(x->skel);

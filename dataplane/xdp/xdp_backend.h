@@ -101,13 +101,19 @@ int moat_xdp_detach(struct moat_xdp *x, const char *ifname);
  * detach): pin_dir NULL = the default. */
 int moat_xdp_detach_pinned(const char *pin_dir, const char *ifname);
 
-/* moat_xdp_publish - apply n updates in order, consecutive group and IPv6
- * updates of one kind batched (bpf_map_update_batch), tbl24 entries stored
- * into the mmap'd tbl24.  On error the applied prefix stays (every prefix
- * of a well-ordered sequence is safe, moat_abi.h): -ERANGE for an index
- * past a map, -EINVAL for an unknown kind or a bad prefix length. */
+/* moat_xdp_publish - apply n updates in order, consecutive IPv6 updates
+ * of one kind and one prefix length batched (bpf_map_update_batch), with a
+ * kernel RCU grace period where the IPv6 length changes and around plens
+ * flips (moat_abi.h PUBLISHING ORDER 4; the length run carries over to the
+ * next call), groups and tbl24 entries stored into the mmap'd maps.  On
+ * error the applied prefix stays (every prefix of a well-ordered sequence
+ * is safe, moat_abi.h): -ERANGE for an index past a map, -EINVAL for an
+ * unknown kind or a bad prefix length. */
 int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u,
 		     size_t n);
+
+/* moat_xdp_grace_count - grace periods publishes have waited for */
+uint64_t moat_xdp_grace_count(const struct moat_xdp *x);
 
 /* moat_xdp_read_stats - per-CPU counters summed, MOAT_STAT__MAX entries */
 int moat_xdp_read_stats(struct moat_xdp *x, uint64_t out[MOAT_STAT__MAX]);
