@@ -9,7 +9,8 @@
  * until the answer counts add up to RECORDS (the zone's record count with
  * both SOAs, e.g. moat-zonecheck's "records=") and closes.  Prints
  * "records=N messages=M bytes=B" on stdout.  Exit 0 when exactly RECORDS
- * arrived; 1 when the server answered an error, closed early or sent more.
+ * arrived; 1 when the server answered an error, closed early, sent nothing
+ * for 60 s or sent more.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* read_full - read exactly N bytes; 0, -EPIPE at end of stream, or -errno */
@@ -72,6 +74,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(53) };
 	unsigned long long want, records = 0, messages = 0, bytes = 0;
 	char host[64], *at;
+	struct timeval rcv_timeout = { .tv_sec = 60 };
 	uint16_t id = (uint16_t)getpid();
 	int fd, ret;
 
@@ -91,6 +94,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fd = socket(AF_INET, SOCK_STREAM, 0);
+	/* a server that stops sending mid-transfer fails the run, not hangs it */
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv_timeout, sizeof(rcv_timeout));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		perror("axfr_raw: connect");
 		return 1;
