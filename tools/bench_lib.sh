@@ -24,3 +24,26 @@ bench_count_eq() {
 	[ -n "$2" ] && [ "$2" = "$3" ] ||
 		bench_fail "$1: ${2:-nothing} counted, $3 sent"
 }
+
+# bench_sink_count LOG - messages smtp-sink -c has counted so far (its
+# "sess=N quit=N mesg=N" lines, \r-separated, in LOG); 0 before any
+bench_sink_count() {
+	tr '\r' '\n' <"$1" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1 | grep . || echo 0
+}
+
+# bench_zone_records FILE - the records an AXFR of zone FILE carries: every
+# record line of the file ($ directives left out), the SOA twice
+bench_zone_records() {
+	echo $(($(grep -vc '^\$' "$1") + 1))
+}
+
+# bench_kdig_axfr ZONE OUT - kdig AXFR of ZONE from the lab's Knot in the
+# app namespace, its text through a pipe to tail (the summary kept in OUT,
+# as kdig >/dev/null would cost); fails when kdig does.
+# bench_kdig_records OUT - the records that summary says arrived
+bench_kdig_axfr() {
+	lab_app bash -o pipefail -c "kdig +tcp @198.18.2.2 $1 AXFR | tail -n 8" >"$2"
+}
+bench_kdig_records() {
+	sed -n 's/^;; Received .*messages, \([0-9]*\) records.*/\1/p' "$1"
+}
