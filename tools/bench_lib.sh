@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench_lib.sh - sourced by tools/bench.d/* : a failed run is a failed bench.
 #
 #   bench_out FILE      the JSON this bench writes; removed now, so a run that
