@@ -4,10 +4,19 @@
  * For 1k, 1M and 10M random IPv4 /32s (plus 50k random /20../31 prefixes
  * and 100k IPv6 entries in the same table): build (replace + full publish)
  * time, compiled memory, bytes per entry, lookup time through the inline
- * lookup of bpf/moat_lookup.h, and in the same run the memory floor:
- * independent random 4-byte reads from a buffer as large as the compiled
- * table, same loop shape.  At 10M also the time to apply and publish 1,000
- * changes.  Prints a table and writes flat JSON to argv[1].
+ * lookup of bpf/moat_lookup.h, and in the same run two memory floors,
+ * same loop shape, their buffers given huge pages the way the table's are
+ * (vt_thp: MADV_HUGEPAGE from 4 MiB up; the JSON says whether the kernel
+ * honours it, thp_madvise):
+ *   mem_floor_ns       independent random 4-byte reads from a buffer as
+ *                      large as the compiled table (one read per lookup)
+ *   mem_floor_dep2_ns  independent pairs of dependent random reads: a
+ *                      4-byte read from a tbl24-sized buffer gives the index
+ *                      of a group in a buffer the size of the table's group
+ *                      array, one byte of which is read (what a lookup of
+ *                      an address in a non-uniform /24 does)
+ * At 10M also the time to apply and publish 1,000 changes.  Prints a table
+ * and writes flat JSON to argv[1].
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +25,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "vt_internal.h" /* vt_thp: the floors get the table's pages */
 #include "vtable.h"
 #include "vt_view.h" /* the fast path's lookup over the image, inline */
 
@@ -173,7 +183,7 @@ static uint32_t *uniq_addrs(size_t n)
 
 struct result {
 	double apply6_ms, build_cpu_s, build_s, fault_floor_s, extras_s, replace_s, publish_s, compiled_mb, bpe, lookup_ns,
-	       floor_ns, ratio, rss_mb, store_mb, apply_ms, v6_lookup_ns;
+	       floor_ns, ratio, rss_mb, store_mb, apply_ms, v6_lookup_ns, dep2_ns, ratio_dep2;
 	size_t updates;
 };
 
@@ -213,6 +223,7 @@ static double bench_floor(size_t bytes, uint32_t *sink)
 	double t[NBATCH];
 	uint32_t acc = 0;
 
+	vt_thp(buf, n * sizeof(*buf));
 	for (size_t i = 0; i < n; i++)
 		buf[i] = (uint32_t)i;
 	for (int b = 0; b < NBATCH; b++) {
@@ -229,6 +240,65 @@ static double bench_floor(size_t bytes, uint32_t *sink)
 	free(buf);
 	free(q);
 	return median(t, NBATCH);
+}
+
+/* bench_floor_dep2 - independent pairs of dependent random reads: tbl24
+ * (MOAT_TBL24_ENTRIES 4-byte entries holding random group indices), then
+ * one byte of that group in an array of ngroups groups; the same loop shape
+ * and huge-page advice as the table.  Median ns per pair. */
+static double bench_floor_dep2(uint32_t ngroups, uint32_t *sink)
+{
+	uint32_t *t24 = malloc(MOAT_TBL24_ENTRIES * sizeof(*t24));
+	struct moat_group *g;
+	uint32_t *q = malloc(BATCH * sizeof(*q));
+	double t[NBATCH];
+	uint32_t acc = 0;
+
+	if (!ngroups)
+		ngroups = 1;
+	g = malloc((size_t)ngroups * sizeof(*g));
+	if (!t24 || !g || !q) {
+		free(t24);
+		free(g);
+		free(q);
+		return -1;
+	}
+	vt_thp(t24, MOAT_TBL24_ENTRIES * sizeof(*t24));
+	vt_thp(g, (size_t)ngroups * sizeof(*g));
+	for (size_t i = 0; i < MOAT_TBL24_ENTRIES; i++)
+		t24[i] = (uint32_t)(rnd() % ngroups);
+	for (size_t i = 0; i < ngroups; i++)
+		memset(g[i].bits, (int)i, sizeof(g[i].bits));
+	for (int b = 0; b < NBATCH; b++) {
+		double t0;
+
+		for (size_t i = 0; i < BATCH; i++)
+			q[i] = (uint32_t)rnd();
+		t0 = now_s();
+		for (size_t i = 0; i < BATCH; i++)
+			acc += g[t24[q[i] >> 8]].bits[q[i] & (MOAT_GROUP_BYTES - 1)];
+		t[b] = (now_s() - t0) * 1e9 / BATCH;
+	}
+	*sink += acc;
+	free(t24);
+	free(g);
+	free(q);
+	return median(t, NBATCH);
+}
+
+/* thp_madvise - 1 when the kernel gives huge pages to MADV_HUGEPAGE
+ * ranges (transparent_hugepage "always" or "madvise"), else 0 */
+static int thp_madvise(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	return strstr(buf, "[always]") || strstr(buf, "[madvise]");
 }
 
 /* run - one table size. */
@@ -387,6 +457,15 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	r->floor_ns = bench_floor((size_t)st.bytes, sink);
 	r->ratio = r->lookup_ns / r->floor_ns;
 	{
+		struct vt_image_view v;
+
+		vt_image_view(vt_db_image(db), &v);
+		r->dep2_ns = bench_floor_dep2(v.ngroups, sink);
+		if (r->dep2_ns <= 0)
+			return -ENOMEM;
+		r->ratio_dep2 = r->lookup_ns / r->dep2_ns;
+	}
+	{
 		uint8_t a6[16] = { 0x20, 0x01 };
 		double t1 = now_s();
 
@@ -458,9 +537,11 @@ int main(int argc, char **argv)
 	if (nsz > 3)
 		nsz = 3;
 	printf("build = replace + publish of the /32s; extras = 50k prefixes + 100k IPv6 added after\n");
-	printf("%-5s %9s %9s %9s %8s %8s %10s %8s %9s %9s %6s %9s %8s %10s\n", "size",
+	printf("floor_ns: one random read; dep2_ns: two dependent reads (tbl24, group); huge pages %s\n",
+	       thp_madvise() ? "on for both" : "off for both");
+	printf("%-5s %9s %9s %9s %8s %8s %10s %8s %9s %9s %6s %9s %6s %9s %8s %10s\n", "size",
 	       "replace_s", "publish_s", "build_s", "cpu_s", "fault_s", "compiled", "B/entry",
-	       "lookup_ns", "floor_ns", "ratio", "v6_ns", "rss_MB", "apply1k_ms");
+	       "lookup_ns", "floor_ns", "ratio", "dep2_ns", "ratio", "v6_ns", "rss_MB", "apply1k_ms");
 	for (size_t i = 0; i < nsz; i++) {
 		if (i == 1)
 			printf("IPv6: 1,000 changes on 100k entries + publish: %.2f ms\n",
@@ -484,11 +565,12 @@ int main(int argc, char **argv)
 			unsetenv("BENCH_BUILD_ONLY");
 			r[i].build_s = median(b, 3);
 		}
-		printf("%-5s %9.3f %9.3f %9.3f %8.3f %8.3f %8.1fMB %8.1f %9.2f %9.2f %6.2f %9.1f %8.0f %10.2f\n",
+		printf("%-5s %9.3f %9.3f %9.3f %8.3f %8.3f %8.1fMB %8.1f %9.2f %9.2f %6.2f %9.2f %6.2f %9.1f %8.0f %10.2f\n",
 		       names[i], r[i].replace_s, r[i].publish_s, r[i].build_s,
 		       r[i].build_cpu_s, r[i].fault_floor_s,
 		       r[i].compiled_mb, r[i].bpe, r[i].lookup_ns, r[i].floor_ns,
-		       r[i].ratio, r[i].v6_lookup_ns, r[i].rss_mb, r[i].apply_ms);
+		       r[i].ratio, r[i].dep2_ns, r[i].ratio_dep2, r[i].v6_lookup_ns, r[i].rss_mb,
+		       r[i].apply_ms);
 		fflush(stdout);
 	}
 	f = fopen(argc > 1 ? argv[1] : "table.json", "w");
@@ -510,6 +592,8 @@ int main(int argc, char **argv)
 		fprintf(f, "  \"lookup_ns_%s\": %.3f,\n", names[i], r[i].lookup_ns);
 		fprintf(f, "  \"mem_floor_ns_%s\": %.3f,\n", names[i], r[i].floor_ns);
 		fprintf(f, "  \"lookup_over_floor_%s\": %.3f,\n", names[i], r[i].ratio);
+		fprintf(f, "  \"mem_floor_dep2_ns_%s\": %.3f,\n", names[i], r[i].dep2_ns);
+		fprintf(f, "  \"lookup_over_dep2_floor_%s\": %.3f,\n", names[i], r[i].ratio_dep2);
 		fprintf(f, "  \"v6_lookup_ns_%s\": %.1f,\n", names[i], r[i].v6_lookup_ns);
 		fprintf(f, "  \"full_publish_updates_%s\": %zu,\n", names[i], r[i].updates);
 	}
@@ -517,6 +601,7 @@ int main(int argc, char **argv)
 		fprintf(f, "  \"ms_apply_1k_changes_10m\": %.3f,\n", r[2].apply_ms);
 	fprintf(f, "  \"ms_apply_1k_v6_changes_100k\": %.3f,\n", r[0].apply6_ms);
 	fprintf(f, "  \"peak_rss_mb\": %.1f,\n", status_mb("VmHWM:"));
+	fprintf(f, "  \"thp_madvise\": %d,\n", thp_madvise());
 	fprintf(f, "  \"sink\": %u\n}\n", sink & 1);
 	fclose(f);
 	return 0;

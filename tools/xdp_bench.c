@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -40,6 +41,7 @@
 #include "moat_bare_drop.skel.h"
 #include "moat_calib.skel.h"
 #include "moat_lookup_bench.skel.h"
+#include "moat_spread.skel.h"
 #include "moat_parse.h"
 #include "xdp_backend.h"
 
@@ -517,6 +519,119 @@ static int cmd_attach(const char *pin, __u32 n, __u32 k, const char *out,
 	return 0;
 }
 
+/* read_sources - up to max dotted IPv4 addresses, one a line, into a
+ * (network byte order); the count, or -errno (-EINVAL: a bad line) */
+static long read_sources(const char *path, __u32 *a, __u32 max)
+{
+	char line[64];
+	long n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (inet_pton(AF_INET, line, &a[n]) != 1) {
+			fclose(f);
+			return -EINVAL;
+		}
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * cmd_spread - the per-packet cost with a different source per packet,
+ * spread over the whole table: the program moat-controld attached (from
+ * its pinned link, so its own maps: the table it built and published)
+ * behind spread.bpf.c, which writes the next source of the file into the
+ * frame and tail-calls it, against the same wrapper tail-calling the bare
+ * drop.  Every source must be listed (DROP): a PASS fails the run.
+ * Rounds alternate the two; per-round ratios, medians.  1 on failure.
+ */
+static int cmd_spread(const char *link_path, const char *src_path, const char *tag,
+		      __u32 repeat)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 1 };
+	static double vm[PKT_RUNS_MAX], vb[PKT_RUNS_MAX], q[PKT_RUNS_MAX];
+	struct bpf_link_info li = { 0 };
+	__u32 lilen = sizeof(li), *src = NULL, *keys = NULL, zero = 0, nb;
+	struct moat_bare_drop *bare = NULL;
+	struct moat_spread *sp = NULL;
+	int link_fd = -1, moat_fd = -1, bare_fd, sp_fd, next_fd, err = 1;
+	uint8_t f[64];
+	size_t len;
+	long n;
+
+	link_fd = bpf_obj_get(link_path);
+	if (link_fd < 0 || bpf_obj_get_info_by_fd(link_fd, &li, &lilen) ||
+	    (moat_fd = bpf_prog_get_fd_by_id(li.prog_id)) < 0) {
+		fprintf(stderr, "xdp_bench: spread: moat's program from %s: %s\n", link_path,
+			strerror(errno));
+		goto out;
+	}
+	src = malloc((1u << 22) * sizeof(*src));
+	keys = malloc((1u << 22) * sizeof(*keys));
+	if (!src || !keys)
+		goto out;
+	n = read_sources(src_path, src, 1u << 22);
+	if (n <= 0) {
+		fprintf(stderr, "xdp_bench: spread: %s: %s\n", src_path,
+			n ? strerror((int)-n) : "no addresses");
+		goto out;
+	}
+	bare = moat_bare_drop__open_and_load();
+	sp = moat_spread__open();
+	if (!bare || !sp)
+		goto out;
+	sp->rodata->nsrc = (__u32)n;
+	if (moat_spread__load(sp))
+		goto out;
+	for (long i = 0; i < n; i++)
+		keys[i] = (__u32)i;
+	nb = (__u32)n;
+	if (bpf_map_update_batch(bpf_map__fd(sp->maps.spread_src), keys, src, &nb, NULL) ||
+	    nb != (__u32)n) {
+		fprintf(stderr, "xdp_bench: spread: sources into the map: %s\n", strerror(errno));
+		goto out;
+	}
+	bare_fd = bpf_program__fd(bare->progs.moat_bare_drop);
+	sp_fd = bpf_program__fd(sp->progs.moat_spread);
+	next_fd = bpf_map__fd(sp->maps.spread_next);
+	len = syn_frame(f, dmac, ntohl(src[0]), 1000, 25);
+	for (int r = 0; r < pkt_runs; r++) {
+		if (bpf_map_update_elem(next_fd, &zero, &moat_fd, BPF_ANY)) {
+			fprintf(stderr, "xdp_bench: spread: tail call to moat's program: %s\n",
+				strerror(errno));
+			goto out;
+		}
+		vm[r] = ns_one(sp_fd, f, len, repeat, XDP_DROP);
+		if (bpf_map_update_elem(next_fd, &zero, &bare_fd, BPF_ANY))
+			goto out;
+		vb[r] = ns_one(sp_fd, f, len, repeat, XDP_DROP);
+		q[r] = vm[r] / (vb[r] > 0 ? vb[r] : 1);
+		printf("round_spread_%s %d %.0f %.0f\n", tag, r, vb[r], vm[r]);
+	}
+	printf("spread_sources_%s %ld\n", tag, n);
+	printf("ratio_listed_syn_%s_spread_over_bare %.3f\n", tag, median(q, pkt_runs));
+	printf("ns_listed_syn_%s_spread %.2f\n", tag, median(vm, pkt_runs));
+	printf("ns_bare_spread_%s %.2f\n", tag, median(vb, pkt_runs));
+	err = 0;
+out:
+	if (err)
+		fprintf(stderr, "xdp_bench: spread failed\n");
+	moat_spread__destroy(sp);
+	moat_bare_drop__destroy(bare);
+	if (moat_fd >= 0)
+		close(moat_fd);
+	if (link_fd >= 0)
+		close(link_fd);
+	free(src);
+	free(keys);
+	return err;
+}
+
 /* usage - the --help text */
 static void usage(FILE *f)
 {
@@ -524,6 +639,8 @@ static void usage(FILE *f)
 		   "[--event-sample N]\n"
 		   "       xdp_bench attach --pin DIR --entries N --sources K "
 		   "--out PREFIX --dmac MAC IFACE\n"
+		   "       xdp_bench spread --link PINNED_LINK --src-file FILE --tag TAG "
+		   "[--repeat N] [--rounds N]\n"
 		   "       xdp_bench --help | --version\n");
 }
 
@@ -539,12 +656,16 @@ int main(int argc, char **argv)
 		{ "sources", required_argument, 0, 'k' },
 		{ "out", required_argument, 0, 'o' },
 		{ "dmac", required_argument, 0, 'm' },
+		{ "link", required_argument, 0, 'l' },
+		{ "src-file", required_argument, 0, 's' },
+		{ "tag", required_argument, 0, 't' },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
 	};
 	__u32 repeat = 1000000, big = 10000000, n = 1000, k = 1000;
-	const char *pin = NULL, *out = NULL, *dmac = NULL;
+	const char *pin = NULL, *out = NULL, *dmac = NULL, *link = NULL, *srcf = NULL;
+	const char *tag = "10m";
 	int c;
 
 	log_init("xdp_bench", 0);
@@ -569,6 +690,9 @@ int main(int argc, char **argv)
 		case 'k': k = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'o': out = optarg; break;
 		case 'm': dmac = optarg; break;
+		case 'l': link = optarg; break;
+		case 's': srcf = optarg; break;
+		case 't': tag = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("xdp_bench %s\n", MOAT_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -576,6 +700,8 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc && !strcmp(argv[optind], "testrun"))
 		return cmd_testrun(repeat, big);
+	if (optind < argc && !strcmp(argv[optind], "spread") && link && srcf)
+		return cmd_spread(link, srcf, tag, repeat);
 	if (optind + 1 < argc && !strcmp(argv[optind], "attach") && pin && out && dmac)
 		return cmd_attach(pin, n, k, out, dmac, argv[optind + 1]);
 	usage(stderr);

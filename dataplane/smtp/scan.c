@@ -265,6 +265,13 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	return 0;
 }
 
+static _Thread_local uint64_t scanned_bytes; /* scan_scanned_bytes() */
+
+uint64_t scan_scanned_bytes(void)
+{
+	return scanned_bytes;
+}
+
 /* scan_piece - scan bytes on one stream, keeping the first error */
 static void scan_piece(struct filter_msg *m, int s, const char *p, size_t n)
 {
@@ -272,6 +279,7 @@ static void scan_piece(struct filter_msg *m, int s, const char *p, size_t n)
 
 	if (m->done || !m->st[s] || !n)
 		return;
+	scanned_bytes += n;
 	e = hs_scan_stream(m->st[s], p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;

@@ -118,6 +118,11 @@ struct scan_db *scan_db_current(void);
 /* scan_db_install - make d live (takes the caller's reference) */
 void scan_db_install(struct scan_db *d);
 
+/* scan_scanned_bytes - bytes the calling thread has passed to Hyperscan
+ * streams so far, every scope counted (a byte scanned as raw and as body
+ * counts twice): what the benchmark divides by.  Never fails. */
+uint64_t scan_scanned_bytes(void);
+
 /* scan_msg_db - the db a message was opened with (tests) */
 struct scan_db *scan_msg_db(struct filter_msg *m);
 
