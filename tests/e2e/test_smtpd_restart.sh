@@ -95,6 +95,7 @@ lab_wait 10 sink_ge $((n + 20)) || ok=0
 marks+=" $(ledger_in_sink)"
 pid=$(cat "$LAB_DIR/smtpd2.pid")
 kill -9 "$pid" $(pgrep -P "$pid")
+wait "$pid" 2>/dev/null # no job notice on stderr
 lab_wait 10 gone "$pid" || ok=0
 start_smtpd smtpd3 || ok=0
 n=$(ledger_in_sink)
