@@ -26,6 +26,8 @@
 #include "auth.h"
 #include "smtpd.h"
 
+#define STOP_DRAIN_MAX 30 /* s a stop waits for downstream replies to a dot */
+
 struct smtpd_config *g_cfg;
 static struct smtpd_config cfg;
 static struct worker *workers;
@@ -110,18 +112,23 @@ static void *worker_main(void *arg)
 	for (;;) {
 		if (w->stop) {
 			/* stopping: no new sessions; a message at the
-			 * downstream gets the downstream's answer (bounded
-			 * by relay_data_timeout), everything else 421 */
+			 * downstream gets the downstream's answer (at most
+			 * relay_data_timeout, capped at STOP_DRAIN_MAX s:
+			 * a service manager kills a slow stop), everything
+			 * else 421 */
 			int waiting = session_shutdown_idle(w);
+			int drain_s = cfg.relay_data_timeout;
 
+			if (drain_s > STOP_DRAIN_MAX)
+				drain_s = STOP_DRAIN_MAX;
 			if (!drain_until) {
-				drain_until = w->now_ms + (int64_t)cfg.relay_data_timeout * 1000 + 1000;
+				drain_until = w->now_ms + (int64_t)drain_s * 1000 + 1000;
 				for (int i = 0; i < w->n_listen; i++)
 					epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_ev[i].fd, NULL);
 				if (waiting)
 					log_info("worker %d: stopping: %d message(s) at the downstream, "
-						 "waiting up to %d s for its reply to the dot", w->id,
-						 waiting, cfg.relay_data_timeout + 1);
+						 "waiting up to %d s for the reply to the dot", w->id,
+						 waiting, drain_s + 1);
 			}
 			if (!waiting || w->now_ms >= drain_until)
 				break;
