@@ -586,7 +586,7 @@ static void load(struct cd *d, time_t now)
 	char path[PATH_MAX + 16], line[256], ab[64];
 	unsigned code, source, synced;
 	long long exp;
-	size_t kept = 0, swept = 0;
+	size_t kept = 0, swept = 0, bad = 0, lineno = 0, first_bad = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/fleet.state", d->cfg.state_dir);
@@ -596,9 +596,17 @@ static void load(struct cd *d, time_t now)
 		struct moat_prefix a;
 		struct rec *r;
 
-		if (line[0] == '#' || sscanf(line, "%63s %u %lld %u %u", ab, &code, &exp, &source, &synced) != 5 ||
-		    moat_prefix_parse(ab, &a) != 0 || !(r = get(&a)))
+		lineno++;
+		if (line[0] == '#')
 			continue;
+		/* damaged (a line that does not parse, or a piece of an
+		 * over-long one): skipped and counted */
+		if (sscanf(line, "%63s %u %lld %u %u", ab, &code, &exp, &source, &synced) != 5 ||
+		    moat_prefix_parse(ab, &a) != 0 || !(r = get(&a))) {
+			if (!bad++)
+				first_bad = lineno;
+			continue;
+		}
 		r->code = code;
 		r->exp = (time_t)exp;
 		r->source = (uint16_t)source;
@@ -617,7 +625,10 @@ static void load(struct cd *d, time_t now)
 		}
 	}
 	fclose(f);
-	log_info("fleet: event=restore kept=%zu sweep=%zu (from %s)", kept, swept, path);
+	if (bad)
+		log_warn("fleet: event=restore path=%s bad_lines=%zu first=%zu (damaged lines skipped)",
+			 path, bad, first_bad);
+	log_info("fleet: event=restore kept=%zu sweep=%zu bad=%zu (from %s)", kept, swept, bad, path);
 }
 
 /* fleet_open - set up when [fleet] id is configured */

@@ -385,19 +385,38 @@ static int replay_journal(const char *journal, struct ent_set *s, uint64_t *byte
 static int read_records(const char *path, uint64_t magic, size_t recsz, const char *what,
 			void **data, const void **rec, size_t *n)
 {
-	struct { uint64_t magic; uint64_t n; } h;
-	size_t len;
+	struct { uint64_t magic; uint64_t n; } h = { 0, 0 };
+	size_t len = 0;
 	int r = zstate_read_file(path, data, &len, NULL);
 
-	if (r < 0)
-		return r;
-	if (len >= sizeof(h))
-		memcpy(&h, *data, sizeof(h));
-	if (len < sizeof(h) || h.magic != magic || (len - sizeof(h)) % recsz ||
-	    (len - sizeof(h)) / recsz != h.n) {
-		log_warn("event=restore path=%s result=ignored (not a valid %s file)", path, what);
-		free(*data);
+	if (r == 0) {
+		if (len >= sizeof(h))
+			memcpy(&h, *data, sizeof(h));
+		if (len < sizeof(h) || h.magic != magic || (len - sizeof(h)) % recsz ||
+		    (len - sizeof(h)) / recsz != h.n) {
+			free(*data);
+			r = -EBADMSG;
+		}
+	}
+	if (r == -EINVAL || r == -EBADMSG) {
+		/* damaged (bad checksum, cut short, not ours): kept aside for
+		 * the operator, the next save writes a fresh file */
+		char bad[PATH_MAX + 8];
+		struct stat st;
+
+		snprintf(bad, sizeof(bad), "%s.bad", path);
+		if (lstat(bad, &st) == 0 && !S_ISREG(st.st_mode))
+			bad[0] = 0;
+		log_warn("event=restore path=%s result=ignored (not a valid %s file%s%s)", path, what,
+			 bad[0] ? "; kept as " : "", bad);
+		if (bad[0] && rename(path, bad) < 0)
+			log_warn("event=restore path=%s error=\"%s\" (not kept)", bad, strerror(errno));
 		return -EBADMSG;
+	}
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_warn("event=restore path=%s result=error error=\"%s\"", path, strerror(-r));
+		return r;
 	}
 	*rec = (const char *)*data + sizeof(h);
 	*n = (size_t)h.n;

@@ -387,6 +387,24 @@ struct zm_emit {
 	int fp_err;    /* the fast path refused a chunk */
 };
 
+/* test_chunk_pause - MOAT_TEST_PUBLISH_CHUNK_MS: the e2e suite's kill -9
+ * in the middle of a publish (controld_kill) gets a line after each
+ * chunk the fast path took and that long to act */
+static void test_chunk_pause(size_t n)
+{
+	static long ms = -1;
+
+	if (ms < 0) {
+		const char *v = getenv("MOAT_TEST_PUBLISH_CHUNK_MS");
+
+		ms = v && atol(v) > 0 ? atol(v) : 0;
+	}
+	if (!ms)
+		return;
+	log_info("event=publish-chunk updates=%zu (MOAT_TEST_PUBLISH_CHUNK_MS=%ld)", n, ms);
+	usleep((useconds_t)ms * 1000);
+}
+
 /* zm_emit_chunk - one chunk to the fast path (nothing to do detached) */
 static int zm_emit_chunk(void *ctx, const struct moat_update *u, size_t n)
 {
@@ -402,6 +420,8 @@ static int zm_emit_chunk(void *ctx, const struct moat_update *u, size_t n)
 	e->fp_ms += moat_clock_ms_f() - t;
 	if (r < 0)
 		e->fp_err = r;
+	else
+		test_chunk_pause(n);
 	return r;
 }
 

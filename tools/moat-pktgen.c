@@ -68,6 +68,9 @@
 enum exp { EXP_PASS, EXP_TARPIT, EXP_DROP, EXP_N };
 enum obs { OBS_NONE, OBS_SYNACK, OBS_TARPIT, OBS_RST, OBS_N };
 static const char *exp_names[EXP_N] = { "pass", "tarpit", "drop" };
+/* a set's stored expectation: the first table's verdict in the low
+ * nibble, the --expect-also table's in the high one */
+#define EXP2(a, b) ((uint8_t)((a) | (b) << 4))
 static const char *obs_names[OBS_N] = { "none", "syn-ack", "tarpit", "rst" };
 
 /* one source set: a prefix and its share of the probes */
@@ -78,6 +81,8 @@ struct srcset {
 	uint64_t seq;        /* next host, sequential mode */
 	uint8_t *exp;        /* per host, when 2^hostbits <= EXP_HOSTS_MAX */
 	uint8_t exp_all;     /* the whole set's expectation otherwise */
+	/* each an EXP2 pair: the --expect table's verdict and the
+	 * --expect-also table's (the same without it) */
 	bool smtp;           /* --smtp-src: real connections, not in the flood */
 };
 
@@ -99,6 +104,7 @@ struct expect_ent {
 struct opts {
 	const char *ifname;
 	const char *expect_file;
+	const char *expect_also;   /* a second table: either table's verdict is right */
 	const char *socket;
 	const char *stats_netns;
 	uint8_t dst4[4], dst6[16];
@@ -148,6 +154,7 @@ struct run {
 	uint64_t wrong;
 	uint64_t kdrops;         /* appliance kernel's drop counters, delta */
 	uint64_t smtp_cell[EXP_N][5];   /* SMTP mode: expected x enum smtp_out */
+	uint64_t fits[2];  /* --expect-also, tables disagreeing: reply fit the first, the second */
 	uint64_t smtp_wrong;
 	bool kdrops_known;
 	uint64_t xdp_seen;       /* the fast path's SYN counters, delta (--socket) */
@@ -416,28 +423,56 @@ static void addr_str(uint8_t fam, const uint8_t *a, char *buf, size_t n)
 	inet_ntop(fam == MOAT_AF_INET ? AF_INET : AF_INET6, a, buf, (socklen_t)n);
 }
 
+/* set_uniform - the verdict of every address of set s (number i) in a
+ * table; *err = -EINVAL (message printed) when they differ */
+static uint8_t set_uniform(const struct srcset *s, unsigned i, const struct expect_ent *v, size_t n,
+			   const char *file, int *err)
+{
+	uint8_t e = expect_lpm(v, n, s->pfx.family, s->pfx.addr);
+
+	for (size_t k = 0; k < n; k++)
+		if (v[k].pfx.plen > s->pfx.plen && moat_prefix_contains(&s->pfx, &v[k].pfx) &&
+		    v[k].exp != e) {
+			fprintf(stderr, "moat-pktgen: set %u is larger than %u addresses and "
+				"not uniform in %s\n", i, EXP_HOSTS_MAX, file);
+			*err = -EINVAL;
+			break;
+		}
+	return e;
+}
+
 /* build_expectations - every set's expected verdicts, before the first
  * probe (a change of the table during the run is what the run catches).
  * 0 or -errno (message printed). */
 static int build_expectations(struct run *r)
 {
 	struct opts *o = r->o;
-	struct expect_ent *ents = NULL;
-	size_t nents = 0;
+	struct expect_ent *ents = NULL, *ents2 = NULL;
+	size_t nents = 0, nents2 = 0;
 	struct ctl_buf b;
 	int fd = -1, err = 0;
 
+	if (o->expect_also) {
+		err = load_expect(o->expect_also, &ents2, &nents2);
+		if (err < 0) {
+			if (err != -EINVAL)
+				fprintf(stderr, "moat-pktgen: %s: %s\n", o->expect_also, strerror(-err));
+			return err;
+		}
+	}
 	if (o->expect_file) {
 		err = load_expect(o->expect_file, &ents, &nents);
 		if (err < 0) {
 			if (err != -EINVAL)
 				fprintf(stderr, "moat-pktgen: %s: %s\n", o->expect_file, strerror(-err));
+			free(ents2);
 			return err;
 		}
 	} else {
 		fd = ctl_connect(o->socket);
 		if (fd < 0) {
 			fprintf(stderr, "moat-pktgen: control socket %s: %s\n", o->socket, strerror(-fd));
+			free(ents2);
 			return fd;
 		}
 		ctl_buf_init(&b, CTL_MAX_REPLY);
@@ -456,13 +491,17 @@ static int build_expectations(struct run *r)
 				break;
 			}
 			for (uint64_t h = 0; h < nh && !err; h++) {
+				uint8_t e = EXP_PASS;
+
 				set_addr(s, h, a);
 				if (ents || o->expect_file) {
-					s->exp[h] = expect_lpm(ents, nents, s->pfx.family, a);
+					e = expect_lpm(ents, nents, s->pfx.family, a);
 				} else {
 					addr_str(s->pfx.family, a, as, sizeof(as));
-					err = ctl_expect(fd, &b, as, &s->exp[h]);
+					err = ctl_expect(fd, &b, as, &e);
 				}
+				s->exp[h] = EXP2(e, o->expect_also ?
+						    expect_lpm(ents2, nents2, s->pfx.family, a) : e);
 			}
 			continue;
 		}
@@ -473,17 +512,13 @@ static int build_expectations(struct run *r)
 			err = -E2BIG;
 			break;
 		}
-		s->exp_all = expect_lpm(ents, nents, s->pfx.family, s->pfx.addr);
-		for (size_t k = 0; k < nents; k++)
-			if (ents[k].pfx.plen > s->pfx.plen && moat_prefix_contains(&s->pfx, &ents[k].pfx) &&
-			    ents[k].exp != s->exp_all) {
-				fprintf(stderr, "moat-pktgen: set %u is larger than %u addresses and "
-					"not uniform in %s\n", i, EXP_HOSTS_MAX, o->expect_file);
-				err = -EINVAL;
-				break;
-			}
+		uint8_t e1 = set_uniform(s, i, ents, nents, o->expect_file, &err);
+		uint8_t e2 = o->expect_also ? set_uniform(s, i, ents2, nents2, o->expect_also, &err) : e1;
+
+		s->exp_all = EXP2(e1, e2);
 	}
 	free(ents);
+	free(ents2);
 	if (fd >= 0) {
 		ctl_buf_free(&b);
 		close(fd);
@@ -491,11 +526,29 @@ static int build_expectations(struct run *r)
 	return err;
 }
 
-static uint8_t probe_expect(const struct run *r, const struct probe *p)
+/* probe_expect2 - the probe's EXP2 pair */
+static uint8_t probe_expect2(const struct run *r, const struct probe *p)
 {
 	const struct srcset *s = &r->sets[p->set];
 
 	return s->exp ? s->exp[p->host] : s->exp_all;
+}
+
+/* probe_expect - the verdict the probe is judged against: the tables'
+ * when they agree; otherwise the one of the two the observed reply fits
+ * (tarpit reply: tarpit; none: drop, else tarpit, whose budget then
+ * judges it; a SYN-ACK or RST: pass), else the first table's, wrong
+ * either way */
+static uint8_t probe_expect(const struct run *r, const struct probe *p)
+{
+	uint8_t x = probe_expect2(r, p), a = x & 15, b = x >> 4, want;
+
+	if (a == b)
+		return a;
+	if (p->obs == OBS_NONE)
+		return a == EXP_DROP || b == EXP_DROP ? EXP_DROP : EXP_TARPIT;
+	want = p->obs == OBS_TARPIT ? EXP_TARPIT : EXP_PASS;
+	return a == want || b == want ? want : a;
 }
 
 /* ---- rings and programs ------------------------------------------------ */
@@ -1074,6 +1127,13 @@ static int judge(struct run *r, FILE *wrongf, unsigned *shown)
 
 		p->exp = e;
 		r->cell[e][p->obs]++;
+		if (o->expect_also) {
+			uint8_t x = probe_expect2(r, p);
+
+			/* the tables disagree: which one the reply fit */
+			if ((x & 15) != x >> 4)
+				r->fits[e == (x & 15) ? 0 : 1]++;
+		}
 		if (e == EXP_PASS) {
 			if (p->obs == OBS_TARPIT)
 				bad = 1;
@@ -1421,7 +1481,7 @@ static int smtp_run(struct run *r, FILE *wrongf, unsigned *shown)
 			if (out < 0)
 				continue;
 			struct probe pr = { .set = x->set, .host = x->host };
-			uint8_t e = probe_expect(r, &pr);
+			uint8_t e = probe_expect2(r, &pr) & 15; /* the first table's */
 
 			r->smtp_cell[e][out]++;
 			if (out == SO_REFUSED && refused_shown < WRONG_SHOWN) {
@@ -1529,6 +1589,7 @@ static void phase_reset(struct run *r)
 	r->passed_unanswered = r->pass_rst = r->wrong = r->kdrops = r->xdp_seen = 0;
 	r->kdrops_known = r->xdp_known = false;
 	memset(r->cell, 0, sizeof(r->cell));
+	memset(r->fits, 0, sizeof(r->fits));
 }
 
 /* phase - send at rate (0 = flat out) for the run's duration or count,
@@ -1589,6 +1650,7 @@ static int find_rate(struct run *r, FILE *wrongf, unsigned *shown)
 			r->wrong = r->tarpit_limited = r->tarpit_unanswered = 0;
 			r->passed_unanswered = r->pass_rst = 0;
 			memset(r->cell, 0, sizeof(r->cell));
+			memset(r->fits, 0, sizeof(r->fits));
 			return judge(r, wrongf, shown);
 		}
 	}
@@ -1653,6 +1715,9 @@ static void report_text(struct run *r)
 	printf("; passed, RST (no listener): %" PRIu64 "\n", r->pass_rst);
 	printf("lossless at this rate: %s\n", lossless(r) ? "yes" :
 	       "no (judge at a lower --rate)");
+	if (r->o->expect_also)
+		printf("tables disagreeing: the reply fit the first %" PRIu64 ", the second %" PRIu64 "\n",
+		       r->fits[0], r->fits[1]);
 	printf("wrong verdicts: %" PRIu64 "\n", r->wrong);
 }
 
@@ -1693,6 +1758,10 @@ static void report_json(struct run *r)
 	if (r->kdrops_known)
 		json_object_object_add(j, "kernel_drops", json_object_new_int64((int64_t)r->kdrops));
 	json_object_object_add(j, "wrong", json_object_new_int64((int64_t)r->wrong));
+	if (r->o->expect_also) {
+		json_object_object_add(j, "fit_first", json_object_new_int64((int64_t)r->fits[0]));
+		json_object_object_add(j, "fit_second", json_object_new_int64((int64_t)r->fits[1]));
+	}
 	json_object_object_add(j, "lossless", json_object_new_boolean(lossless(r)));
 	if (r->o->smtp_n)
 		smtp_report_json(r, j);
@@ -1721,6 +1790,8 @@ static void usage(FILE *f)
 		"      --dst-mac MAC       the appliance's MAC (default: ARP for the IPv4 --to)\n"
 		"      --expect FILE       expected verdicts: \"PREFIX pass|drop|tarpit|allow\" lines\n"
 		"      --socket PATH       expected verdicts from moat-controld's lookup\n"
+		"      --expect-also FILE  a second table (the table changes during the run):\n"
+		"                          a verdict either table gives is right\n"
 		"      --netns-stats NS    read the appliance kernel's TCP drop counters in NS\n"
 		"      --timeout MS        wait for replies after the last probe (1000)\n"
 		"      --sports LO-HI      probe source ports (1024-32767)\n"
@@ -1842,6 +1913,7 @@ int main(int argc, char **argv)
 		{ "duration", required_argument, 0, 'd' }, { "count", required_argument, 0, 'n' },
 		{ "vlan", required_argument, 0, 'V' }, { "dst-mac", required_argument, 0, 'M' },
 		{ "expect", required_argument, 0, 'e' }, { "socket", required_argument, 0, 'c' },
+		{ "expect-also", required_argument, 0, 'E' },
 		{ "netns-stats", required_argument, 0, 'N' }, { "timeout", required_argument, 0, 'T' },
 		{ "sports", required_argument, 0, 'P' }, { "tarpit-src", required_argument, 0, 'A' },
 		{ "tarpit-global", required_argument, 0, 'G' },
@@ -1912,6 +1984,7 @@ int main(int argc, char **argv)
 			o.have_dmac = true;
 			break;
 		case 'e': o.expect_file = optarg; break;
+		case 'E': o.expect_also = optarg; break;
 		case 'c': o.socket = optarg; break;
 		case 'N': o.stats_netns = optarg; break;
 		case 'T': o.timeout_ms = (unsigned)strtoul(optarg, &end, 10); break;

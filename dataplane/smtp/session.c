@@ -1408,17 +1408,39 @@ void session_sweep(struct worker *w)
 	}
 }
 
+/* shutdown_one - 421 (plaintext) and close */
+static void shutdown_one(struct session *s)
+{
+	if (s->state != S_CLOSING && !s->tls)
+		reply(s, "421 4.3.2 %s Service shutting down", g_cfg->hostname);
+	if (s->state == S_DATA || s->has_from)
+		log_tx(s, "abandon", s->state == S_DATA ? "data" : "envelope", "shutdown", 421, NULL);
+	(void)flush(s);
+	session_close(s);
+}
+
+/* session_shutdown_idle - the process stops: 421 and close for every
+ * session except those whose message is at the downstream, waiting for its
+ * reply to the final dot (it may accept it: a 421 then would have the client
+ * send the message again).  Returns how many still wait. */
+int session_shutdown_idle(struct worker *w)
+{
+	int waiting = 0;
+
+	for (struct session *s = w->sessions, *n; s; s = n) {
+		n = s->next;
+		if (s->wait == W_RELAY_EOD)
+			waiting++;
+		else
+			shutdown_one(s);
+	}
+	return waiting;
+}
+
 /* session_shutdown_all - the process stops: 421 to every session, then close */
 void session_shutdown_all(struct worker *w)
 {
-	while (w->sessions) {
-		struct session *s = w->sessions;
-		if (s->state != S_CLOSING && !s->tls)
-			reply(s, "421 4.3.2 %s Service shutting down", g_cfg->hostname);
-		if (s->state == S_DATA || s->has_from)
-			log_tx(s, "abandon", s->state == S_DATA ? "data" : "envelope", "shutdown", 421, NULL);
-		(void)flush(s);
-		session_close(s);
-	}
+	while (w->sessions)
+		shutdown_one(w->sessions);
 	session_free_zombies(w);
 }

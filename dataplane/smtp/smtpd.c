@@ -26,6 +26,8 @@
 #include "auth.h"
 #include "smtpd.h"
 
+#define STOP_DRAIN_MAX 30 /* s a stop waits for downstream replies to a dot */
+
 struct smtpd_config *g_cfg;
 static struct smtpd_config cfg;
 static struct worker *workers;
@@ -105,9 +107,34 @@ static void *worker_main(void *arg)
 		log_fatal("worker %d: filter initialisation failed", w->id);
 	if (auth_thread_init() != 0)
 		log_fatal("worker %d: DKIM initialisation failed", w->id);
+	int64_t drain_until = 0;
+
 	w->now_ms = moat_clock_ms();
-	while (!w->stop) {
-		int n = epoll_wait(w->epfd, evs, 256, 100);
+	for (;;) {
+		if (w->stop) {
+			/* stopping: no new sessions; a message at the
+			 * downstream gets the downstream's answer (at most
+			 * relay_data_timeout, capped at STOP_DRAIN_MAX s:
+			 * a service manager kills a slow stop), everything
+			 * else 421 */
+			int waiting = session_shutdown_idle(w);
+			int drain_s = cfg.relay_data_timeout;
+
+			if (drain_s > STOP_DRAIN_MAX)
+				drain_s = STOP_DRAIN_MAX;
+			if (!drain_until) {
+				drain_until = w->now_ms + (int64_t)drain_s * 1000 + 1000;
+				for (int i = 0; i < w->n_listen; i++)
+					epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_ev[i].fd, NULL);
+				if (waiting)
+					log_info("worker %d: stopping: %d message(s) at the downstream, "
+						 "waiting up to %d s for the reply to the dot", w->id,
+						 waiting, drain_s + 1);
+			}
+			if (!waiting || w->now_ms >= drain_until)
+				break;
+		}
+		int n = epoll_wait(w->epfd, evs, 256, w->stop ? 20 : 100);
 		w->now_ms = moat_clock_ms();
 		for (int i = 0; i < n; i++) {
 			struct ev *e = evs[i].data.ptr;

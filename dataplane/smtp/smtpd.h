@@ -156,6 +156,7 @@ void session_on_event(struct session *s, uint32_t events);
 void session_sweep(struct worker *w);
 void session_release(struct session *s);
 void session_free_zombies(struct worker *w);
+int session_shutdown_idle(struct worker *w);
 void session_shutdown_all(struct worker *w);
 /* session_relay_reply - the relay finished what the session waited for:
  * code is the downstream reply (0: unavailable, -1: timed out after the

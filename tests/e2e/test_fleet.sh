@@ -27,7 +27,7 @@ PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
 PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 
-tap_plan 31
+tap_plan 32
 for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -467,11 +467,16 @@ tap_check "primary back: the $((20 - nd)) kept in the queue arrive ($n_arr), the
 kill "$(cat "$LAB_DIR/ctld-a.pid")"
 lab_wait 10 bash -c "! kill -0 $(cat "$LAB_DIR/ctld-a.pid") 2>/dev/null"
 sed -i 's|^198\.51\.100\.5\(/32\)\? [0-9]* [0-9]* |198.51.100.5 3 1 |' "$LAB_DIR/a/state/fleet.state"
+# and damage: junk, a line cut short, binary bytes (skipped and counted)
+printf 'junk line\n192.0.2.7 2 17\n\001\377\376 x\n' >>"$LAB_DIR/a/state/fleet.state"
 start a "$NS_APP" ctld-a2
 LOG_A=$LAB_DIR/ctld-a2.log
 lab_wait 20 bash -c "[ -z \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 5.100.51.198.a.fleet.test A)\" ]"
 [ $? -eq 0 ] && grep -q 'event=restore kept=[0-9]* sweep=[1-9]' "$LOG_A"; c=$?
 tap_check "restart: the sweep deletes an own record that expired while A was down" [ $c -eq 0 ]
+tap_check "restart: 3 damaged lines of fleet.state skipped and logged, the rest restored" \
+	grep -Eq 'fleet: event=restore path=.*/fleet.state bad_lines=3 first=[0-9]+ .*fleet: event=restore kept=[1-9][0-9]* sweep=[1-9][0-9]* bad=3 ' \
+	<(tr '\n' ' ' <"$LOG_A")
 
 exit $((TAP_FAIL > 0))
 
