@@ -279,6 +279,37 @@ void session_dnsbl_done(struct session *s)
 		connect_check(s);
 }
 
+/* accept_pause - out of descriptors (or kernel memory): the connection
+ * stays in the listen queue and the listening socket stays readable, so a
+ * level-triggered epoll would wake this worker at once, forever. Take the
+ * listeners out of this worker's epoll set for ACCEPT_PAUSE_MS instead;
+ * session_accept_resume puts them back. Counted as connect.accept_<errno>,
+ * logged once a pause. */
+#define ACCEPT_PAUSE_MS 100
+static void accept_pause(struct worker *w, int err)
+{
+	if (w->accept_paused_until)
+		return;
+	for (int i = 0; i < w->n_listen; i++)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_ev[i].fd, NULL);
+	w->accept_paused_until = w->now_ms + ACCEPT_PAUSE_MS;
+	stats_inc("connect", err == EMFILE ? "accept_emfile" : err == ENFILE ? "accept_enfile" : "accept_nomem");
+	log_warn("worker %d: accept: %s with %d sessions: not accepting for %d ms (raise LimitNOFILE / ulimit -n, or lower max_sessions)",
+		 w->id, strerror(err), __atomic_load_n(&n_sessions, __ATOMIC_RELAXED), ACCEPT_PAUSE_MS);
+}
+
+/* session_accept_resume - after a pause, listen again (called every sweep) */
+void session_accept_resume(struct worker *w)
+{
+	if (!w->accept_paused_until || w->now_ms < w->accept_paused_until)
+		return;
+	w->accept_paused_until = 0;
+	for (int i = 0; i < w->n_listen; i++) {
+		struct epoll_event ee = { .events = EPOLLIN, .data.ptr = &w->listen_ev[i] };
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_ev[i].fd, &ee);
+	}
+}
+
 /* session_accept - take new connections from a listening socket */
 void session_accept(struct worker *w, int lfd)
 {
@@ -286,8 +317,11 @@ void session_accept(struct worker *w, int lfd)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(w, errno);
 			return;
+		}
 		struct session *s = calloc(1, sizeof(*s));
 		if (!s) {
 			close(fd);
