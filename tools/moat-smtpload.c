@@ -98,6 +98,7 @@ static uint64_t opened[M_N], connect_fail[M_N], lost[M_N], bind_fail;
 static uint64_t legit_done, legit_failed, legit_refused, measuring_done, measuring_failed;
 static uint64_t churn_closed;
 static bool measuring;
+static char first_refusal[128];  /* a legitimate session's first unexpected reply */
 static double *lat;
 static size_t lat_n, lat_cap;
 
@@ -290,6 +291,14 @@ static bool on_read(int fd, struct conn *c)
 			if (nl - line < 3 || line[3] == '-')
 				continue;
 			int code = atoi(line);
+			if (c->mode == M_LEGIT && !first_refusal[0] && code != 220 && code != 221 &&
+			    code != 250 && code != 354) {
+				size_t l = (size_t)(nl - line);
+				if (l >= sizeof(first_refusal))
+					l = sizeof(first_refusal) - 1;
+				for (size_t i = 0; i < l; i++) /* JSON-safe */
+					first_refusal[i] = line[i] >= ' ' && line[i] != '"' && line[i] != '\\' ? line[i] : ' ';
+			}
 			size_t rest = c->rlen - (size_t)(p - c->rbuf);
 			memmove(c->rbuf, p, rest);
 			c->rlen = rest;
@@ -647,8 +656,8 @@ int main(int argc, char **argv)
 		       mode_name[m], o.n[m], mode_name[m], held_at_end[m], mode_name[m], opened[m], mode_name[m],
 		       lost[m], mode_name[m], connect_fail[m]);
 	printf(", \"churn_rate\": %u, \"churn_opened\": %" PRIu64 ", \"churn_connected\": %" PRIu64
-	       ", \"churn_connect_fail\": %" PRIu64 ", \"bind_fail\": %" PRIu64 "}\n",
-	       o.churn_rate, opened[M_CHURN], churn_closed, connect_fail[M_CHURN], bind_fail);
+	       ", \"churn_connect_fail\": %" PRIu64 ", \"bind_fail\": %" PRIu64 ", \"legit_first_refusal\": \"%s\"}\n",
+	       o.churn_rate, opened[M_CHURN], churn_closed, connect_fail[M_CHURN], bind_fail, first_refusal);
 	if (!measuring_done || (o.strict && measuring_failed))
 		return 1;
 	return 0;

@@ -35,6 +35,12 @@
 #include "smtpd.h"
 
 #define IBUF_CAP 8192
+/* replies queued for a client that does not read them: past this, commands
+ * are neither read nor processed until the client takes its replies (or the
+ * command timeout ends the session). Without it a client that pipelines
+ * commands and never reads makes the engine work and its buffer grow. */
+#define OBUF_HIGH 16384
+#define CLIENT_SNDBUF 16384 /* the kernel doubles it */
 
 static uint64_t sid_counter;
 static int n_sessions;      /* all workers: max_sessions */
@@ -330,6 +336,11 @@ void session_accept(struct worker *w, int lfd)
 		/* replies are small writes: no Nagle delay behind a delayed ACK */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* only replies go to a client: a fixed send buffer (no autotuning
+		 * up to tcp_wmem's 4 MB) caps what a client that never reads
+		 * holds in kernel memory; past it, OBUF_HIGH stops its commands */
+		int sndbuf = CLIENT_SNDBUF;
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		s->w = w;
 		s->ev.kind = EV_CLIENT;
 		s->ev.fd = fd;
@@ -473,7 +484,7 @@ static void update_interest(struct session *s)
 	uint32_t want = 0;
 	if (s->dead)
 		return;
-	if (s->state != S_CLOSING && (s->ilen < IBUF_CAP))
+	if (s->state != S_CLOSING && s->ilen < IBUF_CAP && s->olen < OBUF_HIGH)
 		want |= EPOLLIN;
 	if (s->olen || s->ssl_want_write)
 		want |= EPOLLOUT;
@@ -609,6 +620,14 @@ void session_on_event(struct session *s, uint32_t events)
 			       "5.5.1 %s Protocol error: talking before the greeting", g_cfg->hostname);
 		}
 		process(s);
+	} else if ((events & EPOLLOUT) && s->ilen && s->olen >= OBUF_HIGH) {
+		/* replies held back the commands already read: resume once they drain */
+		if (flush(s) != 0) {
+			session_close(s);
+			return;
+		}
+		if (s->olen < OBUF_HIGH)
+			process(s);
 	}
 	settle(s);
 }
@@ -1230,7 +1249,7 @@ static void process(struct session *s)
 	size_t off = 0;
 
 	s->in_process = 1;
-	while (!s->dead && s->wait == W_NONE && off < s->ilen &&
+	while (!s->dead && s->wait == W_NONE && off < s->ilen && s->olen < OBUF_HIGH &&
 	       (s->state == S_CMD || s->state == S_DATA)) {
 		size_t used = 0;
 		enum line_res r = line_sm_feed(&s->lsm, s->ibuf + off, s->ilen - off, &used);
