@@ -77,7 +77,8 @@ lab_inet "$load" --to 198.18.1.1:25 --src 198.19.0.0/16 --idle "$IDLE" --slowlor
 	--rcpt b@moat.test >"$LAB_DIR/load.json" 2>"$LAB_DIR/load.err" &
 lp=$!
 if lab_wait 40 grep -q '^ready: held sessions up' "$LAB_DIR/load.err"; then
-	sleep 1 # in the measurement: the legitimate sessions run beside the held ones
+	# sample once legitimate sessions have completed beside the held ones
+	lab_wait 10 bash -c "grep '^t=' '$LAB_DIR/load.err' | tail -1 | grep -q ' done=[1-9]'"
 	rss1=$(rss_kb) sock1=$(sock_kb) fd1=$(nfd)
 	tap_ok "held sessions up: $IDLE idle, $SLOW slowloris, $NOREAD never-reading (+ churn $CHURN/s, SYN flood $SYN_PPS pps)"
 else
