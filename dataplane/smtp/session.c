@@ -35,6 +35,12 @@
 #include "smtpd.h"
 
 #define IBUF_CAP 8192
+/* replies queued for a client that does not read them: past this, commands
+ * are neither read nor processed until the client takes its replies (or the
+ * command timeout ends the session). Without it a client that pipelines
+ * commands and never reads makes the engine work and its buffer grow. */
+#define OBUF_HIGH 16384
+#define CLIENT_SNDBUF 16384 /* the kernel doubles it */
 
 static uint64_t sid_counter;
 static int n_sessions;      /* all workers: max_sessions */
@@ -285,6 +291,37 @@ void session_dnsbl_done(struct session *s)
 		connect_check(s);
 }
 
+/* accept_pause - out of descriptors (or kernel memory): the connection
+ * stays in the listen queue and the listening socket stays readable, so a
+ * level-triggered epoll would wake this worker at once, forever. Take the
+ * listeners out of this worker's epoll set for ACCEPT_PAUSE_MS instead;
+ * session_accept_resume puts them back. Counted as connect.accept_<errno>,
+ * logged once a pause. */
+#define ACCEPT_PAUSE_MS 100
+static void accept_pause(struct worker *w, int err)
+{
+	if (w->accept_paused_until)
+		return;
+	for (int i = 0; i < w->n_listen; i++)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_ev[i].fd, NULL);
+	w->accept_paused_until = w->now_ms + ACCEPT_PAUSE_MS;
+	stats_inc("connect", err == EMFILE ? "accept_emfile" : err == ENFILE ? "accept_enfile" : "accept_nomem");
+	log_warn("worker %d: accept: %s with %d sessions: not accepting for %d ms (raise LimitNOFILE / ulimit -n, or lower max_sessions)",
+		 w->id, strerror(err), __atomic_load_n(&n_sessions, __ATOMIC_RELAXED), ACCEPT_PAUSE_MS);
+}
+
+/* session_accept_resume - after a pause, listen again (called every sweep) */
+void session_accept_resume(struct worker *w)
+{
+	if (!w->accept_paused_until || w->now_ms < w->accept_paused_until)
+		return;
+	w->accept_paused_until = 0;
+	for (int i = 0; i < w->n_listen; i++) {
+		struct epoll_event ee = { .events = EPOLLIN, .data.ptr = &w->listen_ev[i] };
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_ev[i].fd, &ee);
+	}
+}
+
 /* session_accept - take new connections from a listening socket */
 void session_accept(struct worker *w, int lfd)
 {
@@ -292,8 +329,11 @@ void session_accept(struct worker *w, int lfd)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(w, errno);
 			return;
+		}
 		struct session *s = calloc(1, sizeof(*s));
 		if (!s) {
 			close(fd);
@@ -302,6 +342,11 @@ void session_accept(struct worker *w, int lfd)
 		/* replies are small writes: no Nagle delay behind a delayed ACK */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* only replies go to a client: a fixed send buffer (no autotuning
+		 * up to tcp_wmem's 4 MB) caps what a client that never reads
+		 * holds in kernel memory; past it, OBUF_HIGH stops its commands */
+		int sndbuf = CLIENT_SNDBUF;
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		s->w = w;
 		s->ev.kind = EV_CLIENT;
 		s->ev.fd = fd;
@@ -445,7 +490,7 @@ static void update_interest(struct session *s)
 	uint32_t want = 0;
 	if (s->dead)
 		return;
-	if (s->state != S_CLOSING && (s->ilen < IBUF_CAP))
+	if (s->state != S_CLOSING && s->ilen < IBUF_CAP && s->olen < OBUF_HIGH)
 		want |= EPOLLIN;
 	if (s->olen || s->ssl_want_write)
 		want |= EPOLLOUT;
@@ -581,6 +626,14 @@ void session_on_event(struct session *s, uint32_t events)
 			       "5.5.1 %s Protocol error: talking before the greeting", g_cfg->hostname);
 		}
 		process(s);
+	} else if ((events & EPOLLOUT) && s->ilen && s->olen >= OBUF_HIGH) {
+		/* replies held back the commands already read: resume once they drain */
+		if (flush(s) != 0) {
+			session_close(s);
+			return;
+		}
+		if (s->olen < OBUF_HIGH)
+			process(s);
 	}
 	settle(s);
 }
@@ -1250,7 +1303,7 @@ static void process(struct session *s)
 	size_t off = 0;
 
 	s->in_process = 1;
-	while (!s->dead && s->wait == W_NONE && off < s->ilen &&
+	while (!s->dead && s->wait == W_NONE && off < s->ilen && s->olen < OBUF_HIGH &&
 	       (s->state == S_CMD || s->state == S_DATA)) {
 		size_t used = 0;
 		enum line_res r = line_sm_feed(&s->lsm, s->ibuf + off, s->ilen - off, &used);

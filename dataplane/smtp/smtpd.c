@@ -164,6 +164,7 @@ static void *worker_main(void *arg)
 			w->last_sweep = w->now_ms;
 			dnsbl_tick(w);
 			session_sweep(w);
+			session_accept_resume(w);
 		}
 		session_free_zombies(w);
 	}
@@ -265,6 +266,11 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* a relayed session holds two descriptors (client, downstream) */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)cfg.max_sessions * 2 + 256 > rl.rlim_cur)
+		log_warn("open-file limit %llu is below 2 x max_sessions (%d) + 256: past it, connections wait in the listen queue (raise LimitNOFILE / ulimit -n, or lower max_sessions)",
+			 (unsigned long long)rl.rlim_cur, cfg.max_sessions);
 	signal(SIGPIPE, SIG_IGN);
 	/* every thread inherits this mask: signals are read from a signalfd
 	 * in the main thread only */

@@ -51,6 +51,7 @@ struct worker {
 	struct ev ares_ev[16];
 	int64_t now_ms;
 	int64_t last_sweep;
+	int64_t accept_paused_until; /* listeners out of epoll until then (EMFILE) */
 	volatile int stop;
 };
 
@@ -152,6 +153,7 @@ struct session {
 
 /* session.c */
 void session_accept(struct worker *w, int lfd);
+void session_accept_resume(struct worker *w);
 void session_on_event(struct session *s, uint32_t events);
 void session_sweep(struct worker *w);
 void session_release(struct session *s);
