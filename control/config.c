@@ -68,6 +68,10 @@ static const struct key keys[] = {
 	{ "xdp", "ports", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "xdp", "event_sample", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "xdp", "groups_max", K_U32, C(groups_max), 1024, (1u << 24) - 1, 0 }, /* MOAT_XDP_GROUPS_MAX */
+	{ "xdp", "tarpit_source_rate", K_U32, C(tarpit_src_pps), 0, CFG_TARPIT_MAX, 0 },
+	{ "xdp", "tarpit_source_burst", K_U32, C(tarpit_src_burst), 1, CFG_TARPIT_MAX, 0 },
+	{ "xdp", "tarpit_global_rate", K_U32, C(tarpit_global_pps), 0, CFG_TARPIT_MAX, 0 },
+	{ "xdp", "tarpit_global_burst", K_U32, C(tarpit_global_burst), 1, CFG_TARPIT_MAX, 0 },
 	{ "metrics", "listen", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "policy", "tarpit_threshold", K_INT, C(tarpit_threshold), 0, 1000, 0 },
 	{ "policy", "drop_threshold", K_INT, C(drop_threshold), 0, 1000, 0 },
@@ -214,6 +218,11 @@ void cfg_defaults(struct moat_config *c)
 	c->nports = 1;
 	c->event_sample = 1024;
 	c->groups_max = 1u << 20;
+	/* bpf/moat_xdp.h MOAT_XDP_DEF_SRC_* and MOAT_XDP_DEF_GLOBAL_* */
+	c->tarpit_src_pps = 10;
+	c->tarpit_src_burst = 20;
+	c->tarpit_global_pps = 10000;
+	c->tarpit_global_burst = 20000;
 	cfg_parse_addr("127.0.0.1:9464", 9464, &c->metrics);
 	c->tarpit_threshold = 0;
 	c->drop_threshold = 1;

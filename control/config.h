@@ -18,6 +18,7 @@
 #include "listing.h"
 
 #define CFG_MAX_ZONES 64
+#define CFG_TARPIT_MAX 10000000 /* tarpit rate and burst limit */
 #define CFG_MAX_PRIMARIES 8
 #define CFG_MAX_IFACES 16
 #define CFG_MAX_CODES 16  /* VT_MAX_RULES */
@@ -121,6 +122,10 @@ struct moat_config {
 	int nports;
 	uint32_t event_sample;     /* under a flood 1 in N refused SYNs to `moatctl watch` (2^k, 0 = none) */
 	uint32_t groups_max;       /* size of the groups map (fixed at creation) */
+	/* tarpit SYN-ACK budget per source /24 or /48 and in total: replies
+	 * per second (0 = none: tarpit becomes drop) and burst (>= 1) */
+	uint32_t tarpit_src_pps, tarpit_src_burst;
+	uint32_t tarpit_global_pps, tarpit_global_burst;
 	/* [metrics] */
 	struct cfg_addr metrics;   /* len 0 = off */
 	/* [policy] */

@@ -101,6 +101,10 @@ int cd_reload(struct cd *d, char *err, size_t errsz)
 	    memcmp(c->ifaces, d->cfg.ifaces, sizeof(c->ifaces)) ||
 	    c->nports != d->cfg.nports || memcmp(c->ports, d->cfg.ports, sizeof(c->ports)) ||
 	    c->event_sample != d->cfg.event_sample || c->groups_max != d->cfg.groups_max ||
+	    c->tarpit_src_pps != d->cfg.tarpit_src_pps ||
+	    c->tarpit_src_burst != d->cfg.tarpit_src_burst ||
+	    c->tarpit_global_pps != d->cfg.tarpit_global_pps ||
+	    c->tarpit_global_burst != d->cfg.tarpit_global_burst ||
 	    strcmp(c->xdp_mode, d->cfg.xdp_mode) ||
 	    memcmp(&c->metrics, &d->cfg.metrics, sizeof(c->metrics)) ||
 	    memcmp(c->notify_listen, d->cfg.notify_listen, sizeof(c->notify_listen)) ||

@@ -48,6 +48,10 @@ static void fp_config(const struct cd *d, struct moat_fastpath_config *c)
 		c->ports[c->n_ports++] = d->cfg.ports[i];
 	c->event_sample = d->cfg.event_sample;
 	c->groups_max = d->cfg.groups_max;
+	c->tarpit_src_pps = d->cfg.tarpit_src_pps;
+	c->tarpit_src_burst = d->cfg.tarpit_src_burst;
+	c->tarpit_global_pps = d->cfg.tarpit_global_pps;
+	c->tarpit_global_burst = d->cfg.tarpit_global_burst;
 }
 
 /* fp_backend - the configured backend ([fastpath] backend; config.c

@@ -59,6 +59,11 @@ struct moat_fastpath_config {
 	/* SipHash key of the tarpit ISN (the same key across restarts gives
 	 * the same answer to the same SYN); all zero = a random key */
 	uint64_t isn_key[2];
+	/* tarpit reply budget per source /24 (IPv4) or /48 (IPv6) and in
+	 * total: replies per second (0 = none, a tarpit entry then drops)
+	 * and burst; a burst of 0 = the backend's default pair */
+	uint32_t tarpit_src_pps, tarpit_src_burst;
+	uint32_t tarpit_global_pps, tarpit_global_burst;
 };
 
 /* moat_fastpath_event_cb - one sampled verdict (struct moat_event of

@@ -136,6 +136,11 @@ void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst)
 	dp_cfg.tarpit_src = moat_xdp_budget(src_pps, src_burst);
 }
 
+void dp_set_tarpit_global_budget(uint32_t pps, uint32_t burst)
+{
+	dp_cfg.tarpit_global = moat_xdp_budget(pps, burst);
+}
+
 void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
 		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict)
 {

@@ -68,6 +68,10 @@ int dp_shared_init(struct dp_shared *sh, const uint16_t *ports, unsigned n_ports
  * sets the XDP program's); before workers run */
 void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst);
 
+/* dp_set_tarpit_global_budget - the global tarpit budget (pps, burst)
+ * instead of moat_xdp.h's default; before workers run */
+void dp_set_tarpit_global_budget(uint32_t pps, uint32_t burst);
+
 /* dp_classify_burst - the verdict (enum moat_verdict) on each of n <=
  * DP_BURST frames into verdict[]; a MOAT_VERDICT_TX frame has been
  * rewritten into its reply (data_len and pkt_len shortened).  Counters in

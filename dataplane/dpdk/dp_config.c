@@ -37,6 +37,11 @@ static const struct dkey dkeys[] = {
 	{ "event_sample", DK_POW2, D(event_sample), 0, 65536 },
 	{ "groups_max", DK_U32, D(groups_max), 1024, MOAT_XDP_GROUPS_MAX },
 	{ "v6_max", DK_U32, D(v6_max), 16, 1u << 24 },
+	/* the same names and ranges as moat-controld's [xdp] (config.c) */
+	{ "tarpit_source_rate", DK_U32, D(tarpit_src_pps), 0, DP_TARPIT_MAX },
+	{ "tarpit_source_burst", DK_U32, D(tarpit_src_burst), 1, DP_TARPIT_MAX },
+	{ "tarpit_global_rate", DK_U32, D(tarpit_global_pps), 0, DP_TARPIT_MAX },
+	{ "tarpit_global_burst", DK_U32, D(tarpit_global_burst), 1, DP_TARPIT_MAX },
 	{ "rx_desc", DK_U32, D(rx_desc), 64, 16384 },
 	{ "tx_desc", DK_U32, D(tx_desc), 64, 16384 },
 	{ "mbufs", DK_U32, D(mbufs), 0, 1u << 26 },
@@ -189,6 +194,10 @@ int dp_config_load(const char *path, struct dp_config *c, char err[DP_CFG_ERRLEN
 	c->event_sample = MOAT_XDP_DEF_EVENT_SAMPLE;
 	c->groups_max = MOAT_XDP_DEF_GROUPS_MAX;
 	c->v6_max = MOAT_XDP_DEF_V6_MAX;
+	c->tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS;
+	c->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST;
+	c->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS;
+	c->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST;
 	c->rx_desc = 1024;
 	c->tx_desc = 1024;
 	c->idle_sleep_us = 1000;

@@ -12,6 +12,7 @@
 #include "moat_abi.h"
 
 #define DP_CFG_ERRLEN 512
+#define DP_TARPIT_MAX 10000000 /* tarpit rate and burst limit (config.c's too) */
 
 struct dp_config {
 	char port[128];            /* the wire port as EAL names it (required) */
@@ -24,6 +25,10 @@ struct dp_config {
 	uint32_t event_sample;     /* 0 or a power of two up to 65536 */
 	uint32_t groups_max;       /* groups the table may hold */
 	uint32_t v6_max;           /* IPv6 rules the table may hold */
+	/* tarpit SYN-ACKs per second and burst, per source /24 or /48 and
+	 * in total (rate 0: none, a tarpit entry drops) */
+	uint32_t tarpit_src_pps, tarpit_src_burst;
+	uint32_t tarpit_global_pps, tarpit_global_burst;
 	uint32_t rx_desc, tx_desc; /* descriptors per queue */
 	uint32_t mbufs;            /* mbuf pool size; 0 = from the queues */
 	uint32_t idle_sleep_us;    /* an idle worker's longest sleep */

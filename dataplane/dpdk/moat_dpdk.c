@@ -504,6 +504,8 @@ int main(int argc, char **argv)
 	if (dp_shared_init(&g.sh, g.cfg.ports, g.cfg.n_ports, g.cfg.event_sample, key, src,
 			   MOAT_XDP_DEF_RL_SRC_MAX))
 		refuse("bad classifier configuration");
+	dp_set_tarpit_budget(g.cfg.tarpit_src_pps, g.cfg.tarpit_src_burst);
+	dp_set_tarpit_global_budget(g.cfg.tarpit_global_pps, g.cfg.tarpit_global_burst);
 	for (i = 0; i < g.nq; i++) {
 		g.w[i] = rte_zmalloc("moat_worker", sizeof(struct worker), 64);
 		if (!g.w[i])

@@ -69,6 +69,12 @@ void config_defaults(struct smtpd_config *c)
 	c->scan_max_parts = 256;
 	c->report_ttl = 3600;
 	strcpy(c->report_action, "drop");
+	c->report_pregreet = 1;
+	c->report_protocol = 1;
+	c->report_content = 0; /* one hit from a large provider must not cut it off */
+	moat_prefix_parse("127.0.0.0/8", &c->report_exempt[0]);
+	moat_prefix_parse("::1/128", &c->report_exempt[1]);
+	c->n_report_exempt = 2;
 	c->controld_lookup = 1;
 	c->controld_lookup_timeout_ms = 2000;
 	config_auth_defaults(&c->auth);
@@ -193,6 +199,29 @@ static size_t next_item(const char **s, char *tok, size_t toksz)
 	memcpy(tok, p, l);
 	tok[l] = '\0';
 	return l;
+}
+
+/* set_nets - a list of up to CFG_MAX_IGNORE prefixes into nets/n (replacing
+ * the default); -1 with err on a bad prefix or too many, the list unchanged */
+static int set_nets(const char *val, const char *key, struct moat_prefix *nets, int *n,
+		    char *err, size_t errsz)
+{
+	struct moat_prefix tmp[CFG_MAX_IGNORE];
+	char tok[128];
+	const char *s;
+	size_t l;
+	int k = 0;
+
+	for (s = val; (l = next_item(&s, tok, sizeof(tok))) != 0;) {
+		if (l == (size_t)-1 || k >= CFG_MAX_IGNORE || parse_net(tok, &tmp[k])) {
+			snprintf(err, errsz, "%s: bad prefix or more than %d", key, CFG_MAX_IGNORE);
+			return -1;
+		}
+		k++;
+	}
+	memcpy(nets, tmp, (size_t)k * sizeof(*nets));
+	*n = k;
+	return 0;
 }
 
 /* parse_zone - "zone[=127.0.0.2[/n]][*weight]" (postscreen dnsbl_sites style) */
@@ -374,18 +403,10 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 		return 0;
 	}
 	if (!strcmp(key, "dnsbl_timeout_ms")) SETINT(dnsbl_timeout_ms, 10, 60000);
-	if (!strcmp(key, "dnsbl_ignore")) {
-		c->n_dnsbl_ignore = 0;
-		for (s = val; (l = next_item(&s, tok, sizeof(tok))) != 0;) {
-			if (l == (size_t)-1 || c->n_dnsbl_ignore >= CFG_MAX_IGNORE ||
-			    parse_net(tok, &c->dnsbl_ignore[c->n_dnsbl_ignore])) {
-				snprintf(err, errsz, "dnsbl_ignore: bad prefix");
-				return -1;
-			}
-			c->n_dnsbl_ignore++;
-		}
-		return 0;
-	}
+	if (!strcmp(key, "dnsbl_ignore"))
+		return set_nets(val, "dnsbl_ignore", c->dnsbl_ignore, &c->n_dnsbl_ignore, err, errsz);
+	if (!strcmp(key, "report_exempt"))
+		return set_nets(val, "report_exempt", c->report_exempt, &c->n_report_exempt, err, errsz);
 	if (!strcmp(key, "spf")) SETBOOL(spf);
 	if (!strcmp(key, "spf_softfail") || !strcmp(key, "spf_neutral") || !strcmp(key, "spf_none")) {
 		enum spf_action *a = !strcmp(key, "spf_softfail") ? &c->spf_softfail :
@@ -437,6 +458,9 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 	if (!strcmp(key, "report_ttl") || !strcmp(key, "controld_report_ttl")) SETINT(report_ttl, 0, 30 * 86400);
 	if (!strcmp(key, "controld_lookup")) SETBOOL(controld_lookup);
 	if (!strcmp(key, "controld_lookup_timeout_ms")) SETINT(controld_lookup_timeout_ms, 10, 5000);
+	if (!strcmp(key, "report_pregreet")) SETBOOL(report_pregreet);
+	if (!strcmp(key, "report_protocol")) SETBOOL(report_protocol);
+	if (!strcmp(key, "report_content")) SETBOOL(report_content);
 	if (!strcmp(key, "report_action")) {
 		if (strcmp(val, "drop") && strcmp(val, "tarpit")) {
 			snprintf(err, errsz, "report_action must be drop or tarpit");

@@ -99,6 +99,11 @@ struct smtpd_config {
 	char controld_socket[108];
 	int report_ttl;               /* s sent with smtp.report, 0 = controld's default */
 	char report_action[8];        /* drop | tarpit */
+	int report_pregreet;          /* report pregreet refusals (kind pregreet) */
+	int report_protocol;          /* report too_many_errors closes (kind protocol) */
+	int report_content;           /* report content refusals (kind content) */
+	struct moat_prefix report_exempt[CFG_MAX_IGNORE]; /* never reported */
+	int n_report_exempt;
 	int controld_lookup;          /* ask moat-controld's verdict at connect */
 	int controld_lookup_timeout_ms;
 

@@ -88,12 +88,22 @@ void report_init(const struct smtpd_config *c)
 	ctl_buf_init(&c_in, CTL_MAX_LINE);
 }
 
-/* report_listed - worker thread: a client refused for a DNSBL listing.
- * The report asks moat-controld to list the address (source smtp) with
- * report_action for report_ttl seconds, so the fast path stops its next SYN. */
+/* report_listed - worker thread: a client refused for a DNSBL listing
+ * (report_refused with kind dnsbl, reason "moat-smtpd: dnsbl ZONE CODE") */
 void report_listed(const char *ip, const char *zone, const char *code)
 {
 	char reason[300];
+
+	snprintf(reason, sizeof(reason), "moat-smtpd: dnsbl %s %s", zone, code);
+	report_refused(ip, "dnsbl", reason);
+}
+
+/* report_refused - worker thread: a refused client.  The report asks
+ * moat-controld to list the address (source smtp, kind dnsbl, pregreet,
+ * protocol or content) with report_action for report_ttl seconds, so the
+ * fast path stops its next SYN. */
+void report_refused(const char *ip, const char *kind, const char *reason)
+{
 	size_t n;
 	int dropped = 0;
 
@@ -105,8 +115,8 @@ void report_listed(const char *ip, const char *zone, const char *code)
 	json_object_object_add(m, "action", json_object_new_string(r_cfg->report_action));
 	if (r_cfg->report_ttl)
 		json_object_object_add(m, "ttl", json_object_new_int(r_cfg->report_ttl));
-	snprintf(reason, sizeof(reason), "moat-smtpd: dnsbl %s %s", zone, code);
 	json_object_object_add(m, "reason", json_object_new_string(reason));
+	json_object_object_add(m, "kind", json_object_new_string(kind));
 	char *line = ctl_format(m, &n);
 
 	json_object_put(m);
@@ -195,6 +205,7 @@ void report_worker_drain(struct worker *w)
 		struct session *s = l->s;
 
 		s->refs--;
+		session_report_verdict(s, l->action);
 		if (!s->dead)
 			session_ctl_done(s, l->action, l->live_only);
 		else

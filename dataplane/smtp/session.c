@@ -209,6 +209,41 @@ static void tx_reset(struct session *s)
 	s->scan_ns = 0;
 }
 
+/* report_abuse - report the client to moat-controld as kind (pregreet,
+ * protocol, content) when that kind's switch is on, never a client in
+ * report_exempt nor one moat-controld answers allow for: while its lookup is
+ * out the report waits for the answer (session_report_verdict) */
+static void report_abuse(struct session *s, int on, const char *kind, const char *why)
+{
+	if (!on || !g_cfg->controld_socket[0] || s->report_kind)
+		return;
+	for (int i = 0; i < g_cfg->n_report_exempt; i++)
+		if (moat_prefix_match(&g_cfg->report_exempt[i],
+				      s->family == 4 ? MOAT_AF_INET : MOAT_AF_INET6, s->addr)) {
+			stats_inc("controld", "report_exempt");
+			return;
+		}
+	s->report_kind = kind;
+	snprintf(s->report_why, sizeof(s->report_why), "moat-smtpd: %s %s", kind, why);
+	if (!s->ctl_pending)
+		session_report_verdict(s, s->ctl_verdict == 1 ? "allow" : "");
+}
+
+void session_report_verdict(struct session *s, const char *action)
+{
+	if (!s->report_kind)
+		return;
+	if (!strcmp(action, "allow")) {
+		stats_inc("controld", "report_exempt");
+		log_info("%s report=skipped kind=%s client=%s reason=controld_allow", s->sid,
+			 s->report_kind, s->ip);
+	} else {
+		report_refused(s->ip, s->report_kind, s->report_why);
+		log_info("%s report=sent kind=%s client=%s", s->sid, s->report_kind, s->ip);
+	}
+	s->report_kind = NULL;
+}
+
 /* count_error - one more bad command; 421 and close past max_errors */
 static void count_error(struct session *s)
 {
@@ -216,6 +251,7 @@ static void count_error(struct session *s)
 		reply(s, "421 4.7.0 %s Too many errors, closing connection", g_cfg->hostname);
 		log_tx(s, "reject", "session", "too_many_errors", 421, "");
 		s->state = S_CLOSING;
+		report_abuse(s, g_cfg->report_protocol, "protocol", "too_many_errors");
 	}
 }
 
@@ -624,6 +660,7 @@ void session_on_event(struct session *s, uint32_t events)
 			s->ilen = 0;
 			refuse(s, "connect", "pregreet", 1, "", 554,
 			       "5.5.1 %s Protocol error: talking before the greeting", g_cfg->hostname);
+			report_abuse(s, g_cfg->report_pregreet, "pregreet", "talked before the greeting");
 		}
 		process(s);
 	} else if ((events & EPOLLOUT) && s->ilen && s->olen >= OBUF_HIGH) {
@@ -1067,6 +1104,8 @@ static void data_end(struct session *s)
 			refuse(s, "data", "filter", 0, NULL, 550, "5.7.1 %s",
 			       v[i].reply[0] ? v[i].reply : "Message content rejected");
 			log_info("%s filter=%s rule=\"%s\" score=%.2f", s->sid, g_filters[i]->name, rb, v[i].score);
+			snprintf(rb, sizeof(rb), "filter %s", g_filters[i]->name);
+			report_abuse(s, g_cfg->report_content, "content", rb);
 			goto refused;
 		}
 	}
@@ -1188,6 +1227,7 @@ void session_av_done(struct session *s, enum av_result r, const char *virus, con
 	if (r == AV_VIRUS) {
 		refuse(s, "data", "virus", 0, NULL, 550, "5.7.1 Message rejected: virus found: %s", virus);
 		log_info("%s av=virus signature=\"%s\"", s->sid, virus);
+		report_abuse(s, g_cfg->report_content, "content", "virus");
 	} else if (r != AV_CLEAN && !g_cfg->av.pass_unavailable) {
 		refuse(s, "data", r == AV_TIMEOUT ? "av_timeout" : r == AV_UNAVAILABLE ? "av_unavailable" : "av_error", 0,
 		       NULL, 451, "4.7.1 Virus scan unavailable, try again later");

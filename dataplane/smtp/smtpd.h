@@ -128,6 +128,8 @@ struct session {
 	int ctl_pending;        /* a lookup at moat-controld is out */
 	int ctl_verdict;        /* its answer: 0 none/pass, 1 allow, 2 drop/tarpit */
 	int ctl_live;           /* 2 came from moat-controld's live zones only */
+	const char *report_kind; /* a report waiting for that answer, or NULL */
+	char report_why[96];
 
 	/* transaction */
 	int has_from;
@@ -166,6 +168,10 @@ void session_shutdown_all(struct worker *w);
 void session_relay_reply(struct session *s, int code, const char *text);
 void session_dnsbl_done(struct session *s);
 void session_ctl_done(struct session *s, const char *action, int live_only);
+/* session_report_verdict - the lookup answered (action, "" = none): send a
+ * report that waited for it unless the answer is allow (also for a session
+ * already closed) */
+void session_report_verdict(struct session *s, const char *action);
 void session_spf_done(struct session *s, struct spf_job *j);
 /* session_count - sessions open in the process (all workers) */
 int session_count(void);
@@ -256,6 +262,7 @@ int rcptmap_lookup(const char *addr);   /* 1 known, 0 unknown, -1 no map */
  * (docs/control-protocol.md): reports, relayed rules.reload / smtp.stats */
 void report_init(const struct smtpd_config *c);
 void report_listed(const char *ip, const char *zone, const char *code);
+void report_refused(const char *ip, const char *kind, const char *reason);
 /* report_lookup - worker: ask moat-controld's verdict on the session's
  * client; 1 when asked (session_ctl_done follows, exactly once), 0 when not */
 int report_lookup(struct session *s);

@@ -377,6 +377,14 @@ static int fpx_open(const struct moat_fastpath_config *c, struct moat_fastpath *
 	o.n_ports = c->n_ports;
 	o.event_sample = c->event_sample;
 	o.groups_max = c->groups_max;
+	if (c->tarpit_src_burst) {
+		o.tarpit_src_pps = c->tarpit_src_pps;
+		o.tarpit_src_burst = c->tarpit_src_burst;
+	}
+	if (c->tarpit_global_burst) {
+		o.tarpit_global_pps = c->tarpit_global_pps;
+		o.tarpit_global_burst = c->tarpit_global_burst;
+	}
 	o.isn_key[0] = c->isn_key[0];
 	o.isn_key[1] = c->isn_key[1];
 	r = moat_xdp_open(&o, &x);

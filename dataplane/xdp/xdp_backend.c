@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -62,6 +64,7 @@ struct moat_xdp {
 	uint64_t graces;           /* grace periods waited for */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
+	int prog_pinned;           /* dir/prog is this program */
 	struct ring_buffer *rb;
 	moat_xdp_event_cb cb;
 	void *cb_ud;
@@ -448,6 +451,51 @@ static void link_path(char *buf, size_t n, const char *dir, const char *ifname)
 	snprintf(buf, n, "%s/link_%s", dir, ifname);
 }
 
+/* prog_path - the pin of the program (beside the maps and links) */
+static void prog_path(char *buf, size_t n, const char *dir)
+{
+	snprintf(buf, n, "%s/prog", dir);
+}
+
+/* pin_prog - pin this program at dir/prog, replacing the pin of a former
+ * loader's program (bpffs cannot rename: unlink, then pin; only the
+ * bpftool handle is missing in between, the links keep the program
+ * attached), so `bpftool prog show pinned` names the program the links
+ * run.  Returns 0 or -errno. */
+static int pin_prog(struct moat_xdp *x)
+{
+	char path[PATH_MAX];
+
+	if (!x->o.pin_dir || x->prog_pinned)
+		return 0;
+	prog_path(path, sizeof(path), x->o.pin_dir);
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	if (bpf_obj_pin(bpf_program__fd(x->skel->progs.moat_xdp), path))
+		return -errno;
+	x->prog_pinned = 1;
+	return 0;
+}
+
+/* unpin_prog_if_unused - remove dir/prog once no link_* pin is left */
+static void unpin_prog_if_unused(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "link_", 5)) {
+			closedir(d);
+			return;
+		}
+	closedir(d);
+	prog_path(path, sizeof(path), dir);
+	unlink(path);
+}
+
 /* link_ifindex - the interface an XDP link is attached to (0: gone) */
 static int link_ifindex(int fd)
 {
@@ -539,6 +587,9 @@ int moat_xdp_attach(struct moat_xdp *x, const char *ifname)
 	log_info("xdp: attached to %s (%s mode)", ifname,
 		 x->o.generic ? "generic" : "native");
 done:
+	err = pin_prog(x);
+	if (err)	/* the link runs it; only the bpftool handle is missing */
+		log_warn("xdp: pin %s/prog: %s", x->o.pin_dir, strerror(-err));
 	snprintf(x->links[x->nlinks].ifname, IF_NAMESIZE, "%s", ifname);
 	x->links[x->nlinks++].fd = fd;
 	return 0;
@@ -565,6 +616,7 @@ int moat_xdp_detach_pinned(const char *pin_dir, const char *ifname)
 	close(fd);
 	if (unlink(path) && !err)
 		err = -errno;
+	unpin_prog_if_unused(pin_dir ? pin_dir : MOAT_XDP_PIN_DIR);
 	return err;
 }
 
@@ -583,6 +635,8 @@ int moat_xdp_detach(struct moat_xdp *x, const char *ifname)
 
 			link_path(path, sizeof(path), x->o.pin_dir, ifname);
 			unlink(path);
+			unpin_prog_if_unused(x->o.pin_dir);
+			x->prog_pinned = 0;
 		}
 		return err;
 	}

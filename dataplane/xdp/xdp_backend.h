@@ -86,15 +86,16 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out);
 
 /* moat_xdp_attach - make this program the one on ifname.  With a pinned
  * link for ifname, replace its program atomically (adopt); otherwise
- * create a link (native mode unless opts.generic) and pin it.  -EBUSY when
+ * create a link (native mode unless opts.generic) and pin it; then pin the
+ * program as pin_dir/prog (replacing a former loader's pin).  -EBUSY when
  * another (non-link) XDP program is attached. */
 int moat_xdp_attach(struct moat_xdp *x, const char *ifname);
 
 /* moat_xdp_adopted - how many attach calls replaced an existing link */
 unsigned moat_xdp_adopted(const struct moat_xdp *x);
 
-/* moat_xdp_detach - detach from ifname and remove its pinned link.
- * -ENOENT when moat has no link there. */
+/* moat_xdp_detach - detach from ifname and remove its pinned link (and
+ * pin_dir/prog when no link is left).  -ENOENT when moat has no link there. */
 int moat_xdp_detach(struct moat_xdp *x, const char *ifname);
 
 /* moat_xdp_detach_pinned - the same without a loaded program (moatctl

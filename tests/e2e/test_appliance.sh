@@ -11,7 +11,9 @@
 # moat-controld live zone (lv.moat.test) is refused through that lookup,
 # which installs the answer in the fast path; with moat-controld killed moat-smtpd still
 # delivers and refuses, and reconnects when moat-controld returns (reports
-# queued meanwhile are sent then).
+# queued meanwhile are sent then).  A client talking before the greeting
+# (pregreet) is reported with kind pregreet and dropped by XDP next time,
+# unless moat-controld answers allow for it (then it is refused, not reported).
 # moat-smtpd here is first moat-smtpd-testfilter (the engine plus the e2e
 # test filter, whose reload hook shows up as gen=N in the header it adds),
 # then the real moat-smtpd with the Hyperscan content gate (filters = scan).
@@ -23,7 +25,7 @@ root=$(cd "$here/../.." && pwd)
 SMTPD=$build/tests/e2e/moat-smtpd-testfilter
 C="$PY $here/smtpc.py"
 
-ctld_test app 20 "$SMTPD" "$PASS_OBJ" "$PROBE"
+ctld_test app 22 "$SMTPD" "$PASS_OBJ" "$PROBE"
 
 probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 2; }
 expect() { # expect DESC WANT_REGEX OUTPUT
@@ -39,7 +41,7 @@ deliver() {
 smtp_connected() { [ "$(jget "$(mctl status --json)" "d['smtp_connected']")" = True ]; }
 
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
-for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79 192.0.2.80 192.0.2.81; do lab_sender $a; done
+for a in 192.0.2.55 192.0.2.77 192.0.2.78 192.0.2.79 192.0.2.80 192.0.2.81 192.0.2.82 192.0.2.56; do lab_sender $a; done
 # the veth peer needs an XDP program for native XDP on inet0 to see traffic
 ip -n "$NS_INET" link set dev app0 xdpdrv obj "$PASS_OBJ" sec xdp
 
@@ -127,11 +129,12 @@ if [ "$(jget "$j" "[(e['source'],e['ttl_left']>500,e['reason']) for e in d['entr
 else
 	tap_not_ok "list: $j"
 fi
-g1=$(probe 192.0.2.77) g2=$(probe 192.0.2.55)
+# (the probe talks first: 192.0.2.56 gets 554 pregreet, and is reported)
+g1=$(probe 192.0.2.77) g2=$(probe 192.0.2.56)
 if [ "$g1/$g2" = "timeout/connected-reply" ]; then
 	tap_ok "next TCP connect of the reported sender times out (XDP drop); unlisted connects"
 else
-	tap_not_ok "probes: 192.0.2.77=$g1 192.0.2.55=$g2"
+	tap_not_ok "probes: 192.0.2.77=$g1 192.0.2.56=$g2"
 fi
 deliver 192.0.2.55 clean1 && tap_ok "an unlisted sender still delivers to smtp-sink" ||
 	{ tap_not_ok "unlisted delivery"; sed 's/^/#   /' "$LAB_DIR/swaks-clean1.log" >&2; }
@@ -167,6 +170,29 @@ if deliver 192.0.2.80 allow1 && [ "$(jget "$(mctl smtp stats --json)" "d['connec
 	tap_ok "moatctl add --action allow: a sender listed in q.moat.test delivers (lookup at connect)"
 else
 	tap_not_ok "allow entry"; sed 's/^/#   /' "$LAB_DIR/swaks-allow1.log" >&2
+fi
+
+# --- pregreet: refused and reported (kind pregreet), not when allowed ------
+out=$(lab_inet $C --src 192.0.2.82 198.18.1.1 25 'S:EHLO early.example\r\n' R 2>&1)
+if printf '%s' "$out" | grep -q '^554 5\.5\.1' &&
+	lab_wait 5 bash -c "$MOATCTL lookup 192.0.2.82 --json | grep -q '\"source\":\"smtp\"'" &&
+	[ "$(jget "$(mctl list --json)" "[e['reason'] for e in d['entries'] if e['prefix'].startswith('192.0.2.82')]")" = \
+		"['moat-smtpd: pregreet talked before the greeting']" ] &&
+	grep -q 'report=sent kind=pregreet client=192.0.2.82' "$LAB_DIR/smtpd.log" &&
+	[ "$(probe 192.0.2.82)" = timeout ]; then
+	tap_ok "pregreet: 554 5.5.1, reported (kind pregreet), in moatctl list, next SYN dropped by XDP"
+else
+	tap_not_ok "pregreet report: $out / $(mctl list --json)"
+fi
+ex0=$(jget "$(mctl smtp stats --json)" "d.get('controld.report_exempt', 0)")
+out=$(lab_inet $C --src 192.0.2.80 198.18.1.1 25 'S:EHLO early.example\r\n' R 2>&1)
+if printf '%s' "$out" | grep -q '^554 5\.5\.1' &&
+	lab_wait 5 bash -c "[ \$($MOATCTL smtp stats --json | $PY -c 'import json,sys; print(json.load(sys.stdin).get(\"controld.report_exempt\", 0))') -gt $ex0 ]" &&
+	grep -q 'report=skipped kind=pregreet client=192.0.2.80 reason=controld_allow' "$LAB_DIR/smtpd.log" &&
+	! mctl lookup 192.0.2.80 --json | grep -q '"source":"smtp"'; then
+	tap_ok "pregreet from a client moat-controld allows: refused, not reported (controld.report_exempt)"
+else
+	tap_not_ok "allowed pregreet: $out / $(mctl lookup 192.0.2.80 --json)"
 fi
 
 # --- a live zone only moat-controld queries: refused through the lookup ----

@@ -512,8 +512,10 @@ sleep 1
 kill -9 "$(cat "$LAB_DIR/ctld.pid")"
 sleep 0.5
 if MOAT_TEST_LOAD_CHUNK=1 start_ctld ctld3 && grep -q 'adopted=1' "$LAB_DIR/ctld3.log" &&
-	grep -q 'event=publish why=restore updates=0 ' "$LAB_DIR/ctld3.log"; then
-	tap_ok "restarted moat-controld adopted link and maps; the table read back equals the state on disk (0 updates)"
+	grep -q 'event=publish why=restore updates=0 ' "$LAB_DIR/ctld3.log" &&
+	pid=$(bpftool -j prog show pinned "$PIN/prog" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') &&
+	[ "$pid" = "$(ip -n "$NS_APP" -d link show inet0 | grep -o 'prog/xdp id [0-9]*' | awk '{print $3}')" ]; then
+	tap_ok "restarted moat-controld adopted link and maps, re-pinned its program ($pid); the table read back equals the state on disk (0 updates)"
 else
 	tap_not_ok "restart 3"
 	tail -5 "$LAB_DIR/ctld3.log" >&2
@@ -542,8 +544,8 @@ rc=$?
 sleep 0.5
 if [ $rc -eq 0 ] && [ "$(jget "$out" "d['detached']")" = True ] &&
 	[ -z "$(ip -n "$NS_APP" -d link show inet0 | grep -o 'prog/xdp')" ] && [ ! -e "$PIN/link_inet0" ] &&
-	[ "$(probe 192.0.2.10)" = connected-reply ]; then
-	tap_ok "moatctl detach --json: program and pin gone, the listed sender connects"
+	[ ! -e "$PIN/prog" ] && [ "$(probe 192.0.2.10)" = connected-reply ]; then
+	tap_ok "moatctl detach --json: program and pins (link, prog) gone, the listed sender connects"
 else
 	tap_not_ok "detach: rc=$rc $out"
 fi

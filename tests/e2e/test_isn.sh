@@ -6,6 +6,10 @@
 # different ISN.  Real XDP program on the lab's inet0, SYNs and SYN-ACKs
 # through scapy in the inet namespace.  Pins, state and socket unique per
 # run, removed at the end.
+# Then moat.conf's tarpit budget: with tarpit_source_rate = 1 and
+# tarpit_source_burst = 1 the first SYN from a /24 gets its SYN-ACK and the
+# next one within the second (another address of that /24) is dropped and
+# counted tarpit_limited; a reload refuses the change, a restart applies it.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -13,36 +17,45 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 SRC=192.0.2.77
 
-ctld_test isn 7 "$PASS_OBJ"
+ctld_test isn 10 "$PASS_OBJ"
 
-# write_conf STATE_DIR - controld on inet0, no zones (operator entries only)
+# write_conf STATE_DIR [LINE...] - controld on inet0, no zones (operator
+# entries only), the extra lines in [xdp]
 write_conf() {
+	local dir=$1
+	shift
 	cat >"$LAB_DIR/moat.conf" <<EOF
 [daemon]
 socket = $SOCK
-state_dir = $1
+state_dir = $dir
 log_level = debug
 
 [xdp]
 interfaces = inet0
 pin_dir = $PIN
 EOF
+	[ $# -eq 0 ] || printf '%s\n' "$@" >>"$LAB_DIR/moat.conf"
 }
 
 # synack SPORT - send one SYN from $SRC:SPORT to 198.18.1.1:25; print the
 # SYN-ACK as "seq window" ("none" when nothing came back)
-synack() {
-	lab_inet $PY - "$SRC" "$1" <<'EOF'
+synack() { synacks "$SRC" "$1"; }
+
+# synacks SRC SPORT [SRC SPORT...] - the same for each pair, one after the
+# other from one process (milliseconds apart), one line each
+synacks() {
+	lab_inet $PY - "$@" <<'EOF'
 import sys
 from scapy.all import IP, TCP, conf, sr1
 conf.verb = 0
-src, sport = sys.argv[1], int(sys.argv[2])
-r = sr1(IP(src=src, dst="198.18.1.1") / TCP(sport=sport, dport=25, flags="S", seq=1000),
-        timeout=3)
-if r is None or TCP not in r or r[TCP].flags != "SA":
-    print("none")
-else:
-    print(r[TCP].seq, r[TCP].window)
+for i in range(1, len(sys.argv), 2):
+    src, sport = sys.argv[i], int(sys.argv[i + 1])
+    r = sr1(IP(src=src, dst="198.18.1.1") / TCP(sport=sport, dport=25, flags="S", seq=1000),
+            timeout=3)
+    if r is None or TCP not in r or r[TCP].flags != "SA":
+        print("none")
+    else:
+        print(r[TCP].seq, r[TCP].window)
 EOF
 }
 
@@ -131,6 +144,43 @@ if start_ctld ctld5 && grep -q 'event=isn_key source=new' "$LAB_DIR/ctld5.log"; 
 	fi
 else
 	tap_not_ok "fresh state start: $(tail -3 "$LAB_DIR/ctld5.log")"
+fi
+
+# --- tarpit budget from moat.conf ------------------------------------------
+SRC2=${SRC%.*}.78   # same /24: the source budget is per /24
+lab_sender "$SRC2"
+mctl add "$SRC2" --action tarpit >/dev/null
+lim() { jget "$(mctl stats --json)" "d['counters']['tarpit_limited']"; }
+# positive control: default budget (burst 20): three SYNs in a row answered
+l0=$(lim)
+c=$(synacks "$SRC" 40011 "$SRC2" 40012 "$SRC" 40013 | tr '\n' /)
+l1=$(lim)
+if [ -n "$c" ] && ! printf '%s' "$c" | grep -q none && [ "$(printf '%s' "$c" | tr -cd / | wc -c)" = 3 ] &&
+	[ "$l1" = "$l0" ]; then
+	tap_ok "default tarpit budget: three SYNs from one /24 all answered, tarpit_limited stays $l1"
+else
+	tap_not_ok "default budget: $c tarpit_limited $l0 -> $l1"
+fi
+write_conf "$LAB_DIR/state2" "tarpit_source_rate = 1" "tarpit_source_burst = 1"
+out=$(mctl reload 2>&1)
+if [ $? -ne 0 ] && printf '%s' "$out" | grep -q 'need a restart'; then
+	tap_ok "reload refuses a tarpit budget change (needs a restart)"
+else
+	tap_not_ok "reload with a new tarpit budget: $out"
+fi
+stop_ctld TERM
+if start_ctld ctld6; then
+	l0=$(lim)
+	d=$(synacks "$SRC" 40021 "$SRC2" 40022)
+	d1=${d%%$'\n'*} d2=${d#*$'\n'}
+	l1=$(lim)
+	if [ -n "$d1" ] && [ "$d1" != none ] && [ "$d2" = none ] && [ "${l1:-0}" -gt "${l0:-0}" ]; then
+		tap_ok "tarpit_source_burst = 1: first SYN of the /24 answered, the next dropped, tarpit_limited $l0 -> $l1"
+	else
+		tap_not_ok "burst 1: $d1 / $d2, tarpit_limited $l0 -> $l1"
+	fi
+else
+	tap_not_ok "restart with the tarpit budget: $(tail -3 "$LAB_DIR/ctld6.log")"
 fi
 stop_ctld TERM
 echo "# $TAP_N cases run"

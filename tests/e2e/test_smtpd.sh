@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 53
+tap_plan 54
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -229,11 +229,18 @@ out=$(cli --src 192.0.2.10 198.18.1.1 25 R R)
 expect_seq "DNSBL-listed client: 554 5.7.1 naming the list" "$out" \
 	'554 5\.7\.1 Service unavailable; client \[192\.0\.2\.10\] blocked using bl\.moat\.test$' 'EOF$'
 # (a stand-in that never answers: moat-smtpd must not wait for replies)
-report='^{"id":[0-9]*,"cmd":"smtp.report","prefix":"192.0.2.10","action":"tarpit","ttl":600,"reason":"moat-smtpd: dnsbl bl.moat.test 127.0.0.2"}$'
+report='^{"id":[0-9]*,"cmd":"smtp.report","prefix":"192.0.2.10","action":"tarpit","ttl":600,"reason":"moat-smtpd: dnsbl bl.moat.test 127.0.0.2","kind":"dnsbl"}$'
 lab_wait 5 grep -q "$report" "$LAB_DIR/controld.txt"
 head -1 "$LAB_DIR/controld.txt" | grep -q '^{"id":[0-9]*,"cmd":"smtp.hello","name":"mx.moat.test","version":"' &&
 grep -q "$report" "$LAB_DIR/controld.txt" &&
 	tap_ok "moat-controld channel: smtp.hello first, smtp.report of the listed client with action and TTL" || { tap_not_ok "controld report"; sed 's/^/#   /' "$LAB_DIR/controld.txt" >&2; }
+# the pregreet client above: reported too (report_pregreet defaults to yes)
+pg='^{"id":[0-9]*,"cmd":"smtp.report","prefix":"192.0.2.55","action":"tarpit","ttl":600,"reason":"moat-smtpd: pregreet talked before the greeting","kind":"pregreet"}$'
+if lab_wait 5 grep -q "$pg" "$LAB_DIR/controld.txt"; then
+	tap_ok "pregreet client reported: smtp.report kind pregreet"
+else
+	tap_not_ok "no pregreet report"; sed 's/^/#   /' "$LAB_DIR/controld.txt" >&2
+fi
 out=$(cli --src 2001:db8:100::10 2001:db8:1::1 25 R R)
 expect_seq "IPv6 DNSBL-listed client (nibble query): 554 5.7.1" "$out" \
 	'554 5\.7\.1 Service unavailable; client \[2001:db8:100::10\] blocked using bl\.moat\.test$' 'EOF$'

@@ -11,7 +11,10 @@
 #   SYN-ACK and nothing else (no RST, no byte, the sink never sees it);
 #   exact counts of scapy SYNs show in the channel's counters and in DPDK
 #   telemetry alike; SIGTERM exits 0; a restarted moat-dpdk (two workers,
-#   two queue pairs) filters with the table it saved, before any publish.
+#   two queue pairs) filters with the table it saved, before any publish,
+#   and with tarpit_source_burst = 1 (its moat.conf keys, as moat-controld's
+#   [xdp]) answers one SYN of a tarpitted /24 and counts the rest
+#   tarpit_limited.
 # EAL runs --no-huge with a file prefix unique to the run; its runtime
 # directory is removed on exit, even on failure.
 set -u
@@ -25,7 +28,7 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3
 
-tap_plan 11
+tap_plan 12
 for f in "$DPDK" /usr/bin/dpdk-telemetry.py /usr/sbin/smtp-sink; do
 	[ -e "$f" ] || { tap_not_ok "missing $f"; exit 1; }
 done
@@ -179,6 +182,8 @@ else
 	tap_not_ok "SIGTERM: exit $rc"
 	tail -5 "$LAB_DIR/dpdk1.log" | sed 's/^/# /'
 fi
+# the restart also takes a tarpit budget of one SYN-ACK per /24 at a time
+printf 'tarpit_source_rate = 1\ntarpit_source_burst = 1\n' >>"$LAB_DIR/moat.conf"
 dpdk_start dpdk2 "$LAB_DIR/moat.conf" 2
 if lab_wait 20 grep -q 'event=started.*workers=2' "$LAB_DIR/dpdk2.log" &&
 	grep -q 'event=restore.*result=ok' "$LAB_DIR/dpdk2.log" && dpdk_tap_addrs; then
@@ -192,5 +197,13 @@ if lab_wait 20 grep -q 'event=started.*workers=2' "$LAB_DIR/dpdk2.log" &&
 else
 	tap_not_ok "restart from the saved table:"
 	sed 's/^/# /' "$LAB_DIR/dpdk2.log"
+fi
+l0=$(stat tarpit_limited) t0=$(stat tarpit)
+out_t=$(syns 198.51.100.9 3 25)
+l1=$(stat tarpit_limited) t1=$(stat tarpit)
+if [ "$(printf '%s\n' "$out_t" | grep -c '^0 SA$')" -eq 1 ] && [ "$((l1 - l0))" -eq 2 ]; then
+	tap_ok "tarpit_source_burst = 1: 3 SYNs from a TARPIT /24, one SYN-ACK, tarpit_limited +2"
+else
+	tap_not_ok "tarpit budget: answers '$(echo $out_t)', tarpit_limited $l0 -> $l1, tarpit $t0 -> $t1"
 fi
 exit $((TAP_FAIL > 0))

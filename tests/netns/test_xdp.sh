@@ -6,7 +6,8 @@
 #   TARPIT sources complete the handshake but are never accepted and get
 #   no byte back; kill -9 of the loader and a restart while a SYN generator
 #   runs let no listed packet through (checked with tcpdump after XDP) and
-#   swap the program in the same link; detach removes it and the pin; a
+#   swap the program in the same link; the program is pinned at PIN/prog
+#   (the restarted loader's replaces it); detach removes it and the pins; a
 #   foreign XDP program is refused, not replaced; --generic uses skb mode.
 # The pin directory is unique per run and removed on exit, even on failure.
 set -u
@@ -20,7 +21,7 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3   # seconds a probe waits
 
-tap_plan 17
+tap_plan 18
 for f in "$LOADER" "$PASS_OBJ"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
@@ -70,6 +71,12 @@ xdp_prog_id() {
 	ip -n "$NS_APP" -d link show inet0 | grep -o 'prog/xdp id [0-9]*' | awk '{print $3}'
 }
 
+# pinned_prog - "ID NAME" of the program pinned at $PIN/prog (empty: none)
+pinned_prog() {
+	bpftool -j prog show pinned "$PIN/prog" 2>/dev/null |
+		$PY -c 'import json,sys; p=json.load(sys.stdin); print(p["id"], p["name"])' 2>/dev/null
+}
+
 # stat NAME - one pinned counter
 stat() {
 	"$LOADER" --pin "$PIN" stats | awk -v n="$1" '$1 == n {print $2}'
@@ -104,6 +111,11 @@ else
 	exit 1
 fi
 lab_wait 5 lab_app ss -ltn 'sport = :25' | grep -q LISTEN
+if [ "$(pinned_prog)" = "$(xdp_prog_id) moat_xdp" ]; then
+	tap_ok "bpftool prog show pinned $PIN/prog names the attached moat_xdp"
+else
+	tap_not_ok "pinned prog '$(pinned_prog)', attached '$(xdp_prog_id)'"
+fi
 
 expect "unlisted IPv4 client reaches the listener" connected-reply 192.0.2.13 198.18.1.1
 expect "DROP IPv4 source: connect times out" timeout 192.0.2.10 198.18.1.1
@@ -155,10 +167,11 @@ fi
 if start_loader loader2 && grep -q 'adopted=1' "$LAB_DIR/loader2.log"; then
 	sleep 1
 	d2=$(stat drop) id2=$(xdp_prog_id)
-	if [ "${d2:-0}" -gt "${d1:-0}" ] && [ -n "$id2" ] && [ "$id2" != "$id1" ]; then
-		tap_ok "restarted loader adopted the link: prog $id1 -> $id2, drops $d1 -> $d2"
+	if [ "${d2:-0}" -gt "${d1:-0}" ] && [ -n "$id2" ] && [ "$id2" != "$id1" ] &&
+		[ "$(pinned_prog)" = "$id2 moat_xdp" ]; then
+		tap_ok "restarted loader adopted the link and re-pinned: prog $id1 -> $id2, drops $d1 -> $d2"
 	else
-		tap_not_ok "after restart: drop $d1 -> $d2, prog $id1 -> $id2"
+		tap_not_ok "after restart: drop $d1 -> $d2, prog $id1 -> $id2, pinned '$(pinned_prog)'"
 	fi
 else
 	tap_not_ok "restarted loader did not adopt"
@@ -179,7 +192,8 @@ fi
 # --- detach ------------------------------------------------------------
 kill "$(cat "$LAB_DIR/loader2.pid")"
 sleep 0.3
-if "$LOADER" --pin "$PIN" detach inet0 && [ -z "$(xdp_prog_id)" ] && [ ! -e "$PIN/link_inet0" ]; then
+if "$LOADER" --pin "$PIN" detach inet0 && [ -z "$(xdp_prog_id)" ] && [ ! -e "$PIN/link_inet0" ] &&
+	[ ! -e "$PIN/prog" ]; then
 	got=$(probe 192.0.2.10 198.18.1.1)
 	if [ "$got" = connected-reply ]; then
 		tap_ok "detach: program and pin gone, the DROP source connects again"
@@ -187,7 +201,7 @@ if "$LOADER" --pin "$PIN" detach inet0 && [ -z "$(xdp_prog_id)" ] && [ ! -e "$PI
 		tap_not_ok "after detach the former DROP source: $got"
 	fi
 else
-	tap_not_ok "detach left prog '$(xdp_prog_id)' or pin"
+	tap_not_ok "detach left prog '$(xdp_prog_id)' or pins: $(ls "$PIN" | tr '\n' ' ')"
 fi
 
 # --- someone else's XDP program is not replaced ---------------------------
@@ -206,8 +220,9 @@ if in_app "$LOADER" --pin "$PIN" "${RULES[@]}" once inet0 dns0 >&2; then
 	a=$(xdp_prog_id)
 	b=$(ip -n "$NS_APP" -d link show dns0 | grep -o 'prog/xdp id [0-9]*' | awk '{print $3}')
 	if [ -n "$a" ] && [ "$a" = "$b" ] && [ -e "$PIN/link_dns0" ] &&
-		"$LOADER" --pin "$PIN" detach inet0 dns0; then
-		tap_ok "one program on two interfaces (prog $a), both detached"
+		"$LOADER" --pin "$PIN" detach inet0 && [ "$(pinned_prog)" = "$b moat_xdp" ] &&
+		"$LOADER" --pin "$PIN" detach dns0 && [ ! -e "$PIN/prog" ]; then
+		tap_ok "one program on two interfaces (prog $a), its pin kept until both are detached"
 	else
 		tap_not_ok "two interfaces: inet0 prog '$a', dns0 prog '$b'"
 	fi

@@ -79,6 +79,10 @@ static const struct bad_case bad_cases[] = {
 	{ "bad port", "[xdp]\nports = 25 0\n", "t.conf:2: ports: '0' is not a port number" },
 	{ "event_sample not 2^k", "[xdp]\nevent_sample = 3\n", "t.conf:2: event_sample: '3' is not 0 or a power of two" },
 	{ "groups_max small", "[xdp]\ngroups_max = 10\n", "t.conf:2: groups_max: 10 is outside 1024..16777215" },
+	{ "tarpit burst 0", "[xdp]\ntarpit_source_burst = 0\n", "t.conf:2: tarpit_source_burst: 0 is outside 1..10000000" },
+	{ "tarpit rate big", "[xdp]\ntarpit_global_rate = 20000000\n", "t.conf:2: tarpit_global_rate: 20000000 is outside 0..10000000" },
+	{ "tarpit rate text", "[xdp]\ntarpit_source_rate = fast\n", "t.conf:2: tarpit_source_rate: 'fast'" },
+	{ "tarpit burst negative", "[xdp]\ntarpit_global_burst = -1\n", "t.conf:2: tarpit_global_burst: -1 is outside 1..10000000" },
 	{ "bad rbldnsd format", "[zone l.rbl]\ntype = rbldnsd\nfile = /x\nformat = csv\n", "t.conf:4: format: 'csv' is not ip4set, ip4trie or ip6trie" },
 	{ "primary on rbldnsd", "[zone bl.example]\ntype = rbldnsd\nfile = /x\nprimary = 192.0.2.1\n", "t.conf:1: [zone bl.example]: primary/tsig are only for type axfr" },
 };
@@ -131,6 +135,17 @@ static void test_defaults(void **state)
 	assert_int_equal(c->nzones, 0);
 	assert_string_equal(c->fp_backend, "xdp");
 	assert_string_equal(c->dpdk_socket, "/run/moat/dpdk.sock");
+	assert_int_equal(c->tarpit_src_pps, 10);
+	assert_int_equal(c->tarpit_src_burst, 20);
+	assert_int_equal(c->tarpit_global_pps, 10000);
+	assert_int_equal(c->tarpit_global_burst, 20000);
+	assert_int_equal(cfg_load_string(c, "t.conf", "[xdp]\ntarpit_source_rate = 0\n"
+					 "tarpit_source_burst = 1\ntarpit_global_rate = 10000000\n"
+					 "tarpit_global_burst = 10000000\n", err), 0);
+	assert_int_equal(c->tarpit_src_pps, 0);
+	assert_int_equal(c->tarpit_src_burst, 1);
+	assert_int_equal(c->tarpit_global_pps, 10000000);
+	assert_int_equal(c->tarpit_global_burst, 10000000);
 	assert_int_equal(cfg_load_string(c, "t.conf", "[fastpath]\nbackend = dpdk\n"
 					 "[dpdk]\nsocket = /run/x/dpdk.sock\n", err), 0);
 	assert_string_equal(c->fp_backend, "dpdk");
