@@ -77,7 +77,8 @@ struct auth_msg {
 	size_t bl;
 	int n_sighdr;           /* DKIM-Signature fields seen */
 	int n_ignored;          /* past dkim_max_signatures */
-	int n_from;
+	int n_from;             /* From domains: 1, or 2 for several */
+	int n_from_fields;      /* From header fields (RFC 5322: exactly one) */
 	char from_domain[256];
 	char org_domain[256];
 	struct auth_q *q[AUTH_MAX_Q];

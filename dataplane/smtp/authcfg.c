@@ -24,6 +24,7 @@ void config_auth_defaults(struct smtpd_auth_config *a)
 	a->dmarc_reject = AUTH_ACT_REJECT;
 	a->dmarc_quarantine = AUTH_ACT_ACCEPT;
 	a->temperror = AUTH_ACT_TEMPFAIL;
+	a->multiple_from = AUTH_ACT_REJECT;
 	snprintf(a->public_suffix_list, sizeof(a->public_suffix_list), "%s",
 		 "/usr/share/publicsuffix/public_suffix_list.dat");
 }
@@ -59,6 +60,7 @@ static const struct {
 	{ "dmarc_reject_action", offsetof(struct smtpd_auth_config, dmarc_reject) },
 	{ "dmarc_quarantine_action", offsetof(struct smtpd_auth_config, dmarc_quarantine) },
 	{ "auth_temperror_action", offsetof(struct smtpd_auth_config, temperror) },
+	{ "dmarc_multiple_from_action", offsetof(struct smtpd_auth_config, multiple_from) },
 };
 
 /* config_auth_set - one key of this module; 1 when the key is not one */

@@ -24,6 +24,7 @@ struct smtpd_auth_config {
 	int key_cache_max_ttl;      /* s, cap on a record's TTL in the cache (3600) */
 	enum auth_action dmarc_reject;      /* p=reject failure (reject) */
 	enum auth_action dmarc_quarantine;  /* p=quarantine failure (accept) */
+	enum auth_action multiple_from;     /* more than one From field (reject) */
 	enum auth_action temperror;         /* DNS temporary error deciding DMARC (tempfail) */
 	char public_suffix_list[4096];
 	struct moat_prefix forwarders[AUTH_MAX_FORWARDERS]; /* exempt from a DMARC refusal */

@@ -338,27 +338,71 @@ static void give_up(struct auth_msg *m, const char *why)
 	}
 }
 
-/* from_domain - the domain of a From field (first address) */
+/* next_mailbox - the end of the mailbox that starts at p in a From value
+ * (a ',' outside quotes, comments and angle brackets, or the end) */
+static const char *next_mailbox(const char *p)
+{
+	int q = 0, c = 0, a = 0;
+
+	for (; *p; p++) {
+		if (q) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				q = 0;
+		} else if (*p == '"') {
+			q = 1;
+		} else if (*p == '(') {
+			c++;
+		} else if (*p == ')' && c) {
+			c--;
+		} else if (*p == '<' && !c) {
+			a = 1;
+		} else if (*p == '>' && !c) {
+			a = 0;
+		} else if (*p == ',' && !c && !a) {
+			break;
+		}
+	}
+	return p;
+}
+
+/* from_domain - the domain of the From field.  A second From field, or
+ * mailboxes of different domains in one (RFC 5322 allows a list), leave
+ * DMARC without a single domain: n_from 2. */
 static void from_domain(struct auth_msg *m, const char *h, size_t len)
 {
-	char v[1024];
+	char v[1024], box[1024], d[256];
 	size_t l = len - 5 < sizeof(v) - 1 ? len - 5 : sizeof(v) - 1;
 	extern u_char *opendmarc_util_finddomain(u_char *, u_char *, size_t);
 
-	if (++m->n_from > 1)
-		return;
-	memcpy(v, h + 5, l);
-	v[l] = '\0';
-	/* RFC 5322 allows several mailboxes in From: DMARC has no single domain */
-	if (strchr(v, ',') && strchr(v, '@') != strrchr(v, '@')) {
+	if (++m->n_from_fields > 1) {
 		m->n_from = 2;
 		return;
 	}
-	if (!opendmarc_util_finddomain((u_char *)v, (u_char *)m->from_domain, sizeof(m->from_domain)) ||
-	    !name_ok(m->from_domain, 253))
-		m->from_domain[0] = '\0';
-	for (char *p = m->from_domain; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	memcpy(v, h + 5, l);
+	v[l] = '\0';
+	m->from_domain[0] = '\0';
+	for (const char *p = v, *e; *p; p = *e ? e + 1 : e) {
+		e = next_mailbox(p);
+		snprintf(box, sizeof(box), "%.*s", (int)(e - p), p);
+		if (!strchr(box, '@'))
+			continue; /* an empty list element, or a group's display name */
+		if (!opendmarc_util_finddomain((u_char *)box, (u_char *)d, sizeof(d)) || !name_ok(d, 253)) {
+			m->from_domain[0] = '\0';
+			m->n_from = 1;
+			return;
+		}
+		for (char *c = d; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (!m->from_domain[0]) {
+			snprintf(m->from_domain, sizeof(m->from_domain), "%s", d);
+		} else if (strcmp(m->from_domain, d) != 0) {
+			m->n_from = 2; /* several authors of different domains */
+			return;
+		}
+	}
+	m->n_from = 1;
 }
 
 /* flush_field - the field being collected is complete: index it */

@@ -17,10 +17,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include <opendmarc/dmarc.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "log.h"
 #include "smtpd.h"
 
@@ -130,17 +132,36 @@ static enum auth_qstat record(struct auth_msg *m, const char **rec, const char *
 	return AQS_OK;
 }
 
+/* pct_draw - 0..99, uniform enough for pct= sampling */
+static unsigned pct_draw(void)
+{
+	uint32_t x;
+
+	if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x))
+		x = (uint32_t)moat_clock_ns(); /* never blocks a worker */
+	return x % 100;
+}
+
 /* dmarc_eval - the DMARC result and what it makes of the message */
 void dmarc_eval(struct auth_msg *m, struct auth_verdict *v)
 {
 	struct session *s = m->s;
 	const char *rec, *org;
 	char why[96];
-	int pol, dkim_temp = 0;
+	int pol, pct = 100, sampled_out = -1, dkim_temp = 0;
 
 	snprintf(v->domain, sizeof(v->domain), "%s", m->from_domain);
+	if (m->n_from_fields > 1) {
+		/* RFC 5322 3.6: exactly one From field.  Two are how a forged
+		 * author hides from DMARC behind an aligned one. */
+		set(m, "permerror", "more than one From field");
+		v->action = g_cfg->auth.multiple_from;
+		snprintf(v->reason, sizeof(v->reason), "dmarc_multiple_from");
+		return;
+	}
 	if (m->n_from != 1 || !m->from_domain[0]) {
-		set(m, m->n_from > 1 ? "permerror" : "none", m->n_from > 1 ? "not one From address" : "no From domain");
+		set(m, m->n_from > 1 ? "permerror" : "none",
+		    m->n_from > 1 ? "From addresses of several domains" : "no From domain");
 		return;
 	}
 	enum auth_qstat rs = record(m, &rec, &org);
@@ -185,7 +206,17 @@ void dmarc_eval(struct auth_msg *m, struct auth_verdict *v)
 			(void)opendmarc_policy_store_dkim(pc, (u_char *)m->sig[i].d, (u_char *)m->sig[i].s, out, NULL);
 	}
 	pol = opendmarc_get_policy_to_enforce(pc);
+	if (opendmarc_policy_fetch_pct(pc, &pct) != DMARC_PARSE_OKAY)
+		pct = 100;
 	opendmarc_policy_connect_shutdown(pc);
+	/* RFC 7489 6.6.4: pct= applies the policy to that share of failing
+	 * messages; the others get the next policy down */
+	if ((pol == DMARC_POLICY_REJECT || pol == DMARC_POLICY_QUARANTINE) && pct >= 0 && pct < 100 &&
+	    (int)pct_draw() >= pct) {
+		pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;
+		sampled_out = pct;
+		stats_inc("dmarc", "pct_sampled_out");
+	}
 
 	const char *pn = pol == DMARC_POLICY_REJECT ? "reject" : pol == DMARC_POLICY_QUARANTINE ? "quarantine" : "none";
 	switch (pol) {
@@ -211,7 +242,9 @@ void dmarc_eval(struct auth_msg *m, struct auth_verdict *v)
 		return;
 	}
 	if (pol == DMARC_POLICY_NONE) {
-		set(m, "fail", "p=none");
+		if (sampled_out >= 0)
+			snprintf(why, sizeof(why), "p=quarantine, pct=%d: not sampled, p=none applied", sampled_out);
+		set(m, "fail", sampled_out >= 0 ? why : "p=none");
 		return;
 	}
 	if (forwarder(s)) {
@@ -221,7 +254,11 @@ void dmarc_eval(struct auth_msg *m, struct auth_verdict *v)
 		return;
 	}
 	enum auth_action act = pol == DMARC_POLICY_REJECT ? g_cfg->auth.dmarc_reject : g_cfg->auth.dmarc_quarantine;
-	snprintf(why, sizeof(why), "p=%s%s", pn, act == AUTH_ACT_ACCEPT ? ", accepted" : "");
+	if (sampled_out >= 0)
+		snprintf(why, sizeof(why), "p=reject, pct=%d: not sampled, p=quarantine applied%s", sampled_out,
+			 act == AUTH_ACT_ACCEPT ? ", accepted" : "");
+	else
+		snprintf(why, sizeof(why), "p=%s%s", pn, act == AUTH_ACT_ACCEPT ? ", accepted" : "");
 	set(m, "fail", why);
 	v->action = act;
 	snprintf(v->reason, sizeof(v->reason), "dmarc_%s", pn);

@@ -1152,6 +1152,13 @@ static void data_verdict(struct session *s)
 		log_escape(fd, sizeof(fd), av.domain, strlen(av.domain));
 		log_info("%s auth from_domain=\"%s\" %s dmarc=%s", s->sid, fd, av.log,
 			 s->auth->dmarc_result[0] ? s->auth->dmarc_result : "off");
+		if (av.action != AUTH_ACT_ACCEPT && !strcmp(av.reason, "dmarc_multiple_from")) {
+			if (av.action == AUTH_ACT_REJECT)
+				refuse(s, "data", av.reason, 0, NULL, 550, "5.7.1 Message has more than one From header field");
+			else
+				refuse(s, "data", av.reason, 0, NULL, 451, "4.7.1 Message has more than one From header field");
+			goto refused;
+		}
 		if (av.action == AUTH_ACT_REJECT) {
 			refuse(s, "data", av.reason, 0, NULL, 550, "5.7.1 Message rejected by the DMARC policy of %s", fd);
 			goto refused;

@@ -58,6 +58,7 @@ _dmarc.strict       TXT "v=DMARC1; p=reject; adkim=s; aspf=s"
 mail.strict         TXT "v=spf1 ip4:192.0.2.0/24 -all"
 _dmarc.relax        TXT "v=DMARC1; p=reject"
 mail.relax          TXT "v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc.pct0         TXT "v=DMARC1; p=reject; pct=0"
 """.format(rsa=txt("v=DKIM1; k=rsa; p=" + rsa_pub), ed=txt("v=DKIM1; k=ed25519; p=" + ed_pub),
            big=txt("v=DKIM1; k=rsa; p=" + big))
 with open(out + "/example.com.zone", "w") as f:
@@ -124,6 +125,14 @@ cases["orgsp"] = msg("orgsp", frm="a@nosuch.example.com")
 cases["temp"] = msg("temp", frm="a@x.dead.test")
 cases["fwd"] = msg("fwd", frm="a@rej.example.com")
 cases["forged"] = msg("forged", extra=b"Authentication-Results: mx.moat.test; dkim=pass header.d=example.com\r\n")
+# pct=0: the policy applies to no failing message; the next one down does
+cases["pct0"] = msg("pct0", frm="a@pct0.example.com")
+# a second From field: the aligned, signed one hides a forged author
+cases["twofrom"] = sign(msg("twofrom", extra=b"From: ceo@rej.example.com\r\n"))
+# one From field, two mailboxes of one domain: that domain's policy
+cases["boxes1"] = msg("boxes1", frm='"A, B" <a@rej.example.com>, b@Rej.Example.com')
+# one From field, mailboxes of two domains: no single domain, permerror
+cases["boxes2"] = msg("boxes2", frm="a@example.com, b@rej.example.com")
 cases["marker"] = msg("marker", frm="a@pass.spf.test")
 # tools/bench smtp: 10 KB, signed by the From domain (p=reject): DKIM and DMARC pass
 cases["bench"] = sign(msg("bench", frm="a@rej.example.com", body=(b"x" * 78 + b"\r\n") * 128),

@@ -11,7 +11,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 
-tap_plan 46
+tap_plan 53
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -169,6 +169,22 @@ printf '%s\n' "$out" | grep -Eq '^<\*\* +451 4\.7\.5 .*x\.dead\.test' &&
 	tap_ok "DMARC record lookup SERVFAIL: 451 4.7.5" ||
 	{ tap_not_ok "temperror"; printf '%s\n' "$out" | grep '^<' | sed 's/^/#   /' >&2; }
 SRC=198.51.100.7 PORT=2525 check "trusted forwarder: p=reject failure accepted, said so" fwd '250 ' 'dmarc=fail \(p=reject, not applied: trusted forwarder\)'
+check "pct=0: p=reject not sampled, quarantine applied, accepted and said so" pct0 '250 ' 'dmarc=fail \(p=reject, pct=0: not sampled, p=quarantine applied, accepted\) header.from=pct0.example.com'
+lab_wait 5 bash -c "grep -Eq '^dmarc.pct_sampled_out [1-9]' '$LAB_DIR/run/a1.stats'" &&
+	tap_ok "pct=0: counted (dmarc.pct_sampled_out)" || tap_not_ok "pct=0: no dmarc.pct_sampled_out counter"
+out=$(send twofrom)
+printf '%s\n' "$out" | grep -Eq '^<\*\* +550 5\.7\.1 Message has more than one From header field' &&
+	tap_ok "two From fields (the first aligned and signed): 550 5.7.1" ||
+	{ tap_not_ok "two From fields: reply"; printf '%s\n' "$out" | grep '^<' | sed 's/^/#   /' >&2; }
+refused twofrom && tap_ok "two From fields: nothing reached the downstream (marker did)" || tap_not_ok "two From fields: delivered"
+out=$(send twofrom a@pass.spf.test 192.0.2.55 2526)
+printf '%s\n' "$out" | grep -Eq '^<-* +250 ' && tap_ok "two From fields, DMARC off (a3): accepted (the control)" ||
+	tap_not_ok "two From fields refused with dmarc = no"
+out=$(send boxes1)
+printf '%s\n' "$out" | grep -Eq '^<\*\* +550 5\.7\.1 .*DMARC policy of rej\.example\.com' &&
+	tap_ok "two mailboxes of one domain in one From: that domain's p=reject, 550" ||
+	{ tap_not_ok "two mailboxes, one domain"; printf '%s\n' "$out" | grep '^<' | sed 's/^/#   /' >&2; }
+check "mailboxes of two domains in one From: permerror, accepted" boxes2 '250 ' 'dmarc=permerror \(From addresses of several domains\)'
 out=$(send fwd a@pass.spf.test 192.0.2.55 2525)
 printf '%s\n' "$out" | grep -Eq '^<\*\* +550 5\.7\.1' && tap_ok "same instance, another client: 550" ||
 	tap_not_ok "forwarder list applied to everyone"
