@@ -37,6 +37,7 @@
 #include "log.h"
 #include "outfile.h"
 #include "prefix.h"
+#include "promhttp.h"
 #include "update.h"
 #include "fleet_rec.h"
 
@@ -87,13 +88,15 @@ struct fleet {
 	unsigned backoff;
 	int dirty;
 	time_t saved_at;
-	/* counters */
-	uint64_t updates_sent, records_sent, bytes_sent, refused, failed, dropped, capped,
-		not_shared_allow, expired;
-	time_t last_success;
-	char last_error[256];
-	struct moat_prefix capped_net[CAPPED_MAX];
-	size_t ncapped;
+	/* counters (kept across a reload: fleet_reload) */
+	struct fleet_ctr {
+		uint64_t updates_sent, records_sent, bytes_sent, refused, failed, dropped,
+			capped, not_shared_allow, expired;
+		time_t last_success;
+		char last_error[256];
+		struct moat_prefix capped_net[CAPPED_MAX];
+		size_t ncapped;
+	} c;
 	double started_ms;
 };
 
@@ -171,9 +174,9 @@ static void push(struct rec *r)
 			if (old->state == R_DEL)
 				drop(old); /* left in the zone: its exp still ends it */
 		}
-		if (F->dropped++ % 1000 == 0)
+		if (F->c.dropped++ % 1000 == 0)
 			log_warn("fleet: event=queue-full queue_max=%zu dropped=%" PRIu64
-				 " oldest=%s (sent again at its next refresh)", F->qcap, F->dropped,
+				 " oldest=%s (sent again at its next refresh)", F->qcap, F->c.dropped,
 				 moat_prefix_str(&F->q[F->qhead], pb, sizeof(pb)));
 		F->qhead = (F->qhead + 1) % F->qcap;
 		F->qn--;
@@ -233,12 +236,12 @@ static void capped_note(const struct moat_prefix *a)
 	struct moat_prefix n = net_of(a);
 	char pb[MOAT_PREFIX_STRLEN];
 
-	F->capped++;
-	for (size_t i = 0; i < F->ncapped; i++)
-		if (moat_prefix_cmp(&F->capped_net[i], &n) == 0)
+	F->c.capped++;
+	for (size_t i = 0; i < F->c.ncapped; i++)
+		if (moat_prefix_cmp(&F->c.capped_net[i], &n) == 0)
 			return;
-	if (F->ncapped < CAPPED_MAX)
-		F->capped_net[F->ncapped++] = n;
+	if (F->c.ncapped < CAPPED_MAX)
+		F->c.capped_net[F->c.ncapped++] = n;
 	log_warn("fleet: event=capped net=%s per24_max=%u: further entries of this network are "
 		 "enforced here but not shared", moat_prefix_str(&n, pb, sizeof(pb)),
 		 cd->cfg.fleet.per24_max);
@@ -322,7 +325,7 @@ void fleet_entry_add(struct cd *d, const struct cd_entry *e, int want, int kind)
 	}
 	if (want && e->action == MOAT_ACT_ALLOW) {
 		want = 0; /* an allowlist is never shared */
-		F->not_shared_allow++;
+		F->c.not_shared_allow++;
 	}
 	if (want && e->source == CD_SRC_SMTP) {
 		struct vt_explain ex;
@@ -330,7 +333,7 @@ void fleet_entry_add(struct cd *d, const struct cd_entry *e, int want, int kind)
 		/* allowed here (static allowlist, a DNSWL source): not shared */
 		if (vt_db_explain(d->db, &e->pfx, &ex) == 0 && ex.action == MOAT_ACT_ALLOW) {
 			want = 0;
-			F->not_shared_allow++;
+			F->c.not_shared_allow++;
 		}
 	}
 	if (want && !full) {
@@ -391,7 +394,7 @@ static void requeue_flight(void)
 			continue;
 		if (F->qn == F->qcap) { /* full: the batch's own oldest go */
 			r->queued = 0;
-			F->dropped++;
+			F->c.dropped++;
 			continue;
 		}
 		F->qhead = (F->qhead + F->qcap - 1) % F->qcap;
@@ -439,10 +442,10 @@ static void send_next(struct cd *d, time_t now)
 		return;
 	k = moat_upd_start(F->u, F->rr, n, moat_clock_ms());
 	if (k < 0) {
-		snprintf(F->last_error, sizeof(F->last_error), "update: %s", strerror(-k));
-		log_warn("fleet: event=update result=failed error=\"%s\"", F->last_error);
+		snprintf(F->c.last_error, sizeof(F->c.last_error), "update: %s", strerror(-k));
+		log_warn("fleet: event=update result=failed error=\"%s\"", F->c.last_error);
 		requeue_flight();
-		F->failed++;
+		F->c.failed++;
 		F->next_try = now + 1;
 		return;
 	}
@@ -471,10 +474,10 @@ static void done(struct cd *d, enum moat_upd_status st, time_t now)
 		F->watched = 0;
 	}
 	if (st == MOAT_UPD_DONE) {
-		F->updates_sent++;
-		F->records_sent += F->nfl;
-		F->bytes_sent += moat_upd_bytes(F->u);
-		F->last_success = now;
+		F->c.updates_sent++;
+		F->c.records_sent += F->nfl;
+		F->c.bytes_sent += moat_upd_bytes(F->u);
+		F->c.last_success = now;
 		F->backoff = 0;
 		F->next_try = 0;
 		for (size_t i = 0; i < F->nfl; i++) {
@@ -497,18 +500,18 @@ static void done(struct cd *d, enum moat_upd_status st, time_t now)
 		F->dirty = 1;
 		return;
 	}
-	snprintf(F->last_error, sizeof(F->last_error), "%s", moat_upd_error(F->u));
-	log_escape(esc, sizeof(esc), F->last_error, strlen(F->last_error));
+	snprintf(F->c.last_error, sizeof(F->c.last_error), "%s", moat_upd_error(F->u));
+	log_escape(esc, sizeof(esc), F->c.last_error, strlen(F->c.last_error));
 	if (st == MOAT_UPD_REFUSED) {
-		F->refused++;
+		F->c.refused++;
 		F->backoff = F->backoff < REFUSED_BACKOFF ? REFUSED_BACKOFF : F->backoff * 2;
 		if (F->backoff > REFUSED_BACKOFF_MAX)
 			F->backoff = REFUSED_BACKOFF_MAX;
 		log_warn("fleet: event=update result=refused zone=%s rcode=\"%s\" records=%zu "
-			 "refused=%" PRIu64 " retry_in=%u", d->cfg.fleet.zone, esc, F->nfl, F->refused,
+			 "refused=%" PRIu64 " retry_in=%u", d->cfg.fleet.zone, esc, F->nfl, F->c.refused,
 			 F->backoff);
 	} else {
-		F->failed++;
+		F->c.failed++;
 		F->backoff = F->backoff ? F->backoff * 2 : 1;
 		if (F->backoff > BACKOFF_MAX)
 			F->backoff = BACKOFF_MAX;
@@ -692,10 +695,18 @@ void fleet_close(struct cd *d)
  * state file into a fresh set-up (new key, primary, zone or limits) */
 int fleet_reload(struct cd *d, char *err, size_t errsz)
 {
-	if (F)
+	struct fleet_ctr c = { 0 };
+	int r;
+
+	if (F) {
 		save(d, time(NULL));
+		c = F->c;
+	}
 	fleet_close(d);
-	return fleet_open(d, err, errsz);
+	r = fleet_open(d, err, errsz);
+	if (F)
+		F->c = c;
+	return r;
 }
 
 /* fleet_tick - sweep, refresh, time out, retry, save */
@@ -717,7 +728,7 @@ void fleet_tick(struct cd *d, time_t now)
 				continue;
 			if (r->exp <= now) {
 				/* ends in the zone as its exp= said it would */
-				F->expired++;
+				F->c.expired++;
 				if (r->state == R_CAPPED) {
 					if (!r->queued)
 						drop(r);
@@ -738,12 +749,62 @@ void fleet_tick(struct cd *d, time_t now)
 		save(d, now);
 }
 
+/* count - shared records the zone holds (contributed) and those still to
+ * be sent (pending) */
+static void count(size_t *contributed, size_t *pending)
+{
+	*contributed = *pending = 0;
+	for (size_t b = 0; b < NBUCKET; b++)
+		for (struct rec *r = F->bucket[b]; r; r = r->next)
+			if (r->state == R_SET)
+				++*(r->synced ? contributed : pending);
+}
+
+/* fleet_metrics - the publishing counters for /metrics, labelled with
+ * this appliance's zone (nothing when [fleet] is off) */
+void fleet_metrics(struct cd *d, struct moat_sbuf *b)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+		{ "moat_fleet_queued", "gauge", "Shared-entry changes waiting for an UPDATE." },
+		{ "moat_fleet_in_flight", "gauge", "Changes in the UPDATE awaiting the primary's answer." },
+		{ "moat_fleet_pending", "gauge", "Shared entries not yet in the fleet zone." },
+		{ "moat_fleet_contributed", "gauge", "Shared entries this appliance has in its fleet zone." },
+		{ "moat_fleet_updates_sent_total", "counter", "UPDATE messages the primary accepted." },
+		{ "moat_fleet_records_sent_total", "counter", "Record changes the primary accepted." },
+		{ "moat_fleet_bytes_sent_total", "counter", "Bytes of accepted UPDATE messages." },
+		{ "moat_fleet_refused_total", "counter",
+		  "UPDATEs the primary refused (REFUSED, NOTAUTH, bad TSIG...)." },
+		{ "moat_fleet_failed_total", "counter", "UPDATEs with no answer (primary down, timeout)." },
+		{ "moat_fleet_dropped_total", "counter", "Changes dropped from a full queue (oldest first)." },
+		{ "moat_fleet_capped_total", "counter", "Entries kept local by the per-/24 (/64) cap." },
+		{ "moat_fleet_last_success_seconds", "gauge", "Unix time of the last accepted UPDATE." },
+	};
+	size_t contributed, pending;
+	char zl[300];
+
+	if (!F)
+		return;
+	count(&contributed, &pending);
+	const uint64_t v[] = { F->qn, F->nfl, pending, contributed, F->c.updates_sent,
+			       F->c.records_sent, F->c.bytes_sent, F->c.refused, F->c.failed, F->c.dropped,
+			       F->c.capped, (uint64_t)F->c.last_success };
+
+	moat_prom_label(zl, sizeof(zl), d->cfg.fleet.zone);
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		moat_prom_head(b, m[i].name, m[i].type, m[i].help);
+		moat_sbuf_printf(b, "%s{zone=\"%s\"} %llu\n", m[i].name, zl,
+				 (unsigned long long)v[i]);
+	}
+}
+
 /* fleet_json - moatctl fleet */
 struct json_object *fleet_json(struct cd *d, int list)
 {
 	const struct cfg_fleet *c = &d->cfg.fleet;
 	struct json_object *o;
-	size_t contributed = 0, pending = 0;
+	size_t contributed, pending;
 
 	if (!F)
 		return NULL;
@@ -752,16 +813,12 @@ struct json_object *fleet_json(struct cd *d, int list)
 			   *zs = json_object_new_array();
 	char pb[MOAT_PREFIX_STRLEN];
 
-	for (size_t b = 0; b < NBUCKET; b++)
+	count(&contributed, &pending);
+	for (size_t b = 0; list && b < NBUCKET; b++)
 		for (struct rec *r = F->bucket[b]; r; r = r->next) {
-			if (r->state != R_SET)
+			if (r->state != R_SET || !r->synced)
 				continue;
-			if (!r->synced) {
-				pending++;
-				continue;
-			}
-			contributed++;
-			if (list && json_object_array_length(e) < 1000) {
+			if (json_object_array_length(e) < 1000) {
 				struct json_object *x = json_object_new_object();
 
 				json_object_object_add(x, "prefix", json_object_new_string(
@@ -772,9 +829,9 @@ struct json_object *fleet_json(struct cd *d, int list)
 				json_object_array_add(e, x);
 			}
 		}
-	for (size_t i = 0; i < F->ncapped; i++)
+	for (size_t i = 0; i < F->c.ncapped; i++)
 		json_object_array_add(cz, json_object_new_string(
-			moat_prefix_str(&F->capped_net[i], pb, sizeof(pb))));
+			moat_prefix_str(&F->c.capped_net[i], pb, sizeof(pb))));
 	for (int i = 0; i < d->nzones; i++)
 		if (d->zones[i]->cfg.fleet)
 			json_object_array_add(zs, json_object_new_string(d->zones[i]->cfg.name));
@@ -785,19 +842,19 @@ struct json_object *fleet_json(struct cd *d, int list)
 	json_object_object_add(o, "queued", json_object_new_int64((int64_t)F->qn));
 	json_object_object_add(o, "in_flight", json_object_new_int64((int64_t)F->nfl));
 	json_object_object_add(o, "pending", json_object_new_int64((int64_t)pending));
-	json_object_object_add(o, "updates_sent", json_object_new_int64((int64_t)F->updates_sent));
-	json_object_object_add(o, "records_sent", json_object_new_int64((int64_t)F->records_sent));
-	json_object_object_add(o, "bytes_sent", json_object_new_int64((int64_t)F->bytes_sent));
-	json_object_object_add(o, "refused", json_object_new_int64((int64_t)F->refused));
-	json_object_object_add(o, "failed", json_object_new_int64((int64_t)F->failed));
-	json_object_object_add(o, "dropped", json_object_new_int64((int64_t)F->dropped));
-	json_object_object_add(o, "capped", json_object_new_int64((int64_t)F->capped));
+	json_object_object_add(o, "updates_sent", json_object_new_int64((int64_t)F->c.updates_sent));
+	json_object_object_add(o, "records_sent", json_object_new_int64((int64_t)F->c.records_sent));
+	json_object_object_add(o, "bytes_sent", json_object_new_int64((int64_t)F->c.bytes_sent));
+	json_object_object_add(o, "refused", json_object_new_int64((int64_t)F->c.refused));
+	json_object_object_add(o, "failed", json_object_new_int64((int64_t)F->c.failed));
+	json_object_object_add(o, "dropped", json_object_new_int64((int64_t)F->c.dropped));
+	json_object_object_add(o, "capped", json_object_new_int64((int64_t)F->c.capped));
 	json_object_object_add(o, "capped_nets", cz);
 	json_object_object_add(o, "not_shared_allow",
-			       json_object_new_int64((int64_t)F->not_shared_allow));
-	json_object_object_add(o, "expired", json_object_new_int64((int64_t)F->expired));
-	json_object_object_add(o, "last_success", json_object_new_int64(F->last_success));
-	json_object_object_add(o, "last_error", json_object_new_string(F->last_error));
+			       json_object_new_int64((int64_t)F->c.not_shared_allow));
+	json_object_object_add(o, "expired", json_object_new_int64((int64_t)F->c.expired));
+	json_object_object_add(o, "last_success", json_object_new_int64(F->c.last_success));
+	json_object_object_add(o, "last_error", json_object_new_string(F->c.last_error));
 	json_object_object_add(o, "next_try_in",
 			       json_object_new_int64(F->next_try > time(NULL) ? F->next_try - time(NULL)
 									      : 0));
