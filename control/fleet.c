@@ -62,8 +62,17 @@ struct rec {
 	uint8_t state;             /* enum rstate */
 	uint8_t queued;            /* in the queue or in flight */
 	uint8_t synced;            /* the zone holds what gen says */
+	uint8_t counted;           /* in its net's count (R_SET) */
 	uint32_t gen;              /* bumped by every change */
 	struct rec *next;          /* hash chain */
+};
+
+/* shared records per /24 (/64), for the cap */
+#define NNET 4096
+struct netc {
+	struct moat_prefix net;
+	uint32_t n;
+	struct netc *next;
 };
 
 struct inflight {
@@ -78,6 +87,7 @@ struct fleet {
 	struct moat_upd *u;
 	struct rec *bucket[NBUCKET];
 	size_t nrec, npublished;
+	struct netc *nets[NNET];
 	/* the queue: a ring of addresses */
 	struct moat_prefix *q;
 	size_t qcap, qhead, qn;
@@ -151,8 +161,12 @@ static struct rec *get(const struct moat_prefix *p)
 	return r;
 }
 
+static void net_add(const struct moat_prefix *a, int delta);
+
 static void drop(struct rec *r)
 {
+	if (r->counted)
+		net_add(&r->addr, -1);
 	for (struct rec **pp = &F->bucket[hash(&r->addr)]; *pp; pp = &(*pp)->next)
 		if (*pp == r) {
 			*pp = r->next;
@@ -207,27 +221,60 @@ static struct moat_prefix net_of(const struct moat_prefix *a)
 	return n;
 }
 
+/* net_find - the count of net n (NULL: none shared there) */
+static struct netc **net_find(const struct moat_prefix *n)
+{
+	uint32_t h = 2166136261u;
+	struct netc **pp;
+
+	for (size_t i = 0; i < 16; i++)
+		h = (h ^ n->addr[i]) * 16777619u;
+	for (pp = &F->nets[(h ^ n->family) % NNET]; *pp; pp = &(*pp)->next)
+		if (moat_prefix_cmp(&(*pp)->net, n) == 0)
+			break;
+	return pp;
+}
+
+/* net_add - a shared record of a's net came (+1) or went (-1) */
+static void net_add(const struct moat_prefix *a, int delta)
+{
+	struct moat_prefix n = net_of(a);
+	struct netc **pp = net_find(&n), *c = *pp;
+
+	if (!c) {
+		if (delta < 0 || !(c = calloc(1, sizeof(*c))))
+			return; /* out of memory: the cap under-counts */
+		c->net = n;
+		*pp = c;
+	}
+	if (delta < 0 && c->n)
+		c->n--;
+	else if (delta > 0)
+		c->n++;
+	if (!c->n) {
+		*pp = c->next;
+		free(c);
+	}
+}
+
 /* net_count - shared (not capped, not deleted) records in a's net */
 static uint32_t net_count(const struct moat_prefix *a)
 {
-	struct moat_prefix n = net_of(a), m;
-	uint32_t c = 0;
+	struct moat_prefix n = net_of(a);
+	struct netc *c = *net_find(&n);
 
-	/* the /24's addresses are 256 lookups; a /64 is walked whole */
-	if (a->family == MOAT_AF_INET) {
-		m = *a;
-		for (unsigned i = 0; i < 256; i++) {
-			m.addr[3] = (uint8_t)i;
-			struct rec *r = find(&m);
+	return c ? c->n : 0;
+}
 
-			c += r && r->state == R_SET;
-		}
-		return c;
-	}
-	for (size_t b = 0; b < NBUCKET; b++)
-		for (struct rec *r = F->bucket[b]; r; r = r->next)
-			c += r->state == R_SET && moat_prefix_contains(&n, &r->addr);
-	return c;
+/* set_state - r's state, and its net's count with it */
+static void set_state(struct rec *r, uint8_t st)
+{
+	uint8_t in = st == R_SET;
+
+	r->state = st;
+	if (in != r->counted)
+		net_add(&r->addr, in ? 1 : -1);
+	r->counted = in;
 }
 
 /* capped_note - report a net at its cap (logged once, listed by moatctl) */
@@ -254,10 +301,10 @@ static void withdraw(struct rec *r)
 		if (!r->queued)
 			drop(r);
 		else
-			r->state = R_DEL;
+			set_state(r, R_DEL);
 		return;
 	}
-	r->state = R_DEL;
+	set_state(r, R_DEL);
 	enqueue(r);
 }
 
@@ -274,7 +321,7 @@ static void share(struct cd *d, const struct moat_prefix *addr, uint32_t code, t
 			return; /* its delete goes on */
 		if (!(r = get(addr)))
 			return;
-		r->state = R_CAPPED;
+		set_state(r, R_CAPPED);
 		r->exp = exp;
 		r->source = source;
 		return;
@@ -283,7 +330,7 @@ static void share(struct cd *d, const struct moat_prefix *addr, uint32_t code, t
 		log_warn("fleet: out of memory: an entry is not shared");
 		return;
 	}
-	r->state = R_SET;
+	set_state(r, R_SET);
 	r->code = code;
 	r->exp = exp;
 	r->refresh_at = refresh_at;
@@ -573,13 +620,11 @@ static void save(struct cd *d, time_t now)
 	F->saved_at = now;
 }
 
-/* entry_exists - does the local entry (addr, source) still exist */
+/* entry_exists - does the local entry (addr, source) still exist (the
+ * entries' index: the restore and the refresh ask for every record) */
 static int entry_exists(struct cd *d, const struct moat_prefix *a, uint16_t source)
 {
-	for (size_t i = 0; i < d->nentries; i++)
-		if (d->entries[i].source == source && moat_prefix_cmp(&d->entries[i].pfx, a) == 0)
-			return 1;
-	return 0;
+	return zm_entries_find(d, a, source) >= 0;
 }
 
 /* load - the state file; records gone or expired since are deleted (the
@@ -615,11 +660,11 @@ static void load(struct cd *d, time_t now)
 		r->source = (uint16_t)source;
 		r->synced = 1;
 		if (code == 0 || r->exp <= now || !entry_exists(d, &a, r->source)) {
-			r->state = R_DEL;
+			set_state(r, R_DEL);
 			enqueue(r);
 			swept++;
 		} else {
-			r->state = R_SET;
+			set_state(r, R_SET);
 			if (!synced)
 				enqueue(r); /* queued when the state was written */
 			if (source == CD_SRC_OPERATOR && r->exp - now < (time_t)d->cfg.fleet.lifetime / 2)
@@ -684,6 +729,11 @@ void fleet_close(struct cd *d)
 			n = r->next;
 			free(r);
 		}
+	for (size_t b = 0; b < NNET; b++)
+		for (struct netc *c = F->nets[b], *n; c; c = n) {
+			n = c->next;
+			free(c);
+		}
 	free(F->q);
 	free(F->fl);
 	free(F->rr);
@@ -733,7 +783,7 @@ void fleet_tick(struct cd *d, time_t now)
 					if (!r->queued)
 						drop(r);
 					else
-						r->state = R_DEL;
+						set_state(r, R_DEL);
 				} else {
 					withdraw(r);
 				}
