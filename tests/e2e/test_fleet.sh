@@ -7,11 +7,18 @@
 #   secondary as an ordinary axfr source (fleet = yes).
 # Cases: add --share on A is live on B (time printed); A ignores its own
 #   records; del propagates; an expired record left in the zone is ignored
-#   by B; A and B both listing one address, A deletes: B's stays; the
-#   per-/24 cap; primary down while A adds 100: all arrive once, queue
-#   back to 0; a wrong TSIG key is refused (rcode logged, counted) while A
-#   keeps enforcing; a storm of FLEET_STORM (default 1000) adds converges
-#   on B through IXFR only (no AXFR after the first).
+#   by B, and listed again when its TXT alone is renewed; A and B both
+#   listing one address, A deletes: B's stays; learned dnsbl, pregreet,
+#   protocol and content refusals reach B as tarpits, a kind turned off
+#   does not; add --share of a prefix is refused; the per-/24 cap; primary
+#   down while A adds 100: all arrive once, queue back to 0, /metrics
+#   shows the queue; a wrong TSIG key is refused (rcode logged, counted)
+#   while A keeps enforcing; a storm of FLEET_STORM (default 10,000) adds
+#   in FLEET_STORM_BATCHES (20) moatctl add -f batches, spread over
+#   FLEET_STORM_SECS (default 0: at once; 60 with 100 batches is "10,000
+#   in a minute", about 75 s more) converges on B through IXFR only, the
+#   IXFR bytes proportional to the changes; the bounded queue; the
+#   restart sweep.
 # B runs XDP on its link (app0 in mx): the first shared address's next SYN
 # is dropped there while a control address connects; the other cases read
 # B's table with moatctl lookup (live_action: the image the fast path gets).
@@ -22,7 +29,7 @@ root=$(cd "$here/../.." && pwd)
 build=${MOAT_BUILD_DIR:-$root/build}
 CTLD=$build/control/moat-controld
 MOATCTL=$build/tools/moatctl
-STORM=${FLEET_STORM:-2000}
+STORM=${FLEET_STORM:-10000}
 NB=${FLEET_STORM_BATCHES:-20}        # moatctl add -f batches of the storm
 STORM_SECS=${FLEET_STORM_SECS:-0}    # spread over this many seconds (0: at once)
 PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
