@@ -465,6 +465,19 @@ static const char *parse_entry(struct ctlsrv *s, struct json_object *req, uint16
 	return NULL;
 }
 
+/* share_refused - why e cannot be shared (--share), or NULL: a fleet zone
+ * is a DNSBL zone, which lists single addresses (a prefix only as all its
+ * addresses, or as a wildcard no consumer could tell from a listing of
+ * the wider octet or nibble boundary), docs/fleet.md */
+static const char *share_refused(const struct cd_entry *e)
+{
+	if (e->pfx.plen == (e->pfx.family == MOAT_AF_INET ? 32 : 128))
+		return NULL;
+	return "only single addresses are shared with the fleet (a DNSBL zone lists "
+	       "addresses, not prefixes): add the prefix without --share, or share its "
+	       "addresses";
+}
+
 /* add_entry - shared by add and smtp.report */
 static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_object *req,
 				     uint16_t source)
@@ -480,6 +493,8 @@ static struct json_object *add_entry(struct ctlsrv *s, int64_t id, struct json_o
 	if (ctl_get_bool(req, "share", &share) == -EINVAL || kind < 0)
 		return ctl_reply_err(id, CTL_E_ARG, "\"share\" must be a boolean, \"kind\" dnsbl, "
 				     "pregreet, protocol or content");
+	if (share == 1 && (bad = share_refused(&e)))
+		return ctl_reply_err(id, CTL_E_ARG, "%s (nothing added)", bad);
 	if (zm_entry_add(s->d, &e, err, sizeof(err)) < 0)
 		return ctl_reply_err(id, CTL_E_FAILED, "%s", err);
 	fleet_entry_add(s->d, &e, share, kind);
@@ -514,6 +529,7 @@ static struct json_object *cmd_batch(struct ctlsrv *s, struct conn *c, int64_t i
 	uint16_t source = src && strcmp(src, "smtp") == 0 ? CD_SRC_SMTP : CD_SRC_OPERATOR;
 	struct json_object *a = NULL;
 	char err[256], wb[CD_BATCH_LINE + 8];
+	int share = -1;
 
 	if (!op || (strcmp(op, "add") && !del))
 		return ctl_reply_err(id, CTL_E_ARG, "\"op\" must be add or del");
@@ -523,6 +539,7 @@ static struct json_object *cmd_batch(struct ctlsrv *s, struct conn *c, int64_t i
 	if (a && !json_object_is_type(a, json_type_array))
 		return ctl_reply_err(id, CTL_E_ARG, "\"entries\" must be an array");
 	ctl_get_bool(req, "commit", &commit);
+	ctl_get_bool(req, "share", &share);
 	if (c->batch && (zm_batch_op(c->batch) != del || zm_batch_source(c->batch) != source)) {
 		zm_batch_free(c->batch);
 		c->batch = NULL;
@@ -544,6 +561,8 @@ static struct json_object *cmd_batch(struct ctlsrv *s, struct conn *c, int64_t i
 			bad = "\"prefix\" must be ADDR or ADDR/LEN with no host bits set";
 		else if (!del)
 			bad = parse_entry(s, j, source, &e, &ttl, err, sizeof(err));
+		if (!bad && !del && share == 1)
+			bad = share_refused(&e);
 		int r = bad ? 0 : zm_batch_stage(c->batch, &e, line);
 
 		if (bad || r < 0) {
@@ -571,14 +590,24 @@ static struct json_object *cmd_batch(struct ctlsrv *s, struct conn *c, int64_t i
 		return ctl_reply_ok(id, o);
 	}
 	struct zm_batch_result res;
-	int share = -1;
+	const char *bad = NULL;
+	size_t nbad = 0;
 
-	if (ctl_get_bool(req, "share", &share) == -EINVAL) {
+	share = -1;
+	if (ctl_get_bool(req, "share", &share) == -EINVAL)
+		bad = "\"share\" must be a boolean";
+	/* entries staged by requests that did not say share */
+	for (size_t i = 0; !bad && !del && share == 1 && i < zm_batch_size(c->batch); i++)
+		if ((bad = share_refused(zm_batch_entry(c->batch, i))))
+			nbad = i + 1;
+	if (bad) {
 		json_object_put(o);
 		zm_batch_free(c->batch);
 		c->batch = NULL;
-		return ctl_reply_err(id, CTL_E_ARG, "\"share\" must be a boolean (nothing of the "
-				     "batch applied)");
+		if (nbad)
+			return ctl_reply_err(id, CTL_E_ARG, "entry %zu: %s (nothing of the batch "
+					     "applied)", nbad, bad);
+		return ctl_reply_err(id, CTL_E_ARG, "%s (nothing of the batch applied)", bad);
 	}
 	int r = zm_batch_commit(s->d, c->batch, &res, err, sizeof(err));
 

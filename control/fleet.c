@@ -37,6 +37,7 @@
 #include "log.h"
 #include "outfile.h"
 #include "prefix.h"
+#include "promhttp.h"
 #include "update.h"
 #include "fleet_rec.h"
 
@@ -61,8 +62,17 @@ struct rec {
 	uint8_t state;             /* enum rstate */
 	uint8_t queued;            /* in the queue or in flight */
 	uint8_t synced;            /* the zone holds what gen says */
+	uint8_t counted;           /* in its net's count (R_SET) */
 	uint32_t gen;              /* bumped by every change */
 	struct rec *next;          /* hash chain */
+};
+
+/* shared records per /24 (/64), for the cap */
+#define NNET 4096
+struct netc {
+	struct moat_prefix net;
+	uint32_t n;
+	struct netc *next;
 };
 
 struct inflight {
@@ -77,6 +87,7 @@ struct fleet {
 	struct moat_upd *u;
 	struct rec *bucket[NBUCKET];
 	size_t nrec, npublished;
+	struct netc *nets[NNET];
 	/* the queue: a ring of addresses */
 	struct moat_prefix *q;
 	size_t qcap, qhead, qn;
@@ -87,13 +98,15 @@ struct fleet {
 	unsigned backoff;
 	int dirty;
 	time_t saved_at;
-	/* counters */
-	uint64_t updates_sent, records_sent, bytes_sent, refused, failed, dropped, capped,
-		not_shared_allow, expired;
-	time_t last_success;
-	char last_error[256];
-	struct moat_prefix capped_net[CAPPED_MAX];
-	size_t ncapped;
+	/* counters (kept across a reload: fleet_reload) */
+	struct fleet_ctr {
+		uint64_t updates_sent, records_sent, bytes_sent, refused, failed, dropped,
+			capped, not_shared_allow, expired;
+		time_t last_success;
+		char last_error[256];
+		struct moat_prefix capped_net[CAPPED_MAX];
+		size_t ncapped;
+	} c;
 	double started_ms;
 };
 
@@ -148,8 +161,12 @@ static struct rec *get(const struct moat_prefix *p)
 	return r;
 }
 
+static void net_add(const struct moat_prefix *a, int delta);
+
 static void drop(struct rec *r)
 {
+	if (r->counted)
+		net_add(&r->addr, -1);
 	for (struct rec **pp = &F->bucket[hash(&r->addr)]; *pp; pp = &(*pp)->next)
 		if (*pp == r) {
 			*pp = r->next;
@@ -171,9 +188,9 @@ static void push(struct rec *r)
 			if (old->state == R_DEL)
 				drop(old); /* left in the zone: its exp still ends it */
 		}
-		if (F->dropped++ % 1000 == 0)
+		if (F->c.dropped++ % 1000 == 0)
 			log_warn("fleet: event=queue-full queue_max=%zu dropped=%" PRIu64
-				 " oldest=%s (sent again at its next refresh)", F->qcap, F->dropped,
+				 " oldest=%s (sent again at its next refresh)", F->qcap, F->c.dropped,
 				 moat_prefix_str(&F->q[F->qhead], pb, sizeof(pb)));
 		F->qhead = (F->qhead + 1) % F->qcap;
 		F->qn--;
@@ -204,27 +221,60 @@ static struct moat_prefix net_of(const struct moat_prefix *a)
 	return n;
 }
 
+/* net_find - the count of net n (NULL: none shared there) */
+static struct netc **net_find(const struct moat_prefix *n)
+{
+	uint32_t h = 2166136261u;
+	struct netc **pp;
+
+	for (size_t i = 0; i < 16; i++)
+		h = (h ^ n->addr[i]) * 16777619u;
+	for (pp = &F->nets[(h ^ n->family) % NNET]; *pp; pp = &(*pp)->next)
+		if (moat_prefix_cmp(&(*pp)->net, n) == 0)
+			break;
+	return pp;
+}
+
+/* net_add - a shared record of a's net came (+1) or went (-1) */
+static void net_add(const struct moat_prefix *a, int delta)
+{
+	struct moat_prefix n = net_of(a);
+	struct netc **pp = net_find(&n), *c = *pp;
+
+	if (!c) {
+		if (delta < 0 || !(c = calloc(1, sizeof(*c))))
+			return; /* out of memory: the cap under-counts */
+		c->net = n;
+		*pp = c;
+	}
+	if (delta < 0 && c->n)
+		c->n--;
+	else if (delta > 0)
+		c->n++;
+	if (!c->n) {
+		*pp = c->next;
+		free(c);
+	}
+}
+
 /* net_count - shared (not capped, not deleted) records in a's net */
 static uint32_t net_count(const struct moat_prefix *a)
 {
-	struct moat_prefix n = net_of(a), m;
-	uint32_t c = 0;
+	struct moat_prefix n = net_of(a);
+	struct netc *c = *net_find(&n);
 
-	/* the /24's addresses are 256 lookups; a /64 is walked whole */
-	if (a->family == MOAT_AF_INET) {
-		m = *a;
-		for (unsigned i = 0; i < 256; i++) {
-			m.addr[3] = (uint8_t)i;
-			struct rec *r = find(&m);
+	return c ? c->n : 0;
+}
 
-			c += r && r->state == R_SET;
-		}
-		return c;
-	}
-	for (size_t b = 0; b < NBUCKET; b++)
-		for (struct rec *r = F->bucket[b]; r; r = r->next)
-			c += r->state == R_SET && moat_prefix_contains(&n, &r->addr);
-	return c;
+/* set_state - r's state, and its net's count with it */
+static void set_state(struct rec *r, uint8_t st)
+{
+	uint8_t in = st == R_SET;
+
+	r->state = st;
+	if (in != r->counted)
+		net_add(&r->addr, in ? 1 : -1);
+	r->counted = in;
 }
 
 /* capped_note - report a net at its cap (logged once, listed by moatctl) */
@@ -233,12 +283,12 @@ static void capped_note(const struct moat_prefix *a)
 	struct moat_prefix n = net_of(a);
 	char pb[MOAT_PREFIX_STRLEN];
 
-	F->capped++;
-	for (size_t i = 0; i < F->ncapped; i++)
-		if (moat_prefix_cmp(&F->capped_net[i], &n) == 0)
+	F->c.capped++;
+	for (size_t i = 0; i < F->c.ncapped; i++)
+		if (moat_prefix_cmp(&F->c.capped_net[i], &n) == 0)
 			return;
-	if (F->ncapped < CAPPED_MAX)
-		F->capped_net[F->ncapped++] = n;
+	if (F->c.ncapped < CAPPED_MAX)
+		F->c.capped_net[F->c.ncapped++] = n;
 	log_warn("fleet: event=capped net=%s per24_max=%u: further entries of this network are "
 		 "enforced here but not shared", moat_prefix_str(&n, pb, sizeof(pb)),
 		 cd->cfg.fleet.per24_max);
@@ -251,10 +301,10 @@ static void withdraw(struct rec *r)
 		if (!r->queued)
 			drop(r);
 		else
-			r->state = R_DEL;
+			set_state(r, R_DEL);
 		return;
 	}
-	r->state = R_DEL;
+	set_state(r, R_DEL);
 	enqueue(r);
 }
 
@@ -271,7 +321,7 @@ static void share(struct cd *d, const struct moat_prefix *addr, uint32_t code, t
 			return; /* its delete goes on */
 		if (!(r = get(addr)))
 			return;
-		r->state = R_CAPPED;
+		set_state(r, R_CAPPED);
 		r->exp = exp;
 		r->source = source;
 		return;
@@ -280,7 +330,7 @@ static void share(struct cd *d, const struct moat_prefix *addr, uint32_t code, t
 		log_warn("fleet: out of memory: an entry is not shared");
 		return;
 	}
-	r->state = R_SET;
+	set_state(r, R_SET);
 	r->code = code;
 	r->exp = exp;
 	r->refresh_at = refresh_at;
@@ -322,7 +372,7 @@ void fleet_entry_add(struct cd *d, const struct cd_entry *e, int want, int kind)
 	}
 	if (want && e->action == MOAT_ACT_ALLOW) {
 		want = 0; /* an allowlist is never shared */
-		F->not_shared_allow++;
+		F->c.not_shared_allow++;
 	}
 	if (want && e->source == CD_SRC_SMTP) {
 		struct vt_explain ex;
@@ -330,7 +380,7 @@ void fleet_entry_add(struct cd *d, const struct cd_entry *e, int want, int kind)
 		/* allowed here (static allowlist, a DNSWL source): not shared */
 		if (vt_db_explain(d->db, &e->pfx, &ex) == 0 && ex.action == MOAT_ACT_ALLOW) {
 			want = 0;
-			F->not_shared_allow++;
+			F->c.not_shared_allow++;
 		}
 	}
 	if (want && !full) {
@@ -391,7 +441,7 @@ static void requeue_flight(void)
 			continue;
 		if (F->qn == F->qcap) { /* full: the batch's own oldest go */
 			r->queued = 0;
-			F->dropped++;
+			F->c.dropped++;
 			continue;
 		}
 		F->qhead = (F->qhead + F->qcap - 1) % F->qcap;
@@ -439,10 +489,10 @@ static void send_next(struct cd *d, time_t now)
 		return;
 	k = moat_upd_start(F->u, F->rr, n, moat_clock_ms());
 	if (k < 0) {
-		snprintf(F->last_error, sizeof(F->last_error), "update: %s", strerror(-k));
-		log_warn("fleet: event=update result=failed error=\"%s\"", F->last_error);
+		snprintf(F->c.last_error, sizeof(F->c.last_error), "update: %s", strerror(-k));
+		log_warn("fleet: event=update result=failed error=\"%s\"", F->c.last_error);
 		requeue_flight();
-		F->failed++;
+		F->c.failed++;
 		F->next_try = now + 1;
 		return;
 	}
@@ -471,10 +521,10 @@ static void done(struct cd *d, enum moat_upd_status st, time_t now)
 		F->watched = 0;
 	}
 	if (st == MOAT_UPD_DONE) {
-		F->updates_sent++;
-		F->records_sent += F->nfl;
-		F->bytes_sent += moat_upd_bytes(F->u);
-		F->last_success = now;
+		F->c.updates_sent++;
+		F->c.records_sent += F->nfl;
+		F->c.bytes_sent += moat_upd_bytes(F->u);
+		F->c.last_success = now;
 		F->backoff = 0;
 		F->next_try = 0;
 		for (size_t i = 0; i < F->nfl; i++) {
@@ -497,18 +547,18 @@ static void done(struct cd *d, enum moat_upd_status st, time_t now)
 		F->dirty = 1;
 		return;
 	}
-	snprintf(F->last_error, sizeof(F->last_error), "%s", moat_upd_error(F->u));
-	log_escape(esc, sizeof(esc), F->last_error, strlen(F->last_error));
+	snprintf(F->c.last_error, sizeof(F->c.last_error), "%s", moat_upd_error(F->u));
+	log_escape(esc, sizeof(esc), F->c.last_error, strlen(F->c.last_error));
 	if (st == MOAT_UPD_REFUSED) {
-		F->refused++;
+		F->c.refused++;
 		F->backoff = F->backoff < REFUSED_BACKOFF ? REFUSED_BACKOFF : F->backoff * 2;
 		if (F->backoff > REFUSED_BACKOFF_MAX)
 			F->backoff = REFUSED_BACKOFF_MAX;
 		log_warn("fleet: event=update result=refused zone=%s rcode=\"%s\" records=%zu "
-			 "refused=%" PRIu64 " retry_in=%u", d->cfg.fleet.zone, esc, F->nfl, F->refused,
+			 "refused=%" PRIu64 " retry_in=%u", d->cfg.fleet.zone, esc, F->nfl, F->c.refused,
 			 F->backoff);
 	} else {
-		F->failed++;
+		F->c.failed++;
 		F->backoff = F->backoff ? F->backoff * 2 : 1;
 		if (F->backoff > BACKOFF_MAX)
 			F->backoff = BACKOFF_MAX;
@@ -570,13 +620,11 @@ static void save(struct cd *d, time_t now)
 	F->saved_at = now;
 }
 
-/* entry_exists - does the local entry (addr, source) still exist */
+/* entry_exists - does the local entry (addr, source) still exist (the
+ * entries' index: the restore and the refresh ask for every record) */
 static int entry_exists(struct cd *d, const struct moat_prefix *a, uint16_t source)
 {
-	for (size_t i = 0; i < d->nentries; i++)
-		if (d->entries[i].source == source && moat_prefix_cmp(&d->entries[i].pfx, a) == 0)
-			return 1;
-	return 0;
+	return zm_entries_find(d, a, source) >= 0;
 }
 
 /* load - the state file; records gone or expired since are deleted (the
@@ -612,11 +660,11 @@ static void load(struct cd *d, time_t now)
 		r->source = (uint16_t)source;
 		r->synced = 1;
 		if (code == 0 || r->exp <= now || !entry_exists(d, &a, r->source)) {
-			r->state = R_DEL;
+			set_state(r, R_DEL);
 			enqueue(r);
 			swept++;
 		} else {
-			r->state = R_SET;
+			set_state(r, R_SET);
 			if (!synced)
 				enqueue(r); /* queued when the state was written */
 			if (source == CD_SRC_OPERATOR && r->exp - now < (time_t)d->cfg.fleet.lifetime / 2)
@@ -681,6 +729,11 @@ void fleet_close(struct cd *d)
 			n = r->next;
 			free(r);
 		}
+	for (size_t b = 0; b < NNET; b++)
+		for (struct netc *c = F->nets[b], *n; c; c = n) {
+			n = c->next;
+			free(c);
+		}
 	free(F->q);
 	free(F->fl);
 	free(F->rr);
@@ -692,10 +745,18 @@ void fleet_close(struct cd *d)
  * state file into a fresh set-up (new key, primary, zone or limits) */
 int fleet_reload(struct cd *d, char *err, size_t errsz)
 {
-	if (F)
+	struct fleet_ctr c = { 0 };
+	int r;
+
+	if (F) {
 		save(d, time(NULL));
+		c = F->c;
+	}
 	fleet_close(d);
-	return fleet_open(d, err, errsz);
+	r = fleet_open(d, err, errsz);
+	if (F)
+		F->c = c;
+	return r;
 }
 
 /* fleet_tick - sweep, refresh, time out, retry, save */
@@ -717,12 +778,12 @@ void fleet_tick(struct cd *d, time_t now)
 				continue;
 			if (r->exp <= now) {
 				/* ends in the zone as its exp= said it would */
-				F->expired++;
+				F->c.expired++;
 				if (r->state == R_CAPPED) {
 					if (!r->queued)
 						drop(r);
 					else
-						r->state = R_DEL;
+						set_state(r, R_DEL);
 				} else {
 					withdraw(r);
 				}
@@ -738,12 +799,62 @@ void fleet_tick(struct cd *d, time_t now)
 		save(d, now);
 }
 
+/* count - shared records the zone holds (contributed) and those still to
+ * be sent (pending) */
+static void count(size_t *contributed, size_t *pending)
+{
+	*contributed = *pending = 0;
+	for (size_t b = 0; b < NBUCKET; b++)
+		for (struct rec *r = F->bucket[b]; r; r = r->next)
+			if (r->state == R_SET)
+				++*(r->synced ? contributed : pending);
+}
+
+/* fleet_metrics - the publishing counters for /metrics, labelled with
+ * this appliance's zone (nothing when [fleet] is off) */
+void fleet_metrics(struct cd *d, struct moat_sbuf *b)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+		{ "moat_fleet_queued", "gauge", "Shared-entry changes waiting for an UPDATE." },
+		{ "moat_fleet_in_flight", "gauge", "Changes in the UPDATE awaiting the primary's answer." },
+		{ "moat_fleet_pending", "gauge", "Shared entries not yet in the fleet zone." },
+		{ "moat_fleet_contributed", "gauge", "Shared entries this appliance has in its fleet zone." },
+		{ "moat_fleet_updates_sent_total", "counter", "UPDATE messages the primary accepted." },
+		{ "moat_fleet_records_sent_total", "counter", "Record changes the primary accepted." },
+		{ "moat_fleet_bytes_sent_total", "counter", "Bytes of accepted UPDATE messages." },
+		{ "moat_fleet_refused_total", "counter",
+		  "UPDATEs the primary refused (REFUSED, NOTAUTH, bad TSIG...)." },
+		{ "moat_fleet_failed_total", "counter", "UPDATEs with no answer (primary down, timeout)." },
+		{ "moat_fleet_dropped_total", "counter", "Changes dropped from a full queue (oldest first)." },
+		{ "moat_fleet_capped_total", "counter", "Entries kept local by the per-/24 (/64) cap." },
+		{ "moat_fleet_last_success_seconds", "gauge", "Unix time of the last accepted UPDATE." },
+	};
+	size_t contributed, pending;
+	char zl[300];
+
+	if (!F)
+		return;
+	count(&contributed, &pending);
+	const uint64_t v[] = { F->qn, F->nfl, pending, contributed, F->c.updates_sent,
+			       F->c.records_sent, F->c.bytes_sent, F->c.refused, F->c.failed, F->c.dropped,
+			       F->c.capped, (uint64_t)F->c.last_success };
+
+	moat_prom_label(zl, sizeof(zl), d->cfg.fleet.zone);
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		moat_prom_head(b, m[i].name, m[i].type, m[i].help);
+		moat_sbuf_printf(b, "%s{zone=\"%s\"} %llu\n", m[i].name, zl,
+				 (unsigned long long)v[i]);
+	}
+}
+
 /* fleet_json - moatctl fleet */
 struct json_object *fleet_json(struct cd *d, int list)
 {
 	const struct cfg_fleet *c = &d->cfg.fleet;
 	struct json_object *o;
-	size_t contributed = 0, pending = 0;
+	size_t contributed, pending;
 
 	if (!F)
 		return NULL;
@@ -752,16 +863,12 @@ struct json_object *fleet_json(struct cd *d, int list)
 			   *zs = json_object_new_array();
 	char pb[MOAT_PREFIX_STRLEN];
 
-	for (size_t b = 0; b < NBUCKET; b++)
+	count(&contributed, &pending);
+	for (size_t b = 0; list && b < NBUCKET; b++)
 		for (struct rec *r = F->bucket[b]; r; r = r->next) {
-			if (r->state != R_SET)
+			if (r->state != R_SET || !r->synced)
 				continue;
-			if (!r->synced) {
-				pending++;
-				continue;
-			}
-			contributed++;
-			if (list && json_object_array_length(e) < 1000) {
+			if (json_object_array_length(e) < 1000) {
 				struct json_object *x = json_object_new_object();
 
 				json_object_object_add(x, "prefix", json_object_new_string(
@@ -772,9 +879,9 @@ struct json_object *fleet_json(struct cd *d, int list)
 				json_object_array_add(e, x);
 			}
 		}
-	for (size_t i = 0; i < F->ncapped; i++)
+	for (size_t i = 0; i < F->c.ncapped; i++)
 		json_object_array_add(cz, json_object_new_string(
-			moat_prefix_str(&F->capped_net[i], pb, sizeof(pb))));
+			moat_prefix_str(&F->c.capped_net[i], pb, sizeof(pb))));
 	for (int i = 0; i < d->nzones; i++)
 		if (d->zones[i]->cfg.fleet)
 			json_object_array_add(zs, json_object_new_string(d->zones[i]->cfg.name));
@@ -785,19 +892,19 @@ struct json_object *fleet_json(struct cd *d, int list)
 	json_object_object_add(o, "queued", json_object_new_int64((int64_t)F->qn));
 	json_object_object_add(o, "in_flight", json_object_new_int64((int64_t)F->nfl));
 	json_object_object_add(o, "pending", json_object_new_int64((int64_t)pending));
-	json_object_object_add(o, "updates_sent", json_object_new_int64((int64_t)F->updates_sent));
-	json_object_object_add(o, "records_sent", json_object_new_int64((int64_t)F->records_sent));
-	json_object_object_add(o, "bytes_sent", json_object_new_int64((int64_t)F->bytes_sent));
-	json_object_object_add(o, "refused", json_object_new_int64((int64_t)F->refused));
-	json_object_object_add(o, "failed", json_object_new_int64((int64_t)F->failed));
-	json_object_object_add(o, "dropped", json_object_new_int64((int64_t)F->dropped));
-	json_object_object_add(o, "capped", json_object_new_int64((int64_t)F->capped));
+	json_object_object_add(o, "updates_sent", json_object_new_int64((int64_t)F->c.updates_sent));
+	json_object_object_add(o, "records_sent", json_object_new_int64((int64_t)F->c.records_sent));
+	json_object_object_add(o, "bytes_sent", json_object_new_int64((int64_t)F->c.bytes_sent));
+	json_object_object_add(o, "refused", json_object_new_int64((int64_t)F->c.refused));
+	json_object_object_add(o, "failed", json_object_new_int64((int64_t)F->c.failed));
+	json_object_object_add(o, "dropped", json_object_new_int64((int64_t)F->c.dropped));
+	json_object_object_add(o, "capped", json_object_new_int64((int64_t)F->c.capped));
 	json_object_object_add(o, "capped_nets", cz);
 	json_object_object_add(o, "not_shared_allow",
-			       json_object_new_int64((int64_t)F->not_shared_allow));
-	json_object_object_add(o, "expired", json_object_new_int64((int64_t)F->expired));
-	json_object_object_add(o, "last_success", json_object_new_int64(F->last_success));
-	json_object_object_add(o, "last_error", json_object_new_string(F->last_error));
+			       json_object_new_int64((int64_t)F->c.not_shared_allow));
+	json_object_object_add(o, "expired", json_object_new_int64((int64_t)F->c.expired));
+	json_object_object_add(o, "last_success", json_object_new_int64(F->c.last_success));
+	json_object_object_add(o, "last_error", json_object_new_string(F->c.last_error));
 	json_object_object_add(o, "next_try_in",
 			       json_object_new_int64(F->next_try > time(NULL) ? F->next_try - time(NULL)
 									      : 0));

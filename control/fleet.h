@@ -20,6 +20,7 @@ struct cd_entry;
 struct cd_tag;
 struct json_object;
 struct moat_prefix;
+struct moat_sbuf;
 
 /* Learned-entry kinds (moat-smtpd's refusals), [fleet] learn_* order. */
 enum fleet_kind { FLEET_DNSBL = 0, FLEET_PREGREET, FLEET_PROTOCOL, FLEET_CONTENT };
@@ -50,6 +51,9 @@ void fleet_io(struct cd *d, struct cd_tag *t, unsigned events);
 /* fleet_tick - once a second: expiry sweep, refreshes, timeouts, retry,
  * state file */
 void fleet_tick(struct cd *d, time_t now);
+/* fleet_metrics - the publishing counters as Prometheus text (metrics.c;
+ * nothing when [fleet] is off) */
+void fleet_metrics(struct cd *d, struct moat_sbuf *b);
 /* fleet_json - moatctl fleet: NULL when [fleet] is off */
 struct json_object *fleet_json(struct cd *d, int list);
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "controld.h"
+#include "fleet.h"
 #include "log.h"
 #include "promhttp.h"
 
@@ -103,6 +104,7 @@ void metrics_update(struct metrics *m, struct cd *d)
 			moat_sbuf_printf(&b, "moat_fastpath_packets_total{counter=\"%s\"} %llu\n", names[i],
 				  (unsigned long long)c[i]);
 	}
+	fleet_metrics(d, &b);
 	moat_sbuf_printf(&b, "# HELP moat_controld_start_time_seconds Unix time moat-controld started.\n"
 		      "# TYPE moat_controld_start_time_seconds gauge\nmoat_controld_start_time_seconds %lld\n",
 		  (long long)d->started);

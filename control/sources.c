@@ -39,7 +39,9 @@
 #include "controld.h"
 #include "dnstcp.h"
 #include "fleet_rec.h"
+#include "fleet_view.h"
 #include "log.h"
+#include "prefix.h"
 #include "rbldnsd.h"
 #include "sanity.h"
 #include "sources.h"
@@ -54,6 +56,9 @@ struct zsrc {
 	int watched;
 	char err[200];            /* why the transfer state could not be set up */
 	time_t fleet_next;        /* fleet zone: the next record's exp (0: none) */
+	/* fleet zone: the addresses the table holds, with their exp (NULL:
+	 * the next load filters the whole zone and builds it) */
+	struct moat_fleet_view *fv;
 };
 
 static struct cd_tag notify_tags[4];     /* UDP */
@@ -186,6 +191,9 @@ void src_reset(struct cd *d, struct cd_zone *z)
 	unwatch(s);
 	moat_xfr_zone_free(s->x);
 	s->x = NULL;
+	moat_fleet_view_free(s->fv); /* its zone is gone with the transfer state */
+	s->fv = NULL;
+	s->fleet_next = 0;
 }
 
 /* src_cancel - free everything of the zone's transfer */
@@ -245,11 +253,16 @@ static int fleet_filter(struct cd *d, struct cd_zone *z, struct zsrc *s, struct 
 	struct moat_lvec all = { 0 }, keep = { 0 };
 	size_t expired = 0, own = 0;
 	time_t now = time(NULL);
+	double t0 = moat_clock_ms_f();
 	int r = -ENOMEM;
 
 	if (!c)
 		return t ? -ENOMEM : -ENOENT;
 	s->fleet_next = 0;
+	if (s->fv)
+		moat_fleet_view_clear(s->fv);
+	else
+		s->fv = moat_fleet_view_new(); /* NULL: filtered whole next time too */
 	for (;;) {
 		all.n = 0;
 		if (moat_zone_cursor_next(c, &all, 1 << 16) < 0)
@@ -275,6 +288,11 @@ static int fleet_filter(struct cd *d, struct cd_zone *z, struct zsrc *s, struct 
 					own++;
 					continue;
 				}
+				if (s->fv && moat_fleet_view_set(s->fv, &l.pfx,
+								 v == MOAT_FLEET_KEEP ? exp : 0) < 0) {
+					moat_fleet_view_free(s->fv);
+					s->fv = NULL;
+				}
 				if (v == MOAT_FLEET_KEEP && (!s->fleet_next || exp < s->fleet_next))
 					s->fleet_next = exp;
 			}
@@ -282,9 +300,9 @@ static int fleet_filter(struct cd *d, struct cd_zone *z, struct zsrc *s, struct 
 				goto out;
 		}
 	}
-	log_debug("zone=%s event=fleet-filter kept=%zu expired=%zu own=%zu next_exp_in=%lld",
+	log_debug("zone=%s event=fleet-filter kept=%zu expired=%zu own=%zu next_exp_in=%lld ms=%.3f",
 		  z->cfg.name, keep.n, expired, own,
-		  s->fleet_next ? (long long)(s->fleet_next - now) : -1LL);
+		  s->fleet_next ? (long long)(s->fleet_next - now) : -1LL, moat_clock_ms_f() - t0);
 	if (src_set_array(keep.v, keep.n, true, &res->set) < 0)
 		goto out;
 	keep.v = NULL;
@@ -292,9 +310,277 @@ static int fleet_filter(struct cd *d, struct cd_zone *z, struct zsrc *s, struct 
 	res->full = 1;
 	r = 0;
 out:
+	if (r < 0) {
+		moat_fleet_view_free(s->fv);
+		s->fv = NULL;
+	}
 	moat_zone_cursor_free(c);
 	moat_lvec_free(&all);
 	moat_lvec_free(&keep);
+	return r;
+}
+
+/*
+ * A fleet zone's later loads are deltas over the addresses they touch
+ * (docs/fleet.md): an IXFR's added and deleted listings, the addresses
+ * whose TXT (exp=, id) it changed, or the addresses whose exp has come.
+ * For each: what the table holds there (the view says whether it was
+ * kept; its listings are the zone's now less what the IXFR added plus
+ * what it deleted) against what the zone says now, judged again; the
+ * difference is the load.  The set zonemgr checks and saves is the tree
+ * less what the view does not keep.
+ */
+
+static bool is_host(const struct moat_prefix *p)
+{
+	return p->plen == (p->family == MOAT_AF_INET ? 32 : 128);
+}
+
+/* fleet_now - the listings the zone has at host a now (no exclusions),
+ * and whether they are kept (*keep), *exp their exp= (0: not a fleet
+ * record); counts why not */
+static int fleet_now(struct cd *d, struct zsrc *s, const struct moat_zone_cursor *c,
+		     const struct moat_prefix *a, time_t now, struct moat_lvec *cur, bool *keep,
+		     time_t *exp, size_t *expired, size_t *own)
+{
+	struct moat_zone_answer ans;
+	enum moat_fleet_verdict v = MOAT_FLEET_NOTAG;
+	size_t k = 0;
+
+	cur->n = 0;
+	*exp = 0;
+	if (moat_zone_cursor_range(c, a, true, cur) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < cur->n; i++)
+		if (!cur->v[i].exclude && moat_prefix_cmp(&cur->v[i].pfx, a) == 0) {
+			cur->v[k] = cur->v[i];
+			cur->v[k++].ttl = 0;
+		}
+	cur->n = k;
+	if (k && moat_xfr_lookup(s->x, a, &ans) == 0)
+		v = moat_fleet_judge(ans.txt, d->cfg.fleet.id, now, exp);
+	*keep = k && (v == MOAT_FLEET_KEEP || v == MOAT_FLEET_NOTAG);
+	if (v != MOAT_FLEET_KEEP)
+		*exp = 0;
+	*expired += k && v == MOAT_FLEET_EXPIRED;
+	*own += k && v == MOAT_FLEET_OWN;
+	return 0;
+}
+
+/* has_code - l[0..n) holds a listing of code at a */
+static bool has_code(const struct moat_listing *l, size_t n, uint32_t code)
+{
+	for (size_t i = 0; i < n; i++)
+		if (l[i].code == code && !l[i].exclude)
+			return true;
+	return false;
+}
+
+/* span - the listings of lv at host a: [*lo, *hi) (lv sorted) */
+static void span(const struct moat_lvec *lv, const struct moat_prefix *a, size_t *lo, size_t *hi)
+{
+	size_t l = 0, h = lv->n;
+
+	while (l < h) {
+		size_t m = (l + h) / 2;
+
+		if (moat_prefix_cmp(&lv->v[m].pfx, a) < 0)
+			l = m + 1;
+		else
+			h = m;
+	}
+	*lo = *hi = l;
+	while (*hi < lv->n && moat_prefix_cmp(&lv->v[*hi].pfx, a) == 0)
+		++*hi;
+}
+
+/* fset - the tree as a set, less the hosts the view does not keep */
+struct fset {
+	struct moat_zone_cursor *c;
+	const struct moat_fleet_view *v;
+};
+
+static void fset_filter(const struct fset *f, struct moat_lvec *out, size_t from)
+{
+	size_t k = from;
+	time_t e;
+
+	for (size_t i = from; i < out->n; i++)
+		if (!is_host(&out->v[i].pfx) || out->v[i].exclude ||
+		    moat_fleet_view_get(f->v, &out->v[i].pfx, &e)) {
+			out->v[k] = out->v[i];
+			out->v[k++].ttl = 0;
+		}
+	out->n = k;
+}
+
+static int fset_next(void *ctx, struct moat_lvec *out, size_t max)
+{
+	struct fset *f = ctx;
+	size_t from = out->n;
+
+	for (;;) { /* nothing appended means the end: skip chunks kept whole out */
+		size_t before = out->n;
+		int r = moat_zone_cursor_next(f->c, out, max);
+
+		if (r < 0 || out->n == before)
+			return r;
+		fset_filter(f, out, before);
+		if (out->n > from)
+			return 0;
+	}
+}
+
+static void fset_rewind(void *ctx)
+{
+	moat_zone_cursor_rewind(((struct fset *)ctx)->c);
+}
+
+static int fset_range(void *ctx, const struct moat_prefix *r, bool exact, struct moat_lvec *out)
+{
+	struct fset *f = ctx;
+	size_t from = out->n;
+	int rc = moat_zone_cursor_range(f->c, r, exact, out);
+
+	if (rc == 0)
+		fset_filter(f, out, from);
+	return rc;
+}
+
+/* src_set_fleet - the fleet zone as the table holds it */
+static int src_set_fleet(struct zsrc *zs, struct src_set *s)
+{
+	const struct moat_zone *t = moat_xfr_tree(zs->x);
+	struct fset *f = calloc(1, sizeof(*f));
+
+	memset(s, 0, sizeof(*s));
+	if (!f || !t || !(f->c = moat_zone_cursor_new(t))) {
+		free(f);
+		return -ENOMEM;
+	}
+	f->v = zs->fv;
+	s->ctx = f;
+	s->next = fset_next;
+	s->rewind = fset_rewind;
+	s->range = fset_range;
+	s->tree = 2;
+	return 0;
+}
+
+/* fleet_delta - the load of an IXFR (xr) or, xr NULL, of the exp times
+ * that came: res becomes the delta over the addresses touched */
+static int fleet_delta(struct cd *d, struct cd_zone *z, struct zsrc *s,
+		       const struct moat_xfr_result *xr, struct src_result *res)
+{
+	const struct moat_zone *t = moat_xfr_tree(s->x);
+	struct moat_zone_cursor *c = t ? moat_zone_cursor_new(t) : NULL;
+	struct moat_lvec touched = { 0 }, cur = { 0 }, old = { 0 };
+	static const struct moat_lvec none;
+	const struct moat_lvec *add = xr ? &xr->add : &none, *del = xr ? &xr->del : &none;
+	size_t expired = 0, own = 0, ntouched = 0;
+	time_t now = time(NULL), exp;
+	double t0 = moat_clock_ms_f();
+	int r = -ENOMEM;
+
+	if (!c)
+		return -ENOMEM;
+	/* what the delta touches: hosts judged below, the rest as it comes */
+	for (int pass = 0; pass < 2; pass++) {
+		const struct moat_lvec *lv = pass ? del : add;
+		struct moat_lvec *to = pass ? &res->del : &res->add;
+
+		for (size_t i = 0; i < lv->n; i++) {
+			struct moat_listing l = lv->v[i];
+
+			l.ttl = 0;
+			if (moat_lvec_push(is_host(&l.pfx) && !l.exclude ? &touched : to, &l) < 0)
+				goto out;
+		}
+	}
+	for (size_t i = 0; xr && i < xr->txt.n; i++)
+		if (is_host(&xr->txt.v[i].pfx) && moat_lvec_push(&touched, &xr->txt.v[i]) < 0)
+			goto out;
+	if (!xr) { /* the clock: the addresses whose exp has come */
+		struct moat_listing l = { 0 };
+
+		while (moat_fleet_view_pop_due(s->fv, now, &l.pfx, &exp))
+			if (moat_lvec_push(&touched, &l) < 0)
+				goto out;
+	}
+	for (size_t i = 0; i < touched.n; i++)
+		touched.v[i].code = 0;
+	moat_lvec_sort(&touched);
+	for (size_t i = 0; i < touched.n; i++) {
+		const struct moat_prefix *a = &touched.v[i].pfx;
+		size_t a0, a1, d0, d1;
+		bool keep;
+		time_t oexp;
+		int was;
+
+		if (i && moat_prefix_cmp(a, &touched.v[i - 1].pfx) == 0)
+			continue;
+		ntouched++;
+		if (fleet_now(d, s, c, a, now, &cur, &keep, &exp, &expired, &own) < 0)
+			goto out;
+		was = moat_fleet_view_get(s->fv, a, &oexp);
+		/* before: the zone now, less the delta's adds, plus its deletes */
+		old.n = 0;
+		if (was) {
+			span(add, a, &a0, &a1);
+			span(del, a, &d0, &d1);
+			for (size_t k = 0; k < cur.n; k++)
+				if (!has_code(add->v + a0, a1 - a0, cur.v[k].code) &&
+				    moat_lvec_push(&old, &cur.v[k]) < 0)
+					goto out;
+			for (size_t k = d0; k < d1; k++) {
+				struct moat_listing l = del->v[k];
+
+				l.ttl = 0;
+				if (!l.exclude && !has_code(old.v, old.n, l.code) &&
+				    moat_lvec_push(&old, &l) < 0)
+					goto out;
+			}
+		}
+		for (size_t k = 0; k < old.n; k++)
+			if ((!keep || !has_code(cur.v, cur.n, old.v[k].code)) &&
+			    moat_lvec_push(&res->del, &old.v[k]) < 0)
+				goto out;
+		for (size_t k = 0; keep && k < cur.n; k++)
+			if (!has_code(old.v, old.n, cur.v[k].code) &&
+			    moat_lvec_push(&res->add, &cur.v[k]) < 0)
+				goto out;
+		if (!keep)
+			moat_fleet_view_del(s->fv, a);
+		else if (moat_fleet_view_set(s->fv, a, exp) < 0)
+			goto out;
+	}
+	moat_lvec_sort(&res->add);
+	moat_lvec_sort(&res->del);
+	s->fleet_next = moat_fleet_view_next(s->fv);
+	log_debug("zone=%s event=fleet-delta touched=%zu add=%zu del=%zu expired=%zu own=%zu "
+		  "kept=%zu next_exp_in=%lld ms=%.3f", z->cfg.name, ntouched, res->add.n, res->del.n,
+		  expired, own, moat_fleet_view_size(s->fv),
+		  s->fleet_next ? (long long)(s->fleet_next - now) : -1LL, moat_clock_ms_f() - t0);
+	if (!xr && !res->add.n && !res->del.n) {
+		res->kind = SRC_UPTODATE; /* exp times moved on: nothing ends yet */
+	} else {
+		if (src_set_fleet(s, &res->set) < 0)
+			goto out;
+		res->kind = SRC_LOADED;
+		res->full = 0;
+	}
+	r = 0;
+out:
+	if (r < 0) { /* the view may be half-updated: the next load filters whole */
+		moat_fleet_view_free(s->fv);
+		s->fv = NULL;
+		moat_lvec_free(&res->add);
+		moat_lvec_free(&res->del);
+	}
+	moat_zone_cursor_free(c);
+	moat_lvec_free(&touched);
+	moat_lvec_free(&cur);
+	moat_lvec_free(&old);
 	return r;
 }
 
@@ -321,11 +607,16 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 		return;
 	}
 	if (z->cfg.fleet && xr.kind != MOAT_XFR_UPTODATE) {
-		/* a fleet zone: what it serves depends on the clock too, so
-		 * every load hands over the whole filtered set */
+		/* a fleet zone: what it serves depends on the clock too; an
+		 * IXFR is a delta over the addresses it touches, an AXFR (or
+		 * a view lost) the whole zone filtered */
+		int fr = xr.kind == MOAT_XFR_DELTA && s->fv && z->have_data ?
+			fleet_delta(d, z, s, &xr, res) : fleet_filter(d, z, s, res);
+
 		moat_lvec_free(&xr.add);
 		moat_lvec_free(&xr.del);
-		if (fleet_filter(d, z, s, res) < 0) {
+		moat_lvec_free(&xr.txt);
+		if (fr < 0) {
 			res_fail(res, xs.retry, "out of memory filtering the fleet zone");
 			src_reset(d, z);
 			return;
@@ -334,6 +625,7 @@ static void finish(struct cd *d, struct cd_zone *z, struct zsrc *s, enum moat_xf
 		res->next_in = xs.refresh;
 		return;
 	}
+	moat_lvec_free(&xr.txt);
 	switch (xr.kind) {
 	case MOAT_XFR_FULL:
 	case MOAT_XFR_DELTA:
@@ -457,9 +749,10 @@ int src_start(struct cd *d, struct cd_zone *z, int forced, struct src_result *re
 
 	if (z->cfg.fleet && s->fleet_next && time(NULL) >= s->fleet_next && !forced &&
 	    !z->refresh_full && moat_xfr_next_ms(s->x, now) > now && z->have_data) {
-		/* only the clock moved: the data we hold, filtered again */
+		/* only the clock moved: the addresses whose exp came, judged
+		 * again (a view lost: the data we hold, filtered whole) */
 		z->last_attempt = time(NULL);
-		if (fleet_filter(d, z, s, res) < 0)
+		if ((s->fv ? fleet_delta(d, z, s, NULL, res) : fleet_filter(d, z, s, res)) < 0)
 			res_fail(res, 1, "out of memory filtering the fleet zone");
 		else
 			res->serial = z->serial;
@@ -598,7 +891,10 @@ int src_set_array(struct moat_listing *l, size_t n, bool owned, struct src_set *
 /* src_set_close - release the walk (and an owned array) */
 void src_set_close(struct src_set *s)
 {
-	if (s->tree) {
+	if (s->tree == 2) { /* src_set_fleet */
+		moat_zone_cursor_free(((struct fset *)s->ctx)->c);
+		free(s->ctx);
+	} else if (s->tree) {
 		moat_zone_cursor_free(s->ctx);
 	} else if (s->ctx) {
 		arr_release(s->ctx);

@@ -112,6 +112,8 @@ void moat_xfr_zone_free(struct moat_xfr_zone *z)
 	moat_zone_free(z->zone);
 	moat_lvec_free(&z->res.add);
 	moat_lvec_free(&z->res.del);
+	moat_lvec_free(&z->res.txt);
+	moat_lvec_free(&z->txt_chg);
 	if (z->has_key)
 		knot_tsig_key_deinit(&z->key);
 	free(z);
@@ -158,6 +160,8 @@ int moat_xfr_start(struct moat_xfr_zone *z, int64_t now_ms)
 	z->ixfr = z->have_data && !z->cfg.no_ixfr && !z->force_axfr;
 	moat_lvec_free(&z->res.add);
 	moat_lvec_free(&z->res.del);
+	moat_lvec_free(&z->res.txt);
+	z->txt_chg.n = 0;
 	z->have_result = false;
 	r = xfr_open(z);
 	if (r) {
@@ -223,12 +227,15 @@ enum moat_xfr_status xfr_finish(struct moat_xfr_zone *z, enum moat_xfr_kind kind
 	} else if (kind == MOAT_XFR_DELTA) {
 		ret = moat_zone_commit(z->zone, &r->add, &r->del);
 		z->batch = false;
+		r->txt = z->txt_chg; /* the result's now */
+		memset(&z->txt_chg, 0, sizeof(z->txt_chg));
 		r->was_ixfr = true;
 		z->n_ixfr++;
 	}
 	if (ret) {
 		moat_lvec_free(&r->add);
 		moat_lvec_free(&r->del);
+		moat_lvec_free(&r->txt);
 		return xfr_fail(z, "out of memory building listings");
 	}
 	xfr_conn_reset(z);

@@ -83,6 +83,10 @@ struct moat_xfr_result {
 	enum moat_xfr_kind kind;
 	uint32_t serial;
 	struct moat_lvec add, del; /* caller frees with moat_lvec_free */
+	/* DELTA with keep_txt: the addresses whose TXT records the delta
+	 * changed (unsorted, may repeat; .pfx only), for a consumer that
+	 * reads them (the fleet's exp=); caller frees */
+	struct moat_lvec txt;
 	uint64_t records;          /* RRs received */
 	uint64_t bytes;            /* wire bytes received */
 	bool was_ixfr;             /* the answer was incremental */

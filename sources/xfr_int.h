@@ -59,6 +59,7 @@ struct moat_xfr_zone {
 	uint64_t nrec, nbytes;
 	struct moat_zone *newzone;   /* AXFR in progress */
 	bool batch;                  /* IXFR batch open on zone */
+	struct moat_lvec txt_chg;    /* IXFR, keep_txt: addresses whose TXT changed */
 	bool have_result;
 	struct moat_xfr_result res;
 };

@@ -20,8 +20,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
+#include "owner.h"
 #include "update.h"
 #include "xfr_int.h"
 #include "zone.h"
@@ -51,6 +53,30 @@ static int zone_rr(struct moat_zone *zn, enum moat_zone_op op, const knot_rrset_
 		rd = knot_rdataset_next((knot_rdata_t *)rd);
 	}
 	return 0;
+}
+
+/* txt_note - an IXFR changes a TXT record at an address name: note the
+ * address (keep_txt: a consumer reading TXT texts, the fleet's exp=, must
+ * look at the name again even when its A records stay).  0 or -ENOMEM;
+ * names that are no single address are not noted. */
+static int txt_note(struct moat_xfr_zone *z, const knot_rrset_t *rr)
+{
+	char own[KNOT_DNAME_TXT_MAXLEN + 1];
+	size_t n, an = strlen(z->name);
+	struct moat_owner o;
+
+	if (!knot_dname_to_str(own, rr->owner, sizeof(own)))
+		return 0;
+	n = strlen(own);
+	/* "<rel>.<apex>." (z->name ends with its dot) */
+	if (n <= an + 1 || own[n - an - 1] != '.' || strcasecmp(own + n - an, z->name))
+		return 0;
+	own[n - an - 1] = 0;
+	if (moat_owner_decode(own, &o) < 0 || o.wildcard)
+		return 0;
+	struct moat_listing l = { .pfx = o.v4 ? o.p4 : o.p6 };
+
+	return moat_lvec_push(&z->txt_chg, &l) < 0 ? -ENOMEM : 0;
 }
 
 /* new_zone - an empty zone for an AXFR, with this zone's settings */
@@ -139,6 +165,8 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 			z->ps = P_IXFR_ADD;
 			return 0;
 		}
+		if (rr->type == KNOT_RRTYPE_TXT && z->cfg.keep_txt && txt_note(z, rr) < 0)
+			return rec_err(z, "out of memory");
 		r = zone_rr(z->zone, MOAT_ZONE_DEL, rr);
 		what = "delete";
 		break;
@@ -154,6 +182,8 @@ static int record(struct moat_xfr_zone *z, const knot_rrset_t *rr)
 			z->ps = P_IXFR_DEL;
 			return 0;
 		}
+		if (rr->type == KNOT_RRTYPE_TXT && z->cfg.keep_txt && txt_note(z, rr) < 0)
+			return rec_err(z, "out of memory");
 		r = zone_rr(z->zone, MOAT_ZONE_ADD, rr);
 		break;
 	case P_END:

@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "fleet_rec.h"
+#include "fleet_view.h"
 #include "prefix.h"
 #include "update.h"
 
@@ -304,10 +305,110 @@ static void test_update_exchange(void **st)
 	assert_null(moat_upd_new(&c, err, sizeof(err)));
 }
 
+/* the view against a plain array model: 20,000 random set/del/get over
+ * 3,000 addresses (IPv4 and IPv6, so probe runs collide and deletions
+ * shift), then the due times popped in order, stale ones skipped */
+static void test_view_model(void **state)
+{
+	enum { N = 3000, OPS = 20000 };
+	static struct moat_prefix a[N];
+	static time_t want[N]; /* -1: not kept */
+	struct moat_fleet_view *v = moat_fleet_view_new();
+	unsigned seed = 7;
+
+	(void)state;
+	assert_non_null(v);
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct moat_prefix){ .family = i % 3 ? MOAT_AF_INET : MOAT_AF_INET6,
+					     .plen = i % 3 ? 32 : 128 };
+		a[i].addr[0] = (uint8_t)(i >> 8);
+		a[i].addr[1] = (uint8_t)i;
+		want[i] = -1;
+	}
+	for (int k = 0; k < OPS; k++) {
+		int i = (int)(rand_r(&seed) % N), op = (int)(rand_r(&seed) % 3);
+		time_t e;
+
+		if (op == 0) {
+			e = (time_t)(rand_r(&seed) % 1000); /* 0: kept, no time */
+			assert_int_equal(moat_fleet_view_set(v, &a[i], e), 0);
+			want[i] = e;
+		} else if (op == 1) {
+			moat_fleet_view_del(v, &a[i]);
+			want[i] = -1;
+		} else {
+			int got = moat_fleet_view_get(v, &a[i], &e);
+
+			assert_int_equal(got, want[i] >= 0);
+			if (got)
+				assert_int_equal(e, want[i]);
+		}
+	}
+	size_t kept = 0, timed = 0;
+
+	for (int i = 0; i < N; i++) {
+		time_t e;
+
+		kept += want[i] >= 0;
+		timed += want[i] > 0;
+		assert_int_equal(moat_fleet_view_get(v, &a[i], &e), want[i] >= 0);
+	}
+	assert_int_equal(moat_fleet_view_size(v), kept);
+	/* every timed address comes out once, in time order, the others never */
+	struct moat_prefix p;
+	time_t e, last = 0;
+	size_t n = 0;
+
+	assert_true(moat_fleet_view_next(v) <= 1000);
+	while (moat_fleet_view_pop_due(v, 1000, &p, &e)) {
+		assert_true(e >= last);
+		last = e;
+		for (int i = 0; i < N; i++)
+			if (moat_prefix_cmp(&a[i], &p) == 0)
+				assert_int_equal(want[i], e);
+		moat_fleet_view_del(v, &p); /* what the consumer does with an ended one */
+		n++;
+	}
+	assert_int_equal(n, timed);
+	assert_int_equal(moat_fleet_view_size(v), kept - timed);
+	moat_fleet_view_clear(v);
+	assert_int_equal(moat_fleet_view_size(v), 0);
+	assert_int_equal(moat_fleet_view_get(v, &a[1], &e), 0);
+	moat_fleet_view_free(v);
+}
+
+/* a time re-set later is not due at the old one; one not yet due stays */
+static void test_view_due(void **state)
+{
+	struct moat_fleet_view *v = moat_fleet_view_new();
+	struct moat_prefix x, y, p;
+	time_t e;
+
+	(void)state;
+	assert_int_equal(moat_prefix_parse("192.0.2.1", &x), 0);
+	assert_int_equal(moat_prefix_parse("2001:db8::1", &y), 0);
+	assert_int_equal(moat_fleet_view_set(v, &x, 100), 0);
+	assert_int_equal(moat_fleet_view_set(v, &y, 150), 0);
+	assert_int_equal(moat_fleet_view_next(v), 100);
+	assert_int_equal(moat_fleet_view_set(v, &x, 200), 0); /* refreshed */
+	assert_int_equal(moat_fleet_view_pop_due(v, 120, &p, &e), 0); /* x's 100 is stale */
+	assert_int_equal(moat_fleet_view_pop_due(v, 160, &p, &e), 1);
+	assert_int_equal(moat_prefix_cmp(&p, &y), 0);
+	assert_int_equal(e, 150);
+	moat_fleet_view_del(v, &y);
+	assert_int_equal(moat_fleet_view_pop_due(v, 199, &p, &e), 0);
+	assert_int_equal(moat_fleet_view_pop_due(v, 200, &p, &e), 1);
+	assert_int_equal(moat_prefix_cmp(&p, &x), 0);
+	assert_int_equal(moat_fleet_view_get(v, &x, &e), 1); /* popped, still kept */
+	moat_fleet_view_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_judge_table),
+		cmocka_unit_test(test_view_model),
+		cmocka_unit_test(test_view_due),
 		cmocka_unit_test(test_txt_roundtrip),
 		cmocka_unit_test(test_update_exchange),
 	};
