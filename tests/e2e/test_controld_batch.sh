@@ -79,10 +79,13 @@ if [ $rc -eq 0 ] && [ "$(nentries)" = 65536 ] && [ "$before" = pass ] &&
 else
 	tap_not_ok "65536 entries from a file (rc $rc, entries $(nentries), before $before): $out"
 fi
-if [ $rc -eq 0 ] && [ "$ms" -le 2000 ]; then
-	tap_ok "65536 entries live in ${ms} ms (<= 2000)"
+# not a benchmark (tools/bench control times it): a bound a batch meets on a
+# loaded 2-core machine (0.6-2.1 s seen) and 65536 one-entry publishes
+# (about 1 ms each) do not
+if [ $rc -eq 0 ] && [ "$ms" -le 15000 ]; then
+	tap_ok "65536 entries live in ${ms} ms (one batch, <= 15000)"
 else
-	tap_not_ok "65536 entries live in ${ms} ms (<= 2000)"
+	tap_not_ok "65536 entries live in ${ms} ms (<= 15000: published one by one?)"
 fi
 if [ "$(lab_count 'event=entry-batch op=add source=operator staged=65536 added=65536' "$LAB_DIR/ctld1.log")" = 1 ]; then
 	tap_ok "one batch line in the log"
