@@ -33,6 +33,7 @@ static const struct dkey dkeys[] = {
 	{ "exception_port", DK_STR, D(exception_port), 0, 0 },
 	{ "socket", DK_STR, D(socket), 0, 0 },
 	{ "state_dir", DK_STR, D(state_dir), 0, 0 },
+	{ "user", DK_STR, D(user), 0, 0 },
 	{ "ports", DK_PORTS, 0, 0, 0, 0 },
 	{ "event_sample", DK_POW2, D(event_sample), 0, 65536 },
 	{ "groups_max", DK_U32, D(groups_max), 1024, MOAT_XDP_GROUPS_MAX },
@@ -56,6 +57,7 @@ struct dstate {
 	char *err;
 	int failed;
 	int dir_set;           /* [dpdk] state_dir given: [daemon]'s ignored */
+	int user_set;          /* [dpdk] user given: [daemon]'s ignored */
 	FILE *fp;
 	int line;              /* the line the reader returned last */
 };
@@ -137,6 +139,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (strcmp(section, "daemon") == 0) {
 		if (strcmp(name, "state_dir") == 0 && !s->dir_set)
 			snprintf(s->c->state_dir, sizeof(s->c->state_dir), "%s", value);
+		if (strcmp(name, "user") == 0 && !s->user_set)
+			snprintf(s->c->user, sizeof(s->c->user), "%s", value);
 		return 1;
 	}
 	if (strcmp(section, "dpdk") != 0)
@@ -154,6 +158,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		memcpy((char *)s->c + k->off, value, strlen(value) + 1);
 		if (strcmp(name, "state_dir") == 0)
 			s->dir_set = 1;
+		if (strcmp(name, "user") == 0)
+			s->user_set = 1;
 		return 1;
 	case DK_U32: {
 		uint32_t v;
