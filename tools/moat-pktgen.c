@@ -175,12 +175,16 @@ struct run {
 	struct bpf_tc_opts tcopts;
 };
 
+/* SIGINT/SIGTERM: the first ends sending as the duration would (the
+ * replies of what was sent are still awaited and judged), a second ends
+ * the wait too */
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop = 1;
+	if (stop < 2)
+		stop++;
 }
 
 /* rnd - xorshift64*: fast, and good enough to spread probes */
@@ -1025,7 +1029,7 @@ static int send_loop(struct run *r)
 	r->end_tx_ns = moat_clock_ns();
 	uint64_t deadline = r->end_tx_ns + (uint64_t)o->timeout_ms * 1000000ull;
 
-	while (!stop) {
+	while (stop < 2) {
 		uint64_t now = moat_clock_ns();
 		struct pollfd pfd = { .fd = r->rxfd, .events = POLLIN };
 
