@@ -1119,11 +1119,13 @@ static int judge(struct run *r, FILE *wrongf, unsigned *shown)
 	tab = calloc(cap, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
-	/* unanswered passes: all right when the kernel's drops cover them */
+	/* unanswered passes: all right when the losses the run can see cover
+	 * them, the appliance kernel's drops and frames the generator's own
+	 * device dropped (the run is then not lossless, and says so) */
 	for (uint64_t id = 0; id < r->nsent; id++)
 		if (r->probes[id].obs == OBS_NONE && probe_expect(r, &r->probes[id]) == EXP_PASS)
 			r->passed_unanswered++;
-	pass_none_ok = r->kdrops_known && r->kdrops >= r->passed_unanswered;
+	pass_none_ok = (r->kdrops_known ? r->kdrops : 0) + r->tx_dropped_dev >= r->passed_unanswered;
 	for (uint64_t id = 0; id < r->nsent; id++) {
 		struct probe *p = &r->probes[id];
 		uint8_t e = probe_expect(r, p);
@@ -1716,6 +1718,8 @@ static void report_text(struct run *r)
 	printf("passed, unanswered: %" PRIu64, r->passed_unanswered);
 	if (r->kdrops_known)
 		printf(" (appliance kernel drops: %" PRIu64 ")", r->kdrops);
+	if (r->tx_dropped_dev)
+		printf(" (generator device drops: %" PRIu64 ")", r->tx_dropped_dev);
 	printf("; passed, RST (no listener): %" PRIu64 "\n", r->pass_rst);
 	printf("lossless at this rate: %s\n", lossless(r) ? "yes" :
 	       "no (judge at a lower --rate)");

@@ -7,12 +7,12 @@
  */
 #include <errno.h>
 #include <ini.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfgerr.h"
 #include "dp_config.h"
 #include "moat_xdp.h"
 
@@ -73,23 +73,9 @@ static char *reader(char *str, int num, void *stream)
 	return r;
 }
 
-/* derr - record the first error */
-static int derr(struct dstate *s, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int derr(struct dstate *s, int line, const char *fmt, ...)
-{
-	char msg[DP_CFG_ERRLEN - 220];
-	va_list ap;
-
-	if (s->failed)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(s->err, DP_CFG_ERRLEN, "%.200s:%d: %s", s->file, line, msg);
-	s->failed = 1;
-	return 0;
-}
+/* derr - record the first error as FILE:LINE: reason (lib/cfgerr.h) */
+#define derr(s, line, ...) \
+	moat_cfg_error((s)->err, DP_CFG_ERRLEN, &(s)->failed, (s)->file, (line), __VA_ARGS__)
 
 /* parse_u32 - a whole decimal number in [min, max] */
 static int parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
@@ -195,15 +181,7 @@ int dp_config_load(const char *path, struct dp_config *c, char err[DP_CFG_ERRLEN
 	snprintf(c->socket, sizeof(c->socket), "/run/moat/dpdk.sock");
 	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/moat");
 	snprintf(c->log_level, sizeof(c->log_level), "info");
-	c->ports[0] = MOAT_XDP_DEF_PORT;
-	c->n_ports = 1;
-	c->event_sample = MOAT_XDP_DEF_EVENT_SAMPLE;
-	c->groups_max = MOAT_XDP_DEF_GROUPS_MAX;
-	c->v6_max = MOAT_XDP_DEF_V6_MAX;
-	c->tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS;
-	c->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST;
-	c->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS;
-	c->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST;
+	MOAT_XDP_KNOBS_DEFAULT(c);
 	c->rx_desc = 1024;
 	c->tx_desc = 1024;
 	c->idle_sleep_us = 1000;

@@ -400,10 +400,11 @@ static void give(const char *what, const char *path, const struct passwd *pw)
  * applies setresuid to all of them, and leaving uid 0 clears their
  * capability sets).  Forwarding, the channel, telemetry and the state
  * file need only descriptors and memory already held; the channel's
- * socket, the state directory and EAL's runtime directory are handed to
- * the user first, so moat-controld (same user or group) can connect, the
- * table is saved, and EAL removes its files at exit.  Refuses the start
- * when the user is unknown, is root, or the drop does not stick. */
+ * socket and the state directory are handed to the user first, so
+ * moat-controld (same user or group) can connect and the table is saved.
+ * (EAL's runtime directory stays root's: EAL leaves it at exit anyway, the
+ * unit that starts moat-dpdk removes it.)  Refuses the start when the
+ * user is unknown, is root, or the drop does not stick. */
 static void drop_privileges(void)
 {
 	struct passwd *pw;
@@ -417,7 +418,6 @@ static void drop_privileges(void)
 		refuse("user %s is root: give an unprivileged user", g.cfg.user);
 	give("socket", g.cfg.socket, pw);
 	give("state_dir", g.cfg.state_dir, pw);
-	give("runtime_dir", rte_eal_get_runtime_dir(), pw);
 	if (setgroups(0, NULL) || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid))
 		refuse("cannot become %s: %s", g.cfg.user, strerror(errno));
