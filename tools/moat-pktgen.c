@@ -148,6 +148,7 @@ struct run {
 	uint64_t nrecv, nmatched, nstray, ndups, tx_errors;
 	uint64_t wrong_live;
 	uint64_t tx_dropped_dev;
+	uint64_t rx_dropped;     /* replies the RX ring had no room for (tp_drops) */
 	/* results */
 	uint64_t cell[EXP_N][OBS_N];
 	uint64_t tarpit_limited, tarpit_unanswered, passed_unanswered, pass_rst;
@@ -956,6 +957,18 @@ static void progress(struct run *r, uint64_t now, uint64_t *last_sent, uint64_t 
 
 /* send_loop - put probes on the TX ring at the rate, poll RX between
  * batches, then wait for the replies until the timeout; 0 or -errno */
+/* rx_ring_drops - replies the RX ring dropped since the last call (the
+ * generator's own loss: it was too slow to empty the ring) */
+static uint64_t rx_ring_drops(struct run *r)
+{
+	struct tpacket_stats_v3 st = { 0 };
+	socklen_t len = sizeof(st);
+
+	if (getsockopt(r->rxfd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
+		return 0;
+	return st.tp_drops;
+}
+
 static int send_loop(struct run *r)
 {
 	const struct opts *o = r->o;
@@ -966,6 +979,7 @@ static int send_loop(struct run *r)
 	if (!limit || limit > o->max_probes)
 		limit = o->max_probes;
 	r->tx_dropped_dev = dev_tx_dropped(o->ifname);
+	rx_ring_drops(r);  /* reading resets the socket's counters */
 	r->start_ns = moat_clock_ns();
 	next_prog = r->start_ns + 1000000000ull;
 	while (!stop && r->nsent < limit) {
@@ -1045,6 +1059,7 @@ static int send_loop(struct run *r)
 	rx_poll(r);
 	r->end_ns = moat_clock_ns();
 	r->tx_dropped_dev = dev_tx_dropped(o->ifname) - r->tx_dropped_dev;
+	r->rx_dropped = rx_ring_drops(r);
 	if (tty)
 		fputc('\n', stderr);
 	return 0;
@@ -1125,7 +1140,8 @@ static int judge(struct run *r, FILE *wrongf, unsigned *shown)
 	for (uint64_t id = 0; id < r->nsent; id++)
 		if (r->probes[id].obs == OBS_NONE && probe_expect(r, &r->probes[id]) == EXP_PASS)
 			r->passed_unanswered++;
-	pass_none_ok = (r->kdrops_known ? r->kdrops : 0) + r->tx_dropped_dev >= r->passed_unanswered;
+	pass_none_ok = (r->kdrops_known ? r->kdrops : 0) + r->tx_dropped_dev + r->rx_dropped >=
+		       r->passed_unanswered;
 	for (uint64_t id = 0; id < r->nsent; id++) {
 		struct probe *p = &r->probes[id];
 		uint8_t e = probe_expect(r, p);
@@ -1671,7 +1687,7 @@ static int find_rate(struct run *r, FILE *wrongf, unsigned *shown)
  * are only meaningful at such a rate */
 static bool lossless(const struct run *r)
 {
-	return !r->tx_dropped_dev && !r->passed_unanswered && !r->tarpit_unanswered && !r->tx_errors &&
+	return !r->tx_dropped_dev && !r->rx_dropped && !r->passed_unanswered && !r->tarpit_unanswered && !r->tx_errors &&
 	       (!r->xdp_known || r->xdp_seen >= r->nsent);
 }
 
@@ -1718,8 +1734,9 @@ static void report_text(struct run *r)
 	printf("passed, unanswered: %" PRIu64, r->passed_unanswered);
 	if (r->kdrops_known)
 		printf(" (appliance kernel drops: %" PRIu64 ")", r->kdrops);
-	if (r->tx_dropped_dev)
-		printf(" (generator device drops: %" PRIu64 ")", r->tx_dropped_dev);
+	if (r->tx_dropped_dev || r->rx_dropped)
+		printf(" (generator drops: device %" PRIu64 ", RX ring %" PRIu64 ")",
+		       r->tx_dropped_dev, r->rx_dropped);
 	printf("; passed, RST (no listener): %" PRIu64 "\n", r->pass_rst);
 	printf("lossless at this rate: %s\n", lossless(r) ? "yes" :
 	       "no (judge at a lower --rate)");
@@ -1750,6 +1767,7 @@ static void report_json(struct run *r)
 		json_object_object_add(j, "pps_lossless", json_object_new_double(r->found_rate));
 	}
 	json_object_object_add(j, "tx_dropped_dev", json_object_new_int64((int64_t)r->tx_dropped_dev));
+	json_object_object_add(j, "rx_dropped", json_object_new_int64((int64_t)r->rx_dropped));
 	for (int e = 0; e < EXP_N; e++) {
 		struct json_object *row = json_object_new_object();
 

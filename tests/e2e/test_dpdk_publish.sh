@@ -33,6 +33,7 @@ RATE=${DPDK_PUBLISH_RATE:-3000}
 
 ctld_test dpub 7 "$DPDK" "$PKTGEN" /usr/bin/dpdk-telemetry.py
 . "$root/tests/lab/dpdk.sh"
+. "$root/tests/lab/bigtable.sh"
 ctld_on_exit() { :; }
 trap 'ctld_cleanup; rm -rf "/var/run/dpdk/$DPDK_PREFIX"' EXIT
 trap 'ctld_cleanup; rm -rf "/var/run/dpdk/$DPDK_PREFIX"; exit 130' INT
@@ -40,60 +41,19 @@ trap 'ctld_cleanup; rm -rf "/var/run/dpdk/$DPDK_PREFIX"; exit 143' TERM
 ctld_lab_up
 dpdk_wire
 
+BT_PER24=$PER24
 F=$LAB_DIR/big.rbl
-# table OLD|NEW - the rbldnsd file, one address a line
-table() {
-	awk -v t="$1" -v per="$PER24" 'BEGIN {
-		print "127.0.0.2"
-		p = t == "old" ? 1 : 2; f = t == "old" ? 64 : 96
-		for (x = 0; x < 256; x++)
-			for (h = 0; h < 128; h++)
-				printf "10.3.%d.%d\n10.%d.%d.%d\n", x, h, p, x, h
-		for (b = 0; b < 8192; b++)
-			for (h = 1; h <= per; h++)
-				printf "10.%d.%d.%d\n", f + int(b / 256), b % 256, h
-	}'
-}
-# expect OLD|NEW - pktgen's expectations: the lower half of every /24 of
-# the listed /16s
-expect() {
-	local p=1 x
-	[ "$1" = new ] && p=2
-	for x in $(seq 0 255); do
-		printf '10.3.%d.0/25 drop\n10.%d.%d.0/25 drop\n' "$x" "$p" "$x"
-	done
-}
-expect old >"$LAB_DIR/old.expect"
-expect new >"$LAB_DIR/new.expect"
-table old >"$F"
+bt_expect old >"$LAB_DIR/old.expect"
+bt_expect new >"$LAB_DIR/new.expect"
+bt_table old >"$F"
 # the new file now, not under the flood (awk takes a core for a second)
-table new >"$F.new"
-N=$(wc -l <"$F")
-
+bt_table new >"$F.new"
+BT_N=$(wc -l <"$F")
+N=$BT_N
 DPS=$LAB_DIR/dpdk.sock
-cat >"$LAB_DIR/moat.conf" <<EOF
-[daemon]
-socket = $SOCK
-state_dir = $LAB_DIR/state
-log_level = debug
-[fastpath]
-backend = dpdk
-[dpdk]
-socket = $DPS
-[metrics]
-listen = off
-[policy]
-drop_threshold = 1
-[zone big.rbl]
-type = rbldnsd
-file = $F
-format = ip4set
-EOF
+bt_conf "$(printf '[fastpath]\nbackend = dpdk\n[dpdk]\nsocket = %s' "$DPS")" "$F"
 dpdk_conf "$LAB_DIR/moat-dpdk.conf" "$LAB_DIR/dstate" "$DPS"
 echo "user = nobody" >>"$LAB_DIR/moat-dpdk.conf"
-
-zf() { jget "$(mctl zones --json)" "[z['$1'] for z in d['zones'] if z['name']=='big.rbl'][0]"; }
-loaded() { [ "$(zf entries 2>/dev/null)" = "$N" ]; }
 tel() { dpdk_tel "$1" "${2:-/moat/stats}"; }
 rx_ge() { [ "$(tel rx /moat/workers)" -ge "$1" ]; }
 
@@ -102,7 +62,7 @@ dpdk_start dpdk "$LAB_DIR/moat-dpdk.conf"
 lab_wait 20 grep -q 'event=waiting' "$LAB_DIR/dpdk.log"
 MOAT_TEST_PUBLISH_CHUNK_MS=200 start_ctld ctld
 if lab_wait 120 grep -q 'event=started' "$LAB_DIR/dpdk.log" && dpdk_tap_addrs &&
-	ip -n "$NS_APP" route replace 10.0.0.0/8 via 198.18.1.2 dev dtap0 && lab_wait 120 loaded; then
+	ip -n "$NS_APP" route replace 10.0.0.0/8 via 198.18.1.2 dev dtap0 && lab_wait 120 bt_loaded; then
 	tap_ok "old table: $N entries published to moat-dpdk in $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s (moat-dpdk forwarding as $(awk '/^Uid/ {print $2}' "/proc/$(cat "$LAB_DIR/dpdk.pid")/status"))"
 else
 	tap_not_ok "old table not in moat-dpdk: $(mctl zones 2>&1)"
@@ -133,9 +93,6 @@ pg() {
 		--rate "$RATE" --netns-stats "$NS_APP" "$@" \
 		>"$LAB_DIR/$name.json" 2>"$LAB_DIR/$name.err"
 }
-cell() { jget "$(cat "$LAB_DIR/$1.json")" "d['matrix']['$2']['$3']"; }
-jf() { jget "$(cat "$LAB_DIR/$1.json")" "d['$2']"; }
-show() { sed 's/^/# /' "$LAB_DIR/$1.json" "$LAB_DIR/$1.err" | head -40; }
 
 # the flood across the change: started on the old table, stopped (SIGINT:
 # pktgen stops sending, collects the replies, reports) once the new table
@@ -158,7 +115,10 @@ mctl zone refresh big.rbl --full >/dev/null
 # the channel has a further commit
 newin() { [ "$(fl 10.2.7.5)" = drop ] && [ "$(fl 10.64.0.1)" = pass ] && [ "$(tel commits /moat/channel)" -gt "$c0" ]; }
 if lab_wait 300 newin && lab_wait 60 lab_count_ge $((p0 + 1)) 'event=publish why=' "$LAB_DIR/ctld.log"; then
-	pub=$(grep 'event=publish why=' "$LAB_DIR/ctld.log" | tail -1)
+	# the change's publish: the largest after p0 (a later one may be empty)
+	pub=$(grep 'event=publish why=' "$LAB_DIR/ctld.log" | tail -n +$((p0 + 1)) |
+		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^updates=/ && substr($i, 9) + 0 > m) {
+			m = substr($i, 9) + 0; l = $0 } } END { print l }')
 	u=$(echo "$pub" | grep -o 'updates=[0-9]*' | cut -d= -f2)
 	ms=$(echo "$pub" | grep -o 'ms=[0-9.]*' | cut -d= -f2)
 	k=$(($(lab_count 'event=publish-chunk' "$LAB_DIR/ctld.log") - k0))
@@ -172,50 +132,51 @@ lab_wait 20 rx_ge $((rx1 + RATE))
 kill -INT "$pgpid"
 wait "$pgpid"
 rc=$?
-w=$(jf flood wrong)
-both=$(cell flood drop none)
-f1=$(jf flood fit_first)
-f2=$(jf flood fit_second)
+w=$(bt_f flood wrong)
+both=$(bt_cell flood drop none)
+f1=$(bt_f flood fit_first)
+f2=$(bt_f flood fit_second)
 pe=$(tel publish_errors /moat/channel)
 # (a pass unanswered is right only where the run's own losses cover it:
 # the generator's device drops or the appliance kernel's, pktgen's model)
 if [ "$rc" = 0 ] && [ "$w" = 0 ] && [ "${both:-0}" -gt 1000 ] &&
 	[ "${f1:-0}" -gt 100 ] && [ "${f2:-0}" -gt 100 ] && [ "$pe" = "$pe0" ]; then
-	tap_ok "the flood across the publish ($(jf flood sent) SYNs at $RATE/s, lossless: $(jf flood lossless)): 0 wrong verdicts; where the tables disagree $f1 fit the old, $f2 the new; drop $both"
+	tap_ok "the flood across the publish ($(bt_f flood sent) SYNs at $RATE/s, lossless: $(bt_f flood lossless)): 0 wrong verdicts; where the tables disagree $f1 fit the old, $f2 the new; drop $both"
 else
-	tap_not_ok "flood: rc=$rc wrong=$w lossless=$(jf flood lossless) fits=$f1/$f2 publish_errors=$pe0->$pe"
-	show flood
+	tap_not_ok "flood: rc=$rc wrong=$w lossless=$(bt_f flood lossless) fits=$f1/$f2 publish_errors=$pe0->$pe"
+	bt_show flood
 	echo "# /moat/workers: $(echo /moat/workers | dpdk-telemetry.py -f "$DPDK_PREFIX" 2>/dev/null | tail -1)"
 fi
-if [ "$(cell flood pass none)" -le "$(jf flood tx_dropped_dev)" ] &&
-	[ "$(cell flood drop syn-ack)$(cell flood drop rst)" = 00 ]; then
-	tap_ok "no listed source passed, an unlisted one unanswered only where the generator's device dropped (pass answered $(($(cell flood pass syn-ack) + $(cell flood pass rst))), unanswered $(cell flood pass none), device drops $(jf flood tx_dropped_dev))"
+gdrops=$(($(bt_f flood tx_dropped_dev) + $(bt_f flood rx_dropped)))
+if [ "$(bt_cell flood pass none)" -le "$gdrops" ] &&
+	[ "$(bt_cell flood drop syn-ack)$(bt_cell flood drop rst)" = 00 ]; then
+	tap_ok "no listed source passed, an unlisted one unanswered only where the generator itself dropped (pass answered $(($(bt_cell flood pass syn-ack) + $(bt_cell flood pass rst))), unanswered $(bt_cell flood pass none), generator drops $gdrops)"
 else
-	tap_not_ok "matrix: pass none=$(cell flood pass none) (device drops $(jf flood tx_dropped_dev)) drop answered=$(cell flood drop syn-ack)/$(cell flood drop rst)"
+	tap_not_ok "matrix: pass none=$(bt_cell flood pass none) (generator drops $gdrops) drop answered=$(bt_cell flood drop syn-ack)/$(bt_cell flood drop rst)"
 fi
 # the whole new table in moat-dpdk: every range's sample as the new table
 # gives it (and before the change, as the old one did)
 new_lk=$(sample "${PROBES[@]}")
 if [ "$old_lk" = drop/pass/drop/pass/drop/drop/pass/pass/pass/pass ] &&
-	[ "$new_lk" = pass/drop/drop/pass/pass/pass/drop/drop/pass/pass ] && loaded; then
+	[ "$new_lk" = pass/drop/drop/pass/pass/pass/drop/drop/pass/pass ] && bt_loaded; then
 	tap_ok "moat-dpdk's table: old $old_lk, new $new_lk ($N entries in the zone)"
 else
 	tap_not_ok "moat-dpdk's table ${PROBES[*]}: old $old_lk new $new_lk"
 fi
 pg after -d 2 --expect "$LAB_DIR/new.expect"
 rc=$?
-if [ "$rc" = 0 ] && [ "$(jf after wrong)" = 0 ] && [ "$(cell after drop none)" -gt 1000 ]; then
-	tap_ok "after the publish moat-dpdk gives the new table's verdicts only (drop $(cell after drop none), 0 wrong)"
+if [ "$rc" = 0 ] && [ "$(bt_f after wrong)" = 0 ] && [ "$(bt_cell after drop none)" -gt 1000 ]; then
+	tap_ok "after the publish moat-dpdk gives the new table's verdicts only (drop $(bt_cell after drop none), 0 wrong)"
 else
 	tap_not_ok "after: rc=$rc"
-	show after
+	bt_show after
 fi
 pg neg -d 1 --expect "$LAB_DIR/old.expect"
 rc=$?
-if [ "$rc" = 1 ] && [ "$(jf neg wrong)" -gt 100 ]; then
-	tap_ok "judged against the old table alone the same flood is wrong ($(jf neg wrong) wrong, exit 1)"
+if [ "$rc" = 1 ] && [ "$(bt_f neg wrong)" -gt 100 ]; then
+	tap_ok "judged against the old table alone the same flood is wrong ($(bt_f neg wrong) wrong, exit 1)"
 else
-	tap_not_ok "negative control: rc=$rc wrong=$(jf neg wrong)"
+	tap_not_ok "negative control: rc=$rc wrong=$(bt_f neg wrong)"
 fi
 echo "# $TAP_N cases run"
 exit $((TAP_FAIL > 0))
