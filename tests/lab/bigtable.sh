@@ -19,6 +19,12 @@
 #   bt_cell NAME EXP OBS, bt_f NAME KEY, bt_show NAME   pktgen's JSON in
 #                  $LAB_DIR/NAME.json: a cell of its matrix, a key, the
 #                  JSON and the wrong probes as TAP comments
+#   bt_new_only WHAT   two TAP cases once the change is over, with the
+#                  caller's pg NAME SECONDS ARGS... (moat-pktgen, JSON to
+#                  NAME.json): judged against the new table alone a flood
+#                  is right, against the old one alone wrong (exit 1: the
+#                  negative control); WHAT names the fast path; a
+#                  failure also runs the caller's bt_diag if it has one
 
 bt_table() {
 	awk -v t="$1" -v per="$BT_PER24" 'BEGIN {
@@ -64,3 +70,23 @@ bt_loaded() { [ "$(bt_zf entries 2>/dev/null)" = "$BT_N" ]; }
 bt_f() { jget "$(cat "$LAB_DIR/$1.json")" "d['$2']"; }
 bt_cell() { jget "$(cat "$LAB_DIR/$1.json")" "d['matrix']['$2']['$3']"; }
 bt_show() { sed 's/^/# /' "$LAB_DIR/$1.json" "$LAB_DIR/$1.err" | head -40; }
+
+bt_new_only() {
+	local rc
+	pg after 2 --expect "$LAB_DIR/new.expect"
+	rc=$?
+	if [ "$rc" = 0 ] && [ "$(bt_f after wrong)" = 0 ] && [ "$(bt_cell after drop none)" -gt 1000 ]; then
+		tap_ok "$1 gives the new table's verdicts only (drop $(bt_cell after drop none), 0 wrong)"
+	else
+		tap_not_ok "after: rc=$rc"
+		bt_show after
+		! declare -F bt_diag >/dev/null || bt_diag
+	fi
+	pg neg 1 --expect "$LAB_DIR/old.expect"
+	rc=$?
+	if [ "$rc" = 1 ] && [ "$(bt_f neg wrong)" -gt 100 ]; then
+		tap_ok "judged against the old table alone the same flood is wrong ($(bt_f neg wrong) wrong, exit 1)"
+	else
+		tap_not_ok "negative control: rc=$rc wrong=$(bt_f neg wrong)"
+	fi
+}
