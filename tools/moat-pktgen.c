@@ -1817,7 +1817,8 @@ static void usage(FILE *f)
 		"      --vlan ID           802.1Q tag\n"
 		"      --dst-mac MAC       the appliance's MAC (default: ARP for the IPv4 --to)\n"
 		"      --expect FILE       expected verdicts: \"PREFIX pass|drop|tarpit|allow\" lines\n"
-		"      --socket PATH       expected verdicts from moat-controld's lookup\n"
+		"      --socket PATH       expected verdicts from moat-controld's lookup (with\n"
+		"                          --expect: only the fast path's SYN counters)\n"
 		"      --expect-also FILE  a second table (the table changes during the run):\n"
 		"                          a verdict either table gives is right\n"
 		"      --netns-stats NS    read the appliance kernel's TCP drop counters in NS\n"
@@ -2058,7 +2059,7 @@ bad:
 	}
 	if (o.count && !dur_set)
 		o.duration = 0;
-	if (!o.ifname || !r->nsets || (!o.have4 && !o.have6) || (!o.expect_file == !o.socket) ||
+	if (!o.ifname || !r->nsets || (!o.have4 && !o.have6) || (!o.expect_file && !o.socket) ||
 	    o.max_probes == 0 || o.max_probes > (1ull << 32) || o.rate < 0 ||
 	    (o.vlan < -1 || o.vlan > 4094) || optind != argc) {
 		usage(stderr);
