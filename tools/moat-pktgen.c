@@ -1803,7 +1803,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: moat-pktgen -i IFACE --to ADDR [--to ADDR6] --src CIDR[:SHARE]... \n"
-		"                   (--expect FILE | --socket PATH) [options]\n"
+		"                   (--expect FILE and/or --socket PATH) [options]\n"
 		"  -i, --iface IF          send and receive on IF (the generator's side)\n"
 		"      --to ADDR           the appliance's address (one IPv4, one IPv6)\n"
 		"  -p, --port N            its SMTP port (25)\n"
