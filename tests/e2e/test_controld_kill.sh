@@ -104,12 +104,7 @@ else
 	tap_not_ok "restart: $(mctl zones 2>&1)"
 	grep 'adopt\|restore\|publish\|resync' "$LAB_DIR/ctld2.log" | tail -5 | sed 's/^/# /'
 fi
-wait "$pgpid"
-rc=$?
-w=$(bt_f flood wrong)
-both=$(bt_cell flood drop none)
-f1=$(bt_f flood fit_first)
-f2=$(bt_f flood fit_second)
+bt_flood_end "$pgpid"
 # both tables seen where they disagree (the change happened under the
 # flood), never a verdict neither gives
 if [ "$rc" = 0 ] && [ "$w" = 0 ] && [ "$both" -gt 1000 ] && [ "$f1" -gt 100 ] && [ "$f2" -gt 100 ] &&

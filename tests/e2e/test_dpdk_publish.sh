@@ -135,12 +135,7 @@ rx1=$(tel rx /moat/workers)
 lab_wait 20 rx_ge $((rx1 + RATE))
 # pg runs in a subshell: pktgen is its child (ip netns exec execs it)
 kill -INT $(pgrep -P "$pgpid")
-wait "$pgpid"
-rc=$?
-w=$(bt_f flood wrong)
-both=$(bt_cell flood drop none)
-f1=$(bt_f flood fit_first)
-f2=$(bt_f flood fit_second)
+bt_flood_end "$pgpid"
 pe=$(tel publish_errors /moat/channel)
 # (a pass unanswered is right only where the run's own losses cover it:
 # the generator's device drops or the appliance kernel's, pktgen's model)

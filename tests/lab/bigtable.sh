@@ -19,6 +19,10 @@
 #   bt_cell NAME EXP OBS, bt_f NAME KEY, bt_show NAME   pktgen's JSON in
 #                  $LAB_DIR/NAME.json: a cell of its matrix, a key, the
 #                  JSON and the wrong probes as TAP comments
+#   bt_flood_end PID   wait for the flood (its exit status in rc) and read
+#                  its JSON, flood.json: wrong, both (listed in both and
+#                  dropped), f1 and f2 (where the tables disagree, replies
+#                  that fit the old table, the new one)
 #   bt_new_only WHAT   two TAP cases once the change is over, with the
 #                  caller's pg NAME SECONDS ARGS... (moat-pktgen, JSON to
 #                  NAME.json): judged against the new table alone a flood
@@ -89,4 +93,13 @@ bt_new_only() {
 	else
 		tap_not_ok "negative control: rc=$rc wrong=$(bt_f neg wrong)"
 	fi
+}
+
+bt_flood_end() {
+	wait "$1"
+	rc=$?
+	w=$(bt_f flood wrong)
+	both=$(bt_cell flood drop none)
+	f1=$(bt_f flood fit_first)
+	f2=$(bt_f flood fit_second)
 }
