@@ -32,6 +32,23 @@
 #define MOAT_XDP_DEF_EVENT_PPS 1000          /* events per second at most */
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
 
+/* MOAT_XDP_KNOBS_DEFAULT - the defaults above into the knobs every gate-1
+ * backend takes from its configuration, fields of these names in both the
+ * XDP loader's moat_xdp_opts and moat-dpdk's dp_config: one definition,
+ * so the backends cannot drift apart (moat-controld's config.c names the
+ * same constants) */
+#define MOAT_XDP_KNOBS_DEFAULT(o) do { \
+	(o)->ports[0] = MOAT_XDP_DEF_PORT; \
+	(o)->n_ports = 1; \
+	(o)->event_sample = MOAT_XDP_DEF_EVENT_SAMPLE; \
+	(o)->groups_max = MOAT_XDP_DEF_GROUPS_MAX; \
+	(o)->v6_max = MOAT_XDP_DEF_V6_MAX; \
+	(o)->tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS; \
+	(o)->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST; \
+	(o)->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS; \
+	(o)->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST; \
+} while (0)
+
 /*
  * Map "stats": per-CPU counters in one array value (an array map of one
  * element, addressed directly by the program like tbl24, so a counter row

@@ -21,8 +21,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cfgerr.h"
 #include "config.h"
 #include "log.h"
+#include "moat_xdp.h"
 
 enum key_type {
 	K_STR,      /* char[size] */
@@ -136,23 +138,9 @@ struct pstate {
 	int hdr_line;
 };
 
-/* perr - record the first error as FILE:LINE: reason */
-static int perr(struct pstate *p, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int perr(struct pstate *p, int line, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[CFG_ERRLEN - 128];
-
-	if (p->failed)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(p->err, CFG_ERRLEN, "%.100s:%d: %s", p->file, line, msg);
-	p->failed = 1;
-	return 0;
-}
+/* perr - record the first error as FILE:LINE: reason (lib/cfgerr.h) */
+#define perr(p, line, ...) \
+	moat_cfg_error((p)->err, CFG_ERRLEN, &(p)->failed, (p)->file, (line), __VA_ARGS__)
 
 /* cfg_src_type_name - "axfr", "rbldnsd" or "live" */
 const char *cfg_src_type_name(enum cfg_src_type t)
@@ -214,15 +202,15 @@ void cfg_defaults(struct moat_config *c)
 	snprintf(c->xdp_mode, sizeof(c->xdp_mode), "auto");
 	snprintf(c->fp_backend, sizeof(c->fp_backend), "xdp");
 	snprintf(c->dpdk_socket, sizeof(c->dpdk_socket), "/run/moat/dpdk.sock");
-	c->ports[0] = 25;
+	/* the fast path's knobs: bpf/moat_xdp.h's defaults, as both backends */
+	c->ports[0] = MOAT_XDP_DEF_PORT;
 	c->nports = 1;
-	c->event_sample = 1024;
-	c->groups_max = 1u << 20;
-	/* bpf/moat_xdp.h MOAT_XDP_DEF_SRC_* and MOAT_XDP_DEF_GLOBAL_* */
-	c->tarpit_src_pps = 10;
-	c->tarpit_src_burst = 20;
-	c->tarpit_global_pps = 10000;
-	c->tarpit_global_burst = 20000;
+	c->event_sample = MOAT_XDP_DEF_EVENT_SAMPLE;
+	c->groups_max = MOAT_XDP_DEF_GROUPS_MAX;
+	c->tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS;
+	c->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST;
+	c->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS;
+	c->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST;
 	cfg_parse_addr("127.0.0.1:9464", 9464, &c->metrics);
 	c->tarpit_threshold = 0;
 	c->drop_threshold = 1;

@@ -7,12 +7,12 @@
  */
 #include <errno.h>
 #include <ini.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfgerr.h"
 #include "dp_config.h"
 #include "moat_xdp.h"
 
@@ -33,6 +33,7 @@ static const struct dkey dkeys[] = {
 	{ "exception_port", DK_STR, D(exception_port), 0, 0 },
 	{ "socket", DK_STR, D(socket), 0, 0 },
 	{ "state_dir", DK_STR, D(state_dir), 0, 0 },
+	{ "user", DK_STR, D(user), 0, 0 },
 	{ "ports", DK_PORTS, 0, 0, 0, 0 },
 	{ "event_sample", DK_POW2, D(event_sample), 0, 65536 },
 	{ "groups_max", DK_U32, D(groups_max), 1024, MOAT_XDP_GROUPS_MAX },
@@ -56,6 +57,7 @@ struct dstate {
 	char *err;
 	int failed;
 	int dir_set;           /* [dpdk] state_dir given: [daemon]'s ignored */
+	int user_set;          /* [dpdk] user given: [daemon]'s ignored */
 	FILE *fp;
 	int line;              /* the line the reader returned last */
 };
@@ -71,23 +73,9 @@ static char *reader(char *str, int num, void *stream)
 	return r;
 }
 
-/* derr - record the first error */
-static int derr(struct dstate *s, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int derr(struct dstate *s, int line, const char *fmt, ...)
-{
-	char msg[DP_CFG_ERRLEN - 220];
-	va_list ap;
-
-	if (s->failed)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(s->err, DP_CFG_ERRLEN, "%.200s:%d: %s", s->file, line, msg);
-	s->failed = 1;
-	return 0;
-}
+/* derr - record the first error as FILE:LINE: reason (lib/cfgerr.h) */
+#define derr(s, line, ...) \
+	moat_cfg_error((s)->err, DP_CFG_ERRLEN, &(s)->failed, (s)->file, (line), __VA_ARGS__)
 
 /* parse_u32 - a whole decimal number in [min, max] */
 static int parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
@@ -137,6 +125,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (strcmp(section, "daemon") == 0) {
 		if (strcmp(name, "state_dir") == 0 && !s->dir_set)
 			snprintf(s->c->state_dir, sizeof(s->c->state_dir), "%s", value);
+		if (strcmp(name, "user") == 0 && !s->user_set)
+			snprintf(s->c->user, sizeof(s->c->user), "%s", value);
 		return 1;
 	}
 	if (strcmp(section, "dpdk") != 0)
@@ -154,6 +144,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		memcpy((char *)s->c + k->off, value, strlen(value) + 1);
 		if (strcmp(name, "state_dir") == 0)
 			s->dir_set = 1;
+		if (strcmp(name, "user") == 0)
+			s->user_set = 1;
 		return 1;
 	case DK_U32: {
 		uint32_t v;
@@ -189,15 +181,7 @@ int dp_config_load(const char *path, struct dp_config *c, char err[DP_CFG_ERRLEN
 	snprintf(c->socket, sizeof(c->socket), "/run/moat/dpdk.sock");
 	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/moat");
 	snprintf(c->log_level, sizeof(c->log_level), "info");
-	c->ports[0] = MOAT_XDP_DEF_PORT;
-	c->n_ports = 1;
-	c->event_sample = MOAT_XDP_DEF_EVENT_SAMPLE;
-	c->groups_max = MOAT_XDP_DEF_GROUPS_MAX;
-	c->v6_max = MOAT_XDP_DEF_V6_MAX;
-	c->tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS;
-	c->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST;
-	c->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS;
-	c->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST;
+	MOAT_XDP_KNOBS_DEFAULT(c);
 	c->rx_desc = 1024;
 	c->tx_desc = 1024;
 	c->idle_sleep_us = 1000;

@@ -2,7 +2,7 @@
 /*
  * dp_config.h - moat-dpdk's configuration: the [dpdk] section of its
  * --config file (moat.conf(5); other sections are moat-controld's and are
- * skipped), state_dir taken from [daemon] unless [dpdk] sets it.
+ * skipped), state_dir and user taken from [daemon] unless [dpdk] sets them.
  */
 #ifndef MOAT_DP_CONFIG_H
 #define MOAT_DP_CONFIG_H
@@ -20,6 +20,7 @@ struct dp_config {
 	char exception_port[128];  /* or an EAL port as the exception path */
 	char socket[108];          /* the publish channel's socket */
 	char state_dir[256];       /* isn.key */
+	char user[64];             /* run as this user after init ("" = stay) */
 	uint16_t ports[MOAT_PORTS_MAX]; /* SMTP ports filtered, host order */
 	unsigned n_ports;
 	uint32_t event_sample;     /* 0 or a power of two up to 65536 */

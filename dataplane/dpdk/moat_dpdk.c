@@ -21,11 +21,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -384,6 +387,47 @@ static void tap_create(void)
 		refuse("exception path %s: net_tap port not found", g.cfg.exception);
 }
 
+/* give - chown path to the user moat-dpdk becomes, so it can still use
+ * it after the drop; a failure is said, not fatal (the drop still runs) */
+static void give(const char *what, const char *path, const struct passwd *pw)
+{
+	if (path && path[0] && chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		log_warn("event=privileges %s=%s error=\"chown: %s\"", what, path, strerror(errno));
+}
+
+/* drop_privileges - once the ports, the TAP, the table and the channel
+ * are up: become cfg.user with no capability at all (every thread: glibc
+ * applies setresuid to all of them, and leaving uid 0 clears their
+ * capability sets).  Forwarding, the channel, telemetry and the state
+ * file need only descriptors and memory already held; the channel's
+ * socket and the state directory are handed to the user first, so
+ * moat-controld (same user or group) can connect and the table is saved.
+ * (EAL's runtime directory stays root's: EAL leaves it at exit anyway, the
+ * unit that starts moat-dpdk removes it.)  Refuses the start when the
+ * user is unknown, is root, or the drop does not stick. */
+static void drop_privileges(void)
+{
+	struct passwd *pw;
+
+	if (!g.cfg.user[0])
+		return;
+	pw = getpwnam(g.cfg.user);
+	if (!pw)
+		refuse("user %s: no such user", g.cfg.user);
+	if (pw->pw_uid == 0)
+		refuse("user %s is root: give an unprivileged user", g.cfg.user);
+	give("socket", g.cfg.socket, pw);
+	give("state_dir", g.cfg.state_dir, pw);
+	if (setgroups(0, NULL) || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid))
+		refuse("cannot become %s: %s", g.cfg.user, strerror(errno));
+	if (setuid(0) == 0)
+		refuse("the privilege drop to %s did not stick", g.cfg.user);
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	log_info("event=privileges user=%s uid=%u gid=%u caps=none", g.cfg.user,
+		 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: moat-dpdk [EAL options] -- --config FILE\n"
@@ -530,6 +574,7 @@ int main(int argc, char **argv)
 	r = dp_chan_start(&cp, &g.chan);
 	if (r)
 		refuse("publish channel %s: %s", g.cfg.socket, strerror(-r));
+	drop_privileges();
 
 	/* the clock, then the table before the port forwards */
 	clock_gettime(CLOCK_MONOTONIC, &ts);

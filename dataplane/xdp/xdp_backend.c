@@ -120,16 +120,8 @@ void moat_xdp_opts_default(struct moat_xdp_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->pin_dir = MOAT_XDP_PIN_DIR;
-	o->ports[0] = MOAT_XDP_DEF_PORT;
-	o->n_ports = 1;
-	o->tarpit_src_pps = MOAT_XDP_DEF_SRC_PPS;
-	o->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST;
-	o->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS;
-	o->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST;
-	o->event_sample = MOAT_XDP_DEF_EVENT_SAMPLE;
+	MOAT_XDP_KNOBS_DEFAULT(o);
 	o->event_max_pps = MOAT_XDP_DEF_EVENT_PPS;
-	o->groups_max = MOAT_XDP_DEF_GROUPS_MAX;
-	o->v6_max = MOAT_XDP_DEF_V6_MAX;
 	o->rl_src_max = MOAT_XDP_DEF_RL_SRC_MAX;
 }
 

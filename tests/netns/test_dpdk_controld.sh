@@ -6,8 +6,10 @@
 # moat-controld has published; an operator entry added with moatctl drops
 # its source's SYNs while an unlisted client connects; moatctl stats and
 # DPDK telemetry give the same counters; moatctl watch shows a sampled
-# drop; kill -9 of moat-dpdk: restarted,
-# it filters with its saved table and moat-controld connects again.
+# drop; moat-dpdk runs as nobody with no capability in any thread once
+# it is up ([dpdk] user), and still forwards, publishes and saves; kill -9
+# of moat-dpdk: restarted, it filters with its saved table and
+# moat-controld connects again.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -20,7 +22,7 @@ PROBE=$here/tcp_probe.py
 PY=/usr/bin/python3
 T=3
 
-tap_plan 6
+tap_plan 7
 for f in "$DPDK" "$CTLD" "$MOATCTL" /usr/bin/dpdk-telemetry.py; do
 	[ -e "$f" ] || { tap_not_ok "missing $f"; exit 1; }
 done
@@ -49,6 +51,7 @@ backend = dpdk
 socket = $SOCK
 EOF
 dpdk_conf "$LAB_DIR/moat-dpdk.conf" "$LAB_DIR/dstate" "$SOCK"
+echo "user = nobody" >>"$LAB_DIR/moat-dpdk.conf"
 
 probe() { lab_inet $PY "$PROBE" connect "$1" 198.18.1.1 25 "$T"; }
 # committed_after N - moat-dpdk's channel has applied more than N commits
@@ -66,6 +69,22 @@ else
 	tap_not_ok "moat-dpdk did not start from moat-controld's table"
 	tail -5 "$LAB_DIR/dpdk1.log" "$LAB_DIR/ctld.log" | sed 's/^/# /'
 	exit 1
+fi
+# least privilege: every thread of moat-dpdk (EAL's, the workers, the
+# channel's, telemetry's) as nobody with empty capability sets, the
+# channel's socket handed to nobody; the cases below are its positive
+# control (it forwards, takes publishes, answers telemetry as nobody)
+pid=$(cat "$LAB_DIR/dpdk1.pid")
+creds=$(for t in /proc/"$pid"/task/*; do
+	awk '/^Uid/ {u=$2"/"$3"/"$4"/"$5} /^CapPrm/ {p=$2} /^CapEff/ {e=$2} END {print u, p, e}' "$t/status"
+done | sort -u)
+nt=$(ls /proc/"$pid"/task | wc -l)
+if [ "$creds" = "65534/65534/65534/65534 0000000000000000 0000000000000000" ] && [ "$nt" -ge 4 ] &&
+	[ "$(stat -c %U "$SOCK")" = nobody ] && grep -q 'event=privileges user=nobody .*caps=none' "$LAB_DIR/dpdk1.log"; then
+	tap_ok "moat-dpdk runs as nobody, CapPrm=CapEff=0 in all $nt threads, socket owned by nobody"
+else
+	tap_not_ok "moat-dpdk credentials ($nt threads): $creds; socket $(stat -c %U "$SOCK")"
+	grep 'privileges\|refused' "$LAB_DIR/dpdk1.log" | sed 's/^/# /'
 fi
 lab_bg "$NS_APP" listen4 $PY "$PROBE" listen 198.18.1.1 25 "$LAB_DIR/accept.log"
 lab_wait 5 lab_app bash -c 'exec 3<>/dev/tcp/198.18.1.1/25'
