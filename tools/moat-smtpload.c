@@ -20,8 +20,13 @@
  * up (or --ramp-timeout passed) and are measured for -d seconds. Every
  * second a status line goes to stderr; the result is one JSON object on
  * stdout. Exit 0, or 1 when a legitimate session failed (with --strict) or
- * none completed, 2 usage or set-up error. docs/reliability.md has the
- * lab set-up and what the tests assert.
+ * none completed (--legit N > 0), 2 usage or set-up error.
+ *
+ * Measure legitimate sessions in a process of their own (--legit only)
+ * beside the abuse (--legit 0): in one process the abuse's events delay the
+ * measured sessions' in the same loop (500 never-reading clients alone:
+ * 430 msgs/s in one process, 1,650 in two, 1,690 without them).
+ * docs/reliability.md has the lab set-up and what the tests assert.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -450,7 +455,8 @@ static void usage(FILE *f)
 		"      --from ADDR, --rcpt ADDR  envelope (load@example.org, postmaster@moat.test)\n"
 		"      --strict              exit 1 when a legitimate session failed\n"
 		"Status lines on stderr each second; the result as JSON on stdout.\n"
-		"Exit: 0 done, 1 no legitimate session completed (or one failed, --strict),\n"
+		"Exit: 0 done, 1 no legitimate session completed with --legit N > 0 (or one\n"
+		"failed, --strict),\n"
 		"2 usage or set-up error.\n");
 }
 
@@ -658,7 +664,7 @@ int main(int argc, char **argv)
 	printf(", \"churn_rate\": %u, \"churn_opened\": %" PRIu64 ", \"churn_connected\": %" PRIu64
 	       ", \"churn_connect_fail\": %" PRIu64 ", \"bind_fail\": %" PRIu64 ", \"legit_first_refusal\": \"%s\"}\n",
 	       o.churn_rate, opened[M_CHURN], churn_closed, connect_fail[M_CHURN], bind_fail, first_refusal);
-	if (!measuring_done || (o.strict && measuring_failed))
+	if (o.n[M_LEGIT] && (!measuring_done || (o.strict && measuring_failed)))
 		return 1;
 	return 0;
 }

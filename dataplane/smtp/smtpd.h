@@ -113,6 +113,8 @@ struct session {
 	int discard_line;       /* line too long: skipping to its end */
 
 	int64_t deadline;       /* command/data timeout */
+	int64_t unread_since;   /* replies waiting unread past OBUF_HIGH since (0: not) */
+	int64_t close_by;       /* closing with output unsent: abort at this time */
 	int64_t greet_at;       /* banner time (greet delay) */
 	int64_t spf_deadline;
 	int errors;
