@@ -1488,6 +1488,40 @@ static void session_abort(struct session *s, const char *reason, int report)
 	session_close(s);
 }
 
+int worker_pass(struct worker *w, int timeout_ms)
+{
+	struct epoll_event evs[256];
+	int n = epoll_wait(w->epfd, evs, 256, timeout_ms);
+
+	w->now_ms = moat_clock_ms();
+	for (int i = 0; i < n; i++) {
+		struct ev *e = evs[i].data.ptr;
+		switch (e->kind) {
+		case EV_LISTEN:
+			session_accept(w, e->fd);
+			break;
+		case EV_CLIENT:
+			session_on_event(e->ptr, evs[i].events);
+			break;
+		case EV_RELAY:
+			relay_on_event(e->ptr, evs[i].events);
+			break;
+		case EV_WAKE:
+			spf_worker_drain(w);
+			report_worker_drain(w);
+			break;
+		case EV_ARES:
+			dnsbl_on_event(w, e, evs[i].events);
+			break;
+		case EV_AV:
+			av_on_event(e->ptr, evs[i].events);
+			break;
+		}
+	}
+	session_free_zombies(w);
+	return n > 0 ? n : 0;
+}
+
 /* session_sweep - timeouts (command, data, greet delay, SPF, relay, unread
  * replies, a close whose last reply cannot go out) */
 void session_sweep(struct worker *w)

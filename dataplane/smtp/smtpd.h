@@ -162,6 +162,11 @@ void session_on_event(struct session *s, uint32_t events);
 void session_sweep(struct worker *w);
 void session_release(struct session *s);
 void session_free_zombies(struct worker *w);
+/* worker_pass - one turn of a worker's event loop: wait up to timeout_ms,
+ * dispatch every event to its owner (listener, client, relay, wake-up,
+ * resolver, clamd), free the sessions that ended; the events handled.
+ * moat-smtpd's workers and the smtpd_session fuzz target both run it. */
+int worker_pass(struct worker *w, int timeout_ms);
 int session_shutdown_idle(struct worker *w);
 void session_shutdown_all(struct worker *w);
 /* session_relay_reply - the relay finished what the session waited for:

@@ -99,34 +99,11 @@ static void setup(void)
 	epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.wake_ev.fd, &ee);
 }
 
-/* run - one pass of the worker loop (smtpd.c's worker_main body); the
- * number of events handled */
+/* run - one turn of moat-smtpd's worker loop (worker_pass, session.c);
+ * the number of events handled */
 static int run(int timeout_ms)
 {
-	struct epoll_event evs[64];
-	int n = epoll_wait(w.epfd, evs, 64, timeout_ms);
-
-	w.now_ms = moat_clock_ms();
-	for (int i = 0; i < n; i++) {
-		struct ev *e = evs[i].data.ptr;
-
-		switch (e->kind) {
-		case EV_CLIENT:
-			session_on_event(e->ptr, evs[i].events);
-			break;
-		case EV_RELAY:
-			relay_on_event(e->ptr, evs[i].events);
-			break;
-		case EV_WAKE:
-			spf_worker_drain(&w);
-			report_worker_drain(&w);
-			break;
-		default:
-			break;
-		}
-	}
-	session_free_zombies(&w);
-	return n > 0 ? n : 0;
+	return worker_pass(&w, timeout_ms);
 }
 
 /* The downstream MX: one connection at a time, replies from the script. */
