@@ -424,7 +424,7 @@ static const int spf_allowed[] = {
 	__NR_clock_gettime, __NR_clock_nanosleep, __NR_nanosleep, __NR_gettimeofday,
 	__NR_getrandom, __NR_getpid, __NR_gettid, __NR_sched_yield, __NR_rt_sigreturn,
 	__NR_rt_sigprocmask, __NR_restart_syscall, __NR_exit, __NR_exit_group,
-	__NR_set_robust_list, __NR_rseq,
+	__NR_set_robust_list, __NR_rseq, __NR_uname, __NR_sched_getaffinity,
 #ifdef __NR_poll
 	__NR_poll,
 #endif
