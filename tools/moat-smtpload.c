@@ -592,7 +592,7 @@ int main(int argc, char **argv)
 		/* held sessions: keep N of each, opened at open_rate */
 		uint64_t budget = (uint64_t)(t * o.open_rate) + 1;
 		for (enum mode m = M_IDLE; m <= M_NOREAD; m++)
-			for (unsigned k = 0; live[m] < o.n[m] && held_opens < budget && k < o.open_rate / 10 + 1; k++) {
+			for (unsigned k = 0; live[m] < o.n[m] && held_opens < budget && k < o.open_rate / 2 + 1; k++) {
 				held_opens++;
 				if (open_conn(m) < 0)
 					break;
