@@ -147,6 +147,9 @@ struct cd {
 	/* the entries' files (persist.c): base size, journal size */
 	uint64_t entries_base_bytes, entries_journal_bytes;
 	uint64_t entries_journal_appends, entries_compactions;
+	int entries_unsaved;      /* the last save failed: rewrite the base, not append */
+	time_t entries_retry_at;  /* zonemgr's tick retries an unsaved base then */
+	uint64_t persist_errors;  /* state files that could not be written */
 	int restoring;            /* zm_entries_restore: no publish per entry */
 	int live_dirty;           /* live answers changed since they were saved */
 	time_t live_saved_at;     /* persist_save_live: at most every CD_LIVE_SAVE_S */

@@ -97,6 +97,11 @@ void metrics_update(struct metrics *m, struct cd *d)
 		  "Times the fast path's own process (moat-dpdk) went away.", d->fp_lost);
 	moat_prom_metric(&b, "moat_reload_errors_total", "counter", "Configuration reloads refused.",
 		  d->reload_errors);
+	moat_prom_metric(&b, "moat_persist_errors_total", "counter",
+		  "Operator entries saves that failed (disk full, I/O error).", d->persist_errors);
+	moat_prom_metric(&b, "moat_entries_unsaved", "gauge",
+		  "1 while operator entries live in memory only (the last save failed; retried).",
+		  (uint64_t)d->entries_unsaved);
 	if (cd_read_stats(d, c) == 0) {
 		moat_sbuf_printf(&b, "# HELP moat_fastpath_packets_total Fast-path counters by verdict/reason.\n"
 			      "# TYPE moat_fastpath_packets_total counter\n");

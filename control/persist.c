@@ -217,7 +217,10 @@ int persist_save_entries(struct cd *d)
 
 	free(r);
 	if (e < 0) {
-		log_err("event=persist path=%s error=\"%s\"", path, strerror(-e));
+		log_err("event=persist path=%s error=\"%s\" (entries=%zu live, not on disk: retried)", path,
+			strerror(-e), d->nentries);
+		d->entries_unsaved = 1;
+		d->persist_errors++;
 		return e;
 	}
 	d->entries_base_bytes = sizeof(h) + d->nentries * sizeof(*r);
@@ -225,8 +228,14 @@ int persist_save_entries(struct cd *d)
 		e = -errno;
 		log_err("event=persist path=%s error=\"emptying the journal: %s\"", journal,
 			strerror(errno));
+		d->entries_unsaved = 1;
+		d->persist_errors++;
 		return e;
 	}
+	if (d->entries_unsaved)
+		log_warn("event=persist path=%s result=ok entries=%zu (saved again after errors)", path,
+			 d->nentries);
+	d->entries_unsaved = 0;
 	d->entries_journal_bytes = 0;
 	d->entries_compactions++;
 	return 0;
@@ -266,7 +275,9 @@ int persist_entries_append(struct cd *d, int del, const struct cd_entry *e, size
 	size_t len = n * sizeof(struct pe_record);
 	uint64_t bound = d->entries_base_bytes > EJ_MIN_BYTES ? d->entries_base_bytes : EJ_MIN_BYTES;
 
-	if (d->entries_journal_bytes + sizeof(struct ej_head) + len > bound)
+	/* after a failed save the files lack earlier changes: a journal
+	 * record on top would restore without them; the whole base instead */
+	if (d->entries_unsaved || d->entries_journal_bytes + sizeof(struct ej_head) + len > bound)
 		return persist_save_entries(d);
 	struct pe_record *r = calloc(n ? n : 1, sizeof(*r));
 
@@ -284,10 +295,15 @@ int persist_entries_append(struct cd *d, int del, const struct cd_entry *e, size
 		err = errno;
 	} else {
 		struct iovec iov[2] = { { &h, sizeof(h) }, { r, len } };
+		errno = 0;
 		ssize_t w = writev(fd, iov, 2);
 
 		if (w != (ssize_t)(sizeof(h) + len) || fdatasync(fd) < 0) {
-			err = w < 0 || errno ? errno : EIO;
+			err = errno ? errno : EIO;
+			/* a short write sets no errno: the rest tells why */
+			if (w >= 0 && w < (ssize_t)(sizeof(h) + len) &&
+			    write(fd, (const char *)r + (w > (ssize_t)sizeof(h) ? (size_t)w - sizeof(h) : 0), 1) < 0)
+				err = errno;
 			/* a partial record is cut off so later appends stay readable */
 			if (ftruncate(fd, (off_t)d->entries_journal_bytes) < 0)
 				log_err("event=persist path=%s error=\"cutting back: %s\"", journal,

@@ -1179,6 +1179,11 @@ void zm_tick(struct cd *d, time_t now)
 	 * what the lookups found */
 	if (d->live_dirty && now >= d->live_saved_at + CD_LIVE_SAVE_S)
 		persist_save_live(d);
+	/* operator entries a full or failing disk did not take: retried */
+	if (d->entries_unsaved && now >= d->entries_retry_at) {
+		d->entries_retry_at = now + CD_LIVE_SAVE_S;
+		persist_save_entries(d);
+	}
 	for (int i = 0; i < d->nzones; i++) {
 		struct cd_zone *z = d->zones[i];
 

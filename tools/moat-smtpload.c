@@ -20,8 +20,13 @@
  * up (or --ramp-timeout passed) and are measured for -d seconds. Every
  * second a status line goes to stderr; the result is one JSON object on
  * stdout. Exit 0, or 1 when a legitimate session failed (with --strict) or
- * none completed, 2 usage or set-up error. docs/reliability.md has the
- * lab set-up and what the tests assert.
+ * none completed (--legit N > 0), 2 usage or set-up error.
+ *
+ * Measure legitimate sessions in a process of their own (--legit only)
+ * beside the abuse (--legit 0): in one process the abuse's events delay the
+ * measured sessions' in the same loop (500 never-reading clients alone:
+ * 430 msgs/s in one process, 1,650 in two, 1,690 without them).
+ * docs/reliability.md has the lab set-up and what the tests assert.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,7 +101,7 @@ static volatile sig_atomic_t stop;
 static unsigned live[M_N], held[M_N];
 static uint64_t opened[M_N], connect_fail[M_N], lost[M_N], bind_fail;
 static uint64_t legit_done, legit_failed, legit_refused, measuring_done, measuring_failed;
-static uint64_t churn_closed;
+static uint64_t churn_closed, churn_skipped;
 static bool measuring;
 static char first_refusal[128];  /* a legitimate session's first unexpected reply */
 static double *lat;
@@ -450,7 +455,8 @@ static void usage(FILE *f)
 		"      --from ADDR, --rcpt ADDR  envelope (load@example.org, postmaster@moat.test)\n"
 		"      --strict              exit 1 when a legitimate session failed\n"
 		"Status lines on stderr each second; the result as JSON on stdout.\n"
-		"Exit: 0 done, 1 no legitimate session completed (or one failed, --strict),\n"
+		"Exit: 0 done, 1 no legitimate session completed with --legit N > 0 (or one\n"
+		"failed, --strict),\n"
 		"2 usage or set-up error.\n");
 }
 
@@ -586,14 +592,22 @@ int main(int argc, char **argv)
 		/* held sessions: keep N of each, opened at open_rate */
 		uint64_t budget = (uint64_t)(t * o.open_rate) + 1;
 		for (enum mode m = M_IDLE; m <= M_NOREAD; m++)
-			while (live[m] < o.n[m] && held_opens < budget) {
+			for (unsigned k = 0; live[m] < o.n[m] && held_opens < budget && k < o.open_rate / 2 + 1; k++) {
 				held_opens++;
 				if (open_conn(m) < 0)
 					break;
 			}
 		if (o.churn_rate) {
-			uint64_t due = (uint64_t)(t * o.churn_rate);
-			while (churn_opens < due) {
+			/* at most 1/10 s of churn per turn, never more than a
+			 * second behind: a late loop opening thousands at once
+			 * (each connect also runs the receiver's softirq here)
+			 * would starve its own events and fall further behind */
+			uint64_t due = (uint64_t)(t * o.churn_rate), step = o.churn_rate / 10 + 1;
+			if (due > churn_opens + o.churn_rate) {
+				churn_skipped += due - o.churn_rate - churn_opens;
+				churn_opens = due - o.churn_rate;
+			}
+			for (uint64_t k = 0; churn_opens < due && k < step; k++) {
 				churn_opens++;
 				open_conn(M_CHURN);
 			}
@@ -631,9 +645,14 @@ int main(int argc, char **argv)
 			last_status = now;
 			status_line(t);
 		}
-		int n = epoll_wait(epfd, evs, 512, 1);
-		for (int i = 0; i < n; i++)
-			on_event(evs[i].data.fd, evs[i].events);
+		/* every ready event before the next turn's opens */
+		for (int round = 0; round < 64; round++) {
+			int n = epoll_wait(epfd, evs, 512, round ? 0 : 1);
+			for (int i = 0; i < n; i++)
+				on_event(evs[i].data.fd, evs[i].events);
+			if (n < 512)
+				break;
+		}
 	}
 	double meas_s = meas_start ? (moat_clock_ms_f() - meas_start) / 1000 : 0;
 	status_line((moat_clock_ms_f() - start) / 1000);
@@ -656,9 +675,10 @@ int main(int argc, char **argv)
 		       mode_name[m], o.n[m], mode_name[m], held_at_end[m], mode_name[m], opened[m], mode_name[m],
 		       lost[m], mode_name[m], connect_fail[m]);
 	printf(", \"churn_rate\": %u, \"churn_opened\": %" PRIu64 ", \"churn_connected\": %" PRIu64
-	       ", \"churn_connect_fail\": %" PRIu64 ", \"bind_fail\": %" PRIu64 ", \"legit_first_refusal\": \"%s\"}\n",
-	       o.churn_rate, opened[M_CHURN], churn_closed, connect_fail[M_CHURN], bind_fail, first_refusal);
-	if (!measuring_done || (o.strict && measuring_failed))
+	       ", \"churn_connect_fail\": %" PRIu64 ", \"churn_skipped\": %" PRIu64 ", \"bind_fail\": %" PRIu64 ", \"legit_first_refusal\": \"%s\"}\n",
+	       o.churn_rate, opened[M_CHURN], churn_closed, connect_fail[M_CHURN], churn_skipped, bind_fail,
+	       first_refusal);
+	if (o.n[M_LEGIT] && (!measuring_done || (o.strict && measuring_failed)))
 		return 1;
 	return 0;
 }

@@ -47,6 +47,7 @@ void config_defaults(struct smtpd_config *c)
 	c->max_sessions = 20000;
 	c->timeout_command = 300;
 	c->timeout_data = 300;
+	c->timeout_unread = 10;
 	c->greet_delay_ms = 0;
 	c->spill_threshold = 1048576;
 	strcpy(c->spool_dir, "/var/tmp");
@@ -364,6 +365,7 @@ int config_set(struct smtpd_config *c, const char *key, const char *val, char *e
 	if (!strcmp(key, "max_sessions")) SETINT(max_sessions, 1, 1000000);
 	if (!strcmp(key, "timeout_command")) SETINT(timeout_command, 1, 3600);
 	if (!strcmp(key, "timeout_data")) SETINT(timeout_data, 1, 3600);
+	if (!strcmp(key, "timeout_unread")) SETINT(timeout_unread, 1, 3600);
 	if (!strcmp(key, "greet_delay_ms")) SETINT(greet_delay_ms, 0, 60000);
 	if (!strcmp(key, "spill_threshold")) SETINT(spill_threshold, 4096, 1L << 30);
 	if (!strcmp(key, "spool_dir")) {

@@ -64,6 +64,7 @@ struct smtpd_config {
 	int max_sessions;
 	int timeout_command;       /* s */
 	int timeout_data;          /* s */
+	int timeout_unread;        /* s a session may leave OBUF_HIGH of replies unread */
 	int greet_delay_ms;
 	size_t spill_threshold;
 	char spool_dir[4096];

@@ -530,6 +530,13 @@ static void update_interest(struct session *s)
 		want |= EPOLLIN;
 	if (s->olen || s->ssl_want_write)
 		want |= EPOLLOUT;
+	/* a full send buffer and OBUF_HIGH more: no SMTP client leaves that
+	 * unread (a pipelined group's replies are a few KB); session_sweep
+	 * aborts it after timeout_unread */
+	if (s->olen < OBUF_HIGH)
+		s->unread_since = 0;
+	else if (!s->unread_since)
+		s->unread_since = s->w->now_ms;
 	if (want != s->ev.events) {
 		struct epoll_event ee = { .events = want, .data.ptr = &s->ev };
 		epoll_ctl(s->w->epfd, EPOLL_CTL_MOD, s->ev.fd, &ee);
@@ -1471,7 +1478,59 @@ void session_free_zombies(struct worker *w)
 	}
 }
 
-/* session_sweep - timeouts (command, data, greet delay, SPF, relay) */
+/* session_abort - close with a reset (SO_LINGER 0): what the kernel holds
+ * for a client that does not read (its send and receive queues) is freed
+ * at once, not kept while unsendable replies wait for a zero window */
+static void session_abort(struct session *s, const char *reason, int report)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	setsockopt(s->ev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (s->state != S_CLOSING)
+		log_tx(s, "reject", "session", reason, 0, "");
+	else
+		stats_inc("session", reason);
+	if (report)
+		report_abuse(s, g_cfg->report_protocol, "protocol", reason);
+	s->olen = 0;
+	session_close(s);
+}
+
+int worker_pass(struct worker *w, int timeout_ms)
+{
+	struct epoll_event evs[256];
+	int n = epoll_wait(w->epfd, evs, 256, timeout_ms);
+
+	w->now_ms = moat_clock_ms();
+	for (int i = 0; i < n; i++) {
+		struct ev *e = evs[i].data.ptr;
+		switch (e->kind) {
+		case EV_LISTEN:
+			session_accept(w, e->fd);
+			break;
+		case EV_CLIENT:
+			session_on_event(e->ptr, evs[i].events);
+			break;
+		case EV_RELAY:
+			relay_on_event(e->ptr, evs[i].events);
+			break;
+		case EV_WAKE:
+			spf_worker_drain(w);
+			report_worker_drain(w);
+			break;
+		case EV_ARES:
+			dnsbl_on_event(w, e, evs[i].events);
+			break;
+		case EV_AV:
+			av_on_event(e->ptr, evs[i].events);
+			break;
+		}
+	}
+	session_free_zombies(w);
+	return n > 0 ? n : 0;
+}
+
+/* session_sweep - timeouts (command, data, greet delay, SPF, relay, unread
+ * replies, a close whose last reply cannot go out) */
 void session_sweep(struct worker *w)
 {
 	struct session *s, *n;
@@ -1483,6 +1542,20 @@ void session_sweep(struct worker *w)
 			relay_check_timeout(s->relay, now);
 		if (s->dead)
 			continue;
+		if (s->unread_since && now - s->unread_since >= (int64_t)g_cfg->timeout_unread * 1000) {
+			session_abort(s, "unread_replies", 1);
+			continue;
+		}
+		if (s->state == S_CLOSING && s->olen) {
+			/* the last reply (421, 554 ...) waits for a client that
+			 * does not read: give it timeout_unread, then reset */
+			if (!s->close_by)
+				s->close_by = now + (int64_t)g_cfg->timeout_unread * 1000;
+			else if (now >= s->close_by) {
+				session_abort(s, "close_unsent", 0);
+				continue;
+			}
+		}
 		if (s->state == S_CONNECT) {
 			connect_check(s);
 		} else if (s->wait == W_AV) {

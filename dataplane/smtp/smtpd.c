@@ -101,7 +101,6 @@ static int drop_privileges(const char *user)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct epoll_event evs[256];
 
 	if (filters_thread_init() != 0)
 		log_fatal("worker %d: filter initialisation failed", w->id);
@@ -134,39 +133,13 @@ static void *worker_main(void *arg)
 			if (!waiting || w->now_ms >= drain_until)
 				break;
 		}
-		int n = epoll_wait(w->epfd, evs, 256, w->stop ? 20 : 100);
-		w->now_ms = moat_clock_ms();
-		for (int i = 0; i < n; i++) {
-			struct ev *e = evs[i].data.ptr;
-			switch (e->kind) {
-			case EV_LISTEN:
-				session_accept(w, e->fd);
-				break;
-			case EV_CLIENT:
-				session_on_event(e->ptr, evs[i].events);
-				break;
-			case EV_RELAY:
-				relay_on_event(e->ptr, evs[i].events);
-				break;
-			case EV_WAKE:
-				spf_worker_drain(w);
-				report_worker_drain(w);
-				break;
-			case EV_ARES:
-				dnsbl_on_event(w, e, evs[i].events);
-				break;
-			case EV_AV:
-				av_on_event(e->ptr, evs[i].events);
-				break;
-			}
-		}
+		worker_pass(w, w->stop ? 20 : 100);
 		if (w->now_ms - w->last_sweep >= 100) {
 			w->last_sweep = w->now_ms;
 			dnsbl_tick(w);
 			session_sweep(w);
 			session_accept_resume(w);
 		}
-		session_free_zombies(w);
 	}
 	session_shutdown_all(w);
 	auth_thread_fini();

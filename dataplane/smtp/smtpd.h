@@ -113,6 +113,8 @@ struct session {
 	int discard_line;       /* line too long: skipping to its end */
 
 	int64_t deadline;       /* command/data timeout */
+	int64_t unread_since;   /* replies waiting unread past OBUF_HIGH since (0: not) */
+	int64_t close_by;       /* closing with output unsent: abort at this time */
 	int64_t greet_at;       /* banner time (greet delay) */
 	int64_t spf_deadline;
 	int errors;
@@ -160,6 +162,11 @@ void session_on_event(struct session *s, uint32_t events);
 void session_sweep(struct worker *w);
 void session_release(struct session *s);
 void session_free_zombies(struct worker *w);
+/* worker_pass - one turn of a worker's event loop: wait up to timeout_ms,
+ * dispatch every event to its owner (listener, client, relay, wake-up,
+ * resolver, clamd), free the sessions that ended; the events handled.
+ * moat-smtpd's workers and the smtpd_session fuzz target both run it. */
+int worker_pass(struct worker *w, int timeout_ms);
 int session_shutdown_idle(struct worker *w);
 void session_shutdown_all(struct worker *w);
 /* session_relay_reply - the relay finished what the session waited for:

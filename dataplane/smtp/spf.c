@@ -25,21 +25,35 @@
  * private c-ares channel, waiting with poll()): libspf2's own resolver
  * reads /etc/resolv.conf and blocks.  Blocking is fine there: these threads
  * do nothing else.
+ *
+ * Once its threads have their resolver and libspf2 server, the worker puts
+ * itself (every thread, TSYNC) under a seccomp filter (classic BPF, no
+ * libseccomp): an allowlist of what an evaluation needs (memory, futexes,
+ * UDP/TCP DNS through c-ares, the engine's socket, the log, time); anything
+ * else (open, exec, fork, ptrace, ...) kills the process with SIGSYS, which
+ * the engine sees as any other death.  /proc/PID/status shows "Seccomp: 2".
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <stddef.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <spf2/spf.h>
@@ -53,6 +67,8 @@ static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct spf_job *q_head, *q_tail;
 static int q_stop;
+static int pool_ready;          /* worker: pool threads set up (under q_lock) */
+static void test_forbidden(const struct spf_job *j);
 
 struct qres {
 	int done;
@@ -356,6 +372,10 @@ static void *pool_main(void *arg)
 	srv = dns.hook ? SPF_server_new_dns(&dns, 0) : NULL;
 	if (srv)
 		SPF_server_set_rec_dom(srv, g_cfg->hostname);
+	pthread_mutex_lock(&q_lock);
+	pool_ready++;
+	pthread_cond_broadcast(&q_cond);
+	pthread_mutex_unlock(&q_lock);
 	for (;;) {
 		pthread_mutex_lock(&q_lock);
 		while (!q_head && !q_stop)
@@ -370,6 +390,7 @@ static void *pool_main(void *arg)
 			q_tail = NULL;
 		pthread_mutex_unlock(&q_lock);
 
+		test_forbidden(j);
 		if (srv) {
 			spf_run(srv, j);
 		} else {
@@ -383,6 +404,81 @@ static void *pool_main(void *arg)
 	if (dns.hook)
 		ares_destroy(dns.hook);
 	return NULL;
+}
+
+#if defined(__x86_64__)
+#define SPF_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SPF_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* the worker's allowlist: what libspf2, c-ares (UDP and TCP to dns_server),
+ * glibc's malloc and threads, the log (stderr or syslog's AF_UNIX socket)
+ * and the engine's socket need once the pool is up */
+static const int spf_allowed[] = {
+	__NR_read, __NR_write, __NR_readv, __NR_writev, __NR_close, __NR_ppoll, __NR_pselect6,
+	__NR_socket, __NR_connect, __NR_sendto, __NR_recvfrom, __NR_sendmsg, __NR_recvmsg,
+	__NR_sendmmsg, __NR_recvmmsg, __NR_setsockopt, __NR_getsockopt, __NR_getsockname,
+	__NR_getpeername, __NR_fcntl, __NR_ioctl, __NR_fstat, __NR_newfstatat, __NR_lseek,
+	__NR_futex, __NR_mmap, __NR_munmap, __NR_mremap, __NR_mprotect, __NR_brk, __NR_madvise,
+	__NR_clock_gettime, __NR_clock_nanosleep, __NR_nanosleep, __NR_gettimeofday,
+	__NR_getrandom, __NR_getpid, __NR_gettid, __NR_sched_yield, __NR_rt_sigreturn,
+	__NR_rt_sigprocmask, __NR_restart_syscall, __NR_exit, __NR_exit_group,
+	__NR_set_robust_list, __NR_rseq, __NR_uname, __NR_sched_getaffinity,
+#ifdef __NR_poll
+	__NR_poll,
+#endif
+#ifdef __NR_select
+	__NR_select,
+#endif
+#ifdef __NR_time
+	__NR_time,
+#endif
+};
+
+/* spf_sandbox - the seccomp filter on every thread of the worker; 0 or -errno */
+static int spf_sandbox(void)
+{
+#ifdef SPF_AUDIT_ARCH
+	enum { N = sizeof(spf_allowed) / sizeof(spf_allowed[0]) };
+	struct sock_filter f[N + 6];
+	unsigned k = 0;
+
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SPF_AUDIT_ARCH, 1, 0);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	for (unsigned i = 0; i < N; i++) /* match: jump over the rest to ALLOW */
+		f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)spf_allowed[i],
+						      (unsigned char)(N - i), 0);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog prog = { .len = (unsigned short)k, .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+		return -errno;
+	return 0;
+#else
+	return -ENOSYS;
+#endif
+}
+
+/* test_forbidden - MOAT_TEST_SPF_FORBIDDEN=DOMAIN (tests only, inert unless
+ * set): a MAIL FROM in DOMAIN makes the worker call openat(2), which the
+ * filter forbids; e2e spf_worker shows the kill and what the session gets */
+static void test_forbidden(const struct spf_job *j)
+{
+	static const char *dom;
+	static int init;
+	if (!init) {
+		dom = getenv("MOAT_TEST_SPF_FORBIDDEN");
+		init = 1;
+	}
+	const char *at = dom && *dom ? strrchr(j->from, '@') : NULL;
+	if (at && !strcasecmp(at + 1, dom))
+		syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY);
 }
 
 /* spf_worker_main - "moat-smtpd --spf-worker FD": the worker process.
@@ -411,10 +507,21 @@ int spf_worker_main(int argc, char **argv)
 	c.dns_server = b.dns_server;
 	c.spf_timeout_ms = b.timeout_ms;
 	g_cfg = &c;
-	for (int i = 0; i < (b.threads > 0 ? b.threads : 1); i++)
+	int nthr = b.threads > 0 ? b.threads : 1;
+	for (int i = 0; i < nthr; i++)
 		if (pthread_create(&thr, NULL, pool_main, NULL) != 0)
 			return 1;
-	log_info("spf: worker pid=%d ready (%d threads)", (int)getpid(), b.threads);
+	pthread_mutex_lock(&q_lock);
+	while (pool_ready < nthr)
+		pthread_cond_wait(&q_cond, &q_lock);
+	pthread_mutex_unlock(&q_lock);
+	tzset(); /* libspf2 formats local time: /etc/localtime read now, not under the filter */
+	int r = spf_sandbox();
+	if (r != 0) {
+		log_err("spf: worker: seccomp filter: %s", strerror(-r));
+		return 1;
+	}
+	log_info("spf: worker pid=%d ready (%d threads, seccomp filter on)", (int)getpid(), nthr);
 	while ((n = recv(child_fd, &rq, sizeof(rq), 0)) == (ssize_t)sizeof(rq)) {
 		struct spf_job *j = calloc(1, sizeof(*j));
 

@@ -66,8 +66,7 @@ d=$("$MOATCTL" stats --json | python3 -c 'import json,sys; print(json.load(sys.s
 	[ "$(stat -c %s "$LAB_DIR/state/entries.journal" 2>/dev/null)" -gt 0 ] &&
 	tap_ok "state persisted as nobody (entries.journal)" || tap_not_ok "no state file written as nobody"
 "$MOATCTL" detach >/dev/null
-sleep 0.5
-if [ -z "$(ip -n "$NS_APP" -d link show inet0 | grep -o 'prog/xdp')" ] && [ ! -e "$PIN" ]; then
+if lab_wait 5 bash -c "! ip -n '$NS_APP' -d link show inet0 | grep -q 'prog/xdp' && [ ! -e '$PIN' ]"; then
 	tap_ok "detach after the drop: program, link and pins gone"
 else
 	tap_not_ok "detach as nobody left the program or pins"

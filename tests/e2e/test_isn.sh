@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 SRC=192.0.2.77
 
-ctld_test isn 10 "$PASS_OBJ"
+ctld_test isn 12 "$PASS_OBJ"
 
 # write_conf STATE_DIR [LINE...] - controld on inet0, no zones (operator
 # entries only), the extra lines in [xdp]
@@ -127,6 +127,30 @@ if start_ctld ctld4 && grep -q 'event=isn_key source=new' "$LAB_DIR/ctld4.log" &
 else
 	tap_not_ok "damaged key file: $(grep isn_key "$LAB_DIR/ctld4.log")"
 fi
+# wrong size (a valid file cut to 20 bytes): the same, and the tarpit serves
+stop_ctld TERM
+head -c 20 "$LAB_DIR/state/isn.key" >"$LAB_DIR/isn.cut" && cat "$LAB_DIR/isn.cut" >"$LAB_DIR/state/isn.key"
+if start_ctld ctld4b && grep -q "event=isn_key path=$LAB_DIR/state/isn.key damaged: a new key" "$LAB_DIR/ctld4b.log" &&
+	grep -q 'event=isn_key source=new' "$LAB_DIR/ctld4b.log" && [ "$(stat -c %s "$LAB_DIR/state/isn.key")" = 40 ] &&
+	a4=$(synack 40001) && [ "$a4" != none ] && [ "${a4#* }" = 0 ]; then
+	tap_ok "isn.key cut to 20 bytes: logged as damaged, a new 40-byte key saved, the tarpit answers ($a4)"
+else
+	tap_not_ok "cut key file: $(grep isn_key "$LAB_DIR/ctld4b.log") a4=${a4:-?}"
+fi
+# unreadable (a directory where the file should be): an error naming the
+# path, a random key for this run only, the path left alone, the tarpit serves
+stop_ctld TERM
+mv "$LAB_DIR/state/isn.key" "$LAB_DIR/isn.good"
+mkdir "$LAB_DIR/state/isn.key"
+if start_ctld ctld4c && grep -q "event=isn_key path=$LAB_DIR/state/isn.key error=.*(a random key for this run only)" "$LAB_DIR/ctld4c.log" &&
+	[ -d "$LAB_DIR/state/isn.key" ] && a4=$(synack 40001) && [ "$a4" != none ] && [ "${a4#* }" = 0 ]; then
+	tap_ok "isn.key unreadable: '$(grep -o 'error="[^"]*"' "$LAB_DIR/ctld4c.log" | head -1)' logged, a key for this run only, the path left alone, the tarpit answers"
+else
+	tap_not_ok "unreadable key file: $(grep isn_key "$LAB_DIR/ctld4c.log") a4=${a4:-?}"
+fi
+stop_ctld TERM
+rmdir "$LAB_DIR/state/isn.key" && mv "$LAB_DIR/isn.good" "$LAB_DIR/state/isn.key"
+start_ctld ctld4d
 
 # --- fresh state directory (and fresh pins): a different key --------------
 mctl detach >/dev/null

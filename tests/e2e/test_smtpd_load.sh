@@ -8,7 +8,9 @@
 # memory bound holds (RSS + the namespace's TCP socket memory), no
 # descriptor is left once every client has gone, moat-smtpd still answers;
 # and, on a second engine with a tiny open-file limit, that EMFILE on
-# accept does not make a worker spin and that it recovers.
+# accept does not make a worker spin and that it recovers; on a third, that
+# a client leaving its replies unread is reset after timeout_unread while an
+# idle one beside it stays.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,7 +24,7 @@ IDLE=${LOAD_IDLE:-1000} SLOW=${LOAD_SLOW:-100} NOREAD=${LOAD_NOREAD:-100}
 CHURN=${LOAD_CHURN:-500} LEGIT=${LOAD_LEGIT:-10} DUR=${LOAD_DURATION:-8}
 SYN_PPS=${LOAD_SYN_PPS:-20000}
 
-tap_plan 9
+tap_plan 11
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -43,6 +45,7 @@ spf = no
 max_conn_per_ip = 0
 max_sessions = 9000
 log_level = warning
+timeout_unread = 60
 CONF
 log=$LAB_DIR/smtpd.log
 lab_bg "$NS_APP" smtpd "$smtpd" -c "$LAB_DIR/s.conf"
@@ -167,4 +170,29 @@ wait $ep
 out=$(lab_inet $C --src 192.0.2.55 198.18.1.1 2525 R 'S:QUIT\r\n' R 2>&1)
 printf '%s\n' "$out" | grep -q '^220 ' &&
 	tap_ok "after the clients left, the EMFILE engine greets again" || tap_not_ok "after EMFILE: '$out'"
+
+# 10-11: never-reading clients reset after timeout_unread (2 s), idle ones
+# beside them kept (positive control: the same engine, the same run)
+sed -e 's/^listen = .*/listen = 198.18.1.1:2526/' -e 's/^timeout_unread = .*/timeout_unread = 2/' \
+	"$LAB_DIR/s.conf" >"$LAB_DIR/u.conf"
+echo "metrics_listen = 127.0.0.1:9466" >>"$LAB_DIR/u.conf"
+lab_bg "$NS_APP" smtpd-unread "$smtpd" -c "$LAB_DIR/u.conf"
+lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/2526"
+upid=$(pgrep -n -f "moat-smtpd -c $LAB_DIR/u.conf")
+ufd0=$(ls "/proc/$upid/fd" | wc -l)
+lab_inet "$load" --to 198.18.1.1:2526 --src 198.19.0.0/16 --idle 20 --noread 20 --legit 2 -d 7 \
+	--rcpt b@moat.test >"$LAB_DIR/unread.json" 2>"$LAB_DIR/unread.err"
+j=$(cat "$LAB_DIR/unread.json")
+unread=$(lab_app curl -s http://127.0.0.1:9466/metrics | awk '$1 ~ /^moat_smtpd_refusals_total\{stage="session",reason="unread_replies"\}/ {print $2}')
+if [ "$(jv noread_lost)" -ge 20 ] && [ "${unread:-0}" -ge 20 ] && [ "$(jv idle_lost)" -eq 0 ] &&
+	[ "$(jv idle_held)" -eq 20 ] && [ "$(jv legit_done)" -gt 0 ] && [ "$(jv legit_failed)" -eq 0 ]; then
+	tap_ok "unread replies: $(jv noread_lost) never-reading sessions reset (metric $unread), 20 idle kept, $(jv legit_done) messages beside them"
+else
+	tap_not_ok "unread replies: noread_lost=$(jv noread_lost) metric=${unread:-none} idle_held=$(jv idle_held) idle_lost=$(jv idle_lost) legit=$(jv legit_done)/$(jv legit_failed)"
+fi
+if lab_wait 15 bash -c "[ \$(ls /proc/$upid/fd | wc -l) -le $ufd0 ]"; then
+	tap_ok "descriptors of the reset sessions released ($ufd0 before and after)"
+else
+	tap_not_ok "descriptors $(ls "/proc/$upid/fd" | wc -l) after the unread clients left (before $ufd0)"
+fi
 [ "${TAP_FAIL:-0}" -eq 0 ]

@@ -6,20 +6,25 @@
  * process whose replies come from the input too (relay.c's reply parser).
  * The engine runs as in moat-smtpd: a worker's epoll loop (the dispatch of
  * smtpd.c's worker_main), a listener on 127.0.0.1, relay to a second
- * listener.  SPF, DNSBL, TLS and moat-controld are off (they need DNS and
- * keys; SPF has its own e2e test).  Input:
+ * listener.  STARTTLS is on (a self-signed P-256 key made at set-up): when
+ * the client has seen "220 2.0.0 Ready to start TLS" it does the TLS
+ * handshake (OpenSSL client, non-blocking, the engine's loop turning) and
+ * sends the rest of the input inside TLS.  SPF, DNSBL and moat-controld are
+ * off (they need DNS; SPF has its own e2e test).  Input:
  *   bytes 0-1   length D of the downstream script (big endian, capped)
  *   D bytes     downstream replies: the greeting first, then one reply per
  *               command the relay sends, a reply being the bytes up to the
  *               first LF ending a line that is not "ddd-" (a continuation);
  *               past the script every reply is "250 ok" (354 after DATA)
  *   the rest    what the client sends, in pieces of (1 + first byte) * 4
- * Invariants: every line the engine sends the client is "ddd " or "ddd-"
- * followed by text and CRLF; the session ends (the client sees EOF after
- * closing its side) and every session is freed between inputs.
+ * Invariants: every line the engine sends the client, in plaintext or
+ * inside TLS, is "ddd " or "ddd-" followed by text and CRLF; the session
+ * ends (the client sees EOF after closing its side) and every session is
+ * freed between inputs.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -27,10 +32,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "clock.h"
 #include "log.h"
@@ -42,6 +54,44 @@ struct smtpd_config *g_cfg; /* smtpd.c's, which is not linked */
 static struct smtpd_config cfg;
 static struct worker w;
 static int lfd, mxfd;
+static SSL_CTX *cctx;       /* the client's side of STARTTLS */
+#define READY_TLS "\r\n220 2.0.0 Ready to start TLS\r\n"
+
+/* tls_setup - a throwaway self-signed P-256 certificate for the engine's
+ * STARTTLS (PEM files in /dev/shm, removed once loaded), a client context */
+static void tls_setup(struct smtpd_config *c)
+{
+	char crt[] = "/dev/shm/moat-fuzz-crt-XXXXXX", key[] = "/dev/shm/moat-fuzz-key-XXXXXX", err[256];
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	int cf = mkstemp(crt), kf = mkstemp(key);
+	FILE *cfp = cf >= 0 ? fdopen(cf, "w") : NULL, *kfp = kf >= 0 ? fdopen(kf, "w") : NULL;
+
+	if (!pk || !x || !cfp || !kfp)
+		abort();
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"mx.moat.test", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	if (X509_set_pubkey(x, pk) != 1 || X509_sign(x, pk, EVP_sha256()) <= 0 ||
+	    PEM_write_X509(cfp, x) != 1 || PEM_write_PrivateKey(kfp, pk, NULL, NULL, 0, NULL, NULL) != 1)
+		abort();
+	fclose(cfp);
+	fclose(kfp);
+	if (config_set(c, "tls_cert", crt, err, sizeof(err)) != 0 ||
+	    config_set(c, "tls_key", key, err, sizeof(err)) != 0 || tls_init(c) != 0 || !tls_ctx())
+		abort();
+	unlink(crt);
+	unlink(key);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	cctx = SSL_CTX_new(TLS_client_method());
+	if (!cctx)
+		abort();
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+}
 
 /* tcp_listener - a listening socket on 127.0.0.1, its address in *a */
 static int tcp_listener(struct sockaddr_in *a)
@@ -86,6 +136,7 @@ static void setup(void)
 		}
 	if (config_set(&cfg, "relay", relay, err, sizeof(err)) != 0)
 		abort();
+	tls_setup(&cfg);
 	g_cfg = &cfg;
 	if (filters_resolve(&cfg, err, sizeof(err)) != 0 || filters_thread_init() != 0)
 		abort();
@@ -99,34 +150,11 @@ static void setup(void)
 	epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.wake_ev.fd, &ee);
 }
 
-/* run - one pass of the worker loop (smtpd.c's worker_main body); the
- * number of events handled */
+/* run - one turn of moat-smtpd's worker loop (worker_pass, session.c);
+ * the number of events handled */
 static int run(int timeout_ms)
 {
-	struct epoll_event evs[64];
-	int n = epoll_wait(w.epfd, evs, 64, timeout_ms);
-
-	w.now_ms = moat_clock_ms();
-	for (int i = 0; i < n; i++) {
-		struct ev *e = evs[i].data.ptr;
-
-		switch (e->kind) {
-		case EV_CLIENT:
-			session_on_event(e->ptr, evs[i].events);
-			break;
-		case EV_RELAY:
-			relay_on_event(e->ptr, evs[i].events);
-			break;
-		case EV_WAKE:
-			spf_worker_drain(&w);
-			report_worker_drain(&w);
-			break;
-		default:
-			break;
-		}
-	}
-	session_free_zombies(&w);
-	return n > 0 ? n : 0;
+	return worker_pass(&w, timeout_ms);
 }
 
 /* The downstream MX: one connection at a time, replies from the script. */
@@ -246,6 +274,60 @@ static void check_replies(const char *b, size_t n)
 	}
 }
 
+/* tls_client - the client's TLS handshake on cfd (made non-blocking), the
+ * engine and MX turning meanwhile; NULL when it fails */
+static SSL *tls_client(int cfd, struct mx *m)
+{
+	SSL *ssl = SSL_new(cctx);
+
+	fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
+	if (!ssl || SSL_set_fd(ssl, cfd) != 1)
+		abort();
+	for (int i = 0; i < 400; i++) {
+		ERR_clear_error();
+		int r = SSL_connect(ssl);
+		if (r == 1)
+			return ssl;
+		int e = SSL_get_error(ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			break;
+		run(1);
+		mx_io(m);
+	}
+	SSL_free(ssl);
+	return NULL;
+}
+
+/* ssl_send, ssl_recv - like send/recv with MSG_DONTWAIT: -1 + EAGAIN when
+ * TLS needs more, 0 at the end of the stream */
+static ssize_t ssl_send(SSL *ssl, const uint8_t *b, size_t n)
+{
+	ERR_clear_error();
+	int r = SSL_write(ssl, b, (int)n);
+	if (r > 0)
+		return r;
+	int e = SSL_get_error(ssl, r);
+	errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+	return -1;
+}
+
+static ssize_t ssl_recv(SSL *ssl, char *b, size_t n)
+{
+	ERR_clear_error();
+	int r = SSL_read(ssl, b, (int)n);
+	if (r > 0)
+		return r;
+	int e = SSL_get_error(ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+		return 0; /* close_notify, or the engine closed the TCP connection */
+	errno = EPROTO;
+	return -1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char got[65536];
@@ -254,6 +336,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mx m = { .fd = -1 };
 	size_t glen = 0, off, dl, step;
 	int cfd, eof = 0, shut = 0, one = 1;
+	SSL *ssl = NULL;
+	int holds = -1; /* >= 0: a STARTTLS line went out last, rounds waited since */
 
 	if (!g_cfg)
 		setup();
@@ -274,19 +358,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.now_ms = moat_clock_ms();
 	session_accept(&w, lfd);
 	for (int round = 0; round < 4000 && !eof; round++) {
-		if (off < size) {
+		if (!ssl && memmem(got, glen, READY_TLS, sizeof(READY_TLS) - 1)) {
+			/* the engine switched: the handshake, then the rest inside TLS */
+			ssl = tls_client(cfd, &m);
+			if (!ssl) { /* plaintext the engine took for a ClientHello: it closes */
+				eof = 1;
+				break;
+			}
+		}
+		/* a client waits for the reply to STARTTLS before it goes on */
+		if (holds >= 0 && (ssl || ++holds > 50))
+			holds = -1;
+		if (off < size && holds < 0) {
 			size_t k = size - off < step ? size - off : step;
-			ssize_t s = send(cfd, data + off, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ssize_t s = ssl ? ssl_send(ssl, data + off, k) : send(cfd, data + off, k, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (s > 0 && getenv("FUZZ_VERBOSE"))
 				fprintf(stderr, "client sent %zd: %.*s\n", s, (int)s, (const char *)data + off);
-			if (s > 0)
+			if (s > 0) {
 				off += (size_t)s;
+				if (!ssl && off >= 10 && !strncasecmp((const char *)data + off - 10, "STARTTLS\r\n", 10))
+					holds = 0;
+			}
 			else if (s < 0 && errno != EAGAIN)
 				off = size; /* the engine closed on us */
 		} else if (!shut) {
 			/* all sent: let the relay's round trips finish first */
 			for (int idle = 0, i = 0; idle < 4 && i < 100; i++)
 				idle = run(1) + mx_io(&m) ? 0 : idle + 1;
+			if (ssl)
+				SSL_shutdown(ssl); /* close_notify, then the TCP half-close */
 			shutdown(cfd, SHUT_WR);
 			shut = 1;
 		}
@@ -294,7 +394,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (shut)
 			run(1);
 		ssize_t r;
-		while ((r = recv(cfd, got + glen, sizeof(got) - glen, MSG_DONTWAIT)) > 0) {
+		while ((r = ssl ? ssl_recv(ssl, got + glen, sizeof(got) - glen)
+				: recv(cfd, got + glen, sizeof(got) - glen, MSG_DONTWAIT)) > 0) {
 			glen += (size_t)r;
 			if (glen == sizeof(got)) {
 				check_replies(got, glen);
@@ -307,6 +408,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (getenv("FUZZ_VERBOSE"))
 		fprintf(stderr, "client got:\n%.*s", (int)glen, got);
 	check_replies(got, glen);
+	SSL_free(ssl);
 	close(cfd);
 	/* let the session see the close and be freed */
 	for (int round = 0; round < 200 && w.sessions; round++) {

@@ -110,7 +110,7 @@ else
 	cat "$LAB_DIR/loader1.log" >&2
 	exit 1
 fi
-lab_wait 5 lab_app ss -ltn 'sport = :25' | grep -q LISTEN
+lab_wait 5 bash -c "ip netns exec '$NS_APP' ss -ltnH 'sport = :25' | grep -q LISTEN"
 if [ "$(pinned_prog)" = "$(xdp_prog_id) moat_xdp" ]; then
 	tap_ok "bpftool prog show pinned $PIN/prog names the attached moat_xdp"
 else

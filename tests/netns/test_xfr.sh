@@ -326,7 +326,7 @@ else
 fi
 # the next refresh, with the primary down, fails at connect
 kill -USR1 "$(cat "$LAB_DIR/zc-kill.pid")"
-lab_wait 15 bash -c "grep -c '^failed' '$LAB_DIR/zc-kill.log' | grep -q 2"
+lab_wait 15 bash -c "grep -c '^failed' '$LAB_DIR/zc-kill.log' | grep -qx 2"
 f2=$(grep "^failed" "$LAB_DIR/zc-kill.log" | sed -n 2p)
 if [[ "$f2" == "failed: connect: Connection refused" ]] && cmp -s "$LAB_DIR/kill.out" "$LAB_DIR/kill.before"; then
 	tap_ok "refresh with the primary down: $f2, listings still kept"
