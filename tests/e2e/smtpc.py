@@ -11,6 +11,8 @@ steps:
   DRAIN        read replies until EOF or 2 s of silence, print each
 Prints "EOF" when the server closed, "TIMEOUT" when a reply did not come.
 """
+import os
+import signal
 import socket
 import ssl
 import sys
@@ -72,6 +74,11 @@ def main():
                 sock.sendall(f.read())
         elif st.startswith("W:"):
             time.sleep(float(st[2:]))
+        elif st.startswith("K:"):
+            # K:SIGNAL:PID - signal a process at this point of the dialogue
+            # (e.g. stop the downstream mid-DATA), never on a timer
+            sig, pid = st[2:].split(":")
+            os.kill(int(pid), getattr(signal, "SIG" + sig))
         elif st == "TLS":
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False

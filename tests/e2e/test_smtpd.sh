@@ -408,11 +408,10 @@ else
 fi
 spid=$(cat "$LAB_DIR/smtp-sink.pid")
 n0=$(ndump)
-(sleep 1.2; kill -STOP "$spid") &
-stopper=$!
+# the downstream stops once this message's DATA has begun (a step of the
+# dialogue, not a timer), and goes on after the reply to the dot
 out=$(sess 192.0.2.55 'S:MAIL FROM:<a@pass.spf.test>\r\n' R 'S:RCPT TO:<rcpt@moat.test>\r\n' R 'S:DATA\r\n' R \
-	"S:Subject: stall-$LAB_ID\r\n\r\nx\r\n" W:2 'S:.\r\n' R)
-wait "$stopper"
+	"S:Subject: stall-$LAB_ID\r\n\r\nx\r\n" "K:STOP:$spid" W:1 'S:.\r\n' R)
 kill -CONT "$spid"
 expect "downstream stalled before end of data: 451 4.4.1 at the dot" '^451 4\.4\.1' "$out"
 kill "$spid"; wait "$spid" 2>/dev/null
