@@ -331,6 +331,18 @@ typedef int (*vt_emit_fn)(void *ctx, const struct moat_update *u, size_t n);
 int vt_db_publish_cb(struct vt_db *db, vt_emit_fn emit, void *ctx,
 		     size_t *count);
 
+/*
+ * struct vt_updates, vt_updates_collect - a vt_emit_fn (or any emit of the
+ * same shape, e.g. dp_table_walk_image's) that appends every chunk to one
+ * growing malloc'd array: start from { NULL, 0, 0 }, free(.u) after.
+ * Returns 0 or -ENOMEM (then .u keeps what was appended before).
+ */
+struct vt_updates {
+	struct moat_update *u;
+	size_t n, cap;
+};
+int vt_updates_collect(void *ctx, const struct moat_update *u, size_t n);
+
 /* vt_db_grace_done - every reader has moved past all publishes so far
  * (e.g. the fast path confirmed): freed groups become reusable now.
  * Without it they become reusable grace_ms after the publish that freed

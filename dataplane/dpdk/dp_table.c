@@ -40,6 +40,7 @@
 
 #include "dp_lookup.h"
 #include "dp_table.h"
+#include "vtable.h"
 
 #define RUN_NONE (-1)      /* dp_table.run: no IPv6 change yet */
 #define RUN_PLENS 1000     /* a plens flip */
@@ -408,39 +409,12 @@ int dp_table_walk_image(struct dp_table *t, dp_table_emit_fn emit, void *ctx)
 	return r;
 }
 
-/* growing array of dp_table_read_image */
-struct ups {
-	struct moat_update *u;
-	size_t n, cap;
-};
-
-/* collect - dp_table_emit_fn appending to a struct ups */
-static int collect(void *ctx, const struct moat_update *u, size_t n)
-{
-	struct ups *a = ctx;
-
-	if (a->n + n > a->cap) {
-		size_t c = a->cap ? a->cap * 2 : 4096;
-		struct moat_update *p;
-
-		while (c < a->n + n)
-			c *= 2;
-		if (!(p = realloc(a->u, c * sizeof(*p))))
-			return -ENOMEM;
-		a->u = p;
-		a->cap = c;
-	}
-	memcpy(a->u + a->n, u, n * sizeof(*u));
-	a->n += n;
-	return 0;
-}
-
 /* dp_table_read_image - dp_table_walk_image into one malloc'd array.
  * Errors: -ENOMEM. */
 int dp_table_read_image(struct dp_table *t, struct moat_update **out, size_t *nout)
 {
-	struct ups a = { 0 };
-	int r = dp_table_walk_image(t, collect, &a);
+	struct vt_updates a = { NULL, 0, 0 };
+	int r = dp_table_walk_image(t, vt_updates_collect, &a);
 
 	if (r < 0) {
 		free(a.u);
