@@ -703,17 +703,7 @@ void vt_trie6_stats(const struct vt_trie6 *t, struct vt_trie6_stats *st)
 		    (size_t)t->bused * sizeof(struct moat_v6_bucket);
 }
 
-#define MOAT_V6T_ROOT_GET(ctx, i) \
-	(((const struct vt_trie6_mem *)(ctx))->root[(i)])
-#define MOAT_V6T_NODE_GET(ctx, i)                                        \
-	((i) < ((const struct vt_trie6_mem *)(ctx))->nodes_max ?          \
-	 &((const struct vt_trie6_mem *)(ctx))->nodes[(i)] : NULL)
-#define MOAT_V6T_BUCKET_GET(ctx, i)                                      \
-	((i) < ((const struct vt_trie6_mem *)(ctx))->buckets_max ?        \
-	 &((const struct vt_trie6_mem *)(ctx))->buckets[(i)] : NULL)
-#include "moat_trie6.h"
-
 uint32_t vt_trie6_lookup(const struct vt_trie6_mem *m, const uint8_t addr[16])
 {
-	return moat_lookup_v6t((void *)(uintptr_t)m, addr);
+	return vt_trie6_lookup_inline(m, addr);
 }

@@ -65,7 +65,28 @@ struct vt_trie6_stats {
 };
 void vt_trie6_stats(const struct vt_trie6 *t, struct vt_trie6_stats *st);
 
-/* vt_trie6_lookup - moat_lookup_v6t over the writer's storage. */
+/* vt_trie6_lookup - moat_lookup_v6t over the writer's storage (what
+ * vt_trie6_storage() gives), a call; vt_trie6_lookup_inline the same
+ * inline in the caller. */
 uint32_t vt_trie6_lookup(const struct vt_trie6_mem *m, const uint8_t addr[16]);
+
+#define MOAT_V6T_ROOT_GET(ctx, i) \
+	(((const struct vt_trie6_mem *)(ctx))->root[(i)])
+#define MOAT_V6T_NODE_GET(ctx, i)                                        \
+	((i) < ((const struct vt_trie6_mem *)(ctx))->nodes_max ?          \
+	 &((const struct vt_trie6_mem *)(ctx))->nodes[(i)] : NULL)
+#define MOAT_V6T_BUCKET_GET(ctx, i)                                      \
+	((i) < ((const struct vt_trie6_mem *)(ctx))->buckets_max ?        \
+	 &((const struct vt_trie6_mem *)(ctx))->buckets[(i)] : NULL)
+#include "moat_trie6.h"
+#undef MOAT_V6T_ROOT_GET
+#undef MOAT_V6T_NODE_GET
+#undef MOAT_V6T_BUCKET_GET
+
+static inline uint32_t vt_trie6_lookup_inline(const struct vt_trie6_mem *m,
+					      const uint8_t addr[16])
+{
+	return moat_lookup_v6t((void *)(uintptr_t)m, addr);
+}
 
 #endif /* MOAT_VT_TRIE6_H */
