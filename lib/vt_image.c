@@ -413,6 +413,8 @@ void vt_image_stats(const struct vt_image *img, struct vt_image_stats *st)
 
 		vt_trie6_stats(img->t6, &ts);
 		st->v6_trie_bytes = ts.bytes;
+		st->v6_trie_nodes = ts.nodes;
+		st->v6_trie_buckets = ts.buckets;
 	}
 	st->bytes = (uint64_t)MOAT_TBL24_ENTRIES * 4 +
 		    (uint64_t)st->groups_used * MOAT_GROUP_BYTES +

@@ -665,6 +665,11 @@ struct vt_trie6 *vt_trie6_new_owned(uint32_t nodes_max, uint32_t buckets_max)
 		return NULL;
 	}
 	t->owned = 1;
+	/* huge pages where the kernel gives them, as for tbl24 (vt_thp) */
+	(void)madvise(m.nodes, (size_t)nodes_max * sizeof(struct moat_v6_node),
+		      MADV_HUGEPAGE);
+	(void)madvise(m.buckets, (size_t)buckets_max * sizeof(struct moat_v6_bucket),
+		      MADV_HUGEPAGE);
 	return t;
 }
 

@@ -215,6 +215,7 @@ struct vt_image_stats {
 	uint32_t v6_plens;
 	uint64_t bytes;         /* tbl24 + groups in use + v6 rules (20+4 B) */
 	uint64_t v6_trie_bytes; /* the IPv6 trie: root + nodes + buckets in use */
+	uint32_t v6_trie_nodes, v6_trie_buckets;
 };
 void vt_image_stats(const struct vt_image *img, struct vt_image_stats *st);
 
