@@ -21,7 +21,11 @@
  *                      address of the /24; address byte h (the low octet)
  *                      lives in bits[h >> 2] >> ((h & 3) * 2) & 3.
  *
- * IPv6: exact-match hash tables per prefix length present, longest first.
+ * IPv6: exact-match hash tables per prefix length present, longest first
+ * (what the XDP program and moat-dpdk read; every userspace reader reads
+ * the same rules as the trie of moat_trie6.h: a bounded number of
+ * dependent reads, copy-on-write publishing, no grace period between
+ * prefix lengths; the fast paths are to move to it).
  *
  *   v6_plens           struct moat_v6_plens_buf, one element: the distinct
  *                      prefix lengths present (struct moat_v6_plens: longest

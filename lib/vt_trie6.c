@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "vt_internal.h" /* vt_grow */
 #include "vt_trie6.h"
 
 #define NOPLEN 0xff
@@ -76,15 +77,8 @@ static uint32_t with_child(uint32_t e, uint32_t kind, uint32_t idx)
 
 static int fl_push(struct freelist *f, uint32_t i)
 {
-	if (f->n == f->cap) {
-		size_t c = f->cap ? f->cap * 2 : 256;
-		uint32_t *v = realloc(f->v, c * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		f->v = v;
-		f->cap = c;
-	}
+	if (vt_grow((void **)&f->v, &f->cap, f->n + 1, sizeof(*f->v)) < 0)
+		return -ENOMEM;
 	f->v[f->n++] = i;
 	return 0;
 }

@@ -43,6 +43,7 @@
 #include "vt_internal.h" /* vt_thp: the floors get the table's pages */
 #include "vtable.h"
 #include "vt_view.h" /* the fast path's lookup over the image, inline */
+#include "bench_v6mix.h"
 
 #define BATCH (1u << 20)
 #define NBATCH 11
@@ -541,13 +542,9 @@ struct result6 {
 /* rand6 - a random address over 2000::/3. */
 static void rand6(uint8_t a[16])
 {
-	uint64_t x = rnd(), y = rnd();
+	uint64_t x = rnd();
 
-	for (int i = 0; i < 8; i++) {
-		a[i] = (uint8_t)(x >> (56 - 8 * i));
-		a[8 + i] = (uint8_t)(y >> (56 - 8 * i));
-	}
-	a[0] = (uint8_t)(0x20 | (a[0] & 0x1f));
+	v6mix_addr(a, x, rnd());
 }
 
 /* run6 - n IPv6 entries of the documented mix: build, memory, lookups. */
@@ -580,9 +577,8 @@ static int run6(size_t n, struct result6 *r, uint32_t *sink)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		unsigned k = (unsigned)(i % 10), plen;
+		unsigned plen = v6mix_plen(i, rnd());
 
-		plen = k == 0 ? 32 + (unsigned)(rnd() % 17) : k <= 4 ? 64 : 128;
 		l[i].pfx.family = MOAT_AF_INET6;
 		l[i].pfx.plen = (uint8_t)plen;
 		rand6(l[i].pfx.addr);
@@ -617,13 +613,7 @@ static int run6(size_t n, struct result6 *r, uint32_t *sink)
 				uint8_t x[16];
 
 				rand6(x);
-				for (unsigned k = 0; k < 16; k++) {
-					int bits = (int)e->pfx.plen - (int)k * 8;
-					uint8_t m = bits >= 8 ? 0xff : bits <= 0 ? 0 :
-						    (uint8_t)(0xff << (8 - bits));
-
-					q[i][k] = (uint8_t)((e->pfx.addr[k] & m) | (x[k] & ~m));
-				}
+				v6mix_inside(e->pfx.addr, e->pfx.plen, x, q[i]);
 			} else {
 				rand6(q[i]);
 			}
