@@ -322,7 +322,7 @@ static int build(struct vt_trie6 *t, unsigned d, const struct rule *r,
 			if (r[i].plen == p)
 				paint_new(t, ni, &r[i]);
 	for (unsigned i = 0; i < n; i++) {
-		struct rule g[MOAT_V6T_BUCKET_RULES + 1];
+		struct rule g[MOAT_V6T_BUCKET_RULES + 1]; /* n <= 4: from a bucket */
 		unsigned gn = 0, byte = moat_v6t_byte(r[i].hi, r[i].lo, d);
 		uint32_t *e = &t->m.nodes[ni].e[byte], sub;
 		int dup = 0;
@@ -602,6 +602,237 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen)
 	if ((rc = release(t, e)) < 0)
 		return rc;
 	return s.n ? 0 : collapse(t, path, k);
+}
+
+/* --- adopting a trie a former writer left (pinned maps) ----------------- */
+
+struct adopt {
+	uint8_t *nseen, *bseen;
+	struct rule *brules;   /* the rules found in buckets */
+	size_t nb, cap;
+};
+
+/* adopt_walk - the nodes and buckets reachable from entry e (range depth
+ * d, prefix hi/lo): node shadows rebuilt (own lengths unknown yet), bucket
+ * rules collected.  -EINVAL on an index past the storage or met twice. */
+static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
+		      unsigned d, __u64 hi, __u64 lo)
+{
+	uint32_t idx = moat_v6t_index(e);
+
+	if (moat_v6t_kind(e) == MOAT_V6T_KIND_BUCKET) {
+		const struct moat_v6_bucket *b;
+
+		if (idx >= t->m.buckets_max || a->bseen[idx])
+			return -EINVAL;
+		a->bseen[idx] = 1;
+		t->bused++;
+		if (idx >= t->bhw)
+			t->bhw = idx + 1;
+		b = &t->m.buckets[idx];
+		for (unsigned i = 0; i < b->n && i < MOAT_V6T_BUCKET_RULES; i++) {
+			if (vt_grow((void **)&a->brules, &a->cap, a->nb + 1,
+				    sizeof(*a->brules)) < 0)
+				return -ENOMEM;
+			a->brules[a->nb].hi = b->hi[i];
+			a->brules[a->nb].lo = b->lo[i];
+			a->brules[a->nb].plen = b->plen[i] > 128 ? 128 : b->plen[i];
+			a->brules[a->nb].act = b->act[i] & 3;
+			a->nb++;
+		}
+		return 0;
+	}
+	if (moat_v6t_kind(e) != MOAT_V6T_KIND_NODE)
+		return 0;
+	if (idx >= t->m.nodes_max || a->nseen[idx] || d > 120 ||
+	    shnode_room(t, idx) < 0)
+		return -EINVAL;
+	a->nseen[idx] = 1;
+	t->nused++;
+	if (idx >= t->nhw)
+		t->nhw = idx + 1;
+	struct shnode *s = &t->sh[idx];
+
+	s->hi = hi;
+	s->lo = lo;
+	mask2(&s->hi, &s->lo, d);
+	s->depth = (uint8_t)d;
+	s->nrules = s->nchild = 0;
+	memset(s->ownplen, NOPLEN, sizeof(s->ownplen));
+	for (unsigned i = 0; i < MOAT_V6T_NODE_ENTRIES; i++) {
+		uint32_t ce = t->m.nodes[idx].e[i];
+		__u64 ch, cl;
+		int rc;
+
+		if (moat_v6t_kind(ce) == MOAT_V6T_KIND_NONE)
+			continue;
+		t->sh[idx].nchild++;
+		entry_addr(&t->sh[idx], i, &ch, &cl);
+		if ((rc = adopt_walk(t, a, ce, d + 8, ch, cl)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* paint_shadow - own length of the entries rule r covers in node s (NULL:
+ * the root), longest wins: the writer's side only */
+static void paint_shadow(struct vt_trie6 *t, struct shnode *s, const struct rule *r)
+{
+	uint8_t *ownp = s ? s->ownplen : t->root_own;
+	unsigned d = s ? s->depth : 0, width = s ? 8 : MOAT_V6T_ROOT_BITS;
+	unsigned first = s ? moat_v6t_byte(r->hi, r->lo, d) : (unsigned)(r->hi >> 48);
+
+	for (unsigned i = first; i < first + (1u << (d + width - r->plen)); i++)
+		if (ownp[i] == NOPLEN || ownp[i] <= r->plen)
+			ownp[i] = r->plen;
+}
+
+/* own_fix - entries of node s (NULL: root) whose own bits are not what
+ * the own lengths and the rules say get them, one store each */
+static void own_fix(struct vt_trie6 *t, struct shnode *s, uint32_t *ents,
+		    unsigned count)
+{
+	const uint8_t *ownp = s ? s->ownplen : t->root_own;
+
+	for (unsigned i = 0; i < count; i++) {
+		const struct rule *r = NULL;
+		uint32_t want;
+
+		if (ownp[i] != NOPLEN) {
+			__u64 eh, el;
+
+			entry_addr(s, i, &eh, &el);
+			mask2(&eh, &el, ownp[i]);
+			r = rfind(t, eh, el, ownp[i]);
+		}
+		want = with_own(ents[i], r != NULL, r ? r->act : 0);
+		if (want != ents[i])
+			store_entry(&ents[i], want);
+	}
+}
+
+struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
+				const struct vt_trie6_rule *rules, size_t n,
+				size_t *fixed, int *err)
+{
+	struct vt_trie6 *t = vt_trie6_new(mem), *want = NULL;
+	struct adopt a = { NULL, NULL, NULL, 0, 0 };
+	size_t nfix = 0;
+	int rc = -ENOMEM;
+
+	if (!t || !(a.nseen = calloc(mem->nodes_max, 1)) ||
+	    !(a.bseen = calloc(mem->buckets_max, 1)) ||
+	    !(want = vt_trie6_new(mem)))
+		goto out;
+	/* 1. the structure: what is in use, node shadows, bucket rules */
+	for (unsigned i = 0; i < MOAT_V6T_ROOT_ENTRIES; i++)
+		if ((rc = adopt_walk(t, &a, mem->root[i], MOAT_V6T_ROOT_BITS,
+				     (__u64)i << 48, 0)) < 0)
+			goto out;
+	rc = -ENOMEM;
+	for (uint32_t i = 0; i < t->nhw; i++)
+		if (!a.nseen[i] && fl_push(&t->nfree, i) < 0)
+			goto out;
+	for (uint32_t i = 0; i < t->bhw; i++)
+		if (!a.bseen[i] && fl_push(&t->bfree, i) < 0)
+			goto out;
+	for (size_t i = 0; i < a.nb; i++) {
+		if ((t->hn + 1) * 4 > t->hcap * 3 && rgrow(t) < 0)
+			goto out;
+		if (!rfind(t, a.brules[i].hi, a.brules[i].lo, a.brules[i].plen)) {
+			rinsert_new(t->h, t->hcap, &a.brules[i]);
+			t->hn++;
+		}
+	}
+	/* 2. the rules wanted; those of the root's and the nodes' lengths
+	 * are taken as the own bits' (checked in 3) */
+	for (size_t i = 0; i < n; i++) {
+		struct rule r;
+		struct step path[MOAT_V6T_MAX_NODES_DEEP + 2];
+		int32_t node = -1;
+		unsigned range;
+		struct rule *x;
+
+		if (rules[i].plen > 128)
+			continue;
+		moat_v6t_halves(rules[i].addr, &r.hi, &r.lo);
+		mask2(&r.hi, &r.lo, rules[i].plen);
+		r.plen = (uint8_t)rules[i].plen;
+		r.act = (uint8_t)(rules[i].act & 3);
+		if ((want->hn + 1) * 4 > want->hcap * 3 && rgrow(want) < 0)
+			goto out;
+		if ((x = rfind(want, r.hi, r.lo, r.plen)))
+			x->act = r.act;
+		else {
+			rinsert_new(want->h, want->hcap, &r);
+			want->hn++;
+		}
+		if (r.plen > MOAT_V6T_ROOT_BITS &&
+		    (walk(t, r.hi, r.lo, r.plen, path, &node, &range), node < 0))
+			continue;   /* a bucket's: 4 */
+		if ((t->hn + 1) * 4 > t->hcap * 3 && rgrow(t) < 0)
+			goto out;
+		if ((x = rfind(t, r.hi, r.lo, r.plen))) {
+			x->act = r.act;
+			continue;
+		}
+		rinsert_new(t->h, t->hcap, &r);
+		t->hn++;
+		paint_shadow(t, node >= 0 ? &t->sh[node] : NULL, &r);
+		if (node >= 0)
+			t->sh[node].nrules++;
+	}
+	/* 3. own bits as the rules say */
+	own_fix(t, NULL, t->m.root, MOAT_V6T_ROOT_ENTRIES);
+	for (uint32_t i = 0; i < t->nhw; i++)
+		if (a.nseen[i])
+			own_fix(t, &t->sh[i], t->m.nodes[i].e, MOAT_V6T_NODE_ENTRIES);
+	/* 4. bucket rules: missing or changed ones put, extra ones deleted,
+	 * each an ordinary copy-on-write change */
+	for (size_t i = 0; i < want->hcap; i++) {
+		const struct rule *r = &want->h[i], *x;
+		uint8_t addr[16];
+
+		if (r->plen == NOPLEN)
+			continue;
+		if ((x = rfind(t, r->hi, r->lo, r->plen)) && x->act == r->act)
+			continue;
+		for (int k = 0; k < 8; k++) {
+			addr[k] = (uint8_t)(r->hi >> (56 - 8 * k));
+			addr[8 + k] = (uint8_t)(r->lo >> (56 - 8 * k));
+		}
+		if ((rc = vt_trie6_put(t, addr, r->plen, r->act)) < 0)
+			goto out;
+		nfix++;
+	}
+	for (size_t i = 0; i < a.nb; i++) {
+		const struct rule *r = &a.brules[i];
+		uint8_t addr[16];
+
+		if (rfind(want, r->hi, r->lo, r->plen))
+			continue;
+		for (int k = 0; k < 8; k++) {
+			addr[k] = (uint8_t)(r->hi >> (56 - 8 * k));
+			addr[8 + k] = (uint8_t)(r->lo >> (56 - 8 * k));
+		}
+		if ((rc = vt_trie6_del(t, addr, r->plen)) < 0)
+			goto out;
+		nfix++;
+	}
+	rc = 0;
+out:
+	free(a.nseen);
+	free(a.bseen);
+	free(a.brules);
+	vt_trie6_free(want);
+	if (rc < 0) {
+		vt_trie6_free(t);
+		t = NULL;
+	}
+	if (fixed)
+		*fixed = nfix;
+	*err = rc;
+	return t;
 }
 
 void vt_trie6_grace_done(struct vt_trie6 *t)

@@ -42,6 +42,28 @@ struct vt_trie6 *vt_trie6_new_owned(uint32_t nodes_max, uint32_t buckets_max);
 
 void vt_trie6_free(struct vt_trie6 *t);
 
+/* One rule for vt_trie6_adopt. */
+struct vt_trie6_rule {
+	uint8_t addr[16];
+	unsigned plen;
+	uint32_t act;
+};
+
+/*
+ * vt_trie6_adopt - a writer over storage that already holds a trie (maps
+ * pinned by a writer that has gone), which must come to hold rules[0, n)
+ * (the authoritative rule set, e.g. the fast path's rule hash).  The
+ * writer's side is rebuilt from the trie's structure and the rules; where
+ * the trie says otherwise (a writer that died mid-publish) it is brought
+ * to the rules by ordinary copy-on-write changes, so readers keep seeing
+ * whole states.  *fixed (may be NULL) gets the number of rule changes
+ * that took.  NULL and *err = -EINVAL (a damaged trie: an index past the
+ * storage or reached twice), -ENOSPC or -ENOMEM.
+ */
+struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
+				const struct vt_trie6_rule *rules, size_t n,
+				size_t *fixed, int *err);
+
 /* vt_trie6_mem - the storage a lookup reads (moat_lookup_v6t over it). */
 const struct vt_trie6_mem *vt_trie6_storage(const struct vt_trie6 *t);
 

@@ -329,6 +329,93 @@ static void test_enospc(void **state)
 	vt_trie6_free(t);
 }
 
+/* adopt: a writer over a trie another writer left, brought to a rule set
+ * (the same one, another one, or from an empty trie), then churned */
+static void test_adopt(void **state)
+{
+	(void)state;
+	struct vt_trie6_mem m = { .nodes_max = 1 << 12, .buckets_max = 1 << 14 };
+	struct r6 *v = calloc(4096, sizeof(*v)), *w = calloc(4096, sizeof(*w));
+	struct vt_trie6_rule *tr = calloc(4096, sizeof(*tr));
+	size_t n = 0, nw = 0, fixed = 99;
+	struct vt_trie6 *t;
+	int err;
+
+	m.root = calloc(MOAT_V6T_ROOT_ENTRIES, sizeof(uint32_t));
+	m.nodes = calloc(m.nodes_max, sizeof(struct moat_v6_node));
+	m.buckets = calloc(m.buckets_max, sizeof(struct moat_v6_bucket));
+	assert_non_null(t = vt_trie6_new(&m));
+	for (int k = 0; k < 1500; k++) {
+		struct r6 r = rand_rule();
+
+		put(t, &r);
+		n = set_rule(v, n, &r);
+	}
+	vt_trie6_free(t);   /* the storage stays, as pinned maps do */
+	for (int round = 0; round < 3; round++) {
+		const struct r6 *src = round == 1 ? w : v;
+		size_t ns = round == 1 ? nw : n;
+
+		if (round == 1) {   /* another rule set: half kept, some new */
+			for (size_t i = 0; i < n; i += 2)
+				nw = set_rule(w, nw, &v[i]);
+			for (int k = 0; k < 300; k++)
+				nw = set_rule(w, nw, (struct r6[]){ rand_rule() });
+			src = w;
+			ns = nw;
+		}
+		if (round == 2) {   /* an empty trie, the rules given */
+			memset(m.root, 0, MOAT_V6T_ROOT_ENTRIES * sizeof(uint32_t));
+		}
+		for (size_t i = 0; i < ns; i++) {
+			memcpy(tr[i].addr, src[i].a, 16);
+			tr[i].plen = src[i].plen;
+			tr[i].act = src[i].act;
+		}
+		t = vt_trie6_adopt(&m, tr, ns, &fixed, &err);
+		assert_non_null(t);
+		assert_int_equal(err, 0);
+		if (round == 0)
+			assert_int_equal(fixed, 0);   /* nothing to change */
+		else
+			assert_true(fixed > 0);
+		vt_trie6_grace_done(t);
+		check_all(t, src, ns);
+		/* the adopted writer's side is right: churn, check */
+		struct r6 *cur = round == 1 ? w : v;
+		size_t nc = ns;
+
+		for (int k = 0; k < 400; k++) {
+			struct r6 r = rand_rule();
+
+			if (nc && (xr() % 2)) {
+				r = cur[xr() % nc];
+				del(t, &r);
+				nc = del_rule(cur, nc, &r);
+			} else {
+				put(t, &r);
+				nc = set_rule(cur, nc, &r);
+			}
+		}
+		check_all(t, cur, nc);
+		if (round == 1)
+			nw = nc;
+		else
+			n = nc;
+		vt_trie6_free(t);
+	}
+	/* a damaged trie: an index past the storage */
+	m.root[7] = moat_v6t_entry(MOAT_V6T_KIND_NODE, 0, 0, m.nodes_max + 5);
+	assert_null(vt_trie6_adopt(&m, tr, 0, NULL, &err));
+	assert_int_equal(err, -EINVAL);
+	free(m.root);
+	free(m.nodes);
+	free(m.buckets);
+	free(v);
+	free(w);
+	free(tr);
+}
+
 /* --- lookups while a publish runs ---------------------------------------- */
 
 struct race {
@@ -494,6 +581,7 @@ int main(void)
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_random_churn),
 		cmocka_unit_test(test_enospc),
+		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_publish_while_reading),
 	};
 
