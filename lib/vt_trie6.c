@@ -835,6 +835,11 @@ out:
 	return t;
 }
 
+size_t vt_trie6_pending(const struct vt_trie6 *t)
+{
+	return t->npend.n + t->bpend.n;
+}
+
 void vt_trie6_grace_done(struct vt_trie6 *t)
 {
 	/* pending lists move to the free lists (room: grow once) */

@@ -79,6 +79,11 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen);
 /* vt_trie6_grace_done - nodes and buckets freed so far become reusable. */
 void vt_trie6_grace_done(struct vt_trie6 *t);
 
+/* vt_trie6_pending - nodes and buckets freed and not reusable yet (a
+ * writer with readers waits for a grace period, then calls
+ * vt_trie6_grace_done, when this is not 0). */
+size_t vt_trie6_pending(const struct vt_trie6 *t);
+
 struct vt_trie6_stats {
 	size_t rules;
 	uint32_t nodes, buckets;   /* in use (freed ones awaiting grace too) */

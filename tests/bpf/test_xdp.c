@@ -488,10 +488,11 @@ static void plens_write(int fd, const struct moat_v6_plens_buf *b)
 	assert_int_equal(bpf_map_update_elem(fd, &zero, b, 0), 0);
 }
 
-/* test_plens_flip - the program reads the v6_plens slot the selector names
- * and no other: a new set in the inactive slot changes nothing until the
- * flip; moat_xdp_publish fills the inactive slot, flips, and waits out the
- * grace period before refilling the slot a flip retired. */
+/* test_plens_flip - the program reads IPv6 from the trie (moat_trie6.h),
+ * not from the per-length rules: no plens set or flip, valid or garbage,
+ * changes a verdict; moat_xdp_publish still keeps the double buffer (fills
+ * the inactive slot, flips, and waits out the grace period before
+ * refilling the slot a flip retired) for the rules by key. */
 static void test_plens_flip(void **state)
 {
 	static const struct moat_v6_plens all = { 3, { 128, 64, 48 } };
@@ -522,14 +523,14 @@ static void test_plens_flip(void **state)
 	b.slot[sel ^ 1] = only48;
 	plens_write(fd, &b);
 	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_DROP);
-	/* the flip: /64 no longer probed, the /48 decides */
+	/* the flip: the trie still has the /64, which decides */
 	b.sel = sel ^ 1;
 	plens_write(fd, &b);
-	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_TX);
-	/* garbage in the retired slot is never read */
+	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_DROP);
+	/* garbage in the plens is never read */
 	memset(&b.slot[sel], 0xff, sizeof(b.slot[sel]));
 	plens_write(fd, &b);
-	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_TX);
+	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_DROP);
 	/* flip back onto a valid set */
 	b.slot[sel] = all;
 	b.sel = sel;
@@ -549,7 +550,7 @@ static void test_plens_flip(void **state)
 	assert_int_equal(b2.sel & 1, sel ^ 1);
 	assert_memory_equal(&b2.slot[sel ^ 1], &only48, sizeof(only48));
 	assert_memory_equal(&b2.slot[sel], &all, sizeof(all)); /* untouched */
-	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_TX);
+	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_DROP);
 	g1 = moat_xdp_grace_count(x);
 	assert_int_equal(moat_xdp_publish(x, u + 1, 1), 0);
 	/* the refill waited for a grace period (nothing else happened
