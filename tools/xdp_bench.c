@@ -16,6 +16,10 @@
  *   xdp_bench lookup6 [--entries N] [--rounds R]
  *       the IPv6 trie lookup in the kernel (cmd_lookup6): N entries
  *       (default 1M) of the bench mix, R rounds (21).
+ *   xdp_bench syn6 [--entries N] [--repeat R] [--rounds K]
+ *       moat_xdp on a listed and an unlisted IPv6 SYN with N IPv6 entries
+ *       published through moat_xdp_publish, against the bare drop
+ *       (cmd_syn6).
  *   xdp_bench attach --pin DIR --entries N --sources K --out PREFIX
  *                    --dmac MAC IFACE
  *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
@@ -798,6 +802,126 @@ static int cmd_lookup6(size_t n, int runs)
 	return 0;
 }
 
+
+/* syn6_frame - Ethernet/IPv6/TCP SYN from src to 2001:db8::1 port dport */
+static size_t syn6_frame(uint8_t *f, const uint8_t dmac[6], const uint8_t src[16],
+			 uint16_t dport)
+{
+	uint8_t *ip = f + 14, *tcp = f + 54;
+	__u32 s;
+
+	memset(f, 0, 74);
+	memcpy(f, dmac, 6);
+	f[6] = 0x02;
+	f[11] = 0x02;
+	f[12] = 0x86;
+	f[13] = 0xdd;
+	ip[0] = 0x60;
+	moat_wr16(ip + 4, 20);
+	ip[6] = 6;
+	ip[7] = 64;
+	memcpy(ip + 8, src, 16);
+	ip[24] = 0x20;
+	ip[25] = 0x01;
+	ip[26] = 0x0d;
+	ip[27] = 0xb8;
+	ip[39] = 1;
+	moat_wr16(tcp, 1000);
+	moat_wr16(tcp + 2, dport);
+	moat_wr32(tcp + 4, 0x01020304);
+	tcp[12] = 0x50;
+	tcp[13] = MOAT_TCP_SYN;
+	moat_wr16(tcp + 14, 65535);
+	s = moat_csum_words(ip + 8, 16) + 6 + 20 + moat_csum_words(tcp, 10);
+	moat_wr16(tcp + 16, moat_csum_fold(s));
+	return 74;
+}
+
+/* by_plen_desc - V6_PUT updates longest prefix first (moat_abi.h
+ * PUBLISHING ORDER 3: one grace period per length, not per update) */
+static int by_plen_desc(const void *a, const void *b)
+{
+	const struct moat_update *x = a, *y = b;
+
+	return (int)y->u.key.plen - (int)x->u.key.plen;
+}
+
+/*
+ * cmd_syn6 - moat_xdp on IPv6 SYN frames with n IPv6 entries of the bench
+ * mix (bench_v6mix.h, DROP) published through moat_xdp_publish (the trie
+ * and the rules by key, as moat-controld's publishes go), against
+ * moat_bare_drop on the same frame: per round bare, listed (a source
+ * inside a listed /128), unlisted (a random source); medians.  The
+ * listed frame must be dropped and the unlisted one passed, else 1.
+ * Prints ns_listed_syn_v6_TAG, ns_unlisted_syn_v6_TAG, ns_bare_v6_TAG,
+ * ratio_listed_syn_v6_TAG_over_bare and ms_publish_v6_TAG.
+ */
+static int cmd_syn6(size_t n, __u32 repeat)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 1 };
+	struct moat_bare_drop *bare = moat_bare_drop__open_and_load();
+	struct moat_xdp_opts o;
+	struct moat_xdp *x = NULL;
+	struct moat_update *u = calloc(n, sizeof(*u));
+	static double vb[PKT_RUNS_MAX], vl[PKT_RUNS_MAX], vu[PKT_RUNS_MAX], q[PKT_RUNS_MAX];
+	uint8_t fl[80], fu[80], src[16] = { 0 }, r16[16];
+	size_t ll, lu, listed = n;
+	char tag[32];
+	uint64_t t0;
+	int err, prog;
+
+	if (!bare || !u)
+		return 1;
+	moat_xdp_opts_default(&o);
+	o.pin_dir = NULL;   /* nothing pinned: the bench leaves no trace */
+	o.v6_max = (uint32_t)(n + n / 8 + 1024);
+	if ((err = moat_xdp_open(&o, &x))) {
+		fprintf(stderr, "xdp_bench syn6: open: %s\n", strerror(-err));
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned plen = v6mix_plen(i, rnd());
+
+		rand6(r16);
+		v6mix_inside(r16, plen, (const uint8_t[16]){ 0 }, u[i].u.key.addr);
+		u[i].kind = MOAT_UPD_V6_PUT;
+		u[i].u.key.plen = plen;
+		u[i].value = MOAT_ACT_DROP;
+		if (plen == 128 && listed == n)
+			listed = i;
+	}
+	if (listed == n)
+		return 1;
+	memcpy(src, u[listed].u.key.addr, 16);
+	qsort(u, n, sizeof(*u), by_plen_desc);
+	t0 = moat_clock_ns();
+	if ((err = moat_xdp_publish(x, u, n))) {
+		fprintf(stderr, "xdp_bench syn6: publish: %s\n", strerror(-err));
+		return 1;
+	}
+	tag_of(n, tag, sizeof(tag));
+	printf("ms_publish_v6_%s %.1f\n", tag, (double)(moat_clock_ns() - t0) / 1e6);
+	prog = moat_xdp_prog_fd(x);
+	ll = syn6_frame(fl, dmac, src, 25);
+	rand6(r16);
+	lu = syn6_frame(fu, dmac, r16, 25);
+	for (int r = 0; r < pkt_runs; r++) {
+		vb[r] = ns_one(bpf_program__fd(bare->progs.moat_bare_drop), fl, ll,
+			       repeat, XDP_DROP);
+		vl[r] = ns_one(prog, fl, ll, repeat, XDP_DROP);
+		vu[r] = ns_one(prog, fu, lu, repeat, XDP_PASS);
+		q[r] = vl[r] / (vb[r] > 0 ? vb[r] : 1);
+	}
+	printf("ratio_listed_syn_v6_%s_over_bare %.3f\n", tag, median(q, pkt_runs));
+	printf("ns_bare_v6_%s %.2f\n", tag, median(vb, pkt_runs));
+	printf("ns_listed_syn_v6_%s %.2f\n", tag, median(vl, pkt_runs));
+	printf("ns_unlisted_syn_v6_%s %.2f\n", tag, median(vu, pkt_runs));
+	moat_xdp_close(x);
+	moat_bare_drop__destroy(bare);
+	free(u);
+	return 0;
+}
+
 /* usage - the --help text */
 static void usage(FILE *f)
 {
@@ -808,6 +932,7 @@ static void usage(FILE *f)
 		   "       xdp_bench spread --link PINNED_LINK --src-file FILE --tag TAG "
 		   "[--repeat N] [--rounds N]\n"
 		   "       xdp_bench lookup6 [--entries N] [--rounds N]\n"
+		   "       xdp_bench syn6 [--entries N] [--repeat N] [--rounds N]\n"
 		   "       xdp_bench --help | --version\n");
 }
 
@@ -868,6 +993,8 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc && !strcmp(argv[optind], "testrun"))
 		return cmd_testrun(repeat, big);
+	if (optind < argc && !strcmp(argv[optind], "syn6"))
+		return cmd_syn6(n6 ? n6 : 1000000, repeat) ? 1 : 0;
 	if (optind < argc && !strcmp(argv[optind], "lookup6"))
 		return cmd_lookup6(n6 ? n6 : 1000000, rounds6);
 	if (optind < argc && !strcmp(argv[optind], "spread") && link && srcf)
