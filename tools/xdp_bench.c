@@ -705,8 +705,8 @@ static int cmd_lookup6(size_t n, int runs)
 	uint64_t usum = 0;
 	char tag[32];
 
-	mem.nodes_max = (uint32_t)(n / 32 + 4096);
-	mem.buckets_max = (uint32_t)(n + n / 4 + 4096);
+	mem.nodes_max = (uint32_t)(n / 32 + 16384);
+	mem.buckets_max = (uint32_t)(n + n / 2 + 4096);
 	if (!(s = moat_lookup6_bench__open())) {
 		fprintf(stderr, "xdp_bench lookup6: open: %s\n", strerror(errno));
 		return 1;

@@ -481,7 +481,7 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	cfg->ncpus = (__u32)x->ncpus;
 	x->skel->rodata->moat_groups_max = o->groups_max;
 	/* the IPv6 trie's storage for v6_max rules (moat_xdp.h) */
-	x->t6m.nodes_max = o->v6_max / 16 + 1024;
+	x->t6m.nodes_max = o->v6_max / 32 + 16384;
 	x->t6m.buckets_max = o->v6_max + o->v6_max / 2 + 1024;
 	x->t6_len[0] = MOAT_V6T_ROOT_ENTRIES * sizeof(__u32);
 	x->t6_len[1] = (size_t)x->t6m.nodes_max * sizeof(struct moat_v6_node);
