@@ -711,8 +711,8 @@ static int cmd_lookup6(size_t n, int runs)
 		fprintf(stderr, "xdp_bench lookup6: open: %s\n", strerror(errno));
 		return 1;
 	}
-	s->rodata->v6t_nodes_max = mem.nodes_max;
-	s->rodata->v6t_buckets_max = mem.buckets_max;
+	s->rodata->moat_v6t_nodes_max = mem.nodes_max;
+	s->rodata->moat_v6t_buckets_max = mem.buckets_max;
 	s->rodata->n_chunks = N_LOOKUP / LB6_CHUNK;
 	if ((err = bpf_map__set_value_size(s->maps.v6t_nodes,
 					   mem.nodes_max * sizeof(struct moat_v6_node))) ||
