@@ -28,6 +28,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "moat_trie6.h"
 #include "moat_xdp.h"
 #include "xdp_backend.h"
 #include "xdp_frames.h"
@@ -608,6 +609,44 @@ static void test_pinned_reopen(void **state)
 	assert_int_equal(moat_xdp_read_stats(x, st), 0);
 	assert_int_equal(st[MOAT_STAT_DROP], 3);
 	assert_int_equal(moat_xdp_detach(x, "lo"), -ENOENT);
+	moat_xdp_close(x);
+
+	/* the IPv6 trie a loader left: emptied behind v6_rules's back (a
+	 * loader that died mid-publish, or pins from before the trie), the
+	 * next loader brings it back to v6_rules; its writer then works on
+	 * (the /64 deleted: the /48 under it, TARPIT, decides) */
+	{
+		char rp[128];
+		int rfd;
+		void *root;
+
+		snprintf(rp, sizeof(rp), "%s/v6t_root", pin_dir);
+		rfd = bpf_obj_get(rp);
+		assert_true(rfd >= 0);
+		root = mmap(NULL, MOAT_V6T_ROOT_ENTRIES * 4, PROT_READ | PROT_WRITE,
+			    MAP_SHARED, rfd, 0);
+		assert_true(root != MAP_FAILED);
+		memset(root, 0, MOAT_V6T_ROOT_ENTRIES * 4);
+		munmap(root, MOAT_V6T_ROOT_ENTRIES * 4);
+		close(rfd);
+	}
+	assert_int_equal(moat_xdp_open(&o, &x), 0);
+	assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL), MOAT_VERDICT_DROP);
+	{
+		struct moat_update d;
+
+		memset(&d, 0, sizeof(d));
+		d.kind = MOAT_UPD_V6_DEL;
+		d.u.key.plen = 64;
+		d.u.key.addr[0] = 0x20;
+		d.u.key.addr[1] = 0x01;
+		d.u.key.addr[2] = 0x0d;
+		d.u.key.addr[3] = 0xb8;
+		d.u.key.addr[4] = 0x01;
+		d.u.key.addr[7] = 0x01;
+		assert_int_equal(moat_xdp_publish(x, &d, 1), 0);
+	}
+	assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL), MOAT_VERDICT_TX);
 	moat_xdp_close(x);
 
 	/* events off, then a loader with events on adopts the counters: the
