@@ -163,7 +163,7 @@ void vt_image_v6_del(struct vt_image *img, const struct moat_v6_key *k)
 	/* a delete that rebuilds a bucket allocates one: it fails only when
 	 * the reservation (VT_T6_BUCKETS_MAX) or malloc is exhausted, and
 	 * then the trie keeps the rule (vt_image_lookup_v6 still answers
-	 * with it; logged by the caller's counters, not here) */
+	 * with it; not reported: this function returns nothing) */
 	(void)vt_trie6_del(img->t6, k->addr, k->plen);
 	vt_trie6_grace_done(img->t6);
 	img->v6cnt[k->plen]--;
