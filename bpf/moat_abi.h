@@ -22,6 +22,11 @@
  *                      lives in bits[h >> 2] >> ((h & 3) * 2) & 3.
  *
  * IPv6: exact-match hash tables per prefix length present, longest first.
+ * Every reader (the XDP program, moat-dpdk, userspace) looks the same
+ * rules up in the trie of moat_trie6.h instead: a bounded number of
+ * dependent reads, copy-on-write publishing that needs no grace period
+ * between prefix lengths; the rules by key below remain for restart
+ * adoption, read_image and tests (moat_lookup_v6).
  *
  *   v6_plens           struct moat_v6_plens_buf, one element: the distinct
  *                      prefix lengths present (struct moat_v6_plens: longest

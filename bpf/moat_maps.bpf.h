@@ -14,6 +14,7 @@
 
 #include "moat_abi.h"
 #include "moat_xdp.h"
+#include "moat_trie6.h"
 
 /* --- maps: the verdict table (moat_abi.h) ------------------------------ */
 struct {
@@ -53,6 +54,67 @@ struct {
 	__type(key, struct moat_v6_key);
 	__type(value, __u32);
 } v6_rules SEC(".maps");
+
+/* the IPv6 trie (moat_trie6.h): root, nodes and buckets, one value each
+ * (mmapable: the loader writes them with lib/vt_trie6.c); the loader sizes
+ * the nodes and buckets values and sets the two maxima, against which
+ * every index is checked (so the verifier bounds each offset) */
+struct moat_v6t_root {
+	__u32 e[MOAT_V6T_ROOT_ENTRIES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct moat_v6t_root);
+} v6t_root SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MOAT_XDP_DEF_V6T_NODES * sizeof(struct moat_v6_node));
+} v6t_nodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MOAT_XDP_DEF_V6T_BUCKETS * sizeof(struct moat_v6_bucket));
+} v6t_buckets SEC(".maps");
+
+const volatile __u32 moat_v6t_nodes_max = MOAT_XDP_DEF_V6T_NODES;
+const volatile __u32 moat_v6t_buckets_max = MOAT_XDP_DEF_V6T_BUCKETS;
+
+/* The trie's accessors: ctx is a struct moat_bpf_trie */
+struct moat_bpf_trie {
+	const struct moat_v6t_root *root;
+	const struct moat_v6_node *nodes;
+	const struct moat_v6_bucket *buckets;
+};
+
+/* moat_bpf_trie_init - the three values; -1 when one is missing */
+static __always_inline int moat_bpf_trie_init(struct moat_bpf_trie *t)
+{
+	__u32 zero = 0;
+
+	t->root = bpf_map_lookup_elem(&v6t_root, &zero);
+	t->nodes = bpf_map_lookup_elem(&v6t_nodes, &zero);
+	t->buckets = bpf_map_lookup_elem(&v6t_buckets, &zero);
+	return t->root && t->nodes && t->buckets ? 0 : -1;
+}
+
+#define MOAT_V6T_ROOT_GET(ctx, i) \
+	(((const struct moat_bpf_trie *)(ctx))->root->e[(i) & (MOAT_V6T_ROOT_ENTRIES - 1)])
+#define MOAT_V6T_NODE_GET(ctx, i) \
+	((i) < moat_v6t_nodes_max ? &((const struct moat_bpf_trie *)(ctx))->nodes[(i)] : NULL)
+#define MOAT_V6T_BUCKET_GET(ctx, i) \
+	((i) < moat_v6t_buckets_max ? &((const struct moat_bpf_trie *)(ctx))->buckets[(i)] : NULL)
+#include "moat_trie6.h"
 
 /* --- table lookup -------------------------------------------------------
  * The shared lookup (bpf/moat_lookup.h) reads the maps through these

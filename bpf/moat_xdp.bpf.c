@@ -124,12 +124,15 @@ static __always_inline __u64 *limit_tat(__u32 which)
 static __always_inline __u32 table_lookup(const struct moat_pkt *p)
 {
 	struct moat_bpf_tables tb;
+	struct moat_bpf_trie tr;
 
-	if (moat_bpf_tables_init(&tb))
-		return MOAT_ACT_PASS;
 	if (p->family == 4)
-		return moat_lookup_v4(&tb, p->saddr4);
-	return moat_lookup_v6(&tb, p->saddr6);
+		return moat_bpf_tables_init(&tb) ? MOAT_ACT_PASS :
+		       moat_lookup_v4(&tb, p->saddr4);
+	/* IPv6: the trie (moat_trie6.h), a bounded walk */
+	if (moat_bpf_trie_init(&tr))
+		return MOAT_ACT_PASS;
+	return moat_lookup_v6t(&tr, p->saddr6);
 }
 
 /* --- the shared verdict logic (moat_verdict.h) over this program's maps,

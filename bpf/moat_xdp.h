@@ -22,6 +22,9 @@
 #define MOAT_XDP_GROUPS_MAX ((1u << 24) - 1) /* one per /24, less one (moat_map_group) */
 #define MOAT_GROUPS_HALF (1u << 23)          /* groups a variable offset reaches */
 #define MOAT_XDP_DEF_V6_MAX (1u << 16)
+/* the IPv6 trie's storage for v6_max rules (moat_xdp_v6t_size) */
+#define MOAT_XDP_DEF_V6T_NODES (MOAT_XDP_DEF_V6_MAX / 32 + 16384)
+#define MOAT_XDP_DEF_V6T_BUCKETS (MOAT_XDP_DEF_V6_MAX + MOAT_XDP_DEF_V6_MAX / 2 + 1024)
 #define MOAT_XDP_DEF_RL_SRC_MAX (1u << 16)   /* sources tracked by the limiter */
 #define MOAT_XDP_DEF_SRC_PPS 10              /* tarpit replies per /24 or /48 */
 #define MOAT_XDP_DEF_SRC_BURST 20

@@ -108,20 +108,41 @@ static int v6_rehash(struct vt_image *img, size_t cap)
 	return 0;
 }
 
-/* vt_image_v6_put - overwrite in place, or insert (load kept <= 1/2). */
+/* t6_put - rule k := act in the image's trie (made on first use).  The
+ * image has no concurrent reader: freed trie memory is reusable at once. */
+static int t6_put(struct vt_image *img, const struct moat_v6_key *k,
+		  uint32_t act)
+{
+	int rc;
+
+	if (!img->t6 &&
+	    !(img->t6 = vt_trie6_new_owned(VT_T6_NODES_MAX, VT_T6_BUCKETS_MAX)))
+		return -ENOMEM;
+	rc = vt_trie6_put(img->t6, k->addr, k->plen, act);
+	vt_trie6_grace_done(img->t6);
+	return rc;
+}
+
+/* vt_image_v6_put - overwrite in place, or insert (load kept <= 1/2); the
+ * trie too.  0, -ENOMEM or -ENOSPC (trie full), the image unchanged. */
 int vt_image_v6_put(struct vt_image *img, const struct moat_v6_key *k,
 		    uint32_t act)
 {
 	struct vt_v6rule r;
 	struct vt_v6rule *f = (struct vt_v6rule *)vt_image_v6_find(img, k);
+	int rc;
 
 	if (f) {
+		if ((rc = t6_put(img, k, act)) < 0)
+			return rc;
 		f->act = act;
 		return 0;
 	}
 	if (2 * (img->nv6 + 1) > img->v6cap &&
 	    v6_rehash(img, img->v6cap ? img->v6cap * 2 : 64) < 0)
 		return -ENOMEM;
+	if ((rc = t6_put(img, k, act)) < 0)
+		return rc;
 	r.key = *k;
 	r.act = act;
 	v6_insert_new(img->v6, img->v6cap, &r);
@@ -139,6 +160,12 @@ void vt_image_v6_del(struct vt_image *img, const struct moat_v6_key *k)
 
 	if (!f)
 		return;
+	/* a delete that rebuilds a bucket allocates one: it fails only when
+	 * the reservation (VT_T6_BUCKETS_MAX) or malloc is exhausted, and
+	 * then the trie keeps the rule (vt_image_lookup_v6 still answers
+	 * with it; not reported: this function returns nothing) */
+	(void)vt_trie6_del(img->t6, k->addr, k->plen);
+	vt_trie6_grace_done(img->t6);
 	img->v6cnt[k->plen]--;
 	img->nv6--;
 	i = (size_t)(f - img->v6);
@@ -202,8 +229,17 @@ uint32_t vt_image_lookup_v4(const struct vt_image *img, uint32_t addr_host)
 	return moat_lookup_v4((void *)img, addr_host);
 }
 
-/* vt_image_lookup_v6 - one IPv6 address through moat_lookup_v6(). */
+/* vt_image_lookup_v6 - one IPv6 address through moat_lookup_v6t(). */
 uint32_t vt_image_lookup_v6(const struct vt_image *img, const uint8_t addr[16])
+{
+	return img->t6 ? vt_trie6_lookup(vt_trie6_storage(img->t6), addr)
+		       : MOAT_ACT_PASS;
+}
+
+/* vt_image_lookup_v6_rules - the same through moat_lookup_v6(): the rules
+ * per prefix length, as the XDP and DPDK fast paths still read them. */
+uint32_t vt_image_lookup_v6_rules(const struct vt_image *img,
+				  const uint8_t addr[16])
 {
 	return moat_lookup_v6((void *)img, addr);
 }
@@ -225,6 +261,7 @@ void vt_image_view(const struct vt_image *img, struct vt_image_view *view)
 	view->ngroups = img->ghi;
 	view->v6_plens = &img->plb;
 	view->img = img;
+	view->v6t = img->t6 ? vt_trie6_storage(img->t6) : NULL;
 }
 
 /* vt_image_new - all-PASS image; tbl24 by calloc (lazily zeroed pages). */
@@ -252,6 +289,7 @@ void vt_image_free(struct vt_image *img)
 	if (!img->gext)
 		free(img->groups);
 	free(img->v6);
+	vt_trie6_free(img->t6);
 	free(img);
 }
 
@@ -275,6 +313,10 @@ struct vt_image *vt_image_clone(const struct vt_image *img)
 		memcpy(c->v6, img->v6, img->v6cap * sizeof(*c->v6));
 		c->nv6 = img->nv6;
 		c->v6cap = img->v6cap;
+		for (size_t i = 0; i < img->v6cap; i++)
+			if (img->v6[i].key.plen != VT_V6_EMPTY &&
+			    t6_put(c, &img->v6[i].key, img->v6[i].act) < 0)
+				goto fail;
 	}
 	memcpy(c->v6cnt, img->v6cnt, sizeof(c->v6cnt));
 	c->plb = img->plb;
@@ -370,6 +412,14 @@ void vt_image_stats(const struct vt_image *img, struct vt_image_stats *st)
 	st->groups_hiwater = img->ghi;
 	st->v6_rules = (uint32_t)img->nv6;
 	st->v6_plens = vt_image_plens(img)->n;
+	if (img->t6) {
+		struct vt_trie6_stats ts;
+
+		vt_trie6_stats(img->t6, &ts);
+		st->v6_trie_bytes = ts.bytes;
+		st->v6_trie_nodes = ts.nodes;
+		st->v6_trie_buckets = ts.buckets;
+	}
 	st->bytes = (uint64_t)MOAT_TBL24_ENTRIES * 4 +
 		    (uint64_t)st->groups_used * MOAT_GROUP_BYTES +
 		    (uint64_t)img->nv6 * (sizeof(struct moat_v6_key) + 4);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 
 #include "vtable.h"
+#include "vt_trie6.h"
 
 /* One IPv6 rule of a compiled image. */
 struct vt_v6rule {
@@ -50,7 +51,15 @@ struct vt_image {
 	size_t nv6, v6cap;
 	uint32_t v6cnt[129];        /* rules per prefix length */
 	struct moat_v6_plens_buf plb; /* live plens: vt_image_plens() */
+	struct vt_trie6 *t6;        /* the same rules as the IPv6 trie the
+				     * lookups read (bpf/moat_trie6.h); NULL
+				     * until the first rule */
 };
+
+/* Storage reserved (not committed) for an image's IPv6 trie: nodes of
+ * 1 KiB and buckets of 64 B, touched as used. */
+#define VT_T6_NODES_MAX (1u << 21)
+#define VT_T6_BUCKETS_MAX (1u << 24)
 
 #define VT_V6_EMPTY 0xffffffffu /* key.plen of an empty hash slot */
 

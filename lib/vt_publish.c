@@ -259,15 +259,10 @@ out:
 	return rc;
 }
 
-struct collect {
-	struct moat_update *u;
-	size_t n, cap;
-};
-
-/* collect_emit - the array form of publish: append a chunk. */
-static int collect_emit(void *ctx, const struct moat_update *u, size_t n)
+/* vt_updates_collect - the array form of an emit: append a chunk. */
+int vt_updates_collect(void *ctx, const struct moat_update *u, size_t n)
 {
-	struct collect *c = ctx;
+	struct vt_updates *c = ctx;
 
 	if (vt_grow((void **)&c->u, &c->cap, c->n + n, sizeof(*u)) < 0)
 		return -ENOMEM;
@@ -279,8 +274,8 @@ static int collect_emit(void *ctx, const struct moat_update *u, size_t n)
 /* vt_db_publish - the same, as one malloc'd array. */
 int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n)
 {
-	struct collect c = { NULL, 0, 0 };
-	int rc = vt_db_publish_cb(db, collect_emit, &c, NULL);
+	struct vt_updates c = { NULL, 0, 0 };
+	int rc = vt_db_publish_cb(db, vt_updates_collect, &c, NULL);
 
 	*ups = c.u;
 	*n = c.n;

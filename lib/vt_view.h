@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "vtable.h"
+#include "vt_trie6.h"
 
 /* bpf/moat_lookup.h over a const struct vt_image_view * (ctx). */
 #define MOAT_TBL24_GET(ctx, idx) \
@@ -54,9 +55,9 @@ static inline uint32_t vt_view_lookup_v4(const struct vt_image_view *view,
 }
 
 /**
- * vt_view_lookup_v6 - action of an IPv6 address: moat_lookup_v6() of
- * bpf/moat_lookup.h, inline (per prefix length in use, longest first, one
- * vt_image_v6_get() call).
+ * vt_view_lookup_v6 - action of an IPv6 address: moat_lookup_v6t() of
+ * bpf/moat_trie6.h, inline (root, nodes, bucket: usually 3 dependent
+ * reads, at most 16).
  *
  * @view: from vt_image_view(); not checked.
  * @addr: 16 bytes, network order.
@@ -66,6 +67,16 @@ static inline uint32_t vt_view_lookup_v4(const struct vt_image_view *view,
  */
 static inline uint32_t vt_view_lookup_v6(const struct vt_image_view *view,
 					 const uint8_t addr[16])
+{
+	return view->v6t ? vt_trie6_lookup_inline(view->v6t, addr)
+			 : MOAT_ACT_PASS;
+}
+
+/* vt_view_lookup_v6_rules - the same through moat_lookup_v6() of
+ * bpf/moat_lookup.h (a rule probe per prefix length in use, longest
+ * first), the layout the XDP and DPDK fast paths read today. */
+static inline uint32_t vt_view_lookup_v6_rules(const struct vt_image_view *view,
+					       const uint8_t addr[16])
 {
 	return moat_lookup_v6((void *)view, addr);
 }

@@ -150,6 +150,13 @@ int vt_image_apply(struct vt_image *img, const struct moat_update *u,
 uint32_t vt_image_lookup_v4(const struct vt_image *img, uint32_t addr_host);
 uint32_t vt_image_lookup_v6(const struct vt_image *img, const uint8_t addr[16]);
 
+/* vt_image_lookup_v6_rules - the same answer through moat_lookup_v6() of
+ * bpf/moat_lookup.h (one rule probe per prefix length present), the IPv6
+ * layout the XDP and DPDK fast paths read; vt_image_lookup_v6 reads the
+ * trie of bpf/moat_trie6.h. */
+uint32_t vt_image_lookup_v6_rules(const struct vt_image *img,
+				  const uint8_t addr[16]);
+
 /*
  * The arrays of a compiled image (bpf/moat_abi.h layout) as the fast path
  * reads them, read-only: for the inline lookups of vt_view.h (the lines of
@@ -158,6 +165,8 @@ uint32_t vt_image_lookup_v6(const struct vt_image *img, const uint8_t addr[16]);
  * image's own storage, or into the fast path's when the db shares it
  * (vt_db_share_groups, vt_db_share_tbl24).
  */
+struct vt_trie6_mem;
+
 struct vt_image_view {
 	const uint32_t *tbl24;               /* MOAT_TBL24_ENTRIES entries */
 	const struct moat_group *groups;     /* ngroups entries */
@@ -166,6 +175,8 @@ struct vt_image_view {
 	const struct moat_v6_plens_buf *v6_plens; /* IPv6 prefix lengths in
 						   * use, double-buffered */
 	const struct vt_image *img;          /* IPv6 rules: vt_image_v6_get() */
+	const struct vt_trie6_mem *v6t;      /* IPv6 trie (bpf/moat_trie6.h),
+					      * NULL: no IPv6 rule */
 };
 
 /**
@@ -203,6 +214,8 @@ struct vt_image_stats {
 	uint32_t v6_rules;
 	uint32_t v6_plens;
 	uint64_t bytes;         /* tbl24 + groups in use + v6 rules (20+4 B) */
+	uint64_t v6_trie_bytes; /* the IPv6 trie: root + nodes + buckets in use */
+	uint32_t v6_trie_nodes, v6_trie_buckets;
 };
 void vt_image_stats(const struct vt_image *img, struct vt_image_stats *st);
 
@@ -330,6 +343,18 @@ int vt_db_publish(struct vt_db *db, struct moat_update **ups, size_t *n);
 typedef int (*vt_emit_fn)(void *ctx, const struct moat_update *u, size_t n);
 int vt_db_publish_cb(struct vt_db *db, vt_emit_fn emit, void *ctx,
 		     size_t *count);
+
+/*
+ * struct vt_updates, vt_updates_collect - a vt_emit_fn (or any emit of the
+ * same shape, e.g. dp_table_walk_image's) that appends every chunk to one
+ * growing malloc'd array: start from { NULL, 0, 0 }, free(.u) after.
+ * Returns 0 or -ENOMEM (then .u keeps what was appended before).
+ */
+struct vt_updates {
+	struct moat_update *u;
+	size_t n, cap;
+};
+int vt_updates_collect(void *ctx, const struct moat_update *u, size_t n);
 
 /* vt_db_grace_done - every reader has moved past all publishes so far
  * (e.g. the fast path confirmed): freed groups become reusable now.

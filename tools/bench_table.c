@@ -15,8 +15,23 @@
  *                      of a group in a buffer the size of the table's group
  *                      array, one byte of which is read (what a lookup of
  *                      an address in a non-uniform /24 does)
- * At 10M also the time to apply and publish 1,000 changes.  Prints a table
- * and writes flat JSON to argv[1].
+ * At 10M also the time to apply and publish 1,000 changes.
+ *
+ * IPv6 alone at 10k, 100k and 1M entries (v6_*): the mix 10% /32../48
+ * (length uniform), 40% /64, 50% /128, addresses random over 2000::/3,
+ * all listed DROP; lookups half listed (a random address inside a random
+ * entry), half random over 2000::/3, through the trie every reader uses
+ * (vt_view_lookup_v6, bpf/moat_trie6.h) and, as the baseline, the
+ * per-prefix-length rules the XDP and DPDK paths still read
+ * (vt_view_lookup_v6_rules), timed in CPU time (the machine is shared:
+ * wall time counts preemption).  v6_bytes_per_entry is the trie's memory
+ * (root + nodes + buckets in use) per entry; v6_over_v4_10m the trie's
+ * lookup at 1M over the IPv4 lookup at 10M of the same run, also in CPU
+ * time (lookup_cpu_ns_10m; target <= 1.5).  Every
+ * listed address must come out DROP and both layouts agree on every
+ * address looked up, else the bench fails.
+ *
+ * Prints a table and writes flat JSON to argv[1].
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +43,7 @@
 #include "vt_internal.h" /* vt_thp: the floors get the table's pages */
 #include "vtable.h"
 #include "vt_view.h" /* the fast path's lookup over the image, inline */
+#include "bench_v6mix.h"
 
 #define BATCH (1u << 20)
 #define NBATCH 11
@@ -183,33 +199,37 @@ static uint32_t *uniq_addrs(size_t n)
 
 struct result {
 	double apply6_ms, build_cpu_s, build_s, fault_floor_s, extras_s, replace_s, publish_s, compiled_mb, bpe, lookup_ns,
-	       floor_ns, ratio, rss_mb, store_mb, apply_ms, v6_lookup_ns, dep2_ns, ratio_dep2;
+	       floor_ns, ratio, rss_mb, store_mb, apply_ms, v6_lookup_ns, dep2_ns, ratio_dep2,
+	       lookup_cpu_ns;
 	size_t updates;
 };
 
 /* bench_lookup - median over batches of the mean ns per lookup; half the
  * addresses listed. */
 static double bench_lookup(const struct vt_image *img, const uint32_t *listed,
-			   size_t nlisted, uint32_t *sink)
+			   size_t nlisted, uint32_t *sink, double *cpu_ns)
 {
 	uint32_t *q = malloc(BATCH * sizeof(*q));
-	double t[NBATCH];
+	double t[NBATCH], tc[NBATCH];
 	uint32_t acc = 0;
 	struct vt_image_view v;
 
 	vt_image_view(img, &v);
 	for (int b = 0; b < NBATCH; b++) {
-		double t0;
+		double t0, c0;
 
 		for (size_t i = 0; i < BATCH; i++)
 			q[i] = (i & 1) ? listed[rnd() % nlisted] : (uint32_t)rnd();
 		t0 = now_s();
+		c0 = cpu_s();
 		for (size_t i = 0; i < BATCH; i++)
 			acc += vt_view_lookup_v4(&v, q[i]);
 		t[b] = (now_s() - t0) * 1e9 / BATCH;
+		tc[b] = (cpu_s() - c0) * 1e9 / BATCH;
 	}
 	*sink += acc;
 	free(q);
+	*cpu_ns = median(tc, NBATCH);
 	return median(t, NBATCH);
 }
 
@@ -453,7 +473,8 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 		free(p);
 		return 0;
 	}
-	r->lookup_ns = bench_lookup(vt_db_image(db), addrs, n32, sink);
+	r->lookup_ns = bench_lookup(vt_db_image(db), addrs, n32, sink,
+				    &r->lookup_cpu_ns);
 	r->floor_ns = bench_floor((size_t)st.bytes, sink);
 	r->ratio = r->lookup_ns / r->floor_ns;
 	{
@@ -512,12 +533,131 @@ static int run(size_t n32, int changes, struct result *r, uint32_t *sink)
 	return 0;
 }
 
+struct result6 {
+	double build_s, trie_ns, rules_ns, bpe, trie_mb;
+	uint32_t nodes, buckets;
+	size_t entries;
+};
+
+/* rand6 - a random address over 2000::/3. */
+static void rand6(uint8_t a[16])
+{
+	uint64_t x = rnd();
+
+	v6mix_addr(a, x, rnd());
+}
+
+/* run6 - n IPv6 entries of the documented mix: build, memory, lookups. */
+static int run6(size_t n, struct result6 *r, uint32_t *sink)
+{
+	struct vt_policy *p = malloc(sizeof(*p));
+	struct moat_listing *l = calloc(n, sizeof(*l));
+	uint8_t (*q)[16] = malloc((size_t)BATCH * 16);
+	struct vt_source s;
+	struct vt_db *db;
+	struct moat_update *u = NULL;
+	struct vt_image_view v;
+	struct vt_image_stats st;
+	size_t nu = 0;
+	char err[256];
+	double t0, tt[NBATCH], tr[NBATCH];
+
+	memset(r, 0, sizeof(*r));
+	if (!p || !l || !q)
+		return -ENOMEM;
+	vt_policy_init(p);
+	p->tarpit_at = 3;
+	p->drop_at = 5;
+	vt_source_init(&s, 3, "v6", VT_SRC_DNSBL);
+	s.nrules = 1;
+	s.rules[0] = (struct vt_weight_rule){ 0x7f000004u, 0x7f000007u, 5 };
+	vt_policy_add_source(p, &s, err, sizeof(err));
+	if (!(db = vt_db_new(p, err, sizeof(err)))) {
+		fprintf(stderr, "bench: %s\n", err);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned plen = v6mix_plen(i, rnd());
+
+		l[i].pfx.family = MOAT_AF_INET6;
+		l[i].pfx.plen = (uint8_t)plen;
+		rand6(l[i].pfx.addr);
+		for (unsigned b = plen; b < 128; b++)
+			l[i].pfx.addr[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+		l[i].code = 0x7f000004u;
+		l[i].source = 3;
+	}
+	t0 = now_s();
+	if (vt_db_source_replace(db, 3, l, n, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench: v6: %s\n", err);
+		return -1;
+	}
+	if (vt_db_publish_cb(db, count_emit, NULL, &nu) < 0)
+		return -1;
+	r->build_s = now_s() - t0;
+	free(u);
+	vt_db_grace_done(db);
+	vt_image_stats(vt_db_image(db), &st);
+	r->entries = st.v6_rules;
+	r->bpe = (double)st.v6_trie_bytes / (double)n;
+	r->trie_mb = (double)st.v6_trie_bytes / (1 << 20);
+	r->nodes = st.v6_trie_nodes;
+	r->buckets = st.v6_trie_buckets;
+	vt_image_view(vt_db_image(db), &v);
+	for (int b = 0; b < NBATCH; b++) {
+		uint32_t acc = 0;
+
+		for (size_t i = 0; i < BATCH; i++) {
+			if (i & 1) {
+				const struct moat_listing *e = &l[rnd() % n];
+				uint8_t x[16];
+
+				rand6(x);
+				v6mix_inside(e->pfx.addr, e->pfx.plen, x, q[i]);
+			} else {
+				rand6(q[i]);
+			}
+		}
+		t0 = cpu_s();
+		for (size_t i = 0; i < BATCH; i++)
+			acc += vt_view_lookup_v6(&v, q[i]);
+		tt[b] = (cpu_s() - t0) * 1e9 / BATCH;
+		t0 = cpu_s();
+		for (size_t i = 0; i < BATCH; i++)
+			acc += vt_view_lookup_v6_rules(&v, q[i]);
+		tr[b] = (cpu_s() - t0) * 1e9 / BATCH;
+		*sink += acc;
+		if (b == 0)     /* the answers: listed DROP, both layouts agree */
+			for (size_t i = 0; i < BATCH; i++) {
+				uint32_t a = vt_view_lookup_v6(&v, q[i]);
+
+				if (((i & 1) && a != MOAT_ACT_DROP) ||
+				    a != vt_view_lookup_v6_rules(&v, q[i])) {
+					fprintf(stderr, "bench: v6 lookup %zu: trie %u, "
+						"rules %u\n", i, a,
+						vt_view_lookup_v6_rules(&v, q[i]));
+					return -1;
+				}
+			}
+	}
+	r->trie_ns = median(tt, NBATCH);
+	r->rules_ns = median(tr, NBATCH);
+	vt_db_free(db);
+	free(l);
+	free(q);
+	free(p);
+	return 0;
+}
+
 /* main - run the sizes, print the table, write the JSON. */
 int main(int argc, char **argv)
 {
 	static const size_t sizes[] = { 1000, 1000000, 10000000 };
 	static const char *const names[] = { "1k", "1m", "10m" };
+	static const size_t sizes6[] = { 10000, 100000, 1000000 };
+	static const char *const names6[] = { "10k", "100k", "1m" };
 	struct result r[3];
+	struct result6 r6[3];
 	uint32_t sink = 0;
 	size_t nsz = 3;
 	FILE *f;
@@ -573,6 +713,23 @@ int main(int argc, char **argv)
 		       r[i].apply_ms);
 		fflush(stdout);
 	}
+	printf("IPv6 alone: 10%% /32../48, 40%% /64, 50%% /128 over 2000::/3; "
+	       "lookups half listed\n%-5s %8s %9s %8s %8s %9s %10s %8s %8s\n",
+	       "v6", "entries", "build_s", "trie_MB", "B/entry", "nodes",
+	       "buckets", "trie_ns", "rules_ns");
+	for (size_t i = 0; i < 3; i++) {
+		if (run6(sizes6[i], &r6[i], &sink) < 0)
+			return 1;
+		printf("%-5s %8zu %9.3f %8.1f %8.1f %9u %10u %8.2f %8.2f\n",
+		       names6[i], r6[i].entries, r6[i].build_s, r6[i].trie_mb,
+		       r6[i].bpe, r6[i].nodes, r6[i].buckets, r6[i].trie_ns,
+		       r6[i].rules_ns);
+		fflush(stdout);
+	}
+	if (nsz == 3)
+		printf("v6 trie lookup at 1M / IPv4 lookup at 10M (CPU time, %.2f ns): "
+		       "%.2f (target <= 1.5)\n", r[2].lookup_cpu_ns,
+		       r6[2].trie_ns / r[2].lookup_cpu_ns);
 	f = fopen(argc > 1 ? argv[1] : "table.json", "w");
 	if (!f)
 		return 1;
@@ -590,16 +747,26 @@ int main(int argc, char **argv)
 		fprintf(f, "  \"store_mb_%s\": %.2f,\n", names[i], r[i].store_mb);
 		fprintf(f, "  \"rss_mb_%s\": %.1f,\n", names[i], r[i].rss_mb);
 		fprintf(f, "  \"lookup_ns_%s\": %.3f,\n", names[i], r[i].lookup_ns);
+		fprintf(f, "  \"lookup_cpu_ns_%s\": %.3f,\n", names[i], r[i].lookup_cpu_ns);
 		fprintf(f, "  \"mem_floor_ns_%s\": %.3f,\n", names[i], r[i].floor_ns);
 		fprintf(f, "  \"lookup_over_floor_%s\": %.3f,\n", names[i], r[i].ratio);
 		fprintf(f, "  \"mem_floor_dep2_ns_%s\": %.3f,\n", names[i], r[i].dep2_ns);
 		fprintf(f, "  \"lookup_over_dep2_floor_%s\": %.3f,\n", names[i], r[i].ratio_dep2);
-		fprintf(f, "  \"v6_lookup_ns_%s\": %.1f,\n", names[i], r[i].v6_lookup_ns);
+		fprintf(f, "  \"v6_100k_lookup_ns_%s\": %.1f,\n", names[i], r[i].v6_lookup_ns);
 		fprintf(f, "  \"full_publish_updates_%s\": %zu,\n", names[i], r[i].updates);
 	}
 	if (nsz == 3)
 		fprintf(f, "  \"ms_apply_1k_changes_10m\": %.3f,\n", r[2].apply_ms);
 	fprintf(f, "  \"ms_apply_1k_v6_changes_100k\": %.3f,\n", r[0].apply6_ms);
+	for (size_t i = 0; i < 3; i++) {
+		fprintf(f, "  \"v6_entries_%s\": %zu,\n", names6[i], r6[i].entries);
+		fprintf(f, "  \"v6_build_s_%s\": %.4f,\n", names6[i], r6[i].build_s);
+		fprintf(f, "  \"v6_lookup_ns_%s\": %.3f,\n", names6[i], r6[i].trie_ns);
+		fprintf(f, "  \"v6_rules_lookup_ns_%s\": %.3f,\n", names6[i], r6[i].rules_ns);
+		fprintf(f, "  \"v6_bytes_per_entry_%s\": %.2f,\n", names6[i], r6[i].bpe);
+	}
+	if (nsz == 3)
+		fprintf(f, "  \"v6_over_v4_10m\": %.3f,\n", r6[2].trie_ns / r[2].lookup_cpu_ns);
 	fprintf(f, "  \"peak_rss_mb\": %.1f,\n", status_mb("VmHWM:"));
 	fprintf(f, "  \"thp_madvise\": %d,\n", thp_madvise());
 	fprintf(f, "  \"sink\": %u\n}\n", sink & 1);

@@ -13,6 +13,13 @@
  *       cost tells the host's speed in that round.  Prints "key value"
  *       lines, and "round_pkt_TAG r bare listed unlisted non-SMTP calib" /
  *       "round_lookup_TAG r kernel user calib" lines per round.
+ *   xdp_bench lookup6 [--entries N] [--rounds R]
+ *       the IPv6 trie lookup in the kernel (cmd_lookup6): N entries
+ *       (default 1M) of the bench mix, R rounds (21).
+ *   xdp_bench syn6 [--entries N] [--repeat R] [--rounds K]
+ *       moat_xdp on a listed and an unlisted IPv6 SYN with N IPv6 entries
+ *       published through moat_xdp_publish, against the bare drop
+ *       (cmd_syn6).
  *   xdp_bench attach --pin DIR --entries N --sources K --out PREFIX
  *                    --dmac MAC IFACE
  *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
@@ -41,9 +48,12 @@
 #include "moat_bare_drop.skel.h"
 #include "moat_calib.skel.h"
 #include "moat_lookup_bench.skel.h"
+#include "moat_lookup6_bench.skel.h"
 #include "moat_spread.skel.h"
 #include "moat_parse.h"
 #include "xdp_backend.h"
+#include "vt_trie6.h"
+#include "bench_v6mix.h"
 
 /* userspace accessors for the shared lookup, over the dense copy of the
  * table the benchmark builds before pushing it into the maps */
@@ -58,6 +68,7 @@ static __u32 u_groups_max;
 
 #define N_LOOKUP (1u << 20)
 #define LB_CHUNK 1024   /* addresses per map value (lookup_bench.bpf.c) */
+#define LB6_CHUNK 64    /* the same, lookup6_bench.bpf.c */
 #define RUNS 21        /* rounds of the lookup measurement */
 #define PKT_RUNS_MAX 1001
 
@@ -632,6 +643,285 @@ out:
 	return err;
 }
 
+/* rand6 - a random address over 2000::/3 */
+static void rand6(uint8_t a[16])
+{
+	uint64_t x = rnd();
+
+	v6mix_addr(a, x, rnd());
+}
+
+/* map_value - the one value of an mmapable array map, mapped rw */
+static void *map_value(struct bpf_map *m, size_t bytes)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, (bytes + pg - 1) & ~(pg - 1), PROT_READ | PROT_WRITE,
+		       MAP_SHARED, bpf_map__fd(m), 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static __attribute__((noinline)) uint64_t user_lookups6(const struct vt_trie6_mem *m,
+						       uint8_t (*q)[16], size_t n)
+{
+	uint64_t s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += vt_trie6_lookup_inline(m, q[i]);
+	return s;
+}
+
+static const char *tag_of(size_t n, char *buf, size_t len)
+{
+	if (n % 1000000 == 0)
+		snprintf(buf, len, "%zum", n / 1000000);
+	else if (n % 1000 == 0)
+		snprintf(buf, len, "%zuk", n / 1000);
+	else
+		snprintf(buf, len, "%zu", n);
+	return buf;
+}
+
+/*
+ * cmd_lookup6 - the IPv6 trie lookup in the kernel: bpf/lookup6_bench.bpf.c
+ * over a trie of n entries of the bench mix (bench_v6mix.h, all DROP)
+ * written by lib/vt_trie6.c into its maps' mmap'd values; 2^20 addresses,
+ * half inside a listed entry, half random over 2000::/3; per round the
+ * lookup program, the same loop without the lookup, and the same lookup in
+ * userspace over the kernel's pages; medians.  The sums must agree and
+ * every listed address be DROP, else 1.  Prints ns_lookup_bpf_v6_TAG,
+ * ns_lookup_bpf_v6_loop_TAG, ns_lookup_user_v6_TAG and
+ * v6_trie_bytes_per_entry_TAG (TAG: 10k, 100k, 1m, ...).
+ */
+static int cmd_lookup6(size_t n, int runs)
+{
+	int err;
+	struct moat_lookup6_bench *s;
+	struct vt_trie6_mem mem;
+	struct vt_trie6 *t;
+	struct vt_trie6_stats st;
+	uint8_t (*q)[16];
+	double kv[RUNS], lv[RUNS], uv[RUNS];
+	uint64_t usum = 0;
+	char tag[32];
+
+	mem.nodes_max = (uint32_t)(n / 32 + 16384);
+	mem.buckets_max = (uint32_t)(n + n / 2 + 4096);
+	if (!(s = moat_lookup6_bench__open())) {
+		fprintf(stderr, "xdp_bench lookup6: open: %s\n", strerror(errno));
+		return 1;
+	}
+	s->rodata->moat_v6t_nodes_max = mem.nodes_max;
+	s->rodata->moat_v6t_buckets_max = mem.buckets_max;
+	s->rodata->n_chunks = N_LOOKUP / LB6_CHUNK;
+	if ((err = bpf_map__set_value_size(s->maps.v6t_nodes,
+					   mem.nodes_max * sizeof(struct moat_v6_node))) ||
+	    (err = bpf_map__set_value_size(s->maps.v6t_buckets,
+					   mem.buckets_max * sizeof(struct moat_v6_bucket))) ||
+	    (err = bpf_map__set_max_entries(s->maps.addrs6, N_LOOKUP / LB6_CHUNK)) ||
+	    (err = moat_lookup6_bench__load(s))) {
+		fprintf(stderr, "xdp_bench lookup6: load: %s\n", strerror(-err));
+		return 1;
+	}
+	mem.root = map_value(s->maps.v6t_root, MOAT_V6T_ROOT_ENTRIES * 4);
+	mem.nodes = map_value(s->maps.v6t_nodes, mem.nodes_max * sizeof(struct moat_v6_node));
+	mem.buckets = map_value(s->maps.v6t_buckets,
+				mem.buckets_max * sizeof(struct moat_v6_bucket));
+	q = malloc((size_t)N_LOOKUP * 16);
+	uint8_t (*ea)[16] = malloc(n * 16);
+	uint8_t *ep = malloc(n);
+
+	if (!mem.root || !mem.nodes || !mem.buckets || !q || !ea || !ep ||
+	    !(t = vt_trie6_new(&mem))) {
+		fprintf(stderr, "xdp_bench lookup6: mmap/alloc: %s\n", strerror(errno));
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ep[i] = (uint8_t)v6mix_plen(i, rnd());
+		rand6(ea[i]);
+		if ((err = vt_trie6_put(t, ea[i], ep[i], MOAT_ACT_DROP)) < 0) {
+			fprintf(stderr, "xdp_bench lookup6: trie put %zu: %s\n", i, strerror(-err));
+			return 1;
+		}
+	}
+	vt_trie6_grace_done(t);
+	vt_trie6_stats(t, &st);
+	for (uint32_t i = 0; i < N_LOOKUP; i++) {
+		if (i & 1) {
+			size_t e = rnd() % n;
+			uint8_t x[16];
+
+			rand6(x);
+			v6mix_inside(ea[e], ep[e], x, q[i]);
+		} else {
+			rand6(q[i]);
+		}
+	}
+	/* every listed address DROP (checked once, outside the timing) */
+	for (uint32_t i = 1; i < N_LOOKUP; i += 2)
+		if (vt_trie6_lookup(&mem, q[i]) != MOAT_ACT_DROP) {
+			fprintf(stderr, "xdp_bench lookup6: listed address %u not DROP\n", i);
+			return 1;
+		}
+	for (uint32_t i = 0; i < N_LOOKUP / LB6_CHUNK; i++)
+		if (bpf_map_update_elem(bpf_map__fd(s->maps.addrs6), &i,
+					q[(size_t)i * LB6_CHUNK], 0)) {
+			fprintf(stderr, "xdp_bench lookup6: addrs6: %s\n", strerror(errno));
+			return 1;
+		}
+	for (int r = 0; r < runs; r++) {
+		uint64_t t0;
+
+		if ((err = test_run_ns(bpf_program__fd(s->progs.moat_lookup6_bench), &kv[r])) ||
+		    (err = test_run_ns(bpf_program__fd(s->progs.moat_lookup6_loop), &lv[r]))) {
+			fprintf(stderr, "xdp_bench lookup6: test run: %s\n", strerror(-err));
+			return 1;
+		}
+		kv[r] /= N_LOOKUP;
+		lv[r] /= N_LOOKUP;
+		t0 = moat_clock_ns();
+		usum = user_lookups6(&mem, q, N_LOOKUP);
+		uv[r] = (double)(moat_clock_ns() - t0) / N_LOOKUP;
+	}
+	if (s->bss->result != usum) {
+		fprintf(stderr, "xdp_bench lookup6: kernel sum %llu, userspace %llu\n",
+			(unsigned long long)s->bss->result, (unsigned long long)usum);
+		return 1;
+	}
+	tag_of(n, tag, sizeof(tag));
+	printf("v6_trie_entries_%s %zu\n", tag, st.rules);
+	printf("v6_trie_bytes_per_entry_%s %.2f\n", tag, (double)st.bytes / (double)n);
+	printf("ns_lookup_bpf_v6_%s %.2f\n", tag, median(kv, runs));
+	printf("ns_lookup_bpf_v6_loop_%s %.2f\n", tag, median(lv, runs));
+	printf("ns_lookup_user_v6_%s %.2f\n", tag, median(uv, runs));
+	vt_trie6_free(t);
+	moat_lookup6_bench__destroy(s);
+	free(q);
+	free(ea);
+	free(ep);
+	return 0;
+}
+
+
+/* syn6_frame - Ethernet/IPv6/TCP SYN from src to 2001:db8::1 port dport */
+static size_t syn6_frame(uint8_t *f, const uint8_t dmac[6], const uint8_t src[16],
+			 uint16_t dport)
+{
+	uint8_t *ip = f + 14, *tcp = f + 54;
+	__u32 s;
+
+	memset(f, 0, 74);
+	memcpy(f, dmac, 6);
+	f[6] = 0x02;
+	f[11] = 0x02;
+	f[12] = 0x86;
+	f[13] = 0xdd;
+	ip[0] = 0x60;
+	moat_wr16(ip + 4, 20);
+	ip[6] = 6;
+	ip[7] = 64;
+	memcpy(ip + 8, src, 16);
+	ip[24] = 0x20;
+	ip[25] = 0x01;
+	ip[26] = 0x0d;
+	ip[27] = 0xb8;
+	ip[39] = 1;
+	moat_wr16(tcp, 1000);
+	moat_wr16(tcp + 2, dport);
+	moat_wr32(tcp + 4, 0x01020304);
+	tcp[12] = 0x50;
+	tcp[13] = MOAT_TCP_SYN;
+	moat_wr16(tcp + 14, 65535);
+	s = moat_csum_words(ip + 8, 16) + 6 + 20 + moat_csum_words(tcp, 10);
+	moat_wr16(tcp + 16, moat_csum_fold(s));
+	return 74;
+}
+
+/* by_plen_desc - V6_PUT updates longest prefix first (moat_abi.h
+ * PUBLISHING ORDER 3: one grace period per length, not per update) */
+static int by_plen_desc(const void *a, const void *b)
+{
+	const struct moat_update *x = a, *y = b;
+
+	return (int)y->u.key.plen - (int)x->u.key.plen;
+}
+
+/*
+ * cmd_syn6 - moat_xdp on IPv6 SYN frames with n IPv6 entries of the bench
+ * mix (bench_v6mix.h, DROP) published through moat_xdp_publish (the trie
+ * and the rules by key, as moat-controld's publishes go), against
+ * moat_bare_drop on the same frame: per round bare, listed (a source
+ * inside a listed /128), unlisted (a random source); medians.  The
+ * listed frame must be dropped and the unlisted one passed, else 1.
+ * Prints ns_listed_syn_v6_TAG, ns_unlisted_syn_v6_TAG, ns_bare_v6_TAG,
+ * ratio_listed_syn_v6_TAG_over_bare and ms_publish_v6_TAG.
+ */
+static int cmd_syn6(size_t n, __u32 repeat)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 1 };
+	struct moat_bare_drop *bare = moat_bare_drop__open_and_load();
+	struct moat_xdp_opts o;
+	struct moat_xdp *x = NULL;
+	struct moat_update *u = calloc(n, sizeof(*u));
+	static double vb[PKT_RUNS_MAX], vl[PKT_RUNS_MAX], vu[PKT_RUNS_MAX], q[PKT_RUNS_MAX];
+	uint8_t fl[80], fu[80], src[16] = { 0 }, r16[16];
+	size_t ll, lu, listed = n;
+	char tag[32];
+	uint64_t t0;
+	int err, prog;
+
+	if (!bare || !u)
+		return 1;
+	moat_xdp_opts_default(&o);
+	o.pin_dir = NULL;   /* nothing pinned: the bench leaves no trace */
+	o.v6_max = (uint32_t)(n + n / 8 + 1024);
+	if ((err = moat_xdp_open(&o, &x))) {
+		fprintf(stderr, "xdp_bench syn6: open: %s\n", strerror(-err));
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned plen = v6mix_plen(i, rnd());
+
+		rand6(r16);
+		v6mix_inside(r16, plen, (const uint8_t[16]){ 0 }, u[i].u.key.addr);
+		u[i].kind = MOAT_UPD_V6_PUT;
+		u[i].u.key.plen = plen;
+		u[i].value = MOAT_ACT_DROP;
+		if (plen == 128 && listed == n)
+			listed = i;
+	}
+	if (listed == n)
+		return 1;
+	memcpy(src, u[listed].u.key.addr, 16);
+	qsort(u, n, sizeof(*u), by_plen_desc);
+	t0 = moat_clock_ns();
+	if ((err = moat_xdp_publish(x, u, n))) {
+		fprintf(stderr, "xdp_bench syn6: publish: %s\n", strerror(-err));
+		return 1;
+	}
+	tag_of(n, tag, sizeof(tag));
+	printf("ms_publish_v6_%s %.1f\n", tag, (double)(moat_clock_ns() - t0) / 1e6);
+	prog = moat_xdp_prog_fd(x);
+	ll = syn6_frame(fl, dmac, src, 25);
+	rand6(r16);
+	lu = syn6_frame(fu, dmac, r16, 25);
+	for (int r = 0; r < pkt_runs; r++) {
+		vb[r] = ns_one(bpf_program__fd(bare->progs.moat_bare_drop), fl, ll,
+			       repeat, XDP_DROP);
+		vl[r] = ns_one(prog, fl, ll, repeat, XDP_DROP);
+		vu[r] = ns_one(prog, fu, lu, repeat, XDP_PASS);
+		q[r] = vl[r] / (vb[r] > 0 ? vb[r] : 1);
+	}
+	printf("ratio_listed_syn_v6_%s_over_bare %.3f\n", tag, median(q, pkt_runs));
+	printf("ns_bare_v6_%s %.2f\n", tag, median(vb, pkt_runs));
+	printf("ns_listed_syn_v6_%s %.2f\n", tag, median(vl, pkt_runs));
+	printf("ns_unlisted_syn_v6_%s %.2f\n", tag, median(vu, pkt_runs));
+	moat_xdp_close(x);
+	moat_bare_drop__destroy(bare);
+	free(u);
+	return 0;
+}
+
 /* usage - the --help text */
 static void usage(FILE *f)
 {
@@ -641,6 +931,8 @@ static void usage(FILE *f)
 		   "--out PREFIX --dmac MAC IFACE\n"
 		   "       xdp_bench spread --link PINNED_LINK --src-file FILE --tag TAG "
 		   "[--repeat N] [--rounds N]\n"
+		   "       xdp_bench lookup6 [--entries N] [--rounds N]\n"
+		   "       xdp_bench syn6 [--entries N] [--repeat N] [--rounds N]\n"
 		   "       xdp_bench --help | --version\n");
 }
 
@@ -663,7 +955,8 @@ int main(int argc, char **argv)
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
 	};
-	__u32 repeat = 1000000, big = 10000000, n = 1000, k = 1000;
+	__u32 repeat = 1000000, big = 10000000, n = 1000, k = 1000, n6 = 0;
+	int rounds6 = RUNS;
 	const char *pin = NULL, *out = NULL, *dmac = NULL, *link = NULL, *srcf = NULL;
 	const char *tag = "10m";
 	int c;
@@ -679,14 +972,14 @@ int main(int argc, char **argv)
 		case 'b': big = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'e': event_sample = strtol(optarg, NULL, 0); break;
 		case 'R':
-			pkt_runs = atoi(optarg);
+			pkt_runs = rounds6 = atoi(optarg);
 			if (pkt_runs < 1 || pkt_runs > PKT_RUNS_MAX) {
 				fprintf(stderr, "xdp_bench: --rounds 1..%d\n", PKT_RUNS_MAX);
 				return 2;
 			}
 			break;
 		case 'p': pin = optarg; break;
-		case 'n': n = (__u32)strtoul(optarg, NULL, 0); break;
+		case 'n': n = n6 = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'k': k = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'o': out = optarg; break;
 		case 'm': dmac = optarg; break;
@@ -700,6 +993,10 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc && !strcmp(argv[optind], "testrun"))
 		return cmd_testrun(repeat, big);
+	if (optind < argc && !strcmp(argv[optind], "syn6"))
+		return cmd_syn6(n6 ? n6 : 1000000, repeat) ? 1 : 0;
+	if (optind < argc && !strcmp(argv[optind], "lookup6"))
+		return cmd_lookup6(n6 ? n6 : 1000000, rounds6);
 	if (optind < argc && !strcmp(argv[optind], "spread") && link && srcf)
 		return cmd_spread(link, srcf, tag, repeat);
 	if (optind + 1 < argc && !strcmp(argv[optind], "attach") && pin && out && dmac)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "dp_table.h"
+#include "vt_trie6.h"
 
 #define MOAT_TBL24_GET(ctx, idx) \
 	(((const struct dp_table_view *)(ctx))->tbl24[(idx)])
@@ -42,9 +43,18 @@ static inline uint32_t dp_lookup_v4(const struct dp_table_view *v,
 }
 
 /* dp_lookup_v6 - action of an IPv6 address (16 bytes, network order):
- * one rule probe per prefix length present, longest first. */
+ * moat_lookup_v6t of bpf/moat_trie6.h over the table's trie (root, nodes,
+ * bucket: usually 3 dependent reads, at most 16). */
 static inline uint32_t dp_lookup_v6(const struct dp_table_view *v,
 				    const uint8_t addr[16])
+{
+	return vt_trie6_lookup_inline(v->v6t, addr);
+}
+
+/* dp_lookup_v6_rules - the same through the rules per prefix length
+ * (moat_lookup_v6 of bpf/moat_lookup.h), for tests. */
+static inline uint32_t dp_lookup_v6_rules(const struct dp_table_view *v,
+					  const uint8_t addr[16])
 {
 	return moat_lookup_v6((void *)(uintptr_t)v, addr);
 }

@@ -30,6 +30,7 @@
 
 struct rte_rcu_qsbr;
 struct dp_table;
+struct vt_trie6_mem;
 
 struct dp_table_params {
 	uint32_t groups_max;     /* groups the table may hold (moat_abi.h) */
@@ -45,6 +46,7 @@ struct dp_table_view {
 	uint32_t groups_max;
 	const struct moat_v6_plens_buf *v6_plens; /* double buffer */
 	const void *v6;                           /* the writer's v6 rule store */
+	const struct vt_trie6_mem *v6t;           /* the IPv6 trie workers read */
 };
 
 /* dp_table_create - an empty table (every address PASSes).

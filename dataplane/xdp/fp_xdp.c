@@ -288,7 +288,8 @@ static void fpx_close(void *ctx)
 static void unpin_maps(const char *pin_dir)
 {
 	static const char *const maps[] = { "tbl24", "groups", "v6_plens", "v6_rules", "stats",
-					    "port_stats", "rl_src", "limits", "events" };
+					    "port_stats", "rl_src", "limits", "events",
+					    "v6t_root", "v6t_nodes", "v6t_buckets" };
 	char p[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {

@@ -33,6 +33,7 @@
 #include "moat_xdp.h"
 #include "moat_xdp_bpf.skel.h"
 #include "xdp_backend.h"
+#include "vt_trie6.h"
 
 #define MOAT_XDP_MAX_IFS 16
 #define PUBLISH_CHUNK 4096 /* updates per batch syscall */
@@ -58,6 +59,9 @@ struct moat_xdp {
 	size_t grp_len;            /* its length */
 	__u32 grp_mapped;          /* groups [0, grp_mapped) mapped so far */
 	struct pub_buf *pub;       /* IPv6 batches of publish (on first use) */
+	struct vt_trie6 *t6;       /* writer of the IPv6 trie the program reads */
+	struct vt_trie6_mem t6m;   /* the mmap'd v6t_* values */
+	size_t t6_len[3];          /* their mapped lengths: root, nodes, buckets */
 	int flip_unsynced;         /* a flip since the last grace period */
 	int v6_run;                /* IPv6 length last changed, or RUN_PLENS */
 	int gp_outer, gp_inner;    /* grace-period maps (see xdp_grace), or -1 */
@@ -337,6 +341,75 @@ static void run_enter(struct moat_xdp *x, int run)
 	x->v6_run = run;
 }
 
+/* trie_adopt - the writer of the IPv6 trie over the mapped v6t_* values:
+ * empty maps give an empty trie; maps pinned by a loader that has gone
+ * hold a trie, which is adopted and brought to the rules of v6_rules (the
+ * rules by key, written after the trie by every publish) */
+static int trie_adopt(struct moat_xdp *x)
+{
+	int fd = bpf_map__fd(x->skel->maps.v6_rules), err = 0;
+	struct vt_trie6_rule *r = NULL;
+	struct moat_v6_key k, *prev = NULL;
+	size_t n = 0, cap = 0, fixed = 0;
+	__u32 act;
+
+	while (bpf_map_get_next_key(fd, prev, &k) == 0) {
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, &act))
+			continue;   /* deleted meanwhile: there is no writer */
+		if (n == cap) {
+			struct vt_trie6_rule *q;
+
+			cap = cap ? cap * 2 : 1024;
+			if (!(q = realloc(r, cap * sizeof(*r)))) {
+				free(r);
+				return -ENOMEM;
+			}
+			r = q;
+		}
+		memcpy(r[n].addr, k.addr, 16);
+		r[n].plen = k.plen;
+		r[n].act = act;
+		n++;
+	}
+	x->t6 = vt_trie6_adopt(&x->t6m, r, n, &fixed, &err);
+	free(r);
+	if (!x->t6) {
+		log_err("xdp: IPv6 trie: %s (the pinned v6t_* maps are damaged: "
+			"detach and remove the pins)", strerror(-err));
+		return err;
+	}
+	if (fixed)
+		log_warn("xdp: IPv6 trie: %zu rules brought back to v6_rules "
+			 "(a former loader stopped inside a publish)", fixed);
+	return 0;
+}
+
+/* trie_change - one IPv6 rule put (put != 0) or deleted in the trie; full
+ * storage: wait for a grace period, reuse what earlier changes freed, try
+ * once more */
+static int trie_change(struct moat_xdp *x, const struct moat_v6_key *k,
+		       __u32 act, int put)
+{
+	int err = -ENOSPC;
+
+	for (int try = 0; try < 2 && err == -ENOSPC; try++) {
+		if (try) {
+			if (!vt_trie6_pending(x->t6))
+				break;
+			xdp_grace(x);
+			vt_trie6_grace_done(x->t6);
+		}
+		err = put ? vt_trie6_put(x->t6, k->addr, k->plen, act)
+			  : vt_trie6_del(x->t6, k->addr, k->plen);
+	}
+	if (err == -ENOSPC)
+		log_err("xdp: IPv6 trie full (%u nodes, %u buckets for v6_max "
+			"%u): raise v6_max", x->t6m.nodes_max, x->t6m.buckets_max,
+			x->o.v6_max);
+	return err;
+}
+
 int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 {
 	struct moat_xdp *x;
@@ -399,11 +472,21 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	}
 	cfg->ncpus = (__u32)x->ncpus;
 	x->skel->rodata->moat_groups_max = o->groups_max;
+	/* the IPv6 trie's storage for v6_max rules (moat_xdp.h) */
+	x->t6m.nodes_max = o->v6_max / 32 + 16384;
+	x->t6m.buckets_max = o->v6_max + o->v6_max / 2 + 1024;
+	x->t6_len[0] = MOAT_V6T_ROOT_ENTRIES * sizeof(__u32);
+	x->t6_len[1] = (size_t)x->t6m.nodes_max * sizeof(struct moat_v6_node);
+	x->t6_len[2] = (size_t)x->t6m.buckets_max * sizeof(struct moat_v6_bucket);
+	x->skel->rodata->moat_v6t_nodes_max = x->t6m.nodes_max;
+	x->skel->rodata->moat_v6t_buckets_max = x->t6m.buckets_max;
 	if ((err = bpf_map__set_value_size(x->skel->maps.stats, (__u32)x->ncpus *
 					   sizeof(struct moat_xdp_stat_cpu))) ||
 	    (err = bpf_map__set_value_size(x->skel->maps.groups, o->groups_max *
 					   (__u32)sizeof(struct moat_group))) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.v6_rules, o->v6_max)) ||
+	    (err = bpf_map__set_value_size(x->skel->maps.v6t_nodes, (__u32)x->t6_len[1])) ||
+	    (err = bpf_map__set_value_size(x->skel->maps.v6t_buckets, (__u32)x->t6_len[2])) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.rl_src, o->rl_src_max)))
 		goto fail;
 	if (o->pin_dir) {
@@ -426,6 +509,14 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	err = map_rw(x->skel->maps.tbl24, TBL24_BYTES, (void **)&x->tbl24);
 	if (err == 0)
 		err = map_rw(x->skel->maps.v6_plens, PLB_MAP_BYTES, (void **)&x->plb);
+	if (err == 0)
+		err = map_rw(x->skel->maps.v6t_root, x->t6_len[0], (void **)&x->t6m.root);
+	if (err == 0)
+		err = map_rw(x->skel->maps.v6t_nodes, x->t6_len[1], (void **)&x->t6m.nodes);
+	if (err == 0)
+		err = map_rw(x->skel->maps.v6t_buckets, x->t6_len[2], (void **)&x->t6m.buckets);
+	if (err == 0)
+		err = trie_adopt(x);
 	if (err)
 		goto fail;
 	x->flip_unsynced = 1; /* likewise for the slot it retired */
@@ -826,16 +917,26 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 		}
 		switch (kind) {
 		case MOAT_UPD_V6_PUT:
-			run_enter(x, (int)b->v6keys[0].plen);
-			err = flush_batch(fd_v6, b->v6keys, b->vals.u32, k);
-			break;
 		case MOAT_UPD_V6_DEL:
 			run_enter(x, (int)b->v6keys[0].plen);
-			err = flush_v6_del(fd_v6, b->v6keys, k);
+			/* the trie the program reads, then the rules by key */
+			for (__u32 j = 0; j < k && !err; j++)
+				err = trie_change(x, &b->v6keys[j], b->vals.u32[j],
+						  kind == MOAT_UPD_V6_PUT);
+			if (err)
+				break;
+			err = kind == MOAT_UPD_V6_PUT ?
+			      flush_batch(fd_v6, b->v6keys, b->vals.u32, k) :
+			      flush_v6_del(fd_v6, b->v6keys, k);
 			break;
 		}
 	}
 out:
+	/* what the trie replaced is reused after the programs running now */
+	if (x->t6 && vt_trie6_pending(x->t6)) {
+		xdp_grace(x);
+		vt_trie6_grace_done(x->t6);
+	}
 	if (err)
 		log_err("xdp: publish stopped at update %zu of %zu: %s", i, n,
 			strerror(-err));
@@ -987,6 +1088,13 @@ void moat_xdp_close(struct moat_xdp *x)
 	if (x->grp)
 		munmap(x->grp, x->grp_len);
 	free(x->pub);
+	vt_trie6_free(x->t6);
+	if (x->t6m.root)
+		munmap(x->t6m.root, x->t6_len[0]);
+	if (x->t6m.nodes)
+		munmap(x->t6m.nodes, x->t6_len[1]);
+	if (x->t6m.buckets)
+		munmap(x->t6m.buckets, x->t6_len[2]);
 	if (x->gp_outer >= 0)
 		close(x->gp_outer);
 	if (x->gp_inner >= 0)

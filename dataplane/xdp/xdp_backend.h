@@ -18,6 +18,7 @@
  *
  * Pins (under opts.pin_dir, default /sys/fs/bpf/moat):
  *   maps  tbl24 groups v6_plens v6_rules stats rl_src limits events
+ *         v6t_root v6t_nodes v6t_buckets (the IPv6 trie the program reads)
  *   links link_<ifname>
  * A pinned link keeps the program attached after the loader dies; the maps
  * keep the table and counters.  A new loader opening the same pin_dir reuses
