@@ -1224,6 +1224,10 @@ static void zm_zone_uptodate(struct cd *d, struct cd_zone *z, uint32_t serial)
 	(void)d;
 	z->busy = 0;
 	z->last_attempt = now;
+	/* a NOTIFY for the serial we serve (a primary's repeat, knotc
+	 * zone-notify) is answered by this check: it must not become the
+	 * start of the next load's notify_to_live_ms */
+	z->notify_ms = 0;
 	if (!z->have_data || z->serial != serial) {
 		/* we serve other data than the primary's (restored from
 		 * disk, or dropped): cannot happen with the library's own

@@ -25,6 +25,9 @@
  *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
  *       to IFACE, write the first K listed addresses to PREFIX.sources and
  *       a trafgen config of SYNs from them to PREFIX.trafgen.
+ *   xdp_bench frames --src-file FILE --sources K --out PREFIX --dmac MAC
+ *       the same two files for the first K addresses of FILE (a table
+ *       moat-controld built: tools/bench xdp's veth rounds on it).
  *
  * The table is generated per moat_abi.h in userspace and pushed with
  * batched map updates - the publish path is not what is measured here.
@@ -487,14 +490,44 @@ static int cmd_testrun(__u32 repeat, __u32 big)
 	return err ? 1 : 0;
 }
 
+/* write_frames - addrs (host order) to PREFIX.sources, and a trafgen
+ * config of one SYN to port 25 from each to PREFIX.trafgen; -1 on error */
+static int write_frames(const char *out, const uint8_t dmac[6], const __u32 *addrs, __u32 n)
+{
+	char path[4096];
+	uint8_t f[64];
+	FILE *fs, *ft;
+
+	snprintf(path, sizeof(path), "%s.sources", out);
+	fs = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s.trafgen", out);
+	ft = fopen(path, "w");
+	if (!fs || !ft) {
+		if (fs)
+			fclose(fs);
+		if (ft)
+			fclose(ft);
+		return -1;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		size_t len = syn_frame(f, dmac, addrs[i], (uint16_t)(1024 + i % 60000), 25);
+
+		fprintf(fs, "%u.%u.%u.%u\n", addrs[i] >> 24, (addrs[i] >> 16) & 255,
+			(addrs[i] >> 8) & 255, addrs[i] & 255);
+		fputc('{', ft);
+		for (size_t j = 0; j < len; j++)
+			fprintf(ft, "%s0x%02x", j ? "," : " ", f[j]);
+		fputs(" }\n", ft);
+	}
+	return fclose(fs) | fclose(ft) ? -1 : 0;
+}
+
 /* cmd_attach - pinned table + attach for the veth throughput runs */
 static int cmd_attach(const char *pin, __u32 n, __u32 k, const char *out,
 		      const char *dmac_s, const char *ifname)
 {
 	struct table t;
-	uint8_t dmac[6], f[64];
-	char path[4096];
-	FILE *fs, *ft;
+	uint8_t dmac[6];
 	int err;
 
 	if (sscanf(dmac_s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &dmac[0], &dmac[1],
@@ -506,24 +539,8 @@ static int cmd_attach(const char *pin, __u32 n, __u32 k, const char *out,
 		table_close(&t);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s.sources", out);
-	fs = fopen(path, "w");
-	snprintf(path, sizeof(path), "%s.trafgen", out);
-	ft = fopen(path, "w");
-	if (!fs || !ft)
+	if (write_frames(out, dmac, t.listed, t.nlisted) < 0)
 		return 1;
-	for (__u32 i = 0; i < t.nlisted; i++) {
-		size_t len = syn_frame(f, dmac, t.listed[i], (uint16_t)(1024 + i), 25);
-
-		fprintf(fs, "%u.%u.%u.%u\n", t.listed[i] >> 24, (t.listed[i] >> 16) & 255,
-			(t.listed[i] >> 8) & 255, t.listed[i] & 255);
-		fputc('{', ft);
-		for (size_t j = 0; j < len; j++)
-			fprintf(ft, "%s0x%02x", j ? "," : " ", f[j]);
-		fputs(" }\n", ft);
-	}
-	fclose(fs);
-	fclose(ft);
 	printf("attached %s entries=%u groups=%u sources=%u\n", ifname, n,
 	       t.ngroups, t.nlisted);
 	table_close(&t);
@@ -550,6 +567,39 @@ static long read_sources(const char *path, __u32 *a, __u32 max)
 	}
 	fclose(f);
 	return n;
+}
+
+/* cmd_frames - the veth runs' trafgen config for a table built elsewhere
+ * (moat-controld's): the first K addresses of SRC_FILE, as cmd_attach
+ * writes them for its own table; 1 on failure */
+static int cmd_frames(const char *src_path, __u32 k, const char *out, const char *dmac_s)
+{
+	uint8_t dmac[6];
+	__u32 *a;
+	long n;
+
+	if (sscanf(dmac_s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &dmac[0], &dmac[1], &dmac[2],
+		   &dmac[3], &dmac[4], &dmac[5]) != 6 || !k)
+		return 2;
+	a = calloc(k, sizeof(*a));
+	if (!a)
+		return 1;
+	n = read_sources(src_path, a, k);
+	if (n <= 0) {
+		fprintf(stderr, "xdp_bench: frames: %s: %s\n", src_path, n ? strerror((int)-n) : "empty");
+		free(a);
+		return 1;
+	}
+	for (long i = 0; i < n; i++)
+		a[i] = ntohl(a[i]);
+	if (write_frames(out, dmac, a, (__u32)n) < 0) {
+		fprintf(stderr, "xdp_bench: frames: writing %s.*: %s\n", out, strerror(errno));
+		free(a);
+		return 1;
+	}
+	printf("frames %ld\n", n);
+	free(a);
+	return 0;
 }
 
 /*
@@ -933,6 +983,7 @@ static void usage(FILE *f)
 		   "[--repeat N] [--rounds N]\n"
 		   "       xdp_bench lookup6 [--entries N] [--rounds N]\n"
 		   "       xdp_bench syn6 [--entries N] [--repeat N] [--rounds N]\n"
+		   "       xdp_bench frames --src-file FILE --sources K --out PREFIX --dmac MAC\n"
 		   "       xdp_bench --help | --version\n");
 }
 
@@ -999,6 +1050,8 @@ int main(int argc, char **argv)
 		return cmd_lookup6(n6 ? n6 : 1000000, rounds6);
 	if (optind < argc && !strcmp(argv[optind], "spread") && link && srcf)
 		return cmd_spread(link, srcf, tag, repeat);
+	if (optind < argc && !strcmp(argv[optind], "frames") && srcf && out && dmac && k)
+		return cmd_frames(srcf, k, out, dmac);
 	if (optind + 1 < argc && !strcmp(argv[optind], "attach") && pin && out && dmac)
 		return cmd_attach(pin, n, k, out, dmac, argv[optind + 1]);
 	usage(stderr);

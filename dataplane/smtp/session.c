@@ -614,6 +614,15 @@ static void settle(struct session *s)
 		s->icap = 0;
 	}
 	update_interest(s);
+	/* TLS can hold input the socket will not signal again: a record of
+	 * up to 16 KB is decrypted whole and read IBUF_CAP at a time, so the
+	 * rest waits in the SSL object (a message's final dot with it, the
+	 * client waiting for the reply: a stall until the data timeout). Read
+	 * it now, as EPOLLIN would; each round fills ibuf or drains TLS. */
+	if (s->ssl && s->state != S_TLS && (s->ev.events & EPOLLIN) && SSL_has_pending(s->ssl)) {
+		session_on_event(s, EPOLLIN);
+		return;
+	}
 }
 
 /* session_on_event - readiness on the client socket */

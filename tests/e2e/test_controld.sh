@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 T=2
 
-ctld_test e2e 49 "$PASS_OBJ" "$PROBE"
+ctld_test e2e 51 "$PASS_OBJ" "$PROBE"
 
 # in_app CMD... - app's network namespace only (keeps /sys/fs/bpf visible)
 in_app() { nsenter --net="/run/netns/$NS_APP" "$@"; }
@@ -337,9 +337,24 @@ else
 	mctl zones >&2
 fi
 
+# --- a NOTIFY for the serial already served ------------------------------
+# (a primary's repeat): answered by a check that finds the zone up to date,
+# and its arrival must not time the next load's notify_to_live_ms
+acc() { lab_count 'zone=bl.moat.test event=notify result=accepted' "$LAB_DIR/ctld1.log"; }
+upd() { lab_count 'zone=bl.moat.test event=refresh serial=2026112701 result=uptodate' "$LAB_DIR/ctld1.log"; }
+a0=$(acc) u0=$(upd)
+lab_dns knotc -c "$KNOT_CONF" zone-notify bl.moat.test >/dev/null
+if lab_wait 10 bash -c "[ \$(grep -c 'zone=bl.moat.test event=notify result=accepted' '$LAB_DIR/ctld1.log') -gt $a0 ] &&
+	[ \$(grep -c 'zone=bl.moat.test event=refresh serial=2026112701 result=uptodate' '$LAB_DIR/ctld1.log') -gt $u0 ]"; then
+	tap_ok "a NOTIFY for the served serial (knotc zone-notify): accepted, zone found up to date"
+else
+	tap_not_ok "stale NOTIFY: accepted $a0 -> $(acc), uptodate $u0 -> $(upd)"
+fi
+
 # --- NOTIFY + IXFR -------------------------------------------------------
 sed -e 's/2026112701/2026112702/' "$root/tools/sample/bl.moat.test.zone" >"$LAB_DIR/zsrc/bl.moat.test.zone"
 echo '30.2.0.192 A 127.0.0.2' >>"$LAB_DIR/zsrc/bl.moat.test.zone"
+t_change=$(date +%s%3N)
 lab_knot_reload "$LAB_DIR/zsrc"
 if lab_wait 10 bash -c "$MOATCTL lookup 192.0.2.30 | grep -q ': drop'"; then
 	tap_ok "NOTIFY + IXFR: new listing live (serial $(zone_field bl.moat.test serial))"
@@ -354,6 +369,12 @@ else
 	tap_not_ok "no ixfr log line"
 fi
 [ "$(probe 192.0.2.30)" = timeout ] && tap_ok "the IXFR listing blocks in XDP" || tap_not_ok "192.0.2.30 not blocked"
+ixl=$(grep 'zone=bl.moat.test event=load kind=ixfr serial=2026112702' "$LAB_DIR/ctld1.log" | tail -1)
+if [ -n "$ixl" ] && ! late=$(ctld_notify_late "$ixl" "$t_change"); then
+	tap_ok "notify_to_live_ms times this NOTIFY, not the stale one before it: $(printf '%s' "$ixl" | grep -o 'notify_to_live_ms=[0-9.]*')"
+else
+	tap_not_ok "notify_to_live_ms: ${late:-no IXFR line}"
+fi
 
 # --- reload: a bad file is refused, the old configuration stays ----------
 cp "$LAB_DIR/moat.conf" "$LAB_DIR/moat.conf.good"

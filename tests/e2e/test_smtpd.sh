@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 54
+tap_plan 55
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -307,6 +307,30 @@ lab_wait 5 delivered "$LAB_DIR/sink" "tls-$LAB_ID"
 d=$(grep -rl "tls-$LAB_ID" "$LAB_DIR/sink" | head -1)
 [ -n "$d" ] && grep -q 'with ESMTPS' "$d" && tap_ok "STARTTLS: delivered, Received says ESMTPS" ||
 	{ tap_not_ok "STARTTLS delivery"; printf '%s\n' "$out" | tail -20 | sed 's/^/#   /' >&2; }
+# messages in full 16 KB TLS records, read IBUF_CAP (8 KB) at a time: the
+# rest of a record, with the final dot, once waited in the SSL object for
+# a socket event that never came (each message then stalled to the timeout)
+out=$(lab_inet python3 - 198.18.1.1 "$LAB_ID" <<'PY' 2>&1
+import smtplib, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP(sys.argv[1], 25, local_hostname="big.example.org", timeout=5,
+                 source_address=("192.0.2.55", 0))
+s.starttls(context=ctx)
+t = time.time()
+for i in range(12):
+    body = "Subject: tlsbig-%s-%d\r\n\r\n" % (sys.argv[2], i) + ("y" * 78 + "\r\n") * (250 + 37 * i)
+    s.sendmail("a@pass.spf.test", ["rcpt@moat.test"], body)
+s.quit()
+print("sent 12 in %.2f s" % (time.time() - t))
+PY
+)
+if printf '%s' "$out" | grep -q '^sent 12' && lab_wait 5 delivered "$LAB_DIR/sink" "tlsbig-$LAB_ID-11"; then
+	tap_ok "STARTTLS: 12 messages of 20-55 KB in one session, each answered at once: $out"
+else
+	tap_not_ok "STARTTLS, large messages: $(printf '%s' "$out" | tail -3)"
+fi
 out=$(sess 192.0.2.55 'S:STARTTLS\r\nNOOP\r\n' R TLS 'S:EHLO again\r\n' R 'S:QUIT\r\n' R)
 expect_seq "STARTTLS injection: pipelined NOOP discarded (next reply is the EHLO's)" "$out" \
 	'220 mx\.moat\.test ESMTP' '250 ENHANCEDSTATUSCODES' '220 2\.0\.0 Ready to start TLS' '250 ENHANCEDSTATUSCODES' '221 '

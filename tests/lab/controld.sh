@@ -16,6 +16,12 @@
 #   ctld_stop [SIG] the daemon of $LAB_DIR/ctld.pid signalled (TERM; 9 for a
 #                  crash) and waited for, with no job notice on stderr
 #   mctl ARGS      moatctl;  jget JSON EXPR  python expression on JSON (d)
+#   ctld_notify_late LINE T0_MS   the event=load LINE (with its log time
+#                  stamp) claims a notify_to_live_ms longer than the wall
+#                  time from T0_MS (epoch ms, taken before the primary was
+#                  told to change: its NOTIFY cannot be older) to the line:
+#                  prints "notify_to_live_ms=N > M ms since the change" and
+#                  succeeds (a stale NOTIFY timed the load); else fails
 #   ctld_test TAG PLAN [FILE...]  the start of an e2e/netns script: TAP plan,
 #                  the binaries (CTLD, MOATCTL, FILE...) present, lab_init,
 #                  ctld_lab TAG
@@ -88,4 +94,15 @@ ctld_stop() {
 }
 
 mctl() { "$MOATCTL" "$@"; }
+ctld_notify_late() {
+	local ts v at
+	ts=${1%% *}
+	v=$(printf '%s\n' "$1" | sed -n 's/.* notify_to_live_ms=\([0-9.-]*\).*/\1/p')
+	at=$(date -d "$ts" +%s%3N 2>/dev/null) || { echo "no time stamp in: $1"; return 0; }
+	# log stamps and T0 are whole ms: 2 ms of slack
+	awk -v v="${v:--1}" -v w="$((at - $2))" 'BEGIN {
+		if (v < 0) { print "notify_to_live_ms=" v ": no NOTIFY timed the load"; exit 0 }
+		if (v > w + 2) { printf "notify_to_live_ms=%s > %d ms since the change\n", v, w; exit 0 }
+		exit 1 }'
+}
 jget() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
