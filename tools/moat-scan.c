@@ -223,7 +223,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < d->nrules; i++) {
 			const struct scan_rule *r = &d->rules[i];
 
-			printf("%s\t%s\t%g\t%s\n", r->id, scope[r->scope],
+			printf("%s\t%s\t%g\t%s\n", r->id,
+			       (size_t)r->scope < sizeof(scope) / sizeof(*scope) ? scope[r->scope] : "other",
 			       r->action == ACT_SCORE ? r->score : INFINITY, r->src);
 		}
 	} else {
