@@ -31,6 +31,7 @@ while (@ARGV) {
 	else { die "usage: sa-parity-sa.pl --list | [--cf FILE] < FILES\n" }
 }
 my $home = tempdir('sa-parity-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+$SIG{TERM} = $SIG{INT} = sub { exit 143 };  # exit runs the cleanup
 $ENV{HOME} = $home;
 open(my $up, '>', "$home/user_prefs") or die "sa-parity-sa: $home/user_prefs: $!\n";
 close($up);
