@@ -6,9 +6,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "scan.h"
@@ -19,16 +21,20 @@ static void usage(FILE *o)
 	fprintf(o,
 		"usage: moat-scan [OPTIONS] check\n"
 		"       moat-scan [OPTIONS] skipped\n"
-		"       moat-scan [OPTIONS] scan FILE...\n"
+		"       moat-scan [OPTIONS] rules\n"
+		"       moat-scan [OPTIONS] [--json] scan FILE...\n"
 		"\n"
 		"  check      load the rules, print counts and SpamAssassin coverage\n"
 		"  skipped    list the SpamAssassin rules not imported, with the reason\n"
+		"  rules      list the rules loaded: id, scope, score, source\n"
 		"  scan       scan message files (LF or CRLF) and print each verdict\n"
 		"\n"
 		"  -r, --rules FILE       native rules file (scan_rules)\n"
 		"  -s, --sa-dir DIR       SpamAssassin .cf directory (scan_sa_dir)\n"
 		"  -c, --cache DIR        compiled database cache (scan_cache_dir)\n"
 		"  -t, --threshold N      score threshold (scan_threshold, default 5)\n"
+		"  -j, --json             scan: one JSON object per file (every scored\n"
+		"                         rule that matched, score, verdict, microseconds)\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          version\n"
 		"\n"
@@ -36,9 +42,64 @@ static void usage(FILE *o)
 		"2 usage or load error (the message names file:line and the rule).\n");
 }
 
+static int json;            /* --json: machine-readable scan output */
+static double json_threshold; /* the real threshold while the db's is lifted */
+
+/* json_str - print s as a JSON string */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+/* json_verdict - {"file","reject","score","rules":[...],"truncated","us"};
+ * the rules come from the X-Moat-Scan header, which lists them all as the
+ * db's threshold is lifted out of reach in this mode (a reject rule, which
+ * stops the scan, is reported alone) */
+static void json_verdict(const char *path, const struct filter_verdict *v, double us)
+{
+	const char *r = v->reject ? v->rule : strstr(v->header, " rules=");
+	int trunc = 0;
+
+	printf("{\"file\": ");
+	json_str(path);
+	printf(", \"reject\": %d, \"score\": %.3f, \"rules\": [",
+	       v->reject || v->score >= json_threshold, v->score);
+	if (r && !v->reject)
+		r += strlen(" rules=");
+	if (r && strcmp(r, "none")) {
+		char *dup = strdup(r), *save = NULL;
+		int first = 1;
+
+		for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t;
+		     t = strtok_r(NULL, ",", &save)) {
+			if (!strcmp(t, "...")) {
+				trunc = 1;
+				continue;
+			}
+			printf("%s", first ? "" : ", ");
+			json_str(t);
+			first = 0;
+		}
+		free(dup);
+	}
+	printf("], \"truncated\": %d, \"us\": %.1f}\n", trunc, us);
+}
+
 /* scan_file - feed one file through the filter, CRLF line ends */
 static int scan_file(const char *path)
 {
+	struct timespec t0, t1;
 	FILE *f = fopen(path, "r");
 	struct filter_msg *m;
 	struct filter_verdict v;
@@ -55,6 +116,7 @@ static int scan_file(const char *path)
 		fprintf(stderr, "moat-scan: out of memory\n");
 		return 2;
 	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
 	while ((n = getline(&line, &cap, f)) > 0) {
 		size_t l = (size_t)n;
 
@@ -72,9 +134,15 @@ static int scan_file(const char *path)
 	fclose(f);
 	int rc = scan_filter_ops.finish(m, &v);
 	scan_filter_ops.close(m);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
 	if (rc < 0) {
 		fprintf(stderr, "moat-scan: %s: scan failed: %s\n", path, strerror(-rc));
 		return 2;
+	}
+	if (json) {
+		json_verdict(path, &v, (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
+					       (double)(t1.tv_nsec - t0.tv_nsec) / 1e3);
+		return v.reject || v.score >= json_threshold;
 	}
 	if (v.reject)
 		printf("%s: reject 550 5.7.1 %s\n", path, v.reply);
@@ -91,6 +159,7 @@ int main(int argc, char **argv)
 		{ "sa-dir", required_argument, NULL, 's' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "threshold", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -102,12 +171,13 @@ int main(int argc, char **argv)
 
 	log_init("moat-scan", 0);
 	log_set_level(LOG_LVL_WARN);
-	while ((c = getopt_long(argc, argv, "r:s:c:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:s:c:t:jhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': o.rules_path = optarg; break;
 		case 's': o.sa_dir = optarg; break;
 		case 'c': o.cache_dir = optarg; break;
 		case 't': o.threshold = strtod(optarg, NULL); break;
+		case 'j': json = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("moat-scan %s\n", MOAT_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -118,7 +188,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[optind++];
-	if (strcmp(cmd, "check") && strcmp(cmd, "skipped") && strcmp(cmd, "scan")) {
+	if (strcmp(cmd, "check") && strcmp(cmd, "skipped") && strcmp(cmd, "scan") &&
+	    strcmp(cmd, "rules")) {
 		fprintf(stderr, "moat-scan: unknown command '%s'\n", cmd);
 		return 2;
 	}
@@ -146,7 +217,21 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < d->nskips; i++)
 			printf("%s\t%s\t%s%s\n", d->skips[i].src, d->skips[i].id,
 			       d->skips[i].scored ? "[scored] " : "", d->skips[i].reason);
+	} else if (!strcmp(cmd, "rules")) {
+		static const char *const scope[] = { "raw", "header", "body", "meta", "exists" };
+
+		for (size_t i = 0; i < d->nrules; i++) {
+			const struct scan_rule *r = &d->rules[i];
+
+			printf("%s\t%s\t%g\t%s\n", r->id,
+			       (size_t)r->scope < sizeof(scope) / sizeof(*scope) ? scope[r->scope] : "other",
+			       r->action == ACT_SCORE ? r->score : INFINITY, r->src);
+		}
 	} else {
+		if (json) { /* every matched rule in the header: no score verdict */
+			json_threshold = d->threshold;
+			d->threshold = HUGE_VAL;
+		}
 		scan_db_install(d);
 		d = NULL;
 		for (int i = optind; i < argc; i++) {
