@@ -442,6 +442,10 @@ static void body_data(struct mime_walker *w, const char *p, size_t n, int ends)
 		if (w->pending_eol)
 			out_byte(w, '\n');
 		w->pending_eol = 0;
+		/* RFC 2045 6.7 (3): trailing blanks of an encoded line are
+		 * transport padding, deleted when decoding (SpamAssassin too) */
+		while (ends && n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
 		qp_decode(w, p, n);
 		if (ends) {
 			if (w->b64_n == 1) { /* soft line break */
@@ -564,7 +568,9 @@ static int process_line(struct mime_walker *w, const char *s, size_t n, int comp
 		int close = 0, lvl = complete ? boundary_match(w, s, n, &close) : -1;
 
 		if (lvl >= 0) {
-			part_close(w, 0);
+			/* the line end before a delimiter belongs to it (RFC
+			 * 2046), but SpamAssassin keeps it in the part */
+			part_close(w, 1);
 			if (close) {
 				w->depth = (unsigned)lvl;
 				w->state = ST_EPILOGUE;

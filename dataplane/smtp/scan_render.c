@@ -435,8 +435,11 @@ static inline void hout(struct render *r, const char *p, size_t n)
 }
 
 /* text_byte - one byte of an HTML text node (entities decoded): runs of
- * whitespace and NBSP are one space (display_text), dropped at the start of
- * a node after a whitespace element and before a whitespace element */
+ * whitespace and NBSP are one space (display_text).  Each node is an
+ * element of SpamAssassin's text list: a whitespace element (<br>, <p>...)
+ * drops the last element's trailing space and the next node's leading
+ * one, so a node's trailing space waits (h_sp) until the next node starts
+ * or a whitespace element drops it */
 static void text_byte(struct render *r, unsigned char c)
 {
 	if (r->h_nbsp) {
@@ -454,11 +457,15 @@ static void text_byte(struct render *r, unsigned char c)
 		r->h_nbsp = 1;
 		return;
 	}
+	if (!r->h_node) { /* a new element: the last one keeps its space */
+		if (r->h_sp)
+			hout(r, " ", 1);
+		r->h_sp = 0;
+		r->h_node = 1;
+	}
 	if (is_ws(c)) {
 		if (!(r->h_wselem && r->h_node < 2))
 			r->h_sp = 1;
-		if (!r->h_node)
-			r->h_node = 1;
 		return;
 	}
 	r->h_node = 2;
@@ -875,6 +882,7 @@ void render_part_begin(struct render *r, enum render_type t)
 	trunc_init(&r->btr, RENDER_BODY_SCAN, "\n ");
 	trunc_init(&r->rtr, RENDER_RAW_SCAN, "\n> ");
 	r->raw_len = 0;
+	r->cr = 0;
 	r->hs = HS_TEXT;
 	r->h_sp = r->h_wselem = r->h_node = r->h_nbsp = 0;
 	if (t == RT_PLAIN)
@@ -883,9 +891,10 @@ void render_part_begin(struct render *r, enum render_type t)
 		r->st.parts_html++;
 }
 
-void render_data(struct render *r, const char *p, size_t n)
+/* part_bytes - decoded bytes of a text part, CRLF already LF */
+static void part_bytes(struct render *r, const char *p, size_t n)
 {
-	if (r->type == RT_SKIP)
+	if (!n)
 		return;
 	if (r->want & 1u << RU_RAWBODY)
 		trunc_feed(r, &r->rtr, p, n, raw_put, &r->st.raw_cut);
@@ -901,10 +910,39 @@ void render_data(struct render *r, const char *p, size_t n)
 	}
 }
 
+/* render_data - decoded bytes of the part; CRLF becomes LF as SpamAssassin
+ * does for decoded text parts (a CR at a piece's end waits for the next) */
+void render_data(struct render *r, const char *p, size_t n)
+{
+	if (r->type == RT_SKIP)
+		return;
+	while (n) {
+		const char *q;
+		size_t k;
+
+		if (r->cr) {
+			r->cr = 0;
+			if (*p != '\n')
+				part_bytes(r, "\r", 1);
+		}
+		q = memchr(p, '\r', n);
+		k = q ? (size_t)(q - p) : n;
+		part_bytes(r, p, k);
+		if (!q)
+			return;
+		r->cr = 1;
+		p += k + 1;
+		n -= k + 1;
+	}
+}
+
 void render_part_end(struct render *r)
 {
 	if (r->type == RT_SKIP)
 		return;
+	if (r->cr)
+		part_bytes(r, "\r", 1);
+	r->cr = 0;
 	if (r->type == RT_HTML) {
 		/* an unclosed entity or tag at the end: HTML::Parser keeps the
 		 * text it can, the rest is dropped */

@@ -96,6 +96,7 @@ struct render {
 
 	/* part level */
 	enum render_type type;
+	int cr;                   /* a CR ended the last piece */
 	struct render_trunc btr, rtr;
 	size_t raw_len;
 	char raw[2 * RENDER_LINE_MAX + 1];

@@ -353,19 +353,22 @@ static const struct walk_case walk_cases[] = {
 	  "ab|", NULL },
 	{ "qp", "Content-Transfer-Encoding: quoted-printable\r\n\r\na=3Db=\r\nc =XY=4\r\n",
 	  "a=bc =XY=4\n|", NULL },
-	{ "multipart drops preamble, epilogue and delimiter line ends",
+	/* a part keeps the line end before its delimiter, as in SpamAssassin
+	 * (where "a" + "\n" + "b" across parts is one paragraph, "a\n" +
+	 * "\n" + "b" two) */
+	{ "multipart drops preamble and epilogue",
 	  "Content-Type: multipart/mixed; boundary=\"q\"\r\n\r\npre\r\n--q\r\n\r\none\r\n"
 	  "--q \r\nContent-Type: text/html\r\n\r\ntwo\r\n\r\n--q--\r\nepilogue\r\n",
-	  "one|two\n|", NULL },
+	  "one\n|two\n\n|", NULL },
 	{ "boundary prefix is not a boundary",
 	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n--qq\r\n--q--\r\n",
-	  "--qq|", NULL },
+	  "--qq\n|", NULL },
 	{ "bare LF line ends", "A: 1\n\nx\ny\n", "x\ny\n|", "[A]1" },
 	{ "attachments stay raw",
 	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\ntext\r\n--q\r\n"
 	  "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
 	  "aGVsbG8=\r\n--q\r\nContent-Type: TEXT/html\r\n\r\nhtml\r\n--q--\r\n",
-	  "text|html|", NULL },
+	  "text\n|html\n|", NULL },
 };
 
 /* walk - run the walker over msg in pieces of step bytes */
