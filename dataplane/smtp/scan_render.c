@@ -282,6 +282,9 @@ void render_uri(struct render *r, const char *p, size_t n)
 	char c[RENDER_URI_MAX + 16];
 	size_t o = 0, i;
 
+	/* the raw value counts even when it is no URI ("", "#top") */
+	r->st.uris++;
+	emit(r, RU_URI, p, n);
 	while (n && (is_ws((unsigned char)*p)))
 		p++, n--;
 	while (n && is_ws((unsigned char)p[n - 1]))
@@ -289,8 +292,6 @@ void render_uri(struct render *r, const char *p, size_t n)
 	if (n <= 1 || *p == '#' || *p == '?' || *p == '&' ||
 	    (*p == '/' && !(n > 1 && p[1] == '/')))
 		return;
-	r->st.uris++;
-	emit(r, RU_URI, p, n);
 	/* mailto: and user@host: SpamAssassin adds only address variants */
 	for (i = 0; i < n && p[i] != ':' && p[i] != '@'; i++)
 		;
@@ -358,6 +359,41 @@ void render_uri(struct render *r, const char *p, size_t n)
 		emit(r, RU_URI, c, o);
 }
 
+/* email_delim - a byte that cannot be in a written address (Thunderbird's
+ * end delimiters for mail, non-ASCII included) */
+static inline int email_delim(unsigned char c)
+{
+	return c >= 0x80 || is_ws(c) || strchr("><\"`}]{[|,('\x1b", c) != NULL;
+}
+
+/* text_email - a bare address around the '@' at p[at]: SpamAssassin makes
+ * it "mailto:local@domain" when the domain ends in a plausible TLD (its
+ * TLD list is approximated by two or more letters); returns where the
+ * address ends, at when there is none */
+static size_t text_email(struct render *r, const char *p, size_t n, size_t at)
+{
+	size_t s = at, e = at + 1, d;
+	char u[2 * 251 + 16];
+
+	while (s > 0 && at - s < 251 && !email_delim((unsigned char)p[s - 1]) && p[s - 1] != '@')
+		s--;
+	while (e < n && e - at - 1 < 251 && !email_delim((unsigned char)p[e]))
+		e++;
+	while (e > at + 1 && strchr("-~!@#^&*()_+=:;'?,.", p[e - 1]))
+		e--;
+	if (s == at || e <= at + 1 || !memchr(p + at + 2, '.', e - at - 2 > 0 ? e - at - 2 : 0))
+		return at;
+	for (d = e; d > at && p[d - 1] != '.'; d--)
+		if (!is_alpha((unsigned char)p[d - 1]))
+			return at;
+	if (e - d < 2 || memmem(p + s, e - s, "&nbsp;", 6))
+		return at;
+	memcpy(u, "mailto:", 7);
+	memcpy(u + 7, p + s, e - s);
+	render_uri(r, u, 7 + e - s);
+	return e;
+}
+
 /* text_uris - URLs written in a body line, as Thunderbird would linkify
  * them: a scheme (http, https, ftp, mailto) or www./ftp. at a word start,
  * up to an end delimiter, without the trailing punctuation it ignores.
@@ -371,6 +407,10 @@ static void text_uris(struct render *r, const char *p, size_t n)
 		size_t k = 0;
 		unsigned char prev = i ? (unsigned char)p[i - 1] : ' ';
 
+		if (p[i] == '@') {
+			i = text_email(r, p, n, i);
+			continue;
+		}
 		if (is_alnum(prev) || prev == '_' || prev == '.' || prev == '-' ||
 		    prev == '/' || prev == '@')
 			continue;
