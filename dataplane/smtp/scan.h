@@ -149,6 +149,21 @@ void scan_db_install(struct scan_db *d);
  * counts twice): what the benchmark divides by.  Never fails. */
 uint64_t scan_scanned_bytes(void);
 
+/* ---- units and confirmation (prefilter rules) ----
+ * Declaration copied from branch saeng (commit ddc0439), which defines it;
+ * this branch calls it at the end of every body line, rawbody chunk and
+ * URI (scan.c on_unit) and has a no-op stand-in until the merge. */
+/* SCAN_BODY_UNITS - 1 once the body side calls scan_unit_end(SCOPE_BODY)
+ * at the end of each unit: this branch does. */
+#ifndef SCAN_BODY_UNITS
+#define SCAN_BODY_UNITS 1
+#endif
+
+/* scan_unit_end - the unit of scope s (text, len bytes) is complete:
+ * confirm the prefilter hits it produced.  Never fails (a confirmation that
+ * runs out of PCRE2 match budget counts as no match). */
+void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len);
+
 /* scan_msg_db - the db a message was opened with (tests) */
 struct scan_db *scan_msg_db(struct filter_msg *m);
 
