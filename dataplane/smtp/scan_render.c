@@ -282,13 +282,13 @@ void render_uri(struct render *r, const char *p, size_t n)
 	char c[RENDER_URI_MAX + 16];
 	size_t o = 0, i;
 
-	/* the raw value counts even when it is no URI ("", "#top") */
-	r->st.uris++;
-	emit(r, RU_URI, p, n);
 	while (n && (is_ws((unsigned char)*p)))
 		p++, n--;
 	while (n && is_ws((unsigned char)p[n - 1]))
 		n--;
+	/* the raw value counts even when it is no URI ("", "#top") */
+	r->st.uris++;
+	emit(r, RU_URI, p, n);
 	if (n <= 1 || *p == '#' || *p == '?' || *p == '&' ||
 	    (*p == '/' && !(n > 1 && p[1] == '/')))
 		return;
@@ -536,12 +536,14 @@ static void node_end(struct render *r)
 	r->h_node = 0;
 }
 
-/* utf8_put - code point as UTF-8; returns bytes written (0: invalid) */
+/* utf8_put - code point as HTML::Parser decodes it in SpamAssassin's byte
+ * mode: below 256 one byte (Latin-1), above as UTF-8; returns bytes
+ * written (0: invalid) */
 static size_t utf8_put(unsigned v, char *o)
 {
 	if (v == 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
 		return 0;
-	if (v < 0x80) {
+	if (v < 0x100) {
 		o[0] = (char)v;
 		return 1;
 	}
@@ -603,12 +605,12 @@ static size_t entity_decode(const char *e, size_t n, char *o)
 	return 0;
 }
 
-/* entity_end - the entity ended (by ';' when semi): decoded or literal */
+/* entity_end - the entity ended (by ';' when semi; HTML::Parser decodes a
+ * known one without it too): decoded or literal */
 static void entity_end(struct render *r, int semi)
 {
 	char o[4];
-	size_t k = (semi || (r->h_ent_len && r->h_ent[0] == '#'))
-			   ? entity_decode(r->h_ent, r->h_ent_len, o) : 0;
+	size_t k = entity_decode(r->h_ent, r->h_ent_len, o);
 
 	if (k) {
 		text_str(r, o, k);
