@@ -198,14 +198,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "check")) {
-		size_t per[SCOPE_EXISTS + 1] = { 0 };
+		size_t per[SCOPE_URI + 1] = { 0 };
 
 		for (size_t i = 0; i < d->nrules; i++)
 			per[d->rules[i].scope]++;
-		printf("rules %zu (raw %zu, header %zu, body %zu, meta %zu, exists %zu)\n"
-		       "threshold %.1f\ncache %s\nstate_bytes_streams %zu\n",
+		printf("rules %zu (raw %zu, header %zu, body %zu, rawbody %zu, uri %zu, meta %zu, "
+		       "exists %zu)\nthreshold %.1f\ncache %s\nstate_bytes_streams %zu\n",
 		       d->nrules, per[SCOPE_RAW], per[SCOPE_HEADER], per[SCOPE_BODY],
-		       per[SCOPE_META], per[SCOPE_EXISTS], d->threshold,
+		       per[SCOPE_RAWBODY], per[SCOPE_URI], per[SCOPE_META], per[SCOPE_EXISTS],
+		       d->threshold,
 		       d->cache == CACHE_HIT ? "hit" : d->cache == CACHE_MISS ? "miss" :
 		       d->cache == CACHE_STALE ? "stale (rewritten)" : "off", d->stream_size);
 		if (o.sa_dir)

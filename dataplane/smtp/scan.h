@@ -49,9 +49,11 @@ void scan_fini(void);
 enum scan_scope {
 	SCOPE_RAW = 0,  /* the message bytes as received */
 	SCOPE_HEADER,   /* one top-level header value, unfolded */
-	SCOPE_BODY,     /* a leaf part's decoded body */
+	SCOPE_BODY,     /* a line of the rendered body (scan_render.h) */
 	SCOPE_META,     /* SpamAssassin meta: boolean over other rules */
 	SCOPE_EXISTS,   /* a header of this name is present */
+	SCOPE_RAWBODY,  /* a chunk of a text part, decoded, not rendered */
+	SCOPE_URI,      /* one URI of the body (HTML links, written URLs) */
 };
 enum scan_action { ACT_SCORE = 0, ACT_REJECT };
 
@@ -76,7 +78,31 @@ struct scan_skip {
 	int scored;           /* it carries a non-zero score */
 };
 
-enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_N };
+/* One database per scope.  raw and header are streaming (a message, a
+ * header); body, rawbody and uri scan bounded units (a rendered line, a
+ * chunk, a URI; scan_render.h) each in one block call, like meta. */
+enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_RAWBODY, SDB_URI,
+		SDB_N };
+
+/* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
+ * scopes evaluated without one (meta, exists) */
+static inline int scan_scope_dbi(enum scan_scope s)
+{
+	switch (s) {
+	case SCOPE_RAW: return SDB_RAW;
+	case SCOPE_HEADER: return SDB_HEADER;
+	case SCOPE_BODY: return SDB_BODY;
+	case SCOPE_RAWBODY: return SDB_RAWBODY;
+	case SCOPE_URI: return SDB_URI;
+	default: return -1;
+	}
+}
+
+/* scan_dbi_mode - HS_MODE_STREAM or HS_MODE_BLOCK for database w */
+static inline unsigned scan_dbi_mode(int w)
+{
+	return w == SDB_RAW || w == SDB_HEADER ? HS_MODE_STREAM : HS_MODE_BLOCK;
+}
 enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
 
 struct scan_db {
@@ -122,6 +148,21 @@ void scan_db_install(struct scan_db *d);
  * streams so far, every scope counted (a byte scanned as raw and as body
  * counts twice): what the benchmark divides by.  Never fails. */
 uint64_t scan_scanned_bytes(void);
+
+/* ---- units and confirmation (prefilter rules) ----
+ * Declaration copied from branch saeng (commit ddc0439), which defines it;
+ * this branch calls it at the end of every body line, rawbody chunk and
+ * URI (scan.c on_unit) and has a no-op stand-in until the merge. */
+/* SCAN_BODY_UNITS - 1 once the body side calls scan_unit_end(SCOPE_BODY)
+ * at the end of each unit: this branch does. */
+#ifndef SCAN_BODY_UNITS
+#define SCAN_BODY_UNITS 1
+#endif
+
+/* scan_unit_end - the unit of scope s (text, len bytes) is complete:
+ * confirm the prefilter hits it produced.  Never fails (a confirmation that
+ * runs out of PCRE2 match budget counts as no match). */
+void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len);
 
 /* scan_msg_db - the db a message was opened with (tests) */
 struct scan_db *scan_msg_db(struct filter_msg *m);

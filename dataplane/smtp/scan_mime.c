@@ -212,6 +212,25 @@ static int is_text(const char *ct, size_t n)
 	       (n - i >= 10 && strncasecmp(ct + i, "multipart/", 10) == 0);
 }
 
+/* part_type - enum mime_ptype of a decoded part's Content-Type */
+static int part_type(const char *ct, size_t n)
+{
+	size_t i = skip_ws(ct, 0, n), k;
+
+	if (i == n)
+		return MPT_PLAIN;
+	for (k = i; k < n && ct[k] != ';' && ct[k] != ' ' && ct[k] != '\t' &&
+		    ct[k] != '\r' && ct[k] != '\n'; k++)
+		;
+	if (k - i == 10 && strncasecmp(ct + i, "text/plain", 10) == 0)
+		return MPT_PLAIN;
+	if (k - i == 9 && strncasecmp(ct + i, "text/html", 9) == 0)
+		return MPT_HTML;
+	if (k - i == 13 && strncasecmp(ct + i, "text/calendar", 13) == 0)
+		return MPT_CALENDAR;
+	return MPT_TEXT;
+}
+
 /* headers_end - the entity's header section is over: multipart or leaf? */
 static void headers_end(struct mime_walker *w)
 {
@@ -251,11 +270,13 @@ static void headers_end(struct mime_walker *w)
 		}
 		w->b64_acc = 0;
 		w->b64_n = 0;
-			w->pending_eol = 0;
-			if (w->decode) {
+		w->pending_eol = 0;
+		if (w->decode) {
 			w->part_open = 1;
 			if (w->sink->part_begin)
-				w->sink->part_begin(w->ctx);
+				w->sink->part_begin(w->ctx, part_type(w->ctype, w->ctype_len));
+		} else if (w->sink->part_skip) {
+			w->sink->part_skip(w->ctx);
 		}
 	}
 	w->ctype_len = 0;
@@ -421,6 +442,10 @@ static void body_data(struct mime_walker *w, const char *p, size_t n, int ends)
 		if (w->pending_eol)
 			out_byte(w, '\n');
 		w->pending_eol = 0;
+		/* RFC 2045 6.7 (3): trailing blanks of an encoded line are
+		 * transport padding, deleted when decoding (SpamAssassin too) */
+		while (ends && n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
 		qp_decode(w, p, n);
 		if (ends) {
 			if (w->b64_n == 1) { /* soft line break */
@@ -543,7 +568,9 @@ static int process_line(struct mime_walker *w, const char *s, size_t n, int comp
 		int close = 0, lvl = complete ? boundary_match(w, s, n, &close) : -1;
 
 		if (lvl >= 0) {
-			part_close(w, 0);
+			/* the line end before a delimiter belongs to it (RFC
+			 * 2046), but SpamAssassin keeps it in the part */
+			part_close(w, 1);
 			if (close) {
 				w->depth = (unsigned)lvl;
 				w->state = ST_EPILOGUE;

@@ -41,10 +41,22 @@ struct mime_sink {
 	/* the next piece of its value (unfolded, leading blanks dropped) */
 	void (*header_data)(void *ctx, const char *p, size_t n);
 	void (*header_end)(void *ctx);
-	/* a leaf body starts / its next decoded piece / it ends */
-	void (*part_begin)(void *ctx);
+	/* a leaf body starts (type: enum mime_ptype) / its next decoded
+	 * piece / it ends */
+	void (*part_begin)(void *ctx, int type);
 	void (*body_data)(void *ctx, const char *p, size_t n);
 	void (*part_end)(void *ctx);
+	/* a leaf part that is not decoded (attachment, over max_parts) */
+	void (*part_skip)(void *ctx);
+};
+
+/* What a decoded leaf part is, from its Content-Type (values match
+ * scan_render.h enum render_type). */
+enum mime_ptype {
+	MPT_PLAIN = 0, /* text/plain, or no Content-Type */
+	MPT_HTML,      /* text/html */
+	MPT_TEXT,      /* other text/ *, message/ *, a multipart not followed */
+	MPT_CALENDAR,  /* text/calendar: SpamAssassin reads no rule on it */
 };
 
 enum mime_enc { ENC_IDENTITY = 0, ENC_BASE64, ENC_QP };

@@ -29,7 +29,7 @@
 #include "scan.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB1\n"
+#define CACHE_MAGIC "MOATHSDB2\n" /* 2: body/rawbody/uri in block mode */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -154,7 +154,7 @@ int scan_validate(const char *expr, unsigned flags, char *msg, size_t msgsz)
 
 /* --------------------------------------------------------- native rules */
 
-/* parse_scope - "raw", "body", "header", "header:Name" */
+/* parse_scope - "raw", "body", "rawbody", "uri", "header", "header:Name" */
 static int parse_scope(const char *s, enum scan_scope *scope, char **hname)
 {
 	*hname = NULL;
@@ -162,6 +162,10 @@ static int parse_scope(const char *s, enum scan_scope *scope, char **hname)
 		*scope = SCOPE_RAW;
 	else if (strcmp(s, "body") == 0)
 		*scope = SCOPE_BODY;
+	else if (strcmp(s, "rawbody") == 0)
+		*scope = SCOPE_RAWBODY;
+	else if (strcmp(s, "uri") == 0)
+		*scope = SCOPE_URI;
 	else if (strcmp(s, "header") == 0)
 		*scope = SCOPE_HEADER;
 	else if (strncmp(s, "header:", 7) == 0 && s[7]) {
@@ -235,7 +239,7 @@ static int native_line(struct scan_db *d, char *line, const char *file,
 	}
 	scope_s = scan_next_word(&p);
 	if (!scope_s || parse_scope(scope_s, &r.scope, &r.hname) < 0) {
-		scan_errf(err, errsz, "%s:%u: rule %s: scope must be raw, body, header or header:NAME",
+		scan_errf(err, errsz, "%s:%u: rule %s: scope must be raw, body, rawbody, uri, header or header:NAME",
 		     file, ln, id);
 		goto out;
 	}
@@ -445,9 +449,7 @@ static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr
 				nmeta++;
 			continue;
 		}
-		if ((which == SDB_RAW && r->scope != SCOPE_RAW) ||
-		    (which == SDB_HEADER && r->scope != SCOPE_HEADER) ||
-		    (which == SDB_BODY && r->scope != SCOPE_BODY))
+		if (scan_scope_dbi(r->scope) != (int)which)
 			continue;
 		if (!(e->expr[e->n] = strdup(r->pattern)))
 			return -ENOMEM;
@@ -675,7 +677,7 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			continue;
 		if (hs_compile_multi((const char *const *)es[w].expr, es[w].flags, es[w].ids,
 				     (unsigned)es[w].n,
-				     w == SDB_META ? HS_MODE_BLOCK : HS_MODE_STREAM,
+				     scan_dbi_mode(w),
 				     NULL, &d->db[w], &ce) != HS_SUCCESS) {
 			int x = ce ? ce->expression : -1;
 			unsigned id = x >= 0 && (size_t)x < es[w].n ? es[w].ids[x] : 0;
@@ -733,10 +735,10 @@ static size_t stream_size(const struct scan_db *d)
 {
 	size_t total = 0;
 
-	for (int w = 0; w < SDB_META; w++) {
+	for (int w = 0; w < SDB_N; w++) {
 		size_t s = 0;
 
-		if (d->db[w] && hs_stream_size(d->db[w], &s) == HS_SUCCESS)
+		if (d->db[w] && scan_dbi_mode(w) == HS_MODE_STREAM && hs_stream_size(d->db[w], &s) == HS_SUCCESS)
 			total += s;
 	}
 	return total;

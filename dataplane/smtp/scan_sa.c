@@ -830,18 +830,17 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 			return -ENOMEM;
 	} else if (strcmp(e->kind, "full") == 0) {
 		r.scope = SCOPE_RAW;
+	} else if (strcmp(e->kind, "rawbody") == 0) {
+		r.scope = SCOPE_RAWBODY;
+	} else if (strcmp(e->kind, "uri") == 0) {
+		r.scope = SCOPE_URI;
 	} else {
-		r.scope = SCOPE_BODY; /* body and rawbody: the decoded text */
+		r.scope = SCOPE_BODY;
 	}
 	if (sa_regex(a, &expr, &flags, &rest) < 0) {
 		free(r.hname);
 		return sa_why(e, "not a /regex/");
 	}
-	/* uri rules run on the decoded body, where the URIs are written: an
-	 * anchor at the URI's start becomes "anywhere" (an approximation,
-	 * docs/content-gate.md) */
-	if (strcmp(e->kind, "uri") == 0 && expr[0] == '^')
-		memmove(expr, expr + 1, strlen(expr));
 	if (replace) { /* a replace_rules template: its tags filled in */
 		char *x = NULL;
 		const char *why = NULL;

@@ -33,10 +33,10 @@ static void f_hend(void *ctx)
 	open_hdr = 0;
 }
 
-static void f_pbegin(void *ctx)
+static void f_pbegin(void *ctx, int type)
 {
 	(void)ctx;
-	if (open_part)
+	if (open_part || type < MPT_PLAIN || type > MPT_CALENDAR)
 		abort();
 	open_part = 1;
 }

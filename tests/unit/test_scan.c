@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "scan.h"
+#include "scan_render.h"
 
 static char tmpdir[] = "/tmp/moat-test-scan-XXXXXX";
 
@@ -119,8 +120,9 @@ struct scope_case {
 };
 
 static const struct scope_case scope_cases[] = {
+	/* SpamAssassin's body text starts with the Subject */
 	{ "subject needle", "Subject: a needle here\r\nFrom: a@b\r\n\r\nnothing\r\n",
-	  "HDR_SUBJ", "BODY_N" },
+	  "HDR_SUBJ BODY_N", "" },
 	{ "needle in other header", "X-Other: needle\r\nSubject: hi\r\n\r\nbody\r\n",
 	  "", "HDR_SUBJ BODY_N" },
 	{ "needle in body only", "Subject: hi\r\n\r\nthe needle\r\n", "BODY_N", "HDR_SUBJ" },
@@ -222,7 +224,8 @@ static const char *mime_rules =
 	"DEEP  body score 1 /deep inside/\n"
 	"PRE   body score 1 /preamble text/\n"
 	"BND   body score 1 /--outer/\n"
-	"TAIL  body score 1 /end of part$/m\n";
+	/* the part's last line end is a space in the rendered paragraph */
+	"TAIL  body score 1 /end of part ?$/m\n";
 
 static int setup_mime(void **state)
 {
@@ -351,19 +354,22 @@ static const struct walk_case walk_cases[] = {
 	  "ab|", NULL },
 	{ "qp", "Content-Transfer-Encoding: quoted-printable\r\n\r\na=3Db=\r\nc =XY=4\r\n",
 	  "a=bc =XY=4\n|", NULL },
-	{ "multipart drops preamble, epilogue and delimiter line ends",
+	/* a part keeps the line end before its delimiter, as in SpamAssassin
+	 * (where "a" + "\n" + "b" across parts is one paragraph, "a\n" +
+	 * "\n" + "b" two) */
+	{ "multipart drops preamble and epilogue",
 	  "Content-Type: multipart/mixed; boundary=\"q\"\r\n\r\npre\r\n--q\r\n\r\none\r\n"
 	  "--q \r\nContent-Type: text/html\r\n\r\ntwo\r\n\r\n--q--\r\nepilogue\r\n",
-	  "one|two\n|", NULL },
+	  "one\n|two\n\n|", NULL },
 	{ "boundary prefix is not a boundary",
 	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n--qq\r\n--q--\r\n",
-	  "--qq|", NULL },
+	  "--qq\n|", NULL },
 	{ "bare LF line ends", "A: 1\n\nx\ny\n", "x\ny\n|", "[A]1" },
 	{ "attachments stay raw",
 	  "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\ntext\r\n--q\r\n"
 	  "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
 	  "aGVsbG8=\r\n--q\r\nContent-Type: TEXT/html\r\n\r\nhtml\r\n--q--\r\n",
-	  "text|html|", NULL },
+	  "text\n|html\n|", NULL },
 };
 
 /* walk - run the walker over msg in pieces of step bytes */
@@ -450,7 +456,8 @@ static void test_walker_bounds(void **state)
 	o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\r\n--p\r\n\r\nafter\r\n--p--\r\n");
 	walk(msg, 700, NULL, &c, &st);
 	assert_int_equal(c.parts, 2);
-	assert_int_equal(c.blen, 5000 + 1 + 5 + 1); /* line ends before delimiters dropped */
+	/* "\n|after\n|": line ends before delimiters kept, as SpamAssassin does */
+	assert_int_equal(c.blen, 5000 + 1 + 1 + 5 + 1 + 1);
 }
 
 /* the engine delivers unstuffed lines, often one write per line or per
@@ -498,8 +505,9 @@ static void feed_lines(const char *msg, size_t len, size_t step, struct filter_v
 static const char *chunk_rules =
 	"threshold 100\n"
 	"RAW_X   raw            score 1 /chunk tail\\r\\nchunk head/\n"
-	"BODY_X  body           score 1 /chunk tail\\nchunk head/\n"
-	"B64_X   body           score 1 /decoded tail\\ndecoded head/\n"
+	"BODY_X  body           score 1 /^chunk tail chunk head$/\n"
+	"B64_X   body           score 1 /^decoded tail decoded head$/\n"
+	"RAWB_X  rawbody        score 1 /decoded head/\n"
 	"HDR_X   header:X-Long  score 1 /longheadermark/\n"
 	"HDR_END header:X-Long  score 1 /lastword$/\n";
 
@@ -518,7 +526,9 @@ static void filler(char *msg, size_t *o, size_t to)
 
 /* a pattern over a line end, placed around the filter's chunk boundaries
  * (32 KiB gather) and the walker's decode buffer, fed line by line and in
- * pieces: every byte is scanned once and streams carry over */
+ * pieces: every byte is scanned once and streams carry over.  Body rules
+ * read the rendered paragraph (the marks are paragraphs of their own) and,
+ * as in SpamAssassin, only the first 50,000 rendered bytes of a part. */
 static void test_chunk_boundary(void **state)
 {
 	static char msg[200 * 1024];
@@ -538,7 +548,7 @@ static void test_chunk_boundary(void **state)
 					      "Subject: t\r\nContent-Type: multipart/mixed; boundary=q\r\n"
 					      "\r\n--q\r\n\r\n");
 			filler(msg, &o, at);
-			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "chunk tail\r\nchunk head\r\n"
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\r\nchunk tail\r\nchunk head\r\n\r\n"
 					      "--q\r\nContent-Transfer-Encoding: base64\r\n\r\n");
 			/* the second part's decoded bytes cross the decode buffer
 			 * too: "x" * k then the marker, base64 with 76-char lines */
@@ -551,8 +561,8 @@ static void test_chunk_boundary(void **state)
 				k = sizeof(plain) - 64;
 			memset(plain, 'y', k);
 			pl = k;
-			memcpy(plain + pl, "decoded tail\ndecoded head\n", 26);
-			pl += 26;
+			memcpy(plain + pl, "\n\ndecoded tail\ndecoded head\n\n", 30);
+			pl += 30;
 			for (size_t i = 0; i < pl; i += 3) {
 				uint32_t t = (uint32_t)plain[i] << 16 |
 					     (uint32_t)(i + 1 < pl ? plain[i + 1] : 0) << 8 |
@@ -573,7 +583,10 @@ static void test_chunk_boundary(void **state)
 				feed_lines(msg, o, step, &v);
 				snprintf(name, sizeof(name), "mark %zu shift %zu step %zu", marks[mi],
 					 shift, step);
-				check_words(name, &v, "RAW_X BODY_X B64_X", 1);
+				check_words(name, &v, "RAW_X RAWB_X", 1);
+				/* body_part_scan_size: 50,000 rendered bytes */
+				check_words(name, &v, "BODY_X", at < RENDER_BODY_SCAN);
+				check_words(name, &v, "B64_X", k < RENDER_BODY_SCAN);
 			}
 		}
 	}
@@ -623,7 +636,14 @@ static const struct sel_case sel_cases[] = {
 	{ "body only: quoted-printable", "B body score 1 /body=mark/\n",
 	  "Content-Transfer-Encoding: quoted-printable\r\n\r\nbody=3Dma=\r\nrk\r\n", "B", "" },
 	{ "body only: not headers", "B body score 1 /body-mark/\n",
-	  "Subject: body-mark\r\n\r\nclean\r\n", "", "B" },
+	  "X-Other: body-mark\r\n\r\nclean\r\n", "", "B" },
+	{ "body only: the Subject is its first line", "B body score 1 /^body-mark$/\n",
+	  "X-Other: x\r\nSubject: body-mark\r\n\r\nclean\r\n", "B", "" },
+	{ "rawbody only: decoded, not rendered", "R rawbody score 1 /a\\n\\nb <i>c/\n",
+	  "Subject: s\r\nContent-Type: text/html\r\n\r\na\r\n\r\nb <i>c</i>\r\n", "R", "" },
+	{ "uri only: the link, not its text", "U uri score 1 /^http:\\/\\/x\\.example\\/p$/\n",
+	  "Content-Type: text/html\r\n\r\n<a href=\"http://x.example/p\">http://y.example/</a>\r\n",
+	  "U", "" },
 };
 
 static void test_scope_selection(void **state)
