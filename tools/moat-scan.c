@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 			printf("%s\t%s\t%s%s\n", d->skips[i].src, d->skips[i].id,
 			       d->skips[i].scored ? "[scored] " : "", d->skips[i].reason);
 	} else if (!strcmp(cmd, "rules")) {
-		static const char *const scope[] = { "raw", "header", "body", "meta", "exists" };
+		static const char *const scope[] = { "raw", "header", "body", "meta", "exists", "rawbody", "uri" };
 
 		for (size_t i = 0; i < d->nrules; i++) {
 			const struct scan_rule *r = &d->rules[i];
