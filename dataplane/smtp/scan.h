@@ -48,7 +48,10 @@ void scan_fini(void);
 
 enum scan_scope {
 	SCOPE_RAW = 0,  /* the message bytes as received */
-	SCOPE_HEADER,   /* one top-level header value, unfolded */
+	SCOPE_HEADER,   /* a header view: the values of one header name
+			 * (or pseudo-header, or modifier) joined as
+			 * SpamAssassin's get() does, or the whole block
+			 * (ALL); evaluated at the end of the header section */
 	SCOPE_BODY,     /* a leaf part's decoded body */
 	SCOPE_META,     /* SpamAssassin meta: boolean over other rules */
 	SCOPE_EXISTS,   /* a header of this name is present */
@@ -60,7 +63,13 @@ struct scan_rule {
 	char *pattern;        /* Hyperscan expression, or the meta expression */
 	unsigned flags;       /* HS_FLAG_* */
 	enum scan_scope scope;
-	char *hname;          /* header name (SCOPE_HEADER/EXISTS), NULL: any */
+	char *hname;          /* header name (SCOPE_HEADER/EXISTS), NULL: any;
+			       * SpamAssassin views keep their modifiers
+			       * ("From:addr", "ToCc", "ALL") */
+	int view;             /* index in scan_db.views, -1: any header */
+	char *unset;          /* [if-unset: X]: the value of an absent header */
+	int prefilter;        /* Hyperscan matches a superset: confirm */
+	void *re;             /* pcre2_code * that confirms (prefilter rules) */
 	enum scan_action action;
 	double score;
 	char *reply;          /* reject text */
@@ -91,6 +100,13 @@ struct scan_db {
 	size_t stream_size;          /* bytes of stream state per message */
 	unsigned *exists;            /* SCOPE_EXISTS rule indices */
 	size_t nexists;
+	char **views;                /* distinct header views rules read,
+				      * sorted case-insensitively */
+	size_t nviews;
+	int hdr_any;                 /* some header rule reads every header */
+	unsigned *unsets;            /* header rules with [if-unset: ] */
+	size_t nunsets;
+	unsigned nprefilter;         /* rules confirmed by PCRE2 */
 	enum scan_cache cache;
 	unsigned sa_files;           /* .cf files read */
 	unsigned sa_scored_total;    /* scored rules defined in them */
@@ -122,6 +138,30 @@ void scan_db_install(struct scan_db *d);
  * streams so far, every scope counted (a byte scanned as raw and as body
  * counts twice): what the benchmark divides by.  Never fails. */
 uint64_t scan_scanned_bytes(void);
+
+/* ---- units and confirmation (prefilter rules) ----
+ *
+ * A rule Hyperscan cannot match exactly is compiled with HS_FLAG_PREFILTER
+ * (a superset) and confirmed with PCRE2 on the unit of text it came from:
+ * one header view, the header block, one rendered body paragraph.  The
+ * owner of a scope calls scan_unit_end at the end of each unit with the
+ * unit's text; rules of that scope whose prefilter fired in the unit are
+ * confirmed there (within the bounds below) and forgotten.  Confirmation
+ * costs nothing when no prefilter fired. */
+#define SCAN_BODY_PART_SCAN_SIZE 50000     /* SpamAssassin body_part_scan_size */
+#define SCAN_RAWBODY_PART_SCAN_SIZE 500000 /* rawbody_part_scan_size */
+#define SCAN_HDR_BLOCK_MAX 65536           /* SpamAssassin MAX_HEADER_LENGTH */
+/* SCAN_BODY_UNITS - 1 once the body side calls scan_unit_end(SCOPE_BODY)
+ * at the end of each unit; until then body rules that need confirmation
+ * are not imported (their prefilter hits would never be confirmed). */
+#ifndef SCAN_BODY_UNITS
+#define SCAN_BODY_UNITS 0
+#endif
+
+/* scan_unit_end - the unit of scope s (text, len bytes) is complete:
+ * confirm the prefilter hits it produced.  Never fails (a confirmation that
+ * runs out of PCRE2 match budget counts as no match). */
+void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len);
 
 /* scan_msg_db - the db a message was opened with (tests) */
 struct scan_db *scan_msg_db(struct filter_msg *m);
