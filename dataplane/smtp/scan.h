@@ -85,6 +85,15 @@ struct scan_skip {
 	int scored;           /* it carries a non-zero score */
 };
 
+/* how an imported SpamAssassin rule runs (moat-scan --sa-report) */
+enum sa_kind {
+	SA_KIND_EXACT = 0, /* Hyperscan matches it exactly */
+	SA_KIND_PREFILTER, /* Hyperscan prefilter, confirmed by PCRE2 */
+	SA_KIND_META,      /* a meta over imported rules */
+	SA_KIND_EVAL,      /* an eval: test moat implements */
+	SA_KIND_N
+};
+
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_N };
 enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
 
@@ -112,6 +121,9 @@ struct scan_db {
 	unsigned sa_scored_total;    /* scored rules defined in them */
 	unsigned sa_scored_imported; /* of those, imported */
 	unsigned sa_imported;        /* rules of any kind imported */
+	unsigned sa_regex_scored_total;    /* scored body/rawbody/header/uri/full */
+	unsigned sa_regex_scored_imported; /* of those, imported */
+	unsigned sa_kind[SA_KIND_N];       /* scored imported rules by kind */
 };
 
 struct scan_load_opts {
