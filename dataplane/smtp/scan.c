@@ -698,7 +698,7 @@ static void on_header_begin(void *ctx, const char *name)
 	if (m->db->nexists)
 		exists_hits(m, name);
 	m->cur_drop = 1;
-	if (!m->db->db[SDB_HEADER] || m->hdr_trunc)
+	if ((!m->db->db[SDB_HEADER] && !m->db->nevals) || m->hdr_trunc)
 		return;
 	m->cur_start = m->hb_len;
 	m->cur_drop = 0;
@@ -723,7 +723,7 @@ static void on_header_end(void *ctx)
 	size_t nl;
 
 	if (m->cur_drop) {
-		if (m->db->db[SDB_HEADER] && !m->hdr_trunc && m->hb) {
+		if ((m->db->db[SDB_HEADER] || m->db->nevals) && !m->hdr_trunc && m->hb) {
 			m->hb_len = m->cur_start;
 			m->hdr_trunc = 1;
 		}
@@ -746,6 +746,123 @@ static void on_header_end(void *ctx)
 	m->cur_drop = 1;
 }
 
+/* utf8_valid - is p[0..n) well-formed UTF-8 (Perl's is_valid_utf_8)? */
+static int utf8_valid(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = p[i];
+		size_t k = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 0;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (!k || c < 0xc2 || i + k >= n)
+			return 0;
+		for (size_t j = 1; j <= k; j++)
+			if ((p[i + j] & 0xc0) != 0x80)
+				return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+/* eval_rule - a built-in SpamAssassin eval test, as the Perl in
+ * Mail::SpamAssassin::Plugin::HeaderEval computes it over the views */
+static int eval_rule(struct filter_msg *m, const struct scan_rule *r)
+{
+	switch (r->eval) {
+	case EVAL_MISSING_TO: /* get('To') || get('Apparently-To') is '' */
+		return !view_value(m, "To") && !view_value(m, "Apparently-To");
+	case EVAL_TRUNCATED:
+		return m->hdr_trunc;
+	case EVAL_HDR_COUNT: { /* distinct values of the header */
+		size_t nl = strlen(r->hname);
+		unsigned cnt = 0;
+
+		for (size_t i = 0; i < m->nhx; i++) {
+			const struct hdr_ent *h = &m->hx[i];
+			int dup = 0;
+
+			if (h->name_len != nl || strncasecmp(m->hb + h->name_off, r->hname, nl))
+				continue;
+			for (size_t j = 0; j < i && !dup; j++)
+				dup = m->hx[j].name_len == nl &&
+				      !strncasecmp(m->hb + m->hx[j].name_off, r->hname, nl) &&
+				      m->hx[j].val_len == h->val_len &&
+				      !memcmp(m->hb + m->hx[j].val_off, m->hb + h->val_off, h->val_len);
+			cnt += !dup;
+		}
+		return cnt >= r->ea && cnt <= r->eb;
+	}
+	case EVAL_SUBJ_ALL_CAPS: {
+		const char *p;
+		size_t n, letters = 0, upper = 0;
+		int space = 0;
+
+		if (!view_value(m, "Subject"))
+			return 0;
+		p = m->vb;
+		n = m->vb_len;
+		trim(&p, &n);
+		for (;;) { /* (?:(?:Re|Fwd|Fw|Aw|Antwort|WG|SV|VB|VS|VL):\s*)+ */
+			static const char *const pre[] = { "Re:", "Fwd:", "Fw:", "Aw:", "Antwort:",
+							   "WG:", "SV:", "VB:", "VS:", "VL:" };
+			size_t k = 0;
+
+			for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]) && !k; i++)
+				if (n >= strlen(pre[i]) && !strncasecmp(p, pre[i], strlen(pre[i])))
+					k = strlen(pre[i]);
+			if (!k)
+				break;
+			p += k, n -= k;
+			while (n && isspace((unsigned char)*p))
+				p++, n--;
+		}
+		for (size_t i = 0; i < n; i++) {
+			space |= isspace((unsigned char)p[i]);
+			letters += isalpha((unsigned char)p[i]) && (unsigned char)p[i] < 0x80;
+			upper += p[i] >= 'A' && p[i] <= 'Z';
+		}
+		if (!space || n < 10 || !letters)
+			return 0;
+		/* subjects in charsets that look like capitals: not tested */
+		if (memmem(m->vb, m->vb_len, "=?", 2)) {
+			static const char *const fp[] = { "koi", "jp", "jis", "euc", "gb", "big5",
+							  "isoir", "cp1251", "windows-1251",
+							  "georgianps", "pt154", "tis" };
+			for (size_t i = 0; i < sizeof(fp) / sizeof(fp[0]); i++)
+				if (strcasestr(m->vb, fp[i]))
+					return 0;
+		}
+		return letters == upper;
+	}
+	case EVAL_ILLEGAL_CHARS: {
+		const unsigned char *p;
+		size_t n, ill = 0, nonascii = 0, ctl = 0, exempt = 0, graph = 0;
+
+		if (!view_value(m, r->hname))
+			return 0;
+		p = (const unsigned char *)m->vb;
+		n = m->vb_len;
+		for (size_t i = 0; i < n; i++) {
+			nonascii += p[i] >= 0x80;
+			ctl += p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r';
+			ill += (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') ||
+			       p[i] >= 0x7f;
+			exempt += p[i] == 0xa2 || p[i] == 0xa3 || p[i] == 0xae;
+			graph += !isspace(p[i]);
+		}
+		if (!graph || (nonascii && !ctl && utf8_valid(p, n)))
+			return 0;
+		if (ill && strcasecmp(r->hname, "Subject") == 0 && exempt == 1)
+			ill--;
+		return n && (double)ill / (double)n >= r->ea && ill >= r->eb;
+	}
+	}
+	return 0;
+}
+
 /* on_headers_done - the header section is over: every view a rule reads,
  * each scanned once; absent headers read as their [if-unset: ] value */
 static void on_headers_done(void *ctx)
@@ -753,6 +870,9 @@ static void on_headers_done(void *ctx)
 	struct filter_msg *m = ctx;
 	const struct scan_db *d = m->db;
 
+	for (size_t i = 0; i < d->nevals && !m->done; i++)
+		if (eval_rule(m, &d->rules[d->evals[i]]))
+			rule_hit(m, d->evals[i]);
 	if (!d->db[SDB_HEADER])
 		return;
 	for (size_t v = 0; v < d->nviews && !m->done; v++) {
@@ -828,7 +948,7 @@ static struct filter_msg *scan_open(void)
 		if (m->db->db[map[s]] &&
 		    hs_open_stream(m->db->db[map[s]], 0, &m->st[s]) != HS_SUCCESS)
 			goto fail;
-	m->walk = m->db->db[SDB_HEADER] || m->st[ST_BODY] || m->db->nexists;
+	m->walk = m->db->db[SDB_HEADER] || m->st[ST_BODY] || m->db->nexists || m->db->nevals;
 	mime_init(&m->w, &conf.limits, &scan_sink, m);
 	return m;
 fail:

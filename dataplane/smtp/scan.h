@@ -55,6 +55,16 @@ enum scan_scope {
 	SCOPE_BODY,     /* a leaf part's decoded body */
 	SCOPE_META,     /* SpamAssassin meta: boolean over other rules */
 	SCOPE_EXISTS,   /* a header of this name is present */
+	SCOPE_EVAL,     /* a built-in SpamAssassin eval test (enum scan_eval) */
+};
+
+/* the SpamAssassin eval tests moat implements (docs/content-gate.md) */
+enum scan_eval {
+	EVAL_MISSING_TO = 1,  /* check_for_missing_to_header() */
+	EVAL_SUBJ_ALL_CAPS,   /* subject_is_all_caps() */
+	EVAL_HDR_COUNT,       /* check_header_count_range(hname, ea, eb) */
+	EVAL_ILLEGAL_CHARS,   /* check_illegal_chars(hname, ea ratio, eb count) */
+	EVAL_TRUNCATED,       /* check_msg_parse_flags('truncated_header') */
 };
 enum scan_action { ACT_SCORE = 0, ACT_REJECT };
 
@@ -70,6 +80,8 @@ struct scan_rule {
 	char *unset;          /* [if-unset: X]: the value of an absent header */
 	int prefilter;        /* Hyperscan matches a superset: confirm */
 	void *re;             /* pcre2_code * that confirms (prefilter rules) */
+	int eval;             /* SCOPE_EVAL: enum scan_eval */
+	double ea, eb;        /* its numeric arguments */
 	enum scan_action action;
 	double score;
 	char *reply;          /* reject text */
@@ -116,6 +128,8 @@ struct scan_db {
 	unsigned *unsets;            /* header rules with [if-unset: ] */
 	size_t nunsets;
 	unsigned nprefilter;         /* rules confirmed by PCRE2 */
+	unsigned *evals;             /* SCOPE_EVAL rule indices */
+	size_t nevals;
 	enum scan_cache cache;
 	unsigned sa_files;           /* .cf files read */
 	unsigned sa_scored_total;    /* scored rules defined in them */

@@ -132,6 +132,7 @@ static void db_free(struct scan_db *d)
 		free(d->views[i]);
 	free(d->views);
 	free(d->unsets);
+	free(d->evals);
 	free(d);
 }
 
@@ -748,7 +749,7 @@ static int view_cmp(const void *a, const void *b)
  * of rules with an [if-unset: ] value */
 static int build_views(struct scan_db *d)
 {
-	size_t n = 0, nu = 0;
+	size_t n = 0, nu = 0, n_evcap = 0;
 
 	for (size_t i = 0; i < d->nrules; i++) {
 		struct scan_rule *r = &d->rules[i];
@@ -761,8 +762,14 @@ static int build_views(struct scan_db *d)
 		d->hdr_any |= !r->hname;
 		d->nprefilter += r->prefilter != 0;
 	}
-	for (size_t i = 0; i < d->nrules; i++)
+	for (size_t i = 0; i < d->nrules; i++) {
 		d->nprefilter += d->rules[i].scope != SCOPE_HEADER && d->rules[i].prefilter;
+		if (d->rules[i].scope == SCOPE_EVAL) {
+			if (scan_grow(&d->evals, d->nevals, &n_evcap, sizeof(unsigned)) < 0)
+				return -ENOMEM;
+			d->evals[d->nevals++] = (unsigned)i;
+		}
+	}
 	if ((n && !(d->views = calloc(n, sizeof(char *)))) ||
 	    (nu && !(d->unsets = calloc(nu, sizeof(unsigned)))))
 		return -ENOMEM;

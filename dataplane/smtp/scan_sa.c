@@ -1080,11 +1080,42 @@ static int sa_if_unset(const char *rest, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* sa_drop_anchors - expr without its "^" anchors (outside classes, not
+ * escaped): a superset Hyperscan accepts where it refuses an embedded
+ * start anchor; malloc'd, NULL on ENOMEM */
+static char *sa_drop_anchors(const char *expr)
+{
+	char *o = malloc(strlen(expr) + 1), *q = o;
+	int cls = 0;
+
+	if (!o)
+		return NULL;
+	for (const char *p = expr; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			*q++ = *p++;
+			*q++ = *p;
+			continue;
+		}
+		if (cls) {
+			cls = *p != ']' || p[-1] == '[' || (p[-1] == '^' && p[-2] == '[');
+		} else if (*p == '[') {
+			cls = 1;
+		} else if (*p == '^') {
+			continue;
+		}
+		*q++ = *p;
+	}
+	*q = 0;
+	return o;
+}
+
 /* sa_prefilter - make r a prefilter rule: Hyperscan in prefilter mode (a
- * superset) and PCRE2 to confirm each candidate on its unit.  0 done, 1
- * not possible (msg says why), -ENOMEM */
+ * superset; without "^" anchors when Hyperscan refuses them) and PCRE2 on
+ * the original expression to confirm each candidate on its unit.  *hs is
+ * the expression for Hyperscan when it differs (malloc'd).  0 done, 1 not
+ * possible (msg says why), -ENOMEM */
 static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
-			unsigned flags, char *msg, size_t msgsz)
+			unsigned flags, char *msg, size_t msgsz, char **hs)
 {
 	uint32_t opt = (flags & HS_FLAG_CASELESS ? PCRE2_CASELESS : 0) |
 		       (flags & HS_FLAG_DOTALL ? PCRE2_DOTALL : 0) |
@@ -1102,12 +1133,19 @@ static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
 		snprintf(msg, msgsz, "no prefilter: body units are not confirmed yet");
 		return 1;
 	}
-	if (scan_validate(expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0 ||
-	    sa_compiles(s, expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) {
+	*hs = NULL;
+	if (scan_validate(expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0 &&
+	    strstr(msg, "start anchor") && !(*hs = sa_drop_anchors(expr)))
+		return -ENOMEM;
+	if ((*hs && scan_validate(*hs, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) ||
+	    (!*hs && scan_validate(expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) ||
+	    sa_compiles(s, *hs ? *hs : expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) {
 		char m2[200];
 
 		snprintf(m2, sizeof(m2), "%s", msg);
 		snprintf(msg, msgsz, "prefilter: %s", m2);
+		free(*hs);
+		*hs = NULL;
 		return 1;
 	}
 	re = pcre2_compile((PCRE2_SPTR)expr, PCRE2_ZERO_TERMINATED, opt, &ec, &eo, NULL);
@@ -1116,6 +1154,8 @@ static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
 
 		pcre2_get_error_message(ec, m2, sizeof(m2));
 		snprintf(msg, msgsz, "pcre2: %s", (char *)m2);
+		free(*hs);
+		*hs = NULL;
 		return ec == PCRE2_ERROR_NOMEMORY ? -ENOMEM : 1;
 	}
 	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* interpreted when it fails */
@@ -1140,6 +1180,70 @@ static int sa_is_regex(const struct sa_def *e)
 	return 0;
 }
 
+/* sa_eval_args - the quoted arguments of "name('a','b')": up to 3, each
+ * copied (bounded) into arg[]; the count, -1 when malformed */
+static int sa_eval_args(const char *p, char arg[3][MIME_NAME_MAX])
+{
+	int n = 0;
+
+	if (*p++ != '(')
+		return -1;
+	while (*p == ' ')
+		p++;
+	while (*p && *p != ')') {
+		char q = *p;
+		size_t k = 0;
+
+		if ((q != '\'' && q != '"') || n == 3)
+			return -1;
+		for (p++; *p && *p != q; p++)
+			if (k < MIME_NAME_MAX - 1)
+				arg[n][k++] = *p;
+		arg[n++][k] = 0;
+		if (*p++ != q)
+			return -1;
+		while (*p == ' ' || *p == ',')
+			p++;
+	}
+	return *p == ')' ? n : -1;
+}
+
+/* sa_eval_builtin - an eval test moat implements (enum scan_eval): r
+ * filled, 1; 0 when it is not one; -ENOMEM */
+static int sa_eval_builtin(const struct sa_def *e, const char *call, struct scan_rule *r)
+{
+	char arg[3][MIME_NAME_MAX];
+	size_t nl = strcspn(call, "( ");
+	int n;
+
+	(void)e;
+	n = sa_eval_args(call + nl, arg);
+#define IS(x) (nl == strlen(x) && strncmp(call, x, nl) == 0)
+	if (IS("check_for_missing_to_header") && n == 0)
+		r->eval = EVAL_MISSING_TO;
+	else if (IS("subject_is_all_caps") && n == 0)
+		r->eval = EVAL_SUBJ_ALL_CAPS;
+	else if (IS("check_msg_parse_flags") && n == 1 && !strcmp(arg[0], "truncated_header"))
+		r->eval = EVAL_TRUNCATED;
+	else if (IS("check_header_count_range") && n == 3 && !strchr(arg[0], ':'))
+		r->eval = EVAL_HDR_COUNT;
+	else if (IS("check_illegal_chars") && n == 3 && !strchr(arg[0], ':'))
+		r->eval = EVAL_ILLEGAL_CHARS;
+	else
+		return 0;
+#undef IS
+	r->scope = SCOPE_EVAL;
+	if (r->eval == EVAL_HDR_COUNT || r->eval == EVAL_ILLEGAL_CHARS) {
+		r->ea = strtod(arg[1], NULL);
+		r->eb = strtod(arg[2], NULL);
+		if (!(r->hname = strdup(arg[0])))
+			return -ENOMEM;
+	}
+	if (!(r->pattern = strdup("")))
+		return -ENOMEM;
+	return 1;
+}
+
 /* sa_import_leaf - turn a non-meta definition into a rule or a skip reason */
 static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 {
@@ -1149,8 +1253,15 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	unsigned flags = 0;
 	int neg = 0;
 
-	if (strncmp(a, "eval:", 5) == 0)
-		return sa_why(e, "eval: Perl code test");
+	if (strncmp(a, "eval:", 5) == 0) {
+		int rc = sa_eval_builtin(e, a + 5, &r);
+
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return sa_why(e, "eval: Perl code test");
+		goto add;
+	}
 	if (strcmp(e->kind, "mimeheader") == 0)
 		return sa_why(e, "mimeheader: MIME part headers are not scanned");
 	int replace = 0;
@@ -1231,8 +1342,8 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	if (scan_validate(expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0 ||
 	    (replace && sa_compiles(s, expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0)) {
 		/* not exact: a prefilter confirmed by PCRE2 on its unit */
-		char pmsg[256];
-		int why = sa_prefilter(s, &r, expr, flags, pmsg, sizeof(pmsg));
+		char pmsg[256], *hs = NULL;
+		int why = sa_prefilter(s, &r, expr, flags, pmsg, sizeof(pmsg), &hs);
 
 		if (why) {
 			free(expr);
@@ -1243,6 +1354,10 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 				      msg, pmsg[0] ? "; " : "", pmsg);
 		}
 		e->pf = 1;
+		if (hs) {
+			free(expr);
+			expr = hs;
+		}
 	}
 	r.pattern = expr;
 	r.flags = flags;
@@ -1791,6 +1906,7 @@ int scan_sa_load(struct scan_db *d, const char *dir, const char *cache_dir, char
 			d->sa_regex_scored_imported += (unsigned)(scored && regex);
 			if (scored)
 				d->sa_kind[strcmp(e->kind, "meta") == 0 ? SA_KIND_META :
+					   d->rules[e->rule].scope == SCOPE_EVAL ? SA_KIND_EVAL :
 					   e->pf ? SA_KIND_PREFILTER : SA_KIND_EXACT]++;
 		} else if ((rc = skip_add(d, e->name, e->src, scored, "%s",
 					  e->why ? e->why : "not imported")) < 0)
