@@ -427,58 +427,51 @@ static void exists_hits(struct filter_msg *m, const char *name)
 		hit(m, d->exists[lo]);
 }
 
+/* hdr_needed - some rule reads the header block */
+static int hdr_needed(const struct scan_db *d)
+{
+	return d->db[SDB_HEADER] || d->db[SDB_HDRALL] || d->nevals;
+}
+
+/* buf_add - append n bytes to a growing buffer of at most max bytes;
+ * -1 when it would pass max or memory runs out (nothing appended) */
+static int buf_add(char **b, size_t *len, size_t *cap, size_t max, const char *p, size_t n)
+{
+	if (*len + n > max)
+		return -1;
+	if (*len + n > *cap) {
+		size_t nc = *cap ? *cap : 1024;
+		char *nb;
+
+		while (nc < *len + n)
+			nc *= 2;
+		if (nc > max)
+			nc = max;
+		if (!(nb = realloc(*b, nc)))
+			return -1;
+		*b = nb;
+		*cap = nc;
+	}
+	memcpy(*b + *len, p, n);
+	*len += n;
+	return 0;
+}
+
 /* hb_add - append to the header block, bounded by SCAN_HDR_BLOCK_MAX
  * (SpamAssassin's MAX_HEADER_LENGTH); what does not fit drops the open
  * header */
 static void hb_add(struct filter_msg *m, const char *p, size_t n)
 {
-	if (m->cur_drop)
-		return;
-	if (m->hb_len + n > SCAN_HDR_BLOCK_MAX) {
+	if (!m->cur_drop && buf_add(&m->hb, &m->hb_len, &m->hb_cap, SCAN_HDR_BLOCK_MAX, p, n) < 0)
 		m->cur_drop = 1;
-		return;
-	}
-	if (m->hb_len + n > m->hb_cap) {
-		size_t nc = m->hb_cap ? m->hb_cap : 2048;
-		char *nb;
-
-		while (nc < m->hb_len + n)
-			nc *= 2;
-		if (nc > SCAN_HDR_BLOCK_MAX)
-			nc = SCAN_HDR_BLOCK_MAX;
-		if (!(nb = realloc(m->hb, nc))) {
-			m->cur_drop = 1;
-			return;
-		}
-		m->hb = nb;
-		m->hb_cap = nc;
-	}
-	memcpy(m->hb + m->hb_len, p, n);
-	m->hb_len += n;
 }
 
 /* vb_add - append to the view buffer (bounded like the block) */
 static void vb_add(struct filter_msg *m, const char *p, size_t n)
 {
-	if (m->vb_oom || m->vb_len + n > SCAN_HDR_BLOCK_MAX + 1) {
+	if (!m->vb_oom &&
+	    buf_add(&m->vb, &m->vb_len, &m->vb_cap, SCAN_HDR_BLOCK_MAX + 1, p, n) < 0)
 		m->vb_oom = 1;
-		return;
-	}
-	if (m->vb_len + n > m->vb_cap) {
-		size_t nc = m->vb_cap ? m->vb_cap : 1024;
-		char *nb;
-
-		while (nc < m->vb_len + n)
-			nc *= 2;
-		if (!(nb = realloc(m->vb, nc))) {
-			m->vb_oom = 1;
-			return;
-		}
-		m->vb = nb;
-		m->vb_cap = nc;
-	}
-	memcpy(m->vb + m->vb_len, p, n);
-	m->vb_len += n;
 }
 
 /* trim - strip blanks at both ends of [*p, *p + *n) */
@@ -661,7 +654,12 @@ static void hdr_scan(struct filter_msg *m, int view, const char *unset, const ch
 	m->view = view;
 	m->unset = unset;
 	scanned_bytes += n;
-	e = hs_scan(m->db->db[SDB_HEADER], p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	const hs_database_t *db = m->db->db[view >= 0 && strcmp(m->db->views[view], "ALL") == 0 ?
+					    SDB_HDRALL : SDB_HEADER];
+
+	if (!db)
+		return;
+	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	scan_unit_end(m, SCOPE_HEADER, p, n);
@@ -698,7 +696,7 @@ static void on_header_begin(void *ctx, const char *name)
 	if (m->db->nexists)
 		exists_hits(m, name);
 	m->cur_drop = 1;
-	if ((!m->db->db[SDB_HEADER] && !m->db->nevals) || m->hdr_trunc)
+	if (!hdr_needed(m->db) || m->hdr_trunc)
 		return;
 	m->cur_start = m->hb_len;
 	m->cur_drop = 0;
@@ -723,7 +721,7 @@ static void on_header_end(void *ctx)
 	size_t nl;
 
 	if (m->cur_drop) {
-		if ((m->db->db[SDB_HEADER] || m->db->nevals) && !m->hdr_trunc && m->hb) {
+		if (hdr_needed(m->db) && !m->hdr_trunc && m->hb) {
 			m->hb_len = m->cur_start;
 			m->hdr_trunc = 1;
 		}
@@ -873,7 +871,7 @@ static void on_headers_done(void *ctx)
 	for (size_t i = 0; i < d->nevals && !m->done; i++)
 		if (eval_rule(m, &d->rules[d->evals[i]]))
 			rule_hit(m, d->evals[i]);
-	if (!d->db[SDB_HEADER])
+	if (!d->db[SDB_HEADER] && !d->db[SDB_HDRALL])
 		return;
 	for (size_t v = 0; v < d->nviews && !m->done; v++) {
 		if (view_value(m, d->views[v]))
@@ -948,7 +946,7 @@ static struct filter_msg *scan_open(void)
 		if (m->db->db[map[s]] &&
 		    hs_open_stream(m->db->db[map[s]], 0, &m->st[s]) != HS_SUCCESS)
 			goto fail;
-	m->walk = m->db->db[SDB_HEADER] || m->st[ST_BODY] || m->db->nexists || m->db->nevals;
+	m->walk = hdr_needed(m->db) || m->st[ST_BODY] || m->db->nexists;
 	mime_init(&m->w, &conf.limits, &scan_sink, m);
 	return m;
 fail:

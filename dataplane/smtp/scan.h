@@ -106,7 +106,9 @@ enum sa_kind {
 	SA_KIND_N
 };
 
-enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_N };
+/* SDB_HEADER holds the header rules of named views, SDB_HDRALL those
+ * reading ALL (the whole block): each scan runs only the rules of its unit */
+enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_HDRALL, SDB_N };
 enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
 
 struct scan_db {

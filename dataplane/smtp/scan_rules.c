@@ -31,7 +31,7 @@
 #include "scan.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB2\n" /* 2: header database in block mode */
+#define CACHE_MAGIC "MOATHSDB3\n" /* 3: header databases in block mode */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -434,6 +434,12 @@ static char *meta_expr(const struct scan_db *d, const char *x, unsigned false_id
 	return out;
 }
 
+/* is_all - a header rule over the whole block (SpamAssassin's ALL) */
+static int is_all(const struct scan_rule *r)
+{
+	return r->hname && strcmp(r->hname, "ALL") == 0;
+}
+
 /* build_exprs - the expression list of one database */
 static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr_set *e)
 {
@@ -455,7 +461,8 @@ static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr
 			continue;
 		}
 		if ((which == SDB_RAW && r->scope != SCOPE_RAW) ||
-		    (which == SDB_HEADER && r->scope != SCOPE_HEADER) ||
+		    (which == SDB_HEADER && (r->scope != SCOPE_HEADER || is_all(r))) ||
+		    (which == SDB_HDRALL && (r->scope != SCOPE_HEADER || !is_all(r))) ||
 		    (which == SDB_BODY && r->scope != SCOPE_BODY))
 			continue;
 		if (!(e->expr[e->n] = strdup(r->pattern)))
@@ -685,7 +692,8 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			continue;
 		if (hs_compile_multi((const char *const *)es[w].expr, es[w].flags, es[w].ids,
 				     (unsigned)es[w].n,
-				     w == SDB_META || w == SDB_HEADER ? HS_MODE_BLOCK : HS_MODE_STREAM,
+				     w == SDB_META || w == SDB_HEADER || w == SDB_HDRALL ?
+				     HS_MODE_BLOCK : HS_MODE_STREAM,
 				     NULL, &d->db[w], &ce) != HS_SUCCESS) {
 			int x = ce ? ce->expression : -1;
 			unsigned id = x >= 0 && (size_t)x < es[w].n ? es[w].ids[x] : 0;

@@ -396,30 +396,24 @@ static double cp_cmp(struct cparse *c)
 	return a;
 }
 
-/* cp_and - cmp ("&&" cmp)* */
-static double cp_and(struct cparse *c)
+/* cp_chain - cmp ("&&" cmp)* for and=1, chain(1) ("||" chain(1))* else */
+static double cp_chain(struct cparse *c, int and)
 {
-	double v = cp_cmp(c);
+	char op = and ? '&' : '|';
+	double v = and ? cp_cmp(c) : cp_chain(c, 1);
 
-	while (cp_ws(c) == '&' && c->p[1] == '&') {
+	while (cp_ws(c) == op && c->p[1] == op) {
 		c->p += 2;
-		double w = cp_cmp(c);
-		v = v && w;
+		double w = and ? cp_cmp(c) : cp_chain(c, 1);
+		v = and ? v && w : v || w;
 	}
 	return v;
 }
 
-/* cp_or - and ("||" and)* */
+/* cp_or - the full condition */
 static double cp_or(struct cparse *c)
 {
-	double v = cp_and(c);
-
-	while (cp_ws(c) == '|' && c->p[1] == '|') {
-		c->p += 2;
-		double w = cp_and(c);
-		v = v || w;
-	}
-	return v;
+	return cp_chain(c, 0);
 }
 
 /* sa_cond_true - an "if"/"ifplugin" condition as SpamAssassin 4.0.1
