@@ -1074,6 +1074,11 @@ static int sa_if_unset(const char *rest, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* A prefilter pattern longer than this is compiled alone at import to
+ * catch "Pattern is too large" (remembered in scan-verdicts); shorter ones
+ * are only validated: compiling each alone costs seconds per load */
+#define SA_PREFILTER_CHECK_LEN 400
+
 /* sa_drop_anchors - expr without its "^" anchors (outside classes, not
  * escaped): a superset Hyperscan accepts where it refuses an embedded
  * start anchor; malloc'd, NULL on ENOMEM */
@@ -1133,7 +1138,8 @@ static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
 		return -ENOMEM;
 	if ((*hs && scan_validate(*hs, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) ||
 	    (!*hs && scan_validate(expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) ||
-	    sa_compiles(s, *hs ? *hs : expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) {
+	    (strlen(*hs ? *hs : expr) > SA_PREFILTER_CHECK_LEN &&
+	     sa_compiles(s, *hs ? *hs : expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0)) {
 		char m2[200];
 
 		snprintf(m2, sizeof(m2), "%s", msg);
