@@ -791,7 +791,8 @@ static int build_views(struct scan_db *d)
 		if (r->unset)
 			d->unsets[d->nunsets++] = (unsigned)i;
 	}
-	qsort(d->views, d->nviews, sizeof(char *), view_cmp);
+	if (d->nviews)
+		qsort(d->views, d->nviews, sizeof(char *), view_cmp);
 	n = 0;
 	for (size_t i = 0; i < d->nviews; i++) {
 		if (n && strcasecmp(d->views[n - 1], d->views[i]) == 0) {
