@@ -23,6 +23,7 @@ static void usage(FILE *o)
 		"       moat-scan [OPTIONS] skipped\n"
 		"       moat-scan [OPTIONS] rules\n"
 		"       moat-scan [OPTIONS] [--json] scan FILE...\n"
+		"       moat-scan -s DIR --sa-report [--json]\n"
 		"\n"
 		"  check      load the rules, print counts and SpamAssassin coverage\n"
 		"  skipped    list the SpamAssassin rules not imported, with the reason\n"
@@ -34,7 +35,11 @@ static void usage(FILE *o)
 		"  -c, --cache DIR        compiled database cache (scan_cache_dir)\n"
 		"  -t, --threshold N      score threshold (scan_threshold, default 5)\n"
 		"  -j, --json             scan: one JSON object per file (every scored\n"
-		"                         rule that matched, score, verdict, microseconds)\n"
+		"                         rule that matched, score, verdict, microseconds);\n"
+		"                         --sa-report: the report as JSON\n"
+		"      --sa-report        SpamAssassin coverage: scored rules imported by\n"
+		"                         kind (exact, prefilter+confirm, meta, eval) and\n"
+		"                         the skipped ones by reason\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          version\n"
 		"\n"
@@ -151,6 +156,87 @@ static int scan_file(const char *path)
 	return v.reject ? 1 : 0;
 }
 
+/* skip_class - the reason class a skipped rule is counted under */
+static const char *skip_class(const char *why)
+{
+	static const struct { const char *needle, *cls; } map[] = {
+		{ "uses ", "meta over a rule not imported" },
+		{ "eval:", "eval test (Perl code, not built in)" },
+		{ "mimeheader", "mimeheader (MIME part headers)" },
+		{ "pseudo-header", "pseudo-header from relay/trust parsing" },
+		{ "modifier", "header modifier (:host/:domain/:ip)" },
+		{ "no prefilter: body units", "needs body confirmation (not wired)" },
+		{ "no prefilter: a full", "full rule Hyperscan cannot match exactly" },
+		{ "prefilter:", "regex neither exact nor prefilter" },
+		{ "pcre2:", "regex PCRE2 refuses" },
+		{ "hit counts", "meta over hit counts" },
+		{ "arithmetic meta", "arithmetic meta" },
+		{ "meta", "meta (other)" },
+		{ "exists:", "exists: on a pseudo-header" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strstr(why, map[i].needle))
+			return map[i].cls;
+	return "other";
+}
+
+/* sa_report - the coverage figures of an import, as text or JSON */
+static void sa_report(const struct scan_db *d, int as_json)
+{
+	static const char *const kind[SA_KIND_N] = { "exact", "prefilter", "meta", "eval" };
+	const char *cls[64];
+	unsigned cnt[64] = { 0 }, ncls = 0, skipped = 0;
+
+	for (size_t i = 0; i < d->nskips; i++) {
+		const char *c;
+		unsigned k;
+
+		if (!d->skips[i].scored)
+			continue;
+		skipped++;
+		c = skip_class(d->skips[i].reason);
+		for (k = 0; k < ncls && strcmp(cls[k], c) != 0; k++)
+			;
+		if (k == ncls && ncls < 64)
+			cls[ncls++] = c;
+		if (k < 64)
+			cnt[k]++;
+	}
+	if (as_json) {
+		printf("{\"sa_files\": %u, \"sa_scored_total\": %u, \"sa_scored_imported\": %u, "
+		       "\"sa_regex_scored_total\": %u, \"sa_regex_scored_imported\": %u, "
+		       "\"header_views\": %zu, \"confirm_rules\": %u, \"by_kind\": {",
+		       d->sa_files, d->sa_scored_total, d->sa_scored_imported,
+		       d->sa_regex_scored_total, d->sa_regex_scored_imported, d->nviews,
+		       d->nprefilter);
+		for (int k = 0; k < SA_KIND_N; k++)
+			printf("%s\"%s\": %u", k ? ", " : "", kind[k], d->sa_kind[k]);
+		printf("}, \"skipped\": %u, \"skipped_by_reason\": {", skipped);
+		for (unsigned k = 0; k < ncls; k++)
+			printf("%s\"%s\": %u", k ? ", " : "", cls[k], cnt[k]);
+		printf("}}\n");
+		return;
+	}
+	printf("SpamAssassin rules: %u files\n", d->sa_files);
+	printf("scored rules imported  %u of %u (%.1f%%)\n", d->sa_scored_imported,
+	       d->sa_scored_total,
+	       d->sa_scored_total ? 100.0 * d->sa_scored_imported / d->sa_scored_total : 0);
+	printf("scored regex rules     %u of %u (%.1f%%) (body, rawbody, header, uri, full)\n",
+	       d->sa_regex_scored_imported, d->sa_regex_scored_total,
+	       d->sa_regex_scored_total ?
+	       100.0 * d->sa_regex_scored_imported / d->sa_regex_scored_total : 0);
+	printf("imported, by kind:\n");
+	for (int k = 0; k < SA_KIND_N; k++)
+		printf("  %-22s %u\n", k == SA_KIND_PREFILTER ? "prefilter+confirm" :
+		       k == SA_KIND_EXACT ? "exact (Hyperscan)" : kind[k], d->sa_kind[k]);
+	printf("skipped (scored): %u\n", skipped);
+	for (unsigned k = 0; k < ncls; k++)
+		printf("  %-40s %u\n", cls[k], cnt[k]);
+	printf("header views scanned per message: %zu; rules confirmed by PCRE2: %u\n",
+	       d->nviews, d->nprefilter);
+}
+
 /* main - parse options, load the rules, run the command */
 int main(int argc, char **argv)
 {
@@ -162,12 +248,13 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "sa-report", no_argument, NULL, 'R' },
 		{ 0 },
 	};
 	struct scan_load_opts o = { 0 };
 	char err[512] = "";
 	struct scan_db *d;
-	int c, rc = 0;
+	int c, rc = 0, report = 0;
 
 	log_init("moat-scan", 0);
 	log_set_level(LOG_LVL_WARN);
@@ -180,8 +267,22 @@ int main(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("moat-scan %s\n", MOAT_VERSION); return 0;
+		case 'R': report = 1; break;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (report) {
+		if (!o.sa_dir || optind < argc) {
+			usage(stderr);
+			return 2;
+		}
+		if (scan_db_load(&o, &d, err, sizeof(err)) < 0) {
+			fprintf(stderr, "moat-scan: %s\n", err);
+			return 2;
+		}
+		sa_report(d, json);
+		scan_db_unref(d);
+		return 0;
 	}
 	if (optind >= argc || (!o.rules_path && !o.sa_dir)) {
 		usage(stderr);
@@ -198,15 +299,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "check")) {
-		size_t per[SCOPE_URI + 1] = { 0 };
+		size_t per[SCOPE_EVAL + 1] = { 0 };
 
 		for (size_t i = 0; i < d->nrules; i++)
 			per[d->rules[i].scope]++;
 		printf("rules %zu (raw %zu, header %zu, body %zu, rawbody %zu, uri %zu, meta %zu, "
-		       "exists %zu)\nthreshold %.1f\ncache %s\nstate_bytes_streams %zu\n",
+		       "exists %zu, eval %zu)\nthreshold %.1f\ncache %s\nstate_bytes_streams %zu\n",
 		       d->nrules, per[SCOPE_RAW], per[SCOPE_HEADER], per[SCOPE_BODY],
 		       per[SCOPE_RAWBODY], per[SCOPE_URI], per[SCOPE_META], per[SCOPE_EXISTS],
-		       d->threshold,
+		       per[SCOPE_EVAL], d->threshold,
 		       d->cache == CACHE_HIT ? "hit" : d->cache == CACHE_MISS ? "miss" :
 		       d->cache == CACHE_STALE ? "stale (rewritten)" : "off", d->stream_size);
 		if (o.sa_dir)
@@ -219,7 +320,7 @@ int main(int argc, char **argv)
 			printf("%s\t%s\t%s%s\n", d->skips[i].src, d->skips[i].id,
 			       d->skips[i].scored ? "[scored] " : "", d->skips[i].reason);
 	} else if (!strcmp(cmd, "rules")) {
-		static const char *const scope[] = { "raw", "header", "body", "meta", "exists", "rawbody", "uri" };
+		static const char *const scope[] = { "raw", "header", "body", "meta", "exists", "rawbody", "uri", "eval" };
 
 		for (size_t i = 0; i < d->nrules; i++) {
 			const struct scan_rule *r = &d->rules[i];

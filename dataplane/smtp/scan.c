@@ -4,15 +4,19 @@
  * streaming scans of a message while it arrives, and a verdict at the dot.
  *
  * Each message holds a reference to the rules (scan_db) live when it was
- * opened and up to two Hyperscan streams: the raw bytes and the current
- * top-level header value (restarted per header, so anchors and header-name
- * scoping mean one header).  Bodies are read as SpamAssassin reads them:
- * the renderer (scan_render.c) turns each decoded part into body lines,
- * rawbody chunks and URIs, each a bounded unit scanned in one block call
- * on its scope's database, so `^` and `\z` anchor per line or URI.  A
- * stream is opened and a kind of unit rendered only when some rule reads
- * it, and the MIME walk runs only when a header, body or exists rule
- * needs it.  The engine feeds one line per call; lines are gathered into a
+ * opened and one Hyperscan stream, over the raw bytes.  Bodies are read as SpamAssassin
+ * reads them, the renderer (scan_render.c) turning each decoded part into
+ * body lines, rawbody chunks and URIs, each a bounded unit scanned in one
+ * block call on its scope's database, so `^` and `\z` anchor per line or
+ * URI.  Headers are gathered into one bounded block (SCAN_HDR_BLOCK_MAX,
+ * SpamAssassin's own bound) and evaluated as SpamAssassin sees them when
+ * the header section ends: each header view a rule reads (one name's
+ * values joined, a pseudo-header, an :addr/:name view, the whole block as
+ * ALL) is one block scan.  Every unit (view, line, chunk, URI) is followed
+ * by PCRE2 confirmation of the prefilter rules that fired on it.  A kind
+ * of unit is rendered only when some rule reads it, and the MIME walk runs
+ * only when a header, body or exists rule needs it.  The engine feeds one
+ * line per call; lines are gathered into a
  * SCAN_CHUNK buffer and each chunk is scanned once on the raw stream and
  * walked once by the MIME walker (scan_mime.c), which decodes on the fly:
  * per-line cost is one memcpy, Hyperscan and the walker see large pieces.  SpamAssassin metas are
@@ -20,6 +24,7 @@
  * against the meta database's logical combinations.  Scratch is per worker
  * thread, grown when a reload brings bigger databases.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,11 +32,15 @@
 #include <string.h>
 #include <strings.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "log.h"
 #include "scan.h"
 #include "scan_render.h"
+#include "scan_rules.h"
 
-enum { ST_RAW = 0, ST_HDR, ST_N };
+enum { ST_RAW = 0, ST_N };
 
 /* The engine feeds a line at a time; lines are gathered (bounded) so the
  * raw stream and the MIME walk run per 32 KiB chunk, not per line: the
@@ -40,9 +49,11 @@ enum { ST_RAW = 0, ST_HDR, ST_N };
 #ifndef SCAN_CHUNK
 #define SCAN_CHUNK 32768
 #endif
-/* A header value arrives a folded line at a time; it is gathered so one
- * Hyperscan call covers a whole header (longer ones in several calls). */
-#define SCAN_HDR_BUF 2048
+/* one header of the gathered block: "Name: value\n" at name_off */
+struct hdr_ent {
+	uint32_t name_off, val_off, val_len;
+	uint16_t name_len;
+};
 
 struct filter_msg {
 	struct scan_db *db;
@@ -52,15 +63,28 @@ struct filter_msg {
 	int subject;           /* the open header is the first Subject */
 	int err;               /* a scan failed: -errno for feed/finish */
 	long reject;           /* first reject rule matched, -1 none */
-	char hname[MIME_NAME_MAX];
 	size_t raw_len;        /* bytes waiting in raw[] (not yet scanned/walked) */
-	size_t hdr_len;        /* header value bytes waiting in hdr[] */
 	uint64_t *hits;        /* one bit per rule */
+	uint64_t *pend;        /* prefilter fired in the current unit */
+	unsigned *plist;       /* those rules, in firing order */
+	size_t npend, pcap;
+	/* the header block, "Name: value\n" per header (SpamAssassin's ALL) */
+	char *hb;
+	size_t hb_len, hb_cap;
+	struct hdr_ent *hx;
+	size_t nhx, hxcap;
+	size_t cur_start;      /* the open header's first byte in hb */
+	int cur_drop;          /* the open header is not kept */
+	int hdr_trunc;         /* the block reached SCAN_HDR_BLOCK_MAX */
+	int view;              /* header view being scanned, -1: any header */
+	const char *unset;     /* scanning an [if-unset: ] value */
+	char *vb;              /* a view's value */
+	size_t vb_len, vb_cap;
+	int vb_oom;
 	/* not zeroed at open: the walker and renderer initialise themselves,
 	 * raw[] is a buffer */
 	struct mime_walker w;
 	struct render rd;
-	char hdr[SCAN_HDR_BUF];
 	char raw[SCAN_CHUNK];
 };
 
@@ -182,10 +206,17 @@ void scan_fini(void)
 
 /* ------------------------------------------------------------ scratch */
 
+/* PCRE2 steps one confirmation may take (its match_limit) */
+#define SCAN_CONFIRM_MATCH_LIMIT 1000000
+
 static __thread hs_scratch_t *tl_scratch;
 static __thread uint64_t tl_gen;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static __thread pcre2_match_data *tl_md;
+static pthread_key_t md_key;
+static pcre2_match_context *confirm_ctx; /* the match budget, shared */
 
 /* scratch_free - thread exit: release the thread's scratch */
 static void scratch_free(void *p)
@@ -193,10 +224,22 @@ static void scratch_free(void *p)
 	hs_free_scratch(p);
 }
 
+/* md_free - thread exit: release the thread's PCRE2 match data */
+static void md_free(void *p)
+{
+	pcre2_match_data_free(p);
+}
+
 /* scratch_key_init - once per process */
 static void scratch_key_init(void)
 {
 	pthread_key_create(&scratch_key, scratch_free);
+	pthread_key_create(&md_key, md_free);
+	/* a bound on backtracking: SpamAssassin has none, but a hostile
+	 * message must not buy unbounded CPU; past it the rule does not hit */
+	confirm_ctx = pcre2_match_context_create(NULL);
+	if (confirm_ctx)
+		pcre2_set_match_limit(confirm_ctx, SCAN_CONFIRM_MATCH_LIMIT);
 }
 
 /* scratch_for - this thread's scratch, grown to fit every database of d */
@@ -251,6 +294,35 @@ static size_t next_hit(const struct filter_msg *m, size_t i)
 	return n;
 }
 
+/* rule_hit - rule id matched (confirmed): record it; 1 when a reject
+ * rule decided the message */
+static int rule_hit(struct filter_msg *m, unsigned id)
+{
+	hit(m, id);
+	if (m->db->rules[id].action == ACT_REJECT) {
+		if (m->reject < 0)
+			m->reject = id;
+		m->done = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* pend_add - a prefilter rule fired in the current unit: confirm it at
+ * the unit's end (once, however often it fired) */
+static void pend_add(struct filter_msg *m, unsigned id)
+{
+	if (m->pend[id / 64] & (1ull << (id % 64)))
+		return;
+	if (scan_grow(&m->plist, m->npend, &m->pcap, sizeof(m->plist[0])) < 0) {
+		if (!m->err)
+			m->err = -ENOMEM;
+		return;
+	}
+	m->pend[id / 64] |= 1ull << (id % 64);
+	m->plist[m->npend++] = id;
+}
+
 /* on_match - Hyperscan callback for every database; non-zero stops the
  * scan (a reject rule decided the message) */
 static int on_match(unsigned id, unsigned long long from, unsigned long long to,
@@ -260,16 +332,55 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	const struct scan_rule *r = &m->db->rules[id];
 
 	(void)from, (void)to, (void)flags;
-	if (r->scope == SCOPE_HEADER && r->hname && strcasecmp(r->hname, m->hname) != 0)
-		return 0;
-	hit(m, id);
-	if (r->action == ACT_REJECT) {
-		if (m->reject < 0)
-			m->reject = id;
-		m->done = 1;
-		return 1;
+	if (r->scope == SCOPE_HEADER) {
+		if (r->view != m->view)
+			return 0; /* another view's rule (or any-header mode) */
+		if (m->unset && (!r->unset || strcmp(r->unset, m->unset) != 0))
+			return 0; /* an absent header reads only as its own default */
 	}
-	return 0;
+	if (r->prefilter) {
+		pend_add(m, id);
+		return 0;
+	}
+	return rule_hit(m, id);
+}
+
+/* confirm - does rule r's PCRE2 match text?  A match that runs out of its
+ * budget (or any PCRE2 error) is no match */
+static int confirm(const struct scan_rule *r, const char *text, size_t len)
+{
+	if (!tl_md) {
+		pthread_once(&scratch_once, scratch_key_init);
+		if (!(tl_md = pcre2_match_data_create(1, NULL)))
+			return 0;
+		pthread_setspecific(md_key, tl_md);
+	}
+	return pcre2_match(r->re, (PCRE2_SPTR)text, len, 0, 0, tl_md, confirm_ctx) >= 0;
+}
+
+/* scan_unit_end - confirm the prefilter hits of scope s on the unit just
+ * ended (scan.h) */
+void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len)
+{
+	size_t k = 0;
+
+	if (s == SCOPE_BODY && len > SCAN_RAWBODY_PART_SCAN_SIZE)
+		len = SCAN_RAWBODY_PART_SCAN_SIZE;
+	for (size_t i = 0; i < m->npend; i++) {
+		unsigned id = m->plist[i];
+		const struct scan_rule *r = &m->db->rules[id];
+
+		if (r->scope != s) { /* another scope's unit is still open */
+			m->plist[k++] = id;
+			continue;
+		}
+		m->pend[id / 64] &= ~(1ull << (id % 64));
+		if (m->done || (m->hits[id / 64] & (1ull << (id % 64))))
+			continue;
+		if (confirm(r, text, len))
+			rule_hit(m, id);
+	}
+	m->npend = k;
 }
 
 static _Thread_local uint64_t scanned_bytes; /* scan_scanned_bytes() */
@@ -292,20 +403,6 @@ static void scan_piece(struct filter_msg *m, int s, const char *p, size_t n)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 }
 
-/* restart - end one header's or part's stream (end-anchored matches
- * report here) and make it ready for the next */
-static void restart(struct filter_msg *m, int s)
-{
-	hs_error_t e;
-
-	if (!m->st[s])
-		return;
-	e = hs_reset_stream(m->st[s], 0, m->done ? NULL : scratch_for(m->db),
-			    m->done ? NULL : on_match, m);
-	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
-		m->err = -EIO;
-}
-
 /* exists_hits - mark header-exists rules for a header name */
 static void exists_hits(struct filter_msg *m, const char *name)
 {
@@ -324,59 +421,468 @@ static void exists_hits(struct filter_msg *m, const char *name)
 		hit(m, d->exists[lo]);
 }
 
-/* on_header_begin - a top-level header starts: name for scoping, exists rules */
+/* hdr_needed - some rule reads the header block */
+static int hdr_needed(const struct scan_db *d)
+{
+	return d->db[SDB_HEADER] || d->db[SDB_HDRALL] || d->nevals;
+}
+
+/* buf_add - append n bytes to a growing buffer of at most max bytes;
+ * -1 when it would pass max or memory runs out (nothing appended) */
+static int buf_add(char **b, size_t *len, size_t *cap, size_t max, const char *p, size_t n)
+{
+	if (*len + n > max)
+		return -1;
+	if (*len + n > *cap) {
+		size_t nc = *cap ? *cap : 1024;
+		char *nb;
+
+		while (nc < *len + n)
+			nc *= 2;
+		if (nc > max)
+			nc = max;
+		if (!(nb = realloc(*b, nc)))
+			return -1;
+		*b = nb;
+		*cap = nc;
+	}
+	memcpy(*b + *len, p, n);
+	*len += n;
+	return 0;
+}
+
+/* hb_add - append to the header block, bounded by SCAN_HDR_BLOCK_MAX
+ * (SpamAssassin's MAX_HEADER_LENGTH); what does not fit drops the open
+ * header */
+static void hb_add(struct filter_msg *m, const char *p, size_t n)
+{
+	if (!m->cur_drop && buf_add(&m->hb, &m->hb_len, &m->hb_cap, SCAN_HDR_BLOCK_MAX, p, n) < 0)
+		m->cur_drop = 1;
+}
+
+/* vb_add - append to the view buffer (bounded like the block) */
+static void vb_add(struct filter_msg *m, const char *p, size_t n)
+{
+	if (!m->vb_oom &&
+	    buf_add(&m->vb, &m->vb_len, &m->vb_cap, SCAN_HDR_BLOCK_MAX + 1, p, n) < 0)
+		m->vb_oom = 1;
+}
+
+/* trim - strip blanks at both ends of [*p, *p + *n) */
+static void trim(const char **p, size_t *n)
+{
+	while (*n && isspace((unsigned char)**p))
+		(*p)++, (*n)--;
+	while (*n && isspace((unsigned char)(*p)[*n - 1]))
+		(*n)--;
+}
+
+/* vb_item - one :addr/:name result, "\n"-separated as SpamAssassin's
+ * Check joins results that do not end in a newline; name results have
+ * their whitespace collapsed and one pair of quotes removed */
+static void vb_item(struct filter_msg *m, const char *p, size_t n, int name, int *count)
+{
+	trim(&p, &n);
+	if (name && n >= 2 && ((p[0] == '"' && p[n - 1] == '"') ||
+			       (p[0] == '\'' && p[n - 1] == '\'')))
+		p++, n -= 2;
+	if (!n)
+		return;
+	if (*count)
+		vb_add(m, "\n", 1);
+	(*count)++;
+	if (!name) {
+		vb_add(m, p, n);
+		return;
+	}
+	for (size_t i = 0; i < n;) { /* s/\s+/ /g */
+		if (isspace((unsigned char)p[i])) {
+			vb_add(m, " ", 1);
+			while (i < n && isspace((unsigned char)p[i]))
+				i++;
+		} else {
+			vb_add(m, p + i++, 1);
+		}
+	}
+}
+
+/* addr_list - the addresses (name 0) or display names (name 1) of an
+ * address-list header value, RFC 5322 read leniently: elements split at
+ * commas outside quotes, comments and angle brackets; group names
+ * ("list: a, b;") dropped; "Name <addr>" or "addr (Name)" */
+static void addr_list(struct filter_msg *m, const char *v, size_t n, int name, int *count)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t s = i, lt = SIZE_MAX, gt = SIZE_MAX, po = SIZE_MAX, pc = SIZE_MAX;
+		int q = 0, par = 0, ang = 0;
+
+		for (; i < n; i++) {
+			char c = v[i];
+
+			if (c == '\\' && i + 1 < n) {
+				i++;
+				continue;
+			}
+			if (q) {
+				q = c != '"';
+				continue;
+			}
+			if (c == '"' && !par)
+				q = 1;
+			else if (c == '(') {
+				if (!par++ && po == SIZE_MAX)
+					po = i;
+			} else if (c == ')' && par) {
+				if (!--par && pc == SIZE_MAX)
+					pc = i;
+			} else if (c == '<' && !par && !ang) {
+				ang = 1;
+				lt = i;
+			} else if (c == '>' && !par && ang) {
+				ang = 0;
+				gt = i;
+			} else if (c == ':' && !par && !ang && lt == SIZE_MAX) {
+				s = i + 1; /* a group's name */
+			} else if ((c == ',' || c == ';') && !par && !ang) {
+				break;
+			}
+		}
+		size_t e = i++;
+		if (lt != SIZE_MAX && lt >= s) {
+			if (name)
+				vb_item(m, v + s, lt - s, 1, count);
+			else if (gt != SIZE_MAX && gt > lt)
+				vb_item(m, v + lt + 1, gt - lt - 1, 0, count);
+		} else if (po != SIZE_MAX && po >= s && pc != SIZE_MAX && pc > po) {
+			if (name)
+				vb_item(m, v + po + 1, pc - po - 1, 1, count);
+			else
+				vb_item(m, v + s, po - s, 0, count);
+		} else if (!name) {
+			vb_item(m, v + s, e - s, 0, count);
+		}
+	}
+}
+
+/* view_value - the value SpamAssassin's get(view) gives, into m->vb:
+ * the values of the header(s) named, each ending in "\n" (an :addr or
+ * :name view: its results joined by "\n"), or the whole block for ALL.
+ * Pseudo-headers: ToCc (To then Cc), MESSAGEID (the Message-Id headers
+ * resending lists use, non-empty).  0 when the view is absent. */
+static int view_value(struct filter_msg *m, const char *view)
+{
+	static const char *const tocc[] = { "To", "Cc", NULL };
+	static const char *const msgid[] = {
+		"X-Message-Id", "Resent-Message-Id", "X-Original-Message-ID", "Message-Id", NULL,
+	};
+	const char *one[2] = { view, NULL }, *const *names = one;
+	const char *colon = strchr(view, ':');
+	size_t bl = colon ? (size_t)(colon - view) : strlen(view);
+	int addr = 0, name = 0, first = 0, last = 0, nonempty = 0, count = 0;
+	size_t n1 = 0, found = 0;
+	char base[MIME_NAME_MAX];
+
+	m->vb_len = 0;
+	m->vb_oom = 0;
+	if (bl >= sizeof(base))
+		return 0;
+	memcpy(base, view, bl);
+	base[bl] = 0;
+	one[0] = base;
+	for (const char *c = colon; c; c = strchr(c + 1, ':')) {
+		addr |= strncmp(c, ":addr", 5) == 0;
+		name |= strncmp(c, ":name", 5) == 0;
+		first |= strncmp(c, ":first", 6) == 0;
+		last |= strncmp(c, ":last", 5) == 0;
+	}
+	if (strcmp(base, "ALL") == 0) {
+		vb_add(m, m->hb, m->hb_len);
+		return m->hb_len > 0 && !m->vb_oom;
+	}
+	if (strcasecmp(base, "ToCc") == 0)
+		names = tocc;
+	else if (strcmp(base, "MESSAGEID") == 0)
+		names = msgid, nonempty = 1;
+	for (int k = 0; names[k]; k++)
+		for (size_t i = 0; i < m->nhx; i++)
+			n1 += m->hx[i].name_len == strlen(names[k]) &&
+			      strncasecmp(m->hb + m->hx[i].name_off, names[k], m->hx[i].name_len) == 0;
+	for (int k = 0; names[k]; k++) {
+		size_t nl = strlen(names[k]);
+
+		for (size_t i = 0; i < m->nhx; i++) {
+			const struct hdr_ent *h = &m->hx[i];
+			const char *v = m->hb + h->val_off;
+
+			if (h->name_len != nl || strncasecmp(m->hb + h->name_off, names[k], nl) != 0)
+				continue;
+			found++;
+			if ((first && found != 1) || (last && found != n1))
+				continue;
+			if (nonempty && !h->val_len)
+				continue;
+			if (addr || name) {
+				addr_list(m, v, h->val_len, name, &count);
+			} else {
+				vb_add(m, v, h->val_len);
+				vb_add(m, "\n", 1);
+				count++;
+			}
+		}
+	}
+	return count > 0 && !m->vb_oom;
+}
+
+/* hdr_scan - one header unit: a block scan of the header database with
+ * the view (and if-unset value) that decides which rules count, then the
+ * confirmation of what the prefilter found in it */
+static void hdr_scan(struct filter_msg *m, int view, const char *unset, const char *p,
+		     size_t n)
+{
+	hs_error_t e;
+
+	if (m->done)
+		return;
+	m->view = view;
+	m->unset = unset;
+	scanned_bytes += n;
+	const hs_database_t *db = m->db->db[view >= 0 && strcmp(m->db->views[view], "ALL") == 0 ?
+					    SDB_HDRALL : SDB_HEADER];
+
+	if (!db)
+		return;
+	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
+		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
+	scan_unit_end(m, SCOPE_HEADER, p, n);
+	m->unset = NULL;
+}
+
+/* unset_scans - view v is absent: each distinct [if-unset: ] value its
+ * rules give is scanned as the header's value */
+static void unset_scans(struct filter_msg *m, int v)
+{
+	const struct scan_db *d = m->db;
+
+	for (size_t i = 0; i < d->nunsets && !m->done; i++) {
+		const struct scan_rule *r = &d->rules[d->unsets[i]];
+		int dup = 0;
+
+		if (r->view != v)
+			continue;
+		for (size_t j = 0; j < i && !dup; j++) /* once per distinct value */
+			dup = d->rules[d->unsets[j]].view == v &&
+			      strcmp(d->rules[d->unsets[j]].unset, r->unset) == 0;
+		if (!dup)
+			hdr_scan(m, v, r->unset, r->unset, strlen(r->unset));
+	}
+}
+
+/* on_header_begin - a top-level header starts: exists rules, and its
+ * "Name: " opens an entry of the header block */
 static void on_header_begin(void *ctx, const char *name)
 {
 	struct filter_msg *m = ctx;
+	size_t nl = strlen(name);
 
-	snprintf(m->hname, sizeof(m->hname), "%s", name);
 	/* the first Subject is the first body line (scan_render.h) */
 	m->subject = strcasecmp(name, "Subject") == 0;
 	if (m->db->nexists)
 		exists_hits(m, name);
+	m->cur_drop = 1;
+	if (!hdr_needed(m->db) || m->hdr_trunc)
+		return;
+	m->cur_start = m->hb_len;
+	m->cur_drop = 0;
+	hb_add(m, name, nl);
+	hb_add(m, ": ", 2);
 }
 
-/* hdr_flush - scan the gathered header value bytes */
-static void hdr_flush(struct filter_msg *m)
-{
-	scan_piece(m, ST_HDR, m->hdr, m->hdr_len);
-	m->hdr_len = 0;
-}
-
-/* on_header_data - unfolded header value bytes, gathered for the header
- * stream */
+/* on_header_data - unfolded header value bytes, into the block */
 static void on_header_data(void *ctx, const char *p, size_t n)
 {
 	struct filter_msg *m = ctx;
 
 	if (m->subject)
 		render_subject(&m->rd, p, n);
-	if (!m->st[ST_HDR])
-		return;
-	while (n) {
-		size_t k = SCAN_HDR_BUF - m->hdr_len < n ? SCAN_HDR_BUF - m->hdr_len : n;
-
-		memcpy(m->hdr + m->hdr_len, p, k);
-		m->hdr_len += k;
-		p += k;
-		n -= k;
-		if (m->hdr_len == SCAN_HDR_BUF)
-			hdr_flush(m);
-	}
+	if (!m->cur_drop)
+		hb_add(m, p, n);
 }
 
-/* on_header_end - the header's last bytes, its end-anchored matches, then
- * a fresh stream */
+/* on_header_end - the entry is complete; a header that did not fit ends
+ * the block, as SpamAssassin's get_all_headers stops at its bound */
 static void on_header_end(void *ctx)
 {
 	struct filter_msg *m = ctx;
+	size_t nl;
 
-	hdr_flush(m);
-	restart(m, ST_HDR);
-	m->hname[0] = 0;
 	if (m->subject)
 		render_subject_end(&m->rd);
 	m->subject = 0;
+	if (m->cur_drop) {
+		if (hdr_needed(m->db) && !m->hdr_trunc && m->hb) {
+			m->hb_len = m->cur_start;
+			m->hdr_trunc = 1;
+		}
+		return;
+	}
+	hb_add(m, "\n", 1);
+	if (m->cur_drop || scan_grow(&m->hx, m->nhx, &m->hxcap, sizeof(m->hx[0])) < 0) {
+		m->hb_len = m->cur_start;
+		m->hdr_trunc = 1;
+		m->cur_drop = 1;
+		return;
+	}
+	nl = (size_t)((char *)memchr(m->hb + m->cur_start, ':', m->hb_len - m->cur_start) -
+		      (m->hb + m->cur_start));
+	m->hx[m->nhx].name_off = (uint32_t)m->cur_start;
+	m->hx[m->nhx].name_len = (uint16_t)nl;
+	m->hx[m->nhx].val_off = (uint32_t)(m->cur_start + nl + 2);
+	m->hx[m->nhx].val_len = (uint32_t)(m->hb_len - 1 - (m->cur_start + nl + 2));
+	m->nhx++;
+	m->cur_drop = 1;
+}
+
+/* utf8_valid - is p[0..n) well-formed UTF-8 (Perl's is_valid_utf_8)? */
+static int utf8_valid(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = p[i];
+		size_t k = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 0;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (!k || c < 0xc2 || i + k >= n)
+			return 0;
+		for (size_t j = 1; j <= k; j++)
+			if ((p[i + j] & 0xc0) != 0x80)
+				return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+/* eval_rule - a built-in SpamAssassin eval test, as the Perl in
+ * Mail::SpamAssassin::Plugin::HeaderEval computes it over the views */
+static int eval_rule(struct filter_msg *m, const struct scan_rule *r)
+{
+	switch (r->eval) {
+	case EVAL_MISSING_TO: /* get('To') || get('Apparently-To') is '' */
+		return !view_value(m, "To") && !view_value(m, "Apparently-To");
+	case EVAL_TRUNCATED:
+		return m->hdr_trunc;
+	case EVAL_HDR_COUNT: { /* distinct values of the header */
+		size_t nl = strlen(r->hname);
+		unsigned cnt = 0;
+
+		for (size_t i = 0; i < m->nhx; i++) {
+			const struct hdr_ent *h = &m->hx[i];
+			int dup = 0;
+
+			if (h->name_len != nl || strncasecmp(m->hb + h->name_off, r->hname, nl))
+				continue;
+			for (size_t j = 0; j < i && !dup; j++)
+				dup = m->hx[j].name_len == nl &&
+				      !strncasecmp(m->hb + m->hx[j].name_off, r->hname, nl) &&
+				      m->hx[j].val_len == h->val_len &&
+				      !memcmp(m->hb + m->hx[j].val_off, m->hb + h->val_off, h->val_len);
+			cnt += !dup;
+		}
+		return cnt >= r->ea && cnt <= r->eb;
+	}
+	case EVAL_SUBJ_ALL_CAPS: {
+		const char *p;
+		size_t n, letters = 0, upper = 0;
+		int space = 0;
+
+		if (!view_value(m, "Subject"))
+			return 0;
+		p = m->vb;
+		n = m->vb_len;
+		trim(&p, &n);
+		for (;;) { /* (?:(?:Re|Fwd|Fw|Aw|Antwort|WG|SV|VB|VS|VL):\s*)+ */
+			static const char *const pre[] = { "Re:", "Fwd:", "Fw:", "Aw:", "Antwort:",
+							   "WG:", "SV:", "VB:", "VS:", "VL:" };
+			size_t k = 0;
+
+			for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]) && !k; i++)
+				if (n >= strlen(pre[i]) && !strncasecmp(p, pre[i], strlen(pre[i])))
+					k = strlen(pre[i]);
+			if (!k)
+				break;
+			p += k, n -= k;
+			while (n && isspace((unsigned char)*p))
+				p++, n--;
+		}
+		for (size_t i = 0; i < n; i++) {
+			space |= isspace((unsigned char)p[i]);
+			letters += isalpha((unsigned char)p[i]) && (unsigned char)p[i] < 0x80;
+			upper += p[i] >= 'A' && p[i] <= 'Z';
+		}
+		if (!space || n < 10 || !letters)
+			return 0;
+		/* subjects in charsets that look like capitals: not tested */
+		if (memmem(m->vb, m->vb_len, "=?", 2)) {
+			static const char *const fp[] = { "koi", "jp", "jis", "euc", "gb", "big5",
+							  "isoir", "cp1251", "windows-1251",
+							  "georgianps", "pt154", "tis" };
+			for (size_t i = 0; i < sizeof(fp) / sizeof(fp[0]); i++)
+				if (strcasestr(m->vb, fp[i]))
+					return 0;
+		}
+		return letters == upper;
+	}
+	case EVAL_ILLEGAL_CHARS: {
+		const unsigned char *p;
+		size_t n, ill = 0, nonascii = 0, ctl = 0, exempt = 0, graph = 0;
+
+		if (!view_value(m, r->hname))
+			return 0;
+		p = (const unsigned char *)m->vb;
+		n = m->vb_len;
+		for (size_t i = 0; i < n; i++) {
+			nonascii += p[i] >= 0x80;
+			ctl += p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r';
+			ill += (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') ||
+			       p[i] >= 0x7f;
+			exempt += p[i] == 0xa2 || p[i] == 0xa3 || p[i] == 0xae;
+			graph += !isspace(p[i]);
+		}
+		if (!graph || (nonascii && !ctl && utf8_valid(p, n)))
+			return 0;
+		if (ill && strcasecmp(r->hname, "Subject") == 0 && exempt == 1)
+			ill--;
+		return n && (double)ill / (double)n >= r->ea && ill >= r->eb;
+	}
+	}
+	return 0;
+}
+
+/* on_headers_done - the header section is over: every view a rule reads,
+ * each scanned once; absent headers read as their [if-unset: ] value */
+static void on_headers_done(void *ctx)
+{
+	struct filter_msg *m = ctx;
+	const struct scan_db *d = m->db;
+
+	for (size_t i = 0; i < d->nevals && !m->done; i++)
+		if (eval_rule(m, &d->rules[d->evals[i]]))
+			rule_hit(m, d->evals[i]);
+	if (!d->db[SDB_HEADER] && !d->db[SDB_HDRALL])
+		return;
+	for (size_t v = 0; v < d->nviews && !m->done; v++) {
+		if (view_value(m, d->views[v]))
+			hdr_scan(m, (int)v, NULL, m->vb, m->vb_len);
+		else if (d->nunsets)
+			unset_scans(m, (int)v);
+	}
+	if (d->hdr_any) /* native "header" rules: every header alone */
+		for (size_t i = 0; i < m->nhx && !m->done; i++)
+			hdr_scan(m, -1, NULL, m->hb + m->hx[i].val_off, m->hx[i].val_len);
 }
 
 /* on_unit - a rendered body line, rawbody chunk or URI: one block scan on
@@ -397,13 +903,6 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	scan_unit_end(m, kind == RU_BODY ? SCOPE_BODY : kind == RU_RAWBODY ? SCOPE_RAWBODY :
 			 SCOPE_URI, p, n);
-}
-
-/* scan_unit_end - stand-in: branch saeng defines the confirmation of
- * prefilter hits here (keep theirs at the merge, drop this one) */
-void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len)
-{
-	(void)m, (void)s, (void)text, (void)len;
 }
 
 /* on_part_begin - a decoded leaf part starts (enum mime_ptype) */
@@ -444,6 +943,7 @@ static const struct mime_sink scan_sink = {
 	.header_data = on_header_data,
 	.header_end = on_header_end,
 	.part_begin = on_part_begin,
+	.headers_done = on_headers_done,
 	.body_data = on_body_data,
 	.part_end = on_part_end,
 	.part_skip = on_part_skip,
@@ -461,6 +961,10 @@ static void scan_close(struct filter_msg *m)
 			hs_close_stream(m->st[s], NULL, NULL, NULL);
 	scan_db_unref(m->db);
 	free(m->hits);
+	free(m->plist);
+	free(m->hb);
+	free(m->hx);
+	free(m->vb);
 	free(m);
 }
 
@@ -468,7 +972,7 @@ static void scan_close(struct filter_msg *m)
 static struct filter_msg *scan_open(void)
 {
 	struct filter_msg *m = malloc(sizeof(*m));
-	static const int map[ST_N] = { SDB_RAW, SDB_HEADER };
+	static const int map[ST_N] = { SDB_RAW };
 	unsigned want = 0;
 
 	if (!m)
@@ -478,7 +982,9 @@ static struct filter_msg *scan_open(void)
 	m->db = scan_db_current();
 	if (!m->db)
 		goto fail;
-	m->hits = calloc(m->db->nrules / 64 + 1, sizeof(uint64_t));
+	m->hits = calloc(2 * (m->db->nrules / 64 + 1), sizeof(uint64_t));
+	if (m->hits)
+		m->pend = m->hits + m->db->nrules / 64 + 1;
 	if (!m->hits || (m->db->nrules && !scratch_for(m->db)))
 		goto fail;
 	for (int s = 0; s < ST_N; s++)
@@ -488,7 +994,7 @@ static struct filter_msg *scan_open(void)
 	want = (m->db->db[SDB_BODY] ? 1u << RU_BODY : 0) |
 	       (m->db->db[SDB_RAWBODY] ? 1u << RU_RAWBODY : 0) |
 	       (m->db->db[SDB_URI] ? 1u << RU_URI : 0);
-	m->walk = m->st[ST_HDR] || want || m->db->nexists;
+	m->walk = hdr_needed(m->db) || want || m->db->nexists;
 	mime_init(&m->w, &conf.limits, &scan_sink, m);
 	render_init(&m->rd, want, on_unit, m);
 	return m;
@@ -651,7 +1157,7 @@ static size_t scan_state_size(void)
 	size_t n = sizeof(struct filter_msg);
 
 	if (d) {
-		n += d->stream_size + (d->nrules / 64 + 1) * sizeof(uint64_t);
+		n += d->stream_size + 2 * (d->nrules / 64 + 1) * sizeof(uint64_t);
 		scan_db_unref(d);
 	}
 	return n;

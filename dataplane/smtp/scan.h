@@ -48,12 +48,25 @@ void scan_fini(void);
 
 enum scan_scope {
 	SCOPE_RAW = 0,  /* the message bytes as received */
-	SCOPE_HEADER,   /* one top-level header value, unfolded */
+	SCOPE_HEADER,   /* a header view: the values of one header name
+			 * (or pseudo-header, or modifier) joined as
+			 * SpamAssassin's get() does, or the whole block
+			 * (ALL); evaluated at the end of the header section */
 	SCOPE_BODY,     /* a line of the rendered body (scan_render.h) */
 	SCOPE_META,     /* SpamAssassin meta: boolean over other rules */
 	SCOPE_EXISTS,   /* a header of this name is present */
 	SCOPE_RAWBODY,  /* a chunk of a text part, decoded, not rendered */
 	SCOPE_URI,      /* one URI of the body (HTML links, written URLs) */
+	SCOPE_EVAL,     /* a built-in SpamAssassin eval test (enum scan_eval) */
+};
+
+/* the SpamAssassin eval tests moat implements (docs/content-gate.md) */
+enum scan_eval {
+	EVAL_MISSING_TO = 1,  /* check_for_missing_to_header() */
+	EVAL_SUBJ_ALL_CAPS,   /* subject_is_all_caps() */
+	EVAL_HDR_COUNT,       /* check_header_count_range(hname, ea, eb) */
+	EVAL_ILLEGAL_CHARS,   /* check_illegal_chars(hname, ea ratio, eb count) */
+	EVAL_TRUNCATED,       /* check_msg_parse_flags('truncated_header') */
 };
 enum scan_action { ACT_SCORE = 0, ACT_REJECT };
 
@@ -62,7 +75,15 @@ struct scan_rule {
 	char *pattern;        /* Hyperscan expression, or the meta expression */
 	unsigned flags;       /* HS_FLAG_* */
 	enum scan_scope scope;
-	char *hname;          /* header name (SCOPE_HEADER/EXISTS), NULL: any */
+	char *hname;          /* header name (SCOPE_HEADER/EXISTS), NULL: any;
+			       * SpamAssassin views keep their modifiers
+			       * ("From:addr", "ToCc", "ALL") */
+	int view;             /* index in scan_db.views, -1: any header */
+	char *unset;          /* [if-unset: X]: the value of an absent header */
+	int prefilter;        /* Hyperscan matches a superset: confirm */
+	void *re;             /* pcre2_code * that confirms (prefilter rules) */
+	int eval;             /* SCOPE_EVAL: enum scan_eval */
+	double ea, eb;        /* its numeric arguments */
 	enum scan_action action;
 	double score;
 	char *reply;          /* reject text */
@@ -78,14 +99,26 @@ struct scan_skip {
 	int scored;           /* it carries a non-zero score */
 };
 
-/* One database per scope.  raw and header are streaming (a message, a
- * header); body, rawbody and uri scan bounded units (a rendered line, a
- * chunk, a URI; scan_render.h) each in one block call, like meta. */
+/* how an imported SpamAssassin rule runs (moat-scan --sa-report) */
+enum sa_kind {
+	SA_KIND_EXACT = 0, /* Hyperscan matches it exactly */
+	SA_KIND_PREFILTER, /* Hyperscan prefilter, confirmed by PCRE2 */
+	SA_KIND_META,      /* a meta over imported rules */
+	SA_KIND_EVAL,      /* an eval: test moat implements */
+	SA_KIND_N
+};
+
+/* One database per scope.  raw is streaming (the message); header views,
+ * body, rawbody and uri scan bounded units (a view, a rendered line, a
+ * chunk, a URI; scan_render.h) each in one block call, like meta.
+ * SDB_HEADER holds the header rules of named views, SDB_HDRALL those
+ * reading ALL (the whole block): each scan runs only the rules of its unit. */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_RAWBODY, SDB_URI,
-		SDB_N };
+		SDB_HDRALL, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
- * scopes evaluated without one (meta, exists) */
+ * scopes evaluated without one (meta, exists, eval).  A header rule
+ * reading ALL goes to SDB_HDRALL instead (scan_rules.c). */
 static inline int scan_scope_dbi(enum scan_scope s)
 {
 	switch (s) {
@@ -101,7 +134,7 @@ static inline int scan_scope_dbi(enum scan_scope s)
 /* scan_dbi_mode - HS_MODE_STREAM or HS_MODE_BLOCK for database w */
 static inline unsigned scan_dbi_mode(int w)
 {
-	return w == SDB_RAW || w == SDB_HEADER ? HS_MODE_STREAM : HS_MODE_BLOCK;
+	return w == SDB_RAW ? HS_MODE_STREAM : HS_MODE_BLOCK;
 }
 enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
 
@@ -117,11 +150,23 @@ struct scan_db {
 	size_t stream_size;          /* bytes of stream state per message */
 	unsigned *exists;            /* SCOPE_EXISTS rule indices */
 	size_t nexists;
+	char **views;                /* distinct header views rules read,
+				      * sorted case-insensitively */
+	size_t nviews;
+	int hdr_any;                 /* some header rule reads every header */
+	unsigned *unsets;            /* header rules with [if-unset: ] */
+	size_t nunsets;
+	unsigned nprefilter;         /* rules confirmed by PCRE2 */
+	unsigned *evals;             /* SCOPE_EVAL rule indices */
+	size_t nevals;
 	enum scan_cache cache;
 	unsigned sa_files;           /* .cf files read */
 	unsigned sa_scored_total;    /* scored rules defined in them */
 	unsigned sa_scored_imported; /* of those, imported */
 	unsigned sa_imported;        /* rules of any kind imported */
+	unsigned sa_regex_scored_total;    /* scored body/rawbody/header/uri/full */
+	unsigned sa_regex_scored_imported; /* of those, imported */
+	unsigned sa_kind[SA_KIND_N];       /* scored imported rules by kind */
 };
 
 struct scan_load_opts {
@@ -150,11 +195,20 @@ void scan_db_install(struct scan_db *d);
 uint64_t scan_scanned_bytes(void);
 
 /* ---- units and confirmation (prefilter rules) ----
- * Declaration copied from branch saeng (commit ddc0439), which defines it;
- * this branch calls it at the end of every body line, rawbody chunk and
- * URI (scan.c on_unit) and has a no-op stand-in until the merge. */
-/* SCAN_BODY_UNITS - 1 once the body side calls scan_unit_end(SCOPE_BODY)
- * at the end of each unit: this branch does. */
+ *
+ * A rule Hyperscan cannot match exactly is compiled with HS_FLAG_PREFILTER
+ * (a superset) and confirmed with PCRE2 on the unit of text it came from:
+ * one header view, the header block, one rendered body paragraph.  The
+ * owner of a scope calls scan_unit_end at the end of each unit with the
+ * unit's text; rules of that scope whose prefilter fired in the unit are
+ * confirmed there (within the bounds below) and forgotten.  Confirmation
+ * costs nothing when no prefilter fired. */
+#define SCAN_BODY_PART_SCAN_SIZE 50000     /* SpamAssassin body_part_scan_size */
+#define SCAN_RAWBODY_PART_SCAN_SIZE 500000 /* rawbody_part_scan_size */
+#define SCAN_HDR_BLOCK_MAX 65536           /* SpamAssassin MAX_HEADER_LENGTH */
+/* SCAN_BODY_UNITS - 1: the body side calls scan_unit_end() at the end of
+ * every body line, rawbody chunk and URI (scan.c on_unit), so body rules
+ * that need confirmation are imported. */
 #ifndef SCAN_BODY_UNITS
 #define SCAN_BODY_UNITS 1
 #endif

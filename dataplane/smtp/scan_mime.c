@@ -238,6 +238,8 @@ static void headers_end(struct mime_walker *w)
 	int bl;
 
 	header_close(w);
+	if (w->top && w->sink->headers_done)
+		w->sink->headers_done(w->ctx);
 	w->top = 0;
 	bl = mime_parse_boundary(w->ctype, w->ctype_len, b);
 	if (bl < 0)
@@ -699,8 +701,12 @@ void mime_finish(struct mime_walker *w)
 		process_line(w, w->line, n, 0);
 	}
 	w->long_line = 0;
-	if (w->state == ST_HEADERS && w->top)
+	if (w->state == ST_HEADERS && w->top) {
 		header_close(w);
+		if (w->sink->headers_done)
+			w->sink->headers_done(w->ctx);
+		w->top = 0;
+	}
 	/* a part the message ended in keeps its last line end */
 	part_close(w, w->depth == 0);
 	out_flush(w);

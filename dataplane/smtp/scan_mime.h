@@ -41,6 +41,9 @@ struct mime_sink {
 	/* the next piece of its value (unfolded, leading blanks dropped) */
 	void (*header_data)(void *ctx, const char *p, size_t n);
 	void (*header_end)(void *ctx);
+	/* the top-level header section is over (also at the end of a
+	 * message that has no body) */
+	void (*headers_done)(void *ctx);
 	/* a leaf body starts (type: enum mime_ptype) / its next decoded
 	 * piece / it ends */
 	void (*part_begin)(void *ctx, int type);

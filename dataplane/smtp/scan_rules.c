@@ -23,13 +23,15 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "log.h"
 #include "outfile.h"
 #include "scan.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB2\n" /* 2: body/rawbody/uri in block mode */
+#define CACHE_MAGIC "MOATHSDB4\n" /* 4: header views, body/rawbody/uri in block mode */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -104,6 +106,8 @@ void scan_rule_free(struct scan_rule *r)
 	free(r->hname);
 	free(r->reply);
 	free(r->src);
+	free(r->unset);
+	pcre2_code_free(r->re);
 }
 
 /* db_free - release everything of a db */
@@ -124,6 +128,11 @@ static void db_free(struct scan_db *d)
 	free(d->rules);
 	free(d->skips);
 	free(d->exists);
+	for (size_t i = 0; i < d->nviews; i++)
+		free(d->views[i]);
+	free(d->views);
+	free(d->unsets);
+	free(d->evals);
 	free(d);
 }
 
@@ -429,6 +438,12 @@ static char *meta_expr(const struct scan_db *d, const char *x, unsigned false_id
 	return out;
 }
 
+/* is_all - a header rule over the whole block (SpamAssassin's ALL) */
+static int is_all(const struct scan_rule *r)
+{
+	return r->hname && strcmp(r->hname, "ALL") == 0;
+}
+
 /* build_exprs - the expression list of one database */
 static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr_set *e)
 {
@@ -449,13 +464,16 @@ static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr
 				nmeta++;
 			continue;
 		}
-		if (scan_scope_dbi(r->scope) != (int)which)
+		if (r->scope == SCOPE_HEADER ?
+			    (int)which != (is_all(r) ? SDB_HDRALL : SDB_HEADER) :
+			    scan_scope_dbi(r->scope) != (int)which)
 			continue;
 		if (!(e->expr[e->n] = strdup(r->pattern)))
 			return -ENOMEM;
-		/* every rule counts once per message (per header for named
-		 * header rules, whose stream restarts per header) */
-		e->flags[e->n] = r->flags | HS_FLAG_SINGLEMATCH;
+		/* every rule counts once per message (per header unit for
+		 * header rules); a prefilter rule reports every candidate,
+		 * since a false first one would hide a later true match */
+		e->flags[e->n] = r->flags | (r->prefilter ? HS_FLAG_PREFILTER : HS_FLAG_SINGLEMATCH);
 		e->ids[e->n] = (unsigned)i;
 		e->n++;
 	}
@@ -730,6 +748,74 @@ static int build_exists(struct scan_db *d)
 	return 0;
 }
 
+/* view_cmp - order header views case-insensitively */
+static int view_cmp(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* build_views - the distinct header views the rules read (each scanned
+ * once per message), every header rule's index into them, and the list
+ * of rules with an [if-unset: ] value */
+static int build_views(struct scan_db *d)
+{
+	size_t n = 0, nu = 0, n_evcap = 0;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+
+		r->view = -1;
+		if (r->scope != SCOPE_HEADER)
+			continue;
+		n += r->hname != NULL;
+		nu += r->unset != NULL;
+		d->hdr_any |= !r->hname;
+		d->nprefilter += r->prefilter != 0;
+	}
+	for (size_t i = 0; i < d->nrules; i++) {
+		d->nprefilter += d->rules[i].scope != SCOPE_HEADER && d->rules[i].prefilter;
+		if (d->rules[i].scope == SCOPE_EVAL) {
+			if (scan_grow(&d->evals, d->nevals, &n_evcap, sizeof(unsigned)) < 0)
+				return -ENOMEM;
+			d->evals[d->nevals++] = (unsigned)i;
+		}
+	}
+	if ((n && !(d->views = calloc(n, sizeof(char *)))) ||
+	    (nu && !(d->unsets = calloc(nu, sizeof(unsigned)))))
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+
+		if (r->scope != SCOPE_HEADER || !r->hname)
+			continue;
+		if (!(d->views[d->nviews++] = strdup(r->hname)))
+			return -ENOMEM;
+		if (r->unset)
+			d->unsets[d->nunsets++] = (unsigned)i;
+	}
+	if (d->nviews)
+		qsort(d->views, d->nviews, sizeof(char *), view_cmp);
+	n = 0;
+	for (size_t i = 0; i < d->nviews; i++) {
+		if (n && strcasecmp(d->views[n - 1], d->views[i]) == 0) {
+			free(d->views[i]);
+			continue;
+		}
+		d->views[n++] = d->views[i];
+	}
+	d->nviews = n;
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+		char **v;
+
+		if (r->scope != SCOPE_HEADER || !r->hname)
+			continue;
+		v = bsearch(&r->hname, d->views, d->nviews, sizeof(char *), view_cmp);
+		r->view = (int)(v - d->views);
+	}
+	return 0;
+}
+
 /* stream_size - bytes of stream state a message needs */
 static size_t stream_size(const struct scan_db *d)
 {
@@ -760,7 +846,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (o->sa_dir && (rc = scan_sa_load(d, o->sa_dir, o->cache_dir, err, errsz)) < 0)
 		goto fail;
-	if ((rc = build_exists(d)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
+	if ((rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	d->stream_size = stream_size(d);
 	d->gen = atomic_fetch_add(&load_gen, 1) + 1;

@@ -20,11 +20,17 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "scan.h"
 #include "scan_rules.h"
 
 #define META_EXPAND_MAX 65536
+/* where SpamAssassin's site configuration (its .pre files) lives */
+#ifndef SA_SITE_DIR
+#define SA_SITE_DIR "/etc/spamassassin"
+#endif
 #define META_DEPTH_MAX 16
 
 /* skip_add - record a rule not imported */
@@ -87,6 +93,8 @@ struct sa_def {
 	long rule;       /* index in db when imported */
 	char *why;       /* skip reason */
 	int multiple;    /* tflags multiple: its value counts hits */
+	int nice;        /* tflags nice: the default score is negative */
+	int pf;          /* imported as prefilter + PCRE2 confirmation */
 	int nonbin;      /* imported meta whose value may exceed 1 (a sum) */
 	char **sum;      /* a meta that is a bare sum of 0/1 terms: the terms */
 	size_t nsum;
@@ -111,6 +119,8 @@ struct sa_set {
 	const char *cache_dir; /* where compile verdicts are remembered */
 	char *verdicts;        /* that file's content, read once */
 	int verdicts_read;
+	char **plugins;        /* loadplugin / tryplugin names */
+	size_t nplugins, plugcap;
 };
 
 /* sa_find - definition by name */
@@ -165,6 +175,9 @@ static void sa_free(struct sa_set *s)
 	free(s->v);
 	free(s->replace);
 	free(s->verdicts);
+	for (size_t i = 0; i < s->nplugins; i++)
+		free(s->plugins[i]);
+	free(s->plugins);
 }
 
 /* sa_rt_get - a ReplaceTags value by name, NULL when undefined */
@@ -213,15 +226,246 @@ static void sa_strip_comment(char *line)
 	}
 }
 
-/* sa_cond_true - our reading of an "if"/"ifplugin" condition: plugins
- * are assumed loaded, negated conditions false */
-static int sa_cond_true(const char *kw, const char *rest)
+/* SpamAssassin's version (Debian 12's 4.0.1) for "if (version >= ...)" */
+#define SA_VERSION 4.000001
+
+/* Mail::SpamAssassin::Conf features and plugin methods of that version
+ * that "if can(...)" asks for: Conf's own, or "Plugin::Name::method" (true
+ * when the plugin is loaded too) */
+static const char *const sa_can_list[] = {
+	"Conf::feature_originating_ip_headers", "Conf::feature_dns_local_ports_permit_avoid",
+	"Conf::feature_bayes_auto_learn_on_error", "Conf::feature_uri_host_listed",
+	"Conf::feature_yesno_takes_args", "Conf::feature_bug6558_free", "Conf::feature_edns",
+	"Conf::feature_dns_query_restriction", "Conf::feature_registryboundaries",
+	"Conf::feature_geodb", "Conf::feature_dns_block_rule", "Conf::feature_compile_regexp",
+	"Conf::feature_meta_rules_matching", "Conf::feature_subjprefix",
+	"Conf::feature_bayes_stopwords", "Conf::feature_get_host",
+	"Conf::feature_blocklist_welcomelist", "Conf::feature_welcomelist_blocklist",
+	"Conf::feature_header_address_parser", "Conf::feature_local_tests_only",
+	"Conf::feature_header_first_last", "Conf::feature_header_match_many",
+	"Conf::feature_capture_rules", "Conf::has_tflags_nosubject", "Conf::has_tflags_nolog",
+	"Conf::perl_min_version_5010000",
+	"Plugin::ASN::has_asn_lookup_ipv6", "Plugin::ASN::has_asn_geodb",
+	"Plugin::ASN::has_check_asn", "Plugin::ASN::has_check_asn_tag",
+	"Plugin::AskDNS::has_tag_header", "Plugin::BodyEval::has_check_body_length",
+	"Plugin::BodyEval::has_plaintext_body_sig_ratio", "Plugin::DKIM::has_arc",
+	"Plugin::URIDNSBL::has_tflags_domains_only", "Plugin::URIDNSBL::has_tflags_ips_only",
+	"Plugin::URIDNSBL::has_uridnsbl_for_a",
+	"Plugin::MIMEEval::has_check_abundant_unicode_ratio",
+	"Plugin::MIMEEval::has_check_for_ascii_text_illegal",
+	"Plugin::SPF::has_check_for_spf_errors",
+	"Plugin::DecodeShortURLs::has_short_url", "Plugin::DecodeShortURLs::has_get",
+	"Plugin::DecodeShortURLs::has_short_url_redir",
+	"Plugin::HashBL::has_hashbl_bodyre", "Plugin::HashBL::has_hashbl_emails",
+	"Plugin::HashBL::has_hashbl_uris",
+};
+
+/* sa_plugin_loaded - was this plugin loaded (loadplugin/tryplugin)? */
+static int sa_plugin_loaded(const struct sa_set *s, const char *name, size_t len)
 {
-	if (strcmp(kw, "ifplugin") == 0)
-		return 1;
-	while (*rest == ' ' || *rest == '\t' || *rest == '(')
-		rest++;
-	return *rest != '!';
+	for (size_t i = 0; i < s->nplugins; i++)
+		if (strlen(s->plugins[i]) == len && memcmp(s->plugins[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* sa_can - SpamAssassin's can(Package::method) for the version above */
+static int sa_can(const struct sa_set *s, const char *name, size_t len)
+{
+	static const char pfx[] = "Mail::SpamAssassin::";
+
+	if (len <= sizeof(pfx) - 1 || strncmp(name, pfx, sizeof(pfx) - 1) != 0)
+		return 0;
+	name += sizeof(pfx) - 1;
+	len -= sizeof(pfx) - 1;
+	for (size_t i = 0; i < sizeof(sa_can_list) / sizeof(sa_can_list[0]); i++) {
+		if (strlen(sa_can_list[i]) != len || memcmp(sa_can_list[i], name, len) != 0)
+			continue;
+		if (strncmp(name, "Plugin::", 8) != 0)
+			return 1;
+		const char *m = name + len;
+
+		while (m > name && !(m[-1] == ':' && m[-2] == ':'))
+			m--;
+		return sa_plugin_loaded(s, name - (sizeof(pfx) - 1),
+					(size_t)(m - 2 - name) + sizeof(pfx) - 1);
+	}
+	return 0;
+}
+
+struct cparse {
+	const struct sa_set *s;
+	const char *p;
+	int bad;
+};
+
+static double cp_or(struct cparse *c);
+
+/* cp_ws - skip blanks; the next character */
+static char cp_ws(struct cparse *c)
+{
+	while (*c->p == ' ' || *c->p == '\t')
+		c->p++;
+	return *c->p;
+}
+
+/* cp_call - "plugin(Name)" / "can(Name)": the name's extent */
+static int cp_call(struct cparse *c, const char **n, size_t *len)
+{
+	if (cp_ws(c) != '(')
+		return c->bad = 1, -1;
+	c->p++;
+	cp_ws(c);
+	*n = c->p;
+	while (*c->p && *c->p != ')' && *c->p != ' ')
+		c->p++;
+	*len = (size_t)(c->p - *n);
+	if (cp_ws(c) != ')')
+		return c->bad = 1, -1;
+	c->p++;
+	return 0;
+}
+
+/* cp_atom - "!" atom, "(" expr ")", version, plugin(), can(), a number */
+static double cp_atom(struct cparse *c)
+{
+	char ch = cp_ws(c);
+	const char *n;
+	size_t len;
+
+	if (ch == '!') {
+		c->p++;
+		return !cp_atom(c);
+	}
+	if (ch == '(') {
+		double v;
+
+		c->p++;
+		v = cp_or(c);
+		if (cp_ws(c) != ')')
+			c->bad = 1;
+		else
+			c->p++;
+		return v;
+	}
+	if (strncmp(c->p, "version", 7) == 0) {
+		c->p += 7;
+		return SA_VERSION;
+	}
+	if (strncmp(c->p, "perl_version", 12) == 0) {
+		c->p += 12;
+		return 5.036000; /* Debian 12's perl */
+	}
+	if (strncmp(c->p, "local_tests_only", 16) == 0) {
+		c->p += 16;
+		return 1; /* moat runs no network test */
+	}
+	if (strncmp(c->p, "plugin", 6) == 0) {
+		c->p += 6;
+		return cp_call(c, &n, &len) < 0 ? 0 : sa_plugin_loaded(c->s, n, len);
+	}
+	if (strncmp(c->p, "can", 3) == 0) {
+		c->p += 3;
+		return cp_call(c, &n, &len) < 0 ? 0 : sa_can(c->s, n, len);
+	}
+	char *end;
+	double v = strtod(c->p, &end);
+
+	if (end == c->p)
+		c->bad = 1;
+	c->p = end;
+	return v;
+}
+
+/* cp_cmp - atom [(>= <= > < == !=) atom] */
+static double cp_cmp(struct cparse *c)
+{
+	double a = cp_atom(c), b;
+	char ch = cp_ws(c);
+
+	if ((ch == '>' || ch == '<' || ch == '=' || ch == '!') && c->p[1] == '=') {
+		c->p += 2;
+		b = cp_atom(c);
+		return ch == '>' ? a >= b : ch == '<' ? a <= b : ch == '=' ? a == b : a != b;
+	}
+	if (ch == '>' || ch == '<') {
+		c->p++;
+		b = cp_atom(c);
+		return ch == '>' ? a > b : a < b;
+	}
+	return a;
+}
+
+/* cp_chain - cmp ("&&" cmp)* for and=1, chain(1) ("||" chain(1))* else */
+static double cp_chain(struct cparse *c, int and)
+{
+	char op = and ? '&' : '|';
+	double v = and ? cp_cmp(c) : cp_chain(c, 1);
+
+	while (cp_ws(c) == op && c->p[1] == op) {
+		c->p += 2;
+		double w = and ? cp_cmp(c) : cp_chain(c, 1);
+		v = and ? v && w : v || w;
+	}
+	return v;
+}
+
+/* cp_or - the full condition */
+static double cp_or(struct cparse *c)
+{
+	return cp_chain(c, 0);
+}
+
+/* sa_cond_true - an "if"/"ifplugin" condition as SpamAssassin 4.0.1
+ * evaluates it with the plugins the configuration loads; one it cannot
+ * read is false (SpamAssassin warns and skips the block too) */
+static int sa_cond_true(const struct sa_set *s, const char *kw, const char *rest)
+{
+	struct cparse c = { .s = s, .p = rest };
+	double v;
+
+	if (strcmp(kw, "ifplugin") == 0) {
+		size_t n = 0;
+
+		while (rest[n] && rest[n] != ' ' && rest[n] != '\t')
+			n++;
+		return sa_plugin_loaded(s, rest, n);
+	}
+	v = cp_or(&c);
+	return !c.bad && cp_ws(&c) == 0 && v != 0;
+}
+
+/* sa_read_plugins - the loadplugin/tryplugin lines of a file, whatever
+ * block they are in (SpamAssassin reads .pre files first, where Debian
+ * loads every plugin); 0 or -ENOMEM */
+static int sa_read_plugins(struct sa_set *s, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (!f)
+		return 0;
+	while (rc == 0 && getline(&line, &cap, f) >= 0) {
+		char *p = line, *kw, *name;
+
+		sa_strip_comment(line);
+		for (size_t n = strlen(line); n && isspace((unsigned char)line[n - 1]);)
+			line[--n] = 0;
+		kw = scan_next_word(&p);
+		if (!kw || (strcmp(kw, "loadplugin") && strcmp(kw, "tryplugin")) ||
+		    !(name = scan_next_word(&p)) || sa_plugin_loaded(s, name, strlen(name)))
+			continue;
+		if (scan_grow(&s->plugins, s->nplugins, &s->plugcap, sizeof(char *)) < 0 ||
+		    !(s->plugins[s->nplugins] = strdup(name)))
+			rc = -ENOMEM;
+		else
+			s->nplugins++;
+	}
+	free(line);
+	fclose(f);
+	return rc;
 }
 
 /* sa_parse_file - read one .cf file's rule, score and conditional lines */
@@ -249,7 +493,7 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 			continue;
 		if (strcmp(kw, "if") == 0 || strcmp(kw, "ifplugin") == 0) {
 			if (ncond < 64)
-				cond[ncond++] = sa_cond_true(kw, p);
+				cond[ncond++] = sa_cond_true(s, kw, p);
 			goto recompute;
 		}
 		if (strcmp(kw, "else") == 0) {
@@ -301,9 +545,11 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 				rc = -ENOMEM;
 				goto out;
 			}
-			e->multiple = 0; /* the last tflags line counts, as in SA */
-			while ((w = scan_next_word(&p)))
+			e->multiple = e->nice = 0; /* the last tflags line counts, as in SA */
+			while ((w = scan_next_word(&p))) {
 				e->multiple |= strcmp(w, "multiple") == 0;
+				e->nice |= strcmp(w, "nice") == 0;
+			}
 			continue;
 		}
 		if (strcmp(kw, "score") == 0) {
@@ -326,7 +572,8 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 			continue;
 		}
 		if (strcmp(kw, "body") && strcmp(kw, "rawbody") && strcmp(kw, "full") &&
-		    strcmp(kw, "header") && strcmp(kw, "uri") && strcmp(kw, "meta"))
+		    strcmp(kw, "header") && strcmp(kw, "uri") && strcmp(kw, "meta") &&
+		    strcmp(kw, "mimeheader"))
 			continue;
 		name = scan_next_word(&p);
 		if (!name)
@@ -451,7 +698,8 @@ static int sa_scored(const struct sa_def *e, double *score)
 
 	if (strncmp(e->name, "__", 2) == 0)
 		return *score = 0, 0;
-	s = e->has_score ? e->score : strncmp(e->name, "T_", 2) == 0 ? 0.01 : 1.0;
+	/* Conf::Parser: the default is 1 (T_ 0.01), negated for tflags nice */
+	s = e->has_score ? e->score : (strncmp(e->name, "T_", 2) == 0 ? 0.01 : 1.0) * (e->nice ? -1 : 1);
 	*score = s;
 	return s != 0;
 }
@@ -767,6 +1015,235 @@ static int sa_compiles(struct sa_set *s, const char *expr, unsigned flags, char 
 	return rc;
 }
 
+/* sa_header_view - normalise a header rule's name with its modifiers into
+ * the view the scanner computes ("From:addr", "ToCc", "ALL"); :raw is
+ * dropped (moat's values are the raw unfolded ones).  -1 with *why for a
+ * view moat cannot derive from the stream */
+static int sa_header_view(char *h, size_t hsz, const char **why)
+{
+	char base[MIME_NAME_MAX], *c = strchr(h, ':');
+	int addr = 0, name = 0, first = 0, last = 0;
+
+	snprintf(base, sizeof(base), "%.*s", c ? (int)(c - h) : (int)strlen(h), h);
+	for (; c; c = strchr(c + 1, ':')) {
+		size_t n = strcspn(c + 1, ":");
+
+		if (n == 3 && strncmp(c + 1, "raw", 3) == 0)
+			continue;
+		else if (n == 4 && strncmp(c + 1, "addr", 4) == 0)
+			addr = 1;
+		else if (n == 4 && strncmp(c + 1, "name", 4) == 0)
+			name = 1;
+		else if (n == 5 && strncmp(c + 1, "first", 5) == 0)
+			first = 1;
+		else if (n == 4 && strncmp(c + 1, "last", 4) == 0)
+			last = 1;
+		else
+			return *why = "header modifier :host/:domain/:ip needs the registry of "
+				      "domains", -1;
+	}
+	if (strcmp(base, "ALL") != 0 && strcasecmp(base, "ToCc") != 0 &&
+	    strcmp(base, "MESSAGEID") != 0 && sa_is_pseudo(base))
+		return *why = strcasecmp(base, "EnvelopeFrom") == 0 ?
+			"SpamAssassin pseudo-header EnvelopeFrom (derived from relays)" :
+			"SpamAssassin pseudo-header (relay and trust parsing)", -1;
+	if (strcmp(base, "ALL") == 0 && (addr || name || first || last))
+		return *why = "modifier on ALL", -1;
+	snprintf(h, hsz, "%s%s%s%s", base, addr ? ":addr" : name ? ":name" : "",
+		 first ? ":first" : "", last ? ":last" : "");
+	return 0;
+}
+
+/* sa_if_unset - the "[if-unset: VALUE]" after a header rule's regex, as
+ * SpamAssassin's parser reads it; *out NULL when absent; 0 or -ENOMEM */
+static int sa_if_unset(const char *rest, char **out)
+{
+	const char *p = rest, *e;
+
+	*out = NULL;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strncmp(p, "[if-unset:", 10) != 0)
+		return 0;
+	p += 10;
+	if (*p == ' ')
+		p++;
+	if (!(e = strrchr(p, ']')))
+		return 0;
+	*out = scan_strndup(p, (size_t)(e - p));
+	return *out ? 0 : -ENOMEM;
+}
+
+/* A prefilter pattern longer than this is compiled alone at import to
+ * catch "Pattern is too large" (remembered in scan-verdicts); shorter ones
+ * are only validated: compiling each alone costs seconds per load */
+#define SA_PREFILTER_CHECK_LEN 400
+
+/* sa_drop_anchors - expr without its "^" anchors (outside classes, not
+ * escaped): a superset Hyperscan accepts where it refuses an embedded
+ * start anchor; malloc'd, NULL on ENOMEM */
+static char *sa_drop_anchors(const char *expr)
+{
+	char *o = malloc(strlen(expr) + 1), *q = o;
+	int cls = 0;
+
+	if (!o)
+		return NULL;
+	for (const char *p = expr; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			*q++ = *p++;
+			*q++ = *p;
+			continue;
+		}
+		if (cls) {
+			cls = *p != ']' || p[-1] == '[' || (p[-1] == '^' && p[-2] == '[');
+		} else if (*p == '[') {
+			cls = 1;
+		} else if (*p == '^') {
+			continue;
+		}
+		*q++ = *p;
+	}
+	*q = 0;
+	return o;
+}
+
+/* sa_prefilter - make r a prefilter rule: Hyperscan in prefilter mode (a
+ * superset; without "^" anchors when Hyperscan refuses them) and PCRE2 on
+ * the original expression to confirm each candidate on its unit.  *hs is
+ * the expression for Hyperscan when it differs (malloc'd).  0 done, 1 not
+ * possible (msg says why), -ENOMEM */
+static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
+			unsigned flags, char *msg, size_t msgsz, char **hs)
+{
+	uint32_t opt = (flags & HS_FLAG_CASELESS ? PCRE2_CASELESS : 0) |
+		       (flags & HS_FLAG_DOTALL ? PCRE2_DOTALL : 0) |
+		       (flags & HS_FLAG_MULTILINE ? PCRE2_MULTILINE : 0);
+	int ec;
+	PCRE2_SIZE eo;
+	pcre2_code *re;
+
+	msg[0] = 0;
+	if (r->scope == SCOPE_RAW) {
+		snprintf(msg, msgsz, "no prefilter: a full rule's unit is the whole message");
+		return 1;
+	}
+	if (r->scope == SCOPE_BODY && !SCAN_BODY_UNITS) {
+		snprintf(msg, msgsz, "no prefilter: body units are not confirmed yet");
+		return 1;
+	}
+	*hs = NULL;
+	if (scan_validate(expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0 &&
+	    strstr(msg, "start anchor") && !(*hs = sa_drop_anchors(expr)))
+		return -ENOMEM;
+	if ((*hs && scan_validate(*hs, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) ||
+	    (!*hs && scan_validate(expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0) ||
+	    (strlen(*hs ? *hs : expr) > SA_PREFILTER_CHECK_LEN &&
+	     sa_compiles(s, *hs ? *hs : expr, flags | HS_FLAG_PREFILTER, msg, msgsz) < 0)) {
+		char m2[200];
+
+		snprintf(m2, sizeof(m2), "%s", msg);
+		snprintf(msg, msgsz, "prefilter: %s", m2);
+		free(*hs);
+		*hs = NULL;
+		return 1;
+	}
+	re = pcre2_compile((PCRE2_SPTR)expr, PCRE2_ZERO_TERMINATED, opt, &ec, &eo, NULL);
+	if (!re) {
+		PCRE2_UCHAR m2[160];
+
+		pcre2_get_error_message(ec, m2, sizeof(m2));
+		snprintf(msg, msgsz, "pcre2: %s", (char *)m2);
+		free(*hs);
+		*hs = NULL;
+		return ec == PCRE2_ERROR_NOMEMORY ? -ENOMEM : 1;
+	}
+	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* interpreted when it fails */
+	msg[0] = 0;
+	r->re = re;
+	r->prefilter = 1;
+	return 0;
+}
+
+/* sa_is_regex - a regex rule of the kinds the coverage target counts
+ * (body, rawbody, header, uri, full; not eval:, not exists:) */
+static int sa_is_regex(const struct sa_def *e)
+{
+	static const char *const kinds[] = { "body", "rawbody", "header", "uri", "full" };
+
+	if (!e->kind || !e->arg || strncmp(e->arg, "eval:", 5) == 0 ||
+	    strncmp(e->arg, "exists:", 7) == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(e->kind, kinds[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* sa_eval_args - the quoted arguments of "name('a','b')": up to 3, each
+ * copied (bounded) into arg[]; the count, -1 when malformed */
+static int sa_eval_args(const char *p, char arg[3][MIME_NAME_MAX])
+{
+	int n = 0;
+
+	if (*p++ != '(')
+		return -1;
+	while (*p == ' ')
+		p++;
+	while (*p && *p != ')') {
+		char q = *p;
+		size_t k = 0;
+
+		if ((q != '\'' && q != '"') || n == 3)
+			return -1;
+		for (p++; *p && *p != q; p++)
+			if (k < MIME_NAME_MAX - 1)
+				arg[n][k++] = *p;
+		arg[n++][k] = 0;
+		if (*p++ != q)
+			return -1;
+		while (*p == ' ' || *p == ',')
+			p++;
+	}
+	return *p == ')' ? n : -1;
+}
+
+/* sa_eval_builtin - an eval test moat implements (enum scan_eval): r
+ * filled, 1; 0 when it is not one; -ENOMEM */
+static int sa_eval_builtin(const struct sa_def *e, const char *call, struct scan_rule *r)
+{
+	char arg[3][MIME_NAME_MAX];
+	size_t nl = strcspn(call, "( ");
+	int n;
+
+	(void)e;
+	n = sa_eval_args(call + nl, arg);
+#define IS(x) (nl == strlen(x) && strncmp(call, x, nl) == 0)
+	if (IS("check_for_missing_to_header") && n == 0)
+		r->eval = EVAL_MISSING_TO;
+	else if (IS("subject_is_all_caps") && n == 0)
+		r->eval = EVAL_SUBJ_ALL_CAPS;
+	else if (IS("check_msg_parse_flags") && n == 1 && !strcmp(arg[0], "truncated_header"))
+		r->eval = EVAL_TRUNCATED;
+	else if (IS("check_header_count_range") && n == 3 && !strchr(arg[0], ':'))
+		r->eval = EVAL_HDR_COUNT;
+	else if (IS("check_illegal_chars") && n == 3 && !strchr(arg[0], ':'))
+		r->eval = EVAL_ILLEGAL_CHARS;
+	else
+		return 0;
+#undef IS
+	r->scope = SCOPE_EVAL;
+	if (r->eval == EVAL_HDR_COUNT || r->eval == EVAL_ILLEGAL_CHARS) {
+		r->ea = strtod(arg[1], NULL);
+		r->eb = strtod(arg[2], NULL);
+		if (!(r->hname = strdup(arg[0])))
+			return -ENOMEM;
+	}
+	if (!(r->pattern = strdup("")))
+		return -ENOMEM;
+	return 1;
+}
+
 /* sa_import_leaf - turn a non-meta definition into a rule or a skip reason */
 static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 {
@@ -776,8 +1253,17 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	unsigned flags = 0;
 	int neg = 0;
 
-	if (strncmp(a, "eval:", 5) == 0)
-		return sa_why(e, "eval: Perl code test");
+	if (strncmp(a, "eval:", 5) == 0) {
+		int rc = sa_eval_builtin(e, a + 5, &r);
+
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return sa_why(e, "eval: Perl code test");
+		goto add;
+	}
+	if (strcmp(e->kind, "mimeheader") == 0)
+		return sa_why(e, "mimeheader: MIME part headers are not scanned");
 	int replace = 0;
 	for (size_t i = 0; i < s->nreplace; i++)
 		replace |= strcmp(s->replace[i], e->name) == 0;
@@ -811,22 +1297,12 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 		a += 2;
 		while (*a == ' ' || *a == '\t')
 			a++;
-		char *colon = strchr(h, ':');
-		if (colon) {
-			if (strcmp(colon, ":raw") != 0) {
-				return sa_why(e, "header modifier %s needs address/name parsing",
-					      colon);
-			}
-			*colon = 0;
-		}
-		/* SpamAssassin's MESSAGEID is Message-Id and its resent/X-
-		 * variants: the header itself is the part moat can see */
-		if (strcmp(h, "MESSAGEID") == 0)
-			snprintf(h, sizeof(h), "Message-Id");
-		if (sa_is_pseudo(h))
-			return sa_why(e, "SpamAssassin pseudo-header");
+		const char *vwhy = NULL;
+
+		if (sa_header_view(h, sizeof(h), &vwhy) < 0)
+			return sa_why(e, "%s", vwhy);
 		r.scope = SCOPE_HEADER;
-		if (strcmp(h, "ALL") != 0 && !(r.hname = strdup(h)))
+		if (!(r.hname = strdup(h)))
 			return -ENOMEM;
 	} else if (strcmp(e->kind, "full") == 0) {
 		r.scope = SCOPE_RAW;
@@ -853,11 +1329,34 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 		}
 		expr = x;
 	}
-	if (scan_validate(expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0 ||
-	    (replace && sa_compiles(s, expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0)) {
+	/* a header rule whose pattern matches "" fires on any present
+	 * header (or its if-unset value), as in SpamAssassin */
+	if (r.scope == SCOPE_HEADER)
+		flags |= HS_FLAG_ALLOWEMPTY;
+	if (r.scope == SCOPE_HEADER && sa_if_unset(rest, &r.unset) < 0) {
 		free(expr);
 		free(r.hname);
-		return sa_why(e, "%shyperscan: %s", replace ? "after replace_tags: " : "", msg);
+		return -ENOMEM;
+	}
+	if (scan_validate(expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0 ||
+	    (replace && sa_compiles(s, expr, flags | HS_FLAG_SINGLEMATCH, msg, sizeof(msg)) < 0)) {
+		/* not exact: a prefilter confirmed by PCRE2 on its unit */
+		char pmsg[256], *hs = NULL;
+		int why = sa_prefilter(s, &r, expr, flags, pmsg, sizeof(pmsg), &hs);
+
+		if (why) {
+			free(expr);
+			scan_rule_free(&r);
+			if (why < 0)
+				return why;
+			return sa_why(e, "%shyperscan: %s%s%s", replace ? "after replace_tags: " : "",
+				      msg, pmsg[0] ? "; " : "", pmsg);
+		}
+		e->pf = 1;
+		if (hs) {
+			free(expr);
+			expr = hs;
+		}
 	}
 	r.pattern = expr;
 	r.flags = flags;
@@ -1297,6 +1796,33 @@ static int sa_resolve(struct scan_db *d, struct sa_set *s, struct sa_def *e, int
 	return e->state = 2;
 }
 
+/* sa_site_plugins - the plugins SpamAssassin's site directory loads
+ * (the .pre files of SA_SITE_DIR, Debian's /etc/spamassassin), when the rules
+ * directory carries no .pre of its own; 0 or -ENOMEM */
+static int sa_site_plugins(struct sa_set *s)
+{
+	DIR *dh = opendir(SA_SITE_DIR);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!dh)
+		return 0;
+	while (rc == 0 && (de = readdir(dh))) {
+		size_t l = strlen(de->d_name);
+		char *path = NULL;
+
+		if (l < 5 || strcmp(de->d_name + l - 4, ".pre") != 0)
+			continue;
+		if (asprintf(&path, "%s/%s", SA_SITE_DIR, de->d_name) < 0)
+			rc = -ENOMEM;
+		else
+			rc = sa_read_plugins(s, path);
+		free(path);
+	}
+	closedir(dh);
+	return rc;
+}
+
 /* cf_cmp - qsort strings */
 static int cf_cmp(const void *a, const void *b)
 {
@@ -1322,7 +1848,8 @@ int scan_sa_load(struct scan_db *d, const char *dir, const char *cache_dir, char
 	while ((de = readdir(dh))) {
 		size_t l = strlen(de->d_name);
 
-		if (l < 4 || strcmp(de->d_name + l - 3, ".cf") != 0)
+		if (l < 5 || (strcmp(de->d_name + l - 3, ".cf") != 0 &&
+			      strcmp(de->d_name + l - 4, ".pre") != 0))
 			continue;
 		if (scan_grow(&names, nn, &nc, sizeof(char *)) < 0 ||
 		    asprintf(&names[nn], "%s/%s", dir, de->d_name) < 0) {
@@ -1332,6 +1859,24 @@ int scan_sa_load(struct scan_db *d, const char *dir, const char *cache_dir, char
 		nn++;
 	}
 	qsort(names, nn, sizeof(*names), cf_cmp);
+	/* the plugins first: .pre files (Debian keeps them in the site
+	 * directory, read when dir has none), then loadplugin lines of .cf */
+	int npre = 0;
+	for (size_t i = 0; i < nn; i++)
+		npre += strcmp(names[i] + strlen(names[i]) - 4, ".pre") == 0;
+	if (!npre && (rc = sa_site_plugins(&s)) < 0)
+		goto out;
+	for (size_t i = 0; i < nn; i++)
+		if ((rc = sa_read_plugins(&s, names[i])) < 0)
+			goto out;
+	size_t ncf = 0;
+	for (size_t i = 0; i < nn; i++) {
+		if (strcmp(names[i] + strlen(names[i]) - 4, ".pre") == 0)
+			free(names[i]);
+		else
+			names[ncf++] = names[i];
+	}
+	nn = ncf;
 	for (size_t i = 0; i < nn; i++) {
 		rc = sa_parse_file(&s, names[i]);
 		if (rc < 0) {
@@ -1352,9 +1897,16 @@ int scan_sa_load(struct scan_db *d, const char *dir, const char *cache_dir, char
 			goto out;
 		rc = 0;
 		d->sa_scored_total += (unsigned)scored;
+		int regex = sa_is_regex(e);
+		d->sa_regex_scored_total += (unsigned)(scored && regex);
 		if (e->state == 2) {
 			d->sa_imported++;
 			d->sa_scored_imported += (unsigned)scored;
+			d->sa_regex_scored_imported += (unsigned)(scored && regex);
+			if (scored)
+				d->sa_kind[strcmp(e->kind, "meta") == 0 ? SA_KIND_META :
+					   d->rules[e->rule].scope == SCOPE_EVAL ? SA_KIND_EVAL :
+					   e->pf ? SA_KIND_PREFILTER : SA_KIND_EXACT]++;
 		} else if ((rc = skip_add(d, e->name, e->src, scored, "%s",
 					  e->why ? e->why : "not imported")) < 0)
 			goto out;

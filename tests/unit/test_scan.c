@@ -15,6 +15,7 @@
 
 #include "scan.h"
 #include "scan_render.h"
+#include "scan_rules.h"
 
 static char tmpdir[] = "/tmp/moat-test-scan-XXXXXX";
 
@@ -1031,17 +1032,19 @@ static void test_sa_import_small(void **state)
 	snprintf(sadir, sizeof(sadir), "%s/sa", tmpdir);
 	assert_int_equal(mkdir(sadir, 0700), 0);
 	write_file("sa/50_test.cf", sa_cf);
+	write_file("sa/init.pre", "loadplugin Mail::SpamAssassin::Plugin::Foo\n");
 	o.sa_dir = sadir;
 	o.threshold = 100;
 	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
 	/* scored: M_AND M_NOT M_NEST M_LOOK M_ARITH M_UNDEF M_NEG EVALR PLAIN,
 	 * M_GE2 M_NONE M_ONE M_MULT M_SUMSUM M_MINUS M_MSUM, RT_FOO RT_NEST
-	 * RT_NONE; not imported: M_LOOK EVALR M_MULT M_MINUS M_MSUM */
+	 * RT_NONE; not imported: EVALR M_MULT M_MINUS M_MSUM (M_LOOK is: its
+	 * __LOOK lookahead runs as a prefilter confirmed by PCRE2) */
 	assert_int_equal(d->sa_scored_total, 19);
-	if (d->sa_scored_imported != 14) {
+	if (d->sa_scored_imported != 15) {
 		for (size_t i = 0; i < d->nskips; i++)
 			fprintf(stderr, "# skipped %s: %s\n", d->skips[i].id, d->skips[i].reason);
-		fail_msg("scored imported: got %u want 14", d->sa_scored_imported);
+		fail_msg("scored imported: got %u want 15", d->sa_scored_imported);
 	}
 	assert_non_null(strstr(skip_reason(d, "EVALR"), "eval"));
 	assert_null(skip_reason(d, "M_ARITH"));
@@ -1068,8 +1071,11 @@ static void test_sa_import_small(void **state)
 					 d->rules[i].pattern, want[k][1]);
 		}
 	}
-	assert_non_null(strstr(skip_reason(d, "__LOOK"), "Zero-width"));
-	assert_non_null(strstr(skip_reason(d, "M_LOOK"), "uses __LOOK"));
+	assert_null(skip_reason(d, "__LOOK"));
+	assert_null(skip_reason(d, "M_LOOK"));
+	for (size_t i = 0; i < d->nrules; i++)
+		if (!strcmp(d->rules[i].id, "__LOOK"))
+			assert_true(d->rules[i].prefilter);
 	assert_null(skip_reason(d, "OFF"));
 	/* with a cache dir, the replace_tags compile checks are remembered:
 	 * one line per checked pattern, and a second load agrees */
@@ -1120,6 +1126,9 @@ static void test_sa_import_small(void **state)
 		{ "Subject: urgent\r\n\r\nnothing\r\n", "M_NONE", "M_ONE M_GE2" },
 		{ "Subject: hi\r\n\r\nff.0o and z0om\r\n", "RT_FOO RT_NEST", "RT_NONE" },
 		{ "Subject: hi\r\n\r\nfxoo zoom <NOPE>x\r\n", "RT_NEST RT_NONE", "RT_FOO" },
+		/* a body lookahead: prefilter, then PCRE2 on the rendered line */
+		{ "Subject: hi\r\n\r\nalpha foobar\r\n", "M_LOOK", "" },
+		{ "Subject: hi\r\n\r\nalpha foobaz\r\n", "M_UNDEF", "M_LOOK" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char name[32];
@@ -1132,11 +1141,181 @@ static void test_sa_import_small(void **state)
 	scan_db_install(NULL);
 }
 
+struct sa_case {
+	const char *name, *msg, *want, *notwant;
+};
+
+/* run_sa_cases - each message against the live rules: the rules of want
+ * are listed in the verdict, those of notwant are not */
+static void run_sa_cases(const struct sa_case *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct filter_verdict v;
+
+		run_pieces(c[i].msg, strlen(c[i].msg), NULL, &v);
+		check_words(c[i].name, &v, c[i].want, 1);
+		check_words(c[i].name, &v, c[i].notwant, 0);
+	}
+}
+
+/* headers as SpamAssassin reads them, with Debian's own rules:
+ * :addr, prefilter + PCRE2 (lookahead, lookbehind), [if-unset], MESSAGEID,
+ * ALL with names and /m, ToCc */
+static void sa_debian_header_cases(void)
+{
+	static const struct sa_case c[] = {
+		{ "From:addr", "From: 12345abc@example.com\r\n\r\nx\r\n",
+		  "FROM_STARTS_WITH_NUMS", "" },
+		{ "From:addr not the name",
+		  "From: \"12345abc\" <joe@example.com>\r\n\r\nx\r\n", "",
+		  "FROM_STARTS_WITH_NUMS" },
+		{ "prefilter confirmed", "From: Deals <news@greatoffers.com>\r\n\r\nx\r\n",
+		  "FROM_OFFERS", "" },
+		{ "prefilter refused by PCRE2",
+		  "From: Deals <news@mail.offersen>\r\n\r\nx\r\n", "", "FROM_OFFERS" },
+		{ "lookahead in Subject", "Subject: c i a l i s now\r\n\r\nx\r\n",
+		  "SUBJECT_DRUG_GAP_C", "" },
+		{ "lookahead refuses", "Subject: a cialist\r\n\r\nx\r\n", "",
+		  "SUBJECT_DRUG_GAP_C" },
+		{ "if-unset: absent To reads as a valid address",
+		  "From: a@example.com\r\n\r\nx\r\n", "", "TO_MALFORMED" },
+		{ "malformed To", "From: a@example.com\r\nTo: garbage\r\n\r\nx\r\n",
+		  "TO_MALFORMED", "" },
+		{ "MESSAGEID joins the resent id",
+		  "Message-Id: <0123456789abcdef@long.example.com>\r\n"
+		  "Resent-Message-Id: <ab@x>\r\n\r\nx\r\n", "MSGID_SHORT", "" },
+		{ "MESSAGEID long only", "Message-Id: <0123456789abcdef@long.example.com>\r\n"
+		  "\r\nx\r\n", "", "MSGID_SHORT" },
+		{ "lookahead and $ before the value's newline",
+		  "Subject: x\r\nDate: Mon, 1 Jan 2024 10:00:00 +2500\r\n\r\nx\r\n",
+		  "INVALID_DATE_TZ_ABSURD", "" },
+		{ "lookahead refuses a real zone",
+		  "Subject: x\r\nDate: Mon, 1 Jan 2024 10:00:00 +0200\r\n\r\nx\r\n",
+		  "", "INVALID_DATE_TZ_ABSURD" },
+		{ "embedded ^ dropped for the prefilter, kept by PCRE2",
+		  "Message-ID: <ABC@spam.example>\r\n\r\nx\r\n", "MSGID_SPAM_CAPS", "" },
+		{ "the lookahead's exception", "Message-ID: <ABC@mailcity.com>\r\n\r\nx\r\n",
+		  "", "MSGID_SPAM_CAPS" },
+		{ "ALL: a line end inside the block",
+		  "Subject: foo [123\r\nX-A: y\r\n\r\nx\r\n", "UNCLOSED_BRACKET", "" },
+		{ "ALL: closed bracket", "Subject: foo [123]\r\nX-A: y\r\n\r\nx\r\n", "",
+		  "UNCLOSED_BRACKET" },
+		{ "eval: missing To", "From: a@b.example\r\n\r\nx\r\n", "MISSING_HEADERS", "" },
+		{ "eval: To present", "From: a@b.example\r\nTo: c@d.example\r\n\r\nx\r\n", "",
+		  "MISSING_HEADERS" },
+		{ "eval: subject all caps", "Subject: Re: BUY THIS NOW\r\n\r\nx\r\n",
+		  "SUBJ_ALL_CAPS", "" },
+		{ "eval: subject mixed", "Subject: Buy THIS NOW\r\n\r\nx\r\n", "",
+		  "SUBJ_ALL_CAPS" },
+		{ "ALL /m a later header's name", "Subject: s\r\nX-Company-City: Paris\r\n"
+		  "\r\nx\r\n", "HEADER_SPAM", "" },
+		{ "ToCc:addr", "To: a@b.example\r\nCc: o'brien@c.example\r\n\r\nx\r\n",
+		  "APOSTROPHE_TOCC", "" },
+		{ "ToCc:addr not the name", "To: \"O'Brien\" <ob@c.example>\r\n\r\nx\r\n",
+		  "", "APOSTROPHE_TOCC" },
+	};
+	run_sa_cases(c, sizeof(c) / sizeof(c[0]));
+}
+
+static const char *sa_hdr_cf =
+	"header  H_RCVD   Received =~ /^from a\\b/\n"
+	"header  H_RCVD2  Received =~ /by x\\nfrom a/\n"
+	"header  H_ALLID  ALL =~ /\\nMessage-Id: /i\n"
+	"header  H_UNSET  X-Foo =~ /^UNSET$/ [if-unset: UNSET]\n"
+	"header  H_NAME   From:name =~ /^Joe Bloggs$/\n"
+	"header  H_FIRST  Received:first =~ /from b/\n"
+	"header  H_LAST   Received:last =~ /from b/\n"
+	"header  H_LOOK   Subject =~ /free(?!dom)/i\n"
+	"header  __H_BACK Subject =~ /(\\w)\\1\\1/\n"
+	"meta    M_PF     H_LOOK && __H_BACK\n"
+	"body    B_NICE   /nicebody/\n"
+	"tflags  B_NICE   nice\n"
+	"if can(Mail::SpamAssassin::Conf::feature_bug6558_free)\n"
+	"body    B_CAN    /canbody/\n"
+	"endif\n"
+	"if can(Mail::SpamAssassin::Conf::feature_no_such_thing)\n"
+	"body    B_NOCAN  /nocan/\n"
+	"endif\n"
+	"if (version >= 4.000000)\n"
+	"body    B_VER    /verbody/\n"
+	"endif\n"
+	"if (version >= 9.000000)\n"
+	"body    B_VER9   /ver9/\n"
+	"endif\n"
+	"ifplugin Mail::SpamAssassin::Plugin::NotLoaded\n"
+	"body    B_NOPLUG /noplug/\n"
+	"endif\n"
+	"mimeheader MH_CT Content-Type =~ /foo/\n"
+	"score MH_CT 1\n";
+
+/* the header semantics and rule-file semantics on small rules */
+static void test_sa_headers(void **state)
+{
+	char sadir[300], err[512] = "";
+	struct scan_load_opts o = { .threshold = 1e9 };
+	struct scan_db *d;
+	long i;
+
+	(void)state;
+	snprintf(sadir, sizeof(sadir), "%s/sahdr", tmpdir);
+	assert_int_equal(mkdir(sadir, 0700), 0);
+	write_file("sahdr/50_hdr.cf", sa_hdr_cf);
+	write_file("sahdr/init.pre", "loadplugin Mail::SpamAssassin::Plugin::Check\n");
+	o.sa_dir = sadir;
+	if (scan_db_load(&o, &d, err, sizeof(err)) != 0)
+		fail_msg("load: %s", err);
+	/* tflags nice without a score line: -1 */
+	assert_true((i = scan_find_rule(d, "B_NICE")) >= 0);
+	assert_true(d->rules[i].score == -1.0);
+	assert_true(scan_find_rule(d, "B_CAN") >= 0);
+	assert_true(scan_find_rule(d, "B_VER") >= 0);
+	assert_true(scan_find_rule(d, "B_NOCAN") < 0);
+	assert_true(scan_find_rule(d, "B_VER9") < 0);
+	assert_true(scan_find_rule(d, "B_NOPLUG") < 0);
+	assert_null(skip_reason(d, "B_NOCAN")); /* a false block: never defined */
+	assert_non_null(skip_reason(d, "MH_CT"));
+	assert_non_null(strstr(skip_reason(d, "MH_CT"), "mimeheader"));
+	assert_true((i = scan_find_rule(d, "H_LOOK")) >= 0);
+	assert_true(d->rules[i].prefilter);
+	assert_true((i = scan_find_rule(d, "__H_BACK")) >= 0);
+	assert_true(d->rules[i].prefilter);
+	assert_true(scan_find_rule(d, "M_PF") >= 0);
+	assert_true(d->sa_kind[SA_KIND_PREFILTER] >= 1);
+	scan_db_install(d);
+
+	static const struct sa_case c[] = {
+		{ "Received joined: ^ anchors once",
+		  "Received: from b by x\r\nReceived: from a by y\r\n\r\nz\r\n",
+		  "H_RCVD2 H_FIRST", "H_RCVD H_LAST" },
+		{ "Received first", "Received: from a by y\r\nReceived: from b by x\r\n\r\nz\r\n",
+		  "H_RCVD H_LAST", "H_RCVD2 H_FIRST" },
+		{ "ALL has names", "Subject: s\r\nMessage-Id: <x@y>\r\n\r\nz\r\n", "H_ALLID", "" },
+		{ "ALL: the first header has no newline before it",
+		  "Message-Id: <x@y>\r\nSubject: s\r\n\r\nz\r\n", "", "H_ALLID" },
+		{ "if-unset used", "Subject: s\r\n\r\nz\r\n", "H_UNSET", "" },
+		{ "if-unset not used when present", "X-Foo: bar\r\n\r\nz\r\n", "", "H_UNSET" },
+		{ "From:name", "From: \"Joe  Bloggs\" <joe@example.com>\r\n\r\nz\r\n",
+		  "H_NAME", "" },
+		{ "From:name addr only", "From: joe@example.com\r\n\r\nz\r\n", "", "H_NAME" },
+		{ "prefilter + meta", "Subject: free stuff aaa\r\n\r\nz\r\n", "H_LOOK M_PF", "" },
+		{ "prefilter refused", "Subject: freedom aaa\r\n\r\nz\r\n", "", "H_LOOK M_PF" },
+		{ "backreference refused", "Subject: free abc\r\n\r\nz\r\n", "H_LOOK", "M_PF" },
+		{ "nice", "Subject: s\r\n\r\nnicebody canbody verbody\r\n",
+		  "B_NICE B_CAN B_VER", "" },
+	};
+	run_sa_cases(c, sizeof(c) / sizeof(c[0]));
+	struct filter_verdict v;
+	const char *nm = "Subject: s\r\nX-Foo: y\r\n\r\nnicebody\r\n";
+	run_pieces(nm, strlen(nm), NULL, &v);
+	assert_true(v.score < 0);
+	scan_db_install(NULL);
+}
+
 /* the real Debian files: a large imported set, skips with reasons, and
  * the sample spam scores above the sample ham */
 static void test_sa_import_debian(void **state)
 {
-	struct scan_load_opts o = { .sa_dir = "/usr/share/spamassassin" };
+	struct scan_load_opts o = { .sa_dir = "/usr/share/spamassassin", .threshold = 1e9 };
 	char err[512] = "";
 	struct scan_db *d;
 	size_t with_reason = 0;
@@ -1190,6 +1369,7 @@ static void test_sa_import_debian(void **state)
 	/* sample-spam.txt carries GTUBE: SpamAssassin's own GTUBE rule, 1000 */
 	assert_true(score[0] >= 999);
 	assert_true(score[1] < 5.0);
+	sa_debian_header_cases();
 	scan_db_install(NULL);
 }
 
@@ -1228,6 +1408,7 @@ int main(void)
 		cmocka_unit_test(test_reload_threads),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_sa_import_small),
+		cmocka_unit_test(test_sa_headers),
 		cmocka_unit_test(test_sa_import_debian),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
