@@ -33,11 +33,13 @@ STORM=${FLEET_STORM:-10000}
 NB=${FLEET_STORM_BATCHES:-20}        # moatctl add -f batches of the storm
 STORM_SECS=${FLEET_STORM_SECS:-0}    # spread over this many seconds (0: at once)
 PASS_OBJ=$build/bpf/moat_xdp_pass.bpf.o
+SMTPD=$build/dataplane/smtp/moat-smtpd
+SMTPC=$here/smtpc.py
 PROBE=$root/tests/netns/tcp_probe.py
 PY=/usr/bin/python3
 
-tap_plan 41
-for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$PROBE"; do
+tap_plan 42
+for f in "$CTLD" "$MOATCTL" "$PASS_OBJ" "$SMTPD" "$PROBE"; do
 	[ -e "$f" ] || { tap_not_ok "missing $f (build first)"; exit 1; }
 done
 for f in knotd knotc kdig knsupdate; do
@@ -90,6 +92,16 @@ for n in a b; do
 2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 A 127.0.0.2
 EOF
 done
+# q.fleet.test: the DNSBL A's moat-smtpd queries live (step 5b)
+cat >"$Z/q.fleet.test.zone" <<EOF
+\$ORIGIN q.fleet.test.
+\$TTL 60
+@ SOA ns.fleet.test. hostmaster.fleet.test. 1 2 2 600 60
+@ NS ns.fleet.test.
+2.0.0.127 A 127.0.0.2
+50.113.0.203 A 127.0.0.2
+51.113.0.203 A 127.0.0.2
+EOF
 # the primary: update ACL per key and zone; journal deep enough for a
 # storm (one changeset per UPDATE); NOTIFY to the secondary and to A
 KNOT_PRE_CONF="key:
@@ -199,6 +211,8 @@ EOF
 }
 write_conf a a a.fleet.test "$SECRET_A" a.fleet.test 198.18.2.2 198.18.2.1
 write_conf b b b.fleet.test "$SECRET_B" a.fleet.test 198.18.1.2 198.18.3.2
+# A's moat-smtpd (user moat after binding) reports to A's socket
+sed -i 's/^socket = .*/&\nsocket_owner = root:moat/' "$LAB_DIR/a/moat.conf"
 printf '\n[xdp]\ninterfaces = app0\npin_dir = %s\n' "$PIN" >>"$LAB_DIR/b/moat.conf"
 # native XDP on a veth wants a program on the peer too; a listener on B's
 # address behind it, and two senders: one to be shared, one control
@@ -349,9 +363,63 @@ synced=$?
 [ $in_b -eq 0 ] && [ $synced -eq 0 ] && is_b 192.0.2.30 drop; c=$?
 tap_check "A deletes a shared address B also lists: B's copy of A's zone drops it, B still drops it" [ $c -eq 0 ]
 
-# 5b. a client moat-smtpd refused for a DNSBL listing (smtp.report, as
-#     moat-smtpd sends it) reaches B as a tarpit, living no longer than the
-#     report's ttl; B's own allowlist beats it
+# 5b. a real moat-smtpd on A (198.18.1.1:25, app ns) refuses a client
+#     listed in q.fleet.test by its live DNSBL lookup and reports it to
+#     A's moat-controld (kind dnsbl): the record reaches B as a tarpit whose
+#     exp is within report_ttl; B's XDP tarpits the client's next SYN; B's
+#     own allowlist beats the same refusal for another listed client
+cat >"$LAB_DIR/a/smtpd.conf" <<EOF
+listen = 198.18.1.1:25
+workers = 1
+hostname = a.fleet.test
+relay = 198.18.3.2:25
+local_domains = fleet.test
+dns_server = 198.18.2.2
+dnsbl_zones = q.fleet.test*1
+spf = no
+greet_delay_ms = 0
+controld_socket = $LAB_DIR/a/control.sock
+report_action = drop
+report_ttl = 600
+EOF
+lab_sender 203.0.113.50
+lab_sender 203.0.113.51
+lab_sender 203.0.113.52
+lab_bg "$NS_APP" smtpd-a "$SMTPD" -c "$LAB_DIR/a/smtpd.conf"
+smtp_a() { [ "$(jget "$(ctl_a status --json 2>/dev/null)" "d['smtp_connected']" 2>/dev/null)" = True ]; }
+lab_wait 15 smtp_a; up=$?
+ctl_b add 203.0.113.51 --action allow --reason b-allowlist >/dev/null
+r50=$(lab_inet $PY "$SMTPC" --src 203.0.113.50 198.18.1.1 25 R 2>&1 | head -1)
+r51=$(lab_inet $PY "$SMTPC" --src 203.0.113.51 198.18.1.1 25 R 2>&1 | head -1)
+stat_a() { jget "$(ctl_a smtp stats --json 2>/dev/null)" "d.get('$1', 0)" 2>/dev/null; }
+reported_a() { [ "$(stat_a controld.reported)" -ge "$1" ]; }
+lab_wait 10 reported_a 2; sent=$?
+nrep="$(stat_a connect.dnsbl) refused, $(stat_a controld.reported) reported"
+tap_check "A's moat-smtpd (connected: $up) refuses 203.0.113.50 and .51 by its live DNSBL ($r50) and reports both (smtp stats: $nrep)" \
+	bash -c "[ $up -eq 0 ] && echo '$r50' | grep -Eq '^554 5\.7\.1 .*q\.fleet\.test' && echo '$r51' | grep -Eq '^554 5\.7\.1 .*q\.fleet\.test' && [ $sent -eq 0 ]"
+lab_wait 20 is_b 203.0.113.50 tarpit; c=$?
+# B's XDP tarpits the next SYN from it (the handshake is XDP's, the listener
+# never sees it); the control, sent after, connects to the listener
+: >"$LAB_DIR/accept.log"
+r=$(probe_b 203.0.113.50)
+probe_b 203.0.113.52 >/dev/null
+lab_wait 5 accepted_b 203.0.113.52; c2=$?
+tap_check "the refusal on A (learn_dnsbl) is a tarpit on B: B's XDP answers 203.0.113.50's SYN itself and stays silent ($r) while 203.0.113.52 reaches the listener" \
+	bash -c "[ $c -eq 0 ] && [ $c2 -eq 0 ] && [ '$r' = connected-silent ] && ! grep -q '203.0.113.50' $LAB_DIR/accept.log"
+txt=$(at_primary 50.113.0.203.a.fleet.test TXT)
+left=$(( $(echo "$txt" | grep -o 'exp=[0-9]*' | cut -d= -f2) - $(date +%s) ))
+tap_check "the learned record at the primary: reason=dnsbl, exp within report_ttl 600 s ($left s left: $txt)" \
+	bash -c "echo '$txt' | grep -q 'reason=dnsbl' && [ $left -le 600 ] && [ $left -gt 500 ]"
+lab_wait 20 bash -c "[ \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 51.113.0.203.a.fleet.test A)\" = 127.0.0.4 ]"; c=$?
+[ $c -eq 0 ] && lab_wait 10 is_b 203.0.113.50 tarpit && [ "$(act_b 203.0.113.51)" = allow ] && [ "$(act_a 203.0.113.51)" = drop ]; c=$?
+tap_check "B's allowlist beats A's learned record for 203.0.113.51 (A drops it, B allows)" [ $c -eq 0 ]
+kill "$(cat "$LAB_DIR/smtpd-a.pid")" 2>/dev/null
+
+# 5c. the other learned kinds, as moat-smtpd reports them (report_pregreet,
+#     report_protocol, report_content): pregreet and protocol (learn_* on)
+#     reach B as tarpits with their own codes; content (learn_content off,
+#     the default) is enforced on A but not shared; turned on by a reload,
+#     it is shared too (the message moat-smtpd's report.c sends, on A's socket)
 report_a() { # report_a ADDR TTL [KIND]  (the message moat-smtpd's report.c sends)
 	/usr/bin/python3 - "$LAB_DIR/a/control.sock" "$1" "$2" "${3:-dnsbl}" <<'PY'
 import json, socket, sys
@@ -369,24 +437,6 @@ r = [json.loads(l) for l in buf.decode().splitlines() if l.strip()]
 sys.exit(0 if all(x.get("ok") for x in r if x.get("id") == 2) and any(x.get("id") == 2 for x in r) else 1)
 PY
 }
-ctl_b add 203.0.113.51 --action allow --reason b-allowlist >/dev/null
-report_a 203.0.113.50 600 && report_a 203.0.113.51 600
-rep=$?
-lab_wait 20 is_b 203.0.113.50 tarpit; c=$?
-tap_check "a DNSBL refusal reported on A (learn_dnsbl) is a tarpit on B (report ok: $rep)" [ $c -eq 0 ]
-txt=$(at_primary 50.113.0.203.a.fleet.test TXT)
-left=$(( $(echo "$txt" | grep -o 'exp=[0-9]*' | cut -d= -f2) - $(date +%s) ))
-tap_check "the learned record: reason=dnsbl, exp within the report's ttl 600 s ($left s left: $txt)" \
-	bash -c "echo '$txt' | grep -q 'reason=dnsbl' && [ $left -le 600 ] && [ $left -gt 500 ]"
-lab_wait 20 bash -c "[ \"\$(ip netns exec $NS_DNS kdig +short @198.18.2.2 51.113.0.203.a.fleet.test A)\" = 127.0.0.4 ]"; c=$?
-[ $c -eq 0 ] && lab_wait 10 is_b 203.0.113.50 tarpit && [ "$(act_b 203.0.113.51)" = allow ] && [ "$(act_a 203.0.113.51)" = drop ]; c=$?
-tap_check "B's allowlist beats A's learned record for 203.0.113.51 (A drops it, B allows)" [ $c -eq 0 ]
-
-# 5c. the other learned kinds, as moat-smtpd reports them (report_pregreet,
-#     report_protocol, report_content): pregreet and protocol (learn_* on)
-#     reach B as tarpits with their own codes; content (learn_content off,
-#     the default) is enforced on A but not shared; turned on by a reload,
-#     it is shared too
 report_a 203.0.113.60 600 pregreet && report_a 203.0.113.61 600 protocol &&
 	report_a 203.0.113.62 600 content
 rep=$?
