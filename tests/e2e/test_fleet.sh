@@ -8,9 +8,11 @@
 # Cases: add --share on A is live on B (time printed); A ignores its own
 #   records; del propagates; an expired record left in the zone is ignored
 #   by B, and listed again when its TXT alone is renewed; A and B both
-#   listing one address, A deletes: B's stays; learned dnsbl, pregreet,
-#   protocol and content refusals reach B as tarpits, a kind turned off
-#   does not; add --share of a prefix is refused; the per-/24 cap; primary
+#   listing one address, A deletes: B's stays; a real moat-smtpd on A
+#   refuses a client listed in a live DNSBL (q.fleet.test) and reports it:
+#   B's XDP tarpits the client's next SYN, B's allowlist beats it; learned
+#   pregreet, protocol and content refusals (smtp.report as moat-smtpd
+#   sends it) reach B as tarpits, a kind turned off does not; add --share of a prefix is refused; the per-/24 cap; primary
 #   down while A adds 100: all arrive once, queue back to 0, /metrics
 #   shows the queue; a wrong TSIG key is refused (rcode logged, counted)
 #   while A keeps enforcing; a storm of FLEET_STORM (default 10,000) adds
