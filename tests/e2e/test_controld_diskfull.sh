@@ -46,6 +46,10 @@ spawn() {
 }
 act() { local j; j=$(mctl lookup "$1" --json 2>/dev/null) && jget "$j" 'd.get("action")'; }
 metric() { lab_scrape "$METRICS_PORT" "$LAB_DIR/m" && lab_metric "$LAB_DIR/m" "$1"; }
+# the metrics page is a snapshot the event loop renders once a second: wait
+# for the value, never read it once
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+metric_gt() { [ "$(metric "$1")" -gt "$2" ] 2>/dev/null; }
 
 # 1: positive control: a first entry saved on the (not yet full) tmpfs
 if spawn c1 && mctl add 192.0.2.90 --action drop >/dev/null &&
@@ -78,7 +82,7 @@ else
 	tap_not_ok "add while full: rc=$arc '$(cat "$LAB_DIR/add.out")' action=$(act 192.0.2.91)"
 fi
 if lab_wait 5 grep -q "event=persist path=$ST/entries.state error=\"No space left on device\"" "$LAB_DIR/c1.log" &&
-	[ "$(metric moat_persist_errors_total)" -gt "${e0:-0}" ] && [ "$(metric moat_entries_unsaved)" = 1 ]; then
+	lab_wait 5 metric_gt moat_persist_errors_total "${e0:-0}" && lab_wait 5 metric_is moat_entries_unsaved 1; then
 	tap_ok "save failure logged ($(grep -o 'event=persist path=[^ ]*entries.state error="[^"]*"' "$LAB_DIR/c1.log" | head -1)), moat_persist_errors_total ${e0:-0} -> $(metric moat_persist_errors_total), moat_entries_unsaved 1"
 else
 	tap_not_ok "failure not reported: $(grep 'event=persist' "$LAB_DIR/c1.log" | tail -2) errors=$(metric moat_persist_errors_total) unsaved=$(metric moat_entries_unsaved)"
@@ -87,7 +91,7 @@ fi
 # 5: space freed: the retry saves the whole base
 inm rm -f "$ST/fill"
 if lab_wait 15 grep -q "event=persist path=$ST/entries.state result=ok entries=202 (saved again after errors)" "$LAB_DIR/c1.log" &&
-	[ "$(metric moat_entries_unsaved)" = 0 ]; then
+	lab_wait 5 metric_is moat_entries_unsaved 0; then
 	tap_ok "space freed: the retry rewrote entries.state with all 202 entries, moat_entries_unsaved 0"
 else
 	tap_not_ok "no retry: $(grep 'event=persist' "$LAB_DIR/c1.log" | tail -2)"
@@ -98,9 +102,13 @@ fi
 inm dd if=/dev/zero of="$ST/fill" bs=4k 2>/dev/null
 { echo 192.0.2.92; seq 1 200 | awk '{print "10.98." int($1 / 256) "." $1 % 256}'; } >"$LAB_DIR/b2"
 mctl add -f "$LAB_DIR/b2" --action drop >/dev/null 2>&1
+# the failed save of that batch is seen (unsaved 1) before space comes back
+lab_wait 5 metric_is moat_entries_unsaved 1
+ok0=$(lab_count 'saved again after errors' "$LAB_DIR/c1.log")
 inm rm -f "$ST/fill"
 mctl add 192.0.2.93 --action drop >/dev/null 2>&1
-if [ "$(metric moat_entries_unsaved)" = 0 ]; then
+if lab_wait 10 lab_count_ge $((ok0 + 1)) 'saved again after errors' "$LAB_DIR/c1.log" &&
+	lab_wait 5 metric_is moat_entries_unsaved 0; then
 	tap_ok "the change after the space came back saved the base (moat_entries_unsaved 0)"
 else
 	tap_not_ok "after the next change: unsaved=$(metric moat_entries_unsaved)"
