@@ -14,8 +14,8 @@ build=${MOAT_BUILD_DIR:-$root/build}
 scan=$build/tools/moat-scan
 . "$root/tests/lab/lab.sh"
 
-HIT_FLOOR=0.60
-DECISION_FLOOR=0.97
+HIT_FLOOR=0.95
+DECISION_FLOOR=0.99
 
 tap_plan 8
 tmpd=$(mktemp -d)
