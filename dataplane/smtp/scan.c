@@ -431,6 +431,8 @@ static int hdr_needed(const struct scan_db *d)
  * -1 when it would pass max or memory runs out (nothing appended) */
 static int buf_add(char **b, size_t *len, size_t *cap, size_t max, const char *p, size_t n)
 {
+	if (!n)
+		return 0; /* an empty value: nothing to append (the buffer may not exist yet) */
 	if (*len + n > max)
 		return -1;
 	if (*len + n > *cap) {
