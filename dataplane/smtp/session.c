@@ -40,7 +40,6 @@
  * command timeout ends the session). Without it a client that pipelines
  * commands and never reads makes the engine work and its buffer grow. */
 #define OBUF_HIGH 16384
-#define CLIENT_SNDBUF 16384 /* the kernel doubles it */
 
 static uint64_t sid_counter;
 static int n_sessions;      /* all workers: max_sessions */
@@ -375,14 +374,9 @@ void session_accept(struct worker *w, int lfd)
 			close(fd);
 			continue;
 		}
-		/* replies are small writes: no Nagle delay behind a delayed ACK */
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		/* only replies go to a client: a fixed send buffer (no autotuning
-		 * up to tcp_wmem's 4 MB) caps what a client that never reads
-		 * holds in kernel memory; past it, OBUF_HIGH stops its commands */
-		int sndbuf = CLIENT_SNDBUF;
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		/* TCP_NODELAY and the fixed SO_SNDBUF (CLIENT_SNDBUF) come from
+		 * the listener: an accepted socket inherits its options (two
+		 * system calls a connection fewer, at 5,000 connections/s) */
 		s->w = w;
 		s->ev.kind = EV_CLIENT;
 		s->ev.fd = fd;
@@ -424,7 +418,7 @@ void session_accept(struct worker *w, int lfd)
 		if (__atomic_load_n(&n_sessions, __ATOMIC_RELAXED) > g_cfg->max_sessions) {
 			refuse(s, "connect", "max_sessions", 1, "", 421, "4.3.2 %s Service busy, try again later",
 			       g_cfg->hostname);
-		} else {
+		} else if (g_cfg->max_conn_per_ip || g_cfg->max_conn_rate_per_ip) {
 			int r = iplimit_acquire(s->family, s->addr, w->now_ms);
 			if (r == 0) {
 				s->ip_held = 1;

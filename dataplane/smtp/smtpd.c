@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +59,15 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* for the accepted sockets, which inherit both (Linux copies the
+	 * listener's options into each): replies are small writes, so no
+	 * Nagle delay behind a delayed ACK; only replies go to a client, so a
+	 * fixed send buffer (no autotuning up to tcp_wmem's 4 MB) caps what a
+	 * client that never reads holds in kernel memory (past it, OBUF_HIGH
+	 * stops its commands) */
+	int sndbuf = CLIENT_SNDBUF;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
 	    (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
 	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 4096) != 0) {

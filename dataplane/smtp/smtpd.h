@@ -23,6 +23,10 @@
 
 extern struct smtpd_config *g_cfg;
 
+/* a client socket's send buffer (set on the listeners, inherited by every
+ * accepted socket; the kernel doubles it) */
+#define CLIENT_SNDBUF 16384
+
 enum ev_kind { EV_LISTEN = 1, EV_CLIENT, EV_RELAY, EV_WAKE, EV_ARES, EV_AV };
 
 struct ev {             /* what epoll's data.ptr points at */
