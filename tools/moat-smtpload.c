@@ -106,7 +106,7 @@ static volatile sig_atomic_t stop;
 static unsigned live[M_N], held[M_N];
 static uint64_t opened[M_N], connect_fail[M_N], lost[M_N], bind_fail;
 static uint64_t legit_done, legit_failed, legit_refused, measuring_done, measuring_failed;
-static uint64_t churn_closed, churn_skipped;
+static uint64_t churn_closed, churn_skipped, noread_held_ever;
 static bool measuring;
 static char first_refusal[128];  /* a legitimate session's first unexpected reply */
 static double *lat;
@@ -372,6 +372,7 @@ static void on_event(int fd, uint32_t ev)
 			}
 			c->step = S_HELD;
 			held[M_NOREAD]++;
+			noread_held_ever++;
 			set_events(fd, EPOLLOUT | EPOLLRDHUP);
 		}
 		if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
@@ -621,8 +622,11 @@ int main(int argc, char **argv)
 				open_conn(M_CHURN);
 			}
 		}
+		/* never-reading sessions: each held once and all open (the
+		 * server resets them after its timeout_unread and they are
+		 * reopened at once: all held at one instant may never come) */
 		bool up = held[M_IDLE] >= o.n[M_IDLE] && held[M_SLOW] >= o.n[M_SLOW] &&
-			  held[M_NOREAD] >= o.n[M_NOREAD];
+			  noread_held_ever >= o.n[M_NOREAD] && live[M_NOREAD] >= o.n[M_NOREAD];
 		if (!measuring && !meas_start && (up || t >= o.ramp_timeout)) {
 			measuring = true;
 			meas_start = now;
