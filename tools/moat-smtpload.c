@@ -354,6 +354,13 @@ static void on_event(int fd, uint32_t ev)
 			return;
 		}
 		if (c->mode == M_CHURN) {
+			/* read what came (the greeting, if the server was
+			 * quick) so the close is a FIN: a close with unread
+			 * data is a RST, and a RST the flood's backlog drops is
+			 * never sent again (the server's socket then waits for
+			 * its command timeout); a FIN is retransmitted */
+			char drain[256];
+			(void)!recv(fd, drain, sizeof(drain), MSG_DONTWAIT);
 			churn_closed++;
 			close_conn(fd, false);
 			return;

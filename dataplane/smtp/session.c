@@ -1561,6 +1561,11 @@ void session_sweep(struct worker *w)
 		}
 		if (s->state == S_CONNECT) {
 			connect_check(s);
+		} else if (s->wait == W_NONE && s->state != S_CLOSING && now < s->deadline && !s->relay &&
+			   !s->olen) {
+			/* the common case, an idle session in its time: nothing
+			 * to settle (what waits for the socket has EPOLLOUT) */
+			continue;
 		} else if (s->wait == W_AV) {
 			av_check_timeout(s, now);
 		} else if (s->wait == W_SPF && now >= s->spf_deadline) {
