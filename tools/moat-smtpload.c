@@ -17,7 +17,8 @@
  *
  * Held sessions (idle, slowloris, noread) are reopened when the server
  * closes them (counted). Legitimate sessions start once the held ones are
- * up (or --ramp-timeout passed) and are measured for -d seconds. Every
+ * up (never-reading ones: each held once and all open, as a server resets
+ * them) or --ramp-timeout passed, and are measured for -d seconds. Every
  * second a status line goes to stderr; the result is one JSON object on
  * stdout. Exit 0, or 1 when a legitimate session failed (with --strict) or
  * none completed (--legit N > 0), 2 usage or set-up error.
