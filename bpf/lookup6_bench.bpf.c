@@ -15,7 +15,7 @@
 
 #define LB6_CHUNK 64
 
-struct lb6_chunk {
+struct lb6_chunk {   /* 8-aligned addresses: moat_lookup_v6t */
 	__u8 a[LB6_CHUNK][16];
 };
 

@@ -37,10 +37,9 @@
  *                      reads).  A writer fills the inactive slot, then flips
  *                      sel with one aligned 4-byte store (release), so a
  *                      reader sees the old set or the new one, never a mix.
- *                      A writer does not refill a slot until a reader that
- *                      loaded sel before the flip that retired it is done
- *                      (a per-packet read-side section: the writer waits
- *                      for a grace period, PUBLISHING ORDER 4).
+ *                      No BPF program reads it any more (the XDP program
+ *                      reads the trie, moat_trie6.h), so the XDP writer
+ *                      refills a slot without waiting (PUBLISHING ORDER 4).
  *   v6_rules           hash: struct moat_v6_key (prefix length + address
  *                      masked to it) -> __u32 action.  The first (longest)
  *                      prefix length with an entry decides; an entry may say
@@ -81,9 +80,15 @@
  *        changes atomically), so every lookup then sees a state that a
  *        prefix of the sequence had, and 3 applies.  Cost: at most two grace
  *        periods per changed IPv6 length and two per plens flip in a
- *        publish, none for IPv4.  XDP: the kernel's RCU grace period, from
- *        userspace through a map-of-maps update (dataplane/xdp/
- *        xdp_backend.c xdp_grace); DPDK: rte_rcu_qsbr_synchronize.
+ *        publish, none for IPv4.
+ *        The fast paths no longer look up v6_plens/v6_rules: they read the
+ *        IPv6 trie (moat_trie6.h), whose lookup meets the sequence at one
+ *        point, so 3 alone gives old-or-new there.  The XDP backend waits
+ *        for no grace period between lengths or around flips any more
+ *        (only before trie storage is reused); moat-dpdk still does
+ *        (rte_rcu_qsbr_synchronize, dataplane/dpdk/dp_table.c run_enter),
+ *        which is no longer needed either.  4 holds for a reader of
+ *        v6_plens/v6_rules only (userspace, moat_lookup_v6).
  *   struct moat_update below is the unit of such a sequence; the fast-path
  *   interface (lib/fastpath.h) applies a sequence in order.
  */

@@ -72,7 +72,7 @@ struct moat_pkt {
 	__u32 seq;
 	__u32 saddr4;    /* host order (IPv4) */
 	__u32 daddr4;
-	__u8 saddr6[16] __attribute__((aligned(4))); /* network order (IPv6) */
+	__u8 saddr6[16] __attribute__((aligned(8))); /* network order (IPv6); 8-aligned: moat_lookup_v6t */
 	__u8 daddr6[16] __attribute__((aligned(4)));
 };
 

@@ -40,7 +40,6 @@
 #define TBL24_BYTES ((size_t)MOAT_TBL24_ENTRIES * sizeof(__u32))
 #define PLB_MAP_BYTES 4096 /* one page holds the one v6_plens element */
 #define GRP_WINDOW (1u << 18) /* groups mapped at a time: 16 MiB */
-#define RUN_PLENS 1000   /* a v6_plens flip */
 
 struct pub_buf;
 
@@ -62,8 +61,6 @@ struct moat_xdp {
 	struct vt_trie6 *t6;       /* writer of the IPv6 trie the program reads */
 	struct vt_trie6_mem t6m;   /* the mmap'd v6t_* values */
 	size_t t6_len[3];          /* their mapped lengths: root, nodes, buckets */
-	int flip_unsynced;         /* a flip since the last grace period */
-	int v6_run;                /* IPv6 length last changed, or RUN_PLENS */
 	int gp_outer, gp_inner;    /* grace-period maps (see xdp_grace), or -1 */
 	uint64_t graces;           /* grace periods waited for */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
@@ -319,7 +316,6 @@ static void xdp_grace(struct moat_xdp *x)
 		while (nanosleep(&ts, &ts) && errno == EINTR)
 			;
 	}
-	x->flip_unsynced = 0;
 	x->graces++;
 }
 
@@ -327,18 +323,6 @@ static void xdp_grace(struct moat_xdp *x)
 uint64_t moat_xdp_grace_count(const struct moat_xdp *x)
 {
 	return x->graces;
-}
-
-/* run_enter - about to change IPv6 rules of length run (or flip v6_plens:
- * RUN_PLENS): a lookup probes one rule per length, at different moments,
- * so a grace period separates changes at different lengths (moat_abi.h
- * PUBLISHING ORDER 4); the run carries over from one publish call to the
- * next, a sequence sent in chunks being one sequence */
-static void run_enter(struct moat_xdp *x, int run)
-{
-	if (x->v6_run != run)
-		xdp_grace(x);
-	x->v6_run = run;
 }
 
 /* trie_adopt - the writer of the IPv6 trie over the mapped v6t_* values:
@@ -425,9 +409,6 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	if (!x)
 		return -ENOMEM;
 	x->gp_outer = x->gp_inner = -1;
-	/* a loader that died may have been inside a publish: the first IPv6
-	 * change or flip waits as if one of ours came just before */
-	x->v6_run = RUN_PLENS;
 	x->o = *o;
 	if (o->pin_dir) {
 		snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", o->pin_dir);
@@ -519,7 +500,6 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		err = trie_adopt(x);
 	if (err)
 		goto fail;
-	x->flip_unsynced = 1; /* likewise for the slot it retired */
 	grace_maps(x);
 	*out = x;
 	return 0;
@@ -797,19 +777,16 @@ int moat_xdp_groups(struct moat_xdp *x, uint32_t want, struct moat_group **grp,
 
 /* publish_plens - make pl the live IPv6 prefix-length set: fill the
  * inactive slot of the v6_plens double buffer, then flip the selector with
- * one aligned store (moat_abi.h).  The inactive slot was retired by the
- * previous flip; a reader that loaded the selector before that flip may
- * still be reading it, so refilling waits for a grace period unless one
- * passed since (xdp_grace). */
+ * one aligned store (moat_abi.h).  No grace period: the XDP program reads
+ * the trie (v6t_*), not v6_plens; v6_plens and v6_rules are the rules by
+ * key for userspace readers (read_image, adoption), each of which copies
+ * the value in one syscall. */
 static void publish_plens(struct moat_xdp *x, const struct moat_v6_plens *pl)
 {
 	__u32 next = (__atomic_load_n(&x->plb->sel, __ATOMIC_RELAXED) & 1) ^ 1;
 
-	if (x->flip_unsynced)
-		xdp_grace(x);
 	memcpy(&x->plb->slot[next], pl, sizeof(*pl));
 	__atomic_store_n(&x->plb->sel, next, __ATOMIC_RELEASE);
-	x->flip_unsynced = 1;
 }
 
 /* flush_array - batch-write n key/value pairs to an array map */
@@ -844,8 +821,8 @@ static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
 
 /*
  * moat_xdp_publish - apply updates in order: IPv6 puts and deletes one
- * batch syscall per run of one kind and one prefix length, with a grace
- * period where the length changes and around v6_plens flips (run_enter),
+ * batch syscall per run of one kind and one prefix length (the trie
+ * first), a grace period only before storage the trie freed is reused,
  * groups and tbl24 entries as stores into the mapped maps (a syscall per
  * 4-byte entry would be the slow part of a large publish, and a batch
  * copy could tear an entry).
@@ -907,7 +884,6 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 					err = -EINVAL;
 					goto out;
 				}
-				run_enter(x, RUN_PLENS);
 				publish_plens(x, &u[i].u.plens);
 				break;
 			default:
@@ -918,8 +894,10 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 		switch (kind) {
 		case MOAT_UPD_V6_PUT:
 		case MOAT_UPD_V6_DEL:
-			run_enter(x, (int)b->v6keys[0].plen);
-			/* the trie the program reads, then the rules by key */
+			/* the trie the program reads, then the rules by key;
+			 * no grace period between prefix lengths: a trie
+			 * lookup meets the sequence at one point
+			 * (moat_trie6.h PUBLISHING) */
 			for (__u32 j = 0; j < k && !err; j++)
 				err = trie_change(x, &b->v6keys[j], b->vals.u32[j],
 						  kind == MOAT_UPD_V6_PUT);
