@@ -40,10 +40,12 @@ bench_zone_records() {
 
 # bench_kdig_axfr ZONE OUT - kdig AXFR of ZONE from the lab's Knot in the
 # app namespace, its text through a pipe to tail (the summary kept in OUT,
-# as kdig >/dev/null would cost); fails when kdig does.
+# as kdig >/dev/null would cost); fails when kdig does.  +time=30: on a
+# busy shared machine Knot can take longer than kdig's default 2 s to
+# start answering a big AXFR (seen at load 20: "can't receive reply")
 # bench_kdig_records OUT - the records that summary says arrived
 bench_kdig_axfr() {
-	lab_app bash -o pipefail -c "kdig +tcp @198.18.2.2 $1 AXFR | tail -n 8" >"$2"
+	lab_app bash -o pipefail -c "kdig +tcp +time=30 @198.18.2.2 $1 AXFR | tail -n 8" >"$2"
 }
 bench_kdig_records() {
 	sed -n 's/^;; Received .*messages, \([0-9]*\) records.*/\1/p' "$1"

@@ -24,7 +24,10 @@
  *                    --dmac MAC IFACE
  *       fill a pinned moat_xdp table with N random /32s (DROP), attach it
  *       to IFACE, write the first K listed addresses to PREFIX.sources and
- *       a trafgen config of SYNs from them to PREFIX.trafgen.
+ *       a trafgen config of SYNs from them to PREFIX.trafgen; with
+ *       --updates FILE also the same table as the update sequence that
+ *       builds it (struct moat_update: groups, then tbl24 entries), raw,
+ *       for a publisher to moat-dpdk (tools/bench sizes).
  *   xdp_bench frames --src-file FILE --sources K --out PREFIX --dmac MAC
  *       the same two files for the first K addresses of FILE (a table
  *       moat-controld built: tools/bench xdp's veth rounds on it).
@@ -522,9 +525,39 @@ static int write_frames(const char *out, const uint8_t dmac[6], const __u32 *add
 	return fclose(fs) | fclose(ft) ? -1 : 0;
 }
 
-/* cmd_attach - pinned table + attach for the veth throughput runs */
+/* write_updates - t's table as its update sequence (groups before the
+ * tbl24 entries that name them) to path, raw; -1 on error */
+static int write_updates(const struct table *t, const char *path)
+{
+	struct moat_update u;
+	FILE *f = fopen(path, "w");
+	int bad = 0;
+
+	if (!f)
+		return -1;
+	for (__u32 i = 0; i < t->ngroups && !bad; i++) {
+		memset(&u, 0, sizeof(u));
+		u.kind = MOAT_UPD_GROUP;
+		u.index = i;
+		u.u.group = t->groups[i];
+		bad = fwrite(&u, sizeof(u), 1, f) != 1;
+	}
+	for (__u32 i = 0; i < MOAT_TBL24_ENTRIES && !bad; i++) {
+		if (!t->tbl24[i])
+			continue;
+		memset(&u, 0, sizeof(u));
+		u.kind = MOAT_UPD_TBL24;
+		u.index = i;
+		u.value = t->tbl24[i];
+		bad = fwrite(&u, sizeof(u), 1, f) != 1;
+	}
+	return (fclose(f) | bad) ? -1 : 0;
+}
+
+/* cmd_attach - pinned table + attach for the veth throughput runs; with
+ * upd_path also its update sequence there */
 static int cmd_attach(const char *pin, __u32 n, __u32 k, const char *out,
-		      const char *dmac_s, const char *ifname)
+		      const char *dmac_s, const char *ifname, const char *upd_path)
 {
 	struct table t;
 	uint8_t dmac[6];
@@ -541,6 +574,11 @@ static int cmd_attach(const char *pin, __u32 n, __u32 k, const char *out,
 	}
 	if (write_frames(out, dmac, t.listed, t.nlisted) < 0)
 		return 1;
+	if (upd_path && write_updates(&t, upd_path) < 0) {
+		fprintf(stderr, "xdp_bench: attach: writing %s: %s\n", upd_path, strerror(errno));
+		table_close(&t);
+		return 1;
+	}
 	printf("attached %s entries=%u groups=%u sources=%u\n", ifname, n,
 	       t.ngroups, t.nlisted);
 	table_close(&t);
@@ -1010,7 +1048,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: xdp_bench testrun [--repeat N] [--big N] [--rounds N] "
 		   "[--event-sample N]\n"
 		   "       xdp_bench attach --pin DIR --entries N --sources K "
-		   "--out PREFIX --dmac MAC IFACE\n"
+		   "--out PREFIX --dmac MAC [--updates FILE] IFACE\n"
 		   "       xdp_bench spread --link PINNED_LINK --src-file FILE --tag TAG "
 		   "[--repeat N] [--rounds N]\n"
 		   "       xdp_bench lookup6 [--entries N] [--rounds N]\n"
@@ -1034,6 +1072,7 @@ int main(int argc, char **argv)
 		{ "link", required_argument, 0, 'l' },
 		{ "src-file", required_argument, 0, 's' },
 		{ "tag", required_argument, 0, 't' },
+		{ "updates", required_argument, 0, 'u' },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -1041,7 +1080,7 @@ int main(int argc, char **argv)
 	__u32 repeat = 1000000, big = 10000000, n = 1000, k = 1000, n6 = 0;
 	int rounds6 = RUNS;
 	const char *pin = NULL, *out = NULL, *dmac = NULL, *link = NULL, *srcf = NULL;
-	const char *tag = "10m";
+	const char *tag = "10m", *upd = NULL;
 	int c;
 
 	log_init("xdp_bench", 0);
@@ -1069,6 +1108,7 @@ int main(int argc, char **argv)
 		case 'l': link = optarg; break;
 		case 's': srcf = optarg; break;
 		case 't': tag = optarg; break;
+		case 'u': upd = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("xdp_bench %s\n", MOAT_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -1085,7 +1125,7 @@ int main(int argc, char **argv)
 	if (optind < argc && !strcmp(argv[optind], "frames") && srcf && out && dmac && k)
 		return cmd_frames(srcf, k, out, dmac);
 	if (optind + 1 < argc && !strcmp(argv[optind], "attach") && pin && out && dmac)
-		return cmd_attach(pin, n, k, out, dmac, argv[optind + 1]);
+		return cmd_attach(pin, n, k, out, dmac, argv[optind + 1], upd);
 	usage(stderr);
 	return 2;
 }
