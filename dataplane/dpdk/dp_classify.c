@@ -24,6 +24,16 @@
  * without a context) */
 static struct moat_xdp_config dp_cfg;
 
+/* port_slot1[dport] - moat_port_slot(dport) + 1 (0: not an SMTP port),
+ * one load instead of a walk of the port set per frame; built from
+ * dp_cfg.ports by dp_shared_init, the first slot of a port winning as in
+ * the walk */
+static uint8_t port_slot1[65536];
+
+/* frames ahead of the parser whose bytes are prefetched (l3fwd's
+ * PREFETCH_OFFSET) */
+#define DP_PREFETCH_AHEAD 4
+
 /* src_slot - the limiter slot of key (Fibonacci hash) */
 static inline struct dp_src_slot *src_slot(struct dp_lcore *lc, uint64_t key)
 {
@@ -117,6 +127,9 @@ int dp_shared_init(struct dp_shared *sh, const uint16_t *ports, unsigned n_ports
 		c->ports_net[i] = rte_cpu_to_be_16(ports[i]);
 	}
 	c->n_ports = n_ports;
+	memset(port_slot1, 0, sizeof(port_slot1));
+	for (unsigned i = n_ports; i-- > 0;)
+		port_slot1[ports[i]] = (uint8_t)(i + 1);
 	c->ncpus = 1;
 	c->tarpit_src = moat_xdp_budget(MOAT_XDP_DEF_SRC_PPS, MOAT_XDP_DEF_SRC_BURST);
 	c->tarpit_global = moat_xdp_budget(MOAT_XDP_DEF_GLOBAL_PPS, MOAT_XDP_DEF_GLOBAL_BURST);
@@ -141,45 +154,69 @@ void dp_set_tarpit_global_budget(uint32_t pps, uint32_t burst)
 	dp_cfg.tarpit_global = moat_xdp_budget(pps, burst);
 }
 
+int dp_port_slot(uint16_t dport)
+{
+	return (int)port_slot1[dport] - 1;
+}
+
 void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
 		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict)
 {
 	struct moat_pkt p[DP_BURST];
-	int8_t res[DP_BURST];
-	uint8_t look[DP_BURST];
+	uint32_t ent[DP_BURST];  /* an IPv4 source's tbl24 entry */
+	int8_t res[DP_BURST];    /* moat_parse()'s result */
+	int8_t slot[DP_BURST];   /* the SMTP port's slot, or -1: no lookup */
 	uint16_t i;
 
 	if (n > DP_BURST)
 		n = DP_BURST;
 	lc->view = v;
 	lc->now = now_ns;
-	for (i = 0; i < n; i++)
+	/* 1: parse, find the port; prefetch the tbl24 entry of each IPv4
+	 * source that needs a lookup (a TCP segment to an SMTP port) */
+	for (i = 0; i < n && i < DP_PREFETCH_AHEAD; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(m[i], void *));
-	/* 1: parse; prefetch the tbl24 entry of each SYN-relevant IPv4 source */
 	for (i = 0; i < n; i++) {
 		const char *d = rte_pktmbuf_mtod(m[i], const char *);
+		int r;
 
-		res[i] = (int8_t)moat_parse(d, d + rte_pktmbuf_data_len(m[i]), &p[i]);
-		look[i] = res[i] == MOAT_PARSE_TCP && moat_port_slot(p[i].dport) >= 0;
-		if (look[i] && p[i].family == 4)
+		if (i + DP_PREFETCH_AHEAD < n)
+			rte_prefetch0(rte_pktmbuf_mtod(m[i + DP_PREFETCH_AHEAD], void *));
+		r = moat_parse(d, d + rte_pktmbuf_data_len(m[i]), &p[i]);
+
+		res[i] = (int8_t)r;
+		slot[i] = (int8_t)(r == MOAT_PARSE_TCP ? (int)port_slot1[p[i].dport] - 1 : -1);
+		if (slot[i] >= 0 && p[i].family == 4)
 			rte_prefetch0(&v->tbl24[p[i].saddr4 >> 8]);
 	}
-	/* 2: the entries are in cache: prefetch the groups they point at */
+	/* 2: the entries are in cache: read them, prefetch the groups they
+	 * point at */
 	for (i = 0; i < n; i++) {
 		uint32_t e;
 
-		if (!look[i] || p[i].family != 4)
+		if (slot[i] < 0 || p[i].family != 4)
 			continue;
 		e = v->tbl24[p[i].saddr4 >> 8];
+		ent[i] = e;
 		if (moat_tbl24_is_group(e) && moat_tbl24_group(e) < v->groups_max)
 			rte_prefetch0(&v->groups[moat_tbl24_group(e)]);
 	}
 	/* 3: decide in order (the limits and counters see the frames as they
-	 * came); the lookup itself is moat_lookup.h's, over warm lines */
+	 * came): moat_verdict() of moat_verdict.h with its port and lookup
+	 * (moat_lookup.h's, finished over warm lines) done above */
 	for (i = 0; i < n; i++) {
+		uint32_t act;
+
+		if (slot[i] < 0) {
+			moat_stat_inc(lc, res[i] == MOAT_PARSE_TCP ? MOAT_STAT_NOT_SMTP :
+				      moat_parse_res_stat(res[i]), -1);
+			verdict[i] = MOAT_VERDICT_PASS;
+			continue;
+		}
+		act = p[i].family == 4 ? dp_lookup_v4_entry(v, ent[i], p[i].saddr4) :
+					 dp_lookup_v6(v, p[i].saddr6);
 		lc->m = m[i];
-		verdict[i] = (uint8_t)moat_verdict(lc, res[i], &p[i],
-						   look[i] ? (int)lookup(lc, &p[i]) : -1);
+		verdict[i] = (uint8_t)moat_verdict_smtp(lc, &p[i], slot[i], act);
 	}
 	lc->m = NULL;
 }

@@ -79,6 +79,10 @@ void dp_set_tarpit_global_budget(uint32_t pps, uint32_t burst);
 void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
 		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict);
 
+/* dp_port_slot - the slot of dport in the configured port set, or -1:
+ * moat_verdict.h's moat_port_slot() as the burst classifier finds it */
+int dp_port_slot(uint16_t dport);
+
 /* dp_stats_add - add lc's counters (all rows) into out */
 void dp_stats_add(const struct dp_lcore *lc, uint64_t out[MOAT_STAT__MAX]);
 

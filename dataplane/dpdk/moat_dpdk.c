@@ -98,6 +98,29 @@ static inline uint16_t send_all(uint16_t port, uint16_t q, struct rte_mbuf **m, 
 	return (uint16_t)(n - sent);
 }
 
+/* free_frames - free n refused frames: the plain ones (one segment, a
+ * reference of their own, no attached or external buffer, from g.pool:
+ * what the wire port's RX hands out) straight back into the pool's
+ * lcore cache in one call, as a PMD's MBUF_FAST_FREE does; any other
+ * through rte_pktmbuf_free() */
+static inline void free_frames(struct rte_mbuf **m, uint16_t n)
+{
+	struct rte_mbuf *plain[DP_BURST];
+	uint16_t np = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *x = m[i];
+
+		if (likely(x->pool == g.pool && x->nb_segs == 1 && RTE_MBUF_DIRECT(x) &&
+			   rte_mbuf_refcnt_read(x) == 1))
+			plain[np++] = x;
+		else
+			rte_pktmbuf_free(x);
+	}
+	if (np)
+		rte_mempool_put_bulk(g.pool, (void **)plain, np);
+}
+
 /* wire_burst - classify n frames from the wire and act on the verdicts */
 static inline void wire_burst(struct worker *w, const struct dp_table_view *v,
 			      struct rte_mbuf **rx, uint16_t n)
@@ -119,7 +142,7 @@ static inline void wire_burst(struct worker *w, const struct dp_table_view *v,
 	w->to_kernel += nk;
 	w->tx_reply += nr;
 	if (nd)
-		rte_pktmbuf_free_bulk(drop, nd);
+		free_frames(drop, nd);
 	w->tx_fail += send_all(g.tap, q, kern, nk);
 	w->tx_fail += send_all(g.wire, q, reply, nr);
 }

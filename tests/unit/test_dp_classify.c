@@ -318,6 +318,38 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* test_port_slots - the classifier's port table gives every port the
+ * slot moat_verdict.h's walk of the port set gives it (first match; a
+ * port listed twice keeps its first slot), and -1 to the rest */
+static void test_port_slots(void **state)
+{
+	static const uint16_t ports[] = { 25, 587, 25, 465, 2525 };
+	const unsigned n = sizeof(ports) / sizeof(ports[0]);
+	unsigned bad = 0;
+
+	(void)state;
+	assert_int_equal(dp_shared_init(&sh, ports, n, 0, test_key, src, 1024), 0);
+	for (uint32_t d = 0; d < 65536; d++) {
+		int want = -1;
+
+		for (unsigned i = 0; i < n && want < 0; i++)
+			if (ports[i] == d)
+				want = (int)i;
+		if (dp_port_slot((uint16_t)d) != want) {
+			if (bad++ < 5)
+				print_error("port %u: slot %d, the walk gives %d\n", d,
+					    dp_port_slot((uint16_t)d), want);
+		}
+	}
+	assert_int_equal(bad, 0);
+	assert_int_equal(dp_port_slot(465), 3);
+	assert_int_equal(dp_port_slot(26), -1);
+	/* a new configuration replaces the old table */
+	assert_int_equal(dp_shared_init(&sh, &ports[1], 1, 0, test_key, src, 1024), 0);
+	assert_int_equal(dp_port_slot(587), 0);
+	assert_int_equal(dp_port_slot(25), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_tarpit_limit),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_chained),
+		cmocka_unit_test(test_port_slots),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
