@@ -6,7 +6,9 @@
  * are in cache when the verdict needs them (the shape of DPDK's
  * rte_lpm_lookupx4 and l3fwd's burst loop): parse every frame and
  * prefetch its tbl24 entry; read the entries and prefetch the groups they
- * point at; then decide each frame in order.
+ * point at; then decide each frame in order.  The three passes are three
+ * calls, so a worker can run other work between them (moat_dpdk.c parses
+ * the next burst while this one's groups arrive).
  */
 #include <errno.h>
 #include <string.h>
@@ -159,66 +161,77 @@ int dp_port_slot(uint16_t dport)
 	return (int)port_slot1[dport] - 1;
 }
 
-void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
-		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict)
+void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b)
 {
-	struct moat_pkt p[DP_BURST];
-	uint32_t ent[DP_BURST];  /* an IPv4 source's tbl24 entry */
-	int8_t res[DP_BURST];    /* moat_parse()'s result */
-	int8_t slot[DP_BURST];   /* the SMTP port's slot, or -1: no lookup */
-	uint16_t i;
+	uint16_t i, n = b->n < DP_BURST ? b->n : DP_BURST;
 
-	if (n > DP_BURST)
-		n = DP_BURST;
-	lc->view = v;
-	lc->now = now_ns;
-	/* 1: parse, find the port; prefetch the tbl24 entry of each IPv4
-	 * source that needs a lookup (a TCP segment to an SMTP port) */
+	b->n = n;
 	for (i = 0; i < n && i < DP_PREFETCH_AHEAD; i++)
-		rte_prefetch0(rte_pktmbuf_mtod(m[i], void *));
+		rte_prefetch0(rte_pktmbuf_mtod(b->m[i], void *));
 	for (i = 0; i < n; i++) {
-		const char *d = rte_pktmbuf_mtod(m[i], const char *);
-		int r;
+		const char *d = rte_pktmbuf_mtod(b->m[i], const char *);
+		struct moat_pkt *p = &b->p[i];
+		int r, s;
 
 		if (i + DP_PREFETCH_AHEAD < n)
-			rte_prefetch0(rte_pktmbuf_mtod(m[i + DP_PREFETCH_AHEAD], void *));
-		r = moat_parse(d, d + rte_pktmbuf_data_len(m[i]), &p[i]);
-
-		res[i] = (int8_t)r;
-		slot[i] = (int8_t)(r == MOAT_PARSE_TCP ? (int)port_slot1[p[i].dport] - 1 : -1);
-		if (slot[i] >= 0 && p[i].family == 4)
-			rte_prefetch0(&v->tbl24[p[i].saddr4 >> 8]);
+			rte_prefetch0(rte_pktmbuf_mtod(b->m[i + DP_PREFETCH_AHEAD], void *));
+		r = moat_parse(d, d + rte_pktmbuf_data_len(b->m[i]), p);
+		s = r == MOAT_PARSE_TCP ? (int)port_slot1[p->dport] - 1 : -1;
+		b->res[i] = (int8_t)r;
+		b->slot[i] = (int8_t)s;
+		if (s >= 0 && p->family == 4)
+			rte_prefetch0(&v->tbl24[p->saddr4 >> 8]);
 	}
-	/* 2: the entries are in cache: read them, prefetch the groups they
-	 * point at */
-	for (i = 0; i < n; i++) {
+}
+
+void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b)
+{
+	for (uint16_t i = 0; i < b->n; i++) {
 		uint32_t e;
 
-		if (slot[i] < 0 || p[i].family != 4)
+		if (b->slot[i] < 0 || b->p[i].family != 4)
 			continue;
-		e = v->tbl24[p[i].saddr4 >> 8];
-		ent[i] = e;
+		e = v->tbl24[b->p[i].saddr4 >> 8];
+		b->ent[i] = e;
 		if (moat_tbl24_is_group(e) && moat_tbl24_group(e) < v->groups_max)
 			rte_prefetch0(&v->groups[moat_tbl24_group(e)]);
 	}
-	/* 3: decide in order (the limits and counters see the frames as they
-	 * came): moat_verdict() of moat_verdict.h with its port and lookup
-	 * (moat_lookup.h's, finished over warm lines) done above */
-	for (i = 0; i < n; i++) {
+}
+
+void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
+			struct dp_burst *b, uint64_t now_ns)
+{
+	lc->view = v;
+	lc->now = now_ns;
+	for (uint16_t i = 0; i < b->n; i++) {
+		struct moat_pkt *p = &b->p[i];
 		uint32_t act;
 
-		if (slot[i] < 0) {
-			moat_stat_inc(lc, res[i] == MOAT_PARSE_TCP ? MOAT_STAT_NOT_SMTP :
-				      moat_parse_res_stat(res[i]), -1);
-			verdict[i] = MOAT_VERDICT_PASS;
+		if (b->slot[i] < 0) {
+			moat_stat_inc(lc, b->res[i] == MOAT_PARSE_TCP ? MOAT_STAT_NOT_SMTP :
+				      moat_parse_res_stat(b->res[i]), -1);
+			b->verdict[i] = MOAT_VERDICT_PASS;
 			continue;
 		}
-		act = p[i].family == 4 ? dp_lookup_v4_entry(v, ent[i], p[i].saddr4) :
-					 dp_lookup_v6(v, p[i].saddr6);
-		lc->m = m[i];
-		verdict[i] = (uint8_t)moat_verdict_smtp(lc, &p[i], slot[i], act);
+		act = p->family == 4 ? dp_lookup_v4_entry(v, b->ent[i], p->saddr4) :
+				       dp_lookup_v6(v, p->saddr6);
+		lc->m = b->m[i];
+		b->verdict[i] = (uint8_t)moat_verdict_smtp(lc, p, b->slot[i], act);
 	}
 	lc->m = NULL;
+}
+
+void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
+		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict)
+{
+	struct dp_burst b;
+
+	b.n = n < DP_BURST ? n : DP_BURST;
+	memcpy(b.m, m, b.n * sizeof(m[0]));
+	dp_classify_parse(v, &b);
+	dp_classify_lookup(v, &b);
+	dp_classify_decide(lc, v, &b, now_ns);
+	memcpy(verdict, b.verdict, b.n);
 }
 
 void dp_stats_add(const struct dp_lcore *lc, uint64_t out[MOAT_STAT__MAX])
