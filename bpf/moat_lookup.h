@@ -32,19 +32,27 @@
 #error "define MOAT_TBL24_GET, MOAT_GROUP_GET, MOAT_V6_PLENS_GET, MOAT_V6_GET first"
 #endif
 
-/* moat_lookup_v4 - action for an IPv4 address in host byte order: one
- * tbl24 read, and one group read when the /24 is not uniform. */
-static inline __u32 moat_lookup_v4(void *ctx, __u32 addr_host)
+/* moat_lookup_v4_entry - the second half of moat_lookup_v4: the action
+ * for addr_host once its tbl24 entry e is read (a burst reader reads the
+ * entries of a whole burst first, then finishes each lookup here). */
+static inline __u32 moat_lookup_v4_entry(void *ctx, __u32 e, __u32 addr_host)
 {
-	__u32 e = MOAT_TBL24_GET(ctx, addr_host >> 8);
 	const struct moat_group *g;
 
+	(void)ctx;
 	if (!moat_tbl24_is_group(e))
 		return moat_tbl24_action(e);
 	g = MOAT_GROUP_GET(ctx, moat_tbl24_group(e));
 	if (!g)
 		return MOAT_ACT_PASS;
 	return moat_group_get(g, (__u8)(addr_host & 0xff));
+}
+
+/* moat_lookup_v4 - action for an IPv4 address in host byte order: one
+ * tbl24 read, and one group read when the /24 is not uniform. */
+static inline __u32 moat_lookup_v4(void *ctx, __u32 addr_host)
+{
+	return moat_lookup_v4_entry(ctx, MOAT_TBL24_GET(ctx, addr_host >> 8), addr_host);
 }
 
 /* moat_v6_mask - key = addr (network order) masked to plen bits. */

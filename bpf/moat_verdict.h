@@ -299,6 +299,23 @@ static __always_inline int moat_non_syn(__u32 act, struct moat_xdp_stat_row *row
 }
 
 /*
+ * moat_verdict_smtp - the verdict on a TCP segment to SMTP port slot
+ * (moat_port_slot(p->dport), 0 <= slot < MOAT_PORTS_MAX) whose source the
+ * table gives act: silence or pass a non-SYN, act on a SYN.  The second
+ * half of moat_verdict(), for a caller that has parsed, found the port
+ * and looked up a whole burst first (the DPDK backend).
+ */
+static __always_inline int moat_verdict_smtp(MOAT_V_CTX *ctx, struct moat_pkt *p, int slot,
+					     __u32 act)
+{
+	struct moat_xdp_stat_row *row = MOAT_V_STAT_ROW(ctx, slot);
+
+	if ((p->tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
+		return moat_non_syn(act, row);
+	return moat_syn_verdict(ctx, p, act, row);
+}
+
+/*
  * moat_verdict - the verdict on a frame moat_parse() returned res for (p
  * filled when res is MOAT_PARSE_TCP): count what does not parse or is not
  * SMTP, and pass it; look the source up (unless known_act >= 0: the
@@ -307,7 +324,6 @@ static __always_inline int moat_non_syn(__u32 act, struct moat_xdp_stat_row *row
 static __always_inline int moat_verdict(MOAT_V_CTX *ctx, int res, struct moat_pkt *p,
 					int known_act)
 {
-	struct moat_xdp_stat_row *row;
 	__u32 act;
 	int slot;
 
@@ -326,10 +342,7 @@ static __always_inline int moat_verdict(MOAT_V_CTX *ctx, int res, struct moat_pk
 		act = MOAT_V_LOOKUP(ctx, p);
 	if (slot >= MOAT_PORTS_MAX)
 		return MOAT_VERDICT_PASS;
-	row = MOAT_V_STAT_ROW(ctx, slot);
-	if ((p->tcp_flags & (MOAT_TCP_SYN | MOAT_TCP_ACK)) != MOAT_TCP_SYN)
-		return moat_non_syn(act, row);
-	return moat_syn_verdict(ctx, p, act, row);
+	return moat_verdict_smtp(ctx, p, slot, act);
 }
 
 #endif /* MOAT_VERDICT_H */

@@ -11,11 +11,14 @@
  *                                groups: /24 index g * 16 + 1), spread over
  *                                the whole tbl24; a host octet listed in
  *                                about 1 in 25 of them
- *   dpdk_bench floor N           the memory floor: N lookups' worth of
+ *   dpdk_bench floor N [thp]     the memory floor: N lookups' worth of
  *                                independent pairs of two dependent random
  *                                reads, a tbl24-sized buffer (64 MiB) then a
  *                                groups-sized one (2^20 x 64 bytes); prints
- *                                ns per pair
+ *                                ns per pair.  The buffers are malloc's
+ *                                (4 KiB pages), with thp on transparent huge
+ *                                pages, as moat-dpdk's table under --no-huge
+ *                                (dp_table.c)
  * Errors go to stderr with exit 1.
  */
 #include <arpa/inet.h>
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "xdp_frames.h"
@@ -93,11 +97,27 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* floor_ns - ns per independent pair of dependent random reads */
-static double floor_ns(uint64_t n)
+/* thp_alloc - n bytes (a multiple of 2 MiB) of anonymous memory, 2 MiB
+ * aligned, on transparent huge pages where the kernel gives them; never
+ * freed (the process ends) */
+static void *thp_alloc(size_t n)
 {
-	uint32_t *t24 = malloc((size_t)4 << 24);
-	uint8_t *grp = malloc((size_t)GROUPS * 64);
+	const size_t h = (size_t)2 << 20;
+	uint8_t *p = mmap(NULL, n + h, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (uint8_t *)(((uintptr_t)p + h - 1) & ~(uintptr_t)(h - 1));
+	madvise(a, n, MADV_HUGEPAGE);
+	return a;
+}
+
+/* floor_ns - ns per independent pair of dependent random reads */
+static double floor_ns(uint64_t n, int thp)
+{
+	uint32_t *t24 = thp ? thp_alloc((size_t)4 << 24) : malloc((size_t)4 << 24);
+	uint8_t *grp = thp ? thp_alloc((size_t)GROUPS * 64) : malloc((size_t)GROUPS * 64);
 	uint32_t *addr = malloc(sizeof(uint32_t) << 20);
 	uint64_t x = 88172645463325252ull, sink = 0;
 	double t0, t1;
@@ -125,8 +145,10 @@ static double floor_ns(uint64_t n)
 	t1 = now_s();
 	if (sink == 42)
 		fprintf(stderr, "\n");
-	free(t24);
-	free(grp);
+	if (!thp) {
+		free(t24);
+		free(grp);
+	}
 	free(addr);
 	return (t1 - t0) * 1e9 / (double)n;
 }
@@ -137,10 +159,10 @@ int main(int argc, char **argv)
 		return write_pcap(argv[2], 1024, src_1k);
 	if (argc == 4 && !strcmp(argv[1], "pcap10m"))
 		return write_pcap(argv[2], (uint32_t)strtoul(argv[3], NULL, 10), src_10m);
-	if (argc == 3 && !strcmp(argv[1], "floor")) {
-		printf("%.3f\n", floor_ns(strtoull(argv[2], NULL, 10)));
+	if ((argc == 3 || (argc == 4 && !strcmp(argv[3], "thp"))) && !strcmp(argv[1], "floor")) {
+		printf("%.3f\n", floor_ns(strtoull(argv[2], NULL, 10), argc == 4));
 		return 0;
 	}
-	fprintf(stderr, "usage: dpdk_bench pcap1k FILE | pcap10m FILE N | floor N\n");
+	fprintf(stderr, "usage: dpdk_bench pcap1k FILE | pcap10m FILE N | floor N [thp]\n");
 	return 1;
 }

@@ -6,7 +6,9 @@
  * are in cache when the verdict needs them (the shape of DPDK's
  * rte_lpm_lookupx4 and l3fwd's burst loop): parse every frame and
  * prefetch its tbl24 entry; read the entries and prefetch the groups they
- * point at; then decide each frame in order.
+ * point at; then decide each frame in order.  The three passes are three
+ * calls, so a worker can run other work between them (moat_dpdk.c parses
+ * the next burst while this one's groups arrive).
  */
 #include <errno.h>
 #include <string.h>
@@ -23,6 +25,16 @@
 /* the configuration: the XDP program's .rodata (moat_verdict.h reads it
  * without a context) */
 static struct moat_xdp_config dp_cfg;
+
+/* port_slot1[dport] - moat_port_slot(dport) + 1 (0: not an SMTP port),
+ * one load instead of a walk of the port set per frame; built from
+ * dp_cfg.ports by dp_shared_init, the first slot of a port winning as in
+ * the walk */
+static uint8_t port_slot1[65536];
+
+/* frames ahead of the parser whose bytes are prefetched (l3fwd's
+ * PREFETCH_OFFSET) */
+#define DP_PREFETCH_AHEAD 4
 
 /* src_slot - the limiter slot of key (Fibonacci hash) */
 static inline struct dp_src_slot *src_slot(struct dp_lcore *lc, uint64_t key)
@@ -117,6 +129,9 @@ int dp_shared_init(struct dp_shared *sh, const uint16_t *ports, unsigned n_ports
 		c->ports_net[i] = rte_cpu_to_be_16(ports[i]);
 	}
 	c->n_ports = n_ports;
+	memset(port_slot1, 0, sizeof(port_slot1));
+	for (unsigned i = n_ports; i-- > 0;)
+		port_slot1[ports[i]] = (uint8_t)(i + 1);
 	c->ncpus = 1;
 	c->tarpit_src = moat_xdp_budget(MOAT_XDP_DEF_SRC_PPS, MOAT_XDP_DEF_SRC_BURST);
 	c->tarpit_global = moat_xdp_budget(MOAT_XDP_DEF_GLOBAL_PPS, MOAT_XDP_DEF_GLOBAL_BURST);
@@ -141,47 +156,82 @@ void dp_set_tarpit_global_budget(uint32_t pps, uint32_t burst)
 	dp_cfg.tarpit_global = moat_xdp_budget(pps, burst);
 }
 
-void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
-		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict)
+int dp_port_slot(uint16_t dport)
 {
-	struct moat_pkt p[DP_BURST];
-	int8_t res[DP_BURST];
-	uint8_t look[DP_BURST];
-	uint16_t i;
+	return (int)port_slot1[dport] - 1;
+}
 
-	if (n > DP_BURST)
-		n = DP_BURST;
-	lc->view = v;
-	lc->now = now_ns;
-	for (i = 0; i < n; i++)
-		rte_prefetch0(rte_pktmbuf_mtod(m[i], void *));
-	/* 1: parse; prefetch the tbl24 entry of each SYN-relevant IPv4 source */
+void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b)
+{
+	uint16_t i, n = b->n < DP_BURST ? b->n : DP_BURST;
+
+	b->n = n;
+	for (i = 0; i < n && i < DP_PREFETCH_AHEAD; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(b->m[i], void *));
 	for (i = 0; i < n; i++) {
-		const char *d = rte_pktmbuf_mtod(m[i], const char *);
+		const char *d = rte_pktmbuf_mtod(b->m[i], const char *);
+		struct moat_pkt *p = &b->p[i];
+		int r, s;
 
-		res[i] = (int8_t)moat_parse(d, d + rte_pktmbuf_data_len(m[i]), &p[i]);
-		look[i] = res[i] == MOAT_PARSE_TCP && moat_port_slot(p[i].dport) >= 0;
-		if (look[i] && p[i].family == 4)
-			rte_prefetch0(&v->tbl24[p[i].saddr4 >> 8]);
+		if (i + DP_PREFETCH_AHEAD < n)
+			rte_prefetch0(rte_pktmbuf_mtod(b->m[i + DP_PREFETCH_AHEAD], void *));
+		r = moat_parse(d, d + rte_pktmbuf_data_len(b->m[i]), p);
+		s = r == MOAT_PARSE_TCP ? (int)port_slot1[p->dport] - 1 : -1;
+		b->res[i] = (int8_t)r;
+		b->slot[i] = (int8_t)s;
+		if (s >= 0 && p->family == 4)
+			rte_prefetch0(&v->tbl24[p->saddr4 >> 8]);
 	}
-	/* 2: the entries are in cache: prefetch the groups they point at */
-	for (i = 0; i < n; i++) {
+}
+
+void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b)
+{
+	for (uint16_t i = 0; i < b->n; i++) {
 		uint32_t e;
 
-		if (!look[i] || p[i].family != 4)
+		if (b->slot[i] < 0 || b->p[i].family != 4)
 			continue;
-		e = v->tbl24[p[i].saddr4 >> 8];
+		e = v->tbl24[b->p[i].saddr4 >> 8];
+		b->ent[i] = e;
 		if (moat_tbl24_is_group(e) && moat_tbl24_group(e) < v->groups_max)
 			rte_prefetch0(&v->groups[moat_tbl24_group(e)]);
 	}
-	/* 3: decide in order (the limits and counters see the frames as they
-	 * came); the lookup itself is moat_lookup.h's, over warm lines */
-	for (i = 0; i < n; i++) {
-		lc->m = m[i];
-		verdict[i] = (uint8_t)moat_verdict(lc, res[i], &p[i],
-						   look[i] ? (int)lookup(lc, &p[i]) : -1);
+}
+
+void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
+			struct dp_burst *b, uint64_t now_ns)
+{
+	lc->view = v;
+	lc->now = now_ns;
+	for (uint16_t i = 0; i < b->n; i++) {
+		struct moat_pkt *p = &b->p[i];
+		uint32_t act;
+
+		if (b->slot[i] < 0) {
+			moat_stat_inc(lc, b->res[i] == MOAT_PARSE_TCP ? MOAT_STAT_NOT_SMTP :
+				      moat_parse_res_stat(b->res[i]), -1);
+			b->verdict[i] = MOAT_VERDICT_PASS;
+			continue;
+		}
+		act = p->family == 4 ? dp_lookup_v4_entry(v, b->ent[i], p->saddr4) :
+				       dp_lookup_v6(v, p->saddr6);
+		lc->m = b->m[i];
+		b->verdict[i] = (uint8_t)moat_verdict_smtp(lc, p, b->slot[i], act);
 	}
 	lc->m = NULL;
+}
+
+void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
+		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict)
+{
+	struct dp_burst b;
+
+	b.n = n < DP_BURST ? n : DP_BURST;
+	memcpy(b.m, m, b.n * sizeof(m[0]));
+	dp_classify_parse(v, &b);
+	dp_classify_lookup(v, &b);
+	dp_classify_decide(lc, v, &b, now_ns);
+	memcpy(verdict, b.verdict, b.n);
 }
 
 void dp_stats_add(const struct dp_lcore *lc, uint64_t out[MOAT_STAT__MAX])

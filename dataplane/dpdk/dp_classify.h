@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "moat_abi.h"
+#include "moat_parse.h"
 #include "moat_xdp.h"
 #include "dp_table.h"
 
@@ -72,12 +73,48 @@ void dp_set_tarpit_budget(uint32_t src_pps, uint32_t src_burst);
  * instead of moat_xdp.h's default; before workers run */
 void dp_set_tarpit_global_budget(uint32_t pps, uint32_t burst);
 
+/*
+ * One burst through the classifier's three passes, for a worker that
+ * interleaves them with other work (the memory latency of the table's
+ * lines hidden behind it):
+ *   dp_classify_parse   parse each frame, find its port, prefetch the
+ *                       tbl24 line of each IPv4 source to look up; reads
+ *                       no table entry, so it may run before the
+ *                       quiescent state that precedes the other two;
+ *   dp_classify_lookup  read those tbl24 entries, prefetch their groups;
+ *   dp_classify_decide  finish the lookups, act (moat_verdict.h) in
+ *                       order: verdict[] filled, counters, events, tarpit
+ *                       rewrites, as dp_classify_burst below.
+ * lookup and decide of a burst run between the same two quiescent
+ * states of the worker (what lookup read must not be reclaimed before
+ * decide reads the group it points at).  The caller fills m[] and n
+ * (<= DP_BURST) before dp_classify_parse.
+ */
+struct dp_burst {
+	struct rte_mbuf *m[DP_BURST];
+	uint16_t n;
+	int8_t res[DP_BURST];         /* moat_parse()'s result */
+	int8_t slot[DP_BURST];        /* SMTP port slot; -1: nothing to look up */
+	uint8_t verdict[DP_BURST];    /* enum moat_verdict, by dp_classify_decide */
+	uint32_t ent[DP_BURST];       /* an IPv4 source's tbl24 entry */
+	struct moat_pkt p[DP_BURST];
+};
+
+void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b);
+void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b);
+void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
+			struct dp_burst *b, uint64_t now_ns);
+
 /* dp_classify_burst - the verdict (enum moat_verdict) on each of n <=
  * DP_BURST frames into verdict[]; a MOAT_VERDICT_TX frame has been
  * rewritten into its reply (data_len and pkt_len shortened).  Counters in
  * lc->stats, events into lc->sh->events.  now_ns: a coarse monotonic clock. */
 void dp_classify_burst(struct dp_lcore *lc, const struct dp_table_view *v,
 		       struct rte_mbuf **m, uint16_t n, uint64_t now_ns, uint8_t *verdict);
+
+/* dp_port_slot - the slot of dport in the configured port set, or -1:
+ * moat_verdict.h's moat_port_slot() as the burst classifier finds it */
+int dp_port_slot(uint16_t dport);
 
 /* dp_stats_add - add lc's counters (all rows) into out */
 void dp_stats_add(const struct dp_lcore *lc, uint64_t out[MOAT_STAT__MAX]);

@@ -42,6 +42,15 @@ static inline uint32_t dp_lookup_v4(const struct dp_table_view *v,
 	return moat_lookup_v4((void *)(uintptr_t)v, addr_host);
 }
 
+/* dp_lookup_v4_entry - the same once tbl24[addr_host >> 8] is read (e):
+ * the group read when the /24 is mixed (the burst classifier reads every
+ * entry of a burst first, with the groups prefetched). */
+static inline uint32_t dp_lookup_v4_entry(const struct dp_table_view *v, uint32_t e,
+					  uint32_t addr_host)
+{
+	return moat_lookup_v4_entry((void *)(uintptr_t)v, e, addr_host);
+}
+
 /* dp_lookup_v6 - action of an IPv6 address (16 bytes, network order):
  * moat_lookup_v6t of bpf/moat_trie6.h over the table's trie (root, nodes,
  * bucket: usually 3 dependent reads, at most 16). */

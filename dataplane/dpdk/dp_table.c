@@ -4,7 +4,9 @@
  * bpf/moat_abi.h layout in DPDK memory, read by worker lcores without a
  * lock, changed in place by one writer (the publish channel's thread).
  *
- * tbl24 and groups are rte_zmalloc'd arrays written with single aligned
+ * tbl24 and groups are zeroed arrays (rte_zmalloc'd, or, without
+ * hugepages, anonymous memory on transparent huge pages: lookup_alloc)
+ * written with single aligned
  * stores in the publish order, exactly as the XDP backend writes its
  * mmapped maps.  The IPv6 rules live in an rte_hash created lock-free for
  * readers (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF) with the table's QSBR
@@ -36,10 +38,13 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <rte_common.h>
+#include <rte_eal.h>
 #include <rte_hash.h>
 #include <rte_jhash.h>
 #include <rte_malloc.h>
@@ -57,6 +62,8 @@ struct dp_table {
 	struct dp_table_view view;     /* what readers get */
 	uint32_t *tbl24;
 	struct moat_group *groups;
+	size_t tbl24_sz, groups_sz;    /* their mappings' sizes when mmapped
+					* (lookup_alloc), else 0 */
 	struct moat_v6_plens_buf *plb;
 	struct rte_hash *v6;
 	uint32_t v6_max, v6_n;         /* rules allowed / present */
@@ -75,6 +82,55 @@ static const uint32_t v6_actions[MOAT_ACT__MAX] = {
 	MOAT_ACT_PASS, MOAT_ACT_TARPIT, MOAT_ACT_DROP, MOAT_ACT_ALLOW,
 };
 
+#define HUGE_2M ((size_t)2 << 20)
+
+/*
+ * lookup_alloc - sz zeroed bytes for an array workers look up at random
+ * (tbl24: 64 MiB, groups: up to 64 MiB at 2^20 groups).  Where EAL runs
+ * on hugepages its memory is on them already: rte_zmalloc_socket (*mapped
+ * = 0).  Without (--no-huge: tests, VMs, boxes without hugepages) EAL's
+ * memory is 4 KiB pages of a memfd, and every lookup over such an array
+ * misses the TLB (a page walk for each of the two reads, a nested one in
+ * a VM).  Only the CPU reads these arrays (no device DMA), so then they
+ * come from anonymous memory, 2 MiB aligned, that the kernel backs with
+ * transparent huge pages (MADV_HUGEPAGE: THP "madvise" or "always"),
+ * touched here so no worker takes the page faults (*mapped = its size,
+ * for lookup_free).  NULL when there is no memory.
+ */
+static void *lookup_alloc(const char *name, size_t sz, int socket, size_t *mapped)
+{
+	size_t len = RTE_ALIGN_CEIL(sz, HUGE_2M);
+	uint8_t *p, *a;
+
+	*mapped = 0;
+	if (rte_eal_has_hugepages())
+		return rte_zmalloc_socket(name, sz, RTE_CACHE_LINE_SIZE, socket);
+	p = mmap(NULL, len + HUGE_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* keep the 2 MiB aligned len bytes, give back the rest */
+	a = (uint8_t *)RTE_ALIGN_CEIL((uintptr_t)p, HUGE_2M);
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (a + len < p + len + HUGE_2M)
+		munmap(a + len, (size_t)(p + len + HUGE_2M - (a + len)));
+	/* no THP (disabled, or an old kernel): 4 KiB pages, as before */
+	(void)madvise(a, len, MADV_HUGEPAGE);
+	memset(a, 0, len);
+	*mapped = len;
+	return a;
+}
+
+/* lookup_free - release what lookup_alloc returned */
+static void lookup_free(void *p, size_t mapped)
+{
+	if (mapped)
+		munmap(p, mapped);
+	else
+		rte_free(p);
+}
+
 /* dp_table_free - release everything; t may be NULL.  No reader may use
  * the table any more. */
 void dp_table_free(struct dp_table *t)
@@ -88,8 +144,10 @@ void dp_table_free(struct dp_table *t)
 	rte_free(t->t6m.buckets);
 	rte_free(t->qsbr);
 	rte_free(t->plb);
-	rte_free(t->groups);
-	rte_free(t->tbl24);
+	if (t->groups)
+		lookup_free(t->groups, t->groups_sz);
+	if (t->tbl24)
+		lookup_free(t->tbl24, t->tbl24_sz);
 	rte_free(t);
 }
 
@@ -114,12 +172,11 @@ int dp_table_create(const struct dp_table_params *p, struct dp_table **out)
 			       p->socket_id);
 	if (!t)
 		return -ENOMEM;
-	t->tbl24 = rte_zmalloc_socket("moat_tbl24",
-				      (size_t)MOAT_TBL24_ENTRIES * sizeof(uint32_t),
-				      RTE_CACHE_LINE_SIZE, p->socket_id);
-	t->groups = rte_zmalloc_socket("moat_groups",
-				       (size_t)p->groups_max * sizeof(struct moat_group),
-				       RTE_CACHE_LINE_SIZE, p->socket_id);
+	t->tbl24 = lookup_alloc("moat_tbl24", (size_t)MOAT_TBL24_ENTRIES * sizeof(uint32_t),
+				p->socket_id, &t->tbl24_sz);
+	t->groups = lookup_alloc("moat_groups",
+				 (size_t)p->groups_max * sizeof(struct moat_group),
+				 p->socket_id, &t->groups_sz);
 	t->plb = rte_zmalloc_socket("moat_v6_plens", sizeof(*t->plb),
 				    RTE_CACHE_LINE_SIZE, p->socket_id);
 	/* a QSBR variable needs at least one thread slot */

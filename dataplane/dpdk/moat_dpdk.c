@@ -59,6 +59,8 @@
 /* Per-worker state, on the worker's socket. */
 struct worker {
 	struct dp_lcore lc;       /* classifier state and XDP counters */
+	struct dp_burst b[2];     /* the wire's bursts: one being decided, the
+				   * next one parsed meanwhile */
 	unsigned id;              /* queue pair and QSBR thread id */
 	unsigned lcore;
 	uint64_t rx, to_kernel, from_kernel, tx_reply; /* frames */
@@ -98,49 +100,105 @@ static inline uint16_t send_all(uint16_t port, uint16_t q, struct rte_mbuf **m, 
 	return (uint16_t)(n - sent);
 }
 
-/* wire_burst - classify n frames from the wire and act on the verdicts */
-static inline void wire_burst(struct worker *w, const struct dp_table_view *v,
-			      struct rte_mbuf **rx, uint16_t n)
+/* free_frames - free n refused frames: the plain ones (one segment, a
+ * reference of their own, no attached or external buffer, from g.pool:
+ * what the wire port's RX hands out) straight back into the pool's
+ * lcore cache in one call, as a PMD's MBUF_FAST_FREE does; any other
+ * through rte_pktmbuf_free() */
+static inline void free_frames(struct rte_mbuf **m, uint16_t n)
+{
+	struct rte_mbuf *plain[DP_BURST];
+	uint16_t np = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *x = m[i];
+
+		if (likely(x->pool == g.pool && x->nb_segs == 1 && RTE_MBUF_DIRECT(x) &&
+			   rte_mbuf_refcnt_read(x) == 1))
+			plain[np++] = x;
+		else
+			rte_pktmbuf_free(x);
+	}
+	if (np)
+		rte_mempool_put_bulk(g.pool, (void **)plain, np);
+}
+
+/* wire_act - act on the verdicts of burst b: refused frames freed,
+ * tarpit replies out of the wire port, the rest to the kernel */
+static inline void wire_act(struct worker *w, struct dp_burst *b)
 {
 	struct rte_mbuf *kern[DP_BURST], *reply[DP_BURST], *drop[DP_BURST];
-	uint16_t nk = 0, nr = 0, nd = 0, q = (uint16_t)w->id;
-	uint8_t verdict[DP_BURST];
+	uint16_t nk = 0, nr = 0, nd = 0, q = (uint16_t)w->id, n = b->n;
 
-	dp_classify_burst(&w->lc, v, rx, n, now_ns(), verdict);
 	for (uint16_t i = 0; i < n; i++) {
-		if (verdict[i] == MOAT_VERDICT_PASS)
-			kern[nk++] = rx[i];
-		else if (verdict[i] == MOAT_VERDICT_TX)
-			reply[nr++] = rx[i];
-		else
-			drop[nd++] = rx[i];
+		struct rte_mbuf *m = b->m[i];
+		uint8_t v = b->verdict[i];
+
+		/* no branch on the verdict: each array gets the frame, one
+		 * keeps it */
+		kern[nk] = m;
+		reply[nr] = m;
+		drop[nd] = m;
+		nk += v == MOAT_VERDICT_PASS;
+		nr += v == MOAT_VERDICT_TX;
+		nd += v != MOAT_VERDICT_PASS && v != MOAT_VERDICT_TX;
 	}
 	w->rx += n;
 	w->to_kernel += nk;
 	w->tx_reply += nr;
 	if (nd)
-		rte_pktmbuf_free_bulk(drop, nd);
+		free_frames(drop, nd);
 	w->tx_fail += send_all(g.tap, q, kern, nk);
 	w->tx_fail += send_all(g.wire, q, reply, nr);
+	b->n = 0;
 }
 
-/* worker_main - one worker lcore: wire RX -> classify, TAP RX -> wire */
+/* wire_finish - the tail of burst b's classification and its verdicts
+ * carried out (b parsed already) */
+static inline void wire_finish(struct worker *w, const struct dp_table_view *v,
+			       struct dp_burst *b)
+{
+	dp_classify_lookup(v, b);
+	dp_classify_decide(&w->lc, v, b, now_ns());
+	wire_act(w, b);
+}
+
+/* worker_main - one worker lcore: wire RX -> classify, TAP RX -> wire.
+ * The wire's bursts overlap by one pass: a burst is parsed (its tbl24
+ * lines prefetched) in one round; in the next its entries are read and
+ * its groups prefetched, the new burst is parsed while those arrive, and
+ * then it is decided.  The table's two dependent reads per frame then
+ * wait behind a burst's worth of work each, not on memory; the cost is
+ * one more poll of latency (an empty poll decides the pending burst at
+ * once).  A burst's lookup and decision sit between the same two
+ * quiescent states (dp_classify.h). */
 static int worker_main(void *arg)
 {
 	struct worker *w = arg;
 	const struct dp_table_view *v = dp_table_view(g.table);
+	struct dp_burst *cur = &w->b[0], *next = &w->b[1], *t;
 	struct rte_mbuf *rx[DP_BURST];
 	uint16_t q = (uint16_t)w->id;
 	unsigned idle = 0, sleep_us = 0, loops = 0;
 
+	cur->n = 0;
 	rte_rcu_qsbr_thread_register(g.qsbr, w->id);
 	rte_rcu_qsbr_thread_online(g.qsbr, w->id);
 	while (!g.stop) {
-		uint16_t n = rte_eth_rx_burst(g.wire, q, rx, DP_BURST);
-		uint16_t k;
+		uint16_t n, k;
 
+		if (cur->n)
+			dp_classify_lookup(v, cur);
+		n = next->n = rte_eth_rx_burst(g.wire, q, next->m, DP_BURST);
 		if (n)
-			wire_burst(w, v, rx, n);
+			dp_classify_parse(v, next);
+		if (cur->n) {
+			dp_classify_decide(&w->lc, v, cur, now_ns());
+			wire_act(w, cur);
+		}
+		t = cur;
+		cur = next;
+		next = t;
 		/* the TAP's RX is a read() per poll: while the wire fills
 		 * whole bursts, every 8th loop is often enough */
 		k = 0;
@@ -160,8 +218,9 @@ static int worker_main(void *arg)
 			rte_pause();
 			continue;
 		}
-		/* idle: sleep 1, 2, 4 ... idle_sleep_us µs, offline for QSBR
-		 * so a publish never waits for a sleeper */
+		/* idle (nothing pending: the last poll was empty): sleep 1,
+		 * 2, 4 ... idle_sleep_us µs, offline for QSBR so a publish
+		 * never waits for a sleeper */
 		sleep_us = sleep_us ? sleep_us * 2 : 1;
 		if (sleep_us > g.cfg.idle_sleep_us)
 			sleep_us = g.cfg.idle_sleep_us;
@@ -170,6 +229,9 @@ static int worker_main(void *arg)
 		rte_rcu_qsbr_thread_online(g.qsbr, w->id);
 		w->sleeps++;
 	}
+	/* the burst parsed last */
+	if (cur->n)
+		wire_finish(w, v, cur);
 	rte_rcu_qsbr_thread_offline(g.qsbr, w->id);
 	rte_rcu_qsbr_thread_unregister(g.qsbr, w->id);
 	return 0;

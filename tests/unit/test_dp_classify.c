@@ -7,7 +7,8 @@
  * suite asserts for the XDP program; a tarpitted SYN must come out as the
  * bytes the shared builder (moat_tarpit_build, the XDP program's) makes of
  * it; bursts of 32 must decide exactly as frames one at a time (the
- * prefetch passes change nothing); and the tarpit limit, the event ring
+ * prefetch passes change nothing, nor the next burst parsed between a
+ * burst's lookup and its decision, as moat-dpdk's worker runs them); and the tarpit limit, the event ring
  * and a frame that cannot be rewritten act as documented.
  */
 #include <stdarg.h>
@@ -168,10 +169,35 @@ static void test_bursts(void **state)
 		ms[i] = mk(in, len);
 	}
 	fresh(bur, MOAT_XDP_DEF_SRC_PPS, 1000, 0);
-	for (size_t i = 0; i < N_TCASES; i += DP_BURST) {
-		uint16_t n = N_TCASES - i < DP_BURST ? (uint16_t)(N_TCASES - i) : DP_BURST;
+	/* as moat-dpdk's worker runs the passes: the next burst parsed
+	 * between this one's lookup and its decision */
+	{
+		static struct dp_burst bb[2];
+		struct dp_burst *cur = &bb[0], *next = &bb[1], *t;
+		size_t at = 0, cur_at = 0;
 
-		dp_classify_burst(bur, v, &ms[i], n, 2000000000ull, &got_v[i]);
+		cur->n = 0;
+		for (;;) {
+			uint16_t n = N_TCASES - at < DP_BURST ? (uint16_t)(N_TCASES - at) : DP_BURST;
+
+			if (cur->n)
+				dp_classify_lookup(v, cur);
+			next->n = n;
+			memcpy(next->m, &ms[at], n * sizeof(ms[0]));
+			if (n)
+				dp_classify_parse(v, next);
+			if (cur->n) {
+				dp_classify_decide(bur, v, cur, 2000000000ull);
+				memcpy(&got_v[cur_at], cur->verdict, cur->n);
+			}
+			if (!n && !cur->n)
+				break;
+			cur_at = at;
+			at += n;
+			t = cur;
+			cur = next;
+			next = t;
+		}
 	}
 	for (size_t i = 0; i < N_TCASES; i++) {
 		if (got_v[i] != want_v[i] || rte_pktmbuf_data_len(ms[i]) != want_l[i] ||
@@ -318,6 +344,38 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* test_port_slots - the classifier's port table gives every port the
+ * slot moat_verdict.h's walk of the port set gives it (first match; a
+ * port listed twice keeps its first slot), and -1 to the rest */
+static void test_port_slots(void **state)
+{
+	static const uint16_t ports[] = { 25, 587, 25, 465, 2525 };
+	const unsigned n = sizeof(ports) / sizeof(ports[0]);
+	unsigned bad = 0;
+
+	(void)state;
+	assert_int_equal(dp_shared_init(&sh, ports, n, 0, test_key, src, 1024), 0);
+	for (uint32_t d = 0; d < 65536; d++) {
+		int want = -1;
+
+		for (unsigned i = 0; i < n && want < 0; i++)
+			if (ports[i] == d)
+				want = (int)i;
+		if (dp_port_slot((uint16_t)d) != want) {
+			if (bad++ < 5)
+				print_error("port %u: slot %d, the walk gives %d\n", d,
+					    dp_port_slot((uint16_t)d), want);
+		}
+	}
+	assert_int_equal(bad, 0);
+	assert_int_equal(dp_port_slot(465), 3);
+	assert_int_equal(dp_port_slot(26), -1);
+	/* a new configuration replaces the old table */
+	assert_int_equal(dp_shared_init(&sh, &ports[1], 1, 0, test_key, src, 1024), 0);
+	assert_int_equal(dp_port_slot(587), 0);
+	assert_int_equal(dp_port_slot(25), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_tarpit_limit),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_chained),
+		cmocka_unit_test(test_port_slots),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
