@@ -250,6 +250,9 @@ static hs_scratch_t *scratch_for(const struct scan_db *d)
 	for (int i = 0; i < SDB_N; i++)
 		if (d->db[i] && hs_alloc_scratch(d->db[i], &tl_scratch) != HS_SUCCESS)
 			return NULL;
+	for (size_t i = 0; i < d->nviews; i++)
+		if (d->vdb[i] && hs_alloc_scratch(d->vdb[i], &tl_scratch) != HS_SUCCESS)
+			return NULL;
 	if (tl_scratch) {
 		pthread_once(&scratch_once, scratch_key_init);
 		pthread_setspecific(scratch_key, tl_scratch);
@@ -334,7 +337,7 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	(void)from, (void)to, (void)flags;
 	if (r->scope == SCOPE_HEADER) {
 		if (r->view != m->view)
-			return 0; /* another view's rule (or any-header mode) */
+			return 0; /* a guard: each view scans its own database */
 		if (m->unset && (!r->unset || strcmp(r->unset, m->unset) != 0))
 			return 0; /* an absent header reads only as its own default */
 	}
@@ -424,7 +427,7 @@ static void exists_hits(struct filter_msg *m, const char *name)
 /* hdr_needed - some rule reads the header block */
 static int hdr_needed(const struct scan_db *d)
 {
-	return d->db[SDB_HEADER] || d->db[SDB_HDRALL] || d->nevals;
+	return d->db[SDB_HEADER] || d->nviews || d->nevals;
 }
 
 /* buf_add - append n bytes to a growing buffer of at most max bytes;
@@ -637,9 +640,9 @@ static int view_value(struct filter_msg *m, const char *view)
 	return count > 0 && !m->vb_oom;
 }
 
-/* hdr_scan - one header unit: a block scan of the header database with
- * the view (and if-unset value) that decides which rules count, then the
- * confirmation of what the prefilter found in it */
+/* hdr_scan - one header unit: a block scan of the view's own database (of
+ * the no-view header database for view -1), the if-unset value deciding
+ * which rules count, then the confirmation of what the prefilter found */
 static void hdr_scan(struct filter_msg *m, int view, const char *unset, const char *p,
 		     size_t n)
 {
@@ -650,8 +653,7 @@ static void hdr_scan(struct filter_msg *m, int view, const char *unset, const ch
 	m->view = view;
 	m->unset = unset;
 	scanned_bytes += n;
-	const hs_database_t *db = m->db->db[view >= 0 && strcmp(m->db->views[view], "ALL") == 0 ?
-					    SDB_HDRALL : SDB_HEADER];
+	const hs_database_t *db = view >= 0 ? m->db->vdb[view] : m->db->db[SDB_HEADER];
 
 	if (!db)
 		return;
@@ -874,7 +876,7 @@ static void on_headers_done(void *ctx)
 	for (size_t i = 0; i < d->nevals && !m->done; i++)
 		if (eval_rule(m, &d->rules[d->evals[i]]))
 			rule_hit(m, d->evals[i]);
-	if (!d->db[SDB_HEADER] && !d->db[SDB_HDRALL])
+	if (!d->db[SDB_HEADER] && !d->nviews)
 		return;
 	for (size_t v = 0; v < d->nviews && !m->done; v++) {
 		if (view_value(m, d->views[v]))

@@ -111,14 +111,16 @@ enum sa_kind {
 /* One database per scope.  raw is streaming (the message); header views,
  * body, rawbody and uri scan bounded units (a view, a rendered line, a
  * chunk, a URI; scan_render.h) each in one block call, like meta.
- * SDB_HEADER holds the header rules of named views, SDB_HDRALL those
- * reading ALL (the whole block): each scan runs only the rules of its unit. */
+ * SDB_HEADER holds only the header rules of no view (native "header"
+ * rules, each header scanned alone); every header view has a database of
+ * its own (scan_db.vdb), so each view's scan runs only the rules reading
+ * it. */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_RAWBODY, SDB_URI,
-		SDB_HDRALL, SDB_N };
+		SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
- * scopes evaluated without one (meta, exists, eval).  A header rule
- * reading ALL goes to SDB_HDRALL instead (scan_rules.c). */
+ * scopes evaluated without one (meta, exists, eval).  A header rule of a
+ * view goes to that view's database instead (scan_rules.c). */
 static inline int scan_scope_dbi(enum scan_scope s)
 {
 	switch (s) {
@@ -153,6 +155,7 @@ struct scan_db {
 	char **views;                /* distinct header views rules read,
 				      * sorted case-insensitively */
 	size_t nviews;
+	hs_database_t **vdb;         /* per view: its rules (block mode) */
 	int hdr_any;                 /* some header rule reads every header */
 	unsigned *unsets;            /* header rules with [if-unset: ] */
 	size_t nunsets;

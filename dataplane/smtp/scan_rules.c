@@ -31,7 +31,7 @@
 #include "scan.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB4\n" /* 4: header views, body/rawbody/uri in block mode */
+#define CACHE_MAGIC "MOATHSDB5\n" /* 5: one database per header view after the SDB_N */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -125,6 +125,10 @@ static void db_free(struct scan_db *d)
 	for (int i = 0; i < SDB_N; i++)
 		if (d->db[i])
 			hs_free_database(d->db[i]);
+	for (size_t i = 0; d->vdb && i < d->nviews; i++)
+		if (d->vdb[i])
+			hs_free_database(d->vdb[i]);
+	free(d->vdb);
 	free(d->rules);
 	free(d->skips);
 	free(d->exists);
@@ -438,16 +442,24 @@ static char *meta_expr(const struct scan_db *d, const char *x, unsigned false_id
 	return out;
 }
 
-/* is_all - a header rule over the whole block (SpamAssassin's ALL) */
-static int is_all(const struct scan_rule *r)
+/* in_db - does rule r compile into database k (k < SDB_N: enum scan_dbi,
+ * SDB_HEADER holding only the rules of no view, which read each header
+ * alone; SDB_N + v: header view v's own database) */
+static int in_db(const struct scan_rule *r, size_t k)
 {
-	return r->hname && strcmp(r->hname, "ALL") == 0;
+	if (r->scope == SCOPE_HEADER)
+		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
+	return k < SDB_N && scan_scope_dbi(r->scope) == (int)k;
 }
 
-/* build_exprs - the expression list of one database */
-static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr_set *e)
+/* build_exprs - the expression list of database k (in_db) */
+static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 {
-	size_t cap = d->nrules * 2 + 2;
+	enum scan_dbi which = k < SDB_N ? (enum scan_dbi)k : SDB_HEADER;
+	size_t cap = 2;
+
+	for (size_t i = 0; i < d->nrules; i++) /* a view's set is small */
+		cap += which == SDB_META ? 2 : (size_t)in_db(&d->rules[i], k);
 
 	e->expr = calloc(cap, sizeof(char *));
 	e->flags = calloc(cap, sizeof(unsigned));
@@ -464,9 +476,7 @@ static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr
 				nmeta++;
 			continue;
 		}
-		if (r->scope == SCOPE_HEADER ?
-			    (int)which != (is_all(r) ? SDB_HDRALL : SDB_HEADER) :
-			    scan_scope_dbi(r->scope) != (int)which)
+		if (!in_db(r, k))
 			continue;
 		if (!(e->expr[e->n] = strdup(r->pattern)))
 			return -ENOMEM;
@@ -517,7 +527,7 @@ static int build_exprs(const struct scan_db *d, enum scan_dbi which, struct expr
 }
 
 /* cache_key - SHA-256 over everything that determines the compiled bytes */
-static int cache_key(struct expr_set *es, unsigned char key[32])
+static int cache_key(struct expr_set *es, size_t ndb, unsigned char key[32])
 {
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	hs_platform_info_t plat;
@@ -533,7 +543,9 @@ static int cache_key(struct expr_set *es, unsigned char key[32])
 	     EVP_DigestUpdate(c, CACHE_MAGIC, sizeof(CACHE_MAGIC)) &&
 	     EVP_DigestUpdate(c, v, strlen(v) + 1) &&
 	     EVP_DigestUpdate(c, &plat, sizeof(plat));
-	for (int w = 0; ok && w < SDB_N; w++) {
+	uint64_t nd = ndb;
+	ok = ok && EVP_DigestUpdate(c, &nd, sizeof(nd));
+	for (size_t w = 0; ok && w < ndb; w++) {
 		uint64_t n = es[w].n;
 
 		ok = EVP_DigestUpdate(c, &n, sizeof(n));
@@ -577,7 +589,7 @@ static int read_full(int fd, void *buf, size_t n)
 /* cache_load - the cached databases for key; CACHE_HIT, CACHE_MISS (no
  * file) or CACHE_STALE (a file that does not verify, ignored) */
 static enum scan_cache cache_load(const char *path, const unsigned char key[32],
-				  hs_database_t *db[SDB_N])
+				  hs_database_t **db, size_t ndb)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char magic[sizeof(CACHE_MAGIC) - 1];
@@ -590,7 +602,7 @@ static enum scan_cache cache_load(const char *path, const unsigned char key[32],
 	    memcmp(magic, CACHE_MAGIC, sizeof(magic)) != 0 ||
 	    read_full(fd, fkey, 32) < 0 || memcmp(fkey, key, 32) != 0)
 		goto out;
-	for (int i = 0; i < SDB_N; i++) {
+	for (size_t i = 0; i < ndb; i++) {
 		uint64_t len;
 		char *buf;
 
@@ -614,7 +626,7 @@ static enum scan_cache cache_load(const char *path, const unsigned char key[32],
 out:
 	close(fd);
 	if (res != CACHE_HIT)
-		for (int i = 0; i < SDB_N; i++)
+		for (size_t i = 0; i < ndb; i++)
 			if (db[i]) {
 				hs_free_database(db[i]);
 				db[i] = NULL;
@@ -625,7 +637,7 @@ out:
 /* cache_store - write the databases atomically (temporary + rename; a
  * path that is not a regular file is refused, never replaced) */
 static int cache_store(const char *path, const unsigned char key[32],
-		       hs_database_t *db[SDB_N])
+		       hs_database_t **db, size_t ndb)
 {
 	struct moat_outfile o;
 	FILE *f;
@@ -640,7 +652,7 @@ static int cache_store(const char *path, const unsigned char key[32],
 	if (fwrite(CACHE_MAGIC, 1, sizeof(CACHE_MAGIC) - 1, f) != sizeof(CACHE_MAGIC) - 1 ||
 	    fwrite(key, 1, 32, f) != 32)
 		goto out;
-	for (int i = 0; i < SDB_N; i++) {
+	for (size_t i = 0; i < ndb; i++) {
 		char *bytes = NULL;
 		size_t len = 0;
 		uint64_t l64;
@@ -665,38 +677,47 @@ out:
 	return rc;
 }
 
-/* compile_all - compile (or load from cache) the per-scope databases */
+/* compile_all - compile (or load from cache) the per-scope databases and
+ * one per header view: a view's unit is scanned only against the rules
+ * that read it (a single header database ran every header rule, ~530 in
+ * SpamAssassin's set, over every view present) */
 static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size_t errsz)
 {
-	struct expr_set es[SDB_N] = { 0 };
+	size_t ndb = SDB_N + d->nviews;
+	struct expr_set *es = calloc(ndb, sizeof(*es));
+	hs_database_t **db = calloc(ndb, sizeof(*db));
 	unsigned char key[32];
 	char *path = NULL;
 	int rc = 0;
 
-	for (int w = 0; w < SDB_N; w++)
-		if ((rc = build_exprs(d, (enum scan_dbi)w, &es[w])) < 0)
+	if (!es || !db || (d->nviews && !(d->vdb = calloc(d->nviews, sizeof(*d->vdb))))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t w = 0; w < ndb; w++)
+		if ((rc = build_exprs(d, w, &es[w])) < 0)
 			goto out;
 	d->cache = CACHE_OFF;
 	if (cache_dir) {
-		if ((rc = cache_key(es, key)) < 0)
+		if ((rc = cache_key(es, ndb, key)) < 0)
 			goto out;
 		if (!(path = cache_path(cache_dir, key))) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		d->cache = cache_load(path, key, d->db);
+		d->cache = cache_load(path, key, db, ndb);
 		if (d->cache == CACHE_HIT)
 			goto out;
 	}
-	for (int w = 0; w < SDB_N; w++) {
+	for (size_t w = 0; w < ndb; w++) {
 		hs_compile_error_t *ce = NULL;
 
 		if (!es[w].n)
 			continue;
 		if (hs_compile_multi((const char *const *)es[w].expr, es[w].flags, es[w].ids,
 				     (unsigned)es[w].n,
-				     scan_dbi_mode(w),
-				     NULL, &d->db[w], &ce) != HS_SUCCESS) {
+				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
+				     NULL, &db[w], &ce) != HS_SUCCESS) {
 			int x = ce ? ce->expression : -1;
 			unsigned id = x >= 0 && (size_t)x < es[w].n ? es[w].ids[x] : 0;
 			const struct scan_rule *r = id < d->nrules ? &d->rules[id] : NULL;
@@ -704,20 +725,32 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			scan_errf(err, errsz, "%s: rule %s: %s", r ? r->src : "?", r ? r->id : "?",
 			     ce && ce->message ? ce->message : "compile failed");
 			hs_free_compile_error(ce);
-			d->db[w] = NULL;
+			db[w] = NULL;
 			rc = -EINVAL;
 			goto out;
 		}
 	}
 	if (path) {
-		int src = cache_store(path, key, d->db);
+		int src = cache_store(path, key, db, ndb);
 		if (src < 0)
 			log_warn("scan: cache write %s: %s", path, strerror(-src));
 	}
 out:
+	if (db) { /* the db owns them now (db_free), also on failure */
+		for (size_t w = 0; w < ndb; w++) {
+			if (w < SDB_N)
+				d->db[w] = db[w];
+			else if (d->vdb)
+				d->vdb[w - SDB_N] = db[w];
+			else if (db[w])
+				hs_free_database(db[w]);
+		}
+	}
+	free(db);
 	free(path);
-	for (int w = 0; w < SDB_N; w++)
+	for (size_t w = 0; es && w < ndb; w++)
 		expr_set_free(&es[w]);
+	free(es);
 	return rc;
 }
 
