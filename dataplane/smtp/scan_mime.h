@@ -77,6 +77,17 @@ struct mime_stats {
 	unsigned parts_capped; /* parts not decoded (too many) */
 	unsigned parts_binary; /* non-text parts, left to the raw scope */
 	unsigned bad_boundary; /* boundary parameters refused */
+	/* what SpamAssassin's MIMEEval reads (_check_attachments), over
+	 * every entity in document order (scan_eval.c) */
+	unsigned html_count;   /* entities of type text/html */
+	unsigned text_count;   /* of another text/ type */
+	int alt;               /* a multipart/alternative seen so far */
+	int last_text_set, last_html_set; /* a non-attachment text/plain,
+					   * text/html leaf seen */
+	uint64_t last_text_bytes, last_html_bytes; /* raw bytes of the last
+				* ones, counted once alt was set */
+	int qp_long_line;      /* a quoted-printable line over 78 chars */
+	int b64_text;          /* base64 text in an ASCII charset, inline */
 };
 
 struct mime_walker {
@@ -100,6 +111,13 @@ struct mime_walker {
 	size_t ctype_len;
 	char cte[64];
 	size_t cte_len;
+	char cd[128];          /* Content-Disposition, bounded */
+	size_t cd_len;
+	/* the leaf being walked, for the MIMEEval counters */
+	int leaf_count;        /* 1: text/plain, 2: text/html bytes counted */
+	int leaf_qp;           /* its Content-Transfer-Encoding is QP */
+	uint64_t ll;           /* raw bytes of the current line so far */
+	int ll_spam;           /* the line starts with "SPAM: " */
 
 	/* the current line when it spans pieces */
 	char line[MIME_LINE_MAX];

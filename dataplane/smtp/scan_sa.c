@@ -24,6 +24,7 @@
 #include <pcre2.h>
 
 #include "scan.h"
+#include "scan_eval.h"
 #include "scan_rules.h"
 
 #define META_EXPAND_MAX 65536
@@ -121,7 +122,26 @@ struct sa_set {
 	int verdicts_read;
 	char **plugins;        /* loadplugin / tryplugin names */
 	size_t nplugins, plugcap;
+	int lists;             /* some welcomelist/blocklist entry is defined */
 };
+
+/* sa_list_kw - a configuration line that fills a list WLBLEval reads
+ * (welcomelist_from, blocklist_to, enlist_uri_host (BLOCK) ...) */
+static int sa_list_kw(const char *kw, const char *rest)
+{
+	static const char *const pre[] = { "welcomelist_", "whitelist_", "blocklist_",
+					   "blacklist_", "unwelcomelist_", "unwhitelist_",
+					   "unblocklist_", "unblacklist_" };
+
+	if (strcmp(kw, "more_spam_to") == 0 || strcmp(kw, "all_spam_to") == 0)
+		return 1;
+	if (strcmp(kw, "enlist_uri_host") == 0 || strcmp(kw, "delist_uri_host") == 0)
+		return strstr(rest, "(BLOCK)") || strstr(rest, "(WELCOME)");
+	for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
+		if (strncmp(kw, pre[i], strlen(pre[i])) == 0)
+			return 1;
+	return 0;
+}
 
 /* sa_find - definition by name */
 static struct sa_def *sa_find(struct sa_set *s, const char *name, size_t len)
@@ -533,6 +553,10 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 					goto out;
 				}
 			}
+			continue;
+		}
+		if (sa_list_kw(kw, p)) {
+			s->lists = 1;
 			continue;
 		}
 		if (strcmp(kw, "tflags") == 0) {
@@ -1210,7 +1234,8 @@ static int sa_eval_args(const char *p, char arg[3][MIME_NAME_MAX])
 
 /* sa_eval_builtin - an eval test moat implements (enum scan_eval): r
  * filled, 1; 0 when it is not one; -ENOMEM */
-static int sa_eval_builtin(const struct sa_def *e, const char *call, struct scan_rule *r)
+static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const char *call,
+			   struct scan_rule *r)
 {
 	char arg[3][MIME_NAME_MAX];
 	size_t nl = strcspn(call, "( ");
@@ -1229,7 +1254,7 @@ static int sa_eval_builtin(const struct sa_def *e, const char *call, struct scan
 		r->eval = EVAL_HDR_COUNT;
 	else if (IS("check_illegal_chars") && n == 3 && !strchr(arg[0], ':'))
 		r->eval = EVAL_ILLEGAL_CHARS;
-	else
+	else if (scan_eval_lookup(call, s->lists, r) <= 0)
 		return 0;
 #undef IS
 	r->scope = SCOPE_EVAL;
@@ -1254,7 +1279,7 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	int neg = 0;
 
 	if (strncmp(a, "eval:", 5) == 0) {
-		int rc = sa_eval_builtin(e, a + 5, &r);
+		int rc = sa_eval_builtin(s, e, a + 5, &r);
 
 		if (rc < 0)
 			return rc;
