@@ -419,6 +419,25 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 		r->eval = EVAL_MIME_B64_TEXT;
 		return 1;
 	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_base64_count") == 0) {
+		r->eval = EVAL_MIME_B64_COUNT;
+		return 1;
+	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_attachment") == 0) {
+		r->eval = EVAL_MIME_ATTACH;
+		return 1;
+	}
+	if (IS("check_for_mime_html") && n == 0) {
+		r->eval = EVAL_MIME_HTML;
+		return 1;
+	}
+	if (IS("html_tag_exists") && n == 1)
+		for (int i = 0; render_tag_names[i]; i++)
+			if (strcmp(a[0], render_tag_names[i]) == 0) {
+				r->eval = EVAL_TAG_EXISTS;
+				r->ea = i;
+				return 1;
+			}
 	if (IS("html_test") && n == 1 && strcmp(a[0], "html") == 0) {
 		r->eval = EVAL_HTML_MESSAGE;
 		return 1;
@@ -446,26 +465,33 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 	return 0;
 }
 
+/* top_html - get('Content-Type') =~ m{^text/html}i: the first header */
+static int top_html(const char *hb, size_t n)
+{
+	size_t off = 0, vl = 0;
+	const char *v = hdr_next(hb, n, &off, "Content-Type", &vl);
+
+	while (v && vl && isspace((unsigned char)*v))
+		v++, vl--;
+	return v && vl >= 9 && strncasecmp(v, "text/html", 9) == 0;
+}
+
 int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		   const struct mime_stats *ms, const struct render_stats *rs)
 {
 	switch (r->eval) {
-	case EVAL_MIME_HTML_ONLY: {
-		size_t off = 0, vl = 0;
-		const char *v = NULL, *x;
-
-		/* get('Content-Type') =~ m{^text/html}i: the first header's value */
-		while ((x = hdr_next(hb, n, &off, "Content-Type", &vl)))
-			if (!v)
-				v = x;
-		if (v) {
-			while (vl && isspace((unsigned char)*v))
-				v++, vl--;
-			if (vl >= 9 && strncasecmp(v, "text/html", 9) == 0)
-				return 1;
-		}
+	case EVAL_MIME_HTML_ONLY:
+		if (top_html(hb, n))
+			return 1;
 		return ms->html_count > 0 && ms->text_count == 0;
-	}
+	case EVAL_MIME_HTML:
+		return top_html(hb, n) || ms->html_count > 0;
+	case EVAL_MIME_B64_COUNT:
+		return ms->b64_count > 0;
+	case EVAL_MIME_ATTACH:
+		return ms->attach_count > 0;
+	case EVAL_TAG_EXISTS:
+		return (rs->tags_seen >> (int)r->ea) & 1;
 	case EVAL_MIME_MP_RATIO: {
 		double ratio = 1.0;
 

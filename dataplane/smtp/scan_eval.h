@@ -35,6 +35,10 @@ enum scan_eval_ext {
 	EVAL_MIME_QP_LONG,    /* check_for_mime('mime_qp_long_line') */
 	EVAL_MIME_B64_TEXT,   /* check_for_mime('mime_base64_encoded_text') */
 	EVAL_HTML_MESSAGE,    /* html_test('html') */
+	EVAL_MIME_B64_COUNT,  /* check_for_mime('mime_base64_count') */
+	EVAL_MIME_ATTACH,     /* check_for_mime('mime_attachment') */
+	EVAL_MIME_HTML,       /* check_for_mime_html() */
+	EVAL_TAG_EXISTS,      /* html_tag_exists(render_tag_names[ea]) */
 };
 
 /* scan_eval_lookup - the eval of a call "name(args)" (the text after

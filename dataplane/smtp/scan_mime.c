@@ -306,6 +306,8 @@ static void entity_stats(struct mime_walker *w, int leaf)
 		cd[k] = (char)tolower((unsigned char)w->cd[k]);
 	cd[k] = 0;
 	attach = strstr(cd, "attachment") != NULL;
+	w->st.attach_count += attach;
+	w->st.b64_count += strstr(cte, "base64") != NULL;
 	if (strcmp(t, "multipart/alternative") == 0)
 		w->st.alt = 1;
 	if (strcmp(t, "text/html") == 0)

@@ -88,6 +88,8 @@ struct mime_stats {
 				* ones, counted once alt was set */
 	int qp_long_line;      /* a quoted-printable line over 78 chars */
 	int b64_text;          /* base64 text in an ASCII charset, inline */
+	unsigned b64_count;    /* entities whose encoding names base64 */
+	unsigned attach_count; /* entities whose disposition names attachment */
 };
 
 struct mime_walker {
