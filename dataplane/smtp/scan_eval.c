@@ -427,6 +427,11 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 		r->eval = EVAL_MIME_ATTACH;
 		return 1;
 	}
+	if (IS("check_body_length") && n == 1 && strtod(a[0], NULL) < MIME_BODY_LEN_MAX) {
+		r->eval = EVAL_BODY_LENGTH;
+		r->ea = strtod(a[0], NULL);
+		return 1;
+	}
 	if (IS("check_for_mime_html") && n == 0) {
 		r->eval = EVAL_MIME_HTML;
 		return 1;
@@ -490,6 +495,8 @@ int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		return ms->b64_count > 0;
 	case EVAL_MIME_ATTACH:
 		return ms->attach_count > 0;
+	case EVAL_BODY_LENGTH:
+		return (double)ms->body_len <= r->ea;
 	case EVAL_TAG_EXISTS:
 		return (rs->tags_seen >> (int)r->ea) & 1;
 	case EVAL_MIME_MP_RATIO: {

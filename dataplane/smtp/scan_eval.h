@@ -39,6 +39,7 @@ enum scan_eval_ext {
 	EVAL_MIME_ATTACH,     /* check_for_mime('mime_attachment') */
 	EVAL_MIME_HTML,       /* check_for_mime_html() */
 	EVAL_TAG_EXISTS,      /* html_tag_exists(render_tag_names[ea]) */
+	EVAL_BODY_LENGTH,     /* check_body_length(ea) */
 };
 
 /* scan_eval_lookup - the eval of a call "name(args)" (the text after

@@ -99,7 +99,8 @@ void mime_init(struct mime_walker *w, const struct mime_limits *lim,
 	w->ctype_len = 0;
 	w->cte_len = 0;
 	w->cd_len = 0;
-	w->leaf_count = w->leaf_qp = w->ll_spam = 0;
+	w->leaf_count = w->leaf_qp = w->ll_spam = w->body_cr = 0;
+	w->line_end = w->body_from = NULL;
 	w->ll = 0;
 	w->line_len = 0;
 	w->long_line = 0;
@@ -368,6 +369,8 @@ static void headers_end(struct mime_walker *w)
 	int bl;
 
 	header_close(w);
+	if (w->top)
+		w->body_from = w->line_end;
 	if (w->top && w->sink->headers_done)
 		w->sink->headers_done(w->ctx);
 	w->top = 0;
@@ -738,9 +741,26 @@ static inline int skipping(const struct mime_walker *w)
 	       (w->state == ST_LEAF && !w->part_open);
 }
 
+/* body_count - pristine_body_length, bounded: CRLF counts as LF (the wire
+ * has CRLF; SpamAssassin is usually handed LF) */
+static void body_count(struct mime_walker *w, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && w->st.body_len < MIME_BODY_LEN_MAX; i++) {
+		if (p[i] == '\n' && w->body_cr)
+			w->st.body_len--;
+		w->body_cr = p[i] == '\r';
+		w->st.body_len++;
+	}
+}
+
 /* mime_feed - split pieces into lines (bounded) and classify each */
 void mime_feed(struct mime_walker *w, const char *p, size_t len)
 {
+	const char *end = p + len;
+
+	if (!w->top)
+		body_count(w, p, len);
+	w->body_from = NULL;
 	while (len > 0) {
 		if (w->line_len == 0 && !w->long_line && skipping(w)) {
 			/* attachments, preambles: jump from line start to the
@@ -748,7 +768,7 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 			const char *q = NULL, *s = p, *e = p + len;
 
 			if (!w->depth)
-				return; /* no boundary can come: nothing to do */
+				break; /* no boundary can come: nothing to do */
 			if (p[0] != '-') {
 				/* jump to the first "\n-": search for '-', which
 				 * base64 never contains, instead of visiting every
@@ -786,6 +806,7 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 			if (nl) {
 				size_t n = (size_t)(nl - p) + 1;
 
+				w->line_end = p + n;
 				process_line(w, p, n, 1);
 				p += n;
 				len -= n;
@@ -814,6 +835,7 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 				size_t n = w->line_len;
 
 				w->line_len = 0;
+				w->line_end = p;
 				process_line(w, w->line, n, 1);
 			}
 			continue;
@@ -824,6 +846,9 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 		w->line_len = 0;
 		w->long_line = 1 | process_line(w, w->line, MIME_LINE_MAX, 0) << LM_SHIFT;
 	}
+	if (w->body_from) /* the header section ended in this piece */
+		body_count(w, w->body_from, (size_t)(end - w->body_from));
+	w->body_from = NULL;
 	/* decoded bytes wait in the buffer (bounded, MIME_OUT_MAX) until it
 	 * fills or the part ends: the engine feeds line by line, and one
 	 * Hyperscan call per 8 KiB costs far less than one per line */

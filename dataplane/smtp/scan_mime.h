@@ -25,6 +25,7 @@
 #define MIME_NAME_MAX 64      /* header name kept for scoping */
 #define MIME_OUT_MAX 8192     /* decode buffer, flushed when full */
 #define MIME_DEPTH_HARD 16    /* compile-time ceiling for max_depth */
+#define MIME_BODY_LEN_MAX 65536 /* body length counted up to (check_body_length) */
 
 /* Limits; zero fields take the defaults below. */
 struct mime_limits {
@@ -90,6 +91,8 @@ struct mime_stats {
 	int b64_text;          /* base64 text in an ASCII charset, inline */
 	unsigned b64_count;    /* entities whose encoding names base64 */
 	unsigned attach_count; /* entities whose disposition names attachment */
+	uint64_t body_len;     /* bytes after the header section, CRLF counted
+				* as LF, counted up to MIME_BODY_LEN_MAX */
 };
 
 struct mime_walker {
@@ -120,6 +123,10 @@ struct mime_walker {
 	int leaf_qp;           /* its Content-Transfer-Encoding is QP */
 	uint64_t ll;           /* raw bytes of the current line so far */
 	int ll_spam;           /* the line starts with "SPAM: " */
+	const char *line_end;  /* in the piece being fed: after the line just
+				* classified (the body starts there) */
+	const char *body_from; /* the body starts in this piece, here */
+	int body_cr;           /* the last body byte counted was a CR */
 
 	/* the current line when it spans pieces */
 	char line[MIME_LINE_MAX];

@@ -172,6 +172,26 @@ static void test_mime(void **state)
 			       "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n"));
 }
 
+/* check_body_length: the body after the blank line, CRLF as LF, in
+ * whatever pieces it comes */
+static void test_body_length(void **state)
+{
+	static struct mime_walker w;
+	static const struct mime_sink none = { 0 };
+	const char *msg = "Subject: x\r\nTo: y\r\n\r\nline one\r\nline two\r\n";
+
+	(void)state;
+	for (size_t cut = 0; cut <= strlen(msg); cut++) {
+		mime_init(&w, NULL, &none, NULL);
+		mime_feed(&w, msg, cut);
+		mime_feed(&w, msg + cut, strlen(msg) - cut);
+		mime_finish(&w);
+		assert_int_equal(w.st.body_len, 18);
+	}
+	assert_true(body_eval("check_body_length('18')", msg));
+	assert_false(body_eval("check_body_length('17')", msg));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_date_diff),
 		cmocka_unit_test(test_shifted),
 		cmocka_unit_test(test_mime),
+		cmocka_unit_test(test_body_length),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
