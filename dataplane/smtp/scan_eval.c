@@ -432,6 +432,10 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 		r->ea = strtod(a[0], NULL);
 		return 1;
 	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_qp_count") == 0) {
+		r->eval = EVAL_MIME_QP_COUNT;
+		return 1;
+	}
 	if (IS("check_for_mime_html") && n == 0) {
 		r->eval = EVAL_MIME_HTML;
 		return 1;
@@ -495,6 +499,8 @@ int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		return ms->b64_count > 0;
 	case EVAL_MIME_ATTACH:
 		return ms->attach_count > 0;
+	case EVAL_MIME_QP_COUNT: /* the encoded characters once a QP line was read */
+		return ms->qp_bytes ? ms->qp_chars > 0 : ms->qp_entities > 0;
 	case EVAL_BODY_LENGTH:
 		return (double)ms->body_len <= r->ea;
 	case EVAL_TAG_EXISTS:

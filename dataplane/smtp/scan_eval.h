@@ -40,6 +40,7 @@ enum scan_eval_ext {
 	EVAL_MIME_HTML,       /* check_for_mime_html() */
 	EVAL_TAG_EXISTS,      /* html_tag_exists(render_tag_names[ea]) */
 	EVAL_BODY_LENGTH,     /* check_body_length(ea) */
+	EVAL_MIME_QP_COUNT,   /* check_for_mime('mime_qp_count') */
 };
 
 /* scan_eval_lookup - the eval of a call "name(args)" (the text after

@@ -309,6 +309,7 @@ static void entity_stats(struct mime_walker *w, int leaf)
 	attach = strstr(cd, "attachment") != NULL;
 	w->st.attach_count += attach;
 	w->st.b64_count += strstr(cte, "base64") != NULL;
+	w->st.qp_entities += !strstr(cte, "base64") && strstr(cte, "quoted-printable");
 	if (strcmp(t, "multipart/alternative") == 0)
 		w->st.alt = 1;
 	if (strcmp(t, "text/html") == 0)
@@ -342,10 +343,48 @@ static void entity_stats(struct mime_walker *w, int leaf)
 	}
 }
 
+static int hexu(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+/* qp_count - MIMEEval's count of QP-encoded characters in a piece of a
+ * line, m/=(?:09|3[0-9ABCEF]|[2456][0-9A-F]|7[0-9A-E])/g, less the
+ * trailing =09/=20 run of the line (allowed blanks) */
+static void qp_count(struct mime_walker *w, const char *p, size_t n, int ends)
+{
+	uint64_t c = 0;
+	size_t e = n;
+
+	if (!memchr(p, '=', n))
+		return;
+	for (size_t i = 0; i + 2 < n; i++) {
+		char a = p[i + 1], b = p[i + 2];
+
+		if (p[i] != '=' || !hexu(b))
+			continue;
+		if ((a == '0' && b == '9') || (a == '3' && b != 'D') ||
+		    (a >= '2' && a <= '6' && a != '3') || (a == '7' && b != 'F'))
+			c++;
+	}
+	if (c && ends) {
+		while (e && isspace((unsigned char)p[e - 1]))
+			e--;
+		while (e >= 3 && p[e - 3] == '=' && ((p[e - 2] == '0' && p[e - 1] == '9') ||
+						     (p[e - 2] == '2' && p[e - 1] == '0')) && c) {
+			c--;
+			e -= 3;
+		}
+	}
+	w->st.qp_chars += c;
+}
+
 /* leaf_line - raw bytes of a leaf's body line (CRLF counts as LF, as in
  * SpamAssassin's parser): MIMEEval's per-line counters */
 static void leaf_line(struct mime_walker *w, const char *p, size_t n, int ends)
 {
+	if (w->leaf_qp)
+		qp_count(w, p, n, ends);
 	if (!w->ll)
 		w->ll_spam = n >= 6 && memcmp(p, "SPAM: ", 6) == 0;
 	w->ll += n;
@@ -355,6 +394,8 @@ static void leaf_line(struct mime_walker *w, const char *p, size_t n, int ends)
 		w->ll--;
 	if (w->leaf_qp && w->ll > 79 && !w->ll_spam)
 		w->st.qp_long_line = 1;
+	if (w->leaf_qp && !w->ll_spam)
+		w->st.qp_bytes += w->ll;
 	if (w->leaf_count == 1)
 		w->st.last_text_bytes += w->ll;
 	else if (w->leaf_count == 2)

@@ -90,6 +90,9 @@ struct mime_stats {
 	int qp_long_line;      /* a quoted-printable line over 78 chars */
 	int b64_text;          /* base64 text in an ASCII charset, inline */
 	unsigned b64_count;    /* entities whose encoding names base64 */
+	unsigned qp_entities;  /* entities whose encoding names QP (not base64) */
+	uint64_t qp_bytes;     /* raw bytes of QP leaf lines */
+	uint64_t qp_chars;     /* encoded characters in them (mime_qp_count) */
 	unsigned attach_count; /* entities whose disposition names attachment */
 	uint64_t body_len;     /* bytes after the header section, CRLF counted
 				* as LF, counted up to MIME_BODY_LEN_MAX */
