@@ -669,7 +669,9 @@ static void value_done(struct render *r)
 	render_uri(r, u, o);
 }
 
-const char *const render_tag_names[] = { "html", "head", "body", "meta", "style", "script",
+/* not "script": SpamAssassin's {inside}{script} disagreed with moat's tags
+ * on 9 of 10 corpus messages (tools/sa-eval-check), so it stays skipped */
+const char *const render_tag_names[] = { "html", "head", "body", "meta", "style",
 					"center", "bgsound", NULL };
 
 /* tag_done - '>' closed a tag: counters, script/style skipping, the
