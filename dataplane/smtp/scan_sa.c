@@ -95,6 +95,9 @@ struct sa_def {
 	char *why;       /* skip reason */
 	int multiple;    /* tflags multiple: its value counts hits */
 	int nice;        /* tflags nice: the default score is negative */
+	int net;         /* tflags net or learn: never runs without network
+			  * tests and Bayes (-L, score set 0) */
+	int netv;        /* net, or a meta over one (0 unknown, 1 no, 2 yes) */
 	int pf;          /* imported as prefilter + PCRE2 confirmation */
 	int nonbin;      /* imported meta whose value may exceed 1 (a sum) */
 	char **sum;      /* a meta that is a bare sum of 0/1 terms: the terms */
@@ -569,10 +572,11 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 				rc = -ENOMEM;
 				goto out;
 			}
-			e->multiple = e->nice = 0; /* the last tflags line counts, as in SA */
+			e->multiple = e->nice = e->net = 0; /* the last tflags line counts, as in SA */
 			while ((w = scan_next_word(&p))) {
 				e->multiple |= strcmp(w, "multiple") == 0;
 				e->nice |= strcmp(w, "nice") == 0;
+				e->net |= strcmp(w, "net") == 0 || strcmp(w, "learn") == 0;
 			}
 			continue;
 		}
@@ -729,6 +733,36 @@ static int sa_scored(const struct sa_def *e, double *score)
 }
 
 static int sa_resolve(struct scan_db *d, struct sa_set *s, struct sa_def *e, int depth);
+
+/* sa_is_net - e needs the network or Bayes: tflags net/learn, or a meta
+ * over such a rule (SpamAssassin's Conf::Parser gives metas the net flag
+ * of their dependencies); such rules never fire in score set 0 with -L */
+static int sa_is_net(struct sa_set *s, struct sa_def *e, int depth)
+{
+	if (e->netv)
+		return e->netv == 2;
+	e->netv = e->net ? 2 : 1;
+	if (!e->net && e->kind && strcmp(e->kind, "meta") == 0 && e->arg && depth < 64) {
+		for (const char *p = e->arg; *p;) {
+			size_t k = 0;
+
+			while (*p && !(isalpha((unsigned char)*p) || *p == '_'))
+				p++;
+			while (isalnum((unsigned char)p[k]) || p[k] == '_')
+				k++;
+			if (!k)
+				break;
+			struct sa_def *x = sa_find(s, p, k);
+
+			p += k;
+			if (x && x != e && sa_is_net(s, x, depth + 1)) {
+				e->netv = 2;
+				break;
+			}
+		}
+	}
+	return e->netv == 2;
+}
 
 /* sa_why - set the skip reason of e (replacing an earlier one); returns 3 */
 static int sa_why(struct sa_def *e, const char *fmt, ...)
@@ -1922,11 +1956,15 @@ int scan_sa_load(struct scan_db *d, const char *dir, const char *cache_dir, char
 			goto out;
 		rc = 0;
 		d->sa_scored_total += (unsigned)scored;
+		int local = scored && !sa_is_net(&s, e, 0);
+
+		d->sa_local_total += (unsigned)local;
 		int regex = sa_is_regex(e);
 		d->sa_regex_scored_total += (unsigned)(scored && regex);
 		if (e->state == 2) {
 			d->sa_imported++;
 			d->sa_scored_imported += (unsigned)scored;
+			d->sa_local_imported += (unsigned)local;
 			d->sa_regex_scored_imported += (unsigned)(scored && regex);
 			if (scored)
 				d->sa_kind[strcmp(e->kind, "meta") == 0 ? SA_KIND_META :
