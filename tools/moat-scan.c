@@ -205,10 +205,11 @@ static void sa_report(const struct scan_db *d, int as_json)
 	}
 	if (as_json) {
 		printf("{\"sa_files\": %u, \"sa_scored_total\": %u, \"sa_scored_imported\": %u, "
+		       "\"sa_local_scored_total\": %u, \"sa_local_scored_imported\": %u, "
 		       "\"sa_regex_scored_total\": %u, \"sa_regex_scored_imported\": %u, "
 		       "\"header_views\": %zu, \"confirm_rules\": %u, \"by_kind\": {",
 		       d->sa_files, d->sa_scored_total, d->sa_scored_imported,
-		       d->sa_regex_scored_total, d->sa_regex_scored_imported, d->nviews,
+		       d->sa_local_total, d->sa_local_imported, d->sa_regex_scored_total, d->sa_regex_scored_imported, d->nviews,
 		       d->nprefilter);
 		for (int k = 0; k < SA_KIND_N; k++)
 			printf("%s\"%s\": %u", k ? ", " : "", kind[k], d->sa_kind[k]);
@@ -222,6 +223,10 @@ static void sa_report(const struct scan_db *d, int as_json)
 	printf("scored rules imported  %u of %u (%.1f%%)\n", d->sa_scored_imported,
 	       d->sa_scored_total,
 	       d->sa_scored_total ? 100.0 * d->sa_scored_imported / d->sa_scored_total : 0);
+	printf("  without network/Bayes %u of %u (%.1f%%) (not tflags net/learn, nor metas "
+	       "over them:\n                         what score set 0 with -L can fire)\n",
+	       d->sa_local_imported, d->sa_local_total,
+	       d->sa_local_total ? 100.0 * d->sa_local_imported / d->sa_local_total : 0);
 	printf("scored regex rules     %u of %u (%.1f%%) (body, rawbody, header, uri, full)\n",
 	       d->sa_regex_scored_imported, d->sa_regex_scored_total,
 	       d->sa_regex_scored_total ?

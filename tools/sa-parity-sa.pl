@@ -11,6 +11,7 @@
 #   sa-parity-sa.pl [--cf FILE] < FILES
 #       FILES one path a line; prints one JSON line per message:
 #       {"file", "score", "rules": [hit scored rules], "us": CPU microseconds}
+#       --subtests: the __ rules that matched too (tools/sa-eval-check)
 #       FILE (e.g. build/sa-parity/local.cf) is read after every other
 #       configuration file: it zeroes the rules moat does not import.
 #
@@ -23,12 +24,13 @@ use JSON::PP;
 use Time::HiRes qw(clock_gettime CLOCK_PROCESS_CPUTIME_ID);
 use Mail::SpamAssassin;
 
-my ($list, $cf) = (0, undef);
+my ($list, $cf, $sub) = (0, undef, 0);
 while (@ARGV) {
 	my $a = shift @ARGV;
 	if ($a eq '--list') { $list = 1 }
+	elsif ($a eq '--subtests') { $sub = 1 }
 	elsif ($a eq '--cf') { $cf = shift @ARGV // die "sa-parity-sa: --cf needs a file\n" }
-	else { die "usage: sa-parity-sa.pl --list | [--cf FILE] < FILES\n" }
+	else { die "usage: sa-parity-sa.pl --list | [--subtests] [--cf FILE] < FILES\n" }
 }
 my $home = tempdir('sa-parity-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 $SIG{TERM} = $SIG{INT} = sub { exit 143 };  # exit runs the cleanup
@@ -84,6 +86,7 @@ while (my $path = <STDIN>) {
 	my $mail = $sa->parse($msg);
 	my $st = $sa->check($mail);
 	my @hits = split /,/, ($st->get_names_of_tests_hit() // '');
+	push @hits, split /,/, ($st->get_names_of_subtests_hit() // '') if $sub;
 	my $score = $st->get_score() + 0;
 	$st->finish();
 	$mail->finish();

@@ -37,6 +37,7 @@
 
 #include "log.h"
 #include "scan.h"
+#include "scan_eval.h"
 #include "scan_render.h"
 #include "scan_rules.h"
 
@@ -863,7 +864,7 @@ static int eval_rule(struct filter_msg *m, const struct scan_rule *r)
 		return n && (double)ill / (double)n >= r->ea && ill >= r->eb;
 	}
 	}
-	return 0;
+	return scan_eval_is_header(r) && scan_eval_header(r, m->hb, m->hb_len); /* scan_eval.c */
 }
 
 /* on_headers_done - the header section is over: every view a rule reads,
@@ -1117,6 +1118,10 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED)
 			m->err = -EIO;
 	}
+	for (size_t i = 0; i < d->nevals && !m->done && m->walk; i++) /* scan_eval.c */
+		if (!scan_eval_is_header(&d->rules[d->evals[i]]) &&
+		    scan_eval_body(&d->rules[d->evals[i]], m->hb, m->hb_len, &m->w.st, &m->rd.st))
+			rule_hit(m, d->evals[i]);
 	if (!m->err && !m->done && d->db[SDB_META])
 		m->err = meta_scan(m);
 	if (m->err)

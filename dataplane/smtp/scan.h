@@ -166,6 +166,10 @@ struct scan_db {
 	unsigned sa_files;           /* .cf files read */
 	unsigned sa_scored_total;    /* scored rules defined in them */
 	unsigned sa_scored_imported; /* of those, imported */
+	unsigned sa_local_total;     /* scored ones SpamAssassin runs without
+				      * network tests and Bayes (not tflags
+				      * net/learn, nor metas over them) */
+	unsigned sa_local_imported;  /* of those, imported */
 	unsigned sa_imported;        /* rules of any kind imported */
 	unsigned sa_regex_scored_total;    /* scored body/rawbody/header/uri/full */
 	unsigned sa_regex_scored_imported; /* of those, imported */

@@ -12,6 +12,8 @@
  * length (MIME_BOUNDARY_MAX); past a limit the content is still scanned as
  * raw bytes, just not decoded or followed further.
  */
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -96,6 +98,10 @@ void mime_init(struct mime_walker *w, const struct mime_limits *lim,
 	memset(w, 0, offsetof(struct mime_walker, ctype));
 	w->ctype_len = 0;
 	w->cte_len = 0;
+	w->cd_len = 0;
+	w->leaf_count = w->leaf_qp = w->ll_spam = w->body_cr = 0;
+	w->line_end = w->body_from = NULL;
+	w->ll = 0;
 	w->line_len = 0;
 	w->long_line = 0;
 	w->depth = 0;
@@ -231,6 +237,172 @@ static int part_type(const char *ct, size_t n)
 	return MPT_TEXT;
 }
 
+/* sa_ctype - SpamAssassin's parse_content_type type of a Content-Type
+ * value, lower case, into t (bounded): text/plain when absent, and for
+ * text types other than x-vcard, calendar and html */
+static void sa_ctype(const char *ct, size_t n, char *t, size_t cap)
+{
+	size_t i = skip_ws(ct, 0, n), k = 0;
+
+	for (; i < n && ct[i] != ';' && !isspace((unsigned char)ct[i]) && k < cap - 1; i++)
+		t[k++] = (char)tolower((unsigned char)ct[i]);
+	t[k] = 0;
+	if (!k || (strncmp(t, "text", 4) == 0 && !isalnum((unsigned char)t[4]) && t[4] != '_' &&
+		   strcmp(t, "text/x-vcard") && strcmp(t, "text/calendar") &&
+		   strcmp(t, "text/html")))
+		snprintf(t, cap, "text/plain");
+}
+
+/* sa_charset - the charset parameter as parse_content_type reads it
+ * (/\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)/i), lower case; 0 if none */
+static int sa_charset(const char *ct, size_t n, char *cs, size_t cap)
+{
+	for (size_t i = 0; i + 7 <= n; i++) {
+		size_t j, k = 0, e;
+
+		if (strncasecmp(ct + i, "charset", 7) ||
+		    (i && (isalnum((unsigned char)ct[i - 1]) || ct[i - 1] == '_')))
+			continue;
+		j = i + 7;
+		while (j < n && isspace((unsigned char)ct[j]))
+			j++;
+		if (j == n || ct[j] != '=')
+			continue;
+		j++;
+		while (j < n && isspace((unsigned char)ct[j]))
+			j++;
+		if (j < n && (ct[j] == '"' || ct[j] == '\''))
+			j++;
+		for (e = j; e < n && ct[e] != ';'; e++)
+			;
+		if (e > j && (ct[e - 1] == '"' || ct[e - 1] == '\''))
+			e--;
+		for (; j < e && k < cap - 1; j++)
+			cs[k++] = (char)tolower((unsigned char)ct[j]);
+		cs[k] = 0;
+		return 1;
+	}
+	cs[0] = 0;
+	return 0;
+}
+
+/* entity_stats - MIMEEval's _check_mime_header for one entity, and the
+ * leaf counters (_check_attachments) when it is a leaf */
+static void entity_stats(struct mime_walker *w, int leaf)
+{
+	static const char *const ascii[] = { "us", "ascii", "ansi_x3.4-1968", "iso-ir-6",
+					     "ansi_x3.4-1986", "iso_646.irv:1991", "ibm367",
+					     "cp367" };
+	char t[64], cs[64], cte[64], cd[sizeof(w->cd) + 1];
+	size_t k;
+	int attach;
+
+	sa_ctype(w->ctype, w->ctype_len, t, sizeof(t));
+	for (k = 0; k < w->cte_len && k < sizeof(cte) - 1; k++)
+		cte[k] = (char)tolower((unsigned char)w->cte[k]);
+	while (k && isspace((unsigned char)cte[k - 1]))
+		k--;
+	cte[k] = 0;
+	for (k = 0; k < w->cd_len; k++)
+		cd[k] = (char)tolower((unsigned char)w->cd[k]);
+	cd[k] = 0;
+	attach = strstr(cd, "attachment") != NULL;
+	w->st.attach_count += attach;
+	w->st.b64_count += strstr(cte, "base64") != NULL;
+	w->st.qp_entities += !strstr(cte, "base64") && strstr(cte, "quoted-printable");
+	if (strcmp(t, "multipart/alternative") == 0)
+		w->st.alt = 1;
+	if (strcmp(t, "text/html") == 0)
+		w->st.html_count++;
+	else if (strncmp(t, "text", 4) == 0)
+		w->st.text_count++;
+	if (strncmp(t, "text", 4) == 0 && strstr(cte, "base64") &&
+	    strncmp(cd, "attachment", 10) && strncmp(cd, "inline", 6)) {
+		int ok = !sa_charset(w->ctype, w->ctype_len, cs, sizeof(cs)) || !cs[0];
+
+		for (size_t i = 0; i < sizeof(ascii) / sizeof(ascii[0]) && !ok; i++)
+			ok = strstr(cs, ascii[i]) != NULL;
+		if (ok)
+			w->st.b64_text = 1;
+	}
+	if (!leaf)
+		return;
+	w->leaf_qp = strcmp(cte, "quoted-printable") == 0;
+	w->leaf_count = 0;
+	w->ll = 0;
+	if (attach)
+		return;
+	if (strcmp(t, "text/plain") == 0) {
+		w->st.last_text_set = 1;
+		w->st.last_text_bytes = 0;
+		w->leaf_count = w->st.alt ? 1 : 0;
+	} else if (strcmp(t, "text/html") == 0) {
+		w->st.last_html_set = 1;
+		w->st.last_html_bytes = 0;
+		w->leaf_count = w->st.alt ? 2 : 0;
+	}
+}
+
+static int hexu(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+/* qp_count - MIMEEval's count of QP-encoded characters in a piece of a
+ * line, m/=(?:09|3[0-9ABCEF]|[2456][0-9A-F]|7[0-9A-E])/g, less the
+ * trailing =09/=20 run of the line (allowed blanks) */
+static void qp_count(struct mime_walker *w, const char *p, size_t n, int ends)
+{
+	uint64_t c = 0;
+	size_t e = n;
+
+	if (!memchr(p, '=', n))
+		return;
+	for (size_t i = 0; i + 2 < n; i++) {
+		char a = p[i + 1], b = p[i + 2];
+
+		if (p[i] != '=' || !hexu(b))
+			continue;
+		if ((a == '0' && b == '9') || (a == '3' && b != 'D') ||
+		    (a >= '2' && a <= '6' && a != '3') || (a == '7' && b != 'F'))
+			c++;
+	}
+	if (c && ends) {
+		while (e && isspace((unsigned char)p[e - 1]))
+			e--;
+		while (e >= 3 && p[e - 3] == '=' && ((p[e - 2] == '0' && p[e - 1] == '9') ||
+						     (p[e - 2] == '2' && p[e - 1] == '0')) && c) {
+			c--;
+			e -= 3;
+		}
+	}
+	w->st.qp_chars += c;
+}
+
+/* leaf_line - raw bytes of a leaf's body line (CRLF counts as LF, as in
+ * SpamAssassin's parser): MIMEEval's per-line counters */
+static void leaf_line(struct mime_walker *w, const char *p, size_t n, int ends)
+{
+	if (w->leaf_qp)
+		qp_count(w, p, n, ends);
+	if (!w->ll)
+		w->ll_spam = n >= 6 && memcmp(p, "SPAM: ", 6) == 0;
+	w->ll += n;
+	if (!ends)
+		return;
+	if (n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n')
+		w->ll--;
+	if (w->leaf_qp && w->ll > 79 && !w->ll_spam)
+		w->st.qp_long_line = 1;
+	if (w->leaf_qp && !w->ll_spam)
+		w->st.qp_bytes += w->ll;
+	if (w->leaf_count == 1)
+		w->st.last_text_bytes += w->ll;
+	else if (w->leaf_count == 2)
+		w->st.last_html_bytes += w->ll;
+	w->ll = 0;
+}
+
 /* headers_end - the entity's header section is over: multipart or leaf? */
 static void headers_end(struct mime_walker *w)
 {
@@ -238,12 +410,15 @@ static void headers_end(struct mime_walker *w)
 	int bl;
 
 	header_close(w);
+	if (w->top)
+		w->body_from = w->line_end;
 	if (w->top && w->sink->headers_done)
 		w->sink->headers_done(w->ctx);
 	w->top = 0;
 	bl = mime_parse_boundary(w->ctype, w->ctype_len, b);
 	if (bl < 0)
 		w->st.bad_boundary++;
+	entity_stats(w, !(bl > 0 && w->depth < w->lim.max_depth));
 	if (bl > 0 && w->depth < w->lim.max_depth) {
 		struct mime_level *l = &w->lv[w->depth++];
 
@@ -283,6 +458,7 @@ static void headers_end(struct mime_walker *w)
 	}
 	w->ctype_len = 0;
 	w->cte_len = 0;
+	w->cd_len = 0;
 }
 
 /* capture - append header value bytes to the captured header, bounded */
@@ -293,6 +469,8 @@ static void capture(struct mime_walker *w, const char *p, size_t n)
 
 	if (w->cur_hdr == 1) {
 		dst = w->ctype, len = &w->ctype_len, cap = sizeof(w->ctype);
+	} else if (w->cur_hdr == 3) {
+		dst = w->cd, len = &w->cd_len, cap = sizeof(w->cd);
 	} else {
 		dst = w->cte, len = &w->cte_len, cap = sizeof(w->cte);
 	}
@@ -428,6 +606,7 @@ static void b64_decode(struct mime_walker *w, const char *p, size_t n)
 /* body_data - a piece of a leaf body line; ends: it closes the line */
 static void body_data(struct mime_walker *w, const char *p, size_t n, int ends)
 {
+	leaf_line(w, p, n, ends);
 	if (!w->part_open)
 		return;
 	if (ends) { /* strip the line end */
@@ -530,6 +709,8 @@ static int header_start(struct mime_walker *w, const char *s, size_t n, size_t *
 		w->cur_hdr = 1;
 	else if (i == 25 && strncasecmp(s, "Content-Transfer-Encoding", 25) == 0)
 		w->cur_hdr = 2;
+	else if (i == 19 && strncasecmp(s, "Content-Disposition", 19) == 0)
+		w->cur_hdr = 3;
 	if (w->top && w->sink->header_begin) {
 		char name[MIME_NAME_MAX];
 		size_t k = i < MIME_NAME_MAX - 1 ? i : MIME_NAME_MAX - 1;
@@ -581,6 +762,7 @@ static int process_line(struct mime_walker *w, const char *s, size_t n, int comp
 				w->state = ST_HEADERS;
 				w->ctype_len = 0;
 				w->cte_len = 0;
+				w->cd_len = 0;
 			}
 			return LM_IGNORE;
 		}
@@ -600,9 +782,26 @@ static inline int skipping(const struct mime_walker *w)
 	       (w->state == ST_LEAF && !w->part_open);
 }
 
+/* body_count - pristine_body_length, bounded: CRLF counts as LF (the wire
+ * has CRLF; SpamAssassin is usually handed LF) */
+static void body_count(struct mime_walker *w, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && w->st.body_len < MIME_BODY_LEN_MAX; i++) {
+		if (p[i] == '\n' && w->body_cr)
+			w->st.body_len--;
+		w->body_cr = p[i] == '\r';
+		w->st.body_len++;
+	}
+}
+
 /* mime_feed - split pieces into lines (bounded) and classify each */
 void mime_feed(struct mime_walker *w, const char *p, size_t len)
 {
+	const char *end = p + len;
+
+	if (!w->top)
+		body_count(w, p, len);
+	w->body_from = NULL;
 	while (len > 0) {
 		if (w->line_len == 0 && !w->long_line && skipping(w)) {
 			/* attachments, preambles: jump from line start to the
@@ -610,7 +809,7 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 			const char *q = NULL, *s = p, *e = p + len;
 
 			if (!w->depth)
-				return; /* no boundary can come: nothing to do */
+				break; /* no boundary can come: nothing to do */
 			if (p[0] != '-') {
 				/* jump to the first "\n-": search for '-', which
 				 * base64 never contains, instead of visiting every
@@ -648,6 +847,7 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 			if (nl) {
 				size_t n = (size_t)(nl - p) + 1;
 
+				w->line_end = p + n;
 				process_line(w, p, n, 1);
 				p += n;
 				len -= n;
@@ -676,6 +876,7 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 				size_t n = w->line_len;
 
 				w->line_len = 0;
+				w->line_end = p;
 				process_line(w, w->line, n, 1);
 			}
 			continue;
@@ -686,6 +887,9 @@ void mime_feed(struct mime_walker *w, const char *p, size_t len)
 		w->line_len = 0;
 		w->long_line = 1 | process_line(w, w->line, MIME_LINE_MAX, 0) << LM_SHIFT;
 	}
+	if (w->body_from) /* the header section ended in this piece */
+		body_count(w, w->body_from, (size_t)(end - w->body_from));
+	w->body_from = NULL;
 	/* decoded bytes wait in the buffer (bounded, MIME_OUT_MAX) until it
 	 * fills or the part ends: the engine feeds line by line, and one
 	 * Hyperscan call per 8 KiB costs far less than one per line */

@@ -25,6 +25,7 @@
 #define MIME_NAME_MAX 64      /* header name kept for scoping */
 #define MIME_OUT_MAX 8192     /* decode buffer, flushed when full */
 #define MIME_DEPTH_HARD 16    /* compile-time ceiling for max_depth */
+#define MIME_BODY_LEN_MAX 65536 /* body length counted up to (check_body_length) */
 
 /* Limits; zero fields take the defaults below. */
 struct mime_limits {
@@ -77,6 +78,24 @@ struct mime_stats {
 	unsigned parts_capped; /* parts not decoded (too many) */
 	unsigned parts_binary; /* non-text parts, left to the raw scope */
 	unsigned bad_boundary; /* boundary parameters refused */
+	/* what SpamAssassin's MIMEEval reads (_check_attachments), over
+	 * every entity in document order (scan_eval.c) */
+	unsigned html_count;   /* entities of type text/html */
+	unsigned text_count;   /* of another text/ type */
+	int alt;               /* a multipart/alternative seen so far */
+	int last_text_set, last_html_set; /* a non-attachment text/plain,
+					   * text/html leaf seen */
+	uint64_t last_text_bytes, last_html_bytes; /* raw bytes of the last
+				* ones, counted once alt was set */
+	int qp_long_line;      /* a quoted-printable line over 78 chars */
+	int b64_text;          /* base64 text in an ASCII charset, inline */
+	unsigned b64_count;    /* entities whose encoding names base64 */
+	unsigned qp_entities;  /* entities whose encoding names QP (not base64) */
+	uint64_t qp_bytes;     /* raw bytes of QP leaf lines */
+	uint64_t qp_chars;     /* encoded characters in them (mime_qp_count) */
+	unsigned attach_count; /* entities whose disposition names attachment */
+	uint64_t body_len;     /* bytes after the header section, CRLF counted
+				* as LF, counted up to MIME_BODY_LEN_MAX */
 };
 
 struct mime_walker {
@@ -100,6 +119,17 @@ struct mime_walker {
 	size_t ctype_len;
 	char cte[64];
 	size_t cte_len;
+	char cd[128];          /* Content-Disposition, bounded */
+	size_t cd_len;
+	/* the leaf being walked, for the MIMEEval counters */
+	int leaf_count;        /* 1: text/plain, 2: text/html bytes counted */
+	int leaf_qp;           /* its Content-Transfer-Encoding is QP */
+	uint64_t ll;           /* raw bytes of the current line so far */
+	int ll_spam;           /* the line starts with "SPAM: " */
+	const char *line_end;  /* in the piece being fed: after the line just
+				* classified (the body starts there) */
+	const char *body_from; /* the body starts in this piece, here */
+	int body_cr;           /* the last body byte counted was a CR */
 
 	/* the current line when it spans pieces */
 	char line[MIME_LINE_MAX];

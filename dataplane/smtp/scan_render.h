@@ -64,7 +64,11 @@ struct render_stats {
 	unsigned rawbody_units; /* rawbody units reported */
 	unsigned body_cut;      /* parts cut at body_part_scan_size */
 	unsigned raw_cut;       /* parts cut at rawbody_part_scan_size */
+	unsigned tags_seen;     /* 1 << i: start or end tag render_tag_names[i]
+				 * seen (HTMLEval html_tag_exists) */
 };
+/* the tag names tags_seen records, NULL-terminated */
+extern const char *const render_tag_names[];
 
 /* a part cut at a scan size, SpamAssassin's way: at the first of the cut
  * characters found within RENDER_CUT_SLACK bytes past the limit */

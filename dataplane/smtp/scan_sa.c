@@ -24,6 +24,7 @@
 #include <pcre2.h>
 
 #include "scan.h"
+#include "scan_eval.h"
 #include "scan_rules.h"
 
 #define META_EXPAND_MAX 65536
@@ -94,6 +95,9 @@ struct sa_def {
 	char *why;       /* skip reason */
 	int multiple;    /* tflags multiple: its value counts hits */
 	int nice;        /* tflags nice: the default score is negative */
+	int net;         /* tflags net or learn: never runs without network
+			  * tests and Bayes (-L, score set 0) */
+	int netv;        /* net, or a meta over one (0 unknown, 1 no, 2 yes) */
 	int pf;          /* imported as prefilter + PCRE2 confirmation */
 	int nonbin;      /* imported meta whose value may exceed 1 (a sum) */
 	char **sum;      /* a meta that is a bare sum of 0/1 terms: the terms */
@@ -121,7 +125,26 @@ struct sa_set {
 	int verdicts_read;
 	char **plugins;        /* loadplugin / tryplugin names */
 	size_t nplugins, plugcap;
+	int lists;             /* some welcomelist/blocklist entry is defined */
 };
+
+/* sa_list_kw - a configuration line that fills a list WLBLEval reads
+ * (welcomelist_from, blocklist_to, enlist_uri_host (BLOCK) ...) */
+static int sa_list_kw(const char *kw, const char *rest)
+{
+	static const char *const pre[] = { "welcomelist_", "whitelist_", "blocklist_",
+					   "blacklist_", "unwelcomelist_", "unwhitelist_",
+					   "unblocklist_", "unblacklist_" };
+
+	if (strcmp(kw, "more_spam_to") == 0 || strcmp(kw, "all_spam_to") == 0)
+		return 1;
+	if (strcmp(kw, "enlist_uri_host") == 0 || strcmp(kw, "delist_uri_host") == 0)
+		return strstr(rest, "(BLOCK)") || strstr(rest, "(WELCOME)");
+	for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
+		if (strncmp(kw, pre[i], strlen(pre[i])) == 0)
+			return 1;
+	return 0;
+}
 
 /* sa_find - definition by name */
 static struct sa_def *sa_find(struct sa_set *s, const char *name, size_t len)
@@ -535,6 +558,10 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 			}
 			continue;
 		}
+		if (sa_list_kw(kw, p)) {
+			s->lists = 1;
+			continue;
+		}
 		if (strcmp(kw, "tflags") == 0) {
 			struct sa_def *e;
 			char *w;
@@ -545,10 +572,11 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 				rc = -ENOMEM;
 				goto out;
 			}
-			e->multiple = e->nice = 0; /* the last tflags line counts, as in SA */
+			e->multiple = e->nice = e->net = 0; /* the last tflags line counts, as in SA */
 			while ((w = scan_next_word(&p))) {
 				e->multiple |= strcmp(w, "multiple") == 0;
 				e->nice |= strcmp(w, "nice") == 0;
+				e->net |= strcmp(w, "net") == 0 || strcmp(w, "learn") == 0;
 			}
 			continue;
 		}
@@ -705,6 +733,36 @@ static int sa_scored(const struct sa_def *e, double *score)
 }
 
 static int sa_resolve(struct scan_db *d, struct sa_set *s, struct sa_def *e, int depth);
+
+/* sa_is_net - e needs the network or Bayes: tflags net/learn, or a meta
+ * over such a rule (SpamAssassin's Conf::Parser gives metas the net flag
+ * of their dependencies); such rules never fire in score set 0 with -L */
+static int sa_is_net(struct sa_set *s, struct sa_def *e, int depth)
+{
+	if (e->netv)
+		return e->netv == 2;
+	e->netv = e->net ? 2 : 1;
+	if (!e->net && e->kind && strcmp(e->kind, "meta") == 0 && e->arg && depth < 64) {
+		for (const char *p = e->arg; *p;) {
+			size_t k = 0;
+
+			while (*p && !(isalpha((unsigned char)*p) || *p == '_'))
+				p++;
+			while (isalnum((unsigned char)p[k]) || p[k] == '_')
+				k++;
+			if (!k)
+				break;
+			struct sa_def *x = sa_find(s, p, k);
+
+			p += k;
+			if (x && x != e && sa_is_net(s, x, depth + 1)) {
+				e->netv = 2;
+				break;
+			}
+		}
+	}
+	return e->netv == 2;
+}
 
 /* sa_why - set the skip reason of e (replacing an earlier one); returns 3 */
 static int sa_why(struct sa_def *e, const char *fmt, ...)
@@ -1210,7 +1268,8 @@ static int sa_eval_args(const char *p, char arg[3][MIME_NAME_MAX])
 
 /* sa_eval_builtin - an eval test moat implements (enum scan_eval): r
  * filled, 1; 0 when it is not one; -ENOMEM */
-static int sa_eval_builtin(const struct sa_def *e, const char *call, struct scan_rule *r)
+static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const char *call,
+			   struct scan_rule *r)
 {
 	char arg[3][MIME_NAME_MAX];
 	size_t nl = strcspn(call, "( ");
@@ -1229,7 +1288,7 @@ static int sa_eval_builtin(const struct sa_def *e, const char *call, struct scan
 		r->eval = EVAL_HDR_COUNT;
 	else if (IS("check_illegal_chars") && n == 3 && !strchr(arg[0], ':'))
 		r->eval = EVAL_ILLEGAL_CHARS;
-	else
+	else if (scan_eval_lookup(call, s->lists, r) <= 0)
 		return 0;
 #undef IS
 	r->scope = SCOPE_EVAL;
@@ -1254,7 +1313,7 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	int neg = 0;
 
 	if (strncmp(a, "eval:", 5) == 0) {
-		int rc = sa_eval_builtin(e, a + 5, &r);
+		int rc = sa_eval_builtin(s, e, a + 5, &r);
 
 		if (rc < 0)
 			return rc;
@@ -1897,11 +1956,15 @@ int scan_sa_load(struct scan_db *d, const char *dir, const char *cache_dir, char
 			goto out;
 		rc = 0;
 		d->sa_scored_total += (unsigned)scored;
+		int local = scored && !sa_is_net(&s, e, 0);
+
+		d->sa_local_total += (unsigned)local;
 		int regex = sa_is_regex(e);
 		d->sa_regex_scored_total += (unsigned)(scored && regex);
 		if (e->state == 2) {
 			d->sa_imported++;
 			d->sa_scored_imported += (unsigned)scored;
+			d->sa_local_imported += (unsigned)local;
 			d->sa_regex_scored_imported += (unsigned)(scored && regex);
 			if (scored)
 				d->sa_kind[strcmp(e->kind, "meta") == 0 ? SA_KIND_META :

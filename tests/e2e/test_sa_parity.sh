@@ -14,7 +14,7 @@ build=${MOAT_BUILD_DIR:-$root/build}
 scan=$build/tools/moat-scan
 . "$root/tests/lab/lab.sh"
 
-HIT_FLOOR=0.95
+HIT_FLOOR=0.97
 DECISION_FLOOR=0.99
 
 tap_plan 8

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * scan_eval.c - SpamAssassin eval: tests in C (scan_eval.h).
+ *
+ * Each function follows the Perl it names (Debian's SpamAssassin 4.0.1,
+ * the Plugin modules under /usr/share/perl5/Mail/SpamAssassin); where the Perl uses a
+ * regular expression, the same expression runs here through PCRE2, so the
+ * corner cases (what \S or .? accept) are SpamAssassin's own.
+ */
+#include "scan_eval.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "scan.h"
+
+/* ---- the regular expressions of Util::parse_rfc822_date and HeaderEval */
+
+enum {
+	RX_DATE1, RX_DATE2, RX_DATE3, RX_TIME, RX_TZNUM, RX_TZNAME,
+	RX_RCVD_DATE, RX_LOCAL1, RX_LOCAL2, RX_FETCHMAIL, RX_N
+};
+static const char *const rx_src[RX_N] = {
+	[RX_DATE1] = " (\\d+) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\\d{4}) ",
+	[RX_DATE2] = " (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\\d+) \\d+:\\d+:\\d+ (\\d{4}) ",
+	[RX_DATE3] = " (\\d+) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\\d{2,3}) ",
+	[RX_TIME] = " (\\d?\\d):(\\d\\d)(:(\\d\\d))? ",
+	[RX_TZNUM] = " ([-+]\\d{4}) ",
+	[RX_TZNAME] = "\\b([A-Z]{2,4}(?:-DST)?)\\b",
+	[RX_RCVD_DATE] = "(\\s.?\\d+ \\S\\S\\S \\d+ \\d+:\\d+:\\d+ \\S+)",
+	[RX_LOCAL1] = "\\bfrom (?:localhost\\s|(?:\\S+ ){1,2}\\S*\\b127\\.0\\.0\\.1\\b)",
+	[RX_LOCAL2] = "qmail \\d+ invoked by uid \\d+",
+	[RX_FETCHMAIL] = "\\bby localhost with \\w+ \\(fetchmail-[\\d.]+",
+};
+static pcre2_code *rx[RX_N];
+static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
+
+static void rx_init(void)
+{
+	for (int i = 0; i < RX_N; i++) {
+		int ec;
+		PCRE2_SIZE eo;
+		uint32_t opt = i <= RX_DATE3 ? PCRE2_CASELESS : 0;
+
+		rx[i] = pcre2_compile((PCRE2_SPTR)rx_src[i], PCRE2_ZERO_TERMINATED, opt, &ec, &eo,
+				      NULL);
+		if (rx[i])
+			pcre2_jit_compile(rx[i], PCRE2_JIT_COMPLETE);
+	}
+}
+
+/* rx_find - match expression i in s[0..n): 1 and ov[] (start, end pairs
+ * of the match and its groups, PCRE2_UNSET for unset ones) or 0 */
+static int rx_find(int i, const char *s, size_t n, PCRE2_SIZE ov[10])
+{
+	pcre2_match_data *md;
+	int rc;
+
+	pthread_once(&rx_once, rx_init);
+	if (!rx[i] || !(md = pcre2_match_data_create(5, NULL)))
+		return 0;
+	rc = pcre2_match(rx[i], (PCRE2_SPTR)s, n, 0, 0, md, NULL);
+	if (rc > 0) {
+		PCRE2_SIZE *v = pcre2_get_ovector_pointer(md);
+		uint32_t k = pcre2_get_ovector_count(md);
+
+		for (uint32_t j = 0; j < 10; j++)
+			ov[j] = j < 2 * k ? v[j] : PCRE2_UNSET;
+		for (uint32_t j = 2 * (uint32_t)rc; j < 10; j++)
+			ov[j] = PCRE2_UNSET;
+	}
+	pcre2_match_data_free(md);
+	return rc > 0;
+}
+
+/* rx_cut - s =~ s/RE/ / for a match found by rx_find */
+static void rx_cut(char *s, size_t *n, const PCRE2_SIZE ov[10])
+{
+	memmove(s + ov[0] + 1, s + ov[1], *n - ov[1]);
+	s[ov[0]] = ' ';
+	*n = *n - (ov[1] - ov[0]) + 1;
+	s[*n] = 0;
+}
+
+static long num(const char *s, const PCRE2_SIZE ov[10], int g)
+{
+	long v = 0;
+
+	if (ov[2 * g] == PCRE2_UNSET)
+		return 0;
+	for (PCRE2_SIZE i = ov[2 * g]; i < ov[2 * g + 1] && v < 100000000; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+static int month(const char *p)
+{
+	static const char m[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+
+	for (int i = 0; i < 12; i++)
+		if (strncasecmp(p, m + 3 * i, 3) == 0)
+			return i + 1;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int off; /* minutes, signed */
+} tz_tab[] = {
+	{ "UT", 0 }, { "UTC", 0 }, { "NDT", -150 }, { "AST", -240 }, { "ADT", -180 },
+	{ "NST", -210 }, { "EST", -300 }, { "EDT", -240 }, { "CST", -360 }, { "CDT", -300 },
+	{ "MST", -420 }, { "MDT", -360 }, { "PST", -480 }, { "PDT", -420 }, { "HST", -600 },
+	{ "AKST", -540 }, { "AKDT", -480 }, { "HADT", -540 }, { "HAST", -600 }, { "GMT", 0 },
+	{ "BST", 60 }, { "IST", 60 }, { "WET", 0 }, { "WEST", 60 }, { "CET", 60 },
+	{ "CEST", 120 }, { "EET", 120 }, { "EEST", 180 }, { "MSK", 180 }, { "MSD", 240 },
+	{ "MET", 60 }, { "MEZ", 60 }, { "MEST", 120 }, { "MESZ", 120 }, { "BRST", -120 },
+	{ "BRT", -180 }, { "AEST", 600 }, { "AEDT", 660 }, { "ACST", 570 }, { "ACDT", 630 },
+	{ "AWST", 480 }, { "NZST", 720 }, { "NZDT", 780 }, { "JST", 540 }, { "KST", 540 },
+	{ "HKT", 480 }, { "SGT", 480 }, { "PHT", 480 }, { "IDT", 180 },
+};
+
+/* days_from_civil - days since 1970-01-01 of y-m-d (proleptic Gregorian) */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + doe - 719468;
+}
+
+int64_t sa_date_parse(const char *p, size_t n)
+{
+	char s[1024];
+	size_t k = 0;
+	PCRE2_SIZE ov[10];
+	long yyyy, dd, hh = 0, mi = 0, ss = 0;
+	int mon, tzoff = 0, tzset = 0;
+
+	/* $_ = " $date ", a comma and the blanks after it one blank, every
+	 * run of whitespace one blank */
+	if (n > sizeof(s) - 3)
+		n = sizeof(s) - 3;
+	s[k++] = ' ';
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c == ',') {
+			while (i + 1 < n && p[i + 1] == ' ')
+				i++;
+			c = ' ';
+		}
+		if (isspace((unsigned char)c)) {
+			if (s[k - 1] != ' ')
+				s[k++] = ' ';
+			continue;
+		}
+		s[k++] = c;
+	}
+	if (s[k - 1] != ' ')
+		s[k++] = ' ';
+	s[k] = 0;
+	if (rx_find(RX_DATE1, s, k, ov)) {
+		dd = num(s, ov, 1), mon = month(s + ov[4]), yyyy = num(s, ov, 3);
+	} else if (rx_find(RX_DATE2, s, k, ov)) {
+		dd = num(s, ov, 2), mon = month(s + ov[2]), yyyy = num(s, ov, 3);
+	} else if (rx_find(RX_DATE3, s, k, ov)) {
+		dd = num(s, ov, 1), mon = month(s + ov[4]), yyyy = num(s, ov, 3);
+	} else {
+		return -1;
+	}
+	size_t ylen = ov[7] - ov[6];
+
+	rx_cut(s, &k, ov);
+	if (ylen == 2 && yyyy < 50)
+		yyyy += 2000;
+	else if (ylen != 4)
+		yyyy += 1900;
+	if (rx_find(RX_TIME, s, k, ov)) {
+		hh = num(s, ov, 1), mi = num(s, ov, 2), ss = num(s, ov, 4);
+		rx_cut(s, &k, ov);
+	}
+	if (rx_find(RX_TZNUM, s, k, ov)) {
+		const char *z = s + ov[2];
+
+		tzoff = ((z[1] - '0') * 10 + (z[2] - '0')) * 60 + (z[3] - '0') * 10 + (z[4] - '0');
+		if (z[0] == '-')
+			tzoff = -tzoff;
+		tzset = 1;
+	} else if (rx_find(RX_TZNAME, s, k, ov)) {
+		size_t zl = ov[3] - ov[2];
+
+		for (size_t i = 0; i < sizeof(tz_tab) / sizeof(tz_tab[0]); i++)
+			if (strlen(tz_tab[i].name) == zl && !memcmp(tz_tab[i].name, s + ov[2], zl)) {
+				tzoff = tz_tab[i].off;
+				tzset = 1;
+			}
+	}
+	(void)tzset; /* absent or unknown: "-0000", no shift */
+	if (ss > 59)
+		ss = 59;
+	if (mi > 59)
+		mi = 59;
+	if (hh > 23)
+		hh = 23;
+	int max_dd = 31;
+
+	if (mon == 4 || mon == 6 || mon == 9 || mon == 11)
+		max_dd = 30;
+	else if (mon == 2)
+		max_dd = (!(yyyy % 4) && ((yyyy % 100) || !(yyyy % 400))) ? 29 : 28;
+	if (dd > max_dd) {
+		dd = 1;
+		if (++mon > 12) {
+			mon = 1;
+			yyyy++;
+		}
+	}
+	if (yyyy > 2037)
+		yyyy = 2037;
+	else if (yyyy < 1970)
+		yyyy = 1970;
+	if (dd < 1)
+		return -1; /* Time::Local croaks: the date does not parse */
+	int64_t t = days_from_civil(yyyy, mon, (int)dd) * 86400 + hh * 3600 + mi * 60 + ss;
+
+	if (tzoff < 0) {
+		t += (int64_t)-tzoff * 60;
+	} else if (tzoff > 0) {
+		t = t < (int64_t)tzoff * 60 ? 0 : t - (int64_t)tzoff * 60;
+	}
+	return t;
+}
+
+/* hdr_next - the next header of the block at *off named name (NULL: any):
+ * its value, or NULL at the end */
+static const char *hdr_next(const char *hb, size_t n, size_t *off, const char *name,
+			    size_t *vlen)
+{
+	size_t nl = name ? strlen(name) : 0;
+
+	while (*off < n) {
+		const char *l = hb + *off, *e = memchr(l, '\n', n - *off);
+		size_t len = e ? (size_t)(e - l) : n - *off;
+		const char *c = memchr(l, ':', len);
+
+		*off += len + 1;
+		if (!c)
+			continue;
+		if (name && ((size_t)(c - l) != nl || strncasecmp(l, name, nl) != 0))
+			continue;
+		const char *v = c + 1;
+
+		if (v < l + len && *v == ' ')
+			v++;
+		*vlen = (size_t)(l + len - v);
+		return v;
+	}
+	return NULL;
+}
+
+#define RCVD_MAX 64
+
+int64_t sa_date_diff(const char *hb, size_t n)
+{
+	static const char *const dh[] = { "Resent-Date", "Date" };
+	int64_t date = -1, times[RCVD_MAX];
+	const char *rv[RCVD_MAX];
+	size_t rl[RCVD_MAX], nr = 0, nt = 0, off, vl;
+	const char *v;
+	PCRE2_SIZE ov[10];
+
+	for (int k = 0; k < 2 && date < 0; k++)
+		for (off = 0; date < 0 && (v = hdr_next(hb, n, &off, dh[k], &vl));)
+			if (vl)
+				date = sa_date_parse(v, vl);
+	if (date < 0)
+		return 0;
+	/* get('Received') split on "\n", the lines with a non-blank */
+	for (off = 0; nr < RCVD_MAX && (v = hdr_next(hb, n, &off, "Received", &vl));) {
+		int blank = 1;
+
+		for (size_t i = 0; i < vl && blank; i++)
+			blank = isspace((unsigned char)v[i]);
+		if (blank)
+			continue;
+		rv[nr] = v;
+		rl[nr++] = vl;
+	}
+	size_t first = 0;
+
+	/* fetchmail: the first one or two are local, not the relays' times */
+	if (nr && (rx_find(RX_LOCAL1, rv[0], rl[0], ov) || rx_find(RX_LOCAL2, rv[0], rl[0], ov))) {
+		first = 1;
+		if (!(nr > 1 && rx_find(RX_FETCHMAIL, rv[1], rl[1], ov)))
+			first = 0; /* put back */
+		else
+			first = 2;
+	} else if (nr && rx_find(RX_FETCHMAIL, rv[0], rl[0], ov)) {
+		first = 1;
+	}
+	for (size_t i = first; i < nr; i++) {
+		if (!rx_find(RX_RCVD_DATE, rv[i], rl[i], ov))
+			continue;
+		int64_t t = sa_date_parse(rv[i] + ov[2], ov[3] - ov[2]);
+
+		if (t >= 0)
+			times[nt++] = t;
+	}
+	if (!nt)
+		return 0;
+	if (nt > 1 && date - times[nt - 1] == 0)
+		nt--;
+	int64_t best = date - times[0];
+
+	for (size_t i = 1; i < nt; i++) { /* stable: the first of equal ones */
+		int64_t d = date - times[i];
+
+		if ((d < 0 ? -d : d) < (best < 0 ? -best : best))
+			best = d;
+	}
+	return best;
+}
+
+/* ---- the evals */
+
+static int args(const char *p, char a[3][64])
+{
+	int n = 0;
+
+	while (*p == ' ')
+		p++;
+	if (*p++ != '(')
+		return -1;
+	for (;;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == ')')
+			return n;
+		if (n == 3)
+			return -1;
+		char q = *p;
+		size_t k = 0;
+
+		if (q == '\'' || q == '"') {
+			for (p++; *p && *p != q; p++)
+				if (k < 63)
+					a[n][k++] = *p;
+			if (*p++ != q)
+				return -1;
+		} else {
+			for (; *p && *p != ',' && *p != ')' && *p != ' '; p++)
+				if (k < 63)
+					a[n][k++] = *p;
+		}
+		a[n++][k] = 0;
+		if (!*p)
+			return -1;
+	}
+}
+
+static double num_arg(const char *s)
+{
+	return strcmp(s, "undef") == 0 ? NAN : strtod(s, NULL);
+}
+
+int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
+{
+	static const char *const list_evals[] = {
+		"check_from_in_blocklist", "check_from_in_welcomelist", "check_to_in_all_spam",
+		"check_to_in_blocklist", "check_to_in_more_spam", "check_to_in_welcomelist",
+		"check_subject_in_blocklist", "check_subject_in_welcomelist",
+		"check_uri_host_in_blocklist", "check_uri_host_in_welcomelist",
+		"check_from_in_blacklist", "check_from_in_whitelist", "check_to_in_blacklist",
+		"check_to_in_whitelist",
+	};
+	char a[3][64];
+	size_t nl = strcspn(call, "( ");
+	int n = args(call + nl, a);
+
+#define IS(x) (nl == strlen(x) && strncmp(call, x, nl) == 0)
+	for (size_t i = 0; i < sizeof(list_evals) / sizeof(list_evals[0]); i++)
+		if (IS(list_evals[i]) && n == 0) {
+			if (lists)
+				return 0;
+			r->eval = EVAL_LIST_EMPTY;
+			return 1;
+		}
+	if (IS("check_for_shifted_date") && n == 2) {
+		r->eval = EVAL_SHIFTED_DATE;
+		r->ea = num_arg(a[0]);
+		r->eb = num_arg(a[1]);
+		return 1;
+	}
+	if (IS("check_for_mime_html_only") && n == 0) {
+		r->eval = EVAL_MIME_HTML_ONLY;
+		return 1;
+	}
+	if (IS("check_mime_multipart_ratio") && n == 2) {
+		r->eval = EVAL_MIME_MP_RATIO;
+		r->ea = strtod(a[0], NULL);
+		r->eb = strtod(a[1], NULL);
+		return 1;
+	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_qp_long_line") == 0) {
+		r->eval = EVAL_MIME_QP_LONG;
+		return 1;
+	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_base64_encoded_text") == 0) {
+		r->eval = EVAL_MIME_B64_TEXT;
+		return 1;
+	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_base64_count") == 0) {
+		r->eval = EVAL_MIME_B64_COUNT;
+		return 1;
+	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_attachment") == 0) {
+		r->eval = EVAL_MIME_ATTACH;
+		return 1;
+	}
+	if (IS("check_body_length") && n == 1 && strtod(a[0], NULL) < MIME_BODY_LEN_MAX) {
+		r->eval = EVAL_BODY_LENGTH;
+		r->ea = strtod(a[0], NULL);
+		return 1;
+	}
+	if (IS("check_for_mime") && n == 1 && strcmp(a[0], "mime_qp_count") == 0) {
+		r->eval = EVAL_MIME_QP_COUNT;
+		return 1;
+	}
+	if (IS("check_for_mime_html") && n == 0) {
+		r->eval = EVAL_MIME_HTML;
+		return 1;
+	}
+	if (IS("html_tag_exists") && n == 1)
+		for (int i = 0; render_tag_names[i]; i++)
+			if (strcmp(a[0], render_tag_names[i]) == 0) {
+				r->eval = EVAL_TAG_EXISTS;
+				r->ea = i;
+				return 1;
+			}
+	if (IS("html_test") && n == 1 && strcmp(a[0], "html") == 0) {
+		r->eval = EVAL_HTML_MESSAGE;
+		return 1;
+	}
+#undef IS
+	return 0;
+}
+
+int scan_eval_is_header(const struct scan_rule *r)
+{
+	return r->eval < EVAL_EXT_FIRST || r->eval <= EVAL_HDR_LAST;
+}
+
+int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
+{
+	switch (r->eval) {
+	case EVAL_SHIFTED_DATE: {
+		double d = (double)sa_date_diff(hb, n);
+
+		return (isnan(r->ea) || d >= 3600 * r->ea) && (isnan(r->eb) || d < 3600 * r->eb);
+	}
+	case EVAL_LIST_EMPTY:
+		return 0;
+	}
+	return 0;
+}
+
+/* top_html - get('Content-Type') =~ m{^text/html}i: the first header */
+static int top_html(const char *hb, size_t n)
+{
+	size_t off = 0, vl = 0;
+	const char *v = hdr_next(hb, n, &off, "Content-Type", &vl);
+
+	while (v && vl && isspace((unsigned char)*v))
+		v++, vl--;
+	return v && vl >= 9 && strncasecmp(v, "text/html", 9) == 0;
+}
+
+int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
+		   const struct mime_stats *ms, const struct render_stats *rs)
+{
+	switch (r->eval) {
+	case EVAL_MIME_HTML_ONLY:
+		if (top_html(hb, n))
+			return 1;
+		return ms->html_count > 0 && ms->text_count == 0;
+	case EVAL_MIME_HTML:
+		return top_html(hb, n) || ms->html_count > 0;
+	case EVAL_MIME_B64_COUNT:
+		return ms->b64_count > 0;
+	case EVAL_MIME_ATTACH:
+		return ms->attach_count > 0;
+	case EVAL_MIME_QP_COUNT: /* the encoded characters once a QP line was read */
+		return ms->qp_bytes ? ms->qp_chars > 0 : ms->qp_entities > 0;
+	case EVAL_BODY_LENGTH:
+		return (double)ms->body_len <= r->ea;
+	case EVAL_TAG_EXISTS:
+		return (rs->tags_seen >> (int)r->ea) & 1;
+	case EVAL_MIME_MP_RATIO: {
+		double ratio = 1.0;
+
+		if (ms->alt && ms->last_text_set && ms->last_html_set && ms->last_html_bytes > 0)
+			ratio = (double)ms->last_text_bytes / (double)ms->last_html_bytes;
+		return ratio >= r->ea && ratio < r->eb;
+	}
+	case EVAL_MIME_QP_LONG:
+		return ms->qp_long_line;
+	case EVAL_MIME_B64_TEXT:
+		return ms->b64_text;
+	case EVAL_HTML_MESSAGE:
+		return rs->parts_html > 0;
+	}
+	return 0;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * scan_eval.h - SpamAssassin eval: tests moat implements in C, beyond the
+ * five header tests scan.c evaluates itself (enum scan_eval in scan.h).
+ *
+ * Each is the Perl of one Mail::SpamAssassin::Plugin function, computed
+ * from what the stream gives: the header block ("Name: value\n" per
+ * header, unfolded, SpamAssassin's ALL) once the header section is over,
+ * and the MIME walker's per-part counters (struct mime_stats) at the end
+ * of the message.  docs/content-gate.md lists them.
+ */
+#ifndef MOAT_SMTP_SCAN_EVAL_H
+#define MOAT_SMTP_SCAN_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scan_mime.h"
+#include "scan_render.h"
+
+struct scan_rule;
+
+/* evals of this file; numbered after scan.h's enum scan_eval */
+enum scan_eval_ext {
+	EVAL_EXT_FIRST = 100,
+	/* at the end of the header section */
+	EVAL_SHIFTED_DATE = EVAL_EXT_FIRST, /* check_for_shifted_date(ea, eb) hours,
+					     * NAN: 'undef' */
+	EVAL_LIST_EMPTY,   /* check_*_in_{welcome,block}list, *_spam_to: no
+			    * such list in the configuration, never true */
+	EVAL_HDR_LAST = EVAL_LIST_EMPTY,
+	/* at the end of the message */
+	EVAL_MIME_HTML_ONLY,  /* check_for_mime_html_only() */
+	EVAL_MIME_MP_RATIO,   /* check_mime_multipart_ratio(ea, eb) */
+	EVAL_MIME_QP_LONG,    /* check_for_mime('mime_qp_long_line') */
+	EVAL_MIME_B64_TEXT,   /* check_for_mime('mime_base64_encoded_text') */
+	EVAL_HTML_MESSAGE,    /* html_test('html') */
+	EVAL_MIME_B64_COUNT,  /* check_for_mime('mime_base64_count') */
+	EVAL_MIME_ATTACH,     /* check_for_mime('mime_attachment') */
+	EVAL_MIME_HTML,       /* check_for_mime_html() */
+	EVAL_TAG_EXISTS,      /* html_tag_exists(render_tag_names[ea]) */
+	EVAL_BODY_LENGTH,     /* check_body_length(ea) */
+	EVAL_MIME_QP_COUNT,   /* check_for_mime('mime_qp_count') */
+};
+
+/* scan_eval_lookup - the eval of a call "name(args)" (the text after
+ * "eval:"), its arguments stored in r (ea, eb); 1 when it is one of this
+ * file, 0 when not, -1 when its arguments do not parse.  lists: the
+ * configuration defines welcomelist/blocklist entries. */
+int scan_eval_lookup(const char *call, int lists, struct scan_rule *r);
+
+/* scan_eval_is_header - r's value is known at the end of the headers */
+int scan_eval_is_header(const struct scan_rule *r);
+
+/* scan_eval_header - evaluate a header eval over the block hb[0..n) */
+int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n);
+
+/* scan_eval_body - evaluate a message eval at the end of the message */
+int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
+		   const struct mime_stats *ms, const struct render_stats *rs);
+
+/* sa_date_parse - Mail::SpamAssassin::Util::parse_rfc822_date: seconds
+ * since the epoch, or -1 when the date does not parse */
+int64_t sa_date_parse(const char *p, size_t n);
+
+/* sa_date_diff - HeaderEval's date_diff: Date (or Resent-Date) minus the
+ * Received time closest to it, seconds; 0 when either is missing */
+int64_t sa_date_diff(const char *hb, size_t n);
+
+#endif /* MOAT_SMTP_SCAN_EVAL_H */

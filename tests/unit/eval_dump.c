@@ -1,0 +1,147 @@
+/* eval_dump.c - the SpamAssassin evals of scan_eval.c over message files,
+ * to compare with SpamAssassin's own hits (tools/sa-eval-check).
+ *   eval_dump RULES FILE...
+ * RULES: "NAME<TAB>call" lines (the text after "eval:"); prints, per file,
+ * "FILE<TAB>NAME,NAME..." of the evals that fire; the rules it implements
+ * go to stderr, one a line.  A leading mbox "From "
+ * line is skipped; lines are fed with CRLF ends, as on the wire. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scan.h"
+#include "scan_eval.h"
+#include "scan_mime.h"
+#include "scan_render.h"
+
+struct dump {
+	struct mime_walker w;
+	struct render r;
+	char hb[65536];
+	size_t hn;
+};
+
+static void add(struct dump *d, const char *p, size_t n)
+{
+	if (d->hn + n < sizeof(d->hb)) {
+		memcpy(d->hb + d->hn, p, n);
+		d->hn += n;
+	}
+}
+
+static void h_begin(void *ctx, const char *name)
+{
+	add(ctx, name, strlen(name));
+	add(ctx, ": ", 2);
+}
+
+static void h_data(void *ctx, const char *p, size_t n)
+{
+	add(ctx, p, n);
+}
+
+static void h_end(void *ctx)
+{
+	add(ctx, "\n", 1);
+}
+
+static void p_begin(void *ctx, int t)
+{
+	render_part_begin(&((struct dump *)ctx)->r, (enum render_type)t);
+}
+
+static void p_data(void *ctx, const char *p, size_t n)
+{
+	render_data(&((struct dump *)ctx)->r, p, n);
+}
+
+static void p_end(void *ctx)
+{
+	render_part_end(&((struct dump *)ctx)->r);
+}
+
+static void p_skip(void *ctx)
+{
+	render_part_begin(&((struct dump *)ctx)->r, RT_SKIP);
+}
+
+static void on_unit(void *ctx, enum render_unit k, const char *p, size_t n)
+{
+	(void)ctx, (void)k, (void)p, (void)n;
+}
+
+static const struct mime_sink sink = {
+	.header_begin = h_begin, .header_data = h_data, .header_end = h_end,
+	.part_begin = p_begin, .body_data = p_data, .part_end = p_end, .part_skip = p_skip,
+};
+
+int main(int argc, char **argv)
+{
+	static struct dump d;
+	struct scan_rule r[256];
+	char *name[256], line[8192];
+	size_t nr = 0;
+	FILE *f;
+
+	if (argc < 2 || !(f = fopen(argv[1], "r"))) {
+		fprintf(stderr, "usage: eval_dump RULES FILE...\n");
+		return 2;
+	}
+	while (nr < 256 && fgets(line, sizeof(line), f)) {
+		char *tab = strchr(line, '\t');
+
+		if (!tab)
+			continue;
+		*tab = 0;
+		tab[strcspn(tab + 1, "\n") + 1] = 0;
+		memset(&r[nr], 0, sizeof(r[nr]));
+		if (scan_eval_lookup(tab + 1, 0, &r[nr]) == 1) {
+			fprintf(stderr, "%s\n", line); /* the rules implemented */
+			name[nr++] = strdup(line);
+		}
+	}
+	fclose(f);
+	for (int a = 2; a < argc; a++) {
+		FILE *m = fopen(argv[a], "r");
+		int first = 1, comma = 0;
+
+		if (!m)
+			continue;
+		d.hn = 0;
+		mime_init(&d.w, NULL, &sink, &d);
+		render_init(&d.r, 1u << RU_BODY | 1u << RU_URI, on_unit, &d);
+		while (fgets(line, sizeof(line), m)) {
+			size_t n = strlen(line);
+
+			if (first && strncmp(line, "From ", 5) == 0) {
+				first = 0;
+				continue;
+			}
+			first = 0;
+			if (n && line[n - 1] == '\n') {
+				n--;
+				if (n && line[n - 1] == '\r')
+					n--;
+				mime_feed(&d.w, line, n);
+				mime_feed(&d.w, "\r\n", 2);
+			} else {
+				mime_feed(&d.w, line, n);
+			}
+		}
+		fclose(m);
+		mime_finish(&d.w);
+		render_finish(&d.r);
+		printf("%s\t", argv[a]);
+		for (size_t i = 0; i < nr; i++) {
+			int hit = scan_eval_is_header(&r[i]) ?
+				  scan_eval_header(&r[i], d.hb, d.hn) :
+				  scan_eval_body(&r[i], d.hb, d.hn, &d.w.st, &d.r.st);
+			if (hit) {
+				printf("%s%s", comma ? "," : "", name[i]);
+				comma = 1;
+			}
+		}
+		putchar('\n');
+	}
+	return 0;
+}

@@ -1,0 +1,206 @@
+/* test_eval.c - scan_eval.c: SpamAssassin's eval tests in C, against the
+ * values Debian's SpamAssassin 4.0.1 gives (perl -MMail::SpamAssassin::Util
+ * -e 'print parse_rfc822_date(...)', HeaderEval's date_diff, MIMEEval's
+ * counters), and the MIME walker's counters they read. */
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "scan.h"
+#include "scan_eval.h"
+#include "scan_mime.h"
+
+static int64_t dp(const char *s)
+{
+	return sa_date_parse(s, strlen(s));
+}
+
+/* parse_rfc822_date: each value printed by SpamAssassin's own function */
+static void test_date_parse(void **state)
+{
+	(void)state;
+	assert_int_equal(dp("Tue, 3 Sep 2002 12:00:00 +0200"), 1031047200);
+	assert_int_equal(dp("Wed, 04 Sep 02 01:02:03 EST"), 1031119323);
+	/* the asctime form: the time goes with the date match, so 00:00 */
+	assert_int_equal(dp("Sep  5 10:11:12 2002"), 1031184000);
+	assert_int_equal(dp("1 Jan 99 00:00 GMT"), 915148800);
+	/* day past the month's end: the first of the next month */
+	assert_int_equal(dp("31 Feb 2003 10:00:00 -0000"), 1046512800);
+	/* an unknown zone name reads as -0000 */
+	assert_int_equal(dp("Mon, 2 Dec 2002 23:59:59 XYZ"), 1038873599);
+	/* years past 2037 are 2037 */
+	assert_int_equal(dp("12 Mar 2040 10:00:00 +0000"), 2120464800);
+	assert_int_equal(dp("garbage"), -1);
+	assert_int_equal(dp("0 Jan 2003 10:00:00"), -1);
+}
+
+static int64_t dd(const char *hb)
+{
+	return sa_date_diff(hb, strlen(hb));
+}
+
+/* date_diff: Date minus the closest Received date */
+static void test_date_diff(void **state)
+{
+	(void)state;
+	/* 2 h ahead of the only relay */
+	assert_int_equal(dd("Received: from a by b; Tue, 3 Sep 2002 10:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), 7200);
+	/* the closest of two, whatever the sign */
+	assert_int_equal(dd("Received: from a by b; Tue, 3 Sep 2002 15:00:00 +0000\n"
+			    "Received: from c by d; Tue, 3 Sep 2002 11:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), 3600);
+	/* Resent-Date first */
+	assert_int_equal(dd("Received: from a by b; Tue, 3 Sep 2002 10:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"
+			    "Resent-Date: Tue, 3 Sep 2002 09:00:00 +0000\n"), -3600);
+	/* no Received, or no Date: 0 (archived mail) */
+	assert_int_equal(dd("Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), 0);
+	assert_int_equal(dd("Received: from a by b; Tue, 3 Sep 2002 10:00:00 +0000\n"), 0);
+	/* the last Received equal to Date is left out when there are others */
+	assert_int_equal(dd("Received: from a by b; Tue, 3 Sep 2002 17:00:00 +0000\n"
+			    "Received: from c by d; Tue, 3 Sep 2002 12:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), -18000);
+}
+
+/* check_for_shifted_date: the rule ranges */
+static void test_shifted(void **state)
+{
+	struct scan_rule r = { 0 };
+	const char *hb = "Received: from a by b; Tue, 3 Sep 2002 10:00:00 +0000\n"
+			 "Date: Tue, 3 Sep 2002 14:00:00 +0000\n"; /* +4 h */
+
+	(void)state;
+	assert_int_equal(scan_eval_lookup("check_for_shifted_date('3', '6')", 0, &r), 1);
+	assert_true(scan_eval_is_header(&r));
+	assert_true(scan_eval_header(&r, hb, strlen(hb)));
+	assert_int_equal(scan_eval_lookup("check_for_shifted_date('6', '12')", 0, &r), 1);
+	assert_false(scan_eval_header(&r, hb, strlen(hb)));
+	assert_int_equal(scan_eval_lookup("check_for_shifted_date('undef', '-96')", 0, &r), 1);
+	assert_true(isnan(r.ea));
+	assert_false(scan_eval_header(&r, hb, strlen(hb)));
+	/* lists: never true without entries, not imported with them */
+	assert_int_equal(scan_eval_lookup("check_from_in_welcomelist()", 0, &r), 1);
+	assert_false(scan_eval_header(&r, hb, strlen(hb)));
+	assert_int_equal(scan_eval_lookup("check_from_in_welcomelist()", 1, &r), 0);
+	assert_int_equal(scan_eval_lookup("check_for_forged_gmail_received_headers()", 0, &r), 0);
+}
+
+static void walk(struct mime_walker *w, const char *msg)
+{
+	static const struct mime_sink none = { 0 };
+
+	mime_init(w, NULL, &none, NULL);
+	/* in two pieces, to cross a line */
+	size_t n = strlen(msg), h = n / 2;
+
+	mime_feed(w, msg, h);
+	mime_feed(w, msg + h, n - h);
+	mime_finish(w);
+}
+
+static int body_eval(const char *call, const char *msg)
+{
+	static struct mime_walker w;
+	struct render_stats rs = { 0 };
+	struct scan_rule r = { 0 };
+	const char *e = strstr(msg, "\r\n\r\n");
+	char hb[1024];
+	size_t k = 0;
+
+	assert_int_equal(scan_eval_lookup(call, 0, &r), 1);
+	assert_false(scan_eval_is_header(&r));
+	walk(&w, msg);
+	/* the header block: "Name: value\n" (these tests fold nothing) */
+	for (const char *p = msg; p < e; p++)
+		if (*p != '\r')
+			hb[k++] = *p;
+	hb[k++] = '\n';
+	rs.parts_html = w.st.html_count;
+	return scan_eval_body(&r, hb, k, &w.st, &rs);
+}
+
+#define ALT(plain, html)                                                              \
+	"From: a@b\r\nContent-Type: multipart/alternative; boundary=\"XX\"\r\n\r\n"      \
+	"--XX\r\nContent-Type: text/plain\r\n\r\n" plain "--XX\r\n"                    \
+	"Content-Type: text/html\r\n\r\n" html "--XX--\r\n"
+
+/* MIMEEval: html only, multipart ratio, QP long lines, base64 text */
+static void test_mime(void **state)
+{
+	(void)state;
+	assert_true(body_eval("check_for_mime_html_only()",
+			      "Content-Type: text/html\r\n\r\n<p>hi</p>\r\n"));
+	assert_false(body_eval("check_for_mime_html_only()",
+			       "Content-Type: text/plain\r\n\r\nhi\r\n"));
+	assert_false(body_eval("check_for_mime_html_only()", ALT("hi\r\n", "<p>hi</p>\r\n")));
+	assert_true(body_eval("check_for_mime_html_only()",
+			      "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+			      "Content-Type: text/html\r\n\r\n<b>x</b>\r\n--XX--\r\n"));
+	/* text/plain empty beside a long HTML: ratio 0 (MIME_HTML_MOSTLY) */
+	assert_true(body_eval("check_mime_multipart_ratio('0.00','0.01')",
+			      ALT("", "<p>a long enough html part to weigh</p>\r\n"
+				      "<p>a long enough html part to weigh</p>\r\n"
+				      "<p>a long enough html part to weigh</p>\r\n")));
+	assert_false(body_eval("check_mime_multipart_ratio('0.00','0.01')",
+			       ALT("same\r\n", "<p>same</p>\r\n")));
+	/* a QP line of 80 bytes with its LF: long; 79: not */
+	char qp[512];
+
+	snprintf(qp, sizeof(qp), "Content-Transfer-Encoding: quoted-printable\r\n\r\n%.79s\r\n",
+		 "0123456789012345678901234567890123456789012345678901234567890123456789"
+		 "0123456789");
+	assert_true(body_eval("check_for_mime('mime_qp_long_line')", qp));
+	snprintf(qp, sizeof(qp), "Content-Transfer-Encoding: quoted-printable\r\n\r\n%.78s\r\n",
+		 "0123456789012345678901234567890123456789012345678901234567890123456789"
+		 "0123456789");
+	assert_false(body_eval("check_for_mime('mime_qp_long_line')", qp));
+	assert_true(body_eval("check_for_mime('mime_base64_encoded_text')",
+			      "Content-Type: text/plain; charset=us-ascii\r\n"
+			      "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n"));
+	assert_false(body_eval("check_for_mime('mime_base64_encoded_text')",
+			       "Content-Type: text/plain; charset=iso-8859-1\r\n"
+			       "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n"));
+	assert_false(body_eval("check_for_mime('mime_base64_encoded_text')",
+			       "Content-Type: text/plain\r\nContent-Disposition: inline\r\n"
+			       "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n"));
+}
+
+/* check_body_length: the body after the blank line, CRLF as LF, in
+ * whatever pieces it comes */
+static void test_body_length(void **state)
+{
+	static struct mime_walker w;
+	static const struct mime_sink none = { 0 };
+	const char *msg = "Subject: x\r\nTo: y\r\n\r\nline one\r\nline two\r\n";
+
+	(void)state;
+	for (size_t cut = 0; cut <= strlen(msg); cut++) {
+		mime_init(&w, NULL, &none, NULL);
+		mime_feed(&w, msg, cut);
+		mime_feed(&w, msg + cut, strlen(msg) - cut);
+		mime_finish(&w);
+		assert_int_equal(w.st.body_len, 18);
+	}
+	assert_true(body_eval("check_body_length('18')", msg));
+	assert_false(body_eval("check_body_length('17')", msg));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_date_parse),
+		cmocka_unit_test(test_date_diff),
+		cmocka_unit_test(test_shifted),
+		cmocka_unit_test(test_mime),
+		cmocka_unit_test(test_body_length),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
