@@ -12,6 +12,10 @@
 #   lines for that zone's entry, e.g. "    acl: tsig" or "    notify: app")
 #   lab_sink [ARGS]       start Postfix smtp-sink in mx on 198.18.3.2:25,
 #                         dumping each message under $LAB_DIR/sink/
+#   lab_smtpd_conf CONF LINES   moat-smtpd's CONF for the lab: listen
+#                         198.18.1.1:25 (app), hostname mx.moat.test, relay
+#                         to the sink (198.18.3.2:25), local_domains
+#                         moat.test, then LINES (the test's own keys)
 #   lab_scan_conf CONF RULE [LINES]   moat-smtpd's CONF for the lab with
 #                         filters = scan: listen 198.18.1.1:25, relay to the
 #                         sink, 2 workers, no SPF, the rules default.rules
@@ -251,19 +255,23 @@ lab_scan_conf() {
 		cat "$LAB_SRC/../../dataplane/smtp/rules/default.rules"
 		echo "$2"
 	} >"$rules"
-	cat >"$1" <<CONF
-listen = 198.18.1.1:25
-workers = 2
-hostname = mx.moat.test
-relay = 198.18.3.2:25
-local_domains = moat.test
+	lab_smtpd_conf "$1" "workers = 2
 spf = no
 max_conn_per_ip = 2000
 filters = scan
 scan_rules = $rules
 scan_cache_dir = $LAB_DIR/run/cache
 ${3:-}
-log_level = info
+log_level = info"
+}
+
+lab_smtpd_conf() {
+	cat >"$1" <<CONF
+listen = 198.18.1.1:25
+hostname = mx.moat.test
+relay = 198.18.3.2:25
+local_domains = moat.test
+$2
 CONF
 }
 
