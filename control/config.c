@@ -663,25 +663,6 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 	return perr(p, p->line, "internal: no parser for %s", k->name);
 }
 
-/* parse_bool - yes/no/true/false/on/off/1/0 */
-static int parse_bool(const char *v, int *out)
-{
-	static const char *const t[] = { "yes", "true", "on", "1" };
-	static const char *const f[] = { "no", "false", "off", "0" };
-
-	for (int i = 0; i < 4; i++) {
-		if (strcasecmp(v, t[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcasecmp(v, f[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* key_value - one key = value of a known key */
 static int key_value(struct pstate *p, const struct key *k, const char *value)
 {
@@ -701,7 +682,7 @@ static int key_value(struct pstate *p, const struct key *k, const char *value)
 		memcpy(dst, value, strlen(value) + 1);
 		return 1;
 	case K_BOOL:
-		if (parse_bool(value, (int *)(void *)dst) < 0)
+		if (moat_cfg_bool(value, (int *)(void *)dst) < 0)
 			return perr(p, p->line, "%s: '%s' is not yes or no", k->name, value);
 		return 1;
 	case K_INT:

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cfgerr.h"
 #include "config.h"
 #include "proto.h"
 
@@ -159,18 +160,6 @@ static int parse_int(const char *v, long lo, long hi, long *out)
 	return 0;
 }
 
-/* parse_bool - yes/no/true/false/1/0/on/off */
-static int parse_bool(const char *v, int *out)
-{
-	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "on"))
-		*out = 1;
-	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "off"))
-		*out = 0;
-	else
-		return -1;
-	return 0;
-}
-
 /* parse_spf_action - accept/reject/tempfail */
 static int parse_spf_action(const char *v, enum spf_action *a)
 {
@@ -276,7 +265,7 @@ static int parse_zone(const char *tok, struct smtpd_dnsbl_zone *z)
 
 #define SETBOOL(field)                                                  \
 	do {                                                            \
-		if (parse_bool(val, &c->field) != 0) {                  \
+		if (moat_cfg_bool(val, &c->field) != 0) {               \
 			snprintf(err, errsz, "%s must be yes or no", key); \
 			return -1;                                      \
 		}                                                       \
@@ -557,7 +546,7 @@ static int config_check(struct smtpd_config *c, const char *path, int r,
 /* config_parse_int, _bool, _net, _action, config_next_item -
  * the value parsers above, for the keys other modules own (authcfg.c) */
 int config_parse_int(const char *v, long lo, long hi, long *out) { return parse_int(v, lo, hi, out); }
-int config_parse_bool(const char *v, int *out) { return parse_bool(v, out); }
+int config_parse_bool(const char *v, int *out) { return moat_cfg_bool(v, out); }
 size_t config_next_item(const char **s, char *tok, size_t toksz) { return next_item(s, tok, toksz); }
 int config_parse_net(const char *s, struct moat_prefix *p) { return parse_net(s, p); }
 int config_parse_action(const char *v, enum spf_action *a) { return parse_spf_action(v, a); }

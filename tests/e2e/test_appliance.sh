@@ -92,12 +92,7 @@ else
 	tap_not_ok "moat-controld start"; sed 's/^/#   /' "$LAB_DIR/ctld1.log" >&2; exit 1
 fi
 
-cat >"$LAB_DIR/smtpd.conf" <<EOF
-listen = 198.18.1.1:25
-workers = 2
-hostname = mx.moat.test
-relay = 198.18.3.2:25
-local_domains = moat.test
+lab_smtpd_conf "$LAB_DIR/smtpd.conf" "workers = 2
 dns_server = 198.18.2.2
 dnsbl_zones = q.moat.test*1
 spf = no
@@ -105,8 +100,7 @@ greet_delay_ms = 200
 filters = test
 controld_socket = $SOCK
 report_action = drop
-report_ttl = 600
-EOF
+report_ttl = 600"
 MOAT_TEST_RELOAD_FAIL=$LAB_DIR/failreload lab_bg "$NS_APP" smtpd "$SMTPD" -c "$LAB_DIR/smtpd.conf"
 if lab_wait 10 lab_inet bash -c 'exec 3<>/dev/tcp/198.18.1.1/25' && lab_wait 10 smtp_connected; then
 	tap_ok "moat-smtpd listens in app and said smtp.hello (status smtp_connected)"

@@ -33,20 +33,8 @@ if ! lab_knot "$LAB_DIR/zsrc" >/dev/null 2>&1; then
 fi
 KNOT_PID=$(cat "$LAB_DIR/knotd.pid")
 
-cat >"$LAB_DIR/moat.conf" <<EOF
-[daemon]
-socket = $SOCK
-state_dir = $LAB_DIR/state
-notify_listen = 198.18.2.1@53
-log_level = debug
-[metrics]
-listen = off
-[policy]
-drop_threshold = 1
-[zone $Z]
-primary = 198.18.2.2@53
-refresh_min = 300
-EOF
+ctld_conf "$Z" "$(printf 'primary = 198.18.2.2@53\nrefresh_min = 300')" \
+	"notify_listen = 198.18.2.1@53"
 BASE=$LAB_DIR/state/zone-$Z.state
 JOURNAL=$LAB_DIR/state/zone-$Z.journal
 

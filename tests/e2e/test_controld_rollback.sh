@@ -22,20 +22,7 @@ ctld_lab_up
 
 F=$LAB_DIR/$Z
 BASE=$LAB_DIR/state/zone-$Z.state
-cat >"$LAB_DIR/moat.conf" <<EOF
-[daemon]
-socket = $SOCK
-state_dir = $LAB_DIR/state
-log_level = debug
-[metrics]
-listen = off
-[policy]
-drop_threshold = 1
-[zone $Z]
-type = rbldnsd
-file = $F
-format = ip6trie
-EOF
+ctld_conf_zone "$Z" "$F" ip6trie
 
 # put TEXT - replace the file the way rsync does (rename; an mtime in the
 # past: the file is complete)

@@ -76,12 +76,7 @@ lab_wait 60 test -S "$LAB_DIR/run/clamd.sock" || { tap_not_ok "clamd did not sta
 
 # moat-smtpd: its own DNSBL (Knot's bl.moat.test lists 192.0.2.10), SPF,
 # clamd, moat-controld's socket (no lookup: the checks below count sessions)
-cat >"$LAB_DIR/smtpd.conf" <<EOF
-listen = 198.18.1.1:25
-workers = 2
-hostname = mx.moat.test
-relay = 198.18.3.2:25
-local_domains = moat.test
+lab_smtpd_conf "$LAB_DIR/smtpd.conf" "workers = 2
 dns_server = 198.18.2.2
 dnsbl_zones = bl.moat.test
 max_conn_per_ip = 2000
@@ -90,8 +85,7 @@ clamd = $LAB_DIR/run/clamd.sock
 clamd_db_max_age_h = 168
 controld_socket = $SOCK
 controld_lookup = no
-log_level = info
-EOF
+log_level = info"
 lab_bg "$NS_APP" smtpd "$smtpd" -c "$LAB_DIR/smtpd.conf"
 if lab_wait 20 lab_inet bash -c 'exec 3<>/dev/tcp/198.18.1.1/25' &&
 	grep -q "event=metrics listen=127.0.0.1:$SPORT" "$LAB_DIR/smtpd.log"; then

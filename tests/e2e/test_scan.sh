@@ -31,27 +31,8 @@ lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
 lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
 lab_sender 192.0.2.55
-mkdir -p "$LAB_DIR/run/cache" && chown -R moat "$LAB_DIR/run"
-
-rules=$LAB_DIR/scan.rules
-{
-	cat "$root/dataplane/smtp/rules/default.rules"
-	echo 'E2E_OLD body reject "old rule says no" /e2e-old-marker/'
-} >"$rules"
-cat >"$LAB_DIR/scan.conf" <<CONF
-listen = 198.18.1.1:25
-workers = 2
-hostname = mx.moat.test
-relay = 198.18.3.2:25
-local_domains = moat.test
-spf = no
-max_conn_per_ip = 2000
-filters = scan
-scan_rules = $rules
-scan_cache_dir = $LAB_DIR/run/cache
-scan_threshold = 5
-log_level = info
-CONF
+lab_scan_conf "$LAB_DIR/scan.conf" 'E2E_OLD body reject "old rule says no" /e2e-old-marker/' \
+	"scan_threshold = 5"
 lab_bg "$NS_APP" smtpd "$smtpd" -c "$LAB_DIR/scan.conf"
 if ! lab_wait 20 lab_inet bash -c 'exec 3<>/dev/tcp/198.18.1.1/25'; then
 	tap_not_ok "moat-smtpd with filters = scan listens"

@@ -33,20 +33,14 @@ lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
 ip -n "$NS_INET" route add local 198.19.0.0/16 dev lo
 ip -n "$NS_APP" route add 198.19.0.0/16 via 198.18.1.2
 lab_sender 192.0.2.55
-cat >"$LAB_DIR/s.conf" <<CONF
-listen = 198.18.1.1:25
-workers = 2
-hostname = mx.moat.test
-relay = 198.18.3.2:25
-local_domains = moat.test
+lab_smtpd_conf "$LAB_DIR/s.conf" "workers = 2
 dns_server = 198.18.2.2
 dnsbl_zones =
 spf = no
 max_conn_per_ip = 0
 max_sessions = 9000
 log_level = warning
-timeout_unread = 60
-CONF
+timeout_unread = 60"
 log=$LAB_DIR/smtpd.log
 lab_bg "$NS_APP" smtpd "$smtpd" -c "$LAB_DIR/s.conf"
 lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/25" || { tap_not_ok "moat-smtpd listens"; cat "$log" >&2; exit 1; }

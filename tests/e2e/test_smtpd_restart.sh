@@ -30,27 +30,8 @@ lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
 # a tenth or so of the final dots answered a second late: a stop lands
 # while a message waits for that answer
 lab_sink -W .:1:10 >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
-mkdir -p "$LAB_DIR/run/cache" && chown -R moat "$LAB_DIR/run"
-
-rules=$LAB_DIR/scan.rules
-{
-	cat "$root/dataplane/smtp/rules/default.rules"
-	echo 'E2E_REFUSE body reject "ledger rule says no" /refuse-me/'
-} >"$rules"
-cat >"$LAB_DIR/smtpd.conf" <<CONF
-listen = 198.18.1.1:25
-workers = 2
-hostname = mx.moat.test
-relay = 198.18.3.2:25
-local_domains = moat.test
-spf = no
-max_conn_per_ip = 2000
-max_conn_rate_per_ip = 0
-filters = scan
-scan_rules = $rules
-scan_cache_dir = $LAB_DIR/run/cache
-log_level = info
-CONF
+lab_scan_conf "$LAB_DIR/smtpd.conf" 'E2E_REFUSE body reject "ledger rule says no" /refuse-me/' \
+	"max_conn_rate_per_ip = 0"
 listens() { lab_inet bash -c 'exec 3<>/dev/tcp/198.18.1.1/25'; }
 start_smtpd() { # start_smtpd NAME
 	lab_bg "$NS_APP" "$1" "$smtpd" -c "$LAB_DIR/smtpd.conf"

@@ -25,19 +25,13 @@ cp "$here/zones/spf.test.zone" "$LAB_DIR/zones/"
 lab_knot "$LAB_DIR/zones" >/dev/null 2>&1 || { tap_not_ok "knot"; exit 1; }
 lab_sink >/dev/null || { tap_not_ok "smtp-sink"; exit 1; }
 lab_sender 192.0.2.55
-cat >"$LAB_DIR/s.conf" <<CONF
-listen = 198.18.1.1:25
-workers = 1
-hostname = mx.moat.test
-relay = 198.18.3.2:25
-local_domains = moat.test
+lab_smtpd_conf "$LAB_DIR/s.conf" "workers = 1
 dns_server = 198.18.2.2
 dnsbl_zones =
 spf = yes
 spf_workers = 2
 spf_timeout_ms = 20000
-log_level = debug
-CONF
+log_level = debug"
 log=$LAB_DIR/smtpd.log
 MOAT_TEST_SPF_FORBIDDEN=forbidden.spf.test lab_bg "$NS_APP" smtpd "$smtpd" -c "$LAB_DIR/s.conf"
 lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/25" || { tap_not_ok "moat-smtpd listens"; cat "$log" >&2; exit 1; }

@@ -51,23 +51,7 @@ bt_expect() {
 	done
 }
 
-bt_conf() {
-	cat >"$LAB_DIR/moat.conf" <<EOC
-[daemon]
-socket = $SOCK
-state_dir = $LAB_DIR/state
-log_level = debug
-$1
-[metrics]
-listen = off
-[policy]
-drop_threshold = 1
-[zone big.rbl]
-type = rbldnsd
-file = $2
-format = ip4set
-EOC
-}
+bt_conf() { ctld_conf_zone big.rbl "$2" ip4set "$1"; }
 
 bt_zf() { jget "$(mctl zones --json)" "[z['$1'] for z in d['zones'] if z['name']=='big.rbl'][0]"; }
 bt_loaded() { [ "$(bt_zf entries 2>/dev/null)" = "$BT_N" ]; }

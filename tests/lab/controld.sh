@@ -26,6 +26,13 @@
 #                  the binaries (CTLD, MOATCTL, FILE...) present, lab_init,
 #                  ctld_lab TAG
 #   ctld_lab_up    lab_up quietly, or "not ok - lab up" and exit
+#   ctld_conf ZONE ZONE_LINES [DAEMON_LINES] [LINES]   $LAB_DIR/moat.conf:
+#                  [daemon] with SOCK, state_dir $LAB_DIR/state, debug log
+#                  and DAEMON_LINES; LINES (a fast path's section) after
+#                  it; no metrics, drop_threshold 1; [zone ZONE] with
+#                  ZONE_LINES
+#   ctld_conf_zone ZONE FILE FORMAT [LINES]   ctld_conf with the rbldnsd
+#                  zone ZONE from FILE in FORMAT (ip4set, ip6trie...)
 # Defaults set when sourced (a caller's own values are kept): build
 # (MOAT_BUILD_DIR or $root/build), CTLD, MOATCTL, PASS_OBJ (the peer's
 # XDP_PASS program), PROBE (tests/netns/tcp_probe.py), PY.
@@ -50,6 +57,27 @@ ctld_test() {
 
 ctld_lab_up() {
 	lab_up >/dev/null 2>&1 || { tap_not_ok "lab up"; exit 1; }
+}
+
+ctld_conf() {
+	cat >"$LAB_DIR/moat.conf" <<EOC
+[daemon]
+socket = $SOCK
+state_dir = $LAB_DIR/state
+log_level = debug
+${3:-}
+${4:-}
+[metrics]
+listen = off
+[policy]
+drop_threshold = 1
+[zone $1]
+$2
+EOC
+}
+
+ctld_conf_zone() {
+	ctld_conf "$1" "$(printf 'type = rbldnsd\nfile = %s\nformat = %s' "$2" "$3")" "" "${4:-}"
 }
 
 ctld_lab() {

@@ -12,6 +12,17 @@
 #   lines for that zone's entry, e.g. "    acl: tsig" or "    notify: app")
 #   lab_sink [ARGS]       start Postfix smtp-sink in mx on 198.18.3.2:25,
 #                         dumping each message under $LAB_DIR/sink/
+#   lab_smtpd_conf CONF LINES   moat-smtpd's CONF for the lab: listen
+#                         198.18.1.1:25 (app), hostname mx.moat.test, relay
+#                         to the sink (198.18.3.2:25), local_domains
+#                         moat.test, then LINES (the test's own keys)
+#   lab_scan_conf CONF RULE [LINES]   moat-smtpd's CONF for the lab with
+#                         filters = scan: listen 198.18.1.1:25, relay to the
+#                         sink, 2 workers, no SPF, the rules default.rules
+#                         plus RULE ($LAB_DIR/scan.rules), the cache in
+#                         $LAB_DIR/run/cache (made, owned by moat); LINES
+#                         (more keys) before log_level = info; sets rules
+#                         (the rules file's path)
 #   lab_sender ADDR       add a sender address (192.0.2.x, 2001:db8:100::x) in inet
 #   lab_inet/app/dns/mx CMD...   run a command in that namespace
 #   lab_bg NS LOGNAME CMD...     start CMD in NS in the background; killed on teardown
@@ -234,6 +245,34 @@ lab_sink() {
 		cat "$LAB_DIR/smtp-sink.log" >&2
 		return 1
 	fi
+}
+
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+lab_scan_conf() {
+	mkdir -p "$LAB_DIR/run/cache" && chown -R moat "$LAB_DIR/run"
+	rules=$LAB_DIR/scan.rules
+	{
+		cat "$LAB_SRC/../../dataplane/smtp/rules/default.rules"
+		echo "$2"
+	} >"$rules"
+	lab_smtpd_conf "$1" "workers = 2
+spf = no
+max_conn_per_ip = 2000
+filters = scan
+scan_rules = $rules
+scan_cache_dir = $LAB_DIR/run/cache
+${3:-}
+log_level = info"
+}
+
+lab_smtpd_conf() {
+	cat >"$1" <<CONF
+listen = 198.18.1.1:25
+hostname = mx.moat.test
+relay = 198.18.3.2:25
+local_domains = moat.test
+$2
+CONF
 }
 
 lab_down() {

@@ -56,21 +56,8 @@ if ! lab_knot "$LAB_DIR/zsrc" >/dev/null 2>&1; then
 	sed 's/^/# /' "$LAB_DIR/knotd.log" | tail
 	exit 1
 fi
-cat >"$LAB_DIR/moat.conf" <<EOF
-[daemon]
-socket = $SOCK
-state_dir = $LAB_DIR/state
-notify_listen = 198.18.2.1@53
-log_level = debug
-[metrics]
-listen = off
-[policy]
-drop_threshold = 1
-[zone $Z]
-primary = 198.18.2.2@53
-tsig = hmac-sha256:xfrkey:$SECRET
-refresh_min = 3600
-EOF
+ctld_conf "$Z" "$(printf 'primary = 198.18.2.2@53\ntsig = hmac-sha256:xfrkey:%s\nrefresh_min = 3600' "$SECRET")" \
+	"notify_listen = 198.18.2.1@53"
 if ! start_ctld ctld; then
 	tap_not_ok "moat-controld start"
 	sed 's/^/# /' "$LAB_DIR/ctld.log"

@@ -1,6 +1,7 @@
 /* test_helpers.c - lib's small shared helpers as case tables: prefix text
  * both ways (lib/prefix.c), its order and containment, action names
- * (lib/vt_policy.c) and the monotonic clock (lib/clock.h).  Every bad input
+ * (lib/vt_policy.c), the configuration boolean (lib/cfgerr.c) and the
+ * monotonic clock (lib/clock.h).  Every bad input
  * has a row and the error it must get. */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cfgerr.h"
 #include "clock.h"
 #include "prefix.h"
 #include "vtable.h"
@@ -193,6 +195,35 @@ static void test_action_names(void **state)
 	assert_string_equal(vt_action_name(UINT32_MAX), "?");
 }
 
+/* test_cfg_bool - the one boolean moat-controld and moat-smtpd read */
+static void test_cfg_bool(void **state)
+{
+	static const struct {
+		const char *s;
+		int ret, want; /* want: the value when ret is 0 */
+	} cases[] = {
+		{ "yes", 0, 1 }, { "true", 0, 1 }, { "on", 0, 1 }, { "1", 0, 1 },
+		{ "no", 0, 0 },  { "false", 0, 0 }, { "off", 0, 0 }, { "0", 0, 0 },
+		{ "YES", 0, 1 }, { "True", 0, 1 }, { "oN", 0, 1 },
+		{ "NO", 0, 0 },  { "False", 0, 0 }, { "OFF", 0, 0 },
+		{ "", -1, 0 },   { "maybe", -1, 0 }, { "2", -1, 0 }, { "-1", -1, 0 },
+		{ "yes ", -1, 0 }, { " yes", -1, 0 }, { "ye", -1, 0 }, { "yess", -1, 0 },
+		{ "01", -1, 0 }, { "o", -1, 0 }, { "y", -1, 0 }, { "n", -1, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int v = 42, r = moat_cfg_bool(cases[i].s, &v);
+
+		if (r != cases[i].ret)
+			fail_msg("'%s': got %d want %d", cases[i].s, r, cases[i].ret);
+		if (r == 0 && v != cases[i].want)
+			fail_msg("'%s': value %d want %d", cases[i].s, v, cases[i].want);
+		if (r != 0 && v != 42)
+			fail_msg("'%s': refused but wrote %d", cases[i].s, v);
+	}
+}
+
 /* test_clock - never goes back, and the three units agree */
 static void test_clock(void **state)
 {
@@ -218,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_order),
 		cmocka_unit_test(test_prefix_contains),
 		cmocka_unit_test(test_action_names),
+		cmocka_unit_test(test_cfg_bool),
 		cmocka_unit_test(test_clock),
 	};
 	return cmocka_run_group_tests_name("helpers", tests, NULL, NULL);

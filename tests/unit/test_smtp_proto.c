@@ -246,6 +246,15 @@ static void test_config_values(void **state)
 		if (r != 0 && !err[0])
 			fail_msg("%s = %s: error without a reason", cases[i].key, cases[i].val);
 	}
+	/* a boolean (lib/cfgerr.c moat_cfg_bool): any case, and this message */
+	config_defaults(&c);
+	assert_int_equal(config_set(&c, "spf", "OFF", err, sizeof(err)), 0);
+	assert_int_equal(c.spf, 0);
+	assert_int_equal(config_set(&c, "spf", "True", err, sizeof(err)), 0);
+	assert_int_equal(c.spf, 1);
+	assert_int_not_equal(config_set(&c, "spf", "2", err, sizeof(err)), 0);
+	assert_string_equal(err, "spf must be yes or no");
+	assert_int_equal(c.spf, 1); /* the last good value stays */
 	/* parsed zone fields */
 	config_defaults(&c);
 	assert_int_equal(config_set(&c, "dnsbl_zones", "a.example=127.0.0.2*3", err, sizeof(err)), 0);
