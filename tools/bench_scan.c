@@ -506,7 +506,10 @@ static int block_db(const struct scan_db *d, struct block_arg *a)
 		if (r->scope != SCOPE_RAW && r->scope != SCOPE_HEADER && r->scope != SCOPE_BODY)
 			continue;
 		ex[n] = r->pattern;
-		fl[n] = r->flags | HS_FLAG_SINGLEMATCH;
+		/* a rule Hyperscan cannot match exactly is a prefilter one,
+		 * as in the streaming databases (its zero-width assertions
+		 * are refused otherwise) */
+		fl[n] = r->flags | (r->prefilter ? HS_FLAG_PREFILTER : HS_FLAG_SINGLEMATCH);
 		ids[n++] = (unsigned)i;
 	}
 	if (hs_compile_multi(ex, fl, ids, n, HS_MODE_BLOCK, NULL, &a->db, &ce) != HS_SUCCESS) {
