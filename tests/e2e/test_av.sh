@@ -197,8 +197,10 @@ for inst in a1:25 a2:2525; do
 		fi
 	done
 done
-# the spilled message went through the file, the small ones through a memfd
-[ "$(counter a1 data.spilled)" -ge 1 ] 2>/dev/null && [ "$(counter a2 data.spilled)" -ge 1 ] 2>/dev/null &&
+# the spilled message went through the file, the small ones through a memfd;
+# the stats file is a periodic snapshot, so wait for the counter to show it
+spilled() { [ "$(counter a1 data.spilled)" -ge 1 ] 2>/dev/null && [ "$(counter a2 data.spilled)" -ge 1 ] 2>/dev/null; }
+lab_wait 5 spilled &&
 	tap_ok "a spilled message scanned over FILDES (a1) and INSTREAM (a2)" ||
 	tap_not_ok "no message spilled (data.spilled a1 $(counter a1 data.spilled) a2 $(counter a2 data.spilled))"
 
@@ -285,11 +287,15 @@ for inst in a1:25 a2:2525; do
 done
 
 # --- counters ---
-lab_wait 3 bash -c "[ \"\$(awk '\$1 == \"av.unavailable\" {print \$2}' $LAB_DIR/run/a1.stats)\" -ge 1 ]"
-v1=$(counter a1 av.virus) c1=$(counter a1 av.clean) t1=$(counter a1 av.timeout) u1=$(counter a1 av.unavailable)
-v2=$(counter a2 av.virus) p3=$(counter a3 av.passed_unscanned)
-[ "${v1:-0}" -eq 3 ] && [ "${v2:-0}" -eq 3 ] && [ "${c1:-0}" -ge 6 ] && [ "${t1:-0}" -eq 1 ] &&
-	[ "${u1:-0}" -eq 1 ] && [ "${p3:-0}" -ge 1 ] &&
+# each instance's stats file is a once-a-second snapshot: wait for all three
+counters_read() {
+	v1=$(counter a1 av.virus) c1=$(counter a1 av.clean) t1=$(counter a1 av.timeout) u1=$(counter a1 av.unavailable)
+	v2=$(counter a2 av.virus) p3=$(counter a3 av.passed_unscanned)
+	[ "${v1:-0}" -eq 3 ] && [ "${v2:-0}" -eq 3 ] && [ "${c1:-0}" -ge 6 ] && [ "${t1:-0}" -eq 1 ] &&
+		[ "${u1:-0}" -eq 1 ] && [ "${p3:-0}" -ge 1 ]
+}
+lab_wait 5 counters_read
+counters_read &&
 	tap_ok "counters: av.virus 3+3, av.clean $c1, av.timeout 1, av.unavailable 1, av.passed_unscanned $p3" ||
 	tap_not_ok "counters: a1 virus=$v1 clean=$c1 timeout=$t1 unavailable=$u1, a2 virus=$v2, a3 passed=$p3"
 
