@@ -295,7 +295,7 @@ static void entity_stats(struct mime_walker *w, int leaf)
 					     "cp367" };
 	char t[64], cs[64], cte[64], cd[sizeof(w->cd) + 1];
 	size_t k;
-	int attach;
+	int attach, b64;
 
 	sa_ctype(w->ctype, w->ctype_len, t, sizeof(t));
 	for (k = 0; k < w->cte_len && k < sizeof(cte) - 1; k++)
@@ -308,15 +308,16 @@ static void entity_stats(struct mime_walker *w, int leaf)
 	cd[k] = 0;
 	attach = strstr(cd, "attachment") != NULL;
 	w->st.attach_count += attach;
-	w->st.b64_count += strstr(cte, "base64") != NULL;
-	w->st.qp_entities += !strstr(cte, "base64") && strstr(cte, "quoted-printable");
+	b64 = strstr(cte, "base64") != NULL;
+	w->st.b64_count += b64;
+	w->st.qp_entities += !b64 && strstr(cte, "quoted-printable");
 	if (strcmp(t, "multipart/alternative") == 0)
 		w->st.alt = 1;
 	if (strcmp(t, "text/html") == 0)
 		w->st.html_count++;
 	else if (strncmp(t, "text", 4) == 0)
 		w->st.text_count++;
-	if (strncmp(t, "text", 4) == 0 && strstr(cte, "base64") &&
+	if (strncmp(t, "text", 4) == 0 && b64 &&
 	    strncmp(cd, "attachment", 10) && strncmp(cd, "inline", 6)) {
 		int ok = !sa_charset(w->ctype, w->ctype_len, cs, sizeof(cs)) || !cs[0];
 
