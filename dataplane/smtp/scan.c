@@ -916,6 +916,7 @@ static void on_part_begin(void *ctx, int type)
 	struct filter_msg *m = ctx;
 
 	render_part_begin(&m->rd, (enum render_type)type);
+	render_part_charset(&m->rd, m->w.leaf_dbcs);
 }
 
 /* on_body_data - decoded body bytes to the renderer */

@@ -25,7 +25,9 @@
 
 enum {
 	RX_DATE1, RX_DATE2, RX_DATE3, RX_TIME, RX_TZNUM, RX_TZNAME,
-	RX_RCVD_DATE, RX_LOCAL1, RX_LOCAL2, RX_FETCHMAIL, RX_N
+	RX_RCVD_DATE, RX_LOCAL1, RX_LOCAL2, RX_FETCHMAIL,
+	RX_EZMLM, RX_DLTO_LIST, RX_QMAIL_INVOKED, RX_MSN_GROUPS,
+	RX_TEMPLATE, RX_TEMPLATE_OK, RX_RATWARE_MID, RX_N
 };
 static const char *const rx_src[RX_N] = {
 	[RX_DATE1] = " (\\d+) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\\d{4}) ",
@@ -38,6 +40,17 @@ static const char *const rx_src[RX_N] = {
 	[RX_LOCAL1] = "\\bfrom (?:localhost\\s|(?:\\S+ ){1,2}\\S*\\b127\\.0\\.0\\.1\\b)",
 	[RX_LOCAL2] = "qmail \\d+ invoked by uid \\d+",
 	[RX_FETCHMAIL] = "\\bby localhost with \\w+ \\(fetchmail-[\\d.]+",
+	/* HeaderEval gated_through_received_hdr_remover */
+	[RX_EZMLM] = "(?m)^contact \\S+\\@\\S+\\; run by ezmlm$",
+	[RX_DLTO_LIST] = "(?m)^mailing list \\S+\\@\\S+",
+	[RX_QMAIL_INVOKED] = "qmail \\d+ invoked (?:from network|by .{3,20})\\); \\d+ ... \\d+",
+	[RX_MSN_GROUPS] = "from groups\\.msn\\.com \\(\\S+\\.msn\\.com ",
+	/* check_unresolved_template */
+	[RX_TEMPLATE] = "%[A-Z][A-Z_-]",
+	[RX_TEMPLATE_OK] = "(?i)^(?:X-VMS-To|X-UIDL|X-Face|To|Cc|From|Subject|References|"
+			   "In-Reply-To|(?:X-|Resent-|X-Original-)?Message-Id):",
+	/* check_ratware_name_id */
+	[RX_RATWARE_MID] = "<[A-Z]{28}\\.([^>]+?)>",
 };
 static pcre2_code *rx[RX_N];
 static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
@@ -268,6 +281,109 @@ static const char *hdr_next(const char *hb, size_t n, size_t *off, const char *n
 	return NULL;
 }
 
+/* hdr_any - some value of header name matches expression i (the joined
+ * get(name) string, for an expression that cannot match across the "\n"
+ * between two values: anchored per line with /m, no class that takes
+ * "\n"); *count: instances seen */
+static int hdr_any(const char *hb, size_t n, const char *name, int i, int *count)
+{
+	size_t off = 0, vl;
+	const char *v;
+	PCRE2_SIZE ov[10];
+
+	*count = 0;
+	while ((v = hdr_next(hb, n, &off, name, &vl))) {
+		++*count;
+		if (rx_find(i, v, vl, ov))
+			return 1;
+	}
+	return 0;
+}
+
+/* gated_through_received_hdr_remover - HeaderEval's: ezmlm lists and
+ * MSN groups strip Received headers; no Received header at all counts */
+static int gated_rcvd(const char *hb, size_t n)
+{
+	int c;
+
+	if (hdr_any(hb, n, "Mailing-List", RX_EZMLM, &c) &&
+	    hdr_any(hb, n, "Delivered-To", RX_DLTO_LIST, &c) &&
+	    hdr_any(hb, n, "Received", RX_QMAIL_INVOKED, &c))
+		return 1;
+	if (hdr_any(hb, n, "Received", RX_MSN_GROUPS, &c))
+		return 1;
+	return c == 0;
+}
+
+/* check_unresolved_template - a header line (ALL split on "\n") with a
+ * "%TEMPLATE" left in it, outside the headers that may carry one */
+static int unresolved_tpl(const char *hb, size_t n)
+{
+	PCRE2_SIZE ov[10];
+
+	for (size_t off = 0; off < n;) {
+		const char *l = hb + off, *e = memchr(l, '\n', n - off);
+		size_t len = e ? (size_t)(e - l) : n - off;
+
+		off += len + 1;
+		if (rx_find(RX_TEMPLATE, l, len, ov) && !rx_find(RX_TEMPLATE_OK, l, len, ov))
+			return 1;
+	}
+	return 0;
+}
+
+/* check_ratware_name_id - MESSAGEID =~ /<[A-Z]{28}\.([^>]+?)>/ and From
+ * =~ /"[^"]+"\s*<\Q$1\E>/ */
+static int ratware_name_id(const char *hb, size_t n)
+{
+	static const char *const mh[] = { "X-Message-Id", "Resent-Message-Id",
+					  "X-Original-Message-ID", "Message-Id" };
+	char *mid = malloc(2 * n + 2), *from = mid + n + 1;
+	size_t ml = 0, fl = 0, vl, off;
+	const char *v;
+	PCRE2_SIZE ov[10];
+	int hit = 0;
+
+	if (!mid)
+		return 0;
+
+	/* get('MESSAGEID'): every value of the four, each followed by "\n"
+	 * (n + 1 bytes hold them all) */
+	for (size_t i = 0; i < sizeof(mh) / sizeof(mh[0]); i++)
+		for (off = 0; (v = hdr_next(hb, n, &off, mh[i], &vl));) {
+			memcpy(mid + ml, v, vl);
+			ml += vl;
+			mid[ml++] = '\n';
+		}
+	if (!rx_find(RX_RATWARE_MID, mid, ml, ov)) {
+		free(mid);
+		return 0;
+	}
+	const char *id = mid + ov[2];
+	size_t il = ov[3] - ov[2];
+
+	for (off = 0; (v = hdr_next(hb, n, &off, "From", &vl));) {
+		memcpy(from + fl, v, vl);
+		fl += vl;
+		from[fl++] = '\n';
+	}
+	for (size_t i = 1; !hit && i + il < fl; i++) {
+		if (from[i - 1] != '<' || memcmp(from + i, id, il) != 0 || from[i + il] != '>')
+			continue;
+		size_t k = i - 1; /* before "<": \s*, then a quoted "[^"]+" */
+
+		while (k > 0 && isspace((unsigned char)from[k - 1]))
+			k--;
+		if (k < 3 || from[k - 1] != '"')
+			continue;
+		const char *q = memrchr(from, '"', k - 1);
+
+		hit = q && (size_t)(q - from) + 1 < k - 1;
+	}
+	free(mid);
+	return hit;
+}
+
 #define RCVD_MAX 64
 
 int64_t sa_date_diff(const char *hb, size_t n)
@@ -382,6 +498,9 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 		"check_uri_host_in_blocklist", "check_uri_host_in_welcomelist",
 		"check_from_in_blacklist", "check_from_in_whitelist", "check_to_in_blacklist",
 		"check_to_in_whitelist",
+		/* VBounce: welcomelist_bounce_relays, a list of the same gate */
+		"check_welcomelist_bounce_relays", "check_whitelist_bounce_relays",
+		"have_any_bounce_relays",
 	};
 	char a[3][64];
 	size_t nl = strcspn(call, "( ");
@@ -451,6 +570,48 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 		r->eval = EVAL_HTML_MESSAGE;
 		return 1;
 	}
+	if (IS("gated_through_received_hdr_remover") && n == 0) {
+		r->eval = EVAL_GATED_RCVD;
+		return 1;
+	}
+	if (IS("check_unresolved_template") && n == 0) {
+		r->eval = EVAL_UNRESOLVED_TPL;
+		return 1;
+	}
+	if (IS("check_ratware_name_id") && n == 0) {
+		r->eval = EVAL_RATWARE_NAME_ID;
+		return 1;
+	}
+	if (IS("html_image_only") && n == 2) {
+		r->eval = EVAL_HTML_IMAGE_ONLY;
+		r->ea = strtod(a[0], NULL);
+		r->eb = strtod(a[1], NULL);
+		return 1;
+	}
+	if (IS("html_range") && n == 3 && strcmp(a[0], "length") == 0) {
+		r->eval = EVAL_HTML_LENGTH;
+		r->ea = strtod(a[1], NULL);
+		r->eb = strcmp(a[2], "inf") == 0 ? INFINITY : strtod(a[2], NULL);
+		return 1;
+	}
+	if (IS("html_eval") && n == 2 && strcmp(a[0], "length") == 0) {
+		/* "$val < N" over an integer length: the range (-inf, ceil(N) - 1] */
+		const char *x = a[1];
+		char *end;
+		int lt = *x == '<';
+
+		if (!lt && *x != '>')
+			return 0;
+		x++;
+		double v = strtod(x, &end);
+
+		if (end == x || *x == '=' || *end)
+			return 0;
+		r->eval = EVAL_HTML_LENGTH;
+		r->ea = lt ? -INFINITY : v;
+		r->eb = lt ? ceil(v) - 1 : INFINITY;
+		return 1;
+	}
 #undef IS
 	return 0;
 }
@@ -470,6 +631,12 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 	}
 	case EVAL_LIST_EMPTY:
 		return 0;
+	case EVAL_GATED_RCVD:
+		return gated_rcvd(hb, n);
+	case EVAL_UNRESOLVED_TPL:
+		return unresolved_tpl(hb, n);
+	case EVAL_RATWARE_NAME_ID:
+		return ratware_name_id(hb, n);
 	}
 	return 0;
 }
@@ -518,6 +685,16 @@ int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		return ms->b64_text;
 	case EVAL_HTML_MESSAGE:
 		return rs->parts_html > 0;
+	case EVAL_HTML_IMAGE_ONLY: /* some text/html part with an <img> */
+	case EVAL_HTML_LENGTH:
+		for (unsigned i = 0; i < rs->html_nparts; i++) {
+			double len = (double)rs->html_part[i].len;
+
+			if ((r->eval == EVAL_HTML_LENGTH || rs->html_part[i].imgs) && len > r->ea &&
+			    len <= r->eb)
+				return 1;
+		}
+		return 0;
 	}
 	return 0;
 }

@@ -28,7 +28,10 @@ enum scan_eval_ext {
 					     * NAN: 'undef' */
 	EVAL_LIST_EMPTY,   /* check_*_in_{welcome,block}list, *_spam_to: no
 			    * such list in the configuration, never true */
-	EVAL_HDR_LAST = EVAL_LIST_EMPTY,
+	EVAL_GATED_RCVD,   /* gated_through_received_hdr_remover() */
+	EVAL_UNRESOLVED_TPL, /* check_unresolved_template() */
+	EVAL_RATWARE_NAME_ID, /* check_ratware_name_id() */
+	EVAL_HDR_LAST = EVAL_RATWARE_NAME_ID,
 	/* at the end of the message */
 	EVAL_MIME_HTML_ONLY,  /* check_for_mime_html_only() */
 	EVAL_MIME_MP_RATIO,   /* check_mime_multipart_ratio(ea, eb) */
@@ -41,6 +44,9 @@ enum scan_eval_ext {
 	EVAL_TAG_EXISTS,      /* html_tag_exists(render_tag_names[ea]) */
 	EVAL_BODY_LENGTH,     /* check_body_length(ea) */
 	EVAL_MIME_QP_COUNT,   /* check_for_mime('mime_qp_count') */
+	EVAL_HTML_IMAGE_ONLY, /* html_image_only(ea, eb) */
+	EVAL_HTML_LENGTH,     /* html_range('length', ea, eb), eb INFINITY:
+			       * 'inf'; html_eval('length', '< N') as a range */
 };
 
 /* scan_eval_lookup - the eval of a call "name(args)" (the text after

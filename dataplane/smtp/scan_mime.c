@@ -286,6 +286,23 @@ static int sa_charset(const char *ct, size_t n, char *cs, size_t cap)
 	return 0;
 }
 
+/* dbcs_charset - the charset of Content-Type ct is one where a byte
+ * 0x81-0xFE starts a two-byte character (what Encode decodes a text/html
+ * part of it into: HTML.pm's length counts those characters) */
+static int dbcs_charset(const char *ct, size_t n)
+{
+	static const char *const dbcs[] = { "big5", "big5-hkscs", "gbk", "gb2312", "euc-cn",
+					     "cp936", "euc-kr", "cp949", "cp950", "ks_c_5601-1987" };
+	char cs[64];
+
+	if (!sa_charset(ct, n, cs, sizeof(cs)))
+		return 0;
+	for (size_t i = 0; i < sizeof(dbcs) / sizeof(dbcs[0]); i++)
+		if (strcmp(cs, dbcs[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* entity_stats - MIMEEval's _check_mime_header for one entity, and the
  * leaf counters (_check_attachments) when it is a leaf */
 static void entity_stats(struct mime_walker *w, int leaf)
@@ -451,6 +468,7 @@ static void headers_end(struct mime_walker *w)
 		w->pending_eol = 0;
 		if (w->decode) {
 			w->part_open = 1;
+			w->leaf_dbcs = dbcs_charset(w->ctype, w->ctype_len);
 			if (w->sink->part_begin)
 				w->sink->part_begin(w->ctx, part_type(w->ctype, w->ctype_len));
 		} else if (w->sink->part_skip) {

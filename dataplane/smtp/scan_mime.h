@@ -124,6 +124,8 @@ struct mime_walker {
 	/* the leaf being walked, for the MIMEEval counters */
 	int leaf_count;        /* 1: text/plain, 2: text/html bytes counted */
 	int leaf_qp;           /* its Content-Transfer-Encoding is QP */
+	int leaf_dbcs;         /* its charset is a double-byte one (Big5, GBK,
+				* EUC-KR...): set when part_begin is called */
 	uint64_t ll;           /* raw bytes of the current line so far */
 	int ll_spam;           /* the line starts with "SPAM: " */
 	const char *line_end;  /* in the piece being fed: after the line just

@@ -463,6 +463,12 @@ static void text_uris(struct render *r, const char *p, size_t n)
 
 /* ------------------------------------------------------------ HTML */
 
+/* html_rec - 1 when the text/html part being read has an html_part record */
+static inline int html_rec(const struct render *r)
+{
+	return r->type == RT_HTML && r->st.parts_html <= RENDER_HTML_PARTS;
+}
+
 /* hout - rendered HTML text, to the body cut */
 static void body_cut_out(struct render *r, const char *p, size_t n);
 
@@ -688,8 +694,11 @@ static void tag_done(struct render *r)
 		if (!strcmp(t, render_tag_names[i]))
 			r->st.tags_seen |= 1u << i;
 	if (!r->h_end) {
-		if (!strcmp(t, "img"))
+		if (!strcmp(t, "img")) {
 			r->st.html_images++;
+			if (html_rec(r))
+				r->st.html_part[r->st.html_nparts - 1].imgs++;
+		}
 		if (!strcmp(t, "script") || !strcmp(t, "style")) {
 			r->st.html_scripts += t[1] == 'c';
 			strcpy(r->h_raw, t);
@@ -935,10 +944,78 @@ void render_part_begin(struct render *r, enum render_type t)
 	r->cr = 0;
 	r->hs = HS_TEXT;
 	r->h_sp = r->h_wselem = r->h_node = r->h_nbsp = 0;
+	r->h_dbcs = r->h_8bit = r->h_u8bad = r->h_dblead = 0;
+	r->h_u8need = 0;
+	r->h_u8cont = r->h_dbtrail = 0;
 	if (t == RT_PLAIN)
 		r->st.parts_plain++;
-	else if (t == RT_HTML)
-		r->st.parts_html++;
+	else if (t == RT_HTML && r->st.parts_html++ < RENDER_HTML_PARTS)
+		r->st.html_nparts++;
+}
+
+
+void render_part_charset(struct render *r, int dbcs)
+{
+	r->h_dbcs = dbcs;
+}
+
+/* html_chars - count a text/html part's bytes, and what makes them
+ * characters: a UTF-8 check (RFC 3629: no overlong forms, surrogates or
+ * code points past U+10FFFF, as Encode's strict decode) and the two-byte
+ * characters of a double-byte charset */
+static void html_chars(struct render *r, const char *p, size_t n)
+{
+	r->st.html_part[r->st.html_nparts - 1].len += n;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (r->h_dblead) {
+			r->h_dblead = 0;
+			r->h_dbtrail++;
+		} else if (c >= 0x81 && c <= 0xfe) {
+			r->h_dblead = 1;
+		}
+		if (c < 0x80 && !r->h_u8need)
+			continue;
+		r->h_8bit = 1;
+		if (r->h_u8bad)
+			continue;
+		if (r->h_u8need) {
+			if ((c & 0xc0) != 0x80) {
+				r->h_u8bad = 1;
+				continue;
+			}
+			r->h_u8cont++;
+			r->h_u8cp = r->h_u8cp << 6 | (c & 0x3f);
+			if (--r->h_u8need == 0 &&
+			    (r->h_u8cp < r->h_u8min || r->h_u8cp > 0x10ffff ||
+			     (r->h_u8cp >= 0xd800 && r->h_u8cp <= 0xdfff)))
+				r->h_u8bad = 1;
+		} else if ((c & 0xe0) == 0xc0) {
+			r->h_u8need = 1, r->h_u8cp = c & 0x1f, r->h_u8min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			r->h_u8need = 2, r->h_u8cp = c & 0x0f, r->h_u8min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			r->h_u8need = 3, r->h_u8cp = c & 0x07, r->h_u8min = 0x10000;
+		} else {
+			r->h_u8bad = 1;
+		}
+	}
+}
+
+/* html_chars_end - the part's length in characters (Node::rendered:
+ * all ASCII, bytes; valid UTF-8, its characters; else the declared
+ * charset's: two-byte ones counted once, single-byte ones as bytes) */
+static void html_chars_end(struct render *r)
+{
+	uint64_t *len = &r->st.html_part[r->st.html_nparts - 1].len;
+
+	if (!r->h_8bit)
+		return;
+	if (!r->h_u8bad && !r->h_u8need)
+		*len -= r->h_u8cont;
+	else if (r->h_dbcs)
+		*len -= r->h_dbtrail;
 }
 
 /* part_bytes - decoded bytes of a text part, CRLF already LF */
@@ -955,6 +1032,8 @@ static void part_bytes(struct render *r, const char *p, size_t n)
 		trunc_feed(r, &r->btr, p, n, body_cut_out, &r->st.body_cut);
 	} else if (r->type == RT_HTML) {
 		r->st.html_bytes += n;
+		if (html_rec(r))
+			html_chars(r, p, n);
 		for (size_t i = 0; i < n && !r->btr.done; i++)
 			html_byte(r, (unsigned char)p[i]);
 	}
@@ -1002,6 +1081,8 @@ void render_part_end(struct render *r)
 		if (r->h_sp)
 			hout(r, " ", 1);
 		r->h_sp = 0;
+		if (html_rec(r))
+			html_chars_end(r);
 	}
 	if (r->type == RT_PLAIN || r->type == RT_HTML)
 		trunc_end(r, &r->btr, body_cut_out);

@@ -41,6 +41,8 @@ enum render_type {
 	RT_SKIP,      /* text/calendar, and parts not decoded (attachments) */
 };
 
+#define RENDER_HTML_PARTS 8 /* text/html parts whose length is kept */
+
 enum render_unit { RU_BODY = 0, RU_RAWBODY, RU_URI };
 
 /* unit - one complete unit of a kind; p is valid only during the call */
@@ -66,6 +68,17 @@ struct render_stats {
 	unsigned raw_cut;       /* parts cut at rawbody_part_scan_size */
 	unsigned tags_seen;     /* 1 << i: start or end tag render_tag_names[i]
 				 * seen (HTMLEval html_tag_exists) */
+	/* per text/html part, the first RENDER_HTML_PARTS (SpamAssassin's
+	 * html_all, one HTML::Parser per part): the characters given to the
+	 * parser (HTML.pm's length: normalize_charset is on, so the decoded
+	 * part as characters: UTF-8 when it is valid UTF-8, two-byte
+	 * characters for a double-byte charset, else bytes; known at the
+	 * part's end) and <img> start tags (inside{img}) */
+	unsigned html_nparts;
+	struct {
+		uint64_t len;
+		unsigned imgs;
+	} html_part[RENDER_HTML_PARTS];
 };
 /* the tag names tags_seen records, NULL-terminated */
 extern const char *const render_tag_names[];
@@ -122,6 +135,15 @@ struct render {
 	char h_an[16];
 	char h_ent[12];
 	char h_av[RENDER_URI_MAX];
+	/* the text/html part as characters (html_part[].len) */
+	int h_dbcs;               /* its charset is double-byte (render_part_charset) */
+	int h_8bit;               /* a byte over 0x7f seen */
+	int h_u8bad;              /* not valid UTF-8 */
+	unsigned h_u8need;        /* continuation bytes still expected */
+	uint32_t h_u8cp, h_u8min; /* the code point so far, its smallest value */
+	uint64_t h_u8cont;        /* continuation bytes (UTF-8 chars = bytes - these) */
+	uint64_t h_dbtrail;       /* trailing bytes of two-byte characters */
+	int h_dblead;             /* the last byte was a lead byte */
 };
 
 /* render_init - prepare for one message; want: 1 << RU_* the sink reads. */
@@ -132,6 +154,9 @@ void render_subject(struct render *r, const char *p, size_t n);
 void render_subject_end(struct render *r);
 /* render_part_begin / render_data / render_part_end - one leaf part. */
 void render_part_begin(struct render *r, enum render_type t);
+/* render_part_charset - after render_part_begin: the part's charset is a
+ * double-byte one (scan_mime.h leaf_dbcs) */
+void render_part_charset(struct render *r, int dbcs);
 void render_data(struct render *r, const char *p, size_t n);
 void render_part_end(struct render *r);
 /* render_finish - end of message: the last units. */

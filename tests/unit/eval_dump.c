@@ -47,7 +47,10 @@ static void h_end(void *ctx)
 
 static void p_begin(void *ctx, int t)
 {
-	render_part_begin(&((struct dump *)ctx)->r, (enum render_type)t);
+	struct dump *d = ctx;
+
+	render_part_begin(&d->r, (enum render_type)t);
+	render_part_charset(&d->r, d->w.leaf_dbcs);
 }
 
 static void p_data(void *ctx, const char *p, size_t n)
