@@ -910,6 +910,24 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 			 SCOPE_URI, p, n);
 }
 
+/* on_entity_headers - an entity's headers are over: the mimeheader rules
+ * (scan_eval.c) that have not hit yet, on them */
+static void on_entity_headers(void *ctx)
+{
+	struct filter_msg *m = ctx;
+	const struct scan_db *d = m->db;
+	char v[MIME_HDRVAL_MAX + 1];
+
+	for (size_t i = 0; i < d->nevals; i++) {
+		const struct scan_rule *r = &d->rules[d->evals[i]];
+
+		if (r->eval == EVAL_MIMEHEADER &&
+		    !(m->hits[d->evals[i] / 64] >> (d->evals[i] % 64) & 1) &&
+		    confirm(r, v, scan_eval_entity_value(r, &m->w, v)))
+			rule_hit(m, d->evals[i]);
+	}
+}
+
 /* on_part_begin - a decoded leaf part starts (enum mime_ptype) */
 static void on_part_begin(void *ctx, int type)
 {
@@ -953,6 +971,7 @@ static const struct mime_sink scan_sink = {
 	.body_data = on_body_data,
 	.part_end = on_part_end,
 	.part_skip = on_part_skip,
+	.entity_headers = on_entity_headers,
 };
 
 /* ------------------------------------------------------- filter ops */

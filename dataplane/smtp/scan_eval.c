@@ -10,8 +10,10 @@
 #include "scan_eval.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -570,6 +572,16 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 		r->eval = EVAL_HTML_MESSAGE;
 		return 1;
 	}
+	if (IS("html_text_match") && n == 2 && strcmp(a[0], "anchor") == 0 &&
+	    strcmp(a[1], "<img>") == 0) {
+		r->eval = EVAL_LINK_IMAGE;
+		return 1;
+	}
+	if (IS("html_text_match") && n == 2 && strcmp(a[0], "comment") == 0 &&
+	    strcmp(a[1], "<!.*?>") == 0) {
+		r->eval = EVAL_COMMENT_EXISTS;
+		return 1;
+	}
 	if (IS("gated_through_received_hdr_remover") && n == 0) {
 		r->eval = EVAL_GATED_RCVD;
 		return 1;
@@ -614,6 +626,117 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 	}
 #undef IS
 	return 0;
+}
+
+int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz)
+{
+	const char *p = def, *q;
+	char name[MIME_NAME_MAX], open, close;
+	size_t nl = 0;
+	uint32_t opt = 0;
+	int mh, ec;
+	PCRE2_SIZE eo;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (*p && *p != ' ' && *p != '\t' && *p != '=' && *p != '!' && nl < sizeof(name) - 1)
+		name[nl++] = *p++;
+	name[nl] = 0;
+	if (nl > 4 && strcasecmp(name + nl - 4, ":raw") == 0) {
+		snprintf(why, whysz, "mimeheader: raw (folded) part headers are not kept");
+		return 0;
+	}
+	if ((mh = mime_mh_index(name)) < 0) {
+		snprintf(why, whysz, "mimeheader: part header %s is not kept", name);
+		return 0;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strncmp(p, "=~", 2) != 0) {
+		snprintf(why, whysz, "mimeheader: only =~ tests");
+		return 0;
+	}
+	p += 2;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == 'm' && p[1] && !isalnum((unsigned char)p[1]) && p[1] != ' ')
+		p++;
+	open = *p++;
+	close = open == '{' ? '}' : open == '(' ? ')' : open == '<' ? '>' : open;
+	if (!open || isalnum((unsigned char)open) || open == ' ') {
+		snprintf(why, whysz, "mimeheader: not a /regex/");
+		return 0;
+	}
+	for (q = p; *q && *q != close; q++)
+		if (*q == '\\' && q[1])
+			q++;
+	if (*q != close) {
+		snprintf(why, whysz, "mimeheader: not a /regex/");
+		return 0;
+	}
+	const char *f = q + 1;
+
+	for (; *f && *f != ' ' && *f != '\t'; f++) {
+		if (*f == 'i')
+			opt |= PCRE2_CASELESS;
+		else if (*f == 's')
+			opt |= PCRE2_DOTALL;
+		else if (*f == 'm')
+			opt |= PCRE2_MULTILINE;
+		else if (*f == 'x')
+			opt |= PCRE2_EXTENDED;
+		else {
+			snprintf(why, whysz, "mimeheader: regex flag %c", *f);
+			return 0;
+		}
+	}
+	while (*f == ' ' || *f == '\t')
+		f++;
+	if (*f) { /* [if-unset: ...]: none in Debian's rules */
+		snprintf(why, whysz, "mimeheader: text after the regex");
+		return 0;
+	}
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, (PCRE2_SIZE)(q - p), opt, &ec, &eo, NULL);
+
+	if (!re) {
+		PCRE2_UCHAR m[120];
+
+		pcre2_get_error_message(ec, m, sizeof(m));
+		snprintf(why, whysz, "mimeheader: pcre2: %s", (char *)m);
+		return ec == PCRE2_ERROR_NOMEMORY ? -ENOMEM : 0;
+	}
+	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	r->re = re;
+	r->eval = EVAL_MIMEHEADER;
+	r->ea = mh;
+	return 1;
+}
+
+size_t scan_eval_entity_value(const struct scan_rule *r, const struct mime_walker *w,
+			      char buf[MIME_HDRVAL_MAX + 1])
+{
+	size_t n = 0;
+	const char *v = mime_entity_header(w, (enum mime_mh)(int)r->ea, &n);
+
+	if (!v)
+		return 0; /* absent: undef, the if-unset value '' */
+	memcpy(buf, v, n); /* get_header: the value, then "\n" */
+	buf[n++] = '\n';
+	return n;
+}
+
+int scan_eval_entity(const struct scan_rule *r, const struct mime_walker *w)
+{
+	char buf[MIME_HDRVAL_MAX + 1];
+	size_t n = scan_eval_entity_value(r, w, buf);
+	pcre2_match_data *md;
+	int rc;
+
+	if (!(md = pcre2_match_data_create(1, NULL)))
+		return 0;
+	rc = pcre2_match(r->re, (PCRE2_SPTR)buf, n, 0, 0, md, NULL);
+	pcre2_match_data_free(md);
+	return rc >= 0;
 }
 
 int scan_eval_is_header(const struct scan_rule *r)
@@ -685,6 +808,10 @@ int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		return ms->b64_text;
 	case EVAL_HTML_MESSAGE:
 		return rs->parts_html > 0;
+	case EVAL_LINK_IMAGE:
+		return rs->img_in_anchor;
+	case EVAL_COMMENT_EXISTS:
+		return rs->comment_match;
 	case EVAL_HTML_IMAGE_ONLY: /* some text/html part with an <img> */
 	case EVAL_HTML_LENGTH:
 		for (unsigned i = 0; i < rs->html_nparts; i++) {

@@ -47,6 +47,11 @@ enum scan_eval_ext {
 	EVAL_HTML_IMAGE_ONLY, /* html_image_only(ea, eb) */
 	EVAL_HTML_LENGTH,     /* html_range('length', ea, eb), eb INFINITY:
 			       * 'inf'; html_eval('length', '< N') as a range */
+	EVAL_LINK_IMAGE,      /* html_text_match('anchor', '<img>') */
+	EVAL_COMMENT_EXISTS,  /* html_text_match('comment', '<!.*?>') */
+	EVAL_MIMEHEADER,      /* a mimeheader rule: header enum mime_mh in ea,
+			       * its PCRE2 in re, [if-unset:] in unset; hit
+			       * per entity (scan_eval_entity), never at the end */
 };
 
 /* scan_eval_lookup - the eval of a call "name(args)" (the text after
@@ -54,6 +59,19 @@ enum scan_eval_ext {
  * file, 0 when not, -1 when its arguments do not parse.  lists: the
  * configuration defines welcomelist/blocklist entries. */
 int scan_eval_lookup(const char *call, int lists, struct scan_rule *r);
+
+/* scan_eval_mimeheader - a mimeheader rule "NAME =~ /re/flags" (the text
+ * after the rule name) as EVAL_MIMEHEADER in r: 1 done, 0 not possible
+ * (why says why), -ENOMEM */
+int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz);
+
+/* scan_eval_entity - does mimeheader rule r match the entity whose headers
+ * just ended (MIMEHeader's eval_hook_called for one part: get_header, the
+ * last value plus "\n", or the if-unset value when absent) */
+int scan_eval_entity(const struct scan_rule *r, const struct mime_walker *w);
+/* scan_eval_entity_value - the string it matches, into buf; its length */
+size_t scan_eval_entity_value(const struct scan_rule *r, const struct mime_walker *w,
+			      char buf[MIME_HDRVAL_MAX + 1]);
 
 /* scan_eval_is_header - r's value is known at the end of the headers */
 int scan_eval_is_header(const struct scan_rule *r);

@@ -99,6 +99,7 @@ void mime_init(struct mime_walker *w, const struct mime_limits *lim,
 	w->ctype_len = 0;
 	w->cte_len = 0;
 	w->cd_len = 0;
+	w->cid_len = w->cloc_len = 0;
 	w->leaf_count = w->leaf_qp = w->ll_spam = w->body_cr = 0;
 	w->line_end = w->body_from = NULL;
 	w->ll = 0;
@@ -124,6 +125,31 @@ static size_t skip_ws(const char *s, size_t i, size_t n)
 	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
 		i++;
 	return i;
+}
+
+int mime_mh_index(const char *name)
+{
+	static const char *const nm[MH_N] = { "Content-Type", "Content-Transfer-Encoding",
+					      "Content-Disposition", "Content-ID",
+					      "Content-Location" };
+
+	for (int i = 0; i < MH_N; i++)
+		if (strcasecmp(name, nm[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *mime_entity_header(const struct mime_walker *w, enum mime_mh mh, size_t *len)
+{
+	const char *const v[MH_N] = { w->ctype, w->cte, w->cd, w->cid, w->cloc };
+	const size_t l[MH_N] = { w->ctype_len, w->cte_len, w->cd_len, w->cid_len, w->cloc_len };
+
+	if ((unsigned)mh >= MH_N || !(w->ent_hdrs & 1u << mh))
+		return NULL;
+	*len = l[mh];
+	while (*len && isspace((unsigned char)v[mh][*len - 1]))
+		--*len;
+	return v[mh];
 }
 
 /* mime_parse_boundary - the boundary parameter of a multipart Content-Type */
@@ -437,6 +463,8 @@ static void headers_end(struct mime_walker *w)
 	if (bl < 0)
 		w->st.bad_boundary++;
 	entity_stats(w, !(bl > 0 && w->depth < w->lim.max_depth));
+	if (w->sink->entity_headers)
+		w->sink->entity_headers(w->ctx);
 	if (bl > 0 && w->depth < w->lim.max_depth) {
 		struct mime_level *l = &w->lv[w->depth++];
 
@@ -478,6 +506,8 @@ static void headers_end(struct mime_walker *w)
 	w->ctype_len = 0;
 	w->cte_len = 0;
 	w->cd_len = 0;
+	w->cid_len = w->cloc_len = 0;
+	w->ent_hdrs = 0;
 }
 
 /* capture - append header value bytes to the captured header, bounded */
@@ -490,6 +520,10 @@ static void capture(struct mime_walker *w, const char *p, size_t n)
 		dst = w->ctype, len = &w->ctype_len, cap = sizeof(w->ctype);
 	} else if (w->cur_hdr == 3) {
 		dst = w->cd, len = &w->cd_len, cap = sizeof(w->cd);
+	} else if (w->cur_hdr == 4) {
+		dst = w->cid, len = &w->cid_len, cap = sizeof(w->cid);
+	} else if (w->cur_hdr == 5) {
+		dst = w->cloc, len = &w->cloc_len, cap = sizeof(w->cloc);
 	} else {
 		dst = w->cte, len = &w->cte_len, cap = sizeof(w->cte);
 	}
@@ -730,6 +764,12 @@ static int header_start(struct mime_walker *w, const char *s, size_t n, size_t *
 		w->cur_hdr = 2;
 	else if (i == 19 && strncasecmp(s, "Content-Disposition", 19) == 0)
 		w->cur_hdr = 3;
+	else if (i == 10 && strncasecmp(s, "Content-ID", 10) == 0)
+		w->cur_hdr = 4, w->cid_len = 0;
+	else if (i == 16 && strncasecmp(s, "Content-Location", 16) == 0)
+		w->cur_hdr = 5, w->cloc_len = 0;
+	if (w->cur_hdr)
+		w->ent_hdrs |= 1u << (w->cur_hdr - 1);
 	if (w->top && w->sink->header_begin) {
 		char name[MIME_NAME_MAX];
 		size_t k = i < MIME_NAME_MAX - 1 ? i : MIME_NAME_MAX - 1;
@@ -782,6 +822,8 @@ static int process_line(struct mime_walker *w, const char *s, size_t n, int comp
 				w->ctype_len = 0;
 				w->cte_len = 0;
 				w->cd_len = 0;
+				w->cid_len = w->cloc_len = 0;
+				w->ent_hdrs = 0;
 			}
 			return LM_IGNORE;
 		}

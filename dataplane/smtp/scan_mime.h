@@ -25,7 +25,8 @@
 #define MIME_NAME_MAX 64      /* header name kept for scoping */
 #define MIME_OUT_MAX 8192     /* decode buffer, flushed when full */
 #define MIME_DEPTH_HARD 16    /* compile-time ceiling for max_depth */
-#define MIME_BODY_LEN_MAX 65536 /* body length counted up to (check_body_length) */
+#define MIME_BODY_LEN_MAX 65536
+#define MIME_MH_MAX 256       /* Content-ID / -Location kept (mimeheader) */ /* body length counted up to (check_body_length) */
 
 /* Limits; zero fields take the defaults below. */
 struct mime_limits {
@@ -52,7 +53,15 @@ struct mime_sink {
 	void (*part_end)(void *ctx);
 	/* a leaf part that is not decoded (attachment, over max_parts) */
 	void (*part_skip)(void *ctx);
+	/* an entity's header section is over (the message's own, then each
+	 * part's, in document order): mime_entity_header() reads its
+	 * headers until the next call */
+	void (*entity_headers)(void *ctx);
 };
+
+/* the part headers SpamAssassin's mimeheader rules read that the walker
+ * keeps per entity */
+enum mime_mh { MH_CTYPE, MH_CTE, MH_CD, MH_CID, MH_CLOC, MH_N };
 
 /* What a decoded leaf part is, from its Content-Type (values match
  * scan_render.h enum render_type). */
@@ -114,13 +123,18 @@ struct mime_walker {
 	int decode;            /* current part is decoded (not capped) */
 	enum mime_enc enc;     /* current leaf's transfer encoding */
 
+	unsigned ent_hdrs;     /* 1 << enum mime_mh: present in the entity */
 	/* captured headers of the entity whose headers are being read */
 	char ctype[MIME_HDRVAL_MAX];
 	size_t ctype_len;
 	char cte[64];
 	size_t cte_len;
-	char cd[128];          /* Content-Disposition, bounded */
+	char cd[MIME_HDRVAL_MAX]; /* Content-Disposition, bounded */
 	size_t cd_len;
+	char cid[MIME_MH_MAX];    /* Content-ID, the last one */
+	size_t cid_len;
+	char cloc[MIME_MH_MAX];   /* Content-Location, the last one */
+	size_t cloc_len;
 	/* the leaf being walked, for the MIMEEval counters */
 	int leaf_count;        /* 1: text/plain, 2: text/html bytes counted */
 	int leaf_qp;           /* its Content-Transfer-Encoding is QP */
@@ -157,6 +171,16 @@ void mime_init(struct mime_walker *w, const struct mime_limits *lim,
 void mime_feed(struct mime_walker *w, const char *p, size_t len);
 /* mime_finish - end of message: close what is open, flush. */
 void mime_finish(struct mime_walker *w);
+
+/* mime_mh_index - the enum mime_mh of a header name, -1 when the walker
+ * does not keep it */
+int mime_mh_index(const char *name);
+/* mime_entity_header - header mh of the entity whose headers just ended
+ * (inside entity_headers): its value, trailing blanks dropped, or NULL
+ * when the entity has none.  Content-Type, -Transfer-Encoding and
+ * -Disposition hold every instance appended (MIME_HDRVAL_MAX bytes);
+ * Content-ID and -Location the last (MIME_MH_MAX). */
+const char *mime_entity_header(const struct mime_walker *w, enum mime_mh mh, size_t *len);
 
 /* mime_parse_boundary - boundary parameter of a Content-Type value.
  * Returns its length (1..MIME_BOUNDARY_MAX) copied into out, 0 when the

@@ -698,13 +698,19 @@ static void tag_done(struct render *r)
 			r->st.html_images++;
 			if (html_rec(r))
 				r->st.html_part[r->st.html_nparts - 1].imgs++;
+			if (r->h_in_a) /* HTML.pm: anchor text gets "<img>\n" */
+				r->st.img_in_anchor = 1;
 		}
+		if (!strcmp(t, "a"))
+			r->h_in_a++;
 		if (!strcmp(t, "script") || !strcmp(t, "style")) {
 			r->st.html_scripts += t[1] == 'c';
 			strcpy(r->h_raw, t);
 			r->h_match = 0;
 			r->hs = HS_RAW;
 		}
+	} else if (!strcmp(t, "a") && r->h_in_a) { /* inside{a}, floored at 0 */
+		r->h_in_a--;
 	}
 	if (!strcmp(t, "br") || !strcmp(t, "div"))
 		ws = "\n";
@@ -853,19 +859,37 @@ static void html_byte(struct render *r, unsigned char c)
 				r->hs = HS_COMMENT;
 				r->h_dash = 0;
 				r->st.html_comments++;
+				r->h_cm_bang = 1, r->h_cm_lt = 0; /* "<!--": a "<!" */
 			}
 			return;
 		}
 		r->hs = HS_DECL;
+		/* "<!" not followed by "--" or a name: HTML::Parser's bogus
+		 * comment, "<!" to ">" as the comment's text */
+		r->h_cm_bogus = !r->h_dash && !is_alpha(c);
+		r->h_cm_bang = 1;
 		html_byte(r, c);
 		return;
 	case HS_COMMENT:
+		/* html_text_match('comment', '<!.*?>'): a "<!" and a ">" after it
+		 * on one line of the comment's text */
+		if (c == '>' && r->h_cm_bang)
+			r->st.comment_match = 1;
+		if (c == '\n')
+			r->h_cm_bang = 0;
+		else if (c == '!' && r->h_cm_lt)
+			r->h_cm_bang = 1;
+		r->h_cm_lt = c == '<';
 		if (c == '>' && r->h_dash >= 2)
 			markup_end(r);
 		else
 			r->h_dash = c == '-' ? r->h_dash + 1 : 0;
 		return;
 	case HS_DECL:
+		if (c == '>' && r->h_cm_bogus && r->h_cm_bang)
+			r->st.comment_match = 1;
+		if (c == '\n')
+			r->h_cm_bang = 0;
 		if (c == '>')
 			markup_end(r);
 		return;
@@ -945,6 +969,7 @@ void render_part_begin(struct render *r, enum render_type t)
 	r->hs = HS_TEXT;
 	r->h_sp = r->h_wselem = r->h_node = r->h_nbsp = 0;
 	r->h_dbcs = r->h_8bit = r->h_u8bad = r->h_dblead = 0;
+	r->h_in_a = 0;
 	r->h_u8need = 0;
 	r->h_u8cont = r->h_dbtrail = 0;
 	if (t == RT_PLAIN)

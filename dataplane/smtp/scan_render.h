@@ -74,6 +74,10 @@ struct render_stats {
 	 * part as characters: UTF-8 when it is valid UTF-8, two-byte
 	 * characters for a double-byte charset, else bytes; known at the
 	 * part's end) and <img> start tags (inside{img}) */
+	int comment_match;      /* an HTML comment with "<!" then ">" on one
+				 * line (html_text_match('comment', '<!.*?>')) */
+	int img_in_anchor;      /* an <img> inside an <a> (HTMLEval
+				 * html_text_match('anchor', '<img>')) */
 	unsigned html_nparts;
 	struct {
 		uint64_t len;
@@ -144,6 +148,9 @@ struct render {
 	uint64_t h_u8cont;        /* continuation bytes (UTF-8 chars = bytes - these) */
 	uint64_t h_dbtrail;       /* trailing bytes of two-byte characters */
 	int h_dblead;             /* the last byte was a lead byte */
+	int h_cm_bang, h_cm_lt;   /* in a comment: "<!" on this line, '<' last */
+	int h_cm_bogus;           /* the declaration is a bogus comment ("<!x") */
+	unsigned h_in_a;          /* <a> start tags minus end tags (inside{a}) */
 };
 
 /* render_init - prepare for one message; want: 1 << RU_* the sink reads. */

@@ -1321,8 +1321,18 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 			return sa_why(e, "eval: Perl code test");
 		goto add;
 	}
-	if (strcmp(e->kind, "mimeheader") == 0)
-		return sa_why(e, "mimeheader: MIME part headers are not scanned");
+	if (strcmp(e->kind, "mimeheader") == 0) { /* PCRE2 on each entity's headers */
+		int rc = scan_eval_mimeheader(a, &r, msg, sizeof(msg));
+
+		if (rc <= 0)
+			return rc < 0 ? rc : sa_why(e, "%s", msg);
+		r.scope = SCOPE_EVAL;
+		if (!(r.pattern = strdup(""))) {
+			scan_rule_free(&r);
+			return -ENOMEM;
+		}
+		goto add;
+	}
 	int replace = 0;
 	for (size_t i = 0; i < s->nreplace; i++)
 		replace |= strcmp(s->replace[i], e->name) == 0;

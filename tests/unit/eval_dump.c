@@ -1,7 +1,8 @@
 /* eval_dump.c - the SpamAssassin evals of scan_eval.c over message files,
  * to compare with SpamAssassin's own hits (tools/sa-eval-check).
  *   eval_dump RULES FILE...
- * RULES: "NAME<TAB>call" lines (the text after "eval:"); prints, per file,
+ * RULES: "NAME<TAB>call" lines (the text after "eval:", or "mimeheader:"
+ * and the text after a mimeheader rule's name); prints, per file,
  * "FILE<TAB>NAME,NAME..." of the evals that fire; the rules it implements
  * go to stderr, one a line.  A leading mbox "From "
  * line is skipped; lines are fed with CRLF ends, as on the wire. */
@@ -19,6 +20,9 @@ struct dump {
 	struct render r;
 	char hb[65536];
 	size_t hn;
+	struct scan_rule *rules; /* for the mimeheader rules, per entity */
+	size_t nrules;
+	char ent_hit[256];
 };
 
 static void add(struct dump *d, const char *p, size_t n)
@@ -68,6 +72,15 @@ static void p_skip(void *ctx)
 	render_part_begin(&((struct dump *)ctx)->r, RT_SKIP);
 }
 
+static void p_entity(void *ctx)
+{
+	struct dump *d = ctx;
+
+	for (size_t i = 0; i < d->nrules; i++)
+		if (d->rules[i].eval == EVAL_MIMEHEADER && scan_eval_entity(&d->rules[i], &d->w))
+			d->ent_hit[i] = 1;
+}
+
 static void on_unit(void *ctx, enum render_unit k, const char *p, size_t n)
 {
 	(void)ctx, (void)k, (void)p, (void)n;
@@ -76,13 +89,14 @@ static void on_unit(void *ctx, enum render_unit k, const char *p, size_t n)
 static const struct mime_sink sink = {
 	.header_begin = h_begin, .header_data = h_data, .header_end = h_end,
 	.part_begin = p_begin, .body_data = p_data, .part_end = p_end, .part_skip = p_skip,
+	.entity_headers = p_entity,
 };
 
 int main(int argc, char **argv)
 {
 	static struct dump d;
 	struct scan_rule r[256];
-	char *name[256], line[8192];
+	char *name[256], line[8192], why[200];
 	size_t nr = 0;
 	FILE *f;
 
@@ -98,12 +112,16 @@ int main(int argc, char **argv)
 		*tab = 0;
 		tab[strcspn(tab + 1, "\n") + 1] = 0;
 		memset(&r[nr], 0, sizeof(r[nr]));
-		if (scan_eval_lookup(tab + 1, 0, &r[nr]) == 1) {
+		if (strncmp(tab + 1, "mimeheader:", 11) == 0 ?
+			    scan_eval_mimeheader(tab + 12, &r[nr], why, sizeof(why)) == 1 :
+			    scan_eval_lookup(tab + 1, 0, &r[nr]) == 1) {
 			fprintf(stderr, "%s\n", line); /* the rules implemented */
 			name[nr++] = strdup(line);
 		}
 	}
 	fclose(f);
+	d.rules = r;
+	d.nrules = nr;
 	for (int a = 2; a < argc; a++) {
 		FILE *m = fopen(argv[a], "r");
 		int first = 1, comma = 0;
@@ -111,6 +129,7 @@ int main(int argc, char **argv)
 		if (!m)
 			continue;
 		d.hn = 0;
+		memset(d.ent_hit, 0, sizeof(d.ent_hit));
 		mime_init(&d.w, NULL, &sink, &d);
 		render_init(&d.r, 1u << RU_BODY | 1u << RU_URI, on_unit, &d);
 		while (fgets(line, sizeof(line), m)) {
@@ -136,7 +155,8 @@ int main(int argc, char **argv)
 		render_finish(&d.r);
 		printf("%s\t", argv[a]);
 		for (size_t i = 0; i < nr; i++) {
-			int hit = scan_eval_is_header(&r[i]) ?
+			int hit = r[i].eval == EVAL_MIMEHEADER ? d.ent_hit[i] :
+				  scan_eval_is_header(&r[i]) ?
 				  scan_eval_header(&r[i], d.hb, d.hn) :
 				  scan_eval_body(&r[i], d.hb, d.hn, &d.w.st, &d.r.st);
 			if (hit) {
