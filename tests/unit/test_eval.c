@@ -15,6 +15,8 @@
 #include "scan.h"
 #include "scan_eval.h"
 #include "scan_mime.h"
+#include "scan_render.h"
+#include "scan_rules.h"
 
 static int64_t dp(const char *s)
 {
@@ -192,6 +194,213 @@ static void test_body_length(void **state)
 	assert_false(body_eval("check_body_length('17')", msg));
 }
 
+static int hdr_eval(const char *call, const char *hb)
+{
+	struct scan_rule r = { 0 };
+
+	assert_int_equal(scan_eval_lookup(call, 0, &r), 1);
+	assert_true(scan_eval_is_header(&r));
+	return scan_eval_header(&r, hb, strlen(hb));
+}
+
+/* HeaderEval: gated_through_received_hdr_remover, check_unresolved_template,
+ * check_ratware_name_id */
+static void test_header_evals(void **state)
+{
+	(void)state;
+	assert_true(hdr_eval("gated_through_received_hdr_remover()", "From: a@b\n"));
+	assert_false(hdr_eval("gated_through_received_hdr_remover()",
+			      "Received: from a by b; Tue, 3 Sep 2002 10:00:00 +0000\n"));
+	assert_true(hdr_eval("gated_through_received_hdr_remover()",
+			     "Received: from groups.msn.com (tk2.msn.com [1.2.3.4]) by x\n"));
+	assert_true(hdr_eval("gated_through_received_hdr_remover()",
+			     "Mailing-List: contact x-help@l.org; run by ezmlm\n"
+			     "Delivered-To: mailing list x@l.org\n"
+			     "Received: (qmail 123 invoked from network); 3 Sep 2002 10:00:00 -0000\n"));
+	/* an ezmlm list without qmail's line: the Received header counts */
+	assert_false(hdr_eval("gated_through_received_hdr_remover()",
+			      "Mailing-List: contact x-help@l.org; run by ezmlm\n"
+			      "Delivered-To: mailing list x@l.org\n"
+			      "Received: from a by b\n"));
+	assert_true(hdr_eval("check_unresolved_template()", "X-Campaign: %CAMPAIGN_ID\n"));
+	assert_false(hdr_eval("check_unresolved_template()", "Subject: 100%OFF %FREE\n"));
+	assert_false(hdr_eval("check_unresolved_template()", "X-Rate: 50%off\n"));
+	const char *mid = "Message-Id: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.joe@x.com>\n";
+	char hb[512];
+
+	snprintf(hb, sizeof(hb), "%sFrom: \"Joe\" <joe@x.com>\n", mid);
+	assert_true(hdr_eval("check_ratware_name_id()", hb));
+	snprintf(hb, sizeof(hb), "%sFrom: Joe <joe@x.com>\n", mid);
+	assert_false(hdr_eval("check_ratware_name_id()", hb));
+	snprintf(hb, sizeof(hb), "%sFrom: \"Joe\" <jim@x.com>\n", mid);
+	assert_false(hdr_eval("check_ratware_name_id()", hb));
+	/* the VBounce tests: a list of the welcomelist kind, empty */
+	assert_false(hdr_eval("check_welcomelist_bounce_relays()", "From: a@b\n"));
+	assert_false(hdr_eval("have_any_bounce_relays()", "From: a@b\n"));
+}
+
+/* a message through the walker and the renderer, as scan.c feeds them */
+struct rmsg {
+	struct mime_walker w;
+	struct render r;
+	struct scan_rule *mh; /* a mimeheader rule to try on each entity */
+	int mh_hit;
+};
+
+static void rm_begin(void *ctx, int t)
+{
+	struct rmsg *m = ctx;
+
+	render_part_begin(&m->r, (enum render_type)t);
+	render_part_charset(&m->r, m->w.leaf_dbcs);
+}
+
+static void rm_data(void *ctx, const char *p, size_t n)
+{
+	render_data(&((struct rmsg *)ctx)->r, p, n);
+}
+
+static void rm_end(void *ctx)
+{
+	render_part_end(&((struct rmsg *)ctx)->r);
+}
+
+static void rm_skip(void *ctx)
+{
+	render_part_begin(&((struct rmsg *)ctx)->r, RT_SKIP);
+}
+
+static void rm_entity(void *ctx)
+{
+	struct rmsg *m = ctx;
+
+	if (m->mh && scan_eval_entity(m->mh, &m->w))
+		m->mh_hit = 1;
+}
+
+static void rm_unit(void *ctx, enum render_unit k, const char *p, size_t n)
+{
+	(void)ctx, (void)k, (void)p, (void)n;
+}
+
+static void rwalk(struct rmsg *m, const char *msg)
+{
+	static const struct mime_sink sink = {
+		.part_begin = rm_begin, .body_data = rm_data, .part_end = rm_end,
+		.part_skip = rm_skip, .entity_headers = rm_entity,
+	};
+
+	mime_init(&m->w, NULL, &sink, m);
+	render_init(&m->r, 1u << RU_BODY | 1u << RU_URI, rm_unit, m);
+	mime_feed(&m->w, msg, strlen(msg));
+	mime_finish(&m->w);
+	render_finish(&m->r);
+}
+
+static int html_eval(const char *call, const char *msg)
+{
+	static struct rmsg m;
+	struct scan_rule r = { 0 };
+
+	assert_int_equal(scan_eval_lookup(call, 0, &r), 1);
+	assert_false(scan_eval_is_header(&r));
+	m.mh = NULL;
+	rwalk(&m, msg);
+	return scan_eval_body(&r, "", 0, &m.w.st, &m.r.st);
+}
+
+#define HTML(cs, body) "Content-Type: text/html; charset=" cs "\r\n\r\n" body
+
+/* HTMLEval over each text/html part: length in characters (HTML.pm's
+ * length with normalize_charset on), images, anchors, comments */
+static void test_html_evals(void **state)
+{
+	(void)state;
+	/* 10 bytes with the LF (CRLF counts as LF) */
+	assert_true(html_eval("html_range('length', '9', '10')", HTML("us-ascii", "<b>ab</b>\r\n")));
+	assert_false(html_eval("html_range('length', '10', '20')", HTML("us-ascii", "<b>ab</b>\r\n")));
+	/* valid UTF-8: "\xc3\xa9" is one character, 9 in all */
+	assert_true(html_eval("html_range('length', '8', '9')",
+			      HTML("utf-8", "<b>\xc3\xa9</b>\r\n")));
+	/* not UTF-8, a single-byte charset: bytes */
+	assert_true(html_eval("html_range('length', '9', '10')",
+			      HTML("iso-8859-1", "<b>\xe9\xe9</b>\r\n")));
+	/* Big5: two bytes, one character */
+	assert_true(html_eval("html_range('length', '8', '9')",
+			      HTML("big5", "<b>\xa4\xa4</b>\r\n")));
+	assert_true(html_eval("html_eval('length', '< 11')", HTML("us-ascii", "<b>ab</b>\r\n")));
+	assert_false(html_eval("html_eval('length', '< 10')", HTML("us-ascii", "<b>ab</b>\r\n")));
+	/* html_image_only: an <img> and a length in (min, max] */
+	assert_true(html_eval("html_image_only('0000','0400')",
+			      HTML("us-ascii", "<img src=\"http://x/a.gif\">\r\n")));
+	assert_false(html_eval("html_image_only('0000','0400')", HTML("us-ascii", "<b>no</b>\r\n")));
+	assert_false(html_eval("html_image_only('0400','0800')",
+			       HTML("us-ascii", "<img src=\"http://x/a.gif\">\r\n")));
+	/* an image inside a link; after </a> it is not */
+	assert_true(html_eval("html_text_match('anchor', '<img>')",
+			      HTML("us-ascii", "<a href=\"http://x/\"><img src=a.gif></a>\r\n")));
+	assert_false(html_eval("html_text_match('anchor', '<img>')",
+			       HTML("us-ascii", "<a href=\"http://x/\">x</a><img src=a.gif>\r\n")));
+	/* comments: "<!" and ">" on one line; a bogus "<!x>" is a comment,
+	 * a declaration is not; a comment whose first line has no ">" */
+	assert_true(html_eval("html_text_match('comment', '<!.*?>')",
+			      HTML("us-ascii", "a<!-- c -->b\r\n")));
+	assert_true(html_eval("html_text_match('comment', '<!.*?>')",
+			      HTML("us-ascii", "a<!5122qHW>b\r\n")));
+	assert_false(html_eval("html_text_match('comment', '<!.*?>')",
+			       HTML("us-ascii", "<!DOCTYPE html>a\r\n")));
+	assert_false(html_eval("html_text_match('comment', '<!.*?>')",
+			       HTML("us-ascii", "a<!-- one\r\ntwo -->b\r\n")));
+}
+
+/* mimeheader rules: PCRE2 on each entity's headers, the message's own
+ * included; get_header's value ends in "\n" */
+static void test_mimeheader(void **state)
+{
+	static struct rmsg m;
+	struct scan_rule r = { 0 };
+	char why[160];
+	const char *msg = "Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
+			  "--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+			  "--XX\r\nContent-Type: application/octet-stream;\r\n"
+			  "\tname=\"invoice.pdf\"\r\nContent-ID: <abc@x>\r\n\r\nAAAA\r\n--XX--\r\n";
+
+	(void)state;
+	assert_int_equal(scan_eval_mimeheader("Content-Type =~ m,\\bapplication/octet-stream\\b.+\\.pdf\\b,i",
+					      &r, why, sizeof(why)), 1);
+	m.mh = &r;
+	m.mh_hit = 0;
+	rwalk(&m, msg);
+	assert_true(m.mh_hit);
+	scan_rule_free(&r);
+	/* the value is "…\n": $ matches before it; the top entity counts */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(scan_eval_mimeheader("Content-Type =~ /^multipart\\/mixed; boundary=XX$/",
+					      &r, why, sizeof(why)), 1);
+	m.mh_hit = 0;
+	rwalk(&m, msg);
+	assert_true(m.mh_hit);
+	scan_rule_free(&r);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(scan_eval_mimeheader("Content-ID =~ /^<abc\\@x>$/", &r, why, sizeof(why)), 1);
+	m.mh_hit = 0;
+	rwalk(&m, msg);
+	assert_true(m.mh_hit);
+	scan_rule_free(&r);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(scan_eval_mimeheader("Content-Disposition =~ /attachment/", &r, why,
+					      sizeof(why)), 1);
+	m.mh_hit = 0;
+	rwalk(&m, msg);
+	assert_false(m.mh_hit);
+	scan_rule_free(&r);
+	/* refused, with the reason */
+	assert_int_equal(scan_eval_mimeheader("Content-Type:raw =~ /x/", &r, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "raw"));
+	assert_int_equal(scan_eval_mimeheader("X-Foo =~ /x/", &r, why, sizeof(why)), 0);
+	assert_int_equal(scan_eval_mimeheader("Content-Type !~ /x/", &r, why, sizeof(why)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +409,9 @@ int main(void)
 		cmocka_unit_test(test_shifted),
 		cmocka_unit_test(test_mime),
 		cmocka_unit_test(test_body_length),
+		cmocka_unit_test(test_header_evals),
+		cmocka_unit_test(test_html_evals),
+		cmocka_unit_test(test_mimeheader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
