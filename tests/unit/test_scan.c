@@ -1246,7 +1246,9 @@ static const char *sa_hdr_cf =
 	"body    B_NOPLUG /noplug/\n"
 	"endif\n"
 	"mimeheader MH_CT Content-Type =~ /foo/\n"
-	"score MH_CT 1\n";
+	"score MH_CT 1\n"
+	"mimeheader MH_RAW Content-Type:raw =~ /foo/\n"
+	"score MH_RAW 1\n";
 
 /* the header semantics and rule-file semantics on small rules */
 static void test_sa_headers(void **state)
@@ -1273,8 +1275,11 @@ static void test_sa_headers(void **state)
 	assert_true(scan_find_rule(d, "B_VER9") < 0);
 	assert_true(scan_find_rule(d, "B_NOPLUG") < 0);
 	assert_null(skip_reason(d, "B_NOCAN")); /* a false block: never defined */
-	assert_non_null(skip_reason(d, "MH_CT"));
-	assert_non_null(strstr(skip_reason(d, "MH_CT"), "mimeheader"));
+	/* mimeheader: PCRE2 on each MIME entity's headers; :raw refused */
+	assert_true((i = scan_find_rule(d, "MH_CT")) >= 0);
+	assert_true(d->rules[i].scope == SCOPE_EVAL);
+	assert_non_null(skip_reason(d, "MH_RAW"));
+	assert_non_null(strstr(skip_reason(d, "MH_RAW"), "mimeheader"));
 	assert_true((i = scan_find_rule(d, "H_LOOK")) >= 0);
 	assert_true(d->rules[i].prefilter);
 	assert_true((i = scan_find_rule(d, "__H_BACK")) >= 0);
@@ -1298,6 +1303,12 @@ static void test_sa_headers(void **state)
 		  "H_NAME", "" },
 		{ "From:name addr only", "From: joe@example.com\r\n\r\nz\r\n", "", "H_NAME" },
 		{ "prefilter + meta", "Subject: free stuff aaa\r\n\r\nz\r\n", "H_LOOK M_PF", "" },
+		{ "mimeheader on a part's Content-Type",
+		  "Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+		  "Content-Type: application/foo\r\n\r\nAAAA\r\n--B--\r\n", "MH_CT", "" },
+		{ "mimeheader: no part has it",
+		  "Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+		  "Content-Type: text/plain\r\n\r\nfoo\r\n--B--\r\n", "", "MH_CT" },
 		{ "prefilter refused", "Subject: freedom aaa\r\n\r\nz\r\n", "", "H_LOOK M_PF" },
 		{ "backreference refused", "Subject: free abc\r\n\r\nz\r\n", "H_LOOK", "M_PF" },
 		{ "nice", "Subject: s\r\n\r\nnicebody canbody verbody\r\n",
