@@ -315,49 +315,65 @@ static int html_eval(const char *call, const char *msg)
  * length with normalize_charset on), images, anchors, comments */
 static void test_html_evals(void **state)
 {
+	static const struct {
+		const char *call, *msg;
+		int want;
+	} c[] = {
+		/* 10 bytes with the LF (CRLF counts as LF) */
+		{ "html_range('length', '9', '10')", HTML("us-ascii", "<b>ab</b>\r\n"), 1 },
+		{ "html_range('length', '10', '20')", HTML("us-ascii", "<b>ab</b>\r\n"), 0 },
+		/* valid UTF-8: "\xc3\xa9" is one character, 9 in all */
+		{ "html_range('length', '8', '9')", HTML("utf-8", "<b>\xc3\xa9</b>\r\n"), 1 },
+		/* not UTF-8, a single-byte charset: bytes */
+		{ "html_range('length', '9', '10')", HTML("iso-8859-1", "<b>\xe9\xe9</b>\r\n"), 1 },
+		/* Big5: two bytes, one character */
+		{ "html_range('length', '8', '9')", HTML("big5", "<b>\xa4\xa4</b>\r\n"), 1 },
+		{ "html_eval('length', '< 11')", HTML("us-ascii", "<b>ab</b>\r\n"), 1 },
+		{ "html_eval('length', '< 10')", HTML("us-ascii", "<b>ab</b>\r\n"), 0 },
+		/* html_image_only: an <img> and a length in (min, max] */
+		{ "html_image_only('0000','0400')", HTML("us-ascii", "<img src=\"http://x/a.gif\">\r\n"), 1 },
+		{ "html_image_only('0000','0400')", HTML("us-ascii", "<b>no</b>\r\n"), 0 },
+		{ "html_image_only('0400','0800')", HTML("us-ascii", "<img src=\"http://x/a.gif\">\r\n"), 0 },
+		/* an image inside a link; after </a> it is not */
+		{ "html_text_match('anchor', '<img>')",
+		  HTML("us-ascii", "<a href=\"http://x/\"><img src=a.gif></a>\r\n"), 1 },
+		{ "html_text_match('anchor', '<img>')",
+		  HTML("us-ascii", "<a href=\"http://x/\">x</a><img src=a.gif>\r\n"), 0 },
+		/* comments: "<!" and ">" on one line; a bogus "<!x>" is a
+		 * comment, a declaration is not; a comment whose first line
+		 * has no ">" */
+		{ "html_text_match('comment', '<!.*?>')", HTML("us-ascii", "a<!-- c -->b\r\n"), 1 },
+		{ "html_text_match('comment', '<!.*?>')", HTML("us-ascii", "a<!5122qHW>b\r\n"), 1 },
+		{ "html_text_match('comment', '<!.*?>')", HTML("us-ascii", "<!DOCTYPE html>a\r\n"), 0 },
+		{ "html_text_match('comment', '<!.*?>')",
+		  HTML("us-ascii", "a<!-- one\r\ntwo -->b\r\n"), 0 },
+	};
+
 	(void)state;
-	/* 10 bytes with the LF (CRLF counts as LF) */
-	assert_true(html_eval("html_range('length', '9', '10')", HTML("us-ascii", "<b>ab</b>\r\n")));
-	assert_false(html_eval("html_range('length', '10', '20')", HTML("us-ascii", "<b>ab</b>\r\n")));
-	/* valid UTF-8: "\xc3\xa9" is one character, 9 in all */
-	assert_true(html_eval("html_range('length', '8', '9')",
-			      HTML("utf-8", "<b>\xc3\xa9</b>\r\n")));
-	/* not UTF-8, a single-byte charset: bytes */
-	assert_true(html_eval("html_range('length', '9', '10')",
-			      HTML("iso-8859-1", "<b>\xe9\xe9</b>\r\n")));
-	/* Big5: two bytes, one character */
-	assert_true(html_eval("html_range('length', '8', '9')",
-			      HTML("big5", "<b>\xa4\xa4</b>\r\n")));
-	assert_true(html_eval("html_eval('length', '< 11')", HTML("us-ascii", "<b>ab</b>\r\n")));
-	assert_false(html_eval("html_eval('length', '< 10')", HTML("us-ascii", "<b>ab</b>\r\n")));
-	/* html_image_only: an <img> and a length in (min, max] */
-	assert_true(html_eval("html_image_only('0000','0400')",
-			      HTML("us-ascii", "<img src=\"http://x/a.gif\">\r\n")));
-	assert_false(html_eval("html_image_only('0000','0400')", HTML("us-ascii", "<b>no</b>\r\n")));
-	assert_false(html_eval("html_image_only('0400','0800')",
-			       HTML("us-ascii", "<img src=\"http://x/a.gif\">\r\n")));
-	/* an image inside a link; after </a> it is not */
-	assert_true(html_eval("html_text_match('anchor', '<img>')",
-			      HTML("us-ascii", "<a href=\"http://x/\"><img src=a.gif></a>\r\n")));
-	assert_false(html_eval("html_text_match('anchor', '<img>')",
-			       HTML("us-ascii", "<a href=\"http://x/\">x</a><img src=a.gif>\r\n")));
-	/* comments: "<!" and ">" on one line; a bogus "<!x>" is a comment,
-	 * a declaration is not; a comment whose first line has no ">" */
-	assert_true(html_eval("html_text_match('comment', '<!.*?>')",
-			      HTML("us-ascii", "a<!-- c -->b\r\n")));
-	assert_true(html_eval("html_text_match('comment', '<!.*?>')",
-			      HTML("us-ascii", "a<!5122qHW>b\r\n")));
-	assert_false(html_eval("html_text_match('comment', '<!.*?>')",
-			       HTML("us-ascii", "<!DOCTYPE html>a\r\n")));
-	assert_false(html_eval("html_text_match('comment', '<!.*?>')",
-			       HTML("us-ascii", "a<!-- one\r\ntwo -->b\r\n")));
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		if (html_eval(c[i].call, c[i].msg) != c[i].want)
+			fail_msg("case %zu: %s on %s: want %d", i, c[i].call, c[i].msg, c[i].want);
+}
+
+/* mh_fires - does mimeheader rule def fire on some entity of msg */
+static int mh_fires(const char *def, const char *msg)
+{
+	static struct rmsg m;
+	struct scan_rule r = { 0 };
+	char why[160];
+
+	assert_int_equal(scan_eval_mimeheader(def, &r, why, sizeof(why)), 1);
+	m.mh = &r;
+	m.mh_hit = 0;
+	rwalk(&m, msg);
+	scan_rule_free(&r);
+	return m.mh_hit;
 }
 
 /* mimeheader rules: PCRE2 on each entity's headers, the message's own
  * included; get_header's value ends in "\n" */
 static void test_mimeheader(void **state)
 {
-	static struct rmsg m;
 	struct scan_rule r = { 0 };
 	char why[160];
 	const char *msg = "Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
@@ -366,34 +382,11 @@ static void test_mimeheader(void **state)
 			  "\tname=\"invoice.pdf\"\r\nContent-ID: <abc@x>\r\n\r\nAAAA\r\n--XX--\r\n";
 
 	(void)state;
-	assert_int_equal(scan_eval_mimeheader("Content-Type =~ m,\\bapplication/octet-stream\\b.+\\.pdf\\b,i",
-					      &r, why, sizeof(why)), 1);
-	m.mh = &r;
-	m.mh_hit = 0;
-	rwalk(&m, msg);
-	assert_true(m.mh_hit);
-	scan_rule_free(&r);
-	/* the value is "…\n": $ matches before it; the top entity counts */
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(scan_eval_mimeheader("Content-Type =~ /^multipart\\/mixed; boundary=XX$/",
-					      &r, why, sizeof(why)), 1);
-	m.mh_hit = 0;
-	rwalk(&m, msg);
-	assert_true(m.mh_hit);
-	scan_rule_free(&r);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(scan_eval_mimeheader("Content-ID =~ /^<abc\\@x>$/", &r, why, sizeof(why)), 1);
-	m.mh_hit = 0;
-	rwalk(&m, msg);
-	assert_true(m.mh_hit);
-	scan_rule_free(&r);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(scan_eval_mimeheader("Content-Disposition =~ /attachment/", &r, why,
-					      sizeof(why)), 1);
-	m.mh_hit = 0;
-	rwalk(&m, msg);
-	assert_false(m.mh_hit);
-	scan_rule_free(&r);
+	assert_true(mh_fires("Content-Type =~ m,\\bapplication/octet-stream\\b.+\\.pdf\\b,i", msg));
+	/* the value is "...\n": $ matches before it; the top entity counts */
+	assert_true(mh_fires("Content-Type =~ /^multipart\\/mixed; boundary=XX$/", msg));
+	assert_true(mh_fires("Content-ID =~ /^<abc\\@x>$/", msg));
+	assert_false(mh_fires("Content-Disposition =~ /attachment/", msg));
 	/* refused, with the reason */
 	assert_int_equal(scan_eval_mimeheader("Content-Type:raw =~ /x/", &r, why, sizeof(why)), 0);
 	assert_non_null(strstr(why, "raw"));
