@@ -968,7 +968,7 @@ void render_part_begin(struct render *r, enum render_type t)
 	r->cr = 0;
 	r->hs = HS_TEXT;
 	r->h_sp = r->h_wselem = r->h_node = r->h_nbsp = 0;
-	r->h_dbcs = r->h_8bit = r->h_u8bad = r->h_dblead = 0;
+	r->h_dbcs = r->h_8bit = r->h_u8bad = r->h_dblead = r->h_dbbad = 0;
 	r->h_in_a = 0;
 	r->h_u8need = 0;
 	r->h_u8cont = r->h_dbtrail = 0;
@@ -994,11 +994,15 @@ static void html_chars(struct render *r, const char *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
-		if (r->h_dblead) {
+		if (r->h_dblead) { /* a trail byte, or Encode's FB_CROAK fails */
 			r->h_dblead = 0;
 			r->h_dbtrail++;
+			if (c < 0x40 || c == 0x7f || c == 0xff)
+				r->h_dbbad = 1;
 		} else if (c >= 0x81 && c <= 0xfe) {
 			r->h_dblead = 1;
+		} else if (c >= 0x80) {
+			r->h_dbbad = 1;
 		}
 		if (c < 0x80 && !r->h_u8need)
 			continue;
@@ -1030,7 +1034,9 @@ static void html_chars(struct render *r, const char *p, size_t n)
 
 /* html_chars_end - the part's length in characters (Node::rendered:
  * all ASCII, bytes; valid UTF-8, its characters; else the declared
- * charset's: two-byte ones counted once, single-byte ones as bytes) */
+ * charset's: two-byte ones counted once, single-byte ones as bytes; a
+ * two-byte text that does not decode (a lead byte without a trail byte
+ * Big5, GBK or CP949 could take) stays bytes, as when Encode croaks) */
 static void html_chars_end(struct render *r)
 {
 	uint64_t *len = &r->st.html_part[r->st.html_nparts - 1].len;
@@ -1039,7 +1045,7 @@ static void html_chars_end(struct render *r)
 		return;
 	if (!r->h_u8bad && !r->h_u8need)
 		*len -= r->h_u8cont;
-	else if (r->h_dbcs)
+	else if (r->h_dbcs && !r->h_dbbad && !r->h_dblead)
 		*len -= r->h_dbtrail;
 }
 

@@ -148,6 +148,7 @@ struct render {
 	uint64_t h_u8cont;        /* continuation bytes (UTF-8 chars = bytes - these) */
 	uint64_t h_dbtrail;       /* trailing bytes of two-byte characters */
 	int h_dblead;             /* the last byte was a lead byte */
+	int h_dbbad;              /* not valid as two-byte text */
 	int h_cm_bang, h_cm_lt;   /* in a comment: "<!" on this line, '<' last */
 	int h_cm_bogus;           /* the declaration is a bogus comment ("<!x") */
 	unsigned h_in_a;          /* <a> start tags minus end tags (inside{a}) */

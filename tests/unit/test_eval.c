@@ -328,6 +328,8 @@ static void test_html_evals(void **state)
 		{ "html_range('length', '9', '10')", HTML("iso-8859-1", "<b>\xe9\xe9</b>\r\n"), 1 },
 		/* Big5: two bytes, one character */
 		{ "html_range('length', '8', '9')", HTML("big5", "<b>\xa4\xa4</b>\r\n"), 1 },
+		/* a lead byte without a trail byte: Encode croaks, bytes */
+		{ "html_range('length', '9', '10')", HTML("big5", "<b>\x85:</b>\r\n"), 1 },
 		{ "html_eval('length', '< 11')", HTML("us-ascii", "<b>ab</b>\r\n"), 1 },
 		{ "html_eval('length', '< 10')", HTML("us-ascii", "<b>ab</b>\r\n"), 0 },
 		/* html_image_only: an <img> and a length in (min, max] */
