@@ -137,6 +137,29 @@ static inline __u64 moat_v6t_mask_lo(__u32 plen)
 	return plen >= 128 ? ~0ULL : ~0ULL << (128 - plen);
 }
 
+/* moat_v6t_mask_tab - [p] the halves of the /p netmask, p 0..128 (129..255:
+ * /128, so a byte indexes it whatever it holds): a bucket rule is matched
+ * with two loads from this 4 KiB table (in L1) instead of 8 to 20
+ * instructions computing the masks from p, with no branch on p (/64 and
+ * /128 rules are mixed in buckets). */
+#define MOAT_V6T_MH(p) ((p) >= 64 ? ~0ULL : (p) ? ~0ULL << ((64 - (p)) & 63) : 0ULL)
+#define MOAT_V6T_ML(p) ((p) >= 128 ? ~0ULL : (p) > 64 ? ~0ULL << ((128 - (p)) & 63) : 0ULL)
+#define MOAT_V6T_M1(p) { MOAT_V6T_MH(p), MOAT_V6T_ML(p) }
+#define MOAT_V6T_M4(p) MOAT_V6T_M1(p), MOAT_V6T_M1((p) + 1), MOAT_V6T_M1((p) + 2), \
+	MOAT_V6T_M1((p) + 3)
+#define MOAT_V6T_M16(p) MOAT_V6T_M4(p), MOAT_V6T_M4((p) + 4), MOAT_V6T_M4((p) + 8), \
+	MOAT_V6T_M4((p) + 12)
+#define MOAT_V6T_M64(p) MOAT_V6T_M16(p), MOAT_V6T_M16((p) + 16), \
+	MOAT_V6T_M16((p) + 32), MOAT_V6T_M16((p) + 48)
+static const __u64 moat_v6t_mask_tab[256][2] __attribute__((aligned(64))) = {
+	MOAT_V6T_M64(0), MOAT_V6T_M64(64), MOAT_V6T_M64(128), MOAT_V6T_M64(192)
+};
+
+/* moat_v6t_bmatch - does (hi, lo) fall in rule i of bucket b? */
+#define moat_v6t_bmatch(b, i, hi, lo)                                        \
+	(((((hi) ^ (b)->hi[i]) & moat_v6t_mask_tab[(b)->plen[i]][0]) |      \
+	  (((lo) ^ (b)->lo[i]) & moat_v6t_mask_tab[(b)->plen[i]][1])) == 0)
+
 /* moat_v6t_halves - the address (16 bytes, network order) as two
  * host-order halves: two loads and two byte swaps (a byte loop here made
  * the whole lookup 2.4 times slower in userspace).  In BPF the address
@@ -276,7 +299,7 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 	for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
 		if (i >= b->n)
 			break;
-		if (moat_v6t_match(hi, lo, b->hi[i], b->lo[i], b->plen[i]))
+		if (moat_v6t_bmatch(b, i, hi, lo))
 			return b->act[i] & 3;
 	}
 	return def;
@@ -310,12 +333,9 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 		if (!b)
 			return def;
 		for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
-			__u32 p = b->plen[i];
-
 			if (i >= b->n)
 				break;
-			if (((hi ^ b->hi[i]) & moat_v6t_mask_hi(p)) == 0 &&
-			    ((lo ^ b->lo[i]) & moat_v6t_mask_lo(p)) == 0)
+			if (moat_v6t_bmatch(b, i, hi, lo))
 				return b->act[i] & 3;
 		}
 		return def;
