@@ -181,6 +181,41 @@ static void del(struct vt_trie6 *t, const struct r6 *r)
 	vt_trie6_grace_done(t);
 }
 
+/* put_check / del_check - r put (deleted) in t and in the set v[0, n),
+ * every rule's probes checked; the set's new size */
+static size_t put_check(struct vt_trie6 *t, struct r6 *v, size_t n,
+			const struct r6 *r)
+{
+	put(t, r);
+	n = set_rule(v, n, r);
+	check_all(t, v, n);
+	return n;
+}
+
+static size_t del_check(struct vt_trie6 *t, struct r6 *v, size_t n,
+			const struct r6 *r)
+{
+	del(t, r);
+	n = del_rule(v, n, r);
+	check_all(t, v, n);
+	return n;
+}
+
+/* assert_emptied - no rule, node or bucket left, every root entry 0 */
+static void assert_emptied(struct vt_trie6 *t)
+{
+	const struct vt_trie6_mem *m = vt_trie6_storage(t);
+	struct vt_trie6_stats st;
+
+	vt_trie6_stats(t, &st);
+	assert_int_equal(st.rules, 0);
+	assert_int_equal(st.nodes, 0);     /* every node collapsed */
+	assert_int_equal(st.buckets, 0);
+	for (size_t i = 0; i < vt_trie6_root_entries(m->root_bits); i++)
+		if (m->root[i])
+			fail_msg("root entry %zu left: %#x", i, m->root[i]);
+}
+
 static struct r6 rule(const char *hex, unsigned plen, uint32_t act)
 {
 	struct r6 r = { .plen = plen, .act = act };
@@ -198,7 +233,6 @@ static void test_edges(void **state)
 	struct vt_trie6 *t = new_trie(1024, 4096);
 	struct r6 v[64];
 	size_t n = 0;
-	struct vt_trie6_stats st;
 	const char *base = "20010db8000000010000000000000001";
 	uint8_t zero[16] = { 0 };
 
@@ -233,35 +267,22 @@ static void test_edges(void **state)
 	};
 	size_t ne = sizeof(e) / sizeof(e[0]);
 
-	for (size_t i = 0; i < ne; i++) {
-		put(t, &e[i]);
-		n = set_rule(v, n, &e[i]);
-		check_all(t, v, n);
-	}
+	for (size_t i = 0; i < ne; i++)
+		n = put_check(t, v, n, &e[i]);
 	/* overwrite each action */
 	for (size_t i = 0; i < ne; i++) {
 		e[i].act = (e[i].act + 1) & 3;
-		put(t, &e[i]);
-		n = set_rule(v, n, &e[i]);
-		check_all(t, v, n);
+		n = put_check(t, v, n, &e[i]);
 	}
 	/* delete from the middle out */
 	for (size_t k = 0; k < ne; k++) {
 		size_t i = (k * 7) % ne;
 
-		del(t, &e[i]);
-		n = del_rule(v, n, &e[i]);
-		check_all(t, v, n);
+		n = del_check(t, v, n, &e[i]);
 		del(t, &e[i]);   /* absent: still 0 */
 	}
 	assert_int_equal(n, 0);
-	vt_trie6_stats(t, &st);
-	assert_int_equal(st.rules, 0);
-	assert_int_equal(st.nodes, 0);     /* every node collapsed */
-	assert_int_equal(st.buckets, 0);
-	for (size_t i = 0; i < vt_trie6_root_entries(test_rb); i++)
-		if (vt_trie6_storage(t)->root[i])
-			fail_msg("root entry %zu left: %#x", i, vt_trie6_storage(t)->root[i]);
+	assert_emptied(t);
 	vt_trie6_free(t);
 }
 
@@ -641,40 +662,21 @@ static void test_wide_edges(void **state)
 
 	assert_non_null(t);
 	assert_int_equal(vt_trie6_storage(t)->root_bits, MOAT_V6T_ROOT_BITS_WIDE);
-	for (size_t i = 0; i < 6; i++) {
-		put(t, &e[i]);
-		n = set_rule(v, n, &e[i]);
-		check_all(t, v, n);
-	}
+	for (size_t i = 0; i < 6; i++)
+		n = put_check(t, v, n, &e[i]);
 	vt_trie6_stats(t, &st);
 	assert_int_equal(st.nodes, 0);       /* root and buckets only */
 	assert_int_equal(st.bytes, MOAT_V6T_ROOT_ENTRIES_WIDE * 4u +
 			 st.buckets * sizeof(struct moat_v6_bucket));
 	assert_int_equal(st.buckets, 1);
-	put(t, &e[6]);
-	n = set_rule(v, n, &e[6]);
-	check_all(t, v, n);
+	n = put_check(t, v, n, &e[6]);
 	vt_trie6_stats(t, &st);
 	assert_int_equal(st.nodes, 1);       /* the split */
-	for (size_t i = 7; i < ne; i++) {
-		put(t, &e[i]);
-		n = set_rule(v, n, &e[i]);
-		check_all(t, v, n);
-	}
-	for (size_t k = 0; k < ne; k++) {
-		size_t i = (k * 5) % ne;
-
-		del(t, &e[i]);
-		n = del_rule(v, n, &e[i]);
-		check_all(t, v, n);
-	}
-	vt_trie6_stats(t, &st);
-	assert_int_equal(st.rules, 0);
-	assert_int_equal(st.nodes, 0);
-	assert_int_equal(st.buckets, 0);
-	for (size_t i = 0; i < MOAT_V6T_ROOT_ENTRIES_WIDE; i++)
-		if (vt_trie6_storage(t)->root[i])
-			fail_msg("root entry %zu left: %#x", i, vt_trie6_storage(t)->root[i]);
+	for (size_t i = 7; i < ne; i++)
+		n = put_check(t, v, n, &e[i]);
+	for (size_t k = 0; k < ne; k++)
+		n = del_check(t, v, n, &e[(k * 5) % ne]);
+	assert_emptied(t);
 	vt_trie6_free(t);
 	/* only 0, 16 and 24 are roots */
 	assert_null(vt_trie6_new_owned_root(20, 4, 4));
