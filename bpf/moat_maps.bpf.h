@@ -57,18 +57,15 @@ struct {
 
 /* the IPv6 trie (moat_trie6.h): root, nodes and buckets, one value each
  * (mmapable: the loader writes them with lib/vt_trie6.c); the loader sizes
- * the nodes and buckets values and sets the two maxima, against which
- * every index is checked (so the verifier bounds each offset) */
-struct moat_v6t_root {
-	__u32 e[MOAT_V6T_ROOT_ENTRIES];
-};
-
+ * the three values and sets the root's bits (16 or 24) and the two
+ * maxima, against which every index is checked or masked (so the verifier
+ * bounds each offset) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct moat_v6t_root);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MOAT_V6T_ROOT_ENTRIES * sizeof(__u32));
 } v6t_root SEC(".maps");
 
 struct {
@@ -87,12 +84,13 @@ struct {
 	__uint(value_size, MOAT_XDP_DEF_V6T_BUCKETS * sizeof(struct moat_v6_bucket));
 } v6t_buckets SEC(".maps");
 
+const volatile __u32 moat_v6t_rootbits = MOAT_V6T_ROOT_BITS;  /* 16 or 24 */
 const volatile __u32 moat_v6t_nodes_max = MOAT_XDP_DEF_V6T_NODES;
 const volatile __u32 moat_v6t_buckets_max = MOAT_XDP_DEF_V6T_BUCKETS;
 
 /* The trie's accessors: ctx is a struct moat_bpf_trie */
 struct moat_bpf_trie {
-	const struct moat_v6t_root *root;
+	const __u32 *root;   /* 2^moat_v6t_root_bits entries */
 	const struct moat_v6_node *nodes;
 	const struct moat_v6_bucket *buckets;
 };
@@ -109,7 +107,9 @@ static __always_inline int moat_bpf_trie_init(struct moat_bpf_trie *t)
 }
 
 #define MOAT_V6T_ROOT_GET(ctx, i) \
-	(((const struct moat_bpf_trie *)(ctx))->root->e[(i) & (MOAT_V6T_ROOT_ENTRIES - 1)])
+	(((const struct moat_bpf_trie *)(ctx))->root[(i) & ((1u << moat_v6t_rootbits) - 1)])
+#define MOAT_V6T_ROOT_BITS_GET(ctx) (moat_v6t_rootbits == MOAT_V6T_ROOT_BITS_WIDE ? \
+				     MOAT_V6T_ROOT_BITS_WIDE : MOAT_V6T_ROOT_BITS)
 #define MOAT_V6T_NODE_GET(ctx, i) \
 	((i) < moat_v6t_nodes_max ? &((const struct moat_bpf_trie *)(ctx))->nodes[(i)] : NULL)
 #define MOAT_V6T_BUCKET_GET(ctx, i) \

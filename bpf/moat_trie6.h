@@ -6,11 +6,14 @@
  * writer is lib/vt_trie6.c; docs/table-layout.md has the design and the
  * measured figures.
  *
- * LAYOUT (bounded: at most 1 + 14 + 1 dependent reads, usually 3)
+ * LAYOUT (bounded: at most 1 + 14 + 1 dependent reads, usually 2 or 3)
  *
- *   root[2^16]   __u32 entries, indexed by the top 16 bits of the address.
+ *   root[2^R]    __u32 entries, indexed by the top R bits of the address:
+ *                R = 16 (256 KiB, the default) or 24 (64 MiB, "wide", for
+ *                large tables: DNSBL data over 2000::/3 then needs the
+ *                root and one bucket, no node); the storage says which.
  *   nodes[]      struct moat_v6_node: 256 __u32 entries (1 KiB), indexed by
- *                the next address byte.  A node sits at depth d (16, 24,
+ *                the next address byte.  A node sits at depth d (R, R + 8,
  *                ..., 120 bits consumed before its byte).
  *   buckets[]    struct moat_v6_bucket: 64 bytes, at most 3 rules (any
  *                length past the entry's range), longest first.
@@ -20,7 +23,7 @@
  *     bit  29      own: the entry carries an action of its own
  *     bits 28..27  that action (enum moat_action)
  *     bits 26..0   node or bucket index
- *   The root holds every rule of length 0..16, a node at depth d every rule
+ *   The root holds every rule of length 0..R, a node at depth d every rule
  *   of length d+1..d+8 on its path: an entry's own action is the one of the
  *   longest such rule covering the entry's range (prefix expansion inside
  *   one node only, never pushed into the nodes below).  Rules longer than
@@ -51,7 +54,8 @@
  *   grace period between prefix lengths is needed.
  *
  * The includer defines, before including this file:
- *   MOAT_V6T_ROOT_GET(ctx, i)    -> __u32 root[i] (i < 2^16)
+ *   MOAT_V6T_ROOT_GET(ctx, i)    -> __u32 root[i] (i < 2^R)
+ *   MOAT_V6T_ROOT_BITS_GET(ctx)  -> R, 16 or 24 (optional: 16)
  *   MOAT_V6T_NODE_GET(ctx, i)    -> const struct moat_v6_node *, or NULL
  *   MOAT_V6T_BUCKET_GET(ctx, i)  -> const struct moat_v6_bucket *, or NULL
  * (NULL: index past the end, the address passes).
@@ -61,11 +65,20 @@
 
 #include "moat_abi.h"
 
-#define MOAT_V6T_ROOT_BITS 16
+#define MOAT_V6T_ROOT_BITS 16          /* the default root */
 #define MOAT_V6T_ROOT_ENTRIES (1u << MOAT_V6T_ROOT_BITS)
+#define MOAT_V6T_ROOT_BITS_WIDE 24     /* the wide root */
+#define MOAT_V6T_ROOT_ENTRIES_WIDE (1u << MOAT_V6T_ROOT_BITS_WIDE)
 #define MOAT_V6T_NODE_ENTRIES 256
 #define MOAT_V6T_BUCKET_RULES 3
-#define MOAT_V6T_MAX_NODES_DEEP 14   /* depths 16, 24, ..., 120 */
+#define MOAT_V6T_MAX_NODES_DEEP 14   /* depths 16, 24, ..., 120 (R = 16) */
+
+/* moat_v6t_root_bits - R from a storage's setting: 16 or 24 (0 means the
+ * default, 16; 16 | 24 == 24, 0 | 16 == 16: one or, no branch) */
+static inline __u32 moat_v6t_root_bits(__u32 setting)
+{
+	return setting | MOAT_V6T_ROOT_BITS;
+}
 
 #define MOAT_V6T_KIND_SHIFT 30
 #define MOAT_V6T_KIND_NONE 0u
@@ -123,6 +136,29 @@ static inline __u64 moat_v6t_mask_lo(__u32 plen)
 		return 0;
 	return plen >= 128 ? ~0ULL : ~0ULL << (128 - plen);
 }
+
+/* moat_v6t_mask_tab - [p] the halves of the /p netmask, p 0..128 (129..255:
+ * /128, so a byte indexes it whatever it holds): a bucket rule is matched
+ * with two loads from this 4 KiB table (in L1) instead of 8 to 20
+ * instructions computing the masks from p, with no branch on p (/64 and
+ * /128 rules are mixed in buckets). */
+#define MOAT_V6T_MH(p) ((p) >= 64 ? ~0ULL : (p) ? ~0ULL << ((64 - (p)) & 63) : 0ULL)
+#define MOAT_V6T_ML(p) ((p) >= 128 ? ~0ULL : (p) > 64 ? ~0ULL << ((128 - (p)) & 63) : 0ULL)
+#define MOAT_V6T_M1(p) { MOAT_V6T_MH(p), MOAT_V6T_ML(p) }
+#define MOAT_V6T_M4(p) MOAT_V6T_M1(p), MOAT_V6T_M1((p) + 1), MOAT_V6T_M1((p) + 2), \
+	MOAT_V6T_M1((p) + 3)
+#define MOAT_V6T_M16(p) MOAT_V6T_M4(p), MOAT_V6T_M4((p) + 4), MOAT_V6T_M4((p) + 8), \
+	MOAT_V6T_M4((p) + 12)
+#define MOAT_V6T_M64(p) MOAT_V6T_M16(p), MOAT_V6T_M16((p) + 16), \
+	MOAT_V6T_M16((p) + 32), MOAT_V6T_M16((p) + 48)
+static const __u64 moat_v6t_mask_tab[256][2] __attribute__((aligned(64))) = {
+	MOAT_V6T_M64(0), MOAT_V6T_M64(64), MOAT_V6T_M64(128), MOAT_V6T_M64(192)
+};
+
+/* moat_v6t_bmatch - does (hi, lo) fall in rule i of bucket b? */
+#define moat_v6t_bmatch(b, i, hi, lo)                                        \
+	(((((hi) ^ (b)->hi[i]) & moat_v6t_mask_tab[(b)->plen[i]][0]) |      \
+	  (((lo) ^ (b)->lo[i]) & moat_v6t_mask_tab[(b)->plen[i]][1])) == 0)
 
 /* moat_v6t_halves - the address (16 bytes, network order) as two
  * host-order halves: two loads and two byte swaps (a byte loop here made
@@ -222,18 +258,21 @@ static inline __u32 moat_v6t_byte(__u64 hi, __u64 lo, __u32 d)
  * more there, xdp_bench lookup6 ns_lookup_user_v6_1m 66-76 vs 88-99 ns,
  * same run).  Both are checked against each other by xdp_bench lookup6
  * (kernel and userspace sums) and each by its tests. */
+#ifndef MOAT_V6T_ROOT_BITS_GET
+#define MOAT_V6T_ROOT_BITS_GET(ctx) MOAT_V6T_ROOT_BITS
+#endif
 #ifdef __BPF__
 static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 {
-	__u64 hi, lo, kh, kl;
+	__u64 hi, lo, kh, kl, rb = MOAT_V6T_ROOT_BITS_GET(ctx);
 	__u32 def = MOAT_ACT_PASS, e, lvl, i;
 	const struct moat_v6_bucket *b;
 
 	moat_v6t_halves(addr, &hi, &lo);
-	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> 48));
-	kh = hi << 16 | lo >> 48;
-	kl = lo << 16;
-	/* the nodes at depth 16, 24, ..., 120; the loop's counter is dead
+	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> (64 - rb)));
+	kh = hi << rb | lo >> (64 - rb);
+	kl = lo << rb;
+	/* the nodes at depth R, R + 8, ..., 120; the loop's counter is dead
 	 * after it, so the verifier checks what follows once, not once per
 	 * level */
 	for (lvl = 0;; lvl++) {
@@ -260,7 +299,7 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 	for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
 		if (i >= b->n)
 			break;
-		if (moat_v6t_match(hi, lo, b->hi[i], b->lo[i], b->plen[i]))
+		if (moat_v6t_bmatch(b, i, hi, lo))
 			return b->act[i] & 3;
 	}
 	return def;
@@ -269,10 +308,10 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 {
 	__u64 hi, lo;
-	__u32 def = MOAT_ACT_PASS, e, d = MOAT_V6T_ROOT_BITS, lvl, i;
+	__u32 def = MOAT_ACT_PASS, e, d = MOAT_V6T_ROOT_BITS_GET(ctx), lvl, i;
 
 	moat_v6t_halves(addr, &hi, &lo);
-	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> 48));
+	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> (64 - d)));
 	for (lvl = 0; lvl <= MOAT_V6T_MAX_NODES_DEEP; lvl++) {
 		__u32 kind = moat_v6t_kind(e);
 		const struct moat_v6_node *n;
@@ -294,12 +333,9 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 		if (!b)
 			return def;
 		for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
-			__u32 p = b->plen[i];
-
 			if (i >= b->n)
 				break;
-			if (((hi ^ b->hi[i]) & moat_v6t_mask_hi(p)) == 0 &&
-			    ((lo ^ b->lo[i]) & moat_v6t_mask_lo(p)) == 0)
+			if (moat_v6t_bmatch(b, i, hi, lo))
 				return b->act[i] & 3;
 		}
 		return def;

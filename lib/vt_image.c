@@ -108,8 +108,36 @@ static int v6_rehash(struct vt_image *img, size_t cap)
 	return 0;
 }
 
-/* t6_put - rule k := act in the image's trie (made on first use).  The
- * image has no concurrent reader: freed trie memory is reusable at once. */
+/* t6_widen - the image's trie rebuilt over the wide root (moat_trie6.h)
+ * from its rules, once they reach VT_TRIE6_WIDE_MIN: a large table looks
+ * its addresses up in the root and one bucket; a small one keeps the
+ * 256 KiB root.  The old trie stays on any failure. */
+static int t6_widen(struct vt_image *img)
+{
+	struct vt_trie6 *w = vt_trie6_new_owned_root(MOAT_V6T_ROOT_BITS_WIDE,
+						     VT_T6_NODES_MAX,
+						     VT_T6_BUCKETS_MAX);
+	int rc = 0;
+
+	if (!w)
+		return -ENOMEM;
+	for (size_t i = 0; i < img->v6cap && rc == 0; i++)
+		if (img->v6[i].key.plen != VT_V6_EMPTY)
+			rc = vt_trie6_put(w, img->v6[i].key.addr,
+					  img->v6[i].key.plen, img->v6[i].act);
+	if (rc < 0) {
+		vt_trie6_free(w);
+		return rc;
+	}
+	vt_trie6_grace_done(w);
+	vt_trie6_free(img->t6);
+	img->t6 = w;
+	return 0;
+}
+
+/* t6_put - rule k := act in the image's trie (made on first use, widened
+ * at VT_TRIE6_WIDE_MIN rules).  The image has no concurrent reader: freed
+ * trie memory is reusable at once. */
 static int t6_put(struct vt_image *img, const struct moat_v6_key *k,
 		  uint32_t act)
 {
@@ -118,6 +146,10 @@ static int t6_put(struct vt_image *img, const struct moat_v6_key *k,
 	if (!img->t6 &&
 	    !(img->t6 = vt_trie6_new_owned(VT_T6_NODES_MAX, VT_T6_BUCKETS_MAX)))
 		return -ENOMEM;
+	if (img->nv6 >= VT_TRIE6_WIDE_MIN &&
+	    vt_trie6_storage(img->t6)->root_bits != MOAT_V6T_ROOT_BITS_WIDE &&
+	    (rc = t6_widen(img)) < 0)
+		return rc;
 	rc = vt_trie6_put(img->t6, k->addr, k->plen, act);
 	vt_trie6_grace_done(img->t6);
 	return rc;

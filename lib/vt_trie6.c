@@ -18,6 +18,7 @@
 #include "vt_trie6.h"
 
 #define NOPLEN 0xff
+#define OWN_NONE 0       /* own lengths: 0 none, else the rule's length + 1 */
 
 struct rule {            /* hash slot; plen NOPLEN = empty */
 	__u64 hi, lo;
@@ -29,7 +30,7 @@ struct shnode {          /* writer's side of a node */
 	uint8_t depth;       /* bits before its byte: 16..120 */
 	uint16_t nrules;     /* rules held in its entries' own bits */
 	uint16_t nchild;     /* entries with a node or bucket below */
-	uint8_t ownplen[MOAT_V6T_NODE_ENTRIES];
+	uint8_t ownplen[MOAT_V6T_NODE_ENTRIES];   /* OWN_NONE or plen + 1 */
 };
 
 struct freelist {
@@ -42,7 +43,8 @@ struct vt_trie6 {
 	int owned;
 	struct rule *h;      /* rule hash, hcap slots, linear probing */
 	size_t hn, hcap;
-	uint8_t root_own[MOAT_V6T_ROOT_ENTRIES];
+	unsigned rb;         /* the root's bits, R */
+	uint8_t *root_own;   /* 2^R own lengths of the root (OWN_NONE or plen + 1) */
 	struct shnode *sh;   /* per node index, shcap */
 	size_t shcap;
 	uint32_t nhw, bhw;   /* high-water marks */
@@ -207,7 +209,7 @@ static int node_alloc(struct vt_trie6 *t, unsigned d, __u64 hi, __u64 lo,
 	s->depth = (uint8_t)d;
 	s->nrules = 0;
 	s->nchild = 0;
-	memset(s->ownplen, NOPLEN, sizeof(s->ownplen));
+	memset(s->ownplen, OWN_NONE, sizeof(s->ownplen));
 	t->nused++;
 	*out = i;
 	return 0;
@@ -288,8 +290,8 @@ static void paint_new(struct vt_trie6 *t, uint32_t ni, const struct rule *r)
 	for (unsigned i = first; i < first + (1u << span); i++) {
 		uint32_t *e = &t->m.nodes[ni].e[i];
 
-		if (s->ownplen[i] == NOPLEN || s->ownplen[i] <= r->plen) {
-			s->ownplen[i] = r->plen;
+		if (s->ownplen[i] <= r->plen + 1) {
+			s->ownplen[i] = (uint8_t)(r->plen + 1);
 			*e = with_own(*e, 1, r->act);
 		}
 	}
@@ -353,11 +355,11 @@ static int build(struct vt_trie6 *t, unsigned d, const struct rule *r,
 /* --- live changes -------------------------------------------------------- */
 
 /* entry_addr - the address of entry i of node s (or of the root). */
-static void entry_addr(const struct shnode *s, unsigned i, __u64 *hi,
-		       __u64 *lo)
+static void entry_addr(const struct vt_trie6 *t, const struct shnode *s,
+		       unsigned i, __u64 *hi, __u64 *lo)
 {
 	if (!s) {
-		*hi = (__u64)i << 48;
+		*hi = (__u64)i << (64 - t->rb);
 		*lo = 0;
 		return;
 	}
@@ -376,33 +378,33 @@ static void repaint(struct vt_trie6 *t, const struct shnode *s, uint32_t *ents,
 		    uint8_t *ownp, __u64 hi, __u64 lo, unsigned plen,
 		    const struct rule *r)
 {
-	unsigned d = s ? s->depth : 0, width = s ? 8 : MOAT_V6T_ROOT_BITS;
+	unsigned d = s ? s->depth : 0, width = s ? 8 : t->rb;
 	unsigned span = d + width - plen;
-	unsigned first = s ? moat_v6t_byte(hi, lo, d) : (unsigned)(hi >> 48);
+	unsigned first = s ? moat_v6t_byte(hi, lo, d) : (unsigned)(hi >> (64 - t->rb));
 	unsigned minlen = s ? d + 1 : 0;
 
 	for (unsigned i = first; i < first + (1u << span); i++) {
 		if (r) {
-			if (ownp[i] != NOPLEN && ownp[i] > plen)
+			if (ownp[i] > plen + 1)
 				continue;
-			ownp[i] = (uint8_t)plen;
+			ownp[i] = (uint8_t)(plen + 1);
 			store_entry(&ents[i], with_own(ents[i], 1, r->act));
 			continue;
 		}
-		if (ownp[i] != plen)
+		if (ownp[i] != plen + 1)
 			continue;
 		/* the next longest rule of this node covering entry i */
 		__u64 eh, el;
 		const struct rule *best = NULL;
 
-		entry_addr(s, i, &eh, &el);
+		entry_addr(t, s, i, &eh, &el);
 		for (unsigned l = plen; l-- > minlen && !best;) {
 			__u64 mh = eh, ml = el;
 
 			mask2(&mh, &ml, l);
 			best = rfind(t, mh, ml, l);
 		}
-		ownp[i] = best ? best->plen : NOPLEN;
+		ownp[i] = best ? (uint8_t)(best->plen + 1) : OWN_NONE;
 		store_entry(&ents[i], with_own(ents[i], best != NULL,
 					       best ? best->act : 0));
 	}
@@ -420,10 +422,10 @@ struct step {            /* one entry on a rule's path */
 static int walk(struct vt_trie6 *t, __u64 hi, __u64 lo, unsigned plen,
 		struct step *path, int32_t *node, unsigned *range)
 {
-	unsigned d = MOAT_V6T_ROOT_BITS;
+	unsigned d = t->rb;
 	int k = 0;
 
-	path[0].e = &t->m.root[hi >> 48];
+	path[0].e = &t->m.root[hi >> (64 - t->rb)];
 	path[0].owner = -1;
 	for (;;) {
 		uint32_t e = *path[k].e;
@@ -484,7 +486,7 @@ int vt_trie6_put(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen,
 		return 0;
 	if (!old && (t->hn + 1) * 4 > t->hcap * 3 && (rc = rgrow(t)) < 0)
 		return rc;
-	if (plen <= MOAT_V6T_ROOT_BITS) {
+	if (plen <= t->rb) {
 		repaint(t, NULL, t->m.root, t->root_own, nr.hi, nr.lo, plen, &nr);
 		goto stored;
 	}
@@ -561,7 +563,7 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen)
 	if (!(old = rfind(t, hi, lo, plen)))
 		return 0;
 	rdel(t, old);   /* first: repaint must not find it */
-	if (plen <= MOAT_V6T_ROOT_BITS) {
+	if (plen <= t->rb) {
 		repaint(t, NULL, t->m.root, t->root_own, hi, lo, plen, NULL);
 		return 0;
 	}
@@ -658,7 +660,7 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 	mask2(&s->hi, &s->lo, d);
 	s->depth = (uint8_t)d;
 	s->nrules = s->nchild = 0;
-	memset(s->ownplen, NOPLEN, sizeof(s->ownplen));
+	memset(s->ownplen, OWN_NONE, sizeof(s->ownplen));
 	for (unsigned i = 0; i < MOAT_V6T_NODE_ENTRIES; i++) {
 		uint32_t ce = t->m.nodes[idx].e[i];
 		__u64 ch, cl;
@@ -667,7 +669,7 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 		if (moat_v6t_kind(ce) == MOAT_V6T_KIND_NONE)
 			continue;
 		t->sh[idx].nchild++;
-		entry_addr(&t->sh[idx], i, &ch, &cl);
+		entry_addr(t, &t->sh[idx], i, &ch, &cl);
 		if ((rc = adopt_walk(t, a, ce, d + 8, ch, cl)) < 0)
 			return rc;
 	}
@@ -679,31 +681,32 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 static void paint_shadow(struct vt_trie6 *t, struct shnode *s, const struct rule *r)
 {
 	uint8_t *ownp = s ? s->ownplen : t->root_own;
-	unsigned d = s ? s->depth : 0, width = s ? 8 : MOAT_V6T_ROOT_BITS;
-	unsigned first = s ? moat_v6t_byte(r->hi, r->lo, d) : (unsigned)(r->hi >> 48);
+	unsigned d = s ? s->depth : 0, width = s ? 8 : t->rb;
+	unsigned first = s ? moat_v6t_byte(r->hi, r->lo, d) :
+			     (unsigned)(r->hi >> (64 - t->rb));
 
 	for (unsigned i = first; i < first + (1u << (d + width - r->plen)); i++)
-		if (ownp[i] == NOPLEN || ownp[i] <= r->plen)
-			ownp[i] = r->plen;
+		if (ownp[i] <= r->plen + 1)
+			ownp[i] = (uint8_t)(r->plen + 1);
 }
 
 /* own_fix - entries of node s (NULL: root) whose own bits are not what
  * the own lengths and the rules say get them, one store each */
 static void own_fix(struct vt_trie6 *t, struct shnode *s, uint32_t *ents,
-		    unsigned count)
+		    size_t count)
 {
 	const uint8_t *ownp = s ? s->ownplen : t->root_own;
 
-	for (unsigned i = 0; i < count; i++) {
+	for (size_t i = 0; i < count; i++) {
 		const struct rule *r = NULL;
 		uint32_t want;
 
-		if (ownp[i] != NOPLEN) {
+		if (ownp[i] != OWN_NONE) {
 			__u64 eh, el;
 
-			entry_addr(s, i, &eh, &el);
-			mask2(&eh, &el, ownp[i]);
-			r = rfind(t, eh, el, ownp[i]);
+			entry_addr(t, s, i, &eh, &el);
+			mask2(&eh, &el, ownp[i] - 1u);
+			r = rfind(t, eh, el, ownp[i] - 1u);
 		}
 		want = with_own(ents[i], r != NULL, r ? r->act : 0);
 		if (want != ents[i])
@@ -725,9 +728,9 @@ struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
 	    !(want = vt_trie6_new(mem)))
 		goto out;
 	/* 1. the structure: what is in use, node shadows, bucket rules */
-	for (unsigned i = 0; i < MOAT_V6T_ROOT_ENTRIES; i++)
-		if ((rc = adopt_walk(t, &a, mem->root[i], MOAT_V6T_ROOT_BITS,
-				     (__u64)i << 48, 0)) < 0)
+	for (size_t i = 0; i < vt_trie6_root_entries(t->rb); i++)
+		if ((rc = adopt_walk(t, &a, mem->root[i], t->rb,
+				     (__u64)i << (64 - t->rb), 0)) < 0)
 			goto out;
 	rc = -ENOMEM;
 	for (uint32_t i = 0; i < t->nhw; i++)
@@ -767,7 +770,7 @@ struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
 			rinsert_new(want->h, want->hcap, &r);
 			want->hn++;
 		}
-		if (r.plen > MOAT_V6T_ROOT_BITS &&
+		if (r.plen > t->rb &&
 		    (walk(t, r.hi, r.lo, r.plen, path, &node, &range), node < 0))
 			continue;   /* a bucket's: 4 */
 		if ((t->hn + 1) * 4 > t->hcap * 3 && rgrow(t) < 0)
@@ -783,7 +786,7 @@ struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
 			t->sh[node].nrules++;
 	}
 	/* 3. own bits as the rules say */
-	own_fix(t, NULL, t->m.root, MOAT_V6T_ROOT_ENTRIES);
+	own_fix(t, NULL, t->m.root, vt_trie6_root_entries(t->rb));
 	for (uint32_t i = 0; i < t->nhw; i++)
 		if (a.nseen[i])
 			own_fix(t, &t->sh[i], t->m.nodes[i].e, MOAT_V6T_NODE_ENTRIES);
@@ -859,12 +862,20 @@ void vt_trie6_grace_done(struct vt_trie6 *t)
 
 struct vt_trie6 *vt_trie6_new(const struct vt_trie6_mem *mem)
 {
-	struct vt_trie6 *t = calloc(1, sizeof(*t));
+	struct vt_trie6 *t;
 
-	if (!t)
+	if (mem->root_bits && mem->root_bits != MOAT_V6T_ROOT_BITS &&
+	    mem->root_bits != MOAT_V6T_ROOT_BITS_WIDE)
+		return NULL;
+	if (!(t = calloc(1, sizeof(*t))))
 		return NULL;
 	t->m = *mem;
-	memset(t->root_own, NOPLEN, sizeof(t->root_own));
+	t->rb = moat_v6t_root_bits(mem->root_bits);
+	/* zero pages until a short rule paints them (OWN_NONE is 0) */
+	if (!(t->root_own = calloc(vt_trie6_root_entries(t->rb), 1))) {
+		free(t);
+		return NULL;
+	}
 	return t;
 }
 
@@ -878,16 +889,24 @@ static void *reserve(size_t len)
 
 struct vt_trie6 *vt_trie6_new_owned(uint32_t nodes_max, uint32_t buckets_max)
 {
-	struct vt_trie6_mem m = {
-		.nodes_max = nodes_max, .buckets_max = buckets_max };
-	struct vt_trie6 *t;
+	return vt_trie6_new_owned_root(0, nodes_max, buckets_max);
+}
 
-	m.root = reserve(MOAT_V6T_ROOT_ENTRIES * sizeof(uint32_t));
+struct vt_trie6 *vt_trie6_new_owned_root(uint32_t root_bits, uint32_t nodes_max,
+					 uint32_t buckets_max)
+{
+	struct vt_trie6_mem m = { .nodes_max = nodes_max,
+				  .buckets_max = buckets_max,
+				  .root_bits = root_bits };
+	size_t rlen = vt_trie6_root_entries(root_bits) * sizeof(uint32_t);
+	struct vt_trie6 *t = NULL;
+
+	m.root = reserve(rlen);
 	m.nodes = reserve((size_t)nodes_max * sizeof(struct moat_v6_node));
 	m.buckets = reserve((size_t)buckets_max * sizeof(struct moat_v6_bucket));
 	if (!m.root || !m.nodes || !m.buckets || !(t = vt_trie6_new(&m))) {
 		if (m.root)
-			munmap(m.root, MOAT_V6T_ROOT_ENTRIES * sizeof(uint32_t));
+			munmap(m.root, rlen);
 		if (m.nodes)
 			munmap(m.nodes, (size_t)nodes_max * sizeof(struct moat_v6_node));
 		if (m.buckets)
@@ -895,7 +914,10 @@ struct vt_trie6 *vt_trie6_new_owned(uint32_t nodes_max, uint32_t buckets_max)
 		return NULL;
 	}
 	t->owned = 1;
-	/* huge pages where the kernel gives them, as for tbl24 (vt_thp) */
+	/* huge pages where the kernel gives them, as for tbl24 (vt_thp); the
+	 * wide root too (64 MiB read at random, like tbl24) */
+	if (rlen > (2u << 20))
+		(void)madvise(m.root, rlen, MADV_HUGEPAGE);
 	(void)madvise(m.nodes, (size_t)nodes_max * sizeof(struct moat_v6_node),
 		      MADV_HUGEPAGE);
 	(void)madvise(m.buckets, (size_t)buckets_max * sizeof(struct moat_v6_bucket),
@@ -908,10 +930,11 @@ void vt_trie6_free(struct vt_trie6 *t)
 	if (!t)
 		return;
 	if (t->owned) {
-		munmap(t->m.root, MOAT_V6T_ROOT_ENTRIES * sizeof(uint32_t));
+		munmap(t->m.root, vt_trie6_root_entries(t->rb) * sizeof(uint32_t));
 		munmap(t->m.nodes, (size_t)t->m.nodes_max * sizeof(struct moat_v6_node));
 		munmap(t->m.buckets, (size_t)t->m.buckets_max * sizeof(struct moat_v6_bucket));
 	}
+	free(t->root_own);
 	free(t->h);
 	free(t->sh);
 	free(t->nfree.v);
@@ -933,7 +956,7 @@ void vt_trie6_stats(const struct vt_trie6 *t, struct vt_trie6_stats *st)
 	st->buckets = t->bused;
 	st->nodes_hw = t->nhw;
 	st->buckets_hw = t->bhw;
-	st->bytes = MOAT_V6T_ROOT_ENTRIES * sizeof(uint32_t) +
+	st->bytes = vt_trie6_root_entries(t->rb) * sizeof(uint32_t) +
 		    (size_t)t->nused * sizeof(struct moat_v6_node) +
 		    (size_t)t->bused * sizeof(struct moat_v6_bucket);
 }

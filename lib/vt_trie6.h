@@ -19,16 +19,38 @@
 
 #include "moat_trie6.h"
 
-/* The trie's storage: root (MOAT_V6T_ROOT_ENTRIES entries), nodes_max
- * nodes and buckets_max buckets.  The caller zeroes the root; nodes and
- * buckets need no initialisation. */
+/* The trie's storage: root (2^R entries, R = moat_v6t_root_bits(root_bits):
+ * root_bits 0 or 16 for the default root of MOAT_V6T_ROOT_ENTRIES, 24 for
+ * the wide one of MOAT_V6T_ROOT_ENTRIES_WIDE), nodes_max nodes and
+ * buckets_max buckets.  The caller zeroes the root; nodes and buckets
+ * need no initialisation. */
 struct vt_trie6_mem {
 	uint32_t *root;
 	struct moat_v6_node *nodes;
 	uint32_t nodes_max;
 	struct moat_v6_bucket *buckets;
 	uint32_t buckets_max;
+	uint32_t root_bits;
 };
+
+/* vt_trie6_root_entries - the root's entries for a root_bits setting. */
+static inline size_t vt_trie6_root_entries(uint32_t root_bits)
+{
+	return (size_t)1 << moat_v6t_root_bits(root_bits);
+}
+
+/* VT_TRIE6_WIDE_MIN - from this many IPv6 rules on, a fast path sized for
+ * them takes the wide root (vt_trie6_root_bits_for): 64 MiB, 64 bytes a
+ * rule at 1M; below it the 256 KiB one. */
+#define VT_TRIE6_WIDE_MIN (1u << 18)
+
+/* vt_trie6_root_bits_for - the root_bits setting for storage sized for
+ * rules_max rules. */
+static inline uint32_t vt_trie6_root_bits_for(size_t rules_max)
+{
+	return rules_max >= VT_TRIE6_WIDE_MIN ? MOAT_V6T_ROOT_BITS_WIDE
+					      : MOAT_V6T_ROOT_BITS;
+}
 
 struct vt_trie6;
 
@@ -37,8 +59,12 @@ struct vt_trie6;
 struct vt_trie6 *vt_trie6_new(const struct vt_trie6_mem *mem);
 
 /* vt_trie6_new_owned - a writer over storage of its own: the node and
- * bucket arrays reserved (not committed) for nodes_max / buckets_max. */
+ * bucket arrays reserved (not committed) for nodes_max / buckets_max, the
+ * default root; vt_trie6_new_owned_root the same with the root of
+ * root_bits (0, 16 or 24: struct vt_trie6_mem). */
 struct vt_trie6 *vt_trie6_new_owned(uint32_t nodes_max, uint32_t buckets_max);
+struct vt_trie6 *vt_trie6_new_owned_root(uint32_t root_bits, uint32_t nodes_max,
+					 uint32_t buckets_max);
 
 void vt_trie6_free(struct vt_trie6 *t);
 
@@ -99,6 +125,8 @@ uint32_t vt_trie6_lookup(const struct vt_trie6_mem *m, const uint8_t addr[16]);
 
 #define MOAT_V6T_ROOT_GET(ctx, i) \
 	(((const struct vt_trie6_mem *)(ctx))->root[(i)])
+#define MOAT_V6T_ROOT_BITS_GET(ctx) \
+	moat_v6t_root_bits(((const struct vt_trie6_mem *)(ctx))->root_bits)
 #define MOAT_V6T_NODE_GET(ctx, i)                                        \
 	((i) < ((const struct vt_trie6_mem *)(ctx))->nodes_max ?          \
 	 &((const struct vt_trie6_mem *)(ctx))->nodes[(i)] : NULL)
@@ -107,6 +135,7 @@ uint32_t vt_trie6_lookup(const struct vt_trie6_mem *m, const uint8_t addr[16]);
 	 &((const struct vt_trie6_mem *)(ctx))->buckets[(i)] : NULL)
 #include "moat_trie6.h"
 #undef MOAT_V6T_ROOT_GET
+#undef MOAT_V6T_ROOT_BITS_GET
 #undef MOAT_V6T_NODE_GET
 #undef MOAT_V6T_BUCKET_GET
 

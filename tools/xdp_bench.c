@@ -807,17 +807,29 @@ static int cmd_lookup6(size_t n, int runs)
 	uint64_t usum = 0;
 	char tag[32];
 	struct vt_trie6_mem hm;
+	const char *rbs = getenv("XDP_BENCH_V6_ROOT_BITS");
+	size_t rlen;
 
 	mem.nodes_max = (uint32_t)(n / 32 + 16384);
 	mem.buckets_max = (uint32_t)(n + n / 2 + 4096);
+	/* the root the XDP backend takes for n rules; XDP_BENCH_V6_ROOT_BITS
+	 * (16 or 24) forces one, for an A/B of the two in one run */
+	mem.root_bits = rbs ? (uint32_t)atoi(rbs) : vt_trie6_root_bits_for(n);
+	if (mem.root_bits != MOAT_V6T_ROOT_BITS && mem.root_bits != MOAT_V6T_ROOT_BITS_WIDE) {
+		fprintf(stderr, "xdp_bench lookup6: XDP_BENCH_V6_ROOT_BITS: 16 or 24\n");
+		return 1;
+	}
+	rlen = vt_trie6_root_entries(mem.root_bits) * 4;
 	if (!(s = moat_lookup6_bench__open())) {
 		fprintf(stderr, "xdp_bench lookup6: open: %s\n", strerror(errno));
 		return 1;
 	}
+	s->rodata->moat_v6t_rootbits = mem.root_bits;
 	s->rodata->moat_v6t_nodes_max = mem.nodes_max;
 	s->rodata->moat_v6t_buckets_max = mem.buckets_max;
 	s->rodata->n_chunks = N_LOOKUP / LB6_CHUNK;
-	if ((err = bpf_map__set_value_size(s->maps.v6t_nodes,
+	if ((err = bpf_map__set_value_size(s->maps.v6t_root, (__u32)rlen)) ||
+	    (err = bpf_map__set_value_size(s->maps.v6t_nodes,
 					   mem.nodes_max * sizeof(struct moat_v6_node))) ||
 	    (err = bpf_map__set_value_size(s->maps.v6t_buckets,
 					   mem.buckets_max * sizeof(struct moat_v6_bucket))) ||
@@ -826,7 +838,7 @@ static int cmd_lookup6(size_t n, int runs)
 		fprintf(stderr, "xdp_bench lookup6: load: %s\n", strerror(-err));
 		return 1;
 	}
-	mem.root = map_value(s->maps.v6t_root, MOAT_V6T_ROOT_ENTRIES * 4);
+	mem.root = map_value(s->maps.v6t_root, rlen);
 	mem.nodes = map_value(s->maps.v6t_nodes, mem.nodes_max * sizeof(struct moat_v6_node));
 	mem.buckets = map_value(s->maps.v6t_buckets,
 				mem.buckets_max * sizeof(struct moat_v6_bucket));
@@ -875,7 +887,7 @@ static int cmd_lookup6(size_t n, int runs)
 	/* the same trie copied into MADV_HUGEPAGE memory: what the kernel's
 	 * 4 KiB pages of the map values cost, told apart from the code */
 	hm = mem;
-	hm.root = thp_copy(mem.root, MOAT_V6T_ROOT_ENTRIES * 4);
+	hm.root = thp_copy(mem.root, rlen);
 	hm.nodes = thp_copy(mem.nodes, mem.nodes_max * sizeof(struct moat_v6_node));
 	hm.buckets = thp_copy(mem.buckets, mem.buckets_max * sizeof(struct moat_v6_bucket));
 	if (!hm.root || !hm.nodes || !hm.buckets) {
@@ -909,6 +921,8 @@ static int cmd_lookup6(size_t n, int runs)
 	}
 	tag_of(n, tag, sizeof(tag));
 	printf("v6_trie_entries_%s %zu\n", tag, st.rules);
+	printf("v6_trie_root_bits_%s %u\n", tag, moat_v6t_root_bits(mem.root_bits));
+	printf("v6_trie_nodes_%s %u\nv6_trie_buckets_%s %u\n", tag, st.nodes, tag, st.buckets);
 	printf("v6_trie_bytes_per_entry_%s %.2f\n", tag, (double)st.bytes / (double)n);
 	printf("ns_lookup_bpf_v6_%s %.2f\n", tag, median(kv, runs));
 	printf("ns_lookup_bpf_v6_loop_%s %.2f\n", tag, median(lv, runs));

@@ -456,9 +456,12 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	/* the IPv6 trie's storage for v6_max rules (moat_xdp.h) */
 	x->t6m.nodes_max = o->v6_max / 32 + 16384;
 	x->t6m.buckets_max = o->v6_max + o->v6_max / 2 + 1024;
-	x->t6_len[0] = MOAT_V6T_ROOT_ENTRIES * sizeof(__u32);
+	/* the wide root (64 MiB) from VT_TRIE6_WIDE_MIN rules on */
+	x->t6m.root_bits = vt_trie6_root_bits_for(o->v6_max);
+	x->t6_len[0] = vt_trie6_root_entries(x->t6m.root_bits) * sizeof(__u32);
 	x->t6_len[1] = (size_t)x->t6m.nodes_max * sizeof(struct moat_v6_node);
 	x->t6_len[2] = (size_t)x->t6m.buckets_max * sizeof(struct moat_v6_bucket);
+	x->skel->rodata->moat_v6t_rootbits = x->t6m.root_bits;
 	x->skel->rodata->moat_v6t_nodes_max = x->t6m.nodes_max;
 	x->skel->rodata->moat_v6t_buckets_max = x->t6m.buckets_max;
 	if ((err = bpf_map__set_value_size(x->skel->maps.stats, (__u32)x->ncpus *
@@ -466,6 +469,7 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	    (err = bpf_map__set_value_size(x->skel->maps.groups, o->groups_max *
 					   (__u32)sizeof(struct moat_group))) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.v6_rules, o->v6_max)) ||
+	    (err = bpf_map__set_value_size(x->skel->maps.v6t_root, (__u32)x->t6_len[0])) ||
 	    (err = bpf_map__set_value_size(x->skel->maps.v6t_nodes, (__u32)x->t6_len[1])) ||
 	    (err = bpf_map__set_value_size(x->skel->maps.v6t_buckets, (__u32)x->t6_len[2])) ||
 	    (err = bpf_map__set_max_entries(x->skel->maps.rl_src, o->rl_src_max)))

@@ -30,10 +30,15 @@
 #include "log.h"
 #include "moat_trie6.h"
 #include "moat_xdp.h"
+#include "vt_trie6.h"
 #include "xdp_backend.h"
 #include "xdp_frames.h"
 
 static const __u64 test_key[2] = { 0x1111222233334444ull, 0x5555666677778888ull };
+
+/* v6_max of the handles open_x makes: 64, or VT_TRIE6_WIDE_MIN for the
+ * IPv6 trie's wide root (test_case_table_wide) */
+static __u32 open_v6_max = 64;
 
 /* open_x - a handle without pins, small maps, the test table published */
 static struct moat_xdp *open_x(struct moat_xdp_opts *o)
@@ -44,7 +49,7 @@ static struct moat_xdp *open_x(struct moat_xdp_opts *o)
 
 	o->pin_dir = NULL;
 	o->groups_max = 1024;
-	o->v6_max = 64;
+	o->v6_max = open_v6_max;
 	o->rl_src_max = 64;
 	o->isn_key[0] = test_key[0];
 	o->isn_key[1] = test_key[1];
@@ -153,6 +158,15 @@ static void test_case_table(void **state)
 	moat_xdp_close(x);
 	assert_true(tarpits >= 5);
 	assert_int_equal(failed, 0);
+}
+
+/* the same cases through a program whose IPv6 trie has the wide root
+ * (2^24 entries: a v6_max of VT_TRIE6_WIDE_MIN) */
+static void test_case_table_wide(void **state)
+{
+	open_v6_max = VT_TRIE6_WIDE_MIN;
+	test_case_table(state);
+	open_v6_max = 64;
 }
 
 static void test_truncation(void **state)
@@ -690,6 +704,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_case_table),
+		cmocka_unit_test(test_case_table_wide),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_rate_limits),
 		cmocka_unit_test(test_port_set),

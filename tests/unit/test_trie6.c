@@ -5,7 +5,10 @@
  * /128, the root's /16 and the halves' /64 boundary, prefixes overlapping
  * across node boundaries, bucket splits and collapses), random churn, and
  * lookups from another thread while a publish sequence runs copy-on-write
- * (every verdict the old or the new table's).
+ * (every verdict the old or the new table's).  Every test runs over the
+ * default root (16 bits) and again over the wide one (24 bits), whose own
+ * edges (/24 the root's last length, buckets right below the root) have a
+ * test of their own.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +32,28 @@ struct r6 {
 };
 
 static uint64_t rng = 88172645463325252ULL;
+
+/* the root of the tries the tests make: 0 (the default) or 24 (wide) */
+static uint32_t test_rb;
+
+static struct vt_trie6 *new_trie(uint32_t nodes_max, uint32_t buckets_max)
+{
+	return vt_trie6_new_owned_root(test_rb, nodes_max, buckets_max);
+}
+
+static int wide_setup(void **state)
+{
+	(void)state;
+	test_rb = MOAT_V6T_ROOT_BITS_WIDE;
+	return 0;
+}
+
+static int wide_teardown(void **state)
+{
+	(void)state;
+	test_rb = 0;
+	return 0;
+}
 
 static uint64_t xr(void)
 {
@@ -156,6 +181,41 @@ static void del(struct vt_trie6 *t, const struct r6 *r)
 	vt_trie6_grace_done(t);
 }
 
+/* put_check / del_check - r put (deleted) in t and in the set v[0, n),
+ * every rule's probes checked; the set's new size */
+static size_t put_check(struct vt_trie6 *t, struct r6 *v, size_t n,
+			const struct r6 *r)
+{
+	put(t, r);
+	n = set_rule(v, n, r);
+	check_all(t, v, n);
+	return n;
+}
+
+static size_t del_check(struct vt_trie6 *t, struct r6 *v, size_t n,
+			const struct r6 *r)
+{
+	del(t, r);
+	n = del_rule(v, n, r);
+	check_all(t, v, n);
+	return n;
+}
+
+/* assert_emptied - no rule, node or bucket left, every root entry 0 */
+static void assert_emptied(struct vt_trie6 *t)
+{
+	const struct vt_trie6_mem *m = vt_trie6_storage(t);
+	struct vt_trie6_stats st;
+
+	vt_trie6_stats(t, &st);
+	assert_int_equal(st.rules, 0);
+	assert_int_equal(st.nodes, 0);     /* every node collapsed */
+	assert_int_equal(st.buckets, 0);
+	for (size_t i = 0; i < vt_trie6_root_entries(m->root_bits); i++)
+		if (m->root[i])
+			fail_msg("root entry %zu left: %#x", i, m->root[i]);
+}
+
 static struct r6 rule(const char *hex, unsigned plen, uint32_t act)
 {
 	struct r6 r = { .plen = plen, .act = act };
@@ -170,10 +230,9 @@ static struct r6 rule(const char *hex, unsigned plen, uint32_t act)
 static void test_edges(void **state)
 {
 	(void)state;
-	struct vt_trie6 *t = vt_trie6_new_owned(1024, 4096);
+	struct vt_trie6 *t = new_trie(1024, 4096);
 	struct r6 v[64];
 	size_t n = 0;
-	struct vt_trie6_stats st;
 	const char *base = "20010db8000000010000000000000001";
 	uint8_t zero[16] = { 0 };
 
@@ -208,34 +267,22 @@ static void test_edges(void **state)
 	};
 	size_t ne = sizeof(e) / sizeof(e[0]);
 
-	for (size_t i = 0; i < ne; i++) {
-		put(t, &e[i]);
-		n = set_rule(v, n, &e[i]);
-		check_all(t, v, n);
-	}
+	for (size_t i = 0; i < ne; i++)
+		n = put_check(t, v, n, &e[i]);
 	/* overwrite each action */
 	for (size_t i = 0; i < ne; i++) {
 		e[i].act = (e[i].act + 1) & 3;
-		put(t, &e[i]);
-		n = set_rule(v, n, &e[i]);
-		check_all(t, v, n);
+		n = put_check(t, v, n, &e[i]);
 	}
 	/* delete from the middle out */
 	for (size_t k = 0; k < ne; k++) {
 		size_t i = (k * 7) % ne;
 
-		del(t, &e[i]);
-		n = del_rule(v, n, &e[i]);
-		check_all(t, v, n);
+		n = del_check(t, v, n, &e[i]);
 		del(t, &e[i]);   /* absent: still 0 */
 	}
 	assert_int_equal(n, 0);
-	vt_trie6_stats(t, &st);
-	assert_int_equal(st.rules, 0);
-	assert_int_equal(st.nodes, 0);     /* every node collapsed */
-	assert_int_equal(st.buckets, 0);
-	for (unsigned i = 0; i < MOAT_V6T_ROOT_ENTRIES; i++)
-		assert_int_equal(vt_trie6_storage(t)->root[i], 0);
+	assert_emptied(t);
 	vt_trie6_free(t);
 }
 
@@ -265,7 +312,7 @@ static struct r6 rand_rule(void)
 static void test_random_churn(void **state)
 {
 	(void)state;
-	struct vt_trie6 *t = vt_trie6_new_owned(1 << 14, 1 << 16);
+	struct vt_trie6 *t = new_trie(1 << 14, 1 << 16);
 	struct r6 *v = calloc(4096, sizeof(*v));
 	size_t n = 0;
 	struct vt_trie6_stats st;
@@ -307,7 +354,7 @@ static void test_random_churn(void **state)
 static void test_enospc(void **state)
 {
 	(void)state;
-	struct vt_trie6 *t = vt_trie6_new_owned(2, 3);
+	struct vt_trie6 *t = new_trie(2, 3);
 	struct r6 v[16];
 	size_t n = 0;
 	int rc = 0, i;
@@ -334,14 +381,15 @@ static void test_enospc(void **state)
 static void test_adopt(void **state)
 {
 	(void)state;
-	struct vt_trie6_mem m = { .nodes_max = 1 << 12, .buckets_max = 1 << 14 };
+	struct vt_trie6_mem m = { .nodes_max = 1 << 12, .buckets_max = 1 << 14,
+				  .root_bits = test_rb };
 	struct r6 *v = calloc(4096, sizeof(*v)), *w = calloc(4096, sizeof(*w));
 	struct vt_trie6_rule *tr = calloc(4096, sizeof(*tr));
 	size_t n = 0, nw = 0, fixed = 99;
 	struct vt_trie6 *t;
 	int err;
 
-	m.root = calloc(MOAT_V6T_ROOT_ENTRIES, sizeof(uint32_t));
+	m.root = calloc(vt_trie6_root_entries(test_rb), sizeof(uint32_t));
 	m.nodes = calloc(m.nodes_max, sizeof(struct moat_v6_node));
 	m.buckets = calloc(m.buckets_max, sizeof(struct moat_v6_bucket));
 	assert_non_null(t = vt_trie6_new(&m));
@@ -365,7 +413,7 @@ static void test_adopt(void **state)
 			ns = nw;
 		}
 		if (round == 2) {   /* an empty trie, the rules given */
-			memset(m.root, 0, MOAT_V6T_ROOT_ENTRIES * sizeof(uint32_t));
+			memset(m.root, 0, vt_trie6_root_entries(test_rb) * sizeof(uint32_t));
 		}
 		for (size_t i = 0; i < ns; i++) {
 			memcpy(tr[i].addr, src[i].a, 16);
@@ -518,7 +566,7 @@ static void test_publish_while_reading(void **state)
 	time_t end;
 	int pubs = 0;
 
-	rc.t = vt_trie6_new_owned(1 << 14, 1 << 16);
+	rc.t = new_trie(1 << 14, 1 << 16);
 	assert_non_null(rc.t);
 	/* the counterexample of moat_abi.h PUBLISHING ORDER 4: old /48 DROP,
 	 * new /64 DROP inside it with the /48 gone */
@@ -575,15 +623,82 @@ static void test_publish_while_reading(void **state)
 	free(b);
 }
 
+/* the wide root's own edges: lengths around its 24 bits, rules going
+ * straight into buckets below root entries (no node), a fourth rule
+ * splitting such a bucket into a node at depth 24, a /64 with /128s in
+ * its bucket, neighbours differing in bit 24 only, a /0 painting all
+ * 2^24 root entries */
+static void test_wide_edges(void **state)
+{
+	(void)state;
+	struct vt_trie6 *t = vt_trie6_new_owned_root(MOAT_V6T_ROOT_BITS_WIDE, 64, 256);
+	struct r6 v[64];
+	size_t n = 0;
+	struct vt_trie6_stats st;
+	const char *base = "20010d00000000010000000000000001";
+	struct r6 e[] = {
+		rule(base, 23, MOAT_ACT_TARPIT),     /* two root entries */
+		rule(base, 24, MOAT_ACT_DROP),       /* the root's last length */
+		rule("20010c00000000000000000000000000", 24, MOAT_ACT_DROP),
+		/* a bucket right below the root: a /64 and /128s in it */
+		rule("20010d00000000010000000000000000", 64, MOAT_ACT_DROP),
+		rule("20010d00000000010000000000000002", 128, MOAT_ACT_PASS),
+		rule("20010d00000000010000000000000003", 128, MOAT_ACT_ALLOW),
+		/* the fourth rule below 2001:0d00::/24: a node at depth 24 */
+		rule(base, 25, MOAT_ACT_ALLOW),
+		rule("20010d00000000020000000000000000", 48, MOAT_ACT_TARPIT),
+		rule(base, 31, MOAT_ACT_PASS),       /* the node's own lengths */
+		rule(base, 32, MOAT_ACT_DROP),
+		rule(base, 33, MOAT_ACT_TARPIT),     /* the node's buckets */
+		rule("20010dff000000000000000000000000", 32, MOAT_ACT_ALLOW),
+		rule("20010e00000000000000000000000000", 25, MOAT_ACT_DROP),
+		rule("20010e80000000000000000000000000", 25, MOAT_ACT_TARPIT),
+		rule("ffffff00000000000000000000000000", 24, MOAT_ACT_DROP),
+		rule("ffffffffffffffffffffffffffffffff", 128, MOAT_ACT_ALLOW),
+		rule("00000000000000000000000000000000", 8, MOAT_ACT_DROP),
+		rule("00000000000000000000000000000000", 0, MOAT_ACT_TARPIT),
+	};
+	size_t ne = sizeof(e) / sizeof(e[0]);
+
+	assert_non_null(t);
+	assert_int_equal(vt_trie6_storage(t)->root_bits, MOAT_V6T_ROOT_BITS_WIDE);
+	for (size_t i = 0; i < 6; i++)
+		n = put_check(t, v, n, &e[i]);
+	vt_trie6_stats(t, &st);
+	assert_int_equal(st.nodes, 0);       /* root and buckets only */
+	assert_int_equal(st.bytes, MOAT_V6T_ROOT_ENTRIES_WIDE * 4u +
+			 st.buckets * sizeof(struct moat_v6_bucket));
+	assert_int_equal(st.buckets, 1);
+	n = put_check(t, v, n, &e[6]);
+	vt_trie6_stats(t, &st);
+	assert_int_equal(st.nodes, 1);       /* the split */
+	for (size_t i = 7; i < ne; i++)
+		n = put_check(t, v, n, &e[i]);
+	for (size_t k = 0; k < ne; k++)
+		n = del_check(t, v, n, &e[(k * 5) % ne]);
+	assert_emptied(t);
+	vt_trie6_free(t);
+	/* only 0, 16 and 24 are roots */
+	assert_null(vt_trie6_new_owned_root(20, 4, 4));
+}
+
 int main(void)
 {
+#define WIDE(f) cmocka_unit_test_setup_teardown(f, wide_setup, wide_teardown)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_random_churn),
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_publish_while_reading),
+		cmocka_unit_test(test_wide_edges),
+		WIDE(test_edges),
+		WIDE(test_random_churn),
+		WIDE(test_enospc),
+		WIDE(test_adopt),
+		WIDE(test_publish_while_reading),
 	};
+
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

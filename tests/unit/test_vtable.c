@@ -1254,6 +1254,95 @@ static void test_plens_flip(void **state)
 	vt_image_free(img);
 }
 
+/* test_image_widen - an image's IPv6 trie moves to the wide root once it
+ * holds VT_TRIE6_WIDE_MIN rules (rebuilt from the rules, moat_trie6.h):
+ * every verdict the same before and after, and through deletes after. */
+static void widen_key(struct moat_v6_key *k, uint64_t i, unsigned plen)
+{
+	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ULL;
+
+	memset(k, 0, sizeof(*k));
+	k->plen = plen;
+	for (int b = 0; b < 8; b++)
+		k->addr[b] = (uint8_t)(x >> (56 - 8 * b));
+	k->addr[0] = (uint8_t)(0x20 | (k->addr[0] & 0x1f));
+	if (plen == 128)
+		k->addr[15] = 7;
+}
+
+static void widen_check(const struct vt_image *img, uint64_t n, uint64_t gone)
+{
+	for (uint64_t i = 0; i < n; i += 97) {
+		struct moat_v6_key k;
+		uint32_t in, at7;
+
+		widen_key(&k, i, 64);
+		k.addr[15] = 9;
+		in = vt_image_lookup_v6(img, k.addr);
+		k.addr[15] = 7;
+		at7 = vt_image_lookup_v6(img, k.addr);
+		if (i < gone) {
+			assert_int_equal(in, MOAT_ACT_PASS);
+			assert_int_equal(at7, MOAT_ACT_PASS);
+		} else {
+			assert_int_equal(in, MOAT_ACT_DROP);
+			assert_int_equal(at7, i % 10 ? MOAT_ACT_DROP : MOAT_ACT_ALLOW);
+		}
+		k.addr[7] ^= 0x01;   /* the neighbouring /64: not listed */
+		assert_int_equal(vt_image_lookup_v6(img, k.addr), MOAT_ACT_PASS);
+	}
+	/* the /24 at the root (the wide root's last length) and an address
+	 * below it */
+	uint8_t a[16] = { 0x3f, 0xfe, 0x01, 0x02 };
+
+	assert_int_equal(vt_image_lookup_v6(img, a), MOAT_ACT_TARPIT);
+}
+
+static void test_image_widen(void **state)
+{
+	struct vt_image *img = vt_image_new();
+	struct moat_v6_key k;
+	uint64_t n = 0, target = VT_TRIE6_WIDE_MIN + 4096;
+	struct vt_image_stats st;
+
+	(void)state;
+	assert_non_null(img);
+	memset(&k, 0, sizeof(k));
+	k.plen = 24;
+	k.addr[0] = 0x3f;
+	k.addr[1] = 0xfe;
+	k.addr[2] = 0x01;
+	assert_int_equal(vt_image_v6_put(img, &k, MOAT_ACT_TARPIT), 0);
+	for (uint64_t i = 0; img->nv6 < target; i++) {
+		widen_key(&k, i, 64);
+		assert_int_equal(vt_image_v6_put(img, &k, MOAT_ACT_DROP), 0);
+		if (i % 10 == 0) {
+			widen_key(&k, i, 128);
+			assert_int_equal(vt_image_v6_put(img, &k, MOAT_ACT_ALLOW), 0);
+		}
+		n = i + 1;
+		if (img->nv6 == VT_TRIE6_WIDE_MIN - 2) {
+			assert_int_equal(vt_trie6_storage(img->t6)->root_bits, 0);
+			widen_check(img, n, 0);
+		}
+	}
+	assert_int_equal(vt_trie6_storage(img->t6)->root_bits, MOAT_V6T_ROOT_BITS_WIDE);
+	widen_check(img, n, 0);
+	vt_image_stats(img, &st);
+	assert_true(st.v6_trie_bytes >= (uint64_t)MOAT_V6T_ROOT_ENTRIES_WIDE * 4);
+	/* deletes over the wide root */
+	for (uint64_t i = 0; i < 2000; i++) {
+		widen_key(&k, i, 64);
+		vt_image_v6_del(img, &k);
+		if (i % 10 == 0) {
+			widen_key(&k, i, 128);
+			vt_image_v6_del(img, &k);
+		}
+	}
+	widen_check(img, n, 2000);
+	vt_image_free(img);
+}
+
 /* test_grace - a freed group is not reused before grace_done. */
 static void test_grace(void **state)
 {
@@ -1861,6 +1950,7 @@ int main(void)
 		cmocka_unit_test(test_set_policy),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_image_apply_bad),
+		cmocka_unit_test(test_image_widen),
 	};
 
 	seed = e ? strtoull(e, NULL, 0) : (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull;
