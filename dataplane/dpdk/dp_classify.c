@@ -201,23 +201,39 @@ void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b)
 void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
 			struct dp_burst *b, uint64_t now_ns)
 {
+	uint16_t nk = 0, nw = 0, nf = 0;
+
 	lc->view = v;
 	lc->now = now_ns;
 	for (uint16_t i = 0; i < b->n; i++) {
 		struct moat_pkt *p = &b->p[i];
+		struct rte_mbuf *m = b->m[i];
 		uint32_t act;
+		int verdict;
 
 		if (b->slot[i] < 0) {
 			moat_stat_inc(lc, b->res[i] == MOAT_PARSE_TCP ? MOAT_STAT_NOT_SMTP :
 				      moat_parse_res_stat(b->res[i]), -1);
-			b->verdict[i] = MOAT_VERDICT_PASS;
-			continue;
+			verdict = MOAT_VERDICT_PASS;
+		} else {
+			act = p->family == 4 ? dp_lookup_v4_entry(v, b->ent[i], p->saddr4) :
+					       dp_lookup_v6(v, p->saddr6);
+			lc->m = m;
+			verdict = moat_verdict_smtp(lc, p, b->slot[i], act);
 		}
-		act = p->family == 4 ? dp_lookup_v4_entry(v, b->ent[i], p->saddr4) :
-				       dp_lookup_v6(v, p->saddr6);
-		lc->m = b->m[i];
-		b->verdict[i] = (uint8_t)moat_verdict_smtp(lc, p, b->slot[i], act);
+		b->verdict[i] = (uint8_t)verdict;
+		/* a branch on a verdict the inlined verdict code has just
+		 * branched on: the compiler threads it into those paths */
+		if (verdict == MOAT_VERDICT_PASS)
+			b->out[DP_OUT_KERNEL][nk++] = m;
+		else if (verdict == MOAT_VERDICT_TX)
+			b->out[DP_OUT_WIRE][nw++] = m;
+		else
+			b->out[DP_OUT_FREE][nf++] = m;
 	}
+	b->nout[DP_OUT_KERNEL] = nk;
+	b->nout[DP_OUT_WIRE] = nw;
+	b->nout[DP_OUT_FREE] = nf;
 	lc->m = NULL;
 }
 

@@ -28,16 +28,13 @@
  * (rte_rcu_qsbr_check on the flip's token), as the XDP backend waits for a
  * kernel RCU grace period.
  *
- * Grace periods inside a publish: none per IPv6 prefix length.  Workers
- * read IPv6 from the trie only, whose lookup meets a publish at one point
- * (each change is one entry store on any address's path, what it replaced
- * reused only after a grace period: docs/verdict-table.md, 'IPv6 trie'),
- * so a lookup sees a finished prefix of the sequence however the lengths
- * interleave.  dp_table_sync (the channel calls it at each commit) waits
- * until every reader has passed a quiescent state, so what the publish
- * stopped referencing (groups, trie nodes and buckets) is no longer read.
- * Workers that sleep when idle go offline (rte_rcu_qsbr_thread_offline)
- * so a publish never waits for a sleeper.
+ * Grace periods inside a publish (see run_enter): an IPv6 lookup probes
+ * one rule per prefix length at different moments, so the writer lets
+ * readers drain where the length being changed changes and around a
+ * plens flip; and dp_table_sync (the channel calls it at each commit)
+ * waits until every reader has passed a quiescent state, so what the
+ * publish stopped referencing (groups) is no longer read.  Workers that sleep when idle go offline
+ * (rte_rcu_qsbr_thread_offline) so a publish never waits for a sleeper.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -58,6 +55,9 @@
 #include "vtable.h"
 #include "vt_trie6.h"
 
+#define RUN_NONE (-1)      /* dp_table.run: no IPv6 change yet */
+#define RUN_PLENS 1000     /* a plens flip */
+
 struct dp_table {
 	struct dp_table_view view;     /* what readers get */
 	uint32_t *tbl24;
@@ -73,6 +73,7 @@ struct dp_table {
 	struct rte_rcu_qsbr *qsbr;
 	uint64_t flip_token;           /* QSBR token of the last plens flip */
 	bool flip_pending;             /* readers may still read the retired slot */
+	int run;                       /* IPv6 rule length being changed, or RUN_* */
 };
 
 /* the action words dp_table_v6_get points at (a rule's action is its
@@ -224,6 +225,7 @@ int dp_table_create(const struct dp_table_params *p, struct dp_table **out)
 	if (!t->t6m.root || !t->t6m.nodes || !t->t6m.buckets ||
 	    !(t->t6 = vt_trie6_new(&t->t6m)))
 		goto nomem;
+	t->run = RUN_NONE;
 	t->view.tbl24 = t->tbl24;
 	t->view.groups = t->groups;
 	t->view.groups_max = p->groups_max;
@@ -378,17 +380,46 @@ static int apply_one(struct dp_table *t, const struct moat_update *u)
 	}
 }
 
+/* A v6 lookup probes one rule per prefix length, at different moments:
+ * if it overlapped updates at two lengths it could combine a rule the old
+ * table had with one only the new table has and give a verdict of
+ * neither.  Updates at one length cannot tear a lookup (it probes one key
+ * per length), so the writer waits for a grace period only where the run
+ * of same-length IPv6 updates changes and around a plens flip: every
+ * lookup then sees a state some prefix of the sequence had. */
+
+/* run_enter - about to change IPv6 rules of length run (or flip plens:
+ * RUN_NONE): wait for readers still in the previous run */
+static void run_enter(struct dp_table *t, int run)
+{
+	if (t->run != RUN_NONE && t->run != run)
+		rte_rcu_qsbr_synchronize(t->qsbr, RTE_QSBR_THRID_INVALID);
+	t->run = run;
+}
+
 /* dp_table_apply - apply n updates in order; on error the prefix before
  * the failing update stays applied and the failing one changed nothing.
- * No grace period inside (see the top of this file): a sequence sent in
- * chunks is applied as it comes.
+ * The run of IPv6 lengths carries over from the previous call: a sequence
+ * sent in chunks is one sequence.
  * Errors: -ERANGE, -EINVAL, -ENOSPC, -ENOMEM (dp_table.h). */
 int dp_table_apply(struct dp_table *t, const struct moat_update *u, size_t n)
 {
 	int r = 0;
 
-	for (size_t i = 0; i < n && r == 0; i++)
+	for (size_t i = 0; i < n && r == 0; i++) {
+		switch (u[i].kind) {
+		case MOAT_UPD_V6_PUT:
+		case MOAT_UPD_V6_DEL:
+			if (u[i].u.key.plen <= 128)
+				run_enter(t, (int)u[i].u.key.plen);
+			break;
+		case MOAT_UPD_V6_PLENS:
+			if (plens_valid(&u[i].u.plens))
+				run_enter(t, RUN_PLENS);
+			break;
+		}
 		r = apply_one(t, &u[i]);
+	}
 	return r;
 }
 
@@ -398,6 +429,7 @@ void dp_table_sync(struct dp_table *t)
 {
 	rte_rcu_qsbr_synchronize(t->qsbr, RTE_QSBR_THRID_INVALID);
 	vt_trie6_grace_done(t->t6);   /* what the trie replaced is not read */
+	t->run = RUN_NONE;
 }
 
 /* a chunk of the image being walked */

@@ -124,33 +124,20 @@ static inline void free_frames(struct rte_mbuf **m, uint16_t n)
 		rte_mempool_put_bulk(g.pool, (void **)plain, np);
 }
 
-/* wire_act - act on the verdicts of burst b: refused frames freed,
- * tarpit replies out of the wire port, the rest to the kernel */
+/* wire_act - act on the verdicts of burst b (sorted by
+ * dp_classify_decide): refused frames freed, tarpit replies out of the
+ * wire port, the rest to the kernel */
 static inline void wire_act(struct worker *w, struct dp_burst *b)
 {
-	struct rte_mbuf *kern[DP_BURST], *reply[DP_BURST], *drop[DP_BURST];
-	uint16_t nk = 0, nr = 0, nd = 0, q = (uint16_t)w->id, n = b->n;
+	uint16_t q = (uint16_t)w->id, nk = b->nout[DP_OUT_KERNEL], nr = b->nout[DP_OUT_WIRE];
 
-	for (uint16_t i = 0; i < n; i++) {
-		struct rte_mbuf *m = b->m[i];
-		uint8_t v = b->verdict[i];
-
-		/* no branch on the verdict: each array gets the frame, one
-		 * keeps it */
-		kern[nk] = m;
-		reply[nr] = m;
-		drop[nd] = m;
-		nk += v == MOAT_VERDICT_PASS;
-		nr += v == MOAT_VERDICT_TX;
-		nd += v != MOAT_VERDICT_PASS && v != MOAT_VERDICT_TX;
-	}
-	w->rx += n;
+	w->rx += b->n;
 	w->to_kernel += nk;
 	w->tx_reply += nr;
-	if (nd)
-		free_frames(drop, nd);
-	w->tx_fail += send_all(g.tap, q, kern, nk);
-	w->tx_fail += send_all(g.wire, q, reply, nr);
+	if (b->nout[DP_OUT_FREE])
+		free_frames(b->out[DP_OUT_FREE], b->nout[DP_OUT_FREE]);
+	w->tx_fail += send_all(g.tap, q, b->out[DP_OUT_KERNEL], nk);
+	w->tx_fail += send_all(g.wire, q, b->out[DP_OUT_WIRE], nr);
 	b->n = 0;
 }
 

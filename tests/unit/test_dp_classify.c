@@ -138,6 +138,31 @@ static void test_case_table(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* check_out - decide's out[] holds the burst's frames sorted by verdict,
+ * each in burst order; the number of frames out of place */
+static int check_out(const struct dp_burst *b)
+{
+	static const uint8_t verdict_of[DP_OUT__MAX] = {
+		[DP_OUT_KERNEL] = MOAT_VERDICT_PASS,
+		[DP_OUT_WIRE] = MOAT_VERDICT_TX,
+		[DP_OUT_FREE] = MOAT_VERDICT_DROP,
+	};
+	int bad = 0;
+
+	for (int o = 0; o < DP_OUT__MAX; o++) {
+		uint16_t k = 0;
+
+		for (uint16_t i = 0; i < b->n; i++)
+			if (b->verdict[i] == verdict_of[o] && (k >= b->nout[o] || b->out[o][k++] != b->m[i]))
+				bad++;
+		if (k != b->nout[o])
+			bad++;
+	}
+	if (bad)
+		print_error("a burst's out[] does not match its verdicts (%d)\n", bad);
+	return bad;
+}
+
 /* test_bursts - the whole table in bursts of up to 32 (three passes with
  * prefetch) decides every frame as one at a time did, and the counters
  * add up the same */
@@ -189,6 +214,7 @@ static void test_bursts(void **state)
 			if (cur->n) {
 				dp_classify_decide(bur, v, cur, 2000000000ull);
 				memcpy(&got_v[cur_at], cur->verdict, cur->n);
+				failed += check_out(cur);
 			}
 			if (!n && !cur->n)
 				break;
