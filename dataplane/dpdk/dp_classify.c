@@ -90,6 +90,14 @@ static inline void event_submit(struct dp_lcore *lc, const struct moat_event *e)
 		lc->stats.row[0].c[MOAT_STAT_EVENT_LOST]++;
 }
 
+/* dp_now - this burst's clock: read once, when first needed */
+static inline uint64_t dp_now(struct dp_lcore *lc)
+{
+	if (unlikely(!lc->now) && lc->clock)
+		lc->now = lc->clock();
+	return lc->now;
+}
+
 static inline uint32_t lookup(struct dp_lcore *lc, const struct moat_pkt *p)
 {
 	return p->family == 4 ? dp_lookup_v4(lc->view, p->saddr4) :
@@ -98,7 +106,7 @@ static inline uint32_t lookup(struct dp_lcore *lc, const struct moat_pkt *p)
 
 #define MOAT_V_CTX struct dp_lcore
 #define MOAT_V_CFG dp_cfg
-#define MOAT_V_NOW(ctx) ((ctx)->now)
+#define MOAT_V_NOW(ctx) dp_now(ctx)
 #define MOAT_V_LIMIT(ctx, which) \
 	((which) < MOAT_LIMIT__MAX ? &(ctx)->sh->limits[(which)] : NULL)
 #define MOAT_V_SRC_LIMIT(ctx, keyp) src_get((ctx), (keyp))

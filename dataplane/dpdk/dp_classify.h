@@ -50,7 +50,11 @@ struct dp_lcore {
 	struct dp_shared *sh;
 	const struct dp_table_view *view;     /* this burst's */
 	struct rte_mbuf *m;                   /* the frame being decided */
-	uint64_t now;                         /* this burst's clock, ns */
+	uint64_t now;                         /* this burst's clock, ns; 0: not
+					       * read yet (dp_now) */
+	uint64_t (*clock)(void);              /* the coarse clock, ns, read at most
+					       * once per burst and only when a
+					       * verdict needs it; NULL: now only */
 	uint32_t ifindex;                     /* reported in events: the port id */
 	struct moat_event ev;                 /* scratch for one event */
 };
@@ -115,6 +119,8 @@ void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b);
 void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b);
 void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
 			struct dp_burst *b, uint64_t now_ns);
+/* (now_ns 0: lc->clock() when a verdict first needs the time, if at all:
+ * a tarpit reply, an event report) */
 
 /* dp_classify_burst - the verdict (enum moat_verdict) on each of n <=
  * DP_BURST frames into verdict[]; a MOAT_VERDICT_TX frame has been

@@ -147,7 +147,7 @@ static inline void wire_finish(struct worker *w, const struct dp_table_view *v,
 			       struct dp_burst *b)
 {
 	dp_classify_lookup(v, b);
-	dp_classify_decide(&w->lc, v, b, now_ns());
+	dp_classify_decide(&w->lc, v, b, 0);
 	wire_act(w, b);
 }
 
@@ -232,7 +232,7 @@ static void worker_overlap(struct worker *w, const struct dp_table_view *v)
 		if (n)
 			dp_classify_parse(v, next);
 		if (cur->n) {
-			dp_classify_decide(&w->lc, v, cur, now_ns());
+			dp_classify_decide(&w->lc, v, cur, 0);
 			wire_act(w, cur);
 		}
 		t = cur;
@@ -647,6 +647,7 @@ int main(int argc, char **argv)
 		g.w[i]->id = i;
 		g.w[i]->lc.sh = &g.sh;
 		g.w[i]->lc.ifindex = g.wire;
+		g.w[i]->lc.clock = now_ns;
 	}
 	rte_telemetry_register_cmd("/moat/stats", tel_stats,
 				   "gate 1's counters (moat_abi.h names), summed; ,N: worker N's");
