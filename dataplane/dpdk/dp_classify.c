@@ -34,7 +34,9 @@ static uint8_t port_slot1[65536];
 
 /* frames ahead of the parser whose bytes are prefetched (l3fwd's
  * PREFETCH_OFFSET) */
+#ifndef DP_PREFETCH_AHEAD
 #define DP_PREFETCH_AHEAD 4
+#endif
 
 /* src_slot - the limiter slot of key (Fibonacci hash) */
 static inline struct dp_src_slot *src_slot(struct dp_lcore *lc, uint64_t key)
@@ -181,7 +183,7 @@ void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b)
 		struct moat_pkt *p = &b->p[i];
 		int r, s;
 
-		if (i + DP_PREFETCH_AHEAD < n)
+		if (DP_PREFETCH_AHEAD && i + DP_PREFETCH_AHEAD < n)
 			rte_prefetch0(rte_pktmbuf_mtod(b->m[i + DP_PREFETCH_AHEAD], void *));
 		r = moat_parse(d, d + rte_pktmbuf_data_len(b->m[i]), p);
 		s = r == MOAT_PARSE_TCP ? (int)port_slot1[p->dport] - 1 : -1;
