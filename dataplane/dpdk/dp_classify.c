@@ -33,7 +33,7 @@ static struct moat_xdp_config dp_cfg;
 static uint8_t port_slot1[65536];
 
 /* frames ahead of the parser whose bytes are prefetched (l3fwd's
- * PREFETCH_OFFSET) */
+ * PREFETCH_OFFSET); -DDP_PREFETCH_AHEAD=0: none (docs/dpdk.md's A/B) */
 #ifndef DP_PREFETCH_AHEAD
 #define DP_PREFETCH_AHEAD 4
 #endif
@@ -176,8 +176,10 @@ void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b)
 	uint16_t i, n = b->n < DP_BURST ? b->n : DP_BURST;
 
 	b->n = n;
+#if DP_PREFETCH_AHEAD > 0
 	for (i = 0; i < n && i < DP_PREFETCH_AHEAD; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(b->m[i], void *));
+#endif
 	for (i = 0; i < n; i++) {
 		const char *d = rte_pktmbuf_mtod(b->m[i], const char *);
 		struct moat_pkt *p = &b->p[i];
