@@ -33,8 +33,10 @@ static struct moat_xdp_config dp_cfg;
 static uint8_t port_slot1[65536];
 
 /* frames ahead of the parser whose bytes are prefetched (l3fwd's
- * PREFETCH_OFFSET) */
+ * PREFETCH_OFFSET); -DDP_PREFETCH_AHEAD=0: none (docs/dpdk.md's A/B) */
+#ifndef DP_PREFETCH_AHEAD
 #define DP_PREFETCH_AHEAD 4
+#endif
 
 /* src_slot - the limiter slot of key (Fibonacci hash) */
 static inline struct dp_src_slot *src_slot(struct dp_lcore *lc, uint64_t key)
@@ -90,6 +92,14 @@ static inline void event_submit(struct dp_lcore *lc, const struct moat_event *e)
 		lc->stats.row[0].c[MOAT_STAT_EVENT_LOST]++;
 }
 
+/* dp_now - this burst's clock: read once, when first needed */
+static inline uint64_t dp_now(struct dp_lcore *lc)
+{
+	if (unlikely(!lc->now) && lc->clock)
+		lc->now = lc->clock();
+	return lc->now;
+}
+
 static inline uint32_t lookup(struct dp_lcore *lc, const struct moat_pkt *p)
 {
 	return p->family == 4 ? dp_lookup_v4(lc->view, p->saddr4) :
@@ -98,7 +108,7 @@ static inline uint32_t lookup(struct dp_lcore *lc, const struct moat_pkt *p)
 
 #define MOAT_V_CTX struct dp_lcore
 #define MOAT_V_CFG dp_cfg
-#define MOAT_V_NOW(ctx) ((ctx)->now)
+#define MOAT_V_NOW(ctx) dp_now(ctx)
 #define MOAT_V_LIMIT(ctx, which) \
 	((which) < MOAT_LIMIT__MAX ? &(ctx)->sh->limits[(which)] : NULL)
 #define MOAT_V_SRC_LIMIT(ctx, keyp) src_get((ctx), (keyp))
@@ -166,14 +176,16 @@ void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b)
 	uint16_t i, n = b->n < DP_BURST ? b->n : DP_BURST;
 
 	b->n = n;
+#if DP_PREFETCH_AHEAD > 0
 	for (i = 0; i < n && i < DP_PREFETCH_AHEAD; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(b->m[i], void *));
+#endif
 	for (i = 0; i < n; i++) {
 		const char *d = rte_pktmbuf_mtod(b->m[i], const char *);
 		struct moat_pkt *p = &b->p[i];
 		int r, s;
 
-		if (i + DP_PREFETCH_AHEAD < n)
+		if (DP_PREFETCH_AHEAD && i + DP_PREFETCH_AHEAD < n)
 			rte_prefetch0(rte_pktmbuf_mtod(b->m[i + DP_PREFETCH_AHEAD], void *));
 		r = moat_parse(d, d + rte_pktmbuf_data_len(b->m[i]), p);
 		s = r == MOAT_PARSE_TCP ? (int)port_slot1[p->dport] - 1 : -1;
@@ -201,23 +213,39 @@ void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b)
 void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
 			struct dp_burst *b, uint64_t now_ns)
 {
+	uint16_t nk = 0, nw = 0, nf = 0;
+
 	lc->view = v;
 	lc->now = now_ns;
 	for (uint16_t i = 0; i < b->n; i++) {
 		struct moat_pkt *p = &b->p[i];
+		struct rte_mbuf *m = b->m[i];
 		uint32_t act;
+		int verdict;
 
 		if (b->slot[i] < 0) {
 			moat_stat_inc(lc, b->res[i] == MOAT_PARSE_TCP ? MOAT_STAT_NOT_SMTP :
 				      moat_parse_res_stat(b->res[i]), -1);
-			b->verdict[i] = MOAT_VERDICT_PASS;
-			continue;
+			verdict = MOAT_VERDICT_PASS;
+		} else {
+			act = p->family == 4 ? dp_lookup_v4_entry(v, b->ent[i], p->saddr4) :
+					       dp_lookup_v6(v, p->saddr6);
+			lc->m = m;
+			verdict = moat_verdict_smtp(lc, p, b->slot[i], act);
 		}
-		act = p->family == 4 ? dp_lookup_v4_entry(v, b->ent[i], p->saddr4) :
-				       dp_lookup_v6(v, p->saddr6);
-		lc->m = b->m[i];
-		b->verdict[i] = (uint8_t)moat_verdict_smtp(lc, p, b->slot[i], act);
+		b->verdict[i] = (uint8_t)verdict;
+		/* a branch on a verdict the inlined verdict code has just
+		 * branched on: the compiler threads it into those paths */
+		if (verdict == MOAT_VERDICT_PASS)
+			b->out[DP_OUT_KERNEL][nk++] = m;
+		else if (verdict == MOAT_VERDICT_TX)
+			b->out[DP_OUT_WIRE][nw++] = m;
+		else
+			b->out[DP_OUT_FREE][nf++] = m;
 	}
+	b->nout[DP_OUT_KERNEL] = nk;
+	b->nout[DP_OUT_WIRE] = nw;
+	b->nout[DP_OUT_FREE] = nf;
 	lc->m = NULL;
 }
 

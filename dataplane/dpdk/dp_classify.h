@@ -50,7 +50,11 @@ struct dp_lcore {
 	struct dp_shared *sh;
 	const struct dp_table_view *view;     /* this burst's */
 	struct rte_mbuf *m;                   /* the frame being decided */
-	uint64_t now;                         /* this burst's clock, ns */
+	uint64_t now;                         /* this burst's clock, ns; 0: not
+					       * read yet (dp_now) */
+	uint64_t (*clock)(void);              /* the coarse clock, ns, read at most
+					       * once per burst and only when a
+					       * verdict needs it; NULL: now only */
 	uint32_t ifindex;                     /* reported in events: the port id */
 	struct moat_event ev;                 /* scratch for one event */
 };
@@ -84,12 +88,21 @@ void dp_set_tarpit_global_budget(uint32_t pps, uint32_t burst);
  *   dp_classify_lookup  read those tbl24 entries, prefetch their groups;
  *   dp_classify_decide  finish the lookups, act (moat_verdict.h) in
  *                       order: verdict[] filled, counters, events, tarpit
- *                       rewrites, as dp_classify_burst below.
+ *                       rewrites, as dp_classify_burst below; and the
+ *                       frames sorted by what the caller does with them
+ *                       (out[DP_OUT_*], in order within each).
  * lookup and decide of a burst run between the same two quiescent
  * states of the worker (what lookup read must not be reclaimed before
  * decide reads the group it points at).  The caller fills m[] and n
  * (<= DP_BURST) before dp_classify_parse.
  */
+enum dp_out {
+	DP_OUT_KERNEL,                /* MOAT_VERDICT_PASS: to the kernel */
+	DP_OUT_WIRE,                  /* MOAT_VERDICT_TX: the reply, sent back */
+	DP_OUT_FREE,                  /* MOAT_VERDICT_DROP: freed */
+	DP_OUT__MAX
+};
+
 struct dp_burst {
 	struct rte_mbuf *m[DP_BURST];
 	uint16_t n;
@@ -98,12 +111,16 @@ struct dp_burst {
 	uint8_t verdict[DP_BURST];    /* enum moat_verdict, by dp_classify_decide */
 	uint32_t ent[DP_BURST];       /* an IPv4 source's tbl24 entry */
 	struct moat_pkt p[DP_BURST];
+	uint16_t nout[DP_OUT__MAX];   /* by dp_classify_decide */
+	struct rte_mbuf *out[DP_OUT__MAX][DP_BURST];
 };
 
 void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b);
 void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b);
 void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
 			struct dp_burst *b, uint64_t now_ns);
+/* (now_ns 0: lc->clock() when a verdict first needs the time, if at all:
+ * a tarpit reply, an event report) */
 
 /* dp_classify_burst - the verdict (enum moat_verdict) on each of n <=
  * DP_BURST frames into verdict[]; a MOAT_VERDICT_TX frame has been

@@ -103,7 +103,8 @@ static void *lookup_alloc(const char *name, size_t sz, int socket, size_t *mappe
 	uint8_t *p, *a;
 
 	*mapped = 0;
-	if (rte_eal_has_hugepages())
+	/* MOAT_DPDK_NO_THP=1: EAL's memory as with hugepages (tools/bench's A/B) */
+	if (rte_eal_has_hugepages() || (getenv("MOAT_DPDK_NO_THP") && atoi(getenv("MOAT_DPDK_NO_THP"))))
 		return rte_zmalloc_socket(name, sz, RTE_CACHE_LINE_SIZE, socket);
 	p = mmap(NULL, len + HUGE_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		 -1, 0);

@@ -138,6 +138,31 @@ static void test_case_table(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* check_out - decide's out[] holds the burst's frames sorted by verdict,
+ * each in burst order; the number of frames out of place */
+static int check_out(const struct dp_burst *b)
+{
+	static const uint8_t verdict_of[DP_OUT__MAX] = {
+		[DP_OUT_KERNEL] = MOAT_VERDICT_PASS,
+		[DP_OUT_WIRE] = MOAT_VERDICT_TX,
+		[DP_OUT_FREE] = MOAT_VERDICT_DROP,
+	};
+	int bad = 0;
+
+	for (int o = 0; o < DP_OUT__MAX; o++) {
+		uint16_t k = 0;
+
+		for (uint16_t i = 0; i < b->n; i++)
+			if (b->verdict[i] == verdict_of[o] && (k >= b->nout[o] || b->out[o][k++] != b->m[i]))
+				bad++;
+		if (k != b->nout[o])
+			bad++;
+	}
+	if (bad)
+		print_error("a burst's out[] does not match its verdicts (%d)\n", bad);
+	return bad;
+}
+
 /* test_bursts - the whole table in bursts of up to 32 (three passes with
  * prefetch) decides every frame as one at a time did, and the counters
  * add up the same */
@@ -189,6 +214,7 @@ static void test_bursts(void **state)
 			if (cur->n) {
 				dp_classify_decide(bur, v, cur, 2000000000ull);
 				memcpy(&got_v[cur_at], cur->verdict, cur->n);
+				failed += check_out(cur);
 			}
 			if (!n && !cur->n)
 				break;
@@ -292,6 +318,47 @@ static void test_events(void **state)
 	free(lc);
 }
 
+static unsigned clock_reads;
+
+static uint64_t test_clock(void)
+{
+	clock_reads++;
+	return 7000000000ull;
+}
+
+/* test_lazy_clock - with now_ns 0 the burst reads lc->clock only when a
+ * verdict needs the time, once per burst: not for a passed SYN, once
+ * for a burst of reported drops (the event carries the clock's time) */
+static void test_lazy_clock(void **state)
+{
+	struct dp_lcore *lc = calloc(1, sizeof(*lc));
+	struct rte_mbuf *m[4];
+	uint8_t in[TF_MAX], v[4];
+	struct moat_event e;
+
+	(void)state;
+	assert_non_null(lc);
+	fresh(lc, 10, 20, 1);
+	lc->clock = test_clock;
+	clock_reads = 0;
+	m[0] = mk(in, syn_from(in, "192.0.2.1"));       /* unlisted: passed */
+	dp_classify_burst(lc, dp_table_view(table), m, 1, 0, v);
+	assert_int_equal(v[0], MOAT_VERDICT_PASS);
+	assert_int_equal(clock_reads, 0);
+	rte_pktmbuf_free(m[0]);
+	for (int i = 0; i < 4; i++)
+		m[i] = mk(in, syn_from(in, "203.0.113.9"));   /* listed DROP */
+	dp_classify_burst(lc, dp_table_view(table), m, 4, 0, v);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(v[i], MOAT_VERDICT_DROP);
+		rte_pktmbuf_free(m[i]);
+	}
+	assert_int_equal(clock_reads, 1);
+	assert_int_equal(rte_ring_dequeue_elem(events, &e, sizeof(e)), 0);
+	assert_int_equal(e.ts_ns, 7000000000ull);
+	free(lc);
+}
+
 /* test_chained - a SYN in a two-segment mbuf cannot be rewritten in place:
  * dropped and counted tarpit_fail, as XDP does when its reply fails */
 static void test_chained(void **state)
@@ -383,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_bursts),
 		cmocka_unit_test(test_tarpit_limit),
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_lazy_clock),
 		cmocka_unit_test(test_chained),
 		cmocka_unit_test(test_port_slots),
 	};
