@@ -82,12 +82,12 @@
  *        periods per changed IPv6 length and two per plens flip in a
  *        publish, none for IPv4.
  *        The fast paths no longer look up v6_plens/v6_rules: they read the
- *        IPv6 trie (moat_trie6.h), whose lookup meets the sequence at one
- *        point, so 3 alone gives old-or-new there.  The XDP backend waits
- *        for no grace period between lengths or around flips any more
- *        (only before trie storage is reused); moat-dpdk still does
- *        (rte_rcu_qsbr_synchronize, dataplane/dpdk/dp_table.c run_enter),
- *        which is no longer needed either.  4 holds for a reader of
+ *        IPv6 trie (moat_trie6.h), whose lookup reads short prefixes
+ *        before long ones, so it needs a grace period only before a change
+ *        longer than the one before it (none around flips).  The XDP
+ *        backend waits exactly there; moat-dpdk waits at every change of
+ *        length (rte_rcu_qsbr_synchronize, dataplane/dpdk/dp_table.c
+ *        run_enter).  The rest of 4 holds for a reader of
  *        v6_plens/v6_rules only (userspace, moat_lookup_v6).
  *   struct moat_update below is the unit of such a sequence; the fast-path
  *   interface (lib/fastpath.h) applies a sequence in order.

@@ -43,15 +43,19 @@
  *   a split by a new node (and what is below it), filled first and then
  *   published by the one entry store; what it replaces is freed after a
  *   grace period only.  So each update of a sequence touches one entry on
- *   any address's path, and a lookup that meets the sequence anywhere
- *   returns what a finished prefix of it gives: an entry it reads after
- *   update U was stored is in a node still reachable then, so every update
- *   before U that changed an entry the lookup reads later had been stored,
- *   and one that changed an entry it read earlier would have cut the
- *   reachable path (no later update touches a node cut off).  With
+ *   any address's path.  A lookup reads that path from short prefixes to
+ *   long ones, at different moments: if a change at a short length comes
+ *   before one at a longer length, a lookup can read the short entry
+ *   before the first and the long one after the second, a state no prefix
+ *   of the sequence had (old {/40 DROP, /56 ALLOW} -> new {/32 ALLOW}:
+ *   put /32, delete /40, delete /56; an address in the /56 read as DROP).
+ *   Changes of decreasing length cannot tear it: a lookup that reads the
+ *   longer entry after its change reads the shorter one later still.  So
+ *   the writer waits for a grace period before each change longer than
+ *   the one before it; then every lookup sees a finished prefix, and with
  *   PUBLISHING ORDER 3 of moat_abi.h (puts longest first, then deletes
- *   shortest first) that prefix gives the old or the new verdict: no
- *   grace period between prefix lengths is needed.
+ *   shortest first) that prefix gives the old or the new verdict.  Puts
+ *   alone wait for none; deletes wait once per longer length.
  *
  * The includer defines, before including this file:
  *   MOAT_V6T_ROOT_GET(ctx, i)    -> __u32 root[i] (i < 2^R)

@@ -63,6 +63,9 @@ struct moat_xdp {
 	size_t t6_len[3];          /* their mapped lengths: root, nodes, buckets */
 	int gp_outer, gp_inner;    /* grace-period maps (see xdp_grace), or -1 */
 	uint64_t graces;           /* grace periods waited for */
+	uint64_t len_graces;       /* of them, before a longer IPv6 change */
+	int t6_last_plen;          /* length of the last IPv6 change since the
+				    * last grace period, -1: none (publish) */
 	struct moat_xdp_link links[MOAT_XDP_MAX_IFS];
 	unsigned nlinks, adopted;
 	int prog_pinned;           /* dir/prog is this program */
@@ -317,12 +320,20 @@ static void xdp_grace(struct moat_xdp *x)
 			;
 	}
 	x->graces++;
+	x->t6_last_plen = -1;
 }
 
 /* moat_xdp_grace_count - grace periods publishes waited for so far */
 uint64_t moat_xdp_grace_count(const struct moat_xdp *x)
 {
 	return x->graces;
+}
+
+/* moat_xdp_len_grace_count - of them, those before an IPv6 change longer
+ * than the one before it */
+uint64_t moat_xdp_len_grace_count(const struct moat_xdp *x)
+{
+	return x->len_graces;
 }
 
 /* trie_adopt - the writer of the IPv6 trie over the mapped v6t_* values:
@@ -409,6 +420,7 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	if (!x)
 		return -ENOMEM;
 	x->gp_outer = x->gp_inner = -1;
+	x->t6_last_plen = -1;
 	x->o = *o;
 	if (o->pin_dir) {
 		snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", o->pin_dir);
@@ -826,7 +838,8 @@ static int flush_v6_del(int fd, struct moat_v6_key *keys, __u32 n)
 /*
  * moat_xdp_publish - apply updates in order: IPv6 puts and deletes one
  * batch syscall per run of one kind and one prefix length (the trie
- * first), a grace period only before storage the trie freed is reused,
+ * first), a grace period before a run longer than the IPv6 change before
+ * it and before storage the trie freed is reused,
  * groups and tbl24 entries as stores into the mapped maps (a syscall per
  * 4-byte entry would be the slow part of a large publish, and a batch
  * copy could tear an entry).
@@ -899,12 +912,23 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u, size_t n)
 		case MOAT_UPD_V6_PUT:
 		case MOAT_UPD_V6_DEL:
 			/* the trie the program reads, then the rules by key;
-			 * no grace period between prefix lengths: a trie
-			 * lookup meets the sequence at one point
-			 * (moat_trie6.h PUBLISHING) */
+			 * a grace period before a change longer than the last
+			 * one: a lookup reads shorter rules' entries first, so
+			 * it could take a shorter change's old entry and a
+			 * later, longer change's new one, a state no prefix of
+			 * the sequence had (moat_trie6.h PUBLISHING).  Puts
+			 * come longest first and wait for none; deletes come
+			 * shortest first and wait once per longer length. */
+			if (x->t6_last_plen >= 0 &&
+			    (int)b->v6keys[0].plen > x->t6_last_plen) {
+				xdp_grace(x);
+				vt_trie6_grace_done(x->t6);
+				x->len_graces++;
+			}
 			for (__u32 j = 0; j < k && !err; j++)
 				err = trie_change(x, &b->v6keys[j], b->vals.u32[j],
 						  kind == MOAT_UPD_V6_PUT);
+			x->t6_last_plen = b->v6keys[0].plen;
 			if (err)
 				break;
 			err = kind == MOAT_UPD_V6_PUT ?

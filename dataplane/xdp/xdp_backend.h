@@ -116,6 +116,9 @@ int moat_xdp_publish(struct moat_xdp *x, const struct moat_update *u,
 
 /* moat_xdp_grace_count - grace periods publishes have waited for */
 uint64_t moat_xdp_grace_count(const struct moat_xdp *x);
+/* moat_xdp_len_grace_count - of them, those taken before an IPv6 change
+ * longer than the one before it (moat_trie6.h PUBLISHING) */
+uint64_t moat_xdp_len_grace_count(const struct moat_xdp *x);
 
 /* moat_xdp_read_stats - per-CPU counters summed, MOAT_STAT__MAX entries */
 int moat_xdp_read_stats(struct moat_xdp *x, uint64_t out[MOAT_STAT__MAX]);
