@@ -574,6 +574,73 @@ static int freemail_hdr(const struct scan_rule *r, const char *hb, size_t n)
 	return c.hit;
 }
 
+/* first_addr - keep the first address scan_addrs gives */
+static void first_addr(void *ctx, const char *p, size_t n, int name)
+{
+	char **a = ctx;
+
+	(void)name;
+	if (!*a && (*a = malloc(n + 1))) {
+		memcpy(*a, p, n);
+		(*a)[n] = 0;
+	}
+}
+
+/* check_for_to_in_subject('user') - the local part of the first To:addr
+ * (up to its first "@") as HeaderEval places it in the Subject: the
+ * Perl expression with \Q$to\E, run over get('Subject') (every value and
+ * its "\n"), not over the trimmed copy it makes and never reads */
+static int localpart_subj(const char *hb, size_t n)
+{
+	static const char *const alt[] = {
+		"(?i)^(?:(?:re|fw):\\s*(?:\\w+\\s+)?", "$|(?-i:", ")\\s*[,:;!?-](?:$|\\s)|",
+		"$|,\\s*", "[,:;!?-]$)",
+	};
+	char *to = NULL, *pat = NULL, *subj = NULL;
+	size_t off = 0, vl, k = 0, sl = 0, tl;
+	const char *v;
+	int hit = 0, ec;
+	PCRE2_SIZE eo;
+	pcre2_code *re;
+	pcre2_match_data *md;
+
+	while (!to && (v = hdr_next(hb, n, &off, "To", &vl)))
+		scan_addrs(v, vl, 0, first_addr, &to);
+	if (!to)
+		return 0;
+	tl = strcspn(to, "@");
+	if (!(pat = malloc(8 * tl + 128)) || !(subj = malloc(n + 1)))
+		goto out;
+	for (int i = 0; i < 5; i++) {
+		size_t al = strlen(alt[i]);
+
+		memcpy(pat + k, alt[i], al);
+		k += al;
+		for (size_t j = 0; i < 4 && j < tl; j++) { /* quotemeta */
+			if (!isalnum((unsigned char)to[j]) && to[j] != '_')
+				pat[k++] = '\\';
+			pat[k++] = to[j];
+		}
+	}
+	for (off = 0; (v = hdr_next(hb, n, &off, "Subject", &vl));) {
+		memcpy(subj + sl, v, vl);
+		sl += vl;
+		subj[sl++] = '\n';
+	}
+	if (!(re = pcre2_compile((PCRE2_SPTR)pat, k, 0, &ec, &eo, NULL)))
+		goto out;
+	if ((md = pcre2_match_data_create(1, NULL))) {
+		hit = pcre2_match(re, (PCRE2_SPTR)subj, sl, 0, 0, md, NULL) >= 0;
+		pcre2_match_data_free(md);
+	}
+	pcre2_code_free(re);
+out:
+	free(to);
+	free(pat);
+	free(subj);
+	return hit;
+}
+
 /* ---- the evals */
 
 static int args(const char *p, char a[3][64])
@@ -659,6 +726,10 @@ int scan_eval_lookup(const char *call, int lists, const char *freemail, struct s
 		r->eval = EVAL_FREEMAIL_HDR;
 		if (!(r->pattern = fm_domains(freemail)) || !(r->hname = strdup(a[0])))
 			return -ENOMEM; /* the caller frees the rule */
+		return 1;
+	}
+	if (IS("check_for_to_in_subject") && n == 1 && strcmp(a[0], "user") == 0) {
+		r->eval = EVAL_LOCALPART_SUBJ;
 		return 1;
 	}
 	if (IS("check_for_shifted_date") && n == 2) {
@@ -907,6 +978,8 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 		return ratware_name_id(hb, n);
 	case EVAL_FREEMAIL_HDR:
 		return freemail_hdr(r, hb, n);
+	case EVAL_LOCALPART_SUBJ:
+		return localpart_subj(hb, n);
 	}
 	return 0;
 }

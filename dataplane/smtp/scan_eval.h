@@ -34,7 +34,8 @@ enum scan_eval_ext {
 	EVAL_FREEMAIL_HDR, /* check_freemail_header(hname[, regex]): the
 			    * domains in pattern ("\nDOMAIN\n..."), the
 			    * regex in re (NULL: none) */
-	EVAL_HDR_LAST = EVAL_FREEMAIL_HDR,
+	EVAL_LOCALPART_SUBJ, /* check_for_to_in_subject('user') */
+	EVAL_HDR_LAST = EVAL_LOCALPART_SUBJ,
 	/* at the end of the message */
 	EVAL_MIME_HTML_ONLY,  /* check_for_mime_html_only() */
 	EVAL_MIME_MP_RATIO,   /* check_mime_multipart_ratio(ea, eb) */

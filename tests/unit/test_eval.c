@@ -234,6 +234,19 @@ static void test_header_evals(void **state)
 	assert_false(hdr_eval("check_ratware_name_id()", hb));
 	snprintf(hb, sizeof(hb), "%sFrom: \"Joe\" <jim@x.com>\n", mid);
 	assert_false(hdr_eval("check_ratware_name_id()", hb));
+	/* check_for_to_in_subject('user'): the first To address's local part */
+	static const char *const lp = "check_for_to_in_subject('user')";
+
+	assert_true(hdr_eval(lp, "To: Joe <joe@x.com>, ann@y.com\nSubject: Re: hello joe\n"));
+	assert_true(hdr_eval(lp, "To: joe@x.com\nSubject: joe, you won!\n"));
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: JOE, you won!\n")); /* (?-i:) */
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: great news, JOE!\n")); /* ^ */
+	assert_true(hdr_eval(lp, "To: joe@x.com\nSubject: , JOE!\n"));
+	assert_true(hdr_eval(lp, "To: j.o+e@x.com\nSubject: FW: j.o+e\n"));
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: jxe\n"));
+	assert_false(hdr_eval(lp, "To: ann@y.com, joe@x.com\nSubject: joe\n"));
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: hello joe and ann\n"));
+	assert_false(hdr_eval(lp, "Subject: joe\n"));
 	/* the VBounce tests: a list of the welcomelist kind, empty */
 	assert_false(hdr_eval("check_welcomelist_bounce_relays()", "From: a@b\n"));
 	assert_false(hdr_eval("have_any_bounce_relays()", "From: a@b\n"));
