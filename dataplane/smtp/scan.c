@@ -483,12 +483,20 @@ static void trim(const char **p, size_t *n)
 		(*n)--;
 }
 
+/* vb_ctx - where vb_item appends (scan_addrs' callback) */
+struct vb_ctx {
+	struct filter_msg *m;
+	int *count;
+};
+
 /* vb_item - one :addr/:name result, "\n"-separated as SpamAssassin's
  * Check joins results that do not end in a newline; name results have
  * their whitespace collapsed and one pair of quotes removed */
-static void vb_item(struct filter_msg *m, const char *p, size_t n, int name, int *count)
+static void vb_item(void *ctx, const char *p, size_t n, int name)
 {
-	trim(&p, &n);
+	struct filter_msg *m = ((struct vb_ctx *)ctx)->m;
+	int *count = ((struct vb_ctx *)ctx)->count;
+
 	if (name && n >= 2 && ((p[0] == '"' && p[n - 1] == '"') ||
 			       (p[0] == '\'' && p[n - 1] == '\'')))
 		p++, n -= 2;
@@ -512,11 +520,15 @@ static void vb_item(struct filter_msg *m, const char *p, size_t n, int name, int
 	}
 }
 
-/* addr_list - the addresses (name 0) or display names (name 1) of an
- * address-list header value, RFC 5322 read leniently: elements split at
- * commas outside quotes, comments and angle brackets; group names
- * ("list: a, b;") dropped; "Name <addr>" or "addr (Name)" */
-static void addr_list(struct filter_msg *m, const char *v, size_t n, int name, int *count)
+/* addr_item - one result of scan_addrs, blanks trimmed */
+static void addr_item(scan_addr_fn *fn, void *ctx, const char *p, size_t n, int name)
+{
+	trim(&p, &n);
+	if (n)
+		fn(ctx, p, n, name);
+}
+
+void scan_addrs(const char *v, size_t n, int name, scan_addr_fn *fn, void *ctx)
 {
 	size_t i = 0;
 
@@ -558,16 +570,16 @@ static void addr_list(struct filter_msg *m, const char *v, size_t n, int name, i
 		size_t e = i++;
 		if (lt != SIZE_MAX && lt >= s) {
 			if (name)
-				vb_item(m, v + s, lt - s, 1, count);
+				addr_item(fn, ctx, v + s, lt - s, 1);
 			else if (gt != SIZE_MAX && gt > lt)
-				vb_item(m, v + lt + 1, gt - lt - 1, 0, count);
+				addr_item(fn, ctx, v + lt + 1, gt - lt - 1, 0);
 		} else if (po != SIZE_MAX && po >= s && pc != SIZE_MAX && pc > po) {
 			if (name)
-				vb_item(m, v + po + 1, pc - po - 1, 1, count);
+				addr_item(fn, ctx, v + po + 1, pc - po - 1, 1);
 			else
-				vb_item(m, v + s, po - s, 0, count);
+				addr_item(fn, ctx, v + s, po - s, 0);
 		} else if (!name) {
-			vb_item(m, v + s, e - s, 0, count);
+			addr_item(fn, ctx, v + s, e - s, 0);
 		}
 	}
 }
@@ -630,7 +642,9 @@ static int view_value(struct filter_msg *m, const char *view)
 			if (nonempty && !h->val_len)
 				continue;
 			if (addr || name) {
-				addr_list(m, v, h->val_len, name, &count);
+				struct vb_ctx c = { m, &count };
+
+				scan_addrs(v, h->val_len, name, vb_item, &c);
 			} else {
 				vb_add(m, v, h->val_len);
 				vb_add(m, "\n", 1);

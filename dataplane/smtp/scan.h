@@ -201,6 +201,14 @@ void scan_db_install(struct scan_db *d);
  * counts twice): what the benchmark divides by.  Never fails. */
 uint64_t scan_scanned_bytes(void);
 
+/* scan_addrs - the addresses (name 0) or display names (name 1) of an
+ * address-list header value, as SpamAssassin's :addr/:name read it (RFC
+ * 5322 leniently: elements split at commas outside quotes, comments and
+ * angle brackets; group names ("list: a, b;") dropped; "Name <addr>" or
+ * "addr (Name)"): fn gets each non-empty one, blanks trimmed */
+typedef void scan_addr_fn(void *ctx, const char *p, size_t n, int name);
+void scan_addrs(const char *v, size_t n, int name, scan_addr_fn *fn, void *ctx);
+
 /* ---- units and confirmation (prefilter rules) ----
  *
  * A rule Hyperscan cannot match exactly is compiled with HS_FLAG_PREFILTER

@@ -29,7 +29,7 @@ enum {
 	RX_DATE1, RX_DATE2, RX_DATE3, RX_TIME, RX_TZNUM, RX_TZNAME,
 	RX_RCVD_DATE, RX_LOCAL1, RX_LOCAL2, RX_FETCHMAIL,
 	RX_EZMLM, RX_DLTO_LIST, RX_QMAIL_INVOKED, RX_MSN_GROUPS,
-	RX_TEMPLATE, RX_TEMPLATE_OK, RX_RATWARE_MID, RX_N
+	RX_TEMPLATE, RX_TEMPLATE_OK, RX_RATWARE_MID, RX_FM_WELCOME, RX_N
 };
 static const char *const rx_src[RX_N] = {
 	[RX_DATE1] = " (\\d+) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\\d{4}) ",
@@ -53,6 +53,11 @@ static const char *const rx_src[RX_N] = {
 			   "In-Reply-To|(?:X-|Resent-|X-Original-)?Message-Id):",
 	/* check_ratware_name_id */
 	[RX_RATWARE_MID] = "<[A-Z]{28}\\.([^>]+?)>",
+	/* FreeMail's $email_welcomelist (its /x comments left out) */
+	[RX_FM_WELCOME] = "(?i)^(?:abuse|support|sales|info|helpdesk|contact|kontakt"
+			  "|(?:post|host|domain)master|undisclosed.*|request-[a-f0-9]{16}"
+			  "|bounced?-|[a-f0-9]{8}(?:\\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}"
+			  "-[a-f0-9]{4}-[a-f0-9]{12})|.+=.+=.+)\\@",
 };
 static pcre2_code *rx[RX_N];
 static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
@@ -449,6 +454,193 @@ int64_t sa_date_diff(const char *hb, size_t n)
 	return best;
 }
 
+/* ---- FreeMail (Plugin::FreeMail, Debian's 20_freemail*.cf) */
+
+/* fm_domains - the freemail_domains words as parse_config keeps them:
+ * lower-cased, one a line between "\n"s ("\nDOMAIN\n...\n"), the ones
+ * with "*" or "?" (finish_parsing_end's wildcard list) among them; words
+ * with other characters than [a-zA-Z0-9.*?-] dropped (parse_config warns
+ * and drops them); NULL when memory runs out */
+static char *fm_domains(const char *domains)
+{
+	char *d = malloc(strlen(domains) + 2);
+	const char *p = domains;
+	size_t k = 0;
+
+	if (!d)
+		return NULL;
+	d[k++] = '\n';
+	while (*p) {
+		size_t n;
+		int ok = 1;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		for (n = 0; p[n] && !isspace((unsigned char)p[n]); n++)
+			ok &= isalnum((unsigned char)p[n]) || strchr(".*?-", p[n]) != NULL;
+		if (n && ok) {
+			for (size_t i = 0; i < n; i++)
+				d[k++] = (char)tolower((unsigned char)p[i]);
+			d[k++] = '\n';
+		}
+		p += n;
+	}
+	d[k] = 0;
+	return d;
+}
+
+/* fm_glob - s[0..sn) matches a wildcard domain g[0..gn) whole, as the
+ * regex finish_parsing_end makes of it: "?" any character, "*" [^.]* */
+static int fm_glob(const char *g, size_t gn, const char *s, size_t sn)
+{
+	if (!gn)
+		return !sn;
+	if (*g == '*') {
+		for (size_t i = 0;; i++) {
+			if (fm_glob(g + 1, gn - 1, s + i, sn - i))
+				return 1;
+			if (i == sn || s[i] == '.')
+				return 0;
+		}
+	}
+	return sn && (*g == '?' || *g == *s) && fm_glob(g + 1, gn - 1, s + 1, sn - 1);
+}
+
+/* fm_is_domain - _is_freemail's domain test on a lower-cased address:
+ * the text after its last "@" is a plain domain, or the address matches
+ * /\@(?:WILDCARDS)$/ */
+static int fm_is_domain(const char *doms, const char *a, size_t n)
+{
+	const char *at = memrchr(a, '@', n);
+	const char *dom = at ? at + 1 : a;
+	size_t dl = (size_t)(a + n - dom);
+
+	for (const char *l = doms + 1; *l;) {
+		const char *e = strchr(l, '\n');
+		size_t ll = (size_t)(e - l);
+
+		if (memchr(l, '*', ll) || memchr(l, '?', ll)) {
+			for (const char *q = a; (q = memchr(q, '@', (size_t)(a + n - q))); q++)
+				if (fm_glob(l, ll, q + 1, (size_t)(a + n - q - 1)))
+					return 1;
+		} else if (ll == dl && memcmp(l, dom, dl) == 0) {
+			return 1;
+		}
+		l = e + 1;
+	}
+	return 0;
+}
+
+struct fm_ctx {
+	const struct scan_rule *r;
+	int hit;
+};
+
+/* fm_addr - _is_freemail of one address (lower-cased, as the plugin's
+ * map(lc, ...)), and the rule regex */
+static void fm_addr(void *ctx, const char *p, size_t n, int name)
+{
+	struct fm_ctx *c = ctx;
+	char *a;
+	PCRE2_SIZE ov[10];
+	pcre2_match_data *md;
+
+	(void)name;
+	if (c->hit || !(a = malloc(n + 1)))
+		return;
+	for (size_t i = 0; i < n; i++)
+		a[i] = (char)tolower((unsigned char)p[i]);
+	a[n] = 0;
+	if (n && !rx_find(RX_FM_WELCOME, a, n, ov) && fm_is_domain(c->r->pattern, a, n)) {
+		c->hit = 1;
+		if (c->r->re && (md = pcre2_match_data_create(1, NULL))) {
+			c->hit = pcre2_match(c->r->re, (PCRE2_SPTR)a, n, 0, 0, md, NULL) >= 0;
+			pcre2_match_data_free(md);
+		}
+	}
+	free(a);
+}
+
+/* check_freemail_header - some address of get("$header:addr") is freemail
+ * (and matches the rule regex) */
+static int freemail_hdr(const struct scan_rule *r, const char *hb, size_t n)
+{
+	struct fm_ctx c = { r, 0 };
+	size_t off = 0, vl;
+	const char *v;
+
+	while (!c.hit && (v = hdr_next(hb, n, &off, r->hname, &vl)))
+		scan_addrs(v, vl, 0, fm_addr, &c);
+	return c.hit;
+}
+
+/* first_addr - keep the first address scan_addrs gives */
+static void first_addr(void *ctx, const char *p, size_t n, int name)
+{
+	char **a = ctx;
+
+	(void)name;
+	if (!*a && (*a = malloc(n + 1))) {
+		memcpy(*a, p, n);
+		(*a)[n] = 0;
+	}
+}
+
+/* check_for_to_in_subject('user') - the local part of the first To:addr
+ * (up to its first "@") as HeaderEval places it in the Subject: the
+ * Perl expression with \Q$to\E, run over get('Subject') (every value and
+ * its "\n"), not over the trimmed copy it makes and never reads */
+static int localpart_subj(const char *hb, size_t n)
+{
+	static const char *const alt[] = {
+		"(?i)^(?:(?:re|fw):\\s*(?:\\w+\\s+)?", "$|(?-i:", ")\\s*[,:;!?-](?:$|\\s)|",
+		"$|,\\s*", "[,:;!?-]$)",
+	};
+	char *to = NULL, *pat = NULL, *subj = NULL;
+	size_t off = 0, vl, k = 0, sl = 0, tl;
+	const char *v;
+	int hit = 0, ec;
+	PCRE2_SIZE eo;
+	pcre2_code *re;
+	pcre2_match_data *md;
+
+	while (!to && (v = hdr_next(hb, n, &off, "To", &vl)))
+		scan_addrs(v, vl, 0, first_addr, &to);
+	if (!to)
+		return 0;
+	tl = strcspn(to, "@");
+	if (!(pat = malloc(8 * tl + 128)) || !(subj = malloc(n + 1)))
+		goto out;
+	for (int i = 0; i < 5; i++) {
+		size_t al = strlen(alt[i]);
+
+		memcpy(pat + k, alt[i], al);
+		k += al;
+		for (size_t j = 0; i < 4 && j < tl; j++) { /* quotemeta */
+			if (!isalnum((unsigned char)to[j]) && to[j] != '_')
+				pat[k++] = '\\';
+			pat[k++] = to[j];
+		}
+	}
+	for (off = 0; (v = hdr_next(hb, n, &off, "Subject", &vl));) {
+		memcpy(subj + sl, v, vl);
+		sl += vl;
+		subj[sl++] = '\n';
+	}
+	if (!(re = pcre2_compile((PCRE2_SPTR)pat, k, 0, &ec, &eo, NULL)))
+		goto out;
+	if ((md = pcre2_match_data_create(1, NULL))) {
+		hit = pcre2_match(re, (PCRE2_SPTR)subj, sl, 0, 0, md, NULL) >= 0;
+		pcre2_match_data_free(md);
+	}
+	pcre2_code_free(re);
+out:
+	free(to);
+	free(pat);
+	free(subj);
+	return hit;
+}
+
 /* ---- the evals */
 
 static int args(const char *p, char a[3][64])
@@ -491,8 +683,11 @@ static double num_arg(const char *s)
 	return strcmp(s, "undef") == 0 ? NAN : strtod(s, NULL);
 }
 
-int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
+int scan_eval_lookup(const char *call, int lists, const char *freemail, struct scan_rule *r)
 {
+	/* SpamAssassin's pseudo-headers: not the header of that name */
+	static const char *const pseudo[] = { "ALL", "ToCc", "EnvelopeFrom", "MESSAGEID",
+					      "X-Spam-Relays-", "ALL-" };
 	static const char *const list_evals[] = {
 		"check_from_in_blocklist", "check_from_in_welcomelist", "check_to_in_all_spam",
 		"check_to_in_blocklist", "check_to_in_more_spam", "check_to_in_welcomelist",
@@ -516,6 +711,27 @@ int scan_eval_lookup(const char *call, int lists, struct scan_rule *r)
 			r->eval = EVAL_LIST_EMPTY;
 			return 1;
 		}
+	if (IS("check_freemail_header") && (n == 1 || n == 2) && freemail &&
+	    !strchr(a[0], ':')) {
+		for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
+			if (strncasecmp(a[0], pseudo[i], strlen(pseudo[i])) == 0 &&
+			    (pseudo[i][strlen(pseudo[i]) - 1] == '-' || !a[0][strlen(pseudo[i])]))
+				return 0;
+		int ec;
+		PCRE2_SIZE eo;
+
+		if (n == 2 && !(r->re = pcre2_compile((PCRE2_SPTR)a[1], PCRE2_ZERO_TERMINATED, 0,
+						      &ec, &eo, NULL)))
+			return 0;
+		r->eval = EVAL_FREEMAIL_HDR;
+		if (!(r->pattern = fm_domains(freemail)) || !(r->hname = strdup(a[0])))
+			return -ENOMEM; /* the caller frees the rule */
+		return 1;
+	}
+	if (IS("check_for_to_in_subject") && n == 1 && strcmp(a[0], "user") == 0) {
+		r->eval = EVAL_LOCALPART_SUBJ;
+		return 1;
+	}
 	if (IS("check_for_shifted_date") && n == 2) {
 		r->eval = EVAL_SHIFTED_DATE;
 		r->ea = num_arg(a[0]);
@@ -760,6 +976,10 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 		return unresolved_tpl(hb, n);
 	case EVAL_RATWARE_NAME_ID:
 		return ratware_name_id(hb, n);
+	case EVAL_FREEMAIL_HDR:
+		return freemail_hdr(r, hb, n);
+	case EVAL_LOCALPART_SUBJ:
+		return localpart_subj(hb, n);
 	}
 	return 0;
 }

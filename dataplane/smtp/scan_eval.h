@@ -31,7 +31,11 @@ enum scan_eval_ext {
 	EVAL_GATED_RCVD,   /* gated_through_received_hdr_remover() */
 	EVAL_UNRESOLVED_TPL, /* check_unresolved_template() */
 	EVAL_RATWARE_NAME_ID, /* check_ratware_name_id() */
-	EVAL_HDR_LAST = EVAL_RATWARE_NAME_ID,
+	EVAL_FREEMAIL_HDR, /* check_freemail_header(hname[, regex]): the
+			    * domains in pattern ("\nDOMAIN\n..."), the
+			    * regex in re (NULL: none) */
+	EVAL_LOCALPART_SUBJ, /* check_for_to_in_subject('user') */
+	EVAL_HDR_LAST = EVAL_LOCALPART_SUBJ,
 	/* at the end of the message */
 	EVAL_MIME_HTML_ONLY,  /* check_for_mime_html_only() */
 	EVAL_MIME_MP_RATIO,   /* check_mime_multipart_ratio(ea, eb) */
@@ -55,10 +59,13 @@ enum scan_eval_ext {
 };
 
 /* scan_eval_lookup - the eval of a call "name(args)" (the text after
- * "eval:"), its arguments stored in r (ea, eb); 1 when it is one of this
- * file, 0 when not, -1 when its arguments do not parse.  lists: the
- * configuration defines welcomelist/blocklist entries. */
-int scan_eval_lookup(const char *call, int lists, struct scan_rule *r);
+ * "eval:"), its arguments stored in r (ea, eb, hname, re); 1 when it is
+ * one of this file, 0 when not, -1 when its arguments do not parse,
+ * -ENOMEM.  lists: the configuration defines welcomelist/blocklist
+ * entries.  freemail: the FreeMail plugin's freemail_domains words, blank
+ * separated (NULL: the plugin is not loaded or has no domains, or a
+ * freemail_welcomelist is configured: its evals are not implemented). */
+int scan_eval_lookup(const char *call, int lists, const char *freemail, struct scan_rule *r);
 
 /* scan_eval_mimeheader - a mimeheader rule "NAME =~ /re/flags" (the text
  * after the rule name) as EVAL_MIMEHEADER in r: 1 done, 0 not possible

@@ -126,6 +126,9 @@ struct sa_set {
 	char **plugins;        /* loadplugin / tryplugin names */
 	size_t nplugins, plugcap;
 	int lists;             /* some welcomelist/blocklist entry is defined */
+	char *freemail;        /* freemail_domains words, blank separated */
+	size_t fmlen;
+	int fm_welcome;        /* a freemail_welcomelist entry is defined */
 };
 
 /* sa_list_kw - a configuration line that fills a list WLBLEval reads
@@ -201,6 +204,7 @@ static void sa_free(struct sa_set *s)
 	for (size_t i = 0; i < s->nplugins; i++)
 		free(s->plugins[i]);
 	free(s->plugins);
+	free(s->freemail);
 }
 
 /* sa_rt_get - a ReplaceTags value by name, NULL when undefined */
@@ -560,6 +564,24 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 		}
 		if (sa_list_kw(kw, p)) {
 			s->lists = 1;
+			continue;
+		}
+		if (strcmp(kw, "freemail_welcomelist") == 0 || strcmp(kw, "freemail_whitelist") == 0) {
+			s->fm_welcome = 1;
+			continue;
+		}
+		if (strcmp(kw, "freemail_domains") == 0) {
+			size_t n = strlen(p);
+			char *nb = realloc(s->freemail, s->fmlen + n + 2);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			s->freemail = nb;
+			s->freemail[s->fmlen++] = ' ';
+			memcpy(s->freemail + s->fmlen, p, n + 1);
+			s->fmlen += n;
 			continue;
 		}
 		if (strcmp(kw, "tflags") == 0) {
@@ -1266,6 +1288,17 @@ static int sa_eval_args(const char *p, char arg[3][MIME_NAME_MAX])
 	return *p == ')' ? n : -1;
 }
 
+/* sa_freemail - the FreeMail plugin's domains when its evals run as
+ * moat implements them: the plugin loaded, some domain, no welcomelist */
+static const char *sa_freemail(const struct sa_set *s)
+{
+	static const char fm[] = "Mail::SpamAssassin::Plugin::FreeMail";
+
+	if (!s->freemail || s->fm_welcome || !sa_plugin_loaded(s, fm, sizeof(fm) - 1))
+		return NULL;
+	return s->freemail;
+}
+
 /* sa_eval_builtin - an eval test moat implements (enum scan_eval): r
  * filled, 1; 0 when it is not one; -ENOMEM */
 static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const char *call,
@@ -1288,8 +1321,8 @@ static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const
 		r->eval = EVAL_HDR_COUNT;
 	else if (IS("check_illegal_chars") && n == 3 && !strchr(arg[0], ':'))
 		r->eval = EVAL_ILLEGAL_CHARS;
-	else if (scan_eval_lookup(call, s->lists, r) <= 0)
-		return 0;
+	else if ((n = scan_eval_lookup(call, s->lists, sa_freemail(s), r)) <= 0)
+		return n == -ENOMEM ? n : 0;
 #undef IS
 	r->scope = SCOPE_EVAL;
 	if (r->eval == EVAL_HDR_COUNT || r->eval == EVAL_ILLEGAL_CHARS) {
@@ -1298,7 +1331,7 @@ static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const
 		if (!(r->hname = strdup(arg[0])))
 			return -ENOMEM;
 	}
-	if (!(r->pattern = strdup("")))
+	if (!r->pattern && !(r->pattern = strdup(""))) /* an eval's data stays */
 		return -ENOMEM;
 	return 1;
 }
@@ -1315,8 +1348,10 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	if (strncmp(a, "eval:", 5) == 0) {
 		int rc = sa_eval_builtin(s, e, a + 5, &r);
 
-		if (rc < 0)
+		if (rc < 0) {
+			scan_rule_free(&r);
 			return rc;
+		}
 		if (rc == 0)
 			return sa_why(e, "eval: Perl code test");
 		goto add;

@@ -2,7 +2,8 @@
  * to compare with SpamAssassin's own hits (tools/sa-eval-check).
  *   eval_dump RULES FILE...
  * RULES: "NAME<TAB>call" lines (the text after "eval:", or "mimeheader:"
- * and the text after a mimeheader rule's name); prints, per file,
+ * and the text after a mimeheader rule's name), and "freemail_domains<TAB>
+ * words" lines before them (the FreeMail plugin's domains); prints, per file,
  * "FILE<TAB>NAME,NAME..." of the evals that fire; the rules it implements
  * go to stderr, one a line.  A leading mbox "From "
  * line is skipped; lines are fed with CRLF ends, as on the wire. */
@@ -96,8 +97,8 @@ int main(int argc, char **argv)
 {
 	static struct dump d;
 	struct scan_rule r[256];
-	char *name[256], line[8192], why[200];
-	size_t nr = 0;
+	char *name[256], line[8192], why[200], *freemail = NULL;
+	size_t nr = 0, fml = 0;
 	FILE *f;
 
 	if (argc < 2 || !(f = fopen(argv[1], "r"))) {
@@ -111,10 +112,22 @@ int main(int argc, char **argv)
 			continue;
 		*tab = 0;
 		tab[strcspn(tab + 1, "\n") + 1] = 0;
+		if (strcmp(line, "freemail_domains") == 0) {
+			size_t n = strlen(tab + 1);
+			char *nb = realloc(freemail, fml + n + 2);
+
+			if (!nb)
+				return 2;
+			freemail = nb;
+			freemail[fml++] = ' ';
+			memcpy(freemail + fml, tab + 1, n + 1);
+			fml += n;
+			continue;
+		}
 		memset(&r[nr], 0, sizeof(r[nr]));
 		if (strncmp(tab + 1, "mimeheader:", 11) == 0 ?
 			    scan_eval_mimeheader(tab + 12, &r[nr], why, sizeof(why)) == 1 :
-			    scan_eval_lookup(tab + 1, 0, &r[nr]) == 1) {
+			    scan_eval_lookup(tab + 1, 0, freemail, &r[nr]) == 1) {
 			fprintf(stderr, "%s\n", line); /* the rules implemented */
 			name[nr++] = strdup(line);
 		}

@@ -79,19 +79,19 @@ static void test_shifted(void **state)
 			 "Date: Tue, 3 Sep 2002 14:00:00 +0000\n"; /* +4 h */
 
 	(void)state;
-	assert_int_equal(scan_eval_lookup("check_for_shifted_date('3', '6')", 0, &r), 1);
+	assert_int_equal(scan_eval_lookup("check_for_shifted_date('3', '6')", 0, NULL, &r), 1);
 	assert_true(scan_eval_is_header(&r));
 	assert_true(scan_eval_header(&r, hb, strlen(hb)));
-	assert_int_equal(scan_eval_lookup("check_for_shifted_date('6', '12')", 0, &r), 1);
+	assert_int_equal(scan_eval_lookup("check_for_shifted_date('6', '12')", 0, NULL, &r), 1);
 	assert_false(scan_eval_header(&r, hb, strlen(hb)));
-	assert_int_equal(scan_eval_lookup("check_for_shifted_date('undef', '-96')", 0, &r), 1);
+	assert_int_equal(scan_eval_lookup("check_for_shifted_date('undef', '-96')", 0, NULL, &r), 1);
 	assert_true(isnan(r.ea));
 	assert_false(scan_eval_header(&r, hb, strlen(hb)));
 	/* lists: never true without entries, not imported with them */
-	assert_int_equal(scan_eval_lookup("check_from_in_welcomelist()", 0, &r), 1);
+	assert_int_equal(scan_eval_lookup("check_from_in_welcomelist()", 0, NULL, &r), 1);
 	assert_false(scan_eval_header(&r, hb, strlen(hb)));
-	assert_int_equal(scan_eval_lookup("check_from_in_welcomelist()", 1, &r), 0);
-	assert_int_equal(scan_eval_lookup("check_for_forged_gmail_received_headers()", 0, &r), 0);
+	assert_int_equal(scan_eval_lookup("check_from_in_welcomelist()", 1, NULL, &r), 0);
+	assert_int_equal(scan_eval_lookup("check_for_forged_gmail_received_headers()", 0, NULL, &r), 0);
 }
 
 static void walk(struct mime_walker *w, const char *msg)
@@ -116,7 +116,7 @@ static int body_eval(const char *call, const char *msg)
 	char hb[1024];
 	size_t k = 0;
 
-	assert_int_equal(scan_eval_lookup(call, 0, &r), 1);
+	assert_int_equal(scan_eval_lookup(call, 0, NULL, &r), 1);
 	assert_false(scan_eval_is_header(&r));
 	walk(&w, msg);
 	/* the header block: "Name: value\n" (these tests fold nothing) */
@@ -198,7 +198,7 @@ static int hdr_eval(const char *call, const char *hb)
 {
 	struct scan_rule r = { 0 };
 
-	assert_int_equal(scan_eval_lookup(call, 0, &r), 1);
+	assert_int_equal(scan_eval_lookup(call, 0, NULL, &r), 1);
 	assert_true(scan_eval_is_header(&r));
 	return scan_eval_header(&r, hb, strlen(hb));
 }
@@ -234,6 +234,19 @@ static void test_header_evals(void **state)
 	assert_false(hdr_eval("check_ratware_name_id()", hb));
 	snprintf(hb, sizeof(hb), "%sFrom: \"Joe\" <jim@x.com>\n", mid);
 	assert_false(hdr_eval("check_ratware_name_id()", hb));
+	/* check_for_to_in_subject('user'): the first To address's local part */
+	static const char *const lp = "check_for_to_in_subject('user')";
+
+	assert_true(hdr_eval(lp, "To: Joe <joe@x.com>, ann@y.com\nSubject: Re: hello joe\n"));
+	assert_true(hdr_eval(lp, "To: joe@x.com\nSubject: joe, you won!\n"));
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: JOE, you won!\n")); /* (?-i:) */
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: great news, JOE!\n")); /* ^ */
+	assert_true(hdr_eval(lp, "To: joe@x.com\nSubject: , JOE!\n"));
+	assert_true(hdr_eval(lp, "To: j.o+e@x.com\nSubject: FW: j.o+e\n"));
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: jxe\n"));
+	assert_false(hdr_eval(lp, "To: ann@y.com, joe@x.com\nSubject: joe\n"));
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: hello joe and ann\n"));
+	assert_false(hdr_eval(lp, "Subject: joe\n"));
 	/* the VBounce tests: a list of the welcomelist kind, empty */
 	assert_false(hdr_eval("check_welcomelist_bounce_relays()", "From: a@b\n"));
 	assert_false(hdr_eval("have_any_bounce_relays()", "From: a@b\n"));
@@ -302,7 +315,7 @@ static int html_eval(const char *call, const char *msg)
 	static struct rmsg m;
 	struct scan_rule r = { 0 };
 
-	assert_int_equal(scan_eval_lookup(call, 0, &r), 1);
+	assert_int_equal(scan_eval_lookup(call, 0, NULL, &r), 1);
 	assert_false(scan_eval_is_header(&r));
 	m.mh = NULL;
 	rwalk(&m, msg);
@@ -396,6 +409,68 @@ static void test_mimeheader(void **state)
 	assert_int_equal(scan_eval_mimeheader("Content-Type !~ /x/", &r, why, sizeof(why)), 0);
 }
 
+/* FreeMail's check_freemail_header over a few freemail_domains words: plain
+ * domains match the text after the last "@" whole, wildcards as the
+ * plugin's regex ("*" [^.]*, "?" one character), the default welcomelist
+ * (info@, postmaster@ ...) never counts, the rule regex on top */
+static int fm_eval(const char *call, const char *hb)
+{
+	static const char dom[] = " GMail.com hotmail.* *.att.ne.jp aol.co*.* mail.r?\n"
+				  "bad_domain! yahoo.com";
+	struct scan_rule r = { 0 };
+	int hit;
+
+	assert_int_equal(scan_eval_lookup(call, 0, dom, &r), 1);
+	assert_true(scan_eval_is_header(&r));
+	hit = scan_eval_header(&r, hb, strlen(hb));
+	scan_rule_free(&r);
+	return hit;
+}
+
+static void test_freemail(void **state)
+{
+	static const char *const c = "check_freemail_header('Reply-To')";
+	struct scan_rule r = { 0 };
+
+	(void)state;
+	assert_true(fm_eval(c, "Reply-To: \"Joe\" <joe@gmail.com>\n"));
+	assert_true(fm_eval(c, "Reply-To: Joe.Bloggs@GMAIL.COM\n"));
+	assert_true(fm_eval(c, "From: a@b.com\nReply-To: a@b.com, c (C) <c@yahoo.com>\n"));
+	assert_true(fm_eval(c, "Reply-To: a@b.com\nReply-To: c@yahoo.com\n"));
+	assert_false(fm_eval(c, "From: joe@gmail.com\n"));
+	assert_false(fm_eval(c, "Reply-To: joe@mail.gmail.com\n"));
+	assert_false(fm_eval(c, "Reply-To: joe@gmail.com.example\n"));
+	/* $email_welcomelist */
+	assert_false(fm_eval(c, "Reply-To: info@gmail.com\n"));
+	assert_false(fm_eval(c, "Reply-To: a=b=c@gmail.com\n"));
+	assert_true(fm_eval(c, "Reply-To: a=b@gmail.com\n"));
+	/* wildcards */
+	assert_true(fm_eval(c, "Reply-To: joe@hotmail.de\n"));
+	assert_false(fm_eval(c, "Reply-To: joe@hotmail.co.uk\n"));
+	assert_true(fm_eval(c, "Reply-To: joe@x.att.ne.jp\n"));
+	assert_false(fm_eval(c, "Reply-To: joe@att.ne.jp\n"));
+	assert_true(fm_eval(c, "Reply-To: joe@aol.com.ar\n"));
+	assert_true(fm_eval(c, "Reply-To: joe@mail.ru\n"));
+	assert_false(fm_eval(c, "Reply-To: joe@mail.rus\n"));
+	/* a word with other characters is dropped, as the plugin warns */
+	assert_false(fm_eval(c, "Reply-To: joe@bad_domain!\n"));
+	/* the rule regex: FREEMAIL_REPLYTO_END_DIGIT */
+	assert_true(fm_eval("check_freemail_header('Reply-To', '\\d@')",
+			    "Reply-To: joe77@gmail.com\n"));
+	assert_false(fm_eval("check_freemail_header('Reply-To', '\\d@')",
+			     "Reply-To: joe@gmail.com\nReply-To: 77@b.com\n"));
+	assert_true(fm_eval("check_freemail_header('Disposition-Notification-To')",
+			    "Disposition-Notification-To: <x@yahoo.com>\n"));
+	/* not implemented: no domains, pseudo-headers, the other evals */
+	assert_int_equal(scan_eval_lookup(c, 0, NULL, &r), 0);
+	assert_int_equal(scan_eval_lookup("check_freemail_header('EnvelopeFrom', '\\d@')", 0,
+					  "gmail.com", &r), 0);
+	assert_int_equal(scan_eval_lookup("check_freemail_header('Reply-To:addr')", 0,
+					  "gmail.com", &r), 0);
+	assert_int_equal(scan_eval_lookup("check_freemail_replyto('reply')", 0, "gmail.com", &r),
+			 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_header_evals),
 		cmocka_unit_test(test_html_evals),
 		cmocka_unit_test(test_mimeheader),
+		cmocka_unit_test(test_freemail),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
