@@ -164,6 +164,20 @@ static const __u64 moat_v6t_mask_tab[256][2] __attribute__((aligned(64))) = {
 	(((((hi) ^ (b)->hi[i]) & moat_v6t_mask_tab[(b)->plen[i]][0]) |      \
 	  (((lo) ^ (b)->lo[i]) & moat_v6t_mask_tab[(b)->plen[i]][1])) == 0)
 
+/* moat_v6t_bucket_act - the action of the first (longest) rule of bucket
+ * b that covers (hi, lo), else def */
+static inline __attribute__((always_inline)) __u32
+moat_v6t_bucket_act(const struct moat_v6_bucket *b, __u64 hi, __u64 lo, __u32 def)
+{
+	for (__u32 i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
+		if (i >= b->n)
+			break;
+		if (moat_v6t_bmatch(b, i, hi, lo))
+			return b->act[i] & 3;
+	}
+	return def;
+}
+
 /* moat_v6t_halves - the address (16 bytes, network order) as two
  * host-order halves: two loads and two byte swaps (a byte loop here made
  * the whole lookup 2.4 times slower in userspace).  In BPF the address
@@ -269,7 +283,7 @@ static inline __u32 moat_v6t_byte(__u64 hi, __u64 lo, __u32 d)
 static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 {
 	__u64 hi, lo, kh, kl, rb = MOAT_V6T_ROOT_BITS_GET(ctx);
-	__u32 def = MOAT_ACT_PASS, e, lvl, i;
+	__u32 def = MOAT_ACT_PASS, e, lvl;
 	const struct moat_v6_bucket *b;
 
 	moat_v6t_halves(addr, &hi, &lo);
@@ -300,19 +314,13 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 	if (!b)
 		return def;
 	moat_v6t_halves(addr, &hi, &lo);
-	for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
-		if (i >= b->n)
-			break;
-		if (moat_v6t_bmatch(b, i, hi, lo))
-			return b->act[i] & 3;
-	}
-	return def;
+	return moat_v6t_bucket_act(b, hi, lo, def);
 }
 #else
 static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 {
 	__u64 hi, lo;
-	__u32 def = MOAT_ACT_PASS, e, d = MOAT_V6T_ROOT_BITS_GET(ctx), lvl, i;
+	__u32 def = MOAT_ACT_PASS, e, d = MOAT_V6T_ROOT_BITS_GET(ctx), lvl;
 
 	moat_v6t_halves(addr, &hi, &lo);
 	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> (64 - d)));
@@ -336,13 +344,7 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 		b = MOAT_V6T_BUCKET_GET(ctx, moat_v6t_index(e));
 		if (!b)
 			return def;
-		for (i = 0; i < MOAT_V6T_BUCKET_RULES; i++) {
-			if (i >= b->n)
-				break;
-			if (moat_v6t_bmatch(b, i, hi, lo))
-				return b->act[i] & 3;
-		}
-		return def;
+		return moat_v6t_bucket_act(b, hi, lo, def);
 	}
 	return def;
 }
