@@ -994,7 +994,9 @@ static void html_chars(struct render *r, const char *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
-		if (r->h_dblead) { /* a trail byte, or Encode's FB_CROAK fails */
+		if (!r->h_dbcs) {
+			/* a single-byte or UTF-8 charset: no pairs to count */
+		} else if (r->h_dblead) { /* a trail byte, or Encode's FB_CROAK fails */
 			r->h_dblead = 0;
 			r->h_dbtrail++;
 			if (c < 0x40 || c == 0x7f || c == 0xff)
