@@ -420,7 +420,9 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	if (!x)
 		return -ENOMEM;
 	x->gp_outer = x->gp_inner = -1;
-	x->t6_last_plen = -1;
+	/* a loader that died may have been inside a publish: the first IPv6
+	 * change waits as if a /0 one of ours came just before */
+	x->t6_last_plen = 0;
 	x->o = *o;
 	if (o->pin_dir) {
 		snprintf(x->pin_dir, sizeof(x->pin_dir), "%s", o->pin_dir);
