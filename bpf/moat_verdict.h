@@ -180,20 +180,23 @@ static __always_inline void moat_event_regap(struct moat_xdp_stat_row *row, __u6
 }
 
 /*
- * moat_report - sample one refused SYN (counted in row) into the event
- * stream: when its row's gap says so (moat_event_skip, moat_event_regap),
- * then within the global event budget.  No division, no random number.
+ * MOAT_V_RARE - how the rarely taken halves below (a report that is due,
+ * a tarpit reply) are compiled: inlined unless the includer says
+ * otherwise (the XDP program inlines everything; a userspace backend may
+ * keep them out of its per-frame loop, where they would only cost
+ * registers).  The same code either way.
  */
-static __always_inline void moat_report(MOAT_V_CTX *ctx, const struct moat_pkt *p, __u32 act,
+#ifndef MOAT_V_RARE
+#define MOAT_V_RARE __always_inline
+#endif
+
+/* moat_report_due - moat_report() once the row's gap says to report */
+static MOAT_V_RARE void moat_report_due(MOAT_V_CTX *ctx, const struct moat_pkt *p, __u32 act,
 					__u32 stat, struct moat_xdp_stat_row *row)
 {
 	struct moat_event *e;
 	__u64 now;
 
-	/* events off: the row's countdown is left alone (a loader with
-	 * events on adopts these counters: parking the row would silence it) */
-	if (!MOAT_V_CFG.events_on || moat_event_skip(row))
-		return;
 	now = MOAT_V_NOW(ctx);
 	moat_event_regap(row, now);
 	if (!moat_limit_global(ctx, MOAT_LIMIT_EVENTS, now, MOAT_V_CFG.events.interval_ns,
@@ -225,6 +228,21 @@ static __always_inline void moat_report(MOAT_V_CTX *ctx, const struct moat_pkt *
 	MOAT_V_EVENT_SUBMIT(ctx, e);
 }
 
+/*
+ * moat_report - sample one refused SYN (counted in row) into the event
+ * stream: when its row's gap says so (moat_event_skip, moat_event_regap),
+ * then within the global event budget.  No division, no random number.
+ */
+static __always_inline void moat_report(MOAT_V_CTX *ctx, const struct moat_pkt *p, __u32 act,
+					__u32 stat, struct moat_xdp_stat_row *row)
+{
+	/* events off: the row's countdown is left alone (a loader with
+	 * events on adopts these counters: parking the row would silence it) */
+	if (!MOAT_V_CFG.events_on || moat_event_skip(row))
+		return;
+	moat_report_due(ctx, p, act, stat, row);
+}
+
 /* moat_port_slot - index of dport in the configured port set, or -1 */
 static __always_inline int moat_port_slot(__u16 dport)
 {
@@ -241,7 +259,7 @@ static __always_inline int moat_port_slot(__u16 dport)
 
 /* moat_tarpit_reply - answer the SYN in place with the zero-window
  * SYN-ACK, within the limits (over them: drop) */
-static __always_inline int moat_tarpit_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
+static MOAT_V_RARE int moat_tarpit_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
 					     struct moat_xdp_stat_row *row)
 {
 	void *data = MOAT_V_DATA(ctx);

@@ -38,6 +38,16 @@ static uint8_t port_slot1[65536];
 #define DP_PREFETCH_AHEAD 4
 #endif
 
+/* frame_hint - where m's frame usually starts, for a prefetch: behind the
+ * mbuf header and the headroom, as rte_pktmbuf_alloc() leaves a mbuf of
+ * a pool without a private area (moat-dpdk's).  A hint computed from the
+ * mbuf's address alone: it waits for no load of the mbuf's header (which
+ * may not be in the cache yet either), and a wrong guess costs a line. */
+static inline const void *frame_hint(const struct rte_mbuf *m)
+{
+	return (const char *)(m + 1) + RTE_PKTMBUF_HEADROOM;
+}
+
 /* src_slot - the limiter slot of key (Fibonacci hash) */
 static inline struct dp_src_slot *src_slot(struct dp_lcore *lc, uint64_t key)
 {
@@ -122,7 +132,18 @@ static inline uint32_t lookup(struct dp_lcore *lc, const struct moat_pkt *p)
 #define MOAT_V_EVENT_RESERVE(ctx) ((ctx)->sh->events ? &(ctx)->ev : NULL)
 #define MOAT_V_EVENT_SUBMIT(ctx, e) event_submit((ctx), (e))
 #define MOAT_V_LOOKUP(ctx, p) lookup((ctx), (p))
+/* a due event report and a tarpit reply out of line: the decision loop
+ * keeps its registers for the common frame */
+#define MOAT_V_RARE __attribute__((noinline, cold))
 #include "moat_verdict.h"
+
+/* lookup_v6 - an IPv6 source's action, out of the decision loop (the
+ * trie walk inlined there would cost the IPv4 frames registers) */
+static __attribute__((noinline)) uint32_t lookup_v6(const struct dp_table_view *v,
+						    const uint8_t addr[16])
+{
+	return dp_lookup_v6(v, addr);
+}
 
 int dp_shared_init(struct dp_shared *sh, const uint16_t *ports, unsigned n_ports,
 		   uint32_t event_sample, const __u64 isn_key[2],
@@ -171,81 +192,124 @@ int dp_port_slot(uint16_t dport)
 	return (int)port_slot1[dport] - 1;
 }
 
+/* parse_general - moat_parse()'s general walk, out of the parse loop
+ * (inlined there twice, it would crowd the common frame's code) */
+static __attribute__((noinline)) int parse_general(const uint8_t *d, const uint8_t *end,
+						   struct moat_pkt *p)
+{
+	return moat_parse_general(d, end, p);
+}
+
+/* parse_one - frame i of b: moat_parse(), its two halves apart (after the
+ * fast one the fields are at hand, not reloaded), its port slot, the
+ * prefetch of its tbl24 line; the results stored last (an int8_t store
+ * may alias anything the caller reads) */
+static __rte_always_inline void parse_one(const uint32_t *tbl24, struct dp_burst *b, unsigned i)
+{
+	const struct rte_mbuf *m = b->m[i];
+	const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+	const uint8_t *end = d + rte_pktmbuf_data_len(m);
+	struct moat_pkt *p = &b->p[i];
+	int r, s;
+
+	if (likely(moat_parse_fast4(d, end, p))) {
+		r = MOAT_PARSE_TCP;
+		s = (int)port_slot1[p->dport] - 1;
+		if (s >= 0)
+			rte_prefetch0(&tbl24[p->saddr4 >> 8]);
+	} else {
+		r = parse_general(d, end, p);
+		s = r == MOAT_PARSE_TCP ? (int)port_slot1[p->dport] - 1 : -1;
+		if (s >= 0 && p->family == 4)
+			rte_prefetch0(&tbl24[p->saddr4 >> 8]);
+	}
+	b->res[i] = (int8_t)r;
+	b->slot[i] = (int8_t)s;
+}
+
 void dp_classify_parse(const struct dp_table_view *v, struct dp_burst *b)
 {
-	uint16_t i, n = b->n < DP_BURST ? b->n : DP_BURST;
+	const uint32_t *tbl24 = v->tbl24;
+	unsigned i = 0, n = b->n < DP_BURST ? b->n : DP_BURST;
 
-	b->n = n;
+	b->n = (uint16_t)n;
 #if DP_PREFETCH_AHEAD > 0
-	for (i = 0; i < n && i < DP_PREFETCH_AHEAD; i++)
-		rte_prefetch0(rte_pktmbuf_mtod(b->m[i], void *));
-#endif
-	for (i = 0; i < n; i++) {
-		const char *d = rte_pktmbuf_mtod(b->m[i], const char *);
-		struct moat_pkt *p = &b->p[i];
-		int r, s;
-
-		if (DP_PREFETCH_AHEAD && i + DP_PREFETCH_AHEAD < n)
-			rte_prefetch0(rte_pktmbuf_mtod(b->m[i + DP_PREFETCH_AHEAD], void *));
-		r = moat_parse(d, d + rte_pktmbuf_data_len(b->m[i]), p);
-		s = r == MOAT_PARSE_TCP ? (int)port_slot1[p->dport] - 1 : -1;
-		b->res[i] = (int8_t)r;
-		b->slot[i] = (int8_t)s;
-		if (s >= 0 && p->family == 4)
-			rte_prefetch0(&v->tbl24[p->saddr4 >> 8]);
+	for (; i < n && i < DP_PREFETCH_AHEAD; i++)
+		rte_prefetch0(frame_hint(b->m[i]));
+	/* the frames with one DP_PREFETCH_AHEAD behind them, then the rest */
+	for (i = 0; i + DP_PREFETCH_AHEAD < n; i++) {
+		rte_prefetch0(frame_hint(b->m[i + DP_PREFETCH_AHEAD]));
+		parse_one(tbl24, b, i);
 	}
+#endif
+	for (; i < n; i++)
+		parse_one(tbl24, b, i);
 }
 
 void dp_classify_lookup(const struct dp_table_view *v, struct dp_burst *b)
 {
-	for (uint16_t i = 0; i < b->n; i++) {
+	const uint32_t *tbl24 = v->tbl24;
+	const struct moat_group *groups = v->groups;
+	uint32_t groups_max = v->groups_max;
+	unsigned n = b->n;
+
+	for (unsigned i = 0; i < n; i++) {
 		uint32_t e;
 
 		if (b->slot[i] < 0 || b->p[i].family != 4)
 			continue;
-		e = v->tbl24[b->p[i].saddr4 >> 8];
+		e = tbl24[b->p[i].saddr4 >> 8];
 		b->ent[i] = e;
-		if (moat_tbl24_is_group(e) && moat_tbl24_group(e) < v->groups_max)
-			rte_prefetch0(&v->groups[moat_tbl24_group(e)]);
+		if (moat_tbl24_is_group(e) && moat_tbl24_group(e) < groups_max)
+			rte_prefetch0(&groups[moat_tbl24_group(e)]);
 	}
 }
 
 void dp_classify_decide(struct dp_lcore *lc, const struct dp_table_view *v,
 			struct dp_burst *b, uint64_t now_ns)
 {
-	uint16_t nk = 0, nw = 0, nf = 0;
+	/* the next free place of each out[] (pointers, not counts: fewer
+	 * registers in the loop) */
+	struct rte_mbuf **ok = b->out[DP_OUT_KERNEL], **ow = b->out[DP_OUT_WIRE],
+			**of = b->out[DP_OUT_FREE];
+	unsigned n = b->n;
+	/* the verdicts, stored into b->verdict at the end: a uint8_t store
+	 * into b could alias anything the loop reads */
+	uint8_t vd[DP_BURST];
 
 	lc->view = v;
 	lc->now = now_ns;
-	for (uint16_t i = 0; i < b->n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct moat_pkt *p = &b->p[i];
 		struct rte_mbuf *m = b->m[i];
+		int slot = b->slot[i];
 		uint32_t act;
 		int verdict;
 
-		if (b->slot[i] < 0) {
+		if (slot < 0) {
 			moat_stat_inc(lc, b->res[i] == MOAT_PARSE_TCP ? MOAT_STAT_NOT_SMTP :
 				      moat_parse_res_stat(b->res[i]), -1);
 			verdict = MOAT_VERDICT_PASS;
 		} else {
 			act = p->family == 4 ? dp_lookup_v4_entry(v, b->ent[i], p->saddr4) :
-					       dp_lookup_v6(v, p->saddr6);
+					       lookup_v6(v, p->saddr6);
 			lc->m = m;
-			verdict = moat_verdict_smtp(lc, p, b->slot[i], act);
+			verdict = moat_verdict_smtp(lc, p, slot, act);
 		}
-		b->verdict[i] = (uint8_t)verdict;
+		vd[i] = (uint8_t)verdict;
 		/* a branch on a verdict the inlined verdict code has just
 		 * branched on: the compiler threads it into those paths */
 		if (verdict == MOAT_VERDICT_PASS)
-			b->out[DP_OUT_KERNEL][nk++] = m;
+			*ok++ = m;
 		else if (verdict == MOAT_VERDICT_TX)
-			b->out[DP_OUT_WIRE][nw++] = m;
+			*ow++ = m;
 		else
-			b->out[DP_OUT_FREE][nf++] = m;
+			*of++ = m;
 	}
-	b->nout[DP_OUT_KERNEL] = nk;
-	b->nout[DP_OUT_WIRE] = nw;
-	b->nout[DP_OUT_FREE] = nf;
+	memcpy(b->verdict, vd, n);
+	b->nout[DP_OUT_KERNEL] = (uint16_t)(ok - b->out[DP_OUT_KERNEL]);
+	b->nout[DP_OUT_WIRE] = (uint16_t)(ow - b->out[DP_OUT_WIRE]);
+	b->nout[DP_OUT_FREE] = (uint16_t)(of - b->out[DP_OUT_FREE]);
 	lc->m = NULL;
 }
 

@@ -3,7 +3,9 @@
  * built as ordinary userspace C: the shared case table, every truncation of
  * three frames including those shorter than Ethernet (which
  * BPF_PROG_TEST_RUN cannot take), and tarpit replies checked with an
- * independent checksum.
+ * independent checksum.  Built twice: as is (the parser the XDP program
+ * has) and as test_parse_simd with -mssse3 (the fast case's SIMD variant,
+ * the one moat-dpdk compiles).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,11 @@
 
 #include "moat_parse.h"
 #include "xdp_frames.h"
+
+/* test_parse_simd: this file over the fast case moat-dpdk compiles */
+#if defined(MOAT_TEST_PARSE_SIMD) && !defined(MOAT_PARSE_SIMD)
+#error "MOAT_TEST_PARSE_SIMD: moat_parse.h did not take its SIMD fast case"
+#endif
 
 static const char *const res_names[] = {
 	"TCP", "OTHER", "FRAGMENT", "ERR_ETH", "ERR_VLAN_DEPTH", "ERR_IP4",
