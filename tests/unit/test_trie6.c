@@ -216,6 +216,28 @@ static void assert_emptied(struct vt_trie6 *t)
 			fail_msg("root entry %zu left: %#x", i, m->root[i]);
 }
 
+/* assert_act_bits_own_only - every root and node entry has zero action
+ * bits unless its own bit is set: the BPF walk takes the root entry's
+ * bits 28..27 as its default without testing the own bit (PASS is 0). */
+static void assert_act_bits_own_only(struct vt_trie6 *t)
+{
+	const struct vt_trie6_mem *m = vt_trie6_storage(t);
+	struct vt_trie6_stats st;
+	uint32_t bad = 0, e;
+
+	vt_trie6_stats(t, &st);
+	for (size_t i = 0; i < vt_trie6_root_entries(m->root_bits); i++)
+		if (!((e = m->root[i]) & MOAT_V6T_OWN) && (e >> MOAT_V6T_ACT_SHIFT & 3))
+			bad = e;
+	for (uint32_t n = 0; n < st.nodes_hw; n++)
+		for (int i = 0; i < MOAT_V6T_NODE_ENTRIES; i++)
+			if (!((e = m->nodes[n].e[i]) & MOAT_V6T_OWN) &&
+			    (e >> MOAT_V6T_ACT_SHIFT & 3))
+				bad = e;
+	if (bad)
+		fail_msg("entry %#x: action bits without its own bit", bad);
+}
+
 static struct r6 rule(const char *hex, unsigned plen, uint32_t act)
 {
 	struct r6 r = { .plen = plen, .act = act };
@@ -335,6 +357,7 @@ static void test_random_churn(void **state)
 	}
 	vt_trie6_stats(t, &st);
 	assert_int_equal(st.rules, n);
+	assert_act_bits_own_only(t);
 	print_message("# %zu rules: %u nodes, %u buckets, %zu bytes\n", n,
 		      st.nodes, st.buckets, st.bytes);
 	while (n) {
@@ -674,6 +697,7 @@ static void test_wide_edges(void **state)
 	assert_int_equal(st.nodes, 1);       /* the split */
 	for (size_t i = 7; i < ne; i++)
 		n = put_check(t, v, n, &e[i]);
+	assert_act_bits_own_only(t);
 	for (size_t k = 0; k < ne; k++)
 		n = del_check(t, v, n, &e[(k * 5) % ne]);
 	assert_emptied(t);
