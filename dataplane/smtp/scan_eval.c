@@ -22,6 +22,7 @@
 #include <pcre2.h>
 
 #include "scan.h"
+#include "scan_received.h"
 
 /* ---- the regular expressions of Util::parse_rfc822_date and HeaderEval */
 
@@ -683,8 +684,9 @@ static double num_arg(const char *s)
 	return strcmp(s, "undef") == 0 ? NAN : strtod(s, NULL);
 }
 
-int scan_eval_lookup(const char *call, int lists, const char *freemail, struct scan_rule *r)
+int scan_eval_lookup(const char *call, int flags, const char *freemail, struct scan_rule *r)
 {
+	int lists = flags & SCAN_EVAL_LISTS;
 	/* SpamAssassin's pseudo-headers: not the header of that name */
 	static const char *const pseudo[] = { "ALL", "ToCc", "EnvelopeFrom", "MESSAGEID",
 					      "X-Spam-Relays-", "ALL-" };
@@ -726,6 +728,13 @@ int scan_eval_lookup(const char *call, int lists, const char *freemail, struct s
 		r->eval = EVAL_FREEMAIL_HDR;
 		if (!(r->pattern = fm_domains(freemail)) || !(r->hname = strdup(a[0])))
 			return -ENOMEM; /* the caller frees the rule */
+		return 1;
+	}
+	if ((IS("check_all_trusted") || IS("check_no_relays") || IS("check_relays_unparseable")) &&
+	    n == 0 && !(flags & SCAN_EVAL_TRUST_CFG)) {
+		r->eval = IS("check_all_trusted") ? EVAL_ALL_TRUSTED :
+			  IS("check_no_relays")   ? EVAL_NO_RELAYS :
+						    EVAL_RELAYS_UNPARSEABLE;
 		return 1;
 	}
 	if (IS("check_for_to_in_subject") && n == 1 && strcmp(a[0], "user") == 0) {
@@ -844,32 +853,20 @@ int scan_eval_lookup(const char *call, int lists, const char *freemail, struct s
 	return 0;
 }
 
-int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz)
+/* eval_regex - "=~ /re/flags" at p (blanks before it skipped) compiled
+ * into *re: 1, 0 not possible (why says why, prefixed with what), -ENOMEM */
+static int eval_regex(const char *p, pcre2_code **re, const char *what, char *why, size_t whysz)
 {
-	const char *p = def, *q;
-	char name[MIME_NAME_MAX], open, close;
-	size_t nl = 0;
+	const char *q;
+	char open, close;
 	uint32_t opt = 0;
-	int mh, ec;
+	int ec;
 	PCRE2_SIZE eo;
 
 	while (*p == ' ' || *p == '\t')
 		p++;
-	while (*p && *p != ' ' && *p != '\t' && *p != '=' && *p != '!' && nl < sizeof(name) - 1)
-		name[nl++] = *p++;
-	name[nl] = 0;
-	if (nl > 4 && strcasecmp(name + nl - 4, ":raw") == 0) {
-		snprintf(why, whysz, "mimeheader: raw (folded) part headers are not kept");
-		return 0;
-	}
-	if ((mh = mime_mh_index(name)) < 0) {
-		snprintf(why, whysz, "mimeheader: part header %s is not kept", name);
-		return 0;
-	}
-	while (*p == ' ' || *p == '\t')
-		p++;
 	if (strncmp(p, "=~", 2) != 0) {
-		snprintf(why, whysz, "mimeheader: only =~ tests");
+		snprintf(why, whysz, "%s: only =~ tests", what);
 		return 0;
 	}
 	p += 2;
@@ -880,14 +877,14 @@ int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t
 	open = *p++;
 	close = open == '{' ? '}' : open == '(' ? ')' : open == '<' ? '>' : open;
 	if (!open || isalnum((unsigned char)open) || open == ' ') {
-		snprintf(why, whysz, "mimeheader: not a /regex/");
+		snprintf(why, whysz, "%s: not a /regex/", what);
 		return 0;
 	}
 	for (q = p; *q && *q != close; q++)
 		if (*q == '\\' && q[1])
 			q++;
 	if (*q != close) {
-		snprintf(why, whysz, "mimeheader: not a /regex/");
+		snprintf(why, whysz, "%s: not a /regex/", what);
 		return 0;
 	}
 	const char *f = q + 1;
@@ -902,30 +899,118 @@ int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t
 		else if (*f == 'x')
 			opt |= PCRE2_EXTENDED;
 		else {
-			snprintf(why, whysz, "mimeheader: regex flag %c", *f);
+			snprintf(why, whysz, "%s: regex flag %c", what, *f);
 			return 0;
 		}
 	}
 	while (*f == ' ' || *f == '\t')
 		f++;
 	if (*f) { /* [if-unset: ...]: none in Debian's rules */
-		snprintf(why, whysz, "mimeheader: text after the regex");
+		snprintf(why, whysz, "%s: text after the regex", what);
 		return 0;
 	}
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, (PCRE2_SIZE)(q - p), opt, &ec, &eo, NULL);
-
-	if (!re) {
+	if (!(*re = pcre2_compile((PCRE2_SPTR)p, (PCRE2_SIZE)(q - p), opt, &ec, &eo, NULL))) {
 		PCRE2_UCHAR m[120];
 
 		pcre2_get_error_message(ec, m, sizeof(m));
-		snprintf(why, whysz, "mimeheader: pcre2: %s", (char *)m);
+		snprintf(why, whysz, "%s: pcre2: %s", what, (char *)m);
 		return ec == PCRE2_ERROR_NOMEMORY ? -ENOMEM : 0;
 	}
-	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	pcre2_jit_compile(*re, PCRE2_JIT_COMPLETE);
+	return 1;
+}
+
+/* def_name - the header name at the start of a rule's definition */
+static const char *def_name(const char *p, char name[MIME_NAME_MAX])
+{
+	size_t nl = 0;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (*p && *p != ' ' && *p != '\t' && *p != '=' && *p != '!' && nl < MIME_NAME_MAX - 1)
+		name[nl++] = *p++;
+	name[nl] = 0;
+	return p;
+}
+
+int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz)
+{
+	char name[MIME_NAME_MAX];
+	const char *p = def_name(def, name);
+	size_t nl = strlen(name);
+	pcre2_code *re = NULL;
+	int mh, rc;
+
+	if (nl > 4 && strcasecmp(name + nl - 4, ":raw") == 0) {
+		snprintf(why, whysz, "mimeheader: raw (folded) part headers are not kept");
+		return 0;
+	}
+	if ((mh = mime_mh_index(name)) < 0) {
+		snprintf(why, whysz, "mimeheader: part header %s is not kept", name);
+		return 0;
+	}
+	if ((rc = eval_regex(p, &re, "mimeheader", why, whysz)) <= 0)
+		return rc;
 	r->re = re;
 	r->eval = EVAL_MIMEHEADER;
 	r->ea = mh;
 	return 1;
+}
+
+int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why, size_t whysz)
+{
+	char name[MIME_NAME_MAX];
+	const char *p = def_name(def, name);
+	pcre2_code *re = NULL;
+	int v, rc;
+
+	if ((v = sa_relay_view_index(name)) < 0) {
+		snprintf(why, whysz, "SpamAssassin pseudo-header %s is not derived", name);
+		return 0;
+	}
+	if (flags & SCAN_EVAL_TRUST_CFG) {
+		snprintf(why, whysz, "X-Spam-Relays-*: trusted/internal networks configured");
+		return 0;
+	}
+	if ((rc = eval_regex(p, &re, "X-Spam-Relays-*", why, whysz)) <= 0)
+		return rc;
+	r->re = re;
+	r->eval = EVAL_RELAYS_HDR;
+	r->ea = v;
+	return 1;
+}
+
+/* relays_hdr - get('X-Spam-Relays-...') =~ re: the relay string as it is */
+static int relays_hdr(const struct scan_rule *r, const char *hb, size_t n)
+{
+	const struct sa_relays *rl = sa_relays_of(hb, n);
+	pcre2_match_data *md;
+	int rc;
+
+	if (!rl || !(md = pcre2_match_data_create(1, NULL)))
+		return 0;
+	rc = pcre2_match(r->re, (PCRE2_SPTR)rl->str[(int)r->ea], rl->len[(int)r->ea], 0, 0, md,
+			 NULL);
+	pcre2_match_data_free(md);
+	return rc >= 0;
+}
+
+/* relay_count - RelayEval's check_all_trusted, check_no_relays,
+ * check_relays_unparseable over num_relays_* */
+static int relay_count(const struct scan_rule *r, const char *hb, size_t n)
+{
+	const struct sa_relays *rl = sa_relays_of(hb, n);
+
+	if (!rl)
+		return 0;
+	switch (r->eval) {
+	case EVAL_ALL_TRUSTED:
+		return rl->trusted && !rl->untrusted && !rl->unparseable;
+	case EVAL_NO_RELAYS:
+		return !rl->trusted && !rl->untrusted && !rl->unparseable;
+	default:
+		return rl->unparseable > 0;
+	}
 }
 
 size_t scan_eval_entity_value(const struct scan_rule *r, const struct mime_walker *w,
@@ -980,6 +1065,12 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 		return freemail_hdr(r, hb, n);
 	case EVAL_LOCALPART_SUBJ:
 		return localpart_subj(hb, n);
+	case EVAL_RELAYS_HDR:
+		return relays_hdr(r, hb, n);
+	case EVAL_ALL_TRUSTED:
+	case EVAL_NO_RELAYS:
+	case EVAL_RELAYS_UNPARSEABLE:
+		return relay_count(r, hb, n);
 	}
 	return 0;
 }

@@ -129,7 +129,23 @@ struct sa_set {
 	char *freemail;        /* freemail_domains words, blank separated */
 	size_t fmlen;
 	int fm_welcome;        /* a freemail_welcomelist entry is defined */
+	int trust_kw;          /* trusted_networks, internal_networks or
+				* msa_networks is configured */
+	char origip[512];      /* the originating_ip_headers, blank separated */
 };
+
+/* Debian's 10_default_prefs.cf originating_ip_headers: the ones
+ * scan_received.c reads */
+static const char sa_origip_default[] =
+	" X-Yahoo-Post-IP X-Originating-IP X-Apparently-From X-SenderIP X-AOL-IP"
+	" X-MS-Exchange-CrossTenant-OriginalAttributedTenantConnectingIp";
+
+/* sa_eval_flags - SCAN_EVAL_* of the set */
+static int sa_eval_flags(const struct sa_set *s)
+{
+	return (s->lists ? SCAN_EVAL_LISTS : 0) |
+	       (s->trust_kw || strcmp(s->origip, sa_origip_default) != 0 ? SCAN_EVAL_TRUST_CFG : 0);
+}
 
 /* sa_list_kw - a configuration line that fills a list WLBLEval reads
  * (welcomelist_from, blocklist_to, enlist_uri_host (BLOCK) ...) */
@@ -564,6 +580,25 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 		}
 		if (sa_list_kw(kw, p)) {
 			s->lists = 1;
+			continue;
+		}
+		if (strcmp(kw, "trusted_networks") == 0 || strcmp(kw, "internal_networks") == 0 ||
+		    strcmp(kw, "msa_networks") == 0) {
+			s->trust_kw = 1;
+			continue;
+		}
+		if (strcmp(kw, "clear_originating_ip_headers") == 0) {
+			s->origip[0] = 0;
+			continue;
+		}
+		if (strcmp(kw, "originating_ip_headers") == 0) {
+			const char *w;
+
+			while ((w = scan_next_word(&p))) {
+				size_t l = strlen(s->origip);
+
+				snprintf(s->origip + l, sizeof(s->origip) - l, " %s", w);
+			}
 			continue;
 		}
 		if (strcmp(kw, "freemail_welcomelist") == 0 || strcmp(kw, "freemail_whitelist") == 0) {
@@ -1321,7 +1356,7 @@ static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const
 		r->eval = EVAL_HDR_COUNT;
 	else if (IS("check_illegal_chars") && n == 3 && !strchr(arg[0], ':'))
 		r->eval = EVAL_ILLEGAL_CHARS;
-	else if ((n = scan_eval_lookup(call, s->lists, sa_freemail(s), r)) <= 0)
+	else if ((n = scan_eval_lookup(call, sa_eval_flags(s), sa_freemail(s), r)) <= 0)
 		return n == -ENOMEM ? n : 0;
 #undef IS
 	r->scope = SCOPE_EVAL;
@@ -1356,8 +1391,12 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 			return sa_why(e, "eval: Perl code test");
 		goto add;
 	}
-	if (strcmp(e->kind, "mimeheader") == 0) { /* PCRE2 on each entity's headers */
-		int rc = scan_eval_mimeheader(a, &r, msg, sizeof(msg));
+	if (strcmp(e->kind, "mimeheader") == 0 || /* PCRE2 on each entity's headers */
+	    (strcmp(e->kind, "header") == 0 && /* or on a relay pseudo-header */
+	     strncasecmp(a + strspn(a, " \t"), "X-Spam-Relays-", 14) == 0)) {
+		int rc = strcmp(e->kind, "header") == 0 ?
+				 scan_eval_relays(a, sa_eval_flags(s), &r, msg, sizeof(msg)) :
+				 scan_eval_mimeheader(a, &r, msg, sizeof(msg));
 
 		if (rc <= 0)
 			return rc < 0 ? rc : sa_why(e, "%s", msg);

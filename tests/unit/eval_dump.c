@@ -13,6 +13,7 @@
 
 #include "scan.h"
 #include "scan_eval.h"
+#include "scan_received.h"
 #include "scan_mime.h"
 #include "scan_render.h"
 
@@ -23,7 +24,7 @@ struct dump {
 	size_t hn;
 	struct scan_rule *rules; /* for the mimeheader rules, per entity */
 	size_t nrules;
-	char ent_hit[256];
+	char ent_hit[512];
 };
 
 static void add(struct dump *d, const char *p, size_t n)
@@ -96,8 +97,9 @@ static const struct mime_sink sink = {
 int main(int argc, char **argv)
 {
 	static struct dump d;
-	struct scan_rule r[256];
-	char *name[256], line[8192], why[200], *freemail = NULL;
+	static struct scan_rule r[512];
+	static char *name[512];
+	char line[8192], why[200], *freemail = NULL;
 	size_t nr = 0, fml = 0;
 	FILE *f;
 
@@ -105,7 +107,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: eval_dump RULES FILE...\n");
 		return 2;
 	}
-	while (nr < 256 && fgets(line, sizeof(line), f)) {
+	int relays = getenv("EVAL_DUMP_RELAYS") != NULL;
+
+	while (nr < 512 && fgets(line, sizeof(line), f)) {
 		char *tab = strchr(line, '\t');
 
 		if (!tab)
@@ -127,6 +131,8 @@ int main(int argc, char **argv)
 		memset(&r[nr], 0, sizeof(r[nr]));
 		if (strncmp(tab + 1, "mimeheader:", 11) == 0 ?
 			    scan_eval_mimeheader(tab + 12, &r[nr], why, sizeof(why)) == 1 :
+		    strncmp(tab + 1, "header:", 7) == 0 ? /* header X-Spam-Relays-* */
+			    scan_eval_relays(tab + 8, 0, &r[nr], why, sizeof(why)) == 1 :
 			    scan_eval_lookup(tab + 1, 0, freemail, &r[nr]) == 1) {
 			fprintf(stderr, "%s\n", line); /* the rules implemented */
 			name[nr++] = strdup(line);
@@ -166,6 +172,16 @@ int main(int argc, char **argv)
 		fclose(m);
 		mime_finish(&d.w);
 		render_finish(&d.r);
+		if (relays) { /* EVAL_DUMP_RELAYS=1: the four pseudo-headers */
+			struct sa_relays rl;
+
+			if (sa_relays_parse(d.hb, d.hn, &rl) == 0) {
+				printf("%s\tT=%s\tU=%s\tunparseable=%u\n", argv[a], rl.str[0],
+				       rl.str[1], rl.unparseable);
+				sa_relays_free(&rl);
+			}
+			continue;
+		}
 		printf("%s\t", argv[a]);
 		for (size_t i = 0; i < nr; i++) {
 			int hit = r[i].eval == EVAL_MIMEHEADER ? d.ent_hit[i] :
