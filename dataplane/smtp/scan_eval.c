@@ -570,9 +570,101 @@ static int freemail_hdr(const struct scan_rule *r, const char *hb, size_t n)
 	size_t off = 0, vl;
 	const char *v;
 
+	if (strcasecmp(r->hname, "EnvelopeFrom") == 0) { /* derived from the relays */
+		char env[SA_ADDR_MAX];
+
+		if (sa_envelope_from(hb, n, env))
+			scan_addrs(env, strlen(env), 0, fm_addr, &c);
+		return c.hit;
+	}
 	while (!c.hit && (v = hdr_next(hb, n, &off, r->hname, &vl)))
 		scan_addrs(v, vl, 0, fm_addr, &c);
 	return c.hit;
+}
+
+static void fm_from(void *ctx, const char *a, size_t n)
+{
+	fm_addr(ctx, a, n, 0);
+}
+
+/* check_freemail_from([regex]) - some address of all_from_addrs (From,
+ * EnvelopeFrom...) is freemail (and matches the regex) */
+static int freemail_from(const struct scan_rule *r, const char *hb, size_t n)
+{
+	struct fm_ctx c = { r, 0 };
+
+	sa_all_from_addrs(hb, n, fm_from, &c);
+	return c.hit;
+}
+
+/* list_glob - add_to_addrlist's regex: "*" any string, "?" one character,
+ * the rest literal, over the whole address */
+static int list_glob(const char *g, size_t gn, const char *s, size_t sn)
+{
+	if (!gn)
+		return !sn;
+	if (*g == '*') {
+		for (size_t i = 0; i <= sn; i++)
+			if (list_glob(g + 1, gn - 1, s + i, sn - i))
+				return 1;
+		return 0;
+	}
+	return sn && (*g == '?' || *g == *s) && list_glob(g + 1, gn - 1, s + 1, sn - 1);
+}
+
+struct list_ctx {
+	const char *globs; /* "\nglob\nglob\n" */
+	int hit;
+};
+
+/* list_addr - WLBLEval's _check_welcomelist on lc(addr) */
+static void list_addr(void *ctx, const char *a, size_t n)
+{
+	struct list_ctx *c = ctx;
+	char lc[SA_ADDR_MAX];
+
+	if (c->hit || n >= sizeof(lc))
+		return;
+	for (size_t i = 0; i < n; i++)
+		lc[i] = (char)tolower((unsigned char)a[i]);
+	for (const char *l = c->globs + 1; *l;) {
+		const char *e = strchr(l, '\n');
+
+		if (list_glob(l, (size_t)(e - l), lc, n)) {
+			c->hit = 1;
+			return;
+		}
+		l = e + 1;
+	}
+}
+
+/* check_from_in_list(NAME) - some address of all_from_addrs is in the
+ * enlist_addrlist (NAME) entries (r->pattern) */
+static int from_in_list(const struct scan_rule *r, const char *hb, size_t n)
+{
+	struct list_ctx c = { r->pattern, 0 };
+
+	sa_all_from_addrs(hb, n, list_addr, &c);
+	return c.hit;
+}
+
+static void first_addr(void *ctx, const char *p, size_t n, int name);
+
+/* check_for_matching_env_and_hdr_from - lc get('EnvelopeFrom:addr') eq
+ * lc get('From:addr') (the first address of each, '' when none) */
+static int env_hdr_from(const char *hb, size_t n)
+{
+	char env[SA_ADDR_MAX], *from = NULL;
+	size_t off = 0, vl;
+	const char *v;
+	int eq;
+
+	sa_envelope_from_addr(hb, n, env);
+	while (!from && (v = hdr_next(hb, n, &off, "From", &vl)))
+		scan_addrs(v, vl, 0, first_addr, &from);
+	eq = strcasecmp(env, from ? from : "") == 0;
+	free(from);
+	return eq;
 }
 
 /* first_addr - keep the first address scan_addrs gives */
@@ -715,9 +807,12 @@ int scan_eval_lookup(const char *call, int flags, const char *freemail, struct s
 		}
 	if (IS("check_freemail_header") && (n == 1 || n == 2) && freemail &&
 	    !strchr(a[0], ':')) {
+		int env = strcasecmp(a[0], "EnvelopeFrom") == 0; /* scan_received.c */
+
 		for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
 			if (strncasecmp(a[0], pseudo[i], strlen(pseudo[i])) == 0 &&
-			    (pseudo[i][strlen(pseudo[i]) - 1] == '-' || !a[0][strlen(pseudo[i])]))
+			    (pseudo[i][strlen(pseudo[i]) - 1] == '-' || !a[0][strlen(pseudo[i])]) &&
+			    !(env && !(flags & SCAN_EVAL_TRUST_CFG)))
 				return 0;
 		int ec;
 		PCRE2_SIZE eo;
@@ -735,6 +830,22 @@ int scan_eval_lookup(const char *call, int flags, const char *freemail, struct s
 		r->eval = IS("check_all_trusted") ? EVAL_ALL_TRUSTED :
 			  IS("check_no_relays")   ? EVAL_NO_RELAYS :
 						    EVAL_RELAYS_UNPARSEABLE;
+		return 1;
+	}
+	if (IS("check_freemail_from") && n <= 1 && freemail && !(flags & SCAN_EVAL_TRUST_CFG)) {
+		int ec;
+		PCRE2_SIZE eo;
+
+		if (n == 1 && !(r->re = pcre2_compile((PCRE2_SPTR)a[0], PCRE2_ZERO_TERMINATED, 0,
+						      &ec, &eo, NULL)))
+			return 0;
+		r->eval = EVAL_FREEMAIL_FROM;
+		if (!(r->pattern = fm_domains(freemail)))
+			return -ENOMEM;
+		return 1;
+	}
+	if (IS("check_for_matching_env_and_hdr_from") && n == 0 && !(flags & SCAN_EVAL_TRUST_CFG)) {
+		r->eval = EVAL_ENV_HDR_FROM;
 		return 1;
 	}
 	if (IS("check_for_to_in_subject") && n == 1 && strcmp(a[0], "user") == 0) {
@@ -1067,6 +1178,12 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 		return localpart_subj(hb, n);
 	case EVAL_RELAYS_HDR:
 		return relays_hdr(r, hb, n);
+	case EVAL_FREEMAIL_FROM:
+		return freemail_from(r, hb, n);
+	case EVAL_FROM_IN_LIST:
+		return from_in_list(r, hb, n);
+	case EVAL_ENV_HDR_FROM:
+		return env_hdr_from(hb, n);
 	case EVAL_ALL_TRUSTED:
 	case EVAL_NO_RELAYS:
 	case EVAL_RELAYS_UNPARSEABLE:
@@ -1135,4 +1252,14 @@ int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		return 0;
 	}
 	return 0;
+}
+
+int scan_eval_from_in_list(const char *globs, int flags, struct scan_rule *r)
+{
+	if (flags & SCAN_EVAL_TRUST_CFG)
+		return 0;
+	if (!(r->pattern = strdup(globs)))
+		return -ENOMEM;
+	r->eval = EVAL_FROM_IN_LIST;
+	return 1;
 }

@@ -40,7 +40,12 @@ enum scan_eval_ext {
 	EVAL_ALL_TRUSTED,  /* check_all_trusted() */
 	EVAL_NO_RELAYS,    /* check_no_relays() */
 	EVAL_RELAYS_UNPARSEABLE, /* check_relays_unparseable() */
-	EVAL_HDR_LAST = EVAL_RELAYS_UNPARSEABLE,
+	EVAL_FREEMAIL_FROM, /* check_freemail_from([regex]): the domains in
+			     * pattern as EVAL_FREEMAIL_HDR, the regex in re */
+	EVAL_FROM_IN_LIST, /* check_from_in_list(NAME): "\nglob\n..." of the
+			    * enlist_addrlist (NAME) entries in pattern */
+	EVAL_ENV_HDR_FROM, /* check_for_matching_env_and_hdr_from() */
+	EVAL_HDR_LAST = EVAL_ENV_HDR_FROM,
 	/* at the end of the message */
 	EVAL_MIME_HTML_ONLY,  /* check_for_mime_html_only() */
 	EVAL_MIME_MP_RATIO,   /* check_mime_multipart_ratio(ea, eb) */
@@ -84,6 +89,12 @@ int scan_eval_lookup(const char *call, int flags, const char *freemail, struct s
  * after the rule name) as EVAL_MIMEHEADER in r: 1 done, 0 not possible
  * (why says why), -ENOMEM */
 int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz);
+
+/* scan_eval_from_in_list - check_from_in_list(NAME) as EVAL_FROM_IN_LIST
+ * in r, over the entries of enlist_addrlist (NAME) (globs, lower-cased, one
+ * a line in globs: "\nGLOB\nGLOB\n"): 1, 0 (flags say the relays do not
+ * apply), -ENOMEM */
+int scan_eval_from_in_list(const char *globs, int flags, struct scan_rule *r);
 
 /* scan_eval_relays - a header rule "X-Spam-Relays-NAME =~ /re/flags" as
  * EVAL_RELAYS_HDR in r (SpamAssassin's Received parser, scan_received.c):

@@ -13,6 +13,8 @@
  */
 #include "scan_received.h"
 
+#include "scan.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -856,6 +858,8 @@ struct rstate {
 	struct rlist L[SA_RELAYS_N];
 	int in_trusted, in_internal, allow_markers, rc;
 	unsigned unparseable;
+	int env_u, env_t; /* envfrom defined: first untrusted, last trusted */
+	char envfrom_u[FLD], envfrom_t[FLD];
 	char as[3 * FLD + 256];
 };
 
@@ -875,6 +879,7 @@ static void one_line(struct rstate *st, const char *line, size_t ln)
 		rl_reset(&st->L[SA_RELAYS_TRUSTED]);
 		rl_reset(&st->L[SA_RELAYS_INTERNAL]);
 		rl_reset(&st->L[SA_RELAYS_EXTERNAL]);
+		st->env_t = 0;
 	}
 	if (pr < 0)
 		st->unparseable++;
@@ -892,7 +897,13 @@ static void one_line(struct rstate *st, const char *line, size_t ln)
 	if (st->in_trusted) {
 		st->rc |= rl_add(&st->L[SA_RELAYS_TRUSTED], st->as, an);
 		st->allow_markers = 1;
+		st->env_t = P->has_envfrom;
+		strcpy(st->envfrom_t, P->envfrom);
 	} else {
+		if (!st->L[SA_RELAYS_UNTRUSTED].count) {
+			st->env_u = P->has_envfrom;
+			strcpy(st->envfrom_u, P->envfrom);
+		}
 		st->rc |= rl_add(&st->L[SA_RELAYS_UNTRUSTED], st->as, an);
 		st->allow_markers = 0;
 	}
@@ -956,6 +967,15 @@ int sa_relays_parse(const char *hb, size_t n, struct sa_relays *r)
 	r->trusted = st->L[SA_RELAYS_TRUSTED].count;
 	r->untrusted = st->L[SA_RELAYS_UNTRUSTED].count;
 	r->unparseable = st->unparseable;
+	/* get_envelope_from's last hop: the last untrusted relay, or the
+	 * first trusted one when all are trusted */
+	if (r->untrusted) {
+		r->lasthop_env = st->env_u;
+		strcpy(r->lasthop_envfrom, st->envfrom_u);
+	} else if (r->trusted) {
+		r->lasthop_env = st->env_t;
+		strcpy(r->lasthop_envfrom, st->envfrom_t);
+	}
 	free(P);
 	free(st);
 	if (rc) {
@@ -1000,4 +1020,171 @@ const struct sa_relays *sa_relays_of(const char *hb, size_t n)
 	cache.n = n;
 	cache.ok = 1;
 	return &cache.r;
+}
+
+/* ---- EnvelopeFrom and all_from_addrs (PerMsgStatus) */
+
+/* first_of - keep the first address scan_addrs gives */
+static void first_of(void *ctx, const char *p, size_t n, int name)
+{
+	char *a = ctx;
+
+	(void)name;
+	if (!a[0] && n) {
+		if (n > SA_ADDR_MAX - 1)
+			n = SA_ADDR_MAX - 1;
+		memcpy(a, p, n);
+		a[n] = 0;
+	}
+}
+
+/* first_addr - get("NAME:first:addr"))[0]: the first address of the first
+ * instance; 0 when there is none */
+static int first_addr(const char *hb, size_t n, const char *name, char out[SA_ADDR_MAX])
+{
+	size_t off = 0, nl, vl, hl = strlen(name);
+	const char *v, *h;
+
+	out[0] = 0;
+	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+		if (nl == hl && strncasecmp(h, name, hl) == 0) {
+			scan_addrs(v, vl, 0, first_of, out);
+			return out[0] != 0;
+		}
+	return 0;
+}
+
+/* after_received - get("ALL") =~ /^Received:.*?^NAME:/smi */
+static int after_received(const char *hb, size_t n, const char *name)
+{
+	size_t off = 0, nl, vl, hl = strlen(name);
+	const char *v, *h;
+	int rcvd = 0;
+
+	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl))) {
+		if (rcvd && nl == hl && strncasecmp(h, name, hl) == 0)
+			return 1;
+		rcvd |= nl == 8 && strncasecmp(h, "Received", 8) == 0;
+	}
+	return 0;
+}
+
+int sa_envelope_from(const char *hb, size_t n, char out[SA_ADDR_MAX])
+{
+	const struct sa_relays *r = sa_relays_of(hb, n);
+	char a[SA_ADDR_MAX];
+	size_t off = 0, nl, vl;
+	const char *v, *h;
+
+	out[0] = 0;
+	if (!r)
+		return 0;
+	if ((r->untrusted || r->trusted) && r->lasthop_env) {
+		const char *at = strchr(r->lasthop_envfrom, '@');
+
+		if ((at && at > r->lasthop_envfrom) || !r->lasthop_envfrom[0]) {
+			snprintf(out, SA_ADDR_MAX, "%s", r->lasthop_envfrom);
+			return 1;
+		}
+	}
+	/* X-Sender and a fetchmail signature: the envelope-from is a guess */
+	if (first_addr(hb, n, "X-Sender", a) && strchr(a, '@'))
+		while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+			if (nl == 8 && strncasecmp(h, "Received", 8) == 0 && vl >= 10 &&
+			    memmem(v, vl, "(fetchmail", 10))
+				return 0;
+	if (first_addr(hb, n, "X-Envelope-From", a)) {
+		if (after_received(hb, n, "X-Envelope-From"))
+			return 0;
+		memcpy(out, a, SA_ADDR_MAX);
+		return 1;
+	}
+	if (first_addr(hb, n, "Envelope-Sender", a) && !after_received(hb, n, "Envelope-Sender")) {
+		memcpy(out, a, SA_ADDR_MAX);
+		return 1;
+	}
+	if (first_addr(hb, n, "Return-Path", a) && !after_received(hb, n, "Return-Path")) {
+		memcpy(out, a, SA_ADDR_MAX);
+		return 1;
+	}
+	return 0;
+}
+
+int sa_envelope_from_addr(const char *hb, size_t n, char out[SA_ADDR_MAX])
+{
+	char env[SA_ADDR_MAX];
+
+	out[0] = 0;
+	if (sa_envelope_from(hb, n, env))
+		scan_addrs(env, strlen(env), 0, first_of, out);
+	return out[0] != 0;
+}
+
+struct from_ctx {
+	char seen[16][SA_ADDR_MAX];
+	int nseen;
+	sa_addr_fn *fn;
+	void *ctx;
+};
+
+/* from_one - tr/././s, the empty one and duplicates dropped */
+static void from_one(void *ctx, const char *p, size_t n, int name)
+{
+	struct from_ctx *c = ctx;
+	char a[SA_ADDR_MAX];
+	size_t k = 0;
+
+	(void)name;
+	for (size_t i = 0; i < n && k < SA_ADDR_MAX - 1; i++)
+		if (!(p[i] == '.' && k && a[k - 1] == '.'))
+			a[k++] = p[i];
+	a[k] = 0;
+	if (!k)
+		return;
+	for (int i = 0; i < c->nseen; i++)
+		if (strcmp(c->seen[i], a) == 0)
+			return;
+	if (c->nseen < 16)
+		memcpy(c->seen[c->nseen++], a, k + 1);
+	c->fn(c->ctx, a, k);
+}
+
+/* each_addr - the addresses of every instance of header name */
+static void each_addr(const char *hb, size_t n, const char *name, struct from_ctx *c)
+{
+	size_t off = 0, nl, vl, hl = strlen(name);
+	const char *v, *h;
+
+	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+		if (nl == hl && strncasecmp(h, name, hl) == 0)
+			scan_addrs(v, vl, 0, from_one, c);
+}
+
+void sa_all_from_addrs(const char *hb, size_t n, sa_addr_fn *fn, void *ctx)
+{
+	struct from_ctx *c = calloc(1, sizeof(*c));
+	size_t off = 0, nl, vl;
+	const char *v, *h;
+	char env[SA_ADDR_MAX];
+
+	if (!c)
+		return;
+	c->fn = fn, c->ctx = ctx;
+	/* Resent-From:first:addr takes priority (its addresses as they are) */
+	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+		if (nl == 11 && strncasecmp(h, "Resent-From", 11) == 0) {
+			struct from_ctx *r = c;
+
+			scan_addrs(v, vl, 0, from_one, r);
+			break;
+		}
+	if (!c->nseen) {
+		each_addr(hb, n, "From", c);
+		each_addr(hb, n, "Envelope-Sender", c);
+		each_addr(hb, n, "Resent-Sender", c);
+		each_addr(hb, n, "X-Envelope-From", c);
+		if (sa_envelope_from(hb, n, env))
+			scan_addrs(env, strlen(env), 0, from_one, c);
+	}
+	free(c);
 }

@@ -28,7 +28,12 @@ struct sa_relays {
 	unsigned trusted, untrusted, unparseable; /* num_relays_* */
 	char *str[SA_RELAYS_N];                   /* relays_*_str, never NULL */
 	size_t len[SA_RELAYS_N];
+	int lasthop_env;        /* the last untrusted relay (or, with none,
+				 * the first trusted one) has an envfrom */
+	char lasthop_envfrom[512];
 };
+
+enum { SA_ADDR_MAX = 512 };
 
 /* sa_relay_view_index - "X-Spam-Relays-Trusted" ... as an index, -1 */
 int sa_relay_view_index(const char *name);
@@ -45,5 +50,21 @@ const struct sa_relays *sa_relays_of(const char *hb, size_t n);
 /* sa_received_line - parse_received_line on one Received value: 1 parsed
  * (the relay's as_string, intl=0, into out), 0 skipped, -1 unparseable */
 int sa_received_line(const char *v, size_t n, char *out, size_t outsz);
+
+/* sa_envelope_from - PerMsgStatus::get_envelope_from with no
+ * envelope_sender_header: the last hop's envelope-from, else X-Envelope-From,
+ * Envelope-Sender, Return-Path (each unless it comes after a Received
+ * header; none when X-Sender and a fetchmail Received are there): 1 and
+ * the value in out, 0 when undefined */
+int sa_envelope_from(const char *hb, size_t n, char out[SA_ADDR_MAX]);
+/* sa_envelope_from_addr - get('EnvelopeFrom:addr'): its first address
+ * (out '' when none); 1 when there is one */
+int sa_envelope_from_addr(const char *hb, size_t n, char out[SA_ADDR_MAX]);
+
+/* sa_all_from_addrs - PerMsgStatus::all_from_addrs: the addresses of the
+ * first Resent-From, or else of From, Envelope-Sender, Resent-Sender,
+ * X-Envelope-From and EnvelopeFrom, runs of dots squeezed, each once */
+typedef void sa_addr_fn(void *ctx, const char *a, size_t n);
+void sa_all_from_addrs(const char *hb, size_t n, sa_addr_fn *fn, void *ctx);
 
 #endif /* MOAT_SMTP_SCAN_RECEIVED_H */
