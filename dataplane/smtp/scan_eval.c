@@ -1075,7 +1075,9 @@ int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why,
 	pcre2_code *re = NULL;
 	int v, rc;
 
-	if ((v = sa_relay_view_index(name)) < 0) {
+	if (strcmp(name, "EnvelopeFrom") == 0) /* get_envelope_from, as it is */
+		v = SA_RELAYS_N;
+	else if ((v = sa_relay_view_index(name)) < 0) {
 		snprintf(why, whysz, "SpamAssassin pseudo-header %s is not derived", name);
 		return 0;
 	}
@@ -1091,17 +1093,24 @@ int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why,
 	return 1;
 }
 
-/* relays_hdr - get('X-Spam-Relays-...') =~ re: the relay string as it is */
+/* relays_hdr - get('X-Spam-Relays-...') =~ re: the relay string as it is;
+ * get('EnvelopeFrom') =~ re (ea SA_RELAYS_N): no match when undefined */
 static int relays_hdr(const struct scan_rule *r, const char *hb, size_t n)
 {
 	const struct sa_relays *rl = sa_relays_of(hb, n);
 	pcre2_match_data *md;
 	int rc;
 
-	if (!rl || !(md = pcre2_match_data_create(1, NULL)))
+	char env[SA_ADDR_MAX];
+	int v = (int)r->ea;
+
+	if (!rl || (v == SA_RELAYS_N && !sa_envelope_from(hb, n, env)) ||
+	    !(md = pcre2_match_data_create(1, NULL)))
 		return 0;
-	rc = pcre2_match(r->re, (PCRE2_SPTR)rl->str[(int)r->ea], rl->len[(int)r->ea], 0, 0, md,
-			 NULL);
+	if (v == SA_RELAYS_N)
+		rc = pcre2_match(r->re, (PCRE2_SPTR)env, strlen(env), 0, 0, md, NULL);
+	else
+		rc = pcre2_match(r->re, (PCRE2_SPTR)rl->str[v], rl->len[v], 0, 0, md, NULL);
 	pcre2_match_data_free(md);
 	return rc >= 0;
 }

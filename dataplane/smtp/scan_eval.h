@@ -35,8 +35,9 @@ enum scan_eval_ext {
 			    * domains in pattern ("\nDOMAIN\n..."), the
 			    * regex in re (NULL: none) */
 	EVAL_LOCALPART_SUBJ, /* check_for_to_in_subject('user') */
-	EVAL_RELAYS_HDR,   /* header X-Spam-Relays-* =~ /re/: the pseudo-header
-			    * enum sa_relay_view in ea, its PCRE2 in re */
+	EVAL_RELAYS_HDR,   /* header X-Spam-Relays-* or EnvelopeFrom =~ /re/:
+			    * the pseudo-header (enum sa_relay_view, or
+			    * SA_RELAYS_N for EnvelopeFrom) in ea, PCRE2 in re */
 	EVAL_ALL_TRUSTED,  /* check_all_trusted() */
 	EVAL_NO_RELAYS,    /* check_no_relays() */
 	EVAL_RELAYS_UNPARSEABLE, /* check_relays_unparseable() */
@@ -96,7 +97,8 @@ int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t
  * apply), -ENOMEM */
 int scan_eval_from_in_list(const char *globs, int flags, struct scan_rule *r);
 
-/* scan_eval_relays - a header rule "X-Spam-Relays-NAME =~ /re/flags" as
+/* scan_eval_relays - a header rule "X-Spam-Relays-NAME =~ /re/flags" (or
+ * "EnvelopeFrom =~ ...") as
  * EVAL_RELAYS_HDR in r (SpamAssassin's Received parser, scan_received.c):
  * 1 done, 0 not possible (why says why), -ENOMEM */
 int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why, size_t whysz);

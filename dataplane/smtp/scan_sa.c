@@ -1457,7 +1457,8 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 	}
 	if (strcmp(e->kind, "mimeheader") == 0 || /* PCRE2 on each entity's headers */
 	    (strcmp(e->kind, "header") == 0 && /* or on a relay pseudo-header */
-	     strncasecmp(a + strspn(a, " \t"), "X-Spam-Relays-", 14) == 0)) {
+	     (strncasecmp(a + strspn(a, " \t"), "X-Spam-Relays-", 14) == 0 ||
+	      strncmp(a + strspn(a, " \t"), "EnvelopeFrom ", 13) == 0))) {
 		int rc = strcmp(e->kind, "header") == 0 ?
 				 scan_eval_relays(a, sa_eval_flags(s), &r, msg, sizeof(msg)) :
 				 scan_eval_mimeheader(a, &r, msg, sizeof(msg));
