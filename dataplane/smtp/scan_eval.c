@@ -267,23 +267,15 @@ int64_t sa_date_parse(const char *p, size_t n)
 static const char *hdr_next(const char *hb, size_t n, size_t *off, const char *name,
 			    size_t *vlen)
 {
-	size_t nl = name ? strlen(name) : 0;
+	size_t nl = name ? strlen(name) : 0, hl, vl;
+	const char *h, *v;
 
-	while (*off < n) {
-		const char *l = hb + *off, *e = memchr(l, '\n', n - *off);
-		size_t len = e ? (size_t)(e - l) : n - *off;
-		const char *c = memchr(l, ':', len);
-
-		*off += len + 1;
-		if (!c)
+	while ((h = sa_hdr_each(hb, n, off, &hl, &v, &vl))) {
+		if (name && (hl != nl || strncasecmp(h, name, nl) != 0))
 			continue;
-		if (name && ((size_t)(c - l) != nl || strncasecmp(l, name, nl) != 0))
-			continue;
-		const char *v = c + 1;
-
-		if (v < l + len && *v == ' ')
-			v++;
-		*vlen = (size_t)(l + len - v);
+		if (vl && *v == ' ')
+			v++, vl--;
+		*vlen = vl;
 		return v;
 	}
 	return NULL;

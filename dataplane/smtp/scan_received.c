@@ -74,7 +74,7 @@ struct rp {
 	int has_qms, pop_sig;
 };
 
-enum { RC_MAX = 256 };
+enum { RC_MAX = 256 + 2 * 128 }; /* RX() call sites, then steps[] */
 static pcre2_code *rc_code[RC_MAX];
 static int rc_failed[RC_MAX];
 static pthread_mutex_t rc_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -167,12 +167,167 @@ static int is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* the formats of parse_received_line that only pick fields out of one
+ * match (each "if (/re/) { $helo = $1; ...; goto enough; }"), in the
+ * Perl's order: a run of them ends at an entry with no re.  pre: a quick
+ * test the Perl makes first (NULL: none).  map: the field of each group:
+ * h helo, r rdns, R both, i ip, b by, d ident, D ident less a trailing "@",
+ * - none.  dns: $mta_looked_up_dns set to it (-1: left) */
+struct step {
+	const char *pre, *re, *map;
+	int dns;
+};
+static const struct step steps[] = {
+	{ "\\bwith HTTP\\b", "^(" IPA ") \\(\\[" IPA "\\]\\) by (\\S+)",
+	  "ib", -1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\((\\S+) \\[(" IPA ")\\]\\) by (\\S+) with \\S+ \\(",
+	  "hrib", 1 },
+	{ NULL, "^(\\S+) \\(\\[(" IPA ")\\] helo=(\\S+)\\) by (\\S+) with ",
+	  "rihb", -1 },
+	{ NULL, "^(\\S+) \\(<unknown\\S*>\\[(" IPA ")\\]\\) by (\\S+) ",
+	  "hib", -1 },
+	{ NULL, "^(\\S+) \\((\\S+\\.\\S+)\\[(" IPA ")\\]\\) by (\\S+) ",
+	  "hrib", 1 },
+	{ NULL, "^(\\S+) \\((\\S*)\\@\\[(" IPA ")\\].*\\) by (\\S+) \\(",
+	  "hdib", 1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\(\\[(" IPA ")\\]\\) by (\\S+) via smtpd \\(for \\S+\\) with SMTP\\(",
+	  "hib", -1 },
+	{ NULL, NULL, NULL, 0 },
+	{ " via HTTP$", "^\\[(" IPA ")\\] by (\\S+) via HTTP$",
+	  "ib", -1 },
+	{ NULL, "^(\\S+) \\( \\[(" IPA ")\\]\\).*? by (\\S+) ",
+	  "-ib", -1 },
+	{ NULL, "^\\((\\S+) \\[(" IPA ")\\]\\) by (\\S+) ",
+	  "hib", -1 },
+	{ NULL, "^\\[(" IPA ")\\] by (\\S+) ",
+	  "ib", -1 },
+	{ NULL, "^\\(\\[?(" IPA ")\\]?\\) by (\\S+) ",
+	  "ib", -1 },
+	{ NULL, "^(\\S+) \\[(" IPA ")\\] by (\\S+) \\[" IPA "\\] with ",
+	  "hib", 1 },
+	{ NULL, "^(\\S+) \\[\\((" IPA ")\\)\\] by (\\S+) \\(" IPA "\\) ",
+	  "hib", -1 },
+	{ NULL, "^(\\S+) \\(\\[(" IPA ")\\]\\) by (\\S+) \\(",
+	  "hib", 1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\(\\[(" IPA ")(?:[.:]\\d+)?\\]\\).*? by (\\S+) ",
+	  "hib", 1 },
+	{ NULL, "^(\\S+) \\((\\S+) \\[(" IPA ")\\]\\)(?: \\(authenticated bits=\\d+\\))? by (\\S+) \\(",
+	  "hrib", 1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\((?:HELO|EHLO) ([^\\)]*)\\) \\((\\S*@)?\\[?(" IPA ")\\]?\\).* by (\\S+) ",
+	  "rhDib", 1 },
+	{ NULL, "^(\\S+) \\((\\S*@)?\\[?(" IPA ")\\]?\\).* by (\\S+) ",
+	  "RDib", 1 },
+	{ " with http for ", "^\\[(" IPA ")\\] by (\\S+) with http for ",
+	  "ib", -1 },
+	{ " via smap ", "^(\\S+)\\((" IPA ")\\) by (\\S+) via smap ",
+	  "rib", 1 },
+	{ NULL, "^(\\S+)\\((" IPA "), (?:HELO|EHLO) (\\S*)\\) by (\\S+) via smap ",
+	  "rihb", 1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\((\\S+) \\[(" IPA ")\\]\\) by (\\S+) with ",
+	  "hrib", 1 },
+	{ NULL, "^(\\S+) \\((?:HELO|EHLO) (\\S*)\\) \\((?:(\\S+)\\@)?(" IPA ").*?\\) by (\\S+) with ",
+	  "rhdib", 1 },
+	{ NULL, "^\\[(" IPA ")\\] \\((?:account \\S+ )?(?:HELO|EHLO) (\\S*)\\) by (\\S+) \\(",
+	  "ihb", -1 },
+	{ " \\(CommuniGate Pro", "^(\\S+) \\(\\[(" IPA ")\\] verified\\) by (\\S+) \\(",
+	  "Rib", 1 },
+	{ NULL, "^\\(\\[(" IPA ")\\]\\) by (\\S+) with ",
+	  "ib", -1 },
+	{ NULL, "^([^\\d]\\S+) \\((" IPA ")\\) by (\\S+) ",
+	  "hib", -1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\(\\[(" IPA ")\\] \\[(\\S+)\\]\\) by (\\S+) with ",
+	  "hi-b", -1 },
+	{ NULL, "^(" IPA ") by (\\S+) with ",
+	  "ib", -1 },
+	{ NULL, "^(\\S+) \\((\\S+)\\[(" IPA ")\\]\\) by (\\S+) ",
+	  "hrib", 1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\[(" IPA ")\\] by (\\S+) ",
+	  "hib", -1 },
+	{ NULL, "^(\\S+)\\((" IPA ")\\) by (\\S+) ",
+	  "rib", -1 },
+	{ NULL, "^\\[(" IPA ")\\] by (\\S+) \\(MailGate ",
+	  "ib", -1 },
+	{ NULL, "^(\\S+) \\(unverified \\[(" IPA ")\\]\\) by (\\S+) ",
+	  "hib", -1 },
+	{ NULL, "^(" IPA ") \\([A-Za-z][^\\)]+\\) by (\\S+) with ",
+	  "ib", -1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\((?:\\S+\\@)?(" IPA ")\\) by (\\S+) with ",
+	  "rib", -1 },
+	{ NULL, NULL, NULL, 0 },
+	{ NULL, "^(\\S+) \\((\\S+)@(" IPA ") with login\\) by (\\S+\\.yahoo\\.com) with SMTP",
+	  "h-ib", -1 },
+	{ NULL, NULL, NULL, 0 },
+};
+
+/* run - the next run of steps from *t: 1 when one matched (its fields
+ * set), *t past the run either way */
+static int run(struct rp *P, const struct step **t)
+{
+	const struct step *s = *t;
+
+	for (; s->re; s++) {
+		int k = 256 + 2 * (int)(s - steps);
+
+		if ((s->pre && !rx(P, k, s->pre, P->s, P->n)) || !rx(P, k + 1, s->re, P->s, P->n))
+			continue;
+		for (int g = 0; s->map[g]; g++) {
+			static const char f[] = "hrRibdD";
+			char *dst[] = { P->helo, P->rdns, P->rdns, P->ip, P->by, P->ident, P->ident };
+			const char *c = strchr(f, s->map[g]);
+
+			if (c)
+				cap(P, g + 1, dst[c - f]);
+			if (s->map[g] == 'R')
+				cap(P, g + 1, P->helo);
+			if (s->map[g] == 'D' && P->ident[0] && P->ident[strlen(P->ident) - 1] == '@')
+				P->ident[strlen(P->ident) - 1] = 0;
+		}
+		if (s->dns >= 0)
+			P->dns = s->dns;
+		while (s->re)
+			s++;
+		*t = s + 1;
+		return 1;
+	}
+	*t = s + 1;
+	return 0;
+}
+
+/* clean_envfrom - the Perl's s/^\s*<+// and s/>+\s*$// (both optional), then strip */
+static void clean_envfrom(char *e)
+{
+	char *b = e;
+	size_t l;
+
+	while (is_ws(*b))
+		b++;
+	while (*b == '<')
+		b++;
+	memmove(e, b, strlen(b) + 1);
+	l = strlen(e);
+	while (l && is_ws(e[l - 1]))
+		l--;
+	while (l && e[l - 1] == '>')
+		l--;
+	e[l] = 0;
+	strip(e);
+}
+
 /* parse - parse_received_line: 1 parsed (fields in P), 0 skipped,
  * -1 unparseable */
 static int parse(struct rp *P)
 {
 	char sub[FLD];
 	char *s = P->s;
+	const struct step *t = steps;
 
 	P->ip[0] = P->helo[0] = P->rdns[0] = P->by[0] = P->id[0] = P->ident[0] = 0;
 	P->envfrom[0] = P->auth[0] = 0;
@@ -371,10 +526,8 @@ static int parse(struct rp *P)
 				goto enough;
 			}
 		}
-		if (RX("\\bwith HTTP\\b") && RX("^(" IPA ") \\(\\[" IPA "\\]\\) by (\\S+)")) {
-			G(1, ip), G(2, by);
+		if (run(P, &t))
 			goto enough;
-		}
 		if (!RX(" by \\S+ \\(qmail-\\S+\\) with ")) {
 			if (RX("^(\\S+) \\((\\S+) \\[(" IPA ")\\].*\\) by (\\S+) \\(")) {
 				P->dns = 1;
@@ -390,29 +543,8 @@ static int parse(struct rp *P)
 				goto enough;
 			}
 		}
-		if (RX("^(\\S+) \\((\\S+) \\[(" IPA ")\\]\\) by (\\S+) with \\S+ \\(")) {
-			P->dns = 1;
-			G(2, rdns), G(3, ip), G(1, helo), G(4, by);
+		if (run(P, &t))
 			goto enough;
-		}
-		if (RX("^(\\S+) \\(\\[(" IPA ")\\] helo=(\\S+)\\) by (\\S+) with ")) {
-			G(1, rdns), G(2, ip), G(3, helo), G(4, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\(<unknown\\S*>\\[(" IPA ")\\]\\) by (\\S+) ")) {
-			G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\((\\S+\\.\\S+)\\[(" IPA ")\\]\\) by (\\S+) ")) {
-			P->dns = 1;
-			G(1, helo), G(2, rdns), G(3, ip), G(4, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\((\\S*)\\@\\[(" IPA ")\\].*\\) by (\\S+) \\(")) {
-			P->dns = 1;
-			G(1, helo), G(3, ip), G(4, by), G(2, ident);
-			goto enough;
-		}
 		if (RX("by (\\S+\\.hotmail\\.msn\\.com) ")) {
 			G(1, by);
 			if (RX("^(" IPA ") "))
@@ -425,10 +557,8 @@ static int parse(struct rp *P)
 			G(1, rdns), G(2, helo), G(3, ip), G(4, by);
 			goto enough;
 		}
-		if (RX("^(\\S+) \\(\\[(" IPA ")\\]\\) by (\\S+) via smtpd \\(for \\S+\\) with SMTP\\(")) {
-			G(1, helo), G(2, ip), G(3, by);
+		if (run(P, &t))
 			goto enough;
-		}
 		if (RX("^\\S+( \\((?:HELO|EHLO) \\S*\\))? \\((\\S+\\@)?\\[?" IPA "\\]?\\)( \\(envelope-sender <\\S+>\\))? by \\S+( \\(.+\\))* with (.* )?(SMTP|QMQP)(?! id )")) {
 			if (RX("^(\\S+) \\((?:HELO|EHLO) ([^ \\(\\)]*)\\) \\((\\S*)\\@\\[?(" IPA ")\\]?\\)( \\(envelope-sender <\\S+>\\))? by (\\S+)")) {
 				G(1, rdns), G(2, helo), G(3, ident), G(4, ip), G(6, by);
@@ -445,36 +575,8 @@ static int parse(struct rp *P)
 				P->rdns[0] = 0;
 			goto enough;
 		}
-		if (RX(" via HTTP$") && RX("^\\[(" IPA ")\\] by (\\S+) via HTTP$")) {
-			G(1, ip), G(2, by);
+		if (run(P, &t))
 			goto enough;
-		}
-		if (RX("^(\\S+) \\( \\[(" IPA ")\\]\\).*? by (\\S+) ")) {
-			G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^\\((\\S+) \\[(" IPA ")\\]\\) by (\\S+) ")) {
-			G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^\\[(" IPA ")\\] by (\\S+) ") || RX("^\\(\\[?(" IPA ")\\]?\\) by (\\S+) ")) {
-			G(1, ip), G(2, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\[(" IPA ")\\] by (\\S+) \\[" IPA "\\] with ")) {
-			P->dns = 1;
-			G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\[\\((" IPA ")\\)\\] by (\\S+) \\(" IPA "\\) ")) {
-			G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\(\\[(" IPA ")\\]\\) by (\\S+) \\(")) {
-			P->dns = 1;
-			G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
 		if (RX("^(\\S+) \\((\\S+) \\[(" IPA ")\\]\\).*? by (\\S+)\\b")) {
 			char r2[FLD];
 
@@ -488,44 +590,14 @@ static int parse(struct rp *P)
 			G(1, helo), G(3, ip), G(4, by);
 			goto enough;
 		}
-		if (RX("^(\\S+) \\(\\[(" IPA ")(?:[.:]\\d+)?\\]\\).*? by (\\S+) ")) {
-			P->dns = 1;
-			G(1, helo), G(2, ip), G(3, by);
+		if (run(P, &t))
 			goto enough;
-		}
-		if (RX("^(\\S+) \\((\\S+) \\[(" IPA ")\\]\\)(?: \\(authenticated bits=\\d+\\))? by (\\S+) \\(")) {
-			P->dns = 1;
-			G(1, helo), G(2, rdns), G(3, ip), G(4, by);
-			goto enough;
-		}
 		if (RX("with (?:POP3|IMAP)")) {
 			P->pop_sig = 1;
 			return 0;
 		}
-		if (RX("^(\\S+) \\((?:HELO|EHLO) ([^\\)]*)\\) \\((\\S*@)?\\[?(" IPA ")\\]?\\).* by (\\S+) ")) {
-			P->dns = 1;
-			G(1, rdns), G(2, helo), G(3, ident), G(4, ip), G(5, by);
-			goto enough_ident;
-		}
-		if (RX("^(\\S+) \\((\\S*@)?\\[?(" IPA ")\\]?\\).* by (\\S+) ")) {
-			P->dns = 1;
-			G(1, rdns), G(1, helo), G(2, ident), G(3, ip), G(4, by);
-			goto enough_ident;
-		}
-		if (RX(" with http for ") && RX("^\\[(" IPA ")\\] by (\\S+) with http for ")) {
-			G(1, ip), G(2, by);
+		if (run(P, &t))
 			goto enough;
-		}
-		if (RX(" via smap ") && RX("^(\\S+)\\((" IPA ")\\) by (\\S+) via smap ")) {
-			P->dns = 1;
-			G(1, rdns), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^(\\S+)\\((" IPA "), (?:HELO|EHLO) (\\S*)\\) by (\\S+) via smap ")) {
-			P->dns = 1;
-			G(1, rdns), G(2, ip), G(3, helo), G(4, by);
-			goto enough;
-		}
 		if ((RX(" \\(Post") && RX("^\\[(" IPA ")\\] by (\\S+) \\(Post")) ||
 		    (RX(" \\(ArGoSoft") && RX("^\\[(" IPA ")\\] by (\\S+) \\(ArGoSoft")) ||
 		    RX("^(" IPA ") by (\\S+) \\((?:SMTPL|InterScan)\\b")) {
@@ -534,94 +606,34 @@ static int parse(struct rp *P)
 		}
 		if (RX(" with BSMTP") && RX("^\\S+ by \\S+ with BSMTP"))
 			return 0;
-		if (RX("^(\\S+) \\((\\S+) \\[(" IPA ")\\]\\) by (\\S+) with ")) {
-			P->dns = 1;
-			G(1, helo), G(2, rdns), G(3, ip), G(4, by);
+		if (run(P, &t))
 			goto enough;
-		}
-		if (RX("^(\\S+) \\((?:HELO|EHLO) (\\S*)\\) \\((?:(\\S+)\\@)?(" IPA ").*?\\) by (\\S+) with ")) {
-			P->dns = 1;
-			G(1, rdns), G(2, helo), G(4, ip), G(5, by);
-			if (GOT(3))
-				G(3, ident);
-			goto enough;
-		}
-		if (RX("^\\[(" IPA ")\\] \\((?:account \\S+ )?(?:HELO|EHLO) (\\S*)\\) by (\\S+) \\(")) {
-			G(1, ip), G(2, helo), G(3, by);
-			goto enough;
-		}
-		if (RX(" \\(CommuniGate Pro") && RX("^(\\S+) \\(\\[(" IPA ")\\] verified\\) by (\\S+) \\(")) {
-			P->dns = 1;
-			G(1, rdns), G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^\\(\\[(" IPA ")\\]\\) by (\\S+) with ")) {
-			G(1, ip), G(2, by);
-			goto enough;
-		}
-		if (RX("^([^\\d]\\S+) \\((" IPA ")\\) by (\\S+) ")) {
-			G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
 		if (RX("^\\S+ \\(\\S+\\) by \\S+ \\(Content Technologies "))
 			return 0;
-		if (RX("^(\\S+) \\(\\[(" IPA ")\\] \\[(\\S+)\\]\\) by (\\S+) with ")) {
-			G(1, helo), G(2, ip), G(4, by);
+		if (run(P, &t))
 			goto enough;
-		}
-		if (RX("^(" IPA ") by (\\S+) with ")) {
-			G(1, ip), G(2, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\((\\S+)\\[(" IPA ")\\]\\) by (\\S+) ")) {
-			P->dns = 1;
-			G(1, helo), G(2, rdns), G(3, ip), G(4, by);
-			goto enough;
-		}
 		if (RX("^\\[(" IPA ")\\]\\S+ \\((?:HELO|EHLO) (\\S*)\\) by (\\S+) ") ||
 		    RX("^(" IPA ") \\((?:HELO|EHLO) (\\S*)\\) by (\\S+) ")) {
 			G(1, ip), G(2, helo), G(3, by);
 			goto enough;
 		}
-		if (RX("^(\\S+) \\[(" IPA ")\\] by (\\S+) ")) {
-			G(1, helo), G(2, ip), G(3, by);
+		if (run(P, &t))
 			goto enough;
-		}
-		if (RX("^(\\S+)\\((" IPA ")\\) by (\\S+) ")) {
-			G(1, rdns), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^\\[(" IPA ")\\] by (\\S+) \\(MailGate ")) {
-			G(1, ip), G(2, by);
-			goto enough;
-		}
-		if (RX("^(\\S+) \\(unverified \\[(" IPA ")\\]\\) by (\\S+) ")) {
-			G(1, helo), G(2, ip), G(3, by);
-			goto enough;
-		}
-		if (RX("^(" IPA ") \\([A-Za-z][^\\)]+\\) by (\\S+) with ")) {
-			G(1, ip), G(2, by);
-			goto enough;
-		}
 		if (RX("^\\[(" IPA ")\\] \\(([^\\)]+)\\) by (\\S+) ")) {
 			G(1, ip), cap(P, 2, sub), G(3, by);
 			sub_helo_ident(P, sub);
 			goto enough;
 		}
-		if (RX("^(\\S+) \\((?:\\S+\\@)?(" IPA ")\\) by (\\S+) with ")) {
-			G(1, rdns), G(2, ip), G(3, by);
+		if (run(P, &t))
 			goto enough;
-		}
 		if (RX("^(\\S+)\\((" IPA ")\\)(?:, claiming to be \"(\\S+)\")? via \\S+ by (\\S+),")) {
 			G(1, rdns), G(2, ip), G(3, helo), G(4, by);
 			if (strcmp(P->rdns, "UNKNOWN") != 0)
 				P->dns = 1;
 			goto enough;
 		}
-		if (RX("^(\\S+) \\((\\S+)@(" IPA ") with login\\) by (\\S+\\.yahoo\\.com) with SMTP")) {
-			G(1, helo), G(3, ip), G(4, by);
+		if (run(P, &t))
 			goto enough;
-		}
 		if (RX("^X-Originating-IP: (" IPA ")$")) {
 			G(1, ip);
 			P->by[0] = 0;
@@ -641,17 +653,8 @@ static int parse(struct rp *P)
 			return 0;
 		if (RX("^\\S+ by \\S+ \\(.{0,100}\\) with qmail-scanner")) {
 			if (P->has_envfrom) {
-				char *e = P->envfrom, *b = e;
-				size_t l;
-
-				while (*b == ' ' || *b == '\t' || *b == '<')
-					b++;
-				memmove(e, b, strlen(b) + 1);
-				l = strlen(e);
-				while (l && (e[l - 1] == '>' || is_ws(e[l - 1])))
-					e[--l] = 0;
-				strip(e);
-				strcpy(P->qms_env_from, e);
+				clean_envfrom(P->envfrom);
+				strcpy(P->qms_env_from, P->envfrom);
 				P->has_qms = 1;
 			} else {
 				P->has_qms = 0;
@@ -698,13 +701,6 @@ static int parse(struct rp *P)
 		goto enough;
 	return -1;
 
-enough_ident:
-	{
-		size_t l = strlen(P->ident);
-
-		if (l && P->ident[l - 1] == '@')
-			P->ident[l - 1] = 0;
-	}
 enough:
 	{
 		size_t l = strlen(P->rdns);
@@ -731,17 +727,8 @@ enough:
 		if ((l = strlen(P->by)) && P->by[l - 1] == ';')
 			P->by[l - 1] = 0;
 		strip(ip), strip(P->rdns), strip(P->helo), strip(P->by), strip(P->ident);
-		if (P->has_envfrom) {
-			char *e = P->envfrom, *b = e;
-
-			while (is_ws(*b) || *b == '<')
-				b++;
-			memmove(e, b, strlen(b) + 1);
-			l = strlen(e);
-			while (l && (e[l - 1] == '>' || is_ws(e[l - 1])))
-				e[--l] = 0;
-			strip(e);
-		}
+		if (P->has_envfrom)
+			clean_envfrom(P->envfrom);
 	}
 	return 1;
 }
@@ -793,8 +780,7 @@ int sa_relay_view_index(const char *name)
 	return -1;
 }
 
-/* hdr_each - the next header at *off: its name length and value */
-static const char *hdr_each(const char *hb, size_t n, size_t *off, size_t *nl, const char **v,
+const char *sa_hdr_each(const char *hb, size_t n, size_t *off, size_t *nl, const char **v,
 			    size_t *vl)
 {
 	while (*off < n) {
@@ -934,7 +920,7 @@ int sa_relays_parse(const char *hb, size_t n, struct sa_relays *r)
 		size_t lastn = 0, hl = strlen(orig_ip_hdrs[k]);
 
 		off = 0;
-		while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+		while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
 			if (nl == hl && strncasecmp(h, orig_ip_hdrs[k], hl) == 0)
 				last = v, lastn = vl;
 		if (!last || !lastn)
@@ -952,7 +938,7 @@ int sa_relays_parse(const char *hb, size_t n, struct sa_relays *r)
 		}
 	}
 	off = 0;
-	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
 		if (nl == 8 && strncasecmp(h, "Received", 8) == 0)
 			one_line(st, v, vl);
 	for (size_t k = 0; k < nsyn; k++)
@@ -1046,7 +1032,7 @@ static int first_addr(const char *hb, size_t n, const char *name, char out[SA_AD
 	const char *v, *h;
 
 	out[0] = 0;
-	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
 		if (nl == hl && strncasecmp(h, name, hl) == 0) {
 			scan_addrs(v, vl, 0, first_of, out);
 			return out[0] != 0;
@@ -1061,7 +1047,7 @@ static int after_received(const char *hb, size_t n, const char *name)
 	const char *v, *h;
 	int rcvd = 0;
 
-	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl))) {
+	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl))) {
 		if (rcvd && nl == hl && strncasecmp(h, name, hl) == 0)
 			return 1;
 		rcvd |= nl == 8 && strncasecmp(h, "Received", 8) == 0;
@@ -1089,7 +1075,7 @@ int sa_envelope_from(const char *hb, size_t n, char out[SA_ADDR_MAX])
 	}
 	/* X-Sender and a fetchmail signature: the envelope-from is a guess */
 	if (first_addr(hb, n, "X-Sender", a) && strchr(a, '@'))
-		while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+		while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
 			if (nl == 8 && strncasecmp(h, "Received", 8) == 0 && vl >= 10 &&
 			    memmem(v, vl, "(fetchmail", 10))
 				return 0;
@@ -1155,7 +1141,7 @@ static void each_addr(const char *hb, size_t n, const char *name, struct from_ct
 	size_t off = 0, nl, vl, hl = strlen(name);
 	const char *v, *h;
 
-	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
 		if (nl == hl && strncasecmp(h, name, hl) == 0)
 			scan_addrs(v, vl, 0, from_one, c);
 }
@@ -1171,7 +1157,7 @@ void sa_all_from_addrs(const char *hb, size_t n, sa_addr_fn *fn, void *ctx)
 		return;
 	c->fn = fn, c->ctx = ctx;
 	/* Resent-From:first:addr takes priority (its addresses as they are) */
-	while ((h = hdr_each(hb, n, &off, &nl, &v, &vl)))
+	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
 		if (nl == 11 && strncasecmp(h, "Resent-From", 11) == 0) {
 			struct from_ctx *r = c;
 

@@ -35,6 +35,12 @@ struct sa_relays {
 
 enum { SA_ADDR_MAX = 512 };
 
+/* sa_hdr_each - the next header of the block hb[0..n) at *off (advanced):
+ * its name (the return value, *nl bytes) and value (*v, *vl bytes, from
+ * just after the ":"); NULL at the end */
+const char *sa_hdr_each(const char *hb, size_t n, size_t *off, size_t *nl, const char **v,
+			size_t *vl);
+
 /* sa_relay_view_index - "X-Spam-Relays-Trusted" ... as an index, -1 */
 int sa_relay_view_index(const char *name);
 
