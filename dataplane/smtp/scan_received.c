@@ -72,6 +72,7 @@ struct rp {
 	int has_envfrom, dns;
 	char qms_env_from[FLD]; /* qmail-scanner's envelope-from, for the next line */
 	int has_qms, pop_sig;
+	pcre2_match_data *md; /* for every match of the parse */
 };
 
 enum { RC_MAX = 256 + 2 * 128 }; /* RX() call sites, then steps[] */
@@ -79,37 +80,38 @@ static pcre2_code *rc_code[RC_MAX];
 static int rc_failed[RC_MAX];
 static pthread_mutex_t rc_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* rx - match pattern pat (call site k) in s[0..n): 1 with P->ov, or 0 */
+/* rx - match pattern pat (call site k) in s[0..n): 1 with P->ov, or 0.
+ * Each site's pattern is compiled once, by the first thread to need it */
 static int rx(struct rp *P, int k, const char *pat, const char *s, size_t n)
 {
-	pcre2_code *c;
-	pcre2_match_data *md;
+	pcre2_code *c = __atomic_load_n(&rc_code[k], __ATOMIC_ACQUIRE);
 	int rc;
 
-	pthread_mutex_lock(&rc_mu);
-	if (!(c = rc_code[k]) && !rc_failed[k]) {
-		int ec;
-		PCRE2_SIZE eo;
+	if (!c) {
+		pthread_mutex_lock(&rc_mu);
+		if (!(c = rc_code[k]) && !rc_failed[k]) {
+			int ec;
+			PCRE2_SIZE eo;
 
-		c = rc_code[k] = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &ec, &eo,
-					       NULL);
-		if (c)
-			pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
-		else
-			rc_failed[k] = 1;
+			c = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+			if (c)
+				pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
+			else
+				rc_failed[k] = 1;
+			__atomic_store_n(&rc_code[k], c, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&rc_mu);
 	}
-	pthread_mutex_unlock(&rc_mu);
-	if (!c || !(md = pcre2_match_data_create(10, NULL)))
+	if (!c || (!P->md && !(P->md = pcre2_match_data_create(10, NULL))))
 		return 0;
-	rc = pcre2_match(c, (PCRE2_SPTR)s, n, 0, 0, md, NULL);
+	rc = pcre2_match(c, (PCRE2_SPTR)s, n, 0, 0, P->md, NULL);
 	if (rc > 0) {
-		PCRE2_SIZE *v = pcre2_get_ovector_pointer(md);
+		PCRE2_SIZE *v = pcre2_get_ovector_pointer(P->md);
 
 		for (int j = 0; j < 20; j++)
 			P->ov[j] = j < 2 * rc ? v[j] : PCRE2_UNSET;
 		P->subj = s;
 	}
-	pcre2_match_data_free(md);
 	return rc > 0;
 }
 
@@ -764,6 +766,7 @@ int sa_received_line(const char *v, size_t n, char *out, size_t outsz)
 	rc = rp_line(P, v, n);
 	if (rc == 1 && out && outsz)
 		as_string(P, 0, out, outsz);
+	pcre2_match_data_free(P->md);
 	free(P);
 	return rc;
 }
@@ -953,6 +956,7 @@ int sa_relays_parse(const char *hb, size_t n, struct sa_relays *r)
 	r->trusted = st->L[SA_RELAYS_TRUSTED].count;
 	r->untrusted = st->L[SA_RELAYS_UNTRUSTED].count;
 	r->unparseable = st->unparseable;
+	pcre2_match_data_free(P->md);
 	/* get_envelope_from's last hop: the last untrusted relay, or the
 	 * first trusted one when all are trusted */
 	if (r->untrusted) {
