@@ -456,27 +456,32 @@ int64_t sa_date_diff(const char *hb, size_t n)
  * and drops them); NULL when memory runs out */
 static char *fm_domains(const char *domains)
 {
-	char *d = malloc(strlen(domains) + 2);
-	const char *p = domains;
+	char *d = malloc(strlen(domains) + 3);
 	size_t k = 0;
 
 	if (!d)
 		return NULL;
 	d[k++] = '\n';
-	while (*p) {
-		size_t n;
-		int ok = 1;
+	/* the wildcard words first, an empty line, then the plain ones (one
+	 * memmem finds a plain domain) */
+	for (int wild = 1; wild >= 0; wild--) {
+		for (const char *p = domains; *p;) {
+			size_t n;
+			int ok = 1;
 
-		while (isspace((unsigned char)*p))
-			p++;
-		for (n = 0; p[n] && !isspace((unsigned char)p[n]); n++)
-			ok &= isalnum((unsigned char)p[n]) || strchr(".*?-", p[n]) != NULL;
-		if (n && ok) {
-			for (size_t i = 0; i < n; i++)
-				d[k++] = (char)tolower((unsigned char)p[i]);
-			d[k++] = '\n';
+			while (isspace((unsigned char)*p))
+				p++;
+			for (n = 0; p[n] && !isspace((unsigned char)p[n]); n++)
+				ok &= isalnum((unsigned char)p[n]) || strchr(".*?-", p[n]) != NULL;
+			if (n && ok && (memchr(p, '*', n) || memchr(p, '?', n)) == wild) {
+				for (size_t i = 0; i < n; i++)
+					d[k++] = (char)tolower((unsigned char)p[i]);
+				d[k++] = '\n';
+			}
+			p += n;
 		}
-		p += n;
+		if (wild)
+			d[k++] = '\n';
 	}
 	d[k] = 0;
 	return d;
@@ -507,21 +512,24 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 	const char *at = memrchr(a, '@', n);
 	const char *dom = at ? at + 1 : a;
 	size_t dl = (size_t)(a + n - dom);
+	const char *l = doms + 1;
+	char key[SA_ADDR_MAX + 2];
 
-	for (const char *l = doms + 1; *l;) {
+	for (; *l && *l != '\n';) { /* the wildcards, up to the empty line */
 		const char *e = strchr(l, '\n');
 		size_t ll = (size_t)(e - l);
 
-		if (memchr(l, '*', ll) || memchr(l, '?', ll)) {
-			for (const char *q = a; (q = memchr(q, '@', (size_t)(a + n - q))); q++)
-				if (fm_glob(l, ll, q + 1, (size_t)(a + n - q - 1)))
-					return 1;
-		} else if (ll == dl && memcmp(l, dom, dl) == 0) {
-			return 1;
-		}
+		for (const char *q = a; (q = memchr(q, '@', (size_t)(a + n - q))); q++)
+			if (fm_glob(l, ll, q + 1, (size_t)(a + n - q - 1)))
+				return 1;
 		l = e + 1;
 	}
-	return 0;
+	if (!*l || dl + 2 > sizeof(key))
+		return 0;
+	key[0] = '\n';
+	memcpy(key + 1, dom, dl);
+	key[dl + 1] = '\n';
+	return memmem(l, strlen(l), key, dl + 2) != NULL;
 }
 
 struct fm_ctx {
@@ -1089,22 +1097,16 @@ int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why,
  * get('EnvelopeFrom') =~ re (ea SA_RELAYS_N): no match when undefined */
 static int relays_hdr(const struct scan_rule *r, const char *hb, size_t n)
 {
+	static __thread pcre2_match_data *md; /* one per thread, for every rule */
 	const struct sa_relays *rl = sa_relays_of(hb, n);
-	pcre2_match_data *md;
-	int rc;
-
-	char env[SA_ADDR_MAX];
 	int v = (int)r->ea;
 
-	if (!rl || (v == SA_RELAYS_N && !sa_envelope_from(hb, n, env)) ||
-	    !(md = pcre2_match_data_create(1, NULL)))
+	if (!rl || (v == SA_RELAYS_N && !rl->env_def) ||
+	    (!md && !(md = pcre2_match_data_create(1, NULL))))
 		return 0;
 	if (v == SA_RELAYS_N)
-		rc = pcre2_match(r->re, (PCRE2_SPTR)env, strlen(env), 0, 0, md, NULL);
-	else
-		rc = pcre2_match(r->re, (PCRE2_SPTR)rl->str[v], rl->len[v], 0, 0, md, NULL);
-	pcre2_match_data_free(md);
-	return rc >= 0;
+		return pcre2_match(r->re, (PCRE2_SPTR)rl->env, strlen(rl->env), 0, 0, md, NULL) >= 0;
+	return pcre2_match(r->re, (PCRE2_SPTR)rl->str[v], rl->len[v], 0, 0, md, NULL) >= 0;
 }
 
 /* relay_count - RelayEval's check_all_trusted, check_no_relays,

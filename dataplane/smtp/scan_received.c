@@ -900,6 +900,8 @@ static void one_line(struct rstate *st, const char *line, size_t ln)
 			 an);
 }
 
+static void senders(const char *hb, size_t n, struct sa_relays *r);
+
 int sa_relays_parse(const char *hb, size_t n, struct sa_relays *r)
 {
 	enum { NO = sizeof(orig_ip_hdrs) / sizeof(orig_ip_hdrs[0]) };
@@ -972,6 +974,7 @@ int sa_relays_parse(const char *hb, size_t n, struct sa_relays *r)
 		sa_relays_free(r);
 		return -ENOMEM;
 	}
+	senders(hb, n, r);
 	return 0;
 }
 
@@ -1059,16 +1062,15 @@ static int after_received(const char *hb, size_t n, const char *name)
 	return 0;
 }
 
-int sa_envelope_from(const char *hb, size_t n, char out[SA_ADDR_MAX])
+/* envelope_from - get_envelope_from over the relays r of block hb */
+static int envelope_from(const char *hb, size_t n, const struct sa_relays *r,
+			 char out[SA_ADDR_MAX])
 {
-	const struct sa_relays *r = sa_relays_of(hb, n);
 	char a[SA_ADDR_MAX];
 	size_t off = 0, nl, vl;
 	const char *v, *h;
 
 	out[0] = 0;
-	if (!r)
-		return 0;
 	if ((r->untrusted || r->trusted) && r->lasthop_env) {
 		const char *at = strchr(r->lasthop_envfrom, '@');
 
@@ -1100,27 +1102,32 @@ int sa_envelope_from(const char *hb, size_t n, char out[SA_ADDR_MAX])
 	return 0;
 }
 
-int sa_envelope_from_addr(const char *hb, size_t n, char out[SA_ADDR_MAX])
+int sa_envelope_from(const char *hb, size_t n, char out[SA_ADDR_MAX])
 {
-	char env[SA_ADDR_MAX];
+	const struct sa_relays *r = sa_relays_of(hb, n);
 
 	out[0] = 0;
-	if (sa_envelope_from(hb, n, env))
-		scan_addrs(env, strlen(env), 0, first_of, out);
+	if (!r || !r->env_def)
+		return 0;
+	memcpy(out, r->env, SA_ADDR_MAX);
+	return 1;
+}
+
+int sa_envelope_from_addr(const char *hb, size_t n, char out[SA_ADDR_MAX])
+{
+	const struct sa_relays *r = sa_relays_of(hb, n);
+
+	out[0] = 0;
+	if (r)
+		memcpy(out, r->env_addr, SA_ADDR_MAX);
 	return out[0] != 0;
 }
 
-struct from_ctx {
-	char seen[16][SA_ADDR_MAX];
-	int nseen;
-	sa_addr_fn *fn;
-	void *ctx;
-};
-
-/* from_one - tr/././s, the empty one and duplicates dropped */
+/* from_one - all_from_addrs: tr/././s, the empty one and duplicates
+ * dropped, into r->from */
 static void from_one(void *ctx, const char *p, size_t n, int name)
 {
-	struct from_ctx *c = ctx;
+	struct sa_relays *r = ctx;
 	char a[SA_ADDR_MAX];
 	size_t k = 0;
 
@@ -1129,52 +1136,53 @@ static void from_one(void *ctx, const char *p, size_t n, int name)
 		if (!(p[i] == '.' && k && a[k - 1] == '.'))
 			a[k++] = p[i];
 	a[k] = 0;
-	if (!k)
+	if (!k || r->nfrom == SA_FROM_MAX)
 		return;
-	for (int i = 0; i < c->nseen; i++)
-		if (strcmp(c->seen[i], a) == 0)
+	for (unsigned i = 0; i < r->nfrom; i++)
+		if (strcmp(r->from[i], a) == 0)
 			return;
-	if (c->nseen < 16)
-		memcpy(c->seen[c->nseen++], a, k + 1);
-	c->fn(c->ctx, a, k);
+	memcpy(r->from[r->nfrom++], a, k + 1);
 }
 
 /* each_addr - the addresses of every instance of header name */
-static void each_addr(const char *hb, size_t n, const char *name, struct from_ctx *c)
+static void each_addr(const char *hb, size_t n, const char *name, struct sa_relays *r)
 {
 	size_t off = 0, nl, vl, hl = strlen(name);
 	const char *v, *h;
 
 	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
 		if (nl == hl && strncasecmp(h, name, hl) == 0)
-			scan_addrs(v, vl, 0, from_one, c);
+			scan_addrs(v, vl, 0, from_one, r);
+}
+
+/* senders - EnvelopeFrom, its first address and all_from_addrs into r */
+static void senders(const char *hb, size_t n, struct sa_relays *r)
+{
+	size_t off = 0, nl, vl;
+	const char *v, *h;
+
+	if ((r->env_def = envelope_from(hb, n, r, r->env)))
+		scan_addrs(r->env, strlen(r->env), 0, first_of, r->env_addr);
+	/* Resent-From:first:addr takes priority */
+	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
+		if (nl == 11 && strncasecmp(h, "Resent-From", 11) == 0) {
+			scan_addrs(v, vl, 0, from_one, r);
+			break;
+		}
+	if (r->nfrom)
+		return;
+	each_addr(hb, n, "From", r);
+	each_addr(hb, n, "Envelope-Sender", r);
+	each_addr(hb, n, "Resent-Sender", r);
+	each_addr(hb, n, "X-Envelope-From", r);
+	if (r->env_def)
+		scan_addrs(r->env, strlen(r->env), 0, from_one, r);
 }
 
 void sa_all_from_addrs(const char *hb, size_t n, sa_addr_fn *fn, void *ctx)
 {
-	struct from_ctx *c = calloc(1, sizeof(*c));
-	size_t off = 0, nl, vl;
-	const char *v, *h;
-	char env[SA_ADDR_MAX];
+	const struct sa_relays *r = sa_relays_of(hb, n);
 
-	if (!c)
-		return;
-	c->fn = fn, c->ctx = ctx;
-	/* Resent-From:first:addr takes priority (its addresses as they are) */
-	while ((h = sa_hdr_each(hb, n, &off, &nl, &v, &vl)))
-		if (nl == 11 && strncasecmp(h, "Resent-From", 11) == 0) {
-			struct from_ctx *r = c;
-
-			scan_addrs(v, vl, 0, from_one, r);
-			break;
-		}
-	if (!c->nseen) {
-		each_addr(hb, n, "From", c);
-		each_addr(hb, n, "Envelope-Sender", c);
-		each_addr(hb, n, "Resent-Sender", c);
-		each_addr(hb, n, "X-Envelope-From", c);
-		if (sa_envelope_from(hb, n, env))
-			scan_addrs(env, strlen(env), 0, from_one, c);
-	}
-	free(c);
+	for (unsigned i = 0; r && i < r->nfrom; i++)
+		fn(ctx, r->from[i], strlen(r->from[i]));
 }

@@ -31,9 +31,14 @@ struct sa_relays {
 	int lasthop_env;        /* the last untrusted relay (or, with none,
 				 * the first trusted one) has an envfrom */
 	char lasthop_envfrom[512];
+	int env_def;            /* EnvelopeFrom is defined: */
+	char env[512];          /* its value */
+	char env_addr[512];     /* get('EnvelopeFrom:addr'), '' when none */
+	unsigned nfrom;         /* all_from_addrs (at most SA_FROM_MAX) */
+	char from[16][512];
 };
 
-enum { SA_ADDR_MAX = 512 };
+enum { SA_ADDR_MAX = 512, SA_FROM_MAX = 16 };
 
 /* sa_hdr_each - the next header of the block hb[0..n) at *off (advanced):
  * its name (the return value, *nl bytes) and value (*v, *vl bytes, from
