@@ -456,7 +456,7 @@ int64_t sa_date_diff(const char *hb, size_t n)
  * and drops them); NULL when memory runs out */
 static char *fm_domains(const char *domains)
 {
-	char *d = malloc(strlen(domains) + 3);
+	char *d = malloc(strlen(domains) + 4); /* "\n", words and "\n"s, the empty line, NUL */
 	size_t k = 0;
 
 	if (!d)
