@@ -240,5 +240,7 @@ int main(int argc, char **argv)
 		}
 		putchar('\n');
 	}
+	free(freemail);
+	free(lists);
 	return 0;
 }
