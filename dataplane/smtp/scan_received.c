@@ -1186,3 +1186,7 @@ void sa_all_from_addrs(const char *hb, size_t n, sa_addr_fn *fn, void *ctx)
 	for (unsigned i = 0; r && i < r->nfrom; i++)
 		fn(ctx, r->from[i], strlen(r->from[i]));
 }
+
+/* every RX() call site has a slot below 256, every step two above it */
+_Static_assert(__COUNTER__ < 256, "more RX() call sites than rc_code slots");
+_Static_assert(256 + 2 * sizeof(steps) / sizeof(steps[0]) <= RC_MAX, "steps[] past rc_code");
