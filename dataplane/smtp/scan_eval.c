@@ -22,6 +22,7 @@
 #include <pcre2.h>
 
 #include "scan.h"
+#include "scan_received.h"
 
 /* ---- the regular expressions of Util::parse_rfc822_date and HeaderEval */
 
@@ -266,23 +267,15 @@ int64_t sa_date_parse(const char *p, size_t n)
 static const char *hdr_next(const char *hb, size_t n, size_t *off, const char *name,
 			    size_t *vlen)
 {
-	size_t nl = name ? strlen(name) : 0;
+	size_t nl = name ? strlen(name) : 0, hl, vl;
+	const char *h, *v;
 
-	while (*off < n) {
-		const char *l = hb + *off, *e = memchr(l, '\n', n - *off);
-		size_t len = e ? (size_t)(e - l) : n - *off;
-		const char *c = memchr(l, ':', len);
-
-		*off += len + 1;
-		if (!c)
+	while ((h = sa_hdr_each(hb, n, off, &hl, &v, &vl))) {
+		if (name && (hl != nl || strncasecmp(h, name, nl) != 0))
 			continue;
-		if (name && ((size_t)(c - l) != nl || strncasecmp(l, name, nl) != 0))
-			continue;
-		const char *v = c + 1;
-
-		if (v < l + len && *v == ' ')
-			v++;
-		*vlen = (size_t)(l + len - v);
+		if (vl && *v == ' ')
+			v++, vl--;
+		*vlen = vl;
 		return v;
 	}
 	return NULL;
@@ -463,27 +456,32 @@ int64_t sa_date_diff(const char *hb, size_t n)
  * and drops them); NULL when memory runs out */
 static char *fm_domains(const char *domains)
 {
-	char *d = malloc(strlen(domains) + 2);
-	const char *p = domains;
+	char *d = malloc(strlen(domains) + 4); /* "\n", words and "\n"s, the empty line, NUL */
 	size_t k = 0;
 
 	if (!d)
 		return NULL;
 	d[k++] = '\n';
-	while (*p) {
-		size_t n;
-		int ok = 1;
+	/* the wildcard words first, an empty line, then the plain ones (one
+	 * memmem finds a plain domain) */
+	for (int wild = 1; wild >= 0; wild--) {
+		for (const char *p = domains; *p;) {
+			size_t n;
+			int ok = 1;
 
-		while (isspace((unsigned char)*p))
-			p++;
-		for (n = 0; p[n] && !isspace((unsigned char)p[n]); n++)
-			ok &= isalnum((unsigned char)p[n]) || strchr(".*?-", p[n]) != NULL;
-		if (n && ok) {
-			for (size_t i = 0; i < n; i++)
-				d[k++] = (char)tolower((unsigned char)p[i]);
-			d[k++] = '\n';
+			while (isspace((unsigned char)*p))
+				p++;
+			for (n = 0; p[n] && !isspace((unsigned char)p[n]); n++)
+				ok &= isalnum((unsigned char)p[n]) || strchr(".*?-", p[n]) != NULL;
+			if (n && ok && (memchr(p, '*', n) || memchr(p, '?', n)) == wild) {
+				for (size_t i = 0; i < n; i++)
+					d[k++] = (char)tolower((unsigned char)p[i]);
+				d[k++] = '\n';
+			}
+			p += n;
 		}
-		p += n;
+		if (wild)
+			d[k++] = '\n';
 	}
 	d[k] = 0;
 	return d;
@@ -514,21 +512,24 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 	const char *at = memrchr(a, '@', n);
 	const char *dom = at ? at + 1 : a;
 	size_t dl = (size_t)(a + n - dom);
+	const char *l = doms + 1;
+	char key[SA_ADDR_MAX + 2];
 
-	for (const char *l = doms + 1; *l;) {
+	for (; *l && *l != '\n';) { /* the wildcards, up to the empty line */
 		const char *e = strchr(l, '\n');
 		size_t ll = (size_t)(e - l);
 
-		if (memchr(l, '*', ll) || memchr(l, '?', ll)) {
-			for (const char *q = a; (q = memchr(q, '@', (size_t)(a + n - q))); q++)
-				if (fm_glob(l, ll, q + 1, (size_t)(a + n - q - 1)))
-					return 1;
-		} else if (ll == dl && memcmp(l, dom, dl) == 0) {
-			return 1;
-		}
+		for (const char *q = a; (q = memchr(q, '@', (size_t)(a + n - q))); q++)
+			if (fm_glob(l, ll, q + 1, (size_t)(a + n - q - 1)))
+				return 1;
 		l = e + 1;
 	}
-	return 0;
+	if (!*l || dl + 2 > sizeof(key))
+		return 0;
+	key[0] = '\n';
+	memcpy(key + 1, dom, dl);
+	key[dl + 1] = '\n';
+	return memmem(l, strlen(l), key, dl + 2) != NULL;
 }
 
 struct fm_ctx {
@@ -569,9 +570,101 @@ static int freemail_hdr(const struct scan_rule *r, const char *hb, size_t n)
 	size_t off = 0, vl;
 	const char *v;
 
+	if (strcasecmp(r->hname, "EnvelopeFrom") == 0) { /* derived from the relays */
+		char env[SA_ADDR_MAX];
+
+		if (sa_envelope_from(hb, n, env))
+			scan_addrs(env, strlen(env), 0, fm_addr, &c);
+		return c.hit;
+	}
 	while (!c.hit && (v = hdr_next(hb, n, &off, r->hname, &vl)))
 		scan_addrs(v, vl, 0, fm_addr, &c);
 	return c.hit;
+}
+
+static void fm_from(void *ctx, const char *a, size_t n)
+{
+	fm_addr(ctx, a, n, 0);
+}
+
+/* check_freemail_from([regex]) - some address of all_from_addrs (From,
+ * EnvelopeFrom...) is freemail (and matches the regex) */
+static int freemail_from(const struct scan_rule *r, const char *hb, size_t n)
+{
+	struct fm_ctx c = { r, 0 };
+
+	sa_all_from_addrs(hb, n, fm_from, &c);
+	return c.hit;
+}
+
+/* list_glob - add_to_addrlist's regex: "*" any string, "?" one character,
+ * the rest literal, over the whole address */
+static int list_glob(const char *g, size_t gn, const char *s, size_t sn)
+{
+	if (!gn)
+		return !sn;
+	if (*g == '*') {
+		for (size_t i = 0; i <= sn; i++)
+			if (list_glob(g + 1, gn - 1, s + i, sn - i))
+				return 1;
+		return 0;
+	}
+	return sn && (*g == '?' || *g == *s) && list_glob(g + 1, gn - 1, s + 1, sn - 1);
+}
+
+struct list_ctx {
+	const char *globs; /* "\nglob\nglob\n" */
+	int hit;
+};
+
+/* list_addr - WLBLEval's _check_welcomelist on lc(addr) */
+static void list_addr(void *ctx, const char *a, size_t n)
+{
+	struct list_ctx *c = ctx;
+	char lc[SA_ADDR_MAX];
+
+	if (c->hit || n >= sizeof(lc))
+		return;
+	for (size_t i = 0; i < n; i++)
+		lc[i] = (char)tolower((unsigned char)a[i]);
+	for (const char *l = c->globs + 1; *l;) {
+		const char *e = strchr(l, '\n');
+
+		if (list_glob(l, (size_t)(e - l), lc, n)) {
+			c->hit = 1;
+			return;
+		}
+		l = e + 1;
+	}
+}
+
+/* check_from_in_list(NAME) - some address of all_from_addrs is in the
+ * enlist_addrlist (NAME) entries (r->pattern) */
+static int from_in_list(const struct scan_rule *r, const char *hb, size_t n)
+{
+	struct list_ctx c = { r->pattern, 0 };
+
+	sa_all_from_addrs(hb, n, list_addr, &c);
+	return c.hit;
+}
+
+static void first_addr(void *ctx, const char *p, size_t n, int name);
+
+/* check_for_matching_env_and_hdr_from - lc get('EnvelopeFrom:addr') eq
+ * lc get('From:addr') (the first address of each, '' when none) */
+static int env_hdr_from(const char *hb, size_t n)
+{
+	char env[SA_ADDR_MAX], *from = NULL;
+	size_t off = 0, vl;
+	const char *v;
+	int eq;
+
+	sa_envelope_from_addr(hb, n, env);
+	while (!from && (v = hdr_next(hb, n, &off, "From", &vl)))
+		scan_addrs(v, vl, 0, first_addr, &from);
+	eq = strcasecmp(env, from ? from : "") == 0;
+	free(from);
+	return eq;
 }
 
 /* first_addr - keep the first address scan_addrs gives */
@@ -683,8 +776,9 @@ static double num_arg(const char *s)
 	return strcmp(s, "undef") == 0 ? NAN : strtod(s, NULL);
 }
 
-int scan_eval_lookup(const char *call, int lists, const char *freemail, struct scan_rule *r)
+int scan_eval_lookup(const char *call, int flags, const char *freemail, struct scan_rule *r)
 {
+	int lists = flags & SCAN_EVAL_LISTS;
 	/* SpamAssassin's pseudo-headers: not the header of that name */
 	static const char *const pseudo[] = { "ALL", "ToCc", "EnvelopeFrom", "MESSAGEID",
 					      "X-Spam-Relays-", "ALL-" };
@@ -713,9 +807,12 @@ int scan_eval_lookup(const char *call, int lists, const char *freemail, struct s
 		}
 	if (IS("check_freemail_header") && (n == 1 || n == 2) && freemail &&
 	    !strchr(a[0], ':')) {
+		int env = strcasecmp(a[0], "EnvelopeFrom") == 0; /* scan_received.c */
+
 		for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
 			if (strncasecmp(a[0], pseudo[i], strlen(pseudo[i])) == 0 &&
-			    (pseudo[i][strlen(pseudo[i]) - 1] == '-' || !a[0][strlen(pseudo[i])]))
+			    (pseudo[i][strlen(pseudo[i]) - 1] == '-' || !a[0][strlen(pseudo[i])]) &&
+			    !(env && !(flags & SCAN_EVAL_TRUST_CFG)))
 				return 0;
 		int ec;
 		PCRE2_SIZE eo;
@@ -726,6 +823,29 @@ int scan_eval_lookup(const char *call, int lists, const char *freemail, struct s
 		r->eval = EVAL_FREEMAIL_HDR;
 		if (!(r->pattern = fm_domains(freemail)) || !(r->hname = strdup(a[0])))
 			return -ENOMEM; /* the caller frees the rule */
+		return 1;
+	}
+	if ((IS("check_all_trusted") || IS("check_no_relays") || IS("check_relays_unparseable")) &&
+	    n == 0 && !(flags & SCAN_EVAL_TRUST_CFG)) {
+		r->eval = IS("check_all_trusted") ? EVAL_ALL_TRUSTED :
+			  IS("check_no_relays")   ? EVAL_NO_RELAYS :
+						    EVAL_RELAYS_UNPARSEABLE;
+		return 1;
+	}
+	if (IS("check_freemail_from") && n <= 1 && freemail && !(flags & SCAN_EVAL_TRUST_CFG)) {
+		int ec;
+		PCRE2_SIZE eo;
+
+		if (n == 1 && !(r->re = pcre2_compile((PCRE2_SPTR)a[0], PCRE2_ZERO_TERMINATED, 0,
+						      &ec, &eo, NULL)))
+			return 0;
+		r->eval = EVAL_FREEMAIL_FROM;
+		if (!(r->pattern = fm_domains(freemail)))
+			return -ENOMEM;
+		return 1;
+	}
+	if (IS("check_for_matching_env_and_hdr_from") && n == 0 && !(flags & SCAN_EVAL_TRUST_CFG)) {
+		r->eval = EVAL_ENV_HDR_FROM;
 		return 1;
 	}
 	if (IS("check_for_to_in_subject") && n == 1 && strcmp(a[0], "user") == 0) {
@@ -844,32 +964,20 @@ int scan_eval_lookup(const char *call, int lists, const char *freemail, struct s
 	return 0;
 }
 
-int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz)
+/* eval_regex - "=~ /re/flags" at p (blanks before it skipped) compiled
+ * into *re: 1, 0 not possible (why says why, prefixed with what), -ENOMEM */
+static int eval_regex(const char *p, pcre2_code **re, const char *what, char *why, size_t whysz)
 {
-	const char *p = def, *q;
-	char name[MIME_NAME_MAX], open, close;
-	size_t nl = 0;
+	const char *q;
+	char open, close;
 	uint32_t opt = 0;
-	int mh, ec;
+	int ec;
 	PCRE2_SIZE eo;
 
 	while (*p == ' ' || *p == '\t')
 		p++;
-	while (*p && *p != ' ' && *p != '\t' && *p != '=' && *p != '!' && nl < sizeof(name) - 1)
-		name[nl++] = *p++;
-	name[nl] = 0;
-	if (nl > 4 && strcasecmp(name + nl - 4, ":raw") == 0) {
-		snprintf(why, whysz, "mimeheader: raw (folded) part headers are not kept");
-		return 0;
-	}
-	if ((mh = mime_mh_index(name)) < 0) {
-		snprintf(why, whysz, "mimeheader: part header %s is not kept", name);
-		return 0;
-	}
-	while (*p == ' ' || *p == '\t')
-		p++;
 	if (strncmp(p, "=~", 2) != 0) {
-		snprintf(why, whysz, "mimeheader: only =~ tests");
+		snprintf(why, whysz, "%s: only =~ tests", what);
 		return 0;
 	}
 	p += 2;
@@ -880,14 +988,14 @@ int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t
 	open = *p++;
 	close = open == '{' ? '}' : open == '(' ? ')' : open == '<' ? '>' : open;
 	if (!open || isalnum((unsigned char)open) || open == ' ') {
-		snprintf(why, whysz, "mimeheader: not a /regex/");
+		snprintf(why, whysz, "%s: not a /regex/", what);
 		return 0;
 	}
 	for (q = p; *q && *q != close; q++)
 		if (*q == '\\' && q[1])
 			q++;
 	if (*q != close) {
-		snprintf(why, whysz, "mimeheader: not a /regex/");
+		snprintf(why, whysz, "%s: not a /regex/", what);
 		return 0;
 	}
 	const char *f = q + 1;
@@ -902,30 +1010,121 @@ int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t
 		else if (*f == 'x')
 			opt |= PCRE2_EXTENDED;
 		else {
-			snprintf(why, whysz, "mimeheader: regex flag %c", *f);
+			snprintf(why, whysz, "%s: regex flag %c", what, *f);
 			return 0;
 		}
 	}
 	while (*f == ' ' || *f == '\t')
 		f++;
 	if (*f) { /* [if-unset: ...]: none in Debian's rules */
-		snprintf(why, whysz, "mimeheader: text after the regex");
+		snprintf(why, whysz, "%s: text after the regex", what);
 		return 0;
 	}
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, (PCRE2_SIZE)(q - p), opt, &ec, &eo, NULL);
-
-	if (!re) {
+	if (!(*re = pcre2_compile((PCRE2_SPTR)p, (PCRE2_SIZE)(q - p), opt, &ec, &eo, NULL))) {
 		PCRE2_UCHAR m[120];
 
 		pcre2_get_error_message(ec, m, sizeof(m));
-		snprintf(why, whysz, "mimeheader: pcre2: %s", (char *)m);
+		snprintf(why, whysz, "%s: pcre2: %s", what, (char *)m);
 		return ec == PCRE2_ERROR_NOMEMORY ? -ENOMEM : 0;
 	}
-	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	pcre2_jit_compile(*re, PCRE2_JIT_COMPLETE);
+	return 1;
+}
+
+/* def_name - the header name at the start of a rule's definition */
+static const char *def_name(const char *p, char name[MIME_NAME_MAX])
+{
+	size_t nl = 0;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (*p && *p != ' ' && *p != '\t' && *p != '=' && *p != '!' && nl < MIME_NAME_MAX - 1)
+		name[nl++] = *p++;
+	name[nl] = 0;
+	return p;
+}
+
+int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz)
+{
+	char name[MIME_NAME_MAX];
+	const char *p = def_name(def, name);
+	size_t nl = strlen(name);
+	pcre2_code *re = NULL;
+	int mh, rc;
+
+	if (nl > 4 && strcasecmp(name + nl - 4, ":raw") == 0) {
+		snprintf(why, whysz, "mimeheader: raw (folded) part headers are not kept");
+		return 0;
+	}
+	if ((mh = mime_mh_index(name)) < 0) {
+		snprintf(why, whysz, "mimeheader: part header %s is not kept", name);
+		return 0;
+	}
+	if ((rc = eval_regex(p, &re, "mimeheader", why, whysz)) <= 0)
+		return rc;
 	r->re = re;
 	r->eval = EVAL_MIMEHEADER;
 	r->ea = mh;
 	return 1;
+}
+
+int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why, size_t whysz)
+{
+	char name[MIME_NAME_MAX];
+	const char *p = def_name(def, name);
+	pcre2_code *re = NULL;
+	int v, rc;
+
+	if (strcmp(name, "EnvelopeFrom") == 0) /* get_envelope_from, as it is */
+		v = SA_RELAYS_N;
+	else if ((v = sa_relay_view_index(name)) < 0) {
+		snprintf(why, whysz, "SpamAssassin pseudo-header %s is not derived", name);
+		return 0;
+	}
+	if (flags & SCAN_EVAL_TRUST_CFG) {
+		snprintf(why, whysz, "X-Spam-Relays-*: trusted/internal networks configured");
+		return 0;
+	}
+	if ((rc = eval_regex(p, &re, "X-Spam-Relays-*", why, whysz)) <= 0)
+		return rc;
+	r->re = re;
+	r->eval = EVAL_RELAYS_HDR;
+	r->ea = v;
+	return 1;
+}
+
+/* relays_hdr - get('X-Spam-Relays-...') =~ re: the relay string as it is;
+ * get('EnvelopeFrom') =~ re (ea SA_RELAYS_N): no match when undefined */
+static int relays_hdr(const struct scan_rule *r, const char *hb, size_t n)
+{
+	static __thread pcre2_match_data *md; /* one per thread, for every rule */
+	const struct sa_relays *rl = sa_relays_of(hb, n);
+	int v = (int)r->ea;
+
+	if (!rl || (v == SA_RELAYS_N && !rl->env_def) ||
+	    (!md && !(md = pcre2_match_data_create(1, NULL))))
+		return 0;
+	if (v == SA_RELAYS_N)
+		return pcre2_match(r->re, (PCRE2_SPTR)rl->env, strlen(rl->env), 0, 0, md, NULL) >= 0;
+	return pcre2_match(r->re, (PCRE2_SPTR)rl->str[v], rl->len[v], 0, 0, md, NULL) >= 0;
+}
+
+/* relay_count - RelayEval's check_all_trusted, check_no_relays,
+ * check_relays_unparseable over num_relays_* */
+static int relay_count(const struct scan_rule *r, const char *hb, size_t n)
+{
+	const struct sa_relays *rl = sa_relays_of(hb, n);
+
+	if (!rl)
+		return 0;
+	switch (r->eval) {
+	case EVAL_ALL_TRUSTED:
+		return rl->trusted && !rl->untrusted && !rl->unparseable;
+	case EVAL_NO_RELAYS:
+		return !rl->trusted && !rl->untrusted && !rl->unparseable;
+	default:
+		return rl->unparseable > 0;
+	}
 }
 
 size_t scan_eval_entity_value(const struct scan_rule *r, const struct mime_walker *w,
@@ -980,6 +1179,18 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 		return freemail_hdr(r, hb, n);
 	case EVAL_LOCALPART_SUBJ:
 		return localpart_subj(hb, n);
+	case EVAL_RELAYS_HDR:
+		return relays_hdr(r, hb, n);
+	case EVAL_FREEMAIL_FROM:
+		return freemail_from(r, hb, n);
+	case EVAL_FROM_IN_LIST:
+		return from_in_list(r, hb, n);
+	case EVAL_ENV_HDR_FROM:
+		return env_hdr_from(hb, n);
+	case EVAL_ALL_TRUSTED:
+	case EVAL_NO_RELAYS:
+	case EVAL_RELAYS_UNPARSEABLE:
+		return relay_count(r, hb, n);
 	}
 	return 0;
 }
@@ -1044,4 +1255,14 @@ int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		return 0;
 	}
 	return 0;
+}
+
+int scan_eval_from_in_list(const char *globs, int flags, struct scan_rule *r)
+{
+	if (flags & SCAN_EVAL_TRUST_CFG)
+		return 0;
+	if (!(r->pattern = strdup(globs)))
+		return -ENOMEM;
+	r->eval = EVAL_FROM_IN_LIST;
+	return 1;
 }

@@ -35,7 +35,18 @@ enum scan_eval_ext {
 			    * domains in pattern ("\nDOMAIN\n..."), the
 			    * regex in re (NULL: none) */
 	EVAL_LOCALPART_SUBJ, /* check_for_to_in_subject('user') */
-	EVAL_HDR_LAST = EVAL_LOCALPART_SUBJ,
+	EVAL_RELAYS_HDR,   /* header X-Spam-Relays-* or EnvelopeFrom =~ /re/:
+			    * the pseudo-header (enum sa_relay_view, or
+			    * SA_RELAYS_N for EnvelopeFrom) in ea, PCRE2 in re */
+	EVAL_ALL_TRUSTED,  /* check_all_trusted() */
+	EVAL_NO_RELAYS,    /* check_no_relays() */
+	EVAL_RELAYS_UNPARSEABLE, /* check_relays_unparseable() */
+	EVAL_FREEMAIL_FROM, /* check_freemail_from([regex]): the domains in
+			     * pattern as EVAL_FREEMAIL_HDR, the regex in re */
+	EVAL_FROM_IN_LIST, /* check_from_in_list(NAME): "\nglob\n..." of the
+			    * enlist_addrlist (NAME) entries in pattern */
+	EVAL_ENV_HDR_FROM, /* check_for_matching_env_and_hdr_from() */
+	EVAL_HDR_LAST = EVAL_ENV_HDR_FROM,
 	/* at the end of the message */
 	EVAL_MIME_HTML_ONLY,  /* check_for_mime_html_only() */
 	EVAL_MIME_MP_RATIO,   /* check_mime_multipart_ratio(ea, eb) */
@@ -58,19 +69,39 @@ enum scan_eval_ext {
 			       * per entity (scan_eval_entity), never at the end */
 };
 
+/* flags of scan_eval_lookup and scan_eval_relays */
+enum {
+	SCAN_EVAL_LISTS = 1,     /* welcomelist/blocklist entries are defined */
+	SCAN_EVAL_TRUST_CFG = 2, /* trusted/internal/msa_networks, or
+				  * originating_ip_headers other than
+				  * Debian's, are configured: the relay
+				  * parse (scan_received.c) does not apply */
+};
+
 /* scan_eval_lookup - the eval of a call "name(args)" (the text after
  * "eval:"), its arguments stored in r (ea, eb, hname, re); 1 when it is
  * one of this file, 0 when not, -1 when its arguments do not parse,
- * -ENOMEM.  lists: the configuration defines welcomelist/blocklist
- * entries.  freemail: the FreeMail plugin's freemail_domains words, blank
+ * -ENOMEM.  flags: SCAN_EVAL_*.  freemail: the FreeMail plugin's freemail_domains words, blank
  * separated (NULL: the plugin is not loaded or has no domains, or a
  * freemail_welcomelist is configured: its evals are not implemented). */
-int scan_eval_lookup(const char *call, int lists, const char *freemail, struct scan_rule *r);
+int scan_eval_lookup(const char *call, int flags, const char *freemail, struct scan_rule *r);
 
 /* scan_eval_mimeheader - a mimeheader rule "NAME =~ /re/flags" (the text
  * after the rule name) as EVAL_MIMEHEADER in r: 1 done, 0 not possible
  * (why says why), -ENOMEM */
 int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t whysz);
+
+/* scan_eval_from_in_list - check_from_in_list(NAME) as EVAL_FROM_IN_LIST
+ * in r, over the entries of enlist_addrlist (NAME) (globs, lower-cased, one
+ * a line in globs: "\nGLOB\nGLOB\n"): 1, 0 (flags say the relays do not
+ * apply), -ENOMEM */
+int scan_eval_from_in_list(const char *globs, int flags, struct scan_rule *r);
+
+/* scan_eval_relays - a header rule "X-Spam-Relays-NAME =~ /re/flags" (or
+ * "EnvelopeFrom =~ ...") as
+ * EVAL_RELAYS_HDR in r (SpamAssassin's Received parser, scan_received.c):
+ * 1 done, 0 not possible (why says why), -ENOMEM */
+int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why, size_t whysz);
 
 /* scan_eval_entity - does mimeheader rule r match the entity whose headers
  * just ended (MIMEHeader's eval_hook_called for one part: get_header, the

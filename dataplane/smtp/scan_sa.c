@@ -129,7 +129,25 @@ struct sa_set {
 	char *freemail;        /* freemail_domains words, blank separated */
 	size_t fmlen;
 	int fm_welcome;        /* a freemail_welcomelist entry is defined */
+	int trust_kw;          /* trusted_networks, internal_networks or
+				* msa_networks is configured */
+	char origip[512];      /* the originating_ip_headers, blank separated */
+	char *addrlist;        /* enlist_addrlist entries: "NAME glob\n"... */
+	size_t allen;
 };
+
+/* Debian's 10_default_prefs.cf originating_ip_headers: the ones
+ * scan_received.c reads */
+static const char sa_origip_default[] =
+	" X-Yahoo-Post-IP X-Originating-IP X-Apparently-From X-SenderIP X-AOL-IP"
+	" X-MS-Exchange-CrossTenant-OriginalAttributedTenantConnectingIp";
+
+/* sa_eval_flags - SCAN_EVAL_* of the set */
+static int sa_eval_flags(const struct sa_set *s)
+{
+	return (s->lists ? SCAN_EVAL_LISTS : 0) |
+	       (s->trust_kw || strcmp(s->origip, sa_origip_default) != 0 ? SCAN_EVAL_TRUST_CFG : 0);
+}
 
 /* sa_list_kw - a configuration line that fills a list WLBLEval reads
  * (welcomelist_from, blocklist_to, enlist_uri_host (BLOCK) ...) */
@@ -205,6 +223,7 @@ static void sa_free(struct sa_set *s)
 		free(s->plugins[i]);
 	free(s->plugins);
 	free(s->freemail);
+	free(s->addrlist);
 }
 
 /* sa_rt_get - a ReplaceTags value by name, NULL when undefined */
@@ -564,6 +583,54 @@ static int sa_parse_file(struct sa_set *s, const char *path)
 		}
 		if (sa_list_kw(kw, p)) {
 			s->lists = 1;
+			continue;
+		}
+		if (strcmp(kw, "trusted_networks") == 0 || strcmp(kw, "internal_networks") == 0 ||
+		    strcmp(kw, "msa_networks") == 0) {
+			s->trust_kw = 1;
+			continue;
+		}
+		if (strcmp(kw, "enlist_addrlist") == 0) { /* (NAME) glob... */
+			const char *e = strchr(p, ')');
+			const char *w;
+
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p != '(' || !e)
+				continue;
+			char list[64];
+
+			snprintf(list, sizeof(list), "%.*s", (int)(e - p - 1), p + 1);
+			p = (char *)e + 1;
+			while ((w = scan_next_word(&p))) {
+				size_t wl = strlen(w), ll = strlen(list);
+				char *nb = realloc(s->addrlist, s->allen + ll + wl + 3);
+
+				if (!nb) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				s->addrlist = nb;
+				s->allen += (size_t)sprintf(s->addrlist + s->allen, "%s ", list);
+				for (size_t i = 0; i < wl; i++)
+					s->addrlist[s->allen++] = (char)tolower((unsigned char)w[i]);
+				s->addrlist[s->allen++] = '\n';
+				s->addrlist[s->allen] = 0;
+			}
+			continue;
+		}
+		if (strcmp(kw, "clear_originating_ip_headers") == 0) {
+			s->origip[0] = 0;
+			continue;
+		}
+		if (strcmp(kw, "originating_ip_headers") == 0) {
+			const char *w;
+
+			while ((w = scan_next_word(&p))) {
+				size_t l = strlen(s->origip);
+
+				snprintf(s->origip + l, sizeof(s->origip) - l, " %s", w);
+			}
 			continue;
 		}
 		if (strcmp(kw, "freemail_welcomelist") == 0 || strcmp(kw, "freemail_whitelist") == 0) {
@@ -1299,6 +1366,29 @@ static const char *sa_freemail(const struct sa_set *s)
 	return s->freemail;
 }
 
+/* sa_addrlist - the enlist_addrlist (NAME) globs as "\nGLOB\nGLOB\n"
+ * ("\n" when none); NULL on no memory */
+static char *sa_addrlist(const struct sa_set *s, const char *name)
+{
+	size_t nl = strlen(name), k = 1;
+	char *g = malloc(s->allen + 2);
+
+	if (!g)
+		return NULL;
+	g[0] = '\n';
+	for (const char *l = s->addrlist; l && *l;) {
+		const char *e = strchr(l, '\n');
+
+		if ((size_t)(e - l) > nl + 1 && strncmp(l, name, nl) == 0 && l[nl] == ' ') {
+			memcpy(g + k, l + nl + 1, (size_t)(e - l) - nl);
+			k += (size_t)(e - l) - nl;
+		}
+		l = e + 1;
+	}
+	g[k] = 0;
+	return g;
+}
+
 /* sa_eval_builtin - an eval test moat implements (enum scan_eval): r
  * filled, 1; 0 when it is not one; -ENOMEM */
 static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const char *call,
@@ -1321,7 +1411,16 @@ static int sa_eval_builtin(const struct sa_set *s, const struct sa_def *e, const
 		r->eval = EVAL_HDR_COUNT;
 	else if (IS("check_illegal_chars") && n == 3 && !strchr(arg[0], ':'))
 		r->eval = EVAL_ILLEGAL_CHARS;
-	else if ((n = scan_eval_lookup(call, s->lists, sa_freemail(s), r)) <= 0)
+	else if (IS("check_from_in_list") && n == 1) { /* WLBLEval, over all_from_addrs */
+		char *globs = sa_addrlist(s, arg[0]);
+
+		if (!globs)
+			return -ENOMEM;
+		n = globs[1] ? scan_eval_from_in_list(globs, sa_eval_flags(s), r) : 0;
+		free(globs);
+		if (n <= 0)
+			return n;
+	} else if ((n = scan_eval_lookup(call, sa_eval_flags(s), sa_freemail(s), r)) <= 0)
 		return n == -ENOMEM ? n : 0;
 #undef IS
 	r->scope = SCOPE_EVAL;
@@ -1356,8 +1455,13 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 			return sa_why(e, "eval: Perl code test");
 		goto add;
 	}
-	if (strcmp(e->kind, "mimeheader") == 0) { /* PCRE2 on each entity's headers */
-		int rc = scan_eval_mimeheader(a, &r, msg, sizeof(msg));
+	if (strcmp(e->kind, "mimeheader") == 0 || /* PCRE2 on each entity's headers */
+	    (strcmp(e->kind, "header") == 0 && /* or on a relay pseudo-header */
+	     (strncasecmp(a + strspn(a, " \t"), "X-Spam-Relays-", 14) == 0 ||
+	      strncmp(a + strspn(a, " \t"), "EnvelopeFrom ", 13) == 0))) {
+		int rc = strcmp(e->kind, "header") == 0 ?
+				 scan_eval_relays(a, sa_eval_flags(s), &r, msg, sizeof(msg)) :
+				 scan_eval_mimeheader(a, &r, msg, sizeof(msg));
 
 		if (rc <= 0)
 			return rc < 0 ? rc : sa_why(e, "%s", msg);

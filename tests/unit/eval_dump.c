@@ -7,12 +7,14 @@
  * "FILE<TAB>NAME,NAME..." of the evals that fire; the rules it implements
  * go to stderr, one a line.  A leading mbox "From "
  * line is skipped; lines are fed with CRLF ends, as on the wire. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scan.h"
 #include "scan_eval.h"
+#include "scan_received.h"
 #include "scan_mime.h"
 #include "scan_render.h"
 
@@ -23,7 +25,7 @@ struct dump {
 	size_t hn;
 	struct scan_rule *rules; /* for the mimeheader rules, per entity */
 	size_t nrules;
-	char ent_hit[256];
+	char ent_hit[512];
 };
 
 static void add(struct dump *d, const char *p, size_t n)
@@ -96,16 +98,19 @@ static const struct mime_sink sink = {
 int main(int argc, char **argv)
 {
 	static struct dump d;
-	struct scan_rule r[256];
-	char *name[256], line[8192], why[200], *freemail = NULL;
-	size_t nr = 0, fml = 0;
+	static struct scan_rule r[512];
+	static char *name[512];
+	char line[8192], why[200], *freemail = NULL, *lists = NULL;
+	size_t nr = 0, fml = 0, nlists = 0;
 	FILE *f;
 
 	if (argc < 2 || !(f = fopen(argv[1], "r"))) {
 		fprintf(stderr, "usage: eval_dump RULES FILE...\n");
 		return 2;
 	}
-	while (nr < 256 && fgets(line, sizeof(line), f)) {
+	int relays = getenv("EVAL_DUMP_RELAYS") != NULL;
+
+	while (nr < 512 && fgets(line, sizeof(line), f)) {
 		char *tab = strchr(line, '\t');
 
 		if (!tab)
@@ -124,9 +129,55 @@ int main(int argc, char **argv)
 			fml += n;
 			continue;
 		}
+		if (strcmp(line, "enlist_addrlist") == 0) { /* "NAME glob glob..." */
+			char *w = tab + 1, *sp = strchr(w, ' ');
+			size_t ln = sp ? (size_t)(sp - w) : 0;
+
+			for (char *g = sp ? strtok(sp + 1, " \t") : NULL; g; g = strtok(NULL, " \t")) {
+				size_t n = strlen(g);
+				char *nb = realloc(lists, nlists + ln + n + 3);
+
+				if (!nb)
+					return 2;
+				lists = nb;
+				nlists += (size_t)sprintf(lists + nlists, "%.*s ", (int)ln, w);
+				for (size_t i = 0; i < n; i++)
+					lists[nlists++] = (char)tolower((unsigned char)g[i]);
+				lists[nlists++] = '\n';
+				lists[nlists] = 0;
+			}
+			continue;
+		}
 		memset(&r[nr], 0, sizeof(r[nr]));
+		if (strncmp(tab + 1, "check_from_in_list('", 20) == 0) {
+			char list[64], *globs;
+			size_t nl = strcspn(tab + 21, "'"), k = 1;
+
+			snprintf(list, sizeof(list), "%.*s", (int)nl, tab + 21);
+			if (!(globs = malloc(nlists + 2)))
+				return 2;
+			globs[0] = '\n';
+			for (char *l = lists; l && *l;) {
+				char *e = strchr(l, '\n');
+
+				if (strncmp(l, list, strlen(list)) == 0 && l[strlen(list)] == ' ') {
+					memcpy(globs + k, l + strlen(list) + 1, (size_t)(e - l) - strlen(list));
+					k += (size_t)(e - l) - strlen(list);
+				}
+				l = e + 1;
+			}
+			globs[k] = 0;
+			if (k > 1 && scan_eval_from_in_list(globs, 0, &r[nr]) == 1) {
+				fprintf(stderr, "%s\n", line);
+				name[nr++] = strdup(line);
+			}
+			free(globs);
+			continue;
+		}
 		if (strncmp(tab + 1, "mimeheader:", 11) == 0 ?
 			    scan_eval_mimeheader(tab + 12, &r[nr], why, sizeof(why)) == 1 :
+		    strncmp(tab + 1, "header:", 7) == 0 ? /* header X-Spam-Relays-* */
+			    scan_eval_relays(tab + 8, 0, &r[nr], why, sizeof(why)) == 1 :
 			    scan_eval_lookup(tab + 1, 0, freemail, &r[nr]) == 1) {
 			fprintf(stderr, "%s\n", line); /* the rules implemented */
 			name[nr++] = strdup(line);
@@ -166,6 +217,16 @@ int main(int argc, char **argv)
 		fclose(m);
 		mime_finish(&d.w);
 		render_finish(&d.r);
+		if (relays) { /* EVAL_DUMP_RELAYS=1: the four pseudo-headers */
+			struct sa_relays rl;
+
+			if (sa_relays_parse(d.hb, d.hn, &rl) == 0) {
+				printf("%s\tT=%s\tU=%s\tunparseable=%u\n", argv[a], rl.str[0],
+				       rl.str[1], rl.unparseable);
+				sa_relays_free(&rl);
+			}
+			continue;
+		}
 		printf("%s\t", argv[a]);
 		for (size_t i = 0; i < nr; i++) {
 			int hit = r[i].eval == EVAL_MIMEHEADER ? d.ent_hit[i] :
@@ -179,5 +240,7 @@ int main(int argc, char **argv)
 		}
 		putchar('\n');
 	}
+	free(freemail);
+	free(lists);
 	return 0;
 }

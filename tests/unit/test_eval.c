@@ -14,6 +14,7 @@
 
 #include "scan.h"
 #include "scan_eval.h"
+#include "scan_received.h"
 #include "scan_mime.h"
 #include "scan_render.h"
 #include "scan_rules.h"
@@ -463,12 +464,185 @@ static void test_freemail(void **state)
 			    "Disposition-Notification-To: <x@yahoo.com>\n"));
 	/* not implemented: no domains, pseudo-headers, the other evals */
 	assert_int_equal(scan_eval_lookup(c, 0, NULL, &r), 0);
-	assert_int_equal(scan_eval_lookup("check_freemail_header('EnvelopeFrom', '\\d@')", 0,
-					  "gmail.com", &r), 0);
+	assert_int_equal(scan_eval_lookup("check_freemail_header('EnvelopeFrom', '\\d@')",
+					  SCAN_EVAL_TRUST_CFG, "gmail.com", &r), 0);
 	assert_int_equal(scan_eval_lookup("check_freemail_header('Reply-To:addr')", 0,
 					  "gmail.com", &r), 0);
 	assert_int_equal(scan_eval_lookup("check_freemail_replyto('reply')", 0, "gmail.com", &r),
 			 0);
+}
+
+/* SpamAssassin's parse_received_line (Received.pm): each expected string is
+ * what SpamAssassin 4.0.1 printed for the same line (tools/sa-relays.pl) */
+static void test_received_line(void **state)
+{
+	static const struct {
+		const char *line;
+		int rc;
+		const char *as;
+	} t[] = {
+		{ "from mail1.insuranceiq.com (host66.insuranceiq.com [65.217.159.66] (may be "
+		  "forged)) by dogma.slashnull.org (8.11.6/8.11.6) with ESMTP id h2F0c2x31856 for "
+		  "<jm@jmason.org>; Sat, 15 Mar 2003 00:38:03 GMT",
+		  1, "[ ip=65.217.159.66 rdns=host66.insuranceiq.com helo=mail1.insuranceiq.com "
+		     "by=dogma.slashnull.org ident= envfrom= intl=0 id=h2F0c2x31856 auth= msa=0 ]" },
+		/* Postfix: "unknown" rDNS is none */
+		{ "from localhost (unknown [127.0.0.1])\n\tby cabbage.jmason.org (Postfix) with "
+		  "ESMTP id A96E18BD97\n\tfor <jm@localhost>; Thu, 13 Mar 2003 15:23:15 -0500 (EST)",
+		  1, "[ ip=127.0.0.1 rdns= helo=localhost by=cabbage.jmason.org ident= envfrom= "
+		     "intl=0 id=A96E18BD97 auth= msa=0 ]" },
+		/* CommuniGate: an authentication token, "[...]" HELO flagged with "!" */
+		{ "from [192.168.1.104] (account nazgul HELO [192.168.1.104]) by somewhere.com "
+		  "(CommuniGate Pro SMTP 3.5.7) with ESMTP-TLS id 2088434; Fri, 07 Mar 2003 "
+		  "13:05:06 -0500",
+		  1, "[ ip=192.168.1.104 rdns= helo=!192.168.1.104! by=somewhere.com ident= "
+		     "envfrom= intl=0 id=2088434 auth=Communigate msa=0 ]" },
+		/* qmail-ldap: ident and the envelope sender */
+		{ "from unknown (HELO terpsichore.farfalle.com) (jdavid@[216.254.40.70]) "
+		  "(envelope-sender <jdavid@farfalle.com>) by mail13.speakeasy.net "
+		  "(qmail-ldap-1.03) with SMTP for <jm@jmason.org>; 12 Feb 2003 18:23:19 -0000",
+		  1, "[ ip=216.254.40.70 rdns= helo=terpsichore.farfalle.com by=mail13.speakeasy.net "
+		     "ident=jdavid envfrom=jdavid@farfalle.com intl=0 id= auth= msa=0 ]" },
+		/* Exim: helo= in the comment, rDNS first */
+		{ "from sc8-sf-list1-b.sourceforge.net ([10.3.1.13] helo=sc8-sf-list1.sourceforge.net)"
+		  " by sc8-sf-list2.sourceforge.net with esmtp (Exim 3.31-VA-mm2 #1 (Debian)) id "
+		  "18t301-0007Bh-00; Wed, 12 Mar 2003 01:58:13 -0800",
+		  1, "[ ip=10.3.1.13 rdns=sc8-sf-list1-b.sourceforge.net "
+		     "helo=sc8-sf-list1.sourceforge.net by=sc8-sf-list2.sourceforge.net ident= "
+		     "envfrom= intl=0 id=18t301-0007Bh-00 auth= msa=0 ]" },
+		{ "from roissy (p573.as1.exs.dublin.eircom.net [159.134.226.61]) (authenticated "
+		  "bits=0) by slate.dublin.wbtsystems.com (8.12.6/8.12.6) with ESMTP id "
+		  "g9MFWcvb068860 for <jm@jmason.org>; Tue, 22 Oct 2002 16:32:39 +0100 (IST)",
+		  1, "[ ip=159.134.226.61 rdns=p573.as1.exs.dublin.eircom.net helo=roissy "
+		     "by=slate.dublin.wbtsystems.com ident= envfrom= intl=0 id=g9MFWcvb068860 "
+		     "auth=Sendmail msa=0 ]" },
+		/* skipped: not "from", a local pickup, a fetchmail handover */
+		{ "by oak.ein.cz (Postfix, from userid 1002) id DABBD1BED3; Thu, 13 Feb 2003", 0, "" },
+		{ "from mail pickup service by mail1.insuranceiq.com with Microsoft SMTPSVC; Thu, 13 "
+		  "Feb 2003 19:05:39 -0500", 0, "" },
+		{ "from cabbage.jmason.org [127.0.0.1] by localhost with IMAP (fetchmail-5.9.0) for "
+		  "jm@localhost (single-drop); Thu, 13 Mar 2003 20:39:56 -0800 (PST)", 0, "" },
+		/* unparseable: no IP */
+		{ "from foo.example.com by bar", -1, "" },
+	};
+	char out[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		out[0] = 0;
+		assert_int_equal(sa_received_line(t[i].line, strlen(t[i].line), out, sizeof(out)),
+				 t[i].rc);
+		if (t[i].rc == 1)
+			assert_string_equal(out, t[i].as);
+	}
+}
+
+/* hdr_fires - a header eval (scan_eval_lookup call, or "relays:" and a
+ * header X-Spam-Relays-* definition) over a header block */
+static int hdr_fires(const char *call, const char *hb)
+{
+	struct scan_rule r = { 0 };
+	char why[200];
+	int hit;
+
+	if (strncmp(call, "relays:", 7) == 0)
+		assert_int_equal(scan_eval_relays(call + 7, 0, &r, why, sizeof(why)), 1);
+	else
+		assert_int_equal(scan_eval_lookup(call, 0, "gmail.com yahoo.com", &r), 1);
+	assert_true(scan_eval_is_header(&r));
+	hit = scan_eval_header(&r, hb, strlen(hb));
+	scan_rule_free(&r);
+	return hit;
+}
+
+/* the trust path with no trusted_networks (private IPs and authenticated
+ * relays are trusted until the first other one), RelayEval's counts, the
+ * pseudo-headers, EnvelopeFrom and all_from_addrs: each expectation is
+ * SpamAssassin's hit on the same message (tools/sa-eval-check) */
+static void test_relay_evals(void **state)
+{
+	static const char pub[] =
+		"Received: from mail1.example.com (host66.example.com [65.217.159.66]) by "
+		"mx.example.org (8.11.6/8.11.6) with ESMTP id h2F0c2x31856; Sat, 15 Mar 2003 "
+		"00:38:03 GMT\nFrom: a@b.com\n";
+	static const char trusted[] =
+		"Received: from localhost (unknown [127.0.0.1]) by cabbage.jmason.org (Postfix) "
+		"with ESMTP id A96E18BD97; Thu, 13 Mar 2003 15:23:15 -0500 (EST)\n"
+		"Received: from [192.168.1.104] (account nazgul HELO [192.168.1.104]) by "
+		"somewhere.com (CommuniGate Pro SMTP 3.5.7) with ESMTP-TLS id 2088434; Fri, 07 Mar "
+		"2003 13:05:06 -0500\nFrom: a@b.com\n";
+	static const char qmail[] =
+		"Received: from unknown (HELO terpsichore.farfalle.com) (jdavid@[216.254.40.70]) "
+		"(envelope-sender <jdavid7@yahoo.com>) by mail13.speakeasy.net (qmail-ldap-1.03) "
+		"with SMTP for <jm@jmason.org>; 12 Feb 2003 18:23:19 -0000\n"
+		"From: Joe <joe@example.com>\nReturn-Path: <bounce@list.example>\n";
+	static const char unparse[] = "Received: from foo.example.com by bar\n"
+				      "Received: from [10.0.0.9] by x.example with SMTP; 1 Jan 2003 "
+				      "00:00:00 -0000\nFrom: a@b.com\n";
+	static const char fetch[] =
+		"Received: from cabbage.jmason.org [127.0.0.1] by localhost with IMAP "
+		"(fetchmail-5.9.0) for jm@localhost (single-drop); Thu, 13 Mar 2003 20:39:56 -0800\n"
+		"Received: from [10.0.0.1] by x.example with SMTP; 1 Jan 2003 00:00:00 -0000\n"
+		"X-Sender: a@b.com\nReturn-Path: <env@gmail.com>\nFrom: a@b.com\n";
+	static const char xenv[] = "X-Envelope-From: <env@gmail.com>\nReceived: from [10.0.0.1] "
+				   "by x.example with SMTP; 1 Jan 2003 00:00:00 -0000\n"
+				   "From: env@GMail.com\n";
+	static const char ntld[] = "From: Bob <Bob@Example.TOP>\nReturn-Path: <b@x.com>\n";
+	char env[SA_ADDR_MAX];
+	struct scan_rule r = { 0 };
+
+	(void)state;
+	assert_false(hdr_fires("check_all_trusted()", pub));
+	assert_true(hdr_fires("check_all_trusted()", trusted));
+	assert_false(hdr_fires("check_no_relays()", trusted));
+	assert_true(hdr_fires("check_no_relays()", "From: a@b.com\n"));
+	/* an X-Originating-IP header is a relay of its own, the oldest */
+	assert_true(hdr_fires("check_all_trusted()", "X-Originating-IP: [10.1.2.3]\n"));
+	assert_false(hdr_fires("check_all_trusted()", "X-Originating-IP: [8.8.8.8]\n"));
+	assert_true(hdr_fires("check_relays_unparseable()", unparse));
+	assert_false(hdr_fires("check_all_trusted()", unparse));
+	assert_false(hdr_fires("check_relays_unparseable()", pub));
+	/* __RDNS_NONE, __LAST_EXTERNAL_RELAY_NO_AUTH, RCVD_ILLEGAL_IP-style */
+	assert_true(hdr_fires("relays:X-Spam-Relays-External =~ /^[^\\]]+ rdns= /", qmail));
+	assert_false(hdr_fires("relays:X-Spam-Relays-External =~ /^[^\\]]+ rdns= /", pub));
+	assert_true(hdr_fires("relays:X-Spam-Relays-Untrusted =~ /^[^\\]]+ auth= /", pub));
+	assert_false(hdr_fires("relays:X-Spam-Relays-Untrusted =~ /./", trusted));
+	assert_true(hdr_fires("relays:X-Spam-Relays-Trusted =~ /auth=Communigate/", trusted));
+	assert_true(hdr_fires("relays:X-Spam-Relays-Internal =~ / intl=1 /", trusted));
+	/* header EnvelopeFrom =~ (TVD_ENVFROM_APOST-style): undefined matches nothing */
+	assert_true(hdr_fires("relays:EnvelopeFrom =~ /^jdavid7\\@yahoo\\.com$/", qmail));
+	assert_false(hdr_fires("relays:EnvelopeFrom =~ /^/", pub));
+	/* EnvelopeFrom: the last untrusted relay's envelope sender first */
+	assert_int_equal(sa_envelope_from(qmail, strlen(qmail), env), 1);
+	assert_string_equal(env, "jdavid7@yahoo.com");
+	assert_int_equal(sa_envelope_from(pub, strlen(pub), env), 0);
+	/* X-Sender and a fetchmail line: no envelope sender at all */
+	assert_int_equal(sa_envelope_from(fetch, strlen(fetch), env), 0);
+	/* X-Envelope-From above every Received header */
+	assert_int_equal(sa_envelope_from(xenv, strlen(xenv), env), 1);
+	assert_string_equal(env, "env@gmail.com");
+	assert_int_equal(sa_envelope_from(ntld, strlen(ntld), env), 1);
+	assert_string_equal(env, "b@x.com");
+	/* FreeMail over all_from_addrs (From and EnvelopeFrom) */
+	assert_true(hdr_fires("check_freemail_from()", qmail));
+	assert_false(hdr_fires("check_freemail_from()", pub));
+	assert_true(hdr_fires("check_freemail_from()", xenv));
+	assert_true(hdr_fires("check_freemail_from('\\d@')", qmail));
+	assert_true(hdr_fires("check_freemail_header('EnvelopeFrom', '\\d@')", qmail));
+	assert_false(hdr_fires("check_freemail_header('EnvelopeFrom')", fetch));
+	assert_true(hdr_fires("check_for_matching_env_and_hdr_from()", xenv));
+	assert_false(hdr_fires("check_for_matching_env_and_hdr_from()", qmail));
+	/* two absent addresses match */
+	assert_true(hdr_fires("check_for_matching_env_and_hdr_from()", "Subject: x\n"));
+	/* check_from_in_list over enlist_addrlist globs, case-blind */
+	assert_int_equal(scan_eval_from_in_list("\n*@*.top\n*@*.xyz\n", 0, &r), 1);
+	assert_true(scan_eval_header(&r, ntld, strlen(ntld)));
+	assert_false(scan_eval_header(&r, pub, strlen(pub)));
+	assert_false(scan_eval_header(&r, "From: a@top.com\n", 16));
+	scan_rule_free(&r);
+	/* with trusted networks configured none of them is imported */
+	assert_int_equal(scan_eval_lookup("check_all_trusted()", SCAN_EVAL_TRUST_CFG, NULL, &r), 0);
+	assert_int_equal(scan_eval_from_in_list("\n*@*.top\n", SCAN_EVAL_TRUST_CFG, &r), 0);
 }
 
 int main(void)
@@ -483,6 +657,8 @@ int main(void)
 		cmocka_unit_test(test_html_evals),
 		cmocka_unit_test(test_mimeheader),
 		cmocka_unit_test(test_freemail),
+		cmocka_unit_test(test_received_line),
+		cmocka_unit_test(test_relay_evals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
