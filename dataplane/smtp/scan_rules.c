@@ -481,9 +481,14 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 		if (!(e->expr[e->n] = strdup(r->pattern)))
 			return -ENOMEM;
 		/* every rule counts once per message (per header unit for
-		 * header rules); a prefilter rule reports every candidate,
-		 * since a false first one would hide a later true match */
-		e->flags[e->n] = r->flags | (r->prefilter ? HS_FLAG_PREFILTER : HS_FLAG_SINGLEMATCH);
+		 * header rules).  A prefilter rule's first candidate in a
+		 * block-mode unit is all it needs: it confirms the whole unit
+		 * (scan_unit_end), and a later candidate would only confirm
+		 * it again; in a stream it reports every candidate, since a
+		 * false first one would hide a later true match */
+		e->flags[e->n] = r->flags | (!r->prefilter ? HS_FLAG_SINGLEMATCH :
+					     k < SDB_N && scan_dbi_mode((int)k) == HS_MODE_STREAM ?
+					     HS_FLAG_PREFILTER : HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH);
 		e->ids[e->n] = (unsigned)i;
 		e->n++;
 	}
