@@ -165,6 +165,94 @@ int scan_validate(const char *expr, unsigned flags, char *msg, size_t msgsz)
 	return 0;
 }
 
+/* skip_escape - the length of the escape at p ("\\x", "\\x{..}", "\\p{..}") */
+static size_t skip_escape(const char *p)
+{
+	if (!p[1])
+		return 1;
+	if (strchr("xpPNog", p[1]) && p[2] == '{') {
+		const char *e = strchr(p + 3, '}');
+
+		return e ? (size_t)(e - p) + 1 : 2;
+	}
+	return 2;
+}
+
+char *scan_widen(const char *expr, int drop_last, int *exact)
+{
+	size_t n = strlen(expr), o = 0;
+	char *out = malloc(n + 1);
+	int cls = 0, look = 0;    /* inside a class; lookaround depth (as parens) */
+	int depth = 0, lookat[64]; /* paren depth; depths where lookarounds opened */
+	size_t last_q = 0;        /* where the expression's final quantifier starts */
+
+	if (!out)
+		return NULL;
+	*exact = 1;
+	if (strstr(expr, "\\Q") || strstr(expr, "[:")) { /* quoting, POSIX classes: as is */
+		*exact = 0;
+		memcpy(out, expr, n + 1);
+		return out;
+	}
+	for (size_t i = 0; i < n;) {
+		const char *p = expr + i;
+
+		if (*p == '\\') {
+			size_t k = skip_escape(p);
+
+			*exact &= !(p[1] >= '1' && p[1] <= '9') && p[1] != 'g' && p[1] != 'k';
+			memcpy(out + o, p, k);
+			o += k, i += k;
+			continue;
+		}
+		if (cls) {
+			cls = !(*p == ']' && !(p[-1] == '[' || (p[-1] == '^' && p[-2] == '[')));
+		} else if (*p == '[') {
+			cls = 1;
+		} else if (*p == '(') {
+			int la = p[1] == '?' && (p[2] == '=' || p[2] == '!' ||
+						 (p[2] == '<' && (p[3] == '=' || p[3] == '!')));
+
+			*exact &= !la && !(p[1] == '?' && (p[2] == '>' || p[2] == 'P' || p[2] == '#')) &&
+				  p[1] != '*';
+			if (la && look < 64)
+				lookat[look++] = depth;
+			depth++;
+		} else if (*p == ')') {
+			depth--;
+			if (look && lookat[look - 1] == depth)
+				look--;
+		} else if (*p == '{' && !look) {
+			unsigned long m, mx;
+			char *e;
+
+			m = strtoul(p + 1, &e, 10);
+			if (e > p + 1 && *e == ',' && e[1] >= '0' && e[1] <= '9') {
+				char *f;
+
+				mx = strtoul(e + 1, &f, 10);
+				if (*f == '}' && mx > m) { /* {m,n} -> {m,} */
+					last_q = o;
+					o += (size_t)sprintf(out + o, "{%lu,}", m);
+					i = (size_t)(f - expr) + 1;
+					continue;
+				}
+			}
+			last_q = o;
+		}
+		out[o++] = expr[i++];
+	}
+	out[o] = 0;
+	/* the expression ends in a quantifier {m}, {m,} or {m,n} with m >= 1:
+	 * keep one iteration of what it repeats */
+	if (drop_last && last_q && out[last_q] == '{' && out[o - 1] == '}' &&
+	    strchr(out + last_q, '}') == out + o - 1 && out[last_q + 1] >= '1' &&
+	    out[last_q + 1] <= '9' && strspn(out + last_q + 1, "0123456789,") == o - last_q - 2 &&
+	    strtoul(out + last_q + 1, NULL, 10) >= 1)
+		out[last_q] = 0;
+	return out;
+}
+
 /* --------------------------------------------------------- native rules */
 
 /* parse_scope - "raw", "body", "rawbody", "uri", "header", "header:Name" */
@@ -481,9 +569,14 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 		if (!(e->expr[e->n] = strdup(r->pattern)))
 			return -ENOMEM;
 		/* every rule counts once per message (per header unit for
-		 * header rules); a prefilter rule reports every candidate,
-		 * since a false first one would hide a later true match */
-		e->flags[e->n] = r->flags | (r->prefilter ? HS_FLAG_PREFILTER : HS_FLAG_SINGLEMATCH);
+		 * header rules).  A prefilter rule's first candidate in a
+		 * block-mode unit is all it needs: it confirms the whole unit
+		 * (scan_unit_end), and a later candidate would only confirm
+		 * it again; in a stream it reports every candidate, since a
+		 * false first one would hide a later true match */
+		e->flags[e->n] = r->flags | (!r->prefilter ? HS_FLAG_SINGLEMATCH :
+					     k < SDB_N && scan_dbi_mode((int)k) == HS_MODE_STREAM ?
+					     HS_FLAG_PREFILTER : HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH);
 		e->ids[e->n] = (unsigned)i;
 		e->n++;
 	}

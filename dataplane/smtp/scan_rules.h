@@ -27,6 +27,16 @@ struct scan_rule *scan_rule_add(struct scan_db *d);
 void scan_rule_free(struct scan_rule *r);
 /* scan_find_rule - index of rule id in d, -1 if none (linear: load time) */
 long scan_find_rule(const struct scan_db *d, const char *id);
+/* scan_widen - a superset of expr for a prefilter (malloc'd, NULL on
+ * ENOMEM): every bounded repeat {m,n} outside character classes and
+ * lookarounds becomes {m,} (Hyperscan's bounded-repeat engines are what
+ * the imported prefilter rules cost), and with drop_last a quantifier
+ * {m}, {m,} or {m,n} (m >= 1) closing the whole expression is dropped
+ * (one iteration: a match of X{3} starts with a match of X).  *exact is
+ * set when expr has no lookaround, backreference, atomic group or verb,
+ * i.e. when Hyperscan may compile the result exactly */
+char *scan_widen(const char *expr, int drop_last, int *exact);
+
 /* scan_validate - can Hyperscan compile expr with flags?  0, or -1 with
  * Hyperscan's message in msg */
 int scan_validate(const char *expr, unsigned flags, char *msg, size_t msgsz);

@@ -1255,6 +1255,42 @@ static char *sa_drop_anchors(const char *expr)
 	return o;
 }
 
+/* sa_widened - *hs (or expr) replaced by scan_widen's superset when
+ * Hyperscan takes it: exactly, or with its final repeat cut to one
+ * iteration exactly, else as a prefilter.  Cheaper to scan, and as tight
+ * or tighter than Hyperscan's own approximation on the corpus; -ENOMEM */
+static int sa_widened(struct sa_set *s, const char *expr, unsigned flags, char **hs)
+{
+	const char *base = *hs ? *hs : expr;
+	char m[200], *w1 = NULL;
+	int exact, e1;
+	char *w = scan_widen(base, 0, &exact);
+
+	if (!w)
+		return -ENOMEM;
+	if (exact && sa_compiles(s, w, flags, m, sizeof(m)) < 0) {
+		if (!(w1 = scan_widen(base, 1, &e1))) {
+			free(w);
+			return -ENOMEM;
+		}
+		if (strcmp(w1, w) != 0 && sa_compiles(s, w1, flags, m, sizeof(m)) == 0) {
+			free(w);
+			w = w1;
+		} else {
+			free(w1);
+		}
+	}
+	if (strcmp(w, base) == 0 || scan_validate(w, flags | HS_FLAG_PREFILTER, m, sizeof(m)) < 0 ||
+	    (strlen(w) > SA_PREFILTER_CHECK_LEN &&
+	     sa_compiles(s, w, flags | HS_FLAG_PREFILTER, m, sizeof(m)) < 0)) {
+		free(w);
+		return 0;
+	}
+	free(*hs);
+	*hs = w;
+	return 0;
+}
+
 /* sa_prefilter - make r a prefilter rule: Hyperscan in prefilter mode (a
  * superset; without "^" anchors when Hyperscan refuses them) and PCRE2 on
  * the original expression to confirm each candidate on its unit.  *hs is
@@ -1294,6 +1330,11 @@ static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
 		free(*hs);
 		*hs = NULL;
 		return 1;
+	}
+	if (sa_widened(s, expr, flags, hs) < 0) {
+		free(*hs);
+		*hs = NULL;
+		return -ENOMEM;
 	}
 	re = pcre2_compile((PCRE2_SPTR)expr, PCRE2_ZERO_TERMINATED, opt, &ec, &eo, NULL);
 	if (!re) {

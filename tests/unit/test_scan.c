@@ -1441,6 +1441,45 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* scan_widen: bounded repeats widen outside classes, escapes and
+ * lookarounds; a final repeat is cut only on request and only when m >= 1;
+ * *exact says whether Hyperscan may take the result exactly */
+static void test_widen(void **state)
+{
+	static const struct {
+		const char *in, *out, *cut;
+		int exact;
+	} t[] = {
+		{ "a{1,3}b", "a{1,}b", "a{1,}b", 1 },
+		{ "(?:x\\s{0,2}y){3}", "(?:x\\s{0,}y){3}", "(?:x\\s{0,}y)", 1 },
+		{ "(?:ab){2,5}", "(?:ab){2,}", "(?:ab)", 1 },
+		{ "(?:ab){0,5}", "(?:ab){0,}", "(?:ab){0,}", 1 },   /* m = 0: no cut */
+		{ "a{3}", "a{3}", "a", 1 },
+		{ "[a{1,2}]x\\{1,2}", "[a{1,2}]x\\{1,2}", "[a{1,2}]x\\{1,2}", 1 },
+		{ "[]{1,2}]{1,2}", "[]{1,2}]{1,}", "[]{1,2}]", 1 },
+		{ "\\x{41}{1,2}", "\\x{41}{1,}", "\\x{41}", 1 },
+		{ "(?!ab{1,2})c{1,2}", "(?!ab{1,2})c{1,}", "(?!ab{1,2})c", 0 },
+		{ "(?<=x{1,2})y", "(?<=x{1,2})y", "(?<=x{1,2})y", 0 },
+		{ "(a)\\1{1,2}", "(a)\\1{1,}", "(a)\\1", 0 },
+		{ "(?>a{1,2})b", "(?>a{1,})b", "(?>a{1,})b", 0 },
+		{ "\\Qa{1,2}\\E", "\\Qa{1,2}\\E", "\\Qa{1,2}\\E", 0 },
+		{ "a{1,2}?b", "a{1,}?b", "a{1,}?b", 1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int exact = -1;
+		char *w = scan_widen(t[i].in, 0, &exact), *c = scan_widen(t[i].in, 1, &exact);
+
+		assert_non_null(w);
+		assert_non_null(c);
+		if (strcmp(w, t[i].out) || strcmp(c, t[i].cut) || exact != t[i].exact)
+			fail_msg("scan_widen(%s): %s / %s / %d", t[i].in, w, c, exact);
+		free(w);
+		free(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1463,6 +1502,7 @@ int main(void)
 		cmocka_unit_test(test_sa_import_small),
 		cmocka_unit_test(test_sa_headers),
 		cmocka_unit_test(test_sa_import_debian),
+		cmocka_unit_test(test_widen),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
