@@ -300,6 +300,7 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> (64 - rb)));
 	/* an entry without its own action has zero action bits and PASS is
 	 * 0: the root's own action is a shift and a mask */
+	_Static_assert(MOAT_ACT_PASS == 0, "moat_lookup_v6t: PASS must be 0");
 	def = (e >> MOAT_V6T_ACT_SHIFT) & 3;
 	k = moat_v6t_kind(e);
 	/* the nodes at depth R, R + 8, ..., 120, set up only when the root

@@ -598,18 +598,26 @@ static int freemail_from(const struct scan_rule *r, const char *hb, size_t n)
 }
 
 /* list_glob - add_to_addrlist's regex: "*" any string, "?" one character,
- * the rest literal, over the whole address */
+ * the rest literal, over the whole address; one pass that restarts after
+ * the last "*" (O(gn * sn) on a hostile address, never exponential) */
 static int list_glob(const char *g, size_t gn, const char *s, size_t sn)
 {
-	if (!gn)
-		return !sn;
-	if (*g == '*') {
-		for (size_t i = 0; i <= sn; i++)
-			if (list_glob(g + 1, gn - 1, s + i, sn - i))
-				return 1;
-		return 0;
+	size_t gi = 0, si = 0, star = (size_t)-1, mark = 0;
+
+	while (si < sn) {
+		if (gi < gn && (g[gi] == '?' || (g[gi] != '*' && g[gi] == s[si]))) {
+			gi++, si++;
+		} else if (gi < gn && g[gi] == '*') {
+			star = gi++, mark = si;
+		} else if (star != (size_t)-1) {
+			gi = star + 1, si = ++mark;
+		} else {
+			return 0;
+		}
 	}
-	return sn && (*g == '?' || *g == *s) && list_glob(g + 1, gn - 1, s + 1, sn - 1);
+	while (gi < gn && g[gi] == '*')
+		gi++;
+	return gi == gn;
 }
 
 struct list_ctx {
@@ -1105,8 +1113,8 @@ static int relays_hdr(const struct scan_rule *r, const char *hb, size_t n)
 	    (!md && !(md = pcre2_match_data_create(1, NULL))))
 		return 0;
 	if (v == SA_RELAYS_N)
-		return pcre2_match(r->re, (PCRE2_SPTR)rl->env, strlen(rl->env), 0, 0, md, NULL) >= 0;
-	return pcre2_match(r->re, (PCRE2_SPTR)rl->str[v], rl->len[v], 0, 0, md, NULL) >= 0;
+		return pcre2_match(r->re, (PCRE2_SPTR)rl->env, strlen(rl->env), 0, 0, md, sa_match_ctx()) >= 0;
+	return pcre2_match(r->re, (PCRE2_SPTR)rl->str[v], rl->len[v], 0, 0, md, sa_match_ctx()) >= 0;
 }
 
 /* relay_count - RelayEval's check_all_trusted, check_no_relays,

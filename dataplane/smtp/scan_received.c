@@ -79,6 +79,21 @@ enum { RC_MAX = 256 + 2 * 128 }; /* RX() call sites, then steps[] */
 static pcre2_code *rc_code[RC_MAX];
 static int rc_failed[RC_MAX];
 static pthread_mutex_t rc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t mctx_once = PTHREAD_ONCE_INIT;
+static pcre2_match_context *mctx;
+
+static void mctx_init(void)
+{
+	mctx = pcre2_match_context_create(NULL);
+	if (mctx)
+		pcre2_set_match_limit(mctx, SA_MATCH_LIMIT);
+}
+
+pcre2_match_context *sa_match_ctx(void)
+{
+	pthread_once(&mctx_once, mctx_init);
+	return mctx;
+}
 
 /* rx - match pattern pat (call site k) in s[0..n): 1 with P->ov, or 0.
  * Each site's pattern is compiled once, by the first thread to need it */
@@ -104,7 +119,7 @@ static int rx(struct rp *P, int k, const char *pat, const char *s, size_t n)
 	}
 	if (!c || (!P->md && !(P->md = pcre2_match_data_create(10, NULL))))
 		return 0;
-	rc = pcre2_match(c, (PCRE2_SPTR)s, n, 0, 0, P->md, NULL);
+	rc = pcre2_match(c, (PCRE2_SPTR)s, n, 0, 0, P->md, sa_match_ctx());
 	if (rc > 0) {
 		PCRE2_SIZE *v = pcre2_get_ovector_pointer(P->md);
 
@@ -375,7 +390,7 @@ static int parse(struct rp *P)
 		P->n = P->ov[0];
 		s[P->n] = 0;
 	}
-	if (RX("\\)by ")) {
+	if (RX("\\)by ") && P->n + 1 < sizeof(P->s)) { /* room for the space */
 		memmove(s + P->ov[0] + 2, s + P->ov[0] + 1, P->n - P->ov[0]);
 		s[P->ov[0] + 1] = ' ';
 		s[++P->n] = 0;
@@ -849,7 +864,7 @@ struct rstate {
 	unsigned unparseable;
 	int env_u, env_t; /* envfrom defined: first untrusted, last trusted */
 	char envfrom_u[FLD], envfrom_t[FLD];
-	char as[3 * FLD + 256];
+	char as[8 * FLD + 128]; /* the eight fields of as_string, whole */
 };
 
 /* one_line - one Received value (or a synthetic one) through the loop of

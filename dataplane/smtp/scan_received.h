@@ -40,6 +40,13 @@ struct sa_relays {
 
 enum { SA_ADDR_MAX = 512, SA_FROM_MAX = 16 };
 
+/* sa_match_ctx - the PCRE2 match budget of the relay parse and of the
+ * rules over its strings (a hostile Received header costs at most
+ * SA_MATCH_LIMIT steps a match, as scan.c's confirmations); NULL (PCRE2's
+ * default) only when it could not be made */
+enum { SA_MATCH_LIMIT = 1000000 };
+struct pcre2_real_match_context_8 *sa_match_ctx(void);
+
 /* sa_hdr_each - the next header of the block hb[0..n) at *off (advanced):
  * its name (the return value, *nl bytes) and value (*v, *vl bytes, from
  * just after the ":"); NULL at the end */

@@ -226,7 +226,9 @@ char *scan_widen(const char *expr, int drop_last, int *exact)
 			unsigned long m, mx;
 			char *e;
 
-			m = strtoul(p + 1, &e, 10);
+			/* digits only: strtoul's blanks and sign are text to
+			 * PCRE2 ("x{ 2,5}" is a literal) */
+			m = p[1] >= '0' && p[1] <= '9' ? strtoul(p + 1, &e, 10) : (e = (char *)(uintptr_t)(p + 1), 0);
 			if (e > p + 1 && *e == ',' && e[1] >= '0' && e[1] <= '9') {
 				char *f;
 

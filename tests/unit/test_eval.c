@@ -537,6 +537,41 @@ static void test_received_line(void **state)
 	}
 }
 
+/* a relay whose fields are 450 bytes each: its X-Spam-Relays-* string is
+ * whole (it ended at 1,791 bytes, without "auth=", so rules anchored on
+ * the end, e.g. __LAST_EXTERNAL_RELAY_NO_AUTH, missed it); a 4,095-byte
+ * line with ")by " does not overrun the line buffer */
+static void test_relay_long_fields(void **state)
+{
+	char helo[451], rdns[451], by[451], id[451], *hb, out[8192];
+	struct sa_relays rl;
+	size_t n;
+
+	(void)state;
+	memset(helo, 'h', 442), memcpy(helo + 442, ".example", 9);
+	memset(rdns, 'r', 442), memcpy(rdns + 442, ".example", 9);
+	memset(by, 'b', 442), memcpy(by + 442, ".example", 9);
+	memset(id, 'I', 450), id[450] = 0;
+	hb = malloc(4096);
+	assert_non_null(hb);
+	/* the header block as the scanner keeps it: one line a header */
+	n = (size_t)snprintf(hb, 4096, "Received: from %s (%s [203.0.113.9]) by %s "
+			     "(Postfix) with ESMTP id %s for <a@b.example>; "
+			     "Thu, 13 Mar 2003 15:23:15 -0500\n", helo, rdns, by, id);
+	assert_true(n < 4096);
+	assert_int_equal(sa_relays_parse(hb, n, &rl), 0);
+	assert_int_equal(rl.untrusted, 1);
+	assert_true(rl.len[SA_RELAYS_UNTRUSTED] > 1800);
+	assert_non_null(strstr(rl.str[SA_RELAYS_UNTRUSTED], by));
+	assert_non_null(strstr(rl.str[SA_RELAYS_UNTRUSTED], " auth= msa=0 ]"));
+	sa_relays_free(&rl);
+	/* ")by " at the end of a line of the buffer's length */
+	memset(hb, 'x', 4095);
+	memcpy(hb, "from (x)by ", 11);
+	assert_true(sa_received_line(hb, 4095, out, sizeof(out)) >= -1);
+	free(hb);
+}
+
 /* hdr_fires - a header eval (scan_eval_lookup call, or "relays:" and a
  * header X-Spam-Relays-* definition) over a header block */
 static int hdr_fires(const char *call, const char *hb)
@@ -640,6 +675,28 @@ static void test_relay_evals(void **state)
 	assert_false(scan_eval_header(&r, pub, strlen(pub)));
 	assert_false(scan_eval_header(&r, "From: a@top.com\n", 16));
 	scan_rule_free(&r);
+	/* "?" one character, "*" any string (empty too), the whole address;
+	 * many stars against a long address answer (one pass, no blow-up) */
+	assert_int_equal(scan_eval_from_in_list("\na?c@b.com\n*x*y*z*w*v*u*@q\n", 0, &r), 1);
+	assert_true(scan_eval_header(&r, "From: abc@b.com\n", 16));
+	assert_false(scan_eval_header(&r, "From: ac@b.com\n", 15));
+	assert_false(scan_eval_header(&r, "From: abc@b.comx\n", 17));
+	assert_true(scan_eval_header(&r, "From: xyzwvu@q\n", 15));
+	{
+		char hb[600];
+		int l = snprintf(hb, sizeof(hb), "From: %.*s@q\n", 480,
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv"
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv"
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv"
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv"
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv"
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv"
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv"
+				 "xyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwvxyzwv");
+
+		assert_false(scan_eval_header(&r, hb, (size_t)l)); /* no "u" */
+	}
+	scan_rule_free(&r);
 	/* with trusted networks configured none of them is imported */
 	assert_int_equal(scan_eval_lookup("check_all_trusted()", SCAN_EVAL_TRUST_CFG, NULL, &r), 0);
 	assert_int_equal(scan_eval_from_in_list("\n*@*.top\n", SCAN_EVAL_TRUST_CFG, &r), 0);
@@ -659,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_freemail),
 		cmocka_unit_test(test_received_line),
 		cmocka_unit_test(test_relay_evals),
+		cmocka_unit_test(test_relay_long_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,16 +111,21 @@ static int same_pkt(const struct moat_pkt *a, const struct moat_pkt *b)
  * decide one frame alike; counts frames the fast case took in *fast */
 static int fast_agrees(const uint8_t *buf, size_t len, int *fast)
 {
-	struct moat_pkt a, b;
-	int ra, rb;
+	struct moat_pkt a, b, c;
+	int ra, rb, rc;
 
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
+	memset(&c, 0, sizeof(c));
 	ra = parse_copy(buf, len, &a);
 	rb = moat_parse_general(buf, buf + len, &b);
-	if (moat_parse_fast4(buf, buf + len, &b))
+	/* the fast case into a struct of its own: a frame it takes must be
+	 * a TCP frame the general walk fills field for field the same */
+	rc = moat_parse_fast4(buf, buf + len, &c);
+	if (rc)
 		(*fast)++;
-	return ra == rb && (ra != MOAT_PARSE_TCP || same_pkt(&a, &b));
+	return ra == rb && (ra != MOAT_PARSE_TCP || same_pkt(&a, &b)) &&
+	       (!rc || (rb == MOAT_PARSE_TCP && same_pkt(&c, &b)));
 }
 
 /* Every case-table frame, every truncation of them, and variants of the

@@ -1464,6 +1464,9 @@ static void test_widen(void **state)
 		{ "(?>a{1,2})b", "(?>a{1,})b", "(?>a{1,})b", 0 },
 		{ "\\Qa{1,2}\\E", "\\Qa{1,2}\\E", "\\Qa{1,2}\\E", 0 },
 		{ "a{1,2}?b", "a{1,}?b", "a{1,}?b", 1 },
+		/* blanks or a sign in the braces: text to PCRE2, not a repeat */
+		{ "x{ 2,5}", "x{ 2,5}", "x{ 2,5}", 1 },
+		{ "x{+2,5}", "x{+2,5}", "x{+2,5}", 1 },
 	};
 
 	(void)state;
