@@ -1261,7 +1261,7 @@ static size_t scan_state_size(void)
 	size_t n = sizeof(struct filter_msg);
 
 	if (d) {
-		n += d->stream_size + 2 * (d->nrules / 64 + 1) * sizeof(uint64_t);
+		n += d->stream_size + 3 * (d->nrules / 64 + 1) * sizeof(uint64_t);
 		scan_db_unref(d);
 	}
 	return n;
