@@ -70,6 +70,8 @@ struct filter_msg {
 	uint64_t *pend;        /* prefilter fired in the current unit */
 	uint64_t *rcand;       /* relay rules whose prefilter fired */
 	unsigned rscanned;     /* relay strings scanned (bit per rdb) */
+	int date_done;         /* date_diff holds sa_date_diff of hb */
+	int64_t date_diff;
 	unsigned *plist;       /* those rules, in firing order */
 	size_t npend, pcap;
 	/* the header block, "Name: value\n" per header (SpamAssassin's ALL) */
@@ -935,6 +937,12 @@ static int eval_rule(struct filter_msg *m, const struct scan_rule *r)
 		if (relay_miss(m, r))
 			return 0;
 		break;
+	case EVAL_SHIFTED_DATE: /* the DATE_IN_* rules of a message read one parse */
+		if (!m->date_done) {
+			m->date_diff = sa_date_diff(m->hb, m->hb_len);
+			m->date_done = 1;
+		}
+		return scan_eval_date_in(r, m->date_diff);
 	}
 	return scan_eval_is_header(r) && scan_eval_header(r, m->hb, m->hb_len); /* scan_eval.c */
 }

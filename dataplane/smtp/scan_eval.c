@@ -1196,14 +1196,18 @@ int scan_eval_is_header(const struct scan_rule *r)
 	return r->eval < EVAL_EXT_FIRST || r->eval <= EVAL_HDR_LAST;
 }
 
+int scan_eval_date_in(const struct scan_rule *r, int64_t diff)
+{
+	double d = (double)diff;
+
+	return (isnan(r->ea) || d >= 3600 * r->ea) && (isnan(r->eb) || d < 3600 * r->eb);
+}
+
 int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 {
 	switch (r->eval) {
-	case EVAL_SHIFTED_DATE: {
-		double d = (double)sa_date_diff(hb, n);
-
-		return (isnan(r->ea) || d >= 3600 * r->ea) && (isnan(r->eb) || d < 3600 * r->eb);
-	}
+	case EVAL_SHIFTED_DATE:
+		return scan_eval_date_in(r, sa_date_diff(hb, n));
 	case EVAL_LIST_EMPTY:
 		return 0;
 	case EVAL_GATED_RCVD:
