@@ -1,5 +1,7 @@
 /* test_scan.c - the content gate: streaming matches, scopes, MIME decoding,
  * rule loading, cache, reload and SpamAssassin import. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "scan.h"
@@ -19,6 +22,9 @@
 #include "scan_rules.h"
 
 static char tmpdir[] = "/tmp/moat-test-scan-XXXXXX";
+
+/* tap_note - a status line as a TAP comment (cmocka's print_message has no '#') */
+#define tap_note(...) (fputs("# ", stdout), printf(__VA_ARGS__), fflush(stdout))
 
 /* write_file - create tmpdir/name with text; returns the path (static) */
 static const char *write_file(const char *name, const char *text)
@@ -896,7 +902,7 @@ static void test_reload_threads(void **state)
 	atomic_store(&stress_stop, 1);
 	for (int i = 0; i < 3; i++)
 		pthread_join(t[i], NULL);
-	print_message("%d messages across 21 rule sets\n", atomic_load(&stress_msgs));
+	tap_note("%d messages across 21 rule sets\n", atomic_load(&stress_msgs));
 	assert_int_equal(atomic_load(&stress_bad), 0);
 	assert_true(atomic_load(&stress_msgs) > 0);
 	scan_fini();
@@ -1395,7 +1401,7 @@ static void test_sa_import_debian(void **state)
 	o.cache_dir = sa_cache_dir();
 	if (scan_db_load(&o, &d, err, sizeof(err)) != 0)
 		fail_msg("SA import: %s", err);
-	print_message("SA: %u files, scored %u/%u imported, %u rules imported, %zu skipped, "
+	tap_note("SA: %u files, scored %u/%u imported, %u rules imported, %zu skipped, "
 		      "cache %s (%s)\n", d->sa_files, d->sa_scored_imported, d->sa_scored_total,
 		      d->sa_imported, d->nskips, cache_names[d->cache], o.cache_dir);
 	assert_true(d->cache == CACHE_MISS || d->cache == CACHE_HIT || d->cache == CACHE_STALE);
@@ -1451,7 +1457,7 @@ static void test_sa_import_debian(void **state)
 		size_t sizes[4] = { 1, 77, 4096, 0 };
 		run_pieces(crlf, o2, sizes, &v);
 		score[k] = v.score;
-		print_message("%s: score %.2f reject %d rule %s header %s\n", files[k], v.score,
+		tap_note("%s: score %.2f reject %d rule %s header %s\n", files[k], v.score,
 			      v.reject, v.rule, v.header);
 	}
 	/* sample-spam.txt carries GTUBE: SpamAssassin's own GTUBE rule, 1000 */
@@ -1461,19 +1467,51 @@ static void test_sa_import_debian(void **state)
 	scan_db_install(NULL);
 }
 
+/* the reaper: a child that removes tmpdir once the test process is gone,
+ * however it ends (teardown, a failed assert, SIGTERM from meson's timeout,
+ * SIGKILL).  It waits for EOF on a pipe whose only write end this process
+ * holds (close-on-exec, so no system() child keeps it open). */
+static int reaper_fd = -1;
+static pid_t reaper_pid = -1;
+
 static int group_setup(void **state)
 {
+	int fd[2];
+	char c;
+
 	(void)state;
-	return mkdtemp(tmpdir) ? 0 : -1;
+	if (!mkdtemp(tmpdir) || pipe2(fd, O_CLOEXEC) != 0)
+		return -1;
+	reaper_pid = fork();
+	if (reaper_pid < 0)
+		return -1;
+	if (reaper_pid == 0) {
+		close(fd[1]);
+		setsid(); /* out of the test's process group: a group kill leaves it to clean */
+		for (;;) {
+			ssize_t r = read(fd[0], &c, 1);
+
+			if (r == 0 || (r < 0 && errno != EINTR))
+				break;
+		}
+		execlp("rm", "rm", "-rf", "--", tmpdir, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[0]);
+	reaper_fd = fd[1];
+	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	char cmd[300];
+	int st = 0;
 
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	close(reaper_fd); /* EOF: the reaper removes tmpdir */
+	reaper_fd = -1;
+	if (waitpid(reaper_pid, &st, 0) != reaper_pid)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 && access(tmpdir, F_OK) != 0 ? 0 : -1;
 }
 
 /* scan_widen: bounded repeats widen outside classes, escapes and
