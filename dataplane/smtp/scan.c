@@ -20,8 +20,8 @@
  * SCAN_CHUNK buffer and each chunk is scanned once on the raw stream and
  * walked once by the MIME walker (scan_mime.c), which decodes on the fly:
  * per-line cost is one memcpy, Hyperscan and the walker see large pieces.  SpamAssassin metas are
- * evaluated at the end by one small block scan of the matched rules' tokens
- * against the meta database's logical combinations.  Scratch is per worker
+ * evaluated at the end over the hit bitmap, each compiled at load to a few
+ * words of short-circuit code (scan_meta.c).  Scratch is per worker
  * thread, grown when a reload brings bigger databases.
  */
 #include <ctype.h>
@@ -270,13 +270,32 @@ static hs_scratch_t *scratch_for(const struct scan_db *d)
 	return tl_scratch;
 }
 
+/* scratch_ok - this thread has scratch for every database of d; true also
+ * when d has none (eval, exists and meta rules only), where scratch_for
+ * has nothing to allocate and returns NULL */
+static int scratch_ok(const struct scan_db *d)
+{
+	if (scratch_for(d))
+		return 1;
+	for (int i = 0; i < SDB_N; i++)
+		if (d->db[i])
+			return 0;
+	for (size_t i = 0; i < d->nviews; i++)
+		if (d->vdb[i])
+			return 0;
+	for (int i = 0; i < SCAN_NRDB; i++)
+		if (d->rdb[i])
+			return 0;
+	return 1;
+}
+
 /* scan_thread_init - per worker thread: scratch for the live rules */
 static int scan_thread_init(void)
 {
 	struct scan_db *d = scan_db_current();
 	int rc = 0;
 
-	if (d && d->nrules && !scratch_for(d))
+	if (d && !scratch_ok(d))
 		rc = -ENOMEM;
 	scan_db_unref(d);
 	return rc;
@@ -947,11 +966,10 @@ static int eval_rule(struct filter_msg *m, const struct scan_rule *r)
 	return scan_eval_is_header(r) && scan_eval_header(r, m->hb, m->hb_len); /* scan_eval.c */
 }
 
-/* on_headers_done - the header section is over: every view a rule reads,
- * each scanned once; absent headers read as their [if-unset: ] value */
-static void on_headers_done(void *ctx)
+/* headers_eval - every view a rule reads, each scanned once; absent
+ * headers read as their [if-unset: ] value */
+static void headers_eval(struct filter_msg *m)
 {
-	struct filter_msg *m = ctx;
 	const struct scan_db *d = m->db;
 
 	relay_scan(m);
@@ -969,6 +987,17 @@ static void on_headers_done(void *ctx)
 	if (d->hdr_any) /* native "header" rules: every header alone */
 		for (size_t i = 0; i < m->nhx && !m->done; i++)
 			hdr_scan(m, -1, NULL, m->hb + m->hx[i].val_off, m->hx[i].val_len);
+}
+
+/* on_headers_done - the header section is over: its rules and evals, with
+ * the block's Received parse done once for all of them (scan_received.h) */
+static void on_headers_done(void *ctx)
+{
+	struct filter_msg *m = ctx;
+
+	sa_relays_pin(m->hb, m->hb_len);
+	headers_eval(m);
+	sa_relays_unpin();
 }
 
 /* on_unit - a rendered body line, rawbody chunk or URI: one block scan on
@@ -1093,7 +1122,7 @@ static struct filter_msg *scan_open(void)
 		m->pend = m->hits + m->db->nrules / 64 + 1;
 		m->rcand = m->pend + m->db->nrules / 64 + 1;
 	}
-	if (!m->hits || (m->db->nrules && !scratch_for(m->db)))
+	if (!m->hits || !scratch_ok(m->db))
 		goto fail;
 	for (int s = 0; s < ST_N; s++)
 		if (m->db->db[map[s]] &&
@@ -1153,29 +1182,15 @@ static int scan_feed(struct filter_msg *m, const char *data, size_t len)
 	return m->err;
 }
 
-/* meta_scan - evaluate the metas: one token per matched rule a meta reads */
-static int meta_scan(struct filter_msg *m)
+/* meta_eval - every meta over the final hits (scan_meta.c), in rule order;
+ * a reject meta stops the rest */
+static void meta_eval(struct filter_msg *m)
 {
 	const struct scan_db *d = m->db;
-	size_t n = 0, k = 0;
-	char *buf;
-	hs_error_t e;
 
-	for (size_t i = next_hit(m, 0); i < d->nrules; i = next_hit(m, i + 1))
-		n += d->rules[i].in_meta;
-	buf = malloc(n * 10 + 6);
-	if (!buf)
-		return -ENOMEM;
-	for (size_t i = next_hit(m, 0); i < d->nrules; i = next_hit(m, i + 1))
-		if (d->rules[i].in_meta) {
-			snprintf(buf + k, 11, "\x1d%08x\x1e", (unsigned)i);
-			k += 10;
-		}
-	memcpy(buf + k, "\x1d" "END\x1e", 5); /* see build_exprs */
-	k += 5;
-	e = hs_scan(d->db[SDB_META], buf, (unsigned)k, 0, scratch_for(m->db), on_match, m);
-	free(buf);
-	return e == HS_SUCCESS || e == HS_SCAN_TERMINATED ? 0 : -EIO;
+	for (size_t k = 0; k < d->nmetas && !m->done; k++)
+		if (scan_meta_eval(d, k, m->hits))
+			rule_hit(m, d->metas[k]);
 }
 
 /* list_rules - "A,B,C" of the matched rules that count, bounded */
@@ -1225,8 +1240,8 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 		if (!scan_eval_is_header(&d->rules[d->evals[i]]) &&
 		    scan_eval_body(&d->rules[d->evals[i]], m->hb, m->hb_len, &m->w.st, &m->rd.st))
 			rule_hit(m, d->evals[i]);
-	if (!m->err && !m->done && d->db[SDB_META])
-		m->err = meta_scan(m);
+	if (!m->err && !m->done)
+		meta_eval(m);
 	if (m->err)
 		return m->err;
 	for (size_t i = next_hit(m, 0); i < d->nrules; i = next_hit(m, i + 1)) {

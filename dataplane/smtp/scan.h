@@ -8,8 +8,8 @@
  * Rules come from a native rules file (docs/content-gate.md) and optionally
  * from SpamAssassin .cf files.  They compile into one refcounted scan_db:
  * a streaming Hyperscan database per scope (raw message, headers, decoded
- * bodies), a block database evaluating SpamAssassin meta rules as Hyperscan
- * logical combinations, and the rule table.  A message keeps the scan_db it
+ * bodies), SpamAssassin meta rules compiled to short-circuit code over the
+ * hit bitmap (scan_meta.c), and the rule table.  A message keeps the scan_db it
  * was opened with, so a reload never changes the rules under a message.
  */
 #ifndef MOAT_SMTP_SCAN_H
@@ -112,12 +112,12 @@ enum sa_kind {
 
 /* One database per scope.  raw is streaming (the message); header views,
  * body, rawbody and uri scan bounded units (a view, a rendered line, a
- * chunk, a URI; scan_render.h) each in one block call, like meta.
+ * chunk, a URI; scan_render.h) each in one block call.
  * SDB_HEADER holds only the header rules of no view (native "header"
  * rules, each header scanned alone); every header view has a database of
  * its own (scan_db.vdb), so each view's scan runs only the rules reading
  * it. */
-enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_RAWBODY, SDB_URI,
+enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
 		SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
@@ -171,6 +171,10 @@ struct scan_db {
 	unsigned nprefilter;         /* rules confirmed by PCRE2 */
 	unsigned *evals;             /* SCOPE_EVAL rule indices */
 	size_t nevals;
+	unsigned *metas;             /* SCOPE_META rule indices, in order */
+	size_t nmetas;
+	size_t *moff;                /* meta k's code: mcode[moff[k]..moff[k+1]) */
+	uint32_t *mcode;             /* (scan_meta.c) */
 	enum scan_cache cache;
 	unsigned sa_files;           /* .cf files read */
 	unsigned sa_scored_total;    /* scored rules defined in them */
@@ -204,6 +208,14 @@ void scan_db_unref(struct scan_db *d);
 struct scan_db *scan_db_current(void);
 /* scan_db_install - make d live (takes the caller's reference) */
 void scan_db_install(struct scan_db *d);
+
+/* scan_meta_build - compile every meta's expression (scan_sa.c's
+ * "T<rule>"/"F" combination) for scan_meta_eval; 0, -EINVAL (a malformed
+ * expression), -E2BIG, -ENOMEM */
+int scan_meta_build(struct scan_db *d);
+/* scan_meta_eval - the value of meta d->metas[k] given the hit bitmap
+ * hits (bit i: rule i hit) */
+int scan_meta_eval(const struct scan_db *d, size_t k, const uint64_t *hits);
 
 /* scan_scanned_bytes - bytes the calling thread has passed to Hyperscan
  * streams so far, every scope counted (a byte scanned as raw and as body

@@ -64,6 +64,15 @@ void sa_relays_free(struct sa_relays *r);
 /* sa_relays_of - the same, cached per thread for the last block parsed
  * (every relay eval of a message reads one parse); NULL on no memory */
 const struct sa_relays *sa_relays_of(const char *hb, size_t n);
+/* sa_relays_pin - until sa_relays_unpin, sa_relays_of(hb, n) with this very
+ * block (the same pointer and length) parses it once on the first call and
+ * answers every later call from that parse, without comparing or copying
+ * the block (the cache above compares the whole block on every call and
+ * copies it on a miss); the caller keeps hb[0..n) unchanged meanwhile.
+ * Other blocks still go through the cache.  Per thread. */
+void sa_relays_pin(const char *hb, size_t n);
+/* sa_relays_unpin - forget the pinned block and its parse */
+void sa_relays_unpin(void);
 
 /* sa_received_line - parse_received_line on one Received value: 1 parsed
  * (the relay's as_string, intl=0, into out), 0 skipped, -1 unparseable */

@@ -141,6 +141,9 @@ static void db_free(struct scan_db *d)
 	free(d->views);
 	free(d->unsets);
 	free(d->evals);
+	free(d->metas);
+	free(d->moff);
+	free(d->mcode);
 	free(d);
 }
 
@@ -470,16 +473,6 @@ static int load_native(struct scan_db *d, const char *path, char *err, size_t er
 
 /* ------------------------------------------------------------ compiling */
 
-/* The meta database: one quiet literal token per rule a meta reads, and the
- * metas as Hyperscan logical combinations over those tokens.  At the end of
- * a message the tokens of the rules that matched are scanned in one block,
- * so Hyperscan evaluates every meta across scopes.  Hyperscan evaluates a
- * combination at the offset of each sub-expression match, with the matches
- * seen so far: so that "!x" means "x never matched", every token pattern
- * matches only at the end of the buffer (".*\z"), and an "end" token that is
- * always written makes purely negative metas evaluate too. */
-#define TOKEN_FMT "\\x1d%08x\\x1e.*\\z"
-
 struct expr_set {
 	char **expr;
 	unsigned *flags;
@@ -496,44 +489,6 @@ static void expr_set_free(struct expr_set *e)
 	free(e->flags);
 	free(e->ids);
 	memset(e, 0, sizeof(*e));
-}
-
-/* meta_expr - replace "T<rule>" tokens by Hyperscan ids */
-static char *meta_expr(const struct scan_db *d, const char *x, unsigned false_id)
-{
-	size_t cap = strlen(x) * 2 + 32, o = 0;
-	char *out = malloc(cap);
-
-	if (!out)
-		return NULL;
-	for (const char *p = x; *p;) {
-		char num[32];
-		int k;
-
-		if (*p == 'T') {
-			long r = strtol(p + 1, (char **)&p, 10);
-			k = snprintf(num, sizeof(num), "%zu", d->nrules + (size_t)r);
-		} else if (*p == 'F') {
-			p++;
-			k = snprintf(num, sizeof(num), "%u", false_id);
-		} else {
-			num[0] = *p++;
-			k = 1;
-		}
-		if (o + (size_t)k + 1 > cap) {
-			cap *= 2;
-			char *n = realloc(out, cap);
-			if (!n) {
-				free(out);
-				return NULL;
-			}
-			out = n;
-		}
-		memcpy(out + o, num, (size_t)k);
-		o += (size_t)k;
-	}
-	out[o] = 0;
-	return out;
 }
 
 /* in_db - does rule r compile into database k (k < SDB_N: enum scan_dbi,
@@ -553,11 +508,10 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 /* build_exprs - the expression list of database k (in_db) */
 static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 {
-	enum scan_dbi which = k < SDB_N ? (enum scan_dbi)k : SDB_HEADER;
 	size_t cap = 2;
 
 	for (size_t i = 0; i < d->nrules; i++) /* a view's set is small */
-		cap += which == SDB_META ? 2 : (size_t)in_db(d, &d->rules[i], k);
+		cap += (size_t)in_db(d, &d->rules[i], k);
 
 	e->expr = calloc(cap, sizeof(char *));
 	e->flags = calloc(cap, sizeof(unsigned));
@@ -565,15 +519,9 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 	e->n = 0;
 	if (!e->expr || !e->flags || !e->ids)
 		return -ENOMEM;
-	int nmeta = 0;
 	for (size_t i = 0; i < d->nrules; i++) {
 		const struct scan_rule *r = &d->rules[i];
 
-		if (which == SDB_META) {
-			if (r->scope == SCOPE_META)
-				nmeta++;
-			continue;
-		}
 		if (!in_db(d, r, k))
 			continue;
 		if (!(e->expr[e->n] = strdup(r->pattern)))
@@ -591,42 +539,6 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 		e->ids[e->n] = (unsigned)i;
 		e->n++;
 	}
-	if (which != SDB_META || !nmeta)
-		return 0;
-	unsigned false_id = (unsigned)(2 * d->nrules);
-	for (size_t i = 0; i < d->nrules; i++) {
-		const struct scan_rule *r = &d->rules[i];
-
-		if (r->scope == SCOPE_META) {
-			/* "(x) | false": Hyperscan wants an operator even
-			 * when a meta is a single operand */
-			char *x = NULL, *m = meta_expr(d, r->pattern, false_id);
-
-			if (!m || asprintf(&x, "(%s) | %u", m, false_id) < 0) {
-				free(m);
-				return -ENOMEM;
-			}
-			free(m);
-			e->expr[e->n] = x;
-			e->flags[e->n] = HS_FLAG_COMBINATION | HS_FLAG_SINGLEMATCH;
-			e->ids[e->n++] = (unsigned)i;
-		} else if (r->in_meta) {
-			if (asprintf(&e->expr[e->n], TOKEN_FMT, (unsigned)i) < 0)
-				return e->expr[e->n] = NULL, -ENOMEM;
-			e->flags[e->n] = HS_FLAG_QUIET | HS_FLAG_SINGLEMATCH;
-			e->ids[e->n++] = (unsigned)(d->nrules + i);
-		}
-	}
-	e->expr[e->n] = strdup("\\x1dEND\\x1e.*\\z");
-	if (!e->expr[e->n])
-		return -ENOMEM;
-	e->flags[e->n] = HS_FLAG_QUIET | HS_FLAG_SINGLEMATCH;
-	e->ids[e->n++] = false_id + 1;
-	/* a token never written: SA's undefined operand, always false */
-	if (asprintf(&e->expr[e->n], "\\x1dFALSE\\x1e") < 0)
-		return e->expr[e->n] = NULL, -ENOMEM;
-	e->flags[e->n] = HS_FLAG_QUIET | HS_FLAG_SINGLEMATCH;
-	e->ids[e->n++] = false_id;
 	return 0;
 }
 
@@ -963,6 +875,16 @@ static int build_views(struct scan_db *d)
 	return 0;
 }
 
+/* build_metas - every meta compiled for scan_meta_eval (scan_meta.c) */
+static int build_metas(struct scan_db *d, char *err, size_t errsz)
+{
+	int rc = scan_meta_build(d);
+
+	if (rc < 0)
+		scan_errf(err, errsz, "meta expressions: %s", strerror(-rc));
+	return rc;
+}
+
 /* stream_size - bytes of stream state a message needs */
 static size_t stream_size(const struct scan_db *d)
 {
@@ -993,7 +915,8 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (o->sa_dir && (rc = scan_sa_load(d, o->sa_dir, o->cache_dir, err, errsz)) < 0)
 		goto fail;
-	if ((rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
+	if ((rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
+	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	d->stream_size = stream_size(d);
 	d->gen = atomic_fetch_add(&load_gen, 1) + 1;

@@ -2,6 +2,7 @@
  * values Debian's SpamAssassin 4.0.1 gives (perl -MMail::SpamAssassin::Util
  * -e 'print parse_rfc822_date(...)', HeaderEval's date_diff, MIMEEval's
  * counters), and the MIME walker's counters they read. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -702,6 +703,148 @@ static void test_relay_evals(void **state)
 	assert_int_equal(scan_eval_from_in_list("\n*@*.top\n", SCAN_EVAL_TRUST_CFG, &r), 0);
 }
 
+/* meta_db - a db of nleaf leaf rules, then one meta per expression */
+static struct scan_db *meta_db(size_t nleaf, const char *const *x, size_t nx)
+{
+	struct scan_db *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	d->nrules = nleaf + nx;
+	d->rules = calloc(d->nrules, sizeof(*d->rules));
+	assert_non_null(d->rules);
+	for (size_t i = 0; i < nleaf; i++)
+		d->rules[i].scope = SCOPE_BODY;
+	for (size_t i = 0; i < nx; i++) {
+		d->rules[nleaf + i].scope = SCOPE_META;
+		d->rules[nleaf + i].pattern = (char *)x[i];
+	}
+	return d;
+}
+
+static void meta_db_free(struct scan_db *d)
+{
+	free(d->metas);
+	free(d->moff);
+	free(d->mcode);
+	free(d->rules);
+	free(d);
+}
+
+/* meta_value - meta k of d with the leaves in bits set */
+static int meta_value(const struct scan_db *d, size_t k, uint64_t bits)
+{
+	uint64_t hits[2] = { bits, 0 };
+
+	return scan_meta_eval(d, k, hits);
+}
+
+/* scan_meta.c: scan_sa.c's combinations (precedence ! over & over |, F,
+ * nesting) against a reference evaluation on every assignment of 4 leaves */
+static void test_meta_eval(void **state)
+{
+	static const char *const x[] = {
+		"T0 & T1 | T2",          /* (0 & 1) | 2 */
+		"T0 | T1 & T2",          /* 0 | (1 & 2) */
+		"!T0 & !(T1 | T2)",
+		"(T0) | F",
+		"!F",
+		"((T0 & (T1 | T2)) | !T3) & !(T0 & T3)",
+		"!!T2",
+		"F & T0 | T3",
+		"((T0 & (T1 | T2 | T3)) | ((T1 & T2) | (T1 & T3) | (T2 & T3)))",
+	};
+	struct scan_db *d = meta_db(4, x, sizeof(x) / sizeof(x[0]));
+
+	(void)state;
+	assert_int_equal(scan_meta_build(d), 0);
+	assert_int_equal(d->nmetas, sizeof(x) / sizeof(x[0]));
+	assert_int_equal(d->metas[0], 4);
+	for (unsigned b = 0; b < 16; b++) {
+		int a0 = b & 1, a1 = b >> 1 & 1, a2 = b >> 2 & 1, a3 = b >> 3 & 1;
+		int want[] = { (a0 && a1) || a2, a0 || (a1 && a2), !a0 && !(a1 || a2), a0, 1,
+			       ((a0 && (a1 || a2)) || !a3) && !(a0 && a3), a2, a3,
+			       a0 + a1 + a2 + a3 >= 2 };
+
+		for (size_t k = 0; k < d->nmetas; k++)
+			if (meta_value(d, k, b) != want[k]) {
+				print_error("meta %zu (%s) leaves %x: got %d\n", k, x[k], b, !want[k]);
+				fail();
+			}
+	}
+	meta_db_free(d);
+}
+
+/* a chain longer than one patch list (64 jumps), malformed expressions,
+ * and a leaf that is a meta (scan_sa.c inlines nested metas) refused */
+static void test_meta_build(void **state)
+{
+	char big[2048] = "", *bad[] = { "T0 &", "(T0", "T0 T1", "T9", "T4", "X", "" };
+	struct scan_db *d;
+	size_t o = 0;
+
+	(void)state;
+	for (int i = 0; i < 150; i++)
+		o += (size_t)snprintf(big + o, sizeof(big) - o, "%sT%d", i ? " & " : "", i % 2 ? 1 : 0);
+	const char *x[] = { big };
+	d = meta_db(2, x, 1);
+	assert_int_equal(scan_meta_build(d), 0);
+	assert_int_equal(meta_value(d, 0, 3), 1);
+	assert_int_equal(meta_value(d, 0, 1), 0);
+	assert_int_equal(meta_value(d, 0, 2), 0);
+	for (size_t i = 0; big[i]; i++)
+		if (big[i] == '&')
+			big[i] = '|';
+	meta_db_free(d);
+	d = meta_db(2, x, 1);
+	assert_int_equal(scan_meta_build(d), 0);
+	assert_int_equal(meta_value(d, 0, 0), 0);
+	assert_int_equal(meta_value(d, 0, 2), 1);
+	meta_db_free(d);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *y[] = { "T0", bad[i] };
+
+		d = meta_db(4, y, 2);
+		assert_int_equal(scan_meta_build(d), -EINVAL);
+		meta_db_free(d);
+	}
+}
+
+/* sa_relays_pin: one parse for the pinned block, answered without a
+ * compare; other blocks still parsed; after unpin the same bytes at the
+ * same address with other content parse again */
+static void test_relays_pin(void **state)
+{
+	static const char a[] = "Received: from unknown (HELO t.example) (jd@[216.254.40.70]) "
+				"(envelope-sender <one@yahoo.com>) by m.example (qmail-ldap-1.03) "
+				"with SMTP for <jm@jmason.org>; 12 Feb 2003 18:23:19 -0000\n";
+	static const char b[] = "Received: from unknown (HELO t.example) (jd@[216.254.40.70]) "
+				"(envelope-sender <two@yahoo.com>) by m.example (qmail-ldap-1.03) "
+				"with SMTP for <jm@jmason.org>; 12 Feb 2003 18:23:19 -0000\n";
+	static const char other[] = "Return-Path: <x@y.org>\n";
+	char buf[sizeof(a)];
+	const struct sa_relays *r1, *r2;
+	char env[SA_ADDR_MAX];
+
+	(void)state;
+	memcpy(buf, a, sizeof(a));
+	sa_relays_pin(buf, sizeof(a) - 1);
+	r1 = sa_relays_of(buf, sizeof(a) - 1);
+	assert_non_null(r1);
+	assert_string_equal(r1->env, "one@yahoo.com");
+	assert_int_equal(sa_envelope_from(other, strlen(other), env), 1); /* not the pinned one */
+	assert_string_equal(env, "x@y.org");
+	r2 = sa_relays_of(buf, sizeof(a) - 1);
+	assert_ptr_equal(r1, r2);
+	assert_string_equal(r2->env, "one@yahoo.com");
+	sa_relays_unpin();
+	memcpy(buf, b, sizeof(b));
+	assert_int_equal(sa_envelope_from(buf, sizeof(b) - 1, env), 1);
+	assert_string_equal(env, "two@yahoo.com");
+	sa_relays_pin(buf, sizeof(b) - 1);
+	assert_string_equal(sa_relays_of(buf, sizeof(b) - 1)->env, "two@yahoo.com");
+	sa_relays_unpin();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +860,9 @@ int main(void)
 		cmocka_unit_test(test_received_line),
 		cmocka_unit_test(test_relay_evals),
 		cmocka_unit_test(test_relay_long_fields),
+		cmocka_unit_test(test_meta_eval),
+		cmocka_unit_test(test_meta_build),
+		cmocka_unit_test(test_relays_pin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,7 @@ rules=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-tap_plan 7
+tap_plan 10
 "$bin" --help | grep -q '^usage: moat-scan' && "$bin" --version | grep -q '^moat-scan [0-9]' &&
 	tap_ok "--help and --version" || tap_not_ok "--help and --version"
 out=$("$bin" -r "$rules" check)
@@ -33,4 +33,38 @@ echo "$out" | grep -q $'^50_x.cf:2\tEV\t\\[scored\\] eval' && echo "$out" | grep
 out=$("$bin" -s "$tmp/sa" check)
 echo "$out" | grep -q '^sa_scored_imported 0 of 2' && tap_ok "check: SpamAssassin coverage" ||
 	tap_not_ok "coverage: $out"
+# metas over the hit bitmap: a sum compared with a constant, a nested meta,
+# negation, and an operand that is not defined (0, as in SpamAssassin)
+mkdir "$tmp/meta"
+cat >"$tmp/meta/50_m.cf" <<'EOF'
+body __A /alpha/
+body __B /beta/
+body __C /gamma/
+meta TWO_OF (__A + __B + __C) > 1
+meta __NEST __A && !__B
+meta NESTED __NEST || __UNDEFINED
+meta NONE_OF !(__A || __B || __C)
+score TWO_OF 1
+score NESTED 0.5
+score NONE_OF 0.3
+EOF
+printf 'Subject: x\n\nalpha beta\n' >"$tmp/m1"
+printf 'Subject: x\n\nalpha\n' >"$tmp/m2"
+printf 'Subject: x\n\nnothing\n' >"$tmp/m3"
+o1=$("$bin" -s "$tmp/meta" scan "$tmp/m1") o2=$("$bin" -s "$tmp/meta" scan "$tmp/m2")
+o3=$("$bin" -s "$tmp/meta" scan "$tmp/m3")
+echo "$o1" | grep -q 'score=1.0 .*rules=TWO_OF$' && echo "$o2" | grep -q 'score=0.5 .*rules=NESTED$' &&
+	echo "$o3" | grep -q 'score=0.3 .*rules=NONE_OF$' &&
+	tap_ok "metas: sum > 1, nested, negated, undefined operand" ||
+	tap_not_ok "metas: $o1 / $o2 / $o3"
+# a rule set with no Hyperscan database at all (eval rules only) scans
+mkdir "$tmp/ev"
+printf 'header MISSING_TO eval:check_for_missing_to_header()\nscore MISSING_TO 1.5\n' >"$tmp/ev/50_e.cf"
+out=$("$bin" -s "$tmp/ev" scan "$tmp/ham" 2>&1)
+[ $? -eq 0 ] && echo "$out" | grep -q 'score=1.5 .*rules=MISSING_TO$' &&
+	tap_ok "eval rules only: scanned, not out of memory" || tap_not_ok "eval only: $out"
+printf 'meta M1 !__X\nscore M1 1\nheader __X exists:X-Foo\n' >"$tmp/ev/50_e.cf"
+out=$("$bin" -s "$tmp/ev" scan "$tmp/ham" 2>&1)
+[ $? -eq 0 ] && echo "$out" | grep -q 'score=1.0 .*rules=M1$' &&
+	tap_ok "exists and meta rules only: scanned" || tap_not_ok "exists+meta only: $out"
 exit $((TAP_FAIL > 0))
