@@ -6,9 +6,10 @@
  * across node boundaries, bucket splits and collapses), random churn, and
  * lookups from another thread while a publish sequence runs copy-on-write
  * (every verdict the old or the new table's).  Every test runs over the
- * default root (16 bits) and again over the wide one (24 bits), whose own
- * edges (/24 the root's last length, buckets right below the root) have a
- * test of their own.
+ * default root (16 bits) and again over the wide one (24 bits in 2000::/3,
+ * 16 elsewhere), whose own edges (/24 the root's last length, buckets
+ * right below the root, the boundary between its two parts) have tests
+ * of their own.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -649,8 +650,8 @@ static void test_publish_while_reading(void **state)
 /* the wide root's own edges: lengths around its 24 bits, rules going
  * straight into buckets below root entries (no node), a fourth rule
  * splitting such a bucket into a node at depth 24, a /64 with /128s in
- * its bucket, neighbours differing in bit 24 only, a /0 painting all
- * 2^24 root entries */
+ * its bucket, neighbours differing in bit 24 only, a /24 outside
+ * 2000::/3 (a node at depth 16), a /0 painting both parts of the root */
 static void test_wide_edges(void **state)
 {
 	(void)state;
@@ -706,6 +707,95 @@ static void test_wide_edges(void **state)
 	assert_null(vt_trie6_new_owned_root(20, 4, 4));
 }
 
+/* the boundary of the wide root's two parts (2000::/3 at depth 24, the
+ * rest at depth 16): rules of /0../3 covering entries in both parts, a
+ * /3 that is exactly 2000::/3, /4s and /16s on either side of it, /17../24
+ * outside it (nodes at depth 16) and inside it (root entries), buckets
+ * right below the root in both parts; after every put and delete each
+ * rule's probes and the addresses at the boundary (1fff:ffff..., 2000::,
+ * 3fff:ffff..., 4000::, ::, ffff:...) look up as the reference says */
+static void check_bounds(struct vt_trie6 *t, const struct r6 *v, size_t n)
+{
+	static const char *const at[] = {
+		"00000000000000000000000000000000",
+		"1fffffffffffffffffffffffffffffff",
+		"1fffff00000000000000000000000000",
+		"20000000000000000000000000000000",
+		"20000000000000000000000000000001",
+		"200000ffffffffffffffffffffffffff",
+		"3fffff00000000000000000000000000",
+		"3fffffffffffffffffffffffffffffff",
+		"40000000000000000000000000000000",
+		"7fffffffffffffffffffffffffffffff",
+		"ffffffffffffffffffffffffffffffff",
+	};
+
+	check_all(t, v, n);
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		struct r6 p = rule(at[i], 128, 0);
+
+		if (vt_trie6_lookup(vt_trie6_storage(t), p.a) != ref(v, n, p.a))
+			fail_msg("%s: got %u want %u", at[i],
+				 vt_trie6_lookup(vt_trie6_storage(t), p.a), ref(v, n, p.a));
+	}
+}
+
+static void test_split_edges(void **state)
+{
+	(void)state;
+	struct vt_trie6 *t = vt_trie6_new_owned_root(MOAT_V6T_ROOT_BITS_WIDE, 64, 256);
+	struct r6 v[64];
+	size_t n = 0;
+	struct vt_trie6_stats st;
+	struct r6 e[] = {
+		rule("20000000000000000000000000000000", 3, MOAT_ACT_DROP),   /* 2000::/3 */
+		rule("00000000000000000000000000000000", 2, MOAT_ACT_TARPIT), /* ::/2 */
+		rule("00000000000000000000000000000000", 1, MOAT_ACT_ALLOW),  /* ::/1 */
+		rule("00000000000000000000000000000000", 0, MOAT_ACT_DROP),   /* ::/0 */
+		rule("40000000000000000000000000000000", 3, MOAT_ACT_TARPIT), /* 4000::/3 */
+		rule("10000000000000000000000000000000", 4, MOAT_ACT_ALLOW),  /* outside */
+		rule("30000000000000000000000000000000", 4, MOAT_ACT_TARPIT), /* inside */
+		rule("1fff0000000000000000000000000000", 16, MOAT_ACT_DROP),
+		rule("20000000000000000000000000000000", 16, MOAT_ACT_ALLOW),
+		rule("3fff0000000000000000000000000000", 16, MOAT_ACT_ALLOW),
+		rule("40000000000000000000000000000000", 16, MOAT_ACT_DROP),
+		/* four rules below 1fff::/16: a node at depth 16 */
+		rule("1fffff00000000000000000000000000", 24, MOAT_ACT_TARPIT),
+		rule("1fff8000000000000000000000000000", 17, MOAT_ACT_ALLOW),
+		rule("1fff0000000000010000000000000000", 64, MOAT_ACT_DROP),
+		rule("200000ff000000000000000000000000", 32, MOAT_ACT_DROP),
+		rule("3fffff00000000000000000000000000", 24, MOAT_ACT_DROP),
+		rule("3fffffffffffffffffffffffffffffff", 128, MOAT_ACT_TARPIT),
+		rule("1fffffffffffffffffffffffffffffff", 128, MOAT_ACT_ALLOW),
+		rule("40000000000000000000000000000000", 128, MOAT_ACT_ALLOW),
+		rule("20000000000000000000000000000000", 64, MOAT_ACT_TARPIT),
+		rule("e0000000000000000000000000000000", 3, MOAT_ACT_ALLOW),
+		rule("00000000000000000000000000000000", 3, MOAT_ACT_TARPIT),
+	};
+	size_t ne = sizeof(e) / sizeof(e[0]);
+
+	assert_non_null(t);
+	assert_int_equal(vt_trie6_root_entries(MOAT_V6T_ROOT_BITS_WIDE),
+			 (1u << 21) + (1u << 16));
+	for (size_t i = 0; i < ne; i++)
+		check_bounds(t, v, n = put_check(t, v, n, &e[i]));
+	vt_trie6_stats(t, &st);
+	assert_int_equal(st.rules, ne);
+	assert_int_equal(st.nodes, 1);   /* 1fff::/16's, at depth 16 */
+	assert_act_bits_own_only(t);
+	/* changed actions over both parts */
+	for (size_t i = 0; i < 4; i++) {
+		struct r6 r = e[i];
+
+		r.act = (r.act + 1) & 3;
+		check_bounds(t, v, n = put_check(t, v, n, &r));
+	}
+	for (size_t k = 0; k < ne; k++)
+		check_bounds(t, v, n = del_check(t, v, n, &e[(k * 7) % ne]));
+	assert_emptied(t);
+	vt_trie6_free(t);
+}
+
 int main(void)
 {
 #define WIDE(f) cmocka_unit_test_setup_teardown(f, wide_setup, wide_teardown)
@@ -716,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_publish_while_reading),
 		cmocka_unit_test(test_wide_edges),
+		cmocka_unit_test(test_split_edges),
 		WIDE(test_edges),
 		WIDE(test_random_churn),
 		WIDE(test_enospc),
