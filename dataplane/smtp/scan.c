@@ -38,6 +38,7 @@
 #include "log.h"
 #include "scan.h"
 #include "scan_eval.h"
+#include "scan_received.h"
 #include "scan_render.h"
 #include "scan_rules.h"
 
@@ -67,6 +68,10 @@ struct filter_msg {
 	size_t raw_len;        /* bytes waiting in raw[] (not yet scanned/walked) */
 	uint64_t *hits;        /* one bit per rule */
 	uint64_t *pend;        /* prefilter fired in the current unit */
+	uint64_t *rcand;       /* relay rules whose prefilter fired */
+	unsigned rscanned;     /* relay strings scanned (bit per rdb) */
+	int date_done;         /* date_diff holds sa_date_diff of hb */
+	int64_t date_diff;
 	unsigned *plist;       /* those rules, in firing order */
 	size_t npend, pcap;
 	/* the header block, "Name: value\n" per header (SpamAssassin's ALL) */
@@ -253,6 +258,9 @@ static hs_scratch_t *scratch_for(const struct scan_db *d)
 			return NULL;
 	for (size_t i = 0; i < d->nviews; i++)
 		if (d->vdb[i] && hs_alloc_scratch(d->vdb[i], &tl_scratch) != HS_SUCCESS)
+			return NULL;
+	for (int i = 0; i < SCAN_NRDB; i++)
+		if (d->rdb[i] && hs_alloc_scratch(d->rdb[i], &tl_scratch) != HS_SUCCESS)
 			return NULL;
 	if (tl_scratch) {
 		pthread_once(&scratch_once, scratch_key_init);
@@ -785,6 +793,54 @@ static int utf8_valid(const unsigned char *p, size_t n)
 	return 1;
 }
 
+/* on_relay - a relay rule's prefilter fired */
+static int on_relay(unsigned id, unsigned long long from, unsigned long long to,
+		    unsigned flags, void *ctx)
+{
+	struct filter_msg *m = ctx;
+
+	(void)from, (void)to, (void)flags;
+	m->rcand[id / 64] |= 1ull << (id % 64);
+	return 0;
+}
+
+/* relay_scan - each relay string against its rules' prefilters (one block
+ * scan where each rule's PCRE2 ran on every message): the candidates into
+ * m->rcand, the strings scanned into m->rscanned.  A string not scanned
+ * (no database, a scan error) leaves its rules to PCRE2 alone */
+static void relay_scan(struct filter_msg *m)
+{
+	const struct scan_db *d = m->db;
+	const struct sa_relays *rl = NULL;
+
+	for (int v = 0; v < SCAN_NRDB; v++) {
+		const char *s;
+		size_t n;
+
+		if (!d->rdb[v])
+			continue;
+		if (!rl && !(rl = sa_relays_of(m->hb, m->hb_len)))
+			return;
+		if (v == SA_RELAYS_N && !rl->env_def) { /* relays_hdr: no match */
+			m->rscanned |= 1u << v;
+			continue;
+		}
+		s = v < SA_RELAYS_N ? rl->str[v] : rl->env;
+		n = v < SA_RELAYS_N ? rl->len[v] : strlen(rl->env);
+		if (hs_scan(d->rdb[v], s, (unsigned)n, 0, scratch_for(d), on_relay, m) == HS_SUCCESS)
+			m->rscanned |= 1u << v;
+	}
+}
+
+/* relay_miss - relay rule r cannot match: its string was scanned and
+ * its prefilter did not fire */
+static int relay_miss(const struct filter_msg *m, const struct scan_rule *r)
+{
+	size_t id = (size_t)(r - m->db->rules);
+
+	return r->pattern[0] && (m->rscanned >> (int)r->ea & 1) && !(m->rcand[id / 64] >> (id % 64) & 1);
+}
+
 /* eval_rule - a built-in SpamAssassin eval test, as the Perl in
  * Mail::SpamAssassin::Plugin::HeaderEval computes it over the views */
 static int eval_rule(struct filter_msg *m, const struct scan_rule *r)
@@ -877,6 +933,16 @@ static int eval_rule(struct filter_msg *m, const struct scan_rule *r)
 			ill--;
 		return n && (double)ill / (double)n >= r->ea && ill >= r->eb;
 	}
+	case EVAL_RELAYS_HDR:
+		if (relay_miss(m, r))
+			return 0;
+		break;
+	case EVAL_SHIFTED_DATE: /* the DATE_IN_* rules of a message read one parse */
+		if (!m->date_done) {
+			m->date_diff = sa_date_diff(m->hb, m->hb_len);
+			m->date_done = 1;
+		}
+		return scan_eval_date_in(r, m->date_diff);
 	}
 	return scan_eval_is_header(r) && scan_eval_header(r, m->hb, m->hb_len); /* scan_eval.c */
 }
@@ -888,6 +954,7 @@ static void on_headers_done(void *ctx)
 	struct filter_msg *m = ctx;
 	const struct scan_db *d = m->db;
 
+	relay_scan(m);
 	for (size_t i = 0; i < d->nevals && !m->done; i++)
 		if (eval_rule(m, &d->rules[d->evals[i]]))
 			rule_hit(m, d->evals[i]);
@@ -1021,9 +1088,11 @@ static struct filter_msg *scan_open(void)
 	m->db = scan_db_current();
 	if (!m->db)
 		goto fail;
-	m->hits = calloc(2 * (m->db->nrules / 64 + 1), sizeof(uint64_t));
-	if (m->hits)
+	m->hits = calloc(3 * (m->db->nrules / 64 + 1), sizeof(uint64_t));
+	if (m->hits) {
 		m->pend = m->hits + m->db->nrules / 64 + 1;
+		m->rcand = m->pend + m->db->nrules / 64 + 1;
+	}
 	if (!m->hits || (m->db->nrules && !scratch_for(m->db)))
 		goto fail;
 	for (int s = 0; s < ST_N; s++)
@@ -1200,7 +1269,7 @@ static size_t scan_state_size(void)
 	size_t n = sizeof(struct filter_msg);
 
 	if (d) {
-		n += d->stream_size + 2 * (d->nrules / 64 + 1) * sizeof(uint64_t);
+		n += d->stream_size + 3 * (d->nrules / 64 + 1) * sizeof(uint64_t);
 		scan_db_unref(d);
 	}
 	return n;

@@ -72,7 +72,9 @@ enum scan_action { ACT_SCORE = 0, ACT_REJECT };
 
 struct scan_rule {
 	char *id;
-	char *pattern;        /* Hyperscan expression, or the meta expression */
+	char *pattern;        /* Hyperscan expression, or the meta expression;
+			       * EVAL_RELAYS_HDR: its prefilter in
+			       * scan_db.rdb[ea], "" when it has none */
 	unsigned flags;       /* HS_FLAG_* */
 	enum scan_scope scope;
 	char *hname;          /* header name (SCOPE_HEADER/EXISTS), NULL: any;
@@ -138,6 +140,9 @@ static inline unsigned scan_dbi_mode(int w)
 {
 	return w == SDB_RAW ? HS_MODE_STREAM : HS_MODE_BLOCK;
 }
+/* the relay strings EVAL_RELAYS_HDR rules read: SA_RELAYS_N
+ * (scan_received.h) X-Spam-Relays-* views, then EnvelopeFrom */
+enum { SCAN_NRDB = 5 };
 enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
 
 struct scan_db {
@@ -156,6 +161,10 @@ struct scan_db {
 				      * sorted case-insensitively */
 	size_t nviews;
 	hs_database_t **vdb;         /* per view: its rules (block mode) */
+	hs_database_t *rdb[SCAN_NRDB]; /* per relay string (X-Spam-Relays-*,
+				      * then EnvelopeFrom): the prefilters of
+				      * the EVAL_RELAYS_HDR rules reading it
+				      * (block mode), NULL when none */
 	int hdr_any;                 /* some header rule reads every header */
 	unsigned *unsets;            /* header rules with [if-unset: ] */
 	size_t nunsets;

@@ -973,8 +973,11 @@ int scan_eval_lookup(const char *call, int flags, const char *freemail, struct s
 }
 
 /* eval_regex - "=~ /re/flags" at p (blanks before it skipped) compiled
- * into *re: 1, 0 not possible (why says why, prefixed with what), -ENOMEM */
-static int eval_regex(const char *p, pcre2_code **re, const char *what, char *why, size_t whysz)
+ * into *re: 1, 0 not possible (why says why, prefixed with what), -ENOMEM.
+ * With hs, also its Hyperscan form into hs->pattern and hs->flags
+ * (NULL on ENOMEM) */
+static int eval_regex(const char *p, pcre2_code **re, const char *what, char *why, size_t whysz,
+		      struct scan_rule *hs)
 {
 	const char *q;
 	char open, close;
@@ -1036,6 +1039,14 @@ static int eval_regex(const char *p, pcre2_code **re, const char *what, char *wh
 		return ec == PCRE2_ERROR_NOMEMORY ? -ENOMEM : 0;
 	}
 	pcre2_jit_compile(*re, PCRE2_JIT_COMPLETE);
+	if (hs) {
+		hs->flags = (opt & PCRE2_CASELESS ? HS_FLAG_CASELESS : 0) |
+			    (opt & PCRE2_DOTALL ? HS_FLAG_DOTALL : 0) |
+			    (opt & PCRE2_MULTILINE ? HS_FLAG_MULTILINE : 0);
+		if (asprintf(&hs->pattern, "%s%.*s", opt & PCRE2_EXTENDED ? "(?x)" : "",
+			     (int)(q - p), p) < 0)
+			hs->pattern = NULL;
+	}
 	return 1;
 }
 
@@ -1068,7 +1079,7 @@ int scan_eval_mimeheader(const char *def, struct scan_rule *r, char *why, size_t
 		snprintf(why, whysz, "mimeheader: part header %s is not kept", name);
 		return 0;
 	}
-	if ((rc = eval_regex(p, &re, "mimeheader", why, whysz)) <= 0)
+	if ((rc = eval_regex(p, &re, "mimeheader", why, whysz, NULL)) <= 0)
 		return rc;
 	r->re = re;
 	r->eval = EVAL_MIMEHEADER;
@@ -1093,16 +1104,34 @@ int scan_eval_relays(const char *def, int flags, struct scan_rule *r, char *why,
 		snprintf(why, whysz, "X-Spam-Relays-*: trusted/internal networks configured");
 		return 0;
 	}
-	if ((rc = eval_regex(p, &re, "X-Spam-Relays-*", why, whysz)) <= 0)
+	if ((rc = eval_regex(p, &re, "X-Spam-Relays-*", why, whysz, r)) <= 0)
 		return rc;
 	r->re = re;
 	r->eval = EVAL_RELAYS_HDR;
 	r->ea = v;
-	return 1;
+	/* a prefilter Hyperscan takes (a superset: its candidates are
+	 * confirmed by re, scan.c), or none: re alone on every message.
+	 * None either for one that can match "" (Hyperscan refuses those at
+	 * compile time, which hs_expression_info does not check) */
+	hs_expr_info_t *info = NULL;
+	hs_compile_error_t *ce = NULL;
+
+	if (!r->pattern)
+		return -ENOMEM;
+	if (hs_expression_info(r->pattern, r->flags | HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH,
+			       &info, &ce) != HS_SUCCESS || !info->min_width) {
+		free(r->pattern);
+		r->pattern = strdup("");
+	}
+	hs_free_compile_error(ce);
+	free(info);
+	return r->pattern ? 1 : -ENOMEM;
 }
 
 /* relays_hdr - get('X-Spam-Relays-...') =~ re: the relay string as it is;
  * get('EnvelopeFrom') =~ re (ea SA_RELAYS_N): no match when undefined */
+_Static_assert(SA_RELAYS_N + 1 == SCAN_NRDB, "scan_db.rdb: a database per relay string");
+
 static int relays_hdr(const struct scan_rule *r, const char *hb, size_t n)
 {
 	static __thread pcre2_match_data *md; /* one per thread, for every rule */
@@ -1167,14 +1196,18 @@ int scan_eval_is_header(const struct scan_rule *r)
 	return r->eval < EVAL_EXT_FIRST || r->eval <= EVAL_HDR_LAST;
 }
 
+int scan_eval_date_in(const struct scan_rule *r, int64_t diff)
+{
+	double d = (double)diff;
+
+	return (isnan(r->ea) || d >= 3600 * r->ea) && (isnan(r->eb) || d < 3600 * r->eb);
+}
+
 int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n)
 {
 	switch (r->eval) {
-	case EVAL_SHIFTED_DATE: {
-		double d = (double)sa_date_diff(hb, n);
-
-		return (isnan(r->ea) || d >= 3600 * r->ea) && (isnan(r->eb) || d < 3600 * r->eb);
-	}
+	case EVAL_SHIFTED_DATE:
+		return scan_eval_date_in(r, sa_date_diff(hb, n));
 	case EVAL_LIST_EMPTY:
 		return 0;
 	case EVAL_GATED_RCVD:

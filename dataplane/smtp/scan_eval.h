@@ -128,5 +128,8 @@ int64_t sa_date_parse(const char *p, size_t n);
 /* sa_date_diff - HeaderEval's date_diff: Date (or Resent-Date) minus the
  * Received time closest to it, seconds; 0 when either is missing */
 int64_t sa_date_diff(const char *hb, size_t n);
+/* scan_eval_date_in - EVAL_SHIFTED_DATE rule r (check_for_shifted_date)
+ * over a message whose sa_date_diff is diff */
+int scan_eval_date_in(const struct scan_rule *r, int64_t diff);
 
 #endif /* MOAT_SMTP_SCAN_EVAL_H */

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "outfile.h"
 #include "scan.h"
+#include "scan_eval.h"
 #include "scan_rules.h"
 
 #define CACHE_MAGIC "MOATHSDB5\n" /* 5: one database per header view after the SDB_N */
@@ -129,6 +130,9 @@ static void db_free(struct scan_db *d)
 		if (d->vdb[i])
 			hs_free_database(d->vdb[i]);
 	free(d->vdb);
+	for (int i = 0; i < SCAN_NRDB; i++)
+		if (d->rdb[i])
+			hs_free_database(d->rdb[i]);
 	free(d->rules);
 	free(d->skips);
 	free(d->exists);
@@ -534,9 +538,13 @@ static char *meta_expr(const struct scan_db *d, const char *x, unsigned false_id
 
 /* in_db - does rule r compile into database k (k < SDB_N: enum scan_dbi,
  * SDB_HEADER holding only the rules of no view, which read each header
- * alone; SDB_N + v: header view v's own database) */
-static int in_db(const struct scan_rule *r, size_t k)
+ * alone; SDB_N + v: header view v's own database; SDB_N + nviews + s:
+ * the prefilters of the relay rules reading relay string s) */
+static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 {
+	if (k >= SDB_N + d->nviews)
+		return r->scope == SCOPE_EVAL && r->eval == EVAL_RELAYS_HDR && r->pattern[0] &&
+		       (size_t)r->ea == k - SDB_N - d->nviews;
 	if (r->scope == SCOPE_HEADER)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
 	return k < SDB_N && scan_scope_dbi(r->scope) == (int)k;
@@ -549,7 +557,7 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 	size_t cap = 2;
 
 	for (size_t i = 0; i < d->nrules; i++) /* a view's set is small */
-		cap += which == SDB_META ? 2 : (size_t)in_db(&d->rules[i], k);
+		cap += which == SDB_META ? 2 : (size_t)in_db(d, &d->rules[i], k);
 
 	e->expr = calloc(cap, sizeof(char *));
 	e->flags = calloc(cap, sizeof(unsigned));
@@ -566,7 +574,7 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 				nmeta++;
 			continue;
 		}
-		if (!in_db(r, k))
+		if (!in_db(d, r, k))
 			continue;
 		if (!(e->expr[e->n] = strdup(r->pattern)))
 			return -ENOMEM;
@@ -576,7 +584,8 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 		 * (scan_unit_end), and a later candidate would only confirm
 		 * it again; in a stream it reports every candidate, since a
 		 * false first one would hide a later true match */
-		e->flags[e->n] = r->flags | (!r->prefilter ? HS_FLAG_SINGLEMATCH :
+		e->flags[e->n] = r->flags | (r->scope == SCOPE_EVAL ? HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH :
+					     !r->prefilter ? HS_FLAG_SINGLEMATCH :
 					     k < SDB_N && scan_dbi_mode((int)k) == HS_MODE_STREAM ?
 					     HS_FLAG_PREFILTER : HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH);
 		e->ids[e->n] = (unsigned)i;
@@ -778,7 +787,7 @@ out:
  * SpamAssassin's set, over every view present) */
 static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size_t errsz)
 {
-	size_t ndb = SDB_N + d->nviews;
+	size_t ndb = SDB_N + d->nviews + SCAN_NRDB;
 	struct expr_set *es = calloc(ndb, sizeof(*es));
 	hs_database_t **db = calloc(ndb, sizeof(*db));
 	unsigned char key[32];
@@ -812,7 +821,15 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 		if (hs_compile_multi((const char *const *)es[w].expr, es[w].flags, es[w].ids,
 				     (unsigned)es[w].n,
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
-				     NULL, &db[w], &ce) != HS_SUCCESS) {
+				     NULL, &db[w], &ce) == HS_SUCCESS)
+			continue;
+		if (w >= SDB_N + d->nviews) {
+			/* a relay string's prefilters: without them each
+			 * rule's PCRE2 runs on every message, as before */
+			log_warn("scan: relay prefilters: %s", ce && ce->message ? ce->message : "?");
+			hs_free_compile_error(ce);
+			db[w] = NULL;
+		} else {
 			int x = ce ? ce->expression : -1;
 			unsigned id = x >= 0 && (size_t)x < es[w].n ? es[w].ids[x] : 0;
 			const struct scan_rule *r = id < d->nrules ? &d->rules[id] : NULL;
@@ -835,6 +852,8 @@ out:
 		for (size_t w = 0; w < ndb; w++) {
 			if (w < SDB_N)
 				d->db[w] = db[w];
+			else if (w >= SDB_N + d->nviews)
+				d->rdb[w - SDB_N - d->nviews] = db[w];
 			else if (d->vdb)
 				d->vdb[w - SDB_N] = db[w];
 			else if (db[w])

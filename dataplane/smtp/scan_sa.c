@@ -1506,8 +1506,8 @@ static int sa_import_leaf(struct scan_db *d, struct sa_set *s, struct sa_def *e)
 
 		if (rc <= 0)
 			return rc < 0 ? rc : sa_why(e, "%s", msg);
-		r.scope = SCOPE_EVAL;
-		if (!(r.pattern = strdup(""))) {
+		r.scope = SCOPE_EVAL; /* a relay rule's prefilter kept */
+		if (!r.pattern && !(r.pattern = strdup(""))) {
 			scan_rule_free(&r);
 			return -ENOMEM;
 		}

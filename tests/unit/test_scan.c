@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "scan.h"
+#include "scan_received.h"
 #include "scan_render.h"
 #include "scan_rules.h"
 
@@ -1248,7 +1249,18 @@ static const char *sa_hdr_cf =
 	"mimeheader MH_CT Content-Type =~ /foo/\n"
 	"score MH_CT 1\n"
 	"mimeheader MH_RAW Content-Type:raw =~ /foo/\n"
-	"score MH_RAW 1\n";
+	"score MH_RAW 1\n"
+	/* Debian's originating_ip_headers: anything else skips relay rules */
+	"clear_originating_ip_headers\n"
+	"originating_ip_headers X-Yahoo-Post-IP X-Originating-IP X-Apparently-From\n"
+	"originating_ip_headers X-SenderIP X-AOL-IP\n"
+	"originating_ip_headers X-MS-Exchange-CrossTenant-OriginalAttributedTenantConnectingIp\n"
+	"header  R_HELO   X-Spam-Relays-Untrusted =~ /helo=\\S*terpsichore/i\n"
+	"header  R_NOTHELO X-Spam-Relays-Untrusted =~ / helo=(?!terpsichore)\\S+ /\n"
+	"header  R_EMPTY  X-Spam-Relays-Untrusted =~ /^$/\n"
+	"score   R_EMPTY  0.01\n"
+	"header  R_ENV    EnvelopeFrom =~ /\\@yahoo\\.com$/\n"
+	"header  R_EXT    X-Spam-Relays-External =~ /^[^\\]]+ rdns= /\n";
 
 /* the header semantics and rule-file semantics on small rules */
 static void test_sa_headers(void **state)
@@ -1286,6 +1298,16 @@ static void test_sa_headers(void **state)
 	assert_true(d->rules[i].prefilter);
 	assert_true(scan_find_rule(d, "M_PF") >= 0);
 	assert_true(d->sa_kind[SA_KIND_PREFILTER] >= 1);
+	/* relay rules: a Hyperscan prefilter per relay string, PCRE2 on its
+	 * candidates; one that matches "" has none (PCRE2 on every message) */
+	assert_true((i = scan_find_rule(d, "R_HELO")) >= 0);
+	assert_true(d->rules[i].scope == SCOPE_EVAL && d->rules[i].pattern[0]);
+	assert_true((i = scan_find_rule(d, "R_EMPTY")) >= 0);
+	assert_string_equal(d->rules[i].pattern, "");
+	assert_non_null(d->rdb[SA_RELAYS_UNTRUSTED]);
+	assert_non_null(d->rdb[SA_RELAYS_EXTERNAL]);
+	assert_non_null(d->rdb[SA_RELAYS_N]);
+	assert_null(d->rdb[SA_RELAYS_TRUSTED]);
 	scan_db_install(d);
 
 	static const struct sa_case c[] = {
@@ -1313,6 +1335,19 @@ static void test_sa_headers(void **state)
 		{ "backreference refused", "Subject: free abc\r\n\r\nz\r\n", "H_LOOK", "M_PF" },
 		{ "nice", "Subject: s\r\n\r\nnicebody canbody verbody\r\n",
 		  "B_NICE B_CAN B_VER", "" },
+		{ "relays: prefilters fire, PCRE2 confirms (and refuses the lookahead)",
+		  "Received: from unknown (HELO terpsichore.farfalle.com) "
+		  "(jdavid@[216.254.40.70]) (envelope-sender <jdavid7@yahoo.com>) by "
+		  "mail13.speakeasy.net (qmail-ldap-1.03) with SMTP for <jm@jmason.org>; "
+		  "12 Feb 2003 18:23:19 -0000\r\n\r\nz\r\n", "R_HELO R_ENV R_EXT",
+		  "R_NOTHELO R_EMPTY" },
+		{ "relays: another helo",
+		  "Received: from mail1.example.com (host66.example.com [65.217.159.66]) by "
+		  "mx.example.org (8.11.6/8.11.6) with ESMTP id h2F0c2x31856; Sat, 15 Mar 2003 "
+		  "00:38:03 GMT\r\n\r\nz\r\n", "R_NOTHELO",
+		  "R_HELO R_ENV R_EXT R_EMPTY" },
+		{ "relays: none (the empty string, EnvelopeFrom undefined)",
+		  "Subject: s\r\n\r\nz\r\n", "R_EMPTY", "R_HELO R_NOTHELO R_ENV R_EXT" },
 	};
 	run_sa_cases(c, sizeof(c) / sizeof(c[0]));
 	struct filter_verdict v;
