@@ -38,7 +38,21 @@
  *     bits 28..27  that action (enum moat_action); zero when bit 29 is
  *                  clear, so with PASS 0 the root entry's bits 28..27
  *                  are the walk's first default as they are
- *     bits 26..0   node or bucket index
+ *     bits 26..23  skip (bucket entries only, else 0): bit q set means no
+ *                  rule of the bucket covers the addresses whose two bits
+ *                  after the entry's range are q, so the walk stops there
+ *                  without reading the bucket (moat_v6t_skip).  Most
+ *                  buckets hold one rule: an address that reaches a used
+ *                  entry without being listed reads its bucket one time
+ *                  in four, not always (that read, a cache miss, and the
+ *                  branch on what it held were the cost of unlisted
+ *                  addresses).  Written with the index in the one store
+ *                  that publishes the bucket.
+ *     bits 22..0   node or bucket index (so at most 2^23 of each:
+ *                  VT_TRIE6_RULES_MAX rules)
+ *   The root map of the XDP program carries MOAT_V6T_LAYOUT in its size
+ *   (xdp_backend.c): pins of another layout differ in shape and are
+ *   rebuilt, never read as this one.
  *   The root holds every rule of length 0..D, a node at depth d every rule
  *   of length d+1..d+8 on its path: an entry's own action is the one of the
  *   longest such rule covering the entry's range (prefix expansion inside
@@ -135,8 +149,13 @@ moat_v6t_root_slot(__u64 hi, __u32 rb, __u32 *depth)
 #define MOAT_V6T_KIND_BUCKET 2u
 #define MOAT_V6T_OWN 0x20000000u
 #define MOAT_V6T_ACT_SHIFT 27
-#define MOAT_V6T_INDEX_MASK 0x07ffffffu
+#define MOAT_V6T_SKIP_SHIFT 23
+#define MOAT_V6T_SKIP_MASK (0xfu << MOAT_V6T_SKIP_SHIFT)
+#define MOAT_V6T_INDEX_MASK 0x007fffffu
 #define MOAT_V6T_INDEX_MAX MOAT_V6T_INDEX_MASK
+/* MOAT_V6T_LAYOUT - the entry format's version (2: skip bits; 1 had a
+ * 27-bit index and none) */
+#define MOAT_V6T_LAYOUT 2
 
 struct moat_v6_node {
 	__u32 e[MOAT_V6T_NODE_ENTRIES];
@@ -169,6 +188,22 @@ static inline __u32 moat_v6t_entry(__u32 kind, int own, __u32 act, __u32 idx)
 	return kind << MOAT_V6T_KIND_SHIFT | (own ? MOAT_V6T_OWN : 0) |
 	       (own ? (act & 3u) << MOAT_V6T_ACT_SHIFT : 0) |
 	       (idx & MOAT_V6T_INDEX_MASK);
+}
+
+/* moat_v6t_next2 - the two address bits at bit depth d (a multiple of 8,
+ * at most 120): which quarter of an entry of range d the address is in */
+static inline __u32 moat_v6t_next2(__u64 hi, __u64 lo, __u32 d)
+{
+	if (d < 64)
+		return (__u32)(hi >> (62 - d)) & 3;
+	return (__u32)(lo >> (126 - (d & 127))) & 3;
+}
+
+/* moat_v6t_skip - is the bucket of entry e no match for an address whose
+ * two bits after the entry's range are q (0..3)? */
+static inline __u32 moat_v6t_skip(__u32 e, __u32 q)
+{
+	return (e >> (MOAT_V6T_SKIP_SHIFT + (q & 3))) & 1;
 }
 
 /* moat_v6t_mask_hi / _lo - the halves of a /plen netmask (host order). */
@@ -347,12 +382,14 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 	_Static_assert(MOAT_ACT_PASS == 0, "moat_lookup_v6t: PASS must be 0");
 	def = (e >> MOAT_V6T_ACT_SHIFT) & 3;
 	k = moat_v6t_kind(e);
-	/* the nodes at depth R, R + 8, ..., 120, set up only when the root
+	/* the address past the bits consumed so far: its top two bits pick
+	 * the skip bit of a bucket entry */
+	kh = hi << rb | lo >> (64 - rb);
+	/* the nodes at depth R, R + 8, ..., 120, walked only when the root
 	 * entry is a node (the wide root's usual path is root, bucket); the
 	 * loop's counter is dead after it, so the verifier checks what
 	 * follows once, not once per level */
 	if (k == MOAT_V6T_KIND_NODE) {
-		kh = hi << rb | lo >> (64 - rb);
 		kl = lo << rb;
 		for (lvl = 0;; lvl++) {
 			const struct moat_v6_node *n;
@@ -371,7 +408,7 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 				break;
 		}
 	}
-	if (k != MOAT_V6T_KIND_BUCKET)
+	if (k != MOAT_V6T_KIND_BUCKET || moat_v6t_skip(e, (__u32)(kh >> 62)))
 		return def;
 	b = MOAT_V6T_BUCKET_GET(ctx, moat_v6t_index(e));
 	if (!b)
@@ -422,7 +459,10 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 			d += 8;
 			continue;
 		}
-		if (kind != MOAT_V6T_KIND_BUCKET)
+		/* an unlisted address mostly stops here, on the entry read:
+		 * a jump that mispredicts resolves before the bucket's miss */
+		if (kind != MOAT_V6T_KIND_BUCKET ||
+		    moat_v6t_skip(e, moat_v6t_next2(hi, lo, d)))
 			return def;
 		b = MOAT_V6T_BUCKET_GET(ctx, moat_v6t_index(e));
 		if (!b)

@@ -71,10 +71,30 @@ static uint32_t with_own(uint32_t e, int own, uint32_t act)
 	return e | moat_v6t_entry(0, own, act, 0);
 }
 
-static uint32_t with_child(uint32_t e, uint32_t kind, uint32_t idx)
+/* with_child - entry e with what is below it replaced by child word c
+ * (kind, skip bits and index; its own bits are ignored) */
+static uint32_t with_child(uint32_t e, uint32_t c)
 {
-	e &= MOAT_V6T_OWN | 3u << MOAT_V6T_ACT_SHIFT;
-	return e | kind << MOAT_V6T_KIND_SHIFT | (idx & MOAT_V6T_INDEX_MASK);
+	uint32_t ownbits = MOAT_V6T_OWN | 3u << MOAT_V6T_ACT_SHIFT;
+
+	return (e & ownbits) | (c & ~ownbits);
+}
+
+/* bucket_skip - the skip bits (moat_trie6.h) of a bucket holding rules
+ * r[0, n) below an entry of range depth d (every rule longer than d): a
+ * rule of length d + 1 covers two quarters, a longer one one */
+static uint32_t bucket_skip(unsigned d, const struct rule *r, unsigned n)
+{
+	uint32_t covered = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t q = moat_v6t_next2(r[i].hi, r[i].lo, d);
+
+		if (r[i].plen <= d)       /* not in a built bucket: no skip */
+			covered = 0xf;
+		covered |= r[i].plen == d + 1 ? 3u << (q & 2) : 1u << q;
+	}
+	return (~covered & 0xfu) << MOAT_V6T_SKIP_SHIFT;
 }
 
 static int fl_push(struct freelist *f, uint32_t i)
@@ -313,7 +333,8 @@ static int build(struct vt_trie6 *t, unsigned d, const struct rule *r,
 		if ((rc = bucket_alloc(t, &bi)) < 0)
 			return rc;
 		bucket_fill(&t->m.buckets[bi], r, n);
-		*out = moat_v6t_entry(MOAT_V6T_KIND_BUCKET, 0, 0, bi);
+		*out = moat_v6t_entry(MOAT_V6T_KIND_BUCKET, 0, 0, bi) |
+		       bucket_skip(d, r, n);
 		return 0;
 	}
 	if ((rc = node_alloc(t, d, r[0].hi, r[0].lo, &ni)) < 0)
@@ -345,7 +366,7 @@ static int build(struct vt_trie6 *t, unsigned d, const struct rule *r,
 			unbuild(t, moat_v6t_entry(MOAT_V6T_KIND_NODE, 0, 0, ni));
 			return rc;
 		}
-		*e = with_child(*e, moat_v6t_kind(sub), moat_v6t_index(sub));
+		*e = with_child(*e, sub);
 		t->sh[ni].nchild++;
 	}
 	*out = moat_v6t_entry(MOAT_V6T_KIND_NODE, 0, 0, ni);
@@ -538,7 +559,7 @@ static int collapse(struct vt_trie6 *t, struct step *path, int k)
 			return 0;
 		uint32_t pe = *path[k - 1].e;
 
-		store_entry(path[k - 1].e, with_child(pe, MOAT_V6T_KIND_NONE, 0));
+		store_entry(path[k - 1].e, with_child(pe, 0));
 		if (release(t, pe) < 0)
 			return -ENOMEM;
 		k--;
@@ -609,8 +630,7 @@ int vt_trie6_put(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen,
 		s.n++;
 		if ((rc = build(t, range, s.r, s.n, &sub)) < 0)
 			return rc;
-		store_entry(path[k].e, with_child(e, moat_v6t_kind(sub),
-						  moat_v6t_index(sub)));
+		store_entry(path[k].e, with_child(e, sub));
 		if (moat_v6t_kind(e) == MOAT_V6T_KIND_NONE && k > 0)
 			t->sh[path[k].owner].nchild++;
 		if ((rc = release(t, e)) < 0)
@@ -656,7 +676,7 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen)
 		/* the node is empty: unlink it (its entry is path[k]) */
 		uint32_t e = *path[k].e;
 
-		store_entry(path[k].e, with_child(e, MOAT_V6T_KIND_NONE, 0));
+		store_entry(path[k].e, with_child(e, 0));
 		if ((rc = release(t, e)) < 0)
 			return rc;
 		return collapse(t, path, k);
@@ -679,7 +699,7 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen)
 	}
 	if (s.n && (rc = build(t, range, s.r, s.n, &sub)) < 0)
 		return rc;
-	store_entry(path[k].e, with_child(e, moat_v6t_kind(sub), moat_v6t_index(sub)));
+	store_entry(path[k].e, with_child(e, sub));
 	if ((rc = release(t, e)) < 0)
 		return rc;
 	return s.n ? 0 : collapse(t, path, k);
@@ -693,16 +713,20 @@ struct adopt {
 	size_t nb, cap;
 };
 
-/* adopt_walk - the nodes and buckets reachable from entry e (range depth
- * d, prefix hi/lo): node shadows rebuilt (own lengths unknown yet), bucket
- * rules collected.  -EINVAL on an index past the storage or met twice. */
-static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
+/* adopt_walk - the nodes and buckets reachable from entry *ep (range
+ * depth d, prefix hi/lo): node shadows rebuilt (own lengths unknown yet),
+ * bucket rules collected, a bucket entry's skip bits made what its rules
+ * say (one store; the bucket is as it was).  -EINVAL on an index past the
+ * storage or met twice. */
+static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t *ep,
 		      unsigned d, __u64 hi, __u64 lo)
 {
-	uint32_t idx = moat_v6t_index(e);
+	uint32_t e = *ep, idx = moat_v6t_index(e);
 
 	if (moat_v6t_kind(e) == MOAT_V6T_KIND_BUCKET) {
 		const struct moat_v6_bucket *b;
+		size_t first = a->nb;
+		uint32_t skip;
 
 		if (idx >= t->m.buckets_max || a->bseen[idx])
 			return -EINVAL;
@@ -721,6 +745,9 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 			a->brules[a->nb].act = b->act[i] & 3;
 			a->nb++;
 		}
+		skip = bucket_skip(d, &a->brules[first], (unsigned)(a->nb - first));
+		if ((e & MOAT_V6T_SKIP_MASK) != skip)
+			store_entry(ep, (e & ~MOAT_V6T_SKIP_MASK) | skip);
 		return 0;
 	}
 	if (moat_v6t_kind(e) != MOAT_V6T_KIND_NODE)
@@ -741,11 +768,11 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 	s->nrules = s->nchild = 0;
 	memset(s->ownplen, OWN_NONE, sizeof(s->ownplen));
 	for (unsigned i = 0; i < MOAT_V6T_NODE_ENTRIES; i++) {
-		uint32_t ce = t->m.nodes[idx].e[i];
+		uint32_t *ce = &t->m.nodes[idx].e[i];
 		__u64 ch, cl;
 		int rc;
 
-		if (moat_v6t_kind(ce) == MOAT_V6T_KIND_NONE)
+		if (moat_v6t_kind(*ce) == MOAT_V6T_KIND_NONE)
 			continue;
 		t->sh[idx].nchild++;
 		entry_addr(t, &t->sh[idx], i, &ch, &cl);
@@ -811,7 +838,7 @@ struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
 		unsigned d;
 		__u64 hi = root_addr(t, i, &d);
 
-		if ((rc = adopt_walk(t, &a, mem->root[i], d, hi, 0)) < 0)
+		if ((rc = adopt_walk(t, &a, &mem->root[i], d, hi, 0)) < 0)
 			goto out;
 	}
 	rc = -ENOMEM;

@@ -44,6 +44,11 @@ static inline size_t vt_trie6_root_entries(uint32_t root_bits)
  * a rule at 1M; below it the 256 KiB one. */
 #define VT_TRIE6_WIDE_MIN (1u << 18)
 
+/* VT_TRIE6_RULES_MAX - the most rules storage sized as the fast paths
+ * size it (nodes v/32 + 16384, buckets v + v/2 + 1024) can index: node
+ * and bucket indexes have 23 bits (moat_trie6.h) */
+#define VT_TRIE6_RULES_MAX ((MOAT_V6T_INDEX_MAX + 1u - 1024u) / 3u * 2u)
+
 /* vt_trie6_root_bits_for - the root_bits setting for storage sized for
  * rules_max rules. */
 static inline uint32_t vt_trie6_root_bits_for(size_t rules_max)

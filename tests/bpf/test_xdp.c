@@ -841,14 +841,22 @@ static void test_pinned_reopen(void **state)
 	o.groups_max = 2048;
 	assert_true(moat_xdp_open(&o, &x) < 0);
 
-	/* a pinned wide root of the 2^24 entries it had before the split
-	 * (moat_trie6.h) beside pins of this version: refused, never read
-	 * as the new layout; without it, the new root is made and rebuilt
-	 * from v6_rules */
+	/* upgrades: a pinned wide root of the 2^24 entries it had before the
+	 * split, or a root of the right entries in the layout before the
+	 * skip bits (no tail), beside pins of this version: never read as
+	 * this layout; the loader unpins the three v6t_* maps (the old set
+	 * stays whole for a program still attached), makes new ones and
+	 * rebuilds them from v6_rules: verdicts right after the load */
 	{
 		static char pin_dir3[80];
-		char rp[128];
+		static const __u32 old_root[] = {
+			4u << 24,                                   /* before the split */
+			MOAT_V6T_ROOT_ENTRIES_WIDE * 4u,            /* layout 1 */
+		};
+		char rp[128], np[128];
 		LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_MMAPABLE);
+		struct bpf_map_info info;
+		__u32 len, nodes_id;
 		int fd;
 
 		snprintf(pin_dir3, sizeof(pin_dir3), "%s/pins3", pin_base);
@@ -859,13 +867,46 @@ static void test_pinned_reopen(void **state)
 		assert_int_equal(moat_xdp_publish(x, u, n), 0);
 		moat_xdp_close(x);
 		snprintf(rp, sizeof(rp), "%s/v6t_root", pin_dir3);
-		assert_int_equal(unlink(rp), 0);
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "v6t_root", 4, 4u << 24, 1, &mo);
-		assert_true(fd >= 0);
-		assert_int_equal(bpf_obj_pin(fd, rp), 0);
-		close(fd);
-		assert_true(moat_xdp_open(&o, &x) < 0);
-		assert_int_equal(unlink(rp), 0);
+		snprintf(np, sizeof(np), "%s/v6t_nodes", pin_dir3);
+		for (size_t i = 0; i < sizeof(old_root) / sizeof(old_root[0]); i++) {
+			assert_int_equal(unlink(rp), 0);
+			fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "v6t_root", 4, old_root[i], 1, &mo);
+			assert_true(fd >= 0);
+			assert_int_equal(bpf_obj_pin(fd, rp), 0);
+			close(fd);
+			fd = bpf_obj_get(np);
+			assert_true(fd >= 0);
+			memset(&info, 0, sizeof(info));
+			len = sizeof(info);
+			assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+			nodes_id = info.id;
+			close(fd);
+			assert_int_equal(moat_xdp_open(&o, &x), 0);
+			assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL),
+					 MOAT_VERDICT_DROP);
+			assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::5", 25), NULL, NULL),
+					 MOAT_VERDICT_PASS);
+			assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL),
+					 MOAT_VERDICT_DROP);
+			/* pinned anew: the new root's size, other nodes */
+			fd = bpf_obj_get(rp);
+			assert_true(fd >= 0);
+			memset(&info, 0, sizeof(info));
+			len = sizeof(info);
+			assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+			assert_int_equal(info.value_size, MOAT_V6T_ROOT_ENTRIES_WIDE * 4u +
+					 64u * MOAT_V6T_LAYOUT);
+			close(fd);
+			fd = bpf_obj_get(np);
+			assert_true(fd >= 0);
+			memset(&info, 0, sizeof(info));
+			len = sizeof(info);
+			assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+			assert_true(info.id != nodes_id);
+			close(fd);
+			moat_xdp_close(x);
+		}
+		/* and the next loader reuses those pins */
 		assert_int_equal(moat_xdp_open(&o, &x), 0);
 		assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL),
 				 MOAT_VERDICT_DROP);
