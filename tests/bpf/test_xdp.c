@@ -737,6 +737,18 @@ static void rm_pins(void)
 		fprintf(stderr, "# could not remove %s\n", pin_base);
 }
 
+/* pinned_info - the info of the map pinned at path (asserted there) */
+static void pinned_info(const char *path, struct bpf_map_info *info)
+{
+	__u32 len = sizeof(*info);
+	int fd = bpf_obj_get(path);
+
+	assert_true(fd >= 0);
+	memset(info, 0, sizeof(*info));
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, info, &len), 0);
+	close(fd);
+}
+
 static void test_pinned_reopen(void **state)
 {
 	struct moat_xdp_opts o;
@@ -856,7 +868,7 @@ static void test_pinned_reopen(void **state)
 		char rp[128], np[128];
 		LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_MMAPABLE);
 		struct bpf_map_info info;
-		__u32 len, nodes_id;
+		__u32 nodes_id;
 		int fd;
 
 		snprintf(pin_dir3, sizeof(pin_dir3), "%s/pins3", pin_base);
@@ -874,13 +886,8 @@ static void test_pinned_reopen(void **state)
 			assert_true(fd >= 0);
 			assert_int_equal(bpf_obj_pin(fd, rp), 0);
 			close(fd);
-			fd = bpf_obj_get(np);
-			assert_true(fd >= 0);
-			memset(&info, 0, sizeof(info));
-			len = sizeof(info);
-			assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+			pinned_info(np, &info);
 			nodes_id = info.id;
-			close(fd);
 			assert_int_equal(moat_xdp_open(&o, &x), 0);
 			assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL),
 					 MOAT_VERDICT_DROP);
@@ -889,21 +896,11 @@ static void test_pinned_reopen(void **state)
 			assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL),
 					 MOAT_VERDICT_DROP);
 			/* pinned anew: the new root's size, other nodes */
-			fd = bpf_obj_get(rp);
-			assert_true(fd >= 0);
-			memset(&info, 0, sizeof(info));
-			len = sizeof(info);
-			assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+			pinned_info(rp, &info);
 			assert_int_equal(info.value_size, MOAT_V6T_ROOT_ENTRIES_WIDE * 4u +
 					 64u * MOAT_V6T_LAYOUT);
-			close(fd);
-			fd = bpf_obj_get(np);
-			assert_true(fd >= 0);
-			memset(&info, 0, sizeof(info));
-			len = sizeof(info);
-			assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+			pinned_info(np, &info);
 			assert_true(info.id != nodes_id);
-			close(fd);
 			moat_xdp_close(x);
 		}
 		/* and the next loader reuses those pins */
