@@ -988,12 +988,29 @@ struct vt_trie6 *vt_trie6_new(const struct vt_trie6_mem *mem)
 	return t;
 }
 
+/* reserve - len bytes of address space, from 2 MiB on starting on a 2 MiB
+ * boundary: the kernel aligns an anonymous mapping only when its length
+ * is a multiple of 2 MiB, and the wide root's 8.25 MiB is not, so its
+ * 2000::/3 part (8 MiB, read at random) could straddle a 2 MiB cell at
+ * an end of the mapping that no huge page can back (up to 2 MiB of it on
+ * 4 KiB pages, where it started decided); aligned, it is four huge pages */
 static void *reserve(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	const size_t huge = 2u << 20;
+	size_t extra = len >= huge ? huge : 0, head;
+	uint8_t *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	if (!extra)
+		return p;
+	head = (huge - ((uintptr_t)p & (huge - 1))) & (huge - 1);
+	if (head)
+		munmap(p, head);
+	if (extra - head)
+		munmap(p + head + len, extra - head);
+	return p + head;
 }
 
 struct vt_trie6 *vt_trie6_new_owned(uint32_t nodes_max, uint32_t buckets_max)
