@@ -8,13 +8,27 @@
  *
  * LAYOUT (bounded: at most 1 + 14 + 1 dependent reads, usually 2 or 3)
  *
- *   root[2^R]    __u32 entries, indexed by the top R bits of the address:
- *                R = 16 (256 KiB, the default) or 24 (64 MiB, "wide", for
- *                large tables: DNSBL data over 2000::/3 then needs the
- *                root and one bucket, no node); the storage says which.
+ *   root[]       __u32 entries, one of two roots (the storage says which):
+ *                small (R = 16, the default): 2^16 entries (256 KiB)
+ *                indexed by the top 16 bits of the address, 16 bits
+ *                consumed;
+ *                wide (R = 24, for large tables): 2^21 + 2^16 entries
+ *                (8.25 MiB), in two parts.  An address in 2000::/3 (top
+ *                bits 001: all of global unicast, so all DNSBL data)
+ *                indexes entry bits 3..23 of the address, 24 bits
+ *                consumed: it then needs the root and one bucket, no
+ *                node.  Any other address indexes 2^21 + its top 16
+ *                bits, 16 bits consumed, as in the small root (entries
+ *                2^21 + 0x2000..0x3fff are never read).  A rule of /0../3
+ *                covering 2000::/3 is in both parts.  The walk picks the
+ *                part with one compare (moat_v6t_root_slot), predictable
+ *                for real traffic.  It replaced a root of 2^24 entries
+ *                (64 MiB) indexed by the top 24 bits of every address,
+ *                7/8 of which no unicast address reads.
  *   nodes[]      struct moat_v6_node: 256 __u32 entries (1 KiB), indexed by
- *                the next address byte.  A node sits at depth d (R, R + 8,
- *                ..., 120 bits consumed before its byte).
+ *                the next address byte.  A node sits at depth d (D, D + 8,
+ *                ..., 120 bits consumed before its byte; D the bits its
+ *                root entry consumed, 16 or 24).
  *   buckets[]    struct moat_v6_bucket: 64 bytes, at most 3 rules (any
  *                length past the entry's range), longest first.
  *
@@ -24,8 +38,22 @@
  *     bits 28..27  that action (enum moat_action); zero when bit 29 is
  *                  clear, so with PASS 0 the root entry's bits 28..27
  *                  are the walk's first default as they are
- *     bits 26..0   node or bucket index
- *   The root holds every rule of length 0..R, a node at depth d every rule
+ *     bits 26..23  skip (bucket entries only, else 0): bit q set means no
+ *                  rule of the bucket covers the addresses whose two bits
+ *                  after the entry's range are q, so the walk stops there
+ *                  without reading the bucket (moat_v6t_skip).  Most
+ *                  buckets hold one rule: an address that reaches a used
+ *                  entry without being listed reads its bucket one time
+ *                  in four, not always (that read, a cache miss, and the
+ *                  branch on what it held were the cost of unlisted
+ *                  addresses).  Written with the index in the one store
+ *                  that publishes the bucket.
+ *     bits 22..0   node or bucket index (so at most 2^23 of each:
+ *                  VT_TRIE6_RULES_MAX rules)
+ *   The root map of the XDP program carries MOAT_V6T_LAYOUT in its size
+ *   (xdp_backend.c): pins of another layout differ in shape and are
+ *   rebuilt, never read as this one.
+ *   The root holds every rule of length 0..D, a node at depth d every rule
  *   of length d+1..d+8 on its path: an entry's own action is the one of the
  *   longest such rule covering the entry's range (prefix expansion inside
  *   one node only, never pushed into the nodes below).  Rules longer than
@@ -60,7 +88,7 @@
  *   alone wait for none; deletes wait once per longer length.
  *
  * The includer defines, before including this file:
- *   MOAT_V6T_ROOT_GET(ctx, i)    -> __u32 root[i] (i < 2^R)
+ *   MOAT_V6T_ROOT_GET(ctx, i)    -> __u32 root[i] (i < moat_v6t_root_entries(R))
  *   MOAT_V6T_ROOT_BITS_GET(ctx)  -> R, 16 or 24 (optional: 16)
  *   MOAT_V6T_NODE_GET(ctx, i)    -> const struct moat_v6_node *, or NULL
  *   MOAT_V6T_BUCKET_GET(ctx, i)  -> const struct moat_v6_bucket *, or NULL
@@ -73,8 +101,10 @@
 
 #define MOAT_V6T_ROOT_BITS 16          /* the default root */
 #define MOAT_V6T_ROOT_ENTRIES (1u << MOAT_V6T_ROOT_BITS)
-#define MOAT_V6T_ROOT_BITS_WIDE 24     /* the wide root */
-#define MOAT_V6T_ROOT_ENTRIES_WIDE (1u << MOAT_V6T_ROOT_BITS_WIDE)
+#define MOAT_V6T_ROOT_BITS_WIDE 24     /* the wide root (24 bits in 2000::/3) */
+#define MOAT_V6T_WIDE_IN_ENTRIES (1u << 21)   /* its part for 2000::/3 */
+#define MOAT_V6T_ROOT_ENTRIES_WIDE (MOAT_V6T_WIDE_IN_ENTRIES + MOAT_V6T_ROOT_ENTRIES)
+#define MOAT_V6T_WIDE_PREFIX 1u        /* 2000::/3: top 3 bits 001 */
 #define MOAT_V6T_NODE_ENTRIES 256
 #define MOAT_V6T_BUCKET_RULES 3
 #define MOAT_V6T_MAX_NODES_DEEP 14   /* depths 16, 24, ..., 120 (R = 16) */
@@ -86,14 +116,46 @@ static inline __u32 moat_v6t_root_bits(__u32 setting)
 	return setting | MOAT_V6T_ROOT_BITS;
 }
 
+/* moat_v6t_root_entries - the root's entries for a setting (0, 16, 24) */
+static inline __u32 moat_v6t_root_entries(__u32 setting)
+{
+	return moat_v6t_root_bits(setting) == MOAT_V6T_ROOT_BITS_WIDE
+		       ? MOAT_V6T_ROOT_ENTRIES_WIDE : MOAT_V6T_ROOT_ENTRIES;
+}
+
+/* moat_v6t_root_slot - the root entry of an address (its high half hi,
+ * host order) in a root of R bits (16 or 24, not the setting), and in
+ * *depth the bits that entry consumes: 24 for 2000::/3 in the wide root,
+ * else 16.  The index is below moat_v6t_root_entries(R) whatever hi is
+ * (in BPF the verifier bounds each branch's index on its own). */
+static inline __attribute__((always_inline)) __u32
+moat_v6t_root_slot(__u64 hi, __u32 rb, __u32 *depth)
+{
+	if (rb == MOAT_V6T_ROOT_BITS_WIDE) {
+		if ((hi >> 61) == MOAT_V6T_WIDE_PREFIX) {
+			*depth = MOAT_V6T_ROOT_BITS_WIDE;
+			return (__u32)(hi >> 40) & (MOAT_V6T_WIDE_IN_ENTRIES - 1);
+		}
+		*depth = MOAT_V6T_ROOT_BITS;
+		return MOAT_V6T_WIDE_IN_ENTRIES + (__u32)(hi >> 48);
+	}
+	*depth = MOAT_V6T_ROOT_BITS;
+	return (__u32)(hi >> 48);
+}
+
 #define MOAT_V6T_KIND_SHIFT 30
 #define MOAT_V6T_KIND_NONE 0u
 #define MOAT_V6T_KIND_NODE 1u
 #define MOAT_V6T_KIND_BUCKET 2u
 #define MOAT_V6T_OWN 0x20000000u
 #define MOAT_V6T_ACT_SHIFT 27
-#define MOAT_V6T_INDEX_MASK 0x07ffffffu
+#define MOAT_V6T_SKIP_SHIFT 23
+#define MOAT_V6T_SKIP_MASK (0xfu << MOAT_V6T_SKIP_SHIFT)
+#define MOAT_V6T_INDEX_MASK 0x007fffffu
 #define MOAT_V6T_INDEX_MAX MOAT_V6T_INDEX_MASK
+/* MOAT_V6T_LAYOUT - the entry format's version (2: skip bits; 1 had a
+ * 27-bit index and none) */
+#define MOAT_V6T_LAYOUT 2
 
 struct moat_v6_node {
 	__u32 e[MOAT_V6T_NODE_ENTRIES];
@@ -126,6 +188,22 @@ static inline __u32 moat_v6t_entry(__u32 kind, int own, __u32 act, __u32 idx)
 	return kind << MOAT_V6T_KIND_SHIFT | (own ? MOAT_V6T_OWN : 0) |
 	       (own ? (act & 3u) << MOAT_V6T_ACT_SHIFT : 0) |
 	       (idx & MOAT_V6T_INDEX_MASK);
+}
+
+/* moat_v6t_next2 - the two address bits at bit depth d (a multiple of 8,
+ * at most 120): which quarter of an entry of range d the address is in */
+static inline __u32 moat_v6t_next2(__u64 hi, __u64 lo, __u32 d)
+{
+	if (d < 64)
+		return (__u32)(hi >> (62 - d)) & 3;
+	return (__u32)(lo >> (126 - (d & 127))) & 3;
+}
+
+/* moat_v6t_skip - is the bucket of entry e no match for an address whose
+ * two bits after the entry's range are q (0..3)? */
+static inline __u32 moat_v6t_skip(__u32 e, __u32 q)
+{
+	return (e >> (MOAT_V6T_SKIP_SHIFT + (q & 3))) & 1;
 }
 
 /* moat_v6t_mask_hi / _lo - the halves of a /plen netmask (host order). */
@@ -292,23 +370,26 @@ static inline __u32 moat_v6t_byte(__u64 hi, __u64 lo, __u32 d)
 #ifdef __BPF__
 static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 {
-	__u64 hi, lo, kh, kl, rb = MOAT_V6T_ROOT_BITS_GET(ctx);
-	__u32 def, e, k, lvl;
+	__u64 hi, lo, kh, kl, rb;
+	__u32 def, e, k, lvl, d;
 	const struct moat_v6_bucket *b;
 
 	moat_v6t_halves(addr, &hi, &lo);
-	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> (64 - rb)));
+	e = MOAT_V6T_ROOT_GET(ctx, moat_v6t_root_slot(hi, MOAT_V6T_ROOT_BITS_GET(ctx), &d));
+	rb = d;
 	/* an entry without its own action has zero action bits and PASS is
 	 * 0: the root's own action is a shift and a mask */
 	_Static_assert(MOAT_ACT_PASS == 0, "moat_lookup_v6t: PASS must be 0");
 	def = (e >> MOAT_V6T_ACT_SHIFT) & 3;
 	k = moat_v6t_kind(e);
-	/* the nodes at depth R, R + 8, ..., 120, set up only when the root
+	/* the address past the bits consumed so far: its top two bits pick
+	 * the skip bit of a bucket entry */
+	kh = hi << rb | lo >> (64 - rb);
+	/* the nodes at depth R, R + 8, ..., 120, walked only when the root
 	 * entry is a node (the wide root's usual path is root, bucket); the
 	 * loop's counter is dead after it, so the verifier checks what
 	 * follows once, not once per level */
 	if (k == MOAT_V6T_KIND_NODE) {
-		kh = hi << rb | lo >> (64 - rb);
 		kl = lo << rb;
 		for (lvl = 0;; lvl++) {
 			const struct moat_v6_node *n;
@@ -327,7 +408,7 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 				break;
 		}
 	}
-	if (k != MOAT_V6T_KIND_BUCKET)
+	if (k != MOAT_V6T_KIND_BUCKET || moat_v6t_skip(e, (__u32)(kh >> 62)))
 		return def;
 	b = MOAT_V6T_BUCKET_GET(ctx, moat_v6t_index(e));
 	if (!b)
@@ -359,10 +440,10 @@ moat_v6t_bucket_act_host(const struct moat_v6_bucket *b, __u64 hi, __u64 lo, __u
 static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 {
 	__u64 hi, lo;
-	__u32 def = MOAT_ACT_PASS, e, d = MOAT_V6T_ROOT_BITS_GET(ctx), lvl;
+	__u32 def = MOAT_ACT_PASS, e, d, lvl;
 
 	moat_v6t_halves(addr, &hi, &lo);
-	e = MOAT_V6T_ROOT_GET(ctx, (__u32)(hi >> (64 - d)));
+	e = MOAT_V6T_ROOT_GET(ctx, moat_v6t_root_slot(hi, MOAT_V6T_ROOT_BITS_GET(ctx), &d));
 	for (lvl = 0; lvl <= MOAT_V6T_MAX_NODES_DEEP; lvl++) {
 		__u32 kind = moat_v6t_kind(e);
 		const struct moat_v6_node *n;
@@ -378,7 +459,10 @@ static inline __u32 moat_lookup_v6t(void *ctx, const __u8 *addr)
 			d += 8;
 			continue;
 		}
-		if (kind != MOAT_V6T_KIND_BUCKET)
+		/* an unlisted address mostly stops here, on the entry read:
+		 * a jump that mispredicts resolves before the bucket's miss */
+		if (kind != MOAT_V6T_KIND_BUCKET ||
+		    moat_v6t_skip(e, moat_v6t_next2(hi, lo, d)))
 			return def;
 		b = MOAT_V6T_BUCKET_GET(ctx, moat_v6t_index(e));
 		if (!b)

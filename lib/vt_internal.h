@@ -57,9 +57,10 @@ struct vt_image {
 };
 
 /* Storage reserved (not committed) for an image's IPv6 trie: nodes of
- * 1 KiB and buckets of 64 B, touched as used. */
+ * 1 KiB and buckets of 64 B, touched as used; at most what the trie's
+ * 23-bit indexes reach (MOAT_V6T_INDEX_MAX). */
 #define VT_T6_NODES_MAX (1u << 21)
-#define VT_T6_BUCKETS_MAX (1u << 24)
+#define VT_T6_BUCKETS_MAX (MOAT_V6T_INDEX_MAX + 1u)
 
 #define VT_V6_EMPTY 0xffffffffu /* key.plen of an empty hash slot */
 

@@ -43,8 +43,8 @@ struct vt_trie6 {
 	int owned;
 	struct rule *h;      /* rule hash, hcap slots, linear probing */
 	size_t hn, hcap;
-	unsigned rb;         /* the root's bits, R */
-	uint8_t *root_own;   /* 2^R own lengths of the root (OWN_NONE or plen + 1) */
+	unsigned rb;         /* the root's bits, R (16 or 24: moat_trie6.h) */
+	uint8_t *root_own;   /* per root entry its own length (OWN_NONE or plen + 1) */
 	struct shnode *sh;   /* per node index, shcap */
 	size_t shcap;
 	uint32_t nhw, bhw;   /* high-water marks */
@@ -71,10 +71,30 @@ static uint32_t with_own(uint32_t e, int own, uint32_t act)
 	return e | moat_v6t_entry(0, own, act, 0);
 }
 
-static uint32_t with_child(uint32_t e, uint32_t kind, uint32_t idx)
+/* with_child - entry e with what is below it replaced by child word c
+ * (kind, skip bits and index; its own bits are ignored) */
+static uint32_t with_child(uint32_t e, uint32_t c)
 {
-	e &= MOAT_V6T_OWN | 3u << MOAT_V6T_ACT_SHIFT;
-	return e | kind << MOAT_V6T_KIND_SHIFT | (idx & MOAT_V6T_INDEX_MASK);
+	uint32_t ownbits = MOAT_V6T_OWN | 3u << MOAT_V6T_ACT_SHIFT;
+
+	return (e & ownbits) | (c & ~ownbits);
+}
+
+/* bucket_skip - the skip bits (moat_trie6.h) of a bucket holding rules
+ * r[0, n) below an entry of range depth d (every rule longer than d): a
+ * rule of length d + 1 covers two quarters, a longer one one */
+static uint32_t bucket_skip(unsigned d, const struct rule *r, unsigned n)
+{
+	uint32_t covered = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t q = moat_v6t_next2(r[i].hi, r[i].lo, d);
+
+		if (r[i].plen <= d)       /* not in a built bucket: no skip */
+			covered = 0xf;
+		covered |= r[i].plen == d + 1 ? 3u << (q & 2) : 1u << q;
+	}
+	return (~covered & 0xfu) << MOAT_V6T_SKIP_SHIFT;
 }
 
 static int fl_push(struct freelist *f, uint32_t i)
@@ -313,7 +333,8 @@ static int build(struct vt_trie6 *t, unsigned d, const struct rule *r,
 		if ((rc = bucket_alloc(t, &bi)) < 0)
 			return rc;
 		bucket_fill(&t->m.buckets[bi], r, n);
-		*out = moat_v6t_entry(MOAT_V6T_KIND_BUCKET, 0, 0, bi);
+		*out = moat_v6t_entry(MOAT_V6T_KIND_BUCKET, 0, 0, bi) |
+		       bucket_skip(d, r, n);
 		return 0;
 	}
 	if ((rc = node_alloc(t, d, r[0].hi, r[0].lo, &ni)) < 0)
@@ -345,7 +366,7 @@ static int build(struct vt_trie6 *t, unsigned d, const struct rule *r,
 			unbuild(t, moat_v6t_entry(MOAT_V6T_KIND_NODE, 0, 0, ni));
 			return rc;
 		}
-		*e = with_child(*e, moat_v6t_kind(sub), moat_v6t_index(sub));
+		*e = with_child(*e, sub);
 		t->sh[ni].nchild++;
 	}
 	*out = moat_v6t_entry(MOAT_V6T_KIND_NODE, 0, 0, ni);
@@ -354,12 +375,71 @@ static int build(struct vt_trie6 *t, unsigned d, const struct rule *r,
 
 /* --- live changes -------------------------------------------------------- */
 
+/* root_depth - the bits the root entry of an address (high half hi)
+ * consumes: 16, or 24 in 2000::/3 under the wide root */
+static unsigned root_depth(const struct vt_trie6 *t, __u64 hi)
+{
+	__u32 d;
+
+	(void)moat_v6t_root_slot(hi, t->rb, &d);
+	return d;
+}
+
+/* root_addr - the address (high half) of root entry i, *d the bits it
+ * consumes (moat_v6t_root_slot's inverse) */
+static __u64 root_addr(const struct vt_trie6 *t, size_t i, unsigned *d)
+{
+	if (t->rb == MOAT_V6T_ROOT_BITS_WIDE && i < MOAT_V6T_WIDE_IN_ENTRIES) {
+		*d = MOAT_V6T_ROOT_BITS_WIDE;
+		return (__u64)MOAT_V6T_WIDE_PREFIX << 61 | (__u64)i << 40;
+	}
+	if (t->rb == MOAT_V6T_ROOT_BITS_WIDE)
+		i -= MOAT_V6T_WIDE_IN_ENTRIES;
+	*d = MOAT_V6T_ROOT_BITS;
+	return (__u64)i << 48;
+}
+
+struct span {
+	unsigned first, count;
+};
+
+/* root_spans - the root entries rule hi/plen covers (plen at most its
+ * root_depth): one range, or two in the wide root for a rule of /0../3
+ * that covers 2000::/3 (all of the part for 2000::/3, and its range of
+ * the other part).  Returns how many. */
+static unsigned root_spans(const struct vt_trie6 *t, __u64 hi, unsigned plen,
+			   struct span sp[2])
+{
+	__u64 in = (__u64)MOAT_V6T_WIDE_PREFIX << 61;
+	unsigned n = 0;
+
+	if (t->rb != MOAT_V6T_ROOT_BITS_WIDE) {
+		sp[0].first = (unsigned)(hi >> 48);
+		sp[0].count = 1u << (MOAT_V6T_ROOT_BITS - plen);
+		return 1;
+	}
+	if (plen <= 3 && ((hi ^ in) & moat_v6t_mask_hi(plen)) == 0) {
+		sp[n].first = 0;
+		sp[n++].count = MOAT_V6T_WIDE_IN_ENTRIES;
+	} else if (plen > 3 && (hi >> 61) == MOAT_V6T_WIDE_PREFIX) {
+		sp[n].first = (unsigned)(hi >> 40) & (MOAT_V6T_WIDE_IN_ENTRIES - 1);
+		sp[n++].count = 1u << (MOAT_V6T_ROOT_BITS_WIDE - plen);
+	}
+	if (plen <= 3 || (hi >> 61) != MOAT_V6T_WIDE_PREFIX) {
+		sp[n].first = MOAT_V6T_WIDE_IN_ENTRIES + (unsigned)(hi >> 48);
+		sp[n++].count = 1u << (MOAT_V6T_ROOT_BITS - plen);
+	}
+	return n;
+}
+
 /* entry_addr - the address of entry i of node s (or of the root). */
 static void entry_addr(const struct vt_trie6 *t, const struct shnode *s,
 		       unsigned i, __u64 *hi, __u64 *lo)
 {
 	if (!s) {
-		*hi = (__u64)i << (64 - t->rb);
+		unsigned d;
+
+		*hi = root_addr(t, i, &d);
 		*lo = 0;
 		return;
 	}
@@ -371,19 +451,25 @@ static void entry_addr(const struct vt_trie6 *t, const struct shnode *s,
 		*lo |= (__u64)i << (120 - s->depth);
 }
 
-/* repaint - the own bits of the entries rule hi/lo/plen covers in node s
- * (NULL: the root; entries ents, own lengths ownp, lengths lo_len..): after
- * a put (r != NULL) or the delete of that rule (r == NULL). */
-static void repaint(struct vt_trie6 *t, const struct shnode *s, uint32_t *ents,
-		    uint8_t *ownp, __u64 hi, __u64 lo, unsigned plen,
-		    const struct rule *r)
+/* spans - the entries rule hi/lo/plen covers in node s (NULL: the root) */
+static unsigned spans(const struct vt_trie6 *t, const struct shnode *s,
+		      __u64 hi, __u64 lo, unsigned plen, struct span sp[2])
 {
-	unsigned d = s ? s->depth : 0, width = s ? 8 : t->rb;
-	unsigned span = d + width - plen;
-	unsigned first = s ? moat_v6t_byte(hi, lo, d) : (unsigned)(hi >> (64 - t->rb));
-	unsigned minlen = s ? d + 1 : 0;
+	if (!s)
+		return root_spans(t, hi, plen, sp);
+	sp[0].first = moat_v6t_byte(hi, lo, s->depth);
+	sp[0].count = 1u << (s->depth + 8 - plen);
+	return 1;
+}
 
-	for (unsigned i = first; i < first + (1u << span); i++) {
+/* repaint_span - repaint's work over one span of entries */
+static void repaint_span(struct vt_trie6 *t, const struct shnode *s,
+			 uint32_t *ents, uint8_t *ownp, struct span sp,
+			 unsigned plen, const struct rule *r)
+{
+	unsigned minlen = s ? s->depth + 1u : 0;
+
+	for (unsigned i = sp.first; i < sp.first + sp.count; i++) {
 		if (r) {
 			if (ownp[i] > plen + 1)
 				continue;
@@ -410,22 +496,36 @@ static void repaint(struct vt_trie6 *t, const struct shnode *s, uint32_t *ents,
 	}
 }
 
+/* repaint - the own bits of the entries rule hi/lo/plen covers in node s
+ * (NULL: the root; entries ents, own lengths ownp, lengths lo_len..): after
+ * a put (r != NULL) or the delete of that rule (r == NULL). */
+static void repaint(struct vt_trie6 *t, const struct shnode *s, uint32_t *ents,
+		    uint8_t *ownp, __u64 hi, __u64 lo, unsigned plen,
+		    const struct rule *r)
+{
+	struct span sp[2];
+	unsigned nsp = spans(t, s, hi, lo, plen, sp);
+
+	for (unsigned j = 0; j < nsp; j++)
+		repaint_span(t, s, ents, ownp, sp[j], plen, r);
+}
+
 struct step {            /* one entry on a rule's path */
 	uint32_t *e;         /* the entry */
 	int32_t owner;       /* node holding it; -1: the root */
 };
 
-/* walk - the path of rule hi/lo/plen (plen > 16) from the root: path[0..k],
+/* walk - the path of rule hi/lo/plen (plen > root_depth) from the root: path[0..k],
  * the last either the entry of the node holding plen in its own bits
  * (*node = that node) or the node-less entry where a bucket is or goes
  * (*node = -1, *range = the entry's range). */
 static int walk(struct vt_trie6 *t, __u64 hi, __u64 lo, unsigned plen,
 		struct step *path, int32_t *node, unsigned *range)
 {
-	unsigned d = t->rb;
+	__u32 d;
 	int k = 0;
 
-	path[0].e = &t->m.root[hi >> (64 - t->rb)];
+	path[0].e = &t->m.root[moat_v6t_root_slot(hi, t->rb, &d)];
 	path[0].owner = -1;
 	for (;;) {
 		uint32_t e = *path[k].e;
@@ -459,7 +559,7 @@ static int collapse(struct vt_trie6 *t, struct step *path, int k)
 			return 0;
 		uint32_t pe = *path[k - 1].e;
 
-		store_entry(path[k - 1].e, with_child(pe, MOAT_V6T_KIND_NONE, 0));
+		store_entry(path[k - 1].e, with_child(pe, 0));
 		if (release(t, pe) < 0)
 			return -ENOMEM;
 		k--;
@@ -486,7 +586,7 @@ int vt_trie6_put(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen,
 		return 0;
 	if (!old && (t->hn + 1) * 4 > t->hcap * 3 && (rc = rgrow(t)) < 0)
 		return rc;
-	if (plen <= t->rb) {
+	if (plen <= root_depth(t, nr.hi)) {
 		repaint(t, NULL, t->m.root, t->root_own, nr.hi, nr.lo, plen, &nr);
 		goto stored;
 	}
@@ -530,8 +630,7 @@ int vt_trie6_put(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen,
 		s.n++;
 		if ((rc = build(t, range, s.r, s.n, &sub)) < 0)
 			return rc;
-		store_entry(path[k].e, with_child(e, moat_v6t_kind(sub),
-						  moat_v6t_index(sub)));
+		store_entry(path[k].e, with_child(e, sub));
 		if (moat_v6t_kind(e) == MOAT_V6T_KIND_NONE && k > 0)
 			t->sh[path[k].owner].nchild++;
 		if ((rc = release(t, e)) < 0)
@@ -563,7 +662,7 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen)
 	if (!(old = rfind(t, hi, lo, plen)))
 		return 0;
 	rdel(t, old);   /* first: repaint must not find it */
-	if (plen <= t->rb) {
+	if (plen <= root_depth(t, hi)) {
 		repaint(t, NULL, t->m.root, t->root_own, hi, lo, plen, NULL);
 		return 0;
 	}
@@ -577,7 +676,7 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen)
 		/* the node is empty: unlink it (its entry is path[k]) */
 		uint32_t e = *path[k].e;
 
-		store_entry(path[k].e, with_child(e, MOAT_V6T_KIND_NONE, 0));
+		store_entry(path[k].e, with_child(e, 0));
 		if ((rc = release(t, e)) < 0)
 			return rc;
 		return collapse(t, path, k);
@@ -600,7 +699,7 @@ int vt_trie6_del(struct vt_trie6 *t, const uint8_t addr[16], unsigned plen)
 	}
 	if (s.n && (rc = build(t, range, s.r, s.n, &sub)) < 0)
 		return rc;
-	store_entry(path[k].e, with_child(e, moat_v6t_kind(sub), moat_v6t_index(sub)));
+	store_entry(path[k].e, with_child(e, sub));
 	if ((rc = release(t, e)) < 0)
 		return rc;
 	return s.n ? 0 : collapse(t, path, k);
@@ -614,16 +713,20 @@ struct adopt {
 	size_t nb, cap;
 };
 
-/* adopt_walk - the nodes and buckets reachable from entry e (range depth
- * d, prefix hi/lo): node shadows rebuilt (own lengths unknown yet), bucket
- * rules collected.  -EINVAL on an index past the storage or met twice. */
-static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
+/* adopt_walk - the nodes and buckets reachable from entry *ep (range
+ * depth d, prefix hi/lo): node shadows rebuilt (own lengths unknown yet),
+ * bucket rules collected, a bucket entry's skip bits made what its rules
+ * say (one store; the bucket is as it was).  -EINVAL on an index past the
+ * storage or met twice. */
+static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t *ep,
 		      unsigned d, __u64 hi, __u64 lo)
 {
-	uint32_t idx = moat_v6t_index(e);
+	uint32_t e = *ep, idx = moat_v6t_index(e);
 
 	if (moat_v6t_kind(e) == MOAT_V6T_KIND_BUCKET) {
 		const struct moat_v6_bucket *b;
+		size_t first = a->nb;
+		uint32_t skip;
 
 		if (idx >= t->m.buckets_max || a->bseen[idx])
 			return -EINVAL;
@@ -642,6 +745,9 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 			a->brules[a->nb].act = b->act[i] & 3;
 			a->nb++;
 		}
+		skip = bucket_skip(d, &a->brules[first], (unsigned)(a->nb - first));
+		if ((e & MOAT_V6T_SKIP_MASK) != skip)
+			store_entry(ep, (e & ~MOAT_V6T_SKIP_MASK) | skip);
 		return 0;
 	}
 	if (moat_v6t_kind(e) != MOAT_V6T_KIND_NODE)
@@ -662,11 +768,11 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 	s->nrules = s->nchild = 0;
 	memset(s->ownplen, OWN_NONE, sizeof(s->ownplen));
 	for (unsigned i = 0; i < MOAT_V6T_NODE_ENTRIES; i++) {
-		uint32_t ce = t->m.nodes[idx].e[i];
+		uint32_t *ce = &t->m.nodes[idx].e[i];
 		__u64 ch, cl;
 		int rc;
 
-		if (moat_v6t_kind(ce) == MOAT_V6T_KIND_NONE)
+		if (moat_v6t_kind(*ce) == MOAT_V6T_KIND_NONE)
 			continue;
 		t->sh[idx].nchild++;
 		entry_addr(t, &t->sh[idx], i, &ch, &cl);
@@ -681,13 +787,13 @@ static int adopt_walk(struct vt_trie6 *t, struct adopt *a, uint32_t e,
 static void paint_shadow(struct vt_trie6 *t, struct shnode *s, const struct rule *r)
 {
 	uint8_t *ownp = s ? s->ownplen : t->root_own;
-	unsigned d = s ? s->depth : 0, width = s ? 8 : t->rb;
-	unsigned first = s ? moat_v6t_byte(r->hi, r->lo, d) :
-			     (unsigned)(r->hi >> (64 - t->rb));
+	struct span sp[2];
+	unsigned nsp = spans(t, s, r->hi, r->lo, r->plen, sp);
 
-	for (unsigned i = first; i < first + (1u << (d + width - r->plen)); i++)
-		if (ownp[i] <= r->plen + 1)
-			ownp[i] = (uint8_t)(r->plen + 1);
+	for (unsigned j = 0; j < nsp; j++)
+		for (unsigned i = sp[j].first; i < sp[j].first + sp[j].count; i++)
+			if (ownp[i] <= r->plen + 1)
+				ownp[i] = (uint8_t)(r->plen + 1);
 }
 
 /* own_fix - entries of node s (NULL: root) whose own bits are not what
@@ -728,10 +834,13 @@ struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
 	    !(want = vt_trie6_new(mem)))
 		goto out;
 	/* 1. the structure: what is in use, node shadows, bucket rules */
-	for (size_t i = 0; i < vt_trie6_root_entries(t->rb); i++)
-		if ((rc = adopt_walk(t, &a, mem->root[i], t->rb,
-				     (__u64)i << (64 - t->rb), 0)) < 0)
+	for (size_t i = 0; i < vt_trie6_root_entries(t->rb); i++) {
+		unsigned d;
+		__u64 hi = root_addr(t, i, &d);
+
+		if ((rc = adopt_walk(t, &a, &mem->root[i], d, hi, 0)) < 0)
 			goto out;
+	}
 	rc = -ENOMEM;
 	for (uint32_t i = 0; i < t->nhw; i++)
 		if (!a.nseen[i] && fl_push(&t->nfree, i) < 0)
@@ -770,7 +879,7 @@ struct vt_trie6 *vt_trie6_adopt(const struct vt_trie6_mem *mem,
 			rinsert_new(want->h, want->hcap, &r);
 			want->hn++;
 		}
-		if (r.plen > t->rb &&
+		if (r.plen > root_depth(t, r.hi) &&
 		    (walk(t, r.hi, r.lo, r.plen, path, &node, &range), node < 0))
 			continue;   /* a bucket's: 4 */
 		if ((t->hn + 1) * 4 > t->hcap * 3 && rgrow(t) < 0)
@@ -879,12 +988,29 @@ struct vt_trie6 *vt_trie6_new(const struct vt_trie6_mem *mem)
 	return t;
 }
 
+/* reserve - len bytes of address space, from 2 MiB on starting on a 2 MiB
+ * boundary: the kernel aligns an anonymous mapping only when its length
+ * is a multiple of 2 MiB, and the wide root's 8.25 MiB is not, so its
+ * 2000::/3 part (8 MiB, read at random) could straddle a 2 MiB cell at
+ * an end of the mapping that no huge page can back (up to 2 MiB of it on
+ * 4 KiB pages, where it started decided); aligned, it is four huge pages */
 static void *reserve(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	const size_t huge = 2u << 20;
+	size_t extra = len >= huge ? huge : 0, head;
+	uint8_t *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	if (!extra)
+		return p;
+	head = (huge - ((uintptr_t)p & (huge - 1))) & (huge - 1);
+	if (head)
+		munmap(p, head);
+	if (extra - head)
+		munmap(p + head + len, extra - head);
+	return p + head;
 }
 
 struct vt_trie6 *vt_trie6_new_owned(uint32_t nodes_max, uint32_t buckets_max)

@@ -19,7 +19,7 @@
 
 #include "moat_trie6.h"
 
-/* The trie's storage: root (2^R entries, R = moat_v6t_root_bits(root_bits):
+/* The trie's storage: root (vt_trie6_root_entries(root_bits) entries:
  * root_bits 0 or 16 for the default root of MOAT_V6T_ROOT_ENTRIES, 24 for
  * the wide one of MOAT_V6T_ROOT_ENTRIES_WIDE), nodes_max nodes and
  * buckets_max buckets.  The caller zeroes the root; nodes and buckets
@@ -36,13 +36,18 @@ struct vt_trie6_mem {
 /* vt_trie6_root_entries - the root's entries for a root_bits setting. */
 static inline size_t vt_trie6_root_entries(uint32_t root_bits)
 {
-	return (size_t)1 << moat_v6t_root_bits(root_bits);
+	return moat_v6t_root_entries(root_bits);
 }
 
 /* VT_TRIE6_WIDE_MIN - from this many IPv6 rules on, a fast path sized for
- * them takes the wide root (vt_trie6_root_bits_for): 64 MiB, 64 bytes a
- * rule at 1M; below it the 256 KiB one. */
+ * them takes the wide root (vt_trie6_root_bits_for): 8.25 MiB, 8.7 bytes
+ * a rule at 1M; below it the 256 KiB one. */
 #define VT_TRIE6_WIDE_MIN (1u << 18)
+
+/* VT_TRIE6_RULES_MAX - the most rules storage sized as the fast paths
+ * size it (nodes v/32 + 16384, buckets v + v/2 + 1024) can index: node
+ * and bucket indexes have 23 bits (moat_trie6.h) */
+#define VT_TRIE6_RULES_MAX ((MOAT_V6T_INDEX_MAX + 1u - 1024u) / 3u * 2u)
 
 /* vt_trie6_root_bits_for - the root_bits setting for storage sized for
  * rules_max rules. */

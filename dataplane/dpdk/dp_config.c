@@ -15,6 +15,7 @@
 #include "cfgerr.h"
 #include "dp_config.h"
 #include "moat_xdp.h"
+#include "vt_trie6.h"
 
 enum dk_type { DK_STR, DK_U32, DK_PORTS, DK_POW2 };
 
@@ -37,7 +38,8 @@ static const struct dkey dkeys[] = {
 	{ "ports", DK_PORTS, 0, 0, 0, 0 },
 	{ "event_sample", DK_POW2, D(event_sample), 0, 65536 },
 	{ "groups_max", DK_U32, D(groups_max), 1024, MOAT_XDP_GROUPS_MAX },
-	{ "v6_max", DK_U32, D(v6_max), 16, 1u << 24 },
+	/* at most what the IPv6 trie's 23-bit indexes reach */
+	{ "v6_max", DK_U32, D(v6_max), 16, VT_TRIE6_RULES_MAX },
 	/* the same names and ranges as moat-controld's [xdp] (config.c) */
 	{ "tarpit_source_rate", DK_U32, D(tarpit_src_pps), 0, DP_TARPIT_MAX },
 	{ "tarpit_source_burst", DK_U32, D(tarpit_src_burst), 1, DP_TARPIT_MAX },

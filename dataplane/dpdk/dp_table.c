@@ -166,7 +166,7 @@ int dp_table_create(const struct dp_table_params *p, struct dp_table **out)
 
 	*out = NULL;
 	if (!p || p->groups_max == 0 || p->groups_max > MOAT_GROUP_MAX ||
-	    p->v6_rules_max == 0 || p->v6_rules_max > (1u << 30) ||
+	    p->v6_rules_max == 0 || p->v6_rules_max > VT_TRIE6_RULES_MAX ||
 	    p->n_readers > RTE_MAX_LCORE)
 		return -EINVAL;
 	t = rte_zmalloc_socket("moat_table", sizeof(*t), RTE_CACHE_LINE_SIZE,

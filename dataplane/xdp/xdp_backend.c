@@ -148,6 +148,11 @@ static int check_opts(const struct moat_xdp_opts *o)
 			o->groups_max, o->v6_max, o->rl_src_max);
 		return -EINVAL;
 	}
+	if (o->v6_max > VT_TRIE6_RULES_MAX) {
+		log_err("xdp: v6_max %u: the IPv6 trie indexes at most %u rules",
+			o->v6_max, VT_TRIE6_RULES_MAX);
+		return -EINVAL;
+	}
 	if (o->event_sample & (o->event_sample - 1)) {
 		log_err("xdp: event_sample %u is not a power of two", o->event_sample);
 		return -EINVAL;
@@ -193,6 +198,84 @@ static int set_pins(struct bpf_object *obj, const char *dir)
 		err = bpf_map__set_pin_path(m, path);
 		if (err)
 			return err;
+	}
+	return 0;
+}
+
+/* the maps of the IPv6 trie: derived from v6_rules, so rebuilt when a pin
+ * of theirs cannot be reused */
+static const char *const trie_maps[] = { "v6t_root", "v6t_nodes", "v6t_buckets" };
+
+/* V6T_ROOT_TAIL - bytes past the root in the v6t_root value, never read:
+ * the layout's version (MOAT_V6T_LAYOUT) in the map's shape, so pins of
+ * another layout (the same root size, other entry bits) differ in size
+ * and are rebuilt by trie_pins_check, never read as this one */
+#define V6T_ROOT_TAIL (64u * MOAT_V6T_LAYOUT)
+
+/* pin_differs - is a map pinned at path that libbpf would refuse to reuse
+ * for m (another type, key or value size, entries or flags)?  *info gets
+ * the pinned map's.  0 when nothing is pinned there. */
+static int pin_differs(const char *path, const struct bpf_map *m,
+		       struct bpf_map_info *info)
+{
+	__u32 len = sizeof(*info);
+	int fd = bpf_obj_get(path), rc;
+
+	memset(info, 0, sizeof(*info));
+	if (fd < 0)
+		return 0;
+	rc = bpf_obj_get_info_by_fd(fd, info, &len);
+	close(fd);
+	if (rc)
+		return 0;     /* libbpf's reuse reports it */
+	return info->type != bpf_map__type(m) ||
+	       info->key_size != bpf_map__key_size(m) ||
+	       info->value_size != bpf_map__value_size(m) ||
+	       info->max_entries != bpf_map__max_entries(m) ||
+	       info->map_flags != bpf_map__map_flags(m);
+}
+
+/* trie_pins_check - before the load: when a pinned v6t_* map has another
+ * shape than this program's (another layout, the 2^24-entry wide root of
+ * before the split, another root size) but v6_rules can be reused, unpin
+ * the three, so the load makes new ones and trie_adopt fills them from
+ * v6_rules.  All three: a program still attached keeps reading its own
+ * set, whole and untouched by this writer, until moat_xdp_attach switches
+ * its links to this program, which by then has its trie built.  Returns
+ * 0 or -errno (a pin that cannot be removed). */
+static int trie_pins_check(struct moat_xdp *x)
+{
+	char path[PATH_MAX];
+	struct bpf_map_info info;
+	struct bpf_map *m;
+	const char *bad = NULL;
+	__u32 had = 0, want = 0;
+
+	snprintf(path, sizeof(path), "%s/v6_rules", x->o.pin_dir);
+	if (pin_differs(path, x->skel->maps.v6_rules, &info))
+		return 0;     /* the load refuses: not ours to reset */
+	for (unsigned i = 0; i < sizeof(trie_maps) / sizeof(trie_maps[0]) && !bad; i++) {
+		m = bpf_object__find_map_by_name(x->skel->obj, trie_maps[i]);
+		snprintf(path, sizeof(path), "%s/%s", x->o.pin_dir, trie_maps[i]);
+		if (m && pin_differs(path, m, &info)) {
+			bad = trie_maps[i];
+			had = info.value_size;
+			want = bpf_map__value_size(m);
+		}
+	}
+	if (!bad)
+		return 0;
+	log_warn("xdp: pinned %s in %s is of another layout or size (%u-byte "
+		 "value, this program's %u): the IPv6 trie maps are unpinned "
+		 "and rebuilt from v6_rules", bad, x->o.pin_dir, had, want);
+	for (unsigned i = 0; i < sizeof(trie_maps) / sizeof(trie_maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", x->o.pin_dir, trie_maps[i]);
+		if (unlink(path) && errno != ENOENT) {
+			int err = -errno;
+
+			log_err("xdp: cannot unpin %s: %s", path, strerror(-err));
+			return err;
+		}
 	}
 	return 0;
 }
@@ -470,9 +553,10 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 	/* the IPv6 trie's storage for v6_max rules (moat_xdp.h) */
 	x->t6m.nodes_max = o->v6_max / 32 + 16384;
 	x->t6m.buckets_max = o->v6_max + o->v6_max / 2 + 1024;
-	/* the wide root (64 MiB) from VT_TRIE6_WIDE_MIN rules on */
+	/* the wide root (8.25 MiB) from VT_TRIE6_WIDE_MIN rules on */
 	x->t6m.root_bits = vt_trie6_root_bits_for(o->v6_max);
-	x->t6_len[0] = vt_trie6_root_entries(x->t6m.root_bits) * sizeof(__u32);
+	x->t6_len[0] = vt_trie6_root_entries(x->t6m.root_bits) * sizeof(__u32) +
+		       V6T_ROOT_TAIL;
 	x->t6_len[1] = (size_t)x->t6m.nodes_max * sizeof(struct moat_v6_node);
 	x->t6_len[2] = (size_t)x->t6m.buckets_max * sizeof(struct moat_v6_bucket);
 	x->skel->rodata->moat_v6t_rootbits = x->t6m.root_bits;
@@ -495,6 +579,8 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 			goto fail;
 		}
 		err = set_pins(x->skel->obj, o->pin_dir);
+		if (err == 0)
+			err = trie_pins_check(x);
 		if (err)
 			goto fail;
 	}

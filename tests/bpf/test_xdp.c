@@ -161,7 +161,7 @@ static void test_case_table(void **state)
 }
 
 /* the same cases through a program whose IPv6 trie has the wide root
- * (2^24 entries: a v6_max of VT_TRIE6_WIDE_MIN) */
+ * (2^21 + 2^16 entries: a v6_max of VT_TRIE6_WIDE_MIN) */
 static void test_case_table_wide(void **state)
 {
 	open_v6_max = VT_TRIE6_WIDE_MIN;
@@ -658,6 +658,73 @@ static void test_plens_flip(void **state)
 
 static char pin_base[64], pin_dir[80];
 
+/* the wide root's two parts (moat_trie6.h: 2000::/3 at 24 bits, the rest
+ * at 16) in the kernel: rules of /1 and /3 over both parts, /4, /16, /24
+ * and /128 on either side of 2000::/3, SYNs from the addresses at its
+ * boundaries; then the /1 deleted */
+static struct moat_update v6u(__u32 kind, const char *addr, __u8 plen, __u32 act);
+
+static void test_wide_root_parts(void **state)
+{
+	static const struct { const char *a; __u8 plen; __u32 act; } rules[] = {
+		{ "::", 1, MOAT_ACT_DROP },
+		{ "2000::", 3, MOAT_ACT_ALLOW },
+		{ "3000::", 4, MOAT_ACT_DROP },
+		{ "1fff::", 16, MOAT_ACT_ALLOW },
+		{ "1fff:ff00::", 24, MOAT_ACT_DROP },
+		{ "3fff:ff00::", 24, MOAT_ACT_ALLOW },
+		{ "3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 128, MOAT_ACT_DROP },
+		{ "4000::", 3, MOAT_ACT_DROP },
+		{ "4000::", 128, MOAT_ACT_ALLOW },
+		{ "e000::", 3, MOAT_ACT_DROP },
+	};
+	/* verdicts with the /1, then without it */
+	static const struct { const char *src; int with, without; } at[] = {
+		{ "1ffe::1", MOAT_VERDICT_DROP, MOAT_VERDICT_PASS },
+		{ "1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", MOAT_VERDICT_DROP, MOAT_VERDICT_DROP },
+		{ "1fff:fe00::1", MOAT_VERDICT_PASS, MOAT_VERDICT_PASS },
+		{ "2000::", MOAT_VERDICT_PASS, MOAT_VERDICT_PASS },
+		{ "2fff:ffff::1", MOAT_VERDICT_PASS, MOAT_VERDICT_PASS },
+		{ "3000::", MOAT_VERDICT_DROP, MOAT_VERDICT_DROP },
+		{ "3fff:fe00::1", MOAT_VERDICT_DROP, MOAT_VERDICT_DROP },
+		{ "3fff:ff00::1", MOAT_VERDICT_PASS, MOAT_VERDICT_PASS },
+		{ "3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", MOAT_VERDICT_DROP, MOAT_VERDICT_DROP },
+		{ "3fff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", MOAT_VERDICT_PASS, MOAT_VERDICT_PASS },
+		{ "4000::", MOAT_VERDICT_PASS, MOAT_VERDICT_PASS },
+		{ "4000::1", MOAT_VERDICT_DROP, MOAT_VERDICT_DROP },
+		{ "7fff:ffff::1", MOAT_VERDICT_DROP, MOAT_VERDICT_PASS },
+		{ "8000::1", MOAT_VERDICT_PASS, MOAT_VERDICT_PASS },
+		{ "e000::1", MOAT_VERDICT_DROP, MOAT_VERDICT_DROP },
+	};
+	struct moat_update u[16];
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX];
+	size_t n = 0;
+
+	(void)state;
+	default_opts(&o);
+	open_v6_max = VT_TRIE6_WIDE_MIN;
+	x = open_x(&o);
+	open_v6_max = 64;
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		u[n++] = v6u(MOAT_UPD_V6_PUT, rules[i].a, rules[i].plen, rules[i].act);
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+			int want = pass ? at[i].without : at[i].with;
+			int got = run(x, in, syn_from(in, at[i].src, 25), NULL, NULL);
+
+			if (got != want)
+				fail_msg("%s (%s the /1): verdict %d, want %d", at[i].src,
+					 pass ? "without" : "with", got, want);
+		}
+		u[0] = v6u(MOAT_UPD_V6_DEL, "::", 1, 0);
+		assert_int_equal(moat_xdp_publish(x, u, 1), 0);
+	}
+	moat_xdp_close(x);
+}
+
 /* rm_pins - remove the test's pin directory, whatever is in it */
 static void rm_pins(void)
 {
@@ -668,6 +735,18 @@ static void rm_pins(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pin_base);
 	if (system(cmd) != 0)
 		fprintf(stderr, "# could not remove %s\n", pin_base);
+}
+
+/* pinned_info - the info of the map pinned at path (asserted there) */
+static void pinned_info(const char *path, struct bpf_map_info *info)
+{
+	__u32 len = sizeof(*info);
+	int fd = bpf_obj_get(path);
+
+	assert_true(fd >= 0);
+	memset(info, 0, sizeof(*info));
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, info, &len), 0);
+	close(fd);
 }
 
 static void test_pinned_reopen(void **state)
@@ -773,6 +852,64 @@ static void test_pinned_reopen(void **state)
 	/* other map sizes cannot reuse the pins: refused, not silently reset */
 	o.groups_max = 2048;
 	assert_true(moat_xdp_open(&o, &x) < 0);
+
+	/* upgrades: a pinned wide root of the 2^24 entries it had before the
+	 * split, or a root of the right entries in the layout before the
+	 * skip bits (no tail), beside pins of this version: never read as
+	 * this layout; the loader unpins the three v6t_* maps (the old set
+	 * stays whole for a program still attached), makes new ones and
+	 * rebuilds them from v6_rules: verdicts right after the load */
+	{
+		static char pin_dir3[80];
+		static const __u32 old_root[] = {
+			4u << 24,                                   /* before the split */
+			MOAT_V6T_ROOT_ENTRIES_WIDE * 4u,            /* layout 1 */
+		};
+		char rp[128], np[128];
+		LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_MMAPABLE);
+		struct bpf_map_info info;
+		__u32 nodes_id;
+		int fd;
+
+		snprintf(pin_dir3, sizeof(pin_dir3), "%s/pins3", pin_base);
+		o.pin_dir = pin_dir3;
+		o.groups_max = 1024;
+		o.v6_max = VT_TRIE6_WIDE_MIN;
+		assert_int_equal(moat_xdp_open(&o, &x), 0);
+		assert_int_equal(moat_xdp_publish(x, u, n), 0);
+		moat_xdp_close(x);
+		snprintf(rp, sizeof(rp), "%s/v6t_root", pin_dir3);
+		snprintf(np, sizeof(np), "%s/v6t_nodes", pin_dir3);
+		for (size_t i = 0; i < sizeof(old_root) / sizeof(old_root[0]); i++) {
+			assert_int_equal(unlink(rp), 0);
+			fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "v6t_root", 4, old_root[i], 1, &mo);
+			assert_true(fd >= 0);
+			assert_int_equal(bpf_obj_pin(fd, rp), 0);
+			close(fd);
+			pinned_info(np, &info);
+			nodes_id = info.id;
+			assert_int_equal(moat_xdp_open(&o, &x), 0);
+			assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL),
+					 MOAT_VERDICT_DROP);
+			assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::5", 25), NULL, NULL),
+					 MOAT_VERDICT_PASS);
+			assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL),
+					 MOAT_VERDICT_DROP);
+			/* pinned anew: the new root's size, other nodes */
+			pinned_info(rp, &info);
+			assert_int_equal(info.value_size, MOAT_V6T_ROOT_ENTRIES_WIDE * 4u +
+					 64u * MOAT_V6T_LAYOUT);
+			pinned_info(np, &info);
+			assert_true(info.id != nodes_id);
+			moat_xdp_close(x);
+		}
+		/* and the next loader reuses those pins */
+		assert_int_equal(moat_xdp_open(&o, &x), 0);
+		assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL),
+				 MOAT_VERDICT_DROP);
+		moat_xdp_close(x);
+		o.pin_dir = pin_dir;
+	}
 	rm_pins();
 	assert_true(access(pin_base, F_OK) != 0);
 }
@@ -782,6 +919,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_case_table),
 		cmocka_unit_test(test_case_table_wide),
+		cmocka_unit_test(test_wide_root_parts),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_rate_limits),
 		cmocka_unit_test(test_port_set),

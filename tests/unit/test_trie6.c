@@ -6,9 +6,10 @@
  * across node boundaries, bucket splits and collapses), random churn, and
  * lookups from another thread while a publish sequence runs copy-on-write
  * (every verdict the old or the new table's).  Every test runs over the
- * default root (16 bits) and again over the wide one (24 bits), whose own
- * edges (/24 the root's last length, buckets right below the root) have a
- * test of their own.
+ * default root (16 bits) and again over the wide one (24 bits in 2000::/3,
+ * 16 elsewhere), whose own edges (/24 the root's last length, buckets
+ * right below the root, the boundary between its two parts) have tests
+ * of their own.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -238,6 +239,75 @@ static void assert_act_bits_own_only(struct vt_trie6 *t)
 		fail_msg("entry %#x: action bits without its own bit", bad);
 }
 
+/* bit b of the address (hi, lo) */
+static unsigned abit(uint64_t hi, uint64_t lo, unsigned b)
+{
+	return (unsigned)(b < 64 ? hi >> (63 - b) : lo >> (127 - b)) & 1;
+}
+
+/* skip_want - the skip bits a bucket below an entry of range d must have:
+ * quarter q skipped when no rule of the bucket agrees with q on the bits
+ * d, d + 1 it fixes (computed here bit by bit, not as the writer does) */
+static uint32_t skip_want(const struct moat_v6_bucket *b, unsigned d)
+{
+	uint32_t skip = 0;
+
+	for (unsigned q = 0; q < 4; q++) {
+		int any = 0;
+
+		for (unsigned i = 0; i < b->n; i++) {
+			int agree = 1;
+
+			for (unsigned j = d; j < d + 2 && j < b->plen[i]; j++)
+				if (abit(b->hi[i], b->lo[i], j) != ((q >> (1 - (j - d))) & 1))
+					agree = 0;
+			any |= agree;
+		}
+		if (!any)
+			skip |= 1u << q;
+	}
+	return skip;
+}
+
+/* skip_check_entry - the skip bits of entry e (range d) and below */
+static void skip_check_entry(const struct vt_trie6_mem *m, uint32_t e, unsigned d,
+			     size_t *buckets)
+{
+	uint32_t got = (e & MOAT_V6T_SKIP_MASK) >> MOAT_V6T_SKIP_SHIFT;
+
+	if (moat_v6t_kind(e) == MOAT_V6T_KIND_NODE) {
+		assert_int_equal(got, 0);
+		for (int i = 0; i < MOAT_V6T_NODE_ENTRIES; i++)
+			skip_check_entry(m, m->nodes[moat_v6t_index(e)].e[i], d + 8, buckets);
+	} else if (moat_v6t_kind(e) == MOAT_V6T_KIND_BUCKET) {
+		uint32_t want = skip_want(&m->buckets[moat_v6t_index(e)], d);
+
+		if (got != want)
+			fail_msg("bucket %u below range %u: skip %#x, want %#x",
+				 moat_v6t_index(e), d, got, want);
+		(*buckets)++;
+	} else {
+		assert_int_equal(got, 0);
+	}
+}
+
+/* assert_skip_exact - every bucket entry's skip bits are what its rules
+ * say (none skips a quarter a rule covers, none misses one it could
+ * skip), other entries have none; the buckets reached */
+static size_t assert_skip_exact(struct vt_trie6 *t)
+{
+	const struct vt_trie6_mem *m = vt_trie6_storage(t);
+	size_t nb = 0;
+
+	for (size_t i = 0; i < vt_trie6_root_entries(m->root_bits); i++) {
+		unsigned d = m->root_bits == MOAT_V6T_ROOT_BITS_WIDE &&
+			     i < MOAT_V6T_WIDE_IN_ENTRIES ? 24 : 16;
+
+		skip_check_entry(m, m->root[i], d, &nb);
+	}
+	return nb;
+}
+
 static struct r6 rule(const char *hex, unsigned plen, uint32_t act)
 {
 	struct r6 r = { .plen = plen, .act = act };
@@ -358,6 +428,7 @@ static void test_random_churn(void **state)
 	vt_trie6_stats(t, &st);
 	assert_int_equal(st.rules, n);
 	assert_act_bits_own_only(t);
+	assert_int_equal(assert_skip_exact(t), st.buckets);
 	print_message("# %zu rules: %u nodes, %u buckets, %zu bytes\n", n,
 		      st.nodes, st.buckets, st.bytes);
 	while (n) {
@@ -475,6 +546,24 @@ static void test_adopt(void **state)
 			n = nc;
 		vt_trie6_free(t);
 	}
+	/* skip bits a former writer left wrong (all set: every lookup
+	 * would stop before its bucket; none: no harm but speed) are made
+	 * right by the adoption, rules unchanged */
+	for (size_t i = 0, k = 0; i < vt_trie6_root_entries(test_rb); i++)
+		if (moat_v6t_kind(m.root[i]) == MOAT_V6T_KIND_BUCKET)
+			m.root[i] = k++ % 2 ? m.root[i] | MOAT_V6T_SKIP_MASK
+					    : m.root[i] & ~MOAT_V6T_SKIP_MASK;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(tr[i].addr, v[i].a, 16);
+		tr[i].plen = v[i].plen;
+		tr[i].act = v[i].act;
+	}
+	t = vt_trie6_adopt(&m, tr, n, &fixed, &err);
+	assert_non_null(t);
+	assert_int_equal(fixed, 0);
+	assert_true(assert_skip_exact(t) > 0);
+	check_all(t, v, n);
+	vt_trie6_free(t);
 	/* a damaged trie: an index past the storage */
 	m.root[7] = moat_v6t_entry(MOAT_V6T_KIND_NODE, 0, 0, m.nodes_max + 5);
 	assert_null(vt_trie6_adopt(&m, tr, 0, NULL, &err));
@@ -649,8 +738,8 @@ static void test_publish_while_reading(void **state)
 /* the wide root's own edges: lengths around its 24 bits, rules going
  * straight into buckets below root entries (no node), a fourth rule
  * splitting such a bucket into a node at depth 24, a /64 with /128s in
- * its bucket, neighbours differing in bit 24 only, a /0 painting all
- * 2^24 root entries */
+ * its bucket, neighbours differing in bit 24 only, a /24 outside
+ * 2000::/3 (a node at depth 16), a /0 painting both parts of the root */
 static void test_wide_edges(void **state)
 {
 	(void)state;
@@ -706,6 +795,169 @@ static void test_wide_edges(void **state)
 	assert_null(vt_trie6_new_owned_root(20, 4, 4));
 }
 
+/* the boundary of the wide root's two parts (2000::/3 at depth 24, the
+ * rest at depth 16): rules of /0../3 covering entries in both parts, a
+ * /3 that is exactly 2000::/3, /4s and /16s on either side of it, /17../24
+ * outside it (nodes at depth 16) and inside it (root entries), buckets
+ * right below the root in both parts; after every put and delete each
+ * rule's probes and the addresses at the boundary (1fff:ffff..., 2000::,
+ * 3fff:ffff..., 4000::, ::, ffff:...) look up as the reference says */
+static void check_bounds(struct vt_trie6 *t, const struct r6 *v, size_t n)
+{
+	static const char *const at[] = {
+		"00000000000000000000000000000000",
+		"1fffffffffffffffffffffffffffffff",
+		"1fffff00000000000000000000000000",
+		"20000000000000000000000000000000",
+		"20000000000000000000000000000001",
+		"200000ffffffffffffffffffffffffff",
+		"3fffff00000000000000000000000000",
+		"3fffffffffffffffffffffffffffffff",
+		"40000000000000000000000000000000",
+		"7fffffffffffffffffffffffffffffff",
+		"ffffffffffffffffffffffffffffffff",
+	};
+
+	check_all(t, v, n);
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		struct r6 p = rule(at[i], 128, 0);
+
+		if (vt_trie6_lookup(vt_trie6_storage(t), p.a) != ref(v, n, p.a))
+			fail_msg("%s: got %u want %u", at[i],
+				 vt_trie6_lookup(vt_trie6_storage(t), p.a), ref(v, n, p.a));
+	}
+}
+
+static void test_split_edges(void **state)
+{
+	(void)state;
+	struct vt_trie6 *t = vt_trie6_new_owned_root(MOAT_V6T_ROOT_BITS_WIDE, 64, 256);
+	struct r6 v[64];
+	size_t n = 0;
+	struct vt_trie6_stats st;
+	struct r6 e[] = {
+		rule("20000000000000000000000000000000", 3, MOAT_ACT_DROP),   /* 2000::/3 */
+		rule("00000000000000000000000000000000", 2, MOAT_ACT_TARPIT), /* ::/2 */
+		rule("00000000000000000000000000000000", 1, MOAT_ACT_ALLOW),  /* ::/1 */
+		rule("00000000000000000000000000000000", 0, MOAT_ACT_DROP),   /* ::/0 */
+		rule("40000000000000000000000000000000", 3, MOAT_ACT_TARPIT), /* 4000::/3 */
+		rule("10000000000000000000000000000000", 4, MOAT_ACT_ALLOW),  /* outside */
+		rule("30000000000000000000000000000000", 4, MOAT_ACT_TARPIT), /* inside */
+		rule("1fff0000000000000000000000000000", 16, MOAT_ACT_DROP),
+		rule("20000000000000000000000000000000", 16, MOAT_ACT_ALLOW),
+		rule("3fff0000000000000000000000000000", 16, MOAT_ACT_ALLOW),
+		rule("40000000000000000000000000000000", 16, MOAT_ACT_DROP),
+		/* four rules below 1fff::/16: a node at depth 16 */
+		rule("1fffff00000000000000000000000000", 24, MOAT_ACT_TARPIT),
+		rule("1fff8000000000000000000000000000", 17, MOAT_ACT_ALLOW),
+		rule("1fff0000000000010000000000000000", 64, MOAT_ACT_DROP),
+		rule("200000ff000000000000000000000000", 32, MOAT_ACT_DROP),
+		rule("3fffff00000000000000000000000000", 24, MOAT_ACT_DROP),
+		rule("3fffffffffffffffffffffffffffffff", 128, MOAT_ACT_TARPIT),
+		rule("1fffffffffffffffffffffffffffffff", 128, MOAT_ACT_ALLOW),
+		rule("40000000000000000000000000000000", 128, MOAT_ACT_ALLOW),
+		rule("20000000000000000000000000000000", 64, MOAT_ACT_TARPIT),
+		rule("e0000000000000000000000000000000", 3, MOAT_ACT_ALLOW),
+		rule("00000000000000000000000000000000", 3, MOAT_ACT_TARPIT),
+	};
+	size_t ne = sizeof(e) / sizeof(e[0]);
+
+	assert_non_null(t);
+	assert_int_equal(vt_trie6_root_entries(MOAT_V6T_ROOT_BITS_WIDE),
+			 (1u << 21) + (1u << 16));
+	for (size_t i = 0; i < ne; i++)
+		check_bounds(t, v, n = put_check(t, v, n, &e[i]));
+	vt_trie6_stats(t, &st);
+	assert_int_equal(st.rules, ne);
+	assert_int_equal(st.nodes, 1);   /* 1fff::/16's, at depth 16 */
+	assert_act_bits_own_only(t);
+	/* changed actions over both parts */
+	for (size_t i = 0; i < 4; i++) {
+		struct r6 r = e[i];
+
+		r.act = (r.act + 1) & 3;
+		check_bounds(t, v, n = put_check(t, v, n, &r));
+	}
+	for (size_t k = 0; k < ne; k++)
+		check_bounds(t, v, n = del_check(t, v, n, &e[(k * 7) % ne]));
+	assert_emptied(t);
+	vt_trie6_free(t);
+}
+
+/* the skip bits of one entry's bucket as its rules come and go: a rule
+ * one bit past the entry covers two quarters, a longer one one, three
+ * rules three at most; addresses in every quarter looked up (each rule's
+ * probes flip its last bit, and the four quarters are probed here) */
+static void test_skip_bits(void **state)
+{
+	(void)state;
+	struct vt_trie6 *t = new_trie(64, 256);
+	const struct vt_trie6_mem *m;
+	struct r6 v[16];
+	size_t n = 0;
+	unsigned d = test_rb == MOAT_V6T_ROOT_BITS_WIDE ? 24 : 16;
+	struct r6 e[4];
+	uint8_t a[16];
+	uint32_t slot, got;
+	__u32 dd;
+	__u64 hi, lo;
+
+	assert_non_null(t);
+	m = vt_trie6_storage(t);
+	memset(e, 0, sizeof(e));
+	for (int i = 0; i < 4; i++) {
+		e[i] = rule("2001db80000000000000000000000000", 128, 0);
+		e[i].act = (uint32_t)(i % 3) + 1;
+	}
+	/* below 2001:db8::/d (d 16 or 24): quarter 2 (bits d, d+1 = 10) /d+1
+	 * over quarters 2, 3; a /64 in quarter 1; a /128 in quarter 3 */
+	e[0].plen = d + 1;
+	e[0].a[d / 8] = 0x80;
+	mask(e[0].a, e[0].plen);
+	e[1].plen = 64;
+	e[1].a[d / 8] = 0x40;
+	e[1].a[7] = 9;
+	mask(e[1].a, e[1].plen);
+	e[2].plen = 128;
+	e[2].a[d / 8] = 0xc0;
+	e[2].a[15] = 1;
+	moat_v6t_halves(e[0].a, &hi, &lo);
+	slot = moat_v6t_root_slot(hi, moat_v6t_root_bits(test_rb), &dd);
+	assert_int_equal(dd, d);
+	n = put_check(t, v, n, &e[1]);
+	assert_int_equal((m->root[slot] & MOAT_V6T_SKIP_MASK) >> MOAT_V6T_SKIP_SHIFT,
+			 0xd);      /* only quarter 1 read */
+	n = put_check(t, v, n, &e[0]);
+	assert_int_equal((m->root[slot] & MOAT_V6T_SKIP_MASK) >> MOAT_V6T_SKIP_SHIFT,
+			 0x1);      /* 1, 2, 3 */
+	n = put_check(t, v, n, &e[2]);
+	assert_int_equal((m->root[slot] & MOAT_V6T_SKIP_MASK) >> MOAT_V6T_SKIP_SHIFT,
+			 0x1);
+	for (unsigned q = 0; q < 4; q++) {
+		memcpy(a, e[0].a, 16);
+		a[d / 8] = (uint8_t)(q << 6);
+		a[7] = 9;
+		got = vt_trie6_lookup(m, a);
+		assert_int_equal(got, ref(v, n, a));
+	}
+	n = del_check(t, v, n, &e[0]);
+	assert_int_equal((m->root[slot] & MOAT_V6T_SKIP_MASK) >> MOAT_V6T_SKIP_SHIFT,
+			 0x5);      /* 1 and 3 */
+	assert_int_equal(assert_skip_exact(t), 1);
+	/* a fourth rule splits the bucket into a node: no skip bits on it,
+	 * its buckets get their own */
+	n = put_check(t, v, n, &e[0]);
+	e[3] = e[1];
+	e[3].a[7] = 10;
+	n = put_check(t, v, n, &e[3]);
+	assert_int_equal(moat_v6t_kind(m->root[slot]), MOAT_V6T_KIND_NODE);
+	assert_true(assert_skip_exact(t) >= 1);
+	for (size_t k = 0; k < 4; k++)
+		n = del_check(t, v, n, &e[(k * 3) % 4]);
+	assert_emptied(t);
+	vt_trie6_free(t);
+}
+
 int main(void)
 {
 #define WIDE(f) cmocka_unit_test_setup_teardown(f, wide_setup, wide_teardown)
@@ -716,6 +968,9 @@ int main(void)
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_publish_while_reading),
 		cmocka_unit_test(test_wide_edges),
+		cmocka_unit_test(test_split_edges),
+		cmocka_unit_test(test_skip_bits),
+		WIDE(test_skip_bits),
 		WIDE(test_edges),
 		WIDE(test_random_churn),
 		WIDE(test_enospc),
