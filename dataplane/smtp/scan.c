@@ -971,6 +971,8 @@ static void on_headers_done(void *ctx)
 			hdr_scan(m, -1, NULL, m->hb + m->hx[i].val_off, m->hx[i].val_len);
 }
 
+scan_unit_tap_fn *scan_unit_tap; /* scan.h: tools/scan-unitbench */
+
 /* on_unit - a rendered body line, rawbody chunk or URI: one block scan on
  * its scope's database */
 static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
@@ -981,6 +983,8 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	const hs_database_t *db = m->db->db[dbi[kind]];
 	hs_error_t e;
 
+	if (scan_unit_tap)
+		scan_unit_tap((int)kind, p, n);
 	if (m->done || !db)
 		return;
 	scanned_bytes += n;

@@ -242,6 +242,11 @@ void scan_addrs(const char *v, size_t n, int name, scan_addr_fn *fn, void *ctx);
  * runs out of PCRE2 match budget counts as no match). */
 void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len);
 
+/* scan_unit_tap - when set (a benchmark tool, never moat-smtpd), called
+ * with every rendered unit (kind: enum render_unit) before it is scanned */
+typedef void scan_unit_tap_fn(int kind, const char *p, size_t n);
+extern scan_unit_tap_fn *scan_unit_tap;
+
 /* scan_msg_db - the db a message was opened with (tests) */
 struct scan_db *scan_msg_db(struct filter_msg *m);
 
