@@ -261,7 +261,7 @@ int main(int argc, char **argv)
 			       kname[k], best * 1e3, best1 * 1e3);
 			free(buf);
 		}
-		for (int ml = 0; ml <= 5 && gate; ml += ml ? 1 : 3) { /* 0: as built; 3, 4, 5 */
+		for (int ml = 0; ml <= 8 && gate; ml += ml ? 1 : 3) { /* 0: as built; 3, 4, 5 */
 			const char **ex = calloc(d->nrules, sizeof(char *));
 			unsigned *fl = calloc(d->nrules, sizeof(unsigned)), *ids = calloc(d->nrules, sizeof(unsigned));
 			pcre2_code **re = calloc(d->nrules, sizeof(*re));

@@ -549,6 +549,33 @@ static void parse_alt(struct parser *ps, struct info *out)
 	free(br);
 }
 
+/* contains - b occurs in a */
+static int contains(const struct lit *a, const struct lit *b)
+{
+	for (int i = 0; i + b->len <= a->len; i++)
+		if (memcmp(a->b + i, b->b, b->len) == 0)
+			return 1;
+	return 0;
+}
+
+/* minimize - drop every literal containing another one: text holding it
+ * holds the shorter one too */
+static void minimize(struct lset *s)
+{
+	int k = 0;
+
+	for (int i = 0; i < s->n; i++) {
+		int drop = 0;
+
+		for (int j = 0; j < s->n && !drop; j++)
+			drop = j != i && contains(&s->v[i], &s->v[j]) &&
+			       (s->v[i].len > s->v[j].len || j < i);
+		if (!drop)
+			s->v[k++] = s->v[i];
+	}
+	s->n = k;
+}
+
 char *scan_lits(const char *expr, int caseless, size_t min_len)
 {
 	struct parser ps = { .p = expr, .fold = caseless };
@@ -564,6 +591,7 @@ char *scan_lits(const char *expr, int caseless, size_t min_len)
 	final_req(x);
 	if (!x->req.ok || x->req.n == 0 || (size_t)minlen(&x->req) < min_len)
 		goto done;
+	minimize(&x->req);
 	if (!(out = malloc(8 + (size_t)x->req.n * (LIT_MAX * 4 + 1))))
 		goto done;
 	o += (size_t)sprintf(out, "(?:");

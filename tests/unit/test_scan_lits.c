@@ -91,9 +91,9 @@ static const struct tcase cases[] = {
 	{ "\\bhello\\s+world", 0, "(?:hello)", { "hello   world", "say hello\tworld", NULL } },
 	{ "[Vv]iagra", 0, "(?:Viagra|viagra)", { "buy Viagra", "viagra now", NULL } },
 	{ "V[i1]agra", 1, "(?:v1agra|viagra)", { "VIAGRA", "v1agra", NULL } },
-	{ "(?!money)m[o0]ney", 0, "(?:money|m0ney)", { "m0ney", "money", NULL } },
+	{ "(?!money)m[o0]ney", 0, "(?:m0ney|money)", { "m0ney", "money", NULL } },
 	{ "a{0,3}bcd", 0, "(?:bcd)", { "aabcd", "bcd", NULL } },
-	{ "(?:abc)?def", 0, "(?:abcdef|def)", { "abcdef", "xdef", NULL } },
+	{ "(?:abc)?def", 0, "(?:def)", { "abcdef", "xdef", NULL } },
 	{ "\\w+ing now", 0, "(?:ing\\x20now)", { "running now", "sing now!", NULL } },
 	{ "(?:foo|.)bar", 0, "(?:bar)", { "foobar", "xbar", NULL } },
 	{ "[^abc]defg", 0, "(?:defg)", { "xdefg", NULL } },
@@ -101,9 +101,9 @@ static const struct tcase cases[] = {
 	{ "fo{2}d", 0, "(?:food)", { "food", NULL } },
 	{ "(?:ab){2}c", 0, "(?:ababc)", { "ababc", NULL } },
 	{ "[\\-x]yz", 0, "(?:\\x2dyz|xyz)", { "-yz", "xyz", NULL } },
-	{ "(?:red|green)\\s(?:apple|pear)s?", 0, "(?:red|green)",
+	{ "(?:red|green)\\s(?:apple|pear)s?", 0, "(?:apple|pear)",
 	  { "red apple", "green pears", NULL } },
-	{ "(?:ab)+cd", 0, "(?:cd)", { "ababcd", NULL } }, /* "ab" and "cd" tie: first kept */
+	{ "(?:abc)+de", 0, "(?:abc)", { "abcabcde", NULL } },
 	{ "x.y", 0, NULL, { "xzy", NULL } },
 	{ "a|b", 0, NULL, { "a", NULL } },
 	{ "(?i)foobar", 0, NULL, { "FOOBAR", NULL } },     /* inline options: refused */
