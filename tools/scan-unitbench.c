@@ -22,6 +22,7 @@
 #include "scan_lits.h"
 #include "scan_rules.h"
 #include "scan_render.h"
+#include "scan_feed.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -61,28 +62,12 @@ static void feed_file(const char *path)
 	FILE *f = fopen(path, "r");
 	struct filter_msg *m;
 	struct filter_verdict v;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
 
 	if (!f || !(m = scan_filter_ops.open())) {
 		fprintf(stderr, "scan-unitbench: %s: %s\n", path, strerror(errno));
 		exit(2);
 	}
-	while ((n = getline(&line, &cap, f)) > 0) {
-		size_t l = (size_t)n;
-
-		if (line[l - 1] == '\n') {
-			l--;
-			if (l && line[l - 1] == '\r')
-				l--;
-			scan_filter_ops.feed(m, line, l);
-			scan_filter_ops.feed(m, "\r\n", 2);
-		} else {
-			scan_filter_ops.feed(m, line, l);
-		}
-	}
-	free(line);
+	scan_feed_file(m, f);
 	fclose(f);
 	scan_filter_ops.finish(m, &v);
 	scan_filter_ops.close(m);

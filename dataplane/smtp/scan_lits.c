@@ -507,6 +507,16 @@ out:
 	free(tail);
 }
 
+/* set_union - dst |= src; unknown when either is or it does not fit */
+static void set_union(struct lset *dst, const struct lset *src)
+{
+	if (!src->ok)
+		dst->ok = 0;
+	for (int i = 0; dst->ok && i < src->n; i++)
+		if (set_add(dst, &src->v[i]) < 0)
+			dst->ok = 0;
+}
+
 /* parse_alt - branches separated by '|' */
 static void parse_alt(struct parser *ps, struct info *out)
 {
@@ -526,20 +536,8 @@ static void parse_alt(struct parser *ps, struct info *out)
 			*out = *br;
 			first = 0;
 		} else {
-			if (out->exact.ok && br->exact.ok) {
-				for (int i = 0; i < br->exact.n && out->exact.ok; i++)
-					if (set_add(&out->exact, &br->exact.v[i]) < 0)
-						out->exact.ok = 0;
-			} else {
-				out->exact.ok = 0;
-			}
-			if (out->req.ok && br->req.ok) {
-				for (int i = 0; i < br->req.n && out->req.ok; i++)
-					if (set_add(&out->req, &br->req.v[i]) < 0)
-						out->req.ok = 0;
-			} else {
-				out->req.ok = 0;
-			}
+			set_union(&out->exact, &br->exact);
+			set_union(&out->req, &br->req);
 			final_req(out);
 		}
 		if (*ps->p != '|')
