@@ -412,6 +412,10 @@ static int parse_quant(struct parser *ps, int *lo, int *hi)
 		char *e;
 		long a, b;
 
+		if (q[1] == ',') { /* "{,n}": a quantifier in newer PCRE2 only */
+			ps->fail = 1;
+			return 0;
+		}
 		if (!isdigit((unsigned char)q[1]))
 			return 0; /* a literal '{' */
 		a = strtol(q + 1, &e, 10);

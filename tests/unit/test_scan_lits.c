@@ -173,6 +173,10 @@ static void test_bounds(void **state)
 	assert_null(scan_lits("abc(", 0, 3));
 	assert_null(scan_lits("abc)", 0, 3));
 	assert_null(scan_lits("[abc", 0, 3));
+	assert_null(scan_lits("abcx{,2}", 0, 3)); /* a quantifier or not: refused */
+	assert_non_null(s = scan_lits("abc{x}", 0, 3)); /* a literal brace */
+	assert_string_equal(s, "(?:abc\\x7bx\\x7d)");
+	free(s);
 }
 
 int main(void)
