@@ -6,7 +6,16 @@
  * over the captured units, and each rule of those scopes compiled alone
  * with the flags it has in the database, printing the costliest rules.
  *
- *   scan-unitbench -s SA_DIR [-c CACHE] [-r RULES] [-n TOP] [-R REPEAT] FILE...
+ *   scan-unitbench -s SA_DIR [-c CACHE] [-r RULES] [-n TOP] [-R REPEAT]
+ *                  [-x N]... [-X WORD,WORD]... [-g | -w] FILE...
+ *
+ *   -n TOP   the TOP costliest rules alone (0: skip the per-rule pass)
+ *   -R N     best of N passes (3)
+ *   -x N     the database without its N costliest rules
+ *   -X WORDS the database without the rules whose id holds a word
+ *   -g       each rule with required literals (scan_lits, 3..8 bytes)
+ *            replaced by them, PCRE2 confirming: Hyperscan and total time
+ *   -w       the same with exact rules' bounded repeats widened instead
  *
  * Not installed; a measuring aid (docs/content-gate.md, "Speed").
  */
@@ -153,6 +162,63 @@ static int cost_cmp(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* excluded - rule id holds one of the comma-separated words of ex */
+static int excluded(const char *id, const char *ex)
+{
+	char w[128];
+
+	for (const char *p = ex; p && *p;) {
+		const char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+
+		snprintf(w, sizeof(w), "%.*s", (int)n, p);
+		if (n && strstr(id, w))
+			return 1;
+		p = c ? c + 1 : NULL;
+	}
+	return 0;
+}
+
+/* time_without - scope k's rules cs[from..nr) (ex: all but those
+ * excluded) compiled together, timed over the units */
+static void time_without(const struct scan_db *d, int k, const struct cost *cs, size_t nr,
+			 size_t from, const char *ex, int rep, hs_scratch_t **s)
+{
+	static const char *const kname[] = { "body", "rawbody", "uri" };
+	const char **e = calloc(nr, sizeof(char *));
+	unsigned *fl = calloc(nr, sizeof(unsigned)), *ids = calloc(nr, sizeof(unsigned));
+	size_t ne = 0;
+	hs_database_t *rest = NULL;
+	hs_compile_error_t *ce = NULL;
+
+	for (size_t i = from; i < nr; i++) {
+		const struct scan_rule *r = &d->rules[cs[i].id];
+
+		if (ex && excluded(r->id, ex))
+			continue;
+		e[ne] = r->pattern;
+		fl[ne] = r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0);
+		ids[ne++] = (unsigned)cs[i].id;
+	}
+	double t0 = now();
+	if (ne && hs_compile_multi(e, fl, ids, (unsigned)ne, HS_MODE_BLOCK, NULL, &rest, &ce) ==
+		  HS_SUCCESS) {
+		double tc = now() - t0;
+		unsigned f;
+		double t = time_db(rest, k, rep, s, &f);
+
+		if (ex)
+			printf("%s: without the %zu rules matching %s: %.1f ms (compile %.1f s)\n",
+			       kname[k], nr - ne, ex, t * 1e3, tc);
+		else
+			printf("%s: without the costliest %zu: %.1f ms (compile %.1f s)\n", kname[k],
+			       from, t * 1e3, tc);
+		hs_free_database(rest);
+	}
+	hs_free_compile_error(ce);
+	free(e), free(fl), free(ids);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const kname[] = { "body", "rawbody", "uri" };
@@ -162,11 +228,13 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	struct scan_db *d;
 	hs_scratch_t *s = NULL;
-	int c, top = 25, rep = 3, gate = 0, widen = 0, drop[8] = { -1 }, nd = 0;
+	int c, top = 25, rep = 3, gate = 0, widen = 0, nx = 0;
+	const char *excl[4];
+	int drop[8] = { -1 }, nd = 0;
 
 	log_init("scan-unitbench", 0);
 	log_set_level(LOG_LVL_WARN);
-	while ((c = getopt(argc, argv, "s:c:r:n:R:x:gw")) != -1) {
+	while ((c = getopt(argc, argv, "s:c:r:n:R:x:X:gw")) != -1) {
 		switch (c) {
 		case 's': o.sa_dir = optarg; break;
 		case 'c': o.cache_dir = optarg; break;
@@ -175,9 +243,11 @@ int main(int argc, char **argv)
 		case 'R': rep = atoi(optarg); break;
 		case 'g': gate = 1; break;
 		case 'w': gate = widen = 1; break;
+		case 'X': if (nx < 4) excl[nx++] = optarg; break;
 		case 'x': if (nd < 7) drop[nd++] = atoi(optarg), drop[nd] = -1; break;
 		default:
-			fprintf(stderr, "usage: scan-unitbench -s SA_DIR [-c CACHE] [-n TOP] FILE...\n");
+			fprintf(stderr, "usage: scan-unitbench -s SA_DIR [-c CACHE] [-r RULES] [-n TOP] "
+				"[-R N] [-x N]... [-X WORDS]... [-g | -w] FILE...\n");
 			return 2;
 		}
 	}
@@ -381,7 +451,7 @@ int main(int argc, char **argv)
 			pcre2_match_data_free(md);
 			free(ctime), free(ccnt), free(cok);
 		}
-		if (!top && !nd)
+		if (!top && !nd && !nx)
 			continue;
 		struct cost *cs = calloc(d->nrules, sizeof(*cs));
 		double sum = 0;
@@ -407,36 +477,13 @@ int main(int argc, char **argv)
 			hs_free_database(one);
 		}
 		qsort(cs, nr, sizeof(*cs), cost_cmp);
-		/* the database without its costliest rules: what they cost
+		/* the database without its costliest rules, or without the
+		 * rules whose id holds one of -X's words: what they cost
 		 * together with the rest */
-		for (int x = 0; drop[x] >= 0; x++) {
-			const char **ex = calloc(nr, sizeof(char *));
-			unsigned *fl = calloc(nr, sizeof(unsigned)), *ids = calloc(nr, sizeof(unsigned));
-			size_t ne = 0;
-			hs_database_t *rest = NULL;
-			hs_compile_error_t *ce = NULL;
-
-			for (size_t i = (size_t)drop[x]; i < nr; i++) {
-				const struct scan_rule *r = &d->rules[cs[i].id];
-
-				ex[ne] = r->pattern;
-				fl[ne] = r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0);
-				ids[ne] = (unsigned)cs[i].id;
-				ne++;
-			}
-			double t0 = now();
-			if (ne && hs_compile_multi(ex, fl, ids, (unsigned)ne, HS_MODE_BLOCK, NULL, &rest,
-						   &ce) == HS_SUCCESS) {
-				double tc = now() - t0;
-				unsigned f;
-				double t = time_db(rest, k, rep, &s, &f);
-
-				printf("%s: without the costliest %d: %.1f ms (compile %.1f s)\n", kname[k],
-				       drop[x], t * 1e3, tc);
-				hs_free_database(rest);
-			}
-			free(ex), free(fl), free(ids);
-		}
+		for (int x = 0; drop[x] >= 0; x++)
+			time_without(d, k, cs, nr, (size_t)drop[x], NULL, rep, &s);
+		for (int x = 0; x < nx; x++)
+			time_without(d, k, cs, nr, 0, excl[x], rep, &s);
 		printf("%s: %zu rules alone sum %.1f ms\n", kname[k], nr, sum * 1e3);
 		for (size_t i = 0; i < nr && (int)i < top; i++) {
 			const struct scan_rule *r = &d->rules[cs[i].id];
