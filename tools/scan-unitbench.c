@@ -19,6 +19,7 @@
  *
  * Not installed; a measuring aid (docs/content-gate.md, "Speed").
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -219,6 +220,89 @@ static void time_without(const struct scan_db *d, int k, const struct cost *cs, 
 	free(e), free(fl), free(ids);
 }
 
+
+static int mark_cb(unsigned id, unsigned long long from, unsigned long long to,
+		   unsigned flags, void *ctx)
+{
+	(void)from, (void)to, (void)flags;
+	((unsigned char *)ctx)[id] = 1;
+	return 0;
+}
+
+/* ascii_db - scope k's rules rewritten for ASCII-only units: that
+ * database over those units and the full one over the rest, against the
+ * full one over all; and whether each rule fires on the same units */
+static void ascii_db(const struct scan_db *d, int k, enum scan_scope sc, int rep, hs_scratch_t **s)
+{
+	const char **e = calloc(d->nrules, sizeof(char *)), **f = calloc(d->nrules, sizeof(char *));
+	unsigned *fl = calloc(d->nrules, sizeof(unsigned)), *ids = calloc(d->nrules, sizeof(unsigned));
+	unsigned *fl2 = calloc(d->nrules, sizeof(unsigned)), *ids2 = calloc(d->nrules, sizeof(unsigned));
+	unsigned char *m1 = calloc(d->nrules, 1), *m2 = calloc(d->nrules, 1);
+	size_t ne = 0, nf = 0, gone = 0, diff = 0;
+	hs_database_t *adb = NULL, *fdb = NULL;
+	hs_compile_error_t *ce = NULL;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+		unsigned flg = r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0);
+
+		if (r->scope != sc)
+			continue;
+		f[nf] = r->pattern, fl2[nf] = flg, ids2[nf++] = (unsigned)i;
+		int oom;
+
+		if (!(e[ne] = scan_ascii_only(r->pattern, &oom))) {
+			gone++;
+			continue;
+		}
+		fl[ne] = flg, ids[ne++] = (unsigned)i;
+	}
+	if (hs_compile_multi(e, fl, ids, (unsigned)ne, HS_MODE_BLOCK, NULL, &adb, &ce) != HS_SUCCESS ||
+	    hs_compile_multi(f, fl2, ids2, (unsigned)nf, HS_MODE_BLOCK, NULL, &fdb, &ce) != HS_SUCCESS) {
+		printf("ascii: compile: %s (expression %d)\n", ce ? ce->message : "?", ce ? ce->expression : -1);
+		return;
+	}
+	if (hs_alloc_scratch(adb, s) != HS_SUCCESS || hs_alloc_scratch(fdb, s) != HS_SUCCESS)
+		exit(2);
+	double best = 1e30;
+	for (int r = 0; r < rep; r++) {
+		double t0 = now();
+
+		for (size_t i = 0; i < nunits; i++) {
+			int hi = 0;
+			unsigned c = 0;
+
+			if (units[i].kind != k)
+				continue;
+			for (size_t j = 0; j < units[i].n && !hi; j++)
+				hi = (unsigned char)units[i].p[j] >= 0x80;
+			hs_scan(hi ? fdb : adb, units[i].p, (unsigned)units[i].n, 0, *s, count_cb, &c);
+		}
+		double t = now() - t0;
+		best = t < best ? t : best;
+	}
+	for (size_t i = 0; i < nunits; i++) { /* the same rules fire? */
+		int hi = 0;
+
+		if (units[i].kind != k)
+			continue;
+		for (size_t j = 0; j < units[i].n && !hi; j++)
+			hi = (unsigned char)units[i].p[j] >= 0x80;
+		if (hi)
+			continue;
+		memset(m1, 0, d->nrules), memset(m2, 0, d->nrules);
+		hs_scan(adb, units[i].p, (unsigned)units[i].n, 0, *s, mark_cb, m1);
+		hs_scan(fdb, units[i].p, (unsigned)units[i].n, 0, *s, mark_cb, m2);
+		diff += memcmp(m1, m2, d->nrules) != 0;
+	}
+	printf("ascii: %zu rules rewritten, %zu cannot match ASCII; ASCII db on ASCII units + full "
+	       "db on the rest %.1f ms; units firing differently %zu\n", ne, gone, best * 1e3, diff);
+	for (size_t i = 0; i < ne; i++)
+		free((char *)e[i]);
+	hs_free_database(adb), hs_free_database(fdb);
+	free(e), free(f), free(fl), free(ids), free(fl2), free(ids2), free(m1), free(m2);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const kname[] = { "body", "rawbody", "uri" };
@@ -228,13 +312,13 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	struct scan_db *d;
 	hs_scratch_t *s = NULL;
-	int c, top = 25, rep = 3, gate = 0, widen = 0, nx = 0;
+	int c, top = 25, rep = 3, gate = 0, widen = 0, nx = 0, ascii = 0;
 	const char *excl[4];
 	int drop[8] = { -1 }, nd = 0;
 
 	log_init("scan-unitbench", 0);
 	log_set_level(LOG_LVL_WARN);
-	while ((c = getopt(argc, argv, "s:c:r:n:R:x:X:gw")) != -1) {
+	while ((c = getopt(argc, argv, "s:c:r:n:R:x:X:gwa")) != -1) {
 		switch (c) {
 		case 's': o.sa_dir = optarg; break;
 		case 'c': o.cache_dir = optarg; break;
@@ -243,6 +327,7 @@ int main(int argc, char **argv)
 		case 'R': rep = atoi(optarg); break;
 		case 'g': gate = 1; break;
 		case 'w': gate = widen = 1; break;
+		case 'a': ascii = 1; break;
 		case 'X': if (nx < 4) excl[nx++] = optarg; break;
 		case 'x': if (nd < 7) drop[nd++] = atoi(optarg), drop[nd] = -1; break;
 		default:
@@ -269,9 +354,20 @@ int main(int argc, char **argv)
 
 		if (!db)
 			continue;
-		for (size_t i = 0; i < nunits; i++)
-			if (units[i].kind == k)
-				nu++, bytes += units[i].n;
+		size_t nascii = 0, bascii = 0;
+
+		for (size_t i = 0; i < nunits; i++) {
+			int hi = 0;
+
+			if (units[i].kind != k)
+				continue;
+			nu++, bytes += units[i].n;
+			for (size_t j = 0; j < units[i].n && !hi; j++)
+				hi = (unsigned char)units[i].p[j] >= 0x80;
+			nascii += !hi, bascii += hi ? 0 : units[i].n;
+		}
+		printf("%s: %zu of %zu units (%zu of %zu bytes) without a byte >= 0x80\n", kname[k],
+		       nascii, nu, bascii, bytes);
 		double whole = time_db(db, k, rep, &s, &fired);
 		printf("%s: %zu units, %zu bytes, %u messages; whole db %.1f ms "
 		       "(%.0f ns/unit, %.2f ns/byte)\n",
@@ -451,6 +547,8 @@ int main(int argc, char **argv)
 			pcre2_match_data_free(md);
 			free(ctime), free(ccnt), free(cok);
 		}
+		if (ascii)
+			ascii_db(d, k, kscope[k], rep, &s);
 		if (!top && !nd && !nx)
 			continue;
 		struct cost *cs = calloc(d->nrules, sizeof(*cs));

@@ -116,9 +116,11 @@ enum sa_kind {
  * SDB_HEADER holds only the header rules of no view (native "header"
  * rules, each header scanned alone); every header view has a database of
  * its own (scan_db.vdb), so each view's scan runs only the rules reading
- * it. */
+ * it.  SDB_BODY_ASCII holds the body rules as they read a line without a
+ * byte past 0x7f (scan_ascii_only): such lines are scanned with it, the
+ * others with SDB_BODY; NULL when it did not compile (SDB_BODY serves). */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_META, SDB_RAWBODY, SDB_URI,
-		SDB_N };
+		SDB_BODY_ASCII, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a

@@ -17,4 +17,11 @@
  * (malloc'd). */
 char *scan_lits(const char *expr, int caseless, size_t min_len);
 
+/* scan_ascii_only - expr (PCRE syntax) as it reads text without a byte
+ * past 0x7f: class members and literals past \x7f removed, with the
+ * branches that needed one (scan_ascii.c).  On such text it matches exactly
+ * where expr does.  NULL when it cannot match such text at all, or (*oom
+ * set) on ENOMEM (malloc'd). */
+char *scan_ascii_only(const char *expr, int *oom);
+
 #endif /* MOAT_SMTP_SCAN_LITS_H */

@@ -2,7 +2,8 @@
  * contain.  Each case gives the expected set, and subjects: wherever PCRE2
  * finds a match, one of the literals must occur (the superset property); a
  * set with one literal removed must break the property on the same
- * subjects (the check has teeth). */
+ * subjects (the check has teeth).  And scan_ascii.c: a rule as it reads
+ * ASCII-only text, matching where the original does on such text. */
 #include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -179,12 +180,68 @@ static void test_bounds(void **state)
 	free(s);
 }
 
+/* scan_ascii_only: the rewrite, and on ASCII subjects the same matches as
+ * the original (PCRE2), on a few subjects each */
+static void test_ascii(void **state)
+{
+	static const struct {
+		const char *re, *want, *subj[4];
+	} t[] = {
+		{ "abc", "abc", { "xabc", "ab", NULL } },
+		{ "[a\\xe9]b", "[a]b", { "ab", "xb", NULL } },
+		{ "(?:x|\\xc3\\xa9)y", "(?:x)y", { "xy", "y", NULL } },
+		{ "a\\xe9?b", "ab", { "ab", "a b", NULL } },
+		{ "(?!\\xe9)ab", "ab", { "ab", NULL } },
+		{ "[a-\\xff]z", "[a-\\x7f]z", { "qz", "Az", "~z", NULL } },
+		{ "[^\\xe9]z", "[^\\xe9]z", { "qz", "z", NULL } },
+		{ "(?:[mM\\xcc]|rn|[\\xc9][\\xb1])(?:[o0]|[\\xc3][\\x92])", "(?:[mM]|rn)(?:[o0])",
+		  { "rn0", "Mo", "mx", NULL } },
+		{ "\\bfoo[\\s\\xa0]{1,3}bar\\b", "\\bfoo[\\s]{1,3}bar\\b", { "foo  bar", "foobar", NULL } },
+		{ "x(?:\\xe9|\\xea)+y|z", "z", { "xy", "z", NULL } },
+	};
+	int oom;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *got = scan_ascii_only(t[i].re, &oom);
+		int ec;
+		PCRE2_SIZE eo;
+		pcre2_code *a, *b;
+		pcre2_match_data *md;
+
+		if (!got || strcmp(got, t[i].want) != 0)
+			fail_msg("%s: want %s, got %s", t[i].re, t[i].want, got ? got : "(none)");
+		a = pcre2_compile((PCRE2_SPTR)t[i].re, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+		b = pcre2_compile((PCRE2_SPTR)got, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+		assert_non_null(a);
+		assert_non_null(b);
+		md = pcre2_match_data_create(1, NULL);
+		for (int j = 0; t[i].subj[j]; j++) {
+			const char *x = t[i].subj[j];
+
+			if ((pcre2_match(a, (PCRE2_SPTR)x, strlen(x), 0, 0, md, NULL) >= 0) !=
+			    (pcre2_match(b, (PCRE2_SPTR)x, strlen(x), 0, 0, md, NULL) >= 0))
+				fail_msg("%s -> %s: differs on \"%s\"", t[i].re, got, x);
+		}
+		pcre2_match_data_free(md);
+		pcre2_code_free(a);
+		pcre2_code_free(b);
+		free(got);
+	}
+	/* what needs a byte past 0x7f cannot match ASCII text */
+	assert_null(scan_ascii_only("\\xc3\\xa9", &oom));
+	assert_int_equal(oom, 0);
+	assert_null(scan_ascii_only("[\\x80-\\xff]+", &oom));
+	assert_null(scan_ascii_only("a(?:\\xe9|\\xea)b", &oom));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sets),
 		cmocka_unit_test(test_superset),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_ascii),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
