@@ -176,7 +176,19 @@ static int aw_concat(struct aw *w, struct aw *out)
 			if (*q == '?') {
 				if (q[1] == '!' || (q[1] == '<' && q[2] == '!'))
 					zero_neg = 1;
-				if (q[1] == ':' || q[1] == '=' || q[1] == '!' || q[1] == '>' || q[1] == '|')
+				if (q[1] == '#') { /* a comment: as written */
+					const char *e = strchr(q, ')');
+
+					w->p = e ? e + 1 : q + strlen(q);
+					aw_put(out, s, (size_t)(w->p - s));
+					continue;
+				}
+				if (q[1] == '\'') { /* (?'name' */
+					const char *e = strchr(q + 2, '\'');
+
+					pl = e ? (size_t)(e + 1 - w->p) : 2;
+				} else if (q[1] == ':' || q[1] == '=' || q[1] == '!' || q[1] == '>' ||
+					   q[1] == '|')
 					pl = 3;
 				else if (q[1] == '<' && (q[2] == '=' || q[2] == '!'))
 					pl = 4;

@@ -198,6 +198,8 @@ static void test_ascii(void **state)
 		  { "rn0", "Mo", "mx", NULL } },
 		{ "\\bfoo[\\s\\xa0]{1,3}bar\\b", "\\bfoo[\\s]{1,3}bar\\b", { "foo  bar", "foobar", NULL } },
 		{ "x(?:\\xe9|\\xea)+y|z", "z", { "xy", "z", NULL } },
+		{ "a(?#\xe9: note)b", "a(?#\xe9: note)b", { "ab", NULL } },
+		{ "(?'n'a|\\xe9)b", "(?'n'a)b", { "ab", "b", NULL } },
 	};
 	int oom;
 
