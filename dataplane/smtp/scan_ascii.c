@@ -181,6 +181,7 @@ static int aw_concat(struct aw *w, struct aw *out)
 
 					w->p = e ? e + 1 : q + strlen(q);
 					aw_put(out, s, (size_t)(w->p - s));
+					free(a.o);
 					continue;
 				}
 				if (q[1] == '\'') { /* (?'name' */
@@ -200,6 +201,7 @@ static int aw_concat(struct aw *w, struct aw *out)
 					if (*e == ')') { /* (?i) alone */
 						w->p = e + 1;
 						aw_put(out, s, (size_t)(w->p - s));
+						free(a.o);
 						continue;
 					}
 					pl = (size_t)(e + 1 - w->p);
