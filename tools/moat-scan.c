@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "scan.h"
+#include "scan_feed.h"
 
 /* usage - the --help text */
 static void usage(FILE *o)
@@ -108,9 +109,6 @@ static int scan_file(const char *path)
 	FILE *f = fopen(path, "r");
 	struct filter_msg *m;
 	struct filter_verdict v;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
 
 	if (!f) {
 		fprintf(stderr, "moat-scan: %s: %s\n", path, strerror(errno));
@@ -122,20 +120,7 @@ static int scan_file(const char *path)
 		return 2;
 	}
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-	while ((n = getline(&line, &cap, f)) > 0) {
-		size_t l = (size_t)n;
-
-		if (line[l - 1] == '\n') { /* as on the wire: CRLF */
-			l--;
-			if (l && line[l - 1] == '\r')
-				l--;
-			scan_filter_ops.feed(m, line, l);
-			scan_filter_ops.feed(m, "\r\n", 2);
-		} else {
-			scan_filter_ops.feed(m, line, l);
-		}
-	}
-	free(line);
+	scan_feed_file(m, f);
 	fclose(f);
 	int rc = scan_filter_ops.finish(m, &v);
 	scan_filter_ops.close(m);

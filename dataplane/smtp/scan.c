@@ -1000,6 +1000,23 @@ static void on_headers_done(void *ctx)
 	sa_relays_unpin();
 }
 
+scan_unit_tap_fn *scan_unit_tap; /* scan.h: tools/scan-unitbench */
+
+/* ascii_only - no byte of p[0..n) is past 0x7f */
+static int ascii_only(const char *p, size_t n)
+{
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < n; i++)
+		acc |= (unsigned char)p[i];
+	return !(acc & 0x8080808080808080ull);
+}
+
 /* on_unit - a rendered body line, rawbody chunk or URI: one block scan on
  * its scope's database */
 static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
@@ -1010,6 +1027,10 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	const hs_database_t *db = m->db->db[dbi[kind]];
 	hs_error_t e;
 
+	if (kind == RU_BODY && m->db->db[SDB_BODY_ASCII] && ascii_only(p, n))
+		db = m->db->db[SDB_BODY_ASCII]; /* the same hits on such a line */
+	if (scan_unit_tap)
+		scan_unit_tap((int)kind, p, n);
 	if (m->done || !db)
 		return;
 	scanned_bytes += n;

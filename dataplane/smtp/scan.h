@@ -116,9 +116,11 @@ enum sa_kind {
  * SDB_HEADER holds only the header rules of no view (native "header"
  * rules, each header scanned alone); every header view has a database of
  * its own (scan_db.vdb), so each view's scan runs only the rules reading
- * it. */
+ * it.  SDB_BODY_ASCII holds the body rules as they read a line without a
+ * byte past 0x7f (scan_ascii_only): such lines are scanned with it, the
+ * others with SDB_BODY; NULL when it did not compile (SDB_BODY serves). */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
-		SDB_N };
+		SDB_BODY_ASCII, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a
@@ -253,6 +255,11 @@ void scan_addrs(const char *v, size_t n, int name, scan_addr_fn *fn, void *ctx);
  * confirm the prefilter hits it produced.  Never fails (a confirmation that
  * runs out of PCRE2 match budget counts as no match). */
 void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len);
+
+/* scan_unit_tap - when set (a benchmark tool, never moat-smtpd), called
+ * with every rendered unit (kind: enum render_unit) before it is scanned */
+typedef void scan_unit_tap_fn(int kind, const char *p, size_t n);
+extern scan_unit_tap_fn *scan_unit_tap;
 
 /* scan_msg_db - the db a message was opened with (tests) */
 struct scan_db *scan_msg_db(struct filter_msg *m);

@@ -30,9 +30,12 @@
 #include "outfile.h"
 #include "scan.h"
 #include "scan_eval.h"
+#include "scan_lits.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB5\n" /* 5: one database per header view after the SDB_N */
+#define CACHE_MAGIC "MOATHSDB7\n" /* 5: one database per header view after the SDB_N;
+				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
+				     * (metas run over the hit bitmap) */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -502,6 +505,8 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 		       (size_t)r->ea == k - SDB_N - d->nviews;
 	if (r->scope == SCOPE_HEADER)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
+	if (k == SDB_BODY_ASCII)
+		return r->scope == SCOPE_BODY;
 	return k < SDB_N && scan_scope_dbi(r->scope) == (int)k;
 }
 
@@ -524,8 +529,17 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 
 		if (!in_db(d, r, k))
 			continue;
-		if (!(e->expr[e->n] = strdup(r->pattern)))
+		if (k == SDB_BODY_ASCII) { /* the rule on ASCII-only lines */
+			int oom;
+
+			if (!(e->expr[e->n] = scan_ascii_only(r->pattern, &oom))) {
+				if (oom)
+					return -ENOMEM;
+				continue; /* it cannot match such a line */
+			}
+		} else if (!(e->expr[e->n] = strdup(r->pattern))) {
 			return -ENOMEM;
+		}
 		/* every rule counts once per message (per header unit for
 		 * header rules).  A prefilter rule's first candidate in a
 		 * block-mode unit is all it needs: it confirms the whole unit
@@ -735,10 +749,12 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
 				     NULL, &db[w], &ce) == HS_SUCCESS)
 			continue;
-		if (w >= SDB_N + d->nviews) {
+		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII) {
 			/* a relay string's prefilters: without them each
-			 * rule's PCRE2 runs on every message, as before */
-			log_warn("scan: relay prefilters: %s", ce && ce->message ? ce->message : "?");
+			 * rule's PCRE2 runs on every message, as before; the
+			 * ASCII body database: SDB_BODY reads every line */
+			log_warn("scan: %s: %s", w == SDB_BODY_ASCII ? "ascii body" : "relay prefilters",
+				 ce && ce->message ? ce->message : "?");
 			hs_free_compile_error(ce);
 			db[w] = NULL;
 		} else {
