@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vt_internal.h" /* vt_grow */
 #include "vt_trie6.h"
@@ -996,9 +997,13 @@ struct vt_trie6 *vt_trie6_new(const struct vt_trie6_mem *mem)
  * 4 KiB pages, where it started decided); aligned, it is four huge pages */
 static void *reserve(size_t len)
 {
-	const size_t huge = 2u << 20;
-	size_t extra = len >= huge ? huge : 0, head;
-	uint8_t *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+	const size_t huge = 2u << 20, pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t extra, head;
+	uint8_t *p;
+
+	len = (len + pg - 1) & ~(pg - 1); /* the tail's munmap needs a page-aligned start */
+	extra = len >= huge ? huge : 0;
+	p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
@@ -1041,7 +1046,7 @@ struct vt_trie6 *vt_trie6_new_owned_root(uint32_t root_bits, uint32_t nodes_max,
 	}
 	t->owned = 1;
 	/* huge pages where the kernel gives them, as for tbl24 (vt_thp); the
-	 * wide root too (64 MiB read at random, like tbl24) */
+	 * wide root too (8.25 MiB, its 2000::/3 part read at random, like tbl24) */
 	if (rlen > (2u << 20))
 		(void)madvise(m.root, rlen, MADV_HUGEPAGE);
 	(void)madvise(m.nodes, (size_t)nodes_max * sizeof(struct moat_v6_node),

@@ -117,7 +117,7 @@ size_t vt_trie6_pending(const struct vt_trie6 *t);
 
 struct vt_trie6_stats {
 	size_t rules;
-	uint32_t nodes, buckets;   /* in use (freed ones awaiting grace too) */
+	uint32_t nodes, buckets;   /* in use (a freed one leaves the count at once; its memory is reused after the grace) */
 	uint32_t nodes_hw, buckets_hw; /* high-water marks */
 	size_t bytes;              /* root + nodes + buckets in use */
 };
