@@ -175,6 +175,7 @@ struct scan_db {
 	size_t nevals;
 	unsigned *metas;             /* SCOPE_META rule indices, in order */
 	size_t nmetas;
+	size_t meta_bad;             /* the rule scan_meta_build refused */
 	size_t *moff;                /* meta k's code: mcode[moff[k]..moff[k+1]) */
 	uint32_t *mcode;             /* (scan_meta.c) */
 	enum scan_cache cache;

@@ -24,7 +24,9 @@
 #include "scan_lits.h"
 
 /* a growing output string; oom (shared by every buffer of one rewrite)
- * once an allocation failed */
+ * once an allocation failed (1), or AW_BAD once the syntax is not what the
+ * rewrite reads (the rule is then kept as written) */
+#define AW_BAD 2
 struct aw {
 	const char *p;
 	char *o;
@@ -86,11 +88,13 @@ static int aw_class(struct aw *w, struct aw *out)
 		neg = 1, aw_put(out, "^", 1), w->p++;
 	for (;;) {
 		const char *s = w->p;
-		int v;
+		int v, single = 1;
 		size_t l = 0;
 
-		if (!*w->p)
+		if (!*w->p) {
+			*w->oom = AW_BAD; /* no ']' */
 			return 0;
+		}
 		if (*w->p == ']' && !first) {
 			w->p++;
 			break;
@@ -108,15 +112,19 @@ static int aw_class(struct aw *w, struct aw *out)
 			v = aw_hex(w->p + 2, &l);
 			w->p += 2 + l;
 		} else if (*w->p == '\\') {
+			if (!w->p[1]) {
+				*w->oom = AW_BAD; /* a trailing backslash */
+				return 0;
+			}
 			v = (unsigned char)w->p[1];
 			w->p += 2;
 			if (isalpha(v) && v != 'n' && v != 'r' && v != 't' && v != 'f' && v != 'e' && v != 'a')
-				v = 0; /* \w, \d...: keep */
+				v = 0, single = 0; /* \w, \d...: keep; never a range's start */
 		} else {
 			v = (unsigned char)*w->p++;
 		}
 		size_t sl = (size_t)(w->p - s);
-		if (*w->p == '-' && w->p[1] && w->p[1] != ']') { /* range */
+		if (single && *w->p == '-' && w->p[1] && w->p[1] != ']') { /* range */
 			const char *hs = w->p + 1, *he;
 			int hv;
 
@@ -124,6 +132,10 @@ static int aw_class(struct aw *w, struct aw *out)
 				hv = aw_hex(hs + 2, &l);
 				he = hs + 2 + l;
 			} else if (hs[0] == '\\') {
+				if (!hs[1]) {
+					*w->oom = AW_BAD; /* a trailing backslash */
+					return 0;
+				}
 				hv = (unsigned char)hs[1];
 				he = hs + 2;
 			} else {
@@ -236,6 +248,11 @@ static int aw_concat(struct aw *w, struct aw *out)
 			pos = v < 0x80;
 			aw_put(&a, s, (size_t)(w->p - s));
 		} else if (*w->p == '\\') {
+			if (!w->p[1]) {
+				*w->oom = AW_BAD; /* a trailing backslash */
+				free(a.o);
+				return 0;
+			}
 			w->p += 2;
 			aw_put(&a, s, 2);
 		} else {
@@ -298,15 +315,54 @@ static int aw_alt(struct aw *w, struct aw *out)
 	return any;
 }
 
+/* as_written - syntax the rewrite does not model, where dropping a branch
+ * could change what the rest means: \Q...\E quoting, (*VERB) / (*UTF8)
+ * starts, extended mode (an x among inline options: blanks and #
+ * comments), and an unscoped inline option past the start (it also sets
+ * the alternatives after it).  Such a rule reads ASCII lines as written. */
+static int as_written(const char *p)
+{
+	if (strstr(p, "\\Q") || strstr(p, "(*"))
+		return 1;
+	for (const char *q = p; (q = strstr(q, "(?")); q += 2) {
+		const char *e = q + 2;
+		int opt = 0, x = 0;
+
+		while (isalpha((unsigned char)*e) || *e == '-' || *e == '^') {
+			x |= *e == 'x';
+			opt = 1;
+			e++;
+		}
+		if (opt && (x || (*e == ')' && q != p)))
+			return 1;
+	}
+	return 0;
+}
+
 char *scan_ascii_only(const char *expr, int *oom)
 {
 	struct aw w = { .p = expr, .oom = oom }, out = { .oom = oom };
 
 	*oom = 0;
+	if (as_written(expr)) {
+		char *c = strdup(expr);
+
+		*oom = !c;
+		return c;
+	}
 	aw_put(&out, "", 0);
 	if (!aw_alt(&w, &out) || *w.p || *oom) {
+		int bad = *oom == AW_BAD || (*w.p && !*oom);
+
 		free(out.o);
-		return NULL;
+		if (*oom == 1)
+			return NULL;
+		*oom = 0;
+		if (!bad)
+			return NULL; /* it cannot match a line without a byte past 0x7f */
+		if (!(out.o = strdup(expr))) /* not read here: kept as written */
+			*oom = 1;
+		return out.o;
 	}
 	return out.o;
 }

@@ -158,6 +158,7 @@ int scan_meta_build(struct scan_db *d)
 			c.err = -EINVAL;
 		if (c.err) {
 			free(c.code);
+			d->meta_bad = i;
 			return c.err;
 		}
 		d->metas[d->nmetas] = (unsigned)i;

@@ -897,7 +897,8 @@ static int build_metas(struct scan_db *d, char *err, size_t errsz)
 	int rc = scan_meta_build(d);
 
 	if (rc < 0)
-		scan_errf(err, errsz, "meta expressions: %s", strerror(-rc));
+		scan_errf(err, errsz, "meta %s: %s", rc == -ENOMEM ? "expressions" :
+			  d->rules[d->meta_bad].id, strerror(-rc));
 	return rc;
 }
 

@@ -33,6 +33,7 @@
 #define SA_SITE_DIR "/etc/spamassassin"
 #endif
 #define META_DEPTH_MAX 16
+#define META_NEST_MAX 64 /* "(" and "!" deep in one expression: the parse recurses */
 
 /* skip_add - record a rule not imported */
 static int skip_add(struct scan_db *d, const char *id, const char *src,
@@ -1665,6 +1666,7 @@ struct mparse {
 	struct sa_def *e;
 	const char *p;
 	int depth;
+	int nest; /* "(" and "!" open in this expression (META_NEST_MAX) */
 };
 
 /* mterm - a parsed sub-expression: its combination text and whether its
@@ -1698,6 +1700,8 @@ static void mterm_nosum(struct mterm *t)
 }
 
 static int mp_or(struct mparse *m, struct mterm *out);
+static int mp_nested(struct mparse *m, struct mterm *out, char c);
+static int mp_name(struct mparse *m, struct mterm *out, char c);
 
 /* mp_ws - skip blanks, return the next character */
 static char mp_ws(struct mparse *m)
@@ -1714,7 +1718,23 @@ static int mp_unary(struct mparse *m, struct mterm *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (c == '!' && m->p[1] != '=') {
+	if ((c == '!' && m->p[1] != '=') || c == '(') {
+		if (m->nest >= META_NEST_MAX)
+			return sa_why(m->e, "meta nesting too deep");
+		m->nest++;
+		rc = mp_nested(m, out, c);
+		m->nest--;
+		return rc;
+	}
+	return mp_name(m, out, c);
+}
+
+/* mp_nested - "!" unary | "(" or ")" */
+static int mp_nested(struct mparse *m, struct mterm *out, char c)
+{
+	int rc;
+
+	if (c == '!') {
 		struct mterm t;
 
 		m->p++;
@@ -1746,6 +1766,14 @@ static int mp_unary(struct mparse *m, struct mterm *out)
 		free(t.x.p);
 		return out->x.oom ? -ENOMEM : 0;
 	}
+	return 0; /* not reached: mp_unary calls this for '!' and '(' only */
+}
+
+/* mp_name - NAME (a rule or meta) */
+static int mp_name(struct mparse *m, struct mterm *out, char c)
+{
+	int rc;
+
 	if (c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
 		const char *n = m->p;
 		struct sa_def *o;
@@ -1824,13 +1852,16 @@ static void at_least(struct sbuf *o, const struct mterm *t, size_t n, long k)
 /* mp_cmp - unary ("+" unary)* [ (> >= < <= == !=) NUMBER ] */
 static int mp_cmp(struct mparse *m, struct mterm *out)
 {
-	struct mterm t[256];
+	enum { TMAX = 256 };
+	struct mterm *t = calloc(TMAX, sizeof(*t)); /* 14 KB: off the stack, the parse recurses */
 	size_t n = 0;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
+	if (!t)
+		return -ENOMEM;
 	for (;;) {
-		if (n == sizeof(t) / sizeof(t[0])) {
+		if (n == TMAX) {
 			rc = sa_why(m->e, "meta sum of more than 256 rules");
 			goto out;
 		}
@@ -1841,7 +1872,7 @@ static int mp_cmp(struct mparse *m, struct mterm *out)
 		if (t[n].nsub) { /* a grouped or named sum: its terms count */
 			struct mterm g = t[n];
 
-			if (n + g.nsub > sizeof(t) / sizeof(t[0])) {
+			if (n + g.nsub > TMAX) {
 				mterm_free(&g);
 				rc = sa_why(m->e, "meta sum of more than 256 rules");
 				goto out;
@@ -1871,6 +1902,7 @@ static int mp_cmp(struct mparse *m, struct mterm *out)
 	if (!op) {
 		if (n == 1) { /* a plain operand */
 			*out = t[0];
+			free(t);
 			return 0;
 		}
 		/* a bare sum is true when non-zero: any term; its value
@@ -1937,6 +1969,7 @@ done:
 out:
 	for (size_t i = 0; i < n; i++)
 		mterm_free(&t[i]);
+	free(t);
 	return rc;
 }
 

@@ -805,6 +805,7 @@ static void test_meta_build(void **state)
 
 		d = meta_db(4, y, 2);
 		assert_int_equal(scan_meta_build(d), -EINVAL);
+		assert_int_equal(d->meta_bad, 5); /* the second meta, named in the error */
 		meta_db_free(d);
 	}
 }

@@ -8,7 +8,7 @@ rules=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-tap_plan 10
+tap_plan 11
 "$bin" --help | grep -q '^usage: moat-scan' && "$bin" --version | grep -q '^moat-scan [0-9]' &&
 	tap_ok "--help and --version" || tap_not_ok "--help and --version"
 out=$("$bin" -r "$rules" check)
@@ -67,4 +67,17 @@ printf 'meta M1 !__X\nscore M1 1\nheader __X exists:X-Foo\n' >"$tmp/ev/50_e.cf"
 out=$("$bin" -s "$tmp/ev" scan "$tmp/ham" 2>&1)
 [ $? -eq 0 ] && echo "$out" | grep -q 'score=1.0 .*rules=M1$' &&
 	tap_ok "exists and meta rules only: scanned" || tap_not_ok "exists+meta only: $out"
+# a hostile meta nested past the parser's bound (700 parentheses, 300,000
+# "!"): skipped with the reason, the rest of the set loads and scans
+mkdir "$tmp/deep"
+python3 -c '
+import sys
+d = sys.argv[1]
+open(d + "/50_d.cf", "w").write("body __A /alpha/\nmeta PAREN " + "(" * 700 + "__A" + ")" * 700 +
+    "\nscore PAREN 1\nmeta BANG " + "!" * 300000 + "__A\nscore BANG 1\nmeta OK __A\nscore OK 2\n")' "$tmp/deep"
+sk=$("$bin" -s "$tmp/deep" skipped 2>&1)
+out=$("$bin" -s "$tmp/deep" scan "$tmp/m1" 2>&1)
+echo "$sk" | grep -q $'\tPAREN\t.*nesting too deep' && echo "$sk" | grep -q $'\tBANG\t.*nesting too deep' &&
+	echo "$out" | grep -q 'score=2.0 .*rules=OK$' &&
+	tap_ok "metas nested too deep: skipped with the reason, no crash" || tap_not_ok "deep metas: $sk / $out"
 exit $((TAP_FAIL > 0))
