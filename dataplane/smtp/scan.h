@@ -90,7 +90,6 @@ struct scan_rule {
 	double score;
 	char *reply;          /* reject text */
 	char *src;            /* "file:line" */
-	int in_meta;          /* some meta reads this rule */
 };
 
 /* a rule that could not be imported, and why */

@@ -1622,7 +1622,6 @@ add:
 	if (!neg)
 		sa_scored(e, &r.score);
 	r.action = ACT_SCORE;
-	r.in_meta = neg;
 	struct scan_rule *nr = r.id && r.src && r.pattern ? scan_rule_add(d) : NULL;
 	if (!nr) {
 		scan_rule_free(&r);
@@ -1794,7 +1793,6 @@ static int mp_name(struct mparse *m, struct mterm *out, char c)
 		if (rc == 3)
 			return sa_why(m->e, "uses %s (%s)", o->name, o->why ? o->why : "not imported");
 		if (o->rule >= 0 && m->d->rules[o->rule].scope != SCOPE_META) {
-			m->d->rules[o->rule].in_meta = 1;
 			snprintf(buf, sizeof(buf), "T%ld", o->rule);
 			sb_add(&out->x, buf, strlen(buf));
 			out->bin = !o->multiple;
