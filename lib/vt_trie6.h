@@ -144,8 +144,8 @@ uint32_t vt_trie6_lookup(const struct vt_trie6_mem *m, const uint8_t addr[16]);
 #undef MOAT_V6T_NODE_GET
 #undef MOAT_V6T_BUCKET_GET
 
-static inline uint32_t vt_trie6_lookup_inline(const struct vt_trie6_mem *m,
-					      const uint8_t addr[16])
+static inline __attribute__((always_inline)) uint32_t
+vt_trie6_lookup_inline(const struct vt_trie6_mem *m, const uint8_t addr[16])
 {
 	return moat_lookup_v6t((void *)(uintptr_t)m, addr);
 }

@@ -65,8 +65,8 @@ static inline uint32_t vt_view_lookup_v4(const struct vt_image_view *view,
  * Returns the action as vt_view_lookup_v4() does, the same as
  * vt_image_lookup_v6() on the image.
  */
-static inline uint32_t vt_view_lookup_v6(const struct vt_image_view *view,
-					 const uint8_t addr[16])
+static inline __attribute__((always_inline)) uint32_t
+vt_view_lookup_v6(const struct vt_image_view *view, const uint8_t addr[16])
 {
 	return view->v6t ? vt_trie6_lookup_inline(view->v6t, addr)
 			 : MOAT_ACT_PASS;

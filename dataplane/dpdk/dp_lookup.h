@@ -54,8 +54,8 @@ static inline uint32_t dp_lookup_v4_entry(const struct dp_table_view *v, uint32_
 /* dp_lookup_v6 - action of an IPv6 address (16 bytes, network order):
  * moat_lookup_v6t of bpf/moat_trie6.h over the table's trie (root, nodes,
  * bucket: usually 3 dependent reads, at most 16). */
-static inline uint32_t dp_lookup_v6(const struct dp_table_view *v,
-				    const uint8_t addr[16])
+static inline __attribute__((always_inline)) uint32_t
+dp_lookup_v6(const struct dp_table_view *v, const uint8_t addr[16])
 {
 	return vt_trie6_lookup_inline(v->v6t, addr);
 }
