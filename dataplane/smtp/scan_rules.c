@@ -280,17 +280,11 @@ static void rv_put(struct rv_out *o, const char *p, size_t n)
 {
 	if (o->bad)
 		return;
-	if (o->n + n + 1 > o->cap) {
-		size_t nc = (o->n + n + 1) * 2;
-		char *ns = realloc(o->s, nc);
-
-		if (!ns) {
+	while (o->n + n >= o->cap) /* room for the NUL too */
+		if (scan_grow(&o->s, o->n + n, &o->cap, 1) < 0) {
 			o->bad = -ENOMEM;
 			return;
 		}
-		o->s = ns;
-		o->cap = nc;
-	}
 	memcpy(o->s + o->n, p, n);
 	o->n += n;
 	o->s[o->n] = 0;
