@@ -214,6 +214,11 @@ void scan_fini(void)
 
 /* PCRE2 steps one confirmation may take (its match_limit) */
 #define SCAN_CONFIRM_MATCH_LIMIT 1000000
+/* anchored tries one confirm_starts makes, each within this share of the
+ * budget; past them, or when one runs out, the rest of the unit is one
+ * unanchored call with the whole budget: a hostile line (a candidate
+ * start at every byte) costs at most twice confirm's bound */
+#define SCAN_START_TRIES 64
 
 static __thread hs_scratch_t *tl_scratch;
 static __thread uint64_t tl_gen;
@@ -223,6 +228,7 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static __thread pcre2_match_data *tl_md;
 static pthread_key_t md_key;
 static pcre2_match_context *confirm_ctx; /* the match budget, shared */
+static pcre2_match_context *start_ctx;   /* an anchored try's share of it */
 
 /* scratch_free - thread exit: release the thread's scratch */
 static void scratch_free(void *p)
@@ -246,6 +252,9 @@ static void scratch_key_init(void)
 	confirm_ctx = pcre2_match_context_create(NULL);
 	if (confirm_ctx)
 		pcre2_set_match_limit(confirm_ctx, SCAN_CONFIRM_MATCH_LIMIT);
+	start_ctx = pcre2_match_context_create(NULL);
+	if (start_ctx)
+		pcre2_set_match_limit(start_ctx, SCAN_CONFIRM_MATCH_LIMIT / SCAN_START_TRIES);
 }
 
 /* scratch_for - this thread's scratch, grown to fit every database of d */
@@ -434,12 +443,24 @@ static int confirm_starts(const struct scan_db *d, unsigned id, const char *text
 		return confirm(r, text, len);
 	}
 	free(rev);
-	for (size_t w = 0; w <= len / 64 && !hit; w++)
-		for (uint64_t b = c.at[w]; b && !hit; b &= b - 1)
-			hit = pcre2_match(r->re_start, (PCRE2_SPTR)text, len,
-					  w * 64 + (size_t)__builtin_ctzll(b), 0, tl_md, confirm_ctx) >= 0;
+	for (size_t w = 0, tries = 0; w <= len / 64 && !hit; w++)
+		for (uint64_t b = c.at[w]; b; b &= b - 1) {
+			size_t off = w * 64 + (size_t)__builtin_ctzll(b);
+			int rc = start_ctx ? pcre2_match(r->re_start, (PCRE2_SPTR)text, len, off, 0,
+							  tl_md, start_ctx) : PCRE2_ERROR_MATCHLIMIT;
+
+			if (rc < 0 && rc != PCRE2_ERROR_MATCHLIMIT && ++tries < SCAN_START_TRIES)
+				continue; /* no match starts at off */
+			/* a hit, or the tries' share of the budget spent: no
+			 * match starts before off, the rest is one call as
+			 * confirm makes */
+			hit = rc >= 0 || pcre2_match(r->re, (PCRE2_SPTR)text, len, off, 0,
+						     tl_md, confirm_ctx) >= 0;
+			hit = hit ? 1 : -1; /* decided either way */
+			break;
+		}
 	free(c.at);
-	return hit;
+	return hit > 0;
 }
 
 /* scan_unit_end - confirm the prefilter hits of scope s on the unit just

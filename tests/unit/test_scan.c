@@ -1667,9 +1667,14 @@ static void sa_debian_start_cases(struct scan_db *d)
 	static const struct {
 		const char *body;
 		int want;
+		int rep; /* the lone iterations put before it, past confirm_starts'
+			  * 64 anchored tries: the rest of the line is one call */
 	} t[] = {
 		/* the match starts at the line's first byte */
 		{ "name, address, phone number and date of birth are needed", 1 },
+		/* after 80 candidate starts that fail: found by the fallback */
+		{ "please send your full name, home address, phone number", 1, 80 },
+		{ "and then nothing else here at all, sorry", 0, 80 },
 		/* it starts late, after text the one-iteration form fires on */
 		{ "the message page said the usage was average, then a page of ages; "
 		  "and at last please send your full name, home address, phone number", 1 },
@@ -1689,13 +1694,16 @@ static void sa_debian_start_cases(struct scan_db *d)
 	assert_non_null(d->db[SDB_START]);
 	d->rules[i].score = 0.001; /* listed in the verdict */
 	for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
-		char msg[512], name[64];
+		char msg[4096], body[4096] = "", name[64];
 		struct filter_verdict v;
 
-		if ((pcre2_match(d->rules[i].re, (PCRE2_SPTR)t[k].body, strlen(t[k].body), 0, 0, md,
+		for (int r = 0; r < t[k].rep; r++)
+			strcat(body, "a page of ages; ");
+		strcat(body, t[k].body);
+		if ((pcre2_match(d->rules[i].re, (PCRE2_SPTR)body, strlen(body), 0, 0, md,
 				 NULL) >= 0) != t[k].want)
 			fail_msg("case %zu: PCRE2 over the line disagrees with the case", k);
-		snprintf(msg, sizeof(msg), "Subject: hi\r\n\r\n%s\r\n", t[k].body);
+		snprintf(msg, sizeof(msg), "Subject: hi\r\n\r\n%s\r\n", body);
 		snprintf(name, sizeof(name), "start case %zu", k);
 		run_pieces(msg, strlen(msg), NULL, &v);
 		check_words(name, &v, "__FILL_THIS_FORM_SHORT2", t[k].want);
