@@ -214,6 +214,11 @@ void scan_fini(void)
 
 /* PCRE2 steps one confirmation may take (its match_limit) */
 #define SCAN_CONFIRM_MATCH_LIMIT 1000000
+/* anchored tries one confirm_starts makes, each within this share of the
+ * budget; past them, or when one runs out, the rest of the unit is one
+ * unanchored call with the whole budget: a hostile line (a candidate
+ * start at every byte) costs at most twice confirm's bound */
+#define SCAN_START_TRIES 64
 
 static __thread hs_scratch_t *tl_scratch;
 static __thread uint64_t tl_gen;
@@ -223,6 +228,7 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static __thread pcre2_match_data *tl_md;
 static pthread_key_t md_key;
 static pcre2_match_context *confirm_ctx; /* the match budget, shared */
+static pcre2_match_context *start_ctx;   /* an anchored try's share of it */
 
 /* scratch_free - thread exit: release the thread's scratch */
 static void scratch_free(void *p)
@@ -246,6 +252,9 @@ static void scratch_key_init(void)
 	confirm_ctx = pcre2_match_context_create(NULL);
 	if (confirm_ctx)
 		pcre2_set_match_limit(confirm_ctx, SCAN_CONFIRM_MATCH_LIMIT);
+	start_ctx = pcre2_match_context_create(NULL);
+	if (start_ctx)
+		pcre2_set_match_limit(start_ctx, SCAN_CONFIRM_MATCH_LIMIT / SCAN_START_TRIES);
 }
 
 /* scratch_for - this thread's scratch, grown to fit every database of d */
@@ -376,17 +385,82 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	return rule_hit(m, id);
 }
 
-/* confirm - does rule r's PCRE2 match text?  A match that runs out of its
- * budget (or any PCRE2 error) is no match */
-static int confirm(const struct scan_rule *r, const char *text, size_t len)
+/* match_data - this thread's PCRE2 match data, NULL on ENOMEM */
+static pcre2_match_data *match_data(void)
 {
 	if (!tl_md) {
 		pthread_once(&scratch_once, scratch_key_init);
 		if (!(tl_md = pcre2_match_data_create(1, NULL)))
-			return 0;
+			return NULL;
 		pthread_setspecific(md_key, tl_md);
 	}
-	return pcre2_match(r->re, (PCRE2_SPTR)text, len, 0, 0, tl_md, confirm_ctx) >= 0;
+	return tl_md;
+}
+
+/* confirm - does rule r's PCRE2 match text?  A match that runs out of its
+ * budget (or any PCRE2 error) is no match */
+static int confirm(const struct scan_rule *r, const char *text, size_t len)
+{
+	return match_data() && pcre2_match(r->re, (PCRE2_SPTR)text, len, 0, 0, tl_md, confirm_ctx) >= 0;
+}
+
+/* on_start - a match of rule c->id read backwards ends at to in the
+ * reversed unit: a match may start at n - to */
+struct starts {
+	unsigned id;
+	size_t n;
+	uint64_t *at; /* n + 1 bits */
+};
+
+static int on_start(unsigned id, unsigned long long from, unsigned long long to,
+		    unsigned flags, void *ctx)
+{
+	struct starts *c = ctx;
+
+	(void)from, (void)flags;
+	if (id == c->id && to <= c->n)
+		c->at[(c->n - to) / 64] |= 1ull << ((c->n - to) % 64);
+	return 0;
+}
+
+/* confirm_starts - confirm rstart rule id on text as confirm does, but
+ * trying the anchored expression only where SDB_START says a match may
+ * start (every match of the rule starts where one of its Hyperscan form
+ * does); the whole unit when that scan cannot run */
+static int confirm_starts(const struct scan_db *d, unsigned id, const char *text, size_t len)
+{
+	const struct scan_rule *r = &d->rules[id];
+	struct starts c = { id, len, calloc(len / 64 + 1, sizeof(uint64_t)) };
+	char *rev = malloc(len ? len : 1);
+	int hit = 0;
+
+	for (size_t i = 0; rev && i < len; i++)
+		rev[i] = text[len - 1 - i];
+	if (!c.at || !rev || !match_data() ||
+	    hs_scan(d->db[SDB_START], rev, (unsigned)len, 0, scratch_for(d), on_start, &c) != HS_SUCCESS) {
+		free(c.at);
+		free(rev);
+		return confirm(r, text, len);
+	}
+	free(rev);
+	for (size_t w = 0, tries = 0; w <= len / 64 && !hit; w++)
+		for (uint64_t b = c.at[w]; b; b &= b - 1) {
+			size_t off = w * 64 + (size_t)__builtin_ctzll(b);
+			int rc = start_ctx ? pcre2_match(r->re_start, (PCRE2_SPTR)text, len, off, 0,
+							  tl_md, start_ctx) : PCRE2_ERROR_MATCHLIMIT;
+
+			if (rc < 0 && rc != PCRE2_ERROR_MATCHLIMIT && ++tries < SCAN_START_TRIES)
+				continue; /* no match starts at off */
+			/* a hit, or the tries' share of the budget spent: no
+			 * match starts before off, the rest is one call as
+			 * confirm makes */
+			hit = rc >= 0 || pcre2_match(r->re, (PCRE2_SPTR)text, len, off, 0,
+						     tl_md, confirm_ctx) >= 0;
+			hit = hit ? 1 : -1; /* decided either way */
+			break;
+		}
+	free(c.at);
+	return hit > 0;
 }
 
 /* scan_unit_end - confirm the prefilter hits of scope s on the unit just
@@ -408,7 +482,8 @@ void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, si
 		m->pend[id / 64] &= ~(1ull << (id % 64));
 		if (m->done || (m->hits[id / 64] & (1ull << (id % 64))))
 			continue;
-		if (confirm(r, text, len))
+		if (r->rstart && m->db->db[SDB_START] ? confirm_starts(m->db, id, text, len) :
+		    confirm(r, text, len))
 			rule_hit(m, id);
 	}
 	m->npend = k;

@@ -84,6 +84,12 @@ struct scan_rule {
 	char *unset;          /* [if-unset: X]: the value of an absent header */
 	int prefilter;        /* Hyperscan matches a superset: confirm */
 	void *re;             /* pcre2_code * that confirms (prefilter rules) */
+	int rstart;           /* a prefilter rule whose Hyperscan form is one
+			       * iteration of its final repeat ((?:X){3} -> X):
+			       * it fires on far more units than match, so it
+			       * is confirmed only where a match can start
+			       * (SDB_START), with re_start */
+	void *re_start;       /* pcre2_code *: re anchored at its start offset */
 	int eval;             /* SCOPE_EVAL: enum scan_eval */
 	double ea, eb;        /* its numeric arguments */
 	enum scan_action action;
@@ -117,9 +123,13 @@ enum sa_kind {
  * its own (scan_db.vdb), so each view's scan runs only the rules reading
  * it.  SDB_BODY_ASCII holds the body rules as they read a line without a
  * byte past 0x7f (scan_ascii_only): such lines are scanned with it, the
- * others with SDB_BODY; NULL when it did not compile (SDB_BODY serves). */
+ * others with SDB_BODY; NULL when it did not compile (SDB_BODY serves).
+ * SDB_START holds the rules marked rstart read backwards (scan_reverse),
+ * every match reported: a scan of a reversed unit gives where the rule's
+ * matches may start; NULL when it did not compile (confirmation then
+ * reads the whole unit). */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
-		SDB_BODY_ASCII, SDB_N };
+		SDB_BODY_ASCII, SDB_START, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a

@@ -12,6 +12,7 @@
  * flags, ids, Hyperscan version, platform), so a restart skips compilation
  * and a stale file can never be used (its key does not match).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -33,9 +34,9 @@
 #include "scan_lits.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB7\n" /* 5: one database per header view after the SDB_N;
+#define CACHE_MAGIC "MOATHSDB8\n" /* 5: one database per header view after the SDB_N;
 				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
-				     * (metas run over the hit bitmap) */
+				     * (metas run over the hit bitmap); 8: SDB_START */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -112,6 +113,7 @@ void scan_rule_free(struct scan_rule *r)
 	free(r->src);
 	free(r->unset);
 	pcre2_code_free(r->re);
+	pcre2_code_free(r->re_start);
 }
 
 /* db_free - release everything of a db */
@@ -263,6 +265,215 @@ char *scan_widen(const char *expr, int drop_last, int *exact)
 	    strtoul(out + last_q + 1, NULL, 10) >= 1)
 		out[last_q] = 0;
 	return out;
+}
+
+/* ----------------------------------------------------- reversed rules */
+
+/* a growing output string; bad once the rewrite gave up */
+struct rv_out {
+	char *s;
+	size_t n, cap;
+	int bad;
+};
+
+static void rv_put(struct rv_out *o, const char *p, size_t n)
+{
+	if (o->bad)
+		return;
+	while (o->n + n >= o->cap) /* room for the NUL too */
+		if (scan_grow(&o->s, o->n + n, &o->cap, 1) < 0) {
+			o->bad = -ENOMEM;
+			return;
+		}
+	memcpy(o->s + o->n, p, n);
+	o->n += n;
+	o->s[o->n] = 0;
+}
+
+/* rv_escape_len - bytes of the escape at p; 0 when refused: what does
+ * not read one byte or one position the same both ways (backreferences,
+ * anchors, \K, quoting, \c, octal, \R, \X) */
+static size_t rv_escape_len(const char *p)
+{
+	size_t k = 2;
+
+	if (!p[1] || strchr("0123456789gkAzZGKQEcRXoN", p[1]))
+		return 0;
+	if (p[1] == 'x' && p[2] != '{') {
+		while (k < 4 && isxdigit((unsigned char)p[k]))
+			k++;
+		return k;
+	}
+	if ((p[1] == 'p' || p[1] == 'P') && p[2] != '{')
+		return p[2] ? 3 : 0;
+	return skip_escape(p);
+}
+
+/* rv_class_end - past the class opening at p, NULL when unterminated */
+static const char *rv_class_end(const char *p)
+{
+	const char *q = p + 1;
+
+	if (*q == '^')
+		q++;
+	if (*q == ']')
+		q++;
+	while (*q && *q != ']') {
+		if (*q == '\\' && q[1]) {
+			q += 2;
+		} else if (*q == '[' && q[1] == ':') {
+			const char *e = strstr(q + 2, ":]");
+
+			if (!e)
+				return NULL;
+			q = e + 2;
+		} else {
+			q++;
+		}
+	}
+	return *q ? q + 1 : NULL;
+}
+
+/* rv_quant_end - past the quantifier at p (p when there is none); NULL
+ * for a possessive one */
+static const char *rv_quant_end(const char *p)
+{
+	const char *q = p;
+
+	if (*q == '?' || *q == '*' || *q == '+') {
+		q++;
+	} else if (*q == '{' && q[1] >= '0' && q[1] <= '9') {
+		const char *e = q + 1;
+
+		while (*e >= '0' && *e <= '9')
+			e++;
+		if (*e == ',')
+			for (e++; *e >= '0' && *e <= '9'; e++)
+				;
+		if (*e != '}')
+			return p; /* "{" is a literal here */
+		q = e + 1;
+	} else {
+		return p;
+	}
+	if (*q == '+')
+		return NULL;
+	return *q == '?' ? q + 1 : q;
+}
+
+#define RV_DEPTH 64
+
+static const char *rv_alt(const char *p, struct rv_out *o, int depth);
+
+/* rv_branch - the branch at p with its items in reverse order, into o;
+ * returns where it ends ('|', ')' or the NUL), NULL when refused */
+static const char *rv_branch(const char *p, struct rv_out *o, int depth)
+{
+	struct item {
+		const char *a, *ae, *qe; /* atom, its end, its quantifier's end */
+		char *inner;             /* a group's body, reversed */
+		size_t pre;              /* a group's "(" or "(?i:" */
+	} *it = NULL;
+	size_t n = 0, cap = 0;
+	const char *ret = NULL;
+
+	while (*p && *p != '|' && *p != ')') {
+		struct item x = { p, NULL, NULL, NULL, 0 };
+
+		if (n == cap) {
+			struct item *ni = realloc(it, (cap = cap ? cap * 2 : 16) * sizeof(*it));
+
+			if (!ni) {
+				o->bad = -ENOMEM;
+				goto out;
+			}
+			it = ni;
+		}
+		if (*p == '(') {
+			const char *b = p + 1;
+			struct rv_out in = { 0 };
+
+			if (*b == '?') { /* a plain or scoped-flag group only */
+				for (b++; *b == 'i' || *b == 's' || *b == 'm' || *b == '-'; b++)
+					;
+				if (*b != ':')
+					goto out;
+				b++;
+			}
+			x.pre = (size_t)(b - p);
+			rv_put(&in, "", 0);
+			x.ae = depth < RV_DEPTH ? rv_alt(b, &in, depth + 1) : NULL;
+			if (!x.ae || *x.ae != ')' || in.bad) {
+				if (in.bad < 0)
+					o->bad = in.bad;
+				free(in.s);
+				goto out;
+			}
+			x.ae++;
+			x.inner = in.s;
+		} else if (*p == '[') {
+			if (!(x.ae = rv_class_end(p)))
+				goto out;
+		} else if (*p == '\\') {
+			size_t k = rv_escape_len(p);
+
+			if (!k)
+				goto out;
+			x.ae = p + k;
+		} else if (*p == '^' || *p == '$' || *p == '*' || *p == '+' || *p == '?') {
+			goto out; /* anchors; a quantifier with nothing to repeat */
+		} else {
+			x.ae = p + 1;
+		}
+		it[n++] = x;
+		if (!(x.qe = rv_quant_end(x.ae)))
+			goto out;
+		it[n - 1].qe = x.qe;
+		p = x.qe;
+	}
+	for (size_t i = n; i-- > 0;) {
+		if (it[i].inner) {
+			rv_put(o, it[i].a, it[i].pre);
+			rv_put(o, it[i].inner, strlen(it[i].inner));
+			rv_put(o, ")", 1);
+		} else {
+			rv_put(o, it[i].a, (size_t)(it[i].ae - it[i].a));
+		}
+		rv_put(o, it[i].ae, (size_t)(it[i].qe - it[i].ae));
+	}
+	ret = p;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(it[i].inner);
+	free(it);
+	return ret;
+}
+
+/* rv_alt - the alternation at p, each branch reversed in place */
+static const char *rv_alt(const char *p, struct rv_out *o, int depth)
+{
+	for (;;) {
+		if (!(p = rv_branch(p, o, depth)))
+			return NULL;
+		if (*p != '|')
+			return p;
+		rv_put(o, "|", 1);
+		p++;
+	}
+}
+
+char *scan_reverse(const char *expr)
+{
+	struct rv_out o = { 0 };
+	const char *e;
+
+	rv_put(&o, "", 0);
+	e = rv_alt(expr, &o, 0);
+	if (!e || *e || o.bad) {
+		free(o.s);
+		return NULL;
+	}
+	return o.s;
 }
 
 /* --------------------------------------------------------- native rules */
@@ -503,6 +714,8 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 	if (k >= SDB_N + d->nviews)
 		return r->scope == SCOPE_EVAL && r->eval == EVAL_RELAYS_HDR && r->pattern[0] &&
 		       (size_t)r->ea == k - SDB_N - d->nviews;
+	if (k == SDB_START)
+		return r->rstart;
 	if (r->scope == SCOPE_HEADER)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
 	if (k == SDB_BODY_ASCII)
@@ -537,6 +750,12 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 					return -ENOMEM;
 				continue; /* it cannot match such a line */
 			}
+		} else if (k == SDB_START) { /* read backwards, every match */
+			if (!(e->expr[e->n] = scan_reverse(r->pattern)))
+				return -ENOMEM; /* the import checked that it reverses */
+			e->flags[e->n] = r->flags;
+			e->ids[e->n++] = (unsigned)i;
+			continue;
 		} else if (!(e->expr[e->n] = strdup(r->pattern))) {
 			return -ENOMEM;
 		}
@@ -749,11 +968,13 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
 				     NULL, &db[w], &ce) == HS_SUCCESS)
 			continue;
-		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII) {
+		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_START) {
 			/* a relay string's prefilters: without them each
 			 * rule's PCRE2 runs on every message, as before; the
-			 * ASCII body database: SDB_BODY reads every line */
-			log_warn("scan: %s: %s", w == SDB_BODY_ASCII ? "ascii body" : "relay prefilters",
+			 * ASCII body database: SDB_BODY reads every line; the
+			 * start database: confirmation reads the whole unit */
+			log_warn("scan: %s: %s", w == SDB_BODY_ASCII ? "ascii body" :
+				 w == SDB_START ? "match starts" : "relay prefilters",
 				 ce && ce->message ? ce->message : "?");
 			hs_free_compile_error(ce);
 			db[w] = NULL;

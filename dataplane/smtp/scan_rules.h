@@ -36,6 +36,13 @@ long scan_find_rule(const struct scan_db *d, const char *id);
  * set when expr has no lookaround, backreference, atomic group or verb,
  * i.e. when Hyperscan may compile the result exactly */
 char *scan_widen(const char *expr, int drop_last, int *exact);
+/* scan_reverse - expr read backwards (malloc'd): it matches the reversed
+ * text of each match of expr, so a scan of the reversed unit finds where
+ * matches of expr start.  NULL when expr holds what the rewrite does not
+ * model (anchors, lookarounds, backreferences, atomic groups, verbs,
+ * \Q..\E, \K, octal and control escapes, possessive quantifiers,
+ * unscoped or extended-mode flags, nesting past 64) or on ENOMEM */
+char *scan_reverse(const char *expr);
 
 /* scan_validate - can Hyperscan compile expr with flags?  0, or -1 with
  * Hyperscan's message in msg */

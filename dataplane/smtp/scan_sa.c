@@ -1258,9 +1258,10 @@ static char *sa_drop_anchors(const char *expr)
 
 /* sa_widened - *hs (or expr) replaced by scan_widen's superset when
  * Hyperscan takes it: exactly, or with its final repeat cut to one
- * iteration exactly, else as a prefilter.  Cheaper to scan, and as tight
- * or tighter than Hyperscan's own approximation on the corpus; -ENOMEM */
-static int sa_widened(struct sa_set *s, const char *expr, unsigned flags, char **hs)
+ * iteration exactly (*cut set), else as a prefilter.  Cheaper to scan,
+ * and as tight or tighter than Hyperscan's own approximation on the
+ * corpus; -ENOMEM */
+static int sa_widened(struct sa_set *s, const char *expr, unsigned flags, char **hs, int *cut)
 {
 	const char *base = *hs ? *hs : expr;
 	char m[200], *w1 = NULL;
@@ -1277,6 +1278,7 @@ static int sa_widened(struct sa_set *s, const char *expr, unsigned flags, char *
 		if (strcmp(w1, w) != 0 && sa_compiles(s, w1, flags, m, sizeof(m)) == 0) {
 			free(w);
 			w = w1;
+			*cut = 1;
 		} else {
 			free(w1);
 		}
@@ -1285,11 +1287,37 @@ static int sa_widened(struct sa_set *s, const char *expr, unsigned flags, char *
 	    (strlen(w) > SA_PREFILTER_CHECK_LEN &&
 	     sa_compiles(s, w, flags | HS_FLAG_PREFILTER, m, sizeof(m)) < 0)) {
 		free(w);
+		*cut = 0;
 		return 0;
 	}
 	free(*hs);
 	*hs = w;
 	return 0;
+}
+
+/* sa_starts - r's Hyperscan form hs is one iteration of its final
+ * repeat: every match of expr starts where a match of hs starts, and
+ * those starts are the ends of hs read backwards on the reversed unit
+ * (scan_reverse, exact: every end reported).  When that compiles, r is
+ * marked rstart, with expr compiled anchored at the start offset to
+ * confirm from each start alone (scan.c).  Not marked when it does not
+ * reverse or compile (or memory runs out): the whole unit is confirmed */
+static void sa_starts(struct sa_set *s, struct scan_rule *r, const char *expr, const char *hs,
+		     unsigned flags, uint32_t opt)
+{
+	char m[200], *rv = scan_reverse(hs);
+	int ec;
+	PCRE2_SIZE eo;
+
+	if (!rv)
+		return;
+	if (sa_compiles(s, rv, flags, m, sizeof(m)) == 0 &&
+	    (r->re_start = pcre2_compile((PCRE2_SPTR)expr, PCRE2_ZERO_TERMINATED,
+					 opt | PCRE2_ANCHORED, &ec, &eo, NULL))) {
+		pcre2_jit_compile(r->re_start, PCRE2_JIT_COMPLETE);
+		r->rstart = 1;
+	}
+	free(rv);
 }
 
 /* sa_prefilter - make r a prefilter rule: Hyperscan in prefilter mode (a
@@ -1303,7 +1331,7 @@ static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
 	uint32_t opt = (flags & HS_FLAG_CASELESS ? PCRE2_CASELESS : 0) |
 		       (flags & HS_FLAG_DOTALL ? PCRE2_DOTALL : 0) |
 		       (flags & HS_FLAG_MULTILINE ? PCRE2_MULTILINE : 0);
-	int ec;
+	int ec, cut = 0;
 	PCRE2_SIZE eo;
 	pcre2_code *re;
 
@@ -1332,7 +1360,7 @@ static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
 		*hs = NULL;
 		return 1;
 	}
-	if (sa_widened(s, expr, flags, hs) < 0) {
+	if (sa_widened(s, expr, flags, hs, &cut) < 0) {
 		free(*hs);
 		*hs = NULL;
 		return -ENOMEM;
@@ -1351,6 +1379,8 @@ static int sa_prefilter(struct sa_set *s, struct scan_rule *r, const char *expr,
 	msg[0] = 0;
 	r->re = re;
 	r->prefilter = 1;
+	if (cut && *hs)
+		sa_starts(s, r, expr, *hs, flags, opt);
 	return 0;
 }
 

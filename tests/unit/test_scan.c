@@ -16,6 +16,9 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "scan.h"
 #include "scan_received.h"
 #include "scan_render.h"
@@ -1388,6 +1391,8 @@ static const char *const cache_names[] = { "off", "miss", "hit", "stale" };
  * bytes a compile would give, and any change to the rules, the import or
  * Hyperscan is a miss that compiles.  The import itself (parsing,
  * skips, expressions) runs on every load. */
+static void sa_debian_start_cases(struct scan_db *d);
+
 static void test_sa_import_debian(void **state)
 {
 	struct scan_load_opts o = { .sa_dir = "/usr/share/spamassassin", .threshold = 1e9 };
@@ -1464,6 +1469,7 @@ static void test_sa_import_debian(void **state)
 	assert_true(score[0] >= 999);
 	assert_true(score[1] < 5.0);
 	sa_debian_header_cases();
+	sa_debian_start_cases(d);
 	scan_db_install(NULL);
 }
 
@@ -1556,6 +1562,156 @@ static void test_widen(void **state)
 	}
 }
 
+/* starts_pcre2 - the offsets where a match of re_s starts in s (bit p of
+ * the result, s shorter than 64), by PCRE2 anchored at each offset; with
+ * rev, where a match of re_s ends in s (anchored at both ends of a
+ * prefix), which is where matches start when re_s and s are reversed */
+static uint64_t starts_pcre2(const char *re_s, const char *s, int rev)
+{
+	int ec;
+	PCRE2_SIZE eo;
+	size_t n = strlen(s);
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)re_s, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	uint64_t at = 0;
+
+	if (!re)
+		fail_msg("PCRE2 refuses /%s/", re_s);
+	assert_true(n < 64);
+	for (size_t p = 0; p <= n; p++) {
+		int hit = rev ? pcre2_match(re, (PCRE2_SPTR)s, p, 0, PCRE2_ENDANCHORED, md, NULL) >= 0 :
+			  pcre2_match(re, (PCRE2_SPTR)s, n, p, PCRE2_ANCHORED, md, NULL) >= 0;
+
+		at |= (uint64_t)hit << (rev ? n - p : p);
+	}
+	pcre2_match_data_free(md);
+	pcre2_code_free(re);
+	return at;
+}
+
+/* scan_reverse: the expression read backwards, checked character for
+ * character, and by PCRE2: a match of it ends in the reversed subject
+ * exactly where a match of the original starts in the subject (what
+ * confirm_starts relies on); what it does not model is refused */
+static void test_reverse(void **state)
+{
+	static const struct {
+		const char *in, *out, *subj[4];
+	} t[] = {
+		{ "abc", "cba", { "xxabcabc", "ab", NULL } },
+		{ "a(?:bc|de)f", "f(?:cb|ed)a", { "abcf adef", "abdf", NULL } },
+		{ "(?:ab){2,}c?", "c?(?:ba){2,}", { "ababab", "abxab", NULL } },
+		{ "x[a-c\\]]{1,3}+y", NULL, { NULL } }, /* possessive */
+		{ "x[a-c\\]]{1,3}?y", "y[a-c\\]]{1,3}?x", { "xa]by xcy", "xy", NULL } },
+		{ "\\xe9\\x41b\\x{42}", "\\x{42}b\\x41\\xe9", { "x\xe9" "AbB", NULL } },
+		{ "(?i:ab)\\s+\\bcd", "dc\\b\\s+(?i:ba)", { "AB  cd", "ab xcd", NULL } },
+		{ "a{2}b{", "{ba{2}", { "aab{", "aab", NULL } },
+		{ "[[:alpha:]]1|[^]x]2", "1[[:alpha:]]|2[^]x]", { "a1 q2 ]2", NULL } },
+		{ "(a(b(c)d)e)", "(e(d(c)b)a)", { "abcde", NULL } },
+		{ "a|", "a|", { "b", NULL } },
+		{ "^ab", NULL, { NULL } },
+		{ "ab$", NULL, { NULL } },
+		{ "a(?=b)", NULL, { NULL } },
+		{ "(a)\\1", NULL, { NULL } },
+		{ "(?>ab)", NULL, { NULL } },
+		{ "(?i)ab", NULL, { NULL } },
+		{ "(?x:a b)", NULL, { NULL } },
+		{ "\\Qab\\E", NULL, { NULL } },
+		{ "a\\Kb", NULL, { NULL } },
+		{ "\\101", NULL, { NULL } },
+		{ "\\cA", NULL, { NULL } },
+		{ "\\Aab", NULL, { NULL } },
+		{ "ab\\z", NULL, { NULL } },
+		{ "(ab", NULL, { NULL } },
+		{ "[ab", NULL, { NULL } },
+		{ "ab\\", NULL, { NULL } },
+	};
+	char deep[3 * 70 + 72] = "";
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *got = scan_reverse(t[i].in);
+
+		if (!t[i].out != !got || (got && strcmp(got, t[i].out) != 0))
+			fail_msg("scan_reverse(%s): got %s want %s", t[i].in, got ? got : "(refused)",
+				 t[i].out ? t[i].out : "(refused)");
+		for (int j = 0; got && t[i].subj[j]; j++) {
+			const char *s = t[i].subj[j];
+			size_t n = strlen(s);
+			char r[64];
+
+			for (size_t k = 0; k < n; k++)
+				r[k] = s[n - 1 - k];
+			r[n] = 0;
+			if (starts_pcre2(t[i].in, s, 0) != starts_pcre2(got, r, 1))
+				fail_msg("/%s/ -> /%s/: starts differ on \"%s\"", t[i].in, got, s);
+		}
+		free(got);
+	}
+	/* nesting past 64 is refused, not followed */
+	for (int i = 0; i < 70; i++)
+		strcat(deep, "(?:");
+	strcat(deep, "a");
+	for (int i = 0; i < 70; i++)
+		strcat(deep, ")");
+	assert_null(scan_reverse(deep));
+}
+
+/* confirm_starts (scan.c) on Debian's __FILL_THIS_FORM_SHORT2, whose
+ * Hyperscan form is one iteration of its {3}: it fires on nearly every
+ * paragraph, and PCRE2 runs only where a match may start.  Each body is
+ * checked against PCRE2 over the whole line first (the old confirmation),
+ * then through the filter with the rule scored so the verdict lists it */
+static void sa_debian_start_cases(struct scan_db *d)
+{
+	static const struct {
+		const char *body;
+		int want;
+		int rep; /* the lone iterations put before it, past confirm_starts'
+			  * 64 anchored tries: the rest of the line is one call */
+	} t[] = {
+		/* the match starts at the line's first byte */
+		{ "name, address, phone number and date of birth are needed", 1 },
+		/* after 80 candidate starts that fail: found by the fallback */
+		{ "please send your full name, home address, phone number", 1, 80 },
+		{ "and then nothing else here at all, sorry", 0, 80 },
+		/* it starts late, after text the one-iteration form fires on */
+		{ "the message page said the usage was average, then a page of ages; "
+		  "and at last please send your full name, home address, phone number", 1 },
+		/* it starts right where a lone iteration ends */
+		{ "ages: full name, address, phone, x", 1 },
+		/* only lone iterations: the prefilter fires, nothing matches */
+		{ "the message page said the usage was average, then a page of ages", 0 },
+		{ "your name and then nothing else here at all, sorry", 0 },
+	};
+	long i = scan_find_rule(d, "__FILL_THIS_FORM_SHORT2");
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+
+	assert_true(i >= 0);
+	assert_true(d->rules[i].prefilter);
+	assert_true(d->rules[i].rstart);
+	assert_non_null(d->rules[i].re_start);
+	assert_non_null(d->db[SDB_START]);
+	d->rules[i].score = 0.001; /* listed in the verdict */
+	for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+		char msg[4096], body[4096] = "", name[64];
+		struct filter_verdict v;
+
+		for (int r = 0; r < t[k].rep; r++)
+			strcat(body, "a page of ages; ");
+		strcat(body, t[k].body);
+		if ((pcre2_match(d->rules[i].re, (PCRE2_SPTR)body, strlen(body), 0, 0, md,
+				 NULL) >= 0) != t[k].want)
+			fail_msg("case %zu: PCRE2 over the line disagrees with the case", k);
+		snprintf(msg, sizeof(msg), "Subject: hi\r\n\r\n%s\r\n", body);
+		snprintf(name, sizeof(name), "start case %zu", k);
+		run_pieces(msg, strlen(msg), NULL, &v);
+		check_words(name, &v, "__FILL_THIS_FORM_SHORT2", t[k].want);
+	}
+	d->rules[i].score = 0;
+	pcre2_match_data_free(md);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1579,6 +1735,7 @@ int main(void)
 		cmocka_unit_test(test_sa_headers),
 		cmocka_unit_test(test_sa_import_debian),
 		cmocka_unit_test(test_widen),
+		cmocka_unit_test(test_reverse),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
