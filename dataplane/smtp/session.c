@@ -39,7 +39,7 @@
  * are neither read nor processed until the client takes its replies (or the
  * command timeout ends the session). Without it a client that pipelines
  * commands and never reads makes the engine work and its buffer grow. */
-#define OBUF_HIGH 16384
+#define OBUF_HIGH 4096
 
 static uint64_t sid_counter;
 static int n_sessions;      /* all workers: max_sessions */
@@ -514,6 +514,35 @@ static int flush(struct session *s)
 	return 0;
 }
 
+/* rcvbuf_clamp - a session stopped reading for unread replies: shrink its
+ * receive buffer (UNREAD_RCVBUF) so the client's window closes. Until now
+ * the kernel went on taking its pipelined commands, in segments of a few
+ * dozen bytes, into a receive buffer it grows towards tcp_rmem's maximum
+ * for tiny segments (tcp_clamp_window; 470-500 KB a session after 26 s):
+ * both ends' TCP work for every segment, on the appliance's cores, for a
+ * session that will be reset. The setting also locks the size (no
+ * autotuning), so rcvbuf_restore puts back the size it had once a client
+ * reads its replies again before timeout_unread and none wait */
+static void rcvbuf_clamp(struct session *s)
+{
+	int cur = 0, small = UNREAD_RCVBUF;
+	socklen_t sl = sizeof(cur);
+	if (s->rcvbuf_saved || getsockopt(s->ev.fd, SOL_SOCKET, SO_RCVBUF, &cur, &sl) != 0 || cur <= 0)
+		return;
+	if (setsockopt(s->ev.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0) {
+		s->rcvbuf_saved = cur;
+		stats_inc("session", "unread_rcvbuf_clamped");
+	}
+}
+
+static void rcvbuf_restore(struct session *s)
+{
+	/* getsockopt gave the doubled size, setsockopt doubles again */
+	int v = s->rcvbuf_saved / 2;
+	s->rcvbuf_saved = 0;
+	setsockopt(s->ev.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
+
 /* update_interest - EPOLLIN while there is room, EPOLLOUT while output waits */
 static void update_interest(struct session *s)
 {
@@ -527,10 +556,18 @@ static void update_interest(struct session *s)
 	/* a full send buffer and OBUF_HIGH more: no SMTP client leaves that
 	 * unread (a pipelined group's replies are a few KB); session_sweep
 	 * aborts it after timeout_unread */
-	if (s->olen < OBUF_HIGH)
+	if (s->olen < OBUF_HIGH) {
 		s->unread_since = 0;
-	else if (!s->unread_since)
+		/* not at the first dip below OBUF_HIGH (the client's kernel
+		 * collapsing its queue of small replies opens its window a
+		 * little, again and again, and the restored buffer would take
+		 * another burst of commands each time): once all is out */
+		if (s->rcvbuf_saved && !s->olen)
+			rcvbuf_restore(s);
+	} else if (!s->unread_since) {
 		s->unread_since = s->w->now_ms;
+		rcvbuf_clamp(s);
+	}
 	if (want != s->ev.events) {
 		struct epoll_event ee = { .events = want, .data.ptr = &s->ev };
 		epoll_ctl(s->w->epfd, EPOLL_CTL_MOD, s->ev.fd, &ee);

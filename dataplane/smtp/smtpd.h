@@ -25,7 +25,11 @@ extern struct smtpd_config *g_cfg;
 
 /* a client socket's send buffer (set on the listeners, inherited by every
  * accepted socket; the kernel doubles it) */
-#define CLIENT_SNDBUF 16384
+#define CLIENT_SNDBUF 4096
+/* SO_RCVBUF of a session while its replies wait unread (the kernel doubles
+ * it): the client's window closes, so its pipelined commands stop at the
+ * appliance's door instead of filling a buffer that autotunes upwards */
+#define UNREAD_RCVBUF 4096
 
 enum ev_kind { EV_LISTEN = 1, EV_CLIENT, EV_RELAY, EV_WAKE, EV_ARES, EV_AV };
 
@@ -118,6 +122,7 @@ struct session {
 
 	int64_t deadline;       /* command/data timeout */
 	int64_t unread_since;   /* replies waiting unread past OBUF_HIGH since (0: not) */
+	int rcvbuf_saved;       /* SO_RCVBUF before the unread clamp (0: not clamped) */
 	int64_t close_by;       /* closing with output unsent: abort at this time */
 	int64_t greet_at;       /* banner time (greet delay) */
 	int64_t spf_deadline;

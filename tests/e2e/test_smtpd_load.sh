@@ -10,7 +10,8 @@
 # and, on a second engine with a tiny open-file limit, that EMFILE on
 # accept does not make a worker spin and that it recovers; on a third, that
 # a client leaving its replies unread is reset after timeout_unread while an
-# idle one beside it stays.
+# idle one beside it stays, and that such a client's receive buffer is
+# clamped meanwhile.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -24,7 +25,7 @@ IDLE=${LOAD_IDLE:-1000} SLOW=${LOAD_SLOW:-100} NOREAD=${LOAD_NOREAD:-100}
 CHURN=${LOAD_CHURN:-500} LEGIT=${LOAD_LEGIT:-10} DUR=${LOAD_DURATION:-8}
 SYN_PPS=${LOAD_SYN_PPS:-20000}
 
-tap_plan 11
+tap_plan 12
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -175,7 +176,23 @@ lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/2526"
 upid=$(pgrep -n -f "moat-smtpd -c $LAB_DIR/u.conf")
 ufd0=$(ls "/proc/$upid/fd" | wc -l)
 lab_inet "$load" --to 198.18.1.1:2526 --src 198.19.0.0/16 --idle 20 --noread 20 --legit 2 -d 7 \
-	--rcpt b@moat.test >"$LAB_DIR/unread.json" 2>"$LAB_DIR/unread.err"
+	--rcpt b@moat.test >"$LAB_DIR/unread.json" 2>"$LAB_DIR/unread.err" &
+up=$!
+# 12 (sampled here, while they run; reported last): a session that stopped
+# reading for unread replies has its receive buffer clamped (rb 8192:
+# UNREAD_RCVBUF, doubled), so its pipelined commands stop at a few KB in the kernel
+# (before: the buffer grew for tiny segments, 100-500 KB a session); the
+# idle sessions beside them keep the default (positive control)
+ucl() { lab_app curl -s http://127.0.0.1:9466/metrics | awk '$1 ~ /reason="unread_rcvbuf_clamped"/ {print $2}'; }
+ucl_ge() { [ "$(ucl)" -ge "$1" ] 2>/dev/null; }
+lab_wait 15 grep -q '^ready:' "$LAB_DIR/unread.err"
+lab_wait 5 ucl_ge 20
+sleep 0.5 # the clients' last bursts into the closing windows
+lab_app ss -tmnH state established '( sport = :2526 )' >"$LAB_DIR/unread.ss"
+read -r nclamp nwide maxq < <(awk '/^[0-9]/ {q = $1; next} /skmem/ {match($0, /rb[0-9]+/); rb = substr($0, RSTART + 2, RLENGTH - 2) + 0
+	if (rb <= 16384) {c++; if (q > m) m = q} else w++} END {print c + 0, w + 0, m + 0}' "$LAB_DIR/unread.ss")
+wait $up
+clamped=$(ucl)
 j=$(cat "$LAB_DIR/unread.json")
 unread=$(lab_app curl -s http://127.0.0.1:9466/metrics | awk '$1 ~ /^moat_smtpd_refusals_total\{stage="session",reason="unread_replies"\}/ {print $2}')
 if [ "$(jv noread_lost)" -ge 20 ] && [ "${unread:-0}" -ge 20 ] && [ "$(jv idle_lost)" -eq 0 ] &&
@@ -188,5 +205,10 @@ if lab_wait 15 bash -c "[ \$(ls /proc/$upid/fd | wc -l) -le $ufd0 ]"; then
 	tap_ok "descriptors of the reset sessions released ($ufd0 before and after)"
 else
 	tap_not_ok "descriptors $(ls "/proc/$upid/fd" | wc -l) after the unread clients left (before $ufd0)"
+fi
+if [ "$nclamp" -ge 10 ] && [ "$maxq" -le 16384 ] && [ "$nwide" -ge 20 ] && [ "${clamped:-0}" -ge 20 ]; then
+	tap_ok "unread replies: $nclamp never-reading sessions with the receive buffer clamped (at most $maxq bytes of their commands queued), $nwide others not; $clamped clamps counted"
+else
+	tap_not_ok "unread clamp: $nclamp clamped (max Recv-Q $maxq), $nwide not, metric ${clamped:-none}: $(head -4 "$LAB_DIR/unread.ss" | tr '\n' ' ')"
 fi
 [ "${TAP_FAIL:-0}" -eq 0 ]
