@@ -490,7 +490,10 @@ moat_lookup_v6t(void *ctx, const __u8 *addr)
 			if (moat_v6t_kind(e) != MOAT_V6T_KIND_NODE)
 				break;
 		}
-		if (moat_v6t_kind(e) == MOAT_V6T_KIND_NODE)
+		/* a bucket's range ends at 120 bits at most: past a node
+		 * at 120 (d 128) only an entry's own action, and next2
+		 * has no bits to read there */
+		if (moat_v6t_kind(e) != MOAT_V6T_KIND_BUCKET)
 			return def;
 		q = moat_v6t_next2(hi, lo, d);
 	}
