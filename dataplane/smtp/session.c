@@ -621,9 +621,25 @@ static void settle(struct session *s)
 {
 	if (s->dead)
 		return;
-	if (flush(s) != 0 || (s->state == S_CLOSING && !s->olen)) {
-		session_close(s);
-		return;
+	for (;;) {
+		if (flush(s) != 0 || (s->state == S_CLOSING && !s->olen)) {
+			session_close(s);
+			return;
+		}
+		/* process() stopped at OBUF_HIGH with commands still in ibuf
+		 * and the flush made room: go on now. Input already read
+		 * raises no EPOLLIN, and a pipelining client that sent its
+		 * whole group waits for these replies (a stall until the
+		 * command timeout) */
+		if (s->in_process || !s->ilen || s->olen >= OBUF_HIGH || s->wait != W_NONE ||
+		    (s->state != S_CMD && s->state != S_DATA))
+			break;
+		size_t before = s->ilen;
+		process(s);
+		if (s->dead)
+			return;
+		if (s->ilen == before)
+			break;
 	}
 	if (s->state == S_TLS && !s->olen && !s->ssl) {
 		start_tls(s);

@@ -11,7 +11,7 @@ smtpd=$build/dataplane/smtp/moat-smtpd
 . "$root/tests/lab/lab.sh"
 C="python3 $here/smtpc.py"
 
-tap_plan 55
+tap_plan 56
 
 # --- command line, config validation (no lab needed) ---
 "$smtpd" --help | grep -q 'usage: moat-smtpd' && "$smtpd" --version | grep -q '^moat-smtpd [0-9]' &&
@@ -259,6 +259,17 @@ out=$(cli --src 198.51.100.7 198.18.1.1 25 R \
 	R R R R R R "S:Subject: pipe-$LAB_ID\r\n\r\nbody\r\n.\r\nQUIT\r\n" R R)
 expect_seq "PIPELINING: replies in order (250,250,250,550,250,354,250,221)" "$out" \
 	'220 ' '250 ENHANCEDSTATUSCODES' '250 2\.1\.0 Ok' '250 ' '550 5\.1\.1 ' '250 ' '354 ' '250 ' '221 '
+# a pipelined group whose replies outgrow the engine's reply queue (4 KB):
+# the commands read before it filled are answered once it drains, with no
+# new input to wake the session (the client sent its whole group and waits)
+noops=$(printf 'NOOP\\r\\n%.0s' $(seq 400))
+out=$(cli --src 198.51.100.7 198.18.1.1 25 R "S:EHLO p.example\r\n$noops" DRAIN 'S:QUIT\r\n' R)
+n250=$(printf '%s\n' "$out" | grep -c '^250 ')
+if [ "$n250" = 401 ] && [ "$(printf '%s\n' "$out" | tail -1)" = "221 2.0.0 Bye" ]; then
+	tap_ok "a pipelined group of 400 NOOPs (5.6 KB of replies): 401 replies of 250, then QUIT 221"
+else
+	tap_not_ok "400 pipelined NOOPs: $n250 replies of 250 (want 401), last: $(printf '%s\n' "$out" | tail -1)"
+fi
 
 # --- limits ---
 long=$(printf 'x%.0s' $(seq 600))

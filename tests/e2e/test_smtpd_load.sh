@@ -11,7 +11,7 @@
 # accept does not make a worker spin and that it recovers; on a third, that
 # a client leaving its replies unread is reset after timeout_unread while an
 # idle one beside it stays, and that such a client's receive buffer is
-# clamped meanwhile.
+# clamped meanwhile, and that one which reads again gets its buffer back.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -25,7 +25,7 @@ IDLE=${LOAD_IDLE:-1000} SLOW=${LOAD_SLOW:-100} NOREAD=${LOAD_NOREAD:-100}
 CHURN=${LOAD_CHURN:-500} LEGIT=${LOAD_LEGIT:-10} DUR=${LOAD_DURATION:-8}
 SYN_PPS=${LOAD_SYN_PPS:-20000}
 
-tap_plan 12
+tap_plan 13
 
 lab_init
 lab_up >/dev/null || { tap_not_ok "lab up"; exit 1; }
@@ -178,7 +178,7 @@ ufd0=$(ls "/proc/$upid/fd" | wc -l)
 lab_inet "$load" --to 198.18.1.1:2526 --src 198.19.0.0/16 --idle 20 --noread 20 --legit 2 -d 7 \
 	--rcpt b@moat.test >"$LAB_DIR/unread.json" 2>"$LAB_DIR/unread.err" &
 up=$!
-# 12 (sampled here, while they run; reported last): a session that stopped
+# 13 (sampled here, while they run; reported last): a session that stopped
 # reading for unread replies has its receive buffer clamped (rb 8192:
 # UNREAD_RCVBUF, doubled), so its pipelined commands stop at a few KB in the kernel
 # (before: the buffer grew for tiny segments, 100-500 KB a session); the
@@ -205,6 +205,43 @@ if lab_wait 15 bash -c "[ \$(ls /proc/$upid/fd | wc -l) -le $ufd0 ]"; then
 	tap_ok "descriptors of the reset sessions released ($ufd0 before and after)"
 else
 	tap_not_ok "descriptors $(ls "/proc/$upid/fd" | wc -l) after the unread clients left (before $ufd0)"
+fi
+# 12: the clamp is undone: a client that stopped reading (clamped) and
+# then reads its replies before timeout_unread gets its receive buffer
+# back (rb above 16 KB again) and sends a message (250 after the dot). Its
+# own engine, timeout_unread 20 s: the client's pauses are not the point
+sed -e 's/^listen = .*/listen = 198.18.1.1:2527/' -e 's/^timeout_unread = .*/timeout_unread = 20/' \
+	-e "s/^metrics_listen = .*/metrics_listen = 127.0.0.1:9467/" -e "s/^log_level = .*/log_level = info/" "$LAB_DIR/u.conf" >"$LAB_DIR/r.conf"
+lab_bg "$NS_APP" smtpd-restore "$smtpd" -c "$LAB_DIR/r.conf"
+lab_wait 10 lab_inet bash -c "exec 3<>/dev/tcp/198.18.1.1/2527"
+rcl() { lab_app curl -s http://127.0.0.1:9467/metrics | awk '$1 ~ /reason="unread_rcvbuf_clamped"/ {print $2}'; }
+# rb_of CPORT - the engine's receive buffer size for the client at CPORT
+rb_of() {
+	lab_app ss -tmnH state established "( sport = :2527 and dport = :$1 )" |
+		awk '/skmem/ {match($0, /rb[0-9]+/); print substr($0, RSTART + 2, RLENGTH - 2)}'
+}
+c0=$(rcl)
+coproc UR { lab_inet python3 "$here/unread_restore.py" 198.18.1.1 2527 2>&1; }
+urin=${UR[1]} urout=${UR[0]} urpid=$UR_PID
+read -r -t 30 w1 cport noops <&"$urout"
+rb1= rb2= w2= code=
+rcl_gt() { [ "$(rcl)" -gt "${c0:-0}" ] 2>/dev/null; }
+if [ "$w1" = stalled ] && lab_wait 10 rcl_gt; then
+	rb1=$(rb_of "$cport") c1=$(rcl)
+	echo go >&"$urin"
+	read -r -t 30 w2 _ code <&"$urout"
+	[ "$w2" = sent ] && rb2=$(rb_of "$cport")
+	echo go >&"$urin"
+else
+	w1="$w1 $cport $noops"
+fi
+wait "$urpid"
+urc=$?
+if [ "$w1" = stalled ] && [ "${rb1:-0}" -gt 0 ] && [ "${rb1:-0}" -le 16384 ] && [ "${c1:-0}" -gt "${c0:-0}" ] &&
+	[ "$w2" = sent ] && [ "$code" = 250 ] && [ "${rb2:-0}" -gt 16384 ] && [ $urc -eq 0 ]; then
+	tap_ok "a clamped session that reads again: rb $rb1 while it did not read ($noops NOOPs pipelined), $rb2 after; its message got $code"
+else
+	tap_not_ok "clamp undone: '$w1' rb ${rb1:-none} -> ${rb2:-none}, clamps ${c0:-none} -> ${c1:-none}, '$w2' code ${code:-none}, rc $urc"
 fi
 if [ "$nclamp" -ge 10 ] && [ "$maxq" -le 16384 ] && [ "$nwide" -ge 20 ] && [ "${clamped:-0}" -ge 20 ]; then
 	tap_ok "unread replies: $nclamp never-reading sessions with the receive buffer clamped (at most $maxq bytes of their commands queued), $nwide others not; $clamped clamps counted"

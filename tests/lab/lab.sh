@@ -315,8 +315,11 @@ lab_down() {
 TAP_N=0
 TAP_FAIL=0
 tap_plan() { echo "TAP version 13"; echo "1..$1"; }
-tap_ok() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
-tap_not_ok() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); echo "not ok $TAP_N - $*"; }
+# a description is one line of TAP: line breaks in it (a client's
+# multi-line error quoted in it) are folded to " | "
+tap_line() { local d="$*"; d=${d//$'\r'/}; echo "${d//$'\n'/ | }"; }
+tap_ok() { TAP_N=$((TAP_N + 1)); tap_line "ok $TAP_N - $*"; }
+tap_not_ok() { TAP_N=$((TAP_N + 1)); TAP_FAIL=$((TAP_FAIL + 1)); tap_line "not ok $TAP_N - $*"; }
 # tap_expect DESC ERE OUTPUT - one case: passes when a line of OUTPUT (a
 # client's transcript) matches ERE; else the transcript goes to stderr
 tap_expect() {
