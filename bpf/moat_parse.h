@@ -580,10 +580,9 @@ static __always_inline void moat_synack_tcp(__u8 *t, const struct moat_pkt *p,
 }
 
 /*
- * MOAT_SYNACK_BUILD - the body of moat_tarpit_build and moat_cookie_build
- * for one reply struct R (moat_tp4/6, moat_ck4/6; the TCP header is
- * sizeof(r.tcp) long): IP header, TCP header, checksums, copy into the
- * frame at h.  A macro so every size is a constant (BPF copies with
+ * MOAT_SYNACK_BUILD4/6 - moat_synack_frame's reply for one struct R
+ * (moat_tp4/6, moat_ck4/6; the TCP header is sizeof(r.tcp) long): IP
+ * header, TCP header, checksums, copy into the frame at h.  A macro so every size is a constant (BPF copies with
  * constant lengths only).
  */
 #define MOAT_SYNACK_BUILD4(R, h, end, p, isn, win, mss) do { \
@@ -637,14 +636,12 @@ static __always_inline void moat_swap_mac(__u8 *data)
 	__builtin_memcpy(data + 6, mac, 6);
 }
 
-/*
- * moat_tarpit_build - rewrite the parsed SYN in [data, end) into its tarpit
- * SYN-ACK.  Returns the new frame length (the caller trims the frame to
- * it), or -1 when the frame is too short to hold the reply (cannot happen
- * for a frame moat_parse() accepted as TCP, checked again for the verifier).
- */
-static __always_inline int moat_tarpit_build(void *data_, const void *end_,
-					     const struct moat_pkt *p, __u32 isn)
+/* moat_synack_frame - the body of moat_tarpit_build and moat_cookie_build:
+ * with_mss (a constant at each call) picks the reply's shape, 20-byte TCP
+ * header (tarpit) or 24 with the MSS option (SYN cookie) */
+static __always_inline int moat_synack_frame(void *data_, const void *end_,
+					     const struct moat_pkt *p, __u32 isn,
+					     __u16 win, __u16 mss, const int with_mss)
 {
 	__u8 *data = (__u8 *)data_;
 	const __u8 *end = (const __u8 *)end_;
@@ -654,13 +651,32 @@ static __always_inline int moat_tarpit_build(void *data_, const void *end_,
 	if (l3 > MOAT_ETH_HLEN + 4 * MOAT_VLAN_MAX || data + MOAT_ETH_HLEN > end)
 		return -1;
 	h = data + l3;
-	if (p->family == 4)
-		MOAT_SYNACK_BUILD4(struct moat_tp4, h, end, p, isn, 0, 0);
+	if (p->family == 4 && with_mss)
+		MOAT_SYNACK_BUILD4(struct moat_ck4, h, end, p, isn, win, mss);
+	else if (p->family == 4)
+		MOAT_SYNACK_BUILD4(struct moat_tp4, h, end, p, isn, win, mss);
+	else if (with_mss)
+		MOAT_SYNACK_BUILD6(struct moat_ck6, h, end, p, isn, win, mss);
 	else
-		MOAT_SYNACK_BUILD6(struct moat_tp6, h, end, p, isn, 0, 0);
+		MOAT_SYNACK_BUILD6(struct moat_tp6, h, end, p, isn, win, mss);
 	moat_swap_mac(data);
+	if (with_mss)
+		return (int)(l3 + (p->family == 4 ? sizeof(struct moat_ck4)
+						  : sizeof(struct moat_ck6)));
 	return (int)(l3 + (p->family == 4 ? sizeof(struct moat_tp4)
 					  : sizeof(struct moat_tp6)));
+}
+
+/*
+ * moat_tarpit_build - rewrite the parsed SYN in [data, end) into its tarpit
+ * SYN-ACK.  Returns the new frame length (the caller trims the frame to
+ * it), or -1 when the frame is too short to hold the reply (cannot happen
+ * for a frame moat_parse() accepted as TCP, checked again for the verifier).
+ */
+static __always_inline int moat_tarpit_build(void *data_, const void *end_,
+					     const struct moat_pkt *p, __u32 isn)
+{
+	return moat_synack_frame(data_, end_, p, isn, 0, 0, 0);
 }
 
 /* moat_cookie_len - the length of p's SYN-cookie SYN-ACK frame */
@@ -683,20 +699,7 @@ static __always_inline int moat_cookie_build(void *data_, const void *end_,
 					     const struct moat_pkt *p, __u32 isn,
 					     __u16 win, __u16 mss)
 {
-	__u8 *data = (__u8 *)data_;
-	const __u8 *end = (const __u8 *)end_;
-	__u32 l3 = p->l3_off;
-	__u8 *h;
-
-	if (l3 > MOAT_ETH_HLEN + 4 * MOAT_VLAN_MAX || data + MOAT_ETH_HLEN > end)
-		return -1;
-	h = data + l3;
-	if (p->family == 4)
-		MOAT_SYNACK_BUILD4(struct moat_ck4, h, end, p, isn, win, mss);
-	else
-		MOAT_SYNACK_BUILD6(struct moat_ck6, h, end, p, isn, win, mss);
-	moat_swap_mac(data);
-	return (int)moat_cookie_len(p);
+	return moat_synack_frame(data_, end_, p, isn, win, mss, 1);
 }
 
 #endif /* MOAT_PARSE_H */
