@@ -7,7 +7,8 @@ On IFACE (an AF_PACKET socket: the local kernel has no socket for SPORT,
 so nothing of its own interferes but a RST, which a listener ignores), send
 a SYN from SRC:SPORT to DST:PORT, wait up to 2 s for the SYN-ACK, then send
 the ACK acknowledging the SYN-ACK's ISN + 1 + DELTA (0: the right cookie;
-anything else a forged one).  Prints "isn=N win=W mss=M" of the SYN-ACK,
+anything else a forged one).  Prints "isn=N win=W mss=M hdr=H" of the
+SYN-ACK (H: its TCP header length),
 or "no-synack"; exit 0 when a SYN-ACK came.  IPv4 only.
 """
 import os
@@ -81,7 +82,7 @@ def main():
             o += t[o + 1]
         s.send(frame(smac, dmac, src, dst, sport, port, (seq + 1) & 0xFFFFFFFF,
                      (isn + 1 + delta) & 0xFFFFFFFF, 0x10))
-        print("isn=%d win=%d mss=%d" % (isn, win, mss))
+        print("isn=%d win=%d mss=%d hdr=%d" % (isn, win, mss, end_o))
         return 0
     print("no-synack")
     return 1
