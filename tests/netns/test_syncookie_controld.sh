@@ -51,6 +51,9 @@ connect() {
 	taskset -c 0 ip netns exec "$NS_INET" $PY "$PROBE" connect 192.0.2.13 198.18.1.1 25 2
 }
 
+# the metrics are rendered once a second
+recv_ge() { [ "$(recv)" -ge "$1" ] 2>/dev/null; }
+lab_wait 5 recv_ge 0
 r0=$(recv)
 # up to 3 tries: on a slow machine the second may be over between the two
 for try in 1 2 3; do
@@ -59,8 +62,6 @@ for try in 1 2 3; do
 	c1=$(stat syn_cookie)
 	[ "$c1" -gt "$c0" ] && break
 done
-# the metrics are rendered once a second
-recv_ge() { [ "$(recv)" -ge "$1" ] 2>/dev/null; }
 lab_wait 4 recv_ge $((r0 + 2))
 r1=$(recv)
 if grep -q 'SYN cookies on' "$LAB_DIR/ctld.log" && [ "$got" = connected-reply ] &&
