@@ -51,17 +51,23 @@ connect() {
 	taskset -c 0 ip netns exec "$NS_INET" $PY "$PROBE" connect 192.0.2.13 198.18.1.1 25 2
 }
 
+# cookie_connect - connect until the client's SYN was the program's (up
+# to 3 tries: on a slow machine the second may be over between the two);
+# sets got (the client's outcome), c0 and c1 (syn_cookie before, after)
+cookie_connect() {
+	local try
+	for try in 1 2 3; do
+		c0=$(stat syn_cookie)
+		got=$(connect)
+		c1=$(stat syn_cookie)
+		[ "$c1" -gt "$c0" ] && break
+	done
+}
 # the metrics are rendered once a second
 recv_ge() { [ "$(recv)" -ge "$1" ] 2>/dev/null; }
 lab_wait 5 recv_ge 0
 r0=$(recv)
-# up to 3 tries: on a slow machine the second may be over between the two
-for try in 1 2 3; do
-	c0=$(stat syn_cookie)
-	got=$(connect)
-	c1=$(stat syn_cookie)
-	[ "$c1" -gt "$c0" ] && break
-done
+cookie_connect
 lab_wait 4 recv_ge $((r0 + 2))
 r1=$(recv)
 if grep -q 'SYN cookies on' "$LAB_DIR/ctld.log" && [ "$got" = connected-reply ] &&
@@ -83,12 +89,7 @@ if [ $? -ne 0 ] && [[ $out == *"need a restart"* ]]; then
 else
 	tap_not_ok "reload with syn_cookies = off: $out"
 fi
-for try in 1 2 3; do
-	c0=$(stat syn_cookie)
-	got=$(connect)
-	c1=$(stat syn_cookie)
-	[ "$c1" -gt "$c0" ] && break
-done
+cookie_connect
 if [ "$got" = connected-reply ] && [ $((c1 - c0)) -ge 1 ]; then
 	tap_ok "the running program still answers with cookies (syn_cookie +$((c1 - c0)))"
 else
