@@ -239,6 +239,10 @@ enum moat_stat {
 	MOAT_STAT_FRAGMENT,      /* IP fragment (not first, or first w/o TCP): passed */
 	MOAT_STAT_TARPIT_FAIL,   /* tarpit reply could not be built, dropped */
 	MOAT_STAT_EVENT_LOST,    /* sampled event not emitted: ring full or over limit */
+	MOAT_STAT_SYN_COOKIE,    /* unlisted SYN answered with a SYN-cookie SYN-ACK (XDP_TX) */
+	MOAT_STAT_SYN_COOKIE_KEEP,/* SYN passed to the kernel while cookies are on, so its listener
+				  * accepts cookie ACKs (one a second per CPU and port; also in pass) */
+	MOAT_STAT_SYN_COOKIE_FAIL,/* cookie or reply could not be made: passed to the kernel (also in pass) */
 	MOAT_STAT__MAX,
 };
 
@@ -246,7 +250,15 @@ enum moat_stat {
 	"pass", "tarpit", "drop", "allow", "tarpit_limited", "tarpit_silence", \
 	"not_smtp", "non_syn", "err_eth", "err_vlan_depth", "err_ip4", \
 	"err_ip6", "err_ip6_ext", "err_tcp", "fragment", "tarpit_fail", \
-	"event_lost" }
+	"event_lost", "syn_cookie", "syn_cookie_keep", "syn_cookie_fail" }
+
+/* SYN cookies for unlisted SYNs (the XDP backend's syn_cookies key;
+ * bpf/moat_xdp.h, docs/xdp.md) */
+enum moat_syn_cookies {
+	MOAT_SYN_COOKIES_OFF = 0,
+	MOAT_SYN_COOKIES_ON = 1,
+	MOAT_SYN_COOKIES_AUTO = 2,
+};
 
 /* SMTP ports a fast path filters on: at most this many (slots 0..n-1). */
 #define MOAT_PORTS_MAX 8

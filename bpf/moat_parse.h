@@ -16,6 +16,8 @@
  * answer: a SYN-ACK with window 0 and the given ISN, addresses and ports
  * swapped, VLAN tags kept, IP options and extension headers dropped, both
  * checksums computed.  The caller trims the frame to the returned length.
+ * moat_cookie_build() writes the SYN-cookie answer the same way (the ISN
+ * a kernel SYN cookie, a window and an MSS option).
  *
  * Only <linux/types.h> and compiler builtins: no libc, no kernel headers.
  */
@@ -517,7 +519,8 @@ static __always_inline __u32 moat_tarpit_isn(const __u64 key[2],
 	return (__u32)moat_siphash(key, m, 5);
 }
 
-/* Reply headers, built on the stack then copied into the frame. */
+/* Reply headers, built on the stack then copied into the frame: the
+ * tarpit's TCP header is 20 bytes, a SYN cookie's 24 (an MSS option). */
 struct moat_tp4 {
 	__u8 ip[20];
 	__u8 tcp[20];
@@ -526,6 +529,16 @@ struct moat_tp4 {
 struct moat_tp6 {
 	__u8 ip[40];
 	__u8 tcp[20];
+};
+
+struct moat_ck4 {
+	__u8 ip[20];
+	__u8 tcp[24];
+};
+
+struct moat_ck6 {
+	__u8 ip[40];
+	__u8 tcp[24];
 };
 
 /* moat_wr16 - store a big-endian 16-bit field */
@@ -544,19 +557,114 @@ static __always_inline void moat_wr32(__u8 *b, __u32 v)
 	b[3] = (__u8)v;
 }
 
-/* moat_tarpit_tcp - the SYN-ACK's TCP header, checksum left zero */
-static __always_inline void moat_tarpit_tcp(__u8 *t, const struct moat_pkt *p,
-					    __u32 isn)
+/* moat_synack_tcp - the SYN-ACK's TCP header, checksum left zero: tcplen
+ * 20 (no option) or 24 (the MSS option mss) */
+static __always_inline void moat_synack_tcp(__u8 *t, const struct moat_pkt *p,
+					    __u32 isn, __u16 win, __u32 tcplen,
+					    __u16 mss)
 {
 	moat_wr16(t, p->dport);
 	moat_wr16(t + 2, p->sport);
 	moat_wr32(t + 4, isn);
 	moat_wr32(t + 8, p->seq + 1);
-	t[12] = 5 << 4;                       /* 20 bytes, no options */
+	t[12] = (__u8)((tcplen / 4) << 4);
 	t[13] = MOAT_TCP_SYN | MOAT_TCP_ACK;
-	moat_wr16(t + 14, 0);                 /* window 0: the tarpit */
+	moat_wr16(t + 14, win);
 	moat_wr16(t + 16, 0);
 	moat_wr16(t + 18, 0);
+	if (tcplen == 24) {
+		t[20] = 2;                    /* kind MSS, length 4 */
+		t[21] = 4;
+		moat_wr16(t + 22, mss);
+	}
+}
+
+/*
+ * MOAT_SYNACK_BUILD4/6 - moat_synack_frame's reply for one struct R
+ * (moat_tp4/6, moat_ck4/6; the TCP header is sizeof(r.tcp) long): IP
+ * header, TCP header, checksums, copy into the frame at h.  A macro so every size is a constant (BPF copies with
+ * constant lengths only).
+ */
+#define MOAT_SYNACK_BUILD4(R, h, end, p, isn, win, mss) do { \
+	R r; \
+	__u32 s_; \
+	if ((h) + sizeof(r) > (end)) \
+		return -1; \
+	__builtin_memset(&r, 0, sizeof(r)); \
+	r.ip[0] = 0x45; \
+	moat_wr16(r.ip + 2, sizeof(r)); \
+	moat_wr16(r.ip + 6, 0x4000);          /* DF */ \
+	r.ip[8] = 64; \
+	r.ip[9] = MOAT_IPPROTO_TCP; \
+	moat_wr32(r.ip + 12, (p)->daddr4); \
+	moat_wr32(r.ip + 16, (p)->saddr4); \
+	moat_wr16(r.ip + 10, moat_csum_fold(moat_csum_words(r.ip, 10))); \
+	moat_synack_tcp(r.tcp, (p), (isn), (win), sizeof(r.tcp), (mss)); \
+	/* pseudo header: addresses, protocol, TCP length */ \
+	s_ = moat_csum_words(r.ip + 12, 4) + MOAT_IPPROTO_TCP + sizeof(r.tcp) + \
+	     moat_csum_words(r.tcp, sizeof(r.tcp) / 2); \
+	moat_wr16(r.tcp + 16, moat_csum_fold(s_)); \
+	__builtin_memcpy((h), &r, sizeof(r)); \
+} while (0)
+
+#define MOAT_SYNACK_BUILD6(R, h, end, p, isn, win, mss) do { \
+	R r; \
+	__u32 s_; \
+	if ((h) + sizeof(r) > (end)) \
+		return -1; \
+	__builtin_memset(&r, 0, sizeof(r)); \
+	r.ip[0] = 0x60; \
+	moat_wr16(r.ip + 4, sizeof(r.tcp)); \
+	r.ip[6] = MOAT_IPPROTO_TCP; \
+	r.ip[7] = 64; \
+	__builtin_memcpy(r.ip + 8, (p)->daddr6, 16); \
+	__builtin_memcpy(r.ip + 24, (p)->saddr6, 16); \
+	moat_synack_tcp(r.tcp, (p), (isn), (win), sizeof(r.tcp), (mss)); \
+	s_ = moat_csum_words(r.ip + 8, 16) + MOAT_IPPROTO_TCP + sizeof(r.tcp) + \
+	     moat_csum_words(r.tcp, sizeof(r.tcp) / 2); \
+	moat_wr16(r.tcp + 16, moat_csum_fold(s_)); \
+	__builtin_memcpy((h), &r, sizeof(r)); \
+} while (0)
+
+/* moat_swap_mac - Ethernet: back to where it came from (VLAN tags stay) */
+static __always_inline void moat_swap_mac(__u8 *data)
+{
+	__u8 mac[6];
+
+	__builtin_memcpy(mac, data, 6);
+	__builtin_memcpy(data, data + 6, 6);
+	__builtin_memcpy(data + 6, mac, 6);
+}
+
+/* moat_synack_frame - the body of moat_tarpit_build and moat_cookie_build:
+ * with_mss (a constant at each call) picks the reply's shape, 20-byte TCP
+ * header (tarpit) or 24 with the MSS option (SYN cookie) */
+static __always_inline int moat_synack_frame(void *data_, const void *end_,
+					     const struct moat_pkt *p, __u32 isn,
+					     __u16 win, __u16 mss, const int with_mss)
+{
+	__u8 *data = (__u8 *)data_;
+	const __u8 *end = (const __u8 *)end_;
+	__u32 l3 = p->l3_off;
+	__u8 *h;
+
+	if (l3 > MOAT_ETH_HLEN + 4 * MOAT_VLAN_MAX || data + MOAT_ETH_HLEN > end)
+		return -1;
+	h = data + l3;
+	if (p->family == 4 && with_mss)
+		MOAT_SYNACK_BUILD4(struct moat_ck4, h, end, p, isn, win, mss);
+	else if (p->family == 4)
+		MOAT_SYNACK_BUILD4(struct moat_tp4, h, end, p, isn, win, mss);
+	else if (with_mss)
+		MOAT_SYNACK_BUILD6(struct moat_ck6, h, end, p, isn, win, mss);
+	else
+		MOAT_SYNACK_BUILD6(struct moat_tp6, h, end, p, isn, win, mss);
+	moat_swap_mac(data);
+	if (with_mss)
+		return (int)(l3 + (p->family == 4 ? sizeof(struct moat_ck4)
+						  : sizeof(struct moat_ck6)));
+	return (int)(l3 + (p->family == 4 ? sizeof(struct moat_tp4)
+					  : sizeof(struct moat_tp6)));
 }
 
 /*
@@ -568,60 +676,30 @@ static __always_inline void moat_tarpit_tcp(__u8 *t, const struct moat_pkt *p,
 static __always_inline int moat_tarpit_build(void *data_, const void *end_,
 					     const struct moat_pkt *p, __u32 isn)
 {
-	__u8 *data = (__u8 *)data_;
-	const __u8 *end = (const __u8 *)end_;
-	__u32 l3 = p->l3_off;
-	__u8 mac[6];
-	__u8 *h;
-	__u32 s;
+	return moat_synack_frame(data_, end_, p, isn, 0, 0, 0);
+}
 
-	if (l3 > MOAT_ETH_HLEN + 4 * MOAT_VLAN_MAX || data + MOAT_ETH_HLEN > end)
-		return -1;
-	h = data + l3;
-	if (p->family == 4) {
-		struct moat_tp4 r;
+/* moat_cookie_len - the length of p's SYN-cookie SYN-ACK frame */
+static __always_inline __u32 moat_cookie_len(const struct moat_pkt *p)
+{
+	return p->l3_off + (p->family == 4 ? sizeof(struct moat_ck4)
+					   : sizeof(struct moat_ck6));
+}
 
-		if (h + sizeof(r) > end)
-			return -1;
-		__builtin_memset(&r, 0, sizeof(r));
-		r.ip[0] = 0x45;
-		moat_wr16(r.ip + 2, sizeof(r));
-		moat_wr16(r.ip + 6, 0x4000);          /* DF */
-		r.ip[8] = 64;
-		r.ip[9] = MOAT_IPPROTO_TCP;
-		moat_wr32(r.ip + 12, p->daddr4);
-		moat_wr32(r.ip + 16, p->saddr4);
-		moat_wr16(r.ip + 10, moat_csum_fold(moat_csum_words(r.ip, 10)));
-		moat_tarpit_tcp(r.tcp, p, isn);
-		/* pseudo header: addresses, protocol, TCP length */
-		s = moat_csum_words(r.ip + 12, 4) + MOAT_IPPROTO_TCP + 20 +
-		    moat_csum_words(r.tcp, 10);
-		moat_wr16(r.tcp + 16, moat_csum_fold(s));
-		__builtin_memcpy(h, &r, sizeof(r));
-	} else {
-		struct moat_tp6 r;
-
-		if (h + sizeof(r) > end)
-			return -1;
-		__builtin_memset(&r, 0, sizeof(r));
-		r.ip[0] = 0x60;
-		moat_wr16(r.ip + 4, 20);
-		r.ip[6] = MOAT_IPPROTO_TCP;
-		r.ip[7] = 64;
-		__builtin_memcpy(r.ip + 8, p->daddr6, 16);
-		__builtin_memcpy(r.ip + 24, p->saddr6, 16);
-		moat_tarpit_tcp(r.tcp, p, isn);
-		s = moat_csum_words(r.ip + 8, 16) + MOAT_IPPROTO_TCP + 20 +
-		    moat_csum_words(r.tcp, 10);
-		moat_wr16(r.tcp + 16, moat_csum_fold(s));
-		__builtin_memcpy(h, &r, sizeof(r));
-	}
-	/* Ethernet: back to where it came from; VLAN tags stay as they are */
-	__builtin_memcpy(mac, data, 6);
-	__builtin_memcpy(data, data + 6, 6);
-	__builtin_memcpy(data + 6, mac, 6);
-	return (int)(l3 + (p->family == 4 ? sizeof(struct moat_tp4)
-					  : sizeof(struct moat_tp6)));
+/*
+ * moat_cookie_build - write the SYN-ACK of a SYN cookie for the parsed SYN
+ * p into the frame [data, end), which the caller has made
+ * moat_cookie_len(p) long first (the reply can be longer than a SYN
+ * without options): ISN isn (the cookie), window win, an MSS option mss
+ * and no other (no timestamps: the kernel then takes the cookie ACK
+ * without window scaling and SACK, see docs/xdp.md).  Returns the frame
+ * length, or -1 when the frame is too short.
+ */
+static __always_inline int moat_cookie_build(void *data_, const void *end_,
+					     const struct moat_pkt *p, __u32 isn,
+					     __u16 win, __u16 mss)
+{
+	return moat_synack_frame(data_, end_, p, isn, win, mss, 1);
 }
 
 #endif /* MOAT_PARSE_H */

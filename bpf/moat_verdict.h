@@ -42,6 +42,14 @@
  *   MOAT_V_LOOKUP(ctx, p)       -> __u32: the table's action for the
  *                               source of p (moat_lookup.h)
  *
+ * Optional (the XDP program; a backend without it never answers with
+ * SYN cookies, whatever the configuration says):
+ *
+ *   MOAT_V_SYN_COOKIE(ctx, p)   -> __s64: the kernel's SYN cookie (an ISN,
+ *                               >= 0) for the parsed SYN p, or < 0 when
+ *                               there is none (an old kernel, no
+ *                               CONFIG_SYN_COOKIES)
+ *
  * Verdicts are enum moat_verdict (moat_abi.h).  The entry point is
  * moat_verdict(): a frame moat_parse() has parsed, and the table's action
  * when the caller knows it already.
@@ -282,8 +290,87 @@ static MOAT_V_RARE int moat_tarpit_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
 	return MOAT_VERDICT_TX;
 }
 
+#ifdef MOAT_V_SYN_COOKIE
+/*
+ * moat_cookie_want - should this unlisted SYN (counted in row: this CPU
+ * and port) get a SYN cookie from us, or go to the kernel?  The kernel
+ * gets one SYN a second per CPU and port while cookies are on: its
+ * listener accepts cookie ACKs only within 2 minutes of a cookie of its
+ * own (moat_xdp.h).  auto: cookies only while the row counted more than
+ * cookie_threshold SYNs in the current window or the one before (so the
+ * mode lasts one window past the flood); below it, every SYN goes to the
+ * kernel.  Per CPU and racy on purpose, like the other counters.
+ */
+static __always_inline int moat_cookie_want(MOAT_V_CTX *ctx, struct moat_xdp_stat_row *row)
+{
+	__u64 now = MOAT_V_NOW(ctx);
+
+	(void)ctx;
+	if (!row)
+		return 0;
+	if (now - row->ck_win_ns >= MOAT_XDP_COOKIE_WIN_NS) {
+		/* a new window: the one that ended is the last one only
+		 * if it ended just now */
+		row->ck_prev_n = now - row->ck_win_ns < 2 * MOAT_XDP_COOKIE_WIN_NS ?
+				 row->ck_win_n : 0;
+		row->ck_win_n = 0;
+		row->ck_win_ns = now;
+	}
+	row->ck_win_n++;
+	if (MOAT_V_CFG.syn_cookies == MOAT_SYN_COOKIES_AUTO &&
+	    row->ck_win_n <= MOAT_V_CFG.cookie_threshold &&
+	    row->ck_prev_n <= MOAT_V_CFG.cookie_threshold) {
+		row->ck_keep_ns = now;     /* the kernel answers this one */
+		return 0;
+	}
+	if (now - row->ck_keep_ns >= MOAT_XDP_COOKIE_KEEP_NS) {
+		row->ck_keep_ns = now;
+		moat_row_inc(row, MOAT_STAT_SYN_COOKIE_KEEP);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * moat_cookie_reply - answer the unlisted SYN p in place with a SYN-ACK
+ * whose ISN is the kernel's SYN cookie; the client's ACK then goes to the
+ * kernel's listener (moat_non_syn passes it), which checks the cookie.
+ * When no cookie or no reply can be made the SYN goes to the kernel
+ * (counted syn_cookie_fail and pass): the kernel's own handling is the
+ * fallback, never a drop.
+ */
+static MOAT_V_RARE int moat_cookie_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
+					 struct moat_xdp_stat_row *row)
+{
+	__s64 ck = MOAT_V_SYN_COOKIE(ctx, p);
+	__u32 len = moat_cookie_len(p);
+	void *data, *data_end;
+	__u16 mss, win;
+
+	if (ck < 0 || MOAT_V_SET_LEN(ctx, (int)len))
+		goto fail;
+	data = MOAT_V_DATA(ctx);
+	data_end = MOAT_V_DATA_END(ctx);
+	mss = p->family == 4 ? MOAT_V_CFG.cookie_mss4 : MOAT_V_CFG.cookie_mss6;
+	win = p->family == 4 ? MOAT_V_CFG.cookie_win4 : MOAT_V_CFG.cookie_win6;
+	/* a frame made longer but not rewritten would be sent as it is:
+	 * moat_cookie_build cannot fail on a frame of len bytes, and if it
+	 * did, the frame is dropped, not passed */
+	if (moat_cookie_build(data, data_end, p, (__u32)ck, win, mss) < 0) {
+		moat_row_inc(row, MOAT_STAT_SYN_COOKIE_FAIL);
+		return MOAT_VERDICT_DROP;
+	}
+	moat_row_inc(row, MOAT_STAT_SYN_COOKIE);
+	return MOAT_VERDICT_TX;
+fail:
+	moat_row_inc(row, MOAT_STAT_SYN_COOKIE_FAIL);
+	moat_row_inc(row, MOAT_STAT_PASS);
+	return MOAT_VERDICT_PASS;
+}
+#endif
+
 /* moat_syn_verdict - act on a SYN to SMTP port row's slot: count, report,
- * drop, tarpit or pass */
+ * drop, tarpit, answer with a SYN cookie or pass */
 static __always_inline int moat_syn_verdict(MOAT_V_CTX *ctx, struct moat_pkt *p, __u32 act,
 					    struct moat_xdp_stat_row *row)
 {
@@ -299,6 +386,10 @@ static __always_inline int moat_syn_verdict(MOAT_V_CTX *ctx, struct moat_pkt *p,
 		moat_report(ctx, p, act, MOAT_STAT_ALLOW, row);
 		return MOAT_VERDICT_PASS;
 	default:
+#ifdef MOAT_V_SYN_COOKIE
+		if (MOAT_V_CFG.syn_cookies && moat_cookie_want(ctx, row))
+			return moat_cookie_reply(ctx, p, row);
+#endif
 		moat_row_inc(row, MOAT_STAT_PASS);
 		return MOAT_VERDICT_PASS;
 	}

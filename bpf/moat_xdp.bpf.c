@@ -8,7 +8,10 @@
  *   TARPIT  SYN -> zero-window SYN-ACK via XDP_TX (rate-limited per source
  *           /24 or /48 and globally; over the limit -> XDP_DROP); every
  *           other segment from the source -> XDP_DROP.  No state, no RST.
- *   PASS, ALLOW -> XDP_PASS
+ *   PASS    SYN -> XDP_PASS, or with syn_cookies a SYN-ACK whose ISN is
+ *           the kernel's SYN cookie via XDP_TX (moat_verdict.h
+ *           moat_cookie_reply); the client's ACK passes to the kernel
+ *   ALLOW   -> XDP_PASS
  * Everything else passes untouched.  Per-CPU counters per verdict, per port
  * and per parse failure; refused SYNs are sampled into a ring buffer.
  * What is done with a parsed frame (verdict, tarpit limits, event
@@ -135,6 +138,43 @@ static __always_inline __u32 table_lookup(const struct moat_pkt *p)
 	return moat_lookup_v6t(&tr, p->saddr6);
 }
 
+/*
+ * syn_cookie - the kernel's SYN cookie for the parsed SYN p (the ISN of
+ * the answer), or < 0.  The helpers read a whole IP header and a TCP
+ * header of exactly its data offset; both are copied to the stack first
+ * (bpf_xdp_load_bytes), where the variable TCP length needs no packet
+ * bounds proof.  The hash covers the addresses, ports, the client's ISN
+ * and the MSS class of its MSS option, and the kernel's minute counter;
+ * the kernel's listener checks it on the ACK (cookie_v4_check).
+ */
+static __attribute__((noinline)) __s64 syn_cookie(struct xdp_md *ctx,
+						   const struct moat_pkt *p)
+{
+	__u8 ip[40], th[60];
+	__u32 l3 = p->l3_off, l4 = p->l4_off, tl;
+	__s64 v;
+
+	__builtin_memset(ip, 0, sizeof(ip));
+	__builtin_memset(th, 0, sizeof(th));
+	if (bpf_xdp_load_bytes(ctx, l4, th, 20))
+		return -1;
+	tl = (__u32)(th[12] >> 4) * 4;
+	if (tl < 20 || tl > 60 || bpf_xdp_load_bytes(ctx, l4, th, tl))
+		return -1;
+	if (p->family == 4) {
+		if (bpf_xdp_load_bytes(ctx, l3, ip, 20))
+			return -1;
+		v = bpf_tcp_raw_gen_syncookie_ipv4((void *)ip, (void *)th, tl);
+	} else {
+		if (bpf_xdp_load_bytes(ctx, l3, ip, 40))
+			return -1;
+		v = bpf_tcp_raw_gen_syncookie_ipv6((void *)ip, (void *)th, tl);
+	}
+	if (v < 0)
+		return v;
+	return (__s64)(__u32)v;       /* the high half is the MSS encoded */
+}
+
 /* --- the shared verdict logic (moat_verdict.h) over this program's maps,
  * ring buffer and frame ------------------------------------------------ */
 #define MOAT_V_CTX struct xdp_md
@@ -152,6 +192,7 @@ static __always_inline __u32 table_lookup(const struct moat_pkt *p)
 	((struct moat_event *)bpf_ringbuf_reserve(&events, sizeof(struct moat_event), 0))
 #define MOAT_V_EVENT_SUBMIT(ctx, e) bpf_ringbuf_submit((e), 0)
 #define MOAT_V_LOOKUP(ctx, p) table_lookup(p)
+#define MOAT_V_SYN_COOKIE(ctx, p) syn_cookie((ctx), (p))
 #include "moat_verdict.h"
 
 _Static_assert(MOAT_VERDICT_DROP == XDP_DROP && MOAT_VERDICT_PASS == XDP_PASS &&
@@ -257,6 +298,10 @@ int moat_xdp(struct xdp_md *ctx)
 	if (syn != MOAT_TCP_SYN)
 		return moat_non_syn(act, row);
 	if (act == MOAT_ACT_PASS) {
+		/* SYN cookies off: moat_cfg is read-only data, the verifier
+		 * drops this branch */
+		if (moat_cfg.syn_cookies)
+			return moat_general(ctx, (int)act);
 		row->c[MOAT_STAT_PASS]++;
 		return XDP_PASS;
 	}

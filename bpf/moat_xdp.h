@@ -35,6 +35,22 @@
 #define MOAT_XDP_DEF_EVENT_PPS 1000          /* events per second at most */
 #define MOAT_XDP_EVENTS_BYTES (256 * 1024)   /* ring buffer size */
 
+/* SYN cookies (syn_cookies = off|on|auto, docs/xdp.md "SYN cookies"): an
+ * unlisted SYN to an SMTP port is answered in XDP with a SYN-ACK whose ISN
+ * is the kernel's own SYN cookie (bpf_tcp_raw_gen_syncookie_ipv4/6), and
+ * the client's ACK goes to the kernel's listener, which checks the cookie.
+ * The listener accepts cookie ACKs only within 2 minutes of a cookie of its
+ * own (tcp_synq_no_recent_overflow), so one SYN a second per CPU and port
+ * still goes to the kernel (MOAT_XDP_COOKIE_KEEP_NS), which answers it with
+ * a cookie when net.ipv4.tcp_syncookies is 2.  auto: cookies only while
+ * this CPU saw more than syn_cookie_threshold unlisted SYNs to the port in
+ * the current or the last window of MOAT_XDP_COOKIE_WIN_NS.  The modes:
+ * enum moat_syn_cookies (moat_abi.h). */
+#define MOAT_XDP_COOKIE_WIN_NS 1000000000ull  /* auto: the SYN-rate window */
+#define MOAT_XDP_COOKIE_KEEP_NS 1000000000ull /* a SYN to the kernel at least this often */
+#define MOAT_XDP_DEF_COOKIE_THRESHOLD 1000    /* auto: SYNs per window, CPU and port */
+#define MOAT_XDP_DEF_COOKIE_MSS 1460          /* MSS the cookie SYN-ACK offers (IPv4; IPv6 20 less) */
+
 /* MOAT_XDP_KNOBS_DEFAULT - the defaults above into the knobs every gate-1
  * backend takes from its configuration, fields of these names in both the
  * XDP loader's moat_xdp_opts and moat-dpdk's dp_config: one definition,
@@ -73,6 +89,13 @@ struct moat_xdp_stat_row {
 	__u64 ev_left;
 	__u64 ev_gap;
 	__u64 ev_last_ns;
+	/* SYN cookies (see above): start of the current window and the
+	 * unlisted SYNs counted in it and in the window before; the last
+	 * SYN left to the kernel */
+	__u64 ck_win_ns;
+	__u64 ck_win_n;
+	__u64 ck_prev_n;
+	__u64 ck_keep_ns;
 };
 
 struct moat_xdp_stat_cpu {
@@ -128,7 +151,12 @@ struct moat_xdp_config {
 	__u32 ncpus;                  /* CPUs in the stats value */
 	__u32 event_gap_max;          /* report at least 1 in this many */
 	__u32 events_on;              /* 0: no events at all */
-	__u32 pad;
+	__u32 syn_cookies;            /* enum moat_syn_cookies */
+	__u32 cookie_threshold;       /* auto: SYNs per window, CPU and port */
+	__u16 cookie_mss4;            /* MSS option of a cookie SYN-ACK, IPv4 */
+	__u16 cookie_mss6;            /* IPv6 */
+	__u16 cookie_win4;            /* its window: 65535 rounded down to the MSS */
+	__u16 cookie_win6;
 	struct moat_xdp_budget tarpit_src;     /* per source /24 or /48 */
 	struct moat_xdp_budget tarpit_global;
 	struct moat_xdp_budget events;

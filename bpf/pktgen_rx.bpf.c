@@ -2,9 +2,13 @@
 /*
  * pktgen_rx.bpf.c - the generator side of moat-pktgen (tools/moat-pktgen.c).
  *
- * moat_pktgen_xdp: XDP_PASS.  On veth, frames the appliance sends with
- * XDP_TX (tarpit SYN-ACKs) reach this side only when an XDP program runs
- * here; moat-pktgen attaches this one when the interface has none.
+ * moat_pktgen_xdp: on veth, frames the appliance sends with XDP_TX (tarpit
+ * and SYN-cookie SYN-ACKs) reach this side only when an XDP program runs
+ * here; moat-pktgen attaches this one when the interface has none.  It
+ * passes everything, or with xdp_drop_replies (moat-pktgen --no-rx, fire
+ * and forget) drops the replies to probes (the test of moat_pktgen_tc) at
+ * once: no skb, no packet tap, no tc, none of the generator's kernel, as a
+ * spoofing attacker never receives them.
  *
  * moat_pktgen_tc: tc ingress.  Drops the appliance's replies to probes
  * (TCP from the target port to a port of the probe range) after the packet
@@ -22,11 +26,43 @@
 const volatile __u16 target_port = 25;
 const volatile __u16 sport_lo = 1024; /* probe source ports [lo, hi] */
 const volatile __u16 sport_hi = 32767;
+const volatile __u8 xdp_drop_replies = 0;
 
 SEC("xdp")
 int moat_pktgen_xdp(struct xdp_md *ctx)
 {
-	return XDP_PASS;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *p = data, *t;
+	__u32 l4;
+	__u16 sp, dp;
+
+	if (!xdp_drop_replies)
+		return XDP_PASS;
+	/* untagged IPv4 or IPv6, TCP (what the appliance sends back) */
+	if (data + 14 + 40 > end)
+		return XDP_PASS;
+	if (p[12] == 0x08 && p[13] == 0x00) {
+		if (p[14 + 9] != 6)
+			return XDP_PASS;
+		l4 = 14 + (p[14] & 0xf) * 4;
+	} else if (p[12] == 0x86 && p[13] == 0xdd) {
+		if (p[14 + 6] != 6)
+			return XDP_PASS;
+		l4 = 14 + 40;
+	} else {
+		return XDP_PASS;
+	}
+	if (l4 > 14 + 60)
+		return XDP_PASS;
+	t = p + l4;
+	if ((void *)(t + 4) > end)
+		return XDP_PASS;
+	sp = (__u16)(t[0] << 8 | t[1]);
+	dp = (__u16)(t[2] << 8 | t[3]);
+	if (sp != target_port || dp < sport_lo || dp > sport_hi)
+		return XDP_PASS;
+	return XDP_DROP;
 }
 
 SEC("tc")

@@ -74,6 +74,9 @@ static const struct key keys[] = {
 	{ "xdp", "tarpit_source_burst", K_U32, C(tarpit_src_burst), 1, CFG_TARPIT_MAX, 0 },
 	{ "xdp", "tarpit_global_rate", K_U32, C(tarpit_global_pps), 0, CFG_TARPIT_MAX, 0 },
 	{ "xdp", "tarpit_global_burst", K_U32, C(tarpit_global_burst), 1, CFG_TARPIT_MAX, 0 },
+	{ "xdp", "syn_cookies", K_SPECIAL, 0, 0, 0, 0, 0 },
+	{ "xdp", "syn_cookie_threshold", K_U32, C(cookie_threshold), 1, 100000000, 0 },
+	{ "xdp", "syn_cookie_mss", K_U32, C(cookie_mss), 536, 65495, 0 },
 	{ "metrics", "listen", K_SPECIAL, 0, 0, 0, 0, 0 },
 	{ "policy", "tarpit_threshold", K_INT, C(tarpit_threshold), 0, 1000, 0 },
 	{ "policy", "drop_threshold", K_INT, C(drop_threshold), 0, 1000, 0 },
@@ -211,6 +214,9 @@ void cfg_defaults(struct moat_config *c)
 	c->tarpit_src_burst = MOAT_XDP_DEF_SRC_BURST;
 	c->tarpit_global_pps = MOAT_XDP_DEF_GLOBAL_PPS;
 	c->tarpit_global_burst = MOAT_XDP_DEF_GLOBAL_BURST;
+	c->syn_cookies = MOAT_SYN_COOKIES_OFF;
+	c->cookie_threshold = MOAT_XDP_DEF_COOKIE_THRESHOLD;
+	c->cookie_mss = MOAT_XDP_DEF_COOKIE_MSS;
 	cfg_parse_addr("127.0.0.1:9464", 9464, &c->metrics);
 	c->tarpit_threshold = 0;
 	c->drop_threshold = 1;
@@ -568,6 +574,17 @@ static int key_special(struct pstate *p, const struct key *k, const char *value)
 			return perr(p, p->line, "ports: at least one port");
 		return 1;
 	}
+	if (strcmp(k->name, "syn_cookies") == 0) {
+		if (!strcmp(value, "off"))
+			c->syn_cookies = MOAT_SYN_COOKIES_OFF;
+		else if (!strcmp(value, "on"))
+			c->syn_cookies = MOAT_SYN_COOKIES_ON;
+		else if (!strcmp(value, "auto"))
+			c->syn_cookies = MOAT_SYN_COOKIES_AUTO;
+		else
+			return perr(p, p->line, "syn_cookies: '%s' is not off, on or auto", value);
+		return 1;
+	}
 	if (strcmp(k->name, "event_sample") == 0) {
 		int64_t v;
 
@@ -866,6 +883,9 @@ static int validate(struct pstate *p)
 	if (!strcmp(c->fp_backend, "dpdk") && c->nifaces)
 		return perr(p, p->line, "[xdp] interfaces with [fastpath] backend = dpdk: moat-dpdk "
 			    "owns its ports (its own configuration names them)");
+	if (!strcmp(c->fp_backend, "dpdk") && c->syn_cookies != MOAT_SYN_COOKIES_OFF)
+		return perr(p, p->line, "[xdp] syn_cookies with [fastpath] backend = dpdk: only the "
+			    "XDP backend answers with SYN cookies");
 	if (c->tarpit_threshold && c->drop_threshold && c->tarpit_threshold >= c->drop_threshold)
 		return perr(p, p->line, "[policy]: tarpit_threshold (%d) must be below "
 			    "drop_threshold (%d), or 0", c->tarpit_threshold, c->drop_threshold);

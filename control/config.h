@@ -126,6 +126,9 @@ struct moat_config {
 	 * per second (0 = none: tarpit becomes drop) and burst (>= 1) */
 	uint32_t tarpit_src_pps, tarpit_src_burst;
 	uint32_t tarpit_global_pps, tarpit_global_burst;
+	/* SYN cookies for unlisted SYNs (enum moat_syn_cookies), the auto
+	 * threshold (SYNs a second per CPU and port), the SYN-ACK's MSS */
+	uint32_t syn_cookies, cookie_threshold, cookie_mss;
 	/* [metrics] */
 	struct cfg_addr metrics;   /* len 0 = off */
 	/* [policy] */

@@ -105,6 +105,8 @@ int cd_reload(struct cd *d, char *err, size_t errsz)
 	    c->tarpit_src_burst != d->cfg.tarpit_src_burst ||
 	    c->tarpit_global_pps != d->cfg.tarpit_global_pps ||
 	    c->tarpit_global_burst != d->cfg.tarpit_global_burst ||
+	    c->syn_cookies != d->cfg.syn_cookies || c->cookie_threshold != d->cfg.cookie_threshold ||
+	    c->cookie_mss != d->cfg.cookie_mss ||
 	    strcmp(c->xdp_mode, d->cfg.xdp_mode) ||
 	    memcmp(&c->metrics, &d->cfg.metrics, sizeof(c->metrics)) ||
 	    memcmp(c->notify_listen, d->cfg.notify_listen, sizeof(c->notify_listen)) ||

@@ -52,6 +52,9 @@ static void fp_config(const struct cd *d, struct moat_fastpath_config *c)
 	c->tarpit_src_burst = d->cfg.tarpit_src_burst;
 	c->tarpit_global_pps = d->cfg.tarpit_global_pps;
 	c->tarpit_global_burst = d->cfg.tarpit_global_burst;
+	c->syn_cookies = d->cfg.syn_cookies;
+	c->cookie_threshold = d->cfg.cookie_threshold;
+	c->cookie_mss = d->cfg.cookie_mss;
 }
 
 /* fp_backend - the configured backend ([fastpath] backend; config.c

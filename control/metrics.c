@@ -63,6 +63,41 @@ static const struct zone_metric {
 	  zm_undec },
 };
 
+/*
+ * kernel_syncookies - the kernel's SYN-cookie counters of this network
+ * namespace (TcpExt SyncookiesSent, SyncookiesRecv, SyncookiesFailed of
+ * /proc/self/net/netstat): with [xdp] syn_cookies, Recv counts the cookie
+ * ACKs the listener took (moat's cookies and its own), Failed the wrong
+ * ones.  0, or -1 when the file or a field is missing.
+ */
+static int kernel_syncookies(uint64_t v[3])
+{
+	static const char *const want[3] = { "SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed" };
+	char names[8192], vals[8192];
+	FILE *f = fopen("/proc/self/net/netstat", "r");
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
+		char *sn, *sv, *n, *x;
+
+		if (strncmp(names, "TcpExt:", 7) || strncmp(vals, "TcpExt:", 7))
+			continue;
+		n = strtok_r(names + 7, " \n", &sn);
+		x = strtok_r(vals + 7, " \n", &sv);
+		for (; n && x; n = strtok_r(NULL, " \n", &sn), x = strtok_r(NULL, " \n", &sv))
+			for (int i = 0; i < 3; i++)
+				if (!strcmp(n, want[i])) {
+					v[i] = strtoull(x, NULL, 10);
+					found |= 1 << i;
+				}
+		break;
+	}
+	fclose(f);
+	return found == 7 ? 0 : -1;
+}
+
 /* metrics_update - render the snapshot (event loop, once a second) */
 void metrics_update(struct metrics *m, struct cd *d)
 {
@@ -108,6 +143,19 @@ void metrics_update(struct metrics *m, struct cd *d)
 		for (int i = 0; i < MOAT_STAT__MAX; i++)
 			moat_sbuf_printf(&b, "moat_fastpath_packets_total{counter=\"%s\"} %llu\n", names[i],
 				  (unsigned long long)c[i]);
+	}
+	{
+		static const char *const kn[3] = { "sent", "recv", "failed" };
+		uint64_t k[3];
+
+		if (kernel_syncookies(k) == 0) {
+			moat_sbuf_printf(&b, "# HELP moat_kernel_syncookies_total The kernel's SYN cookies in "
+				      "this network namespace: sent by it, ACKs taken, ACKs refused.\n"
+				      "# TYPE moat_kernel_syncookies_total counter\n");
+			for (int i = 0; i < 3; i++)
+				moat_sbuf_printf(&b, "moat_kernel_syncookies_total{counter=\"%s\"} %llu\n",
+					      kn[i], (unsigned long long)k[i]);
+		}
 	}
 	fleet_metrics(d, &b);
 	moat_sbuf_printf(&b, "# HELP moat_controld_start_time_seconds Unix time moat-controld started.\n"

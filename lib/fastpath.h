@@ -64,6 +64,10 @@ struct moat_fastpath_config {
 	 * and burst; a burst of 0 = the backend's default pair */
 	uint32_t tarpit_src_pps, tarpit_src_burst;
 	uint32_t tarpit_global_pps, tarpit_global_burst;
+	/* SYN cookies for unlisted SYNs (enum moat_syn_cookies; only the
+	 * XDP backend has them), the auto threshold (SYNs a second per CPU
+	 * and port) and the MSS the SYN-ACK offers; 0 = the defaults */
+	uint32_t syn_cookies, cookie_threshold, cookie_mss;
 };
 
 /* moat_fastpath_event_cb - one sampled verdict (struct moat_event of

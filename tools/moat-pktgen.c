@@ -15,7 +15,10 @@
  *
  * The generator's kernel never handles the replies: a tc ingress program
  * (bpf/pktgen_rx.bpf.c) drops them after the packet socket taps saw them,
- * so no RST goes back to the appliance.  docs/pktgen.md has the model (the
+ * so no RST goes back to the appliance.  --no-rx (fire and forget, for
+ * floods that measure something else): no RX ring and no judging, the
+ * replies dropped already by the XDP program, before any of the
+ * generator's kernel sees them, as a spoofing attacker never receives them.  docs/pktgen.md has the model (the
  * tarpit's rate limit, "passed, unanswered") and the TX measurement.
  */
 #include <arpa/inet.h>
@@ -123,6 +126,7 @@ struct opts {
 	bool json, quiet;
 	bool xsk;                /* --tx xsk: AF_XDP (copy mode) instead */
 	bool find_rate;          /* --find-rate: flat out, then down to lossless */
+	bool no_rx;              /* --no-rx: fire and forget (no RX ring, no verdicts) */
 	unsigned smtp_n;         /* SMTP mode: connections */
 	unsigned smtp_timeout_ms;
 	const char *smtp_rcpt;
@@ -629,6 +633,7 @@ static int setup_progs(struct run *r)
 	r->skel->rodata->target_port = o->port;
 	r->skel->rodata->sport_lo = o->sport_lo;
 	r->skel->rodata->sport_hi = o->sport_hi;
+	r->skel->rodata->xdp_drop_replies = o->no_rx;
 	err = moat_pktgen_rx__load(r->skel);
 	if (err)
 		return err;
@@ -639,6 +644,10 @@ static int setup_progs(struct run *r)
 			return err;
 		r->xdp_ours = err == 0;
 	}
+	if (o->no_rx && !r->xdp_ours)
+		fprintf(stderr, "moat-pktgen: --no-rx: %s has an XDP program of its own: "
+			"the replies are dropped at tc ingress instead (after the kernel "
+			"made an skb of each)\n", o->ifname);
 	memset(&r->hook, 0, sizeof(r->hook));
 	r->hook.sz = sizeof(r->hook);
 	r->hook.ifindex = r->ifindex;
@@ -757,7 +766,7 @@ static void rx_frame(struct run *r, const uint8_t *d, unsigned len)
 /* rx_poll - consume every ready block of the RX ring */
 static void rx_poll(struct run *r)
 {
-	for (;;) {
+	while (r->rxring) {
 		struct tpacket_block_desc *bd =
 			(void *)(r->rxring + (size_t)r->rxblock * RX_BLOCK);
 
@@ -856,7 +865,7 @@ static unsigned xsk_batch(struct run *r, uint64_t max, uint64_t now)
 	n = max ? xsk_ring_prod__reserve(&r->xtx, (uint32_t)max, &idx) : 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct xdp_desc *d = xsk_ring_prod__tx_desc(&r->xtx, idx + i);
-		struct probe *p = &r->probes[r->nsent];
+		struct probe *p = &r->probes[r->o->no_rx ? 0 : r->nsent];
 
 		d->addr = (r->xnext++ % XSK_FRAMES) * XSK_FRAME;
 		next_probe(r, p);
@@ -965,7 +974,7 @@ static uint64_t rx_ring_drops(struct run *r)
 	struct tpacket_stats_v3 st = { 0 };
 	socklen_t len = sizeof(st);
 
-	if (getsockopt(r->rxfd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
+	if (r->rxfd < 0 || getsockopt(r->rxfd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0)
 		return 0;
 	return st.tp_drops;
 }
@@ -977,8 +986,8 @@ static int send_loop(struct run *r)
 	uint64_t next_prog, last_sent = 0, last_recv = 0, limit = o->count;
 	uint64_t dur_ns = (uint64_t)(o->duration * 1e9);
 
-	if (!limit || limit > o->max_probes)
-		limit = o->max_probes;
+	if (!limit || (limit > o->max_probes && !o->no_rx))
+		limit = o->no_rx && !o->count ? UINT64_MAX : o->max_probes;
 	r->tx_dropped_dev = dev_tx_dropped(o->ifname);
 	rx_ring_drops(r);  /* reading resets the socket's counters */
 	r->start_ns = moat_clock_ns();
@@ -1005,7 +1014,7 @@ static int send_loop(struct run *r)
 
 			if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE)
 				break;
-			struct probe *p = &r->probes[r->nsent];
+			struct probe *p = &r->probes[o->no_rx ? 0 : r->nsent];
 			uint8_t *buf = (uint8_t *)h + TPACKET2_HDRLEN - sizeof(struct sockaddr_ll);
 
 			next_probe(r, p);
@@ -1050,7 +1059,7 @@ static int send_loop(struct run *r)
 	r->end_tx_ns = moat_clock_ns();
 	uint64_t deadline = r->end_tx_ns + (uint64_t)o->timeout_ms * 1000000ull;
 
-	while (stop < 2) {
+	while (stop < 2 && !o->no_rx) {
 		uint64_t now = moat_clock_ns();
 		struct pollfd pfd = { .fd = r->rxfd, .events = POLLIN };
 
@@ -1640,6 +1649,8 @@ static int phase(struct run *r, double rate, FILE *wrongf, unsigned *shown)
 	if (o->socket)
 		x0 = xdp_syns(o->socket);
 	send_loop(r);
+	if (o->no_rx)
+		return 0;     /* nothing to judge */
 	if (k0 >= 0 && (k1 = kernel_drops(o->stats_netns)) >= 0) {
 		r->kdrops = (uint64_t)(k1 - k0);
 		r->kdrops_known = true;
@@ -1705,6 +1716,14 @@ static void report_text(struct run *r)
 	double tx_s = (double)(r->end_tx_ns - r->start_ns) / 1e9;
 	double all_s = (double)(r->end_ns - r->start_ns) / 1e9;
 
+	if (r->o->no_rx) {
+		printf("sent %" PRIu64 " SYNs (%s) in %.2f s: %.0f pps%s; --no-rx: replies "
+		       "dropped unseen, no verdicts\n", r->nsent, r->o->xsk ? "AF_XDP" : "AF_PACKET",
+		       tx_s, tx_s > 0 ? r->nsent / tx_s : 0.0, r->o->rate > 0 ? "" : " (flat out)");
+		if (r->tx_dropped_dev)
+			printf("device tx_dropped during the run: %" PRIu64 "\n", r->tx_dropped_dev);
+		return;
+	}
 	printf("sent %" PRIu64 " SYNs (%s) in %.2f s: %.0f pps%s; replies matched %" PRIu64
 	       " (%.0f pps over %.2f s), stray %" PRIu64 ", duplicate %" PRIu64 "\n",
 	       r->nsent, r->o->xsk ? "AF_XDP" : "AF_PACKET", tx_s, tx_s > 0 ? r->nsent / tx_s : 0.0,
@@ -1769,6 +1788,15 @@ static void report_json(struct run *r)
 			       json_object_new_double(all_s > 0 ? r->nmatched / all_s : 0));
 	json_object_object_add(j, "rate", json_object_new_double(r->o->rate));
 	json_object_object_add(j, "tx", json_object_new_string(r->o->xsk ? "xsk" : "packet"));
+	if (r->o->no_rx) {
+		json_object_object_add(j, "no_rx", json_object_new_boolean(1));
+		json_object_object_add(j, "tx_dropped_dev",
+				       json_object_new_int64((int64_t)r->tx_dropped_dev));
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+		json_object_put(j);
+		json_object_put(m);
+		return;
+	}
 	if (r->xdp_known)
 		json_object_object_add(j, "xdp_syns", json_object_new_int64((int64_t)r->xdp_seen));
 	if (r->o->find_rate) {
@@ -1841,6 +1869,9 @@ static void usage(FILE *f)
 		"      --smtp N            connections (10); --smtp-rcpt ADDR (postmaster@localhost),\n"
 		"                          --smtp-from ADDR (pktgen@example.org)\n"
 		"      --smtp-timeout MS   per step of a connection (3000)\n"
+		"      --no-rx             fire and forget (floods): no RX ring, no verdicts; the\n"
+		"                          replies to the probes dropped by the XDP program\n"
+		"                          (a spoofing attacker never receives them)\n"
 		"      --tx xsk|packet     TX path: AF_XDP in copy mode (default when built with\n"
 		"                          libxdp) or the AF_PACKET ring with qdisc bypass\n"
 		"Exit: 0 every verdict right, 1 a wrong verdict, 2 usage or set-up error.\n"
@@ -1955,7 +1986,7 @@ int main(int argc, char **argv)
 		{ "tarpit-global", required_argument, 0, 'G' },
 		{ "max-probes", required_argument, 0, 'm' }, { "json", no_argument, 0, 'j' },
 		{ "quiet", no_argument, 0, 'q' }, { "tx", required_argument, 0, 'X' },
-		{ "find-rate", no_argument, 0, 'F' },
+		{ "find-rate", no_argument, 0, 'F' }, { "no-rx", no_argument, 0, 'Z' },
 		{ "smtp-src", required_argument, 0, 'U' }, { "smtp", required_argument, 0, 'C' },
 		{ "smtp-rcpt", required_argument, 0, 'R' }, { "smtp-from", required_argument, 0, 'f' },
 		{ "smtp-timeout", required_argument, 0, 'W' }, { "help", no_argument, 0, 'h' }, { 0 }
@@ -2000,6 +2031,7 @@ int main(int argc, char **argv)
 			break;
 		case 'S': o.sequential = true; break;
 		case 'F': o.find_rate = true; break;
+		case 'Z': o.no_rx = true; break;
 		case 'U':
 			if (parse_src(r, optarg) < 0)
 				goto bad;
@@ -2110,7 +2142,12 @@ bad:
 		fprintf(stderr, "moat-pktgen: cannot find the MAC addresses (give --dst-mac)\n");
 		goto out;
 	}
-	r->probes = calloc(o.max_probes, sizeof(*r->probes));
+	if (o.no_rx && (o.find_rate || o.smtp_n)) {
+		fprintf(stderr, "moat-pktgen: --no-rx judges nothing: not with --find-rate or --smtp\n");
+		goto out;
+	}
+	/* --no-rx tracks no probe: one slot, rewritten for each */
+	r->probes = calloc(o.no_rx ? 1 : o.max_probes, sizeof(*r->probes));
 	if (!r->probes) {
 		fprintf(stderr, "moat-pktgen: no memory for %" PRIu64 " probes\n", o.max_probes);
 		goto out;
@@ -2122,7 +2159,7 @@ bad:
 			strerror(-err));
 		goto out;
 	}
-	err = setup_rx(r);
+	err = o.no_rx ? 0 : setup_rx(r);
 	if (!err && !o.xsk)
 		err = setup_tx(r);
 #ifdef MOAT_PKTGEN_XSK

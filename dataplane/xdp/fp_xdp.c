@@ -388,6 +388,11 @@ static int fpx_open(const struct moat_fastpath_config *c, struct moat_fastpath *
 	}
 	o.isn_key[0] = c->isn_key[0];
 	o.isn_key[1] = c->isn_key[1];
+	o.syn_cookies = c->syn_cookies;
+	if (c->cookie_threshold)
+		o.cookie_threshold = c->cookie_threshold;
+	if (c->cookie_mss)
+		o.cookie_mss = c->cookie_mss;
 	r = moat_xdp_open(&o, &x);
 	if (r < 0) {
 		snprintf(err, errsz, "XDP: load with pins in %s: %s", c->pin_dir, strerror(-r));

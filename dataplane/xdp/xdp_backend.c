@@ -73,6 +73,7 @@ struct moat_xdp {
 	moat_xdp_event_cb cb;
 	void *cb_ud;
 	int ncpus;
+	unsigned syn_cookies;     /* the mode loaded (enum moat_syn_cookies) */
 };
 
 static const char *const stat_names[] = MOAT_STAT_NAMES;
@@ -127,6 +128,9 @@ void moat_xdp_opts_default(struct moat_xdp_opts *o)
 	MOAT_XDP_KNOBS_DEFAULT(o);
 	o->event_max_pps = MOAT_XDP_DEF_EVENT_PPS;
 	o->rl_src_max = MOAT_XDP_DEF_RL_SRC_MAX;
+	o->syn_cookies = MOAT_SYN_COOKIES_OFF;
+	o->cookie_threshold = MOAT_XDP_DEF_COOKIE_THRESHOLD;
+	o->cookie_mss = MOAT_XDP_DEF_COOKIE_MSS;
 }
 
 /* check_opts - refuse knobs the program cannot honour, at start-up */
@@ -157,9 +161,64 @@ static int check_opts(const struct moat_xdp_opts *o)
 		log_err("xdp: event_sample %u is not a power of two", o->event_sample);
 		return -EINVAL;
 	}
+	if (o->syn_cookies > MOAT_SYN_COOKIES_AUTO) {
+		log_err("xdp: syn_cookies %u: want off, on or auto", o->syn_cookies);
+		return -EINVAL;
+	}
+	if (o->cookie_mss < 536 || o->cookie_mss > 65495) {
+		log_err("xdp: syn_cookie_mss %u: want 536..65495", o->cookie_mss);
+		return -EINVAL;
+	}
 	if (o->pin_dir && strlen(o->pin_dir) + IF_NAMESIZE + 16 >= PATH_MAX)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+/* moat_xdp_syn_cookies_name - "off", "on", "auto" */
+const char *moat_xdp_syn_cookies_name(unsigned mode)
+{
+	static const char *const n[] = { "off", "on", "auto" };
+
+	return mode < 3 ? n[mode] : "?";
+}
+
+/*
+ * cookies_usable - can the kernel here take SYN cookies made in XDP?  The
+ * helpers (bpf_tcp_raw_gen_syncookie_ipv4/6, Linux 6.0) must exist for XDP
+ * programs, and net.ipv4.tcp_syncookies must be 2 in this network
+ * namespace: the listener accepts a cookie ACK only within 2 minutes of a
+ * cookie of its own, and only with 2 does the kernel answer the SYN the
+ * program leaves it every second with one (docs/xdp.md "SYN cookies").
+ * 1 or 0: logged, the caller loads without cookies.
+ */
+static int cookies_usable(void)
+{
+	char b[16] = "";
+	FILE *f;
+	int v = -1;
+
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP,
+				    BPF_FUNC_tcp_raw_gen_syncookie_ipv4, NULL) != 1 ||
+	    libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP,
+				    BPF_FUNC_tcp_raw_gen_syncookie_ipv6, NULL) != 1) {
+		log_err("xdp: syn_cookies: this kernel has no "
+			"bpf_tcp_raw_gen_syncookie helpers for XDP (Linux 6.0 on): "
+			"loaded without SYN cookies");
+		return 0;
+	}
+	f = fopen("/proc/sys/net/ipv4/tcp_syncookies", "r");
+	if (f) {
+		if (fgets(b, sizeof(b), f))
+			v = atoi(b);
+		fclose(f);
+	}
+	if (v != 2) {
+		log_err("xdp: syn_cookies: net.ipv4.tcp_syncookies is %d in this "
+			"network namespace, must be 2 (the kernel's listener refuses "
+			"cookie ACKs otherwise, docs/xdp.md): loaded without SYN cookies", v);
+		return 0;
+	}
+	return 1;
 }
 
 /* mkdir_p - create dir and its parents (bpffs allows plain directories) */
@@ -233,6 +292,34 @@ static int pin_differs(const char *path, const struct bpf_map *m,
 	       info->value_size != bpf_map__value_size(m) ||
 	       info->max_entries != bpf_map__max_entries(m) ||
 	       info->map_flags != bpf_map__map_flags(m);
+}
+
+/* stats_pin_check - before the load: a pinned "stats" array of one value
+ * of another size (counter rows of another version: more counters, more
+ * state per row) is unpinned, so the load makes a new one; the counters
+ * start again at 0 (logged).  A program still attached keeps its own map
+ * until moat_xdp_attach swaps it out.  Another type is left to the load
+ * to refuse.  0 or -errno. */
+static int stats_pin_check(struct moat_xdp *x)
+{
+	char path[PATH_MAX];
+	struct bpf_map_info info;
+
+	snprintf(path, sizeof(path), "%s/stats", x->o.pin_dir);
+	if (!pin_differs(path, x->skel->maps.stats, &info) ||
+	    info.type != BPF_MAP_TYPE_ARRAY || info.max_entries != 1)
+		return 0;
+	log_warn("xdp: pinned stats in %s has %u-byte counter rows for all CPUs, "
+		 "this program %u (another version): unpinned, the counters start "
+		 "again at 0", x->o.pin_dir, info.value_size,
+		 bpf_map__value_size(x->skel->maps.stats));
+	if (unlink(path) && errno != ENOENT) {
+		int err = -errno;
+
+		log_err("xdp: cannot unpin %s: %s", path, strerror(-err));
+		return err;
+	}
+	return 0;
 }
 
 /* trie_pins_check - before the load: when a pinned v6t_* map has another
@@ -549,6 +636,20 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		goto fail;
 	}
 	cfg->ncpus = (__u32)x->ncpus;
+	if (o->syn_cookies != MOAT_SYN_COOKIES_OFF && cookies_usable()) {
+		cfg->syn_cookies = o->syn_cookies;
+		cfg->cookie_threshold = o->cookie_threshold;
+		cfg->cookie_mss4 = (__u16)o->cookie_mss;
+		cfg->cookie_mss6 = (__u16)(o->cookie_mss - 20);
+		/* the window of a SYN-ACK without window scaling, as the
+		 * kernel's: 65535 rounded down to the MSS */
+		cfg->cookie_win4 = (__u16)(65535 / cfg->cookie_mss4 * cfg->cookie_mss4);
+		cfg->cookie_win6 = (__u16)(65535 / cfg->cookie_mss6 * cfg->cookie_mss6);
+		log_info("xdp: SYN cookies %s (threshold %u SYNs/s per CPU and "
+			 "port, MSS %u)", moat_xdp_syn_cookies_name(cfg->syn_cookies),
+			 cfg->cookie_threshold, cfg->cookie_mss4);
+	}
+	x->syn_cookies = cfg->syn_cookies;
 	x->skel->rodata->moat_groups_max = o->groups_max;
 	/* the IPv6 trie's storage for v6_max rules (moat_xdp.h) */
 	x->t6m.nodes_max = o->v6_max / 32 + 16384;
@@ -581,6 +682,8 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		err = set_pins(x->skel->obj, o->pin_dir);
 		if (err == 0)
 			err = trie_pins_check(x);
+		if (err == 0)
+			err = stats_pin_check(x);
 		if (err)
 			goto fail;
 	}
@@ -1069,6 +1172,12 @@ static int read_rows(int fd, __u32 r0, __u32 r1, uint64_t *out)
 out:
 	free(v);
 	return err;
+}
+
+/* moat_xdp_syn_cookies - the SYN-cookie mode loaded */
+unsigned moat_xdp_syn_cookies(const struct moat_xdp *x)
+{
+	return x->syn_cookies;
 }
 
 /* moat_xdp_read_stats - global counters (all rows) */

@@ -67,6 +67,15 @@ struct moat_xdp_opts {
 	uint32_t groups_max, v6_max, rl_src_max;
 	/* Attach in generic (skb) mode instead of native (driver) mode. */
 	bool generic;
+	/* SYN cookies for unlisted SYNs (enum moat_syn_cookies, default
+	 * off; moat_xdp.h, docs/xdp.md): auto answers with cookies while a
+	 * CPU sees more than cookie_threshold SYNs a second to a port
+	 * (default 1000); cookie_mss is the MSS the SYN-ACK offers over
+	 * IPv4 (IPv6: 20 less; default 1460, 536..65495).  Asked for on a
+	 * kernel without the helpers (< 6.0) or with net.ipv4.tcp_syncookies
+	 * not 2 in this network namespace: logged, and the program loads
+	 * without them (moat_xdp_syn_cookies() says which). */
+	uint32_t syn_cookies, cookie_threshold, cookie_mss;
 };
 
 struct moat_xdp;
@@ -174,6 +183,13 @@ int moat_xdp_fastpath(struct moat_xdp *x, struct moat_fastpath *fp);
 /* moat_xdp_close - free userspace resources; pinned links and maps stay in
  * force (without pins the program is detached).  NULL is fine. */
 void moat_xdp_close(struct moat_xdp *x);
+
+/* moat_xdp_syn_cookies - the SYN-cookie mode the loaded program runs
+ * (enum moat_syn_cookies): off when asked for but unavailable */
+unsigned moat_xdp_syn_cookies(const struct moat_xdp *x);
+
+/* moat_xdp_syn_cookies_name - "off", "on", "auto" */
+const char *moat_xdp_syn_cookies_name(unsigned mode);
 
 /* moat_xdp_stat_name - "pass", "tarpit", ... for an enum moat_stat */
 const char *moat_xdp_stat_name(unsigned stat);

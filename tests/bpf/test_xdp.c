@@ -202,6 +202,26 @@ static void test_truncation(void **state)
 }
 
 /* syn_from - build a SYN to port 25 from src into buf */
+static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport);
+
+/* rd32be - a big-endian 32-bit field */
+static uint32_t rd32be(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* write_file - write s to path; 0 or -1 */
+static int write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+	int r;
+
+	if (!f)
+		return -1;
+	r = fputs(s, f) < 0 ? -1 : 0;
+	return fclose(f) || r ? -1 : 0;
+}
+
 static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport)
 {
 	struct tframe f = { .family = strchr(src, ':') ? 6 : 4, .src = src,
@@ -210,6 +230,160 @@ static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport)
 
 	f.dst = f.family == 4 ? "198.18.1.1" : "2001:db8:1::1";
 	return tf_build(&f, buf);
+}
+
+/* ck_check - a SYN-cookie reply against the SYN it answers (family fam,
+ * no VLAN): SYN|ACK, ports and addresses swapped, ack = seq + 1, a 24-byte
+ * TCP header whose one option is MSS mss, window 65535 rounded down to
+ * mss, both checksums right.  Returns the ISN (the cookie); fails the test
+ * otherwise. */
+static uint32_t ck_check(const uint8_t *syn, const uint8_t *out, size_t outlen, int fam,
+			 uint16_t mss)
+{
+	size_t ipl = fam == 4 ? 20 : 40;
+	const uint8_t *ip = out + 14, *t = ip + ipl, *sip = syn + 14, *st = sip + ipl;
+	uint32_t sum;
+
+	assert_int_equal(outlen, 14 + ipl + 24);
+	assert_memory_equal(out, syn + 6, 6);           /* MACs swapped */
+	assert_memory_equal(out + 6, syn, 6);
+	if (fam == 4) {
+		assert_int_equal(ip[0], 0x45);
+		assert_int_equal(ip[2] << 8 | ip[3], 44);
+		assert_memory_equal(ip + 12, sip + 16, 4);
+		assert_memory_equal(ip + 16, sip + 12, 4);
+		assert_int_equal(tf_fold(tf_sum(ip, 20)), 0);
+		sum = tf_sum(ip + 12, 8) + 6 + 24;
+	} else {
+		assert_int_equal(ip[0] >> 4, 6);
+		assert_int_equal(ip[4] << 8 | ip[5], 24);
+		assert_memory_equal(ip + 8, sip + 24, 16);
+		assert_memory_equal(ip + 24, sip + 8, 16);
+		sum = tf_sum(ip + 8, 32) + 6 + 24;
+	}
+	assert_int_equal(tf_fold(sum + tf_sum(t, 24)), 0);
+	assert_memory_equal(t, st + 2, 2);              /* ports swapped */
+	assert_memory_equal(t + 2, st, 2);
+	assert_int_equal(rd32be(t + 8), rd32be(st + 4) + 1);
+	assert_int_equal(t[12], 6 << 4);
+	assert_int_equal(t[13], 0x12);
+	assert_int_equal(t[14] << 8 | t[15], 65535 / mss * mss);
+	assert_int_equal(t[20], 2);
+	assert_int_equal(t[21], 4);
+	assert_int_equal(t[22] << 8 | t[23], mss);
+	return rd32be(t + 4);
+}
+
+/* test_syn_cookies - [xdp] syn_cookies through BPF_PROG_TEST_RUN, in a
+ * network namespace of its own (net.ipv4.tcp_syncookies is per namespace;
+ * the host's is left alone; the last test, so the rest ran in the host's):
+ * on: a keep SYN a second to the kernel, then cookies (IPv4 and IPv6);
+ * ALLOW, DROP and TARPIT sources as without; non-SYN segments pass; the
+ * same SYN gets the same cookie, another source another one; auto below
+ * and above its threshold; tcp_syncookies = 1: loaded without cookies */
+static void test_syn_cookies(void **state)
+{
+	static const struct { const char *src; int want, stat; } on_steps[] = {
+		{ "192.0.2.13", MOAT_VERDICT_PASS, MOAT_STAT_SYN_COOKIE_KEEP }, /* this second's keep SYN */
+		{ "192.0.2.13", MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
+		{ "2001:db8:100:1::5", MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
+		{ "192.0.2.12", MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
+		{ "2001:db8:200::1", MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
+		{ "192.0.2.10", MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+		{ "192.0.2.11", MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	};
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX], out[TF_MAX];
+	size_t len, outlen;
+	uint64_t a[MOAT_STAT__MAX], b[MOAT_STAT__MAX];
+	uint32_t isn1 = 0, isn2, isn3;
+	cpu_set_t one;
+	char msg[128];
+	int ok, got;
+
+	(void)state;
+	if (unshare(CLONE_NEWNET) != 0)
+		fail_msg("unshare(CLONE_NEWNET): %s", strerror(errno));
+	/* the keep SYN is per CPU: every run on one CPU */
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	assert_int_equal(write_file("/proc/sys/net/ipv4/tcp_syncookies", "2\n"), 0);
+	default_opts(&o);
+	o.syn_cookies = MOAT_SYN_COOKIES_ON;
+	x = open_x(&o);
+	assert_int_equal(moat_xdp_syn_cookies(x), MOAT_SYN_COOKIES_ON);
+	for (size_t i = 0; i < sizeof(on_steps) / sizeof(on_steps[0]); i++) {
+		len = syn_from(in, on_steps[i].src, 25);
+		assert_int_equal(moat_xdp_read_stats(x, a), 0);
+		got = run(x, in, len, out, &outlen);
+		assert_int_equal(moat_xdp_read_stats(x, b), 0);
+		if (got != on_steps[i].want)
+			fail_msg("step %zu (%s): got %d, want %d", i, on_steps[i].src, got,
+				 on_steps[i].want);
+		if (b[on_steps[i].stat] - a[on_steps[i].stat] != 1)
+			fail_msg("step %zu (%s): counter %s did not move", i, on_steps[i].src,
+				 moat_xdp_stat_name((unsigned)on_steps[i].stat));
+		if (on_steps[i].stat == MOAT_STAT_SYN_COOKIE) {
+			uint32_t isn = ck_check(in, out, outlen, strchr(on_steps[i].src, ':') ? 6 : 4,
+						strchr(on_steps[i].src, ':') ? 1440 : 1460);
+
+			if (!isn1)
+				isn1 = isn;
+			if (b[MOAT_STAT_PASS] != a[MOAT_STAT_PASS])
+				fail_msg("step %zu: a cookie counted as pass", i);
+		}
+	}
+	/* the same SYN, the same cookie (within the kernel's minute); the
+	 * cookie is the kernel's hash, not the tarpit's */
+	len = syn_from(in, "192.0.2.13", 25);
+	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
+	isn2 = ck_check(in, out, outlen, 4, 1460);
+	len = syn_from(in, "192.0.2.14", 25);
+	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
+	isn3 = ck_check(in, out, outlen, 4, 1460);
+	assert_int_equal(isn1, isn2);
+	assert_int_not_equal(isn1, isn3);
+	/* the client's ACK (any non-SYN) passes to the kernel */
+	{
+		struct tframe f = { .family = 4, .src = "192.0.2.13", .dst = "198.18.1.1",
+				    .sport = 40000, .dport = 25, .flags = TF_ACK, .seq = 8 };
+
+		len = tf_build(&f, in);
+		assert_int_equal(run_counted(x, in, len, NULL, NULL, MOAT_STAT_NON_SYN, msg,
+					     sizeof(msg), &ok), MOAT_VERDICT_PASS);
+		if (!ok)
+			fail_msg("the ACK: %s", msg);
+	}
+	/* another port than the filtered ones: untouched */
+	len = syn_from(in, "192.0.2.13", 26);
+	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_PASS);
+	moat_xdp_close(x);
+
+	/* auto, threshold 3: three SYNs to the kernel, the fourth a cookie */
+	default_opts(&o);
+	o.syn_cookies = MOAT_SYN_COOKIES_AUTO;
+	o.cookie_threshold = 3;
+	x = open_x(&o);
+	len = syn_from(in, "192.0.2.13", 25);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_counted(x, in, len, NULL, NULL, MOAT_STAT_PASS, msg, sizeof(msg),
+					     &ok), MOAT_VERDICT_PASS);
+	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
+	ck_check(in, out, outlen, 4, 1460);
+	moat_xdp_close(x);
+
+	/* tcp_syncookies = 1: the listener would refuse moat's cookies */
+	assert_int_equal(write_file("/proc/sys/net/ipv4/tcp_syncookies", "1\n"), 0);
+	default_opts(&o);
+	o.syn_cookies = MOAT_SYN_COOKIES_ON;
+	x = open_x(&o);
+	assert_int_equal(moat_xdp_syn_cookies(x), MOAT_SYN_COOKIES_OFF);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_counted(x, in, len, NULL, NULL, MOAT_STAT_PASS, msg, sizeof(msg),
+					     &ok), MOAT_VERDICT_PASS);
+	moat_xdp_close(x);
 }
 
 static void test_rate_limits(void **state)
@@ -928,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_v6_length_graces),
 		cmocka_unit_test(test_plens_flip),
 		cmocka_unit_test(test_pinned_reopen),
+		cmocka_unit_test(test_syn_cookies),   /* last: moves to a netns of its own */
 	};
 
 	log_init("test_xdp", 0);

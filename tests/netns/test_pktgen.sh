@@ -7,7 +7,8 @@
 # (an entry changed behind the generator's back) is exit 1 naming the
 # address; the generator's kernel sends no RST for a reply to a source
 # address it holds (the tc ingress drop), and pktgen leaves no program on
-# the interface.
+# the interface; --no-rx (fire and forget): the replies dropped by its XDP
+# program (the veth's xdp_drops), none reaching the generator's kernel.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -15,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/controld.sh"
 PKTGEN=${PKTGEN:-$build/tools/moat-pktgen}
 
-ctld_test pktgen 16 "$PKTGEN" "$PROBE"
+ctld_test pktgen 17 "$PKTGEN" "$PROBE"
 ctld_lab_up
 # 198.51.100.5 is held by inet's kernel: its SYN-ACKs would be RST there
 lab_sender 198.51.100.5
@@ -92,6 +93,26 @@ if [ "$rstc1" = "$rstc0" ] && [ "$(cells mixed | cut -d' ' -f1)" -gt 0 ]; then
 	tap_ok "no RST from the generator's kernel (TcpOutRsts $rstc0 -> $rstc1)"
 else
 	tap_not_ok "generator kernel sent RSTs: $rstc0 -> $rstc1"
+fi
+
+# --no-rx: fire and forget; the passes' SYN-ACKs (the positive control:
+# the appliance answers them) are dropped by pktgen's XDP program, before
+# the generator's kernel (which holds 198.51.100.5) could RST one
+xdrops() { lab_inet ethtool -S app0 | awk '$1 == "rx_queue_0_xdp_drops:" {print $2}'; }
+rstc0=$(lab_inet nstat -az TcpOutRsts | awk '/TcpOutRsts/ {print $2}')
+xd0=$(xdrops)
+pg norx --expect "$LAB_DIR/expect" --dst-mac "$dmac" --src 198.51.100.0/24 --rate 5000 -d 1 --no-rx
+rc=$?
+sleep 0.5
+xd1=$(xdrops)
+rstc1=$(lab_inet nstat -az TcpOutRsts | awk '/TcpOutRsts/ {print $2}')
+sent=$(jget "$(cat "$LAB_DIR/norx.json")" "d['sent'] if d['no_rx'] else -1" 2>/dev/null)
+if [ $rc -eq 0 ] && [ "${sent:-0}" -ge 4000 ] && [ $((xd1 - xd0)) -ge $((sent * 9 / 10)) ] &&
+	[ "$rstc1" = "$rstc0" ]; then
+	tap_ok "--no-rx: $sent SYNs sent, $((xd1 - xd0)) replies dropped in XDP, no RST from the generator's kernel"
+else
+	tap_not_ok "--no-rx: rc=$rc sent=${sent:-?} xdp_drops +$((xd1 - xd0)) TcpOutRsts $rstc0 -> $rstc1"
+	show norx
 fi
 
 # --find-rate: flat out, then down to a rate the run shows lossless (the

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"  --groups N         groups map size (default 2^20)\n"
 		"  --events           print sampled events while running\n"
 		"  --event-sample N   under a flood report 1 in N refused SYNs (power of two; default 1024)\n"
+		"  --syn-cookies off|on|auto  SYN cookies for unlisted SYNs (default off)\n"
+		"  --cookie-threshold N  auto: SYNs a second per CPU and port (default 1000)\n"
 		"  --help, --version\n", MOAT_XDP_PIN_DIR);
 }
 
@@ -218,7 +220,7 @@ int main(int argc, char **argv)
 {
 	enum { O_PIN = 256, O_GENERIC, O_PORT, O_DROP, O_TARPIT, O_ALLOW, O_PASS,
 	       O_SPPS, O_SBURST, O_GPPS, O_GBURST, O_GROUPS, O_EVENTS, O_HELP,
-	       O_VERSION, O_SAMPLE };
+	       O_VERSION, O_SAMPLE, O_COOKIES, O_CTHR };
 	static const struct option lo[] = {
 		{ "pin", required_argument, 0, O_PIN },
 		{ "generic", no_argument, 0, O_GENERIC },
@@ -234,6 +236,8 @@ int main(int argc, char **argv)
 		{ "groups", required_argument, 0, O_GROUPS },
 		{ "events", no_argument, 0, O_EVENTS },
 		{ "event-sample", required_argument, 0, O_SAMPLE },
+		{ "syn-cookies", required_argument, 0, O_COOKIES },
+		{ "cookie-threshold", required_argument, 0, O_CTHR },
 		{ "help", no_argument, 0, O_HELP },
 		{ "version", no_argument, 0, O_VERSION },
 		{ 0, 0, 0, 0 },
@@ -273,6 +277,12 @@ int main(int argc, char **argv)
 		case O_GROUPS: o.groups_max = (uint32_t)atoi(optarg); break;
 		case O_EVENTS: events = 1; break;
 		case O_SAMPLE: o.event_sample = (uint32_t)atoi(optarg); break;
+		case O_COOKIES:
+			o.syn_cookies = !strcmp(optarg, "on") ? MOAT_SYN_COOKIES_ON :
+					!strcmp(optarg, "auto") ? MOAT_SYN_COOKIES_AUTO :
+					!strcmp(optarg, "off") ? MOAT_SYN_COOKIES_OFF : 99;
+			break;
+		case O_CTHR: o.cookie_threshold = (uint32_t)atoi(optarg); break;
 		case O_HELP: usage(stdout); return 0;
 		case O_VERSION: printf("xdp_loader %s\n", MOAT_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -312,7 +322,8 @@ int main(int argc, char **argv)
 		if (err)
 			goto out;
 	}
-	printf("ready adopted=%u\n", moat_xdp_adopted(x));
+	printf("ready adopted=%u syn_cookies=%s\n", moat_xdp_adopted(x),
+	       moat_xdp_syn_cookies_name(moat_xdp_syn_cookies(x)));
 	fflush(stdout);
 	rc = 0;
 	if (!strcmp(cmd, "once"))

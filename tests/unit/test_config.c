@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "moat_abi.h"
 
 #define ZONE_OK "[zone bl.example]\nprimary = 192.0.2.1\n"
 
@@ -82,6 +83,10 @@ static const struct bad_case bad_cases[] = {
 	{ "tarpit burst 0", "[xdp]\ntarpit_source_burst = 0\n", "t.conf:2: tarpit_source_burst: 0 is outside 1..10000000" },
 	{ "tarpit rate big", "[xdp]\ntarpit_global_rate = 20000000\n", "t.conf:2: tarpit_global_rate: 20000000 is outside 0..10000000" },
 	{ "tarpit rate text", "[xdp]\ntarpit_source_rate = fast\n", "t.conf:2: tarpit_source_rate: 'fast'" },
+	{ "syn_cookies value", "[xdp]\nsyn_cookies = yes\n", "t.conf:2: syn_cookies: 'yes' is not off, on or auto" },
+	{ "syn_cookie_threshold 0", "[xdp]\nsyn_cookie_threshold = 0\n", "t.conf:2: syn_cookie_threshold: 0 is outside 1..100000000" },
+	{ "syn_cookie_mss small", "[xdp]\nsyn_cookie_mss = 500\n", "t.conf:2: syn_cookie_mss: 500 is outside 536..65495" },
+	{ "syn_cookies on dpdk", "[fastpath]\nbackend = dpdk\n[xdp]\nsyn_cookies = on\n", "[xdp] syn_cookies with [fastpath] backend = dpdk" },
 	{ "tarpit burst negative", "[xdp]\ntarpit_global_burst = -1\n", "t.conf:2: tarpit_global_burst: -1 is outside 1..10000000" },
 	{ "bad rbldnsd format", "[zone l.rbl]\ntype = rbldnsd\nfile = /x\nformat = csv\n", "t.conf:4: format: 'csv' is not ip4set, ip4trie or ip6trie" },
 	{ "primary on rbldnsd", "[zone bl.example]\ntype = rbldnsd\nfile = /x\nprimary = 192.0.2.1\n", "t.conf:1: [zone bl.example]: primary/tsig are only for type axfr" },
@@ -139,6 +144,16 @@ static void test_defaults(void **state)
 	assert_int_equal(c->tarpit_src_burst, 20);
 	assert_int_equal(c->tarpit_global_pps, 10000);
 	assert_int_equal(c->tarpit_global_burst, 20000);
+	assert_int_equal(c->syn_cookies, MOAT_SYN_COOKIES_OFF);
+	assert_int_equal(c->cookie_threshold, 1000);
+	assert_int_equal(c->cookie_mss, 1460);
+	assert_int_equal(cfg_load_string(c, "t.conf", "[xdp]\nsyn_cookies = auto\n"
+					 "syn_cookie_threshold = 5000\nsyn_cookie_mss = 8960\n", err), 0);
+	assert_int_equal(c->syn_cookies, MOAT_SYN_COOKIES_AUTO);
+	assert_int_equal(c->cookie_threshold, 5000);
+	assert_int_equal(c->cookie_mss, 8960);
+	assert_int_equal(cfg_load_string(c, "t.conf", "[xdp]\nsyn_cookies = on\n", err), 0);
+	assert_int_equal(c->syn_cookies, MOAT_SYN_COOKIES_ON);
 	assert_int_equal(cfg_load_string(c, "t.conf", "[xdp]\ntarpit_source_rate = 0\n"
 					 "tarpit_source_burst = 1\ntarpit_global_rate = 10000000\n"
 					 "tarpit_global_burst = 10000000\n", err), 0);
