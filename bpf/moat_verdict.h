@@ -292,16 +292,63 @@ static MOAT_V_RARE int moat_tarpit_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
 
 #ifdef MOAT_V_SYN_COOKIE
 /*
- * moat_cookie_want - should this unlisted SYN (counted in row: this CPU
- * and port) get a SYN cookie from us, or go to the kernel?  The kernel
- * gets one SYN a second per CPU and port while cookies are on: its
- * listener accepts cookie ACKs only within 2 minutes of a cookie of its
- * own (moat_xdp.h).  auto: cookies only while the row counted more than
- * cookie_threshold SYNs in the current window or the one before (so the
- * mode lasts one window past the flood); below it, every SYN goes to the
- * kernel.  Per CPU and racy on purpose, like the other counters.
+ * moat_cookie_keep - is the unlisted SYN p the one its destination address
+ * leaves to the kernel this second (row: this CPU and port)?  Records it
+ * when it is, or always with force (the kernel answers it anyway).  The
+ * destinations are compared whole; an untracked one replaces the least
+ * recent (moat_xdp.h "SYN cookies").
  */
-static __always_inline int moat_cookie_want(MOAT_V_CTX *ctx, struct moat_xdp_stat_row *row)
+static __always_inline int moat_cookie_keep(struct moat_xdp_stat_row *row, const struct moat_pkt *p,
+					    __u64 now, int force)
+{
+	__u32 k[4];
+	__u64 old = ~0ull;
+	int i;
+
+	if (p->family == 4) {
+		k[0] = 0;
+		k[1] = 0;
+		k[2] = moat_be32(0xffff);
+		k[3] = p->daddr4;
+	} else {
+		__builtin_memcpy(k, p->daddr6, 16);
+	}
+#pragma unroll
+	for (i = 0; i < MOAT_XDP_COOKIE_KEEP_DST; i++) {
+		if (row->ck_keep_dst[i][0] == k[0] && row->ck_keep_dst[i][1] == k[1] &&
+		    row->ck_keep_dst[i][2] == k[2] && row->ck_keep_dst[i][3] == k[3]) {
+			if (!force && now - row->ck_keep_ns[i] < MOAT_XDP_COOKIE_KEEP_NS)
+				return 0;
+			row->ck_keep_ns[i] = now;
+			return 1;
+		}
+		if (row->ck_keep_ns[i] < old)
+			old = row->ck_keep_ns[i];
+	}
+#pragma unroll
+	for (i = 0; i < MOAT_XDP_COOKIE_KEEP_DST; i++) {
+		if (row->ck_keep_ns[i] == old) {
+			__builtin_memcpy(row->ck_keep_dst[i], k, 16);
+			row->ck_keep_ns[i] = now;
+			break;
+		}
+	}
+	return 1;
+}
+
+/*
+ * moat_cookie_want - should this unlisted SYN p (counted in row: this CPU
+ * and port) get a SYN cookie from us, or go to the kernel?  The kernel
+ * gets one SYN a second per CPU, port and destination address while
+ * cookies are on: its listener accepts cookie ACKs only within 2 minutes
+ * of a cookie of its own (moat_xdp.h).  auto: cookies only while the row
+ * counted more than cookie_threshold SYNs in the current window or the one
+ * before (so the mode lasts one window past the flood); below it, every
+ * SYN goes to the kernel.  Per CPU and racy on purpose, like the other
+ * counters.
+ */
+static __always_inline int moat_cookie_want(MOAT_V_CTX *ctx, const struct moat_pkt *p,
+					    struct moat_xdp_stat_row *row)
 {
 	__u64 now = MOAT_V_NOW(ctx);
 
@@ -320,11 +367,10 @@ static __always_inline int moat_cookie_want(MOAT_V_CTX *ctx, struct moat_xdp_sta
 	if (MOAT_V_CFG.syn_cookies == MOAT_SYN_COOKIES_AUTO &&
 	    row->ck_win_n <= MOAT_V_CFG.cookie_threshold &&
 	    row->ck_prev_n <= MOAT_V_CFG.cookie_threshold) {
-		row->ck_keep_ns = now;     /* the kernel answers this one */
+		moat_cookie_keep(row, p, now, 1); /* the kernel answers this one */
 		return 0;
 	}
-	if (now - row->ck_keep_ns >= MOAT_XDP_COOKIE_KEEP_NS) {
-		row->ck_keep_ns = now;
+	if (moat_cookie_keep(row, p, now, 0)) {
 		moat_row_inc(row, MOAT_STAT_SYN_COOKIE_KEEP);
 		return 0;
 	}
@@ -387,7 +433,10 @@ static __always_inline int moat_syn_verdict(MOAT_V_CTX *ctx, struct moat_pkt *p,
 		return MOAT_VERDICT_PASS;
 	default:
 #ifdef MOAT_V_SYN_COOKIE
-		if (MOAT_V_CFG.syn_cookies && moat_cookie_want(ctx, row))
+		/* SYN with FIN or RST: the kernel's listener discards it;
+		 * no answer from us either */
+		if (MOAT_V_CFG.syn_cookies && !(p->tcp_flags & (MOAT_TCP_FIN | MOAT_TCP_RST)) &&
+		    moat_cookie_want(ctx, p, row))
 			return moat_cookie_reply(ctx, p, row);
 #endif
 		moat_row_inc(row, MOAT_STAT_PASS);

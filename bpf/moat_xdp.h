@@ -40,14 +40,23 @@
  * is the kernel's own SYN cookie (bpf_tcp_raw_gen_syncookie_ipv4/6), and
  * the client's ACK goes to the kernel's listener, which checks the cookie.
  * The listener accepts cookie ACKs only within 2 minutes of a cookie of its
- * own (tcp_synq_no_recent_overflow), so one SYN a second per CPU and port
- * still goes to the kernel (MOAT_XDP_COOKIE_KEEP_NS), which answers it with
- * a cookie when net.ipv4.tcp_syncookies is 2.  auto: cookies only while
+ * own (tcp_synq_no_recent_overflow), so one SYN a second per CPU, port and
+ * destination address still goes to the kernel (MOAT_XDP_COOKIE_KEEP_NS),
+ * which answers it with a cookie when net.ipv4.tcp_syncookies is 2.  The
+ * stamp is per listener, and each listen address of a port is a listener
+ * of its own (an IPv6 one beside the IPv4 one): a keep SYN per port alone
+ * would go to whichever address a flood hits, and the others' listeners
+ * would refuse every cookie ACK after 2 minutes.  A destination the row
+ * does not track (more than MOAT_XDP_COOKIE_KEEP_DST addresses, e.g. a
+ * flood spread over a prefix) replaces the least recent one and its SYN
+ * goes to the kernel: spraying destinations buys the kernel's own SYN
+ * handling, never a listener without its stamp.  auto: cookies only while
  * this CPU saw more than syn_cookie_threshold unlisted SYNs to the port in
  * the current or the last window of MOAT_XDP_COOKIE_WIN_NS.  The modes:
  * enum moat_syn_cookies (moat_abi.h). */
 #define MOAT_XDP_COOKIE_WIN_NS 1000000000ull  /* auto: the SYN-rate window */
 #define MOAT_XDP_COOKIE_KEEP_NS 1000000000ull /* a SYN to the kernel at least this often */
+#define MOAT_XDP_COOKIE_KEEP_DST 4            /* destinations a row tracks (listen addresses) */
 #define MOAT_XDP_DEF_COOKIE_THRESHOLD 1000    /* auto: SYNs per window, CPU and port */
 #define MOAT_XDP_DEF_COOKIE_MSS 1460          /* MSS the cookie SYN-ACK offers (IPv4; IPv6 20 less) */
 
@@ -90,12 +99,14 @@ struct moat_xdp_stat_row {
 	__u64 ev_gap;
 	__u64 ev_last_ns;
 	/* SYN cookies (see above): start of the current window and the
-	 * unlisted SYNs counted in it and in the window before; the last
-	 * SYN left to the kernel */
+	 * unlisted SYNs counted in it and in the window before; per
+	 * destination address (IPv4 as ::ffff:a.b.c.d), the last SYN left
+	 * to the kernel, the least recent replaced by a new destination */
 	__u64 ck_win_ns;
 	__u64 ck_win_n;
 	__u64 ck_prev_n;
-	__u64 ck_keep_ns;
+	__u64 ck_keep_ns[MOAT_XDP_COOKIE_KEEP_DST];
+	__u32 ck_keep_dst[MOAT_XDP_COOKIE_KEEP_DST][4];
 };
 
 struct moat_xdp_stat_cpu {

@@ -182,6 +182,8 @@ struct tcase {
 
 #define TF_SYN MOAT_TCP_SYN
 #define TF_ACK MOAT_TCP_ACK
+#define TF_FIN MOAT_TCP_FIN
+#define TF_RST MOAT_TCP_RST
 
 static const uint8_t ext_hop_dst[] = { 0, 60, 0xff };
 static const uint8_t ext_routing[] = { 43, 0xff };

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -806,6 +808,24 @@ static int adopt_link(struct moat_xdp *x, const char *path, int ifindex,
 	return 0;
 }
 
+/* cookie_mtu_check - warn when the MSS the cookie SYN-ACKs offer does not
+ * fit ifname's MTU: clients would send segments the link drops, and a
+ * message's DATA would stall. The MSS is fixed at load (syn_cookie_mss) */
+static void cookie_mtu_check(const struct moat_xdp *x, const char *ifname)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && (unsigned)ifr.ifr_mtu < x->o.cookie_mss + 40u)
+		log_warn("xdp: syn_cookie_mss %u does not fit %s's MTU %d (at most %d): "
+			 "cookie connections would stall on full-size segments; lower syn_cookie_mss",
+			 x->o.cookie_mss, ifname, ifr.ifr_mtu, ifr.ifr_mtu - 40);
+	close(fd);
+}
+
 /* moat_xdp_attach - adopt ifname's pinned link or create and pin one */
 int moat_xdp_attach(struct moat_xdp *x, const char *ifname)
 {
@@ -823,6 +843,8 @@ int moat_xdp_attach(struct moat_xdp *x, const char *ifname)
 	ifindex = (int)if_nametoindex(ifname);
 	if (ifindex == 0)
 		return -ENODEV;
+	if (x->syn_cookies)
+		cookie_mtu_check(x, ifname);
 	if (x->o.pin_dir) {
 		link_path(path, sizeof(path), x->o.pin_dir, ifname);
 		if (access(path, F_OK) == 0) {

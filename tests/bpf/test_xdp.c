@@ -203,6 +203,7 @@ static void test_truncation(void **state)
 
 /* syn_from - build a SYN to port 25 from src into buf */
 static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport);
+static size_t syn_to(uint8_t *buf, const char *src, const char *dst, uint16_t dport, int flags);
 
 /* rd32be - a big-endian 32-bit field */
 static uint32_t rd32be(const uint8_t *p)
@@ -222,14 +223,19 @@ static int write_file(const char *path, const char *s)
 	return fclose(f) || r ? -1 : 0;
 }
 
-static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport)
+static size_t syn_to(uint8_t *buf, const char *src, const char *dst, uint16_t dport, int flags)
 {
 	struct tframe f = { .family = strchr(src, ':') ? 6 : 4, .src = src,
-			    .sport = 40000, .dport = dport, .flags = TF_SYN,
+			    .sport = 40000, .dport = dport, .flags = flags,
 			    .seq = 7 };
 
-	f.dst = f.family == 4 ? "198.18.1.1" : "2001:db8:1::1";
+	f.dst = dst ? dst : f.family == 4 ? "198.18.1.1" : "2001:db8:1::1";
 	return tf_build(&f, buf);
+}
+
+static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport)
+{
+	return syn_to(buf, src, NULL, dport, TF_SYN);
 }
 
 /* ck_check - a SYN-cookie reply against the SYN it answers (family fam,
@@ -283,14 +289,24 @@ static uint32_t ck_check(const uint8_t *syn, const uint8_t *out, size_t outlen, 
  * and above its threshold; tcp_syncookies = 1: loaded without cookies */
 static void test_syn_cookies(void **state)
 {
-	static const struct { const char *src; int want, stat; } on_steps[] = {
-		{ "192.0.2.13", MOAT_VERDICT_PASS, MOAT_STAT_SYN_COOKIE_KEEP }, /* this second's keep SYN */
-		{ "192.0.2.13", MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
-		{ "2001:db8:100:1::5", MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
-		{ "192.0.2.12", MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
-		{ "2001:db8:200::1", MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
-		{ "192.0.2.10", MOAT_VERDICT_DROP, MOAT_STAT_DROP },
-		{ "192.0.2.11", MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
+	/* each destination address is a listener of its own to the kernel
+	 * (its own overflow stamp): each gets its keep SYN, the IPv6 one
+	 * beside the IPv4 one, a second IPv4 address beside the first */
+	static const struct { const char *src, *dst; int flags, want, stat; } on_steps[] = {
+		{ "192.0.2.13", NULL, TF_SYN, MOAT_VERDICT_PASS, MOAT_STAT_SYN_COOKIE_KEEP }, /* this second's keep SYN */
+		{ "192.0.2.13", NULL, TF_SYN, MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
+		{ "2001:db8:100:1::5", NULL, TF_SYN, MOAT_VERDICT_PASS, MOAT_STAT_SYN_COOKIE_KEEP },
+		{ "2001:db8:100:1::5", NULL, TF_SYN, MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
+		{ "192.0.2.13", "198.18.1.7", TF_SYN, MOAT_VERDICT_PASS, MOAT_STAT_SYN_COOKIE_KEEP },
+		{ "192.0.2.13", "198.18.1.7", TF_SYN, MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
+		{ "192.0.2.14", NULL, TF_SYN, MOAT_VERDICT_TX, MOAT_STAT_SYN_COOKIE },
+		/* SYN with FIN or RST: the kernel's (it discards them) */
+		{ "192.0.2.13", NULL, TF_SYN | TF_FIN, MOAT_VERDICT_PASS, MOAT_STAT_PASS },
+		{ "192.0.2.13", NULL, TF_SYN | TF_RST, MOAT_VERDICT_PASS, MOAT_STAT_PASS },
+		{ "192.0.2.12", NULL, TF_SYN, MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
+		{ "2001:db8:200::1", NULL, TF_SYN, MOAT_VERDICT_PASS, MOAT_STAT_ALLOW },
+		{ "192.0.2.10", NULL, TF_SYN, MOAT_VERDICT_DROP, MOAT_STAT_DROP },
+		{ "192.0.2.11", NULL, TF_SYN, MOAT_VERDICT_TX, MOAT_STAT_TARPIT },
 	};
 	struct moat_xdp_opts o;
 	struct moat_xdp *x;
@@ -315,7 +331,7 @@ static void test_syn_cookies(void **state)
 	x = open_x(&o);
 	assert_int_equal(moat_xdp_syn_cookies(x), MOAT_SYN_COOKIES_ON);
 	for (size_t i = 0; i < sizeof(on_steps) / sizeof(on_steps[0]); i++) {
-		len = syn_from(in, on_steps[i].src, 25);
+		len = syn_to(in, on_steps[i].src, on_steps[i].dst, 25, on_steps[i].flags);
 		assert_int_equal(moat_xdp_read_stats(x, a), 0);
 		got = run(x, in, len, out, &outlen);
 		assert_int_equal(moat_xdp_read_stats(x, b), 0);
