@@ -160,6 +160,7 @@ static void db_free(struct scan_db *d)
 		if (d->rdb[i])
 			hs_free_database(d->rdb[i]);
 	free(d->rules);
+	free(d->rflag);
 	free(d->skips);
 	free(d->exists);
 	for (size_t i = 0; i < d->nviews; i++)
@@ -1155,6 +1156,17 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 	if ((rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
+	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+
+		d->rflag[i] = (uint8_t)((r->prefilter ? SCAN_RF_PREFILTER : 0) |
+					(r->scope == SCOPE_HEADER ? SCAN_RF_HEADER : 0) |
+					(r->action == ACT_REJECT ? SCAN_RF_REJECT : 0));
+	}
 	d->stream_size = stream_size(d);
 	d->gen = atomic_fetch_add(&load_gen, 1) + 1;
 	*out = d;
