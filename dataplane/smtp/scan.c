@@ -57,20 +57,6 @@ struct hdr_ent {
 	uint16_t name_len;
 };
 
-/* Rendered units are not scanned one by one as the renderer gives them
- * but gathered (up to SCAN_BATCH bytes) and scanned together, each kind's
- * units in a row: between two scans of one database the renderer and the
- * other databases ran, and Hyperscan read its own tables from cold caches
- * (a unit scanned twice in a row took a third less the second time) */
-#ifndef SCAN_BATCH
-#define SCAN_BATCH 65536
-#endif
-/* one gathered unit: kind, and where its bytes are in filter_msg.ub */
-struct unit_ent {
-	uint32_t off, len;
-	uint8_t kind;
-};
-
 struct filter_msg {
 	struct scan_db *db;
 	hs_stream_t *st[ST_N];
@@ -101,11 +87,6 @@ struct filter_msg {
 	char *vb;              /* a view's value */
 	size_t vb_len, vb_cap;
 	int vb_oom;
-	/* rendered units waiting for their scan (unit_flush) */
-	char *ub;
-	size_t ub_len, ub_cap;
-	struct unit_ent *ue;
-	size_t nue, uecap;
 	/* not zeroed at open: the walker and renderer initialise themselves,
 	 * raw[] is a buffer */
 	struct mime_walker w;
@@ -528,9 +509,10 @@ void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, si
 		c.id = sid;
 		unit_starts(d, text, len, &c);
 	}
-	for (size_t i = 0, slot = 0; i < m->npend; i++) {
+	for (size_t i = 0; i < m->npend; i++) {
 		unsigned id = m->plist[i];
 		const struct scan_rule *r = &d->rules[id];
+		size_t slot = 0;
 
 		if (r->scope != s) { /* another scope's unit is still open */
 			m->plist[k++] = id;
@@ -539,10 +521,10 @@ void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, si
 		m->pend[id / 64] &= ~(1ull << (id % 64));
 		if (!wants_confirm(m, id, s))
 			continue;
-		while (c.at && slot < c.nid && sid[slot] != id)
+		while (r->rstart && c.at && slot < c.nid && sid[slot] != id)
 			slot++;
-		if (c.at && slot < c.nid ? confirm_at(r, text, len, c.at + slot * c.words) :
-		    confirm(r, text, len))
+		if (r->rstart && c.at && slot < c.nid ?
+		    confirm_at(r, text, len, c.at + slot * c.words) : confirm(r, text, len))
 			rule_hit(m, id);
 	}
 	m->npend = k;
@@ -1153,17 +1135,20 @@ static int ascii_only(const char *p, size_t n)
 	return !(acc & 0x8080808080808080ull);
 }
 
-/* unit_scan - one rendered unit: a block scan on its scope's database,
- * then the confirmation of its prefilter hits */
-static void unit_scan(struct filter_msg *m, enum render_unit kind, const char *p, size_t n)
+/* on_unit - a rendered body line, rawbody chunk or URI: one block scan on
+ * its scope's database */
+static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 {
 	static const int dbi[] = { [RU_BODY] = SDB_BODY, [RU_RAWBODY] = SDB_RAWBODY,
 				   [RU_URI] = SDB_URI };
+	struct filter_msg *m = ctx;
 	const hs_database_t *db = m->db->db[dbi[kind]];
 	hs_error_t e;
 
 	if (kind == RU_BODY && m->db->db[SDB_BODY_ASCII] && ascii_only(p, n))
 		db = m->db->db[SDB_BODY_ASCII]; /* the same hits on such a line */
+	if (scan_unit_tap)
+		scan_unit_tap((int)kind, p, n);
 	if (m->done || !db)
 		return;
 	scanned_bytes += n;
@@ -1172,44 +1157,6 @@ static void unit_scan(struct filter_msg *m, enum render_unit kind, const char *p
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	scan_unit_end(m, kind == RU_BODY ? SCOPE_BODY : kind == RU_RAWBODY ? SCOPE_RAWBODY :
 			 SCOPE_URI, p, n);
-}
-
-/* unit_flush - scan the gathered units, kind by kind, each kind's in the
- * order they came (SCAN_BATCH) */
-static void unit_flush(struct filter_msg *m)
-{
-	for (int k = RU_BODY; k <= RU_URI && !m->done; k++)
-		for (size_t i = 0; i < m->nue && !m->done; i++)
-			if (m->ue[i].kind == k)
-				unit_scan(m, (enum render_unit)k, m->ub + m->ue[i].off, m->ue[i].len);
-	m->nue = 0;
-	m->ub_len = 0;
-}
-
-/* on_unit - a rendered body line, rawbody chunk or URI: gathered for
- * unit_flush; one that does not fit the batch (or memory) is scanned at
- * once, after the units before it */
-static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
-{
-	struct filter_msg *m = ctx;
-
-	if (scan_unit_tap)
-		scan_unit_tap((int)kind, p, n);
-	if (m->done)
-		return;
-	if (m->ub_len + n > SCAN_BATCH)
-		unit_flush(m);
-	if (n > SCAN_BATCH || scan_grow(&m->ue, m->nue, &m->uecap, sizeof(m->ue[0])) < 0 ||
-	    (!m->ub && !(m->ub = malloc(SCAN_BATCH)))) {
-		unit_flush(m);
-		unit_scan(m, kind, p, n);
-		return;
-	}
-	memcpy(m->ub + m->ub_len, p, n);
-	m->ue[m->nue].off = (uint32_t)m->ub_len;
-	m->ue[m->nue].len = (uint32_t)n;
-	m->ue[m->nue++].kind = (uint8_t)kind;
-	m->ub_len += n;
 }
 
 /* on_entity_headers - an entity's headers are over: the mimeheader rules
@@ -1292,8 +1239,6 @@ static void scan_close(struct filter_msg *m)
 	free(m->hb);
 	free(m->hx);
 	free(m->vb);
-	free(m->ub);
-	free(m->ue);
 	free(m);
 }
 
@@ -1423,7 +1368,6 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 		mime_finish(&m->w);
 	if (m->walk && !m->done)
 		render_finish(&m->rd);
-	unit_flush(m); /* the last units */
 	if (m->st[ST_RAW] && !m->err) {
 		hs_error_t e = hs_close_stream(m->st[ST_RAW], m->done ? NULL : scratch_for(d),
 					       m->done ? NULL : on_match, m);

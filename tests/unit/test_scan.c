@@ -1758,49 +1758,6 @@ static void sa_debian_start_cases(struct scan_db *d)
 	sa_debian_two_starts(d);
 }
 
-/* rendered units are gathered and scanned in batches of SCAN_BATCH bytes
- * (scan.c unit_flush): a message of several batches still has every
- * unit scanned once and alone, the first batch's and the last's */
-static void test_batches(void **state)
-{
-	static const char rules[] =
-		"B_FIRST body score 1 /firstmark/\n"
-		"B_LAST body score 1 /lastmark/\n"
-		"B_ANCH body score 1 /^anchored paragraph$/\n"
-		"B_CROSS body score 1 /firstmark.*lastmark/\n"
-		"B_SPAN body score 1 /number 9\\s+filler/\n"
-		"U_LATE uri score 1 /^http:\\/\\/late\\.example\\/$/\n"
-		"R_TAIL rawbody score 1 /rawtail/\n";
-	size_t cap = 400000, k = 0;
-	char *msg = malloc(cap);
-	struct filter_verdict v;
-
-	(void)state;
-	assert_non_null(msg);
-	use_rules(rules);
-	k += (size_t)snprintf(msg + k, cap - k, "Subject: hi\r\nMIME-Version: 1.0\r\n"
-			      "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
-	for (int part = 0; part < 4; part++) {
-		k += (size_t)snprintf(msg + k, cap - k, "--b\r\nContent-Type: text/plain\r\n\r\n%s",
-				      part == 0 ? "firstmark\r\n\r\n" : "");
-		/* ~45 KB a part, under the 50,000 bytes SpamAssassin reads of
-		 * a part; a paragraph (a unit) each */
-		for (int i = 0; i < 1000; i++)
-			k += (size_t)snprintf(msg + k, cap - k,
-					      "filler paragraph number %d of part %d, words\r\n\r\n", i, part);
-		if (part == 3)
-			k += (size_t)snprintf(msg + k, cap - k, "anchored paragraph\r\n\r\n"
-					      "see http://late.example/ now\r\n\r\nlastmark rawtail\r\n");
-	}
-	k += (size_t)snprintf(msg + k, cap - k, "--b--\r\n");
-	assert_true(k > 2 * 65536 && k < cap - 1); /* several batches of units */
-	run_pieces(msg, k, NULL, &v);
-	check_words("batches", &v, "B_FIRST B_LAST B_ANCH U_LATE R_TAIL", 1);
-	check_words("batches", &v, "B_CROSS B_SPAN", 0);
-	free(msg);
-	scan_fini();
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1811,7 +1768,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_anywhere, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
 		cmocka_unit_test(test_chunk_boundary),
-		cmocka_unit_test(test_batches),
 		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_walker),
 		cmocka_unit_test(test_walker_bounds),
