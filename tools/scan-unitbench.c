@@ -7,7 +7,7 @@
  * with the flags it has in the database, printing the costliest rules.
  *
  *   scan-unitbench -s SA_DIR [-c CACHE] [-r RULES] [-n TOP] [-R REPEAT]
- *                  [-x N]... [-X WORD,WORD]... [-g | -w] FILE...
+ *                  [-x N]... [-X WORD,WORD]... [-g | -w] [-a] [-o] FILE...
  *
  *   -n TOP   the TOP costliest rules alone (0: skip the per-rule pass)
  *   -R N     best of N passes (3)
@@ -16,6 +16,9 @@
  *   -g       each rule with required literals (scan_lits, 3..8 bytes)
  *            replaced by them, PCRE2 confirming: Hyperscan and total time
  *   -w       the same with exact rules' bounded repeats widened instead
+ *   -a       the ASCII-line body database against the full one
+ *   -o       every unit on the database the filter uses, in the filter's
+ *            order, per message grouped by kind, and by kind (caches)
  *
  * Not installed; a measuring aid (docs/content-gate.md, "Speed").
  */
@@ -393,7 +396,7 @@ int main(int argc, char **argv)
 		case 'x': if (nd < 7) drop[nd++] = atoi(optarg), drop[nd] = -1; break;
 		default:
 			fprintf(stderr, "usage: scan-unitbench -s SA_DIR [-c CACHE] [-r RULES] [-n TOP] "
-				"[-R N] [-x N]... [-X WORDS]... [-g | -w] FILE...\n");
+				"[-R N] [-x N]... [-X WORDS]... [-g | -w] [-a] [-o] FILE...\n");
 			return 2;
 		}
 	}
