@@ -369,20 +369,27 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 		    unsigned flags, void *ctx)
 {
 	struct filter_msg *m = ctx;
-	const struct scan_rule *r = &m->db->rules[id];
+	unsigned rf = m->db->rflag[id];
 
 	(void)from, (void)to, (void)flags;
-	if (r->scope == SCOPE_HEADER) {
+	if (m->hits[id / 64] & (1ull << (id % 64)))
+		return 0; /* a rule counts once a message: nothing more to learn */
+	if (rf & SCAN_RF_HEADER) {
+		const struct scan_rule *r = &m->db->rules[id];
+
 		if (r->view != m->view)
 			return 0; /* a guard: each view scans its own database */
 		if (m->unset && (!r->unset || strcmp(r->unset, m->unset) != 0))
 			return 0; /* an absent header reads only as its own default */
 	}
-	if (r->prefilter) {
+	if (rf & SCAN_RF_PREFILTER) {
 		pend_add(m, id);
 		return 0;
 	}
-	return rule_hit(m, id);
+	hit(m, id);
+	if (rf & SCAN_RF_REJECT)
+		return rule_hit(m, id);
+	return 0;
 }
 
 /* match_data - this thread's PCRE2 match data, NULL on ENOMEM */
@@ -404,47 +411,61 @@ static int confirm(const struct scan_rule *r, const char *text, size_t len)
 	return match_data() && pcre2_match(r->re, (PCRE2_SPTR)text, len, 0, 0, tl_md, confirm_ctx) >= 0;
 }
 
-/* on_start - a match of rule c->id read backwards ends at to in the
- * reversed unit: a match may start at n - to */
+/* where the pending rstart rules of one unit may start: for each rule
+ * id[k], a bitmap of n + 1 bits at at + k * words (bit i: a match of the
+ * rule read backwards ends at n - i in the reversed unit) */
 struct starts {
-	unsigned id;
-	size_t n;
-	uint64_t *at; /* n + 1 bits */
+	const unsigned *id;
+	size_t nid;
+	size_t n, words;
+	uint64_t *at;
 };
 
+/* on_start - SDB_START callback: mark where rule id may start */
 static int on_start(unsigned id, unsigned long long from, unsigned long long to,
 		    unsigned flags, void *ctx)
 {
 	struct starts *c = ctx;
 
 	(void)from, (void)flags;
-	if (id == c->id && to <= c->n)
-		c->at[(c->n - to) / 64] |= 1ull << ((c->n - to) % 64);
+	if (to > c->n)
+		return 0;
+	for (size_t k = 0; k < c->nid; k++)
+		if (c->id[k] == id)
+			c->at[k * c->words + (c->n - to) / 64] |= 1ull << ((c->n - to) % 64);
 	return 0;
 }
 
-/* confirm_starts - confirm rstart rule id on text as confirm does, but
- * trying the anchored expression only where SDB_START says a match may
- * start (every match of the rule starts where one of its Hyperscan form
- * does); the whole unit when that scan cannot run */
-static int confirm_starts(const struct scan_db *d, unsigned id, const char *text, size_t len)
+/* unit_starts - one reversal of the unit and one scan of SDB_START fill
+ * c->at for every rule of c->id (every match of a rule starts where one
+ * of its Hyperscan form does); -1 (c->at NULL) when that cannot run */
+static int unit_starts(const struct scan_db *d, const char *text, size_t len, struct starts *c)
 {
-	const struct scan_rule *r = &d->rules[id];
-	struct starts c = { id, len, calloc(len / 64 + 1, sizeof(uint64_t)) };
 	char *rev = malloc(len ? len : 1);
-	int hit = 0;
+	hs_scratch_t *sc = scratch_for(d);
 
+	c->n = len;
+	c->words = len / 64 + 1;
+	c->at = calloc(c->nid * c->words, sizeof(uint64_t));
 	for (size_t i = 0; rev && i < len; i++)
 		rev[i] = text[len - 1 - i];
-	if (!c.at || !rev || !match_data() ||
-	    hs_scan(d->db[SDB_START], rev, (unsigned)len, 0, scratch_for(d), on_start, &c) != HS_SUCCESS) {
-		free(c.at);
-		free(rev);
-		return confirm(r, text, len);
+	if (!c->at || !rev || !sc ||
+	    hs_scan(d->db[SDB_START], rev, (unsigned)len, 0, sc, on_start, c) != HS_SUCCESS) {
+		free(c->at);
+		c->at = NULL;
 	}
 	free(rev);
-	for (size_t w = 0, tries = 0; w <= len / 64 && !hit; w++)
-		for (uint64_t b = c.at[w]; b; b &= b - 1) {
+	return c->at ? 0 : -1;
+}
+
+/* confirm_at - confirm rstart rule r on text as confirm does, trying the
+ * anchored expression only at the starts in at (unit_starts) */
+static int confirm_at(const struct scan_rule *r, const char *text, size_t len, const uint64_t *at)
+{
+	if (!match_data())
+		return confirm(r, text, len);
+	for (size_t w = 0, tries = 0; w <= len / 64; w++)
+		for (uint64_t b = at[w]; b; b &= b - 1) {
 			size_t off = w * 64 + (size_t)__builtin_ctzll(b);
 			int rc = start_ctx ? pcre2_match(r->re_start, (PCRE2_SPTR)text, len, off, 0,
 							  tl_md, start_ctx) : PCRE2_ERROR_MATCHLIMIT;
@@ -454,39 +475,61 @@ static int confirm_starts(const struct scan_db *d, unsigned id, const char *text
 			/* a hit, or the tries' share of the budget spent: no
 			 * match starts before off, the rest is one call as
 			 * confirm makes */
-			hit = rc >= 0 || pcre2_match(r->re, (PCRE2_SPTR)text, len, off, 0,
-						     tl_md, confirm_ctx) >= 0;
-			hit = hit ? 1 : -1; /* decided either way */
-			break;
+			return rc >= 0 || pcre2_match(r->re, (PCRE2_SPTR)text, len, off, 0, tl_md,
+						      confirm_ctx) >= 0;
 		}
-	free(c.at);
-	return hit > 0;
+	return 0;
+}
+
+/* wants_confirm - rule id of scope s is pending in the unit and still
+ * needs its confirmation */
+static int wants_confirm(const struct filter_msg *m, unsigned id, enum scan_scope s)
+{
+	return m->db->rules[id].scope == s && !m->done && !(m->hits[id / 64] & (1ull << (id % 64)));
 }
 
 /* scan_unit_end - confirm the prefilter hits of scope s on the unit just
- * ended (scan.h) */
+ * ended (scan.h); the rstart rules among them share one scan of the
+ * reversed unit */
 void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, size_t len)
 {
-	size_t k = 0;
+	const struct scan_db *d = m->db;
+	struct starts c = { 0 };
+	unsigned *sid = NULL;
+	size_t k = 0, ns = 0;
 
 	if (s == SCOPE_BODY && len > SCAN_RAWBODY_PART_SCAN_SIZE)
 		len = SCAN_RAWBODY_PART_SCAN_SIZE;
+	for (size_t i = 0; i < m->npend && d->db[SDB_START]; i++)
+		ns += d->rules[m->plist[i]].rstart && wants_confirm(m, m->plist[i], s);
+	if (ns && (sid = malloc(ns * sizeof(*sid)))) {
+		for (size_t i = 0; i < m->npend; i++)
+			if (d->rules[m->plist[i]].rstart && wants_confirm(m, m->plist[i], s))
+				sid[c.nid++] = m->plist[i];
+		c.id = sid;
+		unit_starts(d, text, len, &c);
+	}
 	for (size_t i = 0; i < m->npend; i++) {
 		unsigned id = m->plist[i];
-		const struct scan_rule *r = &m->db->rules[id];
+		const struct scan_rule *r = &d->rules[id];
+		size_t slot = 0;
 
 		if (r->scope != s) { /* another scope's unit is still open */
 			m->plist[k++] = id;
 			continue;
 		}
 		m->pend[id / 64] &= ~(1ull << (id % 64));
-		if (m->done || (m->hits[id / 64] & (1ull << (id % 64))))
+		if (!wants_confirm(m, id, s))
 			continue;
-		if (r->rstart && m->db->db[SDB_START] ? confirm_starts(m->db, id, text, len) :
-		    confirm(r, text, len))
+		while (r->rstart && c.at && slot < c.nid && sid[slot] != id)
+			slot++;
+		if (r->rstart && c.at && slot < c.nid ?
+		    confirm_at(r, text, len, c.at + slot * c.words) : confirm(r, text, len))
 			rule_hit(m, id);
 	}
 	m->npend = k;
+	free(c.at);
+	free(sid);
 }
 
 static _Thread_local uint64_t scanned_bytes; /* scan_scanned_bytes() */

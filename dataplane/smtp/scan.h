@@ -156,11 +156,17 @@ static inline unsigned scan_dbi_mode(int w)
 enum { SCAN_NRDB = 5 };
 enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
 
+/* what a Hyperscan match of a rule needs to know, one byte per rule
+ * (scan_db.rflag): the match callback reads this small array, not the
+ * rule table (hundreds of KB, a cache miss a match) */
+enum { SCAN_RF_PREFILTER = 1, SCAN_RF_HEADER = 2, SCAN_RF_REJECT = 4 };
+
 struct scan_db {
 	atomic_uint refs;
 	uint64_t gen;                /* load generation */
 	struct scan_rule *rules;     /* Hyperscan id = index */
 	size_t nrules, cap;
+	uint8_t *rflag;              /* per rule: SCAN_RF_* of rules[i] */
 	struct scan_skip *skips;
 	size_t nskips, skipcap;
 	double threshold;

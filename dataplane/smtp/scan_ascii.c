@@ -22,15 +22,16 @@
 #include <string.h>
 
 #include "scan_lits.h"
+#include "scan_rules.h"
 
-/* a growing output string; oom (shared by every buffer of one rewrite)
- * once an allocation failed (1), or AW_BAD once the syntax is not what the
- * rewrite reads (the rule is then kept as written) */
+/* the input read (p) and a growing output string (scan_str); oom (shared
+ * by every buffer of one rewrite) once an allocation failed (1), or
+ * AW_BAD once the syntax is not what the rewrite reads (the rule is then
+ * kept as written) */
 #define AW_BAD 2
 struct aw {
 	const char *p;
-	char *o;
-	size_t n, cap;
+	struct scan_str s;
 	int *oom;
 };
 
@@ -38,20 +39,9 @@ static void aw_put(struct aw *w, const char *s, size_t n)
 {
 	if (*w->oom)
 		return;
-	if (w->n + n + 1 > w->cap) {
-		size_t nc = (w->n + n + 1) * 2;
-		char *no = realloc(w->o, nc);
-
-		if (!no) {
-			*w->oom = 1;
-			return;
-		}
-		w->o = no;
-		w->cap = nc;
-	}
-	memcpy(w->o + w->n, s, n);
-	w->n += n;
-	w->o[w->n] = 0;
+	scan_str_add(&w->s, s, n);
+	if (w->s.oom)
+		*w->oom = 1;
 }
 
 static int aw_alt(struct aw *w, struct aw *out);
@@ -81,7 +71,7 @@ static int aw_class(struct aw *w, struct aw *out)
 {
 	int first = 1, members = 0, neg = 0;
 	const char *start = w->p - 1;
-	size_t at = out->n;
+	size_t at = out->s.len;
 
 	aw_put(out, "[", 1);
 	if (*w->p == '^')
@@ -164,7 +154,7 @@ static int aw_class(struct aw *w, struct aw *out)
 	}
 	aw_put(out, "]", 1);
 	if (neg) { /* on ASCII text it reads the same bytes as it is */
-		out->n = at;
+		out->s.len = at;
 		aw_put(out, start, (size_t)(w->p - start));
 	}
 	return members > 0 || neg;
@@ -193,7 +183,7 @@ static int aw_concat(struct aw *w, struct aw *out)
 
 					w->p = e ? e + 1 : q + strlen(q);
 					aw_put(out, s, (size_t)(w->p - s));
-					free(a.o);
+					free(a.s.p);
 					continue;
 				}
 				if (q[1] == '\'') { /* (?'name' */
@@ -213,7 +203,7 @@ static int aw_concat(struct aw *w, struct aw *out)
 					if (*e == ')') { /* (?i) alone */
 						w->p = e + 1;
 						aw_put(out, s, (size_t)(w->p - s));
-						free(a.o);
+						free(a.s.p);
 						continue;
 					}
 					pl = (size_t)(e + 1 - w->p);
@@ -227,15 +217,15 @@ static int aw_concat(struct aw *w, struct aw *out)
 			if (*w->p == ')')
 				w->p++;
 			if (!pos && zero_neg) { /* (?!never): always true */
-				free(in.o);
-				free(a.o);
+				free(in.s.p);
+				free(a.s.p);
 				a = (struct aw){ .oom = w->oom };
 				aw_put(&a, "", 0);
 				pos = 1;
 			} else {
-				aw_put(&a, in.o, in.n);
+				aw_put(&a, in.s.p, in.s.len);
 				aw_put(&a, ")", 1);
-				free(in.o);
+				free(in.s.p);
 			}
 		} else if (*w->p == '[') {
 			w->p++;
@@ -250,7 +240,7 @@ static int aw_concat(struct aw *w, struct aw *out)
 		} else if (*w->p == '\\') {
 			if (!w->p[1]) {
 				*w->oom = AW_BAD; /* a trailing backslash */
-				free(a.o);
+				free(a.s.p);
 				return 0;
 			}
 			w->p += 2;
@@ -283,12 +273,12 @@ static int aw_concat(struct aw *w, struct aw *out)
 		if (w->p != qs && (*w->p == '?' || *w->p == '+'))
 			w->p++;
 		if (pos) {
-			aw_put(out, a.o, a.n);
+			aw_put(out, a.s.p, a.s.len);
 			aw_put(out, qs, (size_t)(w->p - qs));
 		} else if (min) {
 			ok = 0;
 		}
-		free(a.o);
+		free(a.s.p);
 	}
 	return ok;
 }
@@ -304,10 +294,10 @@ static int aw_alt(struct aw *w, struct aw *out)
 		if (aw_concat(w, &b)) {
 			if (any)
 				aw_put(out, "|", 1);
-			aw_put(out, b.o, b.n);
+			aw_put(out, b.s.p, b.s.len);
 			any = 1;
 		}
-		free(b.o);
+		free(b.s.p);
 		if (*w->p != '|')
 			break;
 		w->p++;
@@ -354,16 +344,16 @@ char *scan_ascii_only(const char *expr, int *oom)
 	if (!aw_alt(&w, &out) || *w.p || *oom) {
 		int bad = *oom == AW_BAD || (*w.p && !*oom);
 
-		free(out.o);
+		free(out.s.p);
 		if (*oom == 1)
 			return NULL;
 		*oom = 0;
 		if (!bad)
 			return NULL; /* it cannot match a line without a byte past 0x7f */
-		if (!(out.o = strdup(expr))) /* not read here: kept as written */
+		if (!(out.s.p = strdup(expr))) /* not read here: kept as written */
 			*oom = 1;
-		return out.o;
+		return out.s.p;
 	}
-	return out.o;
+	return out.s.p;
 }
 

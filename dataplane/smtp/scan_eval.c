@@ -449,23 +449,48 @@ int64_t sa_date_diff(const char *hb, size_t n)
 
 /* ---- FreeMail (Plugin::FreeMail, Debian's 20_freemail*.cf) */
 
+/* fm_cmp - order of two domains (bytes, a prefix first) */
+static int fm_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+
+	return c ? c : an < bn ? -1 : an > bn;
+}
+
+struct fm_word {
+	const char *p;
+	size_t n;
+};
+
+static int fm_word_cmp(const void *x, const void *y)
+{
+	const struct fm_word *a = x, *b = y;
+
+	return fm_cmp(a->p, a->n, b->p, b->n);
+}
+
 /* fm_domains - the freemail_domains words as parse_config keeps them:
- * lower-cased, one a line between "\n"s ("\nDOMAIN\n...\n"), the ones
- * with "*" or "?" (finish_parsing_end's wildcard list) among them; words
+ * lower-cased, one a line between "\n"s ("\nDOMAIN\n...\n"): the ones
+ * with "*" or "?" (finish_parsing_end's wildcard list) first, an empty
+ * line, then the plain ones sorted (fm_is_domain's binary search); words
  * with other characters than [a-zA-Z0-9.*?-] dropped (parse_config warns
  * and drops them); NULL when memory runs out */
 static char *fm_domains(const char *domains)
 {
-	char *d = malloc(strlen(domains) + 4); /* "\n", words and "\n"s, the empty line, NUL */
-	size_t k = 0;
+	size_t len = strlen(domains);
+	char *d = malloc(len + 4), *low = malloc(len + 1); /* "\n", words and "\n"s, the empty line, NUL */
+	struct fm_word *w = calloc(len / 2 + 1, sizeof(*w));
+	size_t k = 0, nw = 0;
 
-	if (!d)
+	if (!d || !low || !w) {
+		free(d), free(low), free(w);
 		return NULL;
+	}
+	for (size_t i = 0; i <= len; i++)
+		low[i] = (char)tolower((unsigned char)domains[i]);
 	d[k++] = '\n';
-	/* the wildcard words first, an empty line, then the plain ones (one
-	 * memmem finds a plain domain) */
 	for (int wild = 1; wild >= 0; wild--) {
-		for (const char *p = domains; *p;) {
+		for (const char *p = low; *p;) {
 			size_t n;
 			int ok = 1;
 
@@ -474,17 +499,51 @@ static char *fm_domains(const char *domains)
 			for (n = 0; p[n] && !isspace((unsigned char)p[n]); n++)
 				ok &= isalnum((unsigned char)p[n]) || strchr(".*?-", p[n]) != NULL;
 			if (n && ok && (memchr(p, '*', n) || memchr(p, '?', n)) == wild) {
-				for (size_t i = 0; i < n; i++)
-					d[k++] = (char)tolower((unsigned char)p[i]);
-				d[k++] = '\n';
+				if (wild) {
+					memcpy(d + k, p, n);
+					k += n;
+					d[k++] = '\n';
+				} else { /* a word is at least a byte and a blank */
+					w[nw].p = p;
+					w[nw++].n = n;
+				}
 			}
 			p += n;
 		}
 		if (wild)
 			d[k++] = '\n';
 	}
+	qsort(w, nw, sizeof(*w), fm_word_cmp);
+	for (size_t i = 0; i < nw; i++) {
+		memcpy(d + k, w[i].p, w[i].n);
+		k += w[i].n;
+		d[k++] = '\n';
+	}
 	d[k] = 0;
+	free(low);
+	free(w);
 	return d;
+}
+
+/* fm_plain - is dom one of the sorted lines of [lo, hi) (each ending in
+ * "\n")?  A binary search: the list holds thousands of domains */
+static int fm_plain(const char *lo, const char *hi, const char *dom, size_t dl)
+{
+	while (lo < hi) {
+		const char *mid = lo + (hi - lo) / 2, *e;
+		int c;
+
+		while (mid > lo && mid[-1] != '\n')
+			mid--;
+		e = memchr(mid, '\n', (size_t)(hi - mid));
+		if (!(c = fm_cmp(dom, dl, mid, (size_t)(e - mid))))
+			return 1;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = e + 1;
+	}
+	return 0;
 }
 
 /* fm_glob - s[0..sn) matches a wildcard domain g[0..gn) whole, as the
@@ -513,7 +572,6 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 	const char *dom = at ? at + 1 : a;
 	size_t dl = (size_t)(a + n - dom);
 	const char *l = doms + 1;
-	char key[SA_ADDR_MAX + 2];
 
 	for (; *l && *l != '\n';) { /* the wildcards, up to the empty line */
 		const char *e = strchr(l, '\n');
@@ -524,12 +582,9 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 				return 1;
 		l = e + 1;
 	}
-	if (!*l || dl + 2 > sizeof(key))
+	if (!*l)
 		return 0;
-	key[0] = '\n';
-	memcpy(key + 1, dom, dl);
-	key[dl + 1] = '\n';
-	return memmem(l, strlen(l), key, dl + 2) != NULL;
+	return fm_plain(l + 1, l + 1 + strlen(l + 1), dom, dl);
 }
 
 struct fm_ctx {
@@ -687,6 +742,16 @@ static void first_addr(void *ctx, const char *p, size_t n, int name)
 	}
 }
 
+/* has_ci - does h[0..hn) contain n[0..nn) ignoring ASCII case (PCRE2's
+ * caseless matching without UTF)? */
+static int has_ci(const char *h, size_t hn, const char *n, size_t nn)
+{
+	for (size_t i = 0; i + nn <= hn; i++)
+		if (strncasecmp(h + i, n, nn) == 0)
+			return 1;
+	return 0;
+}
+
 /* check_for_to_in_subject('user') - the local part of the first To:addr
  * (up to its first "@") as HeaderEval places it in the Subject: the
  * Perl expression with \Q$to\E, run over get('Subject') (every value and
@@ -728,6 +793,11 @@ static int localpart_subj(const char *hb, size_t n)
 		sl += vl;
 		subj[sl++] = '\n';
 	}
+	/* every branch holds \Q$to\E: without the local part in the
+	 * Subject (a Subject almost never has it) the Perl cannot match, and
+	 * the expression is not compiled */
+	if (tl && !has_ci(subj, sl, to, tl))
+		goto out;
 	if (!(re = pcre2_compile((PCRE2_SPTR)pat, k, 0, &ec, &eo, NULL)))
 		goto out;
 	if ((md = pcre2_match_data_create(1, NULL))) {

@@ -94,6 +94,27 @@ int scan_grow(void *pv, size_t n, size_t *cap, size_t size)
 	return 0;
 }
 
+/* scan_str_add - append n bytes to a growing string (scan_rules.h) */
+void scan_str_add(struct scan_str *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t nc = (b->len + n + 1) * 2;
+		char *np = realloc(b->p, nc);
+
+		if (!np) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = nc;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
 /* scan_rule_add - append a zeroed rule; NULL on ENOMEM */
 struct scan_rule *scan_rule_add(struct scan_db *d)
 {
@@ -139,6 +160,7 @@ static void db_free(struct scan_db *d)
 		if (d->rdb[i])
 			hs_free_database(d->rdb[i]);
 	free(d->rules);
+	free(d->rflag);
 	free(d->skips);
 	free(d->exists);
 	for (size_t i = 0; i < d->nviews; i++)
@@ -269,27 +291,6 @@ char *scan_widen(const char *expr, int drop_last, int *exact)
 
 /* ----------------------------------------------------- reversed rules */
 
-/* a growing output string; bad once the rewrite gave up */
-struct rv_out {
-	char *s;
-	size_t n, cap;
-	int bad;
-};
-
-static void rv_put(struct rv_out *o, const char *p, size_t n)
-{
-	if (o->bad)
-		return;
-	while (o->n + n >= o->cap) /* room for the NUL too */
-		if (scan_grow(&o->s, o->n + n, &o->cap, 1) < 0) {
-			o->bad = -ENOMEM;
-			return;
-		}
-	memcpy(o->s + o->n, p, n);
-	o->n += n;
-	o->s[o->n] = 0;
-}
-
 /* rv_escape_len - bytes of the escape at p; 0 when refused: what does
  * not read one byte or one position the same both ways (backreferences,
  * anchors, \K, quoting, \c, octal, \R, \X) */
@@ -363,11 +364,11 @@ static const char *rv_quant_end(const char *p)
 
 #define RV_DEPTH 64
 
-static const char *rv_alt(const char *p, struct rv_out *o, int depth);
+static const char *rv_alt(const char *p, struct scan_str *o, int depth);
 
 /* rv_branch - the branch at p with its items in reverse order, into o;
  * returns where it ends ('|', ')' or the NUL), NULL when refused */
-static const char *rv_branch(const char *p, struct rv_out *o, int depth)
+static const char *rv_branch(const char *p, struct scan_str *o, int depth)
 {
 	struct item {
 		const char *a, *ae, *qe; /* atom, its end, its quantifier's end */
@@ -384,14 +385,14 @@ static const char *rv_branch(const char *p, struct rv_out *o, int depth)
 			struct item *ni = realloc(it, (cap = cap ? cap * 2 : 16) * sizeof(*it));
 
 			if (!ni) {
-				o->bad = -ENOMEM;
+				o->oom = 1;
 				goto out;
 			}
 			it = ni;
 		}
 		if (*p == '(') {
 			const char *b = p + 1;
-			struct rv_out in = { 0 };
+			struct scan_str in = { 0 };
 
 			if (*b == '?') { /* a plain or scoped-flag group only */
 				for (b++; *b == 'i' || *b == 's' || *b == 'm' || *b == '-'; b++)
@@ -401,16 +402,15 @@ static const char *rv_branch(const char *p, struct rv_out *o, int depth)
 				b++;
 			}
 			x.pre = (size_t)(b - p);
-			rv_put(&in, "", 0);
+			scan_str_add(&in, "", 0);
 			x.ae = depth < RV_DEPTH ? rv_alt(b, &in, depth + 1) : NULL;
-			if (!x.ae || *x.ae != ')' || in.bad) {
-				if (in.bad < 0)
-					o->bad = in.bad;
-				free(in.s);
+			if (!x.ae || *x.ae != ')' || in.oom) {
+				o->oom |= in.oom;
+				free(in.p);
 				goto out;
 			}
 			x.ae++;
-			x.inner = in.s;
+			x.inner = in.p;
 		} else if (*p == '[') {
 			if (!(x.ae = rv_class_end(p)))
 				goto out;
@@ -433,13 +433,13 @@ static const char *rv_branch(const char *p, struct rv_out *o, int depth)
 	}
 	for (size_t i = n; i-- > 0;) {
 		if (it[i].inner) {
-			rv_put(o, it[i].a, it[i].pre);
-			rv_put(o, it[i].inner, strlen(it[i].inner));
-			rv_put(o, ")", 1);
+			scan_str_add(o, it[i].a, it[i].pre);
+			scan_str_add(o, it[i].inner, strlen(it[i].inner));
+			scan_str_add(o, ")", 1);
 		} else {
-			rv_put(o, it[i].a, (size_t)(it[i].ae - it[i].a));
+			scan_str_add(o, it[i].a, (size_t)(it[i].ae - it[i].a));
 		}
-		rv_put(o, it[i].ae, (size_t)(it[i].qe - it[i].ae));
+		scan_str_add(o, it[i].ae, (size_t)(it[i].qe - it[i].ae));
 	}
 	ret = p;
 out:
@@ -450,30 +450,30 @@ out:
 }
 
 /* rv_alt - the alternation at p, each branch reversed in place */
-static const char *rv_alt(const char *p, struct rv_out *o, int depth)
+static const char *rv_alt(const char *p, struct scan_str *o, int depth)
 {
 	for (;;) {
 		if (!(p = rv_branch(p, o, depth)))
 			return NULL;
 		if (*p != '|')
 			return p;
-		rv_put(o, "|", 1);
+		scan_str_add(o, "|", 1);
 		p++;
 	}
 }
 
 char *scan_reverse(const char *expr)
 {
-	struct rv_out o = { 0 };
+	struct scan_str o = { 0 };
 	const char *e;
 
-	rv_put(&o, "", 0);
+	scan_str_add(&o, "", 0);
 	e = rv_alt(expr, &o, 0);
-	if (!e || *e || o.bad) {
-		free(o.s);
+	if (!e || *e || o.oom) {
+		free(o.p);
 		return NULL;
 	}
-	return o.s;
+	return o.p;
 }
 
 /* --------------------------------------------------------- native rules */
@@ -1156,6 +1156,17 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 	if ((rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
+	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+
+		d->rflag[i] = (uint8_t)((r->prefilter ? SCAN_RF_PREFILTER : 0) |
+					(r->scope == SCOPE_HEADER ? SCAN_RF_HEADER : 0) |
+					(r->action == ACT_REJECT ? SCAN_RF_REJECT : 0));
+	}
 	d->stream_size = stream_size(d);
 	d->gen = atomic_fetch_add(&load_gen, 1) + 1;
 	*out = d;

@@ -21,6 +21,16 @@ char *scan_srcloc(const char *file, unsigned line);
 /* scan_grow - room for one more element in the array *pv of n elements
  * (capacity *cap, doubling); 0 or -ENOMEM */
 int scan_grow(void *pv, size_t n, size_t *cap, size_t size);
+/* a growing NUL-terminated string; oom once an append could not grow it
+ * (later appends are dropped, the text so far kept) */
+struct scan_str {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+/* scan_str_add - append n bytes of s (n 0: p becomes a valid empty
+ * string); on ENOMEM sets oom instead of failing */
+void scan_str_add(struct scan_str *b, const char *s, size_t n);
 /* scan_rule_add - append a zeroed rule to d; NULL on ENOMEM */
 struct scan_rule *scan_rule_add(struct scan_db *d);
 /* scan_rule_free - release one rule's strings (not the rule) */

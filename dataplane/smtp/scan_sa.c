@@ -873,33 +873,6 @@ static int sa_why(struct sa_def *e, const char *fmt, ...)
  * Mail::SpamAssassin::Plugin::ReplaceTags::finish_parsing_end does it
  * (replace_start "<", replace_end ">", SpamAssassin's defaults) */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-/* sb_add - append n bytes (records ENOMEM instead of failing) */
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t nc = (b->len + n + 1) * 2;
-		char *np = realloc(b->p, nc);
-
-		if (!np) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = 0;
-}
-
 /* rt_lazy - Perl's /<(.+?)>/ on s: the first '<' followed by at least one
  * character and then the nearest '>'; start and length, or NULL */
 static const char *rt_lazy(const char *s, size_t *len)
@@ -965,7 +938,7 @@ static int sa_replace_tags(const struct sa_set *s, const char *pattern, char **o
 		const char *post = has_post ? rt_truthy(sa_rt_get(s, RT_POST, post_n, strlen(post_n))) : NULL;
 		const char *inter = has_inter ?
 			rt_truthy(sa_rt_get(s, RT_INTER, inter_n, strlen(inter_n))) : NULL;
-		struct sbuf el[512];
+		struct scan_str el[512];
 		size_t nel = 0;
 		const char *t = re;
 
@@ -990,42 +963,42 @@ static int sa_replace_tags(const struct sa_set *s, const char *pattern, char **o
 				*why = "replace_tags: too many tags";
 				goto done;
 			}
-			sb_add(&el[nel++], t, (size_t)(q - t));
-			sb_add(&el[nel++], q, (size_t)(e + 1 - q));
+			scan_str_add(&el[nel++], t, (size_t)(q - t));
+			scan_str_add(&el[nel++], q, (size_t)(e + 1 - q));
 			t = q = e + 1;
 		}
-		sb_add(&el[nel++], t, strlen(t));
+		scan_str_add(&el[nel++], t, strlen(t));
 		while (nel && el[nel - 1].len == 0) {
 			free(el[nel - 1].p);
 			memset(&el[--nel], 0, sizeof(el[0]));
 		}
 		for (size_t i = 0; i < nel; i++) {
-			struct sbuf n = { 0 };
+			struct scan_str n = { 0 };
 			const char *c = el[i].p ? el[i].p : "", *m;
 			size_t ml;
 
 			if (pre && (m = rt_lazy(c, &ml))) { /* s{(<.+?>)}{$pre$1} */
-				sb_add(&n, c, (size_t)(m - c));
-				sb_add(&n, pre, strlen(pre));
-				sb_add(&n, m, strlen(m));
+				scan_str_add(&n, c, (size_t)(m - c));
+				scan_str_add(&n, pre, strlen(pre));
+				scan_str_add(&n, m, strlen(m));
 			} else {
-				sb_add(&n, c, strlen(c));
+				scan_str_add(&n, c, strlen(c));
 			}
 			if (post) { /* s{(<.+?>)}{$1$post}g */
-				struct sbuf g = { 0 };
+				struct scan_str g = { 0 };
 				const char *x = n.p;
 
 				while ((m = rt_lazy(x, &ml))) {
-					sb_add(&g, x, (size_t)(m - x) + ml);
-					sb_add(&g, post, strlen(post));
+					scan_str_add(&g, x, (size_t)(m - x) + ml);
+					scan_str_add(&g, post, strlen(post));
 					x = m + ml;
 				}
-				sb_add(&g, x, strlen(x));
+				scan_str_add(&g, x, strlen(x));
 				free(n.p);
 				n = g;
 			}
 			if (inter && n.len == 0) /* s{^$}{$inter} */
-				sb_add(&n, inter, strlen(inter));
+				scan_str_add(&n, inter, strlen(inter));
 			if ((m = rt_lazy(n.p, &ml))) { /* the element's tag */
 				const char *val = rt_truthy(sa_rt_get(s, RT_TAG, m + 1, ml - 2));
 
@@ -1038,7 +1011,7 @@ static int sa_replace_tags(const struct sa_set *s, const char *pattern, char **o
 							*why = "replace_tags: tag name with regex metacharacters";
 							goto done;
 						}
-					struct sbuf g = { 0 };
+					struct scan_str g = { 0 };
 					const char *x = n.p, *hit;
 					char tag[160];
 
@@ -1050,11 +1023,11 @@ static int sa_replace_tags(const struct sa_set *s, const char *pattern, char **o
 					memcpy(tag, m, ml);
 					tag[ml] = 0;
 					while ((hit = strstr(x, tag))) {
-						sb_add(&g, x, (size_t)(hit - x));
-						sb_add(&g, val, strlen(val));
+						scan_str_add(&g, x, (size_t)(hit - x));
+						scan_str_add(&g, val, strlen(val));
 						x = hit + ml;
 					}
-					sb_add(&g, x, strlen(x));
+					scan_str_add(&g, x, strlen(x));
 					free(n.p);
 					n = g;
 					/* $doagain if $replacement =~ /<[^>]+>/ */
@@ -1071,10 +1044,10 @@ static int sa_replace_tags(const struct sa_set *s, const char *pattern, char **o
 			free(el[i].p);
 			el[i] = n;
 		}
-		struct sbuf j = { 0 };
+		struct scan_str j = { 0 };
 		for (size_t i = 0; i < nel; i++)
-			sb_add(&j, el[i].p ? el[i].p : "", el[i].len);
-		sb_add(&j, "", 0);
+			scan_str_add(&j, el[i].p ? el[i].p : "", el[i].len);
+		scan_str_add(&j, "", 0);
 		if (j.oom) {
 			free(j.p);
 			rc = -ENOMEM;
@@ -1702,7 +1675,7 @@ struct mparse {
  * SpamAssassin value is always 0 or 1; a bare sum of 0/1 terms also keeps
  * the terms, so "(A + B) > 1" or a meta over such a sum still counts */
 struct mterm {
-	struct sbuf x;
+	struct scan_str x;
 	int bin;
 	struct mterm *sub;
 	size_t nsub;
@@ -1769,8 +1742,8 @@ static int mp_nested(struct mparse *m, struct mterm *out, char c)
 		m->p++;
 		if ((rc = mp_unary(m, &t)))
 			return mterm_free(&t), rc;
-		sb_add(&out->x, "!", 1);
-		sb_add(&out->x, t.x.p, t.x.len);
+		scan_str_add(&out->x, "!", 1);
+		scan_str_add(&out->x, t.x.p, t.x.len);
 		mterm_free(&t);
 		out->bin = 1;
 		return out->x.oom ? -ENOMEM : 0;
@@ -1786,9 +1759,9 @@ static int mp_nested(struct mparse *m, struct mterm *out, char c)
 			return sa_why(m->e, "meta syntax: missing ')'");
 		}
 		m->p++;
-		sb_add(&out->x, "(", 1);
-		sb_add(&out->x, t.x.p, t.x.len);
-		sb_add(&out->x, ")", 1);
+		scan_str_add(&out->x, "(", 1);
+		scan_str_add(&out->x, t.x.p, t.x.len);
+		scan_str_add(&out->x, ")", 1);
 		out->bin = t.bin;
 		out->sub = t.sub; /* grouping keeps a sum a sum */
 		out->nsub = t.nsub;
@@ -1814,7 +1787,7 @@ static int mp_name(struct mparse *m, struct mterm *out, char c)
 		o = sa_find(m->s, n, (size_t)(m->p - n));
 		out->bin = 1;
 		if (!o || !o->kind) { /* undefined: false (0), as in SA */
-			sb_add(&out->x, "F", 1);
+			scan_str_add(&out->x, "F", 1);
 			return out->x.oom ? -ENOMEM : 0;
 		}
 		rc = sa_resolve(m->d, m->s, o, m->depth + 1);
@@ -1824,19 +1797,19 @@ static int mp_name(struct mparse *m, struct mterm *out, char c)
 			return sa_why(m->e, "uses %s (%s)", o->name, o->why ? o->why : "not imported");
 		if (o->rule >= 0 && m->d->rules[o->rule].scope != SCOPE_META) {
 			snprintf(buf, sizeof(buf), "T%ld", o->rule);
-			sb_add(&out->x, buf, strlen(buf));
+			scan_str_add(&out->x, buf, strlen(buf));
 			out->bin = !o->multiple;
 		} else { /* nested meta: its expanded expression, inlined */
 			const char *ox = m->d->rules[o->rule].pattern;
 
-			sb_add(&out->x, "(", 1);
-			sb_add(&out->x, ox, strlen(ox));
-			sb_add(&out->x, ")", 1);
+			scan_str_add(&out->x, "(", 1);
+			scan_str_add(&out->x, ox, strlen(ox));
+			scan_str_add(&out->x, ")", 1);
 			out->bin = !o->nonbin;
 			if (o->nsum && !(out->sub = calloc(o->nsum, sizeof(*out->sub))))
 				return -ENOMEM;
 			for (size_t i = 0; i < o->nsum; i++) {
-				sb_add(&out->sub[i].x, o->sum[i], strlen(o->sum[i]));
+				scan_str_add(&out->sub[i].x, o->sum[i], strlen(o->sum[i]));
 				out->sub[i].bin = 1;
 				out->nsub++;
 			}
@@ -1850,28 +1823,28 @@ static int mp_name(struct mparse *m, struct mterm *out, char c)
 
 /* at_least - "at least k of the n terms t[]" as a boolean combination;
  * exact for 0/1-valued terms.  (t1 & AL(k-1, rest)) | AL(k, rest). */
-static void at_least(struct sbuf *o, const struct mterm *t, size_t n, long k)
+static void at_least(struct scan_str *o, const struct mterm *t, size_t n, long k)
 {
 	if (k <= 0) {
-		sb_add(o, "!F", 2);
+		scan_str_add(o, "!F", 2);
 	} else if ((size_t)k > n) {
-		sb_add(o, "F", 1);
+		scan_str_add(o, "F", 1);
 	} else if (k == 1 || (size_t)k == n) {
-		sb_add(o, "(", 1);
+		scan_str_add(o, "(", 1);
 		for (size_t i = 0; i < n; i++) {
 			if (i)
-				sb_add(o, k == 1 ? " | " : " & ", 3);
-			sb_add(o, t[i].x.p, t[i].x.len);
+				scan_str_add(o, k == 1 ? " | " : " & ", 3);
+			scan_str_add(o, t[i].x.p, t[i].x.len);
 		}
-		sb_add(o, ")", 1);
+		scan_str_add(o, ")", 1);
 	} else {
-		sb_add(o, "((", 2);
-		sb_add(o, t[0].x.p, t[0].x.len);
-		sb_add(o, " & ", 3);
+		scan_str_add(o, "((", 2);
+		scan_str_add(o, t[0].x.p, t[0].x.len);
+		scan_str_add(o, " & ", 3);
 		at_least(o, t + 1, n - 1, k - 1);
-		sb_add(o, ") | ", 4);
+		scan_str_add(o, ") | ", 4);
 		at_least(o, t + 1, n - 1, k);
-		sb_add(o, ")", 1);
+		scan_str_add(o, ")", 1);
 		if (o->len > META_EXPAND_MAX)
 			o->oom = 1; /* reported as too long by the caller */
 	}
@@ -1963,26 +1936,26 @@ static int mp_cmp(struct mparse *m, struct mterm *out)
 		}
 	/* integer sum s: s > v <=> s >= floor(v) + 1; s >= v <=> s >= ceil(v) */
 	long gt = (long)floor(v) + 1, ge = (long)ceil(v);
-	struct sbuf *o = &out->x;
+	struct scan_str *o = &out->x;
 
 	if (strcmp(op, ">") == 0) {
 		at_least(o, t, n, gt);
 	} else if (strcmp(op, ">=") == 0) {
 		at_least(o, t, n, ge);
 	} else if (strcmp(op, "<") == 0) {
-		sb_add(o, "!", 1);
+		scan_str_add(o, "!", 1);
 		at_least(o, t, n, ge);
 	} else if (strcmp(op, "<=") == 0) {
-		sb_add(o, "!", 1);
+		scan_str_add(o, "!", 1);
 		at_least(o, t, n, gt);
 	} else if (v != floor(v)) { /* an integer sum never equals it */
-		sb_add(o, strcmp(op, "==") == 0 ? "F" : "!F", strcmp(op, "==") == 0 ? 1 : 2);
+		scan_str_add(o, strcmp(op, "==") == 0 ? "F" : "!F", strcmp(op, "==") == 0 ? 1 : 2);
 	} else { /* == k: at least k and not at least k + 1 */
-		sb_add(o, strcmp(op, "==") == 0 ? "(" : "!(", strcmp(op, "==") == 0 ? 1 : 2);
+		scan_str_add(o, strcmp(op, "==") == 0 ? "(" : "!(", strcmp(op, "==") == 0 ? 1 : 2);
 		at_least(o, t, n, (long)v);
-		sb_add(o, " & !", 4);
+		scan_str_add(o, " & !", 4);
 		at_least(o, t, n, (long)v + 1);
-		sb_add(o, ")", 1);
+		scan_str_add(o, ")", 1);
 	}
 	out->bin = 1;
 	c = mp_ws(m);
@@ -2016,8 +1989,8 @@ static int mp_chain(struct mparse *m, struct mterm *out, int and)
 		mterm_nosum(out); /* combined: no longer a plain sum */
 		rc = and ? mp_cmp(m, &t) : mp_chain(m, &t, 1);
 		if (!rc) {
-			sb_add(&out->x, and ? " & " : " | ", 3);
-			sb_add(&out->x, t.x.p, t.x.len);
+			scan_str_add(&out->x, and ? " & " : " | ", 3);
+			scan_str_add(&out->x, t.x.p, t.x.len);
 			out->bin = out->bin && t.bin;
 			if (out->x.oom)
 				rc = out->x.len > META_EXPAND_MAX ?

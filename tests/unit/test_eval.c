@@ -249,6 +249,11 @@ static void test_header_evals(void **state)
 	assert_false(hdr_eval(lp, "To: ann@y.com, joe@x.com\nSubject: joe\n"));
 	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: hello joe and ann\n"));
 	assert_false(hdr_eval(lp, "Subject: joe\n"));
+	/* the branches without (?-i:) ignore case: the local part is looked
+	 * for in the Subject in any case before the expression is built */
+	assert_true(hdr_eval(lp, "To: JOE@x.com\nSubject: Re: hello joe\n"));
+	assert_true(hdr_eval(lp, "To: joe@x.com\nSubject: JOE\n"));
+	assert_false(hdr_eval(lp, "To: joe@x.com\nSubject: hello\n"));
 	/* the VBounce tests: a list of the welcomelist kind, empty */
 	assert_false(hdr_eval("check_welcomelist_bounce_relays()", "From: a@b\n"));
 	assert_false(hdr_eval("have_any_bounce_relays()", "From: a@b\n"));
@@ -471,6 +476,41 @@ static void test_freemail(void **state)
 					  "gmail.com", &r), 0);
 	assert_int_equal(scan_eval_lookup("check_freemail_replyto('reply')", 0, "gmail.com", &r),
 			 0);
+}
+
+/* the plain domains are binary-searched (fm_plain): a list given out of
+ * order finds every one of its domains, and no near miss */
+static void test_freemail_many(void **state)
+{
+	static const char *const dom[] = {
+		"zz.example", "gmail.com", "a.example", "mail.example", "gmx.de", "yahoo.co.uk",
+		"yahoo.com", "aol.com", "m.example", "gmail.co", "b.example", "web.de",
+		"hotmail.com", "e.example", "y.example", "c.example", "outlook.com", "qq.com",
+	};
+	static const char *const miss[] = {
+		"gmail.comm", "gmail.c", "a.exampl", "zzz.example", "0.example", "yahoo.co",
+		"b.example.org", "aaa", "zzzz",
+	};
+	char words[1024] = "", call[] = "check_freemail_header('Reply-To')", hb[256];
+	struct scan_rule r = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(dom) / sizeof(dom[0]); i++) {
+		strcat(words, i % 3 ? " " : "\n ");
+		strcat(words, dom[i]);
+	}
+	assert_int_equal(scan_eval_lookup(call, 0, words, &r), 1);
+	for (size_t i = 0; i < sizeof(dom) / sizeof(dom[0]); i++) {
+		snprintf(hb, sizeof(hb), "Reply-To: joe@%s\n", dom[i]);
+		if (!scan_eval_header(&r, hb, strlen(hb)))
+			fail_msg("%s not found", dom[i]);
+	}
+	for (size_t i = 0; i < sizeof(miss) / sizeof(miss[0]); i++) {
+		snprintf(hb, sizeof(hb), "Reply-To: joe@%s\n", miss[i]);
+		if (scan_eval_header(&r, hb, strlen(hb)))
+			fail_msg("%s found", miss[i]);
+	}
+	scan_rule_free(&r);
 }
 
 /* SpamAssassin's parse_received_line (Received.pm): each expected string is
@@ -858,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_html_evals),
 		cmocka_unit_test(test_mimeheader),
 		cmocka_unit_test(test_freemail),
+		cmocka_unit_test(test_freemail_many),
 		cmocka_unit_test(test_received_line),
 		cmocka_unit_test(test_relay_evals),
 		cmocka_unit_test(test_relay_long_fields),

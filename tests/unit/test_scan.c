@@ -1657,6 +1657,51 @@ static void test_reverse(void **state)
 	assert_null(scan_reverse(deep));
 }
 
+/* __FILL_THIS_FORM_SHORT1 and SHORT2 pending on one line share one scan
+ * of the reversed line (scan.c unit_starts): each rule must read its own
+ * starts, so each is listed exactly when PCRE2 over the line matches it */
+static void sa_debian_two_starts(struct scan_db *d)
+{
+	static const struct {
+		const char *body;
+		int want1, want2;
+	} t[] = {
+		{ "1. name, 2. address, 3. phone, and your name, address, phone", 1, 1 },
+		{ "1) full name 2) address 3) telephone; your name, address and phone", 1, 1 },
+		{ "1) name, 2) address, 3) phone number", 1, 0 },
+		{ "1) name: 2) address: 3) phone:", 1, 0 },
+		{ "then your name, address, phone number and 1) age", 0, 1 },
+		{ "a page of ages: 1) name, then nothing, 2) age", 0, 0 },
+	};
+	static const char *const ids[2] = { "__FILL_THIS_FORM_SHORT1", "__FILL_THIS_FORM_SHORT2" };
+	long id[2];
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+
+	for (int j = 0; j < 2; j++) {
+		assert_true((id[j] = scan_find_rule(d, ids[j])) >= 0);
+		assert_true(d->rules[id[j]].rstart);
+		d->rules[id[j]].score = 0.001; /* listed in the verdict */
+	}
+	for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+		char msg[1024], name[64];
+		struct filter_verdict v;
+		int want[2] = { t[k].want1, t[k].want2 };
+
+		for (int j = 0; j < 2; j++)
+			if ((pcre2_match(d->rules[id[j]].re, (PCRE2_SPTR)t[k].body, strlen(t[k].body),
+					 0, 0, md, NULL) >= 0) != want[j])
+				fail_msg("two starts case %zu: PCRE2 disagrees on %s", k, ids[j]);
+		snprintf(msg, sizeof(msg), "Subject: hi\r\n\r\n%s\r\n", t[k].body);
+		snprintf(name, sizeof(name), "two starts case %zu", k);
+		run_pieces(msg, strlen(msg), NULL, &v);
+		for (int j = 0; j < 2; j++)
+			check_words(name, &v, ids[j], want[j]);
+	}
+	for (int j = 0; j < 2; j++)
+		d->rules[id[j]].score = 0;
+	pcre2_match_data_free(md);
+}
+
 /* confirm_starts (scan.c) on Debian's __FILL_THIS_FORM_SHORT2, whose
  * Hyperscan form is one iteration of its {3}: it fires on nearly every
  * paragraph, and PCRE2 runs only where a match may start.  Each body is
@@ -1710,6 +1755,7 @@ static void sa_debian_start_cases(struct scan_db *d)
 	}
 	d->rules[i].score = 0;
 	pcre2_match_data_free(md);
+	sa_debian_two_starts(d);
 }
 
 int main(void)
