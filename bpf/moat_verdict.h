@@ -46,8 +46,11 @@
  * SYN cookies, whatever the configuration says):
  *
  *   MOAT_V_SYN_COOKIE(ctx, p)   -> __s64: the kernel's SYN cookie (an ISN,
- *                               >= 0) for the parsed SYN p, or < 0 when
- *                               there is none (an old kernel, no
+ *                               >= 0) for the parsed SYN p; -2 when the
+ *                               SYN is the kernel's (a socket of its
+ *                               4-tuple other than a listener, or none
+ *                               listening); other < 0 when there is no
+ *                               cookie (an old kernel, no
  *                               CONFIG_SYN_COOKIES)
  *
  * Verdicts are enum moat_verdict (moat_abi.h).  The entry point is
@@ -393,6 +396,10 @@ static MOAT_V_RARE int moat_cookie_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
 	void *data, *data_end;
 	__u16 mss, win;
 
+	if (ck == -2) { /* the kernel's: a socket of its 4-tuple, or none listening */
+		moat_row_inc(row, MOAT_STAT_PASS);
+		return MOAT_VERDICT_PASS;
+	}
 	if (ck < 0 || MOAT_V_SET_LEN(ctx, (int)len))
 		goto fail;
 	data = MOAT_V_DATA(ctx);

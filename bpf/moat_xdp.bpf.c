@@ -145,15 +145,45 @@ static __always_inline __u32 table_lookup(const struct moat_pkt *p)
  * (bpf_xdp_load_bytes), where the variable TCP length needs no packet
  * bounds proof.  The hash covers the addresses, ports, the client's ISN
  * and the MSS class of its MSS option, and the kernel's minute counter;
- * the kernel's listener checks it on the ACK (cookie_v4_check).
+ * the kernel's listener checks it on the ACK (cookie_v4_check).  -2:
+ * the SYN is the kernel's (a socket of its 4-tuple, or none listening).
  */
 static __attribute__((noinline)) __s64 syn_cookie(struct xdp_md *ctx,
 						   const struct moat_pkt *p)
 {
+	struct bpf_sock_tuple tu;
+	struct bpf_sock *sk;
 	__u8 ip[40], th[60];
-	__u32 l3 = p->l3_off, l4 = p->l4_off, tl;
+	__u32 l3 = p->l3_off, l4 = p->l4_off, tl, state;
 	__s64 v;
 
+	/* The kernel's socket for this 4-tuple first: a cookie only where
+	 * its listener would take the SYN. A TIME_WAIT socket of the same
+	 * 4-tuple (a client reusing its port within the server's 60 s)
+	 * takes a new SYN on its own (TCP_TW_SYN) but not the ACK of a
+	 * cookie it never saw: the session would hang, the client waiting
+	 * for a greeting. Nothing listening: the kernel's RST, not a
+	 * SYN-ACK. Both go to the kernel (-2). */
+	__builtin_memset(&tu, 0, sizeof(tu));
+	if (p->family == 4) {
+		tu.ipv4.saddr = moat_be32(p->saddr4);
+		tu.ipv4.daddr = moat_be32(p->daddr4);
+		tu.ipv4.sport = moat_be16(p->sport);
+		tu.ipv4.dport = moat_be16(p->dport);
+		sk = bpf_skc_lookup_tcp(ctx, &tu, sizeof(tu.ipv4), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		__builtin_memcpy(tu.ipv6.saddr, p->saddr6, 16);
+		__builtin_memcpy(tu.ipv6.daddr, p->daddr6, 16);
+		tu.ipv6.sport = moat_be16(p->sport);
+		tu.ipv6.dport = moat_be16(p->dport);
+		sk = bpf_skc_lookup_tcp(ctx, &tu, sizeof(tu.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return -2;
+	state = sk->state;
+	bpf_sk_release(sk);
+	if (state != BPF_TCP_LISTEN)
+		return -2;
 	__builtin_memset(ip, 0, sizeof(ip));
 	__builtin_memset(th, 0, sizeof(th));
 	if (bpf_xdp_load_bytes(ctx, l4, th, 20))

@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -280,6 +283,62 @@ static uint32_t ck_check(const uint8_t *syn, const uint8_t *out, size_t outlen, 
 	return rd32be(t + 4);
 }
 
+/* tcp_listen - a listening TCP socket on addr port 25 in this namespace
+ * (the cookie path answers only where a listener would take the SYN) */
+static int tcp_listen(const char *addr)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	int one = 1, fd;
+
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(25);
+		assert_int_equal(inet_pton(AF_INET6, addr, &a->sin6_addr), 1);
+		sl = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(25);
+		assert_int_equal(inet_pton(AF_INET, addr, &a->sin_addr), 1);
+		sl = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 16) != 0)
+		fail_msg("listen on %s port 25: %s", addr, strerror(errno));
+	return fd;
+}
+
+/* time_wait - a TIME_WAIT socket of 192.0.2.15:40000 -> 198.18.1.1:25 on
+ * the listener's side (lfd): connect, the server closes first */
+static void time_wait(int lfd)
+{
+	struct sockaddr_in c = { .sin_family = AF_INET, .sin_port = htons(40000) };
+	struct sockaddr_in d = { .sin_family = AF_INET, .sin_port = htons(25) };
+	char b[8];
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), afd;
+
+	inet_pton(AF_INET, "192.0.2.15", &c.sin_addr);
+	inet_pton(AF_INET, "198.18.1.1", &d.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&c, sizeof(c)) != 0 ||
+	    connect(fd, (struct sockaddr *)&d, sizeof(d)) != 0)
+		fail_msg("connect for TIME_WAIT: %s", strerror(errno));
+	afd = accept(lfd, NULL, NULL);
+	assert_true(afd >= 0);
+	close(afd);                          /* the server's FIN first */
+	assert_int_equal(read(fd, b, sizeof(b)), 0);
+	close(fd);                           /* the client's: server TIME_WAIT */
+	usleep(100000);
+}
+
 /* test_syn_cookies - [xdp] syn_cookies through BPF_PROG_TEST_RUN, in a
  * network namespace of its own (net.ipv4.tcp_syncookies is per namespace;
  * the host's is left alone; the last test, so the rest ran in the host's):
@@ -316,7 +375,7 @@ static void test_syn_cookies(void **state)
 	uint32_t isn1 = 0, isn2, isn3;
 	cpu_set_t one;
 	char msg[128];
-	int ok, got;
+	int ok, got, lfd[3];
 
 	(void)state;
 	if (unshare(CLONE_NEWNET) != 0)
@@ -326,6 +385,16 @@ static void test_syn_cookies(void **state)
 	CPU_SET(sched_getcpu(), &one);
 	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
 	assert_int_equal(write_file("/proc/sys/net/ipv4/tcp_syncookies", "2\n"), 0);
+	/* the listeners the cookies stand in front of (test runs see this
+	 * namespace's loopback as the ingress device); the sources' addresses
+	 * for the TIME_WAIT case */
+	if (system("ip link set lo up && ip addr add 198.18.1.1/32 dev lo && "
+		   "ip addr add 198.18.1.7/32 dev lo && ip addr add 192.0.2.15/32 dev lo && "
+		   "ip addr add 2001:db8:1::1/128 dev lo nodad") != 0)
+		fail_msg("addresses on lo");
+	lfd[0] = tcp_listen("198.18.1.1");
+	lfd[1] = tcp_listen("198.18.1.7");
+	lfd[2] = tcp_listen("2001:db8:1::1");
 	default_opts(&o);
 	o.syn_cookies = MOAT_SYN_COOKIES_ON;
 	x = open_x(&o);
@@ -375,6 +444,27 @@ static void test_syn_cookies(void **state)
 	/* another port than the filtered ones: untouched */
 	len = syn_from(in, "192.0.2.13", 26);
 	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_PASS);
+	/* no listener on the address: the kernel's (its RST), no cookie (the
+	 * second SYN: the first to a new destination is its keep SYN) */
+	len = syn_to(in, "192.0.2.13", "198.18.1.9", 25, TF_SYN);
+	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_PASS);
+	assert_int_equal(run_counted(x, in, len, NULL, NULL, MOAT_STAT_PASS, msg, sizeof(msg), &ok),
+			 MOAT_VERDICT_PASS);
+	if (!ok)
+		fail_msg("no listener: %s", msg);
+	/* a SYN of a 4-tuple the listener's side holds in TIME_WAIT: the
+	 * kernel's (it takes such a SYN itself; a cookie's ACK would land
+	 * on the TIME_WAIT socket and the session hang); the same SYN from
+	 * another source gets its cookie (positive control) */
+	time_wait(lfd[0]);
+	len = syn_from(in, "192.0.2.15", 25);
+	assert_int_equal(run(x, in, len, NULL, NULL), MOAT_VERDICT_PASS); /* or the second's keep */
+	assert_int_equal(run_counted(x, in, len, NULL, NULL, MOAT_STAT_PASS, msg, sizeof(msg), &ok),
+			 MOAT_VERDICT_PASS);
+	if (!ok)
+		fail_msg("TIME_WAIT 4-tuple: %s", msg);
+	len = syn_from(in, "192.0.2.16", 25);
+	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
 	moat_xdp_close(x);
 
 	/* auto, threshold 3: three SYNs to the kernel, the fourth a cookie */
