@@ -81,8 +81,10 @@ static const char *obs_names[OBS_N] = { "none", "syn-ack", "tarpit", "rst" };
 struct srcset {
 	struct moat_prefix pfx;
 	unsigned share;
-	unsigned hostbits;   /* host bits used (at most 64) */
+	unsigned hostbits;   /* host bits used (at most 48) */
 	uint64_t seq;        /* next host, sequential mode */
+	uint16_t *sport;     /* per host: the last source port, when 2^hostbits <=
+			      * EXP_HOSTS_MAX (a host's probes take the ports in turn) */
 	uint8_t *exp;        /* per host, when 2^hostbits <= EXP_HOSTS_MAX */
 	uint8_t exp_all;     /* the whole set's expectation otherwise */
 	/* each an EXP2 pair: the --expect table's verdict and the
@@ -92,7 +94,8 @@ struct srcset {
 
 /* one probe; its id is the SYN's sequence number */
 struct probe {
-	uint64_t host;
+	uint64_t host : 48;
+	uint64_t sport : 16;     /* its SYN's source port */
 	uint32_t sent_us;
 	uint8_t set;
 	uint8_t obs;
@@ -258,9 +261,24 @@ static uint16_t rd16(const uint8_t *p)
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static uint16_t probe_sport(const struct opts *o, uint64_t id)
+/* probe_sport - a source port for the next probe of host h of set s (probe
+ * id): each host of a small set takes the ports in turn, so a 4-tuple comes
+ * again only after that host has sent a port range's worth of probes (the
+ * appliance's kernel holds a half-open connection for each passed SYN, up
+ * to a minute with SYN-ACK retransmissions: a SYN reusing its 4-tuple with
+ * another ISN gets a RST or an ACK for the old one, not an answer); a big
+ * set's hosts are random enough for the id to choose */
+static uint16_t probe_sport(const struct opts *o, struct srcset *s, uint64_t h, uint64_t id)
 {
-	return (uint16_t)(o->sport_lo + id % ((unsigned)o->sport_hi - o->sport_lo + 1));
+	unsigned range = (unsigned)o->sport_hi - o->sport_lo + 1;
+
+	if (s->sport) {
+		unsigned next = (unsigned)(s->sport[h] - o->sport_lo + 1) % range;
+
+		s->sport[h] = (uint16_t)(o->sport_lo + next);
+		return s->sport[h];
+	}
+	return (uint16_t)(o->sport_lo + id % range);
 }
 
 /* build_syn - the SYN of probe id into buf; returns its length */
@@ -312,7 +330,7 @@ static unsigned build_syn(struct run *r, uint8_t *buf, uint64_t id, const struct
 	}
 	uint8_t *t = buf + l4;
 
-	wr16(t, probe_sport(o, (uint32_t)(r->id_base + id)));
+	wr16(t, (uint16_t)p->sport);
 	wr16(t + 2, o->port);
 	wr32(t + 4, (uint32_t)(r->id_base + id));
 	wr32(t + 8, 0);
@@ -496,10 +514,16 @@ static int build_expectations(struct run *r)
 			uint64_t nh = 1ull << s->hostbits;
 
 			s->exp = calloc(nh, 1);
-			if (!s->exp) {
+			s->sport = calloc(nh, sizeof(*s->sport));
+			if (!s->exp || !s->sport) {
 				err = -ENOMEM;
 				break;
 			}
+			/* each host starts at a random port: a run after another
+			 * meets the other's half-open connections by chance only */
+			for (uint64_t h = 0; h < nh; h++)
+				s->sport[h] = (uint16_t)(o->sport_lo +
+					rnd(r) % ((unsigned)o->sport_hi - o->sport_lo + 1));
 			for (uint64_t h = 0; h < nh && !err; h++) {
 				uint8_t e = EXP_PASS;
 
@@ -732,7 +756,7 @@ static void rx_frame(struct run *r, const uint8_t *d, unsigned len)
 	uint32_t wid = rd32(d + l4 + 8) - 1;
 	uint64_t id = (uint32_t)(wid - r->id_base);
 
-	if (!(flags & 0x10) || id >= r->nsent || dport != probe_sport(o, wid)) {
+	if (!(flags & 0x10) || id >= r->nsent || dport != r->probes[id].sport) {
 		r->nstray++;
 		return;
 	}
@@ -810,6 +834,7 @@ static void next_probe(struct run *r, struct probe *p)
 
 	p->set = (uint8_t)si;
 	p->host = o->sequential ? s->seq++ & mask : rnd(r) & mask;
+	p->sport = probe_sport(o, s, p->host, r->id_base + r->nsent);
 	p->obs = OBS_NONE;
 	p->dup = 0;
 }
@@ -1224,7 +1249,7 @@ static int judge(struct run *r, FILE *wrongf, unsigned *shown)
 				addr_str(r->sets[p->set].pfx.family, a, as, sizeof(as));
 				fprintf(wrongf, "wrong: probe %" PRIu64 " from %s port %u at %.3fs: "
 					"expected %s, got %s\n", id, as,
-					probe_sport(o, (uint32_t)(r->id_base + id)),
+					(unsigned)p->sport,
 					p->sent_us / 1e6, exp_names[e], obs_names[p->obs]);
 				(*shown)++;
 			}
@@ -1908,8 +1933,8 @@ static int parse_src(struct run *r, const char *arg)
 		return -EINVAL;
 	s->share = share;
 	s->hostbits = (s->pfx.family == MOAT_AF_INET ? 32u : 128u) - s->pfx.plen;
-	if (s->hostbits > 64)
-		s->hostbits = 64;
+	if (s->hostbits > 48)
+		s->hostbits = 48;
 	r->nsets++;
 	return 0;
 }
@@ -2198,8 +2223,10 @@ bad:
 	rc = r->wrong || r->smtp_wrong ? 1 : 0;
 out:
 	teardown_progs(r);
-	for (unsigned i = 0; i < r->nsets; i++)
+	for (unsigned i = 0; i < r->nsets; i++) {
 		free(r->sets[i].exp);
+		free(r->sets[i].sport);
+	}
 	free(r->probes);
 	free(r);
 	return rc;
