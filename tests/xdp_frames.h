@@ -417,7 +417,7 @@ static inline const char *tf_check_case_out(int v, const uint8_t *in, size_t len
 					    const __u64 key[2])
 {
 	static char msg[200];
-	struct moat_pkt p;
+	struct moat_pkt p = { 0 }; /* the parser fills what the family uses */
 	uint32_t isn = 0;
 	const char *err;
 

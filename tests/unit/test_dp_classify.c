@@ -74,7 +74,7 @@ static void fresh(struct dp_lcore *lc, uint32_t src_pps, uint32_t src_burst,
  * on a plain copy); its length, or -1 */
 static int want_reply(const uint8_t *in, size_t len, uint8_t *out)
 {
-	struct moat_pkt p;
+	struct moat_pkt p = { 0 }; /* the parser fills what the family uses */
 
 	memcpy(out, in, len);
 	if (moat_parse(out, out + len, &p) != MOAT_PARSE_TCP)

@@ -180,7 +180,7 @@ static void test_tarpit_replies(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < N_TCASES; i++) {
-		struct moat_pkt p;
+		struct moat_pkt p = { 0 }; /* the parser fills what the family uses */
 		size_t len;
 		const char *msg;
 		uint32_t isn = 0;

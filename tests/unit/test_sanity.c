@@ -280,7 +280,7 @@ static void test_delta_differential(void **state)
 	for (int round = 0; round < 400; round++) {
 		struct moat_lvec cur = { 0 }, a = { 0 }, d = { 0 }, next = { 0 };
 		struct moat_sanity_cfg cfg = { .max_v4_share = 0.0012, .min_v4_plen = 10 };
-		struct moat_sanity_result r0, rf, r;
+		struct moat_sanity_result r0, rf;
 		int n = 1 + rand_r(&seed) % 40;
 
 		add(&cur, "127.0.0.2/32");
