@@ -16,7 +16,7 @@ fails=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 nok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $*"; }
 skip() { n=$((n + 1)); echo "ok $n - $* # SKIP"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
+check() { local what=$1; shift; if "$@" >&2; then ok "$what"; else nok "$what"; fi; }
 
 stage=$(mktemp -d /tmp/moat-install.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
