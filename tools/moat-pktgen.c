@@ -130,6 +130,7 @@ struct opts {
 	bool xsk;                /* --tx xsk: AF_XDP (copy mode) instead */
 	bool find_rate;          /* --find-rate: flat out, then down to lossless */
 	bool no_rx;              /* --no-rx: fire and forget (no RX ring, no verdicts) */
+	bool no_rx_xdp;          /* --no-rx-xdp: and no XDP program on the interface */
 	unsigned smtp_n;         /* SMTP mode: connections */
 	unsigned smtp_timeout_ms;
 	const char *smtp_rcpt;
@@ -661,14 +662,14 @@ static int setup_progs(struct run *r)
 	err = moat_pktgen_rx__load(r->skel);
 	if (err)
 		return err;
-	if (bpf_xdp_query_id(r->ifindex, 0, &cur) == 0 && cur == 0) {
+	if (!o->no_rx_xdp && bpf_xdp_query_id(r->ifindex, 0, &cur) == 0 && cur == 0) {
 		err = bpf_xdp_attach(r->ifindex, bpf_program__fd(r->skel->progs.moat_pktgen_xdp),
 				     XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE, NULL);
 		if (err && err != -EEXIST && err != -EBUSY)
 			return err;
 		r->xdp_ours = err == 0;
 	}
-	if (o->no_rx && !r->xdp_ours)
+	if (o->no_rx && !r->xdp_ours && !o->no_rx_xdp)
 		fprintf(stderr, "moat-pktgen: --no-rx: %s has an XDP program of its own: "
 			"the replies are dropped at tc ingress instead (after the kernel "
 			"made an skb of each)\n", o->ifname);
@@ -1815,6 +1816,7 @@ static void report_json(struct run *r)
 	json_object_object_add(j, "tx", json_object_new_string(r->o->xsk ? "xsk" : "packet"));
 	if (r->o->no_rx) {
 		json_object_object_add(j, "no_rx", json_object_new_boolean(1));
+		json_object_object_add(j, "no_rx_xdp", json_object_new_boolean(r->o->no_rx_xdp));
 		json_object_object_add(j, "tx_dropped_dev",
 				       json_object_new_int64((int64_t)r->tx_dropped_dev));
 		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
@@ -1897,6 +1899,9 @@ static void usage(FILE *f)
 		"      --no-rx             fire and forget (floods): no RX ring, no verdicts; the\n"
 		"                          replies to the probes dropped by the XDP program\n"
 		"                          (a spoofing attacker never receives them)\n"
+		"      --no-rx-xdp         with --no-rx: no XDP program either (the tc drop\n"
+		"                          only); on a veth, frames its peer sends with XDP_TX\n"
+		"                          are then dropped at the peer's transmit\n"
 		"      --tx xsk|packet     TX path: AF_XDP in copy mode (default when built with\n"
 		"                          libxdp) or the AF_PACKET ring with qdisc bypass\n"
 		"Exit: 0 every verdict right, 1 a wrong verdict, 2 usage or set-up error.\n"
@@ -2012,6 +2017,7 @@ int main(int argc, char **argv)
 		{ "max-probes", required_argument, 0, 'm' }, { "json", no_argument, 0, 'j' },
 		{ "quiet", no_argument, 0, 'q' }, { "tx", required_argument, 0, 'X' },
 		{ "find-rate", no_argument, 0, 'F' }, { "no-rx", no_argument, 0, 'Z' },
+		{ "no-rx-xdp", no_argument, 0, 'z' },
 		{ "smtp-src", required_argument, 0, 'U' }, { "smtp", required_argument, 0, 'C' },
 		{ "smtp-rcpt", required_argument, 0, 'R' }, { "smtp-from", required_argument, 0, 'f' },
 		{ "smtp-timeout", required_argument, 0, 'W' }, { "help", no_argument, 0, 'h' }, { 0 }
@@ -2057,6 +2063,7 @@ int main(int argc, char **argv)
 		case 'S': o.sequential = true; break;
 		case 'F': o.find_rate = true; break;
 		case 'Z': o.no_rx = true; break;
+		case 'z': o.no_rx_xdp = true; break;
 		case 'U':
 			if (parse_src(r, optarg) < 0)
 				goto bad;
@@ -2165,6 +2172,10 @@ bad:
 		goto out;
 	if (read_smac(r) < 0 || (!o.have_dmac && resolve_mac(r) < 0)) {
 		fprintf(stderr, "moat-pktgen: cannot find the MAC addresses (give --dst-mac)\n");
+		goto out;
+	}
+	if (o.no_rx_xdp && !o.no_rx) {
+		fprintf(stderr, "moat-pktgen: --no-rx-xdp goes with --no-rx\n");
 		goto out;
 	}
 	if (o.no_rx && (o.find_rate || o.smtp_n)) {
