@@ -110,6 +110,21 @@ static uint64_t legit_done, legit_failed, legit_refused, measuring_done, measuri
 static uint64_t churn_closed, churn_skipped, noread_held_ever;
 static bool measuring;
 static char first_refusal[128];  /* a legitimate session's first unexpected reply */
+static char first_failure[96];   /* how the first failed legitimate session failed */
+static unsigned legit_fail_by_step[S_HELD + 1]; /* failed legitimate sessions by step */
+
+/* legit_fail_note - the first failed legitimate session's step and error
+ * (err 0: the server closed) for the report */
+static void legit_fail_note(const struct conn *c, const char *what, int err)
+{
+	static const char *const step_names[] = { "free", "connect", "greeting", "ehlo", "mail",
+						   "rcpt", "data", "end-of-data", "quit", "held" };
+
+	if (c->mode != M_LEGIT || first_failure[0])
+		return;
+	snprintf(first_failure, sizeof(first_failure), "%s at %s: %s", what,
+		 step_names[c->step], err ? strerror(err) : "closed by the server");
+}
 static double *lat;
 static size_t lat_n, lat_cap;
 
@@ -178,6 +193,7 @@ static void close_conn(int fd, bool failed)
 		return;
 	if (c->mode == M_LEGIT && failed) {
 		legit_failed++;
+		legit_fail_by_step[c->step]++;
 		if (measuring)
 			measuring_failed++;
 	}
@@ -291,10 +307,16 @@ static bool on_read(int fd, struct conn *c)
 
 	for (;;) {
 		ssize_t r = read(fd, rbuf + c->rlen, RBUF - 1 - c->rlen);
-		if (r < 0)
+		if (r < 0) {
+			if (errno != EAGAIN)
+				legit_fail_note(c, "read", errno);
 			return errno == EAGAIN;
-		if (r == 0)
+		}
+		if (r == 0) {
+			if (c->step != S_QUIT)
+				legit_fail_note(c, "read", 0);
 			return c->step == S_QUIT && (close_conn(fd, false), true);
+		}
 		c->rlen += (size_t)r;
 		rbuf[c->rlen] = 0;
 		/* complete reply lines: "ddd-" continues, "ddd " ends */
@@ -351,6 +373,7 @@ static void on_event(int fd, uint32_t ev)
 		socklen_t sl = sizeof(err);
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
 		if (err || (ev & (EPOLLERR | EPOLLHUP))) {
+			legit_fail_note(c, "connect", err);
 			close_conn(fd, true);
 			return;
 		}
@@ -394,8 +417,14 @@ static void on_event(int fd, uint32_t ev)
 		close_conn(fd, true);
 		return;
 	}
-	if (c->step != S_FREE && (ev & (EPOLLERR | EPOLLHUP)))
+	if (c->step != S_FREE && (ev & (EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t sl = sizeof(err);
+
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+		legit_fail_note(c, "socket", err);
 		close_conn(fd, true);
+	}
 }
 
 /* slow_tick - each slowloris session sends its next byte */
@@ -420,8 +449,10 @@ static void timeouts(int64_t now)
 		if (c->step == S_FREE)
 			continue;
 		if ((c->mode == M_LEGIT && now - c->t0_ms > 30000) ||
-		    (c->mode == M_CHURN && now - c->t0_ms > 1000))
+		    (c->mode == M_CHURN && now - c->t0_ms > 1000)) {
+			legit_fail_note(c, "no progress in 30 s", ETIMEDOUT);
 			close_conn(fd, true);
+		}
 	}
 }
 
@@ -696,9 +727,13 @@ int main(int argc, char **argv)
 		       mode_name[m], o.n[m], mode_name[m], held_at_end[m], mode_name[m], opened[m], mode_name[m],
 		       lost[m], mode_name[m], connect_fail[m]);
 	printf(", \"churn_rate\": %u, \"churn_opened\": %" PRIu64 ", \"churn_connected\": %" PRIu64
-	       ", \"churn_connect_fail\": %" PRIu64 ", \"churn_skipped\": %" PRIu64 ", \"bind_fail\": %" PRIu64 ", \"legit_first_refusal\": \"%s\"}\n",
+	       ", \"churn_connect_fail\": %" PRIu64 ", \"churn_skipped\": %" PRIu64 ", \"bind_fail\": %" PRIu64 ", \"legit_first_refusal\": \"%s\""
+	       ", \"legit_first_failure\": \"%s\", \"legit_failed_at\": {\"connect\": %u, \"greeting\": %u,"
+	       " \"ehlo\": %u, \"mail\": %u, \"rcpt\": %u, \"data\": %u, \"end_of_data\": %u, \"quit\": %u}}\n",
 	       o.churn_rate, opened[M_CHURN], churn_closed, connect_fail[M_CHURN], churn_skipped, bind_fail,
-	       first_refusal);
+	       first_refusal, first_failure, legit_fail_by_step[S_CONNECT], legit_fail_by_step[S_GREET],
+	       legit_fail_by_step[S_EHLO], legit_fail_by_step[S_MAIL], legit_fail_by_step[S_RCPT],
+	       legit_fail_by_step[S_DATA], legit_fail_by_step[S_EOD], legit_fail_by_step[S_QUIT]);
 	if (o.n[M_LEGIT] && (!measuring_done || (o.strict && measuring_failed)))
 		return 1;
 	return 0;
