@@ -709,8 +709,16 @@ int main(int argc, char **argv)
 	double meas_s = meas_start ? (moat_clock_ms_f() - meas_start) / 1000 : 0;
 	status_line((moat_clock_ms_f() - start) / 1000);
 	stop = 1;
-	unsigned held_at_end[M_N];
+	unsigned held_at_end[M_N], legit_stuck = 0;
 	memcpy(held_at_end, held, sizeof(held));
+	/* legitimate sessions still open at the end after 5 s: stuck (a
+	 * handshake's last ACK lost, a reply never sent), not counted as
+	 * failed (the 30 s timeout did not come) but each held one of the
+	 * concurrency slots */
+	int64_t end_ms = moat_clock_ms();
+	for (int fd = 0; fd < conns_max; fd++)
+		if (conns[fd].step != S_FREE && conns[fd].mode == M_LEGIT && end_ms - conns[fd].t0_ms > 5000)
+			legit_stuck++;
 	for (int fd = 0; fd < conns_max; fd++)
 		if (conns[fd].step != S_FREE)
 			close_conn(fd, false);
@@ -729,11 +737,13 @@ int main(int argc, char **argv)
 	printf(", \"churn_rate\": %u, \"churn_opened\": %" PRIu64 ", \"churn_connected\": %" PRIu64
 	       ", \"churn_connect_fail\": %" PRIu64 ", \"churn_skipped\": %" PRIu64 ", \"bind_fail\": %" PRIu64 ", \"legit_first_refusal\": \"%s\""
 	       ", \"legit_first_failure\": \"%s\", \"legit_failed_at\": {\"connect\": %u, \"greeting\": %u,"
-	       " \"ehlo\": %u, \"mail\": %u, \"rcpt\": %u, \"data\": %u, \"end_of_data\": %u, \"quit\": %u}}\n",
+	       " \"ehlo\": %u, \"mail\": %u, \"rcpt\": %u, \"data\": %u, \"end_of_data\": %u, \"quit\": %u},"
+	       " \"legit_stuck_at_end\": %u}\n",
 	       o.churn_rate, opened[M_CHURN], churn_closed, connect_fail[M_CHURN], churn_skipped, bind_fail,
 	       first_refusal, first_failure, legit_fail_by_step[S_CONNECT], legit_fail_by_step[S_GREET],
 	       legit_fail_by_step[S_EHLO], legit_fail_by_step[S_MAIL], legit_fail_by_step[S_RCPT],
-	       legit_fail_by_step[S_DATA], legit_fail_by_step[S_EOD], legit_fail_by_step[S_QUIT]);
+	       legit_fail_by_step[S_DATA], legit_fail_by_step[S_EOD], legit_fail_by_step[S_QUIT],
+	       legit_stuck);
 	if (o.n[M_LEGIT] && (!measuring_done || (o.strict && measuring_failed)))
 		return 1;
 	return 0;
