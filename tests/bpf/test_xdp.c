@@ -1416,6 +1416,60 @@ static void test_pinned_reopen(void **state)
 		moat_xdp_close(x);
 		o.pin_dir = pin_dir;
 	}
+	/* upgrades: a pinned stats of another row size (counters of another
+	 * version) is unpinned and made anew at this program's size, its
+	 * counters from 0; the other pins are reused (the table answers
+	 * without a publish).  A pinned stats of another type is not ours
+	 * to remove: the load refuses and the pin stays. */
+	{
+		static char pin_dir4[80];
+		char sp[128];
+		struct bpf_map_info info;
+		uint64_t z[MOAT_STAT__MAX];
+		__u32 want_size;
+		int fd;
+
+		snprintf(pin_dir4, sizeof(pin_dir4), "%s/pins4", pin_base);
+		snprintf(sp, sizeof(sp), "%s/stats", pin_dir4);
+		o.pin_dir = pin_dir4;
+		o.groups_max = 1024;
+		o.v6_max = 64;
+		assert_int_equal(moat_xdp_open(&o, &x), 0);
+		assert_int_equal(moat_xdp_publish(x, u, n), 0);
+		assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
+		moat_xdp_close(x);
+		pinned_info(sp, &info);
+		want_size = info.value_size;
+		assert_int_equal(unlink(sp), 0);
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stats", 4, want_size - 64, 1, NULL);
+		assert_true(fd >= 0);
+		assert_int_equal(bpf_obj_pin(fd, sp), 0);
+		close(fd);
+		assert_int_equal(moat_xdp_open(&o, &x), 0);
+		pinned_info(sp, &info);
+		assert_int_equal(info.value_size, want_size);
+		assert_int_equal(moat_xdp_read_stats(x, z), 0);
+		for (int i = 0; i < MOAT_STAT__MAX; i++)
+			if (z[i])
+				fail_msg("new stats: counter %s is %llu", moat_xdp_stat_name((unsigned)i),
+					 (unsigned long long)z[i]);
+		assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
+		assert_int_equal(moat_xdp_read_stats(x, z), 0);
+		assert_int_equal(z[MOAT_STAT_DROP], 1);
+		moat_xdp_close(x);
+		/* and the next loader reuses the new pin: the count goes on */
+		assert_int_equal(moat_xdp_read_pinned_stats(pin_dir4, z), 0);
+		assert_int_equal(z[MOAT_STAT_DROP], 1);
+		assert_int_equal(unlink(sp), 0);
+		fd = bpf_map_create(BPF_MAP_TYPE_HASH, "stats", 4, want_size, 1, NULL);
+		assert_true(fd >= 0);
+		assert_int_equal(bpf_obj_pin(fd, sp), 0);
+		close(fd);
+		assert_true(moat_xdp_open(&o, &x) < 0);
+		pinned_info(sp, &info);
+		assert_int_equal(info.type, BPF_MAP_TYPE_HASH);
+		o.pin_dir = pin_dir;
+	}
 	rm_pins();
 	assert_true(access(pin_base, F_OK) != 0);
 }
