@@ -266,16 +266,19 @@ static int syncookies_sysctl(void)
  */
 void fp_cookies_tick(struct cd *d)
 {
-	int v, hold, r;
+	int v, prev, hold, r;
 
 	if (!d->fp.name || d->detached || d->cfg.syn_cookies == MOAT_SYN_COOKIES_OFF)
 		return;
 	v = syncookies_sysctl();
-	if (v < 0 || v == d->fp_cookies_sysctl)
+	prev = d->fp_cookies_sysctl;
+	if (v < 0 || v == prev)
 		return;
 	d->fp_cookies_sysctl = v;
 	if (!d->fp_cookies) {
-		if (v == 2)
+		/* set to 2 since the load refused cookies for it (not when
+		 * it was 2 already: then the kernel lacks the helpers) */
+		if (v == 2 && prev >= 0)
 			log_warn("event=syn_cookies state=off tcp_syncookies=2 (the program was "
 				 "loaded without SYN cookies: restart moat-controld to load them)");
 		return;
