@@ -1255,6 +1255,37 @@ static void pinned_info(const char *path, struct bpf_map_info *info)
 	close(fd);
 }
 
+/* repin - replace the map pinned at path by a new one of this shape (a
+ * pin an earlier version left) */
+static void repin(const char *path, enum bpf_map_type type, const char *name, __u32 value_size,
+		  const struct bpf_map_create_opts *mo)
+{
+	int fd;
+
+	assert_int_equal(unlink(path), 0);
+	fd = bpf_map_create(type, name, 4, value_size, 1, mo);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+}
+
+/* pins_with_table - load with o (pins in o->pin_dir), publish the test
+ * table, one DROP through it, close: the pins a loader leaves */
+static void pins_with_table(struct moat_xdp_opts *o)
+{
+	struct moat_update u[16];
+	size_t n = tests_table_updates(u);
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX];
+
+	o->groups_max = 1024;
+	o->v6_max = 64;
+	assert_int_equal(moat_xdp_open(o, &x), 0);
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
+	moat_xdp_close(x);
+}
+
 static void test_pinned_reopen(void **state)
 {
 	struct moat_xdp_opts o;
@@ -1270,12 +1301,7 @@ static void test_pinned_reopen(void **state)
 	atexit(rm_pins);
 	default_opts(&o);
 	o.pin_dir = pin_dir;
-	o.groups_max = 1024;
-	o.v6_max = 64;
-	assert_int_equal(moat_xdp_open(&o, &x), 0);
-	assert_int_equal(moat_xdp_publish(x, u, n), 0);
-	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
-	moat_xdp_close(x);
+	pins_with_table(&o);
 
 	/* a new loader finds table and counters in the pinned maps */
 	assert_int_equal(moat_xdp_read_pinned_stats(pin_dir, st), 0);
@@ -1375,7 +1401,6 @@ static void test_pinned_reopen(void **state)
 		LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_MMAPABLE);
 		struct bpf_map_info info;
 		__u32 nodes_id;
-		int fd;
 
 		snprintf(pin_dir3, sizeof(pin_dir3), "%s/pins3", pin_base);
 		o.pin_dir = pin_dir3;
@@ -1387,11 +1412,7 @@ static void test_pinned_reopen(void **state)
 		snprintf(rp, sizeof(rp), "%s/v6t_root", pin_dir3);
 		snprintf(np, sizeof(np), "%s/v6t_nodes", pin_dir3);
 		for (size_t i = 0; i < sizeof(old_root) / sizeof(old_root[0]); i++) {
-			assert_int_equal(unlink(rp), 0);
-			fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "v6t_root", 4, old_root[i], 1, &mo);
-			assert_true(fd >= 0);
-			assert_int_equal(bpf_obj_pin(fd, rp), 0);
-			close(fd);
+			repin(rp, BPF_MAP_TYPE_ARRAY, "v6t_root", old_root[i], &mo);
 			pinned_info(np, &info);
 			nodes_id = info.id;
 			assert_int_equal(moat_xdp_open(&o, &x), 0);
@@ -1427,24 +1448,14 @@ static void test_pinned_reopen(void **state)
 		struct bpf_map_info info;
 		uint64_t z[MOAT_STAT__MAX];
 		__u32 want_size;
-		int fd;
 
 		snprintf(pin_dir4, sizeof(pin_dir4), "%s/pins4", pin_base);
 		snprintf(sp, sizeof(sp), "%s/stats", pin_dir4);
 		o.pin_dir = pin_dir4;
-		o.groups_max = 1024;
-		o.v6_max = 64;
-		assert_int_equal(moat_xdp_open(&o, &x), 0);
-		assert_int_equal(moat_xdp_publish(x, u, n), 0);
-		assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
-		moat_xdp_close(x);
+		pins_with_table(&o);
 		pinned_info(sp, &info);
 		want_size = info.value_size;
-		assert_int_equal(unlink(sp), 0);
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stats", 4, want_size - 64, 1, NULL);
-		assert_true(fd >= 0);
-		assert_int_equal(bpf_obj_pin(fd, sp), 0);
-		close(fd);
+		repin(sp, BPF_MAP_TYPE_ARRAY, "stats", want_size - 64, NULL);
 		assert_int_equal(moat_xdp_open(&o, &x), 0);
 		pinned_info(sp, &info);
 		assert_int_equal(info.value_size, want_size);
@@ -1460,11 +1471,7 @@ static void test_pinned_reopen(void **state)
 		/* and the next loader reuses the new pin: the count goes on */
 		assert_int_equal(moat_xdp_read_pinned_stats(pin_dir4, z), 0);
 		assert_int_equal(z[MOAT_STAT_DROP], 1);
-		assert_int_equal(unlink(sp), 0);
-		fd = bpf_map_create(BPF_MAP_TYPE_HASH, "stats", 4, want_size, 1, NULL);
-		assert_true(fd >= 0);
-		assert_int_equal(bpf_obj_pin(fd, sp), 0);
-		close(fd);
+		repin(sp, BPF_MAP_TYPE_HASH, "stats", want_size, NULL);
 		assert_true(moat_xdp_open(&o, &x) < 0);
 		pinned_info(sp, &info);
 		assert_int_equal(info.type, BPF_MAP_TYPE_HASH);
