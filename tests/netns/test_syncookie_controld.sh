@@ -8,14 +8,15 @@
 # changed under the running program: at 0 the listener refuses every
 # cookie ACK (the client gets a RST), so moat-controld holds the cookies
 # (log, status, metrics) and clients connect through the kernel; at 2
-# again the cookies resume.
+# again the cookies resume.  Restarted while it is 1: loaded without
+# cookies, and once it is 2 the log says a restart loads them.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
 . "$root/tests/lab/controld.sh"
 
-ctld_test syncookie_ctld 7 "$PASS_OBJ" "$PROBE"
+ctld_test syncookie_ctld 8 "$PASS_OBJ" "$PROBE"
 ctld_lab_up
 lab_sender 192.0.2.13
 lab_app sysctl -qw net.ipv4.tcp_syncookies=2
@@ -142,4 +143,21 @@ if [ "$got" = connected-reply ] && [ $((c1 - c0)) -ge 1 ]; then
 else
 	tap_not_ok "after tcp_syncookies 2: client $got, syn_cookie $c0 -> $c1, status '$(status)'"
 	grep 'syn_cookies' "$LAB_DIR/ctld.log" | sed 's/^/# /'
+fi
+
+# a restart while tcp_syncookies is 1: the program loads without cookies
+# (the backend says why); set to 2, moat-controld says a restart loads them
+pid=$(cat "$LAB_DIR/ctld.pid")
+kill "$pid"
+lab_wait 10 bash -c "! kill -0 $pid 2>/dev/null"
+lab_app sysctl -qw net.ipv4.tcp_syncookies=1
+conf on
+hint() { grep -q 'event=syn_cookies state=off tcp_syncookies=2 .*restart' "$LAB_DIR/ctld2.log"; }
+if start_ctld ctld2 && grep -q 'tcp_syncookies is 1 in this network namespace' "$LAB_DIR/ctld2.log" &&
+	[ "$(status)" = off ] && ! hint && sleep 1.5 && lab_app sysctl -qw net.ipv4.tcp_syncookies=2 &&
+	lab_wait 5 hint && [ "$(status)" = off ]; then
+	tap_ok "restarted at tcp_syncookies 1: loaded without cookies (status off); at 2 the log says a restart loads them"
+else
+	tap_not_ok "restart at tcp_syncookies 1: status '$(status)'"
+	grep -i 'cookie' "$LAB_DIR/ctld2.log" | sed 's/^/# /'
 fi
