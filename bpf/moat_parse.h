@@ -687,6 +687,37 @@ static __always_inline __u32 moat_cookie_len(const struct moat_pkt *p)
 }
 
 /*
+ * moat_cookie_layout - may the parsed SYN p in [data, end) be answered
+ * with a SYN cookie from the fast path (moat_cookie_build)?  Only the
+ * plain layouts: VLAN tags (kept in the answer, as the tarpit's) over
+ * IPv4 without options, not a fragment, or IPv6 without extension
+ * headers.  The rest is the kernel's to answer: IPv4 options (it echoes
+ * them reversed in its SYN-ACK, refuses source routes by
+ * accept_source_route, drops malformed ones), IPv6 extension headers
+ * (options it must process, a routing header not done, a fragment
+ * header, AH under IPsec policy), and an IPv4 first fragment (MF set: the
+ * SYN is whole only once reassembled).  Such SYNs are rare and the
+ * kernel, with tcp_syncookies = 2, answers them with its own cookies.
+ */
+static __always_inline int moat_cookie_layout(const void *data_, const void *end_,
+					      const struct moat_pkt *p)
+{
+	const __u8 *data = (const __u8 *)data_;
+	const __u8 *end = (const __u8 *)end_;
+	__u32 l3 = p->l3_off;
+	const __u8 *h;
+
+	if (l3 > MOAT_ETH_HLEN + 4 * MOAT_VLAN_MAX)
+		return 0;
+	if (p->family == 6)
+		return p->l4_off == l3 + 40;
+	h = data + l3;
+	if (h + 20 > end)
+		return 0;
+	return p->l4_off == l3 + 20 && !(h[6] & 0x20);   /* MF */
+}
+
+/*
  * moat_cookie_build - write the SYN-ACK of a SYN cookie for the parsed SYN
  * p into the frame [data, end), which the caller has made
  * moat_cookie_len(p) long first (the reply can be longer than a SYN

@@ -45,13 +45,20 @@
  * Optional (the XDP program; a backend without it never answers with
  * SYN cookies, whatever the configuration says):
  *
- *   MOAT_V_SYN_COOKIE(ctx, p)   -> __s64: the kernel's SYN cookie (an ISN,
- *                               >= 0) for the parsed SYN p; -2 when the
- *                               SYN is the kernel's (a socket of its
- *                               4-tuple other than a listener, or none
- *                               listening); other < 0 when there is no
- *                               cookie (an old kernel, no
- *                               CONFIG_SYN_COOKIES)
+ *   MOAT_V_SYN_COOKIE(ctx, p)   -> __s64: the kernel's SYN cookie for the
+ *                               parsed SYN p, >= 0: the ISN in the low 32
+ *                               bits, the MSS the cookie encodes in the
+ *                               next 16 (bpf_tcp_raw_gen_syncookie_ipv4/6:
+ *                               the client's MSS option rounded down to
+ *                               the kernel's table, 536 / 1220 without
+ *                               one); -2 when the SYN is the kernel's (a
+ *                               socket of its 4-tuple other than a
+ *                               listener, or none listening); other < 0
+ *                               when there is no cookie (an old kernel,
+ *                               no CONFIG_SYN_COOKIES)
+ *   MOAT_V_COOKIES_HELD(ctx)    -> nonzero while SYN cookies are suspended
+ *                               at run time (every unlisted SYN to the
+ *                               kernel); 0 when not defined
  *
  * Verdicts are enum moat_verdict (moat_abi.h).  The entry point is
  * moat_verdict(): a frame moat_parse() has parsed, and the table's action
@@ -294,6 +301,10 @@ static MOAT_V_RARE int moat_tarpit_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
 }
 
 #ifdef MOAT_V_SYN_COOKIE
+#ifndef MOAT_V_COOKIES_HELD
+#define MOAT_V_COOKIES_HELD(ctx) 0
+#endif
+
 /*
  * moat_cookie_keep - is the unlisted SYN p the one its destination address
  * leaves to the kernel this second (row: this CPU and port)?  Records it
@@ -394,7 +405,7 @@ static MOAT_V_RARE int moat_cookie_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
 	__s64 ck = MOAT_V_SYN_COOKIE(ctx, p);
 	__u32 len = moat_cookie_len(p);
 	void *data, *data_end;
-	__u16 mss, win;
+	__u16 mss, ck_mss;
 
 	if (ck == -2) { /* the kernel's: a socket of its 4-tuple, or none listening */
 		moat_row_inc(row, MOAT_STAT_PASS);
@@ -404,12 +415,20 @@ static MOAT_V_RARE int moat_cookie_reply(MOAT_V_CTX *ctx, struct moat_pkt *p,
 		goto fail;
 	data = MOAT_V_DATA(ctx);
 	data_end = MOAT_V_DATA_END(ctx);
+	/* the MSS offered: syn_cookie_mss, but never more than the class
+	 * of the client's own MSS the cookie encodes (what the kernel will
+	 * send it): a client that announced less (a tunnel, PPPoE) or none
+	 * is not offered full-size segments its path may not carry */
 	mss = p->family == 4 ? MOAT_V_CFG.cookie_mss4 : MOAT_V_CFG.cookie_mss6;
-	win = p->family == 4 ? MOAT_V_CFG.cookie_win4 : MOAT_V_CFG.cookie_win6;
+	ck_mss = (__u16)((__u64)ck >> 32);
+	if (ck_mss && ck_mss < mss)
+		mss = ck_mss;
 	/* a frame made longer but not rewritten would be sent as it is:
 	 * moat_cookie_build cannot fail on a frame of len bytes, and if it
-	 * did, the frame is dropped, not passed */
-	if (moat_cookie_build(data, data_end, p, (__u32)ck, win, mss) < 0) {
+	 * did, the frame is dropped, not passed.  The window: 65535 rounded
+	 * down to the MSS, as the kernel's SYN-ACK without window scaling */
+	if (moat_cookie_build(data, data_end, p, (__u32)ck, (__u16)(65535u / mss * mss),
+			      mss) < 0) {
 		moat_row_inc(row, MOAT_STAT_SYN_COOKIE_FAIL);
 		return MOAT_VERDICT_DROP;
 	}
@@ -441,8 +460,13 @@ static __always_inline int moat_syn_verdict(MOAT_V_CTX *ctx, struct moat_pkt *p,
 	default:
 #ifdef MOAT_V_SYN_COOKIE
 		/* SYN with FIN or RST: the kernel's listener discards it;
-		 * no answer from us either */
-		if (MOAT_V_CFG.syn_cookies && !(p->tcp_flags & (MOAT_TCP_FIN | MOAT_TCP_RST)) &&
+		 * no answer from us either.  Held (tcp_syncookies no longer
+		 * 2), or a layout the answer would not honour
+		 * (moat_cookie_layout): the kernel's, not counted in the
+		 * auto window */
+		if (MOAT_V_CFG.syn_cookies && !MOAT_V_COOKIES_HELD(ctx) &&
+		    !(p->tcp_flags & (MOAT_TCP_FIN | MOAT_TCP_RST)) &&
+		    moat_cookie_layout(MOAT_V_DATA(ctx), MOAT_V_DATA_END(ctx), p) &&
 		    moat_cookie_want(ctx, p, row))
 			return moat_cookie_reply(ctx, p, row);
 #endif

@@ -138,9 +138,13 @@ static __always_inline __u32 table_lookup(const struct moat_pkt *p)
 	return moat_lookup_v6t(&tr, p->saddr6);
 }
 
+/* Written by the loader while the program runs (moat_xdp.h): the .bss,
+ * mmap'd by the skeleton */
+struct moat_xdp_live moat_live;
+
 /*
  * syn_cookie - the kernel's SYN cookie for the parsed SYN p (the ISN of
- * the answer), or < 0.  The helpers read a whole IP header and a TCP
+ * the answer; the MSS it encodes in bits 32..47), or < 0.  The helpers read a whole IP header and a TCP
  * header of exactly its data offset; both are copied to the stack first
  * (bpf_xdp_load_bytes), where the variable TCP length needs no packet
  * bounds proof.  The hash covers the addresses, ports, the client's ISN
@@ -202,7 +206,7 @@ static __attribute__((noinline)) __s64 syn_cookie(struct xdp_md *ctx,
 	}
 	if (v < 0)
 		return v;
-	return (__s64)(__u32)v;       /* the high half is the MSS encoded */
+	return v & 0xffffffffffffll;  /* the cookie, the MSS class above it */
 }
 
 /* --- the shared verdict logic (moat_verdict.h) over this program's maps,
@@ -223,6 +227,7 @@ static __attribute__((noinline)) __s64 syn_cookie(struct xdp_md *ctx,
 #define MOAT_V_EVENT_SUBMIT(ctx, e) bpf_ringbuf_submit((e), 0)
 #define MOAT_V_LOOKUP(ctx, p) table_lookup(p)
 #define MOAT_V_SYN_COOKIE(ctx, p) syn_cookie((ctx), (p))
+#define MOAT_V_COOKIES_HELD(ctx) (*(volatile __u32 *)&moat_live.cookies_held)
 #include "moat_verdict.h"
 
 _Static_assert(MOAT_VERDICT_DROP == XDP_DROP && MOAT_VERDICT_PASS == XDP_PASS &&

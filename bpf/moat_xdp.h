@@ -164,14 +164,25 @@ struct moat_xdp_config {
 	__u32 events_on;              /* 0: no events at all */
 	__u32 syn_cookies;            /* enum moat_syn_cookies */
 	__u32 cookie_threshold;       /* auto: SYNs per window, CPU and port */
-	__u16 cookie_mss4;            /* MSS option of a cookie SYN-ACK, IPv4 */
+	__u16 cookie_mss4;            /* MSS option of a cookie SYN-ACK at most, IPv4 */
 	__u16 cookie_mss6;            /* IPv6 */
-	__u16 cookie_win4;            /* its window: 65535 rounded down to the MSS */
-	__u16 cookie_win6;
 	struct moat_xdp_budget tarpit_src;     /* per source /24 or /48 */
 	struct moat_xdp_budget tarpit_global;
 	struct moat_xdp_budget events;
 	__u64 isn_key[2];             /* SipHash key of the tarpit ISN */
+};
+
+/*
+ * Run-time state the loader writes while the program runs: the program's
+ * .bss (mmap-able, each loaded program its own, never pinned), written
+ * with single aligned stores (moat_xdp_cookies_hold).
+ */
+struct moat_xdp_live {
+	/* nonzero: SYN cookies suspended, every unlisted SYN goes to the
+	 * kernel (moat-controld sets it while net.ipv4.tcp_syncookies is
+	 * not 2: the listener would refuse the cookie ACKs) */
+	__u32 cookies_held;
+	__u32 pad;
 };
 
 /* moat_xdp_budget - GCRA parameters for pps events per second, bursts of

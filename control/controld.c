@@ -291,6 +291,7 @@ static void loop(struct cd *d)
 			fleet_tick(d, now);
 			src_notify_tick(now);
 			sample_stats(d);
+			fp_cookies_tick(d);
 			ctlsrv_tick(d->ctl);
 			if (d->metrics)
 				metrics_update(d->metrics, d);

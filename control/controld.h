@@ -135,6 +135,12 @@ struct cd {
 	unsigned fp_resync_backoff;
 	uint64_t fp_resyncs, fp_resync_errors;
 	uint64_t fp_lost;         /* the fast path's process went away (DPDK) */
+	/* [xdp] syn_cookies (fp_cookies_tick): the program answers with
+	 * cookies (it may have loaded without), they are held now
+	 * (net.ipv4.tcp_syncookies is not 2), times they were held, and
+	 * the sysctl's last value seen */
+	int fp_cookies, fp_cookies_held, fp_cookies_sysctl;
+	uint64_t fp_cookie_holds;
 	double last_publish_ms;
 	double last_compile_ms, last_fp_ms; /* vt_db_publish, fast path write */
 	/* sources */
@@ -255,6 +261,7 @@ int fp_open(struct cd *d, char *err, size_t errsz);   /* 0 or -1 + err */
 int fp_resync(struct cd *d);
 int fp_lookup(struct cd *d, const struct moat_prefix *addr, uint32_t *action);
 void fp_ring_io(struct cd *d);
+void fp_cookies_tick(struct cd *d);
 int fp_has_events(const struct cd *d);
 int fp_detach(struct cd *d, char *err, size_t errsz); /* 0 or -1 + err */
 void fp_close(struct cd *d);

@@ -226,6 +226,14 @@ static struct json_object *cmd_status(struct ctlsrv *s, struct conn *c, int64_t 
 	json_object_object_add(o, "fastpath_resync_errors",
 			       json_object_new_int64((int64_t)d->fp_resync_errors));
 	json_object_object_add(o, "fastpath_lost", json_object_new_int64((int64_t)d->fp_lost));
+	/* off, or on/auto as the program answers; held: suspended for
+	 * net.ipv4.tcp_syncookies (fp_cookies_tick) */
+	json_object_object_add(o, "syn_cookies",
+			       json_object_new_string(!d->fp_cookies ? "off" :
+						      d->fp_cookies_held ? "held" :
+						      d->cfg.syn_cookies == MOAT_SYN_COOKIES_AUTO ? "auto" : "on"));
+	json_object_object_add(o, "syn_cookie_holds",
+			       json_object_new_int64((int64_t)d->fp_cookie_holds));
 	json_object_object_add(o, "notifies", json_object_new_int64((int64_t)d->notifies));
 	json_object_object_add(o, "notify_tcp_open", json_object_new_int64(src_notify_tcp_open()));
 	json_object_object_add(o, "notify_tcp_refused",

@@ -180,6 +180,12 @@ int fp_open(struct cd *d, char *err, size_t errsz)
 		return -1;
 	}
 	fp_share(d);
+	/* loaded with SYN cookies? (without them: off, or the kernel could
+	 * not take them at load, which the backend logged) */
+	d->fp_cookies = d->cfg.syn_cookies != MOAT_SYN_COOKIES_OFF && d->fp.syn_cookies_hold &&
+			d->fp.syn_cookies_hold(d->fp.ctx, 0) == 0;
+	d->fp_cookies_held = 0;
+	d->fp_cookies_sysctl = -1;
 	int efd = d->fp.events_fd ? d->fp.events_fd(d->fp.ctx) : -EOPNOTSUPP;
 
 	if (efd >= 0) {
@@ -227,6 +233,75 @@ void fp_ring_io(struct cd *d)
 		d->fp_dirty = 1;
 		d->fp_resync_backoff = 1;
 		d->fp_resync_at = 0;
+	}
+}
+
+/* syncookies_sysctl - net.ipv4.tcp_syncookies of this network namespace
+ * (the file is readable after the privilege drop), or -1 */
+static int syncookies_sysctl(void)
+{
+	char b[16];
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_syncookies", "r");
+	int v = -1;
+
+	if (!f)
+		return -1;
+	if (fgets(b, sizeof(b), f) && b[0] >= '0' && b[0] <= '9')
+		v = atoi(b);
+	fclose(f);
+	return v;
+}
+
+/*
+ * fp_cookies_tick - once a second with [xdp] syn_cookies: the kernel's
+ * listener takes the ACK of a cookie made in XDP only while
+ * net.ipv4.tcp_syncookies is 2 (0: never; 1: only within 2 minutes of a
+ * cookie of its own), which the backend checks at load.  When an operator
+ * changes it afterwards, every client answered with a cookie would get a
+ * RST for its ACK: the cookies are held (every unlisted SYN goes to the
+ * kernel, which answers by its own setting), logged and counted, and
+ * resumed when it is 2 again.  A sysctl that cannot be read changes
+ * nothing.  A program loaded without cookies cannot start them: a restart
+ * can, and the log says so once the sysctl is 2.
+ */
+void fp_cookies_tick(struct cd *d)
+{
+	int v, prev, hold, r;
+
+	if (!d->fp.name || d->detached || d->cfg.syn_cookies == MOAT_SYN_COOKIES_OFF)
+		return;
+	v = syncookies_sysctl();
+	prev = d->fp_cookies_sysctl;
+	if (v < 0 || v == prev)
+		return;
+	d->fp_cookies_sysctl = v;
+	if (!d->fp_cookies) {
+		/* set to 2 since the load refused cookies for it (not when
+		 * it was 2 already: then the kernel lacks the helpers) */
+		if (v == 2 && prev >= 0)
+			log_warn("event=syn_cookies state=off tcp_syncookies=2 (the program was "
+				 "loaded without SYN cookies: restart moat-controld to load them)");
+		return;
+	}
+	hold = v != 2;
+	if (hold == d->fp_cookies_held)
+		return;
+	r = d->fp.syn_cookies_hold(d->fp.ctx, hold);
+	if (r < 0) {
+		log_err("event=syn_cookies state=%s tcp_syncookies=%d error=\"%s\"",
+			hold ? "hold_failed" : "resume_failed", v, strerror(-r));
+		d->fp_cookies_sysctl = -1;       /* try again on the next tick */
+		return;
+	}
+	d->fp_cookies_held = hold;
+	if (hold) {
+		d->fp_cookie_holds++;
+		log_err("event=syn_cookies state=held tcp_syncookies=%d holds=%llu (the kernel "
+			"would refuse the ACKs of cookies made in XDP: every unlisted SYN goes to the "
+			"kernel until net.ipv4.tcp_syncookies is 2 again)", v,
+			(unsigned long long)d->fp_cookie_holds);
+	} else {
+		log_info("event=syn_cookies state=resumed tcp_syncookies=2");
 	}
 }
 

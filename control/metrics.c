@@ -137,6 +137,15 @@ void metrics_update(struct metrics *m, struct cd *d)
 	moat_prom_metric(&b, "moat_entries_unsaved", "gauge",
 		  "1 while operator entries live in memory only (the last save failed; retried).",
 		  (uint64_t)d->entries_unsaved);
+	if (d->fp_cookies) {
+		moat_prom_metric(&b, "moat_syn_cookies_held", "gauge",
+			  "1 while the fast path's SYN cookies are held (net.ipv4.tcp_syncookies "
+			  "is not 2: every unlisted SYN goes to the kernel).",
+			  (uint64_t)d->fp_cookies_held);
+		moat_prom_metric(&b, "moat_syn_cookies_holds_total", "counter",
+			  "Times the SYN cookies were held for net.ipv4.tcp_syncookies.",
+			  d->fp_cookie_holds);
+	}
 	if (cd_read_stats(d, c) == 0) {
 		moat_sbuf_printf(&b, "# HELP moat_fastpath_packets_total Fast-path counters by verdict/reason.\n"
 			      "# TYPE moat_fastpath_packets_total counter\n");

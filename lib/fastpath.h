@@ -154,6 +154,17 @@ struct moat_fastpath {
 	int (*read_stats)(void *ctx, uint64_t out[MOAT_STAT__MAX]);
 
 	/*
+	 * syn_cookies_hold - optional: suspend (hold nonzero) or resume
+	 * the SYN cookies the fast path answers unlisted SYNs with; while
+	 * held every unlisted SYN goes to the kernel.  The daemon holds
+	 * them while the kernel would refuse the cookie ACKs
+	 * (net.ipv4.tcp_syncookies not 2).
+	 * Errors: -EOPNOTSUPP the fast path runs without SYN cookies.
+	 * NULL: as -EOPNOTSUPP.
+	 */
+	int (*syn_cookies_hold)(void *ctx, int hold);
+
+	/*
 	 * detach - stop filtering: take the fast path off every configured
 	 * interface and remove what was pinned, then release ctx as close
 	 * does (ctx is gone after the call, even on error).

@@ -274,6 +274,14 @@ static int fpx_read_stats(void *ctx, uint64_t out[MOAT_STAT__MAX])
 	return moat_xdp_read_stats(f->x, out);
 }
 
+/* fpx_syn_cookies_hold - suspend or resume the program's SYN cookies */
+static int fpx_syn_cookies_hold(void *ctx, int hold)
+{
+	struct fpx *f = ctx;
+
+	return moat_xdp_cookies_hold(f->x, hold);
+}
+
 /* fpx_close - userspace only; pinned state stays in force */
 static void fpx_close(void *ctx)
 {
@@ -450,6 +458,7 @@ static const struct moat_fastpath fpx_ops = {
 	.events_fd = fpx_events_fd,
 	.events_drain = fpx_events_drain,
 	.read_stats = fpx_read_stats,
+	.syn_cookies_hold = fpx_syn_cookies_hold,
 	.detach = fpx_detach,
 	.close = fpx_close,
 };

@@ -643,10 +643,6 @@ int moat_xdp_open(const struct moat_xdp_opts *o, struct moat_xdp **out)
 		cfg->cookie_threshold = o->cookie_threshold;
 		cfg->cookie_mss4 = (__u16)o->cookie_mss;
 		cfg->cookie_mss6 = (__u16)(o->cookie_mss - 20);
-		/* the window of a SYN-ACK without window scaling, as the
-		 * kernel's: 65535 rounded down to the MSS */
-		cfg->cookie_win4 = (__u16)(65535 / cfg->cookie_mss4 * cfg->cookie_mss4);
-		cfg->cookie_win6 = (__u16)(65535 / cfg->cookie_mss6 * cfg->cookie_mss6);
 		log_info("xdp: SYN cookies %s (threshold %u SYNs/s per CPU and "
 			 "port, MSS %u)", moat_xdp_syn_cookies_name(cfg->syn_cookies),
 			 cfg->cookie_threshold, cfg->cookie_mss4);
@@ -810,7 +806,8 @@ static int adopt_link(struct moat_xdp *x, const char *path, int ifindex,
 
 /* cookie_mtu_check - warn when the MSS the cookie SYN-ACKs offer does not
  * fit ifname's MTU: clients would send segments the link drops, and a
- * message's DATA would stall. The MSS is fixed at load (syn_cookie_mss) */
+ * message's DATA would stall. syn_cookie_mss is fixed at load (a SYN-ACK
+ * offers less only to a client whose own MSS is less) */
 static void cookie_mtu_check(const struct moat_xdp *x, const char *ifname)
 {
 	struct ifreq ifr = { 0 };
@@ -1194,6 +1191,24 @@ static int read_rows(int fd, __u32 r0, __u32 r1, uint64_t *out)
 out:
 	free(v);
 	return err;
+}
+
+/* moat_xdp_cookies_hold - suspend (hold nonzero) or resume the SYN
+ * cookies of the loaded program: one store into its .bss, which the next
+ * SYN reads (moat_xdp.h struct moat_xdp_live) */
+int moat_xdp_cookies_hold(struct moat_xdp *x, int hold)
+{
+	if (!x->syn_cookies)
+		return -EOPNOTSUPP;
+	__atomic_store_n(&x->skel->bss->moat_live.cookies_held, hold ? 1u : 0u, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* moat_xdp_cookies_held - 1 while the cookies are held */
+int moat_xdp_cookies_held(const struct moat_xdp *x)
+{
+	return x->syn_cookies && __atomic_load_n(&x->skel->bss->moat_live.cookies_held,
+						 __ATOMIC_RELAXED) != 0;
 }
 
 /* moat_xdp_syn_cookies - the SYN-cookie mode loaded */

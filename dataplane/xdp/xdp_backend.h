@@ -188,6 +188,15 @@ void moat_xdp_close(struct moat_xdp *x);
  * (enum moat_syn_cookies): off when asked for but unavailable */
 unsigned moat_xdp_syn_cookies(const struct moat_xdp *x);
 
+/* moat_xdp_cookies_hold - suspend (hold nonzero) or resume the loaded
+ * program's SYN cookies at run time: while held every unlisted SYN goes
+ * to the kernel (moat-controld holds them while net.ipv4.tcp_syncookies
+ * is not 2).  -EOPNOTSUPP when the program runs without cookies. */
+int moat_xdp_cookies_hold(struct moat_xdp *x, int hold);
+
+/* moat_xdp_cookies_held - 1 while held, 0 otherwise */
+int moat_xdp_cookies_held(const struct moat_xdp *x);
+
 /* moat_xdp_syn_cookies_name - "off", "on", "auto" */
 const char *moat_xdp_syn_cookies_name(unsigned mode);
 

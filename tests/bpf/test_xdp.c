@@ -241,24 +241,27 @@ static size_t syn_from(uint8_t *buf, const char *src, uint16_t dport)
 	return syn_to(buf, src, NULL, dport, TF_SYN);
 }
 
-/* ck_check - a SYN-cookie reply against the SYN it answers (family fam,
- * no VLAN): SYN|ACK, ports and addresses swapped, ack = seq + 1, a 24-byte
- * TCP header whose one option is MSS mss, window 65535 rounded down to
- * mss, both checksums right.  Returns the ISN (the cookie); fails the test
- * otherwise. */
-static uint32_t ck_check(const uint8_t *syn, const uint8_t *out, size_t outlen, int fam,
-			 uint16_t mss)
+/* ck_check_at - a SYN-cookie reply against the SYN it answers (family
+ * fam, the IP header at l3 in both: the VLAN tags before it kept, the
+ * SYN without IP options or extension headers): SYN|ACK, MACs, ports and
+ * addresses swapped, ack = seq + 1, a 24-byte TCP header whose one option
+ * is MSS mss, window 65535 rounded down to mss, both checksums right.
+ * Returns the ISN (the cookie); fails the test otherwise. */
+static uint32_t ck_check_at(const uint8_t *syn, const uint8_t *out, size_t outlen, int fam,
+			    size_t l3, uint16_t mss)
 {
 	size_t ipl = fam == 4 ? 20 : 40;
-	const uint8_t *ip = out + 14, *t = ip + ipl, *sip = syn + 14, *st = sip + ipl;
+	const uint8_t *ip = out + l3, *t = ip + ipl, *sip = syn + l3, *st = sip + ipl;
 	uint32_t sum;
 
-	assert_int_equal(outlen, 14 + ipl + 24);
+	assert_int_equal(outlen, l3 + ipl + 24);
 	assert_memory_equal(out, syn + 6, 6);           /* MACs swapped */
 	assert_memory_equal(out + 6, syn, 6);
+	assert_memory_equal(out + 12, syn + 12, l3 - 12); /* tags, EtherType kept */
 	if (fam == 4) {
 		assert_int_equal(ip[0], 0x45);
 		assert_int_equal(ip[2] << 8 | ip[3], 44);
+		assert_int_equal(ip[9], 6);
 		assert_memory_equal(ip + 12, sip + 16, 4);
 		assert_memory_equal(ip + 16, sip + 12, 4);
 		assert_int_equal(tf_fold(tf_sum(ip, 20)), 0);
@@ -266,6 +269,7 @@ static uint32_t ck_check(const uint8_t *syn, const uint8_t *out, size_t outlen, 
 	} else {
 		assert_int_equal(ip[0] >> 4, 6);
 		assert_int_equal(ip[4] << 8 | ip[5], 24);
+		assert_int_equal(ip[6], 6);
 		assert_memory_equal(ip + 8, sip + 24, 16);
 		assert_memory_equal(ip + 24, sip + 8, 16);
 		sum = tf_sum(ip + 8, 32) + 6 + 24;
@@ -276,11 +280,215 @@ static uint32_t ck_check(const uint8_t *syn, const uint8_t *out, size_t outlen, 
 	assert_int_equal(rd32be(t + 8), rd32be(st + 4) + 1);
 	assert_int_equal(t[12], 6 << 4);
 	assert_int_equal(t[13], 0x12);
-	assert_int_equal(t[14] << 8 | t[15], 65535 / mss * mss);
 	assert_int_equal(t[20], 2);
 	assert_int_equal(t[21], 4);
-	assert_int_equal(t[22] << 8 | t[23], mss);
+	if ((t[22] << 8 | t[23]) != mss)
+		fail_msg("MSS option %u, want %u", t[22] << 8 | t[23], mss);
+	assert_int_equal(t[14] << 8 | t[15], 65535 / mss * mss);
 	return rd32be(t + 4);
+}
+
+/* ck_check - ck_check_at for an untagged SYN */
+static uint32_t ck_check(const uint8_t *syn, const uint8_t *out, size_t outlen, int fam,
+			 uint16_t mss)
+{
+	return ck_check_at(syn, out, outlen, fam, 14, mss);
+}
+
+/* ck_syn - a SYN from src:40000 to dst (NULL: the listener's address of
+ * its family) port 25 in the layout of lay (its nvlan, ip4_opts, ext,
+ * frag), whose TCP options are an MSS option of mss, or 4 NOPs (mss 0) */
+static size_t ck_syn(uint8_t *buf, const struct tframe *lay, const char *src, const char *dst,
+		     uint16_t mss)
+{
+	struct tframe f = *lay;
+	struct moat_pkt p;
+	size_t len;
+
+	f.family = strchr(src, ':') ? 6 : 4;
+	f.src = src;
+	f.dst = dst ? dst : f.family == 4 ? "198.18.1.1" : "2001:db8:1::1";
+	f.sport = 40000;
+	f.dport = 25;
+	f.flags = TF_SYN;
+	f.seq = 7;
+	f.tcp_opts = 4;
+	len = tf_build(&f, buf);
+	assert_int_equal(moat_parse_general(buf, buf + len, &p), MOAT_PARSE_TCP);
+	if (mss) {
+		buf[p.l4_off + 20] = 2;
+		buf[p.l4_off + 21] = 4;
+		buf[p.l4_off + 22] = (uint8_t)(mss >> 8);
+		buf[p.l4_off + 23] = (uint8_t)mss;
+	}
+	return len;
+}
+
+/* ck_prime - spend this second's keep SYN to dst (the family of src):
+ * plain SYNs until one is answered with a cookie, so the next SYN to it
+ * within the second is not the one the kernel must see */
+static void ck_prime(struct moat_xdp *x, const char *src, const char *dst)
+{
+	static const struct tframe plain;
+	uint8_t in[TF_MAX];
+	size_t len = ck_syn(in, &plain, src, dst, 0);
+
+	for (int i = 0; i < 3; i++)
+		if (run(x, in, len, NULL, NULL) == MOAT_VERDICT_TX)
+			return;
+	fail_msg("no cookie for %s -> %s in 3 SYNs", src, dst ? dst : "-");
+}
+
+/* ck_layouts - the frame layouts a cookie answers and those it leaves to
+ * the kernel (moat_cookie_layout): VLAN tags are answered with the tags
+ * kept; IPv4 options, an IPv4 first fragment and IPv6 extension headers
+ * pass untouched (counted pass, never keep or syn_cookie) */
+static void ck_layouts(struct moat_xdp *x)
+{
+	static const struct {
+		const char *name, *src;
+		struct tframe lay;
+		int want;
+	} cases[] = {
+		{ "802.1Q, IPv4", "192.0.2.13", { .nvlan = 1 }, MOAT_VERDICT_TX },
+		{ "802.1ad + 802.1Q, IPv4", "192.0.2.13", { .nvlan = 2 }, MOAT_VERDICT_TX },
+		{ "802.1Q, IPv6", "2001:db8:100:1::5", { .nvlan = 1 }, MOAT_VERDICT_TX },
+		{ "802.1ad + 802.1Q, IPv6", "2001:db8:100:1::5", { .nvlan = 2 }, MOAT_VERDICT_TX },
+		{ "IPv4 options", "192.0.2.13", { .ip4_opts = 4 }, MOAT_VERDICT_PASS },
+		{ "802.1Q, IPv4 options", "192.0.2.13", { .nvlan = 1, .ip4_opts = 8 }, MOAT_VERDICT_PASS },
+		{ "IPv4 first fragment (MF)", "192.0.2.13", { .frag = 0x2000 }, MOAT_VERDICT_PASS },
+		{ "IPv6 hop-by-hop + destination options", "2001:db8:100:1::5",
+		  { .ext = ext_hop_dst }, MOAT_VERDICT_PASS },
+		{ "IPv6 routing header", "2001:db8:100:1::5", { .ext = ext_routing }, MOAT_VERDICT_PASS },
+		{ "IPv6 atomic fragment", "2001:db8:100:1::5", { .ext = ext_frag0 }, MOAT_VERDICT_PASS },
+		{ "802.1Q, IPv6 AH", "2001:db8:100:1::5", { .nvlan = 1, .ext = ext_ah },
+		  MOAT_VERDICT_PASS },
+	};
+	uint8_t in[TF_MAX], out[TF_MAX];
+	size_t len, outlen;
+	char msg[128];
+	int ok, got, fam;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fam = strchr(cases[i].src, ':') ? 6 : 4;
+		len = ck_syn(in, &cases[i].lay, cases[i].src, NULL, fam == 4 ? 1460 : 1440);
+		ck_prime(x, cases[i].src, NULL);
+		got = run_counted(x, in, len, out, &outlen,
+				  cases[i].want == MOAT_VERDICT_TX ? MOAT_STAT_SYN_COOKIE : MOAT_STAT_PASS,
+				  msg, sizeof(msg), &ok);
+		if (got != cases[i].want || !ok)
+			fail_msg("%s: verdict %d (want %d), %s", cases[i].name, got, cases[i].want,
+				 ok ? "counters right" : msg);
+		if (got == MOAT_VERDICT_TX) {
+			ck_check_at(in, out, outlen, fam, tf_l3off(&cases[i].lay),
+				    fam == 4 ? 1460 : 1440);
+		} else if (outlen != len || memcmp(in, out, len)) {
+			fail_msg("%s: passed, but the frame was changed", cases[i].name);
+		}
+	}
+}
+
+/* ck_mss - the MSS a cookie SYN-ACK offers: syn_cookie_mss (IPv6 20 less),
+ * never more than the class of the client's MSS the cookie encodes (the
+ * kernel's tables: 536 1300 1440 1460 and 1220 1420 1440 8940; 536 and
+ * 1220 without an option) */
+static void ck_mss(struct moat_xdp *x, uint16_t cfg_mss)
+{
+	static const struct { const char *src; uint16_t mss, cls; } cases[] = {
+		{ "192.0.2.13", 0, 536 },
+		{ "192.0.2.13", 500, 536 },     /* below the table: its first class */
+		{ "192.0.2.13", 536, 536 },
+		{ "192.0.2.13", 1299, 536 },
+		{ "192.0.2.13", 1300, 1300 },
+		{ "192.0.2.13", 1400, 1300 },
+		{ "192.0.2.13", 1452, 1440 },
+		{ "192.0.2.13", 1460, 1460 },
+		{ "192.0.2.13", 9000, 1460 },
+		{ "2001:db8:100:1::5", 0, 1220 },
+		{ "2001:db8:100:1::5", 1300, 1220 },
+		{ "2001:db8:100:1::5", 1420, 1420 },
+		{ "2001:db8:100:1::5", 1440, 1440 },
+		{ "2001:db8:100:1::5", 8960, 8940 },
+	};
+	static const struct tframe plain;
+	uint8_t in[TF_MAX], out[TF_MAX];
+	size_t len, outlen;
+	uint32_t isn_none = 0, isn;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fam = strchr(cases[i].src, ':') ? 6 : 4;
+		uint16_t most = (uint16_t)(fam == 4 ? cfg_mss : cfg_mss - 20);
+		uint16_t want = cases[i].cls < most ? cases[i].cls : most;
+
+		len = ck_syn(in, &plain, cases[i].src, NULL, cases[i].mss);
+		ck_prime(x, cases[i].src, NULL);
+		if (run(x, in, len, out, &outlen) != MOAT_VERDICT_TX)
+			fail_msg("%s MSS %u: no cookie", cases[i].src, cases[i].mss);
+		isn = ck_check(in, out, outlen, fam, want);
+		/* the class is in the cookie: another class, another ISN */
+		if (i == 0)
+			isn_none = isn;
+		else if (fam == 4 && cases[i].cls == 1460 && isn == isn_none)
+			fail_msg("MSS %u: the cookie of a SYN without MSS", cases[i].mss);
+	}
+}
+
+/* ck_auto_windows - auto mode across windows of a second (threshold 3,
+ * one CPU): below the threshold the kernel's; over it cookies, through
+ * the next window too (the one before counted more); a window after a
+ * quiet one the kernel's again; and after a gap of more than a window,
+ * whatever the last window counted */
+static void ck_auto_windows(void)
+{
+	static const struct { int sleep_ms, stat; } steps[] = {
+		/* window 1: three to the kernel, then cookies */
+		{ 0, MOAT_STAT_PASS }, { 0, MOAT_STAT_PASS }, { 0, MOAT_STAT_PASS },
+		{ 0, MOAT_STAT_SYN_COOKIE }, { 0, MOAT_STAT_SYN_COOKIE },
+		/* window 2: the one before had 5 > 3: cookies from the first
+		 * SYN (which is this second's keep SYN), 2 SYNs in all */
+		{ 1100, MOAT_STAT_SYN_COOKIE_KEEP }, { 0, MOAT_STAT_SYN_COOKIE },
+		/* window 3: the one before had 2: the kernel's again, until
+		 * this one counts 4 */
+		{ 1100, MOAT_STAT_PASS }, { 0, MOAT_STAT_PASS }, { 0, MOAT_STAT_PASS },
+		{ 0, MOAT_STAT_SYN_COOKIE },
+		/* more than a window later: window 3's 4 SYNs are not the
+		 * last window's */
+		{ 2200, MOAT_STAT_PASS },
+	};
+	struct moat_xdp_opts o;
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX];
+	size_t len;
+	char msg[128];
+	int ok, got;
+
+	default_opts(&o);
+	o.syn_cookies = MOAT_SYN_COOKIES_AUTO;
+	o.cookie_threshold = 3;
+	x = open_x(&o);
+	len = syn_from(in, "192.0.2.13", 25);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (steps[i].sleep_ms)
+			usleep((useconds_t)steps[i].sleep_ms * 1000);
+		if (steps[i].stat == MOAT_STAT_SYN_COOKIE_KEEP) {
+			/* the keep SYN is counted keep and pass */
+			uint64_t a[MOAT_STAT__MAX], b[MOAT_STAT__MAX];
+
+			assert_int_equal(moat_xdp_read_stats(x, a), 0);
+			got = run(x, in, len, NULL, NULL);
+			assert_int_equal(moat_xdp_read_stats(x, b), 0);
+			ok = b[MOAT_STAT_SYN_COOKIE_KEEP] - a[MOAT_STAT_SYN_COOKIE_KEEP] == 1;
+			snprintf(msg, sizeof(msg), "keep +%llu",
+				 (unsigned long long)(b[MOAT_STAT_SYN_COOKIE_KEEP] -
+						      a[MOAT_STAT_SYN_COOKIE_KEEP]));
+		} else {
+			got = run_counted(x, in, len, NULL, NULL, steps[i].stat, msg, sizeof(msg), &ok);
+		}
+		if (!ok || got != (steps[i].stat == MOAT_STAT_SYN_COOKIE ? MOAT_VERDICT_TX
+									 : MOAT_VERDICT_PASS))
+			fail_msg("auto step %zu: verdict %d, %s", i, got, ok ? "counters right" : msg);
+	}
+	moat_xdp_close(x);
 }
 
 /* tcp_listen - a listening TCP socket on addr port 25 in this namespace
@@ -344,8 +552,10 @@ static void time_wait(int lfd)
  * the host's is left alone; the last test, so the rest ran in the host's):
  * on: a keep SYN a second to the kernel, then cookies (IPv4 and IPv6);
  * ALLOW, DROP and TARPIT sources as without; non-SYN segments pass; the
- * same SYN gets the same cookie, another source another one; auto below
- * and above its threshold; tcp_syncookies = 1: loaded without cookies */
+ * same SYN gets the same cookie, another source another one; frame
+ * layouts (ck_layouts), the MSS offered (ck_mss); held and resumed at run
+ * time; auto across its windows (ck_auto_windows); tcp_syncookies = 1:
+ * loaded without cookies */
 static void test_syn_cookies(void **state)
 {
 	/* each destination address is a listener of its own to the kernel
@@ -411,8 +621,9 @@ static void test_syn_cookies(void **state)
 			fail_msg("step %zu (%s): counter %s did not move", i, on_steps[i].src,
 				 moat_xdp_stat_name((unsigned)on_steps[i].stat));
 		if (on_steps[i].stat == MOAT_STAT_SYN_COOKIE) {
+			/* no MSS option: 536 / 1220 (ck_mss) */
 			uint32_t isn = ck_check(in, out, outlen, strchr(on_steps[i].src, ':') ? 6 : 4,
-						strchr(on_steps[i].src, ':') ? 1440 : 1460);
+						strchr(on_steps[i].src, ':') ? 1220 : 536);
 
 			if (!isn1)
 				isn1 = isn;
@@ -424,10 +635,10 @@ static void test_syn_cookies(void **state)
 	 * cookie is the kernel's hash, not the tarpit's */
 	len = syn_from(in, "192.0.2.13", 25);
 	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
-	isn2 = ck_check(in, out, outlen, 4, 1460);
+	isn2 = ck_check(in, out, outlen, 4, 536);
 	len = syn_from(in, "192.0.2.14", 25);
 	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
-	isn3 = ck_check(in, out, outlen, 4, 1460);
+	isn3 = ck_check(in, out, outlen, 4, 536);
 	assert_int_equal(isn1, isn2);
 	assert_int_not_equal(isn1, isn3);
 	/* the client's ACK (any non-SYN) passes to the kernel */
@@ -465,20 +676,34 @@ static void test_syn_cookies(void **state)
 		fail_msg("TIME_WAIT 4-tuple: %s", msg);
 	len = syn_from(in, "192.0.2.16", 25);
 	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
+	ck_layouts(x);
+	ck_mss(x, 1460);
+	/* held at run time (moat-controld, tcp_syncookies not 2): every
+	 * unlisted SYN the kernel's, counted pass, never keep; resumed:
+	 * cookies again */
+	assert_int_equal(moat_xdp_cookies_held(x), 0);
+	assert_int_equal(moat_xdp_cookies_hold(x, 1), 0);
+	assert_int_equal(moat_xdp_cookies_held(x), 1);
+	len = syn_from(in, "192.0.2.13", 25);
+	for (int i = 0; i < 3; i++) {
+		got = run_counted(x, in, len, NULL, NULL, MOAT_STAT_PASS, msg, sizeof(msg), &ok);
+		if (got != MOAT_VERDICT_PASS || !ok)
+			fail_msg("held, SYN %d: verdict %d, %s", i, got, ok ? "counters right" : msg);
+	}
+	assert_int_equal(moat_xdp_cookies_hold(x, 0), 0);
+	assert_int_equal(moat_xdp_cookies_held(x), 0);
+	ck_prime(x, "192.0.2.13", NULL);
 	moat_xdp_close(x);
 
-	/* auto, threshold 3: three SYNs to the kernel, the fourth a cookie */
+	/* syn_cookie_mss 1300: the most any SYN-ACK offers (IPv6 1280) */
 	default_opts(&o);
-	o.syn_cookies = MOAT_SYN_COOKIES_AUTO;
-	o.cookie_threshold = 3;
+	o.syn_cookies = MOAT_SYN_COOKIES_ON;
+	o.cookie_mss = 1300;
 	x = open_x(&o);
-	len = syn_from(in, "192.0.2.13", 25);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(run_counted(x, in, len, NULL, NULL, MOAT_STAT_PASS, msg, sizeof(msg),
-					     &ok), MOAT_VERDICT_PASS);
-	assert_int_equal(run(x, in, len, out, &outlen), MOAT_VERDICT_TX);
-	ck_check(in, out, outlen, 4, 1460);
+	ck_mss(x, 1300);
 	moat_xdp_close(x);
+
+	ck_auto_windows();
 
 	/* tcp_syncookies = 1: the listener would refuse moat's cookies */
 	assert_int_equal(write_file("/proc/sys/net/ipv4/tcp_syncookies", "1\n"), 0);
@@ -486,6 +711,7 @@ static void test_syn_cookies(void **state)
 	o.syn_cookies = MOAT_SYN_COOKIES_ON;
 	x = open_x(&o);
 	assert_int_equal(moat_xdp_syn_cookies(x), MOAT_SYN_COOKIES_OFF);
+	assert_int_equal(moat_xdp_cookies_hold(x, 1), -EOPNOTSUPP);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(run_counted(x, in, len, NULL, NULL, MOAT_STAT_PASS, msg, sizeof(msg),
 					     &ok), MOAT_VERDICT_PASS);
@@ -1029,6 +1255,37 @@ static void pinned_info(const char *path, struct bpf_map_info *info)
 	close(fd);
 }
 
+/* repin - replace the map pinned at path by a new one of this shape (a
+ * pin an earlier version left) */
+static void repin(const char *path, enum bpf_map_type type, const char *name, __u32 value_size,
+		  const struct bpf_map_create_opts *mo)
+{
+	int fd;
+
+	assert_int_equal(unlink(path), 0);
+	fd = bpf_map_create(type, name, 4, value_size, 1, mo);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+}
+
+/* pins_with_table - load with o (pins in o->pin_dir), publish the test
+ * table, one DROP through it, close: the pins a loader leaves */
+static void pins_with_table(struct moat_xdp_opts *o)
+{
+	struct moat_update u[16];
+	size_t n = tests_table_updates(u);
+	struct moat_xdp *x;
+	uint8_t in[TF_MAX];
+
+	o->groups_max = 1024;
+	o->v6_max = 64;
+	assert_int_equal(moat_xdp_open(o, &x), 0);
+	assert_int_equal(moat_xdp_publish(x, u, n), 0);
+	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
+	moat_xdp_close(x);
+}
+
 static void test_pinned_reopen(void **state)
 {
 	struct moat_xdp_opts o;
@@ -1044,12 +1301,7 @@ static void test_pinned_reopen(void **state)
 	atexit(rm_pins);
 	default_opts(&o);
 	o.pin_dir = pin_dir;
-	o.groups_max = 1024;
-	o.v6_max = 64;
-	assert_int_equal(moat_xdp_open(&o, &x), 0);
-	assert_int_equal(moat_xdp_publish(x, u, n), 0);
-	assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
-	moat_xdp_close(x);
+	pins_with_table(&o);
 
 	/* a new loader finds table and counters in the pinned maps */
 	assert_int_equal(moat_xdp_read_pinned_stats(pin_dir, st), 0);
@@ -1149,7 +1401,6 @@ static void test_pinned_reopen(void **state)
 		LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_MMAPABLE);
 		struct bpf_map_info info;
 		__u32 nodes_id;
-		int fd;
 
 		snprintf(pin_dir3, sizeof(pin_dir3), "%s/pins3", pin_base);
 		o.pin_dir = pin_dir3;
@@ -1161,11 +1412,7 @@ static void test_pinned_reopen(void **state)
 		snprintf(rp, sizeof(rp), "%s/v6t_root", pin_dir3);
 		snprintf(np, sizeof(np), "%s/v6t_nodes", pin_dir3);
 		for (size_t i = 0; i < sizeof(old_root) / sizeof(old_root[0]); i++) {
-			assert_int_equal(unlink(rp), 0);
-			fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "v6t_root", 4, old_root[i], 1, &mo);
-			assert_true(fd >= 0);
-			assert_int_equal(bpf_obj_pin(fd, rp), 0);
-			close(fd);
+			repin(rp, BPF_MAP_TYPE_ARRAY, "v6t_root", old_root[i], &mo);
 			pinned_info(np, &info);
 			nodes_id = info.id;
 			assert_int_equal(moat_xdp_open(&o, &x), 0);
@@ -1188,6 +1435,46 @@ static void test_pinned_reopen(void **state)
 		assert_int_equal(run(x, in, syn_from(in, "2001:db8:100:1::9", 25), NULL, NULL),
 				 MOAT_VERDICT_DROP);
 		moat_xdp_close(x);
+		o.pin_dir = pin_dir;
+	}
+	/* upgrades: a pinned stats of another row size (counters of another
+	 * version) is unpinned and made anew at this program's size, its
+	 * counters from 0; the other pins are reused (the table answers
+	 * without a publish).  A pinned stats of another type is not ours
+	 * to remove: the load refuses and the pin stays. */
+	{
+		static char pin_dir4[80];
+		char sp[128];
+		struct bpf_map_info info;
+		uint64_t z[MOAT_STAT__MAX];
+		__u32 want_size;
+
+		snprintf(pin_dir4, sizeof(pin_dir4), "%s/pins4", pin_base);
+		snprintf(sp, sizeof(sp), "%s/stats", pin_dir4);
+		o.pin_dir = pin_dir4;
+		pins_with_table(&o);
+		pinned_info(sp, &info);
+		want_size = info.value_size;
+		repin(sp, BPF_MAP_TYPE_ARRAY, "stats", want_size - 64, NULL);
+		assert_int_equal(moat_xdp_open(&o, &x), 0);
+		pinned_info(sp, &info);
+		assert_int_equal(info.value_size, want_size);
+		assert_int_equal(moat_xdp_read_stats(x, z), 0);
+		for (int i = 0; i < MOAT_STAT__MAX; i++)
+			if (z[i])
+				fail_msg("new stats: counter %s is %llu", moat_xdp_stat_name((unsigned)i),
+					 (unsigned long long)z[i]);
+		assert_int_equal(run(x, in, syn_from(in, "192.0.2.10", 25), NULL, NULL), MOAT_VERDICT_DROP);
+		assert_int_equal(moat_xdp_read_stats(x, z), 0);
+		assert_int_equal(z[MOAT_STAT_DROP], 1);
+		moat_xdp_close(x);
+		/* and the next loader reuses the new pin: the count goes on */
+		assert_int_equal(moat_xdp_read_pinned_stats(pin_dir4, z), 0);
+		assert_int_equal(z[MOAT_STAT_DROP], 1);
+		repin(sp, BPF_MAP_TYPE_HASH, "stats", want_size, NULL);
+		assert_true(moat_xdp_open(&o, &x) < 0);
+		pinned_info(sp, &info);
+		assert_int_equal(info.type, BPF_MAP_TYPE_HASH);
 		o.pin_dir = pin_dir;
 	}
 	rm_pins();

@@ -4,14 +4,19 @@
 # XDP: moatctl stats counts syn_cookie), the kernel's cookie counters are
 # in the metrics (moat_kernel_syncookies_total, recv grows with the
 # client), and a reload that changes the key is refused (a restart loads
-# it) while the running program keeps answering.
+# it) while the running program keeps answering.  net.ipv4.tcp_syncookies
+# changed under the running program: at 0 the listener refuses every
+# cookie ACK (the client gets a RST), so moat-controld holds the cookies
+# (log, status, metrics) and clients connect through the kernel; at 2
+# again the cookies resume.  Restarted while it is 1: loaded without
+# cookies, and once it is 2 the log says a restart loads them.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/tests/lab/lab.sh"
 . "$root/tests/lab/controld.sh"
 
-ctld_test syncookie_ctld 4 "$PASS_OBJ" "$PROBE"
+ctld_test syncookie_ctld 8 "$PASS_OBJ" "$PROBE"
 ctld_lab_up
 lab_sender 192.0.2.13
 lab_app sysctl -qw net.ipv4.tcp_syncookies=2
@@ -94,4 +99,65 @@ if [ "$got" = connected-reply ] && [ $((c1 - c0)) -ge 1 ]; then
 	tap_ok "the running program still answers with cookies (syn_cookie +$((c1 - c0)))"
 else
 	tap_not_ok "after the refused reload: client $got, syn_cookie $c0 -> $c1"
+fi
+
+# tcp_syncookies 0 under the running program: held within a tick
+metric() { lab_scrape "$MPORT" "$LAB_DIR/m" && lab_metric "$LAB_DIR/m" "$1"; }
+status() { jget "$(mctl status --json)" "d['syn_cookies']"; }
+held_all() {
+	grep -q 'event=syn_cookies state=held tcp_syncookies=0' "$LAB_DIR/ctld.log" &&
+		[ "$(status)" = held ] && [ "$(metric moat_syn_cookies_held)" = 1 ]
+}
+lab_app sysctl -qw net.ipv4.tcp_syncookies=0
+if lab_wait 5 held_all && [ "$(metric moat_syn_cookies_holds_total)" = 1 ]; then
+	tap_ok "tcp_syncookies 0: held (log, moatctl status syn_cookies=held, moat_syn_cookies_held 1, holds_total 1)"
+else
+	tap_not_ok "tcp_syncookies 0: status '$(status)', held '$(metric moat_syn_cookies_held)', holds '$(metric moat_syn_cookies_holds_total)'"
+	grep 'syn_cookies' "$LAB_DIR/ctld.log" | sed 's/^/# /'
+fi
+# held: both SYNs of each connect (the first would be the keep SYN, the
+# second a cookie's) go to the kernel; a cookie's ACK would get a RST
+c0=$(stat syn_cookie)
+outs=
+for i in 1 2 3; do
+	outs+=" $(connect 2>&1 | tail -1)"
+done
+c1=$(stat syn_cookie)
+if [ "$outs" = " connected-reply connected-reply connected-reply" ] && [ "$c1" -eq "$c0" ]; then
+	tap_ok "held: 3 clients connect through the kernel (syn_cookie +0)"
+else
+	tap_not_ok "held: clients$outs, syn_cookie $c0 -> $c1"
+fi
+resumed() {
+	grep -q 'event=syn_cookies state=resumed' "$LAB_DIR/ctld.log" && [ "$(status)" = on ] &&
+		[ "$(metric moat_syn_cookies_held)" = 0 ]
+}
+lab_app sysctl -qw net.ipv4.tcp_syncookies=2
+if lab_wait 5 resumed; then
+	cookie_connect
+else
+	got=not-resumed c0=0 c1=0
+fi
+if [ "$got" = connected-reply ] && [ $((c1 - c0)) -ge 1 ]; then
+	tap_ok "tcp_syncookies 2 again: resumed (log, status on, moat_syn_cookies_held 0), a client answered in XDP connects (syn_cookie +$((c1 - c0)))"
+else
+	tap_not_ok "after tcp_syncookies 2: client $got, syn_cookie $c0 -> $c1, status '$(status)'"
+	grep 'syn_cookies' "$LAB_DIR/ctld.log" | sed 's/^/# /'
+fi
+
+# a restart while tcp_syncookies is 1: the program loads without cookies
+# (the backend says why); set to 2, moat-controld says a restart loads them
+pid=$(cat "$LAB_DIR/ctld.pid")
+kill "$pid"
+lab_wait 10 bash -c "! kill -0 $pid 2>/dev/null"
+lab_app sysctl -qw net.ipv4.tcp_syncookies=1
+conf on
+hint() { grep -q 'event=syn_cookies state=off tcp_syncookies=2 .*restart' "$LAB_DIR/ctld2.log"; }
+if start_ctld ctld2 && grep -q 'tcp_syncookies is 1 in this network namespace' "$LAB_DIR/ctld2.log" &&
+	[ "$(status)" = off ] && ! hint && sleep 1.5 && lab_app sysctl -qw net.ipv4.tcp_syncookies=2 &&
+	lab_wait 5 hint && [ "$(status)" = off ]; then
+	tap_ok "restarted at tcp_syncookies 1: loaded without cookies (status off); at 2 the log says a restart loads them"
+else
+	tap_not_ok "restart at tcp_syncookies 1: status '$(status)'"
+	grep -i 'cookie' "$LAB_DIR/ctld2.log" | sed 's/^/# /'
 fi
