@@ -414,6 +414,12 @@ static void text_uris(struct render *r, const char *p, size_t n)
 		if (is_alnum(prev) || prev == '_' || prev == '.' || prev == '-' ||
 		    prev == '/' || prev == '@')
 			continue;
+		/* every prefix below starts with h, f, m or w in either case:
+		 * one compare instead of up to six strncasecmp calls */
+		unsigned char c0 = (unsigned char)p[i] | 0x20;
+
+		if (c0 != 'h' && c0 != 'f' && c0 != 'm' && c0 != 'w')
+			continue;
 		if (n - i >= 7 && strncasecmp(p + i, "http://", 7) == 0)
 			k = 7;
 		else if (n - i >= 8 && strncasecmp(p + i, "https://", 8) == 0)
