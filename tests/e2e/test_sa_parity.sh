@@ -17,7 +17,7 @@ scan=$build/tools/moat-scan
 HIT_FLOOR=0.97
 DECISION_FLOOR=0.99
 
-tap_plan 8
+tap_plan 10
 tmpd=$(mktemp -d)
 trap 'rm -rf "$tmpd"' EXIT
 hs=$build/sa-parity/hs-cache
@@ -38,6 +38,23 @@ out=$("$root/tools/sa-parity" --corpus "$root/tests/data/sa-corpus" --n 5 --out 
 rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q 'not built' &&
 	tap_ok "no moat-scan: exit 2 with the reason" || tap_not_ok "no moat-scan: rc=$rc '$out'"
+
+# tools/scan-ab: two builds (here the same one twice) on 10 messages, a
+# figure for each; a build that answers no verdicts fails the comparison
+out=$("$root/tools/scan-ab" --corpus "$root/tests/data/sa-corpus" --hs-cache "$hs" --n 10 \
+	--passes 2 --rounds 2 a="$scan" b="$scan" 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+[ $rc = 0 ] && [ "$(echo "$out" | grep -cE '^[0-9:]+ UTC load [0-9.]+ [ab]: [0-9.]+ ms$')" = 4 ] &&
+	echo "$out" | grep -qE '^b: median [0-9.]+ ms .*speed-up over a [0-9.]+$' &&
+	tap_ok "tools/scan-ab: 2 builds x 2 rounds, medians and the ratio" ||
+	tap_not_ok "tools/scan-ab: rc=$rc"
+out=$("$root/tools/scan-ab" --corpus "$root/tests/data/sa-corpus" --hs-cache "$hs" --n 5 \
+	--rounds 1 a="$scan" none=/bin/true 2>&1)
+rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q 'none: exit 0, 0 verdicts of 15' &&
+	tap_ok "tools/scan-ab: a build without verdicts fails it (exit 2)" ||
+	tap_not_ok "tools/scan-ab: no verdicts: rc=$rc '$out'"
 
 # the 200 messages through both engines
 out=$("$root/tools/sa-parity" --corpus "$root/tests/data/sa-corpus" --n 200 --out "$tmpd/r" \
