@@ -236,22 +236,6 @@ void fp_ring_io(struct cd *d)
 	}
 }
 
-/* syncookies_sysctl - net.ipv4.tcp_syncookies of this network namespace
- * (the file is readable after the privilege drop), or -1 */
-static int syncookies_sysctl(void)
-{
-	char b[16];
-	FILE *f = fopen("/proc/sys/net/ipv4/tcp_syncookies", "r");
-	int v = -1;
-
-	if (!f)
-		return -1;
-	if (fgets(b, sizeof(b), f) && b[0] >= '0' && b[0] <= '9')
-		v = atoi(b);
-	fclose(f);
-	return v;
-}
-
 /*
  * fp_cookies_tick - once a second with [xdp] syn_cookies: the kernel's
  * listener takes the ACK of a cookie made in XDP only while
@@ -270,7 +254,7 @@ void fp_cookies_tick(struct cd *d)
 
 	if (!d->fp.name || d->detached || d->cfg.syn_cookies == MOAT_SYN_COOKIES_OFF)
 		return;
-	v = syncookies_sysctl();
+	v = moat_tcp_syncookies();
 	prev = d->fp_cookies_sysctl;
 	if (v < 0 || v == prev)
 		return;

@@ -28,6 +28,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "listing.h"
 #include "moat_abi.h"
@@ -217,6 +219,25 @@ struct moat_fastpath_backend {
 	 */
 	int (*unpin)(const struct moat_fastpath_config *c, char *err, size_t errsz);
 };
+
+/* moat_tcp_syncookies - net.ipv4.tcp_syncookies of this network namespace,
+ * or -1 when it cannot be read.  A fast path's SYN cookies need it at 2
+ * (the kernel's listener refuses their ACKs otherwise): the XDP backend
+ * checks it at load, moat-controld once a second after (readable after
+ * the privilege drop). */
+static inline int moat_tcp_syncookies(void)
+{
+	char b[16];
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_syncookies", "r");
+	int v = -1;
+
+	if (!f)
+		return -1;
+	if (fgets(b, sizeof(b), f) && b[0] >= '0' && b[0] <= '9')
+		v = atoi(b);
+	fclose(f);
+	return v;
+}
 
 /* The backends built into this tree (one folder each under dataplane/). */
 extern const struct moat_fastpath_backend moat_fastpath_xdp;  /* dataplane/xdp/fp_xdp.c */

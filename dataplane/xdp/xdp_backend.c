@@ -195,9 +195,7 @@ const char *moat_xdp_syn_cookies_name(unsigned mode)
  */
 static int cookies_usable(void)
 {
-	char b[16] = "";
-	FILE *f;
-	int v = -1;
+	int v;
 
 	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP,
 				    BPF_FUNC_tcp_raw_gen_syncookie_ipv4, NULL) != 1 ||
@@ -208,12 +206,7 @@ static int cookies_usable(void)
 			"loaded without SYN cookies");
 		return 0;
 	}
-	f = fopen("/proc/sys/net/ipv4/tcp_syncookies", "r");
-	if (f) {
-		if (fgets(b, sizeof(b), f))
-			v = atoi(b);
-		fclose(f);
-	}
+	v = moat_tcp_syncookies();
 	if (v != 2) {
 		log_err("xdp: syn_cookies: net.ipv4.tcp_syncookies is %d in this "
 			"network namespace, must be 2 (the kernel's listener refuses "
