@@ -98,6 +98,10 @@ int vt_db_set_policy(struct vt_db *db, const struct vt_policy *p,
 
 	if (rc < 0)
 		return rc;
+	/* the same policy (a reload that changed none of it): nothing to
+	 * drop and nothing to recompile - not 2^24 /24s for nothing */
+	if (memcmp(&db->pol, p, sizeof(*p)) == 0)
+		return 0;
 	for (uint32_t j = 0; j < nprev; j++)
 		prev_ids[j] = db->pol.sources[j].id;
 	memcpy(old, db->cnt, sizeof(old));
