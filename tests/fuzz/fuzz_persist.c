@@ -63,18 +63,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 static char cur_dir[64];
 
 /* rm_tree - the input's directory and everything in it (one level of
- * subdirectories: the ones this target makes) */
+ * subdirectory, empty: the ones this target makes) */
 static void rm_tree(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
 
 	while (d && (e = readdir(d))) {
-		char p[256];
+		char p[400];
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		snprintf(p, sizeof(p), "%.100s/%.255s", dir, e->d_name);
 		if (unlink(p) < 0)
 			rmdir(p);
 	}
