@@ -34,21 +34,13 @@
 
 #include "controld.h"
 #include "log.h"
+#include "persist.h"
 #include "prefix.h"
 #include "sources.h"
 #include "zstate.h"
 
 #define PE_MAGIC 0x31544e45414f4dULL /* "MOAENT1" */
 #define PK_MAGIC 0x3159454b4e5349ULL /* "ISNKEY1" */
-
-struct pe_record {
-	struct moat_prefix pfx;
-	uint32_t action;
-	uint16_t source;
-	uint16_t pad;
-	int64_t added, expires;
-	char reason[128];
-};
 
 /* zone_paths - file names of a zone's base and journal; the name is a
  * checked DNS name */
@@ -215,17 +207,17 @@ static int record_ok(const struct pe_record *r, struct refusal *rf)
 {
 	char e[160], pb[64];
 
-	if (vt_prefix_check(&r->pfx, e, sizeof(e)) < 0)
-		;
-	else if (r->action != MOAT_ACT_DROP && r->action != MOAT_ACT_TARPIT &&
-		 r->action != MOAT_ACT_ALLOW)
-		snprintf(e, sizeof(e), "%s: action %u is not drop, tarpit or allow",
-			 moat_prefix_str(&r->pfx, pb, sizeof(pb)), r->action);
-	else if (r->source != CD_SRC_OPERATOR && r->source != CD_SRC_SMTP)
-		snprintf(e, sizeof(e), "%s: source %u is not operator or smtp",
-			 moat_prefix_str(&r->pfx, pb, sizeof(pb)), r->source);
-	else
-		return 1;
+	if (vt_prefix_check(&r->pfx, e, sizeof(e)) == 0) {
+		if (r->action != MOAT_ACT_DROP && r->action != MOAT_ACT_TARPIT &&
+		    r->action != MOAT_ACT_ALLOW)
+			snprintf(e, sizeof(e), "%s: action %u is not drop, tarpit or allow",
+				 moat_prefix_str(&r->pfx, pb, sizeof(pb)), r->action);
+		else if (r->source != CD_SRC_OPERATOR && r->source != CD_SRC_SMTP)
+			snprintf(e, sizeof(e), "%s: source %u is not operator or smtp",
+				 moat_prefix_str(&r->pfx, pb, sizeof(pb)), r->source);
+		else
+			return 1;
+	}
 	if (!rf->n++)
 		snprintf(rf->first, sizeof(rf->first), "%s", e);
 	return 0;
@@ -285,13 +277,6 @@ int persist_save_entries(struct cd *d)
 #define EJ_ADD 1u
 #define EJ_DEL 2u
 #define EJ_MIN_BYTES (1u << 20) /* compaction: journal past max(this, base) */
-
-struct ej_head {
-	uint32_t magic;
-	uint32_t op;
-	uint64_t n;
-	uint64_t sum;
-};
 
 static uint64_t ej_sum(const struct ej_head *h, const void *rec, size_t len)
 {
@@ -465,6 +450,7 @@ static int read_records(const char *path, uint64_t magic, size_t recsz, const ch
 		if (len < sizeof(h) || h.magic != magic || (len - sizeof(h)) % recsz ||
 		    (len - sizeof(h)) / recsz != h.n) {
 			free(*data);
+			*data = NULL;
 			r = -EBADMSG;
 		}
 	}
@@ -508,13 +494,11 @@ int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *pat
 	entries_paths(d, path, journal, sizeof(journal));
 	(void)pathsz;
 	r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, &nrec);
-	if (r == -EBADMSG) {
-		/* its journal continues the base just refused: kept beside it,
-		 * neither replayed onto nothing nor appended to */
-		keep_aside(journal, "entries journal (of a damaged base)");
-		return r;
-	}
-	if (r < 0 && r != -ENOENT)
+	/* a damaged base (kept aside): its journal's batches are still the
+	 * latest changes, replayed onto nothing; the start's compaction then
+	 * writes files holding what the daemon holds, so no later append
+	 * follows records of the lost base */
+	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return r;
 	for (size_t i = 0; i < nrec; i++) {
 		struct cd_entry x;
@@ -541,7 +525,8 @@ int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *pat
 	if (rf.n) {
 		d->entries_refused += rf.n;
 		log_warn("event=restore path=%s refused=%llu first=\"%s\" (records of it or its "
-			 "journal no moat-controld writes: not restored)", path, (unsigned long long)rf.n, rf.first);
+			 "journal no moat-controld writes: not restored)", path,
+			 (unsigned long long)rf.n, rf.first);
 	}
 	/* without either file there is nothing to restore; a journal alone
 	 * (no base saved yet), even one without a good record, is restored
@@ -620,14 +605,6 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 }
 
 #define PL_MAGIC 0x32564c45414f4dULL /* "MOAELV2" */
-
-/* One listed live-lookup answer (STATE_DIR/live-ZONE.state: one file per
- * live zone, since source ids are per run). */
-struct pl_record {
-	struct moat_prefix pfx;
-	uint32_t code;
-	int64_t expires;          /* absolute, seconds since the epoch */
-};
 
 /* live_path - file name of a live zone's answers */
 static void live_path(const struct cd *d, const char *zone, char *buf, size_t sz)

@@ -1283,13 +1283,6 @@ int zm_entries_restore(struct cd *d)
 	time_t now = time(NULL);
 	int r = persist_load_entries(d, &e, &n, path, sizeof(path));
 
-	if (r == -EBADMSG) {
-		/* the base (and its journal) refused and kept aside: fresh
-		 * files holding what the daemon holds, nothing, so the next
-		 * change appends to a journal of this base */
-		persist_save_entries(d);
-		return r;
-	}
 	if (r < 0)
 		return r;
 	d->restoring = 1; /* one publish at the end, not one per entry */
