@@ -156,6 +156,7 @@ struct cd {
 	int entries_unsaved;      /* the last save failed: rewrite the base, not append */
 	time_t entries_retry_at;  /* zonemgr's tick retries an unsaved base then */
 	uint64_t persist_errors;  /* state files that could not be written */
+	uint64_t entries_refused; /* records of the entries' files refused at start */
 	int restoring;            /* zm_entries_restore: no publish per entry */
 	int live_dirty;           /* live answers changed since they were saved */
 	time_t live_saved_at;     /* persist_save_live: at most every CD_LIVE_SAVE_S */

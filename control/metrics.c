@@ -134,6 +134,9 @@ void metrics_update(struct metrics *m, struct cd *d)
 		  d->reload_errors);
 	moat_prom_metric(&b, "moat_persist_errors_total", "counter",
 		  "Operator entries saves that failed (disk full, I/O error).", d->persist_errors);
+	moat_prom_metric(&b, "moat_entries_restore_refused_total", "counter",
+		  "Records of the entries' files refused at start (bad prefix, action or source).",
+		  d->entries_refused);
 	moat_prom_metric(&b, "moat_entries_unsaved", "gauge",
 		  "1 while operator entries live in memory only (the last save failed; retried).",
 		  (uint64_t)d->entries_unsaved);

@@ -34,20 +34,13 @@
 
 #include "controld.h"
 #include "log.h"
+#include "persist.h"
+#include "prefix.h"
 #include "sources.h"
 #include "zstate.h"
 
 #define PE_MAGIC 0x31544e45414f4dULL /* "MOAENT1" */
 #define PK_MAGIC 0x3159454b4e5349ULL /* "ISNKEY1" */
-
-struct pe_record {
-	struct moat_prefix pfx;
-	uint32_t action;
-	uint16_t source;
-	uint16_t pad;
-	int64_t added, expires;
-	char reason[128];
-};
 
 /* zone_paths - file names of a zone's base and journal; the name is a
  * checked DNS name */
@@ -198,6 +191,38 @@ static void from_record(struct cd_entry *x, const struct pe_record *r)
 	x->reason[sizeof(x->reason) - 1] = 0;
 }
 
+/* What a restore refused: records that pass their checksum yet are no
+ * entry moat-controld writes (a file made by something else, damage the
+ * checksum cannot see). */
+struct refusal {
+	uint64_t n;
+	char first[200];          /* why the first one was refused */
+};
+
+/* record_ok - a record read back as moat-controld writes them: a canonical
+ * prefix, drop/tarpit/allow, source operator or smtp (a zone's source id
+ * would list the prefix in that zone, another id is no source at all);
+ * else counted in *rf, with why for the first one */
+static int record_ok(const struct pe_record *r, struct refusal *rf)
+{
+	char e[160], pb[64];
+
+	if (vt_prefix_check(&r->pfx, e, sizeof(e)) == 0) {
+		if (r->action != MOAT_ACT_DROP && r->action != MOAT_ACT_TARPIT &&
+		    r->action != MOAT_ACT_ALLOW)
+			snprintf(e, sizeof(e), "%s: action %u is not drop, tarpit or allow",
+				 moat_prefix_str(&r->pfx, pb, sizeof(pb)), r->action);
+		else if (r->source != CD_SRC_OPERATOR && r->source != CD_SRC_SMTP)
+			snprintf(e, sizeof(e), "%s: source %u is not operator or smtp",
+				 moat_prefix_str(&r->pfx, pb, sizeof(pb)), r->source);
+		else
+			return 1;
+	}
+	if (!rf->n++)
+		snprintf(rf->first, sizeof(rf->first), "%s", e);
+	return 0;
+}
+
 /* persist_save_entries - operator and moat-smtpd entries: the base
  * rewritten (tmp, fsync, rename), then the journal emptied (a crash
  * between the two replays the journal on a base that already holds it:
@@ -253,13 +278,6 @@ int persist_save_entries(struct cd *d)
 #define EJ_DEL 2u
 #define EJ_MIN_BYTES (1u << 20) /* compaction: journal past max(this, base) */
 
-struct ej_head {
-	uint32_t magic;
-	uint32_t op;
-	uint64_t n;
-	uint64_t sum;
-};
-
 static uint64_t ej_sum(const struct ej_head *h, const void *rec, size_t len)
 {
 	struct ej_head z = *h;
@@ -289,10 +307,11 @@ int persist_entries_append(struct cd *d, int del, const struct cd_entry *e, size
 
 	h.sum = ej_sum(&h, r, len);
 	entries_paths(d, base, journal, sizeof(base));
-	int fd = open(journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640), err = 0;
+	/* a regular file only: a FIFO there would block the daemon */
+	int fd = zstate_open(journal, O_WRONLY | O_APPEND | O_CREAT, 0640), err = 0;
 
 	if (fd < 0) {
-		err = errno;
+		err = -fd;
 	} else {
 		struct iovec iov[2] = { { &h, sizeof(h) }, { r, len } };
 		errno = 0;
@@ -325,16 +344,16 @@ int persist_entries_append(struct cd *d, int del, const struct cd_entry *e, size
 /* replay_journal - the journal's good records applied to s; *bytes of it
  * good, *records replayed; logs a torn or damaged tail */
 static int replay_journal(const char *journal, struct ent_set *s, uint64_t *bytes,
-			  uint64_t *records)
+			  uint64_t *records, struct refusal *rf)
 {
-	int fd = open(journal, O_RDONLY | O_CLOEXEC);
+	int fd = zstate_open(journal, O_RDONLY, 0);
 	struct stat st;
 	char *data;
 	size_t off = 0;
 
 	*bytes = *records = 0;
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return fd == -ENOENT ? 0 : fd;
 	if (fstat(fd, &st) < 0 || !(data = malloc(st.st_size ? (size_t)st.st_size : 1))) {
 		close(fd);
 		return -ENOMEM;
@@ -379,6 +398,8 @@ static int replay_journal(const char *journal, struct ent_set *s, uint64_t *byte
 			if (h.op == EJ_DEL) {
 				if (at >= 0)
 					ent_set_remove(s, (size_t)at);
+			} else if (!record_ok(&pr, rf)) {
+				continue;
 			} else if (ent_set_put(s, &x) < 0) {
 				free(data);
 				return -ENOMEM;
@@ -396,6 +417,24 @@ static int replay_journal(const char *journal, struct ent_set *s, uint64_t *byte
 	return 0;
 }
 
+/* keep_aside - a damaged file (a regular one) renamed to PATH.bad for the
+ * operator, unless something other than a regular file has that name */
+static void keep_aside(const char *path, const char *what)
+{
+	char bad[PATH_MAX + 8];
+	struct stat st;
+
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	snprintf(bad, sizeof(bad), "%s.bad", path);
+	if (lstat(bad, &st) == 0 && !S_ISREG(st.st_mode))
+		bad[0] = 0;
+	log_warn("event=restore path=%s result=ignored (not a valid %s file%s%s)", path, what,
+		 bad[0] ? "; kept as " : "", bad);
+	if (bad[0] && rename(path, bad) < 0)
+		log_warn("event=restore path=%s error=\"%s\" (not kept)", bad, strerror(errno));
+}
+
 /* read_records - a file of fixed-size records after a {magic, n} header
  * (entries, live answers): *data to free, the records at *rec, *n of them */
 static int read_records(const char *path, uint64_t magic, size_t recsz, const char *what,
@@ -411,23 +450,20 @@ static int read_records(const char *path, uint64_t magic, size_t recsz, const ch
 		if (len < sizeof(h) || h.magic != magic || (len - sizeof(h)) % recsz ||
 		    (len - sizeof(h)) / recsz != h.n) {
 			free(*data);
+			*data = NULL;
 			r = -EBADMSG;
 		}
 	}
 	if (r == -EINVAL || r == -EBADMSG) {
 		/* damaged (bad checksum, cut short, not ours): kept aside for
 		 * the operator, the next save writes a fresh file */
-		char bad[PATH_MAX + 8];
-		struct stat st;
-
-		snprintf(bad, sizeof(bad), "%s.bad", path);
-		if (lstat(bad, &st) == 0 && !S_ISREG(st.st_mode))
-			bad[0] = 0;
-		log_warn("event=restore path=%s result=ignored (not a valid %s file%s%s)", path, what,
-			 bad[0] ? "; kept as " : "", bad);
-		if (bad[0] && rename(path, bad) < 0)
-			log_warn("event=restore path=%s error=\"%s\" (not kept)", bad, strerror(errno));
+		keep_aside(path, what);
 		return -EBADMSG;
+	}
+	if (r == -EISDIR || r == -ENODEV) {
+		log_warn("event=restore path=%s result=ignored error=\"%s\" (not a regular file: left "
+			 "alone, not read)", path, strerror(-r));
+		return r;
 	}
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -446,6 +482,7 @@ int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *pat
 {
 	char journal[PATH_MAX];
 	struct ent_set s = { 0 };
+	struct refusal rf = { 0 };
 	void *data = NULL;
 	const struct pe_record *rec;
 	size_t nrec = 0;
@@ -457,7 +494,11 @@ int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *pat
 	entries_paths(d, path, journal, sizeof(journal));
 	(void)pathsz;
 	r = read_records(path, PE_MAGIC, sizeof(*rec), "entries", &data, (const void **)&rec, &nrec);
-	if (r < 0 && r != -ENOENT)
+	/* a damaged base (kept aside): its journal's batches are still the
+	 * latest changes, replayed onto nothing; the start's compaction then
+	 * writes files holding what the daemon holds, so no later append
+	 * follows records of the lost base */
+	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return r;
 	for (size_t i = 0; i < nrec; i++) {
 		struct cd_entry x;
@@ -465,6 +506,8 @@ int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *pat
 
 		memcpy(&pr, &rec[i], sizeof(pr));
 		from_record(&x, &pr);
+		if (!record_ok(&pr, &rf))
+			continue;
 		if (ent_set_put(&s, &x) < 0) {
 			free(data);
 			ent_set_free(&s);
@@ -472,14 +515,23 @@ int persist_load_entries(struct cd *d, struct cd_entry **e, size_t *n, char *pat
 		}
 	}
 	free(data);
-	r = replay_journal(journal, &s, &jbytes, &jrec);
+	r = replay_journal(journal, &s, &jbytes, &jrec, &rf);
 	if (r < 0)
 		log_err("event=restore path=%s error=\"%s\" (the base alone is restored)", journal,
 			strerror(-r));
 	else if (jrec)
 		log_info("event=restore path=%s journal_records=%llu journal_bytes=%llu", journal,
 			 (unsigned long long)jrec, (unsigned long long)jbytes);
-	if (!nrec && !jrec && access(path, F_OK) < 0) {
+	if (rf.n) {
+		d->entries_refused += rf.n;
+		log_warn("event=restore path=%s refused=%llu first=\"%s\" (records of it or its "
+			 "journal no moat-controld writes: not restored)", path,
+			 (unsigned long long)rf.n, rf.first);
+	}
+	/* without either file there is nothing to restore; a journal alone
+	 * (no base saved yet), even one without a good record, is restored
+	 * and then compacted, so no later append follows its bad tail */
+	if (!nrec && !jrec && access(path, F_OK) < 0 && access(journal, F_OK) < 0) {
 		ent_set_free(&s);
 		return -ENOENT;
 	}
@@ -553,14 +605,6 @@ int persist_isn_key(const struct cd *d, uint64_t key[2])
 }
 
 #define PL_MAGIC 0x32564c45414f4dULL /* "MOAELV2" */
-
-/* One listed live-lookup answer (STATE_DIR/live-ZONE.state: one file per
- * live zone, since source ids are per run). */
-struct pl_record {
-	struct moat_prefix pfx;
-	uint32_t code;
-	int64_t expires;          /* absolute, seconds since the epoch */
-};
 
 /* live_path - file name of a live zone's answers */
 static void live_path(const struct cd *d, const char *zone, char *buf, size_t sz)

@@ -201,8 +201,10 @@ int vt_db_source_dump(const struct vt_db *db, uint16_t source,
 		l24 = malloc((sl->n ? sl->n : 1) * sizeof(*l24));
 		if (!l24)
 			goto nomem;
-		/* the /24s the source may hold entries in, ascending */
-		memcpy(l24, sl->v, sl->n * sizeof(*l24));
+		/* the /24s the source may hold entries in, ascending (none
+		 * when all its IPv4 entries are shorter than /24) */
+		if (sl->n)
+			memcpy(l24, sl->v, sl->n * sizeof(*l24));
 		if (sl->n > 1)
 			qsort(l24, sl->n, sizeof(*l24), vt_cmp_u32);
 		for (size_t v = 0; v < sl->n; v++) {

@@ -153,15 +153,35 @@ int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
 	return write_file(path, mode, hdr, hl, body, bl, NULL, NULL, 0, sum);
 }
 
+/* zstate_open - see zstate.h */
+int zstate_open(const char *path, int flags, mode_t mode)
+{
+	int fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode), r;
+	struct stat st;
+
+	if (fd < 0)
+		return errno == ENXIO ? -ENODEV : -errno; /* a FIFO no one reads */
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -ENODEV;
+	}
+	return fd;
+}
+
 /* slurp - a whole file into a malloc'd buffer */
 static int slurp(const char *path, char **data, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = zstate_open(path, O_RDONLY, 0);
 	struct stat st;
 	size_t got = 0;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		int r = -errno;
 
@@ -310,9 +330,9 @@ int zstate_append(const char *journal, uint32_t serial_from, const struct zstate
 		memcpy(buf + sizeof(h) + nadd * sizeof(*add), del, ndel * sizeof(*del));
 	sum = fnv(sum, buf, sizeof(h) + body);
 	memcpy(buf + sizeof(h) + body, &sum, sizeof(sum));
-	fd = open(journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	fd = zstate_open(journal, O_WRONLY | O_CREAT | O_APPEND, 0640);
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		goto out;
 	}
 	/* anything past the good records (a torn append of a run that could
