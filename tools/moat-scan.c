@@ -289,10 +289,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "check")) {
-		size_t per[SCOPE_EVAL + 1] = { 0 };
+		size_t per[SCOPE_EVAL + 1] = { 0 }, dead[SCOPE_EVAL + 1] = { 0 }, ndead = 0;
 
-		for (size_t i = 0; i < d->nrules; i++)
+		for (size_t i = 0; i < d->nrules; i++) {
 			per[d->rules[i].scope]++;
+			dead[d->rules[i].scope] += d->rules[i].dead != 0;
+			ndead += d->rules[i].dead != 0;
+		}
 		printf("rules %zu (raw %zu, header %zu, body %zu, rawbody %zu, uri %zu, meta %zu, "
 		       "exists %zu, eval %zu)\nthreshold %.1f\ncache %s\nstate_bytes_streams %zu\n",
 		       d->nrules, per[SCOPE_RAW], per[SCOPE_HEADER], per[SCOPE_BODY],
@@ -300,6 +303,10 @@ int main(int argc, char **argv)
 		       per[SCOPE_EVAL], d->threshold,
 		       d->cache == CACHE_HIT ? "hit" : d->cache == CACHE_MISS ? "miss" :
 		       d->cache == CACHE_STALE ? "stale (rewritten)" : "off", d->stream_size);
+		printf("rules_dead %zu (raw %zu, header %zu, body %zu, rawbody %zu, uri %zu, "
+		       "meta %zu, exists %zu, eval %zu)\n", ndead, dead[SCOPE_RAW], dead[SCOPE_HEADER],
+		       dead[SCOPE_BODY], dead[SCOPE_RAWBODY], dead[SCOPE_URI], dead[SCOPE_META],
+		       dead[SCOPE_EXISTS], dead[SCOPE_EVAL]);
 		if (o.sa_dir)
 			printf("sa_files %u\nsa_imported %u\nsa_skipped %zu\n"
 			       "sa_scored_imported %u of %u\n",

@@ -249,7 +249,7 @@ static void ascii_db(const struct scan_db *d, int k, enum scan_scope sc, int rep
 		const struct scan_rule *r = &d->rules[i];
 		unsigned flg = r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0);
 
-		if (r->scope != sc)
+		if (r->scope != sc || r->dead)
 			continue;
 		f[nf] = r->pattern, fl2[nf] = flg, ids2[nf++] = (unsigned)i;
 		int oom;
@@ -495,7 +495,7 @@ int main(int argc, char **argv)
 				const struct scan_rule *r = &d->rules[i];
 				char *lit = NULL;
 
-				if (r->scope != kscope[k])
+				if (r->scope != kscope[k] || r->dead)
 					continue;
 				re[i] = r->re;
 				fl[ne] = r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0);
@@ -627,7 +627,7 @@ int main(int argc, char **argv)
 			unsigned fl = r->flags | HS_FLAG_SINGLEMATCH |
 				      (r->prefilter ? HS_FLAG_PREFILTER : 0);
 
-			if (r->scope != kscope[k])
+			if (r->scope != kscope[k] || r->dead)
 				continue;
 			if (hs_compile(r->pattern, fl, HS_MODE_BLOCK, NULL, &one, &ce) != HS_SUCCESS) {
 				fprintf(stderr, "%s: %s\n", r->id, ce ? ce->message : "?");

@@ -96,6 +96,11 @@ struct scan_rule {
 	double score;
 	char *reply;          /* reject text */
 	char *src;            /* "file:line" */
+	int dead;             /* it cannot change a verdict: a score rule
+			       * scoring 0 that no meta which counts reads
+			       * (scan_rules.c, mark_dead): not compiled,
+			       * matched or evaluated, as SpamAssassin does
+			       * not run it */
 };
 
 /* a rule that could not be imported, and why */
@@ -212,6 +217,9 @@ struct scan_load_opts {
 	const char *sa_dir;
 	const char *cache_dir;
 	double threshold;
+	int keep_all;   /* compile and run every rule, also those that cannot
+			 * change a verdict (scan_rule.dead): for tests that
+			 * score a rule after loading */
 };
 
 /* scan_db_load - parse, validate, compile (or load from cache) a db.

@@ -149,7 +149,7 @@ int scan_meta_build(struct scan_db *d)
 	for (size_t i = 0; i < d->nrules; i++) {
 		const struct scan_rule *r = &d->rules[i];
 
-		if (r->scope != SCOPE_META)
+		if (r->scope != SCOPE_META || r->dead)
 			continue;
 		c.p = r->pattern ? r->pattern : "";
 		c.base = c.n;

@@ -994,6 +994,14 @@ static const char *sa_cf =
 	"score M_UNDEF 0.5\n"
 	"score EVALR 3\n"
 	"score PLAIN 0.1\n"
+	/* rules that cannot change a verdict (scan_rule.dead) */
+	"body     ZERO_ALONE /zulu/\n"
+	"score    ZERO_ALONE 0\n"
+	"body     __ZSUB    /yankee/\n"
+	"meta     M_ZERO    __ZSUB && __SUB_A\n"
+	"score    M_ZERO    0\n"
+	"header   ZERO_HDR  X-Zero =~ /z/\n"
+	"score    ZERO_HDR  0\n"
 	/* counting metas: exact boolean forms over 0/1 rules */
 	"meta     M_GE2     __SUB_A + __SUB_B + __SUB_C >= 2\n"
 	"meta     M_NONE    (__SUB_A + __SUB_B + __SUB_C) < 1 && __SUB_H\n"
@@ -1087,6 +1095,41 @@ static void test_sa_import_small(void **state)
 		if (!strcmp(d->rules[i].id, "__LOOK"))
 			assert_true(d->rules[i].prefilter);
 	assert_null(skip_reason(d, "OFF"));
+	{ /* dead: scored 0 and read by no meta that counts; not compiled,
+	   * and ZERO_HDR's header not even made a view.  keep_all keeps them */
+		static const char *const dead[] = { "ZERO_ALONE", "__ZSUB", "M_ZERO", "ZERO_HDR",
+						    "__MULT" };
+		static const char *const live[] = { "__SUB_A", "__SUB_B", "__SUB_C", "__SUB_H",
+						    "__HAS_XM", "__LOOK", "M_AND", "M_NEG", "PLAIN" };
+		struct scan_load_opts ko = o;
+		struct scan_db *dk;
+
+		for (size_t k = 0; k < sizeof(dead) / sizeof(dead[0]); k++) {
+			long i = scan_find_rule(d, dead[k]);
+
+			if (i < 0 || !d->rules[i].dead)
+				fail_msg("%s: want dead (%ld)", dead[k], i);
+		}
+		for (size_t k = 0; k < sizeof(live) / sizeof(live[0]); k++) {
+			long i = scan_find_rule(d, live[k]);
+
+			if (i < 0 || d->rules[i].dead)
+				fail_msg("%s: want live (%ld)", live[k], i);
+		}
+		for (size_t w = 0; w < d->nviews; w++)
+			if (!strcasecmp(d->views[w], "X-Zero"))
+				fail_msg("the view of a dead rule was built");
+		ko.keep_all = 1;
+		assert_int_equal(scan_db_load(&ko, &dk, err, sizeof(err)), 0);
+		size_t xz = 0;
+
+		for (size_t i = 0; i < dk->nrules; i++)
+			assert_false(dk->rules[i].dead);
+		for (size_t w = 0; w < dk->nviews; w++)
+			xz += !strcasecmp(dk->views[w], "X-Zero");
+		assert_int_equal(xz, 1);
+		scan_db_unref(dk);
+	}
 	/* with a cache dir, the replace_tags compile checks are remembered:
 	 * one line per checked pattern, and a second load agrees */
 	{
@@ -1121,6 +1164,8 @@ static void test_sa_import_small(void **state)
 
 	struct { const char *msg, *want, *notwant; } cases[] = {
 		{ "Subject: hi\r\n\r\nalpha bravo\r\n", "M_AND M_NOT M_UNDEF", "M_NEST" },
+		{ "Subject: hi\r\nX-Zero: z\r\n\r\nalpha bravo zulu yankee\r\n", "M_AND",
+		  "ZERO_ALONE M_ZERO ZERO_HDR __ZSUB" },
 		{ "Subject: hi\r\n\r\nalpha charlie\r\n", "M_UNDEF", "M_AND M_NOT" },
 		{ "Subject: Urgent!\r\nX-Mailer: x\r\n\r\nnothing\r\n", "M_NEST", "M_AND M_UNDEF" },
 		{ "Subject: hi\r\nX-Mailer: x\r\n\r\nalpha bravo\r\n", "M_NEST M_AND", "" },
@@ -1395,7 +1440,10 @@ static void sa_debian_start_cases(struct scan_db *d);
 
 static void test_sa_import_debian(void **state)
 {
-	struct scan_load_opts o = { .sa_dir = "/usr/share/spamassassin", .threshold = 1e9 };
+	/* keep_all: the cases below score rules that count for nothing in
+	 * Debian's set (__FILL_THIS_FORM_SHORT2...) after the load */
+	struct scan_load_opts o = { .sa_dir = "/usr/share/spamassassin", .threshold = 1e9,
+				    .keep_all = 1 };
 	char err[512] = "";
 	struct scan_db *d, *d2;
 	size_t with_reason = 0;
