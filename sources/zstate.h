@@ -113,6 +113,7 @@ int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
  * verified: *data (malloc'd) and *len without the checksum.  -errno,
  * -EINVAL (shorter than a checksum), -EBADMSG (checksum), -EISDIR or
  * -ENODEV (not a regular file, see zstate_open). */
+int zstate_read_file(const char *path, void **data, size_t *len, uint64_t *sum);
 
 /* zstate_open - a state file or journal opened with flags (O_RDONLY, or
  * O_WRONLY | O_CREAT | O_APPEND with mode) only when it is a regular file
@@ -121,7 +122,6 @@ int zstate_write_file(const char *path, mode_t mode, const void *hdr, size_t hl,
  * or -errno: -EISDIR (a directory), -ENODEV (a FIFO, device or socket).
  * Such a path is left alone: never read, replaced or moved. */
 int zstate_open(const char *path, int flags, mode_t mode);
-int zstate_read_file(const char *path, void **data, size_t *len, uint64_t *sum);
 
 /* zstate_checksum - the checksum these files use (FNV-1a) over p[0..n),
  * continuing h (ZSTATE_CHECKSUM_INIT to start): for other record files */

@@ -29,7 +29,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +44,7 @@
 #include "controld.h"
 #include "ctlproto.h"
 #include "fleet.h"
+#include "fuzz_cd.h"
 #include "livelk.h"
 #include "log.h"
 #include "prefix.h"
@@ -53,21 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[64];
 
-/* rm_one - nftw callback: remove a file or an emptied directory */
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)f;
-	return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
 /* fail - a broken invariant: remove this input's directory (the host stays
  * as it was), then abort for libFuzzer to save the input */
 static void fail(const char *why)
 {
 	fprintf(stderr, "fuzz_ctlsrv: %s\n", why);
-	if (dir[0])
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_rm_tree(dir);
 	abort();
 }
 
@@ -298,45 +289,10 @@ static int entry_cmp(const void *a, const void *b)
 static void check_state(void)
 {
 	struct cd *d = cd;
-	size_t ops = 0;
-	char pb[MOAT_PREFIX_STRLEN];
+	const char *bad = fuzz_entries_check(d);
 
-	for (size_t i = 0; i < d->nentries; i++) {
-		const struct cd_entry *e = &d->entries[i];
-		struct moat_prefix canon;
-
-		if (zm_entries_find(d, &e->pfx, e->source) != (ssize_t)i)
-			fail("the entries' index does not find an entry where it is");
-		if (e->source != CD_SRC_OPERATOR && e->source != CD_SRC_SMTP)
-			fail("an entry of no entry source");
-		if (e->action != MOAT_ACT_DROP && e->action != MOAT_ACT_TARPIT &&
-		    e->action != MOAT_ACT_ALLOW)
-			fail("an entry with an action that is not drop, tarpit or allow");
-		if (moat_prefix_parse(moat_prefix_str(&e->pfx, pb, sizeof(pb)), &canon) != 0 ||
-		    moat_prefix_cmp(&canon, &e->pfx))
-			fail("an entry whose prefix is not canonical");
-		ops += e->source == CD_SRC_OPERATOR;
-	}
-	/* the table: exactly the entries, per source */
-	for (uint16_t src = CD_SRC_OPERATOR; src <= CD_SRC_SMTP; src++) {
-		struct moat_listing *l = NULL;
-		size_t n = 0, want = src == CD_SRC_OPERATOR ? ops : d->nentries - ops;
-		int r = vt_db_source_dump(d->db, src, &l, &n);
-
-		if (r == -ENOENT)
-			n = 0;
-		else if (r < 0)
-			fail("vt_db_source_dump failed");
-		if (n != want)
-			fail("the table holds another number of entries than the daemon");
-		for (size_t k = 0; k < n; k++) {
-			ssize_t i = zm_entries_find(d, &l[k].pfx, src);
-
-			if (l[k].exclude || i < 0 || d->entries[i].action != l[k].code)
-				fail("the table holds an entry the daemon does not, or with another action");
-		}
-		free(l);
-	}
+	if (bad)
+		fail(bad);
 	/* the disk: a restart restores exactly these */
 	if (!d->entries_unsaved) {
 		struct cd_entry *got = NULL, *have;
@@ -380,8 +336,7 @@ static void daemon_down(void)
 	close(cd->epfd);
 	free(cd);
 	cd = NULL;
-	if (dir[0])
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_rm_tree(dir);
 	dir[0] = 0;
 }
 

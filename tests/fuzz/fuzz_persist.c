@@ -42,7 +42,6 @@
  * Everything lives in a mkdtemp directory under /dev/shm, removed per
  * input.  FUZZ_VERBOSE=1 shows the daemon's log lines.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -55,6 +54,7 @@
 #include <unistd.h>
 
 #include "controld.h"
+#include "fuzz_cd.h"
 #include "log.h"
 #include "lvec.h"
 #include "persist.h"
@@ -70,33 +70,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char cur_dir[64];
 
-/* rm_tree - the input's directory and everything in it (one level of
- * subdirectory, empty: the ones this target makes) */
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	while (d && (e = readdir(d))) {
-		char p[400];
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%.100s/%.255s", dir, e->d_name);
-		if (unlink(p) < 0)
-			rmdir(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 /* fail - a broken invariant: the input's files removed (the host stays as
  * it was), then abort for libFuzzer to keep the input */
 static void fail(const char *why)
 {
 	fprintf(stderr, "fuzz_persist: invariant broken: %s\n", why);
-	rm_tree(cur_dir);
+	fuzz_rm_tree(cur_dir);
 	abort();
 }
 
@@ -396,26 +375,6 @@ static struct cd *cd_new(const char *dir)
 	return d;
 }
 
-/* cd_free - the daemon stops (the struct stays for the next start) */
-static void cd_free(struct cd *d)
-{
-	(void)d;
-}
-
-/* prefix_ok - a canonical prefix: lib's text form parses back to it */
-static int prefix_ok(const struct moat_prefix *p)
-{
-	char buf[MOAT_PREFIX_STRLEN];
-	struct moat_prefix q;
-
-	if ((p->family != MOAT_AF_INET && p->family != MOAT_AF_INET6) ||
-	    p->plen > (p->family == MOAT_AF_INET ? 32 : 128) || p->pad[0] || p->pad[1])
-		return 0;
-	if (moat_prefix_parse(moat_prefix_str(p, buf, sizeof(buf)), &q) != 0)
-		return 0; /* -EDOM: host bits set */
-	return memcmp(p, &q, sizeof(q)) == 0;
-}
-
 /* make_prefix - family, length and address from 6 input bytes */
 static void make_prefix(const uint8_t *b, struct moat_prefix *p)
 {
@@ -514,43 +473,13 @@ static void restored_is(const struct cd *d, const struct model *m, time_t now, c
  * expired; the daemon running holds expired ones until its next tick) */
 static void entries_sane(struct cd *d, time_t now, int restored)
 {
-	size_t nsrc[3] = { 0 };
+	const char *bad = fuzz_entries_check(d);
 
-	for (size_t i = 0; i < d->nentries; i++) {
-		const struct cd_entry *e = &d->entries[i];
-
-		if (zm_entries_find(d, &e->pfx, e->source) != (ssize_t)i)
-			fail("an entry not found where the index says");
-		if (!prefix_ok(&e->pfx))
-			fail("an entry with a bad prefix");
-		if (e->action != MOAT_ACT_DROP && e->action != MOAT_ACT_TARPIT &&
-		    e->action != MOAT_ACT_ALLOW)
-			fail("an entry with an action other than drop, tarpit or allow");
-		if (e->source != CD_SRC_OPERATOR && e->source != CD_SRC_SMTP)
-			fail("an entry of a source other than operator or smtp");
-		if (restored && e->expires && e->expires <= now)
+	if (bad)
+		fail(bad);
+	for (size_t i = 0; restored && i < d->nentries; i++)
+		if (d->entries[i].expires && d->entries[i].expires <= now)
 			fail("an expired entry restored");
-		if (!memchr(e->reason, 0, sizeof(e->reason)))
-			fail("a reason without its end");
-		nsrc[e->source]++;
-	}
-	for (uint16_t s = CD_SRC_OPERATOR; s <= CD_SRC_SMTP; s++) {
-		struct moat_listing *l = NULL;
-		size_t n = 0;
-		int r = vt_db_source_dump(d->db, s, &l, &n);
-
-		if (r < 0 && r != -ENOENT)
-			fail("vt_db_source_dump");
-		if (n != nsrc[s])
-			fail("the table and d->entries disagree (count)");
-		for (size_t k = 0; k < n; k++) {
-			ssize_t i = zm_entries_find(d, &l[k].pfx, s);
-
-			if (i < 0 || d->entries[i].action != l[k].code || l[k].exclude)
-				fail("the table and d->entries disagree (entry)");
-		}
-		free(l);
-	}
 }
 
 /* a snapshot: the model when the journal was this long */
@@ -673,7 +602,6 @@ static void fuzz_entries(const char *dir, const uint8_t *data, size_t size)
 			sn[nsn++] = (struct snap){ fsize(journal) > 0 ? fsize(journal) : 0, *m };
 	}
 	entries_sane(d, now, 0);
-	cd_free(d);
 
 	/* damage */
 	size_t bl, jl;
@@ -737,7 +665,6 @@ static void fuzz_entries(const char *dir, const uint8_t *data, size_t size)
 			    jchanged ? "a damaged or cut journal restored other than its first batches"
 				     : "untouched files restored other than what was written");
 		/* and what the start wrote back (its compaction) restores the same */
-		cd_free(d);
 		d = cd_new(dir);
 		zm_entries_restore(d);
 		restored_is(d, &sn[k].m, now, "the start's compaction lost or added entries");
@@ -753,13 +680,11 @@ static void fuzz_entries(const char *dir, const uint8_t *data, size_t size)
 			fail("an add after a start refused");
 		m->n = d->nentries;
 		memcpy(m->e, d->entries, d->nentries * sizeof(*d->entries));
-		cd_free(d);
 		d = cd_new(dir);
 		zm_entries_restore(d);
 		entries_sane(d, now, 1);
 		restored_is(d, m, now, "the next start restored other than what the daemon held");
 	}
-	cd_free(d);
 	free(b0);
 	free(j0);
 	free(sn);
@@ -778,7 +703,7 @@ static struct moat_listing *live_set(struct cd *d, uint16_t zid, size_t *n)
 	if (vt_db_source_dump(d->db, zid, &l, n) < 0 && *n)
 		fail("vt_db_source_dump");
 	for (size_t i = 0; i < *n; i++) {
-		if (!prefix_ok(&l[i].pfx) || l[i].exclude || l[i].source != zid)
+		if (!fuzz_prefix_ok(&l[i].pfx) || l[i].exclude || l[i].source != zid)
 			fail("a live answer in the table with a bad prefix or source");
 		if (!l[i].ttl)
 			fail("a live answer without its expiry");
@@ -822,7 +747,6 @@ static void fuzz_live(const char *dir, const uint8_t *data, size_t size)
 	persist_save_live(d);
 	struct moat_listing *w = live_set(d, z->id, &n0);
 
-	cd_free(d);
 	size_t fl0;
 	uint8_t *f0 = slurp(path, &fl0);
 	ino_t ino = 0;
@@ -874,7 +798,6 @@ static void fuzz_live(const char *dir, const uint8_t *data, size_t size)
 		if (!found)
 			fail("a live answer restored that the file does not hold, or expired");
 	}
-	cd_free(d);
 	free(w);
 	free(g);
 	free(f0);
@@ -960,6 +883,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: fuzz_live(dir, data, size); break;
 	case 2: fuzz_isn(dir, data, size); break;
 	}
-	rm_tree(dir);
+	fuzz_rm_tree(dir);
 	return 0;
 }
