@@ -41,6 +41,7 @@
 #include "scan_received.h"
 #include "scan_render.h"
 #include "scan_rules.h"
+#include "scan_seen.h"
 
 enum { ST_RAW = 0, ST_N };
 
@@ -87,6 +88,7 @@ struct filter_msg {
 	char *vb;              /* a view's value */
 	size_t vb_len, vb_cap;
 	int vb_oom;
+	struct scan_seen seen; /* body lines and URIs scanned (scan_seen.h) */
 	/* not zeroed at open: the walker and renderer initialise themselves,
 	 * raw[] is a buffer */
 	struct mime_walker w;
@@ -1145,12 +1147,15 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	const hs_database_t *db = m->db->db[dbi[kind]];
 	hs_error_t e;
 
+	if (m->done || !db)
+		return;
+	/* a repeat adds no hit (scan_seen.h); rawbody chunks do not repeat */
+	if (kind != RU_RAWBODY && scan_seen_check(&m->seen, (int)kind, p, n))
+		return;
 	if (kind == RU_BODY && m->db->db[SDB_BODY_ASCII] && ascii_only(p, n))
 		db = m->db->db[SDB_BODY_ASCII]; /* the same hits on such a line */
 	if (scan_unit_tap)
 		scan_unit_tap((int)kind, p, n);
-	if (m->done || !db)
-		return;
 	scanned_bytes += n;
 	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
@@ -1239,6 +1244,7 @@ static void scan_close(struct filter_msg *m)
 	free(m->hb);
 	free(m->hx);
 	free(m->vb);
+	scan_seen_free(&m->seen);
 	free(m);
 }
 

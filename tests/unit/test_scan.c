@@ -23,6 +23,7 @@
 #include "scan_received.h"
 #include "scan_render.h"
 #include "scan_rules.h"
+#include "scan_seen.h"
 
 static char tmpdir[] = "/tmp/moat-test-scan-XXXXXX";
 
@@ -677,6 +678,79 @@ static void test_scope_selection(void **state)
 		}
 		scan_fini();
 	}
+}
+
+/* repeats: a URI or body line repeated in a message is scanned once
+ * (scan_seen.h), and the hits are those of the message without repeats */
+static void test_repeats(void **state)
+{
+	static const char *rules = "threshold 100\n"
+		"U_EVIL uri score 1 /evil\\.example/\n"
+		"U_PLAIN uri score 1 /^http:\\/\\/plain\\.example\\/$/\n"
+		"B_LINE body score 1 /^see http/\n"
+		"B_LAST body score 1 /last words/\n";
+	char msg[2][4096];
+	uint64_t bytes[2];
+
+	(void)state;
+	use_rules(rules);
+	for (int k = 0; k < 2; k++) {
+		struct filter_verdict v;
+		int o = snprintf(msg[k], sizeof(msg[k]), "Subject: s\r\n\r\n");
+
+		/* 1 or 40 paragraphs with the same link, one other, the first again */
+		for (int i = 0; i < (k ? 40 : 1); i++)
+			o += snprintf(msg[k] + o, sizeof(msg[k]) - (size_t)o,
+				      "see http://plain.example/\r\n\r\n");
+		o += snprintf(msg[k] + o, sizeof(msg[k]) - (size_t)o,
+			      "and http://evil.example/x\r\n\r\nsee http://plain.example/\r\n\r\n"
+			      "last words\r\n");
+		uint64_t s0 = scan_scanned_bytes();
+		run_pieces(msg[k], (size_t)o, NULL, &v);
+		bytes[k] = scan_scanned_bytes() - s0;
+		check_words(k ? "40 repeats" : "1 repeat", &v, "U_EVIL U_PLAIN B_LINE B_LAST", 1);
+	}
+	/* no raw rule: only units are scanned, and the repeats not again */
+	assert_true(bytes[0] > 0);
+	assert_int_equal(bytes[1], bytes[0]);
+	scan_fini();
+}
+
+/* scan_seen itself: kind and bytes both count; the bounds keep what they
+ * kept and stop keeping more; a long unit is never kept */
+static void test_seen_set(void **state)
+{
+	struct scan_seen s = { 0 };
+	char u[64], big[SCAN_SEEN_UNIT_MAX + 1];
+	unsigned kept = 0;
+
+	(void)state;
+	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 0);
+	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 1);
+	assert_int_equal(scan_seen_check(&s, 2, "abc", 3), 0); /* another kind */
+	assert_int_equal(scan_seen_check(&s, 1, "abd", 3), 0);
+	assert_int_equal(scan_seen_check(&s, 1, "ab", 2), 0);
+	assert_int_equal(scan_seen_check(&s, 1, "", 0), 0);
+	assert_int_equal(scan_seen_check(&s, 1, "", 0), 1);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(scan_seen_check(&s, 1, big, sizeof(big)), 0);
+	assert_int_equal(scan_seen_check(&s, 1, big, sizeof(big)), 0); /* not kept */
+	/* fill: units of 64 bytes until the arena is full */
+	for (unsigned i = 0; i < 2 * SCAN_SEEN_BYTES / sizeof(u); i++) {
+		memset(u, 'a' + (int)(i % 26), sizeof(u));
+		memcpy(u, &i, sizeof(i));
+		assert_int_equal(scan_seen_check(&s, 3, u, sizeof(u)), 0);
+		kept += scan_seen_check(&s, 3, u, sizeof(u));
+	}
+	assert_true(kept > 0 && kept < 2 * SCAN_SEEN_BYTES / sizeof(u));
+	assert_true(s.used <= SCAN_SEEN_BYTES);
+	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 1); /* still there */
+	memset(u, '#', sizeof(u));
+	assert_int_equal(scan_seen_check(&s, 1, u, sizeof(u)), 0);
+	assert_int_equal(scan_seen_check(&s, 1, u, sizeof(u)), 0); /* full: not kept */
+	scan_seen_free(&s);
+	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 0); /* empty again */
+	scan_seen_free(&s);
 }
 
 /* close at any point: before feeding, mid-header, mid-part */
@@ -1817,6 +1891,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
 		cmocka_unit_test(test_chunk_boundary),
 		cmocka_unit_test(test_scope_selection),
+		cmocka_unit_test(test_repeats),
+		cmocka_unit_test(test_seen_set),
 		cmocka_unit_test(test_walker),
 		cmocka_unit_test(test_walker_bounds),
 		cmocka_unit_test(test_verdicts),
