@@ -77,6 +77,11 @@ static void rx_init(void)
 	}
 }
 
+void scan_eval_compile(void)
+{
+	pthread_once(&rx_once, rx_init);
+}
+
 /* rx_find - match expression i in s[0..n): 1 and ov[] (start, end pairs
  * of the match and its groups, PCRE2_UNSET for unset ones) or 0 */
 static int rx_find(int i, const char *s, size_t n, PCRE2_SIZE ov[10])

@@ -121,6 +121,10 @@ int scan_eval_header(const struct scan_rule *r, const char *hb, size_t n);
 int scan_eval_body(const struct scan_rule *r, const char *hb, size_t n,
 		   const struct mime_stats *ms, const struct render_stats *rs);
 
+/* scan_eval_compile - compile the evals' fixed expressions now (at load),
+ * not in the first message that needs them */
+void scan_eval_compile(void);
+
 /* sa_date_parse - Mail::SpamAssassin::Util::parse_rfc822_date: seconds
  * since the epoch, or -1 when the date does not parse */
 int64_t sa_date_parse(const char *p, size_t n);

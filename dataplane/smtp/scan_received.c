@@ -95,28 +95,37 @@ pcre2_match_context *sa_match_ctx(void)
 	return mctx;
 }
 
-/* rx - match pattern pat (call site k) in s[0..n): 1 with P->ov, or 0.
- * Each site's pattern is compiled once, by the first thread to need it */
-static int rx(struct rp *P, int k, const char *pat, const char *s, size_t n)
+/* rc_compile - call site k's pattern, compiled once by the first thread
+ * to need it (sa_relays_compile: all of them at load); NULL when PCRE2
+ * refuses it */
+static pcre2_code *rc_compile(int k, const char *pat)
 {
 	pcre2_code *c = __atomic_load_n(&rc_code[k], __ATOMIC_ACQUIRE);
+
+	if (c)
+		return c;
+	pthread_mutex_lock(&rc_mu);
+	if (!(c = rc_code[k]) && !rc_failed[k]) {
+		int ec;
+		PCRE2_SIZE eo;
+
+		c = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+		if (c)
+			pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
+		else
+			rc_failed[k] = 1;
+		__atomic_store_n(&rc_code[k], c, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&rc_mu);
+	return c;
+}
+
+/* rx - match pattern pat (call site k) in s[0..n): 1 with P->ov, or 0 */
+static int rx(struct rp *P, int k, const char *pat, const char *s, size_t n)
+{
+	pcre2_code *c = rc_compile(k, pat);
 	int rc;
 
-	if (!c) {
-		pthread_mutex_lock(&rc_mu);
-		if (!(c = rc_code[k]) && !rc_failed[k]) {
-			int ec;
-			PCRE2_SIZE eo;
-
-			c = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
-			if (c)
-				pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
-			else
-				rc_failed[k] = 1;
-			__atomic_store_n(&rc_code[k], c, __ATOMIC_RELEASE);
-		}
-		pthread_mutex_unlock(&rc_mu);
-	}
 	if (!c || (!P->md && !(P->md = pcre2_match_data_create(10, NULL))))
 		return 0;
 	rc = pcre2_match(c, (PCRE2_SPTR)s, n, 0, 0, P->md, sa_match_ctx());
@@ -130,8 +139,22 @@ static int rx(struct rp *P, int k, const char *pat, const char *s, size_t n)
 	return rc > 0;
 }
 
-#define RX(pat) rx(P, __COUNTER__, pat, P->s, P->n)
-#define RXS(str, pat) rx(P, __COUNTER__, pat, str, strlen(str))
+/* every RX()/RXS() call site's pattern, kept by the linker in section
+ * moat_rx (__start_/__stop_moat_rx) so that sa_relays_compile() finds them
+ * all without running the parse */
+struct rx_site {
+	int k;
+	const char *pat;
+};
+#define RX_SITE(pat)                                                                   \
+	({                                                                             \
+		static const struct rx_site rx_site_                                    \
+			__attribute__((section("moat_rx"), used)) = { __COUNTER__, pat }; \
+		rx_site_.k;                                                            \
+	})
+#define RX(pat) rx(P, RX_SITE(pat), pat, P->s, P->n)
+#define RXS(str, pat) rx(P, RX_SITE(pat), pat, str, strlen(str))
+extern const struct rx_site __start_moat_rx[], __stop_moat_rx[];
 #define GOT(i) (P->ov[2 * (i)] != PCRE2_UNSET)
 
 /* G - $i into dst ('' when unset) */
@@ -1232,5 +1255,22 @@ void sa_all_from_addrs(const char *hb, size_t n, sa_addr_fn *fn, void *ctx)
 }
 
 /* every RX() call site has a slot below 256, every step two above it */
-_Static_assert(__COUNTER__ < 256, "more RX() call sites than rc_code slots");
+enum { RX_SITES = __COUNTER__ };
+_Static_assert(RX_SITES < 256, "more RX() call sites than rc_code slots");
 _Static_assert(256 + 2 * sizeof(steps) / sizeof(steps[0]) <= RC_MAX, "steps[] past rc_code");
+
+/* sa_relays_compile - every expression of the parse (scan_received.h) */
+int sa_relays_compile(void)
+{
+	int bad = __stop_moat_rx - __start_moat_rx != RX_SITES;
+
+	for (const struct rx_site *x = __start_moat_rx; x < __stop_moat_rx; x++)
+		bad |= !rc_compile(x->k, x->pat);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		const struct step *t = &steps[i];
+		int k = 256 + 2 * (int)i;
+
+		bad |= t->re && ((t->pre && !rc_compile(k, t->pre)) || !rc_compile(k + 1, t->re));
+	}
+	return bad ? -1 : 0;
+}

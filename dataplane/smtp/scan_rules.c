@@ -32,6 +32,7 @@
 #include "scan.h"
 #include "scan_eval.h"
 #include "scan_lits.h"
+#include "scan_received.h"
 #include "scan_rules.h"
 
 #define CACHE_MAGIC "MOATHSDB8\n" /* 5: one database per header view after the SDB_N;
@@ -1213,6 +1214,13 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		d->rflag[i] = (uint8_t)((r->prefilter ? SCAN_RF_PREFILTER : 0) |
 					(r->scope == SCOPE_HEADER ? SCAN_RF_HEADER : 0) |
 					(r->action == ACT_REJECT ? SCAN_RF_REJECT : 0));
+	}
+	if (o->sa_dir) {
+		/* the relay parse's and the evals' own expressions: at load,
+		 * not in the first messages */
+		if (sa_relays_compile() < 0)
+			log_warn("scan: an expression of the Received parse did not compile");
+		scan_eval_compile();
 	}
 	d->stream_size = stream_size(d);
 	d->gen = atomic_fetch_add(&load_gen, 1) + 1;

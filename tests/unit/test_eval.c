@@ -886,9 +886,19 @@ static void test_relays_pin(void **state)
 	sa_relays_unpin();
 }
 
+/* every expression of the Received parse compiles at load, and every
+ * call site is in section moat_rx (sa_relays_compile) */
+static void test_relays_compile(void **state)
+{
+	(void)state;
+	assert_int_equal(sa_relays_compile(), 0);
+	assert_int_equal(sa_relays_compile(), 0); /* again: already compiled */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_relays_compile),
 		cmocka_unit_test(test_date_parse),
 		cmocka_unit_test(test_date_diff),
 		cmocka_unit_test(test_shifted),
