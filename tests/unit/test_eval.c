@@ -811,6 +811,15 @@ static void test_meta_eval(void **state)
 				fail();
 			}
 	}
+	/* the index meta_eval runs by: each leaf's readers once, in order,
+	 * and the value of every meta with no hit */
+	static const uint32_t r0[] = { 0, 1, 2, 3, 5, 7, 8 }, r3[] = { 5, 7, 8 };
+	assert_int_equal(d->mlo[1] - d->mlo[0], 7);
+	assert_memory_equal(d->mlist + d->mlo[0], r0, sizeof(r0));
+	assert_int_equal(d->mlo[4] - d->mlo[3], 3);
+	assert_memory_equal(d->mlist + d->mlo[3], r3, sizeof(r3));
+	for (size_t k = 0; k < d->nmetas; k++)
+		assert_int_equal(d->mempty[k / 32] >> (k % 32) & 1, meta_value(d, k, 0));
 	meta_db_free(d);
 }
 
