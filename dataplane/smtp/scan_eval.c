@@ -469,7 +469,11 @@ static int fm_word_cmp(const void *x, const void *y)
 	return fm_cmp(a->p, a->n, b->p, b->n);
 }
 
-/* fm_domains - the freemail_domains words as parse_config keeps them:
+enum { FM_LEN_DIGITS = 10 };
+
+/* fm_domains - the freemail_domains words as parse_config keeps them,
+ * after the length of the rest in FM_LEN_DIGITS decimal digits (the list
+ * is searched for every address: no strlen of it each time):
  * lower-cased, one a line between "\n"s ("\nDOMAIN\n...\n"): the ones
  * with "*" or "?" (finish_parsing_end's wildcard list) first, an empty
  * line, then the plain ones sorted (fm_is_domain's binary search); words
@@ -478,7 +482,8 @@ static int fm_word_cmp(const void *x, const void *y)
 static char *fm_domains(const char *domains)
 {
 	size_t len = strlen(domains);
-	char *d = malloc(len + 4), *low = malloc(len + 1); /* "\n", words and "\n"s, the empty line, NUL */
+	/* the length, "\n", words and "\n"s, the empty line, NUL */
+	char *d = malloc(FM_LEN_DIGITS + len + 4), *low = malloc(len + 1);
 	struct fm_word *w = calloc(len / 2 + 1, sizeof(*w));
 	size_t k = 0, nw = 0;
 
@@ -488,6 +493,7 @@ static char *fm_domains(const char *domains)
 	}
 	for (size_t i = 0; i <= len; i++)
 		low[i] = (char)tolower((unsigned char)domains[i]);
+	k = FM_LEN_DIGITS; /* the length, written at the end */
 	d[k++] = '\n';
 	for (int wild = 1; wild >= 0; wild--) {
 		for (const char *p = low; *p;) {
@@ -520,6 +526,10 @@ static char *fm_domains(const char *domains)
 		d[k++] = '\n';
 	}
 	d[k] = 0;
+	char lenbuf[FM_LEN_DIGITS + 1];
+
+	snprintf(lenbuf, sizeof(lenbuf), "%0*zu", FM_LEN_DIGITS, k - FM_LEN_DIGITS);
+	memcpy(d, lenbuf, FM_LEN_DIGITS);
 	free(low);
 	free(w);
 	return d;
@@ -570,8 +580,12 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 {
 	const char *at = memrchr(a, '@', n);
 	const char *dom = at ? at + 1 : a;
-	size_t dl = (size_t)(a + n - dom);
-	const char *l = doms + 1;
+	size_t dl = (size_t)(a + n - dom), len = 0;
+
+	for (int i = 0; i < FM_LEN_DIGITS; i++)
+		len = len * 10 + (size_t)(doms[i] - '0');
+	doms += FM_LEN_DIGITS;
+	const char *l = doms + 1, *end = doms + len;
 
 	for (; *l && *l != '\n';) { /* the wildcards, up to the empty line */
 		const char *e = strchr(l, '\n');
@@ -584,7 +598,7 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 	}
 	if (!*l)
 		return 0;
-	return fm_plain(l + 1, l + 1 + strlen(l + 1), dom, dl);
+	return fm_plain(l + 1, end, dom, dl);
 }
 
 struct fm_ctx {
@@ -597,12 +611,12 @@ struct fm_ctx {
 static void fm_addr(void *ctx, const char *p, size_t n, int name)
 {
 	struct fm_ctx *c = ctx;
-	char *a;
+	char buf[512], *a = buf;
 	PCRE2_SIZE ov[10];
 	pcre2_match_data *md;
 
 	(void)name;
-	if (c->hit || !(a = malloc(n + 1)))
+	if (c->hit || (n >= sizeof(buf) && !(a = malloc(n + 1))))
 		return;
 	for (size_t i = 0; i < n; i++)
 		a[i] = (char)tolower((unsigned char)p[i]);
@@ -614,7 +628,8 @@ static void fm_addr(void *ctx, const char *p, size_t n, int name)
 			pcre2_match_data_free(md);
 		}
 	}
-	free(a);
+	if (a != buf)
+		free(a);
 }
 
 /* check_freemail_header - some address of get("$header:addr") is freemail

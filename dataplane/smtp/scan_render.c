@@ -423,37 +423,67 @@ static size_t text_email(struct render *r, const char *p, size_t n, size_t at)
  * up to an end delimiter, without the trailing punctuation it ignores.
  * Schemeless host names and bare addresses (which need the TLD list) are
  * not looked for. */
+/* uri_pfx - p[0..n) starts with the lower-case ASCII prefix s, case-blind
+ * as strncasecmp (letters fold; the other bytes of s are not letters) */
+static inline int uri_pfx(const char *p, size_t n, const char *s, size_t sl)
+{
+	if (n < sl)
+		return 0;
+	for (size_t i = 0; i < sl; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((is_alpha(c) ? c | 0x20 : c) != (unsigned char)s[i])
+			return 0;
+	}
+	return 1;
+}
+
+#define URI_PFX(p, n, lit) uri_pfx(p, n, lit, sizeof(lit) - 1)
+
+/* byte classes of text_uris: 1, a byte after which no link starts (a
+ * word character, '.', '-', '/', '@'); 2, a link's possible first byte
+ * (h, f, m, w in either case); 4, '@' */
+static const unsigned char uri_cls[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+	['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 3, ['G'] = 1,
+	['H'] = 3, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 3, ['N'] = 1,
+	['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+	['V'] = 1, ['W'] = 3, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 3, ['g'] = 1,
+	['h'] = 3, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 3, ['n'] = 1,
+	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 3, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+	['_'] = 1, ['.'] = 1, ['-'] = 1, ['/'] = 1, ['@'] = 1 | 4,
+};
+
 static void text_uris(struct render *r, const char *p, size_t n)
 {
 	static const char enddelim[] = "><\"`}]{[| \t\n\r\f\v\x1b";
 
 	for (size_t i = 0; i < n; i++) {
 		size_t k = 0;
-		unsigned char prev = i ? (unsigned char)p[i - 1] : ' ';
+		unsigned cl = uri_cls[(unsigned char)p[i]];
 
-		if (p[i] == '@') {
+		if (!(cl & 6)) /* neither '@' nor a link's first byte */
+			continue;
+		if (cl & 4) {
 			i = text_email(r, p, n, i);
 			continue;
 		}
-		if (is_alnum(prev) || prev == '_' || prev == '.' || prev == '-' ||
-		    prev == '/' || prev == '@')
+		if (i && (uri_cls[(unsigned char)p[i - 1]] & 1))
 			continue;
-		/* every prefix below starts with h, f, m or w in either case:
-		 * one compare instead of up to six strncasecmp calls */
-		unsigned char c0 = (unsigned char)p[i] | 0x20;
-
-		if (c0 != 'h' && c0 != 'f' && c0 != 'm' && c0 != 'w')
-			continue;
-		if (n - i >= 7 && strncasecmp(p + i, "http://", 7) == 0)
+		/* every prefix below starts with h, f, m or w in either case */
+		if (URI_PFX(p + i, n - i, "http://"))
 			k = 7;
-		else if (n - i >= 8 && strncasecmp(p + i, "https://", 8) == 0)
+		else if (URI_PFX(p + i, n - i, "https://"))
 			k = 8;
-		else if (n - i >= 6 && strncasecmp(p + i, "ftp://", 6) == 0)
+		else if (URI_PFX(p + i, n - i, "ftp://"))
 			k = 6;
-		else if (n - i >= 7 && strncasecmp(p + i, "mailto:", 7) == 0)
+		else if (URI_PFX(p + i, n - i, "mailto:"))
 			k = 7;
-		else if (n - i >= 4 && (strncasecmp(p + i, "www", 3) == 0 ||
-					strncasecmp(p + i, "ftp.", 4) == 0)) {
+		else if (n - i >= 4 && (URI_PFX(p + i, n - i, "www") ||
+					URI_PFX(p + i, n - i, "ftp."))) {
 			size_t d = i + 3;
 
 			while (d < n && d - i < 5 && p[d] >= '0' && p[d] <= '9')
@@ -475,7 +505,7 @@ static void text_uris(struct render *r, const char *p, size_t n)
 		while (e > i && strchr("-~!@#^&*()_+=:;'?,.", p[e - 1]))
 			e--;
 		if (e > i + k) {
-			if (strncasecmp(p + i, "www", 3) == 0 || strncasecmp(p + i, "ftp.", 4) == 0) {
+			if (URI_PFX(p + i, n - i, "www") || URI_PFX(p + i, n - i, "ftp.")) {
 				char u[RENDER_URI_MAX + 16];
 				const char *pre = (p[i] | 0x20) == 'f' ? "ftp://" : "http://";
 				size_t pl = strlen(pre);
@@ -661,6 +691,9 @@ static void entity_end(struct render *r, int semi)
 /* is_uri_attr - the attribute holds a URI SpamAssassin extracts (html_uri) */
 static int is_uri_attr(const char *tag, const char *an)
 {
+	/* most attributes are none of the four: one byte tells */
+	if (an[0] != 'h' && an[0] != 's' && an[0] != 'b' && an[0] != 'a')
+		return 0;
 	if (!strcmp(an, "href"))
 		return !strcmp(tag, "a") || !strcmp(tag, "area") || !strcmp(tag, "link");
 	if (!strcmp(an, "src"))
