@@ -157,11 +157,20 @@ static void body_put(struct render *r, const char *p, size_t n)
 		}
 		if (r->ws_run)
 			ws_flush(r);
-		/* the run of non-blank bytes goes to the line in one copy */
+		/* the run of non-blank bytes, and single spaces between them
+		 * (a space run ws_flush makes one space of), goes to the line
+		 * in one copy */
 		size_t j = i + 1;
 
-		while (j < n && !is_ws((unsigned char)p[j]))
-			j++;
+		for (;;) {
+			while (j < n && !is_ws((unsigned char)p[j]))
+				j++;
+			if (j + 1 < n && p[j] == ' ' && !is_ws((unsigned char)p[j + 1])) {
+				j += 2;
+				continue;
+			}
+			break;
+		}
 		line_puts(r, p + i, j - i);
 		i = j;
 	}
@@ -1030,9 +1039,16 @@ static const unsigned char text_stop[256] = {
 	['\v'] = 1, ['\f'] = 1, ['\r'] = 1,
 };
 
-/* text_run - text_byte over p[0..k), none of them a text_stop byte: after
- * the first, each is copied out as it is, so while the body cut cannot be
- * reached they go out in one piece; returns the bytes consumed */
+/* the bytes HS_COMMENT does more with than reset h_cm_lt and h_dash */
+static const unsigned char comment_stop[256] = {
+	['<'] = 1, ['!'] = 1, ['-'] = 1, ['>'] = 1, ['\n'] = 1,
+};
+
+/* text_run - text_byte over p[0..k), none of them a text_stop byte but
+ * single spaces between two that are not: after the first, each is
+ * copied out as it is (a space waits in h_sp and goes out before the next
+ * byte), so while the body cut cannot be reached they go out in one
+ * piece; returns the bytes consumed */
 static size_t text_run(struct render *r, const char *p, size_t k)
 {
 	size_t m = 1;
@@ -1058,9 +1074,24 @@ static void html_bytes(struct render *r, const char *p, size_t n)
 		if (r->hs == HS_TEXT && !r->h_nbsp && !text_stop[(unsigned char)p[i]]) {
 			size_t j = i + 1;
 
-			while (j < n && !text_stop[(unsigned char)p[j]])
-				j++;
+			for (;;) { /* a single space between two such bytes too */
+				while (j < n && !text_stop[(unsigned char)p[j]])
+					j++;
+				if (j + 1 < n && p[j] == ' ' && !text_stop[(unsigned char)p[j + 1]]) {
+					j += 2;
+					continue;
+				}
+				break;
+			}
 			i += text_run(r, p + i, j - i);
+			continue;
+		}
+		if (r->hs == HS_COMMENT && !comment_stop[(unsigned char)p[i]]) {
+			/* bytes that are none of "<!->\n" only reset these two */
+			while (i < n && !comment_stop[(unsigned char)p[i]])
+				i++;
+			r->h_cm_lt = 0;
+			r->h_dash = 0;
 			continue;
 		}
 		if (r->hs == HS_RAW && !r->h_match) { /* nothing matters before '<' */
