@@ -1404,10 +1404,12 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED)
 			m->err = -EIO;
 	}
+	sa_relays_pin(m->hb, m->hb_len); /* the headers listed once for all */
 	for (size_t i = 0; i < d->nevals && !m->done && m->walk; i++) /* scan_eval.c */
 		if (!scan_eval_is_header(&d->rules[d->evals[i]]) &&
 		    scan_eval_body(&d->rules[d->evals[i]], m->hb, m->hb_len, &m->w.st, &m->rd.st))
 			rule_hit(m, d->evals[i]);
+	sa_relays_unpin();
 	if (!m->err && !m->done)
 		meta_eval(m);
 	if (m->err)
