@@ -1197,6 +1197,18 @@ static void html_chars(struct render *r, const char *p, size_t n)
 {
 	r->st.html_part[r->st.html_nparts - 1].len += n;
 	for (size_t i = 0; i < n; i++) {
+		/* ASCII outside a double-byte charset and a UTF-8 sequence
+		 * changes nothing: eight such bytes at a time */
+		while (!r->h_dbcs && !r->h_u8need && i + 8 <= n) {
+			uint64_t w;
+
+			memcpy(&w, p + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i == n)
+			break;
 		unsigned char c = (unsigned char)p[i];
 
 		if (!r->h_dbcs) {
