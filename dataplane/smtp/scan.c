@@ -862,7 +862,7 @@ static void on_header_begin(void *ctx, const char *name)
 	size_t nl = strlen(name);
 
 	/* the first Subject is the first body line (scan_render.h) */
-	m->subject = strcasecmp(name, "Subject") == 0;
+	m->subject = (name[0] | 0x20) == 's' && strcasecmp(name, "Subject") == 0;
 	if (m->db->nexists)
 		exists_hits(m, name);
 	m->cur_drop = 1;

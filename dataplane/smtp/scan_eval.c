@@ -62,6 +62,12 @@ static const char *const rx_src[RX_N] = {
 };
 static pcre2_code *rx[RX_N];
 static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
+static pthread_key_t rx_md_key; /* each thread's match data, freed at its exit */
+
+static void rx_md_free(void *md)
+{
+	pcre2_match_data_free(md);
+}
 
 static void rx_init(void)
 {
@@ -75,6 +81,21 @@ static void rx_init(void)
 		if (rx[i])
 			pcre2_jit_compile(rx[i], PCRE2_JIT_COMPLETE);
 	}
+	pthread_key_create(&rx_md_key, rx_md_free);
+}
+
+/* rx_md - this thread's match data for rx_find (5 pairs), made once
+ * rather than per call; NULL on no memory */
+static pcre2_match_data *rx_md(void)
+{
+	pcre2_match_data *md = pthread_getspecific(rx_md_key);
+
+	if (!md && (md = pcre2_match_data_create(5, NULL)) &&
+	    pthread_setspecific(rx_md_key, md) != 0) {
+		pcre2_match_data_free(md);
+		md = NULL;
+	}
+	return md;
 }
 
 /* rx_find - match expression i in s[0..n): 1 and ov[] (start, end pairs
@@ -85,7 +106,7 @@ static int rx_find(int i, const char *s, size_t n, PCRE2_SIZE ov[10])
 	int rc;
 
 	pthread_once(&rx_once, rx_init);
-	if (!rx[i] || !(md = pcre2_match_data_create(5, NULL)))
+	if (!rx[i] || !(md = rx_md()))
 		return 0;
 	rc = pcre2_match(rx[i], (PCRE2_SPTR)s, n, 0, 0, md, NULL);
 	if (rc > 0) {
@@ -97,7 +118,6 @@ static int rx_find(int i, const char *s, size_t n, PCRE2_SIZE ov[10])
 		for (uint32_t j = 2 * (uint32_t)rc; j < 10; j++)
 			ov[j] = PCRE2_UNSET;
 	}
-	pcre2_match_data_free(md);
 	return rc > 0;
 }
 
