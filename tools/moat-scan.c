@@ -114,6 +114,11 @@ static int scan_file(const char *path)
 		fprintf(stderr, "moat-scan: %s: %s\n", path, strerror(errno));
 		return 2;
 	}
+	/* a message in one or two reads rather than 4 KiB at a time (one
+	 * buffer for every file: one file is open at a time) */
+	static char iobuf[64 * 1024];
+
+	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	if (!(m = scan_filter_ops.open())) {
 		fclose(f);
 		fprintf(stderr, "moat-scan: out of memory\n");

@@ -13,7 +13,8 @@
 
 #include "scan.h"
 
-/* scan_feed_file - every line of f into m (LF or CRLF files) */
+/* scan_feed_file - every line of f into m (LF or CRLF files), each with
+ * its CRLF in one call, as moat-smtpd's session.c feeds its filters */
 static inline void scan_feed_file(struct filter_msg *m, FILE *f)
 {
 	char *line = NULL;
@@ -24,11 +25,19 @@ static inline void scan_feed_file(struct filter_msg *m, FILE *f)
 		size_t l = (size_t)n;
 
 		if (line[l - 1] == '\n') { /* as on the wire: CRLF */
-			l--;
-			if (l && line[l - 1] == '\r')
-				l--;
+			if (l < 2 || line[l - 2] != '\r') {
+				/* getline's buffer holds n + 1 bytes: one more */
+				if (cap < l + 2) {
+					char *x = realloc(line, l + 2);
+
+					if (!x)
+						break;
+					line = x, cap = l + 2;
+				}
+				line[l - 1] = '\r';
+				line[l++] = '\n';
+			}
 			scan_filter_ops.feed(m, line, l);
-			scan_filter_ops.feed(m, "\r\n", 2);
 		} else {
 			scan_filter_ops.feed(m, line, l);
 		}

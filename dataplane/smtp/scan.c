@@ -770,18 +770,28 @@ static int view_value(struct filter_msg *m, const char *view)
 		names = tocc;
 	else if (strcmp(base, "MESSAGEID") == 0)
 		names = msgid, nonempty = 1;
-	for (int k = 0; names[k]; k++)
+	for (int k = 0; last && names[k]; k++) { /* :last needs the count first */
+		size_t nl = strlen(names[k]);
+		unsigned char c0 = (unsigned char)names[k][0] | 0x20;
+
 		for (size_t i = 0; i < m->nhx; i++)
-			n1 += m->hx[i].name_len == strlen(names[k]) &&
-			      strncasecmp(m->hb + m->hx[i].name_off, names[k], m->hx[i].name_len) == 0;
+			n1 += m->hx[i].name_len == nl &&
+			      ((unsigned char)m->hb[m->hx[i].name_off] | 0x20) == c0 &&
+			      strncasecmp(m->hb + m->hx[i].name_off, names[k], nl) == 0;
+	}
 	for (int k = 0; names[k]; k++) {
 		size_t nl = strlen(names[k]);
+		unsigned char c0 = (unsigned char)names[k][0] | 0x20;
 
 		for (size_t i = 0; i < m->nhx; i++) {
 			const struct hdr_ent *h = &m->hx[i];
 			const char *v = m->hb + h->val_off;
 
-			if (h->name_len != nl || strncasecmp(m->hb + h->name_off, names[k], nl) != 0)
+			/* the first byte, case-blind, before the call: names
+			 * are letters, digits and '-', where | 0x20 folds only
+			 * letters (and '-' stays '-') */
+			if (h->name_len != nl || ((unsigned char)m->hb[h->name_off] | 0x20) != c0 ||
+			    strncasecmp(m->hb + h->name_off, names[k], nl) != 0)
 				continue;
 			found++;
 			if ((first && found != 1) || (last && found != n1))
@@ -854,7 +864,7 @@ static void on_header_begin(void *ctx, const char *name)
 	size_t nl = strlen(name);
 
 	/* the first Subject is the first body line (scan_render.h) */
-	m->subject = strcasecmp(name, "Subject") == 0;
+	m->subject = (name[0] | 0x20) == 's' && strcasecmp(name, "Subject") == 0;
 	if (m->db->nexists)
 		exists_hits(m, name);
 	m->cur_drop = 1;
@@ -1332,10 +1342,29 @@ static int scan_feed(struct filter_msg *m, const char *data, size_t len)
 static void meta_eval(struct filter_msg *m)
 {
 	const struct scan_db *d = m->db;
+	uint64_t want[64]; /* metas to run: one a hit touched, or true unhit */
+	size_t nw = d->nmetas / 64 + 1;
 
-	for (size_t k = 0; k < d->nmetas && !m->done; k++)
-		if (scan_meta_eval(d, k, m->hits))
-			rule_hit(m, d->metas[k]);
+	if (nw > sizeof(want) / sizeof(want[0]) || !d->mlo) { /* every meta */
+		for (size_t k = 0; k < d->nmetas && !m->done; k++)
+			if (scan_meta_eval(d, k, m->hits))
+				rule_hit(m, d->metas[k]);
+		return;
+	}
+	for (size_t w = 0; w < nw; w++)
+		want[w] = (uint64_t)d->mempty[2 * w] |
+			  (2 * w + 1 < d->nmetas / 32 + 1 ? (uint64_t)d->mempty[2 * w + 1] << 32 : 0);
+	/* no meta reads a meta: the hits so far are its rules' */
+	for (size_t i = next_hit(m, 0); i < d->nrules; i = next_hit(m, i + 1))
+		for (uint32_t j = d->mlo[i]; j < d->mlo[i + 1]; j++)
+			want[d->mlist[j] / 64] |= 1ull << (d->mlist[j] % 64);
+	for (size_t w = 0; w < nw && !m->done; w++)
+		for (uint64_t b = want[w]; b && !m->done; b &= b - 1) {
+			size_t k = w * 64 + (size_t)__builtin_ctzll(b);
+
+			if (scan_meta_eval(d, k, m->hits))
+				rule_hit(m, d->metas[k]);
+		}
 }
 
 /* list_rules - "A,B,C" of the matched rules that count, bounded */
@@ -1381,10 +1410,12 @@ static int scan_finish(struct filter_msg *m, struct filter_verdict *v)
 		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED)
 			m->err = -EIO;
 	}
+	sa_relays_pin(m->hb, m->hb_len); /* the headers listed once for all */
 	for (size_t i = 0; i < d->nevals && !m->done && m->walk; i++) /* scan_eval.c */
 		if (!scan_eval_is_header(&d->rules[d->evals[i]]) &&
 		    scan_eval_body(&d->rules[d->evals[i]], m->hb, m->hb_len, &m->w.st, &m->rd.st))
 			rule_hit(m, d->evals[i]);
+	sa_relays_unpin();
 	if (!m->err && !m->done)
 		meta_eval(m);
 	if (m->err)

@@ -197,7 +197,10 @@ struct scan_db {
 	size_t nmetas;
 	size_t meta_bad;             /* the rule scan_meta_build refused */
 	size_t *moff;                /* meta k's code: mcode[moff[k]..moff[k+1]) */
-	uint32_t *mcode;             /* (scan_meta.c) */
+	uint32_t *mcode;             /* (scan_meta.c), then the index below */
+	const uint32_t *mlo, *mlist; /* in mcode: metas reading rule r are
+				      * mlist[mlo[r]..mlo[r + 1]) */
+	const uint32_t *mempty;      /* in mcode: bit k, meta k with no hit */
 	enum scan_cache cache;
 	unsigned sa_files;           /* .cf files read */
 	unsigned sa_scored_total;    /* scored rules defined in them */

@@ -62,6 +62,12 @@ static const char *const rx_src[RX_N] = {
 };
 static pcre2_code *rx[RX_N];
 static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
+static pthread_key_t rx_md_key; /* each thread's match data, freed at its exit */
+
+static void rx_md_free(void *md)
+{
+	pcre2_match_data_free(md);
+}
 
 static void rx_init(void)
 {
@@ -75,6 +81,21 @@ static void rx_init(void)
 		if (rx[i])
 			pcre2_jit_compile(rx[i], PCRE2_JIT_COMPLETE);
 	}
+	pthread_key_create(&rx_md_key, rx_md_free);
+}
+
+/* rx_md - this thread's match data for rx_find (5 pairs), made once
+ * rather than per call; NULL on no memory */
+static pcre2_match_data *rx_md(void)
+{
+	pcre2_match_data *md = pthread_getspecific(rx_md_key);
+
+	if (!md && (md = pcre2_match_data_create(5, NULL)) &&
+	    pthread_setspecific(rx_md_key, md) != 0) {
+		pcre2_match_data_free(md);
+		md = NULL;
+	}
+	return md;
 }
 
 void scan_eval_compile(void)
@@ -90,7 +111,7 @@ static int rx_find(int i, const char *s, size_t n, PCRE2_SIZE ov[10])
 	int rc;
 
 	pthread_once(&rx_once, rx_init);
-	if (!rx[i] || !(md = pcre2_match_data_create(5, NULL)))
+	if (!rx[i] || !(md = rx_md()))
 		return 0;
 	rc = pcre2_match(rx[i], (PCRE2_SPTR)s, n, 0, 0, md, NULL);
 	if (rc > 0) {
@@ -102,7 +123,6 @@ static int rx_find(int i, const char *s, size_t n, PCRE2_SIZE ov[10])
 		for (uint32_t j = 2 * (uint32_t)rc; j < 10; j++)
 			ov[j] = PCRE2_UNSET;
 	}
-	pcre2_match_data_free(md);
 	return rc > 0;
 }
 
@@ -474,7 +494,11 @@ static int fm_word_cmp(const void *x, const void *y)
 	return fm_cmp(a->p, a->n, b->p, b->n);
 }
 
-/* fm_domains - the freemail_domains words as parse_config keeps them:
+enum { FM_LEN_DIGITS = 10 };
+
+/* fm_domains - the freemail_domains words as parse_config keeps them,
+ * after the length of the rest in FM_LEN_DIGITS decimal digits (the list
+ * is searched for every address: no strlen of it each time):
  * lower-cased, one a line between "\n"s ("\nDOMAIN\n...\n"): the ones
  * with "*" or "?" (finish_parsing_end's wildcard list) first, an empty
  * line, then the plain ones sorted (fm_is_domain's binary search); words
@@ -483,7 +507,8 @@ static int fm_word_cmp(const void *x, const void *y)
 static char *fm_domains(const char *domains)
 {
 	size_t len = strlen(domains);
-	char *d = malloc(len + 4), *low = malloc(len + 1); /* "\n", words and "\n"s, the empty line, NUL */
+	/* the length, "\n", words and "\n"s, the empty line, NUL */
+	char *d = malloc(FM_LEN_DIGITS + len + 4), *low = malloc(len + 1);
 	struct fm_word *w = calloc(len / 2 + 1, sizeof(*w));
 	size_t k = 0, nw = 0;
 
@@ -493,6 +518,7 @@ static char *fm_domains(const char *domains)
 	}
 	for (size_t i = 0; i <= len; i++)
 		low[i] = (char)tolower((unsigned char)domains[i]);
+	k = FM_LEN_DIGITS; /* the length, written at the end */
 	d[k++] = '\n';
 	for (int wild = 1; wild >= 0; wild--) {
 		for (const char *p = low; *p;) {
@@ -525,6 +551,10 @@ static char *fm_domains(const char *domains)
 		d[k++] = '\n';
 	}
 	d[k] = 0;
+	char lenbuf[FM_LEN_DIGITS + 1];
+
+	snprintf(lenbuf, sizeof(lenbuf), "%0*zu", FM_LEN_DIGITS, k - FM_LEN_DIGITS);
+	memcpy(d, lenbuf, FM_LEN_DIGITS);
 	free(low);
 	free(w);
 	return d;
@@ -575,8 +605,12 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 {
 	const char *at = memrchr(a, '@', n);
 	const char *dom = at ? at + 1 : a;
-	size_t dl = (size_t)(a + n - dom);
-	const char *l = doms + 1;
+	size_t dl = (size_t)(a + n - dom), len = 0;
+
+	for (int i = 0; i < FM_LEN_DIGITS; i++)
+		len = len * 10 + (size_t)(doms[i] - '0');
+	doms += FM_LEN_DIGITS;
+	const char *l = doms + 1, *end = doms + len;
 
 	for (; *l && *l != '\n';) { /* the wildcards, up to the empty line */
 		const char *e = strchr(l, '\n');
@@ -589,7 +623,7 @@ static int fm_is_domain(const char *doms, const char *a, size_t n)
 	}
 	if (!*l)
 		return 0;
-	return fm_plain(l + 1, l + 1 + strlen(l + 1), dom, dl);
+	return fm_plain(l + 1, end, dom, dl);
 }
 
 struct fm_ctx {
@@ -602,12 +636,12 @@ struct fm_ctx {
 static void fm_addr(void *ctx, const char *p, size_t n, int name)
 {
 	struct fm_ctx *c = ctx;
-	char *a;
+	char buf[512], *a = buf;
 	PCRE2_SIZE ov[10];
 	pcre2_match_data *md;
 
 	(void)name;
-	if (c->hit || !(a = malloc(n + 1)))
+	if (c->hit || (n >= sizeof(buf) && !(a = malloc(n + 1))))
 		return;
 	for (size_t i = 0; i < n; i++)
 		a[i] = (char)tolower((unsigned char)p[i]);
@@ -619,7 +653,8 @@ static void fm_addr(void *ctx, const char *p, size_t n, int name)
 			pcre2_match_data_free(md);
 		}
 	}
-	free(a);
+	if (a != buf)
+		free(a);
 }
 
 /* check_freemail_header - some address of get("$header:addr") is freemail

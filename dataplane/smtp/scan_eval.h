@@ -32,7 +32,8 @@ enum scan_eval_ext {
 	EVAL_UNRESOLVED_TPL, /* check_unresolved_template() */
 	EVAL_RATWARE_NAME_ID, /* check_ratware_name_id() */
 	EVAL_FREEMAIL_HDR, /* check_freemail_header(hname[, regex]): the
-			    * domains in pattern ("\nDOMAIN\n..."), the
+			    * domains in pattern (its length in ten
+			    * digits, then "\nDOMAIN\n..."), the
 			    * regex in re (NULL: none) */
 	EVAL_LOCALPART_SUBJ, /* check_for_to_in_subject('user') */
 	EVAL_RELAYS_HDR,   /* header X-Spam-Relays-* or EnvelopeFrom =~ /re/:

@@ -133,6 +133,71 @@ static void or_chain(struct mc *c)
 	chain(c, 0);
 }
 
+/* meta_index - after the ncode words of code, in the same allocation:
+ * mlo[nrules + 1] and mlist (the metas reading rule r, each once, are
+ * mlist[mlo[r]..mlo[r + 1])), then mempty (bit k: meta k is true when no
+ * rule hit).  A meta none of whose rules hit has that value, so a message
+ * evaluates only the metas its hits touch (scan.c meta_eval) */
+static int meta_index(struct scan_db *d, size_t ncode)
+{
+	size_t nr = d->nrules, nm = d->nmetas, nref = 0, ew = nm / 32 + 1;
+	uint32_t *seen = malloc((nr + 1) * sizeof(uint32_t));
+	uint32_t *cur = malloc((nr + 1) * sizeof(uint32_t));
+	uint64_t *zero = calloc(nr / 64 + 1, sizeof(uint64_t));
+	uint32_t *x, *lo, *list, *empty;
+	int rc = -ENOMEM;
+
+	if (!seen || !cur || !zero)
+		goto out;
+	for (int pass = 0; pass < 3; pass++) {
+		for (size_t r = 0; r < nr; r++)
+			seen[r] = UINT32_MAX;
+		for (size_t k = 0; k < nm; k++)
+			for (size_t pc = d->moff[k]; pc < d->moff[k + 1]; pc++) {
+				uint32_t w = d->mcode[pc], r = w & ARG_MAX;
+
+				if (w >> 28 != OP_LD || seen[r] == k)
+					continue;
+				seen[r] = (uint32_t)k;
+				if (pass == 0)
+					nref++;
+				else if (pass == 1)
+					lo[r + 1]++;
+				else
+					list[cur[r]++] = (uint32_t)k;
+			}
+		if (pass == 0) { /* room for the index after the code */
+			if (ncode + nr + 1 + nref + ew > ARG_MAX) {
+				rc = -E2BIG;
+				goto out;
+			}
+			if (!(x = realloc(d->mcode, (ncode + nr + 1 + nref + ew) * sizeof(uint32_t))))
+				goto out;
+			d->mcode = x;
+			lo = x + ncode;
+			list = lo + nr + 1;
+			empty = list + nref;
+			memset(lo, 0, (nr + 1 + nref + ew) * sizeof(uint32_t));
+		} else if (pass == 1) { /* counts to starts */
+			for (size_t r = 1; r <= nr; r++)
+				lo[r] += lo[r - 1];
+			memcpy(cur, lo, (nr + 1) * sizeof(uint32_t));
+		}
+	}
+	for (size_t k = 0; k < nm; k++)
+		if (scan_meta_eval(d, k, zero))
+			empty[k / 32] |= 1u << (k % 32);
+	d->mlo = lo;
+	d->mlist = list;
+	d->mempty = empty;
+	rc = 0;
+out:
+	free(seen);
+	free(cur);
+	free(zero);
+	return rc;
+}
+
 /* scan_meta_build - compile every SCOPE_META rule of d (scan.h) */
 int scan_meta_build(struct scan_db *d)
 {
@@ -165,7 +230,7 @@ int scan_meta_build(struct scan_db *d)
 		d->moff[++d->nmetas] = c.n;
 	}
 	d->mcode = c.code;
-	return 0;
+	return meta_index(d, c.n);
 }
 
 /* scan_meta_eval - meta k of d over hits (scan.h) */

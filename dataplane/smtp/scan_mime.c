@@ -847,11 +847,20 @@ static inline int skipping(const struct mime_walker *w)
  * has CRLF; SpamAssassin is usually handed LF) */
 static void body_count(struct mime_walker *w, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n && w->st.body_len < MIME_BODY_LEN_MAX; i++) {
-		if (p[i] == '\n' && w->body_cr)
-			w->st.body_len--;
-		w->body_cr = p[i] == '\r';
-		w->st.body_len++;
+	/* a byte adds one, an LF after a CR none: the next MAX - len bytes
+	 * are all counted, their CRLFs found a line at a time */
+	while (n && w->st.body_len < MIME_BODY_LEN_MAX) {
+		size_t m = MIME_BODY_LEN_MAX - w->st.body_len < n ?
+				   (size_t)(MIME_BODY_LEN_MAX - w->st.body_len) : n;
+		size_t crlf = 0;
+		const char *e = p + m;
+
+		for (const char *q = p; (q = memchr(q, '\n', (size_t)(e - q))); q++)
+			crlf += q > p ? q[-1] == '\r' : w->body_cr;
+		w->st.body_len += m - crlf;
+		w->body_cr = p[m - 1] == '\r';
+		p += m;
+		n -= m;
 	}
 }
 

@@ -47,9 +47,11 @@ enum { SA_ADDR_MAX = 512, SA_FROM_MAX = 16 };
 enum { SA_MATCH_LIMIT = 1000000 };
 struct pcre2_real_match_context_8 *sa_match_ctx(void);
 
-/* sa_hdr_each - the next header of the block hb[0..n) at *off (advanced):
- * its name (the return value, *nl bytes) and value (*v, *vl bytes, from
- * just after the ":"); NULL at the end */
+/* sa_hdr_each - the next header of the block hb[0..n) at *off (advanced;
+ * start at 0 and leave it to the walk: for the block sa_relays_pin pinned
+ * it counts the headers of a list made once, otherwise bytes): its name
+ * (the return value, *nl bytes) and value (*v, *vl bytes, from just after
+ * the ":"); NULL at the end */
 const char *sa_hdr_each(const char *hb, size_t n, size_t *off, size_t *nl, const char **v,
 			size_t *vl);
 

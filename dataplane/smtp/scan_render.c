@@ -89,6 +89,23 @@ static inline void line_put(struct render *r, char c)
 		line_split(r);
 }
 
+/* line_puts - line_put of each byte of p[0..n), a copy at a time */
+static void line_puts(struct render *r, const char *p, size_t n)
+{
+	while (n) {
+		size_t k = RENDER_LINE_MAX + 1 - r->line_len;
+
+		if (k > n)
+			k = n;
+		memcpy(r->line + r->line_len, p, k);
+		r->line_len += k;
+		p += k;
+		n -= k;
+		if (r->line_len == RENDER_LINE_MAX + 1)
+			line_split(r);
+	}
+}
+
 /* line_end - the line (with its '\n', when it has one) is complete */
 static void line_end(struct render *r)
 {
@@ -122,7 +139,7 @@ static void body_put(struct render *r, const char *p, size_t n)
 {
 	if (n)
 		r->any_text = 1;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)p[i];
 
 		if (is_ws(c)) {
@@ -135,11 +152,27 @@ static void body_put(struct render *r, const char *p, size_t n)
 			} else {
 				r->ws_pre = 1;
 			}
+			i++;
 			continue;
 		}
 		if (r->ws_run)
 			ws_flush(r);
-		line_put(r, (char)c);
+		/* the run of non-blank bytes, and single spaces between them
+		 * (a space run ws_flush makes one space of), goes to the line
+		 * in one copy */
+		size_t j = i + 1;
+
+		for (;;) {
+			while (j < n && !is_ws((unsigned char)p[j]))
+				j++;
+			if (j + 1 < n && p[j] == ' ' && !is_ws((unsigned char)p[j + 1])) {
+				j += 2;
+				continue;
+			}
+			break;
+		}
+		line_puts(r, p + i, j - i);
+		i = j;
 	}
 }
 
@@ -399,37 +432,67 @@ static size_t text_email(struct render *r, const char *p, size_t n, size_t at)
  * up to an end delimiter, without the trailing punctuation it ignores.
  * Schemeless host names and bare addresses (which need the TLD list) are
  * not looked for. */
+/* uri_pfx - p[0..n) starts with the lower-case ASCII prefix s, case-blind
+ * as strncasecmp (letters fold; the other bytes of s are not letters) */
+static inline int uri_pfx(const char *p, size_t n, const char *s, size_t sl)
+{
+	if (n < sl)
+		return 0;
+	for (size_t i = 0; i < sl; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((is_alpha(c) ? c | 0x20 : c) != (unsigned char)s[i])
+			return 0;
+	}
+	return 1;
+}
+
+#define URI_PFX(p, n, lit) uri_pfx(p, n, lit, sizeof(lit) - 1)
+
+/* byte classes of text_uris: 1, a byte after which no link starts (a
+ * word character, '.', '-', '/', '@'); 2, a link's possible first byte
+ * (h, f, m, w in either case); 4, '@' */
+static const unsigned char uri_cls[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+	['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 3, ['G'] = 1,
+	['H'] = 3, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 3, ['N'] = 1,
+	['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+	['V'] = 1, ['W'] = 3, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 3, ['g'] = 1,
+	['h'] = 3, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 3, ['n'] = 1,
+	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 3, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+	['_'] = 1, ['.'] = 1, ['-'] = 1, ['/'] = 1, ['@'] = 1 | 4,
+};
+
 static void text_uris(struct render *r, const char *p, size_t n)
 {
 	static const char enddelim[] = "><\"`}]{[| \t\n\r\f\v\x1b";
 
 	for (size_t i = 0; i < n; i++) {
 		size_t k = 0;
-		unsigned char prev = i ? (unsigned char)p[i - 1] : ' ';
+		unsigned cl = uri_cls[(unsigned char)p[i]];
 
-		if (p[i] == '@') {
+		if (!(cl & 6)) /* neither '@' nor a link's first byte */
+			continue;
+		if (cl & 4) {
 			i = text_email(r, p, n, i);
 			continue;
 		}
-		if (is_alnum(prev) || prev == '_' || prev == '.' || prev == '-' ||
-		    prev == '/' || prev == '@')
+		if (i && (uri_cls[(unsigned char)p[i - 1]] & 1))
 			continue;
-		/* every prefix below starts with h, f, m or w in either case:
-		 * one compare instead of up to six strncasecmp calls */
-		unsigned char c0 = (unsigned char)p[i] | 0x20;
-
-		if (c0 != 'h' && c0 != 'f' && c0 != 'm' && c0 != 'w')
-			continue;
-		if (n - i >= 7 && strncasecmp(p + i, "http://", 7) == 0)
+		/* every prefix below starts with h, f, m or w in either case */
+		if (URI_PFX(p + i, n - i, "http://"))
 			k = 7;
-		else if (n - i >= 8 && strncasecmp(p + i, "https://", 8) == 0)
+		else if (URI_PFX(p + i, n - i, "https://"))
 			k = 8;
-		else if (n - i >= 6 && strncasecmp(p + i, "ftp://", 6) == 0)
+		else if (URI_PFX(p + i, n - i, "ftp://"))
 			k = 6;
-		else if (n - i >= 7 && strncasecmp(p + i, "mailto:", 7) == 0)
+		else if (URI_PFX(p + i, n - i, "mailto:"))
 			k = 7;
-		else if (n - i >= 4 && (strncasecmp(p + i, "www", 3) == 0 ||
-					strncasecmp(p + i, "ftp.", 4) == 0)) {
+		else if (n - i >= 4 && (URI_PFX(p + i, n - i, "www") ||
+					URI_PFX(p + i, n - i, "ftp."))) {
 			size_t d = i + 3;
 
 			while (d < n && d - i < 5 && p[d] >= '0' && p[d] <= '9')
@@ -451,7 +514,7 @@ static void text_uris(struct render *r, const char *p, size_t n)
 		while (e > i && strchr("-~!@#^&*()_+=:;'?,.", p[e - 1]))
 			e--;
 		if (e > i + k) {
-			if (strncasecmp(p + i, "www", 3) == 0 || strncasecmp(p + i, "ftp.", 4) == 0) {
+			if (URI_PFX(p + i, n - i, "www") || URI_PFX(p + i, n - i, "ftp.")) {
 				char u[RENDER_URI_MAX + 16];
 				const char *pre = (p[i] | 0x20) == 'f' ? "ftp://" : "http://";
 				size_t pl = strlen(pre);
@@ -637,6 +700,9 @@ static void entity_end(struct render *r, int semi)
 /* is_uri_attr - the attribute holds a URI SpamAssassin extracts (html_uri) */
 static int is_uri_attr(const char *tag, const char *an)
 {
+	/* most attributes are none of the four: one byte tells */
+	if (an[0] != 'h' && an[0] != 's' && an[0] != 'b' && an[0] != 'a')
+		return 0;
 	if (!strcmp(an, "href"))
 		return !strcmp(tag, "a") || !strcmp(tag, "area") || !strcmp(tag, "link");
 	if (!strcmp(an, "src"))
@@ -682,55 +748,101 @@ static void value_done(struct render *r)
 }
 
 /* not "script": SpamAssassin's {inside}{script} disagreed with moat's tags
- * on 9 of 10 corpus messages (tools/sa-eval-check), so it stays skipped */
+ * on 9 of 10 corpus messages (tools/sa-eval-check), so it stays skipped;
+ * tag_class() gives each its bit (1 << index): keep the two in step */
 const char *const render_tag_names[] = { "html", "head", "body", "meta", "style",
 					"center", "bgsound", NULL };
+
+/* what tag_done does with a tag: the low bits are 1 << i of
+ * render_tag_names[i] */
+enum {
+	TG_IMG = 1u << 8, TG_A = 1u << 9, TG_SCRIPT = 1u << 10, TG_STYLE = 1u << 11,
+	TG_NL = 1u << 12,   /* renders as "\n" */
+	TG_SP = 1u << 13,   /* " " */
+	TG_PARA = 1u << 14, /* "\n\n" */
+};
+
+#define TAG_IS(lit) (n == sizeof(lit) - 1 && memcmp(t, lit, n) == 0)
+
+/* tag_class - the TG_* bits and render_tag_names bit of tag t (n bytes,
+ * lower case): one switch on the length instead of a strcmp per name */
+static unsigned tag_class(const char *t, size_t n)
+{
+	switch (n) {
+	case 1:
+		return t[0] == 'a' ? TG_A : t[0] == 'p' ? TG_PARA : 0;
+	case 2:
+		if (TAG_IS("br"))
+			return TG_NL;
+		if (TAG_IS("li") || TAG_IS("th") || TAG_IS("td") || TAG_IS("dt") || TAG_IS("dd") ||
+		    (t[0] == 'h' && t[1] >= '1' && t[1] <= '9'))
+			return TG_SP;
+		return TAG_IS("hr") ? TG_PARA : 0;
+	case 3:
+		if (TAG_IS("img"))
+			return TG_IMG;
+		if (TAG_IS("div"))
+			return TG_NL;
+		return TAG_IS("pre") || TAG_IS("xmp") ? TG_PARA : 0;
+	case 4:
+		return TAG_IS("html") ? 1u << 0 : TAG_IS("head") ? 1u << 1 : TAG_IS("body") ? 1u << 2 :
+		       TAG_IS("meta") ? 1u << 3 : 0;
+	case 5:
+		return TAG_IS("style") ? 1u << 4 | TG_STYLE : TAG_IS("embed") ? TG_SP :
+		       TAG_IS("title") ? TG_PARA : 0;
+	case 6:
+		return TAG_IS("center") ? 1u << 5 : TAG_IS("script") ? TG_SCRIPT : 0;
+	case 7:
+		return TAG_IS("bgsound") ? 1u << 6 : TAG_IS("listing") ? TG_PARA : 0;
+	case 9:
+		return TAG_IS("plaintext") ? TG_PARA : 0;
+	case 10:
+		return TAG_IS("blockquote") ? TG_PARA : 0;
+	}
+	return 0;
+}
+
+#undef TAG_IS
 
 /* tag_done - '>' closed a tag: counters, script/style skipping, the
  * whitespace an element renders as (html_whitespace) */
 static void tag_done(struct render *r)
 {
 	const char *t = r->h_tag;
-	const char *ws = NULL;
+	unsigned k = tag_class(t, r->h_tag_len);
 
 	node_end(r);
 	r->hs = HS_TEXT;
 	r->st.html_tags++;
-	for (unsigned i = 0; render_tag_names[i]; i++)
-		if (!strcmp(t, render_tag_names[i]))
-			r->st.tags_seen |= 1u << i;
+	r->st.tags_seen |= k & 0xffu;
 	if (!r->h_end) {
-		if (!strcmp(t, "img")) {
+		if (k & TG_IMG) {
 			r->st.html_images++;
 			if (html_rec(r))
 				r->st.html_part[r->st.html_nparts - 1].imgs++;
 			if (r->h_in_a) /* HTML.pm: anchor text gets "<img>\n" */
 				r->st.img_in_anchor = 1;
 		}
-		if (!strcmp(t, "a"))
+		if (k & TG_A)
 			r->h_in_a++;
-		if (!strcmp(t, "script") || !strcmp(t, "style")) {
-			r->st.html_scripts += t[1] == 'c';
+		if (k & (TG_SCRIPT | TG_STYLE)) {
+			r->st.html_scripts += !!(k & TG_SCRIPT);
 			strcpy(r->h_raw, t);
+			r->h_raw_len = r->h_tag_len;
 			r->h_match = 0;
 			r->hs = HS_RAW;
 		}
-	} else if (!strcmp(t, "a") && r->h_in_a) { /* inside{a}, floored at 0 */
+	} else if ((k & TG_A) && r->h_in_a) { /* inside{a}, floored at 0 */
 		r->h_in_a--;
 	}
-	if (!strcmp(t, "br") || !strcmp(t, "div"))
-		ws = "\n";
-	else if (!strcmp(t, "li") || !strcmp(t, "th") || !strcmp(t, "td") || !strcmp(t, "dt") ||
-		 !strcmp(t, "dd") || !strcmp(t, "embed") ||
-		 (t[0] == 'h' && t[1] >= '1' && t[1] <= '9' && !t[2]))
-		ws = " ";
-	else if (!strcmp(t, "p") || !strcmp(t, "hr") || !strcmp(t, "blockquote") ||
-		 !strcmp(t, "pre") || !strcmp(t, "listing") || !strcmp(t, "plaintext") ||
-		 !strcmp(t, "xmp") || !strcmp(t, "title"))
-		ws = "\n\n";
-	if (ws) {
+	if (k & (TG_NL | TG_SP | TG_PARA)) {
 		r->h_sp = 0; /* trailing space of the text before is trimmed */
-		hout(r, ws, strlen(ws));
+		if (k & TG_NL)
+			hout(r, "\n", 1);
+		else if (k & TG_SP)
+			hout(r, " ", 1);
+		else
+			hout(r, "\n\n", 2);
 		r->h_wselem = 1;
 	}
 }
@@ -901,7 +1013,7 @@ static void html_byte(struct render *r, unsigned char c)
 		return;
 	case HS_RAW: {
 		/* inside <script>/<style>: nothing is text until "</name" */
-		size_t nl = strlen(r->h_raw);
+		size_t nl = r->h_raw_len;
 		unsigned char want = r->h_match == 0 ? '<' : r->h_match == 1 ? '/' :
 				     (unsigned char)r->h_raw[r->h_match - 2];
 
@@ -917,6 +1029,93 @@ static void html_byte(struct render *r, unsigned char c)
 		}
 		return;
 	}
+	}
+}
+
+/* bytes that end a run of plain HTML text: markup, entities, a possible
+ * NBSP lead byte and whitespace (text_byte does more than copy them) */
+static const unsigned char text_stop[256] = {
+	['<'] = 1, ['&'] = 1, [0xc2] = 1, [' '] = 1, ['\t'] = 1, ['\n'] = 1,
+	['\v'] = 1, ['\f'] = 1, ['\r'] = 1,
+};
+
+/* the bytes HS_COMMENT does more with than reset h_cm_lt and h_dash */
+static const unsigned char comment_stop[256] = {
+	['<'] = 1, ['!'] = 1, ['-'] = 1, ['>'] = 1, ['\n'] = 1,
+};
+
+/* text_run - text_byte over p[0..k), none of them a text_stop byte but
+ * single spaces between two that are not: after the first, each is
+ * copied out as it is (a space waits in h_sp and goes out before the next
+ * byte), so while the body cut cannot be reached they go out in one
+ * piece; returns the bytes consumed */
+static size_t text_run(struct render *r, const char *p, size_t k)
+{
+	size_t m = 1;
+
+	text_byte(r, (unsigned char)p[0]);
+	if (k > 1 && !r->btr.done && r->btr.seen + (k - 1) <= r->btr.limit) {
+		hout(r, p + 1, k - 1);
+		return k;
+	}
+	for (; m < k && !r->btr.done; m++)
+		text_byte(r, (unsigned char)p[m]);
+	return m;
+}
+
+/* html_bytes - html_byte over p[0..n) until the body cut is made; runs of
+ * plain text, of a skipped script or style and of a quoted attribute
+ * value are taken at once */
+static void html_bytes(struct render *r, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && !r->btr.done) {
+		if (r->hs == HS_TEXT && !r->h_nbsp && !text_stop[(unsigned char)p[i]]) {
+			size_t j = i + 1;
+
+			for (;;) { /* a single space between two such bytes too */
+				while (j < n && !text_stop[(unsigned char)p[j]])
+					j++;
+				if (j + 1 < n && p[j] == ' ' && !text_stop[(unsigned char)p[j + 1]]) {
+					j += 2;
+					continue;
+				}
+				break;
+			}
+			i += text_run(r, p + i, j - i);
+			continue;
+		}
+		if (r->hs == HS_COMMENT && !comment_stop[(unsigned char)p[i]]) {
+			/* bytes that are none of "<!->\n" only reset these two */
+			while (i < n && !comment_stop[(unsigned char)p[i]])
+				i++;
+			r->h_cm_lt = 0;
+			r->h_dash = 0;
+			continue;
+		}
+		if (r->hs == HS_RAW && !r->h_match) { /* nothing matters before '<' */
+			const char *q = memchr(p + i, '<', n - i);
+
+			if (!q)
+				return;
+			i = (size_t)(q - p);
+		} else if (r->hs == HS_AVAL && r->h_quote && p[i] != r->h_quote) {
+			const char *q = memchr(p + i, r->h_quote, n - i);
+			size_t j = q ? (size_t)(q - p) : n;
+
+			if (r->h_attr) {
+				size_t k = sizeof(r->h_av) - r->h_av_len;
+
+				if (k > j - i)
+					k = j - i;
+				memcpy(r->h_av + r->h_av_len, p + i, k);
+				r->h_av_len += k;
+			}
+			i = j;
+			continue;
+		}
+		html_byte(r, (unsigned char)p[i++]);
 	}
 }
 
@@ -998,6 +1197,18 @@ static void html_chars(struct render *r, const char *p, size_t n)
 {
 	r->st.html_part[r->st.html_nparts - 1].len += n;
 	for (size_t i = 0; i < n; i++) {
+		/* ASCII outside a double-byte charset and a UTF-8 sequence
+		 * changes nothing: eight such bytes at a time */
+		while (!r->h_dbcs && !r->h_u8need && i + 8 <= n) {
+			uint64_t w;
+
+			memcpy(&w, p + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i == n)
+			break;
 		unsigned char c = (unsigned char)p[i];
 
 		if (!r->h_dbcs) {
@@ -1073,8 +1284,7 @@ static void part_bytes(struct render *r, const char *p, size_t n)
 		r->st.html_bytes += n;
 		if (html_rec(r))
 			html_chars(r, p, n);
-		for (size_t i = 0; i < n && !r->btr.done; i++)
-			html_byte(r, (unsigned char)p[i]);
+		html_bytes(r, p, n);
 	}
 }
 

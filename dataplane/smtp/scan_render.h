@@ -134,6 +134,7 @@ struct render {
 	int h_attr;               /* the attribute being read is a URI */
 	size_t h_match;           /* bytes of "</script" matched */
 	char h_raw[8];            /* "script" / "style": skipping until its end */
+	size_t h_raw_len;         /* strlen(h_raw) */
 	size_t h_tag_len, h_an_len, h_ent_len, h_av_len;
 	char h_tag[16];
 	char h_an[16];

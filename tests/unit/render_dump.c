@@ -139,7 +139,8 @@ int main(int argc, char **argv)
 			mime_feed(&d.w, buf + o, n - o < 1000 ? n - o : 1000);
 		mime_finish(&d.w);
 		render_finish(&d.r);
-		qsort(d.uris, d.nuris, sizeof(*d.uris), cmp);
+		if (d.nuris) /* qsort wants a pointer even for none */
+			qsort(d.uris, d.nuris, sizeof(*d.uris), cmp);
 		for (size_t k = 0; k < d.nuris; k++) {
 			if (k && strcmp(d.uris[k], d.uris[k - 1]) == 0)
 				continue;
