@@ -1145,14 +1145,23 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	const hs_database_t *db = m->db->db[dbi[kind]];
 	hs_error_t e;
 
-	if (kind == RU_BODY && m->db->db[SDB_BODY_ASCII] && ascii_only(p, n))
-		db = m->db->db[SDB_BODY_ASCII]; /* the same hits on such a line */
+	const hs_database_t *aside = NULL;
+
+	if (kind == RU_BODY && (m->db->db[SDB_BODY_ASCII] || m->db->db[SDB_BODY_ASIDE]) &&
+	    ascii_only(p, n)) { /* the same hits on such a line */
+		db = m->db->db[SDB_BODY_ASCII];
+		aside = m->db->db[SDB_BODY_ASIDE];
+		if (!db)
+			db = aside, aside = NULL;
+	}
 	if (scan_unit_tap)
 		scan_unit_tap((int)kind, p, n);
 	if (m->done || !db)
 		return;
 	scanned_bytes += n;
 	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	if (aside && (e == HS_SUCCESS || e == HS_SCAN_TERMINATED) && !m->done)
+		e = hs_scan(aside, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	scan_unit_end(m, kind == RU_BODY ? SCOPE_BODY : kind == RU_RAWBODY ? SCOPE_RAWBODY :

@@ -132,9 +132,12 @@ enum sa_kind {
  * SDB_START holds the rules marked rstart read backwards (scan_reverse),
  * every match reported: a scan of a reversed unit gives where the rule's
  * matches may start; NULL when it did not compile (confirmation then
- * reads the whole unit). */
+ * reads the whole unit).  SDB_BODY_ASIDE holds the ASCII forms of the
+ * body rules with a group repeated SCAN_ASIDE_REPEAT times or more
+ * (scan_aside), left out of SDB_BODY_ASCII: an ASCII line is scanned on
+ * both; when either does not compile both are NULL (SDB_BODY serves). */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
-		SDB_BODY_ASCII, SDB_START, SDB_N };
+		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a

@@ -34,9 +34,10 @@
 #include "scan_lits.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB8\n" /* 5: one database per header view after the SDB_N;
+#define CACHE_MAGIC "MOATHSDB9\n" /* 5: one database per header view after the SDB_N;
 				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
-				     * (metas run over the hit bitmap); 8: SDB_START */
+				     * (metas run over the hit bitmap); 8: SDB_START;
+				     * 9: SDB_BODY_ASIDE */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -705,6 +706,47 @@ static void expr_set_free(struct expr_set *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* scan_aside - expr has a group repeated SCAN_ASIDE_REPEAT times or more
+ * ("(?:[a-z]{8,}[\s.]+){6}", SpamAssassin's __LONGWORDS_*): Hyperscan
+ * makes such a rule cost far more inside the large ASCII body database
+ * than in a small one of its own (docs/content-gate.md, session 16), so
+ * it goes to SDB_BODY_ASIDE.  Only where it runs changes, not what it
+ * matches: a lexical look for ")" then "{n" or "{n," with n at least the
+ * bound, escapes and classes skipped. */
+int scan_aside(const char *expr)
+{
+	int cls = 0;
+
+	for (const char *p = expr; *p; p++) {
+		if (*p == '\\') {
+			if (!p[1])
+				break;
+			p++;
+			continue;
+		}
+		if (cls) {
+			cls = *p != ']';
+			continue;
+		}
+		if (*p == '[') {
+			cls = 1;
+			if (p[1] == '^')
+				p++;
+			if (p[1] == ']')
+				p++;
+			continue;
+		}
+		if (*p == ')' && p[1] == '{' && p[2] >= '0' && p[2] <= '9') {
+			char *e;
+			unsigned long n = strtoul(p + 2, &e, 10);
+
+			if ((*e == '}' || *e == ',') && n >= SCAN_ASIDE_REPEAT)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* in_db - does rule r compile into database k (k < SDB_N: enum scan_dbi,
  * SDB_HEADER holding only the rules of no view, which read each header
  * alone; SDB_N + v: header view v's own database; SDB_N + nviews + s:
@@ -720,8 +762,8 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 		return r->rstart;
 	if (r->scope == SCOPE_HEADER)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
-	if (k == SDB_BODY_ASCII)
-		return r->scope == SCOPE_BODY;
+	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
+		return r->scope == SCOPE_BODY && scan_aside(r->pattern) == (k == SDB_BODY_ASIDE);
 	return k < SDB_N && scan_scope_dbi(r->scope) == (int)k;
 }
 
@@ -744,7 +786,7 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 
 		if (!in_db(d, r, k))
 			continue;
-		if (k == SDB_BODY_ASCII) { /* the rule on ASCII-only lines */
+		if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE) { /* the rule on ASCII-only lines */
 			int oom;
 
 			if (!(e->expr[e->n] = scan_ascii_only(r->pattern, &oom))) {
@@ -970,12 +1012,13 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
 				     NULL, &db[w], &ce) == HS_SUCCESS)
 			continue;
-		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_START) {
+		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ||
+		    w == SDB_START) {
 			/* a relay string's prefilters: without them each
 			 * rule's PCRE2 runs on every message, as before; the
 			 * ASCII body database: SDB_BODY reads every line; the
 			 * start database: confirmation reads the whole unit */
-			log_warn("scan: %s: %s", w == SDB_BODY_ASCII ? "ascii body" :
+			log_warn("scan: %s: %s", w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ? "ascii body" :
 				 w == SDB_START ? "match starts" : "relay prefilters",
 				 ce && ce->message ? ce->message : "?");
 			hs_free_compile_error(ce);
@@ -993,6 +1036,14 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			goto out;
 		}
 	}
+	/* the ASCII body rules are split over two databases: both or none
+	 * (SDB_BODY then reads every line) */
+	if ((es[SDB_BODY_ASCII].n && !db[SDB_BODY_ASCII]) || (es[SDB_BODY_ASIDE].n && !db[SDB_BODY_ASIDE]))
+		for (int w = SDB_BODY_ASCII; w <= SDB_BODY_ASIDE; w += SDB_BODY_ASIDE - SDB_BODY_ASCII)
+			if (db[w]) {
+				hs_free_database(db[w]);
+				db[w] = NULL;
+			}
 	if (path) {
 		int src = cache_store(path, key, db, ndb);
 		if (src < 0)
