@@ -136,6 +136,7 @@ void scan_rule_free(struct scan_rule *r)
 	free(r->unset);
 	pcre2_code_free(r->re);
 	pcre2_code_free(r->re_start);
+	free(r->bytes);
 }
 
 /* db_free - release everything of a db */
@@ -170,6 +171,7 @@ static void db_free(struct scan_db *d)
 	free(d->unsets);
 	free(d->evals);
 	free(d->metas);
+	free(d->brules);
 	free(d->moff);
 	free(d->mcode);
 	free(d);
@@ -753,7 +755,7 @@ int scan_aside(const char *expr)
  * the prefilters of the relay rules reading relay string s) */
 static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 {
-	if (r->dead)
+	if (r->dead || r->bytes)
 		return 0;
 	if (k >= SDB_N + d->nviews)
 		return r->scope == SCOPE_EVAL && r->eval == EVAL_RELAYS_HDR && r->pattern[0] &&
@@ -764,6 +766,8 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
 	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
 		return r->scope == SCOPE_BODY && scan_aside(r->pattern) == (k == SDB_BODY_ASIDE);
+	if (k == SDB_URI_SIDE || k == SDB_URI)
+		return r->scope == SCOPE_URI && r->side == (k == SDB_URI_SIDE);
 	return k < SDB_N && scan_scope_dbi(r->scope) == (int)k;
 }
 
@@ -1208,6 +1212,148 @@ static void mark_dead(struct scan_db *d)
 	}
 }
 
+/* one_byte - expr is one item that matches one byte: ".", a class
+ * shorthand, or a bracket class without a nested "[" (POSIX classes);
+ * no anchor, quantifier or anything else */
+static int one_byte(const char *e)
+{
+	const char *p = e + 1;
+
+	if (!strcmp(e, ".") || (e[0] == '\\' && strchr("sSdDwW", e[1]) && e[1] && !e[2]))
+		return 1;
+	if (e[0] != '[')
+		return 0;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	for (; *p && *p != ']'; p++) {
+		if (*p == '[')
+			return 0;
+		if (*p == '\\' && !*++p)
+			return 0;
+	}
+	return *p == ']' && !p[1];
+}
+
+static int byte_cb(unsigned id, unsigned long long from, unsigned long long to,
+		   unsigned flags, void *ctx)
+{
+	(void)id, (void)from, (void)to, (void)flags;
+	*(int *)ctx = 1;
+	return 1;
+}
+
+/* mark_side - the live uri rules that match an ordinary URI, compiled
+ * alone as in SDB_URI: they match (or are candidates) on nearly every
+ * URI, and a match reported inside SDB_URI costs far more than in a
+ * small database of their own (SDB_URI_SIDE; docs/content-gate.md,
+ * session 16).  Only where a rule runs changes, not what it matches.  A
+ * scope keeps them when no other rule would be left. */
+static void mark_side(struct scan_db *d)
+{
+	static const char uri[] = "http://www.example.com/";
+	size_t left = 0;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+		hs_database_t *db = NULL;
+		hs_scratch_t *s = NULL;
+		hs_compile_error_t *ce = NULL;
+		int m = 0;
+
+		if (r->scope != SCOPE_URI || r->dead || r->bytes)
+			continue;
+		if (hs_compile(r->pattern, r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0),
+			       HS_MODE_BLOCK, NULL, &db, &ce) == HS_SUCCESS &&
+		    hs_alloc_scratch(db, &s) == HS_SUCCESS)
+			hs_scan(db, uri, sizeof(uri) - 1, 0, s, byte_cb, &m);
+		hs_free_compile_error(ce);
+		hs_free_scratch(s);
+		hs_free_database(db);
+		r->side = m;
+		left += !m;
+	}
+	for (size_t i = 0; i < d->nrules && !left; i++)
+		d->rules[i].side = 0;
+}
+
+/* byte_set - the 256 bytes r matches alone, as Hyperscan compiles it: a
+ * unit matches r when it holds one of them; NULL when it does not compile */
+static unsigned char *byte_set(const struct scan_rule *r)
+{
+	hs_database_t *db = NULL;
+	hs_scratch_t *s = NULL;
+	hs_compile_error_t *ce = NULL;
+	unsigned char *set = NULL;
+
+	if (hs_compile(r->pattern, r->flags | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK, NULL, &db, &ce) !=
+	    HS_SUCCESS) {
+		hs_free_compile_error(ce);
+		return NULL;
+	}
+	if (hs_alloc_scratch(db, &s) == HS_SUCCESS && (set = calloc(256, 1))) {
+		for (int b = 0; b < 256; b++) {
+			char c = (char)b;
+			int m = 0;
+			hs_error_t e = hs_scan(db, &c, 1, 0, s, byte_cb, &m);
+
+			if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
+				free(set);
+				set = NULL;
+				break;
+			}
+			set[b] = (unsigned char)m;
+		}
+	}
+	hs_free_scratch(s);
+	hs_free_database(db);
+	return set;
+}
+
+/* mark_bytes - the live exact score rules of body, rawbody and uri that
+ * match one byte (one_byte) are tested in C (scan.c): such a rule matches
+ * on almost every unit (SpamAssassin's __NONEMPTY_BODY "\S",
+ * __L_BODY_8BITS "[\x80-\xff]"), and a match reported inside the large
+ * databases costs far more than the rule (docs/content-gate.md, session
+ * 16).  A scope keeps them compiled when no other rule would be left in
+ * its database.  -ENOMEM or 0. */
+static int mark_bytes(struct scan_db *d)
+{
+	static const enum scan_scope sc[] = { SCOPE_BODY, SCOPE_RAWBODY, SCOPE_URI };
+	size_t left[3] = { 0 }, nb = 0;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+		int k = r->scope == SCOPE_BODY ? 0 : r->scope == SCOPE_RAWBODY ? 1 :
+			r->scope == SCOPE_URI ? 2 : -1;
+
+		if (k < 0 || r->dead)
+			continue;
+		if (!r->prefilter && r->action == ACT_SCORE && !(r->flags & HS_FLAG_UTF8) &&
+		    one_byte(r->pattern) && (r->bytes = byte_set(r)))
+			nb++;
+		else
+			left[k]++;
+	}
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+
+		for (int k = 0; k < 3 && r->bytes; k++)
+			if (r->scope == sc[k] && !left[k]) {
+				free(r->bytes);
+				r->bytes = NULL;
+				nb--;
+			}
+	}
+	if (nb && !(d->brules = calloc(nb, sizeof(*d->brules))))
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nrules; i++)
+		if (d->rules[i].bytes)
+			d->brules[d->nbrules++] = (unsigned)i;
+	return 0;
+}
+
 /* build_metas - every meta compiled for scan_meta_eval (scan_meta.c) */
 static int build_metas(struct scan_db *d, char *err, size_t errsz)
 {
@@ -1251,7 +1397,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (!o->keep_all)
 		mark_dead(d);
-	if ((rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
+	if ((rc = mark_bytes(d)) < 0 || (mark_side(d), 0) || (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {
