@@ -1244,38 +1244,73 @@ static int byte_cb(unsigned id, unsigned long long from, unsigned long long to,
 	return 1;
 }
 
-/* mark_side - the live uri rules that match an ordinary URI, compiled
- * alone as in SDB_URI: they match (or are candidates) on nearly every
- * URI, and a match reported inside SDB_URI costs far more than in a
- * small database of their own (SDB_URI_SIDE; docs/content-gate.md,
- * session 16).  Only where a rule runs changes, not what it matches.  A
- * scope keeps them when no other rule would be left. */
+/* side_cb - a prefilter uri rule fired on the ordinary URI */
+static int side_cb(unsigned id, unsigned long long from, unsigned long long to,
+		   unsigned flags, void *ctx)
+{
+	(void)from, (void)to, (void)flags;
+	((struct scan_db *)ctx)->rules[id].side = 1;
+	return 0;
+}
+
+/* mark_side - the live uri rules that match an ordinary URI: they match
+ * (or are candidates) on nearly every URI, and a match reported inside
+ * SDB_URI costs far more than in a small database of their own
+ * (SDB_URI_SIDE; docs/content-gate.md, session 16).  Only where a rule
+ * runs changes, not what it matches.  An exact rule is tried with PCRE2
+ * (what it matches), a prefilter rule as Hyperscan compiles it (what it
+ * fires on: one database of them all, compiled once, so a load does not
+ * pay a compile per rule).  A scope keeps them when no other rule would
+ * be left. */
 static void mark_side(struct scan_db *d)
 {
 	static const char uri[] = "http://www.example.com/";
-	size_t left = 0;
+	const char **e = calloc(d->nrules ? d->nrules : 1, sizeof(*e));
+	unsigned *fl = calloc(d->nrules ? d->nrules : 1, sizeof(*fl));
+	unsigned *ids = calloc(d->nrules ? d->nrules : 1, sizeof(*ids));
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	hs_database_t *db = NULL;
+	hs_scratch_t *s = NULL;
+	hs_compile_error_t *ce = NULL;
+	size_t np = 0, left = 0;
 
+	if (!e || !fl || !ids || !md)
+		goto out; /* no side database: only slower */
 	for (size_t i = 0; i < d->nrules; i++) {
 		struct scan_rule *r = &d->rules[i];
-		hs_database_t *db = NULL;
-		hs_scratch_t *s = NULL;
-		hs_compile_error_t *ce = NULL;
-		int m = 0;
+		pcre2_code *re;
+		int ec;
+		PCRE2_SIZE eo;
 
 		if (r->scope != SCOPE_URI || r->dead || r->bytes)
 			continue;
-		if (hs_compile(r->pattern, r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0),
-			       HS_MODE_BLOCK, NULL, &db, &ce) == HS_SUCCESS &&
-		    hs_alloc_scratch(db, &s) == HS_SUCCESS)
-			hs_scan(db, uri, sizeof(uri) - 1, 0, s, byte_cb, &m);
-		hs_free_compile_error(ce);
-		hs_free_scratch(s);
-		hs_free_database(db);
-		r->side = m;
-		left += !m;
+		if (r->prefilter) {
+			e[np] = r->pattern;
+			fl[np] = r->flags | HS_FLAG_SINGLEMATCH | HS_FLAG_PREFILTER;
+			ids[np++] = (unsigned)i;
+			continue;
+		}
+		re = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
+				   (r->flags & HS_FLAG_CASELESS ? PCRE2_CASELESS : 0) |
+				   (r->flags & HS_FLAG_DOTALL ? PCRE2_DOTALL : 0) |
+				   (r->flags & HS_FLAG_MULTILINE ? PCRE2_MULTILINE : 0), &ec, &eo, NULL);
+		r->side = re && pcre2_match(re, (PCRE2_SPTR)uri, sizeof(uri) - 1, 0, 0, md, NULL) >= 0;
+		pcre2_code_free(re);
 	}
+	if (np && hs_compile_multi(e, fl, ids, (unsigned)np, HS_MODE_BLOCK, NULL, &db, &ce) == HS_SUCCESS &&
+	    hs_alloc_scratch(db, &s) == HS_SUCCESS)
+		hs_scan(db, uri, sizeof(uri) - 1, 0, s, side_cb, d);
+	hs_free_compile_error(ce);
+	hs_free_scratch(s);
+	hs_free_database(db);
+	for (size_t i = 0; i < d->nrules; i++)
+		left += d->rules[i].scope == SCOPE_URI && !d->rules[i].dead && !d->rules[i].bytes &&
+			!d->rules[i].side;
 	for (size_t i = 0; i < d->nrules && !left; i++)
 		d->rules[i].side = 0;
+out:
+	free(e), free(fl), free(ids);
+	pcre2_match_data_free(md);
 }
 
 /* byte_set - the 256 bytes r matches alone, as Hyperscan compiles it: a
