@@ -108,7 +108,10 @@ static const char *scope_rules =
 	"RAW_N      raw            score 1 /rawmark/\n"
 	"SPLIT      body           score 1 /a pattern split across chunks/i\n"
 	"FOLDED     header:Subject score 1 /folded subject line/\n"
-	"ASIDE      body           score 1 /\\b(?:[a-z]{3,}\\s+){5}/\n";
+	"ASIDE      body           score 1 /\\b(?:[a-z]{3,}\\s+){5}/\n"
+	"ONEB       body           score 1 /[#]/\n"
+	"USIDE      uri            score 1 /^\\w+:\\/\\//\n"
+	"UOTHER     uri            score 1 /example\\.org/\n";
 
 static int setup_scope(void **state)
 {
@@ -157,6 +160,14 @@ static const struct scope_case scope_cases[] = {
 	{ "aside, other line", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
 	  "caf\xc3\xa9 these seven words should match this rule\r\n", "ASIDE", "" },
 	{ "aside, too few", "Subject: x\r\n\r\nfour words are here\r\n", "", "ASIDE" },
+	/* a rule matching one byte is tested in C (mark_bytes), a uri rule
+	 * matching an ordinary URI scanned in SDB_URI_SIDE (mark_side) */
+	{ "one-byte rule", "Subject: x\r\n\r\nnumber #1\r\n", "ONEB", "" },
+	{ "one-byte rule, UTF-8 line", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	  "\r\ncaf\xc3\xa9 #1\r\n", "ONEB", "" },
+	{ "one-byte rule, none", "Subject: x\r\n\r\nnumber 1\r\n", "", "ONEB" },
+	{ "uri side", "Subject: x\r\n\r\nsee http://www.example.org/a\r\n", "USIDE UOTHER", "ONEB" },
+	{ "uri side, no uri", "Subject: x\r\n\r\nsee nothing\r\n", "", "USIDE UOTHER" },
 };
 
 /* scan_aside: a group (not a class, not an escaped parenthesis) repeated
