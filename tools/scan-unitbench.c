@@ -17,6 +17,11 @@
  *            replaced by them, PCRE2 confirming: Hyperscan and total time
  *   -w       the same with exact rules' bounded repeats widened instead
  *   -a       the ASCII-line body database against the full one
+ *   -M PCT   what groups of rules cost inside the database (body: the
+ *            ASCII forms on ASCII lines), a group costing PCT% or more
+ *            split again (-m WAYS, 8)
+ *   -K KIND  only scope KIND (0 body, 1 rawbody, 2 uri)
+ *   -D DIR   write the units and the rules to DIR (units, rules) and stop
  *   -o       every unit on the database the filter uses, in the filter's
  *            order, per message grouped by kind, and by kind (caches)
  *
@@ -24,11 +29,15 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "scan.h"
@@ -366,6 +375,163 @@ static void time_order(const struct scan_db *d, int rep, hs_scratch_t **s)
 	       best[0] * 1e3, best[1] * 1e3, best[2] * 1e3);
 }
 
+/* marginal - what groups of scope k's rules cost inside the whole
+ * database (-M): the database without a group against the whole, the
+ * groups split -m ways and the costly ones split again down to single
+ * rules; body: the ASCII forms over the ASCII-only lines (SDB_BODY_ASCII) */
+struct mg {
+	const char **e;
+	unsigned *fl, *ids;
+	size_t n;
+	int k, ascii, rep;
+	hs_scratch_t **s;
+};
+
+static int unit_ascii(const struct unit *u)
+{
+	for (size_t j = 0; j < u->n; j++)
+		if ((unsigned char)u->p[j] >= 0x80)
+			return 0;
+	return 1;
+}
+
+/* mg_time - the rules of g->e not in [a, b) (b == a: all), over the units */
+static double mg_time(struct mg *g, size_t a, size_t b, double *tc)
+{
+	const char **e = calloc(g->n, sizeof(char *));
+	unsigned *fl = calloc(g->n, sizeof(unsigned)), *ids = calloc(g->n, sizeof(unsigned));
+	size_t ne = 0;
+	hs_database_t *db = NULL;
+	hs_compile_error_t *ce = NULL;
+	double best = 1e30;
+
+	for (size_t i = 0; i < g->n; i++)
+		if (i < a || i >= b)
+			e[ne] = g->e[i], fl[ne] = g->fl[i], ids[ne++] = g->ids[i];
+	double t0 = now();
+	if (hs_compile_multi(e, fl, ids, (unsigned)ne, HS_MODE_BLOCK, NULL, &db, &ce) != HS_SUCCESS) {
+		printf("marginal: compile: %s\n", ce ? ce->message : "?");
+		exit(2);
+	}
+	*tc = now() - t0;
+	if (hs_alloc_scratch(db, g->s) != HS_SUCCESS)
+		exit(2);
+	int lk = getenv("UNITBENCH_LOCK") ? open(getenv("UNITBENCH_LOCK"), O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+
+	if (lk >= 0) /* the timing alone under the bench lock, not the compile */
+		flock(lk, LOCK_EX);
+	for (int r = 0; r < g->rep; r++) {
+		t0 = now();
+		for (size_t i = 0; i < nunits; i++) {
+			unsigned c = 0;
+
+			if (units[i].kind != g->k || (g->ascii && !unit_ascii(&units[i])))
+				continue;
+			hs_scan(db, units[i].p, (unsigned)units[i].n, 0, *g->s, count_cb, &c);
+		}
+		double t = now() - t0;
+		best = t < best ? t : best;
+	}
+	if (lk >= 0)
+		close(lk);
+	hs_free_database(db);
+	free(e), free(fl), free(ids);
+	return best;
+}
+
+static void mg_split(struct mg *g, const struct scan_db *d, size_t a, size_t b, double all,
+		     int ways, double min, int depth)
+{
+	size_t n = b - a, step = (n + (size_t)ways - 1) / (size_t)ways;
+
+	for (size_t x = a; x < b; x += step) {
+		size_t y = x + step < b ? x + step : b;
+		double tc, t = mg_time(g, x, y, &tc), m = all - t;
+
+		printf("%*s[%zu,%zu) %zu rules: %+.1f ms (%.1f%%)%s%s\n", depth * 2, "", x, y, y - x,
+		       m * 1e3, 100 * m / all, y - x == 1 ? " " : "",
+		       y - x == 1 ? d->rules[g->ids[x]].id : "");
+		if (y - x == 1)
+			printf("%*s  /%s/ %s\n", depth * 2, "", g->e[x],
+			       d->rules[g->ids[x]].prefilter ? "P" : "E");
+		fflush(stdout);
+		if (m >= min && y - x > 1)
+			mg_split(g, d, x, y, all, ways, min, depth + 1);
+	}
+}
+
+static void marginal(const struct scan_db *d, int k, enum scan_scope sc, int rep, hs_scratch_t **s,
+		     int ways, double minpct)
+{
+	struct mg g = { calloc(d->nrules, sizeof(char *)), calloc(d->nrules, sizeof(unsigned)),
+			calloc(d->nrules, sizeof(unsigned)), 0, k, sc == SCOPE_BODY, rep, s };
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+		int oom;
+
+		if (r->scope != sc || r->dead)
+			continue;
+		if (g.ascii) {
+			if (!(g.e[g.n] = scan_ascii_only(r->pattern, &oom)))
+				continue;
+		} else {
+			g.e[g.n] = r->pattern;
+		}
+		g.fl[g.n] = r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0);
+		g.ids[g.n++] = (unsigned)i;
+	}
+	double tc, all = mg_time(&g, 0, 0, &tc);
+
+	printf("marginal %s%s: %zu rules, whole %.1f ms (compile %.1f s)\n",
+	       g.ascii ? "ascii " : "", sc == SCOPE_BODY ? "body" : sc == SCOPE_URI ? "uri" : "rawbody",
+	       g.n, all * 1e3, tc);
+	mg_split(&g, d, 0, g.n, all, ways, all * minpct / 100, 1);
+	free(g.e), free(g.fl), free(g.ids);
+}
+
+/* dump - the captured units (kind, length, bytes) to DIR/units and each
+ * scope's rules as compiled (body: also the ASCII forms) to DIR/rules,
+ * one "scope<TAB>ascii<TAB>id<TAB>flags<TAB>name<TAB>expression" a line (-D) */
+static void dump(const struct scan_db *d, const char *dir)
+{
+	static const enum scan_scope kscope[] = { SCOPE_BODY, SCOPE_RAWBODY, SCOPE_URI };
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/units", dir);
+	if (!(f = fopen(path, "w")))
+		exit(2);
+	for (size_t i = 0; i < nunits; i++) {
+		uint32_t h[3] = { (uint32_t)units[i].kind, units[i].msg, (uint32_t)units[i].n };
+
+		fwrite(h, sizeof(h), 1, f);
+		fwrite(units[i].p, 1, units[i].n, f);
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/rules", dir);
+	if (!(f = fopen(path, "w")))
+		exit(2);
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < d->nrules; i++) {
+			const struct scan_rule *r = &d->rules[i];
+			unsigned fl = r->flags | HS_FLAG_SINGLEMATCH | (r->prefilter ? HS_FLAG_PREFILTER : 0);
+			int oom;
+
+			if (r->scope != kscope[k] || r->dead)
+				continue;
+			fprintf(f, "%d\t0\t%zu\t%u\t%s\t%s\n", k, i, fl, r->id, r->pattern);
+			if (k == 0) {
+				char *a = scan_ascii_only(r->pattern, &oom);
+
+				if (a)
+					fprintf(f, "%d\t1\t%zu\t%u\t%s\t%s\n", k, i, fl, r->id, a);
+				free(a);
+			}
+		}
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const kname[] = { "body", "rawbody", "uri" };
@@ -375,13 +541,16 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	struct scan_db *d;
 	hs_scratch_t *s = NULL;
+	int mways = 8, only = -1;
+	const char *dumpdir = NULL;
+	double mpct = -1;
 	int c, top = 25, rep = 3, gate = 0, widen = 0, nx = 0, ascii = 0, order = 0;
 	const char *excl[4];
 	int drop[8] = { -1 }, nd = 0;
 
 	log_init("scan-unitbench", 0);
 	log_set_level(LOG_LVL_WARN);
-	while ((c = getopt(argc, argv, "s:c:r:n:R:x:X:gwao")) != -1) {
+	while ((c = getopt(argc, argv, "s:c:r:n:R:x:X:gwaoM:m:K:D:")) != -1) {
 		switch (c) {
 		case 's': o.sa_dir = optarg; break;
 		case 'c': o.cache_dir = optarg; break;
@@ -392,6 +561,10 @@ int main(int argc, char **argv)
 		case 'w': gate = widen = 1; break;
 		case 'a': ascii = 1; break;
 		case 'o': order = 1; break;
+		case 'M': mpct = atof(optarg); break;
+		case 'm': mways = atoi(optarg); break;
+		case 'K': only = atoi(optarg); break;
+		case 'D': dumpdir = optarg; break;
 		case 'X': if (nx < 4) excl[nx++] = optarg; break;
 		case 'x': if (nd < 7) drop[nd++] = atoi(optarg), drop[nd] = -1; break;
 		default:
@@ -410,6 +583,10 @@ int main(int argc, char **argv)
 		feed_file(argv[i]);
 	scan_unit_tap = NULL;
 	scan_db_install(NULL);
+	if (dumpdir) {
+		dump(d, dumpdir);
+		return 0;
+	}
 
 	if (order)
 		time_order(d, rep, &s);
@@ -418,7 +595,7 @@ int main(int argc, char **argv)
 		size_t nu = 0, bytes = 0, nr = 0;
 		unsigned fired;
 
-		if (!db)
+		if (!db || (only >= 0 && k != only))
 			continue;
 		size_t nascii = 0, bascii = 0;
 
@@ -615,6 +792,10 @@ int main(int argc, char **argv)
 		}
 		if (ascii)
 			ascii_db(d, k, kscope[k], rep, &s);
+		if (mpct >= 0) {
+			marginal(d, k, kscope[k], rep, &s, mways, mpct);
+			continue;
+		}
 		if (!top && !nd && !nx)
 			continue;
 		struct cost *cs = calloc(d->nrules, sizeof(*cs));

@@ -1147,6 +1147,15 @@ static int ascii_only(const char *p, size_t n)
 	return !(acc & 0x8080808080808080ull);
 }
 
+/* has_byte - some byte of p[0..n) is in set (256 flags) */
+static int has_byte(const unsigned char *set, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[(unsigned char)p[i]])
+			return 1;
+	return 0;
+}
+
 /* on_unit - a rendered body line, rawbody chunk or URI: one block scan on
  * its scope's database */
 static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
@@ -1154,24 +1163,41 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	static const int dbi[] = { [RU_BODY] = SDB_BODY, [RU_RAWBODY] = SDB_RAWBODY,
 				   [RU_URI] = SDB_URI };
 	struct filter_msg *m = ctx;
-	const hs_database_t *db = m->db->db[dbi[kind]];
+	const hs_database_t *db = m->db->db[dbi[kind]], *aside = NULL;
 	hs_error_t e;
+	enum scan_scope scope = kind == RU_BODY ? SCOPE_BODY : kind == RU_RAWBODY ? SCOPE_RAWBODY :
+				SCOPE_URI;
 
 	if (m->done || !db)
 		return;
 	/* a repeat adds no hit (scan_seen.h); rawbody chunks do not repeat */
 	if (kind != RU_RAWBODY && scan_seen_check(&m->seen, (int)kind, p, n))
 		return;
-	if (kind == RU_BODY && m->db->db[SDB_BODY_ASCII] && ascii_only(p, n))
-		db = m->db->db[SDB_BODY_ASCII]; /* the same hits on such a line */
+	if (kind == RU_BODY && (m->db->db[SDB_BODY_ASCII] || m->db->db[SDB_BODY_ASIDE]) &&
+	    ascii_only(p, n)) { /* the same hits on such a line */
+		db = m->db->db[SDB_BODY_ASCII];
+		aside = m->db->db[SDB_BODY_ASIDE];
+		if (!db)
+			db = aside, aside = NULL;
+	}
+	if (kind == RU_URI)
+		aside = m->db->db[SDB_URI_SIDE];
 	if (scan_unit_tap)
 		scan_unit_tap((int)kind, p, n);
 	scanned_bytes += n;
 	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	if (aside && (e == HS_SUCCESS || e == HS_SCAN_TERMINATED) && !m->done)
+		e = hs_scan(aside, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	for (size_t i = 0; i < m->db->nbrules && !m->done; i++) { /* one-byte rules */
+		unsigned id = m->db->brules[i];
+		const struct scan_rule *r = &m->db->rules[id];
+
+		if (r->scope == scope && !(m->hits[id / 64] >> (id % 64) & 1) && has_byte(r->bytes, p, n))
+			on_match(id, 0, 0, 0, m);
+	}
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
-	scan_unit_end(m, kind == RU_BODY ? SCOPE_BODY : kind == RU_RAWBODY ? SCOPE_RAWBODY :
-			 SCOPE_URI, p, n);
+	scan_unit_end(m, scope, p, n);
 }
 
 /* on_entity_headers - an entity's headers are over: the mimeheader rules

@@ -101,6 +101,12 @@ struct scan_rule {
 			       * (scan_rules.c, mark_dead): not compiled,
 			       * matched or evaluated, as SpamAssassin does
 			       * not run it */
+	int side;             /* a uri rule matching "http://www.example.com/":
+			       * SDB_URI_SIDE (scan_rules.c, mark_side) */
+	unsigned char *bytes; /* a body, rawbody or uri rule that matches one
+			       * byte ("[\x80-\xff]", "\S"): the 256 bytes it
+			       * matches (1), tested in C on each unit instead
+			       * of compiled (scan_rules.c, mark_bytes) */
 };
 
 /* a rule that could not be imported, and why */
@@ -132,9 +138,14 @@ enum sa_kind {
  * SDB_START holds the rules marked rstart read backwards (scan_reverse),
  * every match reported: a scan of a reversed unit gives where the rule's
  * matches may start; NULL when it did not compile (confirmation then
- * reads the whole unit). */
+ * reads the whole unit).  SDB_BODY_ASIDE holds the ASCII forms of the
+ * body rules with a group repeated SCAN_ASIDE_REPEAT times or more
+ * (scan_aside), left out of SDB_BODY_ASCII: an ASCII line is scanned on
+ * both; when either does not compile both are NULL (SDB_BODY serves).
+ * SDB_URI_SIDE holds the uri rules that match an ordinary URI
+ * (scan_rule.side), left out of SDB_URI: a URI is scanned on both. */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
-		SDB_BODY_ASCII, SDB_START, SDB_N };
+		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a
@@ -195,6 +206,8 @@ struct scan_db {
 	size_t nevals;
 	unsigned *metas;             /* SCOPE_META rule indices, in order */
 	size_t nmetas;
+	unsigned *brules;            /* rules with a byte set (scan_rule.bytes) */
+	size_t nbrules;
 	size_t meta_bad;             /* the rule scan_meta_build refused */
 	size_t *moff;                /* meta k's code: mcode[moff[k]..moff[k+1]) */
 	uint32_t *mcode;             /* (scan_meta.c), then the index below */

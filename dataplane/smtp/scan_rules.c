@@ -35,9 +35,10 @@
 #include "scan_received.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB8\n" /* 5: one database per header view after the SDB_N;
+#define CACHE_MAGIC "MOATHSDB9\n" /* 5: one database per header view after the SDB_N;
 				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
-				     * (metas run over the hit bitmap); 8: SDB_START */
+				     * (metas run over the hit bitmap); 8: SDB_START;
+				     * 9: SDB_BODY_ASIDE */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -136,6 +137,7 @@ void scan_rule_free(struct scan_rule *r)
 	free(r->unset);
 	pcre2_code_free(r->re);
 	pcre2_code_free(r->re_start);
+	free(r->bytes);
 }
 
 /* db_free - release everything of a db */
@@ -170,6 +172,7 @@ static void db_free(struct scan_db *d)
 	free(d->unsets);
 	free(d->evals);
 	free(d->metas);
+	free(d->brules);
 	free(d->moff);
 	free(d->mcode);
 	free(d);
@@ -706,13 +709,54 @@ static void expr_set_free(struct expr_set *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* scan_aside - expr has a group repeated SCAN_ASIDE_REPEAT times or more
+ * ("(?:[a-z]{8,}[\s.]+){6}", SpamAssassin's __LONGWORDS_*): Hyperscan
+ * makes such a rule cost far more inside the large ASCII body database
+ * than in a small one of its own (docs/content-gate.md, session 16), so
+ * it goes to SDB_BODY_ASIDE.  Only where it runs changes, not what it
+ * matches: a lexical look for ")" then "{n" or "{n," with n at least the
+ * bound, escapes and classes skipped. */
+int scan_aside(const char *expr)
+{
+	int cls = 0;
+
+	for (const char *p = expr; *p; p++) {
+		if (*p == '\\') {
+			if (!p[1])
+				break;
+			p++;
+			continue;
+		}
+		if (cls) {
+			cls = *p != ']';
+			continue;
+		}
+		if (*p == '[') {
+			cls = 1;
+			if (p[1] == '^')
+				p++;
+			if (p[1] == ']')
+				p++;
+			continue;
+		}
+		if (*p == ')' && p[1] == '{' && p[2] >= '0' && p[2] <= '9') {
+			char *e;
+			unsigned long n = strtoul(p + 2, &e, 10);
+
+			if ((*e == '}' || *e == ',') && n >= SCAN_ASIDE_REPEAT)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* in_db - does rule r compile into database k (k < SDB_N: enum scan_dbi,
  * SDB_HEADER holding only the rules of no view, which read each header
  * alone; SDB_N + v: header view v's own database; SDB_N + nviews + s:
  * the prefilters of the relay rules reading relay string s) */
 static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 {
-	if (r->dead)
+	if (r->dead || r->bytes)
 		return 0;
 	if (k >= SDB_N + d->nviews)
 		return r->scope == SCOPE_EVAL && r->eval == EVAL_RELAYS_HDR && r->pattern[0] &&
@@ -721,8 +765,10 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 		return r->rstart;
 	if (r->scope == SCOPE_HEADER)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
-	if (k == SDB_BODY_ASCII)
-		return r->scope == SCOPE_BODY;
+	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
+		return r->scope == SCOPE_BODY && scan_aside(r->pattern) == (k == SDB_BODY_ASIDE);
+	if (k == SDB_URI_SIDE || k == SDB_URI)
+		return r->scope == SCOPE_URI && r->side == (k == SDB_URI_SIDE);
 	return k < SDB_N && scan_scope_dbi(r->scope) == (int)k;
 }
 
@@ -745,7 +791,7 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 
 		if (!in_db(d, r, k))
 			continue;
-		if (k == SDB_BODY_ASCII) { /* the rule on ASCII-only lines */
+		if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE) { /* the rule on ASCII-only lines */
 			int oom;
 
 			if (!(e->expr[e->n] = scan_ascii_only(r->pattern, &oom))) {
@@ -971,12 +1017,13 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
 				     NULL, &db[w], &ce) == HS_SUCCESS)
 			continue;
-		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_START) {
+		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ||
+		    w == SDB_START) {
 			/* a relay string's prefilters: without them each
 			 * rule's PCRE2 runs on every message, as before; the
 			 * ASCII body database: SDB_BODY reads every line; the
 			 * start database: confirmation reads the whole unit */
-			log_warn("scan: %s: %s", w == SDB_BODY_ASCII ? "ascii body" :
+			log_warn("scan: %s: %s", w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ? "ascii body" :
 				 w == SDB_START ? "match starts" : "relay prefilters",
 				 ce && ce->message ? ce->message : "?");
 			hs_free_compile_error(ce);
@@ -994,6 +1041,14 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			goto out;
 		}
 	}
+	/* the ASCII body rules are split over two databases: both or none
+	 * (SDB_BODY then reads every line) */
+	if ((es[SDB_BODY_ASCII].n && !db[SDB_BODY_ASCII]) || (es[SDB_BODY_ASIDE].n && !db[SDB_BODY_ASIDE]))
+		for (int w = SDB_BODY_ASCII; w <= SDB_BODY_ASIDE; w += SDB_BODY_ASIDE - SDB_BODY_ASCII)
+			if (db[w]) {
+				hs_free_database(db[w]);
+				db[w] = NULL;
+			}
 	if (path) {
 		int src = cache_store(path, key, db, ndb);
 		if (src < 0)
@@ -1158,6 +1213,183 @@ static void mark_dead(struct scan_db *d)
 	}
 }
 
+/* one_byte - expr is one item that matches one byte: ".", a class
+ * shorthand, or a bracket class without a nested "[" (POSIX classes);
+ * no anchor, quantifier or anything else */
+static int one_byte(const char *e)
+{
+	const char *p = e + 1;
+
+	if (!strcmp(e, ".") || (e[0] == '\\' && strchr("sSdDwW", e[1]) && e[1] && !e[2]))
+		return 1;
+	if (e[0] != '[')
+		return 0;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	for (; *p && *p != ']'; p++) {
+		if (*p == '[')
+			return 0;
+		if (*p == '\\' && !*++p)
+			return 0;
+	}
+	return *p == ']' && !p[1];
+}
+
+static int byte_cb(unsigned id, unsigned long long from, unsigned long long to,
+		   unsigned flags, void *ctx)
+{
+	(void)id, (void)from, (void)to, (void)flags;
+	*(int *)ctx = 1;
+	return 1;
+}
+
+/* side_cb - a prefilter uri rule fired on the ordinary URI */
+static int side_cb(unsigned id, unsigned long long from, unsigned long long to,
+		   unsigned flags, void *ctx)
+{
+	(void)from, (void)to, (void)flags;
+	((struct scan_db *)ctx)->rules[id].side = 1;
+	return 0;
+}
+
+/* mark_side - the live uri rules that match an ordinary URI: they match
+ * (or are candidates) on nearly every URI, and a match reported inside
+ * SDB_URI costs far more than in a small database of their own
+ * (SDB_URI_SIDE; docs/content-gate.md, session 16).  Only where a rule
+ * runs changes, not what it matches.  An exact rule is tried with PCRE2
+ * (what it matches), a prefilter rule as Hyperscan compiles it (what it
+ * fires on: one database of them all, compiled once, so a load does not
+ * pay a compile per rule).  A scope keeps them when no other rule would
+ * be left. */
+static void mark_side(struct scan_db *d)
+{
+	static const char uri[] = "http://www.example.com/";
+	const char **e = calloc(d->nrules ? d->nrules : 1, sizeof(*e));
+	unsigned *fl = calloc(d->nrules ? d->nrules : 1, sizeof(*fl));
+	unsigned *ids = calloc(d->nrules ? d->nrules : 1, sizeof(*ids));
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	hs_database_t *db = NULL;
+	hs_scratch_t *s = NULL;
+	hs_compile_error_t *ce = NULL;
+	size_t np = 0, left = 0;
+
+	if (!e || !fl || !ids || !md)
+		goto out; /* no side database: only slower */
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+		pcre2_code *re;
+		int ec;
+		PCRE2_SIZE eo;
+
+		if (r->scope != SCOPE_URI || r->dead || r->bytes)
+			continue;
+		if (r->prefilter) {
+			e[np] = r->pattern;
+			fl[np] = r->flags | HS_FLAG_SINGLEMATCH | HS_FLAG_PREFILTER;
+			ids[np++] = (unsigned)i;
+			continue;
+		}
+		re = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
+				   (r->flags & HS_FLAG_CASELESS ? PCRE2_CASELESS : 0) |
+				   (r->flags & HS_FLAG_DOTALL ? PCRE2_DOTALL : 0) |
+				   (r->flags & HS_FLAG_MULTILINE ? PCRE2_MULTILINE : 0), &ec, &eo, NULL);
+		r->side = re && pcre2_match(re, (PCRE2_SPTR)uri, sizeof(uri) - 1, 0, 0, md, NULL) >= 0;
+		pcre2_code_free(re);
+	}
+	if (np && hs_compile_multi(e, fl, ids, (unsigned)np, HS_MODE_BLOCK, NULL, &db, &ce) == HS_SUCCESS &&
+	    hs_alloc_scratch(db, &s) == HS_SUCCESS)
+		hs_scan(db, uri, sizeof(uri) - 1, 0, s, side_cb, d);
+	hs_free_compile_error(ce);
+	hs_free_scratch(s);
+	hs_free_database(db);
+	for (size_t i = 0; i < d->nrules; i++)
+		left += d->rules[i].scope == SCOPE_URI && !d->rules[i].dead && !d->rules[i].bytes &&
+			!d->rules[i].side;
+	for (size_t i = 0; i < d->nrules && !left; i++)
+		d->rules[i].side = 0;
+out:
+	free(e), free(fl), free(ids);
+	pcre2_match_data_free(md);
+}
+
+/* byte_set - the 256 bytes r matches alone, as Hyperscan compiles it: a
+ * unit matches r when it holds one of them; NULL when it does not compile */
+static unsigned char *byte_set(const struct scan_rule *r)
+{
+	hs_database_t *db = NULL;
+	hs_scratch_t *s = NULL;
+	hs_compile_error_t *ce = NULL;
+	unsigned char *set = NULL;
+
+	if (hs_compile(r->pattern, r->flags | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK, NULL, &db, &ce) !=
+	    HS_SUCCESS) {
+		hs_free_compile_error(ce);
+		return NULL;
+	}
+	if (hs_alloc_scratch(db, &s) == HS_SUCCESS && (set = calloc(256, 1))) {
+		for (int b = 0; b < 256; b++) {
+			char c = (char)b;
+			int m = 0;
+			hs_error_t e = hs_scan(db, &c, 1, 0, s, byte_cb, &m);
+
+			if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
+				free(set);
+				set = NULL;
+				break;
+			}
+			set[b] = (unsigned char)m;
+		}
+	}
+	hs_free_scratch(s);
+	hs_free_database(db);
+	return set;
+}
+
+/* mark_bytes - the live exact score rules of body, rawbody and uri that
+ * match one byte (one_byte) are tested in C (scan.c): such a rule matches
+ * on almost every unit (SpamAssassin's __NONEMPTY_BODY "\S",
+ * __L_BODY_8BITS "[\x80-\xff]"), and a match reported inside the large
+ * databases costs far more than the rule (docs/content-gate.md, session
+ * 16).  A scope keeps them compiled when no other rule would be left in
+ * its database.  -ENOMEM or 0. */
+static int mark_bytes(struct scan_db *d)
+{
+	static const enum scan_scope sc[] = { SCOPE_BODY, SCOPE_RAWBODY, SCOPE_URI };
+	size_t left[3] = { 0 }, nb = 0;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+		int k = r->scope == SCOPE_BODY ? 0 : r->scope == SCOPE_RAWBODY ? 1 :
+			r->scope == SCOPE_URI ? 2 : -1;
+
+		if (k < 0 || r->dead)
+			continue;
+		if (!r->prefilter && r->action == ACT_SCORE && !(r->flags & HS_FLAG_UTF8) &&
+		    one_byte(r->pattern) && (r->bytes = byte_set(r)))
+			nb++;
+		else
+			left[k]++;
+	}
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+
+		for (int k = 0; k < 3 && r->bytes; k++)
+			if (r->scope == sc[k] && !left[k]) {
+				free(r->bytes);
+				r->bytes = NULL;
+				nb--;
+			}
+	}
+	if (nb && !(d->brules = calloc(nb, sizeof(*d->brules))))
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nrules; i++)
+		if (d->rules[i].bytes)
+			d->brules[d->nbrules++] = (unsigned)i;
+	return 0;
+}
+
 /* build_metas - every meta compiled for scan_meta_eval (scan_meta.c) */
 static int build_metas(struct scan_db *d, char *err, size_t errsz)
 {
@@ -1201,7 +1433,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (!o->keep_all)
 		mark_dead(d);
-	if ((rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
+	if ((rc = mark_bytes(d)) < 0 || (mark_side(d), 0) || (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {

@@ -53,6 +53,10 @@ char *scan_widen(const char *expr, int drop_last, int *exact);
  * \Q..\E, \K, octal and control escapes, possessive quantifiers,
  * unscoped or extended-mode flags, nesting past 64) or on ENOMEM */
 char *scan_reverse(const char *expr);
+/* scan_aside - expr repeats a group SCAN_ASIDE_REPEAT times or more
+ * ("(...){6}"): its ASCII body form goes to SDB_BODY_ASIDE (scan.h) */
+#define SCAN_ASIDE_REPEAT 5
+int scan_aside(const char *expr);
 
 /* scan_validate - can Hyperscan compile expr with flags?  0, or -1 with
  * Hyperscan's message in msg */

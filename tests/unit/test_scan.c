@@ -108,7 +108,11 @@ static const char *scope_rules =
 	"BODY_N     body           score 1 /needle/\n"
 	"RAW_N      raw            score 1 /rawmark/\n"
 	"SPLIT      body           score 1 /a pattern split across chunks/i\n"
-	"FOLDED     header:Subject score 1 /folded subject line/\n";
+	"FOLDED     header:Subject score 1 /folded subject line/\n"
+	"ASIDE      body           score 1 /\\b(?:[a-z]{3,}\\s+){5}/\n"
+	"ONEB       body           score 1 /[#]/\n"
+	"USIDE      uri            score 1 /^\\w+:\\/\\//\n"
+	"UOTHER     uri            score 1 /example\\.org/\n";
 
 static int setup_scope(void **state)
 {
@@ -150,7 +154,39 @@ static const struct scope_case scope_cases[] = {
 	  "Subject: a folded\r\n subject line\r\n\r\nb\r\n", "FOLDED", "" },
 	{ "folded with tab", "Subject: a folded\r\n\tsubject line\r\n\r\nb\r\n", "", "FOLDED" },
 	{ "body not in headers", "X-N: needle\r\n\r\nclean\r\n", "", "BODY_N HDR_SUBJ" },
+	/* a group repeated 5+ times: its own database (SDB_BODY_ASIDE) on
+	 * ASCII lines, SDB_BODY on the others */
+	{ "aside, ASCII line", "Subject: x\r\n\r\nthese seven words should match this rule\r\n", "ASIDE",
+	  "BODY_N" },
+	{ "aside, other line", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+	  "caf\xc3\xa9 these seven words should match this rule\r\n", "ASIDE", "" },
+	{ "aside, too few", "Subject: x\r\n\r\nfour words are here\r\n", "", "ASIDE" },
+	/* a rule matching one byte is tested in C (mark_bytes), a uri rule
+	 * matching an ordinary URI scanned in SDB_URI_SIDE (mark_side) */
+	{ "one-byte rule", "Subject: x\r\n\r\nnumber #1\r\n", "ONEB", "" },
+	{ "one-byte rule, UTF-8 line", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	  "\r\ncaf\xc3\xa9 #1\r\n", "ONEB", "" },
+	{ "one-byte rule, none", "Subject: x\r\n\r\nnumber 1\r\n", "", "ONEB" },
+	{ "uri side", "Subject: x\r\n\r\nsee http://www.example.org/a\r\n", "USIDE UOTHER", "ONEB" },
+	{ "uri side, no uri", "Subject: x\r\n\r\nsee nothing\r\n", "", "USIDE UOTHER" },
 };
+
+/* scan_aside: a group (not a class, not an escaped parenthesis) repeated
+ * SCAN_ASIDE_REPEAT times or more */
+static void test_aside(void **state)
+{
+	(void)state;
+	assert_true(scan_aside("\\b(?:[a-z]{8,}[\\s.]+){6}"));
+	assert_true(scan_aside("(?:x){5,}"));
+	assert_true(scan_aside("(?:x){29,40}"));
+	assert_false(scan_aside("(?:x){4}"));
+	assert_false(scan_aside("(?:x){4,}"));
+	assert_false(scan_aside("x{9}"));
+	assert_false(scan_aside("\\){9}"));
+	assert_false(scan_aside("[)]{9}"));
+	assert_false(scan_aside("[^])]{9}"));
+	assert_false(scan_aside("(?:x)\\{9}"));
+}
 
 /* check_words - every word of list is (want=1) / is not matched */
 static void check_words(const char *cname, const struct filter_verdict *v,
@@ -1889,6 +1925,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_engine_pieces, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_close_anywhere, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
+		cmocka_unit_test(test_aside),
 		cmocka_unit_test(test_chunk_boundary),
 		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_repeats),
