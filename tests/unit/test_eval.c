@@ -72,6 +72,16 @@ static void test_date_diff(void **state)
 	assert_int_equal(dd("Received: from a by b; Tue, 3 Sep 2002 17:00:00 +0000\n"
 			    "Received: from c by d; Tue, 3 Sep 2002 12:00:00 +0000\n"
 			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), -18000);
+	/* fetchmail's own line first (and qmail's above it): not a relay's time */
+	assert_int_equal(dd("Received: from a by localhost with POP3 (fetchmail-5.9.0) for x; "
+			    "Tue, 3 Sep 2002 11:30:00 +0000\n"
+			    "Received: from c by d; Tue, 3 Sep 2002 10:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), 7200);
+	assert_int_equal(dd("Received: (qmail 123 invoked by uid 0); Tue, 3 Sep 2002 11:45:00 +0000\n"
+			    "Received: from a by localhost with POP3 (fetchmail-5.9.0) for x; "
+			    "Tue, 3 Sep 2002 11:30:00 +0000\n"
+			    "Received: from c by d; Tue, 3 Sep 2002 10:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), 7200);
 }
 
 /* check_for_shifted_date: the rule ranges */
