@@ -60,6 +60,19 @@ static const char *const rx_src[RX_N] = {
 			  "|bounced?-|[a-f0-9]{8}(?:\\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}"
 			  "-[a-f0-9]{4}-[a-f0-9]{12})|.+=.+=.+)\\@",
 };
+/* a string each match of the expression contains (case as written: none
+ * of these is caseless), looked for before PCRE2 is: most subjects lack
+ * it (a PCRE2 call that fails costs 100-300 cycles; %[A-Z] alone was run
+ * on 21,661 header lines of the 1,000-message subset and matched none) */
+static const char *const rx_need[RX_N] = {
+	[RX_LOCAL2] = " invoked by uid ",
+	[RX_FETCHMAIL] = " (fetchmail-",
+	[RX_EZMLM] = "; run by ezmlm",
+	[RX_DLTO_LIST] = "mailing list ",
+	[RX_QMAIL_INVOKED] = " invoked ",
+	[RX_MSN_GROUPS] = "from groups.msn.com (",
+	[RX_TEMPLATE] = "%",
+};
 static pcre2_code *rx[RX_N];
 static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
 static pthread_key_t rx_md_key; /* each thread's match data, freed at its exit */
@@ -111,7 +124,8 @@ static int rx_find(int i, const char *s, size_t n, PCRE2_SIZE ov[10])
 	int rc;
 
 	pthread_once(&rx_once, rx_init);
-	if (!rx[i] || !(md = rx_md()))
+	if (!rx[i] || (rx_need[i] && !memmem(s, n, rx_need[i], strlen(rx_need[i]))) ||
+	    !(md = rx_md()))
 		return 0;
 	rc = pcre2_match(rx[i], (PCRE2_SPTR)s, n, 0, 0, md, NULL);
 	if (rc > 0) {

@@ -64,6 +64,13 @@ int sa_relay_view_index(const char *name);
  * the parse then compiles what it reaches, and skips what fails) */
 int sa_relays_compile(void);
 
+/* sa_relays_gate_check - the parse's gate (scan_received.c) over the line
+ * s[0..n) as the parse would hold it: how many of its patterns match s
+ * although the gate skips them (0 unless the gate is wrong), -1 on no
+ * memory or a line longer than the parse keeps; *gated: how many
+ * patterns the gate holds (0: no gate, every pattern runs) */
+int sa_relays_gate_check(const char *s, size_t n, unsigned *gated);
+
 /* sa_relays_parse - parse_received_headers over the header block hb[0..n)
  * ("Name: value\n" per header): into r (sa_relays_free after); -ENOMEM */
 int sa_relays_parse(const char *hb, size_t n, struct sa_relays *r);

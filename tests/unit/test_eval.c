@@ -2,6 +2,7 @@
  * values Debian's SpamAssassin 4.0.1 gives (perl -MMail::SpamAssassin::Util
  * -e 'print parse_rfc822_date(...)', HeaderEval's date_diff, MIMEEval's
  * counters), and the MIME walker's counters they read. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -71,6 +72,16 @@ static void test_date_diff(void **state)
 	assert_int_equal(dd("Received: from a by b; Tue, 3 Sep 2002 17:00:00 +0000\n"
 			    "Received: from c by d; Tue, 3 Sep 2002 12:00:00 +0000\n"
 			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), -18000);
+	/* fetchmail's own line first (and qmail's above it): not a relay's time */
+	assert_int_equal(dd("Received: from a by localhost with POP3 (fetchmail-5.9.0) for x; "
+			    "Tue, 3 Sep 2002 11:30:00 +0000\n"
+			    "Received: from c by d; Tue, 3 Sep 2002 10:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), 7200);
+	assert_int_equal(dd("Received: (qmail 123 invoked by uid 0); Tue, 3 Sep 2002 11:45:00 +0000\n"
+			    "Received: from a by localhost with POP3 (fetchmail-5.9.0) for x; "
+			    "Tue, 3 Sep 2002 11:30:00 +0000\n"
+			    "Received: from c by d; Tue, 3 Sep 2002 10:00:00 +0000\n"
+			    "Date: Tue, 3 Sep 2002 12:00:00 +0000\n"), 7200);
 }
 
 /* check_for_shifted_date: the rule ranges */
@@ -565,6 +576,12 @@ static void test_received_line(void **state)
 		  "jm@localhost (single-drop); Thu, 13 Mar 2003 20:39:56 -0800 (PST)", 0, "" },
 		/* unparseable: no IP */
 		{ "from foo.example.com by bar", -1, "" },
+		/* ")by " made ") by ": only then does the line hold ") by "
+		 * (the gate scans it again); moat's parse before the gate */
+		{ "from [192.0.2.9] (ident=joe helo=x)by relay.example.net (8.12.6); Sat, 15 Mar "
+		  "2003 00:38:03 GMT",
+		  1, "[ ip=192.0.2.9 rdns= helo=x by=relay.example.net ident=joe envfrom= intl=0 "
+		     "id= auth= msa=0 ]" },
 	};
 	char out[1024];
 
@@ -576,6 +593,74 @@ static void test_received_line(void **state)
 		if (t[i].rc == 1)
 			assert_string_equal(out, t[i].as);
 	}
+}
+
+/* the Received parse's gate skips PCRE2 only for a pattern that cannot
+ * match: over lines that hit the gated patterns, as the parse holds them
+ * (whole, the "from " cut, upper case for the caseless ones), no pattern
+ * matches that the gate skips */
+static void test_relays_gate(void **state)
+{
+	static const char *const lines[] = {
+		"from mail1.insuranceiq.com (host66.insuranceiq.com [65.217.159.66] (may be "
+		"forged)) by dogma.slashnull.org (8.11.6/8.11.6) with ESMTP id h2F0c2x31856 for "
+		"<jm@jmason.org>; Sat, 15 Mar 2003 00:38:03 GMT",
+		"from localhost (unknown [127.0.0.1]) by cabbage.jmason.org (Postfix) with ESMTP "
+		"id A96E18BD97 for <jm@localhost>; Thu, 13 Mar 2003 15:23:15 -0500 (EST)",
+		"from [192.168.1.104] (account nazgul HELO [192.168.1.104]) by somewhere.com "
+		"(CommuniGate Pro SMTP 3.5.7) with ESMTP-TLS id 2088434",
+		"from unknown (HELO terpsichore.farfalle.com) (jdavid@[216.254.40.70]) "
+		"(envelope-sender <jdavid@farfalle.com>) by mail13.speakeasy.net (qmail-ldap-1.03) "
+		"with SMTP for <jm@jmason.org>",
+		"from sc8-sf-list1-b.sourceforge.net ([10.3.1.13] helo=sc8-sf-list1.sourceforge.net)"
+		" by sc8-sf-list2.sourceforge.net with esmtp (Exim 3.31-VA-mm2 #1 (Debian)) id "
+		"18t301-0007Bh-00",
+		"from roissy (p573.as1.exs.dublin.eircom.net [159.134.226.61]) (authenticated "
+		"bits=0) by slate.dublin.wbtsystems.com (8.12.6/8.12.6) with ESMTP id g9MFWcvb068860",
+		"from mail pickup service by mail1.insuranceiq.com with Microsoft SMTPSVC",
+		"from cabbage.jmason.org [127.0.0.1] by localhost with IMAP (fetchmail-5.9.0) for "
+		"jm@localhost (single-drop)",
+		"from x.example ([IPv6:2001:db8::1]) by y.example with Microsoft SMTP Server (TLS) id "
+		"14.3.123.3; Sat, 15 Mar 2003 00:38:03 GMT",
+		"from x.example (Authenticated sender: joe) by mail.example (Postfix) with ESMTPA id 1",
+		"from 10.0.0.1 (SquirrelMail authenticated user joe) by webmail.example with HTTP",
+		"from x.example (envelope-from <a@b.example>) by y.example with local-esmtp id 1",
+		"from x.example ([192.0.2.1]) by y.example (via HTTP) id 2; Sat, 15 Mar 2003",
+		"from [192.0.2.9] (helo=x) by relay.example.net (8.12.6)",
+		"from qmail 1234 invoked by uid 0 by x.example with qmail-scanner-1.2",
+		"from x.example (x.example [192.0.2.2]) by y.example (Lotus Domino Release 5.0.8) "
+		"with ESMTP id 2003031500",
+		"from y.example (HELO y) (192.0.2.3) by z.example (qpsmtpd/0.40) with ESMTP",
+		"from y.example ([192.0.2.4]:4567) by z.example with [XMail 1.22 ESMTP Server] id "
+		"<S1> for <a@b> from <c@d>",
+		"(from a@localhost) by x.example (8.9.3)",
+		"from [192.0.2.5] by mx.google.com with ESMTPS id a1sm123abc.0.2003.03.15.00.38.03 "
+		"(version=TLSv1/SSLv3 cipher=RC4-MD5)",
+		"from x (AUTH: LOGIN joe, SSL) by mail.gmx.net (mp001) with ESMTPA",
+	};
+	char v[1024];
+	unsigned gated = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		size_t n = strlen(lines[i]);
+
+		assert_true(n < sizeof(v));
+		for (int form = 0; form < 4; form++) {
+			const char *l = lines[i];
+			size_t ln = n;
+
+			if (form & 1) { /* the "from " cut off, as the parse does */
+				l += strncmp(l, "(from ", 6) == 0 ? 6 : 5;
+				ln -= (size_t)(l - lines[i]);
+			}
+			for (size_t k = 0; k < ln; k++)
+				v[k] = form & 2 ? (char)toupper((unsigned char)l[k]) : l[k];
+			if (sa_relays_gate_check(v, ln, &gated) != 0)
+				fail_msg("the gate skips a pattern that matches \"%.*s\"", (int)ln, v);
+		}
+	}
+	assert_true(gated > 100); /* the gate is there */
 }
 
 /* a relay whose fields are 450 bytes each: its X-Spam-Relays-* string is
@@ -957,6 +1042,7 @@ int main(void)
 		cmocka_unit_test(test_freemail),
 		cmocka_unit_test(test_freemail_many),
 		cmocka_unit_test(test_received_line),
+		cmocka_unit_test(test_relays_gate),
 		cmocka_unit_test(test_relay_evals),
 		cmocka_unit_test(test_relay_long_fields),
 		cmocka_unit_test(test_meta_eval),
