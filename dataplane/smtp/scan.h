@@ -107,6 +107,14 @@ struct scan_rule {
 			       * byte ("[\x80-\xff]", "\S"): the 256 bytes it
 			       * matches (1), tested in C on each unit instead
 			       * of compiled (scan_rules.c, mark_bytes) */
+	int gap;              /* a body rule with "[_\W]{0,3}"-like gaps: in
+			       * SDB_BODY_GAP only, scanned where its skeleton
+			       * form fires (scan_rules.c, mark_gap) */
+	char *skel;           /* gap: its skeleton form on a line without a
+			       * byte of scan_db.skel's SCAN_SK_LACK (SDB_SKEL,
+			       * scan_skel; NULL: it cannot match one) */
+	char *skel_any;       /* gap: its skeleton form on any line
+			       * (SDB_SKEL_ANY) */
 };
 
 /* a rule that could not be imported, and why */
@@ -143,9 +151,15 @@ enum sa_kind {
  * (scan_aside), left out of SDB_BODY_ASCII: an ASCII line is scanned on
  * both; when either does not compile both are NULL (SDB_BODY serves).
  * SDB_URI_SIDE holds the uri rules that match an ordinary URI
- * (scan_rule.side), left out of SDB_URI: a URI is scanned on both. */
+ * (scan_rule.side), left out of SDB_URI: a URI is scanned on both.
+ * SDB_BODY_GAP holds the body rules with gaps (scan_rule.gap), left out
+ * of the three above: a body line is scanned on it only where their
+ * skeleton forms fire on the line's letters and digits, SDB_SKEL's on a
+ * line without a byte of SCAN_SK_LACK, SDB_SKEL_ANY's on the others
+ * (scan.c, gap_gate). */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
-		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE, SDB_N };
+		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE,
+		SDB_BODY_GAP, SDB_SKEL, SDB_SKEL_ANY, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a
@@ -176,6 +190,8 @@ enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
  * (scan_db.rflag): the match callback reads this small array, not the
  * rule table (hundreds of KB, a cache miss a match) */
 enum { SCAN_RF_PREFILTER = 1, SCAN_RF_HEADER = 2, SCAN_RF_REJECT = 4 };
+/* scan_db.skel */
+enum { SCAN_SK_ALNUM = 1, SCAN_SK_LACK = 2 };
 
 struct scan_db {
 	atomic_uint refs;
@@ -207,6 +223,11 @@ struct scan_db {
 	unsigned *metas;             /* SCOPE_META rule indices, in order */
 	size_t nmetas;
 	unsigned *brules;            /* rules with a byte set (scan_rule.bytes) */
+	unsigned char skel[256];     /* per byte: SCAN_SK_ALNUM ([A-Za-z0-9],
+				      * the skeleton's bytes), SCAN_SK_LACK (a
+				      * line with it reads SDB_SKEL_ANY) */
+	int skel_off;                /* a skeleton database did not compile:
+				      * SDB_BODY_GAP reads every body line */
 	size_t nbrules;
 	size_t meta_bad;             /* the rule scan_meta_build refused */
 	size_t *moff;                /* meta k's code: mcode[moff[k]..moff[k+1]) */

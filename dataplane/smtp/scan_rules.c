@@ -35,10 +35,11 @@
 #include "scan_received.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB9\n" /* 5: one database per header view after the SDB_N;
+#define CACHE_MAGIC "MOATHSDB10\n" /* 5: one database per header view after the SDB_N;
 				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
 				     * (metas run over the hit bitmap); 8: SDB_START;
-				     * 9: SDB_BODY_ASIDE */
+				     * 9: SDB_BODY_ASIDE; 10: SDB_BODY_GAP,
+				     * SDB_SKEL, SDB_SKEL_ANY */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -138,6 +139,8 @@ void scan_rule_free(struct scan_rule *r)
 	pcre2_code_free(r->re);
 	pcre2_code_free(r->re_start);
 	free(r->bytes);
+	free(r->skel);
+	free(r->skel_any);
 }
 
 /* db_free - release everything of a db */
@@ -763,6 +766,12 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 		       (size_t)r->ea == k - SDB_N - d->nviews;
 	if (k == SDB_START)
 		return r->rstart;
+	if (k == SDB_BODY_GAP || k == SDB_SKEL_ANY)
+		return r->gap;
+	if (k == SDB_SKEL)
+		return r->gap && r->skel;
+	if (r->gap)
+		return 0;
 	if (r->scope == SCOPE_HEADER)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
 	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
@@ -799,6 +808,12 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 					return -ENOMEM;
 				continue; /* it cannot match such a line */
 			}
+		} else if (k == SDB_SKEL || k == SDB_SKEL_ANY) { /* on a line's skeleton */
+			if (!(e->expr[e->n] = strdup(k == SDB_SKEL ? r->skel : r->skel_any)))
+				return -ENOMEM;
+			e->flags[e->n] = HS_FLAG_SINGLEMATCH;
+			e->ids[e->n++] = (unsigned)i;
+			continue;
 		} else if (k == SDB_START) { /* read backwards, every match */
 			if (!(e->expr[e->n] = scan_reverse(r->pattern)))
 				return -ENOMEM; /* the import checked that it reverses */
@@ -1017,7 +1032,11 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
 				     NULL, &db[w], &ce) == HS_SUCCESS)
 			continue;
-		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ||
+		if (w == SDB_SKEL || w == SDB_SKEL_ANY) { /* the gate: SDB_BODY_GAP reads every line */
+			log_warn("scan: skeleton forms: %s", ce && ce->message ? ce->message : "?");
+			hs_free_compile_error(ce);
+			db[w] = NULL;
+		} else if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ||
 		    w == SDB_START) {
 			/* a relay string's prefilters: without them each
 			 * rule's PCRE2 runs on every message, as before; the
@@ -1055,6 +1074,8 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			log_warn("scan: cache write %s: %s", path, strerror(-src));
 	}
 out:
+	if (rc == 0) /* compiled now or not (the cache keeps a failed one as empty) */
+		d->skel_off = (es[SDB_SKEL].n && !db[SDB_SKEL]) || (es[SDB_SKEL_ANY].n && !db[SDB_SKEL_ANY]);
 	if (db) { /* the db owns them now (db_free), also on failure */
 		for (size_t w = 0; w < ndb; w++) {
 			if (w < SDB_N)
@@ -1390,6 +1411,64 @@ static int mark_bytes(struct scan_db *d)
 	return 0;
 }
 
+/* gap_candidate - a live exact score body rule, not one-byte nor aside,
+ * read byte by byte (no UTF-8 or Unicode classes) */
+static int gap_candidate(const struct scan_rule *r)
+{
+	return r->scope == SCOPE_BODY && !r->dead && !r->bytes && !r->prefilter &&
+	       r->action == ACT_SCORE && !(r->flags & (HS_FLAG_UTF8 | HS_FLAG_UCP)) &&
+	       !scan_aside(r->pattern);
+}
+
+/* mark_gap - the body rules with gaps ("V[_\W]{0,3}[i1!|l][_\W]{0,3}...",
+ * SpamAssassin's __DRUGS_*) whose skeleton forms (scan_skel) need
+ * SCAN_GAP_MINLEN letters or digits: they go to SDB_BODY_GAP, scanned on
+ * a line only where one of those forms fires on the line's skeleton (they
+ * have no literal, so inside SDB_BODY_ASCII their automata ran on every
+ * byte: docs/content-gate.md, session 17).  A line without a byte of the
+ * set scan_skel_bytes gathers over them ('!', '|', '@', look-alikes past
+ * 0x7f: SCAN_SK_LACK) reads the stricter forms (SDB_SKEL), the others the
+ * looser ones (SDB_SKEL_ANY).  Score rules only (a reject is reported in
+ * rule order).  A rule whose form cannot be made (syntax, ENOMEM) stays
+ * where it was. */
+#define SCAN_GAP_MINLEN 3
+static void mark_gap(struct scan_db *d)
+{
+	unsigned char lack[256] = { 0 };
+	int n = 0, len;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+		int ci = (r->flags & HS_FLAG_CASELESS) != 0;
+
+		if (!gap_candidate(r))
+			continue;
+		r->skel_any = scan_skel(r->pattern, ci, NULL, &len);
+		if (r->skel_any && len >= SCAN_GAP_MINLEN && scan_skel_bytes(r->pattern, ci, lack) == 0) {
+			r->gap = 1;
+			n++;
+		} else { /* no gap, not read, or a gate that would not gate */
+			free(r->skel_any);
+			r->skel_any = NULL;
+		}
+	}
+	for (int c = 0; c < 256; c++)
+		d->skel[c] = (unsigned char)(((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') ?
+					      SCAN_SK_ALNUM : 0) | (lack[c] ? SCAN_SK_LACK : 0));
+	for (size_t i = 0; i < d->nrules && n; i++) {
+		struct scan_rule *r = &d->rules[i];
+
+		if (!r->gap)
+			continue;
+		r->skel = scan_skel(r->pattern, (r->flags & HS_FLAG_CASELESS) != 0, lack, &len);
+		if (!r->skel && len != SCAN_SKEL_NEVER) { /* ENOMEM: where it was */
+			free(r->skel_any);
+			r->skel_any = NULL;
+			r->gap = 0;
+		}
+	}
+}
+
 /* build_metas - every meta compiled for scan_meta_eval (scan_meta.c) */
 static int build_metas(struct scan_db *d, char *err, size_t errsz)
 {
@@ -1433,7 +1512,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (!o->keep_all)
 		mark_dead(d);
-	if ((rc = mark_bytes(d)) < 0 || (mark_side(d), 0) || (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
+	if ((rc = mark_bytes(d)) < 0 || (mark_gap(d), 0) || (mark_side(d), 0) || (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {
