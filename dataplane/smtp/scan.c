@@ -1169,15 +1169,15 @@ static int gate_hit(unsigned id, unsigned long long from, unsigned long long to,
 }
 
 /* gap_gate - may a rule of SDB_BODY_GAP match the body line p[0..n)?  Its
- * skeleton (its bytes [A-Za-z0-9] in order) scanned on SDB_SKEL, or on
- * SDB_SKEL_ANY when the line holds a byte the stricter forms assume
- * absent (SCAN_SK_LACK; scan_rules.c, mark_gap); yes when in doubt */
+ * skeleton (its bytes [A-Za-z0-9] in order) scanned on the forms of the
+ * line's tier, the set of the bytes the rules' classes name that it
+ * holds (scan_rules.c, mark_gap); yes when in doubt */
 static int gap_gate(struct filter_msg *m, const char *p, size_t n)
 {
 	const struct scan_db *d = m->db;
 	char sk[SCAN_GATE_MAX];
 	size_t k = 0;
-	unsigned any = 0;
+	unsigned any = 0, t;
 	const hs_database_t *g;
 
 	if (d->skel_off || n > sizeof(sk))
@@ -1189,8 +1189,11 @@ static int gap_gate(struct filter_msg *m, const char *p, size_t n)
 		k += c & SCAN_SK_ALNUM;
 		any |= c;
 	}
-	g = d->db[any & SCAN_SK_LACK ? SDB_SKEL_ANY : SDB_SKEL];
-	if (!g || !k) /* no stricter form can match; every form needs a byte */
+	t = (any >> 1) & (SCAN_SKEL_TIERS - 1);
+	if (d->skel_open[t])
+		return 1;
+	g = d->db[SDB_SKEL + t];
+	if (!g || !k) /* no form for such a line; every form needs a byte */
 		return 0;
 	return hs_scan(g, sk, (unsigned)k, 0, scratch_for(d), gate_hit, NULL) != HS_SUCCESS;
 }

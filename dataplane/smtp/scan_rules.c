@@ -38,8 +38,8 @@
 #define CACHE_MAGIC "MOATHSDB10\n" /* 5: one database per header view after the SDB_N;
 				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
 				     * (metas run over the hit bitmap); 8: SDB_START;
-				     * 9: SDB_BODY_ASIDE; 10: SDB_BODY_GAP,
-				     * SDB_SKEL, SDB_SKEL_ANY */
+				     * 9: SDB_BODY_ASIDE; 10: SDB_BODY_GAP and
+				     * the SDB_SKEL tiers */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -139,8 +139,9 @@ void scan_rule_free(struct scan_rule *r)
 	pcre2_code_free(r->re);
 	pcre2_code_free(r->re_start);
 	free(r->bytes);
+	for (int t = 0; r->skel && t < SCAN_SKEL_TIERS; t++)
+		free(r->skel[t]);
 	free(r->skel);
-	free(r->skel_any);
 }
 
 /* db_free - release everything of a db */
@@ -766,10 +767,10 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 		       (size_t)r->ea == k - SDB_N - d->nviews;
 	if (k == SDB_START)
 		return r->rstart;
-	if (k == SDB_BODY_GAP || k == SDB_SKEL_ANY)
+	if (k == SDB_BODY_GAP)
 		return r->gap;
-	if (k == SDB_SKEL)
-		return r->gap && r->skel;
+	if (k >= SDB_SKEL && k < SDB_SKEL + SCAN_SKEL_TIERS)
+		return r->gap && r->skel[k - SDB_SKEL];
 	if (r->gap)
 		return 0;
 	if (r->scope == SCOPE_HEADER)
@@ -808,8 +809,8 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 					return -ENOMEM;
 				continue; /* it cannot match such a line */
 			}
-		} else if (k == SDB_SKEL || k == SDB_SKEL_ANY) { /* on a line's skeleton */
-			if (!(e->expr[e->n] = strdup(k == SDB_SKEL ? r->skel : r->skel_any)))
+		} else if (k >= SDB_SKEL && k < SDB_SKEL + SCAN_SKEL_TIERS) { /* on a line's skeleton */
+			if (!(e->expr[e->n] = strdup(r->skel[k - SDB_SKEL])))
 				return -ENOMEM;
 			e->flags[e->n] = HS_FLAG_SINGLEMATCH;
 			e->ids[e->n++] = (unsigned)i;
@@ -1032,7 +1033,7 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
 				     NULL, &db[w], &ce) == HS_SUCCESS)
 			continue;
-		if (w == SDB_SKEL || w == SDB_SKEL_ANY) { /* the gate: SDB_BODY_GAP reads every line */
+		if (w >= SDB_SKEL && w < SDB_SKEL + SCAN_SKEL_TIERS) { /* the gate: SDB_BODY_GAP reads every line */
 			log_warn("scan: skeleton forms: %s", ce && ce->message ? ce->message : "?");
 			hs_free_compile_error(ce);
 			db[w] = NULL;
@@ -1075,7 +1076,8 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 	}
 out:
 	if (rc == 0) /* compiled now or not (the cache keeps a failed one as empty) */
-		d->skel_off = (es[SDB_SKEL].n && !db[SDB_SKEL]) || (es[SDB_SKEL_ANY].n && !db[SDB_SKEL_ANY]);
+		for (int t = 0; t < SCAN_SKEL_TIERS; t++)
+			d->skel_off |= es[SDB_SKEL + t].n && !db[SDB_SKEL + t];
 	if (db) { /* the db owns them now (db_free), also on failure */
 		for (size_t w = 0; w < ndb; w++) {
 			if (w < SDB_N)
@@ -1421,50 +1423,76 @@ static int gap_candidate(const struct scan_rule *r)
 }
 
 /* mark_gap - the body rules with gaps ("V[_\W]{0,3}[i1!|l][_\W]{0,3}...",
- * SpamAssassin's __DRUGS_*) whose skeleton forms (scan_skel) need
- * SCAN_GAP_MINLEN letters or digits: they go to SDB_BODY_GAP, scanned on
- * a line only where one of those forms fires on the line's skeleton (they
- * have no literal, so inside SDB_BODY_ASCII their automata ran on every
- * byte: docs/content-gate.md, session 17).  A line without a byte of the
- * set scan_skel_bytes gathers over them ('!', '|', '@', look-alikes past
- * 0x7f: SCAN_SK_LACK) reads the stricter forms (SDB_SKEL), the others the
- * looser ones (SDB_SKEL_ANY).  Score rules only (a reject is reported in
- * rule order).  A rule whose form cannot be made (syntax, ENOMEM) stays
- * where it was. */
+ * SpamAssassin's __DRUGS_*) go to SDB_BODY_GAP, scanned on a line only
+ * where one of their skeleton forms (scan_skel) fires on the line's
+ * skeleton: they have no literal, so inside SDB_BODY_ASCII their automata
+ * ran on every byte (docs/content-gate.md, session 17).  The few bytes
+ * outside [A-Za-z0-9] their classes name (scan_skel_bytes: '!', '|', '@',
+ * look-alikes past 0x7f) make the tiers: a rule's form for tier t assumes
+ * the line lacks the bytes of the tiers not in t ("[i1!|l]" is "[1ILil]"
+ * on a line without '!' and '|').  A form that needs fewer than
+ * SCAN_GAP_MINLEN letters or digits would not gate: its tier is open (its
+ * lines read SDB_BODY_GAP), and a rule whose form for lines without any of
+ * those bytes is such stays where it was.  Score rules only (a reject is
+ * reported in rule order); on ENOMEM a rule stays where it was. */
 #define SCAN_GAP_MINLEN 3
 static void mark_gap(struct scan_db *d)
 {
-	unsigned char lack[256] = { 0 };
-	int n = 0, len;
+	unsigned char lack[256] = { 0 }, tier[256] = { 0 };
+	int n = 0, len, nascii = 0;
 
 	for (size_t i = 0; i < d->nrules; i++) {
 		struct scan_rule *r = &d->rules[i];
 		int ci = (r->flags & HS_FLAG_CASELESS) != 0;
+		char *s;
 
-		if (!gap_candidate(r))
-			continue;
-		r->skel_any = scan_skel(r->pattern, ci, NULL, &len);
-		if (r->skel_any && len >= SCAN_GAP_MINLEN && scan_skel_bytes(r->pattern, ci, lack) == 0) {
-			r->gap = 1;
-			n++;
-		} else { /* no gap, not read, or a gate that would not gate */
-			free(r->skel_any);
-			r->skel_any = NULL;
+		if (gap_candidate(r) && (s = scan_skel(r->pattern, ci, NULL, &len))) {
+			n += scan_skel_bytes(r->pattern, ci, lack) == 0;
+			free(s);
 		}
 	}
-	for (int c = 0; c < 256; c++)
+	for (int c = 0; c < 256; c++) {
+		if (lack[c])
+			tier[c] = (unsigned char)(1u << (c < 0x80 && nascii < 3 ? nascii++ : 3));
 		d->skel[c] = (unsigned char)(((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') ?
-					      SCAN_SK_ALNUM : 0) | (lack[c] ? SCAN_SK_LACK : 0));
+					      SCAN_SK_ALNUM : 0) | tier[c] << 1);
+	}
 	for (size_t i = 0; i < d->nrules && n; i++) {
 		struct scan_rule *r = &d->rules[i];
+		unsigned char weak[SCAN_SKEL_TIERS] = { 0 };
+		int ok = 1, ci = (r->flags & HS_FLAG_CASELESS) != 0;
+		char *s;
 
-		if (!r->gap)
+		if (!gap_candidate(r) || !(s = scan_skel(r->pattern, ci, NULL, &len)))
 			continue;
-		r->skel = scan_skel(r->pattern, (r->flags & HS_FLAG_CASELESS) != 0, lack, &len);
-		if (!r->skel && len != SCAN_SKEL_NEVER) { /* ENOMEM: where it was */
-			free(r->skel_any);
-			r->skel_any = NULL;
-			r->gap = 0;
+		free(s);
+		if (!(r->skel = calloc(SCAN_SKEL_TIERS, sizeof(char *))))
+			continue;
+		for (int t = 0; t < SCAN_SKEL_TIERS && ok; t++) {
+			unsigned char l[256];
+
+			for (int c = 0; c < 256; c++)
+				l[c] = lack[c] && !(tier[c] & t);
+			r->skel[t] = scan_skel(r->pattern, ci, l, &len);
+			if (!r->skel[t] && len == SCAN_SKEL_NONE)
+				ok = 0; /* ENOMEM */
+			else if (r->skel[t] && len < SCAN_GAP_MINLEN)
+				weak[t] = 1;
+		}
+		if (!ok || weak[0]) { /* where it was */
+			for (int t = 0; t < SCAN_SKEL_TIERS; t++)
+				free(r->skel[t]);
+			free(r->skel);
+			r->skel = NULL;
+			continue;
+		}
+		r->gap = 1;
+		for (int t = 0; t < SCAN_SKEL_TIERS; t++) {
+			d->skel_open[t] |= weak[t];
+			if (weak[t]) {
+				free(r->skel[t]);
+				r->skel[t] = NULL;
+			}
 		}
 	}
 }

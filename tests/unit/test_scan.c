@@ -288,19 +288,41 @@ static void test_gap_load(void **state)
 	assert_int_equal(d->rules[scan_find_rule(d, "NOGAP")].gap, 0);
 	assert_int_equal(d->rules[scan_find_rule(d, "REJ")].gap, 0);    /* rejects keep their order */
 	assert_non_null(d->db[SDB_BODY_GAP]);
-	assert_non_null(d->db[SDB_SKEL]);
-	assert_non_null(d->db[SDB_SKEL_ANY]);
+	assert_non_null(d->db[SDB_SKEL]);     /* lines without '!' or '|' */
+	assert_non_null(d->db[SDB_SKEL + 3]); /* with both */
 	assert_int_equal(d->skel_off, 0);
-	assert_true(d->skel['!'] & SCAN_SK_LACK);
-	assert_false(d->skel['@'] & SCAN_SK_LACK);
-	assert_true(d->skel['Q'] & SCAN_SK_ALNUM);
-	assert_false(d->skel['_'] & SCAN_SK_ALNUM);
+	assert_int_equal(d->skel['!'], 1 << 1); /* the first tier bit */
+	assert_int_equal(d->skel['|'], 2 << 1);
+	assert_int_equal(d->skel['@'], 0);
+	assert_int_equal(d->skel['Q'], SCAN_SK_ALNUM);
+	assert_int_equal(d->skel['_'], 0);
+	for (int t = 0; t < SCAN_SKEL_TIERS; t++)
+		assert_int_equal(d->skel_open[t], 0);
 	scan_db_unref(d);
+
+	/* "vx" on a line with '!' and '@' would not gate: that tier is open */
+	o.rules_path = write_file("g.rules", "W body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n");
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->rules[scan_find_rule(d, "W")].gap, 1);
+	assert_int_equal(d->skel_open[3], 1);
+	assert_int_equal(d->skel_open[1], 0);
+	assert_int_equal(d->skel_open[2], 0);
+	assert_int_equal(d->skel_open[0], 0);
+	scan_db_unref(d);
+	use_rules("threshold 100\nW body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n");
+	struct filter_verdict v;
+	const char *msg = "Subject: x\r\n\r\nsee v!@x here\r\n";
+
+	run_pieces(msg, strlen(msg), NULL, &v);
+	check_words("open tier", &v, "W", 1);
+	msg = "Subject: x\r\n\r\nsee v!ax, v-iax or via\r\n";
+	run_pieces(msg, strlen(msg), NULL, &v);
+	check_words("open tier: other tiers", &v, "W", 1);
+	scan_fini();
 
 	/* only gap rules in the body: SDB_BODY is empty, the lines still read */
 	use_rules("threshold 100\nG1 body score 1 /\\bd[_\\W]?[i1!|l][_\\W]?d[_\\W]?r[_\\W]?[e3]x/i\n");
-	struct filter_verdict v;
-	const char *msg = "Subject: x\r\n\r\nsee D!d-r.ex here\r\n";
+	msg = "Subject: x\r\n\r\nsee D!d-r.ex here\r\n";
 
 	run_pieces(msg, strlen(msg), NULL, &v);
 	check_words("gap only", &v, "G1", 1);
