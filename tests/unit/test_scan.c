@@ -309,27 +309,31 @@ static void test_gap_load(void **state)
 	assert_int_equal(d->skel_open[2], 0);
 	assert_int_equal(d->skel_open[0], 0);
 	scan_db_unref(d);
-	use_rules("threshold 100\nW body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n");
-	struct filter_verdict v;
-	const char *msg = "Subject: x\r\n\r\nsee v!@x here\r\n";
+	/* W: that open tier; G1: the only body rule (SDB_BODY is empty, the
+	 * lines are still rendered and read) */
+	static const struct {
+		const char *name, *rules, *msg;
+		int want;
+	} c[] = {
+		{ "open tier", "W body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n", "see v!@x here", 1 },
+		{ "open tier: other tiers", "W body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n",
+		  "see v!ax, v-iax or via", 1 },
+		{ "gap only", "G1 body score 1 /\\bd[_\\W]?[i1!|l][_\\W]?d[_\\W]?r[_\\W]?[e3]x/i\n",
+		  "see D!d-r.ex here", 1 },
+		{ "gap only, none", "G1 body score 1 /\\bd[_\\W]?[i1!|l][_\\W]?d[_\\W]?r[_\\W]?[e3]x/i\n",
+		  "see d.i.d.r.e here", 0 },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char rules[256], msg[256];
+		struct filter_verdict v;
 
-	run_pieces(msg, strlen(msg), NULL, &v);
-	check_words("open tier", &v, "W", 1);
-	msg = "Subject: x\r\n\r\nsee v!ax, v-iax or via\r\n";
-	run_pieces(msg, strlen(msg), NULL, &v);
-	check_words("open tier: other tiers", &v, "W", 1);
-	scan_fini();
-
-	/* only gap rules in the body: SDB_BODY is empty, the lines still read */
-	use_rules("threshold 100\nG1 body score 1 /\\bd[_\\W]?[i1!|l][_\\W]?d[_\\W]?r[_\\W]?[e3]x/i\n");
-	msg = "Subject: x\r\n\r\nsee D!d-r.ex here\r\n";
-
-	run_pieces(msg, strlen(msg), NULL, &v);
-	check_words("gap only", &v, "G1", 1);
-	msg = "Subject: x\r\n\r\nsee d.i.d.r.e here\r\n";
-	run_pieces(msg, strlen(msg), NULL, &v);
-	check_words("gap only, none", &v, "G1", 0);
-	scan_fini();
+		snprintf(rules, sizeof(rules), "threshold 100\n%s", c[i].rules);
+		snprintf(msg, sizeof(msg), "Subject: x\r\n\r\n%s\r\n", c[i].msg);
+		use_rules(rules);
+		run_pieces(msg, strlen(msg), NULL, &v);
+		check_words(c[i].name, &v, c[i].rules[0] == 'W' ? "W" : "G1", c[i].want);
+		scan_fini();
+	}
 }
 
 /* scan_aside: a group (not a class, not an escaped parenthesis) repeated
