@@ -221,6 +221,10 @@ void scan_fini(void)
  * unanchored call with the whole budget: a hostile line (a candidate
  * start at every byte) costs at most twice confirm's bound */
 #define SCAN_START_TRIES 64
+/* a body line longer than this skips the skeleton gate (gap_gate) and
+ * is scanned on SDB_BODY_GAP as it is (rendered lines are 2,048 bytes at
+ * most, scan_render.h) */
+#define SCAN_GATE_MAX 4096
 
 static __thread hs_scratch_t *tl_scratch;
 static __thread uint64_t tl_gen;
@@ -829,7 +833,7 @@ static void hdr_scan(struct filter_msg *m, int view, const char *unset, const ch
 
 	if (!db)
 		return;
-	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	e = db ? hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m) : HS_SUCCESS;
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	scan_unit_end(m, SCOPE_HEADER, p, n);
@@ -1156,6 +1160,44 @@ static int has_byte(const unsigned char *set, const char *p, size_t n)
 	return 0;
 }
 
+/* gate_hit - a skeleton form fired: the line goes to SDB_BODY_GAP */
+static int gate_hit(unsigned id, unsigned long long from, unsigned long long to,
+		    unsigned flags, void *ctx)
+{
+	(void)id, (void)from, (void)to, (void)flags, (void)ctx;
+	return 1;
+}
+
+/* gap_gate - may a rule of SDB_BODY_GAP match the body line p[0..n)?  Its
+ * skeleton (its bytes [A-Za-z0-9] in order) scanned on the forms of the
+ * line's tier, the set of the bytes the rules' classes name that it
+ * holds (scan_rules.c, mark_gap); yes when in doubt */
+static int gap_gate(struct filter_msg *m, const char *p, size_t n)
+{
+	const struct scan_db *d = m->db;
+	char sk[SCAN_GATE_MAX];
+	size_t k = 0;
+	unsigned any = 0, t;
+	const hs_database_t *g;
+
+	if (d->skel_off || n > sizeof(sk))
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned c = d->skel[(unsigned char)p[i]];
+
+		sk[k] = p[i];
+		k += c & SCAN_SK_ALNUM;
+		any |= c;
+	}
+	t = (any >> 1) & (SCAN_SKEL_TIERS - 1);
+	if (d->skel_open[t])
+		return 1;
+	g = d->db[SDB_SKEL + t];
+	if (!g || !k) /* no form for such a line; every form needs a byte */
+		return 0;
+	return hs_scan(g, sk, (unsigned)k, 0, scratch_for(d), gate_hit, NULL) != HS_SUCCESS;
+}
+
 /* on_unit - a rendered body line, rawbody chunk or URI: one block scan on
  * its scope's database */
 static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
@@ -1168,7 +1210,7 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	enum scan_scope scope = kind == RU_BODY ? SCOPE_BODY : kind == RU_RAWBODY ? SCOPE_RAWBODY :
 				SCOPE_URI;
 
-	if (m->done || !db)
+	if (m->done || (!db && !(kind == RU_BODY && m->db->db[SDB_BODY_GAP])))
 		return;
 	/* a repeat adds no hit (scan_seen.h); rawbody chunks do not repeat */
 	if (kind != RU_RAWBODY && scan_seen_check(&m->seen, (int)kind, p, n))
@@ -1185,9 +1227,12 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	if (scan_unit_tap)
 		scan_unit_tap((int)kind, p, n);
 	scanned_bytes += n;
-	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	e = db ? hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m) : HS_SUCCESS;
 	if (aside && (e == HS_SUCCESS || e == HS_SCAN_TERMINATED) && !m->done)
 		e = hs_scan(aside, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	if (kind == RU_BODY && m->db->db[SDB_BODY_GAP] && (e == HS_SUCCESS || e == HS_SCAN_TERMINATED) &&
+	    !m->done && gap_gate(m, p, n))
+		e = hs_scan(m->db->db[SDB_BODY_GAP], p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	for (size_t i = 0; i < m->db->nbrules && !m->done; i++) { /* one-byte rules */
 		unsigned id = m->db->brules[i];
 		const struct scan_rule *r = &m->db->rules[id];
@@ -1309,7 +1354,7 @@ static struct filter_msg *scan_open(void)
 		if (m->db->db[map[s]] &&
 		    hs_open_stream(m->db->db[map[s]], 0, &m->st[s]) != HS_SUCCESS)
 			goto fail;
-	want = (m->db->db[SDB_BODY] ? 1u << RU_BODY : 0) |
+	want = (m->db->db[SDB_BODY] || m->db->db[SDB_BODY_GAP] ? 1u << RU_BODY : 0) |
 	       (m->db->db[SDB_RAWBODY] ? 1u << RU_RAWBODY : 0) |
 	       (m->db->db[SDB_URI] ? 1u << RU_URI : 0);
 	m->walk = hdr_needed(m->db) || want || m->db->nexists;

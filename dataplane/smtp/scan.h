@@ -107,6 +107,12 @@ struct scan_rule {
 			       * byte ("[\x80-\xff]", "\S"): the 256 bytes it
 			       * matches (1), tested in C on each unit instead
 			       * of compiled (scan_rules.c, mark_bytes) */
+	int gap;              /* a body rule with "[_\W]{0,3}"-like gaps: in
+			       * SDB_BODY_GAP only, scanned where its skeleton
+			       * form fires (scan_rules.c, mark_gap) */
+	char **skel;          /* gap: its skeleton forms, one per tier of
+			       * lines (SDB_SKEL + t; scan_skel), NULL where
+			       * it cannot match such a line */
 };
 
 /* a rule that could not be imported, and why */
@@ -143,9 +149,16 @@ enum sa_kind {
  * (scan_aside), left out of SDB_BODY_ASCII: an ASCII line is scanned on
  * both; when either does not compile both are NULL (SDB_BODY serves).
  * SDB_URI_SIDE holds the uri rules that match an ordinary URI
- * (scan_rule.side), left out of SDB_URI: a URI is scanned on both. */
+ * (scan_rule.side), left out of SDB_URI: a URI is scanned on both.
+ * SDB_BODY_GAP holds the body rules with gaps (scan_rule.gap), left out
+ * of the three above: a body line is scanned on it only where their
+ * skeleton forms fire on the line's letters and digits: SDB_SKEL + t
+ * holds the forms for the lines of tier t, the set of the few bytes
+ * outside [A-Za-z0-9] the rules' classes name that the line holds
+ * (scan_db.skel; scan.c, gap_gate). */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
-		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE, SDB_N };
+		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE,
+		SDB_BODY_GAP, SDB_SKEL, SDB_N = SDB_SKEL + 16 /* SCAN_SKEL_TIERS */ };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a
@@ -176,6 +189,10 @@ enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
  * (scan_db.rflag): the match callback reads this small array, not the
  * rule table (hundreds of KB, a cache miss a match) */
 enum { SCAN_RF_PREFILTER = 1, SCAN_RF_HEADER = 2, SCAN_RF_REJECT = 4 };
+/* scan_db.skel; a tier is a set of 4 bits: the first three bytes outside
+ * [A-Za-z0-9] that the gap rules' classes name get a bit each, the others
+ * share the fourth (scan_rules.c, mark_gap) */
+enum { SCAN_SK_ALNUM = 1, SCAN_SKEL_TIERS = 16 };
 
 struct scan_db {
 	atomic_uint refs;
@@ -207,6 +224,14 @@ struct scan_db {
 	unsigned *metas;             /* SCOPE_META rule indices, in order */
 	size_t nmetas;
 	unsigned *brules;            /* rules with a byte set (scan_rule.bytes) */
+	unsigned char skel[256];     /* per byte: SCAN_SK_ALNUM ([A-Za-z0-9],
+				      * the skeleton's bytes), or its tier bit
+				      * << 1 (a byte the rules' classes name) */
+	unsigned char skel_open[SCAN_SKEL_TIERS]; /* a tier some rule's form
+				      * would not gate: its lines read
+				      * SDB_BODY_GAP */
+	int skel_off;                /* a skeleton database did not compile:
+				      * SDB_BODY_GAP reads every body line */
 	size_t nbrules;
 	size_t meta_bad;             /* the rule scan_meta_build refused */
 	size_t *moff;                /* meta k's code: mcode[moff[k]..moff[k+1]) */

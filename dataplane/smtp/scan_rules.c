@@ -35,10 +35,11 @@
 #include "scan_received.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB9\n" /* 5: one database per header view after the SDB_N;
+#define CACHE_MAGIC "MOATHSDB10\n" /* 5: one database per header view after the SDB_N;
 				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
 				     * (metas run over the hit bitmap); 8: SDB_START;
-				     * 9: SDB_BODY_ASIDE */
+				     * 9: SDB_BODY_ASIDE; 10: SDB_BODY_GAP and
+				     * the SDB_SKEL tiers */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -138,6 +139,9 @@ void scan_rule_free(struct scan_rule *r)
 	pcre2_code_free(r->re);
 	pcre2_code_free(r->re_start);
 	free(r->bytes);
+	for (int t = 0; r->skel && t < SCAN_SKEL_TIERS; t++)
+		free(r->skel[t]);
+	free(r->skel);
 }
 
 /* db_free - release everything of a db */
@@ -763,6 +767,12 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 		       (size_t)r->ea == k - SDB_N - d->nviews;
 	if (k == SDB_START)
 		return r->rstart;
+	if (k == SDB_BODY_GAP)
+		return r->gap;
+	if (k >= SDB_SKEL && k < SDB_SKEL + SCAN_SKEL_TIERS)
+		return r->gap && r->skel[k - SDB_SKEL];
+	if (r->gap)
+		return 0;
 	if (r->scope == SCOPE_HEADER)
 		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
 	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
@@ -799,6 +809,12 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 					return -ENOMEM;
 				continue; /* it cannot match such a line */
 			}
+		} else if (k >= SDB_SKEL && k < SDB_SKEL + SCAN_SKEL_TIERS) { /* on a line's skeleton */
+			if (!(e->expr[e->n] = strdup(r->skel[k - SDB_SKEL])))
+				return -ENOMEM;
+			e->flags[e->n] = HS_FLAG_SINGLEMATCH;
+			e->ids[e->n++] = (unsigned)i;
+			continue;
 		} else if (k == SDB_START) { /* read backwards, every match */
 			if (!(e->expr[e->n] = scan_reverse(r->pattern)))
 				return -ENOMEM; /* the import checked that it reverses */
@@ -1017,7 +1033,11 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 				     w < SDB_N ? scan_dbi_mode((int)w) : HS_MODE_BLOCK,
 				     NULL, &db[w], &ce) == HS_SUCCESS)
 			continue;
-		if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ||
+		if (w >= SDB_SKEL && w < SDB_SKEL + SCAN_SKEL_TIERS) { /* the gate: SDB_BODY_GAP reads every line */
+			log_warn("scan: skeleton forms: %s", ce && ce->message ? ce->message : "?");
+			hs_free_compile_error(ce);
+			db[w] = NULL;
+		} else if (w >= SDB_N + d->nviews || w == SDB_BODY_ASCII || w == SDB_BODY_ASIDE ||
 		    w == SDB_START) {
 			/* a relay string's prefilters: without them each
 			 * rule's PCRE2 runs on every message, as before; the
@@ -1055,6 +1075,9 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 			log_warn("scan: cache write %s: %s", path, strerror(-src));
 	}
 out:
+	if (rc == 0) /* compiled now or not (the cache keeps a failed one as empty) */
+		for (int t = 0; t < SCAN_SKEL_TIERS; t++)
+			d->skel_off |= es[SDB_SKEL + t].n && !db[SDB_SKEL + t];
 	if (db) { /* the db owns them now (db_free), also on failure */
 		for (size_t w = 0; w < ndb; w++) {
 			if (w < SDB_N)
@@ -1390,6 +1413,90 @@ static int mark_bytes(struct scan_db *d)
 	return 0;
 }
 
+/* gap_candidate - a live exact score body rule, not one-byte nor aside,
+ * read byte by byte (no UTF-8 or Unicode classes) */
+static int gap_candidate(const struct scan_rule *r)
+{
+	return r->scope == SCOPE_BODY && !r->dead && !r->bytes && !r->prefilter &&
+	       r->action == ACT_SCORE && !(r->flags & (HS_FLAG_UTF8 | HS_FLAG_UCP)) &&
+	       !scan_aside(r->pattern);
+}
+
+/* mark_gap - the body rules with gaps ("V[_\W]{0,3}[i1!|l][_\W]{0,3}...",
+ * SpamAssassin's __DRUGS_*) go to SDB_BODY_GAP, scanned on a line only
+ * where one of their skeleton forms (scan_skel) fires on the line's
+ * skeleton: they have no literal, so inside SDB_BODY_ASCII their automata
+ * ran on every byte (docs/content-gate.md, session 17).  The few bytes
+ * outside [A-Za-z0-9] their classes name (scan_skel_bytes: '!', '|', '@',
+ * look-alikes past 0x7f) make the tiers: a rule's form for tier t assumes
+ * the line lacks the bytes of the tiers not in t ("[i1!|l]" is "[1ILil]"
+ * on a line without '!' and '|').  A form that needs fewer than
+ * SCAN_GAP_MINLEN letters or digits would not gate: its tier is open (its
+ * lines read SDB_BODY_GAP), and a rule whose form for lines without any of
+ * those bytes is such stays where it was.  Score rules only (a reject is
+ * reported in rule order); on ENOMEM a rule stays where it was. */
+#define SCAN_GAP_MINLEN 3
+static void mark_gap(struct scan_db *d)
+{
+	unsigned char lack[256] = { 0 }, tier[256] = { 0 };
+	int n = 0, len, nascii = 0;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+		int ci = (r->flags & HS_FLAG_CASELESS) != 0;
+		char *s;
+
+		if (gap_candidate(r) && (s = scan_skel(r->pattern, ci, NULL, &len))) {
+			n += scan_skel_bytes(r->pattern, ci, lack) == 0;
+			free(s);
+		}
+	}
+	for (int c = 0; c < 256; c++) {
+		if (lack[c])
+			tier[c] = (unsigned char)(1u << (c < 0x80 && nascii < 3 ? nascii++ : 3));
+		d->skel[c] = (unsigned char)(((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') ?
+					      SCAN_SK_ALNUM : 0) | tier[c] << 1);
+	}
+	for (size_t i = 0; i < d->nrules && n; i++) {
+		struct scan_rule *r = &d->rules[i];
+		unsigned char weak[SCAN_SKEL_TIERS] = { 0 };
+		int ok = 1, ci = (r->flags & HS_FLAG_CASELESS) != 0;
+		char *s;
+
+		if (!gap_candidate(r) || !(s = scan_skel(r->pattern, ci, NULL, &len)))
+			continue;
+		free(s);
+		if (!(r->skel = calloc(SCAN_SKEL_TIERS, sizeof(char *))))
+			continue;
+		for (int t = 0; t < SCAN_SKEL_TIERS && ok; t++) {
+			unsigned char l[256];
+
+			for (int c = 0; c < 256; c++)
+				l[c] = lack[c] && !(tier[c] & t);
+			r->skel[t] = scan_skel(r->pattern, ci, l, &len);
+			if (!r->skel[t] && len == SCAN_SKEL_NONE)
+				ok = 0; /* ENOMEM */
+			else if (r->skel[t] && len < SCAN_GAP_MINLEN)
+				weak[t] = 1;
+		}
+		if (!ok || weak[0]) { /* where it was */
+			for (int t = 0; t < SCAN_SKEL_TIERS; t++)
+				free(r->skel[t]);
+			free(r->skel);
+			r->skel = NULL;
+			continue;
+		}
+		r->gap = 1;
+		for (int t = 0; t < SCAN_SKEL_TIERS; t++) {
+			d->skel_open[t] |= weak[t];
+			if (weak[t]) {
+				free(r->skel[t]);
+				r->skel[t] = NULL;
+			}
+		}
+	}
+}
+
 /* build_metas - every meta compiled for scan_meta_eval (scan_meta.c) */
 static int build_metas(struct scan_db *d, char *err, size_t errsz)
 {
@@ -1433,7 +1540,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (!o->keep_all)
 		mark_dead(d);
-	if ((rc = mark_bytes(d)) < 0 || (mark_side(d), 0) || (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
+	if ((rc = mark_bytes(d)) < 0 || (mark_gap(d), 0) || (mark_side(d), 0) || (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {

@@ -57,6 +57,22 @@ char *scan_reverse(const char *expr);
  * ("(...){6}"): its ASCII body form goes to SDB_BODY_ASIDE (scan.h) */
 #define SCAN_ASIDE_REPEAT 5
 int scan_aside(const char *expr);
+/* scan_skel - expr (PCRE syntax; caseless: HS_FLAG_CASELESS) projected on
+ * a line's skeleton, its bytes [A-Za-z0-9] in order (scan_skel.c): every
+ * match of expr in a line that holds no byte of lack (256 flags, NULL:
+ * any line) gives a match of the result in the line's skeleton.  Only for
+ * an expr with a gap, an optional run of any byte but [A-Za-z0-9]
+ * ("[_\W]{0,3}"); *minlen is then the result's least length, otherwise
+ * SCAN_SKEL_NONE (no gap, syntax not read there, ENOMEM) or
+ * SCAN_SKEL_NEVER (it cannot match such a line) with NULL (malloc'd). */
+#define SCAN_SKEL_NONE (-2)
+#define SCAN_SKEL_NEVER (-1)
+char *scan_skel(const char *expr, int caseless, const unsigned char *lack, int *minlen);
+/* scan_skel_bytes - add to set the bytes outside [A-Za-z0-9] of expr's
+ * items that also match letters or digits, where they are few ("[i1!|l]":
+ * '!', '|'): on a line without them such an item reads as its letters and
+ * digits.  0, or -1 when the syntax is not read there */
+int scan_skel_bytes(const char *expr, int caseless, unsigned char set[256]);
 
 /* scan_validate - can Hyperscan compile expr with flags?  0, or -1 with
  * Hyperscan's message in msg */

@@ -111,6 +111,7 @@ static const char *scope_rules =
 	"FOLDED     header:Subject score 1 /folded subject line/\n"
 	"ASIDE      body           score 1 /\\b(?:[a-z]{3,}\\s+){5}/\n"
 	"ONEB       body           score 1 /[#]/\n"
+	"GAP        body           score 1 /\\b_{0,3}t[_\\W]?[e3][_\\W]?n[_\\W]?u[_\\W]?[a4@][_\\W]?t[_\\W]?[e3]\\b/i\n"
 	"USIDE      uri            score 1 /^\\w+:\\/\\//\n"
 	"UOTHER     uri            score 1 /example\\.org/\n";
 
@@ -169,7 +170,171 @@ static const struct scope_case scope_cases[] = {
 	{ "one-byte rule, none", "Subject: x\r\n\r\nnumber 1\r\n", "", "ONEB" },
 	{ "uri side", "Subject: x\r\n\r\nsee http://www.example.org/a\r\n", "USIDE UOTHER", "ONEB" },
 	{ "uri side, no uri", "Subject: x\r\n\r\nsee nothing\r\n", "", "USIDE UOTHER" },
+	/* a rule with gaps: SDB_BODY_GAP, where its skeleton form fires on the
+	 * line's letters and digits (the stricter form without '@') */
+	{ "gap, plain", "Subject: x\r\n\r\nbuy Tenuate now\r\n", "GAP", "" },
+	{ "gap, gaps", "Subject: x\r\n\r\nbuy t.e.n.u.a.t.e now\r\n", "GAP", "" },
+	{ "gap, in the Subject", "Subject: t_e_n_u_4_t_3\r\n\r\nnothing\r\n", "GAP", "" },
+	{ "gap, a byte of the looser form", "Subject: x\r\n\r\nme@example.org: t-e-n-u-@-t-e\r\n",
+	  "GAP", "" },
+	{ "gap, UTF-8 line", "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+	  "caf\xc3\xa9 t e n u a t e\r\n", "GAP", "" },
+	{ "gap, the gate fires, the rule does not", "Subject: x\r\n\r\nt e n u a t every\r\n", "",
+	  "GAP" },
+	{ "gap, none", "Subject: x\r\n\r\na tenuous tale\r\n", "", "GAP" },
 };
+
+static void check_words(const char *cname, const struct filter_verdict *v, const char *words,
+			int want);
+
+/* scan_skel: the projection matches the skeleton of every subject the rule
+ * matches (PCRE2), for any line and for lines without the bytes given */
+static void test_skel(void **state)
+{
+	static const unsigned char alnum_only[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	static const struct {
+		const char *expr;
+		int ci;
+		const char *lack; /* NULL: any line */
+		int minlen;       /* or SCAN_SKEL_NONE / SCAN_SKEL_NEVER */
+		const char *hit[4], *miss[4]; /* subjects: the form fires on the
+					       * first's skeleton, not the second's */
+	} t[] = {
+		{ "\\b_{0,3}t[_\\W]?[e3][_\\W]?n\\b", 1, NULL, 3, { "T.E.N", "t3n", "x tEn y" }, { "tan", "en" } },
+		{ "V[_\\W]{0,3}[i1!|l][_\\W]{0,3}x", 0, NULL, 2, { "V!x", "V. i x", "Vix" }, { "vix", "Vy" } },
+		{ "V[_\\W]{0,3}[i1!|l][_\\W]{0,3}x", 0, "!|", 3, { "V. i x", "V1x" }, { "Vx", "V.x" } },
+		{ "(?:\\\\\\/|V)[_\\W]?[a4@][_\\W]?g", 1, "@", 2, { "\\/a g", "v4g", "\\/-a-g" }, { "vg", "g" } },
+		{ "(?:\\b|\\s)[_\\W]{0,3}x+[_\\W]?(?=y)", 0, NULL, 1, { " xx-y", "x" }, { "y" } },
+		{ "a[_\\W]?!b", 0, "!", SCAN_SKEL_NEVER, { NULL }, { NULL } },
+		{ "tenuate", 1, NULL, SCAN_SKEL_NONE, { NULL }, { NULL } },        /* no gap */
+		{ "(t)[_\\W]?\\1", 0, NULL, SCAN_SKEL_NONE, { NULL }, { NULL } }, /* a backreference */
+		{ "(?i)t[_\\W]?e", 0, NULL, SCAN_SKEL_NONE, { NULL }, { NULL } },  /* inline options */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		unsigned char lack[256] = { 0 };
+		int len, err;
+		PCRE2_SIZE eo;
+		char *f;
+
+		for (const char *c = t[i].lack; c && *c; c++)
+			lack[(unsigned char)*c] = 1;
+		f = scan_skel(t[i].expr, t[i].ci, t[i].lack ? lack : NULL, &len);
+		if (len != t[i].minlen)
+			fail_msg("%s: minlen %d, want %d (%s)", t[i].expr, len, t[i].minlen, f ? f : "-");
+		if (!f) {
+			assert_true(len < 0);
+			continue;
+		}
+		pcre2_code *rule = pcre2_compile((PCRE2_SPTR)t[i].expr, PCRE2_ZERO_TERMINATED,
+						 t[i].ci ? PCRE2_CASELESS : 0, &err, &eo, NULL);
+		pcre2_code *form = pcre2_compile((PCRE2_SPTR)f, PCRE2_ZERO_TERMINATED, 0, &err, &eo, NULL);
+		pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+
+		assert_non_null(rule);
+		if (!form)
+			fail_msg("%s: form %s does not compile", t[i].expr, f);
+		for (int w = 0; w < 2; w++)
+			for (int j = 0; j < 4 && (w ? t[i].miss[j] : t[i].hit[j]); j++) {
+				const char *subj = w ? t[i].miss[j] : t[i].hit[j];
+				char sk[64];
+				size_t k = 0;
+
+				for (const char *c = subj; *c && k < sizeof(sk); c++)
+					if (strchr((const char *)alnum_only, *c))
+						sk[k++] = *c;
+				int rm = pcre2_match(rule, (PCRE2_SPTR)subj, strlen(subj), 0, 0, md, NULL) >= 0;
+				int fm = pcre2_match(form, (PCRE2_SPTR)sk, k, 0, 0, md, NULL) >= 0;
+
+				if (rm && !fm) /* the one property that must hold */
+					fail_msg("%s: %s matches, its form %s misses skeleton %.*s", t[i].expr,
+						 subj, f, (int)k, sk);
+				if (fm != !w)
+					fail_msg("%s: form %s on %s: %d", t[i].expr, f, subj, fm);
+			}
+		pcre2_match_data_free(md);
+		pcre2_code_free(rule);
+		pcre2_code_free(form);
+		free(f);
+	}
+
+	unsigned char set[256] = { 0 };
+	int n = 0;
+
+	assert_int_equal(scan_skel_bytes("[i1!|l][_\\W]?x[a@]", 1, set), 0);
+	for (int c = 0; c < 256; c++)
+		n += set[c];
+	assert_int_equal(n, 3);
+	assert_true(set['!'] && set['|'] && set['@']);
+}
+
+/* mark_gap: which rules go to SDB_BODY_GAP, and its databases */
+static void test_gap_load(void **state)
+{
+	struct scan_load_opts o = { 0 };
+	struct scan_db *d;
+	char err[512] = "";
+
+	(void)state;
+	o.rules_path = write_file("g.rules",
+				  "G1 body score 1 /\\bd[_\\W]?[i1!|l][_\\W]?d[_\\W]?r[_\\W]?[e3]x/i\n"
+				  "SHORT body score 1 /a[_\\W]?b/\n"
+				  "NOGAP body score 1 /d[i1]drex/\n"
+				  "REJ body reject \"no\" /x[_\\W]?y[_\\W]?z[_\\W]?w/\n");
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->rules[scan_find_rule(d, "G1")].gap, 1);
+	assert_non_null(d->rules[scan_find_rule(d, "G1")].skel);
+	assert_int_equal(d->rules[scan_find_rule(d, "SHORT")].gap, 0);  /* "[a]{0,1}b"... */
+	assert_int_equal(d->rules[scan_find_rule(d, "NOGAP")].gap, 0);
+	assert_int_equal(d->rules[scan_find_rule(d, "REJ")].gap, 0);    /* rejects keep their order */
+	assert_non_null(d->db[SDB_BODY_GAP]);
+	assert_non_null(d->db[SDB_SKEL]);     /* lines without '!' or '|' */
+	assert_non_null(d->db[SDB_SKEL + 3]); /* with both */
+	assert_int_equal(d->skel_off, 0);
+	assert_int_equal(d->skel['!'], 1 << 1); /* the first tier bit */
+	assert_int_equal(d->skel['|'], 2 << 1);
+	assert_int_equal(d->skel['@'], 0);
+	assert_int_equal(d->skel['Q'], SCAN_SK_ALNUM);
+	assert_int_equal(d->skel['_'], 0);
+	for (int t = 0; t < SCAN_SKEL_TIERS; t++)
+		assert_int_equal(d->skel_open[t], 0);
+	scan_db_unref(d);
+
+	/* "vx" on a line with '!' and '@' would not gate: that tier is open */
+	o.rules_path = write_file("g.rules", "W body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n");
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	assert_int_equal(d->rules[scan_find_rule(d, "W")].gap, 1);
+	assert_int_equal(d->skel_open[3], 1);
+	assert_int_equal(d->skel_open[1], 0);
+	assert_int_equal(d->skel_open[2], 0);
+	assert_int_equal(d->skel_open[0], 0);
+	scan_db_unref(d);
+	/* W: that open tier; G1: the only body rule (SDB_BODY is empty, the
+	 * lines are still rendered and read) */
+	static const struct {
+		const char *name, *rules, *msg;
+		int want;
+	} c[] = {
+		{ "open tier", "W body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n", "see v!@x here", 1 },
+		{ "open tier: other tiers", "W body score 1 /\\bv[_\\W]?[i!][_\\W]?[a@]x/\n",
+		  "see v!ax, v-iax or via", 1 },
+		{ "gap only", "G1 body score 1 /\\bd[_\\W]?[i1!|l][_\\W]?d[_\\W]?r[_\\W]?[e3]x/i\n",
+		  "see D!d-r.ex here", 1 },
+		{ "gap only, none", "G1 body score 1 /\\bd[_\\W]?[i1!|l][_\\W]?d[_\\W]?r[_\\W]?[e3]x/i\n",
+		  "see d.i.d.r.e here", 0 },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char rules[256], msg[256];
+		struct filter_verdict v;
+
+		snprintf(rules, sizeof(rules), "threshold 100\n%s", c[i].rules);
+		snprintf(msg, sizeof(msg), "Subject: x\r\n\r\n%s\r\n", c[i].msg);
+		use_rules(rules);
+		run_pieces(msg, strlen(msg), NULL, &v);
+		check_words(c[i].name, &v, c[i].rules[0] == 'W' ? "W" : "G1", c[i].want);
+		scan_fini();
+	}
+}
 
 /* scan_aside: a group (not a class, not an escaped parenthesis) repeated
  * SCAN_ASIDE_REPEAT times or more */
@@ -1926,6 +2091,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_anywhere, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
 		cmocka_unit_test(test_aside),
+		cmocka_unit_test(test_skel),
+		cmocka_unit_test(test_gap_load),
 		cmocka_unit_test(test_chunk_boundary),
 		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_repeats),
