@@ -1063,12 +1063,13 @@ static int compile_all(struct scan_db *d, const char *cache_dir, char *err, size
 	}
 	/* the ASCII body rules are split over two databases: both or none
 	 * (SDB_BODY then reads every line) */
-	if ((es[SDB_BODY_ASCII].n && !db[SDB_BODY_ASCII]) || (es[SDB_BODY_ASIDE].n && !db[SDB_BODY_ASIDE]))
-		for (int w = SDB_BODY_ASCII; w <= SDB_BODY_ASIDE; w += SDB_BODY_ASIDE - SDB_BODY_ASCII)
-			if (db[w]) {
-				hs_free_database(db[w]);
-				db[w] = NULL;
-			}
+	if ((es[SDB_BODY_ASCII].n && !db[SDB_BODY_ASCII]) || (es[SDB_BODY_ASIDE].n && !db[SDB_BODY_ASIDE])) {
+		if (db[SDB_BODY_ASCII])
+			hs_free_database(db[SDB_BODY_ASCII]);
+		if (db[SDB_BODY_ASIDE])
+			hs_free_database(db[SDB_BODY_ASIDE]);
+		db[SDB_BODY_ASCII] = db[SDB_BODY_ASIDE] = NULL;
+	}
 	if (path) {
 		int src = cache_store(path, key, db, ndb);
 		if (src < 0)
