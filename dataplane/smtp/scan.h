@@ -103,6 +103,11 @@ struct scan_rule {
 			       * not run it */
 	int side;             /* a uri rule matching "http://www.example.com/":
 			       * SDB_URI_SIDE (scan_rules.c, mark_side) */
+	char *gate;           /* a uri rule every match of which holds one of
+			       * these literals ("(?:l1|l2)", scan_lits_avoid),
+			       * each of SCAN_GATE_MIN bytes or more, none in an
+			       * ordinary URI: SDB_URI_GATED, this expression
+			       * in SDB_URI (scan_rules.c, mark_gate) */
 	unsigned char *bytes; /* a body, rawbody or uri rule that matches one
 			       * byte ("[\x80-\xff]", "\S"): the 256 bytes it
 			       * matches (1), tested in C on each unit instead
@@ -143,9 +148,12 @@ enum sa_kind {
  * (scan_aside), left out of SDB_BODY_ASCII: an ASCII line is scanned on
  * both; when either does not compile both are NULL (SDB_BODY serves).
  * SDB_URI_SIDE holds the uri rules that match an ordinary URI
- * (scan_rule.side), left out of SDB_URI: a URI is scanned on both. */
+ * (scan_rule.side), left out of SDB_URI: a URI is scanned on both.
+ * SDB_URI_GATED holds the uri rules with a gate (scan_rule.gate), left out
+ * of SDB_URI, which holds their gates instead under the id nrules: a URI
+ * is scanned on SDB_URI_GATED only when a gate fired on it. */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
-		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE, SDB_N };
+		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE, SDB_URI_GATED, SDB_N };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a

@@ -56,6 +56,10 @@ char *scan_reverse(const char *expr);
 /* scan_aside - expr repeats a group SCAN_ASIDE_REPEAT times or more
  * ("(...){6}"): its ASCII body form goes to SDB_BODY_ASIDE (scan.h) */
 #define SCAN_ASIDE_REPEAT 5
+
+/* the shortest gate literal of a uri rule (scan_rule.gate, mark_gate):
+ * shorter ones (".php", "cgi") are in too many URIs to gate by */
+#define SCAN_GATE_MIN 5
 int scan_aside(const char *expr);
 
 /* scan_validate - can Hyperscan compile expr with flags?  0, or -1 with

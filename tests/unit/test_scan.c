@@ -112,7 +112,9 @@ static const char *scope_rules =
 	"ASIDE      body           score 1 /\\b(?:[a-z]{3,}\\s+){5}/\n"
 	"ONEB       body           score 1 /[#]/\n"
 	"USIDE      uri            score 1 /^\\w+:\\/\\//\n"
-	"UOTHER     uri            score 1 /example\\.org/\n";
+	"UOTHER     uri            score 1 /example\\.org/\n"
+	"UGATE      uri            score 1 /:\\/\\/[^\\/?]+\\.gatehost\\.com\\//\n"
+	"UGATEI     uri            score 1 /\\/Path-Gate\\//i\n";
 
 static int setup_scope(void **state)
 {
@@ -169,7 +171,60 @@ static const struct scope_case scope_cases[] = {
 	{ "one-byte rule, none", "Subject: x\r\n\r\nnumber 1\r\n", "", "ONEB" },
 	{ "uri side", "Subject: x\r\n\r\nsee http://www.example.org/a\r\n", "USIDE UOTHER", "ONEB" },
 	{ "uri side, no uri", "Subject: x\r\n\r\nsee nothing\r\n", "", "USIDE UOTHER" },
+	/* a uri rule with a gate runs only where its literal is
+	 * (SDB_URI_GATED, mark_gate): the gate fires, the rule matches */
+	{ "uri gate", "Subject: x\r\n\r\nsee http://a.gatehost.com/x\r\n", "UGATE USIDE",
+	  "UOTHER UGATEI" },
+	{ "uri gate, caseless", "Subject: x\r\n\r\nsee http://a.b/PATH-gate/y\r\n", "UGATEI USIDE",
+	  "UGATE UOTHER" },
+	{ "uri gate, literal but no match", "Subject: x\r\n\r\nsee http://a.b/?.gatehost.com/\r\n",
+	  "USIDE", "UGATE" },
+	{ "uri gate, two URIs", "Subject: x\r\n\r\nsee http://www.example.org/ and "
+	  "https://x.gatehost.com/\r\n", "UGATE UOTHER USIDE", "UGATEI" },
 };
+
+/* mark_gate: which uri rules are gated, and by what (scan_rule.gate) */
+static void test_uri_gate(void **state)
+{
+	static const struct {
+		const char *id, *gate; /* NULL: in SDB_URI itself */
+	} want[] = {
+		{ "G_HOST", "(?:\\x2eytimg\\x2ecom\\x2f)" },
+		{ "G_CASE", "(?:\\x2fland\\x2f)" },
+		{ "G_SCHEME", NULL },  /* only "http://": every URI has it */
+		{ "G_SHORT", NULL },   /* ".php": shorter than SCAN_GATE_MIN */
+		{ "G_SIDE", NULL },    /* matches an ordinary URI: SDB_URI_SIDE */
+		{ "G_REJECT", NULL },  /* reject rules stay */
+		{ "G_BODY", NULL },    /* not a uri rule */
+	};
+	struct scan_load_opts o = { 0 };
+	char err[512] = "";
+	struct scan_db *d;
+
+	(void)state;
+	o.rules_path = write_file("g.rules",
+				  "G_HOST   uri  score 1 /:\\/\\/[^\\/?]+\\.ytimg\\.com\\//\n"
+				  "G_CASE   uri  score 1 /\\/LAND\\//i\n"
+				  "G_SCHEME uri  score 1 /^https?:\\/\\/[^\\/]*\\d/\n"
+				  "G_SHORT  uri  score 1 /[a-z]\\.php/\n"
+				  "G_SIDE   uri  score 1 /^http:\\/\\/www\\./\n"
+				  "G_REJECT uri  reject \"no\" /\\.rejecthost\\.com/\n"
+				  "G_BODY   body score 1 /\\.ytimg\\.com/\n");
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		long i = scan_find_rule(d, want[k].id);
+
+		assert_true(i >= 0);
+		if (!want[k].gate != !d->rules[i].gate ||
+		    (want[k].gate && strcmp(want[k].gate, d->rules[i].gate) != 0))
+			fail_msg("%s: gate %s, want %s", want[k].id,
+				 d->rules[i].gate ? d->rules[i].gate : "none",
+				 want[k].gate ? want[k].gate : "none");
+	}
+	assert_non_null(d->db[SDB_URI]);
+	assert_non_null(d->db[SDB_URI_GATED]);
+	scan_db_unref(d);
+}
 
 /* scan_aside: a group (not a class, not an escaped parenthesis) repeated
  * SCAN_ASIDE_REPEAT times or more */
@@ -1926,6 +1981,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_anywhere, setup_scope, teardown),
 		cmocka_unit_test_setup_teardown(test_mime, setup_mime, teardown),
 		cmocka_unit_test(test_aside),
+		cmocka_unit_test(test_uri_gate),
 		cmocka_unit_test(test_chunk_boundary),
 		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_repeats),
