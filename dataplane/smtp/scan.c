@@ -89,6 +89,7 @@ struct filter_msg {
 	size_t vb_len, vb_cap;
 	int vb_oom;
 	struct scan_seen seen; /* body lines and URIs scanned (scan_seen.h) */
+	int gate;              /* a gate fired in this URI (SDB_URI_GATED) */
 	/* not zeroed at open: the walker and renderer initialise themselves,
 	 * raw[] is a buffer */
 	struct mime_walker w;
@@ -375,9 +376,14 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 		    unsigned flags, void *ctx)
 {
 	struct filter_msg *m = ctx;
-	unsigned rf = m->db->rflag[id];
+	unsigned rf;
 
 	(void)from, (void)to, (void)flags;
+	if (id >= m->db->nrules) { /* a uri rule's gate (scan_rules.c, mark_gate) */
+		m->gate = 1;
+		return 0;
+	}
+	rf = m->db->rflag[id];
 	if (m->hits[id / 64] & (1ull << (id % 64)))
 		return 0; /* a rule counts once a message: nothing more to learn */
 	if (rf & SCAN_RF_HEADER) {
@@ -1227,12 +1233,16 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	if (scan_unit_tap)
 		scan_unit_tap((int)kind, p, n);
 	scanned_bytes += n;
+	m->gate = 0;
 	e = db ? hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m) : HS_SUCCESS;
 	if (aside && (e == HS_SUCCESS || e == HS_SCAN_TERMINATED) && !m->done)
 		e = hs_scan(aside, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	if (kind == RU_BODY && m->db->db[SDB_BODY_GAP] && (e == HS_SUCCESS || e == HS_SCAN_TERMINATED) &&
 	    !m->done && gap_gate(m, p, n))
 		e = hs_scan(m->db->db[SDB_BODY_GAP], p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	if (m->gate && m->db->db[SDB_URI_GATED] && (e == HS_SUCCESS || e == HS_SCAN_TERMINATED) &&
+	    !m->done) /* a gated uri rule may match here */
+		e = hs_scan(m->db->db[SDB_URI_GATED], p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	for (size_t i = 0; i < m->db->nbrules && !m->done; i++) { /* one-byte rules */
 		unsigned id = m->db->brules[i];
 		const struct scan_rule *r = &m->db->rules[id];

@@ -103,6 +103,11 @@ struct scan_rule {
 			       * not run it */
 	int side;             /* a uri rule matching "http://www.example.com/":
 			       * SDB_URI_SIDE (scan_rules.c, mark_side) */
+	char *gate;           /* a uri rule every match of which holds one of
+			       * these literals ("(?:l1|l2)", scan_lits_avoid),
+			       * each of SCAN_GATE_MIN bytes or more, none in an
+			       * ordinary URI: SDB_URI_GATED, this expression
+			       * in SDB_URI (scan_rules.c, mark_gate) */
 	unsigned char *bytes; /* a body, rawbody or uri rule that matches one
 			       * byte ("[\x80-\xff]", "\S"): the 256 bytes it
 			       * matches (1), tested in C on each unit instead
@@ -155,10 +160,13 @@ enum sa_kind {
  * skeleton forms fire on the line's letters and digits: SDB_SKEL + t
  * holds the forms for the lines of tier t, the set of the few bytes
  * outside [A-Za-z0-9] the rules' classes name that the line holds
- * (scan_db.skel; scan.c, gap_gate). */
+ * (scan_db.skel; scan.c, gap_gate).
+ * SDB_URI_GATED holds the uri rules with a gate (scan_rule.gate), left out
+ * of SDB_URI, which holds their gates instead under the id nrules: a URI
+ * is scanned on SDB_URI_GATED only when a gate fired on it. */
 enum scan_dbi { SDB_RAW = 0, SDB_HEADER, SDB_BODY, SDB_RAWBODY, SDB_URI,
 		SDB_BODY_ASCII, SDB_START, SDB_BODY_ASIDE, SDB_URI_SIDE,
-		SDB_BODY_GAP, SDB_SKEL, SDB_N = SDB_SKEL + 16 /* SCAN_SKEL_TIERS */ };
+		SDB_BODY_GAP, SDB_URI_GATED, SDB_SKEL, SDB_N = SDB_SKEL + 16 /* SCAN_SKEL_TIERS */ };
 
 /* scan_scope_dbi - the database a rule of scope s compiles into; -1 for
  * scopes evaluated without one (meta, exists, eval).  A header rule of a

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "scan_lits.h"
 
@@ -44,6 +45,7 @@ struct info {
 
 struct parser {
 	const char *p;
+	const char *const *avoid; /* NULL-terminated: see scan_lits_avoid */
 	int fold; /* caseless: literals in lower case */
 	int fail;
 	int depth;
@@ -97,21 +99,34 @@ static int minlen(const struct lset *s)
 	return m;
 }
 
-/* better - is a a better requirement than b: longer shortest string, then
- * fewer strings */
-static int better(const struct lset *a, const struct lset *b)
+/* avoided - some string of s occurs (case-insensitively) in one of the
+ * strings of avoid: text like those would hold it, so as a requirement it
+ * selects nothing there */
+static int avoided(const struct lset *s, const char *const *avoid)
 {
-	if (!a->ok || has_empty(a))
+	for (int i = 0; avoid && i < s->n; i++)
+		for (int k = 0; avoid[k]; k++)
+			for (size_t j = 0, n = strlen(avoid[k]); j + s->v[i].len <= n; j++)
+				if (strncasecmp(avoid[k] + j, s->v[i].b, s->v[i].len) == 0)
+					return 1;
+	return 0;
+}
+
+/* better - is a a better requirement than b: not avoided, then longer
+ * shortest string, then fewer strings */
+static int better(const struct parser *ps, const struct lset *a, const struct lset *b)
+{
+	if (!a->ok || has_empty(a) || avoided(a, ps->avoid))
 		return 0;
-	if (!b->ok || has_empty(b))
+	if (!b->ok || has_empty(b) || avoided(b, ps->avoid))
 		return 1;
 	return minlen(a) > minlen(b) || (minlen(a) == minlen(b) && a->n < b->n);
 }
 
 /* take - *dst = the better of itself and s */
-static void take(struct lset *dst, const struct lset *s)
+static void take(const struct parser *ps, struct lset *dst, const struct lset *s)
 {
-	if (better(s, dst))
+	if (better(ps, s, dst))
 		*dst = *s;
 }
 
@@ -146,10 +161,10 @@ static int cross(struct lset *out, const struct lset *a, const struct lset *b)
 }
 
 /* final_req - the best requirement a node gives */
-static void final_req(struct info *x)
+static void final_req(const struct parser *ps, struct info *x)
 {
 	if (x->exact.ok)
-		take(&x->req, &x->exact);
+		take(ps, &x->req, &x->exact);
 	if (x->req.ok && has_empty(&x->req))
 		x->req.ok = 0;
 }
@@ -439,9 +454,9 @@ static int parse_quant(struct parser *ps, int *lo, int *hi)
 }
 
 /* repeat - x{lo,hi} */
-static void repeat(struct info *x, int lo, int hi)
+static void repeat(const struct parser *ps, struct info *x, int lo, int hi)
 {
-	final_req(x);
+	final_req(ps, x);
 	if (lo == 0) {
 		x->req.ok = 0;
 		if (hi == 1 && x->exact.ok) {
@@ -466,7 +481,7 @@ static void repeat(struct info *x, int lo, int hi)
 		} else {
 			x->exact.ok = 0;
 		}
-		final_req(x);
+		final_req(ps, x);
 		return;
 	}
 	x->exact.ok = 0;
@@ -489,23 +504,23 @@ static void parse_concat(struct parser *ps, struct info *out)
 		int lo, hi;
 
 		if (parse_quant(ps, &lo, &hi))
-			repeat(it, lo, hi);
+			repeat(ps, it, lo, hi);
 		if (it->exact.ok) {
 			if (out->exact.ok && cross(&out->exact, &out->exact, &it->exact) < 0)
 				out->exact.ok = 0;
 			if (cross(tail, tail, &it->exact) < 0) {
-				take(&out->req, tail);
+				take(ps, &out->req, tail);
 				*tail = it->exact;
 			}
 		} else {
-			final_req(it);
-			take(&out->req, tail);
-			take(&out->req, &it->req);
+			final_req(ps, it);
+			take(ps, &out->req, tail);
+			take(ps, &out->req, &it->req);
 			set_empty(tail);
 			out->exact.ok = 0;
 		}
 	}
-	take(&out->req, tail);
+	take(ps, &out->req, tail);
 out:
 	free(it);
 	free(tail);
@@ -535,14 +550,14 @@ static void parse_alt(struct parser *ps, struct info *out)
 		parse_concat(ps, br);
 		if (ps->fail)
 			break;
-		final_req(br);
+		final_req(ps, br);
 		if (first) {
 			*out = *br;
 			first = 0;
 		} else {
 			set_union(&out->exact, &br->exact);
 			set_union(&out->req, &br->req);
-			final_req(out);
+			final_req(ps, out);
 		}
 		if (*ps->p != '|')
 			break;
@@ -580,7 +595,12 @@ static void minimize(struct lset *s)
 
 char *scan_lits(const char *expr, int caseless, size_t min_len)
 {
-	struct parser ps = { .p = expr, .fold = caseless };
+	return scan_lits_avoid(expr, caseless, min_len, NULL);
+}
+
+char *scan_lits_avoid(const char *expr, int caseless, size_t min_len, const char *const *avoid)
+{
+	struct parser ps = { .p = expr, .avoid = avoid, .fold = caseless };
 	struct info *x = malloc(sizeof(*x));
 	char *out = NULL;
 	size_t o = 0;
@@ -590,8 +610,9 @@ char *scan_lits(const char *expr, int caseless, size_t min_len)
 	parse_alt(&ps, x);
 	if (ps.fail || *ps.p) /* an unbalanced ')' */
 		goto done;
-	final_req(x);
-	if (!x->req.ok || x->req.n == 0 || (size_t)minlen(&x->req) < min_len)
+	final_req(&ps, x);
+	if (!x->req.ok || x->req.n == 0 || (size_t)minlen(&x->req) < min_len ||
+	    avoided(&x->req, avoid))
 		goto done;
 	minimize(&x->req);
 	if (!(out = malloc(8 + (size_t)x->req.n * (LIT_MAX * 4 + 1))))

@@ -17,6 +17,12 @@
  * (malloc'd). */
 char *scan_lits(const char *expr, int caseless, size_t min_len);
 
+/* scan_lits_avoid - scan_lits, choosing among the sets expr requires one
+ * of whose literals none occurs (case-insensitively) in any string of
+ * avoid (NULL-terminated; NULL: none), e.g. ordinary URIs for a set that
+ * such URIs do not hold; NULL when there is none */
+char *scan_lits_avoid(const char *expr, int caseless, size_t min_len, const char *const *avoid);
+
 /* scan_ascii_only - expr (PCRE syntax) as it reads text without a byte
  * past 0x7f: class members and literals past \x7f removed, with the
  * branches that needed one (scan_ascii.c).  On such text it matches exactly

@@ -35,11 +35,12 @@
 #include "scan_received.h"
 #include "scan_rules.h"
 
-#define CACHE_MAGIC "MOATHSDB10\n" /* 5: one database per header view after the SDB_N;
-				     * 6: SDB_BODY_ASCII; 7: and no SDB_META
-				     * (metas run over the hit bitmap); 8: SDB_START;
-				     * 9: SDB_BODY_ASIDE; 10: SDB_BODY_GAP and
-				     * the SDB_SKEL tiers */
+#define CACHE_MAGIC "MOATHSDB11\n" /* 5: one database per header view after the SDB_N;
+				      * 6: SDB_BODY_ASCII; 7: and no SDB_META
+				      * (metas run over the hit bitmap); 8: SDB_START;
+				      * 9: SDB_BODY_ASIDE; 10: SDB_BODY_GAP and
+				      * the SDB_SKEL tiers, or SDB_URI_GATED;
+				      * 11: both */
 
 static atomic_uint_fast64_t load_gen;
 
@@ -138,6 +139,7 @@ void scan_rule_free(struct scan_rule *r)
 	free(r->unset);
 	pcre2_code_free(r->re);
 	pcre2_code_free(r->re_start);
+	free(r->gate);
 	free(r->bytes);
 	for (int t = 0; r->skel && t < SCAN_SKEL_TIERS; t++)
 		free(r->skel[t]);
@@ -778,7 +780,9 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
 		return r->scope == SCOPE_BODY && scan_aside(r->pattern) == (k == SDB_BODY_ASIDE);
 	if (k == SDB_URI_SIDE || k == SDB_URI)
-		return r->scope == SCOPE_URI && r->side == (k == SDB_URI_SIDE);
+		return r->scope == SCOPE_URI && r->side == (k == SDB_URI_SIDE) && !r->gate;
+	if (k == SDB_URI_GATED)
+		return r->scope == SCOPE_URI && r->gate;
 	return k < SDB_N && scan_scope_dbi(r->scope) == (int)k;
 }
 
@@ -788,7 +792,8 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 	size_t cap = 2;
 
 	for (size_t i = 0; i < d->nrules; i++) /* a view's set is small */
-		cap += (size_t)in_db(d, &d->rules[i], k);
+		cap += (size_t)in_db(d, &d->rules[i], k) +
+		       (size_t)(k == SDB_URI && d->rules[i].gate && !d->rules[i].dead);
 
 	e->expr = calloc(cap, sizeof(char *));
 	e->flags = calloc(cap, sizeof(unsigned));
@@ -836,6 +841,16 @@ static int build_exprs(const struct scan_db *d, size_t k, struct expr_set *e)
 					     HS_FLAG_PREFILTER : HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH);
 		e->ids[e->n] = (unsigned)i;
 		e->n++;
+	}
+	for (size_t i = 0; k == SDB_URI && i < d->nrules; i++) { /* the gates (mark_gate) */
+		const struct scan_rule *r = &d->rules[i];
+
+		if (!r->gate || r->dead)
+			continue;
+		if (!(e->expr[e->n] = strdup(r->gate)))
+			return -ENOMEM;
+		e->flags[e->n] = (r->flags & HS_FLAG_CASELESS) | HS_FLAG_SINGLEMATCH;
+		e->ids[e->n++] = (unsigned)d->nrules;
 	}
 	return 0;
 }
@@ -1338,6 +1353,33 @@ out:
 	pcre2_match_data_free(md);
 }
 
+/* mark_gate - the live uri score rules (not in SDB_URI_SIDE, not tested in
+ * C) every match of which holds one of a few literals of SCAN_GATE_MIN
+ * bytes or more that ordinary URIs do not hold (scan_lits_avoid): they go
+ * to SDB_URI_GATED, their literal sets to SDB_URI, and a URI is scanned
+ * on SDB_URI_GATED only when one of those fired on it.  Most uri rules
+ * look for a host or a path ("://[^/?]+\.ytimg\.com/"); in SDB_URI each
+ * one runs an automaton from the "://" of every URI, in SDB_URI_GATED only
+ * on the few URIs that hold their literal (docs/content-gate.md, session
+ * 17).  Only where a rule runs changes, not what it matches.  Reject
+ * rules stay (the first reject reported must not change), and so do rules
+ * Hyperscan reads as UTF-8 (its case folding there is not bytewise). */
+static void mark_gate(struct scan_db *d)
+{
+	static const char *const ordinary[] = { "http://www.example.com/", "https://www.example.com/",
+						"mailto:user@example.com", NULL };
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+
+		if (r->scope != SCOPE_URI || r->dead || r->bytes || r->side || r->action != ACT_SCORE ||
+		    (r->flags & (HS_FLAG_UTF8 | HS_FLAG_UCP)))
+			continue;
+		r->gate = scan_lits_avoid(r->pattern, !!(r->flags & HS_FLAG_CASELESS), SCAN_GATE_MIN,
+					  ordinary); /* NULL (also on ENOMEM): ungated */
+	}
+}
+
 /* byte_set - the 256 bytes r matches alone, as Hyperscan compiles it: a
  * unit matches r when it holds one of them; NULL when it does not compile */
 static unsigned char *byte_set(const struct scan_rule *r)
@@ -1541,7 +1583,8 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (!o->keep_all)
 		mark_dead(d);
-	if ((rc = mark_bytes(d)) < 0 || (mark_gap(d), 0) || (mark_side(d), 0) || (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
+	if ((rc = mark_bytes(d)) < 0 || (mark_gap(d), 0) || (mark_side(d), mark_gate(d), 0) ||
+	    (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {

@@ -56,6 +56,10 @@ char *scan_reverse(const char *expr);
 /* scan_aside - expr repeats a group SCAN_ASIDE_REPEAT times or more
  * ("(...){6}"): its ASCII body form goes to SDB_BODY_ASIDE (scan.h) */
 #define SCAN_ASIDE_REPEAT 5
+
+/* the shortest gate literal of a uri rule (scan_rule.gate, mark_gate):
+ * shorter ones (".php", "cgi") are in too many URIs to gate by */
+#define SCAN_GATE_MIN 5
 int scan_aside(const char *expr);
 /* scan_skel - expr (PCRE syntax; caseless: HS_FLAG_CASELESS) projected on
  * a line's skeleton, its bytes [A-Za-z0-9] in order (scan_skel.c): every

@@ -113,7 +113,9 @@ static const char *scope_rules =
 	"ONEB       body           score 1 /[#]/\n"
 	"GAP        body           score 1 /\\b_{0,3}t[_\\W]?[e3][_\\W]?n[_\\W]?u[_\\W]?[a4@][_\\W]?t[_\\W]?[e3]\\b/i\n"
 	"USIDE      uri            score 1 /^\\w+:\\/\\//\n"
-	"UOTHER     uri            score 1 /example\\.org/\n";
+	"UOTHER     uri            score 1 /example\\.org/\n"
+	"UGATE      uri            score 1 /:\\/\\/[^\\/?]+\\.gatehost\\.com\\//\n"
+	"UGATEI     uri            score 1 /\\/Path-Gate\\//i\n";
 
 static int setup_scope(void **state)
 {
@@ -182,6 +184,16 @@ static const struct scope_case scope_cases[] = {
 	{ "gap, the gate fires, the rule does not", "Subject: x\r\n\r\nt e n u a t every\r\n", "",
 	  "GAP" },
 	{ "gap, none", "Subject: x\r\n\r\na tenuous tale\r\n", "", "GAP" },
+	/* a uri rule with a gate runs only where its literal is
+	 * (SDB_URI_GATED, mark_gate): the gate fires, the rule matches */
+	{ "uri gate", "Subject: x\r\n\r\nsee http://a.gatehost.com/x\r\n", "UGATE USIDE",
+	  "UOTHER UGATEI" },
+	{ "uri gate, caseless", "Subject: x\r\n\r\nsee http://a.b/PATH-gate/y\r\n", "UGATEI USIDE",
+	  "UGATE UOTHER" },
+	{ "uri gate, literal but no match", "Subject: x\r\n\r\nsee http://a.b/?.gatehost.com/\r\n",
+	  "USIDE", "UGATE" },
+	{ "uri gate, two URIs", "Subject: x\r\n\r\nsee http://www.example.org/ and "
+	  "https://x.gatehost.com/\r\n", "UGATE UOTHER USIDE", "UGATEI" },
 };
 
 static void check_words(const char *cname, const struct filter_verdict *v, const char *words,
@@ -334,6 +346,49 @@ static void test_gap_load(void **state)
 		check_words(c[i].name, &v, c[i].rules[0] == 'W' ? "W" : "G1", c[i].want);
 		scan_fini();
 	}
+}
+
+/* mark_gate: which uri rules are gated, and by what (scan_rule.gate) */
+static void test_uri_gate(void **state)
+{
+	static const struct {
+		const char *id, *gate; /* NULL: in SDB_URI itself */
+	} want[] = {
+		{ "G_HOST", "(?:\\x2eytimg\\x2ecom\\x2f)" },
+		{ "G_CASE", "(?:\\x2fland\\x2f)" },
+		{ "G_SCHEME", NULL },  /* only "http://": every URI has it */
+		{ "G_SHORT", NULL },   /* ".php": shorter than SCAN_GATE_MIN */
+		{ "G_SIDE", NULL },    /* matches an ordinary URI: SDB_URI_SIDE */
+		{ "G_REJECT", NULL },  /* reject rules stay */
+		{ "G_BODY", NULL },    /* not a uri rule */
+	};
+	struct scan_load_opts o = { 0 };
+	char err[512] = "";
+	struct scan_db *d;
+
+	(void)state;
+	o.rules_path = write_file("g.rules",
+				  "G_HOST   uri  score 1 /:\\/\\/[^\\/?]+\\.ytimg\\.com\\//\n"
+				  "G_CASE   uri  score 1 /\\/LAND\\//i\n"
+				  "G_SCHEME uri  score 1 /^https?:\\/\\/[^\\/]*\\d/\n"
+				  "G_SHORT  uri  score 1 /[a-z]\\.php/\n"
+				  "G_SIDE   uri  score 1 /^http:\\/\\/www\\./\n"
+				  "G_REJECT uri  reject \"no\" /\\.rejecthost\\.com/\n"
+				  "G_BODY   body score 1 /\\.ytimg\\.com/\n");
+	assert_int_equal(scan_db_load(&o, &d, err, sizeof(err)), 0);
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		long i = scan_find_rule(d, want[k].id);
+
+		assert_true(i >= 0);
+		if (!want[k].gate != !d->rules[i].gate ||
+		    (want[k].gate && strcmp(want[k].gate, d->rules[i].gate) != 0))
+			fail_msg("%s: gate %s, want %s", want[k].id,
+				 d->rules[i].gate ? d->rules[i].gate : "none",
+				 want[k].gate ? want[k].gate : "none");
+	}
+	assert_non_null(d->db[SDB_URI]);
+	assert_non_null(d->db[SDB_URI_GATED]);
+	scan_db_unref(d);
 }
 
 /* scan_aside: a group (not a class, not an escaped parenthesis) repeated
@@ -2093,6 +2148,7 @@ int main(void)
 		cmocka_unit_test(test_aside),
 		cmocka_unit_test(test_skel),
 		cmocka_unit_test(test_gap_load),
+		cmocka_unit_test(test_uri_gate),
 		cmocka_unit_test(test_chunk_boundary),
 		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_repeats),

@@ -180,6 +180,40 @@ static void test_bounds(void **state)
 	free(s);
 }
 
+/* scan_lits_avoid: among the sets a rule requires, one none of whose
+ * literals an avoided string holds (mark_gate: ordinary URIs); none when
+ * every set has such a literal */
+static void test_avoid(void **state)
+{
+	static const char *const avoid[] = { "http://www.example.com/", "mailto:user@example.com", NULL };
+	static const struct {
+		const char *re;
+		int caseless;
+		const char *want, *plain; /* with avoid, without */
+	} t[] = {
+		{ "^https?://[^/]*\\.gov/", 0, "(?:\\x2egov\\x2f)",
+		  "(?:https\\x3a\\x2f\\x2f|http\\x3a\\x2f\\x2f)" },
+		{ "^https?://[^/]+/", 0, NULL, "(?:https\\x3a\\x2f\\x2f|http\\x3a\\x2f\\x2f)" },
+		{ "://(?:www|ftp)\\.", 0, NULL, "(?:\\x3a\\x2f\\x2fwww\\x2e|\\x3a\\x2f\\x2fftp\\x2e)" },
+		{ "/WWW\\.Example\\.", 1, NULL, "(?:\\x2fwww\\x2eexample\\x2e)" },
+		{ "^mailto:[^@]+@evil\\.example", 0, "(?:\\x40evil\\x2eexample)", "(?:\\x40evil\\x2eexample)" },
+		{ "(?:spam|www)\\.example\\.com/", 0, NULL,
+		  "(?:spam\\x2eexample\\x2ecom\\x2f|www\\x2eexample\\x2ecom\\x2f)" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		for (int a = 0; a < 2; a++) {
+			char *got = scan_lits_avoid(t[i].re, t[i].caseless, 3, a ? avoid : NULL);
+			const char *want = a ? t[i].want : t[i].plain;
+
+			if (!want != !got || (want && strcmp(got, want) != 0))
+				fail_msg("%s%s: want %s, got %s", t[i].re, a ? " (avoid)" : "",
+					 want ? want : "(none)", got ? got : "(none)");
+			free(got);
+		}
+}
+
 /* scan_ascii_only: the rewrite, and on ASCII subjects the same matches as
  * the original (PCRE2), on a few subjects each */
 static void test_ascii(void **state)
@@ -274,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_sets),
 		cmocka_unit_test(test_superset),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_avoid),
 		cmocka_unit_test(test_ascii),
 	};
 
