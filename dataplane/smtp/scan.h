@@ -201,6 +201,7 @@ enum { SCAN_RF_PREFILTER = 1, SCAN_RF_HEADER = 2, SCAN_RF_REJECT = 4 };
  * [A-Za-z0-9] that the gap rules' classes name get a bit each, the others
  * share the fourth (scan_rules.c, mark_gap) */
 enum { SCAN_SK_ALNUM = 1, SCAN_SKEL_TIERS = 16 };
+_Static_assert(SDB_N == SDB_SKEL + SCAN_SKEL_TIERS, "one SDB_SKEL database per tier");
 
 struct scan_db {
 	atomic_uint refs;

@@ -13,6 +13,7 @@
  */
 #include "scan_received.h"
 
+#include "log.h"
 #include "scan.h"
 #include "scan_lits.h"
 
@@ -1538,8 +1539,12 @@ static void gate_init(void)
 		}
 	}
 	if (n && hs_compile_multi((const char *const *)e, fl, id, n, HS_MODE_BLOCK, NULL, &gate_db,
-				  &ce) != HS_SUCCESS)
+				  &ce) != HS_SUCCESS) {
+		/* not an error: every expression of the parse runs, as before */
+		log_warn("scan: Received parse gate: %s; no gate",
+			 ce && ce->message ? ce->message : "compile failed");
 		gate_db = NULL;
+	}
 	hs_free_compile_error(ce);
 	for (unsigned i = 0; gate_db && i < n; i++)
 		gate_in[id[i]] = 1;

@@ -40,6 +40,8 @@
 #include "scan_rules.h"
 
 #define SK_IMP (-1)     /* cannot match a line without a byte of L */
+#define SK_LEN_MAX 65536 /* least lengths are capped here (a form needs 3):
+			  * nested repeats of 10000 cannot overflow */
 #define SK_SMALL 16     /* an item with letters or digits and this many
 			 * other bytes or fewer gives them to L
 			 * (scan_skel_bytes) */
@@ -211,8 +213,12 @@ static void quant(struct sk *k, int *lo, int *hi)
 			else
 				b = -1, e++;
 		}
-		if (*e != '}' || a > 10000 || b > 10000 || (b >= 0 && b < a))
+		if (*e != '}')
 			return; /* a literal '{' (read by the caller) */
+		if (a > 10000 || b > 10000 || (b >= 0 && b < a)) {
+			k->bad = 1; /* a repeat not read here: the rule is not gated */
+			return;
+		}
 		*lo = (int)a, *hi = (int)b;
 		k->p = e + 1;
 	} else {
@@ -362,7 +368,7 @@ static int sk_concat(struct sk *k, struct scan_str *o)
 			scan_str_add(o, in.p, in.len);
 			sput(o, ")");
 			put_quant(o, lo, hi);
-			len = len * lo;
+			len = (int)((long long)len * lo > SK_LEN_MAX ? SK_LEN_MAX : (long long)len * lo);
 		} else {
 			len = 0;
 		}
@@ -370,7 +376,7 @@ static int sk_concat(struct sk *k, struct scan_str *o)
 		if (len == SK_IMP)
 			imp = 1;
 		else
-			total += len;
+			total = total + len > SK_LEN_MAX ? SK_LEN_MAX : total + len;
 	}
 	return imp ? SK_IMP : total;
 }

@@ -278,6 +278,19 @@ static void test_skel(void **state)
 		n += set[c];
 	assert_int_equal(n, 3);
 	assert_true(set['!'] && set['|'] && set['@']);
+
+	/* a repeat past 10000 is not read as a literal '{' (its digits would
+	 * be required letters): the rule is left alone */
+	int len;
+	char *f = scan_skel("x{10001}[_\\W]?yz", 0, NULL, &len);
+
+	assert_null(f);
+	assert_int_equal(len, SCAN_SKEL_NONE);
+	/* nested repeats: the least length is capped, no int overflow */
+	f = scan_skel("(?:(?:(?:ab){9999}){9999}){9999}[_\\W]?c", 0, NULL, &len);
+	assert_non_null(f);
+	assert_int_equal(len, 65536);
+	free(f);
 }
 
 /* mark_gap: which rules go to SDB_BODY_GAP, and its databases */
