@@ -854,18 +854,21 @@ static int sa_is_net(struct sa_set *s, struct sa_def *e, int depth)
 	return e->netv == 2;
 }
 
-/* sa_why - set the skip reason of e (replacing an earlier one); returns 3 */
+/* sa_why - set the skip reason of e (replacing an earlier one, which the
+ * arguments may still point into: a meta that uses itself); returns 3 */
 static int sa_why(struct sa_def *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static int sa_why(struct sa_def *e, const char *fmt, ...)
 {
 	va_list ap;
+	char *w;
 
-	free(e->why);
 	va_start(ap, fmt);
-	if (vasprintf(&e->why, fmt, ap) < 0)
-		e->why = NULL;
+	if (vasprintf(&w, fmt, ap) < 0)
+		w = NULL;
 	va_end(ap);
+	free(e->why);
+	e->why = w;
 	return 3;
 }
 
