@@ -93,7 +93,7 @@ if [ $ok = 1 ] && [ $running = 1 ] && [ "$drained" -gt 0 ]; then
 	tap_ok "SIGHUP reload, SIGTERM restart ($drained message(s) at the downstream waited for), kill -9 restart, each with ledger messages delivered before and after (sink:$marks)"
 else
 	tap_not_ok "fault sequence: ok=$ok client still running=$running drained=$drained (sink:$marks)"
-	tail -5 "$LAB_DIR"/smtpd*.log | sed 's/^/# /'
+	tail -n 5 "$LAB_DIR"/smtpd*.log | sed 's/^/# /'
 fi
 counts=$(cat "$LAB_DIR/ledger.json")
 acc=$(grep -c ' accepted' "$LAB_DIR/ledger")
