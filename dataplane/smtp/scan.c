@@ -839,7 +839,7 @@ static void hdr_scan(struct filter_msg *m, int view, const char *unset, const ch
 
 	if (!db)
 		return;
-	e = db ? hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m) : HS_SUCCESS;
+	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	scan_unit_end(m, SCOPE_HEADER, p, n);
