@@ -15,6 +15,7 @@
 #include "log.h"
 #include "scan.h"
 #include "scan_feed.h"
+#include "scan_ucache.h"
 
 /* usage - the --help text */
 static void usage(FILE *o)
@@ -38,6 +39,9 @@ static void usage(FILE *o)
 		"  -j, --json             scan: one JSON object per file (every scored\n"
 		"                         rule that matched, score, verdict, microseconds);\n"
 		"                         --sa-report: the report as JSON\n"
+		"      --no-unit-cache    scan: scan every body line and URI, also those an\n"
+		"                         earlier message held (the per-thread unit cache,\n"
+		"                         scan_ucache: the same verdicts, for comparison)\n"
 		"      --sa-report        SpamAssassin coverage: scored rules imported by\n"
 		"                         kind (exact, prefilter+confirm, meta, eval) and\n"
 		"                         the skipped ones by reason\n"
@@ -244,6 +248,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "sa-report", no_argument, NULL, 'R' },
+		{ "no-unit-cache", no_argument, NULL, 'U' },
 		{ 0 },
 	};
 	struct scan_load_opts o = { 0 };
@@ -263,6 +268,7 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("moat-scan %s\n", MOAT_VERSION); return 0;
 		case 'R': report = 1; break;
+		case 'U': scan_ucache_enable(0); break;
 		default: usage(stderr); return 2;
 		}
 	}

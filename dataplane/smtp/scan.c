@@ -42,6 +42,7 @@
 #include "scan_render.h"
 #include "scan_rules.h"
 #include "scan_seen.h"
+#include "scan_ucache.h"
 
 enum { ST_RAW = 0, ST_N };
 
@@ -90,6 +91,12 @@ struct filter_msg {
 	int vb_oom;
 	struct scan_seen seen; /* body lines and URIs scanned (scan_seen.h) */
 	int gate;              /* a gate fired in this URI (SDB_URI_GATED) */
+	/* the unit being scanned is noted for scan_ucache (on_unit): every
+	 * rule it hits, in the order found, whatever was hit before */
+	int rec;               /* noting */
+	int rec_bad;           /* a hit cannot be known here: keep nothing */
+	unsigned rec_n;
+	unsigned rec_ids[SCAN_UCACHE_IDS_MAX];
 	/* not zeroed at open: the walker and renderer initialise themselves,
 	 * raw[] is a buffer */
 	struct mime_walker w;
@@ -370,6 +377,18 @@ static void pend_add(struct filter_msg *m, unsigned id)
 	m->plist[m->npend++] = id;
 }
 
+/* rec_add - the unit being noted hits rule id (on_unit, scan_ucache) */
+static void rec_add(struct filter_msg *m, unsigned id)
+{
+	for (unsigned i = 0; i < m->rec_n; i++)
+		if (m->rec_ids[i] == id)
+			return;
+	if (m->rec_n == SCAN_UCACHE_IDS_MAX)
+		m->rec_bad = 1;
+	else
+		m->rec_ids[m->rec_n++] = id;
+}
+
 /* on_match - Hyperscan callback for every database; non-zero stops the
  * scan (a reject rule decided the message) */
 static int on_match(unsigned id, unsigned long long from, unsigned long long to,
@@ -384,6 +403,12 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 		return 0;
 	}
 	rf = m->db->rflag[id];
+	if (m->rec) { /* a prefilter hit is noted once confirmed */
+		if (!(rf & SCAN_RF_PREFILTER))
+			rec_add(m, id);
+		else if (m->hits[id / 64] & (1ull << (id % 64)))
+			m->rec_bad = 1; /* it is not confirmed again */
+	}
 	if (m->hits[id / 64] & (1ull << (id % 64)))
 		return 0; /* a rule counts once a message: nothing more to learn */
 	if (rf & SCAN_RF_HEADER) {
@@ -531,13 +556,18 @@ void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, si
 			continue;
 		}
 		m->pend[id / 64] &= ~(1ull << (id % 64));
-		if (!wants_confirm(m, id, s))
+		if (!wants_confirm(m, id, s)) {
+			m->rec_bad |= m->rec; /* unknown for the unit */
 			continue;
+		}
 		while (r->rstart && c.at && slot < c.nid && sid[slot] != id)
 			slot++;
 		if (r->rstart && c.at && slot < c.nid ?
-		    confirm_at(r, text, len, c.at + slot * c.words) : confirm(r, text, len))
+		    confirm_at(r, text, len, c.at + slot * c.words) : confirm(r, text, len)) {
+			if (m->rec)
+				rec_add(m, id);
 			rule_hit(m, id);
+		}
 	}
 	m->npend = k;
 	free(c.at);
@@ -1221,6 +1251,23 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	/* a repeat adds no hit (scan_seen.h); rawbody chunks do not repeat */
 	if (kind != RU_RAWBODY && scan_seen_check(&m->seen, (int)kind, p, n))
 		return;
+	if (kind != RU_RAWBODY && scan_ucache_enabled()) { /* met in an earlier message? */
+		size_t nk;
+		const unsigned *k = scan_ucache_get(m->db->gen, (int)kind, p, n, &nk);
+
+		if (k) {
+			if (scan_unit_tap)
+				scan_unit_tap((int)kind, p, n);
+			scanned_bytes += n;
+			for (size_t i = 0; i < nk && !m->done; i++)
+				if (!(m->hits[k[i] / 64] >> (k[i] % 64) & 1))
+					rule_hit(m, k[i]);
+			return;
+		}
+		m->rec = n <= SCAN_UCACHE_UNIT_MAX;
+		m->rec_bad = 0;
+		m->rec_n = 0;
+	}
 	if (kind == RU_BODY && (m->db->db[SDB_BODY_ASCII] || m->db->db[SDB_BODY_ASIDE]) &&
 	    ascii_only(p, n)) { /* the same hits on such a line */
 		db = m->db->db[SDB_BODY_ASCII];
@@ -1247,12 +1294,18 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 		unsigned id = m->db->brules[i];
 		const struct scan_rule *r = &m->db->rules[id];
 
-		if (r->scope == scope && !(m->hits[id / 64] >> (id % 64) & 1) && has_byte(r->bytes, p, n))
+		if (r->scope == scope && (m->rec || !(m->hits[id / 64] >> (id % 64) & 1)) &&
+		    has_byte(r->bytes, p, n))
 			on_match(id, 0, 0, 0, m);
 	}
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	scan_unit_end(m, scope, p, n);
+	if (m->rec) {
+		m->rec = 0;
+		if (!m->rec_bad && !m->done && !m->err)
+			scan_ucache_put(m->db->gen, (int)kind, p, n, m->rec_ids, m->rec_n);
+	}
 }
 
 /* on_entity_headers - an entity's headers are over: the mimeheader rules

@@ -10,8 +10,7 @@
 
 #define REC_HDR 7 /* u32 hash, u16 length, u8 kind */
 
-/* hash - of the kind and bytes (8 at a time; picks a slot, proves nothing) */
-static uint32_t hash(int kind, const char *p, size_t n)
+uint32_t scan_unit_hash(int kind, const char *p, size_t n)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)n << 8) ^ (unsigned)kind, w;
 	size_t i = 0;
@@ -47,7 +46,7 @@ int scan_seen_check(struct scan_seen *s, int kind, const char *p, size_t n)
 			return 0;
 		}
 	}
-	h = hash(kind, p, n);
+	h = scan_unit_hash(kind, p, n);
 	for (i = h & (SCAN_SEEN_SLOTS - 1); s->slot[i]; i = (i + 1) & (SCAN_SEEN_SLOTS - 1)) {
 		const char *r = s->arena + s->slot[i] - 1;
 

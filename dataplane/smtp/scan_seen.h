@@ -44,6 +44,10 @@ struct scan_seen {
  * unit is scanned. */
 int scan_seen_check(struct scan_seen *s, int kind, const char *p, size_t n);
 
+/* scan_unit_hash - of a unit's kind and bytes, 8 at a time: picks a slot,
+ * proves nothing (scan_seen, scan_ucache) */
+uint32_t scan_unit_hash(int kind, const char *p, size_t n);
+
 /* scan_seen_free - release the set (a zeroed set is empty and valid) */
 void scan_seen_free(struct scan_seen *s);
 

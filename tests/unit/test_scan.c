@@ -20,6 +20,7 @@
 #include <pcre2.h>
 
 #include "scan.h"
+#include "scan_ucache.h"
 #include "scan_received.h"
 #include "scan_render.h"
 #include "scan_rules.h"
@@ -982,6 +983,93 @@ static void test_repeats(void **state)
 	/* no raw rule: only units are scanned, and the repeats not again */
 	assert_true(bytes[0] > 0);
 	assert_int_equal(bytes[1], bytes[0]);
+	scan_fini();
+}
+
+/* scan_ucache: a body line or URI met in an earlier message replays the
+ * hits it had, the same as a scan, and is not scanned; a unit whose hits
+ * could not all be known is not kept; a reject is not cut short; a reload
+ * leaves the old entries unused */
+static void unit_cache_msgs(const char *const *msgs, size_t n, struct filter_verdict *v)
+{
+	for (size_t i = 0; i < n; i++)
+		run_pieces(msgs[i], strlen(msgs[i]), NULL, &v[i]);
+}
+
+static void test_unit_cache(void **state)
+{
+	static const char *rules =
+		"threshold 100\n"
+		"KILL   body reject \"refused\" /kill switch/\n"
+		"B_X    body score 1 /alpha beta/\n"
+		"ONEB   body score 1 /[#]/\n"
+		"U_X    uri  score 1 /evil\\.example/\n"
+		"U_G    uri  score 1 /:\\/\\/[^\\/?]+\\.gatehost\\.com\\//\n";
+	static const char *const msgs[] = {
+		/* 0: every kind on one line and one URI */
+		"Subject: a\r\n\r\nalpha beta gamma # http://evil.example/x\r\n\r\n"
+		"http://www.gatehost.com/p\r\n",
+		/* 1: the same units: from the cache */
+		"Subject: b\r\n\r\nalpha beta gamma # http://evil.example/x\r\n\r\n"
+		"http://www.gatehost.com/p\r\n",
+		/* 2: P_LA hit first, then a new line that also holds it: that
+		 * line's own P_LA is not confirmed, so the line is not kept */
+		"Subject: c\r\n\r\ngamma ray\r\n\r\ngamma again\r\n",
+		/* 3: that line alone: P_LA must still hit */
+		"Subject: d\r\n\r\ngamma again\r\n",
+		/* 4, 5: a reject, twice */
+		"Subject: e\r\n\r\nkill switch alpha beta\r\n",
+		"Subject: f\r\n\r\nkill switch alpha beta\r\n",
+		/* 6: a line that confirms nothing, kept empty; 7: again */
+		"Subject: g\r\n\r\ngamma delta\r\n",
+		"Subject: h\r\n\r\ngamma delta\r\n",
+	};
+	enum { N = sizeof(msgs) / sizeof(msgs[0]) };
+	struct filter_verdict on[N], off[N];
+	uint64_t h0, l0, h1, l1;
+
+	char sadir[300], err[512] = "";
+	struct scan_config c = { 0 };
+
+	(void)state;
+	/* P_LA has a lookahead: a SpamAssassin rule, a prefilter confirmed by
+	 * PCRE2 on the unit */
+	snprintf(sadir, sizeof(sadir), "%s/ucsa", tmpdir);
+	assert_int_equal(mkdir(sadir, 0700), 0);
+	write_file("ucsa/50_uc.cf", "body P_LA /gamma(?! delta)/\nscore P_LA 1\n");
+	c.rules_path = write_file("uc.rules", rules);
+	c.sa_dir = sadir;
+	if (scan_init(&c, err, sizeof(err)) != 0)
+		fail_msg("scan_init: %s", err);
+	scan_ucache_stats(&h0, &l0);
+	unit_cache_msgs(msgs, N, on);
+	scan_ucache_stats(&h1, &l1);
+	check_words("first", &on[0], "B_X P_LA ONEB U_X U_G", 1);
+	check_words("from the cache", &on[1], "B_X P_LA ONEB U_X U_G", 1);
+	check_words("unknown, not kept", &on[3], "P_LA", 1);
+	assert_int_equal(on[4].reject, 1);
+	assert_string_equal(on[4].rule, "KILL");
+	assert_int_equal(on[5].reject, 1);
+	assert_string_equal(on[5].rule, "KILL");
+	check_words("nothing confirmed", &on[7], "P_LA", 0);
+	/* message 1's line and two URIs, and message 7's line, came from it */
+	assert_true(h1 - h0 >= 4);
+	assert_true(l1 - l0 > h1 - h0);
+
+	scan_ucache_enable(0);
+	unit_cache_msgs(msgs, N, off);
+	scan_ucache_enable(1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(on[i].reject, off[i].reject);
+		assert_string_equal(on[i].header, off[i].header);
+		assert_string_equal(on[i].rule, off[i].rule);
+	}
+	scan_fini();
+
+	/* another rule set: the entries of the old one match nothing */
+	use_rules("threshold 100\nB_X body score 1 /alpha gamma/\nU_X uri score 1 /evil\\.org/\n");
+	run_pieces(msgs[1], strlen(msgs[1]), NULL, &on[0]);
+	check_words("after a reload", &on[0], "B_X U_X", 0);
 	scan_fini();
 }
 
@@ -2165,6 +2253,7 @@ int main(void)
 		cmocka_unit_test(test_chunk_boundary),
 		cmocka_unit_test(test_scope_selection),
 		cmocka_unit_test(test_repeats),
+		cmocka_unit_test(test_unit_cache),
 		cmocka_unit_test(test_seen_set),
 		cmocka_unit_test(test_walker),
 		cmocka_unit_test(test_walker_bounds),
