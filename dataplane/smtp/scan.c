@@ -441,11 +441,27 @@ static pcre2_match_data *match_data(void)
 	return tl_md;
 }
 
+/* a confirmation failed other than by not matching or by its budget (no
+ * memory): its answer may differ next time, so scan_ucache keeps no unit
+ * that saw one (scan_unit_end) */
+static _Thread_local int confirm_odd;
+
+static int note_rc(int rc)
+{
+	if (rc < 0 && rc != PCRE2_ERROR_NOMATCH && rc != PCRE2_ERROR_MATCHLIMIT)
+		confirm_odd = 1;
+	return rc;
+}
+
 /* confirm - does rule r's PCRE2 match text?  A match that runs out of its
  * budget (or any PCRE2 error) is no match */
 static int confirm(const struct scan_rule *r, const char *text, size_t len)
 {
-	return match_data() && pcre2_match(r->re, (PCRE2_SPTR)text, len, 0, 0, tl_md, confirm_ctx) >= 0;
+	if (!match_data()) {
+		confirm_odd = 1;
+		return 0;
+	}
+	return note_rc(pcre2_match(r->re, (PCRE2_SPTR)text, len, 0, 0, tl_md, confirm_ctx)) >= 0;
 }
 
 /* where the pending rstart rules of one unit may start: for each rule
@@ -504,16 +520,17 @@ static int confirm_at(const struct scan_rule *r, const char *text, size_t len, c
 	for (size_t w = 0, tries = 0; w <= len / 64; w++)
 		for (uint64_t b = at[w]; b; b &= b - 1) {
 			size_t off = w * 64 + (size_t)__builtin_ctzll(b);
-			int rc = start_ctx ? pcre2_match(r->re_start, (PCRE2_SPTR)text, len, off, 0,
-							  tl_md, start_ctx) : PCRE2_ERROR_MATCHLIMIT;
+			int rc = start_ctx ? note_rc(pcre2_match(r->re_start, (PCRE2_SPTR)text, len, off,
+								  0, tl_md, start_ctx)) :
+					     PCRE2_ERROR_MATCHLIMIT;
 
 			if (rc < 0 && rc != PCRE2_ERROR_MATCHLIMIT && ++tries < SCAN_START_TRIES)
 				continue; /* no match starts at off */
 			/* a hit, or the tries' share of the budget spent: no
 			 * match starts before off, the rest is one call as
 			 * confirm makes */
-			return rc >= 0 || pcre2_match(r->re, (PCRE2_SPTR)text, len, off, 0, tl_md,
-						      confirm_ctx) >= 0;
+			return rc >= 0 || note_rc(pcre2_match(r->re, (PCRE2_SPTR)text, len, off, 0,
+							      tl_md, confirm_ctx)) >= 0;
 		}
 	return 0;
 }
@@ -537,6 +554,7 @@ void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, si
 
 	if (s == SCOPE_BODY && len > SCAN_RAWBODY_PART_SCAN_SIZE)
 		len = SCAN_RAWBODY_PART_SCAN_SIZE;
+	confirm_odd = 0;
 	for (size_t i = 0; i < m->npend && d->db[SDB_START]; i++)
 		ns += d->rules[m->plist[i]].rstart && wants_confirm(m, m->plist[i], s);
 	if (ns && (sid = malloc(ns * sizeof(*sid)))) {
@@ -546,6 +564,8 @@ void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, si
 		c.id = sid;
 		unit_starts(d, text, len, &c);
 	}
+	if (ns && !c.at) /* no memory: confirm, not confirm_at, answers */
+		m->rec_bad |= m->rec;
 	for (size_t i = 0; i < m->npend; i++) {
 		unsigned id = m->plist[i];
 		const struct scan_rule *r = &d->rules[id];
@@ -570,6 +590,7 @@ void scan_unit_end(struct filter_msg *m, enum scan_scope s, const char *text, si
 		}
 	}
 	m->npend = k;
+	m->rec_bad |= m->rec && confirm_odd;
 	free(c.at);
 	free(sid);
 }

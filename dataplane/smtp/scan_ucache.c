@@ -33,12 +33,21 @@ static void tab_free(void *p)
 	for (size_t i = 0; t && i < SCAN_UCACHE_SLOTS; i++)
 		free(t[i]);
 	free(t);
+	tab = NULL; /* this thread's, at its exit: a later use starts anew */
 	tab_bytes = 0;
 }
 
+static int key_ok;
+
 static void key_init(void)
 {
-	pthread_key_create(&key, tab_free);
+	key_ok = pthread_key_create(&key, tab_free) == 0;
+}
+
+/* ent_size - the bytes of entry e */
+static size_t ent_size(const struct ent *e)
+{
+	return sizeof(*e) + e->nids * sizeof(unsigned) + e->n;
 }
 
 const unsigned *scan_ucache_get(uint64_t gen, int kind, const char *p, size_t n, size_t *nids)
@@ -51,7 +60,12 @@ const unsigned *scan_ucache_get(uint64_t gen, int kind, const char *p, size_t n,
 	st_lookups++;
 	h = scan_unit_hash(kind, p, n);
 	e = tab[h & (SCAN_UCACHE_SLOTS - 1)];
-	if (!e || e->gen != gen || e->h != h || e->n != n || e->kind != (unsigned)kind ||
+	if (e && e->gen != gen) { /* an older rule set's: no use any more */
+		tab_bytes -= ent_size(e);
+		free(e);
+		tab[h & (SCAN_UCACHE_SLOTS - 1)] = e = NULL;
+	}
+	if (!e || e->h != h || e->n != n || e->kind != (unsigned)kind ||
 	    memcmp((const char *)(e->ids + e->nids), p, n) != 0)
 		return NULL;
 	st_hits++;
@@ -70,14 +84,13 @@ void scan_ucache_put(uint64_t gen, int kind, const char *p, size_t n, const unsi
 		return;
 	if (!tab) {
 		pthread_once(&key_once, key_init);
-		if (!(tab = calloc(SCAN_UCACHE_SLOTS, sizeof(*tab))))
-			return;
+		if (!key_ok || !(tab = calloc(SCAN_UCACHE_SLOTS, sizeof(*tab))))
+			return; /* without the key the table would outlive its thread */
 		pthread_setspecific(key, tab);
 	}
 	h = scan_unit_hash(kind, p, n);
 	slot = &tab[h & (SCAN_UCACHE_SLOTS - 1)];
-	size_t sz = sizeof(*e) + nids * sizeof(unsigned) + n,
-	       old = *slot ? sizeof(**slot) + (*slot)->nids * sizeof(unsigned) + (*slot)->n : 0;
+	size_t sz = sizeof(*e) + nids * sizeof(unsigned) + n, old = *slot ? ent_size(*slot) : 0;
 
 	if (tab_bytes - old + sz > SCAN_UCACHE_BYTES)
 		return; /* full: the slot keeps what it has */

@@ -12,7 +12,8 @@
  * order they were found.  The table is direct-mapped (a new unit replaces
  * the one in its slot), holds the unit's bytes to compare (the hash only
  * picks the slot), and belongs to one rule set (scan_db.gen): after a
- * reload the old entries match nothing and are replaced as units come.
+ * reload an old entry matches nothing and is freed when its slot is next
+ * looked up.
  * A thread's table is 128 KiB of slots and at most SCAN_UCACHE_BYTES of
  * entries; a unit that would pass that is not kept.
  */

@@ -1023,6 +1023,10 @@ static void test_unit_cache(void **state)
 		/* 6: a line that confirms nothing, kept empty; 7: again */
 		"Subject: g\r\n\r\ngamma delta\r\n",
 		"Subject: h\r\n\r\ngamma delta\r\n",
+		/* 8: a line whose exact and one-byte rules the message had
+		 * already hit is kept with them; 9: that line alone */
+		"Subject: i\r\n\r\nalpha beta #\r\n\r\nmore alpha beta # here\r\n",
+		"Subject: j\r\n\r\nmore alpha beta # here\r\n",
 	};
 	enum { N = sizeof(msgs) / sizeof(msgs[0]) };
 	struct filter_verdict on[N], off[N];
@@ -1052,8 +1056,9 @@ static void test_unit_cache(void **state)
 	assert_int_equal(on[5].reject, 1);
 	assert_string_equal(on[5].rule, "KILL");
 	check_words("nothing confirmed", &on[7], "P_LA", 0);
-	/* message 1's line and two URIs, and message 7's line, came from it */
-	assert_true(h1 - h0 >= 4);
+	check_words("kept with rules hit before", &on[9], "B_X ONEB", 1);
+	/* message 1's line and two URIs, message 7's and 9's lines came from it */
+	assert_true(h1 - h0 >= 5);
 	assert_true(l1 - l0 > h1 - h0);
 
 	scan_ucache_enable(0);
