@@ -97,6 +97,11 @@ struct filter_msg {
 	int rec_bad;           /* a hit cannot be known here: keep nothing */
 	unsigned rec_n;
 	unsigned rec_ids[SCAN_UCACHE_IDS_MAX];
+	/* the raw stream's run rules (scan_runs), per scan_db.runs: the
+	 * bytes of the open line so far, all in the rule's class, or a byte
+	 * outside it came first (no match on this line) */
+	uint32_t run_len[SCAN_RUNS_MAX];
+	uint8_t run_off[SCAN_RUNS_MAX];
 	/* not zeroed at open: the walker and renderer initialise themselves,
 	 * raw[] is a buffer */
 	struct mime_walker w;
@@ -1450,12 +1455,54 @@ fail:
 	return NULL;
 }
 
+/* scan_runs - the run rules (scan_rule.run) over the next bytes of the
+ * raw stream: a line whose first run_n bytes are all in the rule's
+ * class, where Hyperscan's "^C{N}" with /m matches (C does not hold \n,
+ * so a match starts at a line's start).  A line that ends before its
+ * N-th byte cannot match and is only passed over with memchr. */
+static void scan_runs(struct filter_msg *m, const char *p, size_t n)
+{
+	const struct scan_db *d = m->db;
+
+	for (size_t k = 0; k < d->nruns && !m->done; k++) {
+		unsigned id = d->runs[k];
+		const struct scan_rule *r = &d->rules[id];
+
+		if (m->hits[id / 64] >> (id % 64) & 1)
+			continue;
+		for (size_t pos = 0; pos < n;) {
+			const char *nl = memchr(p + pos, '\n', n - pos);
+			size_t end = nl ? (size_t)(nl - p) : n, seg = end - pos;
+
+			if (!m->run_off[k] && (!nl || m->run_len[k] + seg >= r->run_n)) {
+				size_t want = r->run_n - m->run_len[k], lim = seg < want ? seg : want, j;
+
+				for (j = 0; j < lim && r->run[(unsigned char)p[pos + j]]; j++)
+					;
+				if (j < lim) {
+					m->run_off[k] = 1;
+				} else if ((m->run_len[k] += (uint32_t)lim) >= r->run_n) {
+					on_match(id, 0, 0, 0, m);
+					break;
+				}
+			}
+			if (!nl)
+				break;
+			pos = end + 1; /* a new line: "^" matches here */
+			m->run_len[k] = 0;
+			m->run_off[k] = 0;
+		}
+	}
+}
+
 /* process - one piece of the message: the raw stream, then the MIME walk */
 static void process(struct filter_msg *m, const char *p, size_t n)
 {
 	/* Hyperscan takes 32-bit lengths */
 	for (size_t off = 0; off < n && !m->done; off += 1u << 30)
 		scan_piece(m, ST_RAW, p + off, n - off > (1u << 30) ? (1u << 30) : n - off);
+	if (m->db->nruns && !m->done)
+		scan_runs(m, p, n);
 	if (m->walk && !m->done)
 		mime_feed(&m->w, p, n);
 }

@@ -112,6 +112,12 @@ struct scan_rule {
 			       * byte ("[\x80-\xff]", "\S"): the 256 bytes it
 			       * matches (1), tested in C on each unit instead
 			       * of compiled (scan_rules.c, mark_bytes) */
+	unsigned char *run;   /* a full rule "^C{N}" with /m, C one byte class
+			       * that does not hold \n (SpamAssassin's
+			       * __LONGLINE "^[^\r\n]{998}"): the 256 bytes of
+			       * C, tested in C on the raw stream instead of
+			       * compiled (scan_rules.c, mark_runs) */
+	unsigned run_n;       /* its N */
 	int gap;              /* a body rule with "[_\W]{0,3}"-like gaps: in
 			       * SDB_BODY_GAP only, scanned where its skeleton
 			       * form fires (scan_rules.c, mark_gap) */
@@ -191,6 +197,9 @@ static inline unsigned scan_dbi_mode(int w)
 /* the relay strings EVAL_RELAYS_HDR rules read: SA_RELAYS_N
  * (scan_received.h) X-Spam-Relays-* views, then EnvelopeFrom */
 enum { SCAN_NRDB = 5 };
+/* full rules tested in C as runs of one byte class (scan_rule.run); more
+ * stay compiled */
+enum { SCAN_RUNS_MAX = 4 };
 enum scan_cache { CACHE_OFF = 0, CACHE_MISS, CACHE_HIT, CACHE_STALE };
 
 /* what a Hyperscan match of a rule needs to know, one byte per rule
@@ -233,6 +242,8 @@ struct scan_db {
 	unsigned *metas;             /* SCOPE_META rule indices, in order */
 	size_t nmetas;
 	unsigned *brules;            /* rules with a byte set (scan_rule.bytes) */
+	unsigned runs[SCAN_RUNS_MAX]; /* rules with a run (scan_rule.run) */
+	size_t nruns;
 	unsigned char skel[256];     /* per byte: SCAN_SK_ALNUM ([A-Za-z0-9],
 				      * the skeleton's bytes), or its tier bit
 				      * << 1 (a byte the rules' classes name) */

@@ -141,6 +141,7 @@ void scan_rule_free(struct scan_rule *r)
 	pcre2_code_free(r->re_start);
 	free(r->gate);
 	free(r->bytes);
+	free(r->run);
 	for (int t = 0; r->skel && t < SCAN_SKEL_TIERS; t++)
 		free(r->skel[t]);
 	free(r->skel);
@@ -762,7 +763,7 @@ int scan_aside(const char *expr)
  * the prefilters of the relay rules reading relay string s) */
 static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 {
-	if (r->dead || r->bytes)
+	if (r->dead || r->bytes || r->run)
 		return 0;
 	if (k >= SDB_N + d->nviews)
 		return r->scope == SCOPE_EVAL && r->eval == EVAL_RELAYS_HDR && r->pattern[0] &&
@@ -1252,28 +1253,40 @@ static void mark_dead(struct scan_db *d)
 	}
 }
 
-/* one_byte - expr is one item that matches one byte: ".", a class
- * shorthand, or a bracket class without a nested "[" (POSIX classes);
- * no anchor, quantifier or anything else */
-static int one_byte(const char *e)
+/* item_end - past the item that starts e and matches one byte: ".", an
+ * escape, or a bracket class without a nested "[" (POSIX classes); NULL
+ * when e starts with none */
+static const char *item_end(const char *e)
 {
 	const char *p = e + 1;
 
-	if (!strcmp(e, ".") || (e[0] == '\\' && strchr("sSdDwW", e[1]) && e[1] && !e[2]))
-		return 1;
+	if (e[0] == '.')
+		return p;
+	if (e[0] == '\\')
+		return e[1] ? e + 2 : NULL;
 	if (e[0] != '[')
-		return 0;
+		return NULL;
 	if (*p == '^')
 		p++;
 	if (*p == ']')
 		p++;
 	for (; *p && *p != ']'; p++) {
 		if (*p == '[')
-			return 0;
+			return NULL;
 		if (*p == '\\' && !*++p)
-			return 0;
+			return NULL;
 	}
-	return *p == ']' && !p[1];
+	return *p == ']' ? p + 1 : NULL;
+}
+
+/* one_byte - expr is one item that matches one byte: ".", a class
+ * shorthand, or a bracket class (item_end); no anchor, quantifier or
+ * anything else */
+static int one_byte(const char *e)
+{
+	const char *q = item_end(e);
+
+	return q && !*q && (e[0] != '\\' || strchr("sSdDwW", e[1]));
 }
 
 static int byte_cb(unsigned id, unsigned long long from, unsigned long long to,
@@ -1380,16 +1393,17 @@ static void mark_gate(struct scan_db *d)
 	}
 }
 
-/* byte_set - the 256 bytes r matches alone, as Hyperscan compiles it: a
- * unit matches r when it holds one of them; NULL when it does not compile */
-static unsigned char *byte_set(const struct scan_rule *r)
+/* byte_set - the 256 bytes expr matches alone with flags, as Hyperscan
+ * compiles it: a unit matches it when it holds one of them; NULL when it
+ * does not compile */
+static unsigned char *byte_set(const char *expr, unsigned flags)
 {
 	hs_database_t *db = NULL;
 	hs_scratch_t *s = NULL;
 	hs_compile_error_t *ce = NULL;
 	unsigned char *set = NULL;
 
-	if (hs_compile(r->pattern, r->flags | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK, NULL, &db, &ce) !=
+	if (hs_compile(expr, flags | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK, NULL, &db, &ce) !=
 	    HS_SUCCESS) {
 		hs_free_compile_error(ce);
 		return NULL;
@@ -1433,7 +1447,7 @@ static int mark_bytes(struct scan_db *d)
 		if (k < 0 || r->dead)
 			continue;
 		if (!r->prefilter && r->action == ACT_SCORE && !(r->flags & HS_FLAG_UTF8) &&
-		    one_byte(r->pattern) && (r->bytes = byte_set(r)))
+		    one_byte(r->pattern) && (r->bytes = byte_set(r->pattern, r->flags)))
 			nb++;
 		else
 			left[k]++;
@@ -1454,6 +1468,69 @@ static int mark_bytes(struct scan_db *d)
 		if (d->rules[i].bytes)
 			d->brules[d->nbrules++] = (unsigned)i;
 	return 0;
+}
+
+/* run_form - expr is "^C{N}" or "^C{N,}", C one item that matches one
+ * byte (one_byte): C copied to item (size isz) and N, or 0 */
+static int run_form(const char *e, char *item, size_t isz, unsigned long *n)
+{
+	const char *p = e + 1, *q = e[0] == '^' ? item_end(p) : NULL;
+	char *end;
+
+	if (!q || *q != '{' || q[1] < '0' || q[1] > '9' || (size_t)(q - p) >= isz)
+		return 0;
+	*n = strtoul(q + 1, &end, 10);
+	if (*end == ',')
+		end++;
+	if (*end != '}' || end[1])
+		return 0;
+	memcpy(item, p, (size_t)(q - p));
+	item[q - p] = '\0';
+	return one_byte(item);
+}
+
+/* mark_runs - the live exact score full rules "^C{N}" with /m, C a class
+ * of one byte without \n, are tested in C on the raw stream (scan.c,
+ * scan_runs): a line whose first N bytes are all in C.  Hyperscan runs
+ * SpamAssassin's __LONGLINE "^[^\r\n]{998}" as a bounded repeat that
+ * costs about 3 cycles a byte of every message, most of the raw
+ * stream's time (docs/content-gate.md, session 19); a line's length is
+ * found with memchr.  At most SCAN_RUNS_MAX; the scope keeps them
+ * compiled when no other rule would be left in its database. */
+static void mark_runs(struct scan_db *d)
+{
+	size_t left = 0;
+	char item[256];
+	unsigned long n;
+
+	for (size_t i = 0; i < d->nrules; i++) {
+		struct scan_rule *r = &d->rules[i];
+
+		if (r->scope != SCOPE_RAW || r->dead)
+			continue;
+		if (d->nruns < SCAN_RUNS_MAX && !r->prefilter && r->action == ACT_SCORE &&
+		    (r->flags & HS_FLAG_MULTILINE) && !(r->flags & (HS_FLAG_UTF8 | HS_FLAG_UCP)) &&
+		    run_form(r->pattern, item, sizeof(item), &n) && n >= 2 && n <= 1ul << 24 &&
+		    (r->run = byte_set(item, r->flags & ~HS_FLAG_MULTILINE))) {
+			if (r->run['\n']) { /* a match could start inside the run */
+				free(r->run);
+				r->run = NULL;
+				left++;
+				continue;
+			}
+			r->run_n = (unsigned)n;
+			d->runs[d->nruns++] = (unsigned)i;
+		} else {
+			left++;
+		}
+	}
+	if (!left) { /* the raw stream would have no database */
+		for (size_t k = 0; k < d->nruns; k++) {
+			free(d->rules[d->runs[k]].run);
+			d->rules[d->runs[k]].run = NULL;
+		}
+		d->nruns = 0;
+	}
 }
 
 /* gap_candidate - a live exact score body rule, not one-byte nor aside,
@@ -1583,7 +1660,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 		goto fail;
 	if (!o->keep_all)
 		mark_dead(d);
-	if ((rc = mark_bytes(d)) < 0 || (mark_gap(d), 0) || (mark_side(d), mark_gate(d), 0) ||
+	if ((rc = mark_bytes(d)) < 0 || (mark_runs(d), 0) || (mark_gap(d), 0) || (mark_side(d), mark_gate(d), 0) ||
 	    (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;

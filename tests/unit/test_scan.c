@@ -2077,6 +2077,83 @@ static uint64_t starts_pcre2(const char *re_s, const char *s, int rev)
  * character, and by PCRE2: a match of it ends in the reversed subject
  * exactly where a match of the original starts in the subject (what
  * confirm_starts relies on); what it does not model is refused */
+/* run rules (scan_rules.c, mark_runs): a raw rule "^C{N}" with /m is
+ * tested in C when another raw rule keeps the stream's database, and
+ * compiled when it would be the only one.  The two must agree on every
+ * message, fed in pieces of every size: lines of random length around N
+ * from a small alphabet (bytes in and out of the class, CR, LF). */
+static void runs_pass(const char *rules, size_t want_runs, uint8_t (*got)[2], size_t nmsg,
+		      unsigned seed)
+{
+	static const char alpha[] = "aaaaBbz- \r\xe9";
+	static char msg[4096];
+
+	use_rules(rules);
+	struct scan_db *d = scan_db_current();
+	assert_int_equal(d->nruns, want_runs);
+	scan_db_unref(d);
+	for (size_t i = 0; i < nmsg; i++) {
+		size_t o = 0, lines = 1 + (size_t)(rand_r(&seed) % 8), step = 1 + (size_t)(rand_r(&seed) % 40);
+		struct filter_verdict v;
+
+		o += (size_t)snprintf(msg, sizeof(msg), "X-T: 1\r\n\r\n");
+		for (size_t l = 0; l < lines; l++) {
+			size_t len = (size_t)(rand_r(&seed) % 40);
+
+			for (size_t k = 0; k < len; k++)
+				msg[o++] = alpha[rand_r(&seed) % (sizeof(alpha) - 1)];
+			if (rand_r(&seed) % 2)
+				msg[o++] = '\r';
+			msg[o++] = '\n';
+		}
+		if (i % 3 == 0)
+			feed_lines(msg, o, 0, &v);
+		else
+			feed_lines(msg, o, i % 3 == 1 ? step : 1, &v);
+		got[i][0] = (uint8_t)matched(&v, "LONG");
+		got[i][1] = (uint8_t)matched(&v, "LOWER");
+	}
+	scan_fini();
+}
+
+static void test_runs(void **state)
+{
+	enum { NMSG = 3000 };
+	static uint8_t native[NMSG][2], compiled[NMSG][2];
+	const char *runs = "threshold 100\n"
+			   "LONG   raw score 1 /^[^\\r\\n]{20}/m\n"
+			   "LOWER  raw score 1 /^[a-z]{6,}/mi\n";
+	char with_other[512];
+	size_t hit[2] = { 0 };
+
+	(void)state;
+	snprintf(with_other, sizeof(with_other), "%sOTHER  raw score 1 /rawmark/\n", runs);
+	runs_pass(with_other, 2, native, NMSG, 19);
+	runs_pass(runs, 0, compiled, NMSG, 19);
+	for (size_t i = 0; i < NMSG; i++) {
+		if (native[i][0] != compiled[i][0] || native[i][1] != compiled[i][1])
+			fail_msg("message %zu: native LONG=%d LOWER=%d, compiled LONG=%d LOWER=%d", i,
+				 native[i][0], native[i][1], compiled[i][0], compiled[i][1]);
+		hit[0] += native[i][0];
+		hit[1] += native[i][1];
+	}
+	/* both outcomes occur often enough to tell */
+	tap_note("runs: LONG on %zu, LOWER on %zu of %d messages\n", hit[0], hit[1], NMSG);
+	assert_true(hit[0] > NMSG / 10 && hit[0] < NMSG * 9 / 10);
+	assert_true(hit[1] > NMSG / 10 && hit[1] < NMSG * 9 / 10);
+	/* not a run: unanchored, a class holding \n, a group, not /m */
+	use_rules("threshold 100\n"
+		  "A raw score 1 /[^\\r]{20}/m\n"
+		  "B raw score 1 /^[^\\r]{20}/m\n"
+		  "C raw score 1 /^(?:ab){20}/m\n"
+		  "D raw score 1 /^[^\\r\\n]{20}/\n"
+		  "E raw score 1 /^\\S{20}x/m\n");
+	struct scan_db *d = scan_db_current();
+	assert_int_equal(d->nruns, 0);
+	scan_db_unref(d);
+	scan_fini();
+}
+
 static void test_reverse(void **state)
 {
 	static const struct {
@@ -2273,6 +2350,7 @@ int main(void)
 		cmocka_unit_test(test_sa_import_debian),
 		cmocka_unit_test(test_widen),
 		cmocka_unit_test(test_reverse),
+		cmocka_unit_test(test_runs),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
