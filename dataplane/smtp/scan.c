@@ -898,6 +898,9 @@ static void hdr_scan(struct filter_msg *m, int view, const char *unset, const ch
 	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
+	for (size_t i = 0; i < m->db->nhsides && !m->done; i++) /* confirmed on every block */
+		if (m->db->rules[m->db->hsides[i]].view == view)
+			on_match(m->db->hsides[i], 0, 0, 0, m);
 	scan_unit_end(m, SCOPE_HEADER, p, n);
 	m->unset = NULL;
 }

@@ -118,6 +118,10 @@ struct scan_rule {
 			       * C, tested in C on the raw stream instead of
 			       * compiled (scan_rules.c, mark_runs) */
 	unsigned run_n;       /* its N */
+	int hside;            /* a prefilter rule of the view ALL whose
+			       * Hyperscan form fires on an ordinary header
+			       * block: confirmed on every message, not
+			       * compiled (scan_rules.c, mark_hside) */
 	int gap;              /* a body rule with "[_\W]{0,3}"-like gaps: in
 			       * SDB_BODY_GAP only, scanned where its skeleton
 			       * form fires (scan_rules.c, mark_gap) */
@@ -243,6 +247,8 @@ struct scan_db {
 	size_t nmetas;
 	unsigned *brules;            /* rules with a byte set (scan_rule.bytes) */
 	unsigned runs[SCAN_RUNS_MAX]; /* rules with a run (scan_rule.run) */
+	unsigned *hsides;            /* rules with hside, in order */
+	size_t nhsides;
 	size_t nruns;
 	unsigned char skel[256];     /* per byte: SCAN_SK_ALNUM ([A-Za-z0-9],
 				      * the skeleton's bytes), or its tier bit

@@ -180,6 +180,7 @@ static void db_free(struct scan_db *d)
 	free(d->evals);
 	free(d->metas);
 	free(d->brules);
+	free(d->hsides);
 	free(d->moff);
 	free(d->mcode);
 	free(d);
@@ -777,7 +778,7 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 	if (r->gap)
 		return 0;
 	if (r->scope == SCOPE_HEADER)
-		return r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view;
+		return !r->hside && (r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view);
 	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
 		return r->scope == SCOPE_BODY && scan_aside(r->pattern) == (k == SDB_BODY_ASIDE);
 	if (k == SDB_URI_SIDE || k == SDB_URI)
@@ -1210,6 +1211,96 @@ static int build_views(struct scan_db *d)
 		r->view = (int)(v - d->views);
 	}
 	return 0;
+}
+
+/* hside_cb - a prefilter rule of ALL fired on the ordinary header block */
+static int hside_cb(unsigned id, unsigned long long from, unsigned long long to,
+		    unsigned flags, void *ctx)
+{
+	(void)from, (void)to, (void)flags;
+	((struct scan_db *)ctx)->rules[id].hside = 1;
+	return 0;
+}
+
+/* mark_hside - the live prefilter score rules of the view ALL (the header
+ * block, scanned once a message) whose Hyperscan form fires on an
+ * ordinary header block: SpamAssassin's __SUBJ_HAS_TO_*, __TO_EQ_FROM_*
+ * and the like, "\nTo: ...([^\n\s>]+)...Subject: ...\1", whose forms
+ * without the backreference fire on nearly every message, so that
+ * Hyperscan's time on them (a third of the view's database) bought no
+ * confirmation less.  They are left out of the view's database and
+ * confirmed on every header block (hdr_scan); what they match does not
+ * change (docs/content-gate.md, session 19).  The forms are compiled as
+ * the view's database compiles them, in one database at each load.  The
+ * view keeps them when no other rule would be left in its database; on
+ * any failure nothing is marked (only slower). */
+static void mark_hside(struct scan_db *d)
+{
+	static const char block[] =
+		"Return-Path: <alice@example.org>\n"
+		"Received: from mx.example.com (localhost [127.0.0.1])\n"
+		"\tby mx.example.com (Postfix) with ESMTP id 4B2C1D0F\n"
+		"\tfor <bob@example.com>; Mon,  2 Sep 2002 10:00:02 +0100 (IST)\n"
+		"Received: from mail.example.org (mail.example.org [192.0.2.10]) by mx.example.com "
+		"(Postfix) with ESMTP id 4B2C1D0F for <bob@example.com>; Mon,  2 Sep 2002 10:00:00 +0100\n"
+		"From: Alice Example <alice@example.org>\n"
+		"To: Bob <bob@example.com>\n"
+		"Subject: Re: the meeting\n"
+		"Date: Mon, 2 Sep 2002 09:59:58 +0100\n"
+		"Message-Id: <20020902085958.GA1234@example.org>\n"
+		"MIME-Version: 1.0\n"
+		"Content-Type: text/plain; charset=us-ascii\n";
+	const char *key = "ALL";
+	char **vp = bsearch(&key, d->views, d->nviews, sizeof(char *), view_cmp);
+	struct expr_set es = { 0 };
+	hs_database_t *db = NULL;
+	hs_scratch_t *s = NULL;
+	hs_compile_error_t *ce = NULL;
+	size_t v, np = 0, left = 0, n = 0;
+
+	if (!vp)
+		return;
+	v = (size_t)(vp - d->views);
+	if (build_exprs(d, SDB_N + v, &es) < 0)
+		goto out;
+	for (size_t i = 0; i < es.n; i++) { /* the prefilter score rules, in place */
+		const struct scan_rule *r = &d->rules[es.ids[i]];
+
+		if (r->prefilter && r->action == ACT_SCORE) {
+			char *x = es.expr[np];
+
+			es.expr[np] = es.expr[i], es.expr[i] = x;
+			es.flags[np] = es.flags[i], es.ids[np] = es.ids[i];
+			np++;
+		}
+	}
+	if (np && hs_compile_multi((const char *const *)es.expr, es.flags, es.ids, (unsigned)np,
+				   HS_MODE_BLOCK, NULL, &db, &ce) == HS_SUCCESS &&
+	    hs_alloc_scratch(db, &s) == HS_SUCCESS &&
+	    hs_scan(db, block, sizeof(block) - 1, 0, s, hside_cb, d) != HS_SUCCESS)
+		for (size_t i = 0; i < d->nrules; i++) /* an answer in part: none */
+			d->rules[i].hside = 0;
+	for (size_t i = 0; i < d->nrules; i++) {
+		const struct scan_rule *r = &d->rules[i];
+
+		if (r->scope == SCOPE_HEADER && !r->dead && r->view == (int)v) {
+			n += r->hside != 0;
+			left += !r->hside;
+		}
+	}
+	if (n && left && (d->hsides = calloc(n, sizeof(unsigned)))) {
+		for (size_t i = 0; i < d->nrules; i++)
+			if (d->rules[i].hside)
+				d->hsides[d->nhsides++] = (unsigned)i;
+	} else {
+		for (size_t i = 0; i < d->nrules; i++)
+			d->rules[i].hside = 0;
+	}
+out:
+	hs_free_compile_error(ce);
+	hs_free_scratch(s);
+	hs_free_database(db);
+	expr_set_free(&es);
 }
 
 /* counts - a rule whose hit can change a verdict by itself: a reject
@@ -1661,7 +1752,7 @@ int scan_db_load(const struct scan_load_opts *o, struct scan_db **out,
 	if (!o->keep_all)
 		mark_dead(d);
 	if ((rc = mark_bytes(d)) < 0 || (mark_runs(d), 0) || (mark_gap(d), 0) || (mark_side(d), mark_gate(d), 0) ||
-	    (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 ||
+	    (rc = build_exists(d)) < 0 || (rc = build_views(d)) < 0 || (mark_hside(d), 0) ||
 	    (rc = build_metas(d, err, errsz)) < 0 || (rc = compile_all(d, o->cache_dir, err, errsz)) < 0)
 		goto fail;
 	if (!(d->rflag = calloc(d->nrules ? d->nrules : 1, 1))) {

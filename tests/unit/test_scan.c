@@ -1712,6 +1712,10 @@ static const char *sa_hdr_cf =
 	"header  H_RCVD   Received =~ /^from a\\b/\n"
 	"header  H_RCVD2  Received =~ /by x\\nfrom a/\n"
 	"header  H_ALLID  ALL =~ /\\nMessage-Id: /i\n"
+	/* SpamAssassin's __TO_EQ_FROM_1: its form without the backreference
+	 * fires on an ordinary header block (mark_hside) */
+	"header  H_TOFROM ALL =~ /\\nFrom: (?:[^\\n<]{0,80}<)?([^\\n\\s>]+)>?\\n+(?:[^\\n]{1,100}\\n+)*"
+	"To: (?:[^\\n]{0,80}<)?\\1[>,\\s\\n]/ism\n"
 	"header  H_UNSET  X-Foo =~ /^UNSET$/ [if-unset: UNSET]\n"
 	"header  H_NAME   From:name =~ /^Joe Bloggs$/\n"
 	"header  H_FIRST  Received:first =~ /from b/\n"
@@ -1788,6 +1792,13 @@ static void test_sa_headers(void **state)
 	assert_true(d->rules[i].prefilter);
 	assert_true(scan_find_rule(d, "M_PF") >= 0);
 	assert_true(d->sa_kind[SA_KIND_PREFILTER] >= 1);
+	/* H_TOFROM is confirmed on every header block, outside ALL's
+	 * database; the exact H_ALLID keeps that database */
+	assert_true((i = scan_find_rule(d, "H_TOFROM")) >= 0);
+	assert_true(d->rules[i].prefilter && d->rules[i].hside);
+	assert_int_equal(d->nhsides, 1);
+	assert_int_equal(d->hsides[0], (unsigned)i);
+	assert_non_null(d->vdb[d->rules[i].view]);
 	/* relay rules: a Hyperscan prefilter per relay string, PCRE2 on its
 	 * candidates; one that matches "" has none (PCRE2 on every message) */
 	assert_true((i = scan_find_rule(d, "R_HELO")) >= 0);
@@ -1809,6 +1820,13 @@ static void test_sa_headers(void **state)
 		{ "ALL has names", "Subject: s\r\nMessage-Id: <x@y>\r\n\r\nz\r\n", "H_ALLID", "" },
 		{ "ALL: the first header has no newline before it",
 		  "Message-Id: <x@y>\r\nSubject: s\r\n\r\nz\r\n", "", "H_ALLID" },
+		{ "ALL, To equals From", "Subject: s\r\nFrom: Al <al@example.org>\r\nX: y\r\n"
+		  "To: al@example.org\r\n\r\nz\r\n", "H_TOFROM", "" },
+		{ "ALL, To differs", "Subject: s\r\nFrom: Al <al@example.org>\r\n"
+		  "To: bo@example.org\r\n\r\nz\r\n", "", "H_TOFROM" },
+		{ "ALL, no To", "Subject: s\r\nFrom: al@example.org\r\n\r\nz\r\n", "", "H_TOFROM" },
+		{ "ALL, From first (no newline before it)",
+		  "From: al@example.org\r\nTo: al@example.org\r\n\r\nz\r\n", "", "H_TOFROM" },
 		{ "if-unset used", "Subject: s\r\n\r\nz\r\n", "H_UNSET", "" },
 		{ "if-unset not used when present", "X-Foo: bar\r\n\r\nz\r\n", "", "H_UNSET" },
 		{ "From:name", "From: \"Joe  Bloggs\" <joe@example.com>\r\n\r\nz\r\n",
