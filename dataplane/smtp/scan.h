@@ -102,7 +102,10 @@ struct scan_rule {
 			       * matched or evaluated, as SpamAssassin does
 			       * not run it */
 	int side;             /* a uri rule matching "http://www.example.com/":
-			       * SDB_URI_SIDE (scan_rules.c, mark_side) */
+			       * SDB_URI_SIDE (scan_rules.c, mark_side); a
+			       * prefilter rule of the view ALL whose form
+			       * fires on an ordinary header block: confirmed
+			       * on every block, not compiled (mark_hside) */
 	char *gate;           /* a uri rule every match of which holds one of
 			       * these literals ("(?:l1|l2)", scan_lits_avoid),
 			       * each of SCAN_GATE_MIN bytes or more, none in an
@@ -118,10 +121,6 @@ struct scan_rule {
 			       * C, tested in C on the raw stream instead of
 			       * compiled (scan_rules.c, mark_runs) */
 	unsigned run_n;       /* its N */
-	int hside;            /* a prefilter rule of the view ALL whose
-			       * Hyperscan form fires on an ordinary header
-			       * block: confirmed on every message, not
-			       * compiled (scan_rules.c, mark_hside) */
 	int gap;              /* a body rule with "[_\W]{0,3}"-like gaps: in
 			       * SDB_BODY_GAP only, scanned where its skeleton
 			       * form fires (scan_rules.c, mark_gap) */
@@ -247,7 +246,7 @@ struct scan_db {
 	size_t nmetas;
 	unsigned *brules;            /* rules with a byte set (scan_rule.bytes) */
 	unsigned runs[SCAN_RUNS_MAX]; /* rules with a run (scan_rule.run) */
-	unsigned *hsides;            /* rules with hside, in order */
+	unsigned *hsides;            /* the header rules with side, in order */
 	size_t nhsides;
 	size_t nruns;
 	unsigned char skel[256];     /* per byte: SCAN_SK_ALNUM ([A-Za-z0-9],

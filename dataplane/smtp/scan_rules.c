@@ -778,7 +778,7 @@ static int in_db(const struct scan_db *d, const struct scan_rule *r, size_t k)
 	if (r->gap)
 		return 0;
 	if (r->scope == SCOPE_HEADER)
-		return !r->hside && (r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view);
+		return !r->side && (r->view < 0 ? k == SDB_HEADER : k == SDB_N + (size_t)r->view);
 	if (k == SDB_BODY_ASCII || k == SDB_BODY_ASIDE)
 		return r->scope == SCOPE_BODY && scan_aside(r->pattern) == (k == SDB_BODY_ASIDE);
 	if (k == SDB_URI_SIDE || k == SDB_URI)
@@ -1213,12 +1213,12 @@ static int build_views(struct scan_db *d)
 	return 0;
 }
 
-/* hside_cb - a prefilter rule of ALL fired on the ordinary header block */
-static int hside_cb(unsigned id, unsigned long long from, unsigned long long to,
-		    unsigned flags, void *ctx)
+/* side_cb - a rule's form fired on the ordinary unit (mark_side, mark_hside) */
+static int side_cb(unsigned id, unsigned long long from, unsigned long long to,
+		   unsigned flags, void *ctx)
 {
 	(void)from, (void)to, (void)flags;
-	((struct scan_db *)ctx)->rules[id].hside = 1;
+	((struct scan_db *)ctx)->rules[id].side = 1;
 	return 0;
 }
 
@@ -1277,24 +1277,19 @@ static void mark_hside(struct scan_db *d)
 	if (np && hs_compile_multi((const char *const *)es.expr, es.flags, es.ids, (unsigned)np,
 				   HS_MODE_BLOCK, NULL, &db, &ce) == HS_SUCCESS &&
 	    hs_alloc_scratch(db, &s) == HS_SUCCESS &&
-	    hs_scan(db, block, sizeof(block) - 1, 0, s, hside_cb, d) != HS_SUCCESS)
-		for (size_t i = 0; i < d->nrules; i++) /* an answer in part: none */
-			d->rules[i].hside = 0;
-	for (size_t i = 0; i < d->nrules; i++) {
-		const struct scan_rule *r = &d->rules[i];
-
-		if (r->scope == SCOPE_HEADER && !r->dead && r->view == (int)v) {
-			n += r->hside != 0;
-			left += !r->hside;
+	    hs_scan(db, block, sizeof(block) - 1, 0, s, side_cb, d) == HS_SUCCESS)
+		for (size_t i = 0; i < np; i++) {
+			n += d->rules[es.ids[i]].side != 0;
+			left += !d->rules[es.ids[i]].side;
 		}
-	}
+	left += es.n - np; /* the view's other rules */
 	if (n && left && (d->hsides = calloc(n, sizeof(unsigned)))) {
-		for (size_t i = 0; i < d->nrules; i++)
-			if (d->rules[i].hside)
-				d->hsides[d->nhsides++] = (unsigned)i;
+		for (size_t i = 0; i < np; i++)
+			if (d->rules[es.ids[i]].side)
+				d->hsides[d->nhsides++] = es.ids[i];
 	} else {
-		for (size_t i = 0; i < d->nrules; i++)
-			d->rules[i].hside = 0;
+		for (size_t i = 0; i < np; i++) /* none, or an answer in part */
+			d->rules[es.ids[i]].side = 0;
 	}
 out:
 	hs_free_compile_error(ce);
@@ -1386,15 +1381,6 @@ static int byte_cb(unsigned id, unsigned long long from, unsigned long long to,
 	(void)id, (void)from, (void)to, (void)flags;
 	*(int *)ctx = 1;
 	return 1;
-}
-
-/* side_cb - a prefilter uri rule fired on the ordinary URI */
-static int side_cb(unsigned id, unsigned long long from, unsigned long long to,
-		   unsigned flags, void *ctx)
-{
-	(void)from, (void)to, (void)flags;
-	((struct scan_db *)ctx)->rules[id].side = 1;
-	return 0;
 }
 
 /* mark_side - the live uri rules that match an ordinary URI: they match

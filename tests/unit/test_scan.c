@@ -1795,7 +1795,7 @@ static void test_sa_headers(void **state)
 	/* H_TOFROM is confirmed on every header block, outside ALL's
 	 * database; the exact H_ALLID keeps that database */
 	assert_true((i = scan_find_rule(d, "H_TOFROM")) >= 0);
-	assert_true(d->rules[i].prefilter && d->rules[i].hside);
+	assert_true(d->rules[i].prefilter && d->rules[i].side);
 	assert_int_equal(d->nhsides, 1);
 	assert_int_equal(d->hsides[0], (unsigned)i);
 	assert_non_null(d->vdb[d->rules[i].view]);
