@@ -1277,12 +1277,16 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 
 	if (m->done || (!db && !(kind == RU_BODY && m->db->db[SDB_BODY_GAP])))
 		return;
-	/* a repeat adds no hit (scan_seen.h); rawbody chunks do not repeat */
-	if (kind != RU_RAWBODY && scan_seen_check(&m->seen, (int)kind, p, n))
+	/* a repeat adds no hit (scan_seen.h); rawbody chunks do not repeat.
+	 * One hash for both tables (a longer unit is in neither) */
+	_Static_assert(SCAN_UCACHE_UNIT_MAX <= SCAN_SEEN_UNIT_MAX, "one hash for both tables");
+	uint32_t h = kind != RU_RAWBODY && n <= SCAN_SEEN_UNIT_MAX ? scan_unit_hash((int)kind, p, n) : 0;
+
+	if (kind != RU_RAWBODY && scan_seen_check(&m->seen, (int)kind, p, n, h))
 		return;
 	if (kind != RU_RAWBODY && scan_ucache_enabled()) { /* met in an earlier message? */
 		size_t nk;
-		const unsigned *k = scan_ucache_get(m->db->gen, (int)kind, p, n, &nk);
+		const unsigned *k = scan_ucache_get(m->db->gen, (int)kind, p, n, h, &nk);
 
 		if (k) {
 			if (scan_unit_tap)
@@ -1293,7 +1297,7 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 					rule_hit(m, k[i]);
 			return;
 		}
-		m->rec = n <= SCAN_UCACHE_UNIT_MAX;
+		m->rec = 1; /* scan_ucache_put keeps what fits */
 		m->rec_bad = 0;
 		m->rec_n = 0;
 	}
@@ -1333,7 +1337,7 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 	if (m->rec) {
 		m->rec = 0;
 		if (!m->rec_bad && !m->done && !m->err)
-			scan_ucache_put(m->db->gen, (int)kind, p, n, m->rec_ids, m->rec_n);
+			scan_ucache_put(m->db->gen, (int)kind, p, n, h, m->rec_ids, m->rec_n);
 	}
 }
 

@@ -29,9 +29,9 @@ uint32_t scan_unit_hash(int kind, const char *p, size_t n)
 	return (uint32_t)h;
 }
 
-int scan_seen_check(struct scan_seen *s, int kind, const char *p, size_t n)
+int scan_seen_check(struct scan_seen *s, int kind, const char *p, size_t n, uint32_t h)
 {
-	uint32_t h, rh;
+	uint32_t rh;
 	uint16_t rn;
 	size_t i;
 
@@ -46,7 +46,6 @@ int scan_seen_check(struct scan_seen *s, int kind, const char *p, size_t n)
 			return 0;
 		}
 	}
-	h = scan_unit_hash(kind, p, n);
 	for (i = h & (SCAN_SEEN_SLOTS - 1); s->slot[i]; i = (i + 1) & (SCAN_SEEN_SLOTS - 1)) {
 		const char *r = s->arena + s->slot[i] - 1;
 

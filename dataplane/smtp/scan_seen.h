@@ -38,14 +38,14 @@ struct scan_seen {
 	int off;          /* allocation failed: keep nothing more */
 };
 
-/* scan_seen_check - 1 when a unit of this kind and bytes was kept before
- * in this message (scan it no more); else 0, and the unit is kept when
- * the bounds allow.  Never fails: without memory nothing is kept and every
- * unit is scanned. */
-int scan_seen_check(struct scan_seen *s, int kind, const char *p, size_t n);
+/* scan_seen_check - 1 when a unit of this kind and bytes (h: its
+ * scan_unit_hash) was kept before in this message (scan it no more); else
+ * 0, and the unit is kept when the bounds allow.  Never fails: without
+ * memory nothing is kept and every unit is scanned. */
+int scan_seen_check(struct scan_seen *s, int kind, const char *p, size_t n, uint32_t h);
 
 /* scan_unit_hash - of a unit's kind and bytes, 8 at a time: picks a slot,
- * proves nothing (scan_seen, scan_ucache) */
+ * proves nothing (scan_seen, scan_ucache: computed once a unit) */
 uint32_t scan_unit_hash(int kind, const char *p, size_t n);
 
 /* scan_seen_free - release the set (a zeroed set is empty and valid) */

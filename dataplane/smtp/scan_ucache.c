@@ -50,15 +50,14 @@ static size_t ent_size(const struct ent *e)
 	return sizeof(*e) + e->nids * sizeof(unsigned) + e->n;
 }
 
-const unsigned *scan_ucache_get(uint64_t gen, int kind, const char *p, size_t n, size_t *nids)
+const unsigned *scan_ucache_get(uint64_t gen, int kind, const char *p, size_t n, uint32_t h,
+				size_t *nids)
 {
-	uint32_t h;
 	struct ent *e;
 
 	if (!tab || n > SCAN_UCACHE_UNIT_MAX || !atomic_load_explicit(&enabled, memory_order_relaxed))
 		return NULL;
 	st_lookups++;
-	h = scan_unit_hash(kind, p, n);
 	e = tab[h & (SCAN_UCACHE_SLOTS - 1)];
 	if (e && e->gen != gen) { /* an older rule set's: no use any more */
 		tab_bytes -= ent_size(e);
@@ -73,10 +72,9 @@ const unsigned *scan_ucache_get(uint64_t gen, int kind, const char *p, size_t n,
 	return e->ids;
 }
 
-void scan_ucache_put(uint64_t gen, int kind, const char *p, size_t n, const unsigned *ids,
-		     size_t nids)
+void scan_ucache_put(uint64_t gen, int kind, const char *p, size_t n, uint32_t h,
+		     const unsigned *ids, size_t nids)
 {
-	uint32_t h;
 	struct ent *e, **slot;
 
 	if (n > SCAN_UCACHE_UNIT_MAX || nids > SCAN_UCACHE_IDS_MAX ||
@@ -88,7 +86,6 @@ void scan_ucache_put(uint64_t gen, int kind, const char *p, size_t n, const unsi
 			return; /* without the key the table would outlive its thread */
 		pthread_setspecific(key, tab);
 	}
-	h = scan_unit_hash(kind, p, n);
 	slot = &tab[h & (SCAN_UCACHE_SLOTS - 1)];
 	size_t sz = sizeof(*e) + nids * sizeof(unsigned) + n, old = *slot ? ent_size(*slot) : 0;
 

@@ -28,15 +28,16 @@
 #define SCAN_UCACHE_IDS_MAX 32         /* a unit with more hits is not kept */
 #define SCAN_UCACHE_BYTES (4u << 20)   /* entries' bytes a thread, at most */
 
-/* scan_ucache_get - the hits kept for a unit of this kind and bytes under
- * rule set gen: *nids ids (NULL: not kept; the pointer lives until the
- * next put on this thread) */
-const unsigned *scan_ucache_get(uint64_t gen, int kind, const char *p, size_t n, size_t *nids);
+/* scan_ucache_get - the hits kept for a unit of this kind and bytes (h:
+ * its scan_unit_hash) under rule set gen: *nids ids (NULL: not kept; the
+ * pointer lives until the next put on this thread) */
+const unsigned *scan_ucache_get(uint64_t gen, int kind, const char *p, size_t n, uint32_t h,
+				size_t *nids);
 
 /* scan_ucache_put - keep a unit's hits (every rule it hits, whatever the
  * message had hit before).  Without memory nothing is kept. */
-void scan_ucache_put(uint64_t gen, int kind, const char *p, size_t n, const unsigned *ids,
-		     size_t nids);
+void scan_ucache_put(uint64_t gen, int kind, const char *p, size_t n, uint32_t h,
+		     const unsigned *ids, size_t nids);
 
 /* scan_ucache_enable - on (the default) or off for the whole process */
 void scan_ucache_enable(int on);

@@ -1080,6 +1080,12 @@ static void test_unit_cache(void **state)
 
 /* scan_seen itself: kind and bytes both count; the bounds keep what they
  * kept and stop keeping more; a long unit is never kept */
+/* seen_check - scan_seen_check with the unit's hash, as on_unit passes it */
+static int seen_check(struct scan_seen *s, int kind, const char *p, size_t n)
+{
+	return scan_seen_check(s, kind, p, n, scan_unit_hash(kind, p, n));
+}
+
 static void test_seen_set(void **state)
 {
 	struct scan_seen s = { 0 };
@@ -1087,31 +1093,31 @@ static void test_seen_set(void **state)
 	unsigned kept = 0;
 
 	(void)state;
-	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 0);
-	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 1);
-	assert_int_equal(scan_seen_check(&s, 2, "abc", 3), 0); /* another kind */
-	assert_int_equal(scan_seen_check(&s, 1, "abd", 3), 0);
-	assert_int_equal(scan_seen_check(&s, 1, "ab", 2), 0);
-	assert_int_equal(scan_seen_check(&s, 1, "", 0), 0);
-	assert_int_equal(scan_seen_check(&s, 1, "", 0), 1);
+	assert_int_equal(seen_check(&s, 1, "abc", 3), 0);
+	assert_int_equal(seen_check(&s, 1, "abc", 3), 1);
+	assert_int_equal(seen_check(&s, 2, "abc", 3), 0); /* another kind */
+	assert_int_equal(seen_check(&s, 1, "abd", 3), 0);
+	assert_int_equal(seen_check(&s, 1, "ab", 2), 0);
+	assert_int_equal(seen_check(&s, 1, "", 0), 0);
+	assert_int_equal(seen_check(&s, 1, "", 0), 1);
 	memset(big, 'x', sizeof(big));
-	assert_int_equal(scan_seen_check(&s, 1, big, sizeof(big)), 0);
-	assert_int_equal(scan_seen_check(&s, 1, big, sizeof(big)), 0); /* not kept */
+	assert_int_equal(seen_check(&s, 1, big, sizeof(big)), 0);
+	assert_int_equal(seen_check(&s, 1, big, sizeof(big)), 0); /* not kept */
 	/* fill: units of 64 bytes until the arena is full */
 	for (unsigned i = 0; i < 2 * SCAN_SEEN_BYTES / sizeof(u); i++) {
 		memset(u, 'a' + (int)(i % 26), sizeof(u));
 		memcpy(u, &i, sizeof(i));
-		assert_int_equal(scan_seen_check(&s, 3, u, sizeof(u)), 0);
-		kept += scan_seen_check(&s, 3, u, sizeof(u));
+		assert_int_equal(seen_check(&s, 3, u, sizeof(u)), 0);
+		kept += seen_check(&s, 3, u, sizeof(u));
 	}
 	assert_true(kept > 0 && kept < 2 * SCAN_SEEN_BYTES / sizeof(u));
 	assert_true(s.used <= SCAN_SEEN_BYTES);
-	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 1); /* still there */
+	assert_int_equal(seen_check(&s, 1, "abc", 3), 1); /* still there */
 	memset(u, '#', sizeof(u));
-	assert_int_equal(scan_seen_check(&s, 1, u, sizeof(u)), 0);
-	assert_int_equal(scan_seen_check(&s, 1, u, sizeof(u)), 0); /* full: not kept */
+	assert_int_equal(seen_check(&s, 1, u, sizeof(u)), 0);
+	assert_int_equal(seen_check(&s, 1, u, sizeof(u)), 0); /* full: not kept */
 	scan_seen_free(&s);
-	assert_int_equal(scan_seen_check(&s, 1, "abc", 3), 0); /* empty again */
+	assert_int_equal(seen_check(&s, 1, "abc", 3), 0); /* empty again */
 	scan_seen_free(&s);
 }
 
