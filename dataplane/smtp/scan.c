@@ -893,9 +893,9 @@ static void hdr_scan(struct filter_msg *m, int view, const char *unset, const ch
 	scanned_bytes += n;
 	const hs_database_t *db = view >= 0 ? m->db->vdb[view] : m->db->db[SDB_HEADER];
 
-	if (!db)
+	if (!db && !m->db->nhsides)
 		return;
-	e = hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m);
+	e = db ? hs_scan(db, p, (unsigned)n, 0, scratch_for(m->db), on_match, m) : HS_SUCCESS;
 	if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED && !m->err)
 		m->err = e == HS_NOMEM ? -ENOMEM : -EIO;
 	for (size_t i = 0; i < m->db->nhsides && !m->done; i++) /* confirmed on every block */
@@ -1297,7 +1297,7 @@ static void on_unit(void *ctx, enum render_unit kind, const char *p, size_t n)
 					rule_hit(m, k[i]);
 			return;
 		}
-		m->rec = 1; /* scan_ucache_put keeps what fits */
+		m->rec = n <= SCAN_UCACHE_UNIT_MAX; /* what scan_ucache_put keeps */
 		m->rec_bad = 0;
 		m->rec_n = 0;
 	}

@@ -1251,7 +1251,7 @@ static void mark_hside(struct scan_db *d)
 		"MIME-Version: 1.0\n"
 		"Content-Type: text/plain; charset=us-ascii\n";
 	const char *key = "ALL";
-	char **vp = bsearch(&key, d->views, d->nviews, sizeof(char *), view_cmp);
+	char **vp = d->nviews ? bsearch(&key, d->views, d->nviews, sizeof(char *), view_cmp) : NULL;
 	struct expr_set es = { 0 };
 	hs_database_t *db = NULL;
 	hs_scratch_t *s = NULL;
@@ -1268,9 +1268,11 @@ static void mark_hside(struct scan_db *d)
 
 		if (r->prefilter && r->action == ACT_SCORE) {
 			char *x = es.expr[np];
+			unsigned f = es.flags[np], id = es.ids[np];
 
 			es.expr[np] = es.expr[i], es.expr[i] = x;
-			es.flags[np] = es.flags[i], es.ids[np] = es.ids[i];
+			es.flags[np] = es.flags[i], es.flags[i] = f;
+			es.ids[np] = es.ids[i], es.ids[i] = id;
 			np++;
 		}
 	}

@@ -2104,67 +2104,88 @@ static uint64_t starts_pcre2(const char *re_s, const char *s, int rev)
 /* run rules (scan_rules.c, mark_runs): a raw rule "^C{N}" with /m is
  * tested in C when another raw rule keeps the stream's database, and
  * compiled when it would be the only one.  The two must agree on every
- * message, fed in pieces of every size: lines of random length around N
- * from a small alphabet (bytes in and out of the class, CR, LF). */
-static void runs_pass(const char *rules, size_t want_runs, uint8_t (*got)[2], size_t nmsg,
+ * message: lines of random length around N from a small alphabet (bytes
+ * in and out of the class, CR, LF), some after 32 KiB of short lines so
+ * that the filter's 32 KiB gather ends a piece inside them, some with a
+ * line of about 32,760 bytes across pieces, some without a final LF; fed
+ * a line a call, in random steps, a byte a call and whole. */
+static void runs_pass(const char *rules, size_t want_runs, uint8_t (*got)[3], size_t nmsg,
 		      unsigned seed)
 {
 	static const char alpha[] = "aaaaBbz- \r\xe9";
-	static char msg[4096];
+	static char msg[128 * 1024];
 
 	use_rules(rules);
 	struct scan_db *d = scan_db_current();
 	assert_int_equal(d->nruns, want_runs);
 	scan_db_unref(d);
 	for (size_t i = 0; i < nmsg; i++) {
-		size_t o = 0, lines = 1 + (size_t)(rand_r(&seed) % 8), step = 1 + (size_t)(rand_r(&seed) % 40);
+		size_t o = 0, lines = 1 + (size_t)(rand_r(&seed) % 8), step;
+		int big = i % 2, mode = (int)(i / 2 % 4);
 		struct filter_verdict v;
 
 		o += (size_t)snprintf(msg, sizeof(msg), "X-T: 1\r\n\r\n");
+		if (big) { /* the gather's end falls in the lines below */
+			size_t to = 32768 - (size_t)(rand_r(&seed) % 80);
+
+			while (o + 12 <= to) {
+				memcpy(msg + o, "0123456789\r\n", 12);
+				o += 12;
+			}
+		}
 		for (size_t l = 0; l < lines; l++) {
 			size_t len = (size_t)(rand_r(&seed) % 40);
 
+			if (l == 1 && i % 7 == 3) /* a line across pieces */
+				len = 32750 + (size_t)(rand_r(&seed) % 21);
 			for (size_t k = 0; k < len; k++)
-				msg[o++] = alpha[rand_r(&seed) % (sizeof(alpha) - 1)];
+				msg[o++] = len > 40 ? 'a' : alpha[rand_r(&seed) % (sizeof(alpha) - 1)];
+			if (l + 1 == lines && i % 5 == 0)
+				break; /* no final line end */
 			if (rand_r(&seed) % 2)
 				msg[o++] = '\r';
 			msg[o++] = '\n';
 		}
-		if (i % 3 == 0)
-			feed_lines(msg, o, 0, &v);
-		else
-			feed_lines(msg, o, i % 3 == 1 ? step : 1, &v);
+		step = mode == 0 ? 0 : mode == 1 ? 1 + (size_t)(rand_r(&seed) % (big ? 5000 : 40)) :
+		       mode == 2 ? (big ? 4093 : 1) : o;
+		feed_lines(msg, o, step, &v);
 		got[i][0] = (uint8_t)matched(&v, "LONG");
 		got[i][1] = (uint8_t)matched(&v, "LOWER");
+		got[i][2] = (uint8_t)matched(&v, "HUGE");
 	}
 	scan_fini();
 }
 
 static void test_runs(void **state)
 {
-	enum { NMSG = 3000 };
-	static uint8_t native[NMSG][2], compiled[NMSG][2];
+	enum { NMSG = 1400 };
+	static uint8_t native[NMSG][3], compiled[NMSG][3];
 	const char *runs = "threshold 100\n"
 			   "LONG   raw score 1 /^[^\\r\\n]{20}/m\n"
-			   "LOWER  raw score 1 /^[a-z]{6,}/mi\n";
+			   "LOWER  raw score 1 /^[a-z]{6,}/mi\n"
+			   "HUGE   raw score 1 /^[^\\r\\n]{32760}/m\n";
 	char with_other[512];
-	size_t hit[2] = { 0 };
+	size_t hit[3] = { 0 };
 
 	(void)state;
 	snprintf(with_other, sizeof(with_other), "%sOTHER  raw score 1 /rawmark/\n", runs);
-	runs_pass(with_other, 2, native, NMSG, 19);
+	runs_pass(with_other, 3, native, NMSG, 19);
 	runs_pass(runs, 0, compiled, NMSG, 19);
 	for (size_t i = 0; i < NMSG; i++) {
-		if (native[i][0] != compiled[i][0] || native[i][1] != compiled[i][1])
-			fail_msg("message %zu: native LONG=%d LOWER=%d, compiled LONG=%d LOWER=%d", i,
-				 native[i][0], native[i][1], compiled[i][0], compiled[i][1]);
-		hit[0] += native[i][0];
-		hit[1] += native[i][1];
+		for (int k = 0; k < 3; k++) {
+			if (native[i][k] != compiled[i][k])
+				fail_msg("message %zu: native LONG=%d LOWER=%d HUGE=%d, compiled %d %d %d", i,
+					 native[i][0], native[i][1], native[i][2], compiled[i][0],
+					 compiled[i][1], compiled[i][2]);
+			hit[k] += native[i][k];
+		}
 	}
 	/* both outcomes occur often enough to tell */
-	tap_note("runs: LONG on %zu, LOWER on %zu of %d messages\n", hit[0], hit[1], NMSG);
+	tap_note("runs: LONG on %zu, LOWER on %zu, HUGE on %zu of %d messages\n", hit[0], hit[1],
+		 hit[2], NMSG);
 	assert_true(hit[0] > NMSG / 10 && hit[0] < NMSG * 9 / 10);
 	assert_true(hit[1] > NMSG / 10 && hit[1] < NMSG * 9 / 10);
+	assert_true(hit[2] > NMSG / 40 && hit[2] < NMSG / 5);
 	/* not a run: unanchored, a class holding \n, a group, not /m */
 	use_rules("threshold 100\n"
 		  "A raw score 1 /[^\\r]{20}/m\n"
